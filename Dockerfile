@@ -1,0 +1,83 @@
+# syntax=docker/dockerfile:1
+#
+# news-ingest container image.
+#
+#   docker build -t news-ingest .
+#   docker run --rm -e DATABASE_URL=postgresql://... news-ingest migrate
+#   docker run --rm -p 8080:8080 -e DATABASE_URL=postgresql://... news-ingest        # = ingest run
+#
+# Two stages: the builder installs the package and all its dependencies into a virtualenv at
+# /opt/venv (every dependency ships binary wheels, so no compiler or apt package is needed);
+# the final stage copies only that virtualenv, so neither the source tree nor pip's build
+# environment ends up in the image. Both stages use the same base image, so the venv's paths
+# and interpreter match.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --------------------------------------------------------------------------- builder
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python -m venv /opt/venv
+
+WORKDIR /src
+
+# Only what the build needs (see [tool.setuptools] in pyproject.toml: packages ingest + jobs,
+# and sql/ shipped as the package ingest.sql).
+COPY pyproject.toml README.md ./
+COPY ingest/ ingest/
+COPY jobs/ jobs/
+COPY sql/ sql/
+
+RUN pip install --no-cache-dir . \
+    && ingest --help > /dev/null
+
+# --------------------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE}
+
+LABEL org.opencontainers.image.title="news-ingest" \
+      org.opencontainers.image.description="Polls RSS/Atom feeds and stores clean articles in PostgreSQL." \
+      org.opencontainers.image.licenses="MIT"
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    INGEST_LOG_FORMAT=json \
+    INGEST_DATA_DIR=/data \
+    INGEST_HTTP_PORT=8080
+
+# An unprivileged user with a fixed uid/gid, so volume ownership is predictable. /data exists
+# in the image owned by that user, so a fresh named volume mounted there inherits the ownership.
+RUN groupadd --system --gid 10001 ingest \
+    && useradd --system --uid 10001 --gid ingest --no-create-home \
+       --home-dir /data --shell /usr/sbin/nologin ingest \
+    && mkdir -p /data \
+    && chown ingest:ingest /data
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /app
+
+# Numeric uid:gid so the orchestrator can verify it is non-root (runAsNonRoot) without
+# resolving names.
+USER 10001:10001
+
+VOLUME ["/data"]
+
+# /healthz, /readyz and /metrics are served on INGEST_HTTP_PORT.
+EXPOSE 8080
+
+# No curl in the slim image: probe with the standard library. Any connection error or non-2xx
+# answer raises, which exits non-zero (= unhealthy).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('INGEST_HTTP_PORT', '8080') + '/healthz', timeout=4)"]
+
+ENTRYPOINT ["ingest"]
+CMD ["run"]

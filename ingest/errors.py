@@ -1,0 +1,84 @@
+"""The exception tree of news-ingest. Errors are translated once, at the I/O boundary.
+
+    IngestError                    anything the service expects and records instead of crashing
+    ├── ConfigError                settings that cannot work (exit non-zero at start-up)
+    ├── FeedError(url)             something about one feed or page URL
+    │   ├── FetchError             the request failed (.status, .retry_after)
+    │   │   └── BlockedError       refused before connecting: scheme, address, robots.txt
+    │   └── ParseError             the bytes are not a feed feedparser can use
+    ├── ExtractError(url)          the page could not be turned into an article
+    └── StoreError                 the database refused or is unreachable
+
+A 304 Not Modified is a normal result, never an exception. Anything outside this tree is a bug:
+it is logged with its traceback and re-raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IngestError(Exception):
+    """Base class of every error the service records and survives."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors raised in worker processes cross back by pickle; the default reduction replays
+        # only `args`, which misses keyword-only fields such as FetchError.status.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[IngestError], args: tuple[Any, ...], state: dict[str, Any]) -> IngestError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
+
+class ConfigError(IngestError):
+    """Configuration that cannot work."""
+
+
+class FeedError(IngestError):
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class FetchError(FeedError):
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(url, message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BlockedError(FetchError):
+    """Refused before any connection: non-HTTP scheme, non-public address, or robots.txt."""
+
+
+class ParseError(FeedError):
+    pass
+
+
+class ExtractError(IngestError):
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StoreError(IngestError):
+    pass

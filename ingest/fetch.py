@@ -1,0 +1,684 @@
+"""HTTP for the whole service: one `Fetcher` owns the httpx client, the SSRF guard, size caps,
+deadlines, redirects, concurrency limits and the robots.txt cache; it returns `FetchResult`s
+and raises only `FetchError` / `BlockedError` for anything the network does."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from types import TracebackType
+from typing import Final
+
+import httpcore
+import httpx
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+from httpcore._backends.auto import AutoBackend
+from httpcore._backends.base import SOCKET_OPTION
+
+from ingest import USER_AGENT
+from ingest.config import Settings
+from ingest.errors import BlockedError, FetchError
+from ingest.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
+from ingest.types import FetchKind, FetchResult
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""host, port -> IP address strings, in the order to try them."""
+
+AddressCheck = Callable[[str], None]
+"""Raises `BlockedAddressError` for an IP address that must not be connected to."""
+
+ROBOTS_MAX_BYTES: Final = 512 * 1024
+"""RFC 9309 §2.5: parse at least 500 KiB; anything beyond is ignored (truncated), not an error."""
+
+ROBOTS_FAILURE_SECONDS: Final = 600.0
+"""How long a 5xx or unreachable robots.txt keeps a host disallowed before we ask again."""
+
+_ACCEPT: Final[dict[FetchKind, str]] = {
+    "feed": (
+        "application/rss+xml, application/atom+xml, application/feed+json, "
+        "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+    ),
+    "page": "text/html, application/xhtml+xml;q=0.9, */*;q=0.8",
+    "robots": "text/plain, */*;q=0.5",
+}
+_REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+_ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
+_MAX_ADDRESSES_TRIED: Final = 4
+"""A name with many dead addresses must not multiply the connect timeout without bound."""
+_CHUNK: Final = 64 * 1024
+
+
+# --- SSRF guard -------------------------------------------------------------------------------
+
+
+class BlockedAddressError(ValueError):
+    """An address the guard refuses. Raised inside the network layer; `Fetcher.fetch` turns it
+    into `BlockedError` with the URL attached."""
+
+
+_CGNAT: Final = ipaddress.IPv4Network("100.64.0.0/10")
+_NAT64_WELL_KNOWN: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the translation forms.
+
+    ::ffff:a.b.c.d reaches a.b.c.d on dual-stack sockets; 64:ff9b::/96 (RFC 6052) reaches it
+    through a NAT64 gateway; 2002::/16 (6to4) and Teredo tunnel to it. Python reports several of
+    these as `is_global` whatever they embed, so the embedded address is what gets checked."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFF_FFFF)
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    return None
+
+
+def _refusal(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why `addr` is not a public unicast address, or None if it is."""
+    if addr.is_loopback:
+        return "loopback"
+    if addr.is_unspecified:
+        return "unspecified"
+    if addr.is_link_local:
+        return "link-local"
+    if addr.is_multicast:
+        # Python counts most multicast ranges as `is_global`.
+        return "multicast"
+    if isinstance(addr, ipaddress.IPv4Address) and addr in _CGNAT:
+        return "shared (carrier-grade NAT)"
+    if addr.is_private:
+        return "private"
+    if addr.is_reserved:
+        return "reserved"
+    if isinstance(addr, ipaddress.IPv6Address) and addr.is_site_local:
+        return "site-local"
+    if not addr.is_global:
+        return "non-global"
+    return None
+
+
+def check_address(ip: str, allow_private: bool) -> None:
+    """Return if `ip` may be connected to; raise `BlockedAddressError` otherwise.
+
+    Only globally routable unicast addresses pass (checked after unwrapping IPv4-mapped, NAT64,
+    6to4 and Teredo forms), unless `allow_private` is set (tests, intranet deployments)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError as e:
+        raise BlockedAddressError(f"{ip!r} is not an IP address") from e
+    if allow_private:
+        return
+    if isinstance(addr, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(addr)
+        if embedded is not None:
+            reason = _refusal(embedded)
+            if reason is not None:
+                raise BlockedAddressError(f"{ip} embeds {embedded}, a {reason} address")
+            return
+    reason = _refusal(addr)
+    if reason is not None:
+        raise BlockedAddressError(f"{ip} is a {reason} address")
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve with the OS resolver (getaddrinfo), keeping its order and dropping duplicates."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ECONNREFUSED:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class GuardedBackend(AsyncNetworkBackend):
+    """httpcore network backend that resolves, checks every address, then connects to a checked
+    address. Checking here rather than before the request means the address checked is the
+    address connected to (no DNS-rebinding window) and every redirect hop and odd IP-literal
+    spelling (2130706433, 0x7f000001, 127.1) goes through the same check."""
+
+    def __init__(self, resolver: Resolver, check: AddressCheck) -> None:
+        self._resolver = resolver
+        self._check = check
+        self._inner: AsyncNetworkBackend = AutoBackend()
+
+    async def _resolve(self, host: str, port: int, limit: float | None) -> list[str]:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return [host]
+        try:
+            async with asyncio.timeout(limit):
+                addresses = await self._resolver(host, port)
+        except TimeoutError as e:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from e
+        except OSError as e:
+            detail = e.strerror or str(e)
+            raise httpcore.ConnectError(f"could not resolve host {host}: {detail}") from e
+        if not addresses:
+            raise httpcore.ConnectError(f"could not resolve host {host}: no addresses")
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        addresses = await self._resolve(host, port, timeout)
+        # Check them all before touching any: a name answering with one public and one private
+        # address is an attack, not a fallback.
+        for ip in addresses:
+            try:
+                self._check(ip)
+            except BlockedAddressError as e:
+                where = "" if ip == host else f"{host} resolves to {ip}: "
+                raise BlockedAddressError(f"refused to connect: {where}{e}") from e
+        last: Exception | None = None
+        for ip in addresses[:_MAX_ADDRESSES_TRIED]:
+            try:
+                return await self._inner.connect_tcp(
+                    ip,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectTimeout as e:
+                last = e
+            except httpcore.ConnectError as e:
+                last = httpcore.ConnectError(
+                    f"connection refused by {ip} port {port}"
+                    if _refused(e)
+                    else f"could not connect to {ip} port {port}: {e}"
+                )
+                last.__cause__ = e
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        raise BlockedAddressError("unix sockets are never used")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+# --- body decoding ----------------------------------------------------------------------------
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+class BodyDecoder:
+    """Decodes a Content-Encoding incrementally and never produces more than `cap` bytes.
+
+    httpx's own decoders have no output limit, so a 50 KB gzip of zeros would expand to 50 MB
+    in memory before any cap could look at it; `max_length` stops zlib at the cap instead."""
+
+    def __init__(self, encoding: str, cap: int, *, truncate: bool = False) -> None:
+        self._encoding = encoding
+        self._cap = cap
+        self._truncate = truncate
+        self._out = bytearray()
+        self._raw_seen = 0
+        self._done = False
+        # RFC 9110 says deflate means zlib-wrapped, but many servers send raw deflate: start
+        # with zlib and, if the header is rejected before any output, replay as raw.
+        self._zlib_first = encoding == "deflate"
+        self._head = bytearray()
+        self._decomp = self._new_decompressor()
+
+    def _new_decompressor(self) -> zlib._Decompress | None:
+        if self._encoding == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self._encoding == "deflate":
+            return zlib.decompressobj(zlib.MAX_WBITS if self._zlib_first else -zlib.MAX_WBITS)
+        return None
+
+    @property
+    def done(self) -> bool:
+        """True once the cap was reached in truncate mode; further input is ignored."""
+        return self._done
+
+    def feed(self, data: bytes) -> None:
+        if self._done or not data:
+            return
+        self._raw_seen += len(data)
+        # Compressed input that inflates to almost nothing (empty deflate blocks) would
+        # otherwise be read for ever; no honest body is twice its decoded size.
+        if self._raw_seen > 2 * self._cap + _CHUNK:
+            self._overflow(f"compressed body exceeds {2 * self._cap + _CHUNK} bytes")
+            return
+        if self._decomp is None:
+            self._emit(data)
+            return
+        if not self._zlib_first:
+            self._inflate(data)
+            return
+        self._head += data
+        try:
+            self._inflate(data)
+        except zlib.error:
+            if self._out:
+                raise
+            self._zlib_first = False
+            self._decomp = self._new_decompressor()
+            self._inflate(bytes(self._head))
+        if self._out or len(self._head) > _CHUNK:
+            self._zlib_first = False
+            self._head = bytearray()
+
+    def _inflate(self, data: bytes) -> None:
+        assert self._decomp is not None
+        while data and not self._done:
+            if self._decomp.eof:
+                # Concatenated gzip members are one body (RFC 1952 §2.2); other trailing bytes
+                # after the end of the stream are ignored, as browsers do.
+                if self._encoding != "gzip" or not b"\x1f\x8b".startswith(data[:2]):
+                    return
+                self._decomp = self._new_decompressor()
+                assert self._decomp is not None
+            self._emit(self._decomp.decompress(data, self._cap - len(self._out) + 1))
+            data = self._decomp.unused_data if self._decomp.eof else self._decomp.unconsumed_tail
+
+    def _emit(self, out: bytes) -> None:
+        room = self._cap - len(self._out)
+        if len(out) > room:
+            self._out += out[:room]
+            self._overflow()
+            return
+        self._out += out
+
+    def _overflow(self, message: str | None = None) -> None:
+        if not self._truncate:
+            raise BodyTooLargeError(message or f"body exceeds {self._cap} bytes")
+        self._done = True
+
+    def finish(self) -> bytes:
+        """The decoded body. A compressed stream cut short yields what was decoded, as
+        browsers and httpx do; framing errors are the HTTP layer's to report."""
+        if self._decomp is not None and not self._done and not self._decomp.eof:
+            # _inflate leaves no unconsumed input, so flush only drains zlib's window.
+            self._emit(self._decomp.flush())
+        return bytes(self._out)
+
+
+def content_coding(header: str | None) -> str:
+    """The single content coding of a response: "identity", "gzip" or "deflate".
+
+    We only ever send `Accept-Encoding: gzip`, so anything else (br, zstd, or stacked codings
+    like "gzip, gzip", which would need one bounded inflater per layer) is refused."""
+    codings = [c.strip().lower() for c in (header or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return "identity"
+    if len(codings) > 1:
+        raise ValueError(f"stacked content encodings are not supported: {header}")
+    coding = {"x-gzip": "gzip"}.get(codings[0], codings[0])
+    if coding not in ("gzip", "deflate"):
+        raise ValueError(f"unsupported content encoding: {codings[0]}")
+    return coding
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+@dataclass
+class _HostSlot:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
+class HostLimiter:
+    """At most `per_host` requests in flight to one host:port. Entries are dropped when idle so
+    the table does not grow with every host ever seen. A minimum delay between requests to one
+    host (robots.txt Crawl-delay) belongs here too, inside `slot()`."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._slots: dict[str, _HostSlot] = {}
+
+    @asynccontextmanager
+    async def slot(self, key: str) -> AsyncIterator[None]:
+        entry = self._slots.get(key)
+        if entry is None:
+            entry = self._slots[key] = _HostSlot(asyncio.Semaphore(self.per_host))
+        entry.users += 1
+        try:
+            async with entry.semaphore:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._slots[key]
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+# --- the fetcher ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    status: int
+    location: httpx.URL
+
+
+@dataclass(frozen=True, slots=True)
+class _Final:
+    response: httpx.Response
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _RobotsEntry:
+    robots: Robots
+    expires: float
+
+
+def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) -> httpx.URL:
+    """Parse and vet a URL we are about to request: http(s) with a host, or an error."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise FetchError(original, f"invalid URL {str(url)!r}: {e}") from e
+    if parsed.scheme not in _ALLOWED_SCHEMES:
+        what = "redirect to" if redirect else "URL with"
+        raise BlockedError(original, f"{what} scheme {parsed.scheme or '(none)'!r} is not allowed")
+    if not parsed.host:
+        raise FetchError(original, f"URL without a host: {str(parsed)!r}")
+    return parsed
+
+
+def _origin(url: httpx.URL) -> str:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{port}"
+
+
+def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchError:
+    """One clear message per kind of network failure; the httpx exception stays as __cause__."""
+    detail = str(e) or type(e).__name__
+    if isinstance(e, httpx.ConnectTimeout):
+        message = f"connect timed out after {settings.connect_timeout:g}s"
+    elif isinstance(e, httpx.ReadTimeout):
+        message = f"read timed out: no data for {settings.read_timeout:g}s"
+    elif isinstance(e, httpx.TimeoutException):
+        message = f"timed out: {detail}"
+    elif isinstance(e, httpx.ConnectError):
+        # GuardedBackend already words its errors ("connection refused by ...").
+        known = detail.startswith(("connection refused", "could not"))
+        message = detail if known else f"connect failed: {detail}"
+    elif isinstance(e, httpx.RemoteProtocolError):
+        message = f"protocol error: {detail}"
+    elif isinstance(e, httpx.ReadError | httpx.WriteError):
+        message = f"connection lost: {detail}"
+    else:
+        message = f"{type(e).__name__}: {detail}"
+    return FetchError(url, message)
+
+
+class Fetcher:
+    """`async with Fetcher(settings) as f: result = await f.fetch(url, "feed", etag=...)`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: Resolver | None = None,
+        address_check: AddressCheck | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`address_check` replaces `check_address` for every resolved address. It exists so tests
+        can treat one loopback address as public while the real check refuses the others;
+        production code never passes it. `clock` drives the robots.txt cache expiry."""
+        self._settings = settings
+        self._clock = clock
+        allow = settings.allow_private_networks
+
+        def default_check(ip: str) -> None:
+            check_address(ip, allow)
+
+        backend = GuardedBackend(resolver or system_resolver, address_check or default_check)
+        transport = httpx.AsyncHTTPTransport(trust_env=False)
+        # AsyncHTTPTransport does not accept a network_backend, and the guard has to live in
+        # the network layer (see GuardedBackend), so the pool it built is swapped for ours.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+            keepalive_expiry=30.0,
+            network_backend=backend,
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.request_deadline,
+            ),
+            # A crawler has no session: cookies from one site must not follow us to the next
+            # request, and an ever-growing jar is a leak in a long-lived service.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        )
+        self._global = asyncio.Semaphore(settings.max_connections)
+        self._hosts = HostLimiter(settings.per_host_connections)
+        self._robots: dict[str, _RobotsEntry] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _cap(self, kind: FetchKind) -> int:
+        if kind == "feed":
+            return self._settings.max_feed_bytes
+        if kind == "page":
+            return self._settings.max_page_bytes
+        return ROBOTS_MAX_BYTES
+
+    async def fetch(
+        self,
+        url: str,
+        kind: FetchKind,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult:
+        """GET `url`, following redirects. 2xx and 304 are results; everything else is a
+        `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
+        over the cap is truncated, not refused (RFC 9309 §2.5)."""
+        started = time.monotonic()
+        settings = self._settings
+        headers = [(b"Accept", _ACCEPT[kind].encode())]
+        # Validators are echoed back as the server sent them; as str, a non-ASCII ETag would
+        # raise UnicodeEncodeError inside httpx instead of reaching the server.
+        if etag:
+            headers.append((b"If-None-Match", etag.encode()))
+        if last_modified:
+            headers.append((b"If-Modified-Since", last_modified.encode()))
+        target = _http_url(url, url)
+        redirects: list[tuple[int, str]] = []
+        # The deadline counts time on the wire, not time queued behind our own limits: a burst
+        # of pages from one host must not time out while waiting for a per-host slot.
+        budget = settings.request_deadline
+        while True:
+            try:
+                async with self._hosts.slot(_origin(target)), self._global:
+                    hop_started = time.monotonic()
+                    try:
+                        async with asyncio.timeout(budget):
+                            outcome = await self._exchange(url, target, headers, kind)
+                    finally:
+                        budget -= time.monotonic() - hop_started
+            except TimeoutError as e:
+                raise FetchError(url, f"timed out after {settings.request_deadline:g}s") from e
+            except BlockedAddressError as e:
+                raise BlockedError(url, str(e)) from e
+            except httpx.HTTPError as e:
+                raise _network_error(url, e, settings) from e
+            if isinstance(outcome, _Final):
+                response = outcome.response
+                return FetchResult(
+                    url=url,
+                    final_url=str(response.url),
+                    status=response.status_code,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    body=outcome.body,
+                    redirects=tuple(redirects),
+                    elapsed_ms=round((time.monotonic() - started) * 1000),
+                )
+            redirects.append((outcome.status, str(outcome.location)))
+            if len(redirects) > settings.max_redirects:
+                raise FetchError(
+                    url,
+                    f"too many redirects (more than {settings.max_redirects})",
+                    status=outcome.status,
+                )
+            target = _http_url(url, outcome.location, redirect=True)
+
+    async def _exchange(
+        self, url: str, target: httpx.URL, headers: list[tuple[bytes, bytes]], kind: FetchKind
+    ) -> _Redirect | _Final:
+        """One request/response on the wire; the response is always closed before returning."""
+        request = self._client.build_request("GET", target, headers=headers)
+        response = await self._client.send(request, stream=True)
+        try:
+            status = response.status_code
+            location = response.headers.get("location")
+            if status in _REDIRECT_STATUSES and location:
+                try:
+                    return _Redirect(status, target.join(location))
+                except httpx.InvalidURL as e:
+                    raise FetchError(url, f"invalid redirect location {location!r}") from e
+            if status == 304:
+                return _Final(response, b"")
+            if not 200 <= status < 300:
+                raise FetchError(
+                    url,
+                    f"HTTP {status} {response.reason_phrase}".rstrip(),
+                    status=status,
+                    retry_after=response.headers.get("retry-after"),
+                )
+            return _Final(response, await self._read_body(url, response, kind))
+        finally:
+            await response.aclose()
+
+    async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
+        cap = self._cap(kind)
+        truncate = kind == "robots"
+        try:
+            coding = content_coding(response.headers.get("content-encoding"))
+        except ValueError as e:
+            raise FetchError(url, str(e)) from e
+        declared = response.headers.get("content-length", "")
+        if coding == "identity" and declared.isdigit() and int(declared) > cap and not truncate:
+            raise FetchError(url, f"body exceeds {cap} bytes (Content-Length {declared})")
+        decoder = BodyDecoder(coding, cap, truncate=truncate)
+        try:
+            async for chunk in response.aiter_raw():
+                decoder.feed(chunk)
+                if decoder.done:
+                    break
+            return decoder.finish()
+        except BodyTooLargeError as e:
+            raise FetchError(url, str(e)) from e
+        except zlib.error as e:
+            raise FetchError(url, f"invalid {coding} body: {e}") from e
+
+    # --- robots.txt ---------------------------------------------------------------------------
+
+    async def robots_allowed(self, url: str) -> bool:
+        """May we fetch this article page, according to its host's robots.txt? Cached per
+        origin. A robots.txt the SSRF guard refuses raises `BlockedError`."""
+        robots = await self.robots_for(url)
+        return robots.allowed(url, ROBOTS_AGENT)
+
+    async def robots_for(self, url: str) -> Robots:
+        """The robots.txt rules governing `url`, from cache or fetched (RFC 9309 §2.3.1)."""
+        key = _origin(_http_url(url, url))
+        entry = self._robots.get(key)
+        if entry is not None and entry.expires > self._clock():
+            return entry.robots
+        lock = self._robots_locks.setdefault(key, asyncio.Lock())
+        try:
+            # One fetch per origin even when a whole feed's pages ask at once.
+            async with lock:
+                entry = self._robots.get(key)
+                if entry is None or entry.expires <= self._clock():
+                    entry = await self._load_robots(robots_url(url))
+                    self._store_robots(key, entry)
+                return entry.robots
+        finally:
+            if not lock.locked():
+                self._robots_locks.pop(key, None)
+
+    async def _load_robots(self, url: str) -> _RobotsEntry:
+        ttl = self._settings.robots_cache_seconds
+        short_ttl = min(ROBOTS_FAILURE_SECONDS, ttl)
+        try:
+            result = await self.fetch(url, "robots")
+        except BlockedError:
+            raise
+        except FetchError as e:
+            status = e.status
+            # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
+            # like a server error, as Google does, rather than as permission to crawl.
+            if status is not None and 300 <= status < 500 and status != 429:
+                # 4xx: "unavailable", crawl freely; 3xx here means too many redirects, which
+                # RFC 9309 §2.3.1.2 also lets us treat as unavailable.
+                return _RobotsEntry(Robots.allow_all(), self._clock() + ttl)
+            # 5xx or unreachable: assume complete disallow (§2.3.1.4), and ask again soon.
+            return _RobotsEntry(Robots.disallow_all(), self._clock() + short_ttl)
+        return _RobotsEntry(parse_robots(result.body), self._clock() + ttl)
+
+    def _store_robots(self, key: str, entry: _RobotsEntry) -> None:
+        if len(self._robots) >= 10_000:
+            now = self._clock()
+            for stale in [k for k, v in self._robots.items() if v.expires <= now]:
+                del self._robots[stale]
+        self._robots[key] = entry

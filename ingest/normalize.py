@@ -1,0 +1,124 @@
+"""Pure normalizers: canonical URLs, clean Unicode text, UTC datetimes, language, content hash.
+Each takes a value and returns a value; none does I/O or reads the clock."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import courlan
+
+# C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
+# PostgreSQL text (NUL) or consumers.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_INLINE_SPACE = re.compile(r"[^\S\n]+")
+_PARA_BREAK = re.compile(r"\n\s*\n")
+_ANY_SPACE = re.compile(r"\s+")
+_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def canonical_url(url: str) -> str:
+    """Scheme/host lower-cased, default port dropped, tracking parameters (utm_*, fbclid, gclid…)
+    removed by courlan, query sorted, fragment dropped. Raises ValueError on a non-http(s) URL."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url[:200]!r}")
+    normalized = courlan.normalize_url(url, strict=False)
+    p = urlsplit(normalized)
+    path = p.path or "/"
+    return urlunsplit((p.scheme, p.netloc, path, p.query, ""))
+
+
+def site_of(url: str) -> str:
+    """The host an article belongs to, without a leading `www.`."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def _registered_part(host: str) -> str:
+    for prefix in ("www.", "m.", "amp.", "mobile."):
+        if host.startswith(prefix):
+            return host[len(prefix) :]
+    return host
+
+
+def same_site(a: str, b: str) -> bool:
+    """True when both URLs are on one site, ignoring www./m./amp. host variants."""
+    ha, hb = (urlsplit(a).hostname or "").lower(), (urlsplit(b).hostname or "").lower()
+    return bool(ha) and _registered_part(ha) == _registered_part(hb)
+
+
+def choose_url(page_url: str, rel_canonical: str | None) -> str:
+    """The article's canonical URL: the page's rel=canonical when it is an http(s) URL on the same
+    site (a canonical pointing elsewhere is a syndication hint we do not follow), else the page URL."""
+    base = canonical_url(page_url)
+    if rel_canonical:
+        try:
+            candidate = canonical_url(rel_canonical)
+        except ValueError:
+            return base
+        if same_site(base, candidate):
+            return candidate
+    return base
+
+
+def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
+    """A one-line field (title, author): NFC, controls removed, whitespace collapsed; None if empty."""
+    if value is None:
+        return None
+    text = unicodedata.normalize("NFC", value)
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", text))
+    text = _ANY_SPACE.sub(" ", text).strip()
+    return text[:max_length] or None
+
+
+def clean_text(value: str) -> str:
+    """Body text: NFC, controls removed, whitespace collapsed within paragraphs, paragraphs kept
+    apart by exactly one blank line. Single newlines inside the input are paragraph breaks too,
+    since extractors emit one paragraph a line."""
+    text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", text.replace("\t", " ")))
+    paragraphs = (_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p for p in _PARA_BREAK.split(text) if p.strip()]
+
+
+def to_utc(value: datetime) -> datetime:
+    """Aware datetimes converted to UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def content_hash(text: str) -> bytes:
+    """SHA-256 of the body with case and whitespace folded: two copies of one text that differ
+    only in layout hash the same."""
+    folded = _ANY_SPACE.sub(" ", text.casefold()).strip()
+    return hashlib.sha256(folded.encode("utf-8")).digest()
+
+
+def entry_hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def detect_language(text: str, *, hint: str | None = None, min_chars: int = 40) -> str | None:
+    """ISO 639-1 code detected from the text itself; falls back to the page/feed hint (e.g.
+    `<html lang="en-US">` -> "en") when the text is too short to tell."""
+    sample = text[:4000]
+    if len(sample.strip()) >= min_chars:
+        import py3langid  # loads its model (~0.8 s) on first use; workers warm it up
+
+        lang, _score = py3langid.classify(sample)
+        return str(lang)
+    if hint:
+        code = hint.strip().lower().replace("_", "-").split("-")[0]
+        if re.fullmatch(r"[a-z]{2,3}", code):
+            return code
+    return None

@@ -1,0 +1,558 @@
+"""Feed bytes + feed URL -> ParsedFeed: RSS, RDF and Atom through feedparser, JSON Feed by hand.
+
+Pure: no network, no files, no clock. feedparser's untyped dictionaries never leave this module.
+"""
+
+from __future__ import annotations
+
+import calendar
+import codecs
+import html
+import io
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from xml.sax import SAXParseException
+
+import feedparser
+import lxml.html  # type: ignore[import-untyped]
+from feedparser.datetimes import _parse_date as _feedparser_parse_date
+from lxml import etree
+
+from ingest.errors import ParseError
+from ingest.types import ParsedEntry, ParsedFeed
+
+__all__ = ["looks_like_feed", "parse_feed"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FEED_ROOTS = frozenset({"rss", "feed", "rdf"})
+_HTML_ROOTS = frozenset({"html", "head", "body"})
+# https://www.jsonfeed.org/version/1.1/ ; names as in feedparser's unreleased JSON parser.
+_JSON_FEED_VERSIONS = {"1": "json1", "1.1": "json11"}
+_JSON_FEED_PREFIX = re.compile(r"^https?://jsonfeed\.org/version/(\S+?)/?$")
+
+# C0 controls (but tab, LF, CR), DEL, C1 controls and lone surrogates: none is text, and NUL or a
+# surrogate makes PostgreSQL refuse the whole row.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Only semicolon-terminated references: html.unescape() also expands legacy names without one,
+# which turns "Fish&not chips" into "Fish¬ chips".
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_TAG = re.compile(r"<[^>]*>")
+_CLOSE_TAG = re.compile(r"</[A-Za-z][\w-]*\s*>")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_PROLOG = re.compile(
+    r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.DOTALL | re.IGNORECASE
+)
+_DOCTYPE_HTML = re.compile(r"<!DOCTYPE\s+html", re.IGNORECASE)
+_START_TAG = re.compile(r"\s*<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)")
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
+
+_PARAGRAPH_TAGS = frozenset(
+    {
+        *("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "blockquote", "pre"),
+        *("table", "section", "article", "aside", "header", "footer", "nav", "figure"),
+        *("figcaption", "hr", "address", "details", "summary", "main", "form", "fieldset"),
+    }
+)
+_LINE_TAGS = frozenset({"br", "li", "tr", "dt", "dd", "caption"})
+_CELL_TAGS = frozenset({"td", "th"})
+# Control characters are stripped from the markup first, so these cannot occur in its text.
+_LINE_MARK, _PARAGRAPH_MARK = "\x01", "\x02"
+_BREAKS = re.compile("[ \x01\x02]*[\x01\x02][ \x01\x02]*")
+_DROPPED_TAGS = ("script", "style", "noscript", "template", "head", "title", "iframe", "object")
+
+
+def looks_like_feed(body: bytes) -> bool:
+    """Cheap sniff: does the body open like RSS, RDF, Atom or a JSON Feed?"""
+    kind, _ = _sniff(body)
+    if kind == "json":
+        # PHP's json_encode() escapes slashes by default: "https:\/\/jsonfeed.org\/version\/1".
+        return "jsonfeed.org/version" in _head(body).replace("\\/", "/")
+    return kind == "feed"
+
+
+def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """Parse a fetched feed; `url` is where it came from (the base for relative links).
+
+    Raises ParseError when the body is not a feed or nothing usable could be recovered from it.
+    """
+    kind, root = _sniff(body)
+    if kind == "empty":
+        raise ParseError(url, "not a feed: empty body")
+    if kind == "json":
+        return _parse_json_feed(body, url)
+    if kind == "html":
+        # Fail fast: feedparser finds nothing in a web page, and a large page is slow to walk.
+        raise ParseError(url, "not a feed: HTML document")
+    data = _feedparser(body, url, headers or {})
+
+    version = _get(data, "version")
+    version = version if isinstance(version, str) else ""
+    bozo = _get(data, "bozo_exception") if _get(data, "bozo") else None
+    feed = _get(data, "feed")
+    feed_language = _clean_line(_get(feed, "language"))
+    # RFC 4287 4.2.1: an Atom entry without an author has the feed's; feedparser does not apply it.
+    feed_author = _author(feed) if version.startswith("atom") else None
+    entries = tuple(
+        entry
+        for raw in _dicts(_get(data, "entries"))
+        if (entry := _entry(raw, url, feed_language, feed_author)) is not None
+    )
+
+    if not entries and (not version or _is_fatal(bozo)):
+        raise ParseError(url, "not a feed: " + _why_unusable(body, kind, root, version, bozo))
+    return ParsedFeed(
+        version=version or "unknown",
+        title=_text_line(_get(feed, "title_detail"), _get(feed, "title")),
+        link=_http_url(_get(feed, "link"), url),
+        language=feed_language,
+        entries=entries,
+        ttl_minutes=_ttl(_get(feed, "ttl")),
+        warning=_describe(bozo, body) if bozo is not None else None,
+    )
+
+
+# --- feedparser ---------------------------------------------------------------------------------
+
+
+def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
+    lowered = {key.lower(): value for key, value in headers.items()}
+    response_headers = {
+        "content-location": url,
+        # Without a Content-Type feedparser falls back to RFC 2616's ISO-8859-1 and garbles
+        # undeclared UTF-8; application/xml makes it follow the XML rules (prolog, BOM, UTF-8).
+        "content-type": lowered.get("content-type") or "application/xml",
+    }
+    if lowered.get("content-language"):
+        response_headers["content-language"] = lowered["content-language"]
+    try:
+        # A stream, never bytes or str: feedparser opens anything that looks like a URL or a path.
+        return feedparser.parse(
+            io.BytesIO(body),
+            response_headers=response_headers,
+            resolve_relative_uris=True,
+            sanitize_html=True,
+        )
+    except Exception as e:
+        # The bytes come from the network: a crash inside the parser is a property of the document.
+        raise ParseError(url, f"not a feed: feedparser failed: {type(e).__name__}: {e}") from e
+
+
+def _is_fatal(bozo: object) -> bool:
+    """Syntax errors count when nothing was recovered; content-type and charset notes do not."""
+    return bozo is not None and not isinstance(bozo, feedparser.ThingsNobodyCaresAboutButMe)
+
+
+def _describe(exc: object, body: bytes) -> str:
+    if isinstance(exc, SAXParseException):
+        line = exc.getLineNumber()
+        # feedparser prepends an XML declaration when there is none, shifting every line by one.
+        if isinstance(line, int) and line > 1 and not _has_xml_declaration(body):
+            line -= 1
+        return f"XML syntax error at line {line}: {exc.getMessage()}"
+    return _clean_line(f"{type(exc).__name__}: {exc}") or type(exc).__name__
+
+
+def _has_xml_declaration(body: bytes) -> bool:
+    head = body[:256].replace(b"\x00", b"")
+    for bom in (codecs.BOM_UTF8, b"\xfe\xff", b"\xff\xfe"):
+        head = head.removeprefix(bom)
+    return _XML_DECLARATION.match(head) is not None
+
+
+def _why_unusable(body: bytes, kind: str, root: str | None, version: str, bozo: object) -> str:
+    if bozo is not None and _is_fatal(bozo):
+        if kind == "other":
+            return "neither XML nor JSON"
+        return _describe(bozo, body) + (" (no entries recovered)" if version else "")
+    if root:
+        return f"no RSS, Atom or RDF root element (root is <{root}>)"
+    return "no RSS, Atom or RDF root element"
+
+
+def _get(obj: object, key: str) -> Any:
+    """One field of a feedparser dict, read with dict.get on purpose.
+
+    FeedParserDict.get() aliases keys: "updated_parsed" silently falls back to "published_parsed"
+    (with a DeprecationWarning), "description" to "summary", "url" to "href".
+    """
+    return dict.get(obj, key) if isinstance(obj, dict) else None
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _entry(
+    raw: dict[str, Any], base: str, feed_language: str | None, feed_author: str | None
+) -> ParsedEntry | None:
+    guid = _clean_line(_get(raw, "id"))
+    link = _entry_link(raw, base)
+    if guid is None and link is None:
+        return None
+    contents = _dicts(_get(raw, "content"))
+    summary_detail, summary = _get(raw, "summary_detail"), _get(raw, "summary")
+    # feedparser copies the content into an absent summary; that copy is not a summary.
+    if any(_get(c, "value") == summary for c in contents):
+        summary_detail = summary = None
+    longest = max(contents, key=lambda c: len(_get(c, "value") or ""), default=None)
+    return ParsedEntry(
+        guid=guid,
+        link=link,
+        title=_text_line(_get(raw, "title_detail"), _get(raw, "title")),
+        author=_author(raw) or feed_author,
+        published_at=_from_struct(_get(raw, "published_parsed")),
+        updated_at=_from_struct(_get(raw, "updated_parsed")),
+        summary=_text_block(summary_detail, summary),
+        content=_text_block(longest, None),
+        image_url=_image_url(raw, base),
+        language=_entry_language(raw, contents) or feed_language,
+    )
+
+
+def _entry_link(raw: dict[str, Any], base: str) -> str | None:
+    for link in _dicts(_get(raw, "links")):
+        if (
+            (_get(link, "rel") or "alternate") == "alternate"
+            and (_get(link, "type") or "text/html") in ("text/html", "application/xhtml+xml")
+            and (href := _http_url(_get(link, "href"), base))
+        ):
+            return href
+    return _http_url(_get(raw, "link"), base)
+
+
+def _author(raw: object) -> str | None:
+    name = _get(_get(raw, "author_detail"), "name")
+    return _plain_line(name) or _plain_line(_get(raw, "author"))
+
+
+def _entry_language(raw: dict[str, Any], contents: list[dict[str, Any]]) -> str | None:
+    # xml:lang (and Content-Language) only reach feedparser's per-field details.
+    details = [*contents, _get(raw, "summary_detail"), _get(raw, "title_detail")]
+    candidates = [_get(raw, "language"), *(_get(d, "language") for d in details)]
+    return next((lang for c in candidates if (lang := _clean_line(c))), None)
+
+
+def _image_url(raw: dict[str, Any], base: str) -> str | None:
+    media = _dicts(_get(raw, "media_content"))
+    images = [m for m in media if _is_image(_get(m, "medium"), _get(m, "type"))]
+    # Publishers list several renditions of one picture; the widest is the article image.
+    images.sort(key=lambda m: -_int(_get(m, "width"), 0))
+    thumbnails = _dicts(_get(raw, "media_thumbnail"))
+    enclosures = [
+        link
+        for link in _dicts(_get(raw, "links"))
+        if _get(link, "rel") == "enclosure" and str(_get(link, "type") or "").startswith("image/")
+    ]
+    candidates = [_get(m, "url") for m in images + thumbnails]
+    candidates += [_get(e, "href") for e in enclosures]
+    return next((u for c in candidates if (u := _http_url(c, base))), None)
+
+
+def _is_image(medium: object, mime: object) -> bool:
+    if medium or mime:
+        return medium == "image" or str(mime or "").startswith("image/")
+    # Many publishers give media:content neither medium nor type; those are nearly always images.
+    return True
+
+
+def _from_struct(value: object) -> datetime | None:
+    """feedparser's *_parsed values are struct_time in UTC."""
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        # timegm() rather than datetime(*value[:6]): it normalizes leap seconds (tm_sec=60).
+        return _EPOCH + timedelta(seconds=calendar.timegm(value))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _ttl(value: object) -> int | None:
+    minutes = _int(value, -1)
+    return minutes if minutes >= 0 else None
+
+
+def _int(value: object, default: int) -> int:
+    text = value.strip() if isinstance(value, str) else ""
+    # isdecimal() is also true for non-ASCII digits, which int() accepts too; cap the length.
+    return int(text) if text.isdecimal() and len(text) <= 9 else default
+
+
+# --- JSON Feed -----------------------------------------------------------------------------------
+
+
+def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
+    warning = None
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        text = body.decode("utf-8-sig", errors="replace")
+        warning = f"invalid UTF-8 at byte {e.start}, replaced"
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ParseError(url, f"not a feed: invalid JSON: {e}") from e
+    version_url = document.get("version") if isinstance(document, dict) else None
+    match = _JSON_FEED_PREFIX.match(version_url) if isinstance(version_url, str) else None
+    if match is None or not isinstance(document, dict):
+        raise ParseError(url, "not a feed: JSON document that is not a JSON Feed")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise ParseError(url, "not a feed: JSON Feed without an items array")
+
+    language = _clean_line(document.get("language"))
+    feed_author = _json_authors(document)
+    entries = tuple(
+        entry
+        for item in items
+        if isinstance(item, dict)
+        and (entry := _json_entry(item, url, language, feed_author)) is not None
+    )
+    return ParsedFeed(
+        version=_JSON_FEED_VERSIONS.get(match.group(1), "json"),
+        title=_plain_line(document.get("title")),
+        link=_http_url(document.get("home_page_url"), url),
+        language=language,
+        entries=entries,
+        warning=warning,
+    )
+
+
+def _json_entry(
+    item: dict[str, Any], base: str, feed_language: str | None, feed_author: str | None
+) -> ParsedEntry | None:
+    raw_id = item.get("id")
+    # The spec: "If the id is presented as a number or other type, a JSON Feed reader must
+    # coerce it to a string." Booleans and containers are not identifiers.
+    if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    guid = _clean_line(raw_id)
+    link = _http_url(item.get("url"), base)
+    if guid is None and link is None:
+        return None
+    content_html, content_text = item.get("content_html"), item.get("content_text")
+    content: str | None
+    if isinstance(content_html, str) and content_html.strip():
+        content = _html_to_text(content_html)
+    else:
+        content = _plain_block(content_text)
+    images = [item.get("image")] + [
+        a.get("url")
+        for a in item.get("attachments") or ()
+        if isinstance(a, dict) and str(a.get("mime_type") or "").startswith("image/")
+    ]
+    return ParsedEntry(
+        guid=guid,
+        link=link,
+        title=_plain_line(item.get("title")),
+        author=_json_authors(item) or feed_author,
+        published_at=_from_iso(item.get("date_published")),
+        updated_at=_from_iso(item.get("date_modified")),
+        summary=_plain_block(item.get("summary")),
+        content=content or None,
+        image_url=next((u for c in images if (u := _http_url(c, base))), None),
+        language=_clean_line(item.get("language")) or feed_language,
+    )
+
+
+def _json_authors(obj: dict[str, Any]) -> str | None:
+    # 1.1 has "authors"; 1.0 had a single "author", which 1.1 still allows readers to honour.
+    authors = obj.get("authors")
+    if not isinstance(authors, list):
+        authors = [obj.get("author")]
+    names = [n for a in authors if isinstance(a, dict) and (n := _plain_line(a.get("name")))]
+    return ", ".join(names) or None
+
+
+def _from_iso(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        # Not RFC 3339; some JSON feeds use RFC 822 dates. feedparser's parser is the lenient one.
+        return _from_struct(_feedparser_parse_date(value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # RFC 3339 requires an offset; UTC is the usual intent
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def _text_line(detail: object, fallback: object) -> str | None:
+    """A one-line field (title) from feedparser's value and its declared type."""
+    value, is_html = _detail(detail, fallback)
+    if value is None:
+        return None
+    # feedparser types RSS titles by guessing, and calls "<script>x</script>" plain text.
+    if is_html or _CLOSE_TAG.search(value):
+        return _collapse(_html_to_text(value))
+    return _plain_line(value)
+
+
+def _text_block(detail: object, fallback: object) -> str | None:
+    """A multi-paragraph field (summary, content): paragraphs separated by blank lines."""
+    value, is_html = _detail(detail, fallback)
+    if value is None:
+        return None
+    return (_html_to_text(value) if is_html else _plain_block(value)) or None
+
+
+def _detail(detail: object, fallback: object) -> tuple[str | None, bool]:
+    value = _get(detail, "value")
+    if isinstance(value, str):
+        return value, "html" in str(_get(detail, "type") or "")
+    return (fallback, True) if isinstance(fallback, str) else (None, False)
+
+
+def _html_to_text(markup: str) -> str:
+    markup = _CONTROL.sub("", markup)
+    if "<" not in markup and "&" not in markup:
+        return _tidy(" ".join(markup.split()))
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.fragment_fromstring(markup, create_parent="div", parser=parser)
+    except (etree.ParserError, ValueError):
+        root = None
+    # libxml2 stops at nesting depth 256 and silently drops everything deeper.
+    if root is None or any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
+        return _tidy(" ".join(html.unescape(_TAG.sub(" ", markup)).split()))
+    etree.strip_elements(root, *_DROPPED_TAGS, with_tail=False)
+    return _tidy(_BREAKS.sub(_merge_breaks, "".join(_walk(root))))
+
+
+def _walk(root: Any) -> Iterable[str]:
+    """Element text with block boundaries as newlines; iterative, so deep nesting is fine."""
+    in_pre = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        if event == "start":
+            in_pre += tag == "pre"
+            yield _break(tag)
+            if element.text:
+                yield element.text if in_pre else _spaces(element.text)
+        else:
+            in_pre -= tag == "pre"
+            yield _break(tag)
+            if element.tail and element is not root:
+                yield element.tail if in_pre else _spaces(element.tail)
+
+
+def _break(tag: str) -> str:
+    # Markers, merged later: </p><p> is one paragraph break and </li><li> one line break.
+    if tag in _PARAGRAPH_TAGS:
+        return _PARAGRAPH_MARK
+    if tag in _LINE_TAGS:
+        return _LINE_MARK
+    return " " if tag in _CELL_TAGS else ""
+
+
+def _merge_breaks(match: re.Match[str]) -> str:
+    return "\n\n" if _PARAGRAPH_MARK in match.group(0) else "\n"
+
+
+def _spaces(text: str) -> str:
+    """Source line breaks in HTML are just spaces; keep one space at each edge that had some."""
+    inner = " ".join(text.split())
+    if not inner:
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + inner + (" " if text[-1].isspace() else "")
+
+
+def _tidy(text: str) -> str:
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _plain_block(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return _tidy(_unescape(text)) or None
+
+
+def _plain_line(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # Doubly escaped feeds ("Tom &amp;amp; Jerry") are common; a literal "&amp;" in a title is not.
+    return _collapse(_unescape(_CONTROL.sub("", value)))
+
+
+def _clean_line(value: object) -> str | None:
+    return _collapse(_CONTROL.sub("", value)) if isinstance(value, str) else None
+
+
+def _collapse(text: str) -> str | None:
+    return " ".join(text.split()) or None
+
+
+def _unescape(text: str) -> str:
+    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text) if "&" in text else text
+
+
+def _http_url(value: object, base: str) -> str | None:
+    """An absolute http(s) URL resolved against `base`; None for javascript:, data:, mailto:."""
+    if not isinstance(value, str):
+        return None
+    value = _CONTROL.sub("", value).strip()
+    if not value:
+        return None
+    try:
+        url = urljoin(base, value)
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+# --- sniffing ----------------------------------------------------------------------------------
+
+
+def _sniff(body: bytes) -> tuple[str, str | None]:
+    """('empty'|'json'|'html'|'feed'|'xml'|'other', root element name) from the first bytes."""
+    text = _head(body).lstrip("\ufeff \t\r\n")
+    if not text:
+        # Only byte-order marks, whitespace and NULs, or more than the head looks at?
+        padding = codecs.BOM_UTF8 + codecs.BOM_UTF16_LE + b" \t\r\n\x00"
+        return ("other", None) if body.lstrip(padding) else ("empty", None)
+    if text[0] in "{[":
+        return "json", None
+    position, doctype_html = 0, False
+    while match := _PROLOG.match(text, position):
+        doctype_html = doctype_html or _DOCTYPE_HTML.match(match.group(0).lstrip()) is not None
+        position = match.end()
+    start = _START_TAG.match(text, position)
+    root = start.group(1) if start else None
+    local = root.rpartition(":")[2].lower() if root else ""
+    if local in _FEED_ROOTS:
+        return "feed", root
+    if doctype_html or local in _HTML_ROOTS:
+        return "html", root
+    return ("xml" if text.startswith("<") else "other"), root
+
+
+def _head(body: bytes, size: int = 4096) -> str:
+    """The first bytes as text, enough to find the root element; exact decoding is not needed."""
+    chunk = body[:size]
+    for bom, encoding in (
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
+        if chunk.startswith(bom):
+            return chunk[len(bom) :].decode(encoding, errors="ignore")
+    if chunk.startswith(b"<\x00"):
+        return chunk.decode("utf-16-le", errors="ignore")
+    if chunk.startswith(b"\x00<"):
+        return chunk.decode("utf-16-be", errors="ignore")
+    return chunk.decode("latin-1")

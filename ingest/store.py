@@ -1,0 +1,206 @@
+"""PostgreSQL access: runs the named queries in `sql/queries.sql`. psycopg only; driver errors
+are translated into `StoreError` here and nowhere else."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ingest.errors import StoreError
+from ingest.types import Article, Feed
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def queries() -> dict[str, str]:
+    text = resources.files("ingest.sql").joinpath("queries.sql").read_text(encoding="utf-8")
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+@asynccontextmanager
+async def wrap_exceptions() -> AsyncIterator[None]:
+    try:
+        yield
+    except PoolTimeout as e:
+        raise StoreError(f"database unreachable: {e}") from e
+    except psycopg.Error as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StoreError(f"{type(e).__name__}: {first}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCounts:
+    new: int
+    existing: int
+
+
+class Store:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _all(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with wrap_exceptions(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(queries()[name], params)
+            return await cur.fetchall() if cur.description else []
+
+    # feeds --------------------------------------------------------------------------------
+
+    async def add_feed(self, url: str, title: str | None = None) -> bool:
+        """True when added, False when the URL was already registered."""
+        return bool(await self._all("add_feed", {"url": url, "title": title}))
+
+    async def list_feeds(self) -> list[dict[str, Any]]:
+        return await self._all("list_feeds", {})
+
+    async def remove_feed(self, url: str) -> bool:
+        return bool(await self._all("remove_feed", {"url": url}))
+
+    async def claim_feeds(
+        self,
+        *,
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        all_feeds: bool,
+        exclude: Sequence[int] = (),
+    ) -> list[Feed]:
+        rows = await self._all(
+            "claim_feeds",
+            {
+                "owner": owner,
+                "lease_seconds": lease_seconds,
+                "limit": limit,
+                "all": all_feeds,
+                "exclude": list(exclude),
+            },
+        )
+        return [Feed(**row) for row in rows]
+
+    async def feed_succeeded(
+        self,
+        feed_id: int,
+        *,
+        now: datetime,
+        next_fetch_at: datetime,
+        not_modified: bool,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: bytes | None,
+        title: str | None = None,
+        site_url: str | None = None,
+    ) -> None:
+        await self._all(
+            "feed_succeeded",
+            {
+                "id": feed_id,
+                "now": now,
+                "next_fetch_at": next_fetch_at,
+                "status": "not_modified" if not_modified else "ok",
+                "etag": etag,
+                "last_modified": last_modified,
+                "body_hash": body_hash,
+                "title": title,
+                "site_url": site_url,
+            },
+        )
+
+    async def feed_failed(
+        self, feed_id: int, *, now: datetime, next_fetch_at: datetime, error: str
+    ) -> None:
+        await self._all(
+            "feed_failed",
+            {"id": feed_id, "now": now, "next_fetch_at": next_fetch_at, "error": error[:2000]},
+        )
+
+    async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:
+        await self._all("release_leases", {"owner": owner, "ids": list(feed_ids)})
+
+    # entries and articles -----------------------------------------------------------------
+
+    async def known_entries(self, feed_id: int, hashes: Sequence[bytes]) -> set[bytes]:
+        rows = await self._all("known_entries", {"feed_id": feed_id, "hashes": list(hashes)})
+        return {bytes(r["entry_hash"]) for r in rows}
+
+    async def known_urls(self, urls: Sequence[str]) -> dict[str, int]:
+        rows = await self._all("known_urls", {"urls": list(urls)})
+        return {r["url"]: r["article_id"] for r in rows}
+
+    async def link_entries(self, feed_id: int, links: Sequence[tuple[bytes, int]]) -> None:
+        """Record entries of this feed that point at articles already stored."""
+        if not links:
+            return
+        q = queries()["add_feed_entries"]
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            for entry_hash, article_id in links:
+                await conn.execute(
+                    q, {"feed_id": feed_id, "hashes": [entry_hash], "article_id": article_id}
+                )
+
+    async def store_articles(
+        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+    ) -> StoredCounts:
+        """Insert articles with their URL aliases and feed-entry links in one short transaction.
+        Idempotent: an article whose canonical URL is already stored is linked, not duplicated."""
+        if not items:
+            return StoredCounts(0, 0)
+        q = queries()
+        new = existing = 0
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            for article, entry_hash in items:
+                cur = await conn.execute(q["insert_article"], _article_params(article, feed_id))
+                row = await cur.fetchone()
+                if row is not None:
+                    new += 1
+                else:
+                    existing += 1
+                    cur = await conn.execute(q["article_id_by_url"], {"url": article.url})
+                    row = await cur.fetchone()
+                    if row is None:  # deleted concurrently; nothing to link
+                        continue
+                article_id = row[0]
+                await conn.execute(
+                    q["add_article_urls"],
+                    {"article_id": article_id, "urls": [article.url, *article.aliases]},
+                )
+                if feed_id is not None and entry_hash is not None:
+                    await conn.execute(
+                        q["add_feed_entries"],
+                        {"feed_id": feed_id, "hashes": [entry_hash], "article_id": article_id},
+                    )
+        return StoredCounts(new=new, existing=existing)
+
+
+def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
+    return {
+        "url": a.url,
+        "original_url": a.original_url,
+        "feed_id": feed_id,
+        "guid": a.guid,
+        "site": a.site,
+        "title": a.title,
+        "text": a.text,
+        "author": a.author,
+        "published_at": a.published_at,
+        "published_source": a.published_source,
+        "modified_at": a.updated_at,
+        "language": a.language,
+        "image_url": a.image_url,
+        "summary": a.summary,
+        "content_hash": a.content_hash,
+        "text_source": a.text_source,
+        "extraction_error": a.extraction_error,
+        "fetched_at": a.fetched_at,
+    }

@@ -1,0 +1,131 @@
+"""Frozen values that cross module boundaries. Datetimes are always timezone-aware (UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+FetchKind = Literal["feed", "page", "robots"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """One HTTP exchange after redirects. `body` is the decoded (decompressed) payload."""
+
+    url: str
+    final_url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    redirects: tuple[tuple[int, str], ...] = ()
+    elapsed_ms: int = 0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """One feed entry as the feed describes it; text fields are plain text, not HTML."""
+
+    guid: str | None
+    link: str | None
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    summary: str | None = None
+    content: str | None = None
+    image_url: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    version: str
+    title: str | None
+    link: str | None
+    language: str | None
+    entries: tuple[ParsedEntry, ...]
+    ttl_minutes: int | None = None
+    warning: str | None = None
+    """Set when feedparser flagged the document as ill-formed but entries were still usable."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageMetadata:
+    """What the page itself says about the article (JSON-LD, OpenGraph/meta, trafilatura)."""
+
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    published_has_time: bool = False
+    updated_at: datetime | None = None
+    canonical_url: str | None = None
+    image_url: str | None = None
+    description: str | None = None
+    site_name: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """The result of extracting one page: clean body text plus metadata."""
+
+    text: str
+    metadata: PageMetadata = field(default_factory=PageMetadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    id: int
+    url: str
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: bytes | None
+    consecutive_failures: int
+    active: bool
+
+
+TextSource = Literal["page", "feed"]
+DateSource = Literal["feed", "page", "first_seen"]
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A normalized article ready to be stored."""
+
+    url: str
+    original_url: str
+    title: str | None
+    text: str
+    author: str | None
+    published_at: datetime
+    published_source: DateSource
+    updated_at: datetime | None
+    language: str | None
+    site: str
+    image_url: str | None
+    summary: str | None
+    content_hash: bytes
+    text_source: TextSource
+    extraction_error: str | None
+    guid: str | None
+    fetched_at: datetime
+    aliases: tuple[str, ...] = ()
+    """Other canonical-form URLs that lead to this article (entry link, final response URL)."""

@@ -1,0 +1,65 @@
+"""The process pool for CPU-bound work (feed parsing, page extraction), sized to the cores.
+Each task has a hard time limit: a worker that overruns is killed and replaced (pebble), so a
+pathological page cannot stall the service, and the event loop never runs this work itself."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from pebble import ProcessPool
+from pebble.common import ProcessExpired
+
+T = TypeVar("T")
+
+
+class WorkerTimeout(Exception):
+    """The task overran its time limit; its worker process was killed."""
+
+
+class WorkerCrashed(Exception):
+    """The worker process died while running the task (segfault, out of memory)."""
+
+
+def _warm_up() -> None:
+    # Import the heavy modules and load the language model once per worker, not per task.
+    import feedparser  # noqa: F401
+    import py3langid
+    import trafilatura  # noqa: F401
+
+    py3langid.classify("warm up the language model")
+
+
+class Workers:
+    def __init__(self, size: int, *, max_tasks: int = 1000) -> None:
+        # forkserver: workers are not forked from a process that runs an event loop and threads.
+        self._pool = ProcessPool(
+            max_workers=size,
+            max_tasks=max_tasks,
+            initializer=_warm_up,
+            context=multiprocessing.get_context("forkserver"),
+        )
+        self.size = size
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        future = self._pool.schedule(fn, args=args, timeout=timeout)
+        try:
+            result: T = await asyncio.wrap_future(future)
+        except FutureTimeout as e:
+            raise WorkerTimeout(f"timed out after {timeout:g}s") from e
+        except ProcessExpired as e:
+            raise WorkerCrashed(f"worker died (exit code {e.exitcode})") from e
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except FutureCancelled as e:
+            raise WorkerCrashed("task cancelled") from e
+        return result
+
+    def close(self) -> None:
+        self._pool.stop()
+        self._pool.join(timeout=10)

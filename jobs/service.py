@@ -1,0 +1,83 @@
+"""`ingest run`: APScheduler ticks `poll_due_feeds` until SIGTERM/SIGINT, then stops claiming,
+lets in-flight feeds finish within a grace period, and releases what it still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from ingest.config import Settings
+from ingest.pipeline import Pipeline, open_pipeline
+from jobs.tasks import poll_due_feeds
+
+log = structlog.get_logger(__name__)
+
+GRACE_SECONDS = 30.0
+
+
+class Service:
+    def __init__(self, pipeline: Pipeline, *, tick_seconds: float) -> None:
+        self.pipeline = pipeline
+        self.tick_seconds = tick_seconds
+        self._current: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def _tick(self) -> None:
+        # APScheduler 3 cancels running jobs on shutdown, so the tick's real work runs in a task
+        # of our own that shutdown can wait for.
+        self._current = asyncio.ensure_future(poll_due_feeds(self.pipeline))
+        try:
+            await asyncio.shield(self._current)
+        finally:
+            if self._current.done():
+                self._current = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self.tick_seconds,
+            id="poll_due_feeds",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        log.info("service_started", owner=self.pipeline.owner, tick_seconds=self.tick_seconds)
+        try:
+            await self._stop.wait()
+        finally:
+            self.pipeline.request_stop()
+            scheduler.pause()
+            current = self._current
+            if current is not None and not current.done():
+                log.info("service_draining", grace_seconds=GRACE_SECONDS)
+                done, _ = await asyncio.wait({current}, timeout=GRACE_SECONDS)
+                if not done:
+                    # Cancelling the run hands its unfinished feeds back (Pipeline.run).
+                    current.cancel()
+                    await asyncio.gather(current, return_exceptions=True)
+            scheduler.shutdown(wait=False)
+            log.info("service_stopped")
+
+
+async def serve(settings: Settings, dsn: str) -> None:
+    async with open_pipeline(settings, dsn) as pipeline:
+        service = Service(pipeline, tick_seconds=settings.tick_seconds)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+        try:
+            await service.run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)

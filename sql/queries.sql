@@ -1,0 +1,102 @@
+-- Named queries run by ingest/store.py. Each starts with "-- name: <name>"; parameters are
+-- psycopg named placeholders, always bound, never formatted into the text.
+
+-- name: add_feed
+INSERT INTO ingest.feeds (url, title)
+VALUES (%(url)s, %(title)s)
+ON CONFLICT (url_hash) DO NOTHING
+RETURNING id;
+
+-- name: list_feeds
+SELECT id, url, title, active, last_status, last_error, consecutive_failures,
+       last_fetched_at, next_fetch_at
+FROM ingest.feeds
+ORDER BY id;
+
+-- name: remove_feed
+DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
+
+-- name: claim_feeds
+-- Due feeds (or all active feeds when %(all)s), not leased by anyone else; SKIP LOCKED lets
+-- replicas claim disjoint sets concurrently.
+UPDATE ingest.feeds f
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE f.id IN (
+    SELECT id FROM ingest.feeds
+    WHERE active
+      AND (%(all)s OR next_fetch_at <= now())
+      AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      AND NOT (id = ANY(%(exclude)s))
+    ORDER BY next_fetch_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
+          f.consecutive_failures, f.active;
+
+-- name: feed_succeeded
+UPDATE ingest.feeds
+SET last_fetched_at = %(now)s,
+    next_fetch_at = %(next_fetch_at)s,
+    last_status = %(status)s,
+    last_error = NULL,
+    consecutive_failures = 0,
+    etag = %(etag)s,
+    last_modified = %(last_modified)s,
+    body_hash = COALESCE(%(body_hash)s, body_hash),
+    title = COALESCE(%(title)s, title),
+    site_url = COALESCE(%(site_url)s, site_url),
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s;
+
+-- name: feed_failed
+UPDATE ingest.feeds
+SET last_fetched_at = %(now)s,
+    next_fetch_at = %(next_fetch_at)s,
+    last_status = 'error',
+    last_error = %(error)s,
+    consecutive_failures = consecutive_failures + 1,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s;
+
+-- name: release_leases
+UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
+
+-- name: known_entries
+SELECT entry_hash FROM ingest.feed_entries
+WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s);
+
+-- name: known_urls
+SELECT u.url, au.article_id
+FROM unnest(%(urls)s::text[]) AS u(url)
+JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
+
+-- name: insert_article
+-- duplicate_of: the earliest article with the same body under another URL.
+INSERT INTO ingest.articles (
+    url, original_url, feed_id, guid, site, title, text, author, published_at,
+    published_source, modified_at, language, image_url, summary, content_hash, text_source,
+    extraction_error, fetched_at, duplicate_of)
+VALUES (
+    %(url)s, %(original_url)s, %(feed_id)s, %(guid)s, %(site)s, %(title)s, %(text)s, %(author)s,
+    %(published_at)s, %(published_source)s, %(modified_at)s, %(language)s, %(image_url)s,
+    %(summary)s, %(content_hash)s, %(text_source)s, %(extraction_error)s, %(fetched_at)s,
+    (SELECT min(id) FROM ingest.articles WHERE content_hash = %(content_hash)s))
+ON CONFLICT (url_hash) DO NOTHING
+RETURNING id;
+
+-- name: article_id_by_url
+SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s);
+
+-- name: add_article_urls
+INSERT INTO ingest.article_urls (url_hash, article_id)
+SELECT ingest.url_hash(u), %(article_id)s FROM unnest(%(urls)s::text[]) AS u
+ON CONFLICT (url_hash) DO NOTHING;
+
+-- name: add_feed_entries
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)
+SELECT %(feed_id)s, h, %(article_id)s FROM unnest(%(hashes)s::bytea[]) AS h
+ON CONFLICT (feed_id, entry_hash) DO NOTHING;

@@ -1,0 +1,98 @@
+"""Shared fixtures: a real PostgreSQL (checked, started if it is down, else a clear failure), a
+migrated template database made once per session, and one fresh database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ingest.db import migrate
+
+ADMIN_DSN = os.environ.get("INGEST_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dsn_for(dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=dbname)
+
+
+def _reachable() -> str | None:
+    try:
+        with psycopg.connect(ADMIN_DSN, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as e:
+        return str(e).strip().splitlines()[0]
+
+
+def _try_start_local_cluster() -> None:
+    """This machine kind ships a Debian PostgreSQL cluster; start it if it is installed."""
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return
+    for version in sorted(os.listdir("/etc/postgresql")):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    problem = _reachable()
+    if problem:
+        _try_start_local_cluster()
+        problem = _reachable()
+    if problem:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {ADMIN_DSN!r} ({problem}). Start it, or point "
+            "INGEST_TEST_ADMIN_URL at a server where this user may create databases.",
+            returncode=3,
+        )
+    return ADMIN_DSN
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin: str) -> Iterator[str]:
+    name = f"ingest_tpl_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    asyncio.run(migrate(_dsn_for(name)))
+    yield name
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(pg_admin: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"ingest_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    yield _dsn_for(name)
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_database_url(pg_admin: str) -> Iterator[str]:
+    """A fresh database with no schema at all, for migration tests."""
+    name = f"ingest_e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _dsn_for(name)
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,0 +1,143 @@
+"""A real HTTP server on a loopback address, run in a thread, for tests and benchmarks.
+
+Routes map a path (with query) to a `Response` or to a callable taking the `Request`.
+`static()` builds a route that honours If-None-Match / If-Modified-Since like a real server.
+Every request is recorded so tests can assert what was sent (conditional headers, User-Agent).
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes | Iterator[bytes] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Union[Response, Callable[[Request], Response]]
+
+
+def static(
+    body: bytes | str,
+    content_type: str = "text/html; charset=utf-8",
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    gzip_body: bool = False,
+) -> Callable[[Request], Response]:
+    """A route serving one document with validators, answering 304 to a matching conditional GET."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+
+    def handle(req: Request) -> Response:
+        headers = {"Content-Type": content_type}
+        if etag:
+            headers["ETag"] = etag
+        if last_modified:
+            headers["Last-Modified"] = last_modified
+        if (etag and req.headers.get("if-none-match") == etag) or (
+            last_modified and req.headers.get("if-modified-since") == last_modified
+        ):
+            return Response(304, b"", headers)
+        payload = data
+        if gzip_body and "gzip" in req.headers.get("accept-encoding", ""):
+            payload = gzip.compress(data)
+            headers["Content-Encoding"] = "gzip"
+        return Response(200, payload, headers)
+
+    return handle
+
+
+class LocalServer:
+    """`with LocalServer() as srv: srv.routes["/feed"] = static(...); srv.url("/feed")`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._serve(send_body=True)
+
+            def do_HEAD(self) -> None:
+                self._serve(send_body=False)
+
+            def _serve(self, send_body: bool) -> None:
+                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                with server._lock:
+                    server.requests.append(req)
+                    route = server.routes.get(self.path)
+                if route is None:
+                    resp = Response(404, b"not found", {"Content-Type": "text/plain"})
+                elif callable(route):
+                    resp = route(req)
+                else:
+                    resp = route
+                self.send_response(resp.status)
+                headers = dict(resp.headers)
+                chunked = not isinstance(resp.body, bytes)
+                if chunked:
+                    headers.setdefault("Transfer-Encoding", "chunked")
+                elif resp.status != 304:
+                    headers.setdefault("Content-Length", str(len(resp.body)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if not send_body or resp.status == 304:
+                    return
+                try:
+                    if isinstance(resp.body, bytes):
+                        self.wfile.write(resp.body)
+                    else:
+                        for chunk in resp.body:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                            self.wfile.flush()
+                        self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self.host = host
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def hits(self, path: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def __enter__(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,97 @@
+"""robots.txt parsing and the robots.txt URL of a page (ingest.robots, pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
+
+ROBOTS = b"""\
+# comments and blank lines are ignored
+
+User-agent: news-ingest
+Disallow: /private/
+Allow: /private/press/
+Crawl-delay: 3
+
+User-agent: *
+Disallow: /
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/", True),
+        ("/2024/01/article.html", True),
+        ("/private/secret.html", False),
+        ("/private/", False),
+        ("/privately-owned", True),
+    ],
+)
+def test_rules_for_our_agent(path: str, allowed: bool) -> None:
+    """Our own User-agent group applies, not the catch-all one."""
+    robots = parse_robots(ROBOTS)
+    assert robots.allowed("https://news.example" + path, ROBOTS_AGENT) is allowed
+
+
+def test_other_agents_get_the_catch_all_group() -> None:
+    """Another agent falls into `User-agent: *`."""
+    assert parse_robots(ROBOTS).allowed("https://news.example/", "otherbot") is False
+
+
+def test_agent_matching_ignores_case_and_version() -> None:
+    """`User-agent: News-Ingest` matches our product token with or without a version."""
+    robots = parse_robots(b"User-agent: News-Ingest\nDisallow: /x\n")
+    assert robots.allowed("http://a.example/x", "news-ingest/0.1.0") is False
+    assert robots.allowed("http://a.example/x", "NEWS-INGEST") is False
+
+
+def test_crawl_delay() -> None:
+    """Crawl-delay is read for our agent and absent for files that do not set it."""
+    assert parse_robots(ROBOTS).crawl_delay() == 3.0
+    assert parse_robots(b"User-agent: *\nDisallow:\n").crawl_delay() is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"\xef\xbb\xbf", b"User-agent: *\nDisallow:\n", b"\xff\xfe garbage \x00\n"],
+)
+def test_empty_or_permissive_files_allow_everything(body: bytes) -> None:
+    """An empty, BOM-only, empty-Disallow or unreadable file allows everything."""
+    assert parse_robots(body).allowed("http://a.example/any", ROBOTS_AGENT) is True
+
+
+def test_bom_does_not_hide_the_first_line() -> None:
+    """A UTF-8 byte-order mark before `User-agent` does not break the first group."""
+    robots = parse_robots(b"\xef\xbb\xbfUser-agent: *\nDisallow: /\n")
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is False
+
+
+def test_crlf_line_endings() -> None:
+    """Windows line endings parse like Unix ones."""
+    robots = parse_robots(b"User-agent: *\r\nDisallow: /tmp\r\n")
+    assert robots.allowed("http://a.example/tmp/x", ROBOTS_AGENT) is False
+    assert robots.allowed("http://a.example/ok", ROBOTS_AGENT) is True
+
+
+def test_allow_all_and_disallow_all() -> None:
+    """The two fixed policies used for 4xx and 5xx robots.txt answers."""
+    assert Robots.allow_all().allowed("http://a.example/x", ROBOTS_AGENT) is True
+    assert Robots.disallow_all().allowed("http://a.example/x", ROBOTS_AGENT) is False
+    assert Robots.disallow_all().allowed("http://a.example/", ROBOTS_AGENT) is False
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ("https://news.example/a/b?c=d#e", "https://news.example/robots.txt"),
+        ("http://News.Example:8080/x", "http://news.example:8080/robots.txt"),
+        ("https://user:pw@news.example/x", "https://news.example/robots.txt"),
+        ("http://[2001:db8::1]:81/x", "http://[2001:db8::1]:81/robots.txt"),
+        ("HTTP://news.example", "http://news.example/robots.txt"),
+    ],
+)
+def test_robots_url(page: str, expected: str) -> None:
+    """Same scheme, host and port as the page; path /robots.txt; no query or credentials."""
+    assert robots_url(page) == expected
