@@ -3,7 +3,7 @@
 Precedence, field by field (first non-empty wins):
     title         feed entry > page (JSON-LD headline > og:title > trafilatura)
     author        feed entry > page (JSON-LD author > meta author > trafilatura)
-    published_at  feed entry (always has a time of day) > page (JSON-LD datePublished >
+    published_at  feed entry, published then updated (always has a time of day) > page (JSON-LD datePublished >
                   article:published_time > trafilatura's date) > first seen (published_source
                   says which)
     text          page extraction > feed content > feed summary (text_source says which)
@@ -51,8 +51,10 @@ def build_article(
 
     published: datetime
     published_source: DateSource
-    if entry.published_at is not None:
-        published, published_source = to_utc(entry.published_at), "feed"
+    # RSS 1.0 carries its only date in dc:date, which feedparser reports as "updated".
+    feed_date = entry.published_at or entry.updated_at
+    if feed_date is not None:
+        published, published_source = to_utc(feed_date), "feed"
     elif meta is not None and meta.published_at is not None:
         published, published_source = to_utc(meta.published_at), "page"
     else:

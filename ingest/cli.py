@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run(coro_fn: Callable[[str], Awaitable[int]], settings: Settings) -> int:
+def _run(coro_fn: Callable[[str], Coroutine[Any, Any, int]], settings: Settings) -> int:
     dsn = database_url(settings)
     return asyncio.run(coro_fn(dsn))
 

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=1800.0, gt=0)
     lease_seconds: float = Field(default=600.0, gt=0)
 
+    # service
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    http_host: str = "0.0.0.0"  # noqa: S104 - the container's health check and scraper reach it
+
     # logging
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

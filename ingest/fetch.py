@@ -8,9 +8,10 @@ import asyncio
 import errno
 import ipaddress
 import socket
+import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -139,15 +140,22 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _refused(exc: BaseException) -> bool:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and its causes: the useful detail is often a few exceptions down."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno == errno.ECONNREFUSED:
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def _refused(exc: BaseException) -> bool:
+    return any(isinstance(c, OSError) and c.errno == errno.ECONNREFUSED for c in _chain(exc))
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(c, kind) for c in _chain(exc))
 
 
 class GuardedBackend(AsyncNetworkBackend):
@@ -438,7 +446,12 @@ def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchErr
     elif isinstance(e, httpx.ConnectError):
         # GuardedBackend already words its errors ("connection refused by ...").
         known = detail.startswith(("connection refused", "could not"))
-        message = detail if known else f"connect failed: {detail}"
+        if known:
+            message = detail
+        elif _caused_by(e, ssl.SSLError):
+            message = f"TLS handshake failed: {detail}"
+        else:
+            message = f"connect failed: {detail}"
     elif isinstance(e, httpx.RemoteProtocolError):
         message = f"protocol error: {detail}"
     elif isinstance(e, httpx.ReadError | httpx.WriteError):

@@ -53,8 +53,9 @@ def same_site(a: str, b: str) -> bool:
 
 
 def choose_url(page_url: str, rel_canonical: str | None) -> str:
-    """The article's canonical URL: the page's rel=canonical when it is an http(s) URL on the same
-    site (a canonical pointing elsewhere is a syndication hint we do not follow), else the page URL."""
+    """The article's canonical URL: the page's rel=canonical when it is an http(s) URL on the
+    same site (a canonical pointing elsewhere is a syndication hint we do not follow), else the
+    page URL."""
     base = canonical_url(page_url)
     if rel_canonical:
         try:
@@ -67,7 +68,8 @@ def choose_url(page_url: str, rel_canonical: str | None) -> str:
 
 
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
-    """A one-line field (title, author): NFC, controls removed, whitespace collapsed; None if empty."""
+    """A one-line field (title, author): NFC, controls removed, whitespace collapsed; None if
+    empty."""
     if value is None:
         return None
     text = unicodedata.normalize("NFC", value)

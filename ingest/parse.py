@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
-import lxml.html  # type: ignore[import-untyped]
+import lxml.html
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
 from lxml import etree
 
@@ -34,6 +34,8 @@ _HTML_ROOTS = frozenset({"html", "head", "body"})
 # https://www.jsonfeed.org/version/1.1/ ; names as in feedparser's unreleased JSON parser.
 _JSON_FEED_VERSIONS = {"1": "json1", "1.1": "json11"}
 _JSON_FEED_PREFIX = re.compile(r"^https?://jsonfeed\.org/version/(\S+?)/?$")
+# PHP's json_encode() escapes slashes by default: "https:\/\/jsonfeed.org\/version\/1".
+_JSON_FEED_MARK = re.compile(rb"jsonfeed\.org\\?/version")
 
 # C0 controls (but tab, LF, CR), DEL, C1 controls and lone surrogates: none is text, and NUL or a
 # surrogate makes PostgreSQL refuse the whole row.
@@ -70,8 +72,8 @@ def looks_like_feed(body: bytes) -> bool:
     """Cheap sniff: does the body open like RSS, RDF, Atom or a JSON Feed?"""
     kind, _ = _sniff(body)
     if kind == "json":
-        # PHP's json_encode() escapes slashes by default: "https:\/\/jsonfeed.org\/version\/1".
-        return "jsonfeed.org/version" in _head(body).replace("\\/", "/")
+        # The whole body: JSON keys have no order, "version" may come after the items.
+        return _JSON_FEED_MARK.search(body) is not None
     return kind == "feed"
 
 
@@ -314,7 +316,7 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     )
     return ParsedFeed(
         version=_JSON_FEED_VERSIONS.get(match.group(1), "json"),
-        title=_plain_line(document.get("title")),
+        title=_title(document.get("title")),
         link=_http_url(document.get("home_page_url"), url),
         language=language,
         entries=entries,
@@ -348,7 +350,7 @@ def _json_entry(
     return ParsedEntry(
         guid=guid,
         link=link,
-        title=_plain_line(item.get("title")),
+        title=_title(item.get("title")),
         author=_json_authors(item) or feed_author,
         published_at=_from_iso(item.get("date_published")),
         updated_at=_from_iso(item.get("date_modified")),
@@ -390,9 +392,14 @@ def _from_iso(value: object) -> datetime | None:
 def _text_line(detail: object, fallback: object) -> str | None:
     """A one-line field (title) from feedparser's value and its declared type."""
     value, is_html = _detail(detail, fallback)
-    if value is None:
+    return _title(value, is_html)
+
+
+def _title(value: object, is_html: bool = False) -> str | None:
+    if not isinstance(value, str):
         return None
-    # feedparser types RSS titles by guessing, and calls "<script>x</script>" plain text.
+    # feedparser types RSS titles by guessing, and calls "<script>x</script>" plain text; JSON
+    # Feed titles are plain text by the spec, which not every publisher reads.
     if is_html or _CLOSE_TAG.search(value):
         return _collapse(_html_to_text(value))
     return _plain_line(value)
@@ -520,7 +527,7 @@ def _sniff(body: bytes) -> tuple[str, str | None]:
     """('empty'|'json'|'html'|'feed'|'xml'|'other', root element name) from the first bytes."""
     text = _head(body).lstrip("\ufeff \t\r\n")
     if not text:
-        # Only byte-order marks, whitespace and NULs, or more than the head looks at?
+        # Empty if nothing but byte-order marks, whitespace and NULs, even past the head.
         padding = codecs.BOM_UTF8 + codecs.BOM_UTF16_LE + b" \t\r\n\x00"
         return ("other", None) if body.lstrip(padding) else ("empty", None)
     if text[0] in "{[":

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from ingest import dedup
+from ingest import dedup, metrics
 from ingest.article import build_article
 from ingest.config import Settings
 from ingest.db import make_pool
@@ -156,6 +156,11 @@ class Pipeline:
             except Exception as e:
                 log.exception("feed_bug")
                 outcome = await self._record_failure(feed, e)
+            elapsed = time.monotonic() - started
+            metrics.FEEDS_POLLED.labels(outcome.status).inc()
+            metrics.FEED_SECONDS.observe(elapsed)
+            metrics.ARTICLES_NEW.inc(outcome.new)
+            metrics.PAGE_FALLBACKS.inc(outcome.page_errors)
             log.info(
                 "feed_processed",
                 status=outcome.status,
@@ -164,7 +169,7 @@ class Pipeline:
                 page_errors=outcome.page_errors,
                 not_modified=outcome.status == "not_modified",
                 error=outcome.error,
-                ms=int((time.monotonic() - started) * 1000),
+                ms=int(elapsed * 1000),
             )
             return outcome
 

@@ -11,8 +11,7 @@ from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from pebble import ProcessPool
-from pebble.common import ProcessExpired
+from pebble import ProcessExpired, ProcessPool
 
 T = TypeVar("T")
 
@@ -54,12 +53,12 @@ class Workers:
         except ProcessExpired as e:
             raise WorkerCrashed(f"worker died (exit code {e.exitcode})") from e
         except asyncio.CancelledError:
-            future.cancel()
+            future.cancel()  # type: ignore[no-untyped-call]
             raise
         except FutureCancelled as e:
             raise WorkerCrashed("task cancelled") from e
         return result
 
     def close(self) -> None:
-        self._pool.stop()
+        self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)

@@ -11,7 +11,9 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.config import Settings
+from ingest.db import load_migrations
 from ingest.pipeline import Pipeline, open_pipeline
+from jobs.http import HealthServer
 from jobs.tasks import poll_due_feeds
 
 log = structlog.get_logger(__name__)
@@ -25,6 +27,24 @@ class Service:
         self.tick_seconds = tick_seconds
         self._current: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def healthy(self) -> str | None:
+        if self._scheduler is None or not self._scheduler.running:
+            return "scheduler not running"
+        if self.pipeline.stopping:
+            return "stopping"
+        return None
+
+    async def ready(self) -> str | None:
+        try:
+            async with self.pipeline.store.pool.connection(timeout=5) as conn:
+                cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
+                applied = {row[0] for row in await cur.fetchall()}
+        except Exception as e:
+            return f"database unreachable: {type(e).__name__}"
+        pending = [m.version for m in load_migrations() if m.version not in applied]
+        return f"migrations pending: {pending}" if pending else None
 
     async def _tick(self) -> None:
         # APScheduler 3 cancels running jobs on shutdown, so the tick's real work runs in a task
@@ -40,7 +60,7 @@ class Service:
         self._stop.set()
 
     async def run(self) -> None:
-        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self._tick,
             "interval",
@@ -73,6 +93,12 @@ class Service:
 async def serve(settings: Settings, dsn: str) -> None:
     async with open_pipeline(settings, dsn) as pipeline:
         service = Service(pipeline, tick_seconds=settings.tick_seconds)
+        http = None
+        if settings.http_port:
+            http = HealthServer(
+                settings.http_host, settings.http_port, healthy=service.healthy, ready=service.ready
+            )
+            await http.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop)
@@ -81,3 +107,5 @@ async def serve(settings: Settings, dsn: str) -> None:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            if http is not None:
+                await http.close()

@@ -123,6 +123,19 @@ def test_looks_like_feed_rejects_non_feeds(name: str) -> None:
     assert not looks_like_feed((FEEDS / name).read_bytes())
 
 
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.name)
+def test_truncated_fixture_parses_or_raises_parse_error(fixture: Path) -> None:
+    """A body cut off anywhere gives a ParsedFeed or a ParseError, never another exception."""
+    body = fixture.read_bytes()
+    messages = []
+    for end in range(0, len(body), max(1, len(body) // 12)):
+        try:
+            parse_feed(body[:end], URL)
+        except ParseError as e:
+            messages.append(str(e))
+    assert all(m.startswith("not a feed: ") for m in messages)
+
+
 # --- never opens anything ------------------------------------------------------------------------
 
 
@@ -459,6 +472,19 @@ def test_json_feed_1_0_single_author_and_version() -> None:
     ).encode()
     feed = parse_feed(body, URL)
     assert (feed.version, feed.entries[0].author) == ("json1", "Solo Writer")
+
+
+def test_json_feed_title_html_is_stripped() -> None:
+    """JSON Feed titles are plain text by the spec; markup that slips in is stripped anyway."""
+    entry = _one(_json_feed({"id": "1", "title": "<b>Bold</b> &amp; loud"}))
+    assert entry.title == "Bold & loud"
+
+
+def test_looks_like_json_feed_with_version_after_items() -> None:
+    """JSON keys have no order: the sniff finds a version that comes after a long items array."""
+    items = [{"id": str(n), "content_text": "x" * 100} for n in range(100)]
+    body = json.dumps({"items": items, "version": "https://jsonfeed.org/version/1.1"}).encode()
+    assert looks_like_feed(body)
 
 
 def test_json_feed_with_a_utf8_bom_parses() -> None:

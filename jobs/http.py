@@ -1,0 +1,73 @@
+"""The service's HTTP endpoints on `INGEST_HTTP_PORT`: `/healthz` (process alive, scheduler
+running), `/readyz` (database reachable, migrations current), `/metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+log = structlog.get_logger(__name__)
+
+Check = Callable[[], Awaitable[str | None]]
+"""Returns None when healthy, else the reason."""
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int, *, healthy: Check, ready: Check) -> None:
+        self.host, self.port = host, port
+        self._healthy, self._ready = healthy, ready
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("http_listening", host=self.host, port=self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(10):
+                request_line = (await reader.readline()).decode("latin-1").split()
+                while (await reader.readline()).strip():
+                    pass  # headers are not needed
+            status, ctype, body = await self._respond(request_line)
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            writer.close()
+            return
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode("latin-1") + body)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def _respond(self, request_line: list[str]) -> tuple[int, str, bytes]:
+        if len(request_line) < 2:
+            return 405, "text/plain", b"bad request\n"
+        method, path = request_line[0], request_line[1].split("?")[0]
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest()
+        check = {"/healthz": self._healthy, "/readyz": self._ready}.get(path)
+        if check is None:
+            return 404, "text/plain", b"not found\n"
+        try:
+            problem = await check()
+        except Exception as e:
+            problem = f"check failed: {type(e).__name__}"
+        if problem:
+            return 503, "text/plain", f"{problem}\n".encode()
+        return 200, "text/plain", b"ok\n"

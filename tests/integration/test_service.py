@@ -1,0 +1,191 @@
+"""The long-lived service (`ingest run`) and crash safety of `ingest run --once`, as real
+processes against the real PostgreSQL and a local HTTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tests.support.httpserver import LocalServer, Request, Response, static
+
+pytestmark = pytest.mark.integration
+
+PARAGRAPH = (
+    "Officials in the city council met on {day} to discuss the budget for the coming year, "
+    "and several members raised questions about the cost of the new transit line number {n}."
+)
+
+
+def article_page(n: int) -> str:
+    body = "".join(
+        f"<p>{PARAGRAPH.format(day=d, n=n)}</p>" for d in ("Monday", "Tuesday", "Friday")
+    )
+    return (
+        f"<html lang='en'><head><title>Story {n}</title></head><body>"
+        f"<nav><a href='/'>Home</a></nav><article><h1>Story {n}</h1>{body}</article>"
+        f"<footer>Copyright Example News</footer></body></html>"
+    )
+
+
+def rss(base: str, count: int) -> str:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/story/{n}?utm_source=rss</link>"
+        f"<guid>story-{n}</guid><pubDate>{format_datetime(start + timedelta(hours=n))}</pubDate>"
+        f"</item>"
+        for n in range(count)
+    )
+    return f"<?xml version='1.0'?><rss version='2.0'><channel><title>Example</title>{items}</channel></rss>"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
+        "INGEST_LOG_FORMAT": "json",
+        "INGEST_WORKERS": "2",
+        **extra,
+    }
+
+
+def count_articles(database_url: str) -> tuple[int, int]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT url) FROM news.articles").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture
+def site() -> Iterator[LocalServer]:
+    with LocalServer() as srv:
+        srv.routes["/feed.xml"] = static(rss(srv.base, 12), "application/rss+xml")
+        for n in range(12):
+            srv.routes[f"/story/{n}"] = static(article_page(n))
+        yield srv
+
+
+def test_service_ingests_serves_health_and_stops_on_sigterm(
+    database_url: str, site: LocalServer
+) -> None:
+    """`ingest run` polls on its own, answers /healthz /readyz /metrics, and exits 0 on SIGTERM
+    with no lease left behind."""
+    subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "feeds", "add", site.url("/feed.xml")],
+        env=env(database_url),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env=env(
+            database_url,
+            INGEST_TICK_SECONDS="1",
+            INGEST_HTTP_PORT=str(port),
+            INGEST_HTTP_HOST="127.0.0.1",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: count_articles(database_url)[0] == 12), "service stored nothing"
+        assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
+        status, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and 'ingest_feeds_polled_total{status="ok"} 1.0' in metrics
+        assert http_get(f"http://127.0.0.1:{port}/nope")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert '"service_stopped"' in stderr
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
+        assert held.fetchone() == (0,)
+
+
+def test_killed_run_loses_nothing_and_duplicates_nothing(database_url: str) -> None:
+    """SIGKILL in the middle of `run --once`; the next run (after the lease expires) stores
+    every article exactly once."""
+    with LocalServer() as srv:
+        count = 30
+        srv.routes["/feed.xml"] = static(rss(srv.base, count), "application/rss+xml")
+
+        def slow(n: int):  # type: ignore[no-untyped-def]
+            page = article_page(n).encode()
+
+            def handle(req: Request) -> Response:
+                time.sleep(0.3)
+                return Response(200, page, {"Content-Type": "text/html"})
+
+            return handle
+
+        for n in range(count):
+            srv.routes[f"/story/{n}"] = slow(n)
+        e = env(database_url, INGEST_LEASE_SECONDS="1", INGEST_PER_HOST_CONNECTIONS="2")
+        subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/feed.xml")],
+            env=e,
+            check=True,
+            capture_output=True,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "run", "--once"],
+            env=e,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_for(lambda: len([r for r in srv.requests if r.path.startswith("/story/")]) >= 5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        before = count_articles(database_url)[0]
+        assert before < count, "the run finished before it could be killed"
+
+        time.sleep(1.5)  # let the killed run's lease expire
+        rerun = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "run", "--once"],
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert count_articles(database_url) == (count, count)
