@@ -3,9 +3,9 @@
 Precedence, field by field (first non-empty wins):
     title         feed entry > page (JSON-LD headline > og:title > trafilatura)
     author        feed entry > page (JSON-LD author > meta author > trafilatura)
-    published_at  feed entry, published then updated (always has a time of day) > page (JSON-LD datePublished >
-                  article:published_time > trafilatura's date) > first seen (published_source
-                  says which)
+    published_at  feed entry, published then updated (always with a time of day) > page
+                  (JSON-LD datePublished > article:published_time > trafilatura's date) >
+                  first seen; published_source says which
     text          page extraction > feed content > feed summary (text_source says which)
     language      detected from the text; `<html lang>`/feed language only when the text is short
 """

@@ -141,7 +141,8 @@ def test_seed_article_is_ingested_clean(database_url: str, site: Site) -> None:
     assert article["text_source"] == "page"
     assert article["extraction_error"] is None
     assert article["duplicate_of"] is None
-    assert "utm_" in str(article["original_url"]) and "fbclid" in str(article["original_url"])
+    assert "utm_" in str(article["original_url"])
+    assert "fbclid" in str(article["original_url"])
 
 
 def test_unreachable_page_falls_back_to_feed_text(database_url: str, site: Site) -> None:
@@ -239,4 +240,5 @@ def test_unreachable_database_is_one_line_and_nonzero() -> None:
     run = ingest("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2", "run", "--once")
     assert run.returncode == 1
     lines = [ln for ln in run.stderr.splitlines() if ln.startswith("ingest:")]
-    assert len(lines) == 1 and "database unreachable" in lines[0]
+    assert len(lines) == 1
+    assert "database unreachable" in lines[0]

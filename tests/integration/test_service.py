@@ -11,8 +11,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import psycopg
 import pytest
@@ -46,7 +46,10 @@ def rss(base: str, count: int) -> str:
         f"</item>"
         for n in range(count)
     )
-    return f"<?xml version='1.0'?><rss version='2.0'><channel><title>Example</title>{items}</channel></rss>"
+    return (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Example</title>"
+        f"{items}</channel></rss>"
+    )
 
 
 def free_port() -> int:
@@ -84,7 +87,7 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2) -> bool:  
 
 def http_get(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=5) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -128,7 +131,8 @@ def test_service_ingests_serves_health_and_stops_on_sigterm(
         assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
         assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
         status, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
-        assert status == 200 and 'ingest_feeds_polled_total{status="ok"} 1.0' in metrics
+        assert status == 200
+        assert 'ingest_feeds_polled_total{status="ok"} 1.0' in metrics
         assert http_get(f"http://127.0.0.1:{port}/nope")[0] == 404
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Route = Union[Response, Callable[[Request], Response]]
+Route = Response | Callable[[Request], Response]
 
 
 def static(
@@ -84,7 +83,9 @@ class LocalServer:
                 self._serve(send_body=False)
 
             def _serve(self, send_body: bool) -> None:
-                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                req = Request(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
+                )
                 with server._lock:
                     server.requests.append(req)
                     route = server.routes.get(self.path)
@@ -96,8 +97,7 @@ class LocalServer:
                     resp = route
                 self.send_response(resp.status)
                 headers = dict(resp.headers)
-                chunked = not isinstance(resp.body, bytes)
-                if chunked:
+                if not isinstance(resp.body, bytes):
                     headers.setdefault("Transfer-Encoding", "chunked")
                 elif resp.status != 304:
                     headers.setdefault("Content-Length", str(len(resp.body)))
@@ -121,7 +121,9 @@ class LocalServer:
         self._httpd.daemon_threads = True
         self.host = host
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base(self) -> str:
