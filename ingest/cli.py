@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -60,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except asyncio.CancelledError:  # SIGTERM during `run --once`
+        return 143
 
 
 def _run(coro_fn: Callable[[str], Coroutine[Any, Any, int]], settings: Settings) -> int:
@@ -151,6 +154,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             await serve(settings, dsn)
             return 0
         async with open_pipeline(settings, dsn) as pipeline:
+            # SIGTERM cancels the pass like Ctrl-C does, so claimed feeds are handed back.
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
             summary = await pipeline.run(all_feeds=args.all)
         print(
             f"feeds: {summary.feeds} ({summary.ok} ok, {summary.not_modified} not modified, "

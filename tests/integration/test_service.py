@@ -193,3 +193,36 @@ def test_killed_run_loses_nothing_and_duplicates_nothing(database_url: str) -> N
         )
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         assert count_articles(database_url) == (count, count)
+
+
+def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
+    """SIGTERM in the middle of `run --once` exits promptly and releases the feeds it claimed, so
+    another process can take them at once instead of after the lease expires."""
+    with LocalServer() as srv:
+        srv.routes["/feed.xml"] = static(rss(srv.base, 5), "application/rss+xml")
+
+        def stall(req: Request) -> Response:
+            time.sleep(20)
+            return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
+
+        for n in range(5):
+            srv.routes[f"/story/{n}"] = stall
+        e = env(database_url)
+        subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/feed.xml")],
+            env=e,
+            check=True,
+            capture_output=True,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "run", "--once"],
+            env=e,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_for(lambda: any(r.path.startswith("/story/") for r in srv.requests))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 143
+        with psycopg.connect(database_url) as conn:
+            held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
+            assert held.fetchone() == (0,)

@@ -1,0 +1,299 @@
+"""Helpers shared by the benchmarks: the AEB corpus, a local multi-host news site served from a
+separate process, throwaway PostgreSQL databases and a peak-RSS sampler."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
+
+import psutil
+import psycopg
+from psycopg import sql
+
+if TYPE_CHECKING:
+    from tests.support.httpserver import Request, Response
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository (this file lives in <repo>/bench)."""
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ADMIN_DSN_DEFAULT = os.environ.get(
+    "INGEST_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DB_PREFIX = "ingest_bench_"
+ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
+
+
+# --- corpus -----------------------------------------------------------------------------------
+
+
+def find_aeb(override: str | None) -> Path:
+    """The AEB corpus directory: `--aeb DIR`, else `<repo>/../shared/aeb` (the CI layout puts
+    `shared` next to the clone). Exits with a clear message when it is missing."""
+    where = Path(override) if override else ROOT.parent / "shared" / "aeb"
+    html = where / "html"
+    if not html.is_dir() or not any(html.glob("*.html.gz")):
+        hint = "" if override else " (pass --aeb DIR to point at it)"
+        raise SystemExit(f"ingest_bench: AEB corpus not found: expected {html}/<id>.html.gz{hint}")
+    return where.resolve()
+
+
+def corpus_ids(aeb: Path, limit: int | None = None) -> list[str]:
+    """Page ids in a stable (sorted) order, the first `limit` of them when given."""
+    ids = sorted(p.name.removesuffix(".html.gz") for p in (aeb / "html").glob("*.html.gz"))
+    return ids[:limit] if limit else ids
+
+
+def read_page(aeb: Path, page_id: str) -> bytes:
+    return gzip.decompress((aeb / "html" / f"{page_id}.html.gz").read_bytes())
+
+
+# --- the local site ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    host: int
+    """Index of the loopback host serving the feed and its pages."""
+    path: str
+    page_ids: tuple[str, ...]
+
+
+def plan_site(ids: Sequence[str], n_feeds: int, n_hosts: int) -> list[FeedPlan]:
+    """Deal the pages round-robin over `n_feeds` feeds (every page in exactly one feed), and the
+    feeds round-robin over `n_hosts` hosts; a feed's pages live on the feed's host."""
+    n_feeds = max(1, min(n_feeds, len(ids)))
+    buckets: list[list[str]] = [[] for _ in range(n_feeds)]
+    for i, page_id in enumerate(ids):
+        buckets[i % n_feeds].append(page_id)
+    return [
+        FeedPlan(host=f % n_hosts, path=f"/feeds/{f:03d}.xml", page_ids=tuple(bucket))
+        for f, bucket in enumerate(buckets)
+    ]
+
+
+def page_path(page_id: str) -> str:
+    return f"/news/{page_id[:2]}/{page_id}.html"
+
+
+def host_address(index: int) -> str:
+    """127.0.0.2, 127.0.0.3, ...: any 127/8 address is loopback on Linux."""
+    return f"127.0.0.{2 + index}"
+
+
+def rss(title: str, base: str, items: Sequence[tuple[str, str]], start: datetime) -> bytes:
+    """An RSS 2.0 document: `items` are (page id, absolute URL)."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>',
+        f"<title>{escape(title)}</title><link>{escape(base)}/</link>",
+        "<description>news-ingest benchmark feed</description>",
+    ]
+    for n, (page_id, url) in enumerate(items):
+        when = format_datetime(start - timedelta(minutes=37 * n), usegmt=True)
+        parts.append(
+            f"<item><title>Article {page_id[:12]}</title><link>{escape(url)}</link>"
+            f'<guid isPermaLink="true">{escape(url)}</guid><pubDate>{when}</pubDate>'
+            f"<description>Summary of article {page_id[:12]}.</description></item>"
+        )
+    parts.append("</channel></rss>\n")
+    return "".join(parts).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    feed_urls: list[str]
+    page_urls: dict[str, str]
+    pid: int
+
+
+def _serve_site(aeb: str, plan: list[FeedPlan], n_hosts: int, conn: Connection) -> None:
+    """Child process: one LocalServer per loopback host; pages come from memory (plain, or
+    gzip precompressed once when the client accepts it). Runs until told to stop or the parent
+    goes away."""
+    from tests.support.httpserver import LocalServer, Response
+
+    def document(data: bytes, content_type: str) -> Callable[[Request], Response]:
+        packed = gzip.compress(data, 6)
+
+        def handle(req: Request) -> Response:
+            headers = {"Content-Type": content_type}
+            if "gzip" in req.headers.get("accept-encoding", ""):
+                headers["Content-Encoding"] = "gzip"
+                return Response(200, packed, headers)
+            return Response(200, data, headers)
+
+        return handle
+
+    servers = [LocalServer(host_address(h)) for h in range(n_hosts)]
+    start = datetime(2025, 8, 11, 14, 0, tzinfo=UTC)
+    feed_urls: list[str] = []
+    page_urls: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        for srv in servers:
+            srv.routes["/robots.txt"] = Response(
+                200, ROBOTS_TXT, {"Content-Type": "text/plain; charset=utf-8"}
+            )
+            stack.enter_context(srv)
+        for n, feed in enumerate(plan):
+            srv = servers[feed.host]
+            items = []
+            for page_id in feed.page_ids:
+                path = page_path(page_id)
+                srv.routes[path] = document(read_page(Path(aeb), page_id), "text/html")
+                page_urls[page_id] = srv.url(path)
+                items.append((page_id, srv.url(path)))
+            body = rss(f"Bench feed {n}", srv.base, items, start - timedelta(hours=n))
+            srv.routes[feed.path] = document(body, "application/rss+xml; charset=UTF-8")
+            feed_urls.append(srv.url(feed.path))
+        conn.send(SiteInfo(feed_urls, page_urls, os.getpid()))
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv()
+
+
+@contextlib.contextmanager
+def local_site(aeb: Path, plan: list[FeedPlan], n_hosts: int) -> Iterator[SiteInfo]:
+    """Serve the site from a separate process, so that serving costs no GIL time and no memory
+    in the process being measured."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=_serve_site, args=(str(aeb), plan, n_hosts, child), name="bench-site", daemon=True
+    )
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(120):
+            raise RuntimeError("the local site did not start within 120 s")
+        info: SiteInfo = parent.recv()
+        yield info
+    finally:
+        with contextlib.suppress(OSError):
+            parent.send("stop")
+        parent.close()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+class Databases:
+    """Creates `ingest_bench_*` databases and drops every one of them on exit."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.created: list[str] = []
+
+    def dsn(self, name: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.admin_dsn, dbname=name)
+
+    def create(self, label: str) -> str:
+        name = f"{DB_PREFIX}{label}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        return self.dsn(name)
+
+    def drop(self, dsn: str) -> None:
+        name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        if not (isinstance(name, str) and name.startswith(DB_PREFIX)):
+            raise ValueError(f"refusing to drop {name!r}: not a {DB_PREFIX}* database")
+        with psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        if name in self.created:
+            self.created.remove(name)
+
+    def drop_all(self) -> list[str]:
+        """Drop every database still around; returns the names that could not be dropped."""
+        failed = []
+        for name in list(self.created):
+            try:
+                self.drop(self.dsn(name))
+            except psycopg.Error:
+                failed.append(name)
+        return failed
+
+    def __enter__(self) -> Databases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        failed = self.drop_all()
+        if failed:
+            print(f"ingest_bench: could not drop databases: {', '.join(failed)}", file=sys.stderr)
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+@dataclass
+class PeakRss:
+    """Samples the resident set size of some processes (plus all their descendants when `tree`)
+    every `interval` seconds in a thread; `peak` is the largest sum seen, in bytes."""
+
+    pids: Sequence[int]
+    tree: bool = True
+    interval: float = 0.05
+    peak: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        procs: dict[int, psutil.Process] = {}
+        for pid in self.pids:
+            try:
+                proc = psutil.Process(pid)
+                procs[pid] = proc
+                if self.tree:
+                    procs.update((c.pid, c) for c in proc.children(recursive=True))
+            except psutil.Error:
+                continue
+        total = 0
+        for p in procs.values():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        self.peak = max(self.peak, total)
+        self.samples += 1
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread = threading.Thread(target=self._loop, name="peak-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def summarize(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
