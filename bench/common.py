@@ -246,17 +246,25 @@ class Databases:
 
 
 @dataclass
-class PeakRss:
-    """Samples the resident set size of some processes (plus all their descendants when `tree`)
-    every `interval` seconds in a thread; `peak` is the largest sum seen, in bytes."""
+class ProcessSampler:
+    """Samples some processes (plus all their descendants when `tree`) every `interval` seconds
+    in a thread. `peak_rss` is the largest sum of their resident set sizes seen, in bytes;
+    `cpu_seconds` the user+system CPU time they used while sampled (for processes that end
+    between two samples, up to one interval of their last CPU time is missed)."""
 
     pids: Sequence[int]
     tree: bool = True
     interval: float = 0.05
-    peak: int = 0
+    peak_rss: int = 0
     samples: int = 0
+    _cpu_first: dict[int, float] = field(default_factory=dict)
+    _cpu_last: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(v - self._cpu_first.get(pid, 0.0) for pid, v in self._cpu_last.items())
 
     def sample(self) -> None:
         procs: dict[int, psutil.Process] = {}
@@ -269,10 +277,17 @@ class PeakRss:
             except psutil.Error:
                 continue
         total = 0
-        for p in procs.values():
+        for pid, p in procs.items():
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        self.peak = max(self.peak, total)
+                with p.oneshot():
+                    total += p.memory_info().rss
+                    times = p.cpu_times()
+                cpu = times.user + times.system
+                if self.samples == 0:
+                    # Processes already running when sampling starts: count from now on.
+                    self._cpu_first[pid] = cpu
+                self._cpu_last[pid] = cpu
+        self.peak_rss = max(self.peak_rss, total)
         self.samples += 1
 
     def _loop(self) -> None:
@@ -280,8 +295,9 @@ class PeakRss:
             self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> PeakRss:
-        self._thread = threading.Thread(target=self._loop, name="peak-rss", daemon=True)
+    def __enter__(self) -> ProcessSampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
         self._thread.start()
         return self
 
@@ -289,6 +305,7 @@ class PeakRss:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.sample()
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:

