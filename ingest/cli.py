@@ -103,7 +103,10 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         if action == "add":
             urls = list(args.urls)
         else:
-            data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+            try:
+                data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+            except OSError as e:
+                raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from e
             urls = parse_feed_list(data)
         checked = [_check_feed_url(u) for u in urls]
 

@@ -103,10 +103,17 @@ def _structured_metadata(tree: _Element) -> PageMetadata:
         or meta.get("dc.date")
         or meta.get("parsely-pub-date")
     )
-    published = ld_published or meta_published
-    published_raw = (
-        _str(ld.get("datePublished")) if ld_published else meta.get("article:published_time")
-    )
+    ld_raw = _str(ld.get("datePublished"))
+    meta_raw = meta.get("article:published_time")
+    published: datetime | None
+    published_raw: str | None
+    # JSON-LD wins, unless it gives only the day and the meta tag gives the time of that day.
+    if ld_published and not (
+        ld_raw and "T" not in ld_raw and meta_published and meta_raw and "T" in meta_raw
+    ):
+        published, published_raw = ld_published, ld_raw
+    else:
+        published, published_raw = meta_published, meta_raw
     canonical = None
     for link in tree.iterfind(".//link[@rel]"):
         if "canonical" in (link.get("rel") or "").lower().split():

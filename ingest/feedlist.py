@@ -33,6 +33,8 @@ def _opml(data: bytes) -> list[str]:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
         raise FeedListError(f"not a valid OPML file: {e}") from e
+    if not isinstance(root.tag, str) or root.tag.lower() != "opml":
+        raise FeedListError(f"not an OPML file: the root element is <{root.tag}>")
     return [
         (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
         for el in root.iter("outline")

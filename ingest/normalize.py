@@ -7,9 +7,10 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 import courlan
+from courlan.clean import TRACKERS_RE
 
 # C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
 # PostgreSQL text (NUL) or consumers.
@@ -21,16 +22,28 @@ _ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def canonical_url(url: str) -> str:
-    """Scheme/host lower-cased, default port dropped, tracking parameters (utm_*, fbclid, gclid…)
-    removed by courlan, query sorted, fragment dropped. Raises ValueError on a non-http(s) URL."""
+    """Scheme/host lower-cased, default port dropped, tracking parameters (utm_*, fbclid, gclid…,
+    courlan's list) removed, remaining query parameters sorted, fragment dropped. Raises
+    ValueError on a non-http(s) URL."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    normalized = courlan.normalize_url(url, strict=False)
+    normalized = courlan.normalize_url(urlunsplit(parts._replace(query="", fragment="")))
     p = urlsplit(normalized)
-    path = p.path or "/"
-    return urlunsplit((p.scheme, p.netloc, path, p.query, ""))
+    return urlunsplit((p.scheme, p.netloc, p.path or "/", clean_query(parts.query), ""))
+
+
+def clean_query(query: str) -> str:
+    """Drop tracking parameters and sort the rest, keeping each parameter as written.
+    courlan's own clean_query drops valueless parameters (`news.php?12345`), which are often
+    the article id, so only its tracker pattern is reused."""
+    kept = (
+        part
+        for part in query.split("&")
+        if part and not TRACKERS_RE.search(unquote_plus(part.split("=", 1)[0]).lower())
+    )
+    return "&".join(sorted(kept))
 
 
 def site_of(url: str) -> str:
@@ -53,16 +66,20 @@ def same_site(a: str, b: str) -> bool:
 
 
 def choose_url(page_url: str, rel_canonical: str | None) -> str:
-    """The article's canonical URL: the page's rel=canonical when it is an http(s) URL on the
-    same site (a canonical pointing elsewhere is a syndication hint we do not follow), else the
-    page URL."""
+    """The article's canonical URL: the page's rel=canonical (resolved against the page) when it
+    is an http(s) URL on the same site (a canonical pointing elsewhere is a syndication hint we
+    do not follow) and not the site's home page; else the page URL."""
     base = canonical_url(page_url)
-    if rel_canonical:
+    rel_canonical = (rel_canonical or "").strip()
+    if rel_canonical and not any(ch.isspace() for ch in rel_canonical):
         try:
-            candidate = canonical_url(rel_canonical)
+            candidate = canonical_url(urljoin(page_url, rel_canonical))
         except ValueError:
             return base
-        if same_site(base, candidate):
+        # A canonical naming the home page is a template error seen on real sites; following
+        # it would fold every article of the site into one row.
+        points_home = urlsplit(candidate).path in ("", "/") and urlsplit(base).path not in ("", "/")
+        if same_site(base, candidate) and not points_home:
             return candidate
     return base
 
@@ -72,9 +89,8 @@ def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
     empty."""
     if value is None:
         return None
-    text = unicodedata.normalize("NFC", value)
-    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", text))
-    text = _ANY_SPACE.sub(" ", text).strip()
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", value))
+    text = unicodedata.normalize("NFC", _ANY_SPACE.sub(" ", text).strip())
     return text[:max_length] or None
 
 
@@ -82,8 +98,10 @@ def clean_text(value: str) -> str:
     """Body text: NFC, controls removed, whitespace collapsed within paragraphs, paragraphs kept
     apart by exactly one blank line. Single newlines inside the input are paragraph breaks too,
     since extractors emit one paragraph a line."""
-    text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", text.replace("\t", " ")))
+    text = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    # NFC last: removing a control or zero-width character can bring a base letter and its
+    # combining mark together.
+    text = unicodedata.normalize("NFC", _ZERO_WIDTH.sub("", _CONTROL.sub("", text)))
     paragraphs = (_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return "\n\n".join(p for p in paragraphs if p)
 

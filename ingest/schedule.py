@@ -37,8 +37,9 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # Clamped before timedelta sees it: a hostile header must not overflow it.
+        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -75,7 +75,8 @@ FROM unnest(%(urls)s::text[]) AS u(url)
 JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
 
 -- name: insert_article
--- duplicate_of: the earliest article with the same body under another URL.
+-- duplicate_of: the earliest article with the same body under another URL (an empty body is
+-- nobody's duplicate).
 INSERT INTO ingest.articles (
     url, original_url, feed_id, guid, site, title, text, author, published_at,
     published_source, modified_at, language, image_url, summary, content_hash, text_source,
@@ -84,7 +85,9 @@ VALUES (
     %(url)s, %(original_url)s, %(feed_id)s, %(guid)s, %(site)s, %(title)s, %(text)s, %(author)s,
     %(published_at)s, %(published_source)s, %(modified_at)s, %(language)s, %(image_url)s,
     %(summary)s, %(content_hash)s, %(text_source)s, %(extraction_error)s, %(fetched_at)s,
-    (SELECT min(id) FROM ingest.articles WHERE content_hash = %(content_hash)s))
+    CASE WHEN %(text)s <> '' THEN
+        (SELECT min(id) FROM ingest.articles WHERE content_hash = %(content_hash)s)
+    END)
 ON CONFLICT (url_hash) DO NOTHING
 RETURNING id;
 

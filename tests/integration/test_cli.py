@@ -1,0 +1,204 @@
+"""The `ingest` command line as a subprocess against a fresh database: feeds add/list/remove/
+import, migrate, the reserved backfill, configuration errors and exit codes (README, "Command
+line": 0 success, 1 the command cannot work with one line on stderr, 2 usage)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest import __version__
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+F1 = "https://one.example/feed/"
+F2 = "https://two.example/rss.xml"
+F3 = "http://three.example/atom"
+# Nothing listens on port 1 of loopback: commands that must not need the database get this.
+NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"
+
+
+def _env(dsn: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INGEST_") and k not in ("DATABASE_URL", "XDG_DATA_HOME")
+    }
+    env["DATABASE_URL"] = dsn  # never unset: that would start the embedded server
+    env["INGEST_LOG_FORMAT"] = "json"
+    env.update(extra)
+    return env
+
+
+def ingest(
+    dsn: str, *args: str, stdin: str | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args],
+        input=stdin,
+        env=_env(dsn, **extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _feed_urls(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT url FROM news.feeds ORDER BY id").fetchall()]
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr lines that are not JSON log events."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+
+
+# --- feeds -----------------------------------------------------------------------------------
+
+
+def test_feeds_add_list_remove(database_url: str) -> None:
+    """add registers (present when already there), list shows every feed, remove deletes one."""
+    added = ingest(database_url, "feeds", "add", F1, F2)
+    assert added.returncode == 0, added.stderr
+    assert f"added   {F1}" in added.stdout
+    assert f"added   {F2}" in added.stdout
+
+    again = ingest(database_url, "feeds", "add", F1)
+    assert again.returncode == 0, again.stderr
+    assert f"present {F1}" in again.stdout
+    assert _feed_urls(database_url) == [F1, F2]
+
+    listed = ingest(database_url, "feeds", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2
+    assert F1 in lines[0]
+    assert "never fetched" in lines[0]
+    assert F2 in lines[1]
+
+    removed = ingest(database_url, "feeds", "remove", F1)
+    assert removed.returncode == 0, removed.stderr
+    assert _feed_urls(database_url) == [F2]
+
+
+def test_feeds_add_non_http_is_one_line_error(database_url: str) -> None:
+    """A non-http(s) URL is refused with exit 1 and one line on stderr; nothing is added, not
+    even the valid URLs given with it."""
+    proc = ingest(database_url, "feeds", "add", F1, "ftp://files.example/feed")
+    assert proc.returncode == 1
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert "ftp://files.example/feed" in errors[0]
+    assert _feed_urls(database_url) == []
+
+
+def test_feeds_remove_unknown(database_url: str) -> None:
+    """Removing a feed that is not registered exits 1 with one line on stderr."""
+    proc = ingest(database_url, "feeds", "remove", "https://unknown.example/feed")
+    assert proc.returncode == 1
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert "https://unknown.example/feed" in errors[0]
+
+
+def test_feeds_import_opml_lines_and_stdin(database_url: str, tmp_path: Path) -> None:
+    """import reads an OPML file, a URL-a-line file, and `-` for stdin; feeds already present
+    are reported, not duplicated."""
+    opml = tmp_path / "subscriptions.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><body><outline text="News">'
+        f'<outline xmlUrl="{F1}"/><outline xmlUrl="{F2}"/></outline></body></opml>',
+        encoding="utf-8",
+    )
+    listing = tmp_path / "feeds.txt"
+    listing.write_text(f"# mine\n{F2}\n\n{F3}\n", encoding="utf-8")
+
+    proc = ingest(database_url, "feeds", "import", str(opml))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 added, 0 already present" in proc.stdout
+
+    proc = ingest(database_url, "feeds", "import", str(listing))
+    assert proc.returncode == 0, proc.stderr
+    assert f"present {F2}" in proc.stdout
+    assert "1 added, 1 already present" in proc.stdout
+
+    proc = ingest(database_url, "feeds", "import", "-", stdin=f"{F1}\n{F3}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 added, 2 already present" in proc.stdout
+    assert _feed_urls(database_url) == [F1, F2, F3]
+
+
+def test_feeds_import_invalid_opml(database_url: str, tmp_path: Path) -> None:
+    """A broken OPML file is refused with exit 1 and one line on stderr."""
+    bad = tmp_path / "broken.opml"
+    bad.write_bytes(b'<?xml version="1.0"?><opml><body><outline xmlUrl="x">')
+    proc = ingest(database_url, "feeds", "import", str(bad))
+    assert proc.returncode == 1
+    assert len(_error_lines(proc.stderr)) == 1
+    assert _feed_urls(database_url) == []
+
+
+def test_feeds_import_missing_file(tmp_path: Path) -> None:
+    """A file that does not exist is a one-line error with exit 1, not a traceback."""
+    proc = ingest(NOWHERE, "feeds", "import", str(tmp_path / "nope.opml"))
+    assert proc.returncode == 1
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert "nope.opml" in errors[0]
+
+
+# --- other commands --------------------------------------------------------------------------
+
+
+def test_migrate_on_migrated_database(database_url: str) -> None:
+    """migrate on an up-to-date database applies nothing and says so."""
+    proc = ingest(database_url, "migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "applied 0 migration(s)"
+
+
+def test_backfill_not_available() -> None:
+    """backfill is reserved: it exits 2 with one line on stderr."""
+    proc = ingest(NOWHERE, "backfill")
+    assert proc.returncode == 2
+    assert len(_error_lines(proc.stderr)) == 1
+
+
+def test_bad_config_value() -> None:
+    """An invalid setting exits 1 with one line on stderr naming the variable."""
+    proc = ingest(NOWHERE, "feeds", "list", INGEST_WORKERS="0")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "INGEST_WORKERS" in lines[0]
+
+
+def test_database_unreachable() -> None:
+    """A database nobody answers for is a one-line error with exit 1."""
+    proc = ingest(NOWHERE, "feeds", "list")
+    assert proc.returncode == 1
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1
+    assert "unreachable" in lines[0]
+
+
+def test_version() -> None:
+    """--version prints the package version and exits 0."""
+    proc = ingest(NOWHERE, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"news-ingest {__version__}"
+
+
+def test_usage_error_exits_2() -> None:
+    """A usage error (feeds add without a URL) exits 2 before touching the database."""
+    proc = ingest(NOWHERE, "feeds", "add")
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr

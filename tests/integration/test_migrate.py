@@ -1,0 +1,112 @@
+"""ingest.db.migrate on an empty database: every migration applied once, idempotently, safely
+from several processes at once, leaving the views of the README's SQL contract."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest.db import load_migrations, migrate, pending_migrations
+
+pytestmark = pytest.mark.integration
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# README type names -> information_schema.columns.data_type
+SQL_TYPES = {
+    "bigint": "bigint",
+    "integer": "integer",
+    "text": "text",
+    "boolean": "boolean",
+    "timestamptz": "timestamp with time zone",
+}
+
+
+def _documented_columns(view: str) -> dict[str, str]:
+    """Column name -> type from the README table under the heading "### `<view>`"."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"### `{view}`")
+    section = text[start:].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\w+) \|", section, flags=re.MULTILINE)
+    return dict(rows)
+
+
+def _view_columns(dsn: str, schema: str, view: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s",
+            (schema, view),
+        ).fetchall()
+    return dict(rows)
+
+
+def _applied(dsn: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT version FROM ingest.schema_migrations ORDER BY version")
+        return [r[0] for r in rows.fetchall()]
+
+
+@pytest.mark.anyio
+async def test_migrate_applies_all_then_none(empty_database_url: str) -> None:
+    """The first call applies every shipped migration in order; the second applies none."""
+    shipped = [m.version for m in load_migrations()]
+    assert shipped, "sql/ ships at least one migration"
+    assert await pending_migrations(empty_database_url) == shipped
+    assert await migrate(empty_database_url) == shipped
+    assert await migrate(empty_database_url) == []
+    assert _applied(empty_database_url) == shipped
+    assert await pending_migrations(empty_database_url) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("view", ["news.articles", "news.feeds"])
+async def test_views_have_documented_columns(empty_database_url: str, view: str) -> None:
+    """Each view of the SQL contract has every column the README documents for it, with the
+    documented type."""
+    await migrate(empty_database_url)
+    documented = _documented_columns(view)
+    assert len(documented) >= 10, f"README table for {view} not found"
+    schema, name = view.split(".")
+    actual = _view_columns(empty_database_url, schema, name)
+    assert set(documented) - set(actual) == set()
+    wrong = {
+        col: (SQL_TYPES[typ], actual[col])
+        for col, typ in documented.items()
+        if actual[col] != SQL_TYPES[typ]
+    }
+    assert wrong == {}
+
+
+@pytest.mark.anyio
+async def test_views_are_views(empty_database_url: str) -> None:
+    """Consumers read views in schema `news`, not the internal tables."""
+    await migrate(empty_database_url)
+    with psycopg.connect(empty_database_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = 'news'"
+        ).fetchall()
+    assert {r[0] for r in rows} >= {"articles", "feeds"}
+
+
+@pytest.mark.anyio
+async def test_concurrent_migrate_applies_once(empty_database_url: str) -> None:
+    """Four replicas migrating one empty database at once all succeed; each migration is applied
+    by exactly one of them."""
+    shipped = [m.version for m in load_migrations()]
+    results = await asyncio.gather(*(migrate(empty_database_url) for _ in range(4)))
+    applied = sorted(v for r in results for v in r)
+    assert applied == shipped
+    assert sum(1 for r in results if r) == 1
+    assert _applied(empty_database_url) == shipped
+    assert await pending_migrations(empty_database_url) == []

@@ -1,0 +1,310 @@
+"""ingest.article.build_article: field-by-field precedence between the feed entry and the page,
+as its module docstring and the README ("How an entry becomes an article", step 5) state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from ingest.article import build_article
+from ingest.normalize import canonical_url, clean_text, content_hash
+from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
+
+NOW = datetime(2025, 8, 12, 6, 0, tzinfo=UTC)
+EDT = timezone(timedelta(hours=-4))
+ENTRY_LINK = "https://www.example.com/news/story?utm_source=rss&utm_medium=feed"
+PAGE_TEXT = (
+    "The city council approved the budget on Monday after a long debate.\n\n"
+    "The vote was seven to two, and the new plan takes effect in January."
+)
+FEED_CONTENT = "Feed  content:\nthe council approved\u200b the budget after a long debate."
+FEED_SUMMARY = "Feed summary of the council budget vote, which is long enough to classify."
+
+
+def _entry(**overrides: object) -> ParsedEntry:
+    fields: dict[str, object] = {
+        "guid": "urn:story:1",
+        "link": ENTRY_LINK,
+        "title": "Feed title",
+        "author": "Feed Author",
+        "published_at": datetime(2025, 8, 11, 9, 14, 27, tzinfo=EDT),
+        "updated_at": None,
+        "summary": FEED_SUMMARY,
+        "content": FEED_CONTENT,
+    }
+    fields.update(overrides)
+    return ParsedEntry(**fields)  # type: ignore[arg-type]
+
+
+def _page(**overrides: object) -> Extracted:
+    fields: dict[str, object] = {
+        "title": "Page title",
+        "author": "Page Author",
+        "published_at": datetime(2025, 8, 10, 8, 0, tzinfo=UTC),
+        "published_has_time": True,
+        "updated_at": datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+        "canonical_url": None,
+        "image_url": "https://www.example.com/page.jpg",
+        "description": "Page description",
+        "language": "en",
+    }
+    fields.update(overrides)
+    return Extracted(text=PAGE_TEXT, metadata=PageMetadata(**fields))  # type: ignore[arg-type]
+
+
+def _build(
+    entry: ParsedEntry,
+    extracted: Extracted | None,
+    *,
+    final_url: str | None = None,
+    error: str | None = None,
+) -> Article:
+    return build_article(
+        entry,
+        entry_url=entry.link or "",
+        final_url=final_url if final_url is not None else (entry.link if extracted else None),
+        extracted=extracted,
+        extraction_error=error,
+        now=NOW,
+    )
+
+
+# --- title, author ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry_value", "page_value", "expected"),
+    [
+        pytest.param("Feed value", "Page value", "Feed value", id="feed-wins"),
+        pytest.param(None, "Page value", "Page value", id="page-when-feed-missing"),
+        pytest.param("   ", "Page value", "Page value", id="page-when-feed-blank"),
+        pytest.param("  Feed\n value ", "Page value", "Feed value", id="feed-cleaned"),
+        pytest.param(None, None, None, id="neither"),
+    ],
+)
+@pytest.mark.parametrize("field", ["title", "author"])
+def test_title_and_author_feed_before_page(
+    field: str, entry_value: str | None, page_value: str | None, expected: str | None
+) -> None:
+    """Title and author: the feed entry's non-empty value, else the page's."""
+    article = _build(_entry(**{field: entry_value}), _page(**{field: page_value}))
+    assert getattr(article, field) == expected
+
+
+# --- published_at ----------------------------------------------------------------------------
+
+
+def test_feed_date_wins_over_page() -> None:
+    """The feed entry's publication date wins over the page's, converted to UTC."""
+    entry = _entry()
+    article = _build(entry, _page())
+    assert article.published_at == entry.published_at
+    assert article.published_at.utcoffset() == timedelta(0)
+    assert article.published_source == "feed"
+
+
+def test_feed_updated_used_when_published_missing() -> None:
+    """Without a published date the entry's updated date (RSS 1.0 dc:date) is the feed date."""
+    updated = datetime(2025, 8, 11, 22, 5, tzinfo=EDT)
+    article = _build(_entry(published_at=None, updated_at=updated), _page())
+    assert article.published_at == updated
+    assert article.published_at.tzinfo is not None
+    assert article.published_at.utcoffset() == timedelta(0)
+    assert article.published_source == "feed"
+
+
+def test_page_date_used_when_feed_has_none() -> None:
+    """Without any feed date, the page's publication date is used."""
+    page = _page()
+    article = _build(_entry(published_at=None, updated_at=None), page)
+    assert article.published_at == page.metadata.published_at
+    assert article.published_source == "page"
+
+
+@pytest.mark.parametrize(
+    "extracted",
+    [
+        pytest.param(None, id="no-page"),
+        pytest.param(_page(published_at=None, updated_at=None), id="page-without-date"),
+    ],
+)
+def test_first_seen_when_nobody_dates_it(extracted: Extracted | None) -> None:
+    """With no date from the feed nor the page, `now` is used and marked first_seen."""
+    article = _build(_entry(published_at=None, updated_at=None), extracted)
+    assert article.published_at == NOW
+    assert article.published_source == "first_seen"
+    assert article.fetched_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("entry_updated", "page_updated", "expected"),
+    [
+        pytest.param(
+            datetime(2025, 8, 11, 12, 0, tzinfo=EDT),
+            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            datetime(2025, 8, 11, 16, 0, tzinfo=UTC),
+            id="feed-wins",
+        ),
+        pytest.param(
+            None,
+            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            id="page-fallback",
+        ),
+        pytest.param(None, None, None, id="none"),
+    ],
+)
+def test_updated_at_feed_before_page(
+    entry_updated: datetime | None, page_updated: datetime | None, expected: datetime | None
+) -> None:
+    """modified time: the feed entry's updated date, else the page's, in UTC."""
+    article = _build(_entry(updated_at=entry_updated), _page(updated_at=page_updated))
+    assert article.updated_at == expected
+    if expected is not None:
+        assert article.updated_at is not None
+        assert article.updated_at.utcoffset() == timedelta(0)
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def test_text_from_page_when_extracted() -> None:
+    """An extracted page gives the text, text_source 'page', no extraction error."""
+    article = _build(_entry(), _page())
+    assert article.text == PAGE_TEXT
+    assert article.text_source == "page"
+    assert article.extraction_error is None
+    assert article.content_hash == content_hash(PAGE_TEXT)
+
+
+@pytest.mark.parametrize(
+    ("content", "summary", "raw"),
+    [
+        pytest.param(FEED_CONTENT, FEED_SUMMARY, FEED_CONTENT, id="content-first"),
+        pytest.param(None, FEED_SUMMARY, FEED_SUMMARY, id="summary-fallback"),
+        pytest.param("", FEED_SUMMARY, FEED_SUMMARY, id="empty-content"),
+    ],
+)
+def test_text_from_feed_when_page_unavailable(
+    content: str | None, summary: str | None, raw: str
+) -> None:
+    """Without a page, the feed's content (else its summary) is stored, cleaned, with
+    text_source 'feed' and the reason kept in extraction_error."""
+    entry = _entry(content=content, summary=summary)
+    article = _build(entry, None, error="HTTP 404")
+    assert article.text == clean_text(raw)
+    assert article.text_source == "feed"
+    assert article.extraction_error == "HTTP 404"
+    assert article.content_hash == content_hash(clean_text(raw))
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+
+def test_original_url_is_the_raw_entry_link() -> None:
+    """original_url is the link exactly as the feed gave it; url is its canonical form."""
+    article = _build(_entry(), None)
+    assert article.original_url == ENTRY_LINK
+    assert article.url == canonical_url(ENTRY_LINK)
+    assert article.site == "example.com"
+    assert article.aliases == ()
+
+
+def test_same_site_rel_canonical_chosen_and_entry_link_kept_as_alias() -> None:
+    """A same-site rel=canonical becomes the URL; the entry link (canonical form) stays as an
+    alias so the entry is recognised later without fetching."""
+    canonical = "https://example.com/news/2025/08/council-budget"
+    article = _build(_entry(), _page(canonical_url=canonical))
+    assert article.url == canonical
+    assert canonical_url(ENTRY_LINK) in article.aliases
+    assert article.url not in article.aliases
+    assert article.original_url == ENTRY_LINK
+    assert article.site == "example.com"
+
+
+def test_final_url_after_redirect_kept_as_alias() -> None:
+    """The URL the page fetch ended at is the article URL (no canonical), the entry link an
+    alias."""
+    final = "https://www.example.com/news/2025/08/story"
+    article = _build(_entry(), _page(), final_url=final)
+    assert article.url == final
+    assert article.aliases == (canonical_url(ENTRY_LINK),)
+
+
+def test_cross_site_rel_canonical_ignored() -> None:
+    """A rel=canonical on another site (syndication) is not followed."""
+    article = _build(_entry(), _page(canonical_url="https://wire.example.org/original"))
+    assert article.url == canonical_url(ENTRY_LINK)
+    assert article.aliases == ()
+
+
+def test_relative_rel_canonical_resolved_against_page() -> None:
+    """A relative rel=canonical stays on the same site by definition, so it is used."""
+    article = _build(_entry(), _page(canonical_url="/news/2025/08/council-budget"))
+    assert article.url == "https://www.example.com/news/2025/08/council-budget"
+
+
+# --- other fields ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry_summary", "page_description", "expected"),
+    [
+        pytest.param("Feed summary", "Page description", "Feed summary", id="feed-wins"),
+        pytest.param(None, "Page description", "Page description", id="page-fallback"),
+    ],
+)
+def test_summary_feed_before_page_description(
+    entry_summary: str | None, page_description: str | None, expected: str | None
+) -> None:
+    """summary: the feed's summary, else the page's description."""
+    article = _build(_entry(summary=entry_summary), _page(description=page_description))
+    assert article.summary == expected
+
+
+@pytest.mark.parametrize(
+    ("entry_image", "page_image", "expected"),
+    [
+        pytest.param(
+            "https://cdn.example.com/feed.jpg",
+            "https://x/p.jpg",
+            "https://cdn.example.com/feed.jpg",
+            id="feed-wins",
+        ),
+        pytest.param(None, "https://x/p.jpg", "https://x/p.jpg", id="page-fallback"),
+    ],
+)
+def test_image_feed_before_page(
+    entry_image: str | None, page_image: str | None, expected: str | None
+) -> None:
+    """image_url: the feed entry's image, else the page's lead image."""
+    article = _build(_entry(image_url=entry_image), _page(image_url=page_image))
+    assert article.image_url == expected
+
+
+def test_language_from_page_metadata() -> None:
+    """With a page, its detected language is used."""
+    article = _build(_entry(language="de"), _page(language="fr"))
+    assert article.language == "fr"
+
+
+def test_language_detected_from_feed_text_without_page() -> None:
+    """Without a page, the language is detected from the stored feed text."""
+    entry = _entry(
+        content="Le conseil municipal a voté mardi le nouveau budget de la ville, qui prévoit "
+        "davantage d'argent pour les écoles.",
+        language="en",
+    )
+    assert _build(entry, None).language == "fr"
+
+
+def test_language_hint_used_for_short_feed_text() -> None:
+    """A feed text too short to classify takes the feed's language hint."""
+    entry = _entry(content="Brief.", summary=None, language="de-DE")
+    assert _build(entry, None).language == "de"
+
+
+def test_guid_carried() -> None:
+    """The entry's guid is stored with the article."""
+    assert _build(_entry(guid="tag:example.com,2025:1"), None).guid == "tag:example.com,2025:1"

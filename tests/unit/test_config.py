@@ -1,0 +1,179 @@
+"""ingest.config: the README's configuration table (defaults and variable names), environment
+overrides, the DATABASE_URL alias, and one clear ConfigError for a bad value."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest.config import Settings, load_settings
+from ingest.errors import ConfigError
+
+# The README's table: variable -> (Settings field, default).
+DOCUMENTED_DEFAULTS = {
+    "INGEST_ALLOW_PRIVATE_NETWORKS": ("allow_private_networks", False),
+    "INGEST_MAX_FEED_BYTES": ("max_feed_bytes", 10485760),
+    "INGEST_MAX_PAGE_BYTES": ("max_page_bytes", 5242880),
+    "INGEST_CONNECT_TIMEOUT": ("connect_timeout", 10),
+    "INGEST_READ_TIMEOUT": ("read_timeout", 20),
+    "INGEST_REQUEST_DEADLINE": ("request_deadline", 60),
+    "INGEST_MAX_REDIRECTS": ("max_redirects", 5),
+    "INGEST_MAX_CONNECTIONS": ("max_connections", 32),
+    "INGEST_PER_HOST_CONNECTIONS": ("per_host_connections", 2),
+    "INGEST_ROBOTS_CACHE_SECONDS": ("robots_cache_seconds", 3600),
+    "INGEST_EXTRACT_TIMEOUT": ("extract_timeout", 30),
+    "INGEST_PARSE_TIMEOUT": ("parse_timeout", 30),
+    "INGEST_FEEDS_PER_TICK": ("feeds_per_tick", 50),
+    "INGEST_CONCURRENT_FEEDS": ("concurrent_feeds", 8),
+    "INGEST_MAX_ENTRIES_PER_FEED": ("max_entries_per_feed", 200),
+    "INGEST_TICK_SECONDS": ("tick_seconds", 30),
+    "INGEST_POLL_INTERVAL": ("poll_interval", 1800),
+    "INGEST_LEASE_SECONDS": ("lease_seconds", 600),
+    "INGEST_HTTP_PORT": ("http_port", 8080),
+    "INGEST_LOG_FORMAT": ("log_format", "auto"),
+    "INGEST_LOG_LEVEL": ("log_level", "info"),
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No INGEST_*/DATABASE_URL/XDG_DATA_HOME in the environment; HOME is a temp directory."""
+    for name in list(os.environ):
+        if name.startswith("INGEST_") or name in ("DATABASE_URL", "XDG_DATA_HOME"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize(("variable", "field_default"), list(DOCUMENTED_DEFAULTS.items()))
+def test_documented_defaults(clean_env: Path, variable: str, field_default: tuple) -> None:
+    """With nothing set, each setting has the default the README documents."""
+    field, default = field_default
+    assert getattr(load_settings(), field) == default
+
+
+def test_unset_database_url_means_embedded(clean_env: Path) -> None:
+    """DATABASE_URL unset: no URL (the embedded server is used)."""
+    assert load_settings().database_url is None
+
+
+def test_default_data_dir(clean_env: Path) -> None:
+    """INGEST_DATA_DIR defaults to ~/.local/share/news-ingest."""
+    assert load_settings().data_dir == clean_env / ".local" / "share" / "news-ingest"
+
+
+def test_workers_default_to_cores(clean_env: Path) -> None:
+    """INGEST_WORKERS defaults to the number of cores."""
+    assert load_settings().workers == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("INGEST_DATA_DIR", "/srv/ingest", "data_dir", Path("/srv/ingest")),
+        ("INGEST_ALLOW_PRIVATE_NETWORKS", "true", "allow_private_networks", True),
+        ("INGEST_ALLOW_PRIVATE_NETWORKS", "0", "allow_private_networks", False),
+        ("INGEST_MAX_FEED_BYTES", "1024", "max_feed_bytes", 1024),
+        ("INGEST_MAX_PAGE_BYTES", "2048", "max_page_bytes", 2048),
+        ("INGEST_CONNECT_TIMEOUT", "2.5", "connect_timeout", 2.5),
+        ("INGEST_REQUEST_DEADLINE", "5", "request_deadline", 5.0),
+        ("INGEST_MAX_REDIRECTS", "0", "max_redirects", 0),
+        ("INGEST_WORKERS", "3", "workers", 3),
+        ("INGEST_POLL_INTERVAL", "60", "poll_interval", 60.0),
+        ("INGEST_LEASE_SECONDS", "90", "lease_seconds", 90.0),
+        ("INGEST_HTTP_PORT", "0", "http_port", 0),
+        ("INGEST_LOG_FORMAT", "json", "log_format", "json"),
+        ("INGEST_LOG_LEVEL", "debug", "log_level", "debug"),
+    ],
+)
+def test_env_overrides(
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    field: str,
+    expected: object,
+) -> None:
+    """Each INGEST_* variable overrides its setting, parsed to the setting's type."""
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), field) == expected
+
+
+def test_xdg_data_home_moves_default_data_dir(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without INGEST_DATA_DIR, the data directory follows XDG_DATA_HOME."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert load_settings().data_dir == tmp_path / "xdg" / "news-ingest"
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "INGEST_DATABASE_URL"])
+def test_database_url_alias(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The database URL is read from DATABASE_URL (or INGEST_DATABASE_URL)."""
+    dsn = "postgresql://user:secret@db.example:5432/news"
+    monkeypatch.setenv(variable, dsn)
+    assert load_settings().database_url == dsn
+
+
+def test_database_url_wins_over_prefixed_alias(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When both are set, the documented DATABASE_URL is the one used."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://a/documented")
+    monkeypatch.setenv("INGEST_DATABASE_URL", "postgresql://b/prefixed")
+    assert load_settings().database_url == "postgresql://a/documented"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INGEST_WORKERS", "0"),
+        ("INGEST_WORKERS", "many"),
+        ("INGEST_MAX_FEED_BYTES", "0"),
+        ("INGEST_MAX_PAGE_BYTES", "-1"),
+        ("INGEST_CONNECT_TIMEOUT", "0"),
+        ("INGEST_MAX_REDIRECTS", "21"),
+        ("INGEST_HTTP_PORT", "65536"),
+        ("INGEST_POLL_INTERVAL", "-5"),
+        ("INGEST_ALLOW_PRIVATE_NETWORKS", "perhaps"),
+        ("INGEST_LOG_FORMAT", "xml"),
+        ("INGEST_LOG_LEVEL", "verbose"),
+    ],
+)
+def test_invalid_value_is_config_error_naming_variable(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A bad value makes load_settings raise one ConfigError, on one line, naming the variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert variable in message
+    assert "\n" not in message
+
+
+def test_every_problem_reported_at_once(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several bad values are all named in the one error."""
+    monkeypatch.setenv("INGEST_WORKERS", "0")
+    monkeypatch.setenv("INGEST_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "INGEST_WORKERS" in str(info.value)
+    assert "INGEST_LOG_FORMAT" in str(info.value)
+
+
+def test_unknown_variables_ignored(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An INGEST_* variable the service does not know is not an error."""
+    monkeypatch.setenv("INGEST_SOMETHING_ELSE", "x")
+    assert isinstance(load_settings(), Settings)
+
+
+def test_settings_are_frozen(clean_env: Path) -> None:
+    """Settings are validated once and cannot be changed afterwards."""
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.workers = 99  # type: ignore[misc]

@@ -1,0 +1,165 @@
+"""ingest.dedup: which entries of one feed are usable candidates, and the plan for them
+(skip what this feed already gave, link what is already stored, fetch the rest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.dedup import Candidate, candidates, plan
+from ingest.normalize import canonical_url
+from ingest.types import ParsedEntry
+
+A = "https://example.com/news/a"
+B = "https://example.com/news/b"
+C = "https://example.com/news/c"
+
+
+def _entry(link: str | None, guid: str | None = None) -> ParsedEntry:
+    return ParsedEntry(guid=guid, link=link, title=f"title of {link}")
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entries", "links", "invalid"),
+    [
+        pytest.param([_entry(A), _entry(B)], [A, B], 0, id="all-valid"),
+        pytest.param([_entry(None, "g1"), _entry(A)], [A], 1, id="no-link"),
+        pytest.param([_entry("", "g1"), _entry(A)], [A], 1, id="empty-link"),
+        pytest.param([_entry("   ", "g1")], [], 1, id="blank-link"),
+        pytest.param([_entry("javascript:void(0)"), _entry(A)], [A], 1, id="javascript-link"),
+        pytest.param([_entry("mailto:desk@example.com")], [], 1, id="mailto-link"),
+        pytest.param([_entry("/news/relative")], [], 1, id="relative-link"),
+        pytest.param(
+            [_entry(None), _entry("javascript:x"), _entry("ftp://example.com/f")],
+            [],
+            3,
+            id="every-invalid-counted",
+        ),
+        pytest.param([_entry(A), _entry(A), _entry(B)], [A, B], 0, id="duplicate-link"),
+        pytest.param(
+            [_entry(A, "g1"), _entry(B, "g1"), _entry(C, "g2")],
+            [A, C],
+            0,
+            id="duplicate-guid",
+        ),
+        pytest.param(
+            [_entry(A, "g1"), _entry(A, "g2")],
+            [A],
+            0,
+            id="same-link-other-guid",
+        ),
+        pytest.param(
+            [
+                _entry(A + "?utm_source=rss&utm_medium=feed"),
+                _entry(A + "?fbclid=123"),
+                _entry(A + "#comments"),
+                _entry("HTTPS://EXAMPLE.COM:443/news/a"),
+            ],
+            [A],
+            0,
+            id="tracking-variants-collapse",
+        ),
+        pytest.param([_entry(C), _entry(A), _entry(B)], [C, A, B], 0, id="feed-order-kept"),
+    ],
+)
+def test_candidates(entries: list[ParsedEntry], links: list[str], invalid: int) -> None:
+    """Entries without a usable http(s) link are counted invalid; duplicate links (in any URL
+    form) and duplicate guids are kept once, first occurrence first."""
+    found, bad = candidates(entries)
+    assert [c.link for c in found] == links
+    assert bad == invalid
+
+
+def test_candidates_keep_the_first_entry_of_duplicates() -> None:
+    """Of two entries with one link, the first one (and its guid) is the candidate."""
+    first, second = _entry(A + "?utm_source=x", "first"), _entry(A, "second")
+    found, _ = candidates([first, second])
+    assert [c.entry for c in found] == [first]
+
+
+def test_candidate_link_is_canonical() -> None:
+    """A candidate's link is the canonical form of the entry link: what is fetched and looked
+    up."""
+    raw = "HTTP://Example.com:80/news/a?id=7&utm_campaign=spring#top"
+    (found,), _ = candidates([_entry(raw)])
+    assert found.link == canonical_url(raw)
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same_key"),
+    [
+        pytest.param(_entry(A, "g1"), _entry(B, "g1"), True, id="guid-decides"),
+        pytest.param(_entry(A, "g1"), _entry(A, "g2"), False, id="other-guid-same-link"),
+        pytest.param(_entry(A), _entry(A + "?utm_source=x"), True, id="no-guid-link-decides"),
+        pytest.param(_entry(A), _entry(B), False, id="no-guid-other-link"),
+    ],
+)
+def test_candidate_key_identity(one: ParsedEntry, other: ParsedEntry, same_key: bool) -> None:
+    """The key is the entry's guid, or its canonical link when it has none."""
+    (c1,), _ = candidates([one])
+    (c2,), _ = candidates([other])
+    assert (c1.key == c2.key) is same_key
+
+
+# --- plan ------------------------------------------------------------------------------------
+
+
+def _three() -> list[Candidate]:
+    found, _ = candidates([_entry(A, "ga"), _entry(B, "gb"), _entry(C, "gc")])
+    return found
+
+
+def test_plan_all_new_are_fetched() -> None:
+    """With nothing known, every candidate is fetched, in order."""
+    found = _three()
+    p = plan(found, known_entries=set(), known_urls={})
+    assert p.fetch == tuple(found)
+    assert p.link == ()
+    assert p.skipped == 0
+
+
+def test_plan_known_entry_is_skipped() -> None:
+    """An entry this feed already gave is skipped, not fetched nor linked."""
+    a, b, c = _three()
+    p = plan([a, b, c], known_entries={b.key}, known_urls={})
+    assert p.fetch == (a, c)
+    assert p.link == ()
+    assert p.skipped == 1
+
+
+def test_plan_known_url_is_linked_with_its_article_id() -> None:
+    """An entry new to this feed whose link is already stored is linked to that article."""
+    a, b, c = _three()
+    p = plan([a, b, c], known_entries=set(), known_urls={c.link: 42})
+    assert p.fetch == (a, b)
+    assert p.link == ((c.key, 42),)
+
+
+def test_plan_known_entry_wins_over_known_url() -> None:
+    """An entry known to the feed is skipped even if its URL is stored: nothing to link again."""
+    a, b, c = _three()
+    p = plan([a, b, c], known_entries={a.key}, known_urls={a.link: 7})
+    assert p.fetch == (b, c)
+    assert p.link == ()
+
+
+def test_plan_counts_linked_as_skipped_and_passes_invalid() -> None:
+    """Linked entries need no fetch and count as skipped; the invalid count is carried over."""
+    a, b, c = _three()
+    p = plan([a, b, c], known_entries={a.key}, known_urls={b.link: 9}, invalid=4)
+    assert p.fetch == (c,)
+    assert p.skipped == 2
+    assert p.invalid == 4
+
+
+def test_plan_partitions_candidates() -> None:
+    """Every candidate lands in exactly one of fetch, link or skip."""
+    a, b, c = _three()
+    p = plan([a, b, c], known_entries={a.key}, known_urls={b.link: 1})
+    fetched = {x.key for x in p.fetch}
+    linked = {key for key, _ in p.link}
+    assert fetched.isdisjoint(linked)
+    assert len(fetched) + len(linked) + 1 == 3
+    assert a.key not in fetched | linked

@@ -1,0 +1,90 @@
+"""Every IngestError crosses process boundaries (worker pool -> event loop) by pickle: the
+round trip must keep the class, the message and every field."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import pkgutil
+from collections.abc import Iterator
+
+import pytest
+
+import ingest
+import ingest.feedlist
+from ingest.errors import (
+    BlockedError,
+    ConfigError,
+    ExtractError,
+    FeedError,
+    FetchError,
+    IngestError,
+    ParseError,
+    StoreError,
+)
+
+URL = "https://example.com/feed/"
+
+# One instance per class, every field set to a value distinct from its default.
+SAMPLES: dict[type[IngestError], IngestError] = {
+    IngestError: IngestError("something expected went wrong"),
+    ConfigError: ConfigError("invalid configuration: INGEST_WORKERS: must be >= 1"),
+    FeedError: FeedError(URL, "feed is gone"),
+    FetchError: FetchError(URL, "HTTP 503 Service Unavailable", status=503, retry_after="120"),
+    BlockedError: BlockedError(URL, "disallowed by robots.txt", status=451, retry_after="60"),
+    ParseError: ParseError(URL, "not a feed: text/html"),
+    ExtractError: ExtractError(URL, "no article text found on the page"),
+    StoreError: StoreError("database unreachable"),
+    ingest.feedlist.FeedListError: ingest.feedlist.FeedListError("not a valid OPML file"),
+}
+FIELDS = ("url", "message", "status", "retry_after")
+
+
+def _subclasses(cls: type[IngestError]) -> Iterator[type[IngestError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_samples_cover_every_subclass() -> None:
+    """The table above has one sample for every IngestError subclass defined in `ingest`."""
+    for module in pkgutil.iter_modules(ingest.__path__, "ingest."):
+        importlib.import_module(module.name)
+    project = {c for c in _subclasses(IngestError) if c.__module__.startswith("ingest.")}
+    assert project <= set(SAMPLES)
+
+
+@pytest.mark.parametrize("cls", list(SAMPLES), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("protocol", [pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL])
+def test_pickle_round_trip_keeps_fields(cls: type[IngestError], protocol: int) -> None:
+    """Class, str(), args and url/message/status/retry_after survive pickling."""
+    original = SAMPLES[cls]
+    copy = pickle.loads(pickle.dumps(original, protocol=protocol))
+    assert type(copy) is cls
+    assert str(copy) == str(original)
+    assert copy.args == original.args
+    for name in FIELDS:
+        assert getattr(copy, name, None) == getattr(original, name, None)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param(FetchError(URL, "m", status=429, retry_after="30"), (429, "30"), id="fetch"),
+        pytest.param(BlockedError(URL, "m"), (None, None), id="blocked-defaults"),
+    ],
+)
+def test_fetch_fields_survive(error: FetchError, expected: tuple[object, object]) -> None:
+    """The keyword-only status and retry_after (which a plain args replay would lose) come
+    back, defaults included."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.status, copy.retry_after) == expected
+    assert copy.url == URL
+
+
+def test_round_trip_keeps_hierarchy() -> None:
+    """A pickled BlockedError is still caught as FetchError, FeedError and IngestError."""
+    copy = pickle.loads(pickle.dumps(SAMPLES[BlockedError]))
+    assert isinstance(copy, FetchError)
+    assert isinstance(copy, FeedError)
+    assert isinstance(copy, IngestError)

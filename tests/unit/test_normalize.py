@@ -1,0 +1,369 @@
+"""ingest.normalize: canonical URLs, rel=canonical choice, clean text, UTC datetimes, content
+hash and language detection. Expectations come from the README ("How an entry becomes an
+article", step 5) and the functions' docstrings."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from ingest.normalize import (
+    canonical_url,
+    choose_url,
+    clean_inline,
+    clean_text,
+    content_hash,
+    detect_language,
+    to_utc,
+)
+
+# --- canonical_url ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param("HTTP://Example.COM/a", "http://example.com/a", id="scheme-host-lowercased"),
+        pytest.param(
+            "https://example.com/CaseSensitive/Path",
+            "https://example.com/CaseSensitive/Path",
+            id="path-case-kept",
+        ),
+        pytest.param("http://example.com:80/a", "http://example.com/a", id="http-default-port"),
+        pytest.param("https://example.com:443/a", "https://example.com/a", id="https-default-port"),
+        pytest.param(
+            "https://example.com:8443/a", "https://example.com:8443/a", id="other-port-kept"
+        ),
+        pytest.param(
+            "https://example.com:80/a", "https://example.com:80/a", id="80-is-not-https-default"
+        ),
+        pytest.param("https://example.com", "https://example.com/", id="empty-path-is-root"),
+        pytest.param(
+            "https://example.com/a#comments", "https://example.com/a", id="fragment-dropped"
+        ),
+        pytest.param(
+            "https://example.com/a?utm_source=rss&utm_medium=feed&utm_campaign=x",
+            "https://example.com/a",
+            id="utm-dropped",
+        ),
+        pytest.param(
+            "https://example.com/a?fbclid=abc", "https://example.com/a", id="fbclid-dropped"
+        ),
+        pytest.param(
+            "https://example.com/a?gclid=abc", "https://example.com/a", id="gclid-dropped"
+        ),
+        pytest.param(
+            "https://example.com/a?UTM_SOURCE=x",
+            "https://example.com/a",
+            id="tracking-name-case-insensitive",
+        ),
+        pytest.param(
+            "https://example.com/story?id=5", "https://example.com/story?id=5", id="query-kept"
+        ),
+        pytest.param(
+            "https://example.com/story?id=5&utm_source=rss&p=2#top",
+            "https://example.com/story?id=5&p=2",
+            id="query-kept-trackers-and-fragment-dropped",
+        ),
+        pytest.param(
+            "https://example.com/s?z=1&a=2", "https://example.com/s?a=2&z=1", id="query-sorted"
+        ),
+        pytest.param("  https://example.com/a  ", "https://example.com/a", id="surrounding-space"),
+    ],
+)
+def test_canonical_url(url: str, expected: str) -> None:
+    """Scheme/host lower-cased, default port and fragment dropped, tracking parameters removed,
+    every other query parameter kept."""
+    assert canonical_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/a",
+        "mailto:news@example.com",
+        "javascript:void(0)",
+        "file:///etc/passwd",
+        "data:text/html,<p>x</p>",
+        "//example.com/protocol-relative",
+        "/relative/path",
+        "",
+        "https://",
+    ],
+)
+def test_canonical_url_rejects_non_http(url: str) -> None:
+    """Anything that is not an absolute http(s) URL with a host raises ValueError."""
+    with pytest.raises(ValueError, match="not an http"):
+        canonical_url(url)
+
+
+def test_canonical_url_is_idempotent() -> None:
+    """A canonical URL is its own canonical form (the dedup key must be stable)."""
+    url = "HTTPS://WWW.Example.com:443/News/a?b=2&a=1&utm_source=x#frag"
+    once = canonical_url(url)
+    assert canonical_url(once) == once
+
+
+def test_canonical_url_keeps_valueless_query() -> None:
+    """A bare query such as `?12345` identifies the article and must survive."""
+    assert canonical_url("https://example.com/news.php?12345") != canonical_url(
+        "https://example.com/news.php?12346"
+    )
+
+
+# --- choose_url ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "canonical", "expected"),
+    [
+        pytest.param(
+            "https://example.com/a?utm_source=rss",
+            "https://example.com/news/a",
+            "https://example.com/news/a",
+            id="same-host",
+        ),
+        pytest.param(
+            "https://example.com/a",
+            "https://www.example.com/a",
+            "https://www.example.com/a",
+            id="www-variant",
+        ),
+        pytest.param(
+            "https://m.example.com/a",
+            "https://www.example.com/a",
+            "https://www.example.com/a",
+            id="mobile-variant",
+        ),
+        pytest.param(
+            "https://amp.example.com/a",
+            "https://example.com/a",
+            "https://example.com/a",
+            id="amp-variant",
+        ),
+        pytest.param(
+            "https://example.com/a",
+            "HTTPS://EXAMPLE.com/b?utm_campaign=x#c",
+            "https://example.com/b",
+            id="canonical-is-canonicalized",
+        ),
+    ],
+)
+def test_choose_url_uses_same_site_canonical(page: str, canonical: str, expected: str) -> None:
+    """A rel=canonical on the same site (www./m./amp. variants included) is the article URL."""
+    assert choose_url(page, canonical) == expected
+
+
+@pytest.mark.parametrize(
+    "canonical",
+    [
+        pytest.param("https://syndication.example.org/a", id="cross-site"),
+        pytest.param("https://notexample.com/a", id="suffix-lookalike"),
+        pytest.param("https://example.com.evil.net/a", id="prefix-lookalike"),
+        pytest.param("javascript:void(0)", id="javascript"),
+        pytest.param("not a url", id="junk"),
+        pytest.param("ftp://example.com/a", id="non-http"),
+        pytest.param("", id="empty"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_choose_url_ignores_foreign_or_junk_canonical(canonical: str | None) -> None:
+    """A canonical on another site, or one that is not an http(s) URL, leaves the page URL."""
+    page = "https://www.example.com/a?utm_source=x#frag"
+    assert choose_url(page, canonical) == canonical_url(page)
+
+
+# --- clean_text / clean_inline ---------------------------------------------------------------
+
+DECOMPOSED = "Cafe\u0301"  # "Café" as e + COMBINING ACUTE ACCENT
+COMPOSED = "Caf\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(DECOMPOSED, COMPOSED, id="nfc"),
+        pytest.param("a\x00b", "ab", id="nul"),
+        pytest.param("a\x01b\x08c\x0bd\x0ce\x1ff\x7fg", "abcdefg", id="c0-and-del"),
+        pytest.param("a\x80b\x85c\x9fd", "abcd", id="c1"),
+        pytest.param("a\u200bb\u200cc\u200dd\u2060e\ufefff", "abcdef", id="zero-width"),
+        pytest.param("a  b\t\tc \u00a0 d", "a b c d", id="spaces-collapsed"),
+        pytest.param("  padded  ", "padded", id="stripped"),
+        pytest.param("one\n\n\n\n\ntwo", "one\n\ntwo", id="many-blank-lines"),
+        pytest.param("one\ntwo", "one\n\ntwo", id="single-newline-is-a-break"),
+        pytest.param("one\r\ntwo\rthree", "one\n\ntwo\n\nthree", id="crlf-and-cr"),
+        pytest.param("one\n  \t \ntwo", "one\n\ntwo", id="whitespace-only-line"),
+        pytest.param("\n\n one \n\n", "one", id="leading-trailing-blank-lines"),
+        pytest.param("", "", id="empty"),
+    ],
+)
+def test_clean_text(raw: str, expected: str) -> None:
+    """Body text: NFC, controls and zero-width characters removed, whitespace collapsed inside
+    paragraphs, paragraphs separated by exactly one blank line."""
+    assert clean_text(raw) == expected
+
+
+def test_clean_text_paragraph_layout() -> None:
+    """Whatever the input layout, paragraphs come out separated by exactly one blank line and
+    none has leading, trailing or doubled spaces."""
+    raw = "  First   paragraph\u200b here. \n\n\n\tSecond\x00 one.\r\n\r\n\r\nThird.  "
+    out = clean_text(raw)
+    paragraphs = out.split("\n\n")
+    assert paragraphs == ["First paragraph here.", "Second one.", "Third."]
+    assert "\n\n\n" not in out
+
+
+@pytest.mark.parametrize("removed", ["\u200b", "\x00"])
+def test_clean_output_is_nfc_after_removals(removed: str) -> None:
+    """The output is NFC even when a removed character separated a letter from its accent."""
+    raw = "Cafe" + removed + "\u0301"
+    assert unicodedata.is_normalized("NFC", clean_text(raw))
+    assert unicodedata.is_normalized("NFC", clean_inline(raw) or "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(DECOMPOSED, COMPOSED, id="nfc"),
+        pytest.param("  A\n title \t with\r\nbreaks  ", "A title with breaks", id="one-line"),
+        pytest.param("Na\x00me\u200b", "Name", id="controls-and-zero-width"),
+        pytest.param("   ", None, id="blank-is-none"),
+        pytest.param("", None, id="empty-is-none"),
+        pytest.param(None, None, id="none"),
+    ],
+)
+def test_clean_inline(raw: str | None, expected: str | None) -> None:
+    """One-line fields: NFC, controls removed, all whitespace collapsed to single spaces, empty
+    becomes None."""
+    assert clean_inline(raw) == expected
+
+
+def test_clean_inline_truncates_to_max_length() -> None:
+    """A one-line field is cut at max_length characters."""
+    assert clean_inline("x" * 50, max_length=10) == "x" * 10
+
+
+# --- to_utc ----------------------------------------------------------------------------------
+
+EDT = timezone(timedelta(hours=-4))
+IST = timezone(timedelta(hours=5, minutes=30))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            datetime(2025, 8, 11, 9, 14, 27, tzinfo=EDT),
+            datetime(2025, 8, 11, 13, 14, 27, tzinfo=UTC),
+            id="negative-offset",
+        ),
+        pytest.param(
+            datetime(2025, 1, 1, 2, 0, tzinfo=IST),
+            datetime(2024, 12, 31, 20, 30, tzinfo=UTC),
+            id="positive-offset-crosses-midnight",
+        ),
+        pytest.param(
+            datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
+            datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
+            id="already-utc",
+        ),
+        pytest.param(
+            datetime(2025, 3, 1, 12, 0),
+            datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
+            id="naive-assumed-utc",
+        ),
+    ],
+)
+def test_to_utc(value: datetime, expected: datetime) -> None:
+    """Aware datetimes are converted to UTC; a naive one is taken as UTC wall time."""
+    result = to_utc(value)
+    assert result == expected
+    assert result.utcoffset() == timedelta(0)
+    assert (result.hour, result.minute) == (expected.hour, expected.minute)
+
+
+# --- content_hash ----------------------------------------------------------------------------
+
+BODY = "The Council met on Monday.\n\nIt adjourned at noon."
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param("the council met on monday. it adjourned at noon.", id="lower-one-line"),
+        pytest.param("  THE COUNCIL   MET ON MONDAY.\tIT ADJOURNED AT NOON.\n", id="upper-spaced"),
+        pytest.param("The Council met on Monday.\nIt adjourned\n\n\nat noon.", id="rewrapped"),
+    ],
+)
+def test_content_hash_folds_case_and_whitespace(variant: str) -> None:
+    """Copies of one text that differ only in case or layout hash the same."""
+    assert content_hash(variant) == content_hash(BODY)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param("The Council met on Tuesday.\n\nIt adjourned at noon.", id="one-word"),
+        pytest.param("The Council met on Monday.\n\nIt adjourned at noon!", id="punctuation"),
+        pytest.param("TheCouncil met on Monday.\n\nIt adjourned at noon.", id="word-boundary"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_content_hash_differs_for_different_text(other: str) -> None:
+    """A different text hashes differently."""
+    assert content_hash(other) != content_hash(BODY)
+
+
+def test_content_hash_is_sha256_digest() -> None:
+    """The hash is a 32-byte SHA-256 digest (stored as bytea, shown hex in news.articles)."""
+    assert len(content_hash(BODY)) == 32
+
+
+# --- detect_language -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "The city council voted on Tuesday to approve the new budget, which includes "
+            "more money for schools, parks and public transport.",
+            "en",
+            id="english",
+        ),
+        pytest.param(
+            "Le conseil municipal a voté mardi le nouveau budget, qui prévoit davantage "
+            "d'argent pour les écoles, les parcs et les transports publics.",
+            "fr",
+            id="french",
+        ),
+        pytest.param(
+            "Der Stadtrat hat am Dienstag den neuen Haushalt beschlossen, der mehr Geld für "
+            "Schulen, Parks und den öffentlichen Nahverkehr vorsieht.",
+            "de",
+            id="german",
+        ),
+    ],
+)
+def test_detect_language_from_text(text: str, expected: str) -> None:
+    """A sentence is enough to tell the language, whatever the hint says."""
+    assert detect_language(text) == expected
+    assert detect_language(text, hint="ja") == expected
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        pytest.param("en-US", "en", id="region-dropped"),
+        pytest.param("pt_BR", "pt", id="underscore-region"),
+        pytest.param(" FR ", "fr", id="case-and-space"),
+        pytest.param(None, None, id="no-hint"),
+        pytest.param("", None, id="empty-hint"),
+        pytest.param("english", None, id="not-a-code"),
+    ],
+)
+def test_detect_language_short_text_uses_hint(hint: str | None, expected: str | None) -> None:
+    """Text too short to classify falls back to the page/feed language hint, else None."""
+    assert detect_language("Short.", hint=hint) == expected
