@@ -24,24 +24,14 @@ class WorkerCrashed(Exception):
     """The worker process died while running the task (segfault, out of memory)."""
 
 
-def _warm_up() -> None:
-    # Import the heavy modules and load the language model once per worker, not per task.
-    import feedparser  # noqa: F401
-    import py3langid
-    import trafilatura  # noqa: F401
-
-    py3langid.classify("warm up the language model")
-
-
 class Workers:
     def __init__(self, size: int, *, max_tasks: int = 1000) -> None:
         # forkserver: workers are not forked from a process that runs an event loop and threads.
-        self._pool = ProcessPool(
-            max_workers=size,
-            max_tasks=max_tasks,
-            initializer=_warm_up,
-            context=multiprocessing.get_context("forkserver"),
-        )
+        # The fork server imports the heavy modules and loads the language model once, so every
+        # worker (including replacements for killed or recycled ones) starts warm.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["ingest._warm"])
+        self._pool = ProcessPool(max_workers=size, max_tasks=max_tasks, context=context)
         self.size = size
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
