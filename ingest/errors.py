@@ -38,7 +38,9 @@ class ConfigError(IngestError):
     """Configuration that cannot work."""
 
 
-class FeedError(IngestError):
+class _AboutURL(IngestError):
+    """An error about one URL; `str()` is the message alone, the URL travels beside it."""
+
     def __init__(self, url: str, message: str) -> None:
         super().__init__(message)
         self.url = url
@@ -46,6 +48,10 @@ class FeedError(IngestError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class FeedError(_AboutURL):
+    pass
 
 
 class FetchError(FeedError):
@@ -70,14 +76,8 @@ class ParseError(FeedError):
     pass
 
 
-class ExtractError(IngestError):
-    def __init__(self, url: str, message: str) -> None:
-        super().__init__(message)
-        self.url = url
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+class ExtractError(_AboutURL):
+    pass
 
 
 class StoreError(IngestError):
