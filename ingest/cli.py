@@ -10,7 +10,6 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 
@@ -19,6 +18,7 @@ from ingest.config import Settings, load_settings
 from ingest.db import connect, database_url, make_pool, migrate
 from ingest.errors import ConfigError, IngestError
 from ingest.feedlist import parse_feed_list
+from ingest.normalize import canonical_url
 from ingest.store import Store
 
 log = structlog.get_logger(__name__)
@@ -80,11 +80,11 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_feed_url(url: str) -> str:
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"not an http(s) URL: {url!r}")
-    return url
+    """The feed URL in canonical form, so that spellings of one URL make one feed."""
+    try:
+        return canonical_url(url)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 async def _with_store(dsn: str, fn: Callable[[Store], Awaitable[int]]) -> int:
@@ -136,7 +136,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         return _run(lambda dsn: _with_store(dsn, show), settings)
 
     async def remove(store: Store) -> int:
-        if await store.remove_feed(args.url.strip()):
+        if await store.remove_feed(_check_feed_url(args.url)):
             print(f"removed {args.url}")
             return 0
         print(f"ingest: no such feed: {args.url}", file=sys.stderr)

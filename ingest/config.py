@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.errors import ConfigError
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_connections: int = Field(default=32, ge=1)
     per_host_connections: int = Field(default=2, ge=1)
+    host_delay: float = Field(default=0.5, ge=0)
+    max_crawl_delay: float = Field(default=30.0, ge=0)
     robots_cache_seconds: float = Field(default=3600.0, ge=0)
 
     # work
@@ -51,6 +53,12 @@ class Settings(BaseSettings):
     # scheduling
     tick_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=1800.0, gt=0)
+    min_interval: float = Field(default=300.0, gt=0)
+    max_interval: float = Field(default=86400.0, gt=0)
+    deactivate_after_failures: int = Field(default=10, ge=1)
+    deactivate_after: float = Field(default=172800.0, ge=0)
+    redirect_after_fetches: int = Field(default=3, ge=1)
+    redirect_after: float = Field(default=86400.0, ge=0)
     lease_seconds: float = Field(default=600.0, gt=0)
 
     # service
@@ -66,6 +74,12 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _bounds(self) -> Settings:
+        if self.min_interval > self.max_interval:
+            raise ValueError("INGEST_MIN_INTERVAL must not exceed INGEST_MAX_INTERVAL")
+        return self
+
 
 def load_settings() -> Settings:
     """Read and validate the environment; a bad value becomes one clear `ConfigError`."""
@@ -74,6 +88,8 @@ def load_settings() -> Settings:
     except ValidationError as e:
         problems = "; ".join(
             f"INGEST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in e.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from e

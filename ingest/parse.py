@@ -114,6 +114,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         language=feed_language,
         entries=entries,
         ttl_minutes=_ttl(_get(feed, "ttl")),
+        update_minutes=_sy_update_minutes(
+            _get(feed, "sy_updateperiod"), _get(feed, "sy_updatefrequency")
+        ),
         warning=_describe(bozo, body) if bozo is not None else None,
     )
 
@@ -276,6 +279,26 @@ def _from_struct(value: object) -> datetime | None:
 def _ttl(value: object) -> int | None:
     minutes = _int(value, -1)
     return minutes if minutes >= 0 else None
+
+
+_SY_PERIOD_MINUTES = {
+    "hourly": 60,
+    "daily": 1440,
+    "weekly": 10080,
+    "monthly": 43200,
+    "yearly": 525600,
+}
+
+
+def _sy_update_minutes(period: object, frequency: object) -> int | None:
+    """RSS 1.0 syndication module: `updateFrequency` updates per `updatePeriod` (default daily
+    and 1 when absent, per the module's spec); None when the feed says nothing."""
+    if period is None and frequency is None:
+        return None
+    minutes = _SY_PERIOD_MINUTES.get(period.strip().lower() if isinstance(period, str) else "")
+    minutes = minutes or _SY_PERIOD_MINUTES["daily"]
+    times = _int(frequency, 1) or 1
+    return max(1, minutes // times)
 
 
 def _int(value: object, default: int) -> int:

@@ -25,10 +25,22 @@ from ingest.db import make_pool
 from ingest.errors import BlockedError, ExtractError, FetchError, IngestError, ParseError
 from ingest.extract import extract_page
 from ingest.fetch import Fetcher
+from ingest.normalize import canonical_url
 from ingest.parse import parse_feed
-from ingest.schedule import next_fetch_at, parse_retry_after
+from ingest.schedule import (
+    Policy,
+    RedirectState,
+    hints_from,
+    next_fetch_at,
+    observe_redirect,
+    parse_retry_after,
+    permanent_target,
+    publishing_interval,
+    should_deactivate,
+    success_interval,
+)
 from ingest.store import Store
-from ingest.types import Article, Extracted, Feed, ParsedFeed
+from ingest.types import Article, Extracted, Feed, FetchResult, ParsedFeed
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
 
 log = structlog.get_logger(__name__)
@@ -99,6 +111,7 @@ class Pipeline:
         self.owner = owner or make_owner()
         self.clock = clock
         self.rng = rng or random.Random()
+        self.policy = policy_from(settings)
         self._stopping = asyncio.Event()
         self._feed_slots = asyncio.Semaphore(settings.concurrent_feeds)
         # Pages being (or already) built in the current batch, by canonical link: two feeds of
@@ -175,22 +188,31 @@ class Pipeline:
 
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
         message = str(e) if isinstance(e, IngestError) else f"internal error: {type(e).__name__}"
-        retry_after = (
-            parse_retry_after(e.retry_after, self.clock()) if isinstance(e, FetchError) else None
-        )
+        metrics.ERRORS.labels(type(e).__name__).inc()
         now = self.clock()
+        retry_after = parse_retry_after(e.retry_after, now) if isinstance(e, FetchError) else None
+        failures = feed.consecutive_failures + 1
+        deactivate = feed.active and should_deactivate(
+            self.policy, failures=failures, failing_since=feed.failing_since, now=now
+        )
         await self.store.feed_failed(
             feed.id,
+            owner=self.owner,
             now=now,
             next_fetch_at=next_fetch_at(
                 now,
-                interval=timedelta(seconds=self.settings.poll_interval),
-                failures=feed.consecutive_failures + 1,
+                policy=self.policy,
+                interval=self.policy.default_interval,
+                failures=failures,
+                active=feed.active and not deactivate,
                 retry_after=retry_after,
                 rng=self.rng,
             ),
             error=message,
+            deactivate=deactivate,
         )
+        if deactivate:
+            log.warning("feed_deactivated", failures=failures, error=message)
         return FeedOutcome(feed.id, "error", error=message)
 
     async def _process(self, feed: Feed) -> FeedOutcome:
@@ -198,68 +220,74 @@ class Pipeline:
             feed.url, "feed", etag=feed.etag, last_modified=feed.last_modified
         )
         if result.not_modified:
-            await self._record_success(
-                feed,
-                etag=result.etag or feed.etag,
-                last_modified=result.last_modified or feed.last_modified,
-                body_hash=None,
-                parsed=None,
-                not_modified=True,
-            )
+            await self._record_success(feed, result, body_hash=None, parsed=None)
             return FeedOutcome(feed.id, "not_modified")
 
         body_hash = hashlib.sha256(result.body).digest()
         if feed.body_hash is not None and body_hash == feed.body_hash:
-            # Same bytes as last time: nothing can be new, so skip parsing altogether.
-            await self._record_success(
-                feed,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                body_hash=body_hash,
-                parsed=None,
-                not_modified=True,
-            )
+            # Same bytes as last time: nothing can be new, so skip parsing altogether (the new
+            # validators, if the server changed them, are still stored).
+            await self._record_success(feed, result, body_hash=body_hash, parsed=None)
             return FeedOutcome(feed.id, "not_modified")
 
         parsed = await self._parse(feed, result.body, result.final_url, result.headers)
         new, skipped, page_errors = await self._ingest_entries(feed, parsed)
-        await self._record_success(
-            feed,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            body_hash=body_hash,
-            parsed=parsed,
-            not_modified=False,
-        )
+        await self._record_success(feed, result, body_hash=body_hash, parsed=parsed)
         return FeedOutcome(feed.id, "ok", new=new, skipped=skipped, page_errors=page_errors)
 
     async def _record_success(
         self,
         feed: Feed,
+        result: FetchResult,
         *,
-        etag: str | None,
-        last_modified: str | None,
         body_hash: bytes | None,
         parsed: ParsedFeed | None,
-        not_modified: bool,
     ) -> None:
         now = self.clock()
+        hints = hints_from(
+            result.headers,
+            now,
+            ttl_minutes=parsed.ttl_minutes if parsed else None,
+            update_minutes=parsed.update_minutes if parsed else None,
+        )
+        publishing = (
+            publishing_interval(_entry_dates(parsed), now) if parsed else feed.publish_interval
+        )
+        feed_hint = max((h for h in (hints.feed_ttl, hints.feed_update) if h), default=None)
+        interval = success_interval(
+            self.policy,
+            publishing=publishing,
+            feed_hint=feed_hint if parsed else feed.feed_hint,
+            hints=hints,
+        )
+        redirect, move_to = observe_redirect(
+            self.policy,
+            RedirectState(feed.redirect_to, feed.redirect_seen, feed.redirect_since),
+            _canonical_or_none(permanent_target(result.redirects)),
+            now,
+        )
         await self.store.feed_succeeded(
             feed.id,
+            owner=self.owner,
             now=now,
             next_fetch_at=next_fetch_at(
-                now,
-                interval=timedelta(seconds=self.settings.poll_interval),
-                failures=0,
-                rng=self.rng,
+                now, policy=self.policy, interval=interval, failures=0, rng=self.rng
             ),
-            not_modified=not_modified,
-            etag=etag,
-            last_modified=last_modified,
+            not_modified=parsed is None,
+            etag=result.etag or (feed.etag if result.not_modified else None),
+            last_modified=result.last_modified
+            or (feed.last_modified if result.not_modified else None),
             body_hash=body_hash,
+            parsed=parsed is not None,
             title=parsed.title if parsed else None,
             site_url=parsed.link if parsed else None,
+            publish_interval=publishing if parsed else None,
+            feed_hint=feed_hint,
+            redirect=redirect,
         )
+        if move_to is not None and move_to != feed.url:
+            kept = await self.store.move_feed(feed.id, move_to)
+            log.info("feed_moved", new_url=move_to, merged_into=kept if kept != feed.id else None)
 
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]
@@ -285,6 +313,7 @@ class Pipeline:
             feed.id, [(article, c.key) for c, article in zip(plan.fetch, built, strict=True)]
         )
         page_errors = sum(1 for a in built if a.extraction_error)
+        metrics.DUPLICATES.inc(counts.duplicates)
         return counts.new, plan.skipped + counts.existing, page_errors
 
     async def _build_once(self, c: dedup.Candidate) -> Article:
@@ -307,9 +336,10 @@ class Pipeline:
             media_type = page.content_type.split(";")[0].strip().lower()
             if media_type not in _HTML_TYPES:
                 raise ExtractError(c.link, f"not an HTML page: {media_type}")
-            extracted = await self.workers.run(
-                extract_page, page.body, page.final_url, timeout=self.settings.extract_timeout
-            )
+            with metrics.EXTRACT_SECONDS.time():
+                extracted = await self.workers.run(
+                    extract_page, page.body, page.final_url, timeout=self.settings.extract_timeout
+                )
         except (FetchError, ExtractError) as e:
             error = str(e)
         except (WorkerTimeout, WorkerCrashed) as e:
@@ -324,6 +354,31 @@ class Pipeline:
             extraction_error=error,
             now=self.clock(),
         )
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        min_interval=timedelta(seconds=settings.min_interval),
+        max_interval=timedelta(seconds=settings.max_interval),
+        default_interval=timedelta(seconds=settings.poll_interval),
+        deactivate_after_failures=settings.deactivate_after_failures,
+        deactivate_after=timedelta(seconds=settings.deactivate_after),
+        redirect_after_fetches=settings.redirect_after_fetches,
+        redirect_after=timedelta(seconds=settings.redirect_after),
+    )
+
+
+def _entry_dates(parsed: ParsedFeed) -> list[datetime]:
+    return [d for e in parsed.entries if (d := e.published_at or e.updated_at) is not None]
+
+
+def _canonical_or_none(url: str | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        return canonical_url(url)
+    except ValueError:
+        return None
 
 
 @asynccontextmanager

@@ -1,49 +1,210 @@
-"""When to fetch a feed next: a pure function of `now`, the outcome and a random source."""
+"""When to fetch a feed next, whether to give up on it, and when to follow its permanent
+redirect. Pure functions of `now`, what the server and the feed said, the feed's publishing and
+failure history, and a random source: no clock, no I/O."""
 
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-MAX_BACKOFF = timedelta(hours=24)
-MAX_RETRY_AFTER = timedelta(days=2)
+PERMANENT_REDIRECTS = frozenset({301, 308})
+_MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?=,|$)", re.IGNORECASE)
+_HISTORY_WINDOW = timedelta(days=90)
+_HISTORY_ENTRIES = 20
 
 
-def next_fetch_at(
-    now: datetime,
-    *,
-    interval: timedelta,
-    failures: int,
-    retry_after: timedelta | None = None,
-    rng: random.Random,
-) -> datetime:
-    """Success: `interval` with ±10 % jitter so feeds added together spread out. Failure number n:
-    exponential backoff `interval/4 * 2**(n-1)` capped at 24 h, with full jitter on the upper
-    half; a Retry-After the server gave is honoured (capped at two days) when it is later."""
-    if failures <= 0:
-        delay = interval * rng.uniform(0.9, 1.1)
-    else:
-        base = min(interval / 4 * (2 ** min(failures - 1, 20)), MAX_BACKOFF)
-        delay = base * rng.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return now + delay
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The scheduling policy; see the README's "Scheduling" section for what each bound means."""
+
+    min_interval: timedelta = timedelta(minutes=5)
+    max_interval: timedelta = timedelta(hours=24)
+    default_interval: timedelta = timedelta(minutes=30)
+    jitter: float = 0.1
+    deactivate_after_failures: int = 10
+    deactivate_after: timedelta = timedelta(days=2)
+    redirect_after_fetches: int = 3
+    redirect_after: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the server and the feed document say about when to come back; each may be None."""
+
+    max_age: timedelta | None = None
+    """Cache-Control s-maxage / max-age."""
+    expires: timedelta | None = None
+    """Expires, as a delay from now."""
+    retry_after: timedelta | None = None
+    feed_ttl: timedelta | None = None
+    """RSS `<ttl>`."""
+    feed_update: timedelta | None = None
+    """`sy:updatePeriod` / `sy:updateFrequency`."""
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     """Retry-After as delta-seconds or an HTTP-date (RFC 9110 §10.2.3); None when absent or
     unparseable, never negative."""
+    return _seconds_or_date(value, now)
+
+
+def _seconds_or_date(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
         # Clamped before timedelta sees it: a hostile header must not overflow it.
-        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
+        return timedelta(seconds=min(int(value), 10**9))
+    return _until(value, now)
+
+
+def _until(http_date: str, now: datetime) -> timedelta | None:
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(when - now, timedelta(0))
+
+
+def cache_max_age(cache_control: str | None) -> timedelta | None:
+    """`s-maxage` (preferred, it is meant for shared caches like us) or `max-age` of a
+    Cache-Control header; None when absent, or when `no-store`/`no-cache` ask us not to reuse."""
+    if not cache_control:
+        return None
+    lowered = cache_control.lower()
+    if "no-store" in lowered or "no-cache" in lowered:
+        return None
+    # More than 12 digits is not a duration anyone means; ignore it rather than overflow.
+    found = {
+        name.lower(): int(secs) for name, secs in _MAX_AGE.findall(cache_control) if len(secs) <= 12
+    }
+    seconds = found.get("s-maxage", found.get("max-age"))
+    return timedelta(seconds=seconds) if seconds is not None else None
+
+
+def hints_from(
+    headers: Mapping[str, str],
+    now: datetime,
+    *,
+    ttl_minutes: int | None = None,
+    update_minutes: int | None = None,
+) -> Hints:
+    """Hints from a response's headers (lower-case keys) and the feed document's own fields."""
+    expires = None
+    if "expires" in headers:
+        # RFC 9111 §5.3: an invalid Expires means "already expired", i.e. no hint.
+        expires = _until(headers["expires"], now)
+    return Hints(
+        max_age=cache_max_age(headers.get("cache-control")),
+        expires=expires,
+        retry_after=_seconds_or_date(headers.get("retry-after"), now),
+        feed_ttl=timedelta(minutes=ttl_minutes) if ttl_minutes else None,
+        feed_update=timedelta(minutes=update_minutes) if update_minutes else None,
+    )
+
+
+def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta | None:
+    """The feed's typical time between two entries, from the dates of its newest entries (up to
+    20, within 90 days): the mean gap, or the time since the newest entry if that is longer (a
+    feed gone quiet slows down). None with fewer than two dated entries."""
+    recent = sorted(
+        {d for d in dates if now - _HISTORY_WINDOW <= d <= now + timedelta(hours=1)},
+        reverse=True,
+    )[:_HISTORY_ENTRIES]
+    if len(recent) < 2:
+        return None
+    mean_gap = (recent[0] - recent[-1]) / (len(recent) - 1)
+    return max(mean_gap, now - recent[0])
+
+
+def success_interval(
+    policy: Policy, *, publishing: timedelta | None, feed_hint: timedelta | None, hints: Hints
+) -> timedelta:
+    """Half the publishing interval (so a new entry waits on average a quarter of it), clamped
+    to [min_interval, max_interval]; the default interval when there is no history. A server or
+    feed asking for a longer wait (Cache-Control, Expires, <ttl>, sy:update*) is honoured, each
+    capped at max_interval so a bad value cannot park a feed for months."""
+    base = publishing / 2 if publishing is not None else policy.default_interval
+    interval = _clamp(base, policy.min_interval, policy.max_interval)
+    for hint in (hints.max_age, hints.expires, hints.feed_ttl, hints.feed_update, feed_hint):
+        if hint is not None:
+            interval = max(interval, min(hint, policy.max_interval))
+    return interval
+
+
+def next_fetch_at(
+    now: datetime,
+    *,
+    policy: Policy,
+    interval: timedelta,
+    failures: int,
+    active: bool = True,
+    retry_after: timedelta | None = None,
+    rng: random.Random,
+) -> datetime:
+    """After a success (`failures == 0`): `interval` ± jitter. After failure n: exponential
+    backoff `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
+    inactive feed is probed at the slowest rate. A Retry-After is honoured when it is later,
+    capped at max_interval."""
+    if not active:
+        delay = policy.max_interval * rng.uniform(1 - policy.jitter, 1.0)
+    elif failures <= 0:
+        delay = interval * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
+    else:
+        backoff = policy.min_interval * (2 ** min(failures - 1, 30))
+        delay = min(backoff, policy.max_interval) * rng.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, policy.max_interval))
+    return now + delay
+
+
+def should_deactivate(
+    policy: Policy, *, failures: int, failing_since: datetime | None, now: datetime
+) -> bool:
+    """Give up on a feed (probe it at the slowest rate only) once it has failed
+    `deactivate_after_failures` times in a row over at least `deactivate_after`."""
+    since = failing_since or now
+    return failures >= policy.deactivate_after_failures and now - since >= policy.deactivate_after
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectState:
+    """A permanent redirect seen on the feed's last consecutive fetches."""
+
+    target: str | None = None
+    seen: int = 0
+    since: datetime | None = None
+
+
+def permanent_target(redirects: Iterable[tuple[int, str]]) -> str | None:
+    """Where a redirect chain ends when every hop in it is permanent (301/308), else None."""
+    hops = list(redirects)
+    if hops and all(status in PERMANENT_REDIRECTS for status, _ in hops):
+        return hops[-1][1]
+    return None
+
+
+def observe_redirect(
+    policy: Policy, state: RedirectState, target: str | None, now: datetime
+) -> tuple[RedirectState, str | None]:
+    """Fold one fetch's outcome into the redirect state. Returns the new state and, once the same
+    permanent target has been seen on `redirect_after_fetches` consecutive fetches spanning at
+    least `redirect_after`, the URL the feed should move to. Anything else resets the count."""
+    if target is None:
+        return RedirectState(), None
+    since = state.since if target == state.target and state.since is not None else None
+    seen = state.seen + 1 if since is not None else 1
+    since = since or now
+    if seen >= policy.redirect_after_fetches and now - since >= policy.redirect_after:
+        return RedirectState(), target
+    return RedirectState(target, seen, since), None
+
+
+def _clamp(value: timedelta, low: timedelta, high: timedelta) -> timedelta:
+    return max(low, min(value, high))

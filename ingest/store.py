@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -17,7 +17,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.errors import StoreError
+from ingest.schedule import RedirectState
 from ingest.types import Article, Feed
+
+_NO_REDIRECT = RedirectState()
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -44,6 +47,8 @@ async def wrap_exceptions() -> AsyncIterator[None]:
 class StoredCounts:
     new: int
     existing: int
+    duplicates: int = 0
+    """Of the new ones, how many duplicate an earlier article's body."""
 
 
 class Store:
@@ -93,19 +98,26 @@ class Store:
         self,
         feed_id: int,
         *,
+        owner: str,
         now: datetime,
         next_fetch_at: datetime,
         not_modified: bool,
         etag: str | None,
         last_modified: str | None,
         body_hash: bytes | None,
+        parsed: bool,
         title: str | None = None,
         site_url: str | None = None,
+        publish_interval: timedelta | None = None,
+        feed_hint: timedelta | None = None,
+        redirect: RedirectState = _NO_REDIRECT,
     ) -> None:
+        """Record a successful poll and release the lease; a no-op if the lease was lost."""
         await self._all(
             "feed_succeeded",
             {
                 "id": feed_id,
+                "owner": owner,
                 "now": now,
                 "next_fetch_at": next_fetch_at,
                 "status": "not_modified" if not_modified else "ok",
@@ -114,16 +126,64 @@ class Store:
                 "body_hash": body_hash,
                 "title": title,
                 "site_url": site_url,
+                "parsed": parsed,
+                "publish_interval": publish_interval,
+                "feed_hint": feed_hint,
+                "redirect_to": redirect.target,
+                "redirect_seen": redirect.seen,
+                "redirect_since": redirect.since,
             },
         )
 
     async def feed_failed(
-        self, feed_id: int, *, now: datetime, next_fetch_at: datetime, error: str
+        self,
+        feed_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        next_fetch_at: datetime,
+        error: str,
+        deactivate: bool = False,
     ) -> None:
+        """Record a failed poll (and, with `deactivate`, give up on the feed) and release the
+        lease; a no-op if the lease was lost."""
         await self._all(
             "feed_failed",
-            {"id": feed_id, "now": now, "next_fetch_at": next_fetch_at, "error": error[:2000]},
+            {
+                "id": feed_id,
+                "owner": owner,
+                "now": now,
+                "next_fetch_at": next_fetch_at,
+                "error": error[:2000],
+                "deactivate": deactivate,
+                "inactive_reason": (
+                    f"gave up after repeated failures; last: {error[:500]}" if deactivate else None
+                ),
+            },
         )
+
+    async def move_feed(self, feed_id: int, new_url: str) -> int:
+        """Point the feed at its new URL after a consistent permanent redirect. When another feed
+        already has that URL, this one is merged into it (entries and articles move, this row
+        goes). Returns the id of the feed that now has the URL."""
+        q = queries()
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
+            row = await cur.fetchone()
+            if row is None:
+                await conn.execute(q["rename_feed"], {"id": feed_id, "url": new_url})
+                return feed_id
+            into = {"into_id": row[0], "from_id": feed_id}
+            if row[0] != feed_id:
+                await conn.execute(q["merge_feed_entries"], into)
+                await conn.execute(q["merge_feed_articles"], into)
+                await conn.execute(q["delete_feed"], {"id": feed_id})
+            return int(row[0])
+
+    async def schedule_lag(self, grace_seconds: float) -> tuple[int, float]:
+        """(feeds overdue by more than `grace_seconds`, seconds the most overdue one is late)."""
+        rows = await self._all("schedule_lag", {"grace_seconds": grace_seconds})
+        return int(rows[0]["overdue"]), float(rows[0]["max_lag_seconds"])
 
     async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:
         await self._all("release_leases", {"owner": owner, "ids": list(feed_ids)})
@@ -157,13 +217,14 @@ class Store:
         if not items:
             return StoredCounts(0, 0)
         q = queries()
-        new = existing = 0
+        new = existing = duplicates = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             for article, entry_hash in items:
                 cur = await conn.execute(q["insert_article"], _article_params(article, feed_id))
                 row = await cur.fetchone()
                 if row is not None:
                     new += 1
+                    duplicates += row[1] is not None
                 else:
                     existing += 1
                     cur = await conn.execute(q["article_id_by_url"], {"url": article.url})
@@ -180,7 +241,7 @@ class Store:
                         q["add_feed_entries"],
                         {"feed_id": feed_id, "hashes": [entry_hash], "article_id": article_id},
                     )
-        return StoredCounts(new=new, existing=existing)
+        return StoredCounts(new=new, existing=existing, duplicates=duplicates)
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:

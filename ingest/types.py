@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 FetchKind = Literal["feed", "page", "robots"]
@@ -62,6 +62,8 @@ class ParsedFeed:
     language: str | None
     entries: tuple[ParsedEntry, ...]
     ttl_minutes: int | None = None
+    update_minutes: int | None = None
+    """The publishing period announced by `sy:updatePeriod` / `sy:updateFrequency`."""
     warning: str | None = None
     """Set when feedparser flagged the document as ill-formed but entries were still usable."""
 
@@ -100,6 +102,12 @@ class Feed:
     body_hash: bytes | None
     consecutive_failures: int
     active: bool
+    publish_interval: timedelta | None = None
+    feed_hint: timedelta | None = None
+    failing_since: datetime | None = None
+    redirect_to: str | None = None
+    redirect_seen: int = 0
+    redirect_since: datetime | None = None
 
 
 TextSource = Literal["page", "feed"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import structlog
 
+from ingest import metrics
 from ingest.errors import StoreError
 from ingest.pipeline import Pipeline
 
@@ -24,6 +25,13 @@ async def poll_due_feeds(pipeline: Pipeline) -> None:
     except Exception:
         log.exception("tick_bug")
         return
+    try:
+        overdue, lag = await pipeline.store.schedule_lag(grace_seconds=60.0)
+    except StoreError:
+        pass
+    else:
+        metrics.FEEDS_OVERDUE.set(overdue)
+        metrics.OVERDUE_LAG.set(lag)
     if summary.feeds:
         log.info(
             "tick_done",

@@ -17,22 +17,22 @@ ORDER BY id;
 DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 
 -- name: claim_feeds
--- Due feeds (or all active feeds when %(all)s), not leased by anyone else; SKIP LOCKED lets
--- replicas claim disjoint sets concurrently.
+-- Due feeds (inactive ones are due at the slowest rate), plus every active feed when %(all)s,
+-- not leased by anyone else; SKIP LOCKED lets replicas claim disjoint sets concurrently.
 UPDATE ingest.feeds f
 SET lease_owner = %(owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE f.id IN (
     SELECT id FROM ingest.feeds
-    WHERE active
-      AND (%(all)s OR next_fetch_at <= now())
+    WHERE (next_fetch_at <= now() OR (%(all)s AND active))
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
     ORDER BY next_fetch_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
-          f.consecutive_failures, f.active;
+          f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
+          f.redirect_to, f.redirect_seen, f.redirect_since;
 
 -- name: feed_succeeded
 UPDATE ingest.feeds
@@ -46,9 +46,17 @@ SET last_fetched_at = %(now)s,
     body_hash = COALESCE(%(body_hash)s, body_hash),
     title = COALESCE(%(title)s, title),
     site_url = COALESCE(%(site_url)s, site_url),
+    publish_interval = COALESCE(%(publish_interval)s, publish_interval),
+    feed_hint = CASE WHEN %(parsed)s THEN %(feed_hint)s ELSE feed_hint END,
+    active = true,
+    inactive_reason = NULL,
+    failing_since = NULL,
+    redirect_to = %(redirect_to)s,
+    redirect_seen = %(redirect_seen)s,
+    redirect_since = %(redirect_since)s,
     lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = %(id)s;
+WHERE id = %(id)s AND lease_owner = %(owner)s;
 
 -- name: feed_failed
 UPDATE ingest.feeds
@@ -57,9 +65,15 @@ SET last_fetched_at = %(now)s,
     last_status = 'error',
     last_error = %(error)s,
     consecutive_failures = consecutive_failures + 1,
+    failing_since = COALESCE(failing_since, %(now)s),
+    active = active AND NOT %(deactivate)s,
+    inactive_reason = CASE WHEN %(deactivate)s THEN %(inactive_reason)s ELSE inactive_reason END,
+    redirect_to = NULL,
+    redirect_seen = 0,
+    redirect_since = NULL,
     lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = %(id)s;
+WHERE id = %(id)s AND lease_owner = %(owner)s;
 
 -- name: release_leases
 UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
@@ -89,7 +103,7 @@ VALUES (
         (SELECT min(id) FROM ingest.articles WHERE content_hash = %(content_hash)s)
     END)
 ON CONFLICT (url_hash) DO NOTHING
-RETURNING id;
+RETURNING id, duplicate_of;
 
 -- name: article_id_by_url
 SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s);
@@ -103,3 +117,30 @@ ON CONFLICT (url_hash) DO NOTHING;
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)
 SELECT %(feed_id)s, h, %(article_id)s FROM unnest(%(hashes)s::bytea[]) AS h
 ON CONFLICT (feed_id, entry_hash) DO NOTHING;
+
+-- name: feed_id_by_url
+SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
+
+-- name: rename_feed
+UPDATE ingest.feeds SET url = %(url)s WHERE id = %(id)s;
+
+-- name: merge_feed_entries
+-- Moving feed %(from_id)s onto feed %(into_id)s, which already has the new URL.
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, first_seen_at)
+SELECT %(into_id)s, entry_hash, article_id, first_seen_at
+FROM ingest.feed_entries WHERE feed_id = %(from_id)s
+ON CONFLICT (feed_id, entry_hash) DO NOTHING;
+
+-- name: merge_feed_articles
+UPDATE ingest.articles SET feed_id = %(into_id)s WHERE feed_id = %(from_id)s;
+
+-- name: delete_feed
+DELETE FROM ingest.feeds WHERE id = %(id)s;
+
+-- name: schedule_lag
+-- Feeds past due (and not being worked on) and how late the most overdue one is.
+SELECT count(*) AS overdue,
+       COALESCE(EXTRACT(epoch FROM now() - min(next_fetch_at)), 0)::float8 AS max_lag_seconds
+FROM ingest.feeds
+WHERE next_fetch_at < now() - make_interval(secs => %(grace_seconds)s)
+  AND (lease_expires_at IS NULL OR lease_expires_at < now());

@@ -1,5 +1,5 @@
-"""ingest.schedule: when a feed is due next (README, "Failed feeds back off exponentially") and
-how a Retry-After header is read (RFC 9110 §10.2.3)."""
+"""ingest.schedule: when a feed is due next (README, "Scheduling"), when it is given up on, when
+its permanent redirect is followed, and how the servers' hints are read (RFC 9111, RFC 9110)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.schedule import next_fetch_at, parse_retry_after
+from ingest.schedule import (
+    Hints,
+    Policy,
+    RedirectState,
+    cache_max_age,
+    hints_from,
+    next_fetch_at,
+    observe_redirect,
+    parse_retry_after,
+    permanent_target,
+    publishing_interval,
+    should_deactivate,
+    success_interval,
+)
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-INTERVAL = timedelta(seconds=1800)  # the default INGEST_POLL_INTERVAL
-DAY = timedelta(hours=24)
+POLICY = Policy()  # 5 min .. 24 h, default 30 min, ±10 % jitter
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 TWO_DAYS = timedelta(days=2)
 
 
@@ -29,109 +43,262 @@ class _Extreme(random.Random):
 
 
 def _delay(failures: int, rng: random.Random, **kw: object) -> timedelta:
-    return next_fetch_at(NOW, interval=INTERVAL, failures=failures, rng=rng, **kw) - NOW  # type: ignore[arg-type]
+    due = next_fetch_at(
+        NOW,
+        policy=POLICY,
+        interval=kw.pop("interval", POLICY.default_interval),  # type: ignore[arg-type]
+        failures=failures,
+        rng=rng,
+        **kw,  # type: ignore[arg-type]
+    )
+    return due - NOW
 
 
-def _backoff_ceiling(failures: int) -> timedelta:
-    """README: a quarter of the poll interval, doubling per consecutive failure, capped at 24 h."""
-    doublings = min(failures - 1, 30)  # 2**30 quarter-intervals is far past the cap already
-    return min(INTERVAL / 4 * 2**doublings, DAY)
+def _every(gap: timedelta, count: int, last: datetime = NOW) -> list[datetime]:
+    return [last - gap * i for i in range(count)]
 
 
-# --- success ---------------------------------------------------------------------------------
+# --- publishing history -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        pytest.param(_every(HOUR, 10), HOUR, id="hourly"),
+        pytest.param(_every(timedelta(days=7), 5), timedelta(days=7), id="weekly"),
+        pytest.param(_every(HOUR, 50), HOUR, id="only-the-newest-20-count"),
+        pytest.param(
+            _every(HOUR, 10, NOW - timedelta(days=10)), timedelta(days=10), id="gone-quiet"
+        ),
+        pytest.param([NOW], None, id="one-entry"),
+        pytest.param([], None, id="no-dates"),
+        pytest.param([NOW, NOW, NOW], None, id="one-distinct-date"),
+        pytest.param([NOW - timedelta(days=200), NOW - timedelta(days=300)], None, id="too-old"),
+        pytest.param([NOW + timedelta(days=30), NOW], None, id="future-dates-ignored"),
+    ],
+)
+def test_publishing_interval(dates: list[datetime], expected: timedelta | None) -> None:
+    """The mean gap between the newest entries, or the silence since the newest if longer."""
+    assert publishing_interval(dates, NOW) == expected
+
+
+def test_hourly_feed_is_polled_more_often_than_weekly() -> None:
+    """The adaptive interval follows the publishing rate."""
+    hourly = publishing_interval(_every(HOUR, 10), NOW)
+    weekly = publishing_interval(_every(timedelta(days=7), 5), NOW)
+    fast = success_interval(POLICY, publishing=hourly, feed_hint=None, hints=Hints())
+    slow = success_interval(POLICY, publishing=weekly, feed_hint=None, hints=Hints())
+    assert fast == HOUR / 2
+    assert slow == POLICY.max_interval
+    assert fast < slow
+
+
+# --- success interval ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("publishing", "feed_hint", "hints", "expected"),
+    [
+        pytest.param(None, None, Hints(), timedelta(minutes=30), id="no-history-default"),
+        pytest.param(2 * HOUR, None, Hints(), HOUR, id="half-the-publishing-gap"),
+        pytest.param(timedelta(minutes=1), None, Hints(), timedelta(minutes=5), id="min-clamp"),
+        pytest.param(timedelta(days=30), None, Hints(), DAY, id="max-clamp"),
+        pytest.param(2 * HOUR, None, Hints(max_age=3 * HOUR), 3 * HOUR, id="max-age-longer"),
+        pytest.param(2 * HOUR, None, Hints(max_age=timedelta(0)), HOUR, id="max-age-zero"),
+        pytest.param(None, None, Hints(max_age=timedelta(days=365)), DAY, id="max-age-capped"),
+        pytest.param(None, None, Hints(expires=5 * HOUR), 5 * HOUR, id="expires"),
+        pytest.param(None, None, Hints(expires=timedelta(days=90)), DAY, id="expires-capped"),
+        pytest.param(None, None, Hints(feed_ttl=2 * HOUR), 2 * HOUR, id="rss-ttl"),
+        pytest.param(None, None, Hints(feed_update=DAY * 7), DAY, id="sy-update-capped"),
+        pytest.param(None, 3 * HOUR, Hints(), 3 * HOUR, id="stored-feed-hint"),
+        pytest.param(None, None, Hints(retry_after=5 * HOUR), timedelta(minutes=30), id="no-ra"),
+    ],
+)
+def test_success_interval(
+    publishing: timedelta | None, feed_hint: timedelta | None, hints: Hints, expected: timedelta
+) -> None:
+    """Half the publishing gap, clamped; longer server or feed hints win, capped at 24 h."""
+    got = success_interval(POLICY, publishing=publishing, feed_hint=feed_hint, hints=hints)
+    assert got == expected
+
+
+# --- next_fetch_at ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_success_within_ten_percent_of_interval(seed: int) -> None:
-    """A healthy feed is due again after the poll interval ±10 %."""
-    delay = _delay(0, random.Random(seed))
-    assert INTERVAL * 0.9 <= delay <= INTERVAL * 1.1
+def test_success_within_jitter_of_interval(seed: int) -> None:
+    """A healthy feed is due again after its interval ±10 %."""
+    delay = _delay(0, random.Random(seed), interval=2 * HOUR)
+    assert 2 * HOUR * 0.9 <= delay <= 2 * HOUR * 1.1
 
 
-def test_success_jitter_spreads_feeds() -> None:
-    """Feeds polled together do not all come due at the same instant."""
-    rng = random.Random(1)
-    assert len({_delay(0, rng) for _ in range(10)}) > 1
+def test_a_thousand_feeds_added_together_do_not_fire_together() -> None:
+    """Jitter spreads feeds polled at one instant over a window around their interval."""
+    rng = random.Random(7)
+    due = sorted(_delay(0, rng) for _ in range(1000))
+    assert len(set(due)) == 1000
+    assert due[-1] - due[0] > POLICY.default_interval * 0.15
+    # ±10 % of 30 min spreads them over about 6 minutes: no minute holds a quarter of them.
+    window = timedelta(minutes=1)
+    assert max(sum(1 for d in due if t <= d < t + window) for t in due) < 250
 
 
-# --- failure ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("failures", [1, 2, 3, 4, 5, 6, 7, 8, 12, 30, 10_000])
+@pytest.mark.parametrize("failures", [1, 2, 3, 4, 5, 8, 9, 12, 30, 10_000])
 @pytest.mark.parametrize("seed", range(5))
 def test_failure_backoff_within_jittered_band(failures: int, seed: int) -> None:
-    """Failure n waits between half and all of min(interval/4 * 2**(n-1), 24 h)."""
+    """Failure n waits min_interval·2^(n-1), capped at max_interval, jittered over its upper
+    half."""
+    ceiling = min(POLICY.min_interval * 2 ** min(failures - 1, 20), POLICY.max_interval)
     delay = _delay(failures, random.Random(seed))
-    ceiling = _backoff_ceiling(failures)
-    assert ceiling / 2 <= delay <= ceiling
+    assert ceiling * 0.5 <= delay <= ceiling
 
 
-def test_failure_backoff_grows_then_caps_at_24h() -> None:
-    """With jitter pinned, the wait doubles with each failure until it reaches 24 h, then stays."""
-    delays = [_delay(n, _Extreme(high=True)) for n in range(1, 15)]
-    assert delays[0] == INTERVAL / 4
-    capped_from = next(i for i, d in enumerate(delays) if d == DAY)
-    assert all(b == 2 * a for a, b in itertools.pairwise(delays[:capped_from]))
-    assert all(d == DAY for d in delays[capped_from:])
-    assert max(delays) == DAY
+def test_failure_backoff_grows_then_caps() -> None:
+    """The upper bound of the backoff doubles per failure until it reaches max_interval."""
+    highs = [_delay(n, _Extreme(high=True)) for n in range(1, 15)]
+    assert highs[:4] == [timedelta(minutes=m) for m in (5, 10, 20, 40)]
+    assert all(b >= a for a, b in itertools.pairwise(highs))
+    assert highs[-1] == POLICY.max_interval
 
 
-def test_failure_backoff_never_exceeds_24h() -> None:
-    """Even after very many failures and the highest jitter the wait is at most 24 h."""
-    assert _delay(1_000_000, _Extreme(high=True)) == DAY
-    assert _delay(1_000_000, _Extreme(high=False)) == DAY / 2
-
-
-def test_first_failure_retries_sooner_than_success() -> None:
-    """The first failure retries within a quarter of the interval, sooner than a normal poll."""
-    assert _delay(1, _Extreme(high=True)) < _delay(0, _Extreme(high=False))
-
-
-# --- Retry-After -----------------------------------------------------------------------------
+def test_inactive_feed_is_probed_at_the_slowest_rate() -> None:
+    """A feed given up on is still fetched, once per max_interval (minus jitter)."""
+    for rng in (_Extreme(high=True), _Extreme(high=False), random.Random(1)):
+        delay = _delay(1, rng, active=False)
+        assert POLICY.max_interval * 0.9 <= delay <= POLICY.max_interval
 
 
 @pytest.mark.parametrize(
     ("failures", "retry_after", "expected"),
     [
-        pytest.param(1, timedelta(hours=3), timedelta(hours=3), id="longer-than-backoff"),
-        pytest.param(0, timedelta(hours=5), timedelta(hours=5), id="on-success-too"),
-        pytest.param(20, timedelta(days=1, hours=12), timedelta(days=1, hours=12), id="beyond-24h"),
-        pytest.param(1, timedelta(days=30), TWO_DAYS, id="capped-at-two-days"),
-        pytest.param(3, timedelta(days=2), TWO_DAYS, id="exactly-two-days"),
+        pytest.param(1, 3 * HOUR, 3 * HOUR, id="longer-than-backoff"),
+        pytest.param(0, 5 * HOUR, 5 * HOUR, id="on-success-too"),
+        pytest.param(1, timedelta(days=30), DAY, id="capped-at-max-interval"),
     ],
 )
 def test_retry_after_honoured_and_capped(
     failures: int, retry_after: timedelta, expected: timedelta
 ) -> None:
-    """A later Retry-After replaces the computed delay, up to two days."""
+    """A later Retry-After replaces the computed delay, up to max_interval."""
     for rng in (_Extreme(high=True), _Extreme(high=False), random.Random(3)):
         assert _delay(failures, rng, retry_after=retry_after) == expected
 
 
 def test_retry_after_shorter_than_backoff_is_ignored() -> None:
     """A Retry-After sooner than the backoff does not shorten it."""
-    failures = 5
-    without = _delay(failures, _Extreme(high=False))
-    assert _delay(failures, _Extreme(high=False), retry_after=timedelta(seconds=1)) == without
-
-
-# --- determinism -----------------------------------------------------------------------------
+    without = _delay(5, _Extreme(high=False))
+    assert _delay(5, _Extreme(high=False), retry_after=timedelta(seconds=1)) == without
 
 
 @pytest.mark.parametrize("failures", [0, 1, 4])
 def test_deterministic_with_seeded_random(failures: int) -> None:
     """Two runs with equally seeded random sources give the same schedule."""
     a, b = random.Random(42), random.Random(42)
-    first = [next_fetch_at(NOW, interval=INTERVAL, failures=failures, rng=a) for _ in range(5)]
-    second = [next_fetch_at(NOW, interval=INTERVAL, failures=failures, rng=b) for _ in range(5)]
-    assert first == second
+    assert [_delay(failures, a) for _ in range(5)] == [_delay(failures, b) for _ in range(5)]
 
 
-def test_result_is_aware_and_after_now() -> None:
-    """The due time is timezone-aware and in the future."""
-    due = next_fetch_at(NOW, interval=INTERVAL, failures=2, rng=random.Random(0))
-    assert due.tzinfo is not None
-    assert due > NOW
+# --- giving up ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failures", "since", "expected"),
+    [
+        pytest.param(10, NOW - TWO_DAYS, True, id="enough-failures-long-enough"),
+        pytest.param(9, NOW - timedelta(days=30), False, id="too-few-failures"),
+        pytest.param(50, NOW - HOUR, False, id="not-long-enough"),
+        pytest.param(10, None, False, id="first-failure-now"),
+    ],
+)
+def test_should_deactivate(failures: int, since: datetime | None, expected: bool) -> None:
+    """Both thresholds must be reached: N failures in a row over at least the given time."""
+    assert should_deactivate(POLICY, failures=failures, failing_since=since, now=NOW) is expected
+
+
+# --- hints --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("max-age=600", timedelta(seconds=600), id="max-age"),
+        pytest.param("public, max-age=60, s-maxage=300", timedelta(seconds=300), id="s-maxage"),
+        pytest.param('max-age="120"', timedelta(seconds=120), id="quoted"),
+        pytest.param("MAX-AGE=30", timedelta(seconds=30), id="case"),
+        pytest.param("no-cache, max-age=600", None, id="no-cache"),
+        pytest.param("no-store", None, id="no-store"),
+        pytest.param("private", None, id="none"),
+        pytest.param("max-age=99999999999999", None, id="absurd-ignored"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_cache_max_age(header: str | None, expected: timedelta | None) -> None:
+    """Cache-Control freshness (RFC 9111 §5.2.2), s-maxage first."""
+    assert cache_max_age(header) == expected
+
+
+def test_hints_from_response_and_feed() -> None:
+    """Headers and the feed's own fields become one Hints value; a bad Expires is no hint."""
+    headers = {
+        "cache-control": "max-age=900",
+        "expires": "Wed, 01 Jan 2025 14:00:00 GMT",
+        "retry-after": "120",
+    }
+    hints = hints_from(headers, NOW, ttl_minutes=60, update_minutes=1440)
+    assert hints == Hints(
+        max_age=timedelta(minutes=15),
+        expires=2 * HOUR,
+        retry_after=timedelta(minutes=2),
+        feed_ttl=HOUR,
+        feed_update=DAY,
+    )
+    assert hints_from({"expires": "0"}, NOW) == Hints()
+
+
+# --- permanent redirects ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hops", "expected"),
+    [
+        pytest.param([(301, "https://b/feed")], "https://b/feed", id="one-301"),
+        pytest.param([(308, "https://b/"), (301, "https://c/")], "https://c/", id="all-permanent"),
+        pytest.param([(301, "https://b/"), (302, "https://c/")], None, id="ends-temporary"),
+        pytest.param([(302, "https://b/")], None, id="temporary"),
+        pytest.param([(307, "https://b/")], None, id="temporary-307"),
+        pytest.param([], None, id="no-redirect"),
+    ],
+)
+def test_permanent_target(hops: list[tuple[int, str]], expected: str | None) -> None:
+    """Only a chain made entirely of 301/308 names a new permanent URL."""
+    assert permanent_target(hops) == expected
+
+
+def _fold(observations: list[tuple[timedelta, str | None]]) -> list[str | None]:
+    state, moves = RedirectState(), []
+    for offset, target in observations:
+        state, move = observe_redirect(POLICY, state, target, NOW + offset)
+        moves.append(move)
+    return moves
+
+
+def test_redirect_followed_after_three_fetches_over_a_day() -> None:
+    """The same 301 target on 3 consecutive fetches spanning a day moves the feed."""
+    t = "https://new.example/feed"
+    assert _fold([(timedelta(0), t), (12 * HOUR, t), (DAY, t)]) == [None, None, t]
+
+
+def test_redirect_not_followed_within_the_day() -> None:
+    """Three fetches within an hour are not enough: the span must reach a day."""
+    t = "https://new.example/feed"
+    moves = _fold([(timedelta(0), t), (HOUR / 2, t), (HOUR, t), (DAY, t)])
+    assert moves == [None, None, None, t]
+
+
+def test_redirect_count_resets_on_a_fetch_without_it() -> None:
+    """A fetch that was not redirected (or was redirected elsewhere) starts the count over."""
+    t, other = "https://new.example/feed", "https://other.example/feed"
+    assert _fold([(timedelta(0), t), (HOUR, None), (DAY, t), (2 * DAY, t)]) == [None] * 4
+    assert _fold([(timedelta(0), t), (DAY, other), (2 * DAY, t), (3 * DAY, t)]) == [None] * 4
 
 
 # --- parse_retry_after -----------------------------------------------------------------------
