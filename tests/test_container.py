@@ -347,16 +347,18 @@ def test_compose_ingest_waits_for_healthy_db_and_finished_migration(
 
 
 def test_compose_ingest_service_settings(compose_config: dict[str, Any]) -> None:
-    """ingest runs `run` from this repo's image, restarts unless stopped, publishes 8080 and
-    keeps /data in a named volume."""
+    """ingest runs `run` from this repo's image, restarts unless stopped, publishes 8080 on a
+    host port Docker picks (so it scales to several replicas) and keeps /data in a named
+    volume."""
     ingest = compose_config["services"]["ingest"]
     assert Path(ingest["build"]["context"]).resolve() == ROOT
     assert ingest["command"] == ["run"]
     assert ingest["restart"] == "unless-stopped"
     assert ingest["environment"]["DATABASE_URL"] == DATABASE_URL
     assert ingest["environment"]["INGEST_DATA_DIR"] == "/data"
-    ports = {(str(p["published"]), str(p["target"])) for p in ingest["ports"]}
-    assert ("8080", "8080") in ports
+    ports = [p if isinstance(p, dict) else {"target": p} for p in ingest["ports"]]
+    assert [str(p["target"]) for p in ports] == ["8080"]
+    assert all("published" not in p for p in ports), "a fixed host port prevents --scale"
     mounts = {
         (v["source"], v["target"]) if isinstance(v, dict) else tuple(v.split(":")[:2])
         for v in ingest["volumes"]
