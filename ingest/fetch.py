@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import math
 import socket
 import ssl
 import time
@@ -27,6 +28,7 @@ from httpcore._backends.base import SOCKET_OPTION
 from ingest import USER_AGENT
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
+from ingest.metrics import FETCH_SECONDS
 from ingest.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.types import FetchKind, FetchResult
 
@@ -357,40 +359,119 @@ def content_coding(header: str | None) -> str:
     return coding
 
 
-# --- concurrency ------------------------------------------------------------------------------
+# --- concurrency and politeness ---------------------------------------------------------------
+
+Clock = Callable[[], float]
+"""Monotonic seconds; `time.monotonic` outside tests."""
+
+Sleep = Callable[[float], Awaitable[None]]
+"""Waits the given number of seconds; `asyncio.sleep` outside tests."""
+
+_SWEEP_MIN: Final = 1024
+"""Idle hosts still inside their delay are swept once the table reaches this size (or twice
+its size after the previous sweep), which keeps sweeping amortised O(1) per new host."""
 
 
-@dataclass
-class _HostSlot:
-    semaphore: asyncio.Semaphore
+@dataclass(eq=False)
+class _Host:
+    turn: asyncio.Lock
+    """Held by the one waiter allowed to start next: asyncio.Lock hands itself over in FIFO
+    order, so waiters for a host are served in arrival order."""
+    slots: asyncio.Semaphore
+    """The per-host concurrency limit. Only the holder of `turn` ever waits on it."""
     users: int = 0
+    """Requests waiting for or holding a slot; the entry may go only when this is 0."""
+    last_start: float = -math.inf
 
 
 class HostLimiter:
-    """At most `per_host` requests in flight to one host:port. Entries are dropped when idle so
-    the table does not grow with every host ever seen. A minimum delay between requests to one
-    host (robots.txt Crawl-delay) belongs here too, inside `slot()`."""
+    """Per-host politeness, keyed by scheme://host:port: at most `per_host` requests in flight,
+    and at least `delay(key)` seconds between the starts of two consecutive requests (the
+    settings' host delay, raised by robots.txt Crawl-delay). With `total`, it also owns the
+    limit on requests in flight across all hosts, taken last so that a host waiting out its
+    delay holds no global slot, and so that the start it records is the real start.
 
-    def __init__(self, per_host: int) -> None:
+    Waiters for one host start in FIFO order; hosts never wait for each other except for
+    `total`. Entries go once idle and past their delay, so the table does not grow with every
+    host ever seen. `clock` and `sleep` are injectable so tests can run on virtual time."""
+
+    def __init__(
+        self,
+        per_host: int,
+        *,
+        total: int | None = None,
+        delay: float | Callable[[str], float] = 0.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.per_host = per_host
-        self._slots: dict[str, _HostSlot] = {}
+        self._total = None if total is None else asyncio.Semaphore(total)
+        if callable(delay):
+            self._delay = delay
+        else:
+            fixed = float(delay)
+            self._delay = lambda key: fixed
+        self._clock = clock
+        self._sleep = sleep
+        self._hosts: dict[str, _Host] = {}
+        self._sweep_at = _SWEEP_MIN
 
     @asynccontextmanager
     async def slot(self, key: str) -> AsyncIterator[None]:
-        entry = self._slots.get(key)
-        if entry is None:
-            entry = self._slots[key] = _HostSlot(asyncio.Semaphore(self.per_host))
-        entry.users += 1
+        """Wait for a turn to start a request to `key`; the request runs inside the block."""
+        host = self._hosts.get(key)
+        if host is None:
+            if len(self._hosts) >= self._sweep_at:
+                self._sweep()
+            host = self._hosts[key] = _Host(asyncio.Lock(), asyncio.Semaphore(self.per_host))
+        host.users += 1
         try:
-            async with entry.semaphore:
+            async with host.turn:
+                await host.slots.acquire()
+                try:
+                    await self._wait_for_start(key, host)
+                except BaseException:
+                    host.slots.release()
+                    raise
+                host.last_start = self._clock()
+            try:
                 yield
+            finally:
+                if self._total is not None:
+                    self._total.release()
+                host.slots.release()
         finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._slots[key]
+            host.users -= 1
+            if self._idle(key, host, self._clock()):
+                del self._hosts[key]
+
+    async def _wait_for_start(self, key: str, host: _Host) -> None:
+        """Sleep out the host's delay, then take a global slot. The delay is read again after
+        every wait: a robots.txt with a Crawl-delay may have arrived in the meantime."""
+        while True:
+            wait = host.last_start + self._delay(key) - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            if self._total is None:
+                return
+            await self._total.acquire()
+            if host.last_start + self._delay(key) <= self._clock():
+                return
+            self._total.release()
+
+    def _idle(self, key: str, host: _Host, now: float) -> bool:
+        """Nobody is waiting or in flight and forgetting `last_start` would delay nobody."""
+        return host.users == 0 and host.last_start + self._delay(key) <= now
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for key in [k for k, h in self._hosts.items() if self._idle(k, h, now)]:
+            del self._hosts[key]
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(self._hosts))
 
     def __len__(self) -> int:
-        return len(self._slots)
+        return len(self._hosts)
 
 
 # --- the fetcher ------------------------------------------------------------------------------
@@ -474,7 +555,8 @@ class Fetcher:
     ) -> None:
         """`address_check` replaces `check_address` for every resolved address. It exists so tests
         can treat one loopback address as public while the real check refuses the others;
-        production code never passes it. `clock` drives the robots.txt cache expiry."""
+        production code never passes it. `clock` drives the robots.txt cache expiry (and so
+        how long a Crawl-delay applies); the waits between requests run on real time."""
         self._settings = settings
         self._clock = clock
         allow = settings.allow_private_networks
@@ -508,8 +590,11 @@ class Fetcher:
             # request, and an ever-growing jar is a leak in a long-lived service.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
-        self._global = asyncio.Semaphore(settings.max_connections)
-        self._hosts = HostLimiter(settings.per_host_connections)
+        self._hosts = HostLimiter(
+            settings.per_host_connections,
+            total=settings.max_connections,
+            delay=self._origin_delay,
+        )
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
 
@@ -557,42 +642,50 @@ class Fetcher:
         target = _http_url(url, url)
         redirects: list[tuple[int, str]] = []
         # The deadline counts time on the wire, not time queued behind our own limits: a burst
-        # of pages from one host must not time out while waiting for a per-host slot.
-        budget = settings.request_deadline
-        while True:
-            try:
-                async with self._hosts.slot(_origin(target)), self._global:
-                    hop_started = time.monotonic()
-                    try:
-                        async with asyncio.timeout(budget):
-                            outcome = await self._exchange(url, target, headers, kind)
-                    finally:
-                        budget -= time.monotonic() - hop_started
-            except TimeoutError as e:
-                raise FetchError(url, f"timed out after {settings.request_deadline:g}s") from e
-            except BlockedAddressError as e:
-                raise BlockedError(url, str(e)) from e
-            except httpx.HTTPError as e:
-                raise _network_error(url, e, settings) from e
-            if isinstance(outcome, _Final):
-                response = outcome.response
-                return FetchResult(
-                    url=url,
-                    final_url=str(response.url),
-                    status=response.status_code,
-                    headers={k.lower(): v for k, v in response.headers.items()},
-                    body=outcome.body,
-                    redirects=tuple(redirects),
-                    elapsed_ms=round((time.monotonic() - started) * 1000),
-                )
-            redirects.append((outcome.status, str(outcome.location)))
-            if len(redirects) > settings.max_redirects:
-                raise FetchError(
-                    url,
-                    f"too many redirects (more than {settings.max_redirects})",
-                    status=outcome.status,
-                )
-            target = _http_url(url, outcome.location, redirect=True)
+        # of pages from one host must not time out while waiting for a per-host slot or delay.
+        # The same wire time, summed over redirect hops, is what FETCH_SECONDS observes.
+        on_wire = 0.0
+        hops = 0
+        try:
+            while True:
+                try:
+                    async with self._hosts.slot(_origin(target)):
+                        hops += 1
+                        hop_started = time.monotonic()
+                        try:
+                            async with asyncio.timeout(settings.request_deadline - on_wire):
+                                outcome = await self._exchange(url, target, headers, kind)
+                        finally:
+                            on_wire += time.monotonic() - hop_started
+                except TimeoutError as e:
+                    raise FetchError(url, f"timed out after {settings.request_deadline:g}s") from e
+                except BlockedAddressError as e:
+                    raise BlockedError(url, str(e)) from e
+                except httpx.HTTPError as e:
+                    raise _network_error(url, e, settings) from e
+                if isinstance(outcome, _Final):
+                    response = outcome.response
+                    return FetchResult(
+                        url=url,
+                        final_url=str(response.url),
+                        status=response.status_code,
+                        headers={k.lower(): v for k, v in response.headers.items()},
+                        body=outcome.body,
+                        redirects=tuple(redirects),
+                        elapsed_ms=round((time.monotonic() - started) * 1000),
+                    )
+                redirects.append((outcome.status, str(outcome.location)))
+                if len(redirects) > settings.max_redirects:
+                    raise FetchError(
+                        url,
+                        f"too many redirects (more than {settings.max_redirects})",
+                        status=outcome.status,
+                    )
+                target = _http_url(url, outcome.location, redirect=True)
+        finally:
+            # Failures are observed too: a request that timed out still took its time.
+            if hops:
+                FETCH_SECONDS.labels(kind).observe(on_wire)
 
     async def _exchange(
         self, url: str, target: httpx.URL, headers: list[tuple[bytes, bytes]], kind: FetchKind
@@ -650,6 +743,24 @@ class Fetcher:
         origin. A robots.txt the SSRF guard refuses raises `BlockedError`."""
         robots = await self.robots_for(url)
         return robots.allowed(url, ROBOTS_AGENT)
+
+    def host_delay(self, url: str) -> float:
+        """The minimum time between the starts of two requests to `url`'s host: the configured
+        host delay, raised by the Crawl-delay of a cached robots.txt (capped at
+        max_crawl_delay). A host whose robots.txt is not cached (yet) gets the host delay."""
+        return self._origin_delay(_origin(_http_url(url, url)))
+
+    def _origin_delay(self, key: str) -> float:
+        settings = self._settings
+        entry = self._robots.get(key)
+        if entry is None or entry.expires <= self._clock():
+            return settings.host_delay
+        crawl_delay = entry.robots.crawl_delay(ROBOTS_AGENT)
+        if crawl_delay is None:
+            return settings.host_delay
+        # Crawl-delay is non-standard and set by the site: honour it, but a site must not be
+        # able to hold its pages, and the feeds waiting for them, back for an hour.
+        return max(settings.host_delay, min(crawl_delay, settings.max_crawl_delay))
 
     async def robots_for(self, url: str) -> Robots:
         """The robots.txt rules governing `url`, from cache or fetched (RFC 9309 §2.3.1)."""

@@ -22,7 +22,8 @@ from tests.support.httpserver import LocalServer, Request, Response, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-LOCAL = Settings(allow_private_networks=True)
+# No delay between requests to one host: politeness has its own tests (test_fetch_polite.py).
+LOCAL = Settings(allow_private_networks=True, host_delay=0)
 ETAG = '"v1"'
 LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
 FEED = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"

@@ -29,6 +29,7 @@ SQL_TYPES = {
     "text": "text",
     "boolean": "boolean",
     "timestamptz": "timestamp with time zone",
+    "interval": "interval",
 }
 
 
