@@ -15,7 +15,7 @@ import structlog
 
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
-from ingest.db import connect, database_url, make_pool, migrate
+from ingest.db import connect, database_url, migrate, open_pool
 from ingest.errors import ConfigError, IngestError
 from ingest.feedlist import parse_feed_list
 from ingest.normalize import canonical_url
@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.all and not args.once:
+        parser.error("--all only makes sense with --once")
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)
@@ -89,8 +92,7 @@ def _check_feed_url(url: str) -> str:
 
 async def _with_store(dsn: str, fn: Callable[[Store], Awaitable[int]]) -> int:
     await migrate(dsn)
-    pool = make_pool(dsn, max_size=2)
-    await pool.open(wait=True, timeout=15)
+    pool = await open_pool(dsn, max_size=2)
     try:
         return await fn(Store(pool))
     finally:
@@ -169,8 +171,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    if args.all and not args.once:
-        raise ConfigError("--all only makes sense with --once")
     return _run(go, settings)
 
 

@@ -3,6 +3,7 @@ module receives a `Settings` (or the few values it needs) as an argument."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,20 @@ from ingest.errors import ConfigError
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "news-ingest"
+
+
+def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may really use: its affinity mask, further limited by a cgroup v2 CPU
+    quota (a container capped at 2 CPUs on a 64-core host gets 2 workers, not 64)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = cpus or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
 
 
 class Settings(BaseSettings):
@@ -43,12 +58,13 @@ class Settings(BaseSettings):
     robots_cache_seconds: float = Field(default=3600.0, ge=0)
 
     # work
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     extract_timeout: float = Field(default=30.0, gt=0)
     parse_timeout: float = Field(default=30.0, gt=0)
     feeds_per_tick: int = Field(default=50, ge=1)
     concurrent_feeds: int = Field(default=8, ge=1)
     max_entries_per_feed: int = Field(default=200, ge=1)
+    page_attempts: int = Field(default=3, ge=1)
 
     # scheduling
     tick_seconds: float = Field(default=30.0, gt=0)

@@ -12,13 +12,14 @@ from typing import Any
 
 import psycopg
 import structlog
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config import Settings
 from ingest.errors import ConfigError, StoreError
 
 log = structlog.get_logger(__name__)
 
+_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(.*)@[^@]*$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # One fixed key for pg_advisory_lock: every replica that migrates at start-up serialises on it.
 MIGRATION_LOCK_KEY = 0x6E657773  # "news"
@@ -74,7 +75,34 @@ async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
     try:
         return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as e:
-        raise StoreError(f"database unreachable: {_first_line(e)}") from e
+        raise StoreError(f"database unreachable: {redact(_first_line(e), dsn)}") from None
+    except psycopg.Error:
+        # The message of a URL that does not parse quotes the URL, password included.
+        raise StoreError("DATABASE_URL is not a valid connection string") from None
+
+
+def redact(message: str, dsn: str) -> str:
+    """The message with any part of the DSN's password removed (libpq quotes host names, and a
+    password with an unescaped `@` or `:` leaks into them)."""
+    match = _USERINFO.match(dsn)
+    if not match:
+        return message
+    secret = match.group(1).partition(":")[2]
+    for piece in sorted({secret, *re.split(r"[@:/]", secret)}, key=len, reverse=True):
+        if len(piece) >= 3:
+            message = message.replace(piece, "***")
+    return message
+
+
+async def open_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
+    """An open connection pool, or one clear `StoreError`."""
+    pool = make_pool(dsn, max_size=max_size)
+    try:
+        await pool.open(wait=True, timeout=15)
+    except PoolTimeout:
+        await pool.close()
+        raise StoreError("database unreachable: no connection within 15 s") from None
+    return pool
 
 
 def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:

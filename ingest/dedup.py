@@ -4,7 +4,7 @@ article already stored, and which to skip. Pure: it returns a plan that the pipe
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.normalize import canonical_url, entry_hash
 from ingest.types import ParsedEntry
@@ -17,6 +17,8 @@ class Candidate:
     """The entry link in canonical form: what is fetched and looked up."""
     key: bytes
     """Hash of the entry's identity in its feed: its guid, or its canonical link without one."""
+    attempts: int = 0
+    """Earlier tries at this entry's page that failed for a passing reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +60,20 @@ def plan(
     *,
     known_entries: Set[bytes],
     known_urls: Mapping[str, int],
+    attempts: Mapping[bytes, int] | None = None,
     invalid: int = 0,
 ) -> Plan:
-    """Known to this feed: skip. Link already stored (from another feed, or via another URL
-    form): link without fetching. Otherwise: fetch."""
+    """Done in this feed: skip. Link already stored (from another feed, or via another URL
+    form): link without fetching. Otherwise: fetch, carrying the count of earlier tries."""
     fetch: list[Candidate] = []
     link: list[tuple[bytes, int]] = []
     skipped = 0
+    tries = attempts or {}
     for c in found:
         if c.key in known_entries:
             skipped += 1
         elif c.link in known_urls:
             link.append((c.key, known_urls[c.link]))
         else:
-            fetch.append(c)
+            fetch.append(replace(c, attempts=tries.get(c.key, 0)))
     return Plan(fetch=tuple(fetch), link=tuple(link), skipped=skipped + len(link), invalid=invalid)

@@ -14,7 +14,7 @@ from trafilatura.metadata import extract_metadata
 from trafilatura.utils import load_html
 
 from ingest.errors import ExtractError
-from ingest.normalize import clean_inline, clean_text, detect_language, to_utc
+from ingest.normalize import clean_inline, clean_text, clean_url, detect_language, to_utc
 from ingest.types import Extracted, PageMetadata
 
 _ARTICLE_TYPES = {
@@ -67,7 +67,7 @@ def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:
         author=clean_inline(doc.author),
         published_at=_parse_date(doc.date),
         published_has_time=False,
-        image_url=doc.image or None,
+        image_url=clean_url(doc.image),
         description=clean_inline(doc.description),
         site_name=clean_inline(doc.sitename),
     )
@@ -126,8 +126,8 @@ def _structured_metadata(tree: _Element) -> PageMetadata:
         published_at=published,
         published_has_time=bool(published_raw and "T" in published_raw),
         updated_at=_parse_date(_str(ld.get("dateModified")) or meta.get("article:modified_time")),
-        canonical_url=canonical,
-        image_url=_ld_image(ld.get("image")) or meta.get("og:image") or None,
+        canonical_url=clean_inline(canonical),
+        image_url=clean_url(_ld_image(ld.get("image")) or meta.get("og:image")),
         description=clean_inline(meta.get("og:description") or meta.get("description")),
         site_name=clean_inline(meta.get("og:site_name")),
         language=lang or None,
@@ -206,5 +206,5 @@ def _parse_date(value: str | None) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         return to_utc(datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
         return None

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
-from typing import Final
+from typing import Final, Literal
 
 import httpcore
 import httpx
@@ -31,6 +31,8 @@ from ingest.errors import BlockedError, FetchError
 from ingest.metrics import FETCH_SECONDS
 from ingest.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.types import FetchKind, FetchResult
+
+RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """host, port -> IP address strings, in the order to try them."""
@@ -744,6 +746,14 @@ class Fetcher:
         robots = await self.robots_for(url)
         return robots.allowed(url, ROBOTS_AGENT)
 
+    async def robots_verdict(self, url: str) -> RobotsVerdict:
+        """`robots_allowed`, telling a disallow the site wrote ("disallowed") from the one
+        assumed while its robots.txt is unavailable ("unavailable"), which is worth a retry."""
+        robots = await self.robots_for(url)
+        if robots.allowed(url, ROBOTS_AGENT):
+            return "allowed"
+        return "unavailable" if robots.unavailable else "disallowed"
+
     def host_delay(self, url: str) -> float:
         """The minimum time between the starts of two requests to `url`'s host: the configured
         host delay, raised by the Crawl-delay of a cached robots.txt (capped at
@@ -797,7 +807,7 @@ class Fetcher:
                 # RFC 9309 §2.3.1.2 also lets us treat as unavailable.
                 return _RobotsEntry(Robots.allow_all(), self._clock() + ttl)
             # 5xx or unreachable: assume complete disallow (§2.3.1.4), and ask again soon.
-            return _RobotsEntry(Robots.disallow_all(), self._clock() + short_ttl)
+            return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl)
         return _RobotsEntry(parse_robots(result.body), self._clock() + ttl)
 
     def _store_robots(self, key: str, entry: _RobotsEntry) -> None:

@@ -14,7 +14,7 @@ from courlan.clean import TRACKERS_RE
 
 # C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
 # PostgreSQL text (NUL) or consumers.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _ANY_SPACE = re.compile(r"\s+")
@@ -44,6 +44,23 @@ def clean_query(query: str) -> str:
         if part and not TRACKERS_RE.search(unquote_plus(part.split("=", 1)[0]).lower())
     )
     return "&".join(sorted(kept))
+
+
+def redact_url(url: str) -> str:
+    """The URL without its user-info part, for logs: `https://user:secret@host/` -> `https://host/`."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def clean_url(value: str | None) -> str | None:
+    """A URL taken from a page (image, canonical): controls and whitespace removed; None unless
+    it is then an absolute http(s) URL."""
+    if not value:
+        return None
+    text = _ANY_SPACE.sub("", _ZERO_WIDTH.sub("", _CONTROL.sub("", value)))
+    return text if text.lower().startswith(("http://", "https://")) and len(text) < 4096 else None
 
 
 def site_of(url: str) -> str:
@@ -76,12 +93,20 @@ def choose_url(page_url: str, rel_canonical: str | None) -> str:
             candidate = canonical_url(urljoin(page_url, rel_canonical))
         except ValueError:
             return base
-        # A canonical naming the home page is a template error seen on real sites; following
-        # it would fold every article of the site into one row.
-        points_home = urlsplit(candidate).path in ("", "/") and urlsplit(base).path not in ("", "/")
-        if same_site(base, candidate) and not points_home:
+        # A canonical naming the home page or a section the article sits in ("/news/" for
+        # "/news/2024/story") is a template error seen on real sites; following it would fold
+        # every article of the section into one row.
+        if same_site(base, candidate) and not _is_ancestor(candidate, base):
             return candidate
     return base
+
+
+def _is_ancestor(candidate: str, page: str) -> bool:
+    c, p = urlsplit(candidate), urlsplit(page)
+    if c.query or c.path == p.path:
+        return False
+    prefix = c.path if c.path.endswith("/") else c.path + "/"
+    return p.path.startswith(prefix) or c.path in ("", "/")
 
 
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:

@@ -5,6 +5,7 @@ the pure modules."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -21,11 +22,11 @@ import structlog
 from ingest import dedup, metrics
 from ingest.article import build_article
 from ingest.config import Settings
-from ingest.db import make_pool
+from ingest.db import open_pool
 from ingest.errors import BlockedError, ExtractError, FetchError, IngestError, ParseError
 from ingest.extract import extract_page
 from ingest.fetch import Fetcher
-from ingest.normalize import canonical_url
+from ingest.normalize import canonical_url, redact_url
 from ingest.parse import parse_feed
 from ingest.schedule import (
     Policy,
@@ -64,7 +65,24 @@ class FeedOutcome:
     new: int = 0
     skipped: int = 0
     page_errors: int = 0
+    deferred: int = 0
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    final_url: str | None
+    extracted: Extracted | None
+    error: str | None
+    transient: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EntriesOutcome:
+    new: int
+    skipped: int
+    page_errors: int
+    deferred: int
 
 
 @dataclass(slots=True)
@@ -113,10 +131,9 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.policy = policy_from(settings)
         self._stopping = asyncio.Event()
-        self._feed_slots = asyncio.Semaphore(settings.concurrent_feeds)
-        # Pages being (or already) built in the current batch, by canonical link: two feeds of
-        # one batch that carry the same story fetch its page once.
-        self._pages: dict[str, asyncio.Future[Article]] = {}
+        # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
+        # the same story fetch its page once.
+        self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -127,41 +144,83 @@ class Pipeline:
         return self._stopping.is_set()
 
     async def run(self, *, all_feeds: bool = False) -> RunSummary:
-        """Process every due feed (every active feed with `all_feeds`) once, claiming them in
-        batches under a lease, until none is left or a stop is requested."""
+        """Process every due feed (every active feed with `all_feeds`) once, until none is left
+        or a stop is requested. Feeds are claimed only as slots free up, so no lease waits in a
+        queue, and the leases of feeds in progress are renewed while they run."""
         summary = RunSummary()
         done: list[int] = []
-        while not self.stopping:
-            feeds = await self.store.claim_feeds(
-                owner=self.owner,
-                lease_seconds=self.settings.lease_seconds,
-                limit=self.settings.feeds_per_tick,
-                all_feeds=all_feeds,
-                exclude=done,
-            )
-            if not feeds:
-                break
-            done.extend(f.id for f in feeds)
-            try:
-                outcomes = await asyncio.gather(*(self._process_slot(f) for f in feeds))
-            except BaseException:
-                # Cancelled or crashed mid-batch: hand unfinished feeds back at once instead of
-                # letting their leases run out.
-                await asyncio.shield(self.store.release_leases(self.owner, [f.id for f in feeds]))
-                raise
-            finally:
-                self._pages.clear()
-            for outcome in outcomes:
-                summary.add(outcome)
+        running: dict[asyncio.Task[FeedOutcome | None], Feed] = {}
+        renewer = asyncio.create_task(self._renew_leases(running))
+        exhausted = False
+        try:
+            while True:
+                free = self.settings.concurrent_feeds - len(running)
+                if free > 0 and not exhausted and not self.stopping:
+                    feeds = await self.store.claim_feeds(
+                        owner=self.owner,
+                        lease_seconds=self.settings.lease_seconds,
+                        limit=min(free, self.settings.feeds_per_tick),
+                        all_feeds=all_feeds,
+                        exclude=done,
+                    )
+                    exhausted = not feeds
+                    done.extend(f.id for f in feeds)
+                    for feed in feeds:
+                        running[asyncio.create_task(self._process_guarded(feed))] = feed
+                if not running:
+                    break
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    del running[task]
+                    if (outcome := task.result()) is not None:
+                        summary.add(outcome)
+        except BaseException:
+            # Cancelled (SIGTERM past the grace period, Ctrl-C) or the database went away:
+            # stop the feeds in progress and hand them back at once instead of letting their
+            # leases run out.
+            for task in running:
+                task.cancel()
+            for page in self._pages.values():
+                page.cancel()
+            await asyncio.gather(*running, *self._pages.values(), return_exceptions=True)
+            with contextlib.suppress(IngestError):
+                await asyncio.shield(
+                    self.store.release_leases(self.owner, [f.id for f in running.values()])
+                )
+            raise
+        finally:
+            renewer.cancel()
+            self._pages.clear()
         return summary
 
-    async def _process_slot(self, feed: Feed) -> FeedOutcome:
-        async with self._feed_slots:
+    async def _renew_leases(self, running: dict[asyncio.Task[FeedOutcome | None], Feed]) -> None:
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            if running:
+                try:
+                    await self.store.renew_leases(
+                        self.owner, [f.id for f in running.values()], self.settings.lease_seconds
+                    )
+                except IngestError as e:
+                    log.warning("lease_renewal_failed", error=str(e))
+
+    async def _process_guarded(self, feed: Feed) -> FeedOutcome | None:
+        """process_feed, but a feed whose outcome cannot even be recorded (the database went
+        away) is handed back and logged instead of aborting the other feeds."""
+        try:
             return await self.process_feed(feed)
+        except IngestError as e:
+            log.error("feed_not_recorded", feed_id=feed.id, error=str(e))
+            with contextlib.suppress(IngestError):
+                await self.store.release_leases(self.owner, [feed.id])
+            return None
 
     async def process_feed(self, feed: Feed) -> FeedOutcome:
         started = time.monotonic()
-        with structlog.contextvars.bound_contextvars(feed_id=feed.id, feed_url=feed.url):
+        with structlog.contextvars.bound_contextvars(
+            feed_id=feed.id, feed_url=redact_url(feed.url)
+        ):
             try:
                 outcome = await self._process(feed)
             except IngestError as e:
@@ -180,6 +239,7 @@ class Pipeline:
                 new=outcome.new,
                 skipped=outcome.skipped,
                 page_errors=outcome.page_errors,
+                deferred=outcome.deferred,
                 not_modified=outcome.status == "not_modified",
                 error=outcome.error,
                 ms=int(elapsed * 1000),
@@ -231,9 +291,24 @@ class Pipeline:
             return FeedOutcome(feed.id, "not_modified")
 
         parsed = await self._parse(feed, result.body, result.final_url, result.headers)
-        new, skipped, page_errors = await self._ingest_entries(feed, parsed)
-        await self._record_success(feed, result, body_hash=body_hash, parsed=parsed)
-        return FeedOutcome(feed.id, "ok", new=new, skipped=skipped, page_errors=page_errors)
+        entries = await self._ingest_entries(feed, parsed)
+        await self._record_success(
+            feed,
+            result,
+            body_hash=body_hash,
+            parsed=parsed,
+            # Entries waiting for another try at their page need the next poll to parse the
+            # feed again: keep neither validators nor body hash that would let it skip that.
+            keep_validators=entries.deferred == 0,
+        )
+        return FeedOutcome(
+            feed.id,
+            "ok",
+            new=entries.new,
+            skipped=entries.skipped,
+            page_errors=entries.page_errors,
+            deferred=entries.deferred,
+        )
 
     async def _record_success(
         self,
@@ -242,6 +317,7 @@ class Pipeline:
         *,
         body_hash: bytes | None,
         parsed: ParsedFeed | None,
+        keep_validators: bool = True,
     ) -> None:
         now = self.clock()
         hints = hints_from(
@@ -274,10 +350,16 @@ class Pipeline:
                 now, policy=self.policy, interval=interval, failures=0, rng=self.rng
             ),
             not_modified=parsed is None,
-            etag=result.etag or (feed.etag if result.not_modified else None),
-            last_modified=result.last_modified
-            or (feed.last_modified if result.not_modified else None),
+            etag=(result.etag or (feed.etag if result.not_modified else None))
+            if keep_validators
+            else None,
+            last_modified=(
+                result.last_modified or (feed.last_modified if result.not_modified else None)
+            )
+            if keep_validators
+            else None,
             body_hash=body_hash,
+            keep_body_hash=keep_validators,
             parsed=parsed is not None,
             title=parsed.title if parsed else None,
             site_url=parsed.link if parsed else None,
@@ -299,61 +381,94 @@ class Pipeline:
         except (WorkerTimeout, WorkerCrashed) as e:
             raise ParseError(feed.url, f"feed parsing failed: {e}") from e
 
-    async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> tuple[int, int, int]:
+    async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:
         found, invalid = dedup.candidates(parsed.entries[: self.settings.max_entries_per_feed])
-        known_entries = await self.store.known_entries(feed.id, [c.key for c in found])
-        fresh = [c for c in found if c.key not in known_entries]
+        done, attempts = await self.store.known_entries(feed.id, [c.key for c in found])
+        fresh = [c for c in found if c.key not in done]
         known_urls = await self.store.known_urls([c.link for c in fresh]) if fresh else {}
         plan = dedup.plan(
-            found, known_entries=known_entries, known_urls=known_urls, invalid=invalid
+            found, known_entries=done, known_urls=known_urls, attempts=attempts, invalid=invalid
         )
         await self.store.link_entries(feed.id, plan.link)
-        built = await asyncio.gather(*(self._build_once(c) for c in plan.fetch))
-        counts = await self.store.store_articles(
-            feed.id, [(article, c.key) for c, article in zip(plan.fetch, built, strict=True)]
-        )
-        page_errors = sum(1 for a in built if a.extraction_error)
+        pages = await asyncio.gather(*(self._page_once(c.link) for c in plan.fetch))
+        items: list[tuple[Article, bytes | None]] = []
+        deferred: list[bytes] = []
+        for c, page in zip(plan.fetch, pages, strict=True):
+            if page.transient and c.attempts + 1 < self.settings.page_attempts:
+                deferred.append(c.key)
+                continue
+            article = self._article(c, page)
+            if article is not None:
+                items.append((article, c.key))
+        counts = await self.store.store_articles(feed.id, items)
+        await self.store.defer_entries(feed.id, deferred)
+        for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
+            self._pages.pop(c.link, None)
         metrics.DUPLICATES.inc(counts.duplicates)
-        return counts.new, plan.skipped + counts.existing, page_errors
+        return EntriesOutcome(
+            new=counts.new,
+            skipped=plan.skipped + counts.existing,
+            page_errors=sum(1 for a, _ in items if a.extraction_error),
+            deferred=len(deferred),
+        )
 
-    async def _build_once(self, c: dedup.Candidate) -> Article:
-        task = self._pages.get(c.link)
+    def _article(self, c: dedup.Candidate, page: PageOutcome) -> Article | None:
+        """The article for one entry; if the page's metadata cannot be used, the feed's text
+        alone; None (logged) if not even that can be built."""
+        attempts = [(page.extracted, page.error)]
+        if page.extracted is not None:
+            attempts.append((None, "page metadata unusable"))
+        for extracted, error in attempts:
+            try:
+                return build_article(
+                    c.entry,
+                    entry_url=c.entry.link or c.link,
+                    final_url=page.final_url,
+                    extracted=extracted,
+                    extraction_error=error,
+                    now=self.clock(),
+                )
+            except Exception:
+                log.exception("article_bug", url=redact_url(c.link))
+        return None
+
+    async def _page_once(self, link: str) -> PageOutcome:
+        task = self._pages.get(link)
         if task is None:
-            task = asyncio.ensure_future(self._build(c))
-            self._pages[c.link] = task
+            task = asyncio.ensure_future(self._page(link))
+            self._pages[link] = task
         return await asyncio.shield(task)
 
-    async def _build(self, c: dedup.Candidate) -> Article:
-        """Fetch and extract one entry's page; on failure fall back to the feed's own text."""
-        extracted: Extracted | None = None
-        error: str | None = None
+    async def _page(self, link: str) -> PageOutcome:
+        """Fetch and extract one page. Failures are outcomes, not exceptions: `transient` ones
+        (server errors, timeouts, robots.txt unavailable) are worth another try later."""
         final_url: str | None = None
         try:
-            if not await self.fetcher.robots_allowed(c.link):
-                raise BlockedError(c.link, "disallowed by robots.txt")
-            page = await self.fetcher.fetch(c.link, "page")
+            verdict = await self.fetcher.robots_verdict(link)
+            if verdict != "allowed":
+                return PageOutcome(None, None, f"robots.txt: {verdict}", verdict == "unavailable")
+            page = await self.fetcher.fetch(link, "page")
             final_url = page.final_url
             media_type = page.content_type.split(";")[0].strip().lower()
             if media_type not in _HTML_TYPES:
-                raise ExtractError(c.link, f"not an HTML page: {media_type}")
+                raise ExtractError(link, f"not an HTML page: {media_type}")
             with metrics.EXTRACT_SECONDS.time():
                 extracted = await self.workers.run(
                     extract_page, page.body, page.final_url, timeout=self.settings.extract_timeout
                 )
-        except (FetchError, ExtractError) as e:
-            error = str(e)
+            return PageOutcome(final_url, extracted, None, False)
+        except BlockedError as e:
+            return PageOutcome(final_url, None, str(e), False)
+        except FetchError as e:
+            transient = e.status is None or e.status == 429 or e.status >= 500
+            return PageOutcome(final_url, None, str(e), transient)
+        except ExtractError as e:
+            return PageOutcome(final_url, None, str(e), False)
         except (WorkerTimeout, WorkerCrashed) as e:
-            error = f"extraction failed: {e}"
-        if error:
-            log.info("page_fallback_to_feed", url=c.link, reason=error)
-        return build_article(
-            c.entry,
-            entry_url=c.entry.link or c.link,
-            final_url=final_url,
-            extracted=extracted,
-            extraction_error=error,
-            now=self.clock(),
-        )
+            return PageOutcome(final_url, None, f"extraction failed: {e}", False)
+        except Exception as e:
+            log.exception("page_bug", url=redact_url(link))
+            return PageOutcome(final_url, None, f"internal error: {type(e).__name__}", False)
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -384,8 +499,7 @@ def _canonical_or_none(url: str | None) -> str | None:
 @asynccontextmanager
 async def open_pipeline(settings: Settings, dsn: str) -> AsyncIterator[Pipeline]:
     """A ready pipeline: connection pool, HTTP client and worker processes, closed on exit."""
-    pool = make_pool(dsn)
-    await pool.open(wait=True, timeout=15)
+    pool = await open_pool(dsn)
     workers = Workers(settings.workers)
     try:
         async with Fetcher(settings) as fetcher:

@@ -27,6 +27,9 @@ class Robots:
     `Robots.disallow_all()`; the wrapped parser is never mutated after construction."""
 
     _parser: RobotFileParser
+    unavailable: bool = False
+    """True for the complete disallow assumed while robots.txt answers 5xx or cannot be
+    reached (RFC 9309 §2.3.1.4): a passing state, unlike rules the site wrote."""
 
     @classmethod
     def allow_all(cls) -> Robots:
@@ -35,6 +38,10 @@ class Robots:
     @classmethod
     def disallow_all(cls) -> Robots:
         return parse_robots(b"User-agent: *\nDisallow: /\n")
+
+    @classmethod
+    def unreachable(cls) -> Robots:
+        return cls(cls.disallow_all()._parser, unavailable=True)
 
     def allowed(self, url: str, user_agent: str = ROBOTS_AGENT) -> bool:
         return self._parser.can_fetch(user_agent, url)

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -21,6 +22,8 @@ from ingest.schedule import RedirectState
 from ingest.types import Article, Feed
 
 _NO_REDIRECT = RedirectState()
+
+log = structlog.get_logger(__name__)
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -39,8 +42,11 @@ async def wrap_exceptions() -> AsyncIterator[None]:
     except PoolTimeout as e:
         raise StoreError(f"database unreachable: {e}") from e
     except psycopg.Error as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise StoreError(f"{type(e).__name__}: {first}") from e
+        raise StoreError(f"{type(e).__name__}: {_first_line(e)}") from e
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +112,15 @@ class Store:
         last_modified: str | None,
         body_hash: bytes | None,
         parsed: bool,
+        keep_body_hash: bool = True,
         title: str | None = None,
         site_url: str | None = None,
         publish_interval: timedelta | None = None,
         feed_hint: timedelta | None = None,
         redirect: RedirectState = _NO_REDIRECT,
     ) -> None:
-        """Record a successful poll and release the lease; a no-op if the lease was lost."""
+        """Record a successful poll and release the lease; a no-op if the lease was lost.
+        `body_hash` None keeps the stored one, unless `keep_body_hash` is false (then cleared)."""
         await self._all(
             "feed_succeeded",
             {
@@ -124,6 +132,7 @@ class Store:
                 "etag": etag,
                 "last_modified": last_modified,
                 "body_hash": body_hash,
+                "keep_body_hash": keep_body_hash,
                 "title": title,
                 "site_url": site_url,
                 "parsed": parsed,
@@ -188,11 +197,28 @@ class Store:
     async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:
         await self._all("release_leases", {"owner": owner, "ids": list(feed_ids)})
 
+    async def renew_leases(self, owner: str, feed_ids: Iterable[int], lease_seconds: float) -> None:
+        """Extend the leases this process holds on feeds it is still working on."""
+        await self._all(
+            "renew_leases", {"owner": owner, "ids": list(feed_ids), "lease_seconds": lease_seconds}
+        )
+
     # entries and articles -----------------------------------------------------------------
 
-    async def known_entries(self, feed_id: int, hashes: Sequence[bytes]) -> set[bytes]:
+    async def known_entries(
+        self, feed_id: int, hashes: Sequence[bytes]
+    ) -> tuple[set[bytes], dict[bytes, int]]:
+        """Of these entries of the feed: those done (their article is stored), and those waiting
+        for another try at their page, with the number of tries so far."""
         rows = await self._all("known_entries", {"feed_id": feed_id, "hashes": list(hashes)})
-        return {bytes(r["entry_hash"]) for r in rows}
+        done = {bytes(r["entry_hash"]) for r in rows if r["done"]}
+        waiting = {bytes(r["entry_hash"]): int(r["attempts"]) for r in rows if not r["done"]}
+        return done, waiting
+
+    async def defer_entries(self, feed_id: int, hashes: Sequence[bytes]) -> None:
+        """Count one more failed try at these entries' pages; they are planned again next poll."""
+        if hashes:
+            await self._all("defer_entries", {"feed_id": feed_id, "hashes": list(hashes)})
 
     async def known_urls(self, urls: Sequence[str]) -> dict[str, int]:
         rows = await self._all("known_urls", {"urls": list(urls)})
@@ -213,34 +239,67 @@ class Store:
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
     ) -> StoredCounts:
         """Insert articles with their URL aliases and feed-entry links in one short transaction.
-        Idempotent: an article whose canonical URL is already stored is linked, not duplicated."""
+        Idempotent: an article whose canonical URL is already stored is linked, not duplicated.
+        Rows go in URL order, so concurrent writers of overlapping sets cannot deadlock; a row the
+        database refuses is logged and left out (its entry is tried again next poll) instead of
+        failing the others."""
         if not items:
             return StoredCounts(0, 0)
+        ordered = sorted(items, key=lambda item: item[0].url)
+        for attempt in range(3):
+            try:
+                return await self._store_articles(feed_id, ordered)
+            except StoreError as e:
+                retryable = isinstance(
+                    e.__cause__,
+                    (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
+                )
+                if not retryable or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store_articles(
+        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+    ) -> StoredCounts:
         q = queries()
         new = existing = duplicates = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             for article, entry_hash in items:
-                cur = await conn.execute(q["insert_article"], _article_params(article, feed_id))
-                row = await cur.fetchone()
+                try:
+                    async with conn.transaction():  # a savepoint: one bad row spoils no other
+                        cur = await conn.execute(
+                            q["insert_article"], _article_params(article, feed_id)
+                        )
+                        row = await cur.fetchone()
+                        if row is None:
+                            cur = await conn.execute(q["article_id_by_url"], {"url": article.url})
+                            found = await cur.fetchone()
+                            if found is None:  # deleted concurrently; nothing to link
+                                continue
+                            article_id = found[0]
+                        else:
+                            article_id = row[0]
+                        await conn.execute(
+                            q["add_article_urls"],
+                            {"article_id": article_id, "urls": [article.url, *article.aliases]},
+                        )
+                        if feed_id is not None and entry_hash is not None:
+                            await conn.execute(
+                                q["add_feed_entries"],
+                                {
+                                    "feed_id": feed_id,
+                                    "hashes": [entry_hash],
+                                    "article_id": article_id,
+                                },
+                            )
+                except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as e:
+                    log.warning("article_refused", url=article.url[:500], error=_first_line(e))
+                    continue
                 if row is not None:
                     new += 1
                     duplicates += row[1] is not None
                 else:
                     existing += 1
-                    cur = await conn.execute(q["article_id_by_url"], {"url": article.url})
-                    row = await cur.fetchone()
-                    if row is None:  # deleted concurrently; nothing to link
-                        continue
-                article_id = row[0]
-                await conn.execute(
-                    q["add_article_urls"],
-                    {"article_id": article_id, "urls": [article.url, *article.aliases]},
-                )
-                if feed_id is not None and entry_hash is not None:
-                    await conn.execute(
-                        q["add_feed_entries"],
-                        {"feed_id": feed_id, "hashes": [entry_hash], "article_id": article_id},
-                    )
         return StoredCounts(new=new, existing=existing, duplicates=duplicates)
 
 

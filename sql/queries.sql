@@ -43,7 +43,7 @@ SET last_fetched_at = %(now)s,
     consecutive_failures = 0,
     etag = %(etag)s,
     last_modified = %(last_modified)s,
-    body_hash = COALESCE(%(body_hash)s, body_hash),
+    body_hash = CASE WHEN %(keep_body_hash)s THEN COALESCE(%(body_hash)s, body_hash) END,
     title = COALESCE(%(title)s, title),
     site_url = COALESCE(%(site_url)s, site_url),
     publish_interval = COALESCE(%(publish_interval)s, publish_interval),
@@ -80,8 +80,21 @@ UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
 -- name: known_entries
-SELECT entry_hash FROM ingest.feed_entries
+-- done: the entry has its article; otherwise it is waiting for another try at its page.
+SELECT entry_hash, article_id IS NOT NULL AS done, attempts FROM ingest.feed_entries
 WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s);
+
+-- name: defer_entries
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts)
+SELECT %(feed_id)s, h, NULL, 1 FROM unnest(%(hashes)s::bytea[]) AS h
+ON CONFLICT (feed_id, entry_hash) DO UPDATE
+SET attempts = ingest.feed_entries.attempts + 1
+WHERE ingest.feed_entries.article_id IS NULL;
+
+-- name: renew_leases
+UPDATE ingest.feeds
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
 -- name: known_urls
 SELECT u.url, au.article_id
@@ -116,7 +129,9 @@ ON CONFLICT (url_hash) DO NOTHING;
 -- name: add_feed_entries
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)
 SELECT %(feed_id)s, h, %(article_id)s FROM unnest(%(hashes)s::bytea[]) AS h
-ON CONFLICT (feed_id, entry_hash) DO NOTHING;
+ON CONFLICT (feed_id, entry_hash) DO UPDATE
+SET article_id = EXCLUDED.article_id
+WHERE ingest.feed_entries.article_id IS NULL;
 
 -- name: feed_id_by_url
 SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);

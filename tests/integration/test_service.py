@@ -65,6 +65,7 @@ def env(database_url: str, **extra: str) -> dict[str, str]:
         "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
         "INGEST_LOG_FORMAT": "json",
         "INGEST_WORKERS": "2",
+        "INGEST_HOST_DELAY": "0",  # politeness has tests of its own (test_fetch_polite)
         **extra,
     }
 

@@ -160,20 +160,30 @@ async def test_release_frees_and_short_lease_lapses(store: Store) -> None:
     assert [f.id for f in again] == [short]
 
 
+async def _claim(store: Store, owner: str = "a") -> None:
+    assert await store.claim_feeds(owner=owner, lease_seconds=600, limit=1, all_feeds=True)
+
+
 async def test_failure_counter(store: Store, database_url: str) -> None:
-    """feed_failed increments consecutive_failures, records the error and reschedules (a feed
-    not yet due is not claimed); feed_succeeded resets the counter and clears the error."""
+    """feed_failed increments consecutive_failures, records the error, remembers when the
+    failures began and reschedules (a feed not yet due is not claimed); feed_succeeded resets
+    the counter and clears the error."""
     (feed_id,) = await _feed_ids(store, 1)
     for n in (1, 2, 3):
-        await store.feed_failed(feed_id, now=NOW, next_fetch_at=NOW, error=f"failure {n}")
+        await _claim(store)
+        await store.feed_failed(
+            feed_id, owner="a", now=NOW + timedelta(minutes=n), next_fetch_at=NOW, error=f"e{n}"
+        )
         (row,) = _rows(database_url, "SELECT * FROM news.feeds WHERE id = %s", (feed_id,))
         assert row["consecutive_failures"] == n
         assert row["last_status"] == "error"
-        assert row["last_error"] == f"failure {n}"
-        assert row["last_fetched_at"] == NOW
+        assert row["last_error"] == f"e{n}"
+        assert row["last_fetched_at"] == NOW + timedelta(minutes=n)
+        assert row["failing_since"] == NOW + timedelta(minutes=1)
 
     later = datetime.now(UTC) + timedelta(hours=1)
-    await store.feed_failed(feed_id, now=NOW, next_fetch_at=later, error="failure 4")
+    await _claim(store)
+    await store.feed_failed(feed_id, owner="a", now=NOW, next_fetch_at=later, error="e4")
     # Not due: only all_feeds (ignoring the schedule) claims it.
     assert await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=False) == []
     claimed = await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=True)
@@ -181,34 +191,78 @@ async def test_failure_counter(store: Store, database_url: str) -> None:
 
     await store.feed_succeeded(
         feed_id,
+        owner="a",
         now=NOW,
         next_fetch_at=NOW + timedelta(minutes=30),
         not_modified=False,
         etag='"v2"',
         last_modified=None,
         body_hash=b"\x01" * 32,
+        parsed=True,
         title="Example feed",
     )
     (row,) = _rows(database_url, "SELECT * FROM news.feeds WHERE id = %s", (feed_id,))
     assert row["consecutive_failures"] == 0
     assert row["last_status"] == "ok"
     assert row["last_error"] is None
+    assert row["failing_since"] is None
     assert row["title"] == "Example feed"
     assert row["next_fetch_at"] == NOW + timedelta(minutes=30)
+
+
+async def test_deactivate_and_recover(store: Store, database_url: str) -> None:
+    """feed_failed with deactivate turns the feed inactive with a reason; a later success
+    makes it active again."""
+    (feed_id,) = await _feed_ids(store, 1)
+    await _claim(store)
+    await store.feed_failed(
+        feed_id, owner="a", now=NOW, next_fetch_at=NOW, error="HTTP 410 Gone", deactivate=True
+    )
+    (row,) = _rows(database_url, "SELECT active, inactive_reason FROM news.feeds")
+    assert row["active"] is False
+    assert "HTTP 410 Gone" in row["inactive_reason"]
+    await _claim(store)
+    await store.feed_succeeded(
+        feed_id,
+        owner="a",
+        now=NOW,
+        next_fetch_at=NOW,
+        not_modified=True,
+        etag=None,
+        last_modified=None,
+        body_hash=None,
+        parsed=False,
+    )
+    (row,) = _rows(database_url, "SELECT active, inactive_reason FROM news.feeds")
+    assert (row["active"], row["inactive_reason"]) == (True, None)
+
+
+async def test_outcome_of_a_lost_lease_is_not_recorded(store: Store, database_url: str) -> None:
+    """A process whose lease expired and was taken over cannot overwrite the new holder's
+    state: its feed_failed / feed_succeeded change nothing."""
+    (feed_id,) = await _feed_ids(store, 1)
+    assert await store.claim_feeds(owner="a", lease_seconds=0.1, limit=1, all_feeds=True)
+    await asyncio.sleep(0.2)
+    await _claim(store, owner="b")
+    await store.feed_failed(feed_id, owner="a", now=NOW, next_fetch_at=NOW, error="late")
+    (row,) = _rows(database_url, "SELECT * FROM ingest.feeds")
+    assert (row["last_error"], row["lease_owner"], row["consecutive_failures"]) == (None, "b", 0)
 
 
 async def test_success_clears_lease_and_keeps_validators(store: Store) -> None:
     """After feed_succeeded the feed is free to claim and carries its new validators."""
     (feed_id,) = await _feed_ids(store, 1)
-    await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=True)
+    await _claim(store)
     await store.feed_succeeded(
         feed_id,
+        owner="a",
         now=NOW,
         next_fetch_at=NOW,
         not_modified=True,
         etag='"e1"',
         last_modified="Wed, 01 Jan 2025 00:00:00 GMT",
         body_hash=None,
+        parsed=False,
     )
     (feed,) = await store.claim_feeds(owner="b", lease_seconds=600, limit=1, all_feeds=False)
     assert (feed.etag, feed.last_modified) == ('"e1"', "Wed, 01 Jan 2025 00:00:00 GMT")
@@ -235,7 +289,7 @@ async def test_store_articles_idempotent(store: Store, database_url: str) -> Non
     second = await store.store_articles(feed_id, items)
     assert (second.new, second.existing) == (0, 3)
     assert _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == count
-    assert await store.known_entries(feed_id, [k for _, k in items]) == {k for _, k in items}
+    assert await store.known_entries(feed_id, [k for _, k in items]) == ({k for _, k in items}, {})
 
     # Stored again with other fields under the same URL: still one row, the first version.
     changed = replace(articles[0], title="Changed title")
@@ -284,9 +338,9 @@ async def test_link_entries_marks_entries_known(store: Store) -> None:
     await store.store_articles(feed_a, [(article, _key(article))])
     (article_id,) = (await store.known_urls([article.url])).values()
     key_b = entry_hash("guid:from-feed-b")
-    assert await store.known_entries(feed_b, [key_b]) == set()
+    assert await store.known_entries(feed_b, [key_b]) == (set(), {})
     await store.link_entries(feed_b, [(key_b, article_id)])
-    assert await store.known_entries(feed_b, [key_b]) == {key_b}
+    assert await store.known_entries(feed_b, [key_b]) == ({key_b}, {})
 
 
 async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
@@ -301,11 +355,11 @@ async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
     await store.store_articles(None, [(copy, None), (rewrapped, None)])
     rows = _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles ORDER BY id")
     first_id = rows[0]["id"]
-    assert [(r["url"], r["duplicate_of"]) for r in rows] == [
+    assert {(r["url"], r["duplicate_of"]) for r in rows} == {
         (first.url, None),
         (copy.url, first_id),
         (rewrapped.url, first_id),
-    ]
+    }
 
 
 async def test_empty_texts_are_not_duplicates(store: Store, database_url: str) -> None:
@@ -330,7 +384,7 @@ async def test_huge_url_and_long_guid(store: Store, database_url: str) -> None:
     assert (await store.store_articles(feed_id, [(article, key)])).existing == 1
     found = await store.known_urls([url, url + "&page=1"])
     assert set(found) == {url, url + "&page=1"}
-    assert await store.known_entries(feed_id, [key]) == {key}
+    assert await store.known_entries(feed_id, [key]) == ({key}, {})
     (row,) = _rows(database_url, "SELECT url, guid FROM news.articles")
     assert (row["url"], row["guid"]) == (url, guid)
 

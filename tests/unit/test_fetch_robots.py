@@ -95,3 +95,51 @@ def test_allow_all_and_disallow_all() -> None:
 def test_robots_url(page: str, expected: str) -> None:
     """Same scheme, host and port as the page; path /robots.txt; no query or credentials."""
     assert robots_url(page) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10", 10.0),
+        ("%32", 2.0),
+        ("7 # seconds", 7.0),
+        ("1.5", 2.0),
+        ("0.5", 1.0),
+        (".25", 1.0),
+        ("2.0", 2.0),
+        ("0", 0.0),
+        ("", None),
+        ("-1", None),
+        ("1e3", None),
+        ("soon", None),
+        pytest.param("9" * 400, 999_999_999.0, id="400-digits"),
+        pytest.param("9" * 5000, 999_999_999.0, id="5000-digits"),
+        pytest.param("0" * 20 + "4", 4.0, id="leading-zeros"),
+    ],
+)
+def test_crawl_delay_values(value: str, expected: float | None) -> None:
+    """Whole seconds kept, fractions rounded up, junk ignored, huge values clamped."""
+    robots = parse_robots(f"User-agent: *\nCrawl-delay: {value}\n".encode())
+    assert robots.crawl_delay() == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Crawl-delay: ²", "Crawl-delay: %C2%B2", "Request-rate: ²/1", "Request-rate: 1/" + "9" * 5000],
+    ids=["superscript", "encoded-superscript", "rate-superscript", "rate-5000-digits"],
+)
+def test_hostile_numbers_do_not_break_parsing(line: str) -> None:
+    """Digits int() refuses (superscripts, 5000 of them) do not break parsing."""
+    robots = parse_robots(f"User-agent: *\n{line}\nDisallow: /x\n".encode())
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is False
+    assert robots.allowed("http://a.example/y", ROBOTS_AGENT) is True
+
+
+def test_ignored_crawl_delay_still_ends_the_group() -> None:
+    """An unusable Crawl-delay line still ends the group, as RobotFileParser reads it."""
+    robots = parse_robots(
+        b"User-agent: news-ingest\nCrawl-delay: \xc2\xb2\nUser-agent: *\nDisallow: /\n"
+    )
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is True
+    assert robots.allowed("http://a.example/x", "otherbot") is False
+    assert robots.crawl_delay() is None
