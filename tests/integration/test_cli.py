@@ -202,3 +202,30 @@ def test_usage_error_exits_2() -> None:
     proc = ingest(NOWHERE, "feeds", "add")
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("dsn", "secret"),
+    [
+        pytest.param(
+            "postgresql://postgres:pa%ss-w0rd@127.0.0.1:1/x", "pa%ss-w0rd", id="bad-escape"
+        ),
+        pytest.param("postgresql://postgres:s3cr@tPW@127.0.0.1:1/x", "s3cr", id="unescaped-at"),
+        pytest.param("postgresql:/postgres:hunter2@127.0.0.1/x", "hunter2", id="malformed"),
+    ],
+)
+def test_bad_database_url_never_shows_the_password(dsn: str, secret: str) -> None:
+    """A DATABASE_URL that does not parse, or whose password leaks into libpq's message, gives
+    one line on stderr with exit 1 and no trace of the password anywhere."""
+    proc = ingest(dsn, "run", "--once")
+    assert proc.returncode == 1
+    assert len(_error_lines(proc.stderr)) == 1
+    assert secret not in proc.stderr
+    assert secret not in proc.stdout
+
+
+def test_all_without_once_is_a_usage_error() -> None:
+    """`run --all` without `--once` exits 2 with usage help."""
+    proc = ingest(NOWHERE, "run", "--all")
+    assert proc.returncode == 2
+    assert "--all only makes sense with --once" in proc.stderr
