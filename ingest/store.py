@@ -264,6 +264,9 @@ class Store:
         q = queries()
         new = existing = duplicates = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            # Writers of articles take turns (see sql/0004: the change sequence must become
+            # visible in order); taking the turn before any row lock avoids deadlocks.
+            await conn.execute(q["lock_article_writes"])
             for article, entry_hash in items:
                 try:
                     async with conn.transaction():  # a savepoint: one bad row spoils no other

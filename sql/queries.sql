@@ -101,6 +101,9 @@ SELECT u.url, au.article_id
 FROM unnest(%(urls)s::text[]) AS u(url)
 JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
 
+-- name: lock_article_writes
+SELECT pg_advisory_xact_lock(1852143205);
+
 -- name: insert_article
 -- duplicate_of: the earliest article with the same body under another URL (an empty body is
 -- nobody's duplicate).
