@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ingest.neardup import fingerprint
 from ingest.normalize import (
     canonical_url,
     choose_url,
@@ -85,4 +86,5 @@ def build_article(
         guid=entry.guid,
         fetched_at=now,
         aliases=tuple(sorted(aliases)),
+        fingerprint=extracted.fingerprint if extracted is not None else fingerprint(text),
     )

@@ -14,6 +14,7 @@ from trafilatura.metadata import extract_metadata
 from trafilatura.utils import load_html
 
 from ingest.errors import ExtractError
+from ingest.neardup import fingerprint
 from ingest.normalize import clean_inline, clean_text, clean_url, detect_language, to_utc
 from ingest.types import Extracted, PageMetadata
 
@@ -57,7 +58,9 @@ def extract_page(body: bytes, url: str) -> Extracted:
         raise ExtractError(url, "no article text found on the page")
     text = clean_text(doc.text or "")
     language = detect_language(text, hint=meta.language)
-    return Extracted(text=text, metadata=_replace_language(meta, language))
+    return Extracted(
+        text=text, metadata=_replace_language(meta, language), fingerprint=fingerprint(text)
+    )
 
 
 def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:

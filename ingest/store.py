@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.errors import StoreError
+from ingest.neardup import choose_original
 from ingest.schedule import RedirectState
 from ingest.types import Article, Feed
 
@@ -270,9 +271,20 @@ class Store:
             for article, entry_hash in items:
                 try:
                     async with conn.transaction():  # a savepoint: one bad row spoils no other
-                        cur = await conn.execute(
-                            q["insert_article"], _article_params(article, feed_id)
-                        )
+                        params = _article_params(article, feed_id)
+                        if article.fingerprint is not None:
+                            cur = await conn.execute(
+                                q["near_duplicate_candidates"],
+                                {"bands": list(article.fingerprint.bands), "url": article.url},
+                            )
+                            candidates = [
+                                (r[0], bytes(r[1]) if r[1] is not None else None, r[2])
+                                for r in await cur.fetchall()
+                            ]
+                            params["near_duplicate_of"] = choose_original(
+                                article.fingerprint, candidates
+                            )
+                        cur = await conn.execute(q["insert_article"], params)
                         row = await cur.fetchone()
                         if row is None:
                             cur = await conn.execute(q["article_id_by_url"], {"url": article.url})
@@ -326,4 +338,7 @@ def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
         "text_source": a.text_source,
         "extraction_error": a.extraction_error,
         "fetched_at": a.fetched_at,
+        "near_duplicate_of": None,
+        "minhash": a.fingerprint.minhash if a.fingerprint else None,
+        "lsh_bands": list(a.fingerprint.bands) if a.fingerprint else None,
     }

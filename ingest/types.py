@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from ingest.neardup import Fingerprint
+
 FetchKind = Literal["feed", "page", "robots"]
 
 
@@ -90,6 +92,8 @@ class Extracted:
 
     text: str
     metadata: PageMetadata = field(default_factory=PageMetadata)
+    fingerprint: Fingerprint | None = None
+    """Computed in the worker process, beside the extraction, to keep it off the event loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,8 @@ class Feed:
     redirect_to: str | None = None
     redirect_seen: int = 0
     redirect_since: datetime | None = None
+    kind: str = "feed"
+    """'feed', or 'sitemap' for a (news) sitemap followed as if it were a feed."""
 
 
 TextSource = Literal["page", "feed"]
@@ -137,3 +143,5 @@ class Article:
     fetched_at: datetime
     aliases: tuple[str, ...] = ()
     """Other canonical-form URLs that lead to this article (entry link, final response URL)."""
+    fingerprint: Fingerprint | None = None
+    """Near-duplicate fingerprint of `text`; None when the text is too short to judge."""

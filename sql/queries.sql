@@ -32,7 +32,7 @@ WHERE f.id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
-          f.redirect_to, f.redirect_seen, f.redirect_since;
+          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind;
 
 -- name: feed_succeeded
 UPDATE ingest.feeds
@@ -105,21 +105,32 @@ JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
 SELECT pg_advisory_xact_lock(1852143205);
 
 -- name: insert_article
--- duplicate_of: the earliest article with the same body under another URL (an empty body is
--- nobody's duplicate).
+-- duplicate_of: the original of the earliest article with the same body under another URL (an
+-- empty body is nobody's duplicate), else the near-duplicate original the caller found.
 INSERT INTO ingest.articles (
     url, original_url, feed_id, guid, site, title, text, author, published_at,
     published_source, modified_at, language, image_url, summary, content_hash, text_source,
-    extraction_error, fetched_at, duplicate_of)
+    extraction_error, fetched_at, duplicate_of, minhash, lsh_bands)
 VALUES (
     %(url)s, %(original_url)s, %(feed_id)s, %(guid)s, %(site)s, %(title)s, %(text)s, %(author)s,
     %(published_at)s, %(published_source)s, %(modified_at)s, %(language)s, %(image_url)s,
     %(summary)s, %(content_hash)s, %(text_source)s, %(extraction_error)s, %(fetched_at)s,
-    CASE WHEN %(text)s <> '' THEN
-        (SELECT min(id) FROM ingest.articles WHERE content_hash = %(content_hash)s)
-    END)
+    COALESCE(
+        CASE WHEN %(text)s <> '' THEN
+            (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
+             WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
+        END,
+        %(near_duplicate_of)s),
+    %(minhash)s, %(lsh_bands)s)
 ON CONFLICT (url_hash) DO NOTHING
 RETURNING id, duplicate_of;
+
+-- name: near_duplicate_candidates
+-- Articles sharing at least one LSH band with the new one (GIN index on lsh_bands).
+SELECT id, minhash, duplicate_of FROM ingest.articles
+WHERE lsh_bands && %(bands)s AND url_hash <> ingest.url_hash(%(url)s)
+ORDER BY id
+LIMIT 200;
 
 -- name: article_id_by_url
 SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s);

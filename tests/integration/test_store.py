@@ -13,6 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from ingest.db import make_pool
+from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
 from ingest.types import Article
@@ -399,3 +400,52 @@ async def test_removed_feed_keeps_articles(store: Store, database_url: str) -> N
     assert await store.remove_feed(url)
     (row,) = _rows(database_url, "SELECT url, feed_id, feed_url FROM news.articles")
     assert (row["url"], row["feed_id"], row["feed_url"]) == (article.url, None, None)
+
+
+WIRE = (
+    "The central bank raised its main interest rate by a quarter of a percentage point on "
+    "Thursday, the third increase this year, saying that inflation in services had proved more "
+    "stubborn than expected. The governor told reporters that the committee would watch wage "
+    "settlements closely over the winter and did not rule out a further move in the spring. "
+    "Markets had largely priced in the decision, and the currency was little changed in "
+    "afternoon trading. Economists said the statement suggested the cycle was close to its "
+    "peak, although two members of the committee voted for a larger increase. Mortgage lenders "
+    "are expected to pass the rise on to borrowers with variable-rate loans within weeks."
+)
+OTHER = (
+    "The city council approved a plan on Monday to pedestrianise three streets in the old town "
+    "from next summer, after a trial last year cut traffic noise and drew more visitors to "
+    "local shops. Shop owners were divided: some welcomed the footfall, others said deliveries "
+    "would become harder and asked for loading hours in the early morning. The council said "
+    "buses would be rerouted along the ring road and that residents would keep access to their "
+    "garages. A final vote on the budget for new paving and benches is due in the autumn, and "
+    "work could start as soon as the tourist season ends if the money is approved by then."
+)
+
+
+def _with_fingerprint(url: str, text: str) -> Article:
+    return _article(url, text, fingerprint=fingerprint(text))
+
+
+async def test_near_duplicates_point_at_the_original(store: Store, database_url: str) -> None:
+    """A syndicated copy with an added line, and a copy of that copy, both get duplicate_of =
+    the first article; a different story on the same site does not."""
+    first = _with_fingerprint("https://wire.example/rates", WIRE)
+    copy = _with_fingerprint(
+        "https://paper.example/economy/rates", "(Wire) - " + WIRE + " First published by Wire."
+    )
+    copy_of_copy = _with_fingerprint(
+        "https://blog.example/rates", WIRE.replace("Thursday", "Thursday afternoon")
+    )
+    other = _with_fingerprint("https://wire.example/streets", OTHER)
+    for article in (first, copy, copy_of_copy, other):
+        await store.store_articles(None, [(article, None)])
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    first_id = rows[first.url][0]
+    assert rows[first.url][1] is None
+    assert rows[copy.url][1] == first_id
+    assert rows[copy_of_copy.url][1] == first_id
+    assert rows[other.url][1] is None
