@@ -119,10 +119,12 @@ CREATE INDEX articles_originals_published_idx ON ingest.articles (published_at D
 -- Rows of news.articles matching a websearch_to_tsquery query ("quoted phrase", or, -not),
 -- best match first. SECURITY DEFINER so that news_reader, who can read only the news schema,
 -- can search the index on the internal table.
+-- The body is a string, planned at call time, so that `a.*` follows columns appended to the
+-- view by later migrations (a BEGIN ATOMIC body would freeze today's column list).
 CREATE FUNCTION news.search(query text) RETURNS SETOF news.articles
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    BEGIN ATOMIC
+    AS $$
         SELECT a.*
         FROM ingest.any_language_query(query) AS candidates,
              ingest.articles AS i
@@ -130,8 +132,8 @@ CREATE FUNCTION news.search(query text) RETURNS SETOF news.articles
              CROSS JOIN LATERAL websearch_to_tsquery(ingest.ts_config(i.language), query) AS q
         WHERE i.search @@ candidates
           AND i.search @@ q
-        ORDER BY ts_rank_cd(i.search, q) DESC, i.published_at DESC, i.id DESC;
-    END;
+        ORDER BY ts_rank_cd(i.search, q) DESC, i.published_at DESC, i.id DESC
+    $$;
 
 -- The read-only role --------------------------------------------------------------------------
 
