@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import multiprocessing
 import os
+import socket
 import statistics
 import sys
 import threading
@@ -95,6 +96,14 @@ def page_path(page_id: str) -> str:
 def host_address(index: int) -> str:
     """127.0.0.2, 127.0.0.3, ...: any 127/8 address is loopback on Linux."""
     return f"127.0.0.{2 + index}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now at `host` (the OS picks it; another process could
+    take it before it is used, which is unlikely on a bench machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def rss(title: str, base: str, items: Sequence[tuple[str, str]], start: datetime) -> bytes:

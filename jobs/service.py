@@ -19,6 +19,9 @@ from jobs.tasks import poll_due_feeds
 log = structlog.get_logger(__name__)
 
 GRACE_SECONDS = 30.0
+FAILED_TICKS_NOT_READY = 3
+"""/readyz turns 503 after this many ticks in a row failed (e.g. a schema the code does not
+expect), even while the database answers."""
 
 
 class Service:
@@ -28,6 +31,8 @@ class Service:
         self._current: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
+        self._failed_ticks = 0
+        self._last_problem: str | None = None
 
     async def healthy(self) -> str | None:
         if self._scheduler is None or not self._scheduler.running:
@@ -37,6 +42,8 @@ class Service:
         return None
 
     async def ready(self) -> str | None:
+        if self._failed_ticks >= FAILED_TICKS_NOT_READY:
+            return f"last {self._failed_ticks} ticks failed: {self._last_problem}"
         try:
             async with self.pipeline.store.pool.connection(timeout=5) as conn:
                 cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
@@ -47,14 +54,17 @@ class Service:
         return f"migrations pending: {pending}" if pending else None
 
     async def _tick(self) -> None:
-        # APScheduler 3 cancels running jobs on shutdown, so the tick's real work runs in a task
-        # of our own that shutdown can wait for.
-        self._current = asyncio.ensure_future(poll_due_feeds(self.pipeline))
-        try:
-            await asyncio.shield(self._current)
-        finally:
-            if self._current.done():
-                self._current = None
+        # The tick's work runs in a task of our own: APScheduler 3 cancels running jobs on
+        # shutdown, and a tick that finds the previous one still running (a long backlog) just
+        # returns instead of piling up "maximum number of running instances" warnings.
+        if self._current is not None and not self._current.done():
+            return
+        self._current = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        problem = await poll_due_feeds(self.pipeline)
+        self._failed_ticks = self._failed_ticks + 1 if problem else 0
+        self._last_problem = problem
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,5 +1,5 @@
 """Thin scheduled tasks: each calls into the pipeline and never lets an expected error escape
-into the scheduler."""
+into the scheduler; it reports whether the tick worked, for readiness."""
 
 from __future__ import annotations
 
@@ -12,19 +12,25 @@ from ingest.pipeline import Pipeline
 log = structlog.get_logger(__name__)
 
 
-async def poll_due_feeds(pipeline: Pipeline) -> None:
-    """One tick: process every feed that is due. A database outage is logged and the next tick
-    tries again; bugs are logged with their traceback."""
+async def poll_due_feeds(pipeline: Pipeline) -> str | None:
+    """One tick: process every feed that is due. Returns None when the tick worked, else why
+    not. A database outage is logged and the next tick tries again; bugs are logged with their
+    traceback. The schedule-lag gauges are refreshed either way, so a replica whose ticks fail
+    shows its backlog growing."""
     if pipeline.stopping:
-        return
+        return None
+    problem: str | None = None
+    summary = None
     try:
         summary = await pipeline.run()
     except StoreError as e:
-        log.error("tick_failed", error=str(e))
-        return
-    except Exception:
+        problem = str(e)
+        log.error("tick_failed", error=problem)
+    except Exception as e:
+        problem = f"internal error: {type(e).__name__}"
         log.exception("tick_bug")
-        return
+    if problem is not None:
+        metrics.ERRORS.labels("tick").inc()
     try:
         overdue, lag = await pipeline.store.schedule_lag(grace_seconds=60.0)
     except StoreError:
@@ -32,7 +38,7 @@ async def poll_due_feeds(pipeline: Pipeline) -> None:
     else:
         metrics.FEEDS_OVERDUE.set(overdue)
         metrics.OVERDUE_LAG.set(lag)
-    if summary.feeds:
+    if summary is not None and summary.feeds:
         log.info(
             "tick_done",
             feeds=summary.feeds,
@@ -41,3 +47,4 @@ async def poll_due_feeds(pipeline: Pipeline) -> None:
             failed=summary.failed,
             new=summary.new_articles,
         )
+    return problem

@@ -227,3 +227,48 @@ def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
         with psycopg.connect(database_url) as conn:
             held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
             assert held.fetchone() == (0,)
+
+
+def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
+    """A replica whose every tick fails (here: a schema it does not expect) turns /readyz to
+    503 with the reason, counts the failures in ingest_errors_total{kind="tick"}, keeps
+    /healthz at 200 (the process is alive) and still stops cleanly."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ingest.feeds (url) VALUES ('http://127.0.0.1:9/a.xml')")
+        conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint TO feed_hint_gone")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env=env(
+            database_url,
+            INGEST_TICK_SECONDS="0.3",
+            INGEST_HTTP_PORT=str(port),
+            INGEST_HTTP_HOST="127.0.0.1",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(
+            lambda: http_get_or_none(f"http://127.0.0.1:{port}/readyz")[0] == 503, timeout=60
+        )
+        _, reason = http_get(f"http://127.0.0.1:{port}/readyz")
+        assert "ticks failed" in reason
+        assert "feed_hint" in reason
+        assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        assert 'ingest_errors_total{kind="tick"}' in metrics
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+
+
+def http_get_or_none(url: str) -> tuple[int | None, str]:
+    try:
+        return http_get(url)
+    except OSError:
+        return None, ""
