@@ -4,8 +4,9 @@ worker processes (see `ingest.workers`), never on the event loop."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import trafilatura
@@ -16,6 +17,7 @@ from trafilatura.utils import load_html
 from ingest.errors import ExtractError
 from ingest.neardup import fingerprint
 from ingest.normalize import clean_inline, clean_text, clean_url, detect_language, to_utc
+from ingest.preclean import preclean, tokens
 from ingest.types import Extracted, PageMetadata
 
 _ARTICLE_TYPES = {
@@ -40,11 +42,19 @@ def extract_page(body: bytes, url: str) -> Extracted:
     if tree is None:
         raise ExtractError(url, "not an HTML document")
     structured = _structured_metadata(tree)
+    # Furniture goes before anything reads the page's body: trafilatura's author guess would
+    # otherwise find a commenter's name, and its text extraction the widgets inside the body.
+    preclean(tree)
+    if structured.author is None:
+        structured = _with_author(structured, _dom_byline(tree))
     meta = structured
     if not (structured.title and structured.author and structured.published_at):
         # trafilatura's own metadata guesses (htmldate above all) cost about as much as the
         # text extraction itself: only pay for them when the structured data falls short.
-        meta = _merge(structured, _guessed_metadata(tree, url))
+        guessed = _guessed_metadata(tree, url)
+        if structured.site_name and guessed.author == structured.site_name:
+            guessed = _without_author(guessed)
+        meta = _merge(structured, guessed)
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -67,13 +77,74 @@ def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:
     doc = extract_metadata(tree, default_url=url)
     return PageMetadata(
         title=clean_inline(doc.title),
-        author=clean_inline(doc.author),
+        author=clean_byline(doc.author),
         published_at=_parse_date(doc.date),
         published_has_time=False,
         image_url=clean_url(doc.image),
         description=clean_inline(doc.description),
         site_name=clean_inline(doc.sitename),
     )
+
+
+def _without_author(meta: PageMetadata) -> PageMetadata:
+    return _with_author(meta, None)
+
+
+def _with_author(meta: PageMetadata, author: str | None) -> PageMetadata:
+    fields = {name: getattr(meta, name) for name in PageMetadata.__slots__}
+    fields["author"] = author
+    return PageMetadata(**fields)
+
+
+_BYLINE_TOKENS = frozenset(
+    {
+        "author",
+        "authors",
+        "autor",
+        "auteur",
+        "byline",
+        "byl",
+        "writer",
+        "reporter",
+        "contributor",
+        "verfasser",
+    }
+)
+
+
+def _dom_byline(tree: _Element) -> str | None:
+    """The byline as the page shows it, once comments are gone (see preclean): a
+    rel="author" link, an itemprop="author", or an element whose class/id names it."""
+    candidates = [
+        *tree.xpath('//body//*[@rel="author"]'),
+        *tree.xpath('//body//*[@itemprop="author"]'),
+        *(
+            el
+            for el in tree.iter()
+            if isinstance(el.tag, str)
+            and el.tag not in ("html", "body", "meta", "link")
+            and any(t in _BYLINE_TOKENS for t in _class_tokens(el))
+        ),
+    ]
+    for el in candidates:
+        # The name is the first piece of text ("Priya Raman" of "Priya Raman / Political
+        # correspondent"), with a lone "By" joined to what follows it.
+        chunks = [c.strip() for c in el.itertext() if c.strip()]
+        if not chunks:
+            continue
+        text = chunks[0]
+        if len(chunks) > 1 and _BYLINE_PREFIX.match(text + " ") and len(text) <= 6:
+            text = f"{text} {chunks[1]}"
+        name = clean_byline(text)
+        # Digits mean a date or a count sharing the byline block, not a name.
+        if name and 3 <= len(name) <= 80 and not any(ch.isdigit() for ch in name):
+            return name
+    return None
+
+
+def _class_tokens(el: _Element) -> list[str]:
+    names = (el.get("class"), el.get("id"), el.get("data-testid"), el.get("data-component"))
+    return tokens(" ".join(filter(None, names)))
 
 
 def _merge(first: PageMetadata, second: PageMetadata) -> PageMetadata:
@@ -122,19 +193,84 @@ def _structured_metadata(tree: _Element) -> PageMetadata:
         if "canonical" in (link.get("rel") or "").lower().split():
             canonical = (link.get("href") or "").strip() or None
             break
+    if published is None or not (published_raw and "T" in published_raw):
+        # <time datetime> in the article often has the time of day the head leaves out.
+        time_raw = _article_time(tree)
+        time_at = _parse_date(time_raw)
+        if time_at is not None and (
+            published is None or time_at.date() in (published.date(), _next_day(published))
+        ):
+            published, published_raw = time_at, time_raw
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
+    site_name = clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher")))
+    # A meta author that is the site's own name is not a byline.
+    meta_author = clean_inline(meta.get("author"))
+    if meta_author and site_name and meta_author.casefold() == site_name.casefold():
+        meta_author = None
     return PageMetadata(
-        title=clean_inline(_str(ld.get("headline")) or meta.get("og:title")),
-        author=clean_inline(_ld_author(ld.get("author")) or meta.get("author") or None),
+        title=_headline(tree, clean_inline(_str(ld.get("headline")) or meta.get("og:title"))),
+        author=clean_byline(_ld_author(ld.get("author")) or meta_author),
         published_at=published,
         published_has_time=bool(published_raw and "T" in published_raw),
         updated_at=_parse_date(_str(ld.get("dateModified")) or meta.get("article:modified_time")),
         canonical_url=clean_inline(canonical),
         image_url=clean_url(_ld_image(ld.get("image")) or meta.get("og:image")),
         description=clean_inline(meta.get("og:description") or meta.get("description")),
-        site_name=clean_inline(meta.get("og:site_name")),
+        site_name=site_name,
         language=lang or None,
     )
+
+
+_TITLE_SEPARATORS = ("|", "-", "–", "—", ":", "·", "•", "«", "»")
+
+
+def _headline(tree: _Element, title: str | None) -> str | None:
+    """The page's <h1> when the structured title is that headline plus a site-name suffix or
+    prefix ("Headline | Site", "Site - Headline"); otherwise the structured title."""
+    h1 = next(tree.iter("h1"), None)
+    heading = clean_inline(" ".join(h1.itertext())) if h1 is not None else None
+    if not heading:
+        return title
+    if not title:
+        return heading
+    if title != heading and heading in title:
+        rest = title.replace(heading, "", 1).strip()
+        if rest[:1] in _TITLE_SEPARATORS or rest[-1:] in _TITLE_SEPARATORS:
+            return heading
+    return title
+
+
+def _article_time(tree: _Element) -> str | None:
+    """The first <time datetime="..."> with a time of day inside the article (or the page)."""
+    scopes = list(tree.iter("article")) or [tree]
+    for scope in scopes[:1]:
+        for el in scope.iter("time"):
+            value = (el.get("datetime") or "").strip()
+            if "T" in value or re.search(r"\d:\d", value):
+                return value
+    return None
+
+
+def _next_day(when: datetime) -> Any:
+    return (when + timedelta(days=1)).date()
+
+
+# Byline decoration: a leading "By"/"Von"/"Par"/"Por"/"Di"/"Door"/"Av"/"Автор"/"Автор:" word,
+# a trailing role, and CJK brackets around a name. Metadata clean-up, not boilerplate removal.
+_BYLINE_PREFIX = re.compile(
+    r"^\s*(?:by|von|par|por|di|door|av|af|przez|автор|автор:|от)\s*:?\s+", re.IGNORECASE
+)
+_BRACKETS = str.maketrans("", "", "【】「」『』〔〕[]")
+
+
+def clean_byline(value: str | None) -> str | None:
+    """An author name without byline decoration: "By Jane Doe" -> "Jane Doe",
+    "Автор Ирина Соколова" -> "Ирина Соколова", "【佐藤美咲" -> "佐藤美咲"."""
+    name = clean_inline(value, max_length=500)
+    if not name:
+        return None
+    name = _BYLINE_PREFIX.sub("", name).translate(_BRACKETS).strip(" ,;:|-–—")
+    return name or None
 
 
 def _meta_tags(tree: _Element) -> dict[str, str]:
@@ -176,13 +312,27 @@ def _ld_nodes(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
 
 
 def _ld_author(value: Any) -> str | None:
+    """Person names of a JSON-LD author (a string, an object, or a list of them). An
+    Organization given as the author is the publisher, not a byline: left out."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
+        kind = value.get("@type")
+        kinds = {kind} if isinstance(kind, str) else set(kind or [])
+        if kinds & {"Organization", "NewsMediaOrganization", "Corporation"}:
+            return None
         return _str(value.get("name"))
     if isinstance(value, list):
         names = [n for n in (_ld_author(v) for v in value) if n]
         return ", ".join(names) or None
+    return None
+
+
+def _ld_publisher(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _str(value.get("name"))
+    if isinstance(value, list) and value:
+        return _ld_publisher(value[0])
     return None
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 import courlan
+import ftfy
 from courlan.clean import TRACKERS_RE
 
 # C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
@@ -19,6 +20,26 @@ _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _ANY_SPACE = re.compile(r"\s+")
 _ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+# UTF-8 read as Latin-1 / Windows-1252 leaves a lead byte (Â Ã Ð Ñ Ø Ù â …) followed by a
+# continuation byte shown as a C1 or Windows-1252 punctuation character. ftfy does the real
+# repair; this cheap test keeps it off the ~all texts that have nothing to repair (it costs a
+# few ms per article, about a tenth of the extraction).
+_MOJIBAKE_HINT = re.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+    "\u02c6\u02dc\u2013-\u2026\u2030\u2039\u203a\u20ac\u2122]|\x1b\\["
+)
+_FTFY = ftfy.TextFixerConfig(
+    # Keep what authors chose: curly quotes and full-width forms are not errors.
+    uncurl_quotes=False,
+    fix_character_width=False,
+    normalization="NFC",
+    explain=False,
+)
+
+
+def repair(text: str) -> str:
+    """Mojibake and terminal escapes repaired (ftfy), only when the text shows signs of them."""
+    return ftfy.fix_text(text, config=_FTFY) if _MOJIBAKE_HINT.search(text) else text
 
 
 def canonical_url(url: str) -> str:
@@ -114,16 +135,16 @@ def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
     empty."""
     if value is None:
         return None
-    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", value))
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", repair(value)))
     text = unicodedata.normalize("NFC", _ANY_SPACE.sub(" ", text).strip())
     return text[:max_length] or None
 
 
 def clean_text(value: str) -> str:
-    """Body text: NFC, controls removed, whitespace collapsed within paragraphs, paragraphs kept
+    """Body text: mojibake repaired, NFC, controls removed, whitespace collapsed within paragraphs, paragraphs kept
     apart by exactly one blank line. Single newlines inside the input are paragraph breaks too,
     since extractors emit one paragraph a line."""
-    text = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    text = repair(value).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     # NFC last: removing a control or zero-width character can bring a base letter and its
     # combining mark together.
     text = unicodedata.normalize("NFC", _ZERO_WIDTH.sub("", _CONTROL.sub("", text)))

@@ -367,3 +367,32 @@ def test_detect_language_from_text(text: str, expected: str) -> None:
 def test_detect_language_short_text_uses_hint(hint: str | None, expected: str | None) -> None:
     """Text too short to classify falls back to the page/feed language hint, else None."""
     assert detect_language("Short.", hint=hint) == expected
+
+
+@pytest.mark.parametrize(
+    ("broken", "fixed"),
+    [
+        pytest.param("The BÃ¼rgermeister said", "The Bürgermeister said", id="utf8-as-latin1"),
+        pytest.param("â€œQuotedâ€\x9d text", "“Quoted” text", id="utf8-as-cp1252"),
+        pytest.param("Ð¿Ñ€Ð¸Ð²ÐµÑ‚ Ð¼Ð¸Ñ€", "привет мир", id="cyrillic"),
+        pytest.param("Red\x1b[31m text", "Red text", id="terminal-escape"),
+    ],
+)
+def test_mojibake_is_repaired(broken: str, fixed: str) -> None:
+    """UTF-8 decoded with the wrong codec is repaired in body text and one-line fields."""
+    assert clean_text(broken) == fixed
+    assert clean_inline(broken) == fixed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Netanyahu’s “all or nothing” strategy",
+        "Straße, naïve café, déjà vu, Ångström",
+        "全角：ＡＢＣ　と　半角",
+        "Voilà — à la carte",
+    ],
+)
+def test_correct_text_is_left_alone(text: str) -> None:
+    """Curly quotes, accents, full-width forms and dashes are not mojibake and stay as they are."""
+    assert clean_inline(text) == " ".join(text.split())

@@ -27,46 +27,9 @@ from ingest.types import Extracted
 PAGES = Path(__file__).resolve().parents[1] / "data" / "pages"
 CHECKS = ("paragraphs", "boilerplate", "title", "author", "published_at", "language")
 
-# (page, check) pairs that fail today, grouped by cause (see bench/README.md).
+# (page, check) pairs that fail today, with their cause.
 KNOWN_FAILURES: set[tuple[str, str]] = {
-    # Comments rendered by Drupal's comment field (`<section class="... comment-wrapper">`),
-    # which trafilatura's comment filter does not recognize.
-    ("drupal-museum-reopening", "boilerplate"),
-    ("drupal-water-rates", "boilerplate"),
-    # Ghost's in-body newsletter card (`kg-signup-card`).
-    ("ghost-data-center-water", "boilerplate"),
-    ("ghost-night-trains", "boilerplate"),
-    ("ghost-vinyl-pressing", "boilerplate"),
-    # Newspaper theme's inline "READ ALSO:" related link.
-    ("np-council-budget", "boilerplate"),
-    ("np-river-cleanup", "boilerplate"),
-    ("np-transit-strike", "boilerplate"),
-    # Newsroom newsletter sign-up card and "Most viewed" box between body paragraphs.
-    ("newsroom-bird-flu", "boilerplate"),
-    ("newsroom-heatwave-grid", "boilerplate"),
-    # Table-layout legacy portals: the whole page comes out (navigation, weather box, ad labels,
-    # caption, "most read", reader comments, footer).
-    ("legacy-de-stadtrat", "boilerplate"),
-    ("legacy-fr-vendanges", "boilerplate"),
-    ("legacy-ja-shinkansen", "boilerplate"),
-    ("legacy-ru-teplo", "boilerplate"),
-    # Title with the site name appended (og:title pattern, Rank Math headline).
-    ("drupal-museum-reopening", "title"),
-    ("gp-wildfire-smoke", "title"),
-    # No structured author: trafilatura's guess takes a commenter.
-    ("drupal-museum-reopening", "author"),
-    ("drupal-water-rates", "author"),
-    ("legacy-de-stadtrat", "author"),
-    # Structured author that is not the byline: an organization, or the site name.
-    ("newsroom-election-count", "author"),
-    ("legacy-fr-vendanges", "author"),
-    # DOM-only byline kept with its decoration ("Автор:", "【...】").
-    ("legacy-ru-teplo", "author"),
-    ("legacy-ja-shinkansen", "author"),
-    # The time of day is only in <time datetime> or in the visible text: the date comes
-    # without it.
-    ("gp-bridge-inspection", "published_at"),
-    ("tt4-orchard-frost", "published_at"),
+    # The time of day is only in the visible text ("2024年3月6日 14時05分"), in no markup.
     ("legacy-ja-shinkansen", "published_at"),
 }
 
