@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -20,6 +20,9 @@ from ingest.errors import ConfigError, IngestError
 from ingest.feedlist import parse_feed_list
 from ingest.normalize import canonical_url
 from ingest.store import Store
+
+if TYPE_CHECKING:
+    from ingest.backfill_store import SourceKind
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +36,20 @@ def _parser() -> argparse.ArgumentParser:
 
     feeds = sub.add_parser("feeds", help="manage the feeds that are polled")
     fsub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
-    add = fsub.add_parser("add", help="register feed URLs")
+    add = fsub.add_parser(
+        "add",
+        help="register feeds; a site's home page is searched for its feeds",
+        description="Register feeds. A URL that does not look like a feed's (a site's home "
+        "page) is fetched: if it answers a web page, the feeds it links with <link "
+        'rel="alternate">, else the first common feed path that answers a feed, else a news '
+        "sitemap listed in its robots.txt (kind 'sitemap'), are registered instead.",
+    )
     add.add_argument("urls", nargs="+", metavar="URL")
+    add.add_argument(
+        "--no-discover",
+        action="store_true",
+        help="register the URLs as given, without fetching them",
+    )
     fsub.add_parser("list", help="list feeds with their status")
     rm = fsub.add_parser("remove", help="stop polling a feed (its articles stay)")
     rm.add_argument("url", metavar="URL")
@@ -45,8 +60,66 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="process due feeds once and exit")
     run.add_argument("--all", action="store_true", help="ignore the schedule: poll every feed")
 
-    sub.add_parser("backfill", help="fetch a site's history (not available yet)")
+    bf = sub.add_parser(
+        "backfill",
+        help="fetch the history of a site, a feed or a sitemap (resumable)",
+        description="Fetch and store the older articles of a site (its feeds and the sitemaps "
+        "of its robots.txt), of a feed (its RFC 5005 / WordPress ?paged=N history) or of a "
+        "sitemap or sitemap index, and/or of an explicit URL list. Progress is checkpointed "
+        "in PostgreSQL: the same command started again continues where it stopped.",
+    )
+    bf.add_argument(
+        "target", nargs="?", metavar="TARGET", help="a site's home page, a feed or a sitemap URL"
+    )
+    bf.add_argument(
+        "--since", metavar="DATE", help="skip URLs dated before DATE (YYYY-MM-DD or ISO 8601)"
+    )
+    bf.add_argument(
+        "--until", metavar="DATE", help="skip URLs dated after DATE (a date keeps its whole day)"
+    )
+    bf.add_argument(
+        "--limit", metavar="N", type=_positive_int, help="fetch at most N URLs, newest first"
+    )
+    bf.add_argument(
+        "--dry-run", action="store_true", help="list the URLs that would be fetched; store nothing"
+    )
+    bf.add_argument(
+        "--urls", metavar="FILE", help="article URLs to fetch, one a line (- reads stdin)"
+    )
+    bf.add_argument(
+        "--rate",
+        metavar="N",
+        type=_non_negative_float,
+        default=2.0,
+        help="at most N requests per second for this run (default 2; 0: no limit)",
+    )
+    bf.add_argument(
+        "--dated-only", action="store_true", help="skip URLs without a date (default: keep them)"
+    )
+    bf.add_argument(
+        "--restart", action="store_true", help="forget this backfill's progress and start over"
+    )
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +184,8 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
                 raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from e
             urls = parse_feed_list(data)
         checked = [_check_feed_url(u) for u in urls]
+        if action == "add" and not args.no_discover:
+            return _run(lambda dsn: _add_discovering(dsn, settings, checked), settings)
 
         async def add(store: Store) -> int:
             added = 0
@@ -174,9 +249,141 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return _run(go, settings)
 
 
+async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) -> int:
+    """`feeds add` with discovery: URLs that look like a feed's, or are registered already, are
+    registered as given without a request; any other is fetched, and a web page is replaced by
+    the feeds found for it (or a news sitemap). A URL that cannot be fetched, or where nothing
+    is found, is registered as given, as `feeds add` always did: its polls then say why."""
+    from ingest.backfill import find_feeds
+    from ingest.backfill_store import BackfillStore
+    from ingest.discover import looks_like_feed_url
+    from ingest.errors import FetchError
+    from ingest.fetch import Fetcher
+
+    await migrate(dsn)
+    pool = await open_pool(dsn, max_size=2)
+    runs = BackfillStore(pool)
+    added = present = 0
+
+    async def register(
+        url: str, kind: SourceKind = "feed", note: str = "", title: str | None = None
+    ) -> None:
+        nonlocal added, present
+        if await runs.add_feed(url, kind=kind, title=title):
+            added += 1
+            print(f"added   {url}{note}")
+        else:
+            present += 1
+            print(f"present {url}{note}")
+
+    try:
+        async with Fetcher(settings) as fetcher:
+            for url in urls:
+                if looks_like_feed_url(url) or await runs.feed_by_url(url) is not None:
+                    await register(url)
+                    continue
+                try:
+                    found = await find_feeds(fetcher.fetch, url, max_bytes=settings.max_feed_bytes)
+                except FetchError as e:
+                    await register(url, note=f"  (not checked: {e})")
+                    continue
+                if not found:
+                    await register(url, note="  (no feed found there: registered as given)")
+                for f in found:
+                    await register(f.url, f.kind, f"  ({f.how})" if f.how else "", f.title)
+    finally:
+        await pool.close()
+    print(f"{added} added, {present} already present")
+    return 0
+
+
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    print("ingest: backfill is not available yet", file=sys.stderr)
-    return 2
+    from ingest.backfill import (
+        BackfillOptions,
+        LogReporter,
+        Reporter,
+        RichReporter,
+        parse_date_bound,
+        read_url_list,
+        run_backfill,
+        summary_lines,
+    )
+
+    def usage(message: str) -> int:
+        print(f"ingest backfill: {message}", file=sys.stderr)
+        return 2
+
+    if not args.target and not args.urls:
+        return usage("give a TARGET URL (a site, a feed or a sitemap), or --urls FILE")
+    target = None
+    if args.target:
+        try:
+            target = canonical_url(args.target)
+        except ValueError as e:
+            return usage(str(e))
+    try:
+        since = parse_date_bound(args.since) if args.since else None
+        until = parse_date_bound(args.until, end=True) if args.until else None
+    except ValueError as e:
+        return usage(f"--since/--until take YYYY-MM-DD or an ISO 8601 datetime: {e}")
+    if since and until and since >= until:
+        return usage("--since must be before --until")
+    listed: list[str] = []
+    if args.urls:
+        try:
+            data = sys.stdin.buffer.read() if args.urls == "-" else Path(args.urls).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read {args.urls}: {e.strerror or e}") from e
+        listed, invalid = read_url_list(data)
+        if invalid:
+            print(
+                f"ingest backfill: {invalid} line(s) of {args.urls} are not http(s) URLs, ignored",
+                file=sys.stderr,
+            )
+        if not listed and target is None:
+            raise ConfigError(f"no URL in {args.urls}")
+    options = BackfillOptions(
+        target=target,
+        since=since,
+        until=until,
+        limit=args.limit,
+        dated_only=args.dated_only,
+        urls=tuple(listed),
+        dry_run=args.dry_run,
+        restart=args.restart,
+        rate=args.rate,
+    )
+
+    async def go(dsn: str) -> int:
+        conn = await connect(dsn)  # fail fast with one clear line when unreachable
+        await conn.close()
+        await migrate(dsn)
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        tty = sys.stderr.isatty() and settings.log_format != "json"
+        reporter: Reporter = RichReporter() if tty else LogReporter()
+        report = await run_backfill(
+            settings, dsn, options, reporter=reporter, echo=lambda url: print(url, flush=True)
+        )
+        lines = summary_lines(report, options)
+        if options.dry_run:
+            # stdout is the URL list alone; the summary goes beside it.
+            print(f"{len(report.dry_run_urls)} URL(s) would be fetched", file=sys.stderr)
+            print("\n".join(lines), file=sys.stderr)
+        else:
+            print("\n".join(lines))
+        return 0
+
+    interrupted = "ingest: backfill interrupted; run the same command again to continue"
+    try:
+        return _run(go, settings)
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    except asyncio.CancelledError:  # SIGTERM
+        print(interrupted, file=sys.stderr)
+        return 143
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from ingest.normalize import canonical_url, entry_hash
 from ingest.types import ParsedEntry
@@ -26,8 +27,15 @@ class Plan:
     fetch: tuple[Candidate, ...] = ()
     link: tuple[tuple[bytes, int], ...] = ()
     """(entry key, article id): entries new to this feed whose article is already stored."""
+    refetch: tuple[Candidate, ...] = ()
+    """Entries already stored whose feed entry says it was updated since: fetch the page again
+    and update the article in place if its text changed."""
     skipped: int = 0
     invalid: int = 0
+
+
+def _updated_since(entry_updated: datetime | None, stored: datetime | None) -> bool:
+    return entry_updated is not None and (stored is None or entry_updated > stored)
 
 
 def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:
@@ -58,22 +66,36 @@ def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:
 def plan(
     found: Iterable[Candidate],
     *,
-    known_entries: Set[bytes],
+    known_entries: Set[bytes] | Mapping[bytes, datetime | None],
     known_urls: Mapping[str, int],
     attempts: Mapping[bytes, int] | None = None,
     invalid: int = 0,
 ) -> Plan:
-    """Done in this feed: skip. Link already stored (from another feed, or via another URL
-    form): link without fetching. Otherwise: fetch, carrying the count of earlier tries."""
+    """Done in this feed: skip, unless the entry's update time is later than the one stored
+    with it (`known_entries` maps each done entry to that time): then refetch. Link already
+    stored (from another feed, or via another URL form): link without fetching. Otherwise:
+    fetch, carrying the count of earlier tries."""
     fetch: list[Candidate] = []
     link: list[tuple[bytes, int]] = []
+    refetch: list[Candidate] = []
     skipped = 0
     tries = attempts or {}
     for c in found:
         if c.key in known_entries:
-            skipped += 1
+            if isinstance(known_entries, Mapping) and _updated_since(
+                c.entry.updated_at, known_entries[c.key]
+            ):
+                refetch.append(c)
+            else:
+                skipped += 1
         elif c.link in known_urls:
             link.append((c.key, known_urls[c.link]))
         else:
             fetch.append(replace(c, attempts=tries.get(c.key, 0)))
-    return Plan(fetch=tuple(fetch), link=tuple(link), skipped=skipped + len(link), invalid=invalid)
+    return Plan(
+        fetch=tuple(fetch),
+        link=tuple(link),
+        refetch=tuple(refetch),
+        skipped=skipped + len(link),
+        invalid=invalid,
+    )

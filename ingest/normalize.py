@@ -7,7 +7,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
-from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import courlan
 import ftfy
@@ -20,6 +20,7 @@ _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _ANY_SPACE = re.compile(r"\s+")
 _ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+_SPACE_IN_QUERY = re.compile(r"\s")
 # UTF-8 read as Latin-1 / Windows-1252 leaves a lead byte (Â Ã Ð Ñ Ø Ù â …) followed by a
 # continuation byte shown as a C1 or Windows-1252 punctuation character. ftfy does the real
 # repair; this cheap test keeps it off the ~all texts that have nothing to repair (it costs a
@@ -60,7 +61,9 @@ def clean_query(query: str) -> str:
     courlan's own clean_query drops valueless parameters (`news.php?12345`), which are often
     the article id, so only its tracker pattern is reused."""
     kept = (
-        part
+        # Whitespace cannot go on the wire as it is (clients send it percent-encoded) and a
+        # canonical URL ending in it would not survive being canonicalized again (strip()).
+        _SPACE_IN_QUERY.sub(lambda m: quote(m.group(0)), part)
         for part in query.split("&")
         if part and not TRACKERS_RE.search(unquote_plus(part.split("=", 1)[0]).lower())
     )
@@ -141,9 +144,9 @@ def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
 
 
 def clean_text(value: str) -> str:
-    """Body text: mojibake repaired, NFC, controls removed, whitespace collapsed within paragraphs, paragraphs kept
-    apart by exactly one blank line. Single newlines inside the input are paragraph breaks too,
-    since extractors emit one paragraph a line."""
+    """Body text: mojibake repaired, NFC, controls removed, whitespace collapsed within
+    paragraphs, paragraphs kept apart by exactly one blank line. Single newlines inside the
+    input are paragraph breaks too, since extractors emit one paragraph a line."""
     text = repair(value).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     # NFC last: removing a control or zero-width character can bring a base letter and its
     # combining mark together.

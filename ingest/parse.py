@@ -52,6 +52,15 @@ _PROLOG = re.compile(
 _DOCTYPE_HTML = re.compile(r"<!DOCTYPE\s+html", re.IGNORECASE)
 _START_TAG = re.compile(r"\s*<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)")
 _XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
+# A declaration naming a two- or four-byte encoding on a document whose first bytes are "<?xml"
+# one byte per character (no BOM) is false by construction (XML 1.0, Appendix F); believed, it
+# turns the whole feed into garbage and every entry is lost.
+_WIDE_DECLARATION = re.compile(
+    rb"^(<\?xml[^>]*?encoding\s*=\s*[\"'])"
+    rb"(?:utf-?(?:16|32)(?:-?[bl]e)?|ucs-?[24]|iso-10646-ucs-[24]|u16|u32|csunicode|csucs4)"
+    rb"([\"'])",
+    re.IGNORECASE,
+)
 
 _PARAGRAPH_TAGS = frozenset(
     {
@@ -124,6 +133,32 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
 # --- feedparser ---------------------------------------------------------------------------------
 
 
+_MAX_AUTHOR_SCAN = 256
+"""Longest author string feedparser may search for an e-mail address (RFC 5321 caps an
+address at 254 octets)."""
+_feedparser_sync_author_detail = feedparser.mixin._FeedParserMixin._sync_author_detail
+
+
+def _bounded_sync_author_detail(self: Any, key: str = "author") -> None:
+    """feedparser 6.0.x looks for an e-mail address in every `<author>`, `dc:creator` and
+    publisher string with a regex that is quadratic on long near-matches: one 64 KB author
+    costs ~20 s of CPU (https://github.com/kurtmckee/feedparser/issues/562), and the worker's
+    time limit would then fail the whole feed. A longer string gets what feedparser does when
+    it finds no address, without the search: the whole string is the name."""
+    context = self._get_context()
+    author = dict.get(context, key)
+    details = dict.get(context, f"{key}s")
+    if isinstance(author, str) and len(author) > _MAX_AUTHOR_SCAN and not (details and details[-1]):
+        detail = details[-1] if details else feedparser.FeedParserDict()
+        context.setdefault(f"{key}_detail", detail)
+        detail["name"] = author
+        return
+    _feedparser_sync_author_detail(self, key)
+
+
+feedparser.mixin._FeedParserMixin._sync_author_detail = _bounded_sync_author_detail
+
+
 def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     lowered = {key.lower(): value for key, value in headers.items()}
     response_headers = {
@@ -137,7 +172,7 @@ def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     try:
         # A stream, never bytes or str: feedparser opens anything that looks like a URL or a path.
         return feedparser.parse(
-            io.BytesIO(body),
+            io.BytesIO(_WIDE_DECLARATION.sub(rb"\1utf-8\2", body, count=1)),
             response_headers=response_headers,
             resolve_relative_uris=True,
             sanitize_html=True,
@@ -367,7 +402,8 @@ def _json_entry(
         content = _plain_block(content_text)
     images = [item.get("image")] + [
         a.get("url")
-        for a in item.get("attachments") or ()
+        # `"attachments": true` (or a number) is not a list; iterating it raised TypeError.
+        for a in _list(item.get("attachments"))
         if isinstance(a, dict) and str(a.get("mime_type") or "").startswith("image/")
     ]
     return ParsedEntry(
@@ -382,6 +418,10 @@ def _json_entry(
         image_url=next((u for c in images if (u := _http_url(c, base))), None),
         language=_clean_line(item.get("language")) or feed_language,
     )
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _json_authors(obj: dict[str, Any]) -> str | None:

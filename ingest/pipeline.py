@@ -40,6 +40,7 @@ from ingest.schedule import (
     should_deactivate,
     success_interval,
 )
+from ingest.sitemaps import parse_sitemap_feed
 from ingest.store import Store
 from ingest.types import Article, Extracted, Feed, FetchResult, ParsedFeed
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
@@ -66,6 +67,7 @@ class FeedOutcome:
     skipped: int = 0
     page_errors: int = 0
     deferred: int = 0
+    updated: int = 0
     error: str | None = None
 
 
@@ -83,6 +85,7 @@ class EntriesOutcome:
     skipped: int
     page_errors: int
     deferred: int
+    updated: int = 0
 
 
 @dataclass(slots=True)
@@ -232,6 +235,7 @@ class Pipeline:
             metrics.FEEDS_POLLED.labels(outcome.status).inc()
             metrics.FEED_SECONDS.observe(elapsed)
             metrics.ARTICLES_NEW.inc(outcome.new)
+            metrics.ARTICLES_UPDATED.inc(outcome.updated)
             metrics.PAGE_FALLBACKS.inc(outcome.page_errors)
             log.info(
                 "feed_processed",
@@ -240,6 +244,7 @@ class Pipeline:
                 skipped=outcome.skipped,
                 page_errors=outcome.page_errors,
                 deferred=outcome.deferred,
+                updated=outcome.updated,
                 not_modified=outcome.status == "not_modified",
                 error=outcome.error,
                 ms=int(elapsed * 1000),
@@ -308,6 +313,7 @@ class Pipeline:
             skipped=entries.skipped,
             page_errors=entries.page_errors,
             deferred=entries.deferred,
+            updated=entries.updated,
         )
 
     async def _record_success(
@@ -375,6 +381,15 @@ class Pipeline:
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]
     ) -> ParsedFeed:
         try:
+            if feed.kind == "sitemap":  # a news sitemap followed as if it were a feed
+                return await self.workers.run(
+                    parse_sitemap_feed,
+                    body,
+                    url,
+                    headers,
+                    self.settings.max_feed_bytes,
+                    timeout=self.settings.parse_timeout,
+                )
             return await self.workers.run(
                 parse_feed, body, url, headers, timeout=self.settings.parse_timeout
             )
@@ -390,6 +405,7 @@ class Pipeline:
             found, known_entries=done, known_urls=known_urls, attempts=attempts, invalid=invalid
         )
         await self.store.link_entries(feed.id, plan.link)
+        updated = await self._refetch(feed, plan.refetch)
         pages = await asyncio.gather(*(self._page_once(c.link) for c in plan.fetch))
         items: list[tuple[Article, bytes | None]] = []
         deferred: list[bytes] = []
@@ -410,7 +426,22 @@ class Pipeline:
             skipped=plan.skipped + counts.existing,
             page_errors=sum(1 for a, _ in items if a.extraction_error),
             deferred=len(deferred),
+            updated=updated,
         )
+
+    async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
+        """Pages of stored articles whose feed entry was updated: fetched again, and the
+        article updated in place if its text changed. A page that cannot be used now leaves
+        the stored version alone (tried again next poll if the failure was passing)."""
+        if not found:
+            return 0
+        pages = await asyncio.gather(*(self._page(c.link) for c in found))
+        items = [
+            (article, c.key)
+            for c, page in zip(found, pages, strict=True)
+            if page.extracted is not None and (article := self._article(c, page)) is not None
+        ]
+        return await self.store.update_articles(feed.id, items)
 
     def _article(self, c: dedup.Candidate, page: PageOutcome) -> Article | None:
         """The article for one entry; if the page's metadata cannot be used, the feed's text

@@ -208,11 +208,12 @@ class Store:
 
     async def known_entries(
         self, feed_id: int, hashes: Sequence[bytes]
-    ) -> tuple[set[bytes], dict[bytes, int]]:
-        """Of these entries of the feed: those done (their article is stored), and those waiting
-        for another try at their page, with the number of tries so far."""
+    ) -> tuple[dict[bytes, datetime | None], dict[bytes, int]]:
+        """Of these entries of the feed: those done (their article is stored), with the entry's
+        update time when stored; and those waiting for another try at their page, with the
+        number of tries so far."""
         rows = await self._all("known_entries", {"feed_id": feed_id, "hashes": list(hashes)})
-        done = {bytes(r["entry_hash"]) for r in rows if r["done"]}
+        done = {bytes(r["entry_hash"]): r["entry_updated_at"] for r in rows if r["done"]}
         waiting = {bytes(r["entry_hash"]): int(r["attempts"]) for r in rows if not r["done"]}
         return done, waiting
 
@@ -233,8 +234,43 @@ class Store:
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             for entry_hash, article_id in links:
                 await conn.execute(
-                    q, {"feed_id": feed_id, "hashes": [entry_hash], "article_id": article_id}
+                    q,
+                    {
+                        "feed_id": feed_id,
+                        "hashes": [entry_hash],
+                        "article_id": article_id,
+                        "entry_updated_at": None,
+                    },
                 )
+
+    async def update_articles(self, feed_id: int, items: Sequence[tuple[Article, bytes]]) -> int:
+        """Articles fetched again because their feed entry was updated: where the text changed,
+        the stored version moves to the history table and the row is updated in place (its
+        change is announced like an insert). The entry's update time is recorded either way, so
+        the page is not fetched again until the entry changes again. Returns rows changed."""
+        if not items:
+            return 0
+        q = queries()
+        changed = 0
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q["lock_article_writes"])
+            for article, entry_hash in sorted(items, key=lambda item: item[0].url):
+                try:
+                    async with conn.transaction():
+                        params = _article_params(article, feed_id)
+                        cur = await conn.execute(q["update_article"], params)
+                        changed += len(await cur.fetchall())
+                        await conn.execute(
+                            q["touch_feed_entry"],
+                            {
+                                "feed_id": feed_id,
+                                "entry_hash": entry_hash,
+                                "entry_updated_at": article.updated_at,
+                            },
+                        )
+                except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as e:
+                    log.warning("article_refused", url=article.url[:500], error=_first_line(e))
+        return changed
 
     async def store_articles(
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
@@ -305,6 +341,7 @@ class Store:
                                     "feed_id": feed_id,
                                     "hashes": [entry_hash],
                                     "article_id": article_id,
+                                    "entry_updated_at": article.updated_at,
                                 },
                             )
                 except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as e:

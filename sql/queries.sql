@@ -81,7 +81,8 @@ WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
 -- name: known_entries
 -- done: the entry has its article; otherwise it is waiting for another try at its page.
-SELECT entry_hash, article_id IS NOT NULL AS done, attempts FROM ingest.feed_entries
+SELECT entry_hash, article_id IS NOT NULL AS done, attempts, entry_updated_at
+FROM ingest.feed_entries
 WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s);
 
 -- name: defer_entries
@@ -141,11 +142,48 @@ SELECT ingest.url_hash(u), %(article_id)s FROM unnest(%(urls)s::text[]) AS u
 ON CONFLICT (url_hash) DO NOTHING;
 
 -- name: add_feed_entries
-INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)
-SELECT %(feed_id)s, h, %(article_id)s FROM unnest(%(hashes)s::bytea[]) AS h
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, entry_updated_at)
+SELECT %(feed_id)s, h, %(article_id)s, %(entry_updated_at)s
+FROM unnest(%(hashes)s::bytea[]) AS h
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
-SET article_id = EXCLUDED.article_id
-WHERE ingest.feed_entries.article_id IS NULL;
+SET article_id = COALESCE(ingest.feed_entries.article_id, EXCLUDED.article_id),
+    entry_updated_at = GREATEST(ingest.feed_entries.entry_updated_at, EXCLUDED.entry_updated_at);
+
+-- name: touch_feed_entry
+UPDATE ingest.feed_entries
+SET entry_updated_at = GREATEST(entry_updated_at, %(entry_updated_at)s)
+WHERE feed_id = %(feed_id)s AND entry_hash = %(entry_hash)s;
+
+-- name: update_article
+-- An article whose page changed: the stored version goes to the history, the row is updated in
+-- place. Nothing happens when the text is the same.
+WITH old AS (
+    SELECT id, title, text, author, content_hash, modified_at
+    FROM ingest.articles
+    WHERE url_hash = ingest.url_hash(%(url)s) AND content_hash <> %(content_hash)s
+    FOR UPDATE
+), kept AS (
+    INSERT INTO ingest.article_history (article_id, title, text, author, content_hash, modified_at)
+    SELECT id, title, text, author, content_hash, modified_at FROM old
+    RETURNING article_id
+)
+UPDATE ingest.articles a
+SET title = %(title)s,
+    text = %(text)s,
+    author = COALESCE(%(author)s, a.author),
+    content_hash = %(content_hash)s,
+    modified_at = COALESCE(%(modified_at)s, a.modified_at),
+    language = %(language)s,
+    image_url = COALESCE(%(image_url)s, a.image_url),
+    summary = COALESCE(%(summary)s, a.summary),
+    text_source = %(text_source)s,
+    extraction_error = %(extraction_error)s,
+    minhash = %(minhash)s,
+    lsh_bands = %(lsh_bands)s,
+    updated_at = %(fetched_at)s
+FROM kept
+WHERE a.id = kept.article_id
+RETURNING a.id;
 
 -- name: feed_id_by_url
 SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
@@ -173,3 +211,146 @@ SELECT count(*) AS overdue,
 FROM ingest.feeds
 WHERE next_fetch_at < now() - make_interval(secs => %(grace_seconds)s)
   AND (lease_expires_at IS NULL OR lease_expires_at < now());
+
+-- backfill ---------------------------------------------------------------------------------------
+-- `ingest backfill` and site discovery, run by ingest/backfill_store.py. A run's checkpoint is
+-- its rows in ingest.backfill_runs / backfill_sources / backfill_urls (sql/0005_backfill.sql).
+
+-- name: backfill_open_run
+-- Get or create the run with this identity.
+INSERT INTO ingest.backfill_runs (run_key, target, since, until, options)
+VALUES (%(run_key)s, %(target)s, %(since)s, %(until)s, %(options)s)
+ON CONFLICT (run_key) DO UPDATE SET updated_at = now()
+RETURNING id, target, since, until, feed_id, seeded, discovered, started_at, finished_at;
+
+-- name: backfill_try_lock
+-- Session-level: held while the run is being worked on, released when the connection goes
+-- (a killed process included), so one run is never worked on by two processes at once.
+SELECT pg_try_advisory_lock(%(lock_class)s::integer, %(run_id)s::integer) AS locked;
+
+-- name: backfill_unlock
+SELECT pg_advisory_unlock(%(lock_class)s::integer, %(run_id)s::integer);
+
+-- name: backfill_clear_sources
+DELETE FROM ingest.backfill_sources WHERE run_id = %(run_id)s;
+
+-- name: backfill_clear_urls
+DELETE FROM ingest.backfill_urls WHERE run_id = %(run_id)s;
+
+-- name: backfill_reset_run
+UPDATE ingest.backfill_runs
+SET seeded = false, discovered = false, feed_id = NULL, finished_at = NULL,
+    started_at = now(), updated_at = now()
+WHERE id = %(run_id)s;
+
+-- name: backfill_set_seeded
+UPDATE ingest.backfill_runs SET seeded = true, feed_id = %(feed_id)s, updated_at = now()
+WHERE id = %(run_id)s;
+
+-- name: backfill_add_sources
+INSERT INTO ingest.backfill_sources (run_id, url, kind)
+SELECT %(run_id)s, s.url, s.kind
+FROM unnest(%(urls)s::text[], %(kinds)s::text[]) WITH ORDINALITY AS s(url, kind, n)
+ORDER BY s.n
+ON CONFLICT (run_id, url_hash) DO NOTHING
+RETURNING url;
+
+-- name: backfill_pending_sources
+SELECT url, kind FROM ingest.backfill_sources
+WHERE run_id = %(run_id)s AND state = 'pending'
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: backfill_source_finished
+UPDATE ingest.backfill_sources
+SET state = %(state)s, found = %(found)s, error = %(error)s, updated_at = now()
+WHERE run_id = %(run_id)s AND url_hash = ingest.url_hash(%(url)s);
+
+-- name: backfill_add_urls
+-- URLs already in the run (from another source) keep their first record.
+INSERT INTO ingest.backfill_urls (run_id, url, source, entry, entry_hash, dated_at, state, reason)
+SELECT %(run_id)s, u.url, %(source)s, COALESCE(u.entry::jsonb, '{}'), u.entry_hash, u.dated_at,
+       u.state, u.reason
+FROM unnest(%(urls)s::text[], %(entries)s::text[], %(entry_hashes)s::bytea[],
+            %(dates)s::timestamptz[], %(states)s::text[], %(reasons)s::text[])
+     WITH ORDINALITY AS u(url, entry, entry_hash, dated_at, state, reason, n)
+ORDER BY u.n
+ON CONFLICT (run_id, url_hash) DO NOTHING
+RETURNING state;
+
+-- name: backfill_skip_known
+-- URLs whose article is already stored (by the service, or an earlier backfill) are not fetched.
+UPDATE ingest.backfill_urls u
+SET state = 'skipped', reason = 'known', updated_at = now()
+WHERE u.run_id = %(run_id)s AND u.state = 'pending'
+  AND EXISTS (SELECT 1 FROM ingest.article_urls au WHERE au.url_hash = u.url_hash);
+
+-- name: backfill_rank
+-- The fetch order, newest first (undated last) then discovery order; beyond %(limit)s, skipped.
+WITH ranked AS (
+    SELECT url_hash, row_number() OVER (ORDER BY dated_at DESC NULLS LAST, seq) AS rank
+    FROM ingest.backfill_urls
+    WHERE run_id = %(run_id)s AND state = 'pending')
+UPDATE ingest.backfill_urls u
+SET rank = r.rank,
+    state = CASE WHEN r.rank > %(limit)s THEN 'skipped' ELSE 'pending' END,
+    reason = CASE WHEN r.rank > %(limit)s THEN 'limit' END,
+    updated_at = now()
+FROM ranked r
+WHERE u.run_id = %(run_id)s AND u.url_hash = r.url_hash;
+
+-- name: backfill_set_discovered
+UPDATE ingest.backfill_runs SET discovered = true, updated_at = now() WHERE id = %(run_id)s;
+
+-- name: backfill_next_urls
+SELECT url, source, entry, entry_hash, attempts, rank FROM ingest.backfill_urls
+WHERE run_id = %(run_id)s AND state = 'pending' AND rank > %(after)s
+ORDER BY rank
+LIMIT %(limit)s;
+
+-- name: backfill_url_finished
+UPDATE ingest.backfill_urls
+SET state = %(state)s, reason = %(reason)s, error = %(error)s, retryable = %(retryable)s,
+    attempts = attempts + %(attempted)s, updated_at = now()
+WHERE run_id = %(run_id)s AND url_hash = ingest.url_hash(%(url)s);
+
+-- name: backfill_retry_urls
+-- Pages that failed for a passing reason go back in line, up to %(max_attempts)s tries; with
+-- %(fresh)s (a new invocation of the run) whatever their tries so far, which start again.
+UPDATE ingest.backfill_urls
+SET state = 'pending', retryable = false, updated_at = now(),
+    attempts = CASE WHEN %(fresh)s THEN 0 ELSE attempts END
+WHERE run_id = %(run_id)s AND state = 'failed' AND retryable
+  AND (%(fresh)s OR attempts < %(max_attempts)s)
+RETURNING url;
+
+-- name: backfill_url_counts
+SELECT state, COALESCE(reason, '') AS reason, count(*) AS n
+FROM ingest.backfill_urls
+WHERE run_id = %(run_id)s
+GROUP BY 1, 2;
+
+-- name: backfill_source_counts
+SELECT kind, state, count(*) AS n
+FROM ingest.backfill_sources
+WHERE run_id = %(run_id)s
+GROUP BY 1, 2;
+
+-- name: backfill_failures
+SELECT url, error FROM ingest.backfill_urls
+WHERE run_id = %(run_id)s AND state = 'failed'
+ORDER BY rank NULLS LAST, seq
+LIMIT %(limit)s;
+
+-- name: backfill_finish_run
+UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id = %(run_id)s;
+
+-- name: backfill_feed_by_url
+SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
+
+-- name: backfill_add_feed
+-- Register a feed of the given kind ('feed', or 'sitemap': a news sitemap read as a feed).
+INSERT INTO ingest.feeds (url, title, kind)
+VALUES (%(url)s, %(title)s, %(kind)s)
+ON CONFLICT (url_hash) DO NOTHING
+RETURNING id;

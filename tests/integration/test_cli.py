@@ -164,8 +164,9 @@ def test_migrate_on_migrated_database(database_url: str) -> None:
     assert proc.stdout.strip() == "applied 0 migration(s)"
 
 
-def test_backfill_not_available() -> None:
-    """backfill is reserved: it exits 2 with one line on stderr."""
+def test_backfill_without_target_is_a_usage_error() -> None:
+    """backfill with neither a TARGET nor --urls exits 2 with one line on stderr, before
+    touching the database."""
     proc = ingest(NOWHERE, "backfill")
     assert proc.returncode == 2
     assert len(_error_lines(proc.stderr)) == 1

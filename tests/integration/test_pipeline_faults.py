@@ -270,3 +270,45 @@ async def test_stop_request_starts_no_more_feeds(
     state = rows(database_url, "SELECT last_status, lease_owner FROM ingest.feeds")
     assert sorted(str(r["last_status"]) for r in state) == ["None", "None", "None", "ok"]
     assert all(r["lease_owner"] is None for r in state)
+
+
+def atom(base: str, updated: datetime) -> str:
+    return (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{updated.isoformat()}</updated>"
+        f"<entry><title>Story</title><id>urn:story</id><link href='{base}/story'/>"
+        f"<published>{NOW.isoformat()}</published><updated>{updated.isoformat()}</updated>"
+        "<summary>Short.</summary></entry></feed>"
+    )
+
+
+async def test_updated_entry_updates_the_article_in_place(
+    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+) -> None:
+    """When a stored entry's <updated> moves forward and its page text changed, the article row
+    is updated in place (updated_at set, an 'update' change announced) and the old text kept in
+    news.article_history; an entry whose update time did not move is not fetched again."""
+    server.routes["/story"] = static(page("First version"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 1
+
+    server.routes["/story"] = static(page("Second version"))
+    server.routes["/feed"] = static(
+        atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml"
+    )
+    await pipeline.run(all_feeds=True)
+    (article,) = rows(database_url, "SELECT id, text, updated_at FROM news.articles")
+    assert "Second version." in article["text"]
+    assert "First version" not in article["text"]
+    assert article["updated_at"] is not None
+    history = rows(database_url, "SELECT article_id, text FROM news.article_history")
+    assert [h["article_id"] for h in history] == [article["id"]]
+    assert "First version." in history[0]["text"]
+    kinds = rows(database_url, "SELECT kind FROM news.article_changes ORDER BY seq")
+    assert [k["kind"] for k in kinds] == ["insert", "update"]
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 2

@@ -290,7 +290,8 @@ async def test_store_articles_idempotent(store: Store, database_url: str) -> Non
     second = await store.store_articles(feed_id, items)
     assert (second.new, second.existing) == (0, 3)
     assert _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == count
-    assert await store.known_entries(feed_id, [k for _, k in items]) == ({k for _, k in items}, {})
+    done, waiting = await store.known_entries(feed_id, [k for _, k in items])
+    assert (set(done), waiting) == ({k for _, k in items}, {})
 
     # Stored again with other fields under the same URL: still one row, the first version.
     changed = replace(articles[0], title="Changed title")
@@ -339,9 +340,9 @@ async def test_link_entries_marks_entries_known(store: Store) -> None:
     await store.store_articles(feed_a, [(article, _key(article))])
     (article_id,) = (await store.known_urls([article.url])).values()
     key_b = entry_hash("guid:from-feed-b")
-    assert await store.known_entries(feed_b, [key_b]) == (set(), {})
+    assert await store.known_entries(feed_b, [key_b]) == ({}, {})
     await store.link_entries(feed_b, [(key_b, article_id)])
-    assert await store.known_entries(feed_b, [key_b]) == ({key_b}, {})
+    assert await store.known_entries(feed_b, [key_b]) == ({key_b: None}, {})
 
 
 async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
@@ -385,7 +386,7 @@ async def test_huge_url_and_long_guid(store: Store, database_url: str) -> None:
     assert (await store.store_articles(feed_id, [(article, key)])).existing == 1
     found = await store.known_urls([url, url + "&page=1"])
     assert set(found) == {url, url + "&page=1"}
-    assert await store.known_entries(feed_id, [key]) == ({key}, {})
+    assert await store.known_entries(feed_id, [key]) == ({key: None}, {})
     (row,) = _rows(database_url, "SELECT url, guid FROM news.articles")
     assert (row["url"], row["guid"]) == (url, guid)
 

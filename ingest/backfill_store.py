@@ -1,0 +1,328 @@
+"""PostgreSQL access for `ingest backfill`: runs, their sources and URL queue (the checkpoint),
+and feeds of a given kind. Runs the `backfill_*` named queries of `sql/queries.sql` on the same
+pool as `Store`; every method is one short transaction, never held across network I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.store import queries, wrap_exceptions
+
+SourceKind = Literal["feed", "sitemap"]
+UrlSource = Literal["feed", "sitemap", "list"]
+UrlState = Literal["pending", "done", "failed", "skipped"]
+
+LOCK_CLASS: Final = 0x62666C6C  # "bfll": the first key of the runs' advisory locks
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRun:
+    id: int
+    target: str
+    since: datetime | None
+    until: datetime | None
+    feed_id: int | None
+    seeded: bool
+    discovered: bool
+    started_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> BackfillRun:
+        return cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedUrl:
+    """An article URL to record in a run: `entry` is what its source said about it (JSON-able),
+    `state` is 'pending', or 'skipped' with a `reason` (out of the date range, undated)."""
+
+    url: str
+    entry: dict[str, Any] = field(default_factory=dict)
+    entry_hash: bytes | None = None
+    dated_at: datetime | None = None
+    state: UrlState = "pending"
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUrl:
+    """A URL waiting to be fetched, as read back from the queue."""
+
+    url: str
+    source: UrlSource
+    entry: dict[str, Any]
+    entry_hash: bytes | None
+    attempts: int
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """How a run's URLs and sources stand: (state, reason) -> count, (kind, state) -> count."""
+
+    urls: dict[tuple[str, str], int]
+    sources: dict[tuple[str, str], int]
+
+    def url_total(self, state: str | None = None, reason: str | None = None) -> int:
+        return sum(
+            n
+            for (s, r), n in self.urls.items()
+            if (state is None or s == state) and (reason is None or r == reason)
+        )
+
+    def source_total(self, kind: str | None = None, state: str | None = None) -> int:
+        return sum(
+            n
+            for (k, s), n in self.sources.items()
+            if (kind is None or k == kind) and (state is None or s == state)
+        )
+
+
+class BackfillStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _all(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with wrap_exceptions(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(queries()[name], params)
+            return await cur.fetchall() if cur.description else []
+
+    # runs ---------------------------------------------------------------------------------
+
+    async def open_run(
+        self,
+        run_key: bytes,
+        *,
+        target: str,
+        since: datetime | None,
+        until: datetime | None,
+        options: dict[str, Any],
+    ) -> BackfillRun:
+        """The run with this identity, created when it does not exist yet."""
+        rows = await self._all(
+            "backfill_open_run",
+            {
+                "run_key": run_key,
+                "target": target,
+                "since": since,
+                "until": until,
+                "options": Jsonb(options),
+            },
+        )
+        return BackfillRun.from_row(rows[0])
+
+    @asynccontextmanager
+    async def locked(self, run_id: int) -> AsyncIterator[bool]:
+        """Hold the run's advisory lock for the block (on a connection kept aside for it);
+        yields False when another process holds it."""
+        q = queries()
+        params = {"lock_class": LOCK_CLASS, "run_id": run_id}
+        async with wrap_exceptions(), self.pool.connection() as conn:
+            cur = await conn.execute(q["backfill_try_lock"], params)
+            row = await cur.fetchone()
+            locked = bool(row and row[0])
+            try:
+                yield locked
+            finally:
+                if locked:
+                    await conn.execute(q["backfill_unlock"], params)
+
+    async def reset_run(self, run_id: int) -> None:
+        """Forget everything the run has done (`--restart`); stored articles stay."""
+        q = queries()
+        params = {"run_id": run_id}
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q["backfill_clear_urls"], params)
+            await conn.execute(q["backfill_clear_sources"], params)
+            await conn.execute(q["backfill_reset_run"], params)
+
+    async def seed(
+        self,
+        run_id: int,
+        *,
+        sources: Sequence[tuple[str, SourceKind]],
+        urls: Sequence[QueuedUrl],
+        url_source: UrlSource = "list",
+        feed_id: int | None,
+    ) -> None:
+        """Record the sources found for the run's target (and an explicit URL list), and mark
+        the run seeded, in one transaction."""
+        q = queries()
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            if sources:
+                await conn.execute(q["backfill_add_sources"], _sources_params(run_id, sources))
+            if urls:
+                await conn.execute(q["backfill_add_urls"], _urls_params(run_id, url_source, urls))
+            await conn.execute(q["backfill_set_seeded"], {"run_id": run_id, "feed_id": feed_id})
+
+    async def pending_sources(self, run_id: int, limit: int = 100) -> list[tuple[str, SourceKind]]:
+        rows = await self._all("backfill_pending_sources", {"run_id": run_id, "limit": limit})
+        return [(r["url"], r["kind"]) for r in rows]
+
+    async def source_walked(
+        self,
+        run_id: int,
+        url: str,
+        *,
+        state: Literal["done", "failed", "skipped"],
+        urls: Sequence[QueuedUrl] = (),
+        url_source: UrlSource = "feed",
+        children: Sequence[tuple[str, SourceKind]] = (),
+        children_if_new: Sequence[tuple[str, SourceKind]] = (),
+        error: str | None = None,
+    ) -> tuple[int, int]:
+        """Record one walked source with what it yielded, in one transaction: its article URLs
+        and the further sources it points to (`children_if_new` only when some of its URLs were
+        new to the run). Returns (URLs new to the run and pending, new but skipped)."""
+        q = queries()
+        pending = skipped = 0
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            if urls:
+                cur = await conn.execute(
+                    q["backfill_add_urls"], _urls_params(run_id, url_source, urls)
+                )
+                for (row_state,) in await cur.fetchall():
+                    if row_state == "pending":
+                        pending += 1
+                    else:
+                        skipped += 1
+            further = [*children, *(children_if_new if pending + skipped else ())]
+            if further:
+                await conn.execute(q["backfill_add_sources"], _sources_params(run_id, further))
+            await conn.execute(
+                q["backfill_source_finished"],
+                {
+                    "run_id": run_id,
+                    "url": url,
+                    "state": state,
+                    "found": pending + skipped,
+                    "error": error[:2000] if error else None,
+                },
+            )
+        return pending, skipped
+
+    async def add_sources(self, run_id: int, sources: Sequence[tuple[str, SourceKind]]) -> None:
+        if sources:
+            await self._all("backfill_add_sources", _sources_params(run_id, sources))
+
+    async def finish_discovery(self, run_id: int, limit: int | None) -> None:
+        """Every source walked: skip the URLs already stored, fix the fetch order, skip what is
+        beyond `limit`, and mark the run discovered, in one transaction."""
+        q = queries()
+        params = {"run_id": run_id, "limit": limit}
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q["backfill_skip_known"], params)
+            await conn.execute(q["backfill_rank"], params)
+            await conn.execute(q["backfill_set_discovered"], params)
+
+    async def next_urls(self, run_id: int, *, after: int, limit: int = 200) -> list[PendingUrl]:
+        """Pending URLs in fetch order, after rank `after`."""
+        rows = await self._all(
+            "backfill_next_urls", {"run_id": run_id, "after": after, "limit": limit}
+        )
+        return [
+            PendingUrl(
+                url=r["url"],
+                source=r["source"],
+                entry=r["entry"] if isinstance(r["entry"], dict) else {},
+                entry_hash=bytes(r["entry_hash"]) if r["entry_hash"] is not None else None,
+                attempts=int(r["attempts"]),
+                rank=int(r["rank"]),
+            )
+            for r in rows
+        ]
+
+    async def url_finished(
+        self,
+        run_id: int,
+        url: str,
+        *,
+        state: Literal["done", "failed", "skipped"],
+        reason: str | None = None,
+        error: str | None = None,
+        retryable: bool = False,
+        attempted: bool = False,
+    ) -> None:
+        await self._all(
+            "backfill_url_finished",
+            {
+                "run_id": run_id,
+                "url": url,
+                "state": state,
+                "reason": reason,
+                "error": error[:2000] if error else None,
+                "retryable": retryable,
+                "attempted": int(attempted),
+            },
+        )
+
+    async def retry_urls(self, run_id: int, max_attempts: int, *, fresh: bool = False) -> int:
+        """Put the URLs that failed for a passing reason back in line, those with fewer than
+        `max_attempts` tries (with `fresh`, all of them, their count reset); returns how many."""
+        rows = await self._all(
+            "backfill_retry_urls",
+            {"run_id": run_id, "max_attempts": max_attempts, "fresh": fresh},
+        )
+        return len(rows)
+
+    async def counts(self, run_id: int) -> RunCounts:
+        urls = await self._all("backfill_url_counts", {"run_id": run_id})
+        sources = await self._all("backfill_source_counts", {"run_id": run_id})
+        return RunCounts(
+            urls={(r["state"], r["reason"]): int(r["n"]) for r in urls},
+            sources={(r["kind"], r["state"]): int(r["n"]) for r in sources},
+        )
+
+    async def failures(self, run_id: int, limit: int = 5) -> list[tuple[str, str | None]]:
+        rows = await self._all("backfill_failures", {"run_id": run_id, "limit": limit})
+        return [(r["url"], r["error"]) for r in rows]
+
+    async def finish_run(self, run_id: int) -> None:
+        await self._all("backfill_finish_run", {"run_id": run_id})
+
+    # feeds ----------------------------------------------------------------------------------
+
+    async def feed_by_url(self, url: str) -> tuple[int, str] | None:
+        """(id, kind) of the registered feed with this URL, if any."""
+        rows = await self._all("backfill_feed_by_url", {"url": url})
+        return (int(rows[0]["id"]), str(rows[0]["kind"])) if rows else None
+
+    async def add_feed(
+        self, url: str, *, kind: SourceKind = "feed", title: str | None = None
+    ) -> bool:
+        """True when added, False when the URL was already registered."""
+        return bool(
+            await self._all("backfill_add_feed", {"url": url, "title": title, "kind": kind})
+        )
+
+
+def _sources_params(run_id: int, sources: Sequence[tuple[str, SourceKind]]) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "urls": [url for url, _ in sources],
+        "kinds": [kind for _, kind in sources],
+    }
+
+
+def _urls_params(run_id: int, source: UrlSource, urls: Sequence[QueuedUrl]) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "source": source,
+        "urls": [u.url for u in urls],
+        "entries": [json.dumps(u.entry, ensure_ascii=False) if u.entry else None for u in urls],
+        "entry_hashes": [u.entry_hash for u in urls],
+        "dates": [u.dated_at for u in urls],
+        "states": [u.state for u in urls],
+        "reasons": [u.reason for u in urls],
+    }

@@ -1,0 +1,420 @@
+"""Sitemap bytes + URL -> typed sitemap entries (https://www.sitemaps.org/protocol.html): URL
+sets with `lastmod`, Google News fields (`news:publication_date`, `news:title`), sitemap indexes,
+plain-text sitemaps, gzip-compressed files (detected by their magic bytes, decompressed under a
+size cap). Pure: no network, no files, no clock. A body that is not a sitemap is a `ParseError`.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, Literal
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+
+from ingest.errors import ParseError
+from ingest.types import ParsedEntry, ParsedFeed
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_ENTRIES",
+    "Sitemap",
+    "SitemapEntry",
+    "SitemapRef",
+    "is_gzip",
+    "looks_like_sitemap",
+    "parse_sitemap",
+    "parse_sitemap_feed",
+    "parse_w3c_datetime",
+]
+
+DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
+"""The protocol's limit on an uncompressed sitemap; callers usually pass a tighter cap."""
+MAX_ENTRIES: Final = 50_000
+"""The protocol's limit on URLs (or sitemaps) in one file; anything beyond is dropped."""
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+_SITEMAP_ROOTS: Final = frozenset({"urlset", "sitemapindex"})
+_FEED_ROOTS: Final = frozenset({"rss", "feed", "rdf"})
+_HTML_ROOTS: Final = frozenset({"html", "head", "body"})
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# W3C Datetime (https://www.w3.org/TR/NOTE-datetime), the format the protocol asks for, with the
+# usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon.
+_W3C = re.compile(
+    r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})"
+    r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?)?)?)?"
+)
+# A start tag after any XML declaration, comments, processing instructions and doctype.
+_PROLOG = re.compile(
+    rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.DOTALL | re.IGNORECASE
+)
+_START_TAG = re.compile(rb"\s*<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)")
+# libxml2's messages when a safety limit stops it (entity amplification or loops, depth, size).
+_LIMITS: Final = ("amplification", "entity reference loop", "excessive depth", "huge")
+_BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_][\w.\-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+
+
+@dataclass(frozen=True, slots=True)
+class SitemapEntry:
+    """One `<url>` of a URL set (or one line of a text sitemap)."""
+
+    url: str
+    lastmod: datetime | None = None
+    news_title: str | None = None
+    news_published: datetime | None = None
+    news_language: str | None = None
+
+    @property
+    def date(self) -> datetime | None:
+        """The date a backfill filters on: the publication date when the sitemap gives one,
+        else the last modification."""
+        return self.news_published or self.lastmod
+
+    @property
+    def is_news(self) -> bool:
+        return self.news_published is not None or self.news_title is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SitemapRef:
+    """One `<sitemap>` of a sitemap index."""
+
+    url: str
+    lastmod: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sitemap:
+    kind: Literal["urlset", "index", "text"]
+    entries: tuple[SitemapEntry, ...] = ()
+    sitemaps: tuple[SitemapRef, ...] = ()
+    dropped: int = 0
+    """Items left out: without a usable http(s) URL, repeated, or beyond MAX_ENTRIES."""
+    compressed: bool = False
+
+    @property
+    def is_news(self) -> bool:
+        """A Google News sitemap: some of its URLs carry `<news:news>`."""
+        return any(e.is_news for e in self.entries)
+
+
+def is_gzip(body: bytes) -> bool:
+    return body.startswith(GZIP_MAGIC)
+
+
+def looks_like_sitemap(body: bytes) -> bool:
+    """Cheap sniff: gzip data, or XML whose root is `<urlset>` or `<sitemapindex>`."""
+    if is_gzip(body):
+        return True
+    root = _root_name(body)
+    return root is not None and _local(root) in _SITEMAP_ROOTS
+
+
+def parse_sitemap(
+    body: bytes, url: str, max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = MAX_ENTRIES
+) -> Sitemap:
+    """Parse a fetched sitemap; `url` is where it came from (the base for relative locations,
+    which the protocol forbids but some sites write). `max_bytes` caps the document after
+    decompression. Raises ParseError when the body is not a sitemap."""
+    compressed = is_gzip(body)
+    data = _gunzip(body, url, max_bytes) if compressed else body
+    if len(data) > max_bytes:
+        raise ParseError(url, f"sitemap exceeds {max_bytes} bytes")
+    text_start = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text_start:
+        raise ParseError(url, "not a sitemap: empty body" + (" (after gunzip)" * compressed))
+    if not text_start.startswith(b"<") and not _utf16(text_start):
+        sitemap = _text_sitemap(data, url, max_entries)
+    else:
+        sitemap = _xml_sitemap(data, url, max_entries)
+    return Sitemap(sitemap.kind, sitemap.entries, sitemap.sitemaps, sitemap.dropped, compressed)
+
+
+def parse_sitemap_feed(
+    body: bytes,
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> ParsedFeed:
+    """A URL-set sitemap read as a feed (for feeds of kind 'sitemap', usually a news sitemap):
+    one entry per URL, newest first, titled and dated by its `news:` fields when present. The
+    last modification is kept as the entry's update time only beside a publication date, so a
+    page edited yesterday is not taken for one published yesterday."""
+    del headers  # the same call shape as parse.parse_feed
+    sitemap = parse_sitemap(body, url, max_bytes)
+    if sitemap.kind == "index":
+        raise ParseError(
+            url, "a sitemap index, not a sitemap: register one of the sitemaps it lists"
+        )
+    entries = sorted(
+        sitemap.entries,
+        key=lambda e: e.date or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
+    return ParsedFeed(
+        version="sitemap-news" if sitemap.is_news else "sitemap",
+        title=None,
+        link=None,
+        language=None,
+        entries=tuple(
+            ParsedEntry(
+                guid=None,
+                link=e.url,
+                title=e.news_title,
+                published_at=e.news_published,
+                updated_at=e.lastmod if e.news_published else None,
+                language=e.news_language,
+            )
+            for e in entries
+        ),
+    )
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def _gunzip(body: bytes, url: str, max_bytes: int) -> bytes:
+    """Decompress a gzip file without ever holding more than `max_bytes + 1` of its output: a
+    small file that inflates to gigabytes (a "zip bomb") is refused, not expanded."""
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = decoder.decompress(body, max_bytes + 1)
+    except zlib.error as e:
+        raise ParseError(url, f"not a sitemap: invalid gzip data: {e}") from e
+    if len(data) > max_bytes or decoder.unconsumed_tail:
+        raise ParseError(url, f"sitemap exceeds {max_bytes} bytes after gunzip")
+    if not decoder.eof:
+        raise ParseError(url, "not a sitemap: truncated gzip data")
+    return data
+
+
+def _utf16(data: bytes) -> bool:
+    return data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<"))
+
+
+def _root_name(body: bytes) -> str | None:
+    head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    position = 0
+    while match := _PROLOG.match(head, position):
+        position = match.end()
+    start = _START_TAG.match(head, position)
+    return start.group(1).decode("ascii", "replace") if start else None
+
+
+def _local(tag: object) -> str:
+    """`{namespace}name` or `prefix:name` -> `name`, lower-cased; "" for comments and PIs."""
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2].rpartition(":")[2].lower()
+
+
+def _parse_xml(data: bytes, url: str) -> Any:
+    """The root element. Strict first; a document that is not well-formed (an unescaped `&` in
+    a URL is the classic) is read again in recovery mode, and only fails when nothing usable
+    comes out. Entities are never resolved, nothing is fetched, and libxml2's limits on depth
+    and text size stay on (huge_tree=False)."""
+    options: dict[str, Any] = {
+        "resolve_entities": False,
+        "no_network": True,
+        "huge_tree": False,
+        "load_dtd": False,
+        "dtd_validation": False,
+        "remove_comments": True,
+        "remove_pis": True,
+    }
+    try:
+        return etree.fromstring(data, etree.XMLParser(**options))
+    except etree.XMLSyntaxError as e:
+        strict_error = e
+    message = _clean(str(strict_error)) or "not well-formed"
+    if any(limit in message.lower() for limit in _LIMITS):
+        # A document that trips libxml2's safety limits is hostile or broken: never recover it.
+        raise ParseError(url, f"not a sitemap: refused by the XML parser: {message}")
+    # The classic: `&` left unescaped in URLs. Escaping the bare ones repairs the document
+    # without the losses of recovery mode (which drops "&b" from "?a=1&b=2").
+    repaired = _BARE_AMPERSAND.sub(b"&amp;", data)
+    if repaired != data:
+        try:
+            return etree.fromstring(repaired, etree.XMLParser(**options))
+        except etree.XMLSyntaxError:
+            pass
+    try:
+        root = etree.fromstring(repaired, etree.XMLParser(recover=True, **options))
+    except etree.XMLSyntaxError:
+        root = None
+    if root is None or _local(root.tag) not in _SITEMAP_ROOTS:
+        raise ParseError(url, f"not a sitemap: XML syntax error: {message}")
+    return root
+
+
+def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
+    root = _parse_xml(data, url)
+    name = _local(root.tag)
+    if name == "urlset":
+        entries: list[SitemapEntry] = []
+        seen: set[str] = set()
+        dropped = 0
+        for item in _children(root, "url"):
+            entry = _url_entry(item, url)
+            if entry is None or entry.url in seen or len(entries) >= max_entries:
+                dropped += 1
+                continue
+            seen.add(entry.url)
+            entries.append(entry)
+        return Sitemap("urlset", entries=tuple(entries), dropped=dropped)
+    if name == "sitemapindex":
+        refs: list[SitemapRef] = []
+        seen = set()
+        dropped = 0
+        for item in _children(root, "sitemap"):
+            loc = _http_url(_child_text(item, "loc"), url)
+            if loc is None or loc in seen or len(refs) >= max_entries:
+                dropped += 1
+                continue
+            seen.add(loc)
+            refs.append(SitemapRef(loc, parse_w3c_datetime(_child_text(item, "lastmod"))))
+        return Sitemap("index", sitemaps=tuple(refs), dropped=dropped)
+    if name in _FEED_ROOTS:
+        raise ParseError(url, f"not a sitemap: an RSS/Atom feed (root is <{name}>)")
+    if name in _HTML_ROOTS:
+        raise ParseError(url, "not a sitemap: HTML document")
+    raise ParseError(url, f"not a sitemap: no <urlset> or <sitemapindex> root (root is <{name}>)")
+
+
+def _url_entry(item: Any, base: str) -> SitemapEntry | None:
+    loc = _http_url(_child_text(item, "loc"), base)
+    if loc is None:
+        return None
+    news = next(_children(item, "news"), None)
+    title = published = language = None
+    if news is not None:
+        title = _clean(_child_text(news, "title"))
+        published = parse_w3c_datetime(_child_text(news, "publication_date"))
+        publication = next(_children(news, "publication"), None)
+        if publication is not None:
+            language = _clean(_child_text(publication, "language"))
+    return SitemapEntry(
+        url=loc,
+        lastmod=parse_w3c_datetime(_child_text(item, "lastmod")),
+        news_title=title,
+        news_published=published,
+        news_language=language.lower() if language else None,
+    )
+
+
+def _children(element: Any, name: str) -> Iterator[Any]:
+    return (child for child in element if _local(child.tag) == name)
+
+
+def _child_text(element: Any, name: str) -> str | None:
+    """The text of the first child called `name`; None when there is none, or when it holds a
+    reference to an entity of the document's own DTD (never expanded, see _parse_xml)."""
+    child = next(_children(element, name), None)
+    if child is None or any(isinstance(node, etree._Entity) for node in child.iter()):
+        return None
+    return "".join(child.itertext())
+
+
+def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
+    """The protocol's text format: one URL a line, UTF-8. Accepted when most non-blank lines
+    are http(s) URLs, so that an arbitrary text file is refused."""
+    lines = [
+        line.strip()
+        for line in data.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    ]
+    lines = [line for line in lines if line]
+    entries: list[SitemapEntry] = []
+    seen: set[str] = set()
+    dropped = 0
+    for line in lines:
+        loc = _http_url(line, url) if "://" in line and " " not in line else None
+        if loc is None or loc in seen or len(entries) >= max_entries:
+            dropped += 1
+            continue
+        seen.add(loc)
+        entries.append(SitemapEntry(loc))
+    if not entries or dropped > len(lines) // 2:
+        raise ParseError(url, "not a sitemap: neither XML nor a list of URLs")
+    return Sitemap("text", entries=tuple(entries), dropped=dropped)
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return " ".join(_CONTROL.sub("", value).split()) or None
+
+
+def _http_url(value: str | None, base: str) -> str | None:
+    """An absolute http(s) URL (resolved against `base`), or None."""
+    value = _CONTROL.sub("", value or "").strip()
+    if not value:
+        return None
+    try:
+        resolved = urljoin(base, value)
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return resolved
+
+
+def parse_w3c_datetime(value: str | None) -> datetime | None:
+    """A W3C Datetime (`2024-05-01`, `2024-05-01T10:30:00+02:00`, ...) as an aware UTC
+    datetime; a date or a time without a zone is taken as UTC. RFC 2822 dates, which some news
+    sitemaps carry, are accepted too. None for anything else."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    match = _W3C.fullmatch(text)
+    if match is None:
+        return _rfc2822(text)
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        tz = _zone(zone)
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        moment = datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            min(int(second or 0), 59),  # a leap second is the last second of its minute
+            micro,
+            tzinfo=tz,
+        )
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _zone(zone: str | None) -> timezone:
+    if not zone or zone in "Zz":
+        return UTC
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"bad zone {zone!r}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _rfc2822(text: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None

@@ -1,0 +1,351 @@
+"""discover: feed links in home pages, common feed paths, robots.txt Sitemap lines, feed
+history links (RFC 5005, JSON Feed next_url, WordPress ?paged=N), table by table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest.discover import (
+    COMMON_FEED_PATHS,
+    FeedLink,
+    FeedPaging,
+    common_feed_urls,
+    feed_links,
+    feed_paging,
+    looks_like_feed_url,
+    looks_like_html,
+    page_number,
+    parse_feed_page,
+    sitemaps_from_robots,
+    with_page,
+)
+
+HOME = "https://news.example.com/"
+
+
+def _page(head: str, body: str = "") -> bytes:
+    head = f"<head><title>x</title>{head}</head>"
+    return f"<!DOCTYPE html><html>{head}<body>{body}</body></html>".encode()
+
+
+# --- feed links -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        pytest.param(
+            '<link rel="alternate" type="application/rss+xml" title="News &raquo; Feed" '
+            'href="https://news.example.com/feed/">',
+            [FeedLink("https://news.example.com/feed/", "rss", "News » Feed")],
+            id="wordpress",
+        ),
+        pytest.param(
+            '<link rel="alternate" type="application/atom+xml" href="/atom.xml">'
+            '<link rel="alternate" type="application/feed+json" href="feed.json">'
+            '<link rel="alternate" type="application/rdf+xml" href="/index.rdf">',
+            [
+                FeedLink("https://news.example.com/atom.xml", "atom"),
+                FeedLink("https://news.example.com/feed.json", "json"),
+                FeedLink("https://news.example.com/index.rdf", "rdf"),
+            ],
+            id="relative-atom-json-rdf",
+        ),
+        pytest.param(
+            '<base href="https://cdn.example.net/blog/">'
+            '<link rel="alternate" type="application/rss+xml" href="rss">',
+            [FeedLink("https://cdn.example.net/blog/rss", "rss")],
+            id="base-href",
+        ),
+        pytest.param(
+            '<link rel="Alternate Feed" type="Application/RSS+XML; charset=utf-8" href="/f">',
+            [FeedLink("https://news.example.com/f", "rss")],
+            id="case-and-parameters",
+        ),
+        pytest.param(
+            '<link rel="alternate" type="application/rss+xml" title="News &raquo; Comments Feed" '
+            'href="/comments/feed/">'
+            '<link rel="alternate" type="application/rss+xml" title="Story 1 &raquo; Comments '
+            'Feed" href="/story/1/feed/">'
+            '<link rel="alternate" type="application/rss+xml" href="/?feed=comments-rss2">'
+            '<link rel="alternate" type="application/rss+xml" href="/feed/">',
+            [FeedLink("https://news.example.com/feed/", "rss")],
+            id="comment-feeds-left-out",
+        ),
+        pytest.param(
+            '<link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2">'
+            '<link rel="alternate" type="application/json+oembed" href="/oembed?url=x">'
+            '<link rel="alternate" hreflang="fr" href="/fr/">'
+            '<link rel="stylesheet" type="application/rss+xml" href="/not-a-feed">',
+            [],
+            id="rest-api-oembed-hreflang-stylesheet",
+        ),
+        pytest.param(
+            '<link rel="alternate" type="application/json" title="JSON Feed" href="/feed.json">'
+            '<link rel="alternate" type="text/xml" title="RSS" href="/rss.php">',
+            [
+                FeedLink("https://news.example.com/feed.json", "json", "JSON Feed"),
+                FeedLink("https://news.example.com/rss.php", "rss", "RSS"),
+            ],
+            id="generic-types-saying-feed",
+        ),
+        pytest.param(
+            '<link rel="alternate" type="application/rss+xml" href="/feed/">'
+            '<link rel="alternate" type="application/rss+xml" href="/feed/#top">'
+            '<link rel="alternate" type="application/rss+xml" href="javascript:void(0)">'
+            '<link rel="alternate" type="application/rss+xml" href="">',
+            [FeedLink("https://news.example.com/feed/", "rss")],
+            id="repeats-and-junk-hrefs",
+        ),
+    ],
+)
+def test_feed_links(head: str, expected: list[FeedLink]) -> None:
+    """<link rel="alternate"> feeds of a page, resolved, in order, without comment feeds."""
+    assert list(feed_links(_page(head), HOME)) == expected
+
+
+def test_feed_links_in_body_and_broken_html() -> None:
+    """Links outside <head> and unclosed markup still count (pages are what they are)."""
+    html = b"<html><body><div><link rel=alternate type=application/rss+xml href=/rss><p>x"
+    assert feed_links(html, HOME) == (FeedLink("https://news.example.com/rss", "rss"),)
+
+
+@pytest.mark.parametrize("body", [b"", b"   ", b"\x00\xff\xfe garbage", b"{}", b"<rss/>"])
+def test_feed_links_of_garbage(body: bytes) -> None:
+    """Anything without links gives nothing, never an exception."""
+    assert feed_links(body, HOME) == ()
+
+
+def test_common_feed_urls() -> None:
+    """The common paths, at the root; for a site under a directory, there first."""
+    root = common_feed_urls("https://news.example.com/")
+    assert root[0] == "https://news.example.com/feed/"
+    assert "https://news.example.com/feeds/posts/default" in root
+    assert "https://news.example.com/?feed=rss2" in root
+    assert len(root) == len(COMMON_FEED_PATHS)
+    blog = common_feed_urls("https://example.org/blog/index.html")
+    assert blog[0] == "https://example.org/blog/feed/"
+    assert "https://example.org/feed/" in blog
+    assert len(blog) == 2 * len(COMMON_FEED_PATHS)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://e.com/feed/", True),
+        ("https://e.com/category/news/feed", True),
+        ("https://e.com/rss", True),
+        ("https://e.com/feeds/posts/default", True),
+        ("https://e.com/atom.xml", True),
+        ("https://e.com/index.rss", True),
+        ("https://e.com/feed.json", True),
+        ("https://e.com/?feed=rss2", True),
+        ("https://e.com/news?format=rss", True),
+        ("https://e.com/", False),
+        ("https://e.com", False),
+        ("https://e.com/blog/", False),
+        ("https://e.com/html", False),
+        ("https://e.com/sitemap.xml", False),
+        ("https://e.com/news-sitemap.xml", False),
+        ("https://e.com/feedback/", False),
+    ],
+)
+def test_looks_like_feed_url(url: str, expected: bool) -> None:
+    """URLs that say "feed" by themselves (not sitemaps, not home pages)."""
+    assert looks_like_feed_url(url) is expected
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (b"<rss/>", "text/html; charset=utf-8", True),
+        (b"\xef\xbb\xbf\n<!DOCTYPE HTML PUBLIC>", "", True),
+        (b"<html lang=en>", "application/octet-stream", True),
+        (b"<!-- cms --><html>", "", True),
+        (b"<?xml version='1.0'?><rss/>", "application/rss+xml", False),
+        (b"<urlset/>", "", False),
+        (b"", "", False),
+    ],
+)
+def test_looks_like_html(body: bytes, content_type: str, expected: bool) -> None:
+    """A web page by its media type, else by its first tag."""
+    assert looks_like_html(body, content_type) is expected
+
+
+# --- robots.txt -----------------------------------------------------------------------------------
+
+
+def test_sitemaps_from_robots() -> None:
+    """Sitemap lines anywhere in the file, any case, comments cut, relative ones resolved, junk
+    and repeats dropped, in file order."""
+    robots = (
+        "\ufeffUser-agent: *\n"
+        "Disallow: /wp-admin/\n"
+        "Sitemap: https://news.example.com/sitemap_index.xml\n"
+        "sitemap:https://news.example.com/news-sitemap.xml   # for Google News\n"
+        "User-agent: bad-bot\n"
+        "Disallow: /\n"
+        "SITEMAP: /relative-sitemap.xml\n"
+        "Sitemap: ftp://news.example.com/nope.xml\n"
+        "Sitemap:\n"
+        "Sitemaps: https://news.example.com/typo.xml\n"
+        "Sitemap: https://news.example.com/sitemap_index.xml\n"
+    )
+    assert sitemaps_from_robots(robots.encode(), "https://news.example.com/robots.txt") == (
+        "https://news.example.com/sitemap_index.xml",
+        "https://news.example.com/news-sitemap.xml",
+        "https://news.example.com/relative-sitemap.xml",
+    )
+
+
+def test_sitemaps_from_robots_garbage() -> None:
+    """Undecodable bytes or no Sitemap line: nothing, never an exception."""
+    assert sitemaps_from_robots(b"\xff\xfe\x00garbage", "https://e.com/robots.txt") == ()
+    assert sitemaps_from_robots("", "https://e.com/robots.txt") == ()
+
+
+# --- feed history ------------------------------------------------------------------------------
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+@pytest.mark.parametrize(
+    ("body", "url", "expected"),
+    [
+        pytest.param(
+            f"<feed xmlns='{ATOM}'><title>x</title>"
+            "<link rel='self' href='https://e.com/atom'/>"
+            "<link rel='next' href='/atom?page=2'/>"
+            "<entry><link rel='next' href='/entry-level'/></entry></feed>",
+            "https://e.com/atom",
+            FeedPaging(next="https://e.com/atom?page=2"),
+            id="atom-paged",
+        ),
+        pytest.param(
+            f"<rss version='2.0' xmlns:atom='{ATOM}'><channel><title>x</title>"
+            "<atom:link rel='current' href='https://e.com/rss'/>"
+            "<atom:link rel='prev-archive' href='https://e.com/archive/2023-12.xml'/>"
+            "<link>https://e.com/</link>"
+            "<item><atom:link rel='next' href='https://e.com/item-level'/></item>"
+            "</channel></rss>",
+            "https://e.com/rss",
+            FeedPaging(prev_archive="https://e.com/archive/2023-12.xml"),
+            id="rss-archived",
+        ),
+        pytest.param(
+            f"<feed xmlns='{ATOM}'>"
+            "<link rel='http://www.iana.org/assignments/relation/next' href='p2'/>"
+            "<link rel='prev-archive' href='https://e.com/a1'/></feed>",
+            "https://e.com/feeds/x",
+            FeedPaging(next="https://e.com/feeds/p2", prev_archive="https://e.com/a1"),
+            id="iana-relation-uri-and-both",
+        ),
+        pytest.param(
+            "<?xml version='1.0'?><rss version='2.0'><channel><title>x</title>"
+            "<generator>https://wordpress.org/?v=6.5.2</generator></channel></rss>",
+            "https://blog.example/news/",
+            FeedPaging(wordpress=True),
+            id="wordpress-rss-generator",
+        ),
+        pytest.param(
+            f"<feed xmlns='{ATOM}'><generator uri='https://wordpress.org/' version='6.5'>"
+            "WordPress</generator></feed>",
+            "https://blog.example/atom",
+            FeedPaging(wordpress=True),
+            id="wordpress-atom-generator",
+        ),
+        pytest.param(
+            "<rss version='2.0'><channel><generator>Hugo</generator></channel></rss>",
+            "https://blog.example/category/news/feed/",
+            FeedPaging(wordpress=True),
+            id="wordpress-feed-path",
+        ),
+        pytest.param(
+            "<rss version='2.0'><channel><generator>Hugo</generator></channel></rss>",
+            "https://blog.example/index.xml",
+            FeedPaging(),
+            id="no-history",
+        ),
+        pytest.param(
+            f"<feed xmlns='{ATOM}'><link rel='next' href='https://e.com/atom'/></feed>",
+            "https://e.com/atom",
+            FeedPaging(),
+            id="next-to-itself-ignored",
+        ),
+        pytest.param(
+            "<rss><channel><atom:link rel='next' href='/p2'/></channel></rss>",
+            "https://e.com/rss",
+            FeedPaging(),
+            id="undeclared-prefix-is-not-atom",
+        ),
+        pytest.param("", "https://e.com/rss", FeedPaging(), id="empty"),
+        pytest.param("\x00garbage<<", "https://e.com/rss", FeedPaging(), id="garbage"),
+        pytest.param("<html><body/></html>", "https://e.com/x", FeedPaging(), id="html"),
+    ],
+)
+def test_feed_paging(body: str, url: str, expected: FeedPaging) -> None:
+    """Feed-level history links only (entry-level ones are not the feed's), WordPress by its
+    generator or path; anything unreadable has no history."""
+    assert feed_paging(body.encode(), url) == expected
+
+
+def test_json_feed_next_url() -> None:
+    """JSON Feed 1.1 pagination: `next_url`."""
+    body = json.dumps(
+        {"version": "https://jsonfeed.org/version/1.1", "items": [], "next_url": "/feed.json?p=2"}
+    ).encode()
+    assert feed_paging(body, "https://e.com/feed.json") == FeedPaging(
+        next="https://e.com/feed.json?p=2"
+    )
+    assert feed_paging(b"{not json", "https://e.com/feed.json") == FeedPaging()
+
+
+def test_history_order() -> None:
+    """`history`: RFC 5005 links, next first, without repeats."""
+    paging = FeedPaging(next="https://e.com/2", prev_archive="https://e.com/2", wordpress=True)
+    assert paging.history == ("https://e.com/2",)
+    assert FeedPaging().history == ()
+
+
+@pytest.mark.parametrize(
+    ("url", "page", "expected"),
+    [
+        ("https://e.com/feed/", 2, "https://e.com/feed/?paged=2"),
+        ("https://e.com/feed/?paged=2", 3, "https://e.com/feed/?paged=3"),
+        ("https://e.com/?feed=rss2", 2, "https://e.com/?feed=rss2&paged=2"),
+        ("https://e.com/feed/?paged=5#x", 1, "https://e.com/feed/"),
+    ],
+)
+def test_with_page(url: str, page: int, expected: str) -> None:
+    """WordPress pages: ?paged=N set (or dropped for page 1), other parameters kept."""
+    assert with_page(url, page) == expected
+    assert page_number(expected) == page
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://e.com/feed/", 1),
+        ("https://e.com/feed/?paged=7", 7),
+        ("https://e.com/feed/?paged=0", 1),
+        ("https://e.com/feed/?paged=x", 1),
+        ("https://e.com/feed/?paged=²", 1),
+    ],
+)
+def test_page_number(url: str, expected: int) -> None:
+    """The page a WordPress feed URL asks for; 1 without (or with a junk) `paged`."""
+    assert page_number(url) == expected
+
+
+def test_parse_feed_page() -> None:
+    """One call gives the entries and the history links of a feed page."""
+    body = (
+        f"<feed xmlns='{ATOM}'><title>T</title><id>urn:x</id><updated>2024-05-01T00:00:00Z"
+        "</updated><link rel='next' href='/p2'/><entry><id>urn:1</id><title>One</title>"
+        "<link href='https://e.com/1'/><updated>2024-05-01T00:00:00Z</updated></entry></feed>"
+    ).encode()
+    feed, paging = parse_feed_page(body, "https://e.com/atom", {})
+    assert [e.link for e in feed.entries] == ["https://e.com/1"]
+    assert paging == FeedPaging(next="https://e.com/p2")
