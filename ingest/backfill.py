@@ -41,20 +41,19 @@ from ingest.discover import (
 )
 from ingest.errors import (
     BlockedError,
-    ExtractError,
     FeedError,
     FetchError,
     ParseError,
     StoreError,
 )
-from ingest.extract import extract_page
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
+from ingest.pages import PageOutcome, fetch_page
 from ingest.parse import looks_like_feed
 from ingest.robots import robots_url
 from ingest.sitemaps import Sitemap, SitemapEntry, looks_like_sitemap, parse_sitemap
 from ingest.store import Store
-from ingest.types import Article, Extracted, FetchKind, FetchResult, ParsedEntry
+from ingest.types import Article, FetchKind, FetchResult, ParsedEntry
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
 
 log = structlog.get_logger(__name__)
@@ -67,7 +66,6 @@ SOURCE_ATTEMPTS: Final = 3
 MAX_FEED_LINKS: Final = 10
 """Feed links of one home page checked by `ingest feeds add`."""
 MAX_NEWS_SITEMAP_PROBES: Final = 5
-_HTML_TYPES: Final = ("text/html", "application/xhtml+xml", "application/xml", "text/xml", "")
 _AS_FEED: Final = "followed as a feed of kind 'sitemap'"
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -510,15 +508,6 @@ def _unique(found: list[FoundSource]) -> list[FoundSource]:
 
 
 # --- the backfill ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PageOutcome:
-    final_url: str | None
-    extracted: Extracted | None
-    error: str | None
-    transient: bool
-    responded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -1004,37 +993,13 @@ class Backfill:
         return None
 
     async def _page(self, link: str) -> PageOutcome:
-        """Fetch and extract one page under the service's rules (robots.txt, size limits, HTML
-        only, extraction in the worker pool with a time limit); mirrors Pipeline._page."""
-        final_url: str | None = None
-        try:
-            verdict = await self.fetcher.robots_verdict(link)
-            if verdict != "allowed":
-                return PageOutcome(
-                    None, None, f"robots.txt: {verdict}", verdict == "unavailable", False
-                )
-            await self.limiter.wait()
-            page = await self.fetcher.fetch(link, "page")
-            final_url = page.final_url
-            media_type = page.content_type.split(";")[0].strip().lower()
-            if media_type not in _HTML_TYPES:
-                raise ExtractError(link, f"not an HTML page: {media_type}")
-            extracted = await self.workers.run(
-                extract_page, page.body, page.final_url, timeout=self.settings.extract_timeout
-            )
-            return PageOutcome(final_url, extracted, None, False, True)
-        except BlockedError as e:
-            return PageOutcome(final_url, None, str(e), False, False)
-        except FetchError as e:
-            transient = e.status is None or e.status == 429 or e.status >= 500
-            return PageOutcome(final_url, None, str(e), transient, e.status is not None)
-        except ExtractError as e:
-            return PageOutcome(final_url, None, str(e), False, final_url is not None)
-        except (WorkerTimeout, WorkerCrashed) as e:
-            return PageOutcome(final_url, None, f"extraction failed: {e}", False, True)
-        except Exception as e:
-            log.exception("page_bug")
-            return PageOutcome(final_url, None, f"internal error: {type(e).__name__}", False, False)
+        return await fetch_page(
+            self.fetcher,
+            self.workers,
+            link,
+            extract_timeout=self.settings.extract_timeout,
+            before_fetch=self.limiter.wait,
+        )
 
 
 # --- running it ---------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from ingest import dedup, metrics
 from ingest.article import build_article
 from ingest.config import Settings
 from ingest.db import open_pool
-from ingest.errors import BlockedError, ExtractError, FetchError, IngestError, ParseError
-from ingest.extract import extract_page
+from ingest.errors import FetchError, IngestError, ParseError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
+from ingest.pages import PageOutcome, fetch_page
 from ingest.parse import parse_feed
 from ingest.schedule import (
     Policy,
@@ -42,12 +42,10 @@ from ingest.schedule import (
 )
 from ingest.sitemaps import parse_sitemap_feed
 from ingest.store import Store
-from ingest.types import Article, Extracted, Feed, FetchResult, ParsedFeed
+from ingest.types import Article, Feed, FetchResult, ParsedFeed
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
 
 log = structlog.get_logger(__name__)
-
-_HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml", "")
 
 
 def utcnow() -> datetime:
@@ -69,14 +67,6 @@ class FeedOutcome:
     deferred: int = 0
     updated: int = 0
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PageOutcome:
-    final_url: str | None
-    extracted: Extracted | None
-    error: str | None
-    transient: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,35 +461,9 @@ class Pipeline:
         return await asyncio.shield(task)
 
     async def _page(self, link: str) -> PageOutcome:
-        """Fetch and extract one page. Failures are outcomes, not exceptions: `transient` ones
-        (server errors, timeouts, robots.txt unavailable) are worth another try later."""
-        final_url: str | None = None
-        try:
-            verdict = await self.fetcher.robots_verdict(link)
-            if verdict != "allowed":
-                return PageOutcome(None, None, f"robots.txt: {verdict}", verdict == "unavailable")
-            page = await self.fetcher.fetch(link, "page")
-            final_url = page.final_url
-            media_type = page.content_type.split(";")[0].strip().lower()
-            if media_type not in _HTML_TYPES:
-                raise ExtractError(link, f"not an HTML page: {media_type}")
-            with metrics.EXTRACT_SECONDS.time():
-                extracted = await self.workers.run(
-                    extract_page, page.body, page.final_url, timeout=self.settings.extract_timeout
-                )
-            return PageOutcome(final_url, extracted, None, False)
-        except BlockedError as e:
-            return PageOutcome(final_url, None, str(e), False)
-        except FetchError as e:
-            transient = e.status is None or e.status == 429 or e.status >= 500
-            return PageOutcome(final_url, None, str(e), transient)
-        except ExtractError as e:
-            return PageOutcome(final_url, None, str(e), False)
-        except (WorkerTimeout, WorkerCrashed) as e:
-            return PageOutcome(final_url, None, f"extraction failed: {e}", False)
-        except Exception as e:
-            log.exception("page_bug", url=redact_url(link))
-            return PageOutcome(final_url, None, f"internal error: {type(e).__name__}", False)
+        return await fetch_page(
+            self.fetcher, self.workers, link, extract_timeout=self.settings.extract_timeout
+        )
 
 
 def policy_from(settings: Settings) -> Policy:

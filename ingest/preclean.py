@@ -53,12 +53,9 @@ _DROP_ROLES = frozenset(
         "tablist",
     }
 )
-# Words of the class/id/data-* vocabulary of news templates (WordPress, Drupal, Ghost, Arc,
-# newsroom front-ends, and the German/French/Russian portal conventions). Matched against
-# whole tokens of those attributes ("ad-slot__label" -> ad, slot, label), never substrings.
-_DROP_TOKENS = frozenset(
+# Advertising, in the class/id vocabulary of templates in several languages.
+_AD_TOKENS = frozenset(
     {
-        # advertising
         "ad",
         "ads",
         "adv",
@@ -69,7 +66,6 @@ _DROP_TOKENS = frozenset(
         "adslot",
         "adunit",
         "adbox",
-        "adsense",
         "dfp",
         "gpt",
         "sponsor",
@@ -83,6 +79,15 @@ _DROP_TOKENS = frozenset(
         "publicite",
         "pub",
         "reklama",
+    }
+)
+
+# Words of the class/id/data-* vocabulary of news templates (WordPress, Drupal, Ghost, Arc,
+# newsroom front-ends, and the German/French/Russian portal conventions). Matched against
+# whole tokens of those attributes ("ad-slot__label" -> ad, slot, label), never substrings.
+_DROP_TOKENS = _AD_TOKENS | frozenset(
+    {
+        "adsense",
         "outbrain",
         "taboola",
         "teads",
@@ -287,31 +292,6 @@ def _is_label_and_link(el: _Element, stats: dict[_Element, _Stats]) -> bool:
     return emphasis > 0 and st.text - st.link_text - emphasis <= 3
 
 
-_AD_TOKENS = frozenset(
-    {
-        "ad",
-        "ads",
-        "adv",
-        "advert",
-        "adverts",
-        "advertisement",
-        "advertising",
-        "adslot",
-        "adunit",
-        "adbox",
-        "dfp",
-        "gpt",
-        "sponsor",
-        "sponsored",
-        "promo",
-        "commercial",
-        "anzeige",
-        "werbung",
-        "publicite",
-        "pub",
-        "reklama",
-    }
-)
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
