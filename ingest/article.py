@@ -12,7 +12,7 @@ Precedence, field by field (first non-empty wins):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ingest.neardup import fingerprint
 from ingest.normalize import (
@@ -53,12 +53,15 @@ def build_article(
 
     published: datetime
     published_source: DateSource
-    # RSS 1.0 carries its only date in dc:date, which feedparser reports as "updated".
-    feed_date = entry.published_at or entry.updated_at
+    # RSS 1.0 carries its only date in dc:date, which feedparser reports as "updated". A date
+    # more than a day ahead of now is a typo or a trick (year 9999 would pin the article to
+    # the top of every "latest" list): it is not a publication date.
+    feed_date = _plausible(entry.published_at or entry.updated_at, now)
+    page_date = _plausible(meta.published_at if meta is not None else None, now)
     if feed_date is not None:
-        published, published_source = to_utc(feed_date), "feed"
-    elif meta is not None and meta.published_at is not None:
-        published, published_source = to_utc(meta.published_at), "page"
+        published, published_source = feed_date, "feed"
+    elif page_date is not None:
+        published, published_source = page_date, "page"
     else:
         published, published_source = now, "first_seen"
 
@@ -88,3 +91,10 @@ def build_article(
         aliases=tuple(sorted(aliases)),
         fingerprint=extracted.fingerprint if extracted is not None else fingerprint(text),
     )
+
+
+def _plausible(when: datetime | None, now: datetime) -> datetime | None:
+    if when is None:
+        return None
+    when = to_utc(when)
+    return when if when <= now + timedelta(days=1) else None

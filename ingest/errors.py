@@ -62,10 +62,14 @@ class FetchError(FeedError):
         *,
         status: int | None = None,
         retry_after: str | None = None,
+        permanent: bool = False,
     ) -> None:
         super().__init__(url, message)
         self.status = status
         self.retry_after = retry_after
+        self.permanent = permanent
+        """The response itself is unusable (over the size cap, an encoding we refuse, a broken
+        body or URL): fetching again would give the same result."""
 
 
 class BlockedError(FetchError):

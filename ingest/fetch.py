@@ -319,7 +319,11 @@ class BodyDecoder:
                     return
                 self._decomp = self._new_decompressor()
                 assert self._decomp is not None
-            self._emit(self._decomp.decompress(data, self._cap - len(self._out) + 1))
+            # At most one chunk per call: asking zlib for everything up to the cap at once
+            # would hold a cap-sized bytes object beside the cap-sized buffer (and a slice of
+            # it), three times the cap in memory for every bomb being read.
+            room = self._cap - len(self._out) + 1
+            self._emit(self._decomp.decompress(data, min(room, _CHUNK)))
             data = self._decomp.unused_data if self._decomp.eof else self._decomp.unconsumed_tail
 
     def _emit(self, out: bytes) -> None:
@@ -502,12 +506,12 @@ def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) ->
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except httpx.InvalidURL as e:
-        raise FetchError(original, f"invalid URL {str(url)!r}: {e}") from e
+        raise FetchError(original, f"invalid URL {str(url)!r}: {e}", permanent=True) from e
     if parsed.scheme not in _ALLOWED_SCHEMES:
         what = "redirect to" if redirect else "URL with"
         raise BlockedError(original, f"{what} scheme {parsed.scheme or '(none)'!r} is not allowed")
     if not parsed.host:
-        raise FetchError(original, f"URL without a host: {str(parsed)!r}")
+        raise FetchError(original, f"URL without a host: {str(parsed)!r}", permanent=True)
     return parsed
 
 
@@ -715,7 +719,9 @@ class Fetcher:
                 try:
                     return _Redirect(status, target.join(location))
                 except httpx.InvalidURL as e:
-                    raise FetchError(url, f"invalid redirect location {location!r}") from e
+                    raise FetchError(
+                        url, f"invalid redirect location {location!r}", permanent=True
+                    ) from e
             if status == 304:
                 return _Final(response, b"")
             if not 200 <= status < 300:
@@ -735,10 +741,12 @@ class Fetcher:
         try:
             coding = content_coding(response.headers.get("content-encoding"))
         except ValueError as e:
-            raise FetchError(url, str(e)) from e
+            raise FetchError(url, str(e), permanent=True) from e
         declared = response.headers.get("content-length", "")
         if coding == "identity" and declared.isdigit() and int(declared) > cap and not truncate:
-            raise FetchError(url, f"body exceeds {cap} bytes (Content-Length {declared})")
+            raise FetchError(
+                url, f"body exceeds {cap} bytes (Content-Length {declared})", permanent=True
+            )
         decoder = BodyDecoder(coding, cap, truncate=truncate)
         try:
             async for chunk in response.aiter_raw():
@@ -747,9 +755,9 @@ class Fetcher:
                     break
             return decoder.finish()
         except BodyTooLargeError as e:
-            raise FetchError(url, str(e)) from e
+            raise FetchError(url, str(e), permanent=True) from e
         except zlib.error as e:
-            raise FetchError(url, f"invalid {coding} body: {e}") from e
+            raise FetchError(url, f"invalid {coding} body: {e}", permanent=True) from e
 
     # --- robots.txt ---------------------------------------------------------------------------
 

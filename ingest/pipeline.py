@@ -23,7 +23,7 @@ from ingest import dedup, metrics
 from ingest.article import build_article
 from ingest.config import Settings
 from ingest.db import open_pool
-from ingest.errors import FetchError, IngestError, ParseError
+from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, fetch_page
@@ -216,6 +216,10 @@ class Pipeline:
         ):
             try:
                 outcome = await self._process(feed)
+            except StoreError:
+                # The database failed, not the feed: no backoff, no step towards giving the
+                # feed up; _process_guarded hands it back still due.
+                raise
             except IngestError as e:
                 outcome = await self._record_failure(feed, e)
             except Exception as e:

@@ -57,8 +57,8 @@ def _seconds_or_date(value: str | None, now: datetime) -> timedelta | None:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        # Clamped before timedelta sees it: a hostile header must not overflow it.
-        return timedelta(seconds=min(int(value), 10**9))
+        # Clamped before int() and timedelta see it: a hostile header must overflow neither.
+        return timedelta(seconds=min(int(value[:10]) if len(value) <= 10 else 10**9, 10**9))
     return _until(value, now)
 
 

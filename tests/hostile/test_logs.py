@@ -1,0 +1,66 @@
+"""Secrets in logs: an exception raised while a DSN with a password is in a local variable, in
+its message, or bound to the logger never puts the password on a log line, in JSON or console
+format, from structlog or from a stdlib logger (psycopg, httpx), traceback included."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from ingest import logs
+
+SECRET = "Pw-9f3c-hostile"
+DSNS = [
+    f"postgresql://ingest:{SECRET}@db.internal:5432/news",
+    f"postgresql://ingest:{SECRET}@tail@db.internal/news",  # unescaped "@" in the password
+    f"postgresql:/ingest:{SECRET}@db.internal/news",  # a mistyped scheme
+    f"host=db.internal user=ingest password={SECRET} dbname=news",
+    f"host=db.internal password='{SECRET} x' dbname=news",
+]
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    yield io.StringIO()
+    root.handlers[:], _ = saved
+    root.setLevel(saved[1])
+    structlog.reset_defaults()
+
+
+def connect_and_fail(dsn: str) -> None:
+    password = dsn  # locals holding the secret in every frame of the traceback
+    settings = {"database_url": dsn, "password": SECRET}
+    raise ConnectionError(f"could not connect with {password} ({len(settings)} settings)")
+
+
+def _log_everything(dsn: str) -> None:
+    log = structlog.get_logger("ingest.test")
+    try:
+        connect_and_fail(dsn)
+    except ConnectionError:
+        log.exception("feed_bug", dsn=dsn)
+        log.error("tick_failed", error=f"database unreachable: {dsn}")
+        logging.getLogger("psycopg.pool").warning("error connecting to %s", dsn, exc_info=True)
+        logging.getLogger("httpx").error("request failed", exc_info=True)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.parametrize("dsn", DSNS, ids=["url", "unescaped-at", "typo", "keywords", "quoted"])
+def test_password_is_in_no_log_line(captured: io.StringIO, fmt: str, dsn: str) -> None:
+    """Every line, tracebacks included, carries the event and the exception but not the
+    password; tracebacks show no local variables."""
+    logs.configure(fmt, "info", stream=captured)  # type: ignore[arg-type]
+    _log_everything(dsn)
+    out = captured.getvalue()
+    assert "feed_bug" in out
+    assert "tick_failed" in out
+    assert "ConnectionError" in out
+    assert "error connecting to" in out
+    assert SECRET not in out, out
+    assert "settings = " not in out  # no locals in tracebacks

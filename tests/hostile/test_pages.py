@@ -1,0 +1,185 @@
+"""Hostile article pages through the pipeline: a page trafilatura would chew on for a minute,
+pathological nesting, no text at all, binary bodies dressed as HTML, NUL bytes, bombs. Each
+entry is stored once from the feed's own text with the reason in extraction_error; a healthy
+page in the same feed is extracted by a fresh worker after the hung one was killed; worker
+memory stays bounded."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psutil
+import pytest
+
+from ingest.workers import Workers
+from tests.hostile.conftest import (
+    article_page,
+    local_settings,
+    pipeline_for,
+    rows,
+    rss,
+)
+from tests.hostile.test_bodies import gzip_bomb
+from tests.support.httpserver import LocalServer, Response, static
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+MIB = 1024 * 1024
+WORKER_RSS_LIMIT = 1024 * MIB
+
+
+def _html(body: str) -> bytes:
+    head = "<!DOCTYPE html><html lang='en'><head><title>t</title></head>"
+    return f"{head}<body>{body}</body></html>".encode()
+
+
+# path -> (response, expected text_source, substring of extraction_error or None)
+PAGES: dict[str, tuple[Response, str, str | None]] = {
+    "/paragraphs": (
+        Response(200, _html("<p>word</p>" * 200_000), {"Content-Type": "text/html"}),
+        "feed",
+        "extraction failed: timed out after 3s",
+    ),
+    "/divs": (
+        Response(
+            200,
+            _html("<div>" * 100_000 + "<p>deep text</p>" * 3 + "</div>" * 100_000),
+            {"Content-Type": "text/html"},
+        ),
+        "feed",
+        "no article text found",
+    ),
+    "/script-only": (
+        Response(
+            200,
+            b"<html><head><script>" + b"var a = 1;" * 10_000 + b"</script></head><body>"
+            b"<script>document.write('<p>rendered later</p>')</script></body></html>",
+            {"Content-Type": "text/html"},
+        ),
+        "feed",
+        "no article text found",
+    ),
+    "/binary": (
+        Response(200, random.Random(7).randbytes(1_000_000), {"Content-Type": "text/html"}),
+        "feed",
+        None,
+    ),
+    "/nul": (
+        Response(200, b"\0" * 500_000, {"Content-Type": "text/html; charset=utf-8"}),
+        "feed",
+        "not an HTML document",
+    ),
+    "/nul-in-text": (
+        Response(
+            200,
+            article_page("Nul").replace(b"harbour", b"har\0bour\x01\x1b"),
+            {"Content-Type": "text/html"},
+        ),
+        "page",
+        None,
+    ),
+    "/octet": (
+        Response(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 1000, {"Content-Type": "image/png"}),
+        "feed",
+        "not an HTML page: image/png",
+    ),
+    "/good": (Response(200, article_page("Good"), {"Content-Type": "text/html"}), "page", None),
+}
+
+
+@contextmanager
+def peak_descendant_rss() -> Iterator[list[int]]:
+    """Samples the RSS of every process below this one (the fork server and its workers) every
+    50 ms; yields a one-element list holding the peak seen, in bytes."""
+    peak = [0]
+    stop = threading.Event()
+    me = psutil.Process()
+
+    def sample() -> None:
+        while not stop.is_set():
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    peak[0] = max(peak[0], child.memory_info().rss)
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
+
+
+async def test_hostile_pages_fall_back_to_feed_text_and_spoil_nothing(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """Every entry of a feed of hostile pages is stored once: from the page where it has text
+    (NULs and controls stripped), else from the feed with the reason; the run is ok; the worker
+    killed at the extraction limit is replaced; workers stay under 1 GiB."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    items = ""
+    for path, (response, _, _) in PAGES.items():
+        server.routes[path] = response
+        items += (
+            f"<item><title>Entry {path}</title><link>{server.url(path)}</link>"
+            f"<guid isPermaLink='false'>{path}</guid><description>Feed text for {path}."
+            "</description></item>"
+        )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    settings = local_settings(database_url, extract_timeout=3)
+    with peak_descendant_rss() as peak:
+        async with pipeline_for(settings, workers) as pipeline:
+            await pipeline.store.add_feed(server.url("/feed"))
+            summary = await pipeline.run()
+            again = await pipeline.run(all_feeds=True)
+    print(f"\npeak worker RSS over the hostile pages: {peak[0] / MIB:.0f} MiB")
+    assert (summary.ok, summary.failed, summary.new_articles) == (1, 0, len(PAGES))
+    assert again.new_articles == 0
+    stored = {
+        r["guid"]: r
+        for r in rows(
+            database_url, "SELECT guid, text, text_source, extraction_error FROM news.articles"
+        )
+    }
+    assert len(stored) == len(PAGES)
+    for path, (_, source, error) in PAGES.items():
+        row = stored[path]
+        assert row["text_source"] == source, (path, row["extraction_error"])
+        if source == "feed":
+            assert row["text"] == f"Feed text for {path}."
+            assert row["extraction_error"], path
+        if error is not None:
+            assert error in row["extraction_error"], (path, row["extraction_error"])
+        assert "\0" not in row["text"]
+        assert "\x1b" not in row["text"]
+    assert "harbour" in stored["/nul-in-text"]["text"]
+    assert all(len(server.hits(path)) == 1 for path in PAGES)
+    assert peak[0] < WORKER_RSS_LIMIT
+
+
+async def test_oversized_page_falls_back_at_once(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A page that is a gzip bomb can never be read: its entry is stored from the feed text on
+    the first poll, with the size refusal as extraction_error."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/bomb"] = Response(
+        200, gzip_bomb(64), {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+    )
+    items = (
+        f"<item><title>Bomb</title><link>{server.url('/bomb')}</link>"
+        "<guid isPermaLink='false'>bomb</guid><description>Feed text.</description></item>"
+    )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == 1
+    (row,) = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
+    assert row["text_source"] == "feed"
+    assert "body exceeds" in row["extraction_error"]

@@ -1,0 +1,175 @@
+"""Politeness under hostile answers: robots.txt behind redirect chains, loops and redirects to
+blocked addresses, robots.txt answering 429; feeds answering 429 with Retry-After in seconds,
+as an HTTP-date and as garbage, honoured when sane and clamped when not, without disturbing the
+other feeds of the run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from ingest.config import Settings
+from ingest.errors import BlockedError
+from ingest.fetch import Fetcher
+from ingest.workers import Workers
+from tests.hostile.conftest import (
+    Tripwire,
+    article_page,
+    local_settings,
+    pipeline_for,
+    public_fetcher,
+    rows,
+    rss,
+)
+from tests.support.httpserver import LocalServer, Response, static
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+RULES = "User-agent: *\nDisallow: /private/\n"
+
+
+async def test_robots_behind_a_redirect_chain_is_followed(
+    server: LocalServer, internal: LocalServer
+) -> None:
+    """robots.txt reached through four redirects, one to another host, is fetched and its rules
+    applied (RFC 9309 §2.3.1.2: follow at least five)."""
+    server.routes["/robots.txt"] = Response(301, b"", {"Location": "/r1"})
+    server.routes["/r1"] = Response(302, b"", {"Location": internal.url("/r2")})
+    internal.routes["/r2"] = Response(307, b"", {"Location": server.url("/r3")})
+    server.routes["/r3"] = Response(308, b"", {"Location": "/robots-final.txt"})
+    server.routes["/robots-final.txt"] = static(RULES, "text/plain")
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+    assert len(server.hits("/robots-final.txt")) == 1
+
+
+@pytest.mark.parametrize("hops", [6, 0], ids=["six-hops", "loop"])
+async def test_robots_redirecting_too_far_counts_as_unavailable(
+    server: LocalServer, hops: int
+) -> None:
+    """More than five redirects, or a loop, and robots.txt is treated as unavailable (4xx-like:
+    crawling allowed), fetched once and cached, not chased for ever."""
+    if hops:
+        server.routes["/robots.txt"] = Response(302, b"", {"Location": "/h1"})
+        for n in range(1, hops + 1):
+            server.routes[f"/h{n}"] = Response(302, b"", {"Location": f"/h{n + 1}"})
+        server.routes[f"/h{hops + 1}"] = static("User-agent: *\nDisallow: /\n", "text/plain")
+    else:
+        server.routes["/robots.txt"] = Response(302, b"", {"Location": "/robots.txt"})
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url("/b")) == "allowed"
+    assert len(server.requests) == 6  # one chain of 1 + max_redirects requests, then cached
+
+
+async def test_robots_redirect_to_blocked_address_is_refused(
+    server: LocalServer, internal: LocalServer, tripwire: Tripwire
+) -> None:
+    """A public site whose robots.txt redirects to an internal address: BlockedError (its pages
+    are not fetched), and the internal address gets no request."""
+    server.routes["/robots.txt"] = Response(
+        302, b"", {"Location": f"http://127.0.0.2:{internal.port}/robots.txt"}
+    )
+    internal.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    dns = {"news.test": ["127.0.0.1"]}
+    async with public_fetcher(Settings(host_delay=0), dns) as fetcher:
+        with pytest.raises(BlockedError, match=r"127\.0\.0\.2 is a loopback address"):
+            await fetcher.robots_verdict(f"http://news.test:{server.port}/story")
+    assert internal.requests == []
+    assert tripwire.refused == []
+
+
+async def test_robots_answering_429_is_unavailable(server: LocalServer) -> None:
+    """429 on robots.txt means "too fast", not "no file": pages wait (unavailable), they are not
+    crawled as if everything were allowed."""
+    server.routes["/robots.txt"] = Response(429, b"", {"Retry-After": "60"})
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/a")) == "unavailable"
+
+
+async def test_robots_soft_404_html_allows(server: LocalServer) -> None:
+    """A robots.txt URL answering 200 with an HTML error page has no rules: crawling allowed."""
+    server.routes["/robots.txt"] = static("<html><body><h1>Not found</h1></body></html>")
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/a")) == "allowed"
+
+
+# --- 429 and Retry-After -------------------------------------------------------------------------
+
+MIN = 60.0  # INGEST_MIN_INTERVAL for these tests: the first failure waits 30-60 s
+MAX = 86_400.0
+
+
+def retry_after_cases(now: datetime) -> dict[str, tuple[str, float, float]]:
+    """path -> (Retry-After, lowest and highest accepted delay in seconds)."""
+    in_two_hours = format_datetime(now + timedelta(hours=2), usegmt=True)
+    return {
+        "/seconds": ("3600", 3600, 3600),
+        "/spaces": ("  120  ", 120, 120),
+        "/date": (in_two_hours, 7180, 7201),
+        "/past-date": (format_datetime(now - timedelta(days=1), usegmt=True), MIN / 2, MIN),
+        "/garbage": ("soon, maybe", MIN / 2, MIN),
+        "/negative": ("-5", MIN / 2, MIN),
+        "/fraction": ("1.5", MIN / 2, MIN),
+        "/huge": ("9" * 20, MAX, MAX),
+        "/year-9999": ("Fri, 31 Dec 9999 23:59:59 GMT", MAX, MAX),
+        "/5000-digits": ("9" * 5000, MIN / 2, MIN),
+    }
+
+
+async def test_429_retry_after_is_honoured_clamped_or_ignored(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """Feeds answering 429: a sane Retry-After (seconds, HTTP-date) sets the next poll, a huge
+    one is capped at INGEST_MAX_INTERVAL, garbage and past dates leave the usual backoff; each
+    feed records the 429, and the good feed in the same run is ingested."""
+    now = datetime.now(UTC)
+    cases = retry_after_cases(now)
+    for path, (value, _, _) in cases.items():
+        server.routes[path] = Response(429, b"slow down", {"Retry-After": value})
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/page"] = static(article_page("Fine"))
+    server.routes["/good"] = static(
+        rss(f"<item><link>{server.url('/page')}</link><title>Fine</title></item>"),
+        "application/rss+xml",
+    )
+    settings = local_settings(database_url, min_interval=MIN, max_interval=MAX)
+    async with pipeline_for(settings, workers) as pipeline:
+        for path in [*cases, "/good"]:
+            await pipeline.store.add_feed(server.url(path))
+        summary = await pipeline.run()
+    assert (summary.ok, summary.failed, summary.new_articles) == (1, len(cases), 1)
+    state = {
+        r["url"]: r
+        for r in rows(
+            database_url,
+            "SELECT url, last_status, last_error, next_fetch_at - last_fetched_at AS delay"
+            " FROM news.feeds",
+        )
+    }
+    for path, (value, low, high) in cases.items():
+        row = state[server.url(path)]
+        assert row["last_status"] == "error"
+        assert "HTTP 429" in row["last_error"]
+        delay = row["delay"].total_seconds()
+        assert low <= delay <= high, (path, value[:40], delay)
+    assert state[server.url("/good")]["last_status"] == "ok"
+
+
+async def test_huge_retry_after_on_a_200_does_not_fail_the_feed(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A 200 response carrying a 5000-digit Retry-After is a normal success: the header is
+    ignored like any invalid one."""
+    server.routes["/feed"] = Response(
+        200,
+        rss("<item><guid isPermaLink='false'>a</guid></item>"),
+        {"Content-Type": "application/rss+xml", "Retry-After": "9" * 5000},
+    )
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.ok == 1, summary.outcomes
