@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from ingest.store import queries, wrap_exceptions
+from ingest.store import Store, queries, wrap_exceptions
 
 SourceKind = Literal["feed", "sitemap"]
 UrlSource = Literal["feed", "sitemap", "list"]
@@ -88,15 +86,8 @@ class RunCounts:
         )
 
 
-class BackfillStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-
-    async def _all(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with wrap_exceptions(), self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(queries()[name], params)
-            return await cur.fetchall() if cur.description else []
+class BackfillStore(Store):
+    """The backfill's queries, on the same pool and query runner as `Store`."""
 
     # runs ---------------------------------------------------------------------------------
 
@@ -297,14 +288,6 @@ class BackfillStore:
         """(id, kind) of the registered feed with this URL, if any."""
         rows = await self._all("backfill_feed_by_url", {"url": url})
         return (int(rows[0]["id"]), str(rows[0]["kind"])) if rows else None
-
-    async def add_feed(
-        self, url: str, *, kind: SourceKind = "feed", title: str | None = None
-    ) -> bool:
-        """True when added, False when the URL was already registered."""
-        return bool(
-            await self._all("backfill_add_feed", {"url": url, "title": title, "kind": kind})
-        )
 
 
 def _sources_params(run_id: int, sources: Sequence[tuple[str, SourceKind]]) -> dict[str, Any]:

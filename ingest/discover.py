@@ -10,10 +10,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from lxml import etree
 
+from ingest.normalize import absolute_http_url
 from ingest.parse import parse_feed
 from ingest.types import ParsedFeed
 
@@ -332,17 +333,8 @@ def _text(value: str | None) -> str | None:
 
 
 def _http_url(value: str | None, base: str) -> str | None:
-    value = _CONTROL.sub("", value or "").strip()
-    if not value:
-        return None
-    try:
-        resolved = urljoin(base, value)
-        parts = urlsplit(resolved)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return urlunsplit(parts._replace(fragment=""))
+    resolved = absolute_http_url(value, base)
+    return urlunsplit(urlsplit(resolved)._replace(fragment="")) if resolved else None
 
 
 def unique(urls: Iterable[str]) -> tuple[str, ...]:

@@ -70,6 +70,23 @@ def clean_query(query: str) -> str:
     return "&".join(sorted(kept))
 
 
+def absolute_http_url(value: str | None, base: str) -> str | None:
+    """`value` resolved against `base` when the result is an http(s) URL with a host, else
+    None; control characters and surrounding whitespace are dropped first."""
+    value = _CONTROL.sub("", value or "").strip()
+    if not value:
+        return None
+    try:
+        resolved = urljoin(base, value)
+        parts = urlsplit(resolved)
+        hostname = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not hostname:
+        return None
+    return resolved
+
+
 def redact_url(url: str) -> str:
     """The URL without its user-info part, for logs: `https://user:secret@host/` -> `https://host/`."""
     parts = urlsplit(url)

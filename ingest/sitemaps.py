@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
-from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
 from ingest.errors import ParseError
+from ingest.normalize import absolute_http_url
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -354,17 +354,7 @@ def _clean(value: str | None) -> str | None:
 
 def _http_url(value: str | None, base: str) -> str | None:
     """An absolute http(s) URL (resolved against `base`), or None."""
-    value = _CONTROL.sub("", value or "").strip()
-    if not value:
-        return None
-    try:
-        resolved = urljoin(base, value)
-        parts = urlsplit(resolved)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return resolved
+    return absolute_http_url(value, base)
 
 
 def parse_w3c_datetime(value: str | None) -> datetime | None:

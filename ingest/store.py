@@ -70,9 +70,10 @@ class Store:
 
     # feeds --------------------------------------------------------------------------------
 
-    async def add_feed(self, url: str, title: str | None = None) -> bool:
-        """True when added, False when the URL was already registered."""
-        return bool(await self._all("add_feed", {"url": url, "title": title}))
+    async def add_feed(self, url: str, title: str | None = None, *, kind: str = "feed") -> bool:
+        """True when added, False when the URL was already registered. `kind` is "feed" or
+        "sitemap" (a news sitemap followed as if it were a feed)."""
+        return bool(await self._all("add_feed", {"url": url, "title": title, "kind": kind}))
 
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})

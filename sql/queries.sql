@@ -2,8 +2,8 @@
 -- psycopg named placeholders, always bound, never formatted into the text.
 
 -- name: add_feed
-INSERT INTO ingest.feeds (url, title)
-VALUES (%(url)s, %(title)s)
+INSERT INTO ingest.feeds (url, title, kind)
+VALUES (%(url)s, %(title)s, %(kind)s)
 ON CONFLICT (url_hash) DO NOTHING
 RETURNING id;
 
@@ -348,9 +348,3 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 -- name: backfill_feed_by_url
 SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
--- name: backfill_add_feed
--- Register a feed of the given kind ('feed', or 'sitemap': a news sitemap read as a feed).
-INSERT INTO ingest.feeds (url, title, kind)
-VALUES (%(url)s, %(title)s, %(kind)s)
-ON CONFLICT (url_hash) DO NOTHING
-RETURNING id;
