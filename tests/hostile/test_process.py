@@ -157,16 +157,15 @@ def test_database_down_at_start_fails_clearly_then_recovers(cluster: PrivateClus
     dsn = new_database(cluster, "down_at_start")
     cluster.stop()
     try:
-        started = time.monotonic()
+        # "At once" is bounded by the timeout (it raises), not by a timing assertion.
         down = subprocess.run(
             ingest_cmd("run"),
             env=ingest_env(dsn),
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=30,
         )
-        elapsed = time.monotonic() - started
     finally:
         cluster.start()
     lines = [ln for ln in down.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
@@ -174,7 +173,6 @@ def test_database_down_at_start_fails_clearly_then_recovers(cluster: PrivateClus
     assert len(lines) == 1, lines
     assert "database unreachable" in lines[0]
     assert PASSWORD not in down.stderr + down.stdout
-    assert elapsed < 30
     port = free_port()
     proc = subprocess.Popen(
         ingest_cmd("run"),
