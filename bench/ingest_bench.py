@@ -199,12 +199,31 @@ def log_breakdown(stderr: str, started: float, ended: float) -> dict[str, Any]:
     }
 
 
-def run_project(dbs: Databases, site: SiteInfo, workers: int, keep_logs: Path | None) -> Run:
+def profiled(cmd: list[str], profile: Path | None) -> list[str]:
+    """`cmd` under `py-spy record` (all processes, collapsed stacks into `profile`), or as is."""
+    if profile is None:
+        return cmd
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+    return [
+        spy, "record", "--subprocesses", "--idle", "--rate", "250", "--format", "raw",
+        "--output", str(profile), "--", *cmd,
+    ]  # fmt: skip
+
+
+def run_project(
+    dbs: Databases,
+    site: SiteInfo,
+    workers: int,
+    keep_logs: Path | None,
+    profile: Path | None = None,
+) -> Run:
     dsn = dbs.create("p")
     try:
         ingest(dsn, workers, "migrate")
         ingest(dsn, workers, "feeds", "add", *site.feed_urls)
-        cmd = [*ingest_command(), "run", "--once"]
+        cmd = profiled([*ingest_command(), "run", "--once"], profile)
         started_wall = time.time()
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -537,6 +556,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--keep-logs", metavar="DIR", help="write each project run's JSON log lines into DIR"
     )
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="run the last project run under py-spy (all processes); collapsed stacks into FILE"
+        " (its rate and RSS then include the profiler's cost)",
+    )
     args = p.parse_args(argv)
     for name in ("feeds", "repeat", "hosts", "workers"):
         if getattr(args, name) < 1:
@@ -611,7 +636,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 try:
                     if row.name == "project":
                         log = logs_dir / f"project-{k + 1}.jsonl" if logs_dir else None
-                        run = run_project(dbs, site, args.workers, log)
+                        last = k == args.repeat - 1
+                        spy = Path(args.profile) if args.profile and last else None
+                        run = run_project(dbs, site, args.workers, log, spy)
                     elif row.name == "naive":
                         run = run_naive(dbs, site)
                     else:

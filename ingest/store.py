@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.errors import StoreError
-from ingest.neardup import choose_original
+from ingest.neardup import choose_original, is_near_duplicate
 from ingest.schedule import RedirectState
 from ingest.types import Article, Feed
 
@@ -299,6 +299,97 @@ class Store:
     async def _store_articles(
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
     ) -> StoredCounts:
+        try:
+            return await self._store_batch(feed_id, items)
+        except _OneByOne:
+            pass
+        except StoreError as e:
+            if not isinstance(e.__cause__, _REFUSED_ROW):
+                raise
+        # A row the database refuses (or near-copies inside the batch): row by row, so that one
+        # bad row spoils no other and each copy finds the original stored just before it.
+        return await self._store_one_by_one(feed_id, items)
+
+    async def _store_batch(
+        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+    ) -> StoredCounts:
+        """The whole batch in one short transaction and a handful of round trips: near-copy
+        candidates of every article, then the inserts, then URL aliases and feed entries, each
+        as one pipelined `executemany`."""
+        q = queries()
+        params = [_article_params(article, feed_id) for article, _ in items]
+        fingerprints = [article.fingerprint for article, _ in items]
+        for i, fp in enumerate(fingerprints):
+            if fp is not None and any(
+                other is not None and is_near_duplicate(fp.minhash, other.minhash)
+                for other in fingerprints[:i]
+            ):
+                raise _OneByOne  # the later copy must point at the earlier one, once stored
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q["lock_article_writes"])
+            cur = conn.cursor()
+            lookups = [
+                (i, {"bands": list(fp.bands), "url": items[i][0].url})
+                for i, fp in enumerate(fingerprints)
+                if fp is not None
+            ]
+            if lookups:
+                await cur.executemany(
+                    q["near_duplicate_candidates"], [p for _, p in lookups], returning=True
+                )
+                for i, _ in lookups:
+                    candidates = [
+                        (r[0], bytes(r[1]) if r[1] is not None else None, r[2])
+                        for r in await cur.fetchall()
+                    ]
+                    fp = fingerprints[i]
+                    assert fp is not None
+                    params[i]["near_duplicate_of"] = choose_original(fp, candidates)
+                    cur.nextset()
+            await cur.executemany(q["insert_article"], params, returning=True)
+            inserted: list[tuple[int, int | None] | None] = []
+            for _ in items:
+                row = await cur.fetchone()
+                inserted.append((row[0], row[1]) if row is not None else None)
+                cur.nextset()
+            conflicts = [a.url for (a, _), row in zip(items, inserted, strict=True) if row is None]
+            ids: dict[str, int] = {}
+            if conflicts:
+                await cur.execute(q["article_ids_by_url"], {"urls": conflicts})
+                ids = {url: article_id for url, article_id in await cur.fetchall()}
+            urls: list[dict[str, Any]] = []
+            entries: list[dict[str, Any]] = []
+            new = existing = duplicates = 0
+            for (article, entry_hash), row in zip(items, inserted, strict=True):
+                if row is not None:
+                    article_id = row[0]
+                    new += 1
+                    duplicates += row[1] is not None
+                elif article.url in ids:
+                    article_id = ids[article.url]
+                    existing += 1
+                else:  # deleted concurrently; nothing to link
+                    existing += 1
+                    continue
+                urls.append({"article_id": article_id, "urls": [article.url, *article.aliases]})
+                if feed_id is not None and entry_hash is not None:
+                    entries.append(
+                        {
+                            "feed_id": feed_id,
+                            "hashes": [entry_hash],
+                            "article_id": article_id,
+                            "entry_updated_at": article.updated_at,
+                        }
+                    )
+            if urls:
+                await cur.executemany(q["add_article_urls"], urls)
+            if entries:
+                await cur.executemany(q["add_feed_entries"], entries)
+        return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+
+    async def _store_one_by_one(
+        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+    ) -> StoredCounts:
         q = queries()
         new = existing = duplicates = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
@@ -345,7 +436,7 @@ class Store:
                                     "entry_updated_at": article.updated_at,
                                 },
                             )
-                except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as e:
+                except _REFUSED_ROW as e:
                     log.warning("article_refused", url=article.url[:500], error=_first_line(e))
                     continue
                 if row is not None:
@@ -354,6 +445,15 @@ class Store:
                 else:
                     existing += 1
         return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+
+
+_REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
+"""Errors that belong to one row (a value out of range, an index row too large), not the
+database: that row is left out and the others stored."""
+
+
+class _OneByOne(Exception):
+    """The batch needs the row-by-row path."""
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:

@@ -136,6 +136,10 @@ LIMIT 200;
 -- name: article_id_by_url
 SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s);
 
+-- name: article_ids_by_url
+SELECT url, id FROM ingest.articles
+WHERE url_hash = ANY (ARRAY(SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text[]) AS u));
+
 -- name: add_article_urls
 INSERT INTO ingest.article_urls (url_hash, article_id)
 SELECT ingest.url_hash(u), %(article_id)s FROM unnest(%(urls)s::text[]) AS u
@@ -347,4 +351,3 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 
 -- name: backfill_feed_by_url
 SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
-

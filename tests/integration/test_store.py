@@ -450,3 +450,57 @@ async def test_near_duplicates_point_at_the_original(store: Store, database_url:
     assert rows[copy.url][1] == first_id
     assert rows[copy_of_copy.url][1] == first_id
     assert rows[other.url][1] is None
+
+
+async def test_near_copies_inside_one_batch(store: Store, database_url: str) -> None:
+    """Copies arriving in the same batch as their original (one feed carrying a story twice,
+    or a batch sorted with the copy first): each copy points at the original, whatever the
+    order, and the batch is stored whole."""
+    first = _with_fingerprint("https://b.example/1-original", WIRE)
+    copy = _with_fingerprint("https://a.example/2-copy", "(Wire) - " + WIRE)
+    other = _with_fingerprint("https://c.example/streets", OTHER)
+    counts = await store.store_articles(None, [(first, None), (copy, None), (other, None)])
+    assert (counts.new, counts.existing, counts.duplicates) == (3, 0, 1)
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    # Stored in URL order: the copy under a.example comes first and is the story's original.
+    assert rows[copy.url][1] is None
+    assert rows[first.url][1] == rows[copy.url][0]
+    assert rows[other.url][1] is None
+
+
+async def test_a_refused_row_spoils_no_other_in_its_batch(
+    store: Store, database_url: str
+) -> None:
+    """A row the database refuses (a NUL byte in text is invalid for PostgreSQL) is left out;
+    the rest of its batch is stored, with feed entries for the stored ones only."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    good = [_article(f"https://example.com/news/{n}") for n in range(4)]
+    bad = _article("https://example.com/news/bad", "broken \x00 text")
+    items = [(a, _key(a)) for a in [*good[:2], bad, *good[2:]]]
+    counts = await store.store_articles(feed_id, items)
+    assert (counts.new, counts.existing) == (4, 0)
+    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
+    assert urls == {a.url for a in good}
+    done, _ = await store.known_entries(feed_id, [k for _, k in items])
+    assert set(done) == {_key(a) for a in good}
+
+
+async def test_batch_mixing_new_and_stored_urls(store: Store, database_url: str) -> None:
+    """A batch where some URLs are stored already (by another feed): the new ones are
+    inserted, the stored ones linked to this feed's entries, none duplicated."""
+    await store.add_feed("https://one.example/feed/")
+    await store.add_feed("https://two.example/feed/")
+    feed_a, feed_b = sorted(f["id"] for f in await store.list_feeds())
+    shared = [_article(f"https://example.com/shared/{n}") for n in range(3)]
+    await store.store_articles(feed_a, [(a, _key(a)) for a in shared])
+    fresh = [_article(f"https://example.com/fresh/{n}") for n in range(3)]
+    items = [(a, _key(a)) for a in [*shared, *fresh]]
+    counts = await store.store_articles(feed_b, items)
+    assert (counts.new, counts.existing) == (3, 3)
+    assert _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 6
+    done, _ = await store.known_entries(feed_b, [k for _, k in items])
+    assert set(done) == {k for _, k in items}
