@@ -47,7 +47,7 @@ def frame_key(frame: str) -> tuple[str, str]:
 def process_label(frame: str) -> str | None:
     if not frame.startswith("process "):
         return None
-    pid, _, cmd = frame[len("process ") :].partition(":")
+    _pid, _, cmd = frame[len("process ") :].partition(":")
     cmd = cmd.strip('"')
     if "forkserver" in cmd:
         role = "forkserver and its workers"
@@ -102,7 +102,7 @@ def summarize(path: Path, top: int, focus: Sequence[str]) -> str:
                 "httpcore",
                 "psycopg",
                 "lxml",
-                "py3langid",
+                "pycld2",
                 "ftfy",
                 "courlan",
                 "htmldate",

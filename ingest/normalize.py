@@ -11,6 +11,7 @@ from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import courlan
 import ftfy
+import pycld2
 from courlan.clean import TRACKERS_RE
 
 # C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
@@ -195,16 +196,27 @@ def entry_hash(key: str) -> bytes:
 
 
 def detect_language(text: str, *, hint: str | None = None, min_chars: int = 40) -> str | None:
-    """ISO 639-1 code detected from the text itself; falls back to the page/feed hint (e.g.
-    `<html lang="en-US">` -> "en") when the text is too short to tell."""
+    """ISO 639-1 code detected from the text itself (CLD2); falls back to the page/feed hint
+    (e.g. `<html lang="en-US">` -> "en") when the text is too short or CLD2 cannot tell."""
     sample = text[:1500]
     if len(sample.strip()) >= min_chars:
-        import py3langid  # loads its model (~0.8 s) on first use; workers warm it up
-
-        lang, _score = py3langid.classify(sample)
-        return str(lang)
-    if hint:
-        code = hint.strip().lower().replace("_", "-").split("-")[0]
-        if re.fullmatch(r"[a-z]{2,3}", code):
+        try:
+            _reliable, _bytes, found = pycld2.detect(sample, bestEffort=True)
+        except (pycld2.error, UnicodeError, ValueError):
+            found = ()
+        if found and (code := _language_code(found[0][1])):
             return code
-    return None
+    return _language_code(hint) if hint else None
+
+
+# CLD2 still reports a few withdrawn ISO 639 codes.
+_LEGACY_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+
+
+def _language_code(tag: str) -> str | None:
+    """The primary subtag of a language tag, lower case ("en-US" -> "en", "zh-Hant" ->
+    "zh"); None for "un"/"xx" (unknown) and anything that is not a language code."""
+    code = tag.strip().lower().replace("_", "-").split("-")[0]
+    if not re.fullmatch(r"[a-z]{2,3}", code) or code in ("un", "xx", "und"):
+        return None
+    return _LEGACY_CODES.get(code, code)

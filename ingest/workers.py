@@ -5,7 +5,9 @@ pathological page cannot stall the service, and the event loop never runs this w
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
 import multiprocessing
+import sys
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -24,6 +26,16 @@ class WorkerCrashed(Exception):
     """The worker process died while running the task (segfault, out of memory)."""
 
 
+def _skip_main_in_children() -> None:
+    """Workers run functions of this package only. Left alone, multiprocessing would run the
+    entry script again in every new worker (for the `ingest` command: import the whole CLI,
+    HTTP and database stack), which costs each worker start-up time and memory; a main module
+    with a spec named "__main__" is left alone in children."""
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+
+
 class Workers:
     def __init__(self, size: int, *, max_tasks: int = 1000) -> None:
         # forkserver: workers are not forked from a process that runs an event loop and threads.
@@ -31,6 +43,7 @@ class Workers:
         # worker (including replacements for killed or recycled ones) starts warm.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["ingest._warm"])
+        _skip_main_in_children()
         self._pool = ProcessPool(max_workers=size, max_tasks=max_tasks, context=context)
         self.size = size
 

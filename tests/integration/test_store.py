@@ -471,9 +471,7 @@ async def test_near_copies_inside_one_batch(store: Store, database_url: str) -> 
     assert rows[other.url][1] is None
 
 
-async def test_a_refused_row_spoils_no_other_in_its_batch(
-    store: Store, database_url: str
-) -> None:
+async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database_url: str) -> None:
     """A row the database refuses (a NUL byte in text is invalid for PostgreSQL) is left out;
     the rest of its batch is stored, with feed entries for the stored ones only."""
     await store.add_feed("https://example.com/feed/")

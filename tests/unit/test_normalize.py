@@ -345,6 +345,30 @@ def test_content_hash_is_sha256_digest() -> None:
             "de",
             id="german",
         ),
+        pytest.param(
+            "מועצת העיר אישרה ביום שלישי את התקציב החדש, הכולל יותר כסף לבתי ספר, לפארקים "
+            "ולתחבורה ציבורית.",
+            "he",
+            id="hebrew-not-legacy-iw",
+        ),
+        pytest.param(
+            "Городской совет во вторник утвердил новый бюджет, который предусматривает больше "
+            "денег на школы, парки и общественный транспорт.",
+            "ru",
+            id="russian",
+        ),
+        pytest.param(
+            "市議会は火曜日、学校や公園、公共交通機関への予算を増やす新しい予算案を承認した。"
+            "市長は記者会見で、来年度から段階的に実施すると述べた。",
+            "ja",
+            id="japanese",
+        ),
+        pytest.param(
+            "市议会周二批准了新的预算，其中包括为学校、公园和公共交通提供更多资金。市长在新闻"
+            "发布会上表示，这些措施将从明年开始逐步实施。",
+            "zh",
+            id="chinese",
+        ),
     ],
 )
 def test_detect_language_from_text(text: str, expected: str) -> None:
@@ -367,6 +391,14 @@ def test_detect_language_from_text(text: str, expected: str) -> None:
 def test_detect_language_short_text_uses_hint(hint: str | None, expected: str | None) -> None:
     """Text too short to classify falls back to the page/feed language hint, else None."""
     assert detect_language("Short.", hint=hint) == expected
+
+
+def test_detect_language_text_without_language_uses_hint() -> None:
+    """Long text in no language (figures, symbols) falls back to the hint, else None."""
+    table = "12.5 | 13.7 | 14.2 | 9.8 | 11.1 | 10.4 | 15.0 | 16.3 | 12.9 | 8.7 " * 4
+    assert detect_language(table, hint="de-AT") == "de"
+    assert detect_language(table) is None
+    assert detect_language("\ud800 lone surrogate " * 10, hint="fr") in ("fr", "en")
 
 
 @pytest.mark.parametrize(
