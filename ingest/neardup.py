@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from array import array
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 NUM_PERM = 128
 BANDS = 32
@@ -28,11 +32,19 @@ THRESHOLD = 0.5
 one story (syndicated with another template, a line added, lightly edited)."""
 
 _WORD = re.compile(r"\w+")
-_MASK32 = np.uint64(0xFFFFFFFF)
-# Fixed coefficients: fingerprints must compare equal across processes, replicas and versions.
-_rng = np.random.Generator(np.random.PCG64(0x6E657773))
-_A = _rng.integers(1, 2**61 - 1, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
-_B = _rng.integers(0, 2**61 - 1, size=NUM_PERM, dtype=np.uint64)
+
+
+@cache
+def _coefficients() -> tuple[np.ndarray, np.ndarray]:
+    """Fixed coefficients: fingerprints must compare equal across processes, replicas and
+    versions. numpy is imported here, not at module level: the main process compares
+    fingerprints (pure Python below) but computes them only in the workers."""
+    import numpy as np
+
+    rng = np.random.Generator(np.random.PCG64(0x6E657773))
+    a = rng.integers(1, 2**61 - 1, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**61 - 1, size=NUM_PERM, dtype=np.uint64)
+    return a, b
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,8 @@ class Fingerprint:
 
 
 def _shingle_hashes(text: str) -> np.ndarray | None:
+    import numpy as np
+
     words = _WORD.findall(text.casefold())
     if len(words) < MIN_WORDS:
         return None
@@ -56,13 +70,16 @@ def _shingle_hashes(text: str) -> np.ndarray | None:
 
 def fingerprint(text: str) -> Fingerprint | None:
     """The fingerprint of an article body; None when it is too short to judge."""
+    import numpy as np
+
     hashes = _shingle_hashes(text)
     if hashes is None:
         return None
+    a, b = _coefficients()
     # (a*x + b) mod 2^64, upper 32 bits: a multiply-shift hash family, one per permutation.
     with np.errstate(over="ignore"):
-        values = (_A[:, None] * hashes[None, :] + _B[:, None]) >> np.uint64(32)
-    signature = (values.min(axis=1) & _MASK32).astype("<u4")
+        values = (a[:, None] * hashes[None, :] + b[:, None]) >> np.uint64(32)
+    signature = (values.min(axis=1) & np.uint64(0xFFFFFFFF)).astype("<u4")
     bands = tuple(
         int.from_bytes(
             hashlib.blake2b(
@@ -93,10 +110,10 @@ def choose_original(
 
 def similarity(a: bytes, b: bytes) -> float:
     """Jaccard similarity estimated from two MinHash signatures (fraction of equal values)."""
-    sa, sb = np.frombuffer(a, dtype="<u4"), np.frombuffer(b, dtype="<u4")
-    if sa.shape != sb.shape or sa.size == 0:
+    if len(a) != len(b) or not a or len(a) % 4:
         return 0.0
-    return float(np.count_nonzero(sa == sb)) / sa.size
+    sa, sb = array("I", a), array("I", b)  # equality of values: byte order does not matter
+    return sum(x == y for x, y in zip(sa, sb, strict=True)) / len(sa)
 
 
 def is_near_duplicate(a: bytes, b: bytes) -> bool:

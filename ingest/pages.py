@@ -11,9 +11,9 @@ import structlog
 
 from ingest import metrics
 from ingest.errors import BlockedError, ExtractError, FetchError
-from ingest.extract import extract_page
 from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
+from ingest.offload import extract_page
 from ingest.types import Extracted
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
 

@@ -26,8 +26,8 @@ from ingest.db import open_pool
 from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
+from ingest.offload import parse_feed, parse_sitemap_feed
 from ingest.pages import PageOutcome, fetch_page
-from ingest.parse import parse_feed
 from ingest.schedule import (
     Policy,
     RedirectState,
@@ -40,7 +40,6 @@ from ingest.schedule import (
     should_deactivate,
     success_interval,
 )
-from ingest.sitemaps import parse_sitemap_feed
 from ingest.store import Store
 from ingest.types import Article, Feed, FetchResult, ParsedFeed
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout

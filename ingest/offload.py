@@ -1,0 +1,34 @@
+"""The functions the service runs in its worker processes, named here so that the main process
+can send them by reference without importing what they need: trafilatura, lxml, feedparser and
+numpy live in the workers (preloaded by `ingest._warm`), and the main process stays small."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.types import Extracted, ParsedFeed
+
+
+def extract_page(body: bytes, url: str) -> Extracted:
+    """`ingest.extract.extract_page`."""
+    from ingest import extract
+
+    return extract.extract_page(body, url)
+
+
+def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None) -> ParsedFeed:
+    """`ingest.parse.parse_feed`."""
+    from ingest import parse
+
+    return parse.parse_feed(body, url, headers)
+
+
+def parse_sitemap_feed(
+    body: bytes, url: str, headers: Mapping[str, str] | None, max_bytes: int
+) -> ParsedFeed:
+    """`ingest.sitemaps.parse_sitemap_feed`."""
+    from ingest import sitemaps
+
+    return sitemaps.parse_sitemap_feed(body, url, headers, max_bytes)
