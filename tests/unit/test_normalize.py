@@ -4,10 +4,14 @@ article", step 5) and the functions' docstrings."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.normalize import (
     canonical_url,
@@ -428,3 +432,11 @@ def test_mojibake_is_repaired(broken: str, fixed: str) -> None:
 def test_correct_text_is_left_alone(text: str) -> None:
     """Curly quotes, accents, full-width forms and dashes are not mojibake and stay as they are."""
     assert clean_inline(text) == " ".join(text.split())
+
+
+@given(st.text(alphabet=st.sampled_from([*" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000", *"aBç"])))
+def test_content_hash_folds_every_unicode_space(text: str) -> None:
+    """The hash is of the text with case folded and every run of Unicode whitespace made one
+    space (stored hashes must not change with the implementation)."""
+    folded = re.sub(r"\s+", " ", text.casefold()).strip()
+    assert content_hash(text) == hashlib.sha256(folded.encode()).digest()
