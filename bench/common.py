@@ -62,7 +62,15 @@ def corpus_ids(aeb: Path, limit: int | None = None) -> list[str]:
 
 
 def read_page(aeb: Path, page_id: str) -> bytes:
-    return gzip.decompress((aeb / "html" / f"{page_id}.html.gz").read_bytes())
+    """The page of an id; "<id>~<k>" is the k-th copy of <id> (served under its own URL)."""
+    source = page_id.split("~")[0]
+    return gzip.decompress((aeb / "html" / f"{source}.html.gz").read_bytes())
+
+
+def with_copies(ids: Sequence[str], copies: int) -> list[str]:
+    """The ids, then `copies - 1` more rounds of them as "<id>~<k>": a bigger corpus of the same
+    pages, so that fixed costs (process start-up) weigh less against the work."""
+    return [i if k == 0 else f"{i}~{k}" for k in range(copies) for i in ids]
 
 
 # --- the local site ---------------------------------------------------------------------------
@@ -269,6 +277,9 @@ class ProcessSampler:
     pids: Sequence[int]
     tree: bool = True
     interval: float = 0.05
+    backends_of: str | None = None
+    """Instead of `pids`: the PostgreSQL server processes serving this database (their command
+    line names it), found afresh at every sample."""
     peak_rss: int = 0
     samples: int = 0
     _cpu_first: dict[int, float] = field(default_factory=dict)
@@ -291,6 +302,8 @@ class ProcessSampler:
 
     def sample(self) -> None:
         procs: dict[int, psutil.Process] = {}
+        if self.backends_of is not None:
+            procs.update(postgres_backends(self.backends_of))
         for pid in self.pids:
             try:
                 proc = psutil.Process(pid)
@@ -329,6 +342,16 @@ class ProcessSampler:
         if self._thread is not None:
             self._thread.join()
         self.sample()
+
+
+def postgres_backends(dbname: str) -> dict[int, psutil.Process]:
+    """PostgreSQL backend processes connected to `dbname` ("postgres: user dbname host ...")."""
+    found: dict[int, psutil.Process] = {}
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if cmd.startswith("postgres: ") and f" {dbname} " in f"{cmd} ":
+            found[p.pid] = p
+    return found
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:

@@ -78,6 +78,7 @@ from common import (
     plan_site,
     read_page,
     summarize,
+    with_copies,
 )
 
 MB = 1024 * 1024
@@ -160,6 +161,7 @@ def log_breakdown(stderr: str, started: float, ended: float) -> dict[str, Any]:
     end); the rest of the wall time is process start-up and shutdown."""
     feed_ms: list[int] = []
     window: list[float] = []
+    lag: dict[str, Any] = {}
     events: dict[str, int] = {}
     statuses: dict[str, int] = {}
     problems: list[str] = []
@@ -174,6 +176,8 @@ def log_breakdown(stderr: str, started: float, ended: float) -> dict[str, Any]:
             continue
         event = str(record.get("event"))
         events[event] = events.get(event, 0) + 1
+        if event == "event_loop_lag":
+            lag = {k: record.get(k) for k in ("samples", "p50_ms", "p99_ms", "max_ms")}
         if event == "feed_processed":
             ms = int(record.get("ms", 0))
             feed_ms.append(ms)
@@ -196,6 +200,7 @@ def log_breakdown(stderr: str, started: float, ended: float) -> dict[str, Any]:
         "statuses": statuses,
         "events": events,
         "problems": problems[:20],
+        "event_loop_lag": lag,
     }
 
 
@@ -234,7 +239,12 @@ def run_project(
             stderr=subprocess.PIPE,
             text=True,
         )
-        with ProcessSampler([proc.pid], tree=True) as sampler:
+        dbname = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+        with (
+            ProcessSampler([proc.pid], tree=True) as sampler,
+            ProcessSampler([], backends_of=dbname) as database,
+            ProcessSampler([site.pid], tree=False) as server,
+        ):
             try:
                 out, err = proc.communicate(timeout=600)
             except subprocess.TimeoutExpired:
@@ -270,6 +280,8 @@ def run_project(
             "rss_samples": sampler.samples,
             "cpu_main_s": round(sampler.cpu_seconds_roots, 2),
             "cpu_workers_s": round(sampler.cpu_seconds - sampler.cpu_seconds_roots, 2),
+            "cpu_postgres_s": round(database.cpu_seconds, 2),
+            "cpu_site_s": round(server.cpu_seconds, 2),
             **log_breakdown(err, started_wall, ended_wall),
         }
         return Run(seconds, stored, sampler.peak_rss, sampler.cpu_seconds, detail)
@@ -297,7 +309,13 @@ def run_naive(dbs: Databases, site: SiteInfo) -> Run:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(NAIVE_TABLE)
             no_text = 0
-            with ProcessSampler([os.getpid()], tree=False) as sampler:
+            with (
+                ProcessSampler([os.getpid()], tree=False) as sampler,
+                ProcessSampler(
+                    [], backends_of=str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+                ) as database,
+                ProcessSampler([site.pid], tree=False) as server,
+            ):
                 started = time.perf_counter()
                 for feed_url in site.feed_urls:
                     # trust_env=False: never through a proxy, only ever to loopback.
@@ -325,7 +343,12 @@ def run_naive(dbs: Databases, site: SiteInfo) -> Run:
             row = conn.execute("SELECT count(*) FROM articles").fetchone()
             assert row is not None
             stored = int(row[0])
-        detail = {"no_text": no_text, "rss_samples": sampler.samples}
+        detail = {
+            "no_text": no_text,
+            "rss_samples": sampler.samples,
+            "cpu_postgres_s": round(database.cpu_seconds, 2),
+            "cpu_site_s": round(server.cpu_seconds, 2),
+        }
         return Run(seconds, stored, sampler.peak_rss, sampler.cpu_seconds, detail)
     finally:
         dbs.drop(dsn)
@@ -442,6 +465,60 @@ def fmt_rate(values: Sequence[float]) -> str:
     return f"{s['median']:7.1f}  ({s['min']:.1f}-{s['max']:.1f})"
 
 
+def cpu_split(by_name: dict[str, Row]) -> list[str]:
+    """CPU milliseconds per article of every process that works for it: on 2 cores the sum, not
+    the wall time of one process, is what competes with extraction."""
+    lines = []
+    for name in ("project", "naive"):
+        row = by_name.get(name)
+        if not row or not row.runs:
+            continue
+
+        def per_item(key: str, row: Row = row) -> float:
+            return summarize(
+                [1000 * float(r.detail.get(key) or 0) / max(r.items, 1) for r in row.runs]
+            )["median"]
+
+        own = summarize([1000 * r.cpu_seconds / max(r.items, 1) for r in row.runs])["median"]
+        pg, site = per_item("cpu_postgres_s"), per_item("cpu_site_s")
+        parts = (
+            f"main {per_item('cpu_main_s'):.1f} + workers {per_item('cpu_workers_s'):.1f}"
+            if name == "project"
+            else f"loop {own:.1f}"
+        )
+        lines.append(
+            f"{name}: CPU ms per article: {parts} + PostgreSQL {pg:.1f} + local site {site:.1f}"
+            f" = {own + pg + site:.1f}"
+        )
+    bare_row = by_name.get("bare")
+    if bare_row and bare_row.runs:
+        cpu = summarize([1000 * r.cpu_seconds / max(r.items, 1) for r in bare_row.runs])["median"]
+        lines.append(f"bare: CPU ms per page: {cpu:.1f} (pool workers and the feeding process)")
+    return lines
+
+
+def targets(by_name: dict[str, Row]) -> list[str]:
+    """The cold-ingest targets: project >= 0.9 x bare and >= 2 x naive, in the same run; for the
+    whole `run --once` process and for its feeds window (a running service's steady state)."""
+    project, naive, bare = (by_name.get(n) for n in ("project", "naive", "bare"))
+    if not project or not project.runs:
+        return []
+    whole = summarize(project.rates())["median"]
+    window = [
+        r.items / r.detail["feeds_window_s"] for r in project.runs if r.detail.get("feeds_window_s")
+    ]
+    steady = summarize(window)["median"] if window else float("nan")
+    lines = []
+    for base, label, goal in ((bare, "bare", 0.9), (naive, "naive", 2.0)):
+        if base and base.runs:
+            b = summarize(base.rates())["median"]
+            lines.append(
+                f"target project >= {goal:g} x {label}: whole process {whole / b:.2f}, feeds window"
+                f" {steady / b:.2f}"
+            )
+    return lines
+
+
 def report(rows: list[Row]) -> str:
     by_name = {r.name: r for r in rows}
     medians = {r.name: summarize(r.rates())["median"] if r.runs else None for r in rows}
@@ -474,7 +551,7 @@ def report(rows: list[Row]) -> str:
         "rates: project and naive in articles stored per second of wall time; bare in pages "
         "extracted per second. CPU ms/item: user+system CPU of the measured processes (project:"
         " the `ingest` process tree; naive: this process; bare: the pool workers and this"
-        " process) per article or page; PostgreSQL and the local site are not counted."
+        " process) per article or page; PostgreSQL and the local site are counted below."
     )
     project = by_name.get("project")
     if project and project.runs:
@@ -507,12 +584,25 @@ def report(rows: list[Row]) -> str:
             f" fetching, assembling, storing) + {median_of('cpu_workers_s'):.1f} s in its children"
             " (forkserver and extraction workers, start-up included)"
         )
+        lag = [r.detail.get("event_loop_lag") or {} for r in project.runs]
+        if any(lag):
+            lines.append(
+                "project: event-loop lag (a 50 ms timer, JSON log `event_loop_lag`): p50 "
+                + "/".join(str(x.get("p50_ms")) for x in lag)
+                + " ms, p99 "
+                + "/".join(str(x.get("p99_ms")) for x in lag)
+                + " ms, max "
+                + "/".join(str(x.get("max_ms")) for x in lag)
+                + " ms (each run)"
+            )
         lines.append(f"project: last run: {last.get('summary', '')}")
         if last.get("extraction_errors"):
             lines.append(f"project: stored from feed text: {last['extraction_errors']}")
         if last.get("problems"):
             lines.append("project: error lines in the log:")
             lines.extend(f"    {p}" for p in last["problems"][:5])
+    lines.extend(cpu_split(by_name))
+    lines.extend(targets(by_name))
     naive_row = by_name.get("naive")
     if naive_row and naive_row.runs:
         seconds = summarize([r.seconds for r in naive_row.runs])["median"]
@@ -544,6 +634,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--pages", type=int, default=None, metavar="N", help="use the first N pages (default all)"
     )
     p.add_argument("--hosts", type=int, default=8, metavar="N", help="loopback hosts (default 8)")
+    p.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        metavar="K",
+        help="serve (and extract) every page K times under different URLs (default 1)",
+    )
     p.add_argument("--workers", type=int, default=2, help="INGEST_WORKERS and bare pool size")
     p.add_argument("--aeb", metavar="DIR", help="AEB corpus (default <repo>/../shared/aeb)")
     p.add_argument("--admin-url", default=ADMIN_DSN_DEFAULT, help="PostgreSQL admin DSN")
@@ -563,7 +660,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " (its rate and RSS then include the profiler's cost)",
     )
     args = p.parse_args(argv)
-    for name in ("feeds", "repeat", "hosts", "workers"):
+    for name in ("feeds", "repeat", "hosts", "workers", "copies"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
     if args.pages is not None and args.pages < 1:
@@ -592,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the databases are dropped and the site stopped.
     signal.signal(signal.SIGTERM, _terminate)
     aeb = find_aeb(args.aeb)
-    ids = corpus_ids(aeb, args.pages)
+    ids = with_copies(corpus_ids(aeb, args.pages), args.copies)
     plan = plan_site(ids, args.feeds, args.hosts)
     command = shlex.join(sys.orig_argv)
     info = machine()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 FEEDS_POLLED = Counter("ingest_feeds_polled", "Feeds polled, by outcome", ["status"])
@@ -32,3 +35,55 @@ EXTRACT_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 DUPLICATES = Counter("ingest_duplicates", "New articles whose body duplicates an earlier article's")
+EVENT_LOOP_LAG = Histogram(
+    "ingest_event_loop_lag_seconds",
+    "How late the event loop ran a timer due every 50 ms: CPU work or a blocking call on the "
+    "loop shows here",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class LoopLag:
+    """Measures event-loop lag while running: a timer due every `interval` seconds, and how
+    late it fires (exported as EVENT_LOOP_LAG; `summary()` for a log line)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            lag = max(0.0, loop.time() - due)
+            self.samples.append(lag)
+            EVENT_LOOP_LAG.observe(lag)
+            if len(self.samples) > 100_000:  # a long-lived service: keep the recent ones
+                del self.samples[:50_000]
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def summary(self) -> dict[str, float | int]:
+        """Median, 99th percentile and maximum lag in milliseconds, over the samples kept."""
+        if not self.samples:
+            return {"samples": 0}
+        ordered = sorted(self.samples)
+
+        def pick(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+        return {
+            "samples": len(ordered),
+            "p50_ms": pick(0.5),
+            "p99_ms": pick(0.99),
+            "max_ms": round(ordered[-1] * 1000, 2),
+        }

@@ -499,9 +499,13 @@ async def open_pipeline(settings: Settings, dsn: str) -> AsyncIterator[Pipeline]
     """A ready pipeline: connection pool, HTTP client and worker processes, closed on exit."""
     pool = await open_pool(dsn)
     workers = Workers(settings.workers)
+    lag = metrics.LoopLag()
+    lag.start()
     try:
         async with Fetcher(settings) as fetcher:
             yield Pipeline(settings, Store(pool), fetcher, workers)
     finally:
+        await lag.stop()
+        log.info("event_loop_lag", **lag.summary())
         workers.close()
         await pool.close()
