@@ -2,6 +2,8 @@
 needs and runs one extraction and one feed parse, so that the libraries' lazy set-up (compiled
 patterns, stop lists, caches) is done once, before the workers are forked, and shared by them."""
 
+import contextlib
+
 from ingest.extract import extract_page
 from ingest.parse import parse_feed
 
@@ -27,3 +29,11 @@ _FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Example</tit
 
 extract_page(_PAGE, "https://example.com/budget")
 parse_feed(_FEED, "https://example.com/feed", {"content-type": "application/rss+xml"})
+
+# trafilatura's justext fallback gathers every language's stop list on its first use (~0.1 s),
+# which the sample page above does not reach.
+with contextlib.suppress(ImportError, AttributeError):
+    from trafilatura import external
+
+    if external.JT_STOPLIST is None:
+        external.jt_stoplist_init()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from lxml import etree
 from lxml.etree import _Element
 
 # Tags that are furniture wherever they appear in a page.
@@ -251,29 +252,30 @@ class _Stats:
 
 def _measure(root: _Element) -> dict[_Element, _Stats]:
     stats: dict[_Element, _Stats] = {}
-    order: list[_Element] = []
-    stack = [root]
-    while stack:
-        el = stack.pop()
-        order.append(el)
-        stack.extend(c for c in el if isinstance(c.tag, str))
-    for el in reversed(order):  # children before parents
+    get = stats.get
+    # Document order reversed: every element comes after all of its descendants.
+    for el in reversed(list(root.iter(etree.Element))):
         st = stats[el] = _Stats()
-        own = len((el.text or "").strip())
-        for child in el:
-            own += len((child.tail or "").strip())
-            cs = stats.get(child)
+        text = el.text
+        own = len(text.strip()) if text else 0
+        total = link_text = links = paragraph = 0
+        for child in el:  # comments too: their tails are text of this element
+            tail = child.tail
+            if tail:
+                own += len(tail.strip())
+            cs = get(child)
             if cs is not None:
-                st.text += cs.text
-                st.link_text += cs.link_text
-                st.links += cs.links
-                st.paragraph += cs.paragraph
-        st.text += own
+                total += cs.text
+                link_text += cs.link_text
+                links += cs.links
+                paragraph += cs.paragraph
+        total += own
         if el.tag == "a":
-            st.links += 1
-            st.link_text = st.text
-        if el.tag == "p":
-            st.paragraph = st.text
+            links += 1
+            link_text = total
+        elif el.tag == "p":
+            paragraph = total
+        st.text, st.link_text, st.links, st.paragraph = total, link_text, links, paragraph
     return stats
 
 
