@@ -140,7 +140,8 @@ class Pipeline:
         or a stop is requested. Feeds are claimed only as slots free up, so no lease waits in a
         queue, and the leases of feeds in progress are renewed while they run."""
         summary = RunSummary()
-        done: list[int] = []
+        pass_started = await self.store.database_now() if all_feeds else None
+        handed_back: list[int] = []
         running: dict[asyncio.Task[FeedOutcome | None], Feed] = {}
         renewer = asyncio.create_task(self._renew_leases(running))
         exhausted = False
@@ -153,19 +154,21 @@ class Pipeline:
                         lease_seconds=self.settings.lease_seconds,
                         limit=min(free, self.settings.feeds_per_tick),
                         all_feeds=all_feeds,
-                        exclude=done,
+                        exclude=handed_back,
+                        pass_started=pass_started,
                     )
                     exhausted = not feeds
-                    done.extend(f.id for f in feeds)
                     for feed in feeds:
                         running[asyncio.create_task(self._process_guarded(feed))] = feed
                 if not running:
                     break
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
-                    del running[task]
+                    feed = running.pop(task)
                     if (outcome := task.result()) is not None:
                         summary.add(outcome)
+                    else:  # handed back without an outcome: not again in this pass
+                        handed_back.append(feed.id)
         except BaseException:
             # Cancelled (SIGTERM past the grace period, Ctrl-C) or the database went away:
             # stop the feeds in progress and hand them back at once instead of letting their

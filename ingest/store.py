@@ -89,7 +89,10 @@ class Store:
         limit: int,
         all_feeds: bool,
         exclude: Sequence[int] = (),
+        pass_started: datetime | None = None,
     ) -> list[Feed]:
+        """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
+        since `pass_started`, a `database_now()`; by default since now), none of `exclude`."""
         rows = await self._all(
             "claim_feeds",
             {
@@ -98,6 +101,7 @@ class Store:
                 "limit": limit,
                 "all": all_feeds,
                 "exclude": list(exclude),
+                "pass_started": pass_started,
             },
         )
         return [Feed(**row) for row in rows]
@@ -190,6 +194,11 @@ class Store:
                 await conn.execute(q["merge_feed_articles"], into)
                 await conn.execute(q["delete_feed"], {"id": feed_id})
             return int(row[0])
+
+    async def database_now(self) -> datetime:
+        """The database's clock, which `claim_feeds` compares poll times with."""
+        rows = await self._all("database_now", {})
+        return rows[0]["now"]  # type: ignore[no-any-return]
 
     async def schedule_lag(self, grace_seconds: float) -> tuple[int, float]:
         """(feeds overdue by more than `grace_seconds`, seconds the most overdue one is late)."""

@@ -17,14 +17,20 @@ ORDER BY id;
 DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 
 -- name: claim_feeds
--- Due feeds (inactive ones are due at the slowest rate), plus every active feed when %(all)s,
--- not leased by anyone else; SKIP LOCKED lets replicas claim disjoint sets concurrently.
+-- Due feeds (inactive ones are due at the slowest rate), plus, when %(all)s, every active feed
+-- not polled since the pass started (database clock); not leased by anyone else; not handed
+-- back during this pass (%(exclude)s). A feed done in this pass is not due any more (its next
+-- fetch is ahead), so no list of done feeds is needed. SKIP LOCKED lets replicas claim disjoint
+-- sets concurrently.
 UPDATE ingest.feeds f
 SET lease_owner = %(owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE f.id IN (
     SELECT id FROM ingest.feeds
-    WHERE (next_fetch_at <= now() OR (%(all)s AND active))
+    WHERE (next_fetch_at <= now()
+           OR (%(all)s AND active
+               AND (polled_at IS NULL
+                    OR polled_at < COALESCE(%(pass_started)s::timestamptz, now()))))
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
     ORDER BY next_fetch_at
@@ -37,6 +43,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
 -- name: feed_succeeded
 UPDATE ingest.feeds
 SET last_fetched_at = %(now)s,
+    polled_at = now(),
     next_fetch_at = %(next_fetch_at)s,
     last_status = %(status)s,
     last_error = NULL,
@@ -61,6 +68,7 @@ WHERE id = %(id)s AND lease_owner = %(owner)s;
 -- name: feed_failed
 UPDATE ingest.feeds
 SET last_fetched_at = %(now)s,
+    polled_at = now(),
     next_fetch_at = %(next_fetch_at)s,
     last_status = 'error',
     last_error = %(error)s,
@@ -207,6 +215,9 @@ UPDATE ingest.articles SET feed_id = %(into_id)s WHERE feed_id = %(from_id)s;
 
 -- name: delete_feed
 DELETE FROM ingest.feeds WHERE id = %(id)s;
+
+-- name: database_now
+SELECT now();
 
 -- name: schedule_lag
 -- Feeds past due (and not being worked on) and how late the most overdue one is.

@@ -1,0 +1,5 @@
+-- When a feed's last poll outcome was recorded, by the database's clock: a pass over every feed
+-- (`ingest run --once --all`) claims the feeds not polled since it started, instead of sending
+-- the ever longer list of feeds it has done with every claim.
+
+ALTER TABLE ingest.feeds ADD COLUMN polled_at timestamptz;
