@@ -561,6 +561,21 @@ def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchErr
     return FetchError(url, message)
 
 
+_DRAIN_BYTES = 64 * 1024
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read the (small) body of a response whose body is not wanted (304, redirect, error), so
+    that its connection goes back to the pool: a response closed unread closes its connection,
+    and a poll that mostly gets 304s would then open a new connection for every feed. A body
+    over `_DRAIN_BYTES` is left unread (its connection closed instead)."""
+    seen = 0
+    async for chunk in response.aiter_raw():
+        seen += len(chunk)
+        if seen > _DRAIN_BYTES:
+            return
+
+
 class Fetcher:
     """`async with Fetcher(settings) as f: result = await f.fetch(url, "feed", etag=...)`."""
 
@@ -716,6 +731,7 @@ class Fetcher:
             status = response.status_code
             location = response.headers.get("location")
             if status in _REDIRECT_STATUSES and location:
+                await _drain(response)
                 try:
                     return _Redirect(status, target.join(location))
                 except httpx.InvalidURL as e:
@@ -723,8 +739,10 @@ class Fetcher:
                         url, f"invalid redirect location {location!r}", permanent=True
                     ) from e
             if status == 304:
+                await _drain(response)
                 return _Final(response, b"")
             if not 200 <= status < 300:
+                await _drain(response)
                 raise FetchError(
                     url,
                     f"HTTP {status} {response.reason_phrase}".rstrip(),

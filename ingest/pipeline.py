@@ -148,7 +148,11 @@ class Pipeline:
         try:
             while True:
                 free = self.settings.concurrent_feeds - len(running)
-                if free > 0 and not exhausted and not self.stopping:
+                # Claims come in batches (half the slots free, or none running): a claim per
+                # finished feed would cost a query per feed, which is most of the work of a
+                # feed that answers 304.
+                batch = max(1, self.settings.concurrent_feeds // 2)
+                if (free >= batch or not running) and not exhausted and not self.stopping:
                     feeds = await self.store.claim_feeds(
                         owner=self.owner,
                         lease_seconds=self.settings.lease_seconds,

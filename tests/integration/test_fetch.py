@@ -284,6 +284,23 @@ async def test_redirect_to_file_scheme_is_blocked(server: LocalServer) -> None:
 # --- status errors -------------------------------------------------------------------------------
 
 
+async def test_responses_without_wanted_body_keep_the_connection(server: LocalServer) -> None:
+    """304s, redirects and error statuses have their small bodies read, so the connection is
+    kept alive for the next request: a poll of feeds that answer 304 reuses connections."""
+    server.routes["/feed"] = static(FEED, etag=ETAG)
+    server.routes["/moved"] = Response(301, b"moved", {"Location": "/feed"})
+    server.routes["/gone"] = Response(410, b"gone for good", {"Content-Type": "text/plain"})
+    async with Fetcher(LOCAL) as fetcher:
+        for _ in range(5):
+            assert (await fetcher.fetch(server.url("/feed"), "feed", etag=ETAG)).not_modified
+        assert (await fetcher.fetch(server.url("/moved"), "feed", etag=ETAG)).not_modified
+        with pytest.raises(FetchError, match="HTTP 410"):
+            await fetcher.fetch(server.url("/gone"), "feed")
+        assert (await fetcher.fetch(server.url("/feed"), "feed", etag=ETAG)).not_modified
+    assert len(server.requests) == 9
+    assert {r.peer_port for r in server.requests} == {server.requests[0].peer_port}
+
+
 async def test_404_is_fetch_error_with_status(server: LocalServer) -> None:
     """A 404 becomes FetchError with the status and reason in the message."""
     async with Fetcher(LOCAL) as fetcher:

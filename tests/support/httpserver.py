@@ -19,6 +19,8 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    peer_port: int = 0
+    """The client's port: requests with the same one came over one (kept-alive) connection."""
 
 
 @dataclass
@@ -95,7 +97,10 @@ class LocalServer:
 
             def _serve(self, send_body: bool) -> None:
                 req = Request(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.client_address[1],
                 )
                 with server._lock:
                     server.requests.append(req)
