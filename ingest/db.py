@@ -4,7 +4,10 @@ embedded server), the connection pool, and applying the numbered migrations in `
 from __future__ import annotations
 
 import re
+import select
+import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config import Settings
@@ -105,15 +109,41 @@ async def open_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
     return pool
 
 
+_IDLE_CHECK_SECONDS = 1.0
+_returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _note_return(conn: AsyncConnection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
+    """The pool's check before handing a connection out, so that a PostgreSQL restart costs a
+    reconnect instead of failed queries. The round trip is made only for a connection idle over
+    a second, or whose socket has something to read (an idle connection is sent nothing, except
+    the notice and end of stream of a server that went away): a busy pass (a poll of feeds that
+    answer 304) would otherwise make as many checks as queries."""
+    idle = time.monotonic() - _returned_at.get(conn, 0.0) > _IDLE_CHECK_SECONDS
+    if idle or conn.closed or _readable(conn.fileno()):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    try:
+        ready, _, _ = select.select([fd], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
+
+
 def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
-    # check= makes the pool test a connection before handing it out, so a PostgreSQL restart
-    # costs one reconnect instead of failed queries.
     return AsyncConnectionPool(
         dsn,
         min_size=1,
         max_size=max_size,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_note_return,
         kwargs={"autocommit": True},
         name="ingest",
     )
