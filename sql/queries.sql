@@ -135,10 +135,14 @@ ON CONFLICT (url_hash) DO NOTHING
 RETURNING id, duplicate_of;
 
 -- name: near_duplicate_candidates
--- Articles sharing at least one LSH band with the new one (GIN index on lsh_bands).
-SELECT id, minhash, duplicate_of FROM ingest.articles
-WHERE lsh_bands && %(bands)s AND url_hash <> ingest.url_hash(%(url)s)
-ORDER BY id
+-- Articles sharing at least one LSH band with the new one, the earliest 200: one btree probe
+-- per band key (ingest.article_bands, see sql/0009), then the articles by id.
+WITH ids AS MATERIALIZED (
+    SELECT DISTINCT article_id FROM ingest.article_bands WHERE band = ANY (%(bands)s::bigint[]))
+SELECT a.id, a.minhash, a.duplicate_of
+FROM ids JOIN ingest.articles a ON a.id = ids.article_id
+WHERE a.url_hash <> ingest.url_hash(%(url)s)
+ORDER BY a.id
 LIMIT 200;
 
 -- name: article_id_by_url

@@ -57,7 +57,12 @@ SELECT 'https://site' || (g % 200) || '.example/a/' || g,
        now()
 FROM generate_series(1, 100000) AS g;
 UPDATE ingest.articles SET duplicate_of = id - 1 WHERE id % 10 = 0;
+UPDATE ingest.articles SET lsh_bands = ARRAY(
+    SELECT hashtextextended(id::text || ':' || b, 0) FROM generate_series(1, 32) AS b);
 INSERT INTO ingest.article_changes (article_id, kind) SELECT id, 'insert' FROM ingest.articles;
+INSERT INTO ingest.article_urls (url_hash, article_id) SELECT url_hash, id FROM ingest.articles;
+INSERT INTO ingest.article_bands (band, article_id)
+SELECT DISTINCT b, id FROM ingest.articles, unnest(lsh_bands) AS b;
 ALTER TABLE ingest.articles ENABLE TRIGGER USER;
 ANALYZE;
 """
@@ -221,3 +226,29 @@ def test_news_reader_reads_news_and_nothing_else(database_url: str) -> None:
                 (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectNotInPrerequisiteState)
             ):
                 conn.execute(forbidden)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "index"),
+    [
+        (
+            "near_duplicate_candidates",
+            {"bands": [-(2**40) - b for b in range(32)], "url": "https://new.example/a"},
+            "article_bands_pkey",
+        ),
+        ("known_urls", {"urls": ["https://site1.example/a/1"]}, "article_urls_pkey"),
+        ("article_ids_by_url", {"urls": ["https://site1.example/a/1"]}, "articles_url_hash_key"),
+    ],
+)
+def test_store_lookups_use_their_index(
+    big_database: str, name: str, params: dict[str, object], index: str
+) -> None:
+    """The lookups made for every new article stay index lookups at 100,000 articles (the
+    near-duplicate query once walked the whole primary key for its ORDER BY ... LIMIT)."""
+    from ingest.store import queries
+
+    with psycopg.connect(big_database) as conn:
+        plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {queries()[name]}", params))
+    print(f"\n--- {name}\n{plan}")
+    assert index in plan, plan
+    assert "Seq Scan on articles" not in plan, plan

@@ -502,3 +502,26 @@ async def test_batch_mixing_new_and_stored_urls(store: Store, database_url: str)
     assert _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 6
     done, _ = await store.known_entries(feed_b, [k for _, k in items])
     assert set(done) == {k for _, k in items}
+
+
+async def test_band_keys_follow_the_article(store: Store, database_url: str) -> None:
+    """ingest.article_bands holds each article's current band keys: written with the article,
+    replaced when an update changes its text, gone with the article."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    article = _with_fingerprint("https://wire.example/rates", WIRE)
+    await store.store_articles(feed_id, [(article, _key(article))])
+
+    def bands() -> set[int]:
+        rows = _rows(database_url, "SELECT band FROM ingest.article_bands")
+        return {int(r["band"]) for r in rows}  # type: ignore[call-overload]
+
+    assert article.fingerprint is not None
+    assert bands() == set(article.fingerprint.bands)
+    edited = _with_fingerprint(article.url, OTHER)
+    assert await store.update_articles(feed_id, [(edited, _key(article))]) == 1
+    assert edited.fingerprint is not None
+    assert bands() == set(edited.fingerprint.bands)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM ingest.articles")
+    assert bands() == set()
