@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.machinery
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
@@ -46,6 +47,15 @@ class Workers:
         _skip_main_in_children()
         self._pool = ProcessPool(max_workers=size, max_tasks=max_tasks, context=context)
         self.size = size
+
+    async def start(self) -> None:
+        """Start the fork server and the workers now, in a thread. Left to the first task,
+        that start (the fork server imports and warms the extraction stack: about a second)
+        would run inside `schedule()` on the event loop and stall every fetch in flight."""
+        await asyncio.to_thread(self._start)
+
+    def _start(self) -> None:
+        self._pool.schedule(os.getpid).result(timeout=120)
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
         future = self._pool.schedule(fn, args=args, timeout=timeout)
