@@ -12,10 +12,11 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 import structlog
 
@@ -45,6 +46,8 @@ from ingest.types import Article, Feed, FetchResult, ParsedFeed
 from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -126,6 +129,9 @@ class Pipeline:
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
+        # Outcomes of polls are written in groups: while one group is being written, the
+        # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
+        self._successes = GroupWriter(self.store.feeds_succeeded)
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -348,30 +354,32 @@ class Pipeline:
             _canonical_or_none(permanent_target(result.redirects)),
             now,
         )
-        await self.store.feed_succeeded(
-            feed.id,
-            owner=self.owner,
-            now=now,
-            next_fetch_at=next_fetch_at(
-                now, policy=self.policy, interval=interval, failures=0, rng=self.rng
-            ),
-            not_modified=parsed is None,
-            etag=(result.etag or (feed.etag if result.not_modified else None))
-            if keep_validators
-            else None,
-            last_modified=(
-                result.last_modified or (feed.last_modified if result.not_modified else None)
+        await self._successes.add(
+            dict(
+                feed_id=feed.id,
+                owner=self.owner,
+                now=now,
+                next_fetch_at=next_fetch_at(
+                    now, policy=self.policy, interval=interval, failures=0, rng=self.rng
+                ),
+                not_modified=parsed is None,
+                etag=(result.etag or (feed.etag if result.not_modified else None))
+                if keep_validators
+                else None,
+                last_modified=(
+                    result.last_modified or (feed.last_modified if result.not_modified else None)
+                )
+                if keep_validators
+                else None,
+                body_hash=body_hash,
+                keep_body_hash=keep_validators,
+                parsed=parsed is not None,
+                title=parsed.title if parsed else None,
+                site_url=parsed.link if parsed else None,
+                publish_interval=publishing if parsed else None,
+                feed_hint=feed_hint,
+                redirect=redirect,
             )
-            if keep_validators
-            else None,
-            body_hash=body_hash,
-            keep_body_hash=keep_validators,
-            parsed=parsed is not None,
-            title=parsed.title if parsed else None,
-            site_url=parsed.link if parsed else None,
-            publish_interval=publishing if parsed else None,
-            feed_hint=feed_hint,
-            redirect=redirect,
         )
         if move_to is not None and move_to != feed.url:
             kept = await self.store.move_feed(feed.id, move_to)
@@ -474,6 +482,50 @@ class Pipeline:
         return await fetch_page(
             self.fetcher, self.workers, link, extract_timeout=self.settings.extract_timeout
         )
+
+
+class GroupWriter(Generic[T]):
+    """Writes items in groups without delaying any: the first item is written at once; items
+    added while a write is in progress are written together by the next one. `add` returns
+    when its item is written, or raises what the write raised."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._writing = False
+        self._drainer: asyncio.Future[None] | None = None
+
+    async def add(self, item: T) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((item, done))
+        if not self._writing:
+            self._writing = True
+            self._drainer = asyncio.ensure_future(self._drain())
+        await asyncio.shield(done)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    await self._write([item for item, _ in group])
+                except Exception as e:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(e)
+                except BaseException:
+                    for _, done in group:
+                        done.cancel()
+                    raise
+                else:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._writing = False
+            for _, done in self._pending:  # left by a cancelled drain
+                done.cancel()
+            self._pending = []
 
 
 def policy_from(settings: Settings) -> Policy:

@@ -126,29 +126,38 @@ class Store:
         redirect: RedirectState = _NO_REDIRECT,
     ) -> None:
         """Record a successful poll and release the lease; a no-op if the lease was lost.
-        `body_hash` None keeps the stored one, unless `keep_body_hash` is false (then cleared)."""
-        await self._all(
-            "feed_succeeded",
-            {
-                "id": feed_id,
-                "owner": owner,
-                "now": now,
-                "next_fetch_at": next_fetch_at,
-                "status": "not_modified" if not_modified else "ok",
-                "etag": etag,
-                "last_modified": last_modified,
-                "body_hash": body_hash,
-                "keep_body_hash": keep_body_hash,
-                "title": title,
-                "site_url": site_url,
-                "parsed": parsed,
-                "publish_interval": publish_interval,
-                "feed_hint": feed_hint,
-                "redirect_to": redirect.target,
-                "redirect_seen": redirect.seen,
-                "redirect_since": redirect.since,
-            },
+        `body_hash` None keeps the stored one, unless `keep_body_hash` is false (then cleared).
+        The keyword arguments, as a dict, are also what `feeds_succeeded` takes."""
+        await self.feeds_succeeded(
+            [
+                {
+                    "feed_id": feed_id,
+                    "owner": owner,
+                    "now": now,
+                    "next_fetch_at": next_fetch_at,
+                    "not_modified": not_modified,
+                    "etag": etag,
+                    "last_modified": last_modified,
+                    "body_hash": body_hash,
+                    "parsed": parsed,
+                    "keep_body_hash": keep_body_hash,
+                    "title": title,
+                    "site_url": site_url,
+                    "publish_interval": publish_interval,
+                    "feed_hint": feed_hint,
+                    "redirect": redirect,
+                }
+            ]
         )
+
+    async def feeds_succeeded(self, outcomes: Sequence[dict[str, Any]]) -> None:
+        """Several `feed_succeeded` at once (each a dict of its arguments): one transaction,
+        one pipelined round trip, one commit."""
+        if not outcomes:
+            return
+        params = [_success_params(**o) for o in outcomes]
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.cursor().executemany(queries()["feed_succeeded"], params)
 
     async def feed_failed(
         self,
@@ -463,6 +472,45 @@ database: that row is left out and the others stored."""
 
 class _OneByOne(Exception):
     """The batch needs the row-by-row path."""
+
+
+def _success_params(
+    *,
+    feed_id: int,
+    owner: str,
+    now: datetime,
+    next_fetch_at: datetime,
+    not_modified: bool,
+    etag: str | None,
+    last_modified: str | None,
+    body_hash: bytes | None,
+    parsed: bool,
+    keep_body_hash: bool = True,
+    title: str | None = None,
+    site_url: str | None = None,
+    publish_interval: timedelta | None = None,
+    feed_hint: timedelta | None = None,
+    redirect: RedirectState = _NO_REDIRECT,
+) -> dict[str, Any]:
+    return {
+        "id": feed_id,
+        "owner": owner,
+        "now": now,
+        "next_fetch_at": next_fetch_at,
+        "status": "not_modified" if not_modified else "ok",
+        "etag": etag,
+        "last_modified": last_modified,
+        "body_hash": body_hash,
+        "keep_body_hash": keep_body_hash,
+        "title": title,
+        "site_url": site_url,
+        "parsed": parsed,
+        "publish_interval": publish_interval,
+        "feed_hint": feed_hint,
+        "redirect_to": redirect.target,
+        "redirect_seen": redirect.seen,
+        "redirect_since": redirect.since,
+    }
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""GroupWriter: poll outcomes written in groups, without delaying the first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ingest.errors import StoreError
+from ingest.pipeline import GroupWriter
+
+
+def test_items_arriving_during_a_write_go_in_the_next_group() -> None:
+    groups: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> None:
+        groups.append(items)
+        if len(groups) == 1:
+            await release.wait()
+
+    async def main() -> None:
+        writer = GroupWriter(write)
+        first = asyncio.create_task(writer.add(0))
+        for _ in range(3):  # a few turns of the loop, no timer
+            await asyncio.sleep(0)
+        assert groups == [[0]]  # written at once, not held for company
+        rest = [asyncio.create_task(writer.add(n)) for n in range(1, 5)]
+        await asyncio.sleep(0)
+        assert not any(t.done() for t in [first, *rest])
+        release.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    assert groups == [[0], [1, 2, 3, 4]]
+
+
+def test_a_failed_write_fails_every_item_of_its_group_only() -> None:
+    calls = 0
+
+    async def write(items: list[int]) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        if 2 in items:
+            raise StoreError("database unreachable")
+
+    async def main() -> list[object]:
+        writer = GroupWriter(write)
+        first = asyncio.create_task(writer.add(1))
+        await asyncio.sleep(0)
+        group = [asyncio.create_task(writer.add(n)) for n in (2, 3)]
+        results = await asyncio.gather(first, *group, return_exceptions=True)
+        await writer.add(4)  # the writer goes on after a failure
+        return results
+
+    first, second, third = asyncio.run(main())
+    assert first is None
+    assert isinstance(second, StoreError)
+    assert isinstance(third, StoreError)
+    assert calls == 3
+
+
+def test_a_cancelled_waiter_does_not_cancel_the_write() -> None:
+    written: list[int] = []
+
+    async def write(items: list[int]) -> None:
+        await asyncio.sleep(0.01)
+        written.extend(items)
+
+    async def main() -> None:
+        writer = GroupWriter(write)
+        task = asyncio.create_task(writer.add(7))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await writer.add(8)
+
+    asyncio.run(main())
+    assert written == [7, 8]
