@@ -93,17 +93,16 @@ class Store:
     ) -> list[Feed]:
         """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
         since `pass_started`, a `database_now()`; by default since now), none of `exclude`."""
-        rows = await self._all(
-            "claim_feeds",
-            {
-                "owner": owner,
-                "lease_seconds": lease_seconds,
-                "limit": limit,
-                "all": all_feeds,
-                "exclude": list(exclude),
-                "pass_started": pass_started,
-            },
-        )
+        params = {
+            "owner": owner,
+            "lease_seconds": lease_seconds,
+            "limit": limit,
+            "exclude": list(exclude),
+        }
+        if all_feeds:
+            rows = await self._all("claim_all_feeds", {**params, "pass_started": pass_started})
+        else:
+            rows = await self._all("claim_feeds", params)
         return [Feed(**row) for row in rows]
 
     async def feed_succeeded(

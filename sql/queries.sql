@@ -17,23 +17,40 @@ ORDER BY id;
 DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 
 -- name: claim_feeds
--- Due feeds (inactive ones are due at the slowest rate), plus, when %(all)s, every active feed
--- not polled since the pass started (database clock); not leased by anyone else; not handed
--- back during this pass (%(exclude)s). A feed done in this pass is not due any more (its next
--- fetch is ahead), so no list of done feeds is needed. SKIP LOCKED lets replicas claim disjoint
--- sets concurrently.
+-- Due feeds (inactive ones are due at the slowest rate), not leased by anyone else, not handed
+-- back during this pass (%(exclude)s); earliest due first (index on next_fetch_at). A feed done
+-- in this pass is not due any more (its next fetch is ahead), so no list of done feeds is
+-- needed. SKIP LOCKED lets replicas claim disjoint sets concurrently.
 UPDATE ingest.feeds f
 SET lease_owner = %(owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 WHERE f.id IN (
     SELECT id FROM ingest.feeds
-    WHERE (next_fetch_at <= now()
-           OR (%(all)s AND active
-               AND (polled_at IS NULL
-                    OR polled_at < COALESCE(%(pass_started)s::timestamptz, now()))))
+    WHERE next_fetch_at <= now()
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
     ORDER BY next_fetch_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
+          f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
+          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind;
+
+-- name: claim_all_feeds
+-- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
+-- polled since the pass started (%(pass_started)s, database clock; now when NULL), least
+-- recently polled first (index on polled_at: the feeds done in this pass sort last and are
+-- never read again), not leased by anyone else, not handed back during this pass.
+UPDATE ingest.feeds f
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE f.id IN (
+    SELECT id FROM ingest.feeds
+    WHERE (polled_at IS NULL OR polled_at < COALESCE(%(pass_started)s::timestamptz, now()))
+      AND (active OR next_fetch_at <= now())
+      AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      AND NOT (id = ANY(%(exclude)s))
+    ORDER BY polled_at NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
