@@ -1,7 +1,7 @@
 """The warm poll: how fast `ingest run --once --all` goes over feeds that have nothing new.
 
     .venv/bin/python bench/poll_bench.py [--feeds 10000] [--hosts 50] [--repeat 3]
-        [--concurrent-feeds 8] [--per-host 2] [--workers 2] [--server-procs 2]
+        [--concurrent-feeds 32] [--per-host 2] [--workers 2] [--server-procs 2]
         [--profile FILE] [--keep-logs DIR] [--json FILE]
 
 Targets (issue): "Warm poll (nothing new): >= 1,000 feeds/s when feeds answer 304, and no feed
@@ -1077,8 +1077,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--concurrent-feeds",
         type=int,
-        default=8,
-        help="INGEST_CONCURRENT_FEEDS and the bare loop's requests in flight (default 8)",
+        default=32,
+        help="INGEST_CONCURRENT_FEEDS and the bare loop's requests in flight (default 32, the"
+        " service's default)",
     )
     p.add_argument(
         "--per-host", type=int, default=2, help="INGEST_PER_HOST_CONNECTIONS (default 2)"
