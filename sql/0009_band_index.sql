@@ -14,6 +14,9 @@ CREATE TABLE ingest.article_bands (
 INSERT INTO ingest.article_bands (band, article_id)
 SELECT DISTINCT b, a.id FROM ingest.articles a, unnest(a.lsh_bands) AS b
 WHERE a.lsh_bands IS NOT NULL;
+-- Statistics now, not when autovacuum comes by: without them the candidate query is planned
+-- blind (a parallel bitmap scan, ~10 ms instead of ~1 ms).
+ANALYZE ingest.article_bands;
 
 CREATE FUNCTION ingest.article_bands_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
