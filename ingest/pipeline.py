@@ -561,7 +561,7 @@ async def open_pipeline(settings: Settings, dsn: str) -> AsyncIterator[Pipeline]
     lag = metrics.LoopLag()
     lag.start()
     try:
-        await workers.start()
+        workers.start_soon()
         async with Fetcher(settings) as fetcher:
             yield Pipeline(settings, Store(pool), fetcher, workers)
     finally:

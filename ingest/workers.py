@@ -47,17 +47,23 @@ class Workers:
         _skip_main_in_children()
         self._pool = ProcessPool(max_workers=size, max_tasks=max_tasks, context=context)
         self.size = size
+        self._ready: asyncio.Future[None] | None = None
 
-    async def start(self) -> None:
-        """Start the fork server and the workers now, in a thread. Left to the first task,
-        that start (the fork server imports and warms the extraction stack: about a second)
-        would run inside `schedule()` on the event loop and stall every fetch in flight."""
-        await asyncio.to_thread(self._start)
+    def start_soon(self) -> None:
+        """Start the fork server and the workers in a thread, now, while the caller goes on
+        (fetching the first feeds); tasks wait for it without blocking the event loop. Left to
+        the first task, that start (the fork server imports and warms the extraction stack:
+        about a second) would run inside `schedule()` on the event loop and stall every fetch
+        in flight."""
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(asyncio.to_thread(self._start))
 
     def _start(self) -> None:
         self._pool.schedule(os.getpid).result(timeout=120)
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        if self._ready is not None and not self._ready.done():
+            await asyncio.shield(self._ready)
         future = self._pool.schedule(fn, args=args, timeout=timeout)
         try:
             result: T = await asyncio.wrap_future(future)
