@@ -148,6 +148,7 @@ class Pipeline:
         summary = RunSummary()
         pass_started = await self.store.database_now() if all_feeds else None
         handed_back: list[int] = []
+        done: set[int] = set()  # one poll per feed per pass
         running: dict[asyncio.Task[FeedOutcome | None], Feed] = {}
         renewer = asyncio.create_task(self._renew_leases(running))
         exhausted = False
@@ -168,8 +169,14 @@ class Pipeline:
                         pass_started=pass_started,
                     )
                     exhausted = not feeds
+                    again = [f.id for f in feeds if f.id in done]
+                    if again:  # due again already (a clock behind the database's): next pass
+                        await self.store.release_leases(self.owner, again)
+                        handed_back.extend(again)
                     for feed in feeds:
-                        running[asyncio.create_task(self._process_guarded(feed))] = feed
+                        if feed.id not in done:
+                            done.add(feed.id)
+                            running[asyncio.create_task(self._process_guarded(feed))] = feed
                 if not running:
                     break
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
