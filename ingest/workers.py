@@ -9,8 +9,11 @@ import importlib.machinery
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
@@ -48,6 +51,8 @@ class Workers:
         self._pool = ProcessPool(max_workers=size, max_tasks=max_tasks, context=context)
         self.size = size
         self._ready: asyncio.Future[None] | None = None
+        self._probe: Future[int] | None = None
+        self._closing = threading.Event()
 
     def start_soon(self) -> None:
         """Start the fork server and the workers in a thread, now, while the caller goes on
@@ -59,7 +64,17 @@ class Workers:
             self._ready = asyncio.ensure_future(asyncio.to_thread(self._start))
 
     def _start(self) -> None:
-        self._pool.schedule(os.getpid).result(timeout=120)
+        deadline = time.monotonic() + 120
+        try:
+            self._probe = self._pool.schedule(os.getpid)
+            while not self._closing.is_set() and time.monotonic() < deadline:
+                try:
+                    self._probe.result(timeout=0.25)
+                    return
+                except FutureTimeout:
+                    continue
+        except Exception:  # stopped meanwhile, or cannot start: tasks get the pool's own error
+            return
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
         if self._ready is not None and not self._ready.done():
@@ -79,5 +94,8 @@ class Workers:
         return result
 
     def close(self) -> None:
+        self._closing.set()
+        if self._probe is not None:
+            self._probe.cancel()  # a start still in progress returns at once
         self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)
