@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.errors import StoreError
-from ingest.neardup import choose_original, is_near_duplicate
+from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
 from ingest.schedule import RedirectState
 from ingest.types import Article, Feed
 
@@ -355,13 +355,9 @@ class Store:
                     q["near_duplicate_candidates"], [p for _, p in lookups], returning=True
                 )
                 for i, _ in lookups:
-                    candidates = [
-                        (r[0], bytes(r[1]) if r[1] is not None else None, r[2])
-                        for r in await cur.fetchall()
-                    ]
                     fp = fingerprints[i]
                     assert fp is not None
-                    params[i]["near_duplicate_of"] = choose_original(fp, candidates)
+                    params[i]["near_duplicate_of"] = _original(fp, await cur.fetchall())
                     cur.nextset()
             await cur.executemany(q["insert_article"], params, returning=True)
             inserted: list[tuple[int, int | None] | None] = []
@@ -422,12 +418,8 @@ class Store:
                                 q["near_duplicate_candidates"],
                                 {"bands": list(article.fingerprint.bands), "url": article.url},
                             )
-                            candidates = [
-                                (r[0], bytes(r[1]) if r[1] is not None else None, r[2])
-                                for r in await cur.fetchall()
-                            ]
-                            params["near_duplicate_of"] = choose_original(
-                                article.fingerprint, candidates
+                            params["near_duplicate_of"] = _original(
+                                article.fingerprint, await cur.fetchall()
                             )
                         cur = await conn.execute(q["insert_article"], params)
                         row = await cur.fetchone()
@@ -462,6 +454,12 @@ class Store:
                 else:
                     existing += 1
         return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+
+
+def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:
+    """`choose_original` over rows of the near_duplicate_candidates query."""
+    candidates = [(r[0], bytes(r[1]) if r[1] is not None else None, r[2]) for r in rows]
+    return choose_original(fingerprint, candidates)
 
 
 _REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
