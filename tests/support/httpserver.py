@@ -8,6 +8,7 @@ Every request is recorded so tests can assert what was sent (conditional headers
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,7 +75,16 @@ class _QuietServer(ThreadingHTTPServer):
 class LocalServer:
     """`with LocalServer() as srv: srv.routes["/feed"] = static(...); srv.url("/feed")`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: ssl.SSLContext | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        """`tls` serves HTTPS with that server context; `idle_timeout` closes a kept-alive
+        connection that brings no new request within that many seconds, without a word."""
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -85,6 +95,7 @@ class LocalServer:
             # Headers and body go out in two writes: without TCP_NODELAY, Nagle plus delayed
             # ACKs add ~40 ms to every keep-alive request.
             disable_nagle_algorithm = True
+            timeout = idle_timeout
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -135,6 +146,12 @@ class LocalServer:
 
         self._httpd = _QuietServer((host, port), Handler)
         self._httpd.daemon_threads = True
+        if tls is not None:
+            # The handshake runs in the handler's thread, on its first read.
+            self._httpd.socket = tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.scheme = "https" if tls is not None else "http"
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
@@ -143,7 +160,7 @@ class LocalServer:
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path

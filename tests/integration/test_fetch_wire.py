@@ -1,0 +1,168 @@
+"""The Fetcher's network layer (asyncio transports under httpcore) against real servers on
+loopback: HTTPS with a test CA, refused certificates, kept-alive connections the server closed
+while idle, bodies larger than the read buffer, and servers that hang up mid-response."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import trustme
+
+from ingest.config import Settings
+from ingest.errors import FetchError
+from ingest.fetch import Fetcher
+from tests.support.httpserver import LocalServer, Response, static
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+LOCAL = Settings(allow_private_networks=True, host_delay=0)
+FEED = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def https(ca: trustme.CA) -> Iterator[LocalServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with LocalServer("127.0.0.1", tls=context) as server:
+        yield server
+
+
+def _client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+async def test_https_body_over_one_kept_alive_connection(
+    https: LocalServer, ca: trustme.CA
+) -> None:
+    """Requests over TLS return their bodies (plain and gzip) and share one connection."""
+    https.routes["/feed"] = static(FEED, "application/rss+xml", etag='"v1"')
+    https.routes["/page"] = static("<p>" + "word " * 20_000 + "</p>", gzip_body=True)
+    async with Fetcher(LOCAL, ssl_context=_client_context(ca)) as fetcher:
+        feed = await fetcher.fetch(https.url("/feed"), "feed")
+        page = await fetcher.fetch(https.url("/page"), "page")
+        again = await fetcher.fetch(https.url("/feed"), "feed", etag='"v1"')
+    assert feed.status == 200
+    assert feed.body == FEED.encode()
+    assert feed.final_url == https.url("/feed")
+    assert page.body.count(b"word ") == 20_000
+    assert again.not_modified
+    ports = {r.peer_port for r in https.requests if r.path in ("/feed", "/page")}
+    assert len(ports) == 1
+
+
+async def test_untrusted_certificate_is_a_tls_error(https: LocalServer) -> None:
+    """A certificate no trusted CA signed fails the request with a clear message."""
+    https.routes["/feed"] = static(FEED)
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match="TLS handshake failed") as info:
+            await fetcher.fetch(https.url("/feed"), "feed")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+async def test_certificate_for_another_name_is_refused(ca: trustme.CA) -> None:
+    """A certificate valid for another host name does not pass for this one."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("news.example").configure_cert(context)
+    with LocalServer("127.0.0.1", tls=context) as server:
+        server.routes["/feed"] = static(FEED)
+        async with Fetcher(LOCAL, ssl_context=_client_context(ca)) as fetcher:
+            with pytest.raises(FetchError, match="TLS handshake failed"):
+                await fetcher.fetch(server.url("/feed"), "feed")
+
+
+async def test_plain_http_to_a_tls_port_is_a_protocol_error(https: LocalServer) -> None:
+    """Speaking HTTP to a TLS port ends in a FetchError, not a hang or a crash."""
+    https.routes["/feed"] = static(FEED)
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError):
+            await fetcher.fetch(f"http://127.0.0.1:{https.port}/feed", "feed")
+
+
+@pytest.mark.parametrize("loop_busy", [False, True], ids=["loop-idle", "loop-busy"])
+async def test_connection_closed_by_the_server_while_idle_is_replaced(loop_busy: bool) -> None:
+    """A kept-alive connection the server dropped while idle is noticed before reuse: the next
+    request opens a new connection instead of failing. Also when the event loop was busy
+    meanwhile and has not yet read the end of the stream from the socket."""
+    with LocalServer("127.0.0.1", idle_timeout=0.2) as server:
+        server.routes["/feed"] = static(FEED)
+        async with Fetcher(LOCAL) as fetcher:
+            first = await fetcher.fetch(server.url("/feed"), "feed")
+            if loop_busy:
+                time.sleep(0.6)  # noqa: ASYNC251 - the point: the loop does not run meanwhile
+            else:
+                await asyncio.sleep(0.6)
+            second = await fetcher.fetch(server.url("/feed"), "feed")
+        ports = [r.peer_port for r in server.requests]
+    assert first.body == second.body == FEED.encode()
+    assert len(ports) == 2
+    assert ports[0] != ports[1]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_body_larger_than_the_read_buffer(tls: bool, ca: trustme.CA) -> None:
+    """A 3 MB body (the transport pauses and resumes reading on the way) arrives whole."""
+    body = os.urandom(3 * 1024 * 1024)
+    context = None
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+    with LocalServer("127.0.0.1", tls=context) as server:
+        server.routes["/big"] = Response(200, body, {"Content-Type": "text/html"})
+        async with Fetcher(LOCAL, ssl_context=_client_context(ca)) as fetcher:
+            result = await fetcher.fetch(server.url("/big"), "page")
+    assert result.body == body
+
+
+def _raw_server(reply: bytes) -> tuple[socket.socket, threading.Thread]:
+    """A server that reads one request, sends `reply` and hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this", "protocol error"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "protocol error"),
+        (b"", "protocol error"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "protocol error"),
+    ],
+    ids=["body-cut-short", "headers-cut-short", "no-reply", "not-http"],
+)
+async def test_server_hanging_up_mid_response(reply: bytes, message: str) -> None:
+    """Whatever point the server hangs up at, the request fails with a clear FetchError."""
+    listener, thread = _raw_server(reply)
+    with listener:
+        port = listener.getsockname()[1]
+        async with Fetcher(LOCAL) as fetcher:
+            with pytest.raises(FetchError, match=message):
+                await fetcher.fetch(f"http://127.0.0.1:{port}/page", "page")
+    thread.join(5)
