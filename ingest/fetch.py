@@ -772,7 +772,6 @@ def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchErr
 
 
 _DRAIN_BYTES = 64 * 1024
-_KEEPALIVE = 8
 
 
 async def _drain(response: httpx.Response) -> None:
@@ -785,6 +784,94 @@ async def _drain(response: httpx.Response) -> None:
         seen += len(chunk)
         if seen > _DRAIN_BYTES:
             return
+
+
+_IDLE_ORIGINS: Final = 64
+"""Origins whose idle connections are kept alive, most recently used first."""
+_KEEPALIVE_SECONDS: Final = 30.0
+
+
+@dataclass(eq=False)
+class _OriginPool:
+    transport: httpx.AsyncHTTPTransport
+    users: int = 0
+    idle_since: float = 0.0
+
+
+class OriginPools:
+    """One small httpcore connection pool per origin (scheme, host, port), kept alive while
+    the origin is in use and for `_KEEPALIVE_SECONDS` after, for at most `max_idle` idle
+    origins (least recently used closed first).
+
+    Why not one httpcore pool for everything: httpcore looks at every pooled connection on each
+    request and each release, so its CPU per request grows with the pool. One shared pool had
+    to be capped at 8 kept-alive connections, and a poll over more hosts than that opened a new
+    connection (and a TLS handshake) for almost every request. Here a pool holds at most the
+    per-host limit; the HostLimiter in front keeps the number of requests in flight."""
+
+    def __init__(
+        self,
+        make_pool: Callable[[], httpcore.AsyncConnectionPool],
+        *,
+        max_idle: int = _IDLE_ORIGINS,
+        keepalive: float = _KEEPALIVE_SECONDS,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._make_pool = make_pool
+        self._max_idle = max_idle
+        self._keepalive = keepalive
+        self._clock = clock
+        self._pools: dict[tuple[str, bytes, int | None], _OriginPool] = {}
+        self._idle: dict[tuple[str, bytes, int | None], _OriginPool] = {}
+        """Origins nobody is using, least recently released first (dicts keep order)."""
+
+    def __len__(self) -> int:
+        return len(self._pools)
+
+    @asynccontextmanager
+    async def transport(self, url: httpx.URL) -> AsyncIterator[httpx.AsyncHTTPTransport]:
+        """The transport for `url`'s origin, held for the duration of the block."""
+        key = (url.scheme, url.raw_host, url.port)
+        entry = self._pools.get(key)
+        if entry is None:
+            entry = self._pools[key] = _OriginPool(_transport_for(self._make_pool()))
+        elif entry.users == 0:
+            del self._idle[key]
+        entry.users += 1
+        try:
+            yield entry.transport
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                entry.idle_since = self._clock()
+                self._idle[key] = entry
+                await self._trim()
+
+    async def _trim(self) -> None:
+        """Close idle origins beyond `max_idle`, and those idle for longer than the keep-alive."""
+        expired = self._clock() - self._keepalive
+        while self._idle:
+            key, entry = next(iter(self._idle.items()))
+            if len(self._idle) <= self._max_idle and entry.idle_since > expired:
+                return
+            del self._idle[key]
+            del self._pools[key]
+            await entry.transport.aclose()
+
+    async def aclose(self) -> None:
+        pools, self._pools, self._idle = self._pools, {}, {}
+        for entry in pools.values():
+            await entry.transport.aclose()
+
+
+def _transport_for(pool: httpcore.AsyncConnectionPool) -> httpx.AsyncHTTPTransport:
+    """An httpx transport (httpcore errors mapped to httpx's) over `pool`.
+
+    AsyncHTTPTransport does not accept a network_backend, and the SSRF guard has to live in the
+    network layer (see GuardedBackend), so the pool it built is swapped for ours."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    transport._pool = pool
+    return transport
 
 
 class Fetcher:
@@ -813,24 +900,22 @@ class Fetcher:
             check_address(ip, allow)
 
         backend = GuardedBackend(resolver or system_resolver, address_check or default_check)
-        transport = httpx.AsyncHTTPTransport(trust_env=False)
-        # AsyncHTTPTransport does not accept a network_backend, and the guard has to live in
-        # the network layer (see GuardedBackend), so the pool it built is swapped for ours.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-            max_connections=settings.max_connections,
-            # httpcore looks at every pooled connection on each request and release, so its
-            # CPU per request grows with the pool: 32 idle connections cost about twice 8 (a
-            # 304 poll spends most of its time there). Connections to a host are reused while
-            # its requests come in; idle ones beyond 8 are closed.
-            max_keepalive_connections=min(settings.max_connections, _KEEPALIVE),
-            keepalive_expiry=30.0,
-            network_backend=backend,
-        )
-        # Requests go to the transport, not through an httpx.AsyncClient: redirects are
+        ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        per_host = settings.per_host_connections
+
+        def make_pool() -> httpcore.AsyncConnectionPool:
+            return httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=per_host,
+                max_keepalive_connections=per_host,
+                keepalive_expiry=_KEEPALIVE_SECONDS,
+                network_backend=backend,
+            )
+
+        self._pools = OriginPools(make_pool)
+        # Requests go to the transports, not through an httpx.AsyncClient: redirects are
         # followed here hop by hop (each hop vetted), a crawler keeps no cookies, and there is
         # no auth; the client's per-request machinery for those cost a third of a 304's CPU.
-        self._transport = transport
         self._headers: list[tuple[bytes, bytes]] = [
             (b"User-Agent", USER_AGENT.encode()),
             (b"Accept-Encoding", b"gzip"),
@@ -863,7 +948,7 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._pools.aclose()
 
     def _cap(self, kind: FetchKind) -> int:
         if kind == "feed":
@@ -947,32 +1032,40 @@ class Fetcher:
         request = httpx.Request(
             "GET", target, headers=self._headers + headers, extensions=self._extensions
         )
-        response = await self._transport.handle_async_request(request)
-        try:
-            status = response.status_code
-            location = response.headers.get("location")
-            if status in _REDIRECT_STATUSES and location:
-                await _drain(response)
-                try:
-                    return _Redirect(status, target.join(location))
-                except httpx.InvalidURL as e:
-                    raise FetchError(
-                        url, f"invalid redirect location {location!r}", permanent=True
-                    ) from e
-            if status == 304:
-                await _drain(response)
-                return _Final(target, response, b"")
-            if not 200 <= status < 300:
-                await _drain(response)
+        async with self._pools.transport(target) as transport:
+            response = await transport.handle_async_request(request)
+            try:
+                return await self._outcome(url, target, response, kind)
+            finally:
+                await response.aclose()
+
+    async def _outcome(
+        self, url: str, target: httpx.URL, response: httpx.Response, kind: FetchKind
+    ) -> _Redirect | _Final:
+        """What one response means: a redirect to follow, or the final result (with its body
+        read within the cap), or a FetchError."""
+        status = response.status_code
+        location = response.headers.get("location")
+        if status in _REDIRECT_STATUSES and location:
+            await _drain(response)
+            try:
+                return _Redirect(status, target.join(location))
+            except httpx.InvalidURL as e:
                 raise FetchError(
-                    url,
-                    f"HTTP {status} {response.reason_phrase}".rstrip(),
-                    status=status,
-                    retry_after=_retry_after(response.headers.get("retry-after")),
-                )
-            return _Final(target, response, await self._read_body(url, response, kind))
-        finally:
-            await response.aclose()
+                    url, f"invalid redirect location {location!r}", permanent=True
+                ) from e
+        if status == 304:
+            await _drain(response)
+            return _Final(target, response, b"")
+        if not 200 <= status < 300:
+            await _drain(response)
+            raise FetchError(
+                url,
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                status=status,
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
+        return _Final(target, response, await self._read_body(url, response, kind))
 
     async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
         cap = self._cap(kind)

@@ -166,3 +166,26 @@ async def test_server_hanging_up_mid_response(reply: bytes, message: str) -> Non
             with pytest.raises(FetchError, match=message):
                 await fetcher.fetch(f"http://127.0.0.1:{port}/page", "page")
     thread.join(5)
+
+
+async def test_connections_to_many_hosts_are_kept_alive() -> None:
+    """Polling hosts in turn reuses one connection per host: one pool per origin, not a shared
+    pool whose few kept-alive connections the hosts would take from each other."""
+    hosts = [f"127.0.0.{i}" for i in range(2, 14)]
+    servers = [LocalServer(host) for host in hosts]
+    for server in servers:
+        server.__enter__()
+    try:
+        for server in servers:
+            server.routes["/feed"] = static(FEED, etag='"v1"')
+        async with Fetcher(LOCAL) as fetcher:
+            for _ in range(3):
+                for server in servers:
+                    result = await fetcher.fetch(server.url("/feed"), "feed", etag='"v1"')
+                    assert result.not_modified
+        for server in servers:
+            assert len(server.requests) == 3
+            assert len({r.peer_port for r in server.requests}) == 1
+    finally:
+        for server in servers:
+            server.__exit__(None, None, None)
