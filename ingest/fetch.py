@@ -811,13 +811,13 @@ class OriginPools:
 
     def __init__(
         self,
-        make_pool: Callable[[], httpcore.AsyncConnectionPool],
+        make_transport: Callable[[], httpx.AsyncHTTPTransport],
         *,
         max_idle: int = _IDLE_ORIGINS,
         keepalive: float = _KEEPALIVE_SECONDS,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._make_pool = make_pool
+        self._make_transport = make_transport
         self._max_idle = max_idle
         self._keepalive = keepalive
         self._clock = clock
@@ -834,7 +834,7 @@ class OriginPools:
         key = (url.scheme, url.raw_host, url.port)
         entry = self._pools.get(key)
         if entry is None:
-            entry = self._pools[key] = _OriginPool(_transport_for(self._make_pool()))
+            entry = self._pools[key] = _OriginPool(self._make_transport())
         elif entry.users == 0:
             del self._idle[key]
         entry.users += 1
@@ -862,16 +862,6 @@ class OriginPools:
         pools, self._pools, self._idle = self._pools, {}, {}
         for entry in pools.values():
             await entry.transport.aclose()
-
-
-def _transport_for(pool: httpcore.AsyncConnectionPool) -> httpx.AsyncHTTPTransport:
-    """An httpx transport (httpcore errors mapped to httpx's) over `pool`.
-
-    AsyncHTTPTransport does not accept a network_backend, and the SSRF guard has to live in the
-    network layer (see GuardedBackend), so the pool it built is swapped for ours."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    transport._pool = pool
-    return transport
 
 
 class Fetcher:
@@ -903,16 +893,22 @@ class Fetcher:
         ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
         per_host = settings.per_host_connections
 
-        def make_pool() -> httpcore.AsyncConnectionPool:
-            return httpcore.AsyncConnectionPool(
+        def make_transport() -> httpx.AsyncHTTPTransport:
+            # AsyncHTTPTransport does not accept a network_backend, and the SSRF guard has to
+            # live in the network layer (see GuardedBackend), so the pool it built is swapped
+            # for ours. It is given our TLS context: left to itself it would load a CA bundle
+            # (tens of milliseconds) for every new origin.
+            transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False)
+            transport._pool = httpcore.AsyncConnectionPool(
                 ssl_context=ssl_context,
                 max_connections=per_host,
                 max_keepalive_connections=per_host,
                 keepalive_expiry=_KEEPALIVE_SECONDS,
                 network_backend=backend,
             )
+            return transport
 
-        self._pools = OriginPools(make_pool)
+        self._pools = OriginPools(make_transport)
         # Requests go to the transports, not through an httpx.AsyncClient: redirects are
         # followed here hop by hop (each hop vetted), a crawler keeps no cookies, and there is
         # no auth; the client's per-request machinery for those cost a third of a 304's CPU.

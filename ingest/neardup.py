@@ -11,6 +11,7 @@ confirmed by the similarity the signatures estimate (standard error about 0.04 a
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from array import array
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def similarity(a: bytes, b: bytes) -> float:
     if len(a) != len(b) or not a or len(a) % 4:
         return 0.0
     sa, sb = array("I", a), array("I", b)  # equality of values: byte order does not matter
-    return sum(x == y for x, y in zip(sa, sb, strict=True)) / len(sa)
+    return sum(map(operator.eq, sa, sb)) / len(sa)
 
 
 def is_near_duplicate(a: bytes, b: bytes) -> bool:

@@ -1,10 +1,11 @@
 """OriginPools: one connection pool per origin, idle origins kept for a while and up to a
 number, the least recently used closed first, origins in use never closed. No network: the
-pools are real httpcore pools that never connect."""
+pools are real httpx transports that never connect."""
 
 from __future__ import annotations
 
-import httpcore
+import ssl
+
 import httpx
 import pytest
 
@@ -27,8 +28,12 @@ class Clock:
 
 
 def _pools(clock: Clock, max_idle: int = 2, keepalive: float = 30.0) -> OriginPools:
+    context = ssl.create_default_context()
     return OriginPools(
-        httpcore.AsyncConnectionPool, max_idle=max_idle, keepalive=keepalive, clock=clock
+        lambda: httpx.AsyncHTTPTransport(verify=context),
+        max_idle=max_idle,
+        keepalive=keepalive,
+        clock=clock,
     )
 
 
