@@ -114,7 +114,8 @@ def similarity(a: bytes, b: bytes) -> float:
     if len(a) != len(b) or not a or len(a) % 4:
         return 0.0
     sa, sb = array("I", a), array("I", b)  # equality of values: byte order does not matter
-    return sum(map(operator.eq, sa, sb)) / len(sa)
+    equal: int = sum(map(operator.eq, sa, sb))
+    return equal / len(sa)
 
 
 def is_near_duplicate(a: bytes, b: bytes) -> bool:
