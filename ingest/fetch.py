@@ -167,7 +167,8 @@ _READ_LIMIT: Final = 256 * 1024
 
 class _StreamProtocol(asyncio.Protocol):
     """Buffers what the transport receives for `AsyncioStream.read`, and tracks write flow
-    control for `AsyncioStream.write`."""
+    control for `AsyncioStream.write`. A waiter abandoned by its reader (a timeout) is replaced
+    by a new one on the next wait."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -175,6 +176,7 @@ class _StreamProtocol(asyncio.Protocol):
         self.eof = False
         self.error: BaseException | None = None
         self.reading_paused = False
+        self._writing_paused = False
         self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
 
@@ -187,44 +189,45 @@ class _StreamProtocol(asyncio.Protocol):
         if len(self.buffer) > _READ_LIMIT and not self.reading_paused and self.transport:
             self.reading_paused = True
             self.transport.pause_reading()
-        self._wake_reader()
+        _wake(self._readable)
 
     def eof_received(self) -> bool:
         self.eof = True
-        self._wake_reader()
+        _wake(self._readable)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.error = exc
-        self._wake_reader()
-        waiter, self._writable = self._writable, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._writing_paused = False
+        _wake(self._readable)
+        _wake(self._writable)
 
     def pause_writing(self) -> None:
-        if self._writable is None:
-            self._writable = asyncio.get_running_loop().create_future()
+        self._writing_paused = True
 
     def resume_writing(self) -> None:
-        waiter, self._writable = self._writable, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_reader(self) -> None:
-        waiter, self._readable = self._readable, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._writing_paused = False
+        _wake(self._writable)
 
     def readable(self) -> asyncio.Future[None]:
         """Done once data, end of stream or an error has arrived."""
-        if self._readable is None:
+        if self._readable is None or self._readable.done():
             self._readable = asyncio.get_running_loop().create_future()
         return self._readable
 
     def writable(self) -> asyncio.Future[None] | None:
         """None while the transport takes writes; otherwise done once it does again."""
+        if not self._writing_paused:
+            return None
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
         return self._writable
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def _socket_readable(sock: socket.socket | None) -> bool:

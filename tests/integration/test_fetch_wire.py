@@ -12,12 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpcore
 import pytest
 import trustme
 
 from ingest.config import Settings
 from ingest.errors import FetchError
-from ingest.fetch import Fetcher
+from ingest.fetch import AsyncioBackend, Fetcher
 from tests.support.httpserver import LocalServer, Response, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -195,3 +196,71 @@ async def test_connections_to_many_hosts_are_kept_alive(monkeypatch: pytest.Monk
     finally:
         for server in servers:
             server.__exit__(None, None, None)
+
+
+# --- the network stream itself ---------------------------------------------------------------
+
+
+async def _stream_pair() -> tuple[
+    httpcore.AsyncNetworkStream, asyncio.StreamReader, asyncio.StreamWriter, asyncio.Server
+]:
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put((reader, writer))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+    reader, writer = await accepted.get()
+    return stream, reader, writer, server
+
+
+async def test_stream_read_after_a_timed_out_read() -> None:
+    """A read that timed out leaves the stream usable: data sent afterwards is read."""
+    stream, _, peer, server = await _stream_pair()
+    async with server:
+        with pytest.raises(httpcore.ReadTimeout):
+            await stream.read(1024, timeout=0.05)
+        waiting = asyncio.ensure_future(stream.read(1024, timeout=5))
+        await asyncio.sleep(0.05)  # the read is waiting before the data comes
+        peer.write(b"hello")
+        await peer.drain()
+        assert await waiting == b"hello"
+        peer.close()
+        assert await stream.read(1024, timeout=5) == b""
+        assert stream.get_extra_info("is_readable")
+        await stream.aclose()
+
+
+async def test_stream_write_waits_for_a_slow_reader() -> None:
+    """Writes to a peer that does not read time out once the buffers are full, and go on once
+    the peer reads again; everything written arrives, in order."""
+    stream, peer_reader, peer, server = await _stream_pair()
+    async with server:
+        chunk = os.urandom(1024 * 1024)
+
+        async def write_until_blocked() -> int:
+            written = 0
+            for _ in range(64):
+                try:
+                    await stream.write(chunk, timeout=0.2)
+                except httpcore.WriteTimeout:
+                    return written
+                written += len(chunk)
+            raise AssertionError("64 MB went to a peer that reads nothing")
+
+        written = await write_until_blocked()
+        # The chunk whose wait timed out was handed to the transport: it arrives too.
+        pending = asyncio.ensure_future(stream.write(chunk, timeout=10))
+        expected = written + 2 * len(chunk)
+        received = 0
+        async with asyncio.timeout(30):
+            while received < expected:
+                data = await peer_reader.read(1024 * 1024)
+                assert data, "the stream closed early"
+                received += len(data)
+        await pending
+        assert received == expected
+        await stream.aclose()
+        peer.close()
