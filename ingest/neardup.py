@@ -65,7 +65,8 @@ def _shingle_hashes(text: str) -> np.ndarray | None:
     shingles = {
         " ".join(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)
     }
-    digests = b"".join(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest() for s in shingles)
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(s.encode("utf-8"), digest_size=8).digest() for s in shingles])
     return np.frombuffer(digests, dtype="<u8")
 
 
@@ -78,21 +79,25 @@ def fingerprint(text: str) -> Fingerprint | None:
         return None
     a, b = _coefficients()
     # (a*x + b) mod 2^64, upper 32 bits: a multiply-shift hash family, one per permutation.
+    # In place: one NUM_PERM x shingles array instead of three.
     with np.errstate(over="ignore"):
-        values = (a[:, None] * hashes[None, :] + b[:, None]) >> np.uint64(32)
-    signature = (values.min(axis=1) & np.uint64(0xFFFFFFFF)).astype("<u4")
+        values = np.multiply.outer(a, hashes)
+        values += b[:, None]
+        values >>= np.uint64(32)
+    minhash = (values.min(axis=1) & np.uint64(0xFFFFFFFF)).astype("<u4").tobytes()
+    width = ROWS * 4
+    blake2b = hashlib.blake2b
     bands = tuple(
         int.from_bytes(
-            hashlib.blake2b(
-                bytes([band]) + signature[band * ROWS : (band + 1) * ROWS].tobytes(),
-                digest_size=8,
+            blake2b(
+                bytes([band]) + minhash[band * width : (band + 1) * width], digest_size=8
             ).digest(),
             "little",
             signed=True,
         )
         for band in range(BANDS)
     )
-    return Fingerprint(signature.tobytes(), bands)
+    return Fingerprint(minhash, bands)
 
 
 def choose_original(
