@@ -244,9 +244,12 @@ def _socket_readable(sock: socket.socket | None) -> bool:
 class AsyncioStream(AsyncNetworkStream):
     """An httpcore network stream straight on an asyncio transport."""
 
-    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _StreamProtocol, *, tls: bool = False
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._tls = tls
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
@@ -288,6 +291,13 @@ class AsyncioStream(AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self._transport.close()
+        if self._tls:
+            # close() starts asyncio's graceful TLS shutdown, which waits up to 30 s for the
+            # server's close_notify before it lets go of the socket: a stalled server would hold
+            # a file descriptor that long. close_notify goes out on the next loop pass; then
+            # the socket is dropped, as httpcore's own network layer does.
+            await asyncio.sleep(0)
+            self._transport.abort()
 
     async def start_tls(
         self,
@@ -311,7 +321,7 @@ class AsyncioStream(AsyncNetworkStream):
             raise httpcore.ConnectError("connection closed during the TLS handshake")
         assert isinstance(transport, asyncio.Transport)
         self._protocol.transport = transport
-        return AsyncioStream(transport, self._protocol)
+        return AsyncioStream(transport, self._protocol, tls=True)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -322,11 +332,14 @@ class AsyncioStream(AsyncNetworkStream):
             return (
                 bool(protocol.buffer)
                 or protocol.eof
-                or _socket_readable(self._transport.get_extra_info("socket"))
+                or _socket_readable(self.get_extra_info("socket"))
             )
         key = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
         if key in ("ssl_object", "sockname", "peername", "socket"):
-            return self._transport.get_extra_info(key)
+            try:
+                return self._transport.get_extra_info(key)
+            except AttributeError:  # asyncio's TLS transport, once closed
+                return None
         return None
 
 
@@ -826,7 +839,10 @@ class OriginPools:
         self._clock = clock
         self._pools: dict[tuple[str, bytes, int | None], _OriginPool] = {}
         self._idle: dict[tuple[str, bytes, int | None], _OriginPool] = {}
-        """Origins nobody is using, least recently released first (dicts keep order)."""
+        """Origins nobody is using, least recently released first (dicts keep order). They
+        are trimmed whenever an origin is released: with no requests at all, idle connections
+        stay until their servers close them."""
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._pools)
@@ -834,6 +850,8 @@ class OriginPools:
     @asynccontextmanager
     async def transport(self, url: httpx.URL) -> AsyncIterator[httpx.AsyncHTTPTransport]:
         """The transport for `url`'s origin, held for the duration of the block."""
+        if self._closed:
+            raise RuntimeError("the connection pools are closed")
         key = (url.scheme, url.raw_host, url.port)
         entry = self._pools.get(key)
         if entry is None:
@@ -845,7 +863,7 @@ class OriginPools:
             yield entry.transport
         finally:
             entry.users -= 1
-            if entry.users == 0:
+            if entry.users == 0 and not self._closed:
                 entry.idle_since = self._clock()
                 self._idle[key] = entry
                 await self._trim()
@@ -862,6 +880,9 @@ class OriginPools:
             await entry.transport.aclose()
 
     async def aclose(self) -> None:
+        """Close every connection; a request still in flight fails, and its origin is not
+        kept when it ends."""
+        self._closed = True
         pools, self._pools, self._idle = self._pools, {}, {}
         for entry in pools.values():
             await entry.transport.aclose()

@@ -93,3 +93,15 @@ async def test_an_origin_in_use_is_never_closed() -> None:
     assert len(pools) == 1
     assert await _use(pools, "http://busy.example/") is busy
     await pools.aclose()
+
+
+async def test_closing_with_an_origin_in_use() -> None:
+    """Closing while a request holds an origin: its release afterwards keeps nothing, and the
+    closed pools refuse new requests."""
+    pools = _pools(Clock(), max_idle=1)
+    await _use(pools, "http://idle.example/")
+    async with pools.transport(httpx.URL("http://busy.example/")):
+        await pools.aclose()
+    assert len(pools) == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await _use(pools, "http://busy.example/")
