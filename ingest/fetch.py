@@ -888,6 +888,14 @@ class OriginPools:
             await entry.transport.aclose()
 
 
+def _has_idle_connection(transport: httpx.AsyncHTTPTransport) -> bool:
+    """Would a request on `transport` go out on a kept-alive connection?"""
+    pool = transport._pool
+    return isinstance(pool, httpcore.AsyncConnectionPool) and any(
+        connection.is_idle() for connection in pool.connections
+    )
+
+
 class Fetcher:
     """`async with Fetcher(settings) as f: result = await f.fetch(url, "feed", etag=...)`."""
 
@@ -1053,7 +1061,16 @@ class Fetcher:
             "GET", target, headers=self._headers + headers, extensions=self._extensions
         )
         async with self._pools.transport(target) as transport:
-            response = await transport.handle_async_request(request)
+            reused = _has_idle_connection(transport)
+            try:
+                response = await transport.handle_async_request(request)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if not reused:
+                    raise
+                # The server closed a kept-alive connection as this request went out (its idle
+                # timer fired meanwhile): a GET may be sent again (RFC 9110 §9.2.2), once; the
+                # failed connection is gone, so it goes out on a new one.
+                response = await transport.handle_async_request(request)
             try:
                 return await self._outcome(url, target, response, kind)
             finally:

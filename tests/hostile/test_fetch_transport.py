@@ -517,9 +517,8 @@ KEEP_ALIVE_REPLY = (
 
 async def test_server_closing_a_kept_alive_connection_as_the_request_arrives() -> None:
     """The server takes the next request on a kept-alive connection and hangs up without a
-    response (its keep-alive timer fired as the request came in): that request fails with a
-    clear FetchError rather than hanging or leaking an httpx/httpcore exception, and the next
-    request opens a new connection and succeeds."""
+    response (its keep-alive timer fired as the request came in): the GET is sent again, once,
+    on a new connection, and succeeds; the connection after that is kept alive."""
     connections = 0
 
     def handle(conn: socket.socket) -> None:
@@ -538,11 +537,37 @@ async def test_server_closing_a_kept_alive_connection_as_the_request_arrives() -
         url = server.url("/feed")
         async with Fetcher(_settings()) as fetcher:
             assert (await fetcher.fetch(url, "feed")).body == FEED
-            with pytest.raises(FetchError, match="protocol error: Server disconnected"):
-                await fetcher.fetch(url, "feed")
+            assert (await fetcher.fetch(url, "feed")).body == FEED
             assert (await fetcher.fetch(url, "feed")).body == FEED
         assert server.connections == 2
         assert await open_after([server.port], 1.0) == 0
+
+
+async def test_a_request_is_sent_again_at_most_once() -> None:
+    """A server that hangs up on every request after the first: the second GET goes out on the
+    kept-alive connection, then once more on a new one, then fails with a clear FetchError; a
+    first request on a new connection that gets no response is not sent again."""
+    connections = 0
+
+    def handle(conn: socket.socket) -> None:
+        nonlocal connections
+        connections += 1
+        with conn:
+            if connections == 1:
+                read_request(conn)
+                conn.sendall(KEEP_ALIVE_REPLY)
+            read_request(conn)
+
+    with raw_server(handle) as server:
+        url = server.url("/feed")
+        async with Fetcher(_settings()) as fetcher:
+            assert (await fetcher.fetch(url, "feed")).body == FEED
+            with pytest.raises(FetchError, match="protocol error: Server disconnected"):
+                await fetcher.fetch(url, "feed")
+            assert server.connections == 2
+            with pytest.raises(FetchError, match="protocol error: Server disconnected"):
+                await fetcher.fetch(url, "feed")
+        assert server.connections == 3
 
 
 async def test_kept_alive_connection_reset_while_idle_and_loop_busy() -> None:
