@@ -28,6 +28,7 @@ import trustme
 from ingest.config import Settings
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
+from tests.hostile.conftest import RawServer, read_request
 from tests.support.httpserver import LocalServer, Request, Response, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -176,63 +177,6 @@ class Origins:
         await asyncio.sleep(0.05)
 
 
-class RawServer:
-    """A TCP listener on 127.0.0.1 handing each connection to `handler(conn)` in a thread of
-    its own: for servers that misbehave below HTTP. Connections still open are closed on exit."""
-
-    def __init__(self, handler: Callable[[socket.socket], object]) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self.connections = 0
-        self._handler = handler
-        self._open: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._open.append(conn)
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            self._handler(conn)
-
-    def __enter__(self) -> RawServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        for conn in self._open:
-            conn.close()
-        self._thread.join(2)
-
-
-def raw_server(handler: Callable[[socket.socket], object]) -> RawServer:
-    return RawServer(handler)
-
-
-def read_request(conn: socket.socket) -> bytes:
-    """One request head (up to the blank line), or what came before the peer hung up."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def _dribble(chunks: int, pause: float) -> Callable[[Request], Response]:
     """A route sending a chunked body slowly: `chunks` chunks of 1 KB, `pause` seconds apart."""
 
@@ -273,7 +217,7 @@ async def test_socket_is_released_when_a_stalled_request_fails(
     once: a tarpit must not hold a file descriptor after its request has given up."""
     stop = threading.Event()
     try:
-        with raw_server(_stalling(server_tls if tls else None, reply, stop)) as server:
+        with RawServer(_stalling(server_tls if tls else None, reply, stop)) as server:
             scheme = "https" if tls else "http"
             async with Fetcher(_settings(**settings), ssl_context=client_tls) as fetcher:
                 with pytest.raises(FetchError, match=message):
@@ -292,7 +236,7 @@ async def test_socket_is_released_when_a_streaming_body_exceeds_the_cap(
     when the cap is hit), fails and its socket is closed at once."""
     stop = threading.Event()
     try:
-        with raw_server(_flooding(server_tls if tls else None, stop)) as server:
+        with RawServer(_flooding(server_tls if tls else None, stop)) as server:
             scheme = "https" if tls else "http"
             settings = _settings(max_page_bytes=2 * 1024 * 1024)
             async with Fetcher(settings, ssl_context=client_tls) as fetcher:
@@ -321,8 +265,12 @@ async def test_tls_handshake_the_server_never_answers(
     """A server that accepts TCP and never says a word: the handshake fails on time (the
     connect timeout, or the request deadline when it comes first) and the socket is closed."""
     stop = threading.Event()
+
+    def silent(conn: socket.socket) -> None:
+        stop.wait(20)
+
     try:
-        with raw_server(lambda conn: stop.wait(20)) as server:
+        with RawServer(silent) as server:
             async with Fetcher(_settings(**settings), ssl_context=client_tls) as fetcher:
                 started = time.monotonic()
                 with pytest.raises(FetchError, match=message):
@@ -363,7 +311,7 @@ async def test_close_delimited_body_over_tls_larger_than_the_read_buffer(
         else:
             tls.close()
 
-    with raw_server(handle) as server:
+    with RawServer(handle) as server:
         async with Fetcher(_settings(max_page_bytes=4 * 1024 * 1024), ssl_context=client_tls) as f:
             result = await f.fetch(f"https://127.0.0.1:{server.port}/big", "page")
             assert result.body == body
@@ -402,7 +350,7 @@ async def test_aclose_closes_a_tls_connection_whose_server_is_silent(
     stop = threading.Event()
     reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: %d\r\n\r\n"
     try:
-        with raw_server(_stalling(server_tls, reply % len(FEED) + FEED, stop)) as server:
+        with RawServer(_stalling(server_tls, reply % len(FEED) + FEED, stop)) as server:
             fetcher = Fetcher(_settings(), ssl_context=client_tls)
             result = await fetcher.fetch(f"https://127.0.0.1:{server.port}/feed", "feed")
             assert result.body == FEED
@@ -533,7 +481,7 @@ async def test_server_closing_a_kept_alive_connection_as_the_request_arrives() -
             while read_request(conn):
                 conn.sendall(KEEP_ALIVE_REPLY)
 
-    with raw_server(handle) as server:
+    with RawServer(handle) as server:
         url = server.url("/feed")
         async with Fetcher(_settings()) as fetcher:
             assert (await fetcher.fetch(url, "feed")).body == FEED
@@ -558,7 +506,7 @@ async def test_a_request_is_sent_again_at_most_once() -> None:
                 conn.sendall(KEEP_ALIVE_REPLY)
             read_request(conn)
 
-    with raw_server(handle) as server:
+    with RawServer(handle) as server:
         url = server.url("/feed")
         async with Fetcher(_settings()) as fetcher:
             assert (await fetcher.fetch(url, "feed")).body == FEED
@@ -587,7 +535,7 @@ async def test_kept_alive_connection_reset_while_idle_and_loop_busy() -> None:
             return
         read_request(conn)
 
-    with raw_server(handle) as server:
+    with RawServer(handle) as server:
         async with Fetcher(_settings()) as fetcher:
             assert (await fetcher.fetch(server.url("/feed"), "feed")).body == FEED
             time.sleep(0.4)  # noqa: ASYNC251 - the loop must not see the reset before reuse
@@ -671,7 +619,7 @@ async def test_deadline_during_the_tls_handshake_leaves_the_origin_usable(
                 tls.sendall(KEEP_ALIVE_REPLY)
 
     settings = _settings(per_host_connections=1, request_deadline=0.5, connect_timeout=5)
-    with raw_server(handle) as server:
+    with RawServer(handle) as server:
         url = f"https://127.0.0.1:{server.port}/feed"
         async with Fetcher(settings, ssl_context=client_tls) as fetcher:
             with pytest.raises(FetchError, match=r"timed out after 0\.5s"):
