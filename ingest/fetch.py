@@ -375,14 +375,6 @@ class AsyncioBackend(AsyncNetworkBackend):
             sock.setsockopt(*option)
         return AsyncioStream(transport, protocol)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        raise BlockedAddressError("unix sockets are never used")
-
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
