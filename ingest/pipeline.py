@@ -129,6 +129,12 @@ class Pipeline:
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
+        # Pages between the start of their fetch and the end of their extraction. Fetching is
+        # much faster than extraction, so without a bound a backlog of new entries would be
+        # fetched long before workers are free, every body waiting in memory (a 900-page cold
+        # start held 140 MB of them). As many as can be on the wire, plus two per worker
+        # ready for the next task, keep the workers busy.
+        self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
         self._successes = GroupWriter(self.store.feeds_succeeded)
@@ -486,9 +492,10 @@ class Pipeline:
         return await asyncio.shield(task)
 
     async def _page(self, link: str) -> PageOutcome:
-        return await fetch_page(
-            self.fetcher, self.workers, link, extract_timeout=self.settings.extract_timeout
-        )
+        async with self._page_slots:
+            return await fetch_page(
+                self.fetcher, self.workers, link, extract_timeout=self.settings.extract_timeout
+            )
 
 
 class GroupWriter(Generic[T]):

@@ -312,3 +312,41 @@ async def test_updated_entry_updates_the_article_in_place(
     assert [k["kind"] for k in kinds] == ["insert", "update"]
     await pipeline.run(all_feeds=True)
     assert len(server.hits("/story")) == 2
+
+
+class CountingWorkers:
+    """The real worker pool, counting the tasks handed to it and not yet finished: the page
+    bodies the pipeline holds while they wait for a worker."""
+
+    def __init__(self, inner: Workers) -> None:
+        self.inner = inner
+        self.size = inner.size
+        self.waiting = 0
+        self.most = 0
+
+    async def run(self, fn: Any, *args: Any, timeout: float) -> Any:
+        self.waiting += 1
+        self.most = max(self.most, self.waiting)
+        try:
+            return await self.inner.run(fn, *args, timeout=timeout)
+        finally:
+            self.waiting -= 1
+
+
+async def test_pages_are_not_fetched_far_ahead_of_extraction(
+    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+) -> None:
+    """A backlog of new entries is fetched only as fast as the workers take the pages: at most
+    the connection limit plus two per worker wait in memory, and every article is stored."""
+    paths = [f"/story-{i}" for i in range(40)]
+    for p in paths:
+        server.routes[p] = static(page(f"Story {p}"))
+    server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
+    s = settings(database_url, max_connections=2, per_host_connections=2)
+    counting = CountingWorkers(workers)
+    pipeline = await make_pipeline(s, counting, resources)  # type: ignore[arg-type]
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 40)
+    # Feed parsing goes through the pool too; pages are the rest.
+    assert 2 <= counting.most <= 2 + 2 * workers.size + 1
