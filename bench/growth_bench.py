@@ -95,13 +95,11 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import shlex
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import traceback
@@ -113,6 +111,7 @@ from typing import Any
 
 import psycopg
 from common import ADMIN_DSN_DEFAULT, DB_PREFIX, ROOT, Databases
+from ingest_bench import machine as base_machine
 from psycopg import sql
 
 from ingest import dedup, logs
@@ -120,7 +119,7 @@ from ingest.article import build_article
 from ingest.db import migrate, open_pool
 from ingest.neardup import fingerprint
 from ingest.normalize import canonical_url, clean_text
-from ingest.store import Store, queries
+from ingest.store import Store, _article_params, queries
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
 
 DEFAULT_SIZES = (0, 100_000, 1_000_000)
@@ -1072,7 +1071,7 @@ def explain_all(dsn: str, maker: TextMaker, planted: Planted, sites: list[Site])
             extraction_error=None,
             now=datetime.now(UTC),
         )
-        params = _insert_params(article, site.feed_id)
+        params = _article_params(article, site.feed_id)
         with contextlib.suppress(_Rollback), conn.transaction():
             row = conn.execute(explain + q["insert_article"], params).fetchone()
             assert row is not None
@@ -1085,76 +1084,14 @@ class _Rollback(Exception):
     pass
 
 
-def _insert_params(a: Article, feed_id: int) -> dict[str, Any]:
-    """The parameters of `insert_article`, as ingest.store builds them."""
-    return {
-        "url": a.url,
-        "original_url": a.original_url,
-        "feed_id": feed_id,
-        "guid": a.guid,
-        "site": a.site,
-        "title": a.title,
-        "text": a.text,
-        "author": a.author,
-        "published_at": a.published_at,
-        "published_source": a.published_source,
-        "modified_at": a.updated_at,
-        "language": a.language,
-        "image_url": a.image_url,
-        "summary": a.summary,
-        "content_hash": a.content_hash,
-        "text_source": a.text_source,
-        "extraction_error": a.extraction_error,
-        "fetched_at": a.fetched_at,
-        "near_duplicate_of": None,
-        "minhash": a.fingerprint.minhash if a.fingerprint else None,
-        "lsh_bands": list(a.fingerprint.bands) if a.fingerprint else None,
-    }
-
-
 # --- report ------------------------------------------------------------------------------------
 
 
-def project_revision() -> str:
-    """The commit measured, with `+dirty` when tracked files outside bench/ and tests/ differ."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", ".",
-             ":(exclude)bench", ":(exclude)tests"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
 def machine(admin_dsn: str) -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "cpu_model": model,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "memory_gb": round(memory / 1024**3, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "psycopg": psycopg.__version__,
-        "project_revision": project_revision(),
-    }
+    """bench/ingest_bench.py's machine facts, plus psycopg and the PostgreSQL settings that
+    bear on growth."""
+    info = base_machine()
+    info["psycopg"] = psycopg.__version__
     with psycopg.connect(admin_dsn, connect_timeout=10) as conn:
         settings = (
             "server_version", "shared_buffers", "effective_cache_size", "work_mem",

@@ -77,7 +77,6 @@ import multiprocessing
 import os
 import random
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -99,7 +98,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import psycopg
 from common import ADMIN_DSN_DEFAULT, ROBOTS_TXT, Databases, free_port, host_address
-from ingest_bench import log_breakdown, machine, project_revision
+from ingest_bench import log_breakdown, machine, profiled, project_revision
 from service_bench import base_env, ingest_command
 
 MB = 1024 * 1024
@@ -704,19 +703,6 @@ def db_counters(dsn: str, dbname: str) -> dict[str, int]:
     fkeys = ("feeds_upd", "feeds_hot_upd", "feeds_seq_scan", "feeds_idx_scan", "feeds_seq_read")
     out.update(zip(fkeys, (int(v or 0) for v in feeds or ()), strict=False))
     return out
-
-
-def profiled(cmd: list[str], profile: Path | None) -> list[str]:
-    """`cmd` under `py-spy record` (all processes, idle stacks kept, raw collapsed stacks)."""
-    if profile is None:
-        return cmd
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if spy is None:
-        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
-    return [
-        spy, "record", "--subprocesses", "--idle", "--rate", "250", "--format", "raw",
-        "--output", str(profile), "--", *cmd,
-    ]  # fmt: skip
 
 
 def run_pass(
