@@ -79,12 +79,12 @@ def fingerprint(text: str) -> Fingerprint | None:
         return None
     a, b = _coefficients()
     # (a*x + b) mod 2^64, upper 32 bits: a multiply-shift hash family, one per permutation.
-    # In place: one NUM_PERM x shingles array instead of three.
+    # In place: one NUM_PERM x shingles array instead of three. The shift is monotonic, so the
+    # minimum's upper bits are the minimum of the upper bits: it runs on NUM_PERM values only.
     with np.errstate(over="ignore"):
         values = np.multiply.outer(a, hashes)
         values += b[:, None]
-        values >>= np.uint64(32)
-    minhash = (values.min(axis=1) & np.uint64(0xFFFFFFFF)).astype("<u4").tobytes()
+    minhash = (values.min(axis=1) >> np.uint64(32)).astype("<u4").tobytes()
     width = ROWS * 4
     blake2b = hashlib.blake2b
     bands = tuple(

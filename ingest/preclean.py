@@ -11,8 +11,8 @@ is removed, but never the article itself.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
 
 from lxml import etree
 from lxml.etree import _Element
@@ -213,92 +213,103 @@ def tokens(value: str) -> list[str]:
     return [t for t in _TOKEN_SPLIT.split(_CAMEL.sub(" ", value).lower()) if t]
 
 
-def _vocabulary(el: _Element) -> Iterator[str]:
-    for name, value in el.attrib.items():
-        if name in ("class", "id") or (
-            name.startswith("data-") and name not in ("data-src", "data-href", "data-url")
-        ):
-            yield from tokens(value)
+def _vocabulary(el: _Element) -> tuple[str, ...]:
+    """The values of the attributes that name what an element is: class, id, data-*."""
+    return tuple(
+        value
+        for name, value in el.items()
+        if name in ("class", "id")
+        or (name.startswith("data-") and name not in ("data-src", "data-href", "data-url"))
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
+    """(furniture, advertising) for a class/id/data-* vocabulary. Templates repeat the same
+    class names all over a page and across a site's pages: each is split and matched once."""
+    words = [t for value in vocabulary for t in tokens(value)]
+    if any(w in _DROP_TOKENS for w in words):
+        furniture = True
+    else:
+        joined = ("".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
+        furniture = any(j in _DROP_COMPOUNDS for j in joined)
+    return furniture, any(w in _AD_TOKENS for w in words)
 
 
 def looks_like_furniture(el: _Element) -> bool:
     """What the element's own tag, role, state and class/id/data vocabulary say about it."""
-    tag = el.tag if isinstance(el.tag, str) else ""
+    tag = el.tag
     if tag in _DROP_TAGS:
         return True
-    if (el.get("role") or "").strip().lower() in _DROP_ROLES:
+    role = el.get("role")
+    if role is not None and role.strip().lower() in _DROP_ROLES:
         return True
     if el.get("hidden") is not None or (el.get("aria-hidden") or "").lower() == "true":
         return True
-    words = list(_vocabulary(el))
-    if any(w in _DROP_TOKENS for w in words):
-        return True
-    joined = ["".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1)]
-    return any(j in _DROP_COMPOUNDS for j in joined)
+    vocabulary = _vocabulary(el)
+    return bool(vocabulary) and _verdict(vocabulary)[0]
 
 
-class _Stats:
-    """Text measures of every element, computed bottom-up in one pass (no per-element subtree
-    walks: pages with 100,000 nested elements stay linear)."""
-
-    __slots__ = ("link_text", "links", "paragraph", "text")
-
-    def __init__(self) -> None:
-        self.text = 0
-        self.link_text = 0
-        self.links = 0
-        self.paragraph = 0
+_TEXT, _PARAGRAPH = 0, 3
+_Stats = tuple[int, int, int, int]
+"""Text measures of an element's subtree: characters of text (runs of text stripped), of
+link text, number of links, characters of paragraph text."""
 
 
 def _measure(root: _Element) -> dict[_Element, _Stats]:
+    """The measures of every element, computed bottom-up in one pass (no per-element subtree
+    walks: pages with 100,000 nested elements stay linear)."""
     stats: dict[_Element, _Stats] = {}
     get = stats.get
     # Document order reversed: every element comes after all of its descendants.
     for el in reversed(list(root.iter(etree.Element))):
-        st = stats[el] = _Stats()
         text = el.text
-        own = len(text.strip()) if text else 0
-        total = link_text = links = paragraph = 0
+        total = len(text.strip()) if text else 0
+        link_text = links = paragraph = 0
         for child in el:  # comments too: their tails are text of this element
             tail = child.tail
             if tail:
-                own += len(tail.strip())
+                total += len(tail.strip())
             cs = get(child)
             if cs is not None:
-                total += cs.text
-                link_text += cs.link_text
-                links += cs.links
-                paragraph += cs.paragraph
-        total += own
-        if el.tag == "a":
-            links += 1
-            link_text = total
-        elif el.tag == "p":
-            paragraph = total
-        st.text, st.link_text, st.links, st.paragraph = total, link_text, links, paragraph
+                child_text, child_link_text, child_links, child_paragraph = cs
+                total += child_text
+                link_text += child_link_text
+                links += child_links
+                paragraph += child_paragraph
+        tag = el.tag
+        if tag == "a":
+            stats[el] = (total, total, links + 1, paragraph)
+        elif tag == "p":
+            stats[el] = (total, link_text, links, total)
+        else:
+            stats[el] = (total, link_text, links, paragraph)
     return stats
 
 
 def _is_link_list(st: _Stats) -> bool:
     """A block that is mostly links: a list of related stories, a tag cloud, a menu."""
-    return st.links >= 3 and st.text < 600 and st.link_text >= 0.6 * max(st.text, 1)
+    text, link_text, links, _ = st
+    return links >= 3 and text < 600 and link_text >= 0.6 * max(text, 1)
 
 
 def _is_label_and_link(el: _Element, stats: dict[_Element, _Stats]) -> bool:
     """`<p><strong>Label:</strong> <a>Other story</a></p>`: a cross-link dressed as a
     paragraph. The paragraph's only text outside its single link is a short bold label."""
-    st = stats[el]
-    if el.tag != "p" or st.links != 1 or st.link_text == 0:
+    text, link_text, links, _ = stats[el]
+    if el.tag != "p" or links != 1 or link_text == 0:
         return False
-    emphasis = sum(stats[c].text for c in el if c.tag in ("strong", "b", "em", "i") and c in stats)
-    return emphasis > 0 and st.text - st.link_text - emphasis <= 3
+    emphasis = sum(
+        stats[c][_TEXT] for c in el if c.tag in ("strong", "b", "em", "i") and c in stats
+    )
+    return emphasis > 0 and text - link_text - emphasis <= 3
 
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def _is_ad(el: _Element) -> bool:
-    return any(w in _AD_TOKENS for w in _vocabulary(el))
+    return _verdict(_vocabulary(el))[1]
 
 
 def _wrapper(el: _Element, stats: dict[_Element, _Stats], protected: set[_Element]) -> _Element:
@@ -309,7 +320,7 @@ def _wrapper(el: _Element, stats: dict[_Element, _Stats], protected: set[_Elemen
     parent = el.getparent()
     while parent is not None and parent not in protected and parent.tag not in _NEVER_DROP:
         ps = stats.get(parent)
-        if ps is None or ps.text - stats[el].text > 40 or ps.paragraph > 80:
+        if ps is None or ps[_TEXT] - stats[el][_TEXT] > 40 or ps[_PARAGRAPH] > 80:
             break
         if any(d.tag in _HEADINGS for d in parent.iter()):
             break
@@ -338,12 +349,12 @@ def preclean(tree: _Element) -> int:
     stats = _measure(body)
     # What "half of the article" is measured in: paragraph text, or all text on pages that
     # do not use <p> for their body (old table layouts with <br> between paragraphs).
-    use_paragraphs = stats[body].paragraph >= 200
+    use_paragraphs = stats[body][_PARAGRAPH] >= 200
 
     def holds_the_article(st: _Stats) -> bool:
         if use_paragraphs:
-            return st.paragraph >= 0.5 * stats[body].paragraph
-        return st.text >= 0.5 * stats[body].text
+            return st[_PARAGRAPH] >= 0.5 * stats[body][_PARAGRAPH]
+        return st[_TEXT] >= 0.5 * stats[body][_TEXT]
 
     doomed: list[_Element] = []
     stack = [body]

@@ -265,3 +265,21 @@ def test_date_only_json_ld_does_not_hide_meta_time_of_day() -> None:
     meta = extract_page(_html(head).encode(), "https://example.com/a").metadata
     assert meta.published_at == datetime(2024, 3, 4, 10, 15, tzinfo=UTC)
     assert meta.published_has_time
+
+
+def test_page_elements_are_plain_html_elements() -> None:
+    """The page parser's element classes come from a lookup done in C (see ingest.extract):
+    form controls are plain HtmlElements, with lxml.html's methods that trafilatura calls, and
+    a page whose body sits inside a <form> (old ASP.NET templates) still yields its text."""
+    from lxml import html
+    from trafilatura.utils import load_html
+
+    tree = load_html(b"<html><body><form><p>Kept</p><input name=q><select></select></form>")
+    assert tree is not None
+    for el in tree.iter("form", "input", "select", "p"):
+        assert type(el) is html.HtmlElement
+    assert tree.text_content() == "Kept"
+    paragraph = "The council met on Tuesday and agreed the plan for the river bank. " * 8
+    page = f"<html><body><form id='aspnetForm'><h1>Plan agreed</h1><p>{paragraph}</p></form>"
+    result = extract_page(page.encode(), "https://example.com/plan")
+    assert paragraph.strip() in result.text
