@@ -224,13 +224,14 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import open_pipeline
-    from jobs.service import serve
 
     async def go(dsn: str) -> int:
         conn = await connect(dsn)  # fail fast with one clear line when unreachable
         await conn.close()
         await migrate(dsn)
         if not args.once:
+            from jobs.service import serve  # the scheduler: not needed by a single pass
+
             await serve(settings, dsn)
             return 0
         async with open_pipeline(settings, dsn) as pipeline:

@@ -5,10 +5,7 @@ pathological page cannot stall the service, and the event loop never runs this w
 from __future__ import annotations
 
 import asyncio
-import importlib.machinery
-import multiprocessing
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +15,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
+
+from ingest import forkserver
 
 T = TypeVar("T")
 
@@ -30,25 +29,13 @@ class WorkerCrashed(Exception):
     """The worker process died while running the task (segfault, out of memory)."""
 
 
-def _skip_main_in_children() -> None:
-    """Workers run functions of this package only. Left alone, multiprocessing would run the
-    entry script again in every new worker (for the `ingest` command: import the whole CLI,
-    HTTP and database stack), which costs each worker start-up time and memory; a main module
-    with a spec named "__main__" is left alone in children."""
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__spec__", None) is None:
-        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
-
-
 class Workers:
     def __init__(self, size: int, *, max_tasks: int = 1000) -> None:
-        # forkserver: workers are not forked from a process that runs an event loop and threads.
         # The fork server imports the heavy modules and loads the language model once, so every
         # worker (including replacements for killed or recycled ones) starts warm.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["ingest._warm"])
-        _skip_main_in_children()
-        self._pool = ProcessPool(max_workers=size, max_tasks=max_tasks, context=context)
+        self._pool = ProcessPool(
+            max_workers=size, max_tasks=max_tasks, context=forkserver.context()
+        )
         self.size = size
         self._ready: asyncio.Future[None] | None = None
         self._probe: Future[int] | None = None

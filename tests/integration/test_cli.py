@@ -7,8 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -230,3 +233,64 @@ def test_all_without_once_is_a_usage_error() -> None:
     proc = ingest(NOWHERE, "run", "--all")
     assert proc.returncode == 2
     assert "--all only makes sense with --once" in proc.stderr
+
+
+# --- the `ingest` command's entry point ----------------------------------------------------------
+
+ENTRY = "import sys; from ingest.entry import main; sys.exit(main())"
+
+
+def _processes_marked(mark: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("INGEST_TEST_MARK") == mark:
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _entry(dsn: str, *args: str) -> tuple[subprocess.CompletedProcess[str], list[psutil.Process]]:
+    """`ingest ARGS` through the console script's entry point; and the processes it started
+    that are still alive 5 s after it exited (they inherit a mark in their environment)."""
+    mark = uuid.uuid4().hex
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTRY, *args],
+        env=_env(dsn, INGEST_TEST_MARK=mark),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 5
+    while (left := _processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc, left
+
+
+def test_entry_run_once_leaves_no_process_behind(database_url: str) -> None:
+    """`ingest run` spawns the worker pool's fork server before its own imports (ingest.entry);
+    the pass works with it, and the fork server and its workers exit with the command."""
+    proc, left = _entry(database_url, "run", "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("feeds: 0 (0 ok")
+    assert left == []
+
+
+def test_entry_run_with_database_unreachable_leaves_no_process_behind() -> None:
+    """The fork server is already running when the database check fails: the command still
+    fails with its one line, and takes the fork server with it."""
+    proc, left = _entry(NOWHERE, "run", "--once")
+    assert proc.returncode == 1
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1
+    assert "unreachable" in lines[0]
+    assert left == []
+
+
+def test_entry_passes_other_commands_to_the_cli() -> None:
+    proc, left = _entry(NOWHERE, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"news-ingest {__version__}"
+    assert left == []
