@@ -3,15 +3,14 @@ Each takes a value and returns a value; none does I/O or reads the clock."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import courlan
+import ftfy
 import pycld2
 from courlan.clean import TRACKERS_RE
 
@@ -31,27 +30,18 @@ _MOJIBAKE_HINT = re.compile(
     "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
     "\u02c6\u02dc\u2013-\u2026\u2030\u2039\u203a\u20ac\u2122]|\x1b\\["
 )
-
-
-@functools.cache
-def _fix_text() -> Callable[[str], str]:
-    """ftfy, imported on the first text that needs it (its import is a tenth of the command
-    line's start-up, and most runs of the main process never need it)."""
-    import ftfy
-
-    config = ftfy.TextFixerConfig(
-        # Keep what authors chose: curly quotes and full-width forms are not errors.
-        uncurl_quotes=False,
-        fix_character_width=False,
-        normalization="NFC",
-        explain=False,
-    )
-    return functools.partial(ftfy.fix_text, config=config)
+_FTFY = ftfy.TextFixerConfig(
+    # Keep what authors chose: curly quotes and full-width forms are not errors.
+    uncurl_quotes=False,
+    fix_character_width=False,
+    normalization="NFC",
+    explain=False,
+)
 
 
 def repair(text: str) -> str:
     """Mojibake and terminal escapes repaired (ftfy), only when the text shows signs of them."""
-    return _fix_text()(text) if _MOJIBAKE_HINT.search(text) else text
+    return ftfy.fix_text(text, config=_FTFY) if _MOJIBAKE_HINT.search(text) else text
 
 
 def canonical_url(url: str) -> str:
