@@ -2,11 +2,9 @@
 needs and runs one extraction and one feed parse, so that the libraries' lazy set-up (compiled
 patterns, stop lists, caches) is done once, before the workers are forked, and shared by them."""
 
-import contextlib
 import gc
 
 from ingest.extract import extract_page
-from ingest.normalize import repair
 from ingest.parse import parse_feed
 
 _SENTENCE = (
@@ -30,19 +28,10 @@ _FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Example</tit
 </item></channel></rss>"""
 
 extract_page(_PAGE, "https://example.com/budget")
-repair("CafÃ© \x1b[1mbold\x1b[0m")  # ftfy loads on the first text that needs it
 parse_feed(_FEED, "https://example.com/feed", {"content-type": "application/rss+xml"})
 
-# trafilatura's justext fallback gathers every language's stop list on its first use (~0.1 s),
-# which the sample page above does not reach.
-with contextlib.suppress(ImportError, AttributeError):
-    from trafilatura import external
-
-    if external.JT_STOPLIST is None:
-        external.jt_stoplist_init()
-
-# Everything loaded so far lives as long as the process: out of the collector's sight, the
-# workers forked from here neither scan it in their collections nor write to its pages
-# (copy-on-write keeps it shared), and the fork server exits without collecting it.
-gc.collect()
+# Everything loaded so far lives as long as the process. Frozen, it is out of the collector's
+# sight: the workers forked from here do not walk it in their full collections (which would
+# also dirty its pages, shared copy-on-write), and the fork server exits without collecting it.
+# No collection first: the holes it would leave get filled by the workers, which copies pages.
 gc.freeze()

@@ -15,10 +15,13 @@ def main() -> int:
         from ingest import forkserver
 
         forkserver.start()
-    from ingest.cli import main as cli_main
-
+    try:
+        from ingest.cli import main as cli_main
+    except KeyboardInterrupt:
+        return 130
     code = cli_main()
-    # What is left is the interpreter's own teardown, whose collections would walk every object
-    # of the libraries loaded (about 0.1 s) only to free memory the process gives back anyway.
+    # The last thing the command does: what is left is the interpreter's own teardown, whose
+    # collections would walk every object of the libraries loaded (about 0.1 s) only to free
+    # memory the process gives back anyway.
     gc.freeze()
     return code

@@ -9,6 +9,7 @@ import importlib.machinery
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.forkserver
+import signal
 import sys
 
 PRELOAD = ["ingest._warm"]
@@ -24,10 +25,17 @@ def context() -> multiprocessing.context.ForkServerContext:
 
 
 def start() -> None:
-    """Spawn the fork server now; it preloads while the caller goes on. A later `context()`
-    user (the worker pool) finds it running. The fork server exits with this process."""
+    """Spawn the fork server now, unless it runs already; it preloads while the caller goes on.
+    It exits once this process has exited and its preload is done. It ignores SIGINT from the
+    start (multiprocessing makes it ignore SIGINT only once preloaded; pebble's workers ignore
+    it too): a Ctrl-C in a terminal reaches the whole process group, and it is this process's
+    to handle, not a traceback from the fork server. Call from the main thread."""
     context()
-    multiprocessing.forkserver.ensure_running()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _skip_main_in_children() -> None:

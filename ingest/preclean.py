@@ -223,10 +223,8 @@ def _vocabulary(el: _Element) -> tuple[str, ...]:
     )
 
 
-@functools.lru_cache(maxsize=8192)
-def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
-    """(furniture, advertising) for a class/id/data-* vocabulary. Templates repeat the same
-    class names all over a page and across a site's pages: each is split and matched once."""
+def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
+    """(furniture, advertising) for a class/id/data-* vocabulary."""
     words = [t for value in vocabulary for t in tokens(value)]
     if any(w in _DROP_TOKENS for w in words):
         furniture = True
@@ -234,6 +232,19 @@ def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
         joined = ("".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
         furniture = any(j in _DROP_COMPOUNDS for j in joined)
     return furniture, any(w in _AD_TOKENS for w in words)
+
+
+_judge_cached = functools.lru_cache(maxsize=8192)(_judge)
+_CACHED_LENGTH = 256
+"""Templates repeat the same class names all over a page and across a site's pages, so each
+vocabulary is split and matched once. Longer ones (JSON in a data-* attribute, often different
+on every page) are judged afresh, so that the cache never holds large strings."""
+
+
+def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
+    if sum(map(len, vocabulary)) > _CACHED_LENGTH:
+        return _judge(vocabulary)
+    return _judge_cached(vocabulary)
 
 
 def looks_like_furniture(el: _Element) -> bool:

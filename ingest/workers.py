@@ -32,7 +32,9 @@ class WorkerCrashed(Exception):
 class Workers:
     def __init__(self, size: int, *, max_tasks: int = 1000) -> None:
         # The fork server imports the heavy modules and loads the language model once, so every
-        # worker (including replacements for killed or recycled ones) starts warm.
+        # worker (including replacements for killed or recycled ones) starts warm. Started here
+        # unless `ingest run` already did, so that it ignores SIGINT either way (see there).
+        forkserver.start()
         self._pool = ProcessPool(
             max_workers=size, max_tasks=max_tasks, context=forkserver.context()
         )

@@ -6,6 +6,7 @@ DSN carries a password that must appear in no log line."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -297,9 +298,12 @@ def test_postgres_restart_under_a_running_service_loses_nothing(cluster: Private
     assert seen["tick_bug"] == seen["feed_bug"] == 0
 
 
-def test_sigterm_mid_batch_drains_and_exits_0(database_url: str) -> None:
-    """SIGTERM while a batch is in progress: no new feed is started, the feeds in progress
-    finish (all their articles stored), no lease is left behind, exit status 0."""
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["sigterm", "ctrl-c-to-the-group"])
+def test_sigterm_mid_batch_drains_and_exits_0(database_url: str, ctrl_c: bool) -> None:
+    """SIGTERM to the service, or Ctrl-C in its terminal (SIGINT to the whole process group,
+    worker processes included), while a batch is in progress: no new feed is started, the feeds
+    in progress finish (all their articles stored, every text extracted from its page: the
+    workers ignore SIGINT and finish their tasks), no lease is left behind, exit status 0."""
     with LocalServer() as site:
         serve(site, delay=0.4)
         add_feeds(database_url, [site.url(f"/feed/{f}") for f in range(FEEDS)])
@@ -316,10 +320,14 @@ def test_sigterm_mid_batch_drains_and_exits_0(database_url: str) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
         try:
             assert wait_until(lambda: any(r.path.startswith("/p/") for r in site.requests), 60)
-            proc.send_signal(signal.SIGTERM)
+            if ctrl_c:
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                proc.send_signal(signal.SIGTERM)
             code, stderr = stop(proc, timeout=45)
         finally:
             if proc.poll() is None:
@@ -338,6 +346,10 @@ def test_sigterm_mid_batch_drains_and_exits_0(database_url: str) -> None:
     assert all(s[1] == "ok" and s[3] == ENTRIES for s in started), state
     assert all(s[1] is None and s[3] == 0 for s in state if s not in started), state
     assert all(s[2] is None for s in state)
+    assert "Traceback" not in stderr
+    with psycopg.connect(database_url) as conn:
+        sources = conn.execute("SELECT DISTINCT text_source FROM news.articles").fetchall()
+    assert sources == [("page",)]
 
 
 def test_three_migrate_at_once_are_serialized(empty_database_url: str) -> None:

@@ -5,6 +5,7 @@ line": 0 success, 1 the command cannot work with one line on stderr, 2 usage).""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -294,3 +295,29 @@ def test_entry_passes_other_commands_to_the_cli() -> None:
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"news-ingest {__version__}"
     assert left == []
+
+
+def test_entry_ctrl_c_during_start_up_is_one_quiet_exit(database_url: str) -> None:
+    """Ctrl-C (SIGINT to the whole process group) while `ingest run` is still importing and
+    the fork server still preloading: the command exits 130 without a traceback, the fork
+    server prints none either, and nothing is left running."""
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "run", "--once"],
+        env=_env(database_url, INGEST_TEST_MARK=mark),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(0.15)  # the interpreter is up, the fork server spawned, the imports under way
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 5
+    while _processes_marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_marked(mark) == []
