@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -226,18 +225,13 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import open_pipeline
 
-    if not args.once:
-        from jobs.service import serve  # the scheduler: not needed by a single pass
-
     async def go(dsn: str) -> int:
         conn = await connect(dsn)  # fail fast with one clear line when unreachable
         await conn.close()
         await migrate(dsn)
-        # The modules loaded so far live as long as the process: out of the collector's full
-        # passes, which would otherwise walk all of them (30 ms and more) on the event loop.
-        gc.collect()
-        gc.freeze()
         if not args.once:
+            from jobs.service import serve  # the scheduler: not needed by a single pass
+
             await serve(settings, dsn)
             return 0
         async with open_pipeline(settings, dsn) as pipeline:
