@@ -19,16 +19,14 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import pytest
 import trustme
 
-from ingest.config import Settings
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
-from tests.hostile.conftest import RawServer, read_request
+from tests.hostile.conftest import RawServer, local_settings, read_request
 from tests.support.httpserver import LocalServer, Request, Response, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -58,18 +56,6 @@ def client_tls(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return context
-
-
-def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "allow_private_networks": True,
-        "host_delay": 0,
-        "connect_timeout": 2,
-        "read_timeout": 5,
-        "request_deadline": 10,
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -219,7 +205,7 @@ async def test_socket_is_released_when_a_stalled_request_fails(
     try:
         with RawServer(_stalling(server_tls if tls else None, reply, stop)) as server:
             scheme = "https" if tls else "http"
-            async with Fetcher(_settings(**settings), ssl_context=client_tls) as fetcher:
+            async with Fetcher(local_settings(**settings), ssl_context=client_tls) as fetcher:
                 with pytest.raises(FetchError, match=message):
                     await fetcher.fetch(f"{scheme}://127.0.0.1:{server.port}/feed", "page")
                 still_open = await open_after([server.port], 1.0)
@@ -238,7 +224,7 @@ async def test_socket_is_released_when_a_streaming_body_exceeds_the_cap(
     try:
         with RawServer(_flooding(server_tls if tls else None, stop)) as server:
             scheme = "https" if tls else "http"
-            settings = _settings(max_page_bytes=2 * 1024 * 1024)
+            settings = local_settings(max_page_bytes=2 * 1024 * 1024)
             async with Fetcher(settings, ssl_context=client_tls) as fetcher:
                 with pytest.raises(FetchError, match="body exceeds"):
                     await fetcher.fetch(f"{scheme}://127.0.0.1:{server.port}/big", "page")
@@ -271,7 +257,7 @@ async def test_tls_handshake_the_server_never_answers(
 
     try:
         with RawServer(silent) as server:
-            async with Fetcher(_settings(**settings), ssl_context=client_tls) as fetcher:
+            async with Fetcher(local_settings(**settings), ssl_context=client_tls) as fetcher:
                 started = time.monotonic()
                 with pytest.raises(FetchError, match=message):
                     await fetcher.fetch(f"https://127.0.0.1:{server.port}/feed", "feed")
@@ -285,7 +271,7 @@ async def test_https_to_a_plain_http_port_is_a_tls_error(client_tls: ssl.SSLCont
     """https:// to a port speaking plain HTTP fails as a TLS handshake error, not a hang."""
     with LocalServer("127.0.0.1") as server:
         server.routes["/feed"] = static(FEED)
-        async with Fetcher(_settings(), ssl_context=client_tls) as fetcher:
+        async with Fetcher(local_settings(), ssl_context=client_tls) as fetcher:
             with pytest.raises(FetchError, match="TLS handshake failed"):
                 await fetcher.fetch(f"https://127.0.0.1:{server.port}/feed", "feed")
             assert await open_after([server.port], 1.0) == 0
@@ -312,7 +298,9 @@ async def test_close_delimited_body_over_tls_larger_than_the_read_buffer(
             tls.close()
 
     with RawServer(handle) as server:
-        async with Fetcher(_settings(max_page_bytes=4 * 1024 * 1024), ssl_context=client_tls) as f:
+        async with Fetcher(
+            local_settings(max_page_bytes=4 * 1024 * 1024), ssl_context=client_tls
+        ) as f:
             result = await f.fetch(f"https://127.0.0.1:{server.port}/big", "page")
             assert result.body == body
             assert await open_after([server.port], 1.0) == 0
@@ -333,7 +321,7 @@ async def test_aclose_closes_kept_alive_connections(
     ):
         for server in (one, two):
             server.routes["/feed"] = static(FEED)
-        fetcher = Fetcher(_settings(), ssl_context=client_tls)
+        fetcher = Fetcher(local_settings(), ssl_context=client_tls)
         for server in (one, two, one, two):
             await fetcher.fetch(server.url("/feed"), "feed")
         assert client_sockets([one.port, two.port]) == 2
@@ -351,7 +339,7 @@ async def test_aclose_closes_a_tls_connection_whose_server_is_silent(
     reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: %d\r\n\r\n"
     try:
         with RawServer(_stalling(server_tls, reply % len(FEED) + FEED, stop)) as server:
-            fetcher = Fetcher(_settings(), ssl_context=client_tls)
+            fetcher = Fetcher(local_settings(), ssl_context=client_tls)
             result = await fetcher.fetch(f"https://127.0.0.1:{server.port}/feed", "feed")
             assert result.body == FEED
             assert client_sockets([server.port]) == 1
@@ -370,7 +358,7 @@ async def test_idle_connections_the_server_closes_are_released_without_new_reque
     even if no request ever comes to look at the pool again (no descriptor kept for 30 s)."""
     with LocalServer("127.0.0.1", tls=server_tls if tls else None, idle_timeout=0.2) as server:
         server.routes["/feed"] = static(FEED)
-        async with Fetcher(_settings(), ssl_context=client_tls) as fetcher:
+        async with Fetcher(local_settings(), ssl_context=client_tls) as fetcher:
             await fetcher.fetch(server.url("/feed"), "feed")
             assert client_sockets([server.port]) == 1
             assert await open_after([server.port], 1.5) == 0
@@ -388,7 +376,7 @@ async def test_request_stopped_mid_body_leaves_its_origin_usable(
     the task) gives its connection and its per-host slot back: with one connection per host,
     the next request to the origin goes through at once, on a new connection."""
     deadline = 0.5 if how == "deadline" else 10
-    settings = _settings(per_host_connections=1, request_deadline=deadline)
+    settings = local_settings(per_host_connections=1, request_deadline=deadline)
     with LocalServer("127.0.0.1", tls=server_tls if tls else None) as server:
         server.routes["/slow"] = _dribble(40, 0.05)
         server.routes["/feed"] = static(FEED)
@@ -421,7 +409,7 @@ async def test_an_origin_streaming_while_many_others_come_and_go_is_not_evicted(
     and must not be closed under its response."""
     with LocalServer("127.0.0.1") as slow:
         slow.routes["/slow"] = _dribble(30, 0.04)
-        async with Origins(80) as origins, Fetcher(_settings()) as fetcher:
+        async with Origins(80) as origins, Fetcher(local_settings()) as fetcher:
             streaming = asyncio.ensure_future(fetcher.fetch(slow.url("/slow"), "page"))
             await asyncio.sleep(0.1)
             for i in range(80):
@@ -440,7 +428,7 @@ async def test_open_sockets_stay_bounded_polling_many_origins(
     of connections open, whatever the number of origins; the most recent ones are reused."""
     async with (
         Origins(n, server_tls if tls else None) as origins,
-        Fetcher(_settings(), ssl_context=client_tls) as fetcher,
+        Fetcher(local_settings(), ssl_context=client_tls) as fetcher,
     ):
         peak = 0
         for _ in range(2):
@@ -483,7 +471,7 @@ async def test_server_closing_a_kept_alive_connection_as_the_request_arrives() -
 
     with RawServer(handle) as server:
         url = server.url("/feed")
-        async with Fetcher(_settings()) as fetcher:
+        async with Fetcher(local_settings()) as fetcher:
             assert (await fetcher.fetch(url, "feed")).body == FEED
             assert (await fetcher.fetch(url, "feed")).body == FEED
             assert (await fetcher.fetch(url, "feed")).body == FEED
@@ -508,7 +496,7 @@ async def test_a_request_is_sent_again_at_most_once() -> None:
 
     with RawServer(handle) as server:
         url = server.url("/feed")
-        async with Fetcher(_settings()) as fetcher:
+        async with Fetcher(local_settings()) as fetcher:
             assert (await fetcher.fetch(url, "feed")).body == FEED
             with pytest.raises(FetchError, match="protocol error: Server disconnected"):
                 await fetcher.fetch(url, "feed")
@@ -536,7 +524,7 @@ async def test_kept_alive_connection_reset_while_idle_and_loop_busy() -> None:
         read_request(conn)
 
     with RawServer(handle) as server:
-        async with Fetcher(_settings()) as fetcher:
+        async with Fetcher(local_settings()) as fetcher:
             assert (await fetcher.fetch(server.url("/feed"), "feed")).body == FEED
             time.sleep(0.4)  # noqa: ASYNC251 - the loop must not see the reset before reuse
             assert (await fetcher.fetch(server.url("/feed"), "feed")).body == FEED
@@ -555,7 +543,7 @@ async def test_redirect_chain_across_origins_with_one_connection_per_host() -> N
         b.routes["/hop"] = Response(301, b"", {"Location": a.url("/back")})
         a.routes["/back"] = Response(307, b"", {"Location": "/final"})
         a.routes["/final"] = static(FEED, etag='"v1"')
-        async with Fetcher(_settings(per_host_connections=1)) as fetcher:
+        async with Fetcher(local_settings(per_host_connections=1)) as fetcher:
             async with asyncio.timeout(5):
                 first = await fetcher.fetch(a.url("/start"), "feed")
                 second = await fetcher.fetch(a.url("/start"), "feed", etag='"v1"')
@@ -577,7 +565,7 @@ async def test_redirect_from_http_to_https_on_another_origin(
     with LocalServer("127.0.0.1") as plain, LocalServer("127.0.0.1", tls=server_tls) as secure:
         plain.routes["/feed"] = Response(301, b"", {"Location": secure.url("/feed")})
         secure.routes["/feed"] = static(FEED)
-        async with Fetcher(_settings(), ssl_context=client_tls) as fetcher:
+        async with Fetcher(local_settings(), ssl_context=client_tls) as fetcher:
             result = await fetcher.fetch(plain.url("/feed"), "feed")
         assert result.body == FEED
         assert result.final_url == secure.url("/feed")
@@ -591,7 +579,7 @@ async def test_tls_connection_closed_by_the_server_while_the_loop_was_busy_is_re
     the socket is below the TLS layer: a dropped kept-alive connection is not reused."""
     with LocalServer("127.0.0.1", tls=server_tls, idle_timeout=0.2) as server:
         server.routes["/feed"] = static(FEED)
-        async with Fetcher(_settings(), ssl_context=client_tls) as fetcher:
+        async with Fetcher(local_settings(), ssl_context=client_tls) as fetcher:
             first = await fetcher.fetch(server.url("/feed"), "feed")
             time.sleep(0.6)  # noqa: ASYNC251 - the loop does not run meanwhile
             second = await fetcher.fetch(server.url("/feed"), "feed")
@@ -618,7 +606,7 @@ async def test_deadline_during_the_tls_handshake_leaves_the_origin_usable(
             while read_request(tls):
                 tls.sendall(KEEP_ALIVE_REPLY)
 
-    settings = _settings(per_host_connections=1, request_deadline=0.5, connect_timeout=5)
+    settings = local_settings(per_host_connections=1, request_deadline=0.5, connect_timeout=5)
     with RawServer(handle) as server:
         url = f"https://127.0.0.1:{server.port}/feed"
         async with Fetcher(settings, ssl_context=client_tls) as fetcher:
