@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import trustme
 from psycopg import sql
 
 from ingest.db import migrate
@@ -102,3 +104,28 @@ def empty_database_url(pg_admin: str) -> Iterator[str]:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+# --- TLS on loopback ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A test certificate authority: servers on 127.0.0.1 get certificates it signed."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """A server's TLS context with a certificate for 127.0.0.1 signed by `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """A client's TLS context that trusts `ca` (and nothing else)."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context

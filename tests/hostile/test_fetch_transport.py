@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 
 import psutil  # type: ignore[import-untyped]
 import pytest
-import trustme
 
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
@@ -37,25 +36,6 @@ FEED = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></chan
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -33,31 +33,18 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def https(ca: trustme.CA) -> Iterator[LocalServer]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    with LocalServer("127.0.0.1", tls=context) as server:
+def https(server_tls: ssl.SSLContext) -> Iterator[LocalServer]:
+    with LocalServer("127.0.0.1", tls=server_tls) as server:
         yield server
 
 
-def _client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
 async def test_https_body_over_one_kept_alive_connection(
-    https: LocalServer, ca: trustme.CA
+    https: LocalServer, client_tls: ssl.SSLContext
 ) -> None:
     """Requests over TLS return their bodies (plain and gzip) and share one connection."""
     https.routes["/feed"] = static(FEED, "application/rss+xml", etag='"v1"')
     https.routes["/page"] = static("<p>" + "word " * 20_000 + "</p>", gzip_body=True)
-    async with Fetcher(LOCAL, ssl_context=_client_context(ca)) as fetcher:
+    async with Fetcher(LOCAL, ssl_context=client_tls) as fetcher:
         feed = await fetcher.fetch(https.url("/feed"), "feed")
         page = await fetcher.fetch(https.url("/page"), "page")
         again = await fetcher.fetch(https.url("/feed"), "feed", etag='"v1"')
@@ -79,13 +66,15 @@ async def test_untrusted_certificate_is_a_tls_error(https: LocalServer) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
 
 
-async def test_certificate_for_another_name_is_refused(ca: trustme.CA) -> None:
+async def test_certificate_for_another_name_is_refused(
+    ca: trustme.CA, client_tls: ssl.SSLContext
+) -> None:
     """A certificate valid for another host name does not pass for this one."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("news.example").configure_cert(context)
     with LocalServer("127.0.0.1", tls=context) as server:
         server.routes["/feed"] = static(FEED)
-        async with Fetcher(LOCAL, ssl_context=_client_context(ca)) as fetcher:
+        async with Fetcher(LOCAL, ssl_context=client_tls) as fetcher:
             with pytest.raises(FetchError, match="TLS handshake failed"):
                 await fetcher.fetch(server.url("/feed"), "feed")
 
@@ -119,16 +108,14 @@ async def test_connection_closed_by_the_server_while_idle_is_replaced(loop_busy:
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
-async def test_body_larger_than_the_read_buffer(tls: bool, ca: trustme.CA) -> None:
+async def test_body_larger_than_the_read_buffer(
+    tls: bool, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
     """A 3 MB body (the transport pauses and resumes reading on the way) arrives whole."""
     body = os.urandom(3 * 1024 * 1024)
-    context = None
-    if tls:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-    with LocalServer("127.0.0.1", tls=context) as server:
+    with LocalServer("127.0.0.1", tls=server_tls if tls else None) as server:
         server.routes["/big"] = Response(200, body, {"Content-Type": "text/html"})
-        async with Fetcher(LOCAL, ssl_context=_client_context(ca)) as fetcher:
+        async with Fetcher(LOCAL, ssl_context=client_tls) as fetcher:
             result = await fetcher.fetch(server.url("/big"), "page")
     assert result.body == body
 
