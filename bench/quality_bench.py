@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import hashlib
 import json
 import re
 import statistics
@@ -55,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository (this file lives in <repo>/bench)."""
@@ -62,6 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import lxml.html  # noqa: E402
+import tld  # noqa: E402
 import trafilatura  # noqa: E402
 
 from ingest.errors import ExtractError  # noqa: E402
@@ -300,15 +304,7 @@ def fmt_ratio(value: float | None) -> str:
     return f"{value:.2f}x"
 
 
-# --- AEB ----------------------------------------------------------------------------------------
-
-
-def find_aeb(override: str | None) -> Path:
-    where = Path(override) if override else ROOT.parent / "shared" / "aeb"
-    if not (where / "ground-truth.json").is_file() or not any((where / "html").glob("*.html.gz")):
-        hint = "" if override else " (pass --aeb DIR, or --no-aeb to skip it)"
-        raise SystemExit(f"quality_bench: AEB corpus not found in {where}{hint}")
-    return where.resolve()
+# --- shingle scoring ---------------------------------------------------------------------------
 
 
 def shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
@@ -344,49 +340,402 @@ def aeb_scores(matches: Sequence[tuple[float, float, float]]) -> dict[str, float
     return {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r}
 
 
-def _project_text(body: bytes, url: str) -> str:
-    try:
-        return extract_page(body, url).text
-    except ExtractError:
-        return ""
+# --- real-page corpora ----------------------------------------------------------------------------
+#
+# Three corpora labelled by other projects, each split by site into a development part and a
+# validation part (no site in both, the same site key in every corpus): decide on `dev`, report
+# both. `aeb` and `readability` are scored by 4-gram shingles as the AEB's README says;
+# `trafilatura-eval` by its must-have/must-not strings, pooled as trafilatura's own evaluation
+# does (precision = found must-haves / (found must-haves + found must-nots)).
+
+SHARED = ROOT.parent / "shared"
+CORPORA = ("aeb", "readability", "trafilatura-eval")
 
 
-AEB_ROWS: list[tuple[str, Callable[[bytes, str], str]]] = [
-    ("project extract_page", _project_text),
-    ("trafilatura.extract defaults", lambda body, url: trafilatura.extract(body) or ""),
-    (
-        "trafilatura include_comments=False",
-        lambda body, url: trafilatura.extract(body, include_comments=False) or "",
-    ),
-]
+@dataclass(frozen=True)
+class Sample:
+    corpus: str
+    key: str
+    url: str
+    site: str
+    body: bytes
+    truth: str = ""
+    with_: tuple[str, ...] = ()
+    without: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def part(self) -> str:
+        return split_of(self.site)
 
 
-def run_aeb(where: Path, errors: list[str]) -> dict[str, Any]:
+def site_key(url: str) -> str:
+    """`https://www.bbc.co.uk/news/x` -> "bbc": the registered domain without its suffix."""
+    host = (urlsplit(url).hostname or "").lower()
+    fld = tld.get_fld(f"http://{host}", fail_silently=True) or host
+    return fld.split(".")[0] or host
+
+
+def split_of(site: str) -> str:
+    """ "dev" or "val", fixed by the site key alone."""
+    return "dev" if hashlib.sha256(site.encode()).digest()[0] % 2 == 0 else "val"
+
+
+def html_text(fragment: bytes | str) -> str:
+    tree = lxml.html.fromstring(fragment)
+    return " ".join(t for t in tree.itertext() if t.strip())
+
+
+def load_aeb(where: Path) -> list[Sample]:
     truth = json.loads((where / "ground-truth.json").read_text(encoding="utf-8"))
-    pages = [
-        (key, gzip.decompress((where / "html" / f"{key}.html.gz").read_bytes()), item)
+    return [
+        Sample(
+            "aeb",
+            key,
+            item.get("url") or f"https://aeb.invalid/{key}",
+            site_key(item.get("url") or f"https://aeb{key}.invalid/"),
+            gzip.decompress((where / "html" / f"{key}.html.gz").read_bytes()),
+            truth=item.get("articleBody", ""),
+        )
         for key, item in sorted(truth.items())
     ]
-    # Untimed warm-up of the project's path (htmldate/dateparser and the language model load
-    # lazily, once per process); trafilatura's own caches warm up along with it.
-    for key, body, item in pages:
-        with contextlib.suppress(Exception):  # reported by the timed pass below
-            _project_text(body, item.get("url") or f"https://aeb.invalid/{key}")
-    rows: dict[str, Any] = {}
-    for name, extract in AEB_ROWS:
-        matches, ms = [], []
-        for key, body, item in pages:
-            url = item.get("url") or f"https://aeb.invalid/{key}"
+
+
+_NUMBERED = re.compile(r"-\d+$")
+
+
+def load_readability(where: Path) -> list[Sample]:
+    samples = []
+    for page in sorted(p for p in where.iterdir() if (p / "source.html.gz").is_file()):
+        site = _NUMBERED.sub("", page.name)
+        meta = json.loads(gzip.decompress((page / "expected-metadata.json.gz").read_bytes()))
+        samples.append(
+            Sample(
+                "readability",
+                page.name,
+                f"https://{site}.example/{page.name}",
+                site,
+                gzip.decompress((page / "source.html.gz").read_bytes()),
+                truth=html_text(gzip.decompress((page / "expected.html.gz").read_bytes())),
+                metadata=meta,
+            )
+        )
+    return samples
+
+
+def load_trafilatura_eval(where: Path) -> list[Sample]:
+    data = json.loads((where / "evaldata.json").read_text(encoding="utf-8"))
+    return [
+        Sample(
+            "trafilatura-eval",
+            item["file"],
+            url,
+            site_key(url),
+            gzip.decompress((where / "pages" / f"{item['file']}.gz").read_bytes()),
+            with_=tuple(item.get("with") or ()),
+            without=tuple(item.get("without") or ()),
+        )
+        for url, item in sorted(data.items())
+    ]
+
+
+LOADERS: dict[str, tuple[str, Callable[[Path], list[Sample]]]] = {
+    "aeb": ("aeb", load_aeb),
+    "readability": ("corpora/readability", load_readability),
+    "trafilatura-eval": ("corpora/trafilatura-eval", load_trafilatura_eval),
+}
+
+
+def load_samples(names: Iterable[str], shared: Path = SHARED) -> list[Sample]:
+    samples: list[Sample] = []
+    for name in names:
+        sub, loader = LOADERS[name]
+        where = shared / sub
+        if not where.is_dir():
+            raise SystemExit(f"quality_bench: corpus {name} not found in {where}")
+        samples += loader(where)
+    return samples
+
+
+@dataclass(frozen=True)
+class Score:
+    """One system on one page: shingle (tp, fp, fn) fractions, or string counts."""
+
+    tp: float
+    fp: float
+    fn: float
+    recall: float
+    """The page's recall: shingles, or must-have strings found."""
+    chars: int
+
+
+def score_text(sample: Sample, text: str) -> Score:
+    if sample.corpus == "trafilatura-eval":
+        flat = norm(text)
+        found = sum(norm(s) in flat for s in sample.with_)
+        leaked = sum(norm(s) in flat for s in sample.without)
+        n = len(sample.with_)
+        return Score(found, leaked, n - found, found / n if n else 1.0, len(text))
+    tp, fp, fn = shingle_match(sample.truth, text)
+    return Score(tp, fp, fn, tp / (tp + fn) if tp + fn else 1.0, len(text))
+
+
+def corpus_scores(corpus: str, scores: Sequence[Score]) -> dict[str, float]:
+    if not scores:
+        return {"f1": float("nan"), "precision": float("nan"), "recall": float("nan")}
+    if corpus == "trafilatura-eval":
+        tp = sum(s.tp for s in scores)
+        fp = sum(s.fp for s in scores)
+        fn = sum(s.fn for s in scores)
+        p = tp / (tp + fp) if tp + fp else 1.0
+        r = tp / (tp + fn) if tp + fn else 1.0
+        return {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r}
+    return aeb_scores([(s.tp, s.fp, s.fn) for s in scores])
+
+
+@dataclass(frozen=True)
+class Result:
+    text: str
+    metadata: dict[str, Any]
+
+
+def project_result(body: bytes, url: str) -> Result:
+    try:
+        doc = extract_page(body, url)
+    except ExtractError:
+        return Result("", {})
+    meta = doc.metadata
+    return Result(
+        doc.text,
+        {
+            "title": meta.title,
+            "author": meta.author,
+            "published_at": meta.published_at,
+            "language": meta.language,
+        },
+    )
+
+
+def plain_result(body: bytes, url: str) -> Result:
+    """Plain trafilatura, comments excluded: the baseline every figure is compared with."""
+    doc = trafilatura.bare_extraction(body, url=url, include_comments=False, with_metadata=True)
+    if doc is None or isinstance(doc, dict):
+        return Result("", {})
+    return Result(
+        doc.text or "",
+        {
+            "title": doc.title,
+            "author": doc.author,
+            "published_at": doc.date,
+            "language": doc.language,
+        },
+    )
+
+
+SYSTEMS: dict[str, Callable[[bytes, str], Result]] = {
+    "project": project_result,
+    "plain": plain_result,
+}
+
+
+@dataclass
+class Runs:
+    """Per system, per sample (in the samples' order)."""
+
+    scores: dict[str, list[Score]]
+    ms: dict[str, list[float]]
+    metadata: dict[str, list[dict[str, Any]]]
+
+
+def run_systems(
+    samples: Sequence[Sample],
+    errors: list[str],
+    systems: dict[str, Callable[[bytes, str], Result]] = SYSTEMS,
+    warm: int = 25,
+) -> Runs:
+    """Every system on every sample, interleaved page by page so that a slow spell of the
+    machine hits them alike; the first `warm` pages of each corpus run once untimed first."""
+    seen: Counter[str] = Counter()
+    for s in samples:
+        seen[s.corpus] += 1
+        if seen[s.corpus] <= warm:
+            for extract in systems.values():
+                with contextlib.suppress(Exception):
+                    extract(s.body, s.url)
+    runs = Runs({n: [] for n in systems}, {n: [] for n in systems}, {n: [] for n in systems})
+    for s in samples:
+        for name, extract in systems.items():
             started = time.perf_counter()
             try:
-                text = extract(body, url)
+                result = extract(s.body, s.url)
             except Exception:
-                errors.append(f"AEB {key} [{name}]: {traceback.format_exc(limit=3)}")
-                text = ""
-            ms.append((time.perf_counter() - started) * 1000)
-            matches.append(shingle_match(item.get("articleBody", ""), text))
-        rows[name] = {**aeb_scores(matches), "ms_per_page": statistics.mean(ms)}
-    return {"pages": len(pages), "dir": str(where), "rows": rows}
+                errors.append(f"{s.corpus} {s.key} [{name}]: {traceback.format_exc(limit=3)}")
+                result = Result("", {})
+            runs.ms[name].append((time.perf_counter() - started) * 1000)
+            runs.scores[name].append(score_text(s, result.text))
+            runs.metadata[name].append(result.metadata)
+    return runs
+
+
+def corpus_table(samples: Sequence[Sample], runs: Runs) -> dict[str, Any]:
+    scores, ms = runs.scores, runs.ms
+    table: dict[str, Any] = {}
+    for corpus in dict.fromkeys(s.corpus for s in samples):
+        for part in ("dev", "val", "all"):
+            idx = [
+                i
+                for i, s in enumerate(samples)
+                if s.corpus == corpus and (part == "all" or s.part == part)
+            ]
+            table[f"{corpus}/{part}"] = {
+                "pages": len(idx),
+                "sites": len({samples[i].site for i in idx}),
+                **{
+                    name: {
+                        **corpus_scores(corpus, [scores[name][i] for i in idx]),
+                        "below_half": sum(scores[name][i].recall < 0.5 for i in idx),
+                        "ms_median": statistics.median(ms[name][i] for i in idx) if idx else 0,
+                        "ms_mean": statistics.mean(ms[name][i] for i in idx) if idx else 0,
+                    }
+                    for name in scores
+                },
+            }
+    return table
+
+
+def lost_pages(
+    samples: Sequence[Sample], runs: Runs, system: str, baseline: str = "plain"
+) -> list[tuple[Sample, Score, Score]]:
+    """Pages where `system` keeps less than half of the article while `baseline` keeps more
+    than 0.8 of it: the article thrown away."""
+    return [
+        (s, runs.scores[system][i], runs.scores[baseline][i])
+        for i, s in enumerate(samples)
+        if runs.scores[system][i].recall < 0.5 and runs.scores[baseline][i].recall > 0.8
+    ]
+
+
+_NAIVE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?$")
+
+
+def published_ok(got: Any, expected: Any) -> bool:
+    """Within a minute of the expected time. An expected time without an offset is the page's
+    wall clock: right when it is within a minute of the stored UTC time shifted by a whole
+    quarter hour of at most 14 hours (some offset). A date alone: the same calendar day."""
+    ours = parse_when(got)
+    if ours is None or not expected:
+        return False
+    text = str(expected).strip()
+    if len(text) == 10:
+        return ours.date().isoformat() == text
+    theirs = parse_when(text)
+    if theirs is None:
+        return False
+    delta = abs((ours - theirs).total_seconds())
+    if not _NAIVE_TIME.match(text):
+        return delta <= 60
+    return delta <= 14 * 3600 + 60 and min(delta % 900, 900 - delta % 900) <= 60
+
+
+def metadata_ok(name: str, got: Any, expected: Any) -> bool:
+    if name == "published_at":
+        return published_ok(got, expected)
+    if name == "author":
+        # Readability keeps "By" and roles in its byline; compare the names it contains.
+        want = author_names(re.sub(r"^\s*by\s+", "", norm(expected), flags=re.IGNORECASE))
+        return bool(want) and author_names(got) == want
+    return field_ok(name, got, expected)
+
+
+# Readability's metadata fields, by the bench's names.
+READABILITY_FIELDS = {
+    "title": "title",
+    "author": "byline",
+    "published_at": "publishedTime",
+    "language": "lang",
+}
+
+
+def metadata_table(samples: Sequence[Sample], runs: Runs) -> dict[str, Any]:
+    """Fields right on the Readability corpus, per system and part: pages where Readability's
+    expectation has the field, and how many of those each system gets right."""
+    table: dict[str, Any] = {}
+    for part in ("dev", "val", "all"):
+        idx = [
+            i
+            for i, s in enumerate(samples)
+            if s.corpus == "readability" and (part == "all" or s.part == part)
+        ]
+        if not idx:
+            continue
+        row: dict[str, Any] = {}
+        for name, theirs in READABILITY_FIELDS.items():
+            have = [i for i in idx if samples[i].metadata.get(theirs)]
+            row[name] = {"pages": len(have)} | {
+                system: sum(
+                    metadata_ok(
+                        name, runs.metadata[system][i].get(name), samples[i].metadata[theirs]
+                    )
+                    for i in have
+                )
+                for system in runs.metadata
+            }
+        table[f"readability/{part}"] = row
+    return table
+
+
+def print_metadata(table: dict[str, Any]) -> None:
+    print()
+    print("Metadata on the Readability corpus: pages right / pages where Readability has the field")
+    systems = [k for k in next(iter(next(iter(table.values())).values())) if k != "pages"]
+    head = f"{'part':<20}" + "".join(f"  {f:<{10 * len(systems)}}" for f in READABILITY_FIELDS)
+    print(head)
+    print(
+        f"{'':<20}"
+        + "".join("  " + "".join(f"{s:<10}" for s in systems) for _ in READABILITY_FIELDS)
+    )
+    for label, row in table.items():
+        cells = []
+        for f in READABILITY_FIELDS:
+            cells.append("".join(f"{row[f][s]:>3}/{row[f]['pages']:<6}" for s in systems))
+        print(f"{label:<20}" + "".join(f"  {c}" for c in cells))
+    print("title: equal after whitespace; author: the same names in order (a leading 'By' of")
+    print("Readability's byline dropped); published_at: within a minute (a time without an offset")
+    print("in any offset of whole quarter hours), or the same day; language: primary subtag.")
+
+
+def print_table(table: dict[str, Any], systems: Sequence[str]) -> None:
+    print()
+    print("Real-page corpora, split by site (dev: decide on it; val: report it)")
+    head = f"{'corpus/part':<22} {'pages':>5} {'sites':>5}"
+    for name in systems:
+        head += f"  {name + ' F1 (P / R)':<24} {'<0.5':>4} {'ms':>5}"
+    print(head)
+    print("-" * len(head))
+    for label, row in table.items():
+        line = f"{label:<22} {row['pages']:>5} {row['sites']:>5}"
+        for name in systems:
+            r = row[name]
+            cell = f"{r['f1']:.3f} ({r['precision']:.3f} / {r['recall']:.3f})"
+            line += f"  {cell:<24} {r['below_half']:>4} {r['ms_mean']:5.1f}"
+        print(line)
+    print("F1 of the mean page precision and recall (aeb, readability: 4-gram shingles), or of")
+    print("the pooled must-have/must-not strings (trafilatura-eval); <0.5: pages with recall")
+    print("below one half; ms: mean wall milliseconds per page on one core, after a warm-up.")
+
+
+def print_lost(samples: Sequence[Sample], runs: Runs, systems: Sequence[str]) -> None:
+    for name in systems:
+        if name == "plain":
+            continue
+        lost = lost_pages(samples, runs, name)
+        print()
+        print(f"{name}: {len(lost)} page(s) below half recall where plain keeps more than 0.8")
+        for s, mine, base in lost:
+            print(
+                f"  {s.corpus:<17} {s.part} {s.key[:48]:<48} recall {mine.recall:.2f} "
+                f"({mine.chars} chars) vs plain {base.recall:.2f} ({base.chars} chars)"
+            )
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -459,28 +808,26 @@ def print_corpus(
         print(f"  {page.name:<{width}}  proj {cells[0]} plain {cells[1].rstrip()}")
 
 
-def print_aeb(aeb: dict[str, Any]) -> None:
-    print()
-    print(f"AEB: {aeb['pages']} real pages ({aeb['dir']}), 4-gram shingle F1 as its README says")
-    print(f"{'extractor':<36} {'F1':>6} {'prec.':>6} {'recall':>6} {'ms/page':>8}")
-    for name, row in aeb["rows"].items():
-        print(
-            f"{name:<36} {row['f1']:6.3f} {row['precision']:6.3f} {row['recall']:6.3f} "
-            f"{row['ms_per_page']:8.1f}"
-        )
-
-
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", default=str(ROOT / "tests" / "data" / "pages"))
-    parser.add_argument("--aeb", help="AEB directory (default <repo>/../shared/aeb)")
-    parser.add_argument("--no-aeb", action="store_true", help="skip the AEB part")
+    parser.add_argument(
+        "--corpora",
+        default=",".join(CORPORA),
+        help=f"comma-separated real-page corpora, of {', '.join(CORPORA)}; '' for none",
+    )
+    parser.add_argument("--shared", default=str(SHARED), help="where aeb/ and corpora/ are")
+    parser.add_argument("--part", choices=("dev", "val", "all"), default="all")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     where = Path(args.pages)
     pages = load_corpus(where)
-    aeb_dir = None if args.no_aeb else find_aeb(args.aeb)
+    names = [n for n in args.corpora.split(",") if n]
+    unknown = set(names) - set(CORPORA)
+    if unknown:
+        parser.error(f"unknown corpora: {', '.join(sorted(unknown))}")
+    samples = [s for s in load_samples(names, Path(args.shared)) if args.part in ("all", s.part)]
     errors: list[str] = []
 
     # Warm-up, not timed: imports, the language model, and the lazy loads that some pages
@@ -504,10 +851,22 @@ def main(argv: Iterable[str] | None = None) -> int:
                 errors.append(f"{page.name} [{ex}]: {o.error}")
     print_corpus(where, pages, results, by_template, totals)
 
-    aeb = None
-    if aeb_dir is not None:
-        aeb = run_aeb(aeb_dir, errors)
-        print_aeb(aeb)
+    table: dict[str, Any] = {}
+    lost: dict[str, list[str]] = {}
+    metadata: dict[str, Any] = {}
+    if samples:
+        runs = run_systems(samples, errors)
+        table = corpus_table(samples, runs)
+        print_table(table, list(SYSTEMS))
+        print_lost(samples, runs, list(SYSTEMS))
+        lost = {
+            name: [f"{s.corpus}/{s.key}" for s, _, _ in lost_pages(samples, runs, name)]
+            for name in SYSTEMS
+            if name != "plain"
+        }
+        metadata = metadata_table(samples, runs)
+        if metadata:
+            print_metadata(metadata)
 
     if args.json:
         report = {
@@ -528,7 +887,9 @@ def main(argv: Iterable[str] | None = None) -> int:
                     ratio(totals["plain"].leakage, totals["project"].leakage)
                 ),
             },
-            "aeb": aeb,
+            "corpora": table,
+            "lost": lost,
+            "metadata": metadata,
             "errors": errors,
         }
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
