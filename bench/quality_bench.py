@@ -335,8 +335,8 @@ def aeb_scores(matches: Sequence[tuple[float, float, float]]) -> dict[str, float
             return 1.0
         return 0.0 if tp == fn == 0 else tp / (tp + fn)
 
-    p = statistics.mean(precision(*m) for m in matches if m[0] + m[1] > 0)
-    r = statistics.mean(recall(*m) for m in matches if m[0] + m[2] > 0)
+    p = statistics.mean([precision(*m) for m in matches if m[0] + m[1] > 0] or [0.0])
+    r = statistics.mean([recall(*m) for m in matches if m[0] + m[2] > 0] or [0.0])
     return {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r}
 
 

@@ -13,9 +13,12 @@ import trafilatura
 import trafilatura.utils
 from lxml import etree, html
 from lxml.etree import _Element
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.html import HTMLTree
 from trafilatura.metadata import extract_metadata
-from trafilatura.utils import load_html
+from trafilatura.utils import decode_file, load_html
 
+from ingest.coverage import coverage, words
 from ingest.errors import ExtractError
 from ingest.neardup import fingerprint
 from ingest.normalize import clean_inline, clean_text, clean_url, detect_language, to_utc
@@ -49,16 +52,33 @@ trafilatura.utils.HTML_PARSER.set_element_class_lookup(
 )
 
 
+# The guard against losing the article: the text kept after cleaning must hold at least half
+# of a second opinion's main content (resiliparse, a DOM heuristic built differently from
+# trafilatura's and far less strict about furniture), else the page is extracted again
+# without cleaning, in trafilatura's full mode, and that text is kept when it holds at least
+# twice as much of the second opinion, and a tenth of it more. Chosen on the development
+# part of the corpora (`bench/quality_bench.py`).
+GUARD_COVERAGE = 0.5
+GUARD_GAIN = 2.0
+GUARD_MARGIN = 0.1
+# A page whose extraction found almost nothing, while its JSON-LD `articleBody` holds the
+# story, gets the publisher's own text.
+_FEW_WORDS = 30
+_LD_BODY_WORDS = 50
+
+
 def extract_page(body: bytes, url: str) -> Extracted:
     """Boilerplate-free text (comments excluded) and metadata merged by precedence:
     JSON-LD (`NewsArticle`/`Article`) > OpenGraph/`article:*`/meta tags > trafilatura's guesses.
     Raises ExtractError when the page has no extractable body."""
-    # trafilatura's loader detects the encoding far better than lxml's own guess (which costs
+    # trafilatura's decoder detects the encoding far better than lxml's own guess (which costs
     # about 0.06 F1 on the AEB benchmark through mis-decoded pages).
-    tree = load_html(body)
+    document = decode_file(body)
+    tree = load_html(document)
     if tree is None:
         raise ExtractError(url, "not an HTML document")
-    structured = _structured_metadata(tree)
+    ld = _json_ld_article(tree)
+    structured = _structured_metadata(tree, ld)
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
     preclean(tree)
@@ -73,28 +93,70 @@ def extract_page(body: bytes, url: str) -> Extracted:
             guessed = _without_author(guessed)
         meta = _merge(structured, guessed)
     # fast: without trafilatura's second opinion from its readability and jusText ports. After
-    # `preclean` that second opinion mostly brought furniture back: AEB F1 0.968 without it,
-    # 0.965 with it, and a sixth less CPU per page (`bench/quality_bench.py`). Its last-resort
-    # baseline still runs when the main extractor finds too little. Fast mode also keeps blocks
-    # classed "teaser" when trafilatura recovers loose text: on news pages that is as often the
-    # article's standfirst as another story's, so preclean does not treat it as furniture.
+    # `preclean` that second opinion mostly brought furniture back (AEB F1 0.968 without it,
+    # 0.965 with it) for a sixth more CPU per page. Its last-resort baseline still runs when the
+    # main extractor finds too little. Fast mode also keeps blocks classed "teaser" when
+    # trafilatura recovers loose text: on news pages that is as often the article's
+    # standfirst as another story's, so preclean does not treat it as furniture.
+    text = _trafilatura_text(tree, url, fast=True)
+    reference = _main_content(document)
+    covered = coverage(text, reference)
+    few = len(words(text)) < _FEW_WORDS
+    if covered < GUARD_COVERAGE or few:
+        # Cleaning (or fast mode) lost most of what the second opinion sees as the article,
+        # or found next to nothing.
+        raw = load_html(document)
+        if raw is not None:
+            fallback = _trafilatura_text(raw, url, fast=False)
+            recovered = coverage(fallback, reference)
+            if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
+                few and len(words(fallback)) > len(words(text))
+            ):
+                text = fallback
+    if len(words(text)) < _FEW_WORDS:
+        ld_body = clean_text(_str(ld.get("articleBody")) or "")
+        if len(words(ld_body)) >= _LD_BODY_WORDS:
+            text = ld_body
+    if not text:
+        raise ExtractError(url, "no article text found on the page")
+    language = detect_language(text, hint=meta.language)
+    return Extracted(
+        text=text, metadata=_replace_language(meta, language), fingerprint=fingerprint(text)
+    )
+
+
+def _trafilatura_text(tree: _Element, url: str, *, fast: bool) -> str:
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
-        fast=True,
+        fast=fast,
         include_comments=False,
         include_tables=True,
         include_images=False,
         with_metadata=False,
         deduplicate=False,
     )
-    if doc is None or isinstance(doc, dict) or not (doc.text or "").strip():
-        raise ExtractError(url, "no article text found on the page")
-    text = clean_text(doc.text or "")
-    language = detect_language(text, hint=meta.language)
-    return Extracted(
-        text=text, metadata=_replace_language(meta, language), fingerprint=fingerprint(text)
-    )
+    if doc is None or isinstance(doc, dict):
+        return ""
+    return clean_text(doc.text or "")
+
+
+def _main_content(document: str) -> str:
+    """resiliparse's main-content text of the page, or "" when it cannot parse it."""
+    try:
+        return str(
+            extract_plain_text(
+                HTMLTree.parse(document),
+                main_content=True,
+                alt_texts=False,
+                links=False,
+                list_bullets=False,
+                noscript=False,
+                comments=False,
+            )
+        )
+    except Exception:  # a second opinion that fails is no opinion
+        return ""
 
 
 def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:
@@ -188,9 +250,8 @@ def _replace_language(meta: PageMetadata, language: str | None) -> PageMetadata:
     return PageMetadata(**fields)
 
 
-def _structured_metadata(tree: _Element) -> PageMetadata:
+def _structured_metadata(tree: _Element, ld: dict[str, Any]) -> PageMetadata:
     """JSON-LD first, then meta tags; each field from the first source that has it."""
-    ld = _json_ld_article(tree)
     meta = _meta_tags(tree)
     ld_published = _parse_date(_str(ld.get("datePublished")))
     meta_published = _parse_date(

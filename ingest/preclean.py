@@ -214,13 +214,21 @@ def tokens(value: str) -> list[str]:
 
 
 def _vocabulary(el: _Element) -> tuple[str, ...]:
-    """The values of the attributes that name what an element is: class, id, data-*."""
-    return tuple(
-        value
-        for name, value in el.items()
-        if name in ("class", "id")
-        or (name.startswith("data-") and name not in ("data-src", "data-href", "data-url"))
-    )
+    """The values of the attributes that name what an element is: class, id, data-*. Utility
+    classes are left out of the class list: a name with a variant prefix or an arbitrary value
+    (Tailwind's `print:max-w-container-small`, `dark:text-white`, `w-[42rem]`) says how the
+    element looks in some state, not what it is."""
+    values = []
+    for name, value in el.items():
+        if name == "class":
+            if ":" in value or "[" in value:
+                value = " ".join(c for c in value.split() if ":" not in c and "[" not in c)
+            values.append(value)
+        elif name == "id" or (
+            name.startswith("data-") and name not in ("data-src", "data-href", "data-url")
+        ):
+            values.append(value)
+    return tuple(values)
 
 
 def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
@@ -313,9 +321,14 @@ def _is_label_and_link(el: _Element, stats: dict[_Element, _Stats]) -> bool:
     emphasis = sum(
         stats[c][_TEXT] for c in el if c.tag in ("strong", "b", "em", "i") and c in stats
     )
-    return emphasis > 0 and text - link_text - emphasis <= 3
+    if emphasis == 0 or text - link_text - emphasis > 3:
+        return False
+    # Either the link is most of it, or the rest is a short label ("READ ALSO:", "Lesen Sie
+    # auch:"). A paragraph set in bold around a short link is a standfirst, not a cross-link.
+    return link_text >= 0.5 * text or emphasis <= _LABEL_LENGTH
 
 
+_LABEL_LENGTH = 40
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
@@ -339,12 +352,62 @@ def _wrapper(el: _Element, stats: dict[_Element, _Stats], protected: set[_Elemen
     return best
 
 
+# Names templates give the element that holds the article's text ("article-content",
+# "story__body", "entry-content", `data-article-body`): such an element marks itself as the
+# article, whatever other words its vocabulary holds.
+_CONTENT_COMPOUNDS = frozenset(
+    {
+        "articlebody",
+        "articlecontent",
+        "articletext",
+        "articlecontainer",
+        "storybody",
+        "storycontent",
+        "storytext",
+        "entrycontent",
+        "entrybody",
+        "postcontent",
+        "postbody",
+        "posttext",
+        "newsbody",
+        "newscontent",
+        "newstext",
+        "bodytext",
+        "contentbody",
+        "artikelbody",
+        "artikeltext",
+        "artikelinhalt",
+    }
+)
+_CONTENT_CANDIDATES = (
+    "//body//*[@*[starts-with(name(), 'data-article')]"
+    " or contains(@class, 'ontent') or contains(@class, 'ody') or contains(@class, 'ext')"
+    " or contains(@id, 'ontent') or contains(@id, 'ody') or contains(@id, 'ext')"
+    " or contains(@class, 'rtikel') or contains(@id, 'rtikel')"
+    " or @*[starts-with(name(), 'data-') and contains(., 'article')]]"
+)
+
+
+def _marks_article(el: _Element) -> bool:
+    """Whether the element's own names say it is the article's content."""
+    if el.get("data-article-content") is not None or el.get("data-article-body") is not None:
+        return True
+    words = [t for value in _vocabulary(el) for t in tokens(value)]
+    return any(
+        "".join(words[i : i + n]) in _CONTENT_COMPOUNDS
+        for n in (2, 3)
+        for i in range(len(words) - n + 1)
+    )
+
+
 def _protected(tree: _Element) -> set[_Element]:
     """The elements whose removal would take the article with it: ancestors (and self) of the
-    first <h1> and of the element marked as the article body."""
+    first <h1> and of the elements marked as the article body (`itemprop="articleBody"`, or
+    named so: see `_CONTENT_COMPOUNDS`)."""
     keep: set[_Element] = set()
     marks = [next(tree.iter("h1"), None)]
     marks += tree.xpath('//*[@itemprop="articleBody"]')
+    marks += [el for el in tree.xpath(_CONTENT_CANDIDATES) if _marks_article(el)]
     for mark in marks:
         el = mark
         while el is not None:

@@ -3,6 +3,7 @@ precedence (JSON-LD > OpenGraph/article:* meta > trafilatura), empty pages, and 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -283,3 +284,55 @@ def test_page_elements_are_plain_html_elements() -> None:
     page = f"<html><body><form id='aspnetForm'><h1>Plan agreed</h1><p>{paragraph}</p></form>"
     result = extract_page(page.encode(), "https://example.com/plan")
     assert paragraph.strip() in result.text
+
+
+# --- the guard against losing the article ------------------------------------------------------
+
+STORY = [
+    f"Paragraph {n} of the story: the harbour authority voted on Monday to extend the pier by "
+    f"forty metres, after a consultation that drew more than {n * 100} replies from residents."
+    for n in range(1, 7)
+]
+
+
+def _page_in_furniture_wrappers() -> bytes:
+    """A page whose template puts each paragraph of the story in its own block named with the
+    furniture vocabulary: cleaning alone would remove every one of them."""
+    blocks = "".join(f'<div class="widget"><p>{p}</p></div>' for p in STORY)
+    return (
+        "<!DOCTYPE html><html><head><title>Pier</title></head><body>"
+        '<nav><a href="/">Home</a> <a href="/news">News</a></nav>'
+        f"<main><h1>Pier to be extended</h1>{blocks}</main>"
+        "<footer>© Harbour Times</footer></body></html>"
+    ).encode()
+
+
+def test_cleaning_that_removes_the_article_is_overruled() -> None:
+    """When the cleaned text holds little of what the second opinion sees as the article, the
+    page is extracted again without cleaning, and the story is kept."""
+    from lxml import html
+
+    from ingest.preclean import preclean
+
+    body = _page_in_furniture_wrappers()
+    cleaned = html.fromstring(body)
+    preclean(cleaned)
+    assert STORY[0] not in cleaned.text_content()  # the trap is real
+    text = extract_page(body, "https://example.com/pier").text
+    for paragraph in STORY:
+        assert paragraph in text
+
+
+def test_json_ld_article_body_when_the_page_shows_nothing() -> None:
+    """A page whose text is rendered by script but whose JSON-LD carries the article body
+    gets the publisher's own text rather than an error."""
+    article = " ".join(STORY)
+    ld = json.dumps({"@type": "NewsArticle", "headline": "Pier", "articleBody": article})
+    body = (
+        "<!DOCTYPE html><html><head><title>Pier</title>"
+        f'<script type="application/ld+json">{ld}</script></head>'
+        '<body><div id="root"></div><script>render()</script></body></html>'
+    ).encode()
+    text = extract_page(body, "https://example.com/pier").text
+    assert STORY[0] in text
+    assert STORY[-1] in text

@@ -42,3 +42,46 @@ def test_long_data_attribute_is_judged_but_not_cached() -> None:
     assert pc._judge_cached.cache_info().currsize == 0
     assert pc._verdict(("related-stories",)) == (True, False)
     assert pc._judge_cached.cache_info().currsize == 1
+
+
+def test_utility_classes_with_a_variant_prefix_are_not_vocabulary() -> None:
+    """Tailwind's `print:max-w-container-small` says how an element prints, not that it is
+    print furniture: the article body wearing it stays (Rheinische Post's template)."""
+    story = SENTENCE * 3
+    page = _body_after(
+        f'<div class="group dark:text-white-solid print:max-w-container-small"><p>{story}</p></div>'
+    )
+    assert story.strip() in page
+
+
+def test_element_marking_itself_as_the_article_content_stays() -> None:
+    """`data-article-content` or an `article-content` name protects the element, even when
+    other words of its vocabulary name furniture."""
+    story = "Residents of the valley gathered at dawn to watch the bridge reopen. " * 3
+    for wrapper in (
+        f'<div data-cy="article-content" data-article-content class="sidebar">{story}</div>',
+        f'<section class="widget article-content">{story}</section>',
+        f'<div id="story-body" class="share">{story}</div>',
+    ):
+        assert story.strip() in _body_after(wrapper), wrapper
+
+
+def test_bold_standfirst_around_a_short_link_stays() -> None:
+    """A paragraph set in bold that holds a short link is a standfirst, not a cross-link."""
+    lead = (
+        "<p><strong>The island was once promised a bright future. Now mismanagement and "
+        'corruption threaten it, as the <a href="/earlier">earlier report</a> described in '
+        "detail last spring.</strong></p>"
+    )
+    assert "promised a bright future" in _body_after(lead)
+
+
+def test_bold_cross_link_goes() -> None:
+    """`<p><strong><a>OTHER STORY</a></strong></p>` and a short label before a link are
+    cross-links dressed as paragraphs."""
+    page = _body_after(
+        '<p><strong><a href="/x">CO-FOUNDER PROUD OF EMPLOYEES LIVING THEIR DREAM</a>'
+        '</strong></p><p><strong>READ ALSO:</strong> <a href="/y">The other story</a></p>'
+    )
+    assert "CO-FOUNDER" not in page
+    assert "The other story" not in page

@@ -1,0 +1,40 @@
+"""ingest.coverage: the share of a reference text that another text holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.coverage import coverage, words
+
+STORY = "the council met on tuesday and agreed the plan for the river bank after a long debate"
+
+
+@pytest.mark.parametrize(
+    ("text", "reference", "expected"),
+    [
+        (STORY, STORY, 1.0),
+        ("", STORY, 0.0),
+        (STORY, "", 1.0),
+        ("Nothing in common at all here today", STORY, 0.0),
+        (STORY.upper(), STORY, 1.0),
+        # Half of the reference's 4-grams: the first sentence of two.
+        ("one two three four five", "one two three four five six seven eight nine ten", 2 / 7),
+    ],
+)
+def test_coverage(text: str, reference: str, expected: float) -> None:
+    """Shares of the reference's word 4-grams, case-folded."""
+    assert coverage(text, reference) == pytest.approx(expected)
+
+
+def test_repeated_paragraph_weighs_twice() -> None:
+    """A reference that says a paragraph twice is not all held by one copy of it: of its 17
+    word 4-grams, the copy holds 7 (3 more straddle the two copies)."""
+    paragraph = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do"
+    assert coverage(paragraph, f"{paragraph} {paragraph}") == pytest.approx(7 / 17)
+
+
+def test_unspaced_scripts_count_each_character() -> None:
+    """Japanese and Chinese text has a word per character; Korean keeps its spaced words."""
+    assert words("新幹線 ok") == ["新", "幹", "線", "ok"]
+    assert words("한국어 문장") == ["한국어", "문장"]
+    assert coverage("新幹線の延伸開業", "新幹線の延伸開業から一年") > 0.4
