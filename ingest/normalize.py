@@ -4,6 +4,7 @@ Each takes a value and returns a value; none does I/O or reads the clock."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import unicodedata
 from datetime import UTC, datetime
@@ -152,13 +153,27 @@ def _is_ancestor(candidate: str, page: str) -> bool:
 
 
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
-    """A one-line field (title, author): NFC, controls removed, whitespace collapsed; None if
-    empty."""
+    """A one-line field (title, author): character references decoded, NFC, controls removed,
+    whitespace collapsed; None if empty."""
     if value is None:
         return None
-    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", repair(value)))
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", repair(unescape(value))))
     text = unicodedata.normalize("NFC", _ANY_SPACE.sub(" ", text).strip())
     return text[:max_length] or None
+
+
+_ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def unescape(value: str) -> str:
+    """HTML character references decoded, twice at most: meta tags, JSON-LD and feeds often
+    carry a title escaped once more than their format asks (`zerst&amp;ouml;ren` in an
+    attribute is `zerst&ouml;ren` once parsed). A lone `&` (`AT&T`) is left as it is."""
+    for _ in range(2):
+        if not _ENTITY.search(value):
+            break
+        value = html.unescape(value)
+    return value
 
 
 def clean_text(value: str) -> str:

@@ -76,6 +76,7 @@ class PageMetadata:
 
     title: str | None = None
     author: str | None = None
+    """The people of `authors`, joined with ", "."""
     published_at: datetime | None = None
     published_has_time: bool = False
     updated_at: datetime | None = None
@@ -84,6 +85,8 @@ class PageMetadata:
     description: str | None = None
     site_name: str | None = None
     language: str | None = None
+    authors: tuple[str, ...] = ()
+    """Each person of the byline once, in page order (agencies such as dpa included)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -440,3 +440,18 @@ def test_content_hash_folds_every_unicode_space(text: str) -> None:
     space (stored hashes must not change with the implementation)."""
     folded = re.sub(r"\s+", " ", text.casefold()).strip()
     assert content_hash(text) == hashlib.sha256(folded.encode()).digest()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Wer wird zerst&ouml;ren?", "Wer wird zerstören?"),
+        ("&amp;quot;Nicht mehr viel&amp;quot;", '"Nicht mehr viel"'),
+        ("Taylor Swift&#8216;s tour", "Taylor Swift‘s tour"),
+        ("Türkiye&#039;de", "Türkiye'de"),
+        ("AT&T and R&D", "AT&T and R&D"),
+    ],
+)
+def test_clean_inline_decodes_character_references(value: str, expected: str) -> None:
+    """Entities are decoded in one-line fields, also when escaped once more than needed."""
+    assert clean_inline(value) == expected

@@ -1,0 +1,58 @@
+"""ingest.byline: a byline string as the people who wrote the article."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.byline import authors
+from ingest.extract import strip_site_affixes
+
+
+@pytest.mark.parametrize(
+    ("value", "sites", "expected"),
+    [
+        ("By Jane Doe and John Smith", (), ("Jane Doe", "John Smith")),
+        ("Jane Doe, Jane Doe", (), ("Jane Doe",)),
+        ("Quelle: sid/dpa", (), ("sid", "dpa")),
+        ("Elena Oberholzer (obe), Max Muster (mm)", (), ("Elena Oberholzer", "Max Muster")),
+        ("Ludwig van Beethoven", (), ("Ludwig van Beethoven",)),
+        ("【佐藤美咲】", (), ("佐藤美咲",)),
+        ("Bradley M. Kuhn (http://ebb.org/bkuhn/)", (), ("Bradley M. Kuhn",)),
+        ("Organization for Transformative Works", (), ("Organization for Transformative Works",)),
+        # Labels, e-mail addresses and ids are not people.
+        ("Themen bearbeiten", (), ()),
+        ("この記事を書いた人", (), ()),
+        ("d.kuckelkorn@example.de", (), ()),
+        ("105092", (), ()),
+        # The site's own name goes when a person is named, and stays when nobody is.
+        ("Jane Doe, Deutsche Welle (www.dw.com)", ("dw.com",), ("Jane Doe",)),
+        ("mdr.de, Anna Schmidt", ("mdr.de",), ("Anna Schmidt",)),
+        ("LTO", ("LTO",), ("LTO",)),
+        (None, (), ()),
+    ],
+)
+def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str, ...]) -> None:
+    """Each person once, in order, without decoration."""
+    assert authors(value, site_names=sites) == expected
+
+
+def test_site_only_byline_can_be_refused() -> None:
+    """With site_fallback off, a byline naming only the site names nobody."""
+    assert authors("LTO", site_names=("LTO",), site_fallback=False) == ()
+
+
+@pytest.mark.parametrize(
+    ("title", "sites", "expected"),
+    [
+        (
+            "Neue Grafikkarten vorgestellt - Golem.de",
+            ("golem.de",),
+            "Neue Grafikkarten vorgestellt",
+        ),
+        ("Golem.de | Neue Grafikkarten", ("golem.de",), "Neue Grafikkarten"),
+        ("Streit in der Koalition - Scholz greift durch", ("zeit.de",), None),
+    ],
+)
+def test_site_affixes(title: str, sites: tuple[str, ...], expected: str | None) -> None:
+    """Only an affix that is one of the site's names is stripped."""
+    assert strip_site_affixes(title, sites) == (expected or title)
