@@ -1,6 +1,7 @@
 """Article quality benchmark: the project's extraction beside plain trafilatura.
 
-    .venv/bin/python bench/quality_bench.py [--pages DIR] [--aeb DIR | --no-aeb] [--json FILE]
+    .venv/bin/python bench/quality_bench.py [--pages DIR] [--corpora LIST] [--shared DIR]
+                                            [--part dev|val|all] [--json FILE]
 
 Part 1, the labelled corpus (`tests/data/pages/NAME.html` + `NAME.expected.json`, or `--pages
 DIR`). Each page is run through (a) `ingest.extract.extract_page(body, url)` and (b) plain
@@ -22,16 +23,10 @@ Figures are pooled: recall = paragraphs found / paragraphs expected over the pag
 the per-page figures. The leakage ratio is plain / project (higher is better for the project).
 The issue's targets are recall >= 0.99 and a ratio >= 5; they are printed, never asserted.
 
-Part 2, the article-extraction benchmark (AEB: 181 real pages with human-written bodies, found at
-`<repo>/../shared/aeb` or `--aeb DIR`), scored as its README describes: `\\w+` tokens, 4-gram
-shingles counted as multisets, per-page true/false positives and false negatives normalized by
-their sum, precision averaged over the pages with something predicted, recall over the pages with
-something expected, F1 of the two averages. Rows: the project's `extract_page` text (an
-ExtractError counts as an empty prediction), `trafilatura.extract` defaults, and
-`trafilatura.extract(include_comments=False)`. Milliseconds per page are single-core wall times
-(the project's figure includes its metadata and language detection), measured after an untimed
-warm-up pass over the same pages, so one-off lazy loads (the language model; dateparser's
-locale data, about 3 s the first time htmldate falls back to it) are excluded.
+Part 2, the real-page corpora labelled by other projects (AEB, Mozilla Readability's test pages,
+trafilatura's evaluation set, under `<repo>/../shared` or `--shared DIR`), each split by site
+into a development part and a validation part, the project beside plain trafilatura: see
+bench/README.md for the scoring, and `--part` / `--corpora` to run a subset.
 
 The exit status is non-zero only on errors: missing corpus, or an extractor raising anything but
 ExtractError (those pages are listed).

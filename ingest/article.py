@@ -2,7 +2,10 @@
 
 Precedence, field by field (first non-empty wins):
     title         feed entry > page (JSON-LD headline > og:title > trafilatura)
-    author        feed entry > page (JSON-LD author > meta author > trafilatura)
+    author(s)     feed entry when it names a person > page (JSON-LD author > meta author >
+                  byline shown > trafilatura) > the feed's non-personal byline; split into
+                  people by `ingest.byline.authors`, `author` is their ", "-joined form
+    tags          feed categories, then the page's `article:tag` and JSON-LD keywords
     published_at  feed entry, published then updated (always with a time of day) > page
                   (JSON-LD datePublished > article:published_time > trafilatura's date) >
                   first seen; published_source says which
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from ingest.byline import authors
 from ingest.neardup import fingerprint
 from ingest.normalize import (
     canonical_url,
@@ -25,6 +29,7 @@ from ingest.normalize import (
     detect_language,
     site_of,
     to_utc,
+    unique_tags,
 )
 from ingest.types import Article, DateSource, Extracted, ParsedEntry, TextSource
 
@@ -70,17 +75,28 @@ def build_article(
         meta.language if meta and meta.language else detect_language(text, hint=entry.language)
     )
     summary = clean_inline(entry.summary, max_length=5000) or (meta.description if meta else None)
+    # The feed's byline when it names a person, else the page's people, else whatever the feed
+    # named (the site, an agency desk).
+    site = site_of(url)
+    sites = (site, *((meta.site_name,) if meta and meta.site_name else ()))
+    people = authors(entry.author, site_names=sites, site_fallback=False)
+    if not people and meta is not None:
+        people = meta.authors or authors(meta.author, site_names=sites)
+    if not people:
+        people = authors(entry.author, site_names=sites)
     return Article(
         url=url,
         original_url=entry_url,
         title=clean_inline(entry.title) or (meta.title if meta else None),
         text=text,
-        author=clean_inline(entry.author, max_length=500) or (meta.author if meta else None),
+        author=", ".join(people)[:500] or None,
+        authors=people,
+        tags=unique_tags([*entry.tags, *(meta.tags if meta else ())]),
         published_at=published,
         published_source=published_source,
         updated_at=to_utc(updated) if updated else None,
         language=language,
-        site=site_of(url),
+        site=site,
         image_url=clean_url(entry.image_url) or (meta.image_url if meta else None),
         summary=summary,
         content_hash=content_hash(text),

@@ -159,6 +159,7 @@ def entry_from_json(data: dict[str, Any], url: str) -> ParsedEntry:
         content=text("content"),
         image_url=text("image_url"),
         language=text("language"),
+        tags=tuple(t for t in data.get("tags") or () if isinstance(t, str)),
     )
 
 

@@ -29,6 +29,7 @@ from ingest.normalize import (
     detect_language,
     site_of,
     to_utc,
+    unique_tags,
 )
 from ingest.preclean import preclean, tokens
 from ingest.types import Extracted, PageMetadata
@@ -314,6 +315,15 @@ def _structured_metadata(
     if meta_author and site_name and meta_author.casefold() == site_name.casefold():
         meta_author = None
     title = clean_inline(_str(ld.get("headline")) or meta.get("og:title"))
+    keywords = ld.get("keywords")
+    if isinstance(keywords, str):
+        keywords = keywords.split(",")
+    tags = unique_tags(
+        [
+            *(el.get("content") for el in tree.iterfind(".//meta[@property='article:tag']")),
+            *(keywords if isinstance(keywords, list) else ()),
+        ]
+    )
     return PageMetadata(
         title=_headline(tree, title, tuple(filter(None, (site_name, *site_names)))),
         author=clean_byline(_ld_author(ld.get("author")) or meta_author),
@@ -325,6 +335,7 @@ def _structured_metadata(
         description=clean_inline(meta.get("og:description") or meta.get("description")),
         site_name=site_name,
         language=lang or None,
+        tags=tags,
     )
 
 

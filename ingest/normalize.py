@@ -7,6 +7,7 @@ import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
@@ -174,6 +175,26 @@ def unescape(value: str) -> str:
             break
         value = html.unescape(value)
     return value
+
+
+_MAX_TAGS = 50
+_MAX_TAG_LENGTH = 100
+
+
+def unique_tags(values: Iterable[object]) -> tuple[str, ...]:
+    """Topic labels as one-line strings, each once (compared case-insensitively, the first
+    spelling kept), in order; at most 50, none longer than 100 characters, no empty ones."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for value in values:
+        tag = clean_inline(value, max_length=_MAX_TAG_LENGTH) if isinstance(value, str) else None
+        if tag is None or tag.casefold() in seen:
+            continue
+        seen.add(tag.casefold())
+        out.append(tag)
+        if len(out) == _MAX_TAGS:
+            break
+    return tuple(out)
 
 
 def clean_text(value: str) -> str:

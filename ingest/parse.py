@@ -24,6 +24,7 @@ from feedparser.datetimes import _parse_date as _feedparser_parse_date
 from lxml import etree
 
 from ingest.errors import ParseError
+from ingest.normalize import unique_tags
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = ["looks_like_feed", "parse_feed"]
@@ -251,6 +252,7 @@ def _entry(
         content=_text_block(longest, None),
         image_url=_image_url(raw, base),
         language=_entry_language(raw, contents) or feed_language,
+        tags=unique_tags(_get(t, "label") or _get(t, "term") for t in _dicts(_get(raw, "tags"))),
     )
 
 
@@ -417,6 +419,7 @@ def _json_entry(
         content=content or None,
         image_url=next((u for c in images if (u := _http_url(c, base))), None),
         language=_clean_line(item.get("language")) or feed_language,
+        tags=unique_tags(_list(item.get("tags"))),
     )
 
 

@@ -231,15 +231,13 @@ def _vocabulary(el: _Element) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
-    """(furniture, advertising) for a class/id/data-* vocabulary."""
+def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool, bool]:
+    """(furniture, advertising, article content) for a class/id/data-* vocabulary."""
     words = [t for value in vocabulary for t in tokens(value)]
-    if any(w in _DROP_TOKENS for w in words):
-        furniture = True
-    else:
-        joined = ("".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
-        furniture = any(j in _DROP_COMPOUNDS for j in joined)
-    return furniture, any(w in _AD_TOKENS for w in words)
+    pairs = ["".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1)]
+    furniture = any(w in _DROP_TOKENS for w in words) or any(j in _DROP_COMPOUNDS for j in pairs)
+    content = any(j in _CONTENT_COMPOUNDS for j in pairs)
+    return furniture, any(w in _AD_TOKENS for w in words), content
 
 
 _judge_cached = functools.lru_cache(maxsize=8192)(_judge)
@@ -249,7 +247,7 @@ vocabulary is split and matched once. Longer ones (JSON in a data-* attribute, o
 on every page) are judged afresh, so that the cache never holds large strings."""
 
 
-def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
+def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool, bool]:
     if sum(map(len, vocabulary)) > _CACHED_LENGTH:
         return _judge(vocabulary)
     return _judge_cached(vocabulary)
@@ -379,35 +377,29 @@ _CONTENT_COMPOUNDS = frozenset(
         "artikelinhalt",
     }
 )
-_CONTENT_CANDIDATES = (
-    "//body//*[@*[starts-with(name(), 'data-article')]"
-    " or contains(@class, 'ontent') or contains(@class, 'ody') or contains(@class, 'ext')"
-    " or contains(@id, 'ontent') or contains(@id, 'ody') or contains(@id, 'ext')"
-    " or contains(@class, 'rtikel') or contains(@id, 'rtikel')"
-    " or @*[starts-with(name(), 'data-') and contains(., 'article')]]"
-)
 
 
 def _marks_article(el: _Element) -> bool:
     """Whether the element's own names say it is the article's content."""
     if el.get("data-article-content") is not None or el.get("data-article-body") is not None:
         return True
-    words = [t for value in _vocabulary(el) for t in tokens(value)]
-    return any(
-        "".join(words[i : i + n]) in _CONTENT_COMPOUNDS
-        for n in (2, 3)
-        for i in range(len(words) - n + 1)
-    )
+    if el.get("itemprop") == "articleBody":
+        return True
+    vocabulary = _vocabulary(el)
+    return bool(vocabulary) and _verdict(vocabulary)[2]
+
+
+def _holds_article_content(el: _Element) -> bool:
+    """The element or one of its descendants names itself the article's content. Asked only
+    of elements about to be removed, so each element of the page is looked at once at most."""
+    return any(_marks_article(d) for d in el.iter(etree.Element))
 
 
 def _protected(tree: _Element) -> set[_Element]:
-    """The elements whose removal would take the article with it: ancestors (and self) of the
-    first <h1> and of the elements marked as the article body (`itemprop="articleBody"`, or
-    named so: see `_CONTENT_COMPOUNDS`)."""
+    """The elements whose removal would take the headline with it: the first <h1> and its
+    ancestors. (Elements marked as the article's content are kept by `_holds_article_content`.)"""
     keep: set[_Element] = set()
     marks = [next(tree.iter("h1"), None)]
-    marks += tree.xpath('//*[@itemprop="articleBody"]')
-    marks += [el for el in tree.xpath(_CONTENT_CANDIDATES) if _marks_article(el)]
     for mark in marks:
         el = mark
         while el is not None:
@@ -441,7 +433,7 @@ def preclean(tree: _Element) -> int:
             furniture = looks_like_furniture(el) or (
                 el.tag in _BLOCKS and (_is_link_list(st) or _is_label_and_link(el, stats))
             )
-            if furniture and not holds_the_article(st):
+            if furniture and not holds_the_article(st) and not _holds_article_content(el):
                 doomed.append(_wrapper(el, stats, protected) if _is_ad(el) else el)
                 continue  # its subtree goes with it
         stack.extend(reversed([c for c in el if isinstance(c.tag, str)]))

@@ -520,6 +520,8 @@ def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
         "title": a.title,
         "text": a.text,
         "author": a.author,
+        "authors": list(a.authors),
+        "tags": list(a.tags),
         "published_at": a.published_at,
         "published_source": a.published_source,
         "modified_at": a.updated_at,

@@ -54,6 +54,8 @@ class ParsedEntry:
     content: str | None = None
     image_url: str | None = None
     language: str | None = None
+    tags: tuple[str, ...] = ()
+    """The entry's categories, as the feed spells them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,8 @@ class PageMetadata:
     language: str | None = None
     authors: tuple[str, ...] = ()
     """Each person of the byline once, in page order (agencies such as dpa included)."""
+    tags: tuple[str, ...] = ()
+    """`article:tag` values and JSON-LD `keywords`, each once, case kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,5 +150,9 @@ class Article:
     fetched_at: datetime
     aliases: tuple[str, ...] = ()
     """Other canonical-form URLs that lead to this article (entry link, final response URL)."""
+    authors: tuple[str, ...] = ()
+    """The people of `author`, each once, in byline order."""
+    tags: tuple[str, ...] = ()
+    """Topics from the feed's categories and the page's tags and keywords, each once."""
     fingerprint: Fingerprint | None = None
     """Near-duplicate fingerprint of `text`; None when the text is too short to judge."""

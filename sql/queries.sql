@@ -134,11 +134,12 @@ SELECT pg_advisory_xact_lock(1852143205);
 -- duplicate_of: the original of the earliest article with the same body under another URL (an
 -- empty body is nobody's duplicate), else the near-duplicate original the caller found.
 INSERT INTO ingest.articles (
-    url, original_url, feed_id, guid, site, title, text, author, published_at,
+    url, original_url, feed_id, guid, site, title, text, author, authors, tags, published_at,
     published_source, modified_at, language, image_url, summary, content_hash, text_source,
     extraction_error, fetched_at, duplicate_of, minhash, lsh_bands)
 VALUES (
     %(url)s, %(original_url)s, %(feed_id)s, %(guid)s, %(site)s, %(title)s, %(text)s, %(author)s,
+    %(authors)s::text[], %(tags)s::text[],
     %(published_at)s, %(published_source)s, %(modified_at)s, %(language)s, %(image_url)s,
     %(summary)s, %(content_hash)s, %(text_source)s, %(extraction_error)s, %(fetched_at)s,
     COALESCE(
@@ -204,6 +205,8 @@ UPDATE ingest.articles a
 SET title = %(title)s,
     text = %(text)s,
     author = COALESCE(%(author)s, a.author),
+    authors = CASE WHEN %(author)s IS NULL THEN a.authors ELSE %(authors)s::text[] END,
+    tags = CASE WHEN cardinality(%(tags)s::text[]) = 0 THEN a.tags ELSE %(tags)s::text[] END,
     content_hash = %(content_hash)s,
     modified_at = COALESCE(%(modified_at)s, a.modified_at),
     language = %(language)s,

@@ -30,6 +30,7 @@ SQL_TYPES = {
     "boolean": "boolean",
     "timestamptz": "timestamp with time zone",
     "interval": "interval",
+    "text[]": "ARRAY",
 }
 
 
@@ -38,7 +39,7 @@ def _documented_columns(view: str, doc: Path = README) -> dict[str, str]:
     text = doc.read_text(encoding="utf-8")
     start = text.index(f"### `{view}`")
     section = text[start:].split("\n### ", 1)[0]
-    rows = re.findall(r"^\| `([a-z_]+)` \| (\w+) \|", section, flags=re.MULTILINE)
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\w+(?:\[\])?) \|", section, flags=re.MULTILINE)
     return dict(rows)
 
 

@@ -41,7 +41,7 @@ def indexed_queries() -> list[str]:
 GENERATE = """
 ALTER TABLE ingest.articles DISABLE TRIGGER USER;
 INSERT INTO ingest.articles (url, original_url, site, title, text, published_at,
-    published_source, language, content_hash, text_source, fetched_at)
+    published_source, language, content_hash, text_source, fetched_at, tags)
 SELECT 'https://site' || (g % 200) || '.example/a/' || g,
        'https://site' || (g % 200) || '.example/a/' || g,
        'site' || (g % 200) || '.example',
@@ -54,7 +54,8 @@ SELECT 'https://site' || (g % 200) || '.example/a/' || g,
        (ARRAY['en', 'de', 'fr', 'es'])[1 + g % 4],
        sha256(g::text::bytea),
        'page',
-       now()
+       now(),
+       ARRAY[(ARRAY['Climate', 'Sport', 'Politics', 'Markets'])[1 + g % 4], 'tag-' || (g % 500)]
 FROM generate_series(1, 100000) AS g;
 UPDATE ingest.articles SET duplicate_of = id - 1 WHERE id % 10 = 0;
 UPDATE ingest.articles SET lsh_bands = ARRAY(

@@ -320,6 +320,28 @@ async def test_stored_row_matches_article(store: Store, database_url: str) -> No
     assert (row["language"], row["summary"], row["guid"]) == ("fr", "S", article.guid)
 
 
+async def test_authors_and_tags_are_arrays(store: Store, database_url: str) -> None:
+    """news.articles shows each person and each tag as an array element, in order; `author`
+    is their joined form."""
+    article = _article(
+        "https://example.com/news/people",
+        author="Jane Doe, dpa",
+        authors=("Jane Doe", "dpa"),
+        tags=("Klima", "Energie"),
+    )
+    await store.store_articles(None, [(article, _key(article))])
+    (row,) = _rows(database_url, "SELECT author, authors, tags FROM news.articles")
+    assert row == {
+        "author": "Jane Doe, dpa",
+        "authors": ["Jane Doe", "dpa"],
+        "tags": ["Klima", "Energie"],
+    }
+    topic = _rows(
+        database_url, "SELECT count(*) AS n FROM news.articles WHERE tags @> ARRAY['Klima']"
+    )
+    assert topic == [{"n": 1}]
+
+
 async def test_aliases_found_by_known_urls(store: Store) -> None:
     """known_urls finds an article by its canonical URL and by every alias."""
     canonical = "https://example.com/news/2025/story"

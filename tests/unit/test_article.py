@@ -76,10 +76,10 @@ def _build(
 @pytest.mark.parametrize(
     ("entry_value", "page_value", "expected"),
     [
-        pytest.param("Feed value", "Page value", "Feed value", id="feed-wins"),
-        pytest.param(None, "Page value", "Page value", id="page-when-feed-missing"),
-        pytest.param("   ", "Page value", "Page value", id="page-when-feed-blank"),
-        pytest.param("  Feed\n value ", "Page value", "Feed value", id="feed-cleaned"),
+        pytest.param("Feed Value", "Page Value", "Feed Value", id="feed-wins"),
+        pytest.param(None, "Page Value", "Page Value", id="page-when-feed-missing"),
+        pytest.param("   ", "Page Value", "Page Value", id="page-when-feed-blank"),
+        pytest.param("  Feed\n Value ", "Page Value", "Feed Value", id="feed-cleaned"),
         pytest.param(None, None, None, id="neither"),
     ],
 )
@@ -308,3 +308,35 @@ def test_language_hint_used_for_short_feed_text() -> None:
 def test_guid_carried() -> None:
     """The entry's guid is stored with the article."""
     assert _build(_entry(guid="tag:example.com,2025:1"), None).guid == "tag:example.com,2025:1"
+
+
+# --- authors, tags ---------------------------------------------------------------------------
+
+
+def test_feed_byline_naming_a_person_wins_and_is_split() -> None:
+    """The feed's byline names people: each becomes an element of `authors`."""
+    article = _build(_entry(author="By Jane Doe and John Smith"), _page())
+    assert article.authors == ("Jane Doe", "John Smith")
+    assert article.author == "Jane Doe, John Smith"
+
+
+def test_feed_byline_naming_only_the_site_gives_way_to_the_page() -> None:
+    """A feed byline that is the site's own name loses to the people the page names."""
+    page = _page(author="Priya Raman", authors=("Priya Raman",))
+    article = _build(_entry(author="example.com"), page)
+    assert article.authors == ("Priya Raman",)
+
+
+def test_feed_byline_of_only_a_label_or_address_is_no_author() -> None:
+    """An e-mail address in the feed and no byline on the page: nobody is named."""
+    article = _build(_entry(author="newsroom@example.com"), _page(author=None))
+    assert (article.author, article.authors) == (None, ())
+
+
+def test_tags_from_feed_then_page_each_once() -> None:
+    """Feed categories first, then the page's tags; case-insensitive duplicates dropped."""
+    page = Extracted(
+        text=PAGE_TEXT, metadata=PageMetadata(title="T", tags=("climate", "Energy &amp; power"))
+    )
+    article = _build(_entry(tags=("Climate", "Politics")), page)
+    assert article.tags == ("Climate", "Politics", "Energy & power")

@@ -42,6 +42,7 @@ def _with_datetimes(entry: dict[str, Any]) -> dict[str, Any]:
     for key in ("published_at", "updated_at"):
         if out[key] is not None:
             out[key] = datetime.fromisoformat(out[key])
+    out["tags"] = tuple(out["tags"])
     return out
 
 
@@ -504,3 +505,32 @@ def test_image_prefers_widest_media_then_thumbnail_then_enclosure() -> None:
         "</item></channel></rss>"
     ).encode()
     assert _one(body).image_url == "https://x.test/thumb.jpg"
+
+
+def test_entry_categories_become_tags() -> None:
+    """RSS <category>, Atom <category term/label> and JSON Feed tags are the entry's tags,
+    each once, entities decoded."""
+    rss = (
+        "<rss version='2.0'><channel><title>t</title><item>"
+        f"{GUID}<link>https://example.com/a</link><title>A</title>"
+        "<category>Klima</category><category>klima</category><category>Energie &amp;amp; "
+        "Umwelt</category></item></channel></rss>"
+    ).encode()
+    (entry,) = parse_feed(rss, URL).entries
+    assert entry.tags == ("Klima", "Energie & Umwelt")
+    atom = (
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><title>t</title><entry><id>urn:a</id>"
+        b"<link href='https://example.com/a'/><title>A</title>"
+        b"<category term='pol' label='Politics'/><category term='sport'/></entry></feed>"
+    )
+    (entry,) = parse_feed(atom, URL).entries
+    assert entry.tags == ("Politics", "sport")
+    jsonfeed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "t",
+            "items": [{"id": "1", "url": "https://example.com/a", "tags": ["AI", 3, "ai"]}],
+        }
+    ).encode()
+    (entry,) = parse_feed(jsonfeed, URL).entries
+    assert entry.tags == ("AI",)
