@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -275,39 +275,19 @@ def _structured_metadata(
 ) -> PageMetadata:
     """JSON-LD first, then meta tags; each field from the first source that has it."""
     meta = _meta_tags(tree)
-    ld_published = _parse_date(_str(ld.get("datePublished")))
-    meta_published = _parse_date(
-        meta.get("article:published_time")
-        or meta.get("og:published_time")
-        or meta.get("datepublished")
-        or meta.get("date")
-        or meta.get("dc.date")
-        or meta.get("parsely-pub-date")
+    published_raws = [
+        _str(ld.get("datePublished")),
+        *(meta.get(key) for key in _PUBLISHED_KEYS),
+        _article_time(tree),
+    ]
+    published, has_time = choose_published(
+        published_raws, [_str(ld.get("dateModified")), meta.get("article:modified_time")]
     )
-    ld_raw = _str(ld.get("datePublished"))
-    meta_raw = meta.get("article:published_time")
-    published: datetime | None
-    published_raw: str | None
-    # JSON-LD wins, unless it gives only the day and the meta tag gives the time of that day.
-    if ld_published and not (
-        ld_raw and "T" not in ld_raw and meta_published and meta_raw and "T" in meta_raw
-    ):
-        published, published_raw = ld_published, ld_raw
-    else:
-        published, published_raw = meta_published, meta_raw
     canonical = None
     for link in tree.iterfind(".//link[@rel]"):
         if "canonical" in (link.get("rel") or "").lower().split():
             canonical = (link.get("href") or "").strip() or None
             break
-    if published is None or not (published_raw and "T" in published_raw):
-        # <time datetime> in the article often has the time of day the head leaves out.
-        time_raw = _article_time(tree)
-        time_at = _parse_date(time_raw)
-        if time_at is not None and (
-            published is None or time_at.date() in (published.date(), _next_day(published))
-        ):
-            published, published_raw = time_at, time_raw
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
     site_name = clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher")))
     # A meta author that is the site's own name is not a byline.
@@ -328,8 +308,10 @@ def _structured_metadata(
         title=_headline(tree, title, tuple(filter(None, (site_name, *site_names)))),
         author=clean_byline(_ld_author(ld.get("author")) or meta_author),
         published_at=published,
-        published_has_time=bool(published_raw and "T" in published_raw),
-        updated_at=_parse_date(_str(ld.get("dateModified")) or meta.get("article:modified_time")),
+        published_has_time=has_time,
+        updated_at=choose_published(
+            [_str(ld.get("dateModified")), meta.get("article:modified_time")], published_raws
+        )[0],
         canonical_url=clean_inline(canonical),
         image_url=clean_url(_ld_image(ld.get("image")) or meta.get("og:image")),
         description=clean_inline(meta.get("og:description") or meta.get("description")),
@@ -401,6 +383,71 @@ def _mostly_within(heading: str, title: str) -> bool:
     return sum(w in in_title for w in words_h) >= 0.8 * len(words_h)
 
 
+_PUBLISHED_KEYS = (
+    "article:published_time",
+    "og:published_time",
+    "datepublished",
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "dcterms.date",
+    "parsely-pub-date",
+    "sailthru.date",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "article.published",
+)
+_CLOCK = re.compile(r"\d:\d")
+
+
+def choose_published(
+    candidates: Sequence[str | None], others: Sequence[str | None] = ()
+) -> tuple[datetime | None, bool]:
+    """The publication time from the page's candidate values (best first) as an aware UTC
+    datetime, and whether it has a time of day. The first parseable candidate gives the day;
+    when it has no time of day, a later candidate on that day (or the next: a UTC value of a
+    late-evening story) that has one gives it. A time without an offset is read in the
+    offset the page states on any of its times (`others`: modification times), else as UTC."""
+    parsed = [(raw, when) for raw in candidates if raw and (when := _iso(raw)) is not None]
+    if not parsed:
+        return None, False
+    offset = next(
+        (
+            when.tzinfo
+            for raw in [*candidates, *others]
+            if raw and _CLOCK.search(raw) and (when := _iso(raw)) and when.tzinfo is not None
+        ),
+        None,
+    )
+    raw, chosen = parsed[0]
+    if not _CLOCK.search(raw):
+        day = chosen.date()
+        for other_raw, other in parsed[1:]:
+            if _CLOCK.search(other_raw) and other.date() in (day, day + timedelta(days=1)):
+                raw, chosen = other_raw, other
+                break
+    has_time = bool(_CLOCK.search(raw))
+    if chosen.tzinfo is None and has_time and offset is not None:
+        chosen = chosen.replace(tzinfo=offset)
+    try:
+        return to_utc(chosen), has_time
+    except OverflowError:
+        return None, False
+
+
+def _iso(value: str) -> datetime | None:
+    """An ISO 8601 date or date-time as written (naive when it has no offset); None when it
+    is not one."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def _article_time(tree: _Element) -> str | None:
     """The first <time datetime="..."> with a time of day inside the article (or the page)."""
     scopes = list(tree.iter("article")) or [tree]
@@ -410,10 +457,6 @@ def _article_time(tree: _Element) -> str | None:
             if "T" in value or re.search(r"\d:\d", value):
                 return value
     return None
-
-
-def _next_day(when: datetime) -> Any:
-    return (when + timedelta(days=1)).date()
 
 
 # Byline decoration: a leading "By"/"Von"/"Par"/"Por"/"Di"/"Door"/"Av"/"Автор"/"Автор:" word,

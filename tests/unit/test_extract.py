@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ExtractError
-from ingest.extract import extract_page
+from ingest.extract import choose_published, extract_page
 from ingest.normalize import paragraphs
 from ingest.types import Extracted
 
@@ -336,3 +336,70 @@ def test_json_ld_article_body_when_the_page_shows_nothing() -> None:
     text = extract_page(body, "https://example.com/pier").text
     assert STORY[0] in text
     assert STORY[-1] in text
+
+
+# --- publication time ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("candidates", "others", "expected", "has_time"),
+    [
+        pytest.param(
+            ["2024-03-06T14:05:00"],
+            ["2024-03-06T15:00:00+02:00"],
+            datetime(2024, 3, 6, 12, 5, tzinfo=UTC),
+            True,
+            id="naive-time-in-the-offset-the-page-states",
+        ),
+        pytest.param(
+            ["2024-03-06T14:05:00", "2024-03-06T14:05:00+01:00"],
+            [],
+            datetime(2024, 3, 6, 13, 5, tzinfo=UTC),
+            True,
+            id="offset-of-another-candidate",
+        ),
+        pytest.param(
+            ["2024-03-06", None, "2024-03-06T09:30:00+01:00"],
+            [],
+            datetime(2024, 3, 6, 8, 30, tzinfo=UTC),
+            True,
+            id="day-then-time-from-a-later-source",
+        ),
+        pytest.param(
+            ["2024-03-06", "2024-04-01T09:30:00+01:00"],
+            [],
+            datetime(2024, 3, 6, tzinfo=UTC),
+            False,
+            id="time-of-another-day-ignored",
+        ),
+        pytest.param(
+            ["2024-03-06T14:05:00"], [], datetime(2024, 3, 6, 14, 5, tzinfo=UTC), True, id="utc"
+        ),
+        pytest.param(["yesterday", None], [], None, False, id="nothing-parseable"),
+    ],
+)
+def test_choose_published(
+    candidates: list[str | None],
+    others: list[str | None],
+    expected: datetime | None,
+    has_time: bool,
+) -> None:
+    """The first source gives the day, any source the time of day, any time its offset."""
+    assert choose_published(candidates, others) == (expected, has_time)
+
+
+def test_naive_page_time_read_in_the_pages_offset() -> None:
+    """JSON-LD without an offset beside `article:modified_time` with one: the publication time
+    is read in the page's offset, not as UTC."""
+    ld = json.dumps(
+        {"@type": "NewsArticle", "headline": "H", "datePublished": "2025-06-02T08:15:00"}
+    )
+    body = (
+        "<html><head>"
+        '<meta property="article:modified_time" content="2025-06-02T09:00:00+02:00">'
+        f'<script type="application/ld+json">{ld}</script></head><body><article><h1>H</h1>'
+        f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.de/a").metadata
+    assert meta.published_at == datetime(2025, 6, 2, 6, 15, tzinfo=UTC)
+    assert meta.published_has_time
