@@ -88,6 +88,10 @@ def extract_page(body: bytes, url: str) -> Extracted:
         raise ExtractError(url, "not an HTML document")
     ld = _json_ld_article(tree)
     structured = _structured_metadata(tree, ld, (site_of(url),))
+    # The second opinion reads the page as lxml parsed it, before cleaning: libxml2 caps the
+    # nesting depth, and resiliparse's main-content pass is quadratic in it (100,000 nested
+    # <div>s take it minutes; 255 levels, milliseconds).
+    snapshot = html.tostring(tree, encoding="unicode")
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
     preclean(tree)
@@ -115,7 +119,7 @@ def extract_page(body: bytes, url: str) -> Extracted:
     # trafilatura recovers loose text: on news pages that is as often the article's
     # standfirst as another story's, so preclean does not treat it as furniture.
     text = _trafilatura_text(tree, url, fast=True)
-    reference = _main_content(document)
+    reference = _main_content(snapshot)
     covered = coverage(text, reference)
     few = len(words(text)) < _FEW_WORDS
     if covered < GUARD_COVERAGE or few:
