@@ -3,8 +3,8 @@
 Precedence, field by field (first non-empty wins):
     title         feed entry > page (JSON-LD headline > og:title > trafilatura)
     author(s)     feed entry when it names a person > page (JSON-LD author > meta author >
-                  byline shown > trafilatura) > the feed's non-personal byline; split into
-                  people by `ingest.byline.authors`, `author` is their ", "-joined form
+                  byline shown > trafilatura); split into people by `ingest.byline.authors`
+                  (never the site's own name), `author` is their ", "-joined form
     tags          feed categories, then the page's `article:tag` and JSON-LD keywords
     published_at  feed entry, published then updated (always with a time of day) > page
                   (JSON-LD datePublished > article:published_time > trafilatura's date) >
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ingest.byline import authors
+from ingest.byline import authors, joined
 from ingest.neardup import fingerprint
 from ingest.normalize import (
     canonical_url,
@@ -79,17 +79,16 @@ def build_article(
     # named (the site, an agency desk).
     site = site_of(url)
     sites = (site, *((meta.site_name,) if meta and meta.site_name else ()))
-    people = authors(entry.author, site_names=sites, site_fallback=False)
+    people = authors(entry.author, site_names=sites)
     if not people and meta is not None:
         people = meta.authors or authors(meta.author, site_names=sites)
-    if not people:
-        people = authors(entry.author, site_names=sites)
+    byline, people = joined(people)
     return Article(
         url=url,
         original_url=entry_url,
         title=clean_inline(entry.title) or (meta.title if meta else None),
         text=text,
-        author=", ".join(people)[:500] or None,
+        author=byline or None,
         authors=people,
         tags=unique_tags([*entry.tags, *(meta.tags if meta else ())]),
         published_at=published,

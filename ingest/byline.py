@@ -1,5 +1,6 @@
 """A byline as the people who wrote the article: one name each, in page order, without labels,
-e-mail addresses, ids, or the site's own name when a person is named. Pure."""
+e-mail addresses, ids, or the site's own name. Also what counts as one of the site's own names.
+Pure."""
 
 from __future__ import annotations
 
@@ -7,19 +8,30 @@ import re
 
 from ingest.normalize import clean_inline
 
-# Separators between two people of one byline string.
-_SPLIT = re.compile(r"\s*(?:[,;/|•·]|\s&\s|\s(?:and|und|et|y|e|og|och|en|i|und)\s)\s*", re.I)
-# Decoration around a name: "By", "Von", "Quelle:", "Text:", "Autor:"... at the start; roles
-# and initials in brackets ("Elena Oberholzer (obe)") anywhere.
-_PREFIX = re.compile(
-    r"^\s*(?:(?:by|von|par|por|di|door|av|af|przez|от|автор|written by|posted by|"
-    r"quelle|source|text|autor|autorin|auteur|author|reporter|fotos?|photos?)\s*:?\s+)+",
+# Separators that always part two people, and conjunctions that part them only when each
+# side is a full name of two words or more ("Jane Doe and John Smith", but "José Ortega y
+# Gasset", "Mac & i", "Tom & Jerry" stay whole). Conjunctions are lower case: "Kevin I Brown"
+# has a middle initial, not a Catalan "i".
+_HARD = re.compile(r"\s*[,;/|•·]\s*")
+_SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и|и\s+фото)\s+")
+# Decoration before a name: "By", "Von", "Autor:", "Text und Fotos:"... A label ending in a
+# colon ("Quelle:", "Text und Fotos:") goes whatever its words.
+PREFIX = re.compile(
+    r"^\s*(?:[^:]{1,30}:\s+|(?:by|von|par|por|di|door|av|af|przez|от|автор|written by|"
+    r"posted by|reported by|text|autor|autorin|auteur|author|reporter)\s+)",
     re.IGNORECASE,
 )
-_BRACKETED = re.compile(r"\s*[(\[（][^)\]）]{0,40}[)\]）]\s*")
+_PREFIX_WORDS = frozenset(
+    {"by", "von", "par", "por", "di", "door", "av", "af", "text", "autor", "author", "quelle"}
+)
+_BRACKETED = re.compile(r"\s*[(\[（【][^)\]）】]{0,40}[)\]）】]\s*")
 _CJK_BRACKETS = str.maketrans("", "", "【】「」『』〔〕")
 _EMAIL = re.compile(r"\S+@\S+")
 _URL = re.compile(r"\(?https?://[^\s)]*\)?")
+# A host name as a byline ("mdr.de", "www.dw.com"): lower-case labels and a letters-only TLD,
+# not preceded by a word character ("G.Rossi" is a person, "Golem.de" is judged by the site's
+# names instead).
+_HOSTLIKE = re.compile(r"(?<![\w.])(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?![\w.])")
 # News agencies sign in lower case or as acronyms; they are authors all the same.
 AGENCIES = frozenset(
     {
@@ -55,84 +67,90 @@ _LABELS = re.compile(
     re.IGNORECASE,
 )
 _PARTICLES = frozenset(
-    [
-        "von",
-        "van",
-        "der",
-        "den",
-        "de",
-        "del",
-        "della",
-        "di",
-        "da",
-        "dos",
-        "du",
-        "la",
-        "le",
-        "ten",
-        "ter",
-        "bin",
-        "al",
-        "el",
-        "ibn",
-        "zu",
-        "y",
-        "e",
-    ]
+    "von van der den de del della di da dos du la le ten ter bin al el ibn zu y e".split()  # noqa: SIM905
 )
-_HOSTLIKE = re.compile(r"(?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.I)
+_MAX_NAME = 80
 
 
-def authors(
-    value: str | None, *, site_names: tuple[str, ...] = (), site_fallback: bool = True
-) -> tuple[str, ...]:
+def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The people of a byline string, each once, in order. `site_names` are the site's own
-    names (og:site_name, publisher, host): dropped when a person is named beside them, and
-    the only name returned when nobody is (unless `site_fallback` is false)."""
+    names (og:site_name, publisher, host): never an author."""
     text = clean_inline(value, max_length=1000)
     if not text:
         return ()
-    text = _EMAIL.sub(",", _URL.sub(" ", text.translate(_CJK_BRACKETS)))
+    text = _EMAIL.sub(",", _URL.sub(" ", text))
     people: list[str] = []
-    sites: list[str] = []
-    for part in _SPLIT.split(text):
-        name = _BRACKETED.sub(" ", _PREFIX.sub("", part)).strip(" ,;:|-–—.\"'")
-        name = " ".join(name.split())
-        if not _plausible(name):
+    seen: set[str] = set()
+    for piece in _HARD.split(text):
+        if _HOSTLIKE.search(piece):
             continue
-        if _HOSTLIKE.search(part) or _is_site(name, site_names):
-            sites.append(name)
-        elif name.casefold() not in (p.casefold() for p in people):
+        for part in _split_soft(piece):
+            name = _name(part)
+            if name is None or is_site_name(name, site_names) or name.casefold() in seen:
+                continue
+            seen.add(name.casefold())
             people.append(name)
-    if people or not site_fallback:
-        return tuple(people)
-    return tuple(dict.fromkeys(sites))[:1]
+    return tuple(people)
+
+
+def joined(people: tuple[str, ...], max_length: int = 500) -> tuple[str, tuple[str, ...]]:
+    """The `, `-joined byline of `people` and the people it holds: whole names only, as many
+    as fit in `max_length` characters, so that the two always agree."""
+    kept: list[str] = []
+    for person in people:
+        if len(", ".join([*kept, person])) > max_length:
+            break
+        kept.append(person)
+    return ", ".join(kept), tuple(kept)
+
+
+def is_site_name(value: str, site_names: tuple[str, ...]) -> bool:
+    """Whether `value` is one of the site's own names: equal (case-insensitively) to one of
+    them, to a host among them without `www.`, or to that host's first label ("golem" of
+    golem.de), or that name followed by more words ("n-tv NACHRICHTEN" on n-tv.de)."""
+    folded = value.casefold().strip().removeprefix("www.")
+    for site in site_names:
+        name = site.casefold().strip().removeprefix("www.")
+        if not name:
+            continue
+        label = name.split(".")[0] if "." in name else name
+        if folded in (name, label) or folded.startswith((name + " ", label + " ")):
+            return True
+    return False
+
+
+def _split_soft(piece: str) -> list[str]:
+    parts = _SOFT.split(piece)
+    if len(parts) > 1 and all(len(p.split()) >= 2 for p in parts):
+        return parts
+    return [piece]
+
+
+def _name(part: str) -> str | None:
+    stripped = PREFIX.sub("", part)
+    # "Von der Leyen" is a name, not "Von" + "der Leyen".
+    if stripped[:1].islower() and stripped.split(" ", 1)[0].casefold() in _PARTICLES:
+        stripped = part
+    text = _BRACKETED.sub(" ", stripped.translate(_CJK_BRACKETS))
+    name = " ".join(text.split()).strip(" ,;:|-–—.\"'")
+    return name if _plausible(name) else None
 
 
 def _plausible(name: str) -> bool:
-    if not name or len(name) > 80 or _LABELS.search(name):
+    if not name or len(name) > _MAX_NAME or _LABELS.search(name):
         return False
-    if name.casefold() in AGENCIES:
+    folded = name.casefold()
+    if folded in AGENCIES:
         return True
+    if folded in _PREFIX_WORDS:
+        return False
     if any(ch.isdigit() for ch in name) or not any(ch.isalpha() for ch in name):
         return False
     words = name.split()
     if len(words) > 6:
         return False
-    # In scripts with letter case, each word of a name starts with a capital ("Themen
-    # bearbeiten" is a label), particles aside.
+    # In scripts with letter case a name starts with a capital, and most of its words do
+    # ("Themen bearbeiten" is a label; "Organization for Transformative Works" is a name).
     cased = [w for w in words if w[0].isalpha() and w[0].upper() != w[0].lower()]
     lower = [w for w in cased if not w[0].isupper() and w.casefold() not in _PARTICLES]
     return not cased or (cased[0][0].isupper() and 2 * len(lower) < len(cased))
-
-
-def _is_site(name: str, site_names: tuple[str, ...]) -> bool:
-    if _HOSTLIKE.search(name):
-        return True
-    folded = name.casefold()
-    for site in site_names:
-        s = site.casefold().removeprefix("www.")
-        label = s.split(".")[0]
-        if folded in (s, label) or folded.startswith((s, label + " ", label + ".")):
-            return True
-    return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import trafilatura
@@ -18,7 +18,7 @@ from resiliparse.parse.html import HTMLTree
 from trafilatura.metadata import extract_metadata
 from trafilatura.utils import decode_file, load_html
 
-from ingest.byline import authors
+from ingest.byline import PREFIX, authors, is_site_name, joined
 from ingest.coverage import coverage, words
 from ingest.errors import ExtractError
 from ingest.neardup import fingerprint
@@ -97,21 +97,19 @@ def extract_page(body: bytes, url: str) -> Extracted:
     preclean(tree)
     site_names = tuple(filter(None, (structured.site_name, site_of(url))))
     # The structured byline unless it names no person (only the site, a label, an id), then
-    # the byline the page shows.
-    if not authors(structured.author, site_names=site_names, site_fallback=False):
-        shown = _dom_byline(tree)
-        if authors(shown, site_names=site_names, site_fallback=False):
-            structured = _with_author(structured, shown)
+    # the byline the page shows, then trafilatura's guess.
+    people = authors(structured.author, site_names=site_names)
+    if not people:
+        people = authors(_dom_byline(tree, site_names), site_names=site_names)
     meta = structured
-    if not (structured.title and structured.author and structured.published_at):
+    if not (structured.title and people and structured.published_at):
         # trafilatura's own metadata guesses (htmldate above all) cost about as much as the
         # text extraction itself: only pay for them when the structured data falls short.
         guessed = _guessed_metadata(tree, url)
-        if structured.site_name and guessed.author == structured.site_name:
-            guessed = _without_author(guessed)
         meta = _merge(structured, guessed)
-    people = authors(meta.author, site_names=site_names)
-    meta = _with_author(meta, ", ".join(people) or None, people)
+        people = people or authors(guessed.author, site_names=site_names)
+    byline, people = joined(people)
+    meta = _with_author(meta, byline or None, people)
     # fast: without trafilatura's second opinion from its readability and jusText ports. After
     # `preclean` that second opinion mostly brought furniture back (AEB F1 0.968 without it,
     # 0.965 with it) for a sixth more CPU per page. Its last-resort baseline still runs when the
@@ -129,8 +127,11 @@ def extract_page(body: bytes, url: str) -> Extracted:
         if raw is not None:
             fallback = _trafilatura_text(raw, url, fast=False)
             recovered = coverage(fallback, reference)
+            # Next to nothing found: the fallback is taken when it finds more of the second
+            # opinion, or more words where the second opinion saw nothing either.
+            more = len(words(fallback)) > len(words(text))
             if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
-                few and len(words(fallback)) > len(words(text))
+                few and more and (recovered > covered or not reference.strip())
             ):
                 text = fallback
     if len(words(text)) < _FEW_WORDS:
@@ -183,7 +184,7 @@ def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:
     doc = extract_metadata(tree, default_url=url)
     return PageMetadata(
         title=clean_inline(doc.title),
-        author=clean_byline(doc.author),
+        author=clean_inline(doc.author, max_length=1000),
         published_at=_parse_date(doc.date),
         published_has_time=False,
         image_url=clean_url(doc.image),
@@ -222,7 +223,7 @@ _BYLINE_TOKENS = frozenset(
 )
 
 
-def _dom_byline(tree: _Element) -> str | None:
+def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
     """The byline as the page shows it, once comments are gone (see preclean): a
     rel="author" link, an itemprop="author", or an element whose class/id names it."""
     candidates = [
@@ -243,12 +244,10 @@ def _dom_byline(tree: _Element) -> str | None:
         if not chunks:
             continue
         text = chunks[0]
-        if len(chunks) > 1 and _BYLINE_PREFIX.match(text + " ") and len(text) <= 6:
+        if len(chunks) > 1 and PREFIX.match(text + " ") and len(text) <= 6:
             text = f"{text} {chunks[1]}"
-        name = clean_byline(text)
-        # Digits mean a date or a count sharing the byline block, not a name.
-        if name and 3 <= len(name) <= 80 and not any(ch.isdigit() for ch in name):
-            return name
+        if authors(text, site_names=site_names):
+            return str(text)
     return None
 
 
@@ -294,10 +293,6 @@ def _structured_metadata(
             break
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
     site_name = clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher")))
-    # A meta author that is the site's own name is not a byline.
-    meta_author = clean_inline(meta.get("author"))
-    if meta_author and site_name and meta_author.casefold() == site_name.casefold():
-        meta_author = None
     title = clean_inline(_str(ld.get("headline")) or meta.get("og:title"))
     keywords = ld.get("keywords")
     if isinstance(keywords, str):
@@ -310,7 +305,7 @@ def _structured_metadata(
     )
     return PageMetadata(
         title=_headline(tree, title, tuple(filter(None, (site_name, *site_names)))),
-        author=clean_byline(_ld_author(ld.get("author")) or meta_author),
+        author=clean_inline(_ld_author(ld.get("author")) or meta.get("author"), max_length=1000),
         published_at=published,
         published_has_time=has_time,
         updated_at=choose_published(
@@ -335,15 +330,16 @@ def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) ->
     ("Headline - Golem.de", "Site | Headline")."""
     h1 = next(tree.iter("h1"), None)
     heading = clean_inline(" ".join(h1.itertext())) if h1 is not None else None
-    if heading and _is_site_name(heading, site_names):
+    if heading and is_site_name(heading, site_names):
         heading = None
     if not heading:
         return strip_site_affixes(title, site_names) if title else None
     if not title:
         return heading
-    if heading in title or _mostly_within(heading, title):
+    stripped = strip_site_affixes(title, site_names)
+    if _mostly_within(heading, stripped):
         return heading
-    return strip_site_affixes(title, site_names)
+    return stripped
 
 
 _SUFFIX = re.compile(r"^(.*\S)\s+[|\-–—·•»:/]+\s+(\S.*)$")
@@ -355,36 +351,26 @@ def strip_site_affixes(title: str, site_names: tuple[str, ...]) -> str:
     affix is one of the site's names (or its host, or the host's first label)."""
     for _ in range(2):
         m = _SUFFIX.match(title)
-        if m and _is_site_name(m.group(2), site_names):
+        if m and is_site_name(m.group(2), site_names):
             title = m.group(1)
             continue
         m = _PREFIX_AFFIX.match(title)
-        if m and _is_site_name(m.group(1), site_names):
+        if m and is_site_name(m.group(1), site_names):
             title = m.group(2)
             continue
         break
     return title
 
 
-def _is_site_name(value: str, site_names: tuple[str, ...]) -> bool:
-    folded = value.casefold().strip()
-    for site in site_names:
-        name = site.casefold().removeprefix("www.")
-        if folded in (name, name.split(".")[0]) or folded.removeprefix("www.") == name:
-            return True
-    return False
-
-
-_WORDS = re.compile(r"\w+")
-
-
 def _mostly_within(heading: str, title: str) -> bool:
-    """At least three words, four in five of them found in the title."""
-    words_h = _WORDS.findall(heading.casefold())
-    if len(words_h) < 3:
+    """The heading is the title's headline: four in five of its words are in the title, and
+    it has three words or more, or half of the title's ("Politik" is a section label over
+    "Politik: Merkel tritt zurück", not its headline)."""
+    words_h, words_t = words(heading), words(title)
+    if len(words_h) < 3 and 2 * len(words_h) < len(words_t):
         return False
-    in_title = set(_WORDS.findall(title.casefold()))
-    return sum(w in in_title for w in words_h) >= 0.8 * len(words_h)
+    in_title = set(words_t)
+    return bool(words_h) and sum(w in in_title for w in words_h) >= 0.8 * len(words_h)
 
 
 _PUBLISHED_KEYS = (
@@ -428,7 +414,7 @@ def choose_published(
     if not _CLOCK.search(raw):
         day = chosen.date()
         for other_raw, other in parsed[1:]:
-            if _CLOCK.search(other_raw) and other.date() in (day, day + timedelta(days=1)):
+            if _CLOCK.search(other_raw) and (other.date() - day).days in (0, 1):
                 raw, chosen = other_raw, other
                 break
     has_time = bool(_CLOCK.search(raw))
@@ -436,7 +422,7 @@ def choose_published(
         chosen = chosen.replace(tzinfo=offset)
     try:
         return to_utc(chosen), has_time
-    except OverflowError:
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
         return None, False
 
 
@@ -458,27 +444,9 @@ def _article_time(tree: _Element) -> str | None:
     for scope in scopes[:1]:
         for el in scope.iter("time"):
             value = (el.get("datetime") or "").strip()
-            if "T" in value or re.search(r"\d:\d", value):
+            if "T" in value or _CLOCK.search(value):
                 return value
     return None
-
-
-# Byline decoration: a leading "By"/"Von"/"Par"/"Por"/"Di"/"Door"/"Av"/"Автор"/"Автор:" word,
-# a trailing role, and CJK brackets around a name. Metadata clean-up, not boilerplate removal.
-_BYLINE_PREFIX = re.compile(
-    r"^\s*(?:by|von|par|por|di|door|av|af|przez|автор|автор:|от)\s*:?\s+", re.IGNORECASE
-)
-_BRACKETS = str.maketrans("", "", "【】「」『』〔〕[]")
-
-
-def clean_byline(value: str | None) -> str | None:
-    """An author name without byline decoration: "By Jane Doe" -> "Jane Doe",
-    "Автор Ирина Соколова" -> "Ирина Соколова", "【佐藤美咲" -> "佐藤美咲"."""
-    name = clean_inline(value, max_length=500)
-    if not name:
-        return None
-    name = _BYLINE_PREFIX.sub("", name).translate(_BRACKETS).strip(" ,;:|-–—")
-    return name or None
 
 
 def _meta_tags(tree: _Element) -> dict[str, str]:
@@ -560,12 +528,4 @@ def _str(value: Any) -> str | None:
 
 def _parse_date(value: str | None) -> datetime | None:
     """ISO 8601 (with or without time/offset) to an aware UTC datetime; None when unparseable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        return to_utc(datetime.fromisoformat(text))
-    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
-        return None
+    return choose_published([value])[0]

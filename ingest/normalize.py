@@ -169,11 +169,13 @@ _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31}
 def unescape(value: str) -> str:
     """HTML character references decoded, twice at most: meta tags, JSON-LD and feeds often
     carry a title escaped once more than their format asks (`zerst&amp;ouml;ren` in an
-    attribute is `zerst&ouml;ren` once parsed). A lone `&` (`AT&T`) is left as it is."""
+    attribute is `zerst&ouml;ren` once parsed). Only complete references (with their `;`) are
+    decoded: `AT&T` and `?lang=de&region=eu&copy=1` stay as they are."""
     for _ in range(2):
-        if not _ENTITY.search(value):
+        decoded = _ENTITY.sub(lambda m: html.unescape(m.group(0)), value)
+        if decoded == value:
             break
-        value = html.unescape(value)
+        value = decoded
     return value
 
 

@@ -236,8 +236,24 @@ def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool, bool]:
     words = [t for value in vocabulary for t in tokens(value)]
     pairs = ["".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1)]
     furniture = any(w in _DROP_TOKENS for w in words) or any(j in _DROP_COMPOUNDS for j in pairs)
-    content = any(j in _CONTENT_COMPOUNDS for j in pairs)
+    content = any(_names_content(name) for value in vocabulary for name in value.split())
     return furniture, any(w in _AD_TOKENS for w in words), content
+
+
+def _names_content(name: str) -> bool:
+    """One class name (or id) that names the article's content: it starts with a content
+    compound ("article-body", "story__content", "entry-content") and says nothing of
+    furniture after it ("article-body__ad" and "article-body__newsletter" are widgets inside
+    the body, "related-post-content" is another story)."""
+    words = tokens(name)
+    for n in (2, 3):
+        if "".join(words[:n]) in _CONTENT_COMPOUNDS:
+            rest = words[n:]
+            joined = ("".join(rest[i : i + k]) for k in (2, 3) for i in range(len(rest) - k + 1))
+            return not any(w in _DROP_TOKENS for w in rest) and not any(
+                j in _DROP_COMPOUNDS for j in joined
+            )
+    return False
 
 
 _judge_cached = functools.lru_cache(maxsize=8192)(_judge)
@@ -389,15 +405,9 @@ def _marks_article(el: _Element) -> bool:
     return bool(vocabulary) and _verdict(vocabulary)[2]
 
 
-def _holds_article_content(el: _Element) -> bool:
-    """The element or one of its descendants names itself the article's content. Asked only
-    of elements about to be removed, so each element of the page is looked at once at most."""
-    return any(_marks_article(d) for d in el.iter(etree.Element))
-
-
 def _protected(tree: _Element) -> set[_Element]:
     """The elements whose removal would take the headline with it: the first <h1> and its
-    ancestors. (Elements marked as the article's content are kept by `_holds_article_content`.)"""
+    ancestors. (An element that names itself the article's content is kept: `_marks_article`.)"""
     keep: set[_Element] = set()
     marks = [next(tree.iter("h1"), None)]
     for mark in marks:
@@ -433,7 +443,7 @@ def preclean(tree: _Element) -> int:
             furniture = looks_like_furniture(el) or (
                 el.tag in _BLOCKS and (_is_link_list(st) or _is_label_and_link(el, stats))
             )
-            if furniture and not holds_the_article(st) and not _holds_article_content(el):
+            if furniture and not holds_the_article(st) and not _marks_article(el):
                 doomed.append(_wrapper(el, stats, protected) if _is_ad(el) else el)
                 continue  # its subtree goes with it
         stack.extend(reversed([c for c in el if isinstance(c.tag, str)]))

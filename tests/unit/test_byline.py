@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.byline import authors
+from ingest.byline import authors, joined
 from ingest.extract import strip_site_affixes
 
 
@@ -24,11 +24,22 @@ from ingest.extract import strip_site_affixes
         ("この記事を書いた人", (), ()),
         ("d.kuckelkorn@example.de", (), ()),
         ("105092", (), ()),
-        # The site's own name goes when a person is named, and stays when nobody is.
+        # The site's own name is never an author.
         ("Jane Doe, Deutsche Welle (www.dw.com)", ("dw.com",), ("Jane Doe",)),
         ("mdr.de, Anna Schmidt", ("mdr.de",), ("Anna Schmidt",)),
-        ("LTO", ("LTO",), ("LTO",)),
+        ("n-tv NACHRICHTEN", ("n-tv.de",), ()),
+        ("LTO", ("LTO",), ()),
         (None, (), ()),
+        # Names that look like lists or labels but are not.
+        ("José Ortega y Gasset", (), ("José Ortega y Gasset",)),
+        ("Kevin I Brown", (), ("Kevin I Brown",)),
+        ("Alfred E Neuman", (), ("Alfred E Neuman",)),
+        ("Von der Leyen", (), ("Von der Leyen",)),
+        ("G.Rossi, M.Bianchi", (), ("G.Rossi", "M.Bianchi")),
+        ("Иван Петров и Анна Смирнова", (), ("Иван Петров", "Анна Смирнова")),
+        ("Text und Fotos: Jane Doe", (), ("Jane Doe",)),
+        ("By", (), ()),
+        ("Elena Oberholzer [obe]", (), ("Elena Oberholzer",)),
     ],
 )
 def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str, ...]) -> None:
@@ -36,9 +47,13 @@ def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str,
     assert authors(value, site_names=sites) == expected
 
 
-def test_site_only_byline_can_be_refused() -> None:
-    """With site_fallback off, a byline naming only the site names nobody."""
-    assert authors("LTO", site_names=("LTO",), site_fallback=False) == ()
+def test_joined_byline_and_people_agree() -> None:
+    """A byline too long for the column keeps whole names only, and the same names."""
+    people = tuple(f"Reporter Number{chr(65 + i % 26)}{chr(65 + i // 26)}" for i in range(40))
+    byline, kept = joined(people, max_length=100)
+    assert byline == ", ".join(kept)
+    assert len(byline) <= 100
+    assert kept == people[: len(kept)]
 
 
 @pytest.mark.parametrize(

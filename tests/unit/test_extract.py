@@ -403,3 +403,24 @@ def test_naive_page_time_read_in_the_pages_offset() -> None:
     meta = extract_page(body, "https://example.de/a").metadata
     assert meta.published_at == datetime(2025, 6, 2, 6, 15, tzinfo=UTC)
     assert meta.published_has_time
+
+
+def test_section_label_h1_is_not_the_headline() -> None:
+    """A one-word <h1> (a section) is not the headline of a longer title that starts with it."""
+    body = (
+        "<html><head><meta property='og:title' content='Politik: Merkel tritt zurück | "
+        "tagesschau.de'></head><body><h1>Politik</h1>"
+        f"<article><p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://www.tagesschau.de/a").metadata
+    assert meta.title == "Politik: Merkel tritt zurück"
+
+
+def test_year_9999_dates_do_not_break_extraction() -> None:
+    """A date at the end of the calendar is no publication time, and no crash."""
+    body = (
+        "<html><head><meta property='article:published_time' content='9999-12-31'></head>"
+        "<body><article><h1>H</h1><time datetime='9999-12-31T10:00'>x</time>"
+        f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    extract_page(body, "https://example.com/a")

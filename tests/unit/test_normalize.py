@@ -455,3 +455,10 @@ def test_content_hash_folds_every_unicode_space(text: str) -> None:
 def test_clean_inline_decodes_character_references(value: str, expected: str) -> None:
     """Entities are decoded in one-line fields, also when escaped once more than needed."""
     assert clean_inline(value) == expected
+
+
+def test_clean_inline_leaves_incomplete_references() -> None:
+    """`&copy` without its `;` in a URL's query is a parameter, not ©, even beside a real
+    reference."""
+    value = "Tipps &amp; Tricks ?lang=de&region=eu&copy=1"
+    assert clean_inline(value) == "Tipps & Tricks ?lang=de&region=eu&copy=1"

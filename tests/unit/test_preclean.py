@@ -85,3 +85,27 @@ def test_bold_cross_link_goes() -> None:
     )
     assert "CO-FOUNDER" not in page
     assert "The other story" not in page
+
+
+def test_widgets_named_after_the_body_still_go() -> None:
+    """`article-body__ad` and `related-post-content` are furniture inside or beside the body,
+    not the body."""
+    page = _body_after(
+        '<div class="article-body__ad"><a href="/x">Buy now</a> Advertisement</div>'
+        '<div class="related-post-content"><a href="/a">One</a><a href="/b">Two</a>'
+        '<a href="/c">Three</a></div>'
+    )
+    assert "Buy now" not in page
+    assert "Three" not in page
+
+
+def test_only_the_marked_element_is_spared_not_its_furniture_children() -> None:
+    """A body that names itself stays although its vocabulary also names furniture; its
+    furniture children still go."""
+    story = "Residents of the valley gathered at dawn to watch the bridge reopen. " * 3
+    page = _body_after(
+        f'<div class="article-body sidebar"><p>{story}</p>'
+        '<div class="share-bar"><a href="/s">Share this</a></div></div>'
+    )
+    assert story.strip() in page
+    assert "Share this" not in page
