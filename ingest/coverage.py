@@ -24,12 +24,27 @@ def _shingles(tokens: list[str]) -> Counter[tuple[str, ...]]:
     return Counter(zip(tokens, tokens[1:], tokens[2:], tokens[3:], strict=False))
 
 
+class Reference:
+    """A text to measure others against, split into word 4-grams once."""
+
+    __slots__ = ("_shingles", "_total", "words")
+
+    def __init__(self, text: str) -> None:
+        tokens = words(text)
+        self.words = len(tokens)
+        self._shingles = _shingles(tokens)
+        self._total = self._shingles.total()
+
+    def held_by(self, text: str | list[str]) -> float:
+        """The share of this reference's word 4-grams (counted with repeats, so that a
+        paragraph said twice weighs twice) that `text` (or its `words`) holds too: 1.0 when
+        it holds all of it (or the reference has no words), 0.0 when it holds none."""
+        if not self._total:
+            return 1.0
+        tokens = words(text) if isinstance(text, str) else text
+        return (self._shingles & _shingles(tokens)).total() / self._total
+
+
 def coverage(text: str, reference: str) -> float:
-    """The share of `reference`'s word 4-grams (counted with repeats, so that a paragraph
-    said twice weighs twice) that `text` holds too: 1.0 when `text` holds all of it (or
-    `reference` has no words), 0.0 when it holds none."""
-    wanted = _shingles(words(reference))
-    total = wanted.total()
-    if not total:
-        return 1.0
-    return (wanted & _shingles(words(text))).total() / total
+    """`Reference(reference).held_by(text)`."""
+    return Reference(reference).held_by(text)

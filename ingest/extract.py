@@ -11,15 +11,16 @@ from typing import Any
 
 import trafilatura
 import trafilatura.utils
+from htmldate import find_date
 from lxml import etree, html
 from lxml.etree import _Element
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
-from trafilatura.metadata import extract_metadata
+from trafilatura.metadata import extract_author, extract_sitename, extract_title
 from trafilatura.utils import decode_file, load_html
 
 from ingest.byline import PREFIX, authors, is_site_name, joined
-from ingest.coverage import coverage, words
+from ingest.coverage import Reference, words
 from ingest.errors import ExtractError
 from ingest.neardup import fingerprint
 from ingest.normalize import (
@@ -105,7 +106,13 @@ def extract_page(body: bytes, url: str) -> Extracted:
     if not (structured.title and people and structured.published_at):
         # trafilatura's own metadata guesses (htmldate above all) cost about as much as the
         # text extraction itself: only pay for them when the structured data falls short.
-        guessed = _guessed_metadata(tree, url)
+        guessed = _guessed_metadata(
+            tree,
+            url,
+            title=not structured.title,
+            author=not people,
+            date=structured.published_at is None,
+        )
         meta = _merge(structured, guessed)
         people = people or authors(guessed.author, site_names=site_names)
     byline, people = joined(people)
@@ -117,21 +124,26 @@ def extract_page(body: bytes, url: str) -> Extracted:
     # trafilatura recovers loose text: on news pages that is as often the article's
     # standfirst as another story's, so preclean does not treat it as furniture.
     text = _trafilatura_text(tree, url, fast=True)
-    reference = _main_content(snapshot)
-    covered = coverage(text, reference)
-    few = len(words(text)) < _FEW_WORDS
-    if covered < GUARD_COVERAGE or few:
-        # Cleaning (or fast mode) lost most of what the second opinion sees as the article,
-        # or found next to nothing.
+    reference = Reference(_main_content(snapshot))
+    kept = words(text)
+    covered = reference.held_by(kept)
+    found = len(kept)
+    few = found < _FEW_WORDS
+    # Evidence of a loss: the second opinion sees more words than were kept, and most of them
+    # are not in the kept text. (Against a second opinion of a few words, coverage says
+    # nothing.)
+    lost = covered < GUARD_COVERAGE and reference.words > found
+    if lost or few:
         raw = load_html(document)
         if raw is not None:
             fallback = _trafilatura_text(raw, url, fast=False)
-            recovered = coverage(fallback, reference)
+            fallback_words = words(fallback)
+            recovered = reference.held_by(fallback_words)
             # Next to nothing found: the fallback is taken when it finds more of the second
             # opinion, or more words where the second opinion saw nothing either.
-            more = len(words(fallback)) > len(words(text))
+            more = len(fallback_words) > found
             if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
-                few and more and (recovered > covered or not reference.strip())
+                few and more and (recovered > covered or not reference.words)
             ):
                 text = fallback
     if len(words(text)) < _FEW_WORDS:
@@ -168,6 +180,7 @@ def _main_content(document: str) -> str:
         return str(
             extract_plain_text(
                 HTMLTree.parse(document),
+                preserve_formatting=False,
                 main_content=True,
                 alt_texts=False,
                 links=False,
@@ -180,16 +193,20 @@ def _main_content(document: str) -> str:
         return ""
 
 
-def _guessed_metadata(tree: _Element, url: str) -> PageMetadata:
-    doc = extract_metadata(tree, default_url=url)
+def _guessed_metadata(
+    tree: _Element, url: str, *, title: bool, author: bool, date: bool
+) -> PageMetadata:
+    """trafilatura's guesses for the fields asked for, and only those: its date guess
+    (htmldate) alone costs about as much as a text extraction."""
+    found_date = None
+    if date:
+        found_date = find_date(tree, original_date=True, extensive_search=False, url=url)
     return PageMetadata(
-        title=clean_inline(doc.title),
-        author=clean_inline(doc.author, max_length=1000),
-        published_at=_parse_date(doc.date),
+        title=clean_inline(extract_title(tree)) if title else None,
+        author=clean_inline(extract_author(tree), max_length=1000) if author else None,
+        published_at=_parse_date(found_date),
         published_has_time=False,
-        image_url=clean_url(doc.image),
-        description=clean_inline(doc.description),
-        site_name=clean_inline(doc.sitename),
+        site_name=clean_inline(extract_sitename(tree)),
     )
 
 
@@ -231,9 +248,9 @@ def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
         *tree.xpath('//body//*[@itemprop="author"]'),
         *(
             el
-            for el in tree.iter()
-            if isinstance(el.tag, str)
-            and el.tag not in ("html", "body", "meta", "link")
+            for el in tree.iter(etree.Element)
+            if el.tag not in ("html", "body", "meta", "link")
+            and _BYLINE_HINT.search(_names_of(el))
             and any(t in _BYLINE_TOKENS for t in _class_tokens(el))
         ),
     ]
@@ -249,6 +266,17 @@ def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
         if authors(text, site_names=site_names):
             return str(text)
     return None
+
+
+# A cheap look at the names before splitting them into words: most elements have none of
+# these letters in a row.
+_BYLINE_HINT = re.compile(r"aut|byl|writ|report|contrib|verfass", re.IGNORECASE)
+
+
+def _names_of(el: _Element) -> str:
+    return f"{el.get('class') or ''} {el.get('id') or ''} {el.get('data-testid') or ''}" + (
+        f" {el.get('data-component')}" if el.get("data-component") else ""
+    )
 
 
 def _class_tokens(el: _Element) -> list[str]:
@@ -293,7 +321,13 @@ def _structured_metadata(
             break
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
     site_name = clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher")))
-    title = clean_inline(_str(ld.get("headline")) or meta.get("og:title"))
+    title = clean_inline(
+        _str(ld.get("headline")) or next(filter(None, map(meta.get, _TITLE_KEYS)), None)
+    )
+    meta_author = next(
+        (v for v in map(meta.get, _AUTHOR_KEYS) if v and not v.startswith(("http:", "https:"))),
+        None,
+    )
     keywords = ld.get("keywords")
     if isinstance(keywords, str):
         keywords = keywords.split(",")
@@ -305,7 +339,7 @@ def _structured_metadata(
     )
     return PageMetadata(
         title=_headline(tree, title, tuple(filter(None, (site_name, *site_names)))),
-        author=clean_inline(_ld_author(ld.get("author")) or meta.get("author"), max_length=1000),
+        author=clean_inline(_ld_author(ld.get("author")) or meta_author, max_length=1000),
         published_at=published,
         published_has_time=has_time,
         updated_at=choose_published(
@@ -373,6 +407,17 @@ def _mostly_within(heading: str, title: str) -> bool:
     return bool(words_h) and sum(w in in_title for w in words_h) >= 0.8 * len(words_h)
 
 
+_TITLE_KEYS = ("og:title", "twitter:title", "parsely-title", "dc.title", "citation_title")
+_AUTHOR_KEYS = (
+    "author",
+    "article:author",
+    "parsely-author",
+    "sailthru.author",
+    "dc.creator",
+    "dcterms.creator",
+    "citation_author",
+    "byl",
+)
 _PUBLISHED_KEYS = (
     "article:published_time",
     "og:published_time",

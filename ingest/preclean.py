@@ -231,13 +231,15 @@ def _vocabulary(el: _Element) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool, bool]:
-    """(furniture, advertising, article content) for a class/id/data-* vocabulary."""
+def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
+    """(furniture, advertising) for a class/id/data-* vocabulary."""
     words = [t for value in vocabulary for t in tokens(value)]
-    pairs = ["".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1)]
-    furniture = any(w in _DROP_TOKENS for w in words) or any(j in _DROP_COMPOUNDS for j in pairs)
-    content = any(_names_content(name) for value in vocabulary for name in value.split())
-    return furniture, any(w in _AD_TOKENS for w in words), content
+    if any(w in _DROP_TOKENS for w in words):
+        furniture = True
+    else:
+        joined = ("".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
+        furniture = any(j in _DROP_COMPOUNDS for j in joined)
+    return furniture, any(w in _AD_TOKENS for w in words)
 
 
 def _names_content(name: str) -> bool:
@@ -263,7 +265,7 @@ vocabulary is split and matched once. Longer ones (JSON in a data-* attribute, o
 on every page) are judged afresh, so that the cache never holds large strings."""
 
 
-def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool, bool]:
+def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
     if sum(map(len, vocabulary)) > _CACHED_LENGTH:
         return _judge(vocabulary)
     return _judge_cached(vocabulary)
@@ -401,8 +403,8 @@ def _marks_article(el: _Element) -> bool:
         return True
     if el.get("itemprop") == "articleBody":
         return True
-    vocabulary = _vocabulary(el)
-    return bool(vocabulary) and _verdict(vocabulary)[2]
+    # Asked only of elements about to be removed: a few per page.
+    return any(_names_content(name) for value in _vocabulary(el) for name in value.split())
 
 
 def _protected(tree: _Element) -> set[_Element]:

@@ -38,9 +38,9 @@ def test_long_data_attribute_is_judged_but_not_cached() -> None:
     assert "agreed the plan" in page
     # The other elements of the page have no class, id or data-* attribute: nothing cached.
     assert pc._judge_cached.cache_info().currsize == 0
-    assert pc._verdict(("related-stories", blob)) == (True, False, False)
+    assert pc._verdict(("related-stories", blob)) == (True, False)
     assert pc._judge_cached.cache_info().currsize == 0
-    assert pc._verdict(("related-stories",)) == (True, False, False)
+    assert pc._verdict(("related-stories",)) == (True, False)
     assert pc._judge_cached.cache_info().currsize == 1
 
 
