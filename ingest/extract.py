@@ -363,7 +363,7 @@ def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) ->
     words are in that title; otherwise the structured title without its site-name affixes
     ("Headline - Golem.de", "Site | Headline")."""
     h1 = next(tree.iter("h1"), None)
-    heading = clean_inline(" ".join(h1.itertext())) if h1 is not None else None
+    heading = clean_inline(_line(h1)) if h1 is not None else None
     if heading and is_site_name(heading, site_names):
         heading = None
     if not heading:
@@ -374,6 +374,19 @@ def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) ->
     if _mostly_within(heading, stripped):
         return heading
     return stripped
+
+
+def _line(el: _Element) -> str:
+    """An element's text as one line: inline markup joined as written (`Story of <em>Metroid
+    </em>, One` has no space before the comma), a line break or a block a space."""
+    parts: list[str] = [el.text or ""]
+    for child in el:
+        if child.tag in ("br", "p", "div"):
+            parts.append(" ")
+        if isinstance(child.tag, str):
+            parts.append(_line(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
 
 
 _SUFFIX = re.compile(r"^(.*\S)\s+[|\-–—·•»:/]+\s+(\S.*)$")

@@ -424,3 +424,14 @@ def test_year_9999_dates_do_not_break_extraction() -> None:
         f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
     ).encode()
     extract_page(body, "https://example.com/a")
+
+
+def test_headline_with_inline_markup_and_a_line_break() -> None:
+    """Inline markup adds no space before punctuation; a line break separates words."""
+    body = (
+        "<html><head><meta property='og:title' content='The Story Of Metroid, One Of Its "
+        "Universes - Site'></head><body><h1>The Story Of <em>Metroid</em>, One Of<br>Its "
+        f"Universes</h1><article><p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.com/a").metadata
+    assert meta.title == "The Story Of Metroid, One Of Its Universes"
