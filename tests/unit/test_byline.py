@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.byline import authors, joined
-from ingest.extract import strip_site_affixes
+from ingest.extract.metadata import strip_site_affixes
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ExtractError
-from ingest.extract import choose_published, extract_page
+from ingest.extract import extract_page
+from ingest.extract.metadata import choose_published
 from ingest.normalize import paragraphs
 from ingest.types import Extracted
 
@@ -312,7 +313,7 @@ def test_cleaning_that_removes_the_article_is_overruled() -> None:
     page is extracted again without cleaning, and the story is kept."""
     from lxml import html
 
-    from ingest.preclean import preclean
+    from ingest.extract.clean import preclean
 
     body = _page_in_furniture_wrappers()
     cleaned = html.fromstring(body)

@@ -1,4 +1,4 @@
-"""ingest.preclean on small pages: what its class/id/data-* vocabulary decides, and that the
+"""ingest.extract.clean on small pages: what its class/id/data-* vocabulary decides, and that the
 cache of those decisions holds no large strings."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 from lxml import html
 
-from ingest import preclean as pc
+from ingest.extract import clean as pc
 
 SENTENCE = "The council met on Tuesday and agreed the plan for the river bank. "
 ARTICLE = f"<p>{SENTENCE * 10}</p>"

@@ -1,5 +1,6 @@
-"""HTML bytes + URL -> clean article text and page metadata. Pure and CPU-bound: it runs in the
-worker processes (see `ingest.workers`), never on the event loop."""
+"""What a page says about its article: headline, byline, times, tags, image, site name and
+language, from JSON-LD, meta tags, the page's own markup and, for what they leave out,
+trafilatura's guesses. Pure; runs in the worker processes beside `ingest.extract.page`."""
 
 from __future__ import annotations
 
@@ -9,31 +10,22 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import trafilatura
-import trafilatura.utils
 from htmldate import find_date
-from lxml import etree, html
+from lxml import etree
 from lxml.etree import _Element
-from resiliparse.extract.html2text import extract_plain_text
-from resiliparse.parse.html import HTMLTree
 from trafilatura.metadata import extract_author, extract_sitename, extract_title
-from trafilatura.utils import decode_file, load_html
 
 from ingest.byline import PREFIX, authors, is_site_name, joined
-from ingest.coverage import Reference, words
-from ingest.errors import ExtractError
-from ingest.neardup import fingerprint
+from ingest.coverage import words
+from ingest.extract.clean import tokens
 from ingest.normalize import (
     clean_inline,
-    clean_text,
     clean_url,
-    detect_language,
     site_of,
     to_utc,
     unique_tags,
 )
-from ingest.preclean import preclean, tokens
-from ingest.types import Extracted, PageMetadata
+from ingest.types import PageMetadata
 
 _ARTICLE_TYPES = {
     "Article",
@@ -45,152 +37,6 @@ _ARTICLE_TYPES = {
     "LiveBlogPosting",
     "Report",
 }
-
-# lxml.html's parsers choose each element's Python class with a Python callback (so that forms
-# and inputs get classes of their own), run whenever lxml makes the Python object of an element
-# (again after the last reference to it went): about 1 µs each, 6 % of `extract_page`. Neither
-# trafilatura nor this package uses those form classes; every element gets lxml.html's
-# HtmlElement (text_content, drop_tree...) from a lookup done in C. Only the page parser of
-# trafilatura, which runs in the worker processes.
-trafilatura.utils.HTML_PARSER.set_element_class_lookup(
-    etree.ElementDefaultClassLookup(
-        element=html.HtmlElement,
-        comment=html.HtmlComment,
-        pi=html.HtmlProcessingInstruction,
-        entity=html.HtmlEntity,
-    )
-)
-
-
-# The guard against losing the article: the text kept after cleaning must hold at least half
-# of a second opinion's main content (resiliparse, a DOM heuristic built differently from
-# trafilatura's and far less strict about furniture), else the page is extracted again
-# without cleaning, in trafilatura's full mode, and that text is kept when it holds at least
-# twice as much of the second opinion, and a tenth of it more. Chosen on the development
-# part of the corpora (`bench/quality_bench.py`).
-GUARD_COVERAGE = 0.5
-GUARD_GAIN = 2.0
-GUARD_MARGIN = 0.1
-# A page whose extraction found almost nothing, while its JSON-LD `articleBody` holds the
-# story, gets the publisher's own text.
-_FEW_WORDS = 30
-_LD_BODY_WORDS = 50
-
-
-def extract_page(body: bytes, url: str) -> Extracted:
-    """Boilerplate-free text (comments excluded) and metadata merged by precedence:
-    JSON-LD (`NewsArticle`/`Article`) > OpenGraph/`article:*`/meta tags > trafilatura's guesses.
-    Raises ExtractError when the page has no extractable body."""
-    # trafilatura's decoder detects the encoding far better than lxml's own guess (which costs
-    # about 0.06 F1 on the AEB benchmark through mis-decoded pages).
-    document = decode_file(body)
-    tree = load_html(document)
-    if tree is None:
-        raise ExtractError(url, "not an HTML document")
-    ld = _json_ld_article(tree)
-    structured = _structured_metadata(tree, ld, (site_of(url),))
-    # The second opinion reads the page as lxml parsed it, before cleaning: libxml2 caps the
-    # nesting depth, and resiliparse's main-content pass is quadratic in it (100,000 nested
-    # <div>s take it minutes; 255 levels, milliseconds).
-    snapshot = html.tostring(tree, encoding="unicode")
-    # Furniture goes before anything reads the page's body: trafilatura's author guess would
-    # otherwise find a commenter's name, and its text extraction the widgets inside the body.
-    preclean(tree)
-    site_names = tuple(filter(None, (structured.site_name, site_of(url))))
-    # The structured byline unless it names no person (only the site, a label, an id), then
-    # the byline the page shows, then trafilatura's guess.
-    people = authors(structured.author, site_names=site_names)
-    if not people:
-        people = authors(_dom_byline(tree, site_names), site_names=site_names)
-    meta = structured
-    if not (structured.title and people and structured.published_at):
-        # trafilatura's own metadata guesses (htmldate above all) cost about as much as the
-        # text extraction itself: only pay for them when the structured data falls short.
-        guessed = _guessed_metadata(
-            tree,
-            url,
-            title=not structured.title,
-            author=not people,
-            date=structured.published_at is None,
-        )
-        meta = _merge(structured, guessed)
-        people = people or authors(guessed.author, site_names=site_names)
-    byline, people = joined(people)
-    meta = _with_author(meta, byline or None, people)
-    # fast: without trafilatura's second opinion from its readability and jusText ports. After
-    # `preclean` that second opinion mostly brought furniture back (AEB F1 0.968 without it,
-    # 0.965 with it) for a sixth more CPU per page. Its last-resort baseline still runs when the
-    # main extractor finds too little. Fast mode also keeps blocks classed "teaser" when
-    # trafilatura recovers loose text: on news pages that is as often the article's
-    # standfirst as another story's, so preclean does not treat it as furniture.
-    text = _trafilatura_text(tree, url, fast=True)
-    reference = Reference(_main_content(snapshot))
-    kept = words(text)
-    covered = reference.held_by(kept)
-    found = len(kept)
-    few = found < _FEW_WORDS
-    # Evidence of a loss: the second opinion sees more words than were kept, and most of them
-    # are not in the kept text. (Against a second opinion of a few words, coverage says
-    # nothing.)
-    lost = covered < GUARD_COVERAGE and reference.words > found
-    if lost or few:
-        raw = load_html(document)
-        if raw is not None:
-            fallback = _trafilatura_text(raw, url, fast=False)
-            fallback_words = words(fallback)
-            recovered = reference.held_by(fallback_words)
-            # Next to nothing found: the fallback is taken when it finds more of the second
-            # opinion, or more words where the second opinion saw nothing either.
-            more = len(fallback_words) > found
-            if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
-                few and more and (recovered > covered or not reference.words)
-            ):
-                text = fallback
-    if len(words(text)) < _FEW_WORDS:
-        ld_body = clean_text(_str(ld.get("articleBody")) or "")
-        if len(words(ld_body)) >= _LD_BODY_WORDS:
-            text = ld_body
-    if not text:
-        raise ExtractError(url, "no article text found on the page")
-    language = detect_language(text, hint=meta.language)
-    return Extracted(
-        text=text, metadata=_replace_language(meta, language), fingerprint=fingerprint(text)
-    )
-
-
-def _trafilatura_text(tree: _Element, url: str, *, fast: bool) -> str:
-    doc = trafilatura.bare_extraction(
-        tree,
-        url=url,
-        fast=fast,
-        include_comments=False,
-        include_tables=True,
-        include_images=False,
-        with_metadata=False,
-        deduplicate=False,
-    )
-    if doc is None or isinstance(doc, dict):
-        return ""
-    return clean_text(doc.text or "")
-
-
-def _main_content(document: str) -> str:
-    """resiliparse's main-content text of the page, or "" when it cannot parse it."""
-    try:
-        return str(
-            extract_plain_text(
-                HTMLTree.parse(document),
-                preserve_formatting=False,
-                main_content=True,
-                alt_texts=False,
-                links=False,
-                list_bullets=False,
-                noscript=False,
-                comments=False,
-            )
-        )
-    except Exception:  # a second opinion that fails is no opinion
-        return ""
 
 
 def _guessed_metadata(
@@ -295,16 +141,43 @@ def _merge(first: PageMetadata, second: PageMetadata) -> PageMetadata:
     return PageMetadata(**fields)
 
 
-def _replace_language(meta: PageMetadata, language: str | None) -> PageMetadata:
+def with_language(meta: PageMetadata, language: str | None) -> PageMetadata:
     fields = {name: getattr(meta, name) for name in PageMetadata.__slots__}
     fields["language"] = language
     return PageMetadata(**fields)
 
 
-def _structured_metadata(
-    tree: _Element, ld: dict[str, Any], site_names: tuple[str, ...] = ()
-) -> PageMetadata:
-    """JSON-LD first, then meta tags; each field from the first source that has it."""
+def complete_metadata(tree: _Element, structured: PageMetadata, url: str) -> PageMetadata:
+    """`structured` (read before cleaning) completed from the cleaned page: the byline it
+    shows, then trafilatura's guesses for what is still missing; the byline split into
+    people."""
+    site_names = tuple(filter(None, (structured.site_name, site_of(url))))
+    # The structured byline unless it names no person (only the site, a label, an id), then
+    # the byline the page shows, then trafilatura's guess.
+    people = authors(structured.author, site_names=site_names)
+    if not people:
+        people = authors(_dom_byline(tree, site_names), site_names=site_names)
+    meta = structured
+    if not (structured.title and people and structured.published_at):
+        # trafilatura's own metadata guesses (htmldate above all) cost about as much as the
+        # text extraction itself: only pay for them when the structured data falls short.
+        guessed = _guessed_metadata(
+            tree,
+            url,
+            title=not structured.title,
+            author=not people,
+            date=structured.published_at is None,
+        )
+        meta = _merge(structured, guessed)
+        people = people or authors(guessed.author, site_names=site_names)
+    byline, people = joined(people)
+    return _with_author(meta, byline or None, people)
+
+
+def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMetadata:
+    """JSON-LD first, then meta tags; each field from the first source that has it. Read
+    before the page is cleaned."""
+    site_names = (site_of(url),)
     meta = _meta_tags(tree)
     published_raws = [
         _str(ld.get("datePublished")),
@@ -517,7 +390,8 @@ def _meta_tags(tree: _Element) -> dict[str, str]:
     return found
 
 
-def _json_ld_article(tree: _Element) -> dict[str, Any]:
+def json_ld_article(tree: _Element) -> dict[str, Any]:
+    """The page's JSON-LD node of an article type, or {}."""
     for script in tree.iterfind(".//script[@type]"):
         if (script.get("type") or "").strip().lower() != "application/ld+json":
             continue
@@ -578,6 +452,11 @@ def _ld_image(value: Any) -> str | None:
     if isinstance(value, list) and value:
         return _ld_image(value[0])
     return None
+
+
+def ld_text(ld: dict[str, Any], key: str) -> str | None:
+    """A JSON-LD node's string value, stripped; None unless it is a non-blank string."""
+    return _str(ld.get(key))
 
 
 def _str(value: Any) -> str | None:
