@@ -54,7 +54,7 @@ from ingest.robots import robots_url
 from ingest.sitemaps import Sitemap, SitemapEntry, looks_like_sitemap, parse_sitemap
 from ingest.store import Store
 from ingest.types import Article, FetchKind, FetchResult, ParsedEntry
-from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 
 log = structlog.get_logger(__name__)
 

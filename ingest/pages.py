@@ -13,9 +13,9 @@ from ingest import metrics
 from ingest.errors import BlockedError, ExtractError, FetchError
 from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
-from ingest.offload import extract_page
 from ingest.types import Extracted
-from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.tasks import extract_page
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,6 @@ from ingest.db import open_pool
 from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
-from ingest.offload import parse_feed, parse_sitemap_feed
 from ingest.pages import PageOutcome, fetch_page
 from ingest.schedule import (
     Policy,
@@ -43,7 +42,8 @@ from ingest.schedule import (
 )
 from ingest.store import Store
 from ingest.types import Article, Feed, FetchResult, ParsedFeed
-from ingest.workers import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
 log = structlog.get_logger(__name__)
 

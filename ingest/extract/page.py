@@ -1,5 +1,5 @@
 """HTML bytes + URL -> clean article text and page metadata. Pure and CPU-bound: it runs in the
-worker processes (see `ingest.workers`), never on the event loop. The text side lives here (the
+worker processes (see `ingest.workers.pool`), never on the event loop. The text side lives here (the
 cleaning in `clean`, the metadata in `metadata`)."""
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from ingest.db import make_pool
 from ingest.fetch import Fetcher, Resolver, check_address, system_resolver
 from ingest.pipeline import Pipeline
 from ingest.store import Store
-from ingest.workers import Workers
+from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]

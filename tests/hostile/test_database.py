@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from ingest.db import migrate, open_pool
-from ingest.workers import Workers
+from ingest.workers.pool import Workers
 from tests.hostile.conftest import (
     PrivateCluster,
     article_page,

@@ -17,7 +17,7 @@ import pytest
 from ingest.errors import ParseError
 from ingest.parse import parse_feed
 from ingest.types import ParsedFeed
-from ingest.workers import Workers, WorkerTimeout
+from ingest.workers.pool import Workers, WorkerTimeout
 from tests.hostile.conftest import article_page, local_settings, pipeline_for, rows, rss
 from tests.support.httpserver import LocalServer, Response, static
 

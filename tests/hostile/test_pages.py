@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psutil
 import pytest
 
-from ingest.workers import Workers
+from ingest.workers.pool import Workers
 from tests.hostile.conftest import (
     article_page,
     local_settings,

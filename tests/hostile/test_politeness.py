@@ -13,7 +13,7 @@ import pytest
 from ingest.config import Settings
 from ingest.errors import BlockedError
 from ingest.fetch import Fetcher
-from ingest.workers import Workers
+from ingest.workers.pool import Workers
 from tests.hostile.conftest import (
     Tripwire,
     article_page,

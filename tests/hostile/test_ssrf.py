@@ -11,7 +11,7 @@ import pytest
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
 from ingest.fetch import Fetcher, check_address
-from ingest.workers import Workers
+from ingest.workers.pool import Workers
 from tests.hostile.conftest import (
     Tripwire,
     article_page,

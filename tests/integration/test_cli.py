@@ -238,7 +238,7 @@ def test_all_without_once_is_a_usage_error() -> None:
 
 # --- the `ingest` command's entry point ----------------------------------------------------------
 
-ENTRY = "import sys; from ingest.entry import main; sys.exit(main())"
+ENTRY = "import sys; from ingest.launcher import main; sys.exit(main())"
 
 
 def _processes_marked(mark: str) -> list[psutil.Process]:
@@ -271,7 +271,7 @@ def _entry(dsn: str, *args: str) -> tuple[subprocess.CompletedProcess[str], list
 
 
 def test_entry_run_once_leaves_no_process_behind(database_url: str) -> None:
-    """`ingest run` spawns the worker pool's fork server before its own imports (ingest.entry);
+    """`ingest run` spawns the worker pool's fork server before its own imports (ingest.launcher);
     the pass works with it, and the fork server and its workers exit with the command."""
     proc, left = _entry(database_url, "run", "--once")
     assert proc.returncode == 0, proc.stderr

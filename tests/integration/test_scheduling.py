@@ -20,7 +20,7 @@ from ingest.db import make_pool
 from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline
 from ingest.store import Store
-from ingest.workers import Workers
+from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Request, Response, static
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,8 @@
-"""The fork server of the worker pool (see `ingest.workers`). It imports and warms the
-extraction stack once (`ingest._warm`, about half a second of CPU), and every worker process is
-forked from it, warm. `start()` spawns it at once; this module imports nothing heavy, so that
-the `ingest run` command can start it before its own imports (see `ingest.entry`)."""
+"""The fork server of the worker pool (see `ingest.workers.pool`). It imports and warms the
+extraction stack once (`ingest.workers.warm`, about half a second of CPU), and every worker
+process is forked from it, warm. `start()` spawns it at once; this module imports nothing
+heavy, so that the `ingest run` command can start it before its own imports (see
+`ingest.launcher`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import multiprocessing.forkserver
 import signal
 import sys
 
-PRELOAD = ["ingest._warm"]
+PRELOAD = ["ingest.workers.warm"]
 
 
 def context() -> multiprocessing.context.ForkServerContext:

@@ -1,4 +1,4 @@
-"""Imported by the worker pool's fork server (see `ingest.workers`): imports what every worker
+"""Imported by the worker pool's fork server (see `ingest.workers.pool`): imports what every worker
 needs and runs one extraction and one feed parse, so that the libraries' lazy set-up (compiled
 patterns, stop lists, caches) is done once, before the workers are forked, and shared by them."""
 

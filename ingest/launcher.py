@@ -12,7 +12,7 @@ import sys
 def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv):
-        from ingest import forkserver
+        from ingest.workers import forkserver
 
         forkserver.start()
     try:

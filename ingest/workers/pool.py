@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from ingest import forkserver
+from ingest.workers import forkserver
 
 T = TypeVar("T")
 

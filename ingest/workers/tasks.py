@@ -1,6 +1,6 @@
 """The functions the service runs in its worker processes, named here so that the main process
 can send them by reference without importing what they need: trafilatura, lxml, feedparser and
-numpy live in the workers (preloaded by `ingest._warm`), and the main process stays small."""
+numpy live in the workers (preloaded by `ingest.workers.warm`), and the main process stays small."""
 
 from __future__ import annotations
 
