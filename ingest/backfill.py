@@ -30,7 +30,7 @@ from ingest.backfill_store import (
     SourceKind,
 )
 from ingest.config import Settings
-from ingest.discover import (
+from ingest.documents.discovery import (
     common_feed_urls,
     feed_links,
     looks_like_html,
@@ -39,6 +39,8 @@ from ingest.discover import (
     sitemaps_from_robots,
     with_page,
 )
+from ingest.documents.feeds import looks_like_feed
+from ingest.documents.sitemaps import Sitemap, SitemapEntry, looks_like_sitemap, parse_sitemap
 from ingest.errors import (
     BlockedError,
     FeedError,
@@ -49,9 +51,7 @@ from ingest.errors import (
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, fetch_page
-from ingest.parse import looks_like_feed
 from ingest.robots import robots_url
-from ingest.sitemaps import Sitemap, SitemapEntry, looks_like_sitemap, parse_sitemap
 from ingest.store import Store
 from ingest.types import Article, FetchKind, FetchResult, ParsedEntry
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout

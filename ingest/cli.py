@@ -16,8 +16,8 @@ import structlog
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
 from ingest.db import connect, database_url, migrate, open_pool
+from ingest.documents.feedlists import parse_feed_list
 from ingest.errors import ConfigError, IngestError
-from ingest.feedlist import parse_feed_list
 from ingest.normalize import canonical_url
 from ingest.store import Store
 
@@ -257,7 +257,7 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
     is found, is registered as given, as `feeds add` always did: its polls then say why."""
     from ingest.backfill import find_feeds
     from ingest.backfill_store import BackfillStore
-    from ingest.discover import looks_like_feed_url
+    from ingest.documents.discovery import looks_like_feed_url
     from ingest.errors import FetchError
     from ingest.fetch import Fetcher
 

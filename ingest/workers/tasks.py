@@ -19,8 +19,8 @@ def extract_page(body: bytes, url: str) -> Extracted:
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None) -> ParsedFeed:
-    """`ingest.parse.parse_feed`."""
-    from ingest import parse
+    """`ingest.documents.feeds.parse_feed`."""
+    from ingest.documents import feeds as parse
 
     return parse.parse_feed(body, url, headers)
 
@@ -28,7 +28,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None) -> Pars
 def parse_sitemap_feed(
     body: bytes, url: str, headers: Mapping[str, str] | None, max_bytes: int
 ) -> ParsedFeed:
-    """`ingest.sitemaps.parse_sitemap_feed`."""
-    from ingest import sitemaps
+    """`ingest.documents.sitemaps.parse_sitemap_feed`."""
+    from ingest.documents import sitemaps
 
     return sitemaps.parse_sitemap_feed(body, url, headers, max_bytes)

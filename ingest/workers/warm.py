@@ -4,8 +4,8 @@ patterns, stop lists, caches) is done once, before the workers are forked, and s
 
 import gc
 
+from ingest.documents.feeds import parse_feed
 from ingest.extract import extract_page
-from ingest.parse import parse_feed
 
 _SENTENCE = (
     "The council approved the budget on Tuesday after a long debate about schools, parks and "

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from ingest.documents.feeds import parse_feed
 from ingest.errors import ParseError
-from ingest.parse import parse_feed
 from ingest.types import ParsedFeed
 from ingest.workers.pool import Workers, WorkerTimeout
 from tests.hostile.conftest import article_page, local_settings, pipeline_for, rows, rss
@@ -127,7 +127,8 @@ async def test_64kb_author_is_parsed_well_within_the_time_limit(
     workers: Workers, field: str
 ) -> None:
     """feedparser's e-mail regex is quadratic on long author strings (~20 s for 64 KB); the
-    guard in ingest.parse skips it, so the feed parses within a 2 s limit and keeps its author."""
+    guard in ingest.documents.feeds skips it, so the feed parses within a 2 s limit and keeps
+    its author."""
     author = "a." * 32_768
     body = rss(f"<item><guid isPermaLink='false'>g</guid>{field.format(author)}</item>")
     result = await _parse(workers, body, timeout=2)

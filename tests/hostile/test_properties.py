@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest.documents.feeds import parse_feed
 from ingest.errors import ParseError
 from ingest.normalize import canonical_url, clean_inline, clean_text
-from ingest.parse import parse_feed
 from ingest.types import ParsedFeed
 
 settings.register_profile(

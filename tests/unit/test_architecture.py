@@ -23,7 +23,7 @@ PURE = (
     "ingest.extract",
     "ingest.neardup",
     "ingest.normalize",
-    "ingest.parse",
+    "ingest.documents",
     "ingest.schedule",
     "ingest.types",
 )

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ingest.discover import (
+from ingest.documents.discovery import (
     COMMON_FEED_PATHS,
     FeedLink,
     FeedPaging,

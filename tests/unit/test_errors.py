@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import ingest
-import ingest.feedlist
+from ingest.documents.feedlists import FeedListError
 from ingest.errors import (
     BlockedError,
     ConfigError,
@@ -35,7 +35,7 @@ SAMPLES: dict[type[IngestError], IngestError] = {
     ParseError: ParseError(URL, "not a feed: text/html"),
     ExtractError: ExtractError(URL, "no article text found on the page"),
     StoreError: StoreError("database unreachable"),
-    ingest.feedlist.FeedListError: ingest.feedlist.FeedListError("not a valid OPML file"),
+    FeedListError: FeedListError("not a valid OPML file"),
 }
 FIELDS = ("url", "message", "status", "retry_after")
 
@@ -48,7 +48,7 @@ def _subclasses(cls: type[IngestError]) -> Iterator[type[IngestError]]:
 
 def test_samples_cover_every_subclass() -> None:
     """The table above has one sample for every public IngestError subclass in `ingest`."""
-    for module in pkgutil.iter_modules(ingest.__path__, "ingest."):
+    for module in pkgutil.walk_packages(ingest.__path__, "ingest."):
         importlib.import_module(module.name)
     project = {
         c

@@ -1,5 +1,6 @@
-"""ingest.feedlist.parse_feed_list, behind `ingest feeds import`: OPML at any depth or one URL a
-line, duplicates dropped, and an untrusted OPML never expands entities or reads files."""
+"""ingest.documents.feedlists.parse_feed_list, behind `ingest feeds import`: OPML at any depth
+or one URL a line, duplicates dropped, and an untrusted OPML never expands entities or reads
+files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.feedlist import FeedListError, parse_feed_list
+from ingest.documents.feedlists import FeedListError, parse_feed_list
 
 F1 = "https://one.example/feed/"
 F2 = "https://two.example/rss.xml"

@@ -20,8 +20,8 @@ import feedparser.api
 import feedparser.http
 import pytest
 
+from ingest.documents.feeds import looks_like_feed, parse_feed
 from ingest.errors import ParseError
-from ingest.parse import looks_like_feed, parse_feed
 from ingest.types import ParsedEntry, ParsedFeed
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"

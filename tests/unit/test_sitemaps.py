@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from ingest.errors import ParseError
-from ingest.sitemaps import (
+from ingest.documents.sitemaps import (
     MAX_ENTRIES,
     Sitemap,
     is_gzip,
@@ -28,6 +27,7 @@ from ingest.sitemaps import (
     parse_sitemap_feed,
     parse_w3c_datetime,
 )
+from ingest.errors import ParseError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "sitemaps"
 FIXTURES = sorted(p for p in DATA.iterdir() if not p.name.endswith(".expected.json"))

@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from lxml import etree
 
+from ingest.documents.feeds import parse_feed
 from ingest.normalize import absolute_http_url
-from ingest.parse import parse_feed
 from ingest.types import ParsedFeed
 
 __all__ = [
