@@ -49,9 +49,9 @@ from ingest.errors import (
     StoreError,
 )
 from ingest.fetch import Fetcher
+from ingest.fetch.robots import robots_url
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, fetch_page
-from ingest.robots import robots_url
 from ingest.store import Store
 from ingest.types import Article, FetchKind, FetchResult, ParsedEntry
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
+from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 
 ROBOTS = b"""\
 # comments and blank lines are ignored

@@ -1,0 +1,461 @@
+"""HTTP for the whole service: one `Fetcher` owns the httpx client, the SSRF guard, size caps,
+deadlines, redirects, concurrency limits and the robots.txt cache; it returns `FetchResult`s
+and raises only `FetchError` / `BlockedError` for anything the network does."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Literal
+
+import httpcore
+import httpx
+
+from ingest import USER_AGENT
+from ingest.config import Settings
+from ingest.errors import BlockedError, FetchError
+from ingest.fetch.body import BodyDecoder, BodyTooLargeError, content_coding
+from ingest.fetch.guard import (
+    AddressCheck,
+    BlockedAddressError,
+    Resolver,
+    caused_by,
+    check_address,
+    system_resolver,
+)
+from ingest.fetch.limits import HostLimiter
+from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
+from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
+from ingest.fetch.transport import GuardedBackend
+from ingest.metrics import FETCH_SECONDS
+from ingest.types import FetchKind, FetchResult
+
+RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
+
+ROBOTS_MAX_BYTES: Final = 512 * 1024
+"""RFC 9309 §2.5: parse at least 500 KiB; anything beyond is ignored (truncated), not an error."""
+
+ROBOTS_FAILURE_SECONDS: Final = 600.0
+"""How long a 5xx or unreachable robots.txt keeps a host disallowed before we ask again."""
+
+_ACCEPT: Final[dict[FetchKind, str]] = {
+    "feed": (
+        "application/rss+xml, application/atom+xml, application/feed+json, "
+        "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+    ),
+    "page": "text/html, application/xhtml+xml;q=0.9, */*;q=0.8",
+    "robots": "text/plain, */*;q=0.5",
+}
+_REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+_ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    status: int
+    location: httpx.URL
+
+
+@dataclass(frozen=True, slots=True)
+class _Final:
+    url: httpx.URL
+    response: httpx.Response
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _RobotsEntry:
+    robots: Robots
+    expires: float
+
+
+def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) -> httpx.URL:
+    """Parse and vet a URL we are about to request: http(s) with a host, or an error."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise FetchError(original, f"invalid URL {str(url)!r}: {e}", permanent=True) from e
+    if parsed.scheme not in _ALLOWED_SCHEMES:
+        what = "redirect to" if redirect else "URL with"
+        raise BlockedError(original, f"{what} scheme {parsed.scheme or '(none)'!r} is not allowed")
+    if not parsed.host:
+        raise FetchError(original, f"URL without a host: {str(parsed)!r}", permanent=True)
+    return parsed
+
+
+_MAX_RETRY_AFTER_CHARS: Final = 64
+"""Longer than any valid Retry-After (an HTTP-date is 29 characters, delta-seconds fit in 20)."""
+
+
+def _retry_after(value: str | None) -> str | None:
+    """Retry-After as the server sent it, unless no valid value could be that long: an invalid
+    Retry-After is ignored (RFC 9110 §10.2.3), and a run of thousands of digits would otherwise
+    reach int() and its 4300-digit limit in the scheduler."""
+    if value is None or len(value) > _MAX_RETRY_AFTER_CHARS:
+        return None
+    return value
+
+
+def _origin(url: httpx.URL) -> str:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{port}"
+
+
+def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchError:
+    """One clear message per kind of network failure; the httpx exception stays as __cause__."""
+    detail = str(e) or type(e).__name__
+    if isinstance(e, httpx.ConnectTimeout):
+        message = f"connect timed out after {settings.connect_timeout:g}s"
+    elif isinstance(e, httpx.ReadTimeout):
+        message = f"read timed out: no data for {settings.read_timeout:g}s"
+    elif isinstance(e, httpx.TimeoutException):
+        message = f"timed out: {detail}"
+    elif isinstance(e, httpx.ConnectError):
+        # GuardedBackend already words its errors ("connection refused by ...").
+        known = detail.startswith(("connection refused", "could not"))
+        if known:
+            message = detail
+        elif caused_by(e, ssl.SSLError):
+            message = f"TLS handshake failed: {detail}"
+        else:
+            message = f"connect failed: {detail}"
+    elif isinstance(e, httpx.RemoteProtocolError):
+        message = f"protocol error: {detail}"
+    elif isinstance(e, httpx.ReadError | httpx.WriteError):
+        message = f"connection lost: {detail}"
+    else:
+        message = f"{type(e).__name__}: {detail}"
+    return FetchError(url, message)
+
+
+_DRAIN_BYTES = 64 * 1024
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read the (small) body of a response whose body is not wanted (304, redirect, error), so
+    that its connection goes back to the pool: a response closed unread closes its connection,
+    and a poll that mostly gets 304s would then open a new connection for every feed. A body
+    over `_DRAIN_BYTES` is left unread (its connection closed instead)."""
+    seen = 0
+    async for chunk in response.aiter_raw():
+        seen += len(chunk)
+        if seen > _DRAIN_BYTES:
+            return
+
+
+class Fetcher:
+    """`async with Fetcher(settings) as f: result = await f.fetch(url, "feed", etag=...)`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: Resolver | None = None,
+        address_check: AddressCheck | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`address_check` replaces `check_address` for every resolved address. It exists so tests
+        can treat one loopback address as public while the real check refuses the others;
+        production code never passes it. `clock` drives the robots.txt cache expiry (and so
+        how long a Crawl-delay applies); the waits between requests run on real time.
+        `ssl_context` replaces the default (system settings, certifi's CA bundle), for a test
+        CA or a private one."""
+        self._settings = settings
+        self._clock = clock
+        allow = settings.allow_private_networks
+
+        def default_check(ip: str) -> None:
+            check_address(ip, allow)
+
+        backend = GuardedBackend(resolver or system_resolver, address_check or default_check)
+        ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        per_host = settings.per_host_connections
+
+        def make_transport() -> httpx.AsyncHTTPTransport:
+            # AsyncHTTPTransport does not accept a network_backend, and the SSRF guard has to
+            # live in the network layer (see GuardedBackend), so the pool it built is swapped
+            # for ours. It is given our TLS context: left to itself it would load a CA bundle
+            # (tens of milliseconds) for every new origin.
+            transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False)
+            transport._pool = httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=per_host,
+                max_keepalive_connections=per_host,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+                network_backend=backend,
+            )
+            return transport
+
+        self._pools = OriginPools(make_transport)
+        # Requests go to the transports, not through an httpx.AsyncClient: redirects are
+        # followed here hop by hop (each hop vetted), a crawler keeps no cookies, and there is
+        # no auth; the client's per-request machinery for those cost a third of a 304's CPU.
+        self._headers: list[tuple[bytes, bytes]] = [
+            (b"User-Agent", USER_AGENT.encode()),
+            (b"Accept-Encoding", b"gzip"),
+        ]
+        self._extensions = {
+            "timeout": {
+                "connect": settings.connect_timeout,
+                "read": settings.read_timeout,
+                "write": settings.read_timeout,
+                "pool": settings.request_deadline,
+            }
+        }
+        self._hosts = HostLimiter(
+            settings.per_host_connections,
+            total=settings.max_connections,
+            delay=self._origin_delay,
+        )
+        self._robots: dict[str, _RobotsEntry] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._pools.aclose()
+
+    def _cap(self, kind: FetchKind) -> int:
+        if kind == "feed":
+            return self._settings.max_feed_bytes
+        if kind == "page":
+            return self._settings.max_page_bytes
+        return ROBOTS_MAX_BYTES
+
+    async def fetch(
+        self,
+        url: str,
+        kind: FetchKind,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult:
+        """GET `url`, following redirects. 2xx and 304 are results; everything else is a
+        `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
+        over the cap is truncated, not refused (RFC 9309 §2.5)."""
+        started = time.monotonic()
+        settings = self._settings
+        headers = [(b"Accept", _ACCEPT[kind].encode())]
+        # Validators are echoed back as the server sent them; as str, a non-ASCII ETag would
+        # raise UnicodeEncodeError inside httpx instead of reaching the server.
+        if etag:
+            headers.append((b"If-None-Match", etag.encode()))
+        if last_modified:
+            headers.append((b"If-Modified-Since", last_modified.encode()))
+        target = _http_url(url, url)
+        redirects: list[tuple[int, str]] = []
+        # The deadline counts time on the wire, not time queued behind our own limits: a burst
+        # of pages from one host must not time out while waiting for a per-host slot or delay.
+        # The same wire time, summed over redirect hops, is what FETCH_SECONDS observes.
+        on_wire = 0.0
+        hops = 0
+        try:
+            while True:
+                try:
+                    async with self._hosts.slot(_origin(target)):
+                        hops += 1
+                        hop_started = time.monotonic()
+                        try:
+                            async with asyncio.timeout(settings.request_deadline - on_wire):
+                                outcome = await self._exchange(url, target, headers, kind)
+                        finally:
+                            on_wire += time.monotonic() - hop_started
+                except TimeoutError as e:
+                    raise FetchError(url, f"timed out after {settings.request_deadline:g}s") from e
+                except BlockedAddressError as e:
+                    raise BlockedError(url, str(e)) from e
+                except httpx.HTTPError as e:
+                    raise _network_error(url, e, settings) from e
+                if isinstance(outcome, _Final):
+                    response = outcome.response
+                    return FetchResult(
+                        url=url,
+                        final_url=str(outcome.url),
+                        status=response.status_code,
+                        headers={k.lower(): v for k, v in response.headers.items()},
+                        body=outcome.body,
+                        redirects=tuple(redirects),
+                        elapsed_ms=round((time.monotonic() - started) * 1000),
+                    )
+                redirects.append((outcome.status, str(outcome.location)))
+                if len(redirects) > settings.max_redirects:
+                    raise FetchError(
+                        url,
+                        f"too many redirects (more than {settings.max_redirects})",
+                        status=outcome.status,
+                    )
+                target = _http_url(url, outcome.location, redirect=True)
+        finally:
+            # Failures are observed too: a request that timed out still took its time.
+            if hops:
+                FETCH_SECONDS.labels(kind).observe(on_wire)
+
+    async def _exchange(
+        self, url: str, target: httpx.URL, headers: list[tuple[bytes, bytes]], kind: FetchKind
+    ) -> _Redirect | _Final:
+        """One request/response on the wire; the response is always closed before returning."""
+        request = httpx.Request(
+            "GET", target, headers=self._headers + headers, extensions=self._extensions
+        )
+        async with self._pools.transport(target) as transport:
+            reused = has_idle_connection(transport)
+            try:
+                response = await transport.handle_async_request(request)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if not reused:
+                    raise
+                # The server closed a kept-alive connection as this request went out (its idle
+                # timer fired meanwhile): a GET may be sent again (RFC 9110 §9.2.2), once; the
+                # failed connection is gone, so it goes out on a new one.
+                response = await transport.handle_async_request(request)
+            try:
+                return await self._outcome(url, target, response, kind)
+            finally:
+                await response.aclose()
+
+    async def _outcome(
+        self, url: str, target: httpx.URL, response: httpx.Response, kind: FetchKind
+    ) -> _Redirect | _Final:
+        """What one response means: a redirect to follow, or the final result (with its body
+        read within the cap), or a FetchError."""
+        status = response.status_code
+        location = response.headers.get("location")
+        if status in _REDIRECT_STATUSES and location:
+            await _drain(response)
+            try:
+                return _Redirect(status, target.join(location))
+            except httpx.InvalidURL as e:
+                raise FetchError(
+                    url, f"invalid redirect location {location!r}", permanent=True
+                ) from e
+        if status == 304:
+            await _drain(response)
+            return _Final(target, response, b"")
+        if not 200 <= status < 300:
+            await _drain(response)
+            raise FetchError(
+                url,
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                status=status,
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
+        return _Final(target, response, await self._read_body(url, response, kind))
+
+    async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
+        cap = self._cap(kind)
+        truncate = kind == "robots"
+        try:
+            coding = content_coding(response.headers.get("content-encoding"))
+        except ValueError as e:
+            raise FetchError(url, str(e), permanent=True) from e
+        declared = response.headers.get("content-length", "")
+        if coding == "identity" and declared.isdigit() and int(declared) > cap and not truncate:
+            raise FetchError(
+                url, f"body exceeds {cap} bytes (Content-Length {declared})", permanent=True
+            )
+        decoder = BodyDecoder(coding, cap, truncate=truncate)
+        try:
+            async for chunk in response.aiter_raw():
+                decoder.feed(chunk)
+                if decoder.done:
+                    break
+            return decoder.finish()
+        except BodyTooLargeError as e:
+            raise FetchError(url, str(e), permanent=True) from e
+        except zlib.error as e:
+            raise FetchError(url, f"invalid {coding} body: {e}", permanent=True) from e
+
+    # --- robots.txt ---------------------------------------------------------------------------
+
+    async def robots_allowed(self, url: str) -> bool:
+        """May we fetch this article page, according to its host's robots.txt? Cached per
+        origin. A robots.txt the SSRF guard refuses raises `BlockedError`."""
+        robots = await self.robots_for(url)
+        return robots.allowed(url, ROBOTS_AGENT)
+
+    async def robots_verdict(self, url: str) -> RobotsVerdict:
+        """`robots_allowed`, telling a disallow the site wrote ("disallowed") from the one
+        assumed while its robots.txt is unavailable ("unavailable"), which is worth a retry."""
+        robots = await self.robots_for(url)
+        if robots.allowed(url, ROBOTS_AGENT):
+            return "allowed"
+        return "unavailable" if robots.unavailable else "disallowed"
+
+    def host_delay(self, url: str) -> float:
+        """The minimum time between the starts of two requests to `url`'s host: the configured
+        host delay, raised by the Crawl-delay of a cached robots.txt (capped at
+        max_crawl_delay). A host whose robots.txt is not cached (yet) gets the host delay."""
+        return self._origin_delay(_origin(_http_url(url, url)))
+
+    def _origin_delay(self, key: str) -> float:
+        settings = self._settings
+        entry = self._robots.get(key)
+        if entry is None or entry.expires <= self._clock():
+            return settings.host_delay
+        crawl_delay = entry.robots.crawl_delay(ROBOTS_AGENT)
+        if crawl_delay is None:
+            return settings.host_delay
+        # Crawl-delay is non-standard and set by the site: honour it, but a site must not be
+        # able to hold its pages, and the feeds waiting for them, back for an hour.
+        return max(settings.host_delay, min(crawl_delay, settings.max_crawl_delay))
+
+    async def robots_for(self, url: str) -> Robots:
+        """The robots.txt rules governing `url`, from cache or fetched (RFC 9309 §2.3.1)."""
+        key = _origin(_http_url(url, url))
+        entry = self._robots.get(key)
+        if entry is not None and entry.expires > self._clock():
+            return entry.robots
+        lock = self._robots_locks.setdefault(key, asyncio.Lock())
+        try:
+            # One fetch per origin even when a whole feed's pages ask at once.
+            async with lock:
+                entry = self._robots.get(key)
+                if entry is None or entry.expires <= self._clock():
+                    entry = await self._load_robots(robots_url(url))
+                    self._store_robots(key, entry)
+                return entry.robots
+        finally:
+            if not lock.locked():
+                self._robots_locks.pop(key, None)
+
+    async def _load_robots(self, url: str) -> _RobotsEntry:
+        ttl = self._settings.robots_cache_seconds
+        short_ttl = min(ROBOTS_FAILURE_SECONDS, ttl)
+        try:
+            result = await self.fetch(url, "robots")
+        except BlockedError:
+            raise
+        except FetchError as e:
+            status = e.status
+            # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
+            # like a server error, as Google does, rather than as permission to crawl.
+            if status is not None and 300 <= status < 500 and status != 429:
+                # 4xx: "unavailable", crawl freely; 3xx here means too many redirects, which
+                # RFC 9309 §2.3.1.2 also lets us treat as unavailable.
+                return _RobotsEntry(Robots.allow_all(), self._clock() + ttl)
+            # 5xx or unreachable: assume complete disallow (§2.3.1.4), and ask again soon.
+            return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl)
+        return _RobotsEntry(parse_robots(result.body), self._clock() + ttl)
+
+    def _store_robots(self, key: str, entry: _RobotsEntry) -> None:
+        if len(self._robots) >= 10_000:
+            now = self._clock()
+            for stale in [k for k, v in self._robots.items() if v.expires <= now]:
+                del self._robots[stale]
+        self._robots[key] = entry

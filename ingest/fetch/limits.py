@@ -1,0 +1,124 @@
+"""Concurrency and politeness: requests in flight per host and in all, and the delay between
+two requests to one host, with the clock and sleep passed in."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final
+
+Clock = Callable[[], float]
+"""Monotonic seconds; `time.monotonic` outside tests."""
+
+Sleep = Callable[[float], Awaitable[None]]
+"""Waits the given number of seconds; `asyncio.sleep` outside tests."""
+
+_SWEEP_MIN: Final = 1024
+"""Idle hosts still inside their delay are swept once the table reaches this size (or twice
+its size after the previous sweep), which keeps sweeping amortised O(1) per new host."""
+
+
+@dataclass(eq=False)
+class _Host:
+    turn: asyncio.Lock
+    """Held by the one waiter allowed to start next: asyncio.Lock hands itself over in FIFO
+    order, so waiters for a host are served in arrival order."""
+    slots: asyncio.Semaphore
+    """The per-host concurrency limit. Only the holder of `turn` ever waits on it."""
+    users: int = 0
+    """Requests waiting for or holding a slot; the entry may go only when this is 0."""
+    last_start: float = -math.inf
+
+
+class HostLimiter:
+    """Per-host politeness, keyed by scheme://host:port: at most `per_host` requests in flight,
+    and at least `delay(key)` seconds between the starts of two consecutive requests (the
+    settings' host delay, raised by robots.txt Crawl-delay). With `total`, it also owns the
+    limit on requests in flight across all hosts, taken last so that a host waiting out its
+    delay holds no global slot, and so that the start it records is the real start.
+
+    Waiters for one host start in FIFO order; hosts never wait for each other except for
+    `total`. Entries go once idle and past their delay, so the table does not grow with every
+    host ever seen. `clock` and `sleep` are injectable so tests can run on virtual time."""
+
+    def __init__(
+        self,
+        per_host: int,
+        *,
+        total: int | None = None,
+        delay: float | Callable[[str], float] = 0.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.per_host = per_host
+        self._total = None if total is None else asyncio.Semaphore(total)
+        if callable(delay):
+            self._delay = delay
+        else:
+            fixed = float(delay)
+            self._delay = lambda key: fixed
+        self._clock = clock
+        self._sleep = sleep
+        self._hosts: dict[str, _Host] = {}
+        self._sweep_at = _SWEEP_MIN
+
+    @asynccontextmanager
+    async def slot(self, key: str) -> AsyncIterator[None]:
+        """Wait for a turn to start a request to `key`; the request runs inside the block."""
+        host = self._hosts.get(key)
+        if host is None:
+            if len(self._hosts) >= self._sweep_at:
+                self._sweep()
+            host = self._hosts[key] = _Host(asyncio.Lock(), asyncio.Semaphore(self.per_host))
+        host.users += 1
+        try:
+            async with host.turn:
+                await host.slots.acquire()
+                try:
+                    await self._wait_for_start(key, host)
+                except BaseException:
+                    host.slots.release()
+                    raise
+                host.last_start = self._clock()
+            try:
+                yield
+            finally:
+                if self._total is not None:
+                    self._total.release()
+                host.slots.release()
+        finally:
+            host.users -= 1
+            if self._idle(key, host, self._clock()):
+                del self._hosts[key]
+
+    async def _wait_for_start(self, key: str, host: _Host) -> None:
+        """Sleep out the host's delay, then take a global slot. The delay is read again after
+        every wait: a robots.txt with a Crawl-delay may have arrived in the meantime."""
+        while True:
+            wait = host.last_start + self._delay(key) - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            if self._total is None:
+                return
+            await self._total.acquire()
+            if host.last_start + self._delay(key) <= self._clock():
+                return
+            self._total.release()
+
+    def _idle(self, key: str, host: _Host, now: float) -> bool:
+        """Nobody is waiting or in flight and forgetting `last_start` would delay nobody."""
+        return host.users == 0 and host.last_start + self._delay(key) <= now
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for key in [k for k, h in self._hosts.items() if self._idle(k, h, now)]:
+            del self._hosts[key]
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(self._hosts))
+
+    def __len__(self) -> int:
+        return len(self._hosts)
