@@ -4,8 +4,8 @@
         [--keep] [--reuse DSN]
 
 What it does. A throwaway database (`ingest_bench_growth_*`) is migrated with the project's own
-`ingest.db.migrate` and given one feed per generated site (default 1000). Then, for each size in
-`--sizes`, smallest first:
+`ingest.store.db.migrate` and given one feed per generated site (default 1000). Then, for each
+size in `--sizes`, smallest first:
 
   generate  rows are added with SQL until `ingest.articles` holds the size: chunks of
             `INSERT ... SELECT generate_series` (10,000 rows, one transaction each, progress on
@@ -116,10 +116,10 @@ from psycopg import sql
 
 from ingest import dedup, logs
 from ingest.article import build_article
-from ingest.db import migrate, open_pool
 from ingest.neardup import fingerprint
 from ingest.normalize import canonical_url, clean_text
 from ingest.store import Store, _article_params, queries
+from ingest.store.db import migrate, open_pool
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
 
 DEFAULT_SIZES = (0, 100_000, 1_000_000)

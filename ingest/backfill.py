@@ -21,14 +21,6 @@ import structlog
 
 from ingest import dedup
 from ingest.article import build_article
-from ingest.backfill_store import (
-    BackfillRun,
-    BackfillStore,
-    PendingUrl,
-    QueuedUrl,
-    RunCounts,
-    SourceKind,
-)
 from ingest.config import Settings
 from ingest.documents.discovery import (
     common_feed_urls,
@@ -53,6 +45,14 @@ from ingest.fetch.robots import robots_url
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, fetch_page
 from ingest.store import Store
+from ingest.store.backfill import (
+    BackfillRun,
+    BackfillStore,
+    PendingUrl,
+    QueuedUrl,
+    RunCounts,
+    SourceKind,
+)
 from ingest.types import Article, FetchKind, FetchResult, ParsedEntry
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 
@@ -1015,7 +1015,7 @@ async def run_backfill(
     echo: Callable[[str], None] | None = None,
 ) -> BackfillReport:
     """One invocation with its own connection pool, HTTP client and worker processes."""
-    from ingest.db import open_pool
+    from ingest.store.db import open_pool
 
     pool = await open_pool(dsn, max_size=PAGE_CONCURRENCY + 2)
     workers = Workers(settings.workers)

@@ -15,14 +15,14 @@ import structlog
 
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
-from ingest.db import connect, database_url, migrate, open_pool
 from ingest.documents.feedlists import parse_feed_list
 from ingest.errors import ConfigError, IngestError
 from ingest.normalize import canonical_url
 from ingest.store import Store
+from ingest.store.db import connect, database_url, migrate, open_pool
 
 if TYPE_CHECKING:
-    from ingest.backfill_store import SourceKind
+    from ingest.store.backfill import SourceKind
 
 log = structlog.get_logger(__name__)
 
@@ -256,10 +256,10 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
     the feeds found for it (or a news sitemap). A URL that cannot be fetched, or where nothing
     is found, is registered as given, as `feeds add` always did: its polls then say why."""
     from ingest.backfill import find_feeds
-    from ingest.backfill_store import BackfillStore
     from ingest.documents.discovery import looks_like_feed_url
     from ingest.errors import FetchError
     from ingest.fetch import Fetcher
+    from ingest.store.backfill import BackfillStore
 
     await migrate(dsn)
     pool = await open_pool(dsn, max_size=2)

@@ -23,7 +23,6 @@ import structlog
 from ingest import dedup, metrics
 from ingest.article import build_article
 from ingest.config import Settings
-from ingest.db import open_pool
 from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
@@ -41,6 +40,7 @@ from ingest.schedule import (
     success_interval,
 )
 from ingest.store import Store
+from ingest.store.db import open_pool
 from ingest.types import Article, Feed, FetchResult, ParsedFeed
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed

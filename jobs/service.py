@@ -11,8 +11,8 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.config import Settings
-from ingest.db import load_migrations
 from ingest.pipeline import Pipeline, open_pipeline
+from ingest.store.db import load_migrations
 from jobs.http import HealthServer
 from jobs.tasks import poll_due_feeds
 

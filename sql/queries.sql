@@ -1,5 +1,6 @@
--- Named queries run by ingest/store.py. Each starts with "-- name: <name>"; parameters are
--- psycopg named placeholders, always bound, never formatted into the text.
+-- Named queries run by ingest/store/ (feeds.py, articles.py, backfill.py). Each starts with
+-- "-- name: <name>"; parameters are psycopg named placeholders, always bound, never formatted
+-- into the text.
 
 -- name: add_feed
 INSERT INTO ingest.feeds (url, title, kind)
@@ -252,7 +253,7 @@ WHERE next_fetch_at < now() - make_interval(secs => %(grace_seconds)s)
   AND (lease_expires_at IS NULL OR lease_expires_at < now());
 
 -- backfill ---------------------------------------------------------------------------------------
--- `ingest backfill` and site discovery, run by ingest/backfill_store.py. A run's checkpoint is
+-- `ingest backfill` and site discovery, run by ingest/store/backfill.py. A run's checkpoint is
 -- its rows in ingest.backfill_runs / backfill_sources / backfill_urls (sql/0005_backfill.sql).
 
 -- name: backfill_open_run

@@ -17,7 +17,7 @@ import pytest
 import trustme
 from psycopg import sql
 
-from ingest.db import migrate
+from ingest.store.db import migrate
 
 ADMIN_DSN = os.environ.get("INGEST_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent

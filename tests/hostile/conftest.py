@@ -31,10 +31,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from ingest.config import Settings
-from ingest.db import make_pool
 from ingest.fetch import Fetcher, Resolver, check_address, system_resolver
 from ingest.pipeline import Pipeline
 from ingest.store import Store
+from ingest.store.db import make_pool
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer
 

@@ -8,7 +8,7 @@ import asyncio
 import psycopg
 import pytest
 
-from ingest.db import migrate, open_pool
+from ingest.store.db import migrate, open_pool
 from ingest.workers.pool import Workers
 from tests.hostile.conftest import (
     PrivateCluster,

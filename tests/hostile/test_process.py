@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.db import load_migrations
+from ingest.store.db import load_migrations
 from tests.hostile.conftest import (
     ROOT,
     PrivateCluster,

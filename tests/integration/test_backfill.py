@@ -664,7 +664,7 @@ def test_registered_feed_target_links_its_entries(database_url: str, site: Site)
 def test_same_backfill_twice_at_once_refuses(database_url: str, site: Site) -> None:
     """While a backfill runs (its advisory lock held), the same backfill started elsewhere
     exits 1 with one line instead of doing the work twice."""
-    from ingest.backfill_store import LOCK_CLASS
+    from ingest.store.backfill import LOCK_CLASS
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s, 1)", (LOCK_CLASS,))  # the first run's id

@@ -1,4 +1,4 @@
-"""ingest.db.migrate on an empty database: every migration applied once, idempotently, safely
+"""ingest.store.db.migrate on an empty database: every migration applied once, idempotently, safely
 from several processes at once, leaving the views of the README's SQL contract."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingest.db import load_migrations, migrate, pending_migrations
+from ingest.store.db import load_migrations, migrate, pending_migrations
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from ingest.config import Settings
-from ingest.db import make_pool
 from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline
 from ingest.store import Store
+from ingest.store.db import make_pool
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Request, Response, static
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest.db import migrate
+from ingest.store.db import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from ingest.db import make_pool
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
+from ingest.store.db import make_pool
 from ingest.types import Article
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

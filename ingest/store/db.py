@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config import Settings
 from ingest.errors import ConfigError, StoreError
+from ingest.store.base import first_line
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
     try:
         return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as e:
-        raise StoreError(f"database unreachable: {redact(_first_line(e), dsn)}") from None
+        raise StoreError(f"database unreachable: {redact(first_line(e), dsn)}") from None
     except psycopg.Error:
         # The message of a URL that does not parse quotes the URL, password included.
         raise StoreError("DATABASE_URL is not a valid connection string") from None
@@ -181,7 +182,7 @@ async def migrate(dsn: str) -> list[int]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     except psycopg.Error as e:
-        raise StoreError(f"migration failed: {_first_line(e)}") from e
+        raise StoreError(f"migration failed: {first_line(e)}") from e
     finally:
         await conn.close()
     return applied_now
@@ -200,8 +201,3 @@ async def pending_migrations(dsn: str) -> list[int]:
     finally:
         await conn.close()
     return [m.version for m in load_migrations() if m.version not in done]
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

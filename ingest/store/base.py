@@ -1,0 +1,54 @@
+"""What every part of the store shares: the named queries of `sql/queries.sql`, the one place
+where driver errors become `StoreError`, and the connection pool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ingest.errors import StoreError
+
+log = structlog.get_logger(__name__)
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def queries() -> dict[str, str]:
+    text = resources.files("ingest.sql").joinpath("queries.sql").read_text(encoding="utf-8")
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+@asynccontextmanager
+async def wrap_exceptions() -> AsyncIterator[None]:
+    try:
+        yield
+    except PoolTimeout as e:
+        raise StoreError(f"database unreachable: {e}") from e
+    except psycopg.Error as e:
+        raise StoreError(f"{type(e).__name__}: {first_line(e)}") from e
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+class StoreBase:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _all(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with wrap_exceptions(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(queries()[name], params)
+            return await cur.fetchall() if cur.description else []

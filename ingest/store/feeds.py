@@ -1,0 +1,206 @@
+"""Feeds and their polling state: registration, claims and leases, poll outcomes, renames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ingest.schedule import RedirectState
+from ingest.store.base import StoreBase, queries, wrap_exceptions
+from ingest.types import Feed
+
+_NO_REDIRECT = RedirectState()
+
+
+class FeedStore(StoreBase):
+    async def add_feed(self, url: str, title: str | None = None, *, kind: str = "feed") -> bool:
+        """True when added, False when the URL was already registered. `kind` is "feed" or
+        "sitemap" (a news sitemap followed as if it were a feed)."""
+        return bool(await self._all("add_feed", {"url": url, "title": title, "kind": kind}))
+
+    async def list_feeds(self) -> list[dict[str, Any]]:
+        return await self._all("list_feeds", {})
+
+    async def remove_feed(self, url: str) -> bool:
+        return bool(await self._all("remove_feed", {"url": url}))
+
+    async def claim_feeds(
+        self,
+        *,
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        all_feeds: bool,
+        exclude: Sequence[int] = (),
+        pass_started: datetime | None = None,
+    ) -> list[Feed]:
+        """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
+        since `pass_started`, a `database_now()`; by default since now), none of `exclude`."""
+        params = {
+            "owner": owner,
+            "lease_seconds": lease_seconds,
+            "limit": limit,
+            "exclude": list(exclude),
+        }
+        if all_feeds:
+            rows = await self._all("claim_all_feeds", {**params, "pass_started": pass_started})
+        else:
+            rows = await self._all("claim_feeds", params)
+        return [Feed(**row) for row in rows]
+
+    async def feed_succeeded(
+        self,
+        feed_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        next_fetch_at: datetime,
+        not_modified: bool,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: bytes | None,
+        parsed: bool,
+        keep_body_hash: bool = True,
+        title: str | None = None,
+        site_url: str | None = None,
+        publish_interval: timedelta | None = None,
+        feed_hint: timedelta | None = None,
+        redirect: RedirectState = _NO_REDIRECT,
+    ) -> None:
+        """Record a successful poll and release the lease; a no-op if the lease was lost.
+        `body_hash` None keeps the stored one, unless `keep_body_hash` is false (then cleared).
+        The keyword arguments, as a dict, are also what `feeds_succeeded` takes."""
+        await self.feeds_succeeded(
+            [
+                {
+                    "feed_id": feed_id,
+                    "owner": owner,
+                    "now": now,
+                    "next_fetch_at": next_fetch_at,
+                    "not_modified": not_modified,
+                    "etag": etag,
+                    "last_modified": last_modified,
+                    "body_hash": body_hash,
+                    "parsed": parsed,
+                    "keep_body_hash": keep_body_hash,
+                    "title": title,
+                    "site_url": site_url,
+                    "publish_interval": publish_interval,
+                    "feed_hint": feed_hint,
+                    "redirect": redirect,
+                }
+            ]
+        )
+
+    async def feeds_succeeded(self, outcomes: Sequence[dict[str, Any]]) -> None:
+        """Several `feed_succeeded` at once (each a dict of its arguments): one transaction,
+        one pipelined round trip, one commit."""
+        if not outcomes:
+            return
+        params = [_success_params(**o) for o in outcomes]
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.cursor().executemany(queries()["feed_succeeded"], params)
+
+    async def feed_failed(
+        self,
+        feed_id: int,
+        *,
+        owner: str,
+        now: datetime,
+        next_fetch_at: datetime,
+        error: str,
+        deactivate: bool = False,
+    ) -> None:
+        """Record a failed poll (and, with `deactivate`, give up on the feed) and release the
+        lease; a no-op if the lease was lost."""
+        await self._all(
+            "feed_failed",
+            {
+                "id": feed_id,
+                "owner": owner,
+                "now": now,
+                "next_fetch_at": next_fetch_at,
+                "error": error[:2000],
+                "deactivate": deactivate,
+                "inactive_reason": (
+                    f"gave up after repeated failures; last: {error[:500]}" if deactivate else None
+                ),
+            },
+        )
+
+    async def move_feed(self, feed_id: int, new_url: str) -> int:
+        """Point the feed at its new URL after a consistent permanent redirect. When another feed
+        already has that URL, this one is merged into it (entries and articles move, this row
+        goes). Returns the id of the feed that now has the URL."""
+        q = queries()
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
+            row = await cur.fetchone()
+            if row is None:
+                await conn.execute(q["rename_feed"], {"id": feed_id, "url": new_url})
+                return feed_id
+            into = {"into_id": row[0], "from_id": feed_id}
+            if row[0] != feed_id:
+                await conn.execute(q["merge_feed_entries"], into)
+                await conn.execute(q["merge_feed_articles"], into)
+                await conn.execute(q["delete_feed"], {"id": feed_id})
+            return int(row[0])
+
+    async def database_now(self) -> datetime:
+        """The database's clock, which `claim_feeds` compares poll times with."""
+        rows = await self._all("database_now", {})
+        return rows[0]["now"]  # type: ignore[no-any-return]
+
+    async def schedule_lag(self, grace_seconds: float) -> tuple[int, float]:
+        """(feeds overdue by more than `grace_seconds`, seconds the most overdue one is late)."""
+        rows = await self._all("schedule_lag", {"grace_seconds": grace_seconds})
+        return int(rows[0]["overdue"]), float(rows[0]["max_lag_seconds"])
+
+    async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:
+        await self._all("release_leases", {"owner": owner, "ids": list(feed_ids)})
+
+    async def renew_leases(self, owner: str, feed_ids: Iterable[int], lease_seconds: float) -> None:
+        """Extend the leases this process holds on feeds it is still working on."""
+        await self._all(
+            "renew_leases", {"owner": owner, "ids": list(feed_ids), "lease_seconds": lease_seconds}
+        )
+
+
+def _success_params(
+    *,
+    feed_id: int,
+    owner: str,
+    now: datetime,
+    next_fetch_at: datetime,
+    not_modified: bool,
+    etag: str | None,
+    last_modified: str | None,
+    body_hash: bytes | None,
+    parsed: bool,
+    keep_body_hash: bool = True,
+    title: str | None = None,
+    site_url: str | None = None,
+    publish_interval: timedelta | None = None,
+    feed_hint: timedelta | None = None,
+    redirect: RedirectState = _NO_REDIRECT,
+) -> dict[str, Any]:
+    return {
+        "id": feed_id,
+        "owner": owner,
+        "now": now,
+        "next_fetch_at": next_fetch_at,
+        "status": "not_modified" if not_modified else "ok",
+        "etag": etag,
+        "last_modified": last_modified,
+        "body_hash": body_hash,
+        "keep_body_hash": keep_body_hash,
+        "title": title,
+        "site_url": site_url,
+        "parsed": parsed,
+        "publish_interval": publish_interval,
+        "feed_hint": feed_hint,
+        "redirect_to": redirect.target,
+        "redirect_seen": redirect.seen,
+        "redirect_since": redirect.since,
+    }
