@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import calendar
 import codecs
-import html
 import io
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
-import lxml.html
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
-from lxml import etree
 
+from ingest.documents.text import (
+    clean_line,
+    html_to_text,
+    http_url,
+    plain_block,
+    plain_line,
+    title,
+)
 from ingest.errors import ParseError
 from ingest.normalize import unique_tags
 from ingest.types import ParsedEntry, ParsedFeed
@@ -38,15 +42,6 @@ _JSON_FEED_PREFIX = re.compile(r"^https?://jsonfeed\.org/version/(\S+?)/?$")
 # PHP's json_encode() escapes slashes by default: "https:\/\/jsonfeed.org\/version\/1".
 _JSON_FEED_MARK = re.compile(rb"jsonfeed\.org\\?/version")
 
-# C0 controls (but tab, LF, CR), DEL, C1 controls and lone surrogates: none is text, and NUL or a
-# surrogate makes PostgreSQL refuse the whole row.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-# Only semicolon-terminated references: html.unescape() also expands legacy names without one,
-# which turns "Fish&not chips" into "Fish¬ chips".
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-_TAG = re.compile(r"<[^>]*>")
-_CLOSE_TAG = re.compile(r"</[A-Za-z][\w-]*\s*>")
-_BLANK_LINES = re.compile(r"\n{3,}")
 _PROLOG = re.compile(
     r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.DOTALL | re.IGNORECASE
 )
@@ -62,20 +57,6 @@ _WIDE_DECLARATION = re.compile(
     rb"([\"'])",
     re.IGNORECASE,
 )
-
-_PARAGRAPH_TAGS = frozenset(
-    {
-        *("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "blockquote", "pre"),
-        *("table", "section", "article", "aside", "header", "footer", "nav", "figure"),
-        *("figcaption", "hr", "address", "details", "summary", "main", "form", "fieldset"),
-    }
-)
-_LINE_TAGS = frozenset({"br", "li", "tr", "dt", "dd", "caption"})
-_CELL_TAGS = frozenset({"td", "th"})
-# Control characters are stripped from the markup first, so these cannot occur in its text.
-_LINE_MARK, _PARAGRAPH_MARK = "\x01", "\x02"
-_BREAKS = re.compile("[ \x01\x02]*[\x01\x02][ \x01\x02]*")
-_DROPPED_TAGS = ("script", "style", "noscript", "template", "head", "title", "iframe", "object")
 
 
 def looks_like_feed(body: bytes) -> bool:
@@ -106,7 +87,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     version = version if isinstance(version, str) else ""
     bozo = _get(data, "bozo_exception") if _get(data, "bozo") else None
     feed = _get(data, "feed")
-    feed_language = _clean_line(_get(feed, "language"))
+    feed_language = clean_line(_get(feed, "language"))
     # RFC 4287 4.2.1: an Atom entry without an author has the feed's; feedparser does not apply it.
     feed_author = _author(feed) if version.startswith("atom") else None
     entries = tuple(
@@ -120,7 +101,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     return ParsedFeed(
         version=version or "unknown",
         title=_text_line(_get(feed, "title_detail"), _get(feed, "title")),
-        link=_http_url(_get(feed, "link"), url),
+        link=http_url(_get(feed, "link"), url),
         language=feed_language,
         entries=entries,
         ttl_minutes=_ttl(_get(feed, "ttl")),
@@ -195,7 +176,7 @@ def _describe(exc: object, body: bytes) -> str:
         if isinstance(line, int) and line > 1 and not _has_xml_declaration(body):
             line -= 1
         return f"XML syntax error at line {line}: {exc.getMessage()}"
-    return _clean_line(f"{type(exc).__name__}: {exc}") or type(exc).__name__
+    return clean_line(f"{type(exc).__name__}: {exc}") or type(exc).__name__
 
 
 def _has_xml_declaration(body: bytes) -> bool:
@@ -231,7 +212,7 @@ def _dicts(value: object) -> list[dict[str, Any]]:
 def _entry(
     raw: dict[str, Any], base: str, feed_language: str | None, feed_author: str | None
 ) -> ParsedEntry | None:
-    guid = _clean_line(_get(raw, "id"))
+    guid = clean_line(_get(raw, "id"))
     link = _entry_link(raw, base)
     if guid is None and link is None:
         return None
@@ -261,22 +242,22 @@ def _entry_link(raw: dict[str, Any], base: str) -> str | None:
         if (
             (_get(link, "rel") or "alternate") == "alternate"
             and (_get(link, "type") or "text/html") in ("text/html", "application/xhtml+xml")
-            and (href := _http_url(_get(link, "href"), base))
+            and (href := http_url(_get(link, "href"), base))
         ):
             return href
-    return _http_url(_get(raw, "link"), base)
+    return http_url(_get(raw, "link"), base)
 
 
 def _author(raw: object) -> str | None:
     name = _get(_get(raw, "author_detail"), "name")
-    return _plain_line(name) or _plain_line(_get(raw, "author"))
+    return plain_line(name) or plain_line(_get(raw, "author"))
 
 
 def _entry_language(raw: dict[str, Any], contents: list[dict[str, Any]]) -> str | None:
     # xml:lang (and Content-Language) only reach feedparser's per-field details.
     details = [*contents, _get(raw, "summary_detail"), _get(raw, "title_detail")]
     candidates = [_get(raw, "language"), *(_get(d, "language") for d in details)]
-    return next((lang for c in candidates if (lang := _clean_line(c))), None)
+    return next((lang for c in candidates if (lang := clean_line(c))), None)
 
 
 def _image_url(raw: dict[str, Any], base: str) -> str | None:
@@ -292,7 +273,7 @@ def _image_url(raw: dict[str, Any], base: str) -> str | None:
     ]
     candidates = [_get(m, "url") for m in images + thumbnails]
     candidates += [_get(e, "href") for e in enclosures]
-    return next((u for c in candidates if (u := _http_url(c, base))), None)
+    return next((u for c in candidates if (u := http_url(c, base))), None)
 
 
 def _is_image(medium: object, mime: object) -> bool:
@@ -366,7 +347,7 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     if not isinstance(items, list):
         raise ParseError(url, "not a feed: JSON Feed without an items array")
 
-    language = _clean_line(document.get("language"))
+    language = clean_line(document.get("language"))
     feed_author = _json_authors(document)
     entries = tuple(
         entry
@@ -376,8 +357,8 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     )
     return ParsedFeed(
         version=_JSON_FEED_VERSIONS.get(match.group(1), "json"),
-        title=_title(document.get("title")),
-        link=_http_url(document.get("home_page_url"), url),
+        title=title(document.get("title")),
+        link=http_url(document.get("home_page_url"), url),
         language=language,
         entries=entries,
         warning=warning,
@@ -392,16 +373,16 @@ def _json_entry(
     # coerce it to a string." Booleans and containers are not identifiers.
     if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
-    guid = _clean_line(raw_id)
-    link = _http_url(item.get("url"), base)
+    guid = clean_line(raw_id)
+    link = http_url(item.get("url"), base)
     if guid is None and link is None:
         return None
     content_html, content_text = item.get("content_html"), item.get("content_text")
     content: str | None
     if isinstance(content_html, str) and content_html.strip():
-        content = _html_to_text(content_html)
+        content = html_to_text(content_html)
     else:
-        content = _plain_block(content_text)
+        content = plain_block(content_text)
     images = [item.get("image")] + [
         a.get("url")
         # `"attachments": true` (or a number) is not a list; iterating it raised TypeError.
@@ -411,14 +392,14 @@ def _json_entry(
     return ParsedEntry(
         guid=guid,
         link=link,
-        title=_title(item.get("title")),
+        title=title(item.get("title")),
         author=_json_authors(item) or feed_author,
         published_at=_from_iso(item.get("date_published")),
         updated_at=_from_iso(item.get("date_modified")),
-        summary=_plain_block(item.get("summary")),
+        summary=plain_block(item.get("summary")),
         content=content or None,
-        image_url=next((u for c in images if (u := _http_url(c, base))), None),
-        language=_clean_line(item.get("language")) or feed_language,
+        image_url=next((u for c in images if (u := http_url(c, base))), None),
+        language=clean_line(item.get("language")) or feed_language,
         tags=unique_tags(_list(item.get("tags"))),
     )
 
@@ -432,7 +413,7 @@ def _json_authors(obj: dict[str, Any]) -> str | None:
     authors = obj.get("authors")
     if not isinstance(authors, list):
         authors = [obj.get("author")]
-    names = [n for a in authors if isinstance(a, dict) and (n := _plain_line(a.get("name")))]
+    names = [n for a in authors if isinstance(a, dict) and (n := plain_line(a.get("name")))]
     return ", ".join(names) or None
 
 
@@ -452,23 +433,13 @@ def _from_iso(value: object) -> datetime | None:
         return None
 
 
-# --- text --------------------------------------------------------------------------------------
+# --- text fields -----------------------------------------------------------------------------
 
 
 def _text_line(detail: object, fallback: object) -> str | None:
     """A one-line field (title) from feedparser's value and its declared type."""
     value, is_html = _detail(detail, fallback)
-    return _title(value, is_html)
-
-
-def _title(value: object, is_html: bool = False) -> str | None:
-    if not isinstance(value, str):
-        return None
-    # feedparser types RSS titles by guessing, and calls "<script>x</script>" plain text; JSON
-    # Feed titles are plain text by the spec, which not every publisher reads.
-    if is_html or _CLOSE_TAG.search(value):
-        return _collapse(_html_to_text(value))
-    return _plain_line(value)
+    return title(value, is_html)
 
 
 def _text_block(detail: object, fallback: object) -> str | None:
@@ -476,7 +447,7 @@ def _text_block(detail: object, fallback: object) -> str | None:
     value, is_html = _detail(detail, fallback)
     if value is None:
         return None
-    return (_html_to_text(value) if is_html else _plain_block(value)) or None
+    return (html_to_text(value) if is_html else plain_block(value)) or None
 
 
 def _detail(detail: object, fallback: object) -> tuple[str | None, bool]:
@@ -484,106 +455,6 @@ def _detail(detail: object, fallback: object) -> tuple[str | None, bool]:
     if isinstance(value, str):
         return value, "html" in str(_get(detail, "type") or "")
     return (fallback, True) if isinstance(fallback, str) else (None, False)
-
-
-def _html_to_text(markup: str) -> str:
-    markup = _CONTROL.sub("", markup)
-    if "<" not in markup and "&" not in markup:
-        return _tidy(" ".join(markup.split()))
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
-    try:
-        root = lxml.html.fragment_fromstring(markup, create_parent="div", parser=parser)
-    except (etree.ParserError, ValueError):
-        root = None
-    # libxml2 stops at nesting depth 256 and silently drops everything deeper.
-    if root is None or any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
-        return _tidy(" ".join(html.unescape(_TAG.sub(" ", markup)).split()))
-    etree.strip_elements(root, *_DROPPED_TAGS, with_tail=False)
-    return _tidy(_BREAKS.sub(_merge_breaks, "".join(_walk(root))))
-
-
-def _walk(root: Any) -> Iterable[str]:
-    """Element text with block boundaries as newlines; iterative, so deep nesting is fine."""
-    in_pre = 0
-    for event, element in etree.iterwalk(root, events=("start", "end")):
-        tag = element.tag.lower() if isinstance(element.tag, str) else ""
-        if event == "start":
-            in_pre += tag == "pre"
-            yield _break(tag)
-            if element.text:
-                yield element.text if in_pre else _spaces(element.text)
-        else:
-            in_pre -= tag == "pre"
-            yield _break(tag)
-            if element.tail and element is not root:
-                yield element.tail if in_pre else _spaces(element.tail)
-
-
-def _break(tag: str) -> str:
-    # Markers, merged later: </p><p> is one paragraph break and </li><li> one line break.
-    if tag in _PARAGRAPH_TAGS:
-        return _PARAGRAPH_MARK
-    if tag in _LINE_TAGS:
-        return _LINE_MARK
-    return " " if tag in _CELL_TAGS else ""
-
-
-def _merge_breaks(match: re.Match[str]) -> str:
-    return "\n\n" if _PARAGRAPH_MARK in match.group(0) else "\n"
-
-
-def _spaces(text: str) -> str:
-    """Source line breaks in HTML are just spaces; keep one space at each edge that had some."""
-    inner = " ".join(text.split())
-    if not inner:
-        return " " if text else ""
-    return (" " if text[0].isspace() else "") + inner + (" " if text[-1].isspace() else "")
-
-
-def _tidy(text: str) -> str:
-    lines = (" ".join(line.split()) for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def _plain_block(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-    return _tidy(_unescape(text)) or None
-
-
-def _plain_line(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    # Doubly escaped feeds ("Tom &amp;amp; Jerry") are common; a literal "&amp;" in a title is not.
-    return _collapse(_unescape(_CONTROL.sub("", value)))
-
-
-def _clean_line(value: object) -> str | None:
-    return _collapse(_CONTROL.sub("", value)) if isinstance(value, str) else None
-
-
-def _collapse(text: str) -> str | None:
-    return " ".join(text.split()) or None
-
-
-def _unescape(text: str) -> str:
-    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text) if "&" in text else text
-
-
-def _http_url(value: object, base: str) -> str | None:
-    """An absolute http(s) URL resolved against `base`; None for javascript:, data:, mailto:."""
-    if not isinstance(value, str):
-        return None
-    value = _CONTROL.sub("", value).strip()
-    if not value:
-        return None
-    try:
-        url = urljoin(base, value)
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 # --- sniffing ----------------------------------------------------------------------------------

@@ -1,0 +1,131 @@
+"""Text fields of feeds as plain text: HTML to paragraphs and lines, one-line fields collapsed,
+character references decoded, control characters dropped, URLs resolved. Pure."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import lxml.html
+from lxml import etree
+
+from ingest.normalize import absolute_http_url, unescape
+
+# C0 controls (but tab, LF, CR), DEL, C1 controls and lone surrogates: none is text, and NUL or a
+# surrogate makes PostgreSQL refuse the whole row.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_TAG = re.compile(r"<[^>]*>")
+_CLOSE_TAG = re.compile(r"</[A-Za-z][\w-]*\s*>")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+_PARAGRAPH_TAGS = frozenset(
+    {
+        *("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "blockquote", "pre"),
+        *("table", "section", "article", "aside", "header", "footer", "nav", "figure"),
+        *("figcaption", "hr", "address", "details", "summary", "main", "form", "fieldset"),
+    }
+)
+_LINE_TAGS = frozenset({"br", "li", "tr", "dt", "dd", "caption"})
+_CELL_TAGS = frozenset({"td", "th"})
+# Control characters are stripped from the markup first, so these cannot occur in its text.
+_LINE_MARK, _PARAGRAPH_MARK = "\x01", "\x02"
+_BREAKS = re.compile("[ \x01\x02]*[\x01\x02][ \x01\x02]*")
+_DROPPED_TAGS = ("script", "style", "noscript", "template", "head", "title", "iframe", "object")
+
+
+def title(value: object, is_html: bool = False) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # feedparser types RSS titles by guessing, and calls "<script>x</script>" plain text; JSON
+    # Feed titles are plain text by the spec, which not every publisher reads.
+    if is_html or _CLOSE_TAG.search(value):
+        return collapse(html_to_text(value))
+    return plain_line(value)
+
+
+def html_to_text(markup: str) -> str:
+    markup = _CONTROL.sub("", markup)
+    if "<" not in markup and "&" not in markup:
+        return _tidy(" ".join(markup.split()))
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.fragment_fromstring(markup, create_parent="div", parser=parser)
+    except (etree.ParserError, ValueError):
+        root = None
+    # libxml2 stops at nesting depth 256 and silently drops everything deeper.
+    if root is None or any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
+        return _tidy(" ".join(html.unescape(_TAG.sub(" ", markup)).split()))
+    etree.strip_elements(root, *_DROPPED_TAGS, with_tail=False)
+    return _tidy(_BREAKS.sub(_merge_breaks, "".join(_walk(root))))
+
+
+def _walk(root: Any) -> Iterable[str]:
+    """Element text with block boundaries as newlines; iterative, so deep nesting is fine."""
+    in_pre = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        if event == "start":
+            in_pre += tag == "pre"
+            yield _break(tag)
+            if element.text:
+                yield element.text if in_pre else _spaces(element.text)
+        else:
+            in_pre -= tag == "pre"
+            yield _break(tag)
+            if element.tail and element is not root:
+                yield element.tail if in_pre else _spaces(element.tail)
+
+
+def _break(tag: str) -> str:
+    # Markers, merged later: </p><p> is one paragraph break and </li><li> one line break.
+    if tag in _PARAGRAPH_TAGS:
+        return _PARAGRAPH_MARK
+    if tag in _LINE_TAGS:
+        return _LINE_MARK
+    return " " if tag in _CELL_TAGS else ""
+
+
+def _merge_breaks(match: re.Match[str]) -> str:
+    return "\n\n" if _PARAGRAPH_MARK in match.group(0) else "\n"
+
+
+def _spaces(text: str) -> str:
+    """Source line breaks in HTML are just spaces; keep one space at each edge that had some."""
+    inner = " ".join(text.split())
+    if not inner:
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + inner + (" " if text[-1].isspace() else "")
+
+
+def _tidy(text: str) -> str:
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def plain_block(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return _tidy(unescape(text)) or None
+
+
+def plain_line(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # Doubly escaped feeds ("Tom &amp;amp; Jerry") are common; a literal "&amp;" in a title is not.
+    return collapse(unescape(_CONTROL.sub("", value)))
+
+
+def clean_line(value: object) -> str | None:
+    return collapse(_CONTROL.sub("", value)) if isinstance(value, str) else None
+
+
+def collapse(text: str) -> str | None:
+    return " ".join(text.split()) or None
+
+
+def http_url(value: object, base: str) -> str | None:
+    """An absolute http(s) URL resolved against `base`; None for javascript:, data:, mailto:."""
+    return absolute_http_url(value, base) if isinstance(value, str) else None
