@@ -34,7 +34,6 @@ from ingest.documents.discovery import (
 from ingest.documents.feeds import looks_like_feed
 from ingest.documents.sitemaps import Sitemap, SitemapEntry, looks_like_sitemap, parse_sitemap
 from ingest.errors import (
-    BlockedError,
     FeedError,
     FetchError,
     ParseError,
@@ -642,11 +641,8 @@ class Backfill:
         for attempt in range(1, SOURCE_ATTEMPTS + 1):
             try:
                 return await self._fetch(url, "feed")
-            except BlockedError:
-                raise
             except FetchError as e:
-                transient = e.status is None or e.status == 429 or e.status >= 500
-                if not transient or attempt == SOURCE_ATTEMPTS:
+                if not e.transient or attempt == SOURCE_ATTEMPTS:
                     raise
                 await asyncio.sleep(min(30.0, 2.0**attempt))
         raise AssertionError("unreachable")

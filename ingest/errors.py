@@ -71,6 +71,14 @@ class FetchError(FeedError):
         """The response itself is unusable (over the size cap, an encoding we refuse, a broken
         body or URL): fetching again would give the same result."""
 
+    @property
+    def transient(self) -> bool:
+        """Worth another try later: no response at all (a timeout, a refused or dropped
+        connection), 429, or a server error; never a refusal or an unusable response."""
+        if self.permanent or isinstance(self, BlockedError):
+            return False
+        return self.status is None or self.status == 429 or self.status >= 500
+
 
 class BlockedError(FetchError):
     """Refused before any connection: non-HTTP scheme, non-public address, or robots.txt."""

@@ -63,8 +63,7 @@ async def fetch_page(
     except BlockedError as e:
         return PageOutcome(final_url, None, str(e), False)
     except FetchError as e:
-        transient = not e.permanent and (e.status is None or e.status == 429 or e.status >= 500)
-        return PageOutcome(final_url, None, str(e), transient, e.status is not None)
+        return PageOutcome(final_url, None, str(e), e.transient, e.status is not None)
     except ExtractError as e:
         return PageOutcome(final_url, None, str(e), False, final_url is not None)
     except (WorkerTimeout, WorkerCrashed) as e:

@@ -92,3 +92,21 @@ def test_round_trip_keeps_hierarchy() -> None:
     assert isinstance(copy, FetchError)
     assert isinstance(copy, FeedError)
     assert isinstance(copy, IngestError)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (FetchError(URL, "timed out"), True),
+        (FetchError(URL, "HTTP 429", status=429), True),
+        (FetchError(URL, "HTTP 503", status=503), True),
+        (FetchError(URL, "HTTP 404", status=404), False),
+        (FetchError(URL, "HTTP 410", status=410), False),
+        (FetchError(URL, "body exceeds 10 bytes", permanent=True), False),
+        (BlockedError(URL, "disallowed by robots.txt"), False),
+    ],
+)
+def test_transient_is_decided_once(error: FetchError, transient: bool) -> None:
+    """What is worth another try: no response, 429 or 5xx; never a refusal or an unusable
+    response (the pipeline and the backfill both ask this property)."""
+    assert error.transient is transient
