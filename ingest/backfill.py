@@ -50,9 +50,8 @@ from ingest.store.backfill import (
     PendingUrl,
     QueuedUrl,
     RunCounts,
-    SourceKind,
 )
-from ingest.types import Article, FetchKind, FetchResult, ParsedEntry
+from ingest.types import Article, FetchKind, FetchResult, ParsedEntry, SourceKind
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 
 log = structlog.get_logger(__name__)

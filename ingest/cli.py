@@ -22,7 +22,7 @@ from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
 
 if TYPE_CHECKING:
-    from ingest.store.backfill import SourceKind
+    from ingest.types import SourceKind
 
 log = structlog.get_logger(__name__)
 

@@ -41,7 +41,7 @@ from ingest.schedule import (
 )
 from ingest.store import Store
 from ingest.store.db import open_pool
-from ingest.types import Article, Feed, FetchResult, ParsedFeed
+from ingest.types import Article, Feed, FeedStatus, FetchResult, ParsedFeed
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
@@ -62,7 +62,7 @@ def make_owner() -> str:
 @dataclass(frozen=True, slots=True)
 class FeedOutcome:
     feed_id: int
-    status: str
+    status: FeedStatus
     new: int = 0
     skipped: int = 0
     page_errors: int = 0

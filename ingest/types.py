@@ -9,6 +9,10 @@ from typing import Literal
 from ingest.neardup import Fingerprint
 
 FetchKind = Literal["feed", "page", "robots"]
+SourceKind = Literal["feed", "sitemap"]
+"""What a registered URL is: a feed, or a (news) sitemap followed as if it were a feed."""
+FeedStatus = Literal["ok", "not_modified", "error"]
+"""How a feed's poll ended (`news.feeds.last_status`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +123,7 @@ class Feed:
     redirect_to: str | None = None
     redirect_seen: int = 0
     redirect_since: datetime | None = None
-    kind: str = "feed"
-    """'feed', or 'sitemap' for a (news) sitemap followed as if it were a feed."""
+    kind: SourceKind = "feed"
 
 
 TextSource = Literal["page", "feed"]

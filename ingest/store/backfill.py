@@ -14,8 +14,8 @@ from typing import Any, Final, Literal
 from psycopg.types.json import Jsonb
 
 from ingest.store import Store, queries, wrap_exceptions
+from ingest.types import SourceKind
 
-SourceKind = Literal["feed", "sitemap"]
 UrlSource = Literal["feed", "sitemap", "list"]
 UrlState = Literal["pending", "done", "failed", "skipped"]
 

@@ -8,13 +8,15 @@ from typing import Any
 
 from ingest.schedule import RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
-from ingest.types import Feed
+from ingest.types import Feed, SourceKind
 
 _NO_REDIRECT = RedirectState()
 
 
 class FeedStore(StoreBase):
-    async def add_feed(self, url: str, title: str | None = None, *, kind: str = "feed") -> bool:
+    async def add_feed(
+        self, url: str, title: str | None = None, *, kind: SourceKind = "feed"
+    ) -> bool:
         """True when added, False when the URL was already registered. `kind` is "feed" or
         "sitemap" (a news sitemap followed as if it were a feed)."""
         return bool(await self._all("add_feed", {"url": url, "title": title, "kind": kind}))
