@@ -7,6 +7,9 @@
     │   │   └── BlockedError       refused before connecting: scheme, address, robots.txt
     │   └── ParseError             the bytes are not a feed feedparser can use
     ├── ExtractError(url)          the page could not be turned into an article
+    ├── WorkerError                a task of the worker pool did not finish
+    │   ├── WorkerTimeout          it overran its time limit; its worker was killed
+    │   └── WorkerCrashed          its worker process died (segfault, out of memory)
     └── StoreError                 the database refused or is unreachable
 
 A 304 Not Modified is a normal result, never an exception. Anything outside this tree is a bug:
@@ -94,3 +97,16 @@ class ExtractError(_AboutURL):
 
 class StoreError(IngestError):
     pass
+
+
+class WorkerError(IngestError):
+    """A task of the worker pool did not finish; callers translate it into what it means for
+    their work (a feed that could not be parsed, a page that could not be extracted)."""
+
+
+class WorkerTimeout(WorkerError):
+    """The task overran its time limit; its worker process was killed."""
+
+
+class WorkerCrashed(WorkerError):
+    """The worker process died while running the task (segfault, out of memory)."""

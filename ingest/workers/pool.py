@@ -16,17 +16,12 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
+from ingest.errors import WorkerCrashed, WorkerTimeout
 from ingest.workers import forkserver
 
 T = TypeVar("T")
 
-
-class WorkerTimeout(Exception):
-    """The task overran its time limit; its worker process was killed."""
-
-
-class WorkerCrashed(Exception):
-    """The worker process died while running the task (segfault, out of memory)."""
+__all__ = ["WorkerCrashed", "WorkerTimeout", "Workers"]
 
 
 class Workers:

@@ -21,6 +21,9 @@ from ingest.errors import (
     IngestError,
     ParseError,
     StoreError,
+    WorkerCrashed,
+    WorkerError,
+    WorkerTimeout,
 )
 
 URL = "https://example.com/feed/"
@@ -36,6 +39,9 @@ SAMPLES: dict[type[IngestError], IngestError] = {
     ExtractError: ExtractError(URL, "no article text found on the page"),
     StoreError: StoreError("database unreachable"),
     FeedListError: FeedListError("not a valid OPML file"),
+    WorkerError: WorkerError("worker pool task failed"),
+    WorkerTimeout: WorkerTimeout("timed out after 30s"),
+    WorkerCrashed: WorkerCrashed("worker process died (exit code -9)"),
 }
 FIELDS = ("url", "message", "status", "retry_after")
 
