@@ -13,7 +13,7 @@ from ingest.normalize import clean_inline
 # Gasset", "Mac & i", "Tom & Jerry" stay whole). Conjunctions are lower case: "Kevin I Brown"
 # has a middle initial, not a Catalan "i".
 _HARD = re.compile(r"\s*[,;/|•·]\s*")
-_SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и|и\s+фото)\s+")
+_SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
 # Decoration before a name: "By", "Von", "Autor:", "Text und Fotos:"... A label ending in a
 # colon ("Quelle:", "Text und Fotos:") goes whatever its words.
 PREFIX = re.compile(

@@ -56,10 +56,6 @@ def _guessed_metadata(
     )
 
 
-def _without_author(meta: PageMetadata) -> PageMetadata:
-    return _with_author(meta, None)
-
-
 def _with_author(
     meta: PageMetadata, author: str | None, people: tuple[str, ...] | None = None
 ) -> PageMetadata:
@@ -95,9 +91,7 @@ def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
         *(
             el
             for el in tree.iter(etree.Element)
-            if el.tag not in ("html", "body", "meta", "link")
-            and _BYLINE_HINT.search(_names_of(el))
-            and any(t in _BYLINE_TOKENS for t in _class_tokens(el))
+            if el.tag not in ("html", "body", "meta", "link") and _names_byline(_names_of(el))
         ),
     ]
     for el in candidates:
@@ -120,14 +114,13 @@ _BYLINE_HINT = re.compile(r"aut|byl|writ|report|contrib|verfass", re.IGNORECASE)
 
 
 def _names_of(el: _Element) -> str:
-    return f"{el.get('class') or ''} {el.get('id') or ''} {el.get('data-testid') or ''}" + (
-        f" {el.get('data-component')}" if el.get("data-component") else ""
-    )
-
-
-def _class_tokens(el: _Element) -> list[str]:
+    """What an element's class, id, data-testid and data-component attributes call it."""
     names = (el.get("class"), el.get("id"), el.get("data-testid"), el.get("data-component"))
-    return tokens(" ".join(filter(None, names)))
+    return " ".join(filter(None, names))
+
+
+def _names_byline(names: str) -> bool:
+    return bool(_BYLINE_HINT.search(names)) and any(t in _BYLINE_TOKENS for t in tokens(names))
 
 
 def _merge(first: PageMetadata, second: PageMetadata) -> PageMetadata:
@@ -225,9 +218,6 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
         language=lang or None,
         tags=tags,
     )
-
-
-_TITLE_SEPARATORS = ("|", "-", "–", "—", ":", "·", "•", "«", "»")
 
 
 def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) -> str | None:

@@ -105,8 +105,8 @@ def extract_page(body: bytes, url: str) -> Extracted:
             if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
                 few and more and (recovered > covered or not reference.words)
             ):
-                text = fallback
-    if len(words(text)) < _FEW_WORDS:
+                text, found = fallback, len(fallback_words)
+    if found < _FEW_WORDS:
         ld_body = clean_text(ld_text(ld, "articleBody") or "")
         if len(words(ld_body)) >= _LD_BODY_WORDS:
             text = ld_body
