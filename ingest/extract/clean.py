@@ -285,6 +285,7 @@ def looks_like_furniture(el: _Element) -> bool:
     return bool(vocabulary) and _verdict(vocabulary)[0]
 
 
+_CODE = frozenset({"script", "style", "template"})
 _TEXT, _PARAGRAPH = 0, 3
 _Stats = tuple[int, int, int, int]
 """Text measures of an element's subtree: characters of text (runs of text stripped), of
@@ -299,7 +300,10 @@ def _measure(root: _Element) -> dict[_Element, _Stats]:
     # Document order reversed: every element comes after all of its descendants.
     for el in reversed(list(root.iter(etree.Element))):
         text = el.text
-        total = len(text.strip()) if text else 0
+        tag = el.tag
+        # A script's or a style sheet's source is not text of the page (some pages carry
+        # megabytes of it, which would make no element ever hold "half of the page").
+        total = len(text.strip()) if text and tag not in _CODE else 0
         link_text = links = paragraph = 0
         for child in el:  # comments too: their tails are text of this element
             tail = child.tail
@@ -312,7 +316,6 @@ def _measure(root: _Element) -> dict[_Element, _Stats]:
                 link_text += child_link_text
                 links += child_links
                 paragraph += child_paragraph
-        tag = el.tag
         if tag == "a":
             stats[el] = (total, total, links + 1, paragraph)
         elif tag == "p":
@@ -434,6 +437,22 @@ def preclean(tree: _Element) -> int:
             return st[_PARAGRAPH] >= 0.5 * stats[body][_PARAGRAPH]
         return st[_TEXT] >= 0.5 * stats[body][_TEXT]
 
+    measure = _PARAGRAPH if use_paragraphs else _TEXT
+    parts: tuple[int, dict[tuple[str, str], int]] | None = None
+
+    def holds_the_article_together(el: _Element) -> bool:
+        """Whether several elements of this one's kind (tag and first class name) hold half
+        of the article together: the entries of a live ticker or the items of a gallery, named
+        "comment" by their template, are the article."""
+        nonlocal parts
+        kind = _kind(el)
+        if kind is None:
+            return False
+        if parts is None:
+            parts = _parts(body, stats, measure)
+        size, kinds = parts
+        return stats[el][measure] > 0 and kinds.get(kind, 0) >= 0.5 * size
+
     doomed: list[_Element] = []
     stack = [body]
     while stack:
@@ -445,7 +464,12 @@ def preclean(tree: _Element) -> int:
             furniture = looks_like_furniture(el) or (
                 el.tag in _BLOCKS and (_is_link_list(st) or _is_label_and_link(el, stats))
             )
-            if furniture and not holds_the_article(st) and not _marks_article(el):
+            if (
+                furniture
+                and not holds_the_article(st)
+                and not _marks_article(el)
+                and not holds_the_article_together(el)
+            ):
                 doomed.append(_wrapper(el, stats, protected) if _is_ad(el) else el)
                 continue  # its subtree goes with it
         stack.extend(reversed([c for c in el if isinstance(c.tag, str)]))
@@ -463,3 +487,36 @@ def preclean(tree: _Element) -> int:
                 parent.text = (parent.text or "") + el.tail
         parent.remove(el)
     return len(doomed)
+
+
+def _kind(el: _Element) -> tuple[str, str] | None:
+    names = el.get("class")
+    first = names.split(maxsplit=1) if names else None
+    return (el.tag, first[0]) if first else None
+
+
+def _parts(
+    body: _Element, stats: dict[_Element, _Stats], measure: int
+) -> tuple[int, dict[tuple[str, str], int]]:
+    """Where the article is, the innermost element holding half of the page's text (or
+    paragraph text): its size, and the text per kind of element inside it that occurs there
+    at least twice (an element inside another of its kind is counted with the outer one)."""
+    half = 0.5 * stats[body][measure]
+    area = body
+    while True:
+        inner = next((c for c in area if c in stats and stats[c][measure] >= half), None)
+        if inner is None:
+            break
+        area = inner
+    totals: dict[tuple[str, str], int] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for el in area.iterdescendants(etree.Element):
+        kind = _kind(el)
+        if kind is None:
+            continue
+        parent = el.getparent()
+        if parent is not None and parent is not area and _kind(parent) == kind:
+            continue
+        totals[kind] = totals.get(kind, 0) + stats[el][measure]
+        counts[kind] = counts.get(kind, 0) + 1
+    return stats[area][measure], {k: v for k, v in totals.items() if counts[k] > 1}

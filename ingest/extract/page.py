@@ -100,10 +100,10 @@ def extract_page(body: bytes, url: str) -> Extracted:
             fallback_words = words(fallback)
             recovered = reference.held_by(fallback_words)
             # Next to nothing found: the fallback is taken when it finds more of the second
-            # opinion, or more words where the second opinion saw nothing either.
+            # opinion, or more words where the second opinion saw next to nothing either.
             more = len(fallback_words) > found
             if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
-                few and more and (recovered > covered or not reference.words)
+                few and more and (recovered > covered or reference.words < _FEW_WORDS)
             ):
                 text, found = fallback, len(fallback_words)
     if found < _FEW_WORDS:

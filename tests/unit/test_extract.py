@@ -298,8 +298,9 @@ STORY = [
 
 def _page_in_furniture_wrappers() -> bytes:
     """A page whose template puts each paragraph of the story in its own block named with the
-    furniture vocabulary: cleaning alone would remove every one of them."""
-    blocks = "".join(f'<div class="widget"><p>{p}</p></div>' for p in STORY)
+    furniture vocabulary, each a name of its own (blocks of one name that together hold the
+    article are kept by the cleaning itself): cleaning alone would remove every one of them."""
+    blocks = "".join(f'<div class="widget-{n}"><p>{p}</p></div>' for n, p in enumerate(STORY))
     return (
         "<!DOCTYPE html><html><head><title>Pier</title></head><body>"
         '<nav><a href="/">Home</a> <a href="/news">News</a></nav>'

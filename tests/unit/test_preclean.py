@@ -109,3 +109,53 @@ def test_only_the_marked_element_is_spared_not_its_furniture_children() -> None:
     )
     assert story.strip() in page
     assert "Share this" not in page
+
+
+def _page(markup: str) -> str:
+    tree = html.fromstring(f"<html><body><h1>Match</h1>{markup}</body></html>")
+    pc.preclean(tree)
+    return html.tostring(tree, encoding="unicode")
+
+
+def test_entries_named_comment_that_together_are_the_article_stay() -> None:
+    """A live ticker whose entries are classed `live-match-comment` (sports.fr's template):
+    none of them holds half of the page, together they are the article."""
+    entries = "".join(
+        f'<div class="live-match-comment slider-ele {side}" data-time="{minute}">'
+        f"<p>Minute {minute}: the visitors win a corner, nothing comes of it. {SENTENCE}</p></div>"
+        for minute, side in zip(range(1, 11), ["left", "right"] * 5, strict=True)
+    )
+    page = _page(f'<div class="live-match">{entries}</div><div class="footer">Imprint</div>')
+    assert page.count("nothing comes of it") == 10
+    assert "Imprint" not in page
+
+
+def test_a_comment_list_beside_a_longer_article_still_goes() -> None:
+    """Comments in a container that is not named furniture: each one is furniture, and
+    together they are less than the article."""
+    comments = "".join(
+        f'<div class="comment"><p>Reader {n} says the bridge should stay closed.</p></div>'
+        for n in range(4)
+    )
+    page = _page(f'<div class="story"><p>{SENTENCE * 8}</p><div>{comments}</div></div>')
+    assert "should stay closed" not in page
+    assert "agreed the plan" in page
+
+
+def test_a_single_furniture_element_is_not_spared_as_a_kind() -> None:
+    """The rule is about several elements of one kind: a share box holding half of the
+    article's block, but not half of the page, still goes."""
+    story = "The council agreed the plan for the river bank at last. " * 2  # 112 characters
+    share = '<div class="share-bar"><p>' + "Share this story. " * 7 + "</p></div>"  # 125
+    other = "<div><p>" + "Elsewhere in the city the market opened early. " * 5 + "</p></div>"
+    page = _page(f"{other}<div><p>{story}</p>{share}</div>")
+    assert "Share this story" not in page
+    assert "agreed the plan" in page
+
+
+def test_script_source_is_not_page_text() -> None:
+    """A page carrying a large script must not make every element look small: the related
+    box is judged against the text readers see."""
+    script = "<script>" + "var x = 1;" * 20000 + "</script>"
+    stats = pc._measure(html.fromstring(f"<div>{script}<p>{SENTENCE}</p></div>"))
+    assert max(s[0] for s in stats.values()) == len(SENTENCE.strip())
