@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import random
@@ -25,20 +26,9 @@ from ingest.article import build_article
 from ingest.config import Settings
 from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
-from ingest.normalize import canonical_url, redact_url
+from ingest.normalize import redact_url
 from ingest.pages import PageOutcome, fetch_page
-from ingest.schedule import (
-    Policy,
-    RedirectState,
-    hints_from,
-    next_fetch_at,
-    observe_redirect,
-    parse_retry_after,
-    permanent_target,
-    publishing_interval,
-    should_deactivate,
-    success_interval,
-)
+from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.types import Article, Feed, FeedStatus, FetchResult, ParsedFeed
@@ -137,7 +127,7 @@ class Pipeline:
         self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
-        self._successes = GroupWriter(self.store.feeds_succeeded)
+        self._successes = GroupWriter(functools.partial(self.store.feeds_succeeded, self.owner))
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -273,30 +263,24 @@ class Pipeline:
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
         message = str(e) if isinstance(e, IngestError) else f"internal error: {type(e).__name__}"
         metrics.ERRORS.labels(type(e).__name__).inc()
-        now = self.clock()
-        retry_after = parse_retry_after(e.retry_after, now) if isinstance(e, FetchError) else None
-        failures = feed.consecutive_failures + 1
-        deactivate = feed.active and should_deactivate(
-            self.policy, failures=failures, failing_since=feed.failing_since, now=now
+        failure = decide_feed_failure(
+            feed,
+            message,
+            retry_after=e.retry_after if isinstance(e, FetchError) else None,
+            policy=self.policy,
+            now=self.clock(),
+            rng=self.rng,
         )
         await self.store.feed_failed(
             feed.id,
             owner=self.owner,
-            now=now,
-            next_fetch_at=next_fetch_at(
-                now,
-                policy=self.policy,
-                interval=self.policy.default_interval,
-                failures=failures,
-                active=feed.active and not deactivate,
-                retry_after=retry_after,
-                rng=self.rng,
-            ),
+            now=failure.now,
+            next_fetch_at=failure.next_fetch_at,
             error=message,
-            deactivate=deactivate,
+            deactivate=failure.deactivate,
         )
-        if deactivate:
-            log.warning("feed_deactivated", failures=failures, error=message)
+        if failure.deactivate:
+            log.warning("feed_deactivated", failures=failure.failures, error=message)
         return FeedOutcome(feed.id, "error", error=message)
 
     async def _process(self, feed: Feed) -> FeedOutcome:
@@ -344,59 +328,22 @@ class Pipeline:
         parsed: ParsedFeed | None,
         keep_validators: bool = True,
     ) -> None:
-        now = self.clock()
-        hints = hints_from(
-            result.headers,
-            now,
-            ttl_minutes=parsed.ttl_minutes if parsed else None,
-            update_minutes=parsed.update_minutes if parsed else None,
+        update = decide_feed_update(
+            feed,
+            result,
+            body_hash=body_hash,
+            parsed=parsed,
+            keep_validators=keep_validators,
+            policy=self.policy,
+            now=self.clock(),
+            rng=self.rng,
         )
-        publishing = (
-            publishing_interval(_entry_dates(parsed), now) if parsed else feed.publish_interval
-        )
-        feed_hint = max((h for h in (hints.feed_ttl, hints.feed_update) if h), default=None)
-        interval = success_interval(
-            self.policy,
-            publishing=publishing,
-            feed_hint=feed_hint if parsed else feed.feed_hint,
-            hints=hints,
-        )
-        redirect, move_to = observe_redirect(
-            self.policy,
-            RedirectState(feed.redirect_to, feed.redirect_seen, feed.redirect_since),
-            _canonical_or_none(permanent_target(result.redirects)),
-            now,
-        )
-        await self._successes.add(
-            dict(
-                feed_id=feed.id,
-                owner=self.owner,
-                now=now,
-                next_fetch_at=next_fetch_at(
-                    now, policy=self.policy, interval=interval, failures=0, rng=self.rng
-                ),
-                not_modified=parsed is None,
-                etag=(result.etag or (feed.etag if result.not_modified else None))
-                if keep_validators
-                else None,
-                last_modified=(
-                    result.last_modified or (feed.last_modified if result.not_modified else None)
-                )
-                if keep_validators
-                else None,
-                body_hash=body_hash,
-                keep_body_hash=keep_validators,
-                parsed=parsed is not None,
-                title=parsed.title if parsed else None,
-                site_url=parsed.link if parsed else None,
-                publish_interval=publishing if parsed else None,
-                feed_hint=feed_hint,
-                redirect=redirect,
+        await self._successes.add(update)
+        if update.move_to is not None:
+            kept = await self.store.move_feed(feed.id, update.move_to)
+            log.info(
+                "feed_moved", new_url=update.move_to, merged_into=kept if kept != feed.id else None
             )
-        )
-        if move_to is not None and move_to != feed.url:
-            kept = await self.store.move_feed(feed.id, move_to)
-            log.info("feed_moved", new_url=move_to, merged_into=kept if kept != feed.id else None)
 
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]
@@ -552,19 +499,6 @@ def policy_from(settings: Settings) -> Policy:
         redirect_after_fetches=settings.redirect_after_fetches,
         redirect_after=timedelta(seconds=settings.redirect_after),
     )
-
-
-def _entry_dates(parsed: ParsedFeed) -> list[datetime]:
-    return [d for e in parsed.entries if (d := e.published_at or e.updated_at) is not None]
-
-
-def _canonical_or_none(url: str | None) -> str | None:
-    if url is None:
-        return None
-    try:
-        return canonical_url(url)
-    except ValueError:
-        return None
 
 
 @asynccontextmanager

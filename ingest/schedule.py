@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from ingest.normalize import canonical_url
+from ingest.types import Feed, FetchResult, ParsedFeed
+
 PERMANENT_REDIRECTS = frozenset({301, 308})
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?=,|$)", re.IGNORECASE)
 _HISTORY_WINDOW = timedelta(days=90)
@@ -208,3 +211,146 @@ def observe_redirect(
 
 def _clamp(value: timedelta, low: timedelta, high: timedelta) -> timedelta:
     return max(low, min(value, high))
+
+
+# --- one poll's outcome, decided once ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """What a successful poll changes on the feed's row; the store writes it as it is."""
+
+    feed_id: int
+    now: datetime
+    next_fetch_at: datetime
+    not_modified: bool
+    """The poll brought nothing to parse (304, or the same bytes as last time)."""
+    etag: str | None
+    last_modified: str | None
+    body_hash: bytes | None
+    """None keeps the stored hash, unless `keep_body_hash` is false (then it is cleared)."""
+    keep_body_hash: bool
+    parsed: bool
+    title: str | None
+    site_url: str | None
+    publish_interval: timedelta | None
+    feed_hint: timedelta | None
+    redirect: RedirectState
+    move_to: str | None
+    """The feed's new URL, once its permanent redirect has held long enough."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFailure:
+    """What a failed poll changes on the feed's row."""
+
+    feed_id: int
+    now: datetime
+    next_fetch_at: datetime
+    error: str
+    deactivate: bool
+    failures: int
+
+
+def decide_feed_update(
+    feed: Feed,
+    result: FetchResult,
+    *,
+    body_hash: bytes | None,
+    parsed: ParsedFeed | None,
+    keep_validators: bool,
+    policy: Policy,
+    now: datetime,
+    rng: random.Random,
+) -> FeedUpdate:
+    """A successful poll: when to come back (the server's and the feed's hints, the feed's own
+    publishing rate), which validators to keep (none when `keep_validators` is false: entries
+    waiting for another try need the next poll to parse the feed again), and whether the feed
+    has moved. `parsed` is None when there was nothing to parse."""
+    hints = hints_from(
+        result.headers,
+        now,
+        ttl_minutes=parsed.ttl_minutes if parsed else None,
+        update_minutes=parsed.update_minutes if parsed else None,
+    )
+    publishing = (
+        publishing_interval(
+            [d for e in parsed.entries if (d := e.published_at or e.updated_at) is not None], now
+        )
+        if parsed
+        else feed.publish_interval
+    )
+    feed_hint = max((h for h in (hints.feed_ttl, hints.feed_update) if h), default=None)
+    interval = success_interval(
+        policy,
+        publishing=publishing,
+        feed_hint=feed_hint if parsed else feed.feed_hint,
+        hints=hints,
+    )
+    redirect, move_to = observe_redirect(
+        policy,
+        RedirectState(feed.redirect_to, feed.redirect_seen, feed.redirect_since),
+        _canonical_or_none(permanent_target(result.redirects)),
+        now,
+    )
+    etag = result.etag or (feed.etag if result.not_modified else None)
+    last_modified = result.last_modified or (feed.last_modified if result.not_modified else None)
+    return FeedUpdate(
+        feed_id=feed.id,
+        now=now,
+        next_fetch_at=next_fetch_at(now, policy=policy, interval=interval, failures=0, rng=rng),
+        not_modified=parsed is None,
+        etag=etag if keep_validators else None,
+        last_modified=last_modified if keep_validators else None,
+        body_hash=body_hash,
+        keep_body_hash=keep_validators,
+        parsed=parsed is not None,
+        title=parsed.title if parsed else None,
+        site_url=parsed.link if parsed else None,
+        publish_interval=publishing if parsed else None,
+        feed_hint=feed_hint,
+        redirect=redirect,
+        move_to=move_to if move_to != feed.url else None,
+    )
+
+
+def decide_feed_failure(
+    feed: Feed,
+    error: str,
+    *,
+    retry_after: str | None,
+    policy: Policy,
+    now: datetime,
+    rng: random.Random,
+) -> FeedFailure:
+    """A failed poll: one more failure in the streak, backoff (a Retry-After honoured when it
+    is later), and whether to give up on the feed now."""
+    failures = feed.consecutive_failures + 1
+    deactivate = feed.active and should_deactivate(
+        policy, failures=failures, failing_since=feed.failing_since, now=now
+    )
+    return FeedFailure(
+        feed_id=feed.id,
+        now=now,
+        next_fetch_at=next_fetch_at(
+            now,
+            policy=policy,
+            interval=policy.default_interval,
+            failures=failures,
+            active=feed.active and not deactivate,
+            retry_after=parse_retry_after(retry_after, now),
+            rng=rng,
+        ),
+        error=error,
+        deactivate=deactivate,
+        failures=failures,
+    )
+
+
+def _canonical_or_none(url: str | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        return canonical_url(url)
+    except ValueError:
+        return None

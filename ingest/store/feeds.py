@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest.schedule import RedirectState
+from ingest.schedule import FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
 from ingest.types import Feed, SourceKind
 
@@ -72,35 +72,32 @@ class FeedStore(StoreBase):
     ) -> None:
         """Record a successful poll and release the lease; a no-op if the lease was lost.
         `body_hash` None keeps the stored one, unless `keep_body_hash` is false (then cleared).
-        The keyword arguments, as a dict, are also what `feeds_succeeded` takes."""
-        await self.feeds_succeeded(
-            [
-                {
-                    "feed_id": feed_id,
-                    "owner": owner,
-                    "now": now,
-                    "next_fetch_at": next_fetch_at,
-                    "not_modified": not_modified,
-                    "etag": etag,
-                    "last_modified": last_modified,
-                    "body_hash": body_hash,
-                    "parsed": parsed,
-                    "keep_body_hash": keep_body_hash,
-                    "title": title,
-                    "site_url": site_url,
-                    "publish_interval": publish_interval,
-                    "feed_hint": feed_hint,
-                    "redirect": redirect,
-                }
-            ]
+        One `FeedUpdate` spelled out; `feeds_succeeded` writes several."""
+        update = FeedUpdate(
+            feed_id=feed_id,
+            now=now,
+            next_fetch_at=next_fetch_at,
+            not_modified=not_modified,
+            etag=etag,
+            last_modified=last_modified,
+            body_hash=body_hash,
+            keep_body_hash=keep_body_hash,
+            parsed=parsed,
+            title=title,
+            site_url=site_url,
+            publish_interval=publish_interval,
+            feed_hint=feed_hint,
+            redirect=redirect,
+            move_to=None,
         )
+        await self.feeds_succeeded(owner, [update])
 
-    async def feeds_succeeded(self, outcomes: Sequence[dict[str, Any]]) -> None:
-        """Several `feed_succeeded` at once (each a dict of its arguments): one transaction,
-        one pipelined round trip, one commit."""
-        if not outcomes:
+    async def feeds_succeeded(self, owner: str, updates: Sequence[FeedUpdate]) -> None:
+        """Several successful polls at once, as `decide_feed_update` decided them: one
+        transaction, one pipelined round trip, one commit. (`move_to` is `move_feed`'s.)"""
+        if not updates:
             return
-        params = [_success_params(**o) for o in outcomes]
+        params = [_success_params(owner, u) for u in updates]
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             await conn.cursor().executemany(queries()["feed_succeeded"], params)
 
@@ -169,40 +166,23 @@ class FeedStore(StoreBase):
         )
 
 
-def _success_params(
-    *,
-    feed_id: int,
-    owner: str,
-    now: datetime,
-    next_fetch_at: datetime,
-    not_modified: bool,
-    etag: str | None,
-    last_modified: str | None,
-    body_hash: bytes | None,
-    parsed: bool,
-    keep_body_hash: bool = True,
-    title: str | None = None,
-    site_url: str | None = None,
-    publish_interval: timedelta | None = None,
-    feed_hint: timedelta | None = None,
-    redirect: RedirectState = _NO_REDIRECT,
-) -> dict[str, Any]:
+def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
     return {
-        "id": feed_id,
+        "id": u.feed_id,
         "owner": owner,
-        "now": now,
-        "next_fetch_at": next_fetch_at,
-        "status": "not_modified" if not_modified else "ok",
-        "etag": etag,
-        "last_modified": last_modified,
-        "body_hash": body_hash,
-        "keep_body_hash": keep_body_hash,
-        "title": title,
-        "site_url": site_url,
-        "parsed": parsed,
-        "publish_interval": publish_interval,
-        "feed_hint": feed_hint,
-        "redirect_to": redirect.target,
-        "redirect_seen": redirect.seen,
-        "redirect_since": redirect.since,
+        "now": u.now,
+        "next_fetch_at": u.next_fetch_at,
+        "status": "not_modified" if u.not_modified else "ok",
+        "etag": u.etag,
+        "last_modified": u.last_modified,
+        "body_hash": u.body_hash,
+        "keep_body_hash": u.keep_body_hash,
+        "title": u.title,
+        "site_url": u.site_url,
+        "parsed": u.parsed,
+        "publish_interval": u.publish_interval,
+        "feed_hint": u.feed_hint,
+        "redirect_to": u.redirect.target,
+        "redirect_seen": u.redirect.seen,
+        "redirect_since": u.redirect.since,
     }

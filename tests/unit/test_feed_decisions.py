@@ -1,0 +1,128 @@
+"""ingest.schedule.decide_feed_update / decide_feed_failure: what one poll changes on the feed's
+row, decided from the feed, the response, the parsed document and `now` alone."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from ingest.schedule import FeedUpdate, Policy, decide_feed_failure, decide_feed_update
+from ingest.types import Feed, FetchResult, ParsedFeed
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+POLICY = Policy(jitter=0.0)
+FEED = Feed(
+    id=7,
+    url="https://news.example/feed",
+    title="Old title",
+    etag='"v1"',
+    last_modified="Sat, 28 Feb 2026 10:00:00 GMT",
+    body_hash=b"old",
+    consecutive_failures=0,
+    active=True,
+)
+
+
+def _result(status: int = 200, headers: dict[str, str] | None = None, **kw: object) -> FetchResult:
+    return FetchResult(
+        url=FEED.url,
+        final_url=FEED.url,
+        status=status,
+        headers=headers or {},
+        body=b"",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _parsed(ttl: int | None = None) -> ParsedFeed:
+    return ParsedFeed("rss20", "New title", "https://news.example/", "en", (), ttl_minutes=ttl)
+
+
+def _update(feed: Feed = FEED, result: FetchResult | None = None, **kw: object) -> FeedUpdate:
+    args: dict[str, object] = {
+        "body_hash": b"new",
+        "parsed": _parsed(),
+        "keep_validators": True,
+        "policy": POLICY,
+        "now": NOW,
+        "rng": random.Random(1),
+    }
+    args.update(kw)
+    return decide_feed_update(feed, result or _result(), **args)  # type: ignore[arg-type]
+
+
+def test_not_modified_keeps_the_stored_validators_the_server_did_not_resend() -> None:
+    update = _update(result=_result(304), body_hash=None, parsed=None)
+    assert update.not_modified
+    assert not update.parsed
+    assert (update.etag, update.last_modified) == (FEED.etag, FEED.last_modified)
+    assert update.title is None
+    assert update.publish_interval is None
+
+
+def test_a_new_document_carries_its_own_validators_and_title() -> None:
+    update = _update(result=_result(headers={"etag": '"v2"'}))
+    assert update.etag == '"v2"'
+    assert update.last_modified is None
+    assert update.title == "New title"
+    assert update.body_hash == b"new"
+    assert update.next_fetch_at == NOW + POLICY.default_interval
+
+
+def test_entries_waiting_for_a_retry_drop_every_validator() -> None:
+    update = _update(result=_result(headers={"etag": '"v2"'}), keep_validators=False)
+    assert update.etag is None
+    assert update.last_modified is None
+    assert update.keep_body_hash is False
+
+
+def test_the_feed_ttl_is_remembered_and_slows_the_poll() -> None:
+    update = _update(parsed=_parsed(ttl=120))
+    assert update.feed_hint == timedelta(hours=2)
+    assert update.next_fetch_at == NOW + timedelta(hours=2)
+
+
+def test_a_permanent_redirect_moves_the_feed_once_it_has_held() -> None:
+    moved = "https://news.example/rss"
+    result = _result(redirects=((301, moved),))
+    first = _update(result=result)
+    assert first.move_to is None
+    assert first.redirect.target == moved
+    later = replace(
+        FEED,
+        redirect_to=moved,
+        redirect_seen=POLICY.redirect_after_fetches - 1,
+        redirect_since=NOW - POLICY.redirect_after,
+    )
+    assert _update(later, result).move_to == moved
+    # A redirect to the feed's own URL is no move.
+    home = replace(later, url=moved)
+    assert _update(home, result).move_to is None
+
+
+def test_a_failure_backs_off_and_honours_a_later_retry_after() -> None:
+    failure = decide_feed_failure(
+        FEED, "HTTP 503", retry_after="7200", policy=POLICY, now=NOW, rng=random.Random(1)
+    )
+    assert failure.failures == 1
+    assert not failure.deactivate
+    assert failure.next_fetch_at == NOW + timedelta(hours=2)
+
+
+def test_a_long_streak_of_failures_gives_the_feed_up() -> None:
+    streak = replace(
+        FEED,
+        consecutive_failures=POLICY.deactivate_after_failures - 1,
+        failing_since=NOW - POLICY.deactivate_after,
+    )
+    failure = decide_feed_failure(
+        streak, "HTTP 500", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1)
+    )
+    assert failure.deactivate
+    assert failure.next_fetch_at >= NOW + POLICY.max_interval * (1 - POLICY.jitter)
+    # Not yet long enough: another try with backoff.
+    recent = replace(streak, failing_since=NOW - timedelta(hours=1))
+    assert not decide_feed_failure(
+        recent, "HTTP 500", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1)
+    ).deactivate
