@@ -255,10 +255,10 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
     registered as given without a request; any other is fetched, and a web page is replaced by
     the feeds found for it (or a news sitemap). A URL that cannot be fetched, or where nothing
     is found, is registered as given, as `feeds add` always did: its polls then say why."""
-    from ingest.backfill import find_feeds
     from ingest.documents.discovery import looks_like_feed_url
     from ingest.errors import FetchError
     from ingest.fetch import Fetcher
+    from ingest.sources import find_feeds
     from ingest.store.backfill import BackfillStore
 
     await migrate(dsn)

@@ -1,19 +1,22 @@
 """Fetching and extracting one article page under the service's rules (robots.txt, size and
-time limits, HTML only, extraction in the worker pool), shared by the service and backfills.
-Failures are outcomes, not exceptions."""
+time limits, HTML only, extraction in the worker pool), and what becomes of the entry then (try
+again later, or the article from the page or from the entry's own text): one rule for the
+service and backfills. Failures are outcomes, not exceptions."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
 from ingest import metrics
+from ingest.article import build_article
 from ingest.errors import BlockedError, ExtractError, FetchError
 from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
-from ingest.types import Extracted
+from ingest.types import Article, Extracted, ParsedEntry
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 from ingest.workers.tasks import extract_page
 
@@ -31,6 +34,41 @@ class PageOutcome:
     """Worth another try later: a server error, 429, a timeout, robots.txt unavailable."""
     responded: bool = False
     """The server answered (even with an error status)."""
+
+    def retry_later(self, attempts: int, max_attempts: int) -> bool:
+        """Whether the entry waits for another try at its page instead of being stored from
+        the feed's text now: the failure is a passing one and tries are left (`attempts` made
+        before this one)."""
+        return self.transient and attempts + 1 < max_attempts
+
+
+def article_for(
+    entry: ParsedEntry, link: str, page: PageOutcome, *, now: datetime, without_text: bool
+) -> Article | None:
+    """The article for one entry and the outcome of its page: the page's text and metadata;
+    the entry's own text (content, else summary) with the page's error when the page gave
+    nothing usable or its metadata cannot be assembled. With `without_text` false, None when
+    neither has any text (a sitemap's or a listed URL whose page failed); with it true, the
+    entry is stored even then (a feed entry is recorded once its tries are spent). None, and
+    logged, when not even the entry's own text can be assembled."""
+    attempts = [(page.extracted, page.error)]
+    if page.extracted is not None:
+        attempts.append((None, "page metadata unusable"))
+    for extracted, error in attempts:
+        if extracted is None and not without_text and not (entry.content or entry.summary):
+            continue
+        try:
+            return build_article(
+                entry,
+                entry_url=entry.link or link,
+                final_url=page.final_url,
+                extracted=extracted,
+                extraction_error=error,
+                now=now,
+            )
+        except Exception:
+            log.exception("article_bug", url=redact_url(link))
+    return None
 
 
 async def fetch_page(

@@ -22,12 +22,11 @@ from typing import Generic, TypeVar
 import structlog
 
 from ingest import dedup, metrics
-from ingest.article import build_article
 from ingest.config import Settings
 from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
-from ingest.pages import PageOutcome, fetch_page
+from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
@@ -378,7 +377,7 @@ class Pipeline:
         items: list[tuple[Article, bytes | None]] = []
         deferred: list[bytes] = []
         for c, page in zip(plan.fetch, pages, strict=True):
-            if page.transient and c.attempts + 1 < self.settings.page_attempts:
+            if page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
                 continue
             article = self._article(c, page)
@@ -412,24 +411,9 @@ class Pipeline:
         return await self.store.update_articles(feed.id, items)
 
     def _article(self, c: dedup.Candidate, page: PageOutcome) -> Article | None:
-        """The article for one entry; if the page's metadata cannot be used, the feed's text
-        alone; None (logged) if not even that can be built."""
-        attempts = [(page.extracted, page.error)]
-        if page.extracted is not None:
-            attempts.append((None, "page metadata unusable"))
-        for extracted, error in attempts:
-            try:
-                return build_article(
-                    c.entry,
-                    entry_url=c.entry.link or c.link,
-                    final_url=page.final_url,
-                    extracted=extracted,
-                    extraction_error=error,
-                    now=self.clock(),
-                )
-            except Exception:
-                log.exception("article_bug", url=redact_url(c.link))
-        return None
+        # A feed entry is stored once its tries are spent, with or without text: its row
+        # records that it was handled.
+        return article_for(c.entry, c.link, page, now=self.clock(), without_text=True)
 
     async def _page_once(self, link: str) -> PageOutcome:
         task = self._pages.get(link)

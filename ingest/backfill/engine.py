@@ -1,0 +1,541 @@
+"""The backfill engine, the I/O shell of `ingest backfill`: it finds a target's sources (with
+the discovery cascade of `ingest.sources`), walks them (a site's feeds and sitemaps, a feed's
+history, a sitemap index's sitemaps), queues their article URLs with a checkpoint in
+PostgreSQL, and fetches, extracts and stores those pages with the service's own Fetcher, worker
+pool, page rule (`ingest.pages`) and Store."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Final
+
+import structlog
+
+from ingest import dedup
+from ingest.backfill.options import (
+    BackfillOptions,
+    classify,
+    entry_from_json,
+    entry_to_json,
+    sitemap_entry,
+)
+from ingest.backfill.progress import LogReporter, RateLimiter, Reporter, Tally
+from ingest.config import Settings
+from ingest.documents.discovery import looks_like_html, page_number, parse_feed_page, with_page
+from ingest.documents.feeds import looks_like_feed
+from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap
+from ingest.errors import FeedError, FetchError, ParseError, StoreError
+from ingest.fetch import Fetcher
+from ingest.normalize import canonical_url, redact_url
+from ingest.pages import PageOutcome, article_for, fetch_page
+from ingest.sources import canonical, site_feeds, site_sitemaps
+from ingest.store import Store
+from ingest.store.backfill import BackfillRun, BackfillStore, PendingUrl, QueuedUrl, RunCounts
+from ingest.types import FetchKind, FetchResult, ParsedEntry, SourceKind
+from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+
+log = structlog.get_logger(__name__)
+
+PAGE_CONCURRENCY: Final = 8
+"""Pages in flight at once; the rate limit and the Fetcher's per-host limits are the real brake."""
+SOURCE_CONCURRENCY: Final = 4
+SOURCE_ATTEMPTS: Final = 3
+"""Tries at one feed page or sitemap that fails for a passing reason (5xx, 429, timeout)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    run_id: int
+    resumed: bool
+    counts: RunCounts
+    tally: Tally
+    finished: bool
+    dry_run_urls: tuple[str, ...] = ()
+    failures: tuple[tuple[str, str | None], ...] = ()
+    elapsed: float = 0.0
+
+
+class Backfill:
+    """One invocation of a backfill run: seed, walk the sources, fetch what is left."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        backfill_store: BackfillStore,
+        fetcher: Fetcher,
+        workers: Workers,
+        options: BackfillOptions,
+        *,
+        reporter: Reporter | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runs = backfill_store
+        self.fetcher = fetcher
+        self.workers = workers
+        self.options = options
+        self.reporter: Reporter = reporter or LogReporter()
+        self.clock = clock
+        self.echo = echo or (lambda line: None)
+        self.limiter = RateLimiter(options.rate)
+        self.tally = Tally()
+        self._prefetched: dict[str, FetchResult] = {}
+        # The dates of the `limit` newest pending URLs seen so far (a min-heap), so a feed's
+        # history stops being walked once its pages are older than anything that would be kept.
+        self._newest: list[datetime] = []
+
+    async def run(self) -> BackfillReport:
+        started = time.monotonic()
+        options = self.options
+        run = await self.runs.open_run(
+            options.run_key(),
+            target=options.label,
+            since=options.since,
+            until=options.until,
+            options=options.identity(),
+        )
+        with structlog.contextvars.bound_contextvars(backfill_id=run.id):
+            async with self.runs.locked(run.id) as locked:
+                if not locked:
+                    # The errors that stop a backfill as a whole are the tree's own (FeedError
+                    # about the target, StoreError about the database): the CLI exits 1.
+                    raise StoreError(
+                        f"backfill {run.id} of {redact_url(options.label)} is already running "
+                        "in another process"
+                    )
+                if options.restart and (run.seeded or run.discovered):
+                    await self.runs.reset_run(run.id)
+                    run = replace(run, seeded=False, discovered=False, feed_id=None)
+                resumed = run.seeded
+                log.info(
+                    "backfill_started",
+                    target=redact_url(options.label),
+                    resumed=resumed,
+                    dry_run=options.dry_run,
+                )
+                try:
+                    report = await self._run(run, resumed)
+                finally:
+                    self.reporter.close(self.tally)
+            # The canonical line of the invocation: what it did, and where the run stands.
+            log.info(
+                "backfill_done",
+                target=redact_url(options.label),
+                dry_run=options.dry_run,
+                finished=report.finished,
+                **self.tally.fields(),
+                run_stored=report.counts.url_total("done", "new"),
+                run_failed=report.counts.url_total("failed"),
+                run_pending=report.counts.url_total("pending"),
+                ms=int((time.monotonic() - started) * 1000),
+            )
+        return replace(report, elapsed=time.monotonic() - started)
+
+    async def _run(self, run: BackfillRun, resumed: bool) -> BackfillReport:
+        if not run.discovered:
+            self.reporter.phase("discover", None, self.tally)
+        if not run.seeded:
+            run = replace(run, seeded=True, feed_id=await self._seed(run))
+        if not run.discovered:
+            await self._walk_sources(run)
+            await self.runs.finish_discovery(run.id, self.options.limit)
+        if self.options.dry_run:
+            urls = await self._dry_run(run)
+            counts = await self.runs.counts(run.id)
+            return BackfillReport(run.id, resumed, counts, self.tally, False, dry_run_urls=urls)
+        # A new invocation gives the pages that failed for a passing reason a new set of tries.
+        await self.runs.retry_urls(run.id, self.settings.page_attempts, fresh=True)
+        counts = await self.runs.counts(run.id)
+        self.tally.to_fetch = counts.url_total("pending")
+        self.tally.started = time.monotonic()
+        self.reporter.phase("fetch", self.tally.to_fetch, self.tally)
+        await self._fetch_all(run)
+        counts = await self.runs.counts(run.id)
+        finished = counts.url_total("pending") == 0
+        if finished:
+            await self.runs.finish_run(run.id)
+        failures = await self.runs.failures(run.id)
+        return BackfillReport(
+            run.id, resumed, counts, self.tally, finished, failures=tuple(failures)
+        )
+
+    # requests ---------------------------------------------------------------------------------
+
+    async def _fetch(self, url: str, kind: FetchKind) -> FetchResult:
+        if kind != "robots":
+            await self.limiter.wait()
+        return await self.fetcher.fetch(url, kind)
+
+    async def _fetch_source(self, url: str) -> FetchResult:
+        """A feed page or sitemap, tried again after a pause when it fails for a passing reason."""
+        for attempt in range(1, SOURCE_ATTEMPTS + 1):
+            try:
+                return await self._fetch(url, "feed")
+            except FetchError as e:
+                if not e.transient or attempt == SOURCE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+        raise AssertionError("unreachable")
+
+    # seeding ----------------------------------------------------------------------------------
+
+    async def _seed(self, run: BackfillRun) -> int | None:
+        """Find the target's sources and record them (with the --urls list): the only step that
+        can make the backfill fail as a whole."""
+        options = self.options
+        sources: list[tuple[str, SourceKind]] = []
+        feed_id: int | None = None
+        target = options.target
+        if target is not None:
+            try:
+                result = await self._fetch(target, "feed")
+            except FetchError as e:
+                raise FeedError(target, f"cannot fetch {redact_url(target)}: {e}") from e
+            registered = await self.runs.feed_by_url(target)
+            if registered is not None:
+                feed_id = registered[0]
+            body = result.body
+            if looks_like_sitemap(body):
+                sources.append((target, "sitemap"))
+                self._prefetched[target] = result
+            elif looks_like_feed(body):
+                sources.append((target, "feed"))
+                self._prefetched[target] = result
+            elif looks_like_html(body, result.content_type):
+                sources = await self._site_sources(result)
+                if not sources:
+                    raise FeedError(target, f"no feed or sitemap found for {redact_url(target)}")
+            else:
+                raise FeedError(
+                    target, f"{redact_url(target)} is neither a feed, a sitemap nor a web page"
+                )
+        state, reason = classify(None, since=None, until=None, dated_only=options.dated_only)
+        listed = [QueuedUrl(url, state=state, reason=reason) for url in options.urls]
+        await self.runs.seed(run.id, sources=sources, urls=listed, feed_id=feed_id)
+        self.tally.discovered += len(listed)
+        log.info(
+            "backfill_seeded",
+            feeds=sum(1 for _, k in sources if k == "feed"),
+            sitemaps=sum(1 for _, k in sources if k == "sitemap"),
+            listed=len(listed),
+            feed_id=feed_id,
+        )
+        return feed_id
+
+    async def _site_sources(self, result: FetchResult) -> list[tuple[str, SourceKind]]:
+        """A home page's feeds and its sitemaps, found as `feeds add` finds them; the responses
+        that showed them are read again by the walk instead of fetched twice."""
+        found = await site_feeds(self._fetch, result)
+        found += await site_sitemaps(self._fetch, result.final_url)
+        for f in found:
+            if f.response is not None:
+                self._prefetched[f.url] = f.response
+        return list(dict.fromkeys((f.url, f.kind) for f in found))
+
+    # discovery --------------------------------------------------------------------------------
+
+    async def _walk_sources(self, run: BackfillRun) -> None:
+        while batch := await self.runs.pending_sources(run.id, limit=SOURCE_CONCURRENCY):
+            await asyncio.gather(*(self._walk(run, url, kind) for url, kind in batch))
+
+    async def _walk(self, run: BackfillRun, url: str, kind: SourceKind) -> None:
+        with structlog.contextvars.bound_contextvars(source=redact_url(url), kind=kind):
+            result = self._prefetched.pop(url, None)
+            if result is None:
+                try:
+                    result = await self._fetch_source(url)
+                except FetchError as e:
+                    # WordPress answers 404 past the last page: the end of the history.
+                    end = kind == "feed" and page_number(url) > 1 and e.status in (404, 410)
+                    await self.runs.source_walked(
+                        run.id, url, state="done" if end else "failed", error=str(e)
+                    )
+                    self.tally.sources += 1
+                    if end:
+                        log.debug("backfill_source_end", error=str(e))
+                    else:
+                        self.tally.sources_failed += 1
+                        log.warning("backfill_source_failed", error=str(e))
+                    self.reporter.update(self.tally)
+                    return
+            try:
+                if kind == "sitemap" and not looks_like_feed(result.body):
+                    await self._walk_sitemap(run, url, result)
+                else:
+                    await self._walk_feed(run, url, result)
+            except (ParseError, WorkerTimeout, WorkerCrashed) as e:
+                await self.runs.source_walked(run.id, url, state="failed", error=str(e))
+                self.tally.sources_failed += 1
+                log.warning("backfill_source_failed", error=str(e))
+            self.tally.sources += 1
+            self.reporter.update(self.tally)
+
+    async def _walk_sitemap(self, run: BackfillRun, url: str, result: FetchResult) -> None:
+        sitemap: Sitemap = await self.workers.run(
+            parse_sitemap,
+            result.body,
+            result.final_url,
+            self.settings.max_feed_bytes,
+            timeout=self.settings.parse_timeout,
+        )
+        since = self.options.since
+        if sitemap.kind == "index":
+            # A sitemap last modified before --since lists nothing modified since.
+            children: list[tuple[str, SourceKind]] = [
+                (canonical(ref.url), "sitemap")
+                for ref in sitemap.sitemaps
+                if not (since and ref.lastmod and ref.lastmod < since)
+            ]
+            skipped = len(sitemap.sitemaps) - len(children)
+            self.tally.sources_skipped += skipped
+            await self.runs.source_walked(run.id, url, state="done", children=children)
+            log.debug("backfill_sitemap_index", sitemaps=len(children), skipped_by_lastmod=skipped)
+            return
+        queued: list[QueuedUrl] = []
+        for entry in sitemap.entries:
+            try:
+                link = canonical_url(entry.url)
+            except ValueError:
+                continue
+            queued.append(self._queued(link, sitemap_entry(entry), None, entry.date))
+        pending, skipped = await self.runs.source_walked(
+            run.id, url, state="done", urls=queued, url_source="sitemap"
+        )
+        await self._count_found(queued, pending, skipped)
+        log.debug("backfill_sitemap", urls=len(queued), new=pending, skipped=skipped)
+
+    async def _walk_feed(self, run: BackfillRun, url: str, result: FetchResult) -> None:
+        parsed, paging = await self.workers.run(
+            parse_feed_page,
+            result.body,
+            result.final_url,
+            result.headers,
+            timeout=self.settings.parse_timeout,
+        )
+        found, _invalid = dedup.candidates(parsed.entries)
+        queued = [
+            self._queued(c.link, c.entry, c.key, c.entry.published_at or c.entry.updated_at)
+            for c in found
+        ]
+        dates = [q.dated_at for q in queued if q.dated_at is not None]
+        newest_on_page = max(dates) if dates and len(dates) == len(queued) else None
+        # Paged history runs from new to old: once a page is entirely older than --since (or
+        # than the `limit` newest URLs already found), the pages after it have nothing to add.
+        limit = self.options.limit
+        exhausted = newest_on_page is not None and (
+            (self.options.since is not None and newest_on_page < self.options.since)
+            or (
+                limit is not None
+                and len(self._newest) >= limit
+                and newest_on_page < self._newest[0]
+            )
+        )
+        children: list[tuple[str, SourceKind]] = []
+        if_new: list[tuple[str, SourceKind]] = []
+        if not exhausted:
+            if paging.history:
+                children = [(canonical(u), "feed") for u in paging.history]
+            elif paging.wordpress and found:
+                # ?paged=N is followed while pages bring URLs new to the run: a server that
+                # ignores the parameter answers the same entries again and ends the walk.
+                if_new = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
+        pending, skipped = await self.runs.source_walked(
+            run.id,
+            url,
+            state="done",
+            urls=queued,
+            url_source="feed",
+            children=children,
+            children_if_new=if_new,
+        )
+        await self._count_found(queued, pending, skipped)
+        log.debug(
+            "backfill_feed_page",
+            entries=len(parsed.entries),
+            new=pending,
+            skipped=skipped,
+            next=[redact_url(u) for u, _ in children + if_new],
+        )
+
+    def _queued(
+        self, link: str, entry: ParsedEntry, key: bytes | None, when: datetime | None
+    ) -> QueuedUrl:
+        options = self.options
+        state, reason = classify(
+            when, since=options.since, until=options.until, dated_only=options.dated_only
+        )
+        return QueuedUrl(link, entry_to_json(entry), key, when, state, reason)
+
+    async def _count_found(self, queued: Sequence[QueuedUrl], pending: int, skipped: int) -> None:
+        self.tally.discovered += pending + skipped
+        self.tally.out_of_range += skipped
+        limit = self.options.limit
+        if limit is None:
+            return
+        # Only URLs that will be fetched count towards the limit: not those already stored.
+        dated = [q for q in queued if q.state == "pending" and q.dated_at is not None]
+        known = await self.store.known_urls([q.url for q in dated]) if dated else {}
+        for q in dated:
+            if q.url not in known and q.dated_at is not None:
+                if len(self._newest) < limit:
+                    heapq.heappush(self._newest, q.dated_at)
+                elif q.dated_at > self._newest[0]:
+                    heapq.heapreplace(self._newest, q.dated_at)
+
+    # fetching ---------------------------------------------------------------------------------
+
+    async def _dry_run(self, run: BackfillRun) -> tuple[str, ...]:
+        """The URLs a real run would fetch now, in order; the known-URL check is the one made
+        just before each fetch."""
+        urls: list[str] = []
+        after = 0
+        while batch := await self.runs.next_urls(run.id, after=after, limit=500):
+            known = await self.store.known_urls([p.url for p in batch])
+            for p in batch:
+                if p.url not in known:
+                    urls.append(p.url)
+                    self.echo(p.url)
+            after = batch[-1].rank
+        return tuple(urls)
+
+    async def _fetch_all(self, run: BackfillRun) -> None:
+        rounds = 0
+        while True:
+            await self._fetch_pass(run)
+            if not await self.runs.retry_urls(run.id, self.settings.page_attempts):
+                return
+            rounds += 1
+            # Pages that failed for a passing reason get another try after a pause.
+            self.tally.retry_later = 0
+            await asyncio.sleep(min(60.0, 2.0**rounds))
+
+    async def _fetch_pass(self, run: BackfillRun) -> None:
+        queue: asyncio.Queue[PendingUrl | None] = asyncio.Queue(maxsize=PAGE_CONCURRENCY * 4)
+
+        async def produce() -> None:
+            after = 0
+            while batch := await self.runs.next_urls(run.id, after=after, limit=200):
+                for item in batch:
+                    await queue.put(item)
+                after = batch[-1].rank
+            for _ in range(PAGE_CONCURRENCY):
+                await queue.put(None)
+
+        async def consume() -> None:
+            while (item := await queue.get()) is not None:
+                with structlog.contextvars.bound_contextvars(url=redact_url(item.url)):
+                    await self._one(run, item)
+                self.reporter.update(self.tally)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for _ in range(PAGE_CONCURRENCY):
+                group.create_task(consume())
+
+    async def _one(self, run: BackfillRun, item: PendingUrl) -> None:
+        """Fetch, extract and store one URL, then record its state: one short transaction for
+        the article and one for the checkpoint, none across the network."""
+        # The service (or another backfill) may have stored it meanwhile: never fetch it twice.
+        if await self.store.known_urls([item.url]):
+            await self.runs.url_finished(run.id, item.url, state="skipped", reason="known")
+            self.tally.skipped += 1
+            log.debug("backfill_url", status="known")
+            return
+        page = await self._page(item.url)
+        self.tally.fetched += page.responded
+        if page.retry_later(item.attempts, self.settings.page_attempts):
+            await self.runs.url_finished(
+                run.id, item.url, state="failed", error=page.error, retryable=True, attempted=True
+            )
+            self.tally.retry_later += 1
+            log.debug("backfill_url", status="retry_later", error=page.error)
+            return
+        entry = entry_from_json(item.entry, item.url)
+        article = article_for(entry, item.url, page, now=self.clock(), without_text=False)
+        if article is None:
+            error = page.error or "no article text"
+            # Still failing for a passing reason after every try: worth trying again when the
+            # backfill is run again (the next invocation starts with these).
+            await self.runs.url_finished(
+                run.id,
+                item.url,
+                state="failed",
+                error=error,
+                retryable=page.transient,
+                attempted=True,
+            )
+            self.tally.failed += 1
+            log.info("backfill_url", status="failed", error=error)
+            return
+        key = item.entry_hash if run.feed_id is not None else None
+        stored = await self.store.store_articles(run.feed_id, [(article, key)])
+        if stored.new == stored.existing == 0:
+            await self.runs.url_finished(
+                run.id, item.url, state="failed", error="refused by the database", attempted=True
+            )
+            self.tally.failed += 1
+            return
+        reason = "new" if stored.new else "existing"
+        await self.runs.url_finished(
+            run.id, item.url, state="done", reason=reason, error=page.error, attempted=True
+        )
+        if stored.new:
+            self.tally.stored += 1
+        else:
+            self.tally.existing += 1
+        log.debug("backfill_url", status=reason, text_source=article.text_source)
+
+    async def _page(self, link: str) -> PageOutcome:
+        return await fetch_page(
+            self.fetcher,
+            self.workers,
+            link,
+            extract_timeout=self.settings.extract_timeout,
+            before_fetch=self.limiter.wait,
+        )
+
+
+# --- running it ---------------------------------------------------------------------------------
+
+
+async def run_backfill(
+    settings: Settings,
+    dsn: str,
+    options: BackfillOptions,
+    *,
+    reporter: Reporter | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> BackfillReport:
+    """One invocation with its own connection pool, HTTP client and worker processes."""
+    from ingest.store.db import open_pool
+
+    pool = await open_pool(dsn, max_size=PAGE_CONCURRENCY + 2)
+    workers = Workers(settings.workers)
+    try:
+        async with Fetcher(settings) as fetcher:
+            backfill = Backfill(
+                settings,
+                Store(pool),
+                BackfillStore(pool),
+                fetcher,
+                workers,
+                options,
+                reporter=reporter,
+                echo=echo,
+            )
+            return await backfill.run()
+    finally:
+        workers.close()
+        await pool.close()

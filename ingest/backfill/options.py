@@ -1,0 +1,155 @@
+"""What a backfill is asked to do and the pure decisions about it: the date bounds, which URLs a
+run fetches, an explicit URL list, and what a source said about an article (kept in the queue
+so the article can be built after a restart)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from ingest.documents.sitemaps import SitemapEntry
+from ingest.normalize import canonical_url
+from ingest.types import ParsedEntry
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date_bound(text: str, *, end: bool = False) -> datetime:
+    """`--since` / `--until` as an aware UTC datetime: YYYY-MM-DD or an ISO 8601 datetime (UTC
+    when naive). With `end` the bound is returned exclusive: a date means the whole day
+    (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a datetime includes that instant.
+    Raises ValueError."""
+    text = text.strip()
+    if _DATE_ONLY.fullmatch(text):
+        day = date.fromisoformat(text)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    moment = datetime.fromisoformat(text)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment + timedelta(microseconds=1) if end else moment
+
+
+def classify(
+    when: datetime | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    dated_only: bool,
+) -> tuple[Literal["pending", "skipped"], str | None]:
+    """Whether a URL dated `when` is fetched: ("pending", None), or ("skipped", "range" |
+    "undated"). `until` is exclusive; undated URLs are included unless `dated_only`."""
+    if when is None:
+        return ("skipped", "undated") if dated_only else ("pending", None)
+    if (since is not None and when < since) or (until is not None and when >= until):
+        return "skipped", "range"
+    return "pending", None
+
+
+def read_url_list(data: bytes) -> tuple[list[str], int]:
+    """An explicit list of article URLs, one a line (blank lines and `#` comments ignored), in
+    canonical form without repeats; also returns how many lines were not http(s) URLs."""
+    urls: dict[str, None] = {}
+    invalid = 0
+    for raw in data.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            urls.setdefault(canonical_url(line))
+        except ValueError:
+            invalid += 1
+    return list(urls), invalid
+
+
+def entry_to_json(entry: ParsedEntry) -> dict[str, Any]:
+    """What a source said about an article, kept in the queue so the article can be built
+    after a restart: the non-empty ParsedEntry fields, datetimes as ISO 8601."""
+    out: dict[str, Any] = {}
+    for name in ParsedEntry.__slots__:
+        value = getattr(entry, name)
+        if value is None:
+            continue
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def entry_from_json(data: dict[str, Any], url: str) -> ParsedEntry:
+    def text(name: str) -> str | None:
+        value = data.get(name)
+        return value if isinstance(value, str) else None
+
+    def moment(name: str) -> datetime | None:
+        value = text(name)
+        try:
+            return datetime.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+
+    return ParsedEntry(
+        guid=text("guid"),
+        link=text("link") or url,
+        title=text("title"),
+        author=text("author"),
+        published_at=moment("published_at"),
+        updated_at=moment("updated_at"),
+        summary=text("summary"),
+        content=text("content"),
+        image_url=text("image_url"),
+        language=text("language"),
+        tags=tuple(t for t in data.get("tags") or () if isinstance(t, str)),
+    )
+
+
+def sitemap_entry(entry: SitemapEntry) -> ParsedEntry:
+    """A sitemap URL as a feed entry: the news title and publication date when it has them
+    (lastmod only beside a publication date: a modification time is not a publication time)."""
+    return ParsedEntry(
+        guid=None,
+        link=entry.url,
+        title=entry.news_title,
+        published_at=entry.news_published,
+        updated_at=entry.lastmod if entry.news_published else None,
+        language=entry.news_language,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillOptions:
+    target: str | None
+    """Canonical URL of a site's home page, a feed or a sitemap; None with only `urls`."""
+    since: datetime | None = None
+    until: datetime | None = None
+    """Exclusive (see parse_date_bound)."""
+    limit: int | None = None
+    dated_only: bool = False
+    urls: tuple[str, ...] = ()
+    """Canonical article URLs given with --urls."""
+    dry_run: bool = False
+    restart: bool = False
+    rate: float = 2.0
+    """Requests per second for this run (0: no limit beyond the Fetcher's per-host ones)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two invocations the same backfill: target, range and source options.
+        --dry-run, --restart and --rate are not part of it."""
+        digest = hashlib.sha256("\n".join(self.urls).encode()).hexdigest() if self.urls else None
+        return {
+            "target": self.target,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "limit": self.limit,
+            "dated_only": self.dated_only,
+            "urls": digest,
+            "url_count": len(self.urls),
+        }
+
+    def run_key(self) -> bytes:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).digest()
+
+    @property
+    def label(self) -> str:
+        return self.target or f"{len(self.urls)} listed URLs"

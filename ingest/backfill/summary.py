@@ -1,0 +1,58 @@
+"""The human summary `ingest backfill` prints at the end."""
+
+from __future__ import annotations
+
+from ingest.backfill.engine import BackfillReport
+from ingest.backfill.options import BackfillOptions
+from ingest.normalize import redact_url
+
+
+def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]:
+    """The human summary printed at the end: the run's totals (resumes included) and what this
+    invocation did."""
+    c, t = report.counts, report.tally
+    head = f"backfill {report.run_id} of {redact_url(options.label)}"
+    if report.resumed:
+        head += " (resumed)"
+    lines = [head]
+    if options.since or options.until or options.limit:
+        parts = []
+        if options.since:
+            parts.append(f"since {options.since.isoformat()}")
+        if options.until:
+            parts.append(f"before {options.until.isoformat()}")
+        if options.limit:
+            parts.append(f"limit {options.limit}")
+        lines.append("  " + ", ".join(parts))
+    feeds, sitemaps = c.source_total("feed"), c.source_total("sitemap")
+    lines.append(
+        f"  sources: {feeds + sitemaps} ({feeds} feed pages, {sitemaps} sitemaps), "
+        f"{c.source_total(state='failed')} failed"
+    )
+    skipped = c.url_total("skipped")
+    why = ", ".join(
+        f"{n} {label}"
+        for label, n in (
+            ("out of range", c.url_total("skipped", "range")),
+            ("undated", c.url_total("skipped", "undated")),
+            ("beyond --limit", c.url_total("skipped", "limit")),
+            ("already known", c.url_total("skipped", "known")),
+        )
+        if n
+    )
+    lines.append(
+        f"  urls: {c.url_total()} found; {c.url_total('done', 'new')} stored, "
+        f"{c.url_total('done', 'existing')} already stored, {skipped} skipped"
+        + (f" ({why})" if why else "")
+        + f", {c.url_total('failed')} failed, {c.url_total('pending')} pending"
+    )
+    rate = t.fetched / report.elapsed if report.elapsed > 0 else 0.0
+    lines.append(
+        f"  this run: {t.fetched} pages fetched, {t.stored} stored, {t.skipped} skipped as "
+        f"known, {t.failed} failed in {report.elapsed:.1f}s ({rate:.1f} pages/s)"
+    )
+    for url, error in report.failures:
+        lines.append(f"  failed: {redact_url(url)}: {error}")
+    if not report.finished and not options.dry_run:
+        lines.append("  not finished: run the same command again to continue")
+    return lines

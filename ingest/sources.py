@@ -1,0 +1,172 @@
+"""Finding a site's sources over the network: the one discovery cascade that `ingest feeds add`
+and `ingest backfill` share. Deciding what a document is and what it links to is left to the
+pure `ingest.documents` modules; this module only fetches, through the caller's `fetch`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import structlog
+
+from ingest.documents.discovery import (
+    common_feed_urls,
+    feed_links,
+    looks_like_html,
+    sitemaps_from_robots,
+)
+from ingest.documents.feeds import looks_like_feed
+from ingest.documents.sitemaps import looks_like_sitemap, parse_sitemap
+from ingest.errors import FetchError, ParseError
+from ingest.fetch.robots import robots_url
+from ingest.normalize import canonical_url, redact_url
+from ingest.types import FetchKind, FetchResult, SourceKind
+
+log = structlog.get_logger(__name__)
+
+Fetch = Callable[[str, FetchKind], Awaitable[FetchResult]]
+
+MAX_FEED_LINKS: Final = 10
+"""Feed links of one web page that are checked."""
+MAX_NEWS_SITEMAP_PROBES: Final = 5
+_AS_FEED: Final = "followed as a feed of kind 'sitemap'"
+
+
+@dataclass(frozen=True, slots=True)
+class FoundSource:
+    """A feed (or sitemap) found for a URL, and how."""
+
+    url: str
+    kind: SourceKind
+    how: str
+    """How it was found, for people ("" for the URL itself answering a feed)."""
+    title: str | None = None
+    response: FetchResult | None = field(default=None, compare=False, repr=False)
+    """The response that showed it is one, for a caller that reads it next."""
+
+
+async def find_feeds(fetch: Fetch, url: str, *, max_bytes: int) -> list[FoundSource]:
+    """What `ingest feeds add URL` registers: the URL itself when it answers a feed or a (news)
+    sitemap; for a web page, its feeds (`site_feeds`), else a news sitemap named in its
+    robots.txt. Empty when none is found; FetchError when the URL itself cannot be fetched."""
+    result = await fetch(url, "feed")
+    body = result.body
+    if looks_like_feed(body):
+        return [FoundSource(url, "feed", "", response=result)]
+    if looks_like_sitemap(body):
+        try:
+            sitemap = parse_sitemap(body, result.final_url, max_bytes)
+        except ParseError:
+            return []
+        if sitemap.kind != "index":
+            return [FoundSource(url, "sitemap", f"a sitemap, {_AS_FEED}", response=result)]
+        news = await _news_sitemap(fetch, [r.url for r in sitemap.sitemaps], max_bytes)
+        how = f"news sitemap listed in {url}, {_AS_FEED}"
+        return [FoundSource(news, "sitemap", how)] if news else []
+    if not looks_like_html(body, result.content_type):
+        return []
+    found = await site_feeds(fetch, result, label=url)
+    if found:
+        return found
+    listed = list(await robots_sitemaps(fetch, result.final_url))
+    news = await _news_sitemap(fetch, listed, max_bytes)
+    if news:
+        how = f"news sitemap in the robots.txt of {url}, {_AS_FEED}"
+        return [FoundSource(news, "sitemap", how)]
+    return []
+
+
+async def site_feeds(
+    fetch: Fetch, page: FetchResult, *, label: str | None = None
+) -> list[FoundSource]:
+    """A web page's feeds: those it links with `<link rel="alternate">` that answer a feed
+    (the first MAX_FEED_LINKS, each checked), else the first common feed path (`/feed/`,
+    `/rss.xml`, ...) that answers one. Each carries the response that showed it."""
+    label = label or page.final_url
+    found: list[FoundSource] = []
+    for link in feed_links(page.body, page.final_url)[:MAX_FEED_LINKS]:
+        try:
+            candidate = await fetch(link.url, "feed")
+        except FetchError:
+            continue
+        if looks_like_feed(candidate.body):
+            how = f"linked from {label}" + (f": {link.title}" if link.title else "")
+            found.append(FoundSource(canonical(link.url), "feed", how, link.title, candidate))
+    if found:
+        return _unique(found)
+    for path_url in common_feed_urls(page.final_url):
+        try:
+            candidate = await fetch(path_url, "feed")
+        except FetchError:
+            continue
+        if looks_like_feed(candidate.body):
+            how = f"common feed path of {label}"
+            return [FoundSource(canonical(path_url), "feed", how, response=candidate)]
+    return []
+
+
+async def site_sitemaps(fetch: Fetch, site_url: str) -> list[FoundSource]:
+    """The sitemaps a site lists in its robots.txt, else `/sitemap.xml` when it answers one."""
+    listed = await robots_sitemaps(fetch, site_url)
+    if listed:
+        how = f"listed in the robots.txt of {site_url}"
+        return _unique([FoundSource(canonical(u), "sitemap", how) for u in listed])
+    url = canonical(robots_url(site_url).removesuffix("/robots.txt") + "/sitemap.xml")
+    try:
+        result = await fetch(url, "feed")
+    except FetchError:
+        return []
+    if not looks_like_sitemap(result.body):
+        return []
+    return [FoundSource(url, "sitemap", "the conventional /sitemap.xml", response=result)]
+
+
+async def robots_sitemaps(fetch: Fetch, site_url: str) -> tuple[str, ...]:
+    """The sitemaps a site lists in its robots.txt; none when robots.txt cannot be read."""
+    url = robots_url(site_url)
+    try:
+        result = await fetch(url, "robots")
+    except FetchError as e:
+        log.debug("robots_unavailable", url=redact_url(url), error=str(e))
+        return ()
+    return sitemaps_from_robots(result.body, result.final_url)
+
+
+async def _news_sitemap(fetch: Fetch, urls: Sequence[str], max_bytes: int) -> str | None:
+    """The first news sitemap among `urls` (sitemap indexes are opened one level down, the
+    sitemaps with "news" in their URL first); at most MAX_NEWS_SITEMAP_PROBES fetches."""
+    queue = sorted(urls, key=lambda u: "news" not in u.lower())
+    probes = 0
+    while queue and probes < MAX_NEWS_SITEMAP_PROBES:
+        url = queue.pop(0)
+        probes += 1
+        try:
+            result = await fetch(url, "feed")
+            sitemap = parse_sitemap(result.body, result.final_url, max_bytes)
+        except (FetchError, ParseError):
+            continue
+        if sitemap.kind == "index":
+            children = sorted(
+                (r.url for r in sitemap.sitemaps), key=lambda u: "news" not in u.lower()
+            )
+            queue = children + queue
+        elif sitemap.is_news:
+            return canonical(url)
+    return None
+
+
+def canonical(url: str) -> str:
+    """The canonical form of a source URL, or the URL as given when it has none."""
+    try:
+        return canonical_url(url)
+    except ValueError:
+        return url
+
+
+def _unique(found: list[FoundSource]) -> list[FoundSource]:
+    """The first of each URL, in order (two links to one feed register it once)."""
+    first: dict[str, FoundSource] = {}
+    for f in found:
+        first.setdefault(f.url, f)
+    return list(first.values())
