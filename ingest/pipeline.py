@@ -13,11 +13,10 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
 
 import structlog
 
@@ -30,13 +29,12 @@ from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
+from ingest.store.group import GroupWriter
 from ingest.types import Article, Feed, FeedStatus, FetchResult, ParsedFeed
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -427,50 +425,6 @@ class Pipeline:
             return await fetch_page(
                 self.fetcher, self.workers, link, extract_timeout=self.settings.extract_timeout
             )
-
-
-class GroupWriter(Generic[T]):
-    """Writes items in groups without delaying any: the first item is written at once; items
-    added while a write is in progress are written together by the next one. `add` returns
-    when its item is written, or raises what the write raised."""
-
-    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
-        self._write = write
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
-        self._writing = False
-        self._drainer: asyncio.Future[None] | None = None
-
-    async def add(self, item: T) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append((item, done))
-        if not self._writing:
-            self._writing = True
-            self._drainer = asyncio.ensure_future(self._drain())
-        await asyncio.shield(done)
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                group, self._pending = self._pending, []
-                try:
-                    await self._write([item for item, _ in group])
-                except Exception as e:
-                    for _, done in group:
-                        if not done.done():
-                            done.set_exception(e)
-                except BaseException:
-                    for _, done in group:
-                        done.cancel()
-                    raise
-                else:
-                    for _, done in group:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self._writing = False
-            for _, done in self._pending:  # left by a cancelled drain
-                done.cancel()
-            self._pending = []
 
 
 def policy_from(settings: Settings) -> Policy:

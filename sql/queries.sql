@@ -129,7 +129,7 @@ FROM unnest(%(urls)s::text[]) AS u(url)
 JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
 
 -- name: lock_article_writes
-SELECT pg_advisory_xact_lock(1852143205);
+SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
 -- name: insert_article
 -- duplicate_of: the original of the earliest article with the same body under another URL (an

@@ -2,7 +2,7 @@
 fetches their articles (`engine`), its progress (`progress`) and the summary it prints
 (`summary`)."""
 
-from ingest.backfill.engine import Backfill, BackfillReport, run_backfill
+from ingest.backfill.engine import Backfill, run_backfill
 from ingest.backfill.options import (
     BackfillOptions,
     classify,
@@ -12,7 +12,14 @@ from ingest.backfill.options import (
     read_url_list,
     sitemap_entry,
 )
-from ingest.backfill.progress import LogReporter, RateLimiter, Reporter, RichReporter, Tally
+from ingest.backfill.progress import (
+    BackfillReport,
+    LogReporter,
+    RateLimiter,
+    Reporter,
+    RichReporter,
+    Tally,
+)
 from ingest.backfill.summary import summary_lines
 
 __all__ = [

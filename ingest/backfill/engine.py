@@ -7,10 +7,9 @@ pool, page rule (`ingest.pages`) and Store."""
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -19,12 +18,13 @@ import structlog
 from ingest import dedup
 from ingest.backfill.options import (
     BackfillOptions,
+    Horizon,
     classify,
     entry_from_json,
     entry_to_json,
     sitemap_entry,
 )
-from ingest.backfill.progress import LogReporter, RateLimiter, Reporter, Tally
+from ingest.backfill.progress import BackfillReport, LogReporter, RateLimiter, Reporter, Tally
 from ingest.config import Settings
 from ingest.documents.discovery import looks_like_html, page_number, parse_feed_page, with_page
 from ingest.documents.feeds import looks_like_feed
@@ -35,7 +35,7 @@ from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
-from ingest.store.backfill import BackfillRun, BackfillStore, PendingUrl, QueuedUrl, RunCounts
+from ingest.store.backfill import BackfillRun, BackfillStore, PendingUrl, QueuedUrl
 from ingest.types import FetchKind, FetchResult, ParsedEntry, SourceKind
 from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
 
@@ -50,18 +50,6 @@ SOURCE_ATTEMPTS: Final = 3
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class BackfillReport:
-    run_id: int
-    resumed: bool
-    counts: RunCounts
-    tally: Tally
-    finished: bool
-    dry_run_urls: tuple[str, ...] = ()
-    failures: tuple[tuple[str, str | None], ...] = ()
-    elapsed: float = 0.0
 
 
 class Backfill:
@@ -92,9 +80,7 @@ class Backfill:
         self.limiter = RateLimiter(options.rate)
         self.tally = Tally()
         self._prefetched: dict[str, FetchResult] = {}
-        # The dates of the `limit` newest pending URLs seen so far (a min-heap), so a feed's
-        # history stops being walked once its pages are older than anything that would be kept.
-        self._newest: list[datetime] = []
+        self.horizon = Horizon(options.since, options.limit)
 
     async def run(self) -> BackfillReport:
         started = time.monotonic()
@@ -329,19 +315,7 @@ class Backfill:
             self._queued(c.link, c.entry, c.key, c.entry.published_at or c.entry.updated_at)
             for c in found
         ]
-        dates = [q.dated_at for q in queued if q.dated_at is not None]
-        newest_on_page = max(dates) if dates and len(dates) == len(queued) else None
-        # Paged history runs from new to old: once a page is entirely older than --since (or
-        # than the `limit` newest URLs already found), the pages after it have nothing to add.
-        limit = self.options.limit
-        exhausted = newest_on_page is not None and (
-            (self.options.since is not None and newest_on_page < self.options.since)
-            or (
-                limit is not None
-                and len(self._newest) >= limit
-                and newest_on_page < self._newest[0]
-            )
-        )
+        exhausted = self.horizon.passed([q.dated_at for q in queued])
         children: list[tuple[str, SourceKind]] = []
         if_new: list[tuple[str, SourceKind]] = []
         if not exhausted:
@@ -381,18 +355,14 @@ class Backfill:
     async def _count_found(self, queued: Sequence[QueuedUrl], pending: int, skipped: int) -> None:
         self.tally.discovered += pending + skipped
         self.tally.out_of_range += skipped
-        limit = self.options.limit
-        if limit is None:
+        if self.options.limit is None:
             return
         # Only URLs that will be fetched count towards the limit: not those already stored.
         dated = [q for q in queued if q.state == "pending" and q.dated_at is not None]
         known = await self.store.known_urls([q.url for q in dated]) if dated else {}
         for q in dated:
             if q.url not in known and q.dated_at is not None:
-                if len(self._newest) < limit:
-                    heapq.heappush(self._newest, q.dated_at)
-                elif q.dated_at > self._newest[0]:
-                    heapq.heapreplace(self._newest, q.dated_at)
+                self.horizon.saw(q.dated_at)
 
     # fetching ---------------------------------------------------------------------------------
 

@@ -5,9 +5,11 @@ so the article can be built after a restart)."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -153,3 +155,35 @@ class BackfillOptions:
     @property
     def label(self) -> str:
         return self.target or f"{len(self.urls)} listed URLs"
+
+
+@dataclass(slots=True)
+class Horizon:
+    """How far back a feed's paged history is worth walking. Paged history runs from new to
+    old: once a page is entirely older than `since`, or than the `limit` newest URLs to fetch
+    found so far, the pages after it have nothing to add."""
+
+    since: datetime | None
+    limit: int | None
+    newest: list[datetime] = field(default_factory=list)
+    """The dates of the `limit` newest URLs to fetch found so far (a min-heap)."""
+
+    def saw(self, when: datetime) -> None:
+        """A dated URL that will be fetched (not one already stored)."""
+        if self.limit is None:
+            return
+        if len(self.newest) < self.limit:
+            heapq.heappush(self.newest, when)
+        elif when > self.newest[0]:
+            heapq.heapreplace(self.newest, when)
+
+    def passed(self, dates: Sequence[datetime | None]) -> bool:
+        """Whether a page whose entries carry `dates` lies wholly beyond the horizon (a page
+        with an undated entry never does)."""
+        if not dates or any(d is None for d in dates):
+            return False
+        newest = max(d for d in dates if d is not None)
+        if self.since is not None and newest < self.since:
+            return True
+        full = self.limit is not None and len(self.newest) >= self.limit
+        return full and newest < self.newest[0]

@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from ingest.store.backfill import RunCounts
+
 log = structlog.get_logger(__name__)
 
 
@@ -184,3 +186,15 @@ class RichReporter:
             self.update(tally)
             self._progress.stop()
             self._started = False
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    run_id: int
+    resumed: bool
+    counts: RunCounts
+    tally: Tally
+    finished: bool
+    dry_run_urls: tuple[str, ...] = ()
+    failures: tuple[tuple[str, str | None], ...] = ()
+    elapsed: float = 0.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ingest.backfill.engine import BackfillReport
 from ingest.backfill.options import BackfillOptions
+from ingest.backfill.progress import BackfillReport
 from ingest.normalize import redact_url
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ingest.errors import StoreError
-from ingest.pipeline import GroupWriter
+from ingest.store.group import GroupWriter
 
 
 def test_items_arriving_during_a_write_go_in_the_next_group() -> None:
