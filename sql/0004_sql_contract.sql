@@ -83,7 +83,7 @@ BEGIN
     -- transaction at a time may write changes (the lock is held until it ends), so numbers
     -- become visible in order and "seq > last seen" never skips a row. Writers take the lock
     -- first thing (ingest/store.py), so it cannot deadlock with their row locks.
-    PERFORM pg_advisory_xact_lock(1852143205);  -- 0x6E657665, "neve"; since 0011 in one place
+    PERFORM pg_advisory_xact_lock(1852143205);  -- 0x6E657765, "newe"
     INSERT INTO ingest.article_changes (article_id, kind)
     VALUES (NEW.id, kind)
     RETURNING seq INTO change_seq;
