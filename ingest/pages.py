@@ -13,11 +13,11 @@ import structlog
 
 from ingest import metrics
 from ingest.article import build_article
-from ingest.errors import BlockedError, ExtractError, FetchError
+from ingest.errors import BlockedError, ExtractError, FetchError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
 from ingest.types import Article, Extracted, ParsedEntry
-from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import Workers
 from ingest.workers.tasks import extract_page
 
 log = structlog.get_logger(__name__)
@@ -104,7 +104,7 @@ async def fetch_page(
         return PageOutcome(final_url, None, str(e), e.transient, e.status is not None)
     except ExtractError as e:
         return PageOutcome(final_url, None, str(e), False, final_url is not None)
-    except (WorkerTimeout, WorkerCrashed) as e:
+    except WorkerError as e:
         return PageOutcome(final_url, None, f"extraction failed: {e}", False, True)
     except Exception as e:
         log.exception("page_bug", url=redact_url(link))

@@ -22,7 +22,7 @@ import structlog
 
 from ingest import dedup, metrics
 from ingest.config import Settings
-from ingest.errors import FetchError, IngestError, ParseError, StoreError
+from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
 from ingest.pages import PageOutcome, article_for, fetch_page
@@ -31,7 +31,7 @@ from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
 from ingest.types import Article, Feed, FeedStatus, FetchResult, ParsedFeed
-from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
 log = structlog.get_logger(__name__)
@@ -345,21 +345,22 @@ class Pipeline:
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]
     ) -> ParsedFeed:
-        try:
-            if feed.kind == "sitemap":  # a news sitemap followed as if it were a feed
-                return await self.workers.run(
-                    parse_sitemap_feed,
-                    body,
-                    url,
-                    headers,
-                    self.settings.max_feed_bytes,
-                    timeout=self.settings.parse_timeout,
-                )
-            return await self.workers.run(
-                parse_feed, body, url, headers, timeout=self.settings.parse_timeout
+        timeout = self.settings.parse_timeout
+        if feed.kind == "sitemap":  # a news sitemap followed as if it were a feed
+            max_bytes = self.settings.max_feed_bytes
+            return await parse_in_worker(
+                self.workers,
+                parse_sitemap_feed,
+                body,
+                url,
+                headers,
+                max_bytes,
+                url=feed.url,
+                timeout=timeout,
             )
-        except (WorkerTimeout, WorkerCrashed) as e:
-            raise ParseError(feed.url, f"feed parsing failed: {e}") from e
+        return await parse_in_worker(
+            self.workers, parse_feed, body, url, headers, url=feed.url, timeout=timeout
+        )
 
     async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:
         found, invalid = dedup.candidates(parsed.entries[: self.settings.max_entries_per_feed])

@@ -37,7 +37,7 @@ from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
 from ingest.store.backfill import BackfillRun, BackfillStore, PendingUrl, QueuedUrl
 from ingest.types import FetchKind, FetchResult, ParsedEntry, SourceKind
-from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import Workers, parse_in_worker
 
 log = structlog.get_logger(__name__)
 
@@ -261,7 +261,7 @@ class Backfill:
                     await self._walk_sitemap(run, url, result)
                 else:
                     await self._walk_feed(run, url, result)
-            except (ParseError, WorkerTimeout, WorkerCrashed) as e:
+            except ParseError as e:
                 await self.runs.source_walked(run.id, url, state="failed", error=str(e))
                 self.tally.sources_failed += 1
                 log.warning("backfill_source_failed", error=str(e))
@@ -269,11 +269,13 @@ class Backfill:
             self.reporter.update(self.tally)
 
     async def _walk_sitemap(self, run: BackfillRun, url: str, result: FetchResult) -> None:
-        sitemap: Sitemap = await self.workers.run(
+        sitemap: Sitemap = await parse_in_worker(
+            self.workers,
             parse_sitemap,
             result.body,
             result.final_url,
             self.settings.max_feed_bytes,
+            url=url,
             timeout=self.settings.parse_timeout,
         )
         since = self.options.since
@@ -303,11 +305,13 @@ class Backfill:
         log.debug("backfill_sitemap", urls=len(queued), new=pending, skipped=skipped)
 
     async def _walk_feed(self, run: BackfillRun, url: str, result: FetchResult) -> None:
-        parsed, paging = await self.workers.run(
+        parsed, paging = await parse_in_worker(
+            self.workers,
             parse_feed_page,
             result.body,
             result.final_url,
             result.headers,
+            url=url,
             timeout=self.settings.parse_timeout,
         )
         found, _invalid = dedup.candidates(parsed.entries)

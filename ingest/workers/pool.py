@@ -12,16 +12,16 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from ingest.errors import WorkerCrashed, WorkerTimeout
+from ingest.errors import ParseError, WorkerCrashed, WorkerError, WorkerTimeout
 from ingest.workers import forkserver
 
 T = TypeVar("T")
 
-__all__ = ["WorkerCrashed", "WorkerTimeout", "Workers"]
+__all__ = ["WorkerCrashed", "WorkerTimeout", "Workers", "parse_in_worker"]
 
 
 class Workers:
@@ -83,3 +83,20 @@ class Workers:
             self._probe.cancel()  # a start still in progress returns at once
         self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)
+
+
+class TaskRunner(Protocol):
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T: ...
+
+
+async def parse_in_worker(
+    workers: TaskRunner, fn: Callable[..., T], *args: Any, url: str, timeout: float
+) -> T:
+    """`workers.run` for a document's parser: a worker that overruns or dies fails the
+    document, as a ParseError about `url` ("feed parsing failed: timed out after 3s"). The one
+    place where worker failures become the caller's error; a page's extraction makes them its
+    outcome instead (`ingest.pages`)."""
+    try:
+        return await workers.run(fn, *args, timeout=timeout)
+    except WorkerError as e:
+        raise ParseError(url, f"feed parsing failed: {e}") from e
