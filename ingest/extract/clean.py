@@ -17,191 +17,15 @@ import re
 from lxml import etree
 from lxml.etree import _Element
 
-# Tags that are furniture wherever they appear in a page.
-_DROP_TAGS = frozenset(
-    {
-        "nav",
-        "aside",
-        "form",
-        "dialog",
-        "iframe",
-        "noscript",
-        "button",
-        "select",
-        "textarea",
-        "input",
-        "label",
-        "svg",
-        "template",
-        "figcaption",
-        "menu",
-    }
-)
-# ARIA landmark roles and widgets that are not the article.
-_DROP_ROLES = frozenset(
-    {
-        "navigation",
-        "banner",
-        "contentinfo",
-        "complementary",
-        "dialog",
-        "alertdialog",
-        "search",
-        "menu",
-        "menubar",
-        "toolbar",
-        "form",
-        "tablist",
-    }
-)
-# Advertising, in the class/id vocabulary of templates in several languages.
-_AD_TOKENS = frozenset(
-    {
-        "ad",
-        "ads",
-        "adv",
-        "advert",
-        "adverts",
-        "advertisement",
-        "advertising",
-        "adslot",
-        "adunit",
-        "adbox",
-        "dfp",
-        "gpt",
-        "sponsor",
-        "sponsored",
-        "promo",
-        "promoted",
-        "commercial",
-        "anzeige",
-        "anzeigen",
-        "werbung",
-        "publicite",
-        "pub",
-        "reklama",
-    }
+from ingest.extract.vocabulary import (
+    AD_TOKENS,
+    CONTENT_COMPOUNDS,
+    DROP_COMPOUNDS,
+    DROP_ROLES,
+    DROP_TAGS,
+    DROP_TOKENS,
 )
 
-# Words of the class/id/data-* vocabulary of news templates (WordPress, Drupal, Ghost, Arc,
-# newsroom front-ends, and the German/French/Russian portal conventions). Matched against
-# whole tokens of those attributes ("ad-slot__label" -> ad, slot, label), never substrings.
-_DROP_TOKENS = _AD_TOKENS | frozenset(
-    {
-        "adsense",
-        "outbrain",
-        "taboola",
-        "teads",
-        # comments
-        "comment",
-        "comments",
-        "commentlist",
-        "kommentar",
-        "kommentare",
-        "leserkommentare",
-        "commentaire",
-        "commentaires",
-        "reaction",
-        "reactions",
-        "responses",
-        "disqus",
-        "respond",
-        "replies",
-        # newsletters, subscriptions, paywalls, donations
-        "newsletter",
-        "newsletters",
-        "signup",
-        "subscribe",
-        "subscription",
-        "subscriber",
-        "optin",
-        "mailchimp",
-        "paywall",
-        "regwall",
-        "piano",
-        "epic",
-        "contributions",
-        # related, popular, teasers
-        "related",
-        "recommended",
-        "recommendations",
-        "trending",
-        "popular",
-        "meistgelesen",
-        "bookmark",
-        # sharing
-        "share",
-        "sharing",
-        "social",
-        "sharedaddy",
-        "sharebar",
-        "addthis",
-        "shareaholic",
-        # consent
-        "cookie",
-        "cookies",
-        "consent",
-        "gdpr",
-        "cmp",
-        # navigation and page chrome
-        "breadcrumb",
-        "breadcrumbs",
-        "navbar",
-        "navi",
-        "navigation",
-        "pagination",
-        "pager",
-        "sidebar",
-        "widget",
-        "widgets",
-        "footer",
-        "fuss",
-        "fusszeile",
-        "masthead",
-        "skip",
-        "tools",
-        # around the article
-        "bio",
-        "authorbio",
-        "caption",
-        "bildunterschrift",
-        "legende",
-        "tags",
-        "tagcloud",
-        "weather",
-        "wetter",
-        "print",
-    }
-)
-# The same vocabulary as compound names split over several tokens ("most-read", "read_next").
-_DROP_COMPOUNDS = frozenset(
-    {
-        "mostread",
-        "mostviewed",
-        "mostpopular",
-        "mostshared",
-        "readnext",
-        "readmore",
-        "readalso",
-        "alsoread",
-        "morefrom",
-        "moreon",
-        "moreonthisstory",
-        "youmayalsolike",
-        "aboutauthor",
-        "abouttheauthor",
-        "authorbox",
-        "authorinfo",
-        "signupcard",
-        "emailsignup",
-        "skiplink",
-        "adslot",
-        "adcontainer",
-        "inlinead",
-        "sociallinks",
-        "sharebuttons",
-    }
-)
 _NEVER_DROP = frozenset({"html", "body", "head", "main", "article", "h1"})
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -234,12 +58,12 @@ def _vocabulary(el: _Element) -> tuple[str, ...]:
 def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
     """(furniture, advertising) for a class/id/data-* vocabulary."""
     words = [t for value in vocabulary for t in tokens(value)]
-    if any(w in _DROP_TOKENS for w in words):
+    if any(w in DROP_TOKENS for w in words):
         furniture = True
     else:
         joined = ("".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
-        furniture = any(j in _DROP_COMPOUNDS for j in joined)
-    return furniture, any(w in _AD_TOKENS for w in words)
+        furniture = any(j in DROP_COMPOUNDS for j in joined)
+    return furniture, any(w in AD_TOKENS for w in words)
 
 
 def _names_content(name: str) -> bool:
@@ -249,11 +73,11 @@ def _names_content(name: str) -> bool:
     the body, "related-post-content" is another story)."""
     words = tokens(name)
     for n in (2, 3):
-        if "".join(words[:n]) in _CONTENT_COMPOUNDS:
+        if "".join(words[:n]) in CONTENT_COMPOUNDS:
             rest = words[n:]
             joined = ("".join(rest[i : i + k]) for k in (2, 3) for i in range(len(rest) - k + 1))
-            return not any(w in _DROP_TOKENS for w in rest) and not any(
-                j in _DROP_COMPOUNDS for j in joined
+            return not any(w in DROP_TOKENS for w in rest) and not any(
+                j in DROP_COMPOUNDS for j in joined
             )
     return False
 
@@ -274,10 +98,10 @@ def _verdict(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
 def looks_like_furniture(el: _Element) -> bool:
     """What the element's own tag, role, state and class/id/data vocabulary say about it."""
     tag = el.tag
-    if tag in _DROP_TAGS:
+    if tag in DROP_TAGS:
         return True
     role = el.get("role")
-    if role is not None and role.strip().lower() in _DROP_ROLES:
+    if role is not None and role.strip().lower() in DROP_ROLES:
         return True
     if el.get("hidden") is not None or (el.get("aria-hidden") or "").lower() == "true":
         return True
@@ -369,35 +193,6 @@ def _wrapper(el: _Element, stats: dict[_Element, _Stats], protected: set[_Elemen
             break
         best, parent = parent, parent.getparent()
     return best
-
-
-# Names templates give the element that holds the article's text ("article-content",
-# "story__body", "entry-content", `data-article-body`): such an element marks itself as the
-# article, whatever other words its vocabulary holds.
-_CONTENT_COMPOUNDS = frozenset(
-    {
-        "articlebody",
-        "articlecontent",
-        "articletext",
-        "articlecontainer",
-        "storybody",
-        "storycontent",
-        "storytext",
-        "entrycontent",
-        "entrybody",
-        "postcontent",
-        "postbody",
-        "posttext",
-        "newsbody",
-        "newscontent",
-        "newstext",
-        "bodytext",
-        "contentbody",
-        "artikelbody",
-        "artikeltext",
-        "artikelinhalt",
-    }
-)
 
 
 def _marks_article(el: _Element) -> bool:
