@@ -53,8 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     fsub.add_parser("list", help="list feeds with their status")
     rm = fsub.add_parser("remove", help="stop polling a feed (its articles stay)")
     rm.add_argument("url", metavar="URL")
-    imp = fsub.add_parser("import", help="register the feeds of an OPML file or a URL-a-line file")
+    imp = fsub.add_parser(
+        "import",
+        help="register the feeds of an OPML file or a URL-a-line file",
+        description="Register every URL of an OPML file or of a file with one URL a line. "
+        "A URL that does not look like a feed's is searched for its feeds as `feeds add` "
+        "does.",
+    )
     imp.add_argument("file", metavar="FILE", help="path, or - for standard input")
+    imp.add_argument(
+        "--no-discover",
+        action="store_true",
+        help="register the URLs as given, without fetching them",
+    )
 
     run = sub.add_parser("run", help="run the service (or one pass with --once)")
     run.add_argument("--once", action="store_true", help="process due feeds once and exit")
@@ -184,7 +195,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
                 raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from e
             urls = parse_feed_list(data)
         checked = [_check_feed_url(u) for u in urls]
-        if action == "add" and not args.no_discover:
+        if not args.no_discover:
             return _run(lambda dsn: _add_discovering(dsn, settings, checked), settings)
 
         async def add(store: Store) -> int:

@@ -745,6 +745,32 @@ def test_feeds_add_home_page_probes_common_paths(database_url: str) -> None:
     assert "common feed path" in proc.stdout
 
 
+def test_feeds_import_searches_home_pages_as_feeds_add_does(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`feeds import` runs the discovery of `feeds add` on a URL that is not a feed's, and
+    registers feed-like URLs as given; with --no-discover, every URL as given."""
+    with LocalServer() as srv:
+        srv.routes["/"] = static("<html><head><title>x</title></head><body>Hi</body></html>")
+        srv.routes["/rss.xml"] = static(wordpress_feed(srv.base, range(2)), "application/rss+xml")
+        listing = tmp_path / "feeds.txt"
+        listing.write_text(f"{srv.url('/')}\n{srv.url('/feed/')}\n")
+        proc = ingest(database_url, "feeds", "import", str(listing))
+        assert proc.returncode == 0, proc.stderr
+        assert [f["url"] for f in feed_rows(database_url)] == [
+            srv.url("/rss.xml"),
+            srv.url("/feed/"),
+        ]
+        assert "common feed path" in proc.stdout
+        asked = len(srv.requests)
+        again = tmp_path / "again.txt"
+        again.write_text(f"{srv.url('/other/')}\n")
+        proc = ingest(database_url, "feeds", "import", "--no-discover", str(again))
+        assert proc.returncode == 0, proc.stderr
+        assert len(srv.requests) == asked
+    assert feed_rows(database_url)[-1]["url"] == srv.url("/other/")
+
+
 def test_feeds_add_news_sitemap_then_run_once(database_url: str) -> None:
     """A site with no feed but a news sitemap in robots.txt gets that sitemap registered with
     kind 'sitemap', and `ingest run --once` follows it like a feed."""
