@@ -164,9 +164,6 @@ WHERE a.url_hash <> ingest.url_hash(%(url)s)
 ORDER BY a.id
 LIMIT 200;
 
--- name: article_id_by_url
-SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s);
-
 -- name: article_ids_by_url
 SELECT url, id FROM ingest.articles
 WHERE url_hash = ANY (ARRAY(SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text[]) AS u));

@@ -134,11 +134,7 @@ class ArticleStore(StoreBase):
     async def _store_batch(
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
     ) -> StoredCounts:
-        """The whole batch in one short transaction and a handful of round trips: near-copy
-        candidates of every article, then the inserts, then URL aliases and feed entries, each
-        as one pipelined `executemany`."""
-        q = queries()
-        params = [_article_params(article, feed_id) for article, _ in items]
+        """The whole batch in one short transaction and a handful of round trips."""
         fingerprints = [article.fingerprint for article, _ in items]
         for i, fp in enumerate(fingerprints):
             if fp is not None and any(
@@ -147,117 +143,98 @@ class ArticleStore(StoreBase):
             ):
                 raise _OneByOne  # the later copy must point at the earlier one, once stored
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
-            await conn.execute(q["lock_article_writes"])
-            cur = conn.cursor()
-            lookups = [
-                (i, {"bands": list(fp.bands), "url": items[i][0].url})
-                for i, fp in enumerate(fingerprints)
-                if fp is not None
-            ]
-            if lookups:
-                await cur.executemany(
-                    q["near_duplicate_candidates"], [p for _, p in lookups], returning=True
-                )
-                for i, _ in lookups:
-                    fp = fingerprints[i]
-                    assert fp is not None
-                    params[i]["near_duplicate_of"] = _original(fp, await cur.fetchall())
-                    cur.nextset()
-            await cur.executemany(q["insert_article"], params, returning=True)
-            inserted: list[tuple[int, int | None] | None] = []
-            for _ in items:
-                row = await cur.fetchone()
-                inserted.append((row[0], row[1]) if row is not None else None)
-                cur.nextset()
-            conflicts = [a.url for (a, _), row in zip(items, inserted, strict=True) if row is None]
-            ids: dict[str, int] = {}
-            if conflicts:
-                await cur.execute(q["article_ids_by_url"], {"urls": conflicts})
-                ids = {url: article_id for url, article_id in await cur.fetchall()}
-            urls: list[dict[str, Any]] = []
-            entries: list[dict[str, Any]] = []
-            new = existing = duplicates = 0
-            for (article, entry_hash), row in zip(items, inserted, strict=True):
-                if row is not None:
-                    article_id = row[0]
-                    new += 1
-                    duplicates += row[1] is not None
-                elif article.url in ids:
-                    article_id = ids[article.url]
-                    existing += 1
-                else:  # deleted concurrently; nothing to link
-                    existing += 1
-                    continue
-                urls.append({"article_id": article_id, "urls": [article.url, *article.aliases]})
-                if feed_id is not None and entry_hash is not None:
-                    entries.append(
-                        {
-                            "feed_id": feed_id,
-                            "hashes": [entry_hash],
-                            "article_id": article_id,
-                            "entry_updated_at": article.updated_at,
-                        }
-                    )
-            if urls:
-                await cur.executemany(q["add_article_urls"], urls)
-            if entries:
-                await cur.executemany(q["add_feed_entries"], entries)
-        return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+            await conn.execute(queries()["lock_article_writes"])
+            return await _write(conn, feed_id, items)
 
     async def _store_one_by_one(
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
     ) -> StoredCounts:
-        q = queries()
+        """Each row in a savepoint of one transaction: a row the database refuses spoils no
+        other, and each near-copy finds the original stored just before it."""
         new = existing = duplicates = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             # Writers of articles take turns (see sql/0004: the change sequence must become
             # visible in order); taking the turn before any row lock avoids deadlocks.
-            await conn.execute(q["lock_article_writes"])
-            for article, entry_hash in items:
+            await conn.execute(queries()["lock_article_writes"])
+            for item in items:
                 try:
-                    async with conn.transaction():  # a savepoint: one bad row spoils no other
-                        params = _article_params(article, feed_id)
-                        if article.fingerprint is not None:
-                            cur = await conn.execute(
-                                q["near_duplicate_candidates"],
-                                {"bands": list(article.fingerprint.bands), "url": article.url},
-                            )
-                            params["near_duplicate_of"] = _original(
-                                article.fingerprint, await cur.fetchall()
-                            )
-                        cur = await conn.execute(q["insert_article"], params)
-                        row = await cur.fetchone()
-                        if row is None:
-                            cur = await conn.execute(q["article_id_by_url"], {"url": article.url})
-                            found = await cur.fetchone()
-                            if found is None:  # deleted concurrently; nothing to link
-                                continue
-                            article_id = found[0]
-                        else:
-                            article_id = row[0]
-                        await conn.execute(
-                            q["add_article_urls"],
-                            {"article_id": article_id, "urls": [article.url, *article.aliases]},
-                        )
-                        if feed_id is not None and entry_hash is not None:
-                            await conn.execute(
-                                q["add_feed_entries"],
-                                {
-                                    "feed_id": feed_id,
-                                    "hashes": [entry_hash],
-                                    "article_id": article_id,
-                                    "entry_updated_at": article.updated_at,
-                                },
-                            )
+                    async with conn.transaction():
+                        counts = await _write(conn, feed_id, [item])
                 except _REFUSED_ROW as e:
-                    log.warning("article_refused", url=article.url[:500], error=first_line(e))
+                    log.warning("article_refused", url=item[0].url[:500], error=first_line(e))
                     continue
-                if row is not None:
-                    new += 1
-                    duplicates += row[1] is not None
-                else:
-                    existing += 1
+                new += counts.new
+                existing += counts.existing
+                duplicates += counts.duplicates
         return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+
+
+async def _write(
+    conn: psycopg.AsyncConnection[Any],
+    feed_id: int | None,
+    items: Sequence[tuple[Article, bytes | None]],
+) -> StoredCounts:
+    """The one row-writer: near-copy candidates of every article, then the inserts, then URL
+    aliases and feed entries, each as one pipelined `executemany`, inside the caller's
+    transaction (which holds the article-writes lock)."""
+    q = queries()
+    params = [_article_params(article, feed_id) for article, _ in items]
+    fingerprints = [article.fingerprint for article, _ in items]
+    cur = conn.cursor()
+    lookups = [
+        (i, {"bands": list(fp.bands), "url": items[i][0].url})
+        for i, fp in enumerate(fingerprints)
+        if fp is not None
+    ]
+    if lookups:
+        await cur.executemany(
+            q["near_duplicate_candidates"], [p for _, p in lookups], returning=True
+        )
+        for i, _ in lookups:
+            fp = fingerprints[i]
+            assert fp is not None
+            params[i]["near_duplicate_of"] = _original(fp, await cur.fetchall())
+            cur.nextset()
+    await cur.executemany(q["insert_article"], params, returning=True)
+    inserted: list[tuple[int, int | None] | None] = []
+    for _ in items:
+        row = await cur.fetchone()
+        inserted.append((row[0], row[1]) if row is not None else None)
+        cur.nextset()
+    conflicts = [a.url for (a, _), row in zip(items, inserted, strict=True) if row is None]
+    ids: dict[str, int] = {}
+    if conflicts:
+        await cur.execute(q["article_ids_by_url"], {"urls": conflicts})
+        ids = {url: article_id for url, article_id in await cur.fetchall()}
+    urls: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    new = existing = duplicates = 0
+    for (article, entry_hash), row in zip(items, inserted, strict=True):
+        if row is not None:
+            article_id = row[0]
+            new += 1
+            duplicates += row[1] is not None
+        elif article.url in ids:
+            article_id = ids[article.url]
+            existing += 1
+        else:  # deleted concurrently; nothing to link
+            existing += 1
+            continue
+        urls.append({"article_id": article_id, "urls": [article.url, *article.aliases]})
+        if feed_id is not None and entry_hash is not None:
+            entries.append(
+                {
+                    "feed_id": feed_id,
+                    "hashes": [entry_hash],
+                    "article_id": article_id,
+                    "entry_updated_at": article.updated_at,
+                }
+            )
+    if urls:
+        await cur.executemany(q["add_article_urls"], urls)
+    if entries:
+        await cur.executemany(q["add_feed_entries"], entries)
+    return StoredCounts(new=new, existing=existing, duplicates=duplicates)
 
 
 def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:
