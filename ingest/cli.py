@@ -270,11 +270,10 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
     from ingest.errors import FetchError
     from ingest.fetch import Fetcher
     from ingest.sources import find_feeds
-    from ingest.store.backfill import BackfillStore
 
     await migrate(dsn)
     pool = await open_pool(dsn, max_size=2)
-    runs = BackfillStore(pool)
+    runs = Store(pool)
     added = present = 0
 
     async def register(

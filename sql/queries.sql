@@ -382,5 +382,5 @@ LIMIT %(limit)s;
 -- name: backfill_finish_run
 UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id = %(run_id)s;
 
--- name: backfill_feed_by_url
+-- name: feed_by_url
 SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);

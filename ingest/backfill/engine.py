@@ -189,7 +189,7 @@ class Backfill:
                 result = await self._fetch(target, "feed")
             except FetchError as e:
                 raise FeedError(target, f"cannot fetch {redact_url(target)}: {e}") from e
-            registered = await self.runs.feed_by_url(target)
+            registered = await self.store.feed_by_url(target)
             if registered is not None:
                 feed_id = registered[0]
             body = result.body

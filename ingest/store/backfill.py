@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 from psycopg.types.json import Jsonb
 
-from ingest.store import Store, queries, wrap_exceptions
+from ingest.store.base import StoreBase, queries, wrap_exceptions
 from ingest.types import SourceKind
 
 UrlSource = Literal["feed", "sitemap", "list"]
@@ -86,8 +86,8 @@ class RunCounts:
         )
 
 
-class BackfillStore(Store):
-    """The backfill's queries, on the same pool and query runner as `Store`."""
+class BackfillStore(StoreBase):
+    """The backfill's runs and their queue of sources and URLs."""
 
     # runs ---------------------------------------------------------------------------------
 
@@ -281,13 +281,6 @@ class BackfillStore(Store):
 
     async def finish_run(self, run_id: int) -> None:
         await self._all("backfill_finish_run", {"run_id": run_id})
-
-    # feeds ----------------------------------------------------------------------------------
-
-    async def feed_by_url(self, url: str) -> tuple[int, str] | None:
-        """(id, kind) of the registered feed with this URL, if any."""
-        rows = await self._all("backfill_feed_by_url", {"url": url})
-        return (int(rows[0]["id"]), str(rows[0]["kind"])) if rows else None
 
 
 def _sources_params(run_id: int, sources: Sequence[tuple[str, SourceKind]]) -> dict[str, Any]:

@@ -21,6 +21,11 @@ class FeedStore(StoreBase):
         "sitemap" (a news sitemap followed as if it were a feed)."""
         return bool(await self._all("add_feed", {"url": url, "title": title, "kind": kind}))
 
+    async def feed_by_url(self, url: str) -> tuple[int, str] | None:
+        """(id, kind) of the registered feed with this URL, if any."""
+        rows = await self._all("feed_by_url", {"url": url})
+        return (int(rows[0]["id"]), str(rows[0]["kind"])) if rows else None
+
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})
 
