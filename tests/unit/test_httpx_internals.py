@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERNALS = ROOT / "ingest" / "fetch" / "internals.py"
-HTTPX_TRANSPORT = "httpx/_transports/default.py (AsyncHTTPTransport)"
+HTTPX_TRANSPORT = "_transports/default.py (AsyncHTTPTransport)"
 
 
 @pytest.fixture
@@ -49,12 +49,28 @@ def changed(library: str, what: str, where: str) -> str:
     checked = ", ".join(internals.CHECKED[library])
     return (
         f"{library} {version} changed a private part ingest relies on: {what}. "
-        f"It held in {library} {checked}. Look at {library}'s {where}, then adapt "
+        f"Checked with {library} {checked}. Look at {library}'s {where}, then adapt "
         f"ingest/fetch/internals.py (or keep {library} pinned to a checked version)."
     )
 
 
 # --- httpx.AsyncHTTPTransport._pool ---------------------------------------------------------
+
+
+BYPASSED = (
+    "AsyncHTTPTransport.handle_async_request no longer sends the request through `_pool`, so "
+    "not through ingest's network backend and its SSRF guard (the pool httpx built instead "
+    "connects nowhere: every fetch fails)"
+)
+
+
+async def send(transport: httpx.AsyncHTTPTransport, url: str) -> httpx.Response:
+    """`handle_async_request`, failing with what changed if the request went out on the pool
+    httpx built (which connects nowhere) rather than on the one in `_pool`."""
+    try:
+        return await transport.handle_async_request(httpx.Request("GET", url))
+    except httpx.ConnectError as e:
+        pytest.fail(changed("httpx", f"{BYPASSED}; the request failed with {e!r}", HTTPX_TRANSPORT))
 
 
 class RecordingPool(httpcore.AsyncConnectionPool):
@@ -90,15 +106,10 @@ async def test_requests_and_closing_go_through_the_pool_attribute(
     pool = RecordingPool()
     transport = transport_with_pool(pool, ssl_context=context)
     assert connection_pool(transport) is pool
-    response = await transport.handle_async_request(httpx.Request("GET", "http://a.example/x"))
+    response = await send(transport, "http://a.example/x")
     await response.aread()
     sent_through_pool = len(pool.requests) == 1 and response.content == b"ok"
-    assert sent_through_pool, changed(
-        "httpx",
-        "AsyncHTTPTransport.handle_async_request no longer sends the request through `_pool`, "
-        "so not through ingest's network backend and its SSRF guard (every fetch fails)",
-        HTTPX_TRANSPORT,
-    )
+    assert sent_through_pool, changed("httpx", BYPASSED, HTTPX_TRANSPORT)
     assert pool.requests[0].url == httpcore.URL("http://a.example/x")
     await transport.aclose()
     assert pool.closed, changed(
@@ -155,7 +166,7 @@ async def test_a_request_goes_through_the_projects_backend(context: ssl.SSLConte
     with LocalServer() as server:
         server.routes["/x"] = Response(200, b"hello")
         for _ in range(2):
-            response = await transport.handle_async_request(httpx.Request("GET", server.url("/x")))
+            response = await send(transport, server.url("/x"))
             assert response.status_code == 200
             assert await response.aread() == b"hello"
             await response.aclose()
@@ -181,7 +192,7 @@ async def test_a_refused_address_never_reaches_the_server(context: ssl.SSLContex
     with LocalServer() as server:
         server.routes["/x"] = Response(200, b"hello")
         with pytest.raises(BlockedAddressError):
-            await transport.handle_async_request(httpx.Request("GET", server.url("/x")))
+            await send(transport, server.url("/x"))
         await transport.aclose()
         assert not server.requests, changed(
             "httpx",
@@ -229,18 +240,25 @@ async def test_an_idle_connection_the_stream_calls_readable_is_not_reused() -> N
     """httpcore asks the stream for `IS_READABLE` before reusing an idle connection, and drops
     the connection when the answer is yes (`AsyncioStream.get_extra_info` answers it)."""
     backend = ClosedByServerBackend()
+
+    def reused(detail: str) -> str:
+        return changed(
+            "httpcore",
+            "an idle connection is reused without asking its network stream for "
+            f"{IS_READABLE!r} ({detail}; keys asked: {sorted(set(backend.asked))}); "
+            "kept-alive connections a server closed would fail the next request",
+            "_async/http11.py (AsyncHTTP11Connection.has_expired)",
+        )
+
     async with httpcore.AsyncConnectionPool(network_backend=backend) as pool:
         for _ in range(2):
-            response = await pool.request("GET", "http://a.example/")
+            try:
+                response = await pool.request("GET", "http://a.example/")
+            except httpcore.RemoteProtocolError as e:
+                pytest.fail(reused(f"the second request failed with {e!r}"))
             assert response.status == 200
     dropped = IS_READABLE in backend.asked and backend.connections == 2
-    assert dropped, changed(
-        "httpcore",
-        f"an idle connection is reused without asking its network stream for {IS_READABLE!r} "
-        f"(keys asked: {sorted(set(backend.asked))}, connections: {backend.connections}); "
-        "connections a server closed while idle would fail the next request",
-        "_async/http11.py (AsyncHTTP11Connection.has_expired)",
-    )
+    assert dropped, reused(f"{backend.connections} connection(s) for two requests")
 
 
 def test_socket_option_is_public() -> None:
