@@ -28,6 +28,7 @@ from ingest.fetch.guard import (
     check_address,
     system_resolver,
 )
+from ingest.fetch.internals import transport_with_pool
 from ingest.fetch.limits import HostLimiter
 from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
@@ -180,18 +181,16 @@ class Fetcher:
 
         def make_transport() -> httpx.AsyncHTTPTransport:
             # AsyncHTTPTransport does not accept a network_backend, and the SSRF guard has to
-            # live in the network layer (see GuardedBackend), so the pool it built is swapped
-            # for ours. It is given our TLS context: left to itself it would load a CA bundle
-            # (tens of milliseconds) for every new origin.
-            transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False)
-            transport._pool = httpcore.AsyncConnectionPool(
+            # live in the network layer (see GuardedBackend): the transport sends through a
+            # pool built on ours (see internals).
+            pool = httpcore.AsyncConnectionPool(
                 ssl_context=ssl_context,
                 max_connections=per_host,
                 max_keepalive_connections=per_host,
                 keepalive_expiry=KEEPALIVE_SECONDS,
                 network_backend=backend,
             )
-            return transport
+            return transport_with_pool(pool, ssl_context=ssl_context)
 
         self._pools = OriginPools(make_transport)
         # Requests go to the transports, not through an httpx.AsyncClient: redirects are

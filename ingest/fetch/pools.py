@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
 
-import httpcore
 import httpx
 
+from ingest.fetch.internals import connection_pool
 from ingest.fetch.limits import Clock
 
 _IDLE_ORIGINS: Final = 64
@@ -102,7 +102,4 @@ class OriginPools:
 
 def has_idle_connection(transport: httpx.AsyncHTTPTransport) -> bool:
     """Would a request on `transport` go out on a kept-alive connection?"""
-    pool = transport._pool
-    return isinstance(pool, httpcore.AsyncConnectionPool) and any(
-        connection.is_idle() for connection in pool.connections
-    )
+    return any(connection.is_idle() for connection in connection_pool(transport).connections)

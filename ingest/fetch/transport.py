@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import httpcore
-from httpcore import AsyncNetworkBackend, AsyncNetworkStream
-from httpcore._backends.base import SOCKET_OPTION
+from httpcore import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
 
 from ingest.fetch.guard import AddressCheck, BlockedAddressError, Resolver, refused
+from ingest.fetch.internals import IS_READABLE
 
 _MAX_ADDRESSES_TRIED: Final = 4
 """A name with many dead addresses must not multiply the connect timeout without bound."""
@@ -184,7 +184,7 @@ class AsyncioStream(AsyncNetworkStream):
         return AsyncioStream(transport, self._protocol, tls=True)
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
+        if info == IS_READABLE:
             # An idle keep-alive connection with bytes or EOF waiting was closed by the server.
             # What the event loop has not yet read (it may not have run since) is still in the
             # socket: look there too.

@@ -1,0 +1,325 @@
+"""The private parts of httpx and httpcore that `ingest.fetch.internals` wraps are still there
+and still work as it expects, in the installed versions; and no other module of ingest touches
+a private name of either library.
+
+A failure here after an upgrade of httpx or httpcore means the upgrade changed something the
+fetcher depends on (requests could go out around the SSRF guard, or dropped kept-alive
+connections go unnoticed): the message says what changed and where to look. Keep the pin, or
+adapt `ingest/fetch/internals.py` and add the version to its `CHECKED`."""
+
+from __future__ import annotations
+
+import ast
+import ssl
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpcore
+import httpx
+import pytest
+
+from ingest.fetch import internals
+from ingest.fetch.guard import BlockedAddressError
+from ingest.fetch.internals import IS_READABLE, connection_pool, transport_with_pool
+from ingest.fetch.pools import has_idle_connection
+from ingest.fetch.transport import GuardedBackend
+from tests.support.httpserver import LocalServer, Response
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+INTERNALS = ROOT / "ingest" / "fetch" / "internals.py"
+HTTPX_TRANSPORT = "_transports/default.py (AsyncHTTPTransport)"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def changed(library: str, what: str, where: str) -> str:
+    """The failure message: what changed, in which installed version, and where to look."""
+    version = {"httpx": httpx.__version__, "httpcore": httpcore.__version__}[library]
+    checked = ", ".join(internals.CHECKED[library])
+    return (
+        f"{library} {version} changed a private part ingest relies on: {what}. "
+        f"Checked with {library} {checked}. Look at {library}'s {where}, then adapt "
+        f"ingest/fetch/internals.py (or keep {library} pinned to a checked version)."
+    )
+
+
+# --- httpx.AsyncHTTPTransport._pool ---------------------------------------------------------
+
+
+BYPASSED = (
+    "AsyncHTTPTransport.handle_async_request no longer sends the request through `_pool`, so "
+    "not through ingest's network backend and its SSRF guard (the pool httpx built instead "
+    "connects nowhere: every fetch fails)"
+)
+
+
+async def send(transport: httpx.AsyncHTTPTransport, url: str) -> httpx.Response:
+    """`handle_async_request`, failing with what changed if the request went out on the pool
+    httpx built (which connects nowhere) rather than on the one in `_pool`."""
+    try:
+        return await transport.handle_async_request(httpx.Request("GET", url))
+    except httpx.ConnectError as e:
+        pytest.fail(changed("httpx", f"{BYPASSED}; the request failed with {e!r}", HTTPX_TRANSPORT))
+
+
+class RecordingPool(httpcore.AsyncConnectionPool):
+    """A pool that answers every request itself, 200 with `ok`, and records what it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[httpcore.Request] = []
+        self.closed = False
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        self.requests.append(request)
+        return httpcore.Response(200, headers=[(b"Content-Length", b"2")], content=b"ok")
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await super().aclose()
+
+
+def test_a_transport_keeps_its_httpcore_pool_in_pool_attribute(context: ssl.SSLContext) -> None:
+    transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False)
+    pool = getattr(transport, "_pool", None)
+    assert isinstance(pool, httpcore.AsyncConnectionPool), changed(
+        "httpx",
+        f"AsyncHTTPTransport() has no httpcore.AsyncConnectionPool in `_pool` (found {pool!r})",
+        HTTPX_TRANSPORT,
+    )
+
+
+async def test_requests_and_closing_go_through_the_pool_attribute(
+    context: ssl.SSLContext,
+) -> None:
+    pool = RecordingPool()
+    transport = transport_with_pool(pool, ssl_context=context)
+    assert connection_pool(transport) is pool
+    response = await send(transport, "http://a.example/x")
+    await response.aread()
+    sent_through_pool = len(pool.requests) == 1 and response.content == b"ok"
+    assert sent_through_pool, changed("httpx", BYPASSED, HTTPX_TRANSPORT)
+    assert pool.requests[0].url == httpcore.URL("http://a.example/x")
+    await transport.aclose()
+    assert pool.closed, changed(
+        "httpx",
+        "AsyncHTTPTransport.aclose no longer closes `_pool`: connections would be left open",
+        HTTPX_TRANSPORT,
+    )
+
+
+async def test_the_pool_httpx_builds_itself_connects_nowhere(context: ssl.SSLContext) -> None:
+    """Should httpx stop sending requests through `_pool`, they fail rather than go out on the
+    pool httpx built, which knows nothing of the SSRF guard."""
+    with LocalServer() as server:
+        server.routes["/x"] = Response(200, b"ok")
+        transport = internals._bare_transport(context)
+        with pytest.raises(httpx.ConnectError):
+            await transport.handle_async_request(httpx.Request("GET", server.url("/x")))
+        await transport.aclose()
+        assert not server.requests
+
+
+class RecordingCheck:
+    """An address check that records every address and refuses those in `refused`."""
+
+    def __init__(self, refused: Iterable[str] = ()) -> None:
+        self.checked: list[str] = []
+        self.refused = set(refused)
+
+    def __call__(self, ip: str) -> None:
+        self.checked.append(ip)
+        if ip in self.refused:
+            raise BlockedAddressError(f"{ip} refused by the test")
+
+
+async def _no_resolver(host: str, port: int) -> list[str]:
+    raise AssertionError("the test connects to IP addresses only")
+
+
+def _guarded_transport(check: RecordingCheck, context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+    pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_connections=2,
+        max_keepalive_connections=2,
+        network_backend=GuardedBackend(_no_resolver, check),
+    )
+    return transport_with_pool(pool, ssl_context=context)
+
+
+async def test_a_request_goes_through_the_projects_backend(context: ssl.SSLContext) -> None:
+    """Against a real loopback server: the transport connects through the project's backend
+    (the address is checked), keeps the connection alive in the project's pool, and reuses it."""
+    check = RecordingCheck()
+    transport = _guarded_transport(check, context)
+    with LocalServer() as server:
+        server.routes["/x"] = Response(200, b"hello")
+        for _ in range(2):
+            response = await send(transport, server.url("/x"))
+            assert response.status_code == 200
+            assert await response.aread() == b"hello"
+            await response.aclose()
+            assert has_idle_connection(transport), changed(
+                "httpcore",
+                "a connection back from a response is not idle in AsyncConnectionPool.connections",
+                "_async/connection_pool.py",
+            )
+        await transport.aclose()
+    assert check.checked == ["127.0.0.1"], changed(
+        "httpx",
+        "a request did not connect through the network backend of the pool put in `_pool` "
+        f"(addresses checked: {check.checked})",
+        HTTPX_TRANSPORT,
+    )
+    assert len(server.requests) == 2
+    assert server.requests[0].peer_port == server.requests[1].peer_port
+
+
+async def test_a_refused_address_never_reaches_the_server(context: ssl.SSLContext) -> None:
+    check = RecordingCheck(refused={"127.0.0.1"})
+    transport = _guarded_transport(check, context)
+    with LocalServer() as server:
+        server.routes["/x"] = Response(200, b"hello")
+        with pytest.raises(BlockedAddressError):
+            await send(transport, server.url("/x"))
+        await transport.aclose()
+        assert not server.requests, changed(
+            "httpx",
+            "a request reached the server although the pool's network backend refused the "
+            "address: requests do not go through `_pool`",
+            HTTPX_TRANSPORT,
+        )
+
+
+# --- the "is_readable" network stream key ---------------------------------------------------
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class ClosedByServerStream(httpcore.AsyncMockStream):
+    """A stream that answers one request, then says it is readable: the server closed it."""
+
+    def __init__(self, asked: list[str]) -> None:
+        super().__init__([RESPONSE])
+        self.asked = asked
+
+    def get_extra_info(self, info: str) -> Any:
+        self.asked.append(info)
+        return True if info == IS_READABLE else super().get_extra_info(info)
+
+
+class ClosedByServerBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.connections = 0
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connections += 1
+        return ClosedByServerStream(self.asked)
+
+
+async def test_an_idle_connection_the_stream_calls_readable_is_not_reused() -> None:
+    """httpcore asks the stream for `IS_READABLE` before reusing an idle connection, and drops
+    the connection when the answer is yes (`AsyncioStream.get_extra_info` answers it)."""
+    backend = ClosedByServerBackend()
+
+    def reused(detail: str) -> str:
+        return changed(
+            "httpcore",
+            "an idle connection is reused without asking its network stream for "
+            f"{IS_READABLE!r} ({detail}; keys asked: {sorted(set(backend.asked))}); "
+            "kept-alive connections a server closed would fail the next request",
+            "_async/http11.py (AsyncHTTP11Connection.has_expired)",
+        )
+
+    async with httpcore.AsyncConnectionPool(network_backend=backend) as pool:
+        for _ in range(2):
+            try:
+                response = await pool.request("GET", "http://a.example/")
+            except httpcore.RemoteProtocolError as e:
+                pytest.fail(reused(f"the second request failed with {e!r}"))
+            assert response.status == 200
+    dropped = IS_READABLE in backend.asked and backend.connections == 2
+    assert dropped, reused(f"{backend.connections} connection(s) for two requests")
+
+
+def test_socket_option_is_public() -> None:
+    assert "SOCKET_OPTION" in httpcore.__all__, changed(
+        "httpcore",
+        "SOCKET_OPTION (the type of connect_tcp's socket options, imported by "
+        "ingest/fetch/transport.py) is no longer exported",
+        "__init__.py",
+    )
+
+
+# --- no other module touches a private name ---------------------------------------------------
+
+
+def _private_attributes() -> frozenset[str]:
+    """The private attributes of an httpx transport and of its httpcore pool."""
+    transport = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(), trust_env=False)
+    names = set(vars(transport)) | set(vars(connection_pool(transport)))
+    return frozenset(n for n in names if n.startswith("_") and not n.startswith("__"))
+
+
+def _private_uses(path: Path, attributes: frozenset[str]) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            names = []
+        for name in names:
+            top, _, rest = name.partition(".")
+            if top in ("httpx", "httpcore") and any(p.startswith("_") for p in rest.split(".")):
+                yield f"{where}: imports {name}"
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in attributes
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            yield f"{where}: .{node.attr} of {ast.unparse(node.value)}"
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("httpx", "httpcore")
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            yield f"{where}: {node.value.id}.{node.attr}"
+
+
+def test_no_other_module_touches_a_private_name() -> None:
+    attributes = _private_attributes()
+    assert "_pool" in attributes
+    found = [
+        use
+        for path in sorted((ROOT / "ingest").rglob("*.py"))
+        if path != INTERNALS
+        for use in _private_uses(path, attributes)
+    ]
+    assert not found, (
+        "private names of httpx/httpcore used outside ingest/fetch/internals.py; wrap them "
+        "there, with the versions checked:\n" + "\n".join(found)
+    )
