@@ -10,7 +10,6 @@ from ingest.backfill.options import (
     entry_to_json,
     parse_date_bound,
     read_url_list,
-    sitemap_entry,
 )
 from ingest.backfill.progress import (
     BackfillReport,
@@ -37,6 +36,5 @@ __all__ = [
     "parse_date_bound",
     "read_url_list",
     "run_backfill",
-    "sitemap_entry",
     "summary_lines",
 ]

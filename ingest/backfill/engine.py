@@ -22,13 +22,12 @@ from ingest.backfill.options import (
     classify,
     entry_from_json,
     entry_to_json,
-    sitemap_entry,
 )
 from ingest.backfill.progress import BackfillReport, LogReporter, RateLimiter, Reporter, Tally
 from ingest.config import Settings
 from ingest.documents.discovery import looks_like_html, page_number, parse_feed_page, with_page
 from ingest.documents.feeds import looks_like_feed
-from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap
+from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap, sitemap_entry
 from ingest.errors import FeedError, FetchError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from ingest.documents.sitemaps import SitemapEntry
 from ingest.normalize import canonical_url
 from ingest.types import ParsedEntry
 
@@ -103,19 +102,6 @@ def entry_from_json(data: dict[str, Any], url: str) -> ParsedEntry:
         image_url=text("image_url"),
         language=text("language"),
         tags=tuple(t for t in data.get("tags") or () if isinstance(t, str)),
-    )
-
-
-def sitemap_entry(entry: SitemapEntry) -> ParsedEntry:
-    """A sitemap URL as a feed entry: the news title and publication date when it has them
-    (lastmod only beside a publication date: a modification time is not a publication time)."""
-    return ParsedEntry(
-        guid=None,
-        link=entry.url,
-        title=entry.news_title,
-        published_at=entry.news_published,
-        updated_at=entry.lastmod if entry.news_published else None,
-        language=entry.news_language,
     )
 
 

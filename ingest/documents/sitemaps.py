@@ -161,17 +161,20 @@ def parse_sitemap_feed(
         title=None,
         link=None,
         language=None,
-        entries=tuple(
-            ParsedEntry(
-                guid=None,
-                link=e.url,
-                title=e.news_title,
-                published_at=e.news_published,
-                updated_at=e.lastmod if e.news_published else None,
-                language=e.news_language,
-            )
-            for e in entries
-        ),
+        entries=tuple(sitemap_entry(e) for e in entries),
+    )
+
+
+def sitemap_entry(entry: SitemapEntry) -> ParsedEntry:
+    """A sitemap URL as a feed entry: the news title and publication date when it has them
+    (lastmod only beside a publication date: a modification time is not a publication time)."""
+    return ParsedEntry(
+        guid=None,
+        link=entry.url,
+        title=entry.news_title,
+        published_at=entry.news_published,
+        updated_at=entry.lastmod if entry.news_published else None,
+        language=entry.news_language,
     )
 
 
