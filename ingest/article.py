@@ -9,7 +9,8 @@ Precedence, field by field (first non-empty wins):
     published_at  feed entry, published then updated (always with a time of day) > page
                   (JSON-LD datePublished > article:published_time > trafilatura's date) >
                   first seen; published_source says which
-    text          page extraction > feed content > feed summary (text_source says which)
+    text          page extraction > feed content > feed summary (text_source says which);
+                  a full-text feed's content first (extraction_error then NULL)
     language      detected from the text; `<html lang>`/feed language only when the text is short
 """
 
@@ -42,16 +43,19 @@ def build_article(
     extracted: Extracted | None,
     extraction_error: str | None,
     now: datetime,
+    text_from_feed: bool = False,
 ) -> Article:
     """`entry_url` is the entry link as found in the feed; `final_url` where the page fetch ended
-    after redirects (None when the page was not fetched)."""
+    after redirects (None when the page was not fetched). With `text_from_feed` (a full-text
+    feed, see `ingest.fulltext`) the text is the entry's own even beside an extracted page,
+    whose metadata still fills what the entry lacks."""
     meta = extracted.metadata if extracted else None
     page_url = final_url or entry_url
     url = choose_url(page_url, meta.canonical_url if meta else None)
     aliases = {canonical_url(entry_url), canonical_url(page_url)} - {url}
 
     text_source: TextSource
-    if extracted is not None:
+    if extracted is not None and not text_from_feed:
         text, text_source = extracted.text, "page"
     else:
         text, text_source = clean_text(entry.content or entry.summary or ""), "feed"
@@ -104,7 +108,11 @@ def build_article(
         guid=entry.guid,
         fetched_at=now,
         aliases=tuple(sorted(aliases)),
-        fingerprint=extracted.fingerprint if extracted is not None else fingerprint(text),
+        fingerprint=(
+            extracted.fingerprint
+            if extracted is not None and text_source == "page"
+            else fingerprint(text)
+        ),
     )
 
 

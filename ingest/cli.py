@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
         help="register the URLs as given, without fetching them",
     )
     fsub.add_parser("list", help="list feeds with their status")
+    mode = fsub.add_parser(
+        "text-mode",
+        help="where a feed's article text comes from: auto, page or feed",
+        description="auto (the default): pages are fetched until the feed's own entries prove "
+        "to carry the whole article, then only re-checked; page: always the page; feed: "
+        "always the entry's own text while it has one (teasers still fetch the page).",
+    )
+    mode.add_argument("url", metavar="URL")
+    mode.add_argument("mode", choices=["auto", "page", "feed"])
     rm = fsub.add_parser("remove", help="stop polling a feed (its articles stay)")
     rm.add_argument("url", metavar="URL")
     imp = fsub.add_parser(
@@ -218,10 +227,24 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
                 state = "active" if f["active"] else "inactive"
                 status = f["last_status"] or "never fetched"
                 err = f"  ({f['last_error']})" if f["last_error"] else ""
-                print(f"{f['id']:>6}  {state:<8}  {status:<13}  {f['url']}{err}")
+                text = {"page": "  [text: page]", "feed": "  [text: feed]"}.get(
+                    f["text_mode"], "  [full text]" if f["full_text"] else ""
+                )
+                print(f"{f['id']:>6}  {state:<8}  {status:<13}  {f['url']}{text}{err}")
             return 0
 
         return _run(lambda dsn: _with_store(dsn, show), settings)
+
+    if action == "text-mode":
+
+        async def set_mode(store: Store) -> int:
+            if await store.set_text_mode(_check_feed_url(args.url), args.mode):
+                print(f"text mode {args.mode}: {args.url}")
+                return 0
+            print(f"ingest: no such feed: {args.url}", file=sys.stderr)
+            return 1
+
+        return _run(lambda dsn: _with_store(dsn, set_mode), settings)
 
     async def remove(store: Store) -> int:
         if await store.remove_feed(_check_feed_url(args.url)):

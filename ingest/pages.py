@@ -43,14 +43,21 @@ class PageOutcome:
 
 
 def article_for(
-    entry: ParsedEntry, link: str, page: PageOutcome, *, now: datetime, without_text: bool
+    entry: ParsedEntry,
+    link: str,
+    page: PageOutcome,
+    *,
+    now: datetime,
+    without_text: bool,
+    text_from_feed: bool = False,
 ) -> Article | None:
     """The article for one entry and the outcome of its page: the page's text and metadata;
     the entry's own text (content, else summary) with the page's error when the page gave
     nothing usable or its metadata cannot be assembled. With `without_text` false, None when
     neither has any text (a sitemap's or a listed URL whose page failed); with it true, the
     entry is stored even then (a feed entry is recorded once its tries are spent). None, and
-    logged, when not even the entry's own text can be assembled."""
+    logged, when not even the entry's own text can be assembled. With `text_from_feed` the
+    entry's text is the article's (a full-text feed) and the page only adds metadata."""
     attempts = [(page.extracted, page.error)]
     if page.extracted is not None:
         attempts.append((None, "page metadata unusable"))
@@ -65,6 +72,7 @@ def article_for(
                 extracted=extracted,
                 extraction_error=error,
                 now=now,
+                text_from_feed=text_from_feed,
             )
         except Exception:
             log.exception("article_bug", url=redact_url(link))

@@ -22,15 +22,17 @@ import structlog
 
 from ingest import dedup, metrics
 from ingest.config import Settings
+from ingest.coverage import words
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
+from ingest.fulltext import compare, entry_text, observe, probe, wants_pages
 from ingest.normalize import redact_url
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
-from ingest.types import Article, Feed, FeedStatus, FetchResult, ParsedFeed
+from ingest.types import Article, Feed, FeedStatus, FetchResult, FullText, ParsedFeed
 from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
@@ -55,6 +57,7 @@ class FeedOutcome:
     page_errors: int = 0
     deferred: int = 0
     updated: int = 0
+    from_feed: int = 0
     error: str | None = None
 
 
@@ -65,6 +68,10 @@ class EntriesOutcome:
     page_errors: int
     deferred: int
     updated: int = 0
+    from_feed: int = 0
+    """Stored from a full-text feed's own text, without fetching the page."""
+    full_text: FullText | None = None
+    """The feed's full-text state after this poll."""
 
 
 @dataclass(slots=True)
@@ -251,6 +258,7 @@ class Pipeline:
                 page_errors=outcome.page_errors,
                 deferred=outcome.deferred,
                 updated=outcome.updated,
+                from_feed=outcome.from_feed,
                 not_modified=outcome.status == "not_modified",
                 error=outcome.error,
                 ms=int(elapsed * 1000),
@@ -305,6 +313,7 @@ class Pipeline:
             # Entries waiting for another try at their page need the next poll to parse the
             # feed again: keep neither validators nor body hash that would let it skip that.
             keep_validators=entries.deferred == 0,
+            full_text=entries.full_text,
         )
         return FeedOutcome(
             feed.id,
@@ -314,6 +323,7 @@ class Pipeline:
             page_errors=entries.page_errors,
             deferred=entries.deferred,
             updated=entries.updated,
+            from_feed=entries.from_feed,
         )
 
     async def _record_success(
@@ -324,6 +334,7 @@ class Pipeline:
         body_hash: bytes | None,
         parsed: ParsedFeed | None,
         keep_validators: bool = True,
+        full_text: FullText | None = None,
     ) -> None:
         update = decide_feed_update(
             feed,
@@ -334,6 +345,7 @@ class Pipeline:
             policy=self.policy,
             now=self.clock(),
             rng=self.rng,
+            full_text=full_text,
         )
         await self._successes.add(update)
         if update.move_to is not None:
@@ -372,14 +384,14 @@ class Pipeline:
         )
         await self.store.link_entries(feed.id, plan.link)
         updated = await self._refetch(feed, plan.refetch)
-        pages = await asyncio.gather(*(self._page_once(c.link) for c in plan.fetch))
+        pages, from_feed, full_text = await self._entry_pages(feed, plan.fetch)
         items: list[tuple[Article, bytes | None]] = []
         deferred: list[bytes] = []
-        for c, page in zip(plan.fetch, pages, strict=True):
+        for c, page, own in zip(plan.fetch, pages, from_feed, strict=True):
             if page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
                 continue
-            article = self._article(c, page)
+            article = self._article(c, page, text_from_feed=own)
             if article is not None:
                 items.append((article, c.key))
         counts = await self.store.store_articles(feed.id, items)
@@ -393,7 +405,44 @@ class Pipeline:
             page_errors=sum(1 for a, _ in items if a.extraction_error),
             deferred=len(deferred),
             updated=updated,
+            from_feed=sum(1 for p in pages if p is _NO_PAGE),
+            full_text=full_text,
         )
+
+    async def _entry_pages(
+        self, feed: Feed, found: tuple[dedup.Candidate, ...]
+    ) -> tuple[list[PageOutcome], list[bool], FullText]:
+        """The page outcome of each new entry, whether its own text is the article, and the
+        feed's full-text state after (ingest.fulltext): a full-text feed's entries are not
+        fetched (their outcome is _NO_PAGE) but for the re-checks; every page fetched of an
+        entry with text of its own is compared with it."""
+        texts = [entry_text(c.entry) for c in found]
+        counts = [len(words(t)) for t in texts]
+        state, mode = feed.full_text, feed.text_mode
+        pages: dict[int, PageOutcome] = {}
+        own: dict[int, bool] = {}
+
+        async def fetch(indices: list[int]) -> FullText:
+            got = await asyncio.gather(*(self._page_once(found[i].link) for i in indices))
+            compared = []
+            for i, page in zip(indices, got, strict=True):
+                pages[i], own[i] = page, False
+                if mode == "auto" and page.extracted is not None and texts[i]:
+                    same, holds, clean = compare(texts[i], page.extracted.text)
+                    compared.append((same, holds, clean, counts[i]))
+                    own[i] = same
+            return observe(state, compared)
+
+        if first := probe(state, mode, counts):
+            state = await fetch(first)
+        rest = [i for i in range(len(found)) if i not in pages]
+        wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
+        for i, want in zip(rest, wanted, strict=True):
+            if not want:
+                pages[i], own[i] = _NO_PAGE, True
+        state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
+        ordered = range(len(found))
+        return [pages[i] for i in ordered], [own[i] for i in ordered], state
 
     async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
@@ -409,10 +458,19 @@ class Pipeline:
         ]
         return await self.store.update_articles(feed.id, items)
 
-    def _article(self, c: dedup.Candidate, page: PageOutcome) -> Article | None:
+    def _article(
+        self, c: dedup.Candidate, page: PageOutcome, *, text_from_feed: bool = False
+    ) -> Article | None:
         # A feed entry is stored once its tries are spent, with or without text: its row
         # records that it was handled.
-        return article_for(c.entry, c.link, page, now=self.clock(), without_text=True)
+        return article_for(
+            c.entry,
+            c.link,
+            page,
+            now=self.clock(),
+            without_text=True,
+            text_from_feed=text_from_feed,
+        )
 
     async def _page_once(self, link: str) -> PageOutcome:
         task = self._pages.get(link)
@@ -438,6 +496,10 @@ def policy_from(settings: Settings) -> Policy:
         redirect_after_fetches=settings.redirect_after_fetches,
         redirect_after=timedelta(seconds=settings.redirect_after),
     )
+
+
+_NO_PAGE = PageOutcome(None, None, None, False)
+"""The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
 @asynccontextmanager

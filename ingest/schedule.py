@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from ingest.normalize import canonical_url
-from ingest.types import Feed, FetchResult, ParsedFeed
+from ingest.types import Feed, FetchResult, FullText, ParsedFeed
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?=,|$)", re.IGNORECASE)
@@ -238,6 +238,8 @@ class FeedUpdate:
     redirect: RedirectState
     move_to: str | None
     """The feed's new URL, once its permanent redirect has held long enough."""
+    full_text: FullText | None = None
+    """The feed's full-text state after this poll; None leaves it as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +264,7 @@ def decide_feed_update(
     policy: Policy,
     now: datetime,
     rng: random.Random,
+    full_text: FullText | None = None,
 ) -> FeedUpdate:
     """A successful poll: when to come back (the server's and the feed's hints, the feed's own
     publishing rate), which validators to keep (none when `keep_validators` is false: entries
@@ -311,6 +314,7 @@ def decide_feed_update(
         feed_hint=feed_hint,
         redirect=redirect,
         move_to=move_to if move_to != feed.url else None,
+        full_text=full_text if full_text != feed.full_text else None,
     )
 
 

@@ -107,6 +107,27 @@ class Extracted:
     """Computed in the worker process, beside the extraction, to keep it off the event loop."""
 
 
+TextMode = Literal["auto", "page", "feed"]
+"""The operator's setting for where a feed's article text comes from: decided from evidence
+(`auto`), always the page, or always the feed's own entry text."""
+
+
+@dataclass(frozen=True, slots=True)
+class FullText:
+    """A feed's full-text state (see `ingest.fulltext`), as stored on its row."""
+
+    on: bool = False
+    """The feed's entries are the articles: their pages are not fetched."""
+    streak: int = 0
+    """Comparisons in a row that found the feed's text to be the article."""
+    since_check: int = 0
+    """Entries stored from the feed's text since the last comparison (full-text mode)."""
+    words: int = 0
+    """The usual word count of the feed's articles (a running mean of compared ones)."""
+    evidence: str | None = None
+    """The last comparison, for people."""
+
+
 @dataclass(frozen=True, slots=True)
 class Feed:
     id: int
@@ -124,6 +145,8 @@ class Feed:
     redirect_seen: int = 0
     redirect_since: datetime | None = None
     kind: SourceKind = "feed"
+    text_mode: TextMode = "auto"
+    full_text: FullText = field(default_factory=FullText)
 
 
 TextSource = Literal["page", "feed"]

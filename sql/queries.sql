@@ -10,7 +10,7 @@ RETURNING id;
 
 -- name: list_feeds
 SELECT id, url, title, active, last_status, last_error, consecutive_failures,
-       last_fetched_at, next_fetch_at
+       last_fetched_at, next_fetch_at, text_mode, full_text
 FROM ingest.feeds
 ORDER BY id;
 
@@ -35,7 +35,9 @@ WHERE f.id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
-          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind;
+          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
+          f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
+          f.full_text_evidence;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
@@ -56,7 +58,9 @@ WHERE f.id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
-          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind;
+          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
+          f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
+          f.full_text_evidence;
 
 -- name: feed_succeeded
 UPDATE ingest.feeds
@@ -79,9 +83,18 @@ SET last_fetched_at = %(now)s,
     redirect_to = %(redirect_to)s,
     redirect_seen = %(redirect_seen)s,
     redirect_since = %(redirect_since)s,
+    full_text = COALESCE(%(full_text)s, full_text),
+    full_text_streak = COALESCE(%(full_text_streak)s, full_text_streak),
+    full_text_since_check = COALESCE(%(full_text_since_check)s, full_text_since_check),
+    full_text_words = COALESCE(%(full_text_words)s, full_text_words),
+    full_text_evidence = COALESCE(%(full_text_evidence)s, full_text_evidence),
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %(id)s AND lease_owner = %(owner)s;
+
+-- name: set_text_mode
+-- The operator's setting; the evidence gathered so far is kept.
+UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
 
 -- name: feed_failed
 UPDATE ingest.feeds

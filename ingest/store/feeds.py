@@ -8,7 +8,7 @@ from typing import Any
 
 from ingest.schedule import FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
-from ingest.types import Feed, SourceKind
+from ingest.types import Feed, FullText, SourceKind, TextMode
 
 _NO_REDIRECT = RedirectState()
 
@@ -20,6 +20,10 @@ class FeedStore(StoreBase):
         """True when added, False when the URL was already registered. `kind` is "feed" or
         "sitemap" (a news sitemap followed as if it were a feed)."""
         return bool(await self._all("add_feed", {"url": url, "title": title, "kind": kind}))
+
+    async def set_text_mode(self, url: str, mode: TextMode) -> bool:
+        """The operator's setting for where the feed's article text comes from."""
+        return bool(await self._all("set_text_mode", {"url": url, "mode": mode}))
 
     async def feed_by_url(self, url: str) -> tuple[int, str] | None:
         """(id, kind) of the registered feed with this URL, if any."""
@@ -54,7 +58,7 @@ class FeedStore(StoreBase):
             rows = await self._all("claim_all_feeds", {**params, "pass_started": pass_started})
         else:
             rows = await self._all("claim_feeds", params)
-        return [Feed(**row) for row in rows]
+        return [_feed(row) for row in rows]
 
     async def feed_succeeded(
         self,
@@ -190,4 +194,20 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
         "redirect_to": u.redirect.target,
         "redirect_seen": u.redirect.seen,
         "redirect_since": u.redirect.since,
+        "full_text": ft.on if (ft := u.full_text) else None,
+        "full_text_streak": ft.streak if ft else None,
+        "full_text_since_check": ft.since_check if ft else None,
+        "full_text_words": ft.words if ft else None,
+        "full_text_evidence": ft.evidence if ft else None,
     }
+
+
+def _feed(row: dict[str, Any]) -> Feed:
+    state = FullText(
+        on=row.pop("full_text"),
+        streak=row.pop("full_text_streak"),
+        since_check=row.pop("full_text_since_check"),
+        words=row.pop("full_text_words"),
+        evidence=row.pop("full_text_evidence"),
+    )
+    return Feed(**row, full_text=state)

@@ -1,0 +1,104 @@
+"""Full-text feeds: whether a feed's own entries carry the whole article, so that its pages need
+not be fetched. Pure: decided from the entries' text, the pages extracted for comparison and the
+feed's recorded state.
+
+A feed starts in page mode: every new entry's page is fetched and extracted, and where the entry
+has text of its own (`content:encoded`, Atom `content`, JSON Feed `content_html`) the two are
+compared. Once CONFIRM entries in a row show the feed's text to be the article (it holds nearly
+all of the page's text and little besides), the feed switches to full-text mode: entries are
+stored from their own text without a request, except one in RECHECK_EVERY, and any entry whose
+text is much shorter than the feed's usual, whose page is fetched and compared again. One
+comparison that fails switches the feed back. An operator may fix the mode per feed (`page`
+never trusts the feed's text, `feed` always does while entries have text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
+
+from ingest.coverage import Reference, words
+from ingest.normalize import clean_text
+from ingest.types import FullText, ParsedEntry, TextMode
+
+TEXT_MODES: Final[tuple[TextMode, ...]] = ("auto", "page", "feed")
+
+CONFIRM: Final = 3
+"""Entries in a row whose feed text is the article before pages are no longer fetched."""
+RECHECK_EVERY: Final = 20
+"""In full-text mode, one entry in this many is still compared with its page."""
+MIN_WORDS: Final = 50
+"""Fewer words than this is a teaser, never the article."""
+HOLDS: Final = 0.9
+"""Share of the page's word 4-grams the feed's text must hold (near-complete)."""
+CLEAN: Final = 0.8
+"""Share of the feed text's word 4-grams the page's text must hold (nothing much besides)."""
+SHRUNK: Final = 0.5
+"""An entry with less than this share of the feed's usual word count is checked against its
+page."""
+
+
+def entry_text(entry: ParsedEntry) -> str:
+    """The article text an entry carries itself: its content, never its summary."""
+    return clean_text(entry.content or "")
+
+
+def probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
+    """The entries (indices, feed order) whose pages are fetched and compared before the others
+    are planned, so that a feed proving full-text in its first poll spares the rest of that
+    poll's pages: while it is undecided (never compared, or matching so far), the first entries
+    with text of their own, as many as confirmation still needs."""
+    undecided = state.evidence is None or state.streak > 0
+    if mode != "auto" or state.on or not undecided:
+        return []
+    return [i for i, n in enumerate(entry_words) if n >= MIN_WORDS][: CONFIRM - state.streak]
+
+
+def wants_pages(
+    state: FullText, mode: TextMode, entry_words: Sequence[int]
+) -> tuple[list[bool], FullText]:
+    """For new entries in feed order (each given by the word count of its own text): whether
+    its page is fetched, and the state once the others are stored from their text."""
+    wants: list[bool] = []
+    since = state.since_check
+    for n in entry_words:
+        if n < MIN_WORDS or mode == "page":
+            fetch = True
+        elif mode == "feed":
+            fetch = False
+        elif not state.on:
+            fetch = True
+        else:
+            fetch = since + 1 >= RECHECK_EVERY or n < SHRUNK * state.words
+        wants.append(fetch)
+        since = 0 if fetch else since + 1
+    return wants, replace(state, since_check=since if state.on else 0)
+
+
+def compare(feed_text: str, page_text: str) -> tuple[bool, float, float]:
+    """Whether the feed's text is the article the page shows: (verdict, share of the page's
+    4-grams it holds, share of its own 4-grams the page holds)."""
+    feed_words, page_words = words(feed_text), words(page_text)
+    if len(feed_words) < MIN_WORDS or not page_words:
+        return False, 0.0, 0.0
+    holds = Reference(page_text).held_by(feed_words)
+    clean = Reference(feed_text).held_by(page_words)
+    return holds >= HOLDS and clean >= CLEAN, holds, clean
+
+
+def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int]]) -> FullText:
+    """The state after this poll's comparisons, in feed order (verdict, holds, clean, the feed
+    text's word count)."""
+    for same, holds, clean, n in comparisons:
+        evidence = (
+            f"feed text holds {holds:.0%} of the page, the page {clean:.0%} of it "
+            f"({n} words): {'the article' if same else 'not the article'}"
+        )
+        if same:
+            streak = state.streak + 1
+            usual = n if not state.words else (state.words * 3 + n) // 4
+            state = FullText(state.on or streak >= CONFIRM, streak, 0, usual, evidence)
+        else:
+            state = FullText(False, 0, 0, state.words, evidence)
+    return state

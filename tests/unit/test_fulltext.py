@@ -1,0 +1,102 @@
+"""ingest.fulltext: when a feed's own entries are trusted as the article, when a page is still
+fetched, and how comparisons move the state."""
+
+from __future__ import annotations
+
+from ingest.fulltext import (
+    CONFIRM,
+    MIN_WORDS,
+    RECHECK_EVERY,
+    compare,
+    entry_text,
+    observe,
+    wants_pages,
+)
+from ingest.types import FullText, ParsedEntry
+
+STORY = " ".join(
+    f"Paragraph {n} of the story tells how the harbour board voted on plan {n} after a long night."
+    for n in range(12)
+)
+LONG = len(STORY.split())
+
+
+def test_a_teaser_is_never_the_article() -> None:
+    same, holds, _ = compare("The harbour board voted.", STORY)
+    assert not same
+    assert holds == 0.0
+
+
+def test_the_same_text_is_the_article() -> None:
+    same, holds, clean = compare(STORY, STORY)
+    assert same
+    assert holds == clean == 1.0
+
+
+def test_a_feed_text_missing_half_the_story_is_not_the_article() -> None:
+    half = STORY[: len(STORY) // 2]
+    same, holds, _ = compare(half, STORY)
+    assert not same
+    assert holds < 0.6
+
+
+def test_a_feed_text_padded_with_other_text_is_not_clean() -> None:
+    padded = STORY + " " + " ".join(f"Related story number {n} about a bakery." for n in range(60))
+    same, holds, clean = compare(padded, STORY)
+    assert holds == 1.0
+    assert clean < 0.8
+    assert not same
+
+
+def test_confirmed_after_several_matches_in_a_row() -> None:
+    match = (True, 0.98, 0.97, LONG)
+    state = observe(FullText(), [match] * (CONFIRM - 1))
+    assert not state.on
+    assert state.streak == CONFIRM - 1
+    state = observe(state, [match])
+    assert state.on
+    assert state.evidence is not None
+    assert "the article" in state.evidence
+
+
+def test_one_mismatch_resets_the_streak_and_switches_back() -> None:
+    on = FullText(on=True, streak=5, words=LONG)
+    state = observe(on, [(False, 0.4, 0.9, 40)])
+    assert not state.on
+    assert state.streak == 0
+    assert state.words == LONG
+
+
+def test_pages_are_fetched_until_confirmed() -> None:
+    wants, _ = wants_pages(FullText(), "auto", [LONG] * 4)
+    assert wants == [True] * 4
+
+
+def test_full_text_mode_fetches_one_in_twenty_and_shrunk_entries() -> None:
+    state = FullText(on=True, streak=CONFIRM, words=LONG)
+    wants, after = wants_pages(state, "auto", [LONG] * (2 * RECHECK_EVERY))
+    assert sum(wants) == 2
+    assert wants[RECHECK_EVERY - 1]
+    assert after.since_check == 0
+    wants, _ = wants_pages(state, "auto", [LONG, MIN_WORDS + 1, LONG])
+    assert wants == [False, True, False]  # far shorter than the feed's usual
+
+
+def test_the_count_since_the_last_check_carries_over_polls() -> None:
+    state = FullText(on=True, streak=CONFIRM, words=LONG, since_check=RECHECK_EVERY - 2)
+    wants, after = wants_pages(state, "auto", [LONG, LONG, LONG])
+    assert wants == [False, True, False]
+    assert after.since_check == 1
+
+
+def test_operator_modes() -> None:
+    on = FullText(on=True, words=LONG)
+    assert wants_pages(on, "page", [LONG, LONG])[0] == [True, True]
+    assert wants_pages(FullText(), "feed", [LONG, 3])[0] == [False, True]  # a teaser still fetches
+
+
+def test_entry_text_is_the_content_never_the_summary() -> None:
+    entry = ParsedEntry(guid=None, link="https://x.example/a", summary="A teaser.")
+    assert entry_text(entry) == ""
+    full = ParsedEntry(guid=None, link="https://x.example/a", content="<p>Body</p> text")
+    assert "Body" in entry_text(full)
