@@ -3,18 +3,19 @@ Each takes a value and returns a value; none does I/O or reads the clock."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
-import courlan
-import ftfy
-import pycld2
-from courlan.clean import TRACKERS_RE
+if TYPE_CHECKING:
+    import ftfy
 
 # C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
 # PostgreSQL text (NUL) or consumers.
@@ -32,18 +33,35 @@ _MOJIBAKE_HINT = re.compile(
     "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
     "\u02c6\u02dc\u2013-\u2026\u2030\u2039\u203a\u20ac\u2122]|\x1b\\["
 )
-_FTFY = ftfy.TextFixerConfig(
+
+
+# courlan, ftfy and pycld2 load on first use: together 70 ms, which `ingest run` would
+# otherwise spend before its first request (its main process needs them once entries come in).
+@functools.cache
+def _ftfy() -> tuple[ModuleType, ftfy.TextFixerConfig]:
+    import ftfy
+
     # Keep what authors chose: curly quotes and full-width forms are not errors.
-    uncurl_quotes=False,
-    fix_character_width=False,
-    normalization="NFC",
-    explain=False,
-)
+    config = ftfy.TextFixerConfig(
+        uncurl_quotes=False, fix_character_width=False, normalization="NFC", explain=False
+    )
+    return ftfy, config
+
+
+@functools.cache
+def _courlan() -> tuple[Callable[[str], str], re.Pattern[str]]:
+    from courlan import normalize_url
+    from courlan.clean import TRACKERS_RE
+
+    return normalize_url, TRACKERS_RE
 
 
 def repair(text: str) -> str:
     """Mojibake and terminal escapes repaired (ftfy), only when the text shows signs of them."""
-    return ftfy.fix_text(text, config=_FTFY) if _MOJIBAKE_HINT.search(text) else text
+    if not _MOJIBAKE_HINT.search(text):
+        return text
+    module, config = _ftfy()
+    return str(module.fix_text(text, config=config))
 
 
 def canonical_url(url: str) -> str:
@@ -54,7 +72,8 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    normalized = courlan.normalize_url(urlunsplit(parts._replace(query="", fragment="")))
+    normalize_url, _ = _courlan()
+    normalized = normalize_url(urlunsplit(parts._replace(query="", fragment="")))
     p = urlsplit(normalized)
     return urlunsplit((p.scheme, p.netloc, p.path or "/", clean_query(parts.query), ""))
 
@@ -63,12 +82,13 @@ def clean_query(query: str) -> str:
     """Drop tracking parameters and sort the rest, keeping each parameter as written.
     courlan's own clean_query drops valueless parameters (`news.php?12345`), which are often
     the article id, so only its tracker pattern is reused."""
+    _, trackers = _courlan()
     kept = (
         # Whitespace cannot go on the wire as it is (clients send it percent-encoded) and a
         # canonical URL ending in it would not survive being canonicalized again (strip()).
         _SPACE_IN_QUERY.sub(lambda m: quote(m.group(0)), part)
         for part in query.split("&")
-        if part and not TRACKERS_RE.search(unquote_plus(part.split("=", 1)[0]).lower())
+        if part and not trackers.search(unquote_plus(part.split("=", 1)[0]).lower())
     )
     return "&".join(sorted(kept))
 
@@ -238,6 +258,8 @@ def detect_language(text: str, *, hint: str | None = None, min_chars: int = 40) 
     (e.g. `<html lang="en-US">` -> "en") when the text is too short or CLD2 cannot tell."""
     sample = text[:1500]
     if len(sample.strip()) >= min_chars:
+        import pycld2  # loaded on first use, see _ftfy
+
         try:
             _reliable, _bytes, found = pycld2.detect(sample, bestEffort=True)
         except (pycld2.error, UnicodeError, ValueError):
