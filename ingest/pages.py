@@ -86,9 +86,11 @@ async def fetch_page(
     *,
     extract_timeout: float,
     before_fetch: Callable[[], Awaitable[None]] | None = None,
+    starting: Callable[[], Awaitable[None]] | None = None,
 ) -> PageOutcome:
     """Fetch `link` and extract its article; `before_fetch` (a rate limiter) runs once the
-    robots.txt check has allowed the request."""
+    robots.txt check has allowed the request, `starting` once the host's politeness lets the
+    request start (see `Fetcher.fetch`)."""
     final_url: str | None = None
     try:
         verdict = await fetcher.robots_verdict(link)
@@ -96,7 +98,7 @@ async def fetch_page(
             return PageOutcome(None, None, f"robots.txt: {verdict}", verdict == "unavailable")
         if before_fetch is not None:
             await before_fetch()
-        page = await fetcher.fetch(link, "page")
+        page = await fetcher.fetch(link, "page", starting=starting)
         final_url = page.final_url
         media_type = page.content_type.split(";")[0].strip().lower()
         if media_type not in HTML_TYPES:

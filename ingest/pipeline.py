@@ -123,11 +123,13 @@ class Pipeline:
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
-        # Pages between the start of their fetch and the end of their extraction. Fetching is
-        # much faster than extraction, so without a bound a backlog of new entries would be
+        # Pages between the start of their request and the end of their extraction. Fetching
+        # is much faster than extraction, so without a bound a backlog of new entries would be
         # fetched long before workers are free, every body waiting in memory (a 900-page cold
         # start held 140 MB of them). As many as can be on the wire, plus two per worker
-        # ready for the next task, keep the workers busy.
+        # ready for the next task, keep the workers busy. A slot is taken when the host's
+        # politeness lets the request start, not before: pages queued 0.5 s apart on one host
+        # must not hold the slots that pages of other hosts could use now.
         self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
@@ -480,10 +482,24 @@ class Pipeline:
         return await asyncio.shield(task)
 
     async def _page(self, link: str) -> PageOutcome:
-        async with self._page_slots:
+        held = False
+
+        async def starting() -> None:
+            nonlocal held
+            await self._page_slots.acquire()
+            held = True
+
+        try:
             return await fetch_page(
-                self.fetcher, self.workers, link, extract_timeout=self.settings.extract_timeout
+                self.fetcher,
+                self.workers,
+                link,
+                extract_timeout=self.settings.extract_timeout,
+                starting=starting,
             )
+        finally:
+            if held:
+                self._page_slots.release()
 
 
 def policy_from(settings: Settings) -> Policy:

@@ -8,7 +8,7 @@ import asyncio
 import ssl
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal
@@ -244,10 +244,13 @@ class Fetcher:
         *,
         etag: str | None = None,
         last_modified: str | None = None,
+        starting: Callable[[], Awaitable[None]] | None = None,
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
         `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
-        over the cap is truncated, not refused (RFC 9309 §2.5)."""
+        over the cap is truncated, not refused (RFC 9309 §2.5). `starting` is awaited once,
+        when the host's politeness lets the first request start: a caller bounding its pages
+        in flight takes its slot there, so that waiting out a host's delay holds none."""
         started = time.monotonic()
         settings = self._settings
         headers = [(b"Accept", _ACCEPT[kind].encode())]
@@ -268,6 +271,8 @@ class Fetcher:
             while True:
                 try:
                     async with self._hosts.slot(_origin(target)):
+                        if hops == 0 and starting is not None:
+                            await starting()
                         hops += 1
                         hop_started = time.monotonic()
                         try:
