@@ -11,10 +11,10 @@ import structlog
 
 from ingest import metrics
 from ingest.errors import BlockedError, ExtractError, FetchError
-from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
+from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Extracted
-from ingest.workers.pool import WorkerCrashed, Workers, WorkerTimeout
+from ingest.workers.pool import WorkerCrashed, WorkerTimeout
 from ingest.workers.tasks import extract_page
 
 log = structlog.get_logger(__name__)
@@ -34,8 +34,8 @@ class PageOutcome:
 
 
 async def fetch_page(
-    fetcher: Fetcher,
-    workers: Workers,
+    fetcher: PageFetcher,
+    workers: WorkerPool,
     link: str,
     *,
     extract_timeout: float,

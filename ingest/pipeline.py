@@ -27,6 +27,7 @@ from ingest.errors import FetchError, IngestError, ParseError, StoreError
 from ingest.fetch import Fetcher
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, fetch_page
+from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import (
     Policy,
     RedirectState,
@@ -110,8 +111,8 @@ class Pipeline:
         self,
         settings: Settings,
         store: Store,
-        fetcher: Fetcher,
-        workers: Workers,
+        fetcher: PageFetcher,
+        workers: WorkerPool,
         *,
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
