@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -26,8 +25,8 @@ from ingest.neardup import (
     is_near_duplicate,
     similarity,
 )
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "neardup"
 TEXTS = DATA / "texts"
 

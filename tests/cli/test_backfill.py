@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -37,8 +36,8 @@ from ingest.backfill import (
 )
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 pytestmark = pytest.mark.integration

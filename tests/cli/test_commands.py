@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 from ingest import __version__
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 F1 = "https://one.example/feed/"
 F2 = "https://two.example/rss.xml"
 F3 = "http://three.example/atom"

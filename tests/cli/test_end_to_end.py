@@ -8,15 +8,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from tests.support.httpserver import LocalServer, Response, static
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 ORIGIN = "https://www.theyeshivaworld.com"
 ARTICLE_PATH = (
@@ -95,7 +94,7 @@ def ingest(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
         "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
         "INGEST_LOG_FORMAT": "json",
         "INGEST_WORKERS": "2",
-        "INGEST_HOST_DELAY": "0",  # politeness has tests of its own (test_fetch_polite)
+        "INGEST_HOST_DELAY": "0",  # politeness: tests/fetch/test_politeness.py
     }
     return subprocess.run(
         [sys.executable, "-m", "ingest.cli", *args],

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,15 +107,6 @@ def state(database_url: str) -> tuple[int, int, int]:
     return int(ok[0]), int(arts[0]), int(arts[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
-
-
 def add_feeds(database_url: str, srv: LocalServer) -> None:
     urls = [srv.url(f"/feed/{f}") for f in range(FEEDS)]
     subprocess.run(
@@ -138,7 +130,7 @@ def test_three_replicas_share_the_work(database_url: str, site: LocalServer) -> 
     add_feeds(database_url, site)
     procs = start(3, env(database_url))
     try:
-        done = wait_until(lambda: state(database_url)[0] == FEEDS, timeout=120)
+        done = wait_until(lambda: state(database_url)[0] == FEEDS, timeout=120, interval=0.3)
         time.sleep(2)  # a few more ticks: nothing may be fetched again within its interval
     finally:
         codes = stop(procs)
@@ -168,12 +160,12 @@ def test_killed_replica_leaves_its_work_to_the_other(database_url: str, site: Lo
     e = env(database_url, INGEST_LEASE_SECONDS="3")
     victim, survivor = start(2, e)
     try:
-        assert wait_until(lambda: state(database_url)[1] >= 6, timeout=60)
+        assert wait_until(lambda: state(database_url)[1] >= 6, timeout=60, interval=0.3)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         killed_at = state(database_url)
         assert killed_at[0] < FEEDS, "all work was done before the kill"
-        done = wait_until(lambda: state(database_url)[0] == FEEDS, timeout=180)
+        done = wait_until(lambda: state(database_url)[0] == FEEDS, timeout=180, interval=0.3)
     finally:
         codes = stop([survivor])
     assert done, f"only {state(database_url)[0]} of {FEEDS} feeds fetched after the kill"

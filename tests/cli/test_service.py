@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +52,6 @@ def rss(base: str, count: int) -> str:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def env(database_url: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -65,7 +59,7 @@ def env(database_url: str, **extra: str) -> dict[str, str]:
         "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
         "INGEST_LOG_FORMAT": "json",
         "INGEST_WORKERS": "2",
-        "INGEST_HOST_DELAY": "0",  # politeness has tests of its own (test_fetch_polite)
+        "INGEST_HOST_DELAY": "0",  # politeness: tests/fetch/test_politeness.py
         **extra,
     }
 
@@ -75,15 +69,6 @@ def count_articles(database_url: str) -> tuple[int, int]:
         row = conn.execute("SELECT count(*), count(DISTINCT url) FROM news.articles").fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -128,7 +113,9 @@ def test_service_ingests_serves_health_and_stops_on_sigterm(
         text=True,
     )
     try:
-        assert wait_for(lambda: count_articles(database_url)[0] == 12), "service stored nothing"
+        assert wait_until(
+            lambda: count_articles(database_url)[0] == 12, timeout=60, interval=0.2
+        ), "service stored nothing"
         assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
         assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
         status, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
@@ -178,7 +165,11 @@ def test_killed_run_loses_nothing_and_duplicates_nothing(database_url: str) -> N
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        assert wait_for(lambda: len([r for r in srv.requests if r.path.startswith("/story/")]) >= 5)
+        assert wait_until(
+            lambda: len([r for r in srv.requests if r.path.startswith("/story/")]) >= 5,
+            timeout=60,
+            interval=0.2,
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         before = count_articles(database_url)[0]
@@ -221,7 +212,11 @@ def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        assert wait_for(lambda: any(r.path.startswith("/story/") for r in srv.requests))
+        assert wait_until(
+            lambda: any(r.path.startswith("/story/") for r in srv.requests),
+            timeout=60,
+            interval=0.2,
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 143
         with psycopg.connect(database_url) as conn:
@@ -250,8 +245,10 @@ def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
         text=True,
     )
     try:
-        assert wait_for(
-            lambda: http_get_or_none(f"http://127.0.0.1:{port}/readyz")[0] == 503, timeout=60
+        assert wait_until(
+            lambda: http_get_or_none(f"http://127.0.0.1:{port}/readyz")[0] == 503,
+            timeout=60,
+            interval=0.2,
         )
         _, reason = http_get(f"http://127.0.0.1:{port}/readyz")
         assert "ticks failed" in reason

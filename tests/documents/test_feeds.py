@@ -23,8 +23,9 @@ import pytest
 from ingest.documents.feeds import looks_like_feed, parse_feed
 from ingest.errors import ParseError
 from ingest.types import ParsedEntry, ParsedFeed
+from tests.support.paths import DATA
 
-FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
+FEEDS = DATA / "feeds"
 FIXTURES = sorted(p for p in FEEDS.iterdir() if not p.name.endswith(".expected.json"))
 GOOD = [p for p in FIXTURES if ".bad." not in p.name]
 BAD = [p for p in FIXTURES if ".bad." in p.name]

@@ -28,9 +28,10 @@ from ingest.documents.sitemaps import (
     parse_w3c_datetime,
 )
 from ingest.errors import ParseError
+from tests.support.paths import DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "sitemaps"
-FIXTURES = sorted(p for p in DATA.iterdir() if not p.name.endswith(".expected.json"))
+SITEMAPS = DATA / "sitemaps"
+FIXTURES = sorted(p for p in SITEMAPS.iterdir() if not p.name.endswith(".expected.json"))
 GOOD = [p for p in FIXTURES if ".bad." not in p.name]
 BAD = [p for p in FIXTURES if ".bad." in p.name]
 URL = "https://example.com/sitemap.xml"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from ingest.extract import extract_page
 from ingest.extract.metadata import choose_published
 from ingest.normalize import paragraphs
 from ingest.types import Extracted
+from tests.support.paths import ROOT
 
-SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+SEEDS = ROOT / "seeds"
 SEED_URL = (
     "https://www.theyeshivaworld.com/news/israel-news/2410001/"
     "netanyahu-ministers-split-over-all-or-nothing-hostage-strategy.html"

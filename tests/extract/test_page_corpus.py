@@ -14,7 +14,6 @@ import json
 import re
 import unicodedata
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import lxml.html
@@ -23,8 +22,9 @@ import pytest
 from ingest.errors import ExtractError
 from ingest.extract import extract_page
 from ingest.types import Extracted
+from tests.support.paths import DATA
 
-PAGES = Path(__file__).resolve().parents[1] / "data" / "pages"
+PAGES = DATA / "pages"
 CHECKS = ("paragraphs", "boilerplate", "title", "author", "published_at", "language")
 
 # (page, check) pairs that fail today, with their cause.

@@ -17,47 +17,18 @@ import pytest
 from ingest import USER_AGENT
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
-from ingest.fetch import Fetcher, Resolver, check_address
+from ingest.fetch import Fetcher
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.network import fake_dns, only_first_loopback_is_public
+from tests.support.virtual_time import SteppingClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-# No delay between requests to one host: politeness has its own tests (test_fetch_polite.py).
+# No delay between requests to one host: politeness has its own tests (test_politeness.py).
 LOCAL = Settings(allow_private_networks=True, host_delay=0)
 ETAG = '"v1"'
 LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
 FEED = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def _servers() -> Iterator[tuple[LocalServer, LocalServer]]:
-    # Shared by the module because stopping a LocalServer takes up to half a second.
-    with LocalServer("127.0.0.1") as main, LocalServer("127.0.0.2") as other:
-        yield main, other
-
-
-def _reset(srv: LocalServer) -> LocalServer:
-    with srv._lock:
-        srv.routes.clear()
-        srv.requests.clear()
-    return srv
-
-
-@pytest.fixture
-def server(_servers: tuple[LocalServer, LocalServer]) -> LocalServer:
-    """A server on 127.0.0.1 with no routes and no recorded requests."""
-    return _reset(_servers[0])
-
-
-@pytest.fixture
-def internal(_servers: tuple[LocalServer, LocalServer]) -> LocalServer:
-    """A second server on 127.0.0.2: the "internal service" an attacker would aim at."""
-    return _reset(_servers[1])
 
 
 def _settings(**overrides: object) -> Settings:
@@ -362,26 +333,11 @@ async def test_name_resolving_to_private_address_is_blocked() -> None:
     assert asked == [("news.example", 80)]
 
 
-def _only_first_loopback_is_public(ip: str) -> None:
-    """Treats 127.0.0.1 as if it were public; every other address gets the real check."""
-    if ip != "127.0.0.1":
-        check_address(ip, allow_private=False)
-
-
-def _fake_dns(table: dict[str, list[str]]) -> Resolver:
-    async def resolve(host: str, port: int) -> list[str]:
-        if host not in table:
-            raise OSError(f"no such host {host}")
-        return table[host]
-
-    return resolve
-
-
 async def test_every_resolved_address_is_checked(server: LocalServer) -> None:
     """One allowed address among the answers is not enough: any refused one blocks the name."""
-    resolver = _fake_dns({"mixed.test": ["127.0.0.1", "10.0.0.5"]})
+    resolver = fake_dns({"mixed.test": ["127.0.0.1", "10.0.0.5"]})
     async with Fetcher(
-        Settings(), resolver=resolver, address_check=_only_first_loopback_is_public
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
     ) as fetcher:
         with pytest.raises(BlockedError, match=r"10\.0\.0\.5"):
             await fetcher.fetch(f"http://mixed.test:{server.port}/feed", "feed")
@@ -391,9 +347,9 @@ async def test_every_resolved_address_is_checked(server: LocalServer) -> None:
 async def test_connection_goes_to_the_checked_address(server: LocalServer) -> None:
     """The name is resolved once, the checked address is dialled, and Host keeps the name."""
     server.routes["/feed"] = static(FEED)
-    resolver = _fake_dns({"allowed.test": ["127.0.0.1"]})
+    resolver = fake_dns({"allowed.test": ["127.0.0.1"]})
     async with Fetcher(
-        Settings(), resolver=resolver, address_check=_only_first_loopback_is_public
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
     ) as fetcher:
         result = await fetcher.fetch(f"http://allowed.test:{server.port}/feed", "feed")
     assert result.body == FEED.encode()
@@ -407,9 +363,9 @@ async def test_redirect_to_blocked_address_is_refused(
     """Each redirect hop is checked: allowed.test -> 127.0.0.2 stops before reaching 127.0.0.2."""
     internal.routes["/admin"] = static("secret")
     server.routes["/start"] = Response(302, b"", {"Location": internal.url("/admin")})
-    resolver = _fake_dns({"allowed.test": ["127.0.0.1"]})
+    resolver = fake_dns({"allowed.test": ["127.0.0.1"]})
     async with Fetcher(
-        Settings(), resolver=resolver, address_check=_only_first_loopback_is_public
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
     ) as fetcher:
         with pytest.raises(BlockedError, match=r"127\.0\.0\.2 is a loopback address"):
             await fetcher.fetch(f"http://allowed.test:{server.port}/start", "page")
@@ -462,14 +418,6 @@ async def test_global_limit_spans_hosts(server: LocalServer, internal: LocalServ
 # --- robots.txt ----------------------------------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_robots_disallow_is_honoured_and_cached(server: LocalServer) -> None:
     """Disallowed paths are refused, others allowed, and robots.txt is fetched once per origin."""
     server.routes["/robots.txt"] = static(
@@ -494,7 +442,7 @@ async def test_robots_404_allows_everything(server: LocalServer) -> None:
 async def test_robots_500_disallows_and_retries_sooner(server: LocalServer) -> None:
     """A 5xx robots.txt disallows everything, cached for ten minutes rather than the full hour."""
     server.routes["/robots.txt"] = Response(500, b"oops")
-    clock = _Clock()
+    clock = SteppingClock(1000.0)
     async with Fetcher(_settings(robots_cache_seconds=3600), clock=clock) as fetcher:
         assert await fetcher.robots_allowed(server.url("/page")) is False
         clock.now += 599
@@ -518,7 +466,7 @@ async def test_robots_unreachable_disallows() -> None:
 async def test_robots_cache_expires(server: LocalServer) -> None:
     """After robots_cache_seconds the file is fetched again."""
     server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /x\n", "text/plain")
-    clock = _Clock()
+    clock = SteppingClock(1000.0)
     async with Fetcher(_settings(robots_cache_seconds=60), clock=clock) as fetcher:
         assert await fetcher.robots_allowed(server.url("/x")) is False
         clock.now += 59

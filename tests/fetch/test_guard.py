@@ -20,12 +20,6 @@ from ingest.fetch import (
     content_coding,
 )
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 PUBLIC = [
     "8.8.8.8",
     "1.1.1.1",

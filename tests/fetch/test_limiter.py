@@ -4,61 +4,14 @@ concurrency, FIFO order, cancellation and forgetting idle hosts. Nothing here re
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 import pytest
 
 from ingest.fetch import HostLimiter
-
-T = TypeVar("T")
+from tests.support.virtual_time import VirtualTime
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class VirtualTime:
-    """A clock and a sleep that never wait: `run()` lets every task go as far as it can, then
-    jumps the clock to the earliest pending sleep and wakes it, until all tasks are done."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (self.now + max(seconds, 0.0), next(self._order), future))
-        await future
-
-    async def run(self, *jobs: Awaitable[T]) -> list[T]:
-        tasks = [asyncio.ensure_future(job) for job in jobs]
-        while True:
-            # No real I/O or timers are involved, so a bounded number of loop iterations lets
-            # every runnable task reach its next wait.
-            for _ in range(100):
-                await asyncio.sleep(0)
-            if all(task.done() for task in tasks):
-                return [task.result() for task in tasks]
-            live = [t for t in self._timers if not t[2].done()]
-            if not live:
-                for task in tasks:
-                    task.cancel()
-                raise AssertionError("deadlock: tasks are waiting and no sleep is pending")
-            self.now = max(self.now, min(t[0] for t in live))
-            while self._timers and self._timers[0][0] <= self.now:
-                _, _, future = heapq.heappop(self._timers)
-                if not future.done():
-                    future.set_result(None)
 
 
 def _limiter(

@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -27,33 +26,15 @@ TOLERANCE = 0.05
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def _servers() -> Iterator[tuple[LocalServer, LocalServer]]:
-    with LocalServer("127.0.0.2") as a, LocalServer("127.0.0.3") as b:
-        yield a, b
-
-
-def _reset(srv: LocalServer) -> LocalServer:
-    with srv._lock:
-        srv.routes.clear()
-        srv.requests.clear()
-    return srv
+def host_a(server: LocalServer) -> LocalServer:
+    """A server on 127.0.0.1 with no routes and no recorded requests."""
+    return server
 
 
 @pytest.fixture
-def host_a(_servers: tuple[LocalServer, LocalServer]) -> LocalServer:
+def host_b(second_server: LocalServer) -> LocalServer:
     """A server on 127.0.0.2 with no routes and no recorded requests."""
-    return _reset(_servers[0])
-
-
-@pytest.fixture
-def host_b(_servers: tuple[LocalServer, LocalServer]) -> LocalServer:
-    """A server on 127.0.0.3 with no routes and no recorded requests."""
-    return _reset(_servers[1])
+    return second_server
 
 
 class _Stamps:

@@ -25,17 +25,12 @@ import pytest
 
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
-from tests.hostile.conftest import RawServer, local_settings, read_request
-from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.httpserver import LocalServer, RawServer, Request, Response, read_request, static
+from tests.support.pipelines import local_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 FEED = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -27,11 +27,6 @@ LOCAL = Settings(allow_private_networks=True, host_delay=0)
 FEED = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def https(server_tls: ssl.SSLContext) -> Iterator[LocalServer]:
     with LocalServer("127.0.0.1", tls=server_tls) as server:

@@ -20,8 +20,10 @@ import pytest
 
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
-from tests.hostile.conftest import ROOT, RawServer, Tripwire, local_settings, read_request
-from tests.support.httpserver import LocalServer, Response, static
+from tests.support.httpserver import LocalServer, RawServer, Response, read_request, static
+from tests.support.network import Tripwire
+from tests.support.paths import ROOT
+from tests.support.pipelines import local_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

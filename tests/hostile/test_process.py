@@ -21,15 +21,10 @@ import psycopg
 import pytest
 
 from ingest.store.db import load_migrations
-from tests.hostile.conftest import (
-    ROOT,
-    PrivateCluster,
-    free_port,
-    ingest_cmd,
-    ingest_env,
-    wait_until,
-)
+from tests.support.cluster import PrivateCluster
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.paths import ROOT
+from tests.support.processes import free_port, ingest_cmd, ingest_env, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -35,11 +35,6 @@ PARAGRAPH = (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def workers() -> Iterator[Workers]:
     pool = Workers(1)

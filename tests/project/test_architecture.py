@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 PACKAGES = ("ingest", "jobs")
 
 # Modules that decide from values and `now`, and never touch the network, the database, the

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from tests.support.httpserver import LocalServer, Response
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERIGNORE = ROOT / ".dockerignore"

@@ -31,11 +31,6 @@ START = datetime.now(UTC).replace(microsecond=0)
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def workers() -> Iterator[Workers]:
     pool = Workers(1)

@@ -11,15 +11,11 @@ import psycopg
 import pytest
 
 from ingest.store.db import load_migrations, migrate, pending_migrations
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+README = ROOT / "README.md"
 
 
 # README type names -> information_schema.columns.data_type

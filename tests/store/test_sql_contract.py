@@ -9,17 +9,15 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from ingest.store.db import migrate
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def documented_queries() -> list[str]:

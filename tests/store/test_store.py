@@ -24,11 +24,6 @@ NOW = datetime(2025, 8, 11, 13, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     pool = make_pool(database_url, max_size=6)
     await pool.open(wait=True, timeout=15)
