@@ -1,7 +1,7 @@
 """Shared fixtures: a real PostgreSQL (checked, started if it is down, else a clear failure), a
 migrated template database made once per session (per xdist worker: each has a template of its
 own), one fresh database per test; TLS on loopback; loopback HTTP servers shared by the tests
-of a session and reset for each; the real worker pool.
+of a session and reset for each; the real worker pool and an in-process one.
 
 Tests run in parallel (pytest-xdist, see pyproject.toml): what one test holds must be its own
 (a database, a port, a temporary directory). Tests that share something costly are kept on one
@@ -27,6 +27,7 @@ from ingest.store.db import migrate
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer
 from tests.support.network import Tripwire, install_tripwire
+from tests.support.workers import InlineWorkers
 
 ADMIN_DSN = os.environ.get("INGEST_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -203,3 +204,9 @@ def workers() -> Iterator[Workers]:
     pool = Workers(1)
     yield pool
     pool.close()
+
+
+@pytest.fixture
+def inline_workers() -> InlineWorkers:
+    """A worker pool without processes (`tests.support.workers.InlineWorkers`)."""
+    return InlineWorkers(1)

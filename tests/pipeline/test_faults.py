@@ -9,7 +9,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -21,10 +21,11 @@ from psycopg.rows import dict_row
 from ingest.config import Settings
 from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline
+from ingest.ports import WorkerPool
 from ingest.store import Store
 from ingest.store.db import make_pool
-from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -35,18 +36,17 @@ PARAGRAPH = (
 )
 
 
-@pytest.fixture(scope="module")
-def workers() -> Iterator[Workers]:
-    pool = Workers(1)
-    yield pool
-    pool.close()
+@pytest.fixture
+def workers(inline_workers: InlineWorkers) -> InlineWorkers:
+    """Tasks run in process: nothing here is about worker processes (tests/hostile is)."""
+    return inline_workers
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer() as srv:
-        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-        yield srv
+def server(server: LocalServer) -> LocalServer:
+    """The loopback server, with a robots.txt that allows everything."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    return server
 
 
 def page(title: str, ld: dict[str, Any] | None = None) -> str:
@@ -72,7 +72,7 @@ def settings(database_url: str, **kw: Any) -> Settings:
     return Settings(database_url=database_url, allow_private_networks=True, host_delay=0, **kw)
 
 
-async def make_pipeline(s: Settings, workers: Workers, stack: list[Any]) -> Pipeline:
+async def make_pipeline(s: Settings, workers: WorkerPool, stack: list[Any]) -> Pipeline:
     pool = make_pool(s.database_url or "")
     await pool.open(wait=True)
     fetcher = Fetcher(s)
@@ -108,7 +108,7 @@ def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
 async def test_poisoned_page_spoils_nothing_else(
     database_url: str,
     server: LocalServer,
-    workers: Workers,
+    workers: WorkerPool,
     resources: list[Any],
     ld: dict[str, Any],
 ) -> None:
@@ -130,7 +130,7 @@ async def test_poisoned_page_spoils_nothing_else(
 
 
 async def test_transient_page_failure_is_retried_before_falling_back(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """A page answering 503 is tried again on the next polls (the feed is re-read, not
     answered from its validators); once it answers, the page text is stored. One that keeps
@@ -164,7 +164,7 @@ async def test_transient_page_failure_is_retried_before_falling_back(
 
 
 async def test_robots_unavailable_defers_instead_of_downgrading(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """robots.txt answering 5xx makes pages wait (RFC 9309: disallowed while unavailable), and
     once it is back the page text is stored, not the feed's summary."""
@@ -186,7 +186,7 @@ async def test_robots_unavailable_defers_instead_of_downgrading(
 
 
 async def test_feeds_with_the_same_stories_in_opposite_order_do_not_deadlock(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """Two feeds listing the same 20 stories in opposite orders, processed at once, both
     succeed; each story is one row, fetched once, and belongs to the entry of the feed that
@@ -212,7 +212,7 @@ async def test_feeds_with_the_same_stories_in_opposite_order_do_not_deadlock(
 
 
 async def test_slow_feeds_keep_their_lease_across_replicas(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """With a lease far shorter than the work, two pipelines on one database still never
     process one feed twice: feeds are claimed only when a slot is free, and leases in progress
@@ -241,7 +241,7 @@ async def test_slow_feeds_keep_their_lease_across_replicas(
 
 
 async def test_stop_request_starts_no_more_feeds(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """After request_stop(), the feed in progress finishes and no other feed is started; the
     unstarted ones stay due, with no lease held."""
@@ -278,7 +278,7 @@ def atom(base: str, updated: datetime) -> str:
 
 
 async def test_updated_entry_updates_the_article_in_place(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """When a stored entry's <updated> moves forward and its page text changed, the article row
     is updated in place (updated_at set, an 'update' change announced) and the old text kept in
@@ -310,10 +310,10 @@ async def test_updated_entry_updates_the_article_in_place(
 
 
 class CountingWorkers:
-    """The real worker pool, counting the tasks handed to it and not yet finished: the page
+    """A worker pool, counting the tasks handed to it and not yet finished: the page
     bodies the pipeline holds while they wait for a worker."""
 
-    def __init__(self, inner: Workers) -> None:
+    def __init__(self, inner: WorkerPool) -> None:
         self.inner = inner
         self.size = inner.size
         self.waiting = 0
@@ -329,7 +329,7 @@ class CountingWorkers:
 
 
 async def test_pages_are_not_fetched_far_ahead_of_extraction(
-    database_url: str, server: LocalServer, workers: Workers, resources: list[Any]
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """A backlog of new entries is fetched only as fast as the workers take the pages: at most
     the connection limit plus two per worker wait in memory, and every article is stored."""
@@ -339,7 +339,7 @@ async def test_pages_are_not_fetched_far_ahead_of_extraction(
     server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
     s = settings(database_url, max_connections=2, per_host_connections=2)
     counting = CountingWorkers(workers)
-    pipeline = await make_pipeline(s, counting, resources)  # type: ignore[arg-type]
+    pipeline = await make_pipeline(s, counting, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     summary = await pipeline.run()
     assert (summary.ok, summary.new_articles) == (1, 40)

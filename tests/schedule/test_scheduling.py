@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -20,8 +20,8 @@ from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline
 from ingest.store import Store
 from ingest.store.db import make_pool
-from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.workers import InlineWorkers
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +29,6 @@ pytestmark = pytest.mark.integration
 # now(), so the fake clock may run ahead of it but never behind.
 START = datetime.now(UTC).replace(microsecond=0)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def workers() -> Iterator[Workers]:
-    pool = Workers(1)
-    yield pool
-    pool.close()
 
 
 class Clock:
@@ -57,14 +50,18 @@ def rss(base: str, dates: list[datetime], extra: str = "") -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer() as srv:
-        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-        yield srv
+def server(server: LocalServer) -> LocalServer:
+    """The loopback server, with a robots.txt that allows everything."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    return server
 
 
 @pytest.fixture
-async def env(database_url: str, workers: Workers) -> AsyncIterator[tuple[Pipeline, Clock, Store]]:
+async def env(
+    database_url: str, inline_workers: InlineWorkers
+) -> AsyncIterator[tuple[Pipeline, Clock, Store]]:
+    """A pipeline on a fresh database with a clock of the test's own; its tasks run in process
+    (nothing here is about worker processes)."""
     settings = Settings(
         database_url=database_url,
         allow_private_networks=True,
@@ -79,7 +76,9 @@ async def env(database_url: str, workers: Workers) -> AsyncIterator[tuple[Pipeli
         async with Fetcher(settings) as fetcher:
             store = Store(pool)
             yield (
-                Pipeline(settings, store, fetcher, workers, clock=clock, rng=random.Random(1)),
+                Pipeline(
+                    settings, store, fetcher, inline_workers, clock=clock, rng=random.Random(1)
+                ),
                 clock,
                 store,
             )
