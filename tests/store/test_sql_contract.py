@@ -61,7 +61,8 @@ UPDATE ingest.articles SET lsh_bands = ARRAY(
 INSERT INTO ingest.article_changes (article_id, kind) SELECT id, 'insert' FROM ingest.articles;
 INSERT INTO ingest.article_urls (url_hash, article_id) SELECT url_hash, id FROM ingest.articles;
 INSERT INTO ingest.article_bands (band, article_id)
-SELECT DISTINCT b, id FROM ingest.articles, unnest(lsh_bands) AS b;
+SELECT DISTINCT b, id FROM ingest.articles, unnest(lsh_bands) AS b
+ORDER BY 1, 2;  -- in key order: 3.2 million inserts at the end of the index, not all over it
 ALTER TABLE ingest.articles ENABLE TRIGGER USER;
 ANALYZE;
 """
