@@ -69,10 +69,10 @@ def _stalling(
     close until `stop` (a tarpit, or a server that hung mid-response)."""
 
     def handle(conn: socket.socket) -> None:
-        conn = _wrap(conn, tls)
-        read_request(conn)
-        conn.sendall(reply)
-        stop.wait(20)
+        with _wrap(conn, tls) as conn:
+            read_request(conn)
+            conn.sendall(reply)
+            stop.wait(20)
 
     return handle
 
@@ -81,14 +81,14 @@ def _flooding(tls: ssl.SSLContext | None, stop: threading.Event) -> Callable[[so
     """Read one request, then send a chunked body as fast as the client takes it, for ever."""
 
     def handle(conn: socket.socket) -> None:
-        conn = _wrap(conn, tls)
-        read_request(conn)
-        conn.sendall(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
-        while not stop.is_set():
-            conn.sendall(chunk)
+        with _wrap(conn, tls) as conn:
+            read_request(conn)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+            while not stop.is_set():
+                conn.sendall(chunk)
 
     return handle
 
@@ -262,15 +262,13 @@ async def test_close_delimited_body_over_tls_larger_than_the_read_buffer(
     body = os.urandom(3 * 1024 * 1024)
 
     def handle(conn: socket.socket) -> None:
-        tls = server_tls.wrap_socket(conn, server_side=True)
-        read_request(tls)
-        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n")
-        tls.sendall(body)
-        if close_notify:
-            with contextlib.suppress(OSError):
-                tls.unwrap().close()
-        else:
-            tls.close()
+        with server_tls.wrap_socket(conn, server_side=True) as tls:
+            read_request(tls)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n")
+            tls.sendall(body)
+            if close_notify:
+                with contextlib.suppress(OSError):
+                    tls.unwrap().close()
 
     with RawServer(handle) as server:
         async with Fetcher(
