@@ -27,6 +27,7 @@ from ingest.store.db import migrate
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer
 from tests.support.network import Tripwire, install_tripwire
+from tests.support.paths import ROOT
 from tests.support.workers import InlineWorkers
 
 ADMIN_DSN = os.environ.get("INGEST_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -38,11 +39,26 @@ GROUPS = {
 """Fixture -> the xdist group of every test that uses it: the costly thing is made once."""
 
 
+SLOW = ("cli", "hostile")
+"""Folders of tests/ whose tests run real `ingest` processes or wait out deadlines: seconds each."""
+
+
+def _start_order(item: pytest.Item) -> int:
+    if item.get_closest_marker("xdist_group"):
+        return 0
+    return 1 if item.path.relative_to(ROOT / "tests").parts[0] in SLOW else 2
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups from GROUPS; then the groups first, the slow folders next and the rest last (a
+    stable sort): xdist deals tests out in this order, so the long ones start early and the
+    workers finish together."""
     for item in items:
         for fixture, group in GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=_start_order)
 
 
 @pytest.fixture
@@ -93,7 +109,10 @@ def pg_admin() -> str:
 
 @pytest.fixture(scope="session")
 def template_db(pg_admin: str) -> Iterator[str]:
-    name = f"ingest_tpl_{uuid.uuid4().hex[:10]}"
+    # One per xdist worker (each is a session of its own); the worker's name is in it to tell
+    # them apart while the suite runs.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"ingest_tpl_{worker}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     asyncio.run(migrate(_dsn_for(name)))

