@@ -419,13 +419,16 @@ def test_section_label_h1_is_not_the_headline() -> None:
 
 
 def test_year_9999_dates_do_not_break_extraction() -> None:
-    """A date at the end of the calendar is no publication time, and no crash."""
+    """A date at the end of the calendar breaks nothing: the article is extracted (that such a
+    date is no publication time is build_article's call, see test_article.py)."""
     body = (
         "<html><head><meta property='article:published_time' content='9999-12-31'></head>"
         "<body><article><h1>H</h1><time datetime='9999-12-31T10:00'>x</time>"
         f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
     ).encode()
-    extract_page(body, "https://example.com/a")
+    extracted = extract_page(body, "https://example.com/a")
+    assert STORY[0] in extracted.text
+    assert STORY[1] in extracted.text
 
 
 def test_headline_with_inline_markup_and_a_line_break() -> None:

@@ -233,10 +233,8 @@ async def test_tls_handshake_the_server_never_answers(
     try:
         with RawServer(silent) as server:
             async with Fetcher(local_settings(**settings), ssl_context=client_tls) as fetcher:
-                started = time.monotonic()
                 with pytest.raises(FetchError, match=message):
                     await fetcher.fetch(f"https://127.0.0.1:{server.port}/feed", "feed")
-                assert time.monotonic() - started < 2
                 assert await open_after([server.port], 1.0) == 0
     finally:
         stop.set()
