@@ -14,10 +14,9 @@ import structlog
 from ingest import metrics
 from ingest.article import build_article
 from ingest.errors import BlockedError, ExtractError, FetchError, WorkerError
-from ingest.fetch import Fetcher
 from ingest.normalize import redact_url
+from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Article, Extracted, ParsedEntry
-from ingest.workers.pool import Workers
 from ingest.workers.tasks import extract_page
 
 log = structlog.get_logger(__name__)
@@ -80,8 +79,8 @@ def article_for(
 
 
 async def fetch_page(
-    fetcher: Fetcher,
-    workers: Workers,
+    fetcher: PageFetcher,
+    workers: WorkerPool,
     link: str,
     *,
     extract_timeout: float,

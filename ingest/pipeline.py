@@ -28,6 +28,7 @@ from ingest.fetch import Fetcher
 from ingest.fulltext import compare, entry_text, observe, probe, wants_pages
 from ingest.normalize import redact_url
 from ingest.pages import PageOutcome, article_for, fetch_page
+from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
@@ -104,8 +105,8 @@ class Pipeline:
         self,
         settings: Settings,
         store: Store,
-        fetcher: Fetcher,
-        workers: Workers,
+        fetcher: PageFetcher,
+        workers: WorkerPool,
         *,
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,

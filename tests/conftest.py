@@ -1,5 +1,11 @@
 """Shared fixtures: a real PostgreSQL (checked, started if it is down, else a clear failure), a
-migrated template database made once per session, and one fresh database per test."""
+migrated template database made once per session (per xdist worker: each has a template of its
+own), one fresh database per test; TLS on loopback; loopback HTTP servers shared by the tests
+of a session and reset for each; the real worker pool and an in-process one.
+
+Tests run in parallel (pytest-xdist, see pyproject.toml): what one test holds must be its own
+(a database, a port, a temporary directory). Tests that share something costly are kept on one
+xdist worker with an `xdist_group` mark, given here by the fixture they use."""
 
 from __future__ import annotations
 
@@ -18,9 +24,47 @@ import trustme
 from psycopg import sql
 
 from ingest.store.db import migrate
+from ingest.workers.pool import Workers
+from tests.support.httpserver import LocalServer
+from tests.support.network import Tripwire, install_tripwire
+from tests.support.paths import ROOT
+from tests.support.workers import InlineWorkers
 
 ADMIN_DSN = os.environ.get("INGEST_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-ROOT = Path(__file__).resolve().parent.parent
+
+GROUPS = {
+    "big_database": "big-database",  # 100,000 generated articles, made once
+    "cluster": "private-cluster",  # an embedded PostgreSQL cluster, started once
+}
+"""Fixture -> the xdist group of every test that uses it: the costly thing is made once."""
+
+
+SLOW = ("cli", "hostile")
+"""Folders of tests/ whose tests run real `ingest` processes or wait out deadlines: seconds each."""
+
+
+def _start_order(item: pytest.Item) -> int:
+    if item.get_closest_marker("xdist_group"):
+        return 0
+    return 1 if item.path.relative_to(ROOT / "tests").parts[0] in SLOW else 2
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups from GROUPS; then the groups first, the slow folders next and the rest last (a
+    stable sort): xdist deals tests out in this order, so the long ones start early and the
+    workers finish together."""
+    for item in items:
+        for fixture, group in GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=_start_order)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, as the service does."""
+    return "asyncio"
 
 
 def _dsn_for(dbname: str) -> str:
@@ -65,7 +109,10 @@ def pg_admin() -> str:
 
 @pytest.fixture(scope="session")
 def template_db(pg_admin: str) -> Iterator[str]:
-    name = f"ingest_tpl_{uuid.uuid4().hex[:10]}"
+    # One per xdist worker (each is a session of its own); the worker's name is in it to tell
+    # them apart while the suite runs.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"ingest_tpl_{worker}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     asyncio.run(migrate(_dsn_for(name)))
@@ -106,7 +153,7 @@ def empty_database_url(pg_admin: str) -> Iterator[str]:
         )
 
 
-# --- TLS on loopback ----------------------------------------------------------------------------
+# --- TLS on loopback -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +176,56 @@ def client_tls(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return context
+
+
+# --- loopback HTTP servers -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _loopback_servers() -> Iterator[tuple[LocalServer, LocalServer]]:
+    with LocalServer("127.0.0.1") as main, LocalServer("127.0.0.2") as other:
+        yield main, other
+
+
+@pytest.fixture
+def server(_loopback_servers: tuple[LocalServer, LocalServer]) -> LocalServer:
+    """A server on 127.0.0.1 with no routes and no recorded requests."""
+    return _loopback_servers[0].reset()
+
+
+@pytest.fixture
+def second_server(_loopback_servers: tuple[LocalServer, LocalServer]) -> LocalServer:
+    """Another server, on 127.0.0.2 (another host), with no routes and no recorded requests."""
+    return _loopback_servers[1].reset()
+
+
+@pytest.fixture
+def internal(second_server: LocalServer) -> LocalServer:
+    """`second_server` as the "internal service" an attacker aims at: SSRF tests check that it
+    is never reached."""
+    return second_server
+
+
+@pytest.fixture
+def tripwire(monkeypatch: pytest.MonkeyPatch) -> Tripwire:
+    """Refuse, as ECONNREFUSED, and record any socket connection of this process that would
+    leave loopback (every test of tests/fetch and tests/hostile has it)."""
+    return install_tripwire(monkeypatch)
+
+
+# --- worker pools --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def workers() -> Iterator[Workers]:
+    """The real worker pool (processes forked from the fork server), one worker, shared by the
+    session: for tests of parsing and extraction as they run in production."""
+    pool = Workers(1)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def inline_workers() -> InlineWorkers:
+    """A worker pool without processes (`tests.support.workers.InlineWorkers`)."""
+    return InlineWorkers(1)

@@ -29,7 +29,7 @@ from ingest.fetch.guard import (
     system_resolver,
 )
 from ingest.fetch.internals import transport_with_pool
-from ingest.fetch.limits import HostLimiter
+from ingest.fetch.limits import Clock, HostLimiter, Sleep
 from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
@@ -159,13 +159,16 @@ class Fetcher:
         *,
         resolver: Resolver | None = None,
         address_check: AddressCheck | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """`address_check` replaces `check_address` for every resolved address. It exists so tests
         can treat one loopback address as public while the real check refuses the others;
         production code never passes it. `clock` drives the robots.txt cache expiry (and so
-        how long a Crawl-delay applies); the waits between requests run on real time.
+        how long a Crawl-delay applies) and, with `sleep`, the waits between two requests to
+        one host (`HostLimiter`): a clock other than `time.monotonic` needs a `sleep` that
+        moves it. Deadlines and the time on the wire are real time whatever they are.
         `ssl_context` replaces the default (system settings, certifi's CA bundle), for a test
         CA or a private one."""
         self._settings = settings
@@ -212,6 +215,8 @@ class Fetcher:
             settings.per_host_connections,
             total=settings.max_connections,
             delay=self._origin_delay,
+            clock=clock,
+            sleep=sleep,
         )
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}

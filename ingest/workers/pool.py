@@ -12,11 +12,12 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
 from ingest.errors import ParseError, WorkerCrashed, WorkerError, WorkerTimeout
+from ingest.ports import WorkerPool
 from ingest.workers import forkserver
 
 T = TypeVar("T")
@@ -85,12 +86,8 @@ class Workers:
         self._pool.join(timeout=10)
 
 
-class TaskRunner(Protocol):
-    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T: ...
-
-
 async def parse_in_worker(
-    workers: TaskRunner, fn: Callable[..., T], *args: Any, url: str, timeout: float
+    workers: WorkerPool, fn: Callable[..., T], *args: Any, url: str, timeout: float
 ) -> T:
     """`workers.run` for a document's parser: a worker that overruns or dies fails the
     document, as a ParseError about `url` ("feed parsing failed: timed out after 3s"). The one

@@ -10,15 +10,9 @@ import pytest
 
 from ingest.store.db import migrate, open_pool
 from ingest.workers.pool import Workers
-from tests.hostile.conftest import (
-    PrivateCluster,
-    article_page,
-    local_settings,
-    pipeline_for,
-    rows,
-    rss,
-)
+from tests.support.cluster import PrivateCluster
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

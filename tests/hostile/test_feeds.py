@@ -18,8 +18,8 @@ from ingest.documents.feeds import parse_feed
 from ingest.errors import ParseError
 from ingest.types import ParsedFeed
 from ingest.workers.pool import Workers, WorkerTimeout
-from tests.hostile.conftest import article_page, local_settings, pipeline_for, rows, rss
 from tests.support.httpserver import LocalServer, Response, static
+from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

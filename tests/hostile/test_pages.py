@@ -16,15 +16,9 @@ import psutil
 import pytest
 
 from ingest.workers.pool import Workers
-from tests.hostile.conftest import (
-    article_page,
-    local_settings,
-    pipeline_for,
-    rows,
-    rss,
-)
 from tests.hostile.test_bodies import gzip_bomb
 from tests.support.httpserver import LocalServer, Response, static
+from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

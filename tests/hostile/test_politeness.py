@@ -14,16 +14,9 @@ from ingest.config import Settings
 from ingest.errors import BlockedError
 from ingest.fetch import Fetcher
 from ingest.workers.pool import Workers
-from tests.hostile.conftest import (
-    Tripwire,
-    article_page,
-    local_settings,
-    pipeline_for,
-    public_fetcher,
-    rows,
-    rss,
-)
 from tests.support.httpserver import LocalServer, Response, static
+from tests.support.network import Tripwire, public_fetcher
+from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

@@ -21,15 +21,10 @@ import psycopg
 import pytest
 
 from ingest.store.db import load_migrations
-from tests.hostile.conftest import (
-    ROOT,
-    PrivateCluster,
-    free_port,
-    ingest_cmd,
-    ingest_env,
-    wait_until,
-)
+from tests.support.cluster import PrivateCluster
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.paths import ROOT
+from tests.support.processes import free_port, ingest_cmd, ingest_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -366,7 +361,8 @@ def test_three_migrate_at_once_are_serialized(empty_database_url: str) -> None:
         )
         for _ in range(3)
     ]
-    results = [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    results = [(p.communicate(timeout=60), p.returncode) for p in procs]
+    results = [(code, out, err) for (out, err), code in results]
     assert [r[0] for r in results] == [0, 0, 0], [r[2][-500:] for r in results]
     shipped = [m.version for m in load_migrations()]
     applied = sorted(

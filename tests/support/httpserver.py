@@ -1,13 +1,19 @@
-"""A real HTTP server on a loopback address, run in a thread, for tests and benchmarks.
+"""Real servers on loopback addresses, run in threads, for tests and benchmarks.
 
-Routes map a path (with query) to a `Response` or to a callable taking the `Request`.
-`static()` builds a route that honours If-None-Match / If-Modified-Since like a real server.
-Every request is recorded so tests can assert what was sent (conditional headers, User-Agent).
+`LocalServer` speaks HTTP: routes map a path (with query) to a `Response` or to a callable
+taking the `Request`. `static()` builds a route that honours If-None-Match / If-Modified-Since
+like a real server. Every request is recorded so tests can assert what was sent (conditional
+headers, User-Agent); `reset()` hands a shared server to the next test like a new one.
+
+`RawServer` hands each TCP connection to a function, for behaviour below HTTP (silence,
+dribbled headers, lying framing); `read_request()` reads one request head from it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -169,6 +175,14 @@ class LocalServer:
         with self._lock:
             return [r for r in self.requests if r.path == path]
 
+    def reset(self) -> LocalServer:
+        """Forget every route and every recorded request: a server shared by several tests is
+        handed to each one like a new one (stopping a server takes up to 50 ms)."""
+        with self._lock:
+            self.routes.clear()
+            self.requests.clear()
+        return self
+
     def __enter__(self) -> LocalServer:
         self._thread.start()
         return self
@@ -176,3 +190,64 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class RawServer:
+    """A TCP listener on loopback whose connections are handed to `handler(conn)` in a thread:
+    for behaviour below HTTP (silence, dribbled headers, lying framing). With `accept=False`
+    nothing accepts: connections wait in the backlog."""
+
+    def __init__(self, handler: Callable[[socket.socket], None], *, accept: bool = True) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = int(self._sock.getsockname()[1])
+        self.connections = 0
+        self._handler = handler
+        self._stop = threading.Event()
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True) if accept else None
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            self._handler(conn)
+
+    def __enter__(self) -> RawServer:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for conn in self._open:
+            conn.close()
+        self._sock.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one request head (up to the blank line) from a raw connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -1,0 +1,297 @@
+"""ingest.neardup: fingerprint properties (deterministic, normalization-blind, None when too
+short) and the decision on the labeled pairs of tests/data/neardup (bench/neardup_bench.py
+prints the same figures in detail)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from ingest.neardup import (
+    BANDS,
+    MIN_WORDS,
+    NUM_PERM,
+    ROWS,
+    THRESHOLD,
+    Fingerprint,
+    fingerprint,
+    is_near_duplicate,
+    similarity,
+)
+from tests.support.paths import ROOT
+
+DATA = ROOT / "tests" / "data" / "neardup"
+TEXTS = DATA / "texts"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    id: str
+    category: str
+    label: str
+    clear: bool
+    a: str
+    b: str
+
+
+def _load_pairs() -> list[Pair]:
+    return [
+        Pair(
+            id=raw["id"],
+            category=raw["category"],
+            label=raw["label"],
+            clear=raw.get("clear", True),
+            a=(DATA / raw["a"]).read_text(encoding="utf-8"),
+            b=(DATA / raw["b"]).read_text(encoding="utf-8"),
+        )
+        for raw in json.loads((DATA / "pairs.json").read_text(encoding="utf-8"))
+    ]
+
+
+PAIRS = _load_pairs()
+
+
+def _text(name: str) -> str:
+    return (TEXTS / name).read_text(encoding="utf-8")
+
+
+def _fp(text: str) -> Fingerprint:
+    f = fingerprint(text)
+    assert f is not None
+    return f
+
+
+def _decision(a: str, b: str) -> bool:
+    """What the pipeline decides: the pair shares a band (the index finds it) and the
+    signatures estimate a similarity at or above the threshold."""
+    fa, fb = fingerprint(a), fingerprint(b)
+    if fa is None or fb is None:
+        return False
+    candidate = any(x == y for x, y in zip(fa.bands, fb.bands, strict=True))
+    return candidate and is_near_duplicate(fa.minhash, fb.minhash)
+
+
+# --- shape and constants ----------------------------------------------------------------------
+
+
+def test_constants_are_consistent() -> None:
+    """The signature is cut into BANDS bands of ROWS values with nothing left over, and the
+    threshold is a similarity."""
+    assert BANDS * ROWS == NUM_PERM
+    assert 0.0 < THRESHOLD <= 1.0
+
+
+def test_fingerprint_shape() -> None:
+    """NUM_PERM uint32 values and BANDS keys that fit a PostgreSQL bigint."""
+    f = _fp(_text("port-strike.wire.txt"))
+    assert len(f.minhash) == 4 * NUM_PERM
+    assert len(f.bands) == BANDS
+    assert all(-(2**63) <= key < 2**63 for key in f.bands)
+    assert len(set(f.bands)) == BANDS, "each band is keyed by its index as well as its values"
+
+
+# --- properties -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["port-strike.wire.txt", "bahnstreik.wire.de.txt", "greve.wire.fr.txt"]
+)
+def test_identical_text_is_similarity_one_and_all_bands_equal(name: str) -> None:
+    """A text against itself (fingerprinted twice) estimates 1.0 and shares every band."""
+    a, b = _fp(_text(name)), _fp(_text(name))
+    assert similarity(a.minhash, b.minhash) == 1.0
+    assert a.bands == b.bands
+    assert is_near_duplicate(a.minhash, b.minhash)
+
+
+def test_fingerprint_is_deterministic_across_calls() -> None:
+    """The same text always gives the same fingerprint within a process."""
+    text = _text("drought-farmers.txt")
+    first = _fp(text)
+    assert all(_fp(text) == first for _ in range(5))
+
+
+def test_fingerprint_values_are_stable() -> None:
+    """The values themselves are part of the stored data: articles stored by earlier versions
+    keep their band keys, which new articles must still hit. A change of shingling, hashing or
+    byte order fails this; such a change needs a migration that recomputes stored
+    fingerprints."""
+    text = " ".join(f"word{i % 97} news{i % 13} Zürich straße" for i in range(300))
+    f = _fp(text)
+    packed = f.minhash + b"".join(b.to_bytes(8, "little", signed=True) for b in f.bands)
+    assert hashlib.sha256(packed).hexdigest() == (
+        "a65f3920fb4d902b9e207a6b4f629aa066213e74231f15c7c61964ac450b00a9"
+    )
+
+
+def _fingerprint_in_subprocess(text: str, hash_seed: str) -> tuple[str, list[int]]:
+    code = (
+        "import json, sys\n"
+        "from ingest.neardup import fingerprint\n"
+        "f = fingerprint(sys.stdin.read())\n"
+        "print(json.dumps([f.minhash.hex(), list(f.bands)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=text,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONIOENCODING": "utf-8"},
+        timeout=60,
+        check=True,
+    )
+    minhash, bands = json.loads(done.stdout)
+    return minhash, bands
+
+
+def test_fingerprint_is_deterministic_across_processes() -> None:
+    """Another interpreter, with another str hash seed, computes the same fingerprint:
+    replicas and later versions must find the band keys stored by earlier ones."""
+    text = _text("greve.wire.fr.txt")
+    here = _fp(text)
+    for seed in ("1", "4242"):
+        minhash, bands = _fingerprint_in_subprocess(text, seed)
+        assert bytes.fromhex(minhash) == here.minhash
+        assert tuple(bands) == here.bands
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("   \n\n\t  ", id="blank"),
+        pytest.param("... -- !!! ??? \u2014 \u00ab \u00bb", id="punctuation-only"),
+        pytest.param(" ".join(f"w{i}" for i in range(MIN_WORDS - 1)), id="one-word-short"),
+        pytest.param(
+            "Police said a car was stolen from Linden Avenue overnight. Anyone with "
+            "information is asked to call Ashby police station.",
+            id="short-brief",
+        ),
+    ],
+)
+def test_too_short_text_has_no_fingerprint(text: str) -> None:
+    """Fewer than MIN_WORDS words: None, left to the exact content hash."""
+    assert fingerprint(text) is None
+
+
+def test_min_words_is_enough() -> None:
+    """Exactly MIN_WORDS words get a fingerprint."""
+    assert fingerprint(" ".join(f"w{i}" for i in range(MIN_WORDS))) is not None
+
+
+def _respaced(text: str) -> str:
+    """Every run of whitespace replaced by another one: paragraphs rejoined into one line,
+    words separated by tabs, non-breaking spaces and double spaces."""
+    seps = ["  ", "\t", "\u00a0", "\n", " \n\n "]
+    return "".join(word + seps[i % len(seps)] for i, word in enumerate(text.split())).strip()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["transit-fares.txt", "radweg.de.txt", "piscine.fr.txt", "brief-weather-1.txt"],
+)
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(str.upper, id="upper"),
+        pytest.param(str.lower, id="lower"),
+        pytest.param(str.swapcase, id="swapcase"),
+        pytest.param(_respaced, id="whitespace"),
+        pytest.param(lambda t: "\n\n  " + _respaced(t).upper() + "  \n", id="both"),
+    ],
+)
+def test_case_and_whitespace_changes_keep_the_fingerprint(
+    name: str, change: Callable[[str], str]
+) -> None:
+    """Case and whitespace (including paragraph splitting) are not part of the fingerprint:
+    texts differing only in them get equal fingerprints, in English, German and French."""
+    text = _text(name)
+    changed = change(text)
+    assert changed != text
+    assert _fp(changed) == _fp(text)
+
+
+UNRELATED = [
+    "port-strike.wire.txt",
+    "wildfire.wire.txt",
+    "vaccine-study.txt",
+    "football-match.txt",
+    "bahnstreik.wire.de.txt",
+    "piscine.fr.txt",
+    "brief-weather-2.txt",
+]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [(a, b) for i, a in enumerate(UNRELATED) for b in UNRELATED[i + 1 :]],
+)
+def test_unrelated_texts_have_low_similarity(one: str, other: str) -> None:
+    """Stories with nothing in common estimate a similarity near zero and are not copies."""
+    a, b = _fp(_text(one)), _fp(_text(other))
+    assert similarity(a.minhash, b.minhash) <= 0.05
+    assert not is_near_duplicate(a.minhash, b.minhash)
+
+
+def test_similarity_of_mismatched_signatures_is_zero() -> None:
+    """Signatures of different lengths (another NUM_PERM) or empty ones never match."""
+    f = _fp(_text("port-strike.wire.txt"))
+    assert similarity(f.minhash, f.minhash[:-4]) == 0.0
+    assert similarity(b"", b"") == 0.0
+
+
+# --- the labeled set --------------------------------------------------------------------------
+
+
+def test_labeled_set_is_what_it_claims() -> None:
+    """At least 60 pairs, unique ids, both labels, texts of 150-900 words, German and French
+    among them, and every category of the issue present."""
+    assert len(PAIRS) >= 60
+    assert len({p.id for p in PAIRS}) == len(PAIRS)
+    assert {p.label for p in PAIRS} == {"duplicate", "distinct"}
+    for p in PAIRS:
+        for text in (p.a, p.b):
+            assert 150 <= len(text.split()) <= 900, p.id
+    assert {p.category for p in PAIRS} >= {
+        "syndicated",
+        "light-edit",
+        "wire-several-sites",
+        "same-event",
+        "follow-up",
+        "boilerplate",
+        "brief-same-topic",
+        "same-template",
+    }
+    assert any(p.id.endswith("-de") for p in PAIRS)
+    assert any(p.id.endswith("-fr") for p in PAIRS)
+
+
+def test_labeled_set_precision_and_recall() -> None:
+    """On the labeled pairs the decision reaches precision >= 0.98 and recall >= 0.9 (the
+    issue's target; fixed data and fixed hash coefficients make this deterministic)."""
+    tp = fp = fn = 0
+    for p in PAIRS:
+        said, truth = _decision(p.a, p.b), p.label == "duplicate"
+        tp += said and truth
+        fp += said and not truth
+        fn += truth and not said
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn)
+    assert precision >= 0.98, f"precision {precision:.3f} (tp={tp} fp={fp})"
+    assert recall >= 0.9, f"recall {recall:.3f} (tp={tp} fn={fn})"
+
+
+@pytest.mark.parametrize("pair", [pytest.param(p, id=p.id) for p in PAIRS if p.clear])
+def test_labeled_pair(pair: Pair) -> None:
+    """Each unambiguous pair is decided as labeled: copies are linked, distinct stories are
+    not. (Pairs marked `"clear": false` count only toward precision and recall.)"""
+    assert _decision(pair.a, pair.b) is (pair.label == "duplicate")

@@ -1,0 +1,323 @@
+"""The `ingest` command line as a subprocess against a fresh database: feeds add/list/remove/
+import, migrate, the reserved backfill, configuration errors and exit codes (README, "Command
+line": 0 success, 1 the command cannot work with one line on stderr, 2 usage)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from ingest import __version__
+from tests.support.paths import ROOT
+
+pytestmark = pytest.mark.integration
+
+F1 = "https://one.example/feed/"
+F2 = "https://two.example/rss.xml"
+F3 = "http://three.example/atom"
+# Nothing listens on port 1 of loopback: commands that must not need the database get this.
+NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"
+
+
+def _env(dsn: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INGEST_") and k not in ("DATABASE_URL", "XDG_DATA_HOME")
+    }
+    env["DATABASE_URL"] = dsn  # never unset: that would start the embedded server
+    env["INGEST_LOG_FORMAT"] = "json"
+    env.update(extra)
+    return env
+
+
+def ingest(
+    dsn: str, *args: str, stdin: str | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args],
+        input=stdin,
+        env=_env(dsn, **extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _feed_urls(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT url FROM news.feeds ORDER BY id").fetchall()]
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr lines that are not JSON log events."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+
+
+# --- feeds -----------------------------------------------------------------------------------
+
+
+def test_feeds_add_list_remove(database_url: str) -> None:
+    """add registers (present when already there), list shows every feed, remove deletes one."""
+    added = ingest(database_url, "feeds", "add", F1, F2)
+    assert added.returncode == 0, added.stderr
+    assert f"added   {F1}" in added.stdout
+    assert f"added   {F2}" in added.stdout
+
+    again = ingest(database_url, "feeds", "add", F1)
+    assert again.returncode == 0, again.stderr
+    assert f"present {F1}" in again.stdout
+    assert _feed_urls(database_url) == [F1, F2]
+
+    listed = ingest(database_url, "feeds", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2
+    assert F1 in lines[0]
+    assert "never fetched" in lines[0]
+    assert F2 in lines[1]
+
+    removed = ingest(database_url, "feeds", "remove", F1)
+    assert removed.returncode == 0, removed.stderr
+    assert _feed_urls(database_url) == [F2]
+
+
+def test_feeds_add_non_http_is_one_line_error(database_url: str) -> None:
+    """A non-http(s) URL is refused with exit 1 and one line on stderr; nothing is added, not
+    even the valid URLs given with it."""
+    proc = ingest(database_url, "feeds", "add", F1, "ftp://files.example/feed")
+    assert proc.returncode == 1
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert "ftp://files.example/feed" in errors[0]
+    assert _feed_urls(database_url) == []
+
+
+def test_feeds_remove_unknown(database_url: str) -> None:
+    """Removing a feed that is not registered exits 1 with one line on stderr."""
+    proc = ingest(database_url, "feeds", "remove", "https://unknown.example/feed")
+    assert proc.returncode == 1
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert "https://unknown.example/feed" in errors[0]
+
+
+def test_feeds_import_opml_lines_and_stdin(database_url: str, tmp_path: Path) -> None:
+    """import reads an OPML file, a URL-a-line file, and `-` for stdin; feeds already present
+    are reported, not duplicated."""
+    opml = tmp_path / "subscriptions.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><body><outline text="News">'
+        f'<outline xmlUrl="{F1}"/><outline xmlUrl="{F2}"/></outline></body></opml>',
+        encoding="utf-8",
+    )
+    listing = tmp_path / "feeds.txt"
+    listing.write_text(f"# mine\n{F2}\n\n{F3}\n", encoding="utf-8")
+
+    proc = ingest(database_url, "feeds", "import", str(opml))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 added, 0 already present" in proc.stdout
+
+    proc = ingest(database_url, "feeds", "import", str(listing))
+    assert proc.returncode == 0, proc.stderr
+    assert f"present {F2}" in proc.stdout
+    assert "1 added, 1 already present" in proc.stdout
+
+    proc = ingest(database_url, "feeds", "import", "-", stdin=f"{F1}\n{F3}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 added, 2 already present" in proc.stdout
+    assert _feed_urls(database_url) == [F1, F2, F3]
+
+
+def test_feeds_import_invalid_opml(database_url: str, tmp_path: Path) -> None:
+    """A broken OPML file is refused with exit 1 and one line on stderr."""
+    bad = tmp_path / "broken.opml"
+    bad.write_bytes(b'<?xml version="1.0"?><opml><body><outline xmlUrl="x">')
+    proc = ingest(database_url, "feeds", "import", str(bad))
+    assert proc.returncode == 1
+    assert len(_error_lines(proc.stderr)) == 1
+    assert _feed_urls(database_url) == []
+
+
+def test_feeds_import_missing_file(tmp_path: Path) -> None:
+    """A file that does not exist is a one-line error with exit 1, not a traceback."""
+    proc = ingest(NOWHERE, "feeds", "import", str(tmp_path / "nope.opml"))
+    assert proc.returncode == 1
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert "nope.opml" in errors[0]
+
+
+# --- other commands --------------------------------------------------------------------------
+
+
+def test_migrate_on_migrated_database(database_url: str) -> None:
+    """migrate on an up-to-date database applies nothing and says so."""
+    proc = ingest(database_url, "migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "applied 0 migration(s)"
+
+
+def test_backfill_without_target_is_a_usage_error() -> None:
+    """backfill with neither a TARGET nor --urls exits 2 with one line on stderr, before
+    touching the database."""
+    proc = ingest(NOWHERE, "backfill")
+    assert proc.returncode == 2
+    assert len(_error_lines(proc.stderr)) == 1
+
+
+def test_bad_config_value() -> None:
+    """An invalid setting exits 1 with one line on stderr naming the variable."""
+    proc = ingest(NOWHERE, "feeds", "list", INGEST_WORKERS="0")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "INGEST_WORKERS" in lines[0]
+
+
+def test_database_unreachable() -> None:
+    """A database nobody answers for is a one-line error with exit 1."""
+    proc = ingest(NOWHERE, "feeds", "list")
+    assert proc.returncode == 1
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1
+    assert "unreachable" in lines[0]
+
+
+def test_version() -> None:
+    """--version prints the package version and exits 0."""
+    proc = ingest(NOWHERE, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"news-ingest {__version__}"
+
+
+def test_usage_error_exits_2() -> None:
+    """A usage error (feeds add without a URL) exits 2 before touching the database."""
+    proc = ingest(NOWHERE, "feeds", "add")
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("dsn", "secret"),
+    [
+        pytest.param(
+            "postgresql://postgres:pa%ss-w0rd@127.0.0.1:1/x", "pa%ss-w0rd", id="bad-escape"
+        ),
+        pytest.param("postgresql://postgres:s3cr@tPW@127.0.0.1:1/x", "s3cr", id="unescaped-at"),
+        pytest.param("postgresql:/postgres:hunter2@127.0.0.1/x", "hunter2", id="malformed"),
+    ],
+)
+def test_bad_database_url_never_shows_the_password(dsn: str, secret: str) -> None:
+    """A DATABASE_URL that does not parse, or whose password leaks into libpq's message, gives
+    one line on stderr with exit 1 and no trace of the password anywhere."""
+    proc = ingest(dsn, "run", "--once")
+    assert proc.returncode == 1
+    assert len(_error_lines(proc.stderr)) == 1
+    assert secret not in proc.stderr
+    assert secret not in proc.stdout
+
+
+def test_all_without_once_is_a_usage_error() -> None:
+    """`run --all` without `--once` exits 2 with usage help."""
+    proc = ingest(NOWHERE, "run", "--all")
+    assert proc.returncode == 2
+    assert "--all only makes sense with --once" in proc.stderr
+
+
+# --- the `ingest` command's entry point ----------------------------------------------------------
+
+ENTRY = "import sys; from ingest.launcher import main; sys.exit(main())"
+
+
+def _processes_marked(mark: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("INGEST_TEST_MARK") == mark:
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _entry(dsn: str, *args: str) -> tuple[subprocess.CompletedProcess[str], list[psutil.Process]]:
+    """`ingest ARGS` through the console script's entry point; and the processes it started
+    that are still alive 5 s after it exited (they inherit a mark in their environment)."""
+    mark = uuid.uuid4().hex
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTRY, *args],
+        env=_env(dsn, INGEST_TEST_MARK=mark),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 5
+    while (left := _processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc, left
+
+
+def test_entry_run_once_leaves_no_process_behind(database_url: str) -> None:
+    """`ingest run` spawns the worker pool's fork server before its own imports (ingest.launcher);
+    the pass works with it, and the fork server and its workers exit with the command."""
+    proc, left = _entry(database_url, "run", "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("feeds: 0 (0 ok")
+    assert left == []
+
+
+def test_entry_run_with_database_unreachable_leaves_no_process_behind() -> None:
+    """The fork server is already running when the database check fails: the command still
+    fails with its one line, and takes the fork server with it."""
+    proc, left = _entry(NOWHERE, "run", "--once")
+    assert proc.returncode == 1
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1
+    assert "unreachable" in lines[0]
+    assert left == []
+
+
+def test_entry_passes_other_commands_to_the_cli() -> None:
+    proc, left = _entry(NOWHERE, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"news-ingest {__version__}"
+    assert left == []
+
+
+def test_entry_ctrl_c_during_start_up_is_one_quiet_exit(database_url: str) -> None:
+    """Ctrl-C (SIGINT to the whole process group) while `ingest run` is still importing and
+    the fork server still preloading: the command exits 130 without a traceback, the fork
+    server prints none either, and nothing is left running."""
+    mark = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "run", "--once"],
+        env=_env(database_url, INGEST_TEST_MARK=mark),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(0.15)  # the interpreter is up, the fork server spawned, the imports under way
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 5
+    while _processes_marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_marked(mark) == []

@@ -1,0 +1,271 @@
+"""The long-lived service (`ingest run`) and crash safety of `ingest run --once`, as real
+processes against the real PostgreSQL and a local HTTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import psycopg
+import pytest
+
+from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.processes import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+PARAGRAPH = (
+    "Officials in the city council met on {day} to discuss the budget for the coming year, "
+    "and several members raised questions about the cost of the new transit line number {n}."
+)
+
+
+def article_page(n: int) -> str:
+    body = "".join(
+        f"<p>{PARAGRAPH.format(day=d, n=n)}</p>" for d in ("Monday", "Tuesday", "Friday")
+    )
+    return (
+        f"<html lang='en'><head><title>Story {n}</title></head><body>"
+        f"<nav><a href='/'>Home</a></nav><article><h1>Story {n}</h1>{body}</article>"
+        f"<footer>Copyright Example News</footer></body></html>"
+    )
+
+
+def rss(base: str, count: int) -> str:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/story/{n}?utm_source=rss</link>"
+        f"<guid>story-{n}</guid><pubDate>{format_datetime(start + timedelta(hours=n))}</pubDate>"
+        f"</item>"
+        for n in range(count)
+    )
+    return (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Example</title>"
+        f"{items}</channel></rss>"
+    )
+
+
+def env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
+        "INGEST_LOG_FORMAT": "json",
+        "INGEST_WORKERS": "2",
+        "INGEST_HOST_DELAY": "0",  # politeness: tests/fetch/test_politeness.py
+        **extra,
+    }
+
+
+def count_articles(database_url: str) -> tuple[int, int]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT url) FROM news.articles").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture
+def site() -> Iterator[LocalServer]:
+    with LocalServer() as srv:
+        srv.routes["/feed.xml"] = static(rss(srv.base, 12), "application/rss+xml")
+        for n in range(12):
+            srv.routes[f"/story/{n}"] = static(article_page(n))
+        yield srv
+
+
+def test_service_ingests_serves_health_and_stops_on_sigterm(
+    database_url: str, site: LocalServer
+) -> None:
+    """`ingest run` polls on its own, answers /healthz /readyz /metrics, and exits 0 on SIGTERM
+    with no lease left behind."""
+    subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "feeds", "add", site.url("/feed.xml")],
+        env=env(database_url),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env=env(
+            database_url,
+            INGEST_TICK_SECONDS="1",
+            INGEST_HTTP_PORT=str(port),
+            INGEST_HTTP_HOST="127.0.0.1",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(
+            lambda: count_articles(database_url)[0] == 12, timeout=60, interval=0.2
+        ), "service stored nothing"
+        assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
+        status, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        assert 'ingest_feeds_polled_total{status="ok"} 1.0' in metrics
+        assert http_get(f"http://127.0.0.1:{port}/nope")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert '"service_stopped"' in stderr
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
+        assert held.fetchone() == (0,)
+
+
+def test_killed_run_loses_nothing_and_duplicates_nothing(database_url: str) -> None:
+    """SIGKILL in the middle of `run --once`; the next run (after the lease expires) stores
+    every article exactly once."""
+    with LocalServer() as srv:
+        count = 30
+        srv.routes["/feed.xml"] = static(rss(srv.base, count), "application/rss+xml")
+
+        def slow(n: int):  # type: ignore[no-untyped-def]
+            page = article_page(n).encode()
+
+            def handle(req: Request) -> Response:
+                time.sleep(0.3)
+                return Response(200, page, {"Content-Type": "text/html"})
+
+            return handle
+
+        for n in range(count):
+            srv.routes[f"/story/{n}"] = slow(n)
+        e = env(database_url, INGEST_LEASE_SECONDS="1", INGEST_PER_HOST_CONNECTIONS="2")
+        subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/feed.xml")],
+            env=e,
+            check=True,
+            capture_output=True,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "run", "--once"],
+            env=e,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_until(
+            lambda: len([r for r in srv.requests if r.path.startswith("/story/")]) >= 5,
+            timeout=60,
+            interval=0.2,
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        before = count_articles(database_url)[0]
+        assert before < count, "the run finished before it could be killed"
+
+        time.sleep(1.5)  # let the killed run's lease expire
+        rerun = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "run", "--once"],
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert count_articles(database_url) == (count, count)
+
+
+def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
+    """SIGTERM in the middle of `run --once` exits promptly and releases the feeds it claimed, so
+    another process can take them at once instead of after the lease expires."""
+    with LocalServer() as srv:
+        srv.routes["/feed.xml"] = static(rss(srv.base, 5), "application/rss+xml")
+
+        def stall(req: Request) -> Response:
+            time.sleep(20)
+            return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
+
+        for n in range(5):
+            srv.routes[f"/story/{n}"] = stall
+        e = env(database_url)
+        subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/feed.xml")],
+            env=e,
+            check=True,
+            capture_output=True,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "run", "--once"],
+            env=e,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_until(
+            lambda: any(r.path.startswith("/story/") for r in srv.requests),
+            timeout=60,
+            interval=0.2,
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 143
+        with psycopg.connect(database_url) as conn:
+            held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
+            assert held.fetchone() == (0,)
+
+
+def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
+    """A replica whose every tick fails (here: a schema it does not expect) turns /readyz to
+    503 with the reason, counts the failures in ingest_errors_total{kind="tick"}, keeps
+    /healthz at 200 (the process is alive) and still stops cleanly."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ingest.feeds (url) VALUES ('http://127.0.0.1:9/a.xml')")
+        conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint TO feed_hint_gone")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env=env(
+            database_url,
+            INGEST_TICK_SECONDS="0.3",
+            INGEST_HTTP_PORT=str(port),
+            INGEST_HTTP_HOST="127.0.0.1",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(
+            lambda: http_get_or_none(f"http://127.0.0.1:{port}/readyz")[0] == 503,
+            timeout=60,
+            interval=0.2,
+        )
+        _, reason = http_get(f"http://127.0.0.1:{port}/readyz")
+        assert "ticks failed" in reason
+        assert "feed_hint" in reason
+        assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        assert 'ingest_errors_total{kind="tick"}' in metrics
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+
+
+def http_get_or_none(url: str) -> tuple[int | None, str]:
+    try:
+        return http_get(url)
+    except OSError:
+        return None, ""

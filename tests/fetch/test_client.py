@@ -1,0 +1,498 @@
+"""Fetcher end to end against a real HTTP server on loopback: results, caps, deadlines,
+redirects, status errors, the SSRF guard and robots.txt. No traffic leaves 127.0.0.0/8."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+
+import pytest
+
+from ingest import USER_AGENT
+from ingest.config import Settings
+from ingest.errors import BlockedError, FetchError
+from ingest.fetch import Fetcher
+from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.network import fake_dns, only_first_loopback_is_public
+from tests.support.virtual_time import SteppingClock
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+# No delay between requests to one host: politeness has its own tests (test_politeness.py).
+LOCAL = Settings(allow_private_networks=True, host_delay=0)
+ETAG = '"v1"'
+LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
+FEED = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+def _settings(**overrides: object) -> Settings:
+    return LOCAL.model_copy(update=overrides)
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+async def test_200_returns_body_and_validators(server: LocalServer) -> None:
+    """A 200 carries the body, lowercase headers and the validators for the next poll."""
+    server.routes["/feed"] = static(
+        FEED, "application/rss+xml", etag=ETAG, last_modified=LAST_MODIFIED
+    )
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/feed"), "feed")
+    assert result.status == 200
+    assert result.body == FEED.encode()
+    assert result.etag == ETAG
+    assert result.last_modified == LAST_MODIFIED
+    assert result.content_type == "application/rss+xml"
+    assert result.url == result.final_url == server.url("/feed")
+    assert result.redirects == ()
+    assert all(k == k.lower() for k in result.headers)
+    (sent,) = server.hits("/feed")
+    assert sent.headers["user-agent"] == USER_AGENT
+    assert sent.headers["accept-encoding"] == "gzip"
+    assert "if-none-match" not in sent.headers
+
+
+async def test_conditional_get_returns_304_result(server: LocalServer) -> None:
+    """Validators are sent as If-None-Match / If-Modified-Since and a 304 is a result."""
+    server.routes["/feed"] = static(FEED, etag=ETAG, last_modified=LAST_MODIFIED)
+    async with Fetcher(LOCAL) as fetcher:
+        by_etag = await fetcher.fetch(server.url("/feed"), "feed", etag=ETAG)
+        by_date = await fetcher.fetch(server.url("/feed"), "feed", last_modified=LAST_MODIFIED)
+        changed = await fetcher.fetch(server.url("/feed"), "feed", etag='"old"')
+    assert by_etag.status == 304
+    assert by_etag.not_modified
+    assert by_etag.body == b""
+    assert by_date.status == 304
+    assert changed.status == 200
+    assert changed.body == FEED.encode()
+    first, second, _ = server.hits("/feed")
+    assert first.headers["if-none-match"] == ETAG
+    assert second.headers["if-modified-since"] == LAST_MODIFIED
+
+
+async def test_gzip_body_is_decoded(server: LocalServer) -> None:
+    """A gzip-encoded response comes back as the decoded bytes."""
+    server.routes["/feed"] = static(FEED * 100, gzip_body=True)
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/feed"), "feed")
+    assert result.headers["content-encoding"] == "gzip"
+    assert result.body == (FEED * 100).encode()
+
+
+async def test_deflate_body_is_decoded(server: LocalServer) -> None:
+    """Deflate (zlib-wrapped) is decoded too, for servers that ignore our Accept-Encoding."""
+    server.routes["/feed"] = Response(
+        200, zlib.compress(FEED.encode()), {"Content-Encoding": "deflate"}
+    )
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/feed"), "feed")
+    assert result.body == FEED.encode()
+
+
+# --- size caps and deadlines ---------------------------------------------------------------------
+
+
+async def test_gzip_bomb_is_refused_without_inflating_it(server: LocalServer) -> None:
+    """50 MB of gzipped zeros against a 1 MB cap fails at the cap with bounded memory."""
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024), compresslevel=9)
+    server.routes["/bomb"] = Response(200, bomb, {"Content-Encoding": "gzip"})
+    async with Fetcher(_settings(max_page_bytes=1024 * 1024)) as fetcher:
+        tracemalloc.start()
+        try:
+            with pytest.raises(FetchError, match="body exceeds 1048576 bytes"):
+                await fetcher.fetch(server.url("/bomb"), "page")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [("gzip, gzip", "stacked content encodings"), ("br", "unsupported content encoding: br")],
+)
+async def test_unsupported_encodings_are_refused(
+    server: LocalServer, encoding: str, message: str
+) -> None:
+    """Stacked gzip and codings we never asked for (br) are FetchErrors, not garbage bodies."""
+    body = gzip.compress(gzip.compress(FEED.encode()))
+    server.routes["/feed"] = Response(200, body, {"Content-Encoding": encoding})
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match=message):
+            await fetcher.fetch(server.url("/feed"), "feed")
+
+
+async def test_plain_body_over_cap_is_refused(server: LocalServer) -> None:
+    """An identity body larger than the feed cap is refused."""
+    server.routes["/big"] = Response(200, b"x" * (256 * 1024 + 1))
+    async with Fetcher(_settings(max_feed_bytes=256 * 1024)) as fetcher:
+        with pytest.raises(FetchError, match="body exceeds 262144 bytes"):
+            await fetcher.fetch(server.url("/big"), "feed")
+
+
+async def test_endless_chunked_body_is_cut_at_the_cap(server: LocalServer) -> None:
+    """A chunked body with no end (and no Content-Length) is cut off at the page cap."""
+
+    def endless() -> Iterator[bytes]:
+        for _ in range(100_000):
+            yield b"y" * 65536
+
+    server.routes["/endless"] = lambda req: Response(200, endless())
+    async with Fetcher(_settings(max_page_bytes=1024 * 1024)) as fetcher:
+        with pytest.raises(FetchError, match="body exceeds 1048576 bytes"):
+            await fetcher.fetch(server.url("/endless"), "page")
+
+
+async def test_robots_body_over_cap_is_truncated(server: LocalServer) -> None:
+    """robots.txt is read up to 512 KiB and the rest ignored (RFC 9309 §2.5)."""
+    server.routes["/robots.txt"] = Response(200, b"#" * (600 * 1024))
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/robots.txt"), "robots")
+    assert len(result.body) == 512 * 1024
+
+
+async def test_slow_drip_is_stopped_by_the_deadline(server: LocalServer) -> None:
+    """A server sending a byte every 0.5 s never trips the read timeout, but hits the deadline,
+    long before the body would have ended."""
+    sent = []
+
+    def drip() -> Iterator[bytes]:
+        for _ in range(40):
+            sent.append(1)
+            yield b"."
+            time.sleep(0.5)
+
+    server.routes["/drip"] = lambda req: Response(200, drip())
+    settings = _settings(request_deadline=2.0, read_timeout=10.0)
+    async with Fetcher(settings) as fetcher:
+        with pytest.raises(FetchError, match="timed out after 2s"):
+            await fetcher.fetch(server.url("/drip"), "page")
+    assert len(sent) < 40
+
+
+async def test_fetcher_still_works_after_a_deadline(server: LocalServer) -> None:
+    """A request cancelled by the deadline leaves the pool usable for the next one."""
+
+    def stall() -> Iterator[bytes]:
+        yield b"."
+        time.sleep(1.0)
+        yield b"."
+
+    server.routes["/stall"] = lambda req: Response(200, stall())
+    server.routes["/feed"] = static(FEED)
+    async with Fetcher(_settings(request_deadline=0.3, max_connections=1)) as fetcher:
+        with pytest.raises(FetchError, match=r"timed out after 0\.3s"):
+            await fetcher.fetch(server.url("/stall"), "page")
+        result = await fetcher.fetch(server.url("/feed"), "feed")
+    assert result.body == FEED.encode()
+
+
+async def test_non_ascii_validator_is_sent_not_raised(server: LocalServer) -> None:
+    """An ETag with non-ASCII bytes is echoed as UTF-8 instead of crashing inside httpx."""
+    server.routes["/feed"] = static(FEED)
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/feed"), "feed", etag='"café"')
+    assert result.status == 200
+    (sent,) = server.hits("/feed")
+    assert sent.headers["if-none-match"].encode("latin-1").decode() == '"café"'
+
+
+async def test_connection_refused_is_a_fetch_error() -> None:
+    """Nothing listening on the port: FetchError("connection refused ..."), no OSError."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match="connection refused") as info:
+            await fetcher.fetch(f"http://127.0.0.1:{port}/feed", "feed")
+    assert info.value.status is None
+
+
+# --- redirects -----------------------------------------------------------------------------------
+
+
+async def test_redirect_chain_is_followed_and_recorded(server: LocalServer) -> None:
+    """Each hop is recorded as (status, absolute location) and final_url is the last one."""
+    server.routes["/old"] = Response(301, b"", {"Location": "/older"})
+    server.routes["/older"] = Response(302, b"", {"Location": server.url("/temp")})
+    server.routes["/temp"] = Response(307, b"moved", {"Location": "feed?v=2"})
+    server.routes["/feed?v=2"] = static(FEED, etag=ETAG)
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/old"), "feed")
+    assert result.status == 200
+    assert result.body == FEED.encode()
+    assert result.url == server.url("/old")
+    assert result.final_url == server.url("/feed?v=2")
+    assert result.redirects == (
+        (301, server.url("/older")),
+        (302, server.url("/temp")),
+        (307, server.url("/feed?v=2")),
+    )
+
+
+async def test_too_many_redirects(server: LocalServer) -> None:
+    """A redirect loop stops after max_redirects hops with a FetchError."""
+    server.routes["/loop"] = Response(302, b"", {"Location": "/loop"})
+    async with Fetcher(_settings(max_redirects=3)) as fetcher:
+        with pytest.raises(FetchError, match=r"too many redirects \(more than 3\)"):
+            await fetcher.fetch(server.url("/loop"), "feed")
+    assert len(server.hits("/loop")) == 4
+
+
+async def test_redirect_to_file_scheme_is_blocked(server: LocalServer) -> None:
+    """A Location pointing at file:/// is BlockedError, never followed."""
+    server.routes["/evil"] = Response(302, b"", {"Location": "file:///etc/passwd"})
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(BlockedError, match="redirect to scheme 'file'"):
+            await fetcher.fetch(server.url("/evil"), "page")
+
+
+# --- status errors -------------------------------------------------------------------------------
+
+
+async def test_responses_without_wanted_body_keep_the_connection(server: LocalServer) -> None:
+    """304s, redirects and error statuses have their small bodies read, so the connection is
+    kept alive for the next request: a poll of feeds that answer 304 reuses connections."""
+    server.routes["/feed"] = static(FEED, etag=ETAG)
+    server.routes["/moved"] = Response(301, b"moved", {"Location": "/feed"})
+    server.routes["/gone"] = Response(410, b"gone for good", {"Content-Type": "text/plain"})
+    async with Fetcher(LOCAL) as fetcher:
+        for _ in range(5):
+            assert (await fetcher.fetch(server.url("/feed"), "feed", etag=ETAG)).not_modified
+        assert (await fetcher.fetch(server.url("/moved"), "feed", etag=ETAG)).not_modified
+        with pytest.raises(FetchError, match="HTTP 410"):
+            await fetcher.fetch(server.url("/gone"), "feed")
+        assert (await fetcher.fetch(server.url("/feed"), "feed", etag=ETAG)).not_modified
+    assert len(server.requests) == 9
+    assert {r.peer_port for r in server.requests} == {server.requests[0].peer_port}
+
+
+async def test_404_is_fetch_error_with_status(server: LocalServer) -> None:
+    """A 404 becomes FetchError with the status and reason in the message."""
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match="HTTP 404 Not Found") as info:
+            await fetcher.fetch(server.url("/missing"), "feed")
+    assert info.value.status == 404
+    assert info.value.retry_after is None
+    assert not isinstance(info.value, BlockedError)
+
+
+async def test_429_exposes_retry_after(server: LocalServer) -> None:
+    """Retry-After is passed up as given so the scheduler can back off."""
+    server.routes["/feed"] = Response(429, b"slow down", {"Retry-After": "120"})
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch(server.url("/feed"), "feed")
+    assert info.value.status == 429
+    assert info.value.retry_after == "120"
+
+
+async def test_500_is_fetch_error(server: LocalServer) -> None:
+    """Server errors are FetchErrors with their status."""
+    server.routes["/feed"] = Response(
+        503, b"down", {"Retry-After": "Wed, 01 Jan 2025 00:00:00 GMT"}
+    )
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match="HTTP 503") as info:
+            await fetcher.fetch(server.url("/feed"), "feed")
+    assert info.value.status == 503
+    assert info.value.retry_after == "Wed, 01 Jan 2025 00:00:00 GMT"
+
+
+# --- SSRF guard ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"],
+)
+async def test_loopback_in_any_spelling_is_blocked(server: LocalServer, host: str) -> None:
+    """With private networks disallowed, every spelling of loopback is refused, with no traffic."""
+    async with Fetcher(Settings(allow_private_networks=False)) as fetcher:
+        with pytest.raises(BlockedError, match="loopback"):
+            await fetcher.fetch(f"http://{host}:{server.port}/feed", "feed")
+    assert server.requests == []
+
+
+async def test_name_resolving_to_private_address_is_blocked() -> None:
+    """A name whose resolved address is private is refused before any connection."""
+    asked: list[tuple[str, int]] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return {"news.example": ["10.0.0.5"]}[host]
+
+    async with Fetcher(Settings(), resolver=resolver) as fetcher:
+        with pytest.raises(BlockedError, match=r"news\.example resolves to 10\.0\.0\.5"):
+            await fetcher.fetch("http://news.example/feed", "feed")
+    assert asked == [("news.example", 80)]
+
+
+async def test_every_resolved_address_is_checked(server: LocalServer) -> None:
+    """One allowed address among the answers is not enough: any refused one blocks the name."""
+    resolver = fake_dns({"mixed.test": ["127.0.0.1", "10.0.0.5"]})
+    async with Fetcher(
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
+    ) as fetcher:
+        with pytest.raises(BlockedError, match=r"10\.0\.0\.5"):
+            await fetcher.fetch(f"http://mixed.test:{server.port}/feed", "feed")
+    assert server.requests == []
+
+
+async def test_connection_goes_to_the_checked_address(server: LocalServer) -> None:
+    """The name is resolved once, the checked address is dialled, and Host keeps the name."""
+    server.routes["/feed"] = static(FEED)
+    resolver = fake_dns({"allowed.test": ["127.0.0.1"]})
+    async with Fetcher(
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
+    ) as fetcher:
+        result = await fetcher.fetch(f"http://allowed.test:{server.port}/feed", "feed")
+    assert result.body == FEED.encode()
+    (sent,) = server.hits("/feed")
+    assert sent.headers["host"] == f"allowed.test:{server.port}"
+
+
+async def test_redirect_to_blocked_address_is_refused(
+    server: LocalServer, internal: LocalServer
+) -> None:
+    """Each redirect hop is checked: allowed.test -> 127.0.0.2 stops before reaching 127.0.0.2."""
+    internal.routes["/admin"] = static("secret")
+    server.routes["/start"] = Response(302, b"", {"Location": internal.url("/admin")})
+    resolver = fake_dns({"allowed.test": ["127.0.0.1"]})
+    async with Fetcher(
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
+    ) as fetcher:
+        with pytest.raises(BlockedError, match=r"127\.0\.0\.2 is a loopback address"):
+            await fetcher.fetch(f"http://allowed.test:{server.port}/start", "page")
+    assert len(server.hits("/start")) == 1
+    assert internal.requests == []
+
+
+# --- concurrency ---------------------------------------------------------------------------------
+
+
+class _Gauge:
+    """Counts requests in flight inside the server (handler threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.inside = 0
+        self.peak = 0
+
+    def route(self, req: Request) -> Response:
+        with self._lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        time.sleep(0.1)
+        with self._lock:
+            self.inside -= 1
+        return Response(200, b"ok")
+
+
+async def test_per_host_limit(server: LocalServer) -> None:
+    """No more than per_host_connections requests run at once against one host."""
+    gauge = _Gauge()
+    server.routes["/slow"] = gauge.route
+    async with Fetcher(_settings(per_host_connections=2)) as fetcher:
+        await asyncio.gather(*(fetcher.fetch(server.url("/slow"), "page") for _ in range(6)))
+    assert gauge.peak == 2
+    assert len(server.hits("/slow")) == 6
+
+
+async def test_global_limit_spans_hosts(server: LocalServer, internal: LocalServer) -> None:
+    """max_connections caps requests in flight across all hosts together."""
+    gauge = _Gauge()
+    server.routes["/slow"] = gauge.route
+    internal.routes["/slow"] = gauge.route
+    urls = [server.url("/slow"), internal.url("/slow")] * 2
+    async with Fetcher(_settings(max_connections=1, per_host_connections=2)) as fetcher:
+        await asyncio.gather(*(fetcher.fetch(u, "page") for u in urls))
+    assert gauge.peak == 1
+
+
+# --- robots.txt ----------------------------------------------------------------------------------
+
+
+async def test_robots_disallow_is_honoured_and_cached(server: LocalServer) -> None:
+    """Disallowed paths are refused, others allowed, and robots.txt is fetched once per origin."""
+    server.routes["/robots.txt"] = static(
+        "User-agent: news-ingest\nDisallow: /private/\n", "text/plain"
+    )
+    async with Fetcher(LOCAL) as fetcher:
+        assert await fetcher.robots_allowed(server.url("/private/page.html")) is False
+        assert await fetcher.robots_allowed(server.url("/news/page.html")) is True
+        assert await fetcher.robots_allowed(server.url("/private/other")) is False
+    assert len(server.hits("/robots.txt")) == 1
+    assert server.hits("/robots.txt")[0].headers["user-agent"] == USER_AGENT
+
+
+async def test_robots_404_allows_everything(server: LocalServer) -> None:
+    """No robots.txt (4xx) means everything may be fetched (RFC 9309 §2.3.1.3)."""
+    async with Fetcher(LOCAL) as fetcher:
+        assert await fetcher.robots_allowed(server.url("/any/page")) is True
+        assert await fetcher.robots_allowed(server.url("/other")) is True
+    assert len(server.hits("/robots.txt")) == 1
+
+
+async def test_robots_500_disallows_and_retries_sooner(server: LocalServer) -> None:
+    """A 5xx robots.txt disallows everything, cached for ten minutes rather than the full hour."""
+    server.routes["/robots.txt"] = Response(500, b"oops")
+    clock = SteppingClock(1000.0)
+    async with Fetcher(_settings(robots_cache_seconds=3600), clock=clock) as fetcher:
+        assert await fetcher.robots_allowed(server.url("/page")) is False
+        clock.now += 599
+        assert await fetcher.robots_allowed(server.url("/page")) is False
+        assert len(server.hits("/robots.txt")) == 1
+        server.routes["/robots.txt"] = static("User-agent: *\nDisallow:\n", "text/plain")
+        clock.now += 2
+        assert await fetcher.robots_allowed(server.url("/page")) is True
+    assert len(server.hits("/robots.txt")) == 2
+
+
+async def test_robots_unreachable_disallows() -> None:
+    """A host whose robots.txt cannot be fetched at all is treated as disallowing everything."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with Fetcher(LOCAL) as fetcher:
+        assert await fetcher.robots_allowed(f"http://127.0.0.1:{port}/page") is False
+
+
+async def test_robots_cache_expires(server: LocalServer) -> None:
+    """After robots_cache_seconds the file is fetched again."""
+    server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /x\n", "text/plain")
+    clock = SteppingClock(1000.0)
+    async with Fetcher(_settings(robots_cache_seconds=60), clock=clock) as fetcher:
+        assert await fetcher.robots_allowed(server.url("/x")) is False
+        clock.now += 59
+        assert await fetcher.robots_allowed(server.url("/x")) is False
+        assert len(server.hits("/robots.txt")) == 1
+        clock.now += 2
+        assert await fetcher.robots_allowed(server.url("/x")) is False
+    assert len(server.hits("/robots.txt")) == 2
+
+
+async def test_concurrent_robots_checks_fetch_once(server: LocalServer) -> None:
+    """Many pages of one site asking at once cause a single robots.txt request."""
+    server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /x\n", "text/plain")
+    async with Fetcher(LOCAL) as fetcher:
+        answers = await asyncio.gather(
+            *(fetcher.robots_allowed(server.url(f"/page{i}")) for i in range(10))
+        )
+    assert answers == [True] * 10
+    assert len(server.hits("/robots.txt")) == 1
+
+
+async def test_robots_on_blocked_host_raises(server: LocalServer) -> None:
+    """A robots.txt the SSRF guard refuses is BlockedError, not a silent allow or disallow."""
+    async with Fetcher(Settings(allow_private_networks=False)) as fetcher:
+        with pytest.raises(BlockedError):
+            await fetcher.robots_allowed(server.url("/page"))
+    assert server.requests == []

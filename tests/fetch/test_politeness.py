@@ -1,0 +1,234 @@
+"""Politeness end to end on loopback: the minimum delay between request starts to one host,
+robots.txt Crawl-delay raising it (for that host only, capped, until the cached robots.txt
+expires), and waits kept out of deadlines and FETCH_SECONDS.
+
+Most tests run the Fetcher on virtual time (`SteppingClock`): the requests are real, over
+loopback, but a wait takes no time, and the server notes the virtual time at which each request
+arrived, so delays are checked exactly. Two run on real time with start times taken by the
+server: requests really go out spaced on the wire while another host goes at its own pace, and
+waiting counts against neither the deadline nor FETCH_SECONDS (which only real time can show)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from ingest.config import Settings
+from ingest.errors import FetchError
+from ingest.fetch import Fetcher
+from ingest.fetch.limits import Clock
+from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.virtual_time import SteppingClock
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+DELAY = 0.3
+POLITE = Settings(allow_private_networks=True, host_delay=DELAY, max_crawl_delay=30)
+TOLERANCE = 0.05
+"""On real time, server-side start times can come out slightly closer than the client spaced
+them."""
+
+
+@pytest.fixture
+def host_a(server: LocalServer) -> LocalServer:
+    """A server on 127.0.0.1 with no routes and no recorded requests."""
+    return server
+
+
+@pytest.fixture
+def host_b(second_server: LocalServer) -> LocalServer:
+    """A server on 127.0.0.2 with no routes and no recorded requests."""
+    return second_server
+
+
+class _Stamps:
+    """A route that records, on the server, when each request arrived on `clock`."""
+
+    def __init__(self, body: bytes = b"ok", clock: Clock = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._body = body
+        self._clock = clock
+        self.times: list[float] = []
+
+    def __call__(self, req: Request) -> Response:
+        with self._lock:
+            self.times.append(self._clock())
+        return Response(200, self._body, {"Content-Type": "text/plain"})
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(sorted(times))]
+
+
+def _fetch_seconds(kind: str, what: str) -> float:
+    value = REGISTRY.get_sample_value(f"ingest_fetch_duration_seconds_{what}", {"kind": kind})
+    return value or 0.0
+
+
+# --- on virtual time ----------------------------------------------------------------------------
+
+
+async def test_requests_to_one_host_start_delay_apart(host_a: LocalServer) -> None:
+    """Four requests at once to one host start host_delay apart, the first at once: the
+    fetcher asks for exactly three waits of host_delay. One connection per host here, so that
+    each wait starts once the previous request was answered and the stamps are exact."""
+    clock = SteppingClock()
+    stamps = _Stamps(clock=clock)
+    host_a.routes["/page"] = stamps
+    settings = POLITE.model_copy(update={"per_host_connections": 1})
+    async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+        await asyncio.gather(*(fetcher.fetch(host_a.url("/page"), "page") for _ in range(4)))
+    assert stamps.times == pytest.approx([0.0, DELAY, 2 * DELAY, 3 * DELAY])
+    assert clock.slept == pytest.approx([DELAY] * 3)
+
+
+async def test_crawl_delay_raises_the_host_delay(host_a: LocalServer, host_b: LocalServer) -> None:
+    """`Crawl-delay: 1` applies to that host only, once robots_allowed() has read it: its next
+    request starts a second after robots.txt, the other host's requests host_delay apart."""
+    clock = SteppingClock()
+    robots = _Stamps(b"User-agent: *\nCrawl-delay: 1\n", clock=clock)
+    host_a.routes["/robots.txt"] = robots
+    stamps_a, stamps_b = _Stamps(clock=clock), _Stamps(clock=clock)
+    host_a.routes["/page"] = stamps_a
+    host_b.routes["/page"] = stamps_b
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        assert fetcher.host_delay(host_a.url("/page")) == DELAY
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+        assert fetcher.host_delay(host_a.url("/page")) == 1.0
+        assert fetcher.host_delay(host_b.url("/page")) == DELAY
+        await fetcher.fetch(host_a.url("/page"), "page")
+        for _ in range(2):
+            await fetcher.fetch(host_b.url("/page"), "page")
+    assert stamps_a.times[0] - robots.times[0] == pytest.approx(1.0)
+    assert _gaps(stamps_b.times) == pytest.approx([DELAY])
+
+
+async def test_max_crawl_delay_caps_a_huge_crawl_delay(host_a: LocalServer) -> None:
+    """`Crawl-delay: 3600` is capped at max_crawl_delay, and the next request waits that long."""
+    clock = SteppingClock()
+    robots = _Stamps(b"User-agent: news-ingest\nCrawl-delay: 3600\n", clock=clock)
+    host_a.routes["/robots.txt"] = robots
+    stamps = _Stamps(clock=clock)
+    host_a.routes["/page"] = stamps
+    settings = POLITE.model_copy(update={"max_crawl_delay": 0.7})
+    async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+        assert fetcher.host_delay(host_a.url("/page")) == 0.7
+        await fetcher.fetch(host_a.url("/page"), "page")
+    assert stamps.times[0] - robots.times[0] == pytest.approx(0.7)
+    assert clock.slept == pytest.approx([0.7])
+
+
+@pytest.mark.parametrize(
+    ("robots", "expected"),
+    [
+        ("User-agent: news-ingest\nCrawl-delay: 2\n\nUser-agent: *\nCrawl-delay: 5\n", 2.0),
+        ("User-agent: *\nCrawl-delay: 5\n", 5.0),
+        ("User-agent: otherbot\nCrawl-delay: 5\n", DELAY),
+        ("User-agent: news-ingest\nDisallow: /x\n\nUser-agent: *\nCrawl-delay: 5\n", DELAY),
+        ("User-agent: *\nCrawl-delay: 0\n", DELAY),
+        ("User-agent: *\nCrawl-delay: 1.5\n", 2.0),
+        ("User-agent: *\nCrawl-delay: 3600\n", 30.0),
+        (None, DELAY),
+    ],
+    ids=[
+        "own-group",
+        "catch-all",
+        "other-agent",
+        "own-group-without",
+        "zero",
+        "fraction",
+        "cap",
+        "404",
+    ],
+)
+async def test_host_delay_from_robots(
+    host_a: LocalServer, robots: str | None, expected: float
+) -> None:
+    """Our group's Crawl-delay, else `*`'s; never below host_delay; rounded up; capped."""
+    if robots is not None:
+        host_a.routes["/robots.txt"] = static(robots, "text/plain")
+    async with Fetcher(POLITE) as fetcher:
+        await fetcher.robots_allowed(host_a.url("/page"))
+        assert fetcher.host_delay(host_a.url("/page")) == expected
+
+
+async def test_crawl_delay_ends_with_the_cached_robots(host_a: LocalServer) -> None:
+    """Once the cached robots.txt expires, the host is back to host_delay until it is re-read:
+    the next request waits host_delay, not the Crawl-delay."""
+    host_a.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 5\n", "text/plain")
+    host_a.routes["/page"] = static("ok", "text/plain")
+    clock = SteppingClock(1000.0)
+    settings = POLITE.model_copy(update={"robots_cache_seconds": 60})
+    async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+        await fetcher.robots_allowed(host_a.url("/page"))
+        assert fetcher.host_delay(host_a.url("/page")) == 5.0
+        clock.now += 61
+        assert fetcher.host_delay(host_a.url("/page")) == DELAY
+        await fetcher.fetch(host_a.url("/page"), "page")
+        await fetcher.fetch(host_a.url("/page"), "page")
+    assert clock.slept == pytest.approx([DELAY])
+
+
+# --- on real time -------------------------------------------------------------------------------
+
+
+async def test_on_the_wire_each_host_keeps_its_own_pace(
+    host_a: LocalServer, host_b: LocalServer
+) -> None:
+    """Real time, stamps taken by the server: host A's page goes out a whole Crawl-delay after
+    its robots.txt, host B's requests host_delay apart, and B is not held back by A's queue:
+    its three requests (due at 0, 0.3 and 0.6 s) are all out before A's page (due at 1 s)."""
+    robots = _Stamps(b"User-agent: *\nCrawl-delay: 1\n")
+    host_a.routes["/robots.txt"] = robots
+    stamps_a, stamps_b = _Stamps(), _Stamps()
+    host_a.routes["/page"] = stamps_a
+    host_b.routes["/page"] = stamps_b
+    async with Fetcher(POLITE) as fetcher:
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+        await asyncio.gather(
+            fetcher.fetch(host_a.url("/page"), "page"),
+            *(fetcher.fetch(host_b.url("/page"), "page") for _ in range(3)),
+        )
+    assert stamps_a.times[0] - robots.times[0] >= 1.0 - TOLERANCE
+    assert len(stamps_b.times) == 3
+    assert min(_gaps(stamps_b.times)) >= DELAY - TOLERANCE
+    assert max(stamps_b.times) < stamps_a.times[0]
+
+
+async def test_waiting_for_the_host_counts_against_neither_deadline_nor_metric(
+    host_a: LocalServer,
+) -> None:
+    """Time queued for a host counts against neither the deadline nor FETCH_SECONDS: four
+    requests, each but the first waiting longer than the deadline, all succeed, and the time
+    FETCH_SECONDS observed is less than the waits alone."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    host_a.routes["/page"] = _Stamps()
+    host_a.routes["/missing"] = Response(404, b"no")
+    count_before = _fetch_seconds("page", "count")
+    sum_before = _fetch_seconds("page", "sum")
+    settings = POLITE.model_copy(update={"request_deadline": 0.25})
+    async with Fetcher(settings, sleep=sleep) as fetcher:
+        results = await asyncio.gather(
+            *(fetcher.fetch(host_a.url("/page"), "page") for _ in range(4))
+        )
+        with pytest.raises(FetchError, match="HTTP 404"):
+            await fetcher.fetch(host_a.url("/missing"), "page")
+    assert [r.status for r in results] == [200] * 4
+    # Failed requests are observed too.
+    assert _fetch_seconds("page", "count") - count_before == 5
+    # Four sleeps of host_delay, one before each request but the first; the requests queued
+    # 0.3 + 0.6 + 0.9 + 0.3 s in all, more than the sleeps: counted, the queueing alone would
+    # exceed them.
+    assert len(waits) == 4
+    assert _fetch_seconds("page", "sum") - sum_before < sum(waits)

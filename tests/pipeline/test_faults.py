@@ -1,0 +1,347 @@
+"""The pipeline under awkward conditions, in process against the real PostgreSQL and a local
+HTTP server: poisoned pages, pages that fail for a while, feeds racing over the same stories,
+slow feeds outliving their lease, and stop requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.pipeline import Pipeline
+from ingest.ports import WorkerPool
+from ingest.store import Store
+from ingest.store.db import make_pool
+from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.workers import InlineWorkers
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PARAGRAPH = (
+    "The harbour authority said on Thursday that the new ferry terminal would open next spring, "
+    "two years later than planned, after a dispute over the cost of the foundations."
+)
+
+
+@pytest.fixture
+def workers(inline_workers: InlineWorkers) -> InlineWorkers:
+    """Tasks run in process: nothing here is about worker processes (tests/hostile is)."""
+    return inline_workers
+
+
+@pytest.fixture
+def server(server: LocalServer) -> LocalServer:
+    """The loopback server, with a robots.txt that allows everything."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    return server
+
+
+def page(title: str, ld: dict[str, Any] | None = None) -> str:
+    script = f"<script type='application/ld+json'>{json.dumps(ld)}</script>" if ld else ""
+    return (
+        f"<html><head><title>{title}</title>{script}</head><body><article><h1>{title}</h1>"
+        f"<p>{title}. {PARAGRAPH}</p><p>{PARAGRAPH}</p></article></body></html>"
+    )
+
+
+def rss(base: str, paths: list[str], guid_prefix: str = "g") -> str:
+    items = "".join(
+        f"<item><title>Item {p}</title><link>{base}{p}</link>"
+        f"<guid isPermaLink='false'>{guid_prefix}{p}</guid>"
+        f"<description>Feed text of {p}.</description>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=i))}</pubDate></item>"
+        for i, p in enumerate(paths)
+    )
+    return f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>"
+
+
+def settings(database_url: str, **kw: Any) -> Settings:
+    return Settings(database_url=database_url, allow_private_networks=True, host_delay=0, **kw)
+
+
+async def make_pipeline(s: Settings, workers: WorkerPool, stack: list[Any]) -> Pipeline:
+    pool = make_pool(s.database_url or "")
+    await pool.open(wait=True)
+    fetcher = Fetcher(s)
+    stack.append((pool, fetcher))
+    return Pipeline(s, Store(pool), fetcher, workers, rng=random.Random(0))
+
+
+@pytest.fixture
+async def resources() -> AsyncIterator[list[Any]]:
+    stack: list[Any] = []
+    yield stack
+    for pool, fetcher in stack:
+        await fetcher.aclose()
+        await pool.close()
+
+
+def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize(
+    "ld",
+    [
+        pytest.param(
+            {"@type": "NewsArticle", "datePublished": "0001-01-01T00:00:00+05:00"}, id="year-1"
+        ),
+        pytest.param({"@type": "NewsArticle", "image": "http://x/a\u0000b"}, id="nul-in-image"),
+        pytest.param({"@type": "NewsArticle", "image": "http://x/\ud800"}, id="lone-surrogate"),
+        pytest.param({"@type": "NewsArticle", "author": {"name": "A\u0000B"}}, id="nul-in-author"),
+    ],
+)
+async def test_poisoned_page_spoils_nothing_else(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    ld: dict[str, Any],
+) -> None:
+    """A page whose metadata PostgreSQL or Python would choke on does not stop the feed: every
+    article is stored, the feed is ok, and a second poll fetches no page again."""
+    server.routes["/bad"] = static(page("Bad", ld))
+    server.routes["/good"] = static(page("Good"))
+    server.routes["/feed"] = static(rss(server.base, ["/bad", "/good"]), "application/rss+xml")
+    s = settings(database_url)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await pipeline.run()
+    assert (summary.ok, summary.failed, summary.new_articles) == (1, 0, 2)
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/bad")) == len(server.hits("/good")) == 1
+    texts = {r["url"]: r["text"] for r in rows(database_url, "SELECT url, text FROM news.articles")}
+    assert "\x00" not in "".join(texts.values())
+    assert PARAGRAPH in texts[server.url("/bad")]
+
+
+async def test_transient_page_failure_is_retried_before_falling_back(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A page answering 503 is tried again on the next polls (the feed is re-read, not
+    answered from its validators); once it answers, the page text is stored. One that keeps
+    failing falls back to the feed text after INGEST_PAGE_ATTEMPTS tries."""
+    answers = iter([503, 503, 200])
+
+    def flaky(req: Request) -> Response:
+        if next(answers, 200) == 503:
+            return Response(503, b"busy", {"Content-Type": "text/plain"})
+        return Response(200, page("Flaky").encode(), {"Content-Type": "text/html"})
+
+    server.routes["/flaky"] = flaky
+    server.routes["/down"] = Response(502, b"bad gateway", {"Content-Type": "text/plain"})
+    server.routes["/feed"] = static(
+        rss(server.base, ["/flaky", "/down"]), "application/rss+xml", etag='"v1"'
+    )
+    pipeline = await make_pipeline(settings(database_url, page_attempts=3), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    news = []
+    for _ in range(3):
+        summary = await pipeline.run(all_feeds=True)
+        news.append(summary.new_articles)
+    assert news == [0, 0, 2]
+    assert [r.headers.get("if-none-match") for r in server.hits("/feed")] == [None] * 3
+    stored = {r["url"]: r for r in rows(database_url, "SELECT * FROM news.articles")}
+    assert stored[server.url("/flaky")]["text_source"] == "page"
+    assert stored[server.url("/down")]["text_source"] == "feed"
+    assert "502" in stored[server.url("/down")]["extraction_error"]
+    await pipeline.run(all_feeds=True)  # now everything is done: validators are used again
+    assert server.hits("/feed")[-1].headers.get("if-none-match") == '"v1"'
+
+
+async def test_robots_unavailable_defers_instead_of_downgrading(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """robots.txt answering 5xx makes pages wait (RFC 9309: disallowed while unavailable), and
+    once it is back the page text is stored, not the feed's summary."""
+    server.routes["/robots.txt"] = Response(503, b"", {"Content-Type": "text/plain"})
+    server.routes["/a"] = static(page("A"))
+    server.routes["/feed"] = static(rss(server.base, ["/a"]), "application/rss+xml")
+    s = settings(database_url, robots_cache_seconds=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    first = await pipeline.run()
+    assert (first.ok, first.new_articles) == (1, 0)
+    assert server.hits("/a") == []
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    pipeline.fetcher = Fetcher(s)  # a fresh robots.txt cache, as after its expiry
+    resources.append((pipeline.store.pool, pipeline.fetcher))
+    await pipeline.run(all_feeds=True)
+    article = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
+    assert article == [{"text_source": "page", "extraction_error": None}]
+
+
+async def test_feeds_with_the_same_stories_in_opposite_order_do_not_deadlock(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Two feeds listing the same 20 stories in opposite orders, processed at once, both
+    succeed; each story is one row, fetched once, and belongs to the entry of the feed that
+    stored it."""
+    paths = [f"/s/{n}" for n in range(20)]
+    for p in paths:
+        server.routes[p] = static(page(p))
+    server.routes["/one"] = static(rss(server.base, paths, "one"), "application/rss+xml")
+    server.routes["/two"] = static(rss(server.base, paths[::-1], "two"), "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/one"))
+    await pipeline.store.add_feed(server.url("/two"))
+    summary = await pipeline.run()
+    assert (summary.ok, summary.failed, summary.new_articles) == (2, 0, 20)
+    assert Counter(r.path for r in server.requests if r.path.startswith("/s/")) == Counter(paths)
+    owners = rows(
+        database_url,
+        "SELECT a.guid, f.url FROM news.articles a JOIN news.feeds f ON f.id = a.feed_id",
+    )
+    for row in owners:
+        prefix = "one" if row["url"].endswith("/one") else "two"
+        assert row["guid"].startswith(prefix), row
+
+
+async def test_slow_feeds_keep_their_lease_across_replicas(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """With a lease far shorter than the work, two pipelines on one database still never
+    process one feed twice: feeds are claimed only when a slot is free, and leases in progress
+    are renewed."""
+    feeds = 6
+
+    def slow(req: Request) -> Response:
+        time.sleep(0.4)
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    for f in range(feeds):
+        paths = [f"/f{f}/{n}" for n in range(3)]
+        for p in paths:
+            server.routes[p] = slow
+        server.routes[f"/feed{f}"] = static(rss(server.base, paths), "application/rss+xml")
+    s = settings(database_url, lease_seconds=1.0, concurrent_feeds=1, per_host_connections=1)
+    one = await make_pipeline(s, workers, resources)
+    two = await make_pipeline(s, workers, resources)
+    for f in range(feeds):
+        await one.store.add_feed(server.url(f"/feed{f}"))
+    a, b = await asyncio.gather(one.run(), two.run())
+    assert a.feeds + b.feeds == feeds
+    assert Counter(r.path for r in server.requests if r.path.startswith("/feed")) == Counter(
+        f"/feed{f}" for f in range(feeds)
+    )
+
+
+async def test_stop_request_starts_no_more_feeds(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """After request_stop(), the feed in progress finishes and no other feed is started; the
+    unstarted ones stay due, with no lease held."""
+
+    def slow(req: Request) -> Response:
+        time.sleep(0.5)
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    for f in range(4):
+        server.routes[f"/p{f}"] = slow
+        server.routes[f"/feed{f}"] = static(rss(server.base, [f"/p{f}"]), "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url, concurrent_feeds=1), workers, resources)
+    for f in range(4):
+        await pipeline.store.add_feed(server.url(f"/feed{f}"))
+    run = asyncio.create_task(pipeline.run())
+    while not any(r.path.startswith("/p") for r in server.requests):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    pipeline.request_stop()
+    summary = await run
+    assert summary.feeds == 1
+    state = rows(database_url, "SELECT last_status, lease_owner FROM ingest.feeds")
+    assert sorted(str(r["last_status"]) for r in state) == ["None", "None", "None", "ok"]
+    assert all(r["lease_owner"] is None for r in state)
+
+
+def atom(base: str, updated: datetime) -> str:
+    return (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{updated.isoformat()}</updated>"
+        f"<entry><title>Story</title><id>urn:story</id><link href='{base}/story'/>"
+        f"<published>{NOW.isoformat()}</published><updated>{updated.isoformat()}</updated>"
+        "<summary>Short.</summary></entry></feed>"
+    )
+
+
+async def test_updated_entry_updates_the_article_in_place(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """When a stored entry's <updated> moves forward and its page text changed, the article row
+    is updated in place (updated_at set, an 'update' change announced) and the old text kept in
+    news.article_history; an entry whose update time did not move is not fetched again."""
+    server.routes["/story"] = static(page("First version"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 1
+
+    server.routes["/story"] = static(page("Second version"))
+    server.routes["/feed"] = static(
+        atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml"
+    )
+    await pipeline.run(all_feeds=True)
+    (article,) = rows(database_url, "SELECT id, text, updated_at FROM news.articles")
+    assert "Second version." in article["text"]
+    assert "First version" not in article["text"]
+    assert article["updated_at"] is not None
+    history = rows(database_url, "SELECT article_id, text FROM news.article_history")
+    assert [h["article_id"] for h in history] == [article["id"]]
+    assert "First version." in history[0]["text"]
+    kinds = rows(database_url, "SELECT kind FROM news.article_changes ORDER BY seq")
+    assert [k["kind"] for k in kinds] == ["insert", "update"]
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 2
+
+
+class CountingWorkers:
+    """A worker pool, counting the tasks handed to it and not yet finished: the page
+    bodies the pipeline holds while they wait for a worker."""
+
+    def __init__(self, inner: WorkerPool) -> None:
+        self.inner = inner
+        self.size = inner.size
+        self.waiting = 0
+        self.most = 0
+
+    async def run(self, fn: Any, *args: Any, timeout: float) -> Any:
+        self.waiting += 1
+        self.most = max(self.most, self.waiting)
+        try:
+            return await self.inner.run(fn, *args, timeout=timeout)
+        finally:
+            self.waiting -= 1
+
+
+async def test_pages_are_not_fetched_far_ahead_of_extraction(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A backlog of new entries is fetched only as fast as the workers take the pages: at most
+    the connection limit plus two per worker wait in memory, and every article is stored."""
+    paths = [f"/story-{i}" for i in range(40)]
+    for p in paths:
+        server.routes[p] = static(page(f"Story {p}"))
+    server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
+    s = settings(database_url, max_connections=2, per_host_connections=2)
+    counting = CountingWorkers(workers)
+    pipeline = await make_pipeline(s, counting, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 40)
+    # Feed parsing goes through the pool too; pages are the rest.
+    assert 2 <= counting.most <= 2 + 2 * workers.size + 1

@@ -1,0 +1,150 @@
+"""Full-text feeds end to end, in process against the real PostgreSQL and a local HTTP server:
+a feed whose entries carry the whole article stops costing page fetches once that is proven,
+stores the feed's text, is re-checked one entry in twenty, and a feed whose entries carry only
+part of the story keeps having its pages fetched."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.normalize import clean_text
+from ingest.pipeline import Pipeline
+from ingest.store import Store
+from ingest.store.db import make_pool
+from tests.support.httpserver import LocalServer, static
+from tests.support.workers import InlineWorkers
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def paragraphs(n: int) -> list[str]:
+    return [
+        f"Story {n}, part {k}: the council of district {n} agreed on Tuesday to rebuild the "
+        f"footbridge number {k} over the canal, after residents waited {k + n} years for it."
+        for k in range(6)
+    ]
+
+
+def article_page(n: int) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs(n))
+    return (
+        f"<html><head><title>Story {n}</title></head><body>"
+        "<nav><a href='/'>Home</a> <a href='/news'>News</a></nav>"
+        f"<article><h1>Story {n}</h1>{body}</article>"
+        "<aside class='related'><a href='/x'>Other story</a></aside></body></html>"
+    )
+
+
+def feed(base: str, numbers: range, *, parts: int = 6) -> str:
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/a/{n}</link><guid>{base}/a/{n}</guid>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+        "<description>A teaser.</description><content:encoded><![CDATA["
+        + "".join(f"<p>{p}</p>" for p in paragraphs(n)[:parts])
+        + "]]></content:encoded></item>"
+        for n in numbers
+    )
+    return (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>"
+    )
+
+
+@pytest.fixture
+def site(server: LocalServer) -> LocalServer:
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    for n in range(40):
+        server.routes[f"/a/{n}"] = static(article_page(n))
+    return server
+
+
+@pytest.fixture
+async def pipeline(database_url: str, inline_workers: InlineWorkers) -> AsyncIterator[Pipeline]:
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    fetcher = Fetcher(settings)
+    yield Pipeline(settings, Store(pool), fetcher, inline_workers, rng=random.Random(0))
+    await fetcher.aclose()
+    await pool.close()
+
+
+def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def page_hits(site: LocalServer) -> int:
+    return sum(1 for r in site.requests if r.path.startswith("/a/"))
+
+
+async def test_a_full_text_feed_stops_costing_page_fetches(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    site.routes["/feed"] = static(feed(site.base, range(12)), "application/rss+xml")
+    await pipeline.store.add_feed(site.url("/feed"))
+    summary = await pipeline.run()
+    assert summary.new_articles == 12
+    assert page_hits(site) == 3  # the entries that proved it; the other nine from the feed
+    (state,) = rows(database_url, "SELECT full_text, full_text_evidence FROM news.feeds")
+    assert state["full_text"] is True
+    assert "the article" in state["full_text_evidence"]
+    stored = rows(
+        database_url, "SELECT url, text, text_source, extraction_error FROM news.articles"
+    )
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        expected = clean_text("\n\n".join(paragraphs(n)))  # the feed's text, normalized
+        assert row["text"] == expected
+        assert row["text_source"] == "feed"
+        assert row["extraction_error"] is None
+
+    # The next poll: 25 new entries, one of which is the one-in-twenty re-check.
+    site.routes["/feed"] = static(feed(site.base, range(37)), "application/rss+xml")
+    before = page_hits(site)
+    await pipeline.run(all_feeds=True)
+    assert page_hits(site) - before == 1
+    assert len(rows(database_url, "SELECT id FROM news.articles")) == 37
+
+
+async def test_a_feed_with_part_of_the_story_keeps_fetching_pages(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    site.routes["/feed"] = static(feed(site.base, range(8), parts=3), "application/rss+xml")
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert page_hits(site) == 8
+    (state,) = rows(database_url, "SELECT full_text, full_text_evidence FROM news.feeds")
+    assert state["full_text"] is False
+    assert "not the article" in state["full_text_evidence"]
+    sources = {
+        r["text_source"] for r in rows(database_url, "SELECT text_source FROM news.articles")
+    }
+    assert sources == {"page"}
+
+
+async def test_the_operator_can_fix_the_mode(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    site.routes["/feed"] = static(feed(site.base, range(4)), "application/rss+xml")
+    await pipeline.store.add_feed(site.url("/feed"))
+    assert await pipeline.store.set_text_mode(site.url("/feed"), "page")
+    await pipeline.run()
+    assert page_hits(site) == 4
+    sources = {
+        r["text_source"] for r in rows(database_url, "SELECT text_source FROM news.articles")
+    }
+    assert sources == {"page"}
+    assert not await pipeline.store.set_text_mode(site.url("/nope"), "feed")

@@ -1,0 +1,49 @@
+"""The two worker pools the pipeline runs on (`ingest.ports.WorkerPool`): the service's, in
+processes, and the in-process one of the pipeline tests answer alike: the function's result,
+its exception as itself, `WorkerTimeout` past the time limit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ingest.errors import ParseError, WorkerTimeout
+from ingest.ports import WorkerPool
+from ingest.workers.pool import Workers
+from ingest.workers.tasks import parse_feed
+from tests.support.workers import InlineWorkers
+
+pytestmark = pytest.mark.anyio
+
+FEED = b"<rss version='2.0'><channel><title>Pools</title></channel></rss>"
+
+
+@pytest.fixture(params=["processes", "in-process"])
+def pool(
+    request: pytest.FixtureRequest, workers: Workers, inline_workers: InlineWorkers
+) -> WorkerPool:
+    return workers if request.param == "processes" else inline_workers
+
+
+async def test_result_comes_back(pool: WorkerPool) -> None:
+    """A task's value is returned, one task at a time with one worker."""
+    parsed = await pool.run(parse_feed, FEED, "http://127.0.0.1/feed", {}, timeout=30)
+    assert parsed.title == "Pools"
+    assert pool.size == 1
+
+
+async def test_exception_comes_back_as_itself(pool: WorkerPool) -> None:
+    """A task's exception is raised in the caller, its class and message kept."""
+    with pytest.raises(ParseError, match="not a feed: empty body") as info:
+        await pool.run(parse_feed, b"", "http://127.0.0.1/feed", {}, timeout=30)
+    assert info.value.url == "http://127.0.0.1/feed"
+
+
+async def test_over_the_time_limit_is_a_worker_timeout(pool: WorkerPool) -> None:
+    """A task still running at its time limit is WorkerTimeout, and the pool runs the next. (The
+    in-process pool's thread sleeps on to the end: the event loop waits for it as it closes.)"""
+    with pytest.raises(WorkerTimeout, match=r"timed out after 0\.1s"):
+        await pool.run(time.sleep, 0.5, timeout=0.1)
+    parsed = await pool.run(parse_feed, FEED, "http://127.0.0.1/feed", {}, timeout=30)
+    assert parsed.title == "Pools"

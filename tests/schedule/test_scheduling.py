@@ -1,0 +1,278 @@
+"""Scheduling state in PostgreSQL, driven through the real pipeline with a controlled clock:
+adaptive intervals, server hints, giving up on and recovering feeds, permanent redirects,
+validators, and one fetch per feed URL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.pipeline import Pipeline
+from ingest.store import Store
+from ingest.store.db import make_pool
+from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.workers import InlineWorkers
+
+pytestmark = pytest.mark.integration
+
+# The pipeline's clock starts at the real time: claims compare due times with the database's
+# now(), so the fake clock may run ahead of it but never behind.
+START = datetime.now(UTC).replace(microsecond=0)
+HOUR = timedelta(hours=1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def rss(base: str, dates: list[datetime], extra: str = "") -> str:
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/story/{n}</link><guid>s{n}</guid>"
+        f"<description>Summary of story {n}.</description>"
+        f"<pubDate>{format_datetime(d)}</pubDate></item>"
+        for n, d in enumerate(dates)
+    )
+    return f"<rss version='2.0'><channel><title>T</title>{extra}{items}</channel></rss>"
+
+
+@pytest.fixture
+def server(server: LocalServer) -> LocalServer:
+    """The loopback server, with a robots.txt that allows everything."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    return server
+
+
+@pytest.fixture
+async def env(
+    database_url: str, inline_workers: InlineWorkers
+) -> AsyncIterator[tuple[Pipeline, Clock, Store]]:
+    """A pipeline on a fresh database with a clock of the test's own; its tasks run in process
+    (nothing here is about worker processes)."""
+    settings = Settings(
+        database_url=database_url,
+        allow_private_networks=True,
+        host_delay=0,
+        deactivate_after_failures=3,
+        deactivate_after=2 * 86400,
+    )
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    clock = Clock()
+    try:
+        async with Fetcher(settings) as fetcher:
+            store = Store(pool)
+            yield (
+                Pipeline(
+                    settings, store, fetcher, inline_workers, clock=clock, rng=random.Random(1)
+                ),
+                clock,
+                store,
+            )
+    finally:
+        await pool.close()
+
+
+def feed_rows(database_url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return conn.execute("SELECT * FROM news.feeds ORDER BY id").fetchall()
+
+
+def make_due(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE ingest.feeds SET next_fetch_at = now() - interval '1 second'")
+
+
+@pytest.mark.anyio
+async def test_hourly_feed_polled_more_often_than_weekly(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The next fetch follows each feed's publishing rate: half an hour for an hourly feed, the
+    24 h ceiling for a weekly one; the observed interval is visible in news.feeds."""
+    pipeline, _clock, store = env
+    hourly = [START - HOUR * i for i in range(10)]
+    weekly = [START - timedelta(days=7) * i for i in range(5)]
+    server.routes["/hourly"] = static(rss(server.base, hourly), "application/rss+xml")
+    server.routes["/weekly"] = static(
+        rss(server.base, weekly).replace("/story/", "/w/"), "application/rss+xml"
+    )
+    await store.add_feed(server.url("/hourly"))
+    await store.add_feed(server.url("/weekly"))
+    await pipeline.run()
+    rows = {r["url"]: r for r in feed_rows(database_url)}
+    fast, slow = rows[server.url("/hourly")], rows[server.url("/weekly")]
+    assert fast["publish_interval"] == HOUR
+    assert timedelta(minutes=27) <= fast["next_fetch_at"] - START <= timedelta(minutes=33)
+    assert slow["publish_interval"] == timedelta(days=7)
+    assert timedelta(hours=21.6) <= slow["next_fetch_at"] - START <= timedelta(hours=26.4)
+
+
+@pytest.mark.anyio
+async def test_server_hints_lengthen_the_interval(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Cache-Control max-age and RSS <ttl> longer than the adaptive interval are honoured;
+    an absurd max-age is capped at the maximum interval."""
+    pipeline, _clock, store = env
+    hourly = [START - HOUR * i for i in range(10)]
+
+    def with_headers(body: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+        def handle(req: Request) -> Response:
+            return Response(200, body.encode(), {"Content-Type": "application/rss+xml", **headers})
+
+        return handle
+
+    server.routes["/max-age"] = with_headers(
+        rss(server.base, hourly), {"Cache-Control": "max-age=7200"}
+    )
+    server.routes["/ttl"] = static(
+        rss(server.base, hourly, "<ttl>180</ttl>").replace("/story/", "/t/"), "application/rss+xml"
+    )
+    server.routes["/absurd"] = with_headers(
+        rss(server.base, hourly).replace("/story/", "/a/"), {"Cache-Control": "max-age=31536000"}
+    )
+    for path in ("/max-age", "/ttl", "/absurd"):
+        await store.add_feed(server.url(path))
+    await pipeline.run()
+    due = {r["url"]: r["next_fetch_at"] - START for r in feed_rows(database_url)}
+    assert 2 * HOUR * 0.9 <= due[server.url("/max-age")] <= 2 * HOUR * 1.1
+    assert 3 * HOUR * 0.9 <= due[server.url("/ttl")] <= 3 * HOUR * 1.1
+    assert due[server.url("/absurd")] <= timedelta(hours=24) * 1.1
+
+
+@pytest.mark.anyio
+async def test_failing_feed_is_given_up_then_recovers(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """After the configured failures over the configured time the feed turns inactive with the
+    reason in news.feeds, is still probed at the slowest rate, and a success brings it back."""
+    pipeline, clock, store = env
+    server.routes["/flaky"] = Response(503, b"down", {"Content-Type": "text/plain"})
+    await store.add_feed(server.url("/flaky"))
+    for step in range(4):
+        clock.now = START + timedelta(days=1) * step
+        make_due(database_url)
+        await pipeline.run()
+    row = feed_rows(database_url)[0]
+    assert row["consecutive_failures"] == 4
+    assert row["active"] is False
+    assert "503" in row["inactive_reason"]
+    assert row["failing_since"] == START
+    # Probed at the slowest rate: about a day later, not on the backoff schedule.
+    assert timedelta(hours=21) <= row["next_fetch_at"] - clock.now <= timedelta(hours=24)
+    # `--all` does not poll it, but it is polled when due, and recovers on success.
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/flaky")) == 4
+    server.routes["/flaky"] = static(rss(server.base, [START]), "application/rss+xml")
+    clock.now += timedelta(days=1)
+    make_due(database_url)
+    await pipeline.run()
+    row = feed_rows(database_url)[0]
+    assert (row["active"], row["inactive_reason"], row["failing_since"]) == (True, None, None)
+    assert row["consecutive_failures"] == 0
+    assert row["last_status"] == "ok"
+
+
+@pytest.mark.anyio
+async def test_permanent_redirect_moves_feed_after_a_day(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A 301 seen on 3 consecutive fetches over a day updates the stored URL; a 302 never does."""
+    pipeline, clock, store = env
+    body = rss(server.base, [START])
+    server.routes["/old"] = Response(301, b"", {"Location": "/new"})
+    server.routes["/new"] = static(body, "application/rss+xml")
+    server.routes["/temp"] = Response(302, b"", {"Location": "/new2"})
+    server.routes["/new2"] = static(body.replace("/story/", "/other/"), "application/rss+xml")
+    await store.add_feed(server.url("/old"))
+    await store.add_feed(server.url("/temp"))
+    urls = []
+    for step in range(4):
+        clock.now = START + timedelta(hours=12) * step
+        await pipeline.run(all_feeds=True)
+        urls.append(sorted(r["url"] for r in feed_rows(database_url)))
+    old, new, temp = server.url("/old"), server.url("/new"), server.url("/temp")
+    assert urls[:2] == [sorted([old, temp])] * 2  # seen twice, or not a day yet
+    assert urls[2] == sorted([new, temp])  # third time, a day after the first
+    assert urls[3] == sorted([new, temp])
+    assert len(server.hits("/old")) == 3
+
+
+@pytest.mark.anyio
+async def test_permanent_redirect_onto_existing_feed_merges(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """When the redirect target is already a registered feed, the two become one: the old row
+    goes and its articles now belong to the feed that has the URL."""
+    pipeline, clock, store = env
+    server.routes["/new"] = static(rss(server.base, [START]), "application/rss+xml")
+    await store.add_feed(server.url("/old"))
+    server.routes["/old"] = static(
+        rss(server.base, [START - HOUR]).replace("/story/", "/old-story/").replace(">s0<", ">o0<"),
+        "application/rss+xml",
+    )
+    await pipeline.run(all_feeds=True)  # the old URL still serves its own feed once
+    await store.add_feed(server.url("/new"))
+    server.routes["/old"] = Response(308, b"", {"Location": "/new"})
+    for step in range(1, 4):
+        clock.now = START + timedelta(hours=12) * step
+        await pipeline.run(all_feeds=True)
+    rows = feed_rows(database_url)
+    assert [r["url"] for r in rows] == [server.url("/new")]
+    with psycopg.connect(database_url) as conn:
+        owners = conn.execute("SELECT DISTINCT feed_id FROM ingest.articles").fetchall()
+        entries = conn.execute("SELECT count(*) FROM ingest.feed_entries").fetchone()
+    assert owners == [(rows[0]["id"],)]
+    assert entries == (2,)
+
+
+@pytest.mark.anyio
+async def test_changed_etag_with_same_body_stores_new_validators(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A server that changes its ETag but not its body: nothing is parsed again, and the next
+    conditional request carries the new ETag."""
+    pipeline, _clock, store = env
+    body = rss(server.base, [START])
+    server.routes["/f"] = static(body, "application/rss+xml", etag='"a"')
+    await store.add_feed(server.url("/f"))
+    await pipeline.run()
+    server.routes["/f"] = static(body, "application/rss+xml", etag='"b"')
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.not_modified == 1
+    await pipeline.run(all_feeds=True)
+    assert [r.headers.get("if-none-match") for r in server.hits("/f")] == [None, '"a"', '"b"']
+    assert [r.path for r in server.requests if r.path.startswith("/story/")] == ["/story/0"]
+
+
+@pytest.mark.anyio
+async def test_one_fetch_per_feed_url_however_it_is_spelled(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The same feed registered under several spellings of its URL is one feed, fetched once."""
+    pipeline, _clock, store = env
+    from ingest.normalize import canonical_url
+
+    server.routes["/feed?a=1&b=2"] = static(rss(server.base, [START]), "application/rss+xml")
+    spellings = [
+        server.url("/feed?a=1&b=2"),
+        server.url("/feed?b=2&a=1#top"),
+        server.url("/feed?a=1&b=2&utm_source=newsletter").replace("http://", "HTTP://"),
+    ]
+    added = [await store.add_feed(canonical_url(u)) for u in spellings]
+    assert added == [True, False, False]
+    await asyncio.gather(pipeline.run(), pipeline.run())
+    assert len(server.hits("/feed?a=1&b=2")) == 1

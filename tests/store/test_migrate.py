@@ -1,0 +1,127 @@
+"""ingest.store.db.migrate on an empty database: every migration applied once, idempotently, safely
+from several processes at once, leaving the views of the README's SQL contract."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest.store.db import load_migrations, migrate, pending_migrations
+from tests.support.paths import ROOT
+
+pytestmark = pytest.mark.integration
+
+README = ROOT / "README.md"
+
+
+# README type names -> information_schema.columns.data_type
+SQL_TYPES = {
+    "bigint": "bigint",
+    "integer": "integer",
+    "text": "text",
+    "boolean": "boolean",
+    "timestamptz": "timestamp with time zone",
+    "interval": "interval",
+    "text[]": "ARRAY",
+}
+
+
+def _documented_columns(view: str, doc: Path = README) -> dict[str, str]:
+    """Column name -> type from the table under the heading "### `<view>`" of a document."""
+    text = doc.read_text(encoding="utf-8")
+    start = text.index(f"### `{view}`")
+    section = text[start:].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\w+(?:\[\])?) \|", section, flags=re.MULTILINE)
+    return dict(rows)
+
+
+def _view_columns(dsn: str, schema: str, view: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s",
+            (schema, view),
+        ).fetchall()
+    return dict(rows)
+
+
+def _applied(dsn: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT version FROM ingest.schema_migrations ORDER BY version")
+        return [r[0] for r in rows.fetchall()]
+
+
+@pytest.mark.anyio
+async def test_migrate_applies_all_then_none(empty_database_url: str) -> None:
+    """The first call applies every shipped migration in order; the second applies none."""
+    shipped = [m.version for m in load_migrations()]
+    assert shipped, "sql/ ships at least one migration"
+    assert await pending_migrations(empty_database_url) == shipped
+    assert await migrate(empty_database_url) == shipped
+    assert await migrate(empty_database_url) == []
+    assert _applied(empty_database_url) == shipped
+    assert await pending_migrations(empty_database_url) == []
+
+
+SQL_DOC = README.parent / "docs" / "sql.md"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("doc", "view", "at_least"),
+    [
+        (README, "news.articles", 10),
+        (README, "news.feeds", 10),
+        (SQL_DOC, "news.articles", 10),
+        (SQL_DOC, "news.feeds", 10),
+        (SQL_DOC, "news.article_changes", 4),
+        (SQL_DOC, "news.article_history", 7),
+    ],
+    ids=lambda v: v.name if isinstance(v, Path) else str(v),
+)
+async def test_views_have_documented_columns(
+    empty_database_url: str, doc: Path, view: str, at_least: int
+) -> None:
+    """Each view of the SQL contract has exactly the columns the README and docs/sql.md
+    document for it, column by column, with the documented types."""
+    await migrate(empty_database_url)
+    documented = _documented_columns(view, doc)
+    assert len(documented) >= at_least, f"{doc.name}: table for {view} not found"
+    schema, name = view.split(".")
+    actual = _view_columns(empty_database_url, schema, name)
+    assert set(documented) - set(actual) == set()
+    assert set(actual) - set(documented) == set(), "undocumented columns"
+    wrong = {
+        col: (SQL_TYPES[typ], actual[col])
+        for col, typ in documented.items()
+        if actual[col] != SQL_TYPES[typ]
+    }
+    assert wrong == {}
+
+
+@pytest.mark.anyio
+async def test_views_are_views(empty_database_url: str) -> None:
+    """Consumers read views in schema `news`, not the internal tables."""
+    await migrate(empty_database_url)
+    with psycopg.connect(empty_database_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = 'news'"
+        ).fetchall()
+    assert {r[0] for r in rows} >= {"articles", "feeds"}
+
+
+@pytest.mark.anyio
+async def test_concurrent_migrate_applies_once(empty_database_url: str) -> None:
+    """Four replicas migrating one empty database at once all succeed; each migration is applied
+    by exactly one of them."""
+    shipped = [m.version for m in load_migrations()]
+    results = await asyncio.gather(*(migrate(empty_database_url) for _ in range(4)))
+    applied = sorted(v for r in results for v in r)
+    assert applied == shipped
+    assert sum(1 for r in results if r) == 1
+    assert _applied(empty_database_url) == shipped
+    assert await pending_migrations(empty_database_url) == []

@@ -1,0 +1,544 @@
+"""ingest.store.Store against a fresh migrated database: feeds, leases (SKIP LOCKED), failure
+counters, and idempotent article storage with URL aliases and content-hash duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ingest.neardup import fingerprint
+from ingest.normalize import content_hash, entry_hash
+from ingest.store import Store, StoredCounts
+from ingest.store.db import make_pool
+from ingest.types import Article
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+NOW = datetime(2025, 8, 11, 13, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    pool = make_pool(database_url, max_size=6)
+    await pool.open(wait=True, timeout=15)
+    try:
+        yield Store(pool)
+    finally:
+        await pool.close()
+
+
+def _rows(dsn: str, query: str, params: tuple[object, ...] = ()) -> list[dict[str, object]]:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _article(url: str, text: str | None = None, **overrides: object) -> Article:
+    body = text if text is not None else f"Body of the article at {url}.\n\nSecond paragraph."
+    fields: dict[str, object] = {
+        "url": url,
+        "original_url": url + "?utm_source=rss",
+        "title": f"Title {url}",
+        "text": body,
+        "author": "A. Writer",
+        "published_at": NOW - timedelta(hours=1),
+        "published_source": "feed",
+        "updated_at": None,
+        "language": "en",
+        "site": "example.com",
+        "image_url": None,
+        "summary": None,
+        "content_hash": content_hash(body),
+        "text_source": "page",
+        "extraction_error": None,
+        "guid": f"guid:{url}",
+        "fetched_at": NOW,
+        "aliases": (),
+    }
+    fields.update(overrides)
+    return Article(**fields)  # type: ignore[arg-type]
+
+
+def _key(article: Article) -> bytes:
+    return entry_hash("guid:" + (article.guid or ""))
+
+
+async def _feed_ids(store: Store, n: int) -> list[int]:
+    for i in range(n):
+        assert await store.add_feed(f"https://feeds.example/{i}.xml")
+    return [f["id"] for f in await store.list_feeds()]
+
+
+# --- feeds -----------------------------------------------------------------------------------
+
+
+async def test_add_and_remove_feeds(store: Store) -> None:
+    """Adding a registered URL again reports False and keeps one row, even for a 300 KB URL
+    (uniqueness is on its hash); removing reports whether the feed existed."""
+    plain = "https://example.com/feed/"
+    huge = "https://example.com/feed?token=" + "y" * 300_000
+    for url in (plain, huge):
+        assert await store.add_feed(url) is True
+        assert await store.add_feed(url) is False
+    assert [f["url"] for f in await store.list_feeds()] == [plain, huge]
+    for url in (plain, huge):
+        assert await store.remove_feed(url) is True
+        assert await store.remove_feed(url) is False
+    assert await store.list_feeds() == []
+
+
+async def test_concurrent_claims_are_disjoint(store: Store) -> None:
+    """Owners claiming at the same moment (SKIP LOCKED) get disjoint sets: first two owners
+    racing for everything, then five racing for small batches; every feed is claimed once."""
+    ids = await _feed_ids(store, 16)
+    a, b = await asyncio.gather(
+        store.claim_feeds(owner="a", lease_seconds=600, limit=4, all_feeds=True),
+        store.claim_feeds(owner="b", lease_seconds=600, limit=4, all_feeds=True),
+    )
+    assert {f.id for f in a}.isdisjoint({f.id for f in b})
+    claims = [a, b] + await asyncio.gather(
+        *(
+            store.claim_feeds(owner=f"owner-{n}", lease_seconds=600, limit=3, all_feeds=False)
+            for n in range(5)
+        )
+    )
+    claimed = [f.id for batch in claims for f in batch]
+    assert len(claimed) == len(set(claimed))
+    assert sorted(claimed) == sorted(ids)
+    assert all(len(batch) <= 4 for batch in claims)
+
+
+async def test_leased_feeds_not_reclaimed_until_expiry(store: Store, database_url: str) -> None:
+    """A leased feed is not claimed again, even with all_feeds, until its lease expires."""
+    ids = await _feed_ids(store, 3)
+    first = await store.claim_feeds(owner="a", lease_seconds=600, limit=10, all_feeds=True)
+    assert sorted(f.id for f in first) == ids
+    assert await store.claim_feeds(owner="b", lease_seconds=600, limit=10, all_feeds=True) == []
+    assert await store.claim_feeds(owner="a", lease_seconds=600, limit=10, all_feeds=True) == []
+
+    expired = ids[0]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_expires_at = now() - interval '1 second' WHERE id = %s",
+            (expired,),
+        )
+    again = await store.claim_feeds(owner="b", lease_seconds=600, limit=10, all_feeds=True)
+    assert [f.id for f in again] == [expired]
+
+
+async def test_release_frees_and_short_lease_lapses(store: Store) -> None:
+    """release_leases frees a feed at once, but only for the owner that holds it; a lease of a
+    fraction of a second lapses on its own."""
+    released, short = await _feed_ids(store, 2)
+    await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=True, exclude=[short])
+    await store.release_leases("b", [released])
+    assert (
+        await store.claim_feeds(
+            owner="b", lease_seconds=600, limit=1, all_feeds=True, exclude=[short]
+        )
+        == []
+    )
+    await store.release_leases("a", [released])
+    again = await store.claim_feeds(
+        owner="b", lease_seconds=600, limit=1, all_feeds=True, exclude=[short]
+    )
+    assert [f.id for f in again] == [released]
+
+    assert await store.claim_feeds(owner="a", lease_seconds=0.3, limit=1, all_feeds=True)
+    assert await store.claim_feeds(owner="b", lease_seconds=600, limit=1, all_feeds=True) == []
+    await asyncio.sleep(0.4)
+    again = await store.claim_feeds(owner="b", lease_seconds=600, limit=1, all_feeds=True)
+    assert [f.id for f in again] == [short]
+
+
+async def _claim(store: Store, owner: str = "a") -> None:
+    assert await store.claim_feeds(owner=owner, lease_seconds=600, limit=1, all_feeds=True)
+
+
+async def test_failure_counter(store: Store, database_url: str) -> None:
+    """feed_failed increments consecutive_failures, records the error, remembers when the
+    failures began and reschedules (a feed not yet due is not claimed); feed_succeeded resets
+    the counter and clears the error."""
+    (feed_id,) = await _feed_ids(store, 1)
+    for n in (1, 2, 3):
+        await _claim(store)
+        await store.feed_failed(
+            feed_id, owner="a", now=NOW + timedelta(minutes=n), next_fetch_at=NOW, error=f"e{n}"
+        )
+        (row,) = _rows(database_url, "SELECT * FROM news.feeds WHERE id = %s", (feed_id,))
+        assert row["consecutive_failures"] == n
+        assert row["last_status"] == "error"
+        assert row["last_error"] == f"e{n}"
+        assert row["last_fetched_at"] == NOW + timedelta(minutes=n)
+        assert row["failing_since"] == NOW + timedelta(minutes=1)
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await _claim(store)
+    await store.feed_failed(feed_id, owner="a", now=NOW, next_fetch_at=later, error="e4")
+    # Not due: only all_feeds (ignoring the schedule) claims it.
+    assert await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=False) == []
+    claimed = await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=True)
+    assert claimed[0].consecutive_failures == 4
+
+    await store.feed_succeeded(
+        feed_id,
+        owner="a",
+        now=NOW,
+        next_fetch_at=NOW + timedelta(minutes=30),
+        not_modified=False,
+        etag='"v2"',
+        last_modified=None,
+        body_hash=b"\x01" * 32,
+        parsed=True,
+        title="Example feed",
+    )
+    (row,) = _rows(database_url, "SELECT * FROM news.feeds WHERE id = %s", (feed_id,))
+    assert row["consecutive_failures"] == 0
+    assert row["last_status"] == "ok"
+    assert row["last_error"] is None
+    assert row["failing_since"] is None
+    assert row["title"] == "Example feed"
+    assert row["next_fetch_at"] == NOW + timedelta(minutes=30)
+
+
+async def test_deactivate_and_recover(store: Store, database_url: str) -> None:
+    """feed_failed with deactivate turns the feed inactive with a reason; a later success
+    makes it active again."""
+    (feed_id,) = await _feed_ids(store, 1)
+    await _claim(store)
+    await store.feed_failed(
+        feed_id, owner="a", now=NOW, next_fetch_at=NOW, error="HTTP 410 Gone", deactivate=True
+    )
+    (row,) = _rows(database_url, "SELECT active, inactive_reason FROM news.feeds")
+    assert row["active"] is False
+    assert "HTTP 410 Gone" in row["inactive_reason"]
+    await _claim(store)
+    await store.feed_succeeded(
+        feed_id,
+        owner="a",
+        now=NOW,
+        next_fetch_at=NOW,
+        not_modified=True,
+        etag=None,
+        last_modified=None,
+        body_hash=None,
+        parsed=False,
+    )
+    (row,) = _rows(database_url, "SELECT active, inactive_reason FROM news.feeds")
+    assert (row["active"], row["inactive_reason"]) == (True, None)
+
+
+async def test_outcome_of_a_lost_lease_is_not_recorded(store: Store, database_url: str) -> None:
+    """A process whose lease expired and was taken over cannot overwrite the new holder's
+    state: its feed_failed / feed_succeeded change nothing."""
+    (feed_id,) = await _feed_ids(store, 1)
+    assert await store.claim_feeds(owner="a", lease_seconds=0.1, limit=1, all_feeds=True)
+    await asyncio.sleep(0.2)
+    await _claim(store, owner="b")
+    await store.feed_failed(feed_id, owner="a", now=NOW, next_fetch_at=NOW, error="late")
+    (row,) = _rows(database_url, "SELECT * FROM ingest.feeds")
+    assert (row["last_error"], row["lease_owner"], row["consecutive_failures"]) == (None, "b", 0)
+
+
+async def test_success_clears_lease_and_keeps_validators(store: Store) -> None:
+    """After feed_succeeded the feed is free to claim and carries its new validators."""
+    (feed_id,) = await _feed_ids(store, 1)
+    await _claim(store)
+    await store.feed_succeeded(
+        feed_id,
+        owner="a",
+        now=NOW,
+        next_fetch_at=NOW,
+        not_modified=True,
+        etag='"e1"',
+        last_modified="Wed, 01 Jan 2025 00:00:00 GMT",
+        body_hash=None,
+        parsed=False,
+    )
+    (feed,) = await store.claim_feeds(owner="b", lease_seconds=600, limit=1, all_feeds=False)
+    assert (feed.etag, feed.last_modified) == ('"e1"', "Wed, 01 Jan 2025 00:00:00 GMT")
+
+
+# --- articles --------------------------------------------------------------------------------
+
+
+async def test_store_articles_idempotent(store: Store, database_url: str) -> None:
+    """Storing the same articles twice: the second time all are existing and no row is added;
+    a changed copy under the same URL does not replace the first; an empty batch stores
+    nothing."""
+    assert await store.store_articles(None, []) == StoredCounts(0, 0)
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    articles = [_article(f"https://example.com/news/{n}") for n in range(3)]
+    items = [(a, _key(a)) for a in articles]
+
+    first = await store.store_articles(feed_id, items)
+    assert (first.new, first.existing) == (3, 0)
+    count = _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"]
+    assert count == 3
+
+    second = await store.store_articles(feed_id, items)
+    assert (second.new, second.existing) == (0, 3)
+    assert _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == count
+    done, waiting = await store.known_entries(feed_id, [k for _, k in items])
+    assert (set(done), waiting) == ({k for _, k in items}, {})
+
+    # Stored again with other fields under the same URL: still one row, the first version.
+    changed = replace(articles[0], title="Changed title")
+    assert (await store.store_articles(feed_id, [(changed, _key(changed))])).existing == 1
+    titles = _rows(database_url, "SELECT title FROM news.articles WHERE url = %s", (changed.url,))
+    assert [r["title"] for r in titles] == [articles[0].title]
+
+
+async def test_stored_row_matches_article(store: Store, database_url: str) -> None:
+    """The view shows what was stored: URL, texts, sources, feed and hex content hash."""
+    feed_url = "https://example.com/feed/"
+    await store.add_feed(feed_url)
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    article = _article("https://example.com/news/1", language="fr", summary="S")
+    await store.store_articles(feed_id, [(article, _key(article))])
+    (row,) = _rows(database_url, "SELECT * FROM news.articles")
+    assert row["url"] == article.url
+    assert row["original_url"] == article.original_url
+    assert row["text"] == article.text
+    assert row["published_at"] == article.published_at
+    assert row["published_source"] == article.published_source
+    assert row["content_hash"] == article.content_hash.hex()
+    assert row["feed_id"] == feed_id
+    assert row["feed_url"] == feed_url
+    assert row["duplicate_of"] is None
+    assert (row["language"], row["summary"], row["guid"]) == ("fr", "S", article.guid)
+
+
+async def test_authors_and_tags_are_arrays(store: Store, database_url: str) -> None:
+    """news.articles shows each person and each tag as an array element, in order; `author`
+    is their joined form."""
+    article = _article(
+        "https://example.com/news/people",
+        author="Jane Doe, dpa",
+        authors=("Jane Doe", "dpa"),
+        tags=("Klima", "Energie"),
+    )
+    await store.store_articles(None, [(article, _key(article))])
+    (row,) = _rows(database_url, "SELECT author, authors, tags FROM news.articles")
+    assert row == {
+        "author": "Jane Doe, dpa",
+        "authors": ["Jane Doe", "dpa"],
+        "tags": ["Klima", "Energie"],
+    }
+    topic = _rows(
+        database_url, "SELECT count(*) AS n FROM news.articles WHERE tags @> ARRAY['Klima']"
+    )
+    assert topic == [{"n": 1}]
+
+
+async def test_aliases_found_by_known_urls(store: Store) -> None:
+    """known_urls finds an article by its canonical URL and by every alias."""
+    canonical = "https://example.com/news/2025/story"
+    aliases = ("https://www.example.com/news/story", "https://example.com/?p=123")
+    article = _article(canonical, aliases=aliases)
+    await store.store_articles(None, [(article, None)])
+    found = await store.known_urls([canonical, *aliases, "https://example.com/other"])
+    assert set(found) == {canonical, *aliases}
+    assert len(set(found.values())) == 1
+
+
+async def test_link_entries_marks_entries_known(store: Store) -> None:
+    """Linking an entry of another feed to a stored article makes it known to that feed."""
+    for url in ("https://a.example/feed", "https://b.example/feed"):
+        await store.add_feed(url)
+    feed_a, feed_b = [f["id"] for f in await store.list_feeds()]
+    article = _article("https://example.com/news/shared")
+    await store.store_articles(feed_a, [(article, _key(article))])
+    (article_id,) = (await store.known_urls([article.url])).values()
+    key_b = entry_hash("guid:from-feed-b")
+    assert await store.known_entries(feed_b, [key_b]) == ({}, {})
+    await store.link_entries(feed_b, [(key_b, article_id)])
+    assert await store.known_entries(feed_b, [key_b]) == ({key_b: None}, {})
+
+
+async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
+    """The same body (up to case and layout) under another URL is stored with duplicate_of =
+    the first article's id, across calls and within one call."""
+    text = "One story syndicated to three sites.\n\nWord for word."
+    first = _article("https://one.example/story", text)
+    copy = _article("https://two.example/copied", text.upper(), site="two.example")
+    rewrapped = _article("https://three.example/s", text.replace("\n\n", " "))
+    assert first.content_hash == copy.content_hash == rewrapped.content_hash
+    await store.store_articles(None, [(first, None)])
+    await store.store_articles(None, [(copy, None), (rewrapped, None)])
+    rows = _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles ORDER BY id")
+    first_id = rows[0]["id"]
+    assert {(r["url"], r["duplicate_of"]) for r in rows} == {
+        (first.url, None),
+        (copy.url, first_id),
+        (rewrapped.url, first_id),
+    }
+
+
+async def test_empty_texts_are_not_duplicates(store: Store, database_url: str) -> None:
+    """Two different stories that both ended up without text are not copies of each other."""
+    a = _article("https://a.example/story-1", "", text_source="feed", extraction_error="HTTP 403")
+    b = _article("https://a.example/story-2", "", text_source="feed", extraction_error="HTTP 403")
+    await store.store_articles(None, [(a, None), (b, None)])
+    rows = _rows(database_url, "SELECT duplicate_of FROM news.articles ORDER BY id")
+    assert [r["duplicate_of"] for r in rows] == [None, None]
+
+
+async def test_huge_url_and_long_guid(store: Store, database_url: str) -> None:
+    """A 300 KB URL (beyond any btree entry: uniqueness is on its hash) and a 100 KB guid are
+    stored, found again, and not duplicated on a second store."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    url = "https://example.com/search?q=" + "x" * 300_000
+    guid = "tag:example.com,2025:" + "g" * 100_000
+    article = _article(url, aliases=(url + "&page=1",), guid=guid)
+    key = _key(article)
+    assert (await store.store_articles(feed_id, [(article, key)])).new == 1
+    assert (await store.store_articles(feed_id, [(article, key)])).existing == 1
+    found = await store.known_urls([url, url + "&page=1"])
+    assert set(found) == {url, url + "&page=1"}
+    assert await store.known_entries(feed_id, [key]) == ({key: None}, {})
+    (row,) = _rows(database_url, "SELECT url, guid FROM news.articles")
+    assert (row["url"], row["guid"]) == (url, guid)
+
+
+async def test_removed_feed_keeps_articles(store: Store, database_url: str) -> None:
+    """Removing a feed leaves its articles, with feed_id NULL."""
+    url = "https://example.com/feed/"
+    await store.add_feed(url)
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    article = _article("https://example.com/news/kept")
+    await store.store_articles(feed_id, [(article, _key(article))])
+    assert await store.remove_feed(url)
+    (row,) = _rows(database_url, "SELECT url, feed_id, feed_url FROM news.articles")
+    assert (row["url"], row["feed_id"], row["feed_url"]) == (article.url, None, None)
+
+
+WIRE = (
+    "The central bank raised its main interest rate by a quarter of a percentage point on "
+    "Thursday, the third increase this year, saying that inflation in services had proved more "
+    "stubborn than expected. The governor told reporters that the committee would watch wage "
+    "settlements closely over the winter and did not rule out a further move in the spring. "
+    "Markets had largely priced in the decision, and the currency was little changed in "
+    "afternoon trading. Economists said the statement suggested the cycle was close to its "
+    "peak, although two members of the committee voted for a larger increase. Mortgage lenders "
+    "are expected to pass the rise on to borrowers with variable-rate loans within weeks."
+)
+OTHER = (
+    "The city council approved a plan on Monday to pedestrianise three streets in the old town "
+    "from next summer, after a trial last year cut traffic noise and drew more visitors to "
+    "local shops. Shop owners were divided: some welcomed the footfall, others said deliveries "
+    "would become harder and asked for loading hours in the early morning. The council said "
+    "buses would be rerouted along the ring road and that residents would keep access to their "
+    "garages. A final vote on the budget for new paving and benches is due in the autumn, and "
+    "work could start as soon as the tourist season ends if the money is approved by then."
+)
+
+
+def _with_fingerprint(url: str, text: str) -> Article:
+    return _article(url, text, fingerprint=fingerprint(text))
+
+
+async def test_near_duplicates_point_at_the_original(store: Store, database_url: str) -> None:
+    """A syndicated copy with an added line, and a copy of that copy, both get duplicate_of =
+    the first article; a different story on the same site does not."""
+    first = _with_fingerprint("https://wire.example/rates", WIRE)
+    copy = _with_fingerprint(
+        "https://paper.example/economy/rates", "(Wire) - " + WIRE + " First published by Wire."
+    )
+    copy_of_copy = _with_fingerprint(
+        "https://blog.example/rates", WIRE.replace("Thursday", "Thursday afternoon")
+    )
+    other = _with_fingerprint("https://wire.example/streets", OTHER)
+    for article in (first, copy, copy_of_copy, other):
+        await store.store_articles(None, [(article, None)])
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    first_id = rows[first.url][0]
+    assert rows[first.url][1] is None
+    assert rows[copy.url][1] == first_id
+    assert rows[copy_of_copy.url][1] == first_id
+    assert rows[other.url][1] is None
+
+
+async def test_near_copies_inside_one_batch(store: Store, database_url: str) -> None:
+    """Copies arriving in the same batch as their original (one feed carrying a story twice,
+    or a batch sorted with the copy first): each copy points at the original, whatever the
+    order, and the batch is stored whole."""
+    first = _with_fingerprint("https://b.example/1-original", WIRE)
+    copy = _with_fingerprint("https://a.example/2-copy", "(Wire) - " + WIRE)
+    other = _with_fingerprint("https://c.example/streets", OTHER)
+    counts = await store.store_articles(None, [(first, None), (copy, None), (other, None)])
+    assert (counts.new, counts.existing, counts.duplicates) == (3, 0, 1)
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    # Stored in URL order: the copy under a.example comes first and is the story's original.
+    assert rows[copy.url][1] is None
+    assert rows[first.url][1] == rows[copy.url][0]
+    assert rows[other.url][1] is None
+
+
+async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database_url: str) -> None:
+    """A row the database refuses (a NUL byte in text is invalid for PostgreSQL) is left out;
+    the rest of its batch is stored, with feed entries for the stored ones only."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    good = [_article(f"https://example.com/news/{n}") for n in range(4)]
+    bad = _article("https://example.com/news/bad", "broken \x00 text")
+    items = [(a, _key(a)) for a in [*good[:2], bad, *good[2:]]]
+    counts = await store.store_articles(feed_id, items)
+    assert (counts.new, counts.existing) == (4, 0)
+    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
+    assert urls == {a.url for a in good}
+    done, _ = await store.known_entries(feed_id, [k for _, k in items])
+    assert set(done) == {_key(a) for a in good}
+
+
+async def test_batch_mixing_new_and_stored_urls(store: Store, database_url: str) -> None:
+    """A batch where some URLs are stored already (by another feed): the new ones are
+    inserted, the stored ones linked to this feed's entries, none duplicated."""
+    await store.add_feed("https://one.example/feed/")
+    await store.add_feed("https://two.example/feed/")
+    feed_a, feed_b = sorted(f["id"] for f in await store.list_feeds())
+    shared = [_article(f"https://example.com/shared/{n}") for n in range(3)]
+    await store.store_articles(feed_a, [(a, _key(a)) for a in shared])
+    fresh = [_article(f"https://example.com/fresh/{n}") for n in range(3)]
+    items = [(a, _key(a)) for a in [*shared, *fresh]]
+    counts = await store.store_articles(feed_b, items)
+    assert (counts.new, counts.existing) == (3, 3)
+    assert _rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 6
+    done, _ = await store.known_entries(feed_b, [k for _, k in items])
+    assert set(done) == {k for _, k in items}
+
+
+async def test_band_keys_follow_the_article(store: Store, database_url: str) -> None:
+    """ingest.article_bands holds each article's current band keys: written with the article,
+    replaced when an update changes its text, gone with the article."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    article = _with_fingerprint("https://wire.example/rates", WIRE)
+    await store.store_articles(feed_id, [(article, _key(article))])
+
+    def bands() -> set[int]:
+        rows = _rows(database_url, "SELECT band FROM ingest.article_bands")
+        return {int(r["band"]) for r in rows}  # type: ignore[call-overload]
+
+    assert article.fingerprint is not None
+    assert bands() == set(article.fingerprint.bands)
+    edited = _with_fingerprint(article.url, OTHER)
+    assert await store.update_articles(feed_id, [(edited, _key(article))]) == 1
+    assert edited.fingerprint is not None
+    assert bands() == set(edited.fingerprint.bands)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM ingest.articles")
+    assert bands() == set()
