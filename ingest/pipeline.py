@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -27,13 +26,14 @@ from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
 from ingest.fulltext import compare, entry_text, observe, probe, wants_pages
 from ingest.normalize import redact_url
+from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
-from ingest.types import Article, Feed, FeedStatus, FetchResult, FullText, ParsedFeed
+from ingest.types import Article, Feed, FetchResult, FullText, ParsedFeed
 from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
@@ -47,57 +47,6 @@ def utcnow() -> datetime:
 def make_owner() -> str:
     """Identifies this process's leases: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedOutcome:
-    feed_id: int
-    status: FeedStatus
-    new: int = 0
-    skipped: int = 0
-    page_errors: int = 0
-    deferred: int = 0
-    updated: int = 0
-    from_feed: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EntriesOutcome:
-    new: int
-    skipped: int
-    page_errors: int
-    deferred: int
-    updated: int = 0
-    from_feed: int = 0
-    """Stored from a full-text feed's own text, without fetching the page."""
-    full_text: FullText | None = None
-    """The feed's full-text state after this poll."""
-
-
-@dataclass(slots=True)
-class RunSummary:
-    feeds: int = 0
-    ok: int = 0
-    not_modified: int = 0
-    failed: int = 0
-    new_articles: int = 0
-    skipped: int = 0
-    page_errors: int = 0
-    outcomes: list[FeedOutcome] = field(default_factory=list)
-
-    def add(self, outcome: FeedOutcome) -> None:
-        self.feeds += 1
-        self.outcomes.append(outcome)
-        if outcome.status == "ok":
-            self.ok += 1
-        elif outcome.status == "not_modified":
-            self.not_modified += 1
-        else:
-            self.failed += 1
-        self.new_articles += outcome.new
-        self.skipped += outcome.skipped
-        self.page_errors += outcome.page_errors
 
 
 class Pipeline:
