@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -19,9 +19,15 @@ log = structlog.get_logger(__name__)
 class RateLimiter:
     """At most `rate` acquisitions per second, evenly spaced (0 or less: unlimited)."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._lock = asyncio.Lock()
 
@@ -33,7 +39,7 @@ class RateLimiter:
             start = max(now, self._next)
             self._next = start + self._interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
 
 # --- progress ------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from ingest.backfill import (
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
+from tests.support.virtual_time import VirtualTime
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -351,16 +352,17 @@ def test_entry_round_trip() -> None:
 
 
 def test_rate_limiter_spaces_requests() -> None:
-    """--rate N: N acquisitions a second at most, evenly spaced."""
+    """--rate N: N acquisitions a second at most, evenly spaced (on virtual time)."""
+    clock = VirtualTime()
+    limiter = RateLimiter(20, clock=clock, sleep=clock.sleep)
+    starts: list[float] = []
 
-    async def go() -> float:
-        limiter = RateLimiter(20)
-        started = time.monotonic()
-        for _ in range(11):
-            await limiter.wait()
-        return time.monotonic() - started
+    async def one() -> None:
+        await limiter.wait()
+        starts.append(clock())
 
-    assert asyncio.run(go()) >= 0.45
+    asyncio.run(clock.run(*(one() for _ in range(11))))
+    assert sorted(starts) == pytest.approx([n * 0.05 for n in range(11)])
 
 
 # --- backfills ------------------------------------------------------------------------------------
