@@ -1,45 +1,12 @@
-"""Near-duplicate detection on a labeled set of article pairs: precision, recall, similarities.
+"""Near-duplicate detection on labeled pairs: precision, recall, similarities, fingerprint time.
 
-    .venv/bin/python bench/neardup_bench.py [--pairs] [--sweep] [--draws N] [--repeat K]
-        [--data FILE] [--json FILE]
-
-What it does. `tests/data/neardup/pairs.json` (or `--data FILE`) lists pairs of article texts,
-each labeled `duplicate` (syndicated copies, light edits, one wire story as run by several
-sites) or `distinct` (one event written up independently, follow-ups, shared boilerplate,
-same-topic briefs, same-template stories). For each pair it computes the two fingerprints
-(`ingest.neardup.fingerprint`), the similarity their MinHash signatures estimate, whether the
-LSH bands make the pair a candidate (at least one equal band key: what the database index
-finds) and the decision the pipeline takes: candidate AND `is_near_duplicate`.
-
-How to read it. Per category: pairs, how many the decision and LSH call duplicates, and the
-estimated similarity (min/median/max). Then the confusion matrix of the decision, precision
-and recall of the decision and of LSH candidacy alone (positive = `duplicate`), the similarity
-per label, and the pairs the decision gets wrong or that lie within 0.1 of the threshold, each
-with the exact Jaccard similarity of its word shingles beside the estimate (computed here with
-the module's documented tokenization: casefolded `\\w+` words, SHINGLE_WORDS per shingle), so
-that an error reads as either estimation noise or a real lack of overlap. `--pairs` lists
-every pair.
-
-`--sweep` shows, for thresholds t from 0.30 to 0.90, the chance that a pair at Jaccard t shares
-a band, then precision and recall of the decision (candidacy still required: for a pair near
-a low t, being found is mostly luck of the bands) and of the similarity alone (as if every
-pair were a candidate: the margin between the labels without that luck). `--draws N` redoes
-the decisions with N other draws of the module's hash coefficients (fixed seeds, this process
-only) and prints, per threshold, mean and worst precision and recall and the share of draws
-meeting both targets, then how often each pair is decided against its label: the shipped
-coefficients are one draw, and this says how much of the result is theirs.
-
-Last, the time to fingerprint one text: each distinct text is fingerprinted K times (default
-5, `--repeat`), its median taken, and the median, min and max over texts are printed with
-their word counts. Figures are printed, never asserted (the quality target is pinned by
-`tests/unit/test_neardup.py`); the exit status is non-zero only when the data cannot be read.
-"""
+What it measures and how to run it: bench/README.md (`neardup_bench.py`)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
+import hashlib
 import json
 import platform
 import re
@@ -47,20 +14,15 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lib import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-"""The repository (this file lives in <repo>/bench)."""
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from ingest import neardup  # noqa: E402
+from ingest import neardup
 
 DATA_DEFAULT = ROOT / "tests" / "data" / "neardup" / "pairs.json"
 LABELS = ("duplicate", "distinct")
@@ -70,6 +32,7 @@ NEAR = 0.1
 DRAW_SEED = 1000
 """First seed of the `--draws` coefficient draws (then DRAW_SEED + 1, ...)."""
 TARGET_PRECISION, TARGET_RECALL = 0.98, 0.9
+Fingerprints = Callable[[str], neardup.Fingerprint | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,17 +79,8 @@ def load_pairs(path: Path) -> list[Pair]:
         texts = [(path.parent / raw[side]).read_text(encoding="utf-8") for side in "ab"]
         if raw["label"] not in LABELS:
             raise ValueError(f"{raw['id']}: label {raw['label']!r} not in {LABELS}")
-        pairs.append(
-            Pair(
-                id=raw["id"],
-                category=raw["category"],
-                label=raw["label"],
-                clear=raw.get("clear", True),
-                note=raw.get("note", ""),
-                a=texts[0],
-                b=texts[1],
-            )
-        )
+        fields = (raw["id"], raw["category"], raw["label"], raw.get("clear", True))
+        pairs.append(Pair(*fields, raw.get("note", ""), *texts))
     return pairs
 
 
@@ -144,26 +98,23 @@ def jaccard(a: str, b: str) -> float:
     return len(sa & sb) / len(sa | sb) if sa | sb else 0.0
 
 
-def evaluate(pair: Pair) -> Result:
-    fa, fb = neardup.fingerprint(pair.a), neardup.fingerprint(pair.b)
+def judged(r: Result, fa: neardup.Fingerprint | None, fb: neardup.Fingerprint | None) -> Result:
+    """`r` with similarity, candidacy and decision from these fingerprints."""
     if fa is None or fb is None:
-        similarity, candidate, near = 0.0, False, False
-    else:
-        similarity = neardup.similarity(fa.minhash, fb.minhash)
-        candidate = any(x == y for x, y in zip(fa.bands, fb.bands, strict=True))
-        near = neardup.is_near_duplicate(fa.minhash, fb.minhash)
-    return Result(
-        id=pair.id,
-        category=pair.category,
-        label=pair.label,
-        clear=pair.clear,
-        note=pair.note,
-        words=(len(pair.a.split()), len(pair.b.split())),
-        similarity=similarity,
-        jaccard=jaccard(pair.a, pair.b),
-        candidate=candidate,
-        near_duplicate=near,
+        return dataclasses.replace(r, similarity=0.0, candidate=False, near_duplicate=False)
+    return dataclasses.replace(
+        r,
+        similarity=neardup.similarity(fa.minhash, fb.minhash),
+        candidate=any(x == y for x, y in zip(fa.bands, fb.bands, strict=True)),
+        near_duplicate=neardup.is_near_duplicate(fa.minhash, fb.minhash),
     )
+
+
+def evaluate(pair: Pair) -> Result:
+    words = (len(pair.a.split()), len(pair.b.split()))
+    r = Result(pair.id, pair.category, pair.label, pair.clear, pair.note, words, 0.0,
+               jaccard(pair.a, pair.b), False, False)  # fmt: skip
+    return judged(r, neardup.fingerprint(pair.a), neardup.fingerprint(pair.b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,14 +137,8 @@ class Scores:
 
 
 def score(results: Iterable[Result], predict: Callable[[Result], bool]) -> Scores:
-    tp = fp = fn = tn = 0
-    for r in results:
-        said, truth = predict(r), r.label == "duplicate"
-        tp += said and truth
-        fp += said and not truth
-        fn += truth and not said
-        tn += not said and not truth
-    return Scores(tp, fp, fn, tn)
+    seen = Counter((predict(r), r.label == "duplicate") for r in results)
+    return Scores(seen[True, True], seen[True, False], seen[False, True], seen[False, False])
 
 
 def decided_at(t: float) -> Callable[[Result], bool]:
@@ -225,49 +170,38 @@ def candidate_probability(j: float) -> float:
     return float(1 - (1 - j**neardup.ROWS) ** neardup.BANDS)
 
 
-@contextlib.contextmanager
-def drawn_coefficients(seed: int) -> Iterator[None]:
-    """The module's hash coefficients (private `_A`, `_B`) replaced by another draw, in this
-    process only, then restored. The shipped coefficients are one draw among many: how much
-    of the labeled-set result is theirs, and how much the method's?"""
-    if not hasattr(neardup, "_A") or not hasattr(neardup, "_B"):
-        raise SystemExit("neardup_bench: --draws needs ingest.neardup._A and _B")
-    saved = neardup._A, neardup._B
+def drawn_fingerprints(seed: int, hashes: dict[str, Any]) -> Fingerprints:
+    """Fingerprints by the method `ingest.neardup` describes (blake2b of 5-word shingles, one
+    multiply-shift hash (a*x + b mod 2^64, upper 32 bits) per permutation, blake2b band keys of
+    ROWS values) with coefficients drawn from `seed`: the module's own are one such draw, and
+    private. `hashes` caches each text's shingle hashes, which do not depend on the draw."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    size = neardup.NUM_PERM
-    neardup._A = rng.integers(1, 2**61 - 1, size=size, dtype=np.uint64) | np.uint64(1)
-    neardup._B = rng.integers(0, 2**61 - 1, size=size, dtype=np.uint64)
-    try:
-        yield
-    finally:
-        neardup._A, neardup._B = saved
+    a = rng.integers(1, 2**61 - 1, size=neardup.NUM_PERM, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**61 - 1, size=neardup.NUM_PERM, dtype=np.uint64)
+    width = neardup.ROWS * 4
 
-
-def redecide(pairs: Sequence[Pair], results: Sequence[Result]) -> list[Result]:
-    """`results` with similarity, candidacy and decision recomputed under the current
-    coefficients (the exact Jaccard does not depend on them)."""
-    cache: dict[str, neardup.Fingerprint | None] = {}
-
-    def fp(text: str) -> neardup.Fingerprint | None:
-        if text not in cache:
-            cache[text] = neardup.fingerprint(text)
-        return cache[text]
-
-    out = []
-    for pair, r in zip(pairs, results, strict=True):
-        fa, fb = fp(pair.a), fp(pair.b)
-        if fa is None or fb is None:
-            out.append(dataclasses.replace(r, similarity=0.0, candidate=False))
-            continue
-        out.append(
-            dataclasses.replace(
-                r,
-                similarity=neardup.similarity(fa.minhash, fb.minhash),
-                candidate=any(x == y for x, y in zip(fa.bands, fb.bands, strict=True)),
-                near_duplicate=neardup.is_near_duplicate(fa.minhash, fb.minhash),
+    def fingerprint(text: str) -> neardup.Fingerprint | None:
+        if text not in hashes:
+            words = _WORD.findall(text.casefold())
+            found = shingles(text) if len(words) >= neardup.MIN_WORDS else set()
+            digests = [hashlib.blake2b(s.encode(), digest_size=8).digest() for s in found]
+            hashes[text] = np.frombuffer(b"".join(digests), dtype="<u8") if found else None
+        if hashes[text] is None:
+            return None
+        with np.errstate(over="ignore"):
+            values = np.multiply.outer(a, hashes[text])
+            values += b[:, None]
+        minhash = (values.min(axis=1) >> np.uint64(32)).astype("<u4").tobytes()
+        keys = [minhash[i * width : (i + 1) * width] for i in range(neardup.BANDS)]
+        bands = tuple(
+            int.from_bytes(
+                hashlib.blake2b(bytes([i]) + k, digest_size=8).digest(), "little", signed=True
             )
+            for i, k in enumerate(keys)
         )
-    return out
+        return neardup.Fingerprint(minhash, bands)
+
+    return fingerprint
 
 
 def draws(pairs: Sequence[Pair], results: Sequence[Result], n: int) -> dict[str, Any]:
@@ -275,30 +209,26 @@ def draws(pairs: Sequence[Pair], results: Sequence[Result], n: int) -> dict[str,
     how often each pair is decided against its label at THRESHOLD."""
     scores: dict[float, list[Scores]] = {t: [] for t in SWEEP}
     wrong: Counter[str] = Counter()
+    hashes: dict[str, Any] = {}
     for i in range(n):
-        with drawn_coefficients(DRAW_SEED + i):
-            drawn = redecide(pairs, results)
+        fp = drawn_fingerprints(DRAW_SEED + i, hashes)
+        drawn = [judged(r, fp(p.a), fp(p.b)) for p, r in zip(pairs, results, strict=True)]
         for t in SWEEP:
             scores[t].append(score(drawn, decided_at(t)))
         wrong.update(r.id for r in drawn if not r.correct)
     rows = []
     for t, ss in scores.items():
-        precisions = [s.precision if s.precision is not None else 1.0 for s in ss]
-        recalls = [s.recall if s.recall is not None else 1.0 for s in ss]
-        met = sum(
-            p >= TARGET_PRECISION and r >= TARGET_RECALL
-            for p, r in zip(precisions, recalls, strict=True)
-        )
+        ps = [s.precision if s.precision is not None else 1.0 for s in ss]
+        rs = [s.recall if s.recall is not None else 1.0 for s in ss]
+        met = sum(p >= TARGET_PRECISION and r >= TARGET_RECALL for p, r in zip(ps, rs, strict=True))
         rows.append(
-            {
-                "threshold": t,
-                "precision_mean": statistics.mean(precisions),
-                "precision_min": min(precisions),
-                "recall_mean": statistics.mean(recalls),
-                "recall_min": min(recalls),
-                "targets_met": met / n,
-            }
+            {"threshold": t, "precision_mean": statistics.mean(ps), "precision_min": min(ps)}
         )
+        rows[-1] |= {
+            "recall_mean": statistics.mean(rs),
+            "recall_min": min(rs),
+            "targets_met": met / n,
+        }
     return {
         "draws": n,
         "first_seed": DRAW_SEED,
@@ -473,20 +403,12 @@ def report(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Precision and recall of near-duplicate detection on labeled pairs."
-    )
+    p = argparse.ArgumentParser(prog="neardup_bench.py", description=__doc__)
     p.add_argument("--data", type=Path, default=DATA_DEFAULT, help="labeled pairs (JSON)")
     p.add_argument("--pairs", action="store_true", help="list every pair")
     p.add_argument("--sweep", action="store_true", help="precision/recall for t = 0.30..0.90")
     p.add_argument("--repeat", type=int, default=5, metavar="K", help="timing runs per text")
-    p.add_argument(
-        "--draws",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also evaluate N other draws of the hash coefficients (about 0.1 s each)",
-    )
+    p.add_argument("--draws", type=int, default=0, metavar="N", help="N other coefficient draws")
     p.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     args = p.parse_args(argv)
     if args.repeat < 1:
@@ -510,30 +432,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     report(results, args, timing, drawn)
 
     if args.json:
-        d = score(results, lambda r: r.decision)
-        c = score(results, lambda r: r.candidate)
+        constants = ("NUM_PERM", "BANDS", "ROWS", "SHINGLE_WORDS", "MIN_WORDS", "THRESHOLD")
+        sweep = [
+            {"threshold": t, "candidate_probability": candidate_probability(t)}
+            | {"decision": score(results, decided_at(t)).as_dict()}
+            | {"similarity_alone": score(results, similar_at(t)).as_dict()}
+            for t in SWEEP
+        ]
         out = {
             "data": str(args.data),
-            "constants": {
-                name: getattr(neardup, name)
-                for name in ("NUM_PERM", "BANDS", "ROWS", "SHINGLE_WORDS", "MIN_WORDS")
-            }
-            | {"THRESHOLD": neardup.THRESHOLD},
-            "decision": d.as_dict(),
-            "candidates": c.as_dict(),
+            "constants": {name: getattr(neardup, name) for name in constants},
+            "decision": score(results, lambda r: r.decision).as_dict(),
+            "candidates": score(results, lambda r: r.candidate).as_dict(),
             "similarity": {
                 label: spread([r.similarity for r in results if r.label == label])
                 for label in LABELS
             },
-            "sweep": [
-                {
-                    "threshold": t,
-                    "candidate_probability": candidate_probability(t),
-                    "decision": score(results, decided_at(t)).as_dict(),
-                    "similarity_alone": score(results, similar_at(t)).as_dict(),
-                }
-                for t in SWEEP
-            ],
+            "sweep": sweep,
             "timing": timing,
             "draws": drawn,
             "pairs": [asdict(r) | {"decision": r.decision, "correct": r.correct} for r in results],
