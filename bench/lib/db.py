@@ -1,0 +1,76 @@
+"""Throwaway `ingest_bench_*` databases on the PostgreSQL server of the tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ADMIN_DSN = os.environ.get(
+    "INGEST_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DB_PREFIX = "ingest_bench_"
+
+
+def dbname(dsn: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname"))
+
+
+def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    row = conn.execute(query.encode(), params).fetchone()
+    return row[0] if row else None
+
+
+def server_version(admin_dsn: str, prog: str) -> str:
+    """The server's version; exits with a message when it cannot be reached."""
+    try:
+        with psycopg.connect(admin_dsn, connect_timeout=10) as conn:
+            return str(scalar(conn, "SHOW server_version"))
+    except psycopg.Error as e:
+        raise SystemExit(f"{prog}: PostgreSQL not reachable at {admin_dsn!r}: {e}") from None
+
+
+class Databases:
+    """Creates `ingest_bench_*` databases and drops every one of them on exit."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.created: list[str] = []
+
+    def dsn(self, name: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.admin_dsn, dbname=name)
+
+    def _admin(self, statement: str, name: str) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
+
+    def create(self, label: str) -> str:
+        name = f"{DB_PREFIX}{label}_{uuid.uuid4().hex[:10]}"
+        self._admin("CREATE DATABASE {}", name)
+        self.created.append(name)
+        return self.dsn(name)
+
+    def drop(self, dsn: str) -> None:
+        name = dbname(dsn)
+        if not name.startswith(DB_PREFIX):
+            raise ValueError(f"refusing to drop {name!r}: not a {DB_PREFIX}* database")
+        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+        if name in self.created:
+            self.created.remove(name)
+
+    def __enter__(self) -> Databases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        failed = []
+        for name in list(self.created):
+            try:
+                self.drop(self.dsn(name))
+            except psycopg.Error:
+                failed.append(name)
+        if failed:
+            print(f"bench: could not drop databases: {', '.join(failed)}", file=sys.stderr)
