@@ -1,7 +1,5 @@
 """Summarize a py-spy profile by process: see bench/README.md (`ingest_bench.py`)."""
 
-from __future__ import annotations
-
 import argparse
 from collections.abc import Sequence
 from pathlib import Path

@@ -3,8 +3,6 @@ command, it wraps psycopg's `AsyncCursor.execute` / `executemany` (counts by que
 via executemany apart) and `Store.claim_feeds` (feeds per claim), then logs the counts as one
 JSON line `{"event": "bench_statements", ...}` on stderr when the command ends."""
 
-from __future__ import annotations
-
 import collections
 import json
 import sys

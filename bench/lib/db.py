@@ -10,9 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-ADMIN_DSN = os.environ.get(
-    "INGEST_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+ADMIN_DSN = os.environ.get("INGEST_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1/postgres")
 DB_PREFIX = "ingest_bench_"
 
 
@@ -38,39 +36,32 @@ class Databases:
     """Creates `ingest_bench_*` databases and drops every one of them on exit."""
 
     def __init__(self, admin_dsn: str) -> None:
-        self.admin_dsn = admin_dsn
-        self.created: list[str] = []
+        self.admin_dsn, self.created = admin_dsn, list[str]()
 
     def dsn(self, name: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_dsn, dbname=name)
 
-    def _admin(self, statement: str, name: str) -> None:
+    def admin(self, statement: str, name: str) -> None:
         with psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
     def create(self, label: str) -> str:
-        name = f"{DB_PREFIX}{label}_{uuid.uuid4().hex[:10]}"
-        self._admin("CREATE DATABASE {}", name)
-        self.created.append(name)
+        self.created.append(name := f"{DB_PREFIX}{label}_{uuid.uuid4().hex[:10]}")
+        self.admin("CREATE DATABASE {}", name)
         return self.dsn(name)
 
     def drop(self, dsn: str) -> None:
-        name = dbname(dsn)
-        if not name.startswith(DB_PREFIX):
+        if not (name := dbname(dsn)).startswith(DB_PREFIX):
             raise ValueError(f"refusing to drop {name!r}: not a {DB_PREFIX}* database")
-        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
-        if name in self.created:
-            self.created.remove(name)
+        self.admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+        self.created = [n for n in self.created if n != name]
 
     def __enter__(self) -> Databases:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        failed = []
         for name in list(self.created):
             try:
                 self.drop(self.dsn(name))
-            except psycopg.Error:
-                failed.append(name)
-        if failed:
-            print(f"bench: could not drop databases: {', '.join(failed)}", file=sys.stderr)
+            except psycopg.Error as e:
+                print(f"bench: could not drop database {name}: {e}", file=sys.stderr)

@@ -1,7 +1,5 @@
-"""py-spy profiles: a command run under `py-spy record` (every process of its tree, collapsed
-stacks), and a summary of such a file by process (bench/profile_summary.py prints it)."""
-
-from __future__ import annotations
+"""py-spy profiles: a command run under `py-spy record` (every process of its tree, raw
+collapsed stacks), and a summary of such a file by process (bench/profile_summary.py)."""
 
 import re
 import shutil
@@ -18,42 +16,39 @@ IDLE = re.compile(
 )
 """Innermost frames that mean the process was waiting, not computing. py-spy's `--idle` keeps
 them so that the shares below are of wall time; they are left out of the busy figures."""
-
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
+LIBRARIES = {
+    "trafilatura", "feedparser", "httpx", "httpcore", "psycopg", "lxml", "pycld2", "ftfy",
+    "courlan", "htmldate", "structlog", "pebble", "numpy", "justext",
+}  # fmt: skip
+"""Besides the project's own, the packages whose functions the inclusive list names."""
 
 
 def frame_key(frame: str) -> tuple[str, str]:
+    """(function, file relative to site-packages or to the repository)."""
     m = FRAME.match(frame)
     if not m:
         return frame, ""
-    path = m.group("file")
-    short = path.split("site-packages/")[-1] if "site-packages/" in path else path
-    short = short.split("/work/")[-1]
+    short = m.group("file").split("site-packages/")[-1].split("/work/")[-1]
     for marker in ("/ingest/", "/jobs/"):
-        if marker in short:
-            short = short[short.index(marker) + 1 :]
+        short = short[short.index(marker) + 1 :] if marker in short else short
     return m.group("func"), short
 
 
-def process_label(frame: str) -> str | None:
-    if not frame.startswith("process "):
-        return None
-    _pid, _, cmd = frame[len("process ") :].partition(":")
-    cmd = cmd.strip('"')
-    if "forkserver" in cmd:
-        role = "forkserver and its workers"
-    elif "resource_tracker" in cmd:
-        role = "resource tracker"
-    elif "py-spy" in cmd:
-        role = "py-spy"
-    else:
-        role = "main"
+def process_label(frame: str) -> str:
+    cmd = frame[len("process ") :].partition(":")[2].strip('"')
+    roles = {"forkserver": "forkserver and its workers", "resource_tracker": "resource tracker"}
+    role = next(
+        (label for key, label in (*roles.items(), ("py-spy", "py-spy")) if key in cmd), "main"
+    )
     return f"{role} ({cmd[:60]})"
 
 
 def summarize(path: Path, top: int, focus: Sequence[str]) -> str:
-    total: Counter[str] = Counter()
-    busy: Counter[str] = Counter()
+    """For each process: its samples and busy samples (innermost frame not idle), the functions
+    with the most busy samples including their callees, the innermost frames with the most, and
+    the share of any function whose name or file contains a `focus` substring."""
+    total, busy = Counter[str](), Counter[str]()
     inclusive: dict[str, Counter[str]] = defaultdict(Counter)
     innermost: dict[str, Counter[str]] = defaultdict(Counter)
     focused: dict[str, Counter[str]] = defaultdict(Counter)
@@ -61,68 +56,31 @@ def summarize(path: Path, top: int, focus: Sequence[str]) -> str:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        n = int(count)
-        frames = stack.split(";")
-        proc = "?"
-        code: list[str] = []
-        for f in frames:
-            label = process_label(f)
-            if label is not None:
-                proc = label
-                code = []
-            else:
-                code.append(f)
+        n, proc, code = int(count), "?", []
+        for f in stack.split(";"):
+            proc, code = (process_label(f), []) if f.startswith("process ") else (proc, [*code, f])
         total[proc] += n
-        if not code:
-            continue
-        func, _ = frame_key(code[-1])
-        if IDLE.match(func) or IDLE.match(func.rsplit(".", 1)[-1]):
+        func = frame_key(code[-1])[0] if code else ""
+        if not code or IDLE.match(func) or IDLE.match(func.rsplit(".", 1)[-1]):
             continue
         busy[proc] += n
-        seen: set[str] = set()
-        for f in code:
-            func, file = frame_key(f)
-            key = f"{func}  [{file}]"
-            if key in seen:
-                continue
-            seen.add(key)
-            if file.startswith(("ingest/", "jobs/")) or file.split("/")[0] in {
-                "trafilatura",
-                "feedparser",
-                "httpx",
-                "httpcore",
-                "psycopg",
-                "lxml",
-                "pycld2",
-                "ftfy",
-                "courlan",
-                "htmldate",
-                "structlog",
-                "pebble",
-                "numpy",
-                "justext",
-            }:
+        keys = dict.fromkeys(f"{func}  [{file}]" for func, file in map(frame_key, code))
+        for key in keys:
+            file = key.rpartition("[")[2][:-1]
+            if file.startswith(("ingest/", "jobs/")) or file.split("/")[0] in LIBRARIES:
                 inclusive[proc][key] += n
-            for sub in focus:
-                if sub in key:
-                    focused[proc][sub] += n
-        func, file = frame_key(code[-1])
-        innermost[proc][f"{func}  [{file}]"] += n
+            focused[proc].update({sub: n for sub in focus if sub in key})
+        innermost[proc]["{}  [{}]".format(*frame_key(code[-1]))] += n
     out = [f"profile {path}: {sum(total.values())} samples"]
     for proc, n in total.most_common():
         b = busy[proc]
-        out.append("")
-        out.append(f"== {proc}: {n} samples, {b} busy ({b / n:.0%})")
-        if not b:
-            continue
-        out.append("   inclusive (share of busy samples)")
-        for key, v in inclusive[proc].most_common(top):
-            out.append(f"   {v / b:6.1%}  {key}")
-        out.append("   innermost")
-        for key, v in innermost[proc].most_common(top):
-            out.append(f"   {v / b:6.1%}  {key}")
-        for sub in focus:
-            out.append(f"   focus {sub!r}: {focused[proc][sub] / b:.1%} of busy")
+        out += ["", f"== {proc}: {n} samples, {b} busy ({b / n:.0%})"]
+        if b:
+            out.append("   inclusive (share of busy samples)")
+            out += [f"   {v / b:6.1%}  {key}" for key, v in inclusive[proc].most_common(top)]
+            out.append("   innermost")
+            out += [f"   {v / b:6.1%}  {key}" for key, v in innermost[proc].most_common(top)]
+            out += [f"   focus {sub!r}: {focused[proc][sub] / b:.1%} of busy" for sub in focus]
     return "\n".join(out)
 
 
@@ -134,7 +92,14 @@ def profiled(cmd: list[str], profile: Path | None) -> list[str]:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         raise RuntimeError("profiling needs py-spy (pip install py-spy)")
-    return [
-        spy, "record", "--subprocesses", "--idle", "--rate", "250", "--format", "raw",
-        "--output", str(profile), "--", *cmd,
-    ]  # fmt: skip
+    args = [
+        "--subprocesses",
+        "--idle",
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--output",
+        str(profile),
+    ]
+    return [spy, "record", *args, "--", *cmd]
