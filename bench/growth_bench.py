@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 from lib import ROOT
-from lib.db import ADMIN_DSN, DB_PREFIX, Databases, scalar
-from lib.report import header, med, pct, write_json
+from lib.db import DB_PREFIX, Databases, scalar
+from lib.report import header, med, parser, pct, write_json
 from lib.web import cpu_of
 from psycopg import sql
 
@@ -597,7 +597,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="growth_bench.py", description=__doc__)
+    p = parser("growth_bench.py", __doc__)
     add = p.add_argument
     add("--sizes", help="comma-separated article counts (default 0,100000,1000000)")
     add("--quick", action="store_true", help="sizes 0,10000,50000 and fewer repetitions")
@@ -606,8 +606,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--batch", type=int, default=20, help="new articles per batch (default 20)")
     add("--lookups", type=int, help="near-dup queries per size (default 250, 60 with --quick)")
     add("--budget", type=float, default=600, help="seconds of measuring per size (default 600)")
-    add("--admin-url", default=ADMIN_DSN, help="PostgreSQL admin DSN")
-    add("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     add("--keep", action="store_true", help="do not drop the database; print its DSN")
     add("--reuse", metavar="DSN", help="measure a database kept by --keep")
     args = p.parse_args(argv)

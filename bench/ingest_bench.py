@@ -2,7 +2,6 @@
 
 What it measures and how to run it: bench/README.md (`ingest_bench.py`)."""
 
-import argparse
 import concurrent.futures
 import io
 import multiprocessing
@@ -21,9 +20,9 @@ import psycopg
 import trafilatura
 from lib import procs, web
 from lib.corpora import aeb_ids, aeb_page, find_aeb
-from lib.db import ADMIN_DSN, Databases, scalar
+from lib.db import Databases, scalar
 from lib.profile import profiled
-from lib.report import Steps, header, med, write_json
+from lib.report import Steps, check, header, med, parser, write_json
 
 HOST_DELAY = os.environ.get("INGEST_HOST_DELAY", "0")
 """The politeness delay between two requests to one host (0.5 s in the service) would make the
@@ -240,23 +239,16 @@ def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ingest_bench.py", description=__doc__)
+    p = parser("ingest_bench.py", __doc__, feeds=20, hosts=8, workers=2, repeat=3)
     add = p.add_argument
-    add("--feeds", type=int, default=20, metavar="N", help="RSS feeds (default 20)")
-    add("--repeat", type=int, default=3, metavar="K", help="runs of each (default 3)")
     add("--pages", type=int, default=None, metavar="N", help="the first N pages (default all)")
-    add("--hosts", type=int, default=8, metavar="N", help="loopback hosts (default 8)")
     add("--copies", type=int, default=1, metavar="K", help="every page K times (default 1)")
-    add("--workers", type=int, default=2, help="INGEST_WORKERS and bare pool size (default 2)")
     add("--aeb", metavar="DIR", help="AEB corpus (default <repo>/../shared/aeb)")
-    add("--admin-url", default=ADMIN_DSN, help="PostgreSQL admin DSN")
-    add("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     add("--only", default="project,naive,bare", help="a subset of project,naive,bare")
     add("--profile", metavar="FILE", help="the last project run under py-spy, stacks in FILE")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    if min(args.feeds, args.repeat, args.workers, args.copies, args.pages or 1, args.hosts) < 1:
-        p.error("--feeds, --repeat, --workers, --copies, --pages, --hosts must be at least 1")
+    check(p, args, "feeds", "repeat", "workers", "copies", "hosts", *["pages"][: bool(args.pages)])
     if not only or set(only) - {"project", "naive", "bare"}:
         p.error("--only takes a comma-separated subset of project,naive,bare")
     procs.on_sigterm()

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import psycopg
 from lib import ROOT, procs, web
-from lib.db import ADMIN_DSN, Databases, dbname, scalar
+from lib.db import Databases, dbname, scalar
 from lib.profile import profiled, summarize
-from lib.report import Steps, fmt_range, header, med, revision, write_json
+from lib.report import Steps, check, fmt_range, header, med, parser, revision, write_json
 
 SITE_DATE = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 FILLER = "Officials said on Tuesday that the plan would be reviewed again next month."
@@ -298,30 +298,20 @@ def statement_lines(counted: dict[str, Pass]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="poll_bench.py", description=__doc__)
+    p = parser("poll_bench.py", __doc__, feeds=10_000, hosts=50, entries=10, workers=2, repeat=3)
     add, on_off = p.add_argument, argparse.BooleanOptionalAction
-    add("--feeds", type=int, default=10_000, help="RSS feeds (default 10000, at most 99999)")
-    add("--hosts", type=int, default=50, help="loopback hosts (default 50)")
-    add("--entries", type=int, default=10, help="items per feed (default 10)")
     add("--stories", type=int, default=20, help="story URLs per host (default 20)")
-    add("--repeat", type=int, default=3, help="runs of A and B (default 3)")
     add("--concurrent-feeds", type=int, default=32, help="INGEST_CONCURRENT_FEEDS (default 32)")
     add("--per-host", type=int, default=2, help="INGEST_PER_HOST_CONNECTIONS (default 2)")
     add("--max-connections", type=int, help="INGEST_MAX_CONNECTIONS (default 32 or more)")
-    add("--workers", type=int, default=2, help="INGEST_WORKERS (default 2)")
     add("--server-procs", type=int, default=2, help="site processes (default 2)")
     add("--control", action=on_off, default=True, help="phase C, a changed body (default on)")
     add("--count-statements", action=on_off, default=True, help="count SQL (default on)")
     add("--profile", metavar="FILE", help="one more phase-A pass under py-spy, stacks in FILE")
-    add("--admin-url", default=ADMIN_DSN, help="PostgreSQL admin DSN")
-    add("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     args = p.parse_args(argv)
     args.max_connections = args.max_connections or max(32, args.concurrent_feeds)
-    sizes = (args.feeds, args.hosts, args.entries, args.stories, args.repeat, args.concurrent_feeds)
-    if min(*sizes, args.per_host, args.workers, args.server_procs, args.max_connections) < 1:
-        p.error("every number must be at least 1")
-    if args.hosts > 250 or args.feeds > 99_999:
-        p.error("--hosts must be at most 250, --feeds at most 99999")
+    check(p, args, "feeds", "hosts", "entries", "stories", "repeat", "concurrent-feeds")
+    check(p, args, "per-host", "workers", "server-procs", "max-connections")
     procs.on_sigterm()
     info = header("poll_bench", args.admin_url)
     print(

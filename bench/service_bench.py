@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 from lib import procs, web
-from lib.db import ADMIN_DSN, Databases, scalar
+from lib.db import Databases, scalar
 from lib.logs import read_log_file
-from lib.report import header, write_json
+from lib.report import check, header, parser, write_json
 
 SETTLE, STALL = 5.0, 60.0
 """Quiet seconds after the last feed; seconds without progress before giving up."""
@@ -123,22 +123,17 @@ def run(args: argparse.Namespace, dsn: str, site: web.Site, logs: Path) -> dict[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="service_bench.py", description=__doc__)
+    p = parser("service_bench.py", __doc__, feeds=1000, hosts=50, entries=3)
     add = p.add_argument
-    add("--feeds", type=int, default=1000, help="RSS feeds (default 1000)")
     add("--replicas", type=int, default=3, help="`ingest run` processes (default 3)")
-    add("--entries", type=int, default=3, help="items per feed (default 3)")
-    add("--hosts", type=int, default=50, help="loopback hosts (default 50)")
     add("--kill", action=argparse.BooleanOptionalAction, default=True, help="SIGKILL one replica")
     add("--lease", type=int, default=5, help="INGEST_LEASE_SECONDS (default 5)")
     add("--page-delay", type=float, default=0.05, help="seconds a page answers late (0.05)")
     add("--timeout", type=float, default=240, help="seconds to finish (default 240)")
-    add("--admin-url", default=ADMIN_DSN, help="PostgreSQL admin DSN")
     add("--logs", metavar="DIR", help="replica logs (default a new dir under /tmp)")
-    add("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     args = p.parse_args(argv)
-    if min(args.feeds, args.replicas - args.kill, args.entries, args.lease, args.hosts) < 1:
-        p.error("--feeds, --entries, --lease, --hosts at least 1; --replicas 2 with --kill")
+    args.survivors = args.replicas - args.kill
+    check(p, args, "feeds", "entries", "lease", "hosts", "survivors")
     procs.on_sigterm()
     logs = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="service_bench_"))
     logs.mkdir(parents=True, exist_ok=True)

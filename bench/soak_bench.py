@@ -18,9 +18,9 @@ from typing import Any
 import psutil
 import psycopg
 from lib import procs, web
-from lib.db import ADMIN_DSN, Databases
+from lib.db import Databases
 from lib.logs import metrics, read_log_file
-from lib.report import header, write_json
+from lib.report import check, header, parser, write_json
 
 ROLES = ("main", "forkserver", "workers", "tracker")
 
@@ -209,32 +209,19 @@ def summary(samples: Sequence[Sample]) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="soak_bench.py", description=__doc__)
+    p = parser("soak_bench.py", __doc__, feeds=10_000, hosts=50, entries=10, workers=2)
     add = p.add_argument
     add("--minutes", type=float, default=60, help="soak length (default 60)")
     add("--every", type=float, default=15, help="seconds between samples (default 15)")
-    add("--feeds", type=int, default=10_000, help="RSS feeds (default 10000)")
-    add("--hosts", type=int, default=50, help="loopback hosts (default 50)")
-    add("--entries", type=int, default=10, help="items per feed (default 10)")
     add("--rate", type=float, default=5.0, help="new articles per second, site-wide (default 5)")
-    add("--workers", type=int, default=2, help="INGEST_WORKERS (default 2)")
     add("--tick", type=float, default=30, help="INGEST_TICK_SECONDS (default 30)")
     add("--host-delay", type=float, default=0.5, help="INGEST_HOST_DELAY (default 0.5)")
     add("--min-interval", type=float, default=60, help="INGEST_MIN_INTERVAL (default 60)")
     add("--spread", action=argparse.BooleanOptionalAction, default=True, help="spread first polls")
-    add("--admin-url", default=ADMIN_DSN, help="PostgreSQL admin DSN")
     add("--logs", metavar="DIR", help="service log directory (default: new in /tmp)")
-    add("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     args = p.parse_args(argv)
-    if min(args.feeds, args.entries, args.workers) < 1 or not 1 <= args.hosts <= 250:
-        p.error("--feeds, --entries, --workers must be at least 1, --hosts between 1 and 250")
-    if (
-        min(args.minutes, args.every, args.rate, args.tick, args.min_interval) <= 0
-        or args.host_delay < 0
-    ):
-        p.error(
-            "--minutes, --every, --rate, --tick, --min-interval must be positive, --host-delay >= 0"
-        )
+    check(p, args, "feeds", "entries", "workers", "hosts", "minutes", "every", "rate", "tick")
+    check(p, args, "min-interval", *(["host-delay"] if args.host_delay else []))
     return args
 
 

@@ -1,6 +1,7 @@
 """The header every bench prints (command, machine, project revision), number helpers, and
 the steps of a bench that go on after one fails."""
 
+import argparse
 import contextlib
 import json
 import os
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import psutil
 
 from lib import ROOT
-from lib.db import server_version
+from lib.db import ADMIN_DSN, server_version
 
 T = TypeVar("T")
 
@@ -131,3 +132,33 @@ class Steps:
         )
         print(f"  {name:<26} {line}", flush=True)
         return result
+
+
+SHARED = {
+    "feeds": "RSS feeds",
+    "hosts": "loopback hosts (at most 250)",
+    "entries": "items per feed",
+}
+SHARED |= {"workers": "INGEST_WORKERS", "repeat": "runs of each"}
+
+
+def parser(prog: str, doc: str | None, **defaults: Any) -> argparse.ArgumentParser:
+    """A parser with the options the benches share, at these defaults (`feeds=1000`: --feeds,
+    1000 unless given), --admin-url and --json; `check` it after parsing."""
+    p = argparse.ArgumentParser(prog=prog, description=doc)
+    for name, default in defaults.items():
+        p.add_argument(
+            f"--{name}", type=int, default=default, help=f"{SHARED[name]} (default {default})"
+        )
+    p.add_argument("--admin-url", default=ADMIN_DSN, help="PostgreSQL admin DSN")
+    p.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+    return p
+
+
+def check(p: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    """Exit with a usage error unless these options are positive and --hosts at most 250."""
+    if (
+        min(getattr(args, n.replace("-", "_")) for n in names) <= 0
+        or getattr(args, "hosts", 1) > 250
+    ):
+        p.error(f"--{', --'.join(names)} must be positive, --hosts at most 250")
