@@ -24,9 +24,7 @@ from lib.db import Databases, scalar
 from lib.profile import profiled
 from lib.report import Steps, check, header, med, parser, write_json
 
-HOST_DELAY = os.environ.get("INGEST_HOST_DELAY", "0")
-"""The politeness delay between two requests to one host (0.5 s in the service) would make the
-run wait on the site, not on the pipeline; the naive loop has none. 0 unless set."""
+HOST_DELAY = os.environ.get("INGEST_HOST_DELAY", "0")  # the naive loop has none; 0.5 s by default
 OWN = ("main", "forkserver", "worker", "tracker", "profiler")
 """The roles of the measured processes (the site and PostgreSQL are counted apart)."""
 

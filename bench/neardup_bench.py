@@ -123,11 +123,8 @@ def similar_at(t: float) -> Callable[[Result], bool]:
 
 
 def spread(values: Sequence[float]) -> dict[str, float] | None:
-    return (
-        {"min": min(values), "median": statistics.median(values), "max": max(values)}
-        if values
-        else None
-    )
+    median = statistics.median(values) if values else None
+    return {"min": min(values), "median": median, "max": max(values)} if values else None
 
 
 def fmt_ratio(x: float | None) -> str:

@@ -1,8 +1,6 @@
-"""What the benchmarks share (bench/README.md): the local site (`web`), throwaway databases
-(`db`), `ingest` processes and their sampling (`procs`), what they log (`logs`), the header and
-number helpers (`report`), profiles (`profile`), the page corpora and their scoring (`corpora`).
-The scripts import it as `lib` (`python bench/NAME.py` puts bench/ on the path); the repository
-goes first on the path, so that `ingest` is this checkout's."""
+"""What the benchmarks share (bench/README.md). The scripts import it as `lib`: `python
+bench/NAME.py` puts bench/ on the path; the repository goes first, so that `ingest` is this
+checkout's."""
 
 import sys
 from pathlib import Path

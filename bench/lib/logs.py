@@ -23,9 +23,6 @@ class Log:
     last_end: float | None = None
     lag: dict[str, Any] = field(default_factory=dict)
     """The `event_loop_lag` line: samples, p50_ms, p99_ms, max_ms."""
-    owner: str | None = None
-    skipped_ticks: int = 0
-    """APScheduler's "maximum number of running instances reached" (not a warning here)."""
     problems: list[str] = field(default_factory=list)
     """Warning and error lines, `feed_bug` lines and lines that are not JSON."""
 
@@ -56,9 +53,7 @@ def read_log(text: str, width: int = 300) -> Log:
             log.problems += [line.strip()[:width]] if line.strip() else []
             continue
         event = str(record.get("event"))
-        if event == "service_started":
-            log.owner = record.get("owner")
-        elif event == "event_loop_lag":
+        if event == "event_loop_lag":
             log.lag = {k: record.get(k) for k in ("samples", "p50_ms", "p99_ms", "max_ms")}
         elif event == "feed_processed":
             ms = int(record.get("ms", 0))
@@ -69,9 +64,7 @@ def read_log(text: str, width: int = 300) -> Log:
                 end = datetime.fromisoformat(str(record["timestamp"])).timestamp()
                 log.first_start = min(end - ms / 1000, log.first_start or end)
                 log.last_end = max(end, log.last_end or end)
-        if "maximum number of running instances reached" in event:
-            log.skipped_ticks += 1
-        elif record.get("level") in ("warning", "error", "critical") or event == "feed_bug":
+        if record.get("level") in ("warning", "error", "critical") or event == "feed_bug":
             log.problems.append(line[:width])
     return log
 

@@ -132,7 +132,6 @@ class Service:
     exit_seconds: float | None = None
     """Seconds from SIGTERM to exit."""
     left_behind: list[str] = field(default_factory=list)
-    healthy_after: float | None = None
 
     @property
     def pid(self) -> int:
@@ -178,34 +177,25 @@ def role_of(proc: psutil.Process, names: dict[int, str]) -> str:
     """main / forkserver / worker / tracker / profiler, for a process of an `ingest` tree."""
     try:
         cmd, parent = " ".join(proc.cmdline()), int(proc.ppid())
-        for marker, role in (("py-spy", "profiler"), ("resource_tracker", "tracker")):
-            if marker in cmd:
-                return role
-        if "forkserver" not in cmd:
-            return "main"
-        if names.get(parent) == "forkserver":
-            return "worker"
-        return (
-            "worker" if "forkserver" in " ".join(psutil.Process(parent).cmdline()) else "forkserver"
-        )
+        roles = {"py-spy": "profiler", "resource_tracker": "tracker", "forkserver": "forkserver"}
+        role = next((r for marker, r in roles.items() if marker in cmd), "main")
+        if role != "forkserver" or names.get(parent) == "forkserver":
+            return "worker" if role == "forkserver" else role
+        return "worker" if "forkserver" in " ".join(psutil.Process(parent).cmdline()) else role
     except psutil.Error:
         return "gone"
 
 
 class Sampler:
-    """Every `interval` seconds, in a thread: the CPU time by role (ROLES) of the process tree
-    of `tree`, of the processes `pids` (role -> pids), of the PostgreSQL backends of the database
-    of `dsn` and of PostgreSQL's auxiliary processes; the largest sum of the resident memory of
-    the tree and of `pids` but the site's. The tree and the backends count from zero (born during
-    the measurement), the others from the first sample. `series` holds (epoch seconds, CPU
-    seconds by role), so that any window can be cut out of it."""
+    """Every `interval` seconds, in a thread: CPU time by role (ROLES) of the tree of `tree`, of
+    `pids` (role -> pids), of the PostgreSQL backends of `dsn`'s database and auxiliary processes
+    (the tree and the backends from zero, the others from the first sample), as (epoch seconds,
+    CPU by role) in `series`; the peak of the summed RSS of the tree and of `pids` but the site."""
 
     def __init__(self, *, tree: int | None = None, pids: dict[str, Sequence[int]] | None = None,
                  dsn: str | None = None, interval: float = 0.05) -> None:  # fmt: skip
         self.tree, self.pids, self.dsn, self.interval = tree, pids or {}, dsn, interval
-        self.names: dict[int, str] = {}
-        """Role by pid (looked at again while a tree process looks like the main process: it
-        may have been sampled between its fork and its exec)."""
+        self.names: dict[int, str] = {}  # a "main" may be a child seen between fork and exec
         self.cpu: dict[int, float] = {}
         self.base: dict[int, float] = {}
         self.series: list[tuple[float, dict[str, float]]] = []
