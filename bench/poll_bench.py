@@ -13,14 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from lib import ROOT, procs, web
 from lib.db import Databases, dbname, scalar
-from lib.profile import profiled, summarize
 from lib.report import Steps, check, fmt_range, header, med, parser, revision, write_json
 
 SITE_DATE = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -117,14 +115,11 @@ def db_counters(dsn: str) -> dict[str, int]:
         return {"xacts": scalar(conn, xacts, (dbname(dsn),)), "feeds_upd": scalar(conn, updates)}
 
 
-def run_pass(dsn: str, env: dict[str, str], site: web.Site, expected: int, *,
-             profile: Path | None = None, count: bool = False) -> Pass:  # fmt: skip
+def run_pass(
+    dsn: str, env: dict[str, str], site: web.Site, expected: int, count: bool = False
+) -> Pass:
     args = ["run", "--once", "--all"]
-    cmd = (
-        [sys.executable, COUNTER, *args]
-        if count
-        else profiled(procs.ingest_command(*args), profile)
-    )
+    cmd = [sys.executable, COUNTER, *args] if count else procs.ingest_command(*args)
     site.ask("reset")
     rev, before = revision(), db_counters(dsn)
     once = procs.run_once(env, cmd, site=site.pids, timeout=1800, interval=0.1)
@@ -307,7 +302,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--server-procs", type=int, default=2, help="site processes (default 2)")
     add("--control", action=on_off, default=True, help="phase C, a changed body (default on)")
     add("--count-statements", action=on_off, default=True, help="count SQL (default on)")
-    add("--profile", metavar="FILE", help="one more phase-A pass under py-spy, stacks in FILE")
     args = p.parse_args(argv)
     args.max_connections = args.max_connections or max(32, args.concurrent_feeds)
     check(p, args, "feeds", "hosts", "entries", "stories", "repeat", "concurrent-feeds")
@@ -325,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passes: dict[str, list[Pass]] = {}
     bare: dict[str, list[Bare]] = {}
     counted: dict[str, Pass] = {}
-    step, profile_text, started = Steps(), "", time.perf_counter()
+    step, started = Steps(), time.perf_counter()
     spec = (args.feeds, args.hosts, args.entries, args.stories)
     with (
         Databases(args.admin_url) as dbs,
@@ -375,10 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key in "AB" if args.count_statements else "":
                 if r := step(f"{key} counted (not in the figures)", one, key, count=True):
                     counted[key] = r
-            if args.profile and step(
-                "A under py-spy (not in the figures)", one, "A", profile=Path(args.profile)
-            ):
-                profile_text = "\n" + summarize(Path(args.profile), 20, [])
             if args.control and (r := step("C project", one, "C")):
                 passes["C"] = [r]
     if phase0 is not None:
@@ -387,15 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     revisions = {
         r.revision for runs in [*passes.values(), [phase0] if phase0 else []] for r in runs
     }
-    note = (
-        [f"NOTE: the project changed during the run: {sorted(revisions)}"]
-        if len(revisions) > 1
-        else []
-    )
-    print(
-        "\n".join(report(passes, bare, args) + note + proof(passes) + statement_lines(counted))
-        + profile_text
-    )
+    if len(revisions) > 1:
+        print(f"NOTE: the project changed during the run: {sorted(revisions)}")
+    print("\n".join(report(passes, bare, args) + proof(passes) + statement_lines(counted)))
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
     print("".join(f"failed: {f}\n" for f in step.failures), end="", file=sys.stderr)
     figures = {"passes": passes, "bare": bare, "instrumented": counted, "phase0": phase0}

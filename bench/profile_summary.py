@@ -11,9 +11,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="profile_summary.py", description=__doc__)
     p.add_argument("profile", type=Path, help="collapsed stacks (py-spy record --format raw)")
     p.add_argument("--top", type=int, default=25, help="functions per list (default 25)")
-    p.add_argument("--focus", nargs="*", default=[], help="also the share of these substrings")
     args = p.parse_args(argv)
-    print(summarize(args.profile, args.top, args.focus))
+    print(summarize(args.profile, args.top))
     return 0
 
 

@@ -5,7 +5,6 @@ import re
 import shutil
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 
 IDLE = re.compile(
@@ -44,14 +43,12 @@ def process_label(frame: str) -> str:
     return f"{role} ({cmd[:60]})"
 
 
-def summarize(path: Path, top: int, focus: Sequence[str]) -> str:
+def summarize(path: Path, top: int) -> str:
     """For each process: its samples and busy samples (innermost frame not idle), the functions
-    with the most busy samples including their callees, the innermost frames with the most, and
-    the share of any function whose name or file contains a `focus` substring."""
+    with the most busy samples including their callees, and the innermost frames with the most."""
     total, busy = Counter[str](), Counter[str]()
     inclusive: dict[str, Counter[str]] = defaultdict(Counter)
     innermost: dict[str, Counter[str]] = defaultdict(Counter)
-    focused: dict[str, Counter[str]] = defaultdict(Counter)
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -69,7 +66,6 @@ def summarize(path: Path, top: int, focus: Sequence[str]) -> str:
             file = key.rpartition("[")[2][:-1]
             if file.startswith(("ingest/", "jobs/")) or file.split("/")[0] in LIBRARIES:
                 inclusive[proc][key] += n
-            focused[proc].update({sub: n for sub in focus if sub in key})
         innermost[proc]["{}  [{}]".format(*frame_key(code[-1]))] += n
     out = [f"profile {path}: {sum(total.values())} samples"]
     for proc, n in total.most_common():
@@ -80,7 +76,6 @@ def summarize(path: Path, top: int, focus: Sequence[str]) -> str:
             out += [f"   {v / b:6.1%}  {key}" for key, v in inclusive[proc].most_common(top)]
             out.append("   innermost")
             out += [f"   {v / b:6.1%}  {key}" for key, v in innermost[proc].most_common(top)]
-            out += [f"   focus {sub!r}: {focused[proc][sub] / b:.1%} of busy" for sub in focus]
     return "\n".join(out)
 
 
