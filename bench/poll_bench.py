@@ -124,7 +124,7 @@ def run_pass(
     rev, before = revision(), db_counters(dsn)
     once = procs.run_once(env, cmd, site=site.pids, timeout=1800, interval=0.1)
     time.sleep(1.0)  # exiting backends flush their statistics
-    statuses, connections, _ = site.counts()
+    statuses, connections = site.counts()
     after, log, window, sampler = db_counters(dsn), once.log, once.window(), once.sampler
     statements = [json.loads(x) for x in once.err.splitlines() if '"bench_statements"' in x]
     if log.feeds < expected:

@@ -82,7 +82,7 @@ class SoakApp(web.App):
                 seed = 10**9 + n if pool else f * 100_003 + n
                 title = f"Archive story {n}" if pool else f"Story {f}-{n}"
                 when = self.spec.published(0, 0) if pool else self.spec.published(f, n)
-                body = web.article_html(seed, title, when, heavy=True)
+                body = web.article_html(seed, title, when)
                 fields, self.pages, self.bytes = (
                     [("Content-Type", web.HTML_TYPE)],
                     self.pages + 1,
@@ -222,6 +222,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     check(p, args, "feeds", "entries", "workers", "hosts", "minutes", "every", "rate", "tick")
     check(p, args, "min-interval", *(["host-delay"] if args.host_delay else []))
+    if args.logs and (Path(args.logs) / "soak.jsonl").exists():  # opening it would truncate it
+        p.error(f"{args.logs}/soak.jsonl exists: give --logs a new directory")
     return args
 
 
@@ -230,12 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs.on_sigterm()
     logs = Path(args.logs) if args.logs else Path(tempfile.mkdtemp(prefix="soak_bench_"))
     logs.mkdir(parents=True, exist_ok=True)
-    if (logs / "soak.jsonl").exists():  # another run's log, which opening would truncate
-        print(
-            f"soak_bench: {logs / 'soak.jsonl'} exists; give --logs a new directory",
-            file=sys.stderr,
-        )
-        return 2
     info, period = header("soak_bench", args.admin_url), args.feeds / args.rate
     print(
         f"site: {args.feeds} feeds x {args.entries} items on {args.hosts} hosts, {args.rate:g} new"
@@ -252,12 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Databases(args.admin_url) as dbs, web.Site(make_app, spec, args.hosts) as site:
         try:
             dsn = dbs.create("soak")
-            settings = {
-                "workers": args.workers,
-                "tick_seconds": args.tick,
-                "host_delay": args.host_delay,
-            }
-            env = procs.ingest_env(dsn, **settings, min_interval=args.min_interval)
+            settings = {"tick_seconds": args.tick, "host_delay": args.host_delay}
+            env = procs.ingest_env(
+                dsn, workers=args.workers, min_interval=args.min_interval, **settings
+            )
             procs.import_feeds(env, [site.url(f, f"/feeds/{f:05d}.xml") for f in range(args.feeds)])
             if args.spread:
                 with psycopg.connect(dsn, autocommit=True) as conn:
@@ -265,13 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     conn.execute(f"UPDATE ingest.feeds SET next_fetch_at = {spread}", (period / 2,))
             service, site_cpu = procs.Service.start(env, "soak", logs), site.cpu_seconds()
             print(
-                f"service: pid {service.pid}, /metrics on 127.0.0.1:{service.port}\n\n{HEADER}",
-                flush=True,
+                f"service: pid {service.pid}, /metrics on :{service.port}\n\n{HEADER}", flush=True
             )
-            end, next_at = (
-                service.started + 60 * args.minutes,
-                service.started + min(args.every, 5.0),
-            )
+            end = service.started + 60 * args.minutes
+            next_at = service.started + min(args.every, 5.0)
             while not samples or time.monotonic() < end - 0.5:
                 time.sleep(max(0.0, next_at - time.monotonic()))
                 if service.proc.poll() is not None:
@@ -291,8 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             procs.kill_services([service] if service else [])
     print("\n" + "\n".join(summary(samples) if samples else ["no samples"]))
-    log = read_log_file(service.log_path) if service else None
-    if service and log:
+    if service and (log := read_log_file(service.log_path)):
         exit_s = f"{service.exit_seconds:.1f} s" if service.exit_seconds is not None else "-"
         print(
             f"service log: {log.feeds} `feed_processed` lines {dict(log.statuses)}, {log.new} new"

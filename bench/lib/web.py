@@ -7,7 +7,6 @@ news pages the benches serve."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gzip
 import json
@@ -26,6 +25,8 @@ from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
 import psutil
+
+from lib.text import TextMaker
 
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 RSS_TYPE, HTML_TYPE = "application/rss+xml; charset=UTF-8", "text/html; charset=utf-8"
@@ -67,8 +68,6 @@ def http_response(status: int, headers: Sequence[tuple[str, str]], body: bytes =
 class Reply(NamedTuple):
     status: int
     payload: bytes
-    delay: float = 0.0
-    """Seconds to wait before sending it (the connection's later replies wait too)."""
 
 
 NOT_FOUND = Reply(404, http_response(404, [("Content-Type", "text/plain")], b"not found\n"))
@@ -91,92 +90,65 @@ class StaticApp(App):
     document with an ETag answers 304 to a matching If-None-Match."""
 
     def __init__(self) -> None:
-        self.docs: dict[bytes, tuple[bytes, bytes, bytes, bytes, float]] = {}
+        self.docs: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
 
-    def add(self, path: str, body: bytes, kind: str, etag: str = "", delay: float = 0.0,
-            modified: str = "") -> None:  # fmt: skip
+    def add(self, path: str, body: bytes, kind: str, etag: str = "", modified: str = "") -> None:
         headers = [("Content-Type", kind), *([("ETag", etag)] if etag else [])]
         headers += [("Last-Modified", modified)] if modified else []
-        packed = gzip.compress(body, 6)
+        gz = http_response(200, [*headers, ("Content-Encoding", "gzip")], gzip.compress(body, 6))
+        not_modified = http_response(304, headers)
         self.docs[path.encode()] = (
             http_response(200, headers, body),
-            http_response(200, [*headers, ("Content-Encoding", "gzip")], packed),
-            http_response(304, headers), etag.encode(), delay,
-        )  # fmt: skip
+            gz,
+            not_modified,
+            etag.encode(),
+        )
 
     def respond(self, path: bytes, headers: dict[bytes, bytes]) -> Reply:
         if path not in self.docs:
             return NOT_FOUND
-        plain, packed, not_modified, etag, delay = self.docs[path]
+        plain, packed, not_modified, etag = self.docs[path]
         if etag and headers.get(b"if-none-match") == etag:
-            return Reply(304, not_modified, delay)
-        gz = b"gzip" in headers.get(b"accept-encoding", b"")
-        return Reply(200, packed if gz else plain, delay)
-
-
-class _Stats:
-    def __init__(self, count_urls: bool) -> None:
-        self.count_urls = count_urls
-        self.reset()
-
-    def reset(self) -> None:
-        self.statuses: Counter[int] = Counter()
-        self.urls: Counter[tuple[str, bytes]] = Counter()
-        self.connections = 0
+            return Reply(304, not_modified)
+        return Reply(200, packed if b"gzip" in headers.get(b"accept-encoding", b"") else plain)
 
 
 class _Connection(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, no request bodies, pipelining tolerated; replies leave in order."""
+    """HTTP/1.1 keep-alive, GET only, no request bodies, pipelining tolerated."""
 
-    def __init__(self, app: App, stats: _Stats) -> None:
-        self.app, self.stats, self.buf, self.host = app, stats, b"", ""
-        self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
-        self.timer: asyncio.TimerHandle | None = None
+    def __init__(self, app: App, stats: dict[str, Any]) -> None:
+        self.app, self.stats, self.buf = app, stats, b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport, self.host = transport, str(transport.get_extra_info("sockname")[0])
-        self.stats.connections += 1
+        self.transport = transport
+        self.stats["connections"] += 1
 
     def data_received(self, data: bytes) -> None:
-        buf, now = self.buf + data, asyncio.get_running_loop().time()
+        assert self.transport is not None
+        buf = self.buf + data
         while (end := buf.find(b"\r\n\r\n")) >= 0:
             lines, buf = buf[:end].split(b"\r\n"), buf[end + 4 :]
             parts = lines[0].split(b" ")
             if len(parts) != 3:
                 reply = Reply(400, http_response(400, [("Connection", "close")]))
             else:
-                headers = {
-                    k.strip().lower(): v.strip()
-                    for k, _, v in (x.partition(b":") for x in lines[1:])
-                }
+                fields = (line.partition(b":") for line in lines[1:])
+                headers = {k.strip().lower(): v.strip() for k, _, v in fields}
                 path = parts[1].split(b"?", 1)[0]
-                if self.stats.count_urls:
-                    self.stats.urls[(self.host, path)] += 1
                 reply = ROBOTS if path == b"/robots.txt" else self.app.respond(path, headers)
-            self.stats.statuses[reply.status] += 1
-            self.queue.append((now + reply.delay, reply.payload))
-        if len(buf) > 64 * 1024 and self.transport is not None:
+            self.stats["statuses"][reply.status] += 1
+            self.transport.write(reply.payload)
+        if len(buf) > 64 * 1024:
             buf = b""
             self.transport.close()
         self.buf = buf
-        if self.timer is None:
-            self.flush()
-
-    def flush(self) -> None:
-        self.timer = None
-        if self.transport is None or self.transport.is_closing():
-            return
-        loop = asyncio.get_running_loop()
-        while self.queue and self.queue[0][0] <= loop.time():
-            self.transport.write(self.queue.popleft()[1])
-        if self.queue:
-            self.timer = loop.call_at(self.queue[0][0], self.flush)
 
 
-async def _serve(app: App, hosts: Sequence[str], port: int, conn: Connection, urls: bool) -> None:
-    loop, stats, stop = asyncio.get_running_loop(), _Stats(urls), asyncio.Event()
+async def _serve(app: App, hosts: Sequence[str], port: int, conn: Connection) -> None:
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+    stats: dict[str, Any] = {"statuses": Counter(), "connections": 0}
     servers = [
         await loop.create_server(lambda: _Connection(app, stats), h, port, reuse_port=True)
         for h in hosts
@@ -184,9 +156,11 @@ async def _serve(app: App, hosts: Sequence[str], port: int, conn: Connection, ur
 
     async def apply(message: Any) -> Any:
         if message == "counts":
-            by_url = {f"http://{h}:{port}{p.decode()}": n for (h, p), n in stats.urls.items()}
-            return (dict(stats.statuses), stats.connections, by_url)
-        return stats.reset() if message == "reset" else app.control(message)
+            return (dict(stats["statuses"]), stats["connections"])
+        if message == "reset":
+            stats.update(statuses=Counter(), connections=0)
+            return True
+        return app.control(message)
 
     def control() -> None:
         for message in iter(lambda: (_recv(conn) or ["stop"])[0], "stop"):
@@ -212,12 +186,10 @@ def _recv(conn: Connection) -> list[Any]:
         return []
 
 
-def _site_process(
-    factory: Callable[[Any, int], App], arg: Any, hosts: list[str], port: int, conn: Connection,
-    urls: bool,
-) -> None:  # fmt: skip
+def _site_process(factory: Callable[[Any, int], App], arg: Any, hosts: list[str], port: int,
+                  conn: Connection) -> None:  # fmt: skip
     try:
-        asyncio.run(_serve(factory(arg, port), hosts, port, conn, urls))
+        asyncio.run(_serve(factory(arg, port), hosts, port, conn))
     except Exception as e:
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -226,14 +198,13 @@ def _site_process(
 class Site:
     """`procs` processes serving `factory(arg, port)` on `hosts` loopback hosts, on a port
     chosen now (so that the bench and the app can build absolute URLs). `factory` must be a
-    module-level function: the processes are spawned. With `count_urls`, requests are counted
-    by URL."""
+    module-level function: the processes are spawned."""
 
-    def __init__(self, factory: Callable[[Any, int], App], arg: Any, hosts: int, *, procs: int = 1,
-                 count_urls: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, factory: Callable[[Any, int], App], arg: Any, hosts: int, procs: int = 1
+    ) -> None:
         self.args = (factory, arg, [host_address(h) for h in range(hosts)])
-        self.hosts, self.nprocs, self.count_urls = hosts, procs, count_urls
-        self.port = free_port(host_address(0))
+        self.hosts, self.nprocs, self.port = hosts, procs, free_port(host_address(0))
         self.pids: list[int] = []
         self.procs: list[multiprocessing.process.BaseProcess] = []
         self.conns: list[Connection] = []
@@ -246,11 +217,11 @@ class Site:
         try:
             for i in range(self.nprocs):
                 parent, child = ctx.Pipe()
-                args = (*self.args, self.port, child, self.count_urls)
+                args = (*self.args, self.port, child)
                 proc = ctx.Process(target=_site_process, args=args, name=f"site-{i}", daemon=True)
                 proc.start()
-                self.procs.append(proc)
                 child.close()
+                self.procs.append(proc)
                 self.conns.append(parent)
             for conn in self.conns:
                 reply = _recv(conn) if conn.poll(300) else []
@@ -276,15 +247,14 @@ class Site:
                 raise RuntimeError(f"the local site failed: {reply[1]}")
         return replies
 
-    def counts(self) -> tuple[dict[int, int], int, dict[str, int]]:
-        """Responses by status, TCP connections accepted and (with `count_urls`) requests by
-        URL, since the start or the last "reset"."""
-        statuses, connections, urls = Counter[int](), 0, Counter[str]()
-        for s, c, u in self.ask("counts"):
+    def counts(self) -> tuple[dict[int, int], int]:
+        """Responses by status and TCP connections accepted since the start or the last
+        "reset"."""
+        statuses, connections = Counter[int](), 0
+        for s, c in self.ask("counts"):
             statuses.update(s)
             connections += c
-            urls.update(u)
-        return dict(statuses), connections, dict(urls)
+        return dict(statuses), connections
 
     def cpu_seconds(self) -> float:
         return sum(cpu_of(pid) or 0.0 for pid in self.pids)
@@ -330,33 +300,8 @@ def rss(title: str, base: str, items: Iterable[Item], built: datetime | None = N
     return "".join([*parts, "</channel></rss>\n"]).encode("utf-8")
 
 
-WORDS = (
-    "city", "council", "budget", "vote", "district", "school", "river", "bridge", "project",
-    "board", "plan", "residents", "meeting", "public", "water", "energy", "price", "market",
-    "report", "season", "team", "game", "players", "league", "weather", "storm", "week", "year",
-    "police", "hospital", "health", "study", "university", "students", "policy", "minister",
-    "election", "voters", "party", "court", "judge", "law", "company", "workers", "jobs", "shop",
-    "street", "traffic", "housing", "families", "library", "festival", "music", "local",
-    "officials", "announced", "said", "reported", "expected", "approved", "delayed", "opened",
-    "after", "before", "because", "while", "new", "large", "early", "first", "final", "annual",
-)  # fmt: skip
-
-
-def words(rng: random.Random, lo: int, hi: int) -> str:
-    return " ".join(rng.choices(WORDS, k=rng.randint(lo, hi))).capitalize()
-
-
-def _links(rng: random.Random, prefix: str, n: int) -> str:
-    items = (
-        f'<a href="/{prefix}/{rng.randint(1, 99999)}.html">{words(rng, 3, 7)}</a>' for _ in range(n)
-    )
-    return "".join(f"<li>{a}</li>" for a in items)
-
-
-_STYLE = "".join(f".c{i}{{margin:{i}px;color:#{i * 99991 % 0xFFFFFF:06x}}}" for i in range(40))
-_SCRIPT = "".join(
-    f"window.dataLayer=window.dataLayer||[];dataLayer.push({{slot:{i}}});" for i in range(20)
-)
+_HEAD = "".join(f".c{i}{{margin:{i}px;color:#{i * 99991 % 0xFFFFFF:06x}}}" for i in range(60))
+_HEAD = f"<style>{_HEAD}</style><script>{'dataLayer.push({event: 1});' * 70}</script>"
 _FORMS = (
     '<div class="ad-slot">Advertisement</div><section class="newsletter"><h3>Get the morning'
     " briefing</h3><form><input type=email><button>Sign up</button></form></section><section"
@@ -366,33 +311,34 @@ _FORMS = (
 )
 
 
-def article_html(seed: int, title: str, when: datetime, *, heavy: bool = False) -> bytes:
-    """A news page whose text is unique to `seed`: 3-5 paragraphs inside a little navigation
-    and footer, or (`heavy`) 2-30 paragraphs inside 10-30 KB of furniture: inline CSS and JS,
-    menus, share bar, ad slot, newsletter and comment forms, cookie banner, link boxes."""
-    rng = random.Random(seed)
-    paragraphs = [
-        " ".join(words(rng, 9, 20) + "." for _ in range(rng.randint(3, 6)))
-        for _ in range(rng.randint(2, 30) if heavy else rng.randint(3, 5))
-    ]
+def _links(text: TextMaker, prefix: str, n: int) -> str:
+    links = ((text.rng.randint(1, 9999), escape(text.title(4, 9))) for _ in range(n))
+    return "".join(f'<li><a href="/{prefix}/{k}">{a}</a></li>' for k, a in links)
+
+
+def article_html(seed: int, title: str, when: datetime) -> bytes:
+    """A news page of 10-30 KB whose text (lib.text) is unique to `seed`: 2-30 paragraphs inside
+    furniture: inline CSS and JS, menus, share bar, ad slot, newsletter and comment forms,
+    cookie banner, link boxes."""
+    text = TextMaker(random.Random(seed))
+    sentences = (text.rng.randint(3, 6) for _ in range(text.rng.randint(2, 30)))
+    paragraphs = [" ".join(text.title(12, 28) + "." for _ in range(n)) for n in sentences]
     body = "\n".join(f"<p>{escape(p)}</p>" for p in [f"Story {seed} opens here.", *paragraphs])
     iso, author, t = when.isoformat(), f"Reporter {seed % 97}", escape(title)
     ld = {"@context": "https://schema.org", "@type": "NewsArticle", "headline": title}
     ld |= {"datePublished": iso, "author": {"@type": "Person", "name": author}}
-    head, nav, tail, side = "", "", "", _links(rng, "news", 2)
-    if heavy:
-        head, nav = f"<style>{_STYLE}</style><script>{_SCRIPT}</script>", _links(rng, "menu", 25)
-        tail = f"Share: Facebook X{_FORMS}<h2>Related stories</h2><ul>{_links(rng, 'news', 6)}</ul>"
-        side = f"{_links(rng, 'news', 10)}</ul><h2>Popular</h2><ul>{_links(rng, 'page', 28)}"
+    nav, related = _links(text, "menu", 25), _links(text, "news", 6)
+    side = f"{_links(text, 'news', 12)}</ul><h2>Popular</h2><ul>{_links(text, 'page', 28)}"
     html = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{t} | Bench Gazette</title>
 <meta property="og:title" content="{t}"><meta property="article:published_time" content="{iso}">
-<script type="application/ld+json">{json.dumps(ld)}</script>{head}</head>
+<script type="application/ld+json">{json.dumps(ld)}</script>{_HEAD}</head>
 <body><header><a href="/">Bench Gazette</a><nav><a href="/news/">News</a>
 <a href="/sports/">Sports</a> <a href="/about/">About us</a><ul>{nav}</ul></nav></header>
 <main><article><h1>{t}</h1><p class="byline">By {author}</p>
 <time datetime="{iso}">{when:%B %d, %Y}</time>
-<div class="entry-content">{body}</div>{tail}</article>
+<div class="entry-content">{body}</div>Share: Facebook X{_FORMS}<h2>Related stories</h2>
+<ul>{related}</ul></article>
 <aside><h2>Most read</h2><ul>{side}</ul></aside></main>
 <footer><p>Share this: Facebook Twitter Email</p><p>&copy; Bench Gazette.</p></footer>
 </body></html>
