@@ -23,11 +23,17 @@ def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any
     return row[0] if row else None
 
 
-def server_version(admin_dsn: str, prog: str) -> str:
-    """The server's version; exits with a message when it cannot be reached."""
+SETTINGS = ("server_version", "shared_buffers", "effective_cache_size", "work_mem")
+SETTINGS += ("maintenance_work_mem", "max_wal_size", "synchronous_commit", "jit")
+SETTINGS += ("gin_pending_list_limit", "max_connections")
+
+
+def server_settings(admin_dsn: str, prog: str) -> dict[str, str]:
+    """The server's version and the settings the figures depend on; exits with a message when
+    the server cannot be reached."""
     try:
         with psycopg.connect(admin_dsn, connect_timeout=10) as conn:
-            return str(scalar(conn, "SHOW server_version"))
+            return {n: str(scalar(conn, f"SELECT current_setting('{n}')")) for n in SETTINGS}
     except psycopg.Error as e:
         raise SystemExit(f"{prog}: PostgreSQL not reachable at {admin_dsn!r}: {e}") from None
 

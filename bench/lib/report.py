@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import psutil
 
 from lib import ROOT
-from lib.db import ADMIN_DSN, server_version
+from lib.db import ADMIN_DSN, server_settings
 
 T = TypeVar("T")
 
@@ -43,9 +43,9 @@ def revision() -> str:
 
 
 def header(prog: str, admin_dsn: str | None = None, *, subprocesses: bool = True) -> dict[str, Any]:
-    """Print the command, the machine, the PostgreSQL server and the project's revision (and
-    where `ingest` processes import it from: PYTHONPATH may point them at another checkout);
-    the same facts as a dict, for --json."""
+    """Print the command, the machine, the project's revision (and where `ingest` processes
+    import it from: PYTHONPATH may point them at another checkout), the PostgreSQL server's
+    version and settings; the same facts as a dict, for --json."""
     model = ""
     with contextlib.suppress(OSError):
         cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
@@ -58,7 +58,7 @@ def header(prog: str, admin_dsn: str | None = None, *, subprocesses: bool = True
         "load": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
-        "postgresql": server_version(admin_dsn, prog) if admin_dsn else "-",
+        "postgresql": server_settings(admin_dsn, prog) if admin_dsn else {},
         **{name: metadata.version(name) for name in ("trafilatura", "httpx", "psycopg")},
         "project": revision(),
     }  # fmt: skip
@@ -75,11 +75,11 @@ def header(prog: str, admin_dsn: str | None = None, *, subprocesses: bool = True
     print(
         f"command: {info['command']}\nmachine: {info['cpus']} cpus ({info['usable']} usable,"
         f" {model}), load {info['load']}, {info['memory_gb']} GB; Python {info['python']}"
-        f" ({info['platform']}); PostgreSQL {info['postgresql']}; trafilatura"
-        f" {info['trafilatura']},"
-        f" httpx {info['httpx']}, psycopg {info['psycopg']}; project at {info['project']}",
-        flush=True,
+        f" ({info['platform']}); trafilatura {info['trafilatura']}, httpx {info['httpx']},"
+        f" psycopg {info['psycopg']}; project at {info['project']}",
     )
+    if pg := info["postgresql"]:
+        print("postgresql: " + ", ".join(f"{k}={v}" for k, v in pg.items()), flush=True)
     return info
 
 
@@ -98,6 +98,16 @@ def pct(values: Sequence[float], q: float) -> float:
     s, pos = sorted(values), q * (len(values) - 1)
     lo, hi = (s[int(pos)], s[min(int(pos) + 1, len(s) - 1)]) if s else (float("nan"),) * 2
     return lo + (hi - lo) * (pos - int(pos))
+
+
+def table(rows: Sequence[Sequence[Any]], left: int = 1) -> list[str]:
+    """Rows of cells (the header rows first) as aligned lines: the first `left` columns
+    left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(max(map(len, cells)))]
+    pad = [[c.ljust(widths[i]) if i < left else c.rjust(widths[i]) for i, c in enumerate(r)]
+           for r in cells]  # fmt: skip
+    return ["  ".join(r).rstrip() for r in pad]
 
 
 def write_json(path: str | None, payload: Any) -> None:
