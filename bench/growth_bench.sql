@@ -1,14 +1,6 @@
 -- The SQL of bench/growth_bench.py. Each part starts with "-- name: <name>"; `temp` gets its
 -- constants as literals (DDL takes no parameters), `generate` is run with psycopg parameters.
 
--- name: state
-CREATE TABLE IF NOT EXISTS public.growth_bench_state (
-    generated bigint NOT NULL,
-    n_max     bigint NOT NULL,
-    t_end     timestamptz NOT NULL,
-    sites     integer NOT NULL
-);
-
 -- name: temp
 CREATE TEMP TABLE bench_paras (id integer PRIMARY KEY, body text NOT NULL);
 CREATE TEMP TABLE bench_titles (id integer PRIMARY KEY, title text NOT NULL, slug text NOT NULL);
