@@ -5,6 +5,7 @@ bench/growth_bench.sql."""
 
 import asyncio
 import functools
+import itertools
 import os
 import random
 import re
@@ -40,6 +41,7 @@ SQL_FILE = (ROOT / "bench" / "growth_bench.sql").read_text()
 SQL = dict(re.findall(r"-- name: (\w+)\n(.*?)(?=\n-- name: |\Z)", SQL_FILE, re.S))
 STORED = "SELECT a.url FROM ingest.feed_entries fe JOIN ingest.articles a ON a.id = fe.article_id"
 Conn = psycopg.Connection[Any]
+SERIAL = itertools.count(1)
 
 
 def slug(title: str) -> str:
@@ -186,12 +188,10 @@ class Measurer:
                  last: dict[str, Any]) -> None:  # fmt: skip
         self.store, self.feeds, self.maker, self.rng = store, feeds, maker, maker.rng
         self.planted, self.last = planted, last  # the last parameters of each query, to explain
-        self.run, self.counter = f"{random.randrange(36**4):04x}", 0
 
     def new_url(self, n: int, title: str) -> str:
-        self.counter += 1
         path = f"{self.rng.choice(SECTIONS)}/{datetime.now(UTC):%Y/%m/%d}/{slug(title)}"
-        return f"https://{host(n)}/{path}-n{self.run}{self.counter}"
+        return f"https://{host(n)}/{path}-n{next(SERIAL)}"  # generated rows end in -<row>
 
     def text(self, copy: bool, exact: bool = False) -> str:
         """A new text, or an edited or exact copy of a stored one."""
@@ -271,8 +271,7 @@ def build(entry: ParsedEntry, url: str, text: str, now: datetime) -> Any:
 
 
 async def measure(dsn: str, result: SizeResult, m: tuple[Any, ...], args: Any) -> None:
-    """One untimed warm-up batch, then `--reps` repetitions of `--batches` batches and their
-    share of the near-dup queries."""
+    """A warm-up batch, then `--reps` times `--batches` batches and their near-dup queries."""
     pool = await open_pool(dsn, max_size=2)
     try:
         measurer = Measurer(Store(pool), *m)
@@ -290,10 +289,8 @@ def db_sizes(conn: Conn) -> dict[str, float]:
     """MB: the database, and its ten largest tables and indexes."""
     query = "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c WHERE c.relnamespace ="
     query += " 'ingest'::regnamespace AND c.relkind IN ('r', 'i') ORDER BY 2 DESC LIMIT 10"
-    rows = [
-        ("database", scalar(conn, "SELECT pg_database_size(current_database())")),
-        *conn.execute(query),
-    ]
+    size = scalar(conn, "SELECT pg_database_size(current_database())")
+    rows = [("database", size), *conn.execute(query)]
     return {str(name): round(int(size) / 2**20, 1) for name, size in rows}
 
 
