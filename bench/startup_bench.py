@@ -1,0 +1,65 @@
+"""Start-up: from `ingest run --once` being started to its first request on the wire.
+
+What it measures and how to run it: bench/README.md (`startup_bench.py`)."""
+
+import http.server
+import statistics
+import subprocess
+import threading
+import time
+
+from lib import procs
+from lib.db import Databases
+from lib.report import header, parser, write_json
+
+ARRIVALS: list[float] = []
+"""When each request reached the feed server (time.perf_counter)."""
+
+
+class _Feed(http.server.BaseHTTPRequestHandler):
+    """An empty RSS feed."""
+
+    def do_GET(self) -> None:
+        ARRIVALS.append(time.perf_counter())
+        body = b"<rss version='2.0'><channel><title>T</title></channel></rss>"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def main() -> int:
+    p = parser("startup_bench.py", __doc__, repeat=9)
+    args = p.parse_args()
+    procs.on_sigterm()
+    info = header("startup_bench.py", args.admin_url)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    first, done = [], []
+    with Databases(args.admin_url) as dbs:
+        env = procs.ingest_env(dbs.create("startup"))
+        procs.import_feeds(env, [f"http://127.0.0.1:{server.server_address[1]}/feed.xml"])
+        for _ in range(args.repeat):
+            ARRIVALS.clear()
+            started = time.perf_counter()
+            cmd = procs.ingest_command("run", "--once", "--all")
+            subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
+            done.append(time.perf_counter() - started)
+            first.append(ARRIVALS[0] - started)
+    server.shutdown()
+    ms = [round(x * 1000) for x in first]
+    print(f"first request after start: median {statistics.median(ms)} ms ({min(ms)}-{max(ms)})")
+    whole = statistics.median(done) * 1000
+    print(f"whole `run --once` (one feed, nothing new): median {whole:.0f} ms")
+    write_json(
+        args.json, {"machine": info, "first_request_ms": ms, "run_ms": [x * 1000 for x in done]}
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
