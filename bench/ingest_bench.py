@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import httpx
 import psycopg
 import trafilatura
 from lib import procs, web
-from lib.corpora import aeb_ids, aeb_page, find_aeb
+from lib.corpora import aeb_bodies, aeb_ids, aeb_page, find_aeb
 from lib.db import Databases, scalar
 from lib.profile import profiled
 from lib.report import Steps, check, header, med, parser, write_json
@@ -35,9 +36,11 @@ def buckets(ids: Sequence[str], feeds: int) -> list[Sequence[str]]:
     return [ids[f::n] for f in range(n)]
 
 
-def make_app(plan: tuple[Path, tuple[str, ...], int, int], port: int) -> web.StaticApp:
-    """The AEB pages from memory, feed f and its pages on host f % hosts, with RSS feeds."""
-    aeb, ids, feeds, hosts = plan
+def make_app(plan: tuple[Path, tuple[str, ...], int, int, bool], port: int) -> web.StaticApp:
+    """The AEB pages from memory, feed f and its pages on host f % hosts, with RSS feeds (with
+    `full_text`, each entry carries its page's article, the AEB's ground truth)."""
+    aeb, ids, feeds, hosts, full_text = plan
+    bodies = aeb_bodies(aeb) if full_text else {}
     app, start = web.StaticApp(), datetime(2025, 8, 11, 14, 0, tzinfo=UTC)
     for f, pages in enumerate(buckets(ids, feeds)):
         items = []
@@ -45,7 +48,11 @@ def make_app(plan: tuple[Path, tuple[str, ...], int, int], port: int) -> web.Sta
             path, when = f"/news/{page[:2]}/{page}.html", start - timedelta(hours=f, minutes=37 * n)
             app.add(path, aeb_page(aeb, page), "text/html")
             url = web.site_url(f % hosts, port, path)
-            items.append(web.Item(f"Article {page[:12]}", url, when, f"Summary of {page[:12]}."))
+            body = bodies.get(page.split("~")[0], "")
+            content = "".join(f"<p>{escape(x)}</p>" for x in body.split("\n") if x.strip())
+            items.append(
+                web.Item(f"Article {page[:12]}", url, when, f"Summary of {page[:12]}.", "", content)
+            )
         body = web.rss(f"Bench feed {f}", web.site_url(f % hosts, port, ""), items)
         app.add(f"/feeds/{f:03d}.xml", body, web.RSS_TYPE)
     return app
@@ -87,7 +94,11 @@ def run_project(dbs: Databases, site: web.Site, feeds: list[str], workers: int,
         once = procs.run_once(env, cmd, site=site.pids, timeout=600)
         with psycopg.connect(dsn) as conn:
             stored = int(scalar(conn, "SELECT count(*) FROM news.articles"))
-        detail = {"summary": once.out.strip()} | once.log.summary() | once.window()
+            feed_text = int(
+                scalar(conn, "SELECT count(*) FROM news.articles WHERE text_source = 'feed'")
+            )
+        detail = {"summary": once.out.strip(), "feed_text": feed_text}
+        detail |= once.log.summary() | once.window()
         return Run(once.seconds, stored, once.sampler.peak_rss, once.sampler.total, detail)
     finally:
         dbs.drop(dsn)
@@ -203,7 +214,9 @@ def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
             f" process + {median('project', lambda r: sum(r.cpu[x] for x in OWN[1:])):.1f} s in its"
             f" children (fork server and workers); event-loop lag p50 {lag_ms['p50_ms']} ms, p99"
             f" {lag_ms['p99_ms']} ms, max {lag_ms['max_ms']} ms (each run)",
-            f"project: last run: {rows['project'][-1].detail['summary']}",
+            f"project: last run: {rows['project'][-1].detail['summary']}; stored from the feed's"
+            f" text {rows['project'][-1].detail['feed_text']}, of which without fetching the page"
+            f" {rows['project'][-1].detail['from_feed']}",
             *(f"project: log: {p}" for p in rows["project"][-1].detail["problems"][:5]),
         ]
     for name, runs in rows.items():
@@ -244,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--aeb", metavar="DIR", help="AEB corpus (default <repo>/../shared/aeb)")
     add("--only", default="project,naive,bare", help="a subset of project,naive,bare")
     add("--profile", metavar="FILE", help="the last project run under py-spy, stacks in FILE")
+    add("--full-text", action="store_true", help="entries carry the whole article (the AEB's)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     check(p, args, "feeds", "repeat", "workers", "copies", "hosts", *["pages"][: bool(args.pages)])
@@ -261,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rows: dict[str, list[Run]] = {name: [] for name in ("project", "naive", "bare") if name in only}
     step, started, failed = Steps(), time.perf_counter(), set[str]()
-    plan = (aeb, ids, args.feeds, args.hosts)
+    plan = (aeb, ids, args.feeds, args.hosts, args.full_text)
     with Databases(args.admin_url) as dbs, web.Site(make_app, plan, args.hosts) as site:
         urls = [site.url(f, f"/feeds/{f:03d}.xml") for f in range(feeds)]
         for k in range(args.repeat):

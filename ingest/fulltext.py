@@ -7,8 +7,9 @@ has text of its own (`content:encoded`, Atom `content`, JSON Feed `content_html`
 compared. Once CONFIRM entries in a row show the feed's text to be the article (it holds nearly
 all of the page's text and little besides), the feed switches to full-text mode: entries are
 stored from their own text without a request, except one in RECHECK_EVERY, and any entry whose
-text is much shorter than the feed's usual, whose page is fetched and compared again. One
-comparison that fails switches the feed back. An operator may fix the mode per feed (`page`
+text is much shorter than the feed's usual, whose page is fetched and compared again. MISSES
+comparisons in a row that fail switch the feed back. (`FullText.streak` counts matches in a
+row, or misses in a row as a negative number.) An operator may fix the mode per feed (`page`
 never trusts the feed's text, `feed` always does while entries have text).
 """
 
@@ -30,10 +31,14 @@ RECHECK_EVERY: Final = 20
 """In full-text mode, one entry in this many is still compared with its page."""
 MIN_WORDS: Final = 50
 """Fewer words than this is a teaser, never the article."""
-HOLDS: Final = 0.9
-"""Share of the page's word 4-grams the feed's text must hold (near-complete)."""
-CLEAN: Final = 0.8
+HOLDS: Final = 0.8
+"""Share of the page's word 4-grams the feed's text must hold (near-complete; the page's
+extraction may keep a caption or a line of furniture the feed rightly leaves out)."""
+CLEAN: Final = 0.9
 """Share of the feed text's word 4-grams the page's text must hold (nothing much besides)."""
+MISSES: Final = 2
+"""Comparisons in a row that find the feed's text is not the article before a full-text feed
+is switched back (one can be the extraction's fault)."""
 SHRUNK: Final = 0.5
 """An entry with less than this share of the feed's usual word count is checked against its
 page."""
@@ -47,12 +52,14 @@ def entry_text(entry: ParsedEntry) -> str:
 def probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
     """The entries (indices, feed order) whose pages are fetched and compared before the others
     are planned, so that a feed proving full-text in its first poll spares the rest of that
-    poll's pages: while it is undecided (never compared, or matching so far), the first entries
-    with text of their own, as many as confirmation still needs."""
-    undecided = state.evidence is None or state.streak > 0
+    poll's pages: while it is undecided (not MISSES failed comparisons in a row), the first
+    entries with text of their own, as many as confirmation still needs. Asked again after
+    each round until it answers none."""
+    undecided = state.evidence is None or state.streak > -MISSES
     if mode != "auto" or state.on or not undecided:
         return []
-    return [i for i, n in enumerate(entry_words) if n >= MIN_WORDS][: CONFIRM - state.streak]
+    wanted = CONFIRM - max(state.streak, 0)
+    return [i for i, n in enumerate(entry_words) if n >= MIN_WORDS][:wanted]
 
 
 def wants_pages(
@@ -96,9 +103,11 @@ def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int
             f"({n} words): {'the article' if same else 'not the article'}"
         )
         if same:
-            streak = state.streak + 1
+            streak = max(state.streak, 0) + 1
             usual = n if not state.words else (state.words * 3 + n) // 4
             state = FullText(state.on or streak >= CONFIRM, streak, 0, usual, evidence)
         else:
-            state = FullText(False, 0, 0, state.words, evidence)
+            streak = min(state.streak, 0) - 1
+            on = state.on and streak > -MISSES
+            state = FullText(on, streak, state.since_check, state.words, evidence)
     return state

@@ -385,9 +385,11 @@ class Pipeline:
                     own[i] = same
             return observe(state, compared)
 
-        if first := probe(state, mode, counts):
-            state = await fetch(first)
-        rest = [i for i in range(len(found)) if i not in pages]
+        rest = list(range(len(found)))
+        # Undecided: a few pages at a time until the feed proves full-text or fails to twice.
+        while first := probe(state, mode, [counts[i] for i in rest]):
+            state = await fetch([rest[j] for j in first])
+            rest = [i for i in rest if i not in pages]
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
         for i, want in zip(rest, wanted, strict=True):
             if not want:

@@ -119,7 +119,8 @@ class FullText:
     on: bool = False
     """The feed's entries are the articles: their pages are not fetched."""
     streak: int = 0
-    """Comparisons in a row that found the feed's text to be the article."""
+    """Comparisons in a row that found the feed's text to be the article; negative: that
+    found it not to be."""
     since_check: int = 0
     """Entries stored from the feed's text since the last comparison (full-text mode)."""
     words: int = 0

@@ -458,5 +458,11 @@ def aeb_ids(aeb: Path, limit: int | None, copies: int = 1) -> list[str]:
     return [i if k == 0 else f"{i}~{k}" for k in range(copies) for i in ids[:limit]]
 
 
+def aeb_bodies(aeb: Path) -> dict[str, str]:
+    """The AEB's ground truth: each page's article body, by page id."""
+    truth = json.loads((aeb / "ground-truth.json").read_text(encoding="utf-8"))
+    return {key: item.get("articleBody", "") for key, item in truth.items()}
+
+
 def aeb_page(aeb: Path, page_id: str) -> bytes:
     return gunzip(aeb / "html" / f"{page_id.split('~')[0]}.html.gz")

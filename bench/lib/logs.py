@@ -17,6 +17,8 @@ class Log:
     """`feed_processed` lines."""
     statuses: Counter[str] = field(default_factory=Counter)
     new: int = 0
+    from_feed: int = 0
+    """Entries stored from a full-text feed's own text, their pages not fetched."""
     feed_ms: list[int] = field(default_factory=list)
     first_start: float | None = None
     """Epoch seconds: the earliest feed start (a `feed_processed` time minus its `ms`)."""
@@ -39,6 +41,7 @@ class Log:
         return {
             "feed_ms_median": ms[len(ms) // 2] if ms else None, "feed_ms_max": max(ms or [0]),
             "statuses": dict(self.statuses), "problems": self.problems[:20], "lag": self.lag,
+            "from_feed": self.from_feed,
         }  # fmt: skip
 
 
@@ -58,6 +61,7 @@ def read_log(text: str, width: int = 300) -> Log:
         elif event == "feed_processed":
             ms = int(record.get("ms", 0))
             log.feeds, log.new = log.feeds + 1, log.new + int(record.get("new") or 0)
+            log.from_feed += int(record.get("from_feed") or 0)
             log.feed_ms.append(ms)
             log.statuses[str(record.get("status"))] += 1
             with contextlib.suppress(KeyError, TypeError, ValueError):

@@ -280,11 +280,15 @@ class Item:
     summary: str
     guid: str = ""
     """A guid that is not the link (isPermaLink="false"); the link when empty."""
+    content: str = ""
+    """The whole article as HTML (`content:encoded`), for a full-text feed."""
 
 
 def rss(title: str, base: str, items: Iterable[Item], built: datetime | None = None) -> bytes:
+    items = list(items)
     parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>',
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>',
         f"<title>{escape(title)}</title><link>{escape(base)}/</link>",
         f"<description>news-ingest benchmark: {escape(title)}</description>",
         f"<lastBuildDate>{format_datetime(built, usegmt=True)}</lastBuildDate>" if built else "",
@@ -295,7 +299,9 @@ def rss(title: str, base: str, items: Iterable[Item], built: datetime | None = N
             f"<item><title>{escape(it.title)}</title><link>{escape(it.link)}</link>"
             f'<guid isPermaLink="{perma}">{escape(guid)}</guid><pubDate>'
             f"{format_datetime(it.when, usegmt=True)}</pubDate><description>{escape(it.summary)}"
-            "</description></item>"
+            "</description>"
+            + (f"<content:encoded>{escape(it.content)}</content:encoded>" if it.content else "")
+            + "</item>"
         )
     return "".join([*parts, "</channel></rss>\n"]).encode("utf-8")
 

@@ -10,6 +10,7 @@ from ingest.fulltext import (
     compare,
     entry_text,
     observe,
+    probe,
     wants_pages,
 )
 from ingest.types import FullText, ParsedEntry
@@ -59,12 +60,25 @@ def test_confirmed_after_several_matches_in_a_row() -> None:
     assert "the article" in state.evidence
 
 
-def test_one_mismatch_resets_the_streak_and_switches_back() -> None:
+def test_two_mismatches_in_a_row_switch_back() -> None:
     on = FullText(on=True, streak=5, words=LONG)
-    state = observe(on, [(False, 0.4, 0.9, 40)])
-    assert not state.on
-    assert state.streak == 0
-    assert state.words == LONG
+    once = observe(on, [(False, 0.4, 0.9, 40)])
+    assert once.on  # one miss may be the extraction's fault
+    assert once.streak == -1
+    twice = observe(once, [(False, 0.4, 0.9, 40)])
+    assert not twice.on
+    assert twice.words == LONG
+    # A match in between starts the count again.
+    assert observe(once, [(True, 0.99, 0.99, LONG), (False, 0.4, 0.9, 40)]).on
+
+
+def test_probing_stops_after_two_misses_in_a_row() -> None:
+    counts = [LONG] * 6
+    assert probe(FullText(), "auto", counts) == [0, 1, 2]
+    assert probe(FullText(streak=2, evidence="x"), "auto", counts) == [0]
+    assert probe(FullText(streak=-1, evidence="x"), "auto", counts) == [0, 1, 2]
+    assert probe(FullText(streak=-2, evidence="x"), "auto", counts) == []
+    assert probe(FullText(on=True), "auto", counts) == []
 
 
 def test_pages_are_fetched_until_confirmed() -> None:
