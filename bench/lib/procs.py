@@ -225,6 +225,8 @@ class Sampler:
                         role = role_of(p, self.names)
             except psutil.Error:
                 continue
+            if role == "gone":  # exited between the listing and the look
+                continue
             self.note(role, pid, float(times.user + times.system), born)
             rss += 0 if role == "site" else mem
         self.peak_rss = max(self.peak_rss, rss)
