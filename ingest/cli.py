@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the service (or one pass with --once)")
     run.add_argument("--once", action="store_true", help="process due feeds once and exit")
-    run.add_argument("--all", action="store_true", help="ignore the schedule: poll every feed")
+    run.add_argument(
+        "--all", action="store_true", help="ignore the schedule: poll every active feed"
+    )
 
     bf = sub.add_parser(
         "backfill",

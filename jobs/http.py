@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ingest.errors import ConfigError
+
 log = structlog.get_logger(__name__)
 
 Check = Callable[[], Awaitable[str | None]]
@@ -25,7 +27,13 @@ class HealthServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port} (INGEST_HTTP_PORT, INGEST_HTTP_HOST): "
+                f"{e.strerror or e}"
+            ) from e
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("http_listening", host=self.host, port=self.port)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -193,6 +194,21 @@ def test_database_unreachable() -> None:
     lines = _error_lines(proc.stderr)
     assert len(lines) == 1
     assert "unreachable" in lines[0]
+
+
+def test_http_port_in_use_is_one_line(database_url: str) -> None:
+    """`ingest run` whose INGEST_HTTP_PORT is taken says so in one line and exits 1 (no
+    traceback), as every start-up failure does."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = ingest(database_url, "run", INGEST_HTTP_PORT=port, INGEST_HTTP_HOST="127.0.0.1")
+    assert proc.returncode == 1
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "Traceback" not in proc.stderr
 
 
 def test_version() -> None:
