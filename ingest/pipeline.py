@@ -227,6 +227,7 @@ class Pipeline:
             policy=self.policy,
             now=self.clock(),
             rng=self.rng,
+            status=e.status if isinstance(e, FetchError) else None,
         )
         await self.store.feed_failed(
             feed.id,
@@ -235,9 +236,10 @@ class Pipeline:
             next_fetch_at=failure.next_fetch_at,
             error=message,
             deactivate=failure.deactivate,
+            reason=failure.reason,
         )
         if failure.deactivate:
-            log.warning("feed_deactivated", failures=failure.failures, error=message)
+            log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
         return FeedOutcome(feed.id, "error", error=message)
 
     async def _process(self, feed: Feed) -> FeedOutcome:

@@ -32,6 +32,10 @@ class Policy:
     deactivate_after: timedelta = timedelta(days=2)
     redirect_after_fetches: int = 3
     redirect_after: timedelta = timedelta(days=1)
+    missing_after_failures: int = 3
+    """A feed that has answered before and now answers 404 is given up on after this many
+    404s in a row over at least `missing_after` (a 410 at once)."""
+    missing_after: timedelta = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +256,9 @@ class FeedFailure:
     error: str
     deactivate: bool
     failures: int
+    reason: str | None = None
+    """Why the feed is given up on, shown in `news.feeds.inactive_reason` (None unless
+    `deactivate`)."""
 
 
 def decide_feed_update(
@@ -326,13 +333,30 @@ def decide_feed_failure(
     policy: Policy,
     now: datetime,
     rng: random.Random,
+    status: int | None = None,
 ) -> FeedFailure:
     """A failed poll: one more failure in the streak, backoff (a Retry-After honoured when it
-    is later), and whether to give up on the feed now."""
+    is later), and whether to give up on the feed now: after a long streak of failures of any
+    kind; at once on 410 Gone; after a short streak of 404s when the feed has answered before
+    (`status` is the HTTP status of the failure, if any)."""
     failures = feed.consecutive_failures + 1
-    deactivate = feed.active and should_deactivate(
-        policy, failures=failures, failing_since=feed.failing_since, now=now
+    answered_before = feed.body_hash is not None or feed.etag is not None or feed.title is not None
+    gone = status == 410 or (
+        status == 404
+        and answered_before
+        and failures >= policy.missing_after_failures
+        and now - (feed.failing_since or now) >= policy.missing_after
     )
+    deactivate = feed.active and (
+        gone
+        or should_deactivate(policy, failures=failures, failing_since=feed.failing_since, now=now)
+    )
+    if not deactivate:
+        reason = None
+    elif gone:
+        reason = f"gone: the feed answers HTTP {status} ({failures} in a row); last: {error[:500]}"
+    else:
+        reason = f"gave up after {failures} failures in a row; last: {error[:500]}"
     return FeedFailure(
         feed_id=feed.id,
         now=now,
@@ -348,6 +372,7 @@ def decide_feed_failure(
         error=error,
         deactivate=deactivate,
         failures=failures,
+        reason=reason,
     )
 
 

@@ -119,9 +119,10 @@ class FeedStore(StoreBase):
         next_fetch_at: datetime,
         error: str,
         deactivate: bool = False,
+        reason: str | None = None,
     ) -> None:
-        """Record a failed poll (and, with `deactivate`, give up on the feed) and release the
-        lease; a no-op if the lease was lost."""
+        """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
+        why) and release the lease; a no-op if the lease was lost."""
         await self._all(
             "feed_failed",
             {
@@ -132,7 +133,9 @@ class FeedStore(StoreBase):
                 "error": error[:2000],
                 "deactivate": deactivate,
                 "inactive_reason": (
-                    f"gave up after repeated failures; last: {error[:500]}" if deactivate else None
+                    (reason or f"gave up after repeated failures; last: {error[:500]}")
+                    if deactivate
+                    else None
                 ),
             },
         )

@@ -126,3 +126,73 @@ def test_a_long_streak_of_failures_gives_the_feed_up() -> None:
     assert not decide_feed_failure(
         recent, "HTTP 500", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1)
     ).deactivate
+
+
+def test_410_gone_gives_the_feed_up_at_once_with_the_reason() -> None:
+    failure = decide_feed_failure(
+        FEED, "HTTP 410", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1), status=410
+    )
+    assert failure.deactivate
+    assert failure.reason is not None
+    assert failure.reason.startswith("gone: the feed answers HTTP 410")
+
+
+def test_404_gives_up_sooner_only_on_a_feed_that_answered_before() -> None:
+    streak = replace(
+        FEED,
+        consecutive_failures=POLICY.missing_after_failures - 1,
+        failing_since=NOW - POLICY.missing_after,
+    )
+    gone = decide_feed_failure(
+        streak,
+        "HTTP 404",
+        retry_after=None,
+        policy=POLICY,
+        now=NOW,
+        rng=random.Random(1),
+        status=404,
+    )
+    assert gone.deactivate
+    assert gone.reason is not None
+    assert "HTTP 404" in gone.reason
+    # A URL that never answered a feed: a 404 is one failure like any other.
+    never = replace(streak, etag=None, last_modified=None, body_hash=None, title=None)
+    assert not decide_feed_failure(
+        never,
+        "HTTP 404",
+        retry_after=None,
+        policy=POLICY,
+        now=NOW,
+        rng=random.Random(1),
+        status=404,
+    ).deactivate
+    # The first 404s of a feed that answered before: not yet.
+    first = replace(FEED, consecutive_failures=0, failing_since=None)
+    assert not decide_feed_failure(
+        first,
+        "HTTP 404",
+        retry_after=None,
+        policy=POLICY,
+        now=NOW,
+        rng=random.Random(1),
+        status=404,
+    ).deactivate
+
+
+def test_a_long_streak_says_so_in_its_reason() -> None:
+    streak = replace(
+        FEED,
+        consecutive_failures=POLICY.deactivate_after_failures - 1,
+        failing_since=NOW - POLICY.deactivate_after,
+    )
+    failure = decide_feed_failure(
+        streak,
+        "HTTP 503",
+        retry_after=None,
+        policy=POLICY,
+        now=NOW,
+        rng=random.Random(1),
+        status=503,
+    )
+    assert failure.reason is not None
+    assert failure.reason.startswith(f"gave up after {POLICY.deactivate_after_failures} failures")
