@@ -134,6 +134,29 @@ def _insert(conn: psycopg.Connection, url: str, title: str, text: str, language:
     return int(row[0])
 
 
+def test_removing_a_feed_announces_no_update_of_its_articles(database_url: str) -> None:
+    """Feed membership is not content: removing the feed (its articles' feed_id set to NULL)
+    adds no 'update' to news.article_changes; a change of text still does."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        feed = conn.execute(
+            "INSERT INTO ingest.feeds (url) VALUES ('https://example.com/feed') RETURNING id"
+        ).fetchone()
+        assert feed is not None
+        article = _insert(conn, "https://example.com/1", "Council meets", "Talk.", "en")
+        conn.execute("UPDATE ingest.articles SET feed_id = %s WHERE id = %s", (feed[0], article))
+        before = conn.execute("SELECT count(*) FROM news.article_changes").fetchone()
+        conn.execute("DELETE FROM ingest.feeds WHERE id = %s", (feed[0],))
+        after = conn.execute("SELECT count(*) FROM news.article_changes").fetchone()
+        assert before == after
+        conn.execute(
+            "UPDATE ingest.articles SET text = 'Talk of elections.' WHERE id = %s", (article,)
+        )
+        kinds = conn.execute(
+            "SELECT kind FROM news.article_changes WHERE article_id = %s ORDER BY seq", (article,)
+        ).fetchall()
+    assert [k[0] for k in kinds][-1] == "update"
+
+
 def test_search_of_nothing_is_quiet(database_url: str) -> None:
     """news.search('') and a query of stop words only return no rows and no NOTICE (one a
     language before 0013)."""
