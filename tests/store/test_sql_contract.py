@@ -157,19 +157,6 @@ def test_removing_a_feed_announces_no_update_of_its_articles(database_url: str) 
     assert [k[0] for k in kinds][-1] == "update"
 
 
-def test_search_of_nothing_is_quiet(database_url: str) -> None:
-    """news.search('') and a query of stop words only return no rows and no NOTICE (one a
-    language before 0013)."""
-    notices: list[str] = []
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        _insert(conn, "https://example.com/1", "Council meets", "Talk of elections.", "en")
-        conn.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
-        for query in ("", "   ", "the"):
-            rows = conn.execute("SELECT id FROM news.search(%s)", (query,)).fetchall()
-            assert rows == [], query
-    assert notices == []
-
-
 def test_search_ranks_title_matches_first_in_any_language(database_url: str) -> None:
     """news.search stems each article in its own language, weighs the title higher, and
     honours phrases and exclusions."""
