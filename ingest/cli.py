@@ -15,7 +15,7 @@ import structlog
 
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
-from ingest.documents.feedlists import parse_feed_list
+from ingest.documents.feedlists import read_feed_list
 from ingest.errors import ConfigError, IngestError
 from ingest.normalize import canonical_url
 from ingest.store import Store
@@ -177,6 +177,29 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return _run(go, settings)
 
 
+def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str]]:
+    """The URLs of a feed list to register, in canonical form, and what was rejected, each
+    with its line: what is valid is imported even when some lines are not."""
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {file}: {e.strerror or e}") from e
+    urls: list[str] = []
+    rejected: list[str] = []
+    for entry in read_feed_list(data):
+        where = f"{file}:{entry.line}" if entry.line else file
+        if entry.site and not discover:
+            rejected.append(
+                f"{where}: {entry.url} is a site (htmlUrl only): import it without --no-discover"
+            )
+            continue
+        try:
+            urls.append(canonical_url(entry.url))
+        except ValueError as e:
+            rejected.append(f"{where}: {e}")
+    return list(dict.fromkeys(urls)), rejected
+
+
 def _check_feed_url(url: str) -> str:
     """The feed URL in canonical form, so that spellings of one URL make one feed."""
     try:
@@ -197,30 +220,31 @@ async def _with_store(dsn: str, fn: Callable[[Store], Awaitable[int]]) -> int:
 def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
     action = args.feeds_command
     if action in ("add", "import"):
+        rejected: list[str] = []
         if action == "add":
-            urls = list(args.urls)
+            checked = [_check_feed_url(u) for u in args.urls]
         else:
-            try:
-                data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-            except OSError as e:
-                raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from e
-            urls = parse_feed_list(data)
-        checked = [_check_feed_url(u) for u in urls]
+            checked, rejected = _import_list(args.file, discover=not args.no_discover)
         if not args.no_discover:
-            return _run(lambda dsn: _add_discovering(dsn, settings, checked), settings)
+            code = _run(lambda dsn: _add_discovering(dsn, settings, checked), settings)
+        else:
 
-        async def add(store: Store) -> int:
-            added = 0
-            for url in checked:
-                if await store.add_feed(url):
-                    added += 1
-                    print(f"added   {url}")
-                else:
-                    print(f"present {url}")
-            print(f"{added} added, {len(checked) - added} already present")
-            return 0
+            async def add(store: Store) -> int:
+                added = 0
+                for url in checked:
+                    if await store.add_feed(url):
+                        added += 1
+                        print(f"added   {url}")
+                    else:
+                        print(f"present {url}")
+                print(f"{added} added, {len(checked) - added} already present")
+                return 0
 
-        return _run(lambda dsn: _with_store(dsn, add), settings)
+            code = _run(lambda dsn: _with_store(dsn, add), settings)
+        # What could not be imported, after what could: each line once, and exit 1.
+        for line in rejected:
+            print(f"ingest: {line}", file=sys.stderr)
+        return 1 if rejected else code
 
     if action == "list":
 

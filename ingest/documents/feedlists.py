@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lxml import etree
 
 from ingest.errors import IngestError
@@ -11,20 +13,44 @@ class FeedListError(IngestError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One URL of a feed list, where it was."""
+
+    url: str
+    line: int | None
+    """Its line in the file (an OPML outline's line), for messages."""
+    site: bool = False
+    """An OPML outline with an `htmlUrl` and no `xmlUrl`: a site whose feeds are to be found."""
+
+
 def parse_feed_list(data: bytes) -> list[str]:
-    """Feed URLs in file order, without duplicates. OPML `<outline xmlUrl=...>` at any depth;
-    otherwise one URL a line, blank lines and `#` comments ignored."""
+    """Feed URLs in file order, without duplicates (`read_feed_list` without the sites)."""
+    return [entry.url for entry in read_feed_list(data) if not entry.site]
+
+
+def read_feed_list(data: bytes) -> list[Listed]:
+    """The URLs of a feed list in file order, each once, with their lines. OPML `<outline
+    xmlUrl=...>` at any depth (an outline with only `htmlUrl` as a site); otherwise one URL a
+    line, blank lines and `#` comments ignored. URLs are as written: checking them is the
+    caller's."""
     head = data.lstrip()[:512].lower()
     if head.startswith(b"<?xml") or b"<opml" in head:
-        urls = _opml(data)
+        entries = _opml(data)
     else:
         text = data.decode("utf-8-sig", errors="replace")
-        urls = [ln.strip() for ln in text.splitlines()]
-        urls = [u for u in urls if u and not u.startswith("#")]
-    return list(dict.fromkeys(urls))
+        entries = [
+            Listed(line.strip(), number)
+            for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.strip().startswith("#")
+        ]
+    first: dict[str, Listed] = {}
+    for entry in entries:
+        first.setdefault(entry.url, entry)
+    return list(first.values())
 
 
-def _opml(data: bytes) -> list[str]:
+def _opml(data: bytes) -> list[Listed]:
     # No DTDs, no entity expansion, no network: the file may come from anywhere.
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
@@ -35,8 +61,12 @@ def _opml(data: bytes) -> list[str]:
         raise FeedListError(f"not a valid OPML file: {e}") from e
     if not isinstance(root.tag, str) or root.tag.lower() != "opml":
         raise FeedListError(f"not an OPML file: the root element is <{root.tag}>")
-    return [
-        (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
-        for el in root.iter("outline")
-        if (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
-    ]
+    entries = []
+    for el in root.iter("outline"):
+        feed = (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
+        site = (el.get("htmlUrl") or el.get("htmlurl") or "").strip()
+        if feed:
+            entries.append(Listed(feed, el.sourceline))
+        elif site:
+            entries.append(Listed(site, el.sourceline, site=True))
+    return entries

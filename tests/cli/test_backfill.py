@@ -775,6 +775,25 @@ def test_feeds_import_searches_home_pages_as_feeds_add_does(
     assert feed_rows(database_url)[-1]["url"] == srv.url("/other/")
 
 
+def test_feeds_import_finds_the_feeds_of_an_opml_site_outline(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An OPML outline with only an htmlUrl is a site: its feeds are found as `feeds add`
+    finds them, instead of the outline being dropped."""
+    with LocalServer() as srv:
+        srv.routes["/"] = static("<html><head><title>x</title></head><body>Hi</body></html>")
+        srv.routes["/rss.xml"] = static(wordpress_feed(srv.base, range(2)), "application/rss+xml")
+        opml = tmp_path / "sites.opml"
+        opml.write_text(
+            '<?xml version="1.0"?><opml version="2.0"><body>'
+            f'<outline text="A site" htmlUrl="{srv.url("/")}"/></body></opml>',
+            encoding="utf-8",
+        )
+        proc = ingest(database_url, "feeds", "import", str(opml))
+    assert proc.returncode == 0, proc.stderr
+    assert [f["url"] for f in feed_rows(database_url)] == [srv.url("/rss.xml")]
+
+
 def test_feeds_add_news_sitemap_then_run_once(database_url: str) -> None:
     """A site with no feed but a news sitemap in robots.txt gets that sitemap registered with
     kind 'sitemap', and `ingest run --once` follows it like a feed."""

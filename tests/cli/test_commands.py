@@ -140,6 +140,22 @@ def test_feeds_import_opml_lines_and_stdin(database_url: str, tmp_path: Path) ->
     assert _feed_urls(database_url) == [F1, F2, F3]
 
 
+def test_feeds_import_keeps_the_valid_lines_and_names_the_bad_ones(
+    database_url: str, tmp_path: Path
+) -> None:
+    """One bad line does not reject the file: the valid URLs are registered, each rejected
+    line is named with its number on stderr, and the exit status is 1."""
+    listing = tmp_path / "feeds.txt"
+    listing.write_text(f"{F1}\n# a comment\nftp://files.example/feed\n{F2}\n", encoding="utf-8")
+    proc = ingest(database_url, "feeds", "import", str(listing))
+    assert proc.returncode == 1
+    assert "2 added, 0 already present" in proc.stdout
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1
+    assert f"{listing}:3: not an http(s) URL" in errors[0]
+    assert _feed_urls(database_url) == [F1, F2]
+
+
 def test_feeds_import_invalid_opml(database_url: str, tmp_path: Path) -> None:
     """A broken OPML file is refused with exit 1 and one line on stderr."""
     bad = tmp_path / "broken.opml"
