@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.errors import ConfigError
+from ingest.schedule import Policy
 
 
 def _default_data_dir() -> Path:
@@ -89,6 +91,18 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    def policy(self) -> Policy:
+        """The scheduling policy these settings describe."""
+        return Policy(
+            min_interval=timedelta(seconds=self.min_interval),
+            max_interval=timedelta(seconds=self.max_interval),
+            default_interval=timedelta(seconds=self.poll_interval),
+            deactivate_after_failures=self.deactivate_after_failures,
+            deactivate_after=timedelta(seconds=self.deactivate_after),
+            redirect_after_fetches=self.redirect_after_fetches,
+            redirect_after=timedelta(seconds=self.redirect_after),
+        )
 
     @model_validator(mode="after")
     def _bounds(self) -> Settings:

@@ -15,13 +15,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
 
 from ingest import dedup, metrics
 from ingest.config import Settings
 from ingest.coverage import words
+from ingest.documents.discovery import looks_like_html
+from ingest.documents.feeds import looks_like_feed
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
 from ingest.fulltext import compare, entry_text, observe, probe, wants_pages
@@ -29,7 +31,8 @@ from ingest.normalize import redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
-from ingest.schedule import Policy, decide_feed_failure, decide_feed_update
+from ingest.schedule import decide_feed_failure, decide_feed_update
+from ingest.sources import page_sources
 from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
@@ -68,7 +71,7 @@ class Pipeline:
         self.owner = owner or make_owner()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.policy = policy_from(settings)
+        self.policy = settings.policy()
         self._stopping = asyncio.Event()
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
@@ -257,6 +260,13 @@ class Pipeline:
             await self._record_success(feed, result, body_hash=body_hash, parsed=None)
             return FeedOutcome(feed.id, "not_modified")
 
+        if (
+            feed.kind == "feed"
+            and looks_like_html(result.body, result.content_type)
+            and not looks_like_feed(result.body)
+            and (replaced := await self._rediscover(feed, result))
+        ):
+            return replaced
         parsed = await self._parse(feed, result.body, result.final_url, result.headers)
         entries = await self._ingest_entries(feed, parsed)
         await self._record_success(
@@ -279,6 +289,31 @@ class Pipeline:
             updated=entries.updated,
             from_feed=entries.from_feed,
         )
+
+    async def _rediscover(self, feed: Feed, page: FetchResult) -> FeedOutcome | None:
+        """A registered URL that answers a web page (registered as given when it could not be
+        checked): what it stands for, found as `feeds add` finds it (ingest.sources), is
+        registered, and the page itself given up on, saying why. None when nothing is found."""
+        try:
+            found = await page_sources(
+                self.fetcher.fetch, page, max_bytes=self.settings.max_feed_bytes
+            )
+        except IngestError:
+            found = []
+        if not found:
+            return None
+        for f in found:
+            await self.store.add_feed(f.url, f.title, kind=f.kind)
+        reason = f"a web page, not a feed: replaced by {', '.join(f.url for f in found)}"
+        log.info("feed_rediscovered", found=[f.url for f in found])
+        failure = decide_feed_failure(
+            feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng
+        )
+        await self.store.feed_failed(
+            feed.id, owner=self.owner, now=failure.now, next_fetch_at=failure.next_fetch_at,
+            error=reason, deactivate=True, reason=reason,
+        )  # fmt: skip
+        return FeedOutcome(feed.id, "error", error=reason)
 
     async def _record_success(
         self,
@@ -454,18 +489,6 @@ class Pipeline:
         finally:
             if held:
                 self._page_slots.release()
-
-
-def policy_from(settings: Settings) -> Policy:
-    return Policy(
-        min_interval=timedelta(seconds=settings.min_interval),
-        max_interval=timedelta(seconds=settings.max_interval),
-        default_interval=timedelta(seconds=settings.poll_interval),
-        deactivate_after_failures=settings.deactivate_after_failures,
-        deactivate_after=timedelta(seconds=settings.deactivate_after),
-        redirect_after_fetches=settings.redirect_after_fetches,
-        redirect_after=timedelta(seconds=settings.redirect_after),
-    )
 
 
 _NO_PAGE = PageOutcome(None, None, None, False)

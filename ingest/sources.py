@@ -66,13 +66,22 @@ async def find_feeds(fetch: Fetch, url: str, *, max_bytes: int) -> list[FoundSou
         return [FoundSource(news, "sitemap", how)] if news else []
     if not looks_like_html(body, result.content_type):
         return []
-    found = await site_feeds(fetch, result, label=url)
+    return await page_sources(fetch, result, max_bytes=max_bytes, label=url)
+
+
+async def page_sources(
+    fetch: Fetch, page: FetchResult, *, max_bytes: int, label: str | None = None
+) -> list[FoundSource]:
+    """What a web page stands for as a feed: its feeds (`site_feeds`), else a news sitemap
+    named in its site's robots.txt (followed as a feed of kind 'sitemap')."""
+    label = label or page.final_url
+    found = await site_feeds(fetch, page, label=label)
     if found:
         return found
-    listed = list(await robots_sitemaps(fetch, result.final_url))
+    listed = list(await robots_sitemaps(fetch, page.final_url))
     news = await _news_sitemap(fetch, listed, max_bytes)
     if news:
-        how = f"news sitemap in the robots.txt of {url}, {_AS_FEED}"
+        how = f"news sitemap in the robots.txt of {label}, {_AS_FEED}"
         return [FoundSource(news, "sitemap", how)]
     return []
 

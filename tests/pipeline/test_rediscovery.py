@@ -1,0 +1,71 @@
+"""A URL registered as given that answers a web page (`feeds add` could not check it, or a list
+was imported with --no-discover) is not stuck failing "not a feed": its next poll finds what
+it stands for, as `feeds add` would, registers that, and gives the page up saying why."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.pipeline import Pipeline
+from ingest.store import Store
+from ingest.store.db import make_pool
+from tests.support.httpserver import LocalServer, static
+from tests.support.workers import InlineWorkers
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+STORY = "The harbour board voted on Tuesday to extend the pier by forty metres next spring. " * 6
+
+
+async def test_a_web_page_registered_as_a_feed_is_replaced_by_its_feeds(
+    database_url: str, server: LocalServer, inline_workers: InlineWorkers
+) -> None:
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/"] = static(
+        "<html><head><title>Harbour Times</title>"
+        '<link rel="alternate" type="application/rss+xml" title="News" href="/feed.xml">'
+        "</head><body><p>Welcome</p></body></html>"
+    )
+    server.routes["/feed.xml"] = static(
+        "<rss version='2.0'><channel><title>Harbour Times</title><item><title>Pier</title>"
+        f"<link>{server.url('/pier')}</link><guid>{server.url('/pier')}</guid>"
+        f"<pubDate>{format_datetime(datetime.now(UTC))}</pubDate></item></channel></rss>",
+        "application/rss+xml",
+    )
+    server.routes["/pier"] = static(
+        f"<html><head><title>Pier</title></head><body><article><h1>Pier</h1><p>{STORY}</p>"
+        "</article></body></html>"
+    )
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(
+                settings, Store(pool), fetcher, inline_workers, rng=random.Random(0)
+            )
+            await pipeline.store.add_feed(server.url("/"))
+            await pipeline.run()
+            with psycopg.connect(database_url, row_factory=dict_row) as conn:
+                feeds = conn.execute(
+                    "SELECT url, active, inactive_reason FROM news.feeds ORDER BY id"
+                ).fetchall()
+            assert feeds[0]["url"] == server.url("/")
+            assert feeds[0]["active"] is False
+            assert server.url("/feed.xml") in feeds[0]["inactive_reason"]
+            assert feeds[0]["inactive_reason"].startswith("a web page, not a feed")
+            assert (feeds[1]["url"], feeds[1]["active"]) == (server.url("/feed.xml"), True)
+            await pipeline.run(all_feeds=True)
+    finally:
+        await pool.close()
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT url FROM news.articles").fetchall()
+    assert stored == [(server.url("/pier"),)]
