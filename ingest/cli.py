@@ -310,6 +310,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return _run(go, settings)
 
 
+CHECKS_AT_ONCE = 16
+"""URLs `feeds add` and `feeds import` check at the same time."""
+
+
 async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) -> int:
     """`feeds add` with discovery: URLs that look like a feed's, or are registered already, are
     registered as given without a request; any other is fetched, and a web page is replaced by
@@ -336,21 +340,27 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
             present += 1
             print(f"present {url}{note}")
 
+    async def check(url: str) -> list[tuple[str, SourceKind, str, str | None]]:
+        """What to register for `url`: (url, kind, note, title) each."""
+        if looks_like_feed_url(url) or await runs.feed_by_url(url) is not None:
+            return [(url, "feed", "", None)]
+        async with checking:
+            try:
+                found = await find_feeds(fetcher.fetch, url, max_bytes=settings.max_feed_bytes)
+            except FetchError as e:
+                return [(url, "feed", f"  (not checked: {e})", None)]
+        if not found:
+            return [(url, "feed", "  (no feed found there: registered as given)", None)]
+        return [(f.url, f.kind, f"  ({f.how})" if f.how else "", f.title) for f in found]
+
+    # URLs are checked concurrently (each host's politeness still holds in the Fetcher) and
+    # registered in the order given.
+    checking = asyncio.Semaphore(CHECKS_AT_ONCE)
     try:
         async with Fetcher(settings) as fetcher:
-            for url in urls:
-                if looks_like_feed_url(url) or await runs.feed_by_url(url) is not None:
-                    await register(url)
-                    continue
-                try:
-                    found = await find_feeds(fetcher.fetch, url, max_bytes=settings.max_feed_bytes)
-                except FetchError as e:
-                    await register(url, note=f"  (not checked: {e})")
-                    continue
-                if not found:
-                    await register(url, note="  (no feed found there: registered as given)")
-                for f in found:
-                    await register(f.url, f.kind, f"  ({f.how})" if f.how else "", f.title)
+            for outcome in await asyncio.gather(*(check(url) for url in urls)):
+                for url, kind, note, title in outcome:
+                    await register(url, kind, note, title)
     finally:
         await pool.close()
     print(f"{added} added, {present} already present")

@@ -794,6 +794,38 @@ def test_feeds_import_finds_the_feeds_of_an_opml_site_outline(
     assert [f["url"] for f in feed_rows(database_url)] == [srv.url("/rss.xml")]
 
 
+def test_feeds_add_checks_urls_of_different_hosts_at_once(database_url: str) -> None:
+    """Two home pages on two hosts are checked concurrently: each answers only once the other
+    has been asked too (a barrier), so checking one after the other would find neither feed."""
+    both = threading.Barrier(2, timeout=20)
+
+    def home(feed: str) -> Callable[[Request], Response]:
+        page = static(
+            "<html><head><title>x</title>"
+            f'<link rel="alternate" type="application/rss+xml" href="{feed}"></head>'
+            "<body>Hi</body></html>"
+        )
+
+        def handle(req: Request) -> Response:
+            both.wait()
+            return page(req)
+
+        return handle
+
+    with LocalServer("127.0.0.1") as one, LocalServer("127.0.0.2") as two:
+        for srv in (one, two):
+            srv.routes["/"] = home(srv.url("/news.xml"))
+            srv.routes["/news.xml"] = static(
+                wordpress_feed(srv.base, range(1)), "application/rss+xml"
+            )
+        proc = ingest(database_url, "feeds", "add", one.url("/"), two.url("/"))
+    assert proc.returncode == 0, proc.stderr
+    assert [f["url"] for f in feed_rows(database_url)] == [
+        one.url("/news.xml"),
+        two.url("/news.xml"),
+    ]
+
+
 def test_feeds_add_news_sitemap_then_run_once(database_url: str) -> None:
     """A site with no feed but a news sitemap in robots.txt gets that sitemap registered with
     kind 'sitemap', and `ingest run --once` follows it like a feed."""
