@@ -72,6 +72,11 @@ _WORDPRESS_FEED_PATH = re.compile(r"/feed(?:/(?:rss2?|atom|rdf))?/?$")
 _FEED_SEGMENTS: Final = frozenset({"feed", "feeds", "rss", "rss2", "atom", "rdf", "syndication"})
 _FEED_SUFFIXES: Final = (".xml", ".rss", ".atom", ".rdf", ".json")
 _FEED_QUERY = re.compile(r"(?:^|&)(?:feed=|format=(?:rss|atom|feed|json))", re.IGNORECASE)
+_FEED_SEGMENT = re.compile(
+    r"^(?:feeds?|rss|atom|rdf)(?:[-_.]?(?:\d+|feed|rss|atom|xml|php|aspx?|cms|all))?$"
+)
+"""A path segment that names a feed with a number, a format or a script: `feed0`, `rss2`,
+`rss.php`, `rssfeed`, `feed-rss`, `atom.aspx` (never `feedback` or `feedreader`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,7 @@ def looks_like_feed_url(url: str) -> bool:
         return False
     segments = [s for s in path.split("/") if s]
     return bool(
-        any(s in _FEED_SEGMENTS for s in segments)
+        any(s in _FEED_SEGMENTS or _FEED_SEGMENT.match(s) for s in segments)
         or (segments and segments[-1].endswith(_FEED_SUFFIXES))
         or _FEED_QUERY.search(parts.query)
     )
