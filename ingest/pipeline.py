@@ -22,8 +22,6 @@ import structlog
 from ingest import dedup, metrics
 from ingest.config import Settings
 from ingest.coverage import words
-from ingest.documents.discovery import looks_like_html
-from ingest.documents.feeds import looks_like_feed
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
 from ingest.fulltext import compare, entry_text, observe, probe, wants_pages
@@ -32,7 +30,6 @@ from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import decide_feed_failure, decide_feed_update
-from ingest.sources import page_sources
 from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
@@ -260,12 +257,7 @@ class Pipeline:
             await self._record_success(feed, result, body_hash=body_hash, parsed=None)
             return FeedOutcome(feed.id, "not_modified")
 
-        if (
-            feed.kind == "feed"
-            and looks_like_html(result.body, result.content_type)
-            and not looks_like_feed(result.body)
-            and (replaced := await self._rediscover(feed, result))
-        ):
+        if feed.kind == "feed" and (replaced := await self._rediscover(feed, result)):
             return replaced
         parsed = await self._parse(feed, result.body, result.final_url, result.headers)
         entries = await self._ingest_entries(feed, parsed)
@@ -293,7 +285,16 @@ class Pipeline:
     async def _rediscover(self, feed: Feed, page: FetchResult) -> FeedOutcome | None:
         """A registered URL that answers a web page (registered as given when it could not be
         checked): what it stands for, found as `feeds add` finds it (ingest.sources), is
-        registered, and the page itself given up on, saying why. None when nothing is found."""
+        registered, and the page itself given up on, saying why. None when the body is not a
+        web page or nothing is found."""
+        # Imported here: discovery brings lxml and feedparser, which `ingest run` would
+        # otherwise load before its first request only for this rare case.
+        from ingest.documents.discovery import looks_like_html
+        from ingest.documents.feeds import looks_like_feed
+        from ingest.sources import page_sources
+
+        if not looks_like_html(page.body, page.content_type) or looks_like_feed(page.body):
+            return None
         try:
             found = await page_sources(
                 self.fetcher.fetch, page, max_bytes=self.settings.max_feed_bytes
