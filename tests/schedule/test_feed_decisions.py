@@ -7,7 +7,13 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ingest.schedule import FeedUpdate, Policy, decide_feed_failure, decide_feed_update
+from ingest.schedule import (
+    FeedFailure,
+    FeedUpdate,
+    Policy,
+    decide_feed_failure,
+    decide_feed_update,
+)
 from ingest.types import Feed, FetchResult, ParsedFeed
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -50,6 +56,20 @@ def _update(feed: Feed = FEED, result: FetchResult | None = None, **kw: object) 
     }
     args.update(kw)
     return decide_feed_update(feed, result or _result(), **args)  # type: ignore[arg-type]
+
+
+def _fail(
+    feed: Feed, error: str, *, status: int | None = None, retry_after: str | None = None
+) -> FeedFailure:
+    return decide_feed_failure(
+        feed,
+        error,
+        retry_after=retry_after,
+        policy=POLICY,
+        now=NOW,
+        rng=random.Random(1),
+        status=status,
+    )
 
 
 def test_not_modified_keeps_the_stored_validators_the_server_did_not_resend() -> None:
@@ -102,9 +122,7 @@ def test_a_permanent_redirect_moves_the_feed_once_it_has_held() -> None:
 
 
 def test_a_failure_backs_off_and_honours_a_later_retry_after() -> None:
-    failure = decide_feed_failure(
-        FEED, "HTTP 503", retry_after="7200", policy=POLICY, now=NOW, rng=random.Random(1)
-    )
+    failure = _fail(FEED, "HTTP 503", retry_after="7200")
     assert failure.failures == 1
     assert not failure.deactivate
     assert failure.next_fetch_at == NOW + timedelta(hours=2)
@@ -116,22 +134,16 @@ def test_a_long_streak_of_failures_gives_the_feed_up() -> None:
         consecutive_failures=POLICY.deactivate_after_failures - 1,
         failing_since=NOW - POLICY.deactivate_after,
     )
-    failure = decide_feed_failure(
-        streak, "HTTP 500", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1)
-    )
+    failure = _fail(streak, "HTTP 500")
     assert failure.deactivate
     assert failure.next_fetch_at >= NOW + POLICY.max_interval * (1 - POLICY.jitter)
     # Not yet long enough: another try with backoff.
     recent = replace(streak, failing_since=NOW - timedelta(hours=1))
-    assert not decide_feed_failure(
-        recent, "HTTP 500", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1)
-    ).deactivate
+    assert not _fail(recent, "HTTP 500").deactivate
 
 
 def test_410_gone_gives_the_feed_up_at_once_with_the_reason() -> None:
-    failure = decide_feed_failure(
-        FEED, "HTTP 410", retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1), status=410
-    )
+    failure = _fail(FEED, "HTTP 410", status=410)
     assert failure.deactivate
     assert failure.reason is not None
     assert failure.reason.startswith("gone: the feed answers HTTP 410")
@@ -143,40 +155,16 @@ def test_404_gives_up_sooner_only_on_a_feed_that_answered_before() -> None:
         consecutive_failures=POLICY.missing_after_failures - 1,
         failing_since=NOW - POLICY.missing_after,
     )
-    gone = decide_feed_failure(
-        streak,
-        "HTTP 404",
-        retry_after=None,
-        policy=POLICY,
-        now=NOW,
-        rng=random.Random(1),
-        status=404,
-    )
+    gone = _fail(streak, "HTTP 404", status=404)
     assert gone.deactivate
     assert gone.reason is not None
     assert "HTTP 404" in gone.reason
     # A URL that never answered a feed: a 404 is one failure like any other.
     never = replace(streak, etag=None, last_modified=None, body_hash=None, title=None)
-    assert not decide_feed_failure(
-        never,
-        "HTTP 404",
-        retry_after=None,
-        policy=POLICY,
-        now=NOW,
-        rng=random.Random(1),
-        status=404,
-    ).deactivate
+    assert not _fail(never, "HTTP 404", status=404).deactivate
     # The first 404s of a feed that answered before: not yet.
     first = replace(FEED, consecutive_failures=0, failing_since=None)
-    assert not decide_feed_failure(
-        first,
-        "HTTP 404",
-        retry_after=None,
-        policy=POLICY,
-        now=NOW,
-        rng=random.Random(1),
-        status=404,
-    ).deactivate
+    assert not _fail(first, "HTTP 404", status=404).deactivate
 
 
 def test_a_long_streak_says_so_in_its_reason() -> None:
@@ -185,14 +173,6 @@ def test_a_long_streak_says_so_in_its_reason() -> None:
         consecutive_failures=POLICY.deactivate_after_failures - 1,
         failing_since=NOW - POLICY.deactivate_after,
     )
-    failure = decide_feed_failure(
-        streak,
-        "HTTP 503",
-        retry_after=None,
-        policy=POLICY,
-        now=NOW,
-        rng=random.Random(1),
-        status=503,
-    )
+    failure = _fail(streak, "HTTP 503", status=503)
     assert failure.reason is not None
     assert failure.reason.startswith(f"gave up after {POLICY.deactivate_after_failures} failures")
