@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 from lxml import etree
 from lxml.etree import _Element
@@ -29,6 +30,7 @@ from ingest.extract.vocabulary import (
 _NEVER_DROP = frozenset({"html", "body", "head", "main", "article", "h1"})
 _TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_HOLDERS = frozenset({"div", "section", "figure", "picture"})
 _BLOCKS = frozenset({"div", "section", "ul", "ol", "table", "td", "tr", "tbody", "p", "dl"})
 
 
@@ -268,20 +270,60 @@ def preclean(tree: _Element) -> int:
                 doomed.append(_wrapper(el, stats, protected) if _is_ad(el) else el)
                 continue  # its subtree goes with it
         stack.extend(reversed([c for c in el if isinstance(c.tag, str)]))
+    emptied = {el.getparent() for el in doomed}
     for el in doomed:
-        parent = el.getparent()
-        if parent is None:
-            continue
-        # Keep the text that follows the element inside its parent (lxml stores it on the
-        # element as .tail).
-        if el.tail and el.tail.strip():
-            previous = el.getprevious()
-            if previous is not None:
-                previous.tail = (previous.tail or "") + el.tail
-            else:
-                parent.text = (parent.text or "") + el.tail
-        parent.remove(el)
+        _remove_keeping_tail(el)
+    # An element with no text left (an image box whose photo and caption were furniture, a
+    # spacer) but with text after it: trafilatura drops such an element with its tail, which
+    # on some templates is the article's lead. It goes, and its tail stays.
+    for el in (*emptied, *(el for el, st in stats.items() if not st[_TEXT])):
+        if (
+            el is not None
+            and el.tag in _HOLDERS
+            and el not in protected
+            and el.tail
+            and el.tail.strip()
+            and not any(t.strip() for t in el.itertext())
+        ):
+            _remove_keeping_tail(el)
+    _name_the_article(body, stats, holds_the_article)
     return len(doomed)
+
+
+def _name_the_article(
+    body: _Element, stats: dict[_Element, _Stats], holds: Callable[[_Stats], bool]
+) -> None:
+    """The innermost element that holds half of the article and names itself its content
+    (`id="article_content"`) gets `itemprop="articleBody"`, the name trafilatura looks for
+    first, unless some element has it already: trafilatura's own list of content names is
+    English-leaning, and a page it finds no body in falls back to every paragraph of the page,
+    teasers included, without headings or lists."""
+    if body.find(".//*[@itemprop='articleBody']") is not None:
+        return
+    best: _Element | None = None
+    depth = -1
+    for el, st in stats.items():
+        if el.tag in _BLOCKS and holds(st) and _marks_article(el):
+            d = sum(1 for _ in el.iterancestors())
+            if d > depth:
+                best, depth = el, d
+    if best is not None:
+        best.set("itemprop", "articleBody")
+
+
+def _remove_keeping_tail(el: _Element) -> None:
+    """Remove the element and its subtree, keeping the text that follows it inside its parent
+    (lxml stores it on the element as .tail)."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    if el.tail and el.tail.strip():
+        previous = el.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + el.tail
+        else:
+            parent.text = (parent.text or "") + el.tail
+    parent.remove(el)
 
 
 def _kind(el: _Element) -> tuple[str, str] | None:

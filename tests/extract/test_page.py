@@ -440,3 +440,95 @@ def test_headline_with_inline_markup_and_a_line_break() -> None:
     ).encode()
     meta = extract_page(body, "https://example.com/a").metadata
     assert meta.title == "The Story Of Metroid, One Of Its Universes"
+
+
+LEAD = "After heavy downpours on Monday, Tuesday morning met strong cold winds across the north."
+REPORT = [
+    "People out on the streets were seen wearing layers throughout the day on Tuesday.",
+    "The first cold wave alert of the season was in effect with cold air from the northwest.",
+    "Cheorwon claimed the coldest temperature in the country at minus six degrees at dawn.",
+    "Wednesday is forecast to be colder, with morning lows two to five degrees below today.",
+    "Daytime temperatures in the capital reached ten degrees, and fourteen in the south-west.",
+    "The elderly are advised to stay indoors as much as possible until the weekend is over.",
+    "Drivers are warned of black ice where the rain of the last two days has frozen overnight.",
+    "The cold snap should peak on Wednesday before temperatures climb back up on Thursday.",
+    "The weather agency expects the winter-like weather to return over the coming weekend.",
+]
+
+
+COOKIES = (
+    "This website uses cookies and other technology to enhance quality of service. Continuous"
+    " usage of the website will be considered as giving consent to the application of such"
+    " technology and the policy of the broadcaster."
+)
+
+
+def test_lead_after_an_emptied_image_box_is_kept() -> None:
+    """A template that writes its story as loose text between <br>s, after an image box whose
+    photo and caption are furniture, with a cookie notice as the page's only <p> (KBS World's):
+    the box, emptied by the cleaning, goes, and the lead that follows it stays (trafilatura
+    drops an empty block together with the text after it)."""
+    report = "<br>\n<br>\n".join(REPORT)
+    body = f"""<!DOCTYPE html><html><head><title>Cold wave</title></head><body>
+<div id="wrap"><div id="container"><div class="contents">
+  <section class="view" id="ele1">
+    <div class="body_txt">
+      <div class="img_box top">
+        <div class="photo no-print"><img src="/p.jpg" alt="Cold"></div>
+        <p class="cap no-print">Photo : Agency</p>
+      </div>
+      Anchor: {LEAD}<br>
+Our reporter has more.<br>
+<br>
+Report: {report}
+    </div>
+  </section>
+</div></div>
+<div class="chrome_pick"><div class="chrome_pick_box"><p>{COOKIES}</p></div></div>
+</div></body></html>""".encode()
+    text = extract_page(body, "https://example.com/news/cold").text
+    assert LEAD in text
+    assert all(sentence in text for sentence in REPORT)
+    assert "Photo : Agency" not in text
+
+
+SECTIONS = [
+    ("Risk analysis", "The reproduction number fell below one before the shutdown began."),
+    ("Polls and forecasts", "Weeks before an election the polls are published and argued over."),
+    ("A study from Israel", "Researchers compared the curves of several countries in spring."),
+]
+
+
+def test_article_named_in_another_language_keeps_its_headings_and_lists() -> None:
+    """An article block that names itself the content in words trafilatura does not know
+    (`id="article_content"`, classed "teaser_..." by a German template), beside a column of
+    real teasers: its subheadings and list items stay, and the teasers stay out."""
+    sections = "".join(
+        f"<h3>{heading}</h3><p>{paragraph} {SENTENCE_FILL}</p>" for heading, paragraph in SECTIONS
+    )
+    questions = "<ol><li>How severe is the disease, who gets it?</li><li>How is it caught?</li>"
+    questions += "</ol>"
+    teasers = "".join(
+        f'<div class="teaser_blog"><div class="teaser_blog_text"><p>Teaser {n}: another writer on'
+        f' another subject, with a link to <a href="/a{n}">the piece</a>.</p></div></div>'
+        for n in range(8)
+    )
+    body = (
+        "<!DOCTYPE html><html><head><title>Report</title></head><body>"
+        '<div class="wrapper_page"><div class="section_beitrag"><div class="beitrag">'
+        '<div class="teaser_blog_text" id="article_content"><div id="article_maincontent">'
+        f"<h2>Report on the situation</h2>{sections}{questions}</div></div></div></div>"
+        f'<div class="column">{teasers}</div></div></body></html>'
+    ).encode()
+    text = extract_page(body, "https://example.de/artikel/bericht").text
+    for heading, paragraph in SECTIONS:
+        assert heading in text
+        assert paragraph in text
+    assert "How severe is the disease" in text
+    assert "Teaser 3" not in text
+
+
+SENTENCE_FILL = (
+    "The figures were published by the institute on Wednesday and discussed at length by the"
+    " committee, which asked for more data from the regions before its next meeting."
+)
