@@ -146,7 +146,7 @@ class Steps:
 
 SHARED = {
     "feeds": "RSS feeds",
-    "hosts": "loopback hosts (at most 250)",
+    "hosts": "loopback hosts (at most 10,000)",
     "entries": "items per feed",
 }
 SHARED |= {"workers": "INGEST_WORKERS", "repeat": "runs of each"}
@@ -166,9 +166,9 @@ def parser(prog: str, doc: str | None, **defaults: Any) -> argparse.ArgumentPars
 
 
 def check(p: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
-    """Exit with a usage error unless these options are positive and --hosts at most 250."""
+    """Exit with a usage error unless these options are positive and --hosts at most 10,000."""
     if (
         min(getattr(args, n.replace("-", "_")) for n in names) <= 0
-        or getattr(args, "hosts", 1) > 250
+        or getattr(args, "hosts", 1) > 10_000
     ):
-        p.error(f"--{', --'.join(names)} must be positive, --hosts at most 250")
+        p.error(f"--{', --'.join(names)} must be positive, --hosts at most 10,000")

@@ -33,8 +33,10 @@ RSS_TYPE, HTML_TYPE = "application/rss+xml; charset=UTF-8", "text/html; charset=
 
 
 def host_address(index: int) -> str:
-    """127.0.0.2, 127.0.0.3, ...: any 127/8 address is loopback on Linux."""
-    return f"127.0.0.{2 + index}"
+    """127.0.0.2 ... 127.0.0.251, then 127.0.1.2 ... 127.0.1.251 and so on (250 per /24, none
+    ending in .0, .1 or .255): any 127/8 address is loopback on Linux."""
+    block, host = divmod(index, 250)
+    return f"127.0.{block}.{2 + host}"
 
 
 def site_url(host: int, port: int, path: str) -> str:
