@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     extract_timeout: float = Field(default=30.0, gt=0)
     parse_timeout: float = Field(default=30.0, gt=0)
     feeds_per_tick: int = Field(default=50, ge=1)
-    concurrent_feeds: int = Field(default=256, ge=1)
+    concurrent_feeds: int = Field(default=1024, ge=1)
     max_entries_per_feed: int = Field(default=200, ge=1)
     page_attempts: int = Field(default=3, ge=1)
 

@@ -105,17 +105,21 @@ class Pipeline:
         renewer = asyncio.create_task(self._renew_leases(running))
         exhausted = False
         try:
+            # Claims come in batches of INGEST_FEEDS_PER_TICK (or half the slots, if fewer),
+            # taken once that many slots are free: a claim per finished feed would cost a
+            # query per feed, which is most of the work of a feed that answers 304.
+            cap = self.settings.concurrent_feeds
+            batch = max(1, min(self.settings.feeds_per_tick, cap // 2))
             while True:
-                free = self.settings.concurrent_feeds - len(running)
-                # Claims come in batches (half the slots free, or none running): a claim per
-                # finished feed would cost a query per feed, which is most of the work of a
-                # feed that answers 304.
-                batch = max(1, self.settings.concurrent_feeds // 2)
-                if (free >= batch or not running) and not exhausted and not self.stopping:
+                while (
+                    (cap - len(running) >= batch or not running)
+                    and not exhausted
+                    and not self.stopping
+                ):
                     feeds = await self.store.claim_feeds(
                         owner=self.owner,
                         lease_seconds=self.settings.lease_seconds,
-                        limit=min(free, self.settings.feeds_per_tick),
+                        limit=min(cap - len(running), self.settings.feeds_per_tick),
                         all_feeds=all_feeds,
                         exclude=handed_back,
                         pass_started=pass_started,

@@ -3,6 +3,7 @@ and for a while after, for the most recently used origins."""
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,8 +15,22 @@ import httpx
 from ingest.fetch.internals import connection_pool
 from ingest.fetch.limits import Clock
 
-_IDLE_ORIGINS: Final = 64
-"""Origins whose idle connections are kept alive, most recently used first."""
+
+def _idle_origins() -> int:
+    """Origins whose idle connections are kept alive, most recently used first: 1024, or a
+    quarter of the process's open-file limit if that is lower (each origin keeps up to
+    `INGEST_PER_HOST_CONNECTIONS` sockets). A poll over a thousand hosts a second apart then
+    reuses its connections instead of opening one per request."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 64
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(16, min(1024, soft // 4))
+
+
+IDLE_ORIGINS: Final = _idle_origins()
 KEEPALIVE_SECONDS: Final = 30.0
 
 
@@ -29,7 +44,7 @@ class _OriginPool:
 class OriginPools:
     """One small httpcore connection pool per origin (scheme, host, port), kept alive while
     the origin is in use and for `KEEPALIVE_SECONDS` after, for at most `max_idle` idle
-    origins (least recently used closed first).
+    origins (`IDLE_ORIGINS` by default; least recently used closed first).
 
     Why not one httpcore pool for everything: httpcore looks at every pooled connection on each
     request and each release, so its CPU per request grows with the pool. One shared pool had
@@ -41,12 +56,12 @@ class OriginPools:
         self,
         make_transport: Callable[[], httpx.AsyncHTTPTransport],
         *,
-        max_idle: int = _IDLE_ORIGINS,
+        max_idle: int | None = None,
         keepalive: float = KEEPALIVE_SECONDS,
         clock: Clock = time.monotonic,
     ) -> None:
         self._make_transport = make_transport
-        self._max_idle = max_idle
+        self._max_idle = IDLE_ORIGINS if max_idle is None else max_idle
         self._keepalive = keepalive
         self._clock = clock
         self._pools: dict[tuple[str, bytes, int | None], _OriginPool] = {}

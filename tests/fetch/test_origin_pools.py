@@ -100,3 +100,17 @@ async def test_closing_with_an_origin_in_use() -> None:
     assert len(pools) == 0
     with pytest.raises(RuntimeError, match="closed"):
         await _use(pools, "http://busy.example/")
+
+
+def test_idle_origins_follow_the_open_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thousand origins are kept alive where the process may open four thousand files; a
+    quarter of a lower limit otherwise, and never fewer than 16."""
+    import resource
+
+    from ingest.fetch import pools
+
+    for soft, kept in ((1_048_576, 1024), (4096, 1024), (1024, 256), (40, 16)):
+        monkeypatch.setattr(resource, "getrlimit", lambda _which, soft=soft: (soft, soft))
+        assert pools._idle_origins() == kept
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (resource.RLIM_INFINITY, -1))
+    assert pools._idle_origins() == 1024

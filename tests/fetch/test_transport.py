@@ -24,7 +24,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 from ingest.errors import FetchError
-from ingest.fetch import Fetcher
+from ingest.fetch import Fetcher, pools
 from tests.support.httpserver import LocalServer, RawServer, Request, Response, read_request, static
 from tests.support.pipelines import local_settings
 
@@ -374,10 +374,13 @@ async def test_request_stopped_mid_body_leaves_its_origin_usable(
 # --- per-origin pools: eviction, many origins ---------------------------------------------------
 
 
-async def test_an_origin_streaming_while_many_others_come_and_go_is_not_evicted() -> None:
+async def test_an_origin_streaming_while_many_others_come_and_go_is_not_evicted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """While one response streams slowly, 80 other origins are used and released (more than
-    the 64 idle origins kept, so idle ones are evicted meanwhile): the streaming one is in use
-    and must not be closed under its response."""
+    the 64 idle origins kept here, so idle ones are evicted meanwhile): the streaming one is in
+    use and must not be closed under its response."""
+    monkeypatch.setattr(pools, "IDLE_ORIGINS", 64)
     with LocalServer("127.0.0.1") as slow:
         slow.routes["/slow"] = _dribble(30, 0.04)
         async with Origins(80) as origins, Fetcher(local_settings()) as fetcher:
@@ -393,10 +396,16 @@ async def test_an_origin_streaming_while_many_others_come_and_go_is_not_evicted(
 
 @pytest.mark.parametrize(("n", "tls"), [(300, False), (90, True)], ids=["http", "https"])
 async def test_open_sockets_stay_bounded_polling_many_origins(
-    n: int, tls: bool, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+    n: int,
+    tls: bool,
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Polling many distinct origins in turn (twice round) keeps at most 64 idle origins' worth
-    of connections open, whatever the number of origins; the most recent ones are reused."""
+    """Polling many distinct origins in turn (twice round) keeps at most the idle origins' worth
+    of connections open (64 here, so that a test can pass it), whatever the number of origins;
+    the most recent ones are reused."""
+    monkeypatch.setattr(pools, "IDLE_ORIGINS", 64)
     async with (
         Origins(n, server_tls if tls else None) as origins,
         Fetcher(local_settings(), ssl_context=client_tls) as fetcher,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -345,3 +346,43 @@ async def test_pages_are_not_fetched_far_ahead_of_extraction(
     assert (summary.ok, summary.new_articles) == (1, 40)
     # Feed parsing goes through the pool too; pages are the rest.
     assert 2 <= counting.most <= 2 + 2 * workers.size + 1
+
+
+async def test_claims_fill_every_slot_before_any_feed_finishes(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Feeds are claimed INGEST_FEEDS_PER_TICK at a time until INGEST_CONCURRENT_FEEDS are in
+    flight, without waiting for one to finish (feeds that wait on their host, here a server
+    that holds every answer, must not keep the slots of other hosts' feeds empty); then once a
+    batch of slots is free again."""
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(5)
+        return Response(200, rss(server.base, []).encode(), {"Content-Type": "application/rss+xml"})
+
+    for f in range(14):
+        server.routes[f"/feed{f}"] = held
+    s = settings(database_url, concurrent_feeds=12, feeds_per_tick=4, per_host_connections=20)
+    pipeline = await make_pipeline(s, workers, resources)
+    for f in range(14):
+        await pipeline.store.add_feed(server.url(f"/feed{f}"))
+    claims: list[int] = []
+    claim = pipeline.store.claim_feeds
+
+    async def counted(**kw: Any) -> list[Any]:
+        got = await claim(**kw)
+        claims.append(len(got))
+        return got
+
+    pipeline.store.claim_feeds = counted  # type: ignore[method-assign]
+    run = asyncio.create_task(pipeline.run())
+    while len([r for r in server.requests if r.path.startswith("/feed")]) < 12:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    assert claims == [4, 4, 4]
+    done = rows(database_url, "SELECT count(*) AS n FROM ingest.feeds WHERE polled_at IS NOT NULL")
+    assert done[0]["n"] == 0, "every slot was claimed before the first feed was done"
+    release.set()
+    summary = await run
+    assert summary.feeds == 14
+    assert sum(claims) == 14

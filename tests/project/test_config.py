@@ -26,7 +26,7 @@ DOCUMENTED_DEFAULTS = {
     "INGEST_EXTRACT_TIMEOUT": ("extract_timeout", 30),
     "INGEST_PARSE_TIMEOUT": ("parse_timeout", 30),
     "INGEST_FEEDS_PER_TICK": ("feeds_per_tick", 50),
-    "INGEST_CONCURRENT_FEEDS": ("concurrent_feeds", 256),
+    "INGEST_CONCURRENT_FEEDS": ("concurrent_feeds", 1024),
     "INGEST_MAX_ENTRIES_PER_FEED": ("max_entries_per_feed", 200),
     "INGEST_TICK_SECONDS": ("tick_seconds", 30),
     "INGEST_POLL_INTERVAL": ("poll_interval", 1800),
