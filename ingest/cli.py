@@ -286,9 +286,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import open_pipeline
 
     async def go(dsn: str) -> int:
-        conn = await connect(dsn)  # fail fast with one clear line when unreachable
-        await conn.close()
-        await migrate(dsn)
+        await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
         if not args.once:
             from jobs.service import serve  # the scheduler: not needed by a single pass
 

@@ -16,7 +16,7 @@ from typing import Final, Literal
 import httpcore
 import httpx
 
-from ingest import USER_AGENT
+from ingest import USER_AGENT, preload
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
 from ingest.fetch.body import BodyDecoder, BodyTooLargeError, content_coding
@@ -169,8 +169,8 @@ class Fetcher:
         how long a Crawl-delay applies) and, with `sleep`, the waits between two requests to
         one host (`HostLimiter`): a clock other than `time.monotonic` needs a `sleep` that
         moves it. Deadlines and the time on the wire are real time whatever they are.
-        `ssl_context` replaces the default (system settings, certifi's CA bundle), for a test
-        CA or a private one."""
+        `ssl_context` replaces the default (certifi's CA bundle, one context per process: see
+        `preload`), for a test CA or a private one."""
         self._settings = settings
         self._clock = clock
         allow = settings.allow_private_networks
@@ -179,7 +179,7 @@ class Fetcher:
             check_address(ip, allow)
 
         backend = GuardedBackend(resolver or system_resolver, address_check or default_check)
-        ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        ssl_context = ssl_context or preload.ssl_context()
         per_host = settings.per_host_connections
 
         def make_transport() -> httpx.AsyncHTTPTransport:

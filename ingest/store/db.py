@@ -157,6 +157,10 @@ async def migrate(dsn: str) -> list[int]:
     applied_now: list[int] = []
     conn = await connect(dsn)
     try:
+        # The common case, every migration applied, in one query without the lock or DDL: a
+        # start-up of `ingest run --once` waits for it.
+        if {m.version for m in migrations} <= await _applied(conn):
+            return []
         await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             await conn.execute("CREATE SCHEMA IF NOT EXISTS ingest")
@@ -188,16 +192,21 @@ async def migrate(dsn: str) -> list[int]:
     return applied_now
 
 
+async def _applied(conn: psycopg.AsyncConnection[Any]) -> set[int]:
+    """The versions recorded as applied; none before the first migration ran."""
+    cur = await conn.execute("SELECT to_regclass('ingest.schema_migrations') IS NOT NULL")
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        return set()
+    cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
+    return {version for (version,) in await cur.fetchall()}
+
+
 async def pending_migrations(dsn: str) -> list[int]:
     """Versions shipped with the code but not yet applied to the database."""
     conn = await connect(dsn)
     try:
-        cur = await conn.execute("SELECT to_regclass('ingest.schema_migrations') IS NOT NULL")
-        row = await cur.fetchone()
-        done: set[int] = set()
-        if row and row[0]:
-            cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
-            done = {r[0] for r in await cur.fetchall()}
+        done = await _applied(conn)
     finally:
         await conn.close()
     return [m.version for m in load_migrations() if m.version not in done]

@@ -125,3 +125,24 @@ async def test_concurrent_migrate_applies_once(empty_database_url: str) -> None:
     assert sum(1 for r in results if r) == 1
     assert _applied(empty_database_url) == shipped
     assert await pending_migrations(empty_database_url) == []
+
+
+@pytest.mark.anyio
+async def test_migrated_database_is_checked_without_the_lock(empty_database_url: str) -> None:
+    """On a database with every migration applied, `migrate` answers at once, even while
+    another process holds the migration lock (a replica applying nothing must not queue behind
+    one that is, and `ingest run` starts without the lock's round trips); a database with one
+    pending still waits for the lock."""
+    from ingest.store.db import MIGRATION_LOCK_KEY
+
+    await migrate(empty_database_url)
+    with psycopg.connect(empty_database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        assert await asyncio.wait_for(migrate(empty_database_url), timeout=5) == []
+        last = load_migrations()[-1].version
+        holder.execute("DELETE FROM ingest.schema_migrations WHERE version = %s", (last,))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(migrate(empty_database_url), timeout=1)
+        holder.execute(
+            "INSERT INTO ingest.schema_migrations (version, name) VALUES (%s, 'x')", (last,)
+        )
