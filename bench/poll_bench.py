@@ -4,12 +4,13 @@ What it measures and how to run it: bench/README.md (`poll_bench.py`)."""
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -34,6 +35,60 @@ GROUPS = {
 MODES = {"A": "conditional", "B": "ignore", "C": "changed", "phase 0": "conditional"}
 
 
+@dataclass(frozen=True)
+class FeedDocument:
+    feed: int
+    version: int
+    path: str
+    body: bytes
+    etag: str
+    modified: str
+
+
+def feed_documents(spec: tuple[int, int, int, int], port: int) -> Iterator[FeedDocument]:
+    """Every feed of the site in its two versions (another lastBuildDate)."""
+    feeds, hosts, entries, stories = spec
+    for f in range(feeds):
+        host, items = f % hosts, []
+        for e in range(entries):
+            k = (f // hosts + e) % stories
+            link = web.site_url(host, port, f"/private/story-{k:03d}.html")
+            when = SITE_DATE - timedelta(minutes=47 * (e + 1))
+            items.append(web.Item(f"Story {k} of host {host}", link, when, f"{FILLER} {k}."))
+        for v in (0, 1):
+            built = SITE_DATE + timedelta(hours=v)
+            body = web.rss(f"Poll bench feed {f}", web.site_url(host, port, ""), items, built)
+            etag, modified = f'"feed-{f}-v{v + 1}"', format_datetime(built, usegmt=True)
+            yield FeedDocument(f, v, f"/feeds/{f:05d}.xml", body, etag, modified)
+
+
+def seed_by_sql(dsn: str, site: web.Site, spec: tuple[int, int, int, int]) -> int:
+    """What a first poll of every feed leaves on its row (validators, body hash, polled,
+    next fetch ahead), written by SQL from the site's own documents: phase 0 of a site too
+    large to poll first. No entries or articles are stored. Returns the rows updated."""
+    rows = [
+        (site.url(d.feed, d.path), d.etag, d.modified, hashlib.sha256(d.body).digest())
+        for d in feed_documents(spec, site.port)
+        if d.version == 0
+    ]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE seed (url text, etag text, last_modified text, body_hash bytea)"
+        )
+        with conn.cursor().copy("COPY seed FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        done = conn.execute(
+            "UPDATE ingest.feeds f SET etag = s.etag, last_modified = s.last_modified,"
+            " body_hash = s.body_hash, last_status = 'ok', consecutive_failures = 0,"
+            " last_fetched_at = now(),"
+            " polled_at = now() - random() * interval '10 minutes',"
+            " next_fetch_at = now() + interval '1 hour' FROM seed s WHERE f.url = s.url"
+        )
+        conn.execute("ANALYZE ingest.feeds")
+        return done.rowcount
+
+
 class PollApp(web.App):
     """Feed f in two versions (another lastBuildDate), answered in one of three modes:
     `conditional` (304 when the ETag matches), `ignore` (200, version 1, whatever the
@@ -41,20 +96,10 @@ class PollApp(web.App):
     /private/, which robots.txt disallows: they are stored from the feed text."""
 
     def __init__(self, spec: tuple[int, int, int, int], port: int) -> None:
-        feeds, hosts, entries, stories = spec
         self.mode, self.versions = "conditional", (web.StaticApp(), web.StaticApp())
-        for f in range(feeds):
-            host, items = f % hosts, []
-            for e in range(entries):
-                k = (f // hosts + e) % stories
-                link = web.site_url(host, port, f"/private/story-{k:03d}.html")
-                when = SITE_DATE - timedelta(minutes=47 * (e + 1))
-                items.append(web.Item(f"Story {k} of host {host}", link, when, f"{FILLER} {k}."))
-            for v, app in enumerate(self.versions):
-                built = SITE_DATE + timedelta(hours=v)
-                body = web.rss(f"Poll bench feed {f}", web.site_url(host, port, ""), items, built)
-                etag, modified = f'"feed-{f}-v{v + 1}"', format_datetime(built, usegmt=True)
-                app.add(f"/feeds/{f:05d}.xml", body, web.RSS_TYPE, etag, modified=modified)
+        for doc in feed_documents(spec, port):
+            app = self.versions[doc.version]
+            app.add(doc.path, doc.body, web.RSS_TYPE, doc.etag, modified=doc.modified)
 
     def respond(self, path: bytes, headers: dict[bytes, bytes]) -> web.Reply:
         if self.mode == "ignore":
@@ -273,6 +318,51 @@ def proof(passes: dict[str, list[Pass]]) -> list[str]:
     return lines
 
 
+TICK_QUERIES = {
+    "claim_feeds": {"owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": []},
+    "claim_all_feeds": {
+        "owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": [],
+        "pass_started": None,
+    },
+    "schedule_lag": {"grace_seconds": 60.0},
+}  # fmt: skip
+
+
+def tick_plans(dsn: str) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of what the service asks the database on every tick (a claim
+    of a batch of INGEST_FEEDS_PER_TICK, 50; the schedule-lag gauges), on
+    this database with every feed due (committed, then vacuumed): the pages each reads show
+    whether the work follows the batch or the number of feeds. Each runs in a transaction
+    rolled back."""
+    from ingest.store import queries
+
+    lines = ["", "per-tick queries, every feed due (EXPLAIN ANALYZE, BUFFERS; each rolled back):"]
+    with psycopg.connect(dsn) as conn:
+        sizes = conn.execute(
+            "SELECT c.relname, pg_relation_size(c.oid), c.reltuples::bigint FROM pg_class c"
+            " WHERE c.oid = 'ingest.feeds'::regclass OR c.oid IN (SELECT indexrelid"
+            " FROM pg_index WHERE indrelid = 'ingest.feeds'::regclass) ORDER BY 2 DESC"
+        ).fetchall()
+        lines[1:1] = [
+            "ingest.feeds and its indexes: "
+            + ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size, _ in sizes)
+            + f" ({sizes[0][2] if sizes else 0:,} rows)"
+        ]
+        conn.execute(
+            "UPDATE ingest.feeds SET next_fetch_at = now() - random() * interval '10 minutes'"
+        )
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE ingest.feeds")  # as autovacuum would after the passes
+        conn.autocommit = False
+        for name, params in TICK_QUERIES.items():
+            text = f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {queries()[name]}"
+            plan = [str(line) for (line,) in conn.execute(text.encode(), params)]
+            lines += [f"  {name}:"] + [f"    {line[:140]}" for line in plan]
+            conn.rollback()
+    return lines
+
+
 def statement_lines(counted: dict[str, Pass]) -> list[str]:
     lines = [""]
     for key, r in counted.items():
@@ -302,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--server-procs", type=int, default=2, help="site processes (default 2)")
     add("--host-delay", type=float, default=0.0, help="INGEST_HOST_DELAY of the measured passes"
         " (default 0; the service's default is 0.5)")  # fmt: skip
+    add("--seed", choices=("poll", "sql"), default="poll", help="phase 0: a parsed poll of"
+        " every feed (default), or what it leaves on the feeds' rows written by SQL")  # fmt: skip
+    add("--bare", action=on_off, default=True, help="the bare HTTP rows (default on)")
     add("--control", action=on_off, default=True, help="phase C, a changed body (default on)")
     add("--count-statements", action=on_off, default=True, help="count SQL (default on)")
     args = p.parse_args(argv)
@@ -320,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " bare A, B, bare B interleaved"
     )  # fmt: skip
     passes: dict[str, list[Pass]] = {}
+    plans: list[str] = []
     bare: dict[str, list[Bare]] = {}
     counted: dict[str, Pass] = {}
     step, started = Steps(), time.perf_counter()
@@ -347,17 +441,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             site.ask(MODES[key])
             return run_pass(dsn, setup if key == "phase 0" else env, site, args.feeds, **kw)
 
-        print(
-            f"site: {args.server_procs} process(es) on port {site.port}; phase 0 (every feed"
-            " parsed):"
-        )
-        phase0 = step("phase 0", one, "phase 0")
+        what = "every feed parsed" if args.seed == "poll" else "seeded by SQL, nothing stored"
+        print(f"site: {args.server_procs} process(es) on port {site.port}; phase 0 ({what}):")
+        phase0, seeded = None, None
+        if args.seed == "poll":
+            phase0 = step("phase 0", one, "phase 0")
+        else:
+            seeded = step("phase 0 (seeded by SQL)", seed_by_sql, dsn, site, spec)
         with psycopg.connect(dsn, autocommit=True) as conn:
             query = "SELECT url, etag, last_modified FROM ingest.feeds WHERE body_hash IS NOT NULL"
             targets = conn.execute(
                 query + " AND last_status = 'ok' AND coalesce(etag, last_modified) IS NOT NULL"
             ).fetchall()
-        if phase0 is None or len(targets) < args.feeds:
+        if (phase0 is None and seeded is None) or len(targets) < args.feeds:
             step.failures.append(
                 f"phase 0 left {args.feeds - len(targets)} feeds without validators"
             )
@@ -368,13 +464,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for key in "AB":
                     if r := step(f"{key} project", one, key):
                         passes.setdefault(key, []).append(r)
-                    if b := step(f"{key} bare HTTP", run_bare, targets, *pool):
+                    if args.bare and (b := step(f"{key} bare HTTP", run_bare, targets, *pool)):
                         bare.setdefault(key, []).append(b)
             for key in "AB" if args.count_statements else "":
                 if r := step(f"{key} counted (not in the figures)", one, key, count=True):
                     counted[key] = r
             if args.control and (r := step("C project", one, "C")):
                 passes["C"] = [r]
+            plans = step("per-tick query plans", tick_plans, dsn) or []
     if phase0 is not None:
         rates = f"{phase0.rate:.0f} feeds/s wall, {phase0.window_rate:.0f} in the feeds window"
         print(f"\nphase 0 (not in the table): {rates}; `{phase0.summary}`")
@@ -383,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if len(revisions) > 1:
         print(f"NOTE: the project changed during the run: {sorted(revisions)}")
-    print("\n".join(report(passes, bare, args) + proof(passes) + statement_lines(counted)))
+    print("\n".join(report(passes, bare, args) + proof(passes) + statement_lines(counted) + plans))
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
     print("".join(f"failed: {f}\n" for f in step.failures), end="", file=sys.stderr)
     figures = {"passes": passes, "bare": bare, "instrumented": counted, "phase0": phase0}

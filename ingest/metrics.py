@@ -27,7 +27,10 @@ FEED_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 ERRORS = Counter("ingest_errors", "Feed failures, by error kind", ["kind"])
-FEEDS_OVERDUE = Gauge("ingest_feeds_overdue", "Feeds past their due time and not being worked on")
+FEEDS_OVERDUE = Gauge(
+    "ingest_feeds_overdue",
+    "Feeds past their due time and not being worked on (counted up to 10,000)",
+)
 OVERDUE_LAG = Gauge("ingest_overdue_lag_seconds", "How late the most overdue feed is")
 EXTRACT_SECONDS = Histogram(
     "ingest_extract_duration_seconds",

@@ -13,6 +13,11 @@ from ingest.types import Feed, FullText, SourceKind, TextMode
 _NO_REDIRECT = RedirectState()
 
 
+OVERDUE_COUNTED = 10_000
+"""Overdue feeds are counted up to this many (`ingest_feeds_overdue`): a backlog of any size
+then costs each tick the same few index pages."""
+
+
 class FeedStore(StoreBase):
     async def add_feed(
         self, url: str, title: str | None = None, *, kind: SourceKind = "feed"
@@ -164,8 +169,10 @@ class FeedStore(StoreBase):
         return rows[0]["now"]  # type: ignore[no-any-return]
 
     async def schedule_lag(self, grace_seconds: float) -> tuple[int, float]:
-        """(feeds overdue by more than `grace_seconds`, seconds the most overdue one is late)."""
-        rows = await self._all("schedule_lag", {"grace_seconds": grace_seconds})
+        """(feeds overdue by more than `grace_seconds`, up to `OVERDUE_COUNTED`; seconds the
+        most overdue one is late)."""
+        params = {"grace_seconds": grace_seconds, "cap": OVERDUE_COUNTED}
+        rows = await self._all("schedule_lag", params)
         return int(rows[0]["overdue"]), float(rows[0]["max_lag_seconds"])
 
     async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:

@@ -542,3 +542,31 @@ async def test_band_keys_follow_the_article(store: Store, database_url: str) -> 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM ingest.articles")
     assert bands() == set()
+
+
+async def test_schedule_lag_counts_up_to_its_cap(
+    store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overdue feeds (past due by more than the grace, not leased) are counted up to the cap,
+    and the lag is that of the most overdue one; leased feeds are not overdue."""
+    from ingest.store import feeds as feed_store
+
+    ids = await _feed_ids(store, 5)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n, feed_id in enumerate(ids):
+            conn.execute(
+                "UPDATE ingest.feeds SET next_fetch_at = now() - make_interval(mins => %s)"
+                " WHERE id = %s",
+                (10 * (n + 1), feed_id),
+            )
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_owner = 'x', lease_expires_at = now() + interval '1h'"
+            " WHERE id = %s",
+            (ids[-1],),
+        )
+    overdue, lag = await store.schedule_lag(grace_seconds=60.0)
+    assert overdue == 4
+    assert 40 * 60 - 5 < lag < 40 * 60 + 30  # the oldest unleased one: 40 minutes late
+    monkeypatch.setattr(feed_store, "OVERDUE_COUNTED", 3)
+    assert (await store.schedule_lag(grace_seconds=60.0))[0] == 3
+    assert await store.schedule_lag(grace_seconds=3600.0) == (0, 0.0)
