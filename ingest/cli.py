@@ -50,7 +50,30 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="register the URLs as given, without fetching them",
     )
-    fsub.add_parser("list", help="list feeds with their status")
+    ls = fsub.add_parser(
+        "list", help="list feeds: state, kind, last status, next fetch, why inactive"
+    )
+    ls.add_argument("--json", action="store_true", help="as JSON, every column of news.feeds")
+    show = fsub.add_parser(
+        "show",
+        help="everything about one feed",
+        description="A feed's state, last status and error, why it is inactive, next fetch, "
+        "interval, text mode and the articles it holds.",
+    )
+    show.add_argument("url", metavar="URL")
+    show.add_argument("--json", action="store_true", help="as one JSON object")
+    enable = fsub.add_parser(
+        "enable", help="re-activate a feed now (inactive or paused), its failures forgotten"
+    )
+    enable.add_argument("url", metavar="URL")
+    disable = fsub.add_parser("disable", help="pause a feed: not polled until enabled")
+    disable.add_argument("url", metavar="URL")
+    export = fsub.add_parser(
+        "export", help="write the feeds as OPML 2.0 (read back by `feeds import`)"
+    )
+    export.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="path (default: standard output)"
+    )
     mode = fsub.add_parser(
         "text-mode",
         help="where a feed's article text comes from: auto, page or feed",
@@ -75,6 +98,27 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="register the URLs as given, without fetching them",
     )
+
+    arts = sub.add_parser(
+        "articles",
+        help="the latest articles, as news.articles shows them",
+        description="The latest articles, newest first, as a consumer reads them from "
+        "news.articles: for checking the service works without writing SQL.",
+    )
+    arts.add_argument("--feed", metavar="URL", help="first seen in, or listed by, this feed")
+    arts.add_argument("--site", metavar="SITE", help="this site (news.articles.site)")
+    arts.add_argument(
+        "--since", metavar="WHEN", help="published since: ISO 8601, or an age (2h, 3d, 1w)"
+    )
+    arts.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
+    arts.add_argument("--json", action="store_true", help="as JSON, text included")
+
+    db = sub.add_parser("db", help="reach the database: its URL, or psql on it")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dsub.add_parser(
+        "url", help="print the connection string in use (the password is never printed)"
+    )
+    dsub.add_parser("shell", help="open psql on the database in use")
 
     run = sub.add_parser("run", help="run the service (or one pass with --once)")
     run.add_argument("--once", action="store_true", help="process due feeds once and exit")
@@ -246,20 +290,8 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ingest: {line}", file=sys.stderr)
         return 1 if rejected else code
 
-    if action == "list":
-
-        async def show(store: Store) -> int:
-            for f in await store.list_feeds():
-                state = "active" if f["active"] else "inactive"
-                status = f["last_status"] or "never fetched"
-                err = f"  ({f['last_error']})" if f["last_error"] else ""
-                text = {"page": "  [text: page]", "feed": "  [text: feed]"}.get(
-                    f["text_mode"], "  [full text]" if f["full_text"] else ""
-                )
-                print(f"{f['id']:>6}  {state:<8}  {status:<13}  {f['url']}{text}{err}")
-            return 0
-
-        return _run(lambda dsn: _with_store(dsn, show), settings)
+    if action in ("list", "show", "enable", "disable", "export"):
+        return _run(lambda dsn: _with_store(dsn, lambda store: _feed_admin(args, store)), settings)
 
     if action == "text-mode":
 
@@ -280,6 +312,104 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     return _run(lambda dsn: _with_store(dsn, remove), settings)
+
+
+PAUSED = "paused by the operator"
+
+
+async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
+    """`feeds list`, `show`, `enable`, `disable` and `export`."""
+    from ingest import admin
+
+    action = args.feeds_command
+    if action in ("list", "export"):
+        feeds = await store.list_feeds()
+        if action == "export":
+            text = admin.opml(await _export_rows(store, feeds))
+            if args.file == "-":
+                sys.stdout.write(text)
+            else:
+                await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
+                print(f"{len(feeds)} feeds written to {args.file}", file=sys.stderr)
+        elif args.json:
+            print(admin.json_rows(feeds))
+        else:
+            for feed in feeds:
+                print(admin.feed_line(feed))
+        return 0
+    url = _check_feed_url(args.url)
+    if action == "show":
+        details = await store.feed_details(url)
+        if details is not None:
+            print(admin.to_json(details) if args.json else "\n".join(admin.feed_details(details)))
+    elif action == "enable":
+        details = {} if await store.enable_feed(url) else None
+        if details is not None:
+            print(f"enabled {args.url}: due now")
+    else:
+        details = {} if await store.disable_feed(url, PAUSED) else None
+        if details is not None:
+            print(f"paused {args.url}")
+    if details is None:
+        print(f"ingest: no such feed: {args.url}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _export_rows(store: Store, feeds: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feeds with their site's address (news.feeds), in id order."""
+    rows = []
+    for feed in feeds:
+        details = await store.feed_details(feed["url"])
+        rows.append(details or feed)
+    return rows
+
+
+def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from ingest import admin
+
+    try:
+        since = admin.parse_since(args.since, datetime.now(UTC)) if args.since else None
+    except ValueError:
+        raise ConfigError(f"--since: not a time or an age: {args.since!r}") from None
+    if args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    feed = _check_feed_url(args.feed) if args.feed else None
+
+    async def latest(store: Store) -> int:
+        rows = await store.latest_articles(feed=feed, site=args.site, since=since, limit=args.limit)
+        if args.json:
+            print(admin.json_rows(rows))
+        else:
+            for row in rows:
+                print(admin.article_line(row))
+        return 0
+
+    return _run(lambda dsn: _with_store(dsn, latest), settings)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    import shutil
+    import subprocess
+
+    from ingest import admin
+
+    dsn = database_url(settings)
+    if args.db_command == "url":
+        print(admin.safe_dsn(dsn))
+        return 0
+    psql = shutil.which("psql")
+    if psql is None:
+        raise ConfigError("psql not found on PATH: install the PostgreSQL client")
+    env = dict(os.environ)
+    if (password := admin.password_of(dsn)) is not None:
+        env["PGPASSWORD"] = password
+    sys.stdout.flush()
+    # A child, not exec: an embedded server this command started is stopped when psql exits.
+    return subprocess.run([psql, admin.safe_dsn(dsn)], env=env, check=False).returncode
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -458,6 +588,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "migrate": cmd_migrate,
     "feeds": cmd_feeds,
     "run": cmd_run,
+    "articles": cmd_articles,
+    "db": cmd_db,
     "backfill": cmd_backfill,
 }
 

@@ -9,10 +9,55 @@ ON CONFLICT (url_hash) DO NOTHING
 RETURNING id;
 
 -- name: list_feeds
-SELECT id, url, title, active, last_status, last_error, consecutive_failures,
-       last_fetched_at, next_fetch_at, text_mode, full_text
+SELECT id, url, title, kind, active, inactive_reason, last_status, last_error,
+       consecutive_failures, last_fetched_at, next_fetch_at, text_mode, full_text
 FROM ingest.feeds
 ORDER BY id;
+
+-- name: feed_details
+-- Everything `ingest feeds show` prints about one feed: its row in news.feeds and the
+-- articles it holds (first seen in it, or listed by it).
+SELECT f.*,
+       (SELECT count(*) FROM ingest.articles a WHERE a.feed_id = f.id) AS articles_first_seen,
+       (SELECT count(DISTINCT e.article_id) FROM ingest.feed_entries e
+        WHERE e.feed_id = f.id AND e.article_id IS NOT NULL) AS articles_listed,
+       (SELECT max(a.published_at) FROM ingest.feed_entries e
+        JOIN ingest.articles a ON a.id = e.article_id WHERE e.feed_id = f.id) AS latest_article
+FROM news.feeds f
+WHERE f.id = (SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s));
+
+-- name: enable_feed
+-- Active again and due now, failures forgotten; a lease in progress is left to finish.
+UPDATE ingest.feeds
+SET active = true, inactive_reason = NULL, consecutive_failures = 0, failing_since = NULL,
+    next_fetch_at = now()
+WHERE url_hash = ingest.url_hash(%(url)s)
+RETURNING id;
+
+-- name: disable_feed
+-- Paused: inactive and never due (an inactive feed that failed is still probed at the slowest
+-- rate; a paused one is not polled at all). "Never" is the first instant of the year 9999, a
+-- time every client library can read (psycopg refuses 'infinity'). A poll in progress loses
+-- its lease, so its outcome does not make the feed active again.
+UPDATE ingest.feeds
+SET active = false, inactive_reason = %(reason)s, next_fetch_at = '9999-01-01 00:00:00+00',
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE url_hash = ingest.url_hash(%(url)s)
+RETURNING id;
+
+-- name: latest_articles
+-- `ingest articles`: news.articles as a consumer reads it, newest first.
+SELECT id, url, title, author, authors, tags, published_at, language, site, feed_url,
+       duplicate_of, text_source, text
+FROM news.articles a
+WHERE (%(feed)s::text IS NULL OR a.feed_id = (
+          SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(feed)s::text))
+       OR a.id IN (SELECT e.article_id FROM ingest.feed_entries e JOIN ingest.feeds f
+                   ON f.id = e.feed_id WHERE f.url_hash = ingest.url_hash(%(feed)s::text)))
+  AND (%(site)s::text IS NULL OR a.site = %(site)s::text)
+  AND (%(since)s::timestamptz IS NULL OR a.published_at >= %(since)s::timestamptz)
+ORDER BY a.published_at DESC, a.id DESC
+LIMIT %(limit)s;
 
 -- name: remove_feed
 DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;

@@ -38,6 +38,27 @@ class FeedStore(StoreBase):
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})
 
+    async def feed_details(self, url: str) -> dict[str, Any] | None:
+        """The feed's row of news.feeds with counts of its articles, or None."""
+        rows = await self._all("feed_details", {"url": url})
+        return rows[0] if rows else None
+
+    async def enable_feed(self, url: str) -> bool:
+        """Active and due now, its failures forgotten; False when no such feed."""
+        return bool(await self._all("enable_feed", {"url": url}))
+
+    async def disable_feed(self, url: str, reason: str) -> bool:
+        """Paused: never polled until enabled; False when no such feed."""
+        return bool(await self._all("disable_feed", {"url": url, "reason": reason}))
+
+    async def latest_articles(
+        self, *, feed: str | None, site: str | None, since: datetime | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """news.articles, newest first: of one feed (first seen in it or listed by it), one
+        site, published since a time."""
+        params = {"feed": feed, "site": site, "since": since, "limit": limit}
+        return await self._all("latest_articles", params)
+
     async def remove_feed(self, url: str) -> bool:
         return bool(await self._all("remove_feed", {"url": url}))
 

@@ -1,0 +1,195 @@
+"""What operators reach for on day two, as text: one feed in full (`feeds show`), the feed list
+(`feeds list`), the feeds as OPML 2.0 (`feeds export`), the latest articles (`articles`) and
+the database's address without its password (`db url`). Pure: rows in, lines out; the
+commands in `ingest.cli` fetch the rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from xml.etree import ElementTree
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+NEVER = "never"
+
+
+def to_json(value: Any) -> str:
+    """Rows as JSON: times in ISO 8601, intervals in seconds, bytes in hex."""
+    return json.dumps(value, default=_plain, ensure_ascii=False, indent=2)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return _iso(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _iso(value: datetime | date) -> str:
+    return NEVER if value.year >= 9999 else value.isoformat()
+
+
+def _when(value: datetime | None) -> str:
+    """A time as the operator reads it: UTC to the second, "never" for a paused feed."""
+    if value is None:
+        return "-"
+    if value.year >= 9999:  # a paused feed's next fetch
+        return NEVER
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86_400:.1f}d"
+
+
+def feed_state(row: Mapping[str, Any]) -> str:
+    """active, paused (by the operator) or inactive (given up after failures)."""
+    if row["active"]:
+        return "active"
+    return "paused" if _paused(row) else "inactive"
+
+
+def _paused(row: Mapping[str, Any]) -> bool:
+    when = row.get("next_fetch_at")
+    return isinstance(when, datetime) and when.year >= 9999
+
+
+def feed_line(row: Mapping[str, Any]) -> str:
+    """One line of `feeds list`: id, state, kind, last status, next fetch, URL, then what the
+    text comes from and why it is inactive or failing."""
+    status = row["last_status"] or "never fetched"
+    text = {"page": "  [text: page]", "feed": "  [text: feed]"}.get(
+        row["text_mode"], "  [full text]" if row["full_text"] else ""
+    )
+    why = row["inactive_reason"] if not row["active"] else row["last_error"]
+    note = f"  ({why})" if why else ""
+    return (
+        f"{row['id']:>6}  {feed_state(row):<8}  {row['kind']:<7}  {status:<13}  "
+        f"next {_when(row['next_fetch_at']):<20}  {row['url']}{text}{note}"
+    )
+
+
+def feed_details(row: Mapping[str, Any]) -> list[str]:
+    """`feeds show`: every fact about one feed, one per line."""
+    interval = None
+    if row["last_fetched_at"] is not None and not _paused(row):
+        interval = (row["next_fetch_at"] - row["last_fetched_at"]).total_seconds()
+    published = row["publish_interval"]
+    evidence = row["full_text_evidence"]
+    facts: list[tuple[str, Any]] = [
+        ("url", row["url"]),
+        ("id", row["id"]),
+        ("kind", row["kind"]),
+        ("title", row["title"] or "-"),
+        ("site", row["site_url"] or "-"),
+        ("state", feed_state(row)),
+        ("inactive reason", row["inactive_reason"] or "-"),
+        ("added", _when(row["added_at"])),
+        ("last fetched", _when(row["last_fetched_at"])),
+        ("last status", row["last_status"] or "never fetched"),
+        ("last error", row["last_error"] or "-"),
+        ("failures in a row", row["consecutive_failures"]),
+        ("failing since", _when(row["failing_since"])),
+        ("next fetch", _when(row["next_fetch_at"])),
+        ("interval", _duration(interval)),
+        ("publishes every", _duration(published.total_seconds() if published else None)),
+        ("text mode", row["text_mode"]),
+        ("full text", "yes" if row["full_text"] else "no"),
+        ("full-text evidence", json.dumps(evidence) if evidence else "-"),
+        ("articles first seen here", row["articles_first_seen"]),
+        ("articles listed", row["articles_listed"]),
+        ("latest article", _when(row["latest_article"])),
+    ]
+    width = max(len(name) for name, _ in facts)
+    return [f"{name + ':':<{width + 1}}  {value}" for name, value in facts]
+
+
+def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds") -> str:
+    """OPML 2.0 with one outline per feed (`type="rss"`, `xmlUrl`, `text`/`title`, `htmlUrl`
+    when known), which `feeds import` reads back."""
+    root = ElementTree.Element("opml", version="2.0")
+    head = ElementTree.SubElement(root, "head")
+    ElementTree.SubElement(head, "title").text = title
+    body = ElementTree.SubElement(root, "body")
+    for row in rows:
+        name = row.get("title") or row["url"]
+        attributes = {"type": "rss", "text": name, "title": name, "xmlUrl": row["url"]}
+        if row.get("site_url"):
+            attributes["htmlUrl"] = row["site_url"]
+        ElementTree.SubElement(body, "outline", attributes)
+    ElementTree.indent(root)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + ElementTree.tostring(root, encoding="unicode")
+        + "\n"
+    )
+
+
+def article_line(row: Mapping[str, Any]) -> str:
+    """One line of `ingest articles`: published time, site, title, URL (and what it copies)."""
+    copy = f"  (copy of {row['duplicate_of']})" if row["duplicate_of"] else ""
+    title = row["title"] or "(no title)"
+    return f"{_when(row['published_at'])}  {row['site']:<24}  {title}  <{row['url']}>{copy}"
+
+
+def safe_dsn(dsn: str) -> str:
+    """The connection string without its password (libpq reads it from PGPASSWORD or
+    ~/.pgpass instead)."""
+    params = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password"}
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return _url(params)
+    return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+
+def _url(params: Mapping[str, Any]) -> str:
+    from urllib.parse import quote, urlencode
+
+    user = quote(str(params["user"]), safe="") + "@" if params.get("user") else ""
+    host = str(params.get("host") or "")
+    options = {k: str(v) for k, v in params.items() if k not in ("user", "host", "port", "dbname")}
+    if host.startswith("/"):  # a Unix socket directory (and its port) go in the query string
+        port = {"port": str(params["port"])} if params.get("port") else {}
+        options = {"host": host, **port, **options}
+        host = ""
+    port = f":{params['port']}" if params.get("port") and host else ""
+    db = "/" + quote(str(params.get("dbname") or ""), safe="")
+    query = "?" + urlencode(options) if options else ""
+    return f"postgresql://{user}{host}{port}{db}{query}"
+
+
+def password_of(dsn: str) -> str | None:
+    password = conninfo_to_dict(dsn).get("password")
+    return None if password is None else str(password)
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """`--since`: an ISO 8601 date or time (a date is midnight UTC, a time without an offset
+    is UTC), or an age such as 2h, 3d, 1w."""
+    units = {"m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+    text = value.strip().lower()
+    if text[:-1].isdigit() and text[-1:] in units:
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    return to_json([dict(row) for row in rows])

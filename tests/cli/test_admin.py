@@ -1,0 +1,204 @@
+"""The day-two commands (issue 14): `feeds list/show/enable/disable/export`, `articles` and
+`db url`, as subprocesses against a fresh database and a loopback site; and the pure
+formatting of ingest.admin."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ingest import admin
+from tests.cli.test_commands import ingest as _ingest
+from tests.support.httpserver import LocalServer, static
+from tests.support.pipelines import PARAGRAPH, article_page, rss
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+LOCAL = {"INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_HOST_DELAY": "0"}
+
+
+def ingest(dsn: str, *args: str) -> Any:
+    return _ingest(dsn, *args, **LOCAL)
+
+
+def ok(dsn: str, *args: str) -> str:
+    done = ingest(dsn, *args)
+    assert done.returncode == 0, done.stderr
+    return str(done.stdout)
+
+
+def _site(server: LocalServer, name: str, stories: int) -> str:
+    """A feed of `stories` stories whose pages answer; returns the feed's URL."""
+    items = ""
+    for n in range(stories):
+        path = f"/{name}/story-{n}"
+        server.routes[path] = static(article_page(f"{name} story {n}"))
+        when = format_datetime(NOW - timedelta(hours=n + 1))
+        items += (
+            f"<item><title>{name} story {n}</title><link>{server.url(path)}</link>"
+            f"<guid>{name}-{n}</guid><pubDate>{when}</pubDate>"
+            f"<description>{PARAGRAPH}</description></item>"
+        )
+    server.routes[f"/{name}.xml"] = static(
+        rss(items, channel=f"<link>{server.url('/')}</link>"), "application/rss+xml"
+    )
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    return server.url(f"/{name}.xml")
+
+
+@pytest.mark.integration
+def test_list_show_disable_enable(database_url: str, server: LocalServer) -> None:
+    """A polled feed shows its state, schedule and articles; a paused one is not polled by
+    `run --once --all`, shows why, and is due again once enabled."""
+    one, two = _site(server, "one", 3), _site(server, "two", 1)
+    ok(database_url, "feeds", "add", "--no-discover", one, two)
+    ok(database_url, "run", "--once")
+    listed = json.loads(ok(database_url, "feeds", "list", "--json"))
+    assert [f["url"] for f in listed] == [one, two]
+    assert {f["kind"] for f in listed} == {"feed"}
+    assert all(f["last_status"] == "ok" for f in listed)
+
+    shown = json.loads(ok(database_url, "feeds", "show", "--json", one))
+    assert shown["articles_listed"] == 3
+    assert shown["articles_first_seen"] == 3
+    assert datetime.fromisoformat(shown["latest_article"]) == NOW - timedelta(hours=1)
+    text = ok(database_url, "feeds", "show", one)
+    assert "articles listed:" in text
+    assert "state:" in text
+
+    assert ok(database_url, "feeds", "disable", two).startswith("paused")
+    lines = ok(database_url, "feeds", "list").splitlines()
+    assert "paused" in lines[1]
+    assert "next never" in lines[1]
+    assert "paused by the operator" in lines[1]
+    server.reset()
+    _site(server, "one", 3)
+    _site(server, "two", 1)
+    ok(database_url, "run", "--once", "--all")
+    polled = {r.path for r in server.requests}
+    assert "/one.xml" in polled
+    assert "/two.xml" not in polled
+    assert json.loads(ok(database_url, "feeds", "show", "--json", two))["next_fetch_at"] == "never"
+
+    ok(database_url, "feeds", "enable", two)
+    again = json.loads(ok(database_url, "feeds", "show", "--json", two))
+    assert again["active"] is True
+    assert again["inactive_reason"] is None
+    assert datetime.fromisoformat(again["next_fetch_at"]) <= datetime.now(UTC)
+    ok(database_url, "run", "--once")
+    assert "/two.xml" in {r.path for r in server.requests}
+
+
+@pytest.mark.integration
+def test_unknown_feed_is_one_line_and_exit_1(database_url: str) -> None:
+    for action in ("show", "enable", "disable"):
+        done = ingest(database_url, "feeds", action, "https://nowhere.example/feed.xml")
+        assert done.returncode == 1
+        assert "no such feed" in done.stderr.splitlines()[-1]
+
+
+@pytest.mark.integration
+def test_export_round_trips_through_import(
+    database_url: str, empty_database_url: str, tmp_path: Path
+) -> None:
+    """`feeds export` writes OPML 2.0 that `feeds import` reads back into another database:
+    the same feed URLs, in the same order."""
+    urls = ["https://one.example/feed/", "https://two.example/rss.xml?x=1&y=2"]
+    ok(database_url, "feeds", "add", "--no-discover", *urls)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET title = 'Tom & Jerry <news>', site_url = 'https://one.example/'"
+            " WHERE url = %s",
+            (urls[0],),
+        )
+    out = tmp_path / "feeds.opml"
+    ok(database_url, "feeds", "export", str(out))
+    root = ET.parse(out).getroot()
+    assert root.tag == "opml"
+    assert root.get("version") == "2.0"
+    outlines = root.findall("./body/outline")
+    assert [o.get("xmlUrl") for o in outlines] == urls
+    assert outlines[0].get("title") == "Tom & Jerry <news>"
+    assert outlines[0].get("htmlUrl") == "https://one.example/"
+    assert ok(database_url, "feeds", "export") == out.read_text(encoding="utf-8")
+    ok(empty_database_url, "feeds", "import", "--no-discover", str(out))
+    with psycopg.connect(empty_database_url) as conn:
+        got = [r[0] for r in conn.execute("SELECT url FROM news.feeds ORDER BY id").fetchall()]
+    assert got == urls
+
+
+@pytest.mark.integration
+def test_articles_newest_first_with_filters(database_url: str, server: LocalServer) -> None:
+    one, two = _site(server, "one", 3), _site(server, "two", 2)
+    ok(database_url, "feeds", "add", "--no-discover", one, two)
+    ok(database_url, "run", "--once")
+    rows = json.loads(ok(database_url, "articles", "--json"))
+    assert len(rows) == 5
+    times = [datetime.fromisoformat(r["published_at"]) for r in rows]
+    assert times == sorted(times, reverse=True)
+    assert all(PARAGRAPH in r["text"] for r in rows)
+    only_two = json.loads(ok(database_url, "articles", "--json", "--feed", two))
+    assert sorted(r["title"] for r in only_two) == ["two story 0", "two story 1"]
+    recent = json.loads(ok(database_url, "articles", "--json", "--since", "90m"))
+    assert sorted(r["title"] for r in recent) == ["one story 0", "two story 0"]
+    assert len(json.loads(ok(database_url, "articles", "--json", "--limit", "2"))) == 2
+    assert json.loads(ok(database_url, "articles", "--json", "--site", "nowhere")) == []
+    lines = ok(database_url, "articles", "--limit", "1").splitlines()
+    assert len(lines) == 1
+    assert "story 0" in lines[0]
+    bad = ingest(database_url, "articles", "--since", "yesterday-ish")
+    assert bad.returncode == 1
+    assert "--since" in bad.stderr
+
+
+def test_db_url_never_prints_the_password() -> None:
+    dsn = "postgresql://reader:s3cr3t-pw@127.0.0.1:1/news?sslmode=disable"
+    done = _ingest(dsn, "db", "url")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "postgresql://reader@127.0.0.1:1/news?sslmode=disable"
+    assert "s3cr3t" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("dsn", "safe"),
+    [
+        ("postgresql://u:p@h:5432/d", "postgresql://u@h:5432/d"),
+        (
+            "postgresql://u:p@/d?host=/run/pg&port=5433",
+            "postgresql://u@/d?host=%2Frun%2Fpg&port=5433",
+        ),
+        ("host=h dbname=d user=u password=secret", "user=u dbname=d host=h"),
+    ],
+)
+def test_safe_dsn_drops_only_the_password(dsn: str, safe: str) -> None:
+    """The embedded server's address is a socket directory: it stays, with its port."""
+    assert admin.safe_dsn(dsn) == safe
+
+
+def test_parse_since() -> None:
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert admin.parse_since("2h", now) == now - timedelta(hours=2)
+    assert admin.parse_since("3d", now) == now - timedelta(days=3)
+    assert admin.parse_since("2026-12-01", now) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert admin.parse_since("2026-12-01T10:00+01:00", now).hour == 10
+    with pytest.raises(ValueError, match="soon"):
+        admin.parse_since("soon", now)
+
+
+def test_json_of_rows_reads_never_and_intervals() -> None:
+    row = {
+        "next_fetch_at": datetime(9999, 1, 1, tzinfo=UTC),
+        "publish_interval": timedelta(hours=1),
+        "body_hash": b"\x01\x02",
+    }
+    assert json.loads(admin.to_json(row)) == {
+        "next_fetch_at": "never",
+        "publish_interval": 3600.0,
+        "body_hash": "0102",
+    }
