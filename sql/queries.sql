@@ -190,8 +190,11 @@ JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
 SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
 -- name: insert_article
--- duplicate_of: the original of the earliest article with the same body under another URL (an
--- empty body is nobody's duplicate), else the near-duplicate original the caller found.
+-- The story it copies: the original of the earliest article with the same body under another
+-- URL (an empty body is nobody's duplicate), else the near-duplicate original the caller found.
+-- duplicate_of is that original, unless this article was published before it (then this one
+-- is the story's original, and the caller re-points the story: repoint_duplicates); ties keep
+-- the earlier id. RETURNING reads the table as it was before this row (one snapshot).
 INSERT INTO ingest.articles (
     url, original_url, feed_id, guid, site, title, text, author, authors, tags, published_at,
     published_source, modified_at, language, image_url, summary, content_hash, text_source,
@@ -201,15 +204,49 @@ VALUES (
     %(authors)s::text[], %(tags)s::text[],
     %(published_at)s, %(published_source)s, %(modified_at)s, %(language)s, %(image_url)s,
     %(summary)s, %(content_hash)s, %(text_source)s, %(extraction_error)s, %(fetched_at)s,
+    (SELECT CASE WHEN o.published_at > %(published_at)s THEN NULL ELSE o.id END
+     FROM ingest.articles o
+     WHERE o.id = COALESCE(
+        CASE WHEN %(text)s <> '' THEN
+            (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
+             WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
+        END,
+        %(near_duplicate_of)s)),
+    %(minhash)s, %(lsh_bands)s)
+ON CONFLICT (url_hash) DO NOTHING
+RETURNING id, duplicate_of,
     COALESCE(
         CASE WHEN %(text)s <> '' THEN
             (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
              WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
         END,
-        %(near_duplicate_of)s),
-    %(minhash)s, %(lsh_bands)s)
-ON CONFLICT (url_hash) DO NOTHING
-RETURNING id, duplicate_of;
+        %(near_duplicate_of)s) AS story;
+
+-- name: repoint_duplicates
+-- A new article (%(new)s) stored as the original of the story it copies, because it was
+-- published before that story's original (%(old)s) when it was inserted: if it still is the
+-- earliest (another article of the same batch may have taken the story over meanwhile), the
+-- story's original and every copy pointing at it now point at the new one; otherwise the new
+-- one points at the story's original. Re-pointed rows are announced as updates (the
+-- articles_updated trigger).
+WITH story AS (
+    SELECT r.id, r.published_at
+    FROM ingest.articles o
+    JOIN ingest.articles r ON r.id = COALESCE(o.duplicate_of, o.id)
+    WHERE o.id = %(old)s
+), new AS (
+    SELECT n.id, s.id AS root, (n.published_at, n.id) < (s.published_at, s.id) AS earlier
+    FROM ingest.articles n, story s
+    WHERE n.id = %(new)s AND s.id <> n.id
+), moved AS (
+    UPDATE ingest.articles a SET duplicate_of = new.id
+    FROM new
+    WHERE new.earlier AND (a.id = new.root OR a.duplicate_of = new.root) AND a.id <> new.id
+    RETURNING a.id
+)
+UPDATE ingest.articles a SET duplicate_of = new.root
+FROM new
+WHERE NOT new.earlier AND a.id = new.id;
 
 -- name: near_duplicate_candidates
 -- Articles sharing at least one LSH band with the new one, the earliest 200: one btree probe

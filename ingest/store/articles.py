@@ -197,10 +197,16 @@ async def _write(
             cur.nextset()
     await cur.executemany(q["insert_article"], params, returning=True)
     inserted: list[tuple[int, int | None] | None] = []
+    takeovers: list[dict[str, int]] = []
     for _ in items:
         row = await cur.fetchone()
-        inserted.append((row[0], row[1]) if row is not None else None)
+        inserted.append((row[0], row[2]) if row is not None else None)
+        if row is not None and row[1] is None and row[2] is not None:
+            takeovers.append({"new": row[0], "old": row[2]})
         cur.nextset()
+    # One story at a time: two articles of one batch may both be earlier than its original.
+    for takeover in takeovers:
+        await cur.execute(q["repoint_duplicates"], takeover)
     conflicts = [a.url for (a, _), row in zip(items, inserted, strict=True) if row is None]
     ids: dict[str, int] = {}
     if conflicts:

@@ -570,3 +570,84 @@ async def test_schedule_lag_counts_up_to_its_cap(
     monkeypatch.setattr(feed_store, "OVERDUE_COUNTED", 3)
     assert (await store.schedule_lag(grace_seconds=60.0))[0] == 3
     assert await store.schedule_lag(grace_seconds=3600.0) == (0, 0.0)
+
+
+def _group(database_url: str) -> dict[str, tuple[int, int | None]]:
+    return {
+        str(r["url"]): (int(r["id"]), r["duplicate_of"])  # type: ignore[call-overload]
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+
+
+async def test_the_earliest_published_copy_is_the_original(store: Store, database_url: str) -> None:
+    """A story first stored from a copy published later (its own feed polled first) is
+    re-pointed when the earlier one arrives: the earliest published is the original, the
+    others (the old original and its copies) point at it, and each re-pointed row is announced
+    as an update. A later copy then points at the earliest."""
+    text = "The council agreed the budget on Tuesday.\n\nThe vote was close."
+    syndicated = _article(
+        "https://paper.example/budget", text, published_at=NOW - timedelta(hours=2)
+    )
+    copy = _article("https://blog.example/budget", text, published_at=NOW - timedelta(hours=1))
+    await store.store_articles(None, [(syndicated, None)])
+    await store.store_articles(None, [(copy, None)])
+    before = _group(database_url)
+    assert before[copy.url][1] == before[syndicated.url][0]
+
+    wire = _article("https://wire.example/budget", text, published_at=NOW - timedelta(hours=22))
+    await store.store_articles(None, [(wire, None)])
+    rows = _group(database_url)
+    wire_id = rows[wire.url][0]
+    assert rows[wire.url][1] is None
+    assert rows[syndicated.url][1] == wire_id
+    assert rows[copy.url][1] == wire_id
+    updates = _rows(
+        database_url,
+        "SELECT article_id FROM news.article_changes WHERE kind = 'update' ORDER BY article_id",
+    )
+    assert [u["article_id"] for u in updates] == sorted(
+        [rows[syndicated.url][0], rows[copy.url][0]]
+    )
+
+    late = _article("https://late.example/budget", text, published_at=NOW)
+    await store.store_articles(None, [(late, None)])
+    assert _group(database_url)[late.url][1] == wire_id
+
+
+async def test_an_earlier_near_copy_takes_the_story_over(store: Store, database_url: str) -> None:
+    """The same for near-duplicates: the wire's story published 20 hours before the paper's
+    copy that was stored first becomes the original; ties keep the lowest id."""
+    paper = replace(
+        _with_fingerprint("https://paper.example/rates", "(Wire) - " + WIRE),
+        published_at=NOW - timedelta(hours=1),
+    )
+    wire = replace(
+        _with_fingerprint("https://wire.example/rates", WIRE),
+        published_at=NOW - timedelta(hours=21),
+    )
+    same_time = replace(
+        _with_fingerprint("https://blog.example/rates", WIRE + " Via Wire."),
+        published_at=NOW - timedelta(hours=21),
+    )
+    for article in (paper, wire, same_time):
+        await store.store_articles(None, [(article, None)])
+    rows = _group(database_url)
+    assert rows[wire.url][1] is None
+    assert rows[paper.url][1] == rows[wire.url][0]
+    assert rows[same_time.url][1] == rows[wire.url][0]
+
+
+async def test_two_earlier_copies_in_one_batch(store: Store, database_url: str) -> None:
+    """Two copies in one batch, both published before the story's original: the earliest
+    becomes the original, and the other and the old original point at it."""
+    text = "Floods closed the valley road again.\n\nRepairs start in spring."
+    late = _article("https://late.example/floods", text, published_at=NOW)
+    await store.store_articles(None, [(late, None)])
+    middle = _article("https://mid.example/floods", text, published_at=NOW - timedelta(hours=3))
+    first = _article("https://first.example/floods", text, published_at=NOW - timedelta(hours=9))
+    await store.store_articles(None, [(middle, None), (first, None)])
+    rows = _group(database_url)
+    first_id = rows[first.url][0]
+    assert rows[first.url][1] is None
+    assert rows[middle.url][1] == first_id
+    assert rows[late.url][1] == first_id
