@@ -177,6 +177,13 @@ def test_search_ranks_title_matches_first_in_any_language(database_url: str) -> 
         assert ids("Wahlen") == [german]
         assert ids('"election match"') == [sport]
         assert ids("nothing-matches-this") == []
+        assert ids("東京") == []
+
+        notices: list[str] = []
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        assert ids("") == []
+        assert ids("   ") == []
+        assert notices == [], "an empty query is answered without a notice per language"
 
 
 def test_new_article_is_notified_and_appears_in_the_change_feed(database_url: str) -> None:
