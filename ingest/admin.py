@@ -166,8 +166,8 @@ def _url(params: Mapping[str, Any]) -> str:
     host = str(params.get("host") or "")
     options = {k: str(v) for k, v in params.items() if k not in ("user", "host", "port", "dbname")}
     if host.startswith("/"):  # a Unix socket directory (and its port) go in the query string
-        port = {"port": str(params["port"])} if params.get("port") else {}
-        options = {"host": host, **port, **options}
+        socket = {"host": host} | ({"port": str(params["port"])} if params.get("port") else {})
+        options = socket | options
         host = ""
     port = f":{params['port']}" if params.get("port") and host else ""
     db = "/" + quote(str(params.get("dbname") or ""), safe="")

@@ -121,3 +121,25 @@ def _plausible(when: datetime | None, now: datetime) -> datetime | None:
         return None
     when = to_utc(when)
     return when if when <= now + timedelta(days=1) else None
+
+
+NOT_ARTICLE_WORDS = 50
+"""Fewer words than this on a page found by a backfill: a contact or a tag page."""
+
+
+def not_an_article(extracted: Extracted | None, entry: ParsedEntry) -> str | None:
+    """Why a page a backfill found in a sitemap or a URL list (where a site's about, contact
+    and tag pages sit beside its stories) is not an article, or None when it may be one: it
+    says it is something else (`og:type` website, profile, ..., and no JSON-LD article), it is
+    dated nowhere (neither on the page nor in its sitemap entry), or it holds fewer than
+    `NOT_ARTICLE_WORDS` words. A page that could not be extracted is judged elsewhere."""
+    if extracted is None:
+        return None
+    meta = extracted.metadata
+    if meta.page_type not in (None, "article"):
+        return f"not an article: the page says it is a {meta.page_type}"
+    if meta.published_at is None and entry.published_at is None:
+        return "not an article: dated nowhere"
+    if len(extracted.text.split()) < NOT_ARTICLE_WORDS:
+        return "not an article: too little text"
+    return None

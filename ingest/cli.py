@@ -163,6 +163,12 @@ def _parser() -> argparse.ArgumentParser:
         "--dated-only", action="store_true", help="skip URLs without a date (default: keep them)"
     )
     bf.add_argument(
+        "--all-pages",
+        action="store_true",
+        help="store pages that do not look like articles too (default: skip and count them: "
+        "og:type website or profile, no date, too little text)",
+    )
+    bf.add_argument(
         "--restart", action="store_true", help="forget this backfill's progress and start over"
     )
     return p
@@ -546,6 +552,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         until=until,
         limit=args.limit,
         dated_only=args.dated_only,
+        all_pages=args.all_pages,
         urls=tuple(listed),
         dry_run=args.dry_run,
         restart=args.restart,

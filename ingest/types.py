@@ -95,6 +95,9 @@ class PageMetadata:
     """Each person of the byline once, in page order (agencies such as dpa included)."""
     tags: tuple[str, ...] = ()
     """`article:tag` values and JSON-LD `keywords`, each once, case kept."""
+    page_type: str | None = None
+    """What the page says it is: "article" (a JSON-LD article type, or `og:type` article),
+    else its `og:type` ("website", "profile", ...), None when it says nothing."""
 
 
 @dataclass(frozen=True, slots=True)

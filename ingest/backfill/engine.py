@@ -16,6 +16,7 @@ from typing import Final
 import structlog
 
 from ingest import dedup
+from ingest.article import not_an_article
 from ingest.backfill.options import (
     BackfillOptions,
     Horizon,
@@ -436,6 +437,15 @@ class Backfill:
             log.debug("backfill_url", status="retry_later", error=page.error)
             return
         entry = entry_from_json(item.entry, item.url)
+        # A feed's entries are articles; a sitemap or a URL list also holds other pages.
+        judged = item.source != "feed" and not self.options.all_pages
+        if judged and (why := not_an_article(page.extracted, entry)):
+            await self.runs.url_finished(
+                run.id, item.url, state="skipped", reason="not_article", error=why, attempted=True
+            )
+            self.tally.not_articles += 1
+            log.info("backfill_url", status="not_article", why=why)
+            return
         article = article_for(entry, item.url, page, now=self.clock(), without_text=False)
         if article is None:
             error = page.error or "no article text"

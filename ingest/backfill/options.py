@@ -114,6 +114,8 @@ class BackfillOptions:
     """Exclusive (see parse_date_bound)."""
     limit: int | None = None
     dated_only: bool = False
+    all_pages: bool = False
+    """Store pages that do not look like articles too (`ingest.article.not_an_article`)."""
     urls: tuple[str, ...] = ()
     """Canonical article URLs given with --urls."""
     dry_run: bool = False
@@ -131,6 +133,7 @@ class BackfillOptions:
             "until": self.until.isoformat() if self.until else None,
             "limit": self.limit,
             "dated_only": self.dated_only,
+            "all_pages": self.all_pages,
             "urls": digest,
             "url_count": len(self.urls),
         }

@@ -59,6 +59,7 @@ class Tally:
     stored: int = 0
     existing: int = 0
     skipped: int = 0
+    not_articles: int = 0
     failed: int = 0
     retry_later: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -66,7 +67,14 @@ class Tally:
 
     @property
     def done(self) -> int:
-        return self.stored + self.existing + self.skipped + self.failed + self.retry_later
+        return (
+            self.stored
+            + self.existing
+            + self.skipped
+            + self.not_articles
+            + self.failed
+            + self.retry_later
+        )
 
     def rate(self, now: float) -> float:
         elapsed = now - self.started

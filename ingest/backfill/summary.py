@@ -37,6 +37,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
             ("undated", c.url_total("skipped", "undated")),
             ("beyond --limit", c.url_total("skipped", "limit")),
             ("already known", c.url_total("skipped", "known")),
+            ("not articles", c.url_total("skipped", "not_article")),
         )
         if n
     )
@@ -49,7 +50,8 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
     rate = t.fetched / report.elapsed if report.elapsed > 0 else 0.0
     lines.append(
         f"  this run: {t.fetched} pages fetched, {t.stored} stored, {t.skipped} skipped as "
-        f"known, {t.failed} failed in {report.elapsed:.1f}s ({rate:.1f} pages/s)"
+        f"known, {t.not_articles} not articles, {t.failed} failed in {report.elapsed:.1f}s"
+        f" ({rate:.1f} pages/s)"
     )
     for url, error in report.failures:
         lines.append(f"  failed: {redact_url(url)}: {error}")

@@ -217,7 +217,15 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
         site_name=site_name,
         language=lang or None,
         tags=tags,
+        page_type=_page_type(ld, meta.get("og:type")),
     )
+
+
+def _page_type(ld: dict[str, Any], og_type: str | None) -> str | None:
+    kind = (og_type or "").strip().lower()
+    if ld or kind.startswith("article"):
+        return "article"
+    return kind or None
 
 
 def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) -> str | None:

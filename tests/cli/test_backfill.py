@@ -81,8 +81,11 @@ def article_html(n: int) -> str:
         f"would change, and residents of district {n * 7 + k} asked for a public meeting."
         for k in range(6)
     )
+    when = published(n).isoformat()
     return (
-        f"<html><head><title>Story {n}</title></head><body><nav>Home | News</nav>"
+        f"<html><head><title>Story {n}</title>"
+        f"<meta property='article:published_time' content='{when}'></head>"
+        "<body><nav>Home | News</nav>"
         f"<article><h1>Story {n}</h1><p>{sentences}</p><p>Story {n} continues. {sentences}</p>"
         "</article><footer>All rights reserved</footer></body></html>"
     )
@@ -872,3 +875,35 @@ def test_feeds_add_feed_urls_are_not_fetched(database_url: str, site: Site) -> N
     assert proc.returncode == 0
     assert site.server.requests == []
     assert [f["url"] for f in feed_rows(database_url)] == [site.url("/feed/"), site.url("/")]
+
+
+def test_pages_that_are_not_articles_are_skipped_and_counted(database_url: str, site: Site) -> None:
+    """A sitemap that lists the site's about, contact and tag pages beside a story: the page
+    that says it is a website, the undated one and the near-empty one are skipped and counted
+    (not dated "now" and put on top of the latest articles); `--all-pages` stores them too."""
+    filler = " ".join(["We are a small newsroom covering the valley since 1998."] * 10)
+    pages = {
+        "/about/": f"<meta property='og:type' content='website'><p>{filler}</p>",
+        "/contact/": f"<p>{filler}</p>",
+        "/tag/floods/": f"<meta property='article:published_time' content='{NOW.isoformat()}'>"
+        "<p>Floods</p>",
+    }
+    for path, inner in pages.items():
+        site.server.routes[path] = static(
+            f"<html><head><title>{path}</title></head><body><article>{inner}</article></body></html>"
+        )
+    lastmod = f"<lastmod>{NOW.isoformat()}</lastmod>"
+    urls = [*pages, "/a/3"]
+    site.server.routes["/pages.xml"] = static(
+        "<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+        + "".join(f"<url><loc>{site.url(u)}</loc>{lastmod}</url>" for u in urls)
+        + "</urlset>",
+        "application/xml",
+    )
+    proc = backfill(database_url, site.url("/pages.xml"))
+    assert numbers(site, stored(database_url)) == {3}
+    assert set(stored(database_url)) == {site.url("/a/3")}
+    assert "3 not articles" in proc.stdout
+    everything = backfill(database_url, site.url("/pages.xml"), "--all-pages")
+    assert "(resumed)" not in everything.stdout
+    assert set(stored(database_url)) == {site.url(u) for u in urls}
