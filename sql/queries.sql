@@ -268,6 +268,12 @@ INSERT INTO ingest.article_urls (url_hash, article_id)
 SELECT ingest.url_hash(u), %(article_id)s FROM unnest(%(urls)s::text[]) AS u
 ON CONFLICT (url_hash) DO NOTHING;
 
+-- name: adopt_articles
+-- Articles stored with no feed (a backfill, or before their feed was registered) that a feed
+-- turns out to list: it becomes their first feed. Not an update (0013).
+UPDATE ingest.articles SET feed_id = %(feed_id)s
+WHERE id = ANY (%(ids)s::bigint[]) AND feed_id IS NULL;
+
 -- name: add_feed_entries
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, entry_updated_at)
 SELECT %(feed_id)s, h, %(article_id)s, %(entry_updated_at)s

@@ -52,11 +52,11 @@ class ArticleStore(StoreBase):
         """Record entries of this feed that point at articles already stored."""
         if not links:
             return
-        q = queries()["add_feed_entries"]
+        q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             for entry_hash, article_id in links:
                 await conn.execute(
-                    q,
+                    q["add_feed_entries"],
                     {
                         "feed_id": feed_id,
                         "hashes": [entry_hash],
@@ -64,6 +64,8 @@ class ArticleStore(StoreBase):
                         "entry_updated_at": None,
                     },
                 )
+            ids = sorted({article_id for _, article_id in links})
+            await conn.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": ids})
 
     async def update_articles(self, feed_id: int, items: Sequence[tuple[Article, bytes]]) -> int:
         """Articles fetched again because their feed entry was updated: where the text changed,
@@ -240,6 +242,9 @@ async def _write(
         await cur.executemany(q["add_article_urls"], urls)
     if entries:
         await cur.executemany(q["add_feed_entries"], entries)
+    adopted = sorted({e["article_id"] for e in entries})
+    if adopted and existing:
+        await cur.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": adopted})
     return StoredCounts(new=new, existing=existing, duplicates=duplicates)
 
 

@@ -80,6 +80,7 @@ SQL_DOC = README.parent / "docs" / "sql.md"
         (SQL_DOC, "news.feeds", 10),
         (SQL_DOC, "news.article_changes", 4),
         (SQL_DOC, "news.article_history", 7),
+        (SQL_DOC, "news.article_feeds", 4),
     ],
     ids=lambda v: v.name if isinstance(v, Path) else str(v),
 )

@@ -651,3 +651,37 @@ async def test_two_earlier_copies_in_one_batch(store: Store, database_url: str) 
     assert rows[first.url][1] is None
     assert rows[middle.url][1] == first_id
     assert rows[late.url][1] == first_id
+
+
+async def test_every_feed_of_an_article_is_recorded_and_the_first_adopts_it(
+    store: Store, database_url: str
+) -> None:
+    """An article stored with no feed (a backfill) is given the first feed whose poll lists
+    it; a second feed listing it is recorded in news.article_feeds beside the first, which
+    stays its feed_id; neither is announced as an update."""
+    one = await store.add_feed("https://one.example/feed.xml")
+    two = await store.add_feed("https://two.example/feed.xml")
+    assert one is not None
+    assert two is not None
+    feeds = {f["url"]: f["id"] for f in await store.list_feeds()}
+    backfilled = _article("https://site.example/story")
+    await store.store_articles(None, [(backfilled, None)])
+    article_id = (await store.known_urls([backfilled.url]))[backfilled.url]
+
+    await store.link_entries(feeds["https://one.example/feed.xml"], [(b"entry-1", article_id)])
+    await store.store_articles(feeds["https://two.example/feed.xml"], [(backfilled, b"entry-2")])
+    row = _rows(database_url, "SELECT feed_id FROM news.articles WHERE id = %s", (article_id,))
+    assert row[0]["feed_id"] == feeds["https://one.example/feed.xml"]
+    members = _rows(
+        database_url,
+        "SELECT feed_url FROM news.article_feeds WHERE article_id = %s ORDER BY first_seen_at",
+        (article_id,),
+    )
+    assert [m["feed_url"] for m in members] == [
+        "https://one.example/feed.xml",
+        "https://two.example/feed.xml",
+    ]
+    kinds = _rows(
+        database_url, "SELECT kind FROM news.article_changes WHERE article_id = %s", (article_id,)
+    )
+    assert [k["kind"] for k in kinds] == ["insert"]
