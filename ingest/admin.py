@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ingest.types import TextMode
 
 NEVER = "never"
 
@@ -114,6 +117,8 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
         ("text mode", row["text_mode"]),
         ("full text", "yes" if row["full_text"] else "no"),
         ("full-text evidence", json.dumps(evidence) if evidence else "-"),
+        ("tags", ", ".join(row.get("tags") or ()) or "-"),
+        ("settings", json.dumps(row.get("settings")) if row.get("settings") else "-"),
         ("articles first seen here", row["articles_first_seen"]),
         ("articles listed", row["articles_listed"]),
         ("latest article", _when(row["latest_article"])),
@@ -193,3 +198,79 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
     return to_json([dict(row) for row in rows])
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What one `ingest feeds set` changes: settings (None removes a key), headers (None
+    removes one), tags (None leaves them), text mode (None leaves it)."""
+
+    changes: dict[str, Any]
+    headers: dict[str, str | None]
+    tags: list[str] | None
+    text_mode: TextMode | None
+
+
+SETTING_KEYS = "min_interval, max_interval, user_agent, header.NAME, tags, pages"
+_PAGES: dict[str, TextMode] = {"always": "page", "never": "feed", "auto": "auto"}
+
+
+def parse_settings(pairs: Sequence[str]) -> SettingsChange:
+    """`key=value` pairs of `ingest feeds set`; an empty value removes the setting. Raises
+    ValueError naming the pair that is wrong."""
+    changes: dict[str, Any] = {}
+    headers: dict[str, str | None] = {}
+    tags: list[str] | None = None
+    text_mode: TextMode | None = None
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ValueError(f"{pair!r}: expected key=value ({SETTING_KEYS})")
+        if key in ("min_interval", "max_interval"):
+            changes[key] = parse_duration(value).total_seconds() if value else None
+        elif key == "user_agent":
+            changes[key] = _header_value(pair, value) or None
+        elif key.startswith("header.") and len(key) > len("header."):
+            name = key[len("header.") :]
+            if not name.isascii() or not all(c.isalnum() or c in "-_" for c in name):
+                raise ValueError(f"{pair!r}: not a header name")
+            if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+                raise ValueError(f"{pair!r}: {name} is set by the service")
+            headers[name] = _header_value(pair, value) or None
+        elif key == "tags":
+            tags = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+        elif key == "pages":
+            if value not in _PAGES:
+                raise ValueError(f"{pair!r}: pages is always, never or auto")
+            text_mode = _PAGES[value]
+        else:
+            raise ValueError(f"{pair!r}: unknown setting ({SETTING_KEYS})")
+    low, high = changes.get("min_interval"), changes.get("max_interval")
+    if low is not None and high is not None and high < low:
+        raise ValueError("max_interval is below min_interval")
+    return SettingsChange(changes, headers, tags, text_mode)
+
+
+def _header_value(pair: str, value: str) -> str:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{pair!r}: a header value must be Latin-1") from None
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"{pair!r}: a header value is one line")
+    return value
+
+
+def parse_duration(value: str) -> timedelta:
+    """`90`, `90s`, `15m`, `2h`, `1d`, `1w`: a positive duration."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+    text = value.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise ValueError(f"not a duration: {value!r} (90s, 15m, 2h, 1d)") from None
+    if not seconds > 0:
+        raise ValueError(f"not a positive duration: {value!r}")
+    return timedelta(seconds=seconds)

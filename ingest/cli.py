@@ -22,6 +22,7 @@ from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
 
 if TYPE_CHECKING:
+    from ingest.admin import SettingsChange
     from ingest.types import SourceKind
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     enable.add_argument("url", metavar="URL")
     disable = fsub.add_parser("disable", help="pause a feed: not polled until enabled")
     disable.add_argument("url", metavar="URL")
+    fset = fsub.add_parser(
+        "set",
+        help="a feed's own settings: interval bounds, User-Agent, headers, tags, pages",
+        description="Set a feed's own settings, applied on its next poll by every replica: "
+        "min_interval=15m and max_interval=6h bound its poll interval; user_agent=... and "
+        "header.NAME=VALUE go with its feed and page requests; tags=a,b group feeds (shown in "
+        "news.feeds); pages=always|never|auto is its text mode (always: the page; never: the "
+        "feed's own text). An empty value removes a setting.",
+    )
+    fset.add_argument("url", metavar="URL")
+    fset.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
     export = fsub.add_parser(
         "export", help="write the feeds as OPML 2.0 (read back by `feeds import`)"
     )
@@ -296,6 +308,16 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ingest: {line}", file=sys.stderr)
         return 1 if rejected else code
 
+    if action == "set":
+        from ingest import admin
+
+        try:
+            change = admin.parse_settings(args.pairs)
+        except ValueError as e:
+            raise ConfigError(f"feeds set: {e}") from None
+        return _run(
+            lambda dsn: _with_store(dsn, lambda store: _set(args.url, change, store)), settings
+        )
     if action in ("list", "show", "enable", "disable", "export"):
         return _run(lambda dsn: _with_store(dsn, lambda store: _feed_admin(args, store)), settings)
 
@@ -359,6 +381,21 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
     if details is None:
         print(f"ingest: no such feed: {args.url}", file=sys.stderr)
         return 1
+    return 0
+
+
+async def _set(url: str, change: SettingsChange, store: Store) -> int:
+    """`feeds set`: store the settings; print what the feed has now."""
+    canonical = _check_feed_url(url)
+    stored = await store.set_feed_settings(canonical, change.changes, change.headers, change.tags)
+    if stored is None:
+        print(f"ingest: no such feed: {url}", file=sys.stderr)
+        return 1
+    if change.text_mode is not None:
+        await store.set_text_mode(canonical, change.text_mode)
+    shown = {k: v for k, v in stored["settings"].items() if k != "headers"}
+    names = sorted(stored["settings"].get("headers") or {})
+    print(f"set {url}: settings {shown}, headers {names}, tags {list(stored['tags'])}")
     return 0
 
 

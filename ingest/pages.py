@@ -5,7 +5,7 @@ service and backfills. Failures are outcomes, not exceptions."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,10 +86,11 @@ async def fetch_page(
     extract_timeout: float,
     before_fetch: Callable[[], Awaitable[None]] | None = None,
     starting: Callable[[], Awaitable[None]] | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> PageOutcome:
     """Fetch `link` and extract its article; `before_fetch` (a rate limiter) runs once the
     robots.txt check has allowed the request, `starting` once the host's politeness lets the
-    request start (see `Fetcher.fetch`)."""
+    request start (see `Fetcher.fetch`); `extra_headers` are the listing feed's own."""
     final_url: str | None = None
     try:
         verdict = await fetcher.robots_verdict(link)
@@ -97,7 +98,7 @@ async def fetch_page(
             return PageOutcome(None, None, f"robots.txt: {verdict}", verdict == "unavailable")
         if before_fetch is not None:
             await before_fetch()
-        page = await fetcher.fetch(link, "page", starting=starting)
+        page = await fetcher.fetch(link, "page", starting=starting, extra_headers=extra_headers)
         final_url = page.final_url
         media_type = page.content_type.split(";")[0].strip().lower()
         if media_type not in HTML_TYPES:

@@ -33,7 +33,7 @@ from ingest.schedule import decide_feed_failure, decide_feed_update
 from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
-from ingest.types import Article, Feed, FetchResult, FullText, ParsedFeed
+from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, ParsedFeed
 from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
@@ -248,7 +248,11 @@ class Pipeline:
 
     async def _process(self, feed: Feed) -> FeedOutcome:
         result = await self.fetcher.fetch(
-            feed.url, "feed", etag=feed.etag, last_modified=feed.last_modified
+            feed.url,
+            "feed",
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            extra_headers=feed.settings.request_headers(),
         )
         if result.not_modified:
             await self._record_success(feed, result, body_hash=None, parsed=None)
@@ -417,7 +421,9 @@ class Pipeline:
         own: dict[int, bool] = {}
 
         async def fetch(indices: list[int]) -> FullText:
-            got = await asyncio.gather(*(self._page_once(found[i].link) for i in indices))
+            got = await asyncio.gather(
+                *(self._page_once(found[i].link, feed.settings) for i in indices)
+            )
             compared = []
             for i, page in zip(indices, got, strict=True):
                 pages[i], own[i] = page, False
@@ -446,7 +452,7 @@ class Pipeline:
         the stored version alone (tried again next poll if the failure was passing)."""
         if not found:
             return 0
-        pages = await asyncio.gather(*(self._page(c.link) for c in found))
+        pages = await asyncio.gather(*(self._page(c.link, feed.settings) for c in found))
         items = [
             (article, c.key)
             for c, page in zip(found, pages, strict=True)
@@ -468,14 +474,15 @@ class Pipeline:
             text_from_feed=text_from_feed,
         )
 
-    async def _page_once(self, link: str) -> PageOutcome:
+    async def _page_once(self, link: str, settings: FeedSettings) -> PageOutcome:
         task = self._pages.get(link)
         if task is None:
-            task = asyncio.ensure_future(self._page(link))
+            task = asyncio.ensure_future(self._page(link, settings))
             self._pages[link] = task
         return await asyncio.shield(task)
 
-    async def _page(self, link: str) -> PageOutcome:
+    async def _page(self, link: str, settings: FeedSettings) -> PageOutcome:
+        """The page of `link`, with the headers of the feed that lists it."""
         held = False
 
         async def starting() -> None:
@@ -490,6 +497,7 @@ class Pipeline:
                 link,
                 extract_timeout=self.settings.extract_timeout,
                 starting=starting,
+                extra_headers=settings.request_headers(),
             )
         finally:
             if held:

@@ -4,7 +4,7 @@ uses; anything with the same methods will do (the tests run pipelines on an in-p
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ class PageFetcher(Protocol):
         etag: str | None = None,
         last_modified: str | None = None,
         starting: Callable[[], Awaitable[None]] | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> FetchResult:
         """GET `url`, following redirects: a 2xx or 304 result, or a `FetchError`
         (`BlockedError` when refused before connecting). `starting` is awaited once, when the

@@ -7,12 +7,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from ingest.normalize import canonical_url
-from ingest.types import Feed, FetchResult, FullText, ParsedFeed
+from ingest.types import Feed, FeedSettings, FetchResult, FullText, ParsedFeed
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?=,|$)", re.IGNORECASE)
@@ -261,6 +261,16 @@ class FeedFailure:
     `deactivate`)."""
 
 
+def policy_for(policy: Policy, settings: FeedSettings) -> Policy:
+    """The service's policy with the feed's own interval bounds (`ingest feeds set`), where
+    it has them; a maximum below the minimum is raised to it."""
+    if settings.min_interval is None and settings.max_interval is None:
+        return policy
+    low = settings.min_interval or policy.min_interval
+    high = settings.max_interval or policy.max_interval
+    return replace(policy, min_interval=low, max_interval=max(low, high))
+
+
 def decide_feed_update(
     feed: Feed,
     result: FetchResult,
@@ -277,6 +287,7 @@ def decide_feed_update(
     publishing rate), which validators to keep (none when `keep_validators` is false: entries
     waiting for another try need the next poll to parse the feed again), and whether the feed
     has moved. `parsed` is None when there was nothing to parse."""
+    policy = policy_for(policy, feed.settings)
     hints = hints_from(
         result.headers,
         now,
@@ -339,6 +350,7 @@ def decide_feed_failure(
     is later), and whether to give up on the feed now: after a long streak of failures of any
     kind; at once on 410 Gone; after a short streak of 404s when the feed has answered before
     (`status` is the HTTP status of the failure, if any)."""
+    policy = policy_for(policy, feed.settings)
     failures = feed.consecutive_failures + 1
     answered_before = feed.body_hash is not None or feed.etag is not None or feed.title is not None
     gone = status == 410 or (

@@ -133,6 +133,44 @@ class FullText:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """The operator's settings of one feed (`ingest feeds set`), stored as JSON on its row."""
+
+    min_interval: timedelta | None = None
+    """Poll no more often than this (the service's INGEST_MIN_INTERVAL otherwise)."""
+    max_interval: timedelta | None = None
+    """Poll at least this often (INGEST_MAX_INTERVAL otherwise)."""
+    user_agent: str | None = None
+    """Sent instead of the service's User-Agent, to the feed and its pages."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every request for the feed and its pages."""
+
+    @classmethod
+    def from_json(cls, value: dict[str, object] | None) -> FeedSettings:
+        value = value or {}
+
+        def seconds(key: str) -> timedelta | None:
+            raw = value.get(key)
+            return timedelta(seconds=float(raw)) if isinstance(raw, int | float) else None
+
+        headers = value.get("headers")
+        agent = value.get("user_agent")
+        return cls(
+            min_interval=seconds("min_interval"),
+            max_interval=seconds("max_interval"),
+            user_agent=agent if isinstance(agent, str) else None,
+            headers=tuple(
+                (str(k), str(v)) for k, v in (headers.items() if isinstance(headers, dict) else ())
+            ),
+        )
+
+    def request_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers its requests carry besides the service's own."""
+        agent = (("User-Agent", self.user_agent),) if self.user_agent else ()
+        return agent + self.headers
+
+
+@dataclass(frozen=True, slots=True)
 class Feed:
     id: int
     url: str
@@ -151,6 +189,7 @@ class Feed:
     kind: SourceKind = "feed"
     text_mode: TextMode = "auto"
     full_text: FullText = field(default_factory=FullText)
+    settings: FeedSettings = field(default_factory=FeedSettings)
 
 
 TextSource = Literal["page", "feed"]

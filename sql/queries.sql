@@ -26,6 +26,18 @@ SELECT f.*,
 FROM news.feeds f
 WHERE f.id = (SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s));
 
+-- name: set_feed_settings
+-- `ingest feeds set`: %(changes)s merged into the settings (a key set to null removed, and
+-- headers merged the same way one level down), tags replaced when %(tags)s is not null.
+UPDATE ingest.feeds
+SET settings = jsonb_strip_nulls(
+        (settings || %(changes)s::jsonb)
+        || jsonb_build_object('headers',
+               COALESCE(settings -> 'headers', '{}') || COALESCE(%(headers)s::jsonb, '{}'))),
+    tags = COALESCE(%(tags)s::text[], tags)
+WHERE url_hash = ingest.url_hash(%(url)s)
+RETURNING settings, tags;
+
 -- name: enable_feed
 -- Active again and due now, failures forgotten; a lease in progress is left to finish.
 UPDATE ingest.feeds
@@ -82,7 +94,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence;
+          f.full_text_evidence, f.settings;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
@@ -105,7 +117,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence;
+          f.full_text_evidence, f.settings;
 
 -- name: feed_succeeded
 UPDATE ingest.feeds

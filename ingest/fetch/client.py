@@ -8,7 +8,7 @@ import asyncio
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal
@@ -250,15 +250,19 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         starting: Callable[[], Awaitable[None]] | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
         `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
         over the cap is truncated, not refused (RFC 9309 §2.5). `starting` is awaited once,
         when the host's politeness lets the first request start: a caller bounding its pages
-        in flight takes its slot there, so that waiting out a host's delay holds none."""
+        in flight takes its slot there, so that waiting out a host's delay holds none.
+        `extra_headers` (a feed's own, `ingest feeds set`) go with every hop; a User-Agent
+        among them replaces the service's."""
         started = time.monotonic()
         settings = self._settings
         headers = [(b"Accept", _ACCEPT[kind].encode())]
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
         # Validators are echoed back as the server sent them; as str, a non-ASCII ETag would
         # raise UnicodeEncodeError inside httpx instead of reaching the server.
         if etag:
@@ -320,7 +324,10 @@ class Fetcher:
     ) -> _Redirect | _Final:
         """One request/response on the wire; the response is always closed before returning."""
         request = httpx.Request(
-            "GET", target, headers=self._headers + headers, extensions=self._extensions
+            "GET",
+            target,
+            headers=_base_headers(self._headers, headers) + headers,
+            extensions=self._extensions,
         )
         async with self._pools.transport(target) as transport:
             reused = has_idle_connection(transport)
@@ -468,3 +475,11 @@ class Fetcher:
             for stale in [k for k, v in self._robots.items() if v.expires <= now]:
                 del self._robots[stale]
         self._robots[key] = entry
+
+
+def _base_headers(
+    base: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The service's headers, less those the request sets itself (a feed's User-Agent)."""
+    own = {name.lower() for name, _ in extra}
+    return [h for h in base if h[0].lower() not in own] if own & {b"user-agent"} else base

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from ingest.schedule import FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
-from ingest.types import Feed, FullText, SourceKind, TextMode
+from ingest.types import Feed, FeedSettings, FullText, SourceKind, TextMode
 
 _NO_REDIRECT = RedirectState()
 
@@ -41,6 +43,26 @@ class FeedStore(StoreBase):
     async def feed_details(self, url: str) -> dict[str, Any] | None:
         """The feed's row of news.feeds with counts of its articles, or None."""
         rows = await self._all("feed_details", {"url": url})
+        return rows[0] if rows else None
+
+    async def set_feed_settings(
+        self,
+        url: str,
+        changes: dict[str, Any],
+        headers: dict[str, str | None],
+        tags: list[str] | None,
+    ) -> dict[str, Any] | None:
+        """Merge settings (a None value removes its key; headers likewise), replace tags when
+        given: the stored settings and tags, or None when no such feed."""
+        rows = await self._all(
+            "set_feed_settings",
+            {
+                "url": url,
+                "changes": Jsonb(changes),
+                "headers": Jsonb(headers) if headers else None,
+                "tags": tags,
+            },
+        )
         return rows[0] if rows else None
 
     async def enable_feed(self, url: str) -> bool:
@@ -234,6 +256,7 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
 
 
 def _feed(row: dict[str, Any]) -> Feed:
+    settings = row.pop("settings")
     state = FullText(
         on=row.pop("full_text"),
         streak=row.pop("full_text_streak"),
@@ -241,4 +264,4 @@ def _feed(row: dict[str, Any]) -> Feed:
         words=row.pop("full_text_words"),
         evidence=row.pop("full_text_evidence"),
     )
-    return Feed(**row, full_text=state)
+    return Feed(**row, full_text=state, settings=FeedSettings.from_json(settings))

@@ -202,3 +202,77 @@ def test_json_of_rows_reads_never_and_intervals() -> None:
         "publish_interval": 3600.0,
         "body_hash": "0102",
     }
+
+
+@pytest.mark.integration
+def test_feed_settings_reach_its_requests_and_its_schedule(
+    database_url: str, server: LocalServer
+) -> None:
+    """`feeds set`: the User-Agent and headers go with the feed's request and its pages', the
+    interval bounds shape its next fetch, the tags and settings (headers left out) are in
+    news.feeds; an empty value removes a setting."""
+    url = _site(server, "one", 1)
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    ok(
+        database_url, "feeds", "set", url, "max_interval=10m", "user_agent=ValleyBot/2",
+        "header.X-Api-Key=k-123", "tags=local, weather,local",
+    )  # fmt: skip
+    ok(database_url, "run", "--once")
+    sent = [r for r in server.requests if r.path in ("/one.xml", "/one/story-0")]
+    assert {r.path for r in sent} == {"/one.xml", "/one/story-0"}
+    for request in sent:
+        assert request.headers["user-agent"] == "ValleyBot/2"
+        assert request.headers["x-api-key"] == "k-123"
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT tags, settings, next_fetch_at - last_fetched_at FROM news.feeds"
+        ).fetchone()
+    assert row is not None
+    tags, shown, interval = row
+    assert tags == ["local", "weather"]
+    assert shown == {"max_interval": 600.0, "user_agent": "ValleyBot/2"}
+    assert interval <= timedelta(minutes=11)  # 10 minutes, and up to a tenth of jitter
+
+    ok(database_url, "feeds", "set", url, "user_agent=", "header.X-Api-Key=")
+    server.reset()
+    _site(server, "one", 1)
+    ok(database_url, "run", "--once", "--all")
+    feed = next(r for r in server.requests if r.path == "/one.xml")
+    assert "ValleyBot" not in feed.headers["user-agent"]
+    assert "x-api-key" not in feed.headers
+
+
+@pytest.mark.parametrize(
+    ("pairs", "error"),
+    [
+        (["bogus=1"], "unknown setting"),
+        (["min_interval=soon"], "not a duration"),
+        (["min_interval=1h", "max_interval=10m"], "below min_interval"),
+        (["header.Host=x"], "set by the service"),
+        (["header.X-A=line\nbreak"], "one line"),
+        (["pages=sometimes"], "always, never or auto"),
+        (["tags"], "expected key=value"),
+    ],
+)
+def test_bad_settings_are_refused(pairs: list[str], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        admin.parse_settings(pairs)
+
+
+def test_settings_parse_and_apply() -> None:
+    from ingest.schedule import Policy, policy_for
+    from ingest.types import FeedSettings
+
+    change = admin.parse_settings(["min_interval=90", "max_interval=2h", "pages=never"])
+    assert change.changes == {"min_interval": 90.0, "max_interval": 7200.0}
+    assert change.text_mode == "feed"
+    settings = FeedSettings.from_json({**change.changes, "headers": {"X-A": "b"}})
+    assert settings.request_headers() == (("X-A", "b"),)
+    policy = policy_for(Policy(), settings)
+    assert (policy.min_interval, policy.max_interval) == (
+        timedelta(seconds=90),
+        timedelta(hours=2),
+    )
+    assert policy_for(Policy(), FeedSettings()) == Policy()
+    low_only = policy_for(Policy(), FeedSettings(min_interval=timedelta(days=3)))
+    assert low_only.max_interval == timedelta(days=3)

@@ -27,6 +27,7 @@ SQL_TYPES = {
     "timestamptz": "timestamp with time zone",
     "interval": "interval",
     "text[]": "ARRAY",
+    "jsonb": "jsonb",
 }
 
 
