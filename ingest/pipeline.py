@@ -40,6 +40,11 @@ from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 log = structlog.get_logger(__name__)
 
 
+HAND_BACK_FIRST_DELAY, HAND_BACK_MAX_DELAY = 1.0, 15.0
+"""Seconds between two tries to hand back leases while the database does not answer: the
+first wait, doubled after each failed try up to the longest."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -81,6 +86,9 @@ class Pipeline:
         # politeness lets the request start, not before: pages queued 0.5 s apart on one host
         # must not hold the slots that pages of other hosts could use now.
         self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
+        self._unreleased: set[int] = set()
+        """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
+        self._handing_back: asyncio.Future[None] | None = None
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
         self._successes = GroupWriter(functools.partial(self.store.feeds_succeeded, self.owner))
@@ -180,9 +188,35 @@ class Pipeline:
             return await self.process_feed(feed)
         except IngestError as e:
             log.error("feed_not_recorded", feed_id=feed.id, error=str(e))
-            with contextlib.suppress(IngestError):
-                await self.store.release_leases(self.owner, [feed.id])
+            self._unreleased.add(feed.id)
+            if self._handing_back is None or self._handing_back.done():
+                self._handing_back = asyncio.ensure_future(self._hand_back())
             return None
+
+    async def _hand_back(self) -> None:
+        """Hand back the leases of the feeds whose outcome could not be recorded, as soon as
+        the database answers again (tried at once, then every 1, 2, 4, ... 15 s): they are
+        due again at once, for this process's next tick or another replica, instead of when
+        their leases run out."""
+        delay = 0.0
+        while self._unreleased:
+            if delay:
+                await asyncio.sleep(delay)
+            ids = sorted(self._unreleased)
+            try:
+                await self.store.release_leases(self.owner, ids)
+            except IngestError:
+                delay = min(HAND_BACK_MAX_DELAY, max(HAND_BACK_FIRST_DELAY, 2 * delay))
+                continue
+            self._unreleased.difference_update(ids)
+            if delay:
+                log.info("leases_handed_back", feeds=len(ids))
+
+    async def aclose(self) -> None:
+        """Stop handing back leases (a process that exits leaves them to expire)."""
+        if self._handing_back is not None:
+            self._handing_back.cancel()
+            await asyncio.gather(self._handing_back, return_exceptions=True)
 
     async def process_feed(self, feed: Feed) -> FeedOutcome:
         started = time.monotonic()
@@ -518,7 +552,11 @@ async def open_pipeline(settings: Settings, dsn: str) -> AsyncIterator[Pipeline]
     try:
         workers.start_soon()
         async with Fetcher(settings) as fetcher:
-            yield Pipeline(settings, Store(pool), fetcher, workers)
+            pipeline = Pipeline(settings, Store(pool), fetcher, workers)
+            try:
+                yield pipeline
+            finally:
+                await pipeline.aclose()
     finally:
         await lag.stop()
         log.info("event_loop_lag", **lag.summary())

@@ -5,6 +5,7 @@ slow feeds outliving their lease, and stop requests."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import threading
@@ -386,3 +387,53 @@ async def test_claims_fill_every_slot_before_any_feed_finishes(
     summary = await run
     assert summary.feeds == 14
     assert sum(claims) == 14
+
+
+async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answers(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A feed whose outcome cannot be recorded (the database went away), while handing its
+    lease back fails too: the hand-back is tried again until the database answers, so the
+    feed is due again at once instead of when its 10-minute lease runs out."""
+    from ingest import pipeline as pipeline_module
+    from ingest.errors import StoreError
+
+    monkeypatch.setattr(pipeline_module, "HAND_BACK_FIRST_DELAY", 0.05)
+    monkeypatch.setattr(pipeline_module, "HAND_BACK_MAX_DELAY", 0.1)
+    server.routes["/feed"] = static(rss(server.base, []), "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=600), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    failures = {"feeds_succeeded": 1, "release_leases": 3}
+
+    def failing(name: str) -> Any:
+        real = getattr(pipeline.store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if failures[name] > 0:
+                failures[name] -= 1
+                raise StoreError("database unreachable: connection refused")
+            return await real(*args, **kwargs)
+
+        return call
+
+    for name in failures:
+        setattr(pipeline.store, name, failing(name))
+    pipeline._successes = type(pipeline._successes)(
+        functools.partial(pipeline.store.feeds_succeeded, pipeline.owner)
+    )
+    summary = await pipeline.run()
+    assert summary.feeds == 0  # handed back: not recorded in this pass
+    for _ in range(100):
+        leased = rows(database_url, "SELECT lease_owner FROM ingest.feeds")[0]["lease_owner"]
+        if leased is None:
+            break
+        await asyncio.sleep(0.05)
+    assert leased is None, "the lease was not handed back"
+    assert failures == {"feeds_succeeded": 0, "release_leases": 0}
+    again = await pipeline.run()
+    assert (again.feeds, again.ok, again.failed) == (1, 1, 0)
+    await pipeline.aclose()

@@ -41,9 +41,11 @@ async def pipeline_for(
     pool = make_pool(settings.database_url or "")
     await pool.open(wait=True)
     fetcher = fetcher or Fetcher(settings)
+    pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
     try:
-        yield Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
+        yield pipeline
     finally:
+        await pipeline.aclose()
         await fetcher.aclose()
         await pool.close()
 
