@@ -418,8 +418,8 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
 -- retention --------------------------------------------------------------------------------------
--- `ingest prune`: old articles and everything that hangs off them, run by
--- ingest/store/retention.py in short batches.
+-- `ingest prune` (old articles and everything that hangs off them) and the service's daily trim
+-- of the change feed and the history, run by ingest/store/retention.py, in short batches.
 
 -- name: retention_cutoff
 -- The database's clock, so that every replica and the command agree on what "older" means.
@@ -476,3 +476,22 @@ DELETE FROM ingest.article_changes WHERE article_id = ANY (%(ids)s::bigint[]);
 -- articles_bands_forget (sql/0001, 0007, 0009).
 DELETE FROM ingest.articles WHERE id = ANY (%(ids)s::bigint[]);
 
+-- name: trim_changes
+-- The oldest %(limit)s change rows written before the cutoff, stopping at the first one written
+-- since: seq follows write order (give or take transactions that started together), so the
+-- trim reads the primary key from its start and needs no index on changed_at.
+WITH oldest AS MATERIALIZED (
+    SELECT seq, changed_at FROM ingest.article_changes ORDER BY seq LIMIT %(limit)s)
+DELETE FROM ingest.article_changes c
+USING oldest o
+WHERE c.seq = o.seq
+  AND o.seq < ALL (SELECT seq FROM oldest WHERE changed_at >= %(cutoff)s);
+
+-- name: trim_history
+-- The same for earlier versions of articles, by replaced_at in id order.
+WITH oldest AS MATERIALIZED (
+    SELECT id, replaced_at FROM ingest.article_history ORDER BY id LIMIT %(limit)s)
+DELETE FROM ingest.article_history h
+USING oldest o
+WHERE h.id = o.id
+  AND o.id < ALL (SELECT id FROM oldest WHERE replaced_at >= %(cutoff)s);

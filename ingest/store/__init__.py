@@ -1,6 +1,6 @@
 """PostgreSQL, psycopg only: the connection pool and migrations (`db`), the named queries run
 for feeds (`feeds`) and articles (`articles`), backfill runs (`backfill`), and retention
-(`retention`: pruning old articles). Driver errors
+(`retention`: pruning old articles, trimming the change feed). Driver errors
 become `StoreError` in one place (`base.wrap_exceptions`)."""
 
 from ingest.store.articles import ArticleStore, StoredCounts, _article_params

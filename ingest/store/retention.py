@@ -1,5 +1,6 @@
-"""Retention: pruning old articles with everything that hangs off them (`ingest prune`). Runs
-the `prune_*` named queries of `sql/queries.sql` in batches, one short transaction each."""
+"""Retention: pruning old articles with everything that hangs off them (`ingest prune`), and
+trimming the change feed and the history (the service, daily). Runs the `prune_*` and `trim_*`
+named queries of `sql/queries.sql` in batches, one short transaction each."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ingest.store.base import StoreBase, queries, wrap_exceptions
 log = structlog.get_logger(__name__)
 
 DEFAULT_BATCH = 1000
-"""Articles per transaction: a batch of articles holds the article-writes lock
+"""Articles (or change rows) per transaction: a batch of articles holds the article-writes lock
 for a fraction of a second (see bench/README.md, prune_bench)."""
 
 
@@ -40,6 +41,14 @@ class PruneCounts:
 class PruneResult:
     articles: int
     repointed: int
+    batches: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrimResult:
+    changes: int
+    history: int
     batches: int
     seconds: float
 
@@ -111,3 +120,25 @@ class RetentionStore(StoreBase):
             await conn.execute(q["prune_changes"], params)
             cur = await conn.execute(q["prune_articles"], params)
             return cur.rowcount, repointed
+
+    async def trim_changes(self, keep: timedelta, *, batch: int = DEFAULT_BATCH) -> TrimResult:
+        """Delete change rows and earlier versions of articles written more than `keep` ago,
+        oldest first, `batch` rows per transaction. Neither takes the article-writes lock:
+        writers only ever add new rows to these tables."""
+        started = time.monotonic()
+        cutoff = await self.retention_cutoff(keep)
+        changes, n = await self._trim("trim_changes", cutoff, batch)
+        history, m = await self._trim("trim_history", cutoff, batch)
+        return TrimResult(changes, history, n + m, time.monotonic() - started)
+
+    async def _trim(self, name: str, cutoff: datetime, limit: int) -> tuple[int, int]:
+        removed = batches = 0
+        while True:
+            async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(queries()[name], {"cutoff": cutoff, "limit": limit})
+                count = cur.rowcount
+            if count > 0:
+                batches += 1
+                removed += count
+            if count < limit:
+                return removed, batches

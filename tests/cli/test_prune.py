@@ -1,19 +1,21 @@
 """`ingest prune` as a subprocess against a fresh database: --dry-run changes nothing, a prune
 removes the old articles in batches and prints one summary line, and exit codes as the other
-commands (0, 1 with one line on stderr, 2 for usage); a pruned article its feed still lists is
-not stored again."""
+commands (0, 1 with one line on stderr, 2 for usage); and the service's daily trim of change
+rows (INGEST_CHANGE_RETENTION_DAYS)."""
 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import time
 
 import psycopg
 import pytest
 
 from tests.cli.test_service import article_page, rss
 from tests.support.httpserver import LocalServer, static
-from tests.support.processes import ingest_cmd, ingest_env
+from tests.support.processes import ingest_cmd, ingest_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +135,54 @@ def test_unreachable_database_exits_1_with_one_line() -> None:
     errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ingest:")]
     assert len(errors) == 1
     assert "unreachable" in errors[0]
+
+
+def test_service_trims_change_rows_older_than_the_retention(articles: str) -> None:
+    """`ingest run` with INGEST_CHANGE_RETENTION_DAYS=30 trims, at start-up (then daily), the
+    change rows written more than 30 days ago and keeps the others."""
+    with psycopg.connect(articles, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.article_changes SET changed_at = now() - interval '45 days' "
+            "WHERE seq IN (SELECT seq FROM ingest.article_changes ORDER BY seq LIMIT 4)"
+        )
+    proc = subprocess.Popen(
+        ingest_cmd("run"),
+        env=ingest_env(articles, INGEST_CHANGE_RETENTION_DAYS="30", INGEST_TICK_SECONDS="60"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: _count(articles, "news.article_changes") == 6, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert '"event": "changes_trimmed"' in stderr
+    assert _count(articles, "news.articles") == 10
+
+
+def test_service_keeps_change_rows_forever_with_retention_zero(articles: str) -> None:
+    """INGEST_CHANGE_RETENTION_DAYS=0: no trim job, old change rows stay."""
+    with psycopg.connect(articles, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.article_changes SET changed_at = now() - interval '5 years'")
+    proc = subprocess.Popen(
+        ingest_cmd("run"),
+        env=ingest_env(articles, INGEST_CHANGE_RETENTION_DAYS="0", INGEST_TICK_SECONDS="60"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: "service_started" in (proc.stderr.readline() or "x"), 60)
+        time.sleep(1)  # where a trim would run: right after the start
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "changes_trimmed" not in stderr
+    assert _count(articles, "news.article_changes") == 10

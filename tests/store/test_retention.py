@@ -1,6 +1,7 @@
 """Retention against the real PostgreSQL (ingest/store/retention.py): a prune removes exactly the
 old articles with every row that hangs off them, keeps duplicate_of pointing at originals, works
-in batches and leaves the documented queries working."""
+in batches and leaves the documented queries working; the trim of change rows and earlier
+versions keeps recent rows."""
 
 from __future__ import annotations
 
@@ -265,3 +266,34 @@ async def test_documented_queries_run_after_a_prune(store: Store, database_url: 
             "SELECT count(*) FROM news.articles WHERE duplicate_of IS NULL"
         ).fetchone()
     assert rows == (2,)
+
+
+async def test_trim_keeps_recent_change_rows_and_versions(store: Store, database_url: str) -> None:
+    """Change rows and earlier versions written more than the retention ago go; recent ones and
+    the articles themselves stay."""
+    feed = await _feed(store)
+    await _store(store, feed, *((n, _article(n, NEW)) for n in range(5)))
+    for n in range(5):
+        edited = _article(n, NEW, text=f"Edited story {n}, now with other words entirely.")
+        assert await store.update_articles(feed, [(edited, _key(n))]) == 1
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # The 6 oldest change rows and 3 oldest versions were written 40 days ago.
+        conn.execute(
+            "UPDATE ingest.article_changes SET changed_at = now() - interval '40 days' "
+            "WHERE seq IN (SELECT seq FROM ingest.article_changes ORDER BY seq LIMIT 6)"
+        )
+        conn.execute(
+            "UPDATE ingest.article_history SET replaced_at = now() - interval '40 days' "
+            "WHERE id IN (SELECT id FROM ingest.article_history ORDER BY id LIMIT 3)"
+        )
+    changes = _ids(database_url, "SELECT seq FROM news.article_changes ORDER BY seq")
+    history = _ids(database_url, "SELECT id FROM ingest.article_history ORDER BY id")
+
+    result = await store.trim_changes(timedelta(days=30), batch=4)
+
+    assert (result.changes, result.history, result.batches) == (6, 3, 3)
+    assert _ids(database_url, "SELECT seq FROM news.article_changes ORDER BY seq") == changes[6:]
+    assert _ids(database_url, "SELECT id FROM ingest.article_history ORDER BY id") == history[3:]
+    assert len(_ids(database_url, "SELECT id FROM news.articles")) == 5
+    again = await store.trim_changes(timedelta(days=30))
+    assert (again.changes, again.history) == (0, 0)
