@@ -442,11 +442,18 @@ SELECT (SELECT count(*) FROM old) AS articles,
         WHERE a.published_at >= %(cutoff)s) AS repointed;
 
 -- name: prune_batch
--- The oldest %(limit)s articles published before the cutoff (index articles_published_at_idx).
-SELECT id FROM ingest.articles
-WHERE published_at < %(cutoff)s
-ORDER BY published_at
-LIMIT %(limit)s;
+-- The oldest %(limit)s articles published before the cutoff (index articles_published_at_idx),
+-- and their copies published before it too: removed together, a copy is never re-pointed at
+-- another copy that a later batch removes.
+WITH oldest AS MATERIALIZED (
+    SELECT id FROM ingest.articles
+    WHERE published_at < %(cutoff)s
+    ORDER BY published_at
+    LIMIT %(limit)s)
+SELECT id FROM oldest
+UNION
+SELECT c.id FROM oldest JOIN ingest.articles c ON c.duplicate_of = oldest.id
+WHERE c.published_at < %(cutoff)s;
 
 -- name: prune_repoint_copies
 -- Copies that outlive their original stay one story: the earliest stored of them becomes its

@@ -86,7 +86,7 @@ class RetentionStore(StoreBase):
             log.debug("prune_batch", batch=batches, articles=removed, repointed=moved)
             if on_batch is not None:
                 on_batch(batches, articles)
-            if removed < batch:
+            if removed < batch:  # copies come on top of the oldest `batch`: none left
                 break
         return PruneResult(articles, repointed, batches, time.monotonic() - started)
 
