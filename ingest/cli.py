@@ -146,8 +146,8 @@ def _parser() -> argparse.ArgumentParser:
         "--batch",
         metavar="N",
         type=_positive_int,
-        default=1000,
-        help="articles per transaction (default 1000)",
+        default=250,
+        help="articles per transaction (default 250)",
     )
     return p
 
