@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Remove the articles published before now minus --older-than, oldest "
         "first, with their URL forms, band rows, earlier versions and change rows; their feed "
         "entries stay known to their feeds (so they are not stored again) and copies that "
-        "outlive their original are re-pointed at the earliest remaining copy. Works in "
+        "outlive their original are re-pointed at the earliest published of them. Works in "
         "batches, one short transaction each, beside a running service.",
     )
     pr.add_argument(

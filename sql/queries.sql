@@ -456,21 +456,22 @@ SELECT c.id FROM oldest JOIN ingest.articles c ON c.duplicate_of = oldest.id
 WHERE c.published_at < %(cutoff)s;
 
 -- name: prune_repoint_copies
--- Copies that outlive their original stay one story: the earliest stored of them becomes its
--- original (duplicate_of NULL) and the others point at it, as insert_article would have chosen
--- had the pruned one never existed. Each is announced as an update (the change trigger).
+-- Copies that outlive their original stay one story: the earliest published of them (ties: the
+-- lowest id) becomes its original (duplicate_of NULL) and the others point at it, the original
+-- the story would have had without the pruned one. Each is announced as an update (the change
+-- trigger).
 WITH heirs AS (
-    SELECT duplicate_of AS pruned, min(id) AS heir
+    SELECT DISTINCT ON (duplicate_of) duplicate_of AS pruned, id AS heir
     FROM ingest.articles
     WHERE duplicate_of = ANY (%(ids)s::bigint[]) AND NOT (id = ANY (%(ids)s::bigint[]))
-    GROUP BY duplicate_of)
+    ORDER BY duplicate_of, published_at, id)
 UPDATE ingest.articles a
 SET duplicate_of = NULLIF(h.heir, a.id)
 FROM heirs h
 WHERE a.duplicate_of = h.pruned AND NOT (a.id = ANY (%(ids)s::bigint[]));
 
 -- name: prune_entries
--- The pruned articles' feed entries stay known to their feeds (sql/0014), unlinked.
+-- The pruned articles' feed entries stay known to their feeds (sql/0015), unlinked.
 UPDATE ingest.feed_entries SET article_id = NULL, pruned = true
 WHERE article_id = ANY (%(ids)s::bigint[]);
 

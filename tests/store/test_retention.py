@@ -174,18 +174,18 @@ async def test_prune_removes_old_articles_with_their_rows_and_keeps_the_rest(
     assert _dangling(database_url) == dict.fromkeys([*DEPENDENTS, "duplicate_of"], 0)
 
 
-async def test_copies_of_a_pruned_original_get_the_earliest_remaining_copy_as_original(
+async def test_copies_of_a_pruned_original_get_the_earliest_published_copy_as_original(
     store: Store, database_url: str
 ) -> None:
-    """An old original with an old copy and three newer copies: after the prune the earliest
-    stored newer copy is the story's original (duplicate_of NULL), the others point at it, and
-    each re-pointed copy is announced as an update in news.article_changes, once."""
+    """An old original with an old copy and three newer copies, the last stored published
+    first: after the prune that one is the story's original (duplicate_of NULL), the others
+    point at it, and each re-pointed copy is announced as an update, once."""
     text = " ".join(f"The same syndicated story, sentence {i}." for i in range(40))
     feed = await _feed(store)
     await _store(store, feed, (0, _article(0, OLD, text)))
     await _store(store, feed, (1, _article(1, OLD + timedelta(hours=1), text)))
     for n in (2, 3, 4):
-        await _store(store, feed, (n, _article(n, NEW + timedelta(hours=n), text)))
+        await _store(store, feed, (n, _article(n, NEW + timedelta(hours=10 - n), text)))
     other = _article(5, NEW, "Another story entirely, with words of its own and no copies.")
     await _store(store, feed, (5, other))
     rows = _ids(database_url, "SELECT id FROM ingest.articles ORDER BY id")
@@ -212,7 +212,7 @@ async def test_copies_of_a_pruned_original_get_the_earliest_remaining_copy_as_or
             "SELECT article_id, kind FROM news.article_changes WHERE seq > %s ORDER BY seq",
             (seq,),
         ).fetchall()
-    assert now == {first: None, second: first, third: first, unrelated: None}
+    assert now == {first: third, second: third, third: None, unrelated: None}
     assert sorted(announced) == [(first, "update"), (second, "update"), (third, "update")]
     assert old_copy not in now
     assert _dangling(database_url)["duplicate_of"] == 0
