@@ -5,9 +5,11 @@ rows (INGEST_CHANGE_RETENTION_DAYS)."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import psycopg
@@ -152,15 +154,24 @@ def test_service_trims_change_rows_older_than_the_retention(articles: str) -> No
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+    reader.start()
     try:
-        assert wait_until(lambda: _count(articles, "news.article_changes") == 6, timeout=60)
+        # The trim's log line comes once both tables are done: wait for it, not for the rows.
+        assert wait_until(lambda: any("changes_trimmed" in ln for ln in lines), timeout=60)
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        reader.join(10)
+        assert proc.stderr is not None
+        proc.stderr.close()
     assert proc.returncode == 0
-    assert '"event": "changes_trimmed"' in stderr
+    trimmed = json.loads(next(ln for ln in lines if "changes_trimmed" in ln))
+    assert (trimmed["changes"], trimmed["history"]) == (4, 0)
+    assert _count(articles, "news.article_changes") == 6
     assert _count(articles, "news.articles") == 10
 
 
