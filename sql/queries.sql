@@ -471,7 +471,7 @@ FROM heirs h
 WHERE a.duplicate_of = h.pruned AND NOT (a.id = ANY (%(ids)s::bigint[]));
 
 -- name: prune_entries
--- The pruned articles' feed entries stay known to their feeds (sql/0016), unlinked.
+-- The pruned articles' feed entries stay known to their feeds (sql/0017), unlinked.
 UPDATE ingest.feed_entries SET article_id = NULL, pruned = true
 WHERE article_id = ANY (%(ids)s::bigint[]);
 

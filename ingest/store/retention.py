@@ -33,7 +33,7 @@ class PruneCounts:
     articles: int
     urls: int
     entries: int
-    """Feed entries that would be unlinked (kept, marked pruned: see sql/0016)."""
+    """Feed entries that would be unlinked (kept, marked pruned: see sql/0017)."""
     bands: int
     history: int
     changes: int
