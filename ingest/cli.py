@@ -8,6 +8,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +184,43 @@ def _parser() -> argparse.ArgumentParser:
     bf.add_argument(
         "--restart", action="store_true", help="forget this backfill's progress and start over"
     )
+
+    pr = sub.add_parser(
+        "prune",
+        help="remove articles older than a limit, with everything that hangs off them",
+        description="Remove the articles published before now minus --older-than, oldest "
+        "first, with their URL forms, band rows, earlier versions and change rows; their feed "
+        "entries stay known to their feeds (so they are not stored again) and copies that "
+        "outlive their original are re-pointed at the earliest published of them. Works in "
+        "batches, one short transaction each, beside a running service.",
+    )
+    pr.add_argument(
+        "--older-than",
+        metavar="AGE",
+        required=True,
+        type=_duration,
+        help="e.g. 90d, 12h, 2w (units s, m, h, d, w)",
+    )
+    pr.add_argument(
+        "--dry-run", action="store_true", help="print what would be removed; change nothing"
+    )
+    pr.add_argument(
+        "--batch",
+        metavar="N",
+        type=_positive_int,
+        default=250,
+        help="articles per transaction (default 250)",
+    )
     return p
+
+
+def _duration(text: str) -> timedelta:
+    from ingest.retention import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -628,6 +665,32 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         return 143
 
 
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    async def prune(store: Store) -> int:
+        cutoff = await store.retention_cutoff(args.older_than)
+        when = f"published before {cutoff.isoformat(timespec='seconds')}"
+        if args.dry_run:
+            c = await store.prune_counts(cutoff)
+            print(
+                f"would remove {c.articles} articles {when} in {-(-c.articles // args.batch)} "
+                f"batch(es) of {args.batch}, with {c.urls} URL forms, {c.bands} band rows, "
+                f"{c.history} earlier versions and {c.changes} change rows, unlink {c.entries} "
+                f"feed entries and re-point {c.repointed} copies (dry run: nothing changed)"
+            )
+            return 0
+        task = asyncio.current_task()
+        assert task is not None  # SIGTERM rolls the batch in progress back; earlier ones stay
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        r = await store.prune(cutoff, batch=args.batch)
+        print(
+            f"removed {r.articles} articles {when} in {r.batches} batch(es), "
+            f"{r.seconds:.1f} s; {r.repointed} copies re-pointed"
+        )
+        return 0
+
+    return _run(lambda dsn: _with_store(dsn, prune), settings)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "migrate": cmd_migrate,
     "feeds": cmd_feeds,
@@ -635,6 +698,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "articles": cmd_articles,
     "db": cmd_db,
     "backfill": cmd_backfill,
+    "prune": cmd_prune,
 }
 
 

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     redirect_after: float = Field(default=86400.0, ge=0)
     lease_seconds: float = Field(default=600.0, gt=0)
 
+    # retention
+    change_retention_days: int = Field(default=30, ge=0)
+    """news.article_changes and news.article_history rows older than this are trimmed once a
+    day by the service; 0 keeps them forever."""
+
     # service
     http_port: int = Field(default=8080, ge=0, le=65535)
     http_host: str = "0.0.0.0"  # noqa: S104 - the container's health check and scraper reach it

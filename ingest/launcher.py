@@ -14,28 +14,34 @@ import sys
 def main() -> int:
     argv = sys.argv[1:]
     run = argv[:1] == ["run"] and not {"-h", "--help"} & set(argv)
-    if run:
-        from ingest import preload
-        from ingest.workers import forkserver
-
-        forkserver.start()
-        preload.start()
     # Importing makes some 50,000 objects the collector tracks, and the 130 collections that
     # triggers (one of them over everything) cost 10-30 ms of a start-up: none runs until the
     # imports are done; then what they made is frozen out of every later collection.
     gc.disable()
     try:
+        if run:
+            from ingest import preload
+            from ingest.workers import forkserver
+
+            forkserver.start()
+            preload.start()
         _lighten_imports()
         from ingest.cli import main as cli_main
 
         if run:
             import ingest.pipeline  # noqa: F401
     except KeyboardInterrupt:
+        from ingest import preload
+
+        preload.wait()
         return 130
     finally:
         gc.freeze()
         gc.enable()
-    code = cli_main()
+    try:
+        code = cli_main()
+    except KeyboardInterrupt:  # before the command's own handling begins (its parser)
+        return 130
     # The last thing the command does: what is left is the interpreter's own teardown, whose
     # collections would walk every object of the libraries loaded (about 0.1 s) only to free
     # memory the process gives back anyway.

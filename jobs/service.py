@@ -1,11 +1,12 @@
 """`ingest run`: APScheduler ticks `poll_due_feeds` until SIGTERM/SIGINT, then stops claiming,
-lets in-flight feeds finish within a grace period, and releases what it still holds."""
+lets in-flight feeds finish within a grace period, and releases what it still holds. Beside it,
+once a day, `trim_changes` applies INGEST_CHANGE_RETENTION_DAYS."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -14,7 +15,7 @@ from ingest.config import Settings
 from ingest.pipeline import Pipeline, open_pipeline
 from ingest.store.db import load_migrations
 from jobs.http import HealthServer
-from jobs.tasks import poll_due_feeds
+from jobs.tasks import poll_due_feeds, trim_changes
 
 log = structlog.get_logger(__name__)
 
@@ -25,10 +26,15 @@ expect), even while the database answers."""
 
 
 class Service:
-    def __init__(self, pipeline: Pipeline, *, tick_seconds: float) -> None:
+    def __init__(
+        self, pipeline: Pipeline, *, tick_seconds: float, keep_changes: timedelta | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.tick_seconds = tick_seconds
+        self.keep_changes = keep_changes
+        """How long change rows and earlier versions are kept; None: forever."""
         self._current: asyncio.Task[None] | None = None
+        self._trimming: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
         self._failed_ticks = 0
@@ -66,6 +72,12 @@ class Service:
         self._failed_ticks = self._failed_ticks + 1 if problem else 0
         self._last_problem = problem
 
+    async def _trim(self) -> None:
+        # Own task, as for the tick: cancelled at shutdown (its batch rolls back).
+        if self.keep_changes is None or (self._trimming and not self._trimming.done()):
+            return
+        self._trimming = asyncio.ensure_future(trim_changes(self.pipeline.store, self.keep_changes))
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -81,6 +93,17 @@ class Service:
             next_run_time=datetime.now(UTC),
             misfire_grace_time=None,
         )
+        if self.keep_changes is not None:
+            scheduler.add_job(
+                self._trim,
+                "interval",
+                days=1,
+                id="trim_changes",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=None,
+            )
         scheduler.start()
         log.info("service_started", owner=self.pipeline.owner, tick_seconds=self.tick_seconds)
         try:
@@ -96,13 +119,22 @@ class Service:
                     # Cancelling the run hands its unfinished feeds back (Pipeline.run).
                     current.cancel()
                     await asyncio.gather(current, return_exceptions=True)
+            trimming = self._trimming
+            if trimming is not None and not trimming.done():
+                trimming.cancel()
+                await asyncio.gather(trimming, return_exceptions=True)
             scheduler.shutdown(wait=False)
             log.info("service_stopped")
 
 
 async def serve(settings: Settings, dsn: str) -> None:
     async with open_pipeline(settings, dsn) as pipeline:
-        service = Service(pipeline, tick_seconds=settings.tick_seconds)
+        days = settings.change_retention_days
+        service = Service(
+            pipeline,
+            tick_seconds=settings.tick_seconds,
+            keep_changes=timedelta(days=days) if days else None,
+        )
         http = None
         if settings.http_port:
             http = HealthServer(

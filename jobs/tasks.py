@@ -3,11 +3,14 @@ into the scheduler; it reports whether the tick worked, for readiness."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 
 from ingest import metrics
 from ingest.errors import StoreError
 from ingest.pipeline import Pipeline
+from ingest.store.retention import RetentionStore
 
 log = structlog.get_logger(__name__)
 
@@ -48,3 +51,25 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
             new=summary.new_articles,
         )
     return problem
+
+
+async def trim_changes(store: RetentionStore, keep: timedelta) -> None:
+    """Once a day: change rows and earlier versions of articles older than `keep` go (in
+    batches, see ingest/store/retention.py). A failure is logged; the next day tries again."""
+    try:
+        result = await store.trim_changes(keep)
+    except StoreError as e:
+        metrics.ERRORS.labels("trim").inc()
+        log.error("trim_failed", error=str(e))
+        return
+    except Exception:
+        metrics.ERRORS.labels("trim").inc()
+        log.exception("trim_bug")
+        return
+    log.info(
+        "changes_trimmed",
+        changes=result.changes,
+        history=result.history,
+        batches=result.batches,
+        ms=round(result.seconds * 1000),
+    )

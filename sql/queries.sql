@@ -176,8 +176,9 @@ UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
 -- name: known_entries
--- done: the entry has its article; otherwise it is waiting for another try at its page.
-SELECT entry_hash, article_id IS NOT NULL AS done, attempts, entry_updated_at
+-- done: the entry has its article (or had it, until a prune); otherwise it is waiting for
+-- another try at its page.
+SELECT entry_hash, article_id IS NOT NULL OR pruned AS done, attempts, entry_updated_at
 FROM ingest.feed_entries
 WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s);
 
@@ -186,7 +187,7 @@ INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts)
 SELECT %(feed_id)s, h, NULL, 1 FROM unnest(%(hashes)s::bytea[]) AS h
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
 SET attempts = ingest.feed_entries.attempts + 1
-WHERE ingest.feed_entries.article_id IS NULL;
+WHERE ingest.feed_entries.article_id IS NULL AND NOT ingest.feed_entries.pruned;
 
 -- name: renew_leases
 UPDATE ingest.feeds
@@ -275,6 +276,17 @@ LIMIT 200;
 SELECT url, id FROM ingest.articles
 WHERE url_hash = ANY (ARRAY(SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text[]) AS u));
 
+-- name: link_feed_entry
+-- An entry new to this feed whose article is already stored (dedup's "link"), unless that
+-- article was pruned since it was looked up: the row lock waits for a prune in progress, and
+-- finds nothing once it committed (the entry is then planned again at the next poll).
+WITH live AS (
+    SELECT id FROM ingest.articles WHERE id = %(article_id)s FOR KEY SHARE)
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)
+SELECT %(feed_id)s, %(entry_hash)s, id FROM live
+ON CONFLICT (feed_id, entry_hash) DO UPDATE
+SET article_id = COALESCE(ingest.feed_entries.article_id, EXCLUDED.article_id);
+
 -- name: add_article_urls
 INSERT INTO ingest.article_urls (url_hash, article_id)
 SELECT ingest.url_hash(u), %(article_id)s FROM unnest(%(urls)s::text[]) AS u
@@ -340,8 +352,8 @@ UPDATE ingest.feeds SET url = %(url)s WHERE id = %(id)s;
 
 -- name: merge_feed_entries
 -- Moving feed %(from_id)s onto feed %(into_id)s, which already has the new URL.
-INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, first_seen_at)
-SELECT %(into_id)s, entry_hash, article_id, first_seen_at
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, first_seen_at, pruned)
+SELECT %(into_id)s, entry_hash, article_id, first_seen_at, pruned
 FROM ingest.feed_entries WHERE feed_id = %(from_id)s
 ON CONFLICT (feed_id, entry_hash) DO NOTHING;
 
@@ -504,3 +516,90 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 
 -- name: feed_by_url
 SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
+
+-- retention --------------------------------------------------------------------------------------
+-- `ingest prune` (old articles and everything that hangs off them) and the service's daily trim
+-- of the change feed and the history, run by ingest/store/retention.py, in short batches.
+
+-- name: retention_cutoff
+-- The database's clock, so that every replica and the command agree on what "older" means.
+SELECT now() - make_interval(secs => %(seconds)s) AS cutoff;
+
+-- name: prune_counts
+-- What a prune with this cutoff would remove: the articles, the rows that go with them, and
+-- the copies outliving their original that would be re-pointed.
+WITH old AS MATERIALIZED (
+    SELECT id FROM ingest.articles WHERE published_at < %(cutoff)s)
+SELECT (SELECT count(*) FROM old) AS articles,
+       (SELECT count(*) FROM old JOIN ingest.article_urls u ON u.article_id = old.id) AS urls,
+       (SELECT count(*) FROM old JOIN ingest.feed_entries e ON e.article_id = old.id) AS entries,
+       (SELECT count(*) FROM old JOIN ingest.article_bands b ON b.article_id = old.id) AS bands,
+       (SELECT count(*) FROM old JOIN ingest.article_history h ON h.article_id = old.id)
+           AS history,
+       (SELECT count(*) FROM old JOIN ingest.article_changes c ON c.article_id = old.id)
+           AS changes,
+       (SELECT count(*) FROM old JOIN ingest.articles a ON a.duplicate_of = old.id
+        WHERE a.published_at >= %(cutoff)s) AS repointed;
+
+-- name: prune_batch
+-- The oldest %(limit)s articles published before the cutoff (index articles_published_at_idx),
+-- and their copies published before it too: removed together, a copy is never re-pointed at
+-- another copy that a later batch removes.
+WITH oldest AS MATERIALIZED (
+    SELECT id FROM ingest.articles
+    WHERE published_at < %(cutoff)s
+    ORDER BY published_at
+    LIMIT %(limit)s)
+SELECT id FROM oldest
+UNION
+SELECT c.id FROM oldest JOIN ingest.articles c ON c.duplicate_of = oldest.id
+WHERE c.published_at < %(cutoff)s;
+
+-- name: prune_repoint_copies
+-- Copies that outlive their original stay one story: the earliest published of them (ties: the
+-- lowest id) becomes its original (duplicate_of NULL) and the others point at it, the original
+-- the story would have had without the pruned one. Each is announced as an update (the change
+-- trigger).
+WITH heirs AS (
+    SELECT DISTINCT ON (duplicate_of) duplicate_of AS pruned, id AS heir
+    FROM ingest.articles
+    WHERE duplicate_of = ANY (%(ids)s::bigint[]) AND NOT (id = ANY (%(ids)s::bigint[]))
+    ORDER BY duplicate_of, published_at, id)
+UPDATE ingest.articles a
+SET duplicate_of = NULLIF(h.heir, a.id)
+FROM heirs h
+WHERE a.duplicate_of = h.pruned AND NOT (a.id = ANY (%(ids)s::bigint[]));
+
+-- name: prune_entries
+-- The pruned articles' feed entries stay known to their feeds (sql/0017), unlinked.
+UPDATE ingest.feed_entries SET article_id = NULL, pruned = true
+WHERE article_id = ANY (%(ids)s::bigint[]);
+
+-- name: prune_changes
+-- Change rows name articles without a foreign key: those of pruned articles go with them.
+DELETE FROM ingest.article_changes WHERE article_id = ANY (%(ids)s::bigint[]);
+
+-- name: prune_articles
+-- URL forms and earlier versions go by ON DELETE CASCADE, band rows by the trigger
+-- articles_bands_forget (sql/0001, 0007, 0009).
+DELETE FROM ingest.articles WHERE id = ANY (%(ids)s::bigint[]);
+
+-- name: trim_changes
+-- The oldest %(limit)s change rows written before the cutoff, stopping at the first one written
+-- since: seq follows write order (give or take transactions that started together), so the
+-- trim reads the primary key from its start and needs no index on changed_at.
+WITH oldest AS MATERIALIZED (
+    SELECT seq, changed_at FROM ingest.article_changes ORDER BY seq LIMIT %(limit)s)
+DELETE FROM ingest.article_changes c
+USING oldest o
+WHERE c.seq = o.seq
+  AND o.seq < ALL (SELECT seq FROM oldest WHERE changed_at >= %(cutoff)s);
+
+-- name: trim_history
+-- The same for earlier versions of articles, by replaced_at in id order.
+WITH oldest AS MATERIALIZED (
+    SELECT id, replaced_at FROM ingest.article_history ORDER BY id LIMIT %(limit)s)
+DELETE FROM ingest.article_history h
+USING oldest o
+WHERE h.id = o.id
+  AND o.id < ALL (SELECT id FROM oldest WHERE replaced_at >= %(cutoff)s);

@@ -49,20 +49,16 @@ class ArticleStore(StoreBase):
         return {r["url"]: r["article_id"] for r in rows}
 
     async def link_entries(self, feed_id: int, links: Sequence[tuple[bytes, int]]) -> None:
-        """Record entries of this feed that point at articles already stored."""
+        """Record entries of this feed that point at articles already stored (an article pruned
+        meanwhile is not linked: see `link_feed_entry`)."""
         if not links:
             return
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             for entry_hash, article_id in links:
                 await conn.execute(
-                    q["add_feed_entries"],
-                    {
-                        "feed_id": feed_id,
-                        "hashes": [entry_hash],
-                        "article_id": article_id,
-                        "entry_updated_at": None,
-                    },
+                    q["link_feed_entry"],
+                    {"feed_id": feed_id, "entry_hash": entry_hash, "article_id": article_id},
                 )
             ids = sorted({article_id for _, article_id in links})
             await conn.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": ids})

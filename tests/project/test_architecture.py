@@ -25,6 +25,7 @@ PURE = (
     "ingest.neardup",
     "ingest.normalize",
     "ingest.documents",
+    "ingest.retention",
     "ingest.schedule",
     "ingest.types",
 )

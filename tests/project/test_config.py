@@ -31,6 +31,7 @@ DOCUMENTED_DEFAULTS = {
     "INGEST_TICK_SECONDS": ("tick_seconds", 30),
     "INGEST_POLL_INTERVAL": ("poll_interval", 1800),
     "INGEST_LEASE_SECONDS": ("lease_seconds", 600),
+    "INGEST_CHANGE_RETENTION_DAYS": ("change_retention_days", 30),
     "INGEST_HTTP_PORT": ("http_port", 8080),
     "INGEST_LOG_FORMAT": ("log_format", "auto"),
     "INGEST_LOG_LEVEL": ("log_level", "info"),
