@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ingest.retention import parse_duration
 from ingest.types import TextMode
 
 NEVER = "never"
@@ -186,12 +187,12 @@ def password_of(dsn: str) -> str | None:
 
 
 def parse_since(value: str, now: datetime) -> datetime:
-    """`--since`: an ISO 8601 date or time (a date is midnight UTC, a time without an offset
-    is UTC), or an age such as 2h, 3d, 1w."""
-    units = {"m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-    text = value.strip().lower()
-    if text[:-1].isdigit() and text[-1:] in units:
-        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    """`--since`: an age as `ingest prune` writes it (2h, 3d, 1w: `ingest.retention`), or an
+    ISO 8601 date or time (a date is midnight UTC, a time without an offset is UTC)."""
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
     when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
@@ -260,17 +261,3 @@ def _header_value(pair: str, value: str) -> str:
     if any(c in value for c in "\r\n\0"):
         raise ValueError(f"{pair!r}: a header value is one line")
     return value
-
-
-def parse_duration(value: str) -> timedelta:
-    """`90`, `90s`, `15m`, `2h`, `1d`, `1w`: a positive duration."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-    text = value.strip().lower()
-    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
-    try:
-        seconds = float(number) * units[unit]
-    except ValueError:
-        raise ValueError(f"not a duration: {value!r} (90s, 15m, 2h, 1d)") from None
-    if not seconds > 0:
-        raise ValueError(f"not a positive duration: {value!r}")
-    return timedelta(seconds=seconds)

@@ -247,6 +247,7 @@ def test_feed_settings_reach_its_requests_and_its_schedule(
     [
         (["bogus=1"], "unknown setting"),
         (["min_interval=soon"], "not a duration"),
+        (["min_interval=90"], "not a duration"),
         (["min_interval=1h", "max_interval=10m"], "below min_interval"),
         (["header.Host=x"], "set by the service"),
         (["header.X-A=line\nbreak"], "one line"),
@@ -263,7 +264,7 @@ def test_settings_parse_and_apply() -> None:
     from ingest.schedule import Policy, policy_for
     from ingest.types import FeedSettings
 
-    change = admin.parse_settings(["min_interval=90", "max_interval=2h", "pages=never"])
+    change = admin.parse_settings(["min_interval=90s", "max_interval=2h", "pages=never"])
     assert change.changes == {"min_interval": 90.0, "max_interval": 7200.0}
     assert change.text_mode == "feed"
     settings = FeedSettings.from_json({**change.changes, "headers": {"X-A": "b"}})
