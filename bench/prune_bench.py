@@ -6,14 +6,13 @@ What it measures and how to run it: bench/README.md (`prune_bench.py`)."""
 
 import itertools
 import json
-import math
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,28 +63,11 @@ ALTER TABLE ingest.articles ENABLE TRIGGER USER;
 """
 
 
-@dataclass(frozen=True)
-class Spec:
-    feeds: int
-    hosts: int
-    entries: int
-    rate: float
-    """New articles per second over the whole site."""
-    t0: float
-
-    def published(self, f: int, k: int) -> datetime:
-        epoch = self.t0 + (f / self.feeds + k) * self.feeds / self.rate
-        return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0)
-
-    def newest(self, f: int, now: float) -> int:
-        return math.floor((now - self.t0) * self.rate / self.feeds - f / self.feeds)
-
-
 class NewsApp(web.App):
     """Feed f lists its `entries` newest items, one more every feeds / rate seconds; each item
     links to a page of its own."""
 
-    def __init__(self, spec: Spec, port: int) -> None:
+    def __init__(self, spec: web.Spec, port: int) -> None:
         self.spec, self.port = spec, port
 
     def respond(self, path: bytes, headers: dict[bytes, bytes]) -> web.Reply:
@@ -121,7 +103,7 @@ class NewsApp(web.App):
         return web.NOT_FOUND
 
 
-def make_app(spec: Spec, port: int) -> NewsApp:
+def make_app(spec: web.Spec, port: int) -> NewsApp:
     return NewsApp(spec, port)
 
 
@@ -238,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logs = Path(tempfile.mkdtemp(prefix="prune_bench_"))
     figures: dict[str, Any] = {"machine": info, "config": vars(args)}
-    spec = Spec(args.feeds, args.hosts, args.entries, args.rate, time.time() - 60)
+    spec = web.Spec(args.feeds, args.hosts, args.entries, args.rate, time.time() - 60)
     service = None
     with Databases(args.admin_url) as dbs, web.Site(make_app, spec, args.hosts) as site:
         try:

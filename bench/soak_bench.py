@@ -4,13 +4,11 @@ What it measures and how to run it: bench/README.md (`soak_bench.py`)."""
 
 import argparse
 import gzip
-import math
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -25,30 +23,11 @@ from lib.report import check, header, parser, write_json
 ROLES = ("main", "forkserver", "workers", "tracker")
 
 
-@dataclass(frozen=True)
-class Spec:
-    feeds: int
-    hosts: int
-    entries: int
-    rate: float
-    """New articles per second over the whole site."""
-    t0: float
-    """Epoch seconds: the site's start; item k >= 0 of a feed is published after it."""
-
-    def published(self, f: int, k: int) -> datetime:
-        """Feed f publishes every feeds / rate seconds, the feeds staggered over that period."""
-        epoch = self.t0 + (f / self.feeds + k) * self.feeds / self.rate
-        return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0)
-
-    def newest(self, f: int, now: float) -> int:
-        return math.floor((now - self.t0) * self.rate / self.feeds - f / self.feeds)
-
-
 class SoakApp(web.App):
     """Feeds of the `entries` newest items; an item published before the start links to one
     of `entries` pool pages per host, the others to their own page."""
 
-    def __init__(self, spec: Spec, port: int) -> None:
+    def __init__(self, spec: web.Spec, port: int) -> None:
         self.spec, self.port, self.pages, self.bytes = spec, port, 0, 0
 
     def url(self, f: int, path: str) -> str:
@@ -100,7 +79,7 @@ class SoakApp(web.App):
         return {"pages": self.pages, "bytes": self.bytes}
 
 
-def make_app(spec: Spec, port: int) -> SoakApp:
+def make_app(spec: web.Spec, port: int) -> SoakApp:
     return SoakApp(spec, port)
 
 
@@ -244,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures: list[str] = []
     samples: list[Sample] = []
     service, site_info, started = None, {}, time.monotonic()
-    spec = Spec(args.feeds, args.hosts, args.entries, args.rate, time.time())
+    spec = web.Spec(args.feeds, args.hosts, args.entries, args.rate, time.time())
     with Databases(args.admin_url) as dbs, web.Site(make_app, spec, args.hosts) as site:
         try:
             dsn = dbs.create("soak")

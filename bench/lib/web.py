@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -18,7 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
@@ -30,6 +31,28 @@ from lib.text import TextMaker
 
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 RSS_TYPE, HTML_TYPE = "application/rss+xml; charset=UTF-8", "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A news site in motion: `feeds` feeds on `hosts` loopback hosts, each listing its
+    `entries` newest items, `rate` new articles per second over the whole site."""
+
+    feeds: int
+    hosts: int
+    entries: int
+    rate: float
+    """New articles per second over the whole site."""
+    t0: float
+    """Epoch seconds: the site's start; item k >= 0 of a feed is published after it."""
+
+    def published(self, f: int, k: int) -> datetime:
+        """Feed f publishes every feeds / rate seconds, the feeds staggered over that period."""
+        epoch = self.t0 + (f / self.feeds + k) * self.feeds / self.rate
+        return datetime.fromtimestamp(epoch, UTC).replace(microsecond=0)
+
+    def newest(self, f: int, now: float) -> int:
+        return math.floor((now - self.t0) * self.rate / self.feeds - f / self.feeds)
 
 
 def host_address(index: int) -> str:

@@ -5,7 +5,6 @@ versions keeps recent rows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -14,7 +13,6 @@ import pytest
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store
-from ingest.store.db import make_pool
 from ingest.types import Article
 from tests.store.test_sql_contract import documented_queries
 
@@ -33,16 +31,6 @@ DEPENDENTS = {
     "ingest.article_history": "article_id",
     "ingest.article_changes": "article_id",
 }
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    pool = make_pool(database_url, max_size=4)
-    await pool.open(wait=True, timeout=15)
-    try:
-        yield Store(pool)
-    finally:
-        await pool.close()
 
 
 def _article(n: int, published: datetime, text: str | None = None) -> Article:

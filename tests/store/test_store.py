@@ -4,7 +4,6 @@ counters, and idempotent article storage with URL aliases and content-hash dupli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,22 +14,11 @@ from psycopg.rows import dict_row
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
-from ingest.store.db import make_pool
 from ingest.types import Article
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 NOW = datetime(2025, 8, 11, 13, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    pool = make_pool(database_url, max_size=6)
-    await pool.open(wait=True, timeout=15)
-    try:
-        yield Store(pool)
-    finally:
-        await pool.close()
 
 
 def _rows(dsn: str, query: str, params: tuple[object, ...] = ()) -> list[dict[str, object]]:
