@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     ls = fsub.add_parser(
         "list", help="list feeds: state, kind, last status, next fetch, why inactive"
     )
-    ls.add_argument("--json", action="store_true", help="as JSON, every column of news.feeds")
+    ls.add_argument("--json", action="store_true", help="the same fields, as JSON")
     show = fsub.add_parser(
         "show",
         help="everything about one feed",
@@ -390,7 +390,7 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
     if action in ("list", "export"):
         feeds = await store.list_feeds()
         if action == "export":
-            text = admin.opml(await _export_rows(store, feeds))
+            text = admin.opml(feeds)
             if args.file == "-":
                 sys.stdout.write(text)
             else:
@@ -405,17 +405,15 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
     url = _check_feed_url(args.url)
     if action == "show":
         details = await store.feed_details(url)
+        found = details is not None
         if details is not None:
             print(admin.to_json(details) if args.json else "\n".join(admin.feed_details(details)))
     elif action == "enable":
-        details = {} if await store.enable_feed(url) else None
-        if details is not None:
+        if found := await store.enable_feed(url):
             print(f"enabled {args.url}: due now")
-    else:
-        details = {} if await store.disable_feed(url, PAUSED) else None
-        if details is not None:
-            print(f"paused {args.url}")
-    if details is None:
+    elif found := await store.disable_feed(url, PAUSED):
+        print(f"paused {args.url}")
+    if not found:
         print(f"ingest: no such feed: {args.url}", file=sys.stderr)
         return 1
     return 0
@@ -434,15 +432,6 @@ async def _set(url: str, change: SettingsChange, store: Store) -> int:
     names = sorted(stored["settings"].get("headers") or {})
     print(f"set {url}: settings {shown}, headers {names}, tags {list(stored['tags'])}")
     return 0
-
-
-async def _export_rows(store: Store, feeds: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Feeds with their site's address (news.feeds), in id order."""
-    rows = []
-    for feed in feeds:
-        details = await store.feed_details(feed["url"])
-        rows.append(details or feed)
-    return rows
 
 
 def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,7 +9,7 @@ ON CONFLICT (url_hash) DO NOTHING
 RETURNING id;
 
 -- name: list_feeds
-SELECT id, url, title, kind, active, inactive_reason, last_status, last_error,
+SELECT id, url, title, site_url, kind, active, inactive_reason, last_status, last_error,
        consecutive_failures, last_fetched_at, next_fetch_at, text_mode, full_text
 FROM ingest.feeds
 ORDER BY id;
