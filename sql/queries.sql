@@ -204,10 +204,19 @@ SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
 -- name: insert_article
 -- The story it copies: the original of the earliest article with the same body under another
--- URL (an empty body is nobody's duplicate), else the near-duplicate original the caller found.
--- duplicate_of is that original, unless this article was published before it (then this one
--- is the story's original, and the caller re-points the story: repoint_duplicates); ties keep
--- the earlier id. RETURNING reads the table as it was before this row (one snapshot).
+-- URL (an empty body is nobody's duplicate), else the near-duplicate original the caller found;
+-- looked up once. duplicate_of is that original, unless this article was published before it
+-- (then this one is the story's original, and the caller re-points the story:
+-- repoint_duplicates); ties keep the earlier id.
+WITH story AS (
+    SELECT o.id, o.published_at
+    FROM ingest.articles o
+    WHERE o.id = COALESCE(
+        CASE WHEN %(text)s::text <> '' THEN
+            (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
+             WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
+        END,
+        %(near_duplicate_of)s::bigint))
 INSERT INTO ingest.articles (
     url, original_url, feed_id, guid, site, title, text, author, authors, tags, published_at,
     published_source, modified_at, language, image_url, summary, content_hash, text_source,
@@ -217,23 +226,10 @@ VALUES (
     %(authors)s::text[], %(tags)s::text[],
     %(published_at)s, %(published_source)s, %(modified_at)s, %(language)s, %(image_url)s,
     %(summary)s, %(content_hash)s, %(text_source)s, %(extraction_error)s, %(fetched_at)s,
-    (SELECT CASE WHEN o.published_at > %(published_at)s THEN NULL ELSE o.id END
-     FROM ingest.articles o
-     WHERE o.id = COALESCE(
-        CASE WHEN %(text)s <> '' THEN
-            (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
-             WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
-        END,
-        %(near_duplicate_of)s)),
+    (SELECT CASE WHEN s.published_at > %(published_at)s THEN NULL ELSE s.id END FROM story s),
     %(minhash)s, %(lsh_bands)s)
 ON CONFLICT (url_hash) DO NOTHING
-RETURNING id, duplicate_of,
-    COALESCE(
-        CASE WHEN %(text)s <> '' THEN
-            (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
-             WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
-        END,
-        %(near_duplicate_of)s) AS story;
+RETURNING id, duplicate_of, (SELECT id FROM story) AS story;
 
 -- name: repoint_duplicates
 -- A new article (%(new)s) stored as the original of the story it copies, because it was
