@@ -6,15 +6,17 @@ A feed starts in page mode: every new entry's page is fetched and extracted, and
 has text of its own (`content:encoded`, Atom `content`, JSON Feed `content_html`) the two are
 compared. Once CONFIRM entries in a row show the feed's text to be the article (it holds nearly
 all of the page's text and little besides), the feed switches to full-text mode: entries are
-stored from their own text without a request, except one in RECHECK_EVERY, and any entry whose
-text is much shorter than the feed's usual, whose page is fetched and compared again. MISSES
-comparisons in a row that fail switch the feed back. (`FullText.streak` counts matches in a
+stored from their own text without a request, except one in RECHECK_EVERY, any entry whose
+text is under a third as long as the shortest the feed has shown to be the article, and any that
+ends like an excerpt: their pages are fetched and compared again. MISSES comparisons in a row
+that fail switch the feed back. (`FullText.streak` counts matches in a
 row, or misses in a row as a negative number.) An operator may fix the mode per feed (`page`
 never trusts the feed's text, `feed` always does while entries have text).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
@@ -35,13 +37,40 @@ HOLDS: Final = 0.8
 """Share of the page's word 4-grams the feed's text must hold (near-complete; the page's
 extraction may keep a caption or a line of furniture the feed rightly leaves out)."""
 CLEAN: Final = 0.9
-"""Share of the feed text's word 4-grams the page's text must hold (nothing much besides)."""
+"""Share of the feed text's word 4-grams the page must hold (nothing much besides): its
+extracted text, or its whole visible text where the extraction holds at least LOOSE of them
+(an extraction that missed a paragraph the feed has is the extraction's fault, not the feed's;
+a feed text of which the page shows less than that is something else)."""
+LOOSE: Final = 0.5
+"""Share of the feed text's word 4-grams the page's extraction must hold before the rest may be
+found anywhere on the page."""
 MISSES: Final = 2
 """Comparisons in a row that find the feed's text is not the article before a full-text feed
 is switched back (one can be the extraction's fault)."""
-SHRUNK: Final = 0.5
-"""An entry with less than this share of the feed's usual word count is checked against its
-page."""
+SHRUNK: Final = 1 / 3
+"""An entry with less than this share of the word count of the shortest entry found to be the
+article is checked against its page (articles' lengths vary too much for a mean to tell a
+summary from a short story)."""
+
+
+_CUT = re.compile(
+    r"(?:\.\.\.|…)\s*[\])]?\s*$"
+    r"|^\W*(?:read more|continue reading|read the full|keep reading|weiterlesen|lire la suite"
+    r"|leer más|continua a leggere|lees verder|czytaj dalej|leia mais)\b[^\n]{0,80}$",
+    re.IGNORECASE,
+)
+
+
+def looks_cut(text: str) -> bool:
+    """Whether an entry's text ends the way an excerpt does: an ellipsis, or a last line
+    inviting the reader to the page ("Continue reading …")."""
+    last = text.rstrip().rpartition("\n")[2]
+    return bool(_CUT.search(last))
+
+
+def article_words(text: str) -> int:
+    """The word count an entry's own text stands for as the article: none for an excerpt."""
+    return 0 if looks_cut(text) else len(words(text))
 
 
 def entry_text(entry: ParsedEntry) -> str:
@@ -83,15 +112,25 @@ def wants_pages(
     return wants, replace(state, since_check=since if state.on else 0)
 
 
-def compare(feed_text: str, page_text: str) -> tuple[bool, float, float]:
+def compare(
+    feed_text: str, page_text: str, on_page: float | None = None
+) -> tuple[bool, float, float]:
     """Whether the feed's text is the article the page shows: (verdict, share of the page's
-    4-grams it holds, share of its own 4-grams the page holds)."""
+    extracted 4-grams it holds, share of its own 4-grams the page holds). `on_page` is
+    `held_by_page` of the feed's text and the page, where it was measured."""
     feed_words, page_words = words(feed_text), words(page_text)
     if len(feed_words) < MIN_WORDS or not page_words:
         return False, 0.0, 0.0
     holds = Reference(page_text).held_by(feed_words)
     clean = Reference(feed_text).held_by(page_words)
+    if on_page is not None and clean >= LOOSE:
+        clean = max(clean, on_page)
     return holds >= HOLDS and clean >= CLEAN, holds, clean
+
+
+def held_by_page(feed_text: str, visible_text: str) -> float:
+    """The share of the feed text's word 4-grams anywhere in the page's visible text."""
+    return Reference(feed_text).held_by(visible_text)
 
 
 def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int]]) -> FullText:
@@ -104,8 +143,8 @@ def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int
         )
         if same:
             streak = max(state.streak, 0) + 1
-            usual = n if not state.words else (state.words * 3 + n) // 4
-            state = FullText(state.on or streak >= CONFIRM, streak, 0, usual, evidence)
+            floor = min(state.words, n) if state.words else n
+            state = FullText(state.on or streak >= CONFIRM, streak, 0, floor, evidence)
         else:
             streak = min(state.streak, 0) - 1
             on = state.on and streak > -MISSES

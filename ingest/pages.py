@@ -87,10 +87,13 @@ async def fetch_page(
     before_fetch: Callable[[], Awaitable[None]] | None = None,
     starting: Callable[[], Awaitable[None]] | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
+    feed_text: str | None = None,
 ) -> PageOutcome:
     """Fetch `link` and extract its article; `before_fetch` (a rate limiter) runs once the
     robots.txt check has allowed the request, `starting` once the host's politeness lets the
-    request start (see `Fetcher.fetch`); `extra_headers` are the listing feed's own."""
+    request start (see `Fetcher.fetch`); `extra_headers` are the listing feed's own;
+    `feed_text`, the entry's own text, is measured against the whole page
+    (`Extracted.feed_on_page`)."""
     final_url: str | None = None
     try:
         verdict = await fetcher.robots_verdict(link)
@@ -105,7 +108,7 @@ async def fetch_page(
             raise ExtractError(link, f"not an HTML page: {media_type}")
         with metrics.EXTRACT_SECONDS.time():
             extracted = await workers.run(
-                extract_page, page.body, page.final_url, timeout=extract_timeout
+                extract_page, page.body, page.final_url, feed_text, timeout=extract_timeout
             )
         return PageOutcome(final_url, extracted, None, False, True)
     except BlockedError as e:

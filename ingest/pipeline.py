@@ -24,7 +24,7 @@ from ingest.config import Settings
 from ingest.coverage import words
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
-from ingest.fulltext import compare, entry_text, observe, probe, wants_pages
+from ingest.fulltext import article_words, compare, entry_text, observe, probe, wants_pages
 from ingest.normalize import redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
@@ -449,21 +449,25 @@ class Pipeline:
         fetched (their outcome is _NO_PAGE) but for the re-checks; every page fetched of an
         entry with text of its own is compared with it."""
         texts = [entry_text(c.entry) for c in found]
-        counts = [len(words(t)) for t in texts]
+        counts = [article_words(t) for t in texts]
         state, mode = feed.full_text, feed.text_mode
         pages: dict[int, PageOutcome] = {}
         own: dict[int, bool] = {}
 
         async def fetch(indices: list[int]) -> FullText:
+            compares = mode == "auto"
             got = await asyncio.gather(
-                *(self._page_once(found[i].link, feed.settings) for i in indices)
+                *(
+                    self._page_once(found[i].link, feed.settings, texts[i] if compares else None)
+                    for i in indices
+                )
             )
             compared = []
             for i, page in zip(indices, got, strict=True):
                 pages[i], own[i] = page, False
-                if mode == "auto" and page.extracted is not None and texts[i]:
-                    same, holds, clean = compare(texts[i], page.extracted.text)
-                    compared.append((same, holds, clean, counts[i]))
+                if compares and (ex := page.extracted) is not None and texts[i]:
+                    same, holds, clean = compare(texts[i], ex.text, ex.feed_on_page)
+                    compared.append((same, holds, clean, len(words(texts[i]))))
                     own[i] = same
             return observe(state, compared)
 
@@ -508,15 +512,20 @@ class Pipeline:
             text_from_feed=text_from_feed,
         )
 
-    async def _page_once(self, link: str, settings: FeedSettings) -> PageOutcome:
+    async def _page_once(
+        self, link: str, settings: FeedSettings, feed_text: str | None = None
+    ) -> PageOutcome:
         task = self._pages.get(link)
         if task is None:
-            task = asyncio.ensure_future(self._page(link, settings))
+            task = asyncio.ensure_future(self._page(link, settings, feed_text))
             self._pages[link] = task
         return await asyncio.shield(task)
 
-    async def _page(self, link: str, settings: FeedSettings) -> PageOutcome:
-        """The page of `link`, with the headers of the feed that lists it."""
+    async def _page(
+        self, link: str, settings: FeedSettings, feed_text: str | None = None
+    ) -> PageOutcome:
+        """The page of `link`, with the headers of the feed that lists it; `feed_text`, the
+        listing entry's own text, is measured against the page (`fetch_page`)."""
         held = False
 
         async def starting() -> None:
@@ -532,6 +541,7 @@ class Pipeline:
                 extract_timeout=self.settings.extract_timeout,
                 starting=starting,
                 extra_headers=settings.request_headers(),
+                feed_text=feed_text or None,
             )
         finally:
             if held:

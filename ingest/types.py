@@ -108,6 +108,9 @@ class Extracted:
     metadata: PageMetadata = field(default_factory=PageMetadata)
     fingerprint: Fingerprint | None = None
     """Computed in the worker process, beside the extraction, to keep it off the event loop."""
+    feed_on_page: float | None = None
+    """Where the page was fetched to be compared with its feed entry's own text: the share of
+    that text's word 4-grams found anywhere on the page (`ingest.fulltext.held_by_page`)."""
 
 
 TextMode = Literal["auto", "page", "feed"]
@@ -127,7 +130,7 @@ class FullText:
     since_check: int = 0
     """Entries stored from the feed's text since the last comparison (full-text mode)."""
     words: int = 0
-    """The usual word count of the feed's articles (a running mean of compared ones)."""
+    """The word count of the shortest entry text found to be the article."""
     evidence: str | None = None
     """The last comparison, for people."""
 

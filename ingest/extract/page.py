@@ -151,3 +151,23 @@ def _main_content(document: str) -> str:
         )
     except Exception:  # a second opinion that fails is no opinion
         return ""
+
+
+def visible_text(body: bytes) -> str:
+    """All the text a reader can see on the page (menus and footers included), or "" when it
+    cannot be parsed."""
+    try:
+        return str(
+            extract_plain_text(
+                HTMLTree.parse(decode_file(body)),
+                preserve_formatting=False,
+                main_content=False,
+                alt_texts=False,
+                links=False,
+                list_bullets=False,
+                noscript=False,
+                comments=False,
+            )
+        )
+    except Exception:  # an unreadable page shows nothing
+        return ""

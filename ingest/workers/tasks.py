@@ -11,11 +11,18 @@ if TYPE_CHECKING:
     from ingest.types import Extracted, ParsedFeed
 
 
-def extract_page(body: bytes, url: str) -> Extracted:
-    """`ingest.extract.extract_page`."""
-    from ingest import extract
+def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extracted:
+    """`ingest.extract.extract_page`; with the text the page's feed entry carries, also how
+    much of it the page shows anywhere (`Extracted.feed_on_page`)."""
+    from dataclasses import replace
 
-    return extract.extract_page(body, url)
+    from ingest import extract
+    from ingest.fulltext import held_by_page
+
+    extracted = extract.extract_page(body, url)
+    if not feed_text:
+        return extracted
+    return replace(extracted, feed_on_page=held_by_page(feed_text, extract.visible_text(body)))
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None) -> ParsedFeed:

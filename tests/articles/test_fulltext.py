@@ -7,8 +7,12 @@ from ingest.fulltext import (
     CONFIRM,
     MIN_WORDS,
     RECHECK_EVERY,
+    SHRUNK,
+    article_words,
     compare,
     entry_text,
+    held_by_page,
+    looks_cut,
     observe,
     probe,
     wants_pages,
@@ -47,6 +51,58 @@ def test_a_feed_text_padded_with_other_text_is_not_clean() -> None:
     assert holds == 1.0
     assert clean < 0.8
     assert not same
+
+
+def test_a_paragraph_the_extraction_missed_counts_where_the_page_shows_it() -> None:
+    # The page's extraction lost the last three paragraphs; the page shows them elsewhere (a
+    # second text block), so the feed text holds nothing the page does not.
+    kept = STORY.rsplit("Paragraph 9", 1)[0]
+    page = STORY + " Menu Home World Sport Contact us."
+    same, _, clean = compare(STORY, kept)
+    assert not same
+    assert clean < 0.9
+    on_page = held_by_page(STORY, page)
+    assert on_page == 1.0
+    same, holds, clean = compare(STORY, kept, on_page)
+    assert same
+    assert holds == 1.0
+    assert clean == 1.0
+
+
+def test_the_whole_page_does_not_vouch_for_a_feed_text_the_extraction_barely_holds() -> None:
+    # Most of the feed text is elsewhere on the page (a list of other stories, say): the
+    # extraction holding less than half of it is not a missed paragraph.
+    others = " ".join(f"Other story {n} is about a bakery and its new ovens." for n in range(60))
+    feed_text = STORY + " " + others
+    same, _, clean = compare(feed_text, STORY, held_by_page(feed_text, STORY + " " + others))
+    assert clean < 0.5
+    assert not same
+
+
+def test_an_excerpt_counts_as_no_article() -> None:
+    for cut in (
+        STORY + " [...]",
+        STORY + "…",
+        STORY + "\n\nContinue reading “The harbour vote” →",
+        STORY + "\n\nLire la suite",
+    ):
+        assert looks_cut(cut), cut
+        assert article_words(cut) == 0
+    assert not looks_cut(STORY)
+    assert not looks_cut(STORY + "\n\nHe said more would follow. Read the minutes online.")
+    assert article_words(STORY) == LONG
+
+
+def test_the_shortest_article_sets_the_bar_for_rechecks() -> None:
+    state = observe(FullText(), [(True, 0.98, 0.97, LONG)] * CONFIRM)
+    assert state.words == LONG
+    shorter = observe(state, [(True, 0.98, 0.97, LONG // 2)])
+    assert shorter.words == LONG // 2
+    assert observe(shorter, [(True, 0.98, 0.97, LONG)]).words == LONG // 2
+    # Neither a mismatch nor a longer match raises it.
+    assert observe(shorter, [(False, 0.3, 0.9, 20)]).words == LONG // 2
+    wants, _ = wants_pages(shorter, "auto", [LONG // 2, int(SHRUNK * LONG // 2) - 1])
+    assert wants == [False, True]
 
 
 def test_confirmed_after_several_matches_in_a_row() -> None:
@@ -93,7 +149,7 @@ def test_full_text_mode_fetches_one_in_twenty_and_shrunk_entries() -> None:
     assert wants[RECHECK_EVERY - 1]
     assert after.since_check == 0
     wants, _ = wants_pages(state, "auto", [LONG, MIN_WORDS + 1, LONG])
-    assert wants == [False, True, False]  # far shorter than the feed's usual
+    assert wants == [False, True, False]  # far shorter than its shortest article
 
 
 def test_the_count_since_the_last_check_carries_over_polls() -> None:

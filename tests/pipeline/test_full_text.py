@@ -148,3 +148,33 @@ async def test_the_operator_can_fix_the_mode(
     }
     assert sources == {"page"}
     assert not await pipeline.store.set_text_mode(site.url("/nope"), "feed")
+
+
+async def test_text_the_extraction_missed_but_the_page_shows_does_not_hold_a_feed_back(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    # The pages show the last two paragraphs of each story in a box the extraction drops as
+    # furniture; the feed's entries carry all six. The feed is still the article.
+    for n in range(12):
+        first, last = paragraphs(n)[:4], paragraphs(n)[4:]
+        site.routes[f"/a/{n}"] = static(
+            f"<html><head><title>Story {n}</title></head><body><article><h1>Story {n}</h1>"
+            + "".join(f"<p>{p}</p>" for p in first)
+            + "</article><aside class='related sidebar'>"
+            + "".join(f"<p>{p}</p>" for p in last)
+            + "</aside></body></html>"
+        )
+    site.routes["/feed"] = static(feed(site.base, range(12)), "application/rss+xml")
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text, full_text_evidence FROM news.feeds")
+    assert "page 100%" in state["full_text_evidence"]
+    assert state["full_text"] is True
+    assert page_hits(site) == 3
+    stored = rows(database_url, "SELECT url, text FROM news.articles")
+    assert len(stored) == 12
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        if row["text"] != clean_text("\n\n".join(paragraphs(n))):
+            # Only the three compared entries may hold the page's (shorter) extraction.
+            assert row["text"] == clean_text("\n\n".join(paragraphs(n)[:4]))
