@@ -279,7 +279,7 @@ class Fetcher:
         try:
             while True:
                 try:
-                    async with self._hosts.slot(_origin(target)):
+                    async with self._hosts.slot(_origin(target), timed=kind != "robots"):
                         if hops == 0 and starting is not None:
                             await starting()
                         hops += 1

@@ -67,8 +67,11 @@ class HostLimiter:
         self._sweep_at = _SWEEP_MIN
 
     @asynccontextmanager
-    async def slot(self, key: str) -> AsyncIterator[None]:
-        """Wait for a turn to start a request to `key`; the request runs inside the block."""
+    async def slot(self, key: str, *, timed: bool = True) -> AsyncIterator[None]:
+        """Wait for a turn to start a request to `key`; the request runs inside the block.
+        An untimed request (robots.txt) takes a host slot and a global one and counts as the
+        host's last start, but does not wait out the host's delay: asked for right after the
+        feed, it then costs the host's first page a few milliseconds, not a whole delay."""
         host = self._hosts.get(key)
         if host is None:
             if len(self._hosts) >= self._sweep_at:
@@ -76,6 +79,10 @@ class HostLimiter:
             host = self._hosts[key] = _Host(asyncio.Lock(), asyncio.Semaphore(self.per_host))
         host.users += 1
         try:
+            if not timed:
+                async with self._untimed(host):
+                    yield
+                return
             async with host.turn:
                 await host.slots.acquire()
                 try:
@@ -94,6 +101,18 @@ class HostLimiter:
             host.users -= 1
             if self._idle(key, host, self._clock()):
                 del self._hosts[key]
+
+    @asynccontextmanager
+    async def _untimed(self, host: _Host) -> AsyncIterator[None]:
+        async with host.slots:
+            if self._total is not None:
+                await self._total.acquire()
+            host.last_start = max(host.last_start, self._clock())
+            try:
+                yield
+            finally:
+                if self._total is not None:
+                    self._total.release()
 
     async def _wait_for_start(self, key: str, host: _Host) -> None:
         """Sleep out the host's delay, then take a global slot. The delay is read again after

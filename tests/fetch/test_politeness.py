@@ -87,6 +87,34 @@ async def test_requests_to_one_host_start_delay_apart(host_a: LocalServer) -> No
     assert clock.slept == pytest.approx([DELAY] * 3)
 
 
+async def test_robots_txt_goes_out_without_waiting_and_spaces_the_first_page(
+    host_a: LocalServer,
+) -> None:
+    """The feed goes out, then robots.txt at once (it tells the delay, and waiting for it would
+    hold back the host's first page by a whole delay), and the page a delay after robots.txt:
+    two waits of the delay for three requests would be one too many."""
+    clock = SteppingClock()
+    feed, robots, page = (
+        _Stamps(clock=clock),
+        _Stamps(b"User-agent: *\n", clock=clock),
+        _Stamps(clock=clock),
+    )
+    host_a.routes["/feed"], host_a.routes["/robots.txt"], host_a.routes["/page"] = (
+        feed,
+        robots,
+        page,
+    )
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        await fetcher.fetch(host_a.url("/feed"), "feed")
+        clock.now += 0.01  # the feed parsed, its new entries found
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+        await fetcher.fetch(host_a.url("/page"), "page")
+    assert feed.times == [0.0]
+    assert robots.times == pytest.approx([0.01])
+    assert page.times == pytest.approx([0.01 + DELAY])
+    assert clock.slept == pytest.approx([DELAY])
+
+
 async def test_crawl_delay_raises_the_host_delay(host_a: LocalServer, host_b: LocalServer) -> None:
     """`Crawl-delay: 1` applies to that host only, once robots_allowed() has read it: its next
     request starts a second after robots.txt, the other host's requests host_delay apart."""
