@@ -677,7 +677,18 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    return _run(lambda dsn: _with_store(dsn, prune), settings)
+    interrupted = (
+        "ingest: prune interrupted; the batch in progress was rolled back, earlier ones are"
+        " removed; run the same command again to continue"
+    )
+    try:
+        return _run(lambda dsn: _with_store(dsn, prune), settings)
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    except asyncio.CancelledError:  # SIGTERM
+        print(interrupted, file=sys.stderr)
+        return 143
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {

