@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     parse_timeout: float = Field(default=30.0, gt=0)
     feeds_per_tick: int = Field(default=50, ge=1)
     concurrent_feeds: int = Field(default=1024, ge=1)
+    worker_backlog_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """New fetches wait while this many bytes of fetched feeds and pages wait for (or are in)
+    a worker (`ingest.workers.backlog`)."""
     max_entries_per_feed: int = Field(default=200, ge=1)
     page_attempts: int = Field(default=3, ge=1)
 

@@ -31,6 +31,10 @@ FEEDS_OVERDUE = Gauge(
     "ingest_feeds_overdue",
     "Feeds past their due time and not being worked on (counted up to 10,000)",
 )
+WORKER_BACKLOG = Gauge(
+    "ingest_worker_backlog_bytes",
+    "Bytes of fetched feeds and pages that no worker has finished with yet",
+)
 OVERDUE_LAG = Gauge("ingest_overdue_lag_seconds", "How late the most overdue feed is")
 EXTRACT_SECONDS = Histogram(
     "ingest_extract_duration_seconds",

@@ -6,8 +6,10 @@ service and backfills. Failures are outcomes, not exceptions."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,6 +20,9 @@ from ingest.normalize import redact_url
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Article, Extracted, ParsedEntry
 from ingest.workers.tasks import extract_page
+
+if TYPE_CHECKING:
+    from ingest.workers.backlog import Backlog
 
 log = structlog.get_logger(__name__)
 
@@ -88,12 +93,14 @@ async def fetch_page(
     starting: Callable[[], Awaitable[None]] | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     feed_text: str | None = None,
+    backlog: Backlog | None = None,
 ) -> PageOutcome:
     """Fetch `link` and extract its article; `before_fetch` (a rate limiter) runs once the
     robots.txt check has allowed the request, `starting` once the host's politeness lets the
     request start (see `Fetcher.fetch`); `extra_headers` are the listing feed's own;
     `feed_text`, the entry's own text, is measured against the whole page
-    (`Extracted.feed_on_page`)."""
+    (`Extracted.feed_on_page`); the page's body counts in `backlog` until its extraction is
+    done."""
     final_url: str | None = None
     try:
         verdict = await fetcher.robots_verdict(link)
@@ -106,7 +113,10 @@ async def fetch_page(
         media_type = page.content_type.split(";")[0].strip().lower()
         if media_type not in HTML_TYPES:
             raise ExtractError(link, f"not an HTML page: {media_type}")
-        with metrics.EXTRACT_SECONDS.time():
+        with (
+            backlog.holding(len(page.body)) if backlog is not None else nullcontext(),
+            metrics.EXTRACT_SECONDS.time(),
+        ):
             extracted = await workers.run(
                 extract_page, page.body, page.final_url, feed_text, timeout=extract_timeout
             )

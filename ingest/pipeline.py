@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -34,6 +35,7 @@ from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
 from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, ParsedFeed
+from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import parse_feed, parse_sitemap_feed
 
@@ -86,6 +88,7 @@ class Pipeline:
         # politeness lets the request start, not before: pages queued 0.5 s apart on one host
         # must not hold the slots that pages of other hosts could use now.
         self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
+        self._backlog = Backlog(settings.worker_backlog_bytes)
         self._unreleased: set[int] = set()
         """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
         self._handing_back: asyncio.Future[None] | None = None
@@ -286,6 +289,9 @@ class Pipeline:
             "feed",
             etag=feed.etag,
             last_modified=feed.last_modified,
+            # Not while the workers are behind (`Backlog`): asked once the request may start,
+            # so that only requests actually running can land on a full backlog.
+            starting=self._backlog.room,
             extra_headers=feed.settings.request_headers(),
         )
         if result.not_modified:
@@ -301,7 +307,12 @@ class Pipeline:
 
         if feed.kind == "feed" and (replaced := await self._rediscover(feed, result)):
             return replaced
-        parsed = await self._parse(feed, result.body, result.final_url, result.headers)
+        # Counted while it waits for a worker (never while anything here waits for a request:
+        # a full backlog holds requests back); let go once parsed, as its pages can take
+        # minutes of politeness.
+        with self._backlog.holding(len(result.body)):
+            parsed = await self._parse(feed, result.body, result.final_url, result.headers)
+        result = replace(result, body=b"")
         entries = await self._ingest_entries(feed, parsed)
         await self._record_success(
             feed,
@@ -530,6 +541,7 @@ class Pipeline:
 
         async def starting() -> None:
             nonlocal held
+            await self._backlog.room()
             await self._page_slots.acquire()
             held = True
 
@@ -542,6 +554,7 @@ class Pipeline:
                 starting=starting,
                 extra_headers=settings.request_headers(),
                 feed_text=feed_text or None,
+                backlog=self._backlog,
             )
         finally:
             if held:

@@ -1,0 +1,159 @@
+"""The worker backlog (`ingest.workers.backlog`, `INGEST_WORKER_BACKLOG_BYTES`): requests wait
+while fetched documents that no worker has finished with hold the limit, so a burst the workers
+cannot keep up with stays within the limit plus the requests already running; and it never
+holds a run up for good."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from prometheus_client import REGISTRY
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.pipeline import Pipeline
+from ingest.store import Store
+from ingest.store.db import make_pool
+from ingest.workers.backlog import Backlog
+from tests.support.httpserver import LocalServer, static
+from tests.support.workers import InlineWorkers
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+
+# --- the primitive -------------------------------------------------------------------------
+
+
+async def test_room_waits_until_the_backlog_is_under_its_limit() -> None:
+    backlog = Backlog(100)
+    await backlog.room()  # empty: at once
+    with backlog.holding(60), backlog.holding(60):
+        assert REGISTRY.get_sample_value("ingest_worker_backlog_bytes") == 120
+        waiting = asyncio.ensure_future(backlog.room())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 1)
+    assert backlog.held == 0
+    assert REGISTRY.get_sample_value("ingest_worker_backlog_bytes") == 0
+
+
+async def test_one_document_over_the_limit_goes_through_alone() -> None:
+    backlog = Backlog(10)
+    await backlog.room()
+    with backlog.holding(5000):
+        assert backlog.held == 5000
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(backlog.room(), 0.05)
+    await asyncio.wait_for(backlog.room(), 1)
+
+
+async def test_a_release_that_leaves_it_full_wakes_nobody_for_good() -> None:
+    backlog = Backlog(100)
+    with backlog.holding(150):
+        with backlog.holding(10):
+            waiting = asyncio.ensure_future(backlog.room())
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not waiting.done()  # 150 still held
+    await asyncio.wait_for(waiting, 1)
+
+
+# --- in the pipeline -----------------------------------------------------------------------
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+FEEDS = 24
+PADDING = "Background: " + "the committee heard from residents about the harbour. " * 400
+
+
+def _feed(base: str, n: int) -> str:
+    """One entry, and a long description: about 20 KB a feed."""
+    return (
+        "<rss version='2.0'><channel><title>T</title><item>"
+        f"<title>Story {n}</title><link>{base}/a/{n}</link><guid>{base}/a/{n}</guid>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+        f"<description>{PADDING}</description></item></channel></rss>"
+    )
+
+
+def _page(n: int) -> str:
+    body = "".join(
+        f"<p>Story {n}, part {k}: the council of district {n} voted on the footbridge {k} after "
+        f"residents waited {k + n} years for it to be rebuilt over the canal.</p>"
+        for k in range(6)
+    )
+    return f"<html><head><title>Story {n}</title></head><body><article>{body}</article></body>"
+
+
+class SlowWorkers(InlineWorkers):
+    """One worker, 20 ms a task, noting the backlog's bytes as each task starts."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.backlog: Backlog | None = None
+        self.seen: list[int] = []
+        self._one = asyncio.Semaphore(1)
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        async with self._one:
+            if self.backlog is not None:
+                self.seen.append(self.backlog.held)
+            await asyncio.sleep(0.02)
+            return await super().run(fn, *args, timeout=timeout)
+
+
+async def _burst(database_url: str, server: LocalServer, limit: int) -> list[int]:
+    """FEEDS feeds polled at once by one slow worker: the backlog's bytes seen by each task."""
+    settings = Settings(
+        database_url=database_url,
+        allow_private_networks=True,
+        host_delay=0,
+        max_connections=4,
+        per_host_connections=4,
+        worker_backlog_bytes=limit,
+    )
+    workers = SlowWorkers()
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
+            workers.backlog = pipeline._backlog
+            for n in range(FEEDS):
+                await pipeline.store.add_feed(server.url(f"/feed/{n}"))
+            summary = await pipeline.run()
+    finally:
+        await pool.close()
+    assert summary.new_articles == FEEDS
+    assert workers.backlog.held == 0
+    return workers.seen
+
+
+@pytest.mark.integration
+async def test_a_burst_the_workers_cannot_keep_up_with_stays_within_the_limit(
+    database_url: str, server: LocalServer
+) -> None:
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    for n in range(FEEDS):
+        server.routes[f"/feed/{n}"] = static(_feed(server.base, n), "application/rss+xml")
+        server.routes[f"/a/{n}"] = static(_page(n))
+    feed_bytes = len(_feed(server.base, FEEDS).encode())
+    limit = 2 * feed_bytes
+
+    bounded = await _burst(database_url, server, limit)
+    # The limit, plus what the 4 requests running when it was reached brought in.
+    assert max(bounded) <= limit + 4 * feed_bytes
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE ingest.articles, ingest.feeds CASCADE")
+    unbounded = await _burst(database_url, server, 1 << 40)
+    # Without it, every feed fetched waits in memory for the one worker.
+    assert max(unbounded) > limit + 4 * feed_bytes
