@@ -324,7 +324,7 @@ TICK_QUERIES = {
         "owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": [],
         "pass_started": None,
     },
-    "schedule_lag": {"grace_seconds": 60.0},
+    "schedule_lag": {"grace_seconds": 60.0},  # and the service's cap (tick_plans)
 }  # fmt: skip
 
 
@@ -335,6 +335,7 @@ def tick_plans(dsn: str) -> list[str]:
     whether the work follows the batch or the number of feeds. Each runs in a transaction
     rolled back."""
     from ingest.store import queries
+    from ingest.store.feeds import OVERDUE_COUNTED
 
     lines = ["", "per-tick queries, every feed due (EXPLAIN ANALYZE, BUFFERS; each rolled back):"]
     with psycopg.connect(dsn) as conn:
@@ -357,6 +358,7 @@ def tick_plans(dsn: str) -> list[str]:
         conn.autocommit = False
         for name, params in TICK_QUERIES.items():
             text = f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {queries()[name]}"
+            params = params | ({"cap": OVERDUE_COUNTED} if name == "schedule_lag" else {})
             plan = [str(line) for (line,) in conn.execute(text.encode(), params)]
             lines += [f"  {name}:"] + [f"    {line[:140]}" for line in plan]
             conn.rollback()
@@ -390,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--per-host", type=int, default=2, help="INGEST_PER_HOST_CONNECTIONS (default 2)")
     add("--max-connections", type=int, help="INGEST_MAX_CONNECTIONS (default 32 or more)")
     add("--server-procs", type=int, default=2, help="site processes (default 2)")
+    add("--backlog-bytes", type=int, help="INGEST_WORKER_BACKLOG_BYTES (default the service's)")
     add("--host-delay", type=float, default=0.0, help="INGEST_HOST_DELAY of the measured passes"
         " (default 0; the service's default is 0.5)")  # fmt: skip
     add("--seed", choices=("poll", "sql"), default="poll", help="phase 0: a parsed poll of"
@@ -426,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = {
             "concurrent_feeds": args.concurrent_feeds,
             "per_host_connections": args.per_host,
-        }
+        } | ({"worker_backlog_bytes": args.backlog_bytes} if args.backlog_bytes else {})
         setup = procs.ingest_env(
             dsn,
             workers=args.workers,

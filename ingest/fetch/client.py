@@ -251,6 +251,7 @@ class Fetcher:
         last_modified: str | None = None,
         starting: Callable[[], Awaitable[None]] | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
+        untimed: bool = False,
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
         `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
@@ -258,7 +259,9 @@ class Fetcher:
         when the host's politeness lets the first request start: a caller bounding its pages
         in flight takes its slot there, so that waiting out a host's delay holds none.
         `extra_headers` (a feed's own, `ingest feeds set`) go with every hop; a User-Agent
-        among them replaces the service's."""
+        among them replaces the service's. `untimed`: the first hop neither waits out the
+        host's delay nor is held back by `starting` (a host's first robots.txt, which tells the
+        delay: see `HostLimiter.slot`); it still counts as the host's last start."""
         started = time.monotonic()
         settings = self._settings
         headers = [(b"Accept", _ACCEPT[kind].encode())]
@@ -279,9 +282,11 @@ class Fetcher:
         try:
             while True:
                 try:
-                    async with self._hosts.slot(_origin(target), timed=kind != "robots"):
-                        if hops == 0 and starting is not None:
-                            await starting()
+                    async with self._hosts.slot(
+                        _origin(target),
+                        timed=not (untimed and hops == 0),
+                        ready=starting if hops == 0 else None,
+                    ):
                         hops += 1
                         hop_started = time.monotonic()
                         try:
@@ -443,18 +448,19 @@ class Fetcher:
             async with lock:
                 entry = self._robots.get(key)
                 if entry is None or entry.expires <= self._clock():
-                    entry = await self._load_robots(robots_url(url))
+                    # The first one goes out at once; a refresh waits its turn like any request.
+                    entry = await self._load_robots(robots_url(url), first=entry is None)
                     self._store_robots(key, entry)
                 return entry.robots
         finally:
             if not lock.locked():
                 self._robots_locks.pop(key, None)
 
-    async def _load_robots(self, url: str) -> _RobotsEntry:
+    async def _load_robots(self, url: str, *, first: bool) -> _RobotsEntry:
         ttl = self._settings.robots_cache_seconds
         short_ttl = min(ROBOTS_FAILURE_SECONDS, ttl)
         try:
-            result = await self.fetch(url, "robots")
+            result = await self.fetch(url, "robots", untimed=first)
         except BlockedError:
             raise
         except FetchError as e:

@@ -28,7 +28,8 @@ class _Host:
     """Held by the one waiter allowed to start next: asyncio.Lock hands itself over in FIFO
     order, so waiters for a host are served in arrival order."""
     slots: asyncio.Semaphore
-    """The per-host concurrency limit. Only the holder of `turn` ever waits on it."""
+    """The per-host concurrency limit. The holder of `turn` waits on it, and untimed requests
+    (robots.txt), which take no turn."""
     users: int = 0
     """Requests waiting for or holding a slot; the entry may go only when this is 0."""
     last_start: float = -math.inf
@@ -67,8 +68,18 @@ class HostLimiter:
         self._sweep_at = _SWEEP_MIN
 
     @asynccontextmanager
-    async def slot(self, key: str, *, timed: bool = True) -> AsyncIterator[None]:
+    async def slot(
+        self,
+        key: str,
+        *,
+        timed: bool = True,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[None]:
         """Wait for a turn to start a request to `key`; the request runs inside the block.
+        `ready` is awaited once, when the host's delay has been served and before the request
+        takes a global slot and counts as started: a caller that holds requests back on its own
+        account (a page slot, the worker backlog) waits there, holding no global slot, and its
+        wait cannot shorten the host's delay (which is checked again after it).
         An untimed request (robots.txt) takes a host slot and a global one and counts as the
         host's last start, but does not wait out the host's delay: asked for right after the
         feed, it then costs the host's first page a few milliseconds, not a whole delay."""
@@ -80,13 +91,13 @@ class HostLimiter:
         host.users += 1
         try:
             if not timed:
-                async with self._untimed(host):
+                async with self._untimed(host, ready):
                     yield
                 return
             async with host.turn:
                 await host.slots.acquire()
                 try:
-                    await self._wait_for_start(key, host)
+                    await self._wait_for_start(key, host, ready)
                 except BaseException:
                     host.slots.release()
                     raise
@@ -103,8 +114,12 @@ class HostLimiter:
                 del self._hosts[key]
 
     @asynccontextmanager
-    async def _untimed(self, host: _Host) -> AsyncIterator[None]:
+    async def _untimed(
+        self, host: _Host, ready: Callable[[], Awaitable[None]] | None
+    ) -> AsyncIterator[None]:
         async with host.slots:
+            if ready is not None:
+                await ready()
             if self._total is not None:
                 await self._total.acquire()
             host.last_start = max(host.last_start, self._clock())
@@ -114,13 +129,20 @@ class HostLimiter:
                 if self._total is not None:
                     self._total.release()
 
-    async def _wait_for_start(self, key: str, host: _Host) -> None:
-        """Sleep out the host's delay, then take a global slot. The delay is read again after
-        every wait: a robots.txt with a Crawl-delay may have arrived in the meantime."""
+    async def _wait_for_start(
+        self, key: str, host: _Host, ready: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """Sleep out the host's delay, await `ready` (once), then take a global slot. The delay
+        is read again after every wait: a robots.txt (untimed, with a Crawl-delay) may have
+        gone out in the meantime."""
         while True:
             wait = host.last_start + self._delay(key) - self._clock()
             if wait > 0:
                 await self._sleep(wait)
+                continue
+            if ready is not None:
+                await ready()
+                ready = None
                 continue
             if self._total is None:
                 return

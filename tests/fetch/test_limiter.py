@@ -228,3 +228,40 @@ async def test_zero_delay_forgets_hosts_at_once() -> None:
     await vt.run(*(rec.request(f"http://h{i % 3}:80", takes=1.0) for i in range(9)))
     assert len(rec.limiter) == 0
     assert max(rec.peak.values()) == 2
+
+
+async def test_a_caller_holding_requests_back_cannot_shorten_the_host_delay() -> None:
+    """Two requests to one host (2 slots, 0.5 s apart) whose caller holds them back until
+    t = 2 (`ready`: a full worker backlog, say): when it lets them go, they still start 0.5 s
+    apart, not together, and each counts as started only once it goes."""
+    vt = VirtualTime()
+    limiter = _limiter(vt, per_host=2, delay=0.5)
+    readied: list[float] = []
+
+    async def ready() -> None:
+        readied.append(vt.now)
+        if vt.now < 2.0:
+            await vt.sleep(2.0 - vt.now)
+
+    async def request() -> float:
+        async with limiter.slot("http://a:80", ready=ready):
+            return vt.now
+
+    starts = await vt.run(request(), request())
+    assert starts == [2.0, 2.5]
+    assert readied == [0.0, 2.5]  # once each; the second once its own delay was served
+
+
+async def test_an_untimed_request_neither_waits_for_the_delay_nor_is_ignored_by_it() -> None:
+    """robots.txt (untimed) goes out at once after a request, and the next timed request waits
+    the delay from the untimed one's start."""
+    vt = VirtualTime()
+    limiter = _limiter(vt, per_host=2, delay=1.0)
+
+    async def request(timed: bool, arrive: float) -> float:
+        await vt.sleep(arrive)
+        async with limiter.slot("http://a:80", timed=timed):
+            return vt.now
+
+    starts = await vt.run(request(True, 0.0), request(False, 0.25), request(True, 0.5))
+    assert starts == [0.0, 0.25, 1.25]

@@ -115,6 +115,24 @@ async def test_robots_txt_goes_out_without_waiting_and_spaces_the_first_page(
     assert clock.slept == pytest.approx([DELAY])
 
 
+async def test_a_robots_txt_refresh_waits_its_turn(host_a: LocalServer) -> None:
+    """Only a host's first robots.txt skips the delay: once the cached one has expired, asking
+    again right after a page waits the delay like any request."""
+    clock = SteppingClock()
+    robots, page = _Stamps(b"User-agent: *\n", clock=clock), _Stamps(clock=clock)
+    host_a.routes["/robots.txt"], host_a.routes["/page"] = robots, page
+    settings = POLITE.model_copy(update={"robots_cache_seconds": 100})
+    async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+        await fetcher.fetch(host_a.url("/page"), "page")
+        clock.now += 100  # the cached robots.txt has expired
+        await fetcher.fetch(host_a.url("/page"), "page")
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+    assert robots.times[0] == 0.0
+    assert page.times[0] == pytest.approx(DELAY)
+    assert robots.times[1] - page.times[1] == pytest.approx(DELAY)
+
+
 async def test_crawl_delay_raises_the_host_delay(host_a: LocalServer, host_b: LocalServer) -> None:
     """`Crawl-delay: 1` applies to that host only, once robots_allowed() has read it: its next
     request starts a second after robots.txt, the other host's requests host_delay apart."""
