@@ -678,8 +678,10 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     interrupted = (
-        "ingest: prune interrupted; the batch in progress was rolled back, earlier ones are"
-        " removed; run the same command again to continue"
+        "ingest: prune interrupted (dry run: nothing changed)"
+        if args.dry_run
+        else "ingest: prune interrupted; the batch in progress was rolled back, earlier ones"
+        " are removed; run the same command again to continue"
     )
     try:
         return _run(lambda dsn: _with_store(dsn, prune), settings)

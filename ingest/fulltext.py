@@ -6,16 +6,18 @@ A feed starts in page mode: every new entry's page is fetched and extracted, and
 has text of its own (`content:encoded`, Atom `content`, JSON Feed `content_html`) the two are
 compared. Once CONFIRM entries in a row show the feed's text to be the article (it holds nearly
 all of the page's text and little besides), the feed switches to full-text mode: entries are
-stored from their own text without a request, except one in RECHECK_EVERY, any entry whose
-text is under a third as long as the shortest the feed has shown to be the article, and any that
-ends like an excerpt: their pages are fetched and compared again. MISSES comparisons in a row
-that fail switch the feed back. (`FullText.streak` counts matches in a
+stored from their own text without a request, except one in RECHECK_EVERY and any entry whose
+text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
+compared again. MISSES comparisons in a row that fail switch the feed back. An entry of fewer
+than MIN_WORDS words, or that ends like an excerpt, always has its page fetched and is never
+compared: it says nothing about the feed's other entries. (`FullText.streak` counts matches in a
 row, or misses in a row as a negative number.) An operator may fix the mode per feed (`page`
 never trusts the feed's text, `feed` always does while entries have text).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -47,6 +49,8 @@ found anywhere on the page."""
 MISSES: Final = 2
 """Comparisons in a row that find the feed's text is not the article before a full-text feed
 is switched back (one can be the extraction's fault)."""
+DRIFT: Final = 1 / 8
+"""Share of the difference by which an article longer than the feed's shortest raises it."""
 SHRUNK: Final = 1 / 3
 """An entry with less than this share of the word count of the shortest entry found to be the
 article is checked against its page (articles' lengths vary too much for a mean to tell a
@@ -68,9 +72,16 @@ def looks_cut(text: str) -> bool:
     return bool(_CUT.search(last))
 
 
-def article_words(text: str) -> int:
-    """The word count an entry's own text stands for as the article: none for an excerpt."""
-    return 0 if looks_cut(text) else len(words(text))
+def article_words(text: str, mode: TextMode = "auto") -> int:
+    """The word count an entry's own text stands for as the article: in `auto` mode, none for
+    an excerpt (its page is fetched, and it is no evidence either way); an operator who set
+    `feed` takes the text as it is."""
+    return 0 if mode == "auto" and looks_cut(text) else len(words(text))
+
+
+def digest(text: str) -> bytes:
+    """A short fingerprint of a feed text, to tell which text a measure was taken of."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def entry_text(entry: ParsedEntry) -> str:
@@ -128,6 +139,15 @@ def compare(
     return holds >= HOLDS and clean >= CLEAN, holds, clean
 
 
+def _shortest(floor: int, n: int) -> int:
+    """The length of the feed's shortest articles after one more of `n` words: a shorter one
+    lowers it at once, a longer one raises it by DRIFT of the difference, so that one brief
+    long ago does not leave the bar so low that summaries slip under it for good."""
+    if not floor or n < floor:
+        return n
+    return floor + int(DRIFT * (n - floor))
+
+
 def held_by_page(feed_text: str, visible_text: str) -> float:
     """The share of the feed text's word 4-grams anywhere in the page's visible text."""
     return Reference(feed_text).held_by(visible_text)
@@ -143,10 +163,13 @@ def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int
         )
         if same:
             streak = max(state.streak, 0) + 1
-            floor = min(state.words, n) if state.words else n
-            state = FullText(state.on or streak >= CONFIRM, streak, 0, floor, evidence)
+            state = FullText(
+                state.on or streak >= CONFIRM, streak, 0, _shortest(state.words, n), evidence
+            )
         else:
             streak = min(state.streak, 0) - 1
             on = state.on and streak > -MISSES
-            state = FullText(on, streak, state.since_check, state.words, evidence)
+            # Evidence gathered before the feed stopped being its article is not kept.
+            words = state.words if on else 0
+            state = FullText(on, streak, state.since_check, words, evidence)
     return state

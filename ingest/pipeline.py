@@ -22,10 +22,18 @@ import structlog
 
 from ingest import dedup, metrics
 from ingest.config import Settings
-from ingest.coverage import words
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
-from ingest.fulltext import article_words, compare, entry_text, observe, probe, wants_pages
+from ingest.fulltext import (
+    MIN_WORDS,
+    article_words,
+    compare,
+    digest,
+    entry_text,
+    observe,
+    probe,
+    wants_pages,
+)
 from ingest.normalize import redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
@@ -460,25 +468,29 @@ class Pipeline:
         fetched (their outcome is _NO_PAGE) but for the re-checks; every page fetched of an
         entry with text of its own is compared with it."""
         texts = [entry_text(c.entry) for c in found]
-        counts = [article_words(t) for t in texts]
         state, mode = feed.full_text, feed.text_mode
+        counts = [article_words(t, mode) for t in texts]
         pages: dict[int, PageOutcome] = {}
         own: dict[int, bool] = {}
 
         async def fetch(indices: list[int]) -> FullText:
-            compares = mode == "auto"
+            # Only an entry that may be the article is compared: not a teaser, not an excerpt.
+            compares = {i for i in indices if mode == "auto" and counts[i] >= MIN_WORDS}
             got = await asyncio.gather(
                 *(
-                    self._page_once(found[i].link, feed.settings, texts[i] if compares else None)
+                    self._page_once(
+                        found[i].link, feed.settings, texts[i] if i in compares else None
+                    )
                     for i in indices
                 )
             )
             compared = []
             for i, page in zip(indices, got, strict=True):
                 pages[i], own[i] = page, False
-                if compares and (ex := page.extracted) is not None and texts[i]:
-                    same, holds, clean = compare(texts[i], ex.text, ex.feed_on_page)
-                    compared.append((same, holds, clean, len(words(texts[i]))))
+                if i in compares and (ex := page.extracted) is not None:
+                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
+                    same, holds, clean = compare(texts[i], ex.text, on_page)
+                    compared.append((same, holds, clean, counts[i]))
                     own[i] = same
             return observe(state, compared)
 

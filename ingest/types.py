@@ -111,6 +111,9 @@ class Extracted:
     feed_on_page: float | None = None
     """Where the page was fetched to be compared with its feed entry's own text: the share of
     that text's word 4-grams found anywhere on the page (`ingest.fulltext.held_by_page`)."""
+    feed_text_digest: bytes | None = None
+    """`ingest.fulltext.digest` of the text `feed_on_page` measured (a page two feeds list is
+    fetched once, and measured against the first one's text)."""
 
 
 TextMode = Literal["auto", "page", "feed"]
@@ -130,7 +133,8 @@ class FullText:
     since_check: int = 0
     """Entries stored from the feed's text since the last comparison (full-text mode)."""
     words: int = 0
-    """The word count of the shortest entry text found to be the article."""
+    """The length in words of the feed's shortest articles: the shortest entry text found to
+    be the article, raised a little by each longer one (`ingest.fulltext._shortest`)."""
     evidence: str | None = None
     """The last comparison, for people."""
 

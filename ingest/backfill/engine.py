@@ -37,6 +37,7 @@ from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
 from ingest.store.backfill import BackfillRun, BackfillStore, PendingUrl, QueuedUrl
 from ingest.types import FetchKind, FetchResult, ParsedEntry, SourceKind
+from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
 
 log = structlog.get_logger(__name__)
@@ -78,6 +79,7 @@ class Backfill:
         self.clock = clock
         self.echo = echo or (lambda line: None)
         self.limiter = RateLimiter(options.rate)
+        self.backlog = Backlog(settings.worker_backlog_bytes)
         self.tally = Tally()
         self._prefetched: dict[str, FetchResult] = {}
         self.horizon = Horizon(options.since, options.limit)
@@ -487,6 +489,8 @@ class Backfill:
             link,
             extract_timeout=self.settings.extract_timeout,
             before_fetch=self.limiter.wait,
+            starting=self.backlog.room,
+            backlog=self.backlog,
         )
 
 

@@ -17,12 +17,16 @@ def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extract
     from dataclasses import replace
 
     from ingest import extract
-    from ingest.fulltext import held_by_page
+    from ingest.fulltext import digest, held_by_page
 
     extracted = extract.extract_page(body, url)
     if not feed_text:
         return extracted
-    return replace(extracted, feed_on_page=held_by_page(feed_text, extract.visible_text(body)))
+    return replace(
+        extracted,
+        feed_on_page=held_by_page(feed_text, extract.visible_text(body)),
+        feed_text_digest=digest(feed_text),
+    )
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None) -> ParsedFeed:

@@ -98,11 +98,34 @@ def test_the_shortest_article_sets_the_bar_for_rechecks() -> None:
     assert state.words == LONG
     shorter = observe(state, [(True, 0.98, 0.97, LONG // 2)])
     assert shorter.words == LONG // 2
-    assert observe(shorter, [(True, 0.98, 0.97, LONG)]).words == LONG // 2
-    # Neither a mismatch nor a longer match raises it.
+    # A longer article raises it by an eighth of the difference, a mismatch not at all.
+    assert observe(shorter, [(True, 0.98, 0.97, LONG)]).words == LONG // 2 + (LONG // 2) // 8
     assert observe(shorter, [(False, 0.3, 0.9, 20)]).words == LONG // 2
     wants, _ = wants_pages(shorter, "auto", [LONG // 2, int(SHRUNK * LONG // 2) - 1])
     assert wants == [False, True]
+
+
+def test_one_brief_does_not_lower_the_bar_for_good() -> None:
+    """After a 60-word brief, summaries of 200 words would slip under a third of the bar for
+    ever; articles of the usual length bring it back up."""
+    state = observe(FullText(), [(True, 0.98, 0.97, 900)] * CONFIRM + [(True, 0.98, 0.97, 60)])
+    assert state.words == 60
+    wants, _ = wants_pages(state, "auto", [200])
+    assert wants == [False]
+    for _ in range(12):
+        state = observe(state, [(True, 0.98, 0.97, 900)])
+    assert state.words > 3 * 200
+    wants, _ = wants_pages(state, "auto", [200])
+    assert wants == [True]
+
+
+def test_an_excerpt_is_not_counted_as_the_article_only_in_auto_mode() -> None:
+    excerpt = STORY + " [...]"
+    assert article_words(excerpt) == 0
+    assert article_words(excerpt, "auto") == 0
+    assert article_words(excerpt, "feed") == LONG
+    wants, _ = wants_pages(FullText(on=True, words=LONG), "feed", [article_words(excerpt, "feed")])
+    assert wants == [False]
 
 
 def test_confirmed_after_several_matches_in_a_row() -> None:
@@ -123,7 +146,7 @@ def test_two_mismatches_in_a_row_switch_back() -> None:
     assert once.streak == -1
     twice = observe(once, [(False, 0.4, 0.9, 40)])
     assert not twice.on
-    assert twice.words == LONG
+    assert twice.words == 0  # what it had shown before counts no more
     # A match in between starts the count again.
     assert observe(once, [(True, 0.99, 0.99, LONG), (False, 0.4, 0.9, 40)]).on
 

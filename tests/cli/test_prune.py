@@ -117,7 +117,7 @@ def test_a_pruned_article_its_feed_still_lists_is_not_stored_again(
 
 
 def test_sigterm_keeps_whole_batches_and_a_second_prune_finishes(database_url: str) -> None:
-    """SIGTERM in the middle of a prune of 20,000 articles in batches of 20: exit 143 with one
+    """SIGTERM in the middle of a prune of 20,000 articles in batches of 10: exit 143 with one
     line, whole batches gone (with their URL forms and change rows), the batch in progress
     rolled back; the same command again removes the rest."""
     many = ARTICLES.replace("make_interval(weeks => g)", "interval '1 year' - g * interval '1 s'")
@@ -126,14 +126,14 @@ def test_sigterm_keeps_whole_batches_and_a_second_prune_finishes(database_url: s
     total = _count(database_url, "news.articles")
     assert total == 20_000
     proc = subprocess.Popen(
-        ingest_cmd("prune", "--older-than", "30d", "--batch", "20"),
+        ingest_cmd("prune", "--older-than", "30d", "--batch", "10"),
         env=ingest_env(database_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert wait_until(lambda: _count(database_url, "news.articles") < total - 200, 60)
+        assert wait_until(lambda: _count(database_url, "news.articles") < total - 100, 60)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -141,12 +141,12 @@ def test_sigterm_keeps_whole_batches_and_a_second_prune_finishes(database_url: s
     assert proc.returncode == 143, err
     assert out == ""
     assert [ln for ln in err.splitlines() if not ln.startswith("{")] == [
-        "ingest: prune interrupted; the batch in progress was rolled back, earlier ones are"
-        " removed; run the same command again to continue"
+        "ingest: prune interrupted; the batch in progress was rolled back, earlier ones"
+        " are removed; run the same command again to continue"
     ]
     left = _count(database_url, "news.articles")
     assert 0 < left < total
-    assert left % 20 == 0
+    assert left % 10 == 0
     assert _count(database_url, "ingest.article_urls") == left
     assert _count(database_url, "news.article_changes") == left
 

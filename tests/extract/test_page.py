@@ -532,3 +532,32 @@ SENTENCE_FILL = (
     "The figures were published by the institute on Wednesday and discussed at length by the"
     " committee, which asked for more data from the regions before its next meeting."
 )
+
+
+def test_a_page_measured_against_a_feed_text_says_which_text_it_measured() -> None:
+    """The worker's task measures an entry's own text against the whole visible page (menus
+    included) and names the text it measured, so that a page two feeds share is never taken
+    as the measure of the other feed's text."""
+    from ingest.fulltext import digest
+    from ingest.workers import tasks
+
+    story = [
+        f"Paragraph {n}: the harbour board voted on plan {n} after a long night of debate."
+        for n in range(8)
+    ]
+    html = (
+        "<html><head><title>Vote</title></head><body><nav>Home World Sport</nav><article>"
+        + "".join(f"<p>{p}</p>" for p in story[:6])
+        + "</article><aside class='related'>"
+        + "".join(f"<p>{p}</p>" for p in story[6:])
+        + "</aside></body></html>"
+    ).encode()
+    feed_text = "\n\n".join(story)
+    measured = tasks.extract_page(html, "https://example.com/vote", feed_text)
+    assert measured.feed_on_page == 1.0
+    assert measured.feed_text_digest == digest(feed_text)
+    assert measured.feed_text_digest != digest(feed_text + " More.")
+    plain = tasks.extract_page(html, "https://example.com/vote")
+    assert plain.feed_on_page is None
+    assert plain.feed_text_digest is None
+    assert plain.text == measured.text

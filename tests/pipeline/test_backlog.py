@@ -157,3 +157,59 @@ async def test_a_burst_the_workers_cannot_keep_up_with_stays_within_the_limit(
     unbounded = await _burst(database_url, server, 1 << 40)
     # Without it, every feed fetched waits in memory for the one worker.
     assert max(unbounded) > limit + 4 * feed_bytes
+
+
+@pytest.mark.integration
+async def test_page_bodies_count_and_page_requests_wait_for_room(
+    database_url: str, server: LocalServer
+) -> None:
+    """One small feed listing 16 pages of about 20 KB, 8 requests at a time, one slow worker:
+    every request (the feed's and each page's) asks for room first, and is let go only while
+    the backlog is under its limit; the pages' bodies are what fills it."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    padding = "<p>" + "The harbour committee met again on Tuesday evening. " * 400 + "</p>"
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{server.base}/p/{n}</link>"
+        f"<guid>{server.base}/p/{n}</guid></item>"
+        for n in range(16)
+    )
+    server.routes["/feed"] = static(
+        f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
+        "application/rss+xml",
+    )
+    for n in range(16):
+        server.routes[f"/p/{n}"] = static(_page(n).replace("</article>", padding + "</article>"))
+    page_bytes = len(_page(0).replace("</article>", padding + "</article>").encode())
+    limit = 3 * page_bytes
+    settings = Settings(
+        database_url=database_url,
+        allow_private_networks=True,
+        host_delay=0,
+        max_connections=8,
+        per_host_connections=8,
+        worker_backlog_bytes=limit,
+    )
+    workers = SlowWorkers()
+    let_go: list[int] = []
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
+            backlog = workers.backlog = pipeline._backlog
+            room = backlog.room
+
+            async def noted_room() -> None:
+                await room()
+                let_go.append(backlog.held)
+
+            backlog.room = noted_room  # type: ignore[method-assign]
+            await pipeline.store.add_feed(server.url("/feed"))
+            summary = await pipeline.run()
+    finally:
+        await pool.close()
+    assert summary.new_articles == 16
+    assert len(let_go) == 1 + 16  # the feed and every page asked
+    assert max(let_go) < limit
+    assert max(workers.seen) >= 2 * page_bytes  # page bodies waiting for the worker count
+    assert max(workers.seen) <= limit + 8 * page_bytes

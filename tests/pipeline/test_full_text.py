@@ -27,6 +27,7 @@ from tests.support.workers import InlineWorkers
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+RSS = "application/rss+xml"
 
 
 def paragraphs(n: int) -> list[str]:
@@ -178,3 +179,55 @@ async def test_text_the_extraction_missed_but_the_page_shows_does_not_hold_a_fee
         if row["text"] != clean_text("\n\n".join(paragraphs(n))):
             # Only the three compared entries may hold the page's (shorter) extraction.
             assert row["text"] == clean_text("\n\n".join(paragraphs(n)[:4]))
+
+
+def excerpt_feed(base: str, full: range, cut: range) -> str:
+    """Entries of `full` carry the article; those of `cut` half of it, ending "[…]"."""
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/a/{n}</link><guid>{base}/a/{n}</guid>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+        "<content:encoded><![CDATA["
+        + (
+            "".join(f"<p>{p}</p>" for p in paragraphs(n))
+            if n in full
+            else "".join(f"<p>{p}</p>" for p in paragraphs(n)[:3]) + "<p>[…]</p>"
+        )
+        + "]]></content:encoded></item>"
+        for n in [*full, *cut]
+    )
+    return (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>"
+    )
+
+
+async def test_excerpts_in_a_full_text_feed_are_fetched_and_prove_nothing(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed whose next two entries are excerpts ("[…]"): their pages are
+    fetched and their text is the page's, and the feed stays full-text (an excerpt says
+    nothing about whether the feed's other entries are the article)."""
+    site.routes["/feed"] = static(excerpt_feed(site.base, range(6), range(0)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert page_hits(site) == 3
+    site.routes["/feed"] = static(excerpt_feed(site.base, range(6), range(6, 8)), RSS)
+    await pipeline.run(all_feeds=True)
+    assert page_hits(site) == 3 + 2
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    cut = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/[67]$'")
+    assert [r["text_source"] for r in cut] == ["page", "page"]
+    assert all("[…]" not in r["text"] for r in cut)
+
+
+async def test_the_operator_s_feed_mode_takes_excerpts_as_they_are(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    site.routes["/feed"] = static(excerpt_feed(site.base, range(0), range(4)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    assert await pipeline.store.set_text_mode(site.url("/feed"), "feed")
+    await pipeline.run()
+    assert page_hits(site) == 0
+    stored = rows(database_url, "SELECT text_source FROM news.articles")
+    assert {r["text_source"] for r in stored} == {"feed"}
