@@ -6,6 +6,7 @@ holds a run up for good."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -213,3 +214,58 @@ async def test_page_bodies_count_and_page_requests_wait_for_room(
     assert max(let_go) < limit
     assert max(workers.seen) >= 2 * page_bytes  # page bodies waiting for the worker count
     assert max(workers.seen) <= limit + 8 * page_bytes
+
+
+@pytest.mark.integration
+async def test_the_feeds_begun_first_get_their_pages_first(database_url: str) -> None:
+    """Eight feeds of three pages, each feed and its pages on a host of its own (two requests
+    at a time to it), one slow worker: page slots go to the pages of the feeds begun first, so
+    feeds finish, and their articles are stored, one after another during the burst. Served in
+    arrival order instead, each feed's third page (which waits for its host until one of the
+    first two is fetched) queues behind every other feed's first two, and the stores all come
+    at the end."""
+    with contextlib.ExitStack() as stack:
+        hosts = [stack.enter_context(LocalServer()) for _ in range(8)]
+        for f, host in enumerate(hosts):
+            host.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+            items = "".join(
+                f"<item><title>Story {f}-{n}</title><link>{host.base}/s/{n}</link>"
+                f"<guid>{host.base}/s/{n}</guid></item>"
+                for n in range(3)
+            )
+            host.routes["/feed"] = static(
+                f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
+                "application/rss+xml",
+            )
+            for n in range(3):
+                host.routes[f"/s/{n}"] = static(_page(10 * f + n))
+        settings = Settings(
+            database_url=database_url,
+            allow_private_networks=True,
+            host_delay=0,
+            max_connections=2,
+            per_host_connections=2,
+        )
+        workers = SlowWorkers()
+        stored_after: list[int] = []  # worker tasks run when each feed's articles were stored
+        pool = make_pool(database_url)
+        await pool.open(wait=True)
+        try:
+            async with Fetcher(settings) as fetcher:
+                pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
+                store_articles = pipeline.store.store_articles
+
+                async def noted(*args: Any, **kwargs: Any) -> Any:
+                    stored_after.append(workers.tasks)
+                    return await store_articles(*args, **kwargs)
+
+                pipeline.store.store_articles = noted  # type: ignore[method-assign]
+                for host in hosts:
+                    await pipeline.store.add_feed(host.url("/feed"))
+                summary = await pipeline.run()
+        finally:
+            await pool.close()
+    assert summary.new_articles == 24
+    assert workers.tasks == 8 + 24  # every feed parsed, every page extracted
+    # Half the feeds are stored before two thirds of the work is done.
+    assert sorted(stored_after)[3] <= 2 * workers.tasks // 3, stored_after
