@@ -15,7 +15,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -208,6 +208,11 @@ class Pipeline:
             return await self.process_feed(feed)
         except IngestError as e:
             log.error("feed_not_recorded", feed_id=feed.id, error=str(e))
+            with contextlib.suppress(IngestError):
+                # At once, where the database answers already (the unit of work failed, not
+                # the database): the feed is due again before this call returns.
+                await self.store.release_leases(self.owner, [feed.id])
+                return None
             self._unreleased.add(feed.id)
             if self._handing_back is None or self._handing_back.done():
                 self._handing_back = asyncio.ensure_future(self._hand_back())
@@ -445,77 +450,92 @@ class Pipeline:
         )
         await self.store.link_entries(feed.id, plan.link)
         updated = await self._refetch(feed, plan.refetch)
-        pages, from_feed, full_text = await self._entry_pages(feed, plan.fetch)
-        items: list[tuple[Article, bytes | None]] = []
+        storer = _Storer(self.store, feed.id)
         deferred: list[bytes] = []
-        for c, page, own in zip(plan.fetch, pages, from_feed, strict=True):
+
+        async def ready(i: int, page: PageOutcome, own: bool) -> None:
+            c = plan.fetch[i]
             if page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
-                continue
+                return
             article = self._article(c, page, text_from_feed=own)
             if article is not None:
-                items.append((article, c.key))
-        counts = await self.store.store_articles(feed.id, items)
-        await self.store.defer_entries(feed.id, deferred)
-        for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
-            self._pages.pop(c.link, None)
-        metrics.DUPLICATES.inc(counts.duplicates)
+                await storer.add(article, c.key)
+
+        try:
+            from_feed, full_text = await self._entry_pages(feed, plan.fetch, ready)
+            await storer.flush()
+            await self.store.defer_entries(feed.id, deferred)
+        finally:
+            for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
+                self._pages.pop(c.link, None)
+        metrics.DUPLICATES.inc(storer.duplicates)
         return EntriesOutcome(
-            new=counts.new,
-            skipped=plan.skipped + counts.existing,
-            page_errors=sum(1 for a, _ in items if a.extraction_error),
+            new=storer.new,
+            skipped=plan.skipped + storer.existing,
+            page_errors=storer.page_errors,
             deferred=len(deferred),
             updated=updated,
-            from_feed=sum(1 for p in pages if p is _NO_PAGE),
+            from_feed=from_feed,
             full_text=full_text,
         )
 
     async def _entry_pages(
-        self, feed: Feed, found: tuple[dedup.Candidate, ...]
-    ) -> tuple[list[PageOutcome], list[bool], FullText]:
-        """The page outcome of each new entry, whether its own text is the article, and the
-        feed's full-text state after (ingest.fulltext): a full-text feed's entries are not
+        self,
+        feed: Feed,
+        found: tuple[dedup.Candidate, ...],
+        ready: Callable[[int, PageOutcome, bool], Awaitable[None]],
+    ) -> tuple[int, FullText]:
+        """Each new entry's page outcome and whether its own text is the article, handed to
+        `ready` (entry index, outcome, own) as soon as it is known, so that a feed's articles
+        are stored while its other pages are still fetched (a feed of 20 pages on a polite host
+        takes 10 s); then the number of entries stored from their own text without a request
+        and the feed's full-text state (ingest.fulltext): a full-text feed's entries are not
         fetched (their outcome is _NO_PAGE) but for the re-checks; every page fetched of an
         entry with text of its own is compared with it."""
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(t, mode) for t in texts]
-        pages: dict[int, PageOutcome] = {}
-        own: dict[int, bool] = {}
+        seen: set[int] = set()
 
         async def fetch(indices: list[int]) -> FullText:
             # Only an entry that may be the article is compared: not a teaser, not an excerpt.
             compares = {i for i in indices if mode == "auto" and counts[i] >= MIN_WORDS}
-            got = await asyncio.gather(
-                *(
-                    self._page_once(
-                        found[i].link, feed.settings, texts[i] if i in compares else None
-                    )
-                    for i in indices
-                )
-            )
-            compared = []
-            for i, page in zip(indices, got, strict=True):
-                pages[i], own[i] = page, False
+            compared: dict[int, tuple[bool, float, float, int]] = {}
+
+            async def one(i: int) -> None:
+                text = texts[i] if i in compares else None
+                page = await self._page_once(found[i].link, feed.settings, text)
+                seen.add(i)
+                same = False
                 if i in compares and (ex := page.extracted) is not None:
                     on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
                     same, holds, clean = compare(texts[i], ex.text, on_page)
-                    compared.append((same, holds, clean, counts[i]))
-                    own[i] = same
-            return observe(state, compared)
+                    compared[i] = (same, holds, clean, counts[i])
+                await ready(i, page, same)
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for i in indices:
+                        group.create_task(one(i))
+            except BaseExceptionGroup as failed:
+                # The others were cancelled: what failed reaches the caller as itself (a
+                # StoreError: the feed is handed back), not wrapped in a group.
+                raise failed.exceptions[0] from None
+            return observe(state, [compared[i] for i in indices if i in compared])
 
         rest = list(range(len(found)))
         # Undecided: a few pages at a time until the feed proves full-text or fails to twice.
         while first := probe(state, mode, [counts[i] for i in rest]):
             state = await fetch([rest[j] for j in first])
-            rest = [i for i in rest if i not in pages]
+            rest = [i for i in rest if i not in seen]
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
-        for i, want in zip(rest, wanted, strict=True):
-            if not want:
-                pages[i], own[i] = _NO_PAGE, True
+        # Together, so that the storer takes them in one or two transactions.
+        await asyncio.gather(
+            *(ready(i, _NO_PAGE, True) for i, want in zip(rest, wanted, strict=True) if not want)
+        )
         state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
-        ordered = range(len(found))
-        return [pages[i] for i in ordered], [own[i] for i in ordered], state
+        return wanted.count(False), state
 
     async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
@@ -584,6 +604,36 @@ class Pipeline:
 
 
 _NO_PAGE = PageOutcome(None, None, None, False)
+
+
+class _Storer:
+    """A feed's new articles, stored as their pages come in: `add` stores at once what has
+    come in, or, while a store of this feed runs, leaves it to the next one, which takes
+    everything that came in meanwhile (so that a burst is stored in few transactions and a
+    trickle without waiting for the feed's last page). `flush` stores what is left."""
+
+    def __init__(self, store: Store, feed_id: int) -> None:
+        self._store = store
+        self._feed_id = feed_id
+        self._waiting: list[tuple[Article, bytes | None]] = []
+        self._turn = asyncio.Lock()
+        self.new = self.existing = self.duplicates = self.page_errors = 0
+
+    async def add(self, article: Article, key: bytes | None) -> None:
+        self._waiting.append((article, key))
+        self.page_errors += bool(article.extraction_error)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._turn:
+            items, self._waiting = self._waiting, []
+            if items:
+                counts = await self._store.store_articles(self._feed_id, items)
+                self.new += counts.new
+                self.existing += counts.existing
+                self.duplicates += counts.duplicates
+
+
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 

@@ -269,3 +269,51 @@ async def test_the_feeds_begun_first_get_their_pages_first(database_url: str) ->
     assert workers.tasks == 8 + 24  # every feed parsed, every page extracted
     # Half the feeds are stored before two thirds of the work is done.
     assert sorted(stored_after)[3] <= 2 * workers.tasks // 3, stored_after
+
+
+@pytest.mark.integration
+async def test_a_feed_s_articles_are_stored_while_its_other_pages_wait_for_the_host(
+    database_url: str, server: LocalServer
+) -> None:
+    """Six pages on one host, 0.2 s apart: the first articles are in the database before the
+    last page is even requested, and a burst of pages that came in while a store ran goes in
+    together (fewer transactions than pages)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{server.base}/s/{n}</link>"
+        f"<guid>{server.base}/s/{n}</guid></item>"
+        for n in range(6)
+    )
+    server.routes["/feed"] = static(
+        f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
+        "application/rss+xml",
+    )
+    for n in range(6):
+        server.routes[f"/s/{n}"] = static(_page(n))
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0.2)
+    pages_requested_at_store: list[int] = []
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(
+                settings, Store(pool), fetcher, InlineWorkers(1), rng=random.Random(0)
+            )
+            store_articles = pipeline.store.store_articles
+
+            async def noted(*args: Any, **kwargs: Any) -> Any:
+                pages_requested_at_store.append(
+                    sum(1 for r in server.requests if r.path.startswith("/s/"))
+                )
+                return await store_articles(*args, **kwargs)
+
+            pipeline.store.store_articles = noted  # type: ignore[method-assign]
+            await pipeline.store.add_feed(server.url("/feed"))
+            summary = await pipeline.run()
+    finally:
+        await pool.close()
+    assert summary.new_articles == 6
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM news.articles").fetchone() == (6,)
+    assert pages_requested_at_store[0] < 6, pages_requested_at_store
+    assert 1 < len(pages_requested_at_store) <= 6
