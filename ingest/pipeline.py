@@ -54,6 +54,9 @@ log = structlog.get_logger(__name__)
 
 
 HAND_BACK_FIRST_DELAY, HAND_BACK_MAX_DELAY = 1.0, 15.0
+INLINE_RELEASE_SECONDS = 2.0
+"""How long a failed feed's error path waits to hand its lease back itself, before leaving it to
+the retries (the pool would wait 30 s for a connection to a database that is down)."""
 """Seconds between two tries to hand back leases while the database does not answer: the
 first wait, doubled after each failed try up to the longest."""
 
@@ -104,7 +107,7 @@ class Pipeline:
         # politeness lets the request start, not before: pages queued 0.5 s apart on one host
         # must not hold the slots that pages of other hosts could use now.
         self._page_slots = PrioritySlots(settings.max_connections + 2 * workers.size)
-        self._started = itertools.count()
+        self._started = itertools.count(1)
         self._backlog = Backlog(settings.worker_backlog_bytes)
         self._unreleased: set[int] = set()
         """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
@@ -208,10 +211,12 @@ class Pipeline:
             return await self.process_feed(feed)
         except IngestError as e:
             log.error("feed_not_recorded", feed_id=feed.id, error=str(e))
-            with contextlib.suppress(IngestError):
+            with contextlib.suppress(IngestError, TimeoutError):
                 # At once, where the database answers already (the unit of work failed, not
-                # the database): the feed is due again before this call returns.
-                await self.store.release_leases(self.owner, [feed.id])
+                # the database): the feed is due again before this call returns. Not for
+                # long: a database that is down is left to the retries of `_hand_back`.
+                async with asyncio.timeout(INLINE_RELEASE_SECONDS):
+                    await self.store.release_leases(self.owner, [feed.id])
                 return None
             self._unreleased.add(feed.id)
             if self._handing_back is None or self._handing_back.done():
@@ -244,8 +249,14 @@ class Pipeline:
             await asyncio.gather(self._handing_back, return_exceptions=True)
 
     async def process_feed(self, feed: Feed) -> FeedOutcome:
+        order = _FEED_ORDER.set(next(self._started))
+        try:
+            return await self._process_feed(feed)
+        finally:
+            _FEED_ORDER.reset(order)
+
+    async def _process_feed(self, feed: Feed) -> FeedOutcome:
         started = time.monotonic()
-        _FEED_ORDER.set(next(self._started))
         with structlog.contextvars.bound_contextvars(
             feed_id=feed.id, feed_url=redact_url(feed.url)
         ):
@@ -263,7 +274,6 @@ class Pipeline:
             elapsed = time.monotonic() - started
             metrics.FEEDS_POLLED.labels(outcome.status).inc()
             metrics.FEED_SECONDS.observe(elapsed)
-            metrics.ARTICLES_NEW.inc(outcome.new)
             metrics.ARTICLES_UPDATED.inc(outcome.updated)
             metrics.PAGE_FALLBACKS.inc(outcome.page_errors)
             log.info(
@@ -453,14 +463,14 @@ class Pipeline:
         storer = _Storer(self.store, feed.id)
         deferred: list[bytes] = []
 
-        async def ready(i: int, page: PageOutcome, own: bool) -> None:
+        async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
             c = plan.fetch[i]
             if page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
                 return
             article = self._article(c, page, text_from_feed=own)
             if article is not None:
-                await storer.add(article, c.key)
+                await storer.add(article, c.key, now=now)
 
         try:
             from_feed, full_text = await self._entry_pages(feed, plan.fetch, ready)
@@ -468,8 +478,9 @@ class Pipeline:
             await self.store.defer_entries(feed.id, deferred)
         finally:
             for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
-                self._pages.pop(c.link, None)
-        metrics.DUPLICATES.inc(storer.duplicates)
+                # A page still running (this feed failed mid-way) stays for `run` to wait for.
+                if (task := self._pages.get(c.link)) is not None and task.done():
+                    del self._pages[c.link]
         return EntriesOutcome(
             new=storer.new,
             skipped=plan.skipped + storer.existing,
@@ -484,14 +495,15 @@ class Pipeline:
         self,
         feed: Feed,
         found: tuple[dedup.Candidate, ...],
-        ready: Callable[[int, PageOutcome, bool], Awaitable[None]],
+        ready: Callable[[int, PageOutcome, bool, bool], Awaitable[None]],
     ) -> tuple[int, FullText]:
         """Each new entry's page outcome and whether its own text is the article, handed to
-        `ready` (entry index, outcome, own) as soon as it is known, so that a feed's articles
-        are stored while its other pages are still fetched (a feed of 20 pages on a polite host
-        takes 10 s); then the number of entries stored from their own text without a request
-        and the feed's full-text state (ingest.fulltext): a full-text feed's entries are not
-        fetched (their outcome is _NO_PAGE) but for the re-checks; every page fetched of an
+        `ready` (entry index, outcome, own, whether to store now) as soon as it is known, so
+        that a feed's articles are stored while its other pages are still fetched (a feed of
+        20 pages on a polite host takes 10 s); then the number of entries stored from their
+        own text without a request and the feed's full-text state (ingest.fulltext): a
+        full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
+        re-checks; every page fetched of an
         entry with text of its own is compared with it."""
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
@@ -512,16 +524,16 @@ class Pipeline:
                     on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
                     same, holds, clean = compare(texts[i], ex.text, on_page)
                     compared[i] = (same, holds, clean, counts[i])
-                await ready(i, page, same)
+                await ready(i, page, same, True)
 
             try:
                 async with asyncio.TaskGroup() as group:
                     for i in indices:
                         group.create_task(one(i))
             except BaseExceptionGroup as failed:
-                # The others were cancelled: what failed reaches the caller as itself (a
-                # StoreError: the feed is handed back), not wrapped in a group.
-                raise failed.exceptions[0] from None
+                # The others were cancelled: what failed reaches the caller as itself, not
+                # wrapped in a group; a StoreError first (the feed is handed back).
+                raise _chief(failed) from None
             return observe(state, [compared[i] for i in indices if i in compared])
 
         rest = list(range(len(found)))
@@ -530,10 +542,10 @@ class Pipeline:
             state = await fetch([rest[j] for j in first])
             rest = [i for i in rest if i not in seen]
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
-        # Together, so that the storer takes them in one or two transactions.
-        await asyncio.gather(
-            *(ready(i, _NO_PAGE, True) for i, want in zip(rest, wanted, strict=True) if not want)
-        )
+        # Handed over together, stored with the first page that comes in (or at the end).
+        for i, want in zip(rest, wanted, strict=True):
+            if not want:
+                await ready(i, _NO_PAGE, True, False)
         state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
         return wanted.count(False), state
 
@@ -603,7 +615,29 @@ class Pipeline:
                 self._page_slots.release()
 
 
+def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception of a failed task group that stands for it: a cancellation, else a
+    database failure, else the first; the others are logged."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [failed]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(reversed(e.exceptions))
+        else:
+            leaves.append(e)
+    chief = next(
+        (e for e in leaves if isinstance(e, asyncio.CancelledError)),
+        next((e for e in leaves if isinstance(e, StoreError)), leaves[0]),
+    )
+    for e in leaves:
+        if e is not chief:
+            log.warning("feed_task_failed_too", error=f"{type(e).__name__}: {e}")
+    return chief
+
+
 _NO_PAGE = PageOutcome(None, None, None, False)
+"""The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
 class _Storer:
@@ -619,10 +653,13 @@ class _Storer:
         self._turn = asyncio.Lock()
         self.new = self.existing = self.duplicates = self.page_errors = 0
 
-    async def add(self, article: Article, key: bytes | None) -> None:
+    async def add(self, article: Article, key: bytes | None, *, now: bool = True) -> None:
+        """Stores `article` (with what else came in) unless `now` is false: then it waits
+        for the next store."""
         self._waiting.append((article, key))
         self.page_errors += bool(article.extraction_error)
-        await self.flush()
+        if now:
+            await self.flush()
 
     async def flush(self) -> None:
         async with self._turn:
@@ -632,9 +669,9 @@ class _Storer:
                 self.new += counts.new
                 self.existing += counts.existing
                 self.duplicates += counts.duplicates
-
-
-"""The outcome of a page not fetched: a full-text feed's entry is its own article."""
+                # Counted as they are committed: a feed that fails later keeps them.
+                metrics.ARTICLES_NEW.inc(counts.new)
+                metrics.DUPLICATES.inc(counts.duplicates)
 
 
 @asynccontextmanager

@@ -437,3 +437,41 @@ async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answ
     again = await pipeline.run()
     assert (again.feeds, again.ok, again.failed) == (1, 1, 0)
     await pipeline.aclose()
+
+
+async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A feed's articles are stored as its pages come in; when one of those stores fails, the
+    feed is handed back at once and nothing of it is stored afterwards (another replica may
+    own it by then); what was stored before stays, and the next poll stores the rest."""
+    from ingest.errors import StoreError
+
+    paths = [f"/story/{n}" for n in range(6)]
+    server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
+    for p in paths:
+        server.routes[p] = static(page(p))
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    real = pipeline.store.store_articles
+    calls: list[str] = []
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append("store")
+        if len(calls) == 1:
+            raise StoreError("database unreachable: connection reset")
+        return await real(*args, **kwargs)
+
+    pipeline.store.store_articles = failing_once  # type: ignore[method-assign]
+    summary = await pipeline.run()
+    assert summary.feeds == 0  # handed back
+    await asyncio.sleep(0.3)  # anything left running would store now
+    assert calls == ["store"]
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0
+    assert rows(database_url, "SELECT lease_owner FROM ingest.feeds")[0]["lease_owner"] is None
+    again = await pipeline.run()
+    assert (again.feeds, again.ok, again.new_articles) == (1, 1, 6)
+    await pipeline.aclose()
