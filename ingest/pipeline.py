@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import hashlib
-import itertools
 import os
 import random
 import socket
@@ -26,7 +24,6 @@ from ingest import dedup, metrics
 from ingest.config import Settings
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
-from ingest.fetch.limits import PrioritySlots
 from ingest.fulltext import (
     MIN_WORDS,
     article_words,
@@ -70,11 +67,6 @@ def make_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-_FEED_ORDER: contextvars.ContextVar[int] = contextvars.ContextVar("feed_order", default=0)
-"""The order in which this process began the feed being worked on (set by `process_feed`, read
-by the tasks it starts): its pages get page slots before those of feeds begun later."""
-
-
 class Pipeline:
     def __init__(
         self,
@@ -106,8 +98,7 @@ class Pipeline:
         # ready for the next task, keep the workers busy. A slot is taken when the host's
         # politeness lets the request start, not before: pages queued 0.5 s apart on one host
         # must not hold the slots that pages of other hosts could use now.
-        self._page_slots = PrioritySlots(settings.max_connections + 2 * workers.size)
-        self._started = itertools.count(1)
+        self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
         self._backlog = Backlog(settings.worker_backlog_bytes)
         self._unreleased: set[int] = set()
         """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
@@ -249,13 +240,6 @@ class Pipeline:
             await asyncio.gather(self._handing_back, return_exceptions=True)
 
     async def process_feed(self, feed: Feed) -> FeedOutcome:
-        order = _FEED_ORDER.set(next(self._started))
-        try:
-            return await self._process_feed(feed)
-        finally:
-            _FEED_ORDER.reset(order)
-
-    async def _process_feed(self, feed: Feed) -> FeedOutcome:
         started = time.monotonic()
         with structlog.contextvars.bound_contextvars(
             feed_id=feed.id, feed_url=redact_url(feed.url)
@@ -596,7 +580,7 @@ class Pipeline:
         async def starting() -> None:
             nonlocal held
             await self._backlog.room()
-            await self._page_slots.acquire(_FEED_ORDER.get())
+            await self._page_slots.acquire()
             held = True
 
         try:

@@ -4,8 +4,6 @@ two requests to one host, with the clock and sleep passed in."""
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -165,39 +163,3 @@ class HostLimiter:
 
     def __len__(self) -> int:
         return len(self._hosts)
-
-
-class PrioritySlots:
-    """A semaphore that serves its waiters lowest `priority` first (in arrival order among
-    equals). The pipeline's page slots: given to the pages of the feeds it started first, so
-    that feeds finish (and their articles are stored) one after the other while the workers are
-    busy, instead of all of them at the end of a burst, each waiting for its last page."""
-
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._arrivals = itertools.count()
-
-    async def acquire(self, priority: int = 0) -> None:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        granted = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._arrivals), granted))
-        try:
-            await granted
-        except asyncio.CancelledError:
-            if granted.done() and not granted.cancelled():
-                self.release()  # granted as it was cancelled: the slot goes to the next one
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            _, _, granted = heapq.heappop(self._waiters)
-            if not granted.done():
-                granted.set_result(None)
-                return
-        self._free += 1
-
-    def locked(self) -> bool:
-        return self._free == 0

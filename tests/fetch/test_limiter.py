@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 
 from ingest.fetch import HostLimiter
-from ingest.fetch.limits import PrioritySlots
 from tests.support.virtual_time import VirtualTime
 
 pytestmark = pytest.mark.anyio
@@ -266,48 +265,3 @@ async def test_an_untimed_request_neither_waits_for_the_delay_nor_is_ignored_by_
 
     starts = await vt.run(request(True, 0.0), request(False, 0.25), request(True, 0.5))
     assert starts == [0.0, 0.25, 1.25]
-
-
-async def test_priority_slots_serve_the_lowest_priority_first() -> None:
-    """Two slots; waiters arriving as priorities 5, 1, 3, 1 get them in the order 1, 1, 3, 5
-    (arrival order among equals) as the slots come free."""
-    slots = PrioritySlots(2)
-    await slots.acquire(9)
-    await slots.acquire(9)
-    assert slots.locked()
-    served: list[tuple[int, str]] = []
-
-    async def waiter(priority: int, name: str) -> None:
-        await slots.acquire(priority)
-        served.append((priority, name))
-
-    tasks = [
-        asyncio.ensure_future(waiter(p, n)) for p, n in ((5, "a"), (1, "b"), (3, "c"), (1, "d"))
-    ]
-    await asyncio.sleep(0)
-    for _ in range(4):
-        slots.release()
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-    await asyncio.gather(*tasks)
-    assert served == [(1, "b"), (1, "d"), (3, "c"), (5, "a")]
-
-
-async def test_a_cancelled_waiter_passes_its_slot_on() -> None:
-    slots = PrioritySlots(1)
-    await slots.acquire()
-    first = asyncio.ensure_future(slots.acquire(1))
-    second = asyncio.ensure_future(slots.acquire(2))
-    await asyncio.sleep(0)
-    first.cancel()
-    await asyncio.sleep(0)
-    slots.release()  # the cancelled one is skipped
-    await asyncio.wait_for(second, 1)
-    # Granted and cancelled in the same step: the slot is released again, not lost.
-    third = asyncio.ensure_future(slots.acquire(3))
-    await asyncio.sleep(0)
-    slots.release()
-    third.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await third
-    await asyncio.wait_for(slots.acquire(4), 1)
