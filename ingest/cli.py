@@ -493,9 +493,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         async with open_pipeline(settings, dsn) as pipeline:
             # SIGTERM cancels the pass like Ctrl-C does, so claimed feeds are handed back.
-            task = asyncio.current_task()
-            assert task is not None
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+            _cancel_on_sigterm()
             summary = await pipeline.run(all_feeds=args.all)
         print(
             f"feeds: {summary.feeds} ({summary.ok} ok, {summary.not_modified} not modified, "
@@ -626,9 +624,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         conn = await connect(dsn)  # fail fast with one clear line when unreachable
         await conn.close()
         await migrate(dsn)
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        _cancel_on_sigterm()
         tty = sys.stderr.isatty() and settings.log_format != "json"
         reporter: Reporter = RichReporter() if tty else LogReporter()
         report = await run_backfill(
@@ -643,15 +639,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(lines))
         return 0
 
-    interrupted = "ingest: backfill interrupted; run the same command again to continue"
-    try:
-        return _run(go, settings)
-    except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
-        return 130
-    except asyncio.CancelledError:  # SIGTERM
-        print(interrupted, file=sys.stderr)
-        return 143
+    return _interruptible(
+        lambda: _run(go, settings),
+        "ingest: backfill interrupted; run the same command again to continue",
+    )
 
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
@@ -667,9 +658,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
                 f"feed entries and re-point {c.repointed} copies (dry run: nothing changed)"
             )
             return 0
-        task = asyncio.current_task()
-        assert task is not None  # SIGTERM rolls the batch in progress back; earlier ones stay
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        _cancel_on_sigterm()  # rolls the batch in progress back; earlier ones stay
         r = await store.prune(cutoff, batch=args.batch)
         print(
             f"removed {r.articles} articles {when} in {r.batches} batch(es), "
@@ -683,13 +672,26 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
         else "ingest: prune interrupted; the batch in progress was rolled back, earlier ones"
         " are removed; run the same command again to continue"
     )
+    return _interruptible(lambda: _run(lambda dsn: _with_store(dsn, prune), settings), interrupted)
+
+
+def _cancel_on_sigterm() -> None:
+    """SIGTERM cancels the running command as Ctrl-C does, so that its own clean-up runs (a
+    transaction rolled back, leases handed back)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def _interruptible(run: Callable[[], int], message: str) -> int:
+    """`run()`; interrupted, `message` on stderr and exit 130 (Ctrl-C) or 143 (SIGTERM)."""
     try:
-        return _run(lambda dsn: _with_store(dsn, prune), settings)
+        return run()
     except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
+        print(message, file=sys.stderr)
         return 130
-    except asyncio.CancelledError:  # SIGTERM
-        print(interrupted, file=sys.stderr)
+    except asyncio.CancelledError:  # SIGTERM, through _cancel_on_sigterm
+        print(message, file=sys.stderr)
         return 143
 
 

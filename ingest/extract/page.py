@@ -135,33 +135,30 @@ def _trafilatura_text(tree: _Element, url: str, *, fast: bool) -> str:
 
 
 def _main_content(document: str) -> str:
-    """resiliparse's main-content text of the page, or "" when it cannot parse it."""
-    try:
-        return str(
-            extract_plain_text(
-                HTMLTree.parse(document),
-                preserve_formatting=False,
-                main_content=True,
-                alt_texts=False,
-                links=False,
-                list_bullets=False,
-                noscript=False,
-                comments=False,
-            )
-        )
-    except Exception:  # a second opinion that fails is no opinion
-        return ""
+    """resiliparse's main-content text of the page, or "" when it cannot parse it (a second
+    opinion that fails is no opinion)."""
+    return _plain_text(document, main_content=True)
 
 
 def visible_text(body: bytes) -> str:
     """All the text a reader can see on the page (menus and footers included), or "" when it
     cannot be parsed."""
     try:
+        document = decode_file(body)
+    except Exception:  # an unreadable page shows nothing
+        return ""
+    return _plain_text(document, main_content=False)
+
+
+def _plain_text(document: str, *, main_content: bool) -> str:
+    """resiliparse's plain text of `document` (its main content only, or all of it), without
+    alt texts, link targets, bullets, noscript and comments; "" when it cannot parse it."""
+    try:
         return str(
             extract_plain_text(
-                HTMLTree.parse(decode_file(body)),
+                HTMLTree.parse(document),
                 preserve_formatting=False,
-                main_content=False,
+                main_content=main_content,
                 alt_texts=False,
                 links=False,
                 list_bullets=False,
@@ -169,5 +166,5 @@ def visible_text(body: bytes) -> str:
                 comments=False,
             )
         )
-    except Exception:  # an unreadable page shows nothing
+    except Exception:
         return ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from ingest.config import Settings
 from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline
+from ingest.ports import WorkerPool
 from ingest.store import Store
 from ingest.store.db import make_pool
 from ingest.workers.backlog import Backlog
@@ -94,6 +95,43 @@ def _page(n: int) -> str:
     return f"<html><head><title>Story {n}</title></head><body><article>{body}</article></body>"
 
 
+def _site(host: LocalServer, feed: str, links: list[str]) -> None:
+    """`host` allows every robot and serves at `feed` an RSS feed listing `links`."""
+    host.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{link}</link><guid>{link}</guid></item>"
+        for n, link in enumerate(links)
+    )
+    host.routes[feed] = static(
+        f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
+        "application/rss+xml",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _pipeline(settings: Settings, workers: WorkerPool) -> AsyncIterator[Pipeline]:
+    pool = make_pool(settings.database_url or "")
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            yield Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
+    finally:
+        await pool.close()
+
+
+def _note_stores(pipeline: Pipeline, note: Callable[[], int]) -> list[int]:
+    """What `note()` answers as each `store_articles` call begins."""
+    noted: list[int] = []
+    store_articles = pipeline.store.store_articles
+
+    async def noting(*args: Any, **kwargs: Any) -> Any:
+        noted.append(note())
+        return await store_articles(*args, **kwargs)
+
+    pipeline.store.store_articles = noting  # type: ignore[method-assign]
+    return noted
+
+
 class SlowWorkers(InlineWorkers):
     """One worker, 20 ms a task, noting the backlog's bytes as each task starts."""
 
@@ -122,17 +160,11 @@ async def _burst(database_url: str, server: LocalServer, limit: int) -> list[int
         worker_backlog_bytes=limit,
     )
     workers = SlowWorkers()
-    pool = make_pool(database_url)
-    await pool.open(wait=True)
-    try:
-        async with Fetcher(settings) as fetcher:
-            pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
-            workers.backlog = pipeline._backlog
-            for n in range(FEEDS):
-                await pipeline.store.add_feed(server.url(f"/feed/{n}"))
-            summary = await pipeline.run()
-    finally:
-        await pool.close()
+    async with _pipeline(settings, workers) as pipeline:
+        workers.backlog = pipeline._backlog
+        for n in range(FEEDS):
+            await pipeline.store.add_feed(server.url(f"/feed/{n}"))
+        summary = await pipeline.run()
     assert summary.new_articles == FEEDS
     assert workers.backlog.held == 0
     return workers.seen
@@ -167,17 +199,8 @@ async def test_page_bodies_count_and_page_requests_wait_for_room(
     """One small feed listing 16 pages of about 20 KB, 8 requests at a time, one slow worker:
     every request (the feed's and each page's) asks for room first, and is let go only while
     the backlog is under its limit; the pages' bodies are what fills it."""
-    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
     padding = "<p>" + "The harbour committee met again on Tuesday evening. " * 400 + "</p>"
-    items = "".join(
-        f"<item><title>Story {n}</title><link>{server.base}/p/{n}</link>"
-        f"<guid>{server.base}/p/{n}</guid></item>"
-        for n in range(16)
-    )
-    server.routes["/feed"] = static(
-        f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
-        "application/rss+xml",
-    )
+    _site(server, "/feed", [f"{server.base}/p/{n}" for n in range(16)])
     for n in range(16):
         server.routes[f"/p/{n}"] = static(_page(n).replace("</article>", padding + "</article>"))
     page_bytes = len(_page(0).replace("</article>", padding + "</article>").encode())
@@ -192,23 +215,17 @@ async def test_page_bodies_count_and_page_requests_wait_for_room(
     )
     workers = SlowWorkers()
     let_go: list[int] = []
-    pool = make_pool(database_url)
-    await pool.open(wait=True)
-    try:
-        async with Fetcher(settings) as fetcher:
-            pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
-            backlog = workers.backlog = pipeline._backlog
-            room = backlog.room
+    async with _pipeline(settings, workers) as pipeline:
+        backlog = workers.backlog = pipeline._backlog
+        room = backlog.room
 
-            async def noted_room() -> None:
-                await room()
-                let_go.append(backlog.held)
+        async def noted_room() -> None:
+            await room()
+            let_go.append(backlog.held)
 
-            backlog.room = noted_room  # type: ignore[method-assign]
-            await pipeline.store.add_feed(server.url("/feed"))
-            summary = await pipeline.run()
-    finally:
-        await pool.close()
+        backlog.room = noted_room  # type: ignore[method-assign]
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
     assert summary.new_articles == 16
     assert len(let_go) == 1 + 16  # the feed and every page asked
     assert max(let_go) < limit
@@ -227,16 +244,7 @@ async def test_a_burst_is_stored_as_its_pages_come_in(database_url: str) -> None
     with contextlib.ExitStack() as stack:
         hosts = [stack.enter_context(LocalServer()) for _ in range(8)]
         for f, host in enumerate(hosts):
-            host.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-            items = "".join(
-                f"<item><title>Story {f}-{n}</title><link>{host.base}/s/{n}</link>"
-                f"<guid>{host.base}/s/{n}</guid></item>"
-                for n in range(3)
-            )
-            host.routes["/feed"] = static(
-                f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
-                "application/rss+xml",
-            )
+            _site(host, "/feed", [f"{host.base}/s/{n}" for n in range(3)])
             for n in range(3):
                 host.routes[f"/s/{n}"] = static(_page(10 * f + n))
         settings = Settings(
@@ -247,28 +255,15 @@ async def test_a_burst_is_stored_as_its_pages_come_in(database_url: str) -> None
             per_host_connections=2,
         )
         workers = SlowWorkers()
-        stored_after: list[int] = []  # worker tasks run at each store
-        pool = make_pool(database_url)
-        await pool.open(wait=True)
-        try:
-            async with Fetcher(settings) as fetcher:
-                pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
-                store_articles = pipeline.store.store_articles
-
-                async def noted(*args: Any, **kwargs: Any) -> Any:
-                    stored_after.append(workers.tasks)
-                    return await store_articles(*args, **kwargs)
-
-                pipeline.store.store_articles = noted  # type: ignore[method-assign]
-                for host in hosts:
-                    await pipeline.store.add_feed(host.url("/feed"))
-                summary = await pipeline.run()
-        finally:
-            await pool.close()
+        async with _pipeline(settings, workers) as pipeline:
+            stored_after = _note_stores(pipeline, lambda: workers.tasks)
+            for host in hosts:
+                await pipeline.store.add_feed(host.url("/feed"))
+            summary = await pipeline.run()
     assert summary.new_articles == 24
     assert workers.tasks == 8 + 24  # every feed parsed, every page extracted
-    # Half the feeds are stored before two thirds of the work is done.
-    print("STORED", stored_after)
+    # Four stores are done before two thirds of the work is (stored a feed at a time after
+    # its last page, all eight came at the very end).
     assert sorted(stored_after)[3] <= 2 * workers.tasks // 3, stored_after
 
 
@@ -279,40 +274,16 @@ async def test_a_feed_s_articles_are_stored_while_its_other_pages_wait_for_the_h
     """Six pages on one host, 0.2 s apart: the first articles are in the database before the
     last page is even requested, and a burst of pages that came in while a store ran goes in
     together (fewer transactions than pages)."""
-    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-    items = "".join(
-        f"<item><title>Story {n}</title><link>{server.base}/s/{n}</link>"
-        f"<guid>{server.base}/s/{n}</guid></item>"
-        for n in range(6)
-    )
-    server.routes["/feed"] = static(
-        f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>",
-        "application/rss+xml",
-    )
+    _site(server, "/feed", [f"{server.base}/s/{n}" for n in range(6)])
     for n in range(6):
         server.routes[f"/s/{n}"] = static(_page(n))
     settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0.2)
-    pages_requested_at_store: list[int] = []
-    pool = make_pool(database_url)
-    await pool.open(wait=True)
-    try:
-        async with Fetcher(settings) as fetcher:
-            pipeline = Pipeline(
-                settings, Store(pool), fetcher, InlineWorkers(1), rng=random.Random(0)
-            )
-            store_articles = pipeline.store.store_articles
-
-            async def noted(*args: Any, **kwargs: Any) -> Any:
-                pages_requested_at_store.append(
-                    sum(1 for r in server.requests if r.path.startswith("/s/"))
-                )
-                return await store_articles(*args, **kwargs)
-
-            pipeline.store.store_articles = noted  # type: ignore[method-assign]
-            await pipeline.store.add_feed(server.url("/feed"))
-            summary = await pipeline.run()
-    finally:
-        await pool.close()
+    async with _pipeline(settings, InlineWorkers(1)) as pipeline:
+        pages_requested_at_store = _note_stores(
+            pipeline, lambda: sum(1 for r in server.requests if r.path.startswith("/s/"))
+        )
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
     assert summary.new_articles == 6
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM news.articles").fetchone() == (6,)
