@@ -259,12 +259,15 @@ WHERE NOT new.earlier AND a.id = new.id;
 
 -- name: near_duplicate_candidates
 -- Articles sharing at least one LSH band with the new one, the earliest 200: one btree probe
--- per band key (ingest.article_bands, see sql/0009), then the articles by id.
-WITH ids AS MATERIALIZED (
-    SELECT DISTINCT article_id FROM ingest.article_bands WHERE band = ANY (%(bands)s::bigint[]))
+-- per band key (ingest.article_bands, see sql/0009), then the articles by id. The ids go in as
+-- an array, so that the articles are probed by primary key whatever the statistics say (a
+-- join, planned on a new database without statistics, read the whole table each time).
 SELECT a.id, a.minhash, a.duplicate_of
-FROM ids JOIN ingest.articles a ON a.id = ids.article_id
-WHERE a.url_hash <> ingest.url_hash(%(url)s)
+FROM ingest.articles a
+WHERE a.id = ANY (ARRAY(
+        SELECT DISTINCT article_id FROM ingest.article_bands
+        WHERE band = ANY (%(bands)s::bigint[])))
+  AND a.url_hash <> ingest.url_hash(%(url)s)
 ORDER BY a.id
 LIMIT 200;
 
