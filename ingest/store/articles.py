@@ -134,10 +134,21 @@ class ArticleStore(StoreBase):
     ) -> StoredCounts:
         """The whole batch in one short transaction and a handful of round trips."""
         fingerprints = [article.fingerprint for article, _ in items]
-        for i, fp in enumerate(fingerprints):
-            if fp is not None and any(
-                other is not None and is_near_duplicate(fp.minhash, other.minhash)
-                for other in fingerprints[:i]
+        # An exact copy of an earlier row finds it by its body (insert_article's first lookup,
+        # which sees the rows inserted before it); only near copies need the earlier row
+        # stored before their candidates are looked up.
+        bodies: set[bytes] = set()
+        for i, (article, _) in enumerate(items):
+            exact = bool(article.text) and article.content_hash in bodies
+            bodies.add(article.content_hash)
+            fp = fingerprints[i]
+            if (
+                not exact
+                and fp is not None
+                and any(
+                    other is not None and is_near_duplicate(fp.minhash, other.minhash)
+                    for other in fingerprints[:i]
+                )
             ):
                 raise _OneByOne  # the later copy must point at the earlier one, once stored
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():

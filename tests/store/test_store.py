@@ -4,6 +4,7 @@ counters, and idempotent article storage with URL aliases and content-hash dupli
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -639,6 +640,53 @@ async def test_two_earlier_copies_in_one_batch(store: Store, database_url: str) 
     assert rows[first.url][1] is None
     assert rows[middle.url][1] == first_id
     assert rows[late.url][1] == first_id
+
+
+@pytest.mark.parametrize("hours", list(itertools.permutations((1, 5, 9))))
+async def test_exact_copies_in_one_batch_end_as_stored_one_at_a_time(
+    store: Store, database_url: str, hours: tuple[int, ...]
+) -> None:
+    """Exact copies of one text (with fingerprints, so near copies of each other too) in one
+    batch, after a stored original, in every order of publication: the same originals as
+    storing them one at a time, and the same changes announced but for one: a copy the batch
+    stored as the story's original before a copy earlier still, stored after it, took the
+    story over, is announced once more (an update of a row its own transaction inserted)."""
+
+    def copies(tag: str) -> list[Article]:
+        text = f"The {tag} bridge reopens on Monday after repairs.\n\nTraffic returns."
+        return [
+            replace(
+                _with_fingerprint(f"https://{tag}{k}.example/bridge", text),
+                published_at=NOW - timedelta(hours=h),
+            )
+            for k, h in enumerate((0, *hours))
+        ]
+
+    def shape(articles: list[Article]) -> list[tuple[int | None, list[str]]]:
+        ids = {a.url: _group(database_url)[a.url][0] for a in articles}
+        role = {article_id: k for k, article_id in enumerate(ids.values())}
+        out = []
+        for a in articles:
+            article_id, original = _group(database_url)[a.url]
+            kinds = _rows(
+                database_url,
+                "SELECT kind FROM news.article_changes WHERE article_id = %s ORDER BY seq",
+                (article_id,),
+            )
+            out.append((role[original] if original else None, [str(k["kind"]) for k in kinds]))
+        return out
+
+    batched, single = copies("batch"), copies("single")
+    await store.store_articles(None, [(batched[0], None)])
+    await store.store_articles(None, [(a, None) for a in batched[1:]])
+    for article in single:
+        await store.store_articles(None, [(article, None)])
+    assert [original for original, _ in shape(batched)] == [o for o, _ in shape(single)]
+    for (_, kinds), (_, alone) in zip(shape(batched), shape(single), strict=True):
+        assert kinds[0] == "insert"
+        assert kinds in (alone, [*alone, "update"])
+    earliest = min(range(4), key=lambda k: (batched[k].published_at, k))
+    assert shape(batched)[earliest][0] is None
 
 
 async def test_every_feed_of_an_article_is_recorded_and_the_first_adopts_it(
