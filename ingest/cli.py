@@ -16,7 +16,6 @@ import structlog
 
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
-from ingest.documents.feedlists import read_feed_list
 from ingest.errors import ConfigError, IngestError
 from ingest.normalize import canonical_url
 from ingest.store import Store
@@ -283,6 +282,9 @@ def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str]]:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {file}: {e.strerror or e}") from e
+    # Here, not at the top: lxml is for this command only (5 ms of every other's start-up).
+    from ingest.documents.feedlists import read_feed_list
+
     urls: list[str] = []
     rejected: list[str] = []
     for entry in read_feed_list(data):
