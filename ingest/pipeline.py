@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -39,7 +39,7 @@ from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import decide_feed_failure, decide_feed_update
-from ingest.store import Store
+from ingest.store import Store, StoredCounts
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
 from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, ParsedFeed
@@ -106,6 +106,11 @@ class Pipeline:
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
         self._successes = GroupWriter(functools.partial(self.store.feeds_succeeded, self.owner))
+        # So are new articles: the stores of the feeds whose pages come in while one
+        # transaction holds the article writers' turn go in together with the next (one turn
+        # and one commit for many feeds, instead of most of them waiting for the turn apiece).
+        # A feed that fails leaves nothing of its own to be written after it (`withdraw`).
+        self._articles = GroupWriter(self._store_batches, withdraw=True)
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -444,7 +449,7 @@ class Pipeline:
         )
         await self.store.link_entries(feed.id, plan.link)
         updated = await self._refetch(feed, plan.refetch)
-        storer = _Storer(self.store, feed.id)
+        storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
@@ -474,6 +479,11 @@ class Pipeline:
             from_feed=from_feed,
             full_text=full_text,
         )
+
+    async def _store_batches(self, batches: list[_Batch]) -> None:
+        results = await self.store.store_groups([(b.feed_id, b.items) for b in batches])
+        for batch, result in zip(batches, results, strict=True):
+            batch.result = result
 
     async def _entry_pages(
         self,
@@ -624,14 +634,25 @@ _NO_PAGE = PageOutcome(None, None, None, False)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
+@dataclass
+class _Batch:
+    """A feed's articles handed to the pipeline's article writer, and what became of them."""
+
+    feed_id: int
+    items: list[tuple[Article, bytes | None]]
+    result: StoredCounts | StoreError | None = None
+
+
 class _Storer:
     """A feed's new articles, stored as their pages come in: `add` stores at once what has
     come in, or, while a store of this feed runs, leaves it to the next one, which takes
     everything that came in meanwhile (so that a burst is stored in few transactions and a
-    trickle without waiting for the feed's last page). `flush` stores what is left."""
+    trickle without waiting for the feed's last page). `flush` stores what is left. The
+    stores of all feeds go through one writer (`Pipeline._articles`), which puts those that
+    arrive together in one transaction."""
 
-    def __init__(self, store: Store, feed_id: int) -> None:
-        self._store = store
+    def __init__(self, writer: GroupWriter[_Batch], feed_id: int) -> None:
+        self._writer = writer
         self._feed_id = feed_id
         self._waiting: list[tuple[Article, bytes | None]] = []
         self._turn = asyncio.Lock()
@@ -649,7 +670,12 @@ class _Storer:
         async with self._turn:
             items, self._waiting = self._waiting, []
             if items:
-                counts = await self._store.store_articles(self._feed_id, items)
+                batch = _Batch(self._feed_id, items)
+                await self._writer.add(batch)
+                counts = batch.result
+                if isinstance(counts, StoreError):
+                    raise StoreError(str(counts)) from counts.__cause__
+                assert counts is not None
                 self.new += counts.new
                 self.existing += counts.existing
                 self.duplicates += counts.duplicates

@@ -79,3 +79,53 @@ def test_a_cancelled_waiter_does_not_cancel_the_write() -> None:
 
     asyncio.run(main())
     assert written == [7, 8]
+
+
+def test_withdraw_drops_a_cancelled_item_no_write_has_taken() -> None:
+    written: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> None:
+        written.append(items)
+        if len(written) == 1:
+            await release.wait()
+
+    async def main() -> None:
+        writer = GroupWriter(write, withdraw=True)
+        first = asyncio.create_task(writer.add(1))
+        await asyncio.sleep(0)
+        waiting = [asyncio.create_task(writer.add(n)) for n in (2, 3)]
+        await asyncio.sleep(0)
+        waiting[0].cancel()  # 2 waits for the next write: withdrawn
+        with pytest.raises(asyncio.CancelledError):
+            await waiting[0]
+        release.set()
+        await asyncio.gather(first, waiting[1])
+
+    asyncio.run(main())
+    assert written == [[1], [3]]
+
+
+def test_withdraw_waits_for_the_write_that_took_the_item() -> None:
+    events: list[str] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> None:
+        await release.wait()
+        events.append(f"wrote {items}")
+
+    async def main() -> None:
+        writer = GroupWriter(write, withdraw=True)
+        task = asyncio.create_task(writer.add(5))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0)
+        assert not task.done()  # the write of 5 is under way: the cancellation waits for it
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        events.append("cancelled")
+
+    asyncio.run(main())
+    assert events == ["wrote [5]", "cancelled"]
