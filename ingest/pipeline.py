@@ -671,17 +671,19 @@ class _Storer:
             items, self._waiting = self._waiting, []
             if items:
                 batch = _Batch(self._feed_id, items)
-                await self._writer.add(batch)
-                counts = batch.result
-                if isinstance(counts, StoreError):
-                    raise StoreError(str(counts)) from counts.__cause__
-                assert counts is not None
-                self.new += counts.new
-                self.existing += counts.existing
-                self.duplicates += counts.duplicates
-                # Counted as they are committed: a feed that fails later keeps them.
-                metrics.ARTICLES_NEW.inc(counts.new)
-                metrics.DUPLICATES.inc(counts.duplicates)
+                try:
+                    await self._writer.add(batch)
+                finally:
+                    # Counted as they are committed, also when this feed was cancelled while
+                    # they were: a feed that fails later keeps them.
+                    if isinstance(counts := batch.result, StoredCounts):
+                        self.new += counts.new
+                        self.existing += counts.existing
+                        self.duplicates += counts.duplicates
+                        metrics.ARTICLES_NEW.inc(counts.new)
+                        metrics.DUPLICATES.inc(counts.duplicates)
+                if isinstance(batch.result, StoreError):
+                    raise StoreError(str(batch.result)) from batch.result.__cause__
 
 
 @asynccontextmanager

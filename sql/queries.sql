@@ -236,8 +236,8 @@ RETURNING id, duplicate_of, (SELECT id FROM story) AS story;
 -- published before that story's original (%(old)s) when it was inserted: if it still is the
 -- earliest (another article of the same batch may have taken the story over meanwhile), the
 -- story's original and every copy pointing at it now point at the new one; otherwise the new
--- one points at the story's original. Re-pointed rows are announced as updates (the
--- articles_updated trigger).
+-- one, and any copy of the same batch that found it as its story meanwhile, point at the
+-- story's original. Re-pointed rows are announced as updates (the articles_updated trigger).
 WITH story AS (
     SELECT r.id, r.published_at
     FROM ingest.articles o
@@ -255,7 +255,7 @@ WITH story AS (
 )
 UPDATE ingest.articles a SET duplicate_of = new.root
 FROM new
-WHERE NOT new.earlier AND a.id = new.id;
+WHERE NOT new.earlier AND (a.id = new.id OR a.duplicate_of = new.id);
 
 -- name: near_duplicate_candidates
 -- Articles sharing at least one LSH band with the new one, the earliest 200: one btree probe

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg_pool import PoolTimeout
 
 from ingest.errors import StoreError
 from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
@@ -130,15 +131,20 @@ class ArticleStore(StoreBase):
                     await conn.execute(queries()["lock_article_writes"])
                     return [await _store_in(conn, feed_id, items) for feed_id, items in live]
             except StoreError as e:
-                if getattr(e.__cause__, "sqlstate", None) is None:  # not the server's answer
+                if _unreachable(e):
                     return [e if items else StoredCounts(0, 0) for _, items in live]
                 log.debug("article_groups_stored_apart", error=first_line(e))
         results: list[StoredCounts | StoreError] = []
+        gone: StoreError | None = None
         for feed_id, items in live:
+            if gone is not None:  # no use waiting for the database once per group
+                results.append(gone if items else StoredCounts(0, 0))
+                continue
             try:
                 results.append(await self.store_articles(feed_id, items))
             except StoreError as e:
                 results.append(e)
+                gone = e if _unreachable(e) else None
         return results
 
     async def _store_articles(
@@ -159,6 +165,23 @@ class ArticleStore(StoreBase):
             # visible in order); taking the turn before any row lock avoids deadlocks.
             await conn.execute(queries()["lock_article_writes"])
             return await _one_by_one(conn, feed_id, items)
+
+
+_GONE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+"""Server shutting down or restarting, or no connection slot left: the database's, not a
+row's or a feed's (with connection failures, SQLSTATE class 08)."""
+
+
+def _unreachable(e: StoreError) -> bool:
+    """Whether a store failed because the database could not be reached or went away (then
+    every other store fails alike), not because it refused what was written."""
+    cause = e.__cause__
+    if isinstance(cause, PoolTimeout):
+        return True
+    if not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
+        return False  # a refusal, also one the client makes itself (a NUL byte: DataError)
+    state = cause.sqlstate
+    return state is None or state.startswith("08") or state in _GONE_STATES
 
 
 def _near_copies_inside(items: Sequence[tuple[Article, bytes | None]]) -> bool:

@@ -4,6 +4,7 @@ for the next, so that a burst of small writes costs a few transactions, not one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -46,8 +47,10 @@ class GroupWriter(Generic[T]):
                 done.cancel()
                 raise
             # Taken by the write in progress: it is not interrupted, and the caller learns of
-            # the cancellation only once it is over.
-            await asyncio.wait([done])
+            # the cancellation only once it is over (however often it is cancelled again).
+            while not done.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([done])
             if not done.cancelled():
                 done.exception()  # retrieved: the cancellation is what the caller gets
             raise

@@ -129,3 +129,31 @@ def test_withdraw_waits_for_the_write_that_took_the_item() -> None:
 
     asyncio.run(main())
     assert events == ["wrote [5]", "cancelled"]
+
+
+def test_withdraw_waits_for_the_write_however_often_it_is_cancelled() -> None:
+    events: list[str] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> None:
+        await release.wait()
+        events.append(f"wrote {items}")
+
+    async def main() -> None:
+        writer = GroupWriter(write, withdraw=True)
+        task = asyncio.create_task(writer.add(5))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0)
+        task.cancel()  # a task group aborting, then its parent cancelled too
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not task.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        events.append("cancelled")
+
+    asyncio.run(main())
+    assert events == ["wrote [5]", "cancelled"]

@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg_pool import PoolTimeout
 
 from ingest.errors import StoreError
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
+from ingest.store.articles import _unreachable
 from ingest.types import Article
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -516,6 +518,72 @@ async def test_groups_of_several_feeds_go_in_one_transaction(
         "SELECT count(*) AS n, count(DISTINCT changed_at) AS t FROM news.article_changes",
     )
     assert (row["n"], row["t"]) == (5, 1)
+
+
+async def test_an_exact_copy_of_a_copy_in_one_batch_points_at_the_original(
+    store: Store, database_url: str
+) -> None:
+    """A batch of a story's earliest article (a near copy of the one stored), a later near
+    copy of the stored one, and an exact copy of that near copy: once the batch's takeovers
+    are done, every row points at the earliest, never at another copy."""
+    words = [f"w{n}x" for n in range(120)]
+    stored_text = " ".join(words)
+    near_one = " ".join(words[:90] + [f"a{n}y" for n in range(30)])
+    near_two = " ".join([f"b{n}z" for n in range(30)] + words[30:])
+
+    def at(url: str, text: str, hours: int) -> Article:
+        return replace(_with_fingerprint(url, text), published_at=NOW - timedelta(hours=hours))
+
+    stored = at("https://o.example/s", stored_text, 0)
+    earliest = at("https://a.example/s", near_one, 9)
+    later = at("https://b.example/s", near_two, 5)
+    exact = at("https://c.example/s", near_two, 3)
+    await store.store_articles(None, [(stored, None)])
+    await store.store_articles(None, [(a, None) for a in (earliest, later, exact)])
+    rows = _group(database_url)
+    earliest_id = rows[earliest.url][0]
+    assert rows[earliest.url][1] is None
+    assert [rows[a.url][1] for a in (stored, later, exact)] == [earliest_id] * 3
+
+
+async def test_a_row_the_client_refuses_fails_no_other_group(
+    store: Store, database_url: str
+) -> None:
+    """A NUL byte is refused by psycopg before anything is sent (no SQLSTATE): that is the
+    row's fault, not an unreachable database, so the other group is stored too."""
+    for name in ("a", "b"):
+        await store.add_feed(f"https://{name}.example/feed/")
+    ids = sorted(f["id"] for f in await store.list_feeds())
+    first = [_article(f"https://a.example/news/{n}") for n in range(2)]
+    second = [_article("https://b.example/news/ok"), _article("https://b.example/bad", "a \x00")]
+    results = await store.store_groups(
+        [(ids[0], [(a, _key(a)) for a in first]), (ids[1], [(a, _key(a)) for a in second])]
+    )
+    assert results == [StoredCounts(2, 0), StoredCounts(1, 0)]
+
+
+def test_which_store_failures_mean_the_database_is_gone() -> None:
+    def failure(cause: BaseException) -> StoreError:
+        try:
+            raise StoreError("failed") from cause
+        except StoreError as e:
+            return e
+
+    gone = [
+        PoolTimeout("no connection"),
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        psycopg.errors.AdminShutdown("terminating connection"),
+        psycopg.errors.ConnectionFailure("lost"),
+        psycopg.errors.TooManyConnections("full"),
+    ]
+    refused = [
+        psycopg.DataError("NUL byte"),
+        psycopg.errors.ForeignKeyViolation("feed gone"),
+        psycopg.errors.DeadlockDetected("deadlock"),
+        psycopg.errors.QueryCanceled("statement timeout"),
+    ]
+    assert all(_unreachable(failure(e)) for e in gone)
+    assert not any(_unreachable(failure(e)) for e in refused)
 
 
 async def test_a_group_the_database_refuses_fails_alone(store: Store, database_url: str) -> None:
