@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -39,7 +39,7 @@ from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import decide_feed_failure, decide_feed_update
-from ingest.store import Store, StoredCounts
+from ingest.store import Store
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
 from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, ParsedFeed
@@ -106,11 +106,6 @@ class Pipeline:
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
         self._successes = GroupWriter(functools.partial(self.store.feeds_succeeded, self.owner))
-        # So are new articles: the stores of the feeds whose pages come in while one
-        # transaction holds the article writers' turn go in together with the next (one turn
-        # and one commit for many feeds, instead of most of them waiting for the turn apiece).
-        # A feed that fails leaves nothing of its own to be written after it (`withdraw`).
-        self._articles = GroupWriter(self._store_batches, withdraw=True)
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -449,7 +444,7 @@ class Pipeline:
         )
         await self.store.link_entries(feed.id, plan.link)
         updated = await self._refetch(feed, plan.refetch)
-        storer = _Storer(self._articles, feed.id)
+        storer = _Storer(self.store, feed.id)
         deferred: list[bytes] = []
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
@@ -479,11 +474,6 @@ class Pipeline:
             from_feed=from_feed,
             full_text=full_text,
         )
-
-    async def _store_batches(self, batches: list[_Batch]) -> None:
-        results = await self.store.store_groups([(b.feed_id, b.items) for b in batches])
-        for batch, result in zip(batches, results, strict=True):
-            batch.result = result
 
     async def _entry_pages(
         self,
@@ -634,25 +624,14 @@ _NO_PAGE = PageOutcome(None, None, None, False)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
-@dataclass
-class _Batch:
-    """A feed's articles handed to the pipeline's article writer, and what became of them."""
-
-    feed_id: int
-    items: list[tuple[Article, bytes | None]]
-    result: StoredCounts | StoreError | None = None
-
-
 class _Storer:
     """A feed's new articles, stored as their pages come in: `add` stores at once what has
     come in, or, while a store of this feed runs, leaves it to the next one, which takes
     everything that came in meanwhile (so that a burst is stored in few transactions and a
-    trickle without waiting for the feed's last page). `flush` stores what is left. The
-    stores of all feeds go through one writer (`Pipeline._articles`), which puts those that
-    arrive together in one transaction."""
+    trickle without waiting for the feed's last page). `flush` stores what is left."""
 
-    def __init__(self, writer: GroupWriter[_Batch], feed_id: int) -> None:
-        self._writer = writer
+    def __init__(self, store: Store, feed_id: int) -> None:
+        self._store = store
         self._feed_id = feed_id
         self._waiting: list[tuple[Article, bytes | None]] = []
         self._turn = asyncio.Lock()
@@ -670,20 +649,13 @@ class _Storer:
         async with self._turn:
             items, self._waiting = self._waiting, []
             if items:
-                batch = _Batch(self._feed_id, items)
-                try:
-                    await self._writer.add(batch)
-                finally:
-                    # Counted as they are committed, also when this feed was cancelled while
-                    # they were: a feed that fails later keeps them.
-                    if isinstance(counts := batch.result, StoredCounts):
-                        self.new += counts.new
-                        self.existing += counts.existing
-                        self.duplicates += counts.duplicates
-                        metrics.ARTICLES_NEW.inc(counts.new)
-                        metrics.DUPLICATES.inc(counts.duplicates)
-                if isinstance(batch.result, StoreError):
-                    raise StoreError(str(batch.result)) from batch.result.__cause__
+                counts = await self._store.store_articles(self._feed_id, items)
+                self.new += counts.new
+                self.existing += counts.existing
+                self.duplicates += counts.duplicates
+                # Counted as they are committed: a feed that fails later keeps them.
+                metrics.ARTICLES_NEW.inc(counts.new)
+                metrics.DUPLICATES.inc(counts.duplicates)
 
 
 @asynccontextmanager

@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import structlog
-from psycopg_pool import PoolTimeout
 
 from ingest.errors import StoreError
 from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
@@ -116,129 +115,67 @@ class ArticleStore(StoreBase):
                     raise
         raise AssertionError("unreachable")
 
-    async def store_groups(
-        self, groups: Sequence[tuple[int | None, Sequence[tuple[Article, bytes | None]]]]
-    ) -> list[StoredCounts | StoreError]:
-        """`store_articles` of several feeds' articles, in one transaction (one turn of the
-        article writers, one commit) when it goes through. When the database refuses it (a row,
-        a feed removed meanwhile, a deadlock), each group is stored on its own, so that what
-        fails is only the failing group's: its StoreError is its result. When the database
-        cannot be reached, that is every group's result, without trying each."""
-        live = [(feed_id, sorted(items, key=lambda item: item[0].url)) for feed_id, items in groups]
-        if sum(1 for _, items in live if items) > 1:
-            try:
-                async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
-                    await conn.execute(queries()["lock_article_writes"])
-                    return [await _store_in(conn, feed_id, items) for feed_id, items in live]
-            except StoreError as e:
-                if _unreachable(e):
-                    return [e if items else StoredCounts(0, 0) for _, items in live]
-                log.debug("article_groups_stored_apart", error=first_line(e))
-        results: list[StoredCounts | StoreError] = []
-        gone: StoreError | None = None
-        for feed_id, items in live:
-            if gone is not None:  # no use waiting for the database once per group
-                results.append(gone if items else StoredCounts(0, 0))
-                continue
-            try:
-                results.append(await self.store_articles(feed_id, items))
-            except StoreError as e:
-                results.append(e)
-                gone = e if _unreachable(e) else None
-        return results
-
     async def _store_articles(
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
     ) -> StoredCounts:
         try:
-            if not _near_copies_inside(items):
-                async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
-                    await conn.execute(queries()["lock_article_writes"])
-                    return await _write(conn, feed_id, items)
+            return await self._store_batch(feed_id, items)
+        except _OneByOne:
+            pass
         except StoreError as e:
             if not isinstance(e.__cause__, _REFUSED_ROW):
                 raise
         # A row the database refuses (or near-copies inside the batch): row by row, so that one
         # bad row spoils no other and each copy finds the original stored just before it.
+        return await self._store_one_by_one(feed_id, items)
+
+    async def _store_batch(
+        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+    ) -> StoredCounts:
+        """The whole batch in one short transaction and a handful of round trips."""
+        fingerprints = [article.fingerprint for article, _ in items]
+        # An exact copy of an earlier row finds it by its body (insert_article's first lookup,
+        # which sees the rows inserted before it); only near copies need the earlier row
+        # stored before their candidates are looked up.
+        bodies: set[bytes] = set()
+        for i, (article, _) in enumerate(items):
+            exact = bool(article.text) and article.content_hash in bodies
+            bodies.add(article.content_hash)
+            fp = fingerprints[i]
+            if (
+                not exact
+                and fp is not None
+                and any(
+                    other is not None and is_near_duplicate(fp.minhash, other.minhash)
+                    for other in fingerprints[:i]
+                )
+            ):
+                raise _OneByOne  # the later copy must point at the earlier one, once stored
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(queries()["lock_article_writes"])
+            return await _write(conn, feed_id, items)
+
+    async def _store_one_by_one(
+        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+    ) -> StoredCounts:
+        """Each row in a savepoint of one transaction: a row the database refuses spoils no
+        other, and each near-copy finds the original stored just before it."""
+        new = existing = duplicates = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             # Writers of articles take turns (see sql/0004: the change sequence must become
             # visible in order); taking the turn before any row lock avoids deadlocks.
             await conn.execute(queries()["lock_article_writes"])
-            return await _one_by_one(conn, feed_id, items)
-
-
-_GONE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-"""Server shutting down or restarting, or no connection slot left: the database's, not a
-row's or a feed's (with connection failures, SQLSTATE class 08)."""
-
-
-def _unreachable(e: StoreError) -> bool:
-    """Whether a store failed because the database could not be reached or went away (then
-    every other store fails alike), not because it refused what was written."""
-    cause = e.__cause__
-    if isinstance(cause, PoolTimeout):
-        return True
-    if not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
-        return False  # a refusal, also one the client makes itself (a NUL byte: DataError)
-    state = cause.sqlstate
-    return state is None or state.startswith("08") or state in _GONE_STATES
-
-
-def _near_copies_inside(items: Sequence[tuple[Article, bytes | None]]) -> bool:
-    """Whether a row of the batch is a near copy of an earlier one: it must find that one
-    stored before its candidates are looked up, so the batch goes in row by row. An exact copy
-    of an earlier row does not count: insert_article finds it by its body among the rows
-    inserted before it."""
-    fingerprints = [article.fingerprint for article, _ in items]
-    bodies: set[bytes] = set()
-    for i, (article, _) in enumerate(items):
-        exact = bool(article.text) and article.content_hash in bodies
-        bodies.add(article.content_hash)
-        fp = fingerprints[i]
-        if (
-            not exact
-            and fp is not None
-            and any(
-                other is not None and is_near_duplicate(fp.minhash, other.minhash)
-                for other in fingerprints[:i]
-            )
-        ):
-            return True
-    return False
-
-
-async def _store_in(
-    conn: psycopg.AsyncConnection[Any],
-    feed_id: int | None,
-    items: Sequence[tuple[Article, bytes | None]],
-) -> StoredCounts:
-    """One batch inside the caller's transaction (which holds the article writers' turn)."""
-    if not items:
-        return StoredCounts(0, 0)
-    if _near_copies_inside(items):
-        return await _one_by_one(conn, feed_id, items)
-    return await _write(conn, feed_id, items)
-
-
-async def _one_by_one(
-    conn: psycopg.AsyncConnection[Any],
-    feed_id: int | None,
-    items: Sequence[tuple[Article, bytes | None]],
-) -> StoredCounts:
-    """Each row in a savepoint of the caller's transaction: a row the database refuses spoils
-    no other, and each near-copy finds the original stored just before it."""
-    new = existing = duplicates = 0
-    for item in items:
-        try:
-            async with conn.transaction():
-                counts = await _write(conn, feed_id, [item])
-        except _REFUSED_ROW as e:
-            log.warning("article_refused", url=item[0].url[:500], error=first_line(e))
-            continue
-        new += counts.new
-        existing += counts.existing
-        duplicates += counts.duplicates
-    return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+            for item in items:
+                try:
+                    async with conn.transaction():
+                        counts = await _write(conn, feed_id, [item])
+                except _REFUSED_ROW as e:
+                    log.warning("article_refused", url=item[0].url[:500], error=first_line(e))
+                    continue
+                new += counts.new
+                existing += counts.existing
+                duplicates += counts.duplicates
+        return StoredCounts(new=new, existing=existing, duplicates=duplicates)
 
 
 async def _write(
@@ -327,6 +264,10 @@ def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:
 _REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
 """Errors that belong to one row (a value out of range, an index row too large), not the
 database: that row is left out and the others stored."""
+
+
+class _OneByOne(Exception):
+    """The batch needs the row-by-row path."""
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:

@@ -4,7 +4,6 @@ for the next, so that a burst of small writes costs a few transactions, not one 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -14,46 +13,21 @@ T = TypeVar("T")
 class GroupWriter(Generic[T]):
     """Writes items in groups without delaying any: the first item is written at once; items
     added while a write is in progress are written together by the next one. `add` returns
-    when its item is written, or raises what the write raised.
+    when its item is written, or raises what the write raised."""
 
-    A cancelled `add` does not cancel the write of its group. With `withdraw`, an item whose
-    `add` is cancelled before a write has taken it is not written at all, and one being
-    written is waited for before the cancellation goes on: once `add` returns or raises,
-    nothing of its item is left to happen."""
-
-    def __init__(
-        self, write: Callable[[list[T]], Awaitable[None]], *, withdraw: bool = False
-    ) -> None:
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
         self._write = write
-        self._withdraw = withdraw
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._writing = False
         self._drainer: asyncio.Future[None] | None = None
 
     async def add(self, item: T) -> None:
         done = asyncio.get_running_loop().create_future()
-        entry = (item, done)
-        self._pending.append(entry)
+        self._pending.append((item, done))
         if not self._writing:
             self._writing = True
             self._drainer = asyncio.ensure_future(self._drain())
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            if not self._withdraw or done.done():
-                raise
-            if any(e is entry for e in self._pending):
-                self._pending = [e for e in self._pending if e is not entry]
-                done.cancel()
-                raise
-            # Taken by the write in progress: it is not interrupted, and the caller learns of
-            # the cancellation only once it is over (however often it is cancelled again).
-            while not done.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([done])
-            if not done.cancelled():
-                done.exception()  # retrieved: the cancellation is what the caller gets
-            raise
+        await asyncio.shield(done)
 
     async def _drain(self) -> None:
         try:

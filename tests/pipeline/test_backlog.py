@@ -120,16 +120,15 @@ async def _pipeline(settings: Settings, workers: WorkerPool) -> AsyncIterator[Pi
 
 
 def _note_stores(pipeline: Pipeline, note: Callable[[], int]) -> list[int]:
-    """What `note()` answers as each feed's batch of articles goes to the database (the
-    pipeline's writer hands it over alone or in a group with other feeds' batches)."""
+    """What `note()` answers as each `store_articles` call begins."""
     noted: list[int] = []
-    store_groups = pipeline.store.store_groups
+    store_articles = pipeline.store.store_articles
 
-    async def noting(groups: Any) -> Any:
-        noted.extend(note() for _, items in groups if items)
-        return await store_groups(groups)
+    async def noting(*args: Any, **kwargs: Any) -> Any:
+        noted.append(note())
+        return await store_articles(*args, **kwargs)
 
-    pipeline.store.store_groups = noting  # type: ignore[method-assign]
+    pipeline.store.store_articles = noting  # type: ignore[method-assign]
     return noted
 
 

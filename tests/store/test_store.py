@@ -11,13 +11,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
 
-from ingest.errors import StoreError
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
-from ingest.store.articles import _unreachable
 from ingest.types import Article
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -496,30 +493,6 @@ async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database
     assert set(done) == {_key(a) for a in good}
 
 
-async def test_groups_of_several_feeds_go_in_one_transaction(
-    store: Store, database_url: str
-) -> None:
-    """Batches of several feeds, one with near copies inside it (row by row), go in as one
-    transaction: every row's change is written at that transaction's time (now())."""
-    for name in ("a", "b"):
-        await store.add_feed(f"https://{name}.example/feed/")
-    ids = sorted(f["id"] for f in await store.list_feeds())
-    plain = [_article(f"https://a.example/news/{n}") for n in range(3)]
-    copies = [
-        _with_fingerprint("https://b.example/1", WIRE),
-        _with_fingerprint("https://b.example/2", "(Wire) - " + WIRE),
-    ]
-    results = await store.store_groups(
-        [(ids[0], [(a, _key(a)) for a in plain]), (ids[1], [(a, _key(a)) for a in copies])]
-    )
-    assert results == [StoredCounts(3, 0), StoredCounts(2, 0, 1)]
-    (row,) = _rows(
-        database_url,
-        "SELECT count(*) AS n, count(DISTINCT changed_at) AS t FROM news.article_changes",
-    )
-    assert (row["n"], row["t"]) == (5, 1)
-
-
 async def test_an_exact_copy_of_a_copy_in_one_batch_points_at_the_original(
     store: Store, database_url: str
 ) -> None:
@@ -544,71 +517,6 @@ async def test_an_exact_copy_of_a_copy_in_one_batch_points_at_the_original(
     earliest_id = rows[earliest.url][0]
     assert rows[earliest.url][1] is None
     assert [rows[a.url][1] for a in (stored, later, exact)] == [earliest_id] * 3
-
-
-async def test_a_row_the_client_refuses_fails_no_other_group(
-    store: Store, database_url: str
-) -> None:
-    """A NUL byte is refused by psycopg before anything is sent (no SQLSTATE): that is the
-    row's fault, not an unreachable database, so the other group is stored too."""
-    for name in ("a", "b"):
-        await store.add_feed(f"https://{name}.example/feed/")
-    ids = sorted(f["id"] for f in await store.list_feeds())
-    first = [_article(f"https://a.example/news/{n}") for n in range(2)]
-    second = [_article("https://b.example/news/ok"), _article("https://b.example/bad", "a \x00")]
-    results = await store.store_groups(
-        [(ids[0], [(a, _key(a)) for a in first]), (ids[1], [(a, _key(a)) for a in second])]
-    )
-    assert results == [StoredCounts(2, 0), StoredCounts(1, 0)]
-
-
-def test_which_store_failures_mean_the_database_is_gone() -> None:
-    def failure(cause: BaseException) -> StoreError:
-        try:
-            raise StoreError("failed") from cause
-        except StoreError as e:
-            return e
-
-    gone = [
-        PoolTimeout("no connection"),
-        psycopg.OperationalError("server closed the connection unexpectedly"),
-        psycopg.errors.AdminShutdown("terminating connection"),
-        psycopg.errors.ConnectionFailure("lost"),
-        psycopg.errors.TooManyConnections("full"),
-    ]
-    refused = [
-        psycopg.DataError("NUL byte"),
-        psycopg.errors.ForeignKeyViolation("feed gone"),
-        psycopg.errors.DeadlockDetected("deadlock"),
-        psycopg.errors.QueryCanceled("statement timeout"),
-    ]
-    assert all(_unreachable(failure(e)) for e in gone)
-    assert not any(_unreachable(failure(e)) for e in refused)
-
-
-async def test_a_group_the_database_refuses_fails_alone(store: Store, database_url: str) -> None:
-    """One group's feed is gone (removed meanwhile), another holds a row the database
-    refuses: the group of the missing feed gets its error, the refused row is left out, and
-    every other article is stored."""
-    for name in ("a", "b"):
-        await store.add_feed(f"https://{name}.example/feed/")
-    ids = sorted(f["id"] for f in await store.list_feeds())
-    first = [_article(f"https://a.example/news/{n}") for n in range(2)]
-    bad = _article("https://b.example/news/bad", "broken \x00 text")
-    second = [_article("https://b.example/news/ok"), bad]
-    orphan = [_article("https://c.example/news/1")]
-    results = await store.store_groups(
-        [
-            (ids[0], [(a, _key(a)) for a in first]),
-            (ids[1] + 1000, [(a, _key(a)) for a in orphan]),
-            (ids[1], [(a, _key(a)) for a in second]),
-        ]
-    )
-    assert results[0] == StoredCounts(2, 0)
-    assert isinstance(results[1], StoreError)
-    assert results[2] == StoredCounts(1, 0)
-    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
-    assert urls == {a.url for a in first} | {"https://b.example/news/ok"}
 
 
 async def test_batch_mixing_new_and_stored_urls(store: Store, database_url: str) -> None:
