@@ -149,16 +149,21 @@ class SlowWorkers(InlineWorkers):
             return await super().run(fn, *args, timeout=timeout)
 
 
-async def _burst(database_url: str, server: LocalServer, limit: int) -> list[int]:
-    """FEEDS feeds polled at once by one slow worker: the backlog's bytes seen by each task."""
-    settings = Settings(
+def _no_delay(database_url: str, *, connections: int, backlog_bytes: int) -> Settings:
+    """No host delay, `connections` requests at a time (all to one host if need be)."""
+    return Settings(
         database_url=database_url,
         allow_private_networks=True,
         host_delay=0,
-        max_connections=4,
-        per_host_connections=4,
-        worker_backlog_bytes=limit,
+        max_connections=connections,
+        per_host_connections=connections,
+        worker_backlog_bytes=backlog_bytes,
     )
+
+
+async def _burst(database_url: str, server: LocalServer, limit: int) -> list[int]:
+    """FEEDS feeds polled at once by one slow worker: the backlog's bytes seen by each task."""
+    settings = _no_delay(database_url, connections=4, backlog_bytes=limit)
     workers = SlowWorkers()
     async with _pipeline(settings, workers) as pipeline:
         workers.backlog = pipeline._backlog
@@ -205,14 +210,7 @@ async def test_page_bodies_count_and_page_requests_wait_for_room(
         server.routes[f"/p/{n}"] = static(_page(n).replace("</article>", padding + "</article>"))
     page_bytes = len(_page(0).replace("</article>", padding + "</article>").encode())
     limit = 3 * page_bytes
-    settings = Settings(
-        database_url=database_url,
-        allow_private_networks=True,
-        host_delay=0,
-        max_connections=8,
-        per_host_connections=8,
-        worker_backlog_bytes=limit,
-    )
+    settings = _no_delay(database_url, connections=8, backlog_bytes=limit)
     workers = SlowWorkers()
     let_go: list[int] = []
     async with _pipeline(settings, workers) as pipeline:

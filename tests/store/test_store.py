@@ -689,11 +689,11 @@ async def test_exact_copies_in_one_batch_end_as_stored_one_at_a_time(
         ]
 
     def shape(articles: list[Article]) -> list[tuple[int | None, list[str]]]:
-        ids = {a.url: _group(database_url)[a.url][0] for a in articles}
-        role = {article_id: k for k, article_id in enumerate(ids.values())}
+        group = _group(database_url)
+        role = {group[a.url][0]: k for k, a in enumerate(articles)}
         out = []
         for a in articles:
-            article_id, original = _group(database_url)[a.url]
+            article_id, original = group[a.url]
             kinds = _rows(
                 database_url,
                 "SELECT kind FROM news.article_changes WHERE article_id = %s ORDER BY seq",
