@@ -485,6 +485,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import open_pipeline
+    from ingest.workers.pool import stop_promptly
 
     async def go(dsn: str) -> int:
         await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
@@ -493,6 +494,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
             await serve(settings, dsn)
             return 0
+        stop_promptly()
         async with open_pipeline(settings, dsn) as pipeline:
             # SIGTERM cancels the pass like Ctrl-C does, so claimed feeds are handed back.
             _cancel_on_sigterm()
