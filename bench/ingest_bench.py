@@ -219,11 +219,13 @@ def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
             f" {rows['project'][-1].detail['from_feed']}",
             *(f"project: log: {p}" for p in rows["project"][-1].detail["problems"][:5]),
         ]
+    cpu: dict[str, float] = {}
     for name, runs in rows.items():
         if runs:
             pg, site, own, main = (
                 median(name, lambda r, k=k: r.ms(*k)) for k in (["pg"], ["site"], OWN, ["main"])
             )
+            cpu[name] = own + pg + site
             parts = (
                 f"main {main:.1f} + workers {own - main:.1f}"
                 if name != "naive"
@@ -233,6 +235,11 @@ def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
                 f"{name}: CPU ms per {'page' if name == 'bare' else 'article'}: {parts} +"
                 f" PostgreSQL {pg:.1f} + local site {site:.1f} = {own + pg + site:.1f}"
             )
+    if cpu.get("project") and cpu.get("bare"):
+        lines.append(
+            f"CPU-bound ceiling of project / bare: {cpu['bare'] / cpu['project']:.2f} (the ratio"
+            " of their CPU per item: the rate ratio of runs that keep every core busy)"
+        )
     for label, goal in (("bare", 0.9), ("naive", 2.0)):
         if label in base and rows.get("project"):
             whole = median("project", lambda r: r.rate) / base[label]
