@@ -62,9 +62,8 @@ def _shingle_hashes(text: str) -> np.ndarray | None:
     words = _WORD.findall(text.casefold())
     if len(words) < MIN_WORDS:
         return None
-    shingles = {
-        " ".join(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)
-    }
+    runs = zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)
+    shingles = set(map(" ".join, runs))
     blake2b = hashlib.blake2b
     digests = b"".join([blake2b(s.encode("utf-8"), digest_size=8).digest() for s in shingles])
     return np.frombuffer(digests, dtype="<u8")

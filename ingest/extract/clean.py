@@ -60,12 +60,16 @@ def _vocabulary(el: _Element) -> tuple[str, ...]:
 def _judge(vocabulary: tuple[str, ...]) -> tuple[bool, bool]:
     """(furniture, advertising) for a class/id/data-* vocabulary."""
     words = [t for value in vocabulary for t in tokens(value)]
-    if any(w in DROP_TOKENS for w in words):
-        furniture = True
-    else:
-        joined = ("".join(words[i : i + n]) for n in (2, 3, 4) for i in range(len(words) - n + 1))
-        furniture = any(j in DROP_COMPOUNDS for j in joined)
-    return furniture, any(w in AD_TOKENS for w in words)
+    furniture = not DROP_TOKENS.isdisjoint(words)
+    # Runs of 2, 3 and 4 words joined ("sign up box" -> "signup", "signupbox", ...), each
+    # length built from the one before.
+    joined = words
+    for n in (2, 3, 4):
+        if furniture or len(words) < n:
+            break
+        joined = [a + b for a, b in zip(joined, words[n - 1 :], strict=False)]
+        furniture = not DROP_COMPOUNDS.isdisjoint(joined)
+    return furniture, not AD_TOKENS.isdisjoint(words)
 
 
 def _names_content(name: str) -> bool:

@@ -40,7 +40,7 @@ _ARTICLE_TYPES = {
 
 
 def _guessed_metadata(
-    tree: _Element, url: str, *, title: bool, author: bool, date: bool
+    tree: _Element, url: str, *, title: bool, author: bool, date: bool, site_name: bool
 ) -> PageMetadata:
     """trafilatura's guesses for the fields asked for, and only those: its date guess
     (htmldate) alone costs about as much as a text extraction."""
@@ -52,7 +52,7 @@ def _guessed_metadata(
         author=clean_inline(extract_author(tree), max_length=1000) if author else None,
         published_at=_parse_date(found_date),
         published_has_time=False,
-        site_name=clean_inline(extract_sitename(tree)),
+        site_name=clean_inline(extract_sitename(tree)) if site_name else None,
     )
 
 
@@ -90,7 +90,7 @@ def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
         *tree.xpath('//body//*[@itemprop="author"]'),
         *(
             el
-            for el in tree.iter(etree.Element)
+            for el in _byline_hinted(tree)
             if el.tag not in ("html", "body", "meta", "link") and _names_byline(_names_of(el))
         ),
     ]
@@ -109,8 +109,18 @@ def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
 
 
 # A cheap look at the names before splitting them into words: most elements have none of
-# these letters in a row.
+# these letters in a row, and every byline word holds one of them.
 _BYLINE_HINT = re.compile(r"aut|byl|writ|report|contrib|verfass", re.IGNORECASE)
+# The name attributes of the whole page, read by libxml2 in document order: faster than asking
+# every element for its four (a hint cannot span two names, which are joined by spaces).
+_NAME_VALUES = etree.XPath("//@class | //@id | //@data-testid | //@data-component")
+
+
+def _byline_hinted(tree: _Element) -> list[_Element]:
+    """The elements, in document order, whose names hold a hint (`_BYLINE_HINT`)."""
+    search = _BYLINE_HINT.search
+    hinted = (value.getparent() for value in _NAME_VALUES(tree) if search(value))
+    return list(dict.fromkeys(hinted))
 
 
 def _names_of(el: _Element) -> str:
@@ -160,6 +170,7 @@ def complete_metadata(tree: _Element, structured: PageMetadata, url: str) -> Pag
             title=not structured.title,
             author=not people,
             date=structured.published_at is None,
+            site_name=not structured.site_name,
         )
         meta = _merge(structured, guessed)
         people = people or authors(guessed.author, site_names=site_names)
