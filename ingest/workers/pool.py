@@ -31,11 +31,11 @@ runs briefly (pebble's default is 0.1 s)."""
 
 def stop_promptly() -> None:
     """For a process that runs briefly (`ingest run --once`): closing the pool waits for its
-    manager threads' next look at their state, which pebble takes every 0.1 s (its documented
+    manager threads' next look at their state, which pebble takes every 0.1 s (its
     `CONSTS.sleep_unit`, process-wide): 70-90 ms of every short run's exit. Every PROMPT_POLL
     instead, the exit waits 10-20 ms. The service keeps pebble's default: the looks of an idle
     two-worker pool cost 2.6 ms of CPU a second, 10 ms at this rate (docs/performance.md,
-    section "Start-up")."""
+    section "Where the CPU of a cold run goes")."""
     CONSTS.sleep_unit = PROMPT_POLL
 
 
