@@ -561,3 +561,20 @@ def test_a_page_measured_against_a_feed_text_says_which_text_it_measured() -> No
     assert plain.feed_on_page is None
     assert plain.feed_text_digest is None
     assert plain.text == measured.text
+
+
+@pytest.mark.parametrize(("depth", "deep"), [(150, False), (196, False), (197, True), (300, True)])
+def test_only_a_deeply_nested_page_gives_the_second_opinion_lxmls_copy(
+    depth: int, deep: bool
+) -> None:
+    """resiliparse reads the page as sent unless lxml finds an element 200 levels down (html,
+    body and the innermost <p> count): then it reads lxml's serialization, whose nesting
+    libxml2 caps."""
+    from trafilatura.utils import load_html
+
+    from ingest.extract.page import _DEEP
+
+    page = "<html><body>" + "<div>" * depth + "<p>text</p>" + "</div>" * depth + "</body></html>"
+    tree = load_html(page)
+    assert tree is not None
+    assert _DEEP(tree) is deep
