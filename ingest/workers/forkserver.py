@@ -30,13 +30,19 @@ def start() -> None:
     It exits once this process has exited and its preload is done. It ignores SIGINT from the
     start (multiprocessing makes it ignore SIGINT only once preloaded; pebble's workers ignore
     it too): a Ctrl-C in a terminal reaches the whole process group, and it is this process's
-    to handle, not a traceback from the fork server. Call from the main thread."""
+    to handle, not a traceback from the fork server. The fork server inherits the ignoring from
+    this process, which also blocks SIGINT meanwhile: a Ctrl-C while it is spawned waits, and
+    reaches this process (as KeyboardInterrupt) once the spawn is done, instead of being lost
+    (on Linux a blocked signal stays pending even while ignored). Call from the main thread,
+    before any other thread starts (`ingest.launcher`): a Ctrl-C is then the main thread's."""
     context()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _skip_main_in_children() -> None:

@@ -3,9 +3,14 @@ needs and runs one extraction and one feed parse, so that the libraries' lazy se
 patterns, stop lists, caches) is done once, before the workers are forked, and shared by them."""
 
 import gc
+import signal
 
-from ingest.documents.feeds import parse_feed
-from ingest.extract import extract_page
+# Spawned with SIGINT ignored and blocked (`ingest.workers.forkserver.start`): ignored it stays,
+# in the fork server and its workers; blocked it need not (a pending one is dropped here).
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+from ingest.documents.feeds import parse_feed  # noqa: E402
+from ingest.extract import extract_page  # noqa: E402
 
 _SENTENCE = (
     "The council approved the budget on Tuesday after a long debate about schools, parks and "
