@@ -12,6 +12,7 @@ import multiprocessing.context
 import multiprocessing.forkserver
 import signal
 import sys
+from multiprocessing import resource_tracker
 
 PRELOAD = ["ingest.workers.warm"]
 
@@ -27,21 +28,20 @@ def context() -> multiprocessing.context.ForkServerContext:
 
 def start() -> None:
     """Spawn the fork server now, unless it runs already; it preloads while the caller goes on.
-    It exits once this process has exited and its preload is done. It ignores SIGINT from the
-    start (multiprocessing makes it ignore SIGINT only once preloaded; pebble's workers ignore
-    it too): a Ctrl-C in a terminal reaches the whole process group, and it is this process's
-    to handle, not a traceback from the fork server. The fork server inherits the ignoring from
-    this process, which also blocks SIGINT meanwhile: a Ctrl-C while it is spawned waits, and
-    reaches this process (as KeyboardInterrupt) once the spawn is done, instead of being lost
-    (on Linux a blocked signal stays pending even while ignored). Call from the main thread,
-    before any other thread starts (`ingest.launcher`): a Ctrl-C is then the main thread's."""
+    It exits once this process has exited and its preload is done. It is spawned with SIGINT
+    blocked, which it inherits, and its preload (`ingest.workers.warm`) ignores SIGINT before
+    unblocking it (multiprocessing makes it ignore SIGINT only once preloaded; pebble's workers
+    ignore it too): a Ctrl-C in a terminal reaches the whole process group, and it is this
+    process's to handle, not a traceback from the fork server. Here a Ctrl-C during the spawn
+    waits, and arrives (KeyboardInterrupt) once the spawn is done; in any other thread it
+    arrives as usual. multiprocessing's resource tracker is started first: its own start
+    unblocks SIGINT when it is done."""
     context()
+    resource_tracker.ensure_running()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, previous)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 

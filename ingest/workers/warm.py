@@ -5,8 +5,11 @@ patterns, stop lists, caches) is done once, before the workers are forked, and s
 import gc
 import signal
 
-# Spawned with SIGINT ignored and blocked (`ingest.workers.forkserver.start`): ignored it stays,
-# in the fork server and its workers; blocked it need not (a pending one is dropped here).
+# The fork server is spawned with SIGINT blocked (`ingest.workers.forkserver.start`): a Ctrl-C is
+# the command's to handle. Ignored from here on, in the fork server and in the workers forked
+# from it (one that came meanwhile is dropped), it need not stay blocked. This module is the
+# fork server's preload, imported nowhere else.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 from ingest.documents.feeds import parse_feed  # noqa: E402
