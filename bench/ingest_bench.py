@@ -235,10 +235,13 @@ def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
                 f"{name}: CPU ms per {'page' if name == 'bare' else 'article'}: {parts} +"
                 f" PostgreSQL {pg:.1f} + local site {site:.1f} = {own + pg + site:.1f}"
             )
-    if cpu.get("project") and cpu.get("bare"):
+    if cpu.get("project") and cpu.get("bare") and "bare" in base:
+        ceiling = cpu["bare"] / cpu["project"]
+        whole = median("project", lambda r: r.rate) / base["bare"] / ceiling
         lines.append(
-            f"CPU-bound ceiling of project / bare: {cpu['bare'] / cpu['project']:.2f} (the ratio"
-            " of their CPU per item: the rate ratio of runs that keep every core busy)"
+            f"CPU-bound ceiling of project / bare: {ceiling:.2f} (the ratio of their CPU per"
+            " item: the rate ratio of runs that keep every core busy); reached: whole process"
+            f" {whole:.2f}, feeds window {med(window) / base['bare'] / ceiling:.2f}"
         )
     for label, goal in (("bare", 0.9), ("naive", 2.0)):
         if label in base and rows.get("project"):
