@@ -51,11 +51,11 @@ log = structlog.get_logger(__name__)
 
 
 HAND_BACK_FIRST_DELAY, HAND_BACK_MAX_DELAY = 1.0, 15.0
+"""Seconds between two tries to hand back leases while the database does not answer: the
+first wait, doubled after each failed try up to the longest."""
 INLINE_RELEASE_SECONDS = 2.0
 """How long a failed feed's error path waits to hand its lease back itself, before leaving it to
 the retries (the pool would wait 30 s for a connection to a database that is down)."""
-"""Seconds between two tries to hand back leases while the database does not answer: the
-first wait, doubled after each failed try up to the longest."""
 
 
 def utcnow() -> datetime:
@@ -487,8 +487,7 @@ class Pipeline:
         20 pages on a polite host takes 10 s); then the number of entries stored from their
         own text without a request and the feed's full-text state (ingest.fulltext): a
         full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
-        re-checks; every page fetched of an
-        entry with text of its own is compared with it."""
+        re-checks; every page fetched of an entry with text of its own is compared with it."""
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(t, mode) for t in texts]

@@ -80,7 +80,7 @@ def extract_page(body: bytes, url: str) -> Extracted:
     # than _DEEP levels, as lxml parsed it (libxml2 caps the nesting at 255 levels), since
     # resiliparse's main-content pass is quadratic in the depth (100,000 nested <div>s take it
     # minutes; 255 levels, milliseconds).
-    snapshot = html.tostring(tree, encoding="unicode") if _DEEP(tree) else document
+    as_read = html.tostring(tree, encoding="unicode") if _DEEP(tree) else document
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
     preclean(tree)
@@ -92,7 +92,7 @@ def extract_page(body: bytes, url: str) -> Extracted:
     # trafilatura recovers loose text: on news pages that is as often the article's
     # standfirst as another story's, so preclean does not treat it as furniture.
     text = _trafilatura_text(tree, url, fast=True)
-    reference = Reference(_main_content(snapshot))
+    reference = Reference(_main_content(as_read))
     kept = words(text)
     covered = reference.held_by(kept)
     found = len(kept)
