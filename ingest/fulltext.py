@@ -9,10 +9,17 @@ all of the page's text and little besides), the feed switches to full-text mode:
 stored from their own text without a request, except one in RECHECK_EVERY and any entry whose
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
 compared again. MISSES comparisons in a row that fail switch the feed back. An entry of fewer
-than MIN_WORDS words, or that ends like an excerpt, always has its page fetched and is never
-compared: it says nothing about the feed's other entries. (`FullText.streak` counts matches in a
-row, or misses in a row as a negative number.) An operator may fix the mode per feed (`page`
-never trusts the feed's text, `feed` always does while entries have text).
+than MIN_WORDS words, or that ends like an excerpt, always has its page fetched and never counts
+towards the mode: it says nothing about the feed's other entries. (`FullText.streak` counts
+matches in a row, or misses in a row as a negative number.)
+
+What is stored follows the comparison and the state. An entry whose text is the article is
+stored from that text; so is one whose comparison failed while the feed is full-text, where
+its page shows its text and it holds MOST of the page's extraction (`stands`): a comparison
+fails as often because the extraction kept a related story's teaser or lost a paragraph as
+because the feed changed. An excerpt takes part only where its page's text ends where its own does
+(`ends_alike`: an article that itself ends in an ellipsis). An operator may fix the mode per
+feed (`page` never trusts the feed's text, `feed` always does while entries have text).
 """
 
 from __future__ import annotations
@@ -46,6 +53,13 @@ a feed text of which the page shows less than that is something else)."""
 LOOSE: Final = 0.5
 """Share of the feed text's word 4-grams the page's extraction must hold before the rest may be
 found anywhere on the page."""
+MOST: Final = 0.75
+"""Share of its page's extraction that an entry's text must hold to be stored from the feed
+when its comparison failed in a full-text feed (`stands`): the extraction may have kept a
+related story's teaser or the tags beside the article; an excerpt that leaves out a quarter of
+the story or more is not stored for it. Set on the development half of the corpora
+(`bench/fulltext_bench.py`): 0.7 and 0.75 stored three more of 125 articles from the feed than
+HOLDS does; 0.6 also stored a two-thirds excerpt in 89 of 125 pages, 0.7 in 6."""
 MISSES: Final = 2
 """Comparisons in a row that find the feed's text is not the article before a full-text feed
 is switched back (one can be the extraction's fault)."""
@@ -77,6 +91,31 @@ def article_words(text: str, mode: TextMode = "auto") -> int:
     an excerpt (its page is fetched, and it is no evidence either way); an operator who set
     `feed` takes the text as it is."""
     return 0 if mode == "auto" and looks_cut(text) else len(words(text))
+
+
+END_SLACK: Final = 10
+"""Words a page's text may go on for after the last words of a feed text that ends like an
+excerpt and still end where it does (a credit line, a tag)."""
+_LAST: Final = 6
+
+
+def ends_alike(feed_text: str, page_text: str) -> bool:
+    """Whether a page's text ends where a feed text that ends like an excerpt does: the feed
+    text's last six words among the page text's last END_SLACK + 6, so that its ellipsis cut
+    nothing off (an excerpt's page goes on with the story, and one cut inside a word does not
+    end in it at all)."""
+    last, tail = words(feed_text)[-_LAST:], words(page_text)[-(END_SLACK + _LAST) :]
+    n = len(last)
+    return n == _LAST and any(tail[k : k + n] == last for k in range(len(tail) - n + 1))
+
+
+def stands(state: FullText, holds: float, shown: float) -> bool:
+    """Whether an entry whose comparison failed is stored from its own text all the same: the
+    feed is full-text, the text holds at least MOST of its page's extraction (`holds`; HOLDS is
+    the comparison's bar) and the page shows at least CLEAN of it (`shown`, in the extraction
+    or anywhere on the page). A feed proven full-text gets the benefit of the doubt on one
+    entry; the failed comparison still counts towards switching it back."""
+    return state.on and holds >= MOST and shown >= CLEAN
 
 
 def digest(text: str) -> bytes:

@@ -22,6 +22,7 @@ import structlog
 
 from ingest import dedup, metrics
 from ingest.config import Settings
+from ingest.coverage import words
 from ingest.errors import FetchError, IngestError, StoreError
 from ingest.fetch import Fetcher
 from ingest.fulltext import (
@@ -29,9 +30,11 @@ from ingest.fulltext import (
     article_words,
     compare,
     digest,
+    ends_alike,
     entry_text,
     observe,
     probe,
+    stands,
     wants_pages,
 )
 from ingest.normalize import redact_url
@@ -487,27 +490,41 @@ class Pipeline:
         20 pages on a polite host takes 10 s); then the number of entries stored from their
         own text without a request and the feed's full-text state (ingest.fulltext): a
         full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
-        re-checks; every page fetched of an entry with text of its own is compared with it."""
+        re-checks; every page fetched of an entry with text of its own is compared with it,
+        and where the comparison fails the entry is still stored from its text if the feed is
+        full-text (`ingest.fulltext.stands`; while the feed is probed, once that is known)."""
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(t, mode) for t in texts]
         seen: set[int] = set()
+        held: list[tuple[int, PageOutcome, float, float]] = []
 
-        async def fetch(indices: list[int]) -> FullText:
-            # Only an entry that may be the article is compared: not a teaser, not an excerpt.
-            compares = {i for i in indices if mode == "auto" and counts[i] >= MIN_WORDS}
+        async def fetch(indices: list[int], *, probing: bool = False) -> FullText:
+            # Only an entry that may be the article is compared: not a teaser; an excerpt only
+            # where its page ends where it does.
+            sizes = {i: len(words(texts[i])) for i in indices if mode == "auto"}
+            compares = {i for i, n in sizes.items() if n >= MIN_WORDS}
             compared: dict[int, tuple[bool, float, float, int]] = {}
+            before = state
 
             async def one(i: int) -> None:
                 text = texts[i] if i in compares else None
                 page = await self._page_once(found[i].link, feed.settings, text)
                 seen.add(i)
-                same = False
-                if i in compares and (ex := page.extracted) is not None:
-                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
-                    same, holds, clean = compare(texts[i], ex.text, on_page)
-                    compared[i] = (same, holds, clean, counts[i])
-                await ready(i, page, same, True)
+                own = False
+                ex = page.extracted
+                if text is not None and ex is not None and (counts[i] or ends_alike(text, ex.text)):
+                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(text) else None
+                    own, holds, clean = compare(text, ex.text, on_page)
+                    if counts[i]:  # an excerpt that ends where its page does proves nothing
+                        compared[i] = (own, holds, clean, sizes[i])
+                    shown = max(clean, on_page or 0.0)
+                    if not own and probing and stands(_ON, holds, shown):
+                        # Decided once the feed's mode is: held until probing is done.
+                        held.append((i, page, holds, shown))
+                        return
+                    own = own or stands(before, holds, shown)
+                await ready(i, page, own, True)
 
             try:
                 async with asyncio.TaskGroup() as group:
@@ -522,8 +539,10 @@ class Pipeline:
         rest = list(range(len(found)))
         # Undecided: a few pages at a time until the feed proves full-text or fails to twice.
         while first := probe(state, mode, [counts[i] for i in rest]):
-            state = await fetch([rest[j] for j in first])
+            state = await fetch([rest[j] for j in first], probing=True)
             rest = [i for i in rest if i not in seen]
+        for i, page, holds, shown in held:
+            await ready(i, page, stands(state, holds, shown), True)
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
         # Handed over together, stored with the first page that comes in (or at the end).
         for i, want in zip(rest, wanted, strict=True):
@@ -620,6 +639,7 @@ def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 _NO_PAGE = PageOutcome(None, None, None, False)
+_ON = FullText(on=True)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 

@@ -4,17 +4,22 @@ fetched, and how comparisons move the state."""
 from __future__ import annotations
 
 from ingest.fulltext import (
+    CLEAN,
     CONFIRM,
+    HOLDS,
     MIN_WORDS,
+    MOST,
     RECHECK_EVERY,
     SHRUNK,
     article_words,
     compare,
+    ends_alike,
     entry_text,
     held_by_page,
     looks_cut,
     observe,
     probe,
+    stands,
     wants_pages,
 )
 from ingest.types import FullText, ParsedEntry
@@ -193,3 +198,42 @@ def test_entry_text_is_the_content_never_the_summary() -> None:
     assert entry_text(entry) == ""
     full = ParsedEntry(guid=None, link="https://x.example/a", content="<p>Body</p> text")
     assert "Body" in entry_text(full)
+
+
+def test_an_article_that_ends_in_an_ellipsis_ends_where_its_page_does() -> None:
+    ending = STORY + " And then…"
+    assert looks_cut(ending)
+    assert ends_alike(ending, "Home News " + STORY + " And then… Photo: the harbour board.")
+    # An excerpt's page goes on with the story; one cut inside a word never ends in it.
+    half = STORY[: len(STORY) // 2].rsplit(" ", 1)[0]
+    assert not ends_alike(half + " …", STORY)
+    assert not ends_alike(STORY[: len(STORY) // 2] + "…", STORY + " vot")
+    # The page's text may end in a credit line, not in another paragraph.
+    assert not ends_alike(ending, STORY + " And then… " + "More words follow here. " * 4)
+    assert not ends_alike("Short …", "Short")
+
+
+def test_a_full_text_feed_keeps_its_text_where_the_extraction_kept_more() -> None:
+    """The page's extraction kept a related story's teaser: the feed's text holds less than
+    HOLDS of it, so it is not proof, but a proven full-text feed's text stands."""
+    teaser = " ".join(f"Also read: the bakery opens oven {n} this week." for n in range(6))
+    page = teaser + " " + STORY
+    same, holds, clean = compare(STORY, page)
+    assert not same
+    assert MOST <= holds < HOLDS
+    assert clean >= CLEAN
+    on = FullText(on=True, streak=CONFIRM, words=LONG)
+    assert stands(on, holds, clean)
+    assert not stands(FullText(), holds, clean)  # a feed not proven gets no benefit of doubt
+
+
+def test_nothing_stands_for_an_excerpt_or_a_text_the_page_does_not_show() -> None:
+    on = FullText(on=True, streak=CONFIRM, words=LONG)
+    three_quarters = STORY[: len(STORY) * 2 // 3]
+    _, holds, clean = compare(three_quarters, STORY)
+    assert holds < MOST
+    assert not stands(on, holds, clean)
+    other = STORY.replace("harbour board", "school governors")
+    _, holds, clean = compare(other, STORY)
+    assert not stands(on, holds, clean)
+    assert stands(on, MOST, CLEAN)

@@ -231,3 +231,91 @@ async def test_the_operator_s_feed_mode_takes_excerpts_as_they_are(
     assert page_hits(site) == 0
     stored = rows(database_url, "SELECT text_source FROM news.articles")
     assert {r["text_source"] for r in stored} == {"feed"}
+
+
+WEATHER = (
+    "The weather office expects rain over the canal district for the rest of the week, with "
+    "winds from the west and temperatures falling below ten degrees at night, it said. Ferries "
+    "on the outer line keep to their winter timetable until March."
+)
+
+
+def page_with(n: int, paras: list[str]) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paras)
+    return (
+        f"<html><head><title>Story {n}</title></head><body>"
+        f"<article><h1>Story {n}</h1>{body}</article></body></html>"
+    )
+
+
+async def test_a_failed_comparison_in_a_feed_proven_in_the_same_poll_keeps_the_feed_s_text(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Story 1's page carries a weather note the extraction keeps: its comparison fails (the
+    feed's text holds 79% of the page), two more entries are fetched, and once the feed is
+    proven full-text story 1 is stored from the feed's text, not the page's."""
+    site.routes["/a/1"] = static(page_with(1, [*paragraphs(1), WEATHER]))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert page_hits(site) == 5
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is True
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    assert len(stored) == 12
+    assert {r["text_source"] for r in stored} == {"feed"}
+    (one,) = (r for r in stored if r["url"].endswith("/a/1"))
+    assert one["text"] == clean_text("\n\n".join(paragraphs(1)))
+    assert "weather" not in one["text"]
+
+
+async def test_a_feed_not_proven_stores_the_page_where_its_comparison_failed(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Every page carries the weather note: no comparison holds, the feed is never proven,
+    and each entry is stored from its page."""
+    for n in range(6):
+        site.routes[f"/a/{n}"] = static(page_with(n, [*paragraphs(n), WEATHER]))
+    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is False
+    stored = rows(database_url, "SELECT text, text_source FROM news.articles")
+    assert [r["text_source"] for r in stored] == ["page"] * 6
+    assert all("weather" in r["text"] for r in stored)
+
+
+async def test_an_article_ending_in_an_ellipsis_is_the_feed_s_where_its_page_ends_alike(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed's next entry ends "…" as its page does: the page is fetched
+    (it looks like an excerpt), the text is the feed's, and the feed's state does not move;
+    an excerpt ending "[…]" beside it is stored from its page."""
+    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (before,) = rows(database_url, "SELECT full_text_streak, full_text_evidence FROM ingest.feeds")
+    trailing = [*paragraphs(6)[:-1], paragraphs(6)[-1] + " And then…"]
+    site.routes["/a/6"] = static(page_with(6, trailing))
+    full = feed(site.base, range(6)).replace("</channel>", "")
+    item = (
+        f"<item><title>Story 6</title><link>{site.base}/a/6</link><guid>{site.base}/a/6</guid>"
+        f"<pubDate>{format_datetime(NOW)}</pubDate><content:encoded><![CDATA["
+        + "".join(f"<p>{p}</p>" for p in trailing)
+        + "]]></content:encoded></item>"
+    )
+    excerpt = excerpt_feed(site.base, range(0), range(7, 8)).split("<channel><title>T</title>")[1]
+    site.routes["/feed"] = static(full + item + excerpt, RSS)
+    hits = page_hits(site)
+    await pipeline.run(all_feeds=True)
+    assert page_hits(site) == hits + 2
+    (after,) = rows(database_url, "SELECT full_text_streak, full_text_evidence FROM ingest.feeds")
+    assert after == before
+    stored = {
+        r["url"].rsplit("/", 1)[1]: r
+        for r in rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    }
+    assert stored["6"]["text_source"] == "feed"
+    assert stored["6"]["text"] == clean_text("\n\n".join(trailing))
+    assert stored["7"]["text_source"] == "page"

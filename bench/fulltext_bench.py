@@ -1,0 +1,133 @@
+"""Full-text feeds: how the rules of `ingest.fulltext` judge feed texts of known shape against
+real pages. Every page of the AEB and of Readability's test pages with a human-written article
+body is given feed texts made from that body (the whole article, its first two thirds, half and
+quarter cut at a sentence's end; the article and its half also ending in an ellipsis) and
+measured against the
+project's extraction of the page, as a feed entry would be. Reported by corpus and by part
+(dev/val, split by site): the share of each kind of text that the comparison takes for the
+article, that `stands` would store from the feed when its comparison failed in a full-text
+feed, and, for the texts ending in an ellipsis, that `ends_alike` lets take part.
+
+What it measures and how to run it: bench/README.md (`fulltext_bench.py`)."""
+
+import argparse
+import re
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from lib import corpora as c
+from lib.report import header
+
+from ingest.coverage import words
+from ingest.errors import ExtractError
+from ingest.extract import extract_page
+from ingest.extract.page import visible_text
+from ingest.fulltext import (
+    CLEAN,
+    MIN_WORDS,
+    compare,
+    ends_alike,
+    held_by_page,
+    looks_cut,
+    stands,
+)
+from ingest.normalize import clean_text
+from ingest.types import FullText
+
+SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
+
+
+def first(text: str, share: float) -> str:
+    """The text's first sentences up to `share` of its words (at least one sentence)."""
+    total, kept, out = len(words(text)), 0, []
+    for sentence in SENTENCE_END.split(text):
+        if out and kept + len(words(sentence)) > share * total:
+            break
+        out.append(sentence)
+        kept += len(words(sentence))
+    return " ".join(out)
+
+
+KINDS: dict[str, Callable[[str], str]] = {
+    "article": lambda t: t,
+    "article…": lambda t: t + "…",
+    "first 2/3": lambda t: first(t, 2 / 3),
+    "first half": lambda t: first(t, 0.5),
+    "first half…": lambda t: first(t, 0.5) + " …",
+    "first quarter": lambda t: first(t, 0.25),
+}
+MEASURES = ("compare", "stands", "ends_alike")
+FULL_TEXT = FullText(on=True, streak=3)
+
+
+def judge(feed_text: str, page_text: str, on_page: float) -> dict[str, bool]:
+    """As `ingest.pipeline` judges an entry: a text that ends like an excerpt takes part only
+    where its page ends where it does."""
+    same, holds, clean = compare(feed_text, page_text, on_page)
+    shown = max(clean, on_page)
+    takes_part = not looks_cut(feed_text) or ends_alike(feed_text, page_text)
+    return {
+        "compare": takes_part and same,
+        "stands": takes_part and (same or stands(FULL_TEXT, holds, shown)),
+        "ends_alike": takes_part,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="fulltext_bench.py", description=__doc__)
+    p.add_argument("--corpora", default="aeb,readability", help="comma-separated corpora")
+    args = p.parse_args()
+    header("fulltext_bench.py", subprocesses=False)
+    samples = c.load_samples(args.corpora.split(","))
+    started = time.perf_counter()
+    # (corpus, part, kind, measure) -> [accepted, measured]
+    tally: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    skipped = 0
+    for sample in samples:
+        truth = clean_text(sample.truth)
+        if len(words(truth)) < 2 * MIN_WORDS:
+            skipped += 1
+            continue
+        try:
+            page_text = extract_page(sample.body, sample.url).text
+        except ExtractError:
+            page_text = ""
+        visible = visible_text(sample.body)
+        for kind, make in KINDS.items():
+            feed_text = make(truth)
+            if len(words(feed_text)) < MIN_WORDS:
+                continue
+            on_page = held_by_page(feed_text, visible)
+            for measure, ok in judge(feed_text, page_text, on_page).items():
+                if measure == "ends_alike" and not kind.endswith("…"):
+                    continue
+                cell = tally[(sample.corpus, sample.part, kind, measure)]
+                cell[0] += ok
+                cell[1] += 1
+    print(
+        f"Full-text rules on {len(samples) - skipped} pages ({skipped} with a body under"
+        f" {2 * MIN_WORDS} words left out), {time.perf_counter() - started:.0f} s; share of the"
+        f" feed texts each rule accepts (CLEAN {CLEAN:.0%} of the text on the page).\n"
+        "compare: the article (fetching stops after three in a row); stands: stored from the"
+        " feed all the same after a failed comparison in a full-text feed; ends_alike: a text"
+        " ending in an ellipsis that takes part at all.\n"
+    )
+    kinds = list(KINDS)
+    for corpus in sorted({k[0] for k in tally}):
+        for part in ("dev", "val"):
+            print(f"{corpus} {part}")
+            print(f"  {'':<15}" + "".join(f"{m:>16}" for m in MEASURES))
+            for kind in kinds:
+                cells = []
+                for m in MEASURES:
+                    hit, n = tally.get((corpus, part, kind, m), [0, 0])
+                    cells.append(f"{hit:>5}/{n:<4} {hit / n:>4.0%}" if n else f"{'-':>16}")
+                print(f"  {kind:<15}" + "".join(f"{x:>16}" for x in cells))
+            print()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
