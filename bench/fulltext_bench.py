@@ -5,8 +5,8 @@ quarter cut at a sentence's end; the article and its half also ending in an elli
 measured against the
 project's extraction of the page, as a feed entry would be. Reported by corpus and by part
 (dev/val, split by site): the share of each kind of text that the comparison takes for the
-article, that `stands` would store from the feed when its comparison failed in a full-text
-feed, and, for the texts ending in an ellipsis, that `ends_alike` lets take part.
+article, that an entry of a full-text feed stores from the feed (matched, or `stands` after a
+failed comparison), and, for the texts ending in an ellipsis, that `ends_alike` lets take part.
 
 What it measures and how to run it: bench/README.md (`fulltext_bench.py`)."""
 
@@ -34,7 +34,6 @@ from ingest.fulltext import (
     stands,
 )
 from ingest.normalize import clean_text
-from ingest.types import FullText
 
 SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 
@@ -58,19 +57,20 @@ KINDS: dict[str, Callable[[str], str]] = {
     "first half…": lambda t: first(t, 0.5) + " …",
     "first quarter": lambda t: first(t, 0.25),
 }
-MEASURES = ("compare", "stands", "ends_alike")
-FULL_TEXT = FullText(on=True, streak=3)
+MEASURES = ("compare", "stored", "ends_alike")
 
 
 def judge(feed_text: str, page_text: str, on_page: float) -> dict[str, bool]:
-    """As `ingest.pipeline` judges an entry: a text that ends like an excerpt takes part only
-    where its page ends where it does."""
-    same, holds, clean = compare(feed_text, page_text, on_page)
-    shown = max(clean, on_page)
-    takes_part = not looks_cut(feed_text) or ends_alike(feed_text, page_text)
+    """Whether the text is stored from the feed, as `ingest.pipeline` decides it for an entry
+    of a full-text feed whose failed comparison leaves it full-text: a text that ends like an
+    excerpt takes part only where its page ends where it does, and is not measured against
+    the whole page."""
+    cut = looks_cut(feed_text)
+    takes_part = not cut or ends_alike(feed_text, page_text)
+    same, holds, clean = compare(feed_text, page_text, None if cut else on_page)
     return {
         "compare": takes_part and same,
-        "stands": takes_part and (same or stands(FULL_TEXT, holds, shown)),
+        "stored": takes_part and (same or stands(holds, clean)),
         "ends_alike": takes_part,
     }
 
@@ -110,9 +110,10 @@ def main() -> None:
         f"Full-text rules on {len(samples) - skipped} pages ({skipped} with a body under"
         f" {2 * MIN_WORDS} words left out), {time.perf_counter() - started:.0f} s; share of the"
         f" feed texts each rule accepts (CLEAN {CLEAN:.0%} of the text on the page).\n"
-        "compare: the article (fetching stops after three in a row); stands: stored from the"
-        " feed all the same after a failed comparison in a full-text feed; ends_alike: a text"
-        " ending in an ellipsis that takes part at all.\n"
+        "Per comparison, each on its own. compare: the article (fetching stops after three in"
+        " a row); stored: stored from the feed by an entry of a full-text feed (the comparison's"
+        " match, or `stands` after a failed one); ends_alike: a text ending in an ellipsis that"
+        " takes part at all.\n"
     )
     kinds = list(KINDS)
     for corpus in sorted({k[0] for k in tally}):

@@ -14,11 +14,13 @@ towards the mode: it says nothing about the feed's other entries. (`FullText.str
 matches in a row, or misses in a row as a negative number.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
-stored from that text; so is one whose comparison failed while the feed is full-text, where
-its page shows its text and it holds MOST of the page's extraction (`stands`): a comparison
-fails as often because the extraction kept a related story's teaser or lost a paragraph as
-because the feed changed. An excerpt takes part only where its page's text ends where its own does
-(`ends_alike`: an article that itself ends in an ellipsis). An operator may fix the mode per
+stored from that text. One whose comparison failed is stored from its text all the same where
+the text holds MOST of its page's extraction and is clean (`stands`) and the feed is still
+full-text once that failure is counted (in feed order; while the feed is probed, once probing
+is done): a comparison fails as often because the extraction kept a related story's teaser or
+lost a paragraph as because the feed changed. An excerpt takes part only where its page's text
+ends where its own does (`ends_alike`: an article that itself ends in an ellipsis, or a page
+that shows no more), and then never counts towards the mode. An operator may fix the mode per
 feed (`page` never trusts the feed's text, `feed` always does while entries have text).
 """
 
@@ -56,10 +58,10 @@ found anywhere on the page."""
 MOST: Final = 0.75
 """Share of its page's extraction that an entry's text must hold to be stored from the feed
 when its comparison failed in a full-text feed (`stands`): the extraction may have kept a
-related story's teaser or the tags beside the article; an excerpt that leaves out a quarter of
-the story or more is not stored for it. Set on the development half of the corpora
-(`bench/fulltext_bench.py`): 0.7 and 0.75 stored three more of 125 articles from the feed than
-HOLDS does; 0.6 also stored a two-thirds excerpt in 89 of 125 pages, 0.7 in 6."""
+related story's teaser or the tags beside the article, while an excerpt missing a quarter of
+the extracted text or more is not stored for the article. Set on the development half of the
+corpora (`bench/fulltext_bench.py`): 0.7 and 0.75 stored two more of 125 articles from the
+feed than HOLDS does; 0.6 also stored a two-thirds excerpt of 88 of the 125 pages, 0.7 of 5."""
 MISSES: Final = 2
 """Comparisons in a row that find the feed's text is not the article before a full-text feed
 is switched back (one can be the extraction's fault)."""
@@ -109,13 +111,13 @@ def ends_alike(feed_text: str, page_text: str) -> bool:
     return n == _LAST and any(tail[k : k + n] == last for k in range(len(tail) - n + 1))
 
 
-def stands(state: FullText, holds: float, shown: float) -> bool:
-    """Whether an entry whose comparison failed is stored from its own text all the same: the
-    feed is full-text, the text holds at least MOST of its page's extraction (`holds`; HOLDS is
-    the comparison's bar) and the page shows at least CLEAN of it (`shown`, in the extraction
-    or anywhere on the page). A feed proven full-text gets the benefit of the doubt on one
-    entry; the failed comparison still counts towards switching it back."""
-    return state.on and holds >= MOST and shown >= CLEAN
+def stands(holds: float, clean: float) -> bool:
+    """Whether the text of an entry whose comparison failed (`compare`'s measures) is stored
+    from the feed all the same where the feed is still full-text once that failure is counted:
+    it holds at least MOST of its page's extraction (HOLDS is the comparison's bar) and is as
+    clean as a match must be. So only a feed proven full-text gets the benefit of the doubt,
+    and not on the miss that switches it back."""
+    return holds >= MOST and clean >= CLEAN
 
 
 def digest(text: str) -> bytes:

@@ -32,6 +32,7 @@ from ingest.fulltext import (
     digest,
     ends_alike,
     entry_text,
+    looks_cut,
     observe,
     probe,
     stands,
@@ -491,40 +492,40 @@ class Pipeline:
         own text without a request and the feed's full-text state (ingest.fulltext): a
         full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
         re-checks; every page fetched of an entry with text of its own is compared with it,
-        and where the comparison fails the entry is still stored from its text if the feed is
-        full-text (`ingest.fulltext.stands`; while the feed is probed, once that is known)."""
+        and where the comparison fails the entry is still stored from its text if it
+        `ingest.fulltext.stands` and the feed is full-text once the failure is counted."""
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(t, mode) for t in texts]
         seen: set[int] = set()
-        held: list[tuple[int, PageOutcome, float, float]] = []
+        # Entries whose comparison failed but whose text may stand for the article: stored once
+        # the state their comparison leaves is known (after the batch; while probing, after it).
+        doubtful: dict[int, PageOutcome] = {}
 
         async def fetch(indices: list[int], *, probing: bool = False) -> FullText:
-            # Only an entry that may be the article is compared: not a teaser; an excerpt only
-            # where its page ends where it does.
-            sizes = {i: len(words(texts[i])) for i in indices if mode == "auto"}
-            compares = {i for i, n in sizes.items() if n >= MIN_WORDS}
+            # Only an entry that may be the article is compared: not a teaser, and an excerpt
+            # only where its page ends where it does (its text is not measured against the
+            # whole page: an excerpt's page seldom ends alike).
+            compares = {i for i in indices if mode == "auto" and len(words(texts[i])) >= MIN_WORDS}
             compared: dict[int, tuple[bool, float, float, int]] = {}
-            before = state
 
             async def one(i: int) -> None:
-                text = texts[i] if i in compares else None
+                cut = i in compares and looks_cut(texts[i])
+                text = texts[i] if i in compares and not cut else None
                 page = await self._page_once(found[i].link, feed.settings, text)
                 seen.add(i)
-                own = False
                 ex = page.extracted
-                if text is not None and ex is not None and (counts[i] or ends_alike(text, ex.text)):
-                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(text) else None
-                    own, holds, clean = compare(text, ex.text, on_page)
-                    if counts[i]:  # an excerpt that ends where its page does proves nothing
-                        compared[i] = (own, holds, clean, sizes[i])
-                    shown = max(clean, on_page or 0.0)
-                    if not own and probing and stands(_ON, holds, shown):
-                        # Decided once the feed's mode is: held until probing is done.
-                        held.append((i, page, holds, shown))
-                        return
-                    own = own or stands(before, holds, shown)
-                await ready(i, page, own, True)
+                if i not in compares or ex is None or (cut and not ends_alike(texts[i], ex.text)):
+                    await ready(i, page, False, True)
+                    return
+                on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
+                same, holds, clean = compare(texts[i], ex.text, on_page)
+                if not cut:  # an excerpt that ends where its page does proves nothing
+                    compared[i] = (same, holds, clean, len(words(texts[i])))
+                if not same and stands(holds, clean):
+                    doubtful[i] = page
+                    return
+                await ready(i, page, same, True)
 
             try:
                 async with asyncio.TaskGroup() as group:
@@ -534,15 +535,22 @@ class Pipeline:
                 # The others were cancelled: what failed reaches the caller as itself, not
                 # wrapped in a group; a StoreError first (the feed is handed back).
                 raise _chief(failed) from None
-            return observe(state, [compared[i] for i in indices if i in compared])
+            after = state
+            for i in indices:  # feed order
+                if i in compared:
+                    after = observe(after, [compared[i]])
+                if i in doubtful and not probing:
+                    await ready(i, doubtful.pop(i), after.on, True)
+            return after
 
         rest = list(range(len(found)))
         # Undecided: a few pages at a time until the feed proves full-text or fails to twice.
         while first := probe(state, mode, [counts[i] for i in rest]):
             state = await fetch([rest[j] for j in first], probing=True)
             rest = [i for i in rest if i not in seen]
-        for i, page, holds, shown in held:
-            await ready(i, page, stands(state, holds, shown), True)
+        # Not stored if the feed fails first: they are new entries again at the next poll.
+        for i in sorted(doubtful):
+            await ready(i, doubtful.pop(i), state.on, True)
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
         # Handed over together, stored with the first page that comes in (or at the end).
         for i, want in zip(rest, wanted, strict=True):
@@ -639,7 +647,6 @@ def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 _NO_PAGE = PageOutcome(None, None, None, False)
-_ON = FullText(on=True)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 

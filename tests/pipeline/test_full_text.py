@@ -261,6 +261,7 @@ async def test_a_failed_comparison_in_a_feed_proven_in_the_same_poll_keeps_the_f
     assert page_hits(site) == 5
     (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
     assert state["full_text"] is True
+    assert state["full_text_streak"] == 3  # 0, then 1 failed; 2, 3 and 4 in a row
     stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
     assert len(stored) == 12
     assert {r["text_source"] for r in stored} == {"feed"}
@@ -319,3 +320,35 @@ async def test_an_article_ending_in_an_ellipsis_is_the_feed_s_where_its_page_end
     assert stored["6"]["text_source"] == "feed"
     assert stored["6"]["text"] == clean_text("\n\n".join(trailing))
     assert stored["7"]["text_source"] == "page"
+
+
+async def test_a_failed_re_check_keeps_the_feed_s_text_but_not_the_second_in_a_row(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven feed's one-in-twenty re-checks land on pages with the weather note: the first
+    failure leaves the feed full-text and its entry is stored from the feed's text; the second
+    in a row switches the feed back, and that entry is stored from its page."""
+    for n in range(40, 60):
+        site.routes[f"/a/{n}"] = static(article_page(n))
+    site.routes["/a/22"] = static(page_with(22, [*paragraphs(22), WEATHER]))
+    site.routes["/a/42"] = static(page_with(42, [*paragraphs(42), WEATHER]))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    for last, recheck in ((37, 22), (57, 42)):
+        site.routes["/feed"] = static(feed(site.base, range(last)), RSS)
+        before = {r.path for r in site.requests}
+        await pipeline.run(all_feeds=True)
+        assert {r.path for r in site.requests} - before == {f"/a/{recheck}"}
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is False
+    assert state["full_text_streak"] == -2
+    stored = {
+        r["url"].rsplit("/", 1)[1]: r
+        for r in rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    }
+    assert len(stored) == 57
+    assert stored["22"]["text_source"] == "feed"
+    assert stored["22"]["text"] == clean_text("\n\n".join(paragraphs(22)))
+    assert stored["42"]["text_source"] == "page"
+    assert "weather" in stored["42"]["text"]
