@@ -110,10 +110,10 @@ def main() -> None:
         f"Full-text rules on {len(samples) - skipped} pages ({skipped} with a body under"
         f" {2 * MIN_WORDS} words left out), {time.perf_counter() - started:.0f} s; share of the"
         f" feed texts each rule accepts (CLEAN {CLEAN:.0%} of the text on the page).\n"
-        "Per comparison, each on its own. compare: the article (fetching stops after three in"
-        " a row); stored: stored from the feed by an entry of a full-text feed (the comparison's"
-        " match, or `stands` after a failed one); ends_alike: a text ending in an ellipsis that"
-        " takes part at all.\n"
+        "Per comparison, each on its own. compare: the article (three in a row stop the"
+        " fetching; an excerpt's match never counts); stored: stored from the feed by an entry"
+        " of a full-text feed (the comparison's match, or `stands` after a failed one);"
+        " ends_alike: a text ending in an ellipsis that takes part at all.\n"
     )
     kinds = list(KINDS)
     for corpus in sorted({k[0] for k in tally}):

@@ -493,7 +493,8 @@ class Pipeline:
         full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
         re-checks; every page fetched of an entry with text of its own is compared with it,
         and where the comparison fails the entry is still stored from its text if it
-        `ingest.fulltext.stands` and the feed is full-text once the failure is counted."""
+        `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
+        feed order; while the feed is probed, once probing is done)."""
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(t, mode) for t in texts]

@@ -309,8 +309,19 @@ async def test_an_article_ending_in_an_ellipsis_is_the_feed_s_where_its_page_end
     excerpt = excerpt_feed(site.base, range(0), range(7, 8)).split("<channel><title>T</title>")[1]
     site.routes["/feed"] = static(full + item + excerpt, RSS)
     hits = page_hits(site)
+    measured: dict[str, object] = {}
+    run = pipeline.workers.run
+
+    async def recording(fn: Any, *args: Any, timeout: float) -> Any:
+        if fn.__name__ == "extract_page":  # (body, url, feed_text)
+            measured[args[1].rsplit("/", 1)[1]] = args[2]
+        return await run(fn, *args, timeout=timeout)
+
+    pipeline.workers.run = recording  # type: ignore[method-assign]
     await pipeline.run(all_feeds=True)
     assert page_hits(site) == hits + 2
+    # An excerpt's page is not measured against its text (a second parse for a rare case).
+    assert measured == {"6": None, "7": None}
     (after,) = rows(database_url, "SELECT full_text_streak, full_text_evidence FROM ingest.feeds")
     assert after == before
     stored = {
@@ -352,3 +363,56 @@ async def test_a_failed_re_check_keeps_the_feed_s_text_but_not_the_second_in_a_r
     assert stored["22"]["text"] == clean_text("\n\n".join(paragraphs(22)))
     assert stored["42"]["text_source"] == "page"
     assert "weather" in stored["42"]["text"]
+
+
+async def test_failures_in_one_batch_are_judged_in_feed_order(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Pages 1, 2, 6 and 7 carry the weather note. Probing: 0 matches, 1 and 2 fail, so the
+    feed is not proven and both are stored from their page. The rest are fetched together:
+    3, 4 and 5 prove the feed; 6 fails with the feed still full-text after it (stored from the
+    feed); 7 is the second miss in a row, which switches the feed back (stored from its page)."""
+    for n in (1, 2, 6, 7):
+        site.routes[f"/a/{n}"] = static(page_with(n, [*paragraphs(n), WEATHER]))
+    site.routes["/feed"] = static(feed(site.base, range(8)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is False
+    assert state["full_text_streak"] == -2
+    sources = {
+        r["url"].rsplit("/", 1)[1]: r["text_source"]
+        for r in rows(database_url, "SELECT url, text_source FROM news.articles")
+    }
+    assert {n: sources[n] for n in "1267"} == {"1": "page", "2": "page", "6": "feed", "7": "page"}
+    assert {sources[n] for n in "0345"} == {"feed"}  # they matched
+
+
+async def test_a_feed_text_padded_with_a_story_its_page_shows_elsewhere_does_not_stand(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Entry 1 carries its story and a longer one its page shows beside the article: the
+    extraction holds under half of the entry's text, so the whole page does not vouch for
+    it, and it is stored from its page even though the feed is proven in the same poll."""
+    other = [
+        f"Elsewhere, the ferry company of harbour {k} renamed its boats after local poets and "
+        f"painters, and the first of them, number {k + 10}, sails from the north pier in May."
+        for k in range(9)
+    ]
+    site.routes["/a/1"] = static(
+        "<html><head><title>Story 1</title></head><body><article><h1>Story 1</h1>"
+        + "".join(f"<p>{p}</p>" for p in paragraphs(1))
+        + "</article><aside class='related sidebar'>"
+        + "".join(f"<p>{p}</p>" for p in other)
+        + "</aside></body></html>"
+    )
+    last = f"{paragraphs(1)[-1]}</p>"
+    padded = feed(site.base, range(12)).replace(last, last + "".join(f"<p>{p}</p>" for p in other))
+    site.routes["/feed"] = static(padded, RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is True
+    (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/1$'")
+    assert one["text_source"] == "page"
+    assert "ferry" not in one["text"]
