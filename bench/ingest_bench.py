@@ -170,7 +170,15 @@ def run_bare(aeb: Path, ids: Sequence[str], workers: int) -> Run:
     return Run(seconds, len(ids), sampler.peak_rss, sampler.total, {"with_text": with_text})
 
 
-def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
+def busiest_host(ids: Sequence[str], feeds: int, hosts: int) -> int:
+    """Requests to the host that gets most: its feeds, its robots.txt and its pages."""
+    per_host = [0] * max(1, min(feeds, hosts))
+    for f, pages in enumerate(buckets(ids, feeds)):
+        per_host[f % len(per_host)] += 1 + len(pages)
+    return max(per_host) + 1
+
+
+def report(rows: dict[str, list[Run]], expected: int, busiest: int = 0) -> list[str]:
     def median(name: str, fn: Callable[[Run], float]) -> float:
         return med([fn(r) for r in rows[name]])
 
@@ -243,6 +251,23 @@ def report(rows: dict[str, list[Run]], expected: int) -> list[str]:
             " item: the rate ratio of runs that keep every core busy); reached: whole process"
             f" {whole:.2f}, feeds window {med(window) / base['bare'] / ceiling:.2f}"
         )
+    if cpu.get("project") and busiest:
+        # The issue's physical floor of a cold run: the larger of the CPU floor (the project's
+        # own CPU per article, every process counted, over the cores) and the politeness floor
+        # of the busiest host ((requests to it - 1) x the host delay).
+        cores = len(os.sched_getaffinity(0))
+        cpu_floor = expected * cpu["project"] / 1000 / cores
+        polite_floor = (busiest - 1) * float(HOST_DELAY)
+        floor = max(cpu_floor, polite_floor)
+        wall = median("project", lambda r: r.seconds)
+        lines.append(
+            f"floor of a cold run: {floor:.2f} s, the larger of the CPU floor {cpu_floor:.2f} s"
+            f" ({expected} x {cpu['project']:.1f} ms / {cores} cores) and the politeness floor"
+            f" {polite_floor:.2f} s (({busiest} requests to the busiest host - 1) x"
+            f" {float(HOST_DELAY):g} s); project median wall {wall:.2f} s = {wall / floor:.2f} x"
+            f" the floor, {wall / polite_floor if polite_floor else float('inf'):.2f} x the"
+            " politeness floor"
+        )
     for label, goal in (("bare", 0.9), ("naive", 2.0)):
         if label in base and rows.get("project"):
             whole = median("project", lambda r: r.rate) / base[label]
@@ -298,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run = step(f"[{k + 1}/{args.repeat}] {name}", *calls[name])
                 rows[name] += [run] if run else []
                 failed |= set() if run else {name}
-    print("\n".join(report(rows, len(ids))))
+    busiest = busiest_host(ids, feeds, args.hosts)
+    print("\n".join(report(rows, len(ids), busiest)))
     print(f"total bench time {time.perf_counter() - started:.0f} s")
     short = any(r.items < len(ids) for r in rows.get("project", []))
     if short:
