@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import os
 import random
@@ -42,8 +41,9 @@ from ingest.normalize import redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
-from ingest.schedule import decide_feed_failure, decide_feed_update
+from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
 from ingest.store import Store
+from ingest.store.articles import StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
 from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, ParsedFeed
@@ -109,7 +109,21 @@ class Pipeline:
         self._handing_back: asyncio.Future[None] | None = None
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
-        self._successes = GroupWriter(functools.partial(self.store.feeds_succeeded, self.owner))
+        self._successes: GroupWriter[FeedUpdate, None] = GroupWriter(self._feeds_succeeded)
+        # Articles of every feed, written together: a transaction costs about as much CPU as
+        # the rows it writes (its lock, round trips and commit), and a cold run's pages come
+        # in one at a time from many feeds (docs/performance.md, section "Articles written
+        # together").
+        self._articles: GroupWriter[WriteItem, StoredCounts] = GroupWriter(
+            self._store_many, linger=ARTICLES_LINGER
+        )
+
+    async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts]:
+        return await self.store.store_many(items)
+
+    async def _feeds_succeeded(self, updates: list[FeedUpdate]) -> list[None]:
+        await self.store.feeds_succeeded(self.owner, updates)
+        return [None] * len(updates)
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -448,7 +462,7 @@ class Pipeline:
         )
         await self.store.link_entries(feed.id, plan.link)
         updated = await self._refetch(feed, plan.refetch)
-        storer = _Storer(self.store, feed.id)
+        storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
@@ -647,21 +661,26 @@ def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:
     return chief
 
 
+ARTICLES_LINGER = 0.05
+"""Seconds the first article of a group waits for others before they are written together: a
+cold run's pages come in one at a time, some 15 ms apart, and a transaction of one article
+costs its writer about as much CPU as the article itself (docs/performance.md, section
+"Articles written together"); news waits 50 ms."""
+
 _NO_PAGE = PageOutcome(None, None, None, False)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
 class _Storer:
-    """A feed's new articles, stored as their pages come in: `add` stores at once what has
-    come in, or, while a store of this feed runs, leaves it to the next one, which takes
-    everything that came in meanwhile (so that a burst is stored in few transactions and a
-    trickle without waiting for the feed's last page). `flush` stores what is left."""
+    """A feed's new articles, stored as their pages come in: `add` hands what has come in to
+    the pipeline's article writer, which stores it with what other feeds hand it meanwhile
+    (one transaction for a group; the first of a group waits ARTICLES_LINGER for company).
+    `flush` stores what is left. The counts are the feed's."""
 
-    def __init__(self, store: Store, feed_id: int) -> None:
-        self._store = store
+    def __init__(self, writer: GroupWriter[WriteItem, StoredCounts], feed_id: int) -> None:
+        self._writer = writer
         self._feed_id = feed_id
         self._waiting: list[tuple[Article, bytes | None]] = []
-        self._turn = asyncio.Lock()
         self.new = self.existing = self.duplicates = self.page_errors = 0
 
     async def add(self, article: Article, key: bytes | None, *, now: bool = True) -> None:
@@ -673,16 +692,16 @@ class _Storer:
             await self.flush()
 
     async def flush(self) -> None:
-        async with self._turn:
-            items, self._waiting = self._waiting, []
-            if items:
-                counts = await self._store.store_articles(self._feed_id, items)
-                self.new += counts.new
-                self.existing += counts.existing
-                self.duplicates += counts.duplicates
-                # Counted as they are committed: a feed that fails later keeps them.
-                metrics.ARTICLES_NEW.inc(counts.new)
-                metrics.DUPLICATES.inc(counts.duplicates)
+        items, self._waiting = self._waiting, []
+        if items:
+            written = await self._writer.add_all([(self._feed_id, a, k) for a, k in items])
+            counts = StoredCounts.total(written)
+            self.new += counts.new
+            self.existing += counts.existing
+            self.duplicates += counts.duplicates
+            # Counted as they are committed: a feed that fails later keeps them.
+            metrics.ARTICLES_NEW.inc(counts.new)
+            metrics.DUPLICATES.inc(counts.duplicates)
 
 
 @asynccontextmanager

@@ -26,6 +26,24 @@ class StoredCounts:
     duplicates: int = 0
     """Of the new ones, how many duplicate an earlier article's body."""
 
+    @staticmethod
+    def total(counts: Sequence[StoredCounts]) -> StoredCounts:
+        return StoredCounts(
+            new=sum(c.new for c in counts),
+            existing=sum(c.existing for c in counts),
+            duplicates=sum(c.duplicates for c in counts),
+        )
+
+
+WriteItem = tuple[int | None, Article, bytes | None]
+"""An article to store: the feed that lists it (None: none), the article, and the hash of that
+feed's entry for it (None: no entry to record)."""
+
+_REFUSED = StoredCounts(0, 0)
+_NEW = StoredCounts(1, 0)
+_DUPLICATE = StoredCounts(1, 0, 1)
+_EXISTING = StoredCounts(0, 1)
+
 
 class ArticleStore(StoreBase):
     async def known_entries(
@@ -95,17 +113,24 @@ class ArticleStore(StoreBase):
     async def store_articles(
         self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
     ) -> StoredCounts:
-        """Insert articles with their URL aliases and feed-entry links in one short transaction.
-        Idempotent: an article whose canonical URL is already stored is linked, not duplicated.
-        Rows go in URL order, so concurrent writers of overlapping sets cannot deadlock; a row the
-        database refuses is logged and left out (its entry is tried again next poll) instead of
-        failing the others."""
+        """`store_many` of one feed's articles, counted together."""
+        return StoredCounts.total(await self.store_many([(feed_id, a, k) for a, k in items]))
+
+    async def store_many(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
+        """Insert articles (of any feeds) with their URL aliases and feed-entry links in one
+        short transaction: each item's outcome, in the order given (new, a duplicate, already
+        stored, or refused: all zero). Idempotent: an article whose canonical URL is already
+        stored is linked, not duplicated. Rows go in URL order, so concurrent writers of
+        overlapping sets cannot deadlock; a row the database refuses is logged and left out
+        (its entry is tried again next poll) instead of failing the others."""
         if not items:
-            return StoredCounts(0, 0)
-        ordered = sorted(items, key=lambda item: item[0].url)
+            return []
+        order = sorted(range(len(items)), key=lambda i: items[i][1].url)
+        ordered = [items[i] for i in order]
         for attempt in range(3):
             try:
-                return await self._store_articles(feed_id, ordered)
+                outcomes = await self._store_articles(ordered)
+                break
             except StoreError as e:
                 retryable = isinstance(
                     e.__cause__,
@@ -113,13 +138,16 @@ class ArticleStore(StoreBase):
                 )
                 if not retryable or attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+        else:
+            raise AssertionError("unreachable")
+        result = [_REFUSED] * len(items)
+        for i, outcome in zip(order, outcomes, strict=True):
+            result[i] = outcome
+        return result
 
-    async def _store_articles(
-        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
-    ) -> StoredCounts:
+    async def _store_articles(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         try:
-            return await self._store_batch(feed_id, items)
+            return await self._store_batch(items)
         except _OneByOne:
             pass
         except StoreError as e:
@@ -127,18 +155,16 @@ class ArticleStore(StoreBase):
                 raise
         # A row the database refuses (or near-copies inside the batch): row by row, so that one
         # bad row spoils no other and each copy finds the original stored just before it.
-        return await self._store_one_by_one(feed_id, items)
+        return await self._store_one_by_one(items)
 
-    async def _store_batch(
-        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
-    ) -> StoredCounts:
+    async def _store_batch(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         """The whole batch in one short transaction and a handful of round trips."""
-        fingerprints = [article.fingerprint for article, _ in items]
+        fingerprints = [article.fingerprint for _, article, _ in items]
         # An exact copy of an earlier row finds it by its body (insert_article's first lookup,
         # which sees the rows inserted before it); only near copies need the earlier row
         # stored before their candidates are looked up.
         bodies: set[bytes] = set()
-        for i, (article, _) in enumerate(items):
+        for i, (_, article, _) in enumerate(items):
             exact = bool(article.text) and article.content_hash in bodies
             bodies.add(article.content_hash)
             fp = fingerprints[i]
@@ -153,14 +179,12 @@ class ArticleStore(StoreBase):
                 raise _OneByOne  # the later copy must point at the earlier one, once stored
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             await conn.execute(queries()["lock_article_writes"])
-            return await _write(conn, feed_id, items)
+            return await _write(conn, items)
 
-    async def _store_one_by_one(
-        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
-    ) -> StoredCounts:
+    async def _store_one_by_one(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         """Each row in a savepoint of one transaction: a row the database refuses spoils no
         other, and each near-copy finds the original stored just before it."""
-        new = existing = duplicates = 0
+        outcomes: list[StoredCounts] = []
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             # Writers of articles take turns (see sql/0004: the change sequence must become
             # visible in order); taking the turn before any row lock avoids deadlocks.
@@ -168,30 +192,25 @@ class ArticleStore(StoreBase):
             for item in items:
                 try:
                     async with conn.transaction():
-                        counts = await _write(conn, feed_id, [item])
+                        outcomes += await _write(conn, [item])
                 except _REFUSED_ROW as e:
-                    log.warning("article_refused", url=item[0].url[:500], error=first_line(e))
-                    continue
-                new += counts.new
-                existing += counts.existing
-                duplicates += counts.duplicates
-        return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+                    log.warning("article_refused", url=item[1].url[:500], error=first_line(e))
+                    outcomes.append(_REFUSED)
+        return outcomes
 
 
 async def _write(
-    conn: psycopg.AsyncConnection[Any],
-    feed_id: int | None,
-    items: Sequence[tuple[Article, bytes | None]],
-) -> StoredCounts:
+    conn: psycopg.AsyncConnection[Any], items: Sequence[WriteItem]
+) -> list[StoredCounts]:
     """The one row-writer: near-copy candidates of every article, then the inserts, then URL
     aliases and feed entries, each as one pipelined `executemany`, inside the caller's
-    transaction (which holds the article-writes lock)."""
+    transaction (which holds the article-writes lock). Each item's outcome, in order."""
     q = queries()
-    params = [_article_params(article, feed_id) for article, _ in items]
-    fingerprints = [article.fingerprint for article, _ in items]
+    params = [_article_params(article, feed_id) for feed_id, article, _ in items]
+    fingerprints = [article.fingerprint for _, article, _ in items]
     cur = conn.cursor()
     lookups = [
-        (i, {"bands": list(fp.bands), "url": items[i][0].url})
+        (i, {"bands": list(fp.bands), "url": items[i][1].url})
         for i, fp in enumerate(fingerprints)
         if fp is not None
     ]
@@ -216,24 +235,26 @@ async def _write(
     # One story at a time: two articles of one batch may both be earlier than its original.
     for takeover in takeovers:
         await cur.execute(q["repoint_duplicates"], takeover)
-    conflicts = [a.url for (a, _), row in zip(items, inserted, strict=True) if row is None]
+    conflicts = [a.url for (_, a, _), row in zip(items, inserted, strict=True) if row is None]
     ids: dict[str, int] = {}
     if conflicts:
         await cur.execute(q["article_ids_by_url"], {"urls": conflicts})
         ids = {url: article_id for url, article_id in await cur.fetchall()}
     urls: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
-    new = existing = duplicates = 0
-    for (article, entry_hash), row in zip(items, inserted, strict=True):
+    outcomes: list[StoredCounts] = []
+    adopting: dict[int, set[int]] = {}
+    for (feed_id, article, entry_hash), row in zip(items, inserted, strict=True):
         if row is not None:
             article_id = row[0]
-            new += 1
-            duplicates += row[1] is not None
+            outcomes.append(_NEW if row[1] is None else _DUPLICATE)
         elif article.url in ids:
             article_id = ids[article.url]
-            existing += 1
+            outcomes.append(_EXISTING)
+            if feed_id is not None:
+                adopting.setdefault(feed_id, set())
         else:  # deleted concurrently; nothing to link
-            existing += 1
+            outcomes.append(_EXISTING)
             continue
         urls.append({"article_id": article_id, "urls": [article.url, *article.aliases]})
         if feed_id is not None and entry_hash is not None:
@@ -249,10 +270,14 @@ async def _write(
         await cur.executemany(q["add_article_urls"], urls)
     if entries:
         await cur.executemany(q["add_feed_entries"], entries)
-    adopted = sorted({e["article_id"] for e in entries})
-    if adopted and existing:
-        await cur.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": adopted})
-    return StoredCounts(new=new, existing=existing, duplicates=duplicates)
+    # A feed that lists an article stored before (with no feed) becomes its first feed.
+    for e in entries:
+        if e["feed_id"] in adopting:
+            adopting[e["feed_id"]].add(e["article_id"])
+    for feed_id, adopted in sorted(adopting.items()):
+        if adopted:
+            await cur.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": sorted(adopted)})
+    return outcomes
 
 
 def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:

@@ -120,15 +120,15 @@ async def _pipeline(settings: Settings, workers: WorkerPool) -> AsyncIterator[Pi
 
 
 def _note_stores(pipeline: Pipeline, note: Callable[[], int]) -> list[int]:
-    """What `note()` answers as each `store_articles` call begins."""
+    """What `note()` answers as each write of articles (`store_many`) begins."""
     noted: list[int] = []
-    store_articles = pipeline.store.store_articles
+    store_many = pipeline.store.store_many
 
     async def noting(*args: Any, **kwargs: Any) -> Any:
         noted.append(note())
-        return await store_articles(*args, **kwargs)
+        return await store_many(*args, **kwargs)
 
-    pipeline.store.store_articles = noting  # type: ignore[method-assign]
+    pipeline.store.store_many = noting  # type: ignore[method-assign]
     return noted
 
 
@@ -287,3 +287,39 @@ async def test_a_feed_s_articles_are_stored_while_its_other_pages_wait_for_the_h
         assert conn.execute("SELECT count(*) FROM news.articles").fetchone() == (6,)
     assert pages_requested_at_store[0] < 6, pages_requested_at_store
     assert 1 < len(pages_requested_at_store) <= 6
+
+
+@pytest.mark.integration
+async def test_articles_of_several_feeds_are_written_together(
+    database_url: str, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight feeds of one page each: their articles come in one at a time, and those that
+    come in while the first waits for company (ARTICLES_LINGER, here 0.5 s) or while a write
+    runs go in one transaction, each feed counting its own."""
+    from ingest import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "ARTICLES_LINGER", 0.5)
+    for f in range(8):
+        _site(server, f"/feed{f}", [f"{server.base}/s/{f}"])
+        server.routes[f"/s/{f}"] = static(_page(f))
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    async with _pipeline(settings, InlineWorkers(2)) as pipeline:
+        written: list[int] = []
+        store_many = pipeline.store.store_many
+
+        async def noting(items: Any) -> Any:
+            written.append(len(items))
+            return await store_many(items)
+
+        pipeline.store.store_many = noting  # type: ignore[method-assign]
+        for f in range(8):
+            await pipeline.store.add_feed(server.url(f"/feed{f}"))
+        summary = await pipeline.run()
+    assert (summary.feeds, summary.new_articles) == (8, 8)
+    assert sum(written) == 8
+    assert len(written) <= 2, written
+    with psycopg.connect(database_url) as conn:
+        per_feed = conn.execute(
+            "SELECT count(*) FROM ingest.feed_entries WHERE article_id IS NOT NULL GROUP BY feed_id"
+        ).fetchall()
+    assert per_feed == [(1,)] * 8

@@ -5,7 +5,6 @@ slow feeds outliving their lease, and stop requests."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import random
 import threading
@@ -422,9 +421,6 @@ async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answ
 
     for name in failures:
         setattr(pipeline.store, name, failing(name))
-    pipeline._successes = type(pipeline._successes)(
-        functools.partial(pipeline.store.feeds_succeeded, pipeline.owner)
-    )
     summary = await pipeline.run()
     assert summary.feeds == 0  # handed back: not recorded in this pass
     for _ in range(100):
@@ -456,7 +452,7 @@ async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
         server.routes[p] = static(page(p))
     pipeline = await make_pipeline(settings(database_url), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
-    real = pipeline.store.store_articles
+    real = pipeline.store.store_many
     calls: list[str] = []
 
     async def failing_once(*args: Any, **kwargs: Any) -> Any:
@@ -465,7 +461,7 @@ async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
             raise StoreError("database unreachable: connection reset")
         return await real(*args, **kwargs)
 
-    pipeline.store.store_articles = failing_once  # type: ignore[method-assign]
+    pipeline.store.store_many = failing_once  # type: ignore[method-assign]
     summary = await pipeline.run()
     assert summary.feeds == 0  # handed back
     await asyncio.sleep(0.3)  # anything left running would store now

@@ -1,4 +1,5 @@
-"""GroupWriter: poll outcomes written in groups, without delaying the first."""
+"""GroupWriter: poll outcomes and articles written in groups, the first at once or after a
+short wait for company, each item getting its own result."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ def test_items_arriving_during_a_write_go_in_the_next_group() -> None:
     groups: list[list[int]] = []
     release = asyncio.Event()
 
-    async def write(items: list[int]) -> None:
+    async def write(items: list[int]) -> list[int]:
         groups.append(items)
         if len(groups) == 1:
             await release.wait()
+        return [10 * n for n in items]
 
     async def main() -> None:
         writer = GroupWriter(write)
@@ -29,7 +31,7 @@ def test_items_arriving_during_a_write_go_in_the_next_group() -> None:
         await asyncio.sleep(0)
         assert not any(t.done() for t in [first, *rest])
         release.set()
-        await asyncio.gather(first, *rest)
+        assert await asyncio.gather(first, *rest) == [0, 10, 20, 30, 40]
 
     asyncio.run(main())
     assert groups == [[0], [1, 2, 3, 4]]
@@ -38,12 +40,13 @@ def test_items_arriving_during_a_write_go_in_the_next_group() -> None:
 def test_a_failed_write_fails_every_item_of_its_group_only() -> None:
     calls = 0
 
-    async def write(items: list[int]) -> None:
+    async def write(items: list[int]) -> list[None]:
         nonlocal calls
         calls += 1
         await asyncio.sleep(0.01)
         if 2 in items:
             raise StoreError("database unreachable")
+        return [None] * len(items)
 
     async def main() -> list[object]:
         writer = GroupWriter(write)
@@ -64,9 +67,10 @@ def test_a_failed_write_fails_every_item_of_its_group_only() -> None:
 def test_a_cancelled_waiter_does_not_cancel_the_write() -> None:
     written: list[int] = []
 
-    async def write(items: list[int]) -> None:
+    async def write(items: list[int]) -> list[None]:
         await asyncio.sleep(0.01)
         written.extend(items)
+        return [None] * len(items)
 
     async def main() -> None:
         writer = GroupWriter(write)
@@ -79,3 +83,25 @@ def test_a_cancelled_waiter_does_not_cancel_the_write() -> None:
 
     asyncio.run(main())
     assert written == [7, 8]
+
+
+def test_with_linger_the_first_item_waits_for_company() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write, linger=0.05)
+        first = asyncio.create_task(writer.add(1))
+        await asyncio.sleep(0.01)
+        assert groups == []  # held for the others
+        both = asyncio.create_task(writer.add_all([2, 3]))
+        assert await first == 1
+        assert await both == [2, 3]
+        # Once written, the next item waits again.
+        assert await writer.add(4) == 4
+
+    asyncio.run(main())
+    assert groups == [[1, 2, 3], [4]]

@@ -747,3 +747,47 @@ async def test_every_feed_of_an_article_is_recorded_and_the_first_adopts_it(
         database_url, "SELECT kind FROM news.article_changes WHERE article_id = %s", (article_id,)
     )
     assert [k["kind"] for k in kinds] == ["insert"]
+
+
+async def test_one_write_for_articles_of_several_feeds(store: Store, database_url: str) -> None:
+    """`store_many` writes the articles of several feeds in one transaction: each item's own
+    outcome in the order given, each entry recorded for its own feed, a row the database
+    refuses left out without spoiling the other feeds' rows, and an article stored before with
+    no feed adopted by the feed that lists it (not by the others)."""
+    feed_a, feed_b, feed_c = await _feed_ids(store, 3)
+    backfilled = _article("https://example.com/old")
+    await store.store_articles(None, [(backfilled, None)])
+    a = [_article(f"https://a.example/{n}") for n in range(2)]
+    b = [_article(f"https://b.example/{n}") for n in range(2)]
+    bad = _article("https://c.example/bad", "broken \x00 text")
+    copy = _article("https://c.example/copy", a[0].text)
+    items = [
+        (feed_b, b[1], _key(b[1])),
+        (feed_a, a[0], _key(a[0])),
+        (feed_c, bad, _key(bad)),
+        (feed_c, backfilled, _key(backfilled)),
+        (feed_b, b[0], _key(b[0])),
+        (feed_a, a[1], _key(a[1])),
+        (feed_c, copy, _key(copy)),
+    ]
+    outcomes = await store.store_many(items)
+    assert outcomes == [
+        StoredCounts(1, 0),
+        StoredCounts(1, 0),
+        StoredCounts(0, 0),  # refused
+        StoredCounts(0, 1),  # stored before
+        StoredCounts(1, 0),
+        StoredCounts(1, 0),
+        StoredCounts(1, 0, 1),  # a copy of a[0]'s body
+    ]
+    for feed_id, stored in ((feed_a, a), (feed_b, b), (feed_c, [backfilled, copy])):
+        done, _ = await store.known_entries(feed_id, [_key(x) for x in stored])
+        assert set(done) == {_key(x) for x in stored}
+    rows = _rows(database_url, "SELECT url, feed_id FROM news.articles")
+    feed_of = {r["url"]: r["feed_id"] for r in rows}
+    assert bad.url not in feed_of
+    assert feed_of[backfilled.url] == feed_c
+    assert {feed_of[x.url] for x in a} == {feed_a}
+    assert {feed_of[x.url] for x in b} == {feed_b}
+    assert StoredCounts.total(outcomes) == StoredCounts(5, 1, 1)
+    assert await store.store_many([]) == []
