@@ -42,7 +42,7 @@ from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
-from ingest.store import Store
+from ingest.store import Store, unreachable
 from ingest.store.articles import StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
@@ -114,12 +114,34 @@ class Pipeline:
         # the rows it writes (its lock, round trips and commit), and a cold run's pages come
         # in one at a time from many feeds (docs/performance.md, section "Articles written
         # together").
-        self._articles: GroupWriter[WriteItem, StoredCounts] = GroupWriter(
-            self._store_many, linger=ARTICLES_LINGER
+        self._articles: GroupWriter[WriteItem, StoredCounts | Exception] = GroupWriter(
+            self._store_many, linger=ARTICLES_LINGER, limit=ARTICLES_LIMIT
         )
 
-    async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts]:
-        return await self.store.store_many(items)
+    async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts | Exception]:
+        """The article writer's write: one transaction for the articles of several feeds. A
+        failure that is not the database's as a whole (a row the store cannot leave out by
+        itself, a bug) must not fail the other feeds of the group: their articles are written
+        again, feed by feed, and each feed's items get its own outcome or error."""
+        try:
+            return list(await self.store.store_many(items))
+        except Exception as e:
+            feeds = sorted({feed_id or 0 for feed_id, _, _ in items})
+            if len(feeds) < 2 or unreachable(e):
+                raise
+        outcomes: list[StoredCounts | Exception] = [StoredCounts(0, 0)] * len(items)
+        for feed in feeds:
+            mine = [i for i, (feed_id, _, _) in enumerate(items) if (feed_id or 0) == feed]
+            written: list[StoredCounts | Exception]
+            try:
+                written = list(await self.store.store_many([items[i] for i in mine]))
+            except Exception as e:
+                if unreachable(e):
+                    raise
+                written = [e] * len(mine)
+            for i, outcome in zip(mine, written, strict=True):
+                outcomes[i] = outcome
+        return outcomes
 
     async def _feeds_succeeded(self, updates: list[FeedUpdate]) -> list[None]:
         await self.store.feeds_succeeded(self.owner, updates)
@@ -191,6 +213,9 @@ class Pipeline:
             for page in self._pages.values():
                 page.cancel()
             await asyncio.gather(*running, *self._pages.values(), return_exceptions=True)
+            # A group of their articles being written commits before the leases go back, so
+            # that no write of a feed lands after another replica may have claimed it.
+            await asyncio.shield(self._articles.wait_idle(WRITER_GRACE))
             with contextlib.suppress(IngestError):
                 await asyncio.shield(
                     self.store.release_leases(self.owner, [f.id for f in running.values()])
@@ -252,7 +277,9 @@ class Pipeline:
                 log.info("leases_handed_back", feeds=len(ids))
 
     async def aclose(self) -> None:
-        """Stop handing back leases (a process that exits leaves them to expire)."""
+        """Let a group of articles being written finish (for at most WRITER_GRACE), and stop
+        handing back leases (a process that exits leaves them to expire)."""
+        await self._articles.wait_idle(WRITER_GRACE)
         if self._handing_back is not None:
             self._handing_back.cancel()
             await asyncio.gather(self._handing_back, return_exceptions=True)
@@ -554,8 +581,8 @@ class Pipeline:
             for i in indices:  # feed order
                 if i in compared:
                     after = observe(after, [compared[i]])
-                if i in doubtful and not probing:
-                    await ready(i, doubtful.pop(i), after.on, True)
+                if i in doubtful and not probing:  # stored with the next store
+                    await ready(i, doubtful.pop(i), after.on, False)
             return after
 
         rest = list(range(len(found)))
@@ -565,7 +592,7 @@ class Pipeline:
             rest = [i for i in rest if i not in seen]
         # Not stored if the feed fails first: they are new entries again at the next poll.
         for i in sorted(doubtful):
-            await ready(i, doubtful.pop(i), state.on, True)
+            await ready(i, doubtful.pop(i), state.on, False)
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
         # Handed over together, stored with the first page that comes in (or at the end).
         for i, want in zip(rest, wanted, strict=True):
@@ -666,6 +693,10 @@ ARTICLES_LINGER = 0.05
 cold run's pages come in one at a time, some 15 ms apart, and a transaction of one article
 costs its writer about as much CPU as the article itself (docs/performance.md, section
 "Articles written together"); news waits 50 ms."""
+ARTICLES_LIMIT = 200
+"""Articles a group holds at most (one transaction holds the article-writes lock throughout)."""
+WRITER_GRACE = 10.0
+"""Seconds a stopping pipeline waits for a group of articles being written."""
 
 _NO_PAGE = PageOutcome(None, None, None, False)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
@@ -677,7 +708,9 @@ class _Storer:
     (one transaction for a group; the first of a group waits ARTICLES_LINGER for company).
     `flush` stores what is left. The counts are the feed's."""
 
-    def __init__(self, writer: GroupWriter[WriteItem, StoredCounts], feed_id: int) -> None:
+    def __init__(
+        self, writer: GroupWriter[WriteItem, StoredCounts | Exception], feed_id: int
+    ) -> None:
         self._writer = writer
         self._feed_id = feed_id
         self._waiting: list[tuple[Article, bytes | None]] = []
@@ -695,7 +728,9 @@ class _Storer:
         items, self._waiting = self._waiting, []
         if items:
             written = await self._writer.add_all([(self._feed_id, a, k) for a, k in items])
-            counts = StoredCounts.total(written)
+            if errors := [w for w in written if isinstance(w, Exception)]:
+                raise errors[0]
+            counts = StoredCounts.total([w for w in written if isinstance(w, StoredCounts)])
             self.new += counts.new
             self.existing += counts.existing
             self.duplicates += counts.duplicates

@@ -39,6 +39,14 @@ async def wrap_exceptions() -> AsyncIterator[None]:
         raise StoreError(f"{type(e).__name__}: {first_line(e)}") from e
 
 
+def unreachable(e: BaseException) -> bool:
+    """Whether a store error is the database's as a whole (no connection, or a connection
+    lost), not the data's: writing the same rows again in smaller parts would fail alike."""
+    return isinstance(e, StoreError) and isinstance(
+        e.__cause__, (PoolTimeout, psycopg.OperationalError)
+    )
+
+
 def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 

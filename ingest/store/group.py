@@ -4,8 +4,11 @@ for the next, so that a burst of small writes costs a few transactions, not one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from ingest.errors import StoreError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -13,16 +16,22 @@ R = TypeVar("R")
 
 class GroupWriter(Generic[T, R]):
     """Writes items in groups: items added while a write is in progress are written together
-    by the next one. The first item of a group is written at once, or, with `linger`, after
-    waiting that many seconds for others to join it (for writes whose cost is mostly per
-    transaction). `write` returns one result per item, in order; `add` returns its item's
-    result when the item is written, or raises what the write raised."""
+    by the next one (at most `limit` a group). The first item of a group is written at once,
+    or, with `linger`, after waiting that many seconds for others to join it (for writes whose
+    cost is mostly per transaction). `write` returns one result per item, in order; `add`
+    returns its item's result when the item is written, or raises what the write raised (a
+    `StoreError` if the writer was stopped before writing it)."""
 
     def __init__(
-        self, write: Callable[[list[T]], Awaitable[Sequence[R]]], *, linger: float = 0.0
+        self,
+        write: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        linger: float = 0.0,
+        limit: int = 1000,
     ) -> None:
         self._write = write
         self._linger = linger
+        self._limit = limit
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._writing = False
         self._drainer: asyncio.Future[None] | None = None
@@ -32,7 +41,7 @@ class GroupWriter(Generic[T, R]):
         return result
 
     async def add_all(self, items: Sequence[T]) -> list[R]:
-        """`add` of each item (written in the same group): their results, in order."""
+        """`add` of each item: their results, in order."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
         self._pending += zip(items, futures, strict=True)
@@ -41,12 +50,19 @@ class GroupWriter(Generic[T, R]):
             self._drainer = asyncio.ensure_future(self._drain())
         return list(await asyncio.shield(asyncio.gather(*futures)))
 
+    async def wait_idle(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until nothing is waiting or being written."""
+        if self._drainer is not None and not self._drainer.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._drainer), timeout)
+
     async def _drain(self) -> None:
         try:
             if self._linger > 0:
                 await asyncio.sleep(self._linger)
             while self._pending:
-                group, self._pending = self._pending, []
+                group = self._pending[: self._limit]
+                self._pending = self._pending[self._limit :]
                 try:
                     results = await self._write([item for item, _ in group])
                     if len(results) != len(group):
@@ -56,8 +72,7 @@ class GroupWriter(Generic[T, R]):
                         if not done.done():
                             done.set_exception(e)
                 except BaseException:
-                    for _, done in group:
-                        done.cancel()
+                    _stopped(group)
                     raise
                 else:
                     for (_, done), result in zip(group, results, strict=True):
@@ -65,6 +80,13 @@ class GroupWriter(Generic[T, R]):
                             done.set_result(result)
         finally:
             self._writing = False
-            for _, done in self._pending:  # left by a cancelled drain
-                done.cancel()
+            _stopped(self._pending)  # left by a cancelled drain
             self._pending = []
+
+
+def _stopped(group: Sequence[tuple[object, asyncio.Future[Any]]]) -> None:
+    """Items the writer will not write: their waiters get an error, never a cancellation (a
+    task that ends cancelled inside a task group passes unnoticed, as if it had succeeded)."""
+    for _, done in group:
+        if not done.done():
+            done.set_exception(StoreError("the writer stopped before writing this"))

@@ -105,3 +105,43 @@ def test_with_linger_the_first_item_waits_for_company() -> None:
 
     asyncio.run(main())
     assert groups == [[1, 2, 3], [4]]
+
+
+def test_groups_hold_at_most_limit_items() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write, linger=0.01, limit=3)
+        assert await writer.add_all(list(range(7))) == list(range(7))
+
+    asyncio.run(main())
+    assert groups == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_items_a_stopped_writer_never_wrote_get_an_error_not_a_cancellation() -> None:
+    """A waiter that ends cancelled inside a task group passes unnoticed; one that gets an
+    error fails its feed."""
+    started = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        started.set()
+        await asyncio.sleep(10)
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write, linger=0.01)
+        first = asyncio.create_task(writer.add(1))
+        await started.wait()
+        second = asyncio.create_task(writer.add(2))  # waits for the next group
+        await asyncio.sleep(0)
+        assert writer._drainer is not None
+        writer._drainer.cancel()
+        for task in (first, second):
+            with pytest.raises(StoreError):
+                await task
+
+    asyncio.run(main())

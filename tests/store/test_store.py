@@ -791,3 +791,42 @@ async def test_one_write_for_articles_of_several_feeds(store: Store, database_ur
     assert {feed_of[x.url] for x in b} == {feed_b}
     assert StoredCounts.total(outcomes) == StoredCounts(5, 1, 1)
     assert await store.store_many([]) == []
+
+
+async def test_one_write_of_several_feeds_links_and_adopts_per_feed(
+    store: Store, database_url: str
+) -> None:
+    """In one transaction (no row refused): each of two feeds lists an article stored before
+    with no feed and is given that one only; a new URL both feeds list is stored once, new for
+    the first item and already stored for the second, and both feeds' entries point at it."""
+    feed_a, feed_b = await _feed_ids(store, 2)
+    old_a, old_b = _article("https://example.com/old-a"), _article("https://example.com/old-b")
+    await store.store_articles(None, [(old_a, None), (old_b, None)])
+    shared = _article("https://example.com/shared")
+    outcomes = await store.store_many(
+        [
+            (feed_b, old_b, b"b-old"),
+            (feed_a, shared, b"a-shared"),
+            (feed_a, old_a, b"a-old"),
+            (feed_b, shared, b"b-shared"),
+        ]
+    )
+    assert outcomes == [
+        StoredCounts(0, 1),
+        StoredCounts(1, 0),
+        StoredCounts(0, 1),
+        StoredCounts(0, 1),
+    ]
+    rows = _rows(database_url, "SELECT url, feed_id FROM news.articles")
+    feed_of = {r["url"]: r["feed_id"] for r in rows}
+    assert feed_of == {old_a.url: feed_a, old_b.url: feed_b, shared.url: feed_a}
+    (shared_id,) = [v for k, v in (await store.known_urls([shared.url])).items()]
+    for feed_id, key in ((feed_a, b"a-shared"), (feed_b, b"b-shared")):
+        done, _ = await store.known_entries(feed_id, [key])
+        assert set(done) == {key}
+    links = _rows(
+        database_url,
+        "SELECT feed_id FROM ingest.feed_entries WHERE article_id = %s ORDER BY feed_id",
+        (shared_id,),
+    )
+    assert [r["feed_id"] for r in links] == sorted([feed_a, feed_b])
