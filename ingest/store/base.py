@@ -40,8 +40,10 @@ async def wrap_exceptions() -> AsyncIterator[None]:
 
 
 def unreachable(e: BaseException) -> bool:
-    """Whether a store error is the database's as a whole (no connection, or a connection
-    lost), not the data's: writing the same rows again in smaller parts would fail alike."""
+    """Whether a store error is the database's rather than the data's (no connection, a
+    connection lost, and psycopg's other operational errors: lock or statement timeouts, a
+    full disk, a deadlock that outlived its retries): writing the same rows again in smaller
+    parts would fail alike, or is not worth the time."""
     return isinstance(e, StoreError) and isinstance(
         e.__cause__, (PoolTimeout, psycopg.OperationalError)
     )

@@ -4,7 +4,6 @@ for the next, so that a burst of small writes costs a few transactions, not one 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -48,13 +47,21 @@ class GroupWriter(Generic[T, R]):
         if not self._writing:
             self._writing = True
             self._drainer = asyncio.ensure_future(self._drain())
-        return list(await asyncio.shield(asyncio.gather(*futures)))
+        gathered = asyncio.gather(*futures)
+        gathered.add_done_callback(_retrieved)  # read even if this caller is gone
+        return list(await asyncio.shield(gathered))
 
-    async def wait_idle(self, timeout: float) -> None:
-        """Wait (at most `timeout` seconds) until nothing is waiting or being written."""
-        if self._drainer is not None and not self._drainer.done():
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._drainer), timeout)
+    async def close(self, grace: float) -> None:
+        """Let what is waiting or being written finish, for at most `grace` seconds; then stop
+        the writer: a write in progress is cancelled (its transaction rolls back) and what it
+        had not written gets an error. The writer starts again with the next `add`."""
+        drainer = self._drainer
+        if drainer is None or drainer.done():
+            return
+        await asyncio.wait([drainer], timeout=grace)
+        if not drainer.done():
+            drainer.cancel()
+            await asyncio.wait([drainer])
 
     async def _drain(self) -> None:
         try:
@@ -82,6 +89,11 @@ class GroupWriter(Generic[T, R]):
             self._writing = False
             _stopped(self._pending)  # left by a cancelled drain
             self._pending = []
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _stopped(group: Sequence[tuple[object, asyncio.Future[Any]]]) -> None:

@@ -145,3 +145,47 @@ def test_items_a_stopped_writer_never_wrote_get_an_error_not_a_cancellation() ->
                 await task
 
     asyncio.run(main())
+
+
+def test_close_lets_a_write_finish_within_its_grace_and_stops_one_past_it() -> None:
+    written: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        await asyncio.sleep(0.05 if items[0] < 10 else 10)
+        written.append(items)
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write)
+        quick = asyncio.create_task(writer.add(1))
+        await asyncio.sleep(0)
+        await writer.close(grace=5)
+        assert await quick == 1
+        slow = asyncio.create_task(writer.add(10))
+        await asyncio.sleep(0)
+        await writer.close(grace=0.05)  # cancelled: its transaction would roll back
+        with pytest.raises(StoreError):
+            await slow
+        assert await writer.add(2) == 2  # the writer starts again
+
+    asyncio.run(main())
+    assert written == [[1], [2]]
+
+
+def test_close_passes_a_cancellation_of_its_caller_on() -> None:
+    async def write(items: list[int]) -> list[int]:
+        await asyncio.sleep(10)
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write)
+        adding = asyncio.create_task(writer.add(1))
+        await asyncio.sleep(0)
+        closing = asyncio.create_task(writer.close(grace=5))
+        await asyncio.sleep(0.01)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        adding.cancel()
+
+    asyncio.run(main())
