@@ -148,38 +148,41 @@ class ArticleStore(StoreBase):
     async def _store_articles(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         try:
             return await self._store_batch(items)
-        except _OneByOne:
-            pass
         except StoreError as e:
             if not isinstance(e.__cause__, _REFUSED_ROW):
                 raise
-        # A row the database refuses (or near-copies inside the batch): row by row, so that one
-        # bad row spoils no other and each copy finds the original stored just before it.
+        # A row the database refuses: row by row, so that one bad row spoils no other.
         return await self._store_one_by_one(items)
 
     async def _store_batch(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
-        """The whole batch in one short transaction and a handful of round trips."""
-        fingerprints = [article.fingerprint for _, article, _ in items]
+        """The whole batch in one short transaction and a handful of round trips: one `_write`
+        for each run of items none of which is a near copy of another of its run."""
         # An exact copy of an earlier row finds it by its body (insert_article's first lookup,
         # which sees the rows inserted before it); only near copies need the earlier row
-        # stored before their candidates are looked up.
+        # stored before their candidates are looked up: a near copy starts a new run.
+        runs: list[list[WriteItem]] = [[]]
+        run: list[Fingerprint] = []
         bodies: set[bytes] = set()
-        for i, (_, article, _) in enumerate(items):
+        for item in items:
+            article, fp = item[1], item[1].fingerprint
             exact = bool(article.text) and article.content_hash in bodies
             bodies.add(article.content_hash)
-            fp = fingerprints[i]
             if (
                 not exact
                 and fp is not None
-                and any(
-                    other is not None and is_near_duplicate(fp.minhash, other.minhash)
-                    for other in fingerprints[:i]
-                )
+                and any(is_near_duplicate(fp.minhash, other.minhash) for other in run)
             ):
-                raise _OneByOne  # the later copy must point at the earlier one, once stored
+                runs.append([])
+                run = []
+            runs[-1].append(item)
+            if fp is not None:
+                run.append(fp)
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             await conn.execute(queries()["lock_article_writes"])
-            return await _write(conn, items)
+            outcomes: list[StoredCounts] = []
+            for batch in runs:
+                outcomes += await _write(conn, batch)
+            return outcomes
 
     async def _store_one_by_one(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         """Each row in a savepoint of one transaction: a row the database refuses spoils no
@@ -289,10 +292,6 @@ def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:
 _REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
 """Errors that belong to one row (a value out of range, an index row too large), not the
 database: that row is left out and the others stored."""
-
-
-class _OneByOne(Exception):
-    """The batch needs the row-by-row path."""
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
