@@ -27,10 +27,8 @@ from ingest.extract.page import visible_text
 from ingest.fulltext import (
     CLEAN,
     MIN_WORDS,
-    compare,
-    ends_alike,
     held_by_page,
-    looks_cut,
+    judge,
     stands,
 )
 from ingest.normalize import clean_text
@@ -60,19 +58,15 @@ KINDS: dict[str, Callable[[str], str]] = {
 MEASURES = ("compare", "stored", "ends_alike")
 
 
-def judge(feed_text: str, page_text: str, on_page: float) -> dict[str, bool]:
+def decide(feed_text: str, page_text: str, on_page: float) -> dict[str, bool]:
     """Whether the text is stored from the feed, as `ingest.pipeline` decides it for an entry
-    of a full-text feed whose failed comparison leaves it full-text: a text that ends like an
-    excerpt takes part only where its page ends where it does, and is not measured against
-    the whole page."""
-    cut = looks_cut(feed_text)
-    takes_part = not cut or ends_alike(feed_text, page_text)
-    same, holds, clean = compare(feed_text, page_text, None if cut else on_page)
-    return {
-        "compare": takes_part and same,
-        "stored": takes_part and (same or stands(holds, clean)),
-        "ends_alike": takes_part,
-    }
+    of a full-text feed whose failed comparison leaves it full-text (`ingest.fulltext.judge`,
+    then `stands`)."""
+    verdict = judge(feed_text, page_text, on_page)
+    if verdict is None:
+        return dict.fromkeys(MEASURES, False)
+    same, holds, clean = verdict
+    return {"compare": same, "stored": same or stands(holds, clean), "ends_alike": True}
 
 
 def main() -> None:
@@ -100,7 +94,7 @@ def main() -> None:
             if len(words(feed_text)) < MIN_WORDS:
                 continue
             on_page = held_by_page(feed_text, visible)
-            for measure, ok in judge(feed_text, page_text, on_page).items():
+            for measure, ok in decide(feed_text, page_text, on_page).items():
                 if measure == "ends_alike" and not kind.endswith("…"):
                     continue
                 cell = tally[(sample.corpus, sample.part, kind, measure)]

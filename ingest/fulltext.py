@@ -180,6 +180,18 @@ def compare(
     return holds >= HOLDS and clean >= CLEAN, holds, clean
 
 
+def judge(
+    feed_text: str, page_text: str, on_page: float | None = None
+) -> tuple[bool, float, float] | None:
+    """`compare` of an entry's text with its page, or None where the entry takes no part: a
+    text that ends like an excerpt is compared only where its page ends where it does
+    (`ends_alike`), and then with the extraction alone."""
+    cut = looks_cut(feed_text)
+    if cut and not ends_alike(feed_text, page_text):
+        return None
+    return compare(feed_text, page_text, None if cut else on_page)
+
+
 def _shortest(floor: int, n: int) -> int:
     """The length of the feed's shortest articles after one more of `n` words: a shorter one
     lowers it at once, a longer one raises it by DRIFT of the difference, so that one brief

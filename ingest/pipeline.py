@@ -27,10 +27,9 @@ from ingest.fetch import Fetcher
 from ingest.fulltext import (
     MIN_WORDS,
     article_words,
-    compare,
     digest,
-    ends_alike,
     entry_text,
+    judge,
     looks_cut,
     observe,
     probe,
@@ -545,6 +544,7 @@ class Pipeline:
         texts = [entry_text(c.entry) for c in found]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(t, mode) for t in texts]
+        sizes = [len(words(t)) for t in texts]
         seen: set[int] = set()
         # Entries whose comparison failed but whose text may stand for the article: stored once
         # the state their comparison leaves is known (after the batch; while probing, after it).
@@ -554,7 +554,7 @@ class Pipeline:
             # Only an entry that may be the article is compared: not a teaser, and an excerpt
             # only where its page ends where it does (its text is not measured against the
             # whole page: an excerpt's page seldom ends alike).
-            compares = {i for i in indices if mode == "auto" and len(words(texts[i])) >= MIN_WORDS}
+            compares = {i for i in indices if mode == "auto" and sizes[i] >= MIN_WORDS}
             compared: dict[int, tuple[bool, float, float, int]] = {}
 
             async def one(i: int) -> None:
@@ -566,13 +566,16 @@ class Pipeline:
                 # While probing, the round waits for the comparisons, not for the stores: what
                 # it fetched is stored with the feed's next store.
                 now = not probing
-                if i not in compares or ex is None or (cut and not ends_alike(texts[i], ex.text)):
+                verdict = None
+                if i in compares and ex is not None:
+                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
+                    verdict = judge(texts[i], ex.text, on_page)
+                if verdict is None:
                     await ready(i, page, False, now)
                     return
-                on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
-                same, holds, clean = compare(texts[i], ex.text, on_page)
+                same, holds, clean = verdict
                 if not cut:  # an excerpt that ends where its page does proves nothing
-                    compared[i] = (same, holds, clean, len(words(texts[i])))
+                    compared[i] = (same, holds, clean, sizes[i])
                 if not same and stands(holds, clean):
                     doubtful[i] = page
                     return

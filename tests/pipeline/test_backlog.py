@@ -289,6 +289,20 @@ async def test_a_feed_s_articles_are_stored_while_its_other_pages_wait_for_the_h
     assert 1 < len(pages_requested_at_store) <= 6
 
 
+def _one_page_feeds(
+    database_url: str, server: LocalServer, monkeypatch: pytest.MonkeyPatch, n: int
+) -> Settings:
+    """`n` feeds of one page each on `server`, the article writer lingering 1 s for company:
+    the pipeline's settings."""
+    from ingest import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "ARTICLES_LINGER", 1.0)
+    for f in range(n):
+        _site(server, f"/feed{f}", [f"{server.base}/s/{f}"])
+        server.routes[f"/s/{f}"] = static(_page(f))
+    return Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+
+
 @pytest.mark.integration
 async def test_articles_of_several_feeds_are_written_together(
     database_url: str, server: LocalServer, monkeypatch: pytest.MonkeyPatch
@@ -296,13 +310,7 @@ async def test_articles_of_several_feeds_are_written_together(
     """Eight feeds of one page each: their articles come in one at a time, and those that
     come in while the first waits for company (ARTICLES_LINGER, here 1 s) or while a write
     runs go in one transaction, each feed counting its own."""
-    from ingest import pipeline as pipeline_module
-
-    monkeypatch.setattr(pipeline_module, "ARTICLES_LINGER", 1.0)
-    for f in range(8):
-        _site(server, f"/feed{f}", [f"{server.base}/s/{f}"])
-        server.routes[f"/s/{f}"] = static(_page(f))
-    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    settings = _one_page_feeds(database_url, server, monkeypatch, 8)
     async with _pipeline(settings, InlineWorkers(2)) as pipeline:
         written: list[int] = []
         store_many = pipeline.store.store_many
@@ -360,14 +368,9 @@ async def test_a_feed_whose_store_fails_in_a_shared_group_is_handed_back_alone(
     """Two feeds' articles go in one group; the database refuses the second feed's rows
     (not for being unreachable): the first feed's article is stored and its poll recorded,
     the second feed is handed back, due again, and stores its article at the next run."""
-    from ingest import pipeline as pipeline_module
     from ingest.errors import StoreError
 
-    monkeypatch.setattr(pipeline_module, "ARTICLES_LINGER", 1.0)
-    for f in range(2):
-        _site(server, f"/feed{f}", [f"{server.base}/s/{f}"])
-        server.routes[f"/s/{f}"] = static(_page(f))
-    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    settings = _one_page_feeds(database_url, server, monkeypatch, 2)
     async with _pipeline(settings, InlineWorkers(2)) as pipeline:
         for f in range(2):
             await pipeline.store.add_feed(server.url(f"/feed{f}"))
