@@ -66,7 +66,11 @@ def decide(feed_text: str, page_text: str, on_page: float) -> dict[str, bool]:
     if verdict is None:
         return dict.fromkeys(MEASURES, False)
     same, holds, clean = verdict
-    return {"compare": same, "stored": same or stands(holds, clean), "ends_alike": True}
+    return {
+        "compare": same,
+        "stored": same or stands(feed_text, page_text, holds, clean),
+        "ends_alike": True,
+    }
 
 
 def main() -> None:

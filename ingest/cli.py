@@ -501,8 +501,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             summary = await pipeline.run(all_feeds=args.all)
         print(
             f"feeds: {summary.feeds} ({summary.ok} ok, {summary.not_modified} not modified, "
-            f"{summary.failed} failed); articles: {summary.new_articles} new, "
-            f"{summary.skipped} skipped, {summary.page_errors} stored from feed text"
+            f"{summary.failed} failed); articles: {summary.new_articles} new "
+            f"({summary.from_feed} from full-text feeds without a request), "
+            f"{summary.skipped} skipped, {summary.page_errors} stored from feed text for want "
+            "of a usable page"
         )
         return 0
 

@@ -15,12 +15,13 @@ matches in a row, or misses in a row as a negative number.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
 stored from that text. One whose comparison failed is stored from its text all the same where
-the text holds MOST of its page's extraction and is clean (`stands`) and the feed is still
-full-text once that failure is counted (in feed order; while the feed is probed, once probing
-is done): a comparison fails as often because the extraction kept a related story's teaser or
-lost a paragraph as because the feed changed. An excerpt takes part only where its page's text
-ends where its own does (`ends_alike`: an article that itself ends in an ellipsis, or a page
-that shows no more), and then never counts towards the mode. An operator may fix the mode per
+the text is clean and holds MOST of its page's extraction, or AT_END of it where the
+extraction is that text with something before it (`stands`), and the feed is still full-text
+once that failure is counted (in feed order; while the feed is probed, once probing is done):
+a comparison fails as often because the extraction kept a related story's teaser or lost a
+paragraph as because the feed changed. An excerpt takes part only where its page's text ends
+where its own does (`ends_alike`: an article that itself ends in an ellipsis, or a page that
+shows no more), and then never counts towards the mode. An operator may fix the mode per
 feed (`page` never trusts the feed's text, `feed` always does while entries have text).
 """
 
@@ -62,6 +63,11 @@ related story's teaser or the tags beside the article, while an excerpt missing 
 the extracted text or more is not stored for the article. Set on the development half of the
 corpora (`bench/fulltext_bench.py`): 0.7 and 0.75 stored two more of 125 articles from the
 feed than HOLDS does; 0.6 also stored a two-thirds excerpt of 88 of the 125 pages, 0.7 of 5."""
+AT_END: Final = 0.5
+"""Share of its page's extraction that an entry's text must hold to be stored from the feed
+when its comparison failed, where the extraction is that text with something before it
+(`follows`: a headline and standfirst, another story's teaser; an excerpt begins where its
+article does). The extraction may hold the text's words twice over, no more."""
 MISSES: Final = 2
 """Comparisons in a row that find the feed's text is not the article before a full-text feed
 is switched back (one can be the extraction's fault)."""
@@ -111,13 +117,32 @@ def ends_alike(feed_text: str, page_text: str) -> bool:
     return n == _LAST and any(tail[k : k + n] == last for k in range(len(tail) - n + 1))
 
 
-def stands(holds: float, clean: float) -> bool:
-    """Whether the text of an entry whose comparison failed (`compare`'s measures) is stored
-    from the feed all the same where the feed is still full-text once that failure is counted:
-    it holds at least MOST of its page's extraction (HOLDS is the comparison's bar) and is as
-    clean as a match must be. So only a feed proven full-text gets the benefit of the doubt,
-    and not on the miss that switches it back."""
-    return holds >= MOST and clean >= CLEAN
+def stands(feed_text: str, page_text: str, holds: float, clean: float) -> bool:
+    """Whether the text of an entry whose comparison with its page's extraction failed
+    (`compare`'s measures) is stored from the feed all the same where the feed is still
+    full-text once that failure is counted: it is as clean as a match must be and holds at
+    least MOST of the extraction (HOLDS is the comparison's bar), or AT_END of it where the
+    extraction is the text with something before it (`follows`). So only a feed proven
+    full-text gets the benefit of the doubt, and not on the miss that switches it back."""
+    if clean < CLEAN:
+        return False
+    return holds >= MOST or (holds >= AT_END and follows(feed_text, page_text))
+
+
+def follows(feed_text: str, page_text: str) -> bool:
+    """Whether a page's text is the feed text with something before it (a headline and
+    standfirst, another story's teaser): the feed text's first six words first come where all
+    but END_SLACK of the page text's other words are behind, and its last six end the page's
+    text (`ends_alike`). An excerpt begins where its article does, and a text that repeats
+    itself finds its first words early."""
+    feed_words, page_words = words(feed_text), words(page_text)
+    head = feed_words[:_LAST]
+    at = next(
+        (k for k in range(len(page_words) - _LAST + 1) if page_words[k : k + _LAST] == head),
+        None,
+    )
+    lead = len(page_words) - len(feed_words)
+    return at is not None and at >= lead - END_SLACK and ends_alike(feed_text, page_text)
 
 
 def digest(text: str) -> bytes:

@@ -43,6 +43,7 @@ class RunSummary:
     new_articles: int = 0
     skipped: int = 0
     page_errors: int = 0
+    from_feed: int = 0
     outcomes: list[FeedOutcome] = field(default_factory=list)
 
     def add(self, outcome: FeedOutcome) -> None:
@@ -57,3 +58,4 @@ class RunSummary:
         self.new_articles += outcome.new
         self.skipped += outcome.skipped
         self.page_errors += outcome.page_errors
+        self.from_feed += outcome.from_feed

@@ -566,17 +566,18 @@ class Pipeline:
                 # While probing, the round waits for the comparisons, not for the stores: what
                 # it fetched is stored with the feed's next store.
                 now = not probing
-                verdict = None
+                verdict, page_text = None, ""
                 if i in compares and ex is not None:
                     on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
-                    verdict = judge(texts[i], ex.text, on_page)
+                    page_text = ex.text
+                    verdict = judge(texts[i], page_text, on_page)
                 if verdict is None:
                     await ready(i, page, False, now)
                     return
                 same, holds, clean = verdict
                 if not cut:  # an excerpt that ends where its page does proves nothing
                     compared[i] = (same, holds, clean, sizes[i])
-                if not same and stands(holds, clean):
+                if not same and stands(texts[i], page_text, holds, clean):
                     doubtful[i] = page
                     return
                 await ready(i, page, same, now)

@@ -4,6 +4,7 @@ fetched, and how comparisons move the state."""
 from __future__ import annotations
 
 from ingest.fulltext import (
+    AT_END,
     CLEAN,
     CONFIRM,
     HOLDS,
@@ -15,6 +16,7 @@ from ingest.fulltext import (
     compare,
     ends_alike,
     entry_text,
+    follows,
     held_by_page,
     looks_cut,
     observe,
@@ -223,7 +225,41 @@ def test_a_text_the_extraction_kept_more_than_may_stand() -> None:
     assert not same
     assert MOST <= holds < HOLDS
     assert clean >= CLEAN
-    assert stands(holds, clean)
+    assert stands(STORY, teaser + " " + STORY, holds, clean)
+
+
+def test_a_text_the_extraction_kept_a_headline_and_a_teaser_before_may_stand() -> None:
+    """The extraction holds the headline, standfirst and another story's teaser before the
+    article, more than a quarter of it: the text is the article all the same, for it ends
+    where the extraction does and begins after everything the extraction kept besides."""
+    front = "Harbour board votes. " + " ".join(
+        f"Also read: the bakery opens oven {n} this week after the long winter." for n in range(8)
+    )
+    same, holds, clean = compare(STORY, front + " " + STORY)
+    assert not same
+    assert AT_END <= holds < MOST
+    assert follows(STORY, front + " " + STORY)
+    assert stands(STORY, front + " " + STORY, holds, clean)
+    # The same furniture after the article is not the text's end: it stands only above MOST.
+    after = STORY + " " + front
+    same, holds, clean = compare(STORY, after)
+    assert holds < MOST
+    assert not follows(STORY, after)
+    assert not stands(STORY, after, holds, clean)
+
+
+def test_an_excerpt_does_not_follow_its_page_even_where_the_page_repeats_itself() -> None:
+    two_thirds = STORY[: len(STORY) * 2 // 3].rsplit(" ", 1)[0]
+    assert not follows(two_thirds, STORY)
+    # A page that says the same thing three times ends the way its first third does, but
+    # the excerpt's first words come first at the page's start.
+    chorus = " ".join(["The harbour board voted on the plan after a long night again."] * 12)
+    excerpt = " ".join(["The harbour board voted on the plan after a long night again."] * 8)
+    assert ends_alike(excerpt, chorus)
+    assert not follows(excerpt, chorus)
+    _, holds, clean = compare(excerpt, chorus)
+    assert holds < MOST
+    assert not stands(excerpt, chorus, holds, clean)
 
 
 def test_nothing_stands_for_an_excerpt_or_a_text_the_page_does_not_show() -> None:
@@ -231,10 +267,10 @@ def test_nothing_stands_for_an_excerpt_or_a_text_the_page_does_not_show() -> Non
     same, holds, clean = compare(two_thirds, STORY)
     assert holds < MOST
     assert not same
-    assert not stands(holds, clean)
+    assert not stands(two_thirds, STORY, holds, clean)
     other = STORY.replace("harbour board", "school governors")
-    assert not stands(*compare(other, STORY)[1:])
-    assert stands(MOST, CLEAN)
+    assert not stands(other, STORY, *compare(other, STORY)[1:])
+    assert stands(two_thirds, STORY, MOST, CLEAN)
 
 
 def test_a_feed_text_padded_with_a_story_the_page_shows_does_not_stand() -> None:
@@ -245,4 +281,4 @@ def test_a_feed_text_padded_with_a_story_the_page_shows_does_not_stand() -> None
     same, holds, clean = compare(padded, STORY, held_by_page(padded, STORY + " " + others))
     assert holds == 1.0
     assert not same
-    assert not stands(holds, clean)
+    assert not stands(padded, STORY, holds, clean)

@@ -148,7 +148,13 @@ def test_seed_article_is_ingested_clean(database_url: str, site: Site) -> None:
 def test_unreachable_page_falls_back_to_feed_text(database_url: str, site: Site) -> None:
     """An entry whose page 404s is stored from the feed's summary, and the row says so."""
     ingest(database_url, "feeds", "add", site.feed_url)
-    assert ingest(database_url, "run", "--once").returncode == 0
+    run = ingest(database_url, "run", "--once")
+    assert run.returncode == 0
+    stored = len(articles(database_url))
+    assert run.stdout.strip().endswith(
+        f"articles: {stored} new (0 from full-text feeds without a request), 0 skipped, "
+        "1 stored from feed text for want of a usable page"
+    )
     row = {r["url"]: r for r in articles(database_url)}[site.server.url(MISSING_PATH)]
     assert row["text_source"] == "feed"
     assert "404" in str(row["extraction_error"])
