@@ -1,8 +1,9 @@
 """Removes the furniture CMS templates put inside or beside an article (ad slots and their
 labels, sign-up cards, "most read" and related boxes, share bars, comment sections, cookie and
-paywall prompts, author bios, captions, navigation) before trafilatura sees the page. Pure: it
-edits the lxml tree it is given and decides only from structure (tags, ARIA roles, class/id/data
-vocabulary, link density), never from the words of the text, so it works in any language.
+paywall prompts, author bios, captions, navigation, tag lists) before trafilatura sees the page.
+Pure: it edits the lxml tree it is given and decides only from structure (tags, ARIA roles,
+class/id/data vocabulary, links marked as tags, link density), never from the words of the text,
+so it works in any language.
 
 Safety net: an element is never removed if it holds the page's <h1>, the marked article body,
 or half or more of the page's paragraph text; whatever looks like furniture inside the article
@@ -161,6 +162,26 @@ def _is_link_list(st: _Stats) -> bool:
     return links >= 3 and text < 600 and link_text >= 0.6 * max(text, 1)
 
 
+def _tag_links(body: _Element) -> dict[_Element, int]:
+    """How many links marked as tags (`rel="tag"`, the microformat blog templates put on a
+    post's tag and category links) each element holds, for the elements that hold any."""
+    counts: dict[_Element, int] = {}
+    for a in body.iter("a"):
+        if "tag" in (a.get("rel") or "").lower().split():
+            el = a.getparent()
+            while el is not None:
+                counts[el] = counts.get(el, 0) + 1
+                el = el.getparent()
+    return counts
+
+
+def _is_tag_list(el: _Element, st: _Stats, tag_links: dict[_Element, int]) -> bool:
+    """A post's tags: an element, inline ones too, of two links or more, every one of them
+    marked as a tag, that make most of its text (a "Tags:" label may go with them)."""
+    _, link_text, links, _ = st
+    return links >= 2 and tag_links.get(el, 0) == links and link_text >= 0.6 * st[_TEXT]
+
+
 def _is_label_and_link(el: _Element, stats: dict[_Element, _Stats]) -> bool:
     """`<p><strong>Label:</strong> <a>Other story</a></p>`: a cross-link dressed as a
     paragraph. The paragraph's only text outside its single link is a short bold label."""
@@ -229,6 +250,7 @@ def preclean(tree: _Element) -> int:
     body = next(tree.iter("body"), tree)
     protected = _protected(tree)
     stats = _measure(body)
+    tag_links = _tag_links(body)
     # What "half of the article" is measured in: paragraph text, or all text on pages that
     # do not use <p> for their body (old table layouts with <br> between paragraphs).
     use_paragraphs = stats[body][_PARAGRAPH] >= 200
@@ -262,8 +284,10 @@ def preclean(tree: _Element) -> int:
         if st is None:
             continue
         if el.tag not in _NEVER_DROP and el not in protected:
-            furniture = looks_like_furniture(el) or (
-                el.tag in _BLOCKS and (_is_link_list(st) or _is_label_and_link(el, stats))
+            furniture = (
+                looks_like_furniture(el)
+                or (el.tag in _BLOCKS and (_is_link_list(st) or _is_label_and_link(el, stats)))
+                or (el in tag_links and _is_tag_list(el, st, tag_links))
             )
             if (
                 furniture

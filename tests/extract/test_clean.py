@@ -87,6 +87,21 @@ def test_bold_cross_link_goes() -> None:
     assert "The other story" not in page
 
 
+def test_a_list_of_links_marked_as_tags_goes_even_inline() -> None:
+    """A post's tags (`rel="tag"`) set in a bold run after the article, with their label; a
+    sentence that links one tag, or a run that mixes tags with other links, stays."""
+    tags = "".join(f'<a href="/tag/t{n}" rel="tag">river bank {n}</a>, ' for n in range(4))
+    page = _body_after(
+        f"<div><p>{SENTENCE}</p><strong>Tags<br>{tags}</strong>"
+        '<p>The <a href="/tag/council" rel="tag">council</a> meets again in May.</p>'
+        f'<em>{tags}<a href="/story">The next story</a></em></div>'
+    )
+    assert "Tags" not in page
+    assert page.count("river bank 0") == 1
+    assert "council</a> meets again" in page
+    assert "The next story" in page
+
+
 def test_widgets_named_after_the_body_still_go() -> None:
     """`article-body__ad` and `related-post-content` are furniture inside or beside the body,
     not the body."""
