@@ -504,10 +504,10 @@ class Pipeline:
                 return
             article = self._article(c, page, text_from_feed=own)
             if article is not None:
-                await storer.add(article, c.key, now=now)
+                await storer.add(article, c.key, now=now, unfetched=page is _NO_PAGE)
 
         try:
-            from_feed, full_text = await self._entry_pages(feed, plan.fetch, ready)
+            full_text = await self._entry_pages(feed, plan.fetch, ready)
             await storer.flush()
             await self.store.defer_entries(feed.id, deferred)
         finally:
@@ -521,7 +521,7 @@ class Pipeline:
             page_errors=storer.page_errors,
             deferred=len(deferred),
             updated=updated,
-            from_feed=from_feed,
+            from_feed=storer.from_feed,
             full_text=full_text,
         )
 
@@ -530,12 +530,12 @@ class Pipeline:
         feed: Feed,
         found: tuple[dedup.Candidate, ...],
         ready: Callable[[int, PageOutcome, bool, bool], Awaitable[None]],
-    ) -> tuple[int, FullText]:
+    ) -> FullText:
         """Each new entry's page outcome and whether its own text is the article, handed to
         `ready` (entry index, outcome, own, whether to store now) as soon as it is known, so
         that a feed's articles are stored while its other pages are still fetched (a feed of
-        20 pages on a polite host takes 10 s); then the number of entries stored from their
-        own text without a request and the feed's full-text state (ingest.fulltext): a
+        20 pages on a polite host takes 10 s); then the feed's full-text state
+        (ingest.fulltext): a
         full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
         re-checks; every page fetched of an entry with text of its own is compared with it,
         and where the comparison fails the entry is still stored from its text if it
@@ -612,7 +612,7 @@ class Pipeline:
             if not want:
                 await ready(i, _NO_PAGE, True, False)
         state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
-        return wanted.count(False), state
+        return state
 
     async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
@@ -729,18 +729,24 @@ class _Storer:
         self._writer = writer
         self._feed_id = feed_id
         self._waiting: list[tuple[Article, bytes | None]] = []
-        self.new = self.existing = self.duplicates = self.page_errors = 0
+        self._unfetched: list[bool] = []
+        self.new = self.existing = self.duplicates = self.page_errors = self.from_feed = 0
 
-    async def add(self, article: Article, key: bytes | None, *, now: bool = True) -> None:
+    async def add(
+        self, article: Article, key: bytes | None, *, now: bool = True, unfetched: bool = False
+    ) -> None:
         """Stores `article` (with what else came in) unless `now` is false: then it waits
-        for the next store."""
+        for the next store. `unfetched`: stored from a full-text feed's text without a
+        request (counted in `from_feed` where it is new)."""
         self._waiting.append((article, key))
+        self._unfetched.append(unfetched)
         self.page_errors += bool(article.extraction_error)
         if now:
             await self.flush()
 
     async def flush(self) -> None:
         items, self._waiting = self._waiting, []
+        unfetched, self._unfetched = self._unfetched, []
         if items:
             written = await self._writer.add_all([(self._feed_id, a, k) for a, k in items])
             if errors := [w for w in written if isinstance(w, Exception)]:
@@ -749,6 +755,11 @@ class _Storer:
             self.new += counts.new
             self.existing += counts.existing
             self.duplicates += counts.duplicates
+            self.from_feed += sum(
+                w.new
+                for w, u in zip(written, unfetched, strict=True)
+                if u and isinstance(w, StoredCounts)
+            )
             # Counted as they are committed: a feed that fails later keeps them.
             metrics.ARTICLES_NEW.inc(counts.new)
             metrics.DUPLICATES.inc(counts.duplicates)

@@ -102,6 +102,20 @@ def test_a_list_of_links_marked_as_tags_goes_even_inline() -> None:
     assert "The next story" in page
 
 
+def test_tags_linked_inside_the_articles_sentences_stay() -> None:
+    """Tag plugins link tag names inside the post's own text: a sentence, a heading or a quote
+    made mostly of such links is the article, for words follow its links."""
+    prose = (
+        '<p>Shares of <a href="/tag/a" rel="tag">Apple Computer Inc</a> and '
+        '<a href="/tag/s" rel="tag">Samsung Electronics Co</a> fell.</p>'
+        '<h3><a href="/tag/b" rel="tag">Brexit</a>: what '
+        '<a href="/tag/m" rel="tag">Theresa May</a> said</h3>'
+    )
+    page = _body_after(prose)
+    assert "Samsung Electronics Co</a> fell." in page
+    assert "Theresa May</a> said" in page
+
+
 def test_widgets_named_after_the_body_still_go() -> None:
     """`article-body__ad` and `related-post-content` are furniture inside or beside the body,
     not the body."""

@@ -99,6 +99,7 @@ async def test_a_full_text_feed_stops_costing_page_fetches(
     summary = await pipeline.run()
     assert summary.new_articles == 12
     assert page_hits(site) == 3  # the entries that proved it; the other nine from the feed
+    assert summary.from_feed == 9
     (state,) = rows(database_url, "SELECT full_text, full_text_evidence FROM news.feeds")
     assert state["full_text"] is True
     assert "the article" in state["full_text_evidence"]
@@ -416,3 +417,22 @@ async def test_a_feed_text_padded_with_a_story_its_page_shows_elsewhere_does_not
     (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/1$'")
     assert one["text_source"] == "page"
     assert "ferry" not in one["text"]
+
+
+async def test_only_new_articles_count_as_stored_from_a_feed_without_a_request(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Two full-text feeds list the same twelve stories: each proves itself on three pages and
+    hands nine entries over without a request, but an article the other feed stored first is
+    not new, and the run's count of articles from full-text feeds says so."""
+    site.routes["/one"] = static(feed(site.base, range(12)), RSS)
+    site.routes["/two"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/one"))
+    await pipeline.store.add_feed(site.url("/two"))
+    summary = await pipeline.run()
+    assert summary.new_articles == 12
+    assert summary.from_feed <= summary.new_articles
+    stored = rows(database_url, "SELECT url FROM news.articles")
+    assert len(stored) == 12
+    fetched = {r.path for r in site.requests if r.path.startswith("/a/")}
+    assert summary.from_feed == 12 - len(fetched)
