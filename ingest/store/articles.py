@@ -218,6 +218,7 @@ async def _write(
         if fp is not None
     ]
     if lookups:
+        await cur.execute(q["probe_band_index"])
         await cur.executemany(
             q["near_duplicate_candidates"], [p for _, p in lookups], returning=True
         )
@@ -226,6 +227,7 @@ async def _write(
             assert fp is not None
             params[i]["near_duplicate_of"] = _original(fp, await cur.fetchall())
             cur.nextset()
+        await cur.execute(q["probe_band_index_done"])
     await cur.executemany(q["insert_article"], params, returning=True)
     inserted: list[tuple[int, int | None] | None] = []
     takeovers: list[dict[str, int]] = []

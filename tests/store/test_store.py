@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from psycopg.rows import dict_row
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
+from ingest.store.db import make_pool
 from ingest.types import Article
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -432,6 +434,48 @@ OTHER = (
 
 def _with_fingerprint(url: str, text: str) -> Article:
     return _article(url, text, fingerprint=fingerprint(text))
+
+
+async def test_near_duplicate_lookups_probe_the_band_index_as_a_new_database_grows(
+    database_url: str,
+) -> None:
+    """One writer connection on a new database (its band table analyzed empty, autovacuum not
+    come by yet) stores article after article: the near-copy lookups probe the band index and
+    never read the whole table, as a plan made from those statistics would, and would go on
+    doing as the table grows. The scans are counted by PostgreSQL (pg_stat_user_tables)."""
+    rng = random.Random(7)
+    vocabulary = [f"word{n}" for n in range(5000)]
+    pool = make_pool(database_url, max_size=1)  # one connection: its cached plans are reused
+    await pool.open(wait=True, timeout=15)
+    try:
+        store = Store(pool)
+        (feed_id,) = await _feed_ids(store, 1)
+
+        async def seq_scans() -> int:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT pg_stat_force_next_flush()")
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT seq_scan FROM pg_stat_user_tables"
+                    " WHERE relid = 'ingest.article_bands'::regclass"
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                return int(row[0])
+
+        async def store_some(n: int, start: int) -> None:
+            for k in range(start, start + n):
+                text = " ".join(rng.choice(vocabulary) for _ in range(60))
+                article = _with_fingerprint(f"https://grow.example/{k}", text)
+                counts = await store.store_articles(feed_id, [(article, _key(article))])
+                assert counts.new == 1
+
+        await store_some(100, 0)
+        before = await seq_scans()
+        await store_some(50, 100)
+        assert await seq_scans() == before
+    finally:
+        await pool.close()
 
 
 async def test_near_duplicates_point_at_the_original(store: Store, database_url: str) -> None:
