@@ -263,10 +263,12 @@ WHERE NOT new.earlier AND (a.id = new.id OR a.duplicate_of = new.id);
 -- ingest.article_bands was analyzed empty (sql/0009) and autovacuum has not come by yet, it
 -- reads the whole table for every lookup instead, and keeps that plan as the table grows: 8 ms
 -- of PostgreSQL's CPU an article by 3,000 articles (bench/store_bench.py --articles 3000),
--- against 1.2 ms with the index.
+-- against 1.2 ms with the index. Every run of near_duplicate_candidates comes after it: a
+-- connection's cached plan of that query is not planned again when enable_seqscan changes.
 SET LOCAL enable_seqscan = off;
 
 -- name: probe_band_index_done
+-- Back to the server's default for the statements after the lookups.
 SET LOCAL enable_seqscan TO DEFAULT;
 
 -- name: near_duplicate_candidates
