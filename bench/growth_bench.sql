@@ -16,7 +16,7 @@ CREATE FUNCTION pg_temp.u(g bigint, k integer) RETURNS float8
 CREATE FUNCTION pg_temp.pub(g bigint, n_max bigint, t_end timestamptz) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT least(t_end,
-        t_end - make_interval(days => %(span)s) * (1 - g::float8 / n_max)
+        t_end - make_interval(days => %(span)s) * greatest(0, 1 - g::float8 / n_max)
               + make_interval(secs => (pg_temp.u(g, 7) - 0.5) * 4 * 86400)) $$;
 CREATE FUNCTION pg_temp.site_n(g bigint) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
