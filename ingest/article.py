@@ -32,7 +32,7 @@ from ingest.normalize import (
     to_utc,
     unique_tags,
 )
-from ingest.types import Article, DateSource, Extracted, ParsedEntry, TextSource
+from ingest.types import Article, DateSource, Extracted, OwnText, ParsedEntry, TextSource
 
 
 def build_article(
@@ -44,11 +44,14 @@ def build_article(
     extraction_error: str | None,
     now: datetime,
     text_from_feed: bool = False,
+    own: OwnText | None = None,
 ) -> Article:
     """`entry_url` is the entry link as found in the feed; `final_url` where the page fetch ended
     after redirects (None when the page was not fetched). With `text_from_feed` (a full-text
     feed, see `ingest.fulltext`) the text is the entry's own even beside an extracted page,
-    whose metadata still fills what the entry lacks."""
+    whose metadata still fills what the entry lacks; `own` is that text measured already
+    (`ingest.fulltext.own_text`), so that its language and fingerprint are not computed
+    again."""
     meta = extracted.metadata if extracted else None
     page_url = final_url or entry_url
     url = choose_url(page_url, meta.canonical_url if meta else None)
@@ -57,8 +60,11 @@ def build_article(
     text_source: TextSource
     if extracted is not None and not text_from_feed:
         text, text_source = extracted.text, "page"
+    elif text_from_feed and own is not None and own.text:
+        text, text_source = own.text, "feed"
     else:
         text, text_source = clean_text(entry.content or entry.summary or ""), "feed"
+        own = None
 
     published: datetime
     published_source: DateSource
@@ -75,9 +81,12 @@ def build_article(
         published, published_source = now, "first_seen"
 
     updated = entry.updated_at or (meta.updated_at if meta else None)
-    language = (
-        meta.language if meta and meta.language else detect_language(text, hint=entry.language)
-    )
+    if meta and meta.language:
+        language: str | None = meta.language
+    elif text_source == "feed" and own is not None:
+        language = own.language
+    else:
+        language = detect_language(text, hint=entry.language)
     summary = clean_inline(entry.summary, max_length=5000) or (meta.description if meta else None)
     # The feed's byline when it names a person, else the page's people, else whatever the feed
     # named (the site, an agency desk).
@@ -111,6 +120,8 @@ def build_article(
         fingerprint=(
             extracted.fingerprint
             if extracted is not None and text_source == "page"
+            else own.fingerprint
+            if text_source == "feed" and own is not None
             else fingerprint(text)
         ),
     )

@@ -34,8 +34,9 @@ from dataclasses import replace
 from typing import Final
 
 from ingest.coverage import Reference, words
-from ingest.normalize import clean_text
-from ingest.types import FullText, ParsedEntry, TextMode
+from ingest.neardup import fingerprint
+from ingest.normalize import clean_text, detect_language
+from ingest.types import FullText, OwnText, ParsedEntry, TextMode
 
 TEXT_MODES: Final[tuple[TextMode, ...]] = ("auto", "page", "feed")
 
@@ -94,11 +95,13 @@ def looks_cut(text: str) -> bool:
     return bool(_CUT.search(last))
 
 
-def article_words(text: str, mode: TextMode = "auto") -> int:
-    """The word count an entry's own text stands for as the article: in `auto` mode, none for
-    an excerpt (its page is fetched, and it is no evidence either way); an operator who set
-    `feed` takes the text as it is."""
-    return 0 if mode == "auto" and looks_cut(text) else len(words(text))
+def article_words(text: str, mode: TextMode = "auto", count: int | None = None) -> int:
+    """The word count an entry's own text stands for as the article (`count`, where it was
+    counted already): in `auto` mode, none for an excerpt (its page is fetched, and it is no
+    evidence either way); an operator who set `feed` takes the text as it is."""
+    if mode == "auto" and looks_cut(text):
+        return 0
+    return len(words(text)) if count is None else count
 
 
 END_SLACK: Final = 10
@@ -153,6 +156,21 @@ def digest(text: str) -> bytes:
 def entry_text(entry: ParsedEntry) -> str:
     """The article text an entry carries itself: its content, never its summary."""
     return clean_text(entry.content or "")
+
+
+def own_text(entry: ParsedEntry) -> OwnText:
+    """`entry_text` with what the pipeline needs of it: its word count, and for an article
+    stored from it, its language and fingerprint. CPU work on long texts (tens of ms for a
+    feed of full articles), done in a worker process (`ingest.workers.tasks.own_texts`)."""
+    text = entry_text(entry)
+    if not text:
+        return OwnText()
+    return OwnText(
+        text,
+        len(words(text)),
+        detect_language(text, hint=entry.language),
+        fingerprint(text),
+    )
 
 
 def probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:

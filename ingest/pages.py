@@ -18,7 +18,7 @@ from ingest.article import build_article
 from ingest.errors import BlockedError, ExtractError, FetchError, WorkerError
 from ingest.normalize import redact_url
 from ingest.ports import PageFetcher, WorkerPool
-from ingest.types import Article, Extracted, ParsedEntry
+from ingest.types import Article, Extracted, OwnText, ParsedEntry
 from ingest.workers.tasks import extract_page
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ def article_for(
     now: datetime,
     without_text: bool,
     text_from_feed: bool = False,
+    own: OwnText | None = None,
 ) -> Article | None:
     """The article for one entry and the outcome of its page: the page's text and metadata;
     the entry's own text (content, else summary) with the page's error when the page gave
@@ -61,7 +62,8 @@ def article_for(
     neither has any text (a sitemap's or a listed URL whose page failed); with it true, the
     entry is stored even then (a feed entry is recorded once its tries are spent). None, and
     logged, when not even the entry's own text can be assembled. With `text_from_feed` the
-    entry's text is the article's (a full-text feed) and the page only adds metadata."""
+    entry's text is the article's (a full-text feed) and the page only adds metadata; `own` is
+    that text measured already (`ingest.fulltext.own_text`)."""
     attempts = [(page.extracted, page.error)]
     if page.extracted is not None:
         attempts.append((None, "page metadata unusable"))
@@ -77,6 +79,7 @@ def article_for(
                 extraction_error=error,
                 now=now,
                 text_from_feed=text_from_feed,
+                own=own,
             )
         except Exception:
             log.exception("article_bug", url=redact_url(link))

@@ -12,7 +12,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,14 +21,12 @@ import structlog
 
 from ingest import dedup, metrics
 from ingest.config import Settings
-from ingest.coverage import words
-from ingest.errors import FetchError, IngestError, StoreError
+from ingest.errors import FetchError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import (
     MIN_WORDS,
     article_words,
     digest,
-    entry_text,
     judge,
     looks_cut,
     observe,
@@ -45,10 +43,10 @@ from ingest.store import Store, unreachable
 from ingest.store.articles import StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter
-from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, ParsedFeed
+from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, OwnText, ParsedFeed
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
-from ingest.workers.tasks import parse_feed, parse_sitemap_feed
+from ingest.workers.tasks import own_texts, parse_feed, parse_sitemap_feed
 
 log = structlog.get_logger(__name__)
 
@@ -496,18 +494,19 @@ class Pipeline:
         updated = await self._refetch(feed, plan.refetch)
         storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
+        owns = await self._own_texts(feed, plan.fetch)
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
             c = plan.fetch[i]
             if page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
                 return
-            article = self._article(c, page, text_from_feed=own)
+            article = self._article(c, page, text_from_feed=own, own=owns[i] if own else None)
             if article is not None:
                 await storer.add(article, c.key, now=now, unfetched=page is _NO_PAGE)
 
         try:
-            full_text = await self._entry_pages(feed, plan.fetch, ready)
+            full_text = await self._entry_pages(feed, plan.fetch, owns, ready)
             await storer.flush()
             await self.store.defer_entries(feed.id, deferred)
         finally:
@@ -525,10 +524,34 @@ class Pipeline:
             full_text=full_text,
         )
 
+    async def _own_texts(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> list[OwnText]:
+        """Each new entry's own text, measured in a worker process (`ingest.fulltext.own_text`):
+        a feed of full articles is tens of ms of CPU, which on the event loop would hold up
+        every other feed. Nothing to measure for a feed whose pages are always fetched or for
+        entries without content; where the worker fails, the texts count as absent (the pages
+        are fetched)."""
+        owns = [OwnText()] * len(found)
+        with_content = [i for i, c in enumerate(found) if c.entry.content]
+        if feed.text_mode == "page" or not with_content:
+            return owns
+        try:
+            measured = await self.workers.run(
+                own_texts,
+                [found[i].entry for i in with_content],
+                timeout=self.settings.parse_timeout,
+            )
+        except WorkerError as e:
+            log.warning("own_texts_failed", error=str(e))
+            return owns
+        for i, own in zip(with_content, measured, strict=True):
+            owns[i] = own
+        return owns
+
     async def _entry_pages(
         self,
         feed: Feed,
         found: tuple[dedup.Candidate, ...],
+        owns: Sequence[OwnText],
         ready: Callable[[int, PageOutcome, bool, bool], Awaitable[None]],
     ) -> FullText:
         """Each new entry's page outcome and whether its own text is the article, handed to
@@ -541,10 +564,10 @@ class Pipeline:
         and where the comparison fails the entry is still stored from its text if it
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
         feed order; while the feed is probed, once probing is done)."""
-        texts = [entry_text(c.entry) for c in found]
+        texts = [own.text for own in owns]
         state, mode = feed.full_text, feed.text_mode
-        counts = [article_words(t, mode) for t in texts]
-        sizes = [len(words(t)) for t in texts]
+        counts = [article_words(own.text, mode, own.words) for own in owns]
+        sizes = [own.words for own in owns]
         seen: set[int] = set()
         # Entries whose comparison failed but whose text may stand for the article: stored once
         # the state their comparison leaves is known (after the batch; while probing, after it).
@@ -629,7 +652,12 @@ class Pipeline:
         return await self.store.update_articles(feed.id, items)
 
     def _article(
-        self, c: dedup.Candidate, page: PageOutcome, *, text_from_feed: bool = False
+        self,
+        c: dedup.Candidate,
+        page: PageOutcome,
+        *,
+        text_from_feed: bool = False,
+        own: OwnText | None = None,
     ) -> Article | None:
         # A feed entry is stored once its tries are spent, with or without text: its row
         # records that it was handled.
@@ -640,6 +668,7 @@ class Pipeline:
             now=self.clock(),
             without_text=True,
             text_from_feed=text_from_feed,
+            own=own,
         )
 
     async def _page_once(

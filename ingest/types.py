@@ -116,6 +116,18 @@ class Extracted:
     fetched once, and measured against the first one's text)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OwnText:
+    """What a feed entry's own text (its content, never its summary) is, measured once, in a
+    worker process (`ingest.fulltext.own_text`): the text, its word count, its language and its
+    near-duplicate fingerprint."""
+
+    text: str = ""
+    words: int = 0
+    language: str | None = None
+    fingerprint: Fingerprint | None = None
+
+
 TextMode = Literal["auto", "page", "feed"]
 """The operator's setting for where a feed's article text comes from: decided from evidence
 (`auto`), always the page, or always the feed's own entry text."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ingest.types import Extracted, ParsedFeed
+    from ingest.types import Extracted, OwnText, ParsedEntry, ParsedFeed
 
 
 def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extracted:
@@ -43,3 +43,10 @@ def parse_sitemap_feed(
     from ingest.documents import sitemaps
 
     return sitemaps.parse_sitemap_feed(body, url, headers, max_bytes)
+
+
+def own_texts(entries: list[ParsedEntry]) -> list[OwnText]:
+    """`ingest.fulltext.own_text` of each entry."""
+    from ingest.fulltext import own_text
+
+    return [own_text(entry) for entry in entries]

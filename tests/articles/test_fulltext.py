@@ -20,11 +20,13 @@ from ingest.fulltext import (
     held_by_page,
     looks_cut,
     observe,
+    own_text,
     probe,
     stands,
     wants_pages,
 )
-from ingest.types import FullText, ParsedEntry
+from ingest.neardup import fingerprint
+from ingest.types import FullText, OwnText, ParsedEntry
 
 STORY = " ".join(
     f"Paragraph {n} of the story tells how the harbour board voted on plan {n} after a long night."
@@ -282,3 +284,18 @@ def test_a_feed_text_padded_with_a_story_the_page_shows_does_not_stand() -> None
     assert holds == 1.0
     assert not same
     assert not stands(padded, STORY, holds, clean)
+
+
+def test_an_entrys_own_text_is_measured_once_as_the_pipeline_needs_it() -> None:
+    """`own_text`: the entry's content as text, its word count, language and fingerprint; an
+    entry with only a summary has no text of its own."""
+    entry = ParsedEntry(guid=None, link="https://x.example/a", content=STORY)
+    own = own_text(entry)
+    assert own.text == entry_text(entry)
+    assert own.words == LONG
+    assert own.language == "en"
+    assert own.fingerprint == fingerprint(own.text)
+    assert article_words(own.text, "auto", own.words) == article_words(own.text) == LONG
+    assert article_words(own.text + " …", "auto", own.words) == 0
+    summary_only = ParsedEntry(guid=None, link="https://x.example/b", summary=STORY)
+    assert own_text(summary_only) == OwnText()

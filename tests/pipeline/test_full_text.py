@@ -6,27 +6,30 @@ part of the story keeps having its pages fetched."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from ingest.config import Settings
+from ingest.errors import WorkerCrashed
 from ingest.fetch import Fetcher
 from ingest.normalize import clean_text
 from ingest.pipeline import Pipeline
 from ingest.store import Store
 from ingest.store.db import make_pool
+from ingest.workers.tasks import own_texts
 from tests.support.httpserver import LocalServer, static
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+T = TypeVar("T")
 RSS = "application/rss+xml"
 
 
@@ -92,7 +95,7 @@ def page_hits(site: LocalServer) -> int:
 
 
 async def test_a_full_text_feed_stops_costing_page_fetches(
-    database_url: str, site: LocalServer, pipeline: Pipeline
+    database_url: str, site: LocalServer, pipeline: Pipeline, inline_workers: InlineWorkers
 ) -> None:
     site.routes["/feed"] = static(feed(site.base, range(12)), "application/rss+xml")
     await pipeline.store.add_feed(site.url("/feed"))
@@ -100,6 +103,9 @@ async def test_a_full_text_feed_stops_costing_page_fetches(
     assert summary.new_articles == 12
     assert page_hits(site) == 3  # the entries that proved it; the other nine from the feed
     assert summary.from_feed == 9
+    # The feed parsed, its entries' own texts measured together, three pages extracted: the
+    # texts' words, language and fingerprint are worked out in a worker, not on the loop.
+    assert inline_workers.tasks == 1 + 1 + 3
     (state,) = rows(database_url, "SELECT full_text, full_text_evidence FROM news.feeds")
     assert state["full_text"] is True
     assert "the article" in state["full_text_evidence"]
@@ -436,3 +442,35 @@ async def test_only_new_articles_count_as_stored_from_a_feed_without_a_request(
     assert len(stored) == 12
     fetched = {r.path for r in site.requests if r.path.startswith("/a/")}
     assert summary.from_feed == 12 - len(fetched)
+
+
+class _OwnTextsFail(InlineWorkers):
+    """Workers that fail to measure entries' own texts (a crash, a timeout), and only that."""
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        if fn is own_texts:
+            raise WorkerCrashed("worker died (exit code -9)")
+        return await super().run(fn, *args, timeout=timeout)
+
+
+async def test_entries_whose_own_texts_cannot_be_measured_are_stored_from_their_pages(
+    database_url: str, site: LocalServer
+) -> None:
+    """Where the worker measuring a feed's own texts fails, nothing is lost: the entries count
+    as having no text of their own, so every page is fetched and each is stored from it."""
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    fetcher = Fetcher(settings)
+    try:
+        pipeline = Pipeline(settings, Store(pool), fetcher, _OwnTextsFail(), rng=random.Random(0))
+        site.routes["/feed"] = static(feed(site.base, range(5)), RSS)
+        await pipeline.store.add_feed(site.url("/feed"))
+        summary = await pipeline.run()
+    finally:
+        await fetcher.aclose()
+        await pool.close()
+    assert summary.new_articles == 5
+    assert page_hits(site) == 5
+    stored = rows(database_url, "SELECT text_source FROM news.articles")
+    assert [r["text_source"] for r in stored] == ["page"] * 5
