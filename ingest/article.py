@@ -49,9 +49,9 @@ def build_article(
     """`entry_url` is the entry link as found in the feed; `final_url` where the page fetch ended
     after redirects (None when the page was not fetched). With `text_from_feed` (a full-text
     feed, see `ingest.fulltext`) the text is the entry's own even beside an extracted page,
-    whose metadata still fills what the entry lacks; `own` is that text measured already
-    (`ingest.fulltext.own_text`), so that its language and fingerprint are not computed
-    again."""
+    whose metadata still fills what the entry lacks. `own` is the entry's content measured
+    already (`ingest.fulltext.own_text`), so that an article stored from it (a full-text feed,
+    or a page that gave nothing) does not have its language and fingerprint computed again."""
     meta = extracted.metadata if extracted else None
     page_url = final_url or entry_url
     url = choose_url(page_url, meta.canonical_url if meta else None)
@@ -60,7 +60,9 @@ def build_article(
     text_source: TextSource
     if extracted is not None and not text_from_feed:
         text, text_source = extracted.text, "page"
-    elif text_from_feed and own is not None and own.text:
+        own = None
+    elif own is not None and own.text:
+        # The entry's content, measured: what the line below gives (content first).
         text, text_source = own.text, "feed"
     else:
         text, text_source = clean_text(entry.content or entry.summary or ""), "feed"

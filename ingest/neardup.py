@@ -33,6 +33,8 @@ THRESHOLD = 0.5
 one story (syndicated with another template, a line added, lightly edited)."""
 
 _WORD = re.compile(r"\w+")
+_CHUNK = 1 << 14
+"""Shingles hashed together in `fingerprint`: 16 MB of intermediate values at most."""
 
 
 @cache
@@ -78,12 +80,18 @@ def fingerprint(text: str) -> Fingerprint | None:
         return None
     a, b = _coefficients()
     # (a*x + b) mod 2^64, upper 32 bits: a multiply-shift hash family, one per permutation.
-    # In place: one NUM_PERM x shingles array instead of three. The shift is monotonic, so the
+    # In place: one NUM_PERM x shingles array instead of three, _CHUNK shingles at a time (a
+    # text of megabytes would otherwise need gigabytes). The shift is monotonic, so the
     # minimum's upper bits are the minimum of the upper bits: it runs on NUM_PERM values only.
+    lowest = None
     with np.errstate(over="ignore"):
-        values = np.multiply.outer(a, hashes)
-        values += b[:, None]
-    minhash = (values.min(axis=1) >> np.uint64(32)).astype("<u4").tobytes()
+        for start in range(0, len(hashes), _CHUNK):
+            values = np.multiply.outer(a, hashes[start : start + _CHUNK])
+            values += b[:, None]
+            least = values.min(axis=1)
+            lowest = least if lowest is None else np.minimum(lowest, least)
+    assert lowest is not None  # at least MIN_WORDS words, so shingles
+    minhash = (lowest >> np.uint64(32)).astype("<u4").tobytes()
     width = ROWS * 4
     blake2b = hashlib.blake2b
     bands = tuple(

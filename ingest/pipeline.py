@@ -501,7 +501,7 @@ class Pipeline:
             if page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
                 return
-            article = self._article(c, page, text_from_feed=own, own=owns[i] if own else None)
+            article = self._article(c, page, text_from_feed=own, own=owns[i])
             if article is not None:
                 await storer.add(article, c.key, now=now, unfetched=page is _NO_PAGE)
 
@@ -542,6 +542,9 @@ class Pipeline:
             )
         except WorkerError as e:
             log.warning("own_texts_failed", error=str(e))
+            return owns
+        except Exception:  # raised in the worker: the texts count as absent all the same
+            log.exception("own_texts_failed")
             return owns
         for i, own in zip(with_content, measured, strict=True):
             owns[i] = own

@@ -46,7 +46,15 @@ def parse_sitemap_feed(
 
 
 def own_texts(entries: list[ParsedEntry]) -> list[OwnText]:
-    """`ingest.fulltext.own_text` of each entry."""
+    """`ingest.fulltext.own_text` of each entry; one that cannot be measured (a MemoryError on
+    megabytes of content) has no text of its own, and costs the others nothing."""
     from ingest.fulltext import own_text
+    from ingest.types import OwnText
 
-    return [own_text(entry) for entry in entries]
+    measured = []
+    for entry in entries:
+        try:
+            measured.append(own_text(entry))
+        except Exception:
+            measured.append(OwnText())
+    return measured

@@ -3,6 +3,11 @@ fetched, and how comparisons move the state."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.article import build_article
 from ingest.fulltext import (
     AT_END,
     CLEAN,
@@ -26,7 +31,7 @@ from ingest.fulltext import (
     wants_pages,
 )
 from ingest.neardup import fingerprint
-from ingest.types import FullText, OwnText, ParsedEntry
+from ingest.types import Extracted, FullText, OwnText, PageMetadata, ParsedEntry
 
 STORY = " ".join(
     f"Paragraph {n} of the story tells how the harbour board voted on plan {n} after a long night."
@@ -299,3 +304,35 @@ def test_an_entrys_own_text_is_measured_once_as_the_pipeline_needs_it() -> None:
     assert article_words(own.text + " …", "auto", own.words) == 0
     summary_only = ParsedEntry(guid=None, link="https://x.example/b", summary=STORY)
     assert own_text(summary_only) == OwnText()
+
+
+@pytest.mark.parametrize("content", [STORY, "", "<p> </p>"])
+@pytest.mark.parametrize("meta_language", [None, "it"])
+@pytest.mark.parametrize("page", [False, True])
+def test_a_measured_own_text_builds_the_article_it_would_have_built(
+    content: str, meta_language: str | None, page: bool
+) -> None:
+    """`build_article` given the entry's measured text builds the same article as without it,
+    whatever the entry and the page hold (the page's language still wins)."""
+    entry = ParsedEntry(
+        guid="g", link="https://x.example/a", content=content, summary="A teaser.", language="fr"
+    )
+    text = "Page text. " + STORY
+    metadata = PageMetadata(language=meta_language)
+    extracted = Extracted(text, metadata, fingerprint(text)) if page else None
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for text_from_feed in (True, False):
+        built = [
+            build_article(
+                entry,
+                entry_url="https://x.example/a",
+                final_url=None,
+                extracted=extracted,
+                extraction_error=None,
+                now=now,
+                text_from_feed=text_from_feed,
+                own=own,
+            )
+            for own in (own_text(entry), None)
+        ]
+        assert built[0] == built[1]

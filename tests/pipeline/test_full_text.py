@@ -15,9 +15,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+import ingest.article
+import ingest.fulltext
 from ingest.config import Settings
 from ingest.errors import WorkerCrashed
 from ingest.fetch import Fetcher
+from ingest.neardup import Fingerprint
 from ingest.normalize import clean_text
 from ingest.pipeline import Pipeline
 from ingest.store import Store
@@ -474,3 +477,44 @@ async def test_entries_whose_own_texts_cannot_be_measured_are_stored_from_their_
     assert page_hits(site) == 5
     stored = rows(database_url, "SELECT text_source FROM news.articles")
     assert [r["text_source"] for r in stored] == ["page"] * 5
+
+
+async def test_articles_stored_from_a_feed_are_not_measured_again_in_the_main_process(
+    site: LocalServer, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The language and fingerprint of an article stored from its feed's text are the ones its
+    worker measured: building the article computes neither."""
+    calls: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        calls.append("measured in the main process")
+
+    monkeypatch.setattr(ingest.article, "fingerprint", refuse)
+    monkeypatch.setattr(ingest.article, "detect_language", refuse)
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    summary = await pipeline.run()
+    assert (summary.new_articles, summary.from_feed, page_hits(site)) == (12, 9, 3)
+    assert calls == []
+
+
+async def test_an_entry_whose_text_cannot_be_measured_does_not_fail_its_feed(
+    database_url: str, site: LocalServer, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measuring one entry's text fails in the worker (as numpy's MemoryError does on megabytes
+    of content under a memory limit): that entry has no text of its own and is stored from its
+    page, the others are measured, and the feed is fine."""
+    real = ingest.fulltext.fingerprint
+
+    def fingerprint(text: str) -> Fingerprint | None:
+        if "Story 4," in text:
+            raise MemoryError("Unable to allocate 1.39 GiB")
+        return real(text)
+
+    monkeypatch.setattr(ingest.fulltext, "fingerprint", fingerprint)
+    site.routes["/feed"] = static(feed(site.base, range(5)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    summary = await pipeline.run()
+    (state,) = rows(database_url, "SELECT last_status, last_error FROM news.feeds")
+    assert (state["last_status"], state["last_error"], summary.new_articles) == ("ok", None, 5)
+    assert any(r.path == "/a/4" for r in site.requests)
