@@ -85,7 +85,7 @@ def build_article(
     updated = entry.updated_at or (meta.updated_at if meta else None)
     if meta and meta.language:
         language: str | None = meta.language
-    elif text_source == "feed" and own is not None:
+    elif own is not None:  # the text is the measured one
         language = own.language
     else:
         language = detect_language(text, hint=entry.language)
@@ -123,7 +123,7 @@ def build_article(
             extracted.fingerprint
             if extracted is not None and text_source == "page"
             else own.fingerprint
-            if text_source == "feed" and own is not None
+            if own is not None
             else fingerprint(text)
         ),
     )

@@ -567,10 +567,8 @@ class Pipeline:
         and where the comparison fails the entry is still stored from its text if it
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
         feed order; while the feed is probed, once probing is done)."""
-        texts = [own.text for own in owns]
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(own.text, mode, own.words) for own in owns]
-        sizes = [own.words for own in owns]
         seen: set[int] = set()
         # Entries whose comparison failed but whose text may stand for the article: stored once
         # the state their comparison leaves is known (after the batch; while probing, after it).
@@ -580,12 +578,13 @@ class Pipeline:
             # Only an entry that may be the article is compared: not a teaser, and an excerpt
             # only where its page ends where it does (its text is not measured against the
             # whole page: an excerpt's page seldom ends alike).
-            compares = {i for i in indices if mode == "auto" and sizes[i] >= MIN_WORDS}
+            compares = {i for i in indices if mode == "auto" and owns[i].words >= MIN_WORDS}
             compared: dict[int, tuple[bool, float, float, int]] = {}
 
             async def one(i: int) -> None:
-                cut = i in compares and looks_cut(texts[i])
-                text = texts[i] if i in compares and not cut else None
+                feed_text = owns[i].text
+                cut = i in compares and looks_cut(feed_text)
+                text = feed_text if i in compares and not cut else None
                 page = await self._page_once(found[i].link, feed.settings, text)
                 seen.add(i)
                 ex = page.extracted
@@ -594,16 +593,16 @@ class Pipeline:
                 now = not probing
                 verdict, page_text = None, ""
                 if i in compares and ex is not None:
-                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(texts[i]) else None
+                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(feed_text) else None
                     page_text = ex.text
-                    verdict = judge(texts[i], page_text, on_page)
+                    verdict = judge(feed_text, page_text, on_page)
                 if verdict is None:
                     await ready(i, page, False, now)
                     return
                 same, holds, clean = verdict
                 if not cut:  # an excerpt that ends where its page does proves nothing
-                    compared[i] = (same, holds, clean, sizes[i])
-                if not same and stands(texts[i], page_text, holds, clean):
+                    compared[i] = (same, holds, clean, owns[i].words)
+                if not same and stands(feed_text, page_text, holds, clean):
                     doubtful[i] = page
                     return
                 await ready(i, page, same, now)

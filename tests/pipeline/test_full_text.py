@@ -9,7 +9,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,7 +32,6 @@ from tests.support.workers import InlineWorkers
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-T = TypeVar("T")
 RSS = "application/rss+xml"
 
 
@@ -447,32 +446,26 @@ async def test_only_new_articles_count_as_stored_from_a_feed_without_a_request(
     assert summary.from_feed == 12 - len(fetched)
 
 
-class _OwnTextsFail(InlineWorkers):
-    """Workers that fail to measure entries' own texts (a crash, a timeout), and only that."""
-
-    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
-        if fn is own_texts:
-            raise WorkerCrashed("worker died (exit code -9)")
-        return await super().run(fn, *args, timeout=timeout)
-
-
 async def test_entries_whose_own_texts_cannot_be_measured_are_stored_from_their_pages(
-    database_url: str, site: LocalServer
+    database_url: str,
+    site: LocalServer,
+    pipeline: Pipeline,
+    inline_workers: InlineWorkers,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Where the worker measuring a feed's own texts fails, nothing is lost: the entries count
     as having no text of their own, so every page is fetched and each is stored from it."""
-    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
-    pool = make_pool(database_url)
-    await pool.open(wait=True)
-    fetcher = Fetcher(settings)
-    try:
-        pipeline = Pipeline(settings, Store(pool), fetcher, _OwnTextsFail(), rng=random.Random(0))
-        site.routes["/feed"] = static(feed(site.base, range(5)), RSS)
-        await pipeline.store.add_feed(site.url("/feed"))
-        summary = await pipeline.run()
-    finally:
-        await fetcher.aclose()
-        await pool.close()
+    run = inline_workers.run
+
+    async def crash_on_own_texts(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
+        if fn is own_texts:
+            raise WorkerCrashed("worker died (exit code -9)")
+        return await run(fn, *args, timeout=timeout)
+
+    monkeypatch.setattr(inline_workers, "run", crash_on_own_texts)
+    site.routes["/feed"] = static(feed(site.base, range(5)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    summary = await pipeline.run()
     assert summary.new_articles == 5
     assert page_hits(site) == 5
     stored = rows(database_url, "SELECT text_source FROM news.articles")
