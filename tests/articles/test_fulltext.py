@@ -196,6 +196,15 @@ def test_the_count_since_the_last_check_carries_over_polls() -> None:
     assert after.since_check == 1
 
 
+def test_a_re_check_that_matches_keeps_the_count_of_entries_stored_after_it() -> None:
+    state = FullText(on=True, streak=CONFIRM, words=LONG)
+    wants, planned = wants_pages(state, "auto", [LONG] * (RECHECK_EVERY + 5))
+    assert wants.index(True) == RECHECK_EVERY - 1
+    assert planned.since_check == 5
+    assert observe(planned, [(True, 0.98, 0.97, LONG)]).since_check == 5
+    assert observe(planned, [(False, 0.4, 0.9, LONG)]).since_check == 5
+
+
 def test_operator_modes() -> None:
     on = FullText(on=True, words=LONG)
     assert wants_pages(on, "page", [LONG, LONG])[0] == [True, True]

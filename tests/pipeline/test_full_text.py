@@ -511,3 +511,26 @@ async def test_an_entry_whose_text_cannot_be_measured_does_not_fail_its_feed(
     (state,) = rows(database_url, "SELECT last_status, last_error FROM news.feeds")
     assert (state["last_status"], state["last_error"], summary.new_articles) == ("ok", None, 5)
     assert any(r.path == "/a/4" for r in site.requests)
+
+
+async def test_entries_stored_after_a_re_check_count_towards_the_next_one(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Proven on 0-2 with 3-11 from the feed (nine since the last comparison); the next poll's
+    21 entries re-check 22 and store 23-32 from the feed after it: ten since the last
+    comparison, so the third poll re-checks its tenth new entry, 42 (one in twenty)."""
+    for n in range(40, 43):
+        site.routes[f"/a/{n}"] = static(article_page(n))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    site.routes["/feed"] = static(feed(site.base, range(33)), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/22"}
+    (state,) = rows(database_url, "SELECT full_text, full_text_since_check FROM ingest.feeds")
+    assert state == {"full_text": True, "full_text_since_check": 10}
+    site.routes["/feed"] = static(feed(site.base, range(43)), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/42"}
