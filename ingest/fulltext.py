@@ -190,13 +190,17 @@ def wants_pages(
     state: FullText, mode: TextMode, entry_words: Sequence[int]
 ) -> tuple[list[bool], FullText]:
     """For new entries in feed order (each given by the word count of its own text): whether
-    its page is fetched, and the state once the others are stored from their text."""
+    its page is fetched, and the state once the others are stored from their text. A page
+    fetched for a teaser or an excerpt is compared with nothing: it leaves the count since the
+    last comparison as it is, or a feed with an excerpt every few entries would never be
+    re-checked."""
     wants: list[bool] = []
     since = state.since_check
     for n in entry_words:
         if n < MIN_WORDS or mode == "page":
-            fetch = True
-        elif mode == "feed":
+            wants.append(True)
+            continue
+        if mode == "feed":
             fetch = False
         elif not state.on:
             fetch = True

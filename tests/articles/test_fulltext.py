@@ -205,6 +205,13 @@ def test_a_re_check_that_matches_keeps_the_count_of_entries_stored_after_it() ->
     assert observe(planned, [(False, 0.4, 0.9, LONG)]).since_check == 5
 
 
+def test_a_teaser_s_page_is_no_re_check() -> None:
+    state = FullText(on=True, streak=CONFIRM, words=LONG, since_check=RECHECK_EVERY - 2)
+    wants, after = wants_pages(state, "auto", [LONG, 3, 0, LONG, LONG])
+    assert wants == [False, True, True, True, False]
+    assert after.since_check == 1
+
+
 def test_operator_modes() -> None:
     on = FullText(on=True, words=LONG)
     assert wants_pages(on, "page", [LONG, LONG])[0] == [True, True]

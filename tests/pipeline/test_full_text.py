@@ -534,3 +534,31 @@ async def test_entries_stored_after_a_re_check_count_towards_the_next_one(
     before = {r.path for r in site.requests}
     await pipeline.run(all_feeds=True)
     assert {r.path for r in site.requests} - before == {"/a/42"}
+
+
+async def test_excerpts_fetched_between_full_entries_do_not_put_off_the_re_check(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed (nine entries from the feed since its last comparison) whose
+    next poll has an excerpt every fifth entry: the excerpts' pages are fetched, but they are
+    compared with nothing, so the eleventh full entry after them, 24, is still re-checked."""
+    for n in range(40, 42):
+        site.routes[f"/a/{n}"] = static(article_page(n))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    cut = range(15, 42, 5)
+    items = [
+        excerpt_feed(site.base, range(0), range(n, n + 1))
+        if n in cut
+        else feed(site.base, range(n, n + 1))
+        for n in range(42)
+    ]
+    body = "".join(i.split("<channel><title>T</title>")[1].split("</channel>")[0] for i in items)
+    site.routes["/feed"] = static(items[0].split("<item>")[0] + body + "</channel></rss>", RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    fetched = {r.path for r in site.requests} - before
+    assert fetched == {f"/a/{n}" for n in cut} | {"/a/24"}
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is True
