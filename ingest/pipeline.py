@@ -642,15 +642,32 @@ class Pipeline:
     async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
-        the stored version alone (tried again next poll if the failure was passing)."""
+        the stored version alone (tried again next poll if the failure was passing). A
+        full-text feed's entry (`feed` mode, or proven in `auto`) is its own article: updated
+        from its new text without a request where a new entry's would be (the entry's text is
+        where its correction is; its page may not have it, and is what the feed spares).
+        Updates are not new entries: they leave the feed's count towards its next re-check
+        alone."""
         if not found:
             return 0
-        pages = await asyncio.gather(*(self._page(c.link, feed.settings) for c in found))
-        items = [
-            (article, c.key)
-            for c, page in zip(found, pages, strict=True)
-            if page.extracted is not None and (article := self._article(c, page)) is not None
-        ]
+        mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
+        full_text = mode == "feed" or (mode == "auto" and state.on)
+        owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
+        counts = [article_words(own.text, mode, own.words) for own in owns]
+        wanted, _ = wants_pages(state, mode, counts)
+        fetched = [i for i, want in enumerate(wanted) if want]
+        pages = await asyncio.gather(*(self._page(found[i].link, feed.settings) for i in fetched))
+        outcomes = dict(zip(fetched, pages, strict=True))
+        items = []
+        for i, c in enumerate(found):
+            if i not in outcomes:
+                article = self._article(c, _NO_PAGE, text_from_feed=True, own=owns[i])
+            elif outcomes[i].extracted is not None:
+                article = self._article(c, outcomes[i])
+            else:
+                continue
+            if article is not None:
+                items.append((article, c.key))
         return await self.store.update_articles(feed.id, items)
 
     def _article(

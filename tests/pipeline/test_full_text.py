@@ -562,3 +562,53 @@ async def test_excerpts_fetched_between_full_entries_do_not_put_off_the_re_check
     assert fetched == {f"/a/{n}" for n in cut} | {"/a/24"}
     (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
     assert state["full_text"] is True
+
+
+def atom_feed(base: str, numbers: range, updated: dict[int, tuple[datetime, str]]) -> str:
+    """Entries of `numbers` carrying their article; those in `updated` were updated at the
+    given time and end with the given paragraph."""
+    entries = "".join(
+        f"<entry><title>Story {n}</title><id>{base}/a/{n}</id><link href='{base}/a/{n}'/>"
+        f"<published>{(NOW - timedelta(hours=n)).isoformat()}</published>"
+        f"<updated>{(updated[n][0] if n in updated else NOW - timedelta(hours=n)).isoformat()}"
+        "</updated><content type='html'>"
+        + "".join(
+            f"&lt;p&gt;{p}&lt;/p&gt;"
+            for p in [*paragraphs(n), *([updated[n][1]] if n in updated else [])]
+        )
+        + "</content></entry>"
+        for n in numbers
+    )
+    return (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{NOW.isoformat()}</updated>{entries}</feed>"
+    )
+
+
+CORRECTION = (
+    "Correction: an earlier version of this story gave the wrong number of years the "
+    "residents had waited for the footbridge."
+)
+
+
+@pytest.mark.parametrize("mode", ["feed", "auto"])
+async def test_an_updated_entry_of_a_full_text_feed_is_updated_from_its_own_text(
+    database_url: str, site: LocalServer, pipeline: Pipeline, mode: str
+) -> None:
+    """A full-text feed (proven, or set to `feed` by the operator) updates a stored entry and
+    its text: the article is updated from the entry's new text, without a request."""
+    atom = "application/atom+xml"
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    if mode == "feed":
+        assert await pipeline.store.set_text_mode(site.url("/feed"), "feed")
+    await pipeline.run()
+    hits = page_hits(site)
+    later = {5: (NOW + timedelta(minutes=5), CORRECTION)}
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), later), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [1]
+    assert page_hits(site) == hits
+    (five,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/5$'")
+    assert five["text_source"] == "feed"
+    assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
