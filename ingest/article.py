@@ -83,7 +83,9 @@ def build_article(
         published, published_source = now, "first_seen"
 
     updated = entry.updated_at or (meta.updated_at if meta else None)
-    if meta and meta.language:
+    # The page's language is its extraction's: an article stored from its feed's text has
+    # that text's (the extraction may begin with another story's teaser in another language).
+    if meta and meta.language and text_source == "page":
         language: str | None = meta.language
     elif own is not None:  # the text is the measured one
         language = own.language

@@ -31,6 +31,7 @@ from ingest.fulltext import (
     wants_pages,
 )
 from ingest.neardup import fingerprint
+from ingest.normalize import detect_language
 from ingest.types import Extracted, FullText, OwnText, PageMetadata, ParsedEntry
 
 STORY = " ".join(
@@ -329,7 +330,7 @@ def test_a_measured_own_text_builds_the_article_it_would_have_built(
     content: str, meta_language: str | None, page: bool
 ) -> None:
     """`build_article` given the entry's measured text builds the same article as without it,
-    whatever the entry and the page hold (the page's language still wins)."""
+    whatever the entry and the page hold (the page's language wins where the text is the page's)."""
     entry = ParsedEntry(
         guid="g", link="https://x.example/a", content=content, summary="A teaser.", language="fr"
     )
@@ -352,3 +353,36 @@ def test_a_measured_own_text_builds_the_article_it_would_have_built(
             for own in (own_text(entry), None)
         ]
         assert built[0] == built[1]
+
+
+TEASER_DE = " ".join(
+    f"Der Stadtrat von Bezirk {n} hat am Dienstag beschlossen, die alte Brücke über den Kanal "
+    "abzureißen und eine neue zu bauen, obwohl die Anwohner seit Jahren dagegen protestieren."
+    for n in range(6)
+)
+
+
+def test_an_article_stored_from_its_feed_has_the_language_of_its_own_text() -> None:
+    """The page's extraction has another story's teaser in German before the English article
+    (so its language, detected from its first lines, is German); the article stored from the
+    feed's text is English, whether that text was measured already or not."""
+    entry = ParsedEntry(guid="g", link="https://x.example/a", content=STORY, language="en")
+    page_text = TEASER_DE + "\n\n" + STORY
+    same, holds, clean = compare(STORY, page_text)
+    assert not same
+    assert stands(STORY, page_text, holds, clean)  # stored from the feed in a full-text feed
+    language = detect_language(page_text)  # as the extraction's metadata has it
+    assert language == "de"
+    extracted = Extracted(page_text, PageMetadata(language=language), fingerprint(page_text))
+    for own in (own_text(entry), None):
+        article = build_article(
+            entry,
+            entry_url="https://x.example/a",
+            final_url="https://x.example/a",
+            extracted=extracted,
+            extraction_error=None,
+            now=datetime(2026, 1, 1, tzinfo=UTC),
+            text_from_feed=True,
+            own=own,
+        )
+        assert (article.text_source, article.language) == ("feed", "en")
