@@ -94,13 +94,15 @@ async def fetch_page(
     extract_timeout: float,
     before_fetch: Callable[[], Awaitable[None]] | None = None,
     starting: Callable[[], Awaitable[None]] | None = None,
+    waiting: Callable[[], None] | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
     feed_text: str | None = None,
     backlog: Backlog | None = None,
 ) -> PageOutcome:
     """Fetch `link` and extract its article; `before_fetch` (a rate limiter) runs once the
     robots.txt check has allowed the request, `starting` once the host's politeness lets the
-    request start (see `Fetcher.fetch`); `extra_headers` are the listing feed's own;
+    request start and `waiting` when a redirect's next hop waits for its host (see
+    `Fetcher.fetch`); `extra_headers` are the listing feed's own;
     `feed_text`, the entry's own text, is measured against the whole page
     (`Extracted.feed_on_page`); the page's body counts in `backlog` until its extraction is
     done."""
@@ -111,7 +113,9 @@ async def fetch_page(
             return PageOutcome(None, None, f"robots.txt: {verdict}", verdict == "unavailable")
         if before_fetch is not None:
             await before_fetch()
-        page = await fetcher.fetch(link, "page", starting=starting, extra_headers=extra_headers)
+        page = await fetcher.fetch(
+            link, "page", starting=starting, waiting=waiting, extra_headers=extra_headers
+        )
         final_url = page.final_url
         media_type = page.content_type.split(";")[0].strip().lower()
         if media_type not in HTML_TYPES:

@@ -703,14 +703,25 @@ class Pipeline:
         self, link: str, settings: FeedSettings, feed_text: str | None = None
     ) -> PageOutcome:
         """The page of `link`, with the headers of the feed that lists it; `feed_text`, the
-        listing entry's own text, is measured against the page (`fetch_page`)."""
+        listing entry's own text, is measured against the page (`fetch_page`). Its page slot
+        is held while a request of it is on the wire and until its extraction is done, not
+        while a redirect's next hop waits for its host: queued there behind a request that
+        waits for a slot, it would hold what that request waits for."""
         held = False
 
         async def starting() -> None:
             nonlocal held
+            if held:
+                return
             await self._backlog.room()
             await self._page_slots.acquire()
             held = True
+
+        def waiting() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._page_slots.release()
 
         try:
             return await fetch_page(
@@ -719,6 +730,7 @@ class Pipeline:
                 link,
                 extract_timeout=self.settings.extract_timeout,
                 starting=starting,
+                waiting=waiting,
                 extra_headers=settings.request_headers(),
                 feed_text=feed_text or None,
                 backlog=self._backlog,

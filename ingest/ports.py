@@ -25,11 +25,13 @@ class PageFetcher(Protocol):
         etag: str | None = None,
         last_modified: str | None = None,
         starting: Callable[[], Awaitable[None]] | None = None,
+        waiting: Callable[[], None] | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> FetchResult:
         """GET `url`, following redirects: a 2xx or 304 result, or a `FetchError`
-        (`BlockedError` when refused before connecting). `starting` is awaited once, when the
-        host's politeness lets the first request start."""
+        (`BlockedError` when refused before connecting). `starting` is awaited when the host's
+        politeness lets a request start (each hop's); `waiting` is called when a hop ends in a
+        redirect, before the next hop waits for its host."""
         ...
 
     async def robots_verdict(self, url: str) -> RobotsVerdict:

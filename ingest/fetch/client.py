@@ -250,14 +250,19 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         starting: Callable[[], Awaitable[None]] | None = None,
+        waiting: Callable[[], None] | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
         untimed: bool = False,
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
         `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
-        over the cap is truncated, not refused (RFC 9309 §2.5). `starting` is awaited once,
-        when the host's politeness lets the first request start: a caller bounding its pages
-        in flight takes its slot there, so that waiting out a host's delay holds none.
+        over the cap is truncated, not refused (RFC 9309 §2.5). `starting` is awaited when
+        the host's politeness lets a request start, once for each hop: a caller bounding its
+        pages in flight takes its slot there, so that waiting out a host's delay holds none.
+        `waiting` is called when a hop ends in a redirect, before the next hop waits for its
+        host: the caller lets go of what `starting` took (the next hop's `starting` takes it
+        again). A redirected page that held its slot while queued behind another host's
+        requests could hold the very slot the request at the head of that queue waits for.
         `extra_headers` (a feed's own, `ingest feeds set`) go with every hop; a User-Agent
         among them replaces the service's. `untimed`: the first hop neither waits out the
         host's delay nor is held back by `starting` (a host's first robots.txt, which tells the
@@ -285,7 +290,7 @@ class Fetcher:
                     async with self._hosts.slot(
                         _origin(target),
                         timed=not (untimed and hops == 0),
-                        ready=starting if hops == 0 else None,
+                        ready=starting,
                     ):
                         hops += 1
                         hop_started = time.monotonic()
@@ -319,6 +324,8 @@ class Fetcher:
                         status=outcome.status,
                     )
                 target = _http_url(url, outcome.location, redirect=True)
+                if waiting is not None:
+                    waiting()
         finally:
             # Failures are observed too: a request that timed out still took its time.
             if hops:

@@ -471,3 +471,35 @@ async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
     again = await pipeline.run()
     assert (again.feeds, again.ok, again.new_articles) == (1, 1, 6)
     await pipeline.aclose()
+
+
+async def test_pages_redirected_to_a_slow_host_leave_its_own_pages_a_slot(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A feed whose links go through a redirector to a site with a Crawl-delay, and that
+    site's own feed: pages waiting for the site's turn after their redirect hold no page slot
+    the site's own next page waits for, so the run ends with every article stored instead of
+    waiting for ever."""
+    site, redirector = server, second_server
+    site.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 1\n", "text/plain")
+    redirector.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    own = ["/own-0", "/own-1"]
+    hops = [f"/r/{i}" for i in range(4)]
+    for p in own:
+        site.routes[p] = static(page(f"Own {p}"))
+    for i, p in enumerate(hops):
+        site.routes[f"/a/{i}"] = static(page(f"Story {i}"))
+        redirector.routes[p] = Response(302, b"", {"Location": site.url(f"/a/{i}")})
+    site.routes["/feed"] = static(rss(site.base, own, "own"), "application/rss+xml")
+    redirector.routes["/feed"] = static(rss(redirector.base, hops, "hop"), "application/rss+xml")
+    # Page slots: one connection plus two per worker (one worker here).
+    s = settings(database_url, max_connections=1, max_crawl_delay=1)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.store.add_feed(redirector.url("/feed"))
+    summary = await asyncio.wait_for(pipeline.run(), 20)
+    assert (summary.ok, summary.new_articles) == (2, len(own) + len(hops))
