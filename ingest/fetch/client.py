@@ -256,9 +256,10 @@ class Fetcher:
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
         `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
-        over the cap is truncated, not refused (RFC 9309 §2.5). `starting` is awaited when
-        the host's politeness lets a request start, once for each hop: a caller bounding its
-        pages in flight takes its slot there, so that waiting out a host's delay holds none.
+        over the cap is truncated, not refused (RFC 9309 §2.5). A page's redirects are
+        followed where the target's robots.txt allows (`_may_follow`). `starting` is awaited
+        when the host's politeness lets a request start, once for each hop: a caller bounding
+        its pages in flight takes its slot there, so that waiting out a host's delay holds none.
         `waiting` is called when a hop ends in a redirect, before the next hop waits for its
         host: the caller lets go of what `starting` took (the next hop's `starting` takes it
         again). A redirected page that held its slot while queued behind another host's
@@ -326,10 +327,23 @@ class Fetcher:
                 target = _http_url(url, outcome.location, redirect=True)
                 if waiting is not None:
                     waiting()
+                if kind == "page":
+                    await self._may_follow(url, target)
         finally:
             # Failures are observed too: a request that timed out still took its time.
             if hops:
                 FETCH_SECONDS.labels(kind).observe(on_wire)
+
+    async def _may_follow(self, url: str, target: httpx.URL) -> None:
+        """A page's redirect goes where the target's own robots.txt lets it: a tracking link or
+        a moved story must not lead the crawler into a path its site disallows (`BlockedError`,
+        as a disallowed page), nor to a site whose robots.txt is unavailable (a `FetchError`
+        worth another try, as a page of that site would be)."""
+        verdict = await self.robots_verdict(str(target))
+        if verdict == "disallowed":
+            raise BlockedError(url, f"robots.txt: disallowed (redirect to {target})")
+        if verdict == "unavailable":
+            raise FetchError(url, f"robots.txt: unavailable (redirect to {target})")
 
     async def _exchange(
         self, url: str, target: httpx.URL, headers: list[tuple[bytes, bytes]], kind: FetchKind

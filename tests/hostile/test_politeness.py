@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import pytest
 
 from ingest.config import Settings
-from ingest.errors import BlockedError
+from ingest.errors import BlockedError, FetchError
 from ingest.fetch import Fetcher
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Response, static
@@ -88,6 +88,33 @@ async def test_robots_soft_404_html_allows(server: LocalServer) -> None:
     server.routes["/robots.txt"] = static("<html><body><h1>Not found</h1></body></html>")
     async with Fetcher(local_settings()) as fetcher:
         assert await fetcher.robots_verdict(server.url("/a")) == "allowed"
+
+
+@pytest.mark.parametrize("rules", ["disallowed", "unavailable"])
+async def test_a_page_redirected_to_another_host_obeys_that_host_s_robots_txt(
+    server: LocalServer, second_server: LocalServer, rules: str
+) -> None:
+    """A page whose host allows it but which redirects to a path the target host's robots.txt
+    disallows (a tracking link, a moved story): the target is not requested; refused like a
+    disallowed page, or, while that robots.txt answers 5xx, a failure worth another try. A
+    redirect to an allowed path on that host is followed."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/go"] = Response(302, b"", {"Location": second_server.url("/private/a")})
+    server.routes["/go-ok"] = Response(302, b"", {"Location": second_server.url("/news/a")})
+    second_server.routes["/robots.txt"] = (
+        static(RULES, "text/plain") if rules == "disallowed" else Response(503, b"")
+    )
+    second_server.routes["/private/a"] = static(article_page("Private"))
+    second_server.routes["/news/a"] = static(article_page("News"))
+    async with Fetcher(local_settings()) as fetcher:
+        with pytest.raises(FetchError, match=r"robots\.txt") as refused:
+            await fetcher.fetch(server.url("/go"), "page")
+        assert refused.value.transient is (rules == "unavailable")
+        assert isinstance(refused.value, BlockedError) is (rules == "disallowed")
+        if rules == "disallowed":
+            ok = await fetcher.fetch(server.url("/go-ok"), "page")
+            assert ok.final_url == second_server.url("/news/a")
+    assert second_server.hits("/private/a") == []
 
 
 # --- 429 and Retry-After -------------------------------------------------------------------------
