@@ -102,6 +102,13 @@ def _retry_after(value: str | None) -> str | None:
     return value
 
 
+def _host(url: httpx.URL) -> str:
+    """What politeness is kept for: the host, whatever the scheme and port. The http:// and
+    https:// origins of a site are one server to spare: a feed's http:// links, each redirected
+    to https://, would otherwise reach it twice a delay, the two requests moments apart."""
+    return url.host
+
+
 def _origin(url: httpx.URL) -> str:
     port = url.port or (443 if url.scheme == "https" else 80)
     host = f"[{url.host}]" if ":" in url.host else url.host
@@ -214,11 +221,13 @@ class Fetcher:
         self._hosts = HostLimiter(
             settings.per_host_connections,
             total=settings.max_connections,
-            delay=self._origin_delay,
+            delay=self._delay_of,
             clock=clock,
             sleep=sleep,
         )
         self._robots: dict[str, _RobotsEntry] = {}
+        self._robots_origins: dict[str, set[str]] = {}
+        """Host -> the origins of that host with a robots.txt in `_robots`."""
         self._robots_locks: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> Fetcher:
@@ -289,7 +298,7 @@ class Fetcher:
             while True:
                 try:
                     async with self._hosts.slot(
-                        _origin(target),
+                        _host(target),
                         timed=not (untimed and hops == 0),
                         ready=starting,
                     ):
@@ -442,17 +451,23 @@ class Fetcher:
     def host_delay(self, url: str) -> float:
         """The minimum time between the starts of two requests to `url`'s host: the configured
         host delay, raised by the Crawl-delay of a cached robots.txt (capped at
-        max_crawl_delay). A host whose robots.txt is not cached (yet) gets the host delay."""
-        return self._origin_delay(_origin(_http_url(url, url)))
+        max_crawl_delay; the largest of the host's origins). A host whose robots.txt is not
+        cached (yet) gets the host delay."""
+        return self._delay_of(_host(_http_url(url, url)))
 
-    def _origin_delay(self, key: str) -> float:
+    def _delay_of(self, host: str) -> float:
         settings = self._settings
-        entry = self._robots.get(key)
-        if entry is None or entry.expires <= self._clock():
+        now = self._clock()
+        delays = [
+            delay
+            for key in self._robots_origins.get(host, ())
+            if (entry := self._robots.get(key)) is not None
+            and entry.expires > now
+            and (delay := entry.robots.crawl_delay(ROBOTS_AGENT)) is not None
+        ]
+        if not delays:
             return settings.host_delay
-        crawl_delay = entry.robots.crawl_delay(ROBOTS_AGENT)
-        if crawl_delay is None:
-            return settings.host_delay
+        crawl_delay = max(delays)
         # Crawl-delay is non-standard and set by the site: honour it, but a site must not be
         # able to hold its pages, and the feeds waiting for them, back for an hour.
         return max(settings.host_delay, min(crawl_delay, settings.max_crawl_delay))
@@ -471,7 +486,7 @@ class Fetcher:
                 if entry is None or entry.expires <= self._clock():
                     # The first one goes out at once; a refresh waits its turn like any request.
                     entry = await self._load_robots(robots_url(url), first=entry is None)
-                    self._store_robots(key, entry)
+                    self._store_robots(key, _host(_http_url(url, url)), entry)
                 return entry.robots
         finally:
             if not lock.locked():
@@ -496,12 +511,17 @@ class Fetcher:
             return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl)
         return _RobotsEntry(parse_robots(result.body), self._clock() + ttl)
 
-    def _store_robots(self, key: str, entry: _RobotsEntry) -> None:
+    def _store_robots(self, key: str, host: str, entry: _RobotsEntry) -> None:
         if len(self._robots) >= 10_000:
             now = self._clock()
             for stale in [k for k, v in self._robots.items() if v.expires <= now]:
                 del self._robots[stale]
+            for name, keys in list(self._robots_origins.items()):
+                keys.intersection_update(self._robots)
+                if not keys:
+                    del self._robots_origins[name]
         self._robots[key] = entry
+        self._robots_origins.setdefault(host, set()).add(key)
 
 
 def _base_headers(

@@ -36,8 +36,9 @@ class _Host:
 
 
 class HostLimiter:
-    """Per-host politeness, keyed by scheme://host:port: at most `per_host` requests in flight,
-    and at least `delay(key)` seconds between the starts of two consecutive requests (the
+    """Per-host politeness, keyed as the caller chooses (the fetcher: by host name, whatever
+    the scheme and port): at most `per_host` requests in flight, and at least `delay(key)`
+    seconds between the starts of two consecutive requests (the
     settings' host delay, raised by robots.txt Crawl-delay). With `total`, it also owns the
     limit on requests in flight across all hosts, taken last so that a host waiting out its
     delay holds no global slot, and so that the start it records is the real start.

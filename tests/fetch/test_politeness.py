@@ -115,6 +115,38 @@ async def test_robots_txt_goes_out_without_waiting_and_spaces_the_first_page(
     assert clock.slept == pytest.approx([DELAY])
 
 
+async def test_two_origins_of_one_host_are_one_host_to_spare(host_a: LocalServer) -> None:
+    """A site's pages listed under one origin and redirected to another of the same host (a
+    feed's http:// links to an https:// site; here another port): every request to the host,
+    whatever its origin, starts a delay after the one before, not each origin at its own pace;
+    and a Crawl-delay in one origin's robots.txt spaces the host's requests under both."""
+    clock = SteppingClock()
+    arrivals: list[float] = []
+    with LocalServer("127.0.0.1") as moved:
+
+        def old(req: Request) -> Response:
+            arrivals.append(clock())
+            return Response(301, b"", {"Location": moved.url(req.path.replace("/old", "/new"))})
+
+        def new(req: Request) -> Response:
+            arrivals.append(clock())
+            return Response(200, b"ok", {"Content-Type": "text/html"})
+
+        for n in range(3):
+            host_a.routes[f"/old/{n}"] = old
+            moved.routes[f"/new/{n}"] = new
+        moved.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 1\n", "text/plain")
+        settings = POLITE.model_copy(update={"per_host_connections": 1})
+        async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+            for n in range(3):
+                result = await fetcher.fetch(host_a.url(f"/old/{n}"), "page")
+                assert result.final_url == moved.url(f"/new/{n}")
+            assert len(arrivals) == 6
+            assert min(_gaps(arrivals)) >= DELAY - 1e-9, arrivals
+            assert await fetcher.robots_allowed(moved.url("/new/0")) is True
+            assert fetcher.host_delay(host_a.url("/old/0")) == 1.0
+
+
 async def test_a_robots_txt_refresh_waits_its_turn(host_a: LocalServer) -> None:
     """Only a host's first robots.txt skips the delay: once the cached one has expired, asking
     again right after a page waits the delay like any request."""
