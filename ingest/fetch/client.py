@@ -10,6 +10,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Literal
 
@@ -34,6 +35,7 @@ from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connecti
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
+from ingest.schedule import parse_retry_after
 from ingest.types import FetchKind, FetchResult
 
 RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
@@ -400,6 +402,8 @@ class Fetcher:
             return _Final(target, response, b"")
         if not 200 <= status < 300:
             await _drain(response)
+            if status in (429, 503):
+                self._back_off(target, response.headers.get("retry-after"))
             raise FetchError(
                 url,
                 f"HTTP {status} {response.reason_phrase}".rstrip(),
@@ -407,6 +411,15 @@ class Fetcher:
                 retry_after=_retry_after(response.headers.get("retry-after")),
             )
         return _Final(target, response, await self._read_body(url, response, kind))
+
+    def _back_off(self, target: httpx.URL, retry_after: str | None) -> None:
+        """A host that answered 429 or 503 with a Retry-After gets no request before then
+        (capped at max_crawl_delay, as a Crawl-delay is): the rest of a feed's pages must not
+        go out a host delay apart into the same refusal, each spending one of its tries."""
+        wait = parse_retry_after(_retry_after(retry_after), datetime.now(UTC))
+        if wait is not None:
+            seconds = min(wait.total_seconds(), self._settings.max_crawl_delay)
+            self._hosts.hold(_host(target), seconds)
 
     async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
         cap = self._cap(kind)

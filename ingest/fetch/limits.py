@@ -33,6 +33,8 @@ class _Host:
     users: int = 0
     """Requests waiting for or holding a slot; the entry may go only when this is 0."""
     last_start: float = -math.inf
+    not_before: float = -math.inf
+    """No request starts before then: the host asked us to wait (`HostLimiter.hold`)."""
 
 
 class HostLimiter:
@@ -137,7 +139,7 @@ class HostLimiter:
         is read again after every wait: a robots.txt (untimed, with a Crawl-delay) may have
         gone out in the meantime."""
         while True:
-            wait = host.last_start + self._delay(key) - self._clock()
+            wait = self._next_start(key, host) - self._clock()
             if wait > 0:
                 await self._sleep(wait)
                 continue
@@ -148,13 +150,23 @@ class HostLimiter:
             if self._total is None:
                 return
             await self._total.acquire()
-            if host.last_start + self._delay(key) <= self._clock():
+            if self._next_start(key, host) <= self._clock():
                 return
             self._total.release()
 
+    def hold(self, key: str, seconds: float) -> None:
+        """No request to `key` starts in the next `seconds` (a Retry-After), whatever its
+        delay; a request in flight or an untimed one is not stopped."""
+        host = self._hosts.get(key)
+        if host is not None:
+            host.not_before = max(host.not_before, self._clock() + seconds)
+
+    def _next_start(self, key: str, host: _Host) -> float:
+        return max(host.last_start + self._delay(key), host.not_before)
+
     def _idle(self, key: str, host: _Host, now: float) -> bool:
-        """Nobody is waiting or in flight and forgetting `last_start` would delay nobody."""
-        return host.users == 0 and host.last_start + self._delay(key) <= now
+        """Nobody is waiting or in flight and forgetting the host would delay nobody."""
+        return host.users == 0 and self._next_start(key, host) <= now
 
     def _sweep(self) -> None:
         now = self._clock()

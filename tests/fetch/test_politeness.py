@@ -147,6 +147,29 @@ async def test_two_origins_of_one_host_are_one_host_to_spare(host_a: LocalServer
             assert fetcher.host_delay(host_a.url("/old/0")) == 1.0
 
 
+async def test_a_host_answering_429_gets_no_request_before_its_retry_after(
+    host_a: LocalServer, host_b: LocalServer
+) -> None:
+    """A page answering 429 (or 503) with Retry-After: the host's next request waits that long,
+    capped at INGEST_MAX_CRAWL_DELAY as a Crawl-delay is, instead of the rest of a feed's pages
+    going out a host delay apart into the same refusal (each spending one of its tries); then
+    the host's pace is the usual one. Another host is not held back."""
+    clock = SteppingClock()
+    pages_a, pages_b = _Stamps(clock=clock), _Stamps(clock=clock)
+    host_a.routes["/busy"] = Response(429, b"", {"Retry-After": "5"})
+    host_b.routes["/busy"] = Response(503, b"", {"Retry-After": "3600"})
+    host_a.routes["/page"], host_b.routes["/page"] = pages_a, pages_b
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        for host in (host_a, host_b):
+            with pytest.raises(FetchError, match=r"HTTP (429|503)"):
+                await fetcher.fetch(host.url("/busy"), "page")
+        await fetcher.fetch(host_a.url("/page"), "page")
+        await fetcher.fetch(host_a.url("/page"), "page")
+        await fetcher.fetch(host_b.url("/page"), "page")
+    assert pages_a.times == pytest.approx([5.0, 5.0 + DELAY])
+    assert pages_b.times == pytest.approx([30.0])
+
+
 async def test_a_robots_txt_refresh_waits_its_turn(host_a: LocalServer) -> None:
     """Only a host's first robots.txt skips the delay: once the cached one has expired, asking
     again right after a page waits the delay like any request."""
