@@ -4,7 +4,7 @@ duplicates and near-duplicates decided by the database's unique keys."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ import structlog
 
 from ingest.errors import StoreError
 from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
+from ingest.normalize import content_hash
 from ingest.store.base import StoreBase, first_line, queries, wrap_exceptions
 from ingest.types import Article
 
@@ -85,7 +86,8 @@ class ArticleStore(StoreBase):
         """Articles fetched again because their feed entry was updated: where the text changed,
         the stored version moves to the history table and the row is updated in place (its
         change is announced like an insert). The entry's update time is recorded either way, so
-        the page is not fetched again until the entry changes again. Returns rows changed."""
+        the page is not fetched again until the entry changes again; where the database refuses
+        the new version, the stored one stays. Returns rows changed."""
         if not items:
             return 0
         q = queries()
@@ -98,16 +100,16 @@ class ArticleStore(StoreBase):
                         params = _article_params(article, feed_id)
                         cur = await conn.execute(q["update_article"], params)
                         changed += len(await cur.fetchall())
-                        await conn.execute(
-                            q["touch_feed_entry"],
-                            {
-                                "feed_id": feed_id,
-                                "entry_hash": entry_hash,
-                                "entry_updated_at": article.updated_at,
-                            },
-                        )
-                except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as e:
+                except _REFUSED_ROW as e:
                     log.warning("article_refused", url=article.url[:500], error=first_line(e))
+                await conn.execute(
+                    q["touch_feed_entry"],
+                    {
+                        "feed_id": feed_id,
+                        "entry_hash": entry_hash,
+                        "entry_updated_at": article.updated_at,
+                    },
+                )
         return changed
 
     async def store_articles(
@@ -121,8 +123,10 @@ class ArticleStore(StoreBase):
         short transaction: each item's outcome, in the order given (new, a duplicate, already
         stored, or refused: all zero). Idempotent: an article whose canonical URL is already
         stored is linked, not duplicated. Rows go in URL order, so concurrent writers of
-        overlapping sets cannot deadlock; a row the database refuses is logged and left out
-        (its entry is tried again next poll) instead of failing the others."""
+        overlapping sets cannot deadlock; a row the database refuses fails no other: it is
+        stored without its text, the database's reason as its extraction error, or, where
+        even that is refused, logged and left out (its entry is tried again when its feed
+        changes)."""
         if not items:
             return []
         order = sorted(range(len(items)), key=lambda i: items[i][1].url)
@@ -193,13 +197,54 @@ class ArticleStore(StoreBase):
             # visible in order); taking the turn before any row lock avoids deadlocks.
             await conn.execute(queries()["lock_article_writes"])
             for item in items:
-                try:
-                    async with conn.transaction():
-                        outcomes += await _write(conn, [item])
-                except _REFUSED_ROW as e:
-                    log.warning("article_refused", url=item[1].url[:500], error=first_line(e))
-                    outcomes.append(_REFUSED)
+                outcomes.append(await _write_or_record(conn, item))
         return outcomes
+
+
+async def _write_or_record(conn: psycopg.AsyncConnection[Any], item: WriteItem) -> StoredCounts:
+    """`_write` of one item in a savepoint; where the database refuses the row, the record of
+    the article without its text (`_without_text`), so that its entry is done with and says
+    why; `_REFUSED` where that is refused too."""
+    feed_id, article, entry_hash = item
+    try:
+        async with conn.transaction():
+            return (await _write(conn, [item]))[0]
+    except _REFUSED_ROW as e:
+        refused = e
+    if article.text:
+        try:
+            async with conn.transaction():
+                counts = (
+                    await _write(conn, [(feed_id, _without_text(article, refused), entry_hash)])
+                )[0]
+        except _REFUSED_ROW as e:
+            refused = e
+        else:
+            log.warning("article_text_refused", url=article.url[:500], error=first_line(refused))
+            return counts
+    log.warning("article_refused", url=article.url[:500], error=first_line(refused))
+    return _REFUSED
+
+
+_TITLE_KEPT = 300
+"""Characters of the title an article stored without its text keeps (`_without_text`)."""
+
+
+def _without_text(article: Article, refused: Exception) -> Article:
+    """What is stored of an article whose row the database refused: the record without its
+    text, with the database's reason as its extraction error. Text search cannot index a text
+    of some megabytes of distinct words (PostgreSQL's tsvector holds 1 MB), and a row refused
+    for it would be fetched and refused again on every poll. The title is cut for the same
+    reason (it is searched too)."""
+    title = article.title[:_TITLE_KEPT] if article.title else article.title
+    return replace(
+        article,
+        title=title,
+        text="",
+        content_hash=content_hash(""),
+        fingerprint=None,
+        extraction_error=f"the database refused its text: {first_line(refused)}",
+    )
 
 
 async def _write(

@@ -522,19 +522,84 @@ async def test_near_copies_inside_one_batch(store: Store, database_url: str) -> 
 
 
 async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database_url: str) -> None:
-    """A row the database refuses (a NUL byte in text is invalid for PostgreSQL) is left out;
-    the rest of its batch is stored, with feed entries for the stored ones only."""
+    """A row the database refuses (a NUL byte is invalid for PostgreSQL) fails no other of its
+    batch: refused for its text, it is stored without it, the reason as its extraction error;
+    refused for something else too (here its title), it is left out and its entry not done."""
     await store.add_feed("https://example.com/feed/")
     (feed_id,) = [f["id"] for f in await store.list_feeds()]
     good = [_article(f"https://example.com/news/{n}") for n in range(4)]
-    bad = _article("https://example.com/news/bad", "broken \x00 text")
-    items = [(a, _key(a)) for a in [*good[:2], bad, *good[2:]]]
+    bad_text = _article("https://example.com/news/bad-text", "broken \x00 text")
+    bad_both = _article("https://example.com/news/bad", "broken \x00 text", title="a \x00 title")
+    items = [(a, _key(a)) for a in [*good[:2], bad_text, bad_both, *good[2:]]]
     counts = await store.store_articles(feed_id, items)
-    assert (counts.new, counts.existing) == (4, 0)
-    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
-    assert urls == {a.url for a in good}
+    assert (counts.new, counts.existing) == (5, 0)
+    rows = _rows(database_url, "SELECT url, title, text, extraction_error FROM news.articles")
+    by_url = {r["url"]: r for r in rows}
+    assert set(by_url) == {a.url for a in [*good, bad_text]}
+    assert (by_url[bad_text.url]["title"], by_url[bad_text.url]["text"]) == (bad_text.title, "")
+    assert "the database refused its text" in str(by_url[bad_text.url]["extraction_error"])
+    assert all(by_url[a.url]["text"] == a.text for a in good)
     done, _ = await store.known_entries(feed_id, [k for _, k in items])
-    assert set(done) == {_key(a) for a in good}
+    assert set(done) == {_key(a) for a in [*good, bad_text]}
+
+
+async def test_a_text_too_large_to_search_is_stored_without_it(
+    store: Store, database_url: str
+) -> None:
+    """PostgreSQL's text search holds 1 MB a row: a text (or title) of a million characters of
+    distinct words cannot be indexed. Its article is stored without the text, the title cut,
+    once: its entry is done, not fetched and refused again on every poll. Texts as long in
+    words that repeat, as a language does, are stored whole."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    rng = random.Random(7)
+
+    def distinct(n: int) -> str:
+        return " ".join(f"w{rng.getrandbits(48):x}" for _ in range(n))
+
+    huge = _article("https://example.com/news/dump", distinct(90_000))
+    titled = _article("https://example.com/news/title", title=distinct(90_000))
+    vocabulary = [f"word{n}" for n in range(5_000)]
+    long_read = _article(
+        "https://example.com/news/long", " ".join(rng.choices(vocabulary, k=150_000))
+    )
+    items = [(a, _key(a)) for a in (huge, titled, long_read)]
+    counts = await store.store_articles(feed_id, items)
+    assert counts.new == 3
+    rows = _rows(database_url, "SELECT url, title, text, extraction_error FROM news.articles")
+    by_url = {r["url"]: r for r in rows}
+    assert by_url[huge.url]["text"] == ""
+    assert by_url[huge.url]["title"] == huge.title
+    assert "tsvector" in str(by_url[huge.url]["extraction_error"])
+    assert by_url[titled.url]["text"] == ""
+    assert titled.title is not None
+    assert by_url[titled.url]["title"] == titled.title[:300]
+    assert by_url[long_read.url]["text"] == long_read.text
+    assert by_url[long_read.url]["extraction_error"] is None
+    done, waiting = await store.known_entries(feed_id, [k for _, k in items])
+    assert set(done) == {k for _, k in items}
+    assert not waiting
+
+
+async def test_a_refused_update_keeps_the_stored_version_and_its_entry_is_done(
+    store: Store, database_url: str
+) -> None:
+    """An update the database refuses leaves the stored article as it was, and records the
+    entry's update time all the same: its page is not fetched again until the entry changes
+    again."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    article = _article("https://example.com/news/1")
+    await store.store_articles(feed_id, [(article, _key(article))])
+    later = NOW + timedelta(hours=2)
+    broken = replace(
+        article, text="edited \x00 text", content_hash=content_hash("edited"), updated_at=later
+    )
+    assert await store.update_articles(feed_id, [(broken, _key(article))]) == 0
+    (row,) = _rows(database_url, "SELECT text FROM news.articles")
+    assert row["text"] == article.text
+    done, _ = await store.known_entries(feed_id, [_key(article)])
+    assert done[_key(article)] == later
 
 
 async def test_an_exact_copy_of_a_copy_in_one_batch_points_at_the_original(
@@ -803,7 +868,7 @@ async def test_one_write_for_articles_of_several_feeds(store: Store, database_ur
     await store.store_articles(None, [(backfilled, None)])
     a = [_article(f"https://a.example/{n}") for n in range(2)]
     b = [_article(f"https://b.example/{n}") for n in range(2)]
-    bad = _article("https://c.example/bad", "broken \x00 text")
+    bad = _article("https://c.example/bad", "broken \x00 text", title="broken \x00 title")
     copy = _article("https://c.example/copy", a[0].text)
     items = [
         (feed_b, b[1], _key(b[1])),
