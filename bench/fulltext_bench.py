@@ -24,13 +24,7 @@ from ingest.coverage import words
 from ingest.errors import ExtractError
 from ingest.extract import extract_page
 from ingest.extract.page import visible_text
-from ingest.fulltext import (
-    CLEAN,
-    MIN_WORDS,
-    held_by_page,
-    judge,
-    stands,
-)
+from ingest.fulltext import CLEAN, MIN_WORDS, measure
 from ingest.normalize import clean_text
 
 SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
@@ -58,19 +52,14 @@ KINDS: dict[str, Callable[[str], str]] = {
 MEASURES = ("compare", "stored", "ends_alike")
 
 
-def decide(feed_text: str, page_text: str, on_page: float) -> dict[str, bool]:
+def decide(feed_text: str, page_text: str, visible: str) -> dict[str, bool]:
     """Whether the text is stored from the feed, as `ingest.pipeline` decides it for an entry
-    of a full-text feed whose failed comparison leaves it full-text (`ingest.fulltext.judge`,
-    then `stands`)."""
-    verdict = judge(feed_text, page_text, on_page)
-    if verdict is None:
+    of a full-text feed whose failed comparison leaves it full-text (`ingest.fulltext.measure`:
+    `judge`, then `stands`)."""
+    c = measure(feed_text, page_text, visible)
+    if c is None:
         return dict.fromkeys(MEASURES, False)
-    same, holds, clean = verdict
-    return {
-        "compare": same,
-        "stored": same or stands(feed_text, page_text, holds, clean),
-        "ends_alike": True,
-    }
+    return {"compare": c.same, "stored": c.same or c.stands, "ends_alike": True}
 
 
 def main() -> None:
@@ -97,11 +86,10 @@ def main() -> None:
             feed_text = make(truth)
             if len(words(feed_text)) < MIN_WORDS:
                 continue
-            on_page = held_by_page(feed_text, visible)
-            for measure, ok in decide(feed_text, page_text, on_page).items():
-                if measure == "ends_alike" and not kind.endswith("…"):
+            for name, ok in decide(feed_text, page_text, visible).items():
+                if name == "ends_alike" and not kind.endswith("…"):
                     continue
-                cell = tally[(sample.corpus, sample.part, kind, measure)]
+                cell = tally[(sample.corpus, sample.part, kind, name)]
                 cell[0] += ok
                 cell[1] += 1
     print(

@@ -36,7 +36,7 @@ from typing import Final
 from ingest.coverage import Reference, words
 from ingest.neardup import fingerprint
 from ingest.normalize import clean_text, detect_language
-from ingest.types import FullText, OwnText, ParsedEntry, TextMode
+from ingest.types import Comparison, FullText, OwnText, ParsedEntry, TextMode
 
 TEXT_MODES: Final[tuple[TextMode, ...]] = ("auto", "page", "feed")
 
@@ -237,6 +237,23 @@ def judge(
     if cut and not ends_alike(feed_text, page_text):
         return None
     return compare(feed_text, page_text, None if cut else on_page)
+
+
+def measure(feed_text: str, page_text: str, visible_text: str | None = None) -> Comparison | None:
+    """`judge` and, where the text is not the article, `stands`, in one: what the pipeline
+    decides an entry by. `visible_text`, the page's whole visible text, may vouch for a text
+    that is not an excerpt (`held_by_page`); None where it was not read. CPU work in the length
+    of both texts: the workers run it beside the extraction (`ingest.workers.tasks`)."""
+    on_page = None
+    if visible_text is not None and not looks_cut(feed_text):
+        on_page = held_by_page(feed_text, visible_text)
+    verdict = judge(feed_text, page_text, on_page)
+    if verdict is None:
+        return None
+    same, holds, clean = verdict
+    return Comparison(
+        same, holds, clean, stands=not same and stands(feed_text, page_text, holds, clean)
+    )
 
 
 def _shortest(floor: int, n: int) -> int:

@@ -103,8 +103,8 @@ async def fetch_page(
     robots.txt check has allowed the request, `starting` once the host's politeness lets the
     request start and `waiting` when a redirect's next hop waits for its host (see
     `Fetcher.fetch`); `extra_headers` are the listing feed's own;
-    `feed_text`, the entry's own text, is measured against the whole page
-    (`Extracted.feed_on_page`); the page's body counts in `backlog` until its extraction is
+    `feed_text`, the entry's own text, is measured against the page in the worker
+    (`Extracted.comparison`); the page's body counts in `backlog` until its extraction is
     done."""
     final_url: str | None = None
     try:

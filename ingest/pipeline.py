@@ -27,11 +27,10 @@ from ingest.fulltext import (
     MIN_WORDS,
     article_words,
     digest,
-    judge,
     looks_cut,
+    measure,
     observe,
     probe,
-    stands,
     wants_pages,
 )
 from ingest.normalize import redact_url
@@ -583,29 +582,32 @@ class Pipeline:
 
             async def one(i: int) -> None:
                 feed_text = owns[i].text
-                cut = i in compares and looks_cut(feed_text)
-                text = feed_text if i in compares and not cut else None
+                text = feed_text if i in compares else None
                 page = await self._page_once(found[i].link, feed.settings, text)
                 seen.add(i)
                 ex = page.extracted
                 # While probing, the round waits for the comparisons, not for the stores: what
                 # it fetched is stored with the feed's next store.
                 now = not probing
-                verdict, page_text = None, ""
-                if i in compares and ex is not None:
-                    on_page = ex.feed_on_page if ex.feed_text_digest == digest(feed_text) else None
-                    page_text = ex.text
-                    verdict = judge(feed_text, page_text, on_page)
-                if verdict is None:
+                c = None
+                if text is not None and ex is not None:
+                    # Measured in the worker, unless the page was fetched for another feed's
+                    # entry (then here, against the extraction only).
+                    c = (
+                        ex.comparison
+                        if ex.feed_text_digest == digest(text)
+                        else measure(text, ex.text)
+                    )
+                if c is None:
                     await ready(i, page, False, now)
                     return
-                same, holds, clean = verdict
-                if not cut:  # an excerpt that ends where its page does proves nothing
-                    compared[i] = (same, holds, clean, owns[i].words)
-                if not same and stands(feed_text, page_text, holds, clean):
+                # An excerpt that ends where its page does proves nothing about the feed.
+                if not looks_cut(feed_text):
+                    compared[i] = (c.same, c.holds, c.clean, owns[i].words)
+                if c.stands:
                     doubtful[i] = page
                     return
-                await ready(i, page, same, now)
+                await ready(i, page, c.same, now)
 
             try:
                 async with asyncio.TaskGroup() as group:

@@ -108,12 +108,28 @@ class Extracted:
     metadata: PageMetadata = field(default_factory=PageMetadata)
     fingerprint: Fingerprint | None = None
     """Computed in the worker process, beside the extraction, to keep it off the event loop."""
-    feed_on_page: float | None = None
-    """Where the page was fetched to be compared with its feed entry's own text: the share of
-    that text's word 4-grams found anywhere on the page (`ingest.fulltext.held_by_page`)."""
+    comparison: Comparison | None = None
+    """Where the page was fetched to be compared with its feed entry's own text: that text
+    against this extraction and the whole page (`ingest.fulltext.measure`), in the worker;
+    None where the text takes no part (an excerpt whose page goes on)."""
     feed_text_digest: bytes | None = None
-    """`ingest.fulltext.digest` of the text `feed_on_page` measured (a page two feeds list is
-    fetched once, and measured against the first one's text)."""
+    """`ingest.fulltext.digest` of the text `comparison` measured, None where none was (a page
+    two feeds list is fetched once, and measured against the first one's text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A feed entry's own text against its page (`ingest.fulltext.measure`)."""
+
+    same: bool
+    """The text is the article the page shows (`ingest.fulltext.compare`)."""
+    holds: float
+    """Share of the extraction's word 4-grams the text holds."""
+    clean: float
+    """Share of the text's word 4-grams the page holds."""
+    stands: bool = False
+    """Not the same, but the text may be stored for the article in a full-text feed
+    (`ingest.fulltext.stands`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,19 +12,22 @@ if TYPE_CHECKING:
 
 
 def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extracted:
-    """`ingest.extract.extract_page`; with the text the page's feed entry carries, also how
-    much of it the page shows anywhere (`Extracted.feed_on_page`)."""
+    """`ingest.extract.extract_page`; with the text the page's feed entry carries, also that
+    text against the extraction and the whole page (`Extracted.comparison`): a feed of long
+    articles would otherwise be compared on the event loop."""
     from dataclasses import replace
 
     from ingest import extract
-    from ingest.fulltext import digest, held_by_page
+    from ingest.fulltext import digest, looks_cut, measure
 
     extracted = extract.extract_page(body, url)
     if not feed_text:
         return extracted
+    # An excerpt is compared with the extraction only: the page's whole text is not read.
+    visible = None if looks_cut(feed_text) else extract.visible_text(body)
     return replace(
         extracted,
-        feed_on_page=held_by_page(feed_text, extract.visible_text(body)),
+        comparison=measure(feed_text, extracted.text, visible),
         feed_text_digest=digest(feed_text),
     )
 

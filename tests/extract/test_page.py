@@ -538,7 +538,8 @@ def test_a_page_measured_against_a_feed_text_says_which_text_it_measured() -> No
     """The worker's task measures an entry's own text against the whole visible page (menus
     included) and names the text it measured, so that a page two feeds share is never taken
     as the measure of the other feed's text."""
-    from ingest.fulltext import digest
+    from ingest.extract.page import visible_text
+    from ingest.fulltext import digest, measure
     from ingest.workers import tasks
 
     story = [
@@ -554,13 +555,22 @@ def test_a_page_measured_against_a_feed_text_says_which_text_it_measured() -> No
     ).encode()
     feed_text = "\n\n".join(story)
     measured = tasks.extract_page(html, "https://example.com/vote", feed_text)
-    assert measured.feed_on_page == 1.0
+    assert measured.comparison is not None
+    assert measured.comparison == measure(feed_text, measured.text, visible_text(html))
+    assert measured.comparison.clean == 1.0  # the aside's paragraphs are on the page
+    assert measured.comparison.same
     assert measured.feed_text_digest == digest(feed_text)
     assert measured.feed_text_digest != digest(feed_text + " More.")
     plain = tasks.extract_page(html, "https://example.com/vote")
-    assert plain.feed_on_page is None
+    assert plain.comparison is None
     assert plain.feed_text_digest is None
     assert plain.text == measured.text
+    # An excerpt is compared with the extraction only, and takes no part where the page goes
+    # on after it.
+    excerpt = " ".join(story[:4]) + " Paragraph 4: the harbour board …"
+    cut = tasks.extract_page(html, "https://example.com/vote", excerpt)
+    assert cut.comparison is None
+    assert cut.feed_text_digest == digest(excerpt)
 
 
 @pytest.mark.parametrize(("depth", "deep"), [(150, False), (196, False), (197, True), (300, True)])

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 
 import ingest.article
 import ingest.fulltext
+import ingest.pipeline
 from ingest.config import Settings
 from ingest.errors import WorkerCrashed
 from ingest.fetch import Fetcher
@@ -329,8 +330,10 @@ async def test_an_article_ending_in_an_ellipsis_is_the_feed_s_where_its_page_end
     pipeline.workers.run = recording  # type: ignore[method-assign]
     await pipeline.run(all_feeds=True)
     assert page_hits(site) == hits + 2
-    # An excerpt's page is not measured against its text (a second parse for a rare case).
-    assert measured == {"6": None, "7": None}
+    # Both compared in the worker, against the extraction only: an excerpt is not measured
+    # against the page's whole text (`ingest.workers.tasks.extract_page`).
+    assert sorted(measured) == ["6", "7"]
+    assert all(measured.values())
     (after,) = rows(database_url, "SELECT full_text_streak, full_text_evidence FROM ingest.feeds")
     assert after == before
     stored = {
@@ -488,6 +491,28 @@ async def test_articles_stored_from_a_feed_are_not_measured_again_in_the_main_pr
     await pipeline.store.add_feed(site.url("/feed"))
     summary = await pipeline.run()
     assert (summary.new_articles, summary.from_feed, page_hits(site)) == (12, 9, 3)
+    assert calls == []
+
+
+async def test_entries_are_compared_with_their_pages_in_the_workers(
+    database_url: str, site: LocalServer, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparisons that prove a feed full-text are made beside the extraction, in the
+    worker: the main process compares nothing (a feed text of megabytes would hold up every
+    other feed), and the feed is proven as before."""
+    calls: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        calls.append("compared in the main process")
+
+    monkeypatch.setattr(ingest.pipeline, "measure", refuse)
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    summary = await pipeline.run()
+    assert (summary.new_articles, summary.from_feed, page_hits(site)) == (12, 9, 3)
+    (state,) = rows(database_url, "SELECT full_text, full_text_evidence FROM news.feeds")
+    assert state["full_text"] is True
+    assert "the article" in str(state["full_text_evidence"])
     assert calls == []
 
 
