@@ -224,7 +224,12 @@ class Pipeline:
             raise
         finally:
             renewer.cancel()
+            # Pages of feeds that failed while they were fetched: no feed waits for them now.
+            left = [page for page in self._pages.values() if not page.done()]
             self._pages.clear()
+            for page in left:
+                page.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
         return summary
 
     async def _renew_leases(self, running: dict[asyncio.Task[FeedOutcome | None], Feed]) -> None:
@@ -510,7 +515,7 @@ class Pipeline:
             await self.store.defer_entries(feed.id, deferred)
         finally:
             for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
-                # A page still running (this feed failed mid-way) stays for `run` to wait for.
+                # A page still running (this feed failed mid-way) stays for `run` to stop.
                 if (task := self._pages.get(c.link)) is not None and task.done():
                     del self._pages[c.link]
         return EntriesOutcome(

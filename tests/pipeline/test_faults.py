@@ -473,6 +473,41 @@ async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
     await pipeline.aclose()
 
 
+async def test_a_feed_that_fails_leaves_no_page_running_after_the_run(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A page still being fetched when its feed fails (here: the first store fails, and the
+    feed is handed back) is stopped by the end of the run, not left pending for the event
+    loop to destroy (`run --once` closes its loop right after)."""
+    from ingest.errors import StoreError
+
+    paths = ["/story/fast", "/story/slow"]
+    server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
+    server.routes["/story/fast"] = static(page("fast"))
+    slow = static(page("slow"))
+
+    def slowly(req: Request) -> Response:
+        time.sleep(1.5)
+        return slow(req)
+
+    server.routes["/story/slow"] = slowly
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("database unreachable: connection reset")
+
+    pipeline.store.store_many = failing  # type: ignore[method-assign]
+    summary = await pipeline.run()
+    assert summary.feeds == 0  # handed back
+    pending = [t for t in asyncio.all_tasks() if not t.done() and "_page" in repr(t.get_coro())]
+    assert pending == []
+    await pipeline.aclose()
+
+
 async def test_pages_redirected_to_a_slow_host_leave_its_own_pages_a_slot(
     database_url: str,
     server: LocalServer,
