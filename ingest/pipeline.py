@@ -12,6 +12,7 @@ import random
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -65,6 +66,20 @@ def utcnow() -> datetime:
 def make_owner() -> str:
     """Identifies this process's leases: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+HOST_SHARE = 8
+"""A process holds at most this fraction of its feed slots (INGEST_CONCURRENT_FEEDS) for the
+feeds of one host (`host_share`)."""
+
+
+def host_share(settings: Settings) -> int:
+    """The feeds of one host a process holds in flight at most: a HOST_SHARE-th of its feed
+    slots, or twice the connections it opens to a host where that is more. Feeds of one host
+    take turns on it (its delay, its connections): beyond that, more of them in flight only
+    wait, and a host with hundreds of feeds would hold every slot while other hosts' feeds,
+    which could progress in parallel, wait for one."""
+    return max(settings.concurrent_feeds // HOST_SHARE, 2 * settings.per_host_connections)
 
 
 class Pipeline:
@@ -172,12 +187,17 @@ class Pipeline:
             # query per feed, which is most of the work of a feed that answers 304.
             cap = self.settings.concurrent_feeds
             batch = max(1, min(self.settings.feeds_per_tick, cap // 2))
+            share = host_share(self.settings)
+            per_host: Counter[str] = Counter()  # feeds in flight by host
+            blocked = False  # the due feeds left are of hosts that hold their share
             while True:
                 while (
                     (cap - len(running) >= batch or not running)
                     and not exhausted
+                    and not blocked
                     and not self.stopping
                 ):
+                    busy = sorted(host for host, n in per_host.items() if n >= share)
                     feeds = await self.store.claim_feeds(
                         owner=self.owner,
                         lease_seconds=self.settings.lease_seconds,
@@ -185,21 +205,33 @@ class Pipeline:
                         all_feeds=all_feeds,
                         exclude=handed_back,
                         pass_started=pass_started,
+                        busy_hosts=busy,
                     )
-                    exhausted = not feeds
+                    exhausted, blocked = not feeds and not busy, not feeds and bool(busy)
                     again = [f.id for f in feeds if f.id in done]
                     if again:  # due again already (a clock behind the database's): next pass
                         await self.store.release_leases(self.owner, again)
                         handed_back.extend(again)
+                    over: list[int] = []  # one claim may bring more of a host than its share
                     for feed in feeds:
-                        if feed.id not in done:
-                            done.add(feed.id)
-                            running[asyncio.create_task(self._process_guarded(feed))] = feed
+                        if feed.id in done:
+                            continue
+                        if per_host[feed.host] >= share:
+                            over.append(feed.id)
+                            continue
+                        done.add(feed.id)
+                        per_host[feed.host] += 1
+                        running[asyncio.create_task(self._process_guarded(feed))] = feed
+                    if over:  # claimed again once the host has room (not handed back)
+                        await self.store.release_leases(self.owner, over)
                 if not running:
                     break
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     feed = running.pop(task)
+                    per_host[feed.host] -= 1
+                    if per_host[feed.host] < share:
+                        blocked = False
                     if (outcome := task.result()) is not None:
                         summary.add(outcome)
                     else:  # handed back without an outcome: not again in this pass

@@ -225,6 +225,9 @@ class Feed:
     text_mode: TextMode = "auto"
     full_text: FullText = field(default_factory=FullText)
     settings: FeedSettings = field(default_factory=FeedSettings)
+    host: str = ""
+    """The host of `url` as the claims read it (`ingest.url_host`, sql/0018): what a process
+    counts its feeds in flight by."""
 
 
 TextSource = Literal["page", "feed"]

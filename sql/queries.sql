@@ -76,8 +76,9 @@ DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 
 -- name: claim_feeds
 -- Due feeds (inactive ones are due at the slowest rate), not leased by anyone else, not handed
--- back during this pass (%(exclude)s); earliest due first (index on next_fetch_at). A feed done
--- in this pass is not due any more (its next fetch is ahead), so no list of done feeds is
+-- back during this pass (%(exclude)s), not of a host whose feeds hold their share of the
+-- process's slots (%(busy_hosts)s, sql/0018); earliest due first (index on next_fetch_at). A feed
+-- done in this pass is not due any more (its next fetch is ahead), so no list of done feeds is
 -- needed. SKIP LOCKED lets replicas claim disjoint sets concurrently.
 UPDATE ingest.feeds f
 SET lease_owner = %(owner)s,
@@ -87,6 +88,7 @@ WHERE f.id IN (
     WHERE next_fetch_at <= now()
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
+      AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
     ORDER BY next_fetch_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
@@ -94,13 +96,14 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings;
+          f.full_text_evidence, f.settings, COALESCE(ingest.url_host(f.url), '') AS host;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
 -- polled since the pass started (%(pass_started)s, database clock; now when NULL), least
 -- recently polled first (index on polled_at: the feeds done in this pass sort last and are
--- never read again), not leased by anyone else, not handed back during this pass.
+-- never read again), not leased by anyone else, not handed back during this pass, not of a busy
+-- host (as claim_feeds).
 UPDATE ingest.feeds f
 SET lease_owner = %(owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
@@ -110,6 +113,7 @@ WHERE f.id IN (
       AND (active OR next_fetch_at <= now())
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
+      AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
     ORDER BY polled_at NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
@@ -117,7 +121,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings;
+          f.full_text_evidence, f.settings, COALESCE(ingest.url_host(f.url), '') AS host;
 
 -- name: feed_succeeded
 UPDATE ingest.feeds

@@ -93,14 +93,17 @@ class FeedStore(StoreBase):
         all_feeds: bool,
         exclude: Sequence[int] = (),
         pass_started: datetime | None = None,
+        busy_hosts: Sequence[str] = (),
     ) -> list[Feed]:
         """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
-        since `pass_started`, a `database_now()`; by default since now), none of `exclude`."""
+        since `pass_started`, a `database_now()`; by default since now), none of `exclude` and
+        none of whose URL's host is one of `busy_hosts` (`Feed.host`)."""
         params = {
             "owner": owner,
             "lease_seconds": lease_seconds,
             "limit": limit,
             "exclude": list(exclude),
+            "busy_hosts": list(busy_hosts),
         }
         if all_feeds:
             rows = await self._all("claim_all_feeds", {**params, "pass_started": pass_started})

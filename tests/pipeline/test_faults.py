@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from ingest.config import Settings
 from ingest.fetch import Fetcher
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, host_share
 from ingest.ports import WorkerPool
 from ingest.store import Store
 from ingest.store.db import make_pool
@@ -386,6 +386,61 @@ async def test_claims_fill_every_slot_before_any_feed_finishes(
     summary = await run
     assert summary.feeds == 14
     assert sum(claims) == 14
+
+
+async def test_one_host_s_feeds_leave_slots_to_other_hosts(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """Twelve feeds of one host, due first, each waiting out the host's delay, hold no more
+    than their share of the feed slots (`host_share`: 2 here): the feeds of another host, due
+    after them, are polled at once, not once the first host's have had their turns; and every
+    feed is polled once in the pass, those claimed beyond their host's share included."""
+    second_server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    arrivals: dict[str, float] = {}
+
+    def feed_route(name: str) -> Callable[[Request], Response]:
+        def handle(req: Request) -> Response:
+            arrivals[name] = time.monotonic()
+            return Response(
+                200, rss(server.base, []).encode(), {"Content-Type": "application/rss+xml"}
+            )
+
+        return handle
+
+    for n in range(12):
+        server.routes[f"/a{n}"] = feed_route(f"a{n}")
+    for n in range(2):
+        second_server.routes[f"/b{n}"] = feed_route(f"b{n}")
+    s = Settings(
+        database_url=database_url,
+        allow_private_networks=True,
+        host_delay=0.25,
+        concurrent_feeds=8,
+        feeds_per_tick=8,
+        per_host_connections=1,
+    )
+    assert host_share(s) == 2
+    pipeline = await make_pipeline(s, workers, resources)
+    for n in range(12):
+        await pipeline.store.add_feed(server.url(f"/a{n}"))
+    for n in range(2):
+        await pipeline.store.add_feed(second_server.url(f"/b{n}"))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET next_fetch_at = now() - CASE WHEN url LIKE %s"
+            " THEN interval '1 hour' ELSE interval '1 minute' END",
+            (server.base + "%",),
+        )
+    summary = await pipeline.run()
+    assert (summary.feeds, summary.ok) == (14, 14)
+    first_host = sorted(arrivals[f"a{n}"] for n in range(12))
+    assert max(arrivals["b0"], arrivals["b1"]) < first_host[3], "b waited for a's turns"
+    again = await pipeline.run(all_feeds=True)
+    assert (again.feeds, again.not_modified) == (14, 14)  # the same bodies
 
 
 async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answers(

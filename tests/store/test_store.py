@@ -104,6 +104,30 @@ async def test_concurrent_claims_are_disjoint(store: Store) -> None:
     assert all(len(batch) <= 4 for batch in claims)
 
 
+@pytest.mark.parametrize("all_feeds", [False, True])
+async def test_claims_leave_out_the_feeds_of_busy_hosts(store: Store, all_feeds: bool) -> None:
+    """A claim names each feed's host as `ingest.url_host` reads it (lower-cased, without user,
+    port or path) and leaves out the feeds of the hosts it is told are busy."""
+    urls = [
+        "https://News.Example.com:8443/feed/",
+        "https://user@news.example.com/other.xml",
+        "https://blog.example.org/feed/",
+        "http://[::1]:8080/feed",
+    ]
+    for url in urls:
+        await store.add_feed(url)
+    claimed = await store.claim_feeds(
+        owner="a",
+        lease_seconds=600,
+        limit=10,
+        all_feeds=all_feeds,
+        busy_hosts=["news.example.com"],
+    )
+    assert sorted(f.host for f in claimed) == ["[::1]", "blog.example.org"]
+    rest = await store.claim_feeds(owner="a", lease_seconds=600, limit=10, all_feeds=all_feeds)
+    assert [f.host for f in rest] == ["news.example.com"] * 2
+
+
 async def test_leased_feeds_not_reclaimed_until_expiry(store: Store, database_url: str) -> None:
     """A leased feed is not claimed again, even with all_feeds, until its lease expires."""
     ids = await _feed_ids(store, 3)
