@@ -319,10 +319,13 @@ def proof(passes: dict[str, list[Pass]]) -> list[str]:
 
 
 TICK_QUERIES = {
-    "claim_feeds": {"owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": []},
+    "claim_feeds": {
+        "owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": [],
+        "busy_hosts": [],
+    },
     "claim_all_feeds": {
         "owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": [],
-        "pass_started": None,
+        "pass_started": None, "busy_hosts": [],
     },
     "schedule_lag": {"grace_seconds": 60.0},  # and the service's cap (tick_plans)
 }  # fmt: skip
