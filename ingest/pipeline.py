@@ -206,6 +206,8 @@ class Pipeline:
                         exclude=handed_back,
                         pass_started=pass_started,
                         busy_hosts=busy,
+                        host_room={host: share - n for host, n in per_host.items() if n},
+                        host_limit=share,
                     )
                     exhausted, blocked = not feeds and not busy, not feeds and bool(busy)
                     again = [f.id for f in feeds if f.id in done]

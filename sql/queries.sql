@@ -79,36 +79,46 @@ DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 -- back during this pass (%(exclude)s), not of a host whose feeds hold their share of the
 -- process's slots (%(busy_hosts)s, sql/0018); earliest due first (index on next_fetch_at). A feed
 -- done in this pass is not due any more (its next fetch is ahead), so no list of done feeds is
--- needed. SKIP LOCKED lets replicas claim disjoint sets concurrently.
-UPDATE ingest.feeds f
-SET lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-WHERE f.id IN (
-    SELECT id FROM ingest.feeds
+-- needed. SKIP LOCKED lets replicas claim disjoint sets concurrently. Of the feeds read, only as
+-- many of one host are leased as it has room for (%(room_hosts)s/%(rooms)s: hosts with feeds in
+-- flight; %(host_limit)s: any other, NULL: no limit), the earliest: the others stay due, not
+-- leased only to be released again.
+WITH picked AS (
+    SELECT id, next_fetch_at AS rank_at, COALESCE(ingest.url_host(url), '') AS host
+    FROM ingest.feeds
     WHERE next_fetch_at <= now()
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
       AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
     ORDER BY next_fetch_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, host, row_number() OVER (PARTITION BY host ORDER BY rank_at, id) AS n
+    FROM picked
+), room AS (
+    SELECT host, room FROM unnest(%(room_hosts)s::text[], %(rooms)s::int[]) AS r(host, room)
+)
+UPDATE ingest.feeds f
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM ranked r LEFT JOIN room h ON h.host = r.host
+WHERE f.id = r.id AND r.n <= COALESCE(h.room, %(host_limit)s::int, r.n)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, COALESCE(ingest.url_host(f.url), '') AS host;
+          f.full_text_evidence, f.settings, r.host;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
 -- polled since the pass started (%(pass_started)s, database clock; now when NULL), least
 -- recently polled first (index on polled_at: the feeds done in this pass sort last and are
 -- never read again), not leased by anyone else, not handed back during this pass, not of a busy
--- host (as claim_feeds).
-UPDATE ingest.feeds f
-SET lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-WHERE f.id IN (
-    SELECT id FROM ingest.feeds
+-- host, no more of one host than it has room for (as claim_feeds).
+WITH picked AS (
+    SELECT id, polled_at AS rank_at, COALESCE(ingest.url_host(url), '') AS host
+    FROM ingest.feeds
     WHERE (polled_at IS NULL OR polled_at < COALESCE(%(pass_started)s::timestamptz, now()))
       AND (active OR next_fetch_at <= now())
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
@@ -116,12 +126,23 @@ WHERE f.id IN (
       AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
     ORDER BY polled_at NULLS FIRST
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, host, row_number() OVER (PARTITION BY host ORDER BY rank_at NULLS FIRST, id) AS n
+    FROM picked
+), room AS (
+    SELECT host, room FROM unnest(%(room_hosts)s::text[], %(rooms)s::int[]) AS r(host, room)
+)
+UPDATE ingest.feeds f
+SET lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM ranked r LEFT JOIN room h ON h.host = r.host
+WHERE f.id = r.id AND r.n <= COALESCE(h.room, %(host_limit)s::int, r.n)
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, COALESCE(ingest.url_host(f.url), '') AS host;
+          f.full_text_evidence, f.settings, r.host;
 
 -- name: feed_succeeded
 UPDATE ingest.feeds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,16 +94,25 @@ class FeedStore(StoreBase):
         exclude: Sequence[int] = (),
         pass_started: datetime | None = None,
         busy_hosts: Sequence[str] = (),
+        host_room: Mapping[str, int] | None = None,
+        host_limit: int | None = None,
     ) -> list[Feed]:
         """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
         since `pass_started`, a `database_now()`; by default since now), none of `exclude` and
-        none of whose URL's host is one of `busy_hosts` (`Feed.host`)."""
+        none of whose URL's host is one of `busy_hosts` (`Feed.host`). Of the feeds one claim
+        reads, no more of a host are leased than `host_room` gives it, or `host_limit` for a
+        host it does not name (None: no limit): the rest stay due for a later claim instead of
+        being leased and released at once, batch after batch, while the host has room for one."""
+        room = dict(host_room or {})
         params = {
             "owner": owner,
             "lease_seconds": lease_seconds,
             "limit": limit,
             "exclude": list(exclude),
             "busy_hosts": list(busy_hosts),
+            "room_hosts": list(room),
+            "rooms": list(room.values()),
+            "host_limit": host_limit,
         }
         if all_feeds:
             rows = await self._all("claim_all_feeds", {**params, "pass_started": pass_started})

@@ -443,6 +443,42 @@ async def test_one_host_s_feeds_leave_slots_to_other_hosts(
     assert (again.feeds, again.not_modified) == (14, 14)  # the same bodies
 
 
+async def test_a_host_at_its_share_is_not_claimed_beyond_its_room(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Twenty due feeds of one host and a share of two: each time one of them finishes, its
+    host has room for one more, and the claim leases that one, not a whole batch of the
+    host's feeds only to hand all but one back (a lease written and released for nearly every
+    feed of the host, again at every turn)."""
+
+    def feed(req: Request) -> Response:
+        time.sleep(0.05)
+        return Response(200, rss(server.base, []).encode(), {"Content-Type": "application/rss+xml"})
+
+    for n in range(20):
+        server.routes[f"/a{n}"] = feed
+    s = settings(database_url, concurrent_feeds=8, feeds_per_tick=8, per_host_connections=1)
+    assert host_share(s) == 2
+    pipeline = await make_pipeline(s, workers, resources)
+    for n in range(20):
+        await pipeline.store.add_feed(server.url(f"/a{n}"))
+    leased: list[int] = []
+    claim = pipeline.store.claim_feeds
+
+    async def counted(**kw: Any) -> list[Any]:
+        got = await claim(**kw)
+        leased.extend(f.id for f in got)
+        return got
+
+    pipeline.store.claim_feeds = counted  # type: ignore[method-assign]
+    summary = await pipeline.run()
+    assert (summary.feeds, summary.ok) == (20, 20)
+    assert Counter(leased).most_common(1)[0][1] == 1, "a feed was leased and released"
+    again = await pipeline.run(all_feeds=True)
+    assert again.feeds == 20
+    assert len(leased) == 40
+
+
 async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answers(
     database_url: str,
     server: LocalServer,
