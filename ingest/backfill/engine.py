@@ -465,7 +465,7 @@ class Backfill:
             log.info("backfill_url", status="failed", error=error)
             return
         key = item.entry_hash if run.feed_id is not None else None
-        stored = await self.store.store_articles(run.feed_id, [(article, key)])
+        stored = await self.store.store_articles(run.feed_id, [(article, key)], without_text=False)
         if stored.new == stored.existing == 0:
             await self.runs.url_finished(
                 run.id, item.url, state="failed", error="refused by the database", attempted=True

@@ -113,27 +113,37 @@ class ArticleStore(StoreBase):
         return changed
 
     async def store_articles(
-        self, feed_id: int | None, items: Sequence[tuple[Article, bytes | None]]
+        self,
+        feed_id: int | None,
+        items: Sequence[tuple[Article, bytes | None]],
+        *,
+        without_text: bool = True,
     ) -> StoredCounts:
         """`store_many` of one feed's articles, counted together."""
-        return StoredCounts.total(await self.store_many([(feed_id, a, k) for a, k in items]))
+        written = await self.store_many(
+            [(feed_id, a, k) for a, k in items], without_text=without_text
+        )
+        return StoredCounts.total(written)
 
-    async def store_many(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
+    async def store_many(
+        self, items: Sequence[WriteItem], *, without_text: bool = True
+    ) -> list[StoredCounts]:
         """Insert articles (of any feeds) with their URL aliases and feed-entry links in one
         short transaction: each item's outcome, in the order given (new, a duplicate, already
         stored, or refused: all zero). Idempotent: an article whose canonical URL is already
         stored is linked, not duplicated. Rows go in URL order, so concurrent writers of
-        overlapping sets cannot deadlock; a row the database refuses fails no other: it is
-        stored without its text, the database's reason as its extraction error, or, where
-        even that is refused, logged and left out (its entry is tried again when its feed
-        changes)."""
+        overlapping sets cannot deadlock; a row the database refuses fails no other: with
+        `without_text` (a feed entry is recorded even without text) it is stored without its
+        text, the database's reason as its extraction error; otherwise (the backfill stores no
+        article without text), or where even that is refused, it is logged and left out (its
+        entry is tried again when its feed changes)."""
         if not items:
             return []
         order = sorted(range(len(items)), key=lambda i: items[i][1].url)
         ordered = [items[i] for i in order]
         for attempt in range(3):
             try:
-                outcomes = await self._store_articles(ordered)
+                outcomes = await self._store_articles(ordered, without_text)
                 break
             except StoreError as e:
                 retryable = isinstance(
@@ -149,14 +159,16 @@ class ArticleStore(StoreBase):
             result[i] = outcome
         return result
 
-    async def _store_articles(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
+    async def _store_articles(
+        self, items: Sequence[WriteItem], without_text: bool
+    ) -> list[StoredCounts]:
         try:
             return await self._store_batch(items)
         except StoreError as e:
             if not isinstance(e.__cause__, _REFUSED_ROW):
                 raise
         # A row the database refuses: row by row, so that one bad row spoils no other.
-        return await self._store_one_by_one(items)
+        return await self._store_one_by_one(items, without_text)
 
     async def _store_batch(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         """The whole batch in one short transaction and a handful of round trips: one `_write`
@@ -188,7 +200,9 @@ class ArticleStore(StoreBase):
                 outcomes += await _write(conn, batch)
             return outcomes
 
-    async def _store_one_by_one(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
+    async def _store_one_by_one(
+        self, items: Sequence[WriteItem], without_text: bool
+    ) -> list[StoredCounts]:
         """Each row in a savepoint of one transaction: a row the database refuses spoils no
         other, and each near-copy finds the original stored just before it."""
         outcomes: list[StoredCounts] = []
@@ -197,21 +211,23 @@ class ArticleStore(StoreBase):
             # visible in order); taking the turn before any row lock avoids deadlocks.
             await conn.execute(queries()["lock_article_writes"])
             for item in items:
-                outcomes.append(await _write_or_record(conn, item))
+                outcomes.append(await _write_or_record(conn, item, without_text))
         return outcomes
 
 
-async def _write_or_record(conn: psycopg.AsyncConnection[Any], item: WriteItem) -> StoredCounts:
-    """`_write` of one item in a savepoint; where the database refuses the row, the record of
-    the article without its text (`_without_text`), so that its entry is done with and says
-    why; `_REFUSED` where that is refused too."""
+async def _write_or_record(
+    conn: psycopg.AsyncConnection[Any], item: WriteItem, without_text: bool
+) -> StoredCounts:
+    """`_write` of one item in a savepoint; where the database refuses the row, with
+    `without_text`, the record of the article without its text (`_without_text`), so that its
+    entry is done with and says why; `_REFUSED` otherwise, or where that is refused too."""
     feed_id, article, entry_hash = item
     try:
         async with conn.transaction():
             return (await _write(conn, [item]))[0]
     except _REFUSED_ROW as e:
         refused = e
-    if article.text:
+    if without_text and article.text:
         try:
             async with conn.transaction():
                 counts = (

@@ -567,6 +567,19 @@ async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database
     assert set(done) == {_key(a) for a in [*good, bad_text]}
 
 
+async def test_a_refused_row_stays_out_where_no_article_goes_without_text(
+    store: Store, database_url: str
+) -> None:
+    """The backfill stores no article without text: there a row refused for its text is left
+    out (the backfill records the URL failed), not stored without it."""
+    bad = _article("https://example.com/news/bad-text", "broken \x00 text")
+    good = _article("https://example.com/news/good")
+    counts = await store.store_articles(None, [(bad, None), (good, None)], without_text=False)
+    assert (counts.new, counts.existing) == (1, 0)
+    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
+    assert urls == {good.url}
+
+
 async def test_a_text_too_large_to_search_is_stored_without_it(
     store: Store, database_url: str
 ) -> None:
