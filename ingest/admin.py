@@ -242,9 +242,10 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
         elif key == "tags":
             tags = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
         elif key == "pages":
-            if value not in _PAGES:
+            if value and value not in _PAGES:
                 raise ValueError(f"{pair!r}: pages is always, never or auto")
-            text_mode = _PAGES[value]
+            # Removed, the setting is the default: auto.
+            text_mode = _PAGES[value or "auto"]
         else:
             raise ValueError(f"{pair!r}: unknown setting ({SETTING_KEYS})")
     low, high = changes.get("min_interval"), changes.get("max_interval")

@@ -275,5 +275,7 @@ def test_settings_parse_and_apply() -> None:
         timedelta(hours=2),
     )
     assert policy_for(Policy(), FeedSettings()) == Policy()
+    # An empty value removes a setting: the text mode goes back to its default.
+    assert admin.parse_settings(["pages="]).text_mode == "auto"
     low_only = policy_for(Policy(), FeedSettings(min_interval=timedelta(days=3)))
     assert low_only.max_interval == timedelta(days=3)
