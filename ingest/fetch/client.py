@@ -230,6 +230,9 @@ class Fetcher:
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_origins: dict[str, set[str]] = {}
         """Host -> the origins of that host with a robots.txt in `_robots`."""
+        self._robots_loading: set[str] = set()
+        """Hosts with a robots.txt (of any origin) being fetched: only a host's first one goes
+        out without waiting out its delay."""
         self._robots_locks: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> Fetcher:
@@ -497,9 +500,20 @@ class Fetcher:
             async with lock:
                 entry = self._robots.get(key)
                 if entry is None or entry.expires <= self._clock():
-                    # The first one goes out at once; a refresh waits its turn like any request.
-                    entry = await self._load_robots(robots_url(url), first=entry is None)
-                    self._store_robots(key, _host(_http_url(url, url)), entry)
+                    # The host's first one goes out at once; another origin's of the same host
+                    # (http:// beside https://) and a refresh wait their turn like any request.
+                    host = _host(_http_url(url, url))
+                    first = (
+                        entry is None
+                        and not self._robots_origins.get(host)
+                        and host not in self._robots_loading
+                    )
+                    self._robots_loading.add(host)
+                    try:
+                        entry = await self._load_robots(robots_url(url), first=first)
+                    finally:
+                        self._robots_loading.discard(host)
+                    self._store_robots(key, host, entry)
                 return entry.robots
         finally:
             if not lock.locked():

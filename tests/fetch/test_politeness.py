@@ -147,6 +147,24 @@ async def test_two_origins_of_one_host_are_one_host_to_spare(host_a: LocalServer
             assert fetcher.host_delay(host_a.url("/old/0")) == 1.0
 
 
+async def test_only_a_host_s_first_robots_txt_skips_its_delay(host_a: LocalServer) -> None:
+    """The robots.txt of two origins of one host (http:// and https://; here two ports), asked
+    for at once: the first goes out without waiting, the second a delay after it, not both at
+    once."""
+    clock = SteppingClock()
+    first = _Stamps(b"User-agent: *\n", clock=clock)
+    with LocalServer("127.0.0.1") as other:
+        second = _Stamps(b"User-agent: *\n", clock=clock)
+        host_a.routes["/robots.txt"], other.routes["/robots.txt"] = first, second
+        async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+            allowed = await asyncio.gather(
+                fetcher.robots_allowed(host_a.url("/a")), fetcher.robots_allowed(other.url("/b"))
+            )
+    assert allowed == [True, True]
+    assert len(first.times + second.times) == 2
+    assert clock.slept == pytest.approx([DELAY])  # the second waited out the host's delay
+
+
 async def test_a_host_answering_429_gets_no_request_before_its_retry_after(
     host_a: LocalServer, host_b: LocalServer
 ) -> None:
