@@ -63,15 +63,24 @@ def header(prog: str, admin_dsn: str | None = None, *, subprocesses: bool = True
         "project": revision(),
     }  # fmt: skip
     if subprocesses:
-        code = "import ingest, pathlib; print(pathlib.Path(ingest.__file__).parent.parent)"
+        # Where `ingest` and its SQL come from: the editable install maps `ingest.sql` to this
+        # checkout's sql/ even for code imported from another tree (bench/README.md).
+        code = (
+            "import ingest, ingest.sql, pathlib;"
+            " print(pathlib.Path(ingest.__file__).parent.parent);"
+            " print(pathlib.Path(ingest.sql.__file__).resolve().parent.parent)"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
         probe = subprocess.run(
             [sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True
         )
-        source = probe.stdout.strip() or probe.stderr.strip()[-200:]
+        lines = probe.stdout.split()
+        source = lines[0] if lines else probe.stderr.strip()[-200:]
         info["project"] += (
             f" ({source})" if Path(source).resolve() == ROOT else f"; `ingest` from {source}"
         )
+        if len(lines) > 1 and Path(lines[1]) != Path(source).resolve():
+            info["project"] += f"; its SQL from {lines[1]}/sql"
     print(
         f"command: {info['command']}\nmachine: {info['cpus']} cpus ({info['usable']} usable,"
         f" {model}), load {info['load']}, {info['memory_gb']} GB; Python {info['python']}"
