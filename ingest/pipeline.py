@@ -197,7 +197,7 @@ class Pipeline:
                     and not blocked
                     and not self.stopping
                 ):
-                    busy = sorted(host for host, n in per_host.items() if n >= share)
+                    room = {host: share - n for host, n in per_host.items() if n}
                     feeds = await self.store.claim_feeds(
                         owner=self.owner,
                         lease_seconds=self.settings.lease_seconds,
@@ -205,27 +205,20 @@ class Pipeline:
                         all_feeds=all_feeds,
                         exclude=handed_back,
                         pass_started=pass_started,
-                        busy_hosts=busy,
-                        host_room={host: share - n for host, n in per_host.items() if n},
+                        host_room=room,
                         host_limit=share,
                     )
-                    exhausted, blocked = not feeds and not busy, not feeds and bool(busy)
+                    busy = any(n <= 0 for n in room.values())
+                    exhausted, blocked = not feeds and not busy, not feeds and busy
                     again = [f.id for f in feeds if f.id in done]
                     if again:  # due again already (a clock behind the database's): next pass
                         await self.store.release_leases(self.owner, again)
                         handed_back.extend(again)
-                    over: list[int] = []  # one claim may bring more of a host than its share
                     for feed in feeds:
-                        if feed.id in done:
-                            continue
-                        if per_host[feed.host] >= share:
-                            over.append(feed.id)
-                            continue
-                        done.add(feed.id)
-                        per_host[feed.host] += 1
-                        running[asyncio.create_task(self._process_guarded(feed))] = feed
-                    if over:  # claimed again once the host has room (not handed back)
-                        await self.store.release_leases(self.owner, over)
+                        if feed.id not in done:
+                            done.add(feed.id)
+                            per_host[feed.host] += 1
+                            running[asyncio.create_task(self._process_guarded(feed))] = feed
                 if not running:
                     break
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)

@@ -93,23 +93,22 @@ class FeedStore(StoreBase):
         all_feeds: bool,
         exclude: Sequence[int] = (),
         pass_started: datetime | None = None,
-        busy_hosts: Sequence[str] = (),
         host_room: Mapping[str, int] | None = None,
         host_limit: int | None = None,
     ) -> list[Feed]:
         """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
-        since `pass_started`, a `database_now()`; by default since now), none of `exclude` and
-        none of whose URL's host is one of `busy_hosts` (`Feed.host`). Of the feeds one claim
-        reads, no more of a host are leased than `host_room` gives it, or `host_limit` for a
-        host it does not name (None: no limit): the rest stay due for a later claim instead of
-        being leased and released at once, batch after batch, while the host has room for one."""
+        since `pass_started`, a `database_now()`; by default since now), none of `exclude`. Of
+        a host (`Feed.host`) `host_room` names, no more are leased than its room, and none
+        where it has none (its feeds are not even read); of any other, no more than
+        `host_limit` (None: no limit): the rest stay due for a later claim instead of being
+        leased and released at once, batch after batch, while the host has room for one."""
         room = dict(host_room or {})
         params = {
             "owner": owner,
             "lease_seconds": lease_seconds,
             "limit": limit,
             "exclude": list(exclude),
-            "busy_hosts": list(busy_hosts),
+            "busy_hosts": [host for host, n in room.items() if n <= 0],
             "room_hosts": list(room),
             "rooms": list(room.values()),
             "host_limit": host_limit,
