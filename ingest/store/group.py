@@ -19,7 +19,9 @@ class GroupWriter(Generic[T, R]):
     or, with `linger`, after waiting that many seconds for others to join it (for writes whose
     cost is mostly per transaction). `write` returns one result per item, in order; `add`
     returns its item's result when the item is written, or raises what the write raised (a
-    `StoreError` if the writer was stopped before writing it)."""
+    `StoreError` if the writer was stopped before writing it). A caller cancelled while its
+    items wait for a group withdraws them (a feed handed back must not be written after it);
+    items already in a write are written, whoever still waits for them."""
 
     def __init__(
         self,
@@ -49,7 +51,20 @@ class GroupWriter(Generic[T, R]):
             self._drainer = asyncio.ensure_future(self._drain())
         gathered = asyncio.gather(*futures)
         gathered.add_done_callback(_retrieved)  # read even if this caller is gone
-        return list(await asyncio.shield(gathered))
+        try:
+            return list(await asyncio.shield(gathered))
+        except asyncio.CancelledError:
+            self._withdraw(futures)
+            raise
+
+    def _withdraw(self, futures: Sequence[asyncio.Future[R]]) -> None:
+        """Items of `futures` not taken into a write yet: left out of the next group."""
+        mine = set(futures)
+        kept = [(item, done) for item, done in self._pending if done not in mine]
+        for _, done in self._pending:
+            if done in mine:
+                done.cancel()
+        self._pending = kept
 
     async def close(self, grace: float) -> None:
         """Let what is waiting or being written finish, for at most `grace` seconds; then stop

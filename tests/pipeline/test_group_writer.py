@@ -189,3 +189,27 @@ def test_close_passes_a_cancellation_of_its_caller_on() -> None:
         adding.cancel()
 
     asyncio.run(main())
+
+
+def test_a_waiter_cancelled_before_its_group_is_written_withdraws_its_items() -> None:
+    """A feed handed back (its task cancelled) while its articles wait for company must not
+    have them written afterwards: another replica may own the feed by then."""
+    written: list[int] = []
+
+    async def write(items: list[int]) -> list[None]:
+        written.extend(items)
+        return [None] * len(items)
+
+    async def main() -> None:
+        writer = GroupWriter(write, linger=0.05)
+        gone = asyncio.create_task(writer.add_all([1, 2]))
+        stays = asyncio.create_task(writer.add(3))
+        await asyncio.sleep(0.01)  # both wait for the group
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert await stays is None
+        assert await writer.add(4) is None
+
+    asyncio.run(main())
+    assert written == [3, 4]
