@@ -125,9 +125,33 @@ class Pipeline:
         # the rows it writes (its lock, round trips and commit), and a cold run's pages come
         # in one at a time from many feeds (docs/performance.md, section "Articles written
         # together").
-        self._articles: GroupWriter[WriteItem, StoredCounts | Exception] = GroupWriter(
-            self._store_many, linger=ARTICLES_LINGER, limit=ARTICLES_LIMIT
+        self._articles: GroupWriter[_Queued, StoredCounts | Exception] = GroupWriter(
+            self._store_queued, linger=ARTICLES_LINGER, limit=ARTICLES_LIMIT
         )
+
+    async def _store_queued(self, queued: list[_Queued]) -> list[StoredCounts | Exception]:
+        """The article writer's write. Articles of a feed whose store failed are not written:
+        the feed is handed back, and another replica may own it by the time the group taken
+        right after the failure (its pages that came in meanwhile) is written."""
+        outcomes: list[StoredCounts | Exception] = [
+            StoreError("not written: a store of its feed failed") for _ in queued
+        ]
+        live = [i for i, (storer, _, _) in enumerate(queued) if not storer.failed]
+        if not live:
+            return outcomes
+        try:
+            written = await self._store_many(
+                [(queued[i][0].feed_id, queued[i][1], queued[i][2]) for i in live]
+            )
+        except BaseException:
+            for i in live:
+                queued[i][0].failed = True
+            raise
+        for i, outcome in zip(live, written, strict=True):
+            outcomes[i] = outcome
+            if isinstance(outcome, Exception):
+                queued[i][0].failed = True
+        return outcomes
 
     async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts | Exception]:
         """The article writer's write: one transaction for the articles of several feeds. A
@@ -811,6 +835,10 @@ _NO_PAGE = PageOutcome(None, None, None, False)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
+_Queued = tuple["_Storer", Article, bytes | None]
+"""An article handed to the article writer: its feed's storer, the article, its entry key."""
+
+
 class _Storer:
     """A feed's new articles, stored as their pages come in: `add` hands what has come in to
     the pipeline's article writer, which stores it with what other feeds hand it meanwhile
@@ -818,10 +846,12 @@ class _Storer:
     `flush` stores what is left. The counts are the feed's."""
 
     def __init__(
-        self, writer: GroupWriter[WriteItem, StoredCounts | Exception], feed_id: int
+        self, writer: GroupWriter[_Queued, StoredCounts | Exception], feed_id: int
     ) -> None:
         self._writer = writer
-        self._feed_id = feed_id
+        self.feed_id = feed_id
+        self.failed = False
+        """A store of the feed failed: what it still hands the writer is not written."""
         self._waiting: list[tuple[Article, bytes | None]] = []
         self._unfetched: list[bool] = []
         self.new = self.existing = self.duplicates = self.page_errors = self.from_feed = 0
@@ -842,7 +872,7 @@ class _Storer:
         items, self._waiting = self._waiting, []
         unfetched, self._unfetched = self._unfetched, []
         if items:
-            written = await self._writer.add_all([(self._feed_id, a, k) for a, k in items])
+            written = await self._writer.add_all([(self, a, k) for a, k in items])
             if errors := [w for w in written if isinstance(w, Exception)]:
                 raise errors[0]
             counts = StoredCounts.total([w for w in written if isinstance(w, StoredCounts)])

@@ -564,6 +564,50 @@ async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
     await pipeline.aclose()
 
 
+async def test_articles_waiting_behind_a_failing_store_are_not_written_after_it(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """The feed's other pages come in while its first store is failing: they wait for the
+    next group, which the writer takes as soon as the failure is in. The feed has failed by
+    then, and is handed back: none of them is written, by that group or a later one."""
+    from ingest.errors import StoreError
+
+    paths = [f"/story/{n}" for n in range(6)]
+    server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
+    server.routes[paths[0]] = static(page(paths[0]))
+    for p in paths[1:]:
+
+        def late(req: Request, serve: Any = static(page(p))) -> Response:
+            time.sleep(0.2)  # while the first page's store is failing
+            return serve(req)
+
+        server.routes[p] = late
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    real = pipeline.store.store_many
+    calls: list[int] = []
+
+    async def failing_slowly(items: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(items))
+        if len(calls) == 1:
+            await asyncio.sleep(0.5)  # the other pages come in meanwhile
+            raise StoreError("database unreachable: connection reset")
+        return await real(items, *args, **kwargs)
+
+    pipeline.store.store_many = failing_slowly  # type: ignore[method-assign]
+    summary = await pipeline.run()
+    assert summary.feeds == 0  # handed back
+    await asyncio.sleep(0.3)
+    assert len(calls) == 1, calls
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0
+    again = await pipeline.run()
+    assert (again.feeds, again.ok, again.new_articles) == (1, 1, 6)
+    await pipeline.aclose()
+
+
 async def test_a_feed_that_fails_leaves_no_page_running_after_the_run(
     database_url: str,
     server: LocalServer,
