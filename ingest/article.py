@@ -115,7 +115,13 @@ def build_article(
         site=site,
         image_url=clean_url(entry.image_url) or (meta.image_url if meta else None),
         summary=summary,
-        content_hash=content_hash(text),
+        content_hash=(
+            extracted.content_hash
+            if extracted is not None and text_source == "page" and extracted.content_hash
+            else own.content_hash
+            if own is not None and own.content_hash
+            else content_hash(text)
+        ),
         text_source=text_source,
         extraction_error=extraction_error,
         guid=entry.guid,

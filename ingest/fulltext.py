@@ -35,7 +35,7 @@ from typing import Final
 
 from ingest.coverage import Reference, words
 from ingest.neardup import fingerprint
-from ingest.normalize import clean_text, detect_language
+from ingest.normalize import clean_text, content_hash, detect_language
 from ingest.types import Comparison, FullText, OwnText, ParsedEntry, TextMode
 
 TEXT_MODES: Final[tuple[TextMode, ...]] = ("auto", "page", "feed")
@@ -170,6 +170,7 @@ def own_text(entry: ParsedEntry) -> OwnText:
         len(words(text)),
         detect_language(text, hint=entry.language),
         fingerprint(text),
+        content_hash(text),
     )
 
 

@@ -108,6 +108,8 @@ class Extracted:
     metadata: PageMetadata = field(default_factory=PageMetadata)
     fingerprint: Fingerprint | None = None
     """Computed in the worker process, beside the extraction, to keep it off the event loop."""
+    content_hash: bytes | None = None
+    """`ingest.normalize.content_hash` of `text`, computed in the worker for the same reason."""
     comparison: Comparison | None = None
     """Where the page was fetched to be compared with its feed entry's own text: that text
     against this extraction and the whole page (`ingest.fulltext.measure`), in the worker;
@@ -135,13 +137,14 @@ class Comparison:
 @dataclass(frozen=True, slots=True)
 class OwnText:
     """What a feed entry's own text (its content, never its summary) is, measured once, in a
-    worker process (`ingest.fulltext.own_text`): the text, its word count, its language and its
-    near-duplicate fingerprint."""
+    worker process (`ingest.fulltext.own_text`): the text, its word count, its language, its
+    near-duplicate fingerprint and its content hash."""
 
     text: str = ""
     words: int = 0
     language: str | None = None
     fingerprint: Fingerprint | None = None
+    content_hash: bytes | None = None
 
 
 TextMode = Literal["auto", "page", "feed"]

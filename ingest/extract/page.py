@@ -23,7 +23,7 @@ from ingest.extract.metadata import (
     with_language,
 )
 from ingest.neardup import fingerprint
-from ingest.normalize import clean_text, detect_language
+from ingest.normalize import clean_text, content_hash, detect_language
 from ingest.types import Extracted
 
 # lxml.html's parsers choose each element's Python class with a Python callback (so that forms
@@ -122,7 +122,10 @@ def extract_page(body: bytes, url: str) -> Extracted:
         raise ExtractError(url, "no article text found on the page")
     language = detect_language(text, hint=meta.language)
     return Extracted(
-        text=text, metadata=with_language(meta, language), fingerprint=fingerprint(text)
+        text=text,
+        metadata=with_language(meta, language),
+        fingerprint=fingerprint(text),
+        content_hash=content_hash(text),
     )
 
 

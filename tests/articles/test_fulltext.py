@@ -31,7 +31,7 @@ from ingest.fulltext import (
     wants_pages,
 )
 from ingest.neardup import fingerprint
-from ingest.normalize import detect_language
+from ingest.normalize import content_hash, detect_language
 from ingest.types import Extracted, FullText, OwnText, PageMetadata, ParsedEntry
 
 STORY = " ".join(
@@ -309,7 +309,8 @@ def test_a_feed_text_padded_with_a_story_the_page_shows_does_not_stand() -> None
 
 
 def test_an_entrys_own_text_is_measured_once_as_the_pipeline_needs_it() -> None:
-    """`own_text`: the entry's content as text, its word count, language and fingerprint; an
+    """`own_text`: the entry's content as text, its word count, language, fingerprint and
+    content hash; an
     entry with only a summary has no text of its own."""
     entry = ParsedEntry(guid=None, link="https://x.example/a", content=STORY)
     own = own_text(entry)
@@ -317,6 +318,7 @@ def test_an_entrys_own_text_is_measured_once_as_the_pipeline_needs_it() -> None:
     assert own.words == LONG
     assert own.language == "en"
     assert own.fingerprint == fingerprint(own.text)
+    assert own.content_hash == content_hash(own.text)
     assert article_words(own.text, "auto", own.words) == article_words(own.text) == LONG
     assert article_words(own.text + " …", "auto", own.words) == 0
     summary_only = ParsedEntry(guid=None, link="https://x.example/b", summary=STORY)

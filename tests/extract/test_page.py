@@ -11,7 +11,8 @@ import pytest
 from ingest.errors import ExtractError
 from ingest.extract import extract_page
 from ingest.extract.metadata import choose_published
-from ingest.normalize import paragraphs
+from ingest.neardup import fingerprint
+from ingest.normalize import content_hash, paragraphs
 from ingest.types import Extracted
 from tests.support.paths import ROOT
 
@@ -59,6 +60,13 @@ def test_seed_caption_and_furniture_absent(seed_page: Extracted) -> None:
     assert caption not in seed_page.text
     for furniture in ("Leave a Reply", "Popular Posts", "Share on Facebook", "Post Comment"):
         assert furniture not in seed_page.text
+
+
+def test_the_worker_hashes_and_fingerprints_the_text_it_extracted(seed_page: Extracted) -> None:
+    """What the article row carries of its text is computed beside the extraction, of that
+    very text (the main process only reads it)."""
+    assert seed_page.content_hash == content_hash(seed_page.text)
+    assert seed_page.fingerprint == fingerprint(seed_page.text)
 
 
 def test_seed_text_is_clean(seed_page: Extracted) -> None:
