@@ -227,7 +227,9 @@ class Pipeline:
                         lease_seconds=self.settings.lease_seconds,
                         limit=min(cap - len(running), self.settings.feeds_per_tick),
                         all_feeds=all_feeds,
-                        exclude=handed_back,
+                        # Nor a feed still waiting for its hand-back (`_hand_back`), even once
+                        # its lease ran out: the hand-back would release the new poll's lease.
+                        exclude=[*handed_back, *self._unreleased],
                         pass_started=pass_started,
                         host_room=room,
                         host_limit=share,

@@ -673,3 +673,63 @@ async def test_pages_redirected_to_a_slow_host_leave_its_own_pages_a_slot(
     await pipeline.store.add_feed(redirector.url("/feed"))
     summary = await asyncio.wait_for(pipeline.run(), 20)
     assert (summary.ok, summary.new_articles) == (2, len(own) + len(hops))
+
+
+async def test_a_feed_waiting_to_be_handed_back_is_not_claimed_again_by_its_holder(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A feed whose store failed while handing its lease back failed too waits for the
+    hand-back. Once its lease has run out it is due, but this process's next pass (the
+    service's next tick) must not claim it: the hand-back that finally gets through would
+    release the lease of that new poll, and another replica could claim the feed while this
+    one still writes its articles."""
+    from ingest import pipeline as pipeline_module
+    from ingest.errors import StoreError
+
+    monkeypatch.setattr(pipeline_module, "HAND_BACK_FIRST_DELAY", 0.05)
+    monkeypatch.setattr(pipeline_module, "HAND_BACK_MAX_DELAY", 0.1)
+    server.routes["/feed"] = static(rss(server.base, ["/story/0"]), "application/rss+xml")
+    slow = static(page("/story/0"))
+
+    def slowly(req: Request) -> Response:
+        time.sleep(1.0)  # the hand-back gets through meanwhile
+        return slow(req)
+
+    server.routes["/story/0"] = slowly
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=0.5), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    real_store, real_release = pipeline.store.store_many, pipeline.store.release_leases
+    releasing = {"fails": True}
+    owners_at_write: list[str | None] = []
+
+    async def store_many(*args: Any, **kwargs: Any) -> Any:
+        leased = rows(database_url, "SELECT lease_owner FROM ingest.feeds")[0]["lease_owner"]
+        owners_at_write.append(leased)
+        if len(owners_at_write) == 1:
+            raise StoreError("database unreachable: connection reset")
+        return await real_store(*args, **kwargs)
+
+    async def release_leases(*args: Any, **kwargs: Any) -> Any:
+        if releasing["fails"]:
+            raise StoreError("database unreachable: connection refused")
+        return await real_release(*args, **kwargs)
+
+    pipeline.store.store_many = store_many  # type: ignore[method-assign]
+    pipeline.store.release_leases = release_leases  # type: ignore[method-assign]
+    first = await pipeline.run()
+    assert first.feeds == 0  # handed back, or rather waiting to be
+    await asyncio.sleep(0.7)  # its lease runs out: the feed is due
+    asyncio.get_running_loop().call_later(0.3, releasing.update, {"fails": False})
+    second = await pipeline.run()
+    for _ in range(100):  # polled once the hand-back is through
+        third = await pipeline.run()
+        if second.feeds or third.feeds:
+            break
+        await asyncio.sleep(0.05)
+    assert second.new_articles + third.new_articles == 1
+    assert owners_at_write[1:] == [pipeline.owner], "written without holding the lease"
+    await pipeline.aclose()
