@@ -265,11 +265,13 @@ class Pipeline:
                 task.cancel()
             for page in self._pages.values():
                 page.cancel()
-            await asyncio.gather(*running, *self._pages.values(), return_exceptions=True)
             # A group of their articles being written commits (or, past WRITER_GRACE, rolls
             # back) before the leases go back: no write of a feed lands after another replica
-            # may have claimed it.
-            await asyncio.shield(self._articles.close(WRITER_GRACE))
+            # may have claimed it. A feed cancelled while its articles are in that group ends
+            # once the group is in: the writers are closed meanwhile, not after.
+            closing = asyncio.ensure_future(self._close_writers())
+            await asyncio.gather(*running, *self._pages.values(), return_exceptions=True)
+            await asyncio.shield(closing)
             with contextlib.suppress(IngestError):
                 await asyncio.shield(
                     self.store.release_leases(self.owner, [f.id for f in running.values()])
@@ -335,11 +337,18 @@ class Pipeline:
             if delay:
                 log.info("leases_handed_back", feeds=len(ids))
 
+    async def _close_writers(self) -> None:
+        """Let the groups of articles and of feed outcomes being written finish, for at most
+        WRITER_GRACE (then they roll back)."""
+        await asyncio.gather(
+            self._articles.close(WRITER_GRACE), self._successes.close(WRITER_GRACE)
+        )
+
     async def aclose(self) -> None:
-        """Let a group of articles being written finish (for at most WRITER_GRACE, then it
-        rolls back), and stop handing back leases (a process that exits leaves them to
-        expire)."""
-        await self._articles.close(WRITER_GRACE)
+        """Let a group of articles or feed outcomes being written finish (for at most
+        WRITER_GRACE, then it rolls back), and stop handing back leases (a process that exits
+        leaves them to expire)."""
+        await self._close_writers()
         if self._handing_back is not None:
             self._handing_back.cancel()
             await asyncio.gather(self._handing_back, return_exceptions=True)

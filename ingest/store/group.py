@@ -21,7 +21,8 @@ class GroupWriter(Generic[T, R]):
     returns its item's result when the item is written, or raises what the write raised (a
     `StoreError` if the writer was stopped before writing it). A caller cancelled while its
     items wait for a group withdraws them (a feed handed back must not be written after it);
-    items already in a write are written, whoever still waits for them."""
+    items already in a write are written, and the caller's cancellation reaches it once they
+    are (or once the write failed)."""
 
     def __init__(
         self,
@@ -55,6 +56,11 @@ class GroupWriter(Generic[T, R]):
             return list(await asyncio.shield(gathered))
         except asyncio.CancelledError:
             self._withdraw(futures)
+            # Items already in a write: the cancellation reaches the caller once they are
+            # written or not, so that what it does next (a feed failing hands its lease back)
+            # comes after their commit. A write that hangs is the writer's `close` to stop.
+            if writing := [done for done in futures if not done.done()]:
+                await asyncio.wait(writing)
             raise
 
     def _withdraw(self, futures: Sequence[asyncio.Future[R]]) -> None:

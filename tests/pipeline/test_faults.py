@@ -733,3 +733,51 @@ async def test_a_feed_waiting_to_be_handed_back_is_not_claimed_again_by_its_hold
     assert second.new_articles + third.new_articles == 1
     assert owners_at_write[1:] == [pipeline.owner], "written without holding the lease"
     await pipeline.aclose()
+
+
+async def test_a_feed_failing_for_another_reason_waits_for_its_articles_being_written(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A feed fails (here: a bug while one of its pages is turned into an article) while the
+    group holding another of its articles is being written: its failure, which hands the
+    lease back, is recorded once that group is in, not before (another replica could claim
+    the feed and poll it while the group commits)."""
+    paths = ["/story/0", "/story/1"]
+    server.routes["/feed"] = static(rss(server.base, paths), "application/rss+xml")
+    server.routes["/story/0"] = static(page("/story/0"))
+    late = static(page("/story/1"))
+    writing = threading.Event()
+
+    def slowly(req: Request) -> Response:
+        writing.wait(10)  # answered while the first page's article is being written
+        return late(req)
+
+    server.routes["/story/1"] = slowly
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    real_store, real_article = pipeline.store.store_many, pipeline._article
+    owners_at_write: list[str | None] = []
+
+    async def slow_store(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await asyncio.sleep(1.0)
+        leased = rows(database_url, "SELECT lease_owner FROM ingest.feeds")[0]["lease_owner"]
+        owners_at_write.append(leased)
+        return await real_store(*args, **kwargs)
+
+    def article(c: Any, page: Any, **kwargs: Any) -> Any:
+        if c.link.endswith("/story/1"):
+            raise RuntimeError("a bug")
+        return real_article(c, page, **kwargs)
+
+    pipeline.store.store_many = slow_store  # type: ignore[method-assign]
+    pipeline._article = article  # type: ignore[method-assign]
+    summary = await pipeline.run()
+    assert (summary.feeds, summary.failed) == (1, 1)
+    await asyncio.sleep(1.2)  # a write left running would be in by now
+    assert owners_at_write == [pipeline.owner], "written after the feed's failure was recorded"
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 1
+    await pipeline.aclose()

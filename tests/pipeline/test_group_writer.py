@@ -213,3 +213,43 @@ def test_a_waiter_cancelled_before_its_group_is_written_withdraws_its_items() ->
 
     asyncio.run(main())
     assert written == [3, 4]
+
+
+def test_a_waiter_cancelled_during_its_write_hears_of_it_once_the_write_is_done() -> None:
+    """A feed failing while a group of its articles is being written hands its lease back
+    only after that group is in: the cancellation of its other pages reaches them then."""
+    events: list[str] = []
+
+    async def write(items: list[int]) -> list[None]:
+        await asyncio.sleep(0.05)
+        events.append("written")
+        return [None] * len(items)
+
+    async def main() -> None:
+        writer = GroupWriter(write)
+        task = asyncio.create_task(writer.add(7))
+        await asyncio.sleep(0.01)  # in the write
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        events.append("cancelled")
+
+    asyncio.run(main())
+    assert events == ["written", "cancelled"]
+
+
+def test_close_ends_the_wait_of_a_waiter_cancelled_during_a_hanging_write() -> None:
+    async def write(items: list[int]) -> list[None]:
+        await asyncio.sleep(60)
+        return [None] * len(items)
+
+    async def main() -> None:
+        writer = GroupWriter(write)
+        task = asyncio.create_task(writer.add(7))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await writer.close(0.05)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)
+
+    asyncio.run(main())
