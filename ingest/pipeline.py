@@ -139,10 +139,15 @@ class Pipeline:
         live = [i for i, (storer, _, _) in enumerate(queued) if not storer.failed]
         if not live:
             return outcomes
+        written: list[StoredCounts | Exception]
         try:
             written = await self._store_many(
                 [(queued[i][0].feed_id, queued[i][1], queued[i][2]) for i in live]
             )
+        except Exception as e:
+            # Each item's outcome, not the group's failure: a feed whose articles took more
+            # than one group learns what the groups that committed stored (`_Storer.flush`).
+            written = [e] * len(live)
         except BaseException:
             for i in live:
                 queued[i][0].failed = True
@@ -884,8 +889,9 @@ class _Storer:
         unfetched, self._unfetched = self._unfetched, []
         if items:
             written = await self._writer.add_all([(self, a, k) for a, k in items])
-            if errors := [w for w in written if isinstance(w, Exception)]:
-                raise errors[0]
+            # Counted as they are committed (a feed that fails later keeps them), before a
+            # failure of the rest is raised: what is handed over at once can take more than one
+            # group (ARTICLES_LIMIT), and a group that committed stays so when a later one fails.
             counts = StoredCounts.total([w for w in written if isinstance(w, StoredCounts)])
             self.new += counts.new
             self.existing += counts.existing
@@ -895,9 +901,10 @@ class _Storer:
                 for w, u in zip(written, unfetched, strict=True)
                 if u and isinstance(w, StoredCounts)
             )
-            # Counted as they are committed: a feed that fails later keeps them.
             metrics.ARTICLES_NEW.inc(counts.new)
             metrics.DUPLICATES.inc(counts.duplicates)
+            if errors := [w for w in written if isinstance(w, Exception)]:
+                raise errors[0]
 
 
 @asynccontextmanager

@@ -781,3 +781,61 @@ async def test_a_feed_failing_for_another_reason_waits_for_its_articles_being_wr
     assert owners_at_write == [pipeline.owner], "written after the feed's failure was recorded"
     assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 1
     await pipeline.aclose()
+
+
+async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_counted(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full-text feed's entries are handed to the writer together, more than one group
+    holds: the first group commits, the second fails and the feed is handed back. What the
+    first committed counts in ingest_articles_new (counted as committed, whatever comes
+    after), and the next poll stores and counts the rest: every article counted once."""
+    from prometheus_client import REGISTRY
+
+    from ingest import pipeline as pipeline_module
+    from ingest.errors import StoreError
+
+    monkeypatch.setattr(pipeline_module, "ARTICLES_LIMIT", 2)
+    paths = [f"/story/{n}" for n in range(3)]
+    items = "".join(
+        f"<item><title>Story {p}</title><link>{server.base}{p}</link><guid>{p}</guid>"
+        f"<content:encoded>{p}. {PARAGRAPH} {PARAGRAPH} {PARAGRAPH}</content:encoded></item>"
+        for p in paths
+    )
+    body = (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>"
+    )
+    server.routes["/feed"] = static(body, "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    assert await pipeline.store.set_text_mode(server.url("/feed"), "feed")
+    real = pipeline.store.store_many
+    calls: list[int] = []
+
+    async def second_fails(items: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise StoreError("database unreachable: connection reset")
+        return await real(items, *args, **kwargs)
+
+    pipeline.store.store_many = second_fails  # type: ignore[method-assign]
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("ingest_articles_new_total") or 0.0
+
+    before = counted()
+    first = await pipeline.run()
+    assert first.feeds == 0  # handed back
+    assert calls == [2, 1]
+    stored = rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"]
+    assert stored == 2
+    assert counted() - before == stored
+    again = await pipeline.run()
+    assert (again.ok, again.new_articles) == (1, 1)
+    assert counted() - before == 3
+    await pipeline.aclose()
