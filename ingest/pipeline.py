@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import random
 import socket
@@ -208,7 +209,10 @@ class Pipeline:
         handed_back: list[int] = []
         done: set[int] = set()  # one poll per feed per pass
         running: dict[asyncio.Task[FeedOutcome | None], Feed] = {}
-        renewer = asyncio.create_task(self._renew_leases(running))
+        # The loop time until which each running feed's lease surely holds: its claim's
+        # start, or its last renewal's, plus INGEST_LEASE_SECONDS (`_renew_leases`).
+        leases: dict[int, float] = {}
+        renewer = asyncio.create_task(self._renew_leases(running, leases))
         exhausted = False
         try:
             # Claims come in batches of INGEST_FEEDS_PER_TICK (or half the slots, if fewer),
@@ -227,6 +231,7 @@ class Pipeline:
                     and not self.stopping
                 ):
                     room = {host: share - n for host, n in per_host.items() if n}
+                    claimed_at = asyncio.get_running_loop().time()
                     feeds = await self.store.claim_feeds(
                         owner=self.owner,
                         lease_seconds=self.settings.lease_seconds,
@@ -248,6 +253,7 @@ class Pipeline:
                     for feed in feeds:
                         if feed.id not in done:
                             done.add(feed.id)
+                            leases[feed.id] = claimed_at + self.settings.lease_seconds
                             per_host[feed.host] += 1
                             running[asyncio.create_task(self._process_guarded(feed))] = feed
                 if not running:
@@ -255,10 +261,13 @@ class Pipeline:
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     feed = running.pop(task)
+                    leases.pop(feed.id, None)
                     per_host[feed.host] -= 1
                     if per_host[feed.host] < share:
                         blocked = False
-                    if (outcome := task.result()) is not None:
+                    if task.cancelled():  # its lease ran out (`_renew_leases`)
+                        handed_back.append(feed.id)
+                    elif (outcome := task.result()) is not None:
                         summary.add(outcome)
                     else:  # handed back without an outcome: not again in this pass
                         handed_back.append(feed.id)
@@ -292,17 +301,44 @@ class Pipeline:
             await asyncio.gather(*left, return_exceptions=True)
         return summary
 
-    async def _renew_leases(self, running: dict[asyncio.Task[FeedOutcome | None], Feed]) -> None:
-        period = self.settings.lease_seconds / 3
+    async def _renew_leases(
+        self, running: dict[asyncio.Task[FeedOutcome | None], Feed], leases: dict[int, float]
+    ) -> None:
+        """Renew the leases of the feeds in progress every third of INGEST_LEASE_SECONDS, and
+        again shortly before one runs out while renewals fail. A feed whose lease may run out
+        before it is renewed (the database did not answer; the process stalled, and another
+        process may have claimed the feed meanwhile) is stopped: two polls of one feed would
+        fetch its pages twice and count its entries' tries twice. `leases`: the loop time
+        until which each feed's lease surely holds, updated here."""
+        lease = self.settings.lease_seconds
+        period = lease / 3
+        margin = min(1.0, lease / 10)  # a feed is stopped this long before its lease runs out
+        loop = asyncio.get_running_loop()
+        stopped: set[int] = set()
         while True:
-            await asyncio.sleep(period)
-            if running:
-                try:
-                    await self.store.renew_leases(
-                        self.owner, [f.id for f in running.values()], self.settings.lease_seconds
-                    )
-                except IngestError as e:
-                    log.warning("lease_renewal_failed", error=str(e))
+            soonest = min(
+                (leases.get(f.id, math.inf) for f in running.values() if f.id not in stopped),
+                default=math.inf,
+            )
+            await asyncio.sleep(max(0.0, min(period, soonest - margin - loop.time())))
+            held = [f.id for f in running.values() if f.id not in stopped]
+            if not held:
+                continue
+            started = loop.time()
+            try:
+                renewed = await self.store.renew_leases(self.owner, held, lease)
+            except IngestError as e:
+                log.warning("lease_renewal_failed", error=str(e))
+            else:
+                for feed_id in renewed:
+                    if feed_id in leases:
+                        leases[feed_id] = started + lease
+            now = loop.time()
+            for task, feed in list(running.items()):
+                if feed.id not in stopped and leases.get(feed.id, math.inf) - margin <= now:
+                    stopped.add(feed.id)
+                    log.error("feed_lease_lost", feed_id=feed.id, url=feed.url)
+                    task.cancel()
 
     async def _process_guarded(self, feed: Feed) -> FeedOutcome | None:
         """process_feed, but a feed whose outcome cannot even be recorded (the database went

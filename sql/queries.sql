@@ -217,7 +217,8 @@ WHERE ingest.feed_entries.article_id IS NULL AND NOT ingest.feed_entries.pruned;
 -- name: renew_leases
 UPDATE ingest.feeds
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
+WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
+RETURNING id;
 
 -- name: known_urls
 SELECT u.url, au.article_id

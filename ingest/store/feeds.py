@@ -232,11 +232,16 @@ class FeedStore(StoreBase):
     async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:
         await self._all("release_leases", {"owner": owner, "ids": list(feed_ids)})
 
-    async def renew_leases(self, owner: str, feed_ids: Iterable[int], lease_seconds: float) -> None:
-        """Extend the leases this process holds on feeds it is still working on."""
-        await self._all(
+    async def renew_leases(
+        self, owner: str, feed_ids: Iterable[int], lease_seconds: float
+    ) -> set[int]:
+        """Extend the leases this process holds on feeds it is still working on: the ids of
+        those it still held (not those it released, nor those another process claimed once
+        their leases ran out)."""
+        rows = await self._all(
             "renew_leases", {"owner": owner, "ids": list(feed_ids), "lease_seconds": lease_seconds}
         )
+        return {row["id"] for row in rows}
 
 
 def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:

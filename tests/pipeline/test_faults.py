@@ -241,6 +241,81 @@ async def test_slow_feeds_keep_their_lease_across_replicas(
     )
 
 
+async def test_a_feed_whose_lease_another_process_took_is_stopped(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """The process stalled past its lease, and another replica claimed the feed meanwhile: the
+    renewal finds the lease gone, and the feed is stopped before its lease would have run out,
+    its page unstored (the other replica's poll stores it) and its lease left to its owner."""
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(5)
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = held
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    run = asyncio.create_task(pipeline.run())
+    while not any(r.path == "/s/0" for r in server.requests):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_owner = 'another',"
+            " lease_expires_at = now() + interval '1 minute'"
+        )
+    summary = await asyncio.wait_for(run, 5)
+    release.set()
+    assert summary.feeds == 0
+    await asyncio.sleep(0.2)
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0
+    state = rows(database_url, "SELECT lease_owner, polled_at FROM ingest.feeds")[0]
+    assert (state["lease_owner"], state["polled_at"]) == ("another", None)
+    await pipeline.aclose()
+
+
+async def test_a_feed_is_stopped_before_its_lease_runs_out_while_renewals_fail(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Renewals fail (the database does not answer them): the feed is stopped before its lease
+    runs out, when another replica could claim it, not left running past it."""
+    from ingest.errors import StoreError
+
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(5)
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = held
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    renewals: list[float] = []
+
+    async def unanswered(*args: Any, **kwargs: Any) -> set[int]:
+        renewals.append(time.monotonic())
+        raise StoreError("database unreachable: timeout")
+
+    pipeline.store.renew_leases = unanswered  # type: ignore[method-assign]
+    run = asyncio.create_task(pipeline.run())
+    while not any(r.path == "/s/0" for r in server.requests):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    summary = await asyncio.wait_for(run, 5)
+    stopped, stopped_at = time.monotonic(), time.time()
+    release.set()
+    assert summary.feeds == 0
+    expires = rows(
+        database_url, "SELECT extract(epoch FROM lease_expires_at) AS t FROM ingest.feeds"
+    )
+    assert stopped_at < float(expires[0]["t"]), "stopped only after its lease ran out"
+    assert len(renewals) >= 2, "tried again before giving the feed up"
+    assert renewals[-1] < stopped
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0
+    await pipeline.aclose()
+
+
 async def test_stop_request_starts_no_more_feeds(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
