@@ -562,12 +562,14 @@ class Pipeline:
             rng=self.rng,
             full_text=full_text,
         )
-        await self._successes.add(update)
+        # Moved while the lease is held, before the outcome releases it: a move that fails
+        # leaves the poll unrecorded (handed back, done again), not recorded and unreported.
         if update.move_to is not None:
             kept = await self.store.move_feed(feed.id, update.move_to)
             log.info(
                 "feed_moved", new_url=update.move_to, merged_into=kept if kept != feed.id else None
             )
+        await self._successes.add(update)
 
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]

@@ -914,3 +914,88 @@ async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_c
     assert (again.ok, again.new_articles) == (1, 1)
     assert counted() - before == 3
     await pipeline.aclose()
+
+
+async def test_a_feed_permanently_redirected_moves_to_its_new_url(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Once its permanent redirect has held (here: at once), the feed is renamed to the URL it
+    moved to, keeping its id, its articles and its outcome; it is then polled there."""
+    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
+    server.routes["/new"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = static(page("/s/0"))
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/old"))
+    summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 1)
+    feed = rows(database_url, "SELECT id, url, lease_owner, polled_at FROM ingest.feeds")
+    assert len(feed) == 1
+    assert feed[0]["url"] == server.url("/new")
+    assert feed[0]["lease_owner"] is None
+    assert feed[0]["polled_at"] is not None
+    article = rows(database_url, "SELECT feed_id FROM news.articles")
+    assert [a["feed_id"] for a in article] == [feed[0]["id"]]
+    before = len(server.requests)
+    again = await pipeline.run(all_feeds=True)
+    assert (again.feeds, again.failed, again.new_articles) == (1, 0, 0)
+    assert [r.path for r in server.requests[before:]] == ["/new"]
+    await pipeline.aclose()
+
+
+async def test_a_feed_moved_to_the_url_of_another_feed_is_merged_into_it(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed redirected to a feed already subscribed is merged into it: its row goes, its
+    entries and articles are the other feed's, and no story is stored twice."""
+    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
+    server.routes["/new"] = static(rss(server.base, ["/s/0", "/s/1"]), "application/rss+xml")
+    for p in ("/s/0", "/s/1"):
+        server.routes[p] = static(page(p))
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/new"))
+    await pipeline.store.add_feed(server.url("/old"))
+    summary = await pipeline.run()
+    assert (summary.ok, summary.failed, summary.new_articles) == (2, 0, 2)
+    feeds = rows(database_url, "SELECT id, url, lease_owner FROM ingest.feeds")
+    assert [(f["url"], f["lease_owner"]) for f in feeds] == [(server.url("/new"), None)]
+    owners = rows(database_url, "SELECT DISTINCT feed_id FROM news.articles")
+    assert [o["feed_id"] for o in owners] == [feeds[0]["id"]]
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 2
+    await pipeline.aclose()
+
+
+async def test_a_move_that_fails_leaves_the_poll_unrecorded_and_is_done_again(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """The move is made while the lease is held, before the outcome is recorded: when it fails,
+    the feed is handed back with no outcome (not recorded as polled under its old URL while
+    the run reports nothing of it), and the next poll moves it."""
+    from ingest.errors import StoreError
+
+    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
+    server.routes["/new"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = static(page("/s/0"))
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/old"))
+    real = pipeline.store.move_feed
+
+    async def failing(*args: Any) -> int:
+        raise StoreError("database unreachable: connection reset")
+
+    pipeline.store.move_feed = failing  # type: ignore[method-assign]
+    summary = await pipeline.run()
+    assert summary.feeds == 0  # handed back
+    state = rows(database_url, "SELECT url, polled_at, lease_owner FROM ingest.feeds")[0]
+    assert (state["url"], state["polled_at"], state["lease_owner"]) == (
+        server.url("/old"),
+        None,
+        None,
+    )
+    pipeline.store.move_feed = real  # type: ignore[method-assign]
+    again = await pipeline.run()
+    assert (again.ok, again.new_articles) == (1, 0)  # its article was stored the first time
+    assert rows(database_url, "SELECT url FROM ingest.feeds")[0]["url"] == server.url("/new")
+    await pipeline.aclose()
