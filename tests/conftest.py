@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import uuid
@@ -151,6 +152,24 @@ def empty_database_url(pg_admin: str) -> Iterator[str]:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_alone() -> Iterator[None]:
+    """Every test leaves this process's SIGINT as it found it, handler and mask. The processes a
+    test starts inherit an ignored or blocked SIGINT, so a test that left it so would break the
+    Ctrl-C tests that happen to run after it on the same xdist worker (their command never sees
+    the signal): it fails here instead, and SIGINT is put back for the tests after it."""
+    handler = signal.getsignal(signal.SIGINT)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    changed = []
+    if signal.getsignal(signal.SIGINT) != handler:
+        changed.append(f"handler {signal.getsignal(signal.SIGINT)!r}, was {handler!r}")
+        signal.signal(signal.SIGINT, handler)
+    if (blocked := signal.pthread_sigmask(signal.SIG_SETMASK, mask)) != mask:
+        changed.append(f"blocked signals {sorted(blocked)}, were {sorted(mask)}")
+    assert not changed, "the test changed this process's SIGINT: " + "; ".join(changed)
 
 
 # --- TLS on loopback -----------------------------------------------------------------------------
