@@ -626,6 +626,7 @@ def test_interrupted_backfill_exits_130_and_resumes(database_url: str, site: Sit
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 130
     assert "run the same command again" in err
     site.stall = set()

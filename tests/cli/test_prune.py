@@ -137,7 +137,9 @@ def test_sigterm_keeps_whole_batches_and_a_second_prune_finishes(database_url: s
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 143, err
     assert out == ""
     assert [ln for ln in err.splitlines() if not ln.startswith("{")] == [
@@ -235,6 +237,7 @@ def test_service_keeps_change_rows_forever_with_retention_zero(articles: str) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 0
     assert "changes_trimmed" not in stderr
     assert _count(articles, "news.article_changes") == 10

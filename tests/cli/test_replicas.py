@@ -93,6 +93,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
             codes.append(p.wait(timeout=60))
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
             codes.append(None)
     return codes
 

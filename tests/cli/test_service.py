@@ -127,6 +127,7 @@ def test_service_ingests_serves_health_and_stops_on_sigterm(
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, stderr[-2000:]
     assert '"service_stopped"' in stderr
     with psycopg.connect(database_url) as conn:
@@ -261,6 +262,7 @@ def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 0
 
 
