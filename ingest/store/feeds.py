@@ -102,7 +102,9 @@ class FeedStore(StoreBase):
         where it has none (its feeds are not even read); of any other, no more than
         `host_limit` (None: no limit): the rest stay due for a later claim instead of being
         leased and released at once, batch after batch, while the host has room for one."""
-        room = dict(host_room or {})
+        # A room of `limit` or more binds nothing: those hosts are left out of the query's
+        # arrays (a process polling a thousand hosts would send them all with every claim).
+        room = {host: n for host, n in (host_room or {}).items() if n < limit}
         params = {
             "owner": owner,
             "lease_seconds": lease_seconds,
