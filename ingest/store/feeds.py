@@ -103,8 +103,10 @@ class FeedStore(StoreBase):
         `host_limit` (None: no limit): the rest stay due for a later claim instead of being
         leased and released at once, batch after batch, while the host has room for one."""
         # A room of `limit` or more binds nothing: those hosts are left out of the query's
-        # arrays (a process polling a thousand hosts would send them all with every claim).
-        room = {host: n for host, n in (host_room or {}).items() if n < limit}
+        # arrays (a process polling a thousand hosts would send them all with every claim),
+        # where `host_limit`, which then bounds them instead, binds nothing either.
+        unbound = host_limit is None or host_limit >= limit
+        room = {host: n for host, n in (host_room or {}).items() if n < limit or not unbound}
         params = {
             "owner": owner,
             "lease_seconds": lease_seconds,

@@ -128,6 +128,25 @@ async def test_claims_leave_out_the_feeds_of_busy_hosts(store: Store, all_feeds:
     assert [f.host for f in rest] == ["news.example.com"] * 2
 
 
+@pytest.mark.parametrize("all_feeds", [False, True])
+async def test_a_host_s_room_holds_where_it_exceeds_the_limit_for_other_hosts(
+    store: Store, all_feeds: bool
+) -> None:
+    """A host named in `host_room` is leased up to its room, not `host_limit` (the bound of
+    hosts it does not name), also when that room is at least the claim's `limit`."""
+    for n in range(4):
+        await store.add_feed(f"https://wide.example.com/feed/{n}")
+    claimed = await store.claim_feeds(
+        owner="a",
+        lease_seconds=600,
+        limit=3,
+        all_feeds=all_feeds,
+        host_room={"wide.example.com": 5},
+        host_limit=1,
+    )
+    assert len(claimed) == 3
+
+
 async def test_leased_feeds_not_reclaimed_until_expiry(store: Store, database_url: str) -> None:
     """A leased feed is not claimed again, even with all_feeds, until its lease expires."""
     ids = await _feed_ids(store, 3)
