@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -118,6 +118,10 @@ class Pipeline:
         self._backlog = Backlog(settings.worker_backlog_bytes)
         self._unreleased: set[int] = set()
         """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
+        self._finishing: set[int] = set()
+        """Feeds in progress whose outcome is being recorded or whose lease is being handed back
+        (`_finishing_poll`): writes that change nothing once the lease is another process's,
+        and that release it themselves. `_renew_leases` does not stop them."""
         self._handing_back: asyncio.Future[None] | None = None
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
@@ -308,8 +312,10 @@ class Pipeline:
         again shortly before one runs out while renewals fail. A feed whose lease may run out
         before it is renewed (the database did not answer; the process stalled, and another
         process may have claimed the feed meanwhile) is stopped: two polls of one feed would
-        fetch its pages twice and count its entries' tries twice. `leases`: the loop time
-        until which each feed's lease surely holds, updated here."""
+        fetch its pages twice and count its entries' tries twice. A feed whose outcome is being
+        recorded, or whose lease is being handed back, is not stopped: that write changes nothing
+        once the lease is another's, and a poll it records belongs in the run's summary.
+        `leases`: the loop time until which each feed's lease surely holds, updated here."""
         lease = self.settings.lease_seconds
         period = lease / 3
         margin = min(1.0, lease / 10)  # a feed is stopped this long before its lease runs out
@@ -317,7 +323,11 @@ class Pipeline:
         stopped: set[int] = set()
         while True:
             soonest = min(
-                (leases.get(f.id, math.inf) for f in running.values() if f.id not in stopped),
+                (
+                    leases.get(f.id, math.inf)
+                    for f in running.values()
+                    if f.id not in stopped and f.id not in self._finishing
+                ),
                 default=math.inf,
             )
             await asyncio.sleep(max(0.0, min(period, soonest - margin - loop.time())))
@@ -335,7 +345,12 @@ class Pipeline:
                         leases[feed_id] = started + lease
             now = loop.time()
             for task, feed in list(running.items()):
-                if feed.id not in stopped and leases.get(feed.id, math.inf) - margin <= now:
+                if (
+                    feed.id not in stopped
+                    and feed.id not in self._finishing
+                    and not task.done()
+                    and leases.get(feed.id, math.inf) - margin <= now
+                ):
                     stopped.add(feed.id)
                     log.error("feed_lease_lost", feed_id=feed.id, url=feed.url)
                     task.cancel()
@@ -352,7 +367,8 @@ class Pipeline:
                 # the database): the feed is due again before this call returns. Not for
                 # long: a database that is down is left to the retries of `_hand_back`.
                 async with asyncio.timeout(INLINE_RELEASE_SECONDS):
-                    await self.store.release_leases(self.owner, [feed.id])
+                    with self._finishing_poll(feed.id):
+                        await self.store.release_leases(self.owner, [feed.id])
                 return None
             self._unreleased.add(feed.id)
             if self._handing_back is None or self._handing_back.done():
@@ -377,6 +393,15 @@ class Pipeline:
             self._unreleased.difference_update(ids)
             if delay:
                 log.info("leases_handed_back", feeds=len(ids))
+
+    @contextlib.contextmanager
+    def _finishing_poll(self, feed_id: int) -> Iterator[None]:
+        """The feed's outcome is being recorded, or its lease handed back (`_finishing`)."""
+        self._finishing.add(feed_id)
+        try:
+            yield
+        finally:
+            self._finishing.discard(feed_id)
 
     async def _close_writers(self) -> None:
         """Let the groups of articles and of feed outcomes being written finish, for at most
@@ -442,15 +467,16 @@ class Pipeline:
             rng=self.rng,
             status=e.status if isinstance(e, FetchError) else None,
         )
-        await self.store.feed_failed(
-            feed.id,
-            owner=self.owner,
-            now=failure.now,
-            next_fetch_at=failure.next_fetch_at,
-            error=message,
-            deactivate=failure.deactivate,
-            reason=failure.reason,
-        )
+        with self._finishing_poll(feed.id):
+            await self.store.feed_failed(
+                feed.id,
+                owner=self.owner,
+                now=failure.now,
+                next_fetch_at=failure.next_fetch_at,
+                error=message,
+                deactivate=failure.deactivate,
+                reason=failure.reason,
+            )
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
         return FeedOutcome(feed.id, "error", error=message)
@@ -535,10 +561,11 @@ class Pipeline:
         failure = decide_feed_failure(
             feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng
         )
-        await self.store.feed_failed(
-            feed.id, owner=self.owner, now=failure.now, next_fetch_at=failure.next_fetch_at,
-            error=reason, deactivate=True, reason=reason,
-        )  # fmt: skip
+        with self._finishing_poll(feed.id):
+            await self.store.feed_failed(
+                feed.id, owner=self.owner, now=failure.now, next_fetch_at=failure.next_fetch_at,
+                error=reason, deactivate=True, reason=reason,
+            )  # fmt: skip
         return FeedOutcome(feed.id, "error", error=reason)
 
     async def _record_success(
@@ -569,7 +596,8 @@ class Pipeline:
             log.info(
                 "feed_moved", new_url=update.move_to, merged_into=kept if kept != feed.id else None
             )
-        await self._successes.add(update)
+        with self._finishing_poll(feed.id):
+            await self._successes.add(update)
 
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]

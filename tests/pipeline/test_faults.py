@@ -316,6 +316,44 @@ async def test_a_feed_is_stopped_before_its_lease_runs_out_while_renewals_fail(
     await pipeline.aclose()
 
 
+async def test_a_feed_whose_outcome_is_being_written_when_its_lease_runs_short_is_reported(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Renewals fail, and the feed's outcome is being written when its lease is about to run
+    out: that write (which holds only while the lease is the process's own) hands the lease
+    back itself, so the feed is not stopped in it, and a poll it records is in the run's
+    summary."""
+    from ingest.errors import StoreError
+
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = static(page("/s/0"))
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+
+    renewals = 0
+
+    async def unanswered(*args: Any, **kwargs: Any) -> set[int]:
+        nonlocal renewals
+        renewals += 1
+        raise StoreError("database unreachable: timeout")
+
+    real = pipeline.store.feeds_succeeded
+
+    async def slow(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(2)
+        await real(*args, **kwargs)
+
+    pipeline.store.renew_leases = unanswered  # type: ignore[method-assign]
+    pipeline.store.feeds_succeeded = slow  # type: ignore[method-assign]
+    summary = await asyncio.wait_for(pipeline.run(), 10)
+    state = rows(database_url, "SELECT polled_at, lease_owner FROM ingest.feeds")[0]
+    assert state["lease_owner"] is None
+    assert state["polled_at"] is not None
+    assert (summary.feeds, summary.ok, summary.new_articles) == (1, 1, 1)
+    assert renewals < 20, "renewals tried again and again while the outcome was written"
+    await pipeline.aclose()
+
+
 async def test_stop_request_starts_no_more_feeds(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
