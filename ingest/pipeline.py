@@ -311,11 +311,13 @@ class Pipeline:
         """Renew the leases of the feeds in progress every third of INGEST_LEASE_SECONDS, and
         again shortly before one runs out while renewals fail. A feed whose lease may run out
         before it is renewed (the database did not answer; the process stalled, and another
-        process may have claimed the feed meanwhile) is stopped: two polls of one feed would
-        fetch its pages twice and count its entries' tries twice. A feed whose outcome is being
-        recorded, or whose lease is being handed back, is not stopped: that write changes nothing
-        once the lease is another's, and a poll it records belongs in the run's summary.
-        `leases`: the loop time until which each feed's lease surely holds, updated here."""
+        process may have claimed the feed meanwhile), or that a renewal finds this process
+        holds no more (released under it, taken once the database's clock had it run out), is
+        stopped: two polls of one feed would fetch its pages twice and count its entries' tries
+        twice. A feed whose outcome is being recorded, or whose lease is being handed back, is
+        not stopped: that write changes nothing once the lease is another's, and a poll it
+        records belongs in the run's summary. `leases`: the loop time until which each feed's
+        lease surely holds, updated here."""
         lease = self.settings.lease_seconds
         period = lease / 3
         margin = min(1.0, lease / 10)  # a feed is stopped this long before its lease runs out
@@ -335,11 +337,15 @@ class Pipeline:
             if not held:
                 continue
             started = loop.time()
+            lost: set[int] = set()
             try:
                 renewed = await self.store.renew_leases(self.owner, held, lease)
             except IngestError as e:
                 log.warning("lease_renewal_failed", error=str(e))
             else:
+                # Not held any more though this process did not hand it back (released under
+                # it, or taken once the database's clock had it run out): stopped at once.
+                lost = set(held) - renewed
                 for feed_id in renewed:
                     if feed_id in leases:
                         leases[feed_id] = started + lease
@@ -349,7 +355,7 @@ class Pipeline:
                     feed.id not in stopped
                     and feed.id not in self._finishing
                     and not task.done()
-                    and leases.get(feed.id, math.inf) - margin <= now
+                    and (feed.id in lost or leases.get(feed.id, math.inf) - margin <= now)
                 ):
                     stopped.add(feed.id)
                     log.error("feed_lease_lost", feed_id=feed.id, url=feed.url)

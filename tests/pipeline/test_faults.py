@@ -354,6 +354,42 @@ async def test_a_feed_whose_outcome_is_being_written_when_its_lease_runs_short_i
     await pipeline.aclose()
 
 
+async def test_a_feed_whose_lease_was_taken_is_stopped_once_a_renewal_says_so(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Another process holds the feed's lease though this one did not stall (its lease was
+    released under it, the database's clock jumped): the first renewal that finds it gone
+    stops the feed, not only the time the lease would have run out at."""
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(8)
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = held
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=6), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    started = time.monotonic()
+    run = asyncio.create_task(pipeline.run())
+    while not any(r.path == "/s/0" for r in server.requests):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_owner = 'another',"
+            " lease_expires_at = now() + interval '1 minute'"
+        )
+    summary = await asyncio.wait_for(run, 10)
+    stopped = time.monotonic() - started
+    release.set()
+    assert summary.feeds == 0
+    assert stopped < 4, f"stopped after {stopped:.1f} s: renewed after 2 s, lease ran out at 6"
+    assert rows(database_url, "SELECT lease_owner FROM ingest.feeds")[0]["lease_owner"] == (
+        "another"
+    )
+    await pipeline.aclose()
+
+
 async def test_stop_request_starts_no_more_feeds(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
