@@ -161,6 +161,12 @@ class Pipeline:
             outcomes[i] = outcome
             if isinstance(outcome, Exception):
                 queued[i][0].failed = True
+        # Counted as the group commits, whatever becomes of the feeds that handed it over: one
+        # stopped while it was written ends without its results, and the next poll finds those
+        # articles stored.
+        committed = StoredCounts.total([o for o in written if isinstance(o, StoredCounts)])
+        metrics.ARTICLES_NEW.inc(committed.new)
+        metrics.DUPLICATES.inc(committed.duplicates)
         return outcomes
 
     async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts | Exception]:
@@ -961,9 +967,10 @@ class _Storer:
         unfetched, self._unfetched = self._unfetched, []
         if items:
             written = await self._writer.add_all([(self, a, k) for a, k in items])
-            # Counted as they are committed (a feed that fails later keeps them), before a
+            # The feed's counts of what committed (a feed that fails later keeps them), before a
             # failure of the rest is raised: what is handed over at once can take more than one
             # group (ARTICLES_LIMIT), and a group that committed stays so when a later one fails.
+            # (ingest_articles_new counts them as each group commits: `_store_queued`.)
             counts = StoredCounts.total([w for w in written if isinstance(w, StoredCounts)])
             self.new += counts.new
             self.existing += counts.existing
@@ -973,8 +980,6 @@ class _Storer:
                 for w, u in zip(written, unfetched, strict=True)
                 if u and isinstance(w, StoredCounts)
             )
-            metrics.ARTICLES_NEW.inc(counts.new)
-            metrics.DUPLICATES.inc(counts.duplicates)
             if errors := [w for w in written if isinstance(w, Exception)]:
                 raise errors[0]
 

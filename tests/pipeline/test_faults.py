@@ -990,6 +990,64 @@ async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_c
     await pipeline.aclose()
 
 
+async def test_articles_committed_for_a_feed_stopped_meanwhile_are_counted(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full-text feed's entries take two groups; the feed is stopped (renewals fail, its lease
+    runs short) while the second is being written. It waits for that write, which commits: what
+    both groups committed counts in ingest_articles_new, though the feed ends stopped and the
+    next poll finds those articles stored."""
+    from prometheus_client import REGISTRY
+
+    from ingest import pipeline as pipeline_module
+    from ingest.errors import StoreError
+
+    monkeypatch.setattr(pipeline_module, "ARTICLES_LIMIT", 2)
+    paths = [f"/story/{n}" for n in range(3)]
+    items = "".join(
+        f"<item><title>Story {p}</title><link>{server.base}{p}</link><guid>{p}</guid>"
+        f"<content:encoded>{p}. {PARAGRAPH} {PARAGRAPH} {PARAGRAPH}</content:encoded></item>"
+        for p in paths
+    )
+    body = (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>"
+    )
+    server.routes["/feed"] = static(body, "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    assert await pipeline.store.set_text_mode(server.url("/feed"), "feed")
+    real = pipeline.store.store_many
+    calls: list[int] = []
+
+    async def second_slow(items: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(items))
+        if len(calls) == 2:
+            await asyncio.sleep(2)
+        return await real(items, *args, **kwargs)
+
+    async def unanswered(*args: Any, **kwargs: Any) -> set[int]:
+        raise StoreError("database unreachable: timeout")
+
+    pipeline.store.store_many = second_slow  # type: ignore[method-assign]
+    pipeline.store.renew_leases = unanswered  # type: ignore[method-assign]
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("ingest_articles_new_total") or 0.0
+
+    before = counted()
+    first = await asyncio.wait_for(pipeline.run(), 10)
+    assert first.feeds == 0  # stopped
+    assert calls == [2, 1]
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 3
+    assert counted() - before == 3
+    await pipeline.aclose()
+
+
 async def test_a_feed_permanently_redirected_moves_to_its_new_url(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
