@@ -308,7 +308,7 @@ class Pipeline:
             self._pages.clear()
             for page in left:
                 page.cancel()
-            await asyncio.gather(*left, return_exceptions=True)
+            await asyncio.gather(renewer, *left, return_exceptions=True)
         return summary
 
     async def _renew_leases(

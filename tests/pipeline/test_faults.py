@@ -1131,3 +1131,23 @@ async def test_a_move_that_fails_leaves_the_poll_unrecorded_and_is_done_again(
     assert (again.ok, again.new_articles) == (1, 0)  # its article was stored the first time
     assert rows(database_url, "SELECT url FROM ingest.feeds")[0]["url"] == server.url("/new")
     await pipeline.aclose()
+
+
+async def test_a_run_leaves_no_task_of_its_own_running(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """When `run` returns, its lease renewer and its pages have ended, not merely been asked
+    to: `run --once` closes its event loop right after, which would destroy them pending."""
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = static(page("/s/0"))
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await pipeline.run()
+    assert summary.new_articles == 1
+    pending = [
+        t.get_coro().__qualname__  # type: ignore[union-attr]
+        for t in asyncio.all_tasks()
+        if not t.done() and t is not asyncio.current_task()
+    ]
+    assert not [name for name in pending if name.startswith("Pipeline.")], pending
+    await pipeline.aclose()
