@@ -69,6 +69,36 @@ def rss(base: str, paths: list[str], guid_prefix: str = "g") -> str:
     return f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>"
 
 
+def full_text_rss(base: str, paths: list[str]) -> str:
+    """A feed whose entries carry their whole article (`content:encoded`)."""
+    items = "".join(
+        f"<item><title>Story {p}</title><link>{base}{p}</link><guid>{p}</guid>"
+        f"<content:encoded>{p}. {PARAGRAPH} {PARAGRAPH} {PARAGRAPH}</content:encoded></item>"
+        for p in paths
+    )
+    return (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>"
+    )
+
+
+def held_page(release: threading.Event, seconds: float = 5) -> Callable[[Request], Response]:
+    """A route answering with its page once `release` is set (or `seconds` passed)."""
+
+    def held(req: Request) -> Response:
+        release.wait(seconds)
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    return held
+
+
+def articles_new_counted() -> float:
+    """`ingest_articles_new_total` as the metrics registry has it now."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("ingest_articles_new_total") or 0.0
+
+
 def settings(database_url: str, **kw: Any) -> Settings:
     return Settings(database_url=database_url, allow_private_networks=True, host_delay=0, **kw)
 
@@ -248,13 +278,8 @@ async def test_a_feed_whose_lease_another_process_took_is_stopped(
     renewal finds the lease gone, and the feed is stopped before its lease would have run out,
     its page unstored (the other replica's poll stores it) and its lease left to its owner."""
     release = threading.Event()
-
-    def held(req: Request) -> Response:
-        release.wait(5)
-        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
-
     server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
-    server.routes["/s/0"] = held
+    server.routes["/s/0"] = held_page(release)
     pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     run = asyncio.create_task(pipeline.run())
@@ -283,13 +308,8 @@ async def test_a_feed_is_stopped_before_its_lease_runs_out_while_renewals_fail(
     from ingest.errors import StoreError
 
     release = threading.Event()
-
-    def held(req: Request) -> Response:
-        release.wait(5)
-        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
-
     server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
-    server.routes["/s/0"] = held
+    server.routes["/s/0"] = held_page(release)
     pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     renewals: list[float] = []
@@ -361,13 +381,8 @@ async def test_a_feed_whose_lease_was_taken_is_stopped_once_a_renewal_says_so(
     released under it, the database's clock jumped): the first renewal that finds it gone
     stops the feed, not only the time the lease would have run out at."""
     release = threading.Event()
-
-    def held(req: Request) -> Response:
-        release.wait(8)
-        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
-
     server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
-    server.routes["/s/0"] = held
+    server.routes["/s/0"] = held_page(release, 8)
     pipeline = await make_pipeline(settings(database_url, lease_seconds=6), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     started = time.monotonic()
@@ -943,23 +958,12 @@ async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_c
     holds: the first group commits, the second fails and the feed is handed back. What the
     first committed counts in ingest_articles_new (counted as committed, whatever comes
     after), and the next poll stores and counts the rest: every article counted once."""
-    from prometheus_client import REGISTRY
-
     from ingest import pipeline as pipeline_module
     from ingest.errors import StoreError
 
     monkeypatch.setattr(pipeline_module, "ARTICLES_LIMIT", 2)
     paths = [f"/story/{n}" for n in range(3)]
-    items = "".join(
-        f"<item><title>Story {p}</title><link>{server.base}{p}</link><guid>{p}</guid>"
-        f"<content:encoded>{p}. {PARAGRAPH} {PARAGRAPH} {PARAGRAPH}</content:encoded></item>"
-        for p in paths
-    )
-    body = (
-        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
-        f"<channel><title>T</title>{items}</channel></rss>"
-    )
-    server.routes["/feed"] = static(body, "application/rss+xml")
+    server.routes["/feed"] = static(full_text_rss(server.base, paths), "application/rss+xml")
     pipeline = await make_pipeline(settings(database_url), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     assert await pipeline.store.set_text_mode(server.url("/feed"), "feed")
@@ -974,19 +978,16 @@ async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_c
 
     pipeline.store.store_many = second_fails  # type: ignore[method-assign]
 
-    def counted() -> float:
-        return REGISTRY.get_sample_value("ingest_articles_new_total") or 0.0
-
-    before = counted()
+    before = articles_new_counted()
     first = await pipeline.run()
     assert first.feeds == 0  # handed back
     assert calls == [2, 1]
     stored = rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"]
     assert stored == 2
-    assert counted() - before == stored
+    assert articles_new_counted() - before == stored
     again = await pipeline.run()
     assert (again.ok, again.new_articles) == (1, 1)
-    assert counted() - before == 3
+    assert articles_new_counted() - before == 3
     await pipeline.aclose()
 
 
@@ -1001,23 +1002,12 @@ async def test_articles_committed_for_a_feed_stopped_meanwhile_are_counted(
     runs short) while the second is being written. It waits for that write, which commits: what
     both groups committed counts in ingest_articles_new, though the feed ends stopped and the
     next poll finds those articles stored."""
-    from prometheus_client import REGISTRY
-
     from ingest import pipeline as pipeline_module
     from ingest.errors import StoreError
 
     monkeypatch.setattr(pipeline_module, "ARTICLES_LIMIT", 2)
     paths = [f"/story/{n}" for n in range(3)]
-    items = "".join(
-        f"<item><title>Story {p}</title><link>{server.base}{p}</link><guid>{p}</guid>"
-        f"<content:encoded>{p}. {PARAGRAPH} {PARAGRAPH} {PARAGRAPH}</content:encoded></item>"
-        for p in paths
-    )
-    body = (
-        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
-        f"<channel><title>T</title>{items}</channel></rss>"
-    )
-    server.routes["/feed"] = static(body, "application/rss+xml")
+    server.routes["/feed"] = static(full_text_rss(server.base, paths), "application/rss+xml")
     pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     assert await pipeline.store.set_text_mode(server.url("/feed"), "feed")
@@ -1036,15 +1026,12 @@ async def test_articles_committed_for_a_feed_stopped_meanwhile_are_counted(
     pipeline.store.store_many = second_slow  # type: ignore[method-assign]
     pipeline.store.renew_leases = unanswered  # type: ignore[method-assign]
 
-    def counted() -> float:
-        return REGISTRY.get_sample_value("ingest_articles_new_total") or 0.0
-
-    before = counted()
+    before = articles_new_counted()
     first = await asyncio.wait_for(pipeline.run(), 10)
     assert first.feeds == 0  # stopped
     assert calls == [2, 1]
     assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 3
-    assert counted() - before == 3
+    assert articles_new_counted() - before == 3
     await pipeline.aclose()
 
 
