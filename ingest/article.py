@@ -91,6 +91,8 @@ def build_article(
         language = own.language
     else:
         language = detect_language(text, hint=entry.language)
+    # What the worker measured of the stored text (its fingerprint and hash), if it did.
+    measured: Extracted | OwnText | None = extracted if text_source == "page" else own
     summary = clean_inline(entry.summary, max_length=5000) or (meta.description if meta else None)
     # The feed's byline when it names a person, else the page's people, else whatever the feed
     # named (the site, an agency desk).
@@ -116,10 +118,8 @@ def build_article(
         image_url=clean_url(entry.image_url) or (meta.image_url if meta else None),
         summary=summary,
         content_hash=(
-            extracted.content_hash
-            if extracted is not None and text_source == "page" and extracted.content_hash
-            else own.content_hash
-            if own is not None and own.content_hash
+            measured.content_hash
+            if measured is not None and measured.content_hash
             else content_hash(text)
         ),
         text_source=text_source,
@@ -127,13 +127,7 @@ def build_article(
         guid=entry.guid,
         fetched_at=now,
         aliases=tuple(sorted(aliases)),
-        fingerprint=(
-            extracted.fingerprint
-            if extracted is not None and text_source == "page"
-            else own.fingerprint
-            if own is not None
-            else fingerprint(text)
-        ),
+        fingerprint=measured.fingerprint if measured is not None else fingerprint(text),
     )
 
 
