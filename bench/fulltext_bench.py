@@ -6,7 +6,8 @@ measured against the
 project's extraction of the page, as a feed entry would be. Reported by corpus and by part
 (dev/val, split by site): the share of each kind of text that the comparison takes for the
 article, that an entry of a full-text feed stores from the feed (matched, or `stands` after a
-failed comparison), and, for the texts ending in an ellipsis, that `ends_alike` lets take part.
+failed comparison), of those, the ones further from the article than the extraction they were
+stored instead of, and, for the texts ending in an ellipsis, that `ends_alike` lets take part.
 
 What it measures and how to run it: bench/README.md (`fulltext_bench.py`)."""
 
@@ -22,7 +23,7 @@ from lib.report import header
 
 from ingest.coverage import words
 from ingest.errors import ExtractError
-from ingest.extract import extract_page
+from ingest.extract import read_page
 from ingest.extract.page import visible_text
 from ingest.fulltext import CLEAN, MIN_WORDS, measure
 from ingest.normalize import clean_text
@@ -49,17 +50,29 @@ KINDS: dict[str, Callable[[str], str]] = {
     "first half…": lambda t: first(t, 0.5) + " …",
     "first quarter": lambda t: first(t, 0.25),
 }
-MEASURES = ("compare", "stored", "ends_alike")
+MEASURES = ("compare", "stored", "worse", "ends_alike")
 
 
-def decide(feed_text: str, page_text: str, visible: str) -> dict[str, bool]:
+def f1(sample: c.Sample, text: str) -> float:
+    """The text's shingle F1 against the page's human-written body."""
+    s = c.score_text(sample, text)
+    return s.tp / (s.tp + (s.fp + s.fn) / 2) if s.tp else 0.0
+
+
+def decide(feed_text: str, page_text: str, visible: str, main: str) -> dict[str, bool]:
     """Whether the text is stored from the feed, as `ingest.pipeline` decides it for an entry
     of a full-text feed whose failed comparison leaves it full-text (`ingest.fulltext.measure`:
     `judge`, then `stands`)."""
-    c = measure(feed_text, page_text, visible)
+    c = measure(feed_text, page_text, visible, main)
     if c is None:
         return dict.fromkeys(MEASURES, False)
     return {"compare": c.same, "stored": c.same or c.stands, "ends_alike": True}
+
+
+def worse(sample: c.Sample, feed_text: str, page_text: str) -> bool:
+    """Whether the feed text, stored, is further from the article than the page's extraction
+    (shingle F1 against the human-written body)."""
+    return f1(sample, feed_text) < f1(sample, page_text)
 
 
 def main() -> None:
@@ -78,15 +91,18 @@ def main() -> None:
             skipped += 1
             continue
         try:
-            page_text = extract_page(sample.body, sample.url).text
+            extracted, main = read_page(sample.body, sample.url)
+            page_text = extracted.text
         except ExtractError:
-            page_text = ""
+            page_text = main = ""
         visible = visible_text(sample.body)
         for kind, make in KINDS.items():
             feed_text = make(truth)
             if len(words(feed_text)) < MIN_WORDS:
                 continue
-            for name, ok in decide(feed_text, page_text, visible).items():
+            decided = decide(feed_text, page_text, visible, main)
+            decided["worse"] = decided["stored"] and worse(sample, feed_text, page_text)
+            for name, ok in decided.items():
                 if name == "ends_alike" and not kind.endswith("…"):
                     continue
                 cell = tally[(sample.corpus, sample.part, kind, name)]
@@ -99,7 +115,9 @@ def main() -> None:
         "Per comparison, each on its own. compare: the article (three in a row stop the"
         " fetching; an excerpt's match never counts); stored: stored from the feed by an entry"
         " of a full-text feed (the comparison's match, or `stands` after a failed one);"
-        " ends_alike: a text ending in an ellipsis that takes part at all.\n"
+        " worse: stored, and further from the article (shingle F1 against its human-written"
+        " body) than the page's extraction it was stored instead of; ends_alike: a text ending"
+        " in an ellipsis that takes part at all.\n"
     )
     kinds = list(KINDS)
     for corpus in sorted({k[0] for k in tally}):

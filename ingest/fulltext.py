@@ -16,13 +16,15 @@ matches in a row, or misses in a row as a negative number.)
 What is stored follows the comparison and the state. An entry whose text is the article is
 stored from that text. One whose comparison failed is stored from its text all the same where
 the text is clean and holds MOST of its page's extraction, or AT_END of it where the
-extraction is that text with something before it (`stands`), and the feed is still full-text
-once that failure is counted (in feed order; while the feed is probed, once probing is done):
-a comparison fails as often because the extraction kept a related story's teaser or lost a
-paragraph as because the feed changed. An excerpt takes part only where its page's text ends
-where its own does (`ends_alike`: an article that itself ends in an ellipsis, or a page that
-shows no more), and then never counts towards the mode. An operator may fix the mode per
-feed (`page` never trusts the feed's text, `feed` always does while entries have text).
+extraction is that text with something before it, or holds nearly all of an extraction that
+lost part of what the page shows as its content (`stands`, `dominates`), and the feed is
+still full-text once that failure is counted (in feed order; while the feed is probed, once
+probing is done): a comparison fails as often because the extraction kept a related story's
+teaser or lost a paragraph as because the feed changed. An excerpt takes part only where its
+page's text ends where its own does (`ends_alike`: an article that itself ends in an ellipsis,
+or a page that shows no more), and then never counts towards the mode. An operator may fix the
+mode per feed (`page` never trusts the feed's text, `feed` always does while entries have
+text).
 """
 
 from __future__ import annotations
@@ -120,16 +122,39 @@ def ends_alike(feed_text: str, page_text: str) -> bool:
     return n == _LAST and any(tail[k : k + n] == last for k in range(len(tail) - n + 1))
 
 
-def stands(feed_text: str, page_text: str, holds: float, clean: float) -> bool:
+def stands(
+    feed_text: str, page_text: str, holds: float, clean: float, in_main: float | None = None
+) -> bool:
     """Whether the text of an entry whose comparison with its page's extraction failed
     (`compare`'s measures) is stored from the feed all the same where the feed is still
     full-text once that failure is counted: it is as clean as a match must be and holds at
     least MOST of the extraction (HOLDS is the comparison's bar), or AT_END of it where the
     extraction is the text with something before it (`follows`). So only a feed proven
-    full-text gets the benefit of the doubt, and not on the miss that switches it back."""
+    full-text gets the benefit of the doubt, and not on the miss that switches it back.
+
+    Also where the extraction lost part of the article (`dominates`): the text holds as much
+    of the extraction as a match must, and the page's main content shows CLEAN of it
+    (`in_main`, `held_by_page` of the main-content text; None for an excerpt, which this
+    never vouches for)."""
+    if in_main is not None and dominates(holds, in_main):
+        return True
     if clean < CLEAN:
         return False
     return holds >= MOST or (holds >= AT_END and follows(feed_text, page_text))
+
+
+def dominates(holds: float, in_main: float) -> bool:
+    """Whether an entry's text is its page's extraction and more, all of it in the page's main
+    content: it holds HOLDS of the extraction, and the main-content text (resiliparse's second
+    opinion, which leaves out asides, menus and related-story blocks) CLEAN of it. Stored, it
+    loses nothing the extraction has and adds only what the page shows as its content, where
+    the extraction missed paragraphs (a story split across blocks, a lead under a share bar).
+    A text padded with a sidebar's stories is not in the main content. The comparison still
+    fails (the text may be an excerpt longer than a poor extraction), so it is stored so only
+    in a feed proven full-text. Set on the development half of the corpora
+    (`bench/fulltext_bench.py`): one more article of 125 stored from the feed, and two
+    excerpts, each nearer the article than its page's extraction."""
+    return holds >= HOLDS and in_main >= CLEAN
 
 
 def follows(feed_text: str, page_text: str) -> bool:
@@ -240,20 +265,33 @@ def judge(
     return compare(feed_text, page_text, None if cut else on_page)
 
 
-def measure(feed_text: str, page_text: str, visible_text: str | None = None) -> Comparison | None:
+def measure(
+    feed_text: str,
+    page_text: str,
+    visible_text: str | None = None,
+    main_text: str | None = None,
+) -> Comparison | None:
     """`judge` and, where the text is not the article, `stands`, in one: what the pipeline
     decides an entry by. `visible_text`, the page's whole visible text, may vouch for a text
-    that is not an excerpt (`held_by_page`); None where it was not read. CPU work in the length
-    of both texts: the workers run it beside the extraction (`ingest.workers.tasks`)."""
-    on_page = None
-    if visible_text is not None and not looks_cut(feed_text):
+    that is not an excerpt (`held_by_page`), and `main_text`, its main content
+    (`ingest.extract.read_page`), for one that holds all of a poor extraction (`dominates`);
+    None where they were not read. CPU work in the length of the texts: the workers run it
+    beside the extraction (`ingest.workers.tasks`)."""
+    cut = looks_cut(feed_text)
+    on_page = in_main = None
+    if visible_text is not None and not cut:
         on_page = held_by_page(feed_text, visible_text)
     verdict = judge(feed_text, page_text, on_page)
     if verdict is None:
         return None
     same, holds, clean = verdict
+    if main_text is not None and not cut and not same:
+        in_main = held_by_page(feed_text, main_text)
     return Comparison(
-        same, holds, clean, stands=not same and stands(feed_text, page_text, holds, clean)
+        same,
+        holds,
+        clean,
+        stands=not same and stands(feed_text, page_text, holds, clean, in_main),
     )
 
 

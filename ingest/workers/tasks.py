@@ -20,14 +20,15 @@ def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extract
     from ingest import extract
     from ingest.fulltext import digest, looks_cut, measure
 
-    extracted = extract.extract_page(body, url)
+    extracted, main = extract.read_page(body, url)
     if not feed_text:
         return extracted
     # An excerpt is compared with the extraction only: the page's whole text is not read.
-    visible = None if looks_cut(feed_text) else extract.visible_text(body)
+    cut = looks_cut(feed_text)
+    visible = None if cut else extract.visible_text(body)
     return replace(
         extracted,
-        comparison=measure(feed_text, extracted.text, visible),
+        comparison=measure(feed_text, extracted.text, visible, None if cut else main),
         feed_text_digest=digest(feed_text),
     )
 

@@ -19,11 +19,13 @@ from ingest.fulltext import (
     SHRUNK,
     article_words,
     compare,
+    dominates,
     ends_alike,
     entry_text,
     follows,
     held_by_page,
     looks_cut,
+    measure,
     observe,
     own_text,
     probe,
@@ -306,6 +308,38 @@ def test_a_feed_text_padded_with_a_story_the_page_shows_does_not_stand() -> None
     assert holds == 1.0
     assert not same
     assert not stands(padded, STORY, holds, clean)
+
+
+def test_a_text_holding_all_of_an_extraction_that_lost_part_of_the_story_stands() -> None:
+    """The extraction kept the story's first third (its body split across containers): the
+    comparison fails, but the feed's text holds all of the extraction and the page's main
+    content shows all of the text, so it may stand in a full-text feed. Neither a text padded
+    with a story the main content leaves out (an aside) nor an excerpt gets that benefit."""
+    third = STORY[: len(STORY) // 3].rsplit(" ", 1)[0]
+    menu = "Home News Sport Weather Contact"
+    c = measure(STORY, third, f"{menu} {STORY}", STORY)
+    assert c is not None
+    assert not c.same
+    assert c.holds == 1.0
+    assert c.clean < CLEAN
+    assert c.stands
+    # Without the main content (a page fetched for another feed's entry), it does not.
+    c = measure(STORY, third, f"{menu} {STORY}")
+    assert c is not None
+    assert not c.stands
+    others = " ".join(f"Other story {n} is about a bakery and its new ovens." for n in range(60))
+    padded = STORY + " " + others
+    c = measure(padded, STORY, f"{STORY} {others}", STORY)
+    assert c is not None
+    assert c.holds == 1.0
+    assert not c.stands
+    assert measure(third + " …", third[: len(third) // 2], third, third) is None
+
+
+def test_dominating_takes_a_match_s_bar_on_both_sides() -> None:
+    assert dominates(HOLDS, CLEAN)
+    assert not dominates(HOLDS - 0.01, 1.0)
+    assert not dominates(1.0, CLEAN - 0.01)
 
 
 def test_an_entrys_own_text_is_measured_once_as_the_pipeline_needs_it() -> None:

@@ -581,6 +581,44 @@ def test_a_page_measured_against_a_feed_text_says_which_text_it_measured() -> No
     assert cut.feed_text_digest == digest(excerpt)
 
 
+def test_the_worker_measures_a_feed_text_against_the_page_s_main_content_too() -> None:
+    """A story whose body is split across two containers by an advertising row: the
+    extraction keeps the first, resiliparse's main content both, and the worker's comparison
+    lets the feed's whole text stand for the article (`ingest.fulltext.dominates`)."""
+    from ingest.extract.page import read_page, visible_text
+    from ingest.fulltext import measure
+    from ingest.workers import tasks
+
+    story = [
+        f"Paragraph {n}: the harbour board voted on plan {n} after a long night of debate in "
+        f"the town hall, where {n + 40} residents had come to hear the result."
+        for n in range(6)
+    ]
+
+    def block(paras: list[str]) -> str:
+        return (
+            "<div class='grid'><div class='body article__body'>"
+            + "".join(f"<p>{p}</p>" for p in paras)
+            + "</div><div class='aside'><div class='ad ad--rail'></div></div></div>"
+        )
+
+    html = (
+        "<html><head><title>Vote</title></head><body><nav><a href='/'>Home</a></nav><main>"
+        f"<article><h1>Vote</h1>{block(story[:2])}<div class='row full-bleed-ad'><div"
+        f" class='ad'><span>Advertisement</span></div></div>{block(story[2:])}</article></main>"
+        "</body></html>"
+    ).encode()
+    feed_text = "\n\n".join(story)
+    measured = tasks.extract_page(html, "https://example.com/vote", feed_text)
+    extracted, main = read_page(html, "https://example.com/vote")
+    assert measured.text == extracted.text
+    assert len(extracted.text) < len(feed_text) / 2
+    assert measured.comparison == measure(feed_text, extracted.text, visible_text(html), main)
+    assert measured.comparison is not None
+    assert not measured.comparison.same
+    assert measured.comparison.stands
+
+
 @pytest.mark.parametrize(("depth", "deep"), [(150, False), (196, False), (197, True), (300, True)])
 def test_only_a_deeply_nested_page_gives_the_second_opinion_lxmls_copy(
     depth: int, deep: bool

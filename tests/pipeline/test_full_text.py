@@ -400,12 +400,73 @@ async def test_failures_in_one_batch_are_judged_in_feed_order(
     assert {sources[n] for n in "0345"} == {"feed"}  # they matched
 
 
+def split_page(n: int, at: int) -> str:
+    """Story n with its body in two containers split by an advertising row after paragraph
+    `at`, as some publishers lay a story out: the extraction keeps the first container only,
+    the page's main content both."""
+
+    def block(paras: list[str]) -> str:
+        return (
+            "<div class='grid'><div class='body article__body'>"
+            + "".join(f"<p>{p}</p>" for p in paras)
+            + "</div><div class='aside'><div class='ad ad--rail'></div></div></div>"
+        )
+
+    story = paragraphs(n)
+    return (
+        f"<html><head><title>Story {n}</title></head><body><nav><a href='/'>Home</a></nav>"
+        f"<main><article><h1>Story {n}</h1>{block(story[:at])}"
+        "<div class='row full-bleed-ad'><div class='ad'><span class='ad-label'>Advertisement"
+        f"</span></div></div>{block(story[at:])}</article></main></body></html>"
+    )
+
+
+async def test_a_story_the_extraction_cut_short_is_stored_from_a_proven_feed_s_text(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Story 1's page splits its body with an advertising row, and the extraction keeps only
+    the first third: the comparison fails, but the feed's text holds all of that extraction
+    and the page's main content shows all of the text, so once the feed is proven full-text
+    story 1 is stored from the feed, whole."""
+    site.routes["/a/1"] = static(split_page(1, 2))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is True
+    assert state["full_text_streak"] == 3  # 0, then 1 failed; 2, 3 and 4 in a row
+    (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/1$'")
+    assert one["text_source"] == "feed"
+    assert one["text"] == clean_text("\n\n".join(paragraphs(1)))
+
+
+async def test_a_story_the_extraction_cut_short_is_the_page_s_in_a_feed_not_proven(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Every page is split so: no comparison holds, the feed is never proven, and each entry is
+    stored from its page's extraction, short as it is (an excerpt longer than a poor extraction
+    looks the same)."""
+    for n in range(6):
+        site.routes[f"/a/{n}"] = static(split_page(n, 2))
+    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is False
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    assert [r["text_source"] for r in stored] == ["page"] * 6
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        assert row["text"] == clean_text("\n\n".join(paragraphs(n)[:2]))
+
+
 async def test_a_feed_text_padded_with_a_story_its_page_shows_elsewhere_does_not_stand(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
     """Entry 1 carries its story and a longer one its page shows beside the article: the
     extraction holds under half of the entry's text, so the whole page does not vouch for
-    it, and it is stored from its page even though the feed is proven in the same poll."""
+    it, nor does the page's main content (the longer story is in an aside), and it is stored
+    from its page even though the feed is proven in the same poll."""
     other = [
         f"Elsewhere, the ferry company of harbour {k} renamed its boats after local poets and "
         f"painters, and the first of them, number {k + 10}, sails from the north pier in May."
