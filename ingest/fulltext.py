@@ -8,7 +8,8 @@ compared. Once CONFIRM entries in a row show the feed's text to be the article (
 all of the page's text and little besides), the feed switches to full-text mode: entries are
 stored from their own text without a request, except one in RECHECK_EVERY and any entry whose
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
-compared again. MISSES comparisons in a row that fail switch the feed back. An entry of fewer
+compared again. MISSES comparisons in a row that fail switch the feed back, so a failed one is
+followed by the comparison of the feed's next entry. An entry of fewer
 than MIN_WORDS words, or that ends like an excerpt, always has its page fetched and never counts
 towards the mode: it says nothing about the feed's other entries. (`FullText.streak` counts
 matches in a row, or misses in a row as a negative number.)
@@ -45,7 +46,8 @@ TEXT_MODES: Final[tuple[TextMode, ...]] = ("auto", "page", "feed")
 CONFIRM: Final = 3
 """Entries in a row whose feed text is the article before pages are no longer fetched."""
 RECHECK_EVERY: Final = 20
-"""In full-text mode, one entry in this many is still compared with its page."""
+"""In full-text mode, one entry in this many is still compared with its page, and the entry
+after a failed comparison (`observe`)."""
 MIN_WORDS: Final = 50
 """Fewer words than this is a teaser, never the article."""
 HOLDS: Final = 0.8
@@ -330,5 +332,9 @@ def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int
             on = state.on and streak > -MISSES
             # Evidence gathered before the feed stopped being its article is not kept.
             words = state.words if on else 0
-            state = FullText(on, streak, state.since_check, words, evidence)
+            # A full-text feed's next entry is compared too: it tells a feed that changed
+            # (switched back after it) from a page the extraction got wrong, before another
+            # RECHECK_EVERY entries are stored from the feed on the strength of one miss.
+            since = RECHECK_EVERY - 1 if on else state.since_check
+            state = FullText(on, streak, since, words, evidence)
     return state

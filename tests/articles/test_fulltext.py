@@ -205,7 +205,27 @@ def test_a_re_check_that_matches_keeps_the_count_of_entries_stored_after_it() ->
     assert wants.index(True) == RECHECK_EVERY - 1
     assert planned.since_check == 5
     assert observe(planned, [(True, 0.98, 0.97, LONG)]).since_check == 5
-    assert observe(planned, [(False, 0.4, 0.9, LONG)]).since_check == 5
+
+
+def test_a_failed_re_check_has_the_feed_s_next_entry_compared() -> None:
+    """The feed stays full-text after one miss, and its next entry is compared too (the poll's
+    other entries were stored already); a match then makes the wait for the next re-check a
+    full RECHECK_EVERY again, a second miss switches the feed back."""
+    state = FullText(on=True, streak=CONFIRM, words=LONG)
+    _, planned = wants_pages(state, "auto", [LONG] * (RECHECK_EVERY + 5))
+    missed = observe(planned, [(False, 0.4, 0.9, LONG)])
+    assert missed.on
+    assert missed.streak == -1
+    wants, after = wants_pages(missed, "auto", [LONG] * 3)
+    assert wants == [True, False, False]
+    assert after.since_check == 2
+    matched = observe(after, [(True, 0.98, 0.97, LONG)])
+    assert matched.on
+    assert matched.streak == 1
+    assert wants_pages(matched, "auto", [LONG] * (RECHECK_EVERY - 3))[0] == [False] * (
+        RECHECK_EVERY - 3
+    )
+    assert not observe(after, [(False, 0.4, 0.9, LONG)]).on
 
 
 def test_a_teaser_s_page_is_no_re_check() -> None:

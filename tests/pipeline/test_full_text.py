@@ -348,17 +348,18 @@ async def test_an_article_ending_in_an_ellipsis_is_the_feed_s_where_its_page_end
 async def test_a_failed_re_check_keeps_the_feed_s_text_but_not_the_second_in_a_row(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
-    """A proven feed's one-in-twenty re-checks land on pages with the weather note: the first
-    failure leaves the feed full-text and its entry is stored from the feed's text; the second
-    in a row switches the feed back, and that entry is stored from its page."""
+    """A proven feed's one-in-twenty re-check lands on a page with the weather note: the
+    failure leaves the feed full-text and its entry is stored from the feed's text, and the
+    feed's next entry is compared too. Its page has the note as well: the second miss in a row
+    switches the feed back, and that entry is stored from its page."""
     for n in range(40, 60):
         site.routes[f"/a/{n}"] = static(article_page(n))
     site.routes["/a/22"] = static(page_with(22, [*paragraphs(22), WEATHER]))
-    site.routes["/a/42"] = static(page_with(42, [*paragraphs(42), WEATHER]))
+    site.routes["/a/37"] = static(page_with(37, [*paragraphs(37), WEATHER]))
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    for last, recheck in ((37, 22), (57, 42)):
+    for last, recheck in ((37, 22), (57, 37)):
         site.routes["/feed"] = static(feed(site.base, range(last)), RSS)
         before = {r.path for r in site.requests}
         await pipeline.run(all_feeds=True)
@@ -373,8 +374,38 @@ async def test_a_failed_re_check_keeps_the_feed_s_text_but_not_the_second_in_a_r
     assert len(stored) == 57
     assert stored["22"]["text_source"] == "feed"
     assert stored["22"]["text"] == clean_text("\n\n".join(paragraphs(22)))
-    assert stored["42"]["text_source"] == "page"
-    assert "weather" in stored["42"]["text"]
+    assert stored["37"]["text_source"] == "page"
+    assert "weather" in stored["37"]["text"]
+    # Back in page mode: every new entry's page is fetched again.
+    site.routes["/feed"] = static(feed(site.base, range(59)), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/57", "/a/58"}
+
+
+async def test_a_re_check_that_failed_once_is_settled_by_the_next_entry(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """The one-in-twenty re-check fails on a page with the weather note; the feed's next entry
+    is compared at the next poll, matches, and the feed stays full-text with its re-checks one
+    in twenty again."""
+    for n in range(40, 80):
+        site.routes[f"/a/{n}"] = static(article_page(n))
+    site.routes["/a/22"] = static(page_with(22, [*paragraphs(22), WEATHER]))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    for last, fetched in ((37, {22}), (57, {37}), (77, {57})):
+        site.routes["/feed"] = static(feed(site.base, range(last)), RSS)
+        before = {r.path for r in site.requests}
+        await pipeline.run(all_feeds=True)
+        assert {r.path for r in site.requests} - before == {f"/a/{n}" for n in fetched}
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is True
+    assert state["full_text_streak"] == 2  # 37 and 57 matched
+    sources = rows(database_url, "SELECT text_source FROM news.articles")
+    assert len(sources) == 77
+    assert {r["text_source"] for r in sources} == {"feed"}
 
 
 async def test_failures_in_one_batch_are_judged_in_feed_order(
