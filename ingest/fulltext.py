@@ -313,9 +313,12 @@ def held_by_page(feed_text: str, visible_text: str) -> float:
 
 def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int]]) -> FullText:
     """The state after this poll's comparisons, in feed order (verdict, holds, clean, the feed
-    text's word count). A full-text feed's count since the last comparison is `wants_pages`'s,
-    which placed the re-checks: the entries it stored from the feed after the last of them
-    still count towards the next one."""
+    text's word count), from the state `wants_pages` planned them in. A full-text feed's count
+    since the last comparison is `wants_pages`'s, which placed the re-checks: the entries it
+    stored from the feed after the last of them still count towards the next one. A failed
+    comparison that leaves the feed full-text has its next entry compared, unless a later
+    comparison of the same poll matched (that settled it)."""
+    counted = state.since_check if state.on else 0
     for same, holds, clean, n in comparisons:
         evidence = (
             f"feed text holds {holds:.0%} of the page, the page {clean:.0%} of it "
@@ -323,7 +326,7 @@ def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int
         )
         if same:
             streak = max(state.streak, 0) + 1
-            since = state.since_check if state.on else 0
+            since = counted if state.on else 0
             state = FullText(
                 state.on or streak >= CONFIRM, streak, since, _shortest(state.words, n), evidence
             )

@@ -767,10 +767,12 @@ class Pipeline:
                 # The others were cancelled: what failed reaches the caller as itself, not
                 # wrapped in a group; a StoreError first (the feed is handed back).
                 raise _chief(failed) from None
-            after = state
+            # Each entry's state is that of the comparisons up to it, from the planned state.
+            after, so_far = state, []
             for i in indices:  # feed order
                 if i in compared:
-                    after = observe(after, [compared[i]])
+                    so_far.append(compared[i])
+                    after = observe(state, so_far)
                 if i in doubtful and not probing:  # stored with the next store
                     await ready(i, doubtful.pop(i), after.on, False)
             return after

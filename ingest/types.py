@@ -162,7 +162,9 @@ class FullText:
     """Comparisons in a row that found the feed's text to be the article; negative: that
     found it not to be."""
     since_check: int = 0
-    """Entries stored from the feed's text since the last comparison (full-text mode)."""
+    """Entries stored from the feed's text since the last comparison (full-text mode);
+    RECHECK_EVERY - 1 after a failed one that left the feed full-text, so that its next entry
+    is compared (`ingest.fulltext.observe`)."""
     words: int = 0
     """The length in words of the feed's shortest articles: the shortest entry text found to
     be the article, raised a little by each longer one (`ingest.fulltext._shortest`)."""

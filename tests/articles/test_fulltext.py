@@ -228,6 +228,25 @@ def test_a_failed_re_check_has_the_feed_s_next_entry_compared() -> None:
     assert not observe(after, [(False, 0.4, 0.9, LONG)]).on
 
 
+def test_a_failed_re_check_settled_in_the_same_poll_leaves_no_comparison_due() -> None:
+    """The re-check fails and a much shorter entry later in the same poll is compared and
+    matches: that match settles the miss, so the entries stored from the feed after it count
+    towards the next re-check as before, and the next poll's first entry is not compared."""
+    state = FullText(on=True, streak=CONFIRM, words=LONG, since_check=RECHECK_EVERY - 1)
+    counts = [LONG, LONG, MIN_WORDS + 1, *[LONG] * 5]
+    wants, planned = wants_pages(state, "auto", counts)
+    assert wants == [True, False, True, *[False] * 5]
+    assert planned.since_check == 5
+    settled = observe(planned, [(False, 0.4, 0.9, LONG), (True, 0.98, 0.97, MIN_WORDS + 1)])
+    assert settled.on
+    assert settled.streak == 1
+    assert settled.since_check == 5
+    assert wants_pages(settled, "auto", [LONG])[0] == [False]
+    # A miss after the match is the one the next entry settles.
+    missed = observe(planned, [(True, 0.98, 0.97, MIN_WORDS + 1), (False, 0.4, 0.9, LONG)])
+    assert missed.since_check == RECHECK_EVERY - 1
+
+
 def test_a_teaser_s_page_is_no_re_check() -> None:
     state = FullText(on=True, streak=CONFIRM, words=LONG, since_check=RECHECK_EVERY - 2)
     wants, after = wants_pages(state, "auto", [LONG, 3, 0, LONG, LONG])

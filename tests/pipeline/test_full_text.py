@@ -408,6 +408,41 @@ async def test_a_re_check_that_failed_once_is_settled_by_the_next_entry(
     assert {r["text_source"] for r in sources} == {"feed"}
 
 
+BRIEF = (
+    "Story 30, in brief: the council of district 30 closed the footbridge over the canal on "
+    "Tuesday for a week of repairs to its railings, and walkers are asked to use the ferry from "
+    "the north pier instead, which runs every twenty minutes from six in the morning until "
+    "midnight, the council said."
+)
+
+
+async def test_a_failed_re_check_settled_later_in_the_same_poll_has_no_entry_compared_after(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """The one-in-twenty re-check (22) fails on a page with the weather note, and entry 30, a
+    brief under a third of the feed's shortest articles, is compared in the same poll and
+    matches: the miss is settled, the entries stored from the feed after 30 count towards the
+    next re-check, and the next poll's entries are all stored from the feed."""
+    site.routes["/a/22"] = static(page_with(22, [*paragraphs(22), WEATHER]))
+    site.routes["/a/30"] = static(page_with(30, [BRIEF]))
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    story = "".join(f"<p>{p}</p>" for p in paragraphs(30))
+    site.routes["/feed"] = static(feed(site.base, range(37)).replace(story, f"<p>{BRIEF}</p>"), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/22", "/a/30"}
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is True
+    assert state["full_text_streak"] == 1  # 30 matched after 22 failed
+    site.routes["/feed"] = static(feed(site.base, range(40)).replace(story, f"<p>{BRIEF}</p>"), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == set()
+    assert len(rows(database_url, "SELECT id FROM news.articles")) == 40
+
+
 async def test_failures_in_one_batch_are_judged_in_feed_order(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
