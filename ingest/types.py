@@ -112,7 +112,8 @@ class Extracted:
     """`ingest.normalize.content_hash` of `text`, computed in the worker for the same reason."""
     comparison: Comparison | None = None
     """Where the page was fetched to be compared with its feed entry's own text: that text
-    against this extraction and the whole page (`ingest.fulltext.measure`), in the worker;
+    against this extraction, the whole page and its main content (`ingest.fulltext.measure`),
+    in the worker;
     None where the text takes no part (an excerpt whose page goes on)."""
     feed_text_digest: bytes | None = None
     """`ingest.fulltext.digest` of the text `comparison` measured, None where none was (a page

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extracted:
     """`ingest.extract.extract_page`; with the text the page's feed entry carries, also that
-    text against the extraction and the whole page (`Extracted.comparison`): a feed of long
-    articles would otherwise be compared on the event loop."""
+    text against the extraction, the whole page and its main content (`Extracted.comparison`):
+    a feed of long articles would otherwise be compared on the event loop."""
     from dataclasses import replace
 
     from ingest import extract
