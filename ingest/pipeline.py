@@ -40,10 +40,10 @@ from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
-from ingest.store import Store, unreachable
+from ingest.store import Store
 from ingest.store.articles import StoredCounts, WriteItem
 from ingest.store.db import open_pool
-from ingest.store.group import GroupWriter
+from ingest.store.group import GroupWriter, by_parts
 from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, OwnText, ParsedFeed
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
@@ -125,7 +125,9 @@ class Pipeline:
         self._handing_back: asyncio.Future[None] | None = None
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
-        self._successes: GroupWriter[FeedUpdate, None] = GroupWriter(self._feeds_succeeded)
+        self._successes: GroupWriter[FeedUpdate, Exception | None] = GroupWriter(
+            self._feeds_succeeded
+        )
         # Articles of every feed, written together: a transaction costs about as much CPU as
         # the rows it writes (its lock, round trips and commit), and a cold run's pages come
         # in one at a time from many feeds (docs/performance.md, section "Articles written
@@ -170,37 +172,20 @@ class Pipeline:
         return outcomes
 
     async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts | Exception]:
-        """The article writer's write: one transaction for the articles of several feeds. A
-        failure that is not the database's as a whole (a row the store cannot leave out by
-        itself, a bug) must not fail the other feeds of the group: their articles are written
-        again, feed by feed, and each feed's items get its own outcome or error (once the
-        database is unreachable, that error goes to the feeds not written yet)."""
-        try:
-            return list(await self.store.store_many(items))
-        except Exception as e:
-            feeds = sorted({feed_id or 0 for feed_id, _, _ in items})
-            if len(feeds) < 2 or unreachable(e):
-                raise
-        outcomes: list[StoredCounts | Exception] = [StoredCounts(0, 0)] * len(items)
-        down: Exception | None = None
-        for feed in feeds:
-            mine = [i for i, (feed_id, _, _) in enumerate(items) if (feed_id or 0) == feed]
-            written: list[StoredCounts | Exception]
-            if down is not None:
-                written = [down] * len(mine)
-            else:
-                try:
-                    written = list(await self.store.store_many([items[i] for i in mine]))
-                except Exception as e:
-                    down = e if unreachable(e) else None
-                    written = [e] * len(mine)
-            for i, outcome in zip(mine, written, strict=True):
-                outcomes[i] = outcome
-        return outcomes
+        """The article writer's write: one transaction for the articles of several feeds,
+        written again feed by feed where it fails for one of them (`by_parts`)."""
+        return await by_parts(self.store.store_many, items, lambda item: item[0] or 0)
 
-    async def _feeds_succeeded(self, updates: list[FeedUpdate]) -> list[None]:
-        await self.store.feeds_succeeded(self.owner, updates)
-        return [None] * len(updates)
+    async def _feeds_succeeded(self, updates: list[FeedUpdate]) -> list[Exception | None]:
+        """The outcome writer's write: one transaction for the polls of several feeds, written
+        again feed by feed where it fails for one of them (`by_parts`): a value the database
+        refuses hands that feed back, not every feed whose poll ended meanwhile."""
+
+        async def write(group: list[FeedUpdate]) -> list[None]:
+            await self.store.feeds_succeeded(self.owner, group)
+            return [None] * len(group)
+
+        return await by_parts(write, updates, lambda update: update.feed_id)
 
     def request_stop(self) -> None:
         """Stop claiming feeds; feeds already in progress finish."""
@@ -609,7 +594,8 @@ class Pipeline:
                 "feed_moved", new_url=update.move_to, merged_into=kept if kept != feed.id else None
             )
         with self._finishing_poll(feed.id):
-            await self._successes.add(update)
+            if (refused := await self._successes.add(update)) is not None:
+                raise refused
 
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]

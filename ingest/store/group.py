@@ -4,10 +4,11 @@ for the next, so that a burst of small writes costs a few transactions, not one 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ingest.errors import StoreError
+from ingest.store.base import unreachable
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,6 +111,42 @@ class GroupWriter(Generic[T, R]):
             self._writing = False
             _stopped(self._pending)  # left by a cancelled drain
             self._pending = []
+
+
+async def by_parts(
+    write: Callable[[list[T]], Awaitable[Sequence[R]]],
+    items: list[T],
+    part: Callable[[T], Hashable],
+) -> list[R | Exception]:
+    """`write(items)`, one transaction for the items of several parts (feeds). A failure that
+    is not the database's as a whole (`unreachable`: a row the store cannot leave out by
+    itself, a bug) must not fail the other parts: their items are written again, a part at a
+    time, and each part's items get its own results or error (once the database is
+    unreachable, that error goes to the parts not written yet). Raised as it is where the
+    items are of one part, or where the database is unreachable."""
+    try:
+        return list(await write(items))
+    except Exception as e:
+        if len({part(item) for item in items}) < 2 or unreachable(e):
+            raise
+    parts: dict[Hashable, list[int]] = {}
+    for i, item in enumerate(items):
+        parts.setdefault(part(item), []).append(i)
+    outcomes: list[R | Exception] = [StoreError("not written")] * len(items)
+    down: Exception | None = None
+    for mine in parts.values():
+        written: list[R | Exception]
+        if down is not None:
+            written = [down] * len(mine)
+        else:
+            try:
+                written = list(await write([items[i] for i in mine]))
+            except Exception as e:
+                down = e if unreachable(e) else None
+                written = [e] * len(mine)
+        for i, outcome in zip(mine, written, strict=True):
+            outcomes[i] = outcome
+    return outcomes
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -396,3 +396,57 @@ async def test_a_feed_whose_store_fails_in_a_shared_group_is_handed_back_alone(
         assert (second.feeds, second.ok, second.new_articles) == (1, 1, 1)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM news.articles").fetchone() == (2,)
+
+
+@pytest.mark.integration
+async def test_a_poll_outcome_the_database_refuses_hands_back_only_its_feed(
+    database_url: str, server: LocalServer
+) -> None:
+    """Three feeds with nothing new, their outcomes written in groups (the first write waits
+    until every outcome is in, so that a group holds two or three). The database refuses the
+    first group of several for one of its feeds (not for being unreachable): the others' polls
+    are recorded all the same, written again one feed at a time; the refused feed is handed
+    back, due again, and recorded at the next run."""
+    from ingest.errors import StoreError
+
+    for f in range(3):
+        _site(server, f"/feed{f}", [])
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    async with _pipeline(settings, InlineWorkers(2)) as pipeline:
+        for f in range(3):
+            await pipeline.store.add_feed(server.url(f"/feed{f}"))
+        feeds_succeeded = pipeline.store.feeds_succeeded
+        groups: list[list[int]] = []
+        refused: list[int] = []
+        failing = True
+
+        async def refusing(owner: str, updates: Any) -> None:
+            ids = [u.feed_id for u in updates]
+            groups.append(ids)
+            if len(groups) == 1:  # the other outcomes queue up behind this write
+                for _ in range(1000):
+                    if len(ids) + len(pipeline._successes._pending) == 3:
+                        break
+                    await asyncio.sleep(0.01)
+            if len(ids) > 1 and not refused:
+                refused.append(min(ids))
+            if failing and refused and refused[0] in ids:
+                raise StoreError("CheckViolation: new row violates a check constraint")
+            await feeds_succeeded(owner, updates)
+
+        pipeline.store.feeds_succeeded = refusing  # type: ignore[method-assign]
+        first = await pipeline.run()
+        assert (first.feeds, first.ok) == (2, 2), groups
+        (group,) = [g for g in groups if len(g) > 1]
+        after = groups[groups.index(group) + 1 :]
+        # Written again one feed at a time: the refused one fails again, the others are in.
+        assert sorted(after[: len(group)]) == sorted([f] for f in group), groups
+        failing = False
+        second = await pipeline.run()
+        assert (second.feeds, second.ok) == (1, 1)
+        assert groups[-1] == refused
+    with psycopg.connect(database_url) as conn:
+        polled = conn.execute(
+            "SELECT count(*) FROM ingest.feeds WHERE last_status = 'ok' AND lease_owner IS NULL"
+        ).fetchone()
+    assert polled == (3,)

@@ -253,3 +253,68 @@ def test_close_ends_the_wait_of_a_waiter_cancelled_during_a_hanging_write() -> N
             await asyncio.wait_for(task, 1)
 
     asyncio.run(main())
+
+
+def _refused() -> StoreError:
+    return StoreError("CheckViolation: new row violates a check constraint")
+
+
+def _down() -> StoreError:
+    import psycopg
+
+    try:
+        raise psycopg.OperationalError("connection refused")
+    except psycopg.OperationalError as cause:
+        error = StoreError("database unreachable: connection refused")
+        error.__cause__ = cause
+        return error
+
+
+def test_a_group_refused_for_one_part_is_written_again_a_part_at_a_time() -> None:
+    """`by_parts`: the group fails for the items of part "b"; each part is written again on
+    its own, and each item gets its part's result or error, in the items' order."""
+    from ingest.store.group import by_parts
+
+    writes: list[list[tuple[str, int]]] = []
+
+    async def write(items: list[tuple[str, int]]) -> list[int]:
+        writes.append(items)
+        if any(part == "b" for part, _ in items):
+            raise _refused()
+        return [n * 10 for _, n in items]
+
+    items = [("a", 1), ("b", 2), ("a", 3), ("c", 4)]
+    outcomes = asyncio.run(by_parts(write, items, lambda item: item[0]))
+    assert outcomes[0] == 10
+    assert isinstance(outcomes[1], StoreError)
+    assert outcomes[2:] == [30, 40]
+    assert writes == [items, [("a", 1), ("a", 3)], [("b", 2)], [("c", 4)]]
+
+
+def test_a_group_of_one_part_or_an_unreachable_database_raises() -> None:
+    """Nothing to tell apart in a group of one part, and nothing worth trying again part by
+    part against a database that cannot be reached; once it is unreachable while the parts
+    are written, the parts after get that error without a try."""
+    from ingest.store.group import by_parts
+
+    async def refuse(items: list[tuple[str, int]]) -> list[int]:
+        raise _refused()
+
+    with pytest.raises(StoreError, match="CheckViolation"):
+        asyncio.run(by_parts(refuse, [("a", 1), ("a", 2)], lambda item: item[0]))
+
+    async def down(items: list[tuple[str, int]]) -> list[int]:
+        raise _down()
+
+    with pytest.raises(StoreError, match="unreachable"):
+        asyncio.run(by_parts(down, [("a", 1), ("b", 2)], lambda item: item[0]))
+
+    tries: list[list[tuple[str, int]]] = []
+
+    async def goes_down(items: list[tuple[str, int]]) -> list[int]:
+        tries.append(items)
+        raise _refused() if len(tries) == 1 else _down()
+
+    outcomes = asyncio.run(by_parts(goes_down, [("a", 1), ("b", 2), ("c", 3)], lambda i: i[0]))
+    assert len(tries) == 2  # the group, then part "a"; "b" and "c" are not tried
+    assert all(isinstance(o, StoreError) and "unreachable" in str(o) for o in outcomes)
