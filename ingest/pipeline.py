@@ -40,7 +40,7 @@ from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
-from ingest.store import Store
+from ingest.store import Store, refused
 from ingest.store.articles import StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter, by_parts
@@ -423,10 +423,14 @@ class Pipeline:
         ):
             try:
                 outcome = await self._process(feed)
-            except StoreError:
+            except StoreError as e:
                 # The database failed, not the feed: no backoff, no step towards giving the
-                # feed up; _process_guarded hands it back still due.
-                raise
+                # feed up; _process_guarded hands it back still due. Unless the database
+                # refused the feed's own rows, which it would at every poll: that is the
+                # feed's failure, recorded with its backoff and error.
+                if not refused(e):
+                    raise
+                outcome = await self._record_failure(feed, e)
             except IngestError as e:
                 outcome = await self._record_failure(feed, e)
             except Exception as e:

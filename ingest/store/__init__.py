@@ -4,7 +4,7 @@ for feeds (`feeds`) and articles (`articles`), backfill runs (`backfill`), and r
 become `StoreError` in one place (`base.wrap_exceptions`)."""
 
 from ingest.store.articles import ArticleStore, StoredCounts, _article_params
-from ingest.store.base import queries, unreachable, wrap_exceptions
+from ingest.store.base import queries, refused, unreachable, wrap_exceptions
 from ingest.store.feeds import FeedStore
 from ingest.store.retention import RetentionStore
 
@@ -13,4 +13,12 @@ class Store(FeedStore, ArticleStore, RetentionStore):
     """Feeds, articles and their retention on one pool."""
 
 
-__all__ = ["Store", "StoredCounts", "_article_params", "queries", "unreachable", "wrap_exceptions"]
+__all__ = [
+    "Store",
+    "StoredCounts",
+    "_article_params",
+    "queries",
+    "refused",
+    "unreachable",
+    "wrap_exceptions",
+]

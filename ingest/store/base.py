@@ -49,6 +49,16 @@ def unreachable(e: BaseException) -> bool:
     )
 
 
+def refused(e: BaseException) -> bool:
+    """Whether a store error is the rows' own: the database refused their values (a data or an
+    integrity error: a constraint, a value out of range), so that the same rows fail alike
+    however often they are written. A statement the schema does not know (a migration not
+    applied) or any error of the database itself is not."""
+    return isinstance(e, StoreError) and isinstance(
+        e.__cause__, (psycopg.DataError, psycopg.IntegrityError)
+    )
+
+
 def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 

@@ -450,3 +450,46 @@ async def test_a_poll_outcome_the_database_refuses_hands_back_only_its_feed(
             "SELECT count(*) FROM ingest.feeds WHERE last_status = 'ok' AND lease_owner IS NULL"
         ).fetchone()
     assert polled == (3,)
+
+
+@pytest.mark.integration
+async def test_a_feed_whose_own_row_the_database_refuses_fails_with_backoff(
+    database_url: str, server: LocalServer
+) -> None:
+    """The database refuses one feed's poll outcome for its values (a check constraint on the
+    title it would record: the rows would be refused at every poll): that feed's poll is
+    recorded as failing, with its error and a backoff, not handed back to be tried again at
+    the next tick; the other feeds' outcomes are recorded."""
+    for f in range(3):
+        _site(server, f"/feed{f}", [])
+    server.routes["/feed1"] = static(
+        "<rss version='2.0'><channel><title>Refused</title></channel></rss>",
+        "application/rss+xml",
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE ingest.feeds ADD CONSTRAINT feeds_title_test"
+            " CHECK (title IS DISTINCT FROM 'Refused')"
+        )
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    async with _pipeline(settings, InlineWorkers(2)) as pipeline:
+        for f in range(3):
+            await pipeline.store.add_feed(server.url(f"/feed{f}"))
+        first = await pipeline.run()
+        assert (first.feeds, first.ok, first.failed) == (3, 2, 1)
+        again = await pipeline.run()  # nothing due: the refused feed waits out its backoff
+        assert again.feeds == 0
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT url, last_status, last_error, next_fetch_at > now() + interval '1 minute',"
+            " lease_owner FROM ingest.feeds ORDER BY id"
+        ).fetchall()
+    statuses = {
+        url.rsplit("/", 1)[1]: (status, error, later, owner)
+        for url, status, error, later, owner in rows
+    }
+    assert statuses["feed1"][0] == "error"
+    assert "CheckViolation" in statuses["feed1"][1]
+    assert statuses["feed1"][2] is True
+    assert statuses["feed0"][0] == statuses["feed2"][0] == "ok"
+    assert {s[3] for s in statuses.values()} == {None}
