@@ -50,13 +50,21 @@ def unreachable(e: BaseException) -> bool:
 
 
 def refused(e: BaseException) -> bool:
-    """Whether a store error is the rows' own: the database refused their values (a data or an
-    integrity error: a constraint, a value out of range), so that the same rows fail alike
-    however often they are written. A statement the schema does not know (a migration not
-    applied) or any error of the database itself is not."""
-    return isinstance(e, StoreError) and isinstance(
-        e.__cause__, (psycopg.DataError, psycopg.IntegrityError)
-    )
+    """Whether a store error is the rows' own: the database refused their values (a data error:
+    a value out of range, text it cannot hold; a check or not-null constraint), so that the
+    same rows fail alike however often they are written. Not a unique or foreign key
+    violation: that depends on other rows, which another transaction may have added or removed
+    meanwhile (a feed registered at the URL a feed moves to, a feed removed while its articles
+    are written), and the same rows can go in at the next try. Nor a statement the schema does
+    not know (a migration not applied) or any error of the database itself."""
+    return isinstance(e, StoreError) and isinstance(e.__cause__, _REFUSED_VALUES)
+
+
+_REFUSED_VALUES = (
+    psycopg.DataError,
+    psycopg.errors.CheckViolation,
+    psycopg.errors.NotNullViolation,
+)
 
 
 def first_line(e: BaseException) -> str:

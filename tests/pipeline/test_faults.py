@@ -1138,3 +1138,53 @@ async def test_a_run_leaves_no_task_of_its_own_running(
     ]
     assert not [name for name in pending if name.startswith("Pipeline.")], pending
     await pipeline.aclose()
+
+
+async def test_a_move_that_races_a_feed_registered_at_its_new_url_is_done_again(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """The URL a feed moves to is registered by another transaction (`feeds add`, another
+    feed's move) after the move looked it up, before its rename: the rename fails on the
+    unique URL. That is the race's, not the feed's: the feed is handed back with no outcome
+    (no failure, no backoff, the redirect seen on its polls so far kept), and the next poll
+    merges it into the feed now at that URL."""
+    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
+    server.routes["/new"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = static(page("/s/0"))
+    s = settings(database_url, redirect_after_fetches=2, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/old"))
+    assert (await pipeline.run()).ok == 1  # the redirect seen once: not moved yet
+    old = f"SELECT * FROM ingest.feeds WHERE url = '{server.url('/old')}'"
+    assert rows(database_url, old)[0]["redirect_seen"] == 1
+    other = await psycopg.AsyncConnection.connect(database_url)
+    admin = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        # Registered, not committed yet: the move does not see it, and its rename waits for it.
+        await other.execute("INSERT INTO ingest.feeds (url) VALUES (%s)", (server.url("/new"),))
+        run = asyncio.create_task(pipeline.run(all_feeds=True))
+        for _ in range(300):
+            cur = await admin.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if (await cur.fetchone() or (0,))[0]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the rename never waited for the other registration")
+        await other.commit()
+        second = await asyncio.wait_for(run, 30)
+    finally:
+        await other.close()
+        await admin.close()
+    assert (second.feeds, second.failed) == (0, 0), second.outcomes  # handed back
+    (state,) = rows(database_url, old)
+    assert (state["last_status"], state["consecutive_failures"]) == ("ok", 0)
+    assert state["redirect_seen"] == 1
+    again = await pipeline.run(all_feeds=True)
+    assert (again.feeds, again.failed) == (2, 0), again.outcomes
+    feeds = rows(database_url, "SELECT url FROM ingest.feeds")
+    assert [f["url"] for f in feeds] == [server.url("/new")]
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 1
+    await pipeline.aclose()
