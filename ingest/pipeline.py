@@ -598,8 +598,8 @@ class Pipeline:
                 "feed_moved", new_url=update.move_to, merged_into=kept if kept != feed.id else None
             )
         with self._finishing_poll(feed.id):
-            if (refused := await self._successes.add(update)) is not None:
-                raise refused
+            if (error := await self._successes.add(update)) is not None:
+                raise error
 
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]

@@ -14,7 +14,7 @@ import structlog
 from ingest.errors import StoreError
 from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
 from ingest.normalize import content_hash
-from ingest.store.base import StoreBase, first_line, queries, wrap_exceptions
+from ingest.store.base import REFUSED_VALUES, StoreBase, first_line, queries, wrap_exceptions
 from ingest.types import Article
 
 log = structlog.get_logger(__name__)
@@ -100,7 +100,7 @@ class ArticleStore(StoreBase):
                         params = _article_params(article, feed_id)
                         cur = await conn.execute(q["update_article"], params)
                         changed += len(await cur.fetchall())
-                except _REFUSED_ROW as e:
+                except REFUSED_VALUES as e:
                     log.warning("article_refused", url=article.url[:500], error=first_line(e))
                 await conn.execute(
                     q["touch_feed_entry"],
@@ -165,7 +165,7 @@ class ArticleStore(StoreBase):
         try:
             return await self._store_batch(items)
         except StoreError as e:
-            if not isinstance(e.__cause__, _REFUSED_ROW):
+            if not isinstance(e.__cause__, REFUSED_VALUES):
                 raise
         # A row the database refuses: row by row, so that one bad row spoils no other.
         return await self._store_one_by_one(items, without_text)
@@ -225,7 +225,7 @@ async def _write_or_record(
     try:
         async with conn.transaction():
             return (await _write(conn, [item]))[0]
-    except _REFUSED_ROW as e:
+    except REFUSED_VALUES as e:
         refused = e
     if without_text and article.text:
         try:
@@ -233,7 +233,7 @@ async def _write_or_record(
                 counts = (
                     await _write(conn, [(feed_id, _without_text(article, refused), entry_hash)])
                 )[0]
-        except _REFUSED_ROW as e:
+        except REFUSED_VALUES as e:
             refused = e
         else:
             log.warning("article_text_refused", url=article.url[:500], error=first_line(refused))
@@ -350,11 +350,6 @@ def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:
     """`choose_original` over rows of the near_duplicate_candidates query."""
     candidates = [(r[0], bytes(r[1]) if r[1] is not None else None, r[2]) for r in rows]
     return choose_original(fingerprint, candidates)
-
-
-_REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
-"""Errors that belong to one row (a value out of range, an index row too large), not the
-database: that row is left out and the others stored."""
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:

@@ -50,21 +50,27 @@ def unreachable(e: BaseException) -> bool:
 
 
 def refused(e: BaseException) -> bool:
-    """Whether a store error is the rows' own: the database refused their values (a data error:
-    a value out of range, text it cannot hold; a check or not-null constraint), so that the
-    same rows fail alike however often they are written. Not a unique or foreign key
-    violation: that depends on other rows, which another transaction may have added or removed
-    meanwhile (a feed registered at the URL a feed moves to, a feed removed while its articles
-    are written), and the same rows can go in at the next try. Nor a statement the schema does
-    not know (a migration not applied) or any error of the database itself."""
-    return isinstance(e, StoreError) and isinstance(e.__cause__, _REFUSED_VALUES)
+    """Whether a store error is the rows' own: the database refused their values
+    (`REFUSED_VALUES`: a value out of range, text it cannot hold, a check or not-null
+    constraint), so that the same rows fail alike however often they are written. Not a
+    unique or foreign key violation: that depends on other rows, which another transaction may
+    have added or removed meanwhile (a feed registered at the URL a feed moves to, a feed
+    removed while its articles are written), and the same rows can go in at the next try. Nor
+    a statement the schema does not know (a migration not applied) or any error of the
+    database itself."""
+    return isinstance(e, StoreError) and isinstance(e.__cause__, REFUSED_VALUES)
 
 
-_REFUSED_VALUES = (
+REFUSED_VALUES = (
     psycopg.DataError,
+    psycopg.errors.ProgramLimitExceeded,
     psycopg.errors.CheckViolation,
     psycopg.errors.NotNullViolation,
 )
+"""Errors that belong to a row's own values (a value out of range, text the database cannot
+hold, an index row too large, a check or not-null constraint): the same row fails alike at
+every try, and the others written with it need not. `refused`, and the article store's
+row-by-row writes, go by it."""
 
 
 def first_line(e: BaseException) -> str:

@@ -995,3 +995,27 @@ async def test_one_write_of_several_feeds_links_and_adopts_per_feed(
         (shared_id,),
     )
     assert [r["feed_id"] for r in links] == sorted([feed_a, feed_b])
+
+
+async def test_a_row_a_check_constraint_refuses_spoils_no_other_in_its_batch(
+    store: Store, database_url: str
+) -> None:
+    """A constraint the database holds the articles to (here a check an operator added on the
+    title) refuses one row of a batch: the others are stored, and that one is left out, its
+    entry not done (dropping its text does not make it acceptable)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE ingest.articles ADD CONSTRAINT articles_title_test"
+            " CHECK (title IS DISTINCT FROM 'Refused')"
+        )
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    good = [_article(f"https://example.com/news/{n}") for n in range(3)]
+    bad = _article("https://example.com/news/refused", title="Refused")
+    items = [(a, _key(a)) for a in [good[0], bad, *good[1:]]]
+    counts = await store.store_articles(feed_id, items)
+    assert (counts.new, counts.existing) == (3, 0)
+    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
+    assert urls == {a.url for a in good}
+    done, _ = await store.known_entries(feed_id, [k for _, k in items])
+    assert set(done) == {_key(a) for a in good}
