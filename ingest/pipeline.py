@@ -179,7 +179,7 @@ class Pipeline:
     async def _feeds_succeeded(self, updates: list[FeedUpdate]) -> list[Exception | None]:
         """The outcome writer's write: one transaction for the polls of several feeds, written
         again feed by feed where it fails for one of them (`by_parts`): a value the database
-        refuses hands that feed back, not every feed whose poll ended meanwhile."""
+        refuses fails that feed's poll, not the polls of every feed that ended meanwhile."""
 
         async def write(group: list[FeedUpdate]) -> list[None]:
             await self.store.feeds_succeeded(self.owner, group)
