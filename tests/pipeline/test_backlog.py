@@ -292,11 +292,11 @@ async def test_a_feed_s_articles_are_stored_while_its_other_pages_wait_for_the_h
 def _one_page_feeds(
     database_url: str, server: LocalServer, monkeypatch: pytest.MonkeyPatch, n: int
 ) -> Settings:
-    """`n` feeds of one page each on `server`, the article writer lingering 1 s for company:
-    the pipeline's settings."""
+    """`n` feeds of one page each on `server`, the article writer lingering 3 s for company
+    (their pages come in well within it, even on a slow machine): the pipeline's settings."""
     from ingest import pipeline as pipeline_module
 
-    monkeypatch.setattr(pipeline_module, "ARTICLES_LINGER", 1.0)
+    monkeypatch.setattr(pipeline_module, "ARTICLES_LINGER", 3.0)
     for f in range(n):
         _site(server, f"/feed{f}", [f"{server.base}/s/{f}"])
         server.routes[f"/s/{f}"] = static(_page(f))
@@ -308,7 +308,7 @@ async def test_articles_of_several_feeds_are_written_together(
     database_url: str, server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Eight feeds of one page each: their articles come in one at a time, and those that
-    come in while the first waits for company (ARTICLES_LINGER, here 1 s) or while a write
+    come in while the first waits for company (ARTICLES_LINGER, here 3 s) or while a write
     runs go in one transaction, each feed counting its own."""
     settings = _one_page_feeds(database_url, server, monkeypatch, 8)
     async with _pipeline(settings, InlineWorkers(2)) as pipeline:
