@@ -132,11 +132,12 @@ class ArticleStore(StoreBase):
         short transaction: each item's outcome, in the order given (new, a duplicate, already
         stored, or refused: all zero). Idempotent: an article whose canonical URL is already
         stored is linked, not duplicated. Rows go in URL order, so concurrent writers of
-        overlapping sets cannot deadlock; a row the database refuses fails no other: with
-        `without_text` (a feed entry is recorded even without text) it is stored without its
-        text, the database's reason as its extraction error; otherwise (the backfill stores no
-        article without text), or where even that is refused, it is logged and left out (its
-        entry is tried again when its feed changes)."""
+        overlapping sets cannot deadlock; a row the database refuses fails no other: refused for
+        what may be its text, with `without_text` (a feed entry is recorded even without text),
+        it is stored without its text, the database's reason as its extraction error;
+        otherwise (the backfill stores no article without text, a check or not-null
+        constraint), or where even that is refused, it is logged and left out (its entry is
+        tried again when its feed changes)."""
         if not items:
             return []
         order = sorted(range(len(items)), key=lambda i: items[i][1].url)
@@ -218,16 +219,17 @@ class ArticleStore(StoreBase):
 async def _write_or_record(
     conn: psycopg.AsyncConnection[Any], item: WriteItem, without_text: bool
 ) -> StoredCounts:
-    """`_write` of one item in a savepoint; where the database refuses the row, with
-    `without_text`, the record of the article without its text (`_without_text`), so that its
-    entry is done with and says why; `_REFUSED` otherwise, or where that is refused too."""
+    """`_write` of one item in a savepoint; where the database refuses the row for what may be
+    its text (`_TEXT_REFUSALS`), with `without_text`, the record of the article without its
+    text (`_without_text`), so that its entry is done with and says why; `_REFUSED` otherwise,
+    or where that is refused too."""
     feed_id, article, entry_hash = item
     try:
         async with conn.transaction():
             return (await _write(conn, [item]))[0]
     except REFUSED_VALUES as e:
         refused = e
-    if without_text and article.text:
+    if without_text and article.text and isinstance(refused, _TEXT_REFUSALS):
         try:
             async with conn.transaction():
                 counts = (
@@ -241,6 +243,12 @@ async def _write_or_record(
     log.warning("article_refused", url=article.url[:500], error=first_line(refused))
     return _REFUSED
 
+
+_TEXT_REFUSALS = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
+"""Refusals that may be the text's (a NUL byte, a text too large to search). A check or
+not-null constraint is not: none holds the text, and the record without it may pass one for
+another reason (its title cut, no earlier copy of its story found and re-pointed), which would
+drop the text of an article the database refused for something else."""
 
 _TITLE_KEPT = 300
 """Characters of the title an article stored without its text keeps (`_without_text`)."""

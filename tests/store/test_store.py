@@ -1019,3 +1019,39 @@ async def test_a_row_a_check_constraint_refuses_spoils_no_other_in_its_batch(
     assert urls == {a.url for a in good}
     done, _ = await store.known_entries(feed_id, [k for _, k in items])
     assert set(done) == {_key(a) for a in good}
+
+
+async def test_a_check_constraint_refusal_keeps_the_text_it_is_not_about(
+    store: Store, database_url: str
+) -> None:
+    """A check or not-null constraint is not the text's to answer for: the article it refuses
+    is left out, its entry not done, not stored without its text. Here a check an operator
+    added on the title's length (the record without text, its title cut, would pass it), and
+    one added NOT VALID on the language that an earlier copy of the story breaks: storing the
+    new article re-points that copy, and the row refused is not even the new article's."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE ingest.articles ADD CONSTRAINT articles_title_test"
+            " CHECK (length(title) <= 500)"
+        )
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    copied = _article("https://example.com/news/first", "The same story.", language=None)
+    assert (await store.store_articles(feed_id, [(copied, _key(copied))])).new == 1
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE ingest.articles ADD CONSTRAINT articles_language_test"
+            " CHECK (language IS NOT NULL) NOT VALID"
+        )
+    good = _article("https://example.com/news/good")
+    titled = _article("https://example.com/news/titled", title="t" * 600)
+    earlier = _article(
+        "https://example.com/news/earlier", "The same story.", published_at=NOW - timedelta(days=1)
+    )
+    items = [(a, _key(a)) for a in (good, titled, earlier)]
+    counts = await store.store_articles(feed_id, items)
+    assert (counts.new, counts.existing) == (1, 0)
+    urls = {r["url"] for r in _rows(database_url, "SELECT url FROM news.articles")}
+    assert urls == {copied.url, good.url}
+    done, _ = await store.known_entries(feed_id, [k for _, k in items])
+    assert set(done) == {_key(good)}
