@@ -211,7 +211,12 @@ def busiest_host(ids: Sequence[str], feeds: int, hosts: int) -> int:
     return max(per_host) + 1
 
 
-def report(rows: dict[str, list[Run]], expected: int, busiest: int = 0) -> list[str]:
+def report(
+    rows: dict[str, list[Run]], expected: int, busiest: int = 0, pages: int | None = None
+) -> list[str]:
+    """The table and the project's details. `expected`: the articles a run stores; `pages`:
+    the pages the bare extraction reads (all of them; `expected` when None)."""
+
     def median(name: str, fn: Callable[[Run], float]) -> float:
         return med([fn(r) for r in rows[name]])
 
@@ -233,8 +238,8 @@ def report(rows: dict[str, list[Run]], expected: int, busiest: int = 0) -> list[
         stored = "/".join(str(r.items) for r in runs)
         lines.append(
             f"{name:<8}  {cell:<24}{ratios}  {median(name, lambda r: r.peak_rss / procs.MB):11.0f}"
-            f"  {median(name, lambda r: r.ms(*OWN)):11.0f}  {stored} ({expected}"
-            f" {'pages' if name == 'bare' else 'articles'})"
+            f"  {median(name, lambda r: r.ms(*OWN)):11.0f}  {stored}"
+            f" ({f'{pages or expected} pages' if name == 'bare' else f'{expected} articles'})"
         )
     lines.append("")
     window = [r.items / max(r.detail["feeds_window_s"], 1e-9) for r in rows.get("project", [])]
@@ -367,9 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed |= set() if run else {name}
     # A full-text site's page requests are the project's to decide: no politeness floor.
     busiest = 0 if args.full_text else busiest_host(ids, feeds, args.hosts)
-    # With --later, the first run stores the older halves only.
+    # With --later, the first run stores the older halves only (the bare extraction reads
+    # every page all the same).
     expected = sum(len(b) - len(b) // 2 for b in buckets(ids, feeds)) if args.later else len(ids)
-    print("\n".join(report(rows, expected, busiest)))
+    print("\n".join(report(rows, expected, busiest, len(ids))))
     print(f"total bench time {time.perf_counter() - started:.0f} s")
     short = any(r.items < expected for r in rows.get("project", []))
     if short:
