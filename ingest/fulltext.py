@@ -9,7 +9,8 @@ all of the page's text and little besides), the feed switches to full-text mode:
 stored from their own text without a request, except one in RECHECK_EVERY and any entry whose
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
 compared again. MISSES comparisons in a row that fail switch the feed back, so a failed one is
-followed by the comparison of the feed's next entry. An entry of fewer than MIN_WORDS words, or
+followed by the comparison of the feed's next entry; so is a re-check whose page failed in
+passing (`stands_unchecked`, `still_due`). An entry of fewer than MIN_WORDS words, or
 that ends like an excerpt, always has its page fetched and never counts towards the mode: it
 says nothing about the feed's other entries. (`FullText.streak` counts matches in a row, or
 misses in a row as a negative number.)
@@ -240,6 +241,21 @@ def wants_pages(
         wants.append(fetch)
         since = 0 if fetch else since + 1
     return wants, replace(state, since_check=since if state.on else 0)
+
+
+def stands_unchecked(state: FullText, feed_text: str, n: int) -> bool:
+    """Whether an entry of a proven full-text feed whose page was fetched to be compared, and
+    failed, is stored from its own text all the same (as it would have been had it not been
+    the one re-checked): not where the text ends like an excerpt or is under SHRUNK of the
+    feed's shortest articles, whose pages were fetched because the text may not be the
+    article. `n`: the text's word count."""
+    return state.on and not looks_cut(feed_text) and n >= MIN_WORDS and n >= SHRUNK * state.words
+
+
+def still_due(state: FullText) -> FullText:
+    """A full-text feed's state with a comparison still due: its next entry is compared (a
+    re-check's page failed in passing, and nothing was compared after it)."""
+    return replace(state, since_check=RECHECK_EVERY - 1) if state.on else state
 
 
 def compare(

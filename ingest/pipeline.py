@@ -33,6 +33,8 @@ from ingest.fulltext import (
     measure,
     observe,
     probe,
+    stands_unchecked,
+    still_due,
     wants_pages,
 )
 from ingest.normalize import redact_url
@@ -637,7 +639,8 @@ class Pipeline:
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
             c = plan.fetch[i]
-            if page.retry_later(c.attempts, self.settings.page_attempts):
+            # An entry whose own text is its article never waits for its page.
+            if not own and page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c.key)
                 return
             article = self._article(c, page, text_from_feed=own, own=owns[i])
@@ -719,6 +722,8 @@ class Pipeline:
             # whole page: an excerpt's page seldom ends alike).
             compares = {i for i in indices if mode == "auto" and owns[i].words >= MIN_WORDS}
             compared: dict[int, tuple[bool, float, float, int]] = {}
+            # Re-checks of a proven feed that a passing failure of their page left undone.
+            unchecked: list[int] = []
 
             async def one(i: int) -> None:
                 feed_text = owns[i].text
@@ -739,6 +744,19 @@ class Pipeline:
                         else measure(text, ex.text)
                     )
                 if c is None:
+                    if (
+                        text is not None
+                        and ex is None
+                        and not probing
+                        and stands_unchecked(state, feed_text, owns[i].words)
+                    ):
+                        # A proven feed's re-check whose page failed: the entry is the feed's
+                        # article all the same (stored now, not held for another try at its
+                        # page), and after a passing failure the comparison stays due.
+                        if page.transient:
+                            unchecked.append(i)
+                        await ready(i, page, True, now)
+                        return
                     await ready(i, page, False, now)
                     return
                 # An excerpt that ends where its page does proves nothing about the feed.
@@ -765,6 +783,10 @@ class Pipeline:
                     after = observe(state, so_far)
                 if i in doubtful and not probing:  # stored with the next store
                     await ready(i, doubtful.pop(i), after.on, False)
+            order = {i: k for k, i in enumerate(indices)}
+            last_compared = max((order[i] for i in compared), default=-1)
+            if any(order[i] > last_compared for i in unchecked):
+                after = still_due(after)
             return after
 
         rest = list(range(len(found)))

@@ -30,6 +30,8 @@ from ingest.fulltext import (
     own_text,
     probe,
     stands,
+    stands_unchecked,
+    still_due,
     wants_pages,
 )
 from ingest.neardup import fingerprint
@@ -461,3 +463,19 @@ def test_an_article_stored_from_its_feed_has_the_language_of_its_own_text() -> N
             own=own,
         )
         assert (article.text_source, article.language) == ("feed", "en")
+
+
+def test_a_re_check_whose_page_failed_stands_unless_its_text_was_in_doubt() -> None:
+    """A proven feed's entry whose page failed is stored from its text where it was fetched as
+    a re-check of a text like the feed's others; not where its text ends like an excerpt or is
+    under SHRUNK of the feed's shortest articles (fetched because it may not be the article),
+    nor in a feed not proven."""
+    on = FullText(on=True, streak=CONFIRM, words=LONG)
+    assert stands_unchecked(on, STORY, LONG)
+    assert not stands_unchecked(on, STORY + " …", LONG)
+    short = int(SHRUNK * LONG) - 1
+    assert not stands_unchecked(on, " ".join(STORY.split()[:short]), short)
+    assert not stands_unchecked(FullText(), STORY, LONG)
+    assert still_due(on).since_check == RECHECK_EVERY - 1
+    assert wants_pages(still_due(on), "auto", [LONG, LONG])[0] == [True, False]
+    assert still_due(FullText()) == FullText()

@@ -27,7 +27,7 @@ from ingest.pipeline import Pipeline
 from ingest.store import Store
 from ingest.store.db import make_pool
 from ingest.workers.tasks import own_texts
-from tests.support.httpserver import LocalServer, static
+from tests.support.httpserver import LocalServer, Response, static
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -441,6 +441,35 @@ async def test_a_failed_re_check_settled_later_in_the_same_poll_has_no_entry_com
     await pipeline.run(all_feeds=True)
     assert {r.path for r in site.requests} - before == set()
     assert len(rows(database_url, "SELECT id FROM news.articles")) == 40
+
+
+@pytest.mark.parametrize(("status", "due"), [(503, True), (404, False)])
+async def test_a_re_check_whose_page_fails_stores_the_feed_s_text_at_once(
+    database_url: str, site: LocalServer, pipeline: Pipeline, status: int, due: bool
+) -> None:
+    """A proven feed's one-in-twenty re-check finds its page failing: the entry is stored from
+    the feed's text in that poll, not held for another try at its page. After a passing
+    failure (503) the comparison stays due, and the next poll's first new entry is compared;
+    after a lasting one (404) it is not (a feed whose pages are forbidden would cost a request
+    every poll)."""
+    site.routes["/a/22"] = Response(status, b"unavailable", {"Content-Type": "text/plain"})
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    site.routes["/feed"] = static(feed(site.base, range(37)), RSS)
+    before = {r.path for r in site.requests}
+    second = await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/22"}
+    assert second.new_articles == 25
+    (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/22$'")
+    assert one["text_source"] == "feed"
+    assert one["text"] == clean_text("\n\n".join(paragraphs(22)))
+    site.routes["/feed"] = static(feed(site.base, range(40)), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == ({"/a/37"} if due else set())
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is True
 
 
 async def test_failures_in_one_batch_are_judged_in_feed_order(
