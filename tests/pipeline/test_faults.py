@@ -120,6 +120,21 @@ async def resources() -> AsyncIterator[list[Any]]:
         await pool.close()
 
 
+async def requested(server: LocalServer, prefix: str) -> None:
+    """Until `server` has been asked for a path starting with `prefix`."""
+    while not any(r.path.startswith(prefix) for r in server.requests):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
+def lease_taken(database_url: str) -> None:
+    """Another process holds every feed's lease, for a minute."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_owner = 'another',"
+            " lease_expires_at = now() + interval '1 minute'"
+        )
+
+
 def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         return conn.execute(sql).fetchall()
@@ -283,13 +298,8 @@ async def test_a_feed_whose_lease_another_process_took_is_stopped(
     pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
     await pipeline.store.add_feed(server.url("/feed"))
     run = asyncio.create_task(pipeline.run())
-    while not any(r.path == "/s/0" for r in server.requests):  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE ingest.feeds SET lease_owner = 'another',"
-            " lease_expires_at = now() + interval '1 minute'"
-        )
+    await requested(server, "/s/0")
+    lease_taken(database_url)
     summary = await asyncio.wait_for(run, 5)
     release.set()
     assert summary.feeds == 0
@@ -320,8 +330,7 @@ async def test_a_feed_is_stopped_before_its_lease_runs_out_while_renewals_fail(
 
     pipeline.store.renew_leases = unanswered  # type: ignore[method-assign]
     run = asyncio.create_task(pipeline.run())
-    while not any(r.path == "/s/0" for r in server.requests):  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
+    await requested(server, "/s/0")
     summary = await asyncio.wait_for(run, 5)
     stopped, stopped_at = time.monotonic(), time.time()
     release.set()
@@ -387,13 +396,8 @@ async def test_a_feed_whose_lease_was_taken_is_stopped_once_a_renewal_says_so(
     await pipeline.store.add_feed(server.url("/feed"))
     started = time.monotonic()
     run = asyncio.create_task(pipeline.run())
-    while not any(r.path == "/s/0" for r in server.requests):  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE ingest.feeds SET lease_owner = 'another',"
-            " lease_expires_at = now() + interval '1 minute'"
-        )
+    await requested(server, "/s/0")
+    lease_taken(database_url)
     summary = await asyncio.wait_for(run, 10)
     stopped = time.monotonic() - started
     release.set()
@@ -422,8 +426,7 @@ async def test_stop_request_starts_no_more_feeds(
     for f in range(4):
         await pipeline.store.add_feed(server.url(f"/feed{f}"))
     run = asyncio.create_task(pipeline.run())
-    while not any(r.path.startswith("/p") for r in server.requests):  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+    await requested(server, "/p")
     pipeline.request_stop()
     summary = await run
     assert summary.feeds == 1
