@@ -723,7 +723,7 @@ class Pipeline:
             compares = {i for i in indices if mode == "auto" and owns[i].words >= MIN_WORDS}
             compared: dict[int, tuple[bool, float, float, int]] = {}
             # Re-checks of a proven feed that a passing failure of their page left undone.
-            unchecked: list[int] = []
+            unchecked: set[int] = set()
 
             async def one(i: int) -> None:
                 feed_text = owns[i].text
@@ -754,7 +754,7 @@ class Pipeline:
                         # article all the same (stored now, not held for another try at its
                         # page), and after a passing failure the comparison stays due.
                         if page.transient:
-                            unchecked.append(i)
+                            unchecked.add(i)
                         await ready(i, page, True, now)
                         return
                     await ready(i, page, False, now)
@@ -776,18 +776,17 @@ class Pipeline:
                 # wrapped in a group; a StoreError first (the feed is handed back).
                 raise _chief(failed) from None
             # Each entry's state is that of the comparisons up to it, from the planned state.
-            after, so_far = state, []
+            after, so_far, due = state, [], False
             for i in indices:  # feed order
                 if i in compared:
                     so_far.append(compared[i])
                     after = observe(state, so_far)
+                    due = False  # a comparison after an undone re-check stands for it
+                elif i in unchecked:
+                    due = True
                 if i in doubtful and not probing:  # stored with the next store
                     await ready(i, doubtful.pop(i), after.on, False)
-            order = {i: k for k, i in enumerate(indices)}
-            last_compared = max((order[i] for i in compared), default=-1)
-            if any(order[i] > last_compared for i in unchecked):
-                after = still_due(after)
-            return after
+            return still_due(after) if due else after
 
         rest = list(range(len(found)))
         # Undecided: a few pages at a time until the feed proves full-text or fails to twice.
