@@ -10,10 +10,10 @@ stored from their own text without a request, except one in RECHECK_EVERY and an
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
 compared again. MISSES comparisons in a row that fail switch the feed back, so a failed one is
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
-passing (`stands_unchecked`, `still_due`). An entry of fewer than MIN_WORDS words, or
-that ends like an excerpt, always has its page fetched and never counts towards the mode: it
-says nothing about the feed's other entries. (`FullText.streak` counts matches in a row, or
-misses in a row as a negative number.)
+passing (`stands_unchecked`, `still_due`). An entry of fewer than MIN_WORDS words, or that
+ends like an excerpt, always has its page fetched and never counts towards the mode: it says
+nothing about the feed's other entries. (`FullText.streak` counts matches in a row, or misses
+in a row as a negative number.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
 stored from that text. One whose comparison failed is stored from its text all the same where

@@ -280,20 +280,31 @@ async def test_a_failed_comparison_in_a_feed_proven_in_the_same_poll_keeps_the_f
     assert "weather" not in one["text"]
 
 
+async def never_proven(
+    database_url: str, site: LocalServer, pipeline: Pipeline, pages: dict[int, str]
+) -> list[dict[str, Any]]:
+    """A feed of the stories of `pages` (number: page), run once: it is never proven
+    full-text, and every entry is stored from its page. The articles' rows (url, text,
+    text_source)."""
+    for n, html in pages.items():
+        site.routes[f"/a/{n}"] = static(html)
+    site.routes["/feed"] = static(feed(site.base, range(len(pages))), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is False
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    assert [r["text_source"] for r in stored] == ["page"] * len(pages)
+    return stored
+
+
 async def test_a_feed_not_proven_stores_the_page_where_its_comparison_failed(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
     """Every page carries the weather note: no comparison holds, the feed is never proven,
     and each entry is stored from its page."""
-    for n in range(6):
-        site.routes[f"/a/{n}"] = static(page_with(n, [*paragraphs(n), WEATHER]))
-    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
-    await pipeline.store.add_feed(site.url("/feed"))
-    await pipeline.run()
-    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
-    assert state["full_text"] is False
-    stored = rows(database_url, "SELECT text, text_source FROM news.articles")
-    assert [r["text_source"] for r in stored] == ["page"] * 6
+    pages = {n: page_with(n, [*paragraphs(n), WEATHER]) for n in range(6)}
+    stored = await never_proven(database_url, site, pipeline, pages)
     assert all("weather" in r["text"] for r in stored)
 
 
@@ -541,15 +552,8 @@ async def test_a_story_the_extraction_cut_short_is_the_page_s_in_a_feed_not_prov
     """Every page is split so: no comparison holds, the feed is never proven, and each entry is
     stored from its page's extraction, short as it is (an excerpt longer than a poor extraction
     looks the same)."""
-    for n in range(6):
-        site.routes[f"/a/{n}"] = static(split_page(n, 2))
-    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
-    await pipeline.store.add_feed(site.url("/feed"))
-    await pipeline.run()
-    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
-    assert state["full_text"] is False
-    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
-    assert [r["text_source"] for r in stored] == ["page"] * 6
+    pages = {n: split_page(n, 2) for n in range(6)}
+    stored = await never_proven(database_url, site, pipeline, pages)
     for row in stored:
         n = int(row["url"].rsplit("/", 1)[1])
         assert row["text"] == clean_text("\n\n".join(paragraphs(n)[:2]))

@@ -997,17 +997,21 @@ async def test_one_write_of_several_feeds_links_and_adopts_per_feed(
     assert [r["feed_id"] for r in links] == sorted([feed_a, feed_b])
 
 
+def _check_articles(database_url: str, condition: str) -> None:
+    """A check constraint an operator adds on the articles (`articles_title_test`)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            f"ALTER TABLE ingest.articles ADD CONSTRAINT articles_title_test CHECK ({condition})"
+        )
+
+
 async def test_a_row_a_check_constraint_refuses_spoils_no_other_in_its_batch(
     store: Store, database_url: str
 ) -> None:
     """A constraint the database holds the articles to (here a check an operator added on the
     title) refuses one row of a batch: the others are stored, and that one is left out, its
     entry not done (dropping its text does not make it acceptable)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "ALTER TABLE ingest.articles ADD CONSTRAINT articles_title_test"
-            " CHECK (title IS DISTINCT FROM 'Refused')"
-        )
+    _check_articles(database_url, "title IS DISTINCT FROM 'Refused'")
     await store.add_feed("https://example.com/feed/")
     (feed_id,) = [f["id"] for f in await store.list_feeds()]
     good = [_article(f"https://example.com/news/{n}") for n in range(3)]
@@ -1029,11 +1033,7 @@ async def test_a_check_constraint_refusal_keeps_the_text_it_is_not_about(
     added on the title's length (the record without text, its title cut, would pass it), and
     one added NOT VALID on the language that an earlier copy of the story breaks: storing the
     new article re-points that copy, and the row refused is not even the new article's."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "ALTER TABLE ingest.articles ADD CONSTRAINT articles_title_test"
-            " CHECK (length(title) <= 500)"
-        )
+    _check_articles(database_url, "length(title) <= 500")
     await store.add_feed("https://example.com/feed/")
     (feed_id,) = [f["id"] for f in await store.list_feeds()]
     copied = _article("https://example.com/news/first", "The same story.", language=None)
