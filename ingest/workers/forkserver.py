@@ -10,9 +10,13 @@ import importlib.machinery
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.forkserver
+import os
 import signal
 import sys
+import traceback
+from collections.abc import Callable
 from multiprocessing import resource_tracker
+from types import TracebackType
 
 PRELOAD = ["ingest.workers.warm"]
 
@@ -53,3 +57,33 @@ def _skip_main_in_children() -> None:
     main = sys.modules.get("__main__")
     if main is not None and getattr(main, "__spec__", None) is None:
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+
+
+ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
+
+
+def quiet_when_pool_gone(hook: ExceptHook) -> ExceptHook:
+    """`sys.excepthook` for the fork server, whose children print what their start raises
+    through it: a worker whose pool was stopped while the worker was being started (a service
+    stopped during its start-up) finds the pool's semaphores gone as it unpickles them
+    (FileNotFoundError in `multiprocessing.synchronize`) and exits without that traceback, which
+    would land on the service's stderr. Anything else goes to `hook`."""
+
+    def excepthook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> object:
+        if issubclass(exc_type, FileNotFoundError) and _in_semaphore_rebuild(tb):
+            return None
+        return hook(exc_type, exc, tb)
+
+    return excepthook
+
+
+_SYNCHRONIZE = os.path.join("multiprocessing", "synchronize.py")
+
+
+def _in_semaphore_rebuild(tb: TracebackType | None) -> bool:
+    return any(
+        frame.f_code.co_name == "__setstate__" and frame.f_code.co_filename.endswith(_SYNCHRONIZE)
+        for frame, _ in traceback.walk_tb(tb)
+    )

@@ -12,8 +12,14 @@ import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
+import sys  # noqa: E402
+
 from ingest.documents.feeds import parse_feed  # noqa: E402
 from ingest.extract import extract_page  # noqa: E402
+from ingest.workers.forkserver import quiet_when_pool_gone  # noqa: E402
+
+# A worker whose pool stopped while it was being started exits without a traceback.
+sys.excepthook = quiet_when_pool_gone(sys.excepthook)
 
 _SENTENCE = (
     "The council approved the budget on Tuesday after a long debate about schools, parks and "

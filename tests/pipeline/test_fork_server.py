@@ -8,6 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from types import TracebackType
+from typing import Any
 
 from tests.support.paths import ROOT
 
@@ -67,3 +69,32 @@ def test_a_ctrl_c_while_the_fork_server_is_spawned_reaches_the_command() -> None
         "here: blocked False ignored False",
     ], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _raised(fn: Any) -> tuple[type[BaseException], BaseException, TracebackType | None]:
+    try:
+        fn()
+    except BaseException as e:
+        return type(e), e, e.__traceback__
+    raise AssertionError("nothing raised")
+
+
+def test_a_worker_whose_pool_is_gone_starts_quietly_and_nothing_else_does() -> None:
+    """What a worker of a pool stopped during its start meets: the pool's semaphore, unpickled,
+    names one that is gone (FileNotFoundError in `multiprocessing.synchronize`). The fork
+    server's hook drops that traceback; every other error reaches the hook it wraps."""
+    import multiprocessing.synchronize
+
+    from ingest.workers.forkserver import quiet_when_pool_gone
+
+    seen: list[type[BaseException]] = []
+    hook = quiet_when_pool_gone(lambda t, e, tb: seen.append(t))
+    lock = object.__new__(multiprocessing.synchronize.Lock)
+    gone = _raised(lambda: lock.__setstate__((0, 1, 1, "/ingest-test-no-such-semaphore")))
+    assert gone[0] is FileNotFoundError
+    hook(*gone)
+    assert seen == []
+    other = _raised(lambda: open("/nonexistent/ingest-test"))  # noqa: SIM115
+    hook(*other)
+    hook(*_raised(lambda: 1 / 0))
+    assert seen == [FileNotFoundError, ZeroDivisionError]
