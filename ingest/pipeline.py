@@ -125,6 +125,10 @@ class Pipeline:
         (`_finishing_poll`): writes that change nothing once the lease is another process's,
         and that release it themselves. `_renew_leases` does not stop them."""
         self._handing_back: asyncio.Future[None] | None = None
+        self._committed: dict[int, int] = {}
+        """New articles committed so far for each feed a pass is polling, whatever becomes of
+        the poll: a feed that fails, or is handed back, after some of its articles committed
+        still counts them in the pass's summary."""
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
         self._successes: GroupWriter[FeedUpdate, Exception | None] = GroupWriter(
@@ -165,6 +169,8 @@ class Pipeline:
             outcomes[i] = outcome
             if isinstance(outcome, Exception):
                 queued[i][0].failed = True
+            elif (feed_id := queued[i][0].feed_id) in self._committed:
+                self._committed[feed_id] += outcome.new
         # Counted as the group commits, whatever becomes of the feeds that handed it over: one
         # stopped while it was written ends without its results, and the next poll finds those
         # articles stored.
@@ -250,6 +256,7 @@ class Pipeline:
                     for feed in feeds:
                         if feed.id not in done:
                             done.add(feed.id)
+                            self._committed[feed.id] = 0
                             leases[feed.id] = claimed_at + self.settings.lease_seconds
                             per_host[feed.host] += 1
                             running[asyncio.create_task(self._process_guarded(feed))] = feed
@@ -259,15 +266,18 @@ class Pipeline:
                 for task in finished:
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
+                    committed = self._committed.pop(feed.id, 0)
                     per_host[feed.host] -= 1
                     if per_host[feed.host] < share:
                         blocked = False
                     if task.cancelled():  # its lease ran out (`_renew_leases`)
                         handed_back.append(feed.id)
+                        summary.new_articles += committed
                     elif (outcome := task.result()) is not None:
                         summary.add(outcome)
                     else:  # handed back without an outcome: not again in this pass
                         handed_back.append(feed.id)
+                        summary.new_articles += committed
         except BaseException:
             # Cancelled (SIGTERM past the grace period, Ctrl-C) or the database went away:
             # stop the feeds in progress and hand them back at once instead of letting their
@@ -482,7 +492,8 @@ class Pipeline:
             )
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
-        return FeedOutcome(feed.id, "error", error=message)
+        # Articles that committed before the failure stay stored: counted as new.
+        return FeedOutcome(feed.id, "error", new=self._committed.get(feed.id, 0), error=message)
 
     async def _process(self, feed: Feed) -> FeedOutcome:
         result = await self.fetcher.fetch(

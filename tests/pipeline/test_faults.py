@@ -947,6 +947,9 @@ async def test_a_feed_failing_for_another_reason_waits_for_its_articles_being_wr
     await asyncio.sleep(1.2)  # a write left running would be in by now
     assert owners_at_write == [pipeline.owner], "written after the feed's failure was recorded"
     assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 1
+    # The article that committed is new in the failed poll's outcome and the pass's summary.
+    assert [o.new for o in summary.outcomes] == [1]
+    assert summary.new_articles == 1
     await pipeline.aclose()
 
 
@@ -959,8 +962,9 @@ async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_c
 ) -> None:
     """A full-text feed's entries are handed to the writer together, more than one group
     holds: the first group commits, the second fails and the feed is handed back. What the
-    first committed counts in ingest_articles_new (counted as committed, whatever comes
-    after), and the next poll stores and counts the rest: every article counted once."""
+    first committed counts in ingest_articles_new and in the pass's summary (counted as
+    committed, whatever comes after), and the next poll stores and counts the rest: every
+    article counted once."""
     from ingest import pipeline as pipeline_module
     from ingest.errors import StoreError
 
@@ -987,6 +991,7 @@ async def test_articles_committed_before_a_later_group_of_their_feed_fails_are_c
     assert calls == [2, 1]
     stored = rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"]
     assert stored == 2
+    assert first.new_articles == stored  # the pass's summary says what it stored
     assert articles_new_counted() - before == stored
     again = await pipeline.run()
     assert (again.ok, again.new_articles) == (1, 1)
@@ -1034,6 +1039,7 @@ async def test_articles_committed_for_a_feed_stopped_meanwhile_are_counted(
     assert first.feeds == 0  # stopped
     assert calls == [2, 1]
     assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 3
+    assert first.new_articles == 3
     assert articles_new_counted() - before == 3
     await pipeline.aclose()
 
