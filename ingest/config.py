@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
-
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any, Literal, get_args
 
 from ingest.errors import ConfigError
 from ingest.schedule import Policy
@@ -35,70 +34,163 @@ def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return count
 
 
-class Settings(BaseSettings):
-    """Every setting, its environment variable and its default. See the README's table."""
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+_LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+_LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
-    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "INGEST_DATABASE_URL")
-    )
-    data_dir: Path = Field(default_factory=_default_data_dir)
+
+def _setting(
+    default: Any = MISSING,
+    *,
+    factory: Callable[[], Any] | None = None,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A setting's default (or the function making it) and the bounds its value must keep."""
+    bounds = {"gt": gt, "ge": ge, "le": le}
+    if factory is not None:
+        return field(default_factory=factory, metadata=bounds)
+    return field(default=default, metadata=bounds)
+
+
+_KINDS: dict[str, type] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+    "Path": Path,
+    "LogFormat": str,
+    "LogLevel": str,
+}
+
+
+def _kind(f: Field[Any]) -> type:
+    """The type of a setting's value, from its annotation."""
+    return _KINDS[f.type if isinstance(f.type, str) else f.type.__name__]
+
+
+def _parse(f: Field[Any], raw: str) -> object:
+    """An environment variable's text as the setting's type; ValueError says what is wrong."""
+    kind = _kind(f)
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(f"{raw!r} is not a boolean (true or false)")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a whole number") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+    if kind is Path:
+        return Path(raw)
+    return text.lower() if f.metadata.get("choices") else raw
+
+
+def _field_problems(settings: Settings) -> list[str]:
+    """Each value of the wrong type or out of its bounds, named by its variable. A whole
+    number given for a seconds setting is taken as such (it is stored as a float)."""
+    problems = []
+    for f in fields(settings):
+        value, kind, meta = getattr(settings, f.name), _kind(f), f.metadata
+        name = variable(f.name)
+        if kind is float and type(value) is int:
+            value = float(value)
+            object.__setattr__(settings, f.name, value)
+        if f.name == "database_url" and value is None:
+            continue
+        if type(value) is not kind and not (kind is Path and isinstance(value, Path)):
+            problems.append(f"{name}: {value!r} is not a {kind.__name__}")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{name}: must be a finite number")
+        elif meta.get("choices") and value not in meta["choices"]:
+            problems.append(f"{name}: must be one of {', '.join(meta['choices'])}")
+        elif meta.get("gt") is not None and not value > meta["gt"]:
+            problems.append(f"{name}: must be greater than {meta['gt']}")
+        elif meta.get("ge") is not None and not value >= meta["ge"]:
+            problems.append(f"{name}: must be at least {meta['ge']}")
+        elif meta.get("le") is not None and not value <= meta["le"]:
+            problems.append(f"{name}: must be at most {meta['le']}")
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, its environment variable (INGEST_ and the name in capitals; the database
+    URL's is DATABASE_URL) and its default. See the README's table. Validated when made: a bad
+    value raises one `ConfigError` naming every problem."""
+
+    database_url: str | None = field(default=None, repr=False)  # it may hold a password
+    data_dir: Path = field(default_factory=_default_data_dir)
     allow_private_networks: bool = False
 
     # fetching
-    max_feed_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_page_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=20.0, gt=0)
-    request_deadline: float = Field(default=60.0, gt=0)
-    max_redirects: int = Field(default=5, ge=0, le=20)
-    max_connections: int = Field(default=32, ge=1)
-    per_host_connections: int = Field(default=2, ge=1)
-    host_delay: float = Field(default=0.5, ge=0)
-    max_crawl_delay: float = Field(default=30.0, ge=0)
-    robots_cache_seconds: float = Field(default=3600.0, ge=0)
+    max_feed_bytes: int = _setting(10 * 1024 * 1024, gt=0)
+    max_page_bytes: int = _setting(5 * 1024 * 1024, gt=0)
+    connect_timeout: float = _setting(10.0, gt=0)
+    read_timeout: float = _setting(20.0, gt=0)
+    request_deadline: float = _setting(60.0, gt=0)
+    max_redirects: int = _setting(5, ge=0, le=20)
+    max_connections: int = _setting(32, ge=1)
+    per_host_connections: int = _setting(2, ge=1)
+    host_delay: float = _setting(0.5, ge=0)
+    max_crawl_delay: float = _setting(30.0, ge=0)
+    robots_cache_seconds: float = _setting(3600.0, ge=0)
 
     # work
-    workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
-    extract_timeout: float = Field(default=30.0, gt=0)
-    parse_timeout: float = Field(default=30.0, gt=0)
-    feeds_per_tick: int = Field(default=50, ge=1)
-    concurrent_feeds: int = Field(default=1024, ge=1)
-    worker_backlog_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    workers: int = _setting(factory=usable_cpus, ge=1)
+    extract_timeout: float = _setting(30.0, gt=0)
+    parse_timeout: float = _setting(30.0, gt=0)
+    feeds_per_tick: int = _setting(50, ge=1)
+    concurrent_feeds: int = _setting(1024, ge=1)
+    worker_backlog_bytes: int = _setting(64 * 1024 * 1024, ge=1)
     """New fetches wait while this many bytes of fetched feeds and pages wait for (or are in)
     a worker (`ingest.workers.backlog`)."""
-    max_entries_per_feed: int = Field(default=200, ge=1)
-    page_attempts: int = Field(default=3, ge=1)
+    max_entries_per_feed: int = _setting(200, ge=1)
+    page_attempts: int = _setting(3, ge=1)
 
     # scheduling
-    tick_seconds: float = Field(default=30.0, gt=0)
-    poll_interval: float = Field(default=1800.0, gt=0)
-    min_interval: float = Field(default=300.0, gt=0)
-    max_interval: float = Field(default=86400.0, gt=0)
-    deactivate_after_failures: int = Field(default=10, ge=1)
-    deactivate_after: float = Field(default=172800.0, ge=0)
-    redirect_after_fetches: int = Field(default=3, ge=1)
-    redirect_after: float = Field(default=86400.0, ge=0)
-    lease_seconds: float = Field(default=600.0, gt=0)
+    tick_seconds: float = _setting(30.0, gt=0)
+    poll_interval: float = _setting(1800.0, gt=0)
+    min_interval: float = _setting(300.0, gt=0)
+    max_interval: float = _setting(86400.0, gt=0)
+    deactivate_after_failures: int = _setting(10, ge=1)
+    deactivate_after: float = _setting(172800.0, ge=0)
+    redirect_after_fetches: int = _setting(3, ge=1)
+    redirect_after: float = _setting(86400.0, ge=0)
+    lease_seconds: float = _setting(600.0, gt=0)
 
     # retention
-    change_retention_days: int = Field(default=30, ge=0)
+    change_retention_days: int = _setting(30, ge=0)
     """news.article_changes and news.article_history rows older than this are trimmed once a
     day by the service; 0 keeps them forever."""
 
     # service
-    http_port: int = Field(default=8080, ge=0, le=65535)
+    http_port: int = _setting(8080, ge=0, le=65535)
     http_host: str = "0.0.0.0"  # noqa: S104 - the container's health check and scraper reach it
 
     # logging
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = field(default="auto", metadata={"choices": _LOG_FORMATS})
+    log_level: LogLevel = field(default="info", metadata={"choices": _LOG_LEVELS})
 
-    @field_validator("log_level", "log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+    def __post_init__(self) -> None:
+        problems = [*_field_problems(self), *_cross_problems(self)]
+        if problems:
+            raise ConfigError(f"invalid configuration: {'; '.join(problems)}")
 
     def policy(self) -> Policy:
         """The scheduling policy these settings describe."""
@@ -112,22 +204,39 @@ class Settings(BaseSettings):
             redirect_after=timedelta(seconds=self.redirect_after),
         )
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Settings:
-        if self.min_interval > self.max_interval:
-            raise ValueError("INGEST_MIN_INTERVAL must not exceed INGEST_MAX_INTERVAL")
-        return self
+
+def _cross_problems(settings: Settings) -> list[str]:
+    """What makes values that are each valid wrong together."""
+    if settings.min_interval > settings.max_interval:
+        return ["INGEST_MIN_INTERVAL must not exceed INGEST_MAX_INTERVAL"]
+    return []
 
 
-def load_settings() -> Settings:
-    """Read and validate the environment; a bad value becomes one clear `ConfigError`."""
+def variable(name: str) -> str:
+    """The environment variable of a setting."""
+    return "DATABASE_URL" if name == "database_url" else f"INGEST_{name.upper()}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment (names in any case; variables the service does not
+    know are ignored); every bad value is named in one `ConfigError`."""
+    env = {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for f in fields(Settings):
+        raw = env.get(variable(f.name))
+        if raw is None and f.name == "database_url":
+            raw = env.get("INGEST_DATABASE_URL")
+        if raw is None:
+            continue
+        try:
+            values[f.name] = _parse(f, raw)
+        except ValueError as e:
+            problems.append(f"{variable(f.name)}: {e}")
     try:
-        return Settings()
-    except ValidationError as e:
-        problems = "; ".join(
-            f"INGEST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            if err["loc"]
-            else str(err["msg"]).removeprefix("Value error, ")
-            for err in e.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from e
+        settings = Settings(**values)  # type: ignore[arg-type]
+    except ConfigError as e:
+        problems.extend(str(e).removeprefix("invalid configuration: ").split("; "))
+    if problems:
+        raise ConfigError(f"invalid configuration: {'; '.join(problems)}")
+    return settings

@@ -7,7 +7,6 @@ a thread meanwhile. Everything else is `ingest.cli`."""
 from __future__ import annotations
 
 import gc
-import os
 import sys
 
 
@@ -51,14 +50,12 @@ def main() -> int:
 
 def _lighten_imports() -> None:
     """Imports the process never uses: httpx's command-line client (click and rich, imported
-    by `import httpx` when click is installed, about 10 ms), pydantic's plugin discovery (a scan
-    of every installed distribution's entry points, about 10 ms; set PYDANTIC_DISABLE_PLUGINS to
-    another value to have plugins), and rich with pygments under structlog (66 modules, about
-    25 ms), which structlog uses only to pretty-print tracebacks and locals, neither of which
-    `ingest.logs` asks for (plain tracebacks on a console, no locals in JSON). structlog is
-    imported with rich hidden; rich itself stays importable (the backfill's progress display)."""
+    by `import httpx` when click is installed, about 10 ms), and rich with pygments under
+    structlog (66 modules, about 25 ms), which structlog uses only to pretty-print tracebacks
+    and locals, neither of which `ingest.logs` asks for (plain tracebacks on a console, no
+    locals in JSON). structlog is imported with rich hidden; rich itself stays importable (the
+    backfill's progress display)."""
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if "structlog" in sys.modules or "rich" in sys.modules:
         return
     sys.modules["rich"] = None  # type: ignore[assignment]

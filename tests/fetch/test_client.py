@@ -4,6 +4,7 @@ redirects, status errors, the SSRF guard and robots.txt. No traffic leaves 127.0
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import socket
 import threading
@@ -32,7 +33,7 @@ FEED = "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></chann
 
 
 def _settings(**overrides: object) -> Settings:
-    return LOCAL.model_copy(update=overrides)
+    return dataclasses.replace(LOCAL, **overrides)
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ waiting counts against neither the deadline nor FETCH_SECONDS (which only real t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 import time
@@ -80,7 +81,7 @@ async def test_requests_to_one_host_start_delay_apart(host_a: LocalServer) -> No
     clock = SteppingClock()
     stamps = _Stamps(clock=clock)
     host_a.routes["/page"] = stamps
-    settings = POLITE.model_copy(update={"per_host_connections": 1})
+    settings = dataclasses.replace(POLITE, per_host_connections=1)
     async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
         await asyncio.gather(*(fetcher.fetch(host_a.url("/page"), "page") for _ in range(4)))
     assert stamps.times == pytest.approx([0.0, DELAY, 2 * DELAY, 3 * DELAY])
@@ -136,7 +137,7 @@ async def test_two_origins_of_one_host_are_one_host_to_spare(host_a: LocalServer
             host_a.routes[f"/old/{n}"] = old
             moved.routes[f"/new/{n}"] = new
         moved.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 1\n", "text/plain")
-        settings = POLITE.model_copy(update={"per_host_connections": 1})
+        settings = dataclasses.replace(POLITE, per_host_connections=1)
         async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
             for n in range(3):
                 result = await fetcher.fetch(host_a.url(f"/old/{n}"), "page")
@@ -194,7 +195,7 @@ async def test_a_robots_txt_refresh_waits_its_turn(host_a: LocalServer) -> None:
     clock = SteppingClock()
     robots, page = _Stamps(b"User-agent: *\n", clock=clock), _Stamps(clock=clock)
     host_a.routes["/robots.txt"], host_a.routes["/page"] = robots, page
-    settings = POLITE.model_copy(update={"robots_cache_seconds": 100})
+    settings = dataclasses.replace(POLITE, robots_cache_seconds=100)
     async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
         assert await fetcher.robots_allowed(host_a.url("/page")) is True
         await fetcher.fetch(host_a.url("/page"), "page")
@@ -234,7 +235,7 @@ async def test_max_crawl_delay_caps_a_huge_crawl_delay(host_a: LocalServer) -> N
     host_a.routes["/robots.txt"] = robots
     stamps = _Stamps(clock=clock)
     host_a.routes["/page"] = stamps
-    settings = POLITE.model_copy(update={"max_crawl_delay": 0.7})
+    settings = dataclasses.replace(POLITE, max_crawl_delay=0.7)
     async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
         assert await fetcher.robots_allowed(host_a.url("/page")) is True
         assert fetcher.host_delay(host_a.url("/page")) == 0.7
@@ -283,7 +284,7 @@ async def test_crawl_delay_ends_with_the_cached_robots(host_a: LocalServer) -> N
     host_a.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 5\n", "text/plain")
     host_a.routes["/page"] = static("ok", "text/plain")
     clock = SteppingClock(1000.0)
-    settings = POLITE.model_copy(update={"robots_cache_seconds": 60})
+    settings = dataclasses.replace(POLITE, robots_cache_seconds=60)
     async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
         await fetcher.robots_allowed(host_a.url("/page"))
         assert fetcher.host_delay(host_a.url("/page")) == 5.0
@@ -336,7 +337,7 @@ async def test_waiting_for_the_host_counts_against_neither_deadline_nor_metric(
     host_a.routes["/missing"] = Response(404, b"no")
     count_before = _fetch_seconds("page", "count")
     sum_before = _fetch_seconds("page", "sum")
-    settings = POLITE.model_copy(update={"request_deadline": 0.25})
+    settings = dataclasses.replace(POLITE, request_deadline=0.25)
     async with Fetcher(settings, sleep=sleep) as fetcher:
         results = await asyncio.gather(
             *(fetcher.fetch(host_a.url("/page"), "page") for _ in range(4))

@@ -3,6 +3,7 @@ overrides, the DATABASE_URL alias, and one clear ConfigError for a bad value."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -176,5 +177,40 @@ def test_unknown_variables_ignored(clean_env: Path, monkeypatch: pytest.MonkeyPa
 def test_settings_are_frozen(clean_env: Path) -> None:
     """Settings are validated once and cannot be changed afterwards."""
     settings = load_settings()
-    with pytest.raises(ValueError, match="frozen"):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.workers = 99  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_must_be_finite(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A seconds setting of nan or infinity is refused, naming its variable."""
+    monkeypatch.setenv("INGEST_HOST_DELAY", value)
+    with pytest.raises(ConfigError, match="INGEST_HOST_DELAY"):
+        load_settings()
+
+
+def test_variable_names_in_any_case(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variable names are matched whatever their case; choice values too."""
+    monkeypatch.setenv("ingest_workers", "3")
+    monkeypatch.setenv("INGEST_LOG_LEVEL", "WARNING")
+    settings = load_settings()
+    assert (settings.workers, settings.log_level) == (3, "warning")
+
+
+def test_settings_made_in_code_are_validated_too() -> None:
+    """Settings made with arguments keep the same bounds as from the environment, and a whole
+    number for a seconds setting is a float."""
+    with pytest.raises(ConfigError, match="INGEST_MAX_CONNECTIONS"):
+        Settings(max_connections=0)
+    with pytest.raises(ConfigError, match="INGEST_MIN_INTERVAL"):
+        Settings(min_interval=10, max_interval=5)
+    assert Settings(host_delay=0).host_delay == 0.0
+    assert isinstance(Settings(host_delay=0).host_delay, float)
+
+
+def test_repr_leaves_the_database_url_out() -> None:
+    """The database URL may hold a password: a printed or logged Settings does not show it."""
+    settings = Settings(database_url="postgresql://user:secret@db.example/news")
+    assert "secret" not in repr(settings)
