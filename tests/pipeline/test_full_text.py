@@ -797,3 +797,30 @@ async def test_an_updated_entry_of_a_full_text_feed_is_updated_from_its_own_text
     (five,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/5$'")
     assert five["text_source"] == "feed"
     assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
+
+
+async def test_an_update_of_a_full_text_entry_reaches_an_article_stored_from_its_page(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """The feed's links redirect to the stories' own addresses: the entries compared while the
+    feed was probed are stored under the page's URL, the others under the feed's link. An
+    update of a compared entry, taken from the entry's new text without a request, updates
+    that article all the same."""
+    atom = "application/atom+xml"
+    for n in range(12):
+        site.routes[f"/a/{n}"] = Response(301, b"", {"Location": f"{site.base}/story/{n}"})
+        site.routes[f"/story/{n}"] = static(article_page(n))
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    (one,) = rows(database_url, "SELECT url FROM news.articles WHERE url ~ '/1$'")
+    assert one["url"] == f"{site.base}/story/1"  # compared: stored from its page's address
+    later = {1: (NOW + timedelta(minutes=5), CORRECTION)}
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), later), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [1]
+    (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/1$'")
+    assert one["text"] == clean_text("\n\n".join([*paragraphs(1), CORRECTION]))
+    assert one["text_source"] == "feed"
