@@ -12,8 +12,8 @@ compared again. MISSES comparisons in a row that fail switch the feed back, so a
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
 passing (`stands_unchecked`, `still_due`). An entry of fewer than MIN_WORDS words, or that
 ends like an excerpt, always has its page fetched and never counts towards the mode: it says
-nothing about the feed's other entries. (`FullText.streak` counts matches in a row, or misses
-in a row as a negative number.)
+nothing about the feed's other entries. (`FullText.streak` counts matches in a row, up to
+CONFIRM, or misses in a row as a negative number, down to -MISSES.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
 stored from that text. One whose comparison failed is stored from its text all the same where
@@ -343,14 +343,16 @@ def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int
             f"feed text holds {holds:.0%} of the page, the page {clean:.0%} of it "
             f"({n} words): {'the article' if same else 'not the article'}"
         )
+        # Counted no further than they decide (CONFIRM matches, MISSES misses): a feed whose
+        # entries are never its articles has every one compared, and its row holds a smallint.
         if same:
-            streak = max(state.streak, 0) + 1
+            streak = min(max(state.streak, 0) + 1, CONFIRM)
             since = counted if state.on else 0
             state = FullText(
                 state.on or streak >= CONFIRM, streak, since, _shortest(state.words, n), evidence
             )
         else:
-            streak = min(state.streak, 0) - 1
+            streak = max(min(state.streak, 0) - 1, -MISSES)
             on = state.on and streak > -MISSES
             # Evidence gathered before the feed stopped being its article is not kept.
             words = state.words if on else 0

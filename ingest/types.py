@@ -160,8 +160,8 @@ class FullText:
     on: bool = False
     """The feed's entries are the articles: their pages are not fetched."""
     streak: int = 0
-    """Comparisons in a row that found the feed's text to be the article; negative: that
-    found it not to be."""
+    """Comparisons in a row that found the feed's text to be the article, up to CONFIRM;
+    negative: that found it not to be, down to -MISSES (`ingest.fulltext.observe`)."""
     since_check: int = 0
     """Entries stored from the feed's text since the last comparison (full-text mode);
     RECHECK_EVERY - 1 after a failed one that left the feed full-text, so that its next entry

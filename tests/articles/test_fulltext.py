@@ -170,6 +170,31 @@ def test_two_mismatches_in_a_row_switch_back() -> None:
     assert observe(once, [(True, 0.99, 0.99, LONG), (False, 0.4, 0.9, 40)]).on
 
 
+SMALLINT = range(-32768, 32768)
+"""What the feed's row holds of its streak (`full_text_streak smallint`, sql/0012)."""
+
+
+def test_a_streak_stays_within_what_the_feed_s_row_holds() -> None:
+    """A feed whose entries are never the article has each one compared, poll after poll (a
+    year of a busy feed's entries is tens of thousands of misses in a row), and a proven feed
+    matches at each re-check for as long as it lives: its streak stays within what its row
+    holds, and means what it meant (no probing after misses; three matches prove the feed)."""
+    miss, match = (False, 0.4, 0.5, LONG), (True, 0.98, 0.97, LONG)
+    state = FullText()
+    for _ in range(400):  # 100 entries a poll
+        state = observe(state, [miss] * 100)
+    assert state.streak in SMALLINT
+    assert not state.on
+    assert probe(state, "auto", [LONG] * 3) == []
+    assert observe(state, [match] * (CONFIRM - 1)).on is False
+    state = observe(state, [match] * CONFIRM)
+    assert state.on
+    for _ in range(400):
+        state = observe(state, [match] * 100)
+    assert state.streak in SMALLINT
+    assert observe(state, [miss]).streak == -1
+
+
 def test_probing_stops_after_two_misses_in_a_row() -> None:
     counts = [LONG] * 6
     assert probe(FullText(), "auto", counts) == [0, 1, 2]

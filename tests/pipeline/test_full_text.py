@@ -824,3 +824,23 @@ async def test_an_update_of_a_full_text_entry_reaches_an_article_stored_from_its
     (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/1$'")
     assert one["text"] == clean_text("\n\n".join([*paragraphs(1), CORRECTION]))
     assert one["text_source"] == "feed"
+
+
+async def test_a_feed_never_full_text_for_a_year_of_entries_still_records_its_polls(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A feed whose entries carry half of each story has every entry compared and found not to
+    be the article, poll after poll: after a year of a busy feed's entries (its streak of
+    misses at the bottom of what its row holds), its polls are still recorded, not refused."""
+    site.routes["/feed"] = static(feed(site.base, range(4), parts=3), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE ingest.feeds SET full_text_streak = -32768, full_text_evidence = 'x'")
+    summary = await pipeline.run()
+    assert summary.new_articles == 4
+    (state,) = rows(
+        database_url,
+        "SELECT last_status, last_error, full_text, full_text_evidence FROM news.feeds",
+    )
+    assert (state["last_status"], state["last_error"], state["full_text"]) == ("ok", None, False)
+    assert "not the article" in state["full_text_evidence"]
