@@ -85,19 +85,26 @@ article is checked against its page (articles' lengths vary too much for a mean 
 summary from a short story)."""
 
 
-_CUT = re.compile(
-    r"(?:\.\.\.|…)\s*[\])]?\s*$"
-    r"|^\W*(?:read more|continue reading|read the full|keep reading|weiterlesen|lire la suite"
-    r"|leer más|continua a leggere|lees verder|czytaj dalej|leia mais)\b[^\n]{0,80}$",
-    re.IGNORECASE,
+_INVITE = (
+    r"(?:read more|continue reading|read the full|keep reading|weiterlesen|lire la suite"
+    r"|leer más|continua a leggere|lees verder|czytaj dalej|leia mais)\b[^\n]{0,80}$"
 )
+_ELLIPSIS = r"(?:\.\.\.|…)"
+_CUT_END = re.compile(rf"{_ELLIPSIS}\s*[\])]?\s*$|{_ELLIPSIS}\W{{0,10}}{_INVITE}", re.IGNORECASE)
+"""An ellipsis at the end of the line, or followed within a few characters (a space, a bracket,
+an arrow) by an invitation to the page: searched in the line's last _TAIL characters only,
+which hold all of either (a line of ellipses is not searched from each of them)."""
+_TAIL: Final = 200
+_INVITED = re.compile(rf"\W{{0,10}}{_INVITE}", re.IGNORECASE)
+"""A line that is an invitation to the page (after a bullet, an arrow or a bracket)."""
 
 
 def looks_cut(text: str) -> bool:
     """Whether an entry's text ends the way an excerpt does: an ellipsis, or a last line
-    inviting the reader to the page ("Continue reading …")."""
+    inviting the reader to the page ("Continue reading …"), or an ellipsis followed by that
+    invitation on its line (the link inside the excerpt's last paragraph: "… Read more")."""
     last = text.rstrip().rpartition("\n")[2]
-    return bool(_CUT.search(last))
+    return bool(_CUT_END.search(last[-_TAIL:]) or _INVITED.match(last))
 
 
 def article_words(text: str, mode: TextMode = "auto", count: int | None = None) -> int:

@@ -3,6 +3,7 @@ fetched, and how comparisons move the state."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -110,6 +111,30 @@ def test_an_excerpt_counts_as_no_article() -> None:
     assert not looks_cut(STORY)
     assert not looks_cut(STORY + "\n\nHe said more would follow. Read the minutes online.")
     assert article_words(STORY) == LONG
+
+
+def test_an_excerpt_whose_link_to_the_page_follows_its_ellipsis_counts_as_no_article() -> None:
+    """The link an excerpt ends with is often inside its last paragraph ("… <a>Read more</a>",
+    WordPress's "&hellip; Continue reading"): its text ends with the invitation on the line of
+    the ellipsis."""
+    for cut in (
+        STORY + " … Read more",
+        STORY + "… Continue reading “The harbour vote” →",
+        STORY + " [...] Read more »",
+        STORY + " […] [Weiterlesen]",
+    ):
+        assert looks_cut(cut), cut
+        assert article_words(cut) == 0
+    assert not looks_cut(STORY + " He said more would follow… and read more of it tonight.")
+
+
+def test_a_line_of_ellipses_is_read_in_linear_time() -> None:
+    """A hostile entry's text of one long line of ellipses: told from an excerpt at once, not
+    searched for an invitation after each of them (looks_cut runs on the event loop)."""
+    started = time.monotonic()
+    assert not looks_cut("... " * 20_000 + "x")
+    assert looks_cut("… " * 20_000 + "Read more")
+    assert time.monotonic() - started < 1.0
 
 
 def test_the_shortest_article_sets_the_bar_for_rechecks() -> None:

@@ -844,3 +844,32 @@ async def test_a_feed_never_full_text_for_a_year_of_entries_still_records_its_po
     )
     assert (state["last_status"], state["last_error"], state["full_text"]) == ("ok", None, False)
     assert "not the article" in state["full_text_evidence"]
+
+
+async def test_an_excerpt_ending_in_a_read_more_link_is_stored_from_its_page(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed's next entry is half of its story, its last paragraph ending
+    "… Read more" (the link inside the paragraph): its page is fetched and its text is the
+    page's, not the excerpt's."""
+    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    head = "".join(f"<p>{p}</p>" for p in paragraphs(6)[:2])
+    cut = f"{head}<p>{paragraphs(6)[2]} &#8230; <a href='{site.base}/a/6'>Read more</a></p>"
+    item = (
+        f"<item><title>Story 6</title><link>{site.base}/a/6</link><guid>{site.base}/a/6</guid>"
+        f"<pubDate>{format_datetime(NOW)}</pubDate><content:encoded><![CDATA[{cut}]]>"
+        "</content:encoded></item>"
+    )
+    site.routes["/feed"] = static(
+        feed(site.base, range(6)).replace("</channel>", item + "</channel>"), RSS
+    )
+    hits = page_hits(site)
+    await pipeline.run(all_feeds=True)
+    assert page_hits(site) == hits + 1
+    (six,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/6$'")
+    assert six["text_source"] == "page"
+    assert all(p in six["text"] for p in paragraphs(6))  # the whole story, not half
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
