@@ -353,16 +353,20 @@ WHERE feed_id = %(feed_id)s AND entry_hash = %(entry_hash)s;
 -- name: update_article
 -- An article whose page changed: the stored version goes to the history, the row is updated in
 -- place. Nothing happens when the text is the same. The row is the one whose URL it is, else the
--- one it is another URL form of (article_urls): an entry of a full-text feed, updated from its
+-- one that the first of its URL forms (%(urls)s: its URL, then the entry's link and where its
+-- page was fetched from) led to (article_urls): an entry of a full-text feed, updated from its
 -- own text without a request, has its link for URL, while its article may have been stored from
--- its page under the address the link redirected to.
+-- its page under the address the link redirected to, and the other way round.
 WITH old AS (
     SELECT id, title, text, author, content_hash, modified_at
     FROM ingest.articles
     WHERE id = COALESCE(
               (SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s)),
-              (SELECT article_id FROM ingest.article_urls
-               WHERE url_hash = ingest.url_hash(%(url)s)))
+              (SELECT au.article_id
+               FROM unnest(%(urls)s::text[]) WITH ORDINALITY AS u(url, n)
+               JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url)
+               ORDER BY u.n
+               LIMIT 1))
       AND content_hash <> %(content_hash)s
     FOR UPDATE
 ), kept AS (

@@ -85,9 +85,11 @@ class ArticleStore(StoreBase):
     async def update_articles(self, feed_id: int, items: Sequence[tuple[Article, bytes]]) -> int:
         """Articles fetched again because their feed entry was updated: where the text changed,
         the stored version moves to the history table and the row is updated in place (its
-        change is announced like an insert). The entry's update time is recorded either way, so
-        the page is not fetched again until the entry changes again; where the database refuses
-        the new version, the stored one stays. Returns rows changed."""
+        change is announced like an insert); the row is the one of the article's URL, else the
+        one any of its other URL forms led to (`update_article`). The entry's update time is
+        recorded either way, so the page is not fetched again until the entry changes again;
+        where the database refuses the new version, the stored one stays. Returns rows
+        changed."""
         if not items:
             return 0
         q = queries()
@@ -98,6 +100,7 @@ class ArticleStore(StoreBase):
                 try:
                     async with conn.transaction():
                         params = _article_params(article, feed_id)
+                        params["urls"] = [article.url, *article.aliases]
                         cur = await conn.execute(q["update_article"], params)
                         changed += len(await cur.fetchall())
                 except REFUSED_VALUES as e:

@@ -826,6 +826,33 @@ async def test_an_update_of_a_full_text_entry_reaches_an_article_stored_from_its
     assert one["text_source"] == "feed"
 
 
+async def test_an_update_fetched_from_its_page_reaches_an_article_stored_from_its_feed(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """The feed's links redirect to the stories' own addresses, and story 5 was stored from the
+    proven feed's text under its link. The operator then has the feed's pages fetched: an
+    update of story 5 is read from its page, under the address the link redirects to, and
+    updates that article all the same."""
+    atom = "application/atom+xml"
+    for n in range(12):
+        site.routes[f"/a/{n}"] = Response(301, b"", {"Location": f"{site.base}/story/{n}"})
+        site.routes[f"/story/{n}"] = static(article_page(n))
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (five,) = rows(database_url, "SELECT url, text_source FROM news.articles WHERE url ~ '/5$'")
+    assert (five["url"], five["text_source"]) == (f"{site.base}/a/5", "feed")
+    assert await pipeline.store.set_text_mode(site.url("/feed"), "page")
+    later = {5: (NOW + timedelta(minutes=5), CORRECTION)}
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), later), atom)
+    site.routes["/story/5"] = static(page_with(5, [*paragraphs(5), CORRECTION]))
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [1]
+    (five,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/5$'")
+    assert CORRECTION in five["text"]
+    assert five["text_source"] == "page"
+
+
 async def test_a_feed_never_full_text_for_a_year_of_entries_still_records_its_polls(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
