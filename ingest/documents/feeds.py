@@ -20,6 +20,7 @@ import feedparser
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
 
 from ingest.documents.text import (
+    block,
     clean_line,
     html_to_text,
     http_url,
@@ -447,7 +448,7 @@ def _text_block(detail: object, fallback: object) -> str | None:
     value, is_html = _detail(detail, fallback)
     if value is None:
         return None
-    return (html_to_text(value) if is_html else plain_block(value)) or None
+    return block(value, is_html)
 
 
 def _detail(detail: object, fallback: object) -> tuple[str | None, bool]:

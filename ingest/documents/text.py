@@ -45,6 +45,15 @@ def title(value: object, is_html: bool = False) -> str | None:
     return plain_line(value)
 
 
+def block(value: str, is_html: bool = False) -> str | None:
+    """A multi-paragraph field: paragraphs separated by blank lines. One declared as text that
+    carries a closing tag is read as HTML, as a title is (Atom content without type="html",
+    whose default is text, often holds escaped markup): its tags are not words of the text."""
+    if is_html or _CLOSE_TAG.search(value):
+        return html_to_text(value) or None
+    return plain_block(value)
+
+
 def html_to_text(markup: str) -> str:
     markup = _CONTROL.sub("", markup)
     if "<" not in markup and "&" not in markup:

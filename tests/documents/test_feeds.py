@@ -312,6 +312,25 @@ def test_content_is_the_longest_content_value() -> None:
     assert _one(body).content == "the longer one"
 
 
+def test_escaped_html_in_content_not_typed_as_html_is_read_as_html() -> None:
+    """Atom content without type="html" (its default is text) that carries escaped markup, as
+    publishers' feeds often do: its tags are markup, not words of the text (a full-text feed
+    would otherwise store them in the article)."""
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry><id>e</id>'
+        b"<content>&lt;p&gt;One &amp;amp; two.&lt;/p&gt;&lt;p&gt;Three&lt;br/&gt;four&lt;/p&gt;"
+        b"</content><summary type='text'>&lt;p&gt;A &lt;em&gt;short&lt;/em&gt; one.&lt;/p&gt;"
+        b"</summary></entry></feed>"
+    )
+    entry = _one(body)
+    assert entry.content == "One & two.\n\nThree\nfour"
+    assert entry.summary == "A short one."
+    plain = b'<content type="text">Tags such as &lt;b&gt; make text bold.</content>'
+    assert _one(
+        body.replace(body[body.index(b"<content>") : body.index(b"<summary")], plain)
+    ).content == ("Tags such as <b> make text bold.")
+
+
 # --- dates ---------------------------------------------------------------------------------------
 
 

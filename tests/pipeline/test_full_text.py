@@ -900,3 +900,41 @@ async def test_an_excerpt_ending_in_a_read_more_link_is_stored_from_its_page(
     assert all(p in six["text"] for p in paragraphs(6))  # the whole story, not half
     (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
     assert state["full_text"] is True
+
+
+async def test_a_feed_whose_text_is_escaped_markup_not_typed_as_html_stores_no_tags(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """An Atom feed carries each story as escaped HTML in a content element not typed as html
+    (text, by default): its tags are markup, so the feed is proven full-text on its words and
+    the articles stored from it hold no tags."""
+    story = {
+        n: [
+            f"{p} The mayor said the work would begin in the spring once the contracts with the "
+            "builders were signed and the canal was closed to boats."
+            for p in paragraphs(n)
+        ]
+        for n in range(12)
+    }
+    for n, paras in story.items():
+        site.routes[f"/a/{n}"] = static(page_with(n, paras))
+    entries = "".join(
+        f"<entry><title>Story {n}</title><id>{site.base}/a/{n}</id>"
+        f"<link href='{site.base}/a/{n}'/><updated>{(NOW - timedelta(hours=n)).isoformat()}"
+        "</updated><content>"
+        + "".join(f"&lt;p&gt;{p}&lt;/p&gt;" for p in paras)
+        + "</content></entry>"
+        for n, paras in story.items()
+    )
+    site.routes["/feed"] = static(
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{NOW.isoformat()}</updated>{entries}</feed>",
+        "application/atom+xml",
+    )
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    stored = rows(database_url, "SELECT text FROM news.articles")
+    assert len(stored) == 12
+    assert not [r["text"] for r in stored if "<p>" in r["text"]]
