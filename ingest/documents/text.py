@@ -55,6 +55,9 @@ def block(value: str, is_html: bool = False) -> str | None:
 
 
 def html_to_text(markup: str) -> str:
+    """The text of an HTML field, its character references decoded also where they were
+    escaped once more than HTML asks (`Don&amp;#8217;t`, an excerpt's `[&amp;#8230;]`), as a
+    plain field's are (`unescape`)."""
     markup = _CONTROL.sub("", markup)
     if "<" not in markup and "&" not in markup:
         return _tidy(" ".join(markup.split()))
@@ -65,9 +68,11 @@ def html_to_text(markup: str) -> str:
         root = None
     # libxml2 stops at nesting depth 256 and silently drops everything deeper.
     if root is None or any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
-        return _tidy(" ".join(html.unescape(_TAG.sub(" ", markup)).split()))
-    etree.strip_elements(root, *_DROPPED_TAGS, with_tail=False)
-    return _tidy(_BREAKS.sub(_merge_breaks, "".join(_walk(root))))
+        text = " ".join(html.unescape(_TAG.sub(" ", markup)).split())
+    else:
+        etree.strip_elements(root, *_DROPPED_TAGS, with_tail=False)
+        text = _BREAKS.sub(_merge_breaks, "".join(_walk(root)))
+    return _tidy(_CONTROL.sub("", unescape(text)))
 
 
 def _walk(root: Any) -> Iterable[str]:

@@ -331,6 +331,15 @@ def test_escaped_html_in_content_not_typed_as_html_is_read_as_html() -> None:
     ).content == ("Tags such as <b> make text bold.")
 
 
+def test_character_references_escaped_twice_in_html_content_are_decoded() -> None:
+    """HTML content whose character references were escaped once more than HTML asks, as
+    some publishers' feeds are: they are decoded (an excerpt's "[&amp;#8230;]" ends in an
+    ellipsis), as a plain field's are; a lone "&" stays."""
+    html = "<p>Don&amp;#8217;t stop AT&amp;T &amp;amp; Co [&amp;#8230;]</p>"
+    entry = _one(_rss(f"<item>{GUID}<content:encoded><![CDATA[{html}]]></content:encoded></item>"))
+    assert entry.content == "Don\u2019t stop AT&T & Co [\u2026]"
+
+
 # --- dates ---------------------------------------------------------------------------------------
 
 

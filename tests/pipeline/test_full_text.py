@@ -938,3 +938,28 @@ async def test_a_feed_whose_text_is_escaped_markup_not_typed_as_html_stores_no_t
     stored = rows(database_url, "SELECT text FROM news.articles")
     assert len(stored) == 12
     assert not [r["text"] for r in stored if "<p>" in r["text"]]
+
+
+async def test_an_excerpt_whose_ellipsis_is_escaped_twice_is_stored_from_its_page(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed's next entry is half of its story ending "[&amp;#8230;]" (its
+    character references escaped once more than HTML asks, as some publishers' feeds are): it
+    ends like an excerpt, so its page is fetched and its text is the page's."""
+    site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    cut = "".join(f"<p>{p}</p>" for p in paragraphs(6)[:3]) + "<p>[&amp;#8230;]</p>"
+    item = (
+        f"<item><title>Story 6</title><link>{site.base}/a/6</link><guid>{site.base}/a/6</guid>"
+        f"<pubDate>{format_datetime(NOW)}</pubDate><content:encoded><![CDATA[{cut}]]>"
+        "</content:encoded></item>"
+    )
+    full = feed(site.base, range(6)).replace("</channel>", item + "</channel>")
+    site.routes["/feed"] = static(full, RSS)
+    hits = page_hits(site)
+    await pipeline.run(all_feeds=True)
+    assert page_hits(site) == hits + 1
+    (six,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/6$'")
+    assert six["text_source"] == "page"
+    assert "&#8230;" not in six["text"]
