@@ -22,9 +22,7 @@ from feedparser.datetimes import _parse_date as _feedparser_parse_date
 from ingest.documents.text import (
     block,
     clean_line,
-    html_to_text,
     http_url,
-    plain_block,
     plain_line,
     title,
 )
@@ -381,9 +379,9 @@ def _json_entry(
     content_html, content_text = item.get("content_html"), item.get("content_text")
     content: str | None
     if isinstance(content_html, str) and content_html.strip():
-        content = html_to_text(content_html)
+        content = block(content_html, is_html=True)
     else:
-        content = plain_block(content_text)
+        content = block(content_text) if isinstance(content_text, str) else None
     images = [item.get("image")] + [
         a.get("url")
         # `"attachments": true` (or a number) is not a list; iterating it raised TypeError.
@@ -397,7 +395,7 @@ def _json_entry(
         author=_json_authors(item) or feed_author,
         published_at=_from_iso(item.get("date_published")),
         updated_at=_from_iso(item.get("date_modified")),
-        summary=plain_block(item.get("summary")),
+        summary=block(summary) if isinstance(summary := item.get("summary"), str) else None,
         content=content or None,
         image_url=next((u for c in images if (u := http_url(c, base))), None),
         language=clean_line(item.get("language")) or feed_language,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import lxml.html
 from lxml import etree
@@ -48,10 +48,32 @@ def title(value: object, is_html: bool = False) -> str | None:
 def block(value: str, is_html: bool = False) -> str | None:
     """A multi-paragraph field: paragraphs separated by blank lines. One declared as text that
     carries a closing tag is read as HTML, as a title is (Atom content without type="html",
-    whose default is text, often holds escaped markup): its tags are not words of the text."""
-    if is_html or _CLOSE_TAG.search(value):
-        return html_to_text(value) or None
-    return plain_block(value)
+    whose default is text, often holds escaped markup): its tags are not words of the text.
+    The credit line a publishing tool appends to every entry is left out (`without_credit`)."""
+    text = html_to_text(value) if is_html or _CLOSE_TAG.search(value) else plain_block(value)
+    return without_credit(text) if text else None
+
+
+# The line Yoast SEO appends by default to each entry of a WordPress feed, after the entry's
+# text ("The post <title> appeared first on <site>."), in English and the translations it ships
+# for the most common languages. Never a line of the article.
+_CREDIT = re.compile(
+    r"(?:The post|Der Beitrag|L[’']article|La entrada|Het bericht|O post|L[’']articolo)"
+    r" [^\n]{1,400}? (?:appeared first on|erschien zuerst auf|est apparu en premier sur"
+    r"|se publicó primero en|verscheen eerst op|apareceu primeiro em|proviene da)"
+    # The site's name: one sentence (a dot only inside a word, as in a domain).
+    r" (?:[^\n.!?]|[.!?](?=\S)){1,200}[.!?]?",
+)
+_CREDIT_MAX: Final = 700
+
+
+def without_credit(text: str) -> str:
+    """The text without its last paragraph where that paragraph is a feed's credit line
+    ("The post … appeared first on …")."""
+    head, _, last = text.rpartition("\n\n")
+    if len(last) <= _CREDIT_MAX and _CREDIT.fullmatch(last):
+        return head.rstrip()
+    return text
 
 
 def html_to_text(markup: str) -> str:

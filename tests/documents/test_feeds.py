@@ -563,3 +563,34 @@ def test_entry_categories_become_tags() -> None:
     ).encode()
     (entry,) = parse_feed(jsonfeed, URL).entries
     assert entry.tags == ("AI",)
+
+
+@pytest.mark.parametrize(
+    "credit",
+    [
+        "The post Council’s budget passes appeared first on Riverside Gazette.",
+        "Der Beitrag Haushalt beschlossen erschien zuerst auf Stadtanzeiger.",
+        "L’article Le budget est voté est apparu en premier sur La Gazette.",
+        "La entrada El presupuesto se aprueba se publicó primero en El Diario.",
+    ],
+)
+def test_a_feed_s_credit_line_is_not_part_of_the_entry_s_text(credit: str) -> None:
+    """The line Yoast SEO appends to each entry of a WordPress feed ends neither its content nor
+    its summary (RSS or JSON Feed); text before it, and the same words opening a paragraph
+    that goes on, are kept."""
+    story = "<p>The council approved the budget.</p><p>It passed 7 to 2.</p>"
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>'
+        f"<item>{GUID}<content:encoded><![CDATA[{story}<p>{credit}</p>]]></content:encoded>"
+        f"<description><![CDATA[<p>The council approved [&#8230;]</p><p>{credit}</p>]]>"
+        "</description></item></channel></rss>"
+    ).encode()
+    entry = _one(body)
+    assert entry.content == "The council approved the budget.\n\nIt passed 7 to 2."
+    assert entry.summary == "The council approved […]"
+    item = {"id": "1", "content_html": f"{story}<p>{credit}</p>", "summary": f"A.\n\n{credit}"}
+    from_json = _one(_json_feed(item))
+    assert (from_json.content, from_json.summary) == (entry.content, "A.")
+    kept = _one(_rss(f"<item>{GUID}<description>{credit} It then rained.</description></item>"))
+    assert kept.summary == f"{credit} It then rained."
