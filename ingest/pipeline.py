@@ -636,9 +636,9 @@ class Pipeline:
 
     async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:
         found, invalid = dedup.candidates(parsed.entries[: self.settings.max_entries_per_feed])
-        done, attempts = await self.store.known_entries(feed.id, [c.key for c in found])
-        fresh = [c for c in found if c.key not in done]
-        known_urls = await self.store.known_urls([c.link for c in fresh]) if fresh else {}
+        done, attempts, known_urls = await self.store.known_entries_and_urls(
+            feed.id, [c.key for c in found], [c.link for c in found]
+        )
         plan = dedup.plan(
             found, known_entries=done, known_urls=known_urls, attempts=attempts, invalid=invalid
         )

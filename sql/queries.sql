@@ -201,11 +201,22 @@ UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
 -- name: known_entries
--- done: the entry has its article (or had it, until a prune); otherwise it is waiting for
--- another try at its page.
-SELECT entry_hash, article_id IS NOT NULL OR pruned AS done, attempts, entry_updated_at
-FROM ingest.feed_entries
-WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s);
+-- The entries of a poll the feed has seen (entry_hash set; done: the entry has its article, or
+-- had it until a prune; otherwise it is waiting for another try at its page), and the articles
+-- stored under the links of the others (url set: known_urls), in one round trip. %(hashes)s and
+-- %(urls)s are the entries' keys and links, in the same order.
+WITH seen AS (
+    SELECT entry_hash, article_id IS NOT NULL OR pruned AS done, attempts, entry_updated_at
+    FROM ingest.feed_entries
+    WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s)
+)
+SELECT entry_hash, done, attempts, entry_updated_at, NULL::text AS url, NULL::bigint AS article_id
+FROM seen
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, c.url, au.article_id
+FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
+JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(c.url)
+WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done);
 
 -- name: defer_entries
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts)

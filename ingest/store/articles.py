@@ -53,10 +53,30 @@ class ArticleStore(StoreBase):
         """Of these entries of the feed: those done (their article is stored), with the entry's
         update time when stored; and those waiting for another try at their page, with the
         number of tries so far."""
-        rows = await self._all("known_entries", {"feed_id": feed_id, "hashes": list(hashes)})
-        done = {bytes(r["entry_hash"]): r["entry_updated_at"] for r in rows if r["done"]}
-        waiting = {bytes(r["entry_hash"]): int(r["attempts"]) for r in rows if not r["done"]}
+        done, waiting, _ = await self.known_entries_and_urls(feed_id, hashes, [])
         return done, waiting
+
+    async def known_entries_and_urls(
+        self, feed_id: int, hashes: Sequence[bytes], links: Sequence[str]
+    ) -> tuple[dict[bytes, datetime | None], dict[bytes, int], dict[str, int]]:
+        """`known_entries`, and of the links of the entries not done (`links`: one per entry,
+        in the order of `hashes`, or none), those an article is stored under (`known_urls`).
+        One round trip."""
+        if links and len(links) != len(hashes):
+            raise ValueError("known_entries_and_urls: one link per entry")
+        params = {"feed_id": feed_id, "hashes": list(hashes), "urls": list(links)}
+        rows = await self._all("known_entries", params)
+        done: dict[bytes, datetime | None] = {}
+        waiting: dict[bytes, int] = {}
+        urls: dict[str, int] = {}
+        for r in rows:
+            if r["url"] is not None:
+                urls[r["url"]] = r["article_id"]
+            elif r["done"]:
+                done[bytes(r["entry_hash"])] = r["entry_updated_at"]
+            else:
+                waiting[bytes(r["entry_hash"])] = int(r["attempts"])
+        return done, waiting, urls
 
     async def defer_entries(self, feed_id: int, hashes: Sequence[bytes]) -> None:
         """Count one more failed try at these entries' pages; they are planned again next poll."""

@@ -382,6 +382,29 @@ async def test_aliases_found_by_known_urls(store: Store) -> None:
     assert len(set(found.values())) == 1
 
 
+async def test_known_entries_and_urls_in_one_answer(store: Store) -> None:
+    """For a poll's entries: those done and waiting, as `known_entries` says, and the articles
+    stored under the links of the entries not done (a waiting entry's too), as `known_urls`
+    says; a done entry's link is not looked up."""
+    (feed_id,) = await _feed_ids(store, 1)
+    done_article = _article("https://example.com/news/done")
+    await store.store_articles(feed_id, [(done_article, _key(done_article))])
+    elsewhere = _article("https://example.com/news/elsewhere")
+    await store.store_articles(None, [(elsewhere, None)])
+    waiting_key = entry_hash("guid:waiting")
+    await store.defer_entries(feed_id, [waiting_key])
+    new_key = entry_hash("guid:new")
+    keys = [_key(done_article), waiting_key, new_key]
+    links = [done_article.url, elsewhere.url, "https://example.com/news/unknown"]
+    done, waiting, urls = await store.known_entries_and_urls(feed_id, keys, links)
+    assert (set(done), waiting) == ({_key(done_article)}, {waiting_key: 1})
+    assert urls == await store.known_urls([elsewhere.url])
+    assert list(urls) == [elsewhere.url]
+    assert (done, waiting) == await store.known_entries(feed_id, keys)
+    with pytest.raises(ValueError, match="one link per entry"):
+        await store.known_entries_and_urls(feed_id, keys, links[:2])
+
+
 async def test_link_entries_marks_entries_known(store: Store) -> None:
     """Linking an entry of another feed to a stored article makes it known to that feed."""
     for url in ("https://a.example/feed", "https://b.example/feed"):
