@@ -97,7 +97,7 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
     if row["last_fetched_at"] is not None and not _paused(row):
         interval = (row["next_fetch_at"] - row["last_fetched_at"]).total_seconds()
     published = row["publish_interval"]
-    evidence = row["full_text_evidence"]
+    evidence = row["full_text_evidence"]  # a sentence: printed as it is
     facts: list[tuple[str, Any]] = [
         ("url", row["url"]),
         ("id", row["id"]),
@@ -117,7 +117,7 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
         ("publishes every", _duration(published.total_seconds() if published else None)),
         ("text mode", row["text_mode"]),
         ("full text", "yes" if row["full_text"] else "no"),
-        ("full-text evidence", json.dumps(evidence) if evidence else "-"),
+        ("full-text evidence", evidence or "-"),
         ("tags", ", ".join(row.get("tags") or ()) or "-"),
         ("settings", json.dumps(row.get("settings")) if row.get("settings") else "-"),
         ("articles first seen here", row["articles_first_seen"]),

@@ -279,3 +279,23 @@ def test_settings_parse_and_apply() -> None:
     assert admin.parse_settings(["pages="]).text_mode == "auto"
     low_only = policy_for(Policy(), FeedSettings(min_interval=timedelta(days=3)))
     assert low_only.max_interval == timedelta(days=3)
+
+
+def test_full_text_evidence_is_shown_as_written() -> None:
+    """`feeds show` prints the full-text evidence as the sentence it is: no quotes, no escapes."""
+    from ingest.admin import feed_details
+
+    evidence = "feed text holds 97% of the page, the page 99% of it (812 words): the article…"
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    row = {
+        "url": "https://example.org/feed.xml", "id": 1, "kind": "feed", "title": "Café",
+        "site_url": None, "active": True, "inactive_reason": None, "added_at": at,
+        "last_fetched_at": at, "last_status": "ok", "last_error": None,
+        "consecutive_failures": 0, "failing_since": None, "next_fetch_at": at + timedelta(hours=1),
+        "publish_interval": None, "text_mode": "auto", "full_text": True,
+        "full_text_evidence": evidence, "tags": [], "settings": None,
+        "articles_first_seen": 0, "articles_listed": 0, "latest_article": None,
+    }  # fmt: skip
+    lines = feed_details(row)
+    (shown,) = [line for line in lines if line.startswith("full-text evidence:")]
+    assert shown.split(":", 1)[1].strip() == evidence
