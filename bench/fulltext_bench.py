@@ -6,8 +6,10 @@ measured against the
 project's extraction of the page, as a feed entry would be. Reported by corpus and by part
 (dev/val, split by site): the share of each kind of text that the comparison takes for the
 article, that an entry of a full-text feed stores from the feed (matched, or `stands` after a
-failed comparison), of those, the ones further from the article than the extraction they were
-stored instead of, and, for the texts ending in an ellipsis, that `ends_alike` lets take part.
+failed comparison, or a page found to be `elsewhere`), of those, the ones further from the
+article than the extraction they were stored instead of, for the texts ending in an ellipsis,
+that `ends_alike` lets take part, and the failed comparisons that find the page `elsewhere`
+(sharing next to nothing with the text: not the entry's article).
 
 What it measures and how to run it: bench/README.md (`fulltext_bench.py`)."""
 
@@ -25,7 +27,7 @@ from ingest.coverage import words
 from ingest.errors import ExtractError
 from ingest.extract import read_page
 from ingest.extract.page import visible_text
-from ingest.fulltext import CLEAN, MIN_WORDS, measure
+from ingest.fulltext import CLEAN, MIN_WORDS, elsewhere, looks_cut, measure
 from ingest.normalize import clean_text
 
 SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
@@ -50,7 +52,7 @@ KINDS: dict[str, Callable[[str], str]] = {
     "first half…": lambda t: first(t, 0.5) + " …",
     "first quarter": lambda t: first(t, 0.25),
 }
-MEASURES = ("compare", "stored", "worse", "ends_alike")
+MEASURES = ("compare", "stored", "worse", "ends_alike", "elsewhere")
 
 
 def f1(sample: c.Sample, text: str) -> float:
@@ -66,7 +68,13 @@ def decide(feed_text: str, page_text: str, visible: str, main: str) -> dict[str,
     c = measure(feed_text, page_text, visible, main)
     if c is None:
         return dict.fromkeys(MEASURES, False)
-    return {"compare": c.same, "stored": c.same or c.stands, "ends_alike": True}
+    other = not c.same and not c.stands and elsewhere(c.holds, c.clean)
+    return {
+        "compare": c.same,
+        "stored": c.same or c.stands or (other and not looks_cut(feed_text)),
+        "ends_alike": True,
+        "elsewhere": other,
+    }
 
 
 def worse(sample: c.Sample, feed_text: str, page_text: str) -> bool:
@@ -117,7 +125,8 @@ def main() -> None:
         " of a full-text feed (the comparison's match, or `stands` after a failed one);"
         " worse: stored, and further from the article (shingle F1 against its human-written"
         " body) than the page's extraction it was stored instead of; ends_alike: a text ending"
-        " in an ellipsis that takes part at all.\n"
+        " in an ellipsis that takes part at all; elsewhere: a failed comparison that finds"
+        " the page shares next to nothing with the text (stored from the feed, no miss).\n"
     )
     kinds = list(KINDS)
     for corpus in sorted({k[0] for k in tally}):

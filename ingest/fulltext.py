@@ -10,7 +10,8 @@ stored from their own text without a request, except one in RECHECK_EVERY and an
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
 compared again. MISSES comparisons in a row that fail switch the feed back, so a failed one is
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
-passing (`stands_unchecked`, `still_due`). An entry of fewer than MIN_WORDS words, or that
+passing, or showed something other than the entry (`stands_unchecked`, `still_due`,
+`elsewhere`). An entry of fewer than MIN_WORDS words, or that
 ends like an excerpt, always has its page fetched and never counts towards the mode: it says
 nothing about the feed's other entries. (`FullText.streak` counts matches in a row, up to
 CONFIRM, or misses in a row as a negative number, down to -MISSES.)
@@ -248,6 +249,25 @@ def wants_pages(
         wants.append(fetch)
         since = 0 if fetch else since + 1
     return wants, replace(state, since_check=since if state.on else 0)
+
+
+ELSEWHERE: Final = 0.05
+"""Share of each other's word 4-grams under which a page and an entry's text have next to
+nothing in common (`elsewhere`)."""
+OTHER_PAGE: Final = "the page shares next to nothing with the entry's own text"
+"""The error recorded with an entry stored from its text because of `elsewhere`."""
+
+
+def elsewhere(holds: float, clean: float) -> bool:
+    """Whether a failed comparison found a page that is not the entry's article at all: the
+    text holds under ELSEWHERE of the page's extraction and the page under ELSEWHERE of the
+    text (a consent or paywall interstitial, an error page served as a success, a redirect to
+    the home page, an extraction that took the wrong block). It says nothing of the feed: in a
+    proven full-text feed the entry is stored from its text (`stands_unchecked`) and the
+    comparison stays due, as after a page that failed in passing, instead of counting as a
+    miss; such a page's metadata is not the entry's either. (Of a text compared at all: one of
+    fewer than MIN_WORDS words measures 0 against any page.)"""
+    return holds < ELSEWHERE and clean < ELSEWHERE
 
 
 def stands_unchecked(state: FullText, feed_text: str, n: int) -> bool:

@@ -27,8 +27,10 @@ from ingest.errors import FetchError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import (
     MIN_WORDS,
+    OTHER_PAGE,
     article_words,
     digest,
+    elsewhere,
     looks_cut,
     measure,
     observe,
@@ -769,6 +771,18 @@ class Pipeline:
                         await ready(i, page, True, now)
                         return
                     await ready(i, page, False, now)
+                    return
+                if (
+                    not c.same
+                    and not probing
+                    and elsewhere(c.holds, c.clean)
+                    and stands_unchecked(state, feed_text, owns[i].words)
+                ):
+                    # The page is not the entry's article (an interstitial, an error page
+                    # served as a success): a proven feed's entry is its text, stored without
+                    # the page's metadata, and the comparison stays due.
+                    unchecked.add(i)
+                    await ready(i, PageOutcome(None, None, OTHER_PAGE, True, True), True, now)
                     return
                 # An excerpt that ends where its page does proves nothing about the feed.
                 if not looks_cut(feed_text):

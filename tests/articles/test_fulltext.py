@@ -13,6 +13,7 @@ from ingest.fulltext import (
     AT_END,
     CLEAN,
     CONFIRM,
+    ELSEWHERE,
     HOLDS,
     MIN_WORDS,
     MOST,
@@ -21,6 +22,7 @@ from ingest.fulltext import (
     article_words,
     compare,
     dominates,
+    elsewhere,
     ends_alike,
     entry_text,
     follows,
@@ -529,3 +531,30 @@ def test_a_re_check_whose_page_failed_stands_unless_its_text_was_in_doubt() -> N
     assert still_due(on).since_check == RECHECK_EVERY - 1
     assert wants_pages(still_due(on), "auto", [LONG, LONG])[0] == [True, False]
     assert still_due(FullText()) == FullText()
+
+
+def test_a_page_that_shares_next_to_nothing_with_the_text_is_elsewhere() -> None:
+    """A consent page measured against a story: neither holds ELSEWHERE of the other's
+    4-grams, so the page is not the entry's article; a page that shows the story with a lot
+    besides, or an excerpt's page, shares enough to be judged by the comparison."""
+    story = " ".join(
+        f"Sentence {k} of the story tells how the council of district nine rebuilt bridge {k}."
+        for k in range(12)
+    )
+    consent = " ".join(
+        f"We and our {k} partners use cookies to measure audiences and show advertising."
+        for k in range(8)
+    )
+    c = measure(story, consent)
+    assert c is not None
+    assert not c.same
+    assert elsewhere(c.holds, c.clean)
+    padded = measure(story, story + " " + consent * 3)
+    assert padded is not None
+    assert not elsewhere(padded.holds, padded.clean)
+    first = story[: len(story) // 2]
+    cut = measure(first + " and more.", story)
+    assert cut is not None
+    assert not elsewhere(cut.holds, cut.clean)
+    assert not elsewhere(ELSEWHERE, 0.0)
+    assert not elsewhere(0.0, ELSEWHERE)

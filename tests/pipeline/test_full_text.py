@@ -21,6 +21,7 @@ import ingest.pipeline
 from ingest.config import Settings
 from ingest.errors import WorkerCrashed
 from ingest.fetch import Fetcher
+from ingest.fulltext import OTHER_PAGE
 from ingest.neardup import Fingerprint
 from ingest.normalize import clean_text
 from ingest.pipeline import Pipeline
@@ -481,6 +482,58 @@ async def test_a_re_check_whose_page_fails_stores_the_feed_s_text_at_once(
     assert {r.path for r in site.requests} - before == ({"/a/37"} if due else set())
     (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
     assert state["full_text"] is True
+
+
+CONSENT = (
+    "<html><head><title>Before you continue</title>"
+    "<meta property='og:title' content='Before you continue to our site'>"
+    "<meta name='author' content='Privacy Team'></head><body><main><h1>Before you continue</h1>"
+    + "".join(
+        f"<p>We and our {k} partners use cookies and data to deliver and maintain our services, "
+        "measure audience engagement and statistics, and show personalised advertising. "
+        "Select accept all to agree, or reject all to decline the use of cookies.</p>"
+        for k in range(4)
+    )
+    + "<button>Accept all</button><button>Reject all</button></main></body></html>"
+)
+
+
+async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_counts_no_miss(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven feed's re-checks land on a consent page that shares nothing with the entries
+    (two polls in a row): each entry is stored from the feed's text, without the page's
+    title or author and with the reason as its extraction error; no miss is counted, so the
+    feed stays full-text, and the next poll's first new entry is compared instead."""
+    for n in range(40, 60):
+        site.routes[f"/a/{n}"] = static(article_page(n))
+    site.routes["/a/22"] = static(CONSENT)
+    site.routes["/a/37"] = static(CONSENT)
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    for last, compared in ((37, "/a/22"), (40, "/a/37"), (43, "/a/40")):
+        site.routes["/feed"] = static(feed(site.base, range(last)), RSS)
+        before = {r.path for r in site.requests}
+        await pipeline.run(all_feeds=True)
+        assert {r.path for r in site.requests} - before == {compared}
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state["full_text"] is True
+    assert state["full_text_streak"] == 3  # 40 matched; the consent pages counted nothing
+    stored = {
+        r["url"].rsplit("/", 1)[1]: r
+        for r in rows(
+            database_url,
+            "SELECT url, title, author, text, text_source, extraction_error FROM news.articles",
+        )
+    }
+    assert len(stored) == 43
+    for n in ("22", "37"):
+        assert stored[n]["text_source"] == "feed"
+        assert stored[n]["text"] == clean_text("\n\n".join(paragraphs(int(n))))
+        assert stored[n]["title"] == f"Story {n}"
+        assert stored[n]["author"] is None
+        assert stored[n]["extraction_error"] == OTHER_PAGE
 
 
 async def test_failures_in_one_batch_are_judged_in_feed_order(
