@@ -506,7 +506,7 @@ FROM unnest(%(urls)s::text[], %(entries)s::text[], %(entry_hashes)s::bytea[],
      WITH ORDINALITY AS u(url, entry, entry_hash, dated_at, state, reason, n)
 ORDER BY u.n
 ON CONFLICT (run_id, url_hash) DO NOTHING
-RETURNING state;
+RETURNING url, state;
 
 -- name: backfill_skip_known
 -- URLs whose article is already stored (by the service, or an earlier backfill) are not fetched.

@@ -35,7 +35,7 @@ from ingest.normalize import canonical_url, redact_url
 from ingest.pages import PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
-from ingest.store.backfill import BackfillRun, BackfillStore, PendingUrl, QueuedUrl
+from ingest.store.backfill import Added, BackfillRun, BackfillStore, PendingUrl, QueuedUrl
 from ingest.types import FetchKind, FetchResult, ParsedEntry, SourceKind
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
@@ -300,11 +300,13 @@ class Backfill:
             except ValueError:
                 continue
             queued.append(self._queued(link, sitemap_entry(entry), None, entry.date))
-        pending, skipped = await self.runs.source_walked(
+        added = await self.runs.source_walked(
             run.id, url, state="done", urls=queued, url_source="sitemap"
         )
-        await self._count_found(queued, pending, skipped)
-        log.debug("backfill_sitemap", urls=len(queued), new=pending, skipped=skipped)
+        await self._count_found(queued, added)
+        log.debug(
+            "backfill_sitemap", urls=len(queued), new=len(added.pending), skipped=added.skipped
+        )
 
     async def _walk_feed(self, run: BackfillRun, url: str, result: FetchResult) -> None:
         parsed, paging = await parse_in_worker(
@@ -331,7 +333,7 @@ class Backfill:
                 # ?paged=N is followed while pages bring URLs new to the run: a server that
                 # ignores the parameter answers the same entries again and ends the walk.
                 if_new = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
-        pending, skipped = await self.runs.source_walked(
+        added = await self.runs.source_walked(
             run.id,
             url,
             state="done",
@@ -340,12 +342,12 @@ class Backfill:
             children=children,
             children_if_new=if_new,
         )
-        await self._count_found(queued, pending, skipped)
+        await self._count_found(queued, added)
         log.debug(
             "backfill_feed_page",
             entries=len(parsed.entries),
-            new=pending,
-            skipped=skipped,
+            new=len(added.pending),
+            skipped=added.skipped,
             next=[redact_url(u) for u, _ in children + if_new],
         )
 
@@ -358,17 +360,21 @@ class Backfill:
         )
         return QueuedUrl(link, entry_to_json(entry), key, when, state, reason)
 
-    async def _count_found(self, queued: Sequence[QueuedUrl], pending: int, skipped: int) -> None:
-        self.tally.discovered += pending + skipped
-        self.tally.out_of_range += skipped
+    async def _count_found(self, queued: Sequence[QueuedUrl], added: Added) -> None:
+        self.tally.discovered += added.count
+        self.tally.out_of_range += added.skipped
         if self.options.limit is None:
             return
-        # Only URLs that will be fetched count towards the limit: not those already stored.
-        dated = [q for q in queued if q.state == "pending" and q.dated_at is not None]
-        known = await self.store.known_urls([q.url for q in dated]) if dated else {}
-        for q in dated:
-            if q.url not in known and q.dated_at is not None:
-                self.horizon.saw(q.dated_at)
+        # Only URLs that will be fetched count towards the limit: not those already stored,
+        # and each once (not again when another source of the run lists it too).
+        dated: dict[str, datetime] = {}
+        for q in queued:
+            if q.url in added.pending and q.dated_at is not None:
+                dated.setdefault(q.url, q.dated_at)
+        known = await self.store.known_urls(list(dated)) if dated else {}
+        for url, when in dated.items():
+            if url not in known:
+                self.horizon.saw(when)
 
     # fetching ---------------------------------------------------------------------------------
 

@@ -53,6 +53,20 @@ class QueuedUrl:
 
 
 @dataclass(frozen=True, slots=True)
+class Added:
+    """What one walked source added to its run: the URLs new to the run, by state."""
+
+    pending: frozenset[str] = frozenset()
+    """New to the run and to be fetched."""
+    skipped: int = 0
+    """New to the run but skipped (out of the date range, undated)."""
+
+    @property
+    def count(self) -> int:
+        return len(self.pending) + self.skipped
+
+
+@dataclass(frozen=True, slots=True)
 class PendingUrl:
     """A URL waiting to be fetched, as read back from the queue."""
 
@@ -172,23 +186,25 @@ class BackfillStore(StoreBase):
         children: Sequence[tuple[str, SourceKind]] = (),
         children_if_new: Sequence[tuple[str, SourceKind]] = (),
         error: str | None = None,
-    ) -> tuple[int, int]:
+    ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
         and the further sources it points to (`children_if_new` only when some of its URLs were
-        new to the run). Returns (URLs new to the run and pending, new but skipped)."""
+        new to the run). Returns the URLs it added that were new to the run."""
         q = queries()
-        pending = skipped = 0
+        pending: set[str] = set()
+        skipped = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             if urls:
                 cur = await conn.execute(
                     q["backfill_add_urls"], _urls_params(run_id, url_source, urls)
                 )
-                for (row_state,) in await cur.fetchall():
+                for row_url, row_state in await cur.fetchall():
                     if row_state == "pending":
-                        pending += 1
+                        pending.add(row_url)
                     else:
                         skipped += 1
-            further = [*children, *(children_if_new if pending + skipped else ())]
+            added = Added(frozenset(pending), skipped)
+            further = [*children, *(children_if_new if added.count else ())]
             if further:
                 await conn.execute(q["backfill_add_sources"], _sources_params(run_id, further))
             await conn.execute(
@@ -197,11 +213,11 @@ class BackfillStore(StoreBase):
                     "run_id": run_id,
                     "url": url,
                     "state": state,
-                    "found": pending + skipped,
+                    "found": added.count,
                     "error": error[:2000] if error else None,
                 },
             )
-        return pending, skipped
+        return added
 
     async def add_sources(self, run_id: int, sources: Sequence[tuple[str, SourceKind]]) -> None:
         if sources:

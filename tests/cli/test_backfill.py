@@ -908,3 +908,55 @@ def test_pages_that_are_not_articles_are_skipped_and_counted(database_url: str, 
     everything = backfill(database_url, site.url("/pages.xml"), "--all-pages")
     assert "(resumed)" not in everything.stdout
     assert set(stored(database_url)) == {site.url(u) for u in urls}
+
+
+# --- sources that overlap -------------------------------------------------------------------------
+
+
+def history_site(srv: LocalServer, *, pages: int, wordpress: bool, sitemap: range) -> None:
+    """A site of `pages * 2` articles (/a/0 newest), two a page of a paged feed (WordPress
+    /feed/?paged=N, or RFC 5005 /paged.atom?page=N) linked from its home page, and a sitemap in
+    its robots.txt that lists the articles `sitemap` again (as a news sitemap keeps the latest)."""
+    base = srv.base
+    if wordpress:
+        feed = "/feed/"
+        srv.routes["/"] = static(home_html(("application/rss+xml", feed)))
+        for page in range(1, pages + 1):
+            path = feed if page == 1 else f"{feed}?paged={page}"
+            numbers = range((page - 1) * 2, page * 2)
+            srv.routes[path] = static(wordpress_feed(base, numbers), "application/rss+xml")
+    else:
+        srv.routes["/"] = static(home_html(("application/atom+xml", "/paged.atom")))
+        for page in range(1, pages + 1):
+            path = "/paged.atom" if page == 1 else f"/paged.atom?page={page}"
+            nxt = f"<link rel='next' href='{base}/paged.atom?page={page + 1}'/>"
+            entries = "".join(
+                f"<entry><title>Story {n}</title><id>urn:story:{n}</id>"
+                f"<link rel='alternate' href='{base}/a/{n}'/>"
+                f"<updated>{published(n).isoformat()}</updated>"
+                f"<summary>Atom summary of story {n}.</summary></entry>"
+                for n in range((page - 1) * 2, page * 2)
+            )
+            srv.routes[path] = static(
+                "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>P</title>"
+                f"<id>urn:p</id><updated>{NOW.isoformat()}</updated>"
+                f"{nxt if page < pages else ''}{entries}</feed>",
+                "application/atom+xml",
+            )
+    srv.routes["/robots.txt"] = static(
+        f"User-agent: *\nAllow: /\nSitemap: {base}/sitemap.xml\n", "text/plain"
+    )
+    srv.routes["/sitemap.xml"] = static(urlset(base, sitemap, news=True), "application/xml")
+    for n in range(pages * 2):
+        srv.routes[f"/a/{n}"] = static(article_html(n))
+
+
+def test_limit_counts_a_url_listed_by_two_sources_once(database_url: str) -> None:
+    """--limit N fetches the N newest URLs also when a sitemap lists the feed's newest entries
+    again: a URL found twice counts once towards how far the feed's history is walked."""
+    with LocalServer() as srv:
+        history_site(srv, pages=5, wordpress=False, sitemap=range(0, 6))
+        backfill(database_url, srv.url("/"), "--limit", "8")
+        hits = {r.path for r in srv.requests}
+    assert {f"/a/{n}" for n in range(8)} <= hits
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(8))
