@@ -82,6 +82,8 @@ class Backfill:
         self.backlog = Backlog(settings.worker_backlog_bytes)
         self.tally = Tally()
         self._prefetched: dict[str, FetchResult] = {}
+        self._feed_pages: dict[str, frozenset[str]] = {}
+        """The entry links of WordPress feed pages whose next page is still to be walked."""
         self.horizon = Horizon(options.since, options.limit)
 
     async def run(self) -> BackfillReport:
@@ -325,22 +327,13 @@ class Backfill:
         ]
         exhausted = self.horizon.passed([q.dated_at for q in queued])
         children: list[tuple[str, SourceKind]] = []
-        if_new: list[tuple[str, SourceKind]] = []
         if not exhausted:
             if paging.history:
                 children = [(canonical(u), "feed") for u in paging.history]
-            elif paging.wordpress and found:
-                # ?paged=N is followed while pages bring URLs new to the run: a server that
-                # ignores the parameter answers the same entries again and ends the walk.
-                if_new = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
+            elif paging.wordpress and found and self._brings_new_entries(url, found):
+                children = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
         added = await self.runs.source_walked(
-            run.id,
-            url,
-            state="done",
-            urls=queued,
-            url_source="feed",
-            children=children,
-            children_if_new=if_new,
+            run.id, url, state="done", urls=queued, url_source="feed", children=children
         )
         await self._count_found(queued, added)
         log.debug(
@@ -348,8 +341,23 @@ class Backfill:
             entries=len(parsed.entries),
             new=len(added.pending),
             skipped=added.skipped,
-            next=[redact_url(u) for u, _ in children + if_new],
+            next=[redact_url(u) for u, _ in children],
         )
+
+    def _brings_new_entries(self, url: str, found: Sequence[dedup.Candidate]) -> bool:
+        """Whether a WordPress feed page lists entries its previous page (`?paged=N-1`) did
+        not: ?paged=N is followed while it does, and a server that ignores the parameter, or
+        answers its last page for any N, ends the walk. Entries that other sources of the run
+        found first (a news sitemap lists a feed's newest entries too) still count as new here.
+        The previous page is unknown when an earlier invocation walked it: then the page counts
+        as new, and the walk goes one page further at most."""
+        links = frozenset(c.link for c in found)
+        page = page_number(url)
+        previous = self._feed_pages.pop(canonical(with_page(url, page - 1)), None)
+        if page > 1 and previous is not None and links <= previous:
+            return False
+        self._feed_pages[url] = links
+        return True
 
     def _queued(
         self, link: str, entry: ParsedEntry, key: bytes | None, when: datetime | None

@@ -184,12 +184,11 @@ class BackfillStore(StoreBase):
         urls: Sequence[QueuedUrl] = (),
         url_source: UrlSource = "feed",
         children: Sequence[tuple[str, SourceKind]] = (),
-        children_if_new: Sequence[tuple[str, SourceKind]] = (),
         error: str | None = None,
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
-        and the further sources it points to (`children_if_new` only when some of its URLs were
-        new to the run). Returns the URLs it added that were new to the run."""
+        and the further sources it points to. Returns the URLs it added that were new to the
+        run."""
         q = queries()
         pending: set[str] = set()
         skipped = 0
@@ -204,9 +203,8 @@ class BackfillStore(StoreBase):
                     else:
                         skipped += 1
             added = Added(frozenset(pending), skipped)
-            further = [*children, *(children_if_new if added.count else ())]
-            if further:
-                await conn.execute(q["backfill_add_sources"], _sources_params(run_id, further))
+            if children:
+                await conn.execute(q["backfill_add_sources"], _sources_params(run_id, children))
             await conn.execute(
                 q["backfill_source_finished"],
                 {

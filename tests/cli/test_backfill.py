@@ -960,3 +960,26 @@ def test_limit_counts_a_url_listed_by_two_sources_once(database_url: str) -> Non
         hits = {r.path for r in srv.requests}
     assert {f"/a/{n}" for n in range(8)} <= hits
     assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(8))
+
+
+def test_wordpress_history_goes_on_past_pages_a_sitemap_listed(database_url: str) -> None:
+    """A WordPress feed's ?paged=N history is walked to its end although a news sitemap of the
+    site lists the entries of its first pages too: a page whose URLs the sitemap gave first is
+    still a page of new entries for the feed, not a server repeating itself."""
+    with LocalServer() as srv:
+        history_site(srv, pages=4, wordpress=True, sitemap=range(0, 4))
+        backfill(database_url, srv.url("/"))
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(8))
+
+
+def test_wordpress_history_stops_where_the_server_repeats_itself(database_url: str) -> None:
+    """A server that ignores ?paged=N answers the first page again: the walk stops there."""
+    with LocalServer() as srv:
+        history_site(srv, pages=1, wordpress=True, sitemap=range(0, 0))
+        first = srv.routes["/feed/"]
+        for page in range(2, 6):
+            srv.routes[f"/feed/?paged={page}"] = first
+        backfill(database_url, srv.url("/feed/"))
+        assert len(srv.hits("/feed/?paged=2")) == 1
+        assert srv.hits("/feed/?paged=3") == []
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
