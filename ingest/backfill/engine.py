@@ -321,6 +321,8 @@ class Backfill:
             timeout=self.settings.parse_timeout,
         )
         found, _invalid = dedup.candidates(parsed.entries)
+        if run.feed_id is not None:
+            await self._link_known(run.feed_id, [(c.link, c.key) for c in found])
         queued = [
             self._queued(c.link, c.entry, c.key, c.entry.published_at or c.entry.updated_at)
             for c in found
@@ -343,6 +345,16 @@ class Backfill:
             skipped=added.skipped,
             next=[redact_url(u) for u, _ in children],
         )
+
+    async def _link_known(self, feed_id: int, entries: Sequence[tuple[str, bytes]]) -> None:
+        """A registered feed's entries whose article is already stored (by the service, or
+        by a backfill of the site) are linked to it as the service's poll links them
+        (`dedup.plan`): recorded as seen by the feed, their article adopted by it when it has
+        no feed yet. They are then skipped as known, never fetched."""
+        known = await self.store.known_urls([link for link, _ in entries]) if entries else {}
+        links = [(key, known[link]) for link, key in entries if link in known]
+        if links:
+            await self.store.link_entries(feed_id, links)
 
     def _brings_new_entries(self, url: str, found: Sequence[dedup.Candidate]) -> bool:
         """Whether a WordPress feed page lists entries its previous page (`?paged=N-1`) did
@@ -438,7 +450,9 @@ class Backfill:
         """Fetch, extract and store one URL, then record its state: one short transaction for
         the article and one for the checkpoint, none across the network."""
         # The service (or another backfill) may have stored it meanwhile: never fetch it twice.
-        if await self.store.known_urls([item.url]):
+        if known := await self.store.known_urls([item.url]):
+            if run.feed_id is not None and item.entry_hash is not None:
+                await self.store.link_entries(run.feed_id, [(item.entry_hash, known[item.url])])
             await self.runs.url_finished(run.id, item.url, state="skipped", reason="known")
             self.tally.skipped += 1
             log.debug("backfill_url", status="known")

@@ -983,3 +983,31 @@ def test_wordpress_history_stops_where_the_server_repeats_itself(database_url: s
         assert len(srv.hits("/feed/?paged=2")) == 1
         assert srv.hits("/feed/?paged=3") == []
     assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
+
+
+def test_registered_feed_target_adopts_articles_already_stored(
+    database_url: str, site: Site
+) -> None:
+    """Backfilling a registered feed whose articles an earlier backfill of the site stored
+    (without a feed) links its entries to them as the service's poll does, without fetching
+    them again: they become the feed's articles and its entries are recorded as seen."""
+    urls = "\n".join(site.url(f"/a/{n}") for n in WP) + "\n"
+    listed = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "backfill", "--rate", "0", "--urls", "-"],
+        input=urls,
+        env=env(database_url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert numbers(site, stored(database_url)) == set(WP)
+    hits = site.page_hits()
+    assert ingest(database_url, "feeds", "add", site.url("/feed/")).returncode == 0
+    backfill(database_url, site.url("/feed/"))
+    assert site.page_hits() == hits
+    feed_id = scalar(database_url, "SELECT id FROM news.feeds")
+    assert {r["feed_id"] for r in stored(database_url).values()} == {feed_id}
+    assert scalar(database_url, "SELECT count(*) FROM news.article_feeds") == len(WP)
+    assert scalar(database_url, "SELECT count(*) FROM ingest.feed_entries") == len(WP)
