@@ -7,31 +7,42 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
+from typing import Any, Final, Literal
 
 from ingest.normalize import canonical_url
 from ingest.types import ParsedEntry
 
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LAST: Final = datetime.max.replace(tzinfo=UTC)
+"""The end of an --until that runs to the end of the calendar (`--until 9999-12-31`)."""
 
 
 def parse_date_bound(text: str, *, end: bool = False) -> datetime:
-    """`--since` / `--until` as an aware UTC datetime: YYYY-MM-DD or an ISO 8601 datetime (UTC
-    when naive). With `end` the bound is returned exclusive: a date means the whole day
-    (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a datetime includes that instant.
-    Raises ValueError."""
+    """`--since` / `--until` as an aware UTC datetime: an ISO 8601 date (YYYY-MM-DD, YYYYMMDD,
+    YYYY-Www-D) or datetime (UTC when naive). With `end` the bound is returned exclusive: a
+    date means the whole day (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a datetime
+    includes that instant; an end past the calendar's last instant is that instant. Raises
+    ValueError (a bound outside the calendar included)."""
     text = text.strip()
-    if _DATE_ONLY.fullmatch(text):
-        day = date.fromisoformat(text)
+    try:
+        day: date | None = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is not None:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return start + timedelta(days=1) if end else start
+        if not end:
+            return start
+        return _LAST if day == date.max else start + timedelta(days=1)
     moment = datetime.fromisoformat(text)
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment + timedelta(microseconds=1) if end else moment
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment + timedelta(microseconds=1) if end else moment
+    except OverflowError:
+        if end and moment.year == MAXYEAR:
+            return _LAST
+        raise ValueError(f"{text!r} is outside the calendar in UTC") from None
 
 
 def classify(

@@ -305,14 +305,22 @@ def scalar(database_url: str, sql: str) -> Any:
         ("2024-05-01T10:00:00", False, datetime(2024, 5, 1, 10, tzinfo=UTC)),
         ("2024-05-01T10:00:00+02:00", False, datetime(2024, 5, 1, 8, tzinfo=UTC)),
         ("2024-05-01T10:00:00Z", True, datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=UTC)),
+        ("20240531", True, datetime(2024, 6, 1, tzinfo=UTC)),
+        ("2024-W22-5", True, datetime(2024, 6, 1, tzinfo=UTC)),
+        ("20240501", False, datetime(2024, 5, 1, tzinfo=UTC)),
+        ("9999-12-31", True, datetime.max.replace(tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999+00:00", True, datetime.max.replace(tzinfo=UTC)),
     ],
 )
 def test_date_bounds(text: str, end: bool, expected: datetime) -> None:
-    """--since/--until: a date is a whole day (until inclusive), a naive datetime is UTC."""
+    """--since/--until: a date is a whole day (until inclusive), in any ISO 8601 form; a naive
+    datetime is UTC; an --until at the end of the calendar is its last instant."""
     assert parse_date_bound(text, end=end) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2024-13-01", "01/05/2024", ""])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2024-13-01", "01/05/2024", "", "0001-01-01T00:00:00+01:00"]
+)
 def test_bad_date_bounds(text: str) -> None:
     """Anything but a date or an ISO datetime is refused."""
     with pytest.raises(ValueError, match=r"."):
@@ -708,6 +716,7 @@ def test_site_without_sources_exits_1(database_url: str) -> None:
         ["backfill"],
         ["backfill", "https://x.example/", "--since", "last week"],
         ["backfill", "https://x.example/", "--since", "2024-05-02", "--until", "2024-05-01"],
+        ["backfill", "https://x.example/", "--since", "0001-01-01T00:00:00+01:00"],
         ["backfill", "ftp://x.example/"],
     ],
 )
