@@ -47,6 +47,10 @@ PAGE_CONCURRENCY: Final = 8
 SOURCE_CONCURRENCY: Final = 4
 SOURCE_ATTEMPTS: Final = 3
 """Tries at one feed page or sitemap that fails for a passing reason (5xx, 429, timeout)."""
+MAX_INDEX_DEPTH: Final = 3
+"""Sitemap indexes read one below the other: the protocol allows one (an index lists sitemaps,
+not indexes), sites nest a few (by year, then by month); an index below that many is not read,
+so that indexes nested without end, each at a URL of its own, end the walk."""
 
 
 def utcnow() -> datetime:
@@ -238,9 +242,9 @@ class Backfill:
 
     async def _walk_sources(self, run: BackfillRun) -> None:
         while batch := await self.runs.pending_sources(run.id, limit=SOURCE_CONCURRENCY):
-            await asyncio.gather(*(self._walk(run, url, kind) for url, kind in batch))
+            await asyncio.gather(*(self._walk(run, s.url, s.kind, s.depth) for s in batch))
 
-    async def _walk(self, run: BackfillRun, url: str, kind: SourceKind) -> None:
+    async def _walk(self, run: BackfillRun, url: str, kind: SourceKind, depth: int = 0) -> None:
         with structlog.contextvars.bound_contextvars(source=redact_url(url), kind=kind):
             result = self._prefetched.pop(url, None)
             if result is None:
@@ -262,7 +266,7 @@ class Backfill:
                     return
             try:
                 if kind == "sitemap" and not looks_like_feed(result.body):
-                    await self._walk_sitemap(run, url, result)
+                    await self._walk_sitemap(run, url, result, depth)
                 else:
                     await self._walk_feed(run, url, result)
             except ParseError as e:
@@ -272,7 +276,9 @@ class Backfill:
             self.tally.sources += 1
             self.reporter.update(self.tally)
 
-    async def _walk_sitemap(self, run: BackfillRun, url: str, result: FetchResult) -> None:
+    async def _walk_sitemap(
+        self, run: BackfillRun, url: str, result: FetchResult, depth: int
+    ) -> None:
         sitemap: Sitemap = await parse_in_worker(
             self.workers,
             parse_sitemap,
@@ -284,6 +290,12 @@ class Backfill:
         )
         since = self.options.since
         if sitemap.kind == "index":
+            if depth >= MAX_INDEX_DEPTH:
+                raise ParseError(
+                    url,
+                    f"a sitemap index nested {depth + 1} deep (at most {MAX_INDEX_DEPTH} are "
+                    "read): its sitemaps are not walked",
+                )
             # A sitemap last modified before --since lists nothing modified since.
             children: list[tuple[str, SourceKind]] = [
                 (canonical(ref.url), "sitemap")
@@ -292,7 +304,9 @@ class Backfill:
             ]
             skipped = len(sitemap.sitemaps) - len(children)
             self.tally.sources_skipped += skipped
-            await self.runs.source_walked(run.id, url, state="done", children=children)
+            await self.runs.source_walked(
+                run.id, url, state="done", children=children, depth=depth + 1
+            )
             log.debug("backfill_sitemap_index", sitemaps=len(children), skipped_by_lastmod=skipped)
             return
         queued: list[QueuedUrl] = []

@@ -53,6 +53,16 @@ class QueuedUrl:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingSource:
+    """A feed page or sitemap waiting to be walked."""
+
+    url: str
+    kind: SourceKind
+    depth: int = 0
+    """How many sitemap indexes led to it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Added:
     """What one walked source added to its run: the URLs new to the run, by state."""
 
@@ -171,9 +181,9 @@ class BackfillStore(StoreBase):
                 await conn.execute(q["backfill_add_urls"], _urls_params(run_id, url_source, urls))
             await conn.execute(q["backfill_set_seeded"], {"run_id": run_id, "feed_id": feed_id})
 
-    async def pending_sources(self, run_id: int, limit: int = 100) -> list[tuple[str, SourceKind]]:
+    async def pending_sources(self, run_id: int, limit: int = 100) -> list[PendingSource]:
         rows = await self._all("backfill_pending_sources", {"run_id": run_id, "limit": limit})
-        return [(r["url"], r["kind"]) for r in rows]
+        return [PendingSource(r["url"], r["kind"], int(r["depth"])) for r in rows]
 
     async def source_walked(
         self,
@@ -184,11 +194,12 @@ class BackfillStore(StoreBase):
         urls: Sequence[QueuedUrl] = (),
         url_source: UrlSource = "feed",
         children: Sequence[tuple[str, SourceKind]] = (),
+        depth: int = 0,
         error: str | None = None,
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
-        and the further sources it points to. Returns the URLs it added that were new to the
-        run."""
+        and the further sources it points to (at `depth`). Returns the URLs it added that were
+        new to the run."""
         q = queries()
         pending: set[str] = set()
         skipped = 0
@@ -204,7 +215,9 @@ class BackfillStore(StoreBase):
                         skipped += 1
             added = Added(frozenset(pending), skipped)
             if children:
-                await conn.execute(q["backfill_add_sources"], _sources_params(run_id, children))
+                await conn.execute(
+                    q["backfill_add_sources"], _sources_params(run_id, children, depth)
+                )
             await conn.execute(
                 q["backfill_source_finished"],
                 {
@@ -297,9 +310,12 @@ class BackfillStore(StoreBase):
         await self._all("backfill_finish_run", {"run_id": run_id})
 
 
-def _sources_params(run_id: int, sources: Sequence[tuple[str, SourceKind]]) -> dict[str, Any]:
+def _sources_params(
+    run_id: int, sources: Sequence[tuple[str, SourceKind]], depth: int = 0
+) -> dict[str, Any]:
     return {
         "run_id": run_id,
+        "depth": depth,
         "urls": [url for url, _ in sources],
         "kinds": [kind for _, kind in sources],
     }

@@ -1020,3 +1020,27 @@ def test_registered_feed_target_adopts_articles_already_stored(
     assert {r["feed_id"] for r in stored(database_url).values()} == {feed_id}
     assert scalar(database_url, "SELECT count(*) FROM news.article_feeds") == len(WP)
     assert scalar(database_url, "SELECT count(*) FROM ingest.feed_entries") == len(WP)
+
+
+def test_endless_chain_of_sitemap_indexes_is_not_followed(database_url: str) -> None:
+    """A sitemap index that lists an index that lists an index... (each at a URL of its own, so
+    no loop a run would notice) is read three indexes deep: the sitemaps listed that deep are
+    walked, an index found there is recorded failed with the reason, and the run ends."""
+    ns = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+    with LocalServer() as srv:
+        for n in range(100):
+            refs = f"<sitemap><loc>{srv.url(f'/sm/{n + 1}.xml')}</loc></sitemap>"
+            refs += f"<sitemap><loc>{srv.url(f'/urls/{n}.xml')}</loc></sitemap>"
+            srv.routes[f"/sm/{n}.xml"] = static(
+                f"<?xml version='1.0'?><sitemapindex {ns}>{refs}</sitemapindex>",
+                "application/xml",
+            )
+            srv.routes[f"/urls/{n}.xml"] = static(urlset(srv.base, range(n, n + 1)))
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/sm/0.xml"))
+        indexes = sorted(r.path for r in srv.requests if r.path.startswith("/sm/"))
+    assert indexes == ["/sm/0.xml", "/sm/1.xml", "/sm/2.xml", "/sm/3.xml"]
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(3))
+    assert "1 failed" in proc.stdout.splitlines()[1]
+    error = scalar(database_url, "SELECT error FROM ingest.backfill_sources WHERE state = 'failed'")
+    assert "nested" in error
