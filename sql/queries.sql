@@ -493,8 +493,20 @@ LIMIT %(limit)s;
 
 -- name: backfill_source_finished
 UPDATE ingest.backfill_sources
-SET state = %(state)s, found = %(found)s, error = %(error)s, updated_at = now()
+SET state = %(state)s, found = %(found)s, error = %(error)s, retryable = %(retryable)s,
+    updated_at = now()
 WHERE run_id = %(run_id)s AND url_hash = ingest.url_hash(%(url)s);
+
+-- name: backfill_retry_sources
+-- Sources that failed for a passing reason are walked again by a new invocation of the run.
+UPDATE ingest.backfill_sources
+SET state = 'pending', retryable = false, error = NULL, updated_at = now()
+WHERE run_id = %(run_id)s AND state = 'failed' AND retryable
+RETURNING url;
+
+-- name: backfill_reopen_discovery
+UPDATE ingest.backfill_runs SET discovered = false, finished_at = NULL, updated_at = now()
+WHERE id = %(run_id)s;
 
 -- name: backfill_add_urls
 -- URLs already in the run (from another source) keep their first record.
@@ -511,22 +523,36 @@ RETURNING url, state;
 -- name: backfill_skip_known
 -- URLs whose article is already stored (by the service, or an earlier backfill) are not fetched.
 UPDATE ingest.backfill_urls u
-SET state = 'skipped', reason = 'known', updated_at = now()
+SET state = 'skipped', reason = 'known', rank = NULL, updated_at = now()
 WHERE u.run_id = %(run_id)s AND u.state = 'pending'
   AND EXISTS (SELECT 1 FROM ingest.article_urls au WHERE au.url_hash = u.url_hash);
 
+-- name: backfill_unskip_limit
+-- Discovery completed again (sources walked again by a later invocation): the URLs beyond the
+-- limit compete again with those found since.
+UPDATE ingest.backfill_urls
+SET state = 'pending', reason = NULL, updated_at = now()
+WHERE run_id = %(run_id)s AND state = 'skipped' AND reason = 'limit';
+
 -- name: backfill_rank
--- The fetch order, newest first (undated last) then discovery order; beyond %(limit)s, skipped.
-WITH ranked AS (
-    SELECT url_hash, row_number() OVER (ORDER BY dated_at DESC NULLS LAST, seq) AS rank
+-- The fetch order, newest first (undated last) then discovery order, after the URLs ranked by
+-- an earlier discovery of the run; beyond %(limit)s, counting the URLs an earlier discovery
+-- took (fetched, or to be tried again), skipped.
+WITH earlier AS (
+    SELECT COALESCE(max(rank), 0) AS last,
+           count(*) FILTER (WHERE rank IS NOT NULL) AS taken
+    FROM ingest.backfill_urls
+    WHERE run_id = %(run_id)s AND state <> 'pending'),
+ranked AS (
+    SELECT url_hash, row_number() OVER (ORDER BY dated_at DESC NULLS LAST, seq) AS n
     FROM ingest.backfill_urls
     WHERE run_id = %(run_id)s AND state = 'pending')
 UPDATE ingest.backfill_urls u
-SET rank = r.rank,
-    state = CASE WHEN r.rank > %(limit)s THEN 'skipped' ELSE 'pending' END,
-    reason = CASE WHEN r.rank > %(limit)s THEN 'limit' END,
+SET rank = e.last + r.n,
+    state = CASE WHEN e.taken + r.n > %(limit)s THEN 'skipped' ELSE 'pending' END,
+    reason = CASE WHEN e.taken + r.n > %(limit)s THEN 'limit' END,
     updated_at = now()
-FROM ranked r
+FROM ranked r, earlier e
 WHERE u.run_id = %(run_id)s AND u.url_hash = r.url_hash;
 
 -- name: backfill_set_discovered

@@ -138,6 +138,9 @@ class Backfill:
         return replace(report, elapsed=time.monotonic() - started)
 
     async def _run(self, run: BackfillRun, resumed: bool) -> BackfillReport:
+        # A new invocation walks the sources that failed for a passing reason again.
+        if run.seeded and await self.runs.retry_sources(run.id):
+            run = replace(run, discovered=False)
         if not run.discovered:
             self.reporter.phase("discover", None, self.tally)
         if not run.seeded:
@@ -254,7 +257,11 @@ class Backfill:
                     # WordPress answers 404 past the last page: the end of the history.
                     end = kind == "feed" and page_number(url) > 1 and e.status in (404, 410)
                     await self.runs.source_walked(
-                        run.id, url, state="done" if end else "failed", error=str(e)
+                        run.id,
+                        url,
+                        state="done" if end else "failed",
+                        error=str(e),
+                        retryable=e.transient and not end,
                     )
                     self.tally.sources += 1
                     if end:

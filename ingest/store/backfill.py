@@ -196,10 +196,12 @@ class BackfillStore(StoreBase):
         children: Sequence[tuple[str, SourceKind]] = (),
         depth: int = 0,
         error: str | None = None,
+        retryable: bool = False,
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
-        and the further sources it points to (at `depth`). Returns the URLs it added that were
-        new to the run."""
+        and the further sources it points to (at `depth`); a failed one `retryable` is walked
+        again by the next invocation (`retry_sources`). Returns the URLs it added that were new
+        to the run."""
         q = queries()
         pending: set[str] = set()
         skipped = 0
@@ -226,6 +228,7 @@ class BackfillStore(StoreBase):
                     "state": state,
                     "found": added.count,
                     "error": error[:2000] if error else None,
+                    "retryable": retryable,
                 },
             )
         return added
@@ -234,12 +237,26 @@ class BackfillStore(StoreBase):
         if sources:
             await self._all("backfill_add_sources", _sources_params(run_id, sources))
 
+    async def retry_sources(self, run_id: int) -> int:
+        """Put the sources that failed for a passing reason back in line and, when there are
+        any, the run back in discovery, in one transaction; returns how many."""
+        q = queries()
+        params = {"run_id": run_id}
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q["backfill_retry_sources"], params)
+            count = len(await cur.fetchall())
+            if count:
+                await conn.execute(q["backfill_reopen_discovery"], params)
+        return count
+
     async def finish_discovery(self, run_id: int, limit: int | None) -> None:
         """Every source walked: skip the URLs already stored, fix the fetch order, skip what is
-        beyond `limit`, and mark the run discovered, in one transaction."""
+        beyond `limit` (counting the URLs an earlier discovery of the run took), and mark the
+        run discovered, in one transaction."""
         q = queries()
         params = {"run_id": run_id, "limit": limit}
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q["backfill_unskip_limit"], params)
             await conn.execute(q["backfill_skip_known"], params)
             await conn.execute(q["backfill_rank"], params)
             await conn.execute(q["backfill_set_discovered"], params)

@@ -1044,3 +1044,56 @@ def test_endless_chain_of_sitemap_indexes_is_not_followed(database_url: str) -> 
     assert "1 failed" in proc.stdout.splitlines()[1]
     error = scalar(database_url, "SELECT error FROM ingest.backfill_sources WHERE state = 'failed'")
     assert "nested" in error
+
+
+def test_source_failing_for_a_passing_reason_is_walked_again_on_the_next_run(
+    database_url: str, site: Site
+) -> None:
+    """A sitemap answering 503 through every try of a run is recorded failed, and the same
+    command run again walks it again (as it tries pages that failed that way again): its
+    articles are stored then, and what the first run stored is not fetched again."""
+    answers = {"n": 0}
+    healthy = site.server.routes["/sitemap-old.xml.gz"]
+
+    def flaky(req: Request) -> Response:
+        answers["n"] += 1
+        if answers["n"] <= 3:
+            return Response(503, b"busy", {"Content-Type": "text/plain"})
+        assert isinstance(healthy, Response)
+        return healthy
+
+    site.server.routes["/sitemap-old.xml.gz"] = flaky
+    first = backfill(database_url, site.url("/sitemap_index.xml"))
+    assert answers["n"] == 3
+    assert numbers(site, stored(database_url)) == set(POSTS) | set(NEWS)
+    assert "1 failed" in first.stdout.splitlines()[1]
+    hits = site.page_hits()
+    second = backfill(database_url, site.url("/sitemap_index.xml"))
+    assert answers["n"] == 4
+    assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
+    assert site.page_hits() - hits == Counter({n: 1 for n in OLD})
+    assert "0 failed" in second.stdout.splitlines()[1]
+    assert len(site.server.hits("/sitemap_index.xml")) == 1
+
+
+def test_limit_holds_across_a_source_walked_again(database_url: str, site: Site) -> None:
+    """--limit N over a run whose failed sitemap is walked again by the next invocation: the
+    second invocation fetches only what the first left of the N newest, counting what the
+    first fetched."""
+    answers = {"n": 0}
+    healthy = site.server.routes["/sitemap-posts.xml"]
+
+    def flaky(req: Request) -> Response:
+        answers["n"] += 1
+        if answers["n"] <= 3:
+            return Response(503, b"busy", {"Content-Type": "text/plain"})
+        assert callable(healthy)
+        return healthy(req)
+
+    site.server.routes["/sitemap-posts.xml"] = flaky
+    backfill(database_url, site.url("/sitemap_index.xml"), "--limit", "4")
+    assert numbers(site, stored(database_url)) == {18, 19, 20, 21}
+    proc = backfill(database_url, site.url("/sitemap_index.xml"), "--limit", "4")
+    assert numbers(site, stored(database_url)) == {18, 19, 20, 21}
+    assert site.page_hits() == Counter({n: 1 for n in (18, 19, 20, 21)})
+    assert "beyond --limit" in proc.stdout
