@@ -86,8 +86,8 @@ class Backfill:
         self.backlog = Backlog(settings.worker_backlog_bytes)
         self.tally = Tally()
         self._prefetched: dict[str, FetchResult] = {}
-        self._feed_pages: dict[str, frozenset[str]] = {}
-        """The entry links of WordPress feed pages whose next page is still to be walked."""
+        self._led_from: dict[str, frozenset[str]] = {}
+        """Feed page to walk -> the entry links of the page that led to it."""
         self.horizon = Horizon(options.since, options.limit)
 
     async def run(self) -> BackfillReport:
@@ -349,12 +349,21 @@ class Backfill:
             for c in found
         ]
         exhausted = self.horizon.passed([q.dated_at for q in queued])
+        # A page listing nothing the page that led to it did not is a server repeating itself
+        # (ignoring ?paged=N, or a next link to a page number of its own each time): its history
+        # ends there. Entries that other sources of the run found first (a news sitemap lists a
+        # feed's newest entries too) still count as new here. The page before is unknown when
+        # an earlier invocation walked it: the walk then goes one page further at most.
+        links = frozenset(c.link for c in found)
+        before = self._led_from.pop(url, None)
         children: list[tuple[str, SourceKind]] = []
-        if not exhausted:
+        if not exhausted and not (before is not None and links <= before):
             if paging.history:
                 children = [(canonical(u), "feed") for u in paging.history]
-            elif paging.wordpress and found and self._brings_new_entries(url, found):
+            elif paging.wordpress and found:
                 children = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
+        for child, _ in children:
+            self._led_from[child] = links
         added = await self.runs.source_walked(
             run.id, url, state="done", urls=queued, url_source="feed", children=children
         )
@@ -376,21 +385,6 @@ class Backfill:
         links = [(key, known[link]) for link, key in entries if link in known]
         if links:
             await self.store.link_entries(feed_id, links)
-
-    def _brings_new_entries(self, url: str, found: Sequence[dedup.Candidate]) -> bool:
-        """Whether a WordPress feed page lists entries its previous page (`?paged=N-1`) did
-        not: ?paged=N is followed while it does, and a server that ignores the parameter, or
-        answers its last page for any N, ends the walk. Entries that other sources of the run
-        found first (a news sitemap lists a feed's newest entries too) still count as new here.
-        The previous page is unknown when an earlier invocation walked it: then the page counts
-        as new, and the walk goes one page further at most."""
-        links = frozenset(c.link for c in found)
-        page = page_number(url)
-        previous = self._feed_pages.pop(canonical(with_page(url, page - 1)), None)
-        if page > 1 and previous is not None and links <= previous:
-            return False
-        self._feed_pages[url] = links
-        return True
 
     def _queued(
         self, link: str, entry: ParsedEntry, key: bytes | None, when: datetime | None

@@ -1097,3 +1097,26 @@ def test_limit_holds_across_a_source_walked_again(database_url: str, site: Site)
     assert numbers(site, stored(database_url)) == {18, 19, 20, 21}
     assert site.page_hits() == Counter({n: 1 for n in (18, 19, 20, 21)})
     assert "beyond --limit" in proc.stdout
+
+
+def test_paged_feed_repeating_itself_under_new_next_links_ends_the_walk(
+    database_url: str,
+) -> None:
+    """An RFC 5005 paged feed whose every page is the first one again, with a `rel="next"` to
+    a page number of its own each time (no loop a run would notice): the walk stops at the
+    first page listing nothing the page before it did not, as for WordPress's ?paged=N."""
+    with LocalServer() as srv:
+        history_site(srv, pages=1, wordpress=False, sitemap=range(0, 0))
+        first = srv.routes["/paged.atom"]
+        assert callable(first)
+        for page in range(1, 40):
+            body = first(Request("GET", "/paged.atom", {})).body
+            assert isinstance(body, bytes)
+            nxt = f"<link rel='next' href='{srv.url(f'/paged.atom?page={page + 1}')}'/>"
+            doc = body.replace(b"<entry>", nxt.encode() + b"<entry>", 1)
+            path = "/paged.atom" if page == 1 else f"/paged.atom?page={page}"
+            srv.routes[path] = static(doc, "application/atom+xml")
+        backfill(database_url, srv.url("/paged.atom"))
+        walked = [r.path for r in srv.requests if r.path.startswith("/paged.atom")]
+    assert walked == ["/paged.atom", "/paged.atom?page=2"]
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
