@@ -38,6 +38,7 @@ DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
 MAX_ENTRIES: Final = 50_000
 """The protocol's limit on URLs (or sitemaps) in one file; anything beyond is dropped."""
 GZIP_MAGIC: Final = b"\x1f\x8b"
+_GZIP_CHUNK: Final = 64 * 1024
 
 _SITEMAP_ROOTS: Final = frozenset({"urlset", "sitemapindex"})
 _FEED_ROOTS: Final = frozenset({"rss", "feed", "rdf"})
@@ -182,18 +183,30 @@ def sitemap_entry(entry: SitemapEntry) -> ParsedEntry:
 
 
 def _gunzip(body: bytes, url: str, max_bytes: int) -> bytes:
-    """Decompress a gzip file without ever holding more than `max_bytes + 1` of its output: a
-    small file that inflates to gigabytes (a "zip bomb") is refused, not expanded."""
-    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = decoder.decompress(body, max_bytes + 1)
-    except zlib.error as e:
-        raise ParseError(url, f"not a sitemap: invalid gzip data: {e}") from e
-    if len(data) > max_bytes or decoder.unconsumed_tail:
-        raise ParseError(url, f"sitemap exceeds {max_bytes} bytes after gunzip")
-    if not decoder.eof:
-        raise ParseError(url, "not a sitemap: truncated gzip data")
-    return data
+    """Decompress a gzip file, every member of it (RFC 1952: a file of several members is
+    their concatenation), without ever holding more than `max_bytes + 1` of its output: a
+    small file that inflates to gigabytes (a "zip bomb") is refused, not expanded. Input is fed
+    in bounded chunks, so that what zlib copies past the end of each member stays small and
+    many tiny members cost time in proportion to their size. Anything after the last member
+    that does not start like one (padding) is ignored, as gzip does."""
+    view = memoryview(body)
+    out = bytearray()
+    position = 0
+    while True:
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not decoder.eof:
+            if position >= len(view):
+                raise ParseError(url, "not a sitemap: truncated gzip data")
+            chunk = view[position : position + _GZIP_CHUNK]
+            try:
+                out += decoder.decompress(chunk, max_bytes + 1 - len(out))
+            except zlib.error as e:
+                raise ParseError(url, f"not a sitemap: invalid gzip data: {e}") from e
+            if len(out) > max_bytes or decoder.unconsumed_tail:
+                raise ParseError(url, f"sitemap exceeds {max_bytes} bytes after gunzip")
+            position += len(chunk) - len(decoder.unused_data)
+        if not is_gzip(bytes(view[position : position + len(GZIP_MAGIC)])):
+            return bytes(out)
 
 
 def _utf16(data: bytes) -> bool:
