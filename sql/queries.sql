@@ -602,7 +602,7 @@ LIMIT %(limit)s;
 UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id = %(run_id)s;
 
 -- name: feed_by_url
-SELECT id, kind FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
+SELECT id, kind, settings FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
 -- retention --------------------------------------------------------------------------------------
 -- `ingest prune` (old articles and everything that hangs off them) and the service's daily trim

@@ -86,6 +86,10 @@ class Backfill:
         self.backlog = Backlog(settings.worker_backlog_bytes)
         self.tally = Tally()
         self._prefetched: dict[str, FetchResult] = {}
+        self._feed_id: int | None = None
+        """The registered feed the target is, if it is one."""
+        self._headers: tuple[tuple[str, str], ...] = ()
+        """That feed's own request headers (`ingest feeds set`)."""
         self._led_from: dict[str, frozenset[str]] = {}
         """Feed page to walk -> the entry links of the page that led to it."""
         self.horizon = Horizon(options.since, options.limit)
@@ -138,6 +142,12 @@ class Backfill:
         return replace(report, elapsed=time.monotonic() - started)
 
     async def _run(self, run: BackfillRun, resumed: bool) -> BackfillReport:
+        if self.options.target is not None:
+            # A registered feed's requests carry its own User-Agent and headers, as its polls'.
+            registered = await self.store.feed_settings_by_url(self.options.target)
+            if registered is not None:
+                self._feed_id, settings = registered
+                self._headers = settings.request_headers()
         # A new invocation walks the sources that failed for a passing reason again.
         if run.seeded and await self.runs.retry_sources(run.id):
             run = replace(run, discovered=False)
@@ -171,9 +181,10 @@ class Backfill:
     # requests ---------------------------------------------------------------------------------
 
     async def _fetch(self, url: str, kind: FetchKind) -> FetchResult:
-        if kind != "robots":
-            await self.limiter.wait()
-        return await self.fetcher.fetch(url, kind)
+        if kind == "robots":
+            return await self.fetcher.fetch(url, kind)
+        await self.limiter.wait()
+        return await self.fetcher.fetch(url, kind, extra_headers=self._headers)
 
     async def _fetch_source(self, url: str) -> FetchResult:
         """A feed page or sitemap, tried again after a pause when it fails for a passing reason."""
@@ -200,9 +211,7 @@ class Backfill:
                 result = await self._fetch(target, "feed")
             except FetchError as e:
                 raise FeedError(target, f"cannot fetch {redact_url(target)}: {e}") from e
-            registered = await self.store.feed_by_url(target)
-            if registered is not None:
-                feed_id = registered[0]
+            feed_id = self._feed_id
             body = result.body
             if looks_like_sitemap(body):
                 sources.append((target, "sitemap"))
@@ -533,6 +542,7 @@ class Backfill:
             extract_timeout=self.settings.extract_timeout,
             before_fetch=self.limiter.wait,
             starting=self.backlog.room,
+            extra_headers=self._headers,
             backlog=self.backlog,
         )
 

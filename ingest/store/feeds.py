@@ -37,6 +37,11 @@ class FeedStore(StoreBase):
         rows = await self._all("feed_by_url", {"url": url})
         return (int(rows[0]["id"]), str(rows[0]["kind"])) if rows else None
 
+    async def feed_settings_by_url(self, url: str) -> tuple[int, FeedSettings] | None:
+        """(id, the operator's settings) of the registered feed with this URL, if any."""
+        rows = await self._all("feed_by_url", {"url": url})
+        return (int(rows[0]["id"]), FeedSettings.from_json(rows[0]["settings"])) if rows else None
+
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})
 

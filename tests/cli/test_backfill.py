@@ -1120,3 +1120,32 @@ def test_paged_feed_repeating_itself_under_new_next_links_ends_the_walk(
         walked = [r.path for r in srv.requests if r.path.startswith("/paged.atom")]
     assert walked == ["/paged.atom", "/paged.atom?page=2"]
     assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
+
+
+def test_registered_feed_target_sends_the_feeds_own_headers(database_url: str) -> None:
+    """Backfilling a registered feed sends its own User-Agent and headers (`feeds set`) with
+    its history pages and article pages, as the service's polls do: a site that answers 403
+    without them is backfilled all the same."""
+    with LocalServer() as srv:
+        history_site(srv, pages=2, wordpress=True, sitemap=range(0, 0))
+        guarded = [p for p in srv.routes if p.startswith(("/feed/", "/a/"))]
+        for path in guarded:
+            route = srv.routes[path]
+            assert callable(route)
+
+            def handle(req: Request, route: Callable[[Request], Response] = route) -> Response:
+                if req.headers.get("x-api-key") != "k1" or req.headers.get("user-agent") != "Bot/2":
+                    return Response(403, b"forbidden", {"Content-Type": "text/plain"})
+                return route(req)
+
+            srv.routes[path] = handle
+        feed = srv.url("/feed/")
+        assert ingest(database_url, "feeds", "add", feed).returncode == 0
+        setting = ingest(
+            database_url, "feeds", "set", feed, "user_agent=Bot/2", "header.X-Api-Key=k1"
+        )
+        assert setting.returncode == 0, setting.stderr
+        backfill(database_url, feed)
+    rows = stored(database_url)
+    assert sorted(rows) == sorted(srv.url(f"/a/{n}") for n in range(4))
+    assert {r["text_source"] for r in rows.values()} == {"page"}
