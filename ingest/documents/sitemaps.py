@@ -338,7 +338,8 @@ def _child_text(element: Any, name: str) -> str | None:
 
 def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
     """The protocol's text format: one URL a line, UTF-8. Accepted when most non-blank lines
-    are http(s) URLs, so that an arbitrary text file is refused."""
+    read up to the `max_entries`-th URL are http(s) URLs, so that an arbitrary text file is
+    refused; the lines after it are dropped unread, as an XML sitemap's URLs beyond the cap."""
     lines = [
         line.strip()
         for line in data.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
@@ -346,17 +347,22 @@ def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
     lines = [line for line in lines if line]
     entries: list[SitemapEntry] = []
     seen: set[str] = set()
-    dropped = 0
+    dropped = invalid = read = 0
     for line in lines:
+        if len(entries) >= max_entries:
+            break
+        read += 1
         loc = _http_url(line, url) if "://" in line and " " not in line else None
-        if loc is None or loc in seen or len(entries) >= max_entries:
-            dropped += 1
+        if loc is None:
+            invalid += 1
+        elif loc not in seen:
+            seen.add(loc)
+            entries.append(SitemapEntry(loc))
             continue
-        seen.add(loc)
-        entries.append(SitemapEntry(loc))
-    if not entries or dropped > len(lines) // 2:
+        dropped += 1
+    if not entries or invalid > read // 2:
         raise ParseError(url, "not a sitemap: neither XML nor a list of URLs")
-    return Sitemap("text", entries=tuple(entries), dropped=dropped)
+    return Sitemap("text", entries=tuple(entries), dropped=dropped + len(lines) - read)
 
 
 # --- values --------------------------------------------------------------------------------------

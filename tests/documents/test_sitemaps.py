@@ -248,6 +248,21 @@ def test_entries_beyond_the_cap_are_dropped() -> None:
     assert MAX_ENTRIES == 50_000
 
 
+def test_text_sitemap_beyond_the_cap_keeps_its_first_urls() -> None:
+    """A text sitemap of more URLs than the cap (or repeating its URLs) is a text sitemap all
+    the same: the first `max_entries` are kept and the rest counted, as in an XML one; only
+    lines that are not URLs make a text file "not a sitemap"."""
+    text = "".join(f"https://e.com/{n}\n" for n in range(35)).encode()
+    sitemap = parse_sitemap(text, URL, max_entries=10)
+    assert [e.url for e in sitemap.entries] == [f"https://e.com/{n}" for n in range(10)]
+    assert sitemap.dropped == 25
+    repeated = parse_sitemap(b"https://e.com/a\n" * 5 + b"https://e.com/b\n", URL)
+    assert [e.url for e in repeated.entries] == ["https://e.com/a", "https://e.com/b"]
+    assert repeated.dropped == 4
+    with pytest.raises(ParseError, match="neither XML nor a list of URLs"):
+        parse_sitemap(b"hello\nworld\nhttps://e.com/a\nhttps://e.com/b\n", URL, max_entries=1)
+
+
 def test_looks_like_sitemap() -> None:
     """The sniff: urlset and sitemapindex roots, after a prolog; gzip data; nothing else."""
     assert looks_like_sitemap(_urlset(""))
