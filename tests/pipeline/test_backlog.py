@@ -362,7 +362,9 @@ async def test_articles_of_several_feeds_are_written_together(
 ) -> None:
     """Eight feeds of one page each: their articles come in one at a time, and those that
     come in while the first waits for company (ARTICLES_LINGER, here 3 s) or while a write
-    runs go in one transaction, each feed counting its own."""
+    runs go in one transaction, each feed counting its own. The first write waits until every
+    article is in, so that those a slow machine brings in after the 3 s come in while it
+    runs."""
     settings = _one_page_feeds(database_url, server, monkeypatch, 8)
     async with _pipeline(settings, InlineWorkers(2)) as pipeline:
         written: list[int] = []
@@ -370,6 +372,11 @@ async def test_articles_of_several_feeds_are_written_together(
 
         async def noting(items: Any) -> Any:
             written.append(len(items))
+            if len(written) == 1:  # the other articles queue up behind this write
+                for _ in range(1000):
+                    if len(items) + len(pipeline._articles._pending) == 8:
+                        break
+                    await asyncio.sleep(0.01)
             return await store_many(items)
 
         pipeline.store.store_many = noting  # type: ignore[method-assign]
