@@ -5,6 +5,7 @@ slow feeds outliving their lease, and stop requests."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import threading
@@ -565,13 +566,25 @@ async def test_one_host_s_feeds_leave_slots_to_other_hosts(
     """Twelve feeds of one host, due first, each waiting out the host's delay, hold no more
     than their share of the feed slots (`host_share`: 2 here): the feeds of another host, due
     after them, are polled at once, not once the first host's have had their turns; and every
-    feed is polled once in the pass, those claimed beyond their host's share included."""
+    feed is polled once in the pass, those claimed beyond their host's share included. The
+    first host's third request is answered only once the other host's two have come (or after
+    10 s): its fourth, which waits for that answer, comes after them wherever they are polled
+    before the first host's feeds have had their turns, however slowly the machine runs."""
     second_server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-    arrivals: dict[str, float] = {}
+    arrivals: dict[str, int] = {}  # feed -> the rank of its request among the feeds' requests
+    ranks = itertools.count()
+    lock = threading.Lock()
+    other_host_polled = threading.Event()
 
     def feed_route(name: str) -> Callable[[Request], Response]:
         def handle(req: Request) -> Response:
-            arrivals[name] = time.monotonic()
+            with lock:
+                arrivals[name] = next(ranks)
+                if {"b0", "b1"} <= arrivals.keys():
+                    other_host_polled.set()
+                third = name[0] == "a" and sum(f[0] == "a" for f in arrivals) == 3
+            if third:
+                other_host_polled.wait(10)
             return Response(
                 200, rss(server.base, []).encode(), {"Content-Type": "application/rss+xml"}
             )
