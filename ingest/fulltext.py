@@ -240,12 +240,7 @@ def wants_pages(
         if n < MIN_WORDS or mode == "page":
             wants.append(True)
             continue
-        if mode == "feed":
-            fetch = False
-        elif not state.on:
-            fetch = True
-        else:
-            fetch = since + 1 >= RECHECK_EVERY or n < SHRUNK * state.words
+        fetch = not trusted(state, mode, n) or (mode == "auto" and since + 1 >= RECHECK_EVERY)
         wants.append(fetch)
         since = 0 if fetch else since + 1
     return wants, replace(state, since_check=since if state.on else 0)
@@ -268,6 +263,17 @@ def elsewhere(holds: float, clean: float) -> bool:
     miss; such a page's metadata is not the entry's either. (Of a text compared at all: one of
     fewer than MIN_WORDS words measures 0 against any page.)"""
     return holds < ELSEWHERE and clean < ELSEWHERE
+
+
+def trusted(state: FullText, mode: TextMode, n: int) -> bool:
+    """Whether an entry whose own text stands for `n` words of article (`article_words`) is
+    stored from that text without its page, re-checks aside: in `feed` mode, and in `auto`
+    mode once the feed is proven full-text, unless the text is under SHRUNK of the feed's
+    shortest articles. The polls' rule (`wants_pages`, which adds the re-checks) and the
+    backfill's."""
+    if n < MIN_WORDS or mode == "page":
+        return False
+    return mode == "feed" or (state.on and n >= SHRUNK * state.words)
 
 
 def stands_unchecked(state: FullText, feed_text: str, n: int) -> bool:

@@ -46,6 +46,10 @@ class PageOutcome:
         return self.transient and attempts + 1 < max_attempts
 
 
+NO_PAGE = PageOutcome(None, None, None, False)
+"""The outcome of a page not fetched: a full-text feed's entry is its own article."""
+
+
 def article_for(
     entry: ParsedEntry,
     link: str,

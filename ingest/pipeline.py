@@ -41,7 +41,7 @@ from ingest.fulltext import (
 )
 from ingest.normalize import redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
-from ingest.pages import PageOutcome, article_for, fetch_page
+from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
 from ingest.store import Store, refused
@@ -658,7 +658,7 @@ class Pipeline:
                 return
             article = self._article(c, page, text_from_feed=own, own=owns[i])
             if article is not None:
-                await storer.add(article, c.key, now=now, unfetched=page is _NO_PAGE)
+                await storer.add(article, c.key, now=now, unfetched=page is NO_PAGE)
 
         try:
             full_text = await self._entry_pages(feed, plan.fetch, owns, ready)
@@ -717,7 +717,7 @@ class Pipeline:
         that a feed's articles are stored while its other pages are still fetched (a feed of
         20 pages on a polite host takes 10 s); then the feed's full-text state
         (ingest.fulltext): a
-        full-text feed's entries are not fetched (their outcome is _NO_PAGE) but for the
+        full-text feed's entries are not fetched (their outcome is NO_PAGE) but for the
         re-checks; every page fetched of an entry with text of its own is compared with it,
         and where the comparison fails the entry is still stored from its text if it
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
@@ -825,7 +825,7 @@ class Pipeline:
         # Handed over together, stored with the first page that comes in (or at the end).
         for i, want in zip(rest, wanted, strict=True):
             if not want:
-                await ready(i, _NO_PAGE, True, False)
+                await ready(i, NO_PAGE, True, False)
         state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
         return state
 
@@ -851,7 +851,7 @@ class Pipeline:
         items = []
         for i, c in enumerate(found):
             if i not in outcomes:
-                article = self._article(c, _NO_PAGE, text_from_feed=True, own=owns[i])
+                article = self._article(c, NO_PAGE, text_from_feed=True, own=owns[i])
             elif outcomes[i].extracted is not None:
                 article = self._article(c, outcomes[i])
             else:
@@ -962,9 +962,6 @@ and a feed waiting for its store waits for the group before its own (50 articles
 groups of ten already cost 0.68 of the CPU per article of groups of one)."""
 WRITER_GRACE = 10.0
 """Seconds a stopping pipeline waits for a group of articles being written."""
-
-_NO_PAGE = PageOutcome(None, None, None, False)
-"""The outcome of a page not fetched: a full-text feed's entry is its own article."""
 
 
 _Queued = tuple["_Storer", Article, bytes | None]

@@ -602,7 +602,9 @@ LIMIT %(limit)s;
 UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id = %(run_id)s;
 
 -- name: feed_by_url
-SELECT id, kind, settings FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
+SELECT id, kind, settings, text_mode, full_text, full_text_streak, full_text_since_check,
+       full_text_words, full_text_evidence
+FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
 -- retention --------------------------------------------------------------------------------------
 -- `ingest prune` (old articles and everything that hangs off them) and the service's daily trim

@@ -29,16 +29,26 @@ from ingest.config import Settings
 from ingest.documents.discovery import looks_like_html, page_number, parse_feed_page, with_page
 from ingest.documents.feeds import looks_like_feed
 from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap, sitemap_entry
-from ingest.errors import FeedError, FetchError, ParseError, StoreError
+from ingest.errors import FeedError, FetchError, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
+from ingest.fulltext import article_words, trusted
 from ingest.normalize import canonical_url, redact_url
-from ingest.pages import PageOutcome, article_for, fetch_page
+from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
 from ingest.store.backfill import Added, BackfillRun, BackfillStore, PendingUrl, QueuedUrl
-from ingest.types import FetchKind, FetchResult, ParsedEntry, SourceKind
+from ingest.types import (
+    FetchKind,
+    FetchResult,
+    FullText,
+    OwnText,
+    ParsedEntry,
+    SourceKind,
+    TextMode,
+)
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
+from ingest.workers.tasks import own_texts
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +100,10 @@ class Backfill:
         """The registered feed the target is, if it is one."""
         self._headers: tuple[tuple[str, str], ...] = ()
         """That feed's own request headers (`ingest feeds set`)."""
+        self._text_mode: TextMode = "page"
+        self._full_text = FullText()
+        """That feed's text mode and full-text state: where its polls store an entry from its
+        own text without a request, so does the backfill (`ingest.fulltext.trusted`)."""
         self._led_from: dict[str, frozenset[str]] = {}
         """Feed page to walk -> the entry links of the page that led to it."""
         self.horizon = Horizon(options.since, options.limit)
@@ -146,7 +160,7 @@ class Backfill:
             # A registered feed's requests carry its own User-Agent and headers, as its polls'.
             registered = await self.store.feed_settings_by_url(self.options.target)
             if registered is not None:
-                self._feed_id, settings = registered
+                self._feed_id, settings, self._text_mode, self._full_text = registered
                 self._headers = settings.request_headers()
         # A new invocation walks the sources that failed for a passing reason again.
         if run.seeded and await self.runs.retry_sources(run.id):
@@ -481,7 +495,9 @@ class Backfill:
             self.tally.skipped += 1
             log.debug("backfill_url", status="known")
             return
-        page = await self._page(item.url)
+        entry = entry_from_json(item.entry, item.url)
+        own = await self._own_text(item, entry)
+        page = NO_PAGE if own is not None else await self._page(item.url)
         self.tally.fetched += page.responded
         if page.retry_later(item.attempts, self.settings.page_attempts):
             await self.runs.url_finished(
@@ -490,7 +506,6 @@ class Backfill:
             self.tally.retry_later += 1
             log.debug("backfill_url", status="retry_later", error=page.error)
             return
-        entry = entry_from_json(item.entry, item.url)
         # A feed's entries are articles; a sitemap or a URL list also holds other pages.
         judged = item.source != "feed" and not self.options.all_pages
         if judged and (why := not_an_article(page.extracted, entry)):
@@ -500,7 +515,15 @@ class Backfill:
             self.tally.not_articles += 1
             log.info("backfill_url", status="not_article", why=why)
             return
-        article = article_for(entry, item.url, page, now=self.clock(), without_text=False)
+        article = article_for(
+            entry,
+            item.url,
+            page,
+            now=self.clock(),
+            without_text=False,
+            text_from_feed=own is not None,
+            own=own,
+        )
         if article is None:
             error = page.error or "no article text"
             # Still failing for a passing reason after every try: worth trying again when the
@@ -533,6 +556,21 @@ class Backfill:
         else:
             self.tally.existing += 1
         log.debug("backfill_url", status=reason, text_source=article.text_source)
+
+    async def _own_text(self, item: PendingUrl, entry: ParsedEntry) -> OwnText | None:
+        """The entry's own text, measured in a worker, where the registered feed's polls would
+        store the entry from it without fetching its page (`trusted`); else None. A text that
+        cannot be measured is none: the page is fetched."""
+        if item.source != "feed" or self._feed_id is None or not entry.content:
+            return None
+        if self._text_mode == "page" or not (self._text_mode == "feed" or self._full_text.on):
+            return None
+        try:
+            (own,) = await self.workers.run(own_texts, [entry], timeout=self.settings.parse_timeout)
+        except WorkerError:
+            return None
+        n = article_words(own.text, self._text_mode, own.words)
+        return own if own.text and trusted(self._full_text, self._text_mode, n) else None
 
     async def _page(self, link: str) -> PageOutcome:
         return await fetch_page(

@@ -37,10 +37,24 @@ class FeedStore(StoreBase):
         rows = await self._all("feed_by_url", {"url": url})
         return (int(rows[0]["id"]), str(rows[0]["kind"])) if rows else None
 
-    async def feed_settings_by_url(self, url: str) -> tuple[int, FeedSettings] | None:
-        """(id, the operator's settings) of the registered feed with this URL, if any."""
+    async def feed_settings_by_url(
+        self, url: str
+    ) -> tuple[int, FeedSettings, TextMode, FullText] | None:
+        """(id, the operator's settings, text mode, full-text state) of the registered feed
+        with this URL, if any."""
         rows = await self._all("feed_by_url", {"url": url})
-        return (int(rows[0]["id"]), FeedSettings.from_json(rows[0]["settings"])) if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        state = FullText(
+            on=row["full_text"],
+            streak=row["full_text_streak"],
+            since_check=row["full_text_since_check"],
+            words=row["full_text_words"],
+            evidence=row["full_text_evidence"],
+        )
+        settings = FeedSettings.from_json(row["settings"])
+        return int(row["id"]), settings, row["text_mode"], state
 
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})

@@ -1149,3 +1149,56 @@ def test_registered_feed_target_sends_the_feeds_own_headers(database_url: str) -
     rows = stored(database_url)
     assert sorted(rows) == sorted(srv.url(f"/a/{n}") for n in range(4))
     assert {r["text_source"] for r in rows.values()} == {"page"}
+
+
+def full_text_feed(base: str, count: int) -> str:
+    """An RSS feed of `count` entries, each carrying its whole story (`content:encoded`)."""
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/a/{n}</link><guid>{base}/a/{n}</guid>"
+        f"<pubDate>{format_datetime(published(n))}</pubDate><description>Teaser {n}."
+        "</description><content:encoded><![CDATA["
+        + "".join(
+            f"<p>Part {k} of story {n}: the council of district {n} voted on item {k} of the "
+            f"plan on Tuesday, after residents of street {n * 7 + k} asked for a meeting.</p>"
+            for k in range(5)
+        )
+        + "]]></content:encoded></item>"
+        for n in range(count)
+    )
+    return (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
+        f"<title>T</title><link>{base}/</link>{items}</channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(("state", "pages"), [("feed", 0), ("proven", 0), ("auto", 4), ("page", 4)])
+def test_a_full_text_feed_is_backfilled_from_its_own_texts_as_its_polls_store_them(
+    database_url: str, state: str, pages: int
+) -> None:
+    """Backfilling a registered feed whose polls store its entries from their own text (its
+    text mode `feed`, or `auto` once proven full-text) stores its history so too, without a
+    request for each page; a feed not proven, or in `page` mode, has its pages fetched."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        srv.routes["/feed.xml"] = static(full_text_feed(srv.base, 4), "application/rss+xml")
+        for n in range(4):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        feed = srv.url("/feed.xml")
+        assert ingest(database_url, "feeds", "add", "--no-discover", feed).returncode == 0
+        mode = "auto" if state == "proven" else state
+        assert ingest(database_url, "feeds", "text-mode", feed, mode).returncode == 0
+        if state == "proven":
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("UPDATE ingest.feeds SET full_text = true, full_text_words = 60")
+        backfill(database_url, feed)
+        fetched = sum(1 for r in srv.requests if r.path.startswith("/a/"))
+    assert fetched == pages
+    rows = stored(database_url)
+    assert len(rows) == 4
+    expected = "feed" if pages == 0 else "page"
+    assert {r["text_source"] for r in rows.values()} == {expected}
+    if pages == 0:
+        for url, row in rows.items():
+            n = url.rsplit("/", 1)[1]
+            assert row["text"].startswith(f"Part 0 of story {n}: the council")
+            assert row["extraction_error"] is None
