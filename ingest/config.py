@@ -101,15 +101,11 @@ def _parse(f: Field[Any], raw: str) -> object:
 
 
 def _field_problems(settings: Settings) -> list[str]:
-    """Each value of the wrong type or out of its bounds, named by its variable. A whole
-    number given for a seconds setting is taken as such (it is stored as a float)."""
+    """Each value of the wrong type or out of its bounds, named by its variable."""
     problems = []
     for f in fields(settings):
         value, kind, meta = getattr(settings, f.name), _kind(f), f.metadata
         name = variable(f.name)
-        if kind is float and type(value) is int:
-            value = float(value)
-            object.__setattr__(settings, f.name, value)
         if f.name == "database_url" and value is None:
             continue
         if type(value) is not kind and not (kind is Path and isinstance(value, Path)):
@@ -188,6 +184,10 @@ class Settings:
     log_level: LogLevel = field(default="info", metadata={"choices": _LOG_LEVELS})
 
     def __post_init__(self) -> None:
+        # A whole number given for a seconds setting is taken as such, stored as a float.
+        for f in fields(self):
+            if _kind(f) is float and type(value := getattr(self, f.name)) is int:
+                object.__setattr__(self, f.name, float(value))
         problems = [*_field_problems(self), *_cross_problems(self)]
         if problems:
             raise ConfigError(f"invalid configuration: {'; '.join(problems)}")

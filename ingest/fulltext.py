@@ -271,9 +271,15 @@ def trusted(state: FullText, mode: TextMode, n: int) -> bool:
     mode once the feed is proven full-text, unless the text is under SHRUNK of the feed's
     shortest articles. The polls' rule (`wants_pages`, which adds the re-checks) and the
     backfill's."""
-    if n < MIN_WORDS or mode == "page":
+    if n < MIN_WORDS or not trusts_feed(state, mode):
         return False
-    return mode == "feed" or (state.on and n >= SHRUNK * state.words)
+    return mode == "feed" or n >= SHRUNK * state.words
+
+
+def trusts_feed(state: FullText, mode: TextMode) -> bool:
+    """Whether the feed's entries may be stored from their own text at all (`trusted`): in
+    `feed` mode, and in `auto` mode once it is proven full-text."""
+    return mode == "feed" or (mode == "auto" and state.on)
 
 
 def stands_unchecked(state: FullText, feed_text: str, n: int) -> bool:

@@ -31,7 +31,7 @@ from ingest.documents.feeds import looks_like_feed
 from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap, sitemap_entry
 from ingest.errors import FeedError, FetchError, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
-from ingest.fulltext import article_words, trusted
+from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
@@ -563,7 +563,7 @@ class Backfill:
         cannot be measured is none: the page is fetched."""
         if item.source != "feed" or self._feed_id is None or not entry.content:
             return None
-        if self._text_mode == "page" or not (self._text_mode == "feed" or self._full_text.on):
+        if not trusts_feed(self._full_text, self._text_mode):
             return None
         try:
             (own,) = await self.workers.run(own_texts, [entry], timeout=self.settings.parse_timeout)

@@ -249,9 +249,13 @@ def env(database_url: str, **extra: str) -> dict[str, str]:
     return out
 
 
-def ingest(database_url: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+def ingest(
+    database_url: str, *args: str, stdin: str | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`ingest ARGS` to completion, `stdin` on its standard input; `extra`: environment."""
     return subprocess.run(
         [sys.executable, "-m", "ingest.cli", *args],
+        input=stdin,
         env=env(database_url, **extra),
         cwd=ROOT,
         capture_output=True,
@@ -477,15 +481,7 @@ def test_dry_run_lists_and_stores_nothing(database_url: str, site: Site) -> None
 def test_url_list_from_stdin(database_url: str, site: Site) -> None:
     """--urls - reads article URLs from stdin; no TARGET needed."""
     urls = "\n".join(site.url(f"/a/{n}") for n in (3, 4, 5)) + "\n"
-    proc = subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "backfill", "--rate", "0", "--urls", "-"],
-        input=urls,
-        env=env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
     assert proc.returncode == 0, proc.stderr
     assert numbers(site, stored(database_url)) == {3, 4, 5}
 
@@ -524,15 +520,7 @@ def test_restart_walks_the_sources_again_without_refetching(database_url: str, s
 def test_dated_only_skips_undated_urls(database_url: str, site: Site) -> None:
     """--dated-only: listed URLs (which carry no date) are skipped, counted as undated."""
     urls = "\n".join(site.url(f"/a/{n}") for n in (1, 2)) + "\n"
-    proc = subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "backfill", "--urls", "-", "--dated-only"],
-        input=urls,
-        env=env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = ingest(database_url, "backfill", "--urls", "-", "--dated-only", stdin=urls)
     assert proc.returncode == 0, proc.stderr
     assert "2 skipped (2 undated)" in proc.stdout
     assert stored(database_url) == {}
@@ -1001,15 +989,7 @@ def test_registered_feed_target_adopts_articles_already_stored(
     (without a feed) links its entries to them as the service's poll does, without fetching
     them again: they become the feed's articles and its entries are recorded as seen."""
     urls = "\n".join(site.url(f"/a/{n}") for n in WP) + "\n"
-    listed = subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "backfill", "--rate", "0", "--urls", "-"],
-        input=urls,
-        env=env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    listed = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
     assert listed.returncode == 0, listed.stderr
     assert numbers(site, stored(database_url)) == set(WP)
     hits = site.page_hits()

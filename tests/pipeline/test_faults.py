@@ -1057,14 +1057,20 @@ async def test_articles_committed_for_a_feed_stopped_meanwhile_are_counted(
     await pipeline.aclose()
 
 
+def moved_feed(server: LocalServer, paths: list[str]) -> None:
+    """A feed at /old permanently redirected to /new, listing `paths`, each a story page."""
+    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
+    server.routes["/new"] = static(rss(server.base, paths), "application/rss+xml")
+    for path in paths:
+        server.routes[path] = static(page(path))
+
+
 async def test_a_feed_permanently_redirected_moves_to_its_new_url(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """Once its permanent redirect has held (here: at once), the feed is renamed to the URL it
     moved to, keeping its id, its articles and its outcome; it is then polled there."""
-    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
-    server.routes["/new"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
-    server.routes["/s/0"] = static(page("/s/0"))
+    moved_feed(server, ["/s/0"])
     s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
     pipeline = await make_pipeline(s, workers, resources)
     await pipeline.store.add_feed(server.url("/old"))
@@ -1089,10 +1095,7 @@ async def test_a_feed_moved_to_the_url_of_another_feed_is_merged_into_it(
 ) -> None:
     """A feed redirected to a feed already subscribed is merged into it: its row goes, its
     entries and articles are the other feed's, and no story is stored twice."""
-    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
-    server.routes["/new"] = static(rss(server.base, ["/s/0", "/s/1"]), "application/rss+xml")
-    for p in ("/s/0", "/s/1"):
-        server.routes[p] = static(page(p))
+    moved_feed(server, ["/s/0", "/s/1"])
     s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
     pipeline = await make_pipeline(s, workers, resources)
     await pipeline.store.add_feed(server.url("/new"))
@@ -1115,9 +1118,7 @@ async def test_a_move_that_fails_leaves_the_poll_unrecorded_and_is_done_again(
     the run reports nothing of it), and the next poll moves it."""
     from ingest.errors import StoreError
 
-    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
-    server.routes["/new"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
-    server.routes["/s/0"] = static(page("/s/0"))
+    moved_feed(server, ["/s/0"])
     s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
     pipeline = await make_pipeline(s, workers, resources)
     await pipeline.store.add_feed(server.url("/old"))
@@ -1170,9 +1171,7 @@ async def test_a_move_that_races_a_feed_registered_at_its_new_url_is_done_again(
     unique URL. That is the race's, not the feed's: the feed is handed back with no outcome
     (no failure, no backoff, the redirect seen on its polls so far kept), and the next poll
     merges it into the feed now at that URL."""
-    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
-    server.routes["/new"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
-    server.routes["/s/0"] = static(page("/s/0"))
+    moved_feed(server, ["/s/0"])
     s = settings(database_url, redirect_after_fetches=2, redirect_after=0)
     pipeline = await make_pipeline(s, workers, resources)
     await pipeline.store.add_feed(server.url("/old"))

@@ -852,6 +852,17 @@ async def test_an_updated_entry_of_a_full_text_feed_is_updated_from_its_own_text
     assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
 
 
+async def redirected_atom_feed_polled(site: LocalServer, pipeline: Pipeline) -> None:
+    """An Atom feed of 12 stories whose links redirect to the stories' own addresses
+    (/a/N -> /story/N), registered and polled once."""
+    for n in range(12):
+        site.routes[f"/a/{n}"] = Response(301, b"", {"Location": f"{site.base}/story/{n}"})
+        site.routes[f"/story/{n}"] = static(article_page(n))
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), "application/atom+xml")
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+
+
 async def test_an_update_of_a_full_text_entry_reaches_an_article_stored_from_its_page(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
@@ -860,12 +871,7 @@ async def test_an_update_of_a_full_text_entry_reaches_an_article_stored_from_its
     update of a compared entry, taken from the entry's new text without a request, updates
     that article all the same."""
     atom = "application/atom+xml"
-    for n in range(12):
-        site.routes[f"/a/{n}"] = Response(301, b"", {"Location": f"{site.base}/story/{n}"})
-        site.routes[f"/story/{n}"] = static(article_page(n))
-    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
-    await pipeline.store.add_feed(site.url("/feed"))
-    await pipeline.run()
+    await redirected_atom_feed_polled(site, pipeline)
     (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
     assert state["full_text"] is True
     (one,) = rows(database_url, "SELECT url FROM news.articles WHERE url ~ '/1$'")
@@ -887,12 +893,7 @@ async def test_an_update_fetched_from_its_page_reaches_an_article_stored_from_it
     update of story 5 is read from its page, under the address the link redirects to, and
     updates that article all the same."""
     atom = "application/atom+xml"
-    for n in range(12):
-        site.routes[f"/a/{n}"] = Response(301, b"", {"Location": f"{site.base}/story/{n}"})
-        site.routes[f"/story/{n}"] = static(article_page(n))
-    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
-    await pipeline.store.add_feed(site.url("/feed"))
-    await pipeline.run()
+    await redirected_atom_feed_polled(site, pipeline)
     (five,) = rows(database_url, "SELECT url, text_source FROM news.articles WHERE url ~ '/5$'")
     assert (five["url"], five["text_source"]) == (f"{site.base}/a/5", "feed")
     assert await pipeline.store.set_text_mode(site.url("/feed"), "page")
