@@ -30,13 +30,14 @@ from ingest.fulltext import (
     OTHER_PAGE,
     article_words,
     digest,
-    elsewhere,
     looks_cut,
     measure,
     observe,
+    other_page,
     probe,
     stands_unchecked,
     still_due,
+    titled_alike,
     wants_pages,
 )
 from ingest.normalize import redact_url
@@ -772,15 +773,11 @@ class Pipeline:
                         return
                     await ready(i, page, False, now)
                     return
-                if (
-                    not c.same
-                    and not probing
-                    and elsewhere(c.holds, c.clean)
-                    and stands_unchecked(state, feed_text, owns[i].words)
-                ):
+                titled = titled_alike(found[i].entry.title, ex.metadata.title if ex else None)
+                if other_page(state, feed_text, owns[i].words, c, titled):
                     # The page is not the entry's article (an interstitial, an error page
-                    # served as a success): a proven feed's entry is its text, stored without
-                    # the page's metadata, and the comparison stays due.
+                    # served as a success): the entry is its text, stored without the page's
+                    # metadata, and the comparison stays due.
                     unchecked.add(i)
                     await ready(i, PageOutcome(None, None, OTHER_PAGE, True, True), True, now)
                     return

@@ -35,6 +35,7 @@ from ingest.backfill import (
     parse_date_bound,
     read_url_list,
 )
+from ingest.fulltext import OTHER_PAGE
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
@@ -1149,6 +1150,39 @@ def full_text_feed(base: str, count: int) -> str:
         "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
         f"<title>T</title><link>{base}/</link>{items}</channel></rss>"
     )
+
+
+CONSENT_WALL = (
+    "<html><head><title>Before you continue</title></head><body><main><h1>Before you continue"
+    "</h1>"
+    + "".join(
+        f"<p>We and our {k} partners use cookies and data to deliver our services, measure "
+        "audiences and show personalised advertising. Select accept all to agree.</p>"
+        for k in range(4)
+    )
+    + "</main></body></html>"
+)
+
+
+def test_an_entry_whose_page_is_a_consent_wall_is_backfilled_from_its_own_text(
+    database_url: str,
+) -> None:
+    """A feed's entry whose page is a consent wall (titled otherwise, sharing nothing with the
+    entry's text) is stored from that text, as the feed's polls store it; the others from
+    their pages."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        srv.routes["/feed.xml"] = static(full_text_feed(srv.base, 3), "application/rss+xml")
+        for n in (0, 2):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        srv.routes["/a/1"] = static(CONSENT_WALL)
+        backfill(database_url, srv.url("/feed.xml"))
+        rows = stored(database_url)
+        wall = rows.pop(srv.url("/a/1"))
+    assert wall["text"].startswith("Part 0 of story 1: the council")
+    assert (wall["text_source"], wall["extraction_error"]) == ("feed", OTHER_PAGE)
+    assert len(rows) == 2
+    assert {r["text_source"] for r in rows.values()} == {"page"}
 
 
 @pytest.mark.parametrize(("state", "pages"), [("feed", 0), ("proven", 0), ("auto", 4), ("page", 4)])

@@ -21,7 +21,7 @@ import ingest.pipeline
 from ingest.config import Settings
 from ingest.errors import WorkerCrashed
 from ingest.fetch import Fetcher
-from ingest.fulltext import OTHER_PAGE
+from ingest.fulltext import CONFIRM, MISSES, OTHER_PAGE
 from ingest.neardup import Fingerprint
 from ingest.normalize import clean_text
 from ingest.pipeline import Pipeline
@@ -534,6 +534,93 @@ async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_cou
         assert stored[n]["title"] == f"Story {n}"
         assert stored[n]["author"] is None
         assert stored[n]["extraction_error"] == OTHER_PAGE
+
+
+async def test_a_feed_being_probed_whose_page_is_a_consent_wall_stores_the_entry_s_text(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A new feed's first entry lands on a consent wall (titled otherwise, sharing nothing with
+    the entry): the entry is stored from its own text, not the wall's, without the wall's
+    metadata, and counts neither way: the next three entries prove the feed full-text."""
+    site.routes["/a/0"] = static(CONSENT)
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    summary = await pipeline.run()
+    assert summary.new_articles == 12
+    assert sorted(r.path for r in site.requests if r.path.startswith("/a/")) == [
+        "/a/0", "/a/1", "/a/2", "/a/3"
+    ]  # fmt: skip
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state == {"full_text": True, "full_text_streak": CONFIRM}
+    (first,) = rows(
+        database_url,
+        "SELECT title, author, text, text_source, extraction_error FROM news.articles"
+        f" WHERE url = '{site.url('/a/0')}'",
+    )
+    assert first == {
+        "title": "Story 0",
+        "author": None,
+        "text": clean_text("\n\n".join(paragraphs(0))),
+        "text_source": "feed",
+        "extraction_error": OTHER_PAGE,
+    }
+
+
+async def test_a_feed_not_full_text_stores_its_entries_text_over_a_consent_wall(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A feed whose texts are half the story stores its pages; an entry whose page is a
+    consent wall is stored from its own text, the better of the two (and counts no miss)."""
+    site.routes["/a/5"] = static(CONSENT)
+    site.routes["/feed"] = static(feed(site.base, range(8), parts=3), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    stored = {
+        r["url"].rsplit("/", 1)[1]: r
+        for r in rows(
+            database_url, "SELECT url, text, text_source, extraction_error FROM news.articles"
+        )
+    }
+    assert len(stored) == 8
+    assert stored["5"]["text"] == clean_text("\n\n".join(paragraphs(5)[:3]))
+    assert (stored["5"]["text_source"], stored["5"]["extraction_error"]) == ("feed", OTHER_PAGE)
+    assert {r["text_source"] for n, r in stored.items() if n != "5"} == {"page"}
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert state == {"full_text": False, "full_text_streak": -MISSES}
+
+
+async def test_a_feed_text_that_shares_nothing_with_its_entry_s_page_is_not_the_article(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Entries whose own text is the same blurb, not the story, and whose pages are titled
+    as the entries: the pages are the articles, stored from their extraction."""
+    blurb = " ".join(
+        f"Listen to episode {k} of our podcast on every platform and subscribe to the newsletter."
+        for k in range(6)
+    )
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
+        f"<guid>{site.base}/a/{n}</guid><content:encoded><![CDATA[<p>{blurb}</p>]]></content:encoded></item>"
+        for n in range(5)
+    )
+    site.routes["/feed"] = static(
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>",
+        RSS,
+    )
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    stored = rows(
+        database_url, "SELECT url, text, text_source, extraction_error FROM news.articles"
+    )
+    assert len(stored) == 5
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        assert row["text_source"] == "page"
+        assert row["extraction_error"] is None
+        assert all(p in row["text"] for p in paragraphs(n))
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is False
 
 
 async def test_failures_in_one_batch_are_judged_in_feed_order(
