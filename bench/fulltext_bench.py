@@ -14,21 +14,26 @@ that `ends_alike` lets take part, and the failed comparisons that find the page 
 What it measures and how to run it: bench/README.md (`fulltext_bench.py`)."""
 
 import argparse
+import random
 import re
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
+import lxml.html
 from lib import corpora as c
 from lib.report import header
+from trafilatura.utils import decode_file
 
+from ingest.article import SHOWN, another_page
 from ingest.coverage import words
 from ingest.errors import ExtractError
 from ingest.extract import read_page
 from ingest.extract.page import visible_text
 from ingest.fulltext import CLEAN, MIN_WORDS, elsewhere, looks_cut, measure
 from ingest.normalize import clean_text
+from ingest.types import Extracted, ParsedEntry
 
 SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 
@@ -83,9 +88,78 @@ def worse(sample: c.Sample, feed_text: str, page_text: str) -> bool:
     return f1(sample, feed_text) < f1(sample, page_text)
 
 
+def entry_of(body: bytes) -> ParsedEntry:
+    """The feed entry a page stands for: its title (og:title, else <title>) and, for a
+    summary, its description (og:description, else the description meta tag)."""
+    try:
+        doc = lxml.html.fromstring(decode_file(body))
+    except Exception:
+        return ParsedEntry(None, None)
+
+    def meta(*names: str) -> str | None:
+        for name in names:
+            for el in doc.xpath(f"//meta[@property='{name}' or @name='{name}']"):
+                if value := (el.get("content") or "").strip():
+                    return str(value)
+        return None
+
+    title = doc.find(".//title")
+    return ParsedEntry(
+        None,
+        None,
+        title=meta("og:title") or (title.text_content().strip() if title is not None else None),
+        summary=meta("og:description", "description"),
+    )
+
+
+OTHERS = 5
+"""Pages of other sites each entry is measured against (fixed seed)."""
+
+
+def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
+    """`ingest.article.another_page` by corpus and part: of the entries it can judge (a
+    title on both sides, five key words or more), how many of their own pages it takes for
+    another (wrongly), and how many pages of other sites of the same part (rightly)."""
+    print(
+        f"Another page (`ingest.article.another_page`, SHOWN {SHOWN:.0%}): each page's title"
+        " and description stand for a feed entry's title and summary; judged: entries with"
+        " five key words or more; own page: taken for another page (wrongly); other sites:"
+        f" {OTHERS} pages of other sites of the same part each, taken for another (rightly).\n"
+    )
+    print(f"  {'':<24}{'own page':>22}{'other sites':>24}")
+    rng = random.Random(0)
+    for corpus in sorted({s.corpus for s, _, _ in pages}):
+        for part in ("dev", "val"):
+            some = [p for p in pages if p[0].corpus == corpus and p[0].part == part]
+            own = [another_page(e, x) for _, e, x in some if judged(e)]
+            other = [
+                another_page(e, y[2])
+                for s, e, _ in some
+                if judged(e)
+                for y in rng.sample(some, min(OTHERS, len(some)))
+                if y[0].site != s.site
+            ]
+            cells = [
+                f"{sum(own):>5}/{len(own):<5} {sum(own) / max(len(own), 1):>5.1%}",
+                f"{sum(other):>6}/{len(other):<6} {sum(other) / max(len(other), 1):>5.1%}",
+            ]
+            print(f"  {corpus + ' ' + part:<24}" + "".join(f"{x:>22}" for x in cells))
+    print()
+
+
+def judged(entry: ParsedEntry) -> bool:
+    """Whether `another_page` can judge an entry at all (the page's side aside)."""
+    key = {w for w in words(entry.summary or "") if len(w) >= 4}
+    return bool(entry.title) and len(key) >= 5
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="fulltext_bench.py", description=__doc__)
-    p.add_argument("--corpora", default="aeb,readability", help="comma-separated corpora")
+    p.add_argument(
+        "--corpora",
+        default="aeb,readability",
+        help="comma-separated corpora (trafilatura-eval: the another-page table only)",
+    )
     args = p.parse_args()
     header("fulltext_bench.py", subprocesses=False)
     samples = c.load_samples(args.corpora.split(","))
@@ -93,16 +167,18 @@ def main() -> None:
     # (corpus, part, kind, measure) -> [accepted, measured]
     tally: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     skipped = 0
+    pages: list[tuple[c.Sample, ParsedEntry, Extracted]] = []
     for sample in samples:
+        try:
+            extracted, main = read_page(sample.body, sample.url)
+            page_text = extracted.text
+            pages.append((sample, entry_of(sample.body), extracted))
+        except ExtractError:
+            page_text = main = ""
         truth = clean_text(sample.truth)
         if len(words(truth)) < 2 * MIN_WORDS:
             skipped += 1
             continue
-        try:
-            extracted, main = read_page(sample.body, sample.url)
-            page_text = extracted.text
-        except ExtractError:
-            page_text = main = ""
         visible = visible_text(sample.body)
         for kind, make in KINDS.items():
             feed_text = make(truth)
@@ -140,6 +216,7 @@ def main() -> None:
                     cells.append(f"{hit:>5}/{n:<4} {hit / n:>4.0%}" if n else f"{'-':>16}")
                 print(f"  {kind:<15}" + "".join(f"{x:>16}" for x in cells))
             print()
+    another_table(pages)
     sys.stdout.flush()
 
 

@@ -17,8 +17,10 @@ Precedence, field by field (first non-empty wins):
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Final
 
 from ingest.byline import authors, joined
+from ingest.coverage import words
 from ingest.neardup import fingerprint
 from ingest.normalize import (
     canonical_url,
@@ -158,3 +160,48 @@ def not_an_article(extracted: Extracted | None, entry: ParsedEntry) -> str | Non
     if len(extracted.text.split()) < NOT_ARTICLE_WORDS:
         return "not an article: too little text"
     return None
+
+
+OTHER_PAGE: Final = "the page shares next to nothing with the entry's own text"
+"""The extraction error of an entry stored from its own text because its page is not its
+article at all (`another_page`, `ingest.fulltext.other_page`)."""
+
+TITLED_ALIKE: Final = 0.5
+"""Share of the shorter title's words the other must hold for a page to be titled as its entry
+(`titled_alike`): either title may add the site's name or a section, or drop a word."""
+
+
+def titled_alike(entry_title: str | None, page_title: str | None) -> bool:
+    """Whether a page's title is the entry's: TITLED_ALIKE of the shorter one's words are in the
+    other, or either is missing (then nothing tells them apart). A consent or paywall
+    interstitial, an error page and a home page are titled otherwise."""
+    asked, shown = set(words(entry_title or "")), set(words(page_title or ""))
+    if not asked or not shown:
+        return True
+    return len(asked & shown) >= TITLED_ALIKE * min(len(asked), len(shown))
+
+
+KEY_LETTERS: Final = 4
+KEY_WORDS: Final = 5
+SHOWN: Final = 0.2
+"""Share of an entry's key words a page's text must show to be taken for its article when the
+two are titled otherwise (`another_page`). Set on the development half of the corpora, each
+page's description standing for an entry's summary and its title for the entry's
+(`bench/fulltext_bench.py`): no page was taken for another at 0.2 (one at 0.25), and nine in
+ten pages of other sites were."""
+
+
+def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
+    """Whether a page served for an entry is not its article at all: it is titled otherwise
+    (`titled_alike`), and its text shows under SHOWN of the entry's key words, the distinct
+    words of KEY_LETTERS letters or more of its own text, content else summary (rewritten as a
+    summary may be, its names and nouns are the article's), where it has KEY_WORDS of them or
+    more. A consent wall, an error page served as a success, a redirect to the home page: the
+    entry is stored from its own text instead, OTHER_PAGE its extraction error, as a page that
+    gave nothing usable. An entry without a title or key words is never judged so."""
+    if titled_alike(entry.title, extracted.metadata.title):
+        return False
+    key = {w for w in words(entry.content or entry.summary or "") if len(w) >= KEY_LETTERS}
+    if len(key) < KEY_WORDS:
+        return False
+    return len(key & set(words(extracted.text))) < SHOWN * len(key)

@@ -12,10 +12,10 @@ compared again. MISSES comparisons in a row that fail switch the feed back, so a
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
 passing, or showed something other than the entry (`stands_unchecked`, `still_due`,
 `elsewhere`). In any feed, an entry whose page is not its article at all (a consent wall:
-`other_page`) is stored from its own text and counts neither way. An entry of fewer than MIN_WORDS words, or that
-ends like an excerpt, always has its page fetched and never counts towards the mode: it says
-nothing about the feed's other entries. (`FullText.streak` counts matches in a row, up to
-CONFIRM, or misses in a row as a negative number, down to -MISSES.)
+`other_page`) is stored from its own text and counts neither way. An entry of fewer than
+MIN_WORDS words, or that ends like an excerpt, always has its page fetched and never counts
+towards the mode: it says nothing about the feed's other entries. (`FullText.streak` counts
+matches in a row, up to CONFIRM, or misses in a row as a negative number, down to -MISSES.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
 stored from that text. One whose comparison failed is stored from its text all the same where
@@ -250,8 +250,6 @@ def wants_pages(
 ELSEWHERE: Final = 0.05
 """Share of each other's word 4-grams under which a page and an entry's text have next to
 nothing in common (`elsewhere`)."""
-OTHER_PAGE: Final = "the page shares next to nothing with the entry's own text"
-"""The error recorded with an entry stored from its text because of `elsewhere`."""
 
 
 def elsewhere(holds: float, clean: float) -> bool:
@@ -266,37 +264,19 @@ def elsewhere(holds: float, clean: float) -> bool:
     return holds < ELSEWHERE and clean < ELSEWHERE
 
 
-TITLED_ALIKE: Final = 0.5
-"""Share of an entry title's words a page's title must hold to be the entry's page
-(`titled_alike`): a page's title often adds the site's name, or drops a word."""
-
-
-def titled_alike(entry_title: str | None, page_title: str | None) -> bool:
-    """Whether a page's title is the entry's: it holds TITLED_ALIKE of the entry title's words,
-    or either is missing (then nothing tells them apart). A consent or paywall interstitial, an
-    error page and a home page are titled otherwise."""
-    asked, shown = set(words(entry_title or "")), set(words(page_title or ""))
-    if not asked or not shown:
-        return True
-    return len(asked & shown) >= TITLED_ALIKE * len(asked)
-
-
-def other_page(state: FullText, feed_text: str, n: int, c: Comparison, titled: bool) -> bool:
+def other_page(state: FullText, feed_text: str, n: int, c: Comparison, another: bool) -> bool:
     """Whether an entry whose own text was compared with its page, and failed, is stored from
-    that text, without the page's metadata, because the page is not its article at all
-    (`elsewhere`); the comparison then counts neither way. In a proven full-text feed, where
-    the text would have been stored unchecked (`stands_unchecked`). In any other, where the
-    page is not titled as the entry either (`titled`, `titled_alike`) and the text may be the
-    article (MIN_WORDS or more, not ending like an excerpt): a feed still being probed, or
-    whose texts are not its articles, whose page is a consent wall has the entry's own text
-    stored, not the wall's. A text that shares nothing with a page titled as the entry is
-    something else (a podcast's notes, a standard blurb): the page is the article. `n`: the
-    text's word count. The polls' rule and the backfill's."""
-    if c.same or not elsewhere(c.holds, c.clean):
+    that text, without the page's metadata, because the page is not its article at all; the
+    comparison then counts neither way. In a proven full-text feed, where the page shares next
+    to nothing with the text (`elsewhere`) and the text would have been stored unchecked
+    (`stands_unchecked`); in any feed, where the page is another by the rule for every entry
+    (`another`: `ingest.article.another_page`, titled otherwise and showing next to none of
+    the entry's words), so that a consent wall met while a feed is probed is no evidence and
+    the entry keeps its text. `n`: the text's word count."""
+    if c.same:
         return False
-    if state.on:
-        return stands_unchecked(state, feed_text, n)
-    return not titled and n >= MIN_WORDS and not looks_cut(feed_text)
+    proven = state.on and elsewhere(c.holds, c.clean) and stands_unchecked(state, feed_text, n)
+    return proven or another
 
 
 def trusted(state: FullText, mode: TextMode, n: int) -> bool:

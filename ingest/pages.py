@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ingest import metrics
-from ingest.article import build_article
+from ingest.article import OTHER_PAGE, another_page, build_article
 from ingest.errors import BlockedError, ExtractError, FetchError, WorkerError
 from ingest.normalize import redact_url
 from ingest.ports import PageFetcher, WorkerPool
@@ -48,6 +48,19 @@ class PageOutcome:
 
 NO_PAGE = PageOutcome(None, None, None, False)
 """The outcome of a page not fetched: a full-text feed's entry is its own article."""
+OTHER_PAGE_OUTCOME = PageOutcome(None, None, OTHER_PAGE, False, True)
+"""The outcome of a page that is not the entry's article at all (`page_for`): nothing usable,
+nothing to try again (a consent wall stays one)."""
+
+
+def page_for(entry: ParsedEntry, page: PageOutcome) -> PageOutcome:
+    """`page` as the outcome of `entry`'s page: OTHER_PAGE_OUTCOME where it is not the entry's
+    article at all (`ingest.article.another_page`: a consent wall, an error page served as a
+    success), so that the entry is stored from its own text, or an update leaves the article
+    as it is. The polls' rule and the backfill's."""
+    if page.extracted is not None and another_page(entry, page.extracted):
+        return OTHER_PAGE_OUTCOME
+    return page
 
 
 def article_for(
@@ -68,6 +81,8 @@ def article_for(
     logged, when not even the entry's own text can be assembled. With `text_from_feed` the
     entry's text is the article's (a full-text feed) and the page only adds metadata; `own` is
     that text measured already (`ingest.fulltext.own_text`)."""
+    if not text_from_feed:
+        page = page_for(entry, page)
     attempts = [(page.extracted, page.error)]
     if page.extracted is not None:
         attempts.append((None, "page metadata unusable"))

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 import structlog
 
 from ingest import dedup, metrics
+from ingest.article import another_page
 from ingest.config import Settings
 from ingest.errors import FetchError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import (
     MIN_WORDS,
-    OTHER_PAGE,
     article_words,
     digest,
     looks_cut,
@@ -37,12 +37,11 @@ from ingest.fulltext import (
     probe,
     stands_unchecked,
     still_due,
-    titled_alike,
     wants_pages,
 )
 from ingest.normalize import redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
-from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
+from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
 from ingest.store import Store, refused
@@ -773,13 +772,13 @@ class Pipeline:
                         return
                     await ready(i, page, False, now)
                     return
-                titled = titled_alike(found[i].entry.title, ex.metadata.title if ex else None)
-                if other_page(state, feed_text, owns[i].words, c, titled):
+                another = ex is not None and another_page(found[i].entry, ex)
+                if other_page(state, feed_text, owns[i].words, c, another):
                     # The page is not the entry's article (an interstitial, an error page
                     # served as a success): the entry is its text, stored without the page's
                     # metadata, and the comparison stays due.
                     unchecked.add(i)
-                    await ready(i, PageOutcome(None, None, OTHER_PAGE, True, True), True, now)
+                    await ready(i, OTHER_PAGE_OUTCOME, True, now)
                     return
                 # An excerpt that ends where its page does proves nothing about the feed.
                 if not looks_cut(feed_text):
@@ -849,8 +848,8 @@ class Pipeline:
         for i, c in enumerate(found):
             if i not in outcomes:
                 article = self._article(c, NO_PAGE, text_from_feed=True, own=owns[i])
-            elif outcomes[i].extracted is not None:
-                article = self._article(c, outcomes[i])
+            elif (page := page_for(c.entry, outcomes[i])).extracted is not None:
+                article = self._article(c, page)
             else:
                 continue
             if article is not None:

@@ -31,7 +31,7 @@ from ingest.documents.feeds import looks_like_feed
 from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap, sitemap_entry
 from ingest.errors import FeedError, FetchError, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
-from ingest.fulltext import OTHER_PAGE, article_words, other_page, titled_alike, trusted
+from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
@@ -100,12 +100,10 @@ class Backfill:
         """The registered feed the target is, if it is one."""
         self._headers: tuple[tuple[str, str], ...] = ()
         """That feed's own request headers (`ingest feeds set`)."""
-        self._text_mode: TextMode = "auto"
+        self._text_mode: TextMode = "page"
         self._full_text = FullText()
-        """That feed's text mode and full-text state (a feed not registered: as a new one's):
-        where its polls store an entry from its own text without a request, so does the
-        backfill (`ingest.fulltext.trusted`), and where they store it over a page that is not
-        its article, so does the backfill (`ingest.fulltext.other_page`)."""
+        """That feed's text mode and full-text state: where its polls store an entry from its
+        own text without a request, so does the backfill (`ingest.fulltext.trusted`)."""
         self._led_from: dict[str, frozenset[str]] = {}
         """Feed page to walk -> the entry links of the page that led to it."""
         self.horizon = Horizon(options.since, options.limit)
@@ -498,10 +496,8 @@ class Backfill:
             log.debug("backfill_url", status="known")
             return
         entry = entry_from_json(item.entry, item.url)
-        own, trusted_own = await self._own_text(item, entry)
-        page = NO_PAGE if trusted_own else await self._page(item.url, own.text if own else None)
-        if not trusted_own and self._other_page(entry, own, page):
-            page, trusted_own = PageOutcome(None, None, OTHER_PAGE, False, True), True
+        own = await self._own_text(item, entry)
+        page = NO_PAGE if own is not None else await self._page(item.url)
         self.tally.fetched += page.responded
         if page.retry_later(item.attempts, self.settings.page_attempts):
             await self.runs.url_finished(
@@ -525,7 +521,7 @@ class Backfill:
             page,
             now=self.clock(),
             without_text=False,
-            text_from_feed=trusted_own,
+            text_from_feed=own is not None,
             own=own,
         )
         if article is None:
@@ -561,31 +557,22 @@ class Backfill:
             self.tally.existing += 1
         log.debug("backfill_url", status=reason, text_source=article.text_source)
 
-    async def _own_text(self, item: PendingUrl, entry: ParsedEntry) -> tuple[OwnText | None, bool]:
-        """A feed entry's own text, measured in a worker (None where it has none, the feed's
-        text mode is `page`, or it cannot be measured), and whether the feed's polls would
-        store the entry from it without fetching its page (`trusted`)."""
-        if item.source != "feed" or not entry.content or self._text_mode == "page":
-            return None, False
+    async def _own_text(self, item: PendingUrl, entry: ParsedEntry) -> OwnText | None:
+        """The entry's own text, measured in a worker, where the registered feed's polls would
+        store the entry from it without fetching its page (`trusted`); else None. A text that
+        cannot be measured is none: the page is fetched."""
+        if item.source != "feed" or self._feed_id is None or not entry.content:
+            return None
+        if not trusts_feed(self._full_text, self._text_mode):
+            return None
         try:
             (own,) = await self.workers.run(own_texts, [entry], timeout=self.settings.parse_timeout)
         except WorkerError:
-            return None, False
-        if not own.text:
-            return None, False
+            return None
         n = article_words(own.text, self._text_mode, own.words)
-        return own, trusted(self._full_text, self._text_mode, n)
+        return own if own.text and trusted(self._full_text, self._text_mode, n) else None
 
-    def _other_page(self, entry: ParsedEntry, own: OwnText | None, page: PageOutcome) -> bool:
-        """Whether the entry's page, compared with its own text, is not its article at all,
-        as the feed's polls decide it (`other_page`)."""
-        ex = page.extracted
-        if own is None or ex is None or ex.comparison is None:
-            return False
-        titled = titled_alike(entry.title, ex.metadata.title)
-        return other_page(self._full_text, own.text, own.words, ex.comparison, titled)
-
-    async def _page(self, link: str, feed_text: str | None = None) -> PageOutcome:
+    async def _page(self, link: str) -> PageOutcome:
         return await fetch_page(
             self.fetcher,
             self.workers,
@@ -594,7 +581,6 @@ class Backfill:
             before_fetch=self.limiter.wait,
             starting=self.backlog.room,
             extra_headers=self._headers,
-            feed_text=feed_text,
             backlog=self.backlog,
         )
 

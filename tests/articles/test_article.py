@@ -3,11 +3,12 @@ as its module docstring and the README ("How an entry becomes an article", step 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ingest.article import build_article
+from ingest.article import KEY_WORDS, SHOWN, another_page, build_article, titled_alike
 from ingest.normalize import canonical_url, clean_text, content_hash
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
 
@@ -340,3 +341,52 @@ def test_tags_from_feed_then_page_each_once() -> None:
     )
     article = _build(_entry(tags=("Climate", "Politics")), page)
     assert article.tags == ("Climate", "Politics", "Energy & power")
+
+
+def test_a_page_is_titled_as_its_entry_where_the_titles_share_half_of_the_shorter_s_words() -> None:
+    assert titled_alike("Council rebuilds the bridge", "Council rebuilds the bridge | The Daily")
+    assert titled_alike("Council rebuilds the old bridge", "Council rebuilds bridge")
+    assert titled_alike("Council rebuilds the bridge - Politics - The Daily", "Council rebuilds")
+    assert not titled_alike("Council rebuilds the old bridge", "Bridge news and more")
+    assert not titled_alike("Council rebuilds the bridge", "Before you continue")
+    assert titled_alike(None, "Before you continue")  # nothing tells them apart
+    assert titled_alike("Council rebuilds the bridge", None)
+    assert titled_alike("", "")
+
+
+CONSENT_TEXT = (
+    "We and our partners use cookies and data to deliver and maintain our services, measure "
+    "audience engagement and show personalised advertising. Select accept all to agree."
+)
+
+
+def test_a_consent_wall_is_another_page_than_the_entry_s_article() -> None:
+    """Titled otherwise and showing none of the entry's key words: another page. The
+    entry's own text is its content, else its summary."""
+    wall = Extracted(text=CONSENT_TEXT, metadata=PageMetadata(title="Before you continue"))
+    assert another_page(_entry(), wall)
+    assert another_page(_entry(content=None), wall)
+    # Titled as the entry, or without a title on either side: the page is the article.
+    assert not another_page(_entry(), wall_titled("Feed title | The Daily"))
+    assert not another_page(_entry(title=None), wall)
+    assert not another_page(_entry(), Extracted(text=CONSENT_TEXT, metadata=PageMetadata()))
+    # Too few key words to judge by (four letters or more): never another page.
+    assert not another_page(_entry(content="Budget vote.", summary=None), wall)
+
+
+def wall_titled(title: str) -> Extracted:
+    return Extracted(text=CONSENT_TEXT, metadata=PageMetadata(title=title))
+
+
+def test_a_page_titled_otherwise_that_shows_the_entry_s_words_is_its_article() -> None:
+    """A page whose title was rewritten is the article where it shows SHOWN of the entry's key
+    words, rewritten as the summary may be."""
+    key = sorted({w for w in FEED_SUMMARY.casefold().replace(",", "").replace(".", "").split()
+                  if len(w) >= 4})  # fmt: skip
+    assert len(key) >= KEY_WORDS
+    shown = key[: math.ceil(SHOWN * len(key))]
+    entry = _entry(content=None)
+    page = Extracted(text=" ".join(shown), metadata=PageMetadata(title="Before you continue"))
+    assert not another_page(entry, page)
+    fewer = Extracted(text=" ".join(shown[:-1]), metadata=page.metadata)
+    assert another_page(entry, fewer)

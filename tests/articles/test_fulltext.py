@@ -36,7 +36,6 @@ from ingest.fulltext import (
     stands,
     stands_unchecked,
     still_due,
-    titled_alike,
     wants_pages,
 )
 from ingest.neardup import fingerprint
@@ -562,21 +561,10 @@ def test_a_page_that_shares_next_to_nothing_with_the_text_is_elsewhere() -> None
     assert not elsewhere(0.0, ELSEWHERE)
 
 
-def test_a_page_is_titled_as_its_entry_where_it_holds_half_of_the_entry_title_s_words() -> None:
-    assert titled_alike("Council rebuilds the bridge", "Council rebuilds the bridge | The Daily")
-    assert titled_alike("Council rebuilds the old bridge", "Council rebuilds bridge")
-    assert not titled_alike("Council rebuilds the old bridge", "Bridge news")
-    assert not titled_alike("Council rebuilds the bridge", "Before you continue")
-    assert titled_alike(None, "Before you continue")  # nothing tells them apart
-    assert titled_alike("Council rebuilds the bridge", None)
-    assert titled_alike("", "")
-
-
 def test_a_page_that_is_not_the_entry_s_article_leaves_the_entry_its_own_text() -> None:
     """`other_page`: a proven feed's entry is its text whenever its page shares next to nothing
-    with it; another feed's only where the page is not titled as the entry either (a text that
-    shares nothing with the entry's own page is not its article) and the text may be the
-    article (not a teaser, not an excerpt)."""
+    with it (and its text would have been stored unchecked); any feed's where the page is
+    another by the rule for every entry (`another`); a page that matched never is."""
     story = " ".join(
         f"Sentence {k} of the story tells how the council of district nine rebuilt bridge {k}."
         for k in range(12)
@@ -590,19 +578,15 @@ def test_a_page_that_is_not_the_entry_s_article_leaves_the_entry_its_own_text() 
     assert wall is not None
     proven = FullText(on=True, streak=CONFIRM, words=n)
     for state in (FullText(), FullText(streak=-2, evidence="not the article")):
-        assert other_page(state, story, n, wall, titled=False)
-        assert not other_page(state, story, n, wall, titled=True)
-    assert other_page(proven, story, n, wall, titled=True)
-    assert not other_page(proven, story + " …", n, wall, titled=True)
-    teaser = " ".join(story.split()[: MIN_WORDS - 1])
-    short = measure(teaser, consent)
-    assert short is not None
-    assert not other_page(FullText(), teaser, MIN_WORDS - 1, short, titled=False)
-    # A page that shows the story is judged by the comparison, whatever its title.
+        assert other_page(state, story, n, wall, another=True)
+        assert not other_page(state, story, n, wall, another=False)
+    assert other_page(proven, story, n, wall, another=False)
+    assert not other_page(proven, story + " …", n, wall, another=False)
+    assert other_page(proven, story + " …", n, wall, another=True)
     matched = measure(story, story)
     padded = measure(story, story + " " + consent * 3)
     assert matched is not None
     assert padded is not None
-    for c in (matched, padded):
-        assert not other_page(FullText(), story, n, c, titled=False)
-        assert not other_page(proven, story, n, c, titled=False)
+    assert not other_page(proven, story, n, padded, another=False)
+    for state in (FullText(), proven):
+        assert not other_page(state, story, n, matched, another=True)

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from ingest.article import OTHER_PAGE
 from ingest.backfill import (
     RateLimiter,
     classify,
@@ -35,7 +36,6 @@ from ingest.backfill import (
     parse_date_bound,
     read_url_list,
 )
-from ingest.fulltext import OTHER_PAGE
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT

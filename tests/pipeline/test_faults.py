@@ -436,13 +436,13 @@ async def test_stop_request_starts_no_more_feeds(
     assert all(r["lease_owner"] is None for r in state)
 
 
-def atom(base: str, updated: datetime) -> str:
+def atom(base: str, updated: datetime, summary: str = "Short.") -> str:
     return (
         "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
         f"<updated>{updated.isoformat()}</updated>"
         f"<entry><title>Story</title><id>urn:story</id><link href='{base}/story'/>"
         f"<published>{NOW.isoformat()}</published><updated>{updated.isoformat()}</updated>"
-        "<summary>Short.</summary></entry></feed>"
+        f"<summary>{summary}</summary></entry></feed>"
     )
 
 
@@ -476,6 +476,89 @@ async def test_updated_entry_updates_the_article_in_place(
     assert [k["kind"] for k in kinds] == ["insert", "update"]
     await pipeline.run(all_feeds=True)
     assert len(server.hits("/story")) == 2
+
+
+CONSENT_WALL = (
+    "<html><head><title>Before you continue</title></head><body><main><h1>Before you continue"
+    "</h1>"
+    + "".join(
+        f"<p>We and our {k} partners use cookies and data to deliver our services, measure "
+        "audiences and show personalised advertising. Select accept all to agree.</p>"
+        for k in range(4)
+    )
+    + "</main></body></html>"
+)
+
+
+def harbour_rss(base: str, numbers: range) -> str:
+    """Entries whose summaries are the story's gist, in other words than its page's."""
+    items = "".join(
+        f"<item><title>Ferry terminal {n} delayed</title><link>{base}/s/{n}</link>"
+        f"<guid>{base}/s/{n}</guid><pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+        f"<description>Harbour officials push back opening of terminal {n} over foundation "
+        "costs dispute.</description></item>"
+        for n in numbers
+    )
+    return f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>"
+
+
+async def test_an_entry_whose_page_is_a_consent_wall_is_stored_from_its_summary(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """Two entries of a feed of summaries land on a consent wall: each is stored from its
+    summary, the reason as its extraction error, not from the wall (whose copies would be
+    near-duplicates of each other); the others from their pages."""
+    from ingest.article import OTHER_PAGE
+
+    for n in range(4):
+        server.routes[f"/s/{n}"] = static(page(f"Ferry terminal {n} delayed"))
+    server.routes["/s/1"] = server.routes["/s/2"] = static(CONSENT_WALL)
+    server.routes["/feed"] = static(harbour_rss(server.base, range(4)), "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await pipeline.run()
+    assert summary.new_articles == 4
+    stored = {
+        r["url"].rsplit("/", 1)[1]: r
+        for r in rows(
+            database_url,
+            "SELECT url, title, text, text_source, extraction_error, duplicate_of"
+            " FROM news.articles",
+        )
+    }
+    for n in ("1", "2"):
+        assert stored[n]["text"] == (
+            f"Harbour officials push back opening of terminal {n} over foundation costs dispute."
+        )
+        assert (stored[n]["text_source"], stored[n]["extraction_error"]) == ("feed", OTHER_PAGE)
+        assert stored[n]["title"] == f"Ferry terminal {n} delayed"
+    for n in ("0", "3"):
+        assert stored[n]["text_source"] == "page"
+        assert PARAGRAPH in stored[n]["text"]
+    assert stored["1"]["duplicate_of"] is stored["2"]["duplicate_of"] is None
+
+
+async def test_an_update_whose_page_became_a_consent_wall_leaves_the_article_alone(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An updated entry whose page is now a consent wall: the stored article stays as it was
+    (not replaced by the wall, nor by the entry's summary), as after a page that failed."""
+    gist = "The harbour authority delays the ferry terminal over the cost of foundations."
+    server.routes["/story"] = static(page("Story"))
+    server.routes["/feed"] = static(atom(server.base, NOW, gist), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    server.routes["/story"] = static(CONSENT_WALL)
+    server.routes["/feed"] = static(
+        atom(server.base, NOW + timedelta(minutes=5), gist), "application/atom+xml"
+    )
+    await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 2
+    (article,) = rows(database_url, "SELECT text, text_source, updated_at FROM news.articles")
+    assert PARAGRAPH in article["text"]
+    assert (article["text_source"], article["updated_at"]) == ("page", None)
+    assert rows(database_url, "SELECT 1 FROM news.article_history") == []
 
 
 class CountingWorkers:

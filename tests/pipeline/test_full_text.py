@@ -18,10 +18,11 @@ from psycopg.rows import dict_row
 import ingest.article
 import ingest.fulltext
 import ingest.pipeline
+from ingest.article import OTHER_PAGE
 from ingest.config import Settings
 from ingest.errors import WorkerCrashed
 from ingest.fetch import Fetcher
-from ingest.fulltext import CONFIRM, MISSES, OTHER_PAGE
+from ingest.fulltext import CONFIRM, MISSES
 from ingest.neardup import Fingerprint
 from ingest.normalize import clean_text
 from ingest.pipeline import Pipeline
