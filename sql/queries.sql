@@ -478,15 +478,16 @@ UPDATE ingest.backfill_runs SET seeded = true, feed_id = %(feed_id)s, updated_at
 WHERE id = %(run_id)s;
 
 -- name: backfill_add_sources
-INSERT INTO ingest.backfill_sources (run_id, url, kind, depth)
-SELECT %(run_id)s, s.url, s.kind, %(depth)s
-FROM unnest(%(urls)s::text[], %(kinds)s::text[]) WITH ORDINALITY AS s(url, kind, n)
+INSERT INTO ingest.backfill_sources (run_id, url, kind, depth, lastmod)
+SELECT %(run_id)s, s.url, s.kind, %(depth)s, s.lastmod
+FROM unnest(%(urls)s::text[], %(kinds)s::text[], %(lastmods)s::timestamptz[])
+    WITH ORDINALITY AS s(url, kind, lastmod, n)
 ORDER BY s.n
 ON CONFLICT (run_id, url_hash) DO NOTHING
 RETURNING url;
 
 -- name: backfill_pending_sources
-SELECT url, kind, depth FROM ingest.backfill_sources
+SELECT url, kind, depth, lastmod FROM ingest.backfill_sources
 WHERE run_id = %(run_id)s AND state = 'pending'
 ORDER BY seq
 LIMIT %(limit)s;

@@ -36,7 +36,14 @@ from ingest.normalize import canonical_url, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
-from ingest.store.backfill import Added, BackfillRun, BackfillStore, PendingUrl, QueuedUrl
+from ingest.store.backfill import (
+    Added,
+    BackfillRun,
+    BackfillStore,
+    PendingSource,
+    PendingUrl,
+    QueuedUrl,
+)
 from ingest.types import (
     FetchKind,
     FetchResult,
@@ -268,10 +275,18 @@ class Backfill:
 
     async def _walk_sources(self, run: BackfillRun) -> None:
         while batch := await self.runs.pending_sources(run.id, limit=SOURCE_CONCURRENCY):
-            await asyncio.gather(*(self._walk(run, s.url, s.kind, s.depth) for s in batch))
+            await asyncio.gather(*(self._walk(run, s) for s in batch))
 
-    async def _walk(self, run: BackfillRun, url: str, kind: SourceKind, depth: int = 0) -> None:
+    async def _walk(self, run: BackfillRun, source: PendingSource) -> None:
+        url, kind, depth = source.url, source.kind, source.depth
         with structlog.contextvars.bound_contextvars(source=redact_url(url), kind=kind):
+            if source.lastmod is not None and self.horizon.passed([source.lastmod]):
+                # Last modified before the newest URLs found so far: it lists none newer.
+                await self.runs.source_walked(run.id, url, state="skipped")
+                self.tally.sources_skipped += 1
+                log.debug("backfill_source_skipped", lastmod=source.lastmod.isoformat())
+                self.reporter.update(self.tally)
+                return
             result = self._prefetched.pop(url, None)
             if result is None:
                 try:
@@ -326,16 +341,26 @@ class Backfill:
                     f"a sitemap index nested {depth + 1} deep (at most {MAX_INDEX_DEPTH} are "
                     "read): its sitemaps are not walked",
                 )
-            # A sitemap last modified before --since lists nothing modified since.
+            # A sitemap last modified before --since lists nothing modified since. The others
+            # are walked newest first (those the index does not date before them), so that a
+            # run with --limit finds the newest URLs first and skips the sitemaps last
+            # modified before them (`_walk`), as it stops walking a feed's paged history.
+            refs = sorted(
+                (r for r in sitemap.sitemaps if not (since and r.lastmod and r.lastmod < since)),
+                key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
+            )
             children: list[tuple[str, SourceKind]] = [
-                (canonical(ref.url), "sitemap")
-                for ref in sitemap.sitemaps
-                if not (since and ref.lastmod and ref.lastmod < since)
+                (canonical(ref.url), "sitemap") for ref in refs
             ]
             skipped = len(sitemap.sitemaps) - len(children)
             self.tally.sources_skipped += skipped
             await self.runs.source_walked(
-                run.id, url, state="done", children=children, depth=depth + 1
+                run.id,
+                url,
+                state="done",
+                children=children,
+                depth=depth + 1,
+                lastmods=[ref.lastmod for ref in refs],
             )
             log.debug("backfill_sitemap_index", sitemaps=len(children), skipped_by_lastmod=skipped)
             return

@@ -60,6 +60,8 @@ class PendingSource:
     kind: SourceKind
     depth: int = 0
     """How many sitemap indexes led to it."""
+    lastmod: datetime | None = None
+    """When the sitemap index that listed it says it was last modified."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ class BackfillStore(StoreBase):
 
     async def pending_sources(self, run_id: int, limit: int = 100) -> list[PendingSource]:
         rows = await self._all("backfill_pending_sources", {"run_id": run_id, "limit": limit})
-        return [PendingSource(r["url"], r["kind"], int(r["depth"])) for r in rows]
+        return [PendingSource(r["url"], r["kind"], int(r["depth"]), r["lastmod"]) for r in rows]
 
     async def source_walked(
         self,
@@ -195,13 +197,15 @@ class BackfillStore(StoreBase):
         url_source: UrlSource = "feed",
         children: Sequence[tuple[str, SourceKind]] = (),
         depth: int = 0,
+        lastmods: Sequence[datetime | None] = (),
         error: str | None = None,
         retryable: bool = False,
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
-        and the further sources it points to (at `depth`); a failed one `retryable` is walked
-        again by the next invocation (`retry_sources`). Returns the URLs it added that were new
-        to the run."""
+        and the further sources it points to (at `depth`; `lastmods`, when their index says
+        they were last modified, in their order); a failed one `retryable` is walked again by
+        the next invocation (`retry_sources`). Returns the URLs it added that were new to the
+        run."""
         q = queries()
         pending: set[str] = set()
         skipped = 0
@@ -218,7 +222,7 @@ class BackfillStore(StoreBase):
             added = Added(frozenset(pending), skipped)
             if children:
                 await conn.execute(
-                    q["backfill_add_sources"], _sources_params(run_id, children, depth)
+                    q["backfill_add_sources"], _sources_params(run_id, children, depth, lastmods)
                 )
             await conn.execute(
                 q["backfill_source_finished"],
@@ -328,13 +332,17 @@ class BackfillStore(StoreBase):
 
 
 def _sources_params(
-    run_id: int, sources: Sequence[tuple[str, SourceKind]], depth: int = 0
+    run_id: int,
+    sources: Sequence[tuple[str, SourceKind]],
+    depth: int = 0,
+    lastmods: Sequence[datetime | None] = (),
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "depth": depth,
         "urls": [url for url, _ in sources],
         "kinds": [kind for _, kind in sources],
+        "lastmods": list(lastmods),
     }
 
 

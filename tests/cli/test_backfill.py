@@ -463,6 +463,40 @@ def test_limit_takes_the_newest(database_url: str, site: Site) -> None:
     assert "14 beyond --limit" in proc.stdout
 
 
+def test_limit_skips_the_sitemaps_last_modified_before_the_newest_urls(database_url: str) -> None:
+    """An index of twelve sitemaps of three URLs each, listed oldest first, each dated by the
+    index: with --limit 4 the sitemaps are walked newest first, and once the 4 newest URLs are
+    found those last modified before them are not fetched at all."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        refs = "".join(
+            f"<sitemap><loc>{srv.base}/sitemap-{k}.xml</loc>"
+            f"<lastmod>{published(3 * k).isoformat()}</lastmod></sitemap>"
+            for k in reversed(range(12))
+        )
+        srv.routes["/index.xml"] = static(
+            "<?xml version='1.0'?><sitemapindex"
+            f" xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{refs}</sitemapindex>",
+            "application/xml",
+        )
+        for k in range(12):
+            srv.routes[f"/sitemap-{k}.xml"] = static(
+                urlset(srv.base, range(3 * k, 3 * k + 3)), "application/xml"
+            )
+        for n in range(36):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        backfill(database_url, srv.url("/index.xml"), "--limit", "4")
+        walked = {r.path for r in srv.requests if r.path.startswith("/sitemap-")}
+        fetched = {int(r.path.rsplit("/", 1)[1]) for r in srv.requests if r.path.startswith("/a/")}
+    assert fetched == {0, 1, 2, 3}
+    # The first sources are walked together, four at a time (SOURCE_CONCURRENCY).
+    assert walked == {f"/sitemap-{k}.xml" for k in range(4)}
+    skipped = scalar(
+        database_url, "SELECT count(*) FROM ingest.backfill_sources WHERE state = 'skipped'"
+    )
+    assert skipped == 8
+
+
 def test_dry_run_lists_and_stores_nothing(database_url: str, site: Site) -> None:
     """--dry-run prints the URLs that would be fetched, one a line, newest first, after the
     date filter and the known-URL check; no page is fetched and nothing is stored. A real run
