@@ -3,7 +3,6 @@
 What it measures and how to run it: bench/README.md (`startup_bench.py`)."""
 
 import asyncio
-import compileall
 import http.server
 import os
 import statistics
@@ -11,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from lib import ROOT, procs
+from lib import procs
 from lib.db import Databases
 from lib.report import header, parser, write_json
 
@@ -70,13 +69,7 @@ def main() -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     first, done = [], []
     with Databases(args.admin_url) as dbs:
-        env = procs.ingest_env(dbs.create("startup"))
-        # Imports from bytecode, as in the image (pip compiles what it installs) and on any
-        # machine after the first run: an editable checkout under PYTHONDONTWRITEBYTECODE would
-        # compile the project's modules on every start.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for package in ("ingest", "jobs"):
-            compileall.compile_dir(ROOT / package, quiet=1)
+        env = procs.ingest_env(dbs.create("startup"))  # imports from bytecode
         procs.import_feeds(env, [f"http://127.0.0.1:{server.server_address[1]}/feed.xml"])
         for _ in range(args.repeat):
             ARRIVALS.clear()

@@ -49,10 +49,30 @@ def ingest_command(*args: str) -> list[str]:
     return [*([str(script)] if script.exists() else [sys.executable, "-m", "ingest"]), *args]
 
 
+_COMPILED: set[str] = set()
+"""The import paths (PYTHONPATH) whose `ingest` and `jobs` were compiled (`ingest_env`)."""
+_COMPILE = (
+    "import compileall, pathlib, ingest, jobs;"
+    " [compileall.compile_dir(pathlib.Path(m.__file__).parent, quiet=1) for m in (ingest, jobs)]"
+)
+
+
 def ingest_env(dsn: str, **settings: object) -> dict[str, str]:
     """This environment without its INGEST_* settings, plus the database, loopback hosts
-    allowed, JSON logs, no metrics port, and `settings` (`workers=2`: INGEST_WORKERS=2)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    allowed, JSON logs, no metrics port, and `settings` (`workers=2`: INGEST_WORKERS=2).
+
+    `ingest` imports its modules from bytecode, as in the image (pip compiles what it
+    installs) and on any machine after the first run: the tree it imports from (this checkout,
+    or an older one first on PYTHONPATH) is compiled once, and PYTHONDONTWRITEBYTECODE is left
+    out, under which an editable checkout would compile the project on every start."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INGEST_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    if (path := env.get("PYTHONPATH", "")) not in _COMPILED:
+        subprocess.run([sys.executable, "-c", _COMPILE], env=env, cwd="/", check=True)
+        _COMPILED.add(path)
     env |= {"DATABASE_URL": dsn, "INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_HTTP_PORT": "0"}
     env |= {"INGEST_LOG_FORMAT": "json"}
     for k, v in settings.items():
