@@ -169,26 +169,34 @@ article at all (`another_page`, `ingest.fulltext.other_page`)."""
 TITLED_ALIKE: Final = 0.5
 """Share of the shorter title's words the other must hold for a page to be titled as its entry
 (`titled_alike`): either title may add the site's name or a section, or drop a word."""
+KEY_LETTERS: Final = 4
+KEY_WORDS: Final = 5
+
+
+def _key_words(text: str | None) -> set[str]:
+    """The distinct words of KEY_LETTERS letters or more of `text`."""
+    return {w for w in words(text or "") if len(w) >= KEY_LETTERS}
 
 
 def titled_alike(entry_title: str | None, page_title: str | None) -> bool:
-    """Whether a page's title is the entry's: TITLED_ALIKE of the shorter one's words are in the
-    other, or either is missing (then nothing tells them apart). A consent or paywall
-    interstitial, an error page and a home page are titled otherwise."""
-    asked, shown = set(words(entry_title or "")), set(words(page_title or ""))
+    """Whether a page's title is the entry's: TITLED_ALIKE of the shorter one's words of
+    KEY_LETTERS letters or more are in the other, or either has none (then nothing tells them
+    apart). A consent or paywall interstitial, an error page and a home page are titled
+    otherwise; shorter words ("the", "of") tell nothing: a home page titled "The Daily" would
+    be titled as a quarter of English headlines."""
+    asked, shown = _key_words(entry_title), _key_words(page_title)
     if not asked or not shown:
         return True
     return len(asked & shown) >= TITLED_ALIKE * min(len(asked), len(shown))
 
 
-KEY_LETTERS: Final = 4
-KEY_WORDS: Final = 5
 SHOWN: Final = 0.2
 """Share of an entry's key words a page's text must show to be taken for its article when the
 two are titled otherwise (`another_page`). Set on the development half of the corpora, each
 page's description standing for an entry's summary and its title for the entry's
-(`bench/fulltext_bench.py`): no page was taken for another at 0.2 (one of 495 at 0.25), and
-65-89 % of pages of other sites were (72-94 % at 0.25)."""
+(`bench/fulltext_bench.py`): no page was taken for another at 0.2 (nor at 0.25 once titles
+are told apart by their words of KEY_LETTERS letters or more; one of 495 before), and 64-88 %
+of pages of other sites were (71-93 % at 0.25)."""
 
 
 def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
@@ -201,7 +209,7 @@ def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
     gave nothing usable. An entry without a title or key words is never judged so."""
     if titled_alike(entry.title, extracted.metadata.title):
         return False
-    key = {w for w in words(entry.content or entry.summary or "") if len(w) >= KEY_LETTERS}
+    key = _key_words(entry.content or entry.summary)
     if len(key) < KEY_WORDS:
         return False
     return len(key & set(words(extracted.text))) < SHOWN * len(key)

@@ -354,6 +354,17 @@ def test_a_page_is_titled_as_its_entry_where_the_titles_share_half_of_the_shorte
     assert titled_alike("", "")
 
 
+def test_words_under_four_letters_do_not_make_a_page_titled_as_its_entry() -> None:
+    """A home page titled with the site's name ("The Daily") shares "the" with a quarter of
+    English headlines: only words of KEY_LETTERS letters or more tell titles alike."""
+    assert not titled_alike("Council rebuilds the bridge", "The Daily")
+    assert not titled_alike("The vote on the bridge", "Page not found | The Daily")
+    assert titled_alike("War in Gaza: day 100", "Gaza: the war, day 100 | The Daily")
+    assert titled_alike("Who is he?", "The Daily")  # nothing tells them apart
+    home = Extracted(text=CONSENT_TEXT, metadata=PageMetadata(title="The Daily"))
+    assert another_page(_entry(title="The council votes on the bridge"), home)
+
+
 CONSENT_TEXT = (
     "We and our partners use cookies and data to deliver and maintain our services, measure "
     "audience engagement and show personalised advertising. Select accept all to agree."

@@ -538,6 +538,47 @@ async def test_an_entry_whose_page_is_a_consent_wall_is_stored_from_its_summary(
     assert stored["1"]["duplicate_of"] is stored["2"]["duplicate_of"] is None
 
 
+HOME = (
+    "<html><head><title>The Courier</title></head><body><main><h1>The Courier</h1>"
+    + "".join(
+        f"<p>Welcome to our {k} sections: sport, culture, weather and the valley's politics, "
+        "with newsletters, podcasts and puzzles every morning for our readers.</p>"
+        for k in range(4)
+    )
+    + "</main></body></html>"
+)
+
+
+async def test_an_entry_redirected_to_the_home_page_is_stored_from_its_summary(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An entry whose link redirects to the site's home page, titled with the site's name
+    ("The Courier", sharing only "the" with the entry's title): stored from its summary under
+    its own link, not as the home page."""
+    from ingest.article import OTHER_PAGE
+
+    feed = harbour_rss(server.base, range(2)).replace("<title>Ferry", "<title>The ferry")
+    server.routes["/s/0"] = static(page("The ferry terminal 0 delayed"))
+    server.routes["/s/1"] = Response(302, b"", {"Location": server.url("/")})
+    server.routes["/"] = static(HOME)
+    server.routes["/feed"] = static(feed, "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    stored = {
+        r["url"]: r
+        for r in rows(
+            database_url, "SELECT url, text, text_source, extraction_error FROM news.articles"
+        )
+    }
+    assert set(stored) == {server.url("/s/0"), server.url("/s/1")}
+    home = stored[server.url("/s/1")]
+    assert home["text"] == (
+        "Harbour officials push back opening of terminal 1 over foundation costs dispute."
+    )
+    assert (home["text_source"], home["extraction_error"]) == ("feed", OTHER_PAGE)
+
+
 async def test_an_update_whose_page_became_a_consent_wall_leaves_the_article_alone(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
