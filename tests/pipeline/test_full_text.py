@@ -540,10 +540,11 @@ async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_cou
 async def test_a_feed_being_probed_whose_page_is_a_consent_wall_stores_the_entry_s_text(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
-    """A new feed's first entry lands on a consent wall (titled otherwise, sharing nothing with
-    the entry): the entry is stored from its own text, not the wall's, without the wall's
-    metadata, and counts neither way: the next three entries prove the feed full-text."""
-    site.routes["/a/0"] = static(CONSENT)
+    """A new feed's second entry lands on a consent wall (titled otherwise, sharing nothing
+    with the entry): the entry is stored from its own text, not the wall's, without the wall's
+    metadata, and counts neither way: the three entries around it prove the feed full-text
+    (counted as a miss, it would take two more, /a/4 fetched too)."""
+    site.routes["/a/1"] = static(CONSENT)
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     summary = await pipeline.run()
@@ -553,15 +554,15 @@ async def test_a_feed_being_probed_whose_page_is_a_consent_wall_stores_the_entry
     ]  # fmt: skip
     (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
     assert state == {"full_text": True, "full_text_streak": CONFIRM}
-    (first,) = rows(
+    (walled,) = rows(
         database_url,
         "SELECT title, author, text, text_source, extraction_error FROM news.articles"
-        f" WHERE url = '{site.url('/a/0')}'",
+        f" WHERE url = '{site.url('/a/1')}'",
     )
-    assert first == {
-        "title": "Story 0",
+    assert walled == {
+        "title": "Story 1",
         "author": None,
-        "text": clean_text("\n\n".join(paragraphs(0))),
+        "text": clean_text("\n\n".join(paragraphs(1))),
         "text_source": "feed",
         "extraction_error": OTHER_PAGE,
     }
