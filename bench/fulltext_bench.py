@@ -26,7 +26,7 @@ from lib import corpora as c
 from lib.report import header
 from trafilatura.utils import decode_file
 
-from ingest.article import SHOWN, another_page
+from ingest.article import SHOWN, another_page, shows_little
 from ingest.coverage import words
 from ingest.errors import ExtractError
 from ingest.extract import read_page
@@ -123,15 +123,19 @@ def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
     print(
         f"Another page (`ingest.article.another_page`, SHOWN {SHOWN:.0%}): each page's title"
         " and description stand for a feed entry's title and summary; judged: entries with"
-        " five key words or more; own page: taken for another page (wrongly); other sites:"
+        " five key words or more; own page: taken for another page (wrongly); titles aside:"
+        " own pages whose text shows under SHOWN of the key words, the titles left out (a"
+        " headline rewritten for the feed, sharing no word of four letters or more with the"
+        " page's, would be taken for another page so often); other sites:"
         f" {OTHERS} pages of other sites of the same part each, taken for another (rightly).\n"
     )
-    print(f"  {'':<24}{'own page':>22}{'other sites':>24}")
+    print(f"  {'':<24}{'own page':>22}{'titles aside':>22}{'other sites':>24}")
     rng = random.Random(0)
     for corpus in sorted({s.corpus for s, _, _ in pages}):
         for part in ("dev", "val"):
             some = [p for p in pages if p[0].corpus == corpus and p[0].part == part]
             own = [another_page(e, x) for _, e, x in some if judged(e)]
+            little = [shows_little(e, x.text) for _, e, x in some if judged(e)]
             other = [
                 another_page(e, y[2])
                 for s, e, _ in some
@@ -141,6 +145,7 @@ def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
             ]
             cells = [
                 f"{sum(own):>5}/{len(own):<5} {sum(own) / max(len(own), 1):>5.1%}",
+                f"{sum(little):>5}/{len(little):<5} {sum(little) / max(len(little), 1):>5.1%}",
                 f"{sum(other):>6}/{len(other):<6} {sum(other) / max(len(other), 1):>5.1%}",
             ]
             print(f"  {corpus + ' ' + part:<24}" + "".join(f"{x:>22}" for x in cells))

@@ -207,9 +207,13 @@ def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
     more. A consent wall, an error page served as a success, a redirect to the home page: the
     entry is stored from its own text instead, OTHER_PAGE its extraction error, as a page that
     gave nothing usable. An entry without a title or key words is never judged so."""
-    if titled_alike(entry.title, extracted.metadata.title):
-        return False
+    return not titled_alike(entry.title, extracted.metadata.title) and shows_little(
+        entry, extracted.text
+    )
+
+
+def shows_little(entry: ParsedEntry, text: str) -> bool:
+    """Whether a page's text shows under SHOWN of the entry's key words, where the entry has
+    KEY_WORDS of them or more (`another_page`, which asks it of pages titled otherwise)."""
     key = _key_words(entry.content or entry.summary)
-    if len(key) < KEY_WORDS:
-        return False
-    return len(key & set(words(extracted.text))) < SHOWN * len(key)
+    return len(key) >= KEY_WORDS and len(key & set(words(text))) < SHOWN * len(key)
