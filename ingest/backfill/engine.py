@@ -23,6 +23,7 @@ from ingest.backfill.options import (
     classify,
     entry_from_json,
     entry_to_json,
+    latest,
 )
 from ingest.backfill.progress import BackfillReport, LogReporter, RateLimiter, Reporter, Tally
 from ingest.config import Settings
@@ -346,7 +347,11 @@ class Backfill:
             # run with --limit finds the newest URLs first and skips the sitemaps last
             # modified before them (`_walk`), as it stops walking a feed's paged history.
             refs = sorted(
-                (r for r in sitemap.sitemaps if not (since and r.lastmod and r.lastmod < since)),
+                (
+                    r
+                    for r in sitemap.sitemaps
+                    if not (since and r.lastmod and latest(r.lastmod) < since)
+                ),
                 key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
             )
             children: list[tuple[str, SourceKind]] = [

@@ -45,6 +45,20 @@ def parse_date_bound(text: str, *, end: bool = False) -> datetime:
         raise ValueError(f"{text!r} is outside the calendar in UTC") from None
 
 
+def latest(when: datetime) -> datetime:
+    """The latest moment a date may stand for: one at midnight UTC exactly, the reading of a
+    date given alone (a sitemap's `2024-05-10`, a feed's date without its time), for all of
+    its day; any other, for itself. So `--since 2024-05-10T12:00` keeps a URL dated
+    `2024-05-10`, as a sitemap index's sitemap last modified that day, and the newest URLs a
+    run with --limit found do not pass over a sitemap modified later the same day."""
+    if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
+        return when
+    offset = when.utcoffset()
+    if offset:  # not UTC: not a date read alone
+        return when
+    return when + timedelta(days=1, microseconds=-1)
+
+
 def classify(
     when: datetime | None,
     *,
@@ -53,10 +67,11 @@ def classify(
     dated_only: bool,
 ) -> tuple[Literal["pending", "skipped"], str | None]:
     """Whether a URL dated `when` is fetched: ("pending", None), or ("skipped", "range" |
-    "undated"). `until` is exclusive; undated URLs are included unless `dated_only`."""
+    "undated"). `until` is exclusive; a date given alone is in range where any moment of its
+    day is (`latest`); undated URLs are included unless `dated_only`."""
     if when is None:
         return ("skipped", "undated") if dated_only else ("pending", None)
-    if (since is not None and when < since) or (until is not None and when >= until):
+    if (since is not None and latest(when) < since) or (until is not None and when >= until):
         return "skipped", "range"
     return "pending", None
 
@@ -182,7 +197,7 @@ class Horizon:
         with an undated entry never does)."""
         if not dates or any(d is None for d in dates):
             return False
-        newest = max(d for d in dates if d is not None)
+        newest = latest(max(d for d in dates if d is not None))
         if self.since is not None and newest < self.since:
             return True
         full = self.limit is not None and len(self.newest) >= self.limit

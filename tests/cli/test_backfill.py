@@ -36,6 +36,7 @@ from ingest.backfill import (
     parse_date_bound,
     read_url_list,
 )
+from ingest.backfill.options import Horizon
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
@@ -351,6 +352,26 @@ def test_classify(when: datetime | None, dated_only: bool, expected: tuple[str, 
     """Dated URLs outside [since, until) are skipped; undated ones only with --dated-only."""
     since, until = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
     assert classify(when, since=since, until=until, dated_only=dated_only) == expected
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (datetime(2024, 5, 10, tzinfo=UTC), "pending"),  # a date alone: any moment of the day
+        (datetime(2024, 5, 9, tzinfo=UTC), "skipped"),
+        (datetime(2024, 5, 10, 11, 59, tzinfo=UTC), "skipped"),  # a moment is itself
+        (datetime(2024, 5, 10, 12, tzinfo=UTC), "pending"),
+    ],
+)
+def test_a_date_given_alone_is_in_range_where_any_moment_of_its_day_is(
+    when: datetime, expected: str
+) -> None:
+    """`--since 2024-05-10T12:00` keeps a sitemap URL dated `2024-05-10` (read as midnight
+    UTC): it may be from the afternoon."""
+    since = datetime(2024, 5, 10, 12, tzinfo=UTC)
+    assert classify(when, since=since, until=None, dated_only=False)[0] == expected
+    horizon = Horizon(since, None)
+    assert horizon.passed([when]) is (expected == "skipped")
 
 
 def test_url_list() -> None:
