@@ -26,7 +26,7 @@ from lib import corpora as c
 from lib.report import header
 from trafilatura.utils import decode_file
 
-from ingest.article import SHOWN, another_page, shows_little
+from ingest.article import SHOWN, another_page, names_entry, shows_little
 from ingest.coverage import words
 from ingest.errors import ExtractError
 from ingest.extract import read_page
@@ -88,9 +88,10 @@ def worse(sample: c.Sample, feed_text: str, page_text: str) -> bool:
     return f1(sample, feed_text) < f1(sample, page_text)
 
 
-def entry_of(body: bytes) -> ParsedEntry:
-    """The feed entry a page stands for: its title (og:title, else <title>) and, for a
-    summary, its description (og:description, else the description meta tag)."""
+def entry_of(body: bytes, url: str) -> ParsedEntry:
+    """The feed entry a page at `url` stands for: that link, its title (og:title, else
+    <title>) and, for a summary, its description (og:description, else the description meta
+    tag)."""
     try:
         doc = lxml.html.fromstring(decode_file(body))
     except Exception:
@@ -106,7 +107,7 @@ def entry_of(body: bytes) -> ParsedEntry:
     title = doc.find(".//title")
     return ParsedEntry(
         None,
-        None,
+        url,
         title=meta("og:title") or (title.text_content().strip() if title is not None else None),
         summary=meta("og:description", "description"),
     )
@@ -124,7 +125,8 @@ def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
         f"Another page (`ingest.article.another_page`, SHOWN {SHOWN:.0%}): each page's title"
         " and description stand for a feed entry's title and summary; judged: entries with"
         " five key words or more; own page: taken for another page (wrongly); titles aside:"
-        " own pages whose text shows under SHOWN of the key words, the titles left out (a"
+        " own pages that do not name their address as canonical and whose text shows under"
+        " SHOWN of the key words, the titles left out (a"
         " headline rewritten for the feed, sharing no word of four letters or more with the"
         " page's, would be taken for another page so often); other sites:"
         f" {OTHERS} pages of other sites of the same part each, taken for another (rightly).\n"
@@ -135,7 +137,9 @@ def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
         for part in ("dev", "val"):
             some = [p for p in pages if p[0].corpus == corpus and p[0].part == part]
             own = [another_page(e, x) for _, e, x in some if judged(e)]
-            little = [shows_little(e, x.text) for _, e, x in some if judged(e)]
+            little = [
+                not names_entry(e, x) and shows_little(e, x.text) for _, e, x in some if judged(e)
+            ]
             other = [
                 another_page(e, y[2])
                 for s, e, _ in some
@@ -177,7 +181,7 @@ def main() -> None:
         try:
             extracted, main = read_page(sample.body, sample.url)
             page_text = extracted.text
-            pages.append((sample, entry_of(sample.body), extracted))
+            pages.append((sample, entry_of(sample.body, sample.url), extracted))
         except ExtractError:
             page_text = main = ""
         truth = clean_text(sample.truth)

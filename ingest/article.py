@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Final
+from urllib.parse import urljoin
 
 from ingest.byline import authors, joined
 from ingest.coverage import words
@@ -200,16 +201,33 @@ of pages of other sites were (71-93 % at 0.25)."""
 
 
 def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
-    """Whether a page served for an entry is not its article at all: it is titled otherwise
+    """Whether a page served for an entry is not its article at all: it does not name the
+    entry's link as its canonical address (`names_entry`), it is titled otherwise
     (`titled_alike`), and its text shows under SHOWN of the entry's key words, the distinct
     words of KEY_LETTERS letters or more of its own text, content else summary (rewritten as a
     summary may be, its names and nouns are the article's), where it has KEY_WORDS of them or
     more. A consent wall, an error page served as a success, a redirect to the home page: the
     entry is stored from its own text instead, OTHER_PAGE its extraction error, as a page that
     gave nothing usable. An entry without a title or key words is never judged so."""
-    return not titled_alike(entry.title, extracted.metadata.title) and shows_little(
-        entry, extracted.text
+    return (
+        not names_entry(entry, extracted)
+        and not titled_alike(entry.title, extracted.metadata.title)
+        and shows_little(entry, extracted.text)
     )
+
+
+def names_entry(entry: ParsedEntry, extracted: Extracted) -> bool:
+    """Whether a page gives the entry's link as its canonical address (resolved against that
+    link, both in canonical form): it says it is the entry's article, whatever its title (a
+    headline rewritten for the feed) and words (`another_page`). A consent wall or a home page
+    reached by a redirect names its own address, or none."""
+    link, named = entry.link, extracted.metadata.canonical_url
+    if not link or not named:
+        return False
+    try:
+        return canonical_url(urljoin(link, named)) == canonical_url(link)
+    except ValueError:
+        return False
 
 
 def shows_little(entry: ParsedEntry, text: str) -> bool:

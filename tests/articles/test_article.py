@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ingest.article import KEY_WORDS, SHOWN, another_page, build_article, titled_alike
+from ingest.article import (
+    KEY_WORDS,
+    SHOWN,
+    another_page,
+    build_article,
+    names_entry,
+    titled_alike,
+)
 from ingest.normalize import canonical_url, clean_text, content_hash
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
 
@@ -401,3 +408,25 @@ def test_a_page_titled_otherwise_that_shows_the_entry_s_words_is_its_article() -
     assert not another_page(entry, page)
     fewer = Extracted(text=" ".join(shown[:-1]), metadata=page.metadata)
     assert another_page(entry, fewer)
+
+
+def test_a_page_naming_the_entry_s_link_as_canonical_is_its_article() -> None:
+    """A page whose canonical address is the entry's link (relative, or with tracking
+    parameters on either side) says it is the entry's article, titled and worded as it may
+    be; one naming another address, or none, is judged by its title and words."""
+    entry = _entry(link="https://www.example.com/news/story?utm_source=rss")
+    for named in ("https://www.example.com/news/story", "/news/story", "story?utm_medium=x"):
+        page = Extracted(
+            text=CONSENT_TEXT,
+            metadata=PageMetadata(title="Before you continue", canonical_url=named),
+        )
+        assert names_entry(entry, page)
+        assert not another_page(entry, page)
+    for named in (None, "https://consent.example.net/", "/", "mailto:x@example.com"):
+        page = Extracted(
+            text=CONSENT_TEXT,
+            metadata=PageMetadata(title="Before you continue", canonical_url=named),
+        )
+        assert not names_entry(entry, page)
+        assert another_page(entry, page)
+    assert not names_entry(_entry(link=None), wall_titled("Before you continue"))
