@@ -518,6 +518,56 @@ def test_limit_skips_the_sitemaps_last_modified_before_the_newest_urls(database_
     assert skipped == 8
 
 
+def test_limit_reads_a_sitemap_dated_by_day_alone_whatever_the_database_time_zone(
+    database_url: str,
+) -> None:
+    """A sitemap the index dates `2024-05-10` (a day alone) may list URLs of that evening: with
+    --limit 1 it is walked although the newest URL found before it is from 20:00 that day, and
+    so it is when the database session's time zone is not UTC (the lastmod read back from the
+    queue as 09:00+09:00 is still the day alone)."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        day = datetime(2024, 5, 10, tzinfo=UTC)
+        hours = {0: 20, 1: 16, 2: 14, 3: 12}  # /a/k is dated, and its sitemap modified, then
+        refs = "".join(
+            f"<sitemap><loc>{srv.base}/sitemap-{k}.xml</loc>"
+            f"<lastmod>{(day + timedelta(hours=h)).isoformat()}</lastmod></sitemap>"
+            for k, h in hours.items()
+        )
+        refs += f"<sitemap><loc>{srv.base}/sitemap-day.xml</loc><lastmod>2024-05-10</lastmod>"
+        refs += "</sitemap>"
+        srv.routes["/index.xml"] = static(
+            "<?xml version='1.0'?><sitemapindex"
+            f" xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{refs}</sitemapindex>",
+            "application/xml",
+        )
+        ns = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+        dated = {k: day + timedelta(hours=h) for k, h in hours.items()}
+        dated[4] = day + timedelta(hours=23)  # in /sitemap-day.xml
+        for k, when in dated.items():
+            name = "day" if k == 4 else str(k)
+            srv.routes[f"/sitemap-{name}.xml"] = static(
+                f"<?xml version='1.0'?><urlset {ns}><url><loc>{srv.base}/a/{k}</loc>"
+                f"<lastmod>{when.isoformat()}</lastmod></url></urlset>",
+                "application/xml",
+            )
+            srv.routes[f"/a/{k}"] = static(article_html(k))
+        proc = ingest(
+            database_url,
+            "backfill",
+            "--rate",
+            "0",
+            srv.url("/index.xml"),
+            "--limit",
+            "1",
+            PGTZ="Asia/Tokyo",
+        )
+        assert proc.returncode == 0, proc.stderr
+        fetched = {int(r.path.rsplit("/", 1)[1]) for r in srv.requests if r.path.startswith("/a/")}
+    assert srv.hits("/sitemap-day.xml")
+    assert fetched == {4}
+
+
 def test_dry_run_lists_and_stores_nothing(database_url: str, site: Site) -> None:
     """--dry-run prints the URLs that would be fetched, one a line, newest first, after the
     date filter and the known-URL check; no page is fetched and nothing is stored. A real run
