@@ -200,7 +200,7 @@ are told apart by their words of KEY_LETTERS letters or more; one of 495 before)
 of pages of other sites were (71-93 % at 0.25)."""
 
 
-def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
+def another_page(entry: ParsedEntry, extracted: Extracted, page_url: str | None = None) -> bool:
     """Whether a page served for an entry is not its article at all: it does not name the
     entry's link as its canonical address (`names_entry`), it is titled otherwise
     (`titled_alike`), and its text shows under SHOWN of the entry's key words, the distinct
@@ -208,24 +208,26 @@ def another_page(entry: ParsedEntry, extracted: Extracted) -> bool:
     summary may be, its names and nouns are the article's), where it has KEY_WORDS of them or
     more. A consent wall, an error page served as a success, a redirect to the home page: the
     entry is stored from its own text instead, OTHER_PAGE its extraction error, as a page that
-    gave nothing usable. An entry without a title or key words is never judged so."""
+    gave nothing usable. An entry without a title or key words is never judged so. `page_url`
+    is where the page was served (after redirects), when known."""
     return (
-        not names_entry(entry, extracted)
+        not names_entry(entry, extracted, page_url)
         and not titled_alike(entry.title, extracted.metadata.title)
         and shows_little(entry, extracted.text)
     )
 
 
-def names_entry(entry: ParsedEntry, extracted: Extracted) -> bool:
-    """Whether a page gives the entry's link as its canonical address (resolved against that
-    link, both in canonical form): it says it is the entry's article, whatever its title (a
-    headline rewritten for the feed) and words (`another_page`). A consent wall or a home page
-    reached by a redirect names its own address, or none."""
+def names_entry(entry: ParsedEntry, extracted: Extracted, page_url: str | None = None) -> bool:
+    """Whether a page gives the entry's link as its canonical address (resolved against the
+    address the page was served at, `page_url`, else the entry's link; both in canonical
+    form): it says it is the entry's article, whatever its title (a headline rewritten for the
+    feed) and words (`another_page`). A consent wall or a home page reached by a redirect names
+    its own address, or none; a relative one (`#`, `?`) is its own too."""
     link, named = entry.link, extracted.metadata.canonical_url
     if not link or not named:
         return False
     try:
-        return canonical_url(urljoin(link, named)) == canonical_url(link)
+        return canonical_url(urljoin(page_url or link, named)) == canonical_url(link)
     except ValueError:
         return False
 

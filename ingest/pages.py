@@ -58,7 +58,7 @@ def page_for(entry: ParsedEntry, page: PageOutcome) -> PageOutcome:
     article at all (`ingest.article.another_page`: a consent wall, an error page served as a
     success), so that the entry is stored from its own text, or an update leaves the article
     as it is. The polls' rule and the backfill's."""
-    if page.extracted is not None and another_page(entry, page.extracted):
+    if page.extracted is not None and another_page(entry, page.extracted, page.final_url):
         return OTHER_PAGE_OUTCOME
     return page
 

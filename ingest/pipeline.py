@@ -772,7 +772,7 @@ class Pipeline:
                         return
                     await ready(i, page, False, now)
                     return
-                another = ex is not None and another_page(found[i].entry, ex)
+                another = ex is not None and another_page(found[i].entry, ex, page.final_url)
                 if other_page(state, feed_text, owns[i].words, c, another):
                     # The page is not the entry's article (an interstitial, an error page
                     # served as a success): the entry is its text, stored without the page's

@@ -17,6 +17,7 @@ from ingest.article import (
     titled_alike,
 )
 from ingest.normalize import canonical_url, clean_text, content_hash
+from ingest.pages import OTHER_PAGE_OUTCOME, PageOutcome, page_for
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
 
 NOW = datetime(2025, 8, 12, 6, 0, tzinfo=UTC)
@@ -430,3 +431,20 @@ def test_a_page_naming_the_entry_s_link_as_canonical_is_its_article() -> None:
         assert not names_entry(entry, page)
         assert another_page(entry, page)
     assert not names_entry(_entry(link=None), wall_titled("Before you continue"))
+
+
+def test_a_relative_canonical_is_read_against_the_address_the_page_was_served_at() -> None:
+    """A consent wall reached by a redirect whose canonical is relative (`#`, `?`, a path)
+    names its own address, not the entry's link: it is still another page. The same page
+    served at the entry's link names the entry."""
+    entry = _entry(link="https://www.example.com/news/story")
+    for named in ("#", "#main", "?", "?utm_source=x", "", "/news/story"):
+        wall = Extracted(
+            text=CONSENT_TEXT,
+            metadata=PageMetadata(title="Before you continue", canonical_url=named or None),
+        )
+        redirected = PageOutcome("https://consent.example.net/news/story2?s=1", wall, None, False)
+        assert page_for(entry, redirected) is OTHER_PAGE_OUTCOME, named
+        if named:
+            at_link = PageOutcome("https://www.example.com/news/story", wall, None, False)
+            assert page_for(entry, at_link) is at_link, named
