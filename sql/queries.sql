@@ -478,12 +478,20 @@ UPDATE ingest.backfill_runs SET seeded = true, feed_id = %(feed_id)s, updated_at
 WHERE id = %(run_id)s;
 
 -- name: backfill_add_sources
+-- A source already in the run keeps its first record, but for a later lastmod given by another
+-- index while it waits to be walked: a stale index does not get it skipped (`--limit`). Each
+-- URL once (its latest lastmod), as a row cannot be updated twice by one statement.
 INSERT INTO ingest.backfill_sources (run_id, url, kind, depth, lastmod)
 SELECT %(run_id)s, s.url, s.kind, %(depth)s, s.lastmod
-FROM unnest(%(urls)s::text[], %(kinds)s::text[], %(lastmods)s::timestamptz[])
-    WITH ORDINALITY AS s(url, kind, lastmod, n)
+FROM (
+    SELECT DISTINCT ON (u.url) u.url, u.kind, u.lastmod, u.n
+    FROM unnest(%(urls)s::text[], %(kinds)s::text[], %(lastmods)s::timestamptz[])
+        WITH ORDINALITY AS u(url, kind, lastmod, n)
+    ORDER BY u.url, u.lastmod DESC NULLS LAST, u.n) s
 ORDER BY s.n
-ON CONFLICT (run_id, url_hash) DO NOTHING
+ON CONFLICT (run_id, url_hash) DO UPDATE SET lastmod = EXCLUDED.lastmod, updated_at = now()
+    WHERE ingest.backfill_sources.state = 'pending'
+      AND EXCLUDED.lastmod > ingest.backfill_sources.lastmod
 RETURNING url;
 
 -- name: backfill_pending_sources

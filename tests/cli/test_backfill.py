@@ -568,6 +568,58 @@ def test_limit_reads_a_sitemap_dated_by_day_alone_whatever_the_database_time_zon
     assert fetched == {4}
 
 
+def test_limit_reads_a_sitemap_listed_by_two_indexes_by_its_newest_lastmod(
+    database_url: str,
+) -> None:
+    """A sitemap listed by two indexes, one dating it a month back (stale) and one that very
+    evening: with --limit 1 it is walked by the later date (it lists the newest URL), not
+    skipped by the date of the index read first."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        day = datetime(2024, 5, 10, tzinfo=UTC)
+        ns = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+
+        def index(refs: dict[str, datetime | None]) -> Callable[[Request], Response]:
+            body = "".join(
+                f"<sitemap><loc>{srv.base}{path}</loc>"
+                + (f"<lastmod>{when.isoformat()}</lastmod>" if when else "")
+                + "</sitemap>"
+                for path, when in refs.items()
+            )
+            xml = f"<?xml version='1.0'?><sitemapindex {ns}>{body}</sitemapindex>"
+            return static(xml, "application/xml")
+
+        hours = {0: 20, 1: 16, 2: 14, 3: 12}
+        dated = {k: day + timedelta(hours=h) for k, h in hours.items()}
+        dated[4] = day + timedelta(hours=22)  # in /sitemap-shared.xml
+        srv.routes["/index.xml"] = index({"/index-a.xml": None, "/index-b.xml": None})
+        srv.routes["/index-a.xml"] = index(
+            {
+                **{f"/sitemap-{k}.xml": dated[k] for k in hours},
+                "/sitemap-shared.xml": day - timedelta(days=30),
+            }
+        )
+        late = index({"/sitemap-shared.xml": day + timedelta(hours=23)})
+
+        def index_b(req: Request) -> Response:
+            time.sleep(0.5)  # read after /index-a.xml
+            return late(req)
+
+        srv.routes["/index-b.xml"] = index_b
+        for k, when in dated.items():
+            name = "shared" if k == 4 else str(k)
+            srv.routes[f"/sitemap-{name}.xml"] = static(
+                f"<?xml version='1.0'?><urlset {ns}><url><loc>{srv.base}/a/{k}</loc>"
+                f"<lastmod>{when.isoformat()}</lastmod></url></urlset>",
+                "application/xml",
+            )
+            srv.routes[f"/a/{k}"] = static(article_html(k))
+        backfill(database_url, srv.url("/index.xml"), "--limit", "1")
+        fetched = {int(r.path.rsplit("/", 1)[1]) for r in srv.requests if r.path.startswith("/a/")}
+        assert srv.hits("/sitemap-shared.xml")
+    assert fetched == {4}
+
+
 def test_dry_run_lists_and_stores_nothing(database_url: str, site: Site) -> None:
     """--dry-run prints the URLs that would be fetched, one a line, newest first, after the
     date filter and the known-URL check; no page is fetched and nothing is stored. A real run
