@@ -28,6 +28,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
     lines.append(
         f"  sources: {feeds + sitemaps} ({feeds} feed pages, {sitemaps} sitemaps), "
         f"{c.source_total(state='failed')} failed"
+        + (f", {n} skipped" if (n := c.source_total(state="skipped")) else "")
     )
     skipped = c.url_total("skipped")
     why = ", ".join(

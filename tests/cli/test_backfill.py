@@ -506,7 +506,7 @@ def test_limit_skips_the_sitemaps_last_modified_before_the_newest_urls(database_
             )
         for n in range(36):
             srv.routes[f"/a/{n}"] = static(article_html(n))
-        backfill(database_url, srv.url("/index.xml"), "--limit", "4")
+        proc = backfill(database_url, srv.url("/index.xml"), "--limit", "4")
         walked = {r.path for r in srv.requests if r.path.startswith("/sitemap-")}
         fetched = {int(r.path.rsplit("/", 1)[1]) for r in srv.requests if r.path.startswith("/a/")}
     assert fetched == {0, 1, 2, 3}
@@ -516,6 +516,9 @@ def test_limit_skips_the_sitemaps_last_modified_before_the_newest_urls(database_
         database_url, "SELECT count(*) FROM ingest.backfill_sources WHERE state = 'skipped'"
     )
     assert skipped == 8
+    # The summary counts them as skipped sources, apart from those walked.
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith(", 0 failed, 8 skipped"), sources
 
 
 def test_limit_reads_a_sitemap_dated_by_day_alone_whatever_the_database_time_zone(
