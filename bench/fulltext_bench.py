@@ -136,12 +136,14 @@ def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
     for corpus in sorted({s.corpus for s, _, _ in pages}):
         for part in ("dev", "val"):
             some = [p for p in pages if p[0].corpus == corpus and p[0].part == part]
-            own = [another_page(e, x) for _, e, x in some if judged(e)]
+            own = [another_page(e, x, s.url) for s, e, x in some if judged(e)]
             little = [
-                not names_entry(e, x) and shows_little(e, x.text) for _, e, x in some if judged(e)
+                not names_entry(e, x, s.url) and shows_little(e, x.text)
+                for s, e, x in some
+                if judged(e)
             ]
             other = [
-                another_page(e, y[2])
+                another_page(e, y[2], y[0].url)
                 for s, e, _ in some
                 if judged(e)
                 for y in rng.sample(some, min(OTHERS, len(some)))
