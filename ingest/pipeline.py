@@ -558,13 +558,27 @@ class Pipeline:
         # otherwise load before its first request only for this rare case.
         from ingest.documents.discovery import looks_like_html
         from ingest.documents.feeds import looks_like_feed
+        from ingest.documents.sitemaps import Sitemap, parse_sitemap
         from ingest.sources import page_sources
 
         if not looks_like_html(page.body, page.content_type) or looks_like_feed(page.body):
             return None
+
+        async def parse(body: bytes, url: str, max_bytes: int) -> Sitemap:
+            # A news sitemap can be megabytes: read in a worker, not on the event loop.
+            return await parse_in_worker(
+                self.workers,
+                parse_sitemap,
+                body,
+                url,
+                max_bytes,
+                url=url,
+                timeout=self.settings.parse_timeout,
+            )
+
         try:
             found = await page_sources(
-                self.fetcher.fetch, page, max_bytes=self.settings.max_feed_bytes
+                self.fetcher.fetch, page, max_bytes=self.settings.max_feed_bytes, parse=parse
             )
         except IngestError:
             found = []

@@ -17,7 +17,7 @@ from ingest.documents.discovery import (
     sitemaps_from_robots,
 )
 from ingest.documents.feeds import looks_like_feed
-from ingest.documents.sitemaps import looks_like_sitemap, parse_sitemap
+from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap
 from ingest.errors import FetchError, ParseError
 from ingest.fetch.robots import robots_url
 from ingest.normalize import canonical_url, redact_url
@@ -26,6 +26,16 @@ from ingest.types import FetchKind, FetchResult, SourceKind
 log = structlog.get_logger(__name__)
 
 Fetch = Callable[[str, FetchKind], Awaitable[FetchResult]]
+ParseSitemap = Callable[[bytes, str, int], Awaitable[Sitemap]]
+"""`parse_sitemap(body, url, max_bytes)`, awaited: in a worker process where the caller's event
+loop serves other work (the service's rediscovery; a news sitemap can be megabytes), here
+otherwise (`parse_here`). Raises ParseError."""
+
+
+async def parse_here(body: bytes, url: str, max_bytes: int) -> Sitemap:
+    """`parse_sitemap` in this process: for a command that does nothing else meanwhile."""
+    return parse_sitemap(body, url, max_bytes)
+
 
 MAX_FEED_LINKS: Final = 10
 """Feed links of one web page that are checked."""
@@ -46,7 +56,9 @@ class FoundSource:
     """The response that showed it is one, for a caller that reads it next."""
 
 
-async def find_feeds(fetch: Fetch, url: str, *, max_bytes: int) -> list[FoundSource]:
+async def find_feeds(
+    fetch: Fetch, url: str, *, max_bytes: int, parse: ParseSitemap = parse_here
+) -> list[FoundSource]:
     """What `ingest feeds add URL` registers: the URL itself when it answers a feed or a (news)
     sitemap; for a web page, its feeds (`site_feeds`), else a news sitemap named in its
     robots.txt. Empty when none is found; FetchError when the URL itself cannot be fetched."""
@@ -56,30 +68,36 @@ async def find_feeds(fetch: Fetch, url: str, *, max_bytes: int) -> list[FoundSou
         return [FoundSource(url, "feed", "", response=result)]
     if looks_like_sitemap(body):
         try:
-            sitemap = parse_sitemap(body, result.final_url, max_bytes)
+            sitemap = await parse(body, result.final_url, max_bytes)
         except ParseError:
             return []
         if sitemap.kind != "index":
             return [FoundSource(url, "sitemap", f"a sitemap, {_AS_FEED}", response=result)]
-        news = await _news_sitemap(fetch, [r.url for r in sitemap.sitemaps], max_bytes)
+        news = await _news_sitemap(fetch, [r.url for r in sitemap.sitemaps], max_bytes, parse)
         how = f"news sitemap listed in {url}, {_AS_FEED}"
         return [FoundSource(news, "sitemap", how)] if news else []
     if not looks_like_html(body, result.content_type):
         return []
-    return await page_sources(fetch, result, max_bytes=max_bytes, label=url)
+    return await page_sources(fetch, result, max_bytes=max_bytes, label=url, parse=parse)
 
 
 async def page_sources(
-    fetch: Fetch, page: FetchResult, *, max_bytes: int, label: str | None = None
+    fetch: Fetch,
+    page: FetchResult,
+    *,
+    max_bytes: int,
+    label: str | None = None,
+    parse: ParseSitemap = parse_here,
 ) -> list[FoundSource]:
     """What a web page stands for as a feed: its feeds (`site_feeds`), else a news sitemap
-    named in its site's robots.txt (followed as a feed of kind 'sitemap')."""
+    named in its site's robots.txt (followed as a feed of kind 'sitemap'), its sitemaps read
+    by `parse`."""
     label = label or page.final_url
     found = await site_feeds(fetch, page, label=label)
     if found:
         return found
     listed = list(await robots_sitemaps(fetch, page.final_url))
-    news = await _news_sitemap(fetch, listed, max_bytes)
+    news = await _news_sitemap(fetch, listed, max_bytes, parse)
     if news:
         how = f"news sitemap in the robots.txt of {label}, {_AS_FEED}"
         return [FoundSource(news, "sitemap", how)]
@@ -142,7 +160,9 @@ async def robots_sitemaps(fetch: Fetch, site_url: str) -> tuple[str, ...]:
     return sitemaps_from_robots(result.body, result.final_url)
 
 
-async def _news_sitemap(fetch: Fetch, urls: Sequence[str], max_bytes: int) -> str | None:
+async def _news_sitemap(
+    fetch: Fetch, urls: Sequence[str], max_bytes: int, parse: ParseSitemap
+) -> str | None:
     """The first news sitemap among `urls` (sitemap indexes are opened one level down, the
     sitemaps with "news" in their URL first); at most MAX_NEWS_SITEMAP_PROBES fetches."""
     queue = sorted(urls, key=lambda u: "news" not in u.lower())
@@ -152,7 +172,7 @@ async def _news_sitemap(fetch: Fetch, urls: Sequence[str], max_bytes: int) -> st
         probes += 1
         try:
             result = await fetch(url, "feed")
-            sitemap = parse_sitemap(result.body, result.final_url, max_bytes)
+            sitemap = await parse(result.body, result.final_url, max_bytes)
         except (FetchError, ParseError):
             continue
         if sitemap.kind == "index":

@@ -5,8 +5,10 @@ it stands for, as `feeds add` would, registers that, and gives the page up sayin
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -69,3 +71,64 @@ async def test_a_web_page_registered_as_a_feed_is_replaced_by_its_feeds(
     with psycopg.connect(database_url) as conn:
         stored = conn.execute("SELECT url FROM news.articles").fetchall()
     assert stored == [(server.url("/pier"),)]
+
+
+T = TypeVar("T")
+
+
+class Recording(InlineWorkers):
+    """Workers in process that remember the name of each task's function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        self.names.append(fn.__name__)
+        return await super().run(fn, *args, timeout=timeout)
+
+
+async def test_a_web_page_standing_for_a_news_sitemap_has_its_sitemaps_read_in_a_worker(
+    database_url: str, server: LocalServer
+) -> None:
+    """A registered URL answering a page without feeds, whose robots.txt lists a sitemap index
+    with a news sitemap in it: the news sitemap is registered in its place, and the sitemaps
+    (megabytes, on a news site) are read in the worker pool, not on the service's event loop."""
+    server.routes["/robots.txt"] = static(
+        f"User-agent: *\nAllow: /\nSitemap: {server.url('/sitemap_index.xml')}\n", "text/plain"
+    )
+    server.routes["/"] = static(
+        "<html><head><title>Harbour Times</title></head><body></body></html>"
+    )
+    server.routes["/sitemap_index.xml"] = static(
+        "<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+        f"<sitemap><loc>{server.url('/news-sitemap.xml')}</loc></sitemap></sitemapindex>",
+        "application/xml",
+    )
+    server.routes["/news-sitemap.xml"] = static(
+        "<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+        " xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'>"
+        f"<url><loc>{server.url('/pier')}</loc><news:news><news:publication>"
+        "<news:name>Harbour Times</news:name><news:language>en</news:language>"
+        f"</news:publication><news:publication_date>{datetime.now(UTC).isoformat()}"
+        "</news:publication_date><news:title>Pier</news:title></news:news></url></urlset>",
+        "application/xml",
+    )
+    workers = Recording()
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(settings, Store(pool), fetcher, workers, rng=random.Random(0))
+            await pipeline.store.add_feed(server.url("/"))
+            await pipeline.run()
+    finally:
+        await pool.close()
+    with psycopg.connect(database_url) as conn:
+        feeds = conn.execute("SELECT url, kind, active FROM news.feeds ORDER BY id").fetchall()
+    assert feeds == [
+        (server.url("/"), "feed", False),
+        (server.url("/news-sitemap.xml"), "sitemap", True),
+    ]
+    assert workers.names.count("parse_sitemap") == 2  # the index, then the news sitemap
