@@ -1,7 +1,8 @@
 """Properties of the pure core over generated input (Hypothesis): canonical URLs are idempotent
 and raise nothing but the documented ValueError; the feed-parsing boundary turns any bytes into a
 ParsedFeed or a ParseError within a time bound, with no control character in what it returns;
-normalized text never contains NUL, C0 controls or lone surrogates.
+normalized text never contains NUL, C0 controls or lone surrogates; whether a page is another
+than its entry's article is answered for any titles, texts and addresses.
 
 The default profile is derandomized (the same examples on every run, so CI is reproducible);
 INGEST_HYPOTHESIS_PROFILE=explore runs many more, randomly, to look for new failures."""
@@ -20,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest.article import another_page
 from ingest.documents.feeds import parse_feed
 from ingest.errors import ParseError
 from ingest.normalize import canonical_url, clean_inline, clean_text
-from ingest.types import ParsedFeed
+from ingest.types import Extracted, PageMetadata, ParsedEntry, ParsedFeed
 
 settings.register_profile(
     "hostile",
@@ -279,3 +281,29 @@ def test_whitespace_in_the_query_is_encoded(url: str, expected: str) -> None:
     URL changed when canonicalized again (its whitespace stripped)."""
     assert canonical_url(url) == expected
     assert canonical_url(expected) == expected
+
+
+@PROFILE
+@given(
+    st.one_of(st.none(), st.text(max_size=80)),
+    st.one_of(st.none(), st.text(max_size=400)),
+    st.one_of(st.none(), st.text(max_size=80)),
+    st.text(max_size=400),
+    st.one_of(st.none(), url_like(), st.text(max_size=40)),
+    st.one_of(st.none(), url_like(), st.text(max_size=40)),
+    st.one_of(st.none(), url_like()),
+)
+def test_another_page_answers_for_anything(
+    title: str | None,
+    summary: str | None,
+    page_title: str | None,
+    text: str,
+    link: str | None,
+    canonical: str | None,
+    served_at: str | None,
+) -> None:
+    """`another_page` (asked of every page stored for an entry) answers True or False for any
+    titles, texts, links and canonical addresses: it raises nothing into the pipeline."""
+    entry = ParsedEntry(None, link, title=title, summary=summary)
+    page = Extracted(text=text, metadata=PageMetadata(title=page_title, canonical_url=canonical))
+    assert another_page(entry, page, served_at) in (True, False)
