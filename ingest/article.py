@@ -210,10 +210,12 @@ def another_page(entry: ParsedEntry, extracted: Extracted, page_url: str | None 
     entry is stored from its own text instead, OTHER_PAGE its extraction error, as a page that
     gave nothing usable. An entry without a title or key words is never judged so. `page_url`
     is where the page was served (after redirects), when known."""
+    # Cheapest and most often decisive first: nearly every page is titled as its entry, and
+    # this is asked of every page stored, in the main process.
     return (
-        not names_entry(entry, extracted, page_url)
-        and not titled_alike(entry.title, extracted.metadata.title)
+        not titled_alike(entry.title, extracted.metadata.title)
         and shows_little(entry, extracted.text)
+        and not names_entry(entry, extracted, page_url)
     )
 
 
