@@ -50,13 +50,12 @@ def latest(when: datetime) -> datetime:
     date given alone (a sitemap's `2024-05-10`, a feed's date without its time), for all of
     its day; any other, for itself. So `--since 2024-05-10T12:00` keeps a URL dated
     `2024-05-10`, as a sitemap index's sitemap last modified that day, and the newest URLs a
-    run with --limit found do not pass over a sitemap modified later the same day."""
-    if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
+    run with --limit found do not pass over a sitemap modified later the same day. Read in UTC,
+    in whatever zone `when` is given (PostgreSQL returns a timestamptz in the session's)."""
+    utc = when.astimezone(UTC)
+    if (utc.hour, utc.minute, utc.second, utc.microsecond) != (0, 0, 0, 0):
         return when
-    offset = when.utcoffset()
-    if offset:  # not UTC: not a date read alone
-        return when
-    return when + timedelta(days=1, microseconds=-1)
+    return utc + timedelta(days=1, microseconds=-1)
 
 
 def classify(

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from psycopg.types.json import Jsonb
@@ -61,8 +61,8 @@ class PendingSource:
     depth: int = 0
     """How many sitemap indexes led to it."""
     lastmod: datetime | None = None
-    """When the sitemap index that listed it says it was last modified, in UTC as parsed (a
-    date given alone at midnight UTC: `ingest.backfill.options.latest`)."""
+    """When the sitemap index that listed it says it was last modified (a date given alone is
+    midnight UTC: `ingest.backfill.options.latest`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +186,7 @@ class BackfillStore(StoreBase):
 
     async def pending_sources(self, run_id: int, limit: int = 100) -> list[PendingSource]:
         rows = await self._all("backfill_pending_sources", {"run_id": run_id, "limit": limit})
-        return [
-            PendingSource(r["url"], r["kind"], int(r["depth"]), _utc(r["lastmod"])) for r in rows
-        ]
+        return [PendingSource(r["url"], r["kind"], int(r["depth"]), r["lastmod"]) for r in rows]
 
     async def source_walked(
         self,
@@ -332,12 +330,6 @@ class BackfillStore(StoreBase):
 
     async def finish_run(self, run_id: int) -> None:
         await self._all("backfill_finish_run", {"run_id": run_id})
-
-
-def _utc(when: datetime | None) -> datetime | None:
-    """A timestamptz as read back in UTC: PostgreSQL returns it in the session's time zone
-    (the server's `TimeZone`, PGTZ), where a date given alone no longer reads as midnight."""
-    return when.astimezone(UTC) if when is not None else None
 
 
 def _sources_params(
