@@ -26,7 +26,7 @@ from lib import corpora as c
 from lib.report import header
 from trafilatura.utils import decode_file
 
-from ingest.article import SHOWN, another_page, names_entry, shows_little
+from ingest.article import KEY_WORDS, SHOWN, another_page, key_words, names_entry, shows_little
 from ingest.coverage import words
 from ingest.errors import ExtractError
 from ingest.extract import read_page
@@ -160,8 +160,7 @@ def another_table(pages: list[tuple[c.Sample, ParsedEntry, Extracted]]) -> None:
 
 def judged(entry: ParsedEntry) -> bool:
     """Whether `another_page` can judge an entry at all (the page's side aside)."""
-    key = {w for w in words(entry.summary or "") if len(w) >= 4}
-    return bool(entry.title) and len(key) >= 5
+    return bool(entry.title) and len(key_words(entry.summary)) >= KEY_WORDS
 
 
 def main() -> None:

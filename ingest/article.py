@@ -174,7 +174,7 @@ KEY_LETTERS: Final = 4
 KEY_WORDS: Final = 5
 
 
-def _key_words(text: str | None) -> set[str]:
+def key_words(text: str | None) -> set[str]:
     """The distinct words of KEY_LETTERS letters or more of `text`."""
     return {w for w in words(text or "") if len(w) >= KEY_LETTERS}
 
@@ -185,7 +185,7 @@ def titled_alike(entry_title: str | None, page_title: str | None) -> bool:
     apart). A consent or paywall interstitial, an error page and a home page are titled
     otherwise; shorter words ("the", "of") tell nothing: a home page titled "The Daily" would
     be titled as a quarter of English headlines."""
-    asked, shown = _key_words(entry_title), _key_words(page_title)
+    asked, shown = key_words(entry_title), key_words(page_title)
     if not asked or not shown:
         return True
     return len(asked & shown) >= TITLED_ALIKE * min(len(asked), len(shown))
@@ -237,5 +237,5 @@ def names_entry(entry: ParsedEntry, extracted: Extracted, page_url: str | None =
 def shows_little(entry: ParsedEntry, text: str) -> bool:
     """Whether a page's text shows under SHOWN of the entry's key words, where the entry has
     KEY_WORDS of them or more (`another_page`, which asks it of pages titled otherwise)."""
-    key = _key_words(entry.content or entry.summary)
+    key = key_words(entry.content or entry.summary)
     return len(key) >= KEY_WORDS and len(key & set(words(text))) < SHOWN * len(key)
