@@ -40,6 +40,7 @@ from ingest.backfill.options import Horizon
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
+from tests.support.pipelines import CONSENT_WALL
 from tests.support.virtual_time import VirtualTime
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -128,8 +129,11 @@ def atom_page(base: str, page: int) -> str:
     )
 
 
+SITEMAP_NS = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+
+
 def urlset(base: str, numbers: range, *, news: bool = False) -> str:
-    ns = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+    ns = SITEMAP_NS
     ns += " xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'" if news else ""
     urls = []
     for n in numbers:
@@ -154,6 +158,25 @@ def sitemap_index(base: str) -> str:
     return (
         "<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
         f"{refs}</sitemapindex>"
+    )
+
+
+def dated_index(base: str, refs: dict[str, str | None]) -> str:
+    """A sitemap index of `refs`: each sitemap's path and its lastmod as written, or none."""
+    body = "".join(
+        f"<sitemap><loc>{base}{path}</loc>"
+        + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "")
+        + "</sitemap>"
+        for path, lastmod in refs.items()
+    )
+    return f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>{body}</sitemapindex>"
+
+
+def one_url_sitemap(base: str, n: int, when: datetime) -> str:
+    """A URL set of /a/n alone, last modified `when`."""
+    return (
+        f"<?xml version='1.0'?><urlset {SITEMAP_NS}><url><loc>{base}/a/{n}</loc>"
+        f"<lastmod>{when.isoformat()}</lastmod></url></urlset>"
     )
 
 
@@ -490,16 +513,8 @@ def test_limit_skips_the_sitemaps_last_modified_before_the_newest_urls(database_
     found those last modified before them are not fetched at all."""
     with LocalServer() as srv:
         srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-        refs = "".join(
-            f"<sitemap><loc>{srv.base}/sitemap-{k}.xml</loc>"
-            f"<lastmod>{published(3 * k).isoformat()}</lastmod></sitemap>"
-            for k in reversed(range(12))
-        )
-        srv.routes["/index.xml"] = static(
-            "<?xml version='1.0'?><sitemapindex"
-            f" xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{refs}</sitemapindex>",
-            "application/xml",
-        )
+        refs = {f"/sitemap-{k}.xml": published(3 * k).isoformat() for k in reversed(range(12))}
+        srv.routes["/index.xml"] = static(dated_index(srv.base, refs), "application/xml")
         for k in range(12):
             srv.routes[f"/sitemap-{k}.xml"] = static(
                 urlset(srv.base, range(3 * k, 3 * k + 3)), "application/xml"
@@ -532,27 +547,17 @@ def test_limit_reads_a_sitemap_dated_by_day_alone_whatever_the_database_time_zon
         srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
         day = datetime(2024, 5, 10, tzinfo=UTC)
         hours = {0: 20, 1: 16, 2: 14, 3: 12}  # /a/k is dated, and its sitemap modified, then
-        refs = "".join(
-            f"<sitemap><loc>{srv.base}/sitemap-{k}.xml</loc>"
-            f"<lastmod>{(day + timedelta(hours=h)).isoformat()}</lastmod></sitemap>"
-            for k, h in hours.items()
-        )
-        refs += f"<sitemap><loc>{srv.base}/sitemap-day.xml</loc><lastmod>2024-05-10</lastmod>"
-        refs += "</sitemap>"
-        srv.routes["/index.xml"] = static(
-            "<?xml version='1.0'?><sitemapindex"
-            f" xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{refs}</sitemapindex>",
-            "application/xml",
-        )
-        ns = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
+        refs: dict[str, str | None] = {
+            f"/sitemap-{k}.xml": (day + timedelta(hours=h)).isoformat() for k, h in hours.items()
+        }
+        refs["/sitemap-day.xml"] = "2024-05-10"
+        srv.routes["/index.xml"] = static(dated_index(srv.base, refs), "application/xml")
         dated = {k: day + timedelta(hours=h) for k, h in hours.items()}
         dated[4] = day + timedelta(hours=23)  # in /sitemap-day.xml
         for k, when in dated.items():
             name = "day" if k == 4 else str(k)
             srv.routes[f"/sitemap-{name}.xml"] = static(
-                f"<?xml version='1.0'?><urlset {ns}><url><loc>{srv.base}/a/{k}</loc>"
-                f"<lastmod>{when.isoformat()}</lastmod></url></urlset>",
-                "application/xml",
+                one_url_sitemap(srv.base, k, when), "application/xml"
             )
             srv.routes[f"/a/{k}"] = static(article_html(k))
         proc = ingest(
@@ -580,17 +585,10 @@ def test_limit_reads_a_sitemap_listed_by_two_indexes_by_its_newest_lastmod(
     with LocalServer() as srv:
         srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
         day = datetime(2024, 5, 10, tzinfo=UTC)
-        ns = "xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'"
 
         def index(refs: dict[str, datetime | None]) -> Callable[[Request], Response]:
-            body = "".join(
-                f"<sitemap><loc>{srv.base}{path}</loc>"
-                + (f"<lastmod>{when.isoformat()}</lastmod>" if when else "")
-                + "</sitemap>"
-                for path, when in refs.items()
-            )
-            xml = f"<?xml version='1.0'?><sitemapindex {ns}>{body}</sitemapindex>"
-            return static(xml, "application/xml")
+            dates = {path: when.isoformat() if when else None for path, when in refs.items()}
+            return static(dated_index(srv.base, dates), "application/xml")
 
         hours = {0: 20, 1: 16, 2: 14, 3: 12}
         dated = {k: day + timedelta(hours=h) for k, h in hours.items()}
@@ -612,9 +610,7 @@ def test_limit_reads_a_sitemap_listed_by_two_indexes_by_its_newest_lastmod(
         for k, when in dated.items():
             name = "shared" if k == 4 else str(k)
             srv.routes[f"/sitemap-{name}.xml"] = static(
-                f"<?xml version='1.0'?><urlset {ns}><url><loc>{srv.base}/a/{k}</loc>"
-                f"<lastmod>{when.isoformat()}</lastmod></url></urlset>",
-                "application/xml",
+                one_url_sitemap(srv.base, k, when), "application/xml"
             )
             srv.routes[f"/a/{k}"] = static(article_html(k))
         backfill(database_url, srv.url("/index.xml"), "--limit", "1")
@@ -1310,18 +1306,6 @@ def full_text_feed(base: str, count: int) -> str:
         "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
         f"<title>T</title><link>{base}/</link>{items}</channel></rss>"
     )
-
-
-CONSENT_WALL = (
-    "<html><head><title>Before you continue</title></head><body><main><h1>Before you continue"
-    "</h1>"
-    + "".join(
-        f"<p>We and our {k} partners use cookies and data to deliver our services, measure "
-        "audiences and show personalised advertising. Select accept all to agree.</p>"
-        for k in range(4)
-    )
-    + "</main></body></html>"
-)
 
 
 def test_an_entry_whose_page_is_a_consent_wall_is_backfilled_from_its_own_text(

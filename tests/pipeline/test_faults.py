@@ -27,6 +27,7 @@ from ingest.ports import WorkerPool
 from ingest.store import Store
 from ingest.store.db import make_pool
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.pipelines import CONSENT_WALL
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -476,18 +477,6 @@ async def test_updated_entry_updates_the_article_in_place(
     assert [k["kind"] for k in kinds] == ["insert", "update"]
     await pipeline.run(all_feeds=True)
     assert len(server.hits("/story")) == 2
-
-
-CONSENT_WALL = (
-    "<html><head><title>Before you continue</title></head><body><main><h1>Before you continue"
-    "</h1>"
-    + "".join(
-        f"<p>We and our {k} partners use cookies and data to deliver our services, measure "
-        "audiences and show personalised advertising. Select accept all to agree.</p>"
-        for k in range(4)
-    )
-    + "</main></body></html>"
-)
 
 
 def harbour_rss(base: str, numbers: range) -> str:

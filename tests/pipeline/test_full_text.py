@@ -30,6 +30,7 @@ from ingest.store import Store
 from ingest.store.db import make_pool
 from ingest.workers.tasks import own_texts
 from tests.support.httpserver import LocalServer, Response, static
+from tests.support.pipelines import CONSENT_WALL
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -485,20 +486,6 @@ async def test_a_re_check_whose_page_fails_stores_the_feed_s_text_at_once(
     assert state["full_text"] is True
 
 
-CONSENT = (
-    "<html><head><title>Before you continue</title>"
-    "<meta property='og:title' content='Before you continue to our site'>"
-    "<meta name='author' content='Privacy Team'></head><body><main><h1>Before you continue</h1>"
-    + "".join(
-        f"<p>We and our {k} partners use cookies and data to deliver and maintain our services, "
-        "measure audience engagement and statistics, and show personalised advertising. "
-        "Select accept all to agree, or reject all to decline the use of cookies.</p>"
-        for k in range(4)
-    )
-    + "<button>Accept all</button><button>Reject all</button></main></body></html>"
-)
-
-
 async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_counts_no_miss(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
@@ -508,8 +495,8 @@ async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_cou
     feed stays full-text, and the next poll's first new entry is compared instead."""
     for n in range(40, 60):
         site.routes[f"/a/{n}"] = static(article_page(n))
-    site.routes["/a/22"] = static(CONSENT)
-    site.routes["/a/37"] = static(CONSENT)
+    site.routes["/a/22"] = static(CONSENT_WALL)
+    site.routes["/a/37"] = static(CONSENT_WALL)
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
@@ -544,7 +531,7 @@ async def test_a_feed_being_probed_whose_page_is_a_consent_wall_stores_the_entry
     with the entry): the entry is stored from its own text, not the wall's, without the wall's
     metadata, and counts neither way: the three entries around it prove the feed full-text
     (counted as a miss, it would take two more, /a/4 fetched too)."""
-    site.routes["/a/1"] = static(CONSENT)
+    site.routes["/a/1"] = static(CONSENT_WALL)
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     summary = await pipeline.run()
@@ -573,7 +560,7 @@ async def test_a_feed_not_full_text_stores_its_entries_text_over_a_consent_wall(
 ) -> None:
     """A feed whose texts are half the story stores its pages; an entry whose page is a
     consent wall is stored from its own text, the better of the two (and counts no miss)."""
-    site.routes["/a/5"] = static(CONSENT)
+    site.routes["/a/5"] = static(CONSENT_WALL)
     site.routes["/feed"] = static(feed(site.base, range(8), parts=3), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()

@@ -73,3 +73,19 @@ def article_page(title: str) -> bytes:
         f"<html lang='en'><head><title>{title}</title></head><body><article><h1>{title}</h1>"
         f"<p>{title}. {PARAGRAPH}</p><p>{PARAGRAPH}</p></article></body></html>"
     ).encode()
+
+
+# A consent interstitial, as a site serves it in place of an article (titled otherwise, sharing
+# none of its words): not the entry's article.
+CONSENT_WALL = (
+    "<html><head><title>Before you continue</title>"
+    "<meta property='og:title' content='Before you continue to our site'>"
+    "<meta name='author' content='Privacy Team'></head><body><main><h1>Before you continue</h1>"
+    + "".join(
+        f"<p>We and our {k} partners use cookies and data to deliver and maintain our services, "
+        "measure audience engagement and statistics, and show personalised advertising. "
+        "Select accept all to agree, or reject all to decline the use of cookies.</p>"
+        for k in range(4)
+    )
+    + "<button>Accept all</button><button>Reject all</button></main></body></html>"
+)
