@@ -3,11 +3,12 @@ fetched, and how comparisons move the state."""
 
 from __future__ import annotations
 
-import time
+import re
 from datetime import UTC, datetime
 
 import pytest
 
+from ingest import fulltext
 from ingest.article import build_article
 from ingest.fulltext import (
     AT_END,
@@ -131,13 +132,36 @@ def test_an_excerpt_whose_link_to_the_page_follows_its_ellipsis_counts_as_no_art
     assert not looks_cut(STORY + " He said more would follow… and read more of it tonight.")
 
 
-def test_a_line_of_ellipses_is_read_in_linear_time() -> None:
-    """A hostile entry's text of one long line of ellipses: told from an excerpt at once, not
-    searched for an invitation after each of them (looks_cut runs on the event loop)."""
-    started = time.monotonic()
+class _Searched:
+    """A compiled pattern that keeps the length of every string it is asked to search."""
+
+    def __init__(self, pattern: re.Pattern[str], lengths: list[int]) -> None:
+        self._pattern = pattern
+        self._lengths = lengths
+
+    def search(self, text: str) -> re.Match[str] | None:
+        self._lengths.append(len(text))
+        return self._pattern.search(text)
+
+    def match(self, text: str) -> re.Match[str] | None:
+        self._lengths.append(len(text))
+        return self._pattern.match(text)
+
+
+def test_a_line_of_ellipses_is_searched_in_its_tail_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile entry's text of one long line of ellipses: told from an excerpt by searching
+    the line's last _TAIL characters, not searched for an invitation after each ellipsis
+    (looks_cut runs on the event loop). The invitation pattern is anchored at the line's start
+    and reads at most a few characters and one invitation from there."""
+    searched: list[int] = []
+    matched: list[int] = []
+    monkeypatch.setattr(fulltext, "_CUT_END", _Searched(fulltext._CUT_END, searched))
+    monkeypatch.setattr(fulltext, "_INVITED", _Searched(fulltext._INVITED, matched))
     assert not looks_cut("... " * 20_000 + "x")
     assert looks_cut("… " * 20_000 + "Read more")
-    assert time.monotonic() - started < 1.0
+    assert searched
+    assert max(searched) <= fulltext._TAIL
+    assert len(matched) <= 2
 
 
 def test_the_shortest_article_sets_the_bar_for_rechecks() -> None:
