@@ -110,9 +110,21 @@ def run_project(dbs: Databases, site: web.Site, feeds: list[str], workers: int,
             poll = f"{summary}; after both, {from_feed} of {total} texts from the feed"
         detail = {"summary": once.out.strip(), "feed_text": feed_text, "later": poll}
         detail |= once.log.summary() | once.window()
+        detail["busy"] = busy_by_tenth(once)
         return Run(once.seconds, stored, once.sampler.peak_rss, once.sampler.total, detail)
     finally:
         dbs.drop(dsn)
+
+
+def busy_by_tenth(once: procs.Once) -> list[float]:
+    """Cores busy (CPU seconds of every process but the site's, a second) in each tenth of a
+    run's wall time: where a run leaves cores idle (its fill, its tail), not only how much."""
+    edges = [once.started + (once.ended - once.started) * k / 10 for k in range(11)]
+    roles = [role for role in procs.ROLES if role != "site"]
+    cpu = [sum(once.sampler.at(t)[role] for role in roles) for t in edges]
+    return [
+        (b - a) / (t1 - t0) for a, b, t0, t1 in zip(cpu, cpu[1:], edges, edges[1:], strict=False)
+    ]
 
 
 def stored_texts(dsn: str) -> tuple[int, int]:
@@ -269,6 +281,8 @@ def report(
                 else []
             ),
             *(f"project: log: {p}" for p in rows["project"][-1].detail["problems"][:5]),
+            "project: cores busy in each tenth of the last run's wall time (start-up first): "
+            + " ".join(f"{b:.2f}" for b in rows["project"][-1].detail["busy"]),
         ]
     cpu: dict[str, float] = {}
     for name, runs in rows.items():
