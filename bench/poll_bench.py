@@ -14,12 +14,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from lib import ROOT, procs, web
 from lib.db import Databases, dbname, scalar
+from lib.profile import profiled
 from lib.report import Steps, check, fmt_range, header, med, parser, revision, write_json
 
 SITE_DATE = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -161,10 +163,16 @@ def db_counters(dsn: str) -> dict[str, int]:
 
 
 def run_pass(
-    dsn: str, env: dict[str, str], site: web.Site, expected: int, count: bool = False
+    dsn: str,
+    env: dict[str, str],
+    site: web.Site,
+    expected: int,
+    count: bool = False,
+    profile: Path | None = None,
 ) -> Pass:
     args = ["run", "--once", "--all"]
     cmd = [sys.executable, COUNTER, *args] if count else procs.ingest_command(*args)
+    cmd = profiled(cmd, profile)
     site.ask("reset")
     rev, before = revision(), db_counters(dsn)
     once = procs.run_once(env, cmd, site=site.pids, timeout=1800, interval=0.1)
@@ -404,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--bare", action=on_off, default=True, help="the bare HTTP rows (default on)")
     add("--control", action=on_off, default=True, help="phase C, a changed body (default on)")
     add("--count-statements", action=on_off, default=True, help="count SQL (default on)")
+    add("--profile", metavar="FILE", help="the last pass B under py-spy, stacks in FILE")
     args = p.parse_args(argv)
     args.max_connections = args.max_connections or max(32, args.concurrent_feeds)
     check(p, args, "feeds", "hosts", "entries", "stories", "repeat", "concurrent-feeds")
@@ -469,7 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in range(args.repeat):
                 print(f"run {k + 1}/{args.repeat}:")
                 for key in "AB":
-                    if r := step(f"{key} project", one, key):
+                    last_b = key == "B" and k == args.repeat - 1
+                    kw = {"profile": Path(args.profile)} if args.profile and last_b else {}
+                    if r := step(f"{key} project", one, key, **kw):
                         passes.setdefault(key, []).append(r)
                     if args.bare and (b := step(f"{key} bare HTTP", run_bare, targets, *pool)):
                         bare.setdefault(key, []).append(b)
