@@ -108,6 +108,7 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.policy = settings.policy()
         self._stopping = asyncio.Event()
+        self._rescan = asyncio.Event()
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
@@ -201,6 +202,15 @@ class Pipeline:
         """Stop claiming feeds; feeds already in progress finish."""
         self._stopping.set()
 
+    def rescan(self) -> None:
+        """Have the run in progress claim due feeds again, as a new pass: once its claims find
+        nothing more, a run goes on while its last feeds do (a feed of a slow host can take an
+        hour), and the feeds that come due meanwhile would wait for it. The service asks for
+        this at each tick that finds a run in progress; a feed done earlier in the run may be
+        polled again, as it would be by the next run. A run over every feed (`all_feeds`) is
+        one pass and ignores it."""
+        self._rescan.set()
+
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
@@ -219,6 +229,7 @@ class Pipeline:
         leases: dict[int, float] = {}
         renewer = asyncio.create_task(self._renew_leases(running, leases))
         exhausted = False
+        self._rescan.clear()
         try:
             # Claims come in batches of INGEST_FEEDS_PER_TICK (or half the slots, if fewer),
             # taken once that many slots are free: a claim per finished feed would cost a
@@ -264,8 +275,24 @@ class Pipeline:
                             running[asyncio.create_task(self._process_guarded(feed))] = feed
                 if not running:
                     break
-                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
+                rescan = asyncio.ensure_future(self._rescan.wait())
+                try:
+                    finished, _ = await asyncio.wait(
+                        {*running, rescan}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    rescan.cancel()
+                if self._rescan.is_set():
+                    self._rescan.clear()
+                    if not all_feeds:  # a new pass: what is due now, whatever this one did
+                        exhausted = blocked = False
+                        done.intersection_update(f.id for f in running.values())
+                        handed_back.clear()
+                        # Pages left by feeds that failed while they were fetched: a later
+                        # poll of the same link fetches it anew.
+                        for link in [k for k, page in self._pages.items() if page.done()]:
+                            del self._pages[link]
+                for task in [t for t in running if t in finished]:
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
                     committed = self._committed.pop(feed.id, 0)

@@ -15,7 +15,7 @@ from ingest.config import Settings
 from ingest.pipeline import Pipeline, open_pipeline
 from ingest.store.db import load_migrations
 from jobs.http import HealthServer
-from jobs.tasks import poll_due_feeds, trim_changes
+from jobs.tasks import poll_due_feeds, refresh_schedule_lag, trim_changes
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +35,7 @@ class Service:
         """How long change rows and earlier versions are kept; None: forever."""
         self._current: asyncio.Task[None] | None = None
         self._trimming: asyncio.Task[None] | None = None
+        self._lag: asyncio.Future[None] | None = None
         self._stop = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
         self._failed_ticks = 0
@@ -61,9 +62,13 @@ class Service:
 
     async def _tick(self) -> None:
         # The tick's work runs in a task of our own: APScheduler 3 cancels running jobs on
-        # shutdown, and a tick that finds the previous one still running (a long backlog) just
-        # returns instead of piling up "maximum number of running instances" warnings.
+        # shutdown, and a tick that finds the previous one still running (a long backlog, a
+        # slow feed) does not pile up "maximum number of running instances" warnings: it has
+        # that run claim the feeds due since (`Pipeline.rescan`) instead of starting another.
         if self._current is not None and not self._current.done():
+            self.pipeline.rescan()
+            if self._lag is None or self._lag.done():
+                self._lag = asyncio.ensure_future(refresh_schedule_lag(self.pipeline))
             return
         self._current = asyncio.ensure_future(self._poll())
 
@@ -119,10 +124,10 @@ class Service:
                     # Cancelling the run hands its unfinished feeds back (Pipeline.run).
                     current.cancel()
                     await asyncio.gather(current, return_exceptions=True)
-            trimming = self._trimming
-            if trimming is not None and not trimming.done():
-                trimming.cancel()
-                await asyncio.gather(trimming, return_exceptions=True)
+            for task in (self._trimming, self._lag):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             scheduler.shutdown(wait=False)
             log.info("service_stopped")
 

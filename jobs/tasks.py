@@ -34,13 +34,7 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
         log.exception("tick_bug")
     if problem is not None:
         metrics.ERRORS.labels("tick").inc()
-    try:
-        overdue, lag = await pipeline.store.schedule_lag(grace_seconds=60.0)
-    except StoreError:
-        pass
-    else:
-        metrics.FEEDS_OVERDUE.set(overdue)
-        metrics.OVERDUE_LAG.set(lag)
+    await refresh_schedule_lag(pipeline)
     if summary is not None and summary.feeds:
         log.info(
             "tick_done",
@@ -51,6 +45,18 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
             new=summary.new_articles,
         )
     return problem
+
+
+async def refresh_schedule_lag(pipeline: Pipeline) -> None:
+    """The schedule-lag gauges, from the database; left as they are when it does not answer.
+    Refreshed after each run, and at each tick that finds a run still going (a run that
+    claims again at every tick can go on for as long as feeds keep coming due)."""
+    try:
+        overdue, lag = await pipeline.store.schedule_lag(grace_seconds=60.0)
+    except StoreError:
+        return
+    metrics.FEEDS_OVERDUE.set(overdue)
+    metrics.OVERDUE_LAG.set(lag)
 
 
 async def trim_changes(store: RetentionStore, keep: timedelta) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -223,6 +224,65 @@ def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
         with psycopg.connect(database_url) as conn:
             held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
             assert held.fetchone() == (0,)
+
+
+def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str) -> None:
+    """A tick that finds the run of an earlier tick still going (one feed whose page its host
+    holds back) has that run claim the feeds due since: a feed registered meanwhile is polled
+    while the slow one still runs, not once it is done."""
+    release = threading.Event()
+    with LocalServer() as srv:
+        srv.routes["/slow.xml"] = static(rss(srv.base, 1), "application/rss+xml")
+
+        def held(req: Request) -> Response:
+            release.wait(90)
+            return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
+
+        srv.routes["/story/0"] = held
+        srv.routes["/other.xml"] = static(
+            "<?xml version='1.0'?><rss version='2.0'><channel><title>Other</title></channel></rss>",
+            "application/rss+xml",
+        )
+        e = env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120")
+        subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/slow.xml")],
+            env=e,
+            check=True,
+            capture_output=True,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "run"],
+            env={**e, "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert wait_until(
+                lambda: any(r.path == "/story/0" for r in srv.requests), timeout=60, interval=0.1
+            )
+            subprocess.run(
+                [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/other.xml")],
+                env=e,
+                check=True,
+                capture_output=True,
+            )
+            polled = wait_until(
+                lambda: any(r.path == "/other.xml" for r in srv.requests), timeout=30, interval=0.1
+            )
+            still_held = not release.is_set()
+            release.set()
+            assert polled, "the feed waited for the slow feed's run to end"
+            assert still_held
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, stderr[-2000:]
+        assert count_articles(database_url) == (1, 1)
 
 
 def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
