@@ -109,6 +109,9 @@ class Pipeline:
         self.policy = settings.policy()
         self._stopping = asyncio.Event()
         self._rescan = asyncio.Event()
+        self.claims = 0
+        """Claims that worked so far: the service's readiness learns from it that a run got
+        past its claims (the failures of earlier ticks are over) while that run goes on."""
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
@@ -260,6 +263,7 @@ class Pipeline:
                         host_room=room,
                         host_limit=share,
                     )
+                    self.claims += 1
                     busy = any(n <= 0 for n in room.values())
                     exhausted, blocked = not feeds and not busy, not feeds and busy
                     again = [f.id for f in feeds if f.id in done]

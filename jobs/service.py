@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 GRACE_SECONDS = 30.0
 FAILED_TICKS_NOT_READY = 3
 """/readyz turns 503 after this many ticks in a row failed (e.g. a schema the code does not
-expect), even while the database answers."""
+expect), even while the database answers, until a claim works again."""
 
 
 class Service:
@@ -40,6 +40,9 @@ class Service:
         self._scheduler: AsyncIOScheduler | None = None
         self._failed_ticks = 0
         self._last_problem: str | None = None
+        self._claims_at_failure = 0
+        """`Pipeline.claims` when the last tick failed: a claim that worked since ends the
+        streak for readiness, before the run of its tick is over."""
 
     async def healthy(self) -> str | None:
         if self._scheduler is None or not self._scheduler.running:
@@ -49,7 +52,10 @@ class Service:
         return None
 
     async def ready(self) -> str | None:
-        if self._failed_ticks >= FAILED_TICKS_NOT_READY:
+        if (
+            self._failed_ticks >= FAILED_TICKS_NOT_READY
+            and self.pipeline.claims == self._claims_at_failure
+        ):
             return f"last {self._failed_ticks} ticks failed: {self._last_problem}"
         try:
             async with self.pipeline.store.pool.connection(timeout=5) as conn:
@@ -76,6 +82,8 @@ class Service:
         problem = await poll_due_feeds(self.pipeline)
         self._failed_ticks = self._failed_ticks + 1 if problem else 0
         self._last_problem = problem
+        if problem:
+            self._claims_at_failure = self.pipeline.claims
 
     async def _trim(self) -> None:
         # Own task, as for the tick: cancelled at shutdown (its batch rolls back).

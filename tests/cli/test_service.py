@@ -326,6 +326,66 @@ def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
     assert proc.returncode == 0
 
 
+def test_readiness_returns_once_ticks_work_again_while_their_run_goes_on(
+    database_url: str,
+) -> None:
+    """After a streak of failed ticks (a schema the service does not expect), /readyz is 200
+    again as soon as a tick's claims work (the schema put back), while that tick's run still
+    goes on (a feed whose page its host holds back), not only once the run is over."""
+    release = threading.Event()
+    with LocalServer() as srv:
+        srv.routes["/slow.xml"] = static(rss(srv.base, 1), "application/rss+xml")
+
+        def held(req: Request) -> Response:
+            release.wait(90)
+            return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
+
+        srv.routes["/story/0"] = held
+        e = env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120")
+        subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/slow.xml")],
+            env=e,
+            check=True,
+            capture_output=True,
+        )
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint TO feed_hint_gone")
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "run"],
+            env={
+                **e,
+                "INGEST_TICK_SECONDS": "0.3",
+                "INGEST_HTTP_PORT": str(port),
+                "INGEST_HTTP_HOST": "127.0.0.1",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        readyz = f"http://127.0.0.1:{port}/readyz"
+        try:
+            assert wait_until(lambda: http_get_or_none(readyz)[0] == 503, timeout=60)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint_gone TO feed_hint")
+            assert wait_until(
+                lambda: any(r.path == "/story/0" for r in srv.requests), timeout=60, interval=0.1
+            )
+            ready = wait_until(lambda: http_get_or_none(readyz)[0] == 200, timeout=15)
+            still_held = not release.is_set()
+            release.set()
+            assert ready, http_get_or_none(readyz)[1]
+            assert still_held
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, stderr[-2000:]
+
+
 def http_get_or_none(url: str) -> tuple[int | None, str]:
     try:
         return http_get(url)
