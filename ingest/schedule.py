@@ -15,6 +15,9 @@ from ingest.normalize import canonical_url
 from ingest.types import Feed, FeedSettings, FetchResult, FullText, ParsedFeed
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+"""The latest next fetch time: "never", as a paused feed has it (sql/queries.sql,
+disable_feed)."""
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?=,|$)", re.IGNORECASE)
 _HISTORY_WINDOW = timedelta(days=90)
 _HISTORY_ENTRIES = 20
@@ -158,17 +161,26 @@ def next_fetch_at(
     """After a success (`failures == 0`): `interval` ± jitter. After failure n: exponential
     backoff `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
     inactive feed is probed at the slowest rate. A Retry-After is honoured when it is later,
-    capped at max_interval."""
+    capped at max_interval. Never later than `LATEST` (a feed's settings may ask for intervals
+    of millennia: they must not overflow the date, which would fail the run)."""
+    horizon = max(LATEST - now, timedelta(0))
+    highest = min(policy.max_interval, horizon)
     if not active:
-        delay = policy.max_interval * rng.uniform(1 - policy.jitter, 1.0)
+        delay = highest * rng.uniform(1 - policy.jitter, 1.0)
     elif failures <= 0:
-        delay = interval * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
+        delay = min(interval, horizon) * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
     else:
-        backoff = policy.min_interval * (2 ** min(failures - 1, 30))
-        delay = min(backoff, policy.max_interval) * rng.uniform(0.5, 1.0)
+        # Doubled only up to the cap: min_interval * 2**30 is beyond what a timedelta holds
+        # once min_interval is a day.
+        backoff = min(policy.min_interval, highest)
+        for _ in range(min(failures - 1, 30)):
+            if backoff >= highest:
+                break
+            backoff *= 2
+        delay = min(backoff, highest) * rng.uniform(0.5, 1.0)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, policy.max_interval))
-    return now + delay
+        delay = max(delay, min(retry_after, highest))
+    return now + min(delay, horizon)
 
 
 def should_deactivate(

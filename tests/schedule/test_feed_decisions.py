@@ -14,7 +14,7 @@ from ingest.schedule import (
     decide_feed_failure,
     decide_feed_update,
 )
-from ingest.types import Feed, FetchResult, ParsedFeed
+from ingest.types import Feed, FeedSettings, FetchResult, ParsedFeed
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(jitter=0.0)
@@ -176,3 +176,41 @@ def test_a_long_streak_says_so_in_its_reason() -> None:
     failure = _fail(streak, "HTTP 503", status=503)
     assert failure.reason is not None
     assert failure.reason.startswith(f"gave up after {POLICY.deactivate_after_failures} failures")
+
+
+def test_an_absurd_minimum_interval_of_a_feed_neither_overflows_nor_fails_its_poll() -> None:
+    """`ingest feeds set URL min_interval=500000w` is a duration like any other: the feed's
+    next poll is millennia ahead, never later than "never" as a paused feed has it, after a
+    success and after a failure alike, instead of an OverflowError that failed the whole run
+    every time the feed was polled."""
+    never = datetime(9999, 1, 1, tzinfo=UTC)
+    for weeks in (500_000, 142_857_142):
+        feed = replace(FEED, settings=FeedSettings(min_interval=timedelta(weeks=weeks)))
+        polls = [_update(feed), _fail(replace(feed, active=False), "HTTP 500")]
+        for failures in (0, 5, 40):
+            polls.append(_fail(replace(feed, consecutive_failures=failures), "HTTP 500"))
+        for poll in polls:
+            assert NOW + timedelta(days=365_000) < poll.next_fetch_at <= never
+
+
+def test_a_long_streak_of_an_active_feed_polled_at_most_daily_backs_off_to_the_maximum() -> None:
+    """Failure 40 in a row of a feed still active (it is given up on only after 100) whose
+    minimum interval is a day waits up to the maximum, a week: its backoff of 2^30 days was
+    an OverflowError."""
+    policy = Policy(
+        min_interval=timedelta(days=1),
+        max_interval=timedelta(days=7),
+        deactivate_after_failures=100,
+    )
+    for failures in (30, 31, 39, 1000):
+        failure = decide_feed_failure(
+            replace(FEED, consecutive_failures=failures),
+            "HTTP 500",
+            retry_after=None,
+            policy=policy,
+            now=NOW,
+            rng=random.Random(1),
+            status=500,
+        )
+        assert not failure.deactivate
+        assert timedelta(days=3.5) <= failure.next_fetch_at - NOW <= timedelta(days=7)
