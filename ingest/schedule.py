@@ -121,12 +121,15 @@ def hints_from(
 
 def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta | None:
     """The feed's typical time between two entries, from the dates of its newest entries (up to
-    20, within 90 days): the mean gap, or the time since the newest entry if that is longer (a
-    feed gone quiet slows down). None with fewer than two dated entries."""
-    recent = sorted(
-        {d for d in dates if now - _HISTORY_WINDOW <= d <= now + timedelta(hours=1)},
-        reverse=True,
-    )[:_HISTORY_ENTRIES]
+    20, within 90 days; its two newest when fewer are that recent): the mean gap, or the time
+    since the newest entry if that is longer (a feed gone quiet slows down). None with fewer
+    than two dated entries."""
+    dated = sorted({d for d in dates if d <= now + timedelta(hours=1)}, reverse=True)
+    recent = [d for d in dated if now - _HISTORY_WINDOW <= d][:_HISTORY_ENTRIES]
+    if len(recent) < 2:
+        # A feed quiet for longer than the window is as slow as its newest entries say, not
+        # unknown: the default interval would poll it more often than one quiet for less.
+        recent = dated[:2]
     if len(recent) < 2:
         return None
     mean_gap = (recent[0] - recent[-1]) / (len(recent) - 1)

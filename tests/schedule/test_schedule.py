@@ -73,13 +73,35 @@ def _every(gap: timedelta, count: int, last: datetime = NOW) -> list[datetime]:
         pytest.param([NOW], None, id="one-entry"),
         pytest.param([], None, id="no-dates"),
         pytest.param([NOW, NOW, NOW], None, id="one-distinct-date"),
-        pytest.param([NOW - timedelta(days=200), NOW - timedelta(days=300)], None, id="too-old"),
+        pytest.param(
+            [NOW - timedelta(days=200), NOW - timedelta(days=300)],
+            timedelta(days=200),
+            id="quiet-for-longer-than-the-window",
+        ),
+        pytest.param(
+            [NOW - timedelta(days=10), NOW - timedelta(days=200)],
+            timedelta(days=190),
+            id="one-entry-within-the-window",
+        ),
         pytest.param([NOW + timedelta(days=30), NOW], None, id="future-dates-ignored"),
     ],
 )
 def test_publishing_interval(dates: list[datetime], expected: timedelta | None) -> None:
     """The mean gap between the newest entries, or the silence since the newest if longer."""
     assert publishing_interval(dates, NOW) == expected
+
+
+@pytest.mark.parametrize("quiet_days", [80, 89, 91, 200, 2000])
+def test_a_feed_quiet_for_longer_than_the_history_window_is_polled_at_the_slowest_rate(
+    quiet_days: int,
+) -> None:
+    """A feed whose newest entries are older than the 90 days of history slows down like one
+    quiet for a little less, instead of falling back to the default interval (every 30 minutes
+    for a feed silent for 91 days, once a day for one silent for 89)."""
+    dates = [NOW - timedelta(days=quiet_days), NOW - timedelta(days=quiet_days + 3)]
+    publishing = publishing_interval(dates, NOW)
+    got = success_interval(POLICY, publishing=publishing, feed_hint=None, hints=Hints())
+    assert got == POLICY.max_interval
 
 
 def test_hourly_feed_is_polled_more_often_than_weekly() -> None:
