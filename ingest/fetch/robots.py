@@ -9,24 +9,42 @@ import re
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
 
 ROBOTS_AGENT = "news-ingest"
 """The product token matched against `User-agent:` lines (RFC 9309 §2.2.1)."""
 
 _MAX_NUMBER: Final = 999_999_999
-"""Larger Crawl-delay / Request-rate numbers are clamped to this before RobotFileParser sees
-them: it calls int() on any `str.isdigit()` value, which raises for digits beyond 4300 and
-for non-ASCII digits ("²"), and float() of a 400-digit delay overflows."""
+"""Larger Crawl-delay numbers are clamped to this: int() raises for digits beyond 4300, and
+float() of a 400-digit delay overflows."""
 _DECIMAL: Final = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+_PRODUCT_TOKEN: Final = re.compile(r"[A-Za-z_-]*")
+_PERCENT: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PLAIN: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
+"""Characters a path or pattern keeps as they are; others are percent-encoded (as UTF-8)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    allow: bool
+    pattern: str
+    """Normalized (`_normalize`); `*` matches any run of characters, a final `$` the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    agents: frozenset[str]
+    """Product tokens, lowercase; "*" for the catch-all group."""
+    rules: tuple[_Rule, ...]
+    crawl_delay: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class Robots:
     """The rules of one robots.txt. Build with `parse_robots`, `Robots.allow_all()` or
-    `Robots.disallow_all()`; the wrapped parser is never mutated after construction."""
+    `Robots.disallow_all()`."""
 
-    _parser: RobotFileParser
+    _groups: tuple[_Group, ...]
     unavailable: bool = False
     """True for the complete disallow assumed while robots.txt answers 5xx or cannot be
     reached (RFC 9309 §2.3.1.4): a passing state, unlike rules the site wrote."""
@@ -41,49 +59,122 @@ class Robots:
 
     @classmethod
     def unreachable(cls) -> Robots:
-        return cls(cls.disallow_all()._parser, unavailable=True)
+        return cls(cls.disallow_all()._groups, unavailable=True)
 
     def allowed(self, url: str, user_agent: str = ROBOTS_AGENT) -> bool:
-        return self._parser.can_fetch(user_agent, url)
+        """RFC 9309 §2.2.2: the rule with the longest pattern matching the URL's path and query
+        decides, Allow winning a tie; no matching rule allows. /robots.txt is always allowed."""
+        parts = urlsplit(url)
+        path = _normalize(parts.path or "/")
+        if parts.query:
+            path += "?" + _normalize(parts.query)
+        if path == "/robots.txt":
+            return True
+        best = (-1, True)
+        for group in self._groups_for(user_agent):
+            for rule in group.rules:
+                decides = (len(rule.pattern), rule.allow)
+                if decides > best and _matches(rule.pattern, path):
+                    best = decides
+        return best[1]
 
     def crawl_delay(self, user_agent: str = ROBOTS_AGENT) -> float | None:
         """The `Crawl-delay` for this agent in seconds, if the file sets one (non-standard)."""
-        delay = self._parser.crawl_delay(user_agent)
-        return None if delay is None else float(delay)
+        delays = [g.crawl_delay for g in self._groups_for(user_agent) if g.crawl_delay is not None]
+        return float(delays[0]) if delays else None
+
+    def _groups_for(self, user_agent: str) -> list[_Group]:
+        """The groups naming `user_agent`'s product token, else the catch-all ones: RFC 9309
+        §2.2.1 merges all the groups that match, and matches the whole token, ignoring case."""
+        token = _product_token(user_agent)
+        own = [g for g in self._groups if token and token in g.agents]
+        return own or [g for g in self._groups if "*" in g.agents]
 
 
 def parse_robots(body: bytes) -> Robots:
-    """Parse a robots.txt body. Undecodable bytes are replaced rather than rejected, because
-    RFC 9309 §2.2 asks crawlers to use whatever rules they can still read."""
+    """Parse a robots.txt body (RFC 9309 §2.2). Undecodable bytes are replaced rather than
+    rejected, because §2.2 asks crawlers to use whatever rules they can still read.
+
+    A group is a run of User-agent lines and the Allow, Disallow and Crawl-delay lines after it,
+    up to the next User-agent line that follows one of them; blank lines and other records
+    (Sitemap, unknown ones) neither open nor end a group. Rules before any User-agent line
+    belong to no group and are ignored."""
     text = body.decode("utf-8", errors="replace").removeprefix("\ufeff")
-    parser = RobotFileParser()
-    # parse() also stamps the parse time; can_fetch() answers False until that is set.
-    parser.parse([_safe_numbers(line) for line in text.splitlines()])
-    return Robots(parser)
+    groups: list[_Group] = []
+    agents: set[str] = set()
+    rules: list[_Rule] = []
+    delay: int | None = None
+    in_agents = False
+    for line in text.splitlines():
+        name, colon, value = line.partition("#")[0].partition(":")
+        field, value = name.strip().lower(), value.strip()
+        if not colon:
+            continue
+        if field == "user-agent":
+            if not in_agents:
+                if agents:
+                    groups.append(_Group(frozenset(agents), tuple(rules), delay))
+                agents, rules, delay = set(), [], None
+            agents.add("*" if value == "*" else _product_token(value))
+            in_agents = True
+        elif field in ("allow", "disallow", "crawl-delay") and agents:
+            in_agents = False
+            if field == "crawl-delay":
+                if delay is None:
+                    delay = _seconds(unquote(value).strip())
+            elif value:
+                rules.append(_Rule(field == "allow", _normalize(value)))
+    if agents:
+        groups.append(_Group(frozenset(agents), tuple(rules), delay))
+    return Robots(tuple(groups))
 
 
-def _safe_numbers(line: str) -> str:
-    """`line` with its Crawl-delay or Request-rate value rewritten so RobotFileParser can
-    neither crash on it nor ignore a fractional delay; other lines are returned unchanged.
+def _product_token(user_agent: str) -> str:
+    """The product token of a User-agent value or of our own agent string, lowercase: its
+    leading letters, `_` and `-` (RFC 9309 §2.2.1), so `News-Ingest/2.0` names news-ingest."""
+    match = _PRODUCT_TOKEN.match(user_agent.strip())
+    return match.group().lower() if match else ""
 
-    The line itself is kept (an invalid value becomes an empty one) because RobotFileParser's
-    group state machine counts it as a rule line either way. A fractional Crawl-delay, which
-    RobotFileParser would ignore, is rounded up: waiting slightly longer than asked is polite.
-    """
-    name, colon, value = line.partition(":")
-    field = name.strip().lower()
-    if not colon or field not in ("crawl-delay", "request-rate"):
-        return line
-    # As RobotFileParser reads it: comment cut, whitespace stripped, percent-decoded.
-    value = unquote(value.partition("#")[0].strip()).strip()
-    if field == "crawl-delay":
-        seconds = _seconds(value)
-        return f"{name}:{'' if seconds is None else seconds}"
-    parts = value.split("/")
-    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
-        return f"{name}:"
-    requests, per = (_bounded(p.strip()) for p in parts)
-    return f"{name}:{requests}/{per}"
+
+def _normalize(text: str) -> str:
+    """A path or pattern as RFC 9309 §2.2.2 compares it: percent-encoded unreserved characters
+    decoded, other escapes in uppercase, and non-ASCII characters, spaces and controls
+    percent-encoded as UTF-8, so that both spellings of one path match each other."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else match.group().upper()
+
+    text = _PERCENT.sub(escape, text)
+    if all(c in _PLAIN for c in text):
+        return text
+    return "".join(
+        c if c in _PLAIN else "".join(f"%{b:02X}" for b in c.encode("utf-8", "replace"))
+        for c in text
+    )
+
+
+def _matches(pattern: str, path: str) -> bool:
+    """Does `pattern` match the start of `path` (all of it, with a final `$`)? Each literal piece
+    between `*`s is taken at its first occurrence after the previous one, which finds a match
+    whenever there is one, in linear time: no backtracking, whatever the pattern."""
+    anchored = pattern.endswith("$")
+    pieces = (pattern[:-1] if anchored else pattern).split("*")
+    first, *middle = pieces
+    if not path.startswith(first):
+        return False
+    if not middle:
+        return not anchored or len(path) == len(first)
+    *middle, last = middle
+    position = len(first)
+    for piece in middle:
+        found = path.find(piece, position)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    if anchored:
+        return path.endswith(last) and len(path) - len(last) >= position
+    return path.find(last, position) >= 0
 
 
 def _seconds(value: str) -> int | None:

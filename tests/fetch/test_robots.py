@@ -136,10 +136,97 @@ def test_hostile_numbers_do_not_break_parsing(line: str) -> None:
 
 
 def test_ignored_crawl_delay_still_ends_the_group() -> None:
-    """An unusable Crawl-delay line still ends the group, as RobotFileParser reads it."""
+    """An unusable Crawl-delay line still ends the run of User-agent lines of its group."""
     robots = parse_robots(
         b"User-agent: news-ingest\nCrawl-delay: \xc2\xb2\nUser-agent: *\nDisallow: /\n"
     )
     assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is True
     assert robots.allowed("http://a.example/x", "otherbot") is False
     assert robots.crawl_delay() is None
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "allowed"),
+    [
+        # RFC 9309 §2.2.2: the longest matching rule wins, wherever it is in the group.
+        (b"Disallow: /\nAllow: /public", "/public/story", True),
+        (b"Allow: /public\nDisallow: /public/drafts", "/public/drafts/1", False),
+        # ... and Allow wins a tie between equally long rules.
+        (b"Disallow: /page\nAllow: /page", "/page", True),
+        (b"Allow: /page\nDisallow: /page", "/page", True),
+        # `*` matches any run of characters, `$` the end of the path.
+        (b"Disallow: /*.pdf$", "/files/report.pdf", False),
+        (b"Disallow: /*.pdf$", "/files/report.pdf?x=1", True),
+        (b"Disallow: /*.pdf$", "/files/report.pdfa", True),
+        (b"Disallow: /a*b", "/axxb/c", False),
+        (b"Disallow: /a*b", "/axxc", True),
+        (b"Disallow: /*?*sessionid=", "/story?a=1&sessionid=2", False),
+        (b"Disallow: /$", "/", False),
+        (b"Disallow: /$", "/story", True),
+        (b"Disallow: /\nAllow: /$", "/", True),
+        (b"Disallow: /\nAllow: /$", "/story", False),
+        # The query is part of what is matched.
+        (b"Disallow: /search?q=", "/search?q=x", False),
+        # Percent-encoded unreserved characters match their plain spelling, and a non-ASCII
+        # pattern matches its UTF-8 percent-encoding (§2.2.2).
+        (b"Disallow: /%62%61%7A", "/baz", False),
+        ("Disallow: /caf\u00e9".encode(), "/caf%C3%A9/menu", False),
+        (b"Disallow: /caf%c3%a9", "/caf%C3%A9", False),
+        # Blank lines inside a group do not end it (§2.2: a group's rules may follow them).
+        (b"\nDisallow: /x", "/x", False),
+        # /robots.txt itself is always allowed (§2.2.2).
+        (b"Disallow: /", "/robots.txt", True),
+    ],
+)
+def test_rules_match_as_rfc_9309_says(body: bytes, path: str, allowed: bool) -> None:
+    """Longest match, Allow winning ties, `*` and `$` patterns, percent-encoding (RFC 9309)."""
+    robots = parse_robots(b"User-agent: *\n" + body + b"\n")
+    assert robots.allowed("https://news.example" + path, ROBOTS_AGENT) is allowed
+
+
+def test_groups_for_our_agent_are_merged() -> None:
+    """Two groups naming our product token are one group (RFC 9309 §2.2.1)."""
+    robots = parse_robots(
+        b"User-agent: news-ingest\nDisallow: /a\n\n"
+        b"User-agent: *\nDisallow: /\n\n"
+        b"User-agent: news-ingest\nDisallow: /b\n"
+    )
+    assert robots.allowed("http://a.example/a", ROBOTS_AGENT) is False
+    assert robots.allowed("http://a.example/b", ROBOTS_AGENT) is False
+    assert robots.allowed("http://a.example/c", ROBOTS_AGENT) is True
+
+
+def test_catch_all_groups_are_merged() -> None:
+    """Two `User-agent: *` groups are one group as well."""
+    robots = parse_robots(b"User-agent: *\nDisallow: /a\n\nUser-agent: *\nDisallow: /b\n")
+    assert robots.allowed("http://a.example/a", ROBOTS_AGENT) is False
+    assert robots.allowed("http://a.example/b", ROBOTS_AGENT) is False
+
+
+@pytest.mark.parametrize("agent", ["news", "ingest", "news-ingest-bot", "news-in"])
+def test_only_our_product_token_selects_a_group(agent: str) -> None:
+    """A group for another product token that merely shares letters with ours is not ours: the
+    catch-all group applies (RFC 9309 §2.2.1 matches the whole product token)."""
+    robots = parse_robots(
+        f"User-agent: {agent}\nDisallow: /\n\nUser-agent: *\nDisallow: /x\n".encode()
+    )
+    assert robots.allowed("http://a.example/story", ROBOTS_AGENT) is True
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is False
+
+
+def test_a_group_can_name_several_agents_and_a_version() -> None:
+    """Consecutive User-agent lines open one group; `News-Ingest/2.0` names our product token."""
+    robots = parse_robots(
+        b"User-agent: otherbot\nUser-agent: News-Ingest/2.0\nDisallow: /x\nCrawl-delay: 4\n"
+    )
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is False
+    assert robots.crawl_delay(ROBOTS_AGENT) == 4.0
+
+
+def test_wildcard_rules_stay_fast_on_hostile_patterns() -> None:
+    """A pattern of thousands of `*` runs is matched without backtracking (a regular expression
+    built from it would not finish on these paths)."""
+    pattern = "/" + "*a" * 5000 + "b"
+    robots = parse_robots(f"User-agent: *\nDisallow: {pattern}\n".encode())
+    assert robots.allowed("http://a.example/" + "a" * 6000, ROBOTS_AGENT) is True
+    assert robots.allowed("http://a.example/" + "a" * 6000 + "b", ROBOTS_AGENT) is False
