@@ -43,6 +43,10 @@ RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
 ROBOTS_MAX_BYTES: Final = 512 * 1024
 """RFC 9309 §2.5: parse at least 500 KiB; anything beyond is ignored (truncated), not an error."""
 
+ROBOTS_MAX_REDIRECTS: Final = 5
+"""Redirects followed for a robots.txt, whatever `max_redirects` says for feeds and pages: RFC
+9309 §2.3.1.2 asks for at least five, and allows taking more as "unavailable"."""
+
 ROBOTS_FAILURE_SECONDS: Final = 600.0
 """How long a 5xx or unreachable robots.txt keeps a host disallowed before we ask again."""
 
@@ -270,7 +274,8 @@ class Fetcher:
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
         `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
-        over the cap is truncated, not refused (RFC 9309 §2.5). A page's redirects are
+        over the cap is truncated, not refused (RFC 9309 §2.5), and `ROBOTS_MAX_REDIRECTS`
+        redirects are followed instead of `max_redirects`. A page's redirects are
         followed where the target's robots.txt allows (`_may_follow`). `starting` is awaited
         when the host's politeness lets a request start, once for each hop: a caller bounding
         its pages in flight takes its slot there, so that waiting out a host's delay holds none.
@@ -299,6 +304,7 @@ class Fetcher:
         # The same wire time, summed over redirect hops, is what FETCH_SECONDS observes.
         on_wire = 0.0
         hops = 0
+        max_redirects = ROBOTS_MAX_REDIRECTS if kind == "robots" else settings.max_redirects
         try:
             while True:
                 try:
@@ -332,10 +338,10 @@ class Fetcher:
                         elapsed_ms=round((time.monotonic() - started) * 1000),
                     )
                 redirects.append((outcome.status, str(outcome.location)))
-                if len(redirects) > settings.max_redirects:
+                if len(redirects) > max_redirects:
                     raise FetchError(
                         url,
-                        f"too many redirects (more than {settings.max_redirects})",
+                        f"too many redirects (more than {max_redirects})",
                         status=outcome.status,
                     )
                 target = _http_url(url, outcome.location, redirect=True)

@@ -497,3 +497,19 @@ async def test_robots_on_blocked_host_raises(server: LocalServer) -> None:
         with pytest.raises(BlockedError):
             await fetcher.robots_allowed(server.url("/page"))
     assert server.requests == []
+
+
+@pytest.mark.parametrize("max_redirects", [0, 2])
+async def test_robots_redirects_are_followed_five_hops_whatever_max_redirects(
+    server: LocalServer, max_redirects: int
+) -> None:
+    """robots.txt behind five redirects (http:// to https://, then a CDN...) is followed and
+    its rules applied (RFC 9309 §2.3.1.2), however few redirects pages and feeds may follow."""
+    server.routes["/robots.txt"] = Response(301, b"", {"Location": "/r1"})
+    for n in range(1, 5):
+        server.routes[f"/r{n}"] = Response(302, b"", {"Location": f"/r{n + 1}"})
+    server.routes["/r5"] = static("User-agent: *\nDisallow: /private/\n", "text/plain")
+    async with Fetcher(_settings(max_redirects=max_redirects)) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+    assert len(server.hits("/r5")) == 1
