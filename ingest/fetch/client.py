@@ -108,6 +108,32 @@ def _retry_after(value: str | None) -> str | None:
     return value
 
 
+_VALIDATORS: Final = (b"etag", b"last-modified")
+
+
+def _result_headers(headers: httpx.Headers) -> dict[str, str]:
+    """The response's headers by lowercase name. httpx decodes all of them with one encoding
+    (ASCII, else UTF-8, else Latin-1, guessed from the whole set), so a non-ASCII validator
+    could not be told back into its bytes: validators are decoded as Latin-1 whatever the
+    guess, one character per byte, for `_validator` to send back unchanged."""
+    result = {k.lower(): v for k, v in headers.items()}
+    if headers.encoding != "ascii":
+        for name in _VALIDATORS:
+            values = [v for k, v in headers.raw if k.lower() == name]
+            if values:
+                result[name.decode()] = b", ".join(values).decode("latin-1")
+    return result
+
+
+def _validator(value: str) -> bytes:
+    """A stored ETag or Last-Modified as the bytes the server sent (`_result_headers`); as
+    UTF-8 if it holds characters no header byte decodes to."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
 def _host(url: httpx.URL) -> str:
     """What politeness is kept for: the host, whatever the scheme and port. The http:// and
     https:// origins of a site are one server to spare: a feed's http:// links, each redirected
@@ -291,12 +317,13 @@ class Fetcher:
         settings = self._settings
         headers = [(b"Accept", _ACCEPT[kind].encode())]
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
-        # Validators are echoed back as the server sent them; as str, a non-ASCII ETag would
-        # raise UnicodeEncodeError inside httpx instead of reaching the server.
+        # Validators are echoed back as the server sent them (see `_result_headers`); as str, a
+        # non-ASCII ETag would raise UnicodeEncodeError inside httpx instead of reaching the
+        # server.
         if etag:
-            headers.append((b"If-None-Match", etag.encode()))
+            headers.append((b"If-None-Match", _validator(etag)))
         if last_modified:
-            headers.append((b"If-Modified-Since", last_modified.encode()))
+            headers.append((b"If-Modified-Since", _validator(last_modified)))
         target = _http_url(url, url)
         redirects: list[tuple[int, str]] = []
         # The deadline counts time on the wire, not time queued behind our own limits: a burst
@@ -332,7 +359,7 @@ class Fetcher:
                         url=url,
                         final_url=str(outcome.url),
                         status=response.status_code,
-                        headers={k.lower(): v for k, v in response.headers.items()},
+                        headers=_result_headers(response.headers),
                         body=outcome.body,
                         redirects=tuple(redirects),
                         elapsed_ms=round((time.monotonic() - started) * 1000),

@@ -196,13 +196,46 @@ async def test_fetcher_still_works_after_a_deadline(server: LocalServer) -> None
 
 
 async def test_non_ascii_validator_is_sent_not_raised(server: LocalServer) -> None:
-    """An ETag with non-ASCII bytes is echoed as UTF-8 instead of crashing inside httpx."""
+    """A validator no server could have sent (a character beyond U+00FF) goes out as UTF-8
+    instead of crashing inside httpx."""
     server.routes["/feed"] = static(FEED)
     async with Fetcher(LOCAL) as fetcher:
-        result = await fetcher.fetch(server.url("/feed"), "feed", etag='"café"')
+        result = await fetcher.fetch(server.url("/feed"), "feed", etag='"€"')
     assert result.status == 200
     (sent,) = server.hits("/feed")
-    assert sent.headers["if-none-match"].encode("latin-1").decode() == '"café"'
+    assert sent.headers["if-none-match"].encode("latin-1").decode() == '"€"'
+
+
+@pytest.mark.parametrize(
+    ("etag", "other"),
+    [
+        (b'"caf\xe9"', b"plain"),
+        (b'"caf\xc3\xa9"', b"plain"),
+        (b'"caf\xc3\xa9"', b"d\xe9j\xe0 vu"),
+    ],
+    ids=["latin-1", "utf-8", "utf-8-beside-latin-1"],
+)
+async def test_non_ascii_validators_are_echoed_byte_for_byte(
+    server: LocalServer, etag: bytes, other: bytes
+) -> None:
+    """ETag bytes outside ASCII (obs-text, RFC 9110 §8.8.3) go back in If-None-Match exactly
+    as the server sent them, whatever the other headers of the response are: a
+    validator echoed with other bytes never matches, and the feed comes back whole every poll.
+    (The test server writes and reads header values as Latin-1, one character per byte.)"""
+    sent_etag = etag.decode("latin-1")
+
+    def route(req: Request) -> Response:
+        if req.headers.get("if-none-match") == sent_etag:
+            return Response(304)
+        headers = {"ETag": sent_etag, "X-Note": other.decode("latin-1")}
+        return Response(200, FEED.encode(), headers)
+
+    server.routes["/feed"] = route
+    async with Fetcher(LOCAL) as fetcher:
+        first = await fetcher.fetch(server.url("/feed"), "feed")
+        again = await fetcher.fetch(server.url("/feed"), "feed", etag=first.etag)
+    assert again.status == 304
+    assert server.hits("/feed")[1].headers["if-none-match"] == sent_etag
 
 
 async def test_connection_refused_is_a_fetch_error() -> None:
