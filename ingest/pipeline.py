@@ -218,10 +218,18 @@ class Pipeline:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    async def run(self, *, all_feeds: bool = False) -> RunSummary:
+    async def run(
+        self,
+        *,
+        all_feeds: bool = False,
+        on_pass: Callable[[RunSummary], object] | None = None,
+    ) -> RunSummary:
         """Process every due feed (every active feed with `all_feeds`) once, until none is left
         or a stop is requested. Feeds are claimed only as slots free up, so no lease waits in a
-        queue, and the leases of feeds in progress are renewed while they run."""
+        queue, and the leases of feeds in progress are renewed while they run. A run asked to
+        claim again (`rescan`) hands the summary of the pass it ends to `on_pass` and returns
+        the last one's: a service's run may go on for as long as feeds keep coming due, and its
+        summary would otherwise only grow, every feed's outcome in it."""
         summary = RunSummary()
         pass_started = await self.store.database_now() if all_feeds else None
         handed_back: list[int] = []
@@ -289,6 +297,9 @@ class Pipeline:
                 if self._rescan.is_set():
                     self._rescan.clear()
                     if not all_feeds:  # a new pass: what is due now, whatever this one did
+                        if on_pass is not None:
+                            on_pass(summary)
+                            summary = RunSummary()
                         exhausted = blocked = False
                         done.intersection_update(f.id for f in running.values())
                         handed_back.clear()

@@ -9,6 +9,7 @@ import structlog
 
 from ingest import metrics
 from ingest.errors import StoreError
+from ingest.outcomes import RunSummary
 from ingest.pipeline import Pipeline
 from ingest.store.retention import RetentionStore
 
@@ -25,7 +26,7 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
     problem: str | None = None
     summary = None
     try:
-        summary = await pipeline.run()
+        summary = await pipeline.run(on_pass=log_pass)
     except StoreError as e:
         problem = str(e)
         log.error("tick_failed", error=problem)
@@ -35,7 +36,15 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
     if problem is not None:
         metrics.ERRORS.labels("tick").inc()
     await refresh_schedule_lag(pipeline)
-    if summary is not None and summary.feeds:
+    if summary is not None:
+        log_pass(summary)
+    return problem
+
+
+def log_pass(summary: RunSummary) -> None:
+    """The canonical line of a pass over the due feeds (`tick_done`), where it polled any: at
+    the end of a run, and each time a run still going claims again (`Pipeline.rescan`)."""
+    if summary.feeds:
         log.info(
             "tick_done",
             feeds=summary.feeds,
@@ -44,7 +53,6 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
             failed=summary.failed,
             new=summary.new_articles,
         )
-    return problem
 
 
 async def refresh_schedule_lag(pipeline: Pipeline) -> None:

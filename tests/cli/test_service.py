@@ -3,6 +3,7 @@ processes against the real PostgreSQL and a local HTTP server."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -229,7 +230,9 @@ def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
 def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str) -> None:
     """A tick that finds the run of an earlier tick still going (one feed whose page its host
     holds back) has that run claim the feeds due since: a feed registered meanwhile is polled
-    while the slow one still runs, not once it is done."""
+    while the slow one still runs, not once it is done. Each pass's line (`tick_done`) is
+    logged when the run claims again, not once the run ends, whose summary would otherwise
+    only grow."""
     release = threading.Event()
     with LocalServer() as srv:
         srv.routes["/slow.xml"] = static(rss(srv.base, 1), "application/rss+xml")
@@ -257,6 +260,15 @@ def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str
             stderr=subprocess.PIPE,
             text=True,
         )
+        lines: list[dict[str, object]] = []
+        assert proc.stderr is not None
+        reader = threading.Thread(
+            target=lambda: lines.extend(
+                json.loads(line) for line in proc.stderr or () if line.startswith("{")
+            ),
+            daemon=True,
+        )
+        reader.start()
         try:
             assert wait_until(
                 lambda: any(r.path == "/story/0" for r in srv.requests), timeout=60, interval=0.1
@@ -270,19 +282,27 @@ def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str
             polled = wait_until(
                 lambda: any(r.path == "/other.xml" for r in srv.requests), timeout=30, interval=0.1
             )
+            logged = wait_until(
+                lambda: any(e["event"] == "tick_done" for e in list(lines)), timeout=30
+            )
             still_held = not release.is_set()
             release.set()
             assert polled, "the feed waited for the slow feed's run to end"
+            assert logged, "no pass was logged while the slow feed ran"
             assert still_held
             proc.send_signal(signal.SIGTERM)
-            _, stderr = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         finally:
             release.set()
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
-        assert proc.returncode == 0, stderr[-2000:]
+                proc.wait()
+            reader.join(10)
+            proc.stderr.close()
+        assert proc.returncode == 0, lines[-5:]
         assert count_articles(database_url) == (1, 1)
+        first = next(e for e in lines if e["event"] == "tick_done")
+        assert (first["feeds"], first["new"]) == (1, 0)  # the other feed's pass alone
 
 
 def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
