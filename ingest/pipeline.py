@@ -259,18 +259,29 @@ class Pipeline:
                 ):
                     room = {host: share - n for host, n in per_host.items() if n}
                     claimed_at = asyncio.get_running_loop().time()
-                    feeds = await self.store.claim_feeds(
-                        owner=self.owner,
-                        lease_seconds=self.settings.lease_seconds,
-                        limit=min(cap - len(running), self.settings.feeds_per_tick),
-                        all_feeds=all_feeds,
-                        # Nor a feed still waiting for its hand-back (`_hand_back`), even once
-                        # its lease ran out: the hand-back would release the new poll's lease.
-                        exclude=[*handed_back, *self._unreleased],
-                        pass_started=pass_started,
-                        host_room=room,
-                        host_limit=share,
-                    )
+                    try:
+                        feeds = await self.store.claim_feeds(
+                            owner=self.owner,
+                            lease_seconds=self.settings.lease_seconds,
+                            limit=min(cap - len(running), self.settings.feeds_per_tick),
+                            all_feeds=all_feeds,
+                            # Nor a feed still waiting for its hand-back (`_hand_back`), even
+                            # once its lease ran out: the hand-back would release the new
+                            # poll's lease.
+                            exclude=[*handed_back, *self._unreleased],
+                            pass_started=pass_started,
+                            host_room=room,
+                            host_limit=share,
+                        )
+                    except StoreError as e:
+                        if not running:
+                            raise
+                        # The feeds in progress go on (each of their writes meets the
+                        # database or is handed back on its own); claiming waits for the
+                        # next pass, and the feeds it would have taken stay due.
+                        log.warning("claim_failed", error=str(e), in_progress=len(running))
+                        exhausted = True
+                        break
                     self.claims += 1
                     busy = any(n <= 0 for n in room.values())
                     exhausted, blocked = not feeds and not busy, not feeds and busy

@@ -411,6 +411,63 @@ async def test_a_feed_whose_lease_was_taken_is_stopped_once_a_renewal_says_so(
     await pipeline.aclose()
 
 
+async def test_a_claim_that_fails_mid_run_lets_the_feeds_in_progress_finish(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """The database does not answer a claim taken while a feed is in progress (a service's run
+    claims as slots free up, and again at each tick): that feed finishes and its article is
+    stored; claiming waits for the next pass, and the feed the claim would have taken is due
+    as it was."""
+    from ingest.errors import StoreError
+
+    release = threading.Event()
+    for name in ("a", "b"):
+        server.routes[f"/{name}.xml"] = static(
+            rss(server.base, [f"/{name}/0"], guid_prefix=name), "application/rss+xml"
+        )
+        server.routes[f"/{name}/0"] = held_page(release)
+    pipeline = await make_pipeline(
+        settings(database_url, concurrent_feeds=2, feeds_per_tick=1), workers, resources
+    )
+    for name in ("a", "b"):
+        await pipeline.store.add_feed(server.url(f"/{name}.xml"))
+    claim = pipeline.store.claim_feeds
+    claims = 0
+
+    async def second_unanswered(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            raise StoreError("database unreachable: timeout")
+        return await claim(*args, **kwargs)
+
+    pipeline.store.claim_feeds = second_unanswered  # type: ignore[method-assign]
+    run = asyncio.create_task(pipeline.run())
+    asked = asyncio.ensure_future(_either_page(server))
+    await asyncio.wait({asked, run}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    asked.cancel()
+    release.set()
+    summary = await asyncio.wait_for(run, 10)
+    assert claims >= 2
+    assert (summary.feeds, summary.new_articles) == (1, 1)
+    polled = rows(
+        database_url,
+        "SELECT count(*) FILTER (WHERE last_status = 'ok') AS ok,"
+        " count(*) FILTER (WHERE lease_owner IS NULL) AS free FROM ingest.feeds",
+    )[0]
+    assert (polled["ok"], polled["free"]) == (1, 2)
+    pipeline.store.claim_feeds = claim  # type: ignore[method-assign]
+    again = await pipeline.run()
+    assert (again.feeds, again.new_articles) == (1, 1)
+    await pipeline.aclose()
+
+
+async def _either_page(server: LocalServer) -> None:
+    """Until one of the two held pages has been asked for."""
+    while not any(r.path in ("/a/0", "/b/0") for r in server.requests):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
 async def test_stop_request_starts_no_more_feeds(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
