@@ -115,6 +115,8 @@ class Pipeline:
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
+        self._robots_asked: set[asyncio.Task[object]] = set()
+        """robots.txt requests begun as a changed feed came in (`_ask_robots`)."""
         # Pages between the start of their request and the end of their extraction. Fetching
         # is much faster than extraction, so without a bound a backlog of new entries would be
         # fetched long before workers are free, every body waiting in memory (a 900-page cold
@@ -361,6 +363,7 @@ class Pipeline:
             for page in left:
                 page.cancel()
             await asyncio.gather(renewer, *left, return_exceptions=True)
+            await self._forget_robots_asked()
         return summary
 
     async def _renew_leases(
@@ -479,9 +482,27 @@ class Pipeline:
         WRITER_GRACE, then it rolls back), and stop handing back leases (a process that exits
         leaves them to expire)."""
         await self._close_writers()
+        await self._forget_robots_asked()
         if self._handing_back is not None:
             self._handing_back.cancel()
             await asyncio.gather(self._handing_back, return_exceptions=True)
+
+    def _ask_robots(self, url: str) -> None:
+        """Ask for the robots.txt of a changed feed's host now, beside the feed's parse: its new
+        entries' pages are mostly on that host and need it first, and the host's delay then
+        runs from it while the feed is parsed (which waits its turn for a worker), not after.
+        Cached, it costs nothing; what it meets (a failure, a refusal) is the pages' to meet
+        when they ask (the fetcher keeps one request per origin)."""
+        task: asyncio.Task[object] = asyncio.ensure_future(self.fetcher.robots_verdict(url))
+        self._robots_asked.add(task)
+        task.add_done_callback(_robots_answered(self._robots_asked))
+
+    async def _forget_robots_asked(self) -> None:
+        """Stop the robots.txt requests still running (the run is over or stopped)."""
+        left = [task for task in self._robots_asked if not task.done()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
     async def process_feed(self, feed: Feed) -> FeedOutcome:
         started = time.monotonic()
@@ -574,6 +595,7 @@ class Pipeline:
 
         if feed.kind == "feed" and (replaced := await self._rediscover(feed, result)):
             return replaced
+        self._ask_robots(result.final_url)
         # Counted while it waits for a worker (never while anything here waits for a request:
         # a full backlog holds requests back); let go once parsed, as its pages can take
         # minutes of politeness.
@@ -991,6 +1013,20 @@ class Pipeline:
         finally:
             if held:
                 self._page_slots.release()
+
+
+def _robots_answered(
+    asked: set[asyncio.Task[object]],
+) -> Callable[[asyncio.Task[object]], None]:
+    """The done callback of a robots.txt asked for ahead of the pages (`Pipeline._ask_robots`):
+    forgets the task, and takes its exception, which the pages meet themselves."""
+
+    def answered(task: asyncio.Task[object]) -> None:
+        asked.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return answered
 
 
 def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -553,3 +553,46 @@ async def test_a_feed_whose_own_row_the_database_refuses_fails_with_backoff(
     assert statuses["feed1"][2] is True
     assert statuses["feed0"][0] == statuses["feed2"][0] == "ok"
     assert {s[3] for s in statuses.values()} == {None}
+
+
+class GatedParses(InlineWorkers):
+    """Feeds are parsed only once `gate` is set; everything else runs at once."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.gate = asyncio.Event()
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        if fn.__name__ == "parse_feed":
+            await self.gate.wait()
+        return await super().run(fn, *args, timeout=timeout)
+
+
+@pytest.mark.integration
+async def test_a_changed_feeds_robots_txt_is_asked_for_while_the_feed_waits_for_a_worker(
+    database_url: str, server: LocalServer
+) -> None:
+    """A changed feed's host's robots.txt goes out as the feed comes in, not once the feed is
+    parsed and its pages are planned: the host's delay before the first page runs meanwhile,
+    however long the parse waits for a worker."""
+    _site(server, "/feed", [f"{server.base}/a/0"])
+    server.routes["/a/0"] = static(_page(0))
+    workers = GatedParses()
+    settings = _no_delay(database_url, connections=4, backlog_bytes=1 << 30)
+    async with _pipeline(settings, workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        run = asyncio.ensure_future(pipeline.run())
+        try:
+            async with asyncio.timeout(10):
+                while not any(r.path == "/robots.txt" for r in server.requests):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert not workers.gate.is_set()
+            workers.gate.set()
+            summary = await asyncio.wait_for(run, 10)
+        finally:
+            workers.gate.set()
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        await pipeline.aclose()
+    assert (summary.feeds, summary.new_articles) == (1, 1)
+    assert [r.path for r in server.requests].count("/robots.txt") == 1
