@@ -49,11 +49,23 @@ def _ftfy() -> tuple[ModuleType, ftfy.TextFixerConfig]:
 
 
 @functools.cache
-def _courlan() -> tuple[Callable[[str], str], re.Pattern[str]]:
+def _courlan() -> Callable[[str], str]:
     from courlan import normalize_url
-    from courlan.clean import TRACKERS_RE
 
-    return normalize_url, TRACKERS_RE
+    return normalize_url
+
+
+# Tracking parameter names: courlan's list (courlan.clean.TRACKERS_RE), with its words matched
+# as whole words only (alone, or followed by `_`, `-` or a digit; affiliate, campaign and
+# session ids also followed by `id`). courlan's pattern matches them as the start of any name,
+# which would drop `game_id` (`ga`), `gallery`, `reference` or `sourceId` and give two articles
+# told apart by them one canonical URL.
+_TRACKERS = re.compile(
+    r"^(?:dc|fbc|gc|twc|yc|ysc)lid|^(?:click|gbra|msclk|igsh|partner|wbra)id|"
+    r"^(?:ads?|mc|ga|gs|itm|mkt|ml|mtm|oly|pk|utm|vero)_|"
+    r"(?:\b|_)(?:(?:aff|affi|affiliate|campaign|session)(?:id)?|cl?id|eid|ga|gl|kwd|keyword|"
+    r"medium|ref|referr?er|source|uid|xtor)(?![a-z])"
+)
 
 
 def repair(text: str) -> str:
@@ -72,23 +84,21 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    normalize_url, _ = _courlan()
-    normalized = normalize_url(urlunsplit(parts._replace(query="", fragment="")))
+    normalized = _courlan()(urlunsplit(parts._replace(query="", fragment="")))
     p = urlsplit(normalized)
     return urlunsplit((p.scheme, p.netloc, p.path or "/", clean_query(parts.query), ""))
 
 
 def clean_query(query: str) -> str:
-    """Drop tracking parameters and sort the rest, keeping each parameter as written.
-    courlan's own clean_query drops valueless parameters (`news.php?12345`), which are often
-    the article id, so only its tracker pattern is reused."""
-    _, trackers = _courlan()
+    """Drop tracking parameters (`_TRACKERS`) and sort the rest, keeping each parameter as
+    written. courlan's own clean_query drops valueless parameters (`news.php?12345`), which are
+    often the article id."""
     kept = (
         # Whitespace cannot go on the wire as it is (clients send it percent-encoded) and a
         # canonical URL ending in it would not survive being canonicalized again (strip()).
         _SPACE_IN_QUERY.sub(lambda m: quote(m.group(0)), part)
         for part in query.split("&")
-        if part and not trackers.search(unquote_plus(part.split("=", 1)[0]).lower())
+        if part and not _TRACKERS.search(unquote_plus(part.split("=", 1)[0]).lower())
     )
     return "&".join(sorted(kept))
 

@@ -110,6 +110,53 @@ def test_canonical_url_is_idempotent() -> None:
     assert canonical_url(once) == once
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "game_id=5",
+        "gallery=3",
+        "galleryId=7",
+        "reference=AB12",
+        "sourceId=4",
+        "glossary=term",
+        "affair=12",
+    ],
+)
+def test_parameters_that_merely_begin_like_a_tracker_are_kept(query: str) -> None:
+    """A parameter whose name starts with a tracker's word (`ga`, `ref`, `source`, `aff`…)
+    without being that tracker selects the article: dropping it would store the articles of
+    `game.php?game_id=5` and `?game_id=6` as one."""
+    url = f"https://example.com/story?{query}"
+    assert canonical_url(url) == url
+    assert canonical_url(url + "&utm_source=rss") == url
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_ga=2.1",
+        "_gl=1*abc",
+        "ref=rss",
+        "ref_src=twsrc",
+        "referrer=x",
+        "source=rss",
+        "campaign=spring",
+        "affiliate=4",
+        "aff_id=3",
+        "cid=rss",
+        "mc_eid=9",
+        "sessionid=3",
+        "xtor=RSS-1",
+        "utm_source=rss",
+    ],
+)
+def test_tracking_parameters_are_still_dropped(query: str) -> None:
+    """The trackers themselves, alone or as the first word of a longer name, still go."""
+    assert canonical_url(f"https://example.com/story?id=1&{query}") == (
+        "https://example.com/story?id=1"
+    )
+
+
 def test_canonical_url_keeps_valueless_query() -> None:
     """A bare query such as `?12345` identifies the article and must survive."""
     assert canonical_url("https://example.com/news.php?12345") != canonical_url(
