@@ -18,6 +18,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
+from feedparser.datetimes.rfc822 import _parse_date_rfc822
 
 from ingest.documents.text import (
     block,
@@ -291,6 +292,56 @@ def _from_struct(value: object) -> datetime | None:
         return _EPOCH + timedelta(seconds=calendar.timegm(value))
     except (OverflowError, ValueError):
         return None
+
+
+# Zone abbreviations seen in RSS dates that feedparser does not know (it reads them as +0000,
+# an hour or more off). Only unambiguous ones; BST is British Summer Time, as in feeds written
+# in English (IST, CST and the like name zones hours apart and stay unread).
+_ZONE_OFFSETS = {
+    "cet": "+0100",
+    "cest": "+0200",
+    "mez": "+0100",
+    "mesz": "+0200",
+    "wet": "+0000",
+    "west": "+0100",
+    "eet": "+0200",
+    "eest": "+0300",
+    "bst": "+0100",
+    "msk": "+0300",
+    "jst": "+0900",
+    "kst": "+0900",
+    "hkt": "+0800",
+    "sgt": "+0800",
+    "awst": "+0800",
+    "acst": "+0930",
+    "acdt": "+1030",
+    "aest": "+1000",
+    "aedt": "+1100",
+    "nzst": "+1200",
+    "nzdt": "+1300",
+}
+_DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+
+
+def _rfc822_with_zone(value: str) -> time.struct_time | None:
+    """An RFC 822 date whose zone is one of `_ZONE_OFFSETS`, or that names its day and gives a
+    time but no zone (read as UTC, as feedparser reads one without the day name; it loses this
+    one), in UTC; None for any other, left to feedparser's own parsers."""
+    parts = value.split()
+    if not parts:
+        return None
+    offset = _ZONE_OFFSETS.get(parts[-1].lower())
+    if offset is not None:
+        parts[-1] = offset
+    elif len(parts) == 5 and parts[0][:3].lower() in _DAY_NAMES and ":" in parts[-1]:
+        parts.append("+0000")
+    else:
+        return None
+    parsed = _parse_date_rfc822(" ".join(parts))
+    return parsed if isinstance(parsed, time.struct_time) else None
+
+
+feedparser.registerDateHandler(_rfc822_with_zone)
 
 
 def _ttl(value: object) -> int | None:

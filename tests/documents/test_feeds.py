@@ -362,6 +362,36 @@ def test_timezone_offsets_are_converted_to_utc(pub_date: str, expected: datetime
 
 
 @pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Wed, 10 Jan 2024 10:00:00 CET", datetime(2024, 1, 10, 9, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 CEST", datetime(2024, 7, 10, 8, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 MESZ", datetime(2024, 7, 10, 8, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 EEST", datetime(2024, 7, 10, 7, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 BST", datetime(2024, 7, 10, 9, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 JST", datetime(2024, 7, 10, 1, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 AEST", datetime(2024, 7, 10, 0, 0, tzinfo=UTC)),
+        # Sunday 31 March 2024, 01:30 CET: half an hour before Europe's clocks went forward.
+        ("Sun, 31 Mar 2024 01:30:00 CET", datetime(2024, 3, 31, 0, 30, tzinfo=UTC)),
+        ("Sun, 31 Mar 2024 03:30:00 CEST", datetime(2024, 3, 31, 1, 30, tzinfo=UTC)),
+    ],
+)
+def test_zone_names_feedparser_does_not_know_are_applied(pub_date: str, expected: datetime) -> None:
+    """European, British, Japanese and Australian zone abbreviations in RSS dates are their
+    offsets, not UTC (feedparser reads a name it does not know as +0000)."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
+def test_rfc_822_date_with_a_day_name_and_no_zone_is_read_as_utc() -> None:
+    """A date that names its day but gives no zone is read as UTC, as one without the day name
+    is, instead of being lost (the article then dated when first seen)."""
+    for pub_date in ("Wed, 10 Jan 2024 10:00:00", "10 Jan 2024 10:00:00"):
+        entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+        assert entry.published_at == datetime(2024, 1, 10, 10, 0, tzinfo=UTC), pub_date
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("2024-05-01T08:30:00-04:00", datetime(2024, 5, 1, 12, 30, tzinfo=UTC)),
