@@ -385,6 +385,27 @@ def test_json_ld_article_body_when_the_page_shows_nothing() -> None:
         pytest.param(
             ["2024-03-06T14:05:00"], [], datetime(2024, 3, 6, 14, 5, tzinfo=UTC), True, id="utc"
         ),
+        pytest.param(
+            ["Wed, 06 Mar 2024 14:05:00 +0100"],
+            [],
+            datetime(2024, 3, 6, 13, 5, tzinfo=UTC),
+            True,
+            id="rfc-822",
+        ),
+        pytest.param(
+            ["2024-03-06", "Wed, 06 Mar 2024 09:30:00 GMT"],
+            [],
+            datetime(2024, 3, 6, 9, 30, tzinfo=UTC),
+            True,
+            id="rfc-822-time-of-day-for-an-iso-day",
+        ),
+        pytest.param(
+            ["Wed, 06 Mar 2024 14:05:00"],
+            ["2024-03-06T15:00:00+02:00"],
+            datetime(2024, 3, 6, 12, 5, tzinfo=UTC),
+            True,
+            id="rfc-822-without-zone-in-the-page-offset",
+        ),
         pytest.param(["yesterday", None], [], None, False, id="nothing-parseable"),
     ],
 )
@@ -409,6 +430,25 @@ def test_naive_page_time_read_in_the_pages_offset() -> None:
         '<meta property="article:modified_time" content="2025-06-02T09:00:00+02:00">'
         f'<script type="application/ld+json">{ld}</script></head><body><article><h1>H</h1>'
         f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.de/a").metadata
+    assert meta.published_at == datetime(2025, 6, 2, 6, 15, tzinfo=UTC)
+    assert meta.published_has_time
+
+
+def test_rfc_822_json_ld_date_keeps_its_time_and_offset() -> None:
+    """JSON-LD whose datePublished is written as RFC 822 (as some CMSs copy their feed's
+    pubDate): the publication time is that instant in UTC, with its time of day."""
+    ld = json.dumps(
+        {
+            "@type": "NewsArticle",
+            "headline": "H",
+            "datePublished": "Mon, 02 Jun 2025 08:15:00 +0200",
+        }
+    )
+    body = (
+        f'<html><head><script type="application/ld+json">{ld}</script></head><body><article>'
+        f"<h1>H</h1><p>{STORY[0]} {STORY[1]}</p></article></body></html>"
     ).encode()
     meta = extract_page(body, "https://example.de/a").metadata
     assert meta.published_at == datetime(2025, 6, 2, 6, 15, tzinfo=UTC)
