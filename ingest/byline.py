@@ -14,6 +14,10 @@ from ingest.normalize import clean_inline
 # has a middle initial, not a Catalan "i".
 _HARD = re.compile(r"\s*[,;/|•·]\s*")
 _SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
+# The conjunction of a list's last name after a comma ("Jane Doe, John Smith, and Mary Major").
+_LEADING_SOFT = re.compile(r"^(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
+# A generational suffix set off by a comma ("Jane Doe, Jr."): part of the name before it.
+_GENERATION = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
 # Decoration before a name: "By", "Von", "Autor:", "Text und Fotos:"... A label ending in a
 # colon ("Quelle:", "Text und Fotos:") goes whatever its words.
 PREFIX = re.compile(
@@ -81,15 +85,23 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
     text = _EMAIL.sub(",", _URL.sub(" ", text))
     people: list[str] = []
     seen: set[str] = set()
-    for piece in _HARD.split(text):
+    added = False  # whether the piece before gave the last person
+    for i, piece in enumerate(_HARD.split(text)):
+        if added and _GENERATION.fullmatch(piece):
+            seen.discard(people[-1].casefold())
+            people[-1] = f"{people[-1]} {piece.rstrip('.')}"
+            seen.add(people[-1].casefold())
+            continue
+        added = False
         if _HOSTLIKE.search(piece):
             continue
-        for part in _split_soft(piece):
+        for part in _split_soft(_LEADING_SOFT.sub("", piece) if i else piece):
             name = _name(part)
             if name is None or is_site_name(name, site_names) or name.casefold() in seen:
                 continue
             seen.add(name.casefold())
             people.append(name)
+            added = True
     return tuple(people)
 
 

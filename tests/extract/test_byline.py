@@ -40,6 +40,21 @@ from ingest.extract.metadata import strip_site_affixes
         ("Text und Fotos: Jane Doe", (), ("Jane Doe",)),
         ("By", (), ()),
         ("Elena Oberholzer [obe]", (), ("Elena Oberholzer",)),
+        # The last of a list joined with a comma and a conjunction (the serial comma).
+        (
+            "By Jane Doe, John Smith, and Mary Major",
+            (),
+            ("Jane Doe", "John Smith", "Mary Major"),
+        ),
+        ("Jane Doe, John Smith, & Mary Major", (), ("Jane Doe", "John Smith", "Mary Major")),
+        (
+            "Anna Müller, Peter Schmidt, und Eva Klein",
+            (),
+            ("Anna Müller", "Peter Schmidt", "Eva Klein"),
+        ),
+        # A generational suffix after a comma is part of the name before it, not a person.
+        ("Jane Doe, Jr.", (), ("Jane Doe Jr",)),
+        ("John Smith, III, and Mary Major", (), ("John Smith III", "Mary Major")),
     ],
 )
 def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str, ...]) -> None:
