@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -420,6 +421,23 @@ def test_dockerfile_installs_the_package_without_pip_cache(dockerfile_text: str)
         i.keyword == "RUN" and re.search(r"pip install --no-cache-dir (\S+ )*\.(\s|$)", i.args)
         for i in instructions
     )
+
+
+def test_the_installed_package_holds_every_subpackage() -> None:
+    """`pip install .` (the image's install) ships every package of the source tree: the
+    packages are listed by hand in pyproject.toml, and one left out is missing from the image
+    (where its command fails with ModuleNotFoundError) while the editable install of a checkout
+    still finds it."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("ingest", "jobs")
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert on_disk <= listed, f"not in [tool.setuptools] packages: {sorted(on_disk - listed)}"
 
 
 def test_dockerfile_healthcheck_probes_healthz_with_stdlib(final_stage: list[Instruction]) -> None:
