@@ -396,7 +396,10 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
             if args.file == "-":
                 sys.stdout.write(text)
             else:
-                await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
+                try:
+                    await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
+                except OSError as e:
+                    raise ConfigError(f"cannot write {args.file}: {e.strerror or e}") from None
                 print(f"{len(feeds)} feeds written to {args.file}", file=sys.stderr)
         elif args.json:
             print(admin.json_rows(feeds))

@@ -134,6 +134,23 @@ def test_export_round_trips_through_import(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("where", ["missing/feeds.opml", "."], ids=["no-directory", "a-directory"])
+def test_export_to_a_file_it_cannot_write_is_one_line_and_exit_1(
+    database_url: str, tmp_path: Path, where: str
+) -> None:
+    """`feeds export FILE` where FILE cannot be written: one line naming it, exit 1."""
+    ok(database_url, "feeds", "add", "--no-discover", "https://one.example/feed/")
+    target = tmp_path / where
+    done = ingest(database_url, "feeds", "export", str(target))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"ingest: cannot write {target}: ")
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.integration
 def test_articles_newest_first_with_filters(database_url: str, server: LocalServer) -> None:
     one, two = _site(server, "one", 3), _site(server, "two", 2)
     ok(database_url, "feeds", "add", "--no-discover", one, two)
