@@ -188,7 +188,8 @@ def password_of(dsn: str) -> str | None:
 
 def parse_since(value: str, now: datetime) -> datetime:
     """`--since`: an age as `ingest prune` writes it (2h, 3d, 1w: `ingest.retention`), or an
-    ISO 8601 date or time (a date is midnight UTC, a time without an offset is UTC)."""
+    ISO 8601 date or time (a date is midnight UTC, a time without an offset is UTC). Raises
+    ValueError, or OverflowError for an age reaching back before year 1."""
     try:
         return now - parse_duration(value)
     except ValueError:

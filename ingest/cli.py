@@ -197,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than",
         metavar="AGE",
         required=True,
-        type=_duration,
+        type=_age,
         help="e.g. 90d, 12h, 2w (units s, m, h, d, w)",
     )
     pr.add_argument(
@@ -220,6 +220,18 @@ def _duration(text: str) -> timedelta:
         return parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _age(text: str) -> timedelta:
+    """A duration that, back from now, stays within the calendar (from year 1)."""
+    from datetime import UTC, datetime
+
+    age = _duration(text)
+    try:
+        datetime.now(UTC) - age
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"reaches back before year 1: {text!r}") from None
+    return age
 
 
 def _positive_int(text: str) -> int:
@@ -446,6 +458,8 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         since = admin.parse_since(args.since, datetime.now(UTC)) if args.since else None
+    except OverflowError:
+        raise ConfigError(f"--since: {args.since!r} reaches back before year 1") from None
     except ValueError:
         raise ConfigError(f"--since: not a time or an age: {args.since!r}") from None
     if args.limit < 1:

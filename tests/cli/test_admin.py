@@ -174,6 +174,19 @@ def test_articles_newest_first_with_filters(database_url: str, server: LocalServ
     assert "--since" in bad.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("age", ["99999999w", "800000d"])
+def test_articles_since_an_age_reaching_before_year_1_is_one_line(
+    database_url: str, age: str
+) -> None:
+    """`articles --since` with an age reaching back before the calendar: one line, exit 1."""
+    done = ingest(database_url, "articles", "--since", age)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert errors == [f"ingest: --since: {age!r} reaches back before year 1"]
+
+
 def test_db_url_never_prints_the_password() -> None:
     dsn = "postgresql://reader:s3cr3t-pw@127.0.0.1:1/news?sslmode=disable"
     done = _ingest(dsn, "db", "url")

@@ -159,9 +159,12 @@ def test_sigterm_keeps_whole_batches_and_a_second_prune_finishes(database_url: s
     assert _count(database_url, "ingest.article_urls") == 0
 
 
-@pytest.mark.parametrize("age", ["", "90", "ninety days", "0d", "-3d", "5y"])
+@pytest.mark.parametrize(
+    "age", ["", "90", "ninety days", "0d", "-3d", "5y", "800000d", "142857142w"]
+)
 def test_bad_durations_are_usage_errors(database_url: str, age: str) -> None:
-    """A limit that is not a positive whole number of s, m, h, d or w exits 2 with usage."""
+    """A limit that is not a positive whole number of s, m, h, d or w exits 2 with usage, as
+    does one reaching back before year 1 (the database had refused it, exit 1)."""
     done = ingest(database_url, "prune", "--older-than", age)
     assert done.returncode == 2
     assert "--older-than" in done.stderr
