@@ -39,6 +39,11 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 _LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 _LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
+MAX_SECONDS = 1e9
+"""The largest value of a setting in seconds (about 31 years): each becomes a timedelta, an
+APScheduler interval or a database interval added to now, whose ranges end near 1e13 s; a
+value beyond them made the service fail at start, or at every claim."""
+
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
@@ -113,6 +118,8 @@ def _field_problems(settings: Settings) -> list[str]:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{name}: must be a finite number")
+        elif isinstance(value, float) and value > MAX_SECONDS:
+            problems.append(f"{name}: must be at most {MAX_SECONDS:.0f} seconds")
         elif meta.get("choices") and value not in meta["choices"]:
             problems.append(f"{name}: must be one of {', '.join(meta['choices'])}")
         elif meta.get("gt") is not None and not value > meta["gt"]:
@@ -171,7 +178,7 @@ class Settings:
     lease_seconds: float = _setting(600.0, gt=0)
 
     # retention
-    change_retention_days: int = _setting(30, ge=0)
+    change_retention_days: int = _setting(30, ge=0, le=365_000)
     """news.article_changes and news.article_history rows older than this are trimmed once a
     day by the service; 0 keeps them forever."""
 

@@ -144,6 +144,12 @@ def test_database_url_wins_over_prefixed_alias(
         ("INGEST_ALLOW_PRIVATE_NETWORKS", "perhaps"),
         ("INGEST_LOG_FORMAT", "xml"),
         ("INGEST_LOG_LEVEL", "verbose"),
+        ("INGEST_MAX_INTERVAL", "1e15"),
+        ("INGEST_POLL_INTERVAL", "1e15"),
+        ("INGEST_LEASE_SECONDS", "1e13"),
+        ("INGEST_TICK_SECONDS", "2e9"),
+        ("INGEST_CHANGE_RETENTION_DAYS", "1000000000"),
+        ("INGEST_CHANGE_RETENTION_DAYS", "3000000"),
     ],
 )
 def test_invalid_value_is_config_error_naming_variable(
@@ -156,6 +162,21 @@ def test_invalid_value_is_config_error_naming_variable(
     message = str(info.value)
     assert variable in message
     assert "\n" not in message
+
+
+def test_the_largest_durations_are_accepted(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seconds setting up to 10**9 (31 years) and a retention of up to 365,000 days are
+    valid: beyond them the service failed at start or at every claim or trim (a timedelta or
+    a database timestamp out of range)."""
+    monkeypatch.setenv("INGEST_MAX_INTERVAL", "1000000000")
+    monkeypatch.setenv("INGEST_LEASE_SECONDS", "1e9")
+    monkeypatch.setenv("INGEST_CHANGE_RETENTION_DAYS", "365000")
+    settings = load_settings()
+    assert (settings.max_interval, settings.lease_seconds) == (1e9, 1e9)
+    assert settings.change_retention_days == 365_000
+    assert settings.policy().max_interval.days == 11574
 
 
 def test_every_problem_reported_at_once(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
