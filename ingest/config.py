@@ -100,6 +100,10 @@ def _parse(f: Field[Any], raw: str) -> object:
             return float(text)
         except ValueError:
             raise ValueError(f"{raw!r} is not a number") from None
+    if not text and f.name != "database_url":  # an empty DATABASE_URL is unset: embedded
+        # An empty INGEST_DATA_DIR is the current directory, an empty INGEST_HTTP_HOST every
+        # interface: neither is what an operator means by leaving it empty.
+        raise ValueError("must not be empty")
     if kind is Path:
         return Path(raw)
     return text.lower() if f.metadata.get("choices") else raw

@@ -150,6 +150,8 @@ def test_database_url_wins_over_prefixed_alias(
         ("INGEST_TICK_SECONDS", "2e9"),
         ("INGEST_CHANGE_RETENTION_DAYS", "1000000000"),
         ("INGEST_CHANGE_RETENTION_DAYS", "3000000"),
+        ("INGEST_DATA_DIR", ""),
+        ("INGEST_HTTP_HOST", " "),
     ],
 )
 def test_invalid_value_is_config_error_naming_variable(
