@@ -347,6 +347,25 @@ def test_compose_ingest_waits_for_healthy_db_and_finished_migration(
     }
 
 
+def _compose_seconds(value: str) -> float:
+    """A compose duration (`45s`, `1m30s`, `1h`) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|us|s)", value)
+    assert "".join(n + u for n, u in parts) == value, f"not a compose duration: {value!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_compose_ingest_is_given_time_to_drain_on_stop(compose_config: dict[str, Any]) -> None:
+    """On SIGTERM the service lets the feeds in progress finish for GRACE_SECONDS, then hands
+    back what it holds: `docker compose stop` must wait longer than that before its SIGKILL
+    (10 s by default), or the feeds in flight stay leased for INGEST_LEASE_SECONDS."""
+    from jobs.service import GRACE_SECONDS
+
+    ingest = compose_config["services"]["ingest"]
+    assert "stop_grace_period" in ingest, "the default 10 s cuts the service's drain short"
+    assert _compose_seconds(str(ingest["stop_grace_period"])) >= GRACE_SECONDS + 10
+
+
 def test_compose_ingest_service_settings(compose_config: dict[str, Any]) -> None:
     """ingest runs `run` from this repo's image, restarts unless stopped, publishes 8080 on a
     host port Docker picks (so it scales to several replicas) and keeps /data in a named
