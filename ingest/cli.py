@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     arts.add_argument(
         "--since", metavar="WHEN", help="published since: ISO 8601, or an age (2h, 3d, 1w)"
     )
-    arts.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
+    arts.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N (20)")
     arts.add_argument("--json", action="store_true", help="as JSON, text included")
 
     db = sub.add_parser("db", help="reach the database: its URL, or psql on it")
@@ -462,8 +462,6 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--since: {args.since!r} reaches back before year 1") from None
     except ValueError:
         raise ConfigError(f"--since: not a time or an age: {args.since!r}") from None
-    if args.limit < 1:
-        raise ConfigError("--limit must be at least 1")
     feed = _check_feed_url(args.feed) if args.feed else None
 
     async def latest(store: Store) -> int:

@@ -241,6 +241,16 @@ def test_usage_error_exits_2() -> None:
     assert "usage:" in proc.stderr
 
 
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_articles_limit_below_one_is_a_usage_error(limit: str) -> None:
+    """`articles --limit` below 1 exits 2 with usage, as `backfill --limit` does and as the
+    README's exit statuses say of usage errors (it exited 1)."""
+    proc = ingest(NOWHERE, "articles", "--limit", limit)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+    assert "--limit" in proc.stderr
+
+
 @pytest.mark.parametrize(
     ("dsn", "secret"),
     [
