@@ -1,16 +1,18 @@
 """The `ingest` command line. Exit codes: 0 success (also when some feeds failed: they are
-recorded on the feed), 1 the command itself could not work (one line on stderr), 2 usage."""
+recorded on the feed), 1 the command itself could not work (one line on stderr), 2 usage, 141
+the reader of the output went away."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import structlog
 
@@ -254,23 +256,77 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+class _OutputLost(Exception):
+    """A write to stdout that failed: its reader went away, or its device is full."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror)
+        self.error = error
+
+
+class _Stdout:
+    """stdout, whose write errors are `_OutputLost`: told apart from any other OSError."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as e:
+            raise _OutputLost(e) from e
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as e:
+            raise _OutputLost(e) from e
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _discard_stdout() -> None:
+    """stdout on /dev/null from here on: the interpreter flushes it at exit, and a write that
+    cannot be done would end the process with a traceback there."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "run" and args.all and not args.once:
         parser.error("--all only makes sense with --once")
+    stdout = sys.stdout
+    sys.stdout = cast(TextIO, _Stdout(stdout))
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)
         command = _COMMANDS[args.command]
-        return command(args, settings)
+        code = command(args, settings)
+        sys.stdout.flush()  # here, where a failure to write is handled below, not at exit
+        return code
     except IngestError as e:
         print(f"ingest: {e}", file=sys.stderr)
+        return 1
+    except _OutputLost as e:
+        _discard_stdout()
+        if isinstance(e.error, BrokenPipeError):
+            # The reader went away (`ingest feeds list | head`): the rest is nobody's. Exit
+            # as a program SIGPIPE stopped would.
+            return 141
+        print(f"ingest: cannot write the output: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except asyncio.CancelledError:  # SIGTERM during `run --once`
         return 143
+    finally:
+        sys.stdout = stdout
 
 
 def _run(coro_fn: Callable[[str], Coroutine[Any, Any, int]], settings: Settings) -> int:

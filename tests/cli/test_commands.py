@@ -363,3 +363,52 @@ def test_entry_ctrl_c_during_start_up_is_one_quiet_exit(database_url: str) -> No
     while _processes_marked(mark) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_marked(mark) == []
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _many_feeds(dsn: str, n: int) -> None:
+    """`n` feeds with long URLs: a listing of them is larger than a pipe's buffer."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url) SELECT 'https://host-' || k || '.example/'"
+            " || repeat('long-path/', 8) || 'feed.xml' FROM generate_series(1, %s) AS k",
+            (n,),
+        )
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(database_url: str) -> None:
+    """`ingest feeds list | head -1`: the reader closes the pipe after one line; the command
+    stops writing and exits as a program killed by SIGPIPE would (141), without a traceback."""
+    _many_feeds(database_url, 3000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "feeds", "list"],
+        env=_env(database_url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert _error_lines(stderr.decode()) == []
+    assert proc.returncode == 141
+
+
+def test_output_to_a_full_device_is_one_line_and_exit_1(database_url: str) -> None:
+    """stdout on a device that takes nothing (/dev/full): one line, exit 1, no traceback."""
+    _many_feeds(database_url, 10)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "feeds", "export"],
+            env=_env(database_url),
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert _error_lines(done.stderr) == ["ingest: cannot write the output: No space left on device"]
+    assert done.returncode == 1
