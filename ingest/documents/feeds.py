@@ -81,6 +81,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     if kind == "html":
         # Fail fast: feedparser finds nothing in a web page, and a large page is slow to walk.
         raise ParseError(url, "not a feed: HTML document")
+    body, recoded = _stray_bytes_as_windows_1252(body, headers or {})
     data = _feedparser(body, url, headers or {})
 
     version = _get(data, "version")
@@ -108,7 +109,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         update_minutes=_sy_update_minutes(
             _get(feed, "sy_updateperiod"), _get(feed, "sy_updatefrequency")
         ),
-        warning=_describe(bozo, body) if bozo is not None else None,
+        warning=_describe(bozo, body) if bozo is not None else recoded,
     )
 
 
@@ -162,6 +163,47 @@ def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     except Exception as e:
         # The bytes come from the network: a crash inside the parser is a property of the document.
         raise ParseError(url, f"not a feed: feedparser failed: {type(e).__name__}: {e}") from e
+
+
+_DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']")
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\"';\s]*)", re.IGNORECASE)
+_STRAY_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _stray_bytes_as_windows_1252(
+    body: bytes, headers: Mapping[str, str]
+) -> tuple[bytes, str | None]:
+    """A UTF-8 document (declared so, or undeclared) with bytes that are not UTF-8, usually
+    Windows-1252 text pasted into it, as valid UTF-8 with those bytes read as Windows-1252, and
+    a note saying where the first was; anything else unchanged, with None. feedparser would
+    decode the whole document in the first charset that accepts every byte, and turn all of
+    its other non-ASCII text into mojibake."""
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\x00", b"\x00<")):
+        return body, None
+    content_type = {key.lower(): value for key, value in headers.items()}.get("content-type")
+    charset = _CHARSET.search(content_type or "")
+    declared = _DECLARED_ENCODING.match(body.removeprefix(codecs.BOM_UTF8))
+    labels = (charset.group(1) if charset else "", declared.group(1).decode() if declared else "")
+    if any(label and not _is_utf8(label) for label in labels):
+        return body, None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = _STRAY_BYTE.sub(_windows_1252, body.decode("utf-8", errors="surrogateescape"))
+        return text.encode("utf-8"), f"invalid UTF-8 at byte {e.start}, read as Windows-1252"
+    return body, None
+
+
+def _is_utf8(label: str) -> bool:
+    try:
+        return codecs.lookup(label).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _windows_1252(match: re.Match[str]) -> str:
+    # surrogateescape keeps an undecodable byte b as U+DC00 + b.
+    return bytes([ord(match.group(0)) - 0xDC00]).decode("cp1252", errors="replace")
 
 
 def _is_fatal(bozo: object) -> bool:

@@ -463,6 +463,22 @@ def test_utf16_feed_with_bom_parses() -> None:
     assert (feed.title, [e.guid for e in feed.entries]) == ("Ω", ["g"])
 
 
+def test_windows_1252_bytes_in_a_utf8_feed_garble_nothing_else() -> None:
+    """A UTF-8 feed with a few Windows-1252 bytes pasted in (curly quotes from a word
+    processor) is read as UTF-8, those bytes as Windows-1252: the rest of its text is not
+    turned into mojibake by decoding the whole document in another charset."""
+    body = _rss(f"<item>{GUID}<title>Café – @quoted@</title></item>")
+    body = body.replace(b"@quoted@", b"\x93quoted\x94")
+    stray = body.index(b"\x93quoted")
+    for headers in (None, {"Content-Type": "application/rss+xml; charset=UTF-8"}):
+        feed = parse_feed(body, URL, headers)
+        assert feed.entries[0].title == "Café – \u201cquoted\u201d"
+        assert feed.warning == f"invalid UTF-8 at byte {stray}, read as Windows-1252"
+    # A document that names another charset is read in that charset, as before.
+    declared = body.replace(b"utf-8", b"windows-1252").replace("Café –".encode(), b"Caf\xe9 \x96")
+    assert _one(declared).title == "Café – \u201cquoted\u201d"
+
+
 # --- hostile values ------------------------------------------------------------------------------
 
 
