@@ -142,6 +142,21 @@ def _bounded_sync_author_detail(self: Any, key: str = "author") -> None:
 feedparser.mixin._FeedParserMixin._sync_author_detail = _bounded_sync_author_detail
 
 
+def _start_media_description(self: Any, attrs_d: dict[str, str]) -> None:
+    """feedparser reads media:description as a second `<description>`: the caption of an
+    entry's photo became its content, or its summary when it came first. It is kept apart,
+    as `media_description` (Media RSS: plain text unless type="html")."""
+    self.push_content("media_description", attrs_d, "text/plain", 1)
+
+
+def _end_media_description(self: Any) -> None:
+    self.pop_content("media_description")
+
+
+feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
+feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+
+
 def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     lowered = {key.lower(): value for key, value in headers.items()}
     response_headers = {
@@ -264,6 +279,9 @@ def _entry(
     if any(_get(c, "value") == summary for c in contents):
         summary_detail = summary = None
     longest = max(contents, key=lambda c: len(_get(c, "value") or ""), default=None)
+    if summary is None and longest is None:
+        # The description of the entry's media is its only text in a video or photo feed.
+        summary_detail = _get(raw, "media_description_detail")
     return ParsedEntry(
         guid=guid,
         link=link,

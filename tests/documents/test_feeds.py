@@ -340,6 +340,31 @@ def test_character_references_escaped_twice_in_html_content_are_decoded() -> Non
     assert entry.content == "Don\u2019t stop AT&T & Co [\u2026]"
 
 
+def test_a_media_description_is_neither_the_content_nor_the_summary_of_an_article() -> None:
+    """media:description describes a media object (a photo's caption): feedparser takes it for
+    a second description, stored as the entry's content, or as its summary when it comes
+    first. It is the summary only of an entry that has no other text (a video feed)."""
+    media = 'xmlns:media="http://search.yahoo.com/mrss/"'
+    caption = (
+        "<media:content url='https://x.test/a.jpg' medium='image'>"
+        "<media:description>The mayor, in 2019.</media:description></media:content>"
+    )
+    for item in (
+        f"<item>{GUID}<description>The story.</description>{caption}</item>",
+        f"<item>{GUID}{caption}<description>The story.</description></item>",
+    ):
+        body = f'<rss version="2.0" {media}><channel><title>T</title>{item}</channel></rss>'
+        entry = _one(body.encode())
+        assert (entry.summary, entry.content) == ("The story.", None)
+    video = (
+        f"<feed xmlns='http://www.w3.org/2005/Atom' {media}><title>F</title><entry><id>urn:v</id>"
+        "<media:group><media:title>Clip</media:title><media:description>What the clip shows."
+        "</media:description></media:group></entry></feed>"
+    )
+    entry = _one(video.encode())
+    assert (entry.summary, entry.content) == ("What the clip shows.", None)
+
+
 # --- dates ---------------------------------------------------------------------------------------
 
 
