@@ -309,6 +309,10 @@ def _entry_link(raw: dict[str, Any], base: str) -> str | None:
 
 
 def _author(raw: object) -> str | None:
+    # feedparser's `author` is one of several: the last Atom <author>, the first dc:creator.
+    names = [n for a in _dicts(_get(raw, "authors")) if (n := plain_line(_get(a, "name")))]
+    if len(names) > 1:
+        return ", ".join(dict.fromkeys(names))
     name = _get(_get(raw, "author_detail"), "name")
     return plain_line(name) or plain_line(_get(raw, "author"))
 

@@ -365,6 +365,34 @@ def test_a_media_description_is_neither_the_content_nor_the_summary_of_an_articl
     assert (entry.summary, entry.content) == ("What the clip shows.", None)
 
 
+def test_every_author_of_an_entry_is_kept_in_order() -> None:
+    """Several Atom <author>s, dc:creators or RSS <author>s are each kept, in the feed's order
+    and joined as JSON Feed authors are (feedparser's single `author` is one of them: the
+    last Atom author, the first dc:creator); a name given twice (dc:creator and
+    itunes:author) once."""
+    atom = (
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><title>F</title><entry><id>urn:e</id>"
+        b"<author><name>Ann Lee</name></author><author><name>Bo Park</name>"
+        b"<email>bo@example.com</email></author></entry></feed>"
+    )
+    assert _one(atom).author == "Ann Lee, Bo Park"
+    ns = (
+        'xmlns:dc="http://purl.org/dc/elements/1.1/"'
+        ' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+    )
+    for people, expected in (
+        ("<dc:creator>Ann Lee</dc:creator><dc:creator>Bo Park</dc:creator>", "Ann Lee, Bo Park"),
+        (
+            "<author>a@example.com (Ann Lee)</author><author>b@example.com (Bo Park)</author>",
+            "Ann Lee, Bo Park",
+        ),
+        ("<dc:creator>Ann Lee</dc:creator><itunes:author>Ann Lee</itunes:author>", "Ann Lee"),
+        ("<author>a@example.com</author>", "a@example.com"),
+    ):
+        body = f'<rss version="2.0" {ns}><channel><title>T</title><item>{GUID}{people}</item>'
+        assert _one((body + "</channel></rss>").encode()).author == expected, people
+
+
 # --- dates ---------------------------------------------------------------------------------------
 
 
