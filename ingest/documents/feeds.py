@@ -337,6 +337,7 @@ def _image_url(raw: dict[str, Any], base: str) -> str | None:
     ]
     candidates = [_get(m, "url") for m in images + thumbnails]
     candidates += [_get(e, "href") for e in enclosures]
+    candidates.append(_get(_get(raw, "image"), "href"))  # an item's itunes:image
     return next((u for c in candidates if (u := http_url(c, base))), None)
 
 

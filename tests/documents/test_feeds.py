@@ -635,6 +635,20 @@ def test_image_prefers_widest_media_then_thumbnail_then_enclosure() -> None:
     assert _one(body).image_url == "https://x.test/thumb.jpg"
 
 
+def test_an_entry_s_itunes_image_is_its_image() -> None:
+    """An item's itunes:image (an episode's artwork) is its image, resolved, after any Media
+    RSS image; the channel's (the show's) is no entry's."""
+    itunes = 'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+    body = (
+        f'<rss version="2.0" {itunes}><channel><title>T</title>'
+        '<itunes:image href="https://x.test/show.jpg"/>'
+        f'<item>{GUID}<itunes:image href="/episode-1.jpg"/></item>'
+        "<item><guid isPermaLink='false'>h</guid></item></channel></rss>"
+    ).encode()
+    first, second = parse_feed(body, "https://x.test/podcast/feed").entries
+    assert (first.image_url, second.image_url) == ("https://x.test/episode-1.jpg", None)
+
+
 def test_entry_categories_become_tags() -> None:
     """RSS <category>, Atom <category term/label> and JSON Feed tags are the entry's tags,
     each once, entities decoded."""
