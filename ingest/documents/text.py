@@ -27,11 +27,11 @@ _PARAGRAPH_TAGS = frozenset(
         *("figcaption", "hr", "address", "details", "summary", "main", "form", "fieldset"),
     }
 )
-_LINE_TAGS = frozenset({"br", "li", "tr", "dt", "dd", "caption"})
+_LINE_TAGS = frozenset({"li", "tr", "dt", "dd", "caption"})
 _CELL_TAGS = frozenset({"td", "th"})
 # Control characters are stripped from the markup first, so these cannot occur in its text.
-_LINE_MARK, _PARAGRAPH_MARK = "\x01", "\x02"
-_BREAKS = re.compile("[ \x01\x02]*[\x01\x02][ \x01\x02]*")
+_LINE_MARK, _PARAGRAPH_MARK, _BR_MARK = "\x01", "\x02", "\x03"
+_BREAKS = re.compile("[ \x01-\x03]*[\x01-\x03][ \x01-\x03]*")
 _DROPPED_TAGS = ("script", "style", "noscript", "template", "head", "title", "iframe", "object")
 
 
@@ -118,13 +118,18 @@ def _break(tag: str) -> str:
     # Markers, merged later: </p><p> is one paragraph break and </li><li> one line break.
     if tag in _PARAGRAPH_TAGS:
         return _PARAGRAPH_MARK
+    if tag == "br":
+        return _BR_MARK
     if tag in _LINE_TAGS:
         return _LINE_MARK
     return " " if tag in _CELL_TAGS else ""
 
 
 def _merge_breaks(match: re.Match[str]) -> str:
-    return "\n\n" if _PARAGRAPH_MARK in match.group(0) else "\n"
+    # <br><br> is how many publishers separate paragraphs. A <br> yields its mark twice (start
+    # and end events), so two in a row are four.
+    marks = match.group(0)
+    return "\n\n" if _PARAGRAPH_MARK in marks or marks.count(_BR_MARK) > 2 else "\n"
 
 
 def _spaces(text: str) -> str:

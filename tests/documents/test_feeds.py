@@ -302,6 +302,14 @@ def test_summary_keeps_paragraphs_as_blank_lines() -> None:
     assert entry.summary == "One two\n\nThree\nfour\n\na\nb"
 
 
+def test_two_line_breaks_in_a_row_separate_paragraphs() -> None:
+    """Text whose paragraphs are separated by <br><br> (as Blogger's and older WordPress feeds'
+    are) keeps them as paragraphs; a single <br>, and the ends of list items, are lines."""
+    html = "One<br /><br />\nTwo<br/> <br>Three<br>four<ul><li>a<br></li><li>b</li></ul>"
+    entry = _one(_rss(f"<item>{GUID}<description><![CDATA[{html}]]></description></item>"))
+    assert entry.summary == "One\n\nTwo\n\nThree\nfour\n\na\nb"
+
+
 def test_content_is_the_longest_content_value() -> None:
     """Of several Atom content elements the longest is the content."""
     body = (
