@@ -405,6 +405,40 @@ FROM kept
 WHERE a.id = kept.article_id
 RETURNING a.id;
 
+-- name: updated_article_story
+-- An article just updated in place (update_article), and the copies pointing at it, to place it
+-- again by its new text (ArticleStore.update_articles).
+SELECT id, published_at, content_hash, minhash, duplicate_of, false AS copy
+FROM ingest.articles WHERE id = %(id)s
+UNION ALL
+SELECT id, published_at, content_hash, minhash, duplicate_of, true
+FROM ingest.articles WHERE duplicate_of = %(id)s;
+
+-- name: exact_story
+-- The story of the earliest other article with this body, as insert_article finds it, leaving
+-- out the article %(id)s and the copies pointing at it.
+SELECT COALESCE(duplicate_of, id) AS root, published_at
+FROM ingest.articles o
+WHERE o.id = (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
+              WHERE content_hash = %(content_hash)s AND id <> %(id)s
+                AND duplicate_of IS DISTINCT FROM %(id)s
+              ORDER BY id LIMIT 1);
+
+-- name: story_original
+SELECT id AS root, published_at FROM ingest.articles WHERE id = %(id)s;
+
+-- name: set_duplicate_of
+-- Rows %(ids)s made copies of %(original)s (NULL: originals); a row already so is not written,
+-- so nothing is announced for it.
+UPDATE ingest.articles SET duplicate_of = %(original)s::bigint
+WHERE id = ANY (%(ids)s::bigint[]) AND duplicate_of IS DISTINCT FROM %(original)s::bigint;
+
+-- name: take_story_over
+-- The story of %(root)s (its original and every copy) made copies of %(new)s.
+UPDATE ingest.articles SET duplicate_of = %(new)s
+WHERE (id = %(root)s OR duplicate_of = %(root)s) AND id <> %(new)s
+  AND duplicate_of IS DISTINCT FROM %(new)s;
+
 -- name: feed_id_by_url
 SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 

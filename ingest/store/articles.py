@@ -106,7 +106,8 @@ class ArticleStore(StoreBase):
         """Articles fetched again because their feed entry was updated: where the text changed,
         the stored version moves to the history table and the row is updated in place (its
         change is announced like an insert); the row is the one of the article's URL, else the
-        one any of its other URL forms led to (`update_article`). The entry's update time is
+        one any of its other URL forms led to (`update_article`), and its `duplicate_of` follows
+        the new text (`_place_updated`). The entry's update time is
         recorded either way, so the page is not fetched again until the entry changes again;
         where the database refuses the new version, the stored one stays. Returns rows
         changed."""
@@ -122,7 +123,10 @@ class ArticleStore(StoreBase):
                         params = _article_params(article, feed_id)
                         params["urls"] = [article.url, *article.aliases]
                         cur = await conn.execute(q["update_article"], params)
-                        changed += len(await cur.fetchall())
+                        rows = await cur.fetchall()
+                        for (article_id,) in rows:
+                            await _place_updated(conn, article_id, article)
+                        changed += len(rows)
                 except REFUSED_VALUES as e:
                     log.warning("article_refused", url=article.url[:500], error=first_line(e))
                 await conn.execute(
@@ -375,6 +379,60 @@ async def _write(
         if adopted:
             await cur.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": sorted(adopted)})
     return outcomes
+
+
+async def _place_updated(
+    conn: psycopg.AsyncConnection[Any], article_id: int, article: Article
+) -> None:
+    """`duplicate_of` after an article's text was replaced in place: the story is the one of its
+    new text, as if it were stored now. Copies that no longer match the new text (same body, or
+    a near-duplicate) leave it as a story of their own, the earliest published of them its
+    original (as when their original is pruned); the article, with the copies that still
+    match it, then joins the story its new text copies (or takes it over, when published
+    before that story's original), else is an original. Only rows whose `duplicate_of`
+    changes are written, so only they are announced."""
+    q = queries()
+    cur = conn.cursor()
+    await cur.execute(q["updated_article_story"], {"id": article_id})
+    rows = await cur.fetchall()
+    me = next(r for r in rows if not r[5])
+    fp = article.fingerprint
+
+    def matches(body: bytes, minhash: bytes | None) -> bool:
+        if article.text and bytes(body) == article.content_hash:
+            return True
+        return fp is not None and minhash is not None and is_near_duplicate(fp.minhash, minhash)
+
+    copies = sorted((r for r in rows if r[5]), key=lambda r: (r[1], r[0]))
+    kept = [r[0] for r in copies if matches(r[2], r[3])]
+    left = [r[0] for r in copies if not matches(r[2], r[3])]
+    if left:
+        await cur.execute(q["set_duplicate_of"], {"ids": left[:1], "original": None})
+        await cur.execute(q["set_duplicate_of"], {"ids": left[1:], "original": left[0]})
+
+    story = None
+    if article.text:
+        await cur.execute(
+            q["exact_story"], {"id": article_id, "content_hash": article.content_hash}
+        )
+        story = await cur.fetchone()
+    if story is None and fp is not None:
+        params = {"bands": list(fp.bands), "url": article.url}
+        await cur.execute(q["probe_band_index"])
+        await cur.execute(q["near_duplicate_candidates"], params)
+        candidates = [r for r in await cur.fetchall() if r[0] != article_id and r[2] != article_id]
+        await cur.execute(q["probe_band_index_done"])
+        root = _original(fp, candidates)
+        if root is not None:
+            await cur.execute(q["story_original"], {"id": root})
+            story = await cur.fetchone()
+    if story is None:
+        await cur.execute(q["set_duplicate_of"], {"ids": [article_id], "original": None})
+    elif (me[1], article_id) < (story[1], story[0]):
+        await cur.execute(q["set_duplicate_of"], {"ids": [article_id], "original": None})
+        await cur.execute(q["take_story_over"], {"root": story[0], "new": article_id})
+    else:
+        await cur.execute(q["set_duplicate_of"], {"ids": [article_id, *kept], "original": story[0]})
 
 
 def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:

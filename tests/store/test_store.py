@@ -1078,3 +1078,49 @@ async def test_a_check_constraint_refusal_keeps_the_text_it_is_not_about(
     assert urls == {copied.url, good.url}
     done, _ = await store.known_entries(feed_id, [k for _, k in items])
     assert set(done) == {_key(good)}
+
+
+async def test_an_update_moves_the_article_to_the_story_of_its_new_text(
+    store: Store, database_url: str
+) -> None:
+    """duplicate_of follows an article's text when an update replaces it: a copy whose page now
+    tells another story leaves its old one (and its old original's copies stay with it), an
+    article rewritten into a copy of another story joins that one, an article whose copies no
+    longer match it leaves them a story of their own, and a later copy of the new text finds
+    the story it belongs to."""
+    feed_id = (await _feed_ids(store, 1))[0]
+
+    def at(url: str, text: str, hours: int) -> Article:
+        return replace(_with_fingerprint(url, text), published_at=NOW - timedelta(hours=hours))
+
+    wire = at("https://wire.example/rates", WIRE, 9)
+    copy = at("https://paper.example/rates", WIRE, 5)
+    council = at("https://city.example/streets", OTHER, 7)
+    await store.store_articles(feed_id, [(a, _key(a)) for a in (wire, copy, council)])
+    rows = _group(database_url)
+    assert rows[copy.url][1] == rows[wire.url][0]
+
+    # The paper's page now carries the council story: a copy of it, no longer of the wire's.
+    await store.update_articles(feed_id, [(at(copy.url, OTHER, 5), _key(copy))])
+    rows = _group(database_url)
+    assert rows[copy.url][1] == rows[council.url][0]
+    assert rows[wire.url][1] is None
+
+    # The council's page is rewritten: the paper's copy of it becomes the story's original.
+    fresh = "Entirely new words about a harbour festival, " + " ".join(
+        f"boat{n} sails past pier{n}." for n in range(40)
+    )
+    await store.update_articles(feed_id, [(at(council.url, fresh, 7), _key(council))])
+    rows = _group(database_url)
+    assert rows[council.url][1] is None
+    assert rows[copy.url][1] is None
+
+    # A later exact copy of the rewritten page belongs to the council's story.
+    late = at("https://late.example/festival", fresh, 1)
+    await store.store_articles(feed_id, [(late, _key(late))])
+    rows = _group(database_url)
+    assert rows[late.url][1] == rows[council.url][0]
+    assert all(
+        rows[url][1] is None or rows[url][1] in {r[0] for r in rows.values() if r[1] is None}
+        for url in rows
+    )
