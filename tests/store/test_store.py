@@ -1124,3 +1124,43 @@ async def test_an_update_moves_the_article_to_the_story_of_its_new_text(
         rows[url][1] is None or rows[url][1] in {r[0] for r in rows.values() if r[1] is None}
         for url in rows
     )
+
+
+async def test_a_light_edit_keeps_the_story_and_announces_only_the_edited_row(
+    store: Store, database_url: str
+) -> None:
+    """An original edited lightly stays its story's original, its copies still point at it and
+    are not announced; an article published first and rewritten into a copy of a later story
+    takes that story over, and each re-pointed row is announced once."""
+    feed_id = (await _feed_ids(store, 1))[0]
+
+    def at(url: str, text: str, hours: int) -> Article:
+        return replace(_with_fingerprint(url, text), published_at=NOW - timedelta(hours=hours))
+
+    wire = at("https://wire.example/rates", WIRE, 9)
+    copy = at("https://paper.example/rates", WIRE, 5)
+    early = at("https://early.example/streets", "Short note, soon replaced.", 20)
+    council = at("https://city.example/streets", OTHER, 7)
+    await store.store_articles(feed_id, [(a, _key(a)) for a in (wire, copy, early, council)])
+    rows = _group(database_url)
+    (last,) = _rows(database_url, "SELECT max(seq) AS seq FROM news.article_changes")
+
+    await store.update_articles(feed_id, [(at(wire.url, WIRE + " Corrected.", 9), _key(wire))])
+    await store.update_articles(feed_id, [(at(early.url, OTHER, 20), _key(early))])
+
+    after = _group(database_url)
+    assert after[copy.url][1] == rows[wire.url][0]
+    assert after[wire.url][1] is None
+    assert after[early.url][1] is None
+    assert after[council.url][1] == rows[early.url][0]
+    announced = _rows(
+        database_url,
+        "SELECT article_id, count(*) AS n FROM news.article_changes WHERE seq > %s "
+        "GROUP BY article_id",
+        (last["seq"],),
+    )
+    assert {r["article_id"]: r["n"] for r in announced} == {
+        rows[wire.url][0]: 1,
+        rows[early.url][0]: 1,
+        rows[council.url][0]: 1,
+    }
