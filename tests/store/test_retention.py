@@ -286,3 +286,18 @@ async def test_trim_keeps_recent_change_rows_and_versions(store: Store, database
     assert len(_ids(database_url, "SELECT id FROM news.articles")) == 5
     again = await store.trim_changes(timedelta(days=30))
     assert (again.changes, again.history) == (0, 0)
+
+
+async def test_trim_empties_the_change_feed_when_nothing_changed_during_the_retention(
+    store: Store, database_url: str
+) -> None:
+    """When every change row is older than the retention, none is kept: a consumer cannot
+    tell from the oldest seq that it missed rows (docs/sql.md, Retention: it goes by its own
+    clock)."""
+    feed = await _feed(store)
+    await _store(store, feed, *((n, _article(n, NEW)) for n in range(3)))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.article_changes SET changed_at = now() - interval '40 days'")
+    result = await store.trim_changes(timedelta(days=30))
+    assert result.changes == 3
+    assert _ids(database_url, "SELECT seq FROM news.article_changes") == []
