@@ -64,7 +64,9 @@ _MAYBE_FEED_TYPES: Final[dict[str, FeedKind]] = {
     "text/xml": "rss",
 }
 _FEEDISH = re.compile(r"\b(?:feed|rss|atom)\b", re.IGNORECASE)
-_COMMENTS = re.compile(r"comment", re.IGNORECASE)
+# "comments" as a word of its own (`/comments/feed/`, "Comments Feed", `comments_rss.xml`), not
+# inside another one: `/commentisfree/` and "Commentary" are sections of articles.
+_COMMENTS = re.compile(r"(?<![a-z])comments?(?:rss2?|atom|feed)?(?![a-z])", re.IGNORECASE)
 _ATOM_NS: Final = "http://www.w3.org/2005/Atom"
 _IANA_RELATIONS: Final = "http://www.iana.org/assignments/relation/"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

@@ -75,6 +75,18 @@ def _page(head: str, body: str = "") -> bytes:
             id="comment-feeds-left-out",
         ),
         pytest.param(
+            '<link rel="alternate" type="application/rss+xml" title="Opinion" '
+            'href="/commentisfree/rss">'
+            '<link rel="alternate" type="application/rss+xml" title="Commentary" '
+            'href="/opinion/rss">'
+            '<link rel="alternate" type="application/rss+xml" href="/feeds/comments_rss.xml">',
+            [
+                FeedLink("https://news.example.com/commentisfree/rss", "rss", "Opinion"),
+                FeedLink("https://news.example.com/opinion/rss", "rss", "Commentary"),
+            ],
+            id="commentary-is-not-comments",
+        ),
+        pytest.param(
             '<link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2">'
             '<link rel="alternate" type="application/json+oembed" href="/oembed?url=x">'
             '<link rel="alternate" hreflang="fr" href="/fr/">'
