@@ -34,7 +34,8 @@ def read_feed_list(data: bytes) -> list[Listed]:
     xmlUrl=...>` at any depth (an outline with only `htmlUrl` as a site); otherwise one URL a
     line, blank lines and `#` comments ignored. URLs are as written: checking them is the
     caller's."""
-    head = data.lstrip()[:512].lower()
+    # A byte order mark comes before the `<?xml` declaration that says the file is XML.
+    head = data.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:512].lower()
     if head.startswith(b"<?xml") or b"<opml" in head:
         entries = _opml(data)
     else:

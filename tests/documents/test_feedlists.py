@@ -39,6 +39,14 @@ NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
         pytest.param(NESTED_OPML.encode(), [F1, F2, F3, F4], id="opml-nested"),
         pytest.param(b"\xef\xbb\xbf" + NESTED_OPML.encode(), [F1, F2, F3, F4], id="opml-with-bom"),
         pytest.param(
+            b"\xef\xbb\xbf"
+            + NESTED_OPML.replace(
+                "?>", "?>\n<!-- " + "exported by a reader; " * 30 + "-->", 1
+            ).encode(),
+            [F1, F2, F3, F4],
+            id="opml-with-bom-and-long-comment",
+        ),
+        pytest.param(
             f'<opml version="1.0"><body><outline xmlUrl=" {F1} "/></body></opml>'.encode(),
             [F1],
             id="opml-no-declaration-url-stripped",
