@@ -201,7 +201,17 @@ def _is_comment_feed(url: str, title: str | None) -> bool:
 def _html_root(html: bytes) -> Any:
     if not html.strip():
         return None
-    parser = etree.HTMLParser(no_network=True, remove_comments=True, huge_tree=False)
+    # Without a BOM or a <meta charset>, libxml2 reads windows-1252 and mangles non-ASCII hrefs
+    # of a UTF-8 page (its charset is often only in the Content-Type header, not passed here).
+    # Bytes that are valid UTF-8 are all but never meant as another charset.
+    try:
+        html.decode("utf-8")
+        encoding: str | None = "utf-8"
+    except UnicodeDecodeError:
+        encoding = None
+    parser = etree.HTMLParser(
+        encoding=encoding, no_network=True, remove_comments=True, huge_tree=False
+    )
     try:
         return etree.fromstring(html, parser)
     except (etree.XMLSyntaxError, etree.ParserError, ValueError):

@@ -124,6 +124,25 @@ def test_feed_links_in_body_and_broken_html() -> None:
     assert feed_links(html, HOME) == (FeedLink("https://news.example.com/rss", "rss"),)
 
 
+@pytest.mark.parametrize("prefix", [b"", b"\xef\xbb\xbf"])
+def test_feed_links_non_ascii_href_without_meta_charset(prefix: bytes) -> None:
+    """A UTF-8 page that names its charset only in its Content-Type header: its links are read
+    as UTF-8, not as windows-1252."""
+    html = '<html><head><link rel="alternate" type="application/rss+xml" href="/actualités/feed/">'
+    expected = (FeedLink("https://news.example.com/actualités/feed/", "rss"),)
+    assert feed_links(prefix + html.encode(), HOME) == expected
+
+
+def test_feed_links_latin1_page_still_read() -> None:
+    """A page that is not UTF-8 is decoded as it declares."""
+    html = (
+        '<html><head><meta charset="iso-8859-1"><link rel="alternate" '
+        'type="application/rss+xml" title="Actualités" href="/actualités/feed/">'
+    )
+    expected = (FeedLink("https://news.example.com/actualités/feed/", "rss", "Actualités"),)
+    assert feed_links(html.encode("latin-1"), HOME) == expected
+
+
 @pytest.mark.parametrize("body", [b"", b"   ", b"\x00\xff\xfe garbage", b"{}", b"<rss/>"])
 def test_feed_links_of_garbage(body: bytes) -> None:
     """Anything without links gives nothing, never an exception."""
