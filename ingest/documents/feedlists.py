@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
 from lxml import etree
@@ -34,12 +35,15 @@ def read_feed_list(data: bytes) -> list[Listed]:
     xmlUrl=...>` at any depth (an outline with only `htmlUrl` as a site); otherwise one URL a
     line, blank lines and `#` comments ignored. URLs are as written: checking them is the
     caller's."""
-    # A byte order mark comes before the `<?xml` declaration that says the file is XML.
-    head = data.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:512].lower()
-    if head.startswith(b"<?xml") or b"<opml" in head:
+    # UTF-8 unless a byte order mark says UTF-16 (as Windows tools write); the mark comes
+    # before the `<?xml` declaration that says the file is XML.
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    encoding = "utf-16" if utf16 else "utf-8-sig"
+    head = data[:2048].decode(encoding, errors="replace").lstrip()[:512].lower()
+    if head.startswith("<?xml") or "<opml" in head:
         entries = _opml(data)
     else:
-        text = data.decode("utf-8-sig", errors="replace")
+        text = data.decode(encoding, errors="replace")
         entries = [
             Listed(line.strip(), number)
             for number, line in enumerate(text.splitlines(), start=1)

@@ -60,7 +60,13 @@ NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
         pytest.param(
             b'<?xml version="1.0"?><opml version="2.0"><body/></opml>', [], id="opml-empty"
         ),
+        pytest.param(
+            NESTED_OPML.replace('"UTF-8"', '"UTF-16"').encode("utf-16"),
+            [F1, F2, F3, F4],
+            id="opml-utf-16",
+        ),
         pytest.param(f"{F1}\n{F2}\n{F3}\n".encode(), [F1, F2, F3], id="lines"),
+        pytest.param(f"{F1}\n{F2}\n".encode("utf-16"), [F1, F2], id="lines-utf-16"),
         pytest.param(
             f"# my feeds\n\n{F1}\n   \n  {F2}  \n# {F4}\n\n{F3}".encode(),
             [F1, F2, F3],
