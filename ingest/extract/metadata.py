@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +20,7 @@ from ingest.byline import PREFIX, authors, is_site_name, joined
 from ingest.coverage import words
 from ingest.extract.clean import tokens
 from ingest.normalize import (
+    absolute_http_url,
     clean_inline,
     clean_url,
     site_of,
@@ -226,7 +227,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
             [_str(ld.get("dateModified")), meta.get("article:modified_time")], published_raws
         )[0],
         canonical_url=clean_inline(canonical),
-        image_url=clean_url(_ld_image(ld.get("image")) or meta.get("og:image")),
+        image_url=_image([*_ld_images(ld.get("image")), meta.get("og:image")], url),
         description=clean_inline(meta.get("og:description") or meta.get("description")),
         site_name=site_name,
         language=lang or None,
@@ -463,13 +464,27 @@ def _ld_publisher(value: Any) -> str | None:
     return None
 
 
-def _ld_image(value: Any) -> str | None:
+def _ld_images(value: Any, depth: int = 0) -> Iterator[str]:
+    """The addresses a JSON-LD `image` gives, in order: a string, an ImageObject's `url` or
+    `contentUrl`, or a list of them."""
+    if depth > 4:
+        return
     if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return _str(value.get("url"))
-    if isinstance(value, list) and value:
-        return _ld_image(value[0])
+        yield value
+    elif isinstance(value, dict):
+        for key in ("url", "contentUrl"):
+            yield from _ld_images(value.get(key), depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _ld_images(item, depth + 1)
+
+
+def _image(candidates: Iterable[str | None], url: str) -> str | None:
+    """The first candidate that is an http(s) address once resolved against the page `url`
+    (`/img/a.jpg`, `//cdn.example.com/a.jpg`); a data: URI is none."""
+    for candidate in candidates:
+        if image := clean_url(absolute_http_url(candidate, url)):
+            return image
     return None
 
 

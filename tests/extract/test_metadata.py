@@ -1,0 +1,65 @@
+"""ingest.extract.metadata.structured_metadata: the fields a page's JSON-LD and meta tags give,
+read from a parsed page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from lxml import html
+
+from ingest.extract.metadata import json_ld_article, structured_metadata
+from ingest.types import PageMetadata
+
+URL = "https://www.example.com/news/2024/story.html"
+
+
+def _meta(head: str, body: str = "<p>Text.</p>", url: str = URL) -> PageMetadata:
+    tree = html.document_fromstring(f"<html><head>{head}</head><body>{body}</body></html>")
+    return structured_metadata(tree, json_ld_article(tree), url)
+
+
+def _ld(node: dict[str, Any]) -> str:
+    return f'<script type="application/ld+json">{json.dumps(node)}</script>'
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("/img/lead.jpg", "https://www.example.com/img/lead.jpg"),
+        ("lead.jpg", "https://www.example.com/news/2024/lead.jpg"),
+        ("//cdn.example.com/lead.jpg", "https://cdn.example.com/lead.jpg"),
+        ("https://cdn.example.com/lead.jpg", "https://cdn.example.com/lead.jpg"),
+        ("data:image/gif;base64,R0lGODlhAQABAAAAACw=", None),
+    ],
+)
+def test_og_image_is_resolved_against_the_page(image: str, expected: str | None) -> None:
+    """An `og:image` written relative to the page, or without its scheme, is the image at
+    that address; a data: URI is no image address."""
+    head = f'<meta property="og:image" content="{image}">'
+    assert _meta(head).image_url == expected
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "/img/lead.jpg",
+        {"@type": "ImageObject", "url": "/img/lead.jpg"},
+        {"@type": "ImageObject", "contentUrl": "/img/lead.jpg"},
+        [{"@type": "ImageObject", "contentUrl": "https://www.example.com/img/lead.jpg"}],
+        ["data:image/gif;base64,R0lGODlhAQABAAAAACw=", "/img/lead.jpg"],
+    ],
+)
+def test_json_ld_image_as_a_string_an_object_or_a_list(image: object) -> None:
+    """JSON-LD `image` as a (relative) string, an ImageObject with `url` or `contentUrl`, or
+    a list of them: the first that is an image address, resolved against the page."""
+    head = _ld({"@type": "NewsArticle", "image": image})
+    assert _meta(head).image_url == "https://www.example.com/img/lead.jpg"
+
+
+def test_og_image_fills_in_for_a_json_ld_image_that_is_no_address() -> None:
+    """A JSON-LD `image` that is no image address gives way to `og:image`."""
+    head = _ld({"@type": "NewsArticle", "image": "data:image/png;base64,iVBORw0KGgo="})
+    head += '<meta property="og:image" content="https://cdn.example.com/og.jpg">'
+    assert _meta(head).image_url == "https://cdn.example.com/og.jpg"
