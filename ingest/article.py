@@ -1,7 +1,8 @@
 """Assemble one normalized `Article` from what the feed entry and the page say. Pure.
 
 Precedence, field by field (first non-empty wins):
-    title         feed entry > page (JSON-LD headline > og:title > trafilatura)
+    title         feed entry > page (JSON-LD headline > og:title > trafilatura), unless the
+                  page's is only the site's name
     author(s)     feed entry when it names a person > page (JSON-LD author > meta author >
                   byline shown > trafilatura); split into people by `ingest.byline.authors`
                   (never the site's own name), `author` is their ", "-joined form
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import urljoin
 
-from ingest.byline import authors, joined
+from ingest.byline import authors, joined, not_only_site_name
 from ingest.coverage import words
 from ingest.neardup import fingerprint
 from ingest.normalize import (
@@ -108,7 +109,7 @@ def build_article(
     return Article(
         url=url,
         original_url=entry_url,
-        title=clean_inline(entry.title) or (meta.title if meta else None),
+        title=clean_inline(entry.title) or not_only_site_name(meta.title if meta else None, sites),
         text=text,
         author=byline or None,
         authors=people,

@@ -131,6 +131,19 @@ def is_site_name(value: str, site_names: tuple[str, ...]) -> bool:
     return False
 
 
+def not_only_site_name(title: str | None, site_names: tuple[str, ...]) -> str | None:
+    """`title` unless it is one of the site's names and nothing else (`Golem.de`, `golem`):
+    a template that titles every page with the site's name names no headline."""
+    if not title:
+        return None
+    folded = title.casefold().strip().removeprefix("www.")
+    for site in site_names:
+        name = site.casefold().strip().removeprefix("www.")
+        if name and folded in (name, name.split(".")[0]):
+            return None
+    return title
+
+
 def _split_soft(piece: str) -> list[str]:
     parts = _SOFT.split(piece)
     if len(parts) > 1 and all(len(p.split()) >= 2 for p in parts):

@@ -16,7 +16,7 @@ from lxml import etree
 from lxml.etree import _Element
 from trafilatura.metadata import extract_author, extract_sitename, extract_title
 
-from ingest.byline import PREFIX, authors, is_site_name, joined
+from ingest.byline import PREFIX, authors, is_site_name, joined, not_only_site_name
 from ingest.coverage import words
 from ingest.extract.clean import tokens
 from ingest.normalize import (
@@ -257,7 +257,7 @@ def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) ->
     if not title:
         return heading
     stripped = strip_site_affixes(title, site_names)
-    if _mostly_within(heading, stripped):
+    if _mostly_within(heading, stripped) or not not_only_site_name(stripped, site_names):
         return heading
     return stripped
 

@@ -448,3 +448,19 @@ def test_a_relative_canonical_is_read_against_the_address_the_page_was_served_at
         if named:
             at_link = PageOutcome("https://www.example.com/news/story", wall, None, False)
             assert page_for(entry, at_link) is at_link, named
+
+
+@pytest.mark.parametrize(
+    ("page_title", "site_name"),
+    [("Example", None), ("www.example.com", None), ("The Daily Courier", "The Daily Courier")],
+)
+def test_a_page_title_that_is_only_the_site_s_name_is_no_title(
+    page_title: str, site_name: str | None
+) -> None:
+    """An entry without a title on a page titled only with the site's name (its host, the
+    host's first label, its og:site_name) is stored without a title, not as the site."""
+    page = _page(title=page_title, site_name=site_name)
+    assert _build(_entry(title=None), page).title is None
+    assert _build(_entry(title=None), _page(title="Example hires an editor")).title == (
+        "Example hires an editor"
+    )

@@ -63,3 +63,31 @@ def test_og_image_fills_in_for_a_json_ld_image_that_is_no_address() -> None:
     head = _ld({"@type": "NewsArticle", "image": "data:image/png;base64,iVBORw0KGgo="})
     head += '<meta property="og:image" content="https://cdn.example.com/og.jpg">'
     assert _meta(head).image_url == "https://cdn.example.com/og.jpg"
+
+
+@pytest.mark.parametrize(
+    ("head", "url"),
+    [
+        ('<meta property="og:title" content="Example">', URL),
+        ('<meta property="og:title" content="www.example.com">', URL),
+        (
+            '<meta property="og:title" content="The Daily Courier">'
+            '<meta property="og:site_name" content="The Daily Courier">',
+            URL,
+        ),
+        (_ld({"@type": "NewsArticle", "headline": "Example.com"}), "https://example.com/a"),
+    ],
+)
+def test_the_h1_is_the_headline_where_the_title_is_only_the_site_s_name(
+    head: str, url: str
+) -> None:
+    """A social/SEO title that is the site's name and nothing else (a template filling in
+    the site's title) gives way to the page's <h1>."""
+    body = "<h1>Council passes the budget</h1><p>Text.</p>"
+    assert _meta(head, body, url=url).title == "Council passes the budget"
+
+
+def test_a_headline_that_begins_with_the_site_s_name_is_kept() -> None:
+    """A headline whose first word is the site's name is still a headline."""
+    head = '<meta property="og:title" content="Example hires a new editor">'
+    assert _meta(head).title == "Example hires a new editor"
