@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from htmldate import find_date
-from lxml import etree
+from lxml import etree, html
 from lxml.etree import _Element
 from trafilatura.metadata import extract_author, extract_sitename, extract_title
 
@@ -228,7 +228,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
         )[0],
         canonical_url=clean_inline(canonical),
         image_url=_image([*_ld_images(ld.get("image")), meta.get("og:image")], url),
-        description=clean_inline(meta.get("og:description") or meta.get("description")),
+        description=_plain(clean_inline(meta.get("og:description") or meta.get("description"))),
         site_name=site_name,
         language=lang or None,
         tags=tags,
@@ -273,6 +273,21 @@ def _line(el: _Element) -> str:
             parts.append(_line(child))
         parts.append(child.tail or "")
     return "".join(parts)
+
+
+_MARKUP = re.compile(r"</[a-z][a-z0-9]*\s*>|<br\s*/?>", re.IGNORECASE)
+
+
+def _plain(value: str | None) -> str | None:
+    """A one-line field written with its HTML markup (a closing tag or a line break shows it:
+    `<p>The council <b>passed</b> …</p>`, escaped or not) as its text, blocks a space apart."""
+    if not value or not _MARKUP.search(value):
+        return value
+    try:
+        fragment = html.fragment_fromstring(value, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return value
+    return clean_inline(_line(fragment))
 
 
 _SUFFIX = re.compile(r"^(.*\S)\s+[|\-–—·•»:/]+\s+(\S.*)$")

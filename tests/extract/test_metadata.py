@@ -91,3 +91,27 @@ def test_a_headline_that_begins_with_the_site_s_name_is_kept() -> None:
     """A headline whose first word is the site's name is still a headline."""
     head = '<meta property="og:title" content="Example hires a new editor">'
     assert _meta(head).title == "Example hires a new editor"
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "&lt;p&gt;The council &lt;b&gt;passed&lt;/b&gt; the budget.&lt;/p&gt;",
+        "<p>The council <b>passed</b> the budget.</p>",
+        "&amp;lt;p&amp;gt;The council passed the budget.&amp;lt;/p&amp;gt;",
+    ],
+)
+def test_markup_in_a_description_is_not_kept(description: str) -> None:
+    """A description written with its HTML markup (escaped or not, once or twice) is its text."""
+    head = f'<meta property="og:description" content="{description}">'
+    assert _meta(head).description == "The council passed the budget."
+
+
+def test_paragraphs_of_a_description_written_in_markup_are_kept_apart() -> None:
+    head = '<meta name="description" content="&lt;p&gt;One.&lt;/p&gt;&lt;p&gt;Two.&lt;/p&gt;">'
+    assert _meta(head).description == "One. Two."
+
+
+def test_a_description_with_angle_brackets_that_are_no_markup_is_kept() -> None:
+    head = '<meta property="og:description" content="Growth &lt; 2 % and inflation &gt; 3 %">'
+    assert _meta(head).description == "Growth < 2 % and inflation > 3 %"
