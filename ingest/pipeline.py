@@ -180,11 +180,18 @@ class Pipeline:
             elif (feed_id := queued[i][0].feed_id) in self._committed:
                 self._committed[feed_id] += outcome.new
         # Counted as the group commits, whatever becomes of the feeds that handed it over: one
-        # stopped while it was written ends without its results, and the next poll finds those
-        # articles stored.
+        # stopped while it was written, or failing later, ends without its results, and the
+        # next poll finds those articles stored.
         committed = StoredCounts.total([o for o in written if isinstance(o, StoredCounts)])
         metrics.ARTICLES_NEW.inc(committed.new)
         metrics.DUPLICATES.inc(committed.duplicates)
+        metrics.PAGE_FALLBACKS.inc(
+            sum(
+                o.new
+                for i, o in zip(live, written, strict=True)
+                if queued[i][1].extraction_error and isinstance(o, StoredCounts)
+            )
+        )
         return outcomes
 
     async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts | Exception]:
@@ -528,7 +535,6 @@ class Pipeline:
             metrics.FEEDS_POLLED.labels(outcome.status).inc()
             metrics.FEED_SECONDS.observe(elapsed)
             metrics.ARTICLES_UPDATED.inc(outcome.updated)
-            metrics.PAGE_FALLBACKS.inc(outcome.page_errors)
             log.info(
                 "feed_processed",
                 status=outcome.status,
@@ -1092,7 +1098,6 @@ class _Storer:
         request (counted in `from_feed` where it is new)."""
         self._waiting.append((article, key))
         self._unfetched.append(unfetched)
-        self.page_errors += bool(article.extraction_error)
         if now:
             await self.flush()
 
@@ -1113,6 +1118,13 @@ class _Storer:
                 w.new
                 for w, u in zip(written, unfetched, strict=True)
                 if u and isinstance(w, StoredCounts)
+            )
+            # Stored from feed text for want of its page: counted where it committed as new, not
+            # where another feed listing the same page stored it first or the store refused it.
+            self.page_errors += sum(
+                w.new
+                for w, (a, _) in zip(written, items, strict=True)
+                if a.extraction_error and isinstance(w, StoredCounts)
             )
             if errors := [w for w in written if isinstance(w, Exception)]:
                 raise errors[0]
