@@ -426,7 +426,7 @@ class Pipeline:
                     and (feed.id in lost or leases.get(feed.id, math.inf) - margin <= now)
                 ):
                     stopped.add(feed.id)
-                    log.error("feed_lease_lost", feed_id=feed.id, url=feed.url)
+                    log.error("feed_lease_lost", feed_id=feed.id, url=redact_url(feed.url))
                     task.cancel()
 
     async def _process_guarded(self, feed: Feed) -> FeedOutcome | None:
@@ -668,7 +668,7 @@ class Pipeline:
         for f in found:
             await self.store.add_feed(f.url, f.title, kind=f.kind)
         reason = f"a web page, not a feed: replaced by {', '.join(f.url for f in found)}"
-        log.info("feed_rediscovered", found=[f.url for f in found])
+        log.info("feed_rediscovered", found=[redact_url(f.url) for f in found])
         failure = decide_feed_failure(
             feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng
         )
@@ -705,7 +705,9 @@ class Pipeline:
         if update.move_to is not None:
             kept = await self.store.move_feed(feed.id, update.move_to)
             log.info(
-                "feed_moved", new_url=update.move_to, merged_into=kept if kept != feed.id else None
+                "feed_moved",
+                new_url=redact_url(update.move_to),
+                merged_into=kept if kept != feed.id else None,
             )
         with self._finishing_poll(feed.id):
             if (error := await self._successes.add(update)) is not None:

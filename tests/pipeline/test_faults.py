@@ -347,6 +347,49 @@ async def test_a_feed_is_stopped_before_its_lease_runs_out_while_renewals_fail(
     await pipeline.aclose()
 
 
+async def test_a_feed_stopped_for_its_lease_is_logged_without_its_user_info(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed whose URL carries a token as its user-info is stopped for its lease
+    (`feed_lease_lost`): the line names the feed's URL without the token."""
+    import io
+    import logging
+
+    import structlog
+
+    from ingest import logs
+    from ingest.errors import StoreError
+
+    token = "tok-5e1f-feed"
+    release = threading.Event()
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = held_page(release)
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=1.5), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed").replace("://", f"://{token}@", 1))
+
+    async def unanswered(*args: Any, **kwargs: Any) -> set[int]:
+        raise StoreError("database unreachable: timeout")
+
+    pipeline.store.renew_leases = unanswered  # type: ignore[method-assign]
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    out = io.StringIO()
+    logs.configure("json", "info", stream=out)
+    try:
+        run = asyncio.create_task(pipeline.run())
+        await requested(server, "/s/0")
+        await asyncio.wait_for(run, 5)
+    finally:
+        release.set()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        structlog.reset_defaults()
+        await pipeline.aclose()
+    lost = [json.loads(line) for line in out.getvalue().splitlines() if "feed_lease_lost" in line]
+    assert [event["url"] for event in lost] == [server.url("/feed")]
+    assert token not in out.getvalue()
+
+
 async def test_a_feed_whose_outcome_is_being_written_when_its_lease_runs_short_is_reported(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
