@@ -502,7 +502,14 @@ class Pipeline:
         when they ask (the fetcher keeps one request per origin)."""
         task: asyncio.Task[object] = asyncio.ensure_future(self.fetcher.robots_verdict(url))
         self._robots_asked.add(task)
-        task.add_done_callback(_robots_answered(self._robots_asked))
+        task.add_done_callback(self._robots_answered)
+
+    def _robots_answered(self, task: asyncio.Task[object]) -> None:
+        """Forgets a robots.txt asked for ahead of the pages, and takes its exception, which the
+        pages meet themselves."""
+        self._robots_asked.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     async def _forget_robots_asked(self) -> None:
         """Stop the robots.txt requests still running (the run is over or stopped)."""
@@ -1021,20 +1028,6 @@ class Pipeline:
         finally:
             if held:
                 self._page_slots.release()
-
-
-def _robots_answered(
-    asked: set[asyncio.Task[object]],
-) -> Callable[[asyncio.Task[object]], None]:
-    """The done callback of a robots.txt asked for ahead of the pages (`Pipeline._ask_robots`):
-    forgets the task, and takes its exception, which the pages meet themselves."""
-
-    def answered(task: asyncio.Task[object]) -> None:
-        asked.discard(task)
-        if not task.cancelled():
-            task.exception()
-
-    return answered
 
 
 def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:
