@@ -227,6 +227,26 @@ def test_sigterm_during_once_hands_feeds_back(database_url: str) -> None:
             assert held.fetchone() == (0,)
 
 
+def _slow_feed(srv: LocalServer, release: threading.Event, database_url: str) -> dict[str, str]:
+    """One feed registered at `srv` (`/slow.xml`), whose one story's page is answered only once
+    `release` is set: its run goes on until then. The service's environment for it."""
+    srv.routes["/slow.xml"] = static(rss(srv.base, 1), "application/rss+xml")
+
+    def held(req: Request) -> Response:
+        release.wait(90)
+        return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
+
+    srv.routes["/story/0"] = held
+    e = env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120")
+    subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/slow.xml")],
+        env=e,
+        check=True,
+        capture_output=True,
+    )
+    return e
+
+
 def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str) -> None:
     """A tick that finds the run of an earlier tick still going (one feed whose page its host
     holds back) has that run claim the feeds due since: a feed registered meanwhile is polled
@@ -235,23 +255,10 @@ def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str
     only grow."""
     release = threading.Event()
     with LocalServer() as srv:
-        srv.routes["/slow.xml"] = static(rss(srv.base, 1), "application/rss+xml")
-
-        def held(req: Request) -> Response:
-            release.wait(90)
-            return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
-
-        srv.routes["/story/0"] = held
+        e = _slow_feed(srv, release, database_url)
         srv.routes["/other.xml"] = static(
             "<?xml version='1.0'?><rss version='2.0'><channel><title>Other</title></channel></rss>",
             "application/rss+xml",
-        )
-        e = env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120")
-        subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/slow.xml")],
-            env=e,
-            check=True,
-            capture_output=True,
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "ingest.cli", "run"],
@@ -354,20 +361,7 @@ def test_readiness_returns_once_ticks_work_again_while_their_run_goes_on(
     goes on (a feed whose page its host holds back), not only once the run is over."""
     release = threading.Event()
     with LocalServer() as srv:
-        srv.routes["/slow.xml"] = static(rss(srv.base, 1), "application/rss+xml")
-
-        def held(req: Request) -> Response:
-            release.wait(90)
-            return Response(200, article_page(0).encode(), {"Content-Type": "text/html"})
-
-        srv.routes["/story/0"] = held
-        e = env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120")
-        subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/slow.xml")],
-            env=e,
-            check=True,
-            capture_output=True,
-        )
+        e = _slow_feed(srv, release, database_url)
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint TO feed_hint_gone")
         port = free_port()
