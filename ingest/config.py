@@ -44,6 +44,10 @@ MAX_SECONDS = 1e9
 APScheduler interval or a database interval added to now, whose ranges end near 1e13 s; a
 value beyond them made the service fail at start, or at every claim."""
 
+MAX_DOCUMENT_BYTES = 2**30
+"""The largest cap on a feed or page body (1 GiB): a body is held whole in memory and sent to a
+worker process; no feed or article page comes near it."""
+
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
@@ -146,38 +150,52 @@ class Settings:
     allow_private_networks: bool = False
 
     # fetching
-    max_feed_bytes: int = _setting(10 * 1024 * 1024, gt=0)
-    max_page_bytes: int = _setting(5 * 1024 * 1024, gt=0)
+    max_feed_bytes: int = _setting(10 * 1024 * 1024, gt=0, le=MAX_DOCUMENT_BYTES)
+    max_page_bytes: int = _setting(5 * 1024 * 1024, gt=0, le=MAX_DOCUMENT_BYTES)
     connect_timeout: float = _setting(10.0, gt=0)
     read_timeout: float = _setting(20.0, gt=0)
     request_deadline: float = _setting(60.0, gt=0)
     max_redirects: int = _setting(5, ge=0, le=20)
-    max_connections: int = _setting(32, ge=1)
-    per_host_connections: int = _setting(2, ge=1)
+    max_connections: int = _setting(32, ge=1, le=65_535)
+    """At most 65,535: each connection holds a file descriptor and a local port, and one
+    address has no more ports than that."""
+    per_host_connections: int = _setting(2, ge=1, le=1_000)
+    """At most 1,000: a polite crawler opens a handful to one host; twice this value is also a
+    claim's per-host limit, a PostgreSQL integer (a value of 2**30 or more failed every claim)."""
     host_delay: float = _setting(0.5, ge=0)
     max_crawl_delay: float = _setting(30.0, ge=0)
     robots_cache_seconds: float = _setting(3600.0, ge=0)
 
     # work
-    workers: int = _setting(factory=usable_cpus, ge=1)
+    workers: int = _setting(factory=usable_cpus, ge=1, le=8_192)
+    """At most 8,192, Linux's largest CPU count (NR_CPUS) on common distributions: one
+    process per CPU, never more."""
     extract_timeout: float = _setting(30.0, gt=0)
     parse_timeout: float = _setting(30.0, gt=0)
-    feeds_per_tick: int = _setting(50, ge=1)
-    concurrent_feeds: int = _setting(1024, ge=1)
-    worker_backlog_bytes: int = _setting(64 * 1024 * 1024, ge=1)
+    feeds_per_tick: int = _setting(50, ge=1, le=100_000)
+    """At most 100,000 feeds leased by one claim (one query, one transaction)."""
+    concurrent_feeds: int = _setting(1024, ge=1, le=1_000_000)
+    """At most 1,000,000 feeds in flight in one process, each an asyncio task and a lease."""
+    worker_backlog_bytes: int = _setting(64 * 1024 * 1024, ge=1, le=2**40)
     """New fetches wait while this many bytes of fetched feeds and pages wait for (or are in)
-    a worker (`ingest.workers.backlog`)."""
-    max_entries_per_feed: int = _setting(200, ge=1)
-    page_attempts: int = _setting(3, ge=1)
+    a worker (`ingest.workers.backlog`). At most 1 TiB: memory, of one machine."""
+    max_entries_per_feed: int = _setting(200, ge=1, le=100_000)
+    """At most 100,000: no news feed lists more, and each entry considered is looked up in
+    the database at every poll."""
+    page_attempts: int = _setting(3, ge=1, le=1_000)
+    """At most 1,000 polls: the tries are counted in a smallint column (32,767 at most)."""
 
     # scheduling
     tick_seconds: float = _setting(30.0, gt=0)
     poll_interval: float = _setting(1800.0, gt=0)
     min_interval: float = _setting(300.0, gt=0)
     max_interval: float = _setting(86400.0, gt=0)
-    deactivate_after_failures: int = _setting(10, ge=1)
+    deactivate_after_failures: int = _setting(10, ge=1, le=1_000_000)
+    """At most 1,000,000 failures in a row (a feed failing every minute reaches that in two
+    years); counted in an integer column, which a larger value would never reach."""
     deactivate_after: float = _setting(172800.0, ge=0)
-    redirect_after_fetches: int = _setting(3, ge=1)
+    redirect_after_fetches: int = _setting(3, ge=1, le=1_000_000)
+    """At most 1,000,000 fetches, counted in an integer column as the failures are."""
     redirect_after: float = _setting(86400.0, ge=0)
     lease_seconds: float = _setting(600.0, gt=0)
 

@@ -150,6 +150,18 @@ def test_database_url_wins_over_prefixed_alias(
         ("INGEST_TICK_SECONDS", "2e9"),
         ("INGEST_CHANGE_RETENTION_DAYS", "1000000000"),
         ("INGEST_CHANGE_RETENTION_DAYS", "3000000"),
+        ("INGEST_PER_HOST_CONNECTIONS", "3000000000"),
+        ("INGEST_MAX_CONNECTIONS", "3000000000"),
+        ("INGEST_MAX_FEED_BYTES", "10000000000000"),
+        ("INGEST_MAX_PAGE_BYTES", "10000000000000"),
+        ("INGEST_WORKERS", "100000"),
+        ("INGEST_FEEDS_PER_TICK", "3000000000"),
+        ("INGEST_CONCURRENT_FEEDS", "3000000000"),
+        ("INGEST_WORKER_BACKLOG_BYTES", "10000000000000000"),
+        ("INGEST_MAX_ENTRIES_PER_FEED", "3000000000"),
+        ("INGEST_PAGE_ATTEMPTS", "40000"),
+        ("INGEST_DEACTIVATE_AFTER_FAILURES", "3000000000"),
+        ("INGEST_REDIRECT_AFTER_FETCHES", "3000000000"),
         ("INGEST_DATA_DIR", ""),
         ("INGEST_HTTP_HOST", " "),
     ],
@@ -179,6 +191,39 @@ def test_the_largest_durations_are_accepted(
     assert (settings.max_interval, settings.lease_seconds) == (1e9, 1e9)
     assert settings.change_retention_days == 365_000
     assert settings.policy().max_interval.days == 11574
+
+
+def test_the_largest_counts_and_sizes_are_accepted(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each whole-number setting is valid up to its documented maximum: connections to 65,535
+    in all and 1,000 per host, 8,192 workers, documents of 1 GiB, a backlog of 1 TiB; beyond
+    them a value failed at run time (a claim's integer parameter out of range) or asked for
+    more than one machine has."""
+    largest = {
+        "INGEST_MAX_FEED_BYTES": 2**30,
+        "INGEST_MAX_PAGE_BYTES": 2**30,
+        "INGEST_MAX_CONNECTIONS": 65_535,
+        "INGEST_PER_HOST_CONNECTIONS": 1_000,
+        "INGEST_WORKERS": 8_192,
+        "INGEST_FEEDS_PER_TICK": 100_000,
+        "INGEST_CONCURRENT_FEEDS": 1_000_000,
+        "INGEST_WORKER_BACKLOG_BYTES": 2**40,
+        "INGEST_MAX_ENTRIES_PER_FEED": 100_000,
+        "INGEST_PAGE_ATTEMPTS": 1_000,
+        "INGEST_DEACTIVATE_AFTER_FAILURES": 1_000_000,
+        "INGEST_REDIRECT_AFTER_FETCHES": 1_000_000,
+    }
+    for variable, value in largest.items():
+        monkeypatch.setenv(variable, str(value))
+    settings = load_settings()
+    for variable, value in largest.items():
+        assert getattr(settings, variable.removeprefix("INGEST_").lower()) == value
+    for variable, value in largest.items():
+        monkeypatch.setenv(variable, str(value + 1))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert all(variable in str(info.value) for variable in largest)
 
 
 def test_every_problem_reported_at_once(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
