@@ -137,13 +137,17 @@ def _validator(value: str) -> bytes:
 def _host(url: httpx.URL) -> str:
     """What politeness is kept for: the host, whatever the scheme and port. The http:// and
     https:// origins of a site are one server to spare: a feed's http:// links, each redirected
-    to https://, would otherwise reach it twice a delay, the two requests moments apart."""
-    return url.host
+    to https://, would otherwise reach it twice a delay, the two requests moments apart. A
+    name's fully qualified spelling (`example.com.`) and its capitals are the same host too
+    (httpx lower-cases the name; the root's dot is dropped here)."""
+    return url.host.lower().removesuffix(".")
 
 
 def _origin(url: httpx.URL) -> str:
+    """The key of a cached robots.txt: scheme, `_host` and port."""
     port = url.port or (443 if url.scheme == "https" else 80)
-    host = f"[{url.host}]" if ":" in url.host else url.host
+    host = _host(url)
+    host = f"[{host}]" if ":" in host else host
     return f"{url.scheme}://{host}:{port}"
 
 

@@ -24,6 +24,7 @@ from ingest.errors import FetchError
 from ingest.fetch import Fetcher
 from ingest.fetch.limits import Clock
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.network import fake_dns
 from tests.support.virtual_time import SteppingClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -146,6 +147,31 @@ async def test_two_origins_of_one_host_are_one_host_to_spare(host_a: LocalServer
             assert min(_gaps(arrivals)) >= DELAY - 1e-9, arrivals
             assert await fetcher.robots_allowed(moved.url("/new/0")) is True
             assert fetcher.host_delay(host_a.url("/old/0")) == 1.0
+
+
+async def test_a_host_name_with_a_trailing_dot_or_capitals_is_one_host(
+    host_a: LocalServer,
+) -> None:
+    """`news.example.` (the fully qualified spelling) and `NEWS.example` name the same host as
+    `news.example`: their requests start a delay apart, one after the other, and the robots.txt
+    read under one spelling (fetched once) gives its Crawl-delay to all of them."""
+    clock = SteppingClock()
+    robots = _Stamps(b"User-agent: *\nCrawl-delay: 1\n", clock=clock)
+    stamps = _Stamps(clock=clock)
+    host_a.routes["/robots.txt"], host_a.routes["/page"] = robots, stamps
+    port = host_a.port
+    spellings = ["news.example", "news.example.", "NEWS.Example."]
+    dns = fake_dns({"news.example": ["127.0.0.1"], "news.example.": ["127.0.0.1"]})
+    settings = dataclasses.replace(POLITE, per_host_connections=1)
+    async with Fetcher(settings, resolver=dns, clock=clock, sleep=clock.sleep) as fetcher:
+        for name in spellings:
+            await fetcher.fetch(f"http://{name}:{port}/page", "page")
+        assert stamps.times == pytest.approx([0.0, DELAY, 2 * DELAY])
+        assert await fetcher.robots_allowed(f"http://news.example.:{port}/page") is True
+        for name in spellings:
+            assert await fetcher.robots_allowed(f"http://{name}:{port}/page") is True
+            assert fetcher.host_delay(f"http://{name}:{port}/page") == 1.0
+    assert len(robots.times) == 1
 
 
 async def test_only_a_host_s_first_robots_txt_skips_its_delay(host_a: LocalServer) -> None:
