@@ -10,6 +10,7 @@ Precedence, field by field (first non-empty wins):
     published_at  feed entry, published then updated (always with a time of day) > page
                   (JSON-LD datePublished > article:published_time > trafilatura's date) >
                   first seen; published_source says which
+    updated_at    feed entry > page; neither date counts when more than a day ahead of now
     text          page extraction > feed content > feed summary (text_source says which);
                   a full-text feed's content first (extraction_error then NULL)
     language      detected from the text; `<html lang>`/feed language only when the text is short
@@ -17,7 +18,7 @@ Precedence, field by field (first non-empty wins):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Final
 from urllib.parse import urljoin
 
@@ -32,8 +33,8 @@ from ingest.normalize import (
     clean_url,
     content_hash,
     detect_language,
+    plausible_date,
     site_of,
-    to_utc,
     unique_tags,
 )
 from ingest.types import Article, DateSource, Extracted, OwnText, ParsedEntry, TextSource
@@ -76,9 +77,9 @@ def build_article(
     published_source: DateSource
     # RSS 1.0 carries its only date in dc:date, which feedparser reports as "updated". A date
     # more than a day ahead of now is a typo or a trick (year 9999 would pin the article to
-    # the top of every "latest" list): it is not a publication date.
-    feed_date = _plausible(entry.published_at or entry.updated_at, now)
-    page_date = _plausible(meta.published_at if meta is not None else None, now)
+    # the top of every "latest" list): it is not a publication date (`plausible_date`).
+    feed_date = plausible_date(entry.published_at or entry.updated_at, now)
+    page_date = plausible_date(meta.published_at if meta is not None else None, now)
     if feed_date is not None:
         published, published_source = feed_date, "feed"
     elif page_date is not None:
@@ -86,7 +87,10 @@ def build_article(
     else:
         published, published_source = now, "first_seen"
 
-    updated = entry.updated_at or (meta.updated_at if meta else None)
+    # Nor a modified time, by the same rule: the page's is used instead, else none.
+    updated = plausible_date(entry.updated_at, now) or plausible_date(
+        meta.updated_at if meta else None, now
+    )
     # The page's language is its extraction's: an article stored from its feed's text has
     # that text's (the extraction may begin with another story's teaser in another language).
     if meta and meta.language and text_source == "page":
@@ -116,7 +120,7 @@ def build_article(
         tags=unique_tags([*entry.tags, *(meta.tags if meta else ())]),
         published_at=published,
         published_source=published_source,
-        updated_at=to_utc(updated) if updated else None,
+        updated_at=updated,
         language=language,
         site=site,
         image_url=clean_url(entry.image_url) or (meta.image_url if meta else None),
@@ -133,13 +137,6 @@ def build_article(
         aliases=tuple(sorted(aliases)),
         fingerprint=measured.fingerprint if measured is not None else fingerprint(text),
     )
-
-
-def _plausible(when: datetime | None, now: datetime) -> datetime | None:
-    if when is None:
-        return None
-    when = to_utc(when)
-    return when if when <= now + timedelta(days=1) else None
 
 
 NOT_ARTICLE_WORDS = 50

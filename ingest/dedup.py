@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ingest.normalize import canonical_url, entry_hash
+from ingest.normalize import canonical_url, entry_hash, plausible_date
 from ingest.types import ParsedEntry
 
 
@@ -34,7 +34,11 @@ class Plan:
     invalid: int = 0
 
 
-def _updated_since(entry_updated: datetime | None, stored: datetime | None) -> bool:
+def _updated_since(
+    entry_updated: datetime | None, stored: datetime | None, now: datetime | None
+) -> bool:
+    if now is not None:  # a time too far ahead is none (`plausible_date`), as it is stored
+        entry_updated = plausible_date(entry_updated, now)
     return entry_updated is not None and (stored is None or entry_updated > stored)
 
 
@@ -70,9 +74,12 @@ def plan(
     known_urls: Mapping[str, int],
     attempts: Mapping[bytes, int] | None = None,
     invalid: int = 0,
+    now: datetime | None = None,
 ) -> Plan:
     """Done in this feed: skip, unless the entry's update time is later than the one stored
-    with it (`known_entries` maps each done entry to that time): then refetch. Link already
+    with it (`known_entries` maps each done entry to that time): then refetch. With `now`, an
+    update time more than a day ahead of it is none (`plausible_date`): the article stored no
+    such time, which would otherwise count as an update at every poll. Link already
     stored (from another feed, or via another URL form): link without fetching. Otherwise:
     fetch, carrying the count of earlier tries."""
     fetch: list[Candidate] = []
@@ -83,7 +90,7 @@ def plan(
     for c in found:
         if c.key in known_entries:
             if isinstance(known_entries, Mapping) and _updated_since(
-                c.entry.updated_at, known_entries[c.key]
+                c.entry.updated_at, known_entries[c.key], now
             ):
                 refetch.append(c)
             else:

@@ -9,7 +9,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
@@ -250,6 +250,21 @@ def to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+FUTURE_TOLERANCE = timedelta(days=1)
+"""How far ahead of now a date may be and still count: a time zone away, at most."""
+
+
+def plausible_date(when: datetime | None, now: datetime) -> datetime | None:
+    """`when` in UTC, unless it is more than `FUTURE_TOLERANCE` ahead of `now`: then no date at
+    all. A date that far ahead is a typo or a trick (year 9999 would pin an article to the top of
+    every "latest" list, or count as an update at every poll); publication and modified dates
+    alike follow this rule."""
+    if when is None:
+        return None
+    when = to_utc(when)
+    return when if when <= now + FUTURE_TOLERANCE else None
 
 
 def content_hash(text: str) -> bytes:

@@ -746,7 +746,12 @@ class Pipeline:
             feed.id, [c.key for c in found], [c.link for c in found]
         )
         plan = dedup.plan(
-            found, known_entries=done, known_urls=known_urls, attempts=attempts, invalid=invalid
+            found,
+            known_entries=done,
+            known_urls=known_urls,
+            attempts=attempts,
+            invalid=invalid,
+            now=self.clock(),
         )
         await self.store.link_entries(feed.id, plan.link)
         updated = await self._refetch(feed, plan.refetch)

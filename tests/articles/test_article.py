@@ -175,6 +175,40 @@ def test_updated_at_feed_before_page(
         assert article.updated_at.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize(
+    ("entry_updated", "page_updated", "expected"),
+    [
+        pytest.param(
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            id="feed-year-9999-page-fallback",
+        ),
+        pytest.param(
+            None, datetime(9999, 12, 31, tzinfo=UTC), None, id="page-year-9999-is-no-date"
+        ),
+        pytest.param(
+            NOW + timedelta(days=1, seconds=1),
+            NOW + timedelta(days=3),
+            None,
+            id="both-over-a-day-ahead",
+        ),
+        pytest.param(NOW + timedelta(days=1), None, NOW + timedelta(days=1), id="a-day-ahead"),
+    ],
+)
+def test_updated_at_more_than_a_day_ahead_is_no_date(
+    entry_updated: datetime | None, page_updated: datetime | None, expected: datetime | None
+) -> None:
+    """A modified time more than a day ahead of now is not one, by the rule publication dates
+    follow (it would mark the article as changed until then): the page's is used instead,
+    else none."""
+    entry = _entry(published_at=entry_updated, updated_at=entry_updated)
+    article = _build(entry, _page(published_at=page_updated, updated_at=page_updated))
+    assert article.updated_at == expected
+    published_kept = article.published_source in ("feed", "page")
+    assert published_kept == (expected is not None)
+
+
 # --- text ------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from ingest.dedup import Candidate, candidates, plan
@@ -163,3 +165,28 @@ def test_plan_partitions_candidates() -> None:
     assert fetched.isdisjoint(linked)
     assert len(fetched) + len(linked) + 1 == 3
     assert a.key not in fetched | linked
+
+
+NOW = datetime(2025, 8, 12, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("updated", "stored", "refetched"),
+    [
+        pytest.param(NOW, NOW - timedelta(hours=1), True, id="moved-forward"),
+        pytest.param(NOW, NOW, False, id="same"),
+        pytest.param(NOW + timedelta(days=1), None, True, id="a-day-ahead"),
+        pytest.param(datetime(9999, 12, 31, tzinfo=UTC), None, False, id="year-9999"),
+        pytest.param(NOW + timedelta(days=2), NOW, False, id="two-days-ahead"),
+    ],
+)
+def test_plan_refetches_an_entry_updated_since_unless_the_time_is_too_far_ahead(
+    updated: datetime, stored: datetime | None, refetched: bool
+) -> None:
+    """A done entry whose update time is later than the stored one is fetched again; one more
+    than a day ahead of now is no update time (the article stored none), not an update at
+    every poll."""
+    (entry,), _ = candidates([ParsedEntry(guid="g", link=A, title="t", updated_at=updated)])
+    p = plan([entry], known_entries={entry.key: stored}, known_urls={}, now=NOW)
+    assert (p.refetch == (entry,)) is refetched
+    assert p.skipped == (0 if refetched else 1)

@@ -579,6 +579,27 @@ async def test_updated_entry_updates_the_article_in_place(
     assert len(server.hits("/story")) == 2
 
 
+async def test_an_entry_updated_in_year_9999_is_stored_without_that_date_nor_fetched_again(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An entry whose <updated> is more than a day ahead (year 9999) has no modified time:
+    the article's modified_at is NULL, as a publication date that far ahead is none, and the
+    next polls do not take that date for an update and fetch its page again."""
+    far = datetime(9999, 12, 31, tzinfo=UTC)
+    server.routes["/story"] = static(page("First version"))
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    for n in range(3):  # a feed that changes at every poll (its summary), the date staying
+        server.routes["/feed"] = static(
+            atom(server.base, far, f"Poll {n}."), "application/atom+xml"
+        )
+        await pipeline.run(all_feeds=True)
+    (article,) = rows(database_url, "SELECT modified_at, published_at FROM news.articles")
+    assert article["modified_at"] is None
+    assert article["published_at"] == NOW
+    assert len(server.hits("/story")) == 1
+
+
 def harbour_rss(base: str, numbers: range) -> str:
     """Entries whose summaries are the story's gist, in other words than its page's."""
     items = "".join(
