@@ -674,8 +674,11 @@ class Pipeline:
             return None
         for f in found:
             await self.store.add_feed(f.url, f.title, kind=f.kind)
-        reason = f"a web page, not a feed: replaced by {', '.join(f.url for f in found)}"
-        log.info("feed_rediscovered", found=[redact_url(f.url) for f in found])
+        # Registered with their user-info (a feed may need it), named without: the reason is
+        # the page's last error, shown by `ingest feeds` and in news.feeds.
+        named = [redact_url(f.url) for f in found]
+        reason = f"a web page, not a feed: replaced by {', '.join(named)}"
+        log.info("feed_rediscovered", found=named)
         failure = decide_feed_failure(
             feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng
         )

@@ -73,6 +73,44 @@ async def test_a_web_page_registered_as_a_feed_is_replaced_by_its_feeds(
     assert stored == [(server.url("/pier"),)]
 
 
+async def test_the_feeds_found_for_a_web_page_are_named_without_their_user_info(
+    database_url: str, server: LocalServer, inline_workers: InlineWorkers
+) -> None:
+    """A page whose feed link carries a user and token (`http://reader:s3cret@host/feed.xml`):
+    the feed is registered with them (it needs them), but the page's last error and inactive
+    reason, which `ingest feeds` and news.feeds show, name it without."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    secret_url = server.url("/feed.xml").replace("://", "://reader:s3cret@")
+    server.routes["/"] = static(
+        "<html><head><title>Harbour Times</title>"
+        f'<link rel="alternate" type="application/rss+xml" title="News" href="{secret_url}">'
+        "</head><body><p>Welcome</p></body></html>"
+    )
+    server.routes["/feed.xml"] = static(
+        "<rss version='2.0'><channel><title>Harbour Times</title></channel></rss>",
+        "application/rss+xml",
+    )
+    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(
+                settings, Store(pool), fetcher, inline_workers, rng=random.Random(0)
+            )
+            await pipeline.store.add_feed(server.url("/"))
+            await pipeline.run()
+    finally:
+        await pool.close()
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        feeds = conn.execute(
+            "SELECT url, last_error, inactive_reason FROM news.feeds ORDER BY id"
+        ).fetchall()
+    assert [f["url"] for f in feeds] == [server.url("/"), secret_url]
+    expected = f"a web page, not a feed: replaced by {server.url('/feed.xml')}"
+    assert (feeds[0]["last_error"], feeds[0]["inactive_reason"]) == (expected, expected)
+
+
 T = TypeVar("T")
 
 
