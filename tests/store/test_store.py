@@ -107,10 +107,12 @@ async def test_concurrent_claims_are_disjoint(store: Store) -> None:
 @pytest.mark.parametrize("all_feeds", [False, True])
 async def test_claims_leave_out_the_feeds_of_busy_hosts(store: Store, all_feeds: bool) -> None:
     """A claim names each feed's host as `ingest.url_host` reads it (lower-cased, without user,
-    port or path) and leaves out the feeds of the hosts it is told have no room left."""
+    port, path or the root's trailing dot, as politeness counts hosts) and leaves out the feeds
+    of the hosts it is told have no room left."""
     urls = [
         "https://News.Example.com:8443/feed/",
         "https://user@news.example.com/other.xml",
+        "https://news.example.com./third.xml",
         "https://blog.example.org/feed/",
         "http://[::1]:8080/feed",
     ]
@@ -125,7 +127,7 @@ async def test_claims_leave_out_the_feeds_of_busy_hosts(store: Store, all_feeds:
     )
     assert sorted(f.host for f in claimed) == ["[::1]", "blog.example.org"]
     rest = await store.claim_feeds(owner="a", lease_seconds=600, limit=10, all_feeds=all_feeds)
-    assert [f.host for f in rest] == ["news.example.com"] * 2
+    assert [f.host for f in rest] == ["news.example.com"] * 3
 
 
 @pytest.mark.parametrize("all_feeds", [False, True])
