@@ -71,7 +71,7 @@ def plan(
     found: Iterable[Candidate],
     *,
     known_entries: Set[bytes] | Mapping[bytes, datetime | None],
-    known_urls: Mapping[str, int],
+    known_urls: Mapping[str, int | None],
     attempts: Mapping[bytes, int] | None = None,
     invalid: int = 0,
     now: datetime | None = None,
@@ -80,8 +80,9 @@ def plan(
     with it (`known_entries` maps each done entry to that time): then refetch. With `now`, an
     update time more than a day ahead of it is none (`plausible_date`): the article stored no
     such time, which would otherwise count as an update at every poll. Link already
-    stored (from another feed, or via another URL form): link without fetching. Otherwise:
-    fetch, carrying the count of earlier tries."""
+    stored (from another feed, or via another URL form): link without fetching; its article
+    pruned (None in `known_urls`): skip. Otherwise: fetch, carrying the count of earlier
+    tries."""
     fetch: list[Candidate] = []
     link: list[tuple[bytes, int]] = []
     refetch: list[Candidate] = []
@@ -96,7 +97,10 @@ def plan(
             else:
                 skipped += 1
         elif c.link in known_urls:
-            link.append((c.key, known_urls[c.link]))
+            if (article_id := known_urls[c.link]) is None:
+                skipped += 1
+            else:
+                link.append((c.key, article_id))
         else:
             fetch.append(replace(c, attempts=tries.get(c.key, 0)))
     return Plan(

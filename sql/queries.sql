@@ -202,9 +202,10 @@ WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
 -- name: known_entries
 -- The entries of a poll the feed has seen (entry_hash set; done: the entry has its article, or
--- had it until a prune; otherwise it is waiting for another try at its page), and the articles
--- stored under the links of the others (url set: known_urls), in one round trip. %(hashes)s and
--- %(urls)s are the entries' keys and links, in the same order.
+-- had it until a prune; otherwise it is waiting for another try at its page), and what is known
+-- of the links of the others (url set: known_urls; article_id NULL where it was pruned:
+-- `ingest.known_url`, sql/0023), in one round trip. %(hashes)s and %(urls)s are the entries'
+-- keys and links, in the same order.
 WITH seen AS (
     SELECT entry_hash, article_id IS NOT NULL OR pruned AS done, attempts, entry_updated_at
     FROM ingest.feed_entries
@@ -213,9 +214,9 @@ WITH seen AS (
 SELECT entry_hash, done, attempts, entry_updated_at, NULL::text AS url, NULL::bigint AS article_id
 FROM seen
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, c.url, au.article_id
+SELECT NULL, NULL, NULL, NULL, c.url, k.article_id
 FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
-JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(c.url)
+CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(c.url)) AS k
 WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done);
 
 -- name: defer_entries
@@ -232,9 +233,11 @@ WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
 RETURNING id;
 
 -- name: known_urls
-SELECT u.url, au.article_id
+-- The URLs not to fetch: those an article is stored under (its id), and those whose article
+-- was pruned (NULL): `ingest.known_url` (sql/0023).
+SELECT u.url, k.article_id
 FROM unnest(%(urls)s::text[]) AS u(url)
-JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url);
+CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(u.url)) AS k;
 
 -- name: lock_article_writes
 SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
@@ -564,11 +567,14 @@ ON CONFLICT (run_id, url_hash) DO NOTHING
 RETURNING url, state;
 
 -- name: backfill_skip_known
--- URLs whose article is already stored (by the service, or an earlier backfill) are not fetched.
+-- URLs whose article is already stored (by the service, or an earlier backfill) are not fetched,
+-- nor those whose article was pruned (`ingest.known_url`, sql/0023).
 UPDATE ingest.backfill_urls u
-SET state = 'skipped', reason = 'known', rank = NULL, updated_at = now()
+SET state = 'skipped', rank = NULL, updated_at = now(),
+    reason = CASE WHEN (SELECT k.article_id FROM ingest.known_url(u.url_hash) AS k) IS NULL
+                  THEN 'pruned' ELSE 'known' END
 WHERE u.run_id = %(run_id)s AND u.state = 'pending'
-  AND EXISTS (SELECT 1 FROM ingest.article_urls au WHERE au.url_hash = u.url_hash);
+  AND EXISTS (SELECT 1 FROM ingest.known_url(u.url_hash));
 
 -- name: backfill_unskip_limit
 -- Discovery completed again (sources walked again by a later invocation): the URLs beyond the
@@ -706,6 +712,13 @@ WHERE a.duplicate_of = h.pruned AND NOT (a.id = ANY (%(ids)s::bigint[]));
 -- The pruned articles' feed entries stay known to their feeds (sql/0017), unlinked.
 UPDATE ingest.feed_entries SET article_id = NULL, pruned = true
 WHERE article_id = ANY (%(ids)s::bigint[]);
+
+-- name: prune_urls
+-- The pruned articles' URL forms stay known (sql/0023), so that no backfill or other feed
+-- stores them again.
+INSERT INTO ingest.pruned_urls (url_hash)
+SELECT url_hash FROM ingest.article_urls WHERE article_id = ANY (%(ids)s::bigint[])
+ON CONFLICT (url_hash) DO UPDATE SET pruned_at = now();
 
 -- name: prune_changes
 -- Change rows name articles without a foreign key: those of pruned articles go with them.

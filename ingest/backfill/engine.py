@@ -435,7 +435,7 @@ class Backfill:
         (`dedup.plan`): recorded as seen by the feed, their article adopted by it when it has
         no feed yet. They are then skipped as known, never fetched."""
         known = await self.store.known_urls([link for link, _ in entries]) if entries else {}
-        links = [(key, known[link]) for link, key in entries if link in known]
+        links = [(key, article_id) for link, key in entries if (article_id := known.get(link))]
         if links:
             await self.store.link_entries(feed_id, links)
 
@@ -517,13 +517,16 @@ class Backfill:
     async def _one(self, run: BackfillRun, item: PendingUrl) -> None:
         """Fetch, extract and store one URL, then record its state: one short transaction for
         the article and one for the checkpoint, none across the network."""
-        # The service (or another backfill) may have stored it meanwhile: never fetch it twice.
+        # The service (or another backfill) may have stored it meanwhile: never fetch it twice;
+        # nor an article that was pruned (as the service's polls do not).
         if known := await self.store.known_urls([item.url]):
-            if run.feed_id is not None and item.entry_hash is not None:
-                await self.store.link_entries(run.feed_id, [(item.entry_hash, known[item.url])])
-            await self.runs.url_finished(run.id, item.url, state="skipped", reason="known")
+            article_id = known[item.url]
+            if run.feed_id is not None and item.entry_hash is not None and article_id is not None:
+                await self.store.link_entries(run.feed_id, [(item.entry_hash, article_id)])
+            reason = "known" if article_id is not None else "pruned"
+            await self.runs.url_finished(run.id, item.url, state="skipped", reason=reason)
             self.tally.skipped += 1
-            log.debug("backfill_url", status="known")
+            log.debug("backfill_url", status=reason)
             return
         entry = entry_from_json(item.entry, item.url)
         own = await self._own_text(item, entry)

@@ -38,6 +38,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
             ("undated", c.url_total("skipped", "undated")),
             ("beyond --limit", c.url_total("skipped", "limit")),
             ("already known", c.url_total("skipped", "known")),
+            ("pruned", c.url_total("skipped", "pruned")),
             ("not articles", c.url_total("skipped", "not_article")),
         )
         if n

@@ -58,17 +58,16 @@ class ArticleStore(StoreBase):
 
     async def known_entries_and_urls(
         self, feed_id: int, hashes: Sequence[bytes], links: Sequence[str]
-    ) -> tuple[dict[bytes, datetime | None], dict[bytes, int], dict[str, int]]:
+    ) -> tuple[dict[bytes, datetime | None], dict[bytes, int], dict[str, int | None]]:
         """`known_entries`, and of the links of the entries not done (`links`: one per entry,
-        in the order of `hashes`, or none), those an article is stored under (`known_urls`).
-        One round trip."""
+        in the order of `hashes`, or none), those known (`known_urls`). One round trip."""
         if links and len(links) != len(hashes):
             raise ValueError("known_entries_and_urls: one link per entry")
         params = {"feed_id": feed_id, "hashes": list(hashes), "urls": list(links)}
         rows = await self._all("known_entries", params)
         done: dict[bytes, datetime | None] = {}
         waiting: dict[bytes, int] = {}
-        urls: dict[str, int] = {}
+        urls: dict[str, int | None] = {}
         for r in rows:
             if r["url"] is not None:
                 urls[r["url"]] = r["article_id"]
@@ -83,7 +82,9 @@ class ArticleStore(StoreBase):
         if hashes:
             await self._all("defer_entries", {"feed_id": feed_id, "hashes": list(hashes)})
 
-    async def known_urls(self, urls: Sequence[str]) -> dict[str, int]:
+    async def known_urls(self, urls: Sequence[str]) -> dict[str, int | None]:
+        """Of these URLs, those not to fetch: each with the id of the article stored under it,
+        or None where that article was pruned (`ingest.known_url`, sql/0023)."""
         rows = await self._all("known_urls", {"urls": list(urls)})
         return {r["url"]: r["article_id"] for r in rows}
 

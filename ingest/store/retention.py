@@ -121,6 +121,7 @@ class RetentionStore(StoreBase):
             cur = await conn.execute(q["prune_repoint_copies"], params)
             repointed = cur.rowcount
             await conn.execute(q["prune_entries"], params)
+            await conn.execute(q["prune_urls"], params)
             await conn.execute(q["prune_changes"], params)
             cur = await conn.execute(q["prune_articles"], params)
             return cur.rowcount, repointed

@@ -139,6 +139,16 @@ def test_plan_known_url_is_linked_with_its_article_id() -> None:
     assert p.link == ((c.key, 42),)
 
 
+def test_plan_pruned_url_is_skipped_neither_fetched_nor_linked() -> None:
+    """A link whose article was pruned (None in known_urls) is skipped: not fetched again,
+    and not linked to an article that is gone."""
+    (a, b), _ = candidates([_entry(A), _entry(B)])
+    p = plan([a, b], known_entries=set(), known_urls={a.link: None})
+    assert [c.link for c in p.fetch] == [b.link]
+    assert p.link == ()
+    assert p.skipped == 1
+
+
 def test_plan_known_entry_wins_over_known_url() -> None:
     """An entry known to the feed is skipped even if its URL is stored: nothing to link again."""
     a, b, c = _three()

@@ -661,6 +661,30 @@ def test_running_twice_stores_nothing_twice(database_url: str, site: Site) -> No
     assert "18 already known" in other.stdout
 
 
+def test_articles_pruned_since_a_backfill_are_not_backfilled_again(
+    database_url: str, site: Site
+) -> None:
+    """A backfill of the sitemaps, then `ingest prune` of the articles older than 20 days: a
+    new backfill of the whole site (its feeds and sitemaps) fetches none of the pruned pages
+    and stores none of them again (skipped as pruned); the pages never stored are fetched."""
+    backfill(database_url, site.url("/sitemap_index.xml"))
+    before = numbers(site, stored(database_url))
+    pruned = ingest(database_url, "prune", "--older-than", "20d")
+    assert pruned.returncode == 0, pruned.stderr
+    kept = numbers(site, stored(database_url))
+    gone = before - kept
+    assert len(gone) >= 6, (before, kept)
+    hits = site.page_hits()
+
+    proc = backfill(database_url, site.url("/"), "--since", "2000-01-01")
+
+    assert numbers(site, stored(database_url)) == set(range(ARTICLES)) - gone
+    fetched = site.page_hits() - hits
+    assert set(fetched) == set(range(ARTICLES)) - before
+    assert f"{len(gone)} pruned" in proc.stdout
+    assert f"{len(kept)} already known" in proc.stdout
+
+
 def test_restart_walks_the_sources_again_without_refetching(database_url: str, site: Site) -> None:
     """--restart forgets the run's progress: the sources are walked again, but the articles
     stored by the first pass are skipped as known, not fetched."""

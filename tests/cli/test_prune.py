@@ -116,6 +116,30 @@ def test_a_pruned_article_its_feed_still_lists_is_not_stored_again(
     assert [len(server.hits(f"/story/{n}")) for n in range(5)] == [1, 1, 1, 1, 1]
 
 
+def test_a_pruned_article_a_new_feed_lists_is_not_stored_again(
+    database_url: str, server: LocalServer
+) -> None:
+    """Four entries stored by a poll of one feed, pruned; then a second feed listing the same
+    four links is added and polled: its entries are new to it, but their URLs were pruned, so
+    no page is fetched again and nothing is stored."""
+    server.routes["/feed.xml"] = static(rss(server.base, 4), "application/rss+xml")
+    for n in range(4):
+        server.routes[f"/story/{n}"] = static(article_page(n))
+    assert ingest(database_url, "feeds", "add", server.url("/feed.xml")).returncode == 0
+    assert ingest(database_url, "run", "--once").returncode == 0
+    assert _count(database_url, "news.articles") == 4
+    pruned = ingest(database_url, "prune", "--older-than", "90d")
+    assert pruned.returncode == 0, pruned.stderr
+
+    server.routes["/other.xml"] = static(rss(server.base, 4), "application/rss+xml")
+    assert ingest(database_url, "feeds", "add", server.url("/other.xml")).returncode == 0
+    again = ingest(database_url, "run", "--once", "--all")
+    assert again.returncode == 0, again.stderr
+
+    assert _count(database_url, "news.articles") == 0
+    assert [len(server.hits(f"/story/{n}")) for n in range(4)] == [1, 1, 1, 1]
+
+
 def test_sigterm_keeps_whole_batches_and_a_second_prune_finishes(database_url: str) -> None:
     """SIGTERM in the middle of a prune of 20,000 articles in batches of 10: exit 143 with one
     line, whole batches gone (with their URL forms and change rows), the batch in progress
