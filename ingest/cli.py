@@ -210,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive_int,
         default=250,
-        help="articles per transaction (default 250)",
+        help="articles removed and copies re-pointed per transaction (default 250)",
     )
     return p
 
@@ -728,8 +728,9 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
         when = f"published before {cutoff.isoformat(timespec='seconds')}"
         if args.dry_run:
             c = await store.prune_counts(cutoff)
+            work = c.articles + c.repointed  # a batch's N: articles removed and copies re-pointed
             print(
-                f"would remove {c.articles} articles {when} in {-(-c.articles // args.batch)} "
+                f"would remove {c.articles} articles {when} in {-(-work // args.batch)} "
                 f"batch(es) of {args.batch}, with {c.urls} URL forms, {c.bands} band rows, "
                 f"{c.history} earlier versions and {c.changes} change rows, unlink {c.entries} "
                 f"feed entries and re-point {c.repointed} copies (dry run: nothing changed)"

@@ -680,18 +680,34 @@ SELECT (SELECT count(*) FROM old) AS articles,
         WHERE a.published_at >= %(cutoff)s) AS repointed;
 
 -- name: prune_batch
--- The oldest %(limit)s articles published before the cutoff (index articles_published_at_idx),
--- and their copies published before it too: removed together, a copy is never re-pointed at
--- another copy that a later batch removes.
+-- The next batch: at most %(limit)s articles removed and copies re-pointed together, however
+-- many copies a story has. Of the oldest %(limit)s articles published before the cutoff (index
+-- articles_published_at_idx), first the copies of them published before it too, %(limit)s at
+-- a time and alone (nothing points at a copy): a copy is never re-pointed at another copy
+-- that a later batch removes. Once none is left, the oldest of them, each weighing itself and
+-- the copies outliving it that `prune_repoint_copies` re-points, as many as %(limit)s holds
+-- (always the first: a story of more copies than that is re-pointed in one transaction, the
+-- only way it stays one story with one original at every commit).
 WITH oldest AS MATERIALIZED (
-    SELECT id FROM ingest.articles
+    SELECT id, published_at FROM ingest.articles
     WHERE published_at < %(cutoff)s
     ORDER BY published_at
-    LIMIT %(limit)s)
-SELECT id FROM oldest
-UNION
-SELECT c.id FROM oldest JOIN ingest.articles c ON c.duplicate_of = oldest.id
-WHERE c.published_at < %(cutoff)s;
+    LIMIT %(limit)s),
+old_copies AS MATERIALIZED (
+    SELECT c.id FROM oldest JOIN ingest.articles c ON c.duplicate_of = oldest.id
+    WHERE c.published_at < %(cutoff)s
+    LIMIT %(limit)s),
+weighed AS (
+    SELECT o.id,
+           row_number() OVER w AS n,
+           sum(1 + (SELECT count(*) FROM ingest.articles c WHERE c.duplicate_of = o.id))
+               OVER w AS work
+    FROM oldest o
+    WHERE NOT EXISTS (SELECT 1 FROM old_copies)
+    WINDOW w AS (ORDER BY o.published_at, o.id))
+SELECT id FROM old_copies
+UNION ALL
+SELECT id FROM weighed WHERE n = 1 OR work <= %(limit)s;
 
 -- name: prune_repoint_copies
 -- Copies that outlive their original stay one story: the earliest published of them (ties: the

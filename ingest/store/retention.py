@@ -18,9 +18,10 @@ from ingest.store.base import StoreBase, queries, wrap_exceptions
 log = structlog.get_logger(__name__)
 
 DEFAULT_BATCH = 250
-"""Articles per transaction. A batch holds the article writers' turn for about 90 ms (most of it
-deleting each article's 32 band rows): four times as many hold it four times as long, and make
-the whole prune no faster (bench/README.md, prune_bench)."""
+"""Articles removed and copies re-pointed per transaction (`prune_batch`). A batch holds the
+article writers' turn for about 90 ms (most of it deleting each article's 32 band rows): four
+times as many hold it four times as long, and make the whole prune no faster (bench/README.md,
+prune_bench)."""
 
 TRIM_BATCH = 1000
 """Change rows or earlier versions per transaction (no lock is taken for them)."""
@@ -75,9 +76,11 @@ class RetentionStore(StoreBase):
         batch: int = DEFAULT_BATCH,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> PruneResult:
-        """Delete the articles published before `cutoff`, oldest first, `batch` at a time, each
-        batch in its own transaction; `on_batch(batch number, articles so far)` after each. An
-        interrupted prune keeps what it committed and leaves a consistent database."""
+        """Delete the articles published before `cutoff`, oldest first, each batch in its own
+        transaction: at most `batch` articles removed and copies re-pointed together (a story's
+        old copies go before its original, `prune_batch`); `on_batch(batch number, articles so
+        far)` after each. An interrupted prune keeps what it committed and leaves a consistent
+        database."""
         started = time.monotonic()
         articles = repointed = batches = 0
         while True:
@@ -90,8 +93,6 @@ class RetentionStore(StoreBase):
             log.debug("prune_batch", batch=batches, articles=removed, repointed=moved)
             if on_batch is not None:
                 on_batch(batches, articles)
-            if removed < batch:  # copies come on top of the oldest `batch`: none left
-                break
         return PruneResult(articles, repointed, batches, time.monotonic() - started)
 
     async def _prune_batch(self, cutoff: datetime, limit: int) -> tuple[int, int]:

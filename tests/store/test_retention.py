@@ -228,6 +228,65 @@ async def test_prune_works_in_batches_oldest_first(store: Store, database_url: s
     assert result.seconds >= 0
 
 
+async def test_a_story_with_many_old_copies_is_pruned_in_bounded_transactions(
+    store: Store, database_url: str
+) -> None:
+    """Story A: an old original with 10 old copies and 3 newer ones; story B: an old original
+    with 3 newer copies. With batch=4 no transaction removes and re-points more than 4
+    articles together (A's old copies go first, four at a time; each original goes with the
+    copies it leaves), and the end is as one transaction would leave it: the old articles gone,
+    each story's earliest newer copy its original, each re-pointed copy announced once."""
+    feed = await _feed(store)
+    story_a = " ".join(f"A story copied many times, sentence {i}." for i in range(40))
+    story_b = " ".join(f"Another story with copies of its own, line {i}." for i in range(40))
+    await _store(store, feed, (0, _article(0, OLD, story_a)))
+    await _store(store, feed, (1, _article(1, OLD + timedelta(days=1), story_b)))
+    for n in range(10, 20):
+        await _store(store, feed, (n, _article(n, OLD + timedelta(hours=n), story_a)))
+    for n in range(20, 23):
+        await _store(store, feed, (n, _article(n, NEW + timedelta(hours=n), story_a)))
+    for n in range(30, 33):
+        await _store(store, feed, (n, _article(n, NEW + timedelta(hours=n), story_b)))
+    ids = dict(
+        zip(
+            [0, 1, *range(10, 23), *range(30, 33)],
+            _ids(database_url, "SELECT id FROM ingest.articles ORDER BY id"),
+            strict=True,
+        )
+    )
+    assert len(_ids(database_url, "SELECT id FROM ingest.articles WHERE duplicate_of IS NULL")) == 2
+    seq = _ids(database_url, "SELECT max(seq) FROM ingest.article_changes")[0]
+    cutoff = await store.retention_cutoff(AGE)
+    assert (await store.prune_counts(cutoff)).articles == 12
+    work: list[tuple[int, int]] = []  # (articles so far, copies re-pointed so far)
+
+    def progress(batch: int, so_far: int) -> None:
+        updates = _ids(
+            database_url,
+            "SELECT count(*) FROM news.article_changes WHERE seq > %s AND kind = 'update'",
+            (seq,),
+        )[0]
+        work.append((so_far, updates))
+
+    result = await store.prune(cutoff, batch=4, on_batch=progress)
+
+    steps = [
+        (articles - before[0]) + (updates - before[1])
+        for before, (articles, updates) in zip([(0, 0), *work], work, strict=False)
+    ]
+    assert all(0 < step <= 4 for step in steps), (steps, work)
+    assert (result.articles, result.repointed, result.batches) == (12, 6, len(work))
+    with psycopg.connect(database_url) as conn:
+        now = dict(conn.execute("SELECT id, duplicate_of FROM news.articles").fetchall())
+        announced = conn.execute(
+            "SELECT article_id FROM news.article_changes WHERE seq > %s", (seq,)
+        ).fetchall()
+    a, b = ids[20], ids[30]
+    assert now == {a: None, ids[21]: a, ids[22]: a, b: None, ids[31]: b, ids[32]: b}
+    assert sorted(r[0] for r in announced) == sorted(now)
+    assert _dangling(database_url) == dict.fromkeys([*DEPENDENTS, "duplicate_of"], 0)
+
+
 async def test_nothing_to_prune(store: Store, database_url: str) -> None:
     """No article old enough: no batch, nothing removed, zero counts."""
     feed = await _feed(store)
