@@ -30,12 +30,13 @@ WORKDIR /src
 
 # Only what the build needs (see [tool.setuptools] in pyproject.toml: packages ingest + jobs,
 # and sql/ shipped as the package ingest.sql).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY ingest/ ingest/
 COPY jobs/ jobs/
 COPY sql/ sql/
 
-RUN pip install --no-cache-dir . \
+# The dependencies at the versions the tests passed with (constraints.txt, `make lock`).
+RUN pip install --no-cache-dir -c constraints.txt . \
     && ingest --help > /dev/null
 
 # --------------------------------------------------------------------------- runtime

@@ -5,12 +5,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install tools bench
+.PHONY: run test lint install tools bench lock
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -31,3 +31,15 @@ test: install tools lint
 
 bench: install
 	$(BIN)/python bench/ingest_bench.py
+
+# Resolve pyproject.toml's dependencies afresh in a scratch venv and pin them in constraints.txt
+# (read by `make install` and the Dockerfile). Run after changing a dependency.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	sed -n '/^#/p' constraints.txt > constraints.txt.new
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^news-ingest' >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .lock-venv
