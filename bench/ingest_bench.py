@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -277,6 +278,17 @@ def report(
             f"project: last run: {rows['project'][-1].detail['summary']}; stored from the feed's"
             f" text {rows['project'][-1].detail['feed_text']}, of which without fetching the page"
             f" {rows['project'][-1].detail['from_feed']}",
+            *(
+                [
+                    f"project: pages fetched a feed in the last run (new entries less those"
+                    f" stored from its text without a request): at most {max(paged)},"
+                    f" {sum(n > 5 for n in paged)} of {len(paged)} feeds over 5; by count"
+                    f" {dict(sorted(Counter(paged).items()))}"
+                ]
+                if rows["project"][-1].detail["from_feed"]
+                and (paged := rows["project"][-1].detail["paged"])
+                else []
+            ),
             *(
                 [f"project: later poll of the last run (the newer halves): {later}"]
                 if (later := rows["project"][-1].detail.get("later"))

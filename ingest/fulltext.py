@@ -8,13 +8,16 @@ compared. Once CONFIRM entries in a row show the feed's text to be the article (
 all of the page's text and little besides), the feed switches to full-text mode: entries are
 stored from their own text without a request, except one in RECHECK_EVERY and any entry whose
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
-compared again. MISSES comparisons in a row that fail switch the feed back, so a failed one is
+compared again, the shortest first (`shrunk`: one found to be the article vouches for the longer
+ones). MISSES comparisons in a row that fail switch the feed back, so a failed one is
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
 passing, or showed something other than the entry (`stands_unchecked`, `still_due`,
 `elsewhere`). In any feed, an entry whose page is not its article at all (a consent wall:
 `other_page`) is stored from its own text and counts neither way. An entry of fewer than
 MIN_WORDS words, or that ends like an excerpt, always has its page fetched and never counts
-towards the mode: it says nothing about the feed's other entries. (`FullText.streak` counts
+towards the mode: it says nothing about the feed's other entries; nor, until the feed is
+proven full-text, does a failed comparison whose text stands for the article (`observe`).
+(`FullText.streak` counts
 matches in a row, up to CONFIRM, or misses in a row as a negative number, down to -MISSES.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
@@ -227,6 +230,22 @@ def probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[i
     return [i for i, n in enumerate(entry_words) if n >= MIN_WORDS][:wanted]
 
 
+def shrunk(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
+    """In a proven full-text feed (`auto` mode), the shortest of the entries that `trusted`
+    does not take for articles by their length alone (under SHRUNK of the feed's shortest
+    articles; teasers aside): fetched and compared before the others are planned, since one
+    that proves to be the article lowers that bar (`_shortest`), and the feed's longer short
+    entries then need no page. A feed whose briefs run from 100 to 300 words against articles
+    of 1,000 costs one page for them, not one each. Asked again after each until it answers
+    none."""
+    if mode != "auto" or not state.on:
+        return []
+    short = [
+        (n, i) for i, n in enumerate(entry_words) if n >= MIN_WORDS and not trusted(state, mode, n)
+    ]
+    return [min(short)[1]] if short else []
+
+
 def wants_pages(
     state: FullText, mode: TextMode, entry_words: Sequence[int]
 ) -> tuple[list[bool], FullText]:
@@ -383,15 +402,23 @@ def held_by_page(feed_text: str, visible_text: str) -> float:
     return Reference(feed_text).held_by(visible_text)
 
 
-def observe(state: FullText, comparisons: Sequence[tuple[bool, float, float, int]]) -> FullText:
+def observe(
+    state: FullText, comparisons: Sequence[tuple[bool, float, float, int, bool]]
+) -> FullText:
     """The state after this poll's comparisons, in feed order (verdict, holds, clean, the feed
-    text's word count), from the state `wants_pages` planned them in. A full-text feed's count
+    text's word count, whether a failed one `stands`), from the state `wants_pages` planned
+    them in. A failed comparison whose text stands is no evidence while the feed is not proven
+    full-text (the extraction kept a related story's teaser or lost a paragraph as often as
+    the feed's text fell short); once it is, it counts as a miss, so that a feed turned to
+    excerpts of three quarters of the article switches back. A full-text feed's count
     since the last comparison is `wants_pages`'s, which placed the re-checks: the entries it
     stored from the feed after the last of them still count towards the next one. A failed
     comparison that leaves the feed full-text has its next entry compared, unless a later
     comparison of the same poll matched (that settled it)."""
     counted = state.since_check if state.on else 0
-    for same, holds, clean, n in comparisons:
+    for same, holds, clean, n, stood in comparisons:
+        if stood and not same and not state.on:
+            continue
         evidence = (
             f"feed text holds {holds:.0%} of the page, the page {clean:.0%} of it "
             f"({n} words): {'the article' if same else 'not the article'}"

@@ -35,6 +35,7 @@ from ingest.fulltext import (
     observe,
     other_page,
     probe,
+    shrunk,
     stands_unchecked,
     still_due,
     wants_pages,
@@ -846,7 +847,7 @@ class Pipeline:
             # only where its page ends where it does (its text is not measured against the
             # whole page: an excerpt's page seldom ends alike).
             compares = {i for i in indices if mode == "auto" and owns[i].words >= MIN_WORDS}
-            compared: dict[int, tuple[bool, float, float, int]] = {}
+            compared: dict[int, tuple[bool, float, float, int, bool]] = {}
             # Re-checks of a proven feed that a passing failure of their page left undone.
             unchecked: set[int] = set()
 
@@ -894,7 +895,7 @@ class Pipeline:
                     return
                 # An excerpt that ends where its page does proves nothing about the feed.
                 if not looks_cut(feed_text):
-                    compared[i] = (c.same, c.holds, c.clean, owns[i].words)
+                    compared[i] = (c.same, c.holds, c.clean, owns[i].words, c.stands)
                 if c.stands:
                     doubtful[i] = page
                     return
@@ -929,6 +930,10 @@ class Pipeline:
         # Not stored if the feed fails first: they are new entries again at the next poll.
         for i in sorted(doubtful):
             await ready(i, doubtful.pop(i), state.on, False)
+        # Entries short for a full-text feed: the shortest first, one at a time.
+        while short := shrunk(state, mode, [counts[i] for i in rest]):
+            state = await fetch([rest[j] for j in short])
+            rest = [i for i in rest if i not in seen]
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
         # Handed over together, stored with the first page that comes in (or at the end).
         for i, want in zip(rest, wanted, strict=True):

@@ -19,6 +19,9 @@ class Log:
     new: int = 0
     from_feed: int = 0
     """Entries stored from a full-text feed's own text, their pages not fetched."""
+    paged: list[int] = field(default_factory=list)
+    """Per feed: its new entries less those stored from its own text without a request, the
+    pages it fetched (where every entry is new and every page fetched is stored)."""
     feed_ms: list[int] = field(default_factory=list)
     first_start: float | None = None
     """Epoch seconds: the earliest feed start (a `feed_processed` time minus its `ms`)."""
@@ -41,7 +44,7 @@ class Log:
         return {
             "feed_ms_median": ms[len(ms) // 2] if ms else None, "feed_ms_max": max(ms or [0]),
             "statuses": dict(self.statuses), "problems": self.problems[:20], "lag": self.lag,
-            "from_feed": self.from_feed,
+            "from_feed": self.from_feed, "paged": sorted(self.paged),
         }  # fmt: skip
 
 
@@ -62,6 +65,7 @@ def read_log(text: str, width: int = 300) -> Log:
             ms = int(record.get("ms", 0))
             log.feeds, log.new = log.feeds + 1, log.new + int(record.get("new") or 0)
             log.from_feed += int(record.get("from_feed") or 0)
+            log.paged.append(int(record.get("new") or 0) - int(record.get("from_feed") or 0))
             log.feed_ms.append(ms)
             log.statuses[str(record.get("status"))] += 1
             with contextlib.suppress(KeyError, TypeError, ValueError):

@@ -34,6 +34,7 @@ from ingest.fulltext import (
     other_page,
     own_text,
     probe,
+    shrunk,
     stands,
     stands_unchecked,
     still_due,
@@ -165,13 +166,13 @@ def test_a_line_of_ellipses_is_searched_in_its_tail_only(monkeypatch: pytest.Mon
 
 
 def test_the_shortest_article_sets_the_bar_for_rechecks() -> None:
-    state = observe(FullText(), [(True, 0.98, 0.97, LONG)] * CONFIRM)
+    state = observe(FullText(), [(True, 0.98, 0.97, LONG, False)] * CONFIRM)
     assert state.words == LONG
-    shorter = observe(state, [(True, 0.98, 0.97, LONG // 2)])
+    shorter = observe(state, [(True, 0.98, 0.97, LONG // 2, False)])
     assert shorter.words == LONG // 2
     # A longer article raises it by an eighth of the difference, a mismatch not at all.
-    assert observe(shorter, [(True, 0.98, 0.97, LONG)]).words == LONG // 2 + (LONG // 2) // 8
-    assert observe(shorter, [(False, 0.3, 0.9, 20)]).words == LONG // 2
+    assert observe(shorter, [(True, 0.98, 0.97, LONG, False)]).words == LONG // 2 + (LONG // 2) // 8
+    assert observe(shorter, [(False, 0.3, 0.9, 20, False)]).words == LONG // 2
     wants, _ = wants_pages(shorter, "auto", [LONG // 2, int(SHRUNK * LONG // 2) - 1])
     assert wants == [False, True]
 
@@ -179,12 +180,14 @@ def test_the_shortest_article_sets_the_bar_for_rechecks() -> None:
 def test_one_brief_does_not_lower_the_bar_for_good() -> None:
     """After a 60-word brief, summaries of 200 words would slip under a third of the bar for
     ever; articles of the usual length bring it back up."""
-    state = observe(FullText(), [(True, 0.98, 0.97, 900)] * CONFIRM + [(True, 0.98, 0.97, 60)])
+    state = observe(
+        FullText(), [(True, 0.98, 0.97, 900, False)] * CONFIRM + [(True, 0.98, 0.97, 60, False)]
+    )
     assert state.words == 60
     wants, _ = wants_pages(state, "auto", [200])
     assert wants == [False]
     for _ in range(12):
-        state = observe(state, [(True, 0.98, 0.97, 900)])
+        state = observe(state, [(True, 0.98, 0.97, 900, False)])
     assert state.words > 3 * 200
     wants, _ = wants_pages(state, "auto", [200])
     assert wants == [True]
@@ -200,7 +203,7 @@ def test_an_excerpt_is_not_counted_as_the_article_only_in_auto_mode() -> None:
 
 
 def test_confirmed_after_several_matches_in_a_row() -> None:
-    match = (True, 0.98, 0.97, LONG)
+    match = (True, 0.98, 0.97, LONG, False)
     state = observe(FullText(), [match] * (CONFIRM - 1))
     assert not state.on
     assert state.streak == CONFIRM - 1
@@ -212,14 +215,46 @@ def test_confirmed_after_several_matches_in_a_row() -> None:
 
 def test_two_mismatches_in_a_row_switch_back() -> None:
     on = FullText(on=True, streak=5, words=LONG)
-    once = observe(on, [(False, 0.4, 0.9, 40)])
+    once = observe(on, [(False, 0.4, 0.9, 40, False)])
     assert once.on  # one miss may be the extraction's fault
     assert once.streak == -1
-    twice = observe(once, [(False, 0.4, 0.9, 40)])
+    twice = observe(once, [(False, 0.4, 0.9, 40, False)])
     assert not twice.on
     assert twice.words == 0  # what it had shown before counts no more
     # A match in between starts the count again.
-    assert observe(once, [(True, 0.99, 0.99, LONG), (False, 0.4, 0.9, 40)]).on
+    assert observe(once, [(True, 0.99, 0.99, LONG, False), (False, 0.4, 0.9, 40, False)]).on
+
+
+def test_a_text_that_stands_is_no_evidence_until_the_feed_is_proven() -> None:
+    """A failed comparison whose text stands for the article (clean, holding most of the
+    extraction) neither confirms nor counts against a feed being probed; in a proven feed it
+    is a miss, and two in a row switch the feed back (a feed turned to excerpts of three
+    quarters of the article)."""
+    match, stood = (True, 0.98, 0.97, LONG, False), (False, 0.79, 1.0, LONG, True)
+    probed = observe(FullText(), [match, stood, match])
+    assert (probed.on, probed.streak) == (False, 2)
+    assert probe(probed, "auto", [LONG] * 3) == [0]
+    assert observe(probed, [match]).on
+    assert observe(FullText(), [stood] * 10) == FullText()
+    on = FullText(on=True, streak=CONFIRM, words=LONG)
+    once = observe(on, [stood])
+    assert (once.on, once.streak) == (True, -1)
+    assert not observe(once, [stood]).on
+
+
+def test_short_entries_of_a_proven_feed_are_checked_shortest_first() -> None:
+    """Of the entries under SHRUNK of the feed's shortest article (teasers aside, which are
+    always fetched), the shortest alone is checked first: one that proves to be the article
+    lowers the bar under the others."""
+    state = FullText(on=True, streak=CONFIRM, words=900)
+    counts = [900, 200, 0, 120, 280, 40, 1200]
+    assert shrunk(state, "auto", counts) == [3]
+    after = observe(state, [(True, 0.98, 0.97, 120, False)])
+    assert after.words == 120
+    assert shrunk(after, "auto", [c for i, c in enumerate(counts) if i != 3]) == []
+    assert shrunk(FullText(), "auto", counts) == []
+    assert shrunk(state, "feed", counts) == []
+    assert shrunk(state, "auto", [900, 600]) == []
 
 
 SMALLINT = range(-32768, 32768)
@@ -231,7 +266,7 @@ def test_a_streak_stays_within_what_the_feed_s_row_holds() -> None:
     year of a busy feed's entries is tens of thousands of misses in a row), and a proven feed
     matches at each re-check for as long as it lives: its streak stays within what its row
     holds, and means what it meant (no probing after misses; three matches prove the feed)."""
-    miss, match = (False, 0.4, 0.5, LONG), (True, 0.98, 0.97, LONG)
+    miss, match = (False, 0.4, 0.5, LONG, False), (True, 0.98, 0.97, LONG, False)
     state = FullText()
     for _ in range(400):  # 100 entries a poll
         state = observe(state, [miss] * 100)
@@ -283,7 +318,7 @@ def test_a_re_check_that_matches_keeps_the_count_of_entries_stored_after_it() ->
     wants, planned = wants_pages(state, "auto", [LONG] * (RECHECK_EVERY + 5))
     assert wants.index(True) == RECHECK_EVERY - 1
     assert planned.since_check == 5
-    assert observe(planned, [(True, 0.98, 0.97, LONG)]).since_check == 5
+    assert observe(planned, [(True, 0.98, 0.97, LONG, False)]).since_check == 5
 
 
 def test_a_failed_re_check_has_the_feed_s_next_entry_compared() -> None:
@@ -292,19 +327,19 @@ def test_a_failed_re_check_has_the_feed_s_next_entry_compared() -> None:
     full RECHECK_EVERY again, a second miss switches the feed back."""
     state = FullText(on=True, streak=CONFIRM, words=LONG)
     _, planned = wants_pages(state, "auto", [LONG] * (RECHECK_EVERY + 5))
-    missed = observe(planned, [(False, 0.4, 0.9, LONG)])
+    missed = observe(planned, [(False, 0.4, 0.9, LONG, False)])
     assert missed.on
     assert missed.streak == -1
     wants, after = wants_pages(missed, "auto", [LONG] * 3)
     assert wants == [True, False, False]
     assert after.since_check == 2
-    matched = observe(after, [(True, 0.98, 0.97, LONG)])
+    matched = observe(after, [(True, 0.98, 0.97, LONG, False)])
     assert matched.on
     assert matched.streak == 1
     assert wants_pages(matched, "auto", [LONG] * (RECHECK_EVERY - 3))[0] == [False] * (
         RECHECK_EVERY - 3
     )
-    assert not observe(after, [(False, 0.4, 0.9, LONG)]).on
+    assert not observe(after, [(False, 0.4, 0.9, LONG, False)]).on
 
 
 def test_a_failed_re_check_settled_in_the_same_poll_leaves_no_comparison_due() -> None:
@@ -316,13 +351,17 @@ def test_a_failed_re_check_settled_in_the_same_poll_leaves_no_comparison_due() -
     wants, planned = wants_pages(state, "auto", counts)
     assert wants == [True, False, True, *[False] * 5]
     assert planned.since_check == 5
-    settled = observe(planned, [(False, 0.4, 0.9, LONG), (True, 0.98, 0.97, MIN_WORDS + 1)])
+    settled = observe(
+        planned, [(False, 0.4, 0.9, LONG, False), (True, 0.98, 0.97, MIN_WORDS + 1, False)]
+    )
     assert settled.on
     assert settled.streak == 1
     assert settled.since_check == 5
     assert wants_pages(settled, "auto", [LONG])[0] == [False]
     # A miss after the match is the one the next entry settles.
-    missed = observe(planned, [(True, 0.98, 0.97, MIN_WORDS + 1), (False, 0.4, 0.9, LONG)])
+    missed = observe(
+        planned, [(True, 0.98, 0.97, MIN_WORDS + 1, False), (False, 0.4, 0.9, LONG, False)]
+    )
     assert missed.since_check == RECHECK_EVERY - 1
 
 

@@ -253,6 +253,13 @@ WEATHER = (
 )
 
 
+FERRIES = (
+    "Ferry notice: from Monday the boats of the inner line call at the north pier only every "
+    "half hour, while the landing stage at the market is rebuilt, and tickets bought on board "
+    "cost a euro more than those from the machines on the quay, the operator said."
+)
+
+
 def page_with(n: int, paras: list[str]) -> str:
     body = "".join(f"<p>{p}</p>" for p in paras)
     return (
@@ -265,16 +272,17 @@ async def test_a_failed_comparison_in_a_feed_proven_in_the_same_poll_keeps_the_f
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
     """Story 1's page carries a weather note the extraction keeps: its comparison fails (the
-    feed's text holds 79% of the page), two more entries are fetched, and once the feed is
-    proven full-text story 1 is stored from the feed's text, not the page's."""
+    feed's text holds 79% of the page), but the text stands for the article, which says
+    nothing either way while the feed is probed: one more entry is fetched, and once the feed
+    is proven full-text story 1 is stored from the feed's text, not the page's."""
     site.routes["/a/1"] = static(page_with(1, [*paragraphs(1), WEATHER]))
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    assert page_hits(site) == 5
+    assert page_hits(site) == 4
     (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
     assert state["full_text"] is True
-    assert state["full_text_streak"] == 3  # 0, then 1 failed; 2, 3 and 4 in a row
+    assert state["full_text_streak"] == 3  # 0, 2 and 3 (1 failed, and stands)
     stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
     assert len(stored) == 12
     assert {r["text_source"] for r in stored} == {"feed"}
@@ -433,28 +441,66 @@ BRIEF = (
 async def test_a_failed_re_check_settled_later_in_the_same_poll_has_no_entry_compared_after(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
-    """The one-in-twenty re-check (22) fails on a page with the weather note, and entry 30, a
-    brief under a third of the feed's shortest articles, is compared in the same poll and
-    matches: the miss is settled, the entries stored from the feed after 30 count towards the
-    next re-check, and the next poll's entries are all stored from the feed."""
+    """A poll of 41 new entries holds two one-in-twenty re-checks: the first (22) fails on a
+    page with the weather note, the second (42) matches. The miss is settled, the entries
+    stored from the feed after 42 count towards the next re-check, and the next poll's
+    entries are all stored from the feed."""
+    for n in range(40, 56):
+        site.routes[f"/a/{n}"] = static(article_page(n))
     site.routes["/a/22"] = static(page_with(22, [*paragraphs(22), WEATHER]))
-    site.routes["/a/30"] = static(page_with(30, [BRIEF]))
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    story = "".join(f"<p>{p}</p>" for p in paragraphs(30))
-    site.routes["/feed"] = static(feed(site.base, range(37)).replace(story, f"<p>{BRIEF}</p>"), RSS)
+    site.routes["/feed"] = static(feed(site.base, range(53)), RSS)
     before = {r.path for r in site.requests}
     await pipeline.run(all_feeds=True)
-    assert {r.path for r in site.requests} - before == {"/a/22", "/a/30"}
+    assert {r.path for r in site.requests} - before == {"/a/22", "/a/42"}
     (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
     assert state["full_text"] is True
-    assert state["full_text_streak"] == 1  # 30 matched after 22 failed
-    site.routes["/feed"] = static(feed(site.base, range(40)).replace(story, f"<p>{BRIEF}</p>"), RSS)
+    assert state["full_text_streak"] == 1  # 42 matched after 22 failed
+    site.routes["/feed"] = static(feed(site.base, range(56)), RSS)
     before = {r.path for r in site.requests}
     await pipeline.run(all_feeds=True)
     assert {r.path for r in site.requests} - before == set()
-    assert len(rows(database_url, "SELECT id FROM news.articles")) == 40
+    assert len(rows(database_url, "SELECT id FROM news.articles")) == 56
+
+
+async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Articles of twelve paragraphs, but for entries 4, 6 and 8, briefs of four, three and two
+    paragraphs, whose pages show the same: under a third of the feed's shortest article, none
+    is stored from the feed unchecked. The shortest (8) is fetched first; its page shows it is
+    the article, which lowers the bar under the other two, and their pages are not fetched."""
+    lengths = {4: 4, 6: 3, 8: 2}
+
+    def text(n: int) -> list[str]:
+        return (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
+
+    items = ""
+    for n in range(10):
+        site.routes[f"/a/{n}"] = static(page_with(n, text(n)))
+        body = "".join(f"<p>{p}</p>" for p in text(n))
+        items += (
+            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
+            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
+        )
+    site.routes["/feed"] = static(
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>",
+        RSS,
+    )
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert [r.path for r in site.requests if r.path.startswith("/a/")][3:] == ["/a/8"]
+    assert page_hits(site) == 4
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    assert len(stored) == 10
+    assert {r["text_source"] for r in stored} == {"feed"}
+    for r in stored:
+        n = int(r["url"].rsplit("/", 1)[1])
+        assert r["text"] == clean_text("\n\n".join(text(n)))
 
 
 @pytest.mark.parametrize(("status", "due"), [(503, True), (404, False)])
@@ -615,11 +661,15 @@ async def test_a_feed_text_that_shares_nothing_with_its_entry_s_page_is_not_the_
 async def test_failures_in_one_batch_are_judged_in_feed_order(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
-    """Pages 1, 2, 6 and 7 carry the weather note. Probing: 0 matches, 1 and 2 fail, so the
-    feed is not proven and both are stored from their page. The rest are fetched together:
-    3, 4 and 5 prove the feed; 6 fails with the feed still full-text after it (stored from the
-    feed); 7 is the second miss in a row, which switches the feed back (stored from its page)."""
-    for n in (1, 2, 6, 7):
+    """Pages 1 and 2 carry the weather note and a ferry notice, 6 and 7 the weather note.
+    Probing: 0 matches, 1 and 2 fail (their texts hold too little of their pages to stand for
+    the articles), so the feed is not proven and both are stored from their page. The rest are
+    fetched together: 3, 4 and 5 prove the feed; 6 fails with the feed still full-text after
+    it (stored from the feed); 7 is the second miss in a row, which switches the feed back
+    (stored from its page): once the feed is proven, a text that stands counts as a miss."""
+    for n in (1, 2):
+        site.routes[f"/a/{n}"] = static(page_with(n, [*paragraphs(n), WEATHER, FERRIES]))
+    for n in (6, 7):
         site.routes[f"/a/{n}"] = static(page_with(n, [*paragraphs(n), WEATHER]))
     site.routes["/feed"] = static(feed(site.base, range(8)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
