@@ -842,7 +842,15 @@ class Pipeline:
         # the state their comparison leaves is known (after the batch; while probing, after it).
         doubtful: dict[int, PageOutcome] = {}
 
-        async def fetch(indices: list[int], *, probing: bool = False) -> FullText:
+        async def fetch(
+            indices: list[int],
+            *,
+            probing: bool = False,
+            earlier: tuple[FullText, list[tuple[bool, float, float, int, bool]]] | None = None,
+        ) -> FullText:
+            """`indices`' pages fetched and compared: the state after them, judged from the
+            planned state, or with `earlier`, from a state and the comparisons of rounds since
+            (to which this round's are added), as one batch would be."""
             # Only an entry that may be the article is compared: not a teaser, and an excerpt
             # only where its page ends where it does (its text is not measured against the
             # whole page: an excerpt's page seldom ends alike).
@@ -910,11 +918,12 @@ class Pipeline:
                 # wrapped in a group; a StoreError first (the feed is handed back).
                 raise _chief(failed) from None
             # Each entry's state is that of the comparisons up to it, from the planned state.
-            after, so_far, due = state, [], False
+            start, so_far = earlier if earlier is not None else (state, [])
+            after, due = observe(start, so_far), False
             for i in indices:  # feed order
                 if i in compared:
                     so_far.append(compared[i])
-                    after = observe(state, so_far)
+                    after = observe(start, so_far)
                     due = False  # a comparison after an undone re-check stands for it
                 elif i in unchecked:
                     due = True
@@ -930,9 +939,11 @@ class Pipeline:
         # Not stored if the feed fails first: they are new entries again at the next poll.
         for i in sorted(doubtful):
             await ready(i, doubtful.pop(i), state.on, False)
-        # Entries short for a full-text feed: the shortest first, one at a time.
+        # Entries short for a full-text feed: the shortest first, one at a time, judged as one
+        # batch (a match settles a miss before it, as it would in one poll's batch).
+        checks: tuple[FullText, list[tuple[bool, float, float, int, bool]]] = (state, [])
         while short := shrunk(state, mode, [counts[i] for i in rest]):
-            state = await fetch([rest[j] for j in short])
+            state = await fetch([rest[j] for j in short], earlier=checks)
             rest = [i for i in rest if i not in seen]
         wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
         # Handed over together, stored with the first page that comes in (or at the end).

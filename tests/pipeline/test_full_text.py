@@ -465,21 +465,16 @@ async def test_a_failed_re_check_settled_later_in_the_same_poll_has_no_entry_com
     assert len(rows(database_url, "SELECT id FROM news.articles")) == 56
 
 
-async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
-    database_url: str, site: LocalServer, pipeline: Pipeline
-) -> None:
-    """Articles of twelve paragraphs, but for entries 4, 6 and 8, briefs of four, three and two
-    paragraphs, whose pages show the same: under a third of the feed's shortest article, none
-    is stored from the feed unchecked. The shortest (8) is fetched first; its page shows it is
-    the article, which lowers the bar under the other two, and their pages are not fetched."""
-    lengths = {4: 4, 6: 3, 8: 2}
+def briefs_feed(site: LocalServer, lengths: dict[int, int], pages: dict[int, str]) -> None:
+    """Ten entries of twelve paragraphs, but for those of `lengths` (number: paragraphs), each
+    page showing the entry's text, unless `pages` gives it another."""
 
     def text(n: int) -> list[str]:
         return (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
 
     items = ""
     for n in range(10):
-        site.routes[f"/a/{n}"] = static(page_with(n, text(n)))
+        site.routes[f"/a/{n}"] = static(pages.get(n) or page_with(n, text(n)))
         body = "".join(f"<p>{p}</p>" for p in text(n))
         items += (
             f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
@@ -491,6 +486,17 @@ async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
         f"<channel><title>T</title>{items}</channel></rss>",
         RSS,
     )
+
+
+async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Articles of twelve paragraphs, but for entries 4, 6 and 8, briefs of four, three and two
+    paragraphs, whose pages show the same: under a third of the feed's shortest article, none
+    is stored from the feed unchecked. The shortest (8) is fetched first; its page shows it is
+    the article, which lowers the bar under the other two, and their pages are not fetched."""
+    lengths = {4: 4, 6: 3, 8: 2}
+    briefs_feed(site, lengths, {})
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
     assert [r.path for r in site.requests if r.path.startswith("/a/")][3:] == ["/a/8"]
@@ -500,7 +506,27 @@ async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
     assert {r["text_source"] for r in stored} == {"feed"}
     for r in stored:
         n = int(r["url"].rsplit("/", 1)[1])
-        assert r["text"] == clean_text("\n\n".join(text(n)))
+        paras = (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
+        assert r["text"] == clean_text("\n\n".join(paras))
+
+
+async def test_a_short_entry_that_matches_settles_a_miss_of_a_shorter_one(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Briefs of two paragraphs (8, its page padded with a weather note and a ferry notice: a
+    miss) and three (6, a match): checked shortest first, one at a time, the match settles
+    the miss as it would in one batch, so no other entry's page is fetched to settle it."""
+    paras = (paragraphs(8) + paragraphs(108))[:2]
+    briefs_feed(site, {6: 3, 8: 2}, {8: page_with(8, [*paras, WEATHER, FERRIES])})
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert [r.path for r in site.requests if r.path.startswith("/a/")][3:] == ["/a/8", "/a/6"]
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert (state["full_text"], state["full_text_streak"]) == (True, 1)
+    site.routes["/feed"] = static(feed(site.base, range(10, 14)).replace("<rss", "<rss", 1), RSS)
+    before = len(site.requests)
+    await pipeline.run(all_feeds=True)
+    assert [r.path for r in site.requests[before:] if r.path.startswith("/a/")] == []
 
 
 @pytest.mark.parametrize(("status", "due"), [(503, True), (404, False)])
