@@ -1,0 +1,146 @@
+"""Pages a full-text feed's first poll fetches, by rule: the full-text site of `ingest_bench.py
+--full-text` (each AEB page's human-written body as its entry's `content:encoded`), its first
+poll replayed with `ingest.fulltext`'s rules, each entry compared with its page as a worker
+compares them. Also on sites built from the development or the validation pages alone (split
+by site, as `quality_bench.py` splits them), so that a rule is chosen on the first and checked
+on the second.
+
+What it measures and how to run it: bench/README.md (`probe_bench.py`)."""
+
+import argparse
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+from lib import web
+from lib.corpora import aeb_bodies, aeb_ids, aeb_page, find_aeb, site_key
+
+from ingest.documents.feeds import parse_feed
+from ingest.fulltext import article_words, looks_cut, observe, probe, shrunk, wants_pages
+from ingest.types import Comparison, FullText, OwnText
+from ingest.workers.tasks import extract_page, own_texts
+
+Compared = tuple[bool, float, float, int, bool]
+
+
+@dataclass(frozen=True)
+class Entry:
+    page: str
+    own: OwnText
+    comparison: Comparison | None
+
+
+@dataclass(frozen=True)
+class Rules:
+    name: str
+    stands_neutral: bool
+    """A failed comparison whose text stands is no evidence while the feed is probed."""
+    shortest_first: bool
+    """Short entries of a proven feed checked shortest first, one at a time."""
+
+
+RULES = (
+    Rules("before (each miss counts; short entries all at once)", False, False),
+    Rules("a text that stands is no evidence while probed", True, False),
+    Rules("short entries shortest first", False, True),
+    Rules("both (the pipeline's rules)", True, True),
+)
+
+
+def feed_entries(pages: Sequence[str], bodies: dict[str, str], url: dict[str, str]) -> list[Entry]:
+    """A feed of `pages` as the site serves it, parsed and measured as the pipeline does, each
+    entry compared with its page's extraction in the worker's function."""
+    items = []
+    for n, page in enumerate(pages):
+        body = bodies.get(page.split("~")[0], "")
+        content = "".join(f"<p>{escape(x)}</p>" for x in body.split("\n") if x.strip())
+        when = datetime(2025, 8, 11, tzinfo=UTC) - timedelta(minutes=37 * n)
+        link = f"http://bench.invalid/news/{page}.html"
+        items.append(web.Item(f"Article {page[:12]}", link, when, "Summary.", "", content))
+    xml = web.rss("Bench feed", "http://bench.invalid/", items)
+    parsed = parse_feed(xml, "http://bench.invalid/feed", {})
+    owns = own_texts(list(parsed.entries))
+    entries = []
+    for page, own in zip(pages, owns, strict=True):
+        key = page.split("~")[0]
+        if key not in COMPARED:  # a page's copies carry the same text
+            ex = extract_page(AEB_HTML[key], url[key], own.text) if own.text else None
+            COMPARED[key] = ex.comparison if ex is not None else None
+        entries.append(Entry(page, own, COMPARED[key]))
+    return entries
+
+
+def first_poll(entries: Sequence[Entry], rules: Rules) -> int:
+    """The pages the first poll of a feed of `entries` fetches (`ingest.pipeline`'s order:
+    probe rounds, then short entries, then `wants_pages`)."""
+    state, mode = FullText(), "auto"
+    counts = [article_words(e.own.text, mode, e.own.words) for e in entries]
+    rest, fetched = list(range(len(entries))), set()
+    checks: list[Compared] = []
+    start = state
+
+    def round_of(indices: list[int], base: FullText, so_far: list[Compared]) -> FullText:
+        for i in indices:
+            fetched.add(i)
+            c = entries[i].comparison
+            if c is not None and not looks_cut(entries[i].own.text):
+                so_far.append((c.same, c.holds, c.clean, entries[i].own.words,
+                               c.stands and rules.stands_neutral))  # fmt: skip
+        return observe(base, so_far)
+
+    while first := probe(state, mode, [counts[i] for i in rest]):
+        state = round_of([rest[j] for j in first], state, [])
+        rest = [i for i in rest if i not in fetched]
+    if rules.shortest_first:
+        start = state
+        while short := shrunk(state, mode, [counts[i] for i in rest]):
+            state = round_of([rest[j] for j in short], start, checks)
+            rest = [i for i in rest if i not in fetched]
+    wanted, _ = wants_pages(state, mode, [counts[i] for i in rest])
+    return len(fetched) + sum(wanted)
+
+
+def part_of(page: str, url: dict[str, str]) -> str:
+    site = site_key(url[page.split("~")[0]])
+    return "dev" if hashlib.sha256(site.encode()).digest()[0] % 2 == 0 else "val"
+
+
+AEB_HTML: dict[str, bytes] = {}
+COMPARED: dict[str, Comparison | None] = {}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--feeds", type=int, default=50)
+    p.add_argument("--pages", type=int, default=167)
+    p.add_argument("--copies", type=int, default=6)
+    args = p.parse_args()
+    aeb = find_aeb(None)
+    bodies = aeb_bodies(aeb)
+    truth = json.loads((aeb / "ground-truth.json").read_text(encoding="utf-8"))
+    url = {k: v.get("url") or f"https://aeb{k}.invalid/" for k, v in truth.items()}
+    ids = aeb_ids(aeb, args.pages, args.copies)
+    for key in {i.split("~")[0] for i in ids}:
+        AEB_HTML[key] = aeb_page(aeb, key)
+    print(f"the full-text site of ingest_bench.py --feeds {args.feeds} --pages {args.pages}"
+          f" --copies {args.copies} --full-text, first poll replayed")  # fmt: skip
+    for part in (None, "dev", "val"):
+        chosen = [i for i in ids if part is None or part_of(i, url) == part]
+        n = max(1, args.feeds if part is None else args.feeds // 2)
+        feeds = [chosen[f::n] for f in range(n)]
+        measured = [feed_entries(pages, bodies, url) for pages in feeds]
+        label = "all pages" if part is None else f"{part} pages only"
+        print(f"\n{label}: {len(feeds)} feeds of {len(chosen) // len(feeds)} entries or so")
+        for rules in RULES:
+            pages = [first_poll(entries, rules) for entries in measured]
+            dist = dict(sorted(Counter(pages).items()))
+            print(f"  {rules.name:52s} {sum(pages):4d} pages, at most {max(pages):2d},"
+                  f" {sum(n > 5 for n in pages):2d} feeds over 5  {dist}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
