@@ -77,16 +77,34 @@ def repair(text: str) -> str:
 
 
 def canonical_url(url: str) -> str:
-    """Scheme/host lower-cased, default port dropped, tracking parameters (utm_*, fbclid, gclid…,
-    courlan's list) removed, remaining query parameters sorted, fragment dropped. Raises
-    ValueError on a non-http(s) URL."""
+    """Scheme/host lower-cased, default port dropped, path as `_canonical_path` makes it,
+    tracking parameters (utm_*, fbclid, gclid…, courlan's list) removed, remaining query
+    parameters sorted, fragment dropped. Raises ValueError on a non-http(s) URL."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    normalized = _courlan()(urlunsplit(parts._replace(query="", fragment="")))
+    normalized = _courlan()(urlunsplit(parts._replace(path="", query="", fragment="")))
     p = urlsplit(normalized)
-    return urlunsplit((p.scheme, p.netloc, p.path or "/", clean_query(parts.query), ""))
+    path = _canonical_path(parts.path)
+    return urlunsplit((p.scheme, p.netloc, path or "/", clean_query(parts.query), ""))
+
+
+# What a path may hold as it is (RFC 3986 `pchar` and `/`): the unreserved characters, which
+# quote() never encodes, the sub-delimiters and `:` `@`. `%` too, so that an escape stays as
+# written: `%3B` is not `;` to a server (`/a;jsessionid=1`, `/@user` and their encoded forms
+# may be two resources).
+_PATH_SAFE = "/%!$&'()*+,;=:@"
+_SLASHES = re.compile(r"/+")
+_LEADING_PARENTS = re.compile(r"^(?:/\.\.(?![^/]))+")
+
+
+def _canonical_path(path: str) -> str:
+    """A URL path with repeated slashes made one, leading `/..` segments dropped, and every
+    character a path may not hold as it is percent-encoded (whitespace, controls, quotes, angle
+    and square brackets, braces, backslash, `^`, `|`, backquote; non-ASCII as UTF-8). Reserved
+    characters and escapes are kept as written."""
+    return quote(_LEADING_PARENTS.sub("", _SLASHES.sub("/", path)), safe=_PATH_SAFE)
 
 
 def clean_query(query: str) -> str:

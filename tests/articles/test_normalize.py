@@ -164,6 +164,51 @@ def test_canonical_url_keeps_valueless_query() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://example.com/a;jsessionid=1/b", id="semicolon"),
+        pytest.param("https://example.com/@user/post", id="at-sign"),
+        pytest.param("https://example.com/news/2024,03,item", id="comma"),
+        pytest.param("https://example.com/wiki/Talk:Main_Page", id="colon"),
+        pytest.param("https://example.com/a=b+c!d$e&f'g(h)i*j~k", id="every-sub-delim"),
+        pytest.param("https://example.com/a&copy=1&lt=2", id="ampersand-not-a-reference"),
+    ],
+)
+def test_canonical_url_keeps_reserved_characters_of_the_path(url: str) -> None:
+    """RFC 3986 allows the sub-delimiters and `:` `@` unencoded in a path, and a server may
+    answer `/a;jsessionid=1` and `/a%3Bjsessionid=1`, or `/@user` and `/%40user`, as two
+    resources: the canonical URL keeps them as written. `&copy` in a path is not `©`."""
+    assert canonical_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param(
+            "https://example.com/a%3Bb/%40c", "https://example.com/a%3Bb/%40c", id="encoded-kept"
+        ),
+        pytest.param(
+            "https://example.com/a b/über", "https://example.com/a%20b/%C3%BCber", id="space-utf8"
+        ),
+        pytest.param(
+            'https://example.com/a"b<c>[d]{e}|f^g`h\\i',
+            "https://example.com/a%22b%3Cc%3E%5Bd%5D%7Be%7D%7Cf%5Eg%60h%5Ci",
+            id="not-allowed-in-a-path",
+        ),
+        pytest.param(
+            "https://example.com//a///b/../c", "https://example.com/a/b/../c", id="slashes"
+        ),
+    ],
+)
+def test_canonical_url_encodes_what_a_path_may_not_hold(url: str, expected: str) -> None:
+    """A percent-encoded reserved character stays encoded (it is not the character itself);
+    whitespace, non-ASCII (as UTF-8) and the characters a path may not hold are encoded;
+    repeated slashes are one."""
+    assert canonical_url(url) == expected
+    assert canonical_url(expected) == expected
+
+
 # --- choose_url ------------------------------------------------------------------------------
 
 
