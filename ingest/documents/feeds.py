@@ -157,6 +157,22 @@ feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media
 feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
 
 
+def _start_itunes_summary(self: Any, attrs_d: dict[str, str]) -> None:
+    """feedparser reads itunes:summary (a podcast episode's notes) as a second summary: after
+    a <description> it became the entry's content, before one it made the description the
+    content, and after a content:encoded it replaced the summary. It is kept apart, as
+    `itunes_summary` (plain text, as the iTunes specification has it)."""
+    self.push_content("itunes_summary", attrs_d, "text/plain", 1)
+
+
+def _end_itunes_summary(self: Any) -> None:
+    self.pop_content("itunes_summary")
+
+
+feedparser.namespaces.itunes.Namespace._start_itunes_summary = _start_itunes_summary
+feedparser.namespaces.itunes.Namespace._end_itunes_summary = _end_itunes_summary
+
+
 def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     lowered = {key.lower(): value for key, value in headers.items()}
     response_headers = {
@@ -279,9 +295,10 @@ def _entry(
     if any(_get(c, "value") == summary for c in contents):
         summary_detail = summary = None
     longest = max(contents, key=lambda c: len(_get(c, "value") or ""), default=None)
-    if summary is None and longest is None:
-        # The description of the entry's media is its only text in a video or photo feed.
-        summary_detail = _get(raw, "media_description_detail")
+    if longest is None and not (isinstance(summary, str) and summary.strip()):
+        # A podcast episode's notes, or the description of the entry's media in a video or
+        # photo feed, is then its only text (an empty <description/> is none).
+        summary_detail = _get(raw, "itunes_summary_detail") or _get(raw, "media_description_detail")
     return ParsedEntry(
         guid=guid,
         link=link,

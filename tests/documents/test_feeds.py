@@ -373,6 +373,53 @@ def test_a_media_description_is_neither_the_content_nor_the_summary_of_an_articl
     assert (entry.summary, entry.content) == ("What the clip shows.", None)
 
 
+def test_an_itunes_summary_is_not_the_content_of_an_article() -> None:
+    """itunes:summary is a podcast episode's notes: feedparser takes it for a second summary,
+    which became the entry's content (its summary after a content:encoded), and when it came
+    first, the <description> became the content. The content is content:encoded's text or
+    none; itunes:summary is the summary only of an entry with no other text (an empty
+    <description/> is none), and itunes:subtitle is neither."""
+    ns = (
+        'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+    )
+    description = "<description>The episode.</description>"
+    notes = "<itunes:summary>Show notes, links and credits.</itunes:summary>"
+    subtitle = "<itunes:subtitle>A short subtitle.</itunes:subtitle>"
+    full = "<content:encoded><![CDATA[<p>The full text.</p>]]></content:encoded>"
+
+    def parsed(*elements: str) -> tuple[str | None, str | None]:
+        body = f'<rss version="2.0" {ns}><channel><title>T</title><item>{GUID}'
+        entry = _one(f"{body}{''.join(elements)}</item></channel></rss>".encode())
+        return entry.summary, entry.content
+
+    for elements in (
+        (description, notes),
+        (notes, description),
+        (description, subtitle, notes),
+        (subtitle, notes, description),
+    ):
+        assert parsed(*elements) == ("The episode.", None), elements
+    for elements in (
+        (description, full, notes),
+        (description, notes, full),
+        (notes, description, full),
+        (full, description, notes),
+        (full, notes, description),
+    ):
+        assert parsed(*elements) == ("The episode.", "The full text."), elements
+    assert parsed(notes, subtitle) == ("Show notes, links and credits.", None)
+    assert parsed("<description/>", notes) == ("Show notes, links and credits.", None)
+    assert parsed(full, notes) == (None, "The full text.")
+    atom = (
+        "<feed xmlns='http://www.w3.org/2005/Atom'"
+        " xmlns:itunes='http://www.itunes.com/dtds/podcast-1.0.dtd'><title>F</title>"
+        f"<entry><id>urn:e</id><summary>The episode.</summary>{notes}</entry></feed>"
+    )
+    entry = _one(atom.encode())
+    assert (entry.summary, entry.content) == ("The episode.", None)
+
+
 def test_every_author_of_an_entry_is_kept_in_order() -> None:
     """Several Atom <author>s, dc:creators or RSS <author>s are each kept, in the feed's order
     and joined as JSON Feed authors are (feedparser's single `author` is one of them: the
