@@ -110,6 +110,9 @@ class Pipeline:
         self.policy = settings.policy()
         self._stopping = asyncio.Event()
         self._rescan = asyncio.Event()
+        self.pass_summary = RunSummary()
+        """The summary of the pass in progress, or of the last pass run: a run that fails
+        leaves here what its last pass did before it failed (the service's `tick_failed`)."""
         self.claims = 0
         """Claims that worked so far: the service's readiness learns from it that a run got
         past its claims (the failures of earlier ticks are over) while that run goes on."""
@@ -240,7 +243,7 @@ class Pipeline:
         claim again (`rescan`) hands the summary of the pass it ends to `on_pass` and returns
         the last one's: a service's run may go on for as long as feeds keep coming due, and its
         summary would otherwise only grow, every feed's outcome in it."""
-        summary = RunSummary()
+        summary = self.pass_summary = RunSummary()
         pass_started = await self.store.database_now() if all_feeds else None
         handed_back: list[int] = []
         done: set[int] = set()  # one poll per feed per pass
@@ -320,7 +323,7 @@ class Pipeline:
                     if not all_feeds:  # a new pass: what is due now, whatever this one did
                         if on_pass is not None:
                             on_pass(summary)
-                            summary = RunSummary()
+                            summary = self.pass_summary = RunSummary()
                         exhausted = blocked = False
                         done.intersection_update(f.id for f in running.values())
                         handed_back.clear()

@@ -18,9 +18,10 @@ log = structlog.get_logger(__name__)
 
 async def poll_due_feeds(pipeline: Pipeline) -> str | None:
     """One tick: process every feed that is due. Returns None when the tick worked, else why
-    not. A database outage is logged and the next tick tries again; bugs are logged with their
-    traceback. The schedule-lag gauges are refreshed either way, so a replica whose ticks fail
-    shows its backlog growing."""
+    not. A tick ends with one line: `tick_done` for each pass that polled feeds, or, where the
+    run fails, `tick_failed` (a database outage: the next tick tries again) or `tick_bug` (with
+    the traceback), each with the counts of its last pass so far. The schedule-lag gauges are
+    refreshed either way, so a replica whose ticks fail shows its backlog growing."""
     if pipeline.stopping:
         return None
     problem: str | None = None
@@ -29,10 +30,10 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
         summary = await pipeline.run(on_pass=log_pass)
     except StoreError as e:
         problem = str(e)
-        log.error("tick_failed", error=problem)
+        log.error("tick_failed", error=problem, **pass_counts(pipeline.pass_summary))
     except Exception as e:
         problem = f"internal error: {type(e).__name__}"
-        log.exception("tick_bug")
+        log.exception("tick_bug", **pass_counts(pipeline.pass_summary))
     if problem is not None:
         metrics.ERRORS.labels("tick").inc()
     await refresh_schedule_lag(pipeline)
@@ -45,14 +46,20 @@ def log_pass(summary: RunSummary) -> None:
     """The canonical line of a pass over the due feeds (`tick_done`), where it polled any: at
     the end of a run, and each time a run still going claims again (`Pipeline.rescan`)."""
     if summary.feeds:
-        log.info(
-            "tick_done",
-            feeds=summary.feeds,
-            ok=summary.ok,
-            not_modified=summary.not_modified,
-            failed=summary.failed,
-            new=summary.new_articles,
-        )
+        log.info("tick_done", **pass_counts(summary))
+
+
+def pass_counts(summary: RunSummary) -> dict[str, int]:
+    """The counts of a pass's line: `tick_done`'s, and those of a tick that failed
+    (`tick_failed`, `tick_bug`: what its last pass did before it failed), so that every tick's
+    line carries the same fields."""
+    return {
+        "feeds": summary.feeds,
+        "ok": summary.ok,
+        "not_modified": summary.not_modified,
+        "failed": summary.failed,
+        "new": summary.new_articles,
+    }
 
 
 async def refresh_schedule_lag(pipeline: Pipeline) -> None:

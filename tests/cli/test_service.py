@@ -353,6 +353,53 @@ def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
     assert proc.returncode == 0
 
 
+TICK_COUNTS = ("feeds", "ok", "not_modified", "failed", "new")
+
+
+def test_a_failed_tick_logs_one_line_with_its_counts(database_url: str) -> None:
+    """A tick whose run fails (its claim refused: a schema the service does not expect) ends
+    with one line saying so, `tick_failed`, carrying the counts `tick_done` carries (what the
+    pass did before it failed: nothing here), so that the ticks of a replica can be counted
+    from its log whether they worked or not."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ingest.feeds (url) VALUES ('http://127.0.0.1:9/a.xml')")
+        conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint TO feed_hint_gone")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env=env(database_url, INGEST_TICK_SECONDS="0.3", INGEST_HTTP_PORT="0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[dict[str, object]] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(
+        target=lambda: lines.extend(
+            json.loads(line) for line in proc.stderr or () if line.startswith("{")
+        ),
+        daemon=True,
+    )
+    reader.start()
+    try:
+        failed = wait_until(
+            lambda: sum(e["event"] == "tick_failed" for e in list(lines)) >= 3, timeout=60
+        )
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+        proc.stderr.close()
+    assert failed, [e["event"] for e in lines]
+    ticks = [e for e in lines if str(e["event"]).startswith("tick_")]
+    assert {e["event"] for e in ticks} == {"tick_failed"}
+    for tick in ticks:
+        assert "feed_hint" in str(tick["error"])
+        assert {name: tick.get(name) for name in TICK_COUNTS} == dict.fromkeys(TICK_COUNTS, 0)
+
+
 def test_readiness_returns_once_ticks_work_again_while_their_run_goes_on(
     database_url: str,
 ) -> None:

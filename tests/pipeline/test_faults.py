@@ -505,6 +505,44 @@ async def test_a_claim_that_fails_mid_run_lets_the_feeds_in_progress_finish(
     await pipeline.aclose()
 
 
+async def test_a_tick_whose_run_fails_logs_what_its_pass_did_so_far(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """The database does not answer a claim taken once the feeds in progress are done: the
+    run fails, and its tick ends with one line, `tick_failed`, with the counts of the pass so
+    far (the feed polled and its article), as `tick_done` would have had them."""
+    from structlog.testing import capture_logs
+
+    from ingest.errors import StoreError
+    from jobs.tasks import poll_due_feeds
+
+    server.routes["/a.xml"] = static(rss(server.base, ["/a/0"]), "application/rss+xml")
+    server.routes["/a/0"] = static(page("/a/0"))
+    pipeline = await make_pipeline(
+        settings(database_url, concurrent_feeds=1, feeds_per_tick=1), workers, resources
+    )
+    await pipeline.store.add_feed(server.url("/a.xml"))
+    claim = pipeline.store.claim_feeds
+    claims = 0
+
+    async def second_unanswered(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            raise StoreError("database unreachable: timeout")
+        return await claim(*args, **kwargs)
+
+    pipeline.store.claim_feeds = second_unanswered  # type: ignore[method-assign]
+    with capture_logs() as logged:
+        problem = await asyncio.wait_for(poll_due_feeds(pipeline), 30)
+    await pipeline.aclose()
+    assert problem == "database unreachable: timeout"
+    ticks = [e for e in logged if e["event"].startswith("tick_")]
+    assert [
+        (e["event"], e.get("feeds"), e.get("ok"), e.get("failed"), e.get("new")) for e in ticks
+    ] == [("tick_failed", 1, 1, 0, 1)]
+
+
 async def _either_page(server: LocalServer) -> None:
     """Until one of the two held pages has been asked for."""
     while not any(r.path in ("/a/0", "/b/0") for r in server.requests):  # noqa: ASYNC110
