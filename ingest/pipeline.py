@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -137,10 +137,11 @@ class Pipeline:
         (`_finishing_poll`): writes that change nothing once the lease is another process's,
         and that release it themselves. `_renew_leases` does not stop them."""
         self._handing_back: asyncio.Future[None] | None = None
-        self._committed: dict[int, int] = {}
-        """New articles committed so far for each feed a pass is polling, whatever becomes of
-        the poll: a feed that fails, or is handed back, after some of its articles committed
-        still counts them in the pass's summary."""
+        self._committed: dict[int, _Committed] = {}
+        """What committed so far for each feed a pass is polling (new articles, articles
+        updated in place), whatever becomes of the poll: a feed that fails, or is handed back,
+        after some of its writes committed still counts them in its outcome and the pass's
+        summary (`_count_committed`)."""
         # Outcomes of polls are written in groups: while one group is being written, the
         # outcomes of the feeds that finish meanwhile gather for the next (one commit each).
         self._successes: GroupWriter[FeedUpdate, Exception | None] = GroupWriter(
@@ -181,8 +182,8 @@ class Pipeline:
             outcomes[i] = outcome
             if isinstance(outcome, Exception):
                 queued[i][0].failed = True
-            elif (feed_id := queued[i][0].feed_id) in self._committed:
-                self._committed[feed_id] += outcome.new
+            else:
+                self._count_committed(queued[i][0].feed_id, new=outcome.new)
         # Counted as the group commits, whatever becomes of the feeds that handed it over: one
         # stopped while it was written, or failing later, ends without its results, and the
         # next poll finds those articles stored.
@@ -197,6 +198,12 @@ class Pipeline:
             )
         )
         return outcomes
+
+    def _count_committed(self, feed_id: int, *, new: int = 0, updated: int = 0) -> None:
+        """Counts what a write of the feed's committed (`_committed`), as it commits."""
+        if (committed := self._committed.get(feed_id)) is not None:
+            committed.new += new
+            committed.updated += updated
 
     async def _store_many(self, items: list[WriteItem]) -> list[StoredCounts | Exception]:
         """The article writer's write: one transaction for the articles of several feeds,
@@ -305,7 +312,7 @@ class Pipeline:
                     for feed in feeds:
                         if feed.id not in done:
                             done.add(feed.id)
-                            self._committed[feed.id] = 0
+                            self._committed[feed.id] = _Committed()
                             leases[feed.id] = claimed_at + self.settings.lease_seconds
                             per_host[feed.host] += 1
                             running[asyncio.create_task(self._process_guarded(feed))] = feed
@@ -334,7 +341,7 @@ class Pipeline:
                 for task in [t for t in running if t in finished]:
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
-                    committed = self._committed.pop(feed.id, 0)
+                    committed = self._committed.pop(feed.id, _Committed()).new
                     per_host[feed.host] -= 1
                     if per_host[feed.host] < share:
                         blocked = False
@@ -545,7 +552,7 @@ class Pipeline:
             elapsed = time.monotonic() - started
             metrics.FEEDS_POLLED.labels(outcome.status).inc()
             metrics.FEED_SECONDS.observe(elapsed)
-            metrics.ARTICLES_UPDATED.inc(outcome.updated)
+            # (ingest_articles_updated_total counts updates as they commit: `_refetch`.)
             log.info(
                 "feed_processed",
                 status=outcome.status,
@@ -585,8 +592,11 @@ class Pipeline:
             )
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
-        # Articles that committed before the failure stay stored: counted as new.
-        return FeedOutcome(feed.id, "error", new=self._committed.get(feed.id, 0), error=message)
+        # Articles that committed before the failure stay stored (new) or updated: counted.
+        committed = self._committed.get(feed.id, _Committed())
+        return FeedOutcome(
+            feed.id, "error", new=committed.new, updated=committed.updated, error=message
+        )
 
     async def _process(self, feed: Feed) -> FeedOutcome:
         result = await self.fetcher.fetch(
@@ -985,7 +995,12 @@ class Pipeline:
                 continue
             if article is not None:
                 items.append((article, c.key))
-        return await self.store.update_articles(feed.id, items)
+        updated = await self.store.update_articles(feed.id, items)
+        # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
+        # later keeps them updated.
+        metrics.ARTICLES_UPDATED.inc(updated)
+        self._count_committed(feed.id, updated=updated)
+        return updated
 
     def _article(
         self,
@@ -1089,6 +1104,14 @@ and a feed waiting for its store waits for the group before its own (50 articles
 groups of ten already cost 0.68 of the CPU per article of groups of one)."""
 WRITER_GRACE = 10.0
 """Seconds a stopping pipeline waits for a group of articles being written."""
+
+
+@dataclass(slots=True)
+class _Committed:
+    """What a feed's poll committed so far (`Pipeline._committed`)."""
+
+    new: int = 0
+    updated: int = 0
 
 
 _Queued = tuple["_Storer", Article, bytes | None]

@@ -617,6 +617,44 @@ async def test_updated_entry_updates_the_article_in_place(
     assert len(server.hits("/story")) == 2
 
 
+def articles_updated_counted() -> float:
+    """`ingest_articles_updated_total` as the metrics registry has it now."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("ingest_articles_updated_total") or 0.0
+
+
+async def test_an_update_that_committed_counts_though_its_feed_fails_later(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An article updated in place commits before the rest of its feed's poll: a feed that
+    fails after it (here: a bug once its entries are handled) still counts the update, in
+    its outcome (`updated`) and in ingest_articles_updated_total, as it counts the new
+    articles that committed."""
+    server.routes["/story"] = static(page("First version"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+
+    server.routes["/story"] = static(page("Second version"))
+    server.routes["/feed"] = static(
+        atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml"
+    )
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("broken after the update")
+
+    pipeline.store.defer_entries = broken  # type: ignore[method-assign]
+    before = articles_updated_counted()
+    summary = await pipeline.run(all_feeds=True)
+    await pipeline.aclose()
+    (article,) = rows(database_url, "SELECT text FROM news.articles")
+    assert "Second version." in article["text"]
+    assert [(o.status, o.updated) for o in summary.outcomes] == [("error", 1)]
+    assert articles_updated_counted() - before == 1
+
+
 async def test_an_entry_updated_in_year_9999_is_stored_without_that_date_nor_fetched_again(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
