@@ -364,25 +364,33 @@ UPDATE ingest.feed_entries
 SET entry_updated_at = GREATEST(entry_updated_at, %(entry_updated_at)s)
 WHERE feed_id = %(feed_id)s AND entry_hash = %(entry_hash)s;
 
+-- name: article_to_update
+-- An article whose page changed (ArticleStore.update_articles), locked until its update: the row
+-- whose URL it is, else the one that the first of its URL forms (%(urls)s: its URL, then the
+-- entry's link and where its page was fetched from) led to (article_urls): an entry of a
+-- full-text feed, updated from its own text without a request, has its link for URL, while its
+-- article may have been stored from its page under the address the link redirected to, and the
+-- other way round. Nothing when the text is the same.
+SELECT id
+FROM ingest.articles
+WHERE id = COALESCE(
+          (SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s)),
+          (SELECT au.article_id
+           FROM unnest(%(urls)s::text[]) WITH ORDINALITY AS u(url, n)
+           JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url)
+           ORDER BY u.n
+           LIMIT 1))
+  AND content_hash <> %(content_hash)s
+FOR UPDATE;
+
 -- name: update_article
--- An article whose page changed: the stored version goes to the history, the row is updated in
--- place. Nothing happens when the text is the same. The row is the one whose URL it is, else the
--- one that the first of its URL forms (%(urls)s: its URL, then the entry's link and where its
--- page was fetched from) led to (article_urls): an entry of a full-text feed, updated from its
--- own text without a request, has its link for URL, while its article may have been stored from
--- its page under the address the link redirected to, and the other way round.
+-- The article %(id)s (article_to_update) updated in place: the stored version goes to the
+-- history, and the row takes the new text with the story that text places it in
+-- (%(duplicate_of)s), in one UPDATE, so that the edit is one change row.
 WITH old AS (
     SELECT id, title, text, author, content_hash, modified_at
     FROM ingest.articles
-    WHERE id = COALESCE(
-              (SELECT id FROM ingest.articles WHERE url_hash = ingest.url_hash(%(url)s)),
-              (SELECT au.article_id
-               FROM unnest(%(urls)s::text[]) WITH ORDINALITY AS u(url, n)
-               JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url)
-               ORDER BY u.n
-               LIMIT 1))
-      AND content_hash <> %(content_hash)s
-    FOR UPDATE
+    WHERE id = %(id)s AND content_hash <> %(content_hash)s
 ), kept AS (
     INSERT INTO ingest.article_history (article_id, title, text, author, content_hash, modified_at)
     SELECT id, title, text, author, content_hash, modified_at FROM old
@@ -403,14 +411,15 @@ SET title = %(title)s,
     extraction_error = %(extraction_error)s,
     minhash = %(minhash)s,
     lsh_bands = %(lsh_bands)s,
-    updated_at = %(fetched_at)s
+    updated_at = %(fetched_at)s,
+    duplicate_of = %(duplicate_of)s::bigint
 FROM kept
 WHERE a.id = kept.article_id
 RETURNING a.id;
 
 -- name: updated_article_story
--- An article just updated in place (update_article), and the copies pointing at it, to place it
--- again by its new text (ArticleStore.update_articles).
+-- An article about to be updated in place (article_to_update), and the copies pointing at it,
+-- to place it again by its new text (ArticleStore.update_articles).
 SELECT id, published_at, content_hash, minhash, duplicate_of, false AS copy
 FROM ingest.articles WHERE id = %(id)s
 UNION ALL

@@ -107,11 +107,11 @@ class ArticleStore(StoreBase):
         """Articles fetched again because their feed entry was updated: where the text changed,
         the stored version moves to the history table and the row is updated in place (its
         change is announced like an insert); the row is the one of the article's URL, else the
-        one any of its other URL forms led to (`update_article`), and its `duplicate_of` follows
-        the new text (`_place_updated`). The entry's update time is
-        recorded either way, so the page is not fetched again until the entry changes again;
-        where the database refuses the new version, the stored one stays. Returns rows
-        changed."""
+        one any of its other URL forms led to (`article_to_update`), and its `duplicate_of`
+        follows the new text (`_place_updated`), written with it: one change row for the edit.
+        The entry's update time is recorded either way, so the page is not fetched again until
+        the entry changes again; where the database refuses the new version, the stored one
+        stays. Returns rows changed."""
         if not items:
             return 0
         q = queries()
@@ -123,11 +123,12 @@ class ArticleStore(StoreBase):
                     async with conn.transaction():
                         params = _article_params(article, feed_id)
                         params["urls"] = [article.url, *article.aliases]
-                        cur = await conn.execute(q["update_article"], params)
-                        rows = await cur.fetchall()
-                        for (article_id,) in rows:
-                            await _place_updated(conn, article_id, article)
-                        changed += len(rows)
+                        cur = await conn.execute(q["article_to_update"], params)
+                        for (article_id,) in await cur.fetchall():
+                            params["id"] = article_id
+                            params["duplicate_of"] = await _place_updated(conn, article_id, article)
+                            cur = await conn.execute(q["update_article"], params)
+                            changed += len(await cur.fetchall())
                 except REFUSED_VALUES as e:
                     log.warning("article_refused", url=article.url[:500], error=first_line(e))
                 await conn.execute(
@@ -384,14 +385,16 @@ async def _write(
 
 async def _place_updated(
     conn: psycopg.AsyncConnection[Any], article_id: int, article: Article
-) -> None:
-    """`duplicate_of` after an article's text was replaced in place: the story is the one of its
-    new text, as if it were stored now. Copies that no longer match the new text (same body, or
-    a near-duplicate) leave it as a story of their own, the earliest published of them its
-    original (as when their original is pruned); the article, with the copies that still
-    match it, then joins the story its new text copies (or takes it over, when published
-    before that story's original), else is an original. Only rows whose `duplicate_of`
-    changes are written, so only they are announced."""
+) -> int | None:
+    """The `duplicate_of` of an article whose text is being replaced in place by `article`'s:
+    the story is the one of its new text, as if it were stored now. Copies that no longer match
+    the new text (same body, or a near-duplicate) leave it as a story of their own, the
+    earliest published of them its original (as when their original is pruned); the article,
+    with the copies that still match it, then joins the story its new text copies (or takes it
+    over, when published before that story's original), else is an original. The other rows
+    are written here, only those whose `duplicate_of` changes, so only they are announced; the
+    article's is returned, for the UPDATE of its text (`update_article`) to write with it, so
+    that its edit is one change, not one for the text and another for the story."""
     q = queries()
     cur = conn.cursor()
     await cur.execute(q["updated_article_story"], {"id": article_id})
@@ -428,12 +431,12 @@ async def _place_updated(
             await cur.execute(q["story_original"], {"id": root})
             story = await cur.fetchone()
     if story is None:
-        await cur.execute(q["set_duplicate_of"], {"ids": [article_id], "original": None})
-    elif (me[1], article_id) < (story[1], story[0]):
-        await cur.execute(q["set_duplicate_of"], {"ids": [article_id], "original": None})
+        return None
+    if (me[1], article_id) < (story[1], story[0]):
         await cur.execute(q["take_story_over"], {"root": story[0], "new": article_id})
-    else:
-        await cur.execute(q["set_duplicate_of"], {"ids": [article_id, *kept], "original": story[0]})
+        return None
+    await cur.execute(q["set_duplicate_of"], {"ids": kept, "original": story[0]})
+    return int(story[0])
 
 
 def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:

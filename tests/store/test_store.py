@@ -1128,6 +1128,63 @@ async def test_an_update_moves_the_article_to_the_story_of_its_new_text(
     )
 
 
+async def test_an_edit_that_moves_an_article_to_another_story_is_one_change(
+    store: Store, database_url: str
+) -> None:
+    """An edit whose new text moves the article to another story is one change of its row:
+    one change row, which finds it with its new text and its new `duplicate_of` (joining the
+    story, or taking it over), not one for the text and another for the story. The other rows
+    it re-points are announced once each, as before."""
+    feed_id = (await _feed_ids(store, 1))[0]
+
+    def at(url: str, text: str, hours: int) -> Article:
+        return replace(_with_fingerprint(url, text), published_at=NOW - timedelta(hours=hours))
+
+    festival = "Entirely new words about a harbour festival, " + " ".join(
+        f"boat{n} sails past pier{n}." for n in range(40)
+    )
+    railway = "A quite different report on a mountain railway, " + " ".join(
+        f"train{n} climbs to station{n}." for n in range(40)
+    )
+    wire = at("https://wire.example/rates", WIRE, 9)
+    copy = at("https://paper.example/rates", WIRE, 5)
+    council = at("https://city.example/streets", OTHER, 7)
+    fair = at("https://fair.example/festival", festival, 9)
+    paper = at("https://paper.example/festival", festival, 5)
+    mountain = at("https://hills.example/railway", railway, 3)
+    stored = (wire, copy, council, fair, paper, mountain)
+    await store.store_articles(feed_id, [(a, _key(a)) for a in stored])
+    rows = _group(database_url)
+    assert rows[copy.url][1] == rows[wire.url][0]
+    assert rows[paper.url][1] == rows[fair.url][0]
+    (last,) = _rows(database_url, "SELECT max(seq) AS seq FROM news.article_changes")
+
+    # The paper's page now carries the council story: it joins it (council published first).
+    await store.update_articles(feed_id, [(at(copy.url, OTHER, 5), _key(copy))])
+    # The paper's festival page now carries the railway story, published before the railway's
+    # own page: it takes that story over, and the railway's page is re-pointed at it.
+    await store.update_articles(feed_id, [(at(paper.url, railway, 5), _key(paper))])
+
+    after = _group(database_url)
+    assert after[copy.url][1] == rows[council.url][0]
+    assert after[paper.url][1] is None
+    assert after[mountain.url][1] == rows[paper.url][0]
+    assert after[wire.url][1] is None
+    assert after[fair.url][1] is None
+    changes = _rows(
+        database_url,
+        "SELECT article_id, kind FROM news.article_changes WHERE seq > %s ORDER BY seq",
+        (last["seq"],),
+    )
+    assert sorted((r["article_id"], r["kind"]) for r in changes) == sorted(
+        [
+            (rows[copy.url][0], "update"),
+            (rows[paper.url][0], "update"),
+            (rows[mountain.url][0], "update"),
+        ]
+    )
+
+
 async def test_a_light_edit_keeps_the_story_and_announces_only_the_edited_row(
     store: Store, database_url: str
 ) -> None:
