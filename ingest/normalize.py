@@ -96,15 +96,32 @@ def canonical_url(url: str) -> str:
 # may be two resources).
 _PATH_SAFE = "/%!$&'()*+,;=:@"
 _SLASHES = re.compile(r"/+")
-_LEADING_PARENTS = re.compile(r"^(?:/\.\.(?![^/]))+")
 
 
 def _canonical_path(path: str) -> str:
-    """A URL path with repeated slashes made one, leading `/..` segments dropped, and every
+    """A URL path with repeated slashes made one, its `.` and `..` segments resolved (RFC 3986's
+    remove_dot_segments: `/a/./b/../c` is `/a/c`, a `..` above the root goes), and every
     character a path may not hold as it is percent-encoded (whitespace, controls, quotes, angle
     and square brackets, braces, backslash, `^`, `|`, backquote; non-ASCII as UTF-8). Reserved
     characters and escapes are kept as written."""
-    return quote(_LEADING_PARENTS.sub("", _SLASHES.sub("/", path)), safe=_PATH_SAFE)
+    return quote(_without_dot_segments(_SLASHES.sub("/", path)), safe=_PATH_SAFE)
+
+
+def _without_dot_segments(path: str) -> str:
+    """`path` (absolute, or empty) without `.` and `..` segments, as a browser resolves them
+    before it sends the request: the same resource's every spelling has one canonical URL."""
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    # A path ending in a dot segment names a directory: `/a/b/..` is `/a/`.
+    if segments and segments[-1] in (".", ".."):
+        kept.append("")
+    return "/" + "/".join(kept) if path else path
 
 
 def clean_query(query: str) -> str:

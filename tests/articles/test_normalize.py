@@ -196,8 +196,14 @@ def test_canonical_url_keeps_reserved_characters_of_the_path(url: str) -> None:
             "https://example.com/a%22b%3Cc%3E%5Bd%5D%7Be%7D%7Cf%5Eg%60h%5Ci",
             id="not-allowed-in-a-path",
         ),
+        pytest.param("https://example.com//a///b", "https://example.com/a/b", id="slashes"),
         pytest.param(
-            "https://example.com//a///b/../c", "https://example.com/a/b/../c", id="slashes"
+            "https://example.com/a/./b/../c", "https://example.com/a/c", id="dot-segments"
+        ),
+        pytest.param("https://example.com/a/b/..", "https://example.com/a/", id="ends-in-dots"),
+        pytest.param("https://example.com/../../a/.", "https://example.com/a/", id="above-root"),
+        pytest.param(
+            "https://example.com/a/.b/..c/...", "https://example.com/a/.b/..c/...", id="not-dots"
         ),
     ],
 )
