@@ -173,6 +173,40 @@ feedparser.namespaces.itunes.Namespace._start_itunes_summary = _start_itunes_sum
 feedparser.namespaces.itunes.Namespace._end_itunes_summary = _end_itunes_summary
 
 
+_start_description_as_feedparser = feedparser.namespaces._base.Namespace._start_description
+_end_description_as_feedparser = feedparser.namespaces._base.Namespace._end_description
+
+
+def _start_description(self: Any, attrs_d: dict[str, str]) -> None:
+    """feedparser reads a description-like element after another (a `dc:description` beside
+    the RSS `<description>`, a second `<description>`) as the entry's content, which would be
+    taken for the article's own text, or, after a content:encoded, as the summary in the
+    first one's place. It is kept apart, as `description_again`: the entry's summary only
+    where it has no other text."""
+    context = self._get_context()
+    # After a content:encoded, feedparser has copied it into the summary: that is no first
+    # description.
+    copied = any(_get(c, "value") == context.get("summary") for c in _dicts(context.get("content")))
+    if "summary" in context and not copied:
+        self._summaryKey = "description_again"
+        self.push_content("description_again", attrs_d, "text/html", 1)
+    else:
+        _start_description_as_feedparser(self, attrs_d)
+
+
+def _end_description(self: Any) -> None:
+    if self._summaryKey == "description_again":
+        self.pop_content("description_again")
+        self._summaryKey = None
+    else:
+        _end_description_as_feedparser(self)
+
+
+feedparser.namespaces._base.Namespace._start_description = _start_description
+feedparser.namespaces._base.Namespace._end_description = _end_description
+feedparser.namespaces._base.Namespace._end_abstract = _end_description
+
+
 def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     lowered = {key.lower(): value for key, value in headers.items()}
     response_headers = {
@@ -296,9 +330,14 @@ def _entry(
         summary_detail = summary = None
     longest = max(contents, key=lambda c: len(_get(c, "value") or ""), default=None)
     if longest is None and not (isinstance(summary, str) and summary.strip()):
-        # A podcast episode's notes, or the description of the entry's media in a video or
-        # photo feed, is then its only text (an empty <description/> is none).
-        summary_detail = _get(raw, "itunes_summary_detail") or _get(raw, "media_description_detail")
+        # A second description, a podcast episode's notes, or the description of the entry's
+        # media in a video or photo feed, is then its only text (an empty <description/> is
+        # none).
+        summary_detail = (
+            _get(raw, "description_again_detail")
+            or _get(raw, "itunes_summary_detail")
+            or _get(raw, "media_description_detail")
+        )
     return ParsedEntry(
         guid=guid,
         link=link,

@@ -420,6 +420,33 @@ def test_an_itunes_summary_is_not_the_content_of_an_article() -> None:
     assert (entry.summary, entry.content) == ("The episode.", None)
 
 
+def test_a_second_description_is_not_the_content_of_an_article() -> None:
+    """feedparser takes a second description-like element (a `dc:description` beside the RSS
+    one, or a second `<description>`) for the entry's content, which the project would take
+    for the article's own text. The first is the summary, and the second only where the entry
+    has no other text (an empty first one is none); content is content:encoded's."""
+    ns = (
+        'xmlns:dc="http://purl.org/dc/elements/1.1/"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+    )
+    description = "<description>The story in brief.</description>"
+    dc = "<dc:description>Another line about it.</dc:description>"
+    again = "<description>A second description.</description>"
+    full = "<content:encoded><![CDATA[<p>The full text.</p>]]></content:encoded>"
+
+    def parsed(*elements: str) -> tuple[str | None, str | None]:
+        body = f'<rss version="2.0" {ns}><channel><title>T</title><item>{GUID}'
+        entry = _one(f"{body}{''.join(elements)}</item></channel></rss>".encode())
+        return entry.summary, entry.content
+
+    assert parsed(description, dc) == ("The story in brief.", None)
+    assert parsed(description, again) == ("The story in brief.", None)
+    assert parsed(description, dc, full) == ("The story in brief.", "The full text.")
+    assert parsed(full, description, dc) == ("The story in brief.", "The full text.")
+    assert parsed(dc) == ("Another line about it.", None)
+    assert parsed("<description/>", dc) == ("Another line about it.", None)
+
+
 def test_every_author_of_an_entry_is_kept_in_order() -> None:
     """Several Atom <author>s, dc:creators or RSS <author>s are each kept, in the feed's order
     and joined as JSON Feed authors are (feedparser's single `author` is one of them: the
