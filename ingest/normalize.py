@@ -103,8 +103,24 @@ def _canonical_path(path: str) -> str:
     remove_dot_segments: `/a/./b/../c` is `/a/c`, a `..` above the root goes), and every
     character a path may not hold as it is percent-encoded (whitespace, controls, quotes, angle
     and square brackets, braces, backslash, `^`, `|`, backquote; non-ASCII as UTF-8). Reserved
-    characters and escapes are kept as written."""
-    return quote(_without_dot_segments(_SLASHES.sub("/", path)), safe=_PATH_SAFE)
+    characters are kept as written, escapes in RFC 3986's normal form (`_normal_escapes`)."""
+    return quote(_without_dot_segments(_normal_escapes(_SLASHES.sub("/", path))), safe=_PATH_SAFE)
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normal_escapes(path: str) -> str:
+    """Percent-escapes as RFC 3986 normalizes them (section 6.2.2): an unreserved character's
+    escape decoded (`%7Euser` is `~user`, `%2E%2E` a dot segment), every other escape's hex
+    digits in capitals (`%3b` is `%3B`), so that equivalent spellings share one URL."""
+
+    def normal(m: re.Match[str]) -> str:
+        char = chr(int(m[1], 16))
+        return char if char in _UNRESERVED else "%" + m[1].upper()
+
+    return _ESCAPE.sub(normal, path)
 
 
 def _without_dot_segments(path: str) -> str:

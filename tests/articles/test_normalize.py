@@ -205,6 +205,17 @@ def test_canonical_url_keeps_reserved_characters_of_the_path(url: str) -> None:
         pytest.param(
             "https://example.com/a/.b/..c/...", "https://example.com/a/.b/..c/...", id="not-dots"
         ),
+        pytest.param(
+            "https://example.com/%7Euser/a%2db%5F",
+            "https://example.com/~user/a-b_",
+            id="unreserved",
+        ),
+        pytest.param(
+            "https://example.com/a%3b/caf%c3%a9/%2f",
+            "https://example.com/a%3B/caf%C3%A9/%2F",
+            id="hex-case",
+        ),
+        pytest.param("https://example.com/a/%2E%2e/b", "https://example.com/b", id="escaped-dots"),
     ],
 )
 def test_canonical_url_encodes_what_a_path_may_not_hold(url: str, expected: str) -> None:
