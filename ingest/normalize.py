@@ -7,6 +7,7 @@ import functools
 import hashlib
 import html
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -108,7 +109,7 @@ def _canonical_path(path: str) -> str:
 
 
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 
 
 def _normal_escapes(path: str) -> str:

@@ -186,8 +186,7 @@ def _start_description(self: Any, attrs_d: dict[str, str]) -> None:
     context = self._get_context()
     # After a content:encoded, feedparser has copied it into the summary: that is no first
     # description.
-    copied = any(_get(c, "value") == context.get("summary") for c in _dicts(context.get("content")))
-    if "summary" in context and not copied:
+    if "summary" in context and not _copies_content(context):
         self._summaryKey = "description_again"
         self.push_content("description_again", attrs_d, "text/html", 1)
     else:
@@ -312,6 +311,13 @@ def _get(obj: object, key: str) -> Any:
     return dict.get(obj, key) if isinstance(obj, dict) else None
 
 
+def _copies_content(entry: object) -> bool:
+    """Whether a feedparser entry's summary is its content's copy: feedparser copies the
+    content into an absent summary, and that copy is not a summary."""
+    summary = _get(entry, "summary")
+    return any(_get(c, "value") == summary for c in _dicts(_get(entry, "content")))
+
+
 def _dicts(value: object) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
@@ -325,8 +331,7 @@ def _entry(
         return None
     contents = _dicts(_get(raw, "content"))
     summary_detail, summary = _get(raw, "summary_detail"), _get(raw, "summary")
-    # feedparser copies the content into an absent summary; that copy is not a summary.
-    if any(_get(c, "value") == summary for c in contents):
+    if _copies_content(raw):
         summary_detail = summary = None
     longest = max(contents, key=lambda c: len(_get(c, "value") or ""), default=None)
     if longest is None and not (isinstance(summary, str) and summary.strip()):
