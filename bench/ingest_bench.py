@@ -54,12 +54,7 @@ def make_app(plan: Plan, port: int) -> web.StaticApp:
         for n, page in enumerate(pages):
             path, when = f"/news/{page[:2]}/{page}.html", start - timedelta(hours=f, minutes=37 * n)
             app.add(path, aeb_page(aeb, page), "text/html")
-            url = web.site_url(f % hosts, port, path)
-            body = bodies.get(page.split("~")[0], "")
-            content = "".join(f"<p>{escape(x)}</p>" for x in body.split("\n") if x.strip())
-            items.append(
-                web.Item(f"Article {page[:12]}", url, when, f"Summary of {page[:12]}.", "", content)
-            )
+            items.append(feed_item(page, web.site_url(f % hosts, port, path), when, bodies))
         home = web.site_url(f % hosts, port, "")
         first = items[len(items) // 2 :] if later else items  # newest first: the older half
         title = f"Bench feed {f}"
@@ -67,6 +62,14 @@ def make_app(plan: Plan, port: int) -> web.StaticApp:
         if later:
             app.add(f"/feeds/{f:03d}-all.xml", web.rss(title, home, items), web.RSS_TYPE)
     return app
+
+
+def feed_item(page: str, url: str, when: datetime, bodies: dict[str, str]) -> web.Item:
+    """A page's feed entry: a title, a one-line summary and, where `bodies` has the page's
+    article (a full-text site), that article as its content, a paragraph a line."""
+    body = bodies.get(page.split("~")[0], "")
+    content = "".join(f"<p>{escape(x)}</p>" for x in body.split("\n") if x.strip())
+    return web.Item(f"Article {page[:12]}", url, when, f"Summary of {page[:12]}.", "", content)
 
 
 @dataclass

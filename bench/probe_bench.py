@@ -8,16 +8,15 @@ on the second.
 What it measures and how to run it: bench/README.md (`probe_bench.py`)."""
 
 import argparse
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html import escape
 
+from ingest_bench import buckets, feed_item
 from lib import web
-from lib.corpora import aeb_bodies, aeb_ids, aeb_page, find_aeb, site_key
+from lib.corpora import aeb_bodies, aeb_ids, aeb_page, find_aeb, site_key, site_part
 
 from ingest.documents.feeds import parse_feed
 from ingest.fulltext import article_words, looks_cut, observe, probe, shrunk, wants_pages
@@ -54,13 +53,12 @@ RULES = (
 def feed_entries(pages: Sequence[str], bodies: dict[str, str], url: dict[str, str]) -> list[Entry]:
     """A feed of `pages` as the site serves it, parsed and measured as the pipeline does, each
     entry compared with its page's extraction in the worker's function."""
-    items = []
-    for n, page in enumerate(pages):
-        body = bodies.get(page.split("~")[0], "")
-        content = "".join(f"<p>{escape(x)}</p>" for x in body.split("\n") if x.strip())
-        when = datetime(2025, 8, 11, tzinfo=UTC) - timedelta(minutes=37 * n)
-        link = f"http://bench.invalid/news/{page}.html"
-        items.append(web.Item(f"Article {page[:12]}", link, when, "Summary.", "", content))
+    start = datetime(2025, 8, 11, tzinfo=UTC)
+    items = [
+        feed_item(page, f"http://bench.invalid/news/{page}.html", start - timedelta(minutes=37 * n),
+                  bodies)
+        for n, page in enumerate(pages)
+    ]  # fmt: skip
     xml = web.rss("Bench feed", "http://bench.invalid/", items)
     parsed = parse_feed(xml, "http://bench.invalid/feed", {})
     owns = own_texts(list(parsed.entries))
@@ -104,11 +102,6 @@ def first_poll(entries: Sequence[Entry], rules: Rules) -> int:
     return len(fetched) + sum(wanted)
 
 
-def part_of(page: str, url: dict[str, str]) -> str:
-    site = site_key(url[page.split("~")[0]])
-    return "dev" if hashlib.sha256(site.encode()).digest()[0] % 2 == 0 else "val"
-
-
 AEB_HTML: dict[str, bytes] = {}
 COMPARED: dict[str, Comparison | None] = {}
 
@@ -129,9 +122,8 @@ def main() -> None:
     print(f"the full-text site of ingest_bench.py --feeds {args.feeds} --pages {args.pages}"
           f" --copies {args.copies} --full-text, first poll replayed")  # fmt: skip
     for part in (None, "dev", "val"):
-        chosen = [i for i in ids if part is None or part_of(i, url) == part]
-        n = max(1, args.feeds if part is None else args.feeds // 2)
-        feeds = [chosen[f::n] for f in range(n)]
+        chosen = [i for i in ids if part in (None, site_part(site_key(url[i.split("~")[0]])))]
+        feeds = buckets(chosen, args.feeds if part is None else args.feeds // 2)
         measured = [feed_entries(pages, bodies, url) for pages in feeds]
         label = "all pages" if part is None else f"{part} pages only"
         print(f"\n{label}: {len(feeds)} feeds of {len(chosen) // len(feeds)} entries or so")

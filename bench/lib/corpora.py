@@ -230,8 +230,13 @@ class Sample:
 
     @property
     def part(self) -> str:
-        """ "dev" or "val", fixed by the site key alone."""
-        return "dev" if hashlib.sha256(self.site.encode()).digest()[0] % 2 == 0 else "val"
+        """ "dev" or "val", fixed by the site key alone (`site_part`)."""
+        return site_part(self.site)
+
+
+def site_part(site: str) -> str:
+    """ "dev" or "val" for a site key (`site_key`): decide on the first, report both."""
+    return "dev" if hashlib.sha256(site.encode()).digest()[0] % 2 == 0 else "val"
 
 
 def site_key(url: str) -> str:
