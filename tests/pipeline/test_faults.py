@@ -461,8 +461,6 @@ async def test_a_claim_that_fails_mid_run_lets_the_feeds_in_progress_finish(
     claims as slots free up, and again at each tick): that feed finishes and its article is
     stored; claiming waits for the next pass, and the feed the claim would have taken is due
     as it was."""
-    from ingest.errors import StoreError
-
     release = threading.Event()
     for name in ("a", "b"):
         server.routes[f"/{name}.xml"] = static(
@@ -474,24 +472,14 @@ async def test_a_claim_that_fails_mid_run_lets_the_feeds_in_progress_finish(
     )
     for name in ("a", "b"):
         await pipeline.store.add_feed(server.url(f"/{name}.xml"))
-    claim = pipeline.store.claim_feeds
-    claims = 0
-
-    async def second_unanswered(*args: Any, **kwargs: Any) -> Any:
-        nonlocal claims
-        claims += 1
-        if claims == 2:
-            raise StoreError("database unreachable: timeout")
-        return await claim(*args, **kwargs)
-
-    pipeline.store.claim_feeds = second_unanswered  # type: ignore[method-assign]
+    claim, claims = _second_claim_unanswered(pipeline)
     run = asyncio.create_task(pipeline.run())
     asked = asyncio.ensure_future(_either_page(server))
     await asyncio.wait({asked, run}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     asked.cancel()
     release.set()
     summary = await asyncio.wait_for(run, 10)
-    assert claims >= 2
+    assert len(claims) >= 2
     assert (summary.feeds, summary.new_articles) == (1, 1)
     polled = rows(
         database_url,
@@ -513,7 +501,6 @@ async def test_a_tick_whose_run_fails_logs_what_its_pass_did_so_far(
     far (the feed polled and its article), as `tick_done` would have had them."""
     from structlog.testing import capture_logs
 
-    from ingest.errors import StoreError
     from jobs.tasks import poll_due_feeds
 
     server.routes["/a.xml"] = static(rss(server.base, ["/a/0"]), "application/rss+xml")
@@ -522,17 +509,7 @@ async def test_a_tick_whose_run_fails_logs_what_its_pass_did_so_far(
         settings(database_url, concurrent_feeds=1, feeds_per_tick=1), workers, resources
     )
     await pipeline.store.add_feed(server.url("/a.xml"))
-    claim = pipeline.store.claim_feeds
-    claims = 0
-
-    async def second_unanswered(*args: Any, **kwargs: Any) -> Any:
-        nonlocal claims
-        claims += 1
-        if claims == 2:
-            raise StoreError("database unreachable: timeout")
-        return await claim(*args, **kwargs)
-
-    pipeline.store.claim_feeds = second_unanswered  # type: ignore[method-assign]
+    _second_claim_unanswered(pipeline)
     with capture_logs() as logged:
         problem = await asyncio.wait_for(poll_due_feeds(pipeline), 30)
     await pipeline.aclose()
@@ -541,6 +518,24 @@ async def test_a_tick_whose_run_fails_logs_what_its_pass_did_so_far(
     assert [
         (e["event"], e.get("feeds"), e.get("ok"), e.get("failed"), e.get("new")) for e in ticks
     ] == [("tick_failed", 1, 1, 0, 1)]
+
+
+def _second_claim_unanswered(pipeline: Pipeline) -> tuple[Callable[..., Any], list[None]]:
+    """Has the pipeline's second claim fail as a database that does not answer it: the claim
+    replaced (to put back), and a list one longer at each claim asked for."""
+    from ingest.errors import StoreError
+
+    claim = pipeline.store.claim_feeds
+    asked: list[None] = []
+
+    async def second_unanswered(*args: Any, **kwargs: Any) -> Any:
+        asked.append(None)
+        if len(asked) == 2:
+            raise StoreError("database unreachable: timeout")
+        return await claim(*args, **kwargs)
+
+    pipeline.store.claim_feeds = second_unanswered  # type: ignore[method-assign]
+    return claim, asked
 
 
 async def _either_page(server: LocalServer) -> None:
