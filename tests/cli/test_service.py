@@ -3,6 +3,7 @@ processes against the real PostgreSQL and a local HTTP server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -79,6 +80,38 @@ def http_get(url: str) -> tuple[int, str]:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+@contextlib.contextmanager
+def logging_service(
+    environment: dict[str, str],
+) -> Iterator[tuple[subprocess.Popen[str], list[dict[str, object]]]]:
+    """`ingest run` in `environment`, and its JSON log lines as they come (a thread reads its
+    stderr); killed on the way out if it still runs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[dict[str, object]] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(
+        target=lambda: lines.extend(
+            json.loads(line) for line in proc.stderr or () if line.startswith("{")
+        ),
+        daemon=True,
+    )
+    reader.start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+        proc.stderr.close()
 
 
 @pytest.fixture
@@ -260,52 +293,37 @@ def test_a_feed_due_while_a_slow_feed_runs_is_polled_meanwhile(database_url: str
             "<?xml version='1.0'?><rss version='2.0'><channel><title>Other</title></channel></rss>",
             "application/rss+xml",
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", "run"],
-            env={**e, "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        lines: list[dict[str, object]] = []
-        assert proc.stderr is not None
-        reader = threading.Thread(
-            target=lambda: lines.extend(
-                json.loads(line) for line in proc.stderr or () if line.startswith("{")
-            ),
-            daemon=True,
-        )
-        reader.start()
+        service = logging_service({**e, "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"})
         try:
-            assert wait_until(
-                lambda: any(r.path == "/story/0" for r in srv.requests), timeout=60, interval=0.1
-            )
-            subprocess.run(
-                [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/other.xml")],
-                env=e,
-                check=True,
-                capture_output=True,
-            )
-            polled = wait_until(
-                lambda: any(r.path == "/other.xml" for r in srv.requests), timeout=30, interval=0.1
-            )
-            logged = wait_until(
-                lambda: any(e["event"] == "tick_done" for e in list(lines)), timeout=30
-            )
-            still_held = not release.is_set()
-            release.set()
-            assert polled, "the feed waited for the slow feed's run to end"
-            assert logged, "no pass was logged while the slow feed ran"
-            assert still_held
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            with service as (proc, lines):
+                assert wait_until(
+                    lambda: any(r.path == "/story/0" for r in srv.requests),
+                    timeout=60,
+                    interval=0.1,
+                )
+                subprocess.run(
+                    [sys.executable, "-m", "ingest.cli", "feeds", "add", srv.url("/other.xml")],
+                    env=e,
+                    check=True,
+                    capture_output=True,
+                )
+                polled = wait_until(
+                    lambda: any(r.path == "/other.xml" for r in srv.requests),
+                    timeout=30,
+                    interval=0.1,
+                )
+                logged = wait_until(
+                    lambda: any(e["event"] == "tick_done" for e in list(lines)), timeout=30
+                )
+                still_held = not release.is_set()
+                release.set()
+                assert polled, "the feed waited for the slow feed's run to end"
+                assert logged, "no pass was logged while the slow feed ran"
+                assert still_held
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
         finally:
             release.set()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            reader.join(10)
-            proc.stderr.close()
         assert proc.returncode == 0, lines[-5:]
         assert count_articles(database_url) == (1, 1)
         first = next(e for e in lines if e["event"] == "tick_done")
@@ -364,34 +382,15 @@ def test_a_failed_tick_logs_one_line_with_its_counts(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO ingest.feeds (url) VALUES ('http://127.0.0.1:9/a.xml')")
         conn.execute("ALTER TABLE ingest.feeds RENAME COLUMN feed_hint TO feed_hint_gone")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "run"],
-        env=env(database_url, INGEST_TICK_SECONDS="0.3", INGEST_HTTP_PORT="0"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[dict[str, object]] = []
-    assert proc.stderr is not None
-    reader = threading.Thread(
-        target=lambda: lines.extend(
-            json.loads(line) for line in proc.stderr or () if line.startswith("{")
-        ),
-        daemon=True,
-    )
-    reader.start()
-    try:
+    with logging_service(env(database_url, INGEST_TICK_SECONDS="0.3", INGEST_HTTP_PORT="0")) as (
+        proc,
+        lines,
+    ):
         failed = wait_until(
             lambda: sum(e["event"] == "tick_failed" for e in list(lines)) >= 3, timeout=60
         )
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(10)
-        proc.stderr.close()
     assert failed, [e["event"] for e in lines]
     ticks = [e for e in lines if str(e["event"]).startswith("tick_")]
     assert {e["event"] for e in ticks} == {"tick_failed"}
