@@ -20,6 +20,7 @@ from ingest.pipeline import Pipeline
 from ingest.store import Store
 from ingest.store.db import make_pool
 from tests.support.httpserver import LocalServer, static
+from tests.support.pipelines import local_settings, pipeline_for, rows
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -90,22 +91,12 @@ async def test_the_feeds_found_for_a_web_page_are_named_without_their_user_info(
         "<rss version='2.0'><channel><title>Harbour Times</title></channel></rss>",
         "application/rss+xml",
     )
-    settings = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
-    pool = make_pool(database_url)
-    await pool.open(wait=True)
-    try:
-        async with Fetcher(settings) as fetcher:
-            pipeline = Pipeline(
-                settings, Store(pool), fetcher, inline_workers, rng=random.Random(0)
-            )
-            await pipeline.store.add_feed(server.url("/"))
-            await pipeline.run()
-    finally:
-        await pool.close()
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        feeds = conn.execute(
-            "SELECT url, last_error, inactive_reason FROM news.feeds ORDER BY id"
-        ).fetchall()
+    async with pipeline_for(local_settings(database_url), inline_workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/"))
+        await pipeline.run()
+    feeds = rows(
+        database_url, "SELECT url, last_error, inactive_reason FROM news.feeds ORDER BY id"
+    )
     assert [f["url"] for f in feeds] == [server.url("/"), secret_url]
     expected = f"a web page, not a feed: replaced by {server.url('/feed.xml')}"
     assert (feeds[0]["last_error"], feeds[0]["inactive_reason"]) == (expected, expected)
