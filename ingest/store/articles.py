@@ -160,16 +160,19 @@ class ArticleStore(StoreBase):
         """Insert articles (of any feeds) with their URL aliases and feed-entry links in one
         short transaction: each item's outcome, in the order given (new, a duplicate, already
         stored, or refused: all zero). Idempotent: an article whose canonical URL is already
-        stored is linked, not duplicated. Rows go in URL order, so concurrent writers of
-        overlapping sets cannot deadlock; a row the database refuses fails no other: refused for
-        what may be its text, with `without_text` (a feed entry is recorded even without text),
-        it is stored without its text, the database's reason as its extraction error;
-        otherwise (the backfill stores no article without text, a check or not-null
-        constraint), or where even that is refused, it is logged and left out (its entry is
-        tried again when its feed changes)."""
+        stored is linked, not duplicated. Rows go in order of publication (of URL among equals):
+        a story's earliest copy in the batch is inserted first, so that its later copies point
+        at it as they are inserted, instead of being inserted as the story's original and
+        re-pointed by the same transaction (two change rows for one new article). Writers take
+        turns (`lock_article_writes`), so no order of rows can deadlock them. A row the
+        database refuses fails no other: refused for what may be its text, with
+        `without_text` (a feed entry is recorded even without text), it is stored without its
+        text, the database's reason as its extraction error; otherwise (the backfill stores no
+        article without text, a check or not-null constraint), or where even that is refused,
+        it is logged and left out (its entry is tried again when its feed changes)."""
         if not items:
             return []
-        order = sorted(range(len(items)), key=lambda i: items[i][1].url)
+        order = sorted(range(len(items)), key=lambda i: _write_order(items[i][1]))
         ordered = [items[i] for i in order]
         for attempt in range(3):
             try:
@@ -202,27 +205,27 @@ class ArticleStore(StoreBase):
 
     async def _store_batch(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
         """The whole batch in one short transaction and a handful of round trips: one `_write`
-        for each run of items none of which is a near copy of another of its run."""
-        # An exact copy of an earlier row finds it by its body (insert_article's first lookup,
-        # which sees the rows inserted before it); only near copies need the earlier row
-        # stored before their candidates are looked up: a near copy starts a new run.
+        for each run of items none of which is a copy of another of its run."""
+        # A copy (exact or near) of an item of the run starts a new run: its candidates are
+        # looked up, and it is inserted, once the run before it is written and its takeovers
+        # done (`_write`), so that it finds its story as it is. Items come in order of
+        # publication, so a story's earliest copy in the batch is written first and takes the
+        # story over; its later copies then point at it as they are inserted.
         runs: list[list[WriteItem]] = [[]]
-        run: list[Fingerprint] = []
+        run: list[bytes] = []
         bodies: set[bytes] = set()
         for item in items:
             article, fp = item[1], item[1].fingerprint
             exact = bool(article.text) and article.content_hash in bodies
-            bodies.add(article.content_hash)
-            if (
-                not exact
-                and fp is not None
-                and any(is_near_duplicate(fp.minhash, other.minhash) for other in run)
+            if exact or (
+                fp is not None and any(is_near_duplicate(fp.minhash, other) for other in run)
             ):
                 runs.append([])
-                run = []
+                run, bodies = [], set()
             runs[-1].append(item)
+            bodies.add(article.content_hash)
             if fp is not None:
-                run.append(fp)
+                run.append(fp.minhash)
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             await conn.execute(queries()["lock_article_writes"])
             outcomes: list[StoredCounts] = []
@@ -243,6 +246,11 @@ class ArticleStore(StoreBase):
             for item in items:
                 outcomes.append(await _write_or_record(conn, item, without_text))
         return outcomes
+
+
+def _write_order(article: Article) -> tuple[datetime, str]:
+    """Where an article goes in a batch (`store_many`): by publication, then URL."""
+    return article.published_at, article.url
 
 
 async def _write_or_record(
