@@ -574,8 +574,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             f"feeds: {summary.feeds} ({summary.ok} ok, {summary.not_modified} not modified, "
             f"{summary.failed} failed); articles: {summary.new_articles} new "
             f"({summary.from_feed} from full-text feeds without a request), "
-            f"{summary.skipped} skipped, {summary.page_errors} stored from feed text for want "
-            "of a usable page"
+            f"{summary.updated} updated, {summary.skipped} skipped, "
+            f"{summary.page_errors} stored from feed text for want of a usable page"
         )
         return 0
 

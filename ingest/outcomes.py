@@ -41,6 +41,8 @@ class RunSummary:
     not_modified: int = 0
     failed: int = 0
     new_articles: int = 0
+    updated: int = 0
+    """Articles updated in place (an entry edited after it was stored)."""
     skipped: int = 0
     page_errors: int = 0
     from_feed: int = 0
@@ -56,6 +58,7 @@ class RunSummary:
         else:
             self.failed += 1
         self.new_articles += outcome.new
+        self.updated += outcome.updated
         self.skipped += outcome.skipped
         self.page_errors += outcome.page_errors
         self.from_feed += outcome.from_feed

@@ -59,6 +59,7 @@ def pass_counts(summary: RunSummary) -> dict[str, int]:
         "not_modified": summary.not_modified,
         "failed": summary.failed,
         "new": summary.new_articles,
+        "updated": summary.updated,
     }
 
 

@@ -152,7 +152,8 @@ def test_unreachable_page_falls_back_to_feed_text(database_url: str, site: Site)
     assert run.returncode == 0
     stored = len(articles(database_url))
     assert run.stdout.strip().endswith(
-        f"articles: {stored} new (0 from full-text feeds without a request), 0 skipped, "
+        f"articles: {stored} new (0 from full-text feeds without a request), 0 updated, "
+        "0 skipped, "
         "1 stored from feed text for want of a usable page"
     )
     row = {r["url"]: r for r in articles(database_url)}[site.server.url(MISSING_PATH)]

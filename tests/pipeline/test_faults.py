@@ -26,6 +26,7 @@ from ingest.pipeline import Pipeline, host_share
 from ingest.ports import WorkerPool
 from ingest.store import Store
 from ingest.store.db import make_pool
+from jobs.tasks import pass_counts
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.pipelines import CONSENT_WALL
 from tests.support.workers import InlineWorkers
@@ -584,8 +585,9 @@ async def test_updated_entry_updates_the_article_in_place(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
     """When a stored entry's <updated> moves forward and its page text changed, the article row
-    is updated in place (updated_at set, an 'update' change announced) and the old text kept in
-    news.article_history; an entry whose update time did not move is not fetched again."""
+    is updated in place (updated_at set, an 'update' change announced, counted in the pass's
+    summary and its `tick_done` line) and the old text kept in news.article_history; an entry
+    whose update time did not move is not fetched again."""
     server.routes["/story"] = static(page("First version"))
     server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
     pipeline = await make_pipeline(settings(database_url), workers, resources)
@@ -598,7 +600,9 @@ async def test_updated_entry_updates_the_article_in_place(
     server.routes["/feed"] = static(
         atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml"
     )
-    await pipeline.run(all_feeds=True)
+    summary = await pipeline.run(all_feeds=True)
+    assert (summary.new_articles, summary.updated) == (0, 1)
+    assert pass_counts(summary)["updated"] == 1
     (article,) = rows(database_url, "SELECT id, text, updated_at FROM news.articles")
     assert "Second version." in article["text"]
     assert "First version" not in article["text"]
