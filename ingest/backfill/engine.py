@@ -33,7 +33,7 @@ from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap
 from ingest.errors import FeedError, FetchError, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import article_words, trusted, trusts_feed
-from ingest.normalize import canonical_url, redact_url
+from ingest.normalize import canonical_url, plausible_date, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
@@ -345,13 +345,12 @@ class Backfill:
             # A sitemap last modified before --since lists nothing modified since. The others
             # are walked newest first (those the index does not date before them), so that a
             # run with --limit finds the newest URLs first and skips the sitemaps last
-            # modified before them (`_walk`), as it stops walking a feed's paged history.
+            # modified before them (`_walk`), as it stops walking a feed's paged history. A
+            # date far ahead is none, as everywhere (`plausible_date`).
+            now = self.clock()
+            dated = (replace(r, lastmod=plausible_date(r.lastmod, now)) for r in sitemap.sitemaps)
             refs = sorted(
-                (
-                    r
-                    for r in sitemap.sitemaps
-                    if not (since and r.lastmod and latest(r.lastmod) < since)
-                ),
+                (r for r in dated if not (since and r.lastmod and latest(r.lastmod) < since)),
                 key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
             )
             children: list[tuple[str, SourceKind]] = [
@@ -442,7 +441,11 @@ class Backfill:
     def _queued(
         self, link: str, entry: ParsedEntry, key: bytes | None, when: datetime | None
     ) -> QueuedUrl:
+        """`link` queued with what its source said, dated `when`: a date more than a day ahead
+        is none, as the article stored would have none (`plausible_date`), so that it neither
+        takes the place of the newest URLs under --limit nor is filtered as a date."""
         options = self.options
+        when = plausible_date(when, self.clock())
         state, reason = classify(
             when, since=options.since, until=options.until, dated_only=options.dated_only
         )

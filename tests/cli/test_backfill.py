@@ -619,6 +619,40 @@ def test_limit_reads_a_sitemap_listed_by_two_indexes_by_its_newest_lastmod(
     assert fetched == {4}
 
 
+def test_limit_is_not_taken_by_urls_dated_far_ahead(database_url: str) -> None:
+    """A sitemap whose URLs are dated years ahead (an events calendar, a typo) dates them
+    nowhere, as the service reads such a date (`ingest.normalize.plausible_date`): with
+    --limit 2 they neither take the two places of the newest URLs nor make the walk skip the
+    sitemaps last modified before them, and they are queued undated."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        refs: dict[str, str | None] = {"/sitemap-events.xml": None}
+        refs |= {f"/sitemap-{k}.xml": published(k).isoformat() for k in range(6)}
+        srv.routes["/index.xml"] = static(dated_index(srv.base, refs), "application/xml")
+        ahead = "".join(
+            f"<url><loc>{srv.base}/e/{n}</loc><lastmod>2099-01-0{n + 1}</lastmod></url>"
+            for n in range(4)
+        )
+        srv.routes["/sitemap-events.xml"] = static(
+            f"<?xml version='1.0'?><urlset {SITEMAP_NS}>{ahead}</urlset>", "application/xml"
+        )
+        for k in range(6):
+            srv.routes[f"/sitemap-{k}.xml"] = static(
+                one_url_sitemap(srv.base, k, published(k)), "application/xml"
+            )
+            srv.routes[f"/a/{k}"] = static(article_html(k))
+        for n in range(4):
+            srv.routes[f"/e/{n}"] = static(article_html(10 + n))
+        backfill(database_url, srv.url("/index.xml"), "--limit", "2")
+        fetched = {r.path for r in srv.requests if r.path.startswith(("/a/", "/e/"))}
+    assert fetched == {"/a/0", "/a/1"}
+    undated = scalar(
+        database_url,
+        "SELECT count(*) FROM ingest.backfill_urls WHERE url LIKE '%/e/%' AND dated_at IS NULL",
+    )
+    assert undated == 4
+
+
 def test_dry_run_lists_and_stores_nothing(database_url: str, site: Site) -> None:
     """--dry-run prints the URLs that would be fetched, one a line, newest first, after the
     date filter and the known-URL check; no page is fetched and nothing is stored. A real run
