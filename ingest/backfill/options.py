@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
-from ingest.normalize import canonical_url
+from ingest.normalize import absolute_http_url, canonical_url
 from ingest.types import ParsedEntry
 
 _LAST: Final = datetime.max.replace(tzinfo=UTC)
@@ -75,17 +76,26 @@ def classify(
     return "pending", None
 
 
+_NOT_UTF8: Final = re.compile("[\udc80-\udcff]")
+"""A byte that is not UTF-8, as `surrogateescape` decodes it."""
+
+
 def read_url_list(data: bytes) -> tuple[list[str], int]:
     """An explicit list of article URLs, one a line (blank lines and `#` comments ignored), in
-    canonical form without repeats; also returns how many lines were not http(s) URLs."""
+    canonical form without repeats; also returns how many lines were not http(s) URLs. A line
+    is read as a text sitemap's (`absolute_http_url`: control characters dropped, which the
+    database would refuse); bytes that are not UTF-8 are the URL's own, percent-escaped (a
+    Latin-1 `caf\xe9` is `caf%E9`, not a U+FFFD that names another page). Lines end at LF
+    (CRLF too) only: a NEL or U+2028 inside a line is a character of it, dropped or escaped."""
     urls: dict[str, None] = {}
     invalid = 0
-    for raw in data.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines():
-        line = raw.strip()
+    text = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    for raw in text.split("\n"):
+        line = _NOT_UTF8.sub(lambda m: f"%{ord(m[0]) - 0xDC00:02X}", raw).strip()
         if not line or line.startswith("#"):
             continue
         try:
-            urls.setdefault(canonical_url(line))
+            urls.setdefault(canonical_url(absolute_http_url(line, "") or ""))
         except ValueError:
             invalid += 1
     return list(urls), invalid

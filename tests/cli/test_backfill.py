@@ -403,6 +403,23 @@ def test_url_list() -> None:
     assert read_url_list(data) == (["https://example.com/a"], 1)
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"https://example.com/a?q=a\x00b\r\n", (["https://example.com/a?q=ab"], 0)),
+        (b"https://example.com/a\x7f\xc2\x85b\n", (["https://example.com/ab"], 0)),
+        (b"https://example.com/caf\xe9\n", (["https://example.com/caf%E9"], 0)),
+        (b"https://example.com/caf\xc3\xa9\n", (["https://example.com/caf%C3%A9"], 0)),
+        (b"/a/relative\njavascript:alert(1)\nmailto:x@example.com\n", ([], 3)),
+    ],
+)
+def test_url_list_lines_as_urls(data: bytes, expected: tuple[list[str], int]) -> None:
+    """--urls: control characters are dropped from a line, as from a text sitemap's (a NUL
+    would make the database refuse the whole list), and bytes that are not UTF-8 are the
+    bytes of the URL, percent-escaped (not U+FFFD, which names another page)."""
+    assert read_url_list(data) == expected
+
+
 def test_entry_round_trip() -> None:
     """A queued entry survives the JSON checkpoint unchanged."""
     entry = ParsedEntry(
@@ -675,6 +692,16 @@ def test_url_list_from_stdin(database_url: str, site: Site) -> None:
     proc = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
     assert proc.returncode == 0, proc.stderr
     assert numbers(site, stored(database_url)) == {3, 4, 5}
+
+
+def test_url_list_with_a_control_character_is_backfilled(database_url: str, site: Site) -> None:
+    """A listed URL with a NUL byte in it (a binary file, a bad export) is read without it: the
+    other URLs are stored, not the whole list refused by the database."""
+    site.server.routes["/a/4?id=4"] = site.server.routes["/a/4"]
+    urls = f"{site.url('/a/3')}\n{site.url('/a/4?id=4')}\x00\n{site.url('/a/5')}\n"
+    proc = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(stored(database_url)) == [site.url(p) for p in ("/a/3", "/a/4?id=4", "/a/5")]
 
 
 def test_running_twice_stores_nothing_twice(database_url: str, site: Site) -> None:
