@@ -394,10 +394,15 @@ class Backfill:
             timeout=self.settings.parse_timeout,
         )
         found, _invalid = dedup.candidates(parsed.entries)
-        if run.feed_id is not None:
-            await self._link_known(run.feed_id, [(c.link, c.key) for c in found])
+        known = await self._known(run.feed_id, found) if run.feed_id is not None else {}
         queued = [
-            self._queued(c.link, c.entry, c.key, c.entry.published_at or c.entry.updated_at)
+            self._queued(
+                c.link,
+                c.entry,
+                c.key,
+                c.entry.published_at or c.entry.updated_at,
+                known=known.get(c.link),
+            )
             for c in found
         ]
         exhausted = self.horizon.passed([q.dated_at for q in queued])
@@ -428,27 +433,47 @@ class Backfill:
             next=[redact_url(u) for u, _ in children],
         )
 
-    async def _link_known(self, feed_id: int, entries: Sequence[tuple[str, bytes]]) -> None:
-        """A registered feed's entries whose article is already stored (by the service, or
-        by a backfill of the site) are linked to it as the service's poll links them
-        (`dedup.plan`): recorded as seen by the feed, their article adopted by it when it has
-        no feed yet. They are then skipped as known, never fetched."""
-        known = await self.store.known_urls([link for link, _ in entries]) if entries else {}
-        links = [(key, article_id) for link, key in entries if (article_id := known.get(link))]
-        if links:
-            await self.store.link_entries(feed_id, links)
+    async def _known(self, feed_id: int, found: Sequence[dedup.Candidate]) -> dict[str, str]:
+        """A registered feed's entries that its polls would not fetch (`dedup.plan`, their
+        rule), each link with why ("known", or "pruned" where its article was pruned): the
+        entries the feed has done (stored, or pruned since), by their key whatever their link
+        is now, and those whose article is already stored under their link (by the service, or
+        by a backfill of the site). The latter are linked to the feed as the poll links them:
+        recorded as seen by the feed, their article adopted by it when it has no feed yet."""
+        if not found:
+            return {}
+        done, _attempts, urls = await self.store.known_entries_and_urls(
+            feed_id, [c.key for c in found], [c.link for c in found]
+        )
+        plan = dedup.plan(found, known_entries=done, known_urls=urls, now=self.clock())
+        await self.store.link_entries(feed_id, plan.link)
+        fetch = {c.link for c in plan.fetch}
+        return {
+            c.link: "pruned" if c.link in urls and urls[c.link] is None else "known"
+            for c in found
+            if c.link not in fetch
+        }
 
     def _queued(
-        self, link: str, entry: ParsedEntry, key: bytes | None, when: datetime | None
+        self,
+        link: str,
+        entry: ParsedEntry,
+        key: bytes | None,
+        when: datetime | None,
+        *,
+        known: str | None = None,
     ) -> QueuedUrl:
         """`link` queued with what its source said, dated `when`: a date more than a day ahead
         is none, as the article stored would have none (`plausible_date`), so that it neither
-        takes the place of the newest URLs under --limit nor is filtered as a date."""
+        takes the place of the newest URLs under --limit nor is filtered as a date. `known`:
+        skipped for that reason (`_known`), never fetched."""
         options = self.options
         when = plausible_date(when, self.clock())
         state, reason = classify(
             when, since=options.since, until=options.until, dated_only=options.dated_only
         )
+        if known is not None:
+            state, reason = "skipped", known
         return QueuedUrl(link, entry_to_json(entry), key, when, state, reason)
 
     async def _count_found(self, queued: Sequence[QueuedUrl], added: Added) -> None:

@@ -905,6 +905,28 @@ def test_registered_feed_target_links_its_entries(database_url: str, site: Site)
     assert all(n == 1 for n in site.page_hits().values())
 
 
+def test_registered_feed_target_skips_the_entries_its_polls_did(
+    database_url: str, site: Site
+) -> None:
+    """Backfilling a registered feed skips the entries its polls already stored, by their guid
+    as the polls do (`dedup.plan`), also where their link changed since (a site's new
+    permalinks): their pages are not fetched, nor stored again as second articles."""
+    assert ingest(database_url, "feeds", "add", site.url("/feed/")).returncode == 0
+    assert ingest(database_url, "run", "--once").returncode == 0
+    assert numbers(site, stored(database_url)) == {0, 1}
+    moved = wordpress_feed(site.base, range(0, 2))
+    for n in (0, 1):
+        moved = moved.replace(f"{site.base}/a/{n}<", f"{site.base}/a/{n + 100}<")
+        site.server.routes[f"/a/{n + 100}"] = site.server.routes[f"/a/{n}"]
+    site.server.routes["/feed/"] = static(moved, "application/rss+xml")
+    polled = ingest(database_url, "run", "--once", "--all")
+    assert polled.returncode == 0
+    assert "0 new" in polled.stdout
+    backfill(database_url, site.url("/feed/"))
+    assert numbers(site, stored(database_url)) == set(WP)
+    assert not set(site.page_hits()) & {100, 101}
+
+
 def test_same_backfill_twice_at_once_refuses(database_url: str, site: Site) -> None:
     """While a backfill runs (its advisory lock held), the same backfill started elsewhere
     exits 1 with one line instead of doing the work twice."""
