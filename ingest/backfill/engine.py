@@ -112,8 +112,9 @@ class Backfill:
         self._full_text = FullText()
         """That feed's text mode and full-text state: where its polls store an entry from its
         own text without a request, so does the backfill (`ingest.fulltext.trusted`)."""
-        self._led_from: dict[str, frozenset[str]] = {}
-        """Feed page to walk -> the entry links of the page that led to it."""
+        self._listed: dict[str, set[str]] = {}
+        """Feed page to walk -> the entry links of the pages of its walk before it (one set,
+        shared by the pages of a feed's walk)."""
         self.horizon = Horizon(options.since, options.limit)
 
     async def run(self) -> BackfillReport:
@@ -406,21 +407,25 @@ class Backfill:
             for c in found
         ]
         exhausted = self.horizon.passed([q.dated_at for q in queued])
-        # A page listing nothing the page that led to it did not is a server repeating itself
-        # (ignoring ?paged=N, or a next link to a page number of its own each time): its history
-        # ends there. Entries that other sources of the run found first (a news sitemap lists a
-        # feed's newest entries too) still count as new here. The page before is unknown when
-        # an earlier invocation walked it: the walk then goes one page further at most.
+        # A page listing nothing the pages before it in the walk did not is a server repeating
+        # itself (ignoring ?paged=N, or a next link to a page number of its own each time, to
+        # the same page or round a few): its history ends there. Entries that other sources of
+        # the run found first (a news sitemap lists a feed's newest entries too) still count as
+        # new here. The pages before are unknown when an earlier invocation walked them: the
+        # walk then goes one page further at most.
         links = frozenset(c.link for c in found)
-        before = self._led_from.pop(url, None)
+        before = self._listed.pop(url, None)
         children: list[tuple[str, SourceKind]] = []
         if not exhausted and not (before is not None and links <= before):
             if paging.history:
                 children = [(canonical(u), "feed") for u in paging.history]
             elif paging.wordpress and found:
                 children = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
-        for child, _ in children:
-            self._led_from[child] = links
+        if children:
+            walk = before if before is not None else set()
+            walk |= links
+            for child, _ in children:
+                self._listed[child] = walk
         added = await self.runs.source_walked(
             run.id, url, state="done", urls=queued, url_source="feed", children=children
         )

@@ -1366,6 +1366,38 @@ def test_paged_feed_repeating_itself_under_new_next_links_ends_the_walk(
     assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
 
 
+def test_paged_feed_cycling_through_its_pages_under_new_next_links_ends_the_walk(
+    database_url: str,
+) -> None:
+    """An RFC 5005 paged feed whose two pages come round again and again (the first, the
+    second, the first...), each with a `rel="next"` to a page number of its own: the walk
+    stops at the first page listing nothing the feed's earlier pages did not, not only the page
+    just before it."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        for page in range(1, 40):
+            nxt = f"<link rel='next' href='{srv.url(f'/paged.atom?page={page + 1}')}'/>"
+            entries = "".join(
+                f"<entry><title>Story {n}</title><id>urn:story:{n}</id>"
+                f"<link rel='alternate' href='{srv.url(f'/a/{n}')}'/>"
+                f"<updated>{published(n).isoformat()}</updated>"
+                f"<summary>Atom summary of story {n}.</summary></entry>"
+                for n in ((0, 1) if page % 2 else (2, 3))
+            )
+            path = "/paged.atom" if page == 1 else f"/paged.atom?page={page}"
+            srv.routes[path] = static(
+                "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>P</title>"
+                f"<id>urn:p</id><updated>{NOW.isoformat()}</updated>{nxt}{entries}</feed>",
+                "application/atom+xml",
+            )
+        for n in range(4):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        backfill(database_url, srv.url("/paged.atom"))
+        walked = [r.path for r in srv.requests if r.path.startswith("/paged.atom")]
+    assert walked == ["/paged.atom", "/paged.atom?page=2", "/paged.atom?page=3"]
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(4))
+
+
 def test_registered_feed_target_sends_the_feeds_own_headers(database_url: str) -> None:
     """Backfilling a registered feed sends its own User-Agent and headers (`feeds set`) with
     its history pages and article pages, as the service's polls do: a site that answers 403
