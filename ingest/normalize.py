@@ -172,6 +172,20 @@ def absolute_http_url(value: str | None, base: str) -> str | None:
     return resolved
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+"""A byte that is not UTF-8, as the `surrogateescape` error handler decodes it."""
+
+
+def url_lines(data: bytes) -> list[str]:
+    """The lines of a list of URLs, one a line (a text sitemap, `ingest backfill --urls`), each
+    stripped of surrounding whitespace: a BOM dropped, lines ended by LF (or CRLF) only, a NEL
+    or U+2028 inside one being a character of it; bytes that are not UTF-8 are the URL's own,
+    percent-escaped (a Latin-1 `é` is `%E9`, not a U+FFFD that names another page)."""
+    text = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    text = _NOT_UTF8.sub(lambda m: f"%{ord(m[0]) - 0xDC00:02X}", text)
+    return [line.strip() for line in text.split("\n")]
+
+
 def redact_url(url: str) -> str:
     """The URL without its user-info part, for logs: `https://user:secret@host/` -> `https://host/`."""
     parts = urlsplit(url)

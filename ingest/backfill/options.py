@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
-from ingest.normalize import absolute_http_url, canonical_url
+from ingest.normalize import absolute_http_url, canonical_url, url_lines
 from ingest.types import ParsedEntry
 
 _LAST: Final = datetime.max.replace(tzinfo=UTC)
@@ -76,22 +75,14 @@ def classify(
     return "pending", None
 
 
-_NOT_UTF8: Final = re.compile("[\udc80-\udcff]")
-"""A byte that is not UTF-8, as `surrogateescape` decodes it."""
-
-
 def read_url_list(data: bytes) -> tuple[list[str], int]:
     """An explicit list of article URLs, one a line (blank lines and `#` comments ignored), in
-    canonical form without repeats; also returns how many lines were not http(s) URLs. A line
-    is read as a text sitemap's (`absolute_http_url`: control characters dropped, which the
-    database would refuse); bytes that are not UTF-8 are the URL's own, percent-escaped (a
-    Latin-1 `caf\xe9` is `caf%E9`, not a U+FFFD that names another page). Lines end at LF
-    (CRLF too) only: a NEL or U+2028 inside a line is a character of it, dropped or escaped."""
+    canonical form without repeats; also returns how many lines were not http(s) URLs. Lines
+    are read as a text sitemap's (`url_lines`; `absolute_http_url`: control characters, which
+    the database would refuse, dropped)."""
     urls: dict[str, None] = {}
     invalid = 0
-    text = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
-    for raw in text.split("\n"):
-        line = _NOT_UTF8.sub(lambda m: f"%{ord(m[0]) - 0xDC00:02X}", raw).strip()
+    for line in url_lines(data):
         if not line or line.startswith("#"):
             continue
         try:

@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 from lxml import etree
 
 from ingest.errors import ParseError
-from ingest.normalize import absolute_http_url
+from ingest.normalize import absolute_http_url, url_lines
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -337,14 +337,11 @@ def _child_text(element: Any, name: str) -> str | None:
 
 
 def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
-    """The protocol's text format: one URL a line, UTF-8. Accepted when most non-blank lines
-    read up to the `max_entries`-th URL are http(s) URLs, so that an arbitrary text file is
-    refused; the lines after it are dropped unread, as an XML sitemap's URLs beyond the cap."""
-    lines = [
-        line.strip()
-        for line in data.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
-    ]
-    lines = [line for line in lines if line]
+    """The protocol's text format: one URL a line, UTF-8 (read as `url_lines`). Accepted when
+    most non-blank lines read up to the `max_entries`-th URL are http(s) URLs, so that an
+    arbitrary text file is refused; the lines after it are dropped unread, as an XML sitemap's
+    URLs beyond the cap."""
+    lines = [line for line in url_lines(data) if line]
     entries: list[SitemapEntry] = []
     seen: set[str] = set()
     dropped = invalid = read = 0

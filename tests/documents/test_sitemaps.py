@@ -291,6 +291,21 @@ def test_text_sitemap_beyond_the_cap_keeps_its_first_urls() -> None:
         parse_sitemap(b"hello\nworld\nhttps://e.com/a\nhttps://e.com/b\n", URL, max_entries=1)
 
 
+def test_text_sitemap_lines_are_read_as_a_url_list_s() -> None:
+    """A text sitemap's lines are read as `ingest backfill --urls` reads its (one rule): bytes
+    that are not UTF-8 are the URL's own, percent-escaped (not U+FFFD, which names another
+    page), and a line ends at LF (or CRLF) only, a NEL or U+2028 in it being a character that
+    is dropped, not the end of a line."""
+    text = b"https://e.com/caf\xe9\r\nhttps://e.com/a\xc2\x85b\nhttps://e.com/c\xe2\x80\xa8d\n"
+    sitemap = parse_sitemap(text, URL)
+    assert [e.url for e in sitemap.entries] == [
+        "https://e.com/caf%E9",
+        "https://e.com/ab",
+        "https://e.com/c\u2028d",
+    ]
+    assert sitemap.dropped == 0
+
+
 def test_looks_like_sitemap() -> None:
     """The sniff: urlset and sitemapindex roots, after a prolog; gzip data; nothing else."""
     assert looks_like_sitemap(_urlset(""))
