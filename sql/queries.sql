@@ -638,6 +638,17 @@ WHERE run_id = %(run_id)s AND state = 'failed' AND retryable
   AND (%(fresh)s OR attempts < %(max_attempts)s)
 RETURNING url;
 
+-- name: backfill_to_link
+-- A registered feed's entries whose article a dry run found already stored, and did not link
+-- (a dry run stores nothing but its walk): the next invocation that is not one links them.
+SELECT url, entry_hash FROM ingest.backfill_urls
+WHERE run_id = %(run_id)s AND state = 'skipped' AND reason = 'to_link'
+  AND entry_hash IS NOT NULL;
+
+-- name: backfill_linked
+UPDATE ingest.backfill_urls SET reason = 'known', updated_at = now()
+WHERE run_id = %(run_id)s AND state = 'skipped' AND reason = 'to_link';
+
 -- name: backfill_url_counts
 SELECT state, COALESCE(reason, '') AS reason, count(*) AS n
 FROM ingest.backfill_urls

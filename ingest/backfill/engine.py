@@ -185,6 +185,7 @@ class Backfill:
             urls = await self._dry_run(run)
             counts = await self.runs.counts(run.id)
             return BackfillReport(run.id, resumed, counts, self.tally, False, dry_run_urls=urls)
+        await self._link_found(run)
         # A new invocation gives the pages that failed for a passing reason a new set of tries.
         await self.runs.retry_urls(run.id, self.settings.page_attempts, fresh=True)
         counts = await self.runs.counts(run.id)
@@ -444,20 +445,34 @@ class Backfill:
         entries the feed has done (stored, or pruned since), by their key whatever their link
         is now, and those whose article is already stored under their link (by the service, or
         by a backfill of the site). The latter are linked to the feed as the poll links them:
-        recorded as seen by the feed, their article adopted by it when it has no feed yet."""
+        recorded as seen by the feed, their article adopted by it when it has no feed yet; in a
+        dry run they are not ("to_link"), and the next invocation links them (`_link_found`)."""
         if not found:
             return {}
         done, _attempts, urls = await self.store.known_entries_and_urls(
             feed_id, [c.key for c in found], [c.link for c in found]
         )
         plan = dedup.plan(found, known_entries=done, known_urls=urls, now=self.clock())
-        await self.store.link_entries(feed_id, plan.link)
-        fetch = {c.link for c in plan.fetch}
-        return {
-            c.link: "pruned" if c.link in urls and urls[c.link] is None else "known"
-            for c in found
-            if c.link not in fetch
-        }
+        known = {c.link: "pruned" if urls.get(c.link, 0) is None else "known" for c in found}
+        for c in plan.fetch:
+            del known[c.link]
+        if self.options.dry_run:
+            # A dry run stores nothing but its walk: the next run that is not one links them.
+            linked = {key for key, _ in plan.link}
+            known |= {c.link: "to_link" for c in found if c.key in linked}
+        else:
+            await self.store.link_entries(feed_id, plan.link)
+        return known
+
+    async def _link_found(self, run: BackfillRun) -> None:
+        """Link the entries of the run's registered feed that a dry run found already stored
+        (`_known`), as the walk would have linked them but for the dry run."""
+        if run.feed_id is None or not (found := await self.runs.to_link(run.id)):
+            return
+        known = await self.store.known_urls([url for url, _ in found])
+        links = [(key, article_id) for url, key in found if (article_id := known.get(url))]
+        await self.store.link_entries(run.feed_id, links)
+        await self.runs.linked(run.id)
 
     def _queued(
         self,

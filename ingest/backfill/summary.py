@@ -37,7 +37,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
             ("out of range", c.url_total("skipped", "range")),
             ("undated", c.url_total("skipped", "undated")),
             ("beyond --limit", c.url_total("skipped", "limit")),
-            ("already known", c.url_total("skipped", "known")),
+            ("already known", c.url_total("skipped", "known") + c.url_total("skipped", "to_link")),
             ("pruned", c.url_total("skipped", "pruned")),
             ("not articles", c.url_total("skipped", "not_article")),
         )

@@ -316,6 +316,16 @@ class BackfillStore(StoreBase):
         )
         return len(rows)
 
+    async def to_link(self, run_id: int) -> list[tuple[str, bytes]]:
+        """The registered feed's entries (URL, entry hash) whose article a dry run of the run
+        found already stored and left unlinked (reason 'to_link')."""
+        rows = await self._all("backfill_to_link", {"run_id": run_id})
+        return [(r["url"], bytes(r["entry_hash"])) for r in rows]
+
+    async def linked(self, run_id: int) -> None:
+        """Those entries linked: skipped as known from now on."""
+        await self._all("backfill_linked", {"run_id": run_id})
+
     async def counts(self, run_id: int) -> RunCounts:
         urls = await self._all("backfill_url_counts", {"run_id": run_id})
         sources = await self._all("backfill_source_counts", {"run_id": run_id})

@@ -1266,6 +1266,27 @@ def test_registered_feed_target_adopts_articles_already_stored(
     assert scalar(database_url, "SELECT count(*) FROM ingest.feed_entries") == len(WP)
 
 
+def test_a_dry_run_of_a_registered_feed_changes_no_article(database_url: str, site: Site) -> None:
+    """A dry run of a registered feed whose articles are already stored links none of its
+    entries to them (a dry run stores nothing but its walk); the real run after it, which does
+    not walk the feed again, links them as a run without the dry run would."""
+    urls = "\n".join(site.url(f"/a/{n}") for n in WP) + "\n"
+    listed = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
+    assert listed.returncode == 0, listed.stderr
+    assert ingest(database_url, "feeds", "add", site.url("/feed/")).returncode == 0
+    dry = backfill(database_url, site.url("/feed/"), "--dry-run")
+    assert dry.stdout == ""
+    assert {r["feed_id"] for r in stored(database_url).values()} == {None}
+    assert scalar(database_url, "SELECT count(*) FROM ingest.feed_entries") == 0
+    hits = site.page_hits()
+    real = backfill(database_url, site.url("/feed/"))
+    assert f"{len(WP)} skipped ({len(WP)} already known)" in real.stdout
+    assert site.page_hits() == hits
+    feed_id = scalar(database_url, "SELECT id FROM news.feeds")
+    assert {r["feed_id"] for r in stored(database_url).values()} == {feed_id}
+    assert scalar(database_url, "SELECT count(*) FROM ingest.feed_entries") == len(WP)
+
+
 def test_endless_chain_of_sitemap_indexes_is_not_followed(database_url: str) -> None:
     """A sitemap index that lists an index that lists an index... (each at a URL of its own, so
     no loop a run would notice) is read three indexes deep: the sitemaps listed that deep are
