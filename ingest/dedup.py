@@ -42,6 +42,13 @@ def _updated_since(
     return entry_updated is not None and (stored is None or entry_updated > stored)
 
 
+def update_times(found: Iterable[Candidate], now: datetime) -> dict[bytes, datetime | None]:
+    """Each entry's update time as an article stored for it records it (`plausible_date`), by
+    entry key: recorded with an entry linked to an article already stored, which would
+    otherwise be taken for updated at the feed's next poll (`plan`'s refetch)."""
+    return {c.key: plausible_date(c.entry.updated_at, now) for c in found}
+
+
 def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:
     """Entries with a usable http(s) link, in feed order, one per key and per link; also returns
     how many entries had no usable link."""

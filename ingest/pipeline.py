@@ -759,6 +759,7 @@ class Pipeline:
 
     async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:
         found, invalid = dedup.candidates(parsed.entries[: self.settings.max_entries_per_feed])
+        now = self.clock()
         done, attempts, known_urls = await self.store.known_entries_and_urls(
             feed.id, [c.key for c in found], [c.link for c in found]
         )
@@ -768,9 +769,9 @@ class Pipeline:
             known_urls=known_urls,
             attempts=attempts,
             invalid=invalid,
-            now=self.clock(),
+            now=now,
         )
-        await self.store.link_entries(feed.id, plan.link)
+        await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
         updated = await self._refetch(feed, plan.refetch)
         storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []

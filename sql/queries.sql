@@ -332,13 +332,16 @@ WHERE url_hash = ANY (ARRAY(SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text
 -- name: link_feed_entry
 -- An entry new to this feed whose article is already stored (dedup's "link"), unless that
 -- article was pruned since it was looked up: the row lock waits for a prune in progress, and
--- finds nothing once it committed (the entry is then planned again at the next poll).
+-- finds nothing once it committed (the entry is then planned again at the next poll). The
+-- entry's update time is recorded as an entry stored records it (add_feed_entries), so that the
+-- next poll does not take the entry for an update.
 WITH live AS (
     SELECT id FROM ingest.articles WHERE id = %(article_id)s FOR KEY SHARE)
-INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)
-SELECT %(feed_id)s, %(entry_hash)s, id FROM live
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, entry_updated_at)
+SELECT %(feed_id)s, %(entry_hash)s, id, %(entry_updated_at)s FROM live
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
-SET article_id = COALESCE(ingest.feed_entries.article_id, EXCLUDED.article_id);
+SET article_id = COALESCE(ingest.feed_entries.article_id, EXCLUDED.article_id),
+    entry_updated_at = GREATEST(ingest.feed_entries.entry_updated_at, EXCLUDED.entry_updated_at);
 
 -- name: add_article_urls
 INSERT INTO ingest.article_urls (url_hash, article_id)

@@ -461,12 +461,16 @@ class Backfill:
             linked = {key for key, _ in plan.link}
             known |= {c.link: "to_link" for c in found if c.key in linked}
         else:
-            await self.store.link_entries(feed_id, plan.link)
+            await self.store.link_entries(
+                feed_id, plan.link, dedup.update_times(found, self.clock())
+            )
         return known
 
     async def _link_found(self, run: BackfillRun) -> None:
         """Link the entries of the run's registered feed that a dry run found already stored
-        (`_known`), as the walk would have linked them but for the dry run."""
+        (`_known`), as the walk would have linked them but for the dry run. Their update times
+        were not kept: an entry of them that carries one is fetched once more at the feed's
+        next poll, which then records it."""
         if run.feed_id is None or not (found := await self.runs.to_link(run.id)):
             return
         known = await self.store.known_urls([url for url, _ in found])

@@ -3,7 +3,7 @@ duplicates and near-duplicates decided by the database's unique keys."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -88,17 +88,30 @@ class ArticleStore(StoreBase):
         rows = await self._all("known_urls", {"urls": list(urls)})
         return {r["url"]: r["article_id"] for r in rows}
 
-    async def link_entries(self, feed_id: int, links: Sequence[tuple[bytes, int]]) -> None:
+    async def link_entries(
+        self,
+        feed_id: int,
+        links: Sequence[tuple[bytes, int]],
+        updated_at: Mapping[bytes, datetime | None] | None = None,
+    ) -> None:
         """Record entries of this feed that point at articles already stored (an article pruned
-        meanwhile is not linked: see `link_feed_entry`)."""
+        meanwhile is not linked: see `link_feed_entry`), each with its entry's update time
+        (`updated_at`, by entry hash; none where absent), as an entry stored is: an entry
+        recorded without one it has would be taken for an update at the feed's next poll."""
         if not links:
             return
         q = queries()
+        times = updated_at or {}
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             for entry_hash, article_id in links:
                 await conn.execute(
                     q["link_feed_entry"],
-                    {"feed_id": feed_id, "entry_hash": entry_hash, "article_id": article_id},
+                    {
+                        "feed_id": feed_id,
+                        "entry_hash": entry_hash,
+                        "article_id": article_id,
+                        "entry_updated_at": times.get(entry_hash),
+                    },
                 )
             ids = sorted({article_id for _, article_id in links})
             await conn.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": ids})

@@ -1169,3 +1169,30 @@ async def test_an_excerpt_whose_ellipsis_is_escaped_twice_is_stored_from_its_pag
     (six,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/6$'")
     assert six["text_source"] == "page"
     assert "&#8230;" not in six["text"]
+
+
+async def test_an_entry_linked_to_another_feed_s_article_is_no_update_at_the_next_poll(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Stories 0-3 are stored from their pages by a feed of excerpts; a full-text Atom feed
+    listing them too (each entry with its `<updated>`) links its entries to those articles. Its
+    next poll, whose entries did not change, takes none of them for an update: the articles
+    keep the text they were stored with, and no history row is written."""
+    atom = "application/atom+xml"
+    site.routes["/excerpts"] = static(feed(site.base, range(4), parts=3), RSS)
+    await pipeline.store.add_feed(site.url("/excerpts"))
+    await pipeline.run()
+    site.routes["/full"] = static(atom_feed(site.base, range(4), {}), atom)
+    await pipeline.store.add_feed(site.url("/full"))
+    assert await pipeline.store.set_text_mode(site.url("/full"), "feed")
+    await pipeline.run()
+    hits = page_hits(site)
+    # The feed's next poll: its own title changed, none of its entries.
+    body = atom_feed(site.base, range(4), {}).replace("<title>T</title>", "<title>T.</title>", 1)
+    site.routes["/full"] = static(body, atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [0, 0]
+    assert page_hits(site) == hits
+    stored = rows(database_url, "SELECT text_source FROM news.articles")
+    assert [r["text_source"] for r in stored] == ["page"] * 4
+    assert rows(database_url, "SELECT 1 FROM news.article_history") == []
