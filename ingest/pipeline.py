@@ -970,7 +970,9 @@ class Pipeline:
     async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
-        the stored version alone (tried again next poll if the failure was passing). A
+        the stored version alone: tried again next poll if the failure was passing, else the
+        entry's update time is recorded, so that the page is not fetched again until the entry
+        changes again (a page gone for good or a consent wall stays so). A
         full-text feed's entry (`feed` mode, or proven in `auto`) is its own article: updated
         from its new text without a request where a new entry's would be (the entry's text is
         where its correction is; its page may not have it, and is what the feed spares).
@@ -987,16 +989,20 @@ class Pipeline:
         pages = await asyncio.gather(*(self._page(found[i].link, feed.settings) for i in fetched))
         outcomes = dict(zip(fetched, pages, strict=True))
         items = []
+        gone = []
         for i, c in enumerate(found):
             if i not in outcomes:
                 article = self._article(c, NO_PAGE, text_from_feed=True, own=owns[i])
             elif (page := page_for(c.entry, outcomes[i])).extracted is not None:
                 article = self._article(c, page)
             else:
+                if not page.transient:
+                    gone.append(c)
                 continue
             if article is not None:
                 items.append((article, c.key))
-        updated = await self.store.update_articles(feed.id, items)
+        times = dedup.update_times(gone, self.clock())
+        updated = await self.store.update_articles(feed.id, items, unchanged=times)
         # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
         # later keeps them updated.
         metrics.ARTICLES_UPDATED.inc(updated)

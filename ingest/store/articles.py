@@ -116,7 +116,12 @@ class ArticleStore(StoreBase):
             ids = sorted({article_id for _, article_id in links})
             await conn.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": ids})
 
-    async def update_articles(self, feed_id: int, items: Sequence[tuple[Article, bytes]]) -> int:
+    async def update_articles(
+        self,
+        feed_id: int,
+        items: Sequence[tuple[Article, bytes]],
+        unchanged: Mapping[bytes, datetime | None] | None = None,
+    ) -> int:
         """Articles fetched again because their feed entry was updated: where the text changed,
         the stored version moves to the history table and the row is updated in place (its
         change is announced like an insert); the row is the one of the article's URL, else the
@@ -124,13 +129,16 @@ class ArticleStore(StoreBase):
         follows the new text (`_place_updated`), written with it: one change row for the edit.
         The entry's update time is recorded either way, so the page is not fetched again until
         the entry changes again; where the database refuses the new version, the stored one
-        stays. Returns rows changed."""
-        if not items:
+        stays. `unchanged`: entries (by hash, with their update time) whose new version cannot
+        be had (its page gone for good): their update time is recorded, their article left as
+        it is. Returns rows changed."""
+        if not items and not unchanged:
             return 0
         q = queries()
         changed = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
-            await conn.execute(q["lock_article_writes"])
+            if items:
+                await conn.execute(q["lock_article_writes"])
             for article, entry_hash in sorted(items, key=lambda item: item[0].url):
                 try:
                     async with conn.transaction():
@@ -151,6 +159,11 @@ class ArticleStore(StoreBase):
                         "entry_hash": entry_hash,
                         "entry_updated_at": article.updated_at,
                     },
+                )
+            for entry_hash, updated_at in (unchanged or {}).items():
+                await conn.execute(
+                    q["touch_feed_entry"],
+                    {"feed_id": feed_id, "entry_hash": entry_hash, "entry_updated_at": updated_at},
                 )
         return changed
 

@@ -1518,3 +1518,34 @@ async def test_a_move_that_races_a_feed_registered_at_its_new_url_is_done_again(
     assert [f["url"] for f in feeds] == [server.url("/new")]
     assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 1
     await pipeline.aclose()
+
+
+@pytest.mark.parametrize(
+    "gone", [Response(404, b"Not found", {"Content-Type": "text/html"}), static(CONSENT_WALL)]
+)
+async def test_an_update_whose_page_is_gone_for_good_is_not_fetched_at_every_poll(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    gone: Response,
+) -> None:
+    """An updated entry whose page is now gone (404) or a consent wall: the stored article
+    stays as it was, and the entry's update time is recorded, as a refused update's is, so
+    that the feed's next polls (its entries unchanged) do not fetch that page again."""
+    gist = "The harbour authority delays the ferry terminal over the cost of foundations."
+    server.routes["/story"] = static(page("Story"))
+    server.routes["/feed"] = static(atom(server.base, NOW, gist), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    server.routes["/story"] = gone
+    later = atom(server.base, NOW + timedelta(minutes=5), gist)
+    for title in ("T", "T.", "T.."):  # the feed changes, its entry does not
+        body = later.replace("<title>T</title>", f"<title>{title}</title>", 1)
+        server.routes["/feed"] = static(body, "application/atom+xml")
+        await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 2
+    (article,) = rows(database_url, "SELECT text, text_source, updated_at FROM news.articles")
+    assert PARAGRAPH in article["text"]
+    assert (article["text_source"], article["updated_at"]) == ("page", None)
