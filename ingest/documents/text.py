@@ -56,20 +56,25 @@ def block(value: str, is_html: bool = False) -> str | None:
 
 # The line Yoast SEO appends by default to each entry of a WordPress feed, after the entry's
 # text ("The post <title> appeared first on <site>."), in English and the translations it ships
-# for the most common languages. Never a line of the article.
+# for the most common languages; and the one Medium appends to each entry of a publication's
+# feed ("<title> was originally published in <publication> on Medium, where people are
+# continuing the conversation by highlighting and responding to this story."). Never a line of
+# the article.
 _CREDIT = re.compile(
     r"(?:The post|Der Beitrag|L[’']article|La entrada|Het bericht|O post|L[’']articolo)"
     r" [^\n]{1,400}? (?:appeared first on|erschien zuerst auf|est apparu en premier sur"
     r"|se publicó primero en|verscheen eerst op|apareceu primeiro em|proviene da)"
     # The site's name: one sentence (a dot only inside a word, as in a domain).
-    r" (?:[^\n.!?]|[.!?](?=\S)){1,200}[.!?]?",
+    r" (?:[^\n.!?]|[.!?](?=\S)){1,200}[.!?]?"
+    r"|[^\n]{1,400}? was originally published in [^\n]{1,200}? on Medium, where people are"
+    r" continuing the conversation by highlighting and responding to this story\.",
 )
 _CREDIT_MAX: Final = 700
 
 
 def without_credit(text: str) -> str:
     """The text without its last paragraph where that paragraph is a feed's credit line
-    ("The post … appeared first on …")."""
+    ("The post … appeared first on …", "… was originally published in … on Medium, …")."""
     head, _, last = text.rpartition("\n\n")
     if len(last) <= _CREDIT_MAX and _CREDIT.fullmatch(last):
         return head.rstrip()

@@ -789,3 +789,25 @@ def test_a_feed_s_credit_line_is_not_part_of_the_entry_s_text(credit: str) -> No
     assert (from_json.content, from_json.summary) == (entry.content, "A.")
     kept = _one(_rss(f"<item>{GUID}<description>{credit} It then rained.</description></item>"))
     assert kept.summary == f"{credit} It then rained."
+
+
+def test_medium_s_credit_line_is_not_part_of_the_entry_s_text() -> None:
+    """The line Medium appends, after its view-counting pixel and a rule, to each entry of a
+    publication's feed ("… was originally published in … on Medium, where people are …") ends
+    no entry's content: a full-text feed's articles were stored with it."""
+    story = "<p>The council approved the budget.</p><p>It passed 7 to 2.</p>"
+    credit = (
+        '<img src="https://medium.com/_/stat?event=post.clientViewed&amp;'
+        'referrerSource=full_rss&amp;postId=41d82a184452" width="1" height="1" alt="">'
+        '<hr><p><a href="https://medium.com/gazette/budget-passes-41d82a184452">Council’s '
+        'budget passes</a> was originally published in <a href="https://medium.com/gazette">'
+        "Riverside Gazette</a> on Medium, where people are continuing the conversation by "
+        "highlighting and responding to this story.</p>"
+    )
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>'
+        f"<item>{GUID}<content:encoded><![CDATA[{story}{credit}]]></content:encoded>"
+        "</item></channel></rss>"
+    ).encode()
+    assert _one(body).content == "The council approved the budget.\n\nIt passed 7 to 2."
