@@ -334,11 +334,16 @@ WHERE url_hash = ANY (ARRAY(SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text
 -- article was pruned since it was looked up: the row lock waits for a prune in progress, and
 -- finds nothing once it committed (the entry is then planned again at the next poll). The
 -- entry's update time is recorded as an entry stored records it (add_feed_entries), so that the
--- next poll does not take the entry for an update.
+-- next poll does not take the entry for an update; but no later than the stored version was
+-- read (its update in place, else its fetch): an entry updated since is an update of it.
 WITH live AS (
-    SELECT id FROM ingest.articles WHERE id = %(article_id)s FOR KEY SHARE)
+    SELECT id, COALESCE(updated_at, fetched_at) AS read_at
+    FROM ingest.articles WHERE id = %(article_id)s FOR KEY SHARE)
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, entry_updated_at)
-SELECT %(feed_id)s, %(entry_hash)s, id, %(entry_updated_at)s FROM live
+SELECT %(feed_id)s, %(entry_hash)s, id,
+       CASE WHEN %(entry_updated_at)s::timestamptz IS NOT NULL
+            THEN LEAST(%(entry_updated_at)s::timestamptz, read_at) END
+FROM live
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
 SET article_id = COALESCE(ingest.feed_entries.article_id, EXCLUDED.article_id),
     entry_updated_at = GREATEST(ingest.feed_entries.entry_updated_at, EXCLUDED.entry_updated_at);

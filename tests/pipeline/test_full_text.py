@@ -1196,3 +1196,29 @@ async def test_an_entry_linked_to_another_feed_s_article_is_no_update_at_the_nex
     stored = rows(database_url, "SELECT text_source FROM news.articles")
     assert [r["text_source"] for r in stored] == ["page"] * 4
     assert rows(database_url, "SELECT 1 FROM news.article_history") == []
+
+
+async def test_an_entry_linked_to_an_older_version_of_its_article_updates_it_once(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Story 2 is stored from its page by a feed of excerpts; a full-text feed then lists it
+    with a correction, updated after that page was read. Its entry is linked to the article,
+    and its next poll updates the article from the entry's text, once."""
+    atom = "application/atom+xml"
+    site.routes["/excerpts"] = static(feed(site.base, range(4), parts=3), RSS)
+    await pipeline.store.add_feed(site.url("/excerpts"))
+    await pipeline.run()
+    later = {2: (NOW + timedelta(hours=1), CORRECTION)}
+    site.routes["/full"] = static(atom_feed(site.base, range(4), later), atom)
+    await pipeline.store.add_feed(site.url("/full"))
+    assert await pipeline.store.set_text_mode(site.url("/full"), "feed")
+    await pipeline.run()
+    # Two more polls: the feed's title changes, none of its entries.
+    for title, updated in (("T.", 1), ("T..", 0)):
+        body = atom_feed(site.base, range(4), later)
+        site.routes["/full"] = static(body.replace("T</title>", f"{title}</title>", 1), atom)
+        summary = await pipeline.run(all_feeds=True)
+        assert [o.updated for o in summary.outcomes] == [0, updated]
+    (two,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/2$'")
+    assert two["text"] == clean_text("\n\n".join([*paragraphs(2), CORRECTION]))
+    assert two["text_source"] == "feed"
