@@ -145,10 +145,15 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.full_text_evidence, f.settings, r.host;
 
 -- name: feed_succeeded
+-- The next fetch is never sooner, by the database's clock (which claims compare with), than
+-- the delay decided at %(now)s (the process's clock): a process whose clock runs behind the
+-- database's would otherwise write times already past, and poll the feed at every tick.
 UPDATE ingest.feeds
 SET last_fetched_at = %(now)s,
     polled_at = now(),
-    next_fetch_at = %(next_fetch_at)s,
+    next_fetch_at = GREATEST(%(next_fetch_at)s::timestamptz, LEAST(
+        now() + (%(next_fetch_at)s::timestamptz - %(now)s::timestamptz),
+        '9999-01-01 00:00:00+00')),
     last_status = %(status)s,
     last_error = NULL,
     consecutive_failures = 0,
@@ -179,10 +184,14 @@ WHERE id = %(id)s AND lease_owner = %(owner)s;
 UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
 
 -- name: feed_failed
+-- The next fetch as in feed_succeeded: never sooner than the delay decided, by the database's
+-- clock (a backoff or a Retry-After must not be cut short by a process's clock behind it).
 UPDATE ingest.feeds
 SET last_fetched_at = %(now)s,
     polled_at = now(),
-    next_fetch_at = %(next_fetch_at)s,
+    next_fetch_at = GREATEST(%(next_fetch_at)s::timestamptz, LEAST(
+        now() + (%(next_fetch_at)s::timestamptz - %(now)s::timestamptz),
+        '9999-01-01 00:00:00+00')),
     last_status = 'error',
     last_error = %(error)s,
     consecutive_failures = consecutive_failures + 1,

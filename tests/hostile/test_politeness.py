@@ -168,8 +168,9 @@ async def test_429_retry_after_is_honoured_clamped_or_ignored(
         r["url"]: r
         for r in rows(
             database_url,
-            "SELECT url, last_status, last_error, next_fetch_at - last_fetched_at AS delay"
-            " FROM news.feeds",
+            # From the database's clock, which the delay counts from (sql/queries.sql).
+            "SELECT url, last_status, last_error, next_fetch_at - polled_at AS delay"
+            " FROM ingest.feeds",
         )
     }
     for path, (value, low, high) in cases.items():

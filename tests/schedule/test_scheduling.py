@@ -276,3 +276,30 @@ async def test_one_fetch_per_feed_url_however_it_is_spelled(
     assert added == [True, False, False]
     await asyncio.gather(pipeline.run(), pipeline.run())
     assert len(server.hits("/feed?a=1&b=2")) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome", ["ok", "429"])
+async def test_a_replica_whose_clock_is_behind_the_database_s_does_not_poll_again_at_once(
+    env, server: LocalServer, database_url: str, outcome: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A process whose clock runs an hour behind the database's: the feed's next poll is still
+    its interval (or the server's Retry-After) after the poll, by the clock claims compare
+    with, not already past, so the next tick does not poll it again."""
+    pipeline, clock, store = env
+    clock.now = START - HOUR
+    if outcome == "ok":
+        hourly = [clock.now - HOUR * i for i in range(10)]
+        server.routes["/f"] = static(rss(server.base, hourly), "application/rss+xml")
+    else:
+        server.routes["/f"] = Response(429, b"slow down", {"Retry-After": "1200"})
+    await store.add_feed(server.url("/f"))
+    await pipeline.run()
+    await pipeline.run()
+    assert len(server.hits("/f")) == 1
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT next_fetch_at - now() FROM ingest.feeds WHERE url = %s", [server.url("/f")]
+        ).fetchone()
+    assert row is not None
+    assert row[0] >= timedelta(minutes=19)
