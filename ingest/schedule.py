@@ -46,9 +46,9 @@ class Hints:
     """What the server and the feed document say about when to come back; each may be None."""
 
     max_age: timedelta | None = None
-    """Cache-Control s-maxage / max-age."""
+    """Cache-Control s-maxage / max-age, less the response's Age."""
     expires: timedelta | None = None
-    """Expires, as a delay from now."""
+    """Expires less the response's Date (else now), less its Age; None beside a max-age."""
     retry_after: timedelta | None = None
     feed_ttl: timedelta | None = None
     """RSS `<ttl>`."""
@@ -63,32 +63,43 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
 
 
 def _seconds_or_date(value: str | None, now: datetime) -> timedelta | None:
+    seconds = _delta_seconds(value)
+    if seconds is not None or not value:
+        return seconds
+    return _until(value.strip(), now)
+
+
+def _delta_seconds(value: str | None) -> timedelta | None:
+    """delta-seconds (RFC 9111 §1.2.2: Retry-After, Age), at most 10**9; None if not one."""
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
         # Clamped before int() and timedelta see it: a hostile header must overflow neither.
         return timedelta(seconds=min(int(value[:10]) if len(value) <= 10 else 10**9, 10**9))
-    return _until(value, now)
+    return None
 
 
 def _until(http_date: str, now: datetime) -> timedelta | None:
+    when = _date(http_date)
+    return max(when - now, timedelta(0)) if when is not None else None
+
+
+def _date(http_date: str | None) -> datetime | None:
+    """An HTTP-date (any of RFC 9110 §5.6.7's three forms), None when absent or invalid."""
+    if not http_date:
+        return None
     try:
         when = parsedate_to_datetime(http_date)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when - now, timedelta(0))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def cache_max_age(cache_control: str | None) -> timedelta | None:
     """`s-maxage` (preferred, it is meant for shared caches like us) or `max-age` of a
     Cache-Control header; None when absent, or when `no-store`/`no-cache` ask us not to reuse."""
-    if not cache_control:
-        return None
-    lowered = cache_control.lower()
-    if "no-store" in lowered or "no-cache" in lowered:
+    if not cache_control or _no_reuse(cache_control):
         return None
     # More than 12 digits is not a duration anyone means; ignore it rather than overflow.
     found = {
@@ -98,6 +109,11 @@ def cache_max_age(cache_control: str | None) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds is not None else None
 
 
+def _no_reuse(cache_control: str) -> bool:
+    lowered = cache_control.lower()
+    return "no-store" in lowered or "no-cache" in lowered
+
+
 def hints_from(
     headers: Mapping[str, str],
     now: datetime,
@@ -105,14 +121,22 @@ def hints_from(
     ttl_minutes: int | None = None,
     update_minutes: int | None = None,
 ) -> Hints:
-    """Hints from a response's headers (lower-case keys) and the feed document's own fields."""
+    """Hints from a response's headers (lower-case keys) and the feed document's own fields.
+    The server's freshness is read as RFC 9111 §4.2 has a shared cache read it: max-age
+    overrides Expires (§5.3), and no-cache / no-store leave none; Expires counts from the
+    server's own Date, so a server clock hours off ours does not move it; what the response's
+    Age says is spent already (a CDN's copy served late in its life) is taken off."""
+    cache_control = headers.get("cache-control")
+    max_age = cache_max_age(cache_control)
     expires = None
-    if "expires" in headers:
+    if max_age is None and "expires" in headers and not _no_reuse(cache_control or ""):
         # RFC 9111 §5.3: an invalid Expires means "already expired", i.e. no hint.
-        expires = _until(headers["expires"], now)
+        date = _date(headers.get("date"))
+        expires = _until(headers["expires"], date or now)
+    age = _delta_seconds(headers.get("age")) or timedelta(0)
     return Hints(
-        max_age=cache_max_age(headers.get("cache-control")),
-        expires=expires,
+        max_age=max(max_age - age, timedelta(0)) if max_age is not None else None,
+        expires=max(expires - age, timedelta(0)) if expires is not None else None,
         retry_after=_seconds_or_date(headers.get("retry-after"), now),
         feed_ttl=timedelta(minutes=ttl_minutes) if ttl_minutes else None,
         feed_update=timedelta(minutes=update_minutes) if update_minutes else None,

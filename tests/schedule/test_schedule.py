@@ -268,12 +268,100 @@ def test_hints_from_response_and_feed() -> None:
     hints = hints_from(headers, NOW, ttl_minutes=60, update_minutes=1440)
     assert hints == Hints(
         max_age=timedelta(minutes=15),
-        expires=2 * HOUR,
+        expires=None,  # max-age present: Expires is ignored (RFC 9111 §5.3)
         retry_after=timedelta(minutes=2),
         feed_ttl=HOUR,
         feed_update=DAY,
     )
     assert hints_from({"expires": "0"}, NOW) == Hints()
+    assert hints_from({"expires": "Wed, 01 Jan 2025 14:00:00 GMT"}, NOW) == Hints(expires=2 * HOUR)
+
+
+def _http_date(when: datetime) -> str:
+    return when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+@pytest.mark.parametrize(
+    ("headers", "max_age", "expires"),
+    [
+        pytest.param(
+            {"cache-control": "max-age=300", "expires": _http_date(NOW + 7 * DAY)},
+            timedelta(minutes=5),
+            None,
+            id="max-age-overrides-a-later-expires",
+        ),
+        pytest.param(
+            {"cache-control": "max-age=0, must-revalidate", "expires": _http_date(NOW + DAY)},
+            timedelta(0),
+            None,
+            id="max-age-0-overrides-expires",
+        ),
+        pytest.param(
+            {"cache-control": "no-cache", "expires": _http_date(NOW + DAY)},
+            None,
+            None,
+            id="no-cache-overrides-expires",
+        ),
+        pytest.param(
+            {"cache-control": "no-store", "expires": _http_date(NOW + DAY)},
+            None,
+            None,
+            id="no-store-overrides-expires",
+        ),
+        pytest.param(
+            # The server's clock is 3 hours ahead of ours: Expires says 10 minutes after Date.
+            {
+                "date": _http_date(NOW + 3 * HOUR),
+                "expires": _http_date(NOW + 3 * HOUR + timedelta(minutes=10)),
+            },
+            None,
+            timedelta(minutes=10),
+            id="expires-counts-from-the-server-s-date",
+        ),
+        pytest.param(
+            {"date": "garbage", "expires": _http_date(NOW + HOUR)},
+            None,
+            HOUR,
+            id="expires-from-now-without-a-valid-date",
+        ),
+        pytest.param(
+            {"cache-control": "max-age=3600", "age": "3000"},
+            timedelta(minutes=10),
+            None,
+            id="age-spent-of-max-age",
+        ),
+        pytest.param(
+            {"cache-control": "s-maxage=600", "age": "99999999999999999999999"},
+            timedelta(0),
+            None,
+            id="age-beyond-max-age",
+        ),
+        pytest.param(
+            {
+                "date": _http_date(NOW),
+                "expires": _http_date(NOW + HOUR),
+                "age": "1200",
+            },
+            None,
+            timedelta(minutes=40),
+            id="age-spent-of-expires",
+        ),
+        pytest.param(
+            {"cache-control": "max-age=600", "age": "-5, 7"},
+            timedelta(minutes=10),
+            None,
+            id="invalid-age-ignored",
+        ),
+    ],
+)
+def test_freshness_as_a_shared_cache_reads_it(
+    headers: dict[str, str], max_age: timedelta | None, expires: timedelta | None
+) -> None:
+    """RFC 9111 §4.2: a response's remaining freshness is its lifetime (max-age, which
+    overrides Expires; else Expires less the server's own Date) less its Age; no-cache and
+    no-store leave no freshness to wait out."""
+    hints = hints_from(headers, NOW)
+    assert (hints.max_age, hints.expires) == (max_age, expires)
 
 
 # --- permanent redirects ------------------------------------------------------------------------
