@@ -183,13 +183,15 @@ def next_fetch_at(
     failures: int,
     active: bool = True,
     retry_after: timedelta | None = None,
+    retry_after_cap: timedelta | None = None,
     rng: random.Random,
 ) -> datetime:
     """After a success (`failures == 0`): `interval` ± jitter. After failure n: exponential
     backoff `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
     inactive feed is probed at the slowest rate. A Retry-After is honoured when it is later,
-    capped at max_interval. Never later than `LATEST` (a feed's settings may ask for intervals
-    of millennia: they must not overflow the date, which would fail the run)."""
+    capped at `retry_after_cap` (max_interval when None). Never later than `LATEST` (a feed's
+    settings may ask for intervals of millennia: they must not overflow the date, which would
+    fail the run)."""
     horizon = max(LATEST - now, timedelta(0))
     highest = min(policy.max_interval, horizon)
     if not active:
@@ -206,7 +208,7 @@ def next_fetch_at(
             backoff *= 2
         delay = min(backoff, highest) * rng.uniform(0.5, 1.0)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, highest))
+        delay = max(delay, min(retry_after, retry_after_cap or policy.max_interval, horizon))
     return now + min(delay, horizon)
 
 
@@ -388,7 +390,11 @@ def decide_feed_failure(
     """A failed poll: one more failure in the streak, backoff (a Retry-After honoured when it
     is later), and whether to give up on the feed now: after a long streak of failures of any
     kind; at once on 410 Gone; after a short streak of 404s when the feed has answered before
-    (`status` is the HTTP status of the failure, if any)."""
+    (`status` is the HTTP status of the failure, if any). A Retry-After is capped at the
+    service's maximum interval, not at a lower one of the feed's own (`ingest feeds set`): the
+    operator asks to hear from the feed that often, not to ask again against the server's
+    word."""
+    retry_after_cap = policy.max_interval
     policy = policy_for(policy, feed.settings)
     failures = feed.consecutive_failures + 1
     answered_before = feed.body_hash is not None or feed.etag is not None or feed.title is not None
@@ -418,6 +424,7 @@ def decide_feed_failure(
             failures=failures,
             active=feed.active and not deactivate,
             retry_after=parse_retry_after(retry_after, now),
+            retry_after_cap=max(retry_after_cap, policy.max_interval),
             rng=rng,
         ),
         error=error,

@@ -17,6 +17,7 @@ from ingest.schedule import (
 from ingest.types import Feed, FeedSettings, FetchResult, ParsedFeed
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 POLICY = Policy(jitter=0.0)
 FEED = Feed(
     id=7,
@@ -214,3 +215,18 @@ def test_a_long_streak_of_an_active_feed_polled_at_most_daily_backs_off_to_the_m
         )
         assert not failure.deactivate
         assert timedelta(days=3.5) <= failure.next_fetch_at - NOW <= timedelta(days=7)
+
+
+def test_a_feed_s_own_maximum_interval_does_not_cut_a_retry_after_short() -> None:
+    """A feed the operator wants polled at least every 10 minutes (`ingest feeds set URL
+    max_interval=10m`) that answers 429 with `Retry-After: 3600` is not asked again before the
+    hour: the server's word is capped at the service's INGEST_MAX_INTERVAL (24 h), not at the
+    feed's own maximum, which would send the next request into the same refusal."""
+    feed = replace(FEED, settings=FeedSettings(max_interval=timedelta(minutes=10)))
+    assert _fail(feed, "HTTP 429", status=429, retry_after="3600").next_fetch_at == NOW + HOUR
+    assert _fail(feed, "HTTP 429", status=429, retry_after="999999").next_fetch_at == (
+        NOW + POLICY.max_interval
+    )
+    # Without a Retry-After, the feed's own maximum bounds its backoff as before.
+    streak = replace(feed, consecutive_failures=8, failing_since=NOW)
+    assert _fail(streak, "HTTP 500").next_fetch_at <= NOW + timedelta(minutes=10)
