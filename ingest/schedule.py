@@ -148,7 +148,7 @@ def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta |
     20, within 90 days; its two newest when fewer are that recent): the mean gap, or the time
     since the newest entry if that is longer (a feed gone quiet slows down). None with fewer
     than two dated entries."""
-    dated = sorted({d for d in dates if d <= now + timedelta(hours=1)}, reverse=True)
+    dated = sorted(_plausible(dates, now), reverse=True)
     recent = [d for d in dated if now - _HISTORY_WINDOW <= d][:_HISTORY_ENTRIES]
     if len(recent) < 2:
         # A feed quiet for longer than the window is as slow as its newest entries say, not
@@ -158,6 +158,17 @@ def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta |
         return None
     mean_gap = (recent[0] - recent[-1]) / (len(recent) - 1)
     return max(mean_gap, now - recent[0])
+
+
+def newest_entry(dates: Iterable[datetime], now: datetime) -> datetime | None:
+    """The newest of the entries' dates that `publishing_interval` counts (none from the
+    future), or None."""
+    return max(_plausible(dates, now), default=None)
+
+
+def _plausible(dates: Iterable[datetime], now: datetime) -> set[datetime]:
+    """Entry dates no later than an hour from now: a date further ahead is a feed's mistake."""
+    return {d for d in dates if d <= now + timedelta(hours=1)}
 
 
 def success_interval(
@@ -285,6 +296,8 @@ class FeedUpdate:
     """The feed's new URL, once its permanent redirect has held long enough."""
     full_text: FullText | None = None
     """The feed's full-text state after this poll; None leaves it as it is."""
+    newest_entry_at: datetime | None = None
+    """The date of the feed's newest dated entry; None leaves the stored one as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,13 +348,19 @@ def decide_feed_update(
         ttl_minutes=parsed.ttl_minutes if parsed else None,
         update_minutes=parsed.update_minutes if parsed else None,
     )
-    publishing = (
-        publishing_interval(
-            [d for e in parsed.entries if (d := e.published_at or e.updated_at) is not None], now
-        )
+    dates = (
+        [d for e in parsed.entries if (d := e.published_at or e.updated_at) is not None]
         if parsed
-        else feed.publish_interval
+        else []
     )
+    if parsed:
+        publishing = publishing_interval(dates, now)
+    elif feed.publish_interval is not None and feed.newest_entry_at is not None:
+        # Nothing new (304, or the same bytes): the feed has been quiet for longer still, and
+        # slows down as it would if it were parsed.
+        publishing = max(feed.publish_interval, now - feed.newest_entry_at)
+    else:
+        publishing = feed.publish_interval
     feed_hint = max((h for h in (hints.feed_ttl, hints.feed_update) if h), default=None)
     interval = success_interval(
         policy,
@@ -374,6 +393,7 @@ def decide_feed_update(
         redirect=redirect,
         move_to=move_to if move_to != feed.url else None,
         full_text=full_text if full_text != feed.full_text else None,
+        newest_entry_at=newest_entry(dates, now),
     )
 
 

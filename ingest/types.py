@@ -231,6 +231,8 @@ class Feed:
     text_mode: TextMode = "auto"
     full_text: FullText = field(default_factory=FullText)
     settings: FeedSettings = field(default_factory=FeedSettings)
+    newest_entry_at: datetime | None = None
+    """The date of its newest dated entry when it was last parsed (sql/0024)."""
     host: str = ""
     """The host of `url` as the claims read it (`ingest.url_host`, sql/0018): what a process
     counts its feeds in flight by."""

@@ -108,7 +108,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, r.host;
+          f.full_text_evidence, f.settings, f.newest_entry_at, r.host;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
@@ -142,7 +142,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, r.host;
+          f.full_text_evidence, f.settings, f.newest_entry_at, r.host;
 
 -- name: feed_succeeded
 -- The next fetch is never sooner, by the database's clock (which claims compare with), than
@@ -163,6 +163,7 @@ SET last_fetched_at = %(now)s,
     title = COALESCE(%(title)s, title),
     site_url = COALESCE(%(site_url)s, site_url),
     publish_interval = COALESCE(%(publish_interval)s, publish_interval),
+    newest_entry_at = COALESCE(%(newest_entry_at)s, newest_entry_at),
     feed_hint = CASE WHEN %(parsed)s THEN %(feed_hint)s ELSE feed_hint END,
     active = true,
     inactive_reason = NULL,

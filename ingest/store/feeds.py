@@ -282,6 +282,7 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
         "site_url": u.site_url,
         "parsed": u.parsed,
         "publish_interval": u.publish_interval,
+        "newest_entry_at": u.newest_entry_at,
         "feed_hint": u.feed_hint,
         "redirect_to": u.redirect.target,
         "redirect_seen": u.redirect.seen,

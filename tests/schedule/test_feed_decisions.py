@@ -14,7 +14,7 @@ from ingest.schedule import (
     decide_feed_failure,
     decide_feed_update,
 )
-from ingest.types import Feed, FeedSettings, FetchResult, ParsedFeed
+from ingest.types import Feed, FeedSettings, FetchResult, ParsedEntry, ParsedFeed
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -230,3 +230,29 @@ def test_a_feed_s_own_maximum_interval_does_not_cut_a_retry_after_short() -> Non
     # Without a Retry-After, the feed's own maximum bounds its backoff as before.
     streak = replace(feed, consecutive_failures=8, failing_since=NOW)
     assert _fail(streak, "HTTP 500").next_fetch_at <= NOW + timedelta(minutes=10)
+
+
+def test_a_feed_gone_quiet_slows_down_though_it_answers_304() -> None:
+    """The newest entry's date is kept with the feed: a feed that published hourly and has
+    said nothing new for three days slows to the maximum interval on its 304s (or on the
+    same bytes again), as it would if it were parsed, instead of staying at half an hour
+    for as long as it is unchanged."""
+    entries = tuple(
+        ParsedEntry(f"g{n}", f"https://news.example/{n}", published_at=NOW - HOUR * n)
+        for n in range(10)
+    )
+    parsed = _update(parsed=replace(_parsed(), entries=entries))
+    assert parsed.newest_entry_at == NOW
+    assert parsed.next_fetch_at == NOW + timedelta(minutes=30)
+    later = NOW + timedelta(days=3)
+    feed = replace(FEED, publish_interval=parsed.publish_interval, newest_entry_at=NOW)
+    for body_hash in (None, b"old"):
+        unchanged = _update(
+            feed,
+            _result(304 if body_hash is None else 200),
+            body_hash=body_hash,
+            parsed=None,
+            now=later,
+        )
+        assert unchanged.next_fetch_at == later + POLICY.max_interval
+        assert unchanged.newest_entry_at is None  # kept as it is

@@ -21,6 +21,7 @@ from ingest.pipeline import Pipeline
 from ingest.store import Store
 from ingest.store.db import make_pool
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.pipelines import article_page
 from tests.support.workers import InlineWorkers
 
 pytestmark = pytest.mark.integration
@@ -303,3 +304,26 @@ async def test_a_replica_whose_clock_is_behind_the_database_s_does_not_poll_agai
         ).fetchone()
     assert row is not None
     assert row[0] >= timedelta(minutes=19)
+
+
+@pytest.mark.anyio
+async def test_a_feed_gone_quiet_slows_down_on_its_304s(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """An hourly feed polled every half hour that then says nothing new for three days, and
+    answers its conditional requests with 304: polled once a day, as the time since its newest
+    entry asks, not every half hour for as long as it is quiet."""
+    pipeline, clock, store = env
+    hourly = [START - HOUR * i for i in range(10)]
+    server.routes["/f"] = static(rss(server.base, hourly), "application/rss+xml", etag='"1"')
+    for n in range(10):
+        server.routes[f"/story/{n}"] = static(article_page(f"Story {n}"))
+    await store.add_feed(server.url("/f"))
+    await pipeline.run()
+    (row,) = feed_rows(database_url)
+    assert timedelta(minutes=27) <= row["next_fetch_at"] - START <= timedelta(minutes=33)
+    clock.now = START + timedelta(days=3)
+    make_due(database_url)
+    assert (await pipeline.run()).not_modified == 1
+    (row,) = feed_rows(database_url)
+    assert row["next_fetch_at"] - clock.now >= timedelta(hours=21)
