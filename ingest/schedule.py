@@ -375,7 +375,9 @@ def decide_feed_update(
         now,
     )
     etag = result.etag or (feed.etag if result.not_modified else None)
-    last_modified = result.last_modified or (feed.last_modified if result.not_modified else None)
+    last_modified = _sane_last_modified(result, now) or (
+        feed.last_modified if result.not_modified else None
+    )
     return FeedUpdate(
         feed_id=feed.id,
         now=now,
@@ -395,6 +397,19 @@ def decide_feed_update(
         full_text=full_text if full_text != feed.full_text else None,
         newest_entry_at=newest_entry(dates, now),
     )
+
+
+def _sane_last_modified(result: FetchResult, now: datetime) -> str | None:
+    """The response's Last-Modified, unless it is later than the response itself (its Date,
+    else `now`), which RFC 9110 §8.8.2.1 forbids: sent back as If-Modified-Since, a date ahead
+    would have the many servers that answer 304 when nothing is newer than it answer 304 to
+    every change until then. An unreadable one is sent back as it is (the server may compare
+    it as a string)."""
+    value = result.last_modified
+    when = _date(value)
+    if when is not None and when > (_date(result.headers.get("date")) or now):
+        return None
+    return value
 
 
 def decide_feed_failure(

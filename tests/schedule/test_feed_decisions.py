@@ -256,3 +256,25 @@ def test_a_feed_gone_quiet_slows_down_though_it_answers_304() -> None:
         )
         assert unchanged.next_fetch_at == later + POLICY.max_interval
         assert unchanged.newest_entry_at is None  # kept as it is
+
+
+def test_a_last_modified_later_than_the_response_is_not_sent_back() -> None:
+    """A Last-Modified after the response's own Date (a post scheduled ahead, a server clock
+    gone wrong once; RFC 9110 §8.8.2.1 forbids it) is not kept as a validator: sent back as
+    If-Modified-Since, every server that answers 304 when nothing is newer than that date would
+    answer 304 to every change until that date. The ETag still is; a sane one is kept."""
+    future = "Sat, 01 Jan 2028 00:00:00 GMT"
+    date = "Sun, 01 Mar 2026 12:00:00 GMT"
+    headers = {"etag": '"v2"', "last-modified": future, "date": date}
+    update = _update(result=_result(headers=headers))
+    assert (update.etag, update.last_modified) == ('"v2"', None)
+    # Without a Date, our own clock says what is future.
+    update = _update(result=_result(headers={"last-modified": future}))
+    assert update.last_modified is None
+    # A 304 carrying one keeps the stored one, as if it had sent none.
+    update = _update(result=_result(304, headers={"last-modified": future}), parsed=None)
+    assert update.last_modified == FEED.last_modified
+    sane = "Sun, 01 Mar 2026 11:59:00 GMT"
+    assert _update(result=_result(headers={"last-modified": sane, "date": date})).last_modified == (
+        sane
+    )
