@@ -26,8 +26,8 @@ from tests.support.workers import InlineWorkers
 
 pytestmark = pytest.mark.integration
 
-# The pipeline's clock starts at the real time: claims compare due times with the database's
-# now(), so the fake clock may run ahead of it but never behind.
+# The pipeline's clock starts at the real time, and the tests move it ahead: claims compare due
+# times with the database's now(), which does not move.
 START = datetime.now(UTC).replace(microsecond=0)
 HOUR = timedelta(hours=1)
 
