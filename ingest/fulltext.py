@@ -32,6 +32,12 @@ page's text ends where its own does (`ends_alike`: an article that itself ends i
 or a page that shows no more), and then never counts towards the mode. An operator may fix the
 mode per feed (`page` never trusts the feed's text, `feed` always does while entries have
 text).
+
+An updated entry of a stored article is decided as a new one would be (`wants_pages`), by the
+word count `update_words` gives its text: none in `auto` mode where the text is under KEEPS of
+the stored article's, so that its page is fetched and decides the update. Whether the feed's
+text is the article was settled on new entries; an update that would drop most of the stored
+text is a teaser or a cut, far more often than an edit.
 """
 
 from __future__ import annotations
@@ -88,6 +94,10 @@ SHRUNK: Final = 1 / 3
 """An entry with less than this share of the word count of the shortest entry found to be the
 article is checked against its page (articles' lengths vary too much for a mean to tell a
 summary from a short story)."""
+KEEPS: Final = 1 / 2
+"""Share of its stored article's text (in characters) that an updated entry's own text must
+keep to update it without its page (`update_words`): a correction, a paragraph added or cut,
+keeps most of an article; an entry turned into a teaser or cut short in the feed does not."""
 
 
 _INVITE = (
@@ -119,6 +129,20 @@ def article_words(text: str, mode: TextMode = "auto", count: int | None = None) 
     if mode == "auto" and looks_cut(text):
         return 0
     return len(words(text)) if count is None else count
+
+
+def update_words(text: str, n: int, stored_chars: int | None, mode: TextMode = "auto") -> int:
+    """The word count an updated entry's own text (`n` words) stands for as the new version
+    of its stored article (`article_words`), none in `auto` mode where the text is under
+    KEEPS of the stored text's length (`stored_chars`; None or 0: no text stored, nothing to
+    lose): its page is then fetched and decides the update, as for a feed whose pages are
+    fetched. Whether the feed's text is its article was settled on new entries; whether an
+    update that drops most of the article is an edit of it is settled by its page (a feed that
+    turned to teasers, an entry truncated on its way out). An operator who set `feed` takes
+    the text as it is."""
+    if mode == "auto" and stored_chars and len(text) < KEEPS * stored_chars:
+        return 0
+    return article_words(text, mode, n)
 
 
 END_SLACK: Final = 10

@@ -38,6 +38,7 @@ from ingest.fulltext import (
     shrunk,
     stands_unchecked,
     still_due,
+    update_words,
     wants_pages,
 )
 from ingest.normalize import redact_url
@@ -975,15 +976,21 @@ class Pipeline:
         changes again (a page gone for good or a consent wall stays so). A
         full-text feed's entry (`feed` mode, or proven in `auto`) is its own article: updated
         from its new text without a request where a new entry's would be (the entry's text is
-        where its correction is; its page may not have it, and is what the feed spares).
-        Updates are not new entries: they leave the feed's count towards its next re-check
-        alone."""
+        where its correction is; its page may not have it, and is what the feed spares), unless
+        that text would lose most of the stored one (`update_words`). Updates are not new
+        entries: they leave the feed's count towards its next re-check alone."""
         if not found:
             return 0
         mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
         full_text = mode == "feed" or (mode == "auto" and state.on)
         owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
-        counts = [article_words(own.text, mode, own.words) for own in owns]
+        stored: dict[bytes, int] = {}
+        if mode == "auto" and any(own.text for own in owns):
+            stored = await self.store.stored_lengths(feed.id, [c.key for c in found])
+        counts = [
+            update_words(own.text, own.words, stored.get(c.key), mode)
+            for c, own in zip(found, owns, strict=True)
+        ]
         wanted, _ = wants_pages(state, mode, counts)
         fetched = [i for i, want in enumerate(wanted) if want]
         pages = await asyncio.gather(*(self._page(found[i].link, feed.settings) for i in fetched))

@@ -382,6 +382,15 @@ UPDATE ingest.feed_entries
 SET entry_updated_at = GREATEST(entry_updated_at, %(entry_updated_at)s)
 WHERE feed_id = %(feed_id)s AND entry_hash = %(entry_hash)s;
 
+-- name: stored_lengths
+-- The length in characters of the stored text of the articles of entries %(hashes)s of feed
+-- %(feed_id)s (those with one): what an update from an entry's own text is measured against
+-- (`ingest.fulltext.update_words`).
+SELECT e.entry_hash, length(a.text) AS chars
+FROM ingest.feed_entries e
+JOIN ingest.articles a ON a.id = e.article_id
+WHERE e.feed_id = %(feed_id)s AND e.entry_hash = ANY(%(hashes)s);
+
 -- name: article_to_update
 -- An article whose page changed (ArticleStore.update_articles), locked until its update: the row
 -- whose URL it is, else the one that the first of its URL forms (%(urls)s: its URL, then the

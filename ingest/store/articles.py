@@ -116,6 +116,15 @@ class ArticleStore(StoreBase):
             ids = sorted({article_id for _, article_id in links})
             await conn.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": ids})
 
+    async def stored_lengths(self, feed_id: int, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The length in characters of the stored text of these entries' articles, by entry
+        hash (entries without an article left out): what an update from an entry's own text is
+        measured against (`ingest.fulltext.update_words`)."""
+        if not hashes:
+            return {}
+        rows = await self._all("stored_lengths", {"feed_id": feed_id, "hashes": list(hashes)})
+        return {bytes(r["entry_hash"]): int(r["chars"]) for r in rows}
+
     async def update_articles(
         self,
         feed_id: int,

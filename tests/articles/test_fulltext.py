@@ -38,6 +38,7 @@ from ingest.fulltext import (
     stands,
     stands_unchecked,
     still_due,
+    update_words,
     wants_pages,
 )
 from ingest.neardup import fingerprint
@@ -200,6 +201,22 @@ def test_an_excerpt_is_not_counted_as_the_article_only_in_auto_mode() -> None:
     assert article_words(excerpt, "feed") == LONG
     wants, _ = wants_pages(FullText(on=True, words=LONG), "feed", [article_words(excerpt, "feed")])
     assert wants == [False]
+
+
+def test_an_update_that_loses_most_of_its_stored_article_is_read_from_its_page() -> None:
+    """An updated entry's text stands for the new version unless it keeps under half of the
+    stored text (then its page decides); with nothing stored, or in `feed` mode, as it is."""
+    edit = STORY.rsplit(" Paragraph", 2)[0] + " Correction: the vote was on Tuesday."
+    teaser = STORY[: len(STORY) // 3]
+    n_edit, n_teaser = len(edit.split()), len(teaser.split())
+    assert update_words(edit, n_edit, len(STORY)) == n_edit
+    assert update_words(teaser, n_teaser, len(STORY)) == 0
+    assert update_words(teaser, n_teaser, None) == n_teaser
+    assert update_words(teaser, n_teaser, 0) == n_teaser
+    assert update_words(teaser, n_teaser, len(STORY), "feed") == n_teaser
+    assert update_words(STORY + " [...]", LONG, len(STORY)) == 0
+    wants, _ = wants_pages(FullText(on=True, words=10), "auto", [0, n_edit])
+    assert wants == [True, False]
 
 
 def test_confirmed_after_several_matches_in_a_row() -> None:

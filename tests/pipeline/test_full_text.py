@@ -1222,3 +1222,30 @@ async def test_an_entry_linked_to_an_older_version_of_its_article_updates_it_onc
     (two,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/2$'")
     assert two["text"] == clean_text("\n\n".join([*paragraphs(2), CORRECTION]))
     assert two["text_source"] == "feed"
+
+
+async def test_an_update_to_a_third_of_a_full_text_entry_s_article_is_read_from_its_page(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """An entry of a proven full-text feed is updated to its first two paragraphs of six (a
+    teaser without an ellipsis, long enough to be taken for an article by the feed's shortest
+    ones): a text that would lose most of the stored article is no edit of it on its own
+    word. Its page is fetched and decides the update, as a page update's would (here: it
+    still shows the whole story, so the article keeps it); its next poll fetches nothing."""
+    atom = "application/atom+xml"
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    teaser = atom_feed(site.base, range(12), {5: (NOW + timedelta(minutes=5), "")})
+    cut = "".join(f"&lt;p&gt;{p}&lt;/p&gt;" for p in paragraphs(5)[2:]) + "&lt;p&gt;&lt;/p&gt;"
+    assert cut in teaser
+    site.routes["/feed"] = static(teaser.replace(cut, ""), atom)
+    hits = len(site.hits("/a/5"))
+    await pipeline.run(all_feeds=True)
+    assert len(site.hits("/a/5")) == hits + 1
+    (five,) = rows(database_url, "SELECT text FROM news.articles WHERE url ~ '/5$'")
+    assert all(p in five["text"] for p in paragraphs(5))
+    await pipeline.run(all_feeds=True)
+    assert len(site.hits("/a/5")) == hits + 1
