@@ -485,11 +485,21 @@ SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 UPDATE ingest.feeds SET url = %(url)s WHERE id = %(id)s;
 
 -- name: merge_feed_entries
--- Moving feed %(from_id)s onto feed %(into_id)s, which already has the new URL.
-INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, first_seen_at, pruned)
-SELECT %(into_id)s, entry_hash, article_id, first_seen_at, pruned
+-- Moving feed %(from_id)s onto feed %(into_id)s, which already has the new URL: its entries
+-- with all they record (their update times and tries at a failing page: without them, its done
+-- entries would be taken for updated at the next poll, and its failing pages tried afresh).
+-- An entry both feeds know keeps what either did: its article, its latest update time, the
+-- most tries, the earlier first sighting, pruned only where neither still has its article.
+INSERT INTO ingest.feed_entries AS e
+    (feed_id, entry_hash, article_id, first_seen_at, pruned, entry_updated_at, attempts)
+SELECT %(into_id)s, entry_hash, article_id, first_seen_at, pruned, entry_updated_at, attempts
 FROM ingest.feed_entries WHERE feed_id = %(from_id)s
-ON CONFLICT (feed_id, entry_hash) DO NOTHING;
+ON CONFLICT (feed_id, entry_hash) DO UPDATE
+SET article_id = COALESCE(e.article_id, EXCLUDED.article_id),
+    first_seen_at = LEAST(e.first_seen_at, EXCLUDED.first_seen_at),
+    pruned = (e.pruned OR EXCLUDED.pruned) AND COALESCE(e.article_id, EXCLUDED.article_id) IS NULL,
+    entry_updated_at = GREATEST(e.entry_updated_at, EXCLUDED.entry_updated_at),
+    attempts = GREATEST(e.attempts, EXCLUDED.attempts);
 
 -- name: merge_feed_articles
 UPDATE ingest.articles SET feed_id = %(into_id)s WHERE feed_id = %(from_id)s;

@@ -1549,3 +1549,53 @@ async def test_an_update_whose_page_is_gone_for_good_is_not_fetched_at_every_pol
     (article,) = rows(database_url, "SELECT text, text_source, updated_at FROM news.articles")
     assert PARAGRAPH in article["text"]
     assert (article["text_source"], article["updated_at"]) == ("page", None)
+
+
+async def test_a_feed_merged_into_another_keeps_its_entries_update_times_and_tries(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed of dated entries (Atom `<updated>`) merged into the feed already registered at
+    the URL it moved to, before that feed listed them: its entries keep their update times and
+    their tries at a failing page, so that the merged feed's next poll takes no done entry for
+    an update (no page fetched again, no history row) and counts a failing page's tries on."""
+    entries = "".join(
+        f"<entry><title>Story {p}</title><id>urn:{p}</id><link href='{server.base}{p}'/>"
+        f"<published>{NOW.isoformat()}</published><updated>{NOW.isoformat()}</updated>"
+        "<summary>Short.</summary></entry>"
+        for p in ("/story", "/failing")
+    )
+    body = (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{NOW.isoformat()}</updated>{entries}</feed>"
+    )
+    server.routes["/old"] = Response(301, b"", {"Location": server.url("/new")})
+    server.routes["/new"] = static(body, "application/atom+xml")
+    server.routes["/story"] = static(page("Story"))
+    server.routes["/failing"] = Response(503, b"busy", {"Content-Type": "text/html"})
+    s = settings(database_url, redirect_after_fetches=2, redirect_after=0, page_attempts=5)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/old"))
+    await pipeline.run()  # the redirect seen once: not moved yet
+    await pipeline.store.add_feed(server.url("/new"))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET next_fetch_at = now()"
+            " + CASE WHEN url = %s THEN interval '1 day' ELSE interval '-1 minute' END",
+            (server.url("/new"),),
+        )
+    await pipeline.run()  # /old alone is due: seen twice, merged into /new
+    assert [f["url"] for f in rows(database_url, "SELECT url FROM ingest.feeds")] == [
+        server.url("/new")
+    ]
+    merged = rows(
+        database_url,
+        "SELECT article_id, entry_updated_at, attempts FROM ingest.feed_entries"
+        " ORDER BY article_id NULLS LAST",
+    )
+    assert [(e["entry_updated_at"], e["attempts"]) for e in merged] == [(NOW, 0), (None, 2)]
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [0]
+    assert len(server.hits("/story")) == 1
+    (failing,) = rows(database_url, "SELECT attempts FROM ingest.feed_entries WHERE attempts > 0")
+    assert failing["attempts"] == 3
+    await pipeline.aclose()

@@ -423,6 +423,25 @@ async def test_link_entries_marks_entries_known(store: Store) -> None:
     assert await store.known_entries(feed_b, [key_b]) == ({key_b: None}, {})
 
 
+async def test_a_feed_merged_into_another_keeps_what_either_knew_of_their_entries(
+    store: Store,
+) -> None:
+    """Feed A moves to the URL of feed B, both listing entries 1 and 2: A stored entry 1 (with
+    its update time) while B's try at its page failed, and both failed at entry 2's page, A
+    twice. Merged, B has entry 1 done with its update time, and entry 2 tried twice."""
+    for url in ("https://a.example/feed", "https://b.example/feed"):
+        await store.add_feed(url)
+    feed_a, feed_b = [f["id"] for f in await store.list_feeds()]
+    article = _article("https://example.com/news/1", updated_at=NOW)
+    one, two = _key(article), entry_hash("guid:2")
+    await store.store_articles(feed_a, [(article, one)])
+    await store.defer_entries(feed_a, [two])
+    await store.defer_entries(feed_a, [two])
+    await store.defer_entries(feed_b, [one, two])
+    assert await store.move_feed(feed_a, "https://b.example/feed") == feed_b
+    assert await store.known_entries(feed_b, [one, two]) == ({one: NOW}, {two: 2})
+
+
 async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
     """The same body (up to case and layout) under another URL is stored with duplicate_of =
     the first article's id, across calls and within one call."""
