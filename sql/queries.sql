@@ -397,7 +397,10 @@ WHERE e.feed_id = %(feed_id)s AND e.entry_hash = ANY(%(hashes)s);
 -- entry's link and where its page was fetched from) led to (article_urls): an entry of a
 -- full-text feed, updated from its own text without a request, has its link for URL, while its
 -- article may have been stored from its page under the address the link redirected to, and the
--- other way round. Nothing when the text is the same.
+-- other way round. Nothing when the text is the same, nor when the stored version is as new as
+-- this one by the publisher's own times (its modified time no earlier than the update's:
+-- another feed listing the article reached the same edit first, from its own text or its page;
+-- the publisher's clock on both sides, so no skew between ours and theirs decides it).
 SELECT id
 FROM ingest.articles
 WHERE id = COALESCE(
@@ -408,6 +411,8 @@ WHERE id = COALESCE(
            ORDER BY u.n
            LIMIT 1))
   AND content_hash <> %(content_hash)s
+  AND (modified_at IS NULL OR %(modified_at)s::timestamptz IS NULL
+       OR modified_at < %(modified_at)s::timestamptz)
 FOR UPDATE;
 
 -- name: update_article

@@ -136,6 +136,9 @@ class ArticleStore(StoreBase):
         change is announced like an insert); the row is the one of the article's URL, else the
         one any of its other URL forms led to (`article_to_update`), and its `duplicate_of`
         follows the new text (`_place_updated`), written with it: one change row for the edit.
+        A version no newer than the stored one by the publisher's times (the stored modified
+        time no earlier than the article's) is not written: another feed listing the article
+        reached that edit first.
         The entry's update time is recorded either way, so the page is not fetched again until
         the entry changes again; where the database refuses the new version, the stored one
         stays. `unchanged`: entries (by hash, with their update time) whose new version cannot

@@ -1249,3 +1249,34 @@ async def test_an_update_to_a_third_of_a_full_text_entry_s_article_is_read_from_
     assert all(p in five["text"] for p in paragraphs(5))
     await pipeline.run(all_feeds=True)
     assert len(site.hits("/a/5")) == hits + 1
+
+
+async def test_an_edit_listed_by_two_feeds_is_one_version_of_its_article(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Story 2 is listed by a full-text feed and by a feed whose pages are fetched, both Atom
+    with the same `<updated>`. Each edit moves both entries' update times: the first feed to
+    reach it updates the article (from its text, or its page), and the other finds that
+    version already stored (its modified time no earlier than the entry's): one history row
+    and one `update` change per edit, not one per feed with the text flipping between the
+    feed's and the page's."""
+    atom = "application/atom+xml"
+    for path, mode in (("/full", "feed"), ("/pages", "page")):
+        site.routes[path] = static(atom_feed(site.base, range(4), {}), atom)
+        await pipeline.store.add_feed(site.url(path))
+        assert await pipeline.store.set_text_mode(site.url(path), mode)
+    await pipeline.run()
+    for k in range(1, 4):
+        added = f"{CORRECTION} Edition {k} of the correction."
+        later = {2: (NOW + timedelta(minutes=5 * k), added)}
+        for path in ("/full", "/pages"):
+            site.routes[path] = static(atom_feed(site.base, range(4), later), atom)
+        site.routes["/a/2"] = static(page_with(2, [*paragraphs(2), added]))
+        summary = await pipeline.run(all_feeds=True)
+        assert sorted(o.updated for o in summary.outcomes) == [0, 1]
+        (two,) = rows(database_url, "SELECT text FROM news.articles WHERE url ~ '/2$'")
+        assert added in two["text"]
+    history = rows(database_url, "SELECT count(*) AS n FROM news.article_history")
+    assert history[0]["n"] == 3
+    kinds = rows(database_url, "SELECT kind, count(*) AS n FROM news.article_changes GROUP BY 1")
+    assert {k["kind"]: k["n"] for k in kinds} == {"insert": 4, "update": 3}
