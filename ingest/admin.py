@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingest.retention import parse_duration
+from ingest.store.db import redact
 from ingest.types import TextMode
 
 NEVER = "never"
@@ -156,33 +158,56 @@ def article_line(row: Mapping[str, Any]) -> str:
     return f"{_when(row['published_at'])}  {row['site']:<24}  {title}  <{row['url']}>{copy}"
 
 
+INVALID_DSN = "DATABASE_URL is not a valid connection string"
+
+
 def safe_dsn(dsn: str) -> str:
     """The connection string without its password (libpq reads it from PGPASSWORD or
-    ~/.pgpass instead)."""
-    params = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password"}
+    ~/.pgpass instead), naming the same hosts and ports. A password with an unescaped `@`,
+    whose tail libpq takes for the host, is masked there too. Raises ValueError for a string
+    libpq cannot read (psycopg's message would quote it, password included)."""
+    params = {k: v for k, v in _conninfo(dsn).items() if k != "password"}
     if dsn.startswith(("postgresql://", "postgres://")):
-        return _url(params)
-    return make_conninfo(**{k: str(v) for k, v in params.items()})
+        return redact(_url(params), dsn)
+    return redact(make_conninfo(**{k: str(v) for k, v in params.items()}), dsn)
+
+
+def _conninfo(dsn: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.Error:
+        raise ValueError(INVALID_DSN) from None
 
 
 def _url(params: Mapping[str, Any]) -> str:
     from urllib.parse import quote, urlencode
 
     user = quote(str(params["user"]), safe="") + "@" if params.get("user") else ""
-    host = str(params.get("host") or "")
     options = {k: str(v) for k, v in params.items() if k not in ("user", "host", "port", "dbname")}
-    if host.startswith("/"):  # a Unix socket directory (and its port) go in the query string
-        socket = {"host": host} | ({"port": str(params["port"])} if params.get("port") else {})
+    netloc = _netloc(str(params.get("host") or ""), str(params.get("port") or ""))
+    if netloc is None:  # Unix socket directories, or one port for several hosts: in the query
+        socket = {k: str(params[k]) for k in ("host", "port") if params.get(k)}
         options = socket | options
-        host = ""
-    port = f":{params['port']}" if params.get("port") and host else ""
+        netloc = ""
     db = "/" + quote(str(params.get("dbname") or ""), safe="")
     query = "?" + urlencode(options) if options else ""
-    return f"postgresql://{user}{host}{port}{db}{query}"
+    return f"postgresql://{user}{netloc}{db}{query}"
+
+
+def _netloc(host: str, port: str) -> str | None:
+    """`host:port` of a URI as libpq reads it: each of several hosts beside its own port, an
+    IPv6 address in brackets; None when the hosts cannot be written there (a socket
+    directory, or not one port a host)."""
+    hosts = host.split(",") if host else []
+    ports = port.split(",") if port else [""] * len(hosts)
+    if not hosts or len(ports) != len(hosts) or any(h.startswith("/") for h in hosts):
+        return None if host or port else ""
+    pairs = zip(hosts, ports, strict=True)
+    return ",".join((f"[{h}]" if ":" in h else h) + (f":{p}" if p else "") for h, p in pairs)
 
 
 def password_of(dsn: str) -> str | None:
-    password = conninfo_to_dict(dsn).get("password")
+    password = _conninfo(dsn).get("password")
     return None if password is None else str(password)
 
 

@@ -540,18 +540,22 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import admin
 
     dsn = database_url(settings)
+    try:
+        safe, password = admin.safe_dsn(dsn), admin.password_of(dsn)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if args.db_command == "url":
-        print(admin.safe_dsn(dsn))
+        print(safe)
         return 0
     psql = shutil.which("psql")
     if psql is None:
         raise ConfigError("psql not found on PATH: install the PostgreSQL client")
     env = dict(os.environ)
-    if (password := admin.password_of(dsn)) is not None:
+    if password is not None:
         env["PGPASSWORD"] = password
     sys.stdout.flush()
     # A child, not exec: an embedded server this command started is stopped when psql exits.
-    return subprocess.run([psql, admin.safe_dsn(dsn)], env=env, check=False).returncode
+    return subprocess.run([psql, safe], env=env, check=False).returncode
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

@@ -211,6 +211,56 @@ def test_safe_dsn_drops_only_the_password(dsn: str, safe: str) -> None:
     assert admin.safe_dsn(dsn) == safe
 
 
+@pytest.mark.parametrize(
+    ("dsn", "safe"),
+    [
+        ("postgresql://u:p@[::1]:5433/d", "postgresql://u@[::1]:5433/d"),
+        ("postgresql://u:p@[2001:db8::7]/d", "postgresql://u@[2001:db8::7]/d"),
+        ("postgresql://u:p@h1:5432,h2:5433/d", "postgresql://u@h1:5432,h2:5433/d"),
+        ("postgresql://u:p@h1,[::1]:5433/d", "postgresql://u@h1,[::1]:5433/d"),
+        (
+            "postgresql://u:p@/d?host=/run/a,/run/b&port=5433,5434",
+            "postgresql://u@/d?host=%2Frun%2Fa%2C%2Frun%2Fb&port=5433%2C5434",
+        ),
+    ],
+    ids=["ipv6", "ipv6-default-port", "two-hosts", "a-host-and-ipv6", "two-sockets"],
+)
+def test_safe_dsn_of_ipv6_and_several_hosts_is_the_same_address(dsn: str, safe: str) -> None:
+    """`db url` prints, and `db shell` gives psql, an address libpq reads as the one in use:
+    an IPv6 host in brackets, each host beside its own port (was: `u@::1:5433`, which libpq
+    refuses, and `h1,h2:5432,5433`, which it reads as three other hosts)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert admin.safe_dsn(dsn) == safe
+    without = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password"}
+    assert conninfo_to_dict(safe) == without
+
+
+@pytest.mark.parametrize(
+    ("dsn", "secret"),
+    [
+        pytest.param("postgresql:/postgres:hunter2@127.0.0.1/x", "hunter2", id="malformed"),
+        pytest.param("postgresql://postgres:pa%ss-w0rd@127.0.0.1:1/x", "pa%ss", id="bad-escape"),
+        pytest.param("mysql://postgres:hunter2@127.0.0.1/x", "hunter2", id="other-scheme"),
+        pytest.param("postgresql://postgres:s3cr@tPW9@127.0.0.1:1/x", "tPW9", id="unescaped-at"),
+    ],
+)
+@pytest.mark.parametrize("command", ["url", "shell"])
+def test_db_commands_never_show_the_password_of_a_bad_url(
+    command: str, dsn: str, secret: str
+) -> None:
+    """`db url` / `db shell` with a DATABASE_URL that libpq cannot read, or that holds an
+    unescaped `@` (libpq takes the password's tail for the host): nothing of the password on
+    either stream; one line and exit 1 for what does not parse (was: a traceback quoting the
+    whole URL; the tail printed as the host)."""
+    done = _ingest(dsn, "db", command, PATH="/nonexistent")  # no psql: `shell` stops there
+    assert secret not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    if "@tPW9" not in dsn:
+        assert done.returncode == 1
+        assert done.stderr.strip() == "ingest: DATABASE_URL is not a valid connection string"
+
+
 def test_parse_since() -> None:
     now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
     assert admin.parse_since("2h", now) == now - timedelta(hours=2)
