@@ -10,15 +10,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast, get_args
 from xml.etree import ElementTree
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ingest.normalize import clean_inline
 from ingest.retention import parse_duration
 from ingest.store.db import redact
-from ingest.types import TextMode
+from ingest.types import SourceKind, TextMode
 
 NEVER = "never"
 
@@ -130,9 +131,15 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
     return [f"{name + ':':<{width + 1}}  {value}" for name, value in facts]
 
 
+NAMESPACE = "urn:news-ingest:opml"
+"""Of the attributes `feeds export` adds to an outline (`exported_attributes`)."""
+ElementTree.register_namespace("ingest", NAMESPACE)
+
+
 def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds") -> str:
     """OPML 2.0 with one outline per feed (`type="rss"`, `xmlUrl`, `text`/`title`, `htmlUrl`
-    when known), which `feeds import` reads back."""
+    when known), which `feeds import` reads back; and, in the `ingest:` namespace that other
+    readers ignore, what registers the feed as it is (`exported_attributes`)."""
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = title
@@ -142,6 +149,8 @@ def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds")
         attributes = {"type": "rss", "text": name, "title": name, "xmlUrl": row["url"]}
         if row.get("site_url"):
             attributes["htmlUrl"] = row["site_url"]
+        for key, value in exported_attributes(row).items():
+            attributes[f"{{{NAMESPACE}}}{key}"] = value
         ElementTree.SubElement(body, "outline", attributes)
     ElementTree.indent(root)
     return (
@@ -149,6 +158,84 @@ def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds")
         + ElementTree.tostring(root, encoding="unicode")
         + "\n"
     )
+
+
+def exported_attributes(row: Mapping[str, Any]) -> dict[str, str]:
+    """A feed's `ingest:` attributes: `kind` always (it marks the outline as exported: its
+    feed is registered as given, not searched for), then only what differs from a new feed's:
+    `paused="true"`, `textMode`, `tags` (as `feeds set tags=` takes them) and `settings` (the
+    stored JSON, headers included)."""
+    attributes = {"kind": str(row["kind"])}
+    if not row["active"] and _paused(row):
+        attributes["paused"] = "true"
+    if row.get("text_mode", "auto") != "auto":
+        attributes["textMode"] = str(row["text_mode"])
+    if row.get("tags"):
+        attributes["tags"] = ",".join(row["tags"])
+    settings = {k: v for k, v in (row.get("settings") or {}).items() if v or v == 0}
+    if settings:
+        attributes["settings"] = json.dumps(settings, ensure_ascii=False, sort_keys=True)
+    return attributes
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A feed of an exported OPML outline as `feeds import` registers it: its kind and title,
+    then, once it is added, its settings, text mode and pause."""
+
+    kind: SourceKind
+    title: str | None
+    paused: bool
+    text_mode: TextMode
+    change: SettingsChange
+
+
+def restored(url: str, attributes: Mapping[str, str]) -> Restored | None:
+    """What an outline's `ingest:` attributes (`exported_attributes`) say of its feed, checked
+    as `feeds set` checks its settings; None for an outline without them (another reader's
+    OPML). Raises ValueError naming the attribute that is wrong."""
+    prefix = f"{{{NAMESPACE}}}"
+    exported = {k[len(prefix) :]: v for k, v in attributes.items() if k.startswith(prefix)}
+    if not exported:
+        return None
+    kind, paused = exported.get("kind", "feed"), exported.get("paused", "false")
+    mode = exported.get("textMode", "auto")
+    if kind not in get_args(SourceKind):
+        raise ValueError(f"ingest:kind={kind!r}: a feed is of kind feed or sitemap")
+    if paused not in ("true", "false"):
+        raise ValueError(f"ingest:paused={paused!r}: true or false")
+    if mode not in get_args(TextMode):
+        raise ValueError(f"ingest:textMode={mode!r}: auto, page or feed")
+    pairs = [f"tags={exported['tags']}"] if "tags" in exported else []
+    if "settings" in exported:
+        pairs += _setting_pairs(exported["settings"])
+    name = clean_inline(attributes.get("title") or attributes.get("text"))
+    return Restored(
+        kind=cast(SourceKind, kind),
+        title=name if name != url else None,
+        paused=paused == "true",
+        text_mode=cast(TextMode, mode),
+        change=parse_settings(pairs),
+    )
+
+
+def _setting_pairs(text: str) -> list[str]:
+    """The `key=value` pairs of `feeds set` that an `ingest:settings` JSON object stands for."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(f"ingest:settings is not JSON: {text[:80]!r}") from None
+    headers = value.pop("headers", {}) if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(headers, dict):
+        raise ValueError(f"ingest:settings is not a JSON object of settings: {text[:80]!r}")
+    pairs = []
+    for key, item in [*value.items(), *((f"header.{k}", v) for k, v in headers.items())]:
+        if key in ("min_interval", "max_interval") and isinstance(item, int | float):
+            item = f"{int(item)}s" if float(item).is_integer() else str(item)
+        if not isinstance(item, str) or "=" in key:
+            raise ValueError(f"ingest:settings: {key!r} is not a setting of one line")
+        pairs.append(f"{key}={item}")
+    return pairs
 
 
 def article_line(row: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -24,7 +24,7 @@ from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
 
 if TYPE_CHECKING:
-    from ingest.admin import SettingsChange
+    from ingest.admin import Restored, SettingsChange
     from ingest.types import SourceKind
 
 log = structlog.get_logger(__name__)
@@ -343,18 +343,21 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return _run(go, settings)
 
 
-def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str]]:
-    """The URLs of a feed list to register, in canonical form, and what was rejected, each
-    with its line: what is valid is imported even when some lines are not."""
+def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str], dict[str, Restored]]:
+    """The URLs of a feed list to register, in canonical form, what was rejected, each with
+    its line (what is valid is imported even when some lines are not), and the feeds of
+    outlines `feeds export` wrote, to register as they were."""
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {file}: {e.strerror or e}") from e
     # Here, not at the top: lxml is for this command only (5 ms of every other's start-up).
+    from ingest import admin
     from ingest.documents.feedlists import read_feed_list
 
     urls: list[str] = []
     rejected: list[str] = []
+    restored: dict[str, Restored] = {}
     for entry in read_feed_list(data):
         where = f"{file}:{entry.line}" if entry.line else file
         if entry.site and not discover:
@@ -363,10 +366,15 @@ def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str]]:
             )
             continue
         try:
-            urls.append(canonical_url(entry.url))
+            url = canonical_url(entry.url)
+            feed = admin.restored(url, entry.attributes)
         except ValueError as e:
             rejected.append(f"{where}: {e}")
-    return list(dict.fromkeys(urls)), rejected
+            continue
+        if feed is not None:
+            restored.setdefault(url, feed)
+        urls.append(url)
+    return list(dict.fromkeys(urls)), rejected, restored
 
 
 def _check_feed_url(url: str) -> str:
@@ -390,18 +398,23 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
     action = args.feeds_command
     if action in ("add", "import"):
         rejected: list[str] = []
+        restored: dict[str, Restored] = {}
         if action == "add":
             checked = [_check_feed_url(u) for u in args.urls]
         else:
-            checked, rejected = _import_list(args.file, discover=not args.no_discover)
+            checked, rejected, restored = _import_list(args.file, discover=not args.no_discover)
         if not args.no_discover:
-            code = _run(lambda dsn: _add_discovering(dsn, settings, checked), settings)
+            code = _run(lambda dsn: _add_discovering(dsn, settings, checked, restored), settings)
         else:
 
             async def add(store: Store) -> int:
                 added = 0
                 for url in checked:
-                    if await store.add_feed(url):
+                    feed = restored.get(url)
+                    kind, title = (feed.kind, feed.title) if feed else ("feed", None)
+                    if await store.add_feed(url, title, kind=kind):
+                        if feed is not None:
+                            await _restore(store, url, feed)
                         added += 1
                         print(f"added   {url}")
                     else:
@@ -458,7 +471,7 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
 
     action = args.feeds_command
     if action in ("list", "export"):
-        feeds = await store.list_feeds()
+        feeds = await (store.export_feeds() if action == "export" else store.list_feeds())
         if action == "export":
             text = admin.opml(feeds)
             if args.file == "-":
@@ -490,6 +503,18 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
         print(f"ingest: no such feed: {args.url}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _restore(store: Store, url: str, feed: Restored) -> None:
+    """A feed just added from an exported outline made as it was: its settings, text mode and
+    pause."""
+    change = feed.change
+    if change.changes or change.headers or change.tags is not None:
+        await store.set_feed_settings(url, change.changes, change.headers, change.tags)
+    if feed.text_mode != "auto":
+        await store.set_text_mode(url, feed.text_mode)
+    if feed.paused:
+        await store.disable_feed(url, PAUSED)
 
 
 async def _set(url: str, change: SettingsChange, store: Store) -> int:
@@ -590,11 +615,14 @@ CHECKS_AT_ONCE = 16
 """URLs `feeds add` and `feeds import` check at the same time."""
 
 
-async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) -> int:
-    """`feeds add` with discovery: URLs that look like a feed's, or are registered already, are
-    registered as given without a request; any other is fetched, and a web page is replaced by
-    the feeds found for it (or a news sitemap). A URL that cannot be fetched, or where nothing
-    is found, is registered as given, as `feeds add` always did: its polls then say why."""
+async def _add_discovering(
+    dsn: str, settings: Settings, urls: Sequence[str], restored: Mapping[str, Restored]
+) -> int:
+    """`feeds add` with discovery: URLs that look like a feed's, are registered already, or
+    come from an exported outline (`restored`: registered as they were) are registered as
+    given without a request; any other is fetched, and a web page is replaced by the feeds
+    found for it (or a news sitemap). A URL that cannot be fetched, or where nothing is found,
+    is registered as given, as `feeds add` always did: its polls then say why."""
     from ingest.documents.discovery import looks_like_feed_url
     from ingest.errors import FetchError
     from ingest.fetch import Fetcher
@@ -610,6 +638,8 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
     ) -> None:
         nonlocal added, present
         if await runs.add_feed(url, kind=kind, title=title):
+            if (feed := restored.get(url)) is not None:
+                await _restore(runs, url, feed)
             added += 1
             print(f"added   {url}{note}")
         else:
@@ -618,6 +648,8 @@ async def _add_discovering(dsn: str, settings: Settings, urls: Sequence[str]) ->
 
     async def check(url: str) -> list[tuple[str, SourceKind, str, str | None]]:
         """What to register for `url`: (url, kind, note, title) each."""
+        if (feed := restored.get(url)) is not None:
+            return [(url, feed.kind, "", feed.title)]
         if looks_like_feed_url(url) or await runs.feed_by_url(url) is not None:
             return [(url, "feed", "", None)]
         async with checking:

@@ -14,6 +14,14 @@ SELECT id, url, title, site_url, kind, active, inactive_reason, last_status, las
 FROM ingest.feeds
 ORDER BY id;
 
+-- name: export_feeds
+-- `ingest feeds export`: each feed with what `feeds import` needs to register it as it is: its
+-- kind, whether it is paused, its text mode, tags and settings (headers included, which
+-- news.feeds leaves out).
+SELECT url, title, site_url, kind, active, next_fetch_at, text_mode, tags, settings
+FROM ingest.feeds
+ORDER BY id;
+
 -- name: feed_details
 -- Everything `ingest feeds show` prints about one feed: its row in news.feeds and the
 -- articles it holds (first seen in it, or listed by it).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -23,6 +23,8 @@ class Listed:
     """Its line in the file (an OPML outline's line), for messages."""
     site: bool = False
     """An OPML outline with an `htmlUrl` and no `xmlUrl`: a site whose feeds are to be found."""
+    attributes: dict[str, str] = field(default_factory=dict)
+    """An OPML outline's attributes as written, a namespaced one's name as `{uri}name`."""
 
 
 def parse_feed_list(data: bytes) -> list[str]:
@@ -71,7 +73,8 @@ def _opml(data: bytes) -> list[Listed]:
         feed = (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
         site = (el.get("htmlUrl") or el.get("htmlurl") or "").strip()
         if feed:
-            entries.append(Listed(feed, el.sourceline))
+            attributes = {str(k): str(v) for k, v in el.attrib.items()}
+            entries.append(Listed(feed, el.sourceline, attributes=attributes))
         elif site:
             entries.append(Listed(site, el.sourceline, site=True))
     return entries

@@ -59,6 +59,10 @@ class FeedStore(StoreBase):
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})
 
+    async def export_feeds(self) -> list[dict[str, Any]]:
+        """Every feed as `feeds export` writes it: its settings with their headers."""
+        return await self._all("export_feeds", {})
+
     async def feed_details(self, url: str) -> dict[str, Any] | None:
         """The feed's row of news.feeds with counts of its articles, or None."""
         rows = await self._all("feed_details", {"url": url})

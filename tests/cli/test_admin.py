@@ -133,6 +133,91 @@ def test_export_round_trips_through_import(
     assert got == urls
 
 
+_AS_REGISTERED = (
+    "SELECT url, title, kind, active, inactive_reason, next_fetch_at >= '9999-01-01', text_mode,"
+    " tags, settings FROM ingest.feeds ORDER BY id"
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("discover", [True, False], ids=["import", "import-no-discover"])
+def test_export_then_import_gives_back_each_feed_as_it_was(
+    database_url: str, empty_database_url: str, server: LocalServer, tmp_path: Path, discover: bool
+) -> None:
+    """What `feeds export` writes, `feeds import` registers as it was: a sitemap stays a sitemap,
+    a paused feed paused, its title, settings (headers included), tags and text mode kept,
+    without a request to discover what the file already says (was: each a plain active feed of
+    its URL alone, a sitemap then parsed as a feed at every poll, a paused feed polled again)."""
+    urls = [server.url("/news-sitemap.xml"), server.url("/paused?a=1&b=2"), server.url("/plain")]
+    ok(database_url, "feeds", "add", "--no-discover", *urls)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET kind = 'sitemap', title = 'Tom & Jerry <news>' WHERE url = %s",
+            (urls[0],),
+        )
+    ok(
+        database_url, "feeds", "set", urls[1], "min_interval=15m", "max_interval=6h",
+        "user_agent=ValleyBot/2 (+https://valley.example/bot)", "header.X-Api-Key=k&<'\"",
+        "tags=local, weather", "pages=always",
+    )  # fmt: skip
+    ok(database_url, "feeds", "disable", urls[1])
+    ok(database_url, "feeds", "text-mode", urls[2], "feed")
+    out = tmp_path / "feeds.opml"
+    ok(database_url, "feeds", "export", str(out))
+
+    ok(empty_database_url, "feeds", "import", *(() if discover else ("--no-discover",)), str(out))
+    assert server.requests == []
+    with psycopg.connect(database_url) as before, psycopg.connect(empty_database_url) as after:
+        assert after.execute(_AS_REGISTERED).fetchall() == before.execute(_AS_REGISTERED).fetchall()
+
+
+_NS = "{urn:news-ingest:opml}"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "error"),
+    [
+        ({"kind": "podcast"}, "feed or sitemap"),
+        ({"kind": "feed", "paused": "yes"}, "true or false"),
+        ({"kind": "feed", "textMode": "always"}, "auto, page or feed"),
+        ({"kind": "feed", "settings": "{not json"}, "not JSON"),
+        ({"kind": "feed", "settings": "[1, 2]"}, "not a JSON object"),
+        ({"kind": "feed", "settings": '{"headers": "X-A: b"}'}, "not a JSON object"),
+        ({"kind": "feed", "settings": '{"min_interval": 0}'}, "longer than zero"),
+        ({"kind": "feed", "settings": '{"min_interval": 1.5}'}, "not a duration"),
+        ({"kind": "feed", "settings": '{"user_agent": ["a"]}'}, "one line"),
+        ({"kind": "feed", "settings": '{"headers": {"X-A": "b\\r\\nHost: evil"}}'}, "one line"),
+        ({"kind": "feed", "settings": '{"headers": {"Host": "evil"}}'}, "set by the service"),
+        ({"kind": "feed", "settings": '{"headers": {"A=B": "c"}}'}, "one line"),
+        ({"kind": "feed", "settings": '{"proxy": "http://evil"}'}, "unknown setting"),
+    ],
+)
+def test_exported_attributes_are_checked_as_feeds_set_checks_them(
+    attributes: dict[str, str], error: str
+) -> None:
+    """An outline's `ingest:` attributes come from a file: each is checked, as `feeds set`
+    checks what it is given, and a wrong one rejects the outline."""
+    with pytest.raises(ValueError, match=error):
+        admin.restored("https://a.example/feed", {_NS + k: v for k, v in attributes.items()})
+
+
+def test_exported_attributes_read_back() -> None:
+    row = {
+        "url": "https://a.example/feed", "title": "A\x07 & B", "kind": "sitemap",
+        "active": False, "next_fetch_at": datetime(9999, 1, 1, tzinfo=UTC), "text_mode": "feed",
+        "tags": ["x", "y z"], "settings": {"min_interval": 900.0, "headers": {"X-A": "b"}},
+    }  # fmt: skip
+    attributes = {_NS + k: v for k, v in admin.exported_attributes(row).items()}
+    feed = admin.restored(row["url"], {"title": "A\x07 & B", **attributes})
+    assert feed is not None
+    assert (feed.kind, feed.title, feed.paused) == ("sitemap", "A & B", True)
+    assert feed.text_mode == "feed"
+    assert feed.change.changes == {"min_interval": 900.0}
+    assert feed.change.headers == {"X-A": "b"}
+    assert feed.change.tags == ["x", "y z"]
+    assert admin.restored(row["url"], {"title": "Another reader's"}) is None
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("where", ["missing/feeds.opml", "."], ids=["no-directory", "a-directory"])
 def test_export_to_a_file_it_cannot_write_is_one_line_and_exit_1(
