@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingest.normalize import clean_inline
+from ingest.normalize import clean_inline, unique_tags
 from ingest.retention import parse_duration
 from ingest.store.db import redact
 from ingest.types import SourceKind, TextMode
@@ -353,7 +353,7 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
                 raise ValueError(f"{pair!r}: {name} is set by the service")
             headers[name] = _header_value(pair, value) or None
         elif key == "tags":
-            tags = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+            tags = list(unique_tags(value.split(",")))
         elif key == "pages":
             if value and value not in _PAGES:
                 raise ValueError(f"{pair!r}: pages is always, never or auto")
@@ -374,4 +374,7 @@ def _header_value(pair: str, value: str) -> str:
         raise ValueError(f"{pair!r}: a header value must be Latin-1") from None
     if any(c in value for c in "\r\n\0"):
         raise ValueError(f"{pair!r}: a header value is one line")
+    if any((ord(c) < 32 and c != "\t") or c == "\x7f" for c in value):
+        # RFC 9110: no control character (but tab) in a field value; servers answer 400.
+        raise ValueError(f"{pair!r}: a header value has no control character")
     return value

@@ -416,6 +416,9 @@ def test_feed_settings_reach_its_requests_and_its_schedule(
         (["min_interval=1h", "max_interval=10m"], "below min_interval"),
         (["header.Host=x"], "set by the service"),
         (["header.X-A=line\nbreak"], "one line"),
+        (["header.X-A=bell\x07"], "control character"),
+        (["user_agent=Bot\x1b[2J"], "control character"),
+        (["header.X-A=del\x7f"], "control character"),
         (["pages=sometimes"], "always, never or auto"),
         (["tags"], "expected key=value"),
     ],
@@ -423,6 +426,15 @@ def test_feed_settings_reach_its_requests_and_its_schedule(
 def test_bad_settings_are_refused(pairs: list[str], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         admin.parse_settings(pairs)
+
+
+def test_tags_are_one_line_each_once_whatever_their_case() -> None:
+    """`tags=` as a feed's entries' tags are read: spaces collapsed, control characters
+    dropped, each once whatever its case, none empty (was: `Local` beside `local`, an escape
+    sequence stored and printed by `feeds show`)."""
+    change = admin.parse_settings(["tags= local ,Local,, weather  news ,\x1b[31mred,"])
+    assert change.tags == ["local", "weather news", "red"]
+    assert admin.parse_settings(["tags="]).tags == []
 
 
 def test_settings_parse_and_apply() -> None:
