@@ -296,6 +296,14 @@ def _discard_stdout() -> None:
         os.close(devnull)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends the command, its clean-up run (the commands that have more to do, `run`,
+    `backfill`, `prune`, put their own handler in place of this one). Without a handler, the
+    command as a container's PID 1 (`docker run IMAGE feeds import`) would not even stop: the
+    kernel spares PID 1 every signal it does not handle, and Docker kills it 10 s later."""
+    raise SystemExit(143)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -303,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--all only makes sense with --once")
     stdout = sys.stdout
     sys.stdout = cast(TextIO, _Stdout(stdout))
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)

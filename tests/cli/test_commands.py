@@ -4,7 +4,9 @@ line": 0 success, 1 the command cannot work with one line on stderr, 2 usage).""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -395,6 +397,66 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(database_url: str) -
     _, stderr = proc.communicate(timeout=60)
     assert _error_lines(stderr.decode()) == []
     assert proc.returncode == 141
+
+
+def _as_pid_1() -> list[str]:
+    """A prefix running a command as PID 1 of a new PID namespace, as a container's entry
+    point runs (none where this machine does not allow one: the command runs as it is)."""
+    unshare = shutil.which("unshare")
+    prefix = [unshare, "--pid", "--fork", "--mount-proc"] if unshare else []
+    if os.geteuid() != 0 and prefix:
+        prefix[1:1] = ["--user", "--map-root-user"]
+    if prefix and subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        return []
+    return prefix
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for the signal (Linux: SigCgt in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
+
+
+def test_sigterm_ends_any_command_as_pid_1(database_url: str) -> None:
+    """`docker stop` of `docker run IMAGE feeds import -` (or `migrate`, `articles`...): the
+    command is its container's PID 1, which the kernel spares every signal it has no handler
+    for. It exits 143 at once, without a traceback (was: SIGTERM ignored, killed 10 s later)."""
+    command = [sys.executable, "-m", "ingest.cli", "feeds", "import", "-"]
+    prefix = _as_pid_1()
+    with subprocess.Popen(
+        [*prefix, *command],
+        env=_env(database_url),
+        cwd=ROOT,
+        stdin=subprocess.PIPE,  # left open: the command waits on it
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        ingest_process = psutil.Process(proc.pid)
+        try:
+            deadline = time.monotonic() + 30
+            while prefix and ingest_process.pid == proc.pid:  # the command is unshare's child
+                assert time.monotonic() < deadline, "the command did not start"
+                children = psutil.Process(proc.pid).children()
+                ingest_process = children[0] if children else ingest_process
+                time.sleep(0.05)
+            while not _catches(ingest_process.pid, signal.SIGTERM):
+                assert time.monotonic() < deadline, "SIGTERM has no handler: PID 1 ignores it"
+                time.sleep(0.05)
+            ingest_process.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)  # stdin still open: only the signal can end the command
+            except subprocess.TimeoutExpired:
+                pytest.fail("SIGTERM ignored")
+        finally:
+            for process in (ingest_process, proc):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
 
 
 def test_output_to_a_full_device_is_one_line_and_exit_1(database_url: str) -> None:
