@@ -236,6 +236,10 @@ def _age(text: str) -> timedelta:
     return age
 
 
+MAX_COUNT = 2**63 - 1
+"""The largest --limit or --batch: a PostgreSQL bigint, as each is sent."""
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -243,6 +247,8 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}: {text!r}")
     return value
 
 

@@ -243,10 +243,11 @@ def test_usage_error_exits_2() -> None:
     assert "usage:" in proc.stderr
 
 
-@pytest.mark.parametrize("limit", ["0", "-5"])
+@pytest.mark.parametrize("limit", ["0", "-5", "9223372036854775808", "1" + "0" * 30])
 def test_articles_limit_below_one_is_a_usage_error(limit: str) -> None:
-    """`articles --limit` below 1 exits 2 with usage, as `backfill --limit` does and as the
-    README's exit statuses say of usage errors (it exited 1)."""
+    """`articles --limit` below 1, or beyond PostgreSQL's bigint, exits 2 with usage, as
+    `backfill --limit` does and as the README's exit statuses say of usage errors (it exited 1;
+    a huge one with the database's "bigint out of range")."""
     proc = ingest(NOWHERE, "articles", "--limit", limit)
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
