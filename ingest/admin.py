@@ -6,6 +6,7 @@ commands in `ingest.cli` fetch the rows."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -136,6 +137,11 @@ NAMESPACE = "urn:news-ingest:opml"
 ElementTree.register_namespace("ingest", NAMESPACE)
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot carry, even escaped: ElementTree writes them as they are, and
+the file is then no XML at all."""
+
+
 def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds") -> str:
     """OPML 2.0 with one outline per feed (`type="rss"`, `xmlUrl`, `text`/`title`, `htmlUrl`
     when known), which `feeds import` reads back; and, in the `ingest:` namespace that other
@@ -151,6 +157,7 @@ def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds")
             attributes["htmlUrl"] = row["site_url"]
         for key, value in exported_attributes(row).items():
             attributes[f"{{{NAMESPACE}}}{key}"] = value
+        attributes = {k: _NOT_XML.sub("", v) for k, v in attributes.items()}
         ElementTree.SubElement(body, "outline", attributes)
     ElementTree.indent(root)
     return (

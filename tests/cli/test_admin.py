@@ -201,6 +201,24 @@ def test_exported_attributes_are_checked_as_feeds_set_checks_them(
         admin.restored("https://a.example/feed", {_NS + k: v for k, v in attributes.items()})
 
 
+def test_an_export_is_xml_whatever_its_feeds_hold() -> None:
+    """A title that XML cannot carry (U+FFFE, U+FFFF, as a home page's `<link title>` gave it
+    to `feeds add`, or a control character of an older row) is written without those
+    characters: the export stays a file `feeds import` reads (was: the whole file refused,
+    "invalid character in attribute value")."""
+    from ingest.documents.feedlists import read_feed_list
+
+    row = {
+        "url": "https://a.example/feed.xml", "title": "News \ufffe Feed \uffff\x01 x",
+        "site_url": "https://a.example/", "kind": "feed", "active": True,
+        "next_fetch_at": None, "text_mode": "auto", "tags": ["a\x02"], "settings": {},
+    }  # fmt: skip
+    (listed,) = read_feed_list(admin.opml([row]).encode())
+    assert listed.url == row["url"]
+    assert listed.attributes["title"] == "News  Feed  x"
+    assert listed.attributes[_NS + "tags"] == "a"
+
+
 def test_exported_attributes_read_back() -> None:
     row = {
         "url": "https://a.example/feed", "title": "A\x07 & B", "kind": "sitemap",
