@@ -105,13 +105,13 @@ def test_documented_query_uses_an_index(big_database: str, query: str) -> None:
     (the plan is printed: run pytest with -s to see it)."""
     with psycopg.connect(big_database) as conn:
         # news.search is a SECURITY DEFINER function, planned on its own: auto_explain reports
-        # the plans of the statements inside it.
+        # the plans of the statements inside it, as warnings (news.search sends no notices).
         notices: list[str] = []
         conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
         conn.execute("LOAD 'auto_explain'")
         conn.execute("SET auto_explain.log_min_duration = 0")
         conn.execute("SET auto_explain.log_nested_statements = on")
-        conn.execute("SET auto_explain.log_level = 'notice'")
+        conn.execute("SET auto_explain.log_level = 'warning'")
         conn.execute("SET auto_explain.log_analyze = off")
         plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}"))
         if "news.search" in query:
@@ -184,6 +184,43 @@ def test_search_ranks_title_matches_first_in_any_language(database_url: str) -> 
         assert ids("") == []
         assert ids("   ") == []
         assert notices == [], "an empty query is answered without a notice per language"
+
+
+def test_search_refuses_a_query_of_more_than_32_words(database_url: str) -> None:
+    """A query's cost grows with its words on every matching article, read in 23 languages (a
+    thousand `storm or` took a minute on 5,000 articles, and more on more): one of more than 32
+    words is refused at once with its own error, before any configuration reads it; 32 words
+    are answered."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        storm = _insert(conn, "https://example.com/s", "Storm", "The storm came at night.", "en")
+
+        def ids(q: str) -> list[int]:
+            return [r[0] for r in conn.execute("SELECT id FROM news.search(%s)", (q,))]
+
+        assert ids(" or ".join(["storm"] * 16)) == [storm]  # 31 words, "or" included
+        assert ids("storm " + "night " * 31) == [storm]
+        for hostile in ("storm or " * 1000, "storm " * 40_000, "storm-" * 40 + "storm"):
+            with pytest.raises(psycopg.errors.ProgramLimitExceeded) as refused:
+                ids(hostile)
+            assert "at most 32 words" in str(refused.value)
+            assert "storm storm" not in str(refused.value)  # the query is not echoed back
+
+
+@pytest.mark.parametrize(
+    "query", ["?", "-", '""', ":*", "!!!", "the", "de", "w" * 3000], ids=lambda q: q[:8]
+)
+def test_search_answers_a_query_without_words_without_notices(
+    database_url: str, query: str
+) -> None:
+    """Punctuation, stop words only or a word too long to index: nothing found, and no notice
+    "contains only stop words" per language of the 23 (0014 covered only '' and spaces)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        _insert(conn, "https://example.com/1", "The storm", "Rain fell at night.", "en")
+        notices: list[str] = []
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        rows = conn.execute("SELECT id FROM news.search(%s)", (query,)).fetchall()
+    assert rows == []
+    assert notices == []
 
 
 def test_new_article_is_notified_and_appears_in_the_change_feed(database_url: str) -> None:
