@@ -79,7 +79,7 @@ async def test_the_feeds_found_for_a_web_page_are_named_without_their_user_info(
 ) -> None:
     """A page whose feed link carries a user and token (`http://reader:s3cret@host/feed.xml`):
     the feed is registered with them (it needs them), but the page's last error and inactive
-    reason, which `ingest feeds` and news.feeds show, name it without."""
+    reason, which `ingest feeds` and news.feeds show, name it without, as news.feeds.url does."""
     server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
     secret_url = server.url("/feed.xml").replace("://", "://reader:s3cret@")
     server.routes["/"] = static(
@@ -95,9 +95,12 @@ async def test_the_feeds_found_for_a_web_page_are_named_without_their_user_info(
         await pipeline.store.add_feed(server.url("/"))
         await pipeline.run()
     feeds = rows(
-        database_url, "SELECT url, last_error, inactive_reason FROM news.feeds ORDER BY id"
+        database_url,
+        "SELECT i.url AS registered, n.url, n.last_error, n.inactive_reason"
+        " FROM ingest.feeds i JOIN news.feeds n USING (id) ORDER BY id",
     )
-    assert [f["url"] for f in feeds] == [server.url("/"), secret_url]
+    assert [f["registered"] for f in feeds] == [server.url("/"), secret_url]
+    assert [f["url"] for f in feeds] == [server.url("/"), server.url("/feed.xml")]
     expected = f"a web page, not a feed: replaced by {server.url('/feed.xml')}"
     assert (feeds[0]["last_error"], feeds[0]["inactive_reason"]) == (expected, expected)
 

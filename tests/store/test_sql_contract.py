@@ -296,6 +296,43 @@ def test_news_reader_reads_news_and_nothing_else(database_url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("registered", "shown"),
+    [
+        ("https://reader:s3cret@example.com/feed.xml", "https://example.com/feed.xml"),
+        ("https://TOKEN123@example.com/feed?x=1", "https://example.com/feed?x=1"),
+        ("http://a%40b:p%3Aw@example.com:8080/f", "http://example.com:8080/f"),
+        ("https://u:p@w@example.com/f#top", "https://example.com/f#top"),
+        ("https://example.com/path@2x/feed", "https://example.com/path@2x/feed"),
+    ],
+)
+def test_news_reader_sees_no_feed_url_user_info(
+    database_url: str, registered: str, shown: str
+) -> None:
+    """A feed URL's user-info (a password, or a token as the user) is a credential, as its
+    extra headers are: no view of schema news shows it, to news_reader or anyone."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO ingest.feeds (url) VALUES (%s) RETURNING id", (registered,)
+        ).fetchone()
+        assert row is not None
+        article = _insert(conn, "https://example.com/1", "Council meets", "Talk.", "en")
+        conn.execute("UPDATE ingest.articles SET feed_id = %s WHERE id = %s", (row[0], article))
+        conn.execute(
+            "INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)"
+            " VALUES (%s, '\\x01', %s)",
+            (row[0], article),
+        )
+        conn.execute("SET ROLE news_reader")
+        seen = [
+            conn.execute("SELECT url FROM news.feeds").fetchone(),
+            conn.execute("SELECT feed_url FROM news.articles").fetchone(),
+            conn.execute("SELECT feed_url FROM news.article_feeds").fetchone(),
+            conn.execute("SELECT feed_url FROM news.search('council')").fetchone(),
+        ]
+    assert seen == [(shown,)] * 4
+
+
+@pytest.mark.parametrize(
     ("name", "params", "index"),
     [
         (
