@@ -3,6 +3,7 @@ embedded server), the connection pool, and applying the numbered migrations in `
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -30,6 +31,10 @@ _USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(.*)@[^@]*$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # One fixed key for pg_advisory_lock: every replica that migrates at start-up serialises on it.
 MIGRATION_LOCK_KEY = 0x6E657773  # "news"
+MIGRATION_LOCK_TIMEOUT_MS = 1000
+"""How long one try of a migration waits for a table lock (lock_timeout)."""
+MIGRATION_RETRY_SECONDS = 1.0
+"""The pause between two tries, for the sessions queued behind the last one."""
 
 # Holds the embedded server for the life of the process; it stops when the process exits.
 _embedded_server: Any = None
@@ -214,12 +219,7 @@ async def migrate(dsn: str) -> list[int]:
             for mig in migrations:
                 if mig.version in done:
                     continue
-                async with conn.transaction():
-                    await conn.execute(mig.sql.encode("utf-8"))
-                    await conn.execute(
-                        "INSERT INTO ingest.schema_migrations (version, name) VALUES (%s, %s)",
-                        (mig.version, mig.name),
-                    )
+                await _apply(conn, mig)
                 applied_now.append(mig.version)
                 log.info("migration_applied", version=mig.version, name=mig.name)
         finally:
@@ -229,6 +229,51 @@ async def migrate(dsn: str) -> list[int]:
     finally:
         await conn.close()
     return applied_now
+
+
+async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
+    """Apply one migration in its own transaction, recording it. A table lock it needs that
+    another session holds (a consumer idle in a transaction that read the view being replaced,
+    a long query of an older replica) is waited for a second at a time: a lock request waiting
+    without end would queue every later reader and writer of that table behind it, the whole
+    service and its consumers stalled by one idle session. Between tries they go on; the 1st,
+    2nd, 4th, 8th... try that times out logs `migration_waiting` with the oldest open
+    transactions, the likely holders."""
+    tries = 0
+    while True:
+        try:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_MS)}")
+                await conn.execute(mig.sql.encode("utf-8"))
+                await conn.execute(
+                    "INSERT INTO ingest.schema_migrations (version, name) VALUES (%s, %s)",
+                    (mig.version, mig.name),
+                )
+            return
+        except psycopg.errors.LockNotAvailable:
+            tries += 1
+            if tries & (tries - 1) == 0:
+                log.warning(
+                    "migration_waiting",
+                    version=mig.version,
+                    name=mig.name,
+                    tries=tries,
+                    oldest_transactions=await _oldest_transactions(conn),
+                )
+            await asyncio.sleep(MIGRATION_RETRY_SECONDS)
+
+
+async def _oldest_transactions(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    """The three oldest transactions open in this database, as `pid user state since`."""
+    cur = await conn.execute(
+        """SELECT format('%s %s %s since %s', pid, usename, state, xact_start)
+           FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()
+             AND xact_start IS NOT NULL
+           ORDER BY xact_start
+           LIMIT 3"""
+    )
+    return [row[0] for row in await cur.fetchall()]
 
 
 async def _applied(conn: psycopg.AsyncConnection[Any]) -> set[int]:

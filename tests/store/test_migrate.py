@@ -151,6 +151,58 @@ async def test_migrated_database_is_checked_without_the_lock(empty_database_url:
         )
 
 
+@pytest.mark.anyio
+async def test_a_migration_waiting_for_a_lock_lets_the_readers_through(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer idle in a transaction that read news.articles holds a lock that replacing the
+    view needs. The migration waits for it a second at a time, saying so (`migration_waiting`,
+    with the oldest open transactions), and between tries the readers it would queue ahead of
+    read on; once the consumer's transaction ends, it is applied."""
+    from structlog.testing import capture_logs
+
+    from ingest.store import db
+
+    shipped = db.load_migrations()
+    # What replacing the view takes.
+    replace = db.Migration(9999, "replace", "LOCK TABLE news.articles IN ACCESS EXCLUSIVE MODE")
+    monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, replace])
+    idle = psycopg.connect(database_url)  # not autocommit: idle in its transaction
+    reader = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        idle.execute("SELECT count(*) FROM news.articles")
+        with capture_logs() as logged:
+            task = asyncio.create_task(db.migrate(database_url))
+            for _ in range(300):
+                cur = await reader.execute(
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE relation = 'news.articles'::regclass AND NOT granted"
+                )
+                if (await cur.fetchone()) != (0,):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the migration never asked for its lock")
+            # Queued behind the migration's request: before, it waited as long as the consumer.
+            await reader.execute("SET statement_timeout = '60s'")
+            cur = await reader.execute("SELECT count(*) FROM news.articles")
+            assert await cur.fetchone() == (0,)
+            for _ in range(600):
+                if any(e["event"] == "migration_waiting" for e in logged):
+                    break
+                await asyncio.sleep(0.05)
+            assert not task.done()
+            idle.rollback()
+            assert await asyncio.wait_for(task, timeout=60) == [9999]
+    finally:
+        idle.close()
+        await reader.close()
+    waiting = [e for e in logged if e["event"] == "migration_waiting"]
+    assert waiting, logged
+    assert waiting[0]["version"] == 9999
+    assert waiting[0]["oldest_transactions"], waiting[0]
+
+
 def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
     """A process killed with SIGKILL stays in the embedded server's list of holders, so the
     server would never be stopped: the next start drops the pids of processes that are gone
