@@ -238,8 +238,13 @@ async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
     without end would queue every later reader and writer of that table behind it, the whole
     service and its consumers stalled by one idle session. Between tries they go on; the 1st,
     2nd, 4th, 8th... try that times out logs `migration_waiting` with the oldest open
-    transactions, the likely holders."""
-    tries = 0
+    transactions, the likely holders.
+
+    Roles belong to the whole cluster, the migration lock to one database: a role that another
+    database's migration created between this one's check and its CREATE ROLE (two databases
+    of a new cluster migrated at once) fails it with a unique violation on pg_authid. Tried
+    again, it finds the role there."""
+    tries = roles_raced = 0
     while True:
         try:
             async with conn.transaction():
@@ -261,6 +266,11 @@ async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
                     oldest_transactions=await _oldest_transactions(conn),
                 )
             await asyncio.sleep(MIGRATION_RETRY_SECONDS)
+        except psycopg.errors.UniqueViolation as e:
+            if e.diag.constraint_name != "pg_authid_rolname_index" or roles_raced == 3:
+                raise
+            roles_raced += 1
+            log.info("migration_role_raced", version=mig.version, name=mig.name)
 
 
 async def _oldest_transactions(conn: psycopg.AsyncConnection[Any]) -> list[str]:

@@ -203,6 +203,49 @@ async def test_a_migration_waiting_for_a_lock_lets_the_readers_through(
     assert waiting[0]["oldest_transactions"], waiting[0]
 
 
+@pytest.mark.anyio
+async def test_a_role_another_database_creates_meanwhile_is_no_failure() -> None:
+    """Roles belong to the whole cluster, migration locks to one database: two databases of a
+    new cluster migrated at once (two services, two test workers) both create news_reader, and
+    the one whose CREATE ROLE waited for the other's failed with a unique violation on
+    pg_authid. The migration is tried again, and finds the role there."""
+    import contextlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.support.cluster import PrivateCluster
+
+    base = Path(tempfile.mkdtemp(prefix="ingest-migrate-pg-"))
+    cluster = PrivateCluster(base / "data")
+    try:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE one")
+        other = psycopg.connect(cluster.dsn())  # the other database's migration, mid-0004
+        other.execute("CREATE ROLE news_reader LOGIN")
+        task = asyncio.create_task(migrate(cluster.dsn("one")))
+        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+            for _ in range(600):
+                waiting = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = 'one' AND wait_event = 'transactionid'"
+                ).fetchone()
+                if waiting != (0,) or task.done():
+                    break
+                await asyncio.sleep(0.05)
+        other.commit()
+        other.close()
+        applied = await asyncio.wait_for(task, timeout=120)
+        assert applied == [m.version for m in load_migrations()]
+        with psycopg.connect(cluster.dsn("one"), autocommit=True) as conn:
+            conn.execute("SET ROLE news_reader")
+            conn.execute("SELECT count(*) FROM news.articles")
+    finally:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            cluster.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
     """A process killed with SIGKILL stays in the embedded server's list of holders, so the
     server would never be stopped: the next start drops the pids of processes that are gone
