@@ -553,7 +553,7 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import admin
 
     try:
-        since = admin.parse_since(args.since, datetime.now(UTC)) if args.since else None
+        since = admin.parse_since(args.since, datetime.now(UTC)) if args.since is not None else None
     except OverflowError:
         raise ConfigError(f"--since: {args.since!r} reaches back before year 1") from None
     except ValueError:
@@ -715,8 +715,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as e:
             return usage(str(e))
     try:
-        since = parse_date_bound(args.since) if args.since else None
-        until = parse_date_bound(args.until, end=True) if args.until else None
+        since = parse_date_bound(args.since) if args.since is not None else None
+        until = parse_date_bound(args.until, end=True) if args.until is not None else None
     except ValueError as e:
         return usage(f"--since/--until take YYYY-MM-DD or an ISO 8601 datetime: {e}")
     if since and until and since >= until:

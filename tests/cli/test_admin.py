@@ -275,6 +275,9 @@ def test_articles_newest_first_with_filters(database_url: str, server: LocalServ
     bad = ingest(database_url, "articles", "--since", "yesterday-ish")
     assert bad.returncode == 1
     assert "--since" in bad.stderr
+    empty = ingest(database_url, "articles", "--since", "")
+    assert empty.returncode == 1
+    assert "--since" in empty.stderr
 
 
 @pytest.mark.integration

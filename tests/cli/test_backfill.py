@@ -969,6 +969,8 @@ def test_site_without_sources_exits_1(database_url: str) -> None:
         ["backfill", "https://x.example/", "--since", "last week"],
         ["backfill", "https://x.example/", "--since", "2024-05-02", "--until", "2024-05-01"],
         ["backfill", "https://x.example/", "--since", "0001-01-01T00:00:00+01:00"],
+        ["backfill", "https://x.example/", "--since", ""],
+        ["backfill", "https://x.example/", "--until", " "],
         ["backfill", "ftp://x.example/"],
     ],
 )
