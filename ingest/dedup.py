@@ -3,9 +3,10 @@ article already stored, and which to skip. Pure: it returns a plan that the pipe
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ingest.normalize import canonical_url, entry_hash, plausible_date
 from ingest.types import ParsedEntry
@@ -40,6 +41,56 @@ def _updated_since(
     if now is not None:  # a time too far ahead is none (`plausible_date`), as it is stored
         entry_updated = plausible_date(entry_updated, now)
     return entry_updated is not None and (stored is None or entry_updated > stored)
+
+
+STAMP_ENTRIES = 3
+"""How many known entries of one poll must share an update time for it to be a stamp."""
+
+_SECOND = timedelta(seconds=1)
+
+
+def _update_time(c: Candidate, now: datetime | None) -> datetime | None:
+    """The entry's update time as it would be stored (`plausible_date`, with `now`)."""
+    return c.entry.updated_at if now is None else plausible_date(c.entry.updated_at, now)
+
+
+def stamps(
+    found: Iterable[Candidate],
+    known_entries: Mapping[bytes, datetime | None],
+    now: datetime | None = None,
+) -> frozenset[datetime]:
+    """Update times of this poll that are a stamp, not an edit, each to the second: a second
+    (with the next: a generator that reads its clock entry by entry may cross one) that at
+    least `STAMP_ENTRIES` of the feed's known entries (those in `known_entries`) carry, more
+    than half of its known entries that carry a time. Some CMSs and feed generators stamp every
+    entry's update time with the time the feed was generated (or built), so that at every
+    poll every entry looks updated: each page would be fetched again at every poll, forever,
+    for nothing. Editors do not edit most of a feed's stories in the same second: real edits
+    carry times of their own, which stay updates (a burst of edits at different times, a
+    feed's single entry or two). The cost is an edit made in the very second of a stamp (a
+    bulk edit of most stories at once), not seen; and an edited entry in a feed that stamps
+    every entry alike, whose edit the feed does not tell apart. The stamp is not recorded as
+    these entries' update time (nothing was fetched): a later time of one entry's own, earlier
+    than the last stamp but later than its stored time, is still an edit (a generator fixed to
+    give real times)."""
+    times = [
+        t.replace(microsecond=0)
+        for c in found
+        if c.key in known_entries and (t := _update_time(c, now)) is not None
+    ]
+    seconds = Counter(times)
+    stamped: set[datetime] = set()
+    for second, n in seconds.items():
+        n += seconds.get(second + _SECOND, 0)
+        if n >= STAMP_ENTRIES and 2 * n > len(times):
+            stamped |= {second, second + _SECOND}
+    return frozenset(second for second in stamped if second in seconds)
+
+
+def _stamped(c: Candidate, stamped: frozenset[datetime], now: datetime | None) -> bool:
+    """Whether the entry's update time is one of this poll's `stamps`."""
+    t = _update_time(c, now)
+    return t is not None and t.replace(microsecond=0) in stamped
 
 
 def update_times(found: Iterable[Candidate], now: datetime) -> dict[bytes, datetime | None]:
@@ -86,19 +137,24 @@ def plan(
     """Done in this feed: skip, unless the entry's update time is later than the one stored
     with it (`known_entries` maps each done entry to that time): then refetch. With `now`, an
     update time more than a day ahead of it is none (`plausible_date`): the article stored no
-    such time, which would otherwise count as an update at every poll. Link already
-    stored (from another feed, or via another URL form): link without fetching; its article
-    pruned (None in `known_urls`): skip. Otherwise: fetch, carrying the count of earlier
-    tries."""
+    such time, which would otherwise count as an update at every poll; an update time that
+    most of the feed's known entries share is the feed's stamp, not an edit (`stamps`): no
+    refetch for it. Link already stored (from another feed, or via another URL form): link
+    without fetching; its article pruned (None in `known_urls`): skip. Otherwise: fetch,
+    carrying the count of earlier tries."""
     fetch: list[Candidate] = []
     link: list[tuple[bytes, int]] = []
     refetch: list[Candidate] = []
     skipped = 0
     tries = attempts or {}
+    found = list(found)
+    stamped = stamps(found, known_entries, now) if isinstance(known_entries, Mapping) else None
     for c in found:
         if c.key in known_entries:
-            if isinstance(known_entries, Mapping) and _updated_since(
-                c.entry.updated_at, known_entries[c.key], now
+            if (
+                isinstance(known_entries, Mapping)
+                and _updated_since(c.entry.updated_at, known_entries[c.key], now)
+                and not (stamped and _stamped(c, stamped, now))
             ):
                 refetch.append(c)
             else:

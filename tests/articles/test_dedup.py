@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.dedup import Candidate, candidates, plan
+from ingest.dedup import Candidate, candidates, plan, stamps
 from ingest.normalize import canonical_url
 from ingest.types import ParsedEntry
 
@@ -200,3 +200,74 @@ def test_plan_refetches_an_entry_updated_since_unless_the_time_is_too_far_ahead(
     p = plan([entry], known_entries={entry.key: stored}, known_urls={}, now=NOW)
     assert (p.refetch == (entry,)) is refetched
     assert p.skipped == (0 if refetched else 1)
+
+
+def _timed(times: list[datetime | None]) -> list[Candidate]:
+    found, _ = candidates(
+        [
+            ParsedEntry(guid=f"g{n}", link=f"{A}{n}", title="t", updated_at=t)
+            for n, t in enumerate(times)
+        ]
+    )
+    return found
+
+
+STAMP = NOW - timedelta(minutes=1)
+BEFORE = NOW - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("times", "refetched"),
+    [
+        pytest.param([STAMP] * 4, [], id="every-entry-stamped"),
+        pytest.param([STAMP] * 3 + [None], [], id="every-timed-entry-stamped"),
+        pytest.param(
+            [STAMP, STAMP - timedelta(seconds=30), STAMP, STAMP],
+            [1],
+            id="an-edit-of-its-own-among-stamps",
+        ),
+        pytest.param(
+            [STAMP - timedelta(minutes=n) for n in range(3)] + [BEFORE] * 3,
+            [0, 1, 2],
+            id="a-burst-of-edits-at-different-times",
+        ),
+        pytest.param(
+            [STAMP + timedelta(milliseconds=ms) for ms in (100, 500, 900, 999)],
+            [],
+            id="stamped-to-the-millisecond-entry-by-entry",
+        ),
+        pytest.param(
+            [STAMP, STAMP, STAMP + timedelta(seconds=1), STAMP + timedelta(seconds=1)],
+            [],
+            id="stamped-entry-by-entry-across-a-second",
+        ),
+        pytest.param([STAMP], [0], id="a-single-entry"),
+        pytest.param([STAMP, STAMP], [0, 1], id="two-entries-at-one-time"),
+        pytest.param([STAMP] * 3 + [BEFORE] * 3, [0, 1, 2], id="half-at-one-time"),
+    ],
+)
+def test_plan_does_not_take_a_time_most_known_entries_share_for_their_edits(
+    times: list[datetime | None], refetched: list[int]
+) -> None:
+    """An update time that at least three known entries, and most of those that carry a time,
+    share, to the second (or across one), is the feed's stamp (its generation time given to
+    every entry), not an edit: those entries are not fetched again. Edits at times of their
+    own are, however many; so is the update of a feed's single entry, or of two."""
+    found = _timed(times)
+    stored = {c.key: BEFORE for c in found}
+    p = plan(found, known_entries=stored, known_urls={}, now=NOW)
+    skipped_times = {t for i, t in enumerate(times) if i not in refetched}
+    assert p.refetch == tuple(found[i] for i in refetched)
+    assert p.skipped == len(found) - len(refetched)
+    assert stamps(found, stored, NOW) == {
+        t.replace(microsecond=0) for t in skipped_times if t not in (None, BEFORE)
+    }
+
+
+def test_a_stamp_is_judged_among_known_entries_only() -> None:
+    """New entries (fetched anyway) do not make a stamp of a time two known entries share."""
+    found = _timed([STAMP] * 5)
+    stored = {c.key: BEFORE for c in found[:2]}
+    p = plan(found, known_entries=stored, known_urls={}, now=NOW)
+    assert p.refetch == tuple(found[:2])
+    assert p.fetch == tuple(found[2:])

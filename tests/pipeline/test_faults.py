@@ -616,6 +616,52 @@ async def test_updated_entry_updates_the_article_in_place(
     assert len(server.hits("/story")) == 2
 
 
+def stamped_atom(base: str, stamp: datetime, edited: dict[str, datetime] | None = None) -> str:
+    """Four entries whose <updated> is `stamp` (the time the feed was generated), but those of
+    `edited`, which carry their own time."""
+    times = edited or {}
+    entries = "".join(
+        f"<entry><title>Story {n}</title><id>urn:s{n}</id><link href='{base}/s{n}'/>"
+        f"<published>{(NOW - timedelta(hours=n)).isoformat()}</published>"
+        f"<updated>{times.get(f'/s{n}', stamp).isoformat()}</updated>"
+        "<summary>Short.</summary></entry>"
+        for n in range(4)
+    )
+    return (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{stamp.isoformat()}</updated>{entries}</feed>"
+    )
+
+
+async def test_entries_stamped_with_the_feed_s_generation_time_are_not_fetched_again(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed whose generator stamps every entry's <updated> with the time of each poll's
+    document does not have every page fetched again at every poll (`dedup.stamp`); an entry
+    that then carries a time of its own, later than the one stored with it, is an edit: its
+    page is fetched and its article updated."""
+    for n in range(4):
+        server.routes[f"/s{n}"] = static(page(f"Story {n} first version"))
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    for poll in range(3):
+        stamp = NOW + timedelta(minutes=poll)
+        server.routes["/feed"] = static(stamped_atom(server.base, stamp), "application/atom+xml")
+        await pipeline.run(all_feeds=True)
+    assert [len(server.hits(f"/s{n}")) for n in range(4)] == [1, 1, 1, 1]
+
+    server.routes["/s1"] = static(page("Story 1 second version"))
+    edited = {"/s1": NOW + timedelta(minutes=2, seconds=30)}
+    server.routes["/feed"] = static(
+        stamped_atom(server.base, NOW + timedelta(minutes=3), edited), "application/atom+xml"
+    )
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.updated == 1
+    assert [len(server.hits(f"/s{n}")) for n in range(4)] == [1, 2, 1, 1]
+    texts = rows(database_url, "SELECT text FROM news.articles WHERE url LIKE '%/s1'")
+    assert "second version" in texts[0]["text"]
+
+
 def articles_updated_counted() -> float:
     """`ingest_articles_updated_total` as the metrics registry has it now."""
     from prometheus_client import REGISTRY
