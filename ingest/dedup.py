@@ -93,6 +93,26 @@ def _stamped(c: Candidate, stamped: frozenset[datetime], now: datetime | None) -
     return t is not None and t.replace(microsecond=0) in stamped
 
 
+def newer_than_stored(
+    found: Iterable[Candidate],
+    modified: Mapping[bytes, datetime | None],
+    now: datetime | None = None,
+) -> tuple[tuple[Candidate, ...], tuple[Candidate, ...]]:
+    """Of `plan`'s refetches, those whose update time is later than their stored article's
+    modified time (`modified`, by entry key; the publisher's times on both sides), and those
+    whose is not: the version stored is as new as their entry (another feed listing the article
+    reached that edit first), so fetching the page again could bring nothing to write (an
+    article's update time is its entry's, and the store writes no version no newer than the
+    stored one): the latter only have their update time recorded. An article without a
+    modified time is always older."""
+    newer: list[Candidate] = []
+    reached: list[Candidate] = []
+    for c in found:
+        stored, t = modified.get(c.key), _update_time(c, now)
+        (reached if stored is not None and t is not None and t <= stored else newer).append(c)
+    return tuple(newer), tuple(reached)
+
+
 def update_times(found: Iterable[Candidate], now: datetime) -> dict[bytes, datetime | None]:
     """Each entry's update time as an article stored for it records it (`plausible_date`), by
     entry key: recorded with an entry linked to an article already stored, which would

@@ -977,18 +977,21 @@ class Pipeline:
         full-text feed's entry (`feed` mode, or proven in `auto`) is its own article: updated
         from its new text without a request where a new entry's would be (the entry's text is
         where its correction is; its page may not have it, and is what the feed spares), unless
-        that text would lose most of the stored one (`update_words`). Updates are not new
-        entries: they leave the feed's count towards its next re-check alone."""
+        that text would lose most of the stored one (`update_words`). An entry whose article
+        is stored in a version as new as it (`dedup.newer_than_stored`: another feed listing
+        the article reached the edit first) has its update time recorded without a request.
+        Updates are not new entries: they leave the feed's count towards its next re-check
+        alone."""
         if not found:
             return 0
+        versions = await self.store.stored_versions(feed.id, [c.key for c in found])
+        modified = {key: v.modified_at for key, v in versions.items()}
+        found, reached = dedup.newer_than_stored(found, modified, self.clock())
         mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
         full_text = mode == "feed" or (mode == "auto" and state.on)
         owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
-        stored: dict[bytes, int] = {}
-        if mode == "auto" and any(own.text for own in owns):
-            stored = await self.store.stored_lengths(feed.id, [c.key for c in found])
         counts = [
-            update_words(own.text, own.words, stored.get(c.key), mode)
+            update_words(own.text, own.words, v.chars if (v := versions.get(c.key)) else None, mode)
             for c, own in zip(found, owns, strict=True)
         ]
         wanted, _ = wants_pages(state, mode, counts)
@@ -1008,7 +1011,7 @@ class Pipeline:
                 continue
             if article is not None:
                 items.append((article, c.key))
-        times = dedup.update_times(gone, self.clock())
+        times = dedup.update_times([*reached, *gone], self.clock())
         updated = await self.store.update_articles(feed.id, items, unchanged=times)
         # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
         # later keeps them updated.

@@ -390,11 +390,12 @@ UPDATE ingest.feed_entries
 SET entry_updated_at = GREATEST(entry_updated_at, %(entry_updated_at)s)
 WHERE feed_id = %(feed_id)s AND entry_hash = %(entry_hash)s;
 
--- name: stored_lengths
--- The length in characters of the stored text of the articles of entries %(hashes)s of feed
--- %(feed_id)s (those with one): what an update from an entry's own text is measured against
--- (`ingest.fulltext.update_words`).
-SELECT e.entry_hash, length(a.text) AS chars
+-- name: stored_versions
+-- The stored versions of the articles of entries %(hashes)s of feed %(feed_id)s (those with
+-- one): the length in characters of the text, what an update from an entry's own text is
+-- measured against (`ingest.fulltext.update_words`), and the publisher's modified time, which
+-- an update no later than it cannot be newer than (`ingest.dedup.newer_than_stored`).
+SELECT e.entry_hash, length(a.text) AS chars, a.modified_at
 FROM ingest.feed_entries e
 JOIN ingest.articles a ON a.id = e.article_id
 WHERE e.feed_id = %(feed_id)s AND e.entry_hash = ANY(%(hashes)s);

@@ -21,6 +21,16 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """What an update of a stored article is weighed against (`ArticleStore.stored_versions`)."""
+
+    chars: int
+    """The length in characters of its text."""
+    modified_at: datetime | None
+    """The publisher's last update time of it, as stored (`news.articles.modified_at`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCounts:
     new: int
     existing: int
@@ -116,14 +126,19 @@ class ArticleStore(StoreBase):
             ids = sorted({article_id for _, article_id in links})
             await conn.execute(q["adopt_articles"], {"feed_id": feed_id, "ids": ids})
 
-    async def stored_lengths(self, feed_id: int, hashes: Sequence[bytes]) -> dict[bytes, int]:
-        """The length in characters of the stored text of these entries' articles, by entry
-        hash (entries without an article left out): what an update from an entry's own text is
-        measured against (`ingest.fulltext.update_words`)."""
+    async def stored_versions(
+        self, feed_id: int, hashes: Sequence[bytes]
+    ) -> dict[bytes, StoredVersion]:
+        """The stored version of these entries' articles, by entry hash (entries without an
+        article left out): the length of its text, what an update from an entry's own text is
+        measured against (`ingest.fulltext.update_words`), and its modified time, what an
+        update must be later than to be newer (`ingest.dedup.newer_than_stored`)."""
         if not hashes:
             return {}
-        rows = await self._all("stored_lengths", {"feed_id": feed_id, "hashes": list(hashes)})
-        return {bytes(r["entry_hash"]): int(r["chars"]) for r in rows}
+        rows = await self._all("stored_versions", {"feed_id": feed_id, "hashes": list(hashes)})
+        return {
+            bytes(r["entry_hash"]): StoredVersion(int(r["chars"]), r["modified_at"]) for r in rows
+        }
 
     async def update_articles(
         self,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.dedup import Candidate, candidates, plan, stamps
+from ingest.dedup import Candidate, candidates, newer_than_stored, plan, stamps
 from ingest.normalize import canonical_url
 from ingest.types import ParsedEntry
 
@@ -271,3 +271,25 @@ def test_a_stamp_is_judged_among_known_entries_only() -> None:
     p = plan(found, known_entries=stored, known_urls={}, now=NOW)
     assert p.refetch == tuple(found[:2])
     assert p.fetch == tuple(found[2:])
+
+
+@pytest.mark.parametrize(
+    ("stored", "newer"),
+    [
+        pytest.param(NOW - timedelta(hours=1), True, id="stored-older"),
+        pytest.param(NOW, False, id="stored-as-new"),
+        pytest.param(NOW + timedelta(minutes=1), False, id="stored-newer"),
+        pytest.param(None, True, id="stored-without-a-modified-time"),
+    ],
+)
+def test_a_refetch_whose_article_is_stored_as_new_as_its_entry_is_not_made(
+    stored: datetime | None, newer: bool
+) -> None:
+    """An entry updated since its feed last saw it, whose article another feed already updated
+    to a version as new (the stored modified time no earlier than the entry's update time), is
+    not fetched again: its page could bring nothing the store would write."""
+    (entry,), _ = candidates([ParsedEntry(guid="g", link=A, title="t", updated_at=NOW)])
+    assert newer_than_stored([entry], {entry.key: stored}, NOW) == (
+        ((entry,), ()) if newer else ((), (entry,))
+    )
+    assert newer_than_stored([entry], {}, NOW) == ((entry,), ())

@@ -616,6 +616,38 @@ async def test_updated_entry_updates_the_article_in_place(
     assert len(server.hits("/story")) == 2
 
 
+async def test_an_edit_another_feed_reached_first_does_not_fetch_the_page_again(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A story listed by two feeds: the first to show an edit has its page fetched and the
+    article updated; the other, showing the same edit at its next poll, finds that version
+    stored (its modified time no earlier than the entry's) before any request, and records
+    the entry's time, so that it does not fetch the page again at the poll after either."""
+    server.routes["/story"] = static(page("First version"))
+    for path in ("/feed", "/other"):
+        server.routes[path] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    for path in ("/feed", "/other"):
+        await pipeline.store.add_feed(server.url(path))
+    await pipeline.run()
+    assert len(server.hits("/story")) == 1
+
+    server.routes["/story"] = static(page("Second version"))
+    edited = static(atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml")
+    server.routes["/feed"] = edited
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.updated == 1
+    assert len(server.hits("/story")) == 2
+
+    server.routes["/other"] = edited
+    for _ in range(2):
+        summary = await pipeline.run(all_feeds=True)
+        assert summary.updated == 0
+    assert len(server.hits("/story")) == 2
+    history = rows(database_url, "SELECT count(*) AS n FROM news.article_history")
+    assert history[0]["n"] == 1
+
+
 def stamped_atom(base: str, stamp: datetime, edited: dict[str, datetime] | None = None) -> str:
     """Four entries whose <updated> is `stamp` (the time the feed was generated), but those of
     `edited`, which carry their own time."""
