@@ -31,6 +31,10 @@ class Plan:
     refetch: tuple[Candidate, ...] = ()
     """Entries already stored whose feed entry says it was updated since: fetch the page again
     and update the article in place if its text changed."""
+    stamped: tuple[Candidate, ...] = ()
+    """Entries already stored whose update time is the feed's stamp, not an edit (`stamps`):
+    counted as skipped, their pages are not fetched again; a full-text feed's entries update
+    their articles from their own text, which needs no request."""
     skipped: int = 0
     invalid: int = 0
 
@@ -69,10 +73,12 @@ def stamps(
     carry times of their own, which stay updates (a burst of edits at different times, a
     feed's single entry or two). The cost is an edit made in the very second of a stamp (a
     bulk edit of most stories at once), not seen; and an edited entry in a feed that stamps
-    every entry alike, whose edit the feed does not tell apart. The stamp is not recorded as
-    these entries' update time (nothing was fetched): a later time of one entry's own, earlier
-    than the last stamp but later than its stored time, is still an edit (a generator fixed to
-    give real times)."""
+    every entry alike, whose edit the feed does not tell apart, but for a full-text feed's,
+    which updates its article from its own text without a request (`Plan.stamped`; the stamp
+    is then recorded, as for any update). Otherwise the stamp is not recorded as these
+    entries' update time (nothing was fetched): a later time of one entry's own, earlier than
+    the last stamp but later than its stored time, is still an edit (a generator fixed to give
+    real times)."""
     times = [
         t.replace(microsecond=0)
         for c in found
@@ -159,24 +165,27 @@ def plan(
     update time more than a day ahead of it is none (`plausible_date`): the article stored no
     such time, which would otherwise count as an update at every poll; an update time that
     most of the feed's known entries share is the feed's stamp, not an edit (`stamps`): no
-    refetch for it. Link already stored (from another feed, or via another URL form): link
-    without fetching; its article pruned (None in `known_urls`): skip. Otherwise: fetch,
-    carrying the count of earlier tries."""
+    refetch for it (`Plan.stamped`). Link already stored (from another feed, or via another
+    URL form): link without fetching; its article pruned (None in `known_urls`): skip.
+    Otherwise: fetch, carrying the count of earlier tries."""
     fetch: list[Candidate] = []
     link: list[tuple[bytes, int]] = []
     refetch: list[Candidate] = []
+    stamped_entries: list[Candidate] = []
     skipped = 0
     tries = attempts or {}
     found = list(found)
     stamped = stamps(found, known_entries, now) if isinstance(known_entries, Mapping) else None
     for c in found:
         if c.key in known_entries:
-            if (
-                isinstance(known_entries, Mapping)
-                and _updated_since(c.entry.updated_at, known_entries[c.key], now)
-                and not (stamped and _stamped(c, stamped, now))
+            if isinstance(known_entries, Mapping) and _updated_since(
+                c.entry.updated_at, known_entries[c.key], now
             ):
-                refetch.append(c)
+                if stamped and _stamped(c, stamped, now):
+                    stamped_entries.append(c)
+                    skipped += 1
+                else:
+                    refetch.append(c)
             else:
                 skipped += 1
         elif c.link in known_urls:
@@ -190,6 +199,7 @@ def plan(
         fetch=tuple(fetch),
         link=tuple(link),
         refetch=tuple(refetch),
+        stamped=tuple(stamped_entries),
         skipped=skipped + len(link),
         invalid=invalid,
     )

@@ -773,7 +773,7 @@ class Pipeline:
             now=now,
         )
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
-        updated = await self._refetch(feed, plan.refetch)
+        updated = await self._refetch(feed, plan.refetch, plan.stamped)
         storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
         owns = await self._own_texts(feed, plan.fetch)
@@ -968,7 +968,12 @@ class Pipeline:
         state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
         return state
 
-    async def _refetch(self, feed: Feed, found: tuple[dedup.Candidate, ...]) -> int:
+    async def _refetch(
+        self,
+        feed: Feed,
+        found: tuple[dedup.Candidate, ...],
+        stamped: tuple[dedup.Candidate, ...] = (),
+    ) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
         the stored version alone: tried again next poll if the failure was passing, else the
@@ -977,31 +982,38 @@ class Pipeline:
         full-text feed's entry (`feed` mode, or proven in `auto`) is its own article: updated
         from its new text without a request where a new entry's would be (the entry's text is
         where its correction is; its page may not have it, and is what the feed spares), unless
-        that text would lose most of the stored one (`update_words`). An entry whose article
+        that text would lose most of the stored one (`update_words`). So are `stamped`
+        entries of such a feed (their update time the feed's stamp, `dedup.stamps`: an edit
+        of theirs shows in their text alone), but never from their pages. An entry whose article
         is stored in a version as new as it (`dedup.newer_than_stored`: another feed listing
         the article reached the edit first) has its update time recorded without a request.
         Updates are not new entries: they leave the feed's count towards its next re-check
         alone."""
+        mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
+        full_text = mode == "feed" or (mode == "auto" and state.on)
+        if full_text:
+            found = (*found, *stamped)
         if not found:
             return 0
         versions = await self.store.stored_versions(feed.id, [c.key for c in found])
         modified = {key: v.modified_at for key, v in versions.items()}
         found, reached = dedup.newer_than_stored(found, modified, self.clock())
-        mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
-        full_text = mode == "feed" or (mode == "auto" and state.on)
+        stamps = {c.key for c in stamped}
         owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
         counts = [
             update_words(own.text, own.words, v.chars if (v := versions.get(c.key)) else None, mode)
             for c, own in zip(found, owns, strict=True)
         ]
         wanted, _ = wants_pages(state, mode, counts)
-        fetched = [i for i, want in enumerate(wanted) if want]
+        fetched = [i for i, want in enumerate(wanted) if want and found[i].key not in stamps]
         pages = await asyncio.gather(*(self._page(found[i].link, feed.settings) for i in fetched))
         outcomes = dict(zip(fetched, pages, strict=True))
         items = []
         gone = []
         for i, c in enumerate(found):
             if i not in outcomes:
+                if wanted[i]:  # stamped, and its text does not decide: left as it is
+                    continue
                 article = self._article(c, NO_PAGE, text_from_feed=True, own=owns[i])
             elif (page := page_for(c.entry, outcomes[i])).extracted is not None:
                 article = self._article(c, page)

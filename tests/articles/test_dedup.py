@@ -259,6 +259,9 @@ def test_plan_does_not_take_a_time_most_known_entries_share_for_their_edits(
     skipped_times = {t for i, t in enumerate(times) if i not in refetched}
     assert p.refetch == tuple(found[i] for i in refetched)
     assert p.skipped == len(found) - len(refetched)
+    assert p.stamped == tuple(
+        c for i, c in enumerate(found) if i not in refetched and times[i] not in (None, BEFORE)
+    )
     assert stamps(found, stored, NOW) == {
         t.replace(microsecond=0) for t in skipped_times if t not in (None, BEFORE)
     }

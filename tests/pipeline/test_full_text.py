@@ -954,14 +954,23 @@ async def test_excerpts_fetched_between_full_entries_do_not_put_off_the_re_check
     assert state["full_text"] is True
 
 
-def atom_feed(base: str, numbers: range, updated: dict[int, tuple[datetime, str]]) -> str:
+def atom_feed(
+    base: str,
+    numbers: range,
+    updated: dict[int, tuple[datetime, str]],
+    stamp: datetime | None = None,
+) -> str:
     """Entries of `numbers` carrying their article; those in `updated` were updated at the
-    given time and end with the given paragraph."""
+    given time and end with the given paragraph; the others' update time is `stamp` (the
+    feed's generation time, given to every entry), else their publication time."""
+
+    def at(n: int) -> datetime:
+        return updated[n][0] if n in updated else stamp or NOW - timedelta(hours=n)
+
     entries = "".join(
         f"<entry><title>Story {n}</title><id>{base}/a/{n}</id><link href='{base}/a/{n}'/>"
         f"<published>{(NOW - timedelta(hours=n)).isoformat()}</published>"
-        f"<updated>{(updated[n][0] if n in updated else NOW - timedelta(hours=n)).isoformat()}"
-        "</updated><content type='html'>"
+        f"<updated>{at(n).isoformat()}</updated><content type='html'>"
         + "".join(
             f"&lt;p&gt;{p}&lt;/p&gt;"
             for p in [*paragraphs(n), *([updated[n][1]] if n in updated else [])]
@@ -1001,6 +1010,35 @@ async def test_an_updated_entry_of_a_full_text_feed_is_updated_from_its_own_text
     assert page_hits(site) == hits
     (five,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/5$'")
     assert five["text_source"] == "feed"
+    assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
+
+
+@pytest.mark.parametrize("mode", ["feed", "auto"])
+async def test_a_correction_in_a_full_text_feed_that_stamps_its_entries_updates_the_article(
+    database_url: str, site: LocalServer, pipeline: Pipeline, mode: str
+) -> None:
+    """A full-text feed whose generator gives every entry its generation time as update time
+    (`dedup.stamps`): no stamped entry has its page fetched, but one whose own text changed
+    (a correction, stamped like the others) updates its article from that text, as an
+    update of a full-text feed's entry needs no request."""
+    atom = "application/atom+xml"
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}, NOW), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    if mode == "feed":
+        assert await pipeline.store.set_text_mode(site.url("/feed"), "feed")
+    await pipeline.run()
+    hits = page_hits(site)
+    stamp = NOW + timedelta(minutes=1)
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}, stamp), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [0]
+    stamp += timedelta(minutes=1)
+    later = {5: (stamp, CORRECTION)}
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), later, stamp), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert [o.updated for o in summary.outcomes] == [1]
+    assert page_hits(site) == hits
+    (five,) = rows(database_url, "SELECT text FROM news.articles WHERE url ~ '/5$'")
     assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
 
 
