@@ -10,7 +10,8 @@ Precedence, field by field (first non-empty wins):
     published_at  feed entry, published then updated (always with a time of day) > page
                   (JSON-LD datePublished > article:published_time > trafilatura's date) >
                   first seen; published_source says which
-    updated_at    feed entry > page; neither date counts when more than a day ahead of now
+    updated_at    feed entry > page; neither date counts when more than a day ahead of now,
+                  nor before 1991 (a placeholder: `normalize.plausible_date`)
     text          page extraction > feed content > feed summary (text_source says which);
                   a full-text feed's content first (extraction_error then NULL)
     language      detected from the text; `<html lang>`/feed language only when the text is short

@@ -321,16 +321,22 @@ def to_utc(value: datetime) -> datetime:
 FUTURE_TOLERANCE = timedelta(days=1)
 """How far ahead of now a date may be and still count: a time zone away, at most."""
 
+EARLIEST_DATE = datetime(1991, 1, 1, tzinfo=UTC)
+"""No page or feed entry was published before the web: an earlier date is a placeholder (the
+Unix epoch of a timestamp 0, year 1 of an unset .NET or Java date, 1900 of a spreadsheet's)."""
+
 
 def plausible_date(when: datetime | None, now: datetime) -> datetime | None:
-    """`when` in UTC, unless it is more than `FUTURE_TOLERANCE` ahead of `now`: then no date at
-    all. A date that far ahead is a typo or a trick (year 9999 would pin an article to the top of
-    every "latest" list, or count as an update at every poll); publication and modified dates
+    """`when` in UTC, unless it is more than `FUTURE_TOLERANCE` ahead of `now` or before
+    `EARLIEST_DATE`: then no date at all. A date that far ahead is a typo or a trick (year 9999
+    would pin an article to the top of every "latest" list, or count as an update at every
+    poll); one before the web is a placeholder (1970-01-01 would have `ingest prune` remove the
+    article at once and keep it out of every "latest" list). Publication and modified dates
     alike follow this rule."""
     if when is None:
         return None
     when = to_utc(when)
-    return when if when <= now + FUTURE_TOLERANCE else None
+    return when if EARLIEST_DATE <= when <= now + FUTURE_TOLERANCE else None
 
 
 def content_hash(text: str) -> bytes:

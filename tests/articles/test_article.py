@@ -209,6 +209,44 @@ def test_updated_at_more_than_a_day_ahead_is_no_date(
     assert published_kept == (expected is not None)
 
 
+@pytest.mark.parametrize(
+    ("feed_date", "page_date", "expected", "source"),
+    [
+        pytest.param(
+            datetime(1970, 1, 1, tzinfo=UTC),
+            datetime(2025, 8, 10, 8, 0, tzinfo=UTC),
+            datetime(2025, 8, 10, 8, 0, tzinfo=UTC),
+            "page",
+            id="feed-unix-epoch-page-fallback",
+        ),
+        pytest.param(None, datetime(1, 1, 1, tzinfo=UTC), NOW, "first_seen", id="page-year-1"),
+        pytest.param(
+            None, datetime(1900, 1, 1, tzinfo=UTC), NOW, "first_seen", id="page-year-1900"
+        ),
+        pytest.param(
+            datetime(1969, 12, 31, 19, 0, tzinfo=EDT), None, NOW, "first_seen", id="epoch-in-edt"
+        ),
+        pytest.param(
+            datetime(1991, 8, 6, tzinfo=UTC),
+            None,
+            datetime(1991, 8, 6, tzinfo=UTC),
+            "feed",
+            id="the-web-s-first-day",
+        ),
+    ],
+)
+def test_a_placeholder_date_before_the_web_is_no_date(
+    feed_date: datetime | None, page_date: datetime | None, expected: datetime, source: str
+) -> None:
+    """A date before the web (1991) is a placeholder, not a publication or modified time: the
+    Unix epoch of a timestamp 0, year 1 of an unset .NET or Java date, 1900 of a spreadsheet's.
+    The next source is used instead, else the first-seen time."""
+    entry = _entry(published_at=feed_date, updated_at=feed_date)
+    article = _build(entry, _page(published_at=page_date, updated_at=page_date))
+    assert (article.published_at, article.published_source) == (expected, source)
+    assert article.updated_at == (expected if source != "first_seen" else None)
+
+
 # --- text ------------------------------------------------------------------------------------
 
 
