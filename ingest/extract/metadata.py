@@ -434,12 +434,35 @@ def json_ld_article(tree: _Element) -> dict[str, Any]:
             data = json.loads(script.text or "")
         except (ValueError, RecursionError):
             continue
-        for node in _ld_nodes(data):
+        nodes = list(_ld_nodes(data))
+        for node in nodes:
             types = node.get("@type")
             names = {types} if isinstance(types, str) else set(types or [])
             if names & _ARTICLE_TYPES:
-                return node
+                return _with_references(node, nodes)
     return {}
+
+
+def _with_references(node: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """`node` with its `author` and `publisher` references (`{"@id": ...}`, as Yoast SEO's
+    `@graph` names the Person and the Organization given as nodes of their own) replaced by
+    the nodes of that `@id` in the same script; a reference to none stays as it is."""
+    by_id = {n["@id"]: n for n in nodes if isinstance(n.get("@id"), str) and n is not node}
+    if not by_id:
+        return node
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolved(v) for v in value]
+        ref = value.get("@id") if isinstance(value, dict) else None
+        if isinstance(ref, str) and ref in by_id and "name" not in value:
+            return by_id[ref]
+        return value
+
+    return {
+        **node,
+        **{key: resolved(node[key]) for key in ("author", "publisher") if key in node},
+    }
 
 
 def _ld_nodes(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:

@@ -115,3 +115,40 @@ def test_paragraphs_of_a_description_written_in_markup_are_kept_apart() -> None:
 def test_a_description_with_angle_brackets_that_are_no_markup_is_kept() -> None:
     head = '<meta property="og:description" content="Growth &lt; 2 % and inflation &gt; 3 %">'
     assert _meta(head).description == "Growth < 2 % and inflation > 3 %"
+
+
+PERSON = "https://www.example.com/#/schema/person/1"
+PUBLISHER = "https://www.example.com/#organization"
+
+
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        pytest.param({"@id": PERSON}, "Jane Doe", id="reference"),
+        pytest.param([{"@id": PERSON}, {"name": "John Roe"}], "Jane Doe, John Roe", id="list"),
+        pytest.param({"@id": PUBLISHER}, None, id="the-publisher"),
+        pytest.param({"@id": "https://www.example.com/#nobody"}, None, id="dangling"),
+    ],
+)
+def test_json_ld_author_and_publisher_given_by_reference_are_read_from_the_graph(
+    author: object, expected: str | None
+) -> None:
+    """An `@graph` (Yoast SEO's) whose article names its author and publisher by `@id`, the
+    Person and Organization given as other nodes: the byline and site name are theirs; a
+    reference to the publisher is no byline, one to no node none either."""
+    graph = {
+        "@context": "https://schema.org",
+        "@graph": [
+            {"@type": "WebPage", "@id": URL},
+            {
+                "@type": "Article",
+                "headline": "Council passes the budget",
+                "author": author,
+                "publisher": {"@id": PUBLISHER},
+            },
+            {"@type": "Person", "@id": PERSON, "name": "Jane Doe"},
+            {"@type": "Organization", "@id": PUBLISHER, "name": "Example Times"},
+        ],
+    }
+    meta = _meta(_ld(graph))
+    assert (meta.author, meta.site_name) == (expected, "Example Times")
