@@ -194,12 +194,19 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+_URL_BREAK = re.compile(r"[\t\n\r]")
+
+
 def clean_url(value: str | None) -> str | None:
-    """A URL taken from a page (image, canonical): controls and whitespace removed; None unless
-    it is then an absolute http(s) URL."""
+    """A URL taken from a page or feed (an image): surrounding whitespace, controls, tabs and
+    line breaks removed, other whitespace inside percent-encoded (`lead photo.jpg` is
+    `lead%20photo.jpg`, the file a browser asks for); None unless it is then an absolute http(s)
+    URL."""
     if not value:
         return None
-    text = _ANY_SPACE.sub("", _ZERO_WIDTH.sub("", _CONTROL.sub("", value)))
+    text = _URL_BREAK.sub("", value).strip()
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", text))
+    text = _ANY_SPACE.sub(lambda m: quote(m.group(0)), text)
     return text if text.lower().startswith(("http://", "https://")) and len(text) < 4096 else None
 
 

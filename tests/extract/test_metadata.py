@@ -32,11 +32,14 @@ def _ld(node: dict[str, Any]) -> str:
         ("//cdn.example.com/lead.jpg", "https://cdn.example.com/lead.jpg"),
         ("https://cdn.example.com/lead.jpg", "https://cdn.example.com/lead.jpg"),
         ("data:image/gif;base64,R0lGODlhAQABAAAAACw=", None),
+        ("/img/lead photo.jpg", "https://www.example.com/img/lead%20photo.jpg"),
+        (" https://cdn.example.com/img/\nlead.jpg ", "https://cdn.example.com/img/lead.jpg"),
     ],
 )
 def test_og_image_is_resolved_against_the_page(image: str, expected: str | None) -> None:
     """An `og:image` written relative to the page, or without its scheme, is the image at
-    that address; a data: URI is no image address."""
+    that address; a data: URI is no image address. A space inside is the file name's (sent
+    as `%20`, as a browser requests it); a line break is not part of it."""
     head = f'<meta property="og:image" content="{image}">'
     assert _meta(head).image_url == expected
 
