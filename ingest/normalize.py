@@ -379,8 +379,24 @@ _LEGACY_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 
 def _language_code(tag: str) -> str | None:
     """The primary subtag of a language tag, lower case ("en-US" -> "en", "zh-Hant" ->
-    "zh"); None for "un"/"xx" (unknown) and anything that is not a language code."""
+    "zh"), as ISO 639-1 where the language has such a code ("eng", "ger" -> "en", "de"; a
+    language without one keeps its three letters, "haw", "sco"); None for "un"/"xx"
+    (unknown) and anything that is not a language code."""
     code = tag.strip().lower().replace("_", "-").split("-")[0]
     if not re.fullmatch(r"[a-z]{2,3}", code) or code in ("un", "xx", "und"):
         return None
+    if len(code) == 3:
+        return _two_letters(code)
     return _LEGACY_CODES.get(code, code)
+
+
+@functools.cache
+def _two_letters(code: str) -> str:
+    """An ISO 639-2 or 639-3 code as CLDR names the language: its ISO 639-1 code where it has
+    one, else the code itself (CLDR lacks some that text detection knows: "sco", "war")."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return str(Locale.parse(code).language)
+    except (UnknownLocaleError, ValueError):
+        return code

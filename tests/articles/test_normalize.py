@@ -499,6 +499,11 @@ def test_detect_language_from_text(text: str, expected: str) -> None:
         pytest.param(None, None, id="no-hint"),
         pytest.param("", None, id="empty-hint"),
         pytest.param("english", None, id="not-a-code"),
+        pytest.param("eng", "en", id="iso-639-2"),
+        pytest.param("ger", "de", id="iso-639-2-bibliographic"),
+        pytest.param("deu-CH", "de", id="iso-639-2-region"),
+        pytest.param("haw", "haw", id="no-639-1-code"),
+        pytest.param("sco", "sco", id="unknown-to-cldr-kept"),
     ],
 )
 def test_detect_language_short_text_uses_hint(hint: str | None, expected: str | None) -> None:
