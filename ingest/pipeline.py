@@ -773,7 +773,7 @@ class Pipeline:
             now=now,
         )
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
-        updated = await self._refetch(feed, plan.refetch, plan.stamped)
+        updated = await self._refetch(feed, plan.refetch, plan.stamped, now)
         storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
         owns = await self._own_texts(feed, plan.fetch)
@@ -972,7 +972,8 @@ class Pipeline:
         self,
         feed: Feed,
         found: tuple[dedup.Candidate, ...],
-        stamped: tuple[dedup.Candidate, ...] = (),
+        stamped: tuple[dedup.Candidate, ...],
+        now: datetime,
     ) -> int:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
@@ -997,7 +998,7 @@ class Pipeline:
             return 0
         versions = await self.store.stored_versions(feed.id, [c.key for c in found])
         modified = {key: v.modified_at for key, v in versions.items()}
-        found, reached = dedup.newer_than_stored(found, modified, self.clock())
+        found, reached = dedup.newer_than_stored(found, modified, now)
         stamps = {c.key for c in stamped}
         owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
         counts = [
@@ -1023,7 +1024,7 @@ class Pipeline:
                 continue
             if article is not None:
                 items.append((article, c.key))
-        times = dedup.update_times([*reached, *gone], self.clock())
+        times = dedup.update_times([*reached, *gone], now)
         updated = await self.store.update_articles(feed.id, items, unchanged=times)
         # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
         # later keeps them updated.

@@ -452,7 +452,8 @@ class Backfill:
         done, _attempts, urls = await self.store.known_entries_and_urls(
             feed_id, [c.key for c in found], [c.link for c in found]
         )
-        plan = dedup.plan(found, known_entries=done, known_urls=urls, now=self.clock())
+        now = self.clock()
+        plan = dedup.plan(found, known_entries=done, known_urls=urls, now=now)
         known = {c.link: "pruned" if urls.get(c.link, 0) is None else "known" for c in found}
         for c in plan.fetch:
             del known[c.link]
@@ -461,9 +462,7 @@ class Backfill:
             linked = {key for key, _ in plan.link}
             known |= {c.link: "to_link" for c in found if c.key in linked}
         else:
-            await self.store.link_entries(
-                feed_id, plan.link, dedup.update_times(found, self.clock())
-            )
+            await self.store.link_entries(feed_id, plan.link, dedup.update_times(found, now))
         return known
 
     async def _link_found(self, run: BackfillRun) -> None:
