@@ -90,6 +90,24 @@ def test_the_h1_is_the_headline_where_the_title_is_only_the_site_s_name(
     assert _meta(head, body, url=url).title == "Council passes the budget"
 
 
+@pytest.mark.parametrize(
+    ("logo", "title"),
+    [
+        (
+            "The Blogpost Network",
+            "Autumn colours at the Misty Valley campsite, part two @ Steven's blog"
+            " :: The Blogpost Network ::",
+        ),
+        ("痞客邦 PIXNET", "新竹尖石_美樹營地賞楓 (2) @ 史蒂文的家_藍天 :: 痞客邦 PIXNET ::"),
+    ],
+)
+def test_a_logo_h1_named_in_a_long_title_is_not_the_headline(logo: str, title: str) -> None:
+    """An <h1> holding the platform's logo, whose words all appear in the page's title (its
+    last part), is not the headline: the heading must hold a third of the title's words."""
+    head = f'<meta property="og:title" content="{title}">'
+    assert _meta(head, f"<h1>{logo}</h1><p>Text.</p>").title == title
+
+
 def test_a_headline_that_begins_with_the_site_s_name_is_kept() -> None:
     """A headline whose first word is the site's name is still a headline."""
     head = '<meta property="og:title" content="Example hires a new editor">'
