@@ -18,11 +18,13 @@ _SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
 _LEADING_SOFT = re.compile(r"^(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
 # A generational suffix set off by a comma ("Jane Doe, Jr."): part of the name before it.
 _GENERATION = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
-# Decoration before a name: "By", "Von", "Autor:", "Text und Fotos:"... A label ending in a
+# Decoration before a name: "By", "Von", "Autor:", "Text und Fotos:", WordPress's author link
+# ("View all posts by", "Zeige alle Beiträge von")... A label ending in a
 # colon ("Quelle:", "Text und Fotos:") goes whatever its words.
 PREFIX = re.compile(
     r"^\s*(?:[^:]{1,30}:\s+|(?:by|von|par|por|di|door|av|af|przez|от|автор|written by|"
-    r"posted by|reported by|text|autor|autorin|auteur|author|reporter)\s+)",
+    r"view all posts by|zeige alle beiträge von|posted by|reported by|text|autor|autorin|"
+    r"auteur|author|reporter)\s+)",
     re.IGNORECASE,
 )
 _PREFIX_WORDS = frozenset(

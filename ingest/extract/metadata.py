@@ -19,6 +19,7 @@ from trafilatura.metadata import extract_author, extract_sitename, extract_title
 from ingest.byline import PREFIX, authors, is_site_name, joined, not_only_site_name
 from ingest.coverage import words
 from ingest.extract.clean import tokens
+from ingest.extract.vocabulary import COMMENT_TOKENS
 from ingest.normalize import (
     absolute_http_url,
     clean_inline,
@@ -84,18 +85,45 @@ _BYLINE_TOKENS = frozenset(
 )
 
 
+_MARKED = etree.XPath('//body//*[@rel="author"] | //body//*[@itemprop="author"]')
+"""A byline marked up as one: a rel="author" link, an itemprop="author" (document order)."""
+
+
+def site_names_of(structured: PageMetadata, url: str) -> tuple[str, ...]:
+    """The names a page's site goes by (its og:site_name or publisher, its host): a byline or
+    a title affix that is one of them names no person, no headline."""
+    return tuple(filter(None, (structured.site_name, site_of(url))))
+
+
+def marked_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
+    """The byline the page marks up as one (`_MARKED`) outside its comment threads, read
+    before the page is cleaned: `preclean` removes many a byline with the aside, the share
+    bar or the author box around it. The last resort before trafilatura's guess
+    (`complete_metadata`); a commenter's profile link is marked up the same way, hence the
+    threads left out (the words `preclean` drops them by)."""
+    return _first_byline((el for el in _MARKED(tree) if not _in_comments(el)), site_names)
+
+
+def _in_comments(el: _Element) -> bool:
+    return any(not COMMENT_TOKENS.isdisjoint(tokens(_names_of(a))) for a in el.iterancestors())
+
+
 def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
     """The byline as the page shows it, once comments are gone (see preclean): a
     rel="author" link, an itemprop="author", or an element whose class/id names it."""
     candidates = [
-        *tree.xpath('//body//*[@rel="author"]'),
-        *tree.xpath('//body//*[@itemprop="author"]'),
+        *_MARKED(tree),
         *(
             el
             for el in _byline_hinted(tree)
             if el.tag not in ("html", "body", "meta", "link") and _names_byline(_names_of(el))
         ),
     ]
+    return _first_byline(candidates, site_names)
+
+
+def _first_byline(candidates: Iterable[_Element], site_names: tuple[str, ...]) -> str | None:
+    """The first candidate's text that names a person (`authors`)."""
     for el in candidates:
         # The name is the first piece of text ("Priya Raman" of "Priya Raman / Political
         # correspondent"), with a lone "By" joined to what follows it.
@@ -154,16 +182,20 @@ def with_language(meta: PageMetadata, language: str | None) -> PageMetadata:
     return PageMetadata(**fields)
 
 
-def complete_metadata(tree: _Element, structured: PageMetadata, url: str) -> PageMetadata:
+def complete_metadata(
+    tree: _Element, structured: PageMetadata, url: str, marked: str | None = None
+) -> PageMetadata:
     """`structured` (read before cleaning) completed from the cleaned page: the byline it
-    shows, then trafilatura's guesses for what is still missing; the byline split into
-    people."""
-    site_names = tuple(filter(None, (structured.site_name, site_of(url))))
+    shows, then the one `marked` up as such before cleaning (`marked_byline`), then
+    trafilatura's guesses for what is still missing; the byline split into people."""
+    site_names = site_names_of(structured, url)
     # The structured byline unless it names no person (only the site, a label, an id), then
-    # the byline the page shows, then trafilatura's guess.
+    # the byline the page shows, then the one it marked up, then trafilatura's guess.
     people = authors(structured.author, site_names=site_names)
     if not people:
         people = authors(_dom_byline(tree, site_names), site_names=site_names)
+    if not people:
+        people = authors(marked, site_names=site_names)
     meta = structured
     if not (structured.title and people and structured.published_at):
         # trafilatura's own metadata guesses (htmldate above all) cost about as much as the

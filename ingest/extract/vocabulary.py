@@ -69,16 +69,10 @@ AD_TOKENS = frozenset(
     }
 )
 
-# Words of the class/id/data-* vocabulary of news templates (WordPress, Drupal, Ghost, Arc,
-# newsroom front-ends, and the German/French/Russian portal conventions). Matched against
-# whole tokens of those attributes ("ad-slot__label" -> ad, slot, label), never substrings.
-DROP_TOKENS = AD_TOKENS | frozenset(
+# Words naming a comment thread (its list, its form, its replies): furniture, and the one part
+# of a page where a name marked as an author is a reader's (`ingest.extract.metadata`).
+COMMENT_TOKENS = frozenset(
     {
-        "adsense",
-        "outbrain",
-        "taboola",
-        "teads",
-        # comments
         "comment",
         "comments",
         "commentlist",
@@ -93,71 +87,87 @@ DROP_TOKENS = AD_TOKENS | frozenset(
         "disqus",
         "respond",
         "replies",
-        # newsletters, subscriptions, paywalls, donations
-        "newsletter",
-        "newsletters",
-        "signup",
-        "subscribe",
-        "subscription",
-        "subscriber",
-        "optin",
-        "mailchimp",
-        "paywall",
-        "regwall",
-        "piano",
-        "epic",
-        "contributions",
-        # related, popular, teasers
-        "related",
-        "recommended",
-        "recommendations",
-        "trending",
-        "popular",
-        "meistgelesen",
-        "bookmark",
-        # sharing
-        "share",
-        "sharing",
-        "social",
-        "sharedaddy",
-        "sharebar",
-        "addthis",
-        "shareaholic",
-        # consent
-        "cookie",
-        "cookies",
-        "consent",
-        "gdpr",
-        "cmp",
-        # navigation and page chrome
-        "breadcrumb",
-        "breadcrumbs",
-        "navbar",
-        "navi",
-        "navigation",
-        "pagination",
-        "pager",
-        "sidebar",
-        "widget",
-        "widgets",
-        "footer",
-        "fuss",
-        "fusszeile",
-        "masthead",
-        "skip",
-        "tools",
-        # around the article
-        "bio",
-        "authorbio",
-        "caption",
-        "bildunterschrift",
-        "legende",
-        "tags",
-        "tagcloud",
-        "weather",
-        "wetter",
-        "print",
     }
+)
+
+# Words of the class/id/data-* vocabulary of news templates (WordPress, Drupal, Ghost, Arc,
+# newsroom front-ends, and the German/French/Russian portal conventions). Matched against
+# whole tokens of those attributes ("ad-slot__label" -> ad, slot, label), never substrings.
+DROP_TOKENS = (
+    AD_TOKENS
+    | COMMENT_TOKENS
+    | frozenset(
+        {
+            "adsense",
+            "outbrain",
+            "taboola",
+            "teads",
+            # newsletters, subscriptions, paywalls, donations
+            "newsletter",
+            "newsletters",
+            "signup",
+            "subscribe",
+            "subscription",
+            "subscriber",
+            "optin",
+            "mailchimp",
+            "paywall",
+            "regwall",
+            "piano",
+            "epic",
+            "contributions",
+            # related, popular, teasers
+            "related",
+            "recommended",
+            "recommendations",
+            "trending",
+            "popular",
+            "meistgelesen",
+            "bookmark",
+            # sharing
+            "share",
+            "sharing",
+            "social",
+            "sharedaddy",
+            "sharebar",
+            "addthis",
+            "shareaholic",
+            # consent
+            "cookie",
+            "cookies",
+            "consent",
+            "gdpr",
+            "cmp",
+            # navigation and page chrome
+            "breadcrumb",
+            "breadcrumbs",
+            "navbar",
+            "navi",
+            "navigation",
+            "pagination",
+            "pager",
+            "sidebar",
+            "widget",
+            "widgets",
+            "footer",
+            "fuss",
+            "fusszeile",
+            "masthead",
+            "skip",
+            "tools",
+            # around the article
+            "bio",
+            "authorbio",
+            "caption",
+            "bildunterschrift",
+            "legende",
+            "tags",
+            "tagcloud",
+            "weather",
+            "wetter",
+            "print",
+        }
+    )
 )
 # The same vocabulary as compound names split over several tokens ("most-read", "read_next").
 DROP_COMPOUNDS = frozenset(

@@ -674,3 +674,42 @@ def test_only_a_deeply_nested_page_gives_the_second_opinion_lxmls_copy(
     tree = load_html(page)
     assert tree is not None
     assert _DEEP(tree) is deep
+
+
+# --- bylines the cleaning removes ----------------------------------------------------------------
+
+
+def _page_with_byline(byline: str, comments: str = "") -> bytes:
+    article = "".join(f"<p>{p}</p>" for p in STORY)
+    return (
+        "<!DOCTYPE html><html><head><title>Pier to be extended</title></head><body><main>"
+        f"<article><h1>Pier to be extended</h1><aside>{byline}</aside>{article}</article>"
+        f"{comments}</main></body></html>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "byline",
+    [
+        '<a rel="author" href="/people/ada">Ada Lovelace</a> — 4 March 2024',
+        '<span itemprop="author">Ada Lovelace</span>',
+        '<a rel="author" href="/people/ada">View all posts by Ada Lovelace</a>',
+    ],
+)
+def test_a_byline_marked_up_inside_furniture_is_read(byline: str) -> None:
+    """A byline marked up as one (rel="author", itemprop="author") inside a block the cleaning
+    removes (an aside, a share bar) is still the article's author, WordPress's "View all posts
+    by" link text left out."""
+    meta = extract_page(_page_with_byline(byline), "https://example.com/pier").metadata
+    assert meta.author == "Ada Lovelace"
+
+
+def test_a_commenter_marked_as_an_author_is_not_the_byline() -> None:
+    """A comment thread's author links are readers', not the article's byline."""
+    comments = (
+        '<section id="comments"><ol class="commentlist"><li><cite>'
+        '<a rel="author" href="/u/grace">Grace Hopper</a></cite><p>Great news.</p></li></ol>'
+        "</section>"
+    )
+    meta = extract_page(_page_with_byline("", comments), "https://example.com/pier").metadata
+    assert meta.author is None
