@@ -359,6 +359,10 @@ def _entry(
 
 
 def _entry_link(raw: dict[str, Any], base: str) -> str | None:
+    # FeedBurner's <link> is a redirect through feedproxy.google.com (shut down since);
+    # `feedburner:origLink` is the article's own address. Checked as any link is.
+    if original := http_url(_get(raw, "feedburner_origlink"), base):
+        return original
     for link in _dicts(_get(raw, "links")):
         if (
             (_get(link, "rel") or "alternate") == "alternate"

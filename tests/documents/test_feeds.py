@@ -237,6 +237,58 @@ def test_entries_without_link_or_guid_are_dropped() -> None:
     ]
 
 
+FEEDBURNER = "xmlns:feedburner='http://rssnamespace.org/feedburner/ext/1.0'"
+
+
+def _feedburner_rss(item: str) -> bytes:
+    return (
+        f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0' {FEEDBURNER}><channel>"
+        f"<title>T</title><link>https://example.com/</link>{item}</channel></rss>"
+    ).encode()
+
+
+def test_feedburner_original_link_is_the_entry_s_link() -> None:
+    """A FeedBurner feed's <link> is a feedproxy.google.com redirect (a service long shut
+    down); `feedburner:origLink` is the article's own address: it is the entry's link."""
+    item = (
+        "<item><title>x</title><link>http://feedproxy.google.com/~r/example/~3/AbC/</link>"
+        f"{GUID}<feedburner:origLink>https://example.com/2024/story</feedburner:origLink></item>"
+    )
+    assert _one(_feedburner_rss(item)).link == "https://example.com/2024/story"
+
+
+def test_feedburner_original_link_of_an_atom_entry_is_its_link() -> None:
+    body = (
+        f"<feed xmlns='http://www.w3.org/2005/Atom' {FEEDBURNER}><title>T</title><id>urn:t</id>"
+        "<entry><id>urn:1</id><title>x</title>"
+        "<link rel='alternate' href='http://feedproxy.google.com/~r/example/~3/AbC/'/>"
+        "<feedburner:origLink>https://example.com/2024/story</feedburner:origLink></entry></feed>"
+    ).encode()
+    assert _one(body).link == "https://example.com/2024/story"
+
+
+@pytest.mark.parametrize(
+    "orig", ["javascript:alert(1)", "mailto:a@example.com", "", "   ", "ftp://example.com/x"]
+)
+def test_a_feedburner_original_link_that_is_no_http_url_leaves_the_link(orig: str) -> None:
+    """An origLink that is no http(s) address is ignored as any such link is: the entry keeps
+    its <link>."""
+    item = (
+        f"<item><title>x</title><link>https://example.com/a</link>{GUID}"
+        f"<feedburner:origLink>{orig}</feedburner:origLink></item>"
+    )
+    assert _one(_feedburner_rss(item)).link == "https://example.com/a"
+
+
+def test_a_relative_feedburner_original_link_resolves_against_the_feed_url() -> None:
+    item = (
+        "<item><title>x</title><link>http://feedproxy.google.com/~r/x/~3/AbC/</link>"
+        f"{GUID}<feedburner:origLink>../2024/story</feedburner:origLink></item>"
+    )
+    entry = _one(_feedburner_rss(item), "https://x.test/news/rss/")
+    assert entry.link == "https://x.test/news/2024/story"
+
+
 @pytest.mark.parametrize(
     "link",
     [

@@ -180,6 +180,56 @@ async def test_feed_links_to_blocked_addresses_are_never_fetched(
     assert tripwire.refused == []
 
 
+async def test_feedburner_original_links_are_fetched_and_checked_as_links_are(
+    database_url: str,
+    server: LocalServer,
+    internal: LocalServer,
+    workers: Workers,
+    tripwire: Tripwire,
+) -> None:
+    """A FeedBurner feed: each entry's <link> is a feedproxy redirect, its
+    `feedburner:origLink` the article's own address. The article is fetched from, and stored
+    under, its original address (the redirect is never requested); an original address that is
+    private is refused as any link is, its entry stored from the feed's text."""
+    port = internal.port
+    internal.routes["/admin"] = static(article_page("Secret"))
+    internal.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/2024/good"] = static(article_page("Good"))
+    public = f"http://news.test:{server.port}"
+    proxy = f"http://feedproxy.test:{server.port}"
+    originals = [f"http://127.0.0.2:{port}/admin", f"{public}/2024/good"]
+    items = "".join(
+        f"<item><title>Entry {n}</title><link>{proxy}/~r/news/~3/{n}/</link>"
+        f"<guid isPermaLink='false'>b{n}</guid><description>Feed text {n}.</description>"
+        f"<feedburner:origLink>{original}</feedburner:origLink></item>"
+        for n, original in enumerate(originals)
+    )
+    feedburner = "<rss version='2.0' xmlns:feedburner='http://rssnamespace.org/feedburner/ext/1.0'>"
+    body = rss(items).replace(b"<rss version='2.0'>", feedburner.encode())
+    server.routes["/feed"] = static(body, "application/rss+xml")
+    settings = local_settings(database_url, allow_private_networks=False)
+    dns = {"news.test": ["127.0.0.1"], "feedproxy.test": ["127.0.0.1"]}
+    async with pipeline_for(settings, workers, public_fetcher(settings, dns)) as pipeline:
+        await pipeline.store.add_feed(f"{public}/feed")
+        summary = await pipeline.run()
+    assert summary.new_articles == 2
+    stored = rows(
+        database_url,
+        "SELECT guid, url, original_url, text_source, extraction_error FROM news.articles",
+    )
+    by_guid = {r["guid"]: r for r in stored}
+    assert by_guid["b0"]["original_url"] == originals[0]
+    assert by_guid["b0"]["text_source"] == "feed"
+    assert "refused to connect" in by_guid["b0"]["extraction_error"]
+    good = by_guid["b1"]
+    assert (good["url"], good["original_url"]) == (originals[1], originals[1])
+    assert good["text_source"] == "page"
+    assert not [r for r in server.requests if r.path.startswith("/~r/")]
+    assert internal.requests == []
+    assert tripwire.refused == []
+
+
 async def test_tripwire_stops_what_the_guard_lets_through(tripwire: Tripwire) -> None:
     """The harness itself: with the guard switched off (private networks allowed), a request to
     a private address reaches the socket layer, where the tripwire refuses and records it. So
