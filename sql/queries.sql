@@ -406,7 +406,8 @@ WHERE e.feed_id = %(feed_id)s AND e.entry_hash = ANY(%(hashes)s);
 -- entry's link and where its page was fetched from) led to (article_urls): an entry of a
 -- full-text feed, updated from its own text without a request, has its link for URL, while its
 -- article may have been stored from its page under the address the link redirected to, and the
--- other way round. Nothing when the text is the same, nor when the stored version is as new as
+-- other way round. Nothing when the text and the title are the same (a new headline over the
+-- same text is an edit; no title is no new one), nor when the stored version is as new as
 -- this one by the publisher's own times (its modified time no earlier than the update's:
 -- another feed listing the article reached the same edit first, from its own text or its page;
 -- the publisher's clock on both sides, so no skew between ours and theirs decides it).
@@ -419,7 +420,8 @@ WHERE id = COALESCE(
            JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url)
            ORDER BY u.n
            LIMIT 1))
-  AND content_hash <> %(content_hash)s
+  AND (content_hash <> %(content_hash)s
+       OR (%(title)s::text IS NOT NULL AND title IS DISTINCT FROM %(title)s::text))
   AND (modified_at IS NULL OR %(modified_at)s::timestamptz IS NULL
        OR modified_at < %(modified_at)s::timestamptz)
 FOR UPDATE;
@@ -431,7 +433,9 @@ FOR UPDATE;
 WITH old AS (
     SELECT id, title, text, author, content_hash, modified_at
     FROM ingest.articles
-    WHERE id = %(id)s AND content_hash <> %(content_hash)s
+    WHERE id = %(id)s
+      AND (content_hash <> %(content_hash)s
+           OR (%(title)s::text IS NOT NULL AND title IS DISTINCT FROM %(title)s::text))
 ), kept AS (
     INSERT INTO ingest.article_history (article_id, title, text, author, content_hash, modified_at)
     SELECT id, title, text, author, content_hash, modified_at FROM old

@@ -571,11 +571,11 @@ async def test_stop_request_starts_no_more_feeds(
     assert all(r["lease_owner"] is None for r in state)
 
 
-def atom(base: str, updated: datetime, summary: str = "Short.") -> str:
+def atom(base: str, updated: datetime, summary: str = "Short.", title: str = "Story") -> str:
     return (
         "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
         f"<updated>{updated.isoformat()}</updated>"
-        f"<entry><title>Story</title><id>urn:story</id><link href='{base}/story'/>"
+        f"<entry><title>{title}</title><id>urn:story</id><link href='{base}/story'/>"
         f"<published>{NOW.isoformat()}</published><updated>{updated.isoformat()}</updated>"
         f"<summary>{summary}</summary></entry></feed>"
     )
@@ -613,6 +613,40 @@ async def test_updated_entry_updates_the_article_in_place(
     kinds = rows(database_url, "SELECT kind FROM news.article_changes ORDER BY seq")
     assert [k["kind"] for k in kinds] == ["insert", "update"]
     await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 2
+
+
+async def test_an_edit_of_the_headline_alone_updates_the_article_s_title(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An entry whose <updated> moves forward with a new headline and the same text: the
+    article's title is updated in place like any edit (an 'update' change row, the earlier
+    version in news.article_history with its title), counted as updated."""
+    server.routes["/story"] = static(page("Ferry terminal"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    (article,) = rows(database_url, "SELECT title, text FROM news.articles")
+    assert article["title"] == "Story"
+
+    later = NOW + timedelta(minutes=5)
+    headline = "Ferry terminal opens two years late"
+    server.routes["/feed"] = static(
+        atom(server.base, later, title=headline), "application/atom+xml"
+    )
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.updated == 1
+    assert len(server.hits("/story")) == 2
+    (edited,) = rows(database_url, "SELECT title, text, modified_at FROM news.articles")
+    assert (edited["title"], edited["text"]) == (headline, article["text"])
+    assert edited["modified_at"] == later
+    history = rows(database_url, "SELECT title, text FROM news.article_history")
+    assert [(h["title"], h["text"]) for h in history] == [("Story", article["text"])]
+    kinds = rows(database_url, "SELECT kind FROM news.article_changes ORDER BY seq")
+    assert [k["kind"] for k in kinds] == ["insert", "update"]
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.updated == 0
     assert len(server.hits("/story")) == 2
 
 
