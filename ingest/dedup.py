@@ -34,7 +34,8 @@ class Plan:
     stamped: tuple[Candidate, ...] = ()
     """Entries already stored whose update time is the feed's stamp, not an edit (`stamps`):
     counted as skipped, their pages are not fetched again; a full-text feed's entries update
-    their articles from their own text, which needs no request."""
+    their articles from their own text, which needs no request (one that does is counted as
+    updated, not skipped: the pipeline's counts)."""
     skipped: int = 0
     invalid: int = 0
 

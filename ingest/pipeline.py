@@ -773,7 +773,7 @@ class Pipeline:
             now=now,
         )
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
-        updated = await self._refetch(feed, plan.refetch, plan.stamped, now)
+        updated, unchanged = await self._refetch(feed, plan.refetch, plan.stamped, now)
         storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
         owns = await self._own_texts(feed, plan.fetch)
@@ -799,7 +799,9 @@ class Pipeline:
                     del self._pages[c.link]
         return EntriesOutcome(
             new=storer.new,
-            skipped=plan.skipped + storer.existing,
+            # Each entry counted once: the stamped ones are among the plan's skipped, and among
+            # the refetches that changed nothing (`_refetch`), which are skipped too.
+            skipped=plan.skipped - len(plan.stamped) + unchanged + storer.existing,
             page_errors=storer.page_errors,
             deferred=len(deferred),
             updated=updated,
@@ -974,7 +976,7 @@ class Pipeline:
         found: tuple[dedup.Candidate, ...],
         stamped: tuple[dedup.Candidate, ...],
         now: datetime,
-    ) -> int:
+    ) -> tuple[int, int]:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
         the stored version alone: tried again next poll if the failure was passing, else the
@@ -989,13 +991,15 @@ class Pipeline:
         is stored in a version as new as it (`dedup.newer_than_stored`: another feed listing
         the article reached the edit first) has its update time recorded without a request.
         Updates are not new entries: they leave the feed's count towards its next re-check
-        alone."""
+        alone. Returns how many of the entries (`found` and `stamped`) updated their article,
+        and how many did not (unchanged, their page unusable, or not looked at: skipped)."""
         mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
         full_text = mode == "feed" or (mode == "auto" and state.on)
+        entries = len(found) + len(stamped)
         if full_text:
             found = (*found, *stamped)
         if not found:
-            return 0
+            return 0, entries
         versions = await self.store.stored_versions(feed.id, [c.key for c in found])
         modified = {key: v.modified_at for key, v in versions.items()}
         found, reached = dedup.newer_than_stored(found, modified, now)
@@ -1025,12 +1029,12 @@ class Pipeline:
             if article is not None:
                 items.append((article, c.key))
         times = dedup.update_times([*reached, *gone], now)
-        updated = await self.store.update_articles(feed.id, items, unchanged=times)
+        updated = len(await self.store.updated_entries(feed.id, items, unchanged=times))
         # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
         # later keeps them updated.
         metrics.ARTICLES_UPDATED.inc(updated)
         self._count_committed(feed.id, updated=updated)
-        return updated
+        return updated, entries - updated
 
     def _article(
         self,

@@ -158,11 +158,20 @@ class ArticleStore(StoreBase):
         the entry changes again; where the database refuses the new version, the stored one
         stays. `unchanged`: entries (by hash, with their update time) whose new version cannot
         be had (its page gone for good): their update time is recorded, their article left as
-        it is. Returns rows changed."""
+        it is. Returns how many articles changed (one an entry at most)."""
+        return len(await self.updated_entries(feed_id, items, unchanged))
+
+    async def updated_entries(
+        self,
+        feed_id: int,
+        items: Sequence[tuple[Article, bytes]],
+        unchanged: Mapping[bytes, datetime | None] | None = None,
+    ) -> set[bytes]:
+        """`update_articles`, returning the entries (their hashes) whose article changed."""
         if not items and not unchanged:
-            return 0
+            return set()
         q = queries()
-        changed = 0
+        changed: set[bytes] = set()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             if items:
                 await conn.execute(q["lock_article_writes"])
@@ -176,7 +185,8 @@ class ArticleStore(StoreBase):
                             params["id"] = article_id
                             params["duplicate_of"] = await _place_updated(conn, article_id, article)
                             cur = await conn.execute(q["update_article"], params)
-                            changed += len(await cur.fetchall())
+                            if await cur.fetchall():
+                                changed.add(entry_hash)
                 except REFUSED_VALUES as e:
                     log.warning("article_refused", url=article.url[:500], error=first_line(e))
                 await conn.execute(

@@ -650,6 +650,25 @@ async def test_an_edit_of_the_headline_alone_updates_the_article_s_title(
     assert len(server.hits("/story")) == 2
 
 
+async def test_an_update_whose_page_did_not_change_is_counted_as_skipped(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An entry whose <updated> moved forward but whose page says the same: its page is
+    fetched again, nothing is written, and the entry is counted as skipped (every entry is
+    counted once: new, updated, skipped or deferred)."""
+    server.routes["/story"] = static(page("Ferry terminal"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    server.routes["/feed"] = static(
+        atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml"
+    )
+    summary = await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 2
+    assert (summary.new_articles, summary.updated, summary.skipped) == (0, 0, 1)
+
+
 async def test_an_edit_another_feed_reached_first_does_not_fetch_the_page_again(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:

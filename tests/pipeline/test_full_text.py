@@ -1042,6 +1042,30 @@ async def test_a_correction_in_a_full_text_feed_that_stamps_its_entries_updates_
     assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
 
 
+async def test_a_stamped_entry_updated_from_its_own_text_is_counted_once(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A full-text feed stamping its 12 entries with its generation time, one of them with a
+    correction: the counts partition the entries, the corrected one updated and the 11
+    others skipped (not skipped too)."""
+    atom = "application/atom+xml"
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}, NOW), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    assert await pipeline.store.set_text_mode(site.url("/feed"), "feed")
+    await pipeline.run()
+    stamp = NOW + timedelta(minutes=1)
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}, stamp), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert (summary.updated, summary.skipped) == (0, 12)
+    stamp += timedelta(minutes=1)
+    later = {5: (stamp, CORRECTION)}
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), later, stamp), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert (summary.new_articles, summary.updated, summary.skipped) == (0, 1, 11)
+    (outcome,) = summary.outcomes
+    assert (outcome.updated, outcome.skipped) == (1, 11)
+
+
 async def redirected_atom_feed_polled(site: LocalServer, pipeline: Pipeline) -> None:
     """An Atom feed of 12 stories whose links redirect to the stories' own addresses
     (/a/N -> /story/N), registered and polled once."""
