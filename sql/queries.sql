@@ -695,8 +695,9 @@ RETURNING url;
 
 -- name: backfill_to_link
 -- A registered feed's entries whose article a dry run found already stored, and did not link
--- (a dry run stores nothing but its walk): the next invocation that is not one links them.
-SELECT url, entry_hash FROM ingest.backfill_urls
+-- (a dry run stores nothing but its walk): the next invocation that is not one links them, with
+-- what the entry said (its update time among it).
+SELECT url, entry_hash, entry FROM ingest.backfill_urls
 WHERE run_id = %(run_id)s AND state = 'skipped' AND reason = 'to_link'
   AND entry_hash IS NOT NULL;
 

@@ -467,14 +467,20 @@ class Backfill:
 
     async def _link_found(self, run: BackfillRun) -> None:
         """Link the entries of the run's registered feed that a dry run found already stored
-        (`_known`), as the walk would have linked them but for the dry run. Their update times
-        were not kept: an entry of them that carries one is fetched once more at the feed's
-        next poll, which then records it."""
+        (`_known`), as the walk would have linked them but for the dry run: each with its
+        entry's update time, as the queue kept the entry (an entry linked without the time it
+        carries would be taken for an update, its page fetched again, at the feed's next
+        poll)."""
         if run.feed_id is None or not (found := await self.runs.to_link(run.id)):
             return
-        known = await self.store.known_urls([url for url, _ in found])
-        links = [(key, article_id) for url, key in found if (article_id := known.get(url))]
-        await self.store.link_entries(run.feed_id, links)
+        known = await self.store.known_urls([url for url, _, _ in found])
+        links = [(key, article_id) for url, key, _ in found if (article_id := known.get(url))]
+        now = self.clock()
+        times = {
+            key: plausible_date(entry_from_json(entry, url).updated_at, now)
+            for url, key, entry in found
+        }
+        await self.store.link_entries(run.feed_id, links, times)
         await self.runs.linked(run.id)
 
     def _queued(

@@ -316,11 +316,15 @@ class BackfillStore(StoreBase):
         )
         return len(rows)
 
-    async def to_link(self, run_id: int) -> list[tuple[str, bytes]]:
-        """The registered feed's entries (URL, entry hash) whose article a dry run of the run
-        found already stored and left unlinked (reason 'to_link')."""
+    async def to_link(self, run_id: int) -> list[tuple[str, bytes, dict[str, Any]]]:
+        """The registered feed's entries (URL, entry hash, what the entry said as
+        `entry_to_json` kept it) whose article a dry run of the run found already stored and
+        left unlinked (reason 'to_link')."""
         rows = await self._all("backfill_to_link", {"run_id": run_id})
-        return [(r["url"], bytes(r["entry_hash"])) for r in rows]
+        return [
+            (r["url"], bytes(r["entry_hash"]), r["entry"] if isinstance(r["entry"], dict) else {})
+            for r in rows
+        ]
 
     async def linked(self, run_id: int) -> None:
         """Those entries linked: skipped as known from now on."""

@@ -1289,6 +1289,42 @@ def test_a_dry_run_of_a_registered_feed_changes_no_article(database_url: str, si
     assert scalar(database_url, "SELECT count(*) FROM ingest.feed_entries") == len(WP)
 
 
+def test_entries_a_dry_run_found_stored_keep_their_update_times_once_linked(
+    database_url: str, site: Site
+) -> None:
+    """A registered feed whose entries carry update times, its articles already stored: a dry
+    run finds them, the real run after it links them with their entries' update times, as a
+    run without the dry run would; so the feed's next poll takes none of them for an update
+    and fetches no page again."""
+    atom = "xmlns:atom='http://www.w3.org/2005/Atom'"
+    feed = wordpress_feed(site.base, WP).replace(
+        "<rss version='2.0'>", f"<rss version='2.0' {atom}>"
+    )
+    for n in WP:
+        updated = (
+            f"<atom:updated>{(published(n) + timedelta(minutes=30)).isoformat()}</atom:updated>"
+        )
+        feed = feed.replace(
+            f"<guid isPermaLink='false'>story-{n}</guid>",
+            f"<guid isPermaLink='false'>story-{n}</guid>{updated}",
+        )
+    assert feed.count("<atom:updated>") == len(WP)
+    site.server.routes["/feed/"] = static(feed, "application/rss+xml")
+    urls = "\n".join(site.url(f"/a/{n}") for n in WP) + "\n"
+    listed = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
+    assert listed.returncode == 0, listed.stderr
+    assert ingest(database_url, "feeds", "add", site.url("/feed/")).returncode == 0
+    assert backfill(database_url, site.url("/feed/"), "--dry-run").stdout == ""
+    backfill(database_url, site.url("/feed/"))
+    times = scalar(database_url, "SELECT count(entry_updated_at) FROM ingest.feed_entries")
+    assert times == len(WP)
+    hits = site.page_hits()
+    polled = ingest(database_url, "run", "--once")
+    assert polled.returncode == 0, polled.stderr
+    assert "0 updated" in polled.stdout
+    assert site.page_hits() == hits
+
+
 def test_endless_chain_of_sitemap_indexes_is_not_followed(database_url: str) -> None:
     """A sitemap index that lists an index that lists an index... (each at a URL of its own, so
     no loop a run would notice) is read three indexes deep: the sitemaps listed that deep are
