@@ -152,6 +152,25 @@ def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:
     return found, invalid
 
 
+def reused(found: Iterable[Candidate], other_story: Set[bytes]) -> list[Candidate]:
+    """`found`, an entry whose guid its feed gave earlier to another story keyed apart: the
+    entry's article is stored under another title than the entry's now and the entry's link
+    does not lead to it (`other_story`, by key, as the store tells). Some CMSs give a new story
+    the id of an earlier one (a recycled post id, a template's fixed guid): keyed by its guid
+    alone, the new story would be skipped as already done. A story edited keeps its link or its
+    headline (an edit of the headline updates it, a move of the link alone is the same story);
+    one whose link and headline both change (a headline edit in a CMS that rewrites the slug)
+    is stored as a second article, which the near-duplicate check then marks a copy of the
+    first. An entry keyed apart is keyed by its guid and link, so that it is known as itself at
+    the next poll, and the earlier story stays known under its guid."""
+    out: list[Candidate] = []
+    for c in found:
+        if c.key in other_story and c.entry.guid:
+            c = replace(c, key=entry_hash(f"guid:{c.entry.guid}\nlink:{c.link}"))
+        out.append(c)
+    return out
+
+
 def plan(
     found: Iterable[Candidate],
     *,

@@ -41,13 +41,13 @@ from ingest.fulltext import (
     update_words,
     wants_pages,
 )
-from ingest.normalize import redact_url
+from ingest.normalize import clean_inline, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
 from ingest.store import Store, refused
-from ingest.store.articles import StoredCounts, WriteItem
+from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter, by_parts
 from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, OwnText, ParsedFeed
@@ -761,14 +761,12 @@ class Pipeline:
     async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:
         found, invalid = dedup.candidates(parsed.entries[: self.settings.max_entries_per_feed])
         now = self.clock()
-        done, attempts, known_urls = await self.store.known_entries_and_urls(
-            feed.id, [c.key for c in found], [c.link for c in found]
-        )
+        found, known = await known_entries(self.store, feed.id, found)
         plan = dedup.plan(
             found,
-            known_entries=done,
-            known_urls=known_urls,
-            attempts=attempts,
+            known_entries=known.done,
+            known_urls=known.urls,
+            attempts=known.waiting,
             invalid=invalid,
             now=now,
         )
@@ -1104,6 +1102,29 @@ class Pipeline:
         finally:
             if held:
                 self._page_slots.release()
+
+
+async def known_entries(
+    store: Store, feed_id: int, found: list[dedup.Candidate]
+) -> tuple[list[dedup.Candidate], KnownEntries]:
+    """What the store knows of a poll's entries (`found`), and the entries as they are keyed:
+    one whose guid the feed gave earlier to another story keyed apart (`dedup.reused`), looked
+    up again under its own key (a second round trip, only then)."""
+    known = await store.known_entries_of(
+        feed_id,
+        [c.key for c in found],
+        [c.link for c in found],
+        [clean_inline(c.entry.title) for c in found],
+    )
+    if not known.other_story:
+        return found, known
+    found = dedup.reused(found, known.other_story)
+    moved = [c for c in found if c.key not in known.done and c.key not in known.waiting]
+    again = await store.known_entries_of(feed_id, [c.key for c in moved], [c.link for c in moved])
+    known.done.update(again.done)
+    known.waiting.update(again.waiting)
+    known.urls.update(again.urls)
+    return found, known
 
 
 def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:

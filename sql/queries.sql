@@ -222,17 +222,26 @@ WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 -- The entries of a poll the feed has seen (entry_hash set; done: the entry has its article, or
 -- had it until a prune; otherwise it is waiting for another try at its page), and what is known
 -- of the links of the others (url set: known_urls; article_id NULL where it was pruned:
--- `ingest.known_url`, sql/0023), in one round trip. %(hashes)s and %(urls)s are the entries'
--- keys and links, in the same order.
+-- `ingest.known_url`, sql/0023), in one round trip. %(hashes)s, %(urls)s and %(titles)s are the
+-- entries' keys, links and titles, in the same order. `other_story`: the entry's article is
+-- stored under another title than the entry's (both given) and its link does not lead to that
+-- article (`ingest.dedup.reused`).
 WITH seen AS (
-    SELECT entry_hash, article_id IS NOT NULL OR pruned AS done, attempts, entry_updated_at
-    FROM ingest.feed_entries
-    WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s)
+    SELECT e.entry_hash, e.article_id IS NOT NULL OR e.pruned AS done, e.attempts,
+           e.entry_updated_at,
+           a.title <> c.title
+           AND NOT EXISTS (SELECT 1 FROM ingest.known_url(ingest.url_hash(c.url)) k
+                           WHERE k.article_id = e.article_id) AS other_story
+    FROM unnest(%(hashes)s::bytea[], %(urls)s::text[], %(titles)s::text[])
+         AS c(entry_hash, url, title)
+    JOIN ingest.feed_entries e ON e.feed_id = %(feed_id)s AND e.entry_hash = c.entry_hash
+    LEFT JOIN ingest.articles a ON a.id = e.article_id
 )
-SELECT entry_hash, done, attempts, entry_updated_at, NULL::text AS url, NULL::bigint AS article_id
+SELECT entry_hash, done, attempts, entry_updated_at, NULL::text AS url,
+       NULL::bigint AS article_id, COALESCE(other_story, false) AS other_story
 FROM seen
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, c.url, k.article_id
+SELECT NULL, NULL, NULL, NULL, c.url, k.article_id, NULL
 FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
 CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(c.url)) AS k
 WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done);

@@ -35,6 +35,7 @@ from ingest.fetch import Fetcher
 from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, plausible_date, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
+from ingest.pipeline import known_entries
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
 from ingest.store.backfill import (
@@ -396,7 +397,10 @@ class Backfill:
             timeout=self.settings.parse_timeout,
         )
         found, _invalid = dedup.candidates(parsed.entries)
-        known = await self._known(run.feed_id, found) if run.feed_id is not None else {}
+        known: dict[str, str] = {}
+        if run.feed_id is not None:
+            # Keyed as the feed's polls key them (a guid given to another story, `dedup.reused`).
+            found, known = await self._known(run.feed_id, found)
         queued = [
             self._queued(
                 c.link,
@@ -439,21 +443,23 @@ class Backfill:
             next=[redact_url(u) for u, _ in children],
         )
 
-    async def _known(self, feed_id: int, found: Sequence[dedup.Candidate]) -> dict[str, str]:
+    async def _known(
+        self, feed_id: int, found: list[dedup.Candidate]
+    ) -> tuple[list[dedup.Candidate], dict[str, str]]:
         """A registered feed's entries that its polls would not fetch (`dedup.plan`, their
         rule), each link with why ("known", or "pruned" where its article was pruned): the
         entries the feed has done (stored, or pruned since), by their key whatever their link
         is now, and those whose article is already stored under their link (by the service, or
         by a backfill of the site). The latter are linked to the feed as the poll links them:
         recorded as seen by the feed, their article adopted by it when it has no feed yet; in a
-        dry run they are not ("to_link"), and the next invocation links them (`_link_found`)."""
+        dry run they are not ("to_link"), and the next invocation links them (`_link_found`).
+        Returns the entries as the polls key them (`known_entries`) with those links."""
         if not found:
-            return {}
-        done, _attempts, urls = await self.store.known_entries_and_urls(
-            feed_id, [c.key for c in found], [c.link for c in found]
-        )
+            return found, {}
+        found, known_now = await known_entries(self.store, feed_id, found)
+        urls = known_now.urls
         now = self.clock()
-        plan = dedup.plan(found, known_entries=done, known_urls=urls, now=now)
+        plan = dedup.plan(found, known_entries=known_now.done, known_urls=urls, now=now)
         known = {c.link: "pruned" if urls.get(c.link, 0) is None else "known" for c in found}
         for c in plan.fetch:
             del known[c.link]
@@ -463,7 +469,7 @@ class Backfill:
             known |= {c.link: "to_link" for c in found if c.key in linked}
         else:
             await self.store.link_entries(feed_id, plan.link, dedup.update_times(found, now))
-        return known
+        return found, known
 
     async def _link_found(self, run: BackfillRun) -> None:
         """Link the entries of the run's registered feed that a dry run found already stored

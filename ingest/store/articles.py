@@ -4,7 +4,7 @@ duplicates and near-duplicates decided by the database's unique keys."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,22 @@ class StoredVersion:
     """The length in characters of its text."""
     modified_at: datetime | None
     """The publisher's last update time of it, as stored (`news.articles.modified_at`)."""
+
+
+@dataclass(slots=True)
+class KnownEntries:
+    """What the store knows of a poll's entries (`ArticleStore.known_entries_of`)."""
+
+    done: dict[bytes, datetime | None] = field(default_factory=dict)
+    """Entries whose article is stored (or was, until a prune), with the entry's update time
+    stored with it."""
+    waiting: dict[bytes, int] = field(default_factory=dict)
+    """Entries waiting for another try at their page, with the tries so far."""
+    urls: dict[str, int | None] = field(default_factory=dict)
+    """Links of the entries not done that are known (`known_urls`)."""
+    other_story: set[bytes] = field(default_factory=set)
+    """Entries done whose article is stored under another title than the entry's, and whose
+    link does not lead to it: candidates for a guid reused for a new story (`dedup.reused`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +87,41 @@ class ArticleStore(StoreBase):
     ) -> tuple[dict[bytes, datetime | None], dict[bytes, int], dict[str, int | None]]:
         """`known_entries`, and of the links of the entries not done (`links`: one per entry,
         in the order of `hashes`, or none), those known (`known_urls`). One round trip."""
+        known = await self.known_entries_of(feed_id, hashes, links)
+        return known.done, known.waiting, known.urls
+
+    async def known_entries_of(
+        self,
+        feed_id: int,
+        hashes: Sequence[bytes],
+        links: Sequence[str],
+        titles: Sequence[str | None] = (),
+    ) -> KnownEntries:
+        """`known_entries_and_urls`, and of the entries done, those whose article is another
+        story than the entry now (`KnownEntries.other_story`), by their `titles` (one per
+        entry, as an article stores it, or none). One round trip."""
         if links and len(links) != len(hashes):
             raise ValueError("known_entries_and_urls: one link per entry")
-        params = {"feed_id": feed_id, "hashes": list(hashes), "urls": list(links)}
+        if titles and len(titles) != len(hashes):
+            raise ValueError("known_entries_of: one title per entry")
+        params = {
+            "feed_id": feed_id,
+            "hashes": list(hashes),
+            "urls": list(links),
+            "titles": list(titles),
+        }
         rows = await self._all("known_entries", params)
-        done: dict[bytes, datetime | None] = {}
-        waiting: dict[bytes, int] = {}
-        urls: dict[str, int | None] = {}
+        known = KnownEntries()
         for r in rows:
             if r["url"] is not None:
-                urls[r["url"]] = r["article_id"]
+                known.urls[r["url"]] = r["article_id"]
             elif r["done"]:
-                done[bytes(r["entry_hash"])] = r["entry_updated_at"]
+                known.done[bytes(r["entry_hash"])] = r["entry_updated_at"]
+                if r["other_story"]:
+                    known.other_story.add(bytes(r["entry_hash"]))
             else:
-                waiting[bytes(r["entry_hash"])] = int(r["attempts"])
-        return done, waiting, urls
+                known.waiting[bytes(r["entry_hash"])] = int(r["attempts"])
+        return known
 
     async def defer_entries(self, feed_id: int, hashes: Sequence[bytes]) -> None:
         """Count one more failed try at these entries' pages; they are planned again next poll."""

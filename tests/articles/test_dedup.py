@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.dedup import Candidate, candidates, newer_than_stored, plan, stamps
+from ingest.dedup import Candidate, candidates, newer_than_stored, plan, reused, stamps
 from ingest.normalize import canonical_url
 from ingest.types import ParsedEntry
 
@@ -296,3 +296,23 @@ def test_a_refetch_whose_article_is_stored_as_new_as_its_entry_is_not_made(
         ((entry,), ()) if newer else ((), (entry,))
     )
     assert newer_than_stored([entry], {}, NOW) == ((entry,), ())
+
+
+# --- reused ----------------------------------------------------------------------------------
+
+
+def test_an_entry_whose_guid_went_to_another_story_is_keyed_by_its_guid_and_link() -> None:
+    """Only the entries the store found under another story (`other_story`) and that have a
+    guid are keyed apart, by guid and link: stable from poll to poll, and apart from every
+    other entry of the feed; the others keep their keys."""
+    found, _ = candidates([_entry(A, "g1"), _entry(B, "g2"), _entry(C)])
+    others = {c.key for c in found}
+    again, _ = candidates([_entry(A, "g1"), _entry(B, "g2"), _entry(C)])
+    rekeyed = reused(found, others)
+    assert [c.link for c in rekeyed] == [A, B, C]
+    assert rekeyed[0].key not in others
+    assert rekeyed[1].key not in others
+    assert rekeyed[0].key != rekeyed[1].key
+    assert rekeyed[2].key == found[2].key  # keyed by its link already
+    assert [c.key for c in reused(again, others)] == [c.key for c in rekeyed]
+    assert reused(found, set()) == found

@@ -669,6 +669,62 @@ async def test_an_update_whose_page_did_not_change_is_counted_as_skipped(
     assert (summary.new_articles, summary.updated, summary.skipped) == (0, 0, 1)
 
 
+def reused_guid_rss(base: str, stories: list[tuple[str, str, str, datetime]], poll: int = 0) -> str:
+    """RSS items of (guid, path, title, publication time); `poll` changes the document."""
+    items = "".join(
+        f"<item><title>{title}</title><link>{base}{path}</link>"
+        f"<guid isPermaLink='false'>{guid}</guid><pubDate>{format_datetime(when)}</pubDate>"
+        "<description>Short.</description></item>"
+        for guid, path, title, when in stories
+    )
+    return f"<rss version='2.0'><channel><title>T {poll}</title>{items}</channel></rss>"
+
+
+async def test_a_guid_reused_for_another_story_brings_that_story_in(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A publisher whose CMS gives a new story the guid of an earlier one (a recycled post id),
+    with its own link and headline: the new story is stored as a new article, the earlier one
+    left as it is; at later polls both are known (nothing fetched again, nothing new). An
+    entry that keeps its guid and changes only its link (new permalinks) or only its headline
+    (an edit) is the same story, never a second article."""
+    server.routes["/ferry"] = static(page("Ferry terminal"))
+    server.routes["/budget"] = static(page("City budget"))
+    server.routes["/ferry-moved"] = static(page("Ferry terminal"))
+    first = [("post-7", "/ferry", "Ferry terminal opens", NOW - timedelta(hours=2))]
+    server.routes["/feed"] = static(reused_guid_rss(server.base, first), "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+
+    second = [("post-7", "/budget", "Council passes the budget", NOW)]
+    server.routes["/feed"] = static(reused_guid_rss(server.base, second), "application/rss+xml")
+    summary = await pipeline.run(all_feeds=True)
+    assert (summary.new_articles, summary.skipped) == (1, 0)
+    stored = rows(database_url, "SELECT url, title, guid FROM news.articles ORDER BY id")
+    assert [(r["url"].removeprefix(server.base), r["title"]) for r in stored] == [
+        ("/ferry", "Ferry terminal opens"),
+        ("/budget", "Council passes the budget"),
+    ]
+    assert {r["guid"] for r in stored} == {"post-7"}
+    for poll in range(1, 3):
+        server.routes["/feed"] = static(
+            reused_guid_rss(server.base, second, poll), "application/rss+xml"
+        )
+        summary = await pipeline.run(all_feeds=True)
+        assert (summary.new_articles, summary.updated, summary.skipped) == (0, 0, 1)
+    assert [len(server.hits(p)) for p in ("/ferry", "/budget")] == [1, 1]
+
+    both = [*first, ("post-8", "/budget", "Council passes the budget", NOW)]
+    moved = [("post-7", "/ferry-moved", "Ferry terminal opens", NOW - timedelta(hours=2))]
+    for feed in (both, moved):
+        server.routes["/feed"] = static(reused_guid_rss(server.base, feed), "application/rss+xml")
+        summary = await pipeline.run(all_feeds=True)
+        assert (summary.new_articles, summary.skipped) == (0, len(feed))
+    assert len(server.hits("/ferry-moved")) == 0
+    assert len(rows(database_url, "SELECT id FROM news.articles")) == 2
+
+
 async def test_an_edit_another_feed_reached_first_does_not_fetch_the_page_again(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
