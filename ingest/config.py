@@ -126,17 +126,41 @@ def _field_problems(settings: Settings) -> list[str]:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{name}: must be a finite number")
-        elif isinstance(value, float) and value > MAX_SECONDS:
-            problems.append(f"{name}: must be at most {MAX_SECONDS:.0f} seconds")
         elif meta.get("choices") and value not in meta["choices"]:
             problems.append(f"{name}: must be one of {', '.join(meta['choices'])}")
-        elif meta.get("gt") is not None and not value > meta["gt"]:
-            problems.append(f"{name}: must be greater than {meta['gt']}")
-        elif meta.get("ge") is not None and not value >= meta["ge"]:
-            problems.append(f"{name}: must be at least {meta['ge']}")
-        elif meta.get("le") is not None and not value <= meta["le"]:
-            problems.append(f"{name}: must be at most {meta['le']}")
+        elif isinstance(value, int | float) and not _in_range(value, meta):
+            problems.append(f"{name}: {_shown(value)} is out of range ({_range(value, meta)})")
     return problems
+
+
+def _in_range(value: float, meta: Mapping[str, Any]) -> bool:
+    """Within the setting's bounds (a seconds setting at most `MAX_SECONDS` whatever they say)."""
+    gt, ge, le = meta.get("gt"), meta.get("ge"), meta.get("le")
+    if isinstance(value, float) and le is None:
+        le = MAX_SECONDS
+    return (
+        (gt is None or value > gt) and (ge is None or value >= ge) and (le is None or value <= le)
+    )
+
+
+def _range(value: float, meta: Mapping[str, Any]) -> str:
+    """A setting's range as the operator reads it: `0.1 to 3600 seconds`, `1 to 8192`,
+    `greater than 0, at most 1000000000 seconds`."""
+    gt, ge, le = meta.get("gt"), meta.get("ge"), meta.get("le")
+    unit = " seconds" if isinstance(value, float) else ""
+    if le is None and not unit:
+        return f"greater than {_shown(gt)}" if gt is not None else f"at least {_shown(ge or 0)}"
+    high = _shown(le if le is not None else MAX_SECONDS)
+    if gt is not None:
+        return f"greater than {_shown(gt)}, at most {high}{unit}"
+    return f"{_shown(ge if ge is not None else 0)} to {high}{unit}"
+
+
+def _shown(number: float) -> str:
+    """A number as written in the README: 1000000000, 0.5, -5."""
+    if isinstance(number, float) and number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return str(number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +210,9 @@ class Settings:
     """At most 1,000 polls: the tries are counted in a smallint column (32,767 at most)."""
 
     # scheduling
-    tick_seconds: float = _setting(30.0, gt=0)
+    tick_seconds: float = _setting(30.0, ge=0.1, le=3600)
+    """From 0.1 s (ten claims a second per process, each a query) to an hour (feeds due
+    meanwhile wait for the next tick)."""
     poll_interval: float = _setting(1800.0, gt=0)
     min_interval: float = _setting(300.0, gt=0)
     max_interval: float = _setting(86400.0, gt=0)

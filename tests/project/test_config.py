@@ -282,3 +282,48 @@ def test_repr_leaves_the_database_url_out() -> None:
     """The database URL may hold a password: a printed or logged Settings does not show it."""
     settings = Settings(database_url="postgresql://user:secret@db.example/news")
     assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["0.001", "0", "-30", "86400", "1e6"])
+def test_a_tick_out_of_its_range_is_refused_naming_the_range(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """INGEST_TICK_SECONDS runs from 0.1 s (ten claims a second per process) to an hour: a
+    tick of a millisecond had every process query the database a thousand times a second, one
+    of a day left feeds due meanwhile waiting for it. Refused on one line naming the variable
+    and its range."""
+    monkeypatch.setenv("INGEST_TICK_SECONDS", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "INGEST_TICK_SECONDS" in message
+    assert "0.1 to 3600 seconds" in message
+    assert "\n" not in message
+
+
+def test_the_ends_of_the_tick_range_are_accepted(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0.1 s and 3600 s are ticks the service runs with."""
+    for value in (0.1, 3600):
+        monkeypatch.setenv("INGEST_TICK_SECONDS", str(value))
+        assert load_settings().tick_seconds == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "range_"),
+    [
+        ("INGEST_POLL_INTERVAL", "-5", "greater than 0, at most 1000000000 seconds"),
+        ("INGEST_HOST_DELAY", "5000000000", "0 to 1000000000 seconds"),
+        ("INGEST_MAX_REDIRECTS", "21", "0 to 20"),
+        ("INGEST_WORKERS", "0", "1 to 8192"),
+    ],
+)
+def test_an_out_of_range_value_is_refused_naming_its_range(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, range_: str
+) -> None:
+    """Whatever end a value passes, the one line names the setting's whole range."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert f"{variable}: {value} is out of range ({range_})" in str(info.value)
