@@ -503,7 +503,7 @@ class Fetcher:
 
     def host_delay(self, url: str) -> float:
         """The minimum time between the starts of two requests to `url`'s host: the configured
-        host delay, raised by the Crawl-delay of a cached robots.txt (capped at
+        host delay, raised by the Crawl-delay (or Request-rate) of a cached robots.txt (capped at
         max_crawl_delay; the largest of the host's origins). A host whose robots.txt is not
         cached (yet) gets the host delay."""
         return self._delay_of(_host(_http_url(url, url)))

@@ -17,6 +17,11 @@ _MAX_NUMBER: Final = 999_999_999
 """Larger Crawl-delay numbers are clamped to this: int() raises for digits beyond 4300, and
 float() of a 400-digit delay overflows."""
 _DECIMAL: Final = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+_RATE: Final = re.compile(r"([0-9]+)\s*/\s*([0-9]+)\s*([smh]?)(?:\s|$)", re.ASCII | re.IGNORECASE)
+"""A Request-rate value: requests / period, the period in seconds (no unit, `s`), minutes or
+hours; a time window may follow (`1/10s 0600-0845`), which is not kept: the rate always
+applies."""
+_UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600}
 _PRODUCT_TOKEN: Final = re.compile(r"[A-Za-z_-]*")
 _PERCENT: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -37,6 +42,8 @@ class _Group:
     """Product tokens, lowercase; "*" for the catch-all group."""
     rules: tuple[_Rule, ...]
     crawl_delay: int | None
+    request_interval: float | None = None
+    """The seconds between two requests its Request-rate asks for (non-standard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +86,14 @@ class Robots:
         return best[1]
 
     def crawl_delay(self, user_agent: str = ROBOTS_AGENT) -> float | None:
-        """The `Crawl-delay` for this agent in seconds, if the file sets one (non-standard)."""
-        delays = [g.crawl_delay for g in self._groups_for(user_agent) if g.crawl_delay is not None]
-        return float(delays[0]) if delays else None
+        """The seconds this agent is asked to leave between two requests, if the file says:
+        its `Crawl-delay`, or the interval its `Request-rate` gives (`1/10s`: 10) when that is
+        longer (both non-standard; the first of each in the agent's groups)."""
+        groups = self._groups_for(user_agent)
+        delays = [g.crawl_delay for g in groups if g.crawl_delay is not None]
+        intervals = [g.request_interval for g in groups if g.request_interval is not None]
+        asked = [float(d[0]) for d in (delays, intervals) if d]
+        return max(asked) if asked else None
 
     def _groups_for(self, user_agent: str) -> list[_Group]:
         """The groups naming `user_agent`'s product token, else the catch-all ones: RFC 9309
@@ -95,7 +107,8 @@ def parse_robots(body: bytes) -> Robots:
     """Parse a robots.txt body (RFC 9309 §2.2). Undecodable bytes are replaced rather than
     rejected, because §2.2 asks crawlers to use whatever rules they can still read.
 
-    A group is a run of User-agent lines and the Allow, Disallow and Crawl-delay lines after it,
+    A group is a run of User-agent lines and the Allow, Disallow, Crawl-delay and Request-rate
+    lines after it,
     up to the next User-agent line that follows one of them; blank lines and other records
     (Sitemap, unknown ones) neither open nor end a group. Rules before any User-agent line
     belong to no group and are ignored."""
@@ -104,6 +117,7 @@ def parse_robots(body: bytes) -> Robots:
     agents: set[str] = set()
     rules: list[_Rule] = []
     delay: int | None = None
+    interval: float | None = None
     in_agents = False
     for line in text.splitlines():
         name, colon, value = line.partition("#")[0].partition(":")
@@ -113,19 +127,22 @@ def parse_robots(body: bytes) -> Robots:
         if field == "user-agent":
             if not in_agents:
                 if agents:
-                    groups.append(_Group(frozenset(agents), tuple(rules), delay))
-                agents, rules, delay = set(), [], None
+                    groups.append(_Group(frozenset(agents), tuple(rules), delay, interval))
+                agents, rules, delay, interval = set(), [], None, None
             agents.add("*" if value == "*" else _product_token(value))
             in_agents = True
-        elif field in ("allow", "disallow", "crawl-delay") and agents:
+        elif field in ("allow", "disallow", "crawl-delay", "request-rate") and agents:
             in_agents = False
             if field == "crawl-delay":
                 if delay is None:
                     delay = _seconds(unquote(value).strip())
+            elif field == "request-rate":
+                if interval is None:
+                    interval = _interval(unquote(value).strip())
             elif value:
                 rules.append(_Rule(field == "allow", _normalize(value)))
     if agents:
-        groups.append(_Group(frozenset(agents), tuple(rules), delay))
+        groups.append(_Group(frozenset(agents), tuple(rules), delay, interval))
     return Robots(tuple(groups))
 
 
@@ -187,6 +204,18 @@ def _seconds(value: str) -> int | None:
     if fraction.strip("0") and seconds < _MAX_NUMBER:
         seconds += 1
     return seconds
+
+
+def _interval(value: str) -> float | None:
+    """A Request-rate value (`n/p`, `n/p[smh]`, maybe a time window after it) as the seconds
+    between two requests, p/n, at most `_MAX_NUMBER`; None if it is not one or n or p is 0."""
+    match = _RATE.match(value)
+    if match is None:
+        return None
+    requests, period = _bounded(match.group(1)), _bounded(match.group(2))
+    if not requests or not period:
+        return None
+    return min(period * _UNIT_SECONDS[match.group(3).lower()] / requests, float(_MAX_NUMBER))
 
 
 def _bounded(digits: str) -> int:

@@ -280,6 +280,10 @@ async def test_max_crawl_delay_caps_a_huge_crawl_delay(host_a: LocalServer) -> N
         ("User-agent: *\nCrawl-delay: 0\n", DELAY),
         ("User-agent: *\nCrawl-delay: 1.5\n", 2.0),
         ("User-agent: *\nCrawl-delay: 3600\n", 30.0),
+        ("User-agent: *\nRequest-rate: 1/5s\n", 5.0),
+        ("User-agent: news-ingest\nCrawl-delay: 2\nRequest-rate: 1/4\n", 4.0),
+        ("User-agent: *\nRequest-rate: 1/1h\n", 30.0),
+        ("User-agent: *\nRequest-rate: 100/1s\n", DELAY),
         (None, DELAY),
     ],
     ids=[
@@ -290,13 +294,18 @@ async def test_max_crawl_delay_caps_a_huge_crawl_delay(host_a: LocalServer) -> N
         "zero",
         "fraction",
         "cap",
+        "request-rate",
+        "request-rate-beside-crawl-delay",
+        "request-rate-capped",
+        "request-rate-faster-than-host-delay",
         "404",
     ],
 )
 async def test_host_delay_from_robots(
     host_a: LocalServer, robots: str | None, expected: float
 ) -> None:
-    """Our group's Crawl-delay, else `*`'s; never below host_delay; rounded up; capped."""
+    """Our group's Crawl-delay, else `*`'s, or the interval its Request-rate gives if longer;
+    never below host_delay; rounded up; capped."""
     if robots is not None:
         host_a.routes["/robots.txt"] = static(robots, "text/plain")
     async with Fetcher(POLITE) as fetcher:

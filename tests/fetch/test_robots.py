@@ -230,3 +230,45 @@ def test_wildcard_rules_stay_fast_on_hostile_patterns() -> None:
     robots = parse_robots(f"User-agent: *\nDisallow: {pattern}\n".encode())
     assert robots.allowed("http://a.example/" + "a" * 6000, ROBOTS_AGENT) is True
     assert robots.allowed("http://a.example/" + "a" * 6000 + "b", ROBOTS_AGENT) is False
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("Request-rate: 1/10", 10.0),
+        ("Request-rate: 1/10s", 10.0),
+        ("Request-rate: 1/5m", 300.0),
+        ("Request-rate: 6/1M", 10.0),
+        ("Request-rate: 1/1h", 3600.0),
+        ("Request-rate: 2/1s", 0.5),
+        ("Request-rate: 1/10s 0600-0845", 10.0),
+        ("Request-rate: 1 / 10s # slow", 10.0),
+        ("Crawl-delay: 4\nRequest-rate: 1/10", 10.0),
+        ("Request-rate: 1/10\nCrawl-delay: 20", 20.0),
+        ("Request-rate: 1/10\nRequest-rate: 1/99", 10.0),
+        ("Request-rate: 0/10", None),
+        ("Request-rate: 1/0", None),
+        ("Request-rate: soon", None),
+        ("Request-rate: 1/10d", None),
+        ("Request-rate: -1/10", None),
+        pytest.param("Request-rate: 1/" + "9" * 5000, 999_999_999.0, id="5000-digits"),
+        pytest.param("Request-rate: 1/999999999h", 999_999_999.0, id="clamped-hours"),
+    ],
+)
+def test_request_rate_gives_the_delay_between_requests(lines: str, expected: float | None) -> None:
+    """`Request-rate: n/p[smh]` (p seconds, minutes or hours, an optional time window after it)
+    asks for at most n requests every p: one every p/n; the longer of it and Crawl-delay is the
+    delay asked for; junk, a zero and unknown units are ignored, huge values clamped."""
+    robots = parse_robots(f"User-agent: *\n{lines}\nDisallow: /x\n".encode())
+    assert robots.crawl_delay() == expected
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is False
+
+
+def test_request_rate_ends_the_run_of_user_agent_lines() -> None:
+    """A Request-rate line belongs to its group: the next User-agent opens another one."""
+    robots = parse_robots(
+        b"User-agent: news-ingest\nRequest-rate: 1/8\nUser-agent: *\nDisallow: /\n"
+    )
+    assert robots.crawl_delay(ROBOTS_AGENT) == 8.0
+    assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is True
+    assert robots.crawl_delay("otherbot") is None
