@@ -580,6 +580,7 @@ class Pipeline:
             now=self.clock(),
             rng=self.rng,
             status=e.status if isinstance(e, FetchError) else None,
+            date=e.date if isinstance(e, FetchError) else None,
         )
         with self._finishing_poll(feed.id):
             await self.store.feed_failed(

@@ -56,17 +56,17 @@ class Hints:
     """`sy:updatePeriod` / `sy:updateFrequency`."""
 
 
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+def parse_retry_after(
+    value: str | None, now: datetime, *, date: str | None = None
+) -> timedelta | None:
     """Retry-After as delta-seconds or an HTTP-date (RFC 9110 §10.2.3); None when absent or
-    unparseable, never negative."""
-    return _seconds_or_date(value, now)
-
-
-def _seconds_or_date(value: str | None, now: datetime) -> timedelta | None:
+    unparseable, never negative. An HTTP-date is the server's clock speaking: it counts from
+    the response's own `date` (its Date header), from `now` when that is absent or invalid, so
+    a server clock hours off ours neither cuts the wait to nothing nor stretches it by hours."""
     seconds = _delta_seconds(value)
     if seconds is not None or not value:
         return seconds
-    return _until(value.strip(), now)
+    return _until(value.strip(), _date(date) or now)
 
 
 def _delta_seconds(value: str | None) -> timedelta | None:
@@ -137,7 +137,7 @@ def hints_from(
     return Hints(
         max_age=max(max_age - age, timedelta(0)) if max_age is not None else None,
         expires=max(expires - age, timedelta(0)) if expires is not None else None,
-        retry_after=_seconds_or_date(headers.get("retry-after"), now),
+        retry_after=parse_retry_after(headers.get("retry-after"), now, date=headers.get("date")),
         feed_ttl=timedelta(minutes=ttl_minutes) if ttl_minutes else None,
         feed_update=timedelta(minutes=update_minutes) if update_minutes else None,
     )
@@ -421,11 +421,13 @@ def decide_feed_failure(
     now: datetime,
     rng: random.Random,
     status: int | None = None,
+    date: str | None = None,
 ) -> FeedFailure:
     """A failed poll: one more failure in the streak, backoff (a Retry-After honoured when it
     is later), and whether to give up on the feed now: after a long streak of failures of any
     kind; at once on 410 Gone; after a short streak of 404s when the feed has answered before
-    (`status` is the HTTP status of the failure, if any). A Retry-After is capped at the
+    (`status` is the HTTP status of the failure, if any; `date` its Date header, which a
+    Retry-After HTTP-date counts from). A Retry-After is capped at the
     service's maximum interval, not at a lower one of the feed's own (`ingest feeds set`): the
     operator asks to hear from the feed that often, not to ask again against the server's
     word."""
@@ -458,7 +460,7 @@ def decide_feed_failure(
             interval=policy.default_interval,
             failures=failures,
             active=feed.active and not deactivate,
-            retry_after=parse_retry_after(retry_after, now),
+            retry_after=parse_retry_after(retry_after, now, date=date),
             retry_after_cap=max(retry_after_cap, policy.max_interval),
             rng=rng,
         ),

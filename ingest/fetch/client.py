@@ -100,9 +100,9 @@ _MAX_RETRY_AFTER_CHARS: Final = 64
 
 
 def _retry_after(value: str | None) -> str | None:
-    """Retry-After as the server sent it, unless no valid value could be that long: an invalid
-    Retry-After is ignored (RFC 9110 §10.2.3), and a run of thousands of digits would otherwise
-    reach int() and its 4300-digit limit in the scheduler."""
+    """Retry-After (or the Date it counts from) as the server sent it, unless no valid value
+    could be that long: an invalid Retry-After is ignored (RFC 9110 §10.2.3), and a run of
+    thousands of digits would otherwise reach int() and its 4300-digit limit in the scheduler."""
     if value is None or len(value) > _MAX_RETRY_AFTER_CHARS:
         return None
     return value
@@ -442,21 +442,25 @@ class Fetcher:
             return _Final(target, response, b"")
         if not 200 <= status < 300:
             await _drain(response)
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            date = _retry_after(response.headers.get("date"))
             if status in (429, 503):
-                self._back_off(target, response.headers.get("retry-after"))
+                self._back_off(target, retry_after, date)
             raise FetchError(
                 url,
                 f"HTTP {status} {response.reason_phrase}".rstrip(),
                 status=status,
-                retry_after=_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after,
+                date=date,
             )
         return _Final(target, response, await self._read_body(url, response, kind))
 
-    def _back_off(self, target: httpx.URL, retry_after: str | None) -> None:
+    def _back_off(self, target: httpx.URL, retry_after: str | None, date: str | None) -> None:
         """A host that answered 429 or 503 with a Retry-After gets no request before then
         (capped at max_crawl_delay, as a Crawl-delay is): the rest of a feed's pages must not
-        go out a host delay apart into the same refusal, each spending one of its tries."""
-        wait = parse_retry_after(_retry_after(retry_after), datetime.now(UTC))
+        go out a host delay apart into the same refusal, each spending one of its tries. An
+        HTTP-date counts from the response's own Date (`parse_retry_after`)."""
+        wait = parse_retry_after(retry_after, datetime.now(UTC), date=date)
         if wait is not None:
             seconds = min(wait.total_seconds(), self._settings.max_crawl_delay)
             self._hosts.hold(_host(target), seconds)

@@ -15,6 +15,8 @@ import dataclasses
 import itertools
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from prometheus_client import REGISTRY
@@ -213,6 +215,33 @@ async def test_a_host_answering_429_gets_no_request_before_its_retry_after(
         await fetcher.fetch(host_b.url("/page"), "page")
     assert pages_a.times == pytest.approx([5.0, 5.0 + DELAY])
     assert pages_b.times == pytest.approx([30.0])
+
+
+@pytest.mark.parametrize("skew", [-3 * 3600, 3 * 3600], ids=["server-behind", "server-ahead"])
+async def test_a_retry_after_date_counts_from_the_server_s_own_date(
+    host_a: LocalServer, skew: int
+) -> None:
+    """A Retry-After given as an HTTP-date is the server's clock speaking: the wait is that date
+    less the response's own Date, whatever our clock says of them (was: a server 3 h behind
+    held nothing back, its date long past by our clock; one 3 h ahead held the host for the
+    whole INGEST_MAX_CRAWL_DELAY)."""
+    clock = SteppingClock()
+    server_now = datetime.now(UTC) + timedelta(seconds=skew)
+    host_a.routes["/busy"] = Response(
+        429,
+        b"",
+        {
+            "Date": format_datetime(server_now, usegmt=True),
+            "Retry-After": format_datetime(server_now + timedelta(seconds=7), usegmt=True),
+        },
+    )
+    pages = _Stamps(clock=clock)
+    host_a.routes["/page"] = pages
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        with pytest.raises(FetchError, match=r"HTTP 429"):
+            await fetcher.fetch(host_a.url("/busy"), "page")
+        await fetcher.fetch(host_a.url("/page"), "page")
+    assert pages.times == pytest.approx([7.0])
 
 
 async def test_a_robots_txt_refresh_waits_its_turn(host_a: LocalServer) -> None:

@@ -182,6 +182,38 @@ async def test_429_retry_after_is_honoured_clamped_or_ignored(
     assert state[server.url("/good")]["last_status"] == "ok"
 
 
+async def test_a_retry_after_date_counts_from_the_feed_server_s_own_date(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """Feeds answering 429 from servers whose clocks are 3 h behind and 3 h ahead of ours, each
+    with a Retry-After 20 minutes after its own Date: both are polled again 20 minutes later
+    (was: the one behind at once, its date past by our clock; the one ahead 3 h 20 min later)."""
+    for path, skew in (("/behind", -3), ("/ahead", 3)):
+        server_now = datetime.now(UTC) + timedelta(hours=skew)
+        server.routes[path] = Response(
+            429,
+            b"slow down",
+            {
+                "Date": format_datetime(server_now, usegmt=True),
+                "Retry-After": format_datetime(server_now + timedelta(minutes=20), usegmt=True),
+            },
+        )
+    settings = local_settings(database_url, min_interval=MIN, max_interval=MAX, max_crawl_delay=0)
+    async with pipeline_for(settings, workers) as pipeline:
+        for path in ("/behind", "/ahead"):
+            await pipeline.store.add_feed(server.url(path))
+        summary = await pipeline.run()
+    assert summary.failed == 2
+    delays = {
+        r["url"]: r["delay"].total_seconds()
+        for r in rows(
+            database_url, "SELECT url, next_fetch_at - polled_at AS delay FROM ingest.feeds"
+        )
+    }
+    for path in ("/behind", "/ahead"):
+        assert 1195 <= delays[server.url(path)] <= 1201, (path, delays)
+
+
 async def test_huge_retry_after_on_a_200_does_not_fail_the_feed(
     database_url: str, server: LocalServer, workers: Workers
 ) -> None:

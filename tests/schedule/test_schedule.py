@@ -439,6 +439,26 @@ def test_parse_retry_after(value: str | None, expected: timedelta | None) -> Non
     assert parse_retry_after(value, NOW) == expected
 
 
+@pytest.mark.parametrize(
+    ("date", "retry_after", "expected"),
+    [
+        ("Wed, 01 Jan 2025 09:00:00 GMT", "Wed, 01 Jan 2025 09:20:00 GMT", 1200),  # 3 h behind
+        ("Wed, 01 Jan 2025 15:00:00 GMT", "Wed, 01 Jan 2025 15:20:00 GMT", 1200),  # 3 h ahead
+        ("Wed, 01 Jan 2025 09:30:00 GMT", "Wed, 01 Jan 2025 09:20:00 GMT", 0),  # past for it
+        ("yesterday", "Wed, 01 Jan 2025 12:20:00 GMT", 1200),  # invalid Date: from now
+        (None, "Wed, 01 Jan 2025 12:20:00 GMT", 1200),
+        ("Wed, 01 Jan 2025 15:00:00 GMT", "120", 120),  # delta-seconds whatever the Date
+    ],
+    ids=["server-behind", "server-ahead", "past", "invalid-date", "no-date", "seconds"],
+)
+def test_a_retry_after_date_counts_from_the_response_s_date(
+    date: str | None, retry_after: str, expected: int
+) -> None:
+    """An HTTP-date Retry-After is taken off the response's own Date (the server's clock), not
+    off ours; off now when the Date is absent or invalid."""
+    assert parse_retry_after(retry_after, NOW, date=date) == timedelta(seconds=expected)
+
+
 def test_parse_retry_after_huge_seconds_does_not_raise() -> None:
     """An absurdly large delta-seconds is capped or ignored, never an exception."""
     result = parse_retry_after("99999999999999999999", NOW)

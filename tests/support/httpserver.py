@@ -128,8 +128,13 @@ class LocalServer:
                     resp = route(req)
                 else:
                     resp = route
-                self.send_response(resp.status)
                 headers = dict(resp.headers)
+                # A route's own Date (a server whose clock is off) replaces the one
+                # send_response would add.
+                self.log_request(resp.status)
+                self.send_response_only(resp.status)
+                self.send_header("Server", self.version_string())
+                self.send_header("Date", headers.pop("Date", None) or self.date_time_string())
                 if not isinstance(resp.body, bytes):
                     headers.setdefault("Transfer-Encoding", "chunked")
                 elif resp.status != 304:
