@@ -45,7 +45,7 @@ from ingest.normalize import clean_inline, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
 from ingest.ports import PageFetcher, WorkerPool
-from ingest.schedule import FeedUpdate, decide_feed_failure, decide_feed_update
+from ingest.schedule import FeedFailure, FeedUpdate, decide_feed_failure, decide_feed_update
 from ingest.store import Store, refused
 from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
 from ingest.store.db import open_pool
@@ -572,16 +572,31 @@ class Pipeline:
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
         message = str(e) if isinstance(e, IngestError) else f"internal error: {type(e).__name__}"
         metrics.ERRORS.labels(type(e).__name__).inc()
-        failure = decide_feed_failure(
-            feed,
-            message,
-            retry_after=e.retry_after if isinstance(e, FetchError) else None,
-            policy=self.policy,
-            now=self.clock(),
-            rng=self.rng,
-            status=e.status if isinstance(e, FetchError) else None,
-            date=e.date if isinstance(e, FetchError) else None,
-        )
+        now = self.clock()
+
+        def decide(claimed: Feed, rng: random.Random) -> FeedFailure:
+            return decide_feed_failure(
+                claimed,
+                message,
+                retry_after=e.retry_after if isinstance(e, FetchError) else None,
+                policy=self.policy,
+                now=now,
+                rng=rng,
+                status=e.status if isinstance(e, FetchError) else None,
+                date=e.date if isinstance(e, FetchError) else None,
+            )
+
+        if_enabled = None
+        if not feed.active or feed.consecutive_failures:
+            # `ingest feeds enable` may have run while the poll was in flight: the failure is
+            # then the first of an active feed, not one more of the feed the claim read
+            # (`Store.feed_failed` tells which). Decided on a copy of the random source, so
+            # that the usual decision draws what it would have drawn.
+            fork = random.Random()
+            fork.setstate(self.rng.getstate())
+            enabled = replace(feed, active=True, consecutive_failures=0, failing_since=None)
+            if_enabled = decide(enabled, fork)
+        failure = decide(feed, self.rng)
         with self._finishing_poll(feed.id):
             await self.store.feed_failed(
                 feed.id,
@@ -591,6 +606,8 @@ class Pipeline:
                 error=message,
                 deactivate=failure.deactivate,
                 reason=failure.reason,
+                claimed=(feed.active, feed.consecutive_failures),
+                if_enabled=if_enabled,
             )
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)

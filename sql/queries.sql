@@ -47,7 +47,8 @@ WHERE url_hash = ingest.url_hash(%(url)s)
 RETURNING settings, tags;
 
 -- name: enable_feed
--- Active again and due now, failures forgotten; a lease in progress is left to finish.
+-- Active again and due now, failures forgotten; a lease in progress is left to finish (a failure
+-- it ends in is then the first of the enabled feed: feed_failed).
 UPDATE ingest.feeds
 SET active = true, inactive_reason = NULL, consecutive_failures = 0, failing_since = NULL,
     next_fetch_at = now()
@@ -195,24 +196,48 @@ UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
 -- name: feed_failed
 -- The next fetch as in feed_succeeded: never sooner than the delay decided, by the database's
 -- clock (a backoff or a Retry-After must not be cut short by a process's clock behind it).
-UPDATE ingest.feeds
+-- A feed enabled (enable_feed) since it was claimed, which leaves a lease in progress to finish,
+-- has fewer failures than the claim read (%(claimed_failures)s) or is active where it was not
+-- (%(claimed_active)s): its outcome is the one decided for the feed as enable_feed left it (the
+-- fresh_ parameters, when given), so that a poll which started before the operator's change does
+-- not undo it (the feed given up on again, or asked again only at the slowest rate).
+WITH claimed AS (
+    SELECT id,
+           %(fresh_next_fetch_at)s::timestamptz IS NOT NULL
+           AND (consecutive_failures < %(claimed_failures)s::int
+                OR (active AND NOT %(claimed_active)s::boolean)) AS enabled
+    FROM ingest.feeds
+    WHERE id = %(id)s AND lease_owner = %(owner)s
+    FOR UPDATE
+), outcome AS (
+    SELECT id,
+           CASE WHEN enabled THEN %(fresh_next_fetch_at)s::timestamptz
+                ELSE %(next_fetch_at)s::timestamptz END AS next_at,
+           CASE WHEN enabled THEN %(fresh_deactivate)s::boolean
+                ELSE %(deactivate)s::boolean END AS deactivate,
+           CASE WHEN enabled THEN %(fresh_inactive_reason)s::text
+                ELSE %(inactive_reason)s::text END AS reason
+    FROM claimed
+)
+UPDATE ingest.feeds f
 SET last_fetched_at = %(now)s,
     polled_at = now(),
-    next_fetch_at = GREATEST(%(next_fetch_at)s::timestamptz, LEAST(
-        now() + (%(next_fetch_at)s::timestamptz - %(now)s::timestamptz),
+    next_fetch_at = GREATEST(o.next_at, LEAST(
+        now() + (o.next_at - %(now)s::timestamptz),
         '9999-01-01 00:00:00+00')),
     last_status = 'error',
     last_error = %(error)s,
-    consecutive_failures = consecutive_failures + 1,
-    failing_since = COALESCE(failing_since, %(now)s),
-    active = active AND NOT %(deactivate)s,
-    inactive_reason = CASE WHEN %(deactivate)s THEN %(inactive_reason)s ELSE inactive_reason END,
+    consecutive_failures = f.consecutive_failures + 1,
+    failing_since = COALESCE(f.failing_since, %(now)s),
+    active = f.active AND NOT o.deactivate,
+    inactive_reason = CASE WHEN o.deactivate THEN o.reason ELSE f.inactive_reason END,
     redirect_to = NULL,
     redirect_seen = 0,
     redirect_since = NULL,
     lease_owner = NULL,
     lease_expires_at = NULL
-WHERE id = %(id)s AND lease_owner = %(owner)s;
+FROM outcome o
+WHERE f.id = o.id;
 
 -- name: release_leases
 UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ingest.schedule import FeedUpdate, RedirectState
+from ingest.schedule import FeedFailure, FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
 from ingest.types import Feed, FeedSettings, FullText, SourceKind, TextMode
 
@@ -206,9 +206,14 @@ class FeedStore(StoreBase):
         error: str,
         deactivate: bool = False,
         reason: str | None = None,
+        claimed: tuple[bool, int] = (True, 0),
+        if_enabled: FeedFailure | None = None,
     ) -> None:
         """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
-        why) and release the lease; a no-op if the lease was lost."""
+        why) and release the lease; a no-op if the lease was lost. `claimed` is what the claim
+        read of the feed (active, consecutive failures): when `enable_feed` has changed it
+        since, `if_enabled` (the failure decided for the feed as enabled) is recorded instead."""
+        fresh = if_enabled
         await self._all(
             "feed_failed",
             {
@@ -218,10 +223,13 @@ class FeedStore(StoreBase):
                 "next_fetch_at": next_fetch_at,
                 "error": error[:2000],
                 "deactivate": deactivate,
-                "inactive_reason": (
-                    (reason or f"gave up after repeated failures; last: {error[:500]}")
-                    if deactivate
-                    else None
+                "inactive_reason": _inactive_reason(deactivate, reason, error),
+                "claimed_active": claimed[0],
+                "claimed_failures": claimed[1],
+                "fresh_next_fetch_at": fresh.next_fetch_at if fresh else None,
+                "fresh_deactivate": fresh.deactivate if fresh else False,
+                "fresh_inactive_reason": (
+                    _inactive_reason(fresh.deactivate, fresh.reason, error) if fresh else None
                 ),
             },
         )
@@ -309,3 +317,10 @@ def _feed(row: dict[str, Any]) -> Feed:
         evidence=row.pop("full_text_evidence"),
     )
     return Feed(**row, full_text=state, settings=FeedSettings.from_json(settings))
+
+
+def _inactive_reason(deactivate: bool, reason: str | None, error: str) -> str | None:
+    """Why a failed poll gives up on its feed, shown in news.feeds.inactive_reason."""
+    if not deactivate:
+        return None
+    return reason or f"gave up after repeated failures; last: {error[:500]}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -335,3 +336,57 @@ async def test_a_feed_gone_quiet_slows_down_on_its_304s(
     assert (await pipeline.run()).not_modified == 1
     (row,) = feed_rows(database_url)
     assert row["next_fetch_at"] - clock.now >= timedelta(hours=21)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("state", ["given-up", "about-to-give-up", "backing-off"])
+async def test_a_feed_enabled_while_its_poll_fails_stays_enabled(
+    env, server: LocalServer, database_url: str, state: str
+) -> None:  # type: ignore[no-untyped-def]
+    """`ingest feeds enable` while a poll of the feed is in flight, which then fails: the
+    failure is recorded as the first of an active feed (backoff of a first failure, active, no
+    reason), not decided on the feed as it was claimed: given up on (polled again a day
+    later), one failure short of giving up (given up on again at once), or deep in its
+    backoff (hours later)."""
+    pipeline, clock, store = env
+    arrived, answer = threading.Event(), threading.Event()
+
+    def slow_failure(_: Request) -> Response:
+        arrived.set()
+        answer.wait(30)
+        return Response(503, b"down", {"Content-Type": "text/plain"})
+
+    server.routes["/f"] = slow_failure
+    url = server.url("/f")
+    await store.add_feed(url)
+    active, failures = {
+        "given-up": (False, 4),
+        "about-to-give-up": (True, 2),
+        "backing-off": (True, 1),
+    }[state]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET active = %s, consecutive_failures = %s,"
+            " failing_since = %s, inactive_reason = CASE WHEN %s THEN NULL ELSE 'gave up' END,"
+            " next_fetch_at = now() - interval '1 second'",
+            [active, failures, START - timedelta(days=3), active],
+        )
+    run = asyncio.ensure_future(pipeline.run())
+    try:
+        assert await asyncio.to_thread(arrived.wait, 30)
+        assert await store.enable_feed(url)
+    finally:
+        answer.set()
+        summary = await run
+    assert summary.failed == 1
+    row = feed_rows(database_url)[0]
+    assert (row["active"], row["inactive_reason"]) == (True, None)
+    assert row["consecutive_failures"] == 1
+    assert row["failing_since"] == clock.now
+    assert "503" in row["last_error"]
+    with psycopg.connect(database_url) as conn:
+        delay = conn.execute("SELECT next_fetch_at - polled_at FROM ingest.feeds").fetchone()
+    # A first failure waits half to all of INGEST_MIN_INTERVAL (300 s); a second one, 5 to 10
+    # minutes.
+    assert delay is not None
+    assert timedelta(seconds=150) <= delay[0] <= timedelta(seconds=300)
