@@ -45,7 +45,13 @@ from ingest.normalize import clean_inline, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
 from ingest.ports import PageFetcher, WorkerPool
-from ingest.schedule import FeedFailure, FeedUpdate, decide_feed_failure, decide_feed_update
+from ingest.schedule import (
+    FeedFailure,
+    FeedUpdate,
+    decide_feed_failure,
+    decide_feed_update,
+    parse_retry_after,
+)
 from ingest.store import Store, refused
 from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
 from ingest.store.db import open_pool
@@ -609,6 +615,8 @@ class Pipeline:
                 claimed=(feed.active, feed.consecutive_failures),
                 if_enabled=if_enabled,
             )
+        if isinstance(e, FetchError) and e.status in (429, 503) and feed.host:
+            await self._hold_host(feed, e, now)
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
         # Articles that committed before the failure stay stored (new) or updated: counted.
@@ -616,6 +624,23 @@ class Pipeline:
         return FeedOutcome(
             feed.id, "error", new=committed.new, updated=committed.updated, error=message
         )
+
+    async def _hold_host(self, feed: Feed, e: FetchError, now: datetime) -> None:
+        """A Retry-After on one feed of a host holds the host's other feeds too, in the
+        database, where every replica's claims see it (the fetcher's own hold lasts at most
+        INGEST_MAX_CRAWL_DELAY, and only in this process). Capped as the feed's is."""
+        wait = parse_retry_after(e.retry_after, now, date=e.date)
+        if not wait:
+            return
+        wait = min(wait, self.policy.max_interval)
+        try:
+            with self._finishing_poll(feed.id):
+                await self.store.hold_host_feeds(feed.id, feed.host, wait)
+        except StoreError as error:
+            # The feed's failure is recorded; its host's other feeds meet the refusal themselves.
+            log.warning("host_hold_failed", host=feed.host, error=str(error))
+            return
+        log.info("host_held", host=feed.host, seconds=round(wait.total_seconds()))
 
     async def _process(self, feed: Feed) -> FeedOutcome:
         result = await self.fetcher.fetch(

@@ -239,6 +239,19 @@ SET last_fetched_at = %(now)s,
 FROM outcome o
 WHERE f.id = o.id;
 
+-- name: hold_host_feeds
+-- A feed of the host answered 429 or 503 with a Retry-After (%(wait)s, capped at
+-- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress
+-- meets the refusal itself), are due then instead, by the database's clock, so that no replica
+-- polls them into the same refusal. Paused feeds and feeds due later are left as they are. Reads
+-- the feeds due before then (index on next_fetch_at), their host as the claims read it.
+UPDATE ingest.feeds
+SET next_fetch_at = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
+WHERE next_fetch_at < LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
+  AND id <> %(id)s
+  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+  AND COALESCE(ingest.url_host(url), '') = %(host)s;
+
 -- name: release_leases
 UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);

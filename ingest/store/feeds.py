@@ -234,6 +234,11 @@ class FeedStore(StoreBase):
             },
         )
 
+    async def hold_host_feeds(self, feed_id: int, host: str, wait: timedelta) -> None:
+        """The host of feed `feed_id` asked for `wait` (a Retry-After): its other feeds due
+        sooner, and not leased, are due after it instead, by the database's clock."""
+        await self._all("hold_host_feeds", {"id": feed_id, "host": host, "wait": wait})
+
     async def move_feed(self, feed_id: int, new_url: str) -> int:
         """Point the feed at its new URL after a consistent permanent redirect. When another feed
         already has that URL, this one is merged into it (entries and articles move, this row

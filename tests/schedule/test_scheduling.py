@@ -390,3 +390,80 @@ async def test_a_feed_enabled_while_its_poll_fails_stays_enabled(
     # minutes.
     assert delay is not None
     assert timedelta(seconds=150) <= delay[0] <= timedelta(seconds=300)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_replica(
+    server: LocalServer,
+    second_server: LocalServer,
+    database_url: str,
+    inline_workers: InlineWorkers,
+    status: int,
+) -> None:
+    """One feed of a host answers 429 (or 503) with `Retry-After: 1200`: the host's other feeds
+    due before then are not polled before then either, by this process or any other (their
+    next fetch, which every replica's claims read, is moved to it); another host's feed, a
+    paused feed and a feed due later are left as they were (was: each other feed of the host
+    was polled at once into the same refusal, by this process after a hold of at most
+    INGEST_MAX_CRAWL_DELAY, by another replica with none)."""
+    server.routes["/busy"] = Response(status, b"slow down", {"Retry-After": "1200"})
+    for path in ("/other", "/later", "/paused"):
+        server.routes[path] = static(rss(server.base, [START]), "application/rss+xml")
+    second_server.routes["/elsewhere"] = static(
+        rss(second_server.base, [START]), "application/rss+xml"
+    )
+    urls = {
+        name: host.url(f"/{name}")
+        for host, names in (
+            (server, ("busy", "other", "later", "paused")),
+            (second_server, ("elsewhere",)),
+        )
+        for name in names
+    }
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        store = Store(pool)
+        for url in urls.values():
+            await store.add_feed(url)
+        await store.disable_feed(urls["paused"], "paused by the operator")
+        with psycopg.connect(database_url) as conn:
+            for name, due in (
+                ("busy", "-2 minutes"),
+                ("other", "-1 minute"),
+                ("elsewhere", "-1 minute"),
+                ("later", "+2 hours"),
+            ):
+                conn.execute(
+                    "UPDATE ingest.feeds SET next_fetch_at = now() + %s::interval WHERE url = %s",
+                    [due, urls[name]],
+                )
+        # One feed at a time, earliest due first: the busy feed's outcome is recorded before
+        # the next claim.
+        settings = Settings(
+            database_url=database_url,
+            allow_private_networks=True,
+            host_delay=0,
+            concurrent_feeds=1,
+            feeds_per_tick=1,
+            max_crawl_delay=0,  # no hold in the process: the database's alone is at work
+        )
+        async with Fetcher(settings) as fetcher:
+            for _replica in range(2):
+                pipeline = Pipeline(settings, store, fetcher, inline_workers, rng=random.Random(1))
+                await pipeline.run()
+    finally:
+        await pool.close()
+    assert len(server.hits("/busy")) == 1
+    assert server.hits("/other") == []
+    assert len(second_server.hits("/elsewhere")) == 1
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        due = {
+            r["url"]: r["due_in"]
+            for r in conn.execute("SELECT url, next_fetch_at - now() AS due_in FROM ingest.feeds")
+        }
+    assert timedelta(minutes=19) <= due[urls["other"]] <= timedelta(minutes=20)
+    assert timedelta(hours=1, minutes=59) <= due[urls["later"]] <= timedelta(hours=2)
+    assert due[urls["paused"]] > timedelta(days=365)
+    assert due[urls["elsewhere"]] > timedelta(minutes=20)
