@@ -153,9 +153,12 @@ def test_service_ingests_serves_health_and_stops_on_sigterm(
         ), "service stored nothing"
         assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
         assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
-        status, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
-        assert status == 200
-        assert 'ingest_feeds_polled_total{status="ok"} 1.0' in metrics
+        assert http_get(f"http://127.0.0.1:{port}/metrics")[0] == 200
+        # The feed's outcome is counted once its poll ends, after its articles are stored.
+        polled = 'ingest_feeds_polled_total{status="ok"} 1.0'
+        assert wait_until(
+            lambda: polled in http_get(f"http://127.0.0.1:{port}/metrics")[1], timeout=30
+        ), "the feed's poll was never counted"
         assert http_get(f"http://127.0.0.1:{port}/nope")[0] == 404
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
