@@ -636,17 +636,20 @@ class Backfill:
             log.info("backfill_url", status="failed", error=error)
             return
         key = item.entry_hash if run.feed_id is not None else None
-        stored = await self.store.store_articles(run.feed_id, [(article, key)], without_text=False)
+
+        stored = await self.store.store_articles(
+            run.feed_id,
+            [(article, key)],
+            without_text=False,
+            # The URL's checkpoint in the article's own transaction: no process dying between
+            # the two leaves the URL pending with its article stored, for the next invocation
+            # to count "already known" instead of stored by the run.
+            then=self.runs.stored_checkpoint(run.id, item.url, error=page.error),
+        )
         if stored.new == stored.existing == 0:
-            await self.runs.url_finished(
-                run.id, item.url, state="failed", error="refused by the database", attempted=True
-            )
             self.tally.failed += 1
             return
         reason = "new" if stored.new else "existing"
-        await self.runs.url_finished(
-            run.id, item.url, state="done", reason=reason, error=page.error, attempted=True
-        )
         if stored.new:
             self.tally.stored += 1
         else:

@@ -3,7 +3,7 @@ duplicates and near-duplicates decided by the database's unique keys."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -65,6 +65,10 @@ class StoredCounts:
 WriteItem = tuple[int | None, Article, bytes | None]
 """An article to store: the feed that lists it (None: none), the article, and the hash of that
 feed's entry for it (None: no entry to record)."""
+
+Then = Callable[[psycopg.AsyncConnection[Any], list[StoredCounts]], Awaitable[None]]
+"""What else a write does in its transaction, given each item's outcome in the order given: the
+backfill's checkpoint, committed with the articles or not at all."""
 
 _REFUSED = StoredCounts(0, 0)
 _NEW = StoredCounts(1, 0)
@@ -246,15 +250,16 @@ class ArticleStore(StoreBase):
         items: Sequence[tuple[Article, bytes | None]],
         *,
         without_text: bool = True,
+        then: Then | None = None,
     ) -> StoredCounts:
         """`store_many` of one feed's articles, counted together."""
         written = await self.store_many(
-            [(feed_id, a, k) for a, k in items], without_text=without_text
+            [(feed_id, a, k) for a, k in items], without_text=without_text, then=then
         )
         return StoredCounts.total(written)
 
     async def store_many(
-        self, items: Sequence[WriteItem], *, without_text: bool = True
+        self, items: Sequence[WriteItem], *, without_text: bool = True, then: Then | None = None
     ) -> list[StoredCounts]:
         """Insert articles (of any feeds) with their URL aliases and feed-entry links in one
         short transaction: each item's outcome, in the order given (new, a duplicate, already
@@ -268,14 +273,29 @@ class ArticleStore(StoreBase):
         `without_text` (a feed entry is recorded even without text), it is stored without its
         text, the database's reason as its extraction error; otherwise (the backfill stores no
         article without text, a check or not-null constraint), or where even that is refused,
-        it is logged and left out (its entry is tried again when its feed changes)."""
+        it is logged and left out (its entry is tried again when its feed changes). `then`
+        runs in the same transaction, last, given the outcomes in the order given."""
         if not items:
             return []
         order = sorted(range(len(items)), key=lambda i: _write_order(items[i][1]))
         ordered = [items[i] for i in order]
+
+        def in_order(outcomes: Sequence[StoredCounts]) -> list[StoredCounts]:
+            result = [_REFUSED] * len(items)
+            for i, outcome in zip(order, outcomes, strict=True):
+                result[i] = outcome
+            return result
+
+        last: Then | None = None
+        if then is not None:
+            checkpoint = then
+
+            async def last(conn: psycopg.AsyncConnection[Any], done: list[StoredCounts]) -> None:
+                await checkpoint(conn, in_order(done))
+
         for attempt in range(3):
             try:
-                outcomes = await self._store_articles(ordered, without_text)
+                outcomes = await self._store_articles(ordered, without_text, last)
                 break
             except StoreError as e:
                 retryable = isinstance(
@@ -286,23 +306,22 @@ class ArticleStore(StoreBase):
                     raise
         else:
             raise AssertionError("unreachable")
-        result = [_REFUSED] * len(items)
-        for i, outcome in zip(order, outcomes, strict=True):
-            result[i] = outcome
-        return result
+        return in_order(outcomes)
 
     async def _store_articles(
-        self, items: Sequence[WriteItem], without_text: bool
+        self, items: Sequence[WriteItem], without_text: bool, then: Then | None
     ) -> list[StoredCounts]:
         try:
-            return await self._store_batch(items)
+            return await self._store_batch(items, then)
         except StoreError as e:
             if not isinstance(e.__cause__, REFUSED_VALUES):
                 raise
         # A row the database refuses: row by row, so that one bad row spoils no other.
-        return await self._store_one_by_one(items, without_text)
+        return await self._store_one_by_one(items, without_text, then)
 
-    async def _store_batch(self, items: Sequence[WriteItem]) -> list[StoredCounts]:
+    async def _store_batch(
+        self, items: Sequence[WriteItem], then: Then | None
+    ) -> list[StoredCounts]:
         """The whole batch in one short transaction and a handful of round trips: one `_write`
         for each run of items none of which is a copy of another of its run."""
         # A copy (exact or near) of an item of the run starts a new run: its candidates are
@@ -330,10 +349,12 @@ class ArticleStore(StoreBase):
             outcomes: list[StoredCounts] = []
             for batch in runs:
                 outcomes += await _write(conn, batch)
+            if then is not None:
+                await then(conn, outcomes)
             return outcomes
 
     async def _store_one_by_one(
-        self, items: Sequence[WriteItem], without_text: bool
+        self, items: Sequence[WriteItem], without_text: bool, then: Then | None
     ) -> list[StoredCounts]:
         """Each row in a savepoint of one transaction: a row the database refuses spoils no
         other, and each near-copy finds the original stored just before it."""
@@ -344,6 +365,8 @@ class ArticleStore(StoreBase):
             await conn.execute(queries()["lock_article_writes"])
             for item in items:
                 outcomes.append(await _write_or_record(conn, item, without_text))
+            if then is not None:
+                await then(conn, outcomes)
         return outcomes
 
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
+import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest.store.articles import StoredCounts, Then
 from ingest.store.base import StoreBase, queries, wrap_exceptions
 from ingest.types import SourceKind
 
@@ -293,19 +295,44 @@ class BackfillStore(StoreBase):
         error: str | None = None,
         retryable: bool = False,
         attempted: bool = False,
+        conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> None:
-        await self._all(
-            "backfill_url_finished",
-            {
-                "run_id": run_id,
-                "url": url,
-                "state": state,
-                "reason": reason,
-                "error": error[:2000] if error else None,
-                "retryable": retryable,
-                "attempted": int(attempted),
-            },
-        )
+        """Record where a URL stands; on `conn` (in its transaction) when given: the article
+        store's, so that an article and its checkpoint are committed together."""
+        params = {
+            "run_id": run_id,
+            "url": url,
+            "state": state,
+            "reason": reason,
+            "error": error[:2000] if error else None,
+            "retryable": retryable,
+            "attempted": int(attempted),
+        }
+        if conn is None:
+            await self._all("backfill_url_finished", params)
+        else:
+            await conn.execute(queries()["backfill_url_finished"], params)
+
+    def stored_checkpoint(self, run_id: int, url: str, *, error: str | None) -> Then:
+        """The checkpoint of a URL whose article is being stored, for the article store to
+        write in the article's transaction (`ArticleStore.store_many`'s `then`): done, "new"
+        or "existing", or failed where the database refused the article; `error`, the page's
+        (an article stored from its feed entry's text for want of its page)."""
+
+        async def checkpoint(
+            conn: psycopg.AsyncConnection[Any], outcomes: list[StoredCounts]
+        ) -> None:
+            (outcome,) = outcomes
+            state: Literal["done", "failed"] = "failed"
+            reason: str | None = None
+            why: str | None = "refused by the database"
+            if outcome.new or outcome.existing:
+                state, reason, why = "done", "new" if outcome.new else "existing", error
+            await self.url_finished(
+                run_id, url, state=state, reason=reason, error=why, attempted=True, conn=conn
+            )
+
+        return checkpoint
 
     async def retry_urls(self, run_id: int, max_attempts: int, *, fresh: bool = False) -> int:
         """Put the URLs that failed for a passing reason back in line, those with fewer than

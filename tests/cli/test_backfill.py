@@ -843,6 +843,63 @@ def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site)
     assert len(site.server.hits("/feed/?paged=3")) == 1
 
 
+def test_backfill_killed_between_storing_a_page_and_its_checkpoint_counts_it_stored(
+    database_url: str, site: Site
+) -> None:
+    """A backfill killed after a page's article is written but before the queue records it
+    (its row in ingest.backfill_urls held by another session, the process killed while it
+    waits): started again, every article is stored once and counted once as stored by the
+    run, none as "already known"."""
+    site.stall = {3}
+    target = site.url("/feed/")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "backfill", "--rate", "0", target],
+        env=env(database_url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    holder = psycopg.connect(database_url)
+    watcher = psycopg.connect(database_url, autocommit=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not site.server.hits("/a/3"):
+            time.sleep(0.1)
+        assert site.server.hits("/a/3"), proc.stderr.read() if proc.poll() is not None else ""
+        # The page is being fetched: hold its queue row, then let the page answer.
+        holder.execute(
+            "SELECT 1 FROM ingest.backfill_urls WHERE url = %s FOR UPDATE", (site.url("/a/3"),)
+        )
+        site.gate.set()
+        waiting: list[Any] = []
+        while time.monotonic() < deadline and not waiting:
+            waiting = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE %s = ANY (pg_blocking_pids(pid))",
+                (holder.info.backend_pid,),
+            ).fetchall()
+            time.sleep(0.1)
+        assert waiting, "the backfill never reached the queue row"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        # The server learns of the dead client only when it next reads from it: end its
+        # sessions as it would, before the row is let go.
+        for (pid,) in waiting:
+            watcher.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        holder.rollback()
+        holder.close()
+        watcher.close()
+    resumed = backfill(database_url, target)
+    rows = stored(database_url)
+    assert numbers(site, rows) == set(WP)
+    assert len(rows) == len(WP)
+    assert f"{len(WP)} stored, 0 already stored, 0 skipped" in resumed.stdout, resumed.stdout
+
+
 def test_interrupted_backfill_exits_130_and_resumes(database_url: str, site: Site) -> None:
     """SIGINT stops a backfill with a one-line hint and exit 130; the same command continues."""
     site.stall = {5}
