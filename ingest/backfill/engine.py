@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -24,6 +24,7 @@ from ingest.backfill.options import (
     entry_from_json,
     entry_to_json,
     latest,
+    runs_back,
 )
 from ingest.backfill.progress import BackfillReport, LogReporter, RateLimiter, Reporter, Tally
 from ingest.config import Settings
@@ -76,6 +77,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """Where a feed's walk stands at a page it links to."""
+
+    links: set[str]
+    """The entry links of the pages of the walk before it (one set, shared by the pages of a
+    feed's walk)."""
+    newest: datetime | None
+    """The newest entry date of the page that links it (None: it has none)."""
+
+
 class Backfill:
     """One invocation of a backfill run: seed, walk the sources, fetch what is left."""
 
@@ -113,9 +125,8 @@ class Backfill:
         self._full_text = FullText()
         """That feed's text mode and full-text state: where its polls store an entry from its
         own text without a request, so does the backfill (`ingest.fulltext.trusted`)."""
-        self._listed: dict[str, set[str]] = {}
-        """Feed page to walk -> the entry links of the pages of its walk before it (one set,
-        shared by the pages of a feed's walk)."""
+        self._listed: dict[str, _Walk] = {}
+        """Feed page to walk -> the walk before it."""
         self.horizon = Horizon(options.since, options.limit)
 
     async def run(self) -> BackfillReport:
@@ -411,7 +422,13 @@ class Backfill:
             )
             for c in found
         ]
-        exhausted = self.horizon.passed([q.dated_at for q in queued])
+        # The history ends at a page beyond the horizon where it runs from new to old; one
+        # listed oldest first goes on to its newest entries at its end.
+        dates = [q.dated_at for q in queued]
+        before = self._listed.pop(url, None)
+        exhausted = runs_back(dates, before.newest if before else None) and self.horizon.passed(
+            dates
+        )
         # A page listing nothing the pages before it in the walk did not is a server repeating
         # itself (ignoring ?paged=N, or a next link to a page number of its own each time, to
         # the same page or round a few): its history ends there. Entries that other sources of
@@ -419,18 +436,18 @@ class Backfill:
         # new here. The pages before are unknown when an earlier invocation walked them: the
         # walk then goes one page further at most.
         links = frozenset(c.link for c in found)
-        before = self._listed.pop(url, None)
         children: list[tuple[str, SourceKind]] = []
-        if not exhausted and not (before is not None and links <= before):
+        if not exhausted and not (before is not None and links <= before.links):
             if paging.history:
                 children = [(canonical(u), "feed") for u in paging.history]
             elif paging.wordpress and found:
                 children = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
         if children:
-            walk = before if before is not None else set()
+            walk = before.links if before is not None else set()
             walk |= links
+            newest = max((d for d in dates if d is not None), default=None)
             for child, _ in children:
-                self._listed[child] = walk
+                self._listed[child] = _Walk(walk, newest)
         added = await self.runs.source_walked(
             run.id, url, state="done", urls=queued, url_source="feed", children=children
         )

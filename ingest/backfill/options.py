@@ -172,11 +172,27 @@ class BackfillOptions:
         return self.target or f"{len(self.urls)} listed URLs"
 
 
+def runs_back(dates: Sequence[datetime | None], before: datetime | None) -> bool:
+    """Whether a feed page whose entries carry `dates` (in the page's order) shows its paged
+    history running from new to old: it is no newer than the page before it in the walk
+    (`before`: that page's newest date), or, where that is not known (the first page of a walk,
+    one an earlier invocation's page linked, or a page before it undated), it lists its
+    entries newest first. A history listed oldest first (WordPress's `?order=ASC`, an archive
+    read forward) goes on to its newest entries at its end."""
+    known = [d for d in dates if d is not None]
+    if not known:
+        return False
+    if before is not None:
+        return max(known) <= before
+    return known[0] > known[-1]
+
+
 @dataclass(slots=True)
 class Horizon:
-    """How far back a feed's paged history is worth walking. Paged history runs from new to
-    old: once a page is entirely older than `since`, or than the `limit` newest URLs to fetch
-    found so far, the pages after it have nothing to add."""
+    """How far back a feed's paged history is worth walking. Where the history runs from new
+    to old (`runs_back`), once a page is entirely older than `since`, or than the `limit`
+    newest URLs to fetch found so far, the pages after it have nothing to add; so for the
+    sitemaps of an index, by their last modification."""
 
     since: datetime | None
     limit: int | None

@@ -36,7 +36,7 @@ from ingest.backfill import (
     parse_date_bound,
     read_url_list,
 )
-from ingest.backfill.options import Horizon
+from ingest.backfill.options import Horizon, runs_back
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
@@ -397,6 +397,23 @@ def test_a_date_given_alone_is_in_range_where_any_moment_of_its_day_is(
     assert horizon.passed([when]) is (expected == "skipped")
 
 
+@pytest.mark.parametrize(
+    ("dates", "before", "expected"),
+    [
+        ([published(3), published(4)], None, True),  # newest first
+        ([published(4), published(3)], None, False),  # oldest first: read on
+        ([published(4)], None, False),  # one entry: the next page tells
+        ([published(4)], published(3), True),
+        ([published(3)], published(4), False),
+        ([None, published(3)], published(2), True),
+        ([None], published(2), False),
+        ([], None, False),
+    ],
+)
+def test_runs_back(dates: list[datetime | None], before: datetime | None, expected: bool) -> None:
+    assert runs_back(dates, before) is expected
+
+
 def test_url_list() -> None:
     """--urls: one URL a line, comments and blanks ignored, canonical and without repeats."""
     data = b"\xef\xbb\xbf# mine\nhttps://Example.com/a?utm_source=x\n\nhttps://example.com/a\nftp://x/y\n"
@@ -500,6 +517,27 @@ def test_history_walk_stops_before_since(database_url: str, site: Site) -> None:
     assert numbers(site, stored(database_url)) == {0, 1}
     assert len(site.server.hits("/feed/?paged=2")) == 1
     assert site.server.hits("/feed/?paged=3") == []
+
+
+@pytest.mark.parametrize("per_page", [1, 2])
+def test_paged_feed_listing_its_history_oldest_first_is_walked_to_the_entries_since(
+    database_url: str, site: Site, per_page: int
+) -> None:
+    """A WordPress feed ordered oldest first (`?order=ASC`: its first page lists the oldest
+    entries, each page the next newer ones, oldest first) and --since 36 hours ago: the walk
+    goes on past the pages entirely before --since, to the newest entries at its end."""
+    feed = "/feed/"
+    oldest_first = list(reversed(WP))
+    pages = [oldest_first[i : i + per_page] for i in range(0, len(WP), per_page)]
+    for page, entries in enumerate(pages, start=1):
+        path = feed if page == 1 else f"{feed}?paged={page}"
+        items = "".join(rss_item(site.base, n) for n in entries)
+        body = wordpress_feed(site.base, range(0)).replace("</channel>", f"{items}</channel>")
+        site.server.routes[path] = static(body, "application/rss+xml")
+    since = (NOW - timedelta(hours=36)).isoformat()
+    backfill(database_url, site.url(feed), "--since", since)
+    assert numbers(site, stored(database_url)) == {0, 1}
+    assert len(site.server.hits(f"{feed}?paged={len(pages) + 1}")) == 1  # the 404 at its end
 
 
 def test_feed_target_walks_rfc5005_history(database_url: str, site: Site) -> None:
