@@ -11,6 +11,7 @@ import string
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
@@ -331,6 +332,41 @@ FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST_DATE = datetime(1991, 1, 1, tzinfo=UTC)
 """No page or feed entry was published before the web: an earlier date is a placeholder (the
 Unix epoch of a timestamp 0, year 1 of an unset .NET or Java date, 1900 of a spreadsheet's)."""
+
+
+_SHORT_YEAR = re.compile(
+    r"^\s*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\s*,?\s*)?\d{1,2}[\s-]+"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[\s-]+(\d{2,3})(?=\s|$)",
+    re.IGNORECASE,
+)
+
+
+def full_year(text: str) -> str:
+    """An RFC 2822 date (`Mon, 05 Dec 94 10:00:00 GMT`) with its year written in full, as RFC
+    2822 section 4.3 reads a short one: two digits are 2000-2049 for 00-49 and 1950-1999 for
+    50-99, three digits have 1900 added (`124`, a program printing C's tm_year, is 2024). Any
+    other text is returned as it is. The one rule for such years: feeds, sitemaps and pages
+    hand their RFC 2822 dates through it before parsing them (Python's email parser reads
+    50-68 as 2050-2068, feedparser 00-89 as 2000-2089, and both three digits as written)."""
+    match = _SHORT_YEAR.match(text)
+    if match is None:
+        return text
+    digits = match.group(1)
+    year = int(digits)
+    year += 1900 if len(digits) == 3 or year >= 50 else 2000
+    return f"{text[: match.start(1)]}{year}{text[match.end(1) :]}"
+
+
+def rfc2822_date(text: str) -> datetime | None:
+    """An RFC 2822 date-time, its year read by `full_year`: aware where it states a zone,
+    naive where it does not (or says -0000); None when it is not one. A four-digit year is as
+    written (`0001` is not read as 2001, as the email parser reads a year under 100)."""
+    text = full_year(text.strip())
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if str(when.year) in text else None
 
 
 def plausible_date(when: datetime | None, now: datetime) -> datetime | None:

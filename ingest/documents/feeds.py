@@ -28,7 +28,7 @@ from ingest.documents.text import (
     title,
 )
 from ingest.errors import ParseError
-from ingest.normalize import unique_tags
+from ingest.normalize import full_year, unique_tags
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = ["looks_like_feed", "parse_feed"]
@@ -456,8 +456,10 @@ _DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
 def _rfc822_with_zone(value: str) -> time.struct_time | None:
     """An RFC 822 date whose zone is one of `_ZONE_OFFSETS`, or that names its day and gives a
     time but no zone (read as UTC, as feedparser reads one without the day name; it loses this
-    one), in UTC; None for any other, left to feedparser's own parsers."""
-    parts = value.split()
+    one), or whose year is short (read as RFC 2822 says, `full_year`), in UTC; None for any
+    other, left to feedparser's own parsers."""
+    full = full_year(value)
+    parts = full.split()
     if not parts:
         return None
     offset = _ZONE_OFFSETS.get(parts[-1].lower())
@@ -465,7 +467,7 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
         parts[-1] = offset
     elif len(parts) == 5 and parts[0][:3].lower() in _DAY_NAMES and ":" in parts[-1]:
         parts.append("+0000")
-    else:
+    elif full == value:
         return None
     parsed = _parse_date_rfc822(" ".join(parts))
     return parsed if isinstance(parsed, time.struct_time) else None

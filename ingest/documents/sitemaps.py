@@ -11,13 +11,12 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 from lxml import etree
 
 from ingest.errors import ParseError
-from ingest.normalize import absolute_http_url, url_lines
+from ingest.normalize import absolute_http_url, rfc2822_date, url_lines
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -417,9 +416,8 @@ def _zone(zone: str | None) -> timezone:
 
 
 def _rfc2822(text: str) -> datetime | None:
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    moment = rfc2822_date(text)
+    if moment is None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -8,7 +8,6 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from htmldate import find_date
@@ -24,6 +23,7 @@ from ingest.normalize import (
     absolute_http_url,
     clean_inline,
     clean_url,
+    rfc2822_date,
     site_of,
     to_utc,
     unique_tags,
@@ -424,7 +424,8 @@ def choose_published(
 def _iso(value: str) -> datetime | None:
     """An ISO 8601 date or date-time as written (naive when it has no offset), else an RFC 822
     one (`Mon, 02 Jun 2025 08:15:00 +0200`, as some pages copy their feed's pubDate into
-    JSON-LD or meta tags; naive without a zone); None when it is neither."""
+    JSON-LD or meta tags; naive without a zone; a short year read as RFC 2822 says); None when
+    it is neither."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -432,12 +433,7 @@ def _iso(value: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    # The email parser takes a year under 100 for one of two digits ("0001" -> 2001).
-    return when if str(when.year) in value else None
+    return rfc2822_date(value)
 
 
 def _article_time(tree: _Element) -> str | None:

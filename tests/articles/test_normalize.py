@@ -20,6 +20,8 @@ from ingest.normalize import (
     clean_text,
     content_hash,
     detect_language,
+    full_year,
+    rfc2822_date,
     to_utc,
 )
 
@@ -576,3 +578,37 @@ def test_clean_inline_leaves_incomplete_references() -> None:
     reference."""
     value = "Tipps &amp; Tricks ?lang=de&region=eu&copy=1"
     assert clean_inline(value) == "Tipps & Tricks ?lang=de&region=eu&copy=1"
+
+
+# --- RFC 2822 years --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Mon, 05 Dec 94 10:00:00 GMT", "Mon, 05 Dec 1994 10:00:00 GMT"),
+        ("05 Dec 00 10:00 +0000", "05 Dec 2000 10:00 +0000"),
+        ("Sun, 05 Dec 49 10:00:00 GMT", "Sun, 05 Dec 2049 10:00:00 GMT"),
+        ("Mon, 05 Dec 50 10:00:00 GMT", "Mon, 05 Dec 1950 10:00:00 GMT"),
+        ("Thu, 5 December 124 10:00:00 GMT", "Thu, 5 December 2024 10:00:00 GMT"),
+        ("05-Dec-24", "05-Dec-2024"),
+        ("Thu, 05 Dec 2024 10:00:00 GMT", "Thu, 05 Dec 2024 10:00:00 GMT"),
+        ("Dec 12 10:00", "Dec 12 10:00"),  # no year: nothing made up
+        ("2024-12-05T10:00:00Z", "2024-12-05T10:00:00Z"),
+        ("the 12 dec 24 hours", "the 12 dec 24 hours"),
+    ],
+)
+def test_full_year(text: str, expected: str) -> None:
+    """RFC 2822 section 4.3: 00-49 are 2000-2049, 50-99 are 1950-1999, three digits + 1900."""
+    assert full_year(text) == expected
+
+
+def test_rfc2822_date() -> None:
+    """Aware with a zone, naive without; a four-digit year as written, not one under 100 read
+    as two digits."""
+    aware = rfc2822_date("Mon, 05 Dec 94 10:00:00 +0100")
+    assert aware is not None
+    assert aware.astimezone(UTC) == datetime(1994, 12, 5, 9, tzinfo=UTC)
+    assert rfc2822_date("Mon, 05 Dec 94 10:00:00") == datetime(1994, 12, 5, 10)
+    assert rfc2822_date("Mon, 01 Jan 0001 00:00:00 GMT") is None
+    assert rfc2822_date("yesterday") is None

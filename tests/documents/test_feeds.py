@@ -619,6 +619,30 @@ def test_implausible_dates_are_kept_for_the_caller(pub_date: str, expected: date
     assert entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Mon, 05 Dec 94 10:00:00 GMT", datetime(1994, 12, 5, 10, tzinfo=UTC)),
+        ("Thu, 05 Dec 24 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("Sun, 05 Dec 49 10:00:00 GMT", datetime(2049, 12, 5, 10, tzinfo=UTC)),
+        ("Mon, 05 Dec 55 10:00:00 GMT", datetime(1955, 12, 5, 10, tzinfo=UTC)),
+        ("Tue, 05 Dec 89 10:00:00 GMT", datetime(1989, 12, 5, 10, tzinfo=UTC)),
+        ("Thu, 05 Dec 24 10:00:00 CET", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+        ("Thu, 05 Dec 124 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("Thu, 05 Dec 2024 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+    ],
+)
+def test_two_and_three_digit_years_are_read_as_rfc_2822_says(
+    pub_date: str, expected: datetime
+) -> None:
+    """A year of two digits is 2000-2049 for 00-49 and 1950-1999 for 50-99, one of three
+    digits has 1900 added (a program printing C's tm_year), as RFC 2822 section 4.3 says (not
+    feedparser's 2000-2089 for 00-89), in feeds as in sitemaps and pages (one rule:
+    `ingest.normalize.full_year`)."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
 def test_unparseable_date_is_none() -> None:
     """A date feedparser cannot read leaves published_at None instead of failing the entry."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))

@@ -455,6 +455,27 @@ def test_rfc_822_json_ld_date_keeps_its_time_and_offset() -> None:
     assert meta.published_has_time
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Thu, 05 Dec 24 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+        ("Mon, 05 Dec 94 10:00:00 GMT", datetime(1994, 12, 5, 10, tzinfo=UTC)),
+        ("Thu, 05 Dec 124 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+    ],
+)
+def test_rfc_2822_page_date_with_a_short_year_is_read(value: str, expected: datetime) -> None:
+    """A page's RFC 2822 date with a year of two digits (or three: C's tm_year) is read as RFC
+    2822 section 4.3 says, as in feeds and sitemaps, not dropped (the page then dated nowhere,
+    and a backfilled sitemap URL skipped as no article)."""
+    body = (
+        f'<html><head><meta property="article:published_time" content="{value}"></head>'
+        f"<body><article><h1>H</h1><p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.de/a").metadata
+    assert meta.published_at == expected
+    assert meta.published_has_time
+
+
 def test_section_label_h1_is_not_the_headline() -> None:
     """A one-word <h1> (a section) is not the headline of a longer title that starts with it."""
     body = (
