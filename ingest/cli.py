@@ -18,7 +18,7 @@ import structlog
 
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
-from ingest.errors import ConfigError, IngestError
+from ingest.errors import ConfigError, IngestError, LockLost
 from ingest.normalize import canonical_url
 from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
@@ -690,6 +690,10 @@ async def _add_discovering(
     return 0
 
 
+LOCK_LOST_EXIT = 3
+"""`ingest backfill` stopped because the database session holding its lock ended mid-run."""
+
+
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.backfill import (
         BackfillOptions,
@@ -767,10 +771,16 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(lines))
         return 0
 
-    return _interruptible(
-        lambda: _run(go, settings),
-        "ingest: backfill interrupted; run the same command again to continue",
-    )
+    try:
+        return _interruptible(
+            lambda: _run(go, settings),
+            "ingest: backfill interrupted; run the same command again to continue",
+        )
+    except LockLost as e:
+        # Not the exit 1 of a backfill that cannot run: it ran, and stopped for want of its
+        # lock, its checkpoint intact.
+        print(f"ingest: {e}; stopped, run the same command again to continue", file=sys.stderr)
+        return LOCK_LOST_EXIT
 
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@
     │   ├── WorkerTimeout          it overran its time limit; its worker was killed
     │   └── WorkerCrashed          its worker process died (segfault, out of memory)
     └── StoreError                 the database refused or is unreachable
+        └── LockLost               a backfill's advisory lock went with its database session
 
 A 304 Not Modified is a normal result, never an exception. Anything outside this tree is a bug:
 it is logged with its traceback and re-raised.
@@ -100,6 +101,12 @@ class ExtractError(_AboutURL):
 
 class StoreError(IngestError):
     pass
+
+
+class LockLost(StoreError):
+    """The database session holding a backfill's advisory lock ended mid-run (terminated, a
+    restart, a network failure): the backfill stops, as another process may now hold the lock
+    and run it (`ingest backfill` exits 3)."""
 
 
 class WorkerError(IngestError):

@@ -606,6 +606,14 @@ RETURNING id, target, since, until, feed_id, seeded, discovered, started_at, fin
 -- (a killed process included), so one run is never worked on by two processes at once.
 SELECT pg_try_advisory_lock(%(lock_class)s::integer, %(run_id)s::integer) AS locked;
 
+-- name: backfill_holds_lock
+-- Whether this session still holds the run's lock (checked while the run goes on).
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+      AND classid = %(lock_class)s::integer::oid AND objid = %(run_id)s::integer::oid
+      AND objsubid = 2) AS held;
+
 -- name: backfill_unlock
 SELECT pg_advisory_unlock(%(lock_class)s::integer, %(run_id)s::integer);
 

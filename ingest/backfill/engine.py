@@ -31,7 +31,7 @@ from ingest.config import Settings
 from ingest.documents.discovery import looks_like_html, page_number, parse_feed_page, with_page
 from ingest.documents.feeds import looks_like_feed
 from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap, sitemap_entry
-from ingest.errors import FeedError, FetchError, ParseError, StoreError, WorkerError
+from ingest.errors import FeedError, FetchError, LockLost, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, plausible_date, redact_url
@@ -140,8 +140,8 @@ class Backfill:
             options=options.identity(),
         )
         with structlog.contextvars.bound_contextvars(backfill_id=run.id):
-            async with self.runs.locked(run.id) as locked:
-                if not locked:
+            async with self.runs.locked(run.id) as lock:
+                if not lock.held:
                     # The errors that stop a backfill as a whole are the tree's own (FeedError
                     # about the target, StoreError about the database): the CLI exits 1.
                     raise StoreError(
@@ -159,7 +159,11 @@ class Backfill:
                     dry_run=options.dry_run,
                 )
                 try:
-                    report = await self._run(run, resumed)
+                    # Stopped should the lock go with its session (LockLost: the CLI exits 3).
+                    report = await lock.guard(self._run(run, resumed))
+                except LockLost as e:
+                    log.error("backfill_lock_lost", error=str(e), **self.tally.fields())
+                    raise
                 finally:
                     self.reporter.close(self.tally)
             # The canonical line of the invocation: what it did, and where the run stands.

@@ -4,24 +4,30 @@ pool as `Store`; every method is one short transaction, never held across networ
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest.errors import LockLost
 from ingest.store.articles import StoredCounts, Then
-from ingest.store.base import StoreBase, queries, wrap_exceptions
+from ingest.store.base import StoreBase, first_line, queries, wrap_exceptions
 from ingest.types import SourceKind
 
 UrlSource = Literal["feed", "sitemap", "list"]
 UrlState = Literal["pending", "done", "failed", "skipped"]
 
 LOCK_CLASS: Final = 0x62666C6C  # "bfll": the first key of the runs' advisory locks
+LOCK_CHECK_SECONDS: Final = 2.0
+"""How often a running backfill checks that its session still holds its lock."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,59 @@ class RunCounts:
         )
 
 
+class RunLock:
+    """A run's advisory lock, held by one database session (`BackfillStore.locked`)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], run_id: int, held: bool) -> None:
+        self._conn = conn
+        self.run_id = run_id
+        self.held = held
+        self.lost: LockLost | None = None
+        """Why the lock was found gone, once it was."""
+
+    async def guard(self, work: Awaitable[T]) -> T:
+        """`work`'s result, the lock checked every `LOCK_CHECK_SECONDS` meanwhile: found gone
+        with its session, `work` is cancelled (what it was writing rolls back; every
+        checkpoint before it stays) and `LockLost` raised, so that no two processes ever go
+        on with one run."""
+        task = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(self._watch())
+        try:
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            watch.cancel()
+            await asyncio.gather(task, watch, return_exceptions=True)
+            raise
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            watch.result()  # raises LockLost
+            raise AssertionError("unreachable")
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        return task.result()
+
+    async def _watch(self) -> None:
+        params = {"lock_class": LOCK_CLASS, "run_id": self.run_id}
+        while True:
+            await asyncio.sleep(LOCK_CHECK_SECONDS)
+            try:
+                # Shielded: a check cancelled halfway would leave the session mid-query.
+                held = await asyncio.shield(self._check(params))
+                why = "its database session no longer holds it"
+            except psycopg.Error as e:
+                held, why = False, f"its database session ended: {first_line(e)}"
+            if not held:
+                self.lost = LockLost(f"backfill {self.run_id} lost its lock ({why})")
+                raise self.lost
+
+    async def _check(self, params: dict[str, Any]) -> bool:
+        cur = await self._conn.execute(queries()["backfill_holds_lock"], params)
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
+
 class BackfillStore(StoreBase):
     """The backfill's runs and their queue of sources and URLs."""
 
@@ -143,20 +202,25 @@ class BackfillStore(StoreBase):
         return BackfillRun.from_row(rows[0])
 
     @asynccontextmanager
-    async def locked(self, run_id: int) -> AsyncIterator[bool]:
-        """Hold the run's advisory lock for the block (on a connection kept aside for it);
-        yields False when another process holds it."""
+    async def locked(self, run_id: int) -> AsyncIterator[RunLock]:
+        """Hold the run's advisory lock for the block (on a connection kept aside for it); its
+        `held` is False when another process holds it. A lock whose session ended meanwhile
+        is gone with it: nothing to release."""
         q = queries()
         params = {"lock_class": LOCK_CLASS, "run_id": run_id}
         async with wrap_exceptions(), self.pool.connection() as conn:
             cur = await conn.execute(q["backfill_try_lock"], params)
             row = await cur.fetchone()
-            locked = bool(row and row[0])
+            lock = RunLock(conn, run_id, bool(row and row[0]))
             try:
-                yield locked
+                yield lock
             finally:
-                if locked:
-                    await conn.execute(q["backfill_unlock"], params)
+                if lock.held:
+                    try:
+                        await conn.execute(q["backfill_unlock"], params)
+                    except psycopg.OperationalError:
+                        if lock.lost is None:
+                            raise
 
     async def reset_run(self, run_id: int) -> None:
         """Forget everything the run has done (`--restart`); stored articles stay."""

@@ -1037,6 +1037,59 @@ def test_same_backfill_twice_at_once_refuses(database_url: str, site: Site) -> N
     assert site.page_hits() == Counter()
 
 
+def test_backfill_that_loses_its_lock_stops_with_exit_3_and_resumes(
+    database_url: str, site: Site
+) -> None:
+    """The session holding the backfill's advisory lock ends mid-run (terminated, as an
+    administrator or `idle_session_timeout` ends an idle session): the backfill stops at once
+    with exit 3 and one line saying so, instead of working on unguarded (another process could
+    run the same backfill meanwhile); the same command then finishes the run, nothing lost and
+    nothing stored twice."""
+    from ingest.store.backfill import LOCK_CLASS
+
+    site.stall = {3}
+    target = site.url("/feed/")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "backfill", "--rate", "0", target],
+        env=env(database_url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not site.server.hits("/a/3"):
+            time.sleep(0.1)
+        assert site.server.hits("/a/3"), proc.stderr.read() if proc.poll() is not None else ""
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            (ended,) = conn.execute(
+                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l"
+                " JOIN pg_database d ON d.oid = l.database AND d.datname = current_database()"
+                " WHERE l.locktype = 'advisory' AND l.classid = %s::bigint::oid",
+                (LOCK_CLASS,),
+            ).fetchone() or (0,)
+        assert ended == 1
+        out, err = proc.communicate(timeout=120)
+    finally:
+        site.gate.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 3, (out, err)
+    errors = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert len(errors) == 1, err
+    assert "lost its lock" in errors[0]
+    assert "run the same command again" in errors[0]
+    site.stall = set()
+    resumed = backfill(database_url, target)
+    assert "(resumed)" in resumed.stdout
+    rows = stored(database_url)
+    assert numbers(site, rows) == set(WP)
+    assert len(rows) == len(WP)
+    assert f"{len(WP)} stored, 0 already stored, 0 skipped" in resumed.stdout, resumed.stdout
+
+
 def test_unreachable_target_exits_1(database_url: str) -> None:
     """A target nobody answers: exit 1 with one line on stderr."""
     proc = ingest(database_url, "backfill", "http://127.0.0.1:9/")
