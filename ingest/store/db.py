@@ -4,6 +4,7 @@ embedded server), the connection pool, and applying the numbered migrations in `
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -45,6 +46,15 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
+
+    @property
+    def checksum(self) -> str:
+        """The SHA-256 (hex) of the file's text, recorded when it is applied (sql/0027)."""
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
 def load_migrations() -> list[Migration]:
@@ -196,14 +206,18 @@ def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
 
 async def migrate(dsn: str) -> list[int]:
     """Apply pending migrations in order, each in its own transaction, under an advisory lock so
-    several replicas can start at once. Returns the versions applied by this call."""
+    several replicas can start at once. Returns the versions applied by this call. Refuses
+    (`StoreError`, nothing applied) a database where an applied migration's file has changed
+    since (its recorded checksum differs)."""
     migrations = load_migrations()
     applied_now: list[int] = []
     conn = await connect(dsn)
     try:
-        # The common case, every migration applied, in one query without the lock or DDL: a
-        # start-up of `ingest run --once` waits for it.
-        if {m.version for m in migrations} <= await _applied(conn):
+        # The common case, every migration applied and its checksum recorded, in one query
+        # without the lock or DDL: a start-up of `ingest run --once` waits for it.
+        recorded = await _recorded(conn)
+        check_recorded(migrations, recorded)
+        if all(recorded.get(m.version) for m in migrations):
             return []
         await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
@@ -214,14 +228,15 @@ async def migrate(dsn: str) -> list[int]:
                        name       text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
-            done = {row[0] for row in await cur.fetchall()}
+            recorded = await _recorded(conn)
+            check_recorded(migrations, recorded)
             for mig in migrations:
-                if mig.version in done:
+                if mig.version in recorded:
                     continue
                 await _apply(conn, mig)
                 applied_now.append(mig.version)
                 log.info("migration_applied", version=mig.version, name=mig.name)
+            await _record_checksums(conn, migrations)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     except psycopg.Error as e:
@@ -229,6 +244,37 @@ async def migrate(dsn: str) -> list[int]:
     finally:
         await conn.close()
     return applied_now
+
+
+def check_recorded(migrations: list[Migration], recorded: dict[int, str | None]) -> None:
+    """Raise `StoreError` when a migration applied to the database has a file that changed
+    since (a NULL checksum, recorded before checksums were, is no change)."""
+    changed = [m.file for m in migrations if recorded.get(m.version) not in (None, m.checksum)]
+    if changed:
+        raise StoreError(
+            f"migration file {', '.join(changed)} changed since it was applied to this database"
+            " (its checksum in ingest.schema_migrations differs): a released migration is never"
+            " edited; put the file back as it was and make the change a new migration"
+        )
+
+
+async def _record_checksums(
+    conn: psycopg.AsyncConnection[Any], migrations: list[Migration]
+) -> None:
+    """Fill the checksums not recorded yet: the migrations applied before the column existed
+    (sql/0027) and those just applied."""
+    cur = await conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = 'ingest'"
+        " AND table_name = 'schema_migrations' AND column_name = 'checksum'"
+    )
+    if await cur.fetchone() is None:
+        return
+    await conn.execute(
+        """UPDATE ingest.schema_migrations m SET checksum = c.checksum
+           FROM unnest(%s::integer[], %s::text[]) AS c (version, checksum)
+           WHERE m.version = c.version AND m.checksum IS NULL""",
+        ([m.version for m in migrations], [m.checksum for m in migrations]),
+    )
 
 
 async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
@@ -288,12 +334,20 @@ async def _oldest_transactions(conn: psycopg.AsyncConnection[Any]) -> list[str]:
 
 async def _applied(conn: psycopg.AsyncConnection[Any]) -> set[int]:
     """The versions recorded as applied; none before the first migration ran."""
+    return set(await _recorded(conn))
+
+
+async def _recorded(conn: psycopg.AsyncConnection[Any]) -> dict[int, str | None]:
+    """Each version recorded as applied, with its checksum (None where none is recorded, or
+    before sql/0027 added the column); nothing before the first migration ran."""
     cur = await conn.execute("SELECT to_regclass('ingest.schema_migrations') IS NOT NULL")
     row = await cur.fetchone()
     if not (row and row[0]):
-        return set()
-    cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
-    return {version for (version,) in await cur.fetchall()}
+        return {}
+    cur = await conn.execute(
+        "SELECT version, to_jsonb(m) ->> 'checksum' FROM ingest.schema_migrations m"
+    )
+    return dict(await cur.fetchall())
 
 
 async def pending_migrations(dsn: str) -> list[int]:

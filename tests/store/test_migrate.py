@@ -272,3 +272,73 @@ def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
     handles.write_text("not json")
     forget_dead_handles(tmp_path)
     assert handles.read_text() == "not json"
+
+
+def _checksums(dsn: str) -> dict[int, str | None]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT version, checksum FROM ingest.schema_migrations").fetchall()
+    return dict(rows)
+
+
+@pytest.mark.anyio
+async def test_an_applied_migration_edited_later_is_refused(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each migration is recorded with the SHA-256 of its file. A released file edited after it
+    was applied (a view changed in place, which this database never got) stops `migrate`, and
+    so every command and the service's start, with a message naming the file; nothing is
+    applied meanwhile."""
+    import dataclasses
+    import hashlib
+
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    shipped = db.load_migrations()
+    await migrate(empty_database_url)
+    assert _checksums(empty_database_url) == {
+        m.version: hashlib.sha256(m.sql.encode("utf-8")).hexdigest() for m in shipped
+    }
+    edited = [
+        dataclasses.replace(m, sql=m.sql + "\nSELECT 1;\n") if m.version == 4 else m
+        for m in shipped
+    ]
+    later = db.Migration(9999, "later", "CREATE TABLE ingest.later (id int)")
+    monkeypatch.setattr(db, "load_migrations", lambda: [*edited, later])
+    with pytest.raises(StoreError) as raised:
+        await db.migrate(empty_database_url)
+    message = str(raised.value)
+    assert "0004_sql_contract.sql" in message
+    assert "changed since it was applied" in message
+    assert 9999 not in _checksums(empty_database_url)
+
+
+@pytest.mark.anyio
+async def test_migrations_recorded_without_a_checksum_get_one(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows recorded before checksums were (NULL) take the checksum of the file as it is at the
+    next start, even one edited since; from then on an edit is refused."""
+    import dataclasses
+
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    await migrate(empty_database_url)
+    expected = _checksums(empty_database_url)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.schema_migrations SET checksum = NULL WHERE version < 10")
+    assert await migrate(empty_database_url) == []
+    assert _checksums(empty_database_url) == expected
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.schema_migrations SET checksum = NULL WHERE version = 3")
+    edited = [
+        dataclasses.replace(m, sql=m.sql + "\n-- note\n") if m.version == 3 else m
+        for m in db.load_migrations()
+    ]
+    monkeypatch.setattr(db, "load_migrations", lambda: edited)
+    assert await db.migrate(empty_database_url) == []
+    assert _checksums(empty_database_url)[3] != expected[3]
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match=r"0003_retry_pages\.sql"):
+        await db.migrate(empty_database_url)
