@@ -12,8 +12,9 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.config import Settings
+from ingest.errors import StoreError
 from ingest.pipeline import Pipeline, open_pipeline
-from ingest.store.db import load_migrations
+from ingest.store.db import check_schema
 from jobs.http import HealthServer
 from jobs.tasks import poll_due_feeds, refresh_schedule_lag, trim_changes
 
@@ -58,12 +59,11 @@ class Service:
         ):
             return f"last {self._failed_ticks} ticks failed: {self._last_problem}"
         try:
-            async with self.pipeline.store.pool.connection(timeout=5) as conn:
-                cur = await conn.execute("SELECT version FROM ingest.schema_migrations")
-                applied = {row[0] for row in await cur.fetchall()}
-        except Exception as e:
-            return f"database unreachable: {type(e).__name__}"
-        pending = [m.version for m in load_migrations() if m.version not in applied]
+            pending = await check_schema(self.pipeline.store.pool)
+        except StoreError as e:
+            if e.__cause__ is not None:
+                return f"database unreachable: {type(e.__cause__).__name__}"
+            return str(e)
         return f"migrations pending: {pending}" if pending else None
 
     async def _tick(self) -> None:

@@ -11,6 +11,7 @@ from ingest import metrics
 from ingest.errors import StoreError
 from ingest.outcomes import RunSummary
 from ingest.pipeline import Pipeline
+from ingest.store.db import check_schema
 from ingest.store.retention import RetentionStore
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,8 @@ async def poll_due_feeds(pipeline: Pipeline) -> str | None:
     problem: str | None = None
     summary = None
     try:
+        # A database a newer version migrated meanwhile is written no more (ingest.store.db).
+        await check_schema(pipeline.store.pool)
         summary = await pipeline.run(on_pass=log_pass)
     except StoreError as e:
         problem = str(e)

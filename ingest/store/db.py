@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config import Settings
 from ingest.errors import ConfigError, StoreError
-from ingest.store.base import first_line
+from ingest.store.base import first_line, wrap_exceptions
 
 log = structlog.get_logger(__name__)
 
@@ -247,8 +247,17 @@ async def migrate(dsn: str) -> list[int]:
 
 
 def check_recorded(migrations: list[Migration], recorded: dict[int, str | None]) -> None:
-    """Raise `StoreError` when a migration applied to the database has a file that changed
-    since (a NULL checksum, recorded before checksums were, is no change)."""
+    """Raise `StoreError` when this code must not write to the database: it has migrations
+    that the code does not ship (a newer version migrated it, and this one cannot know what
+    they changed), or a migration applied to it has a file that changed since (a NULL
+    checksum, recorded before checksums were, is no change)."""
+    unknown = sorted(set(recorded) - {m.version for m in migrations})
+    if unknown:
+        raise StoreError(
+            f"the database was migrated by a newer version of news-ingest (migrations"
+            f" {', '.join(map(str, unknown))} are not among the {len(migrations)} this one"
+            " ships): this version does not write to it; run the newer version"
+        )
     changed = [m.file for m in migrations if recorded.get(m.version) not in (None, m.checksum)]
     if changed:
         raise StoreError(
@@ -256,6 +265,17 @@ def check_recorded(migrations: list[Migration], recorded: dict[int, str | None])
             " (its checksum in ingest.schema_migrations differs): a released migration is never"
             " edited; put the file back as it was and make the change a new migration"
         )
+
+
+async def check_schema(pool: AsyncConnectionPool) -> list[int]:
+    """The versions shipped and not applied yet; `StoreError` when the database cannot be read
+    or this code must not write to it (`check_recorded`). The running service asks before each
+    tick, so that a replica still running when a newer version migrates stops writing."""
+    async with wrap_exceptions(), pool.connection(timeout=5) as conn:
+        recorded = await _recorded(conn)
+    migrations = load_migrations()
+    check_recorded(migrations, recorded)
+    return [m.version for m in migrations if m.version not in recorded]
 
 
 async def _record_checksums(

@@ -454,3 +454,73 @@ def http_get_or_none(url: str) -> tuple[int | None, str]:
         return http_get(url)
     except OSError:
         return None, ""
+
+
+NEWER = (
+    "INSERT INTO ingest.schema_migrations (version, name, checksum)"
+    " VALUES (9998, 'from_a_newer_version', 'x')"
+)
+
+
+def test_commands_refuse_a_database_a_newer_version_migrated(database_url: str) -> None:
+    """`ingest run` and the commands that write (here `feeds add`) on a database with a
+    migration this version does not ship exit 1 with one line naming it, and write nothing."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(NEWER)
+    for args in (["feeds", "add", "http://127.0.0.1:9/a.xml"], ["run", "--once"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", *args],
+            env=env(database_url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, (args, done.stderr[-2000:])
+        assert "9998" in done.stderr
+        assert "newer version" in done.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ingest.feeds").fetchone() == (0,)
+
+
+def test_a_running_service_stops_writing_once_a_newer_version_migrates(database_url: str) -> None:
+    """An older replica still running when a newer version migrates the database (a rolling
+    upgrade) claims no more feeds: each tick fails, saying why (`tick_failed`), and /readyz
+    turns 503 with the reason at once, while /healthz stays 200 and SIGTERM still stops it."""
+    with LocalServer() as srv:
+        srv.routes["/feed.xml"] = static(rss(srv.base, 1), "application/rss+xml")
+        srv.routes["/story/0"] = static(article_page(0))
+        port = free_port()
+        readyz = f"http://127.0.0.1:{port}/readyz"
+        with logging_service(
+            env(
+                database_url,
+                INGEST_TICK_SECONDS="0.3",
+                INGEST_HTTP_PORT=str(port),
+                INGEST_HTTP_HOST="127.0.0.1",
+            )
+        ) as (proc, lines):
+            assert wait_until(lambda: http_get_or_none(readyz)[0] == 200, timeout=60)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(NEWER)
+            status, reason = http_get(readyz)
+            assert status == 503
+            assert "9998" in reason
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("INSERT INTO ingest.feeds (url) VALUES (%s)", (srv.url("/feed.xml"),))
+            refused = wait_until(
+                lambda: (
+                    sum(
+                        e["event"] == "tick_failed" and "9998" in str(e["error"])
+                        for e in list(lines)
+                    )
+                    >= 3
+                ),
+                timeout=60,
+            )
+            assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        assert refused, [e["event"] for e in lines]
+        assert proc.returncode == 0
+        assert srv.requests == []
+    assert count_articles(database_url) == (0, 0)

@@ -342,3 +342,32 @@ async def test_migrations_recorded_without_a_checksum_get_one(
     monkeypatch.undo()
     with pytest.raises(StoreError, match=r"0003_retry_pages\.sql"):
         await db.migrate(empty_database_url)
+
+
+@pytest.mark.anyio
+async def test_a_database_migrated_by_a_newer_version_is_refused(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database with a migration this code does not ship (a newer version migrated it) is
+    refused by `migrate`, and so by every command and the service's start, with a message
+    naming the versions: this code does not know what they changed, so it writes nothing, not
+    even its own pending migrations."""
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.schema_migrations (version, name, checksum)"
+            " VALUES (9998, 'from_a_newer_version', 'x')"
+        )
+    with pytest.raises(StoreError) as raised:
+        await migrate(database_url)
+    message = str(raised.value)
+    assert "9998" in message
+    assert "newer version" in message
+    pending = db.Migration(9997, "pending", "CREATE TABLE ingest.pending (id int)")
+    shipped = db.load_migrations()
+    monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, pending])
+    with pytest.raises(StoreError, match="9998"):
+        await db.migrate(database_url)
+    assert 9997 not in _applied(database_url)
