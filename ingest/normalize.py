@@ -187,12 +187,29 @@ def url_lines(data: bytes) -> list[str]:
     return [line.strip() for line in text.split("\n")]
 
 
+CREDENTIAL_PARAMETER_NAMES = "token|key|secret|sig|signature|password|passwd|pwd|auth|credential"
+"""A query parameter whose name ends with one of these (case ignored; a plural `s` allowed:
+`token`, `access_token`, `api_key`, `apiKey`, `X-Amz-Signature`, `sig`) has a credential for
+its value: `redact_url` and the log lines (ingest.logs) show `***` instead, and so do the views
+of schema news (`ingest.redacted_url`, sql/0028, the same rule)."""
+
+_CREDENTIAL_QUERY = re.compile(
+    rf"(^|[&;])([^=&;#]*(?:{CREDENTIAL_PARAMETER_NAMES})s?)=[^&;#]*", re.IGNORECASE | re.ASCII
+)
+
+
 def redact_url(url: str) -> str:
-    """The URL without its user-info part, for logs: `https://user:secret@host/` -> `https://host/`."""
+    """The URL as the logs and schema news show it: without its user-info part, and with the
+    value of each query parameter named as a credential (`CREDENTIAL_PARAMETER_NAMES`) replaced by
+    `***`: `https://user:secret@host/f?page=2&token=abc` -> `https://host/f?page=2&token=***`."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    if "@" in parts.netloc:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    base, hash_, fragment = url.partition("#")
+    path, question, query = base.partition("?")
+    if not question:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return path + "?" + _CREDENTIAL_QUERY.sub(r"\1\2=***", query) + hash_ + fragment
 
 
 _URL_BREAK = re.compile(r"[\t\n\r]")

@@ -24,6 +24,7 @@ from ingest.normalize import (
     rfc2822_date,
     to_utc,
 )
+from tests.support.secret_urls import REDACTED_URLS
 
 # --- canonical_url ---------------------------------------------------------------------------
 
@@ -612,3 +613,16 @@ def test_rfc2822_date() -> None:
     assert rfc2822_date("Mon, 05 Dec 94 10:00:00") == datetime(1994, 12, 5, 10)
     assert rfc2822_date("Mon, 01 Jan 0001 00:00:00 GMT") is None
     assert rfc2822_date("yesterday") is None
+
+
+# --- redact_url ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "shown"), REDACTED_URLS)
+def test_redact_url_hides_user_info_and_secret_query_parameters(url: str, shown: str) -> None:
+    """What the logs show of a feed URL: no user-info, and the value of each query parameter
+    whose name says it is a credential (token, key, secret, signature, password, auth...)
+    replaced by `***`; the rest as it was."""
+    from ingest.normalize import redact_url
+
+    assert redact_url(url) == shown

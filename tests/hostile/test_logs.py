@@ -64,3 +64,30 @@ def test_password_is_in_no_log_line(captured: io.StringIO, fmt: str, dsn: str) -
     assert "error connecting to" in out
     assert SECRET not in out, out
     assert "settings = " not in out  # no locals in tracebacks
+
+
+TOKEN = "Tk-5e1f-hostile"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_feed_url_s_query_token_is_in_no_log_line(captured: io.StringIO, fmt: str) -> None:
+    """A feed URL with a credential in its query string (`?token=`, `api_key=`, `sig=`), in a
+    bound value, a message, an exception or a stdlib logger's line, has the value replaced by
+    `***` on every line, by the rule the views of schema news follow
+    (`ingest.normalize.redact_url`); its other parameters stay readable."""
+    logs.configure(fmt, "info", stream=captured)  # type: ignore[arg-type]
+    log = structlog.get_logger("ingest.test")
+    url = f"https://example.com/feed.xml?page=2&token={TOKEN}&api_key={TOKEN}"
+    try:
+        raise ConnectionError(f"cannot fetch {url}")
+    except ConnectionError:
+        log.exception("feed_bug", url=url)
+    log.error("feed_failed", feed_url=url, error=f"redirect to {url};sig={TOKEN}#x")
+    logging.getLogger("httpx").warning('HTTP Request: GET %s "HTTP/1.1 200 OK"', url)
+    out = captured.getvalue()
+    assert "feed_bug" in out
+    assert "feed_failed" in out
+    assert "HTTP Request" in out
+    assert "page=2" in out
+    assert "token=***" in out
+    assert TOKEN not in out, out

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from ingest.store.db import migrate
 from tests.support.paths import ROOT
+from tests.support.secret_urls import REDACTED_URLS
 
 pytestmark = pytest.mark.integration
 
@@ -356,3 +357,35 @@ def test_store_lookups_use_their_index(
     print(f"\n--- {name}\n{plan}")
     assert index in plan, plan
     assert "Seq Scan on articles" not in plan, plan
+
+
+@pytest.mark.parametrize(("registered", "shown"), REDACTED_URLS)
+def test_news_reader_sees_no_secret_query_parameter_of_a_feed_url(
+    database_url: str, registered: str, shown: str
+) -> None:
+    """A token in a feed URL's query string (`?token=`, `api_key=`, `sig=`...) is a credential
+    as its user-info is: every view of schema news shows the URL as the logs do
+    (`ingest.normalize.redact_url`, one rule), the value replaced by `***`."""
+    from ingest.normalize import redact_url
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO ingest.feeds (url) VALUES (%s) RETURNING id", (registered,)
+        ).fetchone()
+        assert row is not None
+        article = _insert(conn, "https://example.com/1", "Council meets", "Talk.", "en")
+        conn.execute("UPDATE ingest.articles SET feed_id = %s WHERE id = %s", (row[0], article))
+        conn.execute(
+            "INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)"
+            " VALUES (%s, '\\x01', %s)",
+            (row[0], article),
+        )
+        conn.execute("SET ROLE news_reader")
+        seen = [
+            conn.execute("SELECT url FROM news.feeds").fetchone(),
+            conn.execute("SELECT feed_url FROM news.articles").fetchone(),
+            conn.execute("SELECT feed_url FROM news.article_feeds").fetchone(),
+            conn.execute("SELECT feed_url FROM news.search('council')").fetchone(),
+        ]
+    assert seen == [(shown,)] * 4
+    assert redact_url(registered) == shown

@@ -1,0 +1,46 @@
+"""Feed URLs carrying a credential, and how they are shown (in logs and in schema `news`): the
+cases `ingest.normalize.redact_url` and the SQL function `ingest.redacted_url` are held to."""
+
+from __future__ import annotations
+
+SECRET = "S3cr3tV4lue"
+
+REDACTED_URLS = [
+    (f"https://example.com/feed.xml?token={SECRET}", "https://example.com/feed.xml?token=***"),
+    (
+        f"https://example.com/rss?format=xml&api_key={SECRET}&page=2",
+        "https://example.com/rss?format=xml&api_key=***&page=2",
+    ),
+    (
+        f"https://example.com/rss?access_token={SECRET}#top",
+        "https://example.com/rss?access_token=***#top",
+    ),
+    (f"https://example.com/rss?Key={SECRET}", "https://example.com/rss?Key=***"),
+    (f"https://example.com/rss?apiKey={SECRET}", "https://example.com/rss?apiKey=***"),
+    (
+        f"https://b.example/f.xml?X-Amz-Credential={SECRET}&X-Amz-Signature={SECRET}",
+        "https://b.example/f.xml?X-Amz-Credential=***&X-Amz-Signature=***",
+    ),
+    (
+        f"https://example.com/rss?sig={SECRET};secret={SECRET}",
+        "https://example.com/rss?sig=***;secret=***",
+    ),
+    (
+        f"https://example.com/rss?password={SECRET}&auth={SECRET}&session_id=1",
+        "https://example.com/rss?password=***&auth=***&session_id=1",
+    ),
+    (f"https://reader:pw@example.com/rss?token={SECRET}", "https://example.com/rss?token=***"),
+    (
+        f"https://example.com/rss?token={SECRET}&token={SECRET}",
+        "https://example.com/rss?token=***&token=***",
+    ),
+    ("https://example.com/rss?token=", "https://example.com/rss?token=***"),
+    # Nothing to hide: other parameters, a name without a value, "token" outside the query.
+    (
+        "https://example.com/rss?author=jane&category=tokenomics&key_figures=1",
+        "https://example.com/rss?author=jane&category=tokenomics&key_figures=1",
+    ),
+    ("https://example.com/rss?token&x=1", "https://example.com/rss?token&x=1"),
+    ("https://example.com/token=abc/feed", "https://example.com/token=abc/feed"),
+    ("https://example.com/feed#token=abc", "https://example.com/feed#token=abc"),
+]
