@@ -22,6 +22,7 @@ from ingest.errors import ConfigError, IngestError, LockLost
 from ingest.normalize import canonical_url
 from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
+from ingest.store.retention import FORGET_PRUNED_AFTER
 
 if TYPE_CHECKING:
     from ingest.admin import Restored, SettingsChange
@@ -211,6 +212,14 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=250,
         help="articles removed and copies re-pointed per transaction (default 250)",
+    )
+    pr.add_argument(
+        "--forget-pruned-after",
+        metavar="AGE",
+        type=_age,
+        default=FORGET_PRUNED_AFTER,
+        help="forget the URL forms of articles pruned longer ago than AGE, so that a backfill"
+        " may store them again (default 365d)",
     )
     return p
 
@@ -799,6 +808,8 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         _cancel_on_sigterm()  # rolls the batch in progress back; earlier ones stay
         r = await store.prune(cutoff, batch=args.batch)
+        forgotten = await store.forget_pruned_urls(args.forget_pruned_after)
+        log.info("pruned_urls_forgotten", urls=forgotten)
         print(
             f"removed {r.articles} articles {when} in {r.batches} batch(es), "
             f"{r.seconds:.1f} s; {r.repointed} copies re-pointed"

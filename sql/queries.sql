@@ -867,6 +867,17 @@ INSERT INTO ingest.pruned_urls (url_hash)
 SELECT url_hash FROM ingest.article_urls WHERE article_id = ANY (%(ids)s::bigint[])
 ON CONFLICT (url_hash) DO UPDATE SET pruned_at = now();
 
+-- name: trim_pruned_urls
+-- The oldest %(limit)s URL forms of articles pruned before the cutoff (`--forget-pruned-after`):
+-- a backfill or a feed new to such an article may store it again (a later prune removes it
+-- again, as it would any article that old).
+DELETE FROM ingest.pruned_urls
+WHERE url_hash IN (
+    SELECT url_hash FROM ingest.pruned_urls
+    WHERE pruned_at < %(cutoff)s
+    ORDER BY pruned_at
+    LIMIT %(limit)s);
+
 -- name: prune_changes
 -- Change rows name articles without a foreign key: those of pruned articles go with them.
 DELETE FROM ingest.article_changes WHERE article_id = ANY (%(ids)s::bigint[]);

@@ -24,7 +24,12 @@ times as many hold it four times as long, and make the whole prune no faster (be
 prune_bench)."""
 
 TRIM_BATCH = 1000
-"""Change rows or earlier versions per transaction (no lock is taken for them)."""
+"""Change rows, earlier versions or pruned URL forms per transaction (no lock is taken for
+them)."""
+
+FORGET_PRUNED_AFTER = timedelta(days=365)
+"""How long the URL forms of a pruned article stay known (`ingest prune --forget-pruned-after`),
+so that no backfill or feed new to it stores it again; forgotten by the next prune after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,13 @@ class RetentionStore(StoreBase):
             await conn.execute(q["prune_changes"], params)
             cur = await conn.execute(q["prune_articles"], params)
             return cur.rowcount, repointed
+
+    async def forget_pruned_urls(self, keep: timedelta, *, batch: int = TRIM_BATCH) -> int:
+        """Forget the URL forms of articles pruned more than `keep` ago, oldest first, `batch`
+        per transaction; how many were forgotten."""
+        cutoff = await self.retention_cutoff(keep)
+        forgotten, _ = await self._trim("trim_pruned_urls", cutoff, batch)
+        return forgotten
 
     async def trim_changes(self, keep: timedelta, *, batch: int = TRIM_BATCH) -> TrimResult:
         """Delete change rows and earlier versions of articles written more than `keep` ago,

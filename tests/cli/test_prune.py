@@ -268,3 +268,40 @@ def test_service_keeps_change_rows_forever_with_retention_zero(articles: str) ->
     assert proc.returncode == 0
     assert "changes_trimmed" not in stderr
     assert _count(articles, "news.article_changes") == 10
+
+
+# Pruned URL forms remembered 2, 100, 400 and 800 days ago (sql/0023).
+PRUNED_URLS = """
+INSERT INTO ingest.pruned_urls (url_hash, pruned_at)
+SELECT sha256(('https://gone.example/' || d)::bytea), now() - make_interval(days => d)
+FROM unnest(ARRAY[2, 100, 400, 800]) AS d;
+"""
+
+
+def _pruned_ages(dsn: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT extract(day FROM now() - pruned_at)::int FROM ingest.pruned_urls"
+            " ORDER BY pruned_at DESC"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def test_pruned_urls_are_forgotten_after_a_year(articles: str) -> None:
+    """The URL forms of pruned articles are remembered for a year (`--forget-pruned-after`,
+    default 365d), not for ever: a prune forgets those pruned longer ago, whether it removes
+    articles or not, so the table stays bounded by a year of prunes; --dry-run forgets
+    nothing."""
+    with psycopg.connect(articles, autocommit=True) as conn:
+        conn.execute(PRUNED_URLS.encode())
+    dry = ingest(articles, "prune", "--older-than", "13d", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert _pruned_ages(articles) == [2, 100, 400, 800]
+    done = ingest(articles, "prune", "--older-than", "13d")
+    assert done.returncode == 0, done.stderr
+    # The 9 just pruned, remembered now, and the two of the last year.
+    assert _pruned_ages(articles) == [0] * 9 + [2, 100]
+    again = ingest(articles, "prune", "--older-than", "13d", "--forget-pruned-after", "30d")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("removed 0 articles")
+    assert _pruned_ages(articles) == [0] * 9 + [2]
