@@ -524,3 +524,40 @@ def test_a_running_service_stops_writing_once_a_newer_version_migrates(database_
         assert proc.returncode == 0
         assert srv.requests == []
     assert count_articles(database_url) == (0, 0)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1", "::", "::1"])
+def test_the_image_health_check_passes_against_the_running_service(
+    database_url: str, host: str
+) -> None:
+    """The Dockerfile's HEALTHCHECK command, run with the service's own settings beside a real
+    `ingest run`, reaches its /healthz and passes, whichever address INGEST_HTTP_HOST makes it
+    listen on (`::` listens on IPv6 alone); once the service is gone it fails."""
+    from tests.project.test_container import (
+        DOCKERFILE,
+        _healthcheck_command,
+        parse_dockerfile,
+    )
+
+    command = _healthcheck_command(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))[-1])
+    port = free_port()
+    settings = {"INGEST_HTTP_PORT": str(port), "INGEST_HTTP_HOST": host}
+    probe_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "::1": "[::1]"}.get(host, host)
+    healthz = f"http://{probe_host}:{port}/healthz"
+
+    def check() -> int:
+        return subprocess.run(
+            [sys.executable, *command[1:]],
+            env={**os.environ, **settings},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        ).returncode
+
+    with logging_service(env(database_url, INGEST_TICK_SECONDS="1", **settings)) as (proc, _):
+        assert wait_until(lambda: http_get_or_none(healthz)[0] == 200, timeout=60)
+        assert check() == 0
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert check() != 0
