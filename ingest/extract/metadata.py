@@ -383,7 +383,9 @@ _PUBLISHED_KEYS = (
     "publish-date",
     "article.published",
 )
-_CLOCK = re.compile(r"\d:\d")
+# A time of day: in ISO 8601's extended format or RFC 822 (`10:15`), or in the basic format
+# (`20261205T1015Z`, `2026-12-05T1015+0100`), which only its `T` tells from a date.
+_CLOCK = re.compile(r"\d:\d|\d[Tt]\d")
 
 
 def choose_published(

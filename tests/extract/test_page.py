@@ -406,6 +406,34 @@ def test_json_ld_article_body_when_the_page_shows_nothing() -> None:
             True,
             id="rfc-822-without-zone-in-the-page-offset",
         ),
+        pytest.param(
+            ["20261205T101500Z", "2026-12-05T18:30:00+00:00"],
+            [],
+            datetime(2026, 12, 5, 10, 15, tzinfo=UTC),
+            True,
+            id="iso-basic-keeps-its-time",
+        ),
+        pytest.param(
+            ["2026-12-05T1015+0100", "2026-12-05T18:30"],
+            [],
+            datetime(2026, 12, 5, 9, 15, tzinfo=UTC),
+            True,
+            id="iso-basic-time-with-an-extended-date",
+        ),
+        pytest.param(
+            ["20261205T1015"],
+            ["20261205T120000+0100"],
+            datetime(2026, 12, 5, 9, 15, tzinfo=UTC),
+            True,
+            id="iso-basic-naive-time-in-the-offset-the-page-states",
+        ),
+        pytest.param(
+            ["2026-12-05", "20261205T0930-0500"],
+            [],
+            datetime(2026, 12, 5, 14, 30, tzinfo=UTC),
+            True,
+            id="iso-basic-time-of-day-for-an-iso-day",
+        ),
         pytest.param(["yesterday", None], [], None, False, id="nothing-parseable"),
     ],
 )
@@ -473,6 +501,19 @@ def test_rfc_2822_page_date_with_a_short_year_is_read(value: str, expected: date
     ).encode()
     meta = extract_page(body, "https://example.de/a").metadata
     assert meta.published_at == expected
+
+
+def test_iso_basic_format_page_date_keeps_its_time_and_offset() -> None:
+    """`article:published_time` in ISO 8601's basic format (`2026-12-05T1015+0100`, no colons)
+    beside a later `<time>` of the page (an update): the publication time is that instant, with
+    its time of day, not the other time of the day."""
+    body = (
+        '<html><head><meta property="article:published_time" content="2026-12-05T1015+0100">'
+        "</head><body><article><h1>H</h1><time datetime='2026-12-05T18:30+01:00'>Updated</time>"
+        f"<p>{STORY[0]} {STORY[1]}</p></article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.de/a").metadata
+    assert meta.published_at == datetime(2026, 12, 5, 9, 15, tzinfo=UTC)
     assert meta.published_has_time
 
 
