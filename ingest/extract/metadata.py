@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urljoin
 
 from htmldate import find_date
 from lxml import etree, html
@@ -21,6 +22,7 @@ from ingest.extract.clean import tokens
 from ingest.extract.vocabulary import COMMENT_TOKENS
 from ingest.normalize import (
     absolute_http_url,
+    canonical_url,
     clean_inline,
     clean_url,
     rfc2822_date,
@@ -227,11 +229,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
     published, has_time = choose_published(
         published_raws, [_str(ld.get("dateModified")), meta.get("article:modified_time")]
     )
-    canonical = None
-    for link in tree.iterfind(".//link[@rel]"):
-        if "canonical" in (link.get("rel") or "").lower().split():
-            canonical = (link.get("href") or "").strip() or None
-            break
+    canonical = _canonical_link(tree)
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
     site_name = clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher")))
     title = clean_inline(
@@ -459,8 +457,13 @@ def _meta_tags(tree: _Element) -> dict[str, str]:
     return found
 
 
-def json_ld_article(tree: _Element) -> dict[str, Any]:
-    """The page's JSON-LD node of an article type, or {}."""
+def json_ld_article(tree: _Element, url: str | None = None) -> dict[str, Any]:
+    """The page's JSON-LD node of an article type, or {}. Of several (a story beside the
+    related stories it lists, or beside a live blog), the first that names this page: by its
+    `url`, `@id` or `mainEntityOfPage`, the page's address `url`, its canonical link or its
+    `og:url`; else by its headline, the page's `og:title`, `twitter:title` or `<h1>`; else the
+    first."""
+    found: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     for script in tree.iterfind(".//script[@type]"):
         if (script.get("type") or "").strip().lower() != "application/ld+json":
             continue
@@ -473,8 +476,75 @@ def json_ld_article(tree: _Element) -> dict[str, Any]:
             types = node.get("@type")
             names = {types} if isinstance(types, str) else set(types or [])
             if names & _ARTICLE_TYPES:
-                return _with_references(node, nodes)
-    return {}
+                found.append((node, nodes))
+    if not found:
+        return {}
+    node, nodes = found[0] if len(found) == 1 else _naming_this_page(found, tree, url)
+    return _with_references(node, nodes)
+
+
+# The article nodes of a page asked whether they name it: a page lists a few related stories,
+# while one of thousands of nodes (megabytes of JSON-LD) would cost a second to compare.
+_NAMING_CANDIDATES = 50
+
+
+def _naming_this_page(
+    found: list[tuple[dict[str, Any], list[dict[str, Any]]]], tree: _Element, url: str | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The first of `found` (article nodes, each with the nodes of its script) that names the
+    page (`json_ld_article`), of the first `_NAMING_CANDIDATES`; else the first."""
+    meta = _meta_tags(tree)
+    base = url or meta.get("og:url") or ""
+    addresses = {
+        _address(value, base)
+        for value in (url, _canonical_link(tree), meta.get("og:url"))
+        if isinstance(value, str)
+    } - {None}
+    if addresses:
+        for candidate in found[:_NAMING_CANDIDATES]:
+            node = candidate[0]
+            named = [node.get("url"), node.get("@id"), node.get("mainEntityOfPage")]
+            for value in named:
+                if isinstance(value, dict):
+                    value = value.get("@id") or value.get("url")
+                if isinstance(value, list):
+                    value = next(iter(value), None)
+                if isinstance(value, str) and _address(value, base) in addresses:
+                    return candidate
+    h1 = next(tree.iter("h1"), None)
+    headlines = {
+        _folded(value)
+        for value in (
+            meta.get("og:title"),
+            meta.get("twitter:title"),
+            _line(h1) if h1 is not None else None,
+        )
+    } - {None}
+    for candidate in found[:_NAMING_CANDIDATES]:
+        if _folded(_str(candidate[0].get("headline"))) in headlines:
+            return candidate
+    return found[0]
+
+
+def _address(value: str, base: str) -> str | None:
+    """`value` resolved against `base`, in canonical form; None when it is no http(s) one."""
+    try:
+        return canonical_url(urljoin(base, value.strip()))
+    except ValueError:
+        return None
+
+
+def _folded(value: str | None) -> str | None:
+    text = clean_inline(value)
+    return " ".join(text.split()).casefold() if text else None
+
+
+def _canonical_link(tree: _Element) -> str | None:
+    """The page's `<link rel="canonical">` address, as written; None when it has none."""
+    for link in tree.iterfind(".//link[@rel]"):
+        if "canonical" in (link.get("rel") or "").lower().split():
+            return (link.get("href") or "").strip() or None
+    return None
 
 
 def _with_references(node: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def read_page(body: bytes, url: str) -> tuple[Extracted, str]:
     tree = load_html(document)
     if tree is None:
         raise ExtractError(url, "not an HTML document")
-    ld = json_ld_article(tree)
+    ld = json_ld_article(tree, url)
     structured = structured_metadata(tree, ld, url)
     # The second opinion reads the page before cleaning: as sent, or, for a page nested deeper
     # than _DEEP levels, as lxml parsed it (libxml2 caps the nesting at 255 levels), since

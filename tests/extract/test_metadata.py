@@ -4,6 +4,7 @@ read from a parsed page."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ URL = "https://www.example.com/news/2024/story.html"
 
 def _meta(head: str, body: str = "<p>Text.</p>", url: str = URL) -> PageMetadata:
     tree = html.document_fromstring(f"<html><head>{head}</head><body>{body}</body></html>")
-    return structured_metadata(tree, json_ld_article(tree), url)
+    return structured_metadata(tree, json_ld_article(tree, url), url)
 
 
 def _ld(node: dict[str, Any]) -> str:
@@ -173,3 +174,65 @@ def test_json_ld_author_and_publisher_given_by_reference_are_read_from_the_graph
     }
     meta = _meta(_ld(graph))
     assert (meta.author, meta.site_name) == (expected, "Example Times")
+
+
+RELATED = {
+    "@type": "NewsArticle",
+    "headline": "Ferry timetable changes",
+    "url": "https://www.example.com/news/2024/ferry.html",
+    "author": {"@type": "Person", "name": "John Roe"},
+    "datePublished": "2024-01-01T08:00:00Z",
+}
+
+
+def _story(kind: str = "NewsArticle", **naming: object) -> dict[str, object]:
+    return {
+        "@type": kind,
+        "headline": "Council passes the budget",
+        "author": {"@type": "Person", "name": "Jane Doe"},
+        "datePublished": "2024-03-06T10:00:00Z",
+        **naming,
+    }
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param(
+            f'<link rel="canonical" href="{URL}">' + _ld({"@graph": [RELATED, _story(url=URL)]}),
+            id="its-url-the-canonical-link",
+        ),
+        pytest.param(
+            f'<meta property="og:url" content="{URL}">'
+            + _ld([RELATED, _story(mainEntityOfPage={"@id": URL})]),
+            id="main-entity-of-page-the-og-url",
+        ),
+        pytest.param(
+            _ld(RELATED) + _ld(_story(**{"@id": URL + "#article"})),
+            id="its-id-the-page-address-in-another-script",
+        ),
+        pytest.param(
+            _ld(RELATED) + _ld(_story("LiveBlogPosting", url="/news/2024/story.html")),
+            id="a-live-blog-named-by-a-relative-url",
+        ),
+        pytest.param(
+            '<meta property="og:title" content="Council passes the budget">'
+            + _ld({"@graph": [RELATED, _story()]}),
+            id="its-headline-the-og-title",
+        ),
+    ],
+)
+def test_the_json_ld_article_naming_this_page_is_read_among_several(head: str) -> None:
+    """A page with several JSON-LD articles (related stories, or a story beside a live blog):
+    the one naming this page, by its `url`, `@id` or `mainEntityOfPage` (the page's address,
+    canonical link or `og:url`), else by its headline, gives the page's fields."""
+    meta = _meta(head)
+    assert (meta.title, meta.author) == ("Council passes the budget", "Jane Doe")
+    assert meta.published_at == datetime(2024, 3, 6, 10, tzinfo=UTC)
+
+
+def test_the_first_json_ld_article_is_read_when_none_names_this_page() -> None:
+    """Of several JSON-LD articles none of which names the page, the first is read."""
+    other = {**RELATED, "headline": "Harbour works begin", "url": "/news/2024/harbour.html"}
+    meta = _meta(_ld([RELATED, other]))
+    assert (meta.title, meta.author) == ("Ferry timetable changes", "John Roe")
