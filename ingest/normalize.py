@@ -19,9 +19,14 @@ from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 if TYPE_CHECKING:
     import ftfy
 
-# C0/C1 control characters except tab and newline, plus the Unicode noncharacters that break
-# PostgreSQL text (NUL) or consumers.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Unicode's noncharacters, never text: U+FDD0..U+FDEF and the last two code points of every
+# plane (U+FFFE, U+FFFF, U+1FFFE, ... U+10FFFF); XML cannot carry U+FFFE and U+FFFF at all.
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
+    chr(plane << 16 | last) for plane in range(17) for last in (0xFFFE, 0xFFFF)
+)
+# C0/C1 control characters except tab and newline, lone surrogates and the noncharacters: what
+# breaks PostgreSQL text (NUL, a surrogate) or consumers.
+_CONTROL = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}]")
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _ANY_SPACE = re.compile(r"\s+")

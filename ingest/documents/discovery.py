@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from lxml import etree
 
 from ingest.documents.feeds import parse_feed
-from ingest.normalize import absolute_http_url
+from ingest.normalize import absolute_http_url, clean_inline
 from ingest.types import ParsedFeed
 
 __all__ = [
@@ -69,7 +69,6 @@ _FEEDISH = re.compile(r"\b(?:feed|rss|atom)\b", re.IGNORECASE)
 _COMMENTS = re.compile(r"(?<![a-z])comments?(?:rss2?|atom|feed)?(?![a-z])", re.IGNORECASE)
 _ATOM_NS: Final = "http://www.w3.org/2005/Atom"
 _IANA_RELATIONS: Final = "http://www.iana.org/assignments/relation/"
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _WORDPRESS_FEED_PATH = re.compile(r"/feed(?:/(?:rss2?|atom|rdf))?/?$")
 _FEED_SEGMENTS: Final = frozenset({"feed", "feeds", "rss", "rss2", "atom", "rdf", "syndication"})
 _FEED_SUFFIXES: Final = (".xml", ".rss", ".atom", ".rdf", ".json")
@@ -158,7 +157,7 @@ def feed_links(html: bytes, url: str) -> tuple[FeedLink, ...]:
             continue
         mime = (element.get("type") or "").split(";")[0].strip().lower()
         href = element.get("href") or ""
-        title = _text(element.get("title"))
+        title = clean_inline(element.get("title"))
         kind = _FEED_TYPES.get(mime)
         if kind is None and mime in _MAYBE_FEED_TYPES and _FEEDISH.search(f"{href} {title or ''}"):
             kind = _MAYBE_FEED_TYPES[mime]
@@ -343,10 +342,6 @@ def _local(tag: object) -> str:
     if not isinstance(tag, str):
         return ""
     return tag.rpartition("}")[2].rpartition(":")[2].lower()
-
-
-def _text(value: str | None) -> str | None:
-    return " ".join(_CONTROL.sub(" ", value).split()) or None if value else None
 
 
 def _http_url(value: str | None, base: str) -> str | None:

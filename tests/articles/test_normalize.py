@@ -297,6 +297,10 @@ DECOMPOSED = "Cafe\u0301"  # "Café" as e + COMBINING ACUTE ACCENT
 COMPOSED = "Caf\u00e9"
 
 
+# Unicode's noncharacters (U+FDD0..U+FDEF and the last two code points of every plane): no text.
+NONCHARACTERS = "a\ufffeb\uffffc\ufdd0d\ufdefe\U0001fffef\U0010ffffg"
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -305,6 +309,7 @@ COMPOSED = "Caf\u00e9"
         pytest.param("a\x01b\x08c\x0bd\x0ce\x1ff\x7fg", "abcdefg", id="c0-and-del"),
         pytest.param("a\x80b\x85c\x9fd", "abcd", id="c1"),
         pytest.param("a\u200bb\u200cc\u200dd\u2060e\ufefff", "abcdef", id="zero-width"),
+        pytest.param(NONCHARACTERS, "abcdefg", id="noncharacters"),
         pytest.param("a  b\t\tc \u00a0 d", "a b c d", id="spaces-collapsed"),
         pytest.param("  padded  ", "padded", id="stripped"),
         pytest.param("one\n\n\n\n\ntwo", "one\n\ntwo", id="many-blank-lines"),
@@ -345,6 +350,7 @@ def test_clean_output_is_nfc_after_removals(removed: str) -> None:
         pytest.param(DECOMPOSED, COMPOSED, id="nfc"),
         pytest.param("  A\n title \t with\r\nbreaks  ", "A title with breaks", id="one-line"),
         pytest.param("Na\x00me\u200b", "Name", id="controls-and-zero-width"),
+        pytest.param(NONCHARACTERS, "abcdefg", id="noncharacters"),
         pytest.param("   ", None, id="blank-is-none"),
         pytest.param("", None, id="empty-is-none"),
         pytest.param(None, None, id="none"),

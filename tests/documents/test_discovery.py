@@ -118,6 +118,27 @@ def test_feed_links(head: str, expected: list[FeedLink]) -> None:
     assert list(feed_links(_page(head), HOME)) == expected
 
 
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        pytest.param("News\ufffe Feed\uffff", "News Feed", id="u-fffe-u-ffff"),
+        pytest.param("News\ufdd0 \ufdefFeed", "News Feed", id="u-fdd0-u-fdef"),
+        pytest.param("News &#x1FFFE;Feed", "News Feed", id="astral-noncharacter"),
+        pytest.param("News\x85\x9b Feed\x1b", "News Feed", id="c1-and-escape"),
+        pytest.param("News\u200b Fe\u00adeed", "News Fe\u00adeed", id="zero-width"),
+        pytest.param("Cafe\u0301 &amp;amp; Feed", "Caf\u00e9 & Feed", id="nfc-and-escaped-twice"),
+    ],
+)
+def test_feed_link_titles_are_cleaned_as_article_titles_are(title: str, expected: str) -> None:
+    """A `<link title>` holding noncharacters (U+FFFE, U+FFFF, U+FDD0..U+FDEF, U+1FFFE), C1
+    controls or zero-width characters is cleaned by the rule every one-line field of an article
+    follows (`normalize.clean_inline`): the title `feeds add` stores is text."""
+    head = f'<link rel="alternate" type="application/rss+xml" title="{title}" href="/feed/">'
+    assert feed_links(_page(head), HOME) == (
+        FeedLink("https://news.example.com/feed/", "rss", expected),
+    )
+
+
 def test_feed_links_in_body_and_broken_html() -> None:
     """Links outside <head> and unclosed markup still count (pages are what they are)."""
     html = b"<html><body><div><link rel=alternate type=application/rss+xml href=/rss><p>x"

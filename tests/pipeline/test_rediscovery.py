@@ -105,6 +105,30 @@ async def test_the_feeds_found_for_a_web_page_are_named_without_their_user_info(
     assert (feeds[0]["last_error"], feeds[0]["inactive_reason"]) == (expected, expected)
 
 
+async def test_the_title_of_a_feed_found_for_a_web_page_is_cleaned_as_article_titles_are(
+    database_url: str, server: LocalServer, inline_workers: InlineWorkers
+) -> None:
+    """A home page whose feed link is titled with noncharacters and a C1 control (`News`,
+    U+FDD0, U+FFFE, `&#x1FFFE;`, U+0085, `Feed`): the feed found for it is registered titled
+    `News Feed`, what `ingest feeds`, `feeds export` and news.feeds.title show."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/"] = static(
+        "<html><head><title>Harbour Times</title>"
+        '<link rel="alternate" type="application/rss+xml" '
+        'title="News\ufdd0\ufffe&#x1FFFE; \x85Feed" href="/feed.xml">'
+        "</head><body><p>Welcome</p></body></html>"
+    )
+    server.routes["/feed.xml"] = static(
+        "<rss version='2.0'><channel><title>Harbour Times</title></channel></rss>",
+        "application/rss+xml",
+    )
+    async with pipeline_for(local_settings(database_url), inline_workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/"))
+        await pipeline.run()
+    feeds = rows(database_url, "SELECT url, title FROM news.feeds ORDER BY id")
+    assert feeds[1] == {"url": server.url("/feed.xml"), "title": "News Feed"}
+
+
 T = TypeVar("T")
 
 
