@@ -279,6 +279,13 @@ def _is_ancestor(candidate: str, page: str) -> bool:
     return p.path.startswith(prefix) or c.path in ("", "/")
 
 
+def without_controls(value: str) -> str:
+    """`value` without the characters no text holds: C0 and C1 controls but tab, line feed and
+    carriage return, lone surrogates and Unicode's noncharacters. The one rule of every text
+    field, article or feed (`clean_inline` and `clean_text` apply it too)."""
+    return _CONTROL.sub("", value)
+
+
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
     """A one-line field (title, author): character references decoded, NFC, controls removed,
     whitespace collapsed; None if empty."""

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 from lxml import etree
 
 from ingest.errors import ParseError
-from ingest.normalize import absolute_http_url, rfc2822_date, url_lines
+from ingest.normalize import absolute_http_url, rfc2822_date, url_lines, without_controls
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -42,7 +42,6 @@ _GZIP_CHUNK: Final = 64 * 1024
 _SITEMAP_ROOTS: Final = frozenset({"urlset", "sitemapindex"})
 _FEED_ROOTS: Final = frozenset({"rss", "feed", "rdf"})
 _HTML_ROOTS: Final = frozenset({"html", "head", "body"})
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # W3C Datetime (https://www.w3.org/TR/NOTE-datetime), the format the protocol asks for, with the
 # usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon.
 _W3C = re.compile(
@@ -367,7 +366,7 @@ def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
 def _clean(value: str | None) -> str | None:
     if value is None:
         return None
-    return " ".join(_CONTROL.sub("", value).split()) or None
+    return " ".join(without_controls(value).split()) or None
 
 
 def _http_url(value: str | None, base: str) -> str | None:

@@ -11,11 +11,8 @@ from typing import Any, Final
 import lxml.html
 from lxml import etree
 
-from ingest.normalize import absolute_http_url, unescape
+from ingest.normalize import absolute_http_url, unescape, without_controls
 
-# C0 controls (but tab, LF, CR), DEL, C1 controls and lone surrogates: none is text, and NUL or a
-# surrogate makes PostgreSQL refuse the whole row.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")
 _CLOSE_TAG = re.compile(r"</[A-Za-z][\w-]*\s*>")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -85,7 +82,7 @@ def html_to_text(markup: str) -> str:
     """The text of an HTML field, its character references decoded also where they were
     escaped once more than HTML asks (`Don&amp;#8217;t`, an excerpt's `[&amp;#8230;]`), as a
     plain field's are (`unescape`)."""
-    markup = _CONTROL.sub("", markup)
+    markup = without_controls(markup)
     if "<" not in markup and "&" not in markup:
         return _tidy(" ".join(markup.split()))
     parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
@@ -99,7 +96,7 @@ def html_to_text(markup: str) -> str:
     else:
         etree.strip_elements(root, *_DROPPED_TAGS, with_tail=False)
         text = _BREAKS.sub(_merge_breaks, "".join(_walk(root)))
-    return _tidy(_CONTROL.sub("", unescape(text)))
+    return _tidy(without_controls(unescape(text)))
 
 
 def _walk(root: Any) -> Iterable[str]:
@@ -153,7 +150,7 @@ def _tidy(text: str) -> str:
 def plain_block(value: object) -> str | None:
     if not isinstance(value, str):
         return None
-    text = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    text = without_controls(value.replace("\r\n", "\n").replace("\r", "\n"))
     return _tidy(unescape(text)) or None
 
 
@@ -161,11 +158,11 @@ def plain_line(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     # Doubly escaped feeds ("Tom &amp;amp; Jerry") are common; a literal "&amp;" in a title is not.
-    return collapse(unescape(_CONTROL.sub("", value)))
+    return collapse(unescape(without_controls(value)))
 
 
 def clean_line(value: object) -> str | None:
-    return collapse(_CONTROL.sub("", value)) if isinstance(value, str) else None
+    return collapse(without_controls(value)) if isinstance(value, str) else None
 
 
 def collapse(text: str) -> str | None:

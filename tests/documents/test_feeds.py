@@ -721,6 +721,23 @@ def test_control_characters_in_xml_are_stripped() -> None:
     assert entry.title == "abc"
 
 
+def test_noncharacters_are_stripped_from_the_feed_s_title_and_its_entries() -> None:
+    """Unicode's noncharacters (U+FDD0..U+FDEF, U+FFFE, U+FFFF, U+1FFFE...) are no text: the
+    feed's own title (stored as the feed's title at each poll) and its entries' fields leave
+    them out, by the rule article text follows."""
+    rss = _rss(
+        f"<item>{GUID}<title>Pier\ufdd0 extended&#x1FFFE;</title>"
+        "<description>Forty\ufdef metres</description></item>"
+    ).replace(b"<title>T</title>", "<title>Harbour\ufdd0 Times&#xFFFF;</title>".encode())
+    feed = parse_feed(rss, URL)
+    assert feed.title == "Harbour Times"
+    assert (feed.entries[0].title, feed.entries[0].summary) == ("Pier extended", "Forty metres")
+    json_feed = json.loads(_json_feed({"id": "1", "title": "Pier\ufffe", "content_text": "x"}))
+    json_feed["title"] = "J\ufdd0\U0010ffff"
+    feed = parse_feed(json.dumps(json_feed).encode(), URL)
+    assert (feed.title, feed.entries[0].title) == ("J", "Pier")
+
+
 def test_very_long_values_do_not_crash() -> None:
     """Megabyte titles and guids pass through; limiting them is the caller's decision."""
     title, guid = "word " * 200_000, "g" * 100_000
