@@ -16,6 +16,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
+import idna
+
 if TYPE_CHECKING:
     import ftfy
 
@@ -91,10 +93,27 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    normalized = _courlan()(urlunsplit(parts._replace(path="", query="", fragment="")))
+    netloc = _unicode_host(parts.netloc, parts.hostname)
+    normalized = _courlan()(urlunsplit((parts.scheme, netloc, "", "", "")))
     p = urlsplit(normalized)
     path = _canonical_path(parts.path)
     return urlunsplit((p.scheme, p.netloc, path or "/", clean_query(parts.query), ""))
+
+
+def _unicode_host(netloc: str, host: str) -> str:
+    """`netloc` with an internationalized host in its one Unicode spelling: punycode labels
+    decoded by IDNA 2008 (`xn--strae-oqa` is `straße`, as httpx encodes it for the request),
+    and a Unicode host mapped by UTS 46 as a browser maps it (capitals, NFD, fullwidth letters,
+    `。` and `．` for dots). A host that is no valid IDN (`exa_mple.com`) is left as it is."""
+    if host.isascii() and "xn--" not in host:
+        return netloc
+    user, at, host_port = netloc.rpartition("@")
+    written, colon, port = host_port.partition(":")
+    try:
+        unicode = idna.decode(written, uts46=True)
+    except (UnicodeError, ValueError):
+        return netloc
+    return f"{user}{at}{unicode}{colon}{port}"
 
 
 # What a path may hold as it is (RFC 3986 `pchar` and `/`): the unreserved characters, which

@@ -87,6 +87,49 @@ def test_canonical_url(url: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("spellings", "expected"),
+    [
+        pytest.param(
+            [
+                "https://xn--mnchen-3ya.de/a",
+                "https://XN--MNCHEN-3YA.DE/a",
+                "https://MÜNCHEN.de/a",
+                "https://mu\u0308nchen.de/a",  # NFD: u and a combining diaeresis
+                "https://münchen\uff0ede/a",  # fullwidth full stop
+                "https://münchen\u3002de/a",  # ideographic full stop
+                "https://xn--mnchen-3ya.de:443/a",
+            ],
+            "https://münchen.de/a",
+            id="punycode-case-nfd-and-dots",
+        ),
+        pytest.param(
+            ["https://xn--strae-oqa.de/a", "https://straße.de/a", "https://STRAßE.DE/a"],
+            "https://straße.de/a",
+            id="idna-2008-sharp-s",
+        ),
+        pytest.param(
+            ["https://\uff4e\uff45\uff57\uff53.example/a", "https://NEWS.example/a"],
+            "https://news.example/a",
+            id="fullwidth-letters",
+        ),
+        pytest.param(
+            ["http://xn--bcher-kva.example:8080/a", "http://bücher.example:8080/a"],
+            "http://bücher.example:8080/a",
+            id="port-kept",
+        ),
+    ],
+)
+def test_an_internationalized_host_has_one_canonical_spelling(
+    spellings: list[str], expected: str
+) -> None:
+    """A host written in punycode (`xn--…`, IDNA 2008: `xn--strae-oqa` is `straße`, as httpx
+    sends it), in Unicode, in capitals, decomposed (NFD) or with fullwidth letters or dots
+    (UTS 46 mapping, as a browser reads them): one canonical URL, the host in its Unicode
+    form, so that the same article under each spelling is one article."""
+    assert {canonical_url(url) for url in spellings} == {expected}
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "ftp://example.com/a",
