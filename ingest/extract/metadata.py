@@ -32,6 +32,9 @@ from ingest.normalize import (
 )
 from ingest.types import PageMetadata
 
+# How deep JSON-LD values are read: lists in lists, `@graph`s in lists. JSON nested hundreds of
+# levels deep is valid and parsed; read further, it would exhaust the stack.
+_LD_DEPTH = 4
 _ARTICLE_TYPES = {
     "Article",
     "NewsArticle",
@@ -473,9 +476,7 @@ def json_ld_article(tree: _Element, url: str | None = None) -> dict[str, Any]:
             continue
         nodes = list(_ld_nodes(data))
         for node in nodes:
-            types = node.get("@type")
-            names = {types} if isinstance(types, str) else set(types or [])
-            if names & _ARTICLE_TYPES:
+            if _types(node) & _ARTICLE_TYPES:
                 found.append((node, nodes))
     if not found:
         return {}
@@ -555,9 +556,9 @@ def _with_references(node: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[
     if not by_id:
         return node
 
-    def resolved(value: Any) -> Any:
+    def resolved(value: Any, depth: int = 0) -> Any:
         if isinstance(value, list):
-            return [resolved(v) for v in value]
+            return [resolved(v, depth + 1) for v in value] if depth < _LD_DEPTH else []
         ref = value.get("@id") if isinstance(value, dict) else None
         if isinstance(ref, str) and ref in by_id and "name" not in value:
             return by_id[ref]
@@ -569,8 +570,17 @@ def _with_references(node: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[
     }
 
 
+def _types(node: dict[str, Any]) -> set[str]:
+    """The type names of a JSON-LD node: its `@type`, a name or a list of them; anything else
+    (a number, an object) names none."""
+    types = node.get("@type")
+    if isinstance(types, str):
+        return {types}
+    return {t for t in types if isinstance(t, str)} if isinstance(types, list) else set()
+
+
 def _ld_nodes(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    if depth > 4:
+    if depth > _LD_DEPTH:
         return
     if isinstance(data, list):
         for item in data:
@@ -581,35 +591,34 @@ def _ld_nodes(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
             yield from _ld_nodes(data["@graph"], depth + 1)
 
 
-def _ld_author(value: Any) -> str | None:
-    """Person names of a JSON-LD author (a string, an object, or a list of them). An
-    Organization given as the author is the publisher, not a byline: left out."""
+def _ld_author(value: Any, depth: int = 0) -> str | None:
+    """Person names of a JSON-LD author (a string, an object, or a list of them, nested
+    `_LD_DEPTH` deep at most). An Organization given as the author is the publisher, not a
+    byline: left out."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        kind = value.get("@type")
-        kinds = {kind} if isinstance(kind, str) else set(kind or [])
-        if kinds & {"Organization", "NewsMediaOrganization", "Corporation"}:
+        if _types(value) & {"Organization", "NewsMediaOrganization", "Corporation"}:
             return None
         return _str(value.get("name"))
-    if isinstance(value, list):
-        names = [n for n in (_ld_author(v) for v in value) if n]
+    if isinstance(value, list) and depth < _LD_DEPTH:
+        names = [n for n in (_ld_author(v, depth + 1) for v in value) if n]
         return ", ".join(names) or None
     return None
 
 
-def _ld_publisher(value: Any) -> str | None:
+def _ld_publisher(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, dict):
         return _str(value.get("name"))
-    if isinstance(value, list) and value:
-        return _ld_publisher(value[0])
+    if isinstance(value, list) and value and depth < _LD_DEPTH:
+        return _ld_publisher(value[0], depth + 1)
     return None
 
 
 def _ld_images(value: Any, depth: int = 0) -> Iterator[str]:
     """The addresses a JSON-LD `image` gives, in order: a string, an ImageObject's `url` or
     `contentUrl`, or a list of them."""
-    if depth > 4:
+    if depth > _LD_DEPTH:
         return
     if isinstance(value, str):
         yield value

@@ -236,3 +236,46 @@ def test_the_first_json_ld_article_is_read_when_none_names_this_page() -> None:
     other = {**RELATED, "headline": "Harbour works begin", "url": "/news/2024/harbour.html"}
     meta = _meta(_ld([RELATED, other]))
     assert (meta.title, meta.author) == ("Ferry timetable changes", "John Roe")
+
+
+def _nested(depth: int, leaf: str) -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        pytest.param('{"@type": 5, "headline": "Other"}', "Pier to be extended", id="type-number"),
+        pytest.param(
+            '{"@type": [{"x": 1}, "NewsArticle"], "headline": "Pier"}', "Pier", id="type-object"
+        ),
+        pytest.param(
+            '{"@type": "NewsArticle", "headline": "Pier", "author": '
+            + _nested(600, '"Jane Doe"')
+            + "}",
+            "Pier",
+            id="author-lists-600-deep",
+        ),
+        pytest.param(
+            '{"@graph": [{"@type": "NewsArticle", "headline": "Pier", "author": '
+            + _nested(600, '{"@id": "#jane"}')
+            + '}, {"@id": "#jane", "name": "Jane Doe"}]}',
+            "Pier",
+            id="author-references-600-deep",
+        ),
+    ],
+)
+def test_json_ld_of_unexpected_shapes_leaves_the_rest_of_the_page_read(
+    script: str, expected: str
+) -> None:
+    """JSON-LD whose `@type` is a number or holds an object, or whose author is nested hundreds
+    of lists deep (valid JSON, which the parser reads): a type that is no name
+    is none, and nesting past a few levels names nobody; the page's other fields are read (was:
+    TypeError or RecursionError, the page's text lost with its metadata)."""
+    head = (
+        '<meta property="og:title" content="Pier to be extended">'
+        f'<script type="application/ld+json">{script}</script>'
+    )
+    meta = _meta(head)
+    assert meta.title == expected
+    assert meta.author is None
