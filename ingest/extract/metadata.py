@@ -234,9 +234,13 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
     )
     canonical = _canonical_link(tree)
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
-    site_name = clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher")))
-    title = clean_inline(
-        _str(ld.get("headline")) or next(filter(None, map(meta.get, _TITLE_KEYS)), None)
+    # A one-line field written with its markup (`<em>Pier</em> extended`, a byline linking its
+    # author's page) is its text, as a description is.
+    site_name = _plain(clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher"))))
+    title = _plain(
+        clean_inline(
+            _str(ld.get("headline")) or next(filter(None, map(meta.get, _TITLE_KEYS)), None)
+        )
     )
     meta_author = next(
         (v for v in map(meta.get, _AUTHOR_KEYS) if v and not v.startswith(("http:", "https:"))),
@@ -253,7 +257,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
     )
     return PageMetadata(
         title=_headline(tree, title, tuple(filter(None, (site_name, *site_names)))),
-        author=clean_inline(_ld_author(ld.get("author")) or meta_author, max_length=1000),
+        author=_plain(clean_inline(_ld_author(ld.get("author")) or meta_author, max_length=1000)),
         published_at=published,
         published_has_time=has_time,
         updated_at=choose_published(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lxml import html
 
-from ingest.extract.metadata import json_ld_article, structured_metadata
+from ingest.extract.metadata import complete_metadata, json_ld_article, structured_metadata
 from ingest.types import PageMetadata
 
 URL = "https://www.example.com/news/2024/story.html"
@@ -137,6 +137,54 @@ def test_paragraphs_of_a_description_written_in_markup_are_kept_apart() -> None:
 def test_a_description_with_angle_brackets_that_are_no_markup_is_kept() -> None:
     head = '<meta property="og:description" content="Growth &lt; 2 % and inflation &gt; 3 %">'
     assert _meta(head).description == "Growth < 2 % and inflation > 3 %"
+
+
+@pytest.mark.parametrize(
+    ("head", "field", "expected"),
+    [
+        pytest.param(
+            '<meta property="og:title" content="&lt;em&gt;Pier&lt;/em&gt; extended by forty">',
+            "title",
+            "Pier extended by forty",
+            id="og-title-escaped",
+        ),
+        pytest.param(
+            _ld({"@type": "NewsArticle", "headline": "<em>Pier</em> extended by forty"}),
+            "title",
+            "Pier extended by forty",
+            id="json-ld-headline",
+        ),
+        pytest.param(
+            '<meta property="og:site_name" content="&lt;b&gt;Harbour&lt;/b&gt; Times">',
+            "site_name",
+            "Harbour Times",
+            id="og-site-name",
+        ),
+        pytest.param(
+            _ld({"@type": "NewsArticle", "author": {"name": '<a href="/jane">Jane Doe</a>'}}),
+            "author",
+            "Jane Doe",
+            id="json-ld-author-as-a-link",
+        ),
+        pytest.param(
+            '<meta name="author" content="&lt;a href=&quot;/jane&quot;&gt;Jane Doe&lt;/a&gt;">',
+            "author",
+            "Jane Doe",
+            id="meta-author-escaped-link",
+        ),
+    ],
+)
+def test_markup_in_a_title_site_name_or_author_is_not_kept(
+    head: str, field: str, expected: str
+) -> None:
+    """A headline, site name or byline written with its HTML markup (as a description may be:
+    `<em>Pier</em> extended`, a byline linking its author's page) is its text."""
+    meta = complete_metadata(
+        html.document_fromstring(f"<html><head>{head}</head><body></body></html>"),
+        _meta(head),
+        URL,
+    )
+    assert getattr(meta, field) == expected
 
 
 PERSON = "https://www.example.com/#/schema/person/1"
