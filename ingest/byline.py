@@ -76,6 +76,9 @@ _PARTICLES = frozenset(
     "von van der den de del della di da dos du la le ten ter bin al el ibn zu y e".split()  # noqa: SIM905
 )
 _MAX_NAME = 80
+# Characters no name holds once its bracketed parts are gone: an unbalanced bracket is a label
+# cut at its count ("人氣(" of "人氣( 23925 )"), asterisks and markup are decoration.
+_NOT_IN_NAMES = re.compile(r"[()\[\]{}<>*=#（）]")
 
 
 def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -164,7 +167,7 @@ def _name(part: str) -> str | None:
 
 
 def _plausible(name: str) -> bool:
-    if not name or len(name) > _MAX_NAME or _LABELS.search(name):
+    if not name or len(name) > _MAX_NAME or _LABELS.search(name) or _NOT_IN_NAMES.search(name):
         return False
     folded = name.casefold()
     if folded in AGENCIES:

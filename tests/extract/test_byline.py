@@ -17,6 +17,11 @@ from ingest.extract.metadata import strip_site_affixes
         ("Elena Oberholzer (obe), Max Muster (mm)", (), ("Elena Oberholzer", "Max Muster")),
         ("Ludwig van Beethoven", (), ("Ludwig van Beethoven",)),
         ("【佐藤美咲】", (), ("佐藤美咲",)),
+        ("人氣(", (), ()),
+        ("*****Notes*****", (), ()),
+        ("Jane Doe (AFP", (), ()),
+        ("View all posts by Jane Doe", (), ("Jane Doe",)),
+        ("Zeige alle Beiträge von Max Muster", (), ("Max Muster",)),
         ("Bradley M. Kuhn (http://ebb.org/bkuhn/)", (), ("Bradley M. Kuhn",)),
         ("Organization for Transformative Works", (), ("Organization for Transformative Works",)),
         # Labels, e-mail addresses and ids are not people.
