@@ -90,8 +90,14 @@ _BYLINE_TOKENS = frozenset(
 )
 
 
-_MARKED = etree.XPath('//body//*[@rel="author"] | //body//*[@itemprop="author"]')
-"""A byline marked up as one: a rel="author" link, an itemprop="author" (document order)."""
+_MARKED_BY = etree.XPath('//body//@rel[.="author"] | //body//@itemprop[.="author"]')
+
+
+def _marked(tree: _Element) -> list[_Element]:
+    """The elements marked up as a byline: a rel="author" link, an itemprop="author", in
+    document order (found by their attributes, a third of the time a test of every element's
+    takes)."""
+    return list(dict.fromkeys(attribute.getparent() for attribute in _MARKED_BY(tree)))
 
 
 def site_names_of(structured: PageMetadata, url: str) -> tuple[str, ...]:
@@ -100,13 +106,17 @@ def site_names_of(structured: PageMetadata, url: str) -> tuple[str, ...]:
     return tuple(filter(None, (structured.site_name, site_of(url))))
 
 
-def marked_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
-    """The byline the page marks up as one (`_MARKED`) outside its comment threads, read
+def marked_byline(tree: _Element, structured: PageMetadata, url: str) -> str | None:
+    """The byline the page marks up as one (`_marked`) outside its comment threads, read
     before the page is cleaned: `preclean` removes many a byline with the aside, the share
     bar or the author box around it. The last resort before trafilatura's guess
     (`complete_metadata`); a commenter's profile link is marked up the same way, hence the
-    threads left out (the words `preclean` drops them by)."""
-    return _first_byline((el for el in _MARKED(tree) if not _in_comments(el)), site_names)
+    threads left out (the words `preclean` drops them by). Not looked for (a walk of the whole
+    page) where the structured byline names people, which come first."""
+    site_names = site_names_of(structured, url)
+    if authors(structured.author, site_names=site_names):
+        return None
+    return _first_byline((el for el in _marked(tree) if not _in_comments(el)), site_names)
 
 
 def _in_comments(el: _Element) -> bool:
@@ -117,7 +127,7 @@ def _dom_byline(tree: _Element, site_names: tuple[str, ...]) -> str | None:
     """The byline as the page shows it, once comments are gone (see preclean): a
     rel="author" link, an itemprop="author", or an element whose class/id names it."""
     candidates = [
-        *_MARKED(tree),
+        *_marked(tree),
         *(
             el
             for el in _byline_hinted(tree)

@@ -20,7 +20,6 @@ from ingest.extract.metadata import (
     json_ld_article,
     ld_text,
     marked_byline,
-    site_names_of,
     structured_metadata,
     with_language,
 )
@@ -92,7 +91,7 @@ def read_page(body: bytes, url: str) -> tuple[Extracted, str]:
     as_read = html.tostring(tree, encoding="unicode") if _DEEP(tree) else document
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
-    marked = marked_byline(tree, site_names_of(structured, url))
+    marked = marked_byline(tree, structured, url)
     preclean(tree)
     meta = complete_metadata(tree, structured, url, marked)
     # fast: without trafilatura's second opinion from its readability and jusText ports. After
