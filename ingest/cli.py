@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -714,6 +715,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         run_backfill,
         summary_lines,
     )
+    from ingest.backfill.options import MAX_LISTED_URLS, TooManyUrls
 
     def usage(message: str) -> int:
         print(f"ingest backfill: {message}", file=sys.stderr)
@@ -737,10 +739,19 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     listed: list[str] = []
     if args.urls:
         try:
-            data = sys.stdin.buffer.read() if args.urls == "-" else Path(args.urls).read_bytes()
+            with (
+                contextlib.nullcontext(sys.stdin.buffer)
+                if args.urls == "-"
+                else Path(args.urls).open("rb")
+            ) as stream:
+                listed, invalid = read_url_list(stream)
         except OSError as e:
             raise ConfigError(f"cannot read {args.urls}: {e.strerror or e}") from e
-        listed, invalid = read_url_list(data)
+        except TooManyUrls:
+            return usage(
+                f"{args.urls} lists more than {MAX_LISTED_URLS} URLs, the most one backfill "
+                "takes: split it into several lists"
+            )
         if invalid:
             print(
                 f"ingest backfill: {invalid} line(s) of {args.urls} are not http(s) URLs, ignored",

@@ -206,9 +206,16 @@ def url_lines(data: bytes) -> list[str]:
     stripped of surrounding whitespace: a BOM dropped, lines ended by LF (or CRLF) only, a NEL
     or U+2028 inside one being a character of it; bytes that are not UTF-8 are the URL's own,
     percent-escaped (a Latin-1 `é` is `%E9`, not a U+FFFD that names another page)."""
-    text = data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
-    text = _NOT_UTF8.sub(lambda m: f"%{ord(m[0]) - 0xDC00:02X}", text)
-    return [line.strip() for line in text.split("\n")]
+    return [url_line(raw, first=n == 0) for n, raw in enumerate(data.split(b"\n"))]
+
+
+def url_line(raw: bytes, *, first: bool = False) -> str:
+    """One line of such a list (its bytes without the LF) as `url_lines` reads it, for a list
+    read line by line; `first`: the list's first line, where a BOM is dropped."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    if first:
+        text = text.lstrip("\ufeff")
+    return _NOT_UTF8.sub(lambda m: f"%{ord(m[0]) - 0xDC00:02X}", text).strip()
 
 
 CREDENTIAL_PARAMETER_NAMES = "token|key|secret|sig|signature|password|passwd|pwd|auth|credential"

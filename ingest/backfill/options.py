@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, date, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, BinaryIO, Final, Literal
 
-from ingest.normalize import absolute_http_url, canonical_url, url_lines
+from ingest.normalize import absolute_http_url, canonical_url, url_line
 from ingest.types import ParsedEntry
 
 _LAST: Final = datetime.max.replace(tzinfo=UTC)
@@ -75,20 +76,52 @@ def classify(
     return "pending", None
 
 
-def read_url_list(data: bytes) -> tuple[list[str], int]:
+MAX_LISTED_URLS: Final = 100_000
+"""The most URLs one `--urls` list holds (distinct, in canonical form): the list is part of
+the backfill's identity and seeded in one transaction, so it is held in memory whole; a longer
+list is refused (split it into several backfills)."""
+MAX_URL_LINE_BYTES: Final = 8192
+"""A longer line of a `--urls` list is no URL (the usual limit of a request line): it is
+counted as such and skipped without being held whole."""
+_SKIP_CHUNK: Final = 64 * 1024
+
+
+class TooManyUrls(ValueError):
+    """A `--urls` list of more than its cap of URLs (`MAX_LISTED_URLS`)."""
+
+
+def read_url_list(
+    source: bytes | BinaryIO, *, max_urls: int = MAX_LISTED_URLS
+) -> tuple[list[str], int]:
     """An explicit list of article URLs, one a line (blank lines and `#` comments ignored), in
     canonical form without repeats; also returns how many lines were not http(s) URLs. Lines
-    are read as a text sitemap's (`url_lines`; `absolute_http_url`: control characters, which
-    the database would refuse, dropped)."""
+    are read as a text sitemap's (`url_line`; `absolute_http_url`: control characters, which
+    the database would refuse, dropped). A stream is read line by line, never whole: a line
+    longer than `MAX_URL_LINE_BYTES` is counted as not a URL and skipped in chunks, and
+    reading stops at the first URL beyond `max_urls` (TooManyUrls)."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     urls: dict[str, None] = {}
     invalid = 0
-    for line in url_lines(data):
+    first = True
+    while raw := stream.readline(MAX_URL_LINE_BYTES + 1):
+        if len(raw.removesuffix(b"\n")) > MAX_URL_LINE_BYTES:
+            while not raw.endswith(b"\n") and (raw := stream.readline(_SKIP_CHUNK)):
+                pass
+            invalid += 1
+            first = False
+            continue
+        line = url_line(raw.removesuffix(b"\n"), first=first)
+        first = False
         if not line or line.startswith("#"):
             continue
         try:
-            urls.setdefault(canonical_url(absolute_http_url(line, "") or ""))
+            url = canonical_url(absolute_http_url(line, "") or "")
         except ValueError:
             invalid += 1
+            continue
+        if url not in urls and len(urls) >= max_urls:
+            raise TooManyUrls(f"more than {max_urls} URLs")
+        urls.setdefault(url)
     return list(urls), invalid
 
 

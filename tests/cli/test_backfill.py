@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import os
 import signal
@@ -36,7 +37,13 @@ from ingest.backfill import (
     parse_date_bound,
     read_url_list,
 )
-from ingest.backfill.options import Horizon, runs_back
+from ingest.backfill.options import (
+    MAX_LISTED_URLS,
+    MAX_URL_LINE_BYTES,
+    Horizon,
+    TooManyUrls,
+    runs_back,
+)
 from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
@@ -435,6 +442,58 @@ def test_url_list_lines_as_urls(data: bytes, expected: tuple[list[str], int]) ->
     would make the database refuse the whole list), and bytes that are not UTF-8 are the
     bytes of the URL, percent-escaped (not U+FFFD, which names another page)."""
     assert read_url_list(data) == expected
+
+
+class _EndlessList(io.RawIOBase):
+    """A stream of distinct URL lines that never ends (an endless pipe on stdin)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.pending:
+            self.pending = f"https://example.com/a/{self.lines}\n".encode()
+            self.lines += 1
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+def test_url_list_is_read_as_a_stream_up_to_its_cap() -> None:
+    """--urls is read line by line, not whole into memory: an endless list stops being read
+    at the first URL beyond the cap, which is an error naming it."""
+    stream = _EndlessList()
+    with pytest.raises(TooManyUrls, match="more than 50 URLs"):
+        read_url_list(io.BufferedReader(stream), max_urls=50)
+    assert stream.lines <= 51 + 8192 // 20
+
+
+def test_url_list_line_longer_than_a_url_is_skipped_unread() -> None:
+    """A line longer than any URL (a binary file, a file without line breaks) is counted as
+    not a URL and skipped without being held whole; the lines after it are read."""
+    data = b"https://example.com/" + b"a" * (MAX_URL_LINE_BYTES * 3) + b"\nhttps://example.com/b\n"
+    assert read_url_list(io.BufferedReader(io.BytesIO(data))) == (["https://example.com/b"], 1)
+    assert read_url_list(data) == (["https://example.com/b"], 1)
+
+
+def test_url_list_beyond_the_cap_is_a_usage_error(tmp_path: Path) -> None:
+    """A list of more URLs than one backfill takes: exit 2, one line, before the database."""
+    urls = tmp_path / "urls.txt"
+    with urls.open("w") as out:
+        for n in range(MAX_LISTED_URLS + 1):
+            out.write(f"https://example.com/a/{n}\n")
+    proc = ingest("postgresql://postgres@127.0.0.1:1/nothing", "backfill", "--urls", str(urls))
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"ingest backfill: {urls} lists more than {MAX_LISTED_URLS} URLs, the most one "
+        "backfill takes: split it into several lists"
+    ]
 
 
 def test_entry_round_trip() -> None:
