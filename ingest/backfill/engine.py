@@ -328,6 +328,17 @@ class Backfill:
                         log.warning("backfill_source_failed", error=str(e))
                     self.reporter.update(self.tally)
                     return
+            if kind == "feed" and self._soft_end(url, result):
+                # A web page with status 200 where a later page of the history was asked (the
+                # site's home page, a "not found" page): the end of the history, as a 404 is.
+                await self.runs.source_walked(
+                    run.id, url, state="done", error=f"HTTP {result.status}: a web page"
+                )
+                self._listed.pop(url, None)
+                self.tally.sources += 1
+                log.debug("backfill_source_end", error="a web page, not a feed page")
+                self.reporter.update(self.tally)
+                return
             try:
                 if kind == "sitemap" and not looks_like_feed(result.body):
                     await self._walk_sitemap(run, url, result, depth)
@@ -339,6 +350,14 @@ class Backfill:
                 log.warning("backfill_source_failed", error=str(e))
             self.tally.sources += 1
             self.reporter.update(self.tally)
+
+    def _soft_end(self, url: str, result: FetchResult) -> bool:
+        """Whether a feed page past the first of its history (a WordPress `?paged=N`, or a page
+        a page of this walk linked) is a web page rather than a feed: by its body, whatever its
+        media type says (feeds are served as text/html too)."""
+        later = page_number(url) > 1 or url in self._listed
+        body = result.body
+        return later and not looks_like_feed(body) and looks_like_html(body)
 
     async def _walk_sitemap(
         self, run: BackfillRun, url: str, result: FetchResult, depth: int

@@ -1455,6 +1455,57 @@ def test_wordpress_history_stops_where_the_server_repeats_itself(database_url: s
     assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
 
 
+@pytest.mark.parametrize("wordpress", [True, False])
+def test_paged_feed_answering_a_web_page_past_its_last_page_ends_the_history(
+    database_url: str, wordpress: bool
+) -> None:
+    """A site answering the page past the last of its paged feed with a web page and status
+    200 (its home page, a "not found" page: a soft 404) ends the history, as a 404 does: no
+    failed source, nothing in the summary's failures."""
+    with LocalServer() as srv:
+        history_site(srv, pages=2, wordpress=wordpress, sitemap=range(0, 0))
+        if wordpress:
+            srv.routes["/feed/?paged=3"] = static(home_html())
+        else:
+            page = srv.routes["/paged.atom?page=2"]
+            assert callable(page)
+            body = page(Request("GET", "/paged.atom?page=2", {})).body
+            assert isinstance(body, bytes)
+            nxt = f"<link rel='next' href='{srv.url('/paged.atom?page=3')}'/>"
+            srv.routes["/paged.atom?page=2"] = static(
+                body.decode().replace("<id>urn:p</id>", f"<id>urn:p</id>{nxt}"),
+                "application/atom+xml",
+            )
+            srv.routes["/paged.atom?page=3"] = static(
+                "<!DOCTYPE html><html><body><h1>Page not found</h1></body></html>"
+            )
+        proc = backfill(database_url, srv.url("/"))
+        past = "/feed/?paged=3" if wordpress else "/paged.atom?page=3"
+        assert len(srv.hits(past)) == 1
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(4))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith(", 0 failed"), sources
+    assert (
+        scalar(database_url, "SELECT count(*) FROM ingest.backfill_sources WHERE state = 'failed'")
+        == 0
+    )
+
+
+def test_paged_feed_page_that_is_broken_xml_is_a_failed_source(database_url: str) -> None:
+    """A page of a paged feed that is no feed and no web page (XML cut short mid-history) is
+    still a failed source, counted in the summary."""
+    with LocalServer() as srv:
+        history_site(srv, pages=3, wordpress=True, sitemap=range(0, 0))
+        srv.routes["/feed/?paged=2"] = static(
+            "<?xml version='1.0'?><rss version='2.0'><channel><title>W</title><item><ti",
+            "application/rss+xml",
+        )
+        proc = backfill(database_url, srv.url("/"))
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith(", 1 failed"), sources
+
+
 def test_registered_feed_target_adopts_articles_already_stored(
     database_url: str, site: Site
 ) -> None:
