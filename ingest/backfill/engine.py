@@ -30,7 +30,13 @@ from ingest.backfill.progress import BackfillReport, LogReporter, RateLimiter, R
 from ingest.config import Settings
 from ingest.documents.discovery import looks_like_html, page_number, parse_feed_page, with_page
 from ingest.documents.feeds import looks_like_feed
-from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap, sitemap_entry
+from ingest.documents.sitemaps import (
+    Sitemap,
+    looks_like_sitemap,
+    on_site,
+    parse_sitemap,
+    sitemap_entry,
+)
 from ingest.errors import FeedError, FetchError, LockLost, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import article_words, trusted, trusts_feed
@@ -372,6 +378,15 @@ class Backfill:
             timeout=self.settings.parse_timeout,
         )
         since = self.options.since
+        # The URLs (and sitemaps) of its own site only: a sitemap naming pages of other sites
+        # does not make them the site's articles (`on_site`).
+        sites = (url,) if self.options.target is None else (url, self.options.target)
+        entries = [e for e in sitemap.entries if on_site(e.url, sites)]
+        listed = [r for r in sitemap.sitemaps if on_site(r.url, sites)]
+        elsewhere = len(sitemap.entries) - len(entries) + len(sitemap.sitemaps) - len(listed)
+        if elsewhere:
+            self.tally.other_sites += elsewhere
+            log.info("backfill_sitemap_other_sites", skipped=elsewhere)
         if sitemap.kind == "index":
             if depth >= MAX_INDEX_DEPTH:
                 raise ParseError(
@@ -385,7 +400,7 @@ class Backfill:
             # modified before them (`_walk`), as it stops walking a feed's paged history. A
             # date far ahead is none, as everywhere (`plausible_date`).
             now = self.clock()
-            dated = (replace(r, lastmod=plausible_date(r.lastmod, now)) for r in sitemap.sitemaps)
+            dated = (replace(r, lastmod=plausible_date(r.lastmod, now)) for r in listed)
             refs = sorted(
                 (r for r in dated if not (since and r.lastmod and latest(r.lastmod) < since)),
                 key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
@@ -393,7 +408,7 @@ class Backfill:
             children: list[tuple[str, SourceKind]] = [
                 (canonical(ref.url), "sitemap") for ref in refs
             ]
-            skipped = len(sitemap.sitemaps) - len(children)
+            skipped = len(listed) - len(children)
             self.tally.sources_skipped += skipped
             await self.runs.source_walked(
                 run.id,
@@ -406,7 +421,7 @@ class Backfill:
             log.debug("backfill_sitemap_index", sitemaps=len(children), skipped_by_lastmod=skipped)
             return
         queued: list[QueuedUrl] = []
-        for entry in sitemap.entries:
+        for entry in entries:
             try:
                 link = canonical_url(entry.url)
             except ValueError:

@@ -52,6 +52,8 @@ class Tally:
     sources: int = 0
     sources_failed: int = 0
     sources_skipped: int = 0
+    other_sites: int = 0
+    """URLs and sitemaps that sitemaps listed on other sites, skipped (`sitemaps.on_site`)."""
     discovered: int = 0
     out_of_range: int = 0
     to_fetch: int = 0
@@ -84,6 +86,7 @@ class Tally:
         return {
             "sources": self.sources,
             "sources_failed": self.sources_failed,
+            "other_sites": self.other_sites,
             "discovered": self.discovered,
             "to_fetch": self.to_fetch,
             "fetched": self.fetched,

@@ -29,6 +29,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
         f"  sources: {feeds + sitemaps} ({feeds} feed pages, {sitemaps} sitemaps), "
         f"{c.source_total(state='failed')} failed"
         + (f", {n} skipped" if (n := c.source_total(state="skipped")) else "")
+        + (f"; {t.other_sites} on other sites skipped" if t.other_sites else "")
     )
     skipped = c.url_total("skipped")
     why = ", ".join(

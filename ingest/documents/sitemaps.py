@@ -6,14 +6,17 @@ size cap). Pure: no network, no files, no clock. A body that is not a sitemap is
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from lxml import etree
+from tld import get_fld
 
 from ingest.errors import ParseError
 from ingest.normalize import absolute_http_url, rfc2822_date, url_lines, without_controls
@@ -27,6 +30,7 @@ __all__ = [
     "SitemapRef",
     "is_gzip",
     "looks_like_sitemap",
+    "on_site",
     "parse_sitemap",
     "parse_sitemap_feed",
     "parse_w3c_datetime",
@@ -358,6 +362,36 @@ def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
     if not entries or invalid > read // 2:
         raise ParseError(url, "not a sitemap: neither XML nor a list of URLs")
     return Sitemap("text", entries=tuple(entries), dropped=dropped + len(lines) - read)
+
+
+# --- sites --------------------------------------------------------------------------------------
+
+
+def on_site(url: str, sites: Iterable[str]) -> bool:
+    """Whether a URL a sitemap lists belongs to the site of one of `sites` (the sitemap's own
+    URL, and the backfill's TARGET, whose robots.txt may name a sitemap hosted elsewhere). The
+    protocol allows a sitemap the URLs of its own host only; a site's hosts share a registered
+    domain (`www.`, `news.`, `m.` of `example.co.uk`), by the Public Suffix List, its private
+    part included (two `*.blogspot.com` blogs are two sites); a host without one (an address,
+    an unknown suffix) is a site of its own. Ports are not compared."""
+    key = _site_key(url)
+    return bool(key) and any(key == _site_key(site) for site in sites)
+
+
+def _site_key(url: str) -> str:
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return ""
+    return _registered_domain(host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _registered_domain(host: str) -> str:
+    if not host:
+        return ""
+    domain = get_fld(host, fix_protocol=True, fail_silently=True)
+    return domain.lower() if isinstance(domain, str) else host
 
 
 # --- values --------------------------------------------------------------------------------------

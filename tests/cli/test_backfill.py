@@ -613,6 +613,36 @@ def test_sitemap_index_target(database_url: str, site: Site) -> None:
     assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
 
 
+def test_sitemap_urls_on_other_sites_are_skipped_and_counted(database_url: str) -> None:
+    """A sitemap (and a sitemap index) listing pages of other sites: those are neither queued
+    nor fetched, and the summary counts them; the site's own are backfilled."""
+    with LocalServer() as srv:
+        base = srv.base
+        foreign = "".join(
+            f"<url><loc>{u}</loc></url>"
+            for u in ("https://elsewhere.example/a/9", "https://news.example.org/b/1")
+        )
+        srv.routes["/sitemap.xml"] = static(
+            urlset(base, range(0, 2)).replace("</urlset>", foreign + "</urlset>"),
+            "application/xml",
+        )
+        srv.routes["/index.xml"] = static(
+            f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>"
+            f"<sitemap><loc>{base}/sitemap.xml</loc></sitemap>"
+            "<sitemap><loc>https://elsewhere.example/sitemap.xml</loc></sitemap>"
+            "</sitemapindex>",
+            "application/xml",
+        )
+        for n in range(2):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/index.xml"))
+    assert sorted(stored(database_url)) == [srv.url("/a/0"), srv.url("/a/1")]
+    assert scalar(database_url, "SELECT count(*) FROM ingest.backfill_urls") == 2
+    assert scalar(database_url, "SELECT count(*) FROM ingest.backfill_sources") == 2
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith("; 3 on other sites skipped"), sources
+
+
 def test_limit_takes_the_newest(database_url: str, site: Site) -> None:
     """--limit N fetches the N newest URLs and skips the rest, counted."""
     proc = backfill(database_url, site.url("/sitemap_index.xml"), "--limit", "4")

@@ -26,6 +26,7 @@ from ingest.documents.sitemaps import (
     Sitemap,
     is_gzip,
     looks_like_sitemap,
+    on_site,
     parse_sitemap,
     parse_sitemap_feed,
     parse_w3c_datetime,
@@ -404,3 +405,33 @@ def test_offsets_are_normalized_to_utc() -> None:
     assert lastmod is not None
     assert lastmod.tzinfo == UTC
     assert datetime(2024, 5, 6, 23, 30, tzinfo=timezone(timedelta(hours=-8))) == lastmod
+
+
+@pytest.mark.parametrize(
+    ("url", "sites", "expected"),
+    [
+        ("https://www.example.com/a", ["https://example.com/sitemap.xml"], True),
+        ("https://news.example.co.uk/a", ["https://www.example.co.uk/sitemap.xml"], True),
+        ("https://EXAMPLE.com:8443/a", ["https://example.com/sitemap.xml"], True),
+        ("https://example.org/a", ["https://example.com/sitemap.xml"], False),
+        ("https://example.com.evil.net/a", ["https://example.com/sitemap.xml"], False),
+        ("https://other.co.uk/a", ["https://www.example.co.uk/sitemap.xml"], False),
+        # A public suffix under private control: each blog is a site of its own.
+        ("https://b.blogspot.com/a", ["https://a.blogspot.com/sitemap.xml"], False),
+        # No registered domain (an address, an unknown suffix): the host itself.
+        ("http://127.0.0.1:8001/a", ["http://127.0.0.1:8000/sitemap.xml"], True),
+        ("http://127.0.0.2/a", ["http://127.0.0.1/sitemap.xml"], False),
+        ("https://a.intranet.corp/a", ["https://b.intranet.corp/s.xml"], False),
+        ("https://a.intranet.corp/a", ["https://a.intranet.corp/s.xml"], True),
+        # The site the backfill was asked for vouches for a sitemap hosted elsewhere.
+        (
+            "https://www.example.com/a",
+            ["https://cdn.example-static.net/s.xml", "https://example.com/"],
+            True,
+        ),
+    ],
+)
+def test_a_sitemap_lists_urls_of_its_own_site(url: str, sites: list[str], expected: bool) -> None:
+    """The sitemaps protocol allows a sitemap the URLs of its own host; the backfill allows
+    those of its registered domain (www., news. and the like) and of the TARGET's."""
+    assert on_site(url, sites) is expected
