@@ -379,8 +379,9 @@ class Backfill:
         )
         since = self.options.since
         # The URLs (and sitemaps) of its own site only: a sitemap naming pages of other sites
-        # does not make them the site's articles (`on_site`).
-        sites = (url,) if self.options.target is None else (url, self.options.target)
+        # does not make them the site's articles (`on_site`). Its own: where it was listed,
+        # where that redirected (a site moved to a new domain), and TARGET's.
+        sites = (url, result.final_url, *filter(None, [self.options.target]))
         entries = [e for e in sitemap.entries if on_site(e.url, sites)]
         listed = [r for r in sitemap.sitemaps if on_site(r.url, sites)]
         elsewhere = len(sitemap.entries) - len(entries) + len(sitemap.sitemaps) - len(listed)

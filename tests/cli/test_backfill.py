@@ -643,6 +643,22 @@ def test_sitemap_urls_on_other_sites_are_skipped_and_counted(database_url: str) 
     assert sources.endswith("; 3 on other sites skipped"), sources
 
 
+def test_sitemap_that_redirects_to_another_host_lists_the_urls_of_that_host(
+    database_url: str,
+) -> None:
+    """A sitemap moved to another host with its site (a redirect): the URLs of the host it
+    is served from are its own."""
+    with LocalServer() as srv:
+        srv.routes["/sitemap.xml"] = static(urlset(srv.base, range(0, 2)), "application/xml")
+        for n in range(2):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        moved = srv.url("/sitemap.xml")
+        old = moved.replace("127.0.0.1", "localhost").replace("/sitemap.xml", "/old.xml")
+        srv.routes["/old.xml"] = Response(301, b"", {"Location": moved})
+        proc = backfill(database_url, old)
+    assert sorted(stored(database_url)) == [srv.url("/a/0"), srv.url("/a/1")], proc.stdout
+
+
 def test_limit_takes_the_newest(database_url: str, site: Site) -> None:
     """--limit N fetches the N newest URLs and skips the rest, counted."""
     proc = backfill(database_url, site.url("/sitemap_index.xml"), "--limit", "4")
