@@ -30,7 +30,8 @@ class Plan:
     """(entry key, article id): entries new to this feed whose article is already stored."""
     refetch: tuple[Candidate, ...] = ()
     """Entries already stored whose feed entry says it was updated since: fetch the page again
-    and update the article in place if its text changed."""
+    and update the article in place if its text changed. Each carries the earlier tries at
+    its update's page that failed for a passing reason."""
     stamped: tuple[Candidate, ...] = ()
     """Entries already stored whose update time is the feed's stamp, not an edit (`stamps`):
     counted as skipped, their pages are not fetched again; a full-text feed's entries update
@@ -187,7 +188,8 @@ def plan(
     most of the feed's known entries share is the feed's stamp, not an edit (`stamps`): no
     refetch for it (`Plan.stamped`). Link already stored (from another feed, or via another
     URL form): link without fetching; its article pruned (None in `known_urls`): skip.
-    Otherwise: fetch, carrying the count of earlier tries."""
+    Otherwise: fetch, carrying the count of earlier tries (`attempts`, by key: a refetch's are
+    the tries at its update's page, `ArticleStore.defer_updates`)."""
     fetch: list[Candidate] = []
     link: list[tuple[bytes, int]] = []
     refetch: list[Candidate] = []
@@ -205,7 +207,7 @@ def plan(
                     stamped_entries.append(c)
                     skipped += 1
                 else:
-                    refetch.append(c)
+                    refetch.append(replace(c, attempts=tries.get(c.key, 0)))
             else:
                 skipped += 1
         elif c.link in known_urls:

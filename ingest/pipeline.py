@@ -679,8 +679,9 @@ class Pipeline:
             result,
             body_hash=body_hash,
             parsed=parsed,
-            # Entries waiting for another try at their page need the next poll to parse the
-            # feed again: keep neither validators nor body hash that would let it skip that.
+            # Entries waiting for another try at their page (new ones, and updates) need the
+            # next poll to parse the feed again: keep neither validators nor body hash that
+            # would let it skip that.
             keep_validators=entries.deferred == 0,
             full_text=entries.full_text,
         )
@@ -809,12 +810,12 @@ class Pipeline:
             found,
             known_entries=known.done,
             known_urls=known.urls,
-            attempts=known.waiting,
+            attempts={**known.waiting, **known.update_attempts},
             invalid=invalid,
             now=now,
         )
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
-        updated, unchanged = await self._refetch(feed, plan.refetch, plan.stamped, now)
+        updated, unchanged, retried = await self._refetch(feed, plan.refetch, plan.stamped, now)
         storer = _Storer(self._articles, feed.id)
         deferred: list[bytes] = []
         owns = await self._own_texts(feed, plan.fetch)
@@ -844,7 +845,7 @@ class Pipeline:
             # the refetches that changed nothing (`_refetch`), which are skipped too.
             skipped=plan.skipped - len(plan.stamped) + unchanged + storer.existing,
             page_errors=storer.page_errors,
-            deferred=len(deferred),
+            deferred=len(deferred) + retried,
             updated=updated,
             from_feed=storer.from_feed,
             full_text=full_text,
@@ -1017,10 +1018,13 @@ class Pipeline:
         found: tuple[dedup.Candidate, ...],
         stamped: tuple[dedup.Candidate, ...],
         now: datetime,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, int]:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
-        the stored version alone: tried again next poll if the failure was passing, else the
+        the stored version alone: after a passing failure the update waits for another try
+        (its try counted, `ArticleStore.defer_updates`; tried again at the next poll, which
+        reads the feed again, as for a new entry waiting for its page), up to
+        INGEST_PAGE_ATTEMPTS tries; past them, or after a failure that is not passing, the
         entry's update time is recorded, so that the page is not fetched again until the entry
         changes again (a page gone for good or a consent wall stays so). A
         full-text feed's entry (`feed` mode, or proven in `auto`) is its own article: updated
@@ -1033,14 +1037,15 @@ class Pipeline:
         the article reached the edit first) has its update time recorded without a request.
         Updates are not new entries: they leave the feed's count towards its next re-check
         alone. Returns how many of the entries (`found` and `stamped`) updated their article,
-        and how many did not (unchanged, their page unusable, or not looked at: skipped)."""
+        how many did not (unchanged, their page unusable, or not looked at: skipped), and how
+        many wait for another try at their page (deferred)."""
         mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
         full_text = mode == "feed" or (mode == "auto" and state.on)
         entries = len(found) + len(stamped)
         if full_text:
             found = (*found, *stamped)
         if not found:
-            return 0, entries
+            return 0, entries, 0
         versions = await self.store.stored_versions(feed.id, [c.key for c in found])
         modified = {key: v.modified_at for key, v in versions.items()}
         found, reached = dedup.newer_than_stored(found, modified, now)
@@ -1056,6 +1061,7 @@ class Pipeline:
         outcomes = dict(zip(fetched, pages, strict=True))
         items = []
         gone = []
+        retried: list[bytes] = []
         for i, c in enumerate(found):
             if i not in outcomes:
                 if wanted[i]:  # stamped, and its text does not decide: left as it is
@@ -1064,18 +1070,21 @@ class Pipeline:
             elif (page := page_for(c.entry, outcomes[i])).extracted is not None:
                 article = self._article(c, page)
             else:
-                if not page.transient:
+                if page.retry_later(c.attempts, self.settings.page_attempts):
+                    retried.append(c.key)
+                else:
                     gone.append(c)
                 continue
             if article is not None:
                 items.append((article, c.key))
         times = dedup.update_times([*reached, *gone], now)
         updated = len(await self.store.updated_entries(feed.id, items, unchanged=times))
+        await self.store.defer_updates(feed.id, retried)
         # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
         # later keeps them updated.
         metrics.ARTICLES_UPDATED.inc(updated)
         self._count_committed(feed.id, updated=updated)
-        return updated, entries - updated
+        return updated, entries - updated - len(retried), len(retried)
 
     def _article(
         self,

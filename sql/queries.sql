@@ -284,6 +284,12 @@ FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
 CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(c.url)) AS k
 WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done);
 
+-- name: defer_updates
+-- Updated entries whose page failed for a passing reason: one more try counted (reset once the
+-- update is recorded, touch_feed_entry), the entry planned again as an update at the next poll.
+UPDATE ingest.feed_entries SET attempts = attempts + 1
+WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s::bytea[]) AND article_id IS NOT NULL;
+
 -- name: defer_entries
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts)
 SELECT %(feed_id)s, h, NULL, 1 FROM unnest(%(hashes)s::bytea[]) AS h
@@ -430,11 +436,15 @@ SELECT %(feed_id)s, h, %(article_id)s, %(entry_updated_at)s
 FROM unnest(%(hashes)s::bytea[]) AS h
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
 SET article_id = COALESCE(ingest.feed_entries.article_id, EXCLUDED.article_id),
+    -- Stored: the tries at its page are over; later ones count an update's (defer_updates).
+    attempts = 0,
     entry_updated_at = GREATEST(ingest.feed_entries.entry_updated_at, EXCLUDED.entry_updated_at);
 
 -- name: touch_feed_entry
+-- An update recorded (its article updated, or its new version given up on): its tries at the
+-- page start again from none for the next update (defer_updates).
 UPDATE ingest.feed_entries
-SET entry_updated_at = GREATEST(entry_updated_at, %(entry_updated_at)s)
+SET entry_updated_at = GREATEST(entry_updated_at, %(entry_updated_at)s), attempts = 0
 WHERE feed_id = %(feed_id)s AND entry_hash = %(entry_hash)s;
 
 -- name: stored_versions

@@ -39,6 +39,9 @@ class KnownEntries:
     stored with it."""
     waiting: dict[bytes, int] = field(default_factory=dict)
     """Entries waiting for another try at their page, with the tries so far."""
+    update_attempts: dict[bytes, int] = field(default_factory=dict)
+    """Entries done whose latest update's page failed for a passing reason, with the tries so
+    far (`ArticleStore.defer_updates`)."""
     urls: dict[str, int | None] = field(default_factory=dict)
     """Links of the entries not done that are known (`known_urls`)."""
     other_story: set[bytes] = field(default_factory=set)
@@ -121,6 +124,8 @@ class ArticleStore(StoreBase):
                 known.urls[r["url"]] = r["article_id"]
             elif r["done"]:
                 known.done[bytes(r["entry_hash"])] = r["entry_updated_at"]
+                if r["attempts"]:
+                    known.update_attempts[bytes(r["entry_hash"])] = int(r["attempts"])
                 if r["other_story"]:
                     known.other_story.add(bytes(r["entry_hash"]))
             else:
@@ -131,6 +136,12 @@ class ArticleStore(StoreBase):
         """Count one more failed try at these entries' pages; they are planned again next poll."""
         if hashes:
             await self._all("defer_entries", {"feed_id": feed_id, "hashes": list(hashes)})
+
+    async def defer_updates(self, feed_id: int, hashes: Sequence[bytes]) -> None:
+        """Count one more failed try at the pages of these updated entries (their articles are
+        stored): they are planned again as updates at the next poll, their tries carried."""
+        if hashes:
+            await self._all("defer_updates", {"feed_id": feed_id, "hashes": list(hashes)})
 
     async def known_urls(self, urls: Sequence[str]) -> dict[str, int | None]:
         """Of these URLs, those not to fetch: each with the id of the article stored under it,

@@ -669,6 +669,57 @@ async def test_an_update_whose_page_did_not_change_is_counted_as_skipped(
     assert (summary.new_articles, summary.updated, summary.skipped) == (0, 0, 1)
 
 
+@pytest.mark.parametrize("etag", ['"v2"', None])
+async def test_an_update_whose_page_failed_for_a_while_is_tried_again_though_the_feed_is_the_same(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    etag: str | None,
+) -> None:
+    """An updated entry whose page answers 503: the feed's validators and body hash are not
+    kept, as for a new entry waiting for its page, so the next poll reads the feed again (not
+    answered 304, not skipped as the same bytes) and applies the update once the page
+    answers. A page that keeps failing is given up after INGEST_PAGE_ATTEMPTS tries, the
+    stored version left as it is, and the feed's validators are used again."""
+    server.routes["/story"] = static(page("First version"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml", etag='"v1"')
+    pipeline = await make_pipeline(settings(database_url, page_attempts=3), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+
+    answers = iter([503])
+
+    def flaky(req: Request) -> Response:
+        if next(answers, 200) == 503:
+            return Response(503, b"busy", {"Content-Type": "text/plain"})
+        return Response(200, page("Second version").encode(), {"Content-Type": "text/html"})
+
+    server.routes["/story"] = flaky
+    updated = atom(server.base, NOW + timedelta(minutes=5))
+    server.routes["/feed"] = static(updated, "application/atom+xml", etag=etag)
+    first = await pipeline.run(all_feeds=True)
+    assert first.updated == 0
+    second = await pipeline.run(all_feeds=True)
+    assert second.updated == 1
+    (article,) = rows(database_url, "SELECT text FROM news.articles")
+    assert "Second version." in article["text"]
+    assert len(server.hits("/story")) == 3
+
+    # A page that keeps failing: tried at most INGEST_PAGE_ATTEMPTS times for one update.
+    server.routes["/story"] = Response(503, b"busy", {"Content-Type": "text/plain"})
+    later = atom(server.base, NOW + timedelta(minutes=10))
+    third = etag and '"v3"'
+    server.routes["/feed"] = static(later, "application/atom+xml", etag=third)
+    for _ in range(5):
+        await pipeline.run(all_feeds=True)
+    assert len(server.hits("/story")) == 3 + 3
+    (article,) = rows(database_url, "SELECT text FROM news.articles")
+    assert "Second version." in article["text"]
+    if third is not None:
+        assert server.hits("/feed")[-1].headers.get("if-none-match") == third
+
+
 def reused_guid_rss(base: str, stories: list[tuple[str, str, str, datetime]], poll: int = 0) -> str:
     """RSS items of (guid, path, title, publication time); `poll` changes the document."""
     items = "".join(
