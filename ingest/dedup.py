@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ingest.normalize import canonical_url, entry_hash, plausible_date
+from ingest.normalize import canonical_url, clean_inline, entry_hash, plausible_date
 from ingest.types import ParsedEntry
 
 
@@ -128,12 +128,29 @@ def update_times(found: Iterable[Candidate], now: datetime) -> dict[bytes, datet
     return {c.key: plausible_date(c.entry.updated_at, now) for c in found}
 
 
+def _story_key(guid: str, link: str) -> bytes:
+    """The key of an entry whose guid another story of its feed has (`reused`, `candidates`)."""
+    return entry_hash(f"guid:{guid}\nlink:{link}")
+
+
+def _another_story(title: str | None, other: str | None) -> bool:
+    """Whether two entries of one guid and other links are two stories: both have a headline,
+    and they differ (without one, the entries are taken for one story, as the store takes
+    them: `known_entries`' other_story)."""
+    return title is not None and other is not None and title != other
+
+
 def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:
     """Entries with a usable http(s) link, in feed order, one per key and per link; also returns
-    how many entries had no usable link."""
+    how many entries had no usable link. Of entries sharing a guid, the first is keyed by it; a
+    later one that is another story (its link and its headline both other than the first's: a
+    recycled post id, the earlier story still listed) is keyed by its guid and link, as
+    `reused` keys it when the earlier story was stored at an earlier poll; one that is the same
+    story (an item listed twice, a moved link with its headline) is left out."""
     found: list[Candidate] = []
     keys: set[bytes] = set()
     links: set[str] = set()
+    firsts: dict[str, tuple[str, str | None]] = {}  # guid -> its first entry's link, title
     invalid = 0
     for entry in entries:
         if not entry.link:
@@ -144,8 +161,18 @@ def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:
         except ValueError:
             invalid += 1
             continue
-        key = entry_hash("guid:" + entry.guid if entry.guid else "link:" + link)
-        if key in keys or link in links:
+        if link in links:
+            continue
+        if not entry.guid:
+            key = entry_hash("link:" + link)
+        elif (first := firsts.get(entry.guid)) is None:
+            key = entry_hash("guid:" + entry.guid)
+            firsts[entry.guid] = (link, clean_inline(entry.title))
+        elif _another_story(first[1], clean_inline(entry.title)):
+            key = _story_key(entry.guid, link)  # its link is another (`links`)
+        else:
+            continue
+        if key in keys:
             continue
         keys.add(key)
         links.add(link)
@@ -167,7 +194,7 @@ def reused(found: Iterable[Candidate], other_story: Set[bytes]) -> list[Candidat
     out: list[Candidate] = []
     for c in found:
         if c.key in other_story and c.entry.guid:
-            c = replace(c, key=entry_hash(f"guid:{c.entry.guid}\nlink:{c.link}"))
+            c = replace(c, key=_story_key(c.entry.guid, c.link))
         out.append(c)
     return out
 

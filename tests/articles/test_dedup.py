@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,10 +42,16 @@ def _entry(link: str | None, guid: str | None = None) -> ParsedEntry:
         ),
         pytest.param([_entry(A), _entry(A), _entry(B)], [A, B], 0, id="duplicate-link"),
         pytest.param(
-            [_entry(A, "g1"), _entry(B, "g1"), _entry(C, "g2")],
+            [_entry(A, "g1"), replace(_entry(B, "g1"), title="title of " + A), _entry(C, "g2")],
             [A, C],
             0,
-            id="duplicate-guid",
+            id="duplicate-guid-same-title",
+        ),
+        pytest.param(
+            [_entry(A, "g1"), _entry(B, "g1"), _entry(C, "g2")],
+            [A, B, C],
+            0,
+            id="duplicate-guid-another-story",
         ),
         pytest.param(
             [_entry(A, "g1"), _entry(A, "g2")],
@@ -68,7 +75,8 @@ def _entry(link: str | None, guid: str | None = None) -> ParsedEntry:
 )
 def test_candidates(entries: list[ParsedEntry], links: list[str], invalid: int) -> None:
     """Entries without a usable http(s) link are counted invalid; duplicate links (in any URL
-    form) and duplicate guids are kept once, first occurrence first."""
+    form) and duplicate guids are kept once, first occurrence first, unless the later entry of
+    a guid is another story (its link and its title both another)."""
     found, bad = candidates(entries)
     assert [c.link for c in found] == links
     assert bad == invalid
@@ -79,6 +87,23 @@ def test_candidates_keep_the_first_entry_of_duplicates() -> None:
     first, second = _entry(A + "?utm_source=x", "first"), _entry(A, "second")
     found, _ = candidates([first, second])
     assert [c.entry for c in found] == [first]
+
+
+def test_a_later_story_under_an_earlier_one_s_guid_is_keyed_by_its_guid_and_link() -> None:
+    """Two stories of one document sharing a guid (its link and title both another): the first
+    keeps the guid's key, the later one is keyed by its guid and link, as `reused` keys an
+    entry whose guid went to another story at an earlier poll; the same story listed twice,
+    or under another link with its title (a moved link), is one entry."""
+    first, later = _entry(A, "g1"), _entry(B, "g1")
+    found, _ = candidates([first, later, _entry(A, "g1")])
+    assert [(c.entry, c.link) for c in found] == [(first, A), (later, B)]
+    (alone,), _ = candidates([first])
+    assert found[0].key == alone.key
+    assert [c.key for c in reused(found[1:], {found[1].key})] == [found[1].key]
+    (rekeyed,) = reused(candidates([later])[0], {alone.key})
+    assert found[1].key == rekeyed.key
+    moved = replace(_entry(B, "g1"), title=first.title)
+    assert [c.entry for c in candidates([first, moved])[0]] == [first]
 
 
 def test_candidate_link_is_canonical() -> None:

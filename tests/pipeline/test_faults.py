@@ -776,6 +776,49 @@ async def test_a_guid_reused_for_another_story_brings_that_story_in(
     assert len(rows(database_url, "SELECT id FROM news.articles")) == 2
 
 
+@pytest.mark.parametrize("stored_first", [False, True])
+async def test_two_stories_sharing_a_guid_in_one_document_are_both_stored(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    stored_first: bool,
+) -> None:
+    """One document listing an earlier story and a new one under the same guid (a recycled
+    post id), each with its own link and headline: both are stored, the later one keyed by its
+    guid and link as `dedup.reused` keys it, whether the earlier one was stored at an earlier
+    poll or not; at later polls, in either order, nothing is fetched again and nothing is new.
+    An item listed twice (the same guid, link and headline) is one entry."""
+    server.routes["/ferry"] = static(page("Ferry terminal"))
+    server.routes["/budget"] = static(page("City budget"))
+    ferry = ("post-7", "/ferry", "Ferry terminal opens", NOW - timedelta(hours=2))
+    budget = ("post-7", "/budget", "Council passes the budget", NOW)
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    if stored_first:
+        server.routes["/feed"] = static(
+            reused_guid_rss(server.base, [ferry]), "application/rss+xml"
+        )
+        await pipeline.run()
+    both = [ferry, ferry, budget]
+    server.routes["/feed"] = static(reused_guid_rss(server.base, both), "application/rss+xml")
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.new_articles == (1 if stored_first else 2)
+    stored = rows(database_url, "SELECT url, title, guid FROM news.articles ORDER BY url")
+    assert [(r["url"].removeprefix(server.base), r["title"], r["guid"]) for r in stored] == [
+        ("/budget", "Council passes the budget", "post-7"),
+        ("/ferry", "Ferry terminal opens", "post-7"),
+    ]
+    for poll, order in enumerate(([ferry, budget], [budget, ferry], [ferry, budget]), 1):
+        server.routes["/feed"] = static(
+            reused_guid_rss(server.base, order, poll), "application/rss+xml"
+        )
+        summary = await pipeline.run(all_feeds=True)
+        assert (summary.new_articles, summary.updated, summary.skipped) == (0, 0, 2)
+    assert [len(server.hits(p)) for p in ("/ferry", "/budget")] == [1, 1]
+    assert len(rows(database_url, "SELECT id FROM news.articles")) == 2
+
+
 async def test_an_edit_another_feed_reached_first_does_not_fetch_the_page_again(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
