@@ -13,7 +13,7 @@ import structlog
 
 from ingest.errors import StoreError
 from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
-from ingest.normalize import content_hash
+from ingest.normalize import content_hash, redact_text
 from ingest.store.base import REFUSED_VALUES, StoreBase, first_line, queries, wrap_exceptions
 from ingest.types import Article
 
@@ -606,7 +606,9 @@ def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
         "summary": a.summary,
         "content_hash": a.content_hash,
         "text_source": a.text_source,
-        "extraction_error": a.extraction_error,
+        "extraction_error": (
+            redact_text(a.extraction_error) if a.extraction_error is not None else None
+        ),
         "fetched_at": a.fetched_at,
         "near_duplicate_of": None,
         "minhash": a.fingerprint.minhash if a.fingerprint else None,

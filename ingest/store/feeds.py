@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from ingest.normalize import redact_text
 from ingest.schedule import FeedFailure, FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
 from ingest.types import Feed, FeedSettings, FullText, SourceKind, TextMode
@@ -212,8 +213,10 @@ class FeedStore(StoreBase):
         """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
         why) and release the lease; a no-op if the lease was lost. `claimed` is what the claim
         read of the feed (active, consecutive failures): when `enable_feed` has changed it
-        since, `if_enabled` (the failure decided for the feed as enabled) is recorded instead."""
+        since, `if_enabled` (the failure decided for the feed as enabled) is recorded instead.
+        The URLs the error and reason quote are stored as `redact_text` shows them."""
         fresh = if_enabled
+        error = redact_text(error)
         await self._all(
             "feed_failed",
             {
@@ -328,4 +331,6 @@ def _inactive_reason(deactivate: bool, reason: str | None, error: str) -> str | 
     """Why a failed poll gives up on its feed, shown in news.feeds.inactive_reason."""
     if not deactivate:
         return None
-    return reason or f"gave up after repeated failures; last: {error[:500]}"
+    if reason:
+        return redact_text(reason)
+    return f"gave up after repeated failures; last: {error[:500]}"

@@ -24,7 +24,7 @@ from ingest.normalize import (
     rfc2822_date,
     to_utc,
 )
-from tests.support.secret_urls import REDACTED_URLS
+from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
 
 # --- canonical_url ---------------------------------------------------------------------------
 
@@ -675,3 +675,13 @@ def test_redact_url_hides_user_info_and_secret_query_parameters(url: str, shown:
     from ingest.normalize import redact_url
 
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), REDACTED_TEXTS)
+def test_redact_text_shows_each_url_in_an_error_as_redact_url_does(text: str, shown: str) -> None:
+    """An error text (a feed's last error, an article's extraction error) quoting URLs keeps
+    none of their user-info nor credential parameters' values, by redact_url's rule."""
+    from ingest.normalize import redact_text
+
+    assert redact_text(text) == shown
+    assert redact_text(shown) == shown

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from ingest.store.db import migrate
 from tests.support.paths import ROOT
-from tests.support.secret_urls import REDACTED_URLS
+from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
 
 pytestmark = pytest.mark.integration
 
@@ -389,3 +389,35 @@ def test_news_reader_sees_no_secret_query_parameter_of_a_feed_url(
         ]
     assert seen == [(shown,)] * 4
     assert redact_url(registered) == shown
+
+
+@pytest.mark.parametrize(("stored", "shown"), REDACTED_TEXTS)
+def test_news_reader_sees_no_credential_of_a_url_quoted_in_an_error(
+    database_url: str, stored: str, shown: str
+) -> None:
+    """A feed's last error and inactive reason, and an article's extraction error, may quote a
+    URL (a redirect target, a failing URL) with its user-info or a token: schema news shows each
+    such URL as it shows feed URLs, even in a row stored so (`ingest.redacted_text`, the rule
+    of `ingest.normalize.redact_text`)."""
+    from ingest.normalize import redact_text
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url, last_error, inactive_reason, active)"
+            " VALUES ('https://example.com/feed', %s, %s, false)",
+            (stored, stored),
+        )
+        article = _insert(conn, "https://example.com/1", "Council meets", "Talk.", "en")
+        conn.execute(
+            "UPDATE ingest.articles SET extraction_error = %s, text_source = 'feed' WHERE id = %s",
+            (stored, article),
+        )
+        conn.execute("SET ROLE news_reader")
+        seen = [
+            conn.execute("SELECT last_error FROM news.feeds").fetchone(),
+            conn.execute("SELECT inactive_reason FROM news.feeds").fetchone(),
+            conn.execute("SELECT extraction_error FROM news.articles").fetchone(),
+            conn.execute("SELECT extraction_error FROM news.search('council')").fetchone(),
+        ]
+    assert seen == [(shown,)] * 4
+    assert redact_text(stored) == shown

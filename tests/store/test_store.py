@@ -18,6 +18,7 @@ from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
 from ingest.store.db import make_pool
 from ingest.types import Article
+from tests.support.secret_urls import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -242,6 +243,30 @@ async def test_failure_counter(store: Store, database_url: str) -> None:
     # NOW is long past by the database's clock: the 30 minutes count from the database's now.
     (polled,) = _rows(database_url, "SELECT polled_at FROM ingest.feeds WHERE id = %s", (feed_id,))
     assert row["next_fetch_at"] == polled["polled_at"] + timedelta(minutes=30)
+
+
+async def test_a_failure_quoting_a_url_is_stored_without_its_credentials(
+    store: Store, database_url: str
+) -> None:
+    """The error a failed poll records, and the reason a feed given up on keeps, hold no
+    user-info or token of a URL they quote (a redirect target), in ingest.feeds itself."""
+    (feed_id,) = await _feed_ids(store, 1)
+    await _claim(store)
+    quoted = f"https://reader:{SECRET}@example.com/feed?api_key={SECRET}"
+    await store.feed_failed(
+        feed_id,
+        owner="a",
+        now=NOW,
+        next_fetch_at=NOW,
+        error=f"invalid redirect location {quoted!r}",
+        deactivate=True,
+    )
+    (row,) = _rows(database_url, "SELECT last_error, inactive_reason FROM ingest.feeds")
+    shown = "invalid redirect location 'https://example.com/feed?api_key=***'"
+    assert (row["last_error"], row["inactive_reason"]) == (
+        shown,
+        f"gave up after repeated failures; last: {shown}",
+    )
 
 
 async def test_deactivate_and_recover(store: Store, database_url: str) -> None:

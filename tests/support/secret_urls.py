@@ -44,3 +44,34 @@ REDACTED_URLS = [
     ("https://example.com/token=abc/feed", "https://example.com/token=abc/feed"),
     ("https://example.com/feed#token=abc", "https://example.com/feed#token=abc"),
 ]
+
+# Error texts quoting a URL (a redirect target, a failing URL), and how they are stored and shown:
+# each URL in them by the rule of REDACTED_URLS (`ingest.normalize.redact_text` and the SQL
+# function `ingest.redacted_text`).
+REDACTED_TEXTS = [
+    (
+        f"robots.txt: disallowed (redirect to https://reader:{SECRET}@example.com/p?token={SECRET})",
+        "robots.txt: disallowed (redirect to https://example.com/p?token=***)",
+    ),
+    (
+        f"invalid redirect location 'https://{SECRET}@example.com/f?a=1&api_key={SECRET}#x'",
+        "invalid redirect location 'https://example.com/f?a=1&api_key=***#x'",
+    ),
+    (
+        f"gave up after repeated failures; last: cannot fetch http://u:p@w@b.example/f?sig={SECRET}"
+        f" nor https://c.example/g?X-Amz-Signature={SECRET};x=1",
+        "gave up after repeated failures; last: cannot fetch http://b.example/f?sig=***"
+        " nor https://c.example/g?X-Amz-Signature=***;x=1",
+    ),
+    (
+        f'refused "https://example.com/rss?password={SECRET}&auth={SECRET}&session_id=1"',
+        'refused "https://example.com/rss?password=***&auth=***&session_id=1"',
+    ),
+    # Nothing to hide: an address, a path with "@", a parameter of another name, no URL at all.
+    ("mail editor@example.com", "mail editor@example.com"),
+    (
+        "redirect to https://example.com/path@2x/feed?category=tokenomics",
+        "redirect to https://example.com/path@2x/feed?category=tokenomics",
+    ),
+    ("HTTP 503 Service Unavailable", "HTTP 503 Service Unavailable"),
+]
