@@ -123,6 +123,10 @@ class Pipeline:
         self.claims = 0
         """Claims that worked so far: the service's readiness learns from it that a run got
         past its claims (the failures of earlier ticks are over) while that run goes on."""
+        self.progress_at = time.monotonic()
+        """When (time.monotonic) a run last started, got an answer to a claim (an error too),
+        finished a feed or was done with a page: the service's liveness learns from it that a
+        run in progress is not stuck."""
         # Pages being fetched and extracted, by canonical link: two feeds in progress that carry
         # the same story fetch its page once.
         self._pages: dict[str, asyncio.Future[PageOutcome]] = {}
@@ -241,6 +245,9 @@ class Pipeline:
         one pass and ignores it."""
         self._rescan.set()
 
+    def _progressed(self, _: object = None) -> None:
+        self.progress_at = time.monotonic()
+
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
@@ -258,6 +265,7 @@ class Pipeline:
         the last one's: a service's run may go on for as long as feeds keep coming due, and its
         summary would otherwise only grow, every feed's outcome in it."""
         summary = self.pass_summary = RunSummary()
+        self.progress_at = time.monotonic()
         pass_started = await self.store.database_now() if all_feeds else None
         handed_back: list[int] = []
         done: set[int] = set()  # one poll per feed per pass
@@ -301,6 +309,7 @@ class Pipeline:
                             host_limit=share,
                         )
                     except StoreError as e:
+                        self.progress_at = time.monotonic()  # answered, if with an error
                         if not running:
                             raise
                         # The feeds in progress go on (each of their writes meets the
@@ -310,6 +319,7 @@ class Pipeline:
                         exhausted = True
                         break
                     self.claims += 1
+                    self.progress_at = time.monotonic()
                     busy = any(n <= 0 for n in room.values())
                     exhausted, blocked = not feeds and not busy, not feeds and busy
                     again = [f.id for f in feeds if f.id in done]
@@ -346,6 +356,7 @@ class Pipeline:
                         for link in [k for k, page in self._pages.items() if page.done()]:
                             del self._pages[link]
                 for task in [t for t in running if t in finished]:
+                    self.progress_at = time.monotonic()
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
                     committed = self._committed.pop(feed.id, _Committed()).new
@@ -1112,6 +1123,7 @@ class Pipeline:
         task = self._pages.get(link)
         if task is None:
             task = asyncio.ensure_future(self._page(link, settings, feed_text))
+            task.add_done_callback(self._progressed)
             self._pages[link] = task
         return await asyncio.shield(task)
 

@@ -1,5 +1,6 @@
 """The service's HTTP endpoints on `INGEST_HTTP_PORT`: `/healthz` (process alive, scheduler
-running), `/readyz` (database reachable, migrations current), `/metrics` (Prometheus)."""
+running, ticks not stuck: jobs.service.STALLED_TICKS), `/readyz` (database reachable, migrations
+current), `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -24,14 +25,32 @@ GRACE_SECONDS = 30.0
 FAILED_TICKS_NOT_READY = 3
 """/readyz turns 503 after this many ticks in a row failed (e.g. a schema the code does not
 expect), even while the database answers, until a claim works again."""
+STALLED_TICKS = 10
+STALL_MARGIN = 60.0
+"""/healthz turns 503 when no tick has started, or the run in progress has had no answer to a
+claim (an error is one), finished no feed and been done with no page, for STALLED_TICKS x
+INGEST_TICK_SECONDS + INGEST_LEASE_SECONDS + STALL_MARGIN seconds (by default 300 + 600 + 60,
+16 minutes): the run is stuck (a claim blocked on a lock, an await that never returns), and
+a restart is what frees it. A tick failing in a database outage ends within the pool's 30 s
+wait for a connection, well inside the margin, and is not stuck."""
 
 
 class Service:
     def __init__(
-        self, pipeline: Pipeline, *, tick_seconds: float, keep_changes: timedelta | None = None
+        self,
+        pipeline: Pipeline,
+        *,
+        tick_seconds: float,
+        keep_changes: timedelta | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.tick_seconds = tick_seconds
+        self.stalled_after = (
+            STALLED_TICKS * tick_seconds + pipeline.settings.lease_seconds + STALL_MARGIN
+        )
+        """Seconds without a tick, or without progress of the run in progress, after which
+        the service is not healthy (`STALLED_TICKS`)."""
+        self._tick_at = time.monotonic()
         self.keep_changes = keep_changes
         """How long change rows and earlier versions are kept; None: forever."""
         self._current: asyncio.Task[None] | None = None
@@ -50,6 +69,13 @@ class Service:
             return "scheduler not running"
         if self.pipeline.stopping:
             return "stopping"
+        now = time.monotonic()
+        if now - self._tick_at > self.stalled_after:
+            return f"no tick for {now - self._tick_at:.0f}s"
+        current = self._current
+        idle = now - self.pipeline.progress_at
+        if current is not None and not current.done() and idle > self.stalled_after:
+            return f"run stalled: no claim answered, feed finished or page done for {idle:.0f}s"
         return None
 
     async def ready(self) -> str | None:
@@ -71,6 +97,7 @@ class Service:
         # shutdown, and a tick that finds the previous one still running (a long backlog, a
         # slow feed) does not pile up "maximum number of running instances" warnings: it has
         # that run claim the feeds due since (`Pipeline.rescan`) instead of starting another.
+        self._tick_at = time.monotonic()
         if self._current is not None and not self._current.done():
             self.pipeline.rescan()
             if self._lag is None or self._lag.done():
@@ -117,6 +144,7 @@ class Service:
                 next_run_time=datetime.now(UTC),
                 misfire_grace_time=None,
             )
+        self._tick_at = time.monotonic()
         scheduler.start()
         log.info("service_started", owner=self.pipeline.owner, tick_seconds=self.tick_seconds)
         try:

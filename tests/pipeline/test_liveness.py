@@ -1,0 +1,63 @@
+"""The service's liveness (/healthz) on loopback, with the service object and its HTTP server:
+a run stuck on a claim that never returns is reported, and recovers once it moves again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import psycopg
+import pytest
+
+from jobs.http import HealthServer
+from jobs.service import STALL_MARGIN, STALLED_TICKS, Service
+from tests.support.pipelines import local_settings, pipeline_for
+from tests.support.workers import InlineWorkers
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+async def _wait_for(client: httpx.AsyncClient, url: str, status: int) -> httpx.Response:
+    """The first answer of `url` with `status`, asked every 0.1 s for up to a minute."""
+    response = await client.get(url)
+    for _ in range(600):
+        if response.status_code == status:
+            break
+        await asyncio.sleep(0.1)
+        response = await client.get(url)
+    return response
+
+
+async def test_a_run_stuck_on_a_claim_makes_the_service_unhealthy_until_it_moves(
+    database_url: str, inline_workers: InlineWorkers
+) -> None:
+    """The claim waits on a table lock another session holds (no timeout: it would wait
+    forever): once the service's stall limit passes (2 s here) without a claim answered,
+    /healthz is 503 naming the stall; the lock released, the run goes on and /healthz is 200
+    again."""
+    settings = local_settings(database_url, tick_seconds=0.1, lease_seconds=1)
+    blocker = await psycopg.AsyncConnection.connect(database_url)
+    try:
+        await blocker.execute("LOCK TABLE ingest.feeds IN ACCESS EXCLUSIVE MODE")
+        async with pipeline_for(settings, inline_workers) as pipeline:
+            service = Service(pipeline, tick_seconds=settings.tick_seconds)
+            assert service.stalled_after == STALLED_TICKS * 0.1 + 1 + STALL_MARGIN
+            service.stalled_after = 2.0  # not the minute of the margin
+            http = HealthServer("127.0.0.1", 0, healthy=service.healthy, ready=service.ready)
+            await http.start()
+            running = asyncio.create_task(service.run())
+            url = f"http://127.0.0.1:{http.port}/healthz"
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    stuck = await _wait_for(client, url, 503)
+                    await blocker.rollback()
+                    moving = await _wait_for(client, url, 200)
+            finally:
+                await blocker.rollback()
+                service.stop()
+                await running
+                await http.close()
+    finally:
+        await blocker.close()
+    assert (stuck.status_code, stuck.text.split(":")[0]) == (503, "run stalled")
+    assert (moving.status_code, moving.text) == (200, "ok\n")
