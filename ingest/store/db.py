@@ -4,6 +4,7 @@ embedded server), the connection pool, and applying the numbered migrations in `
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -69,6 +70,13 @@ def load_migrations() -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise ConfigError(f"duplicate migration versions in sql/: {versions}")
     return found
+
+
+@functools.cache
+def _shipped() -> tuple[Migration, ...]:
+    """`load_migrations`, read once: the files ship with the code, and the running service
+    asks about them at every tick (`check_schema`)."""
+    return tuple(load_migrations())
 
 
 def database_url(settings: Settings) -> str:
@@ -273,7 +281,7 @@ async def check_schema(pool: AsyncConnectionPool) -> list[int]:
     tick, so that a replica still running when a newer version migrates stops writing."""
     async with wrap_exceptions(), pool.connection(timeout=5) as conn:
         recorded = await _recorded(conn)
-    migrations = load_migrations()
+    migrations = list(_shipped())
     check_recorded(migrations, recorded)
     return [m.version for m in migrations if m.version not in recorded]
 
