@@ -12,7 +12,7 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor, WrappedLogger
 
-from ingest.normalize import CREDENTIAL_PARAMETER_NAMES
+from ingest.normalize import TEXT_QUERY_SECRET
 
 _QUIET = (
     "httpx",
@@ -39,15 +39,6 @@ _KEYWORD_PASSWORD = re.compile(
 )
 
 
-# A URL's query parameter named as a credential (`?token=...`, `&api_key=...`): the rule of
-# ingest.normalize.redact_url, and so of the views of schema news, on a whole line; the value
-# ends where the URL does (space, quote, backslash of an escape).
-_QUERY_SECRET = re.compile(
-    rf"([?&;][^=&;#?\s\"'\\/]{{0,64}}(?:{CREDENTIAL_PARAMETER_NAMES})s?=)[^&;#\s\"'\\]{{1,1024}}",
-    re.IGNORECASE | re.ASCII,
-)
-
-
 def redact_secrets(line: str) -> str:
     """`line` with the password of any URL or libpq DSN in it, and the value of any URL query
     parameter named as a credential, replaced by `***`."""
@@ -56,7 +47,8 @@ def redact_secrets(line: str) -> str:
     if "password" in line:
         line = _KEYWORD_PASSWORD.sub(r"\1***", line)
     if "=" in line:
-        line = _QUERY_SECRET.sub(r"\1***", line)
+        # A URL's query parameter named as a credential, by the rule of stored error texts.
+        line = TEXT_QUERY_SECRET.sub(r"\1***", line)
     return line
 
 

@@ -247,9 +247,10 @@ def redact_url(url: str) -> str:
 # of each `scheme://` URL left out, and the value of each parameter named as a credential after a
 # `?`, `&` or `;` shown as `***`, a URL ending at whitespace, a quote, `<`, `>` or a backslash (a
 # value at a closing parenthesis too). The SQL function ingest.redacted_text (sql/0031) is the
-# same two expressions: keep them in step (the tests compare the two on the same texts).
+# same two expressions: keep them in step (the tests compare the two on the same texts). The log
+# lines' redaction (ingest.logs) uses the second.
 _TEXT_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s\"'<>\\]*@")
-_TEXT_QUERY_SECRET = re.compile(
+TEXT_QUERY_SECRET = re.compile(
     rf"([?&;][^=&;#?\s\"'<>\\/]*(?:{CREDENTIAL_PARAMETER_NAMES})s?=)[^&;#\s\"'<>\\)]*",
     re.IGNORECASE | re.ASCII,
 )
@@ -262,7 +263,7 @@ def redact_text(text: str) -> str:
     if "://" in text:
         text = _TEXT_USERINFO.sub(r"\1", text)
     if "=" in text:
-        text = _TEXT_QUERY_SECRET.sub(r"\1***", text)
+        text = TEXT_QUERY_SECRET.sub(r"\1***", text)
     return text
 
 
