@@ -14,6 +14,7 @@ from trafilatura.utils import decode_file, load_html
 
 from ingest.coverage import Reference, words
 from ingest.errors import ExtractError
+from ingest.extract import stoplists
 from ingest.extract.clean import preclean
 from ingest.extract.metadata import (
     complete_metadata,
@@ -41,6 +42,7 @@ trafilatura.utils.HTML_PARSER.set_element_class_lookup(
         entity=html.HtmlEntity,
     )
 )
+stoplists.install()
 
 
 # The guard against losing the article: the text kept after cleaning must hold at least half
