@@ -93,11 +93,32 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    netloc = _unicode_host(parts.netloc, parts.hostname)
+    netloc = _unicode_host(*_plain_netloc(parts.netloc))
     normalized = _courlan()(urlunsplit((parts.scheme, netloc, "", "", "")))
     p = urlsplit(normalized)
     path = _canonical_path(parts.path)
     return urlunsplit((p.scheme, p.netloc, path or "/", clean_query(parts.query), ""))
+
+
+def host_key(host: str) -> str:
+    """A host's one spelling, the key of everything kept per host (politeness, robots.txt, the
+    claims' share and the host holds, which read it as `ingest.url_host`, sql/0022): its
+    capitals and its fully qualified form's root dot (`News.Example.COM.` is `news.example.com`
+    to DNS) go. Only the one dot: `a..` is no name a resolver would take as `a`."""
+    return host.lower().removesuffix(".")
+
+
+def _plain_netloc(netloc: str) -> tuple[str, str]:
+    """`netloc` with its host as `host_key` spells it (the root's dot dropped; capitals are
+    courlan's and `_unicode_host`'s) and without an empty port (`example.com:` is the
+    scheme's default, RFC 3986 §6.2.3); and the host as written otherwise."""
+    user, at, host_port = netloc.rpartition("@")
+    if host_port.startswith("["):
+        # An IPv6 literal: its brackets and port are left to courlan.
+        return netloc, host_port.partition("]")[0][1:]
+    written, colon, port = host_port.partition(":")
+    written = written.removesuffix(".")
+    return f"{user}{at}{written}{colon if port else ''}{port}", written
 
 
 def _unicode_host(netloc: str, host: str) -> str:
@@ -285,7 +306,7 @@ def clean_url(value: str | None) -> str | None:
 
 def site_of(url: str) -> str:
     """The host an article belongs to, without a leading `www.`."""
-    host = (urlsplit(url).hostname or "").lower()
+    host = host_key(urlsplit(url).hostname or "")
     return host[4:] if host.startswith("www.") else host
 
 
@@ -298,7 +319,7 @@ def _registered_part(host: str) -> str:
 
 def same_site(a: str, b: str) -> bool:
     """True when both URLs are on one site, ignoring www./m./amp. host variants."""
-    ha, hb = (urlsplit(a).hostname or "").lower(), (urlsplit(b).hostname or "").lower()
+    ha, hb = host_key(urlsplit(a).hostname or ""), host_key(urlsplit(b).hostname or "")
     return bool(ha) and _registered_part(ha) == _registered_part(hb)
 
 

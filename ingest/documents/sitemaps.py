@@ -19,7 +19,7 @@ from lxml import etree
 from tld import get_fld
 
 from ingest.errors import ParseError
-from ingest.normalize import absolute_http_url, rfc2822_date, url_lines, without_controls
+from ingest.normalize import absolute_http_url, host_key, rfc2822_date, url_lines, without_controls
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -380,7 +380,7 @@ def on_site(url: str, sites: Iterable[str]) -> bool:
 
 def _site_key(url: str) -> str:
     try:
-        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+        host = host_key(urlsplit(url).hostname or "")
     except ValueError:
         return ""
     return _registered_domain(host)

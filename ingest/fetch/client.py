@@ -35,6 +35,7 @@ from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connecti
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
+from ingest.normalize import host_key
 from ingest.schedule import parse_retry_after
 from ingest.types import FetchKind, FetchResult
 
@@ -139,8 +140,8 @@ def _host(url: httpx.URL) -> str:
     https:// origins of a site are one server to spare: a feed's http:// links, each redirected
     to https://, would otherwise reach it twice a delay, the two requests moments apart. A
     name's fully qualified spelling (`example.com.`) and its capitals are the same host too
-    (httpx lower-cases the name; the root's dot is dropped here)."""
-    return url.host.lower().removesuffix(".")
+    (`host_key`)."""
+    return host_key(url.host)
 
 
 def _origin(url: httpx.URL) -> str:

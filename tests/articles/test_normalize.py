@@ -21,7 +21,10 @@ from ingest.normalize import (
     content_hash,
     detect_language,
     full_year,
+    host_key,
     rfc2822_date,
+    same_site,
+    site_of,
     to_utc,
 )
 from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
@@ -127,6 +130,48 @@ def test_an_internationalized_host_has_one_canonical_spelling(
     (UTS 46 mapping, as a browser reads them): one canonical URL, the host in its Unicode
     form, so that the same article under each spelling is one article."""
     assert {canonical_url(url) for url in spellings} == {expected}
+
+
+@pytest.mark.parametrize(
+    ("spellings", "expected"),
+    [
+        pytest.param(
+            [
+                "http://example.com./feed",
+                "http://EXAMPLE.com./feed",
+                "http://example.com.:80/feed",
+                "http://example.com:/feed",
+                "http://example.com/feed",
+            ],
+            "http://example.com/feed",
+            id="root-dot-and-empty-port",
+        ),
+        pytest.param(
+            ["https://xn--strae-oqa.de./a", "https://straße.de/a"],
+            "https://straße.de/a",
+            id="idn-root-dot",
+        ),
+        pytest.param(
+            ["http://u@example.com.:8080/a", "http://u@example.com:8080/a"],
+            "http://u@example.com:8080/a",
+            id="user-and-port-kept",
+        ),
+        pytest.param(["http://[::1]:8080/a"], "http://[::1]:8080/a", id="ipv6-literal"),
+    ],
+)
+def test_a_fully_qualified_host_is_its_plain_spelling(spellings: list[str], expected: str) -> None:
+    """A host name with the root's dot (`example.com.`) is the same host for DNS, and an
+    empty port is the scheme's default (RFC 3986 §6.2.3): one canonical URL, so that the same
+    article reached under each spelling is one article."""
+    assert {canonical_url(url) for url in spellings} == {expected}
+
+
+def test_one_host_spelling_rule() -> None:
+    """`host_key` is what every per-host table keys by: capitals and the root's one dot go."""
+    assert host_key("News.Example.COM.") == "news.example.com"
+    assert host_key("::1") == "::1"
+    assert same_site("http://www.example.com./a", "http://example.com/b")
+    assert site_of("http://www.Example.com./a") == "example.com"
 
 
 @pytest.mark.parametrize(
