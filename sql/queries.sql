@@ -244,13 +244,14 @@ WHERE f.id = o.id;
 -- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress
 -- meets the refusal itself), are due then instead, by the database's clock, so that no replica
 -- polls them into the same refusal. Paused feeds and feeds due later are left as they are. Reads
--- the feeds due before then (index on next_fetch_at), their host as the claims read it.
+-- the host's feeds (%(host)s, never empty), their host as the claims read it (index on
+-- ingest.url_host(url), sql/0032).
 UPDATE ingest.feeds
 SET next_fetch_at = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
-WHERE next_fetch_at < LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
+WHERE ingest.url_host(url) = %(host)s
+  AND next_fetch_at < LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
   AND id <> %(id)s
-  AND (lease_expires_at IS NULL OR lease_expires_at < now())
-  AND COALESCE(ingest.url_host(url), '') = %(host)s;
+  AND (lease_expires_at IS NULL OR lease_expires_at < now());
 
 -- name: release_leases
 UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL

@@ -421,3 +421,27 @@ def test_news_reader_sees_no_credential_of_a_url_quoted_in_an_error(
         ]
     assert seen == [(shown,)] * 4
     assert redact_text(stored) == shown
+
+
+def test_a_host_hold_reads_the_host_feeds_by_index(database_url: str) -> None:
+    """A Retry-After's hold on one host reads that host's feeds by an index on their host
+    (sql/0032), not every feed due before the hold ends: at 100,000 feeds and a hold of an
+    hour, that would be every feed."""
+    from datetime import timedelta
+
+    from ingest.store import queries
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url, next_fetch_at)"
+            " SELECT format('https://host%s.example/feed/%s', i % 200, i), now()"
+            " FROM generate_series(1, 4000) AS i"
+        )
+        conn.execute("ANALYZE ingest.feeds")
+        params = {"id": 1, "host": "host7.example", "wait": timedelta(hours=1)}
+        plan = "\n".join(
+            row[0] for row in conn.execute(f"EXPLAIN {queries()['hold_host_feeds']}", params)
+        )
+    print(f"\n--- hold_host_feeds\n{plan}")
+    assert "feeds_url_host_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
