@@ -3,7 +3,7 @@
     IngestError                    anything the service expects and records instead of crashing
     ├── ConfigError                settings that cannot work (exit non-zero at start-up)
     ├── FeedError(url)             something about one feed or page URL
-    │   ├── FetchError             the request failed (.status, .retry_after, .date)
+    │   ├── FetchError             the request failed (.status, .retry_after, .date, ...)
     │   │   └── BlockedError       refused before connecting: scheme, address, robots.txt
     │   └── ParseError             the bytes are not a feed feedparser can use
     ├── ExtractError(url)          the page could not be turned into an article
@@ -68,12 +68,16 @@ class FetchError(FeedError):
         retry_after: str | None = None,
         date: str | None = None,
         permanent: bool = False,
+        response_url: str | None = None,
     ) -> None:
         super().__init__(url, message)
         self.status = status
         self.retry_after = retry_after
         self.date = date
         """The response's Date header: what a Retry-After HTTP-date counts from."""
+        self.response_url = response_url
+        """The URL that gave the response (`status`), after any redirects: its host is the one
+        that refused, and the one a Retry-After holds."""
         self.permanent = permanent
         """The response itself is unusable (over the size cap, an encoding we refuse, a broken
         body or URL): fetching again would give the same result."""

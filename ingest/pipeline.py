@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -41,7 +42,7 @@ from ingest.fulltext import (
     update_words,
     wants_pages,
 )
-from ingest.normalize import clean_inline, redact_url
+from ingest.normalize import clean_inline, host_key, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
 from ingest.ports import PageFetcher, WorkerPool
@@ -626,8 +627,8 @@ class Pipeline:
                 claimed=(feed.active, feed.consecutive_failures),
                 if_enabled=if_enabled,
             )
-        if isinstance(e, FetchError) and e.status in (429, 503) and feed.host:
-            await self._hold_host(feed, e, now)
+        if isinstance(e, FetchError) and e.status in (429, 503) and e.response_url:
+            await self._hold_host(feed, e, e.response_url, now)
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
         # Articles that committed before the failure stay stored (new) or updated: counted.
@@ -636,22 +637,25 @@ class Pipeline:
             feed.id, "error", new=committed.new, updated=committed.updated, error=message
         )
 
-    async def _hold_host(self, feed: Feed, e: FetchError, now: datetime) -> None:
+    async def _hold_host(self, feed: Feed, e: FetchError, refused: str, now: datetime) -> None:
         """A Retry-After on one feed of a host holds the host's other feeds too, in the
         database, where every replica's claims see it (the fetcher's own hold lasts at most
-        INGEST_MAX_CRAWL_DELAY, and only in this process). Capped as the feed's is."""
+        INGEST_MAX_CRAWL_DELAY, and only in this process). Capped as the feed's is. The host
+        held is the one that refused (`refused`, the response's URL): after a redirect, the
+        host the feed was sent to, not the one it is registered at."""
         wait = parse_retry_after(e.retry_after, now, date=e.date)
         if not wait:
             return
         wait = min(wait, self.policy.max_interval)
+        host = host_key(urlsplit(refused).hostname or "")
         try:
             with self._finishing_poll(feed.id):
-                await self.store.hold_host_feeds(feed.id, feed.host, wait)
+                await self.store.hold_host_feeds(feed.id, refused, wait)
         except StoreError as error:
             # The feed's failure is recorded; its host's other feeds meet the refusal themselves.
-            log.warning("host_hold_failed", host=feed.host, error=str(error))
+            log.warning("host_hold_failed", host=host, error=str(error))
             return
-        log.info("host_held", host=feed.host, seconds=round(wait.total_seconds()))
+        log.info("host_held", host=host, seconds=round(wait.total_seconds()))
 
     async def _process(self, feed: Feed) -> FeedOutcome:
         result = await self.fetcher.fetch(

@@ -240,15 +240,15 @@ FROM outcome o
 WHERE f.id = o.id;
 
 -- name: hold_host_feeds
--- A feed of the host answered 429 or 503 with a Retry-After (%(wait)s, capped at
+-- The host of %(url)s answered feed %(id)s with 429 or 503 and a Retry-After (%(wait)s, capped at
 -- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress
 -- meets the refusal itself), are due then instead, by the database's clock, so that no replica
 -- polls them into the same refusal. Paused feeds and feeds due later are left as they are. Reads
--- the host's feeds (%(host)s, never empty), their host as the claims read it (index on
--- ingest.url_host(url), sql/0032).
+-- the host's feeds, their host and the URL's as the claims read a feed's (index on
+-- ingest.url_host(url), sql/0032); a URL without a host holds none.
 UPDATE ingest.feeds
 SET next_fetch_at = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
-WHERE ingest.url_host(url) = %(host)s
+WHERE ingest.url_host(url) = ingest.url_host(%(url)s)
   AND next_fetch_at < LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
   AND id <> %(id)s
   AND (lease_expires_at IS NULL OR lease_expires_at < now());

@@ -453,6 +453,7 @@ class Fetcher:
                 status=status,
                 retry_after=retry_after,
                 date=date,
+                response_url=str(target),
             )
         return _Final(target, response, await self._read_body(url, response, kind))
 

@@ -237,10 +237,12 @@ class FeedStore(StoreBase):
             },
         )
 
-    async def hold_host_feeds(self, feed_id: int, host: str, wait: timedelta) -> None:
-        """The host of feed `feed_id` asked for `wait` (a Retry-After): its other feeds due
-        sooner, and not leased, are due after it instead, by the database's clock."""
-        await self._all("hold_host_feeds", {"id": feed_id, "host": host, "wait": wait})
+    async def hold_host_feeds(self, feed_id: int, url: str, wait: timedelta) -> None:
+        """The host of `url`, which answered feed `feed_id`'s request, asked for `wait` (a
+        Retry-After): its feeds due sooner, other than `feed_id` and not leased, are due after
+        it instead, by the database's clock. The host is read from `url` as the claims read a
+        feed's (`ingest.url_host`)."""
+        await self._all("hold_host_feeds", {"id": feed_id, "url": url, "wait": wait})
 
     async def move_feed(self, feed_id: int, new_url: str) -> int:
         """Point the feed at its new URL after a consistent permanent redirect. When another feed

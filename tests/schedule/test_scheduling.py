@@ -467,3 +467,65 @@ async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_
     assert timedelta(hours=1, minutes=59) <= due[urls["later"]] <= timedelta(hours=2)
     assert due[urls["paused"]] > timedelta(days=365)
     assert due[urls["elsewhere"]] > timedelta(minutes=20)
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_after_a_redirect_holds_the_host_that_refused(
+    server: LocalServer,
+    second_server: LocalServer,
+    database_url: str,
+    inline_workers: InlineWorkers,
+) -> None:
+    """A feed of one host redirects to another, which answers 429 with `Retry-After: 1200`:
+    the host that refused is held (its other feeds due then), not the host the feed is
+    registered at, whose other feeds are polled as they are due (was: the registered host's
+    feeds held 20 minutes, the refusing host's polled at once into the same refusal)."""
+    server.routes["/moved"] = Response(302, b"", {"Location": second_server.url("/busy")})
+    second_server.routes["/busy"] = Response(429, b"slow down", {"Retry-After": "1200"})
+    server.routes["/mine"] = static(rss(server.base, [START]), "application/rss+xml")
+    second_server.routes["/theirs"] = static(
+        rss(second_server.base, [START]), "application/rss+xml"
+    )
+    urls = {
+        "moved": server.url("/moved"),
+        "mine": server.url("/mine"),
+        "theirs": second_server.url("/theirs"),
+    }
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        store = Store(pool)
+        for url in urls.values():
+            await store.add_feed(url)
+        with psycopg.connect(database_url) as conn:
+            for name, due in (
+                ("moved", "-2 minutes"),
+                ("mine", "-1 minute"),
+                ("theirs", "-1 minute"),
+            ):
+                conn.execute(
+                    "UPDATE ingest.feeds SET next_fetch_at = now() + %s::interval WHERE url = %s",
+                    [due, urls[name]],
+                )
+        settings = Settings(
+            database_url=database_url,
+            allow_private_networks=True,
+            host_delay=0,
+            concurrent_feeds=1,
+            feeds_per_tick=1,
+            max_crawl_delay=0,  # no hold in the process: the database's alone is at work
+        )
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(settings, store, fetcher, inline_workers, rng=random.Random(1))
+            await pipeline.run()
+    finally:
+        await pool.close()
+    assert len(second_server.hits("/busy")) == 1
+    assert second_server.hits("/theirs") == []
+    assert len(server.hits("/mine")) == 1
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        due = {
+            r["url"]: r["due_in"]
+            for r in conn.execute("SELECT url, next_fetch_at - now() AS due_in FROM ingest.feeds")
+        }
+    assert timedelta(minutes=19) <= due[urls["theirs"]] <= timedelta(minutes=20)

@@ -438,7 +438,7 @@ def test_a_host_hold_reads_the_host_feeds_by_index(database_url: str) -> None:
             " FROM generate_series(1, 4000) AS i"
         )
         conn.execute("ANALYZE ingest.feeds")
-        params = {"id": 1, "host": "host7.example", "wait": timedelta(hours=1)}
+        params = {"id": 1, "url": "https://host7.example/x", "wait": timedelta(hours=1)}
         plan = "\n".join(
             row[0] for row in conn.execute(f"EXPLAIN {queries()['hold_host_feeds']}", params)
         )
