@@ -639,8 +639,8 @@ class Pipeline:
 
     async def _hold_host(self, feed: Feed, e: FetchError, refused: str, now: datetime) -> None:
         """A Retry-After on one feed of a host holds the host's other feeds too, in the
-        database, where every replica's claims see it (the fetcher's own hold lasts at most
-        INGEST_MAX_CRAWL_DELAY, and only in this process). Capped as the feed's is. The host
+        database, where every replica's claims see it (the fetcher's own hold is only in this
+        process). Capped as the feed's is. The host
         held is the one that refused (`refused`, the response's URL): after a redirect, the
         host the feed was sent to, not the one it is registered at."""
         wait = parse_retry_after(e.retry_after, now, date=e.date)

@@ -5,6 +5,7 @@ and raises only `FetchError` / `BlockedError` for anything the network does."""
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 import zlib
@@ -30,7 +31,7 @@ from ingest.fetch.guard import (
     system_resolver,
 )
 from ingest.fetch.internals import transport_with_pool
-from ingest.fetch.limits import Clock, HostLimiter, Sleep
+from ingest.fetch.limits import Clock, HostHeld, HostLimiter, Sleep
 from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
@@ -261,6 +262,7 @@ class Fetcher:
             delay=self._delay_of,
             clock=clock,
             sleep=sleep,
+            patience=settings.max_crawl_delay,
         )
         self._robots: dict[str, _RobotsEntry] = {}
         self._robots_origins: dict[str, set[str]] = {}
@@ -354,6 +356,14 @@ class Fetcher:
                             on_wire += time.monotonic() - hop_started
                 except TimeoutError as e:
                     raise FetchError(url, f"timed out after {settings.request_deadline:g}s") from e
+                except HostHeld as e:
+                    # Not sent: the host asked for no request before then (`_back_off`).
+                    left = math.ceil(e.seconds)
+                    raise FetchError(
+                        url,
+                        f"held: {e.key} asked for no request for another {left}s (Retry-After)",
+                        retry_after=str(left),
+                    ) from e
                 except BlockedAddressError as e:
                     raise BlockedError(url, str(e)) from e
                 except httpx.HTTPError as e:
@@ -459,12 +469,15 @@ class Fetcher:
 
     def _back_off(self, target: httpx.URL, retry_after: str | None, date: str | None) -> None:
         """A host that answered 429 or 503 with a Retry-After gets no request before then
-        (capped at max_crawl_delay, as a Crawl-delay is): the rest of a feed's pages must not
-        go out a host delay apart into the same refusal, each spending one of its tries. An
-        HTTP-date counts from the response's own Date (`parse_retry_after`)."""
+        (capped at max_interval, as the database's hold of its feeds is): the rest of a feed's
+        pages must not go out a host delay apart into the same refusal, each spending one of
+        its tries. A request waits out at most max_crawl_delay of it, as of a Crawl-delay, and
+        fails at once while more is left (`HostHeld`): a site must not hold pages, and the feeds
+        waiting for them, back for an hour. An HTTP-date counts from the response's own Date
+        (`parse_retry_after`)."""
         wait = parse_retry_after(retry_after, datetime.now(UTC), date=date)
         if wait is not None:
-            seconds = min(wait.total_seconds(), self._settings.max_crawl_delay)
+            seconds = min(wait.total_seconds(), self._settings.max_interval)
             self._hosts.hold(_host(target), seconds)
 
     async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:

@@ -22,6 +22,17 @@ _SWEEP_MIN: Final = 1024
 its size after the previous sweep), which keeps sweeping amortised O(1) per new host."""
 
 
+class HostHeld(Exception):
+    """The host asked for no request for longer than a request waits (`HostLimiter`'s
+    `patience`): the request fails at once instead of waiting or going out."""
+
+    def __init__(self, key: str, seconds: float) -> None:
+        super().__init__(f"{key} held for another {seconds:.0f}s")
+        self.key = key
+        self.seconds = seconds
+        """The time left before the host takes requests again."""
+
+
 @dataclass(eq=False)
 class _Host:
     turn: asyncio.Lock
@@ -47,7 +58,9 @@ class HostLimiter:
 
     Waiters for one host start in FIFO order; hosts never wait for each other except for
     `total`. Entries go once idle and past their delay, so the table does not grow with every
-    host ever seen. `clock` and `sleep` are injectable so tests can run on virtual time."""
+    host ever seen. `clock` and `sleep` are injectable so tests can run on virtual time.
+    A timed request to a host held (`hold`) for longer than `patience` seconds from now raises
+    `HostHeld` instead of waiting."""
 
     def __init__(
         self,
@@ -57,8 +70,10 @@ class HostLimiter:
         delay: float | Callable[[str], float] = 0.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        patience: float = math.inf,
     ) -> None:
         self.per_host = per_host
+        self._patience = patience
         self._total = None if total is None else asyncio.Semaphore(total)
         if callable(delay):
             self._delay = delay
@@ -137,9 +152,12 @@ class HostLimiter:
     ) -> None:
         """Sleep out the host's delay, await `ready` (once), then take a global slot. The delay
         is read again after every wait: a robots.txt (untimed, with a Crawl-delay) may have
-        gone out in the meantime."""
+        gone out in the meantime, a response the host's hold (`HostHeld`)."""
         while True:
-            wait = self._next_start(key, host) - self._clock()
+            now = self._clock()
+            if host.not_before - now > self._patience:
+                raise HostHeld(key, host.not_before - now)
+            wait = self._next_start(key, host) - now
             if wait > 0:
                 await self._sleep(wait)
                 continue

@@ -204,7 +204,7 @@ async def test_a_host_answering_429_gets_no_request_before_its_retry_after(
     clock = SteppingClock()
     pages_a, pages_b = _Stamps(clock=clock), _Stamps(clock=clock)
     host_a.routes["/busy"] = Response(429, b"", {"Retry-After": "5"})
-    host_b.routes["/busy"] = Response(503, b"", {"Retry-After": "3600"})
+    host_b.routes["/busy"] = Response(503, b"", {"Retry-After": "20"})
     host_a.routes["/page"], host_b.routes["/page"] = pages_a, pages_b
     async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
         for host in (host_a, host_b):
@@ -214,7 +214,38 @@ async def test_a_host_answering_429_gets_no_request_before_its_retry_after(
         await fetcher.fetch(host_a.url("/page"), "page")
         await fetcher.fetch(host_b.url("/page"), "page")
     assert pages_a.times == pytest.approx([5.0, 5.0 + DELAY])
-    assert pages_b.times == pytest.approx([30.0])
+    assert pages_b.times == pytest.approx([20.0])
+
+
+async def test_a_retry_after_longer_than_the_wait_cap_fails_the_host_s_requests_until_then(
+    host_a: LocalServer,
+) -> None:
+    """A Retry-After longer than INGEST_MAX_CRAWL_DELAY (30 s here): requests to the host do
+    not wait that long, and do not go out either: each fails at once, without a request, its
+    Retry-After the time left, until the time left is one the cap lets it wait, as the
+    database's hold of the host's feeds says (was: the host was asked again after 30 s, and
+    every 30 s after, each request into the same refusal)."""
+    clock = SteppingClock()
+    pages = _Stamps(clock=clock)
+    host_a.routes["/busy"] = Response(503, b"", {"Retry-After": "3600"})
+    host_a.routes["/page"] = pages
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        with pytest.raises(FetchError, match=r"HTTP 503"):
+            await fetcher.fetch(host_a.url("/busy"), "page")
+        clock.now += 60
+        with pytest.raises(FetchError, match=r"held") as held:
+            await fetcher.fetch(host_a.url("/page"), "feed")
+        clock.now = 3569.0  # 31 s left: more than the cap
+        with pytest.raises(FetchError, match=r"held"):
+            await fetcher.fetch(host_a.url("/page"), "page")
+        clock.now = 3580.0  # 20 s left: waited out
+        await fetcher.fetch(host_a.url("/page"), "page")
+    assert held.value.status is None
+    assert held.value.transient
+    assert held.value.retry_after == "3540"
+    assert pages.times == pytest.approx([3600.0])
+    assert len(host_a.hits("/busy")) == 1
+    assert len(host_a.requests) == 2
 
 
 @pytest.mark.parametrize("skew", [-3 * 3600, 3 * 3600], ids=["server-behind", "server-ahead"])

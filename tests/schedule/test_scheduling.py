@@ -447,7 +447,9 @@ async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_
             host_delay=0,
             concurrent_feeds=1,
             feeds_per_tick=1,
-            max_crawl_delay=0,  # no hold in the process: the database's alone is at work
+            # The process's own hold fails a request of the held host at once, unsent: the
+            # held feeds' `polled_at` tells that the database's hold kept them unclaimed.
+            max_crawl_delay=0,
         )
         async with Fetcher(settings) as fetcher:
             for _replica in range(2):
@@ -464,6 +466,7 @@ async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_
             for r in conn.execute("SELECT url, next_fetch_at - now() AS due_in FROM ingest.feeds")
         }
     assert timedelta(minutes=19) <= due[urls["other"]] <= timedelta(minutes=20)
+    assert _never_polled(database_url) == {urls["other"], urls["later"], urls["paused"]}
     assert timedelta(hours=1, minutes=59) <= due[urls["later"]] <= timedelta(hours=2)
     assert due[urls["paused"]] > timedelta(days=365)
     assert due[urls["elsewhere"]] > timedelta(minutes=20)
@@ -513,7 +516,9 @@ async def test_a_retry_after_after_a_redirect_holds_the_host_that_refused(
             host_delay=0,
             concurrent_feeds=1,
             feeds_per_tick=1,
-            max_crawl_delay=0,  # no hold in the process: the database's alone is at work
+            # The process's own hold fails a request of the held host at once, unsent: the
+            # held feeds' `polled_at` tells that the database's hold kept them unclaimed.
+            max_crawl_delay=0,
         )
         async with Fetcher(settings) as fetcher:
             pipeline = Pipeline(settings, store, fetcher, inline_workers, rng=random.Random(1))
@@ -529,3 +534,9 @@ async def test_a_retry_after_after_a_redirect_holds_the_host_that_refused(
             for r in conn.execute("SELECT url, next_fetch_at - now() AS due_in FROM ingest.feeds")
         }
     assert timedelta(minutes=19) <= due[urls["theirs"]] <= timedelta(minutes=20)
+    assert _never_polled(database_url) == {urls["theirs"]}
+
+
+def _never_polled(database_url: str) -> set[str]:
+    with psycopg.connect(database_url) as conn:
+        return {r[0] for r in conn.execute("SELECT url FROM ingest.feeds WHERE polled_at IS NULL")}
