@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import ipaddress
 import re
 import string
 import unicodedata
@@ -93,7 +94,11 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    netloc = _unicode_host(*_plain_netloc(parts.netloc))
+    netloc, host = _plain_netloc(parts.netloc)
+    if not host:
+        # `http://./`: the root's dot is no host.
+        raise ValueError(f"not an http(s) URL: {url[:200]!r}")
+    netloc = _unicode_host(netloc, host)
     normalized = _courlan()(urlunsplit((parts.scheme, netloc, "", "", "")))
     p = urlsplit(normalized)
     path = _canonical_path(parts.path)
@@ -104,8 +109,22 @@ def host_key(host: str) -> str:
     """A host's one spelling, the key of everything kept per host (politeness, robots.txt, the
     claims' share and the host holds, which read it as `ingest.url_host`, sql/0022): its
     capitals and its fully qualified form's root dot (`News.Example.COM.` is `news.example.com`
-    to DNS) go. Only the one dot: `a..` is no name a resolver would take as `a`."""
-    return host.lower().removesuffix(".")
+    to DNS) go. Only the one dot: `a..` is no name a resolver would take as `a`. An IPv6
+    address (written without its brackets, as httpx gives it) is in its RFC 5952 text form
+    (`0:0::1` is `::1`, an IPv4-mapped one `::ffff:127.0.0.1`)."""
+    host = host.lower().removesuffix(".")
+    return _ipv6_text(host) if ":" in host else host
+
+
+def _ipv6_text(address: str) -> str:
+    """An IPv6 address as RFC 5952 writes it (lower case, the longest run of zeros
+    compressed, an IPv4-mapped address's last 32 bits dotted, §5), or as given when it is none."""
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address
+    mapped = ip.ipv4_mapped
+    return f"::ffff:{mapped}" if mapped is not None else ip.compressed
 
 
 def _plain_netloc(netloc: str) -> tuple[str, str]:
@@ -114,11 +133,13 @@ def _plain_netloc(netloc: str) -> tuple[str, str]:
     scheme's default, RFC 3986 §6.2.3); and the host as written otherwise."""
     user, at, host_port = netloc.rpartition("@")
     if host_port.startswith("["):
-        # An IPv6 literal: its brackets and port are left to courlan.
-        return netloc, host_port.partition("]")[0][1:]
-    written, colon, port = host_port.partition(":")
-    written = written.removesuffix(".")
-    return f"{user}{at}{written}{colon if port else ''}{port}", written
+        literal, bracket, rest = host_port[1:].partition("]")
+        written = f"[{host_key(literal)}{bracket}"
+        port = rest.removeprefix(":")
+    else:
+        written, _, port = host_port.partition(":")
+        written = written.removesuffix(".")
+    return f"{user}{at}{written}{':' if port else ''}{port}", written
 
 
 def _unicode_host(netloc: str, host: str) -> str:

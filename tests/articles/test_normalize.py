@@ -156,13 +156,28 @@ def test_an_internationalized_host_has_one_canonical_spelling(
             "http://u@example.com:8080/a",
             id="user-and-port-kept",
         ),
-        pytest.param(["http://[::1]:8080/a"], "http://[::1]:8080/a", id="ipv6-literal"),
+        pytest.param(
+            ["http://[::1]:8080/a", "http://[0:0::1]:8080/a", "http://[0000::0001]:8080/a"],
+            "http://[::1]:8080/a",
+            id="ipv6-literal",
+        ),
+        pytest.param(
+            ["https://[2001:DB8::A]/a", "https://[2001:db8:0:0:0:0:0:a]/a"],
+            "https://[2001:db8::a]/a",
+            id="ipv6-capitals-and-zeros",
+        ),
+        pytest.param(
+            ["https://[::FFFF:7f00:1]/a", "https://[::ffff:127.0.0.1]/a"],
+            "https://[::ffff:127.0.0.1]/a",
+            id="ipv6-mapped-ipv4",
+        ),
     ],
 )
 def test_a_fully_qualified_host_is_its_plain_spelling(spellings: list[str], expected: str) -> None:
-    """A host name with the root's dot (`example.com.`) is the same host for DNS, and an
-    empty port is the scheme's default (RFC 3986 §6.2.3): one canonical URL, so that the same
-    article reached under each spelling is one article."""
+    """A host name with the root's dot (`example.com.`) is the same host for DNS, an IPv6
+    address has one text form (RFC 5952: lower case, zeros compressed), and an empty port is the
+    scheme's default (RFC 3986 §6.2.3): one canonical URL, so that the same article reached
+    under each spelling is one article."""
     assert {canonical_url(url) for url in spellings} == {expected}
 
 
@@ -170,6 +185,9 @@ def test_one_host_spelling_rule() -> None:
     """`host_key` is what every per-host table keys by: capitals and the root's one dot go."""
     assert host_key("News.Example.COM.") == "news.example.com"
     assert host_key("::1") == "::1"
+    assert host_key("0:0::1") == "::1"
+    assert host_key("2001:DB8:0:0::A") == "2001:db8::a"
+    assert host_key("fe80::1%eth0") == "fe80::1%eth0"
     assert same_site("http://www.example.com./a", "http://example.com/b")
     assert site_of("http://www.Example.com./a") == "example.com"
 
