@@ -251,12 +251,16 @@ class GuardedBackend(AsyncNetworkBackend):
         self._inner: AsyncNetworkBackend = AsyncioBackend()
 
     async def _resolve(self, host: str, port: int, limit: float | None) -> list[str]:
+        """The addresses to check and dial. An address written with the root's dot
+        (`127.0.0.1.`, as a browser reads it) is that address, whatever a resolver makes of
+        the name: refused or dialled as the address it is."""
+        literal = host.removesuffix(".")
         try:
-            ipaddress.ip_address(host)
+            ipaddress.ip_address(literal)
         except ValueError:
             pass
         else:
-            return [host]
+            return [literal]
         try:
             async with asyncio.timeout(limit):
                 addresses = await self._resolver(host, port)

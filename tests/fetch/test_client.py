@@ -345,7 +345,10 @@ async def test_500_is_fetch_error(server: LocalServer) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"],
+    [
+        *("127.0.0.1", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"),
+        *("127.0.0.1.", "[0:0::1]", "[::FFFF:7f00:1]"),
+    ],
 )
 async def test_loopback_in_any_spelling_is_blocked(server: LocalServer, host: str) -> None:
     """With private networks disallowed, every spelling of loopback is refused, with no traffic."""
