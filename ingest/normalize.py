@@ -134,6 +134,8 @@ def _plain_netloc(netloc: str) -> tuple[str, str]:
     user, at, host_port = netloc.rpartition("@")
     if host_port.startswith("["):
         literal, bracket, rest = host_port[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            return netloc, host_port  # no URL (`[::1].`): left as written
         written = f"[{host_key(literal)}{bracket}"
         port = rest.removeprefix(":")
     else:

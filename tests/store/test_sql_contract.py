@@ -445,3 +445,30 @@ def test_a_host_hold_reads_the_host_feeds_by_index(database_url: str) -> None:
     print(f"\n--- hold_host_feeds\n{plan}")
     assert "feeds_url_host_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://News.Example.COM./feed",
+        "https://user:pw@news.example.com:8443/feed",
+        "https://XN--MNCHEN-3YA.DE./feed",
+        "https://[0:0::1]:8080/feed",
+        "https://[::FFFF:7f00:1]/feed",
+        "https://[2001:DB8::A]/feed",
+    ],
+)
+def test_a_feed_s_host_in_the_database_is_the_fetcher_s(database_url: str, url: str) -> None:
+    """The host the claims and the holds read from a registered (canonical) feed URL
+    (`ingest.url_host`) is the one the fetcher keeps politeness for (`host_key`), an IPv6
+    address in its brackets: one host, one share of a process's feeds, one hold."""
+    from urllib.parse import urlsplit
+
+    from ingest.normalize import canonical_url, host_key
+
+    registered = canonical_url(url)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT ingest.url_host(%s)", (registered,)).fetchone()
+    assert row is not None
+    host = host_key(urlsplit(registered).hostname or "")
+    assert row[0] == (f"[{host}]" if ":" in host else host)
