@@ -163,6 +163,12 @@ def _parser() -> argparse.ArgumentParser:
         "--limit", metavar="N", type=_positive_int, help="fetch at most N URLs, newest first"
     )
     bf.add_argument(
+        "--max-pages",
+        metavar="N",
+        type=_positive_int,
+        help="walk at most N pages of each feed's paged history (default 1000, at most 32767)",
+    )
+    bf.add_argument(
         "--dry-run", action="store_true", help="list the URLs that would be fetched; store nothing"
     )
     bf.add_argument(
@@ -715,7 +721,12 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         run_backfill,
         summary_lines,
     )
-    from ingest.backfill.options import MAX_LISTED_URLS, TooManyUrls
+    from ingest.backfill.options import (
+        DEFAULT_MAX_PAGES,
+        MAX_LISTED_URLS,
+        MAX_PAGES_CEILING,
+        TooManyUrls,
+    )
 
     def usage(message: str) -> int:
         print(f"ingest backfill: {message}", file=sys.stderr)
@@ -736,6 +747,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         return usage(f"--since/--until take YYYY-MM-DD or an ISO 8601 datetime: {e}")
     if since and until and since >= until:
         return usage("--since must be before --until")
+    max_pages = DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages
+    if max_pages > MAX_PAGES_CEILING:
+        return usage(f"--max-pages must be at most {MAX_PAGES_CEILING}: {max_pages}")
     listed: list[str] = []
     if args.urls:
         try:
@@ -770,6 +784,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         dry_run=args.dry_run,
         restart=args.restart,
         rate=args.rate,
+        max_pages=max_pages,
     )
 
     async def go(dsn: str) -> int:

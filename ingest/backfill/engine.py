@@ -18,6 +18,7 @@ import structlog
 from ingest import dedup
 from ingest.article import not_an_article
 from ingest.backfill.options import (
+    MAX_PAGES_CEILING,
     BackfillOptions,
     Horizon,
     classify,
@@ -83,13 +84,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(slots=True)
+class _History:
+    """A feed's walk through its paged history, shared by its pages."""
+
+    links: set[str]
+    """The entry links of the pages walked so far."""
+    pages: int
+    """The pages queued so far: the place in the walk of the next one queued (its `depth`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Walk:
     """Where a feed's walk stands at a page it links to."""
 
-    links: set[str]
-    """The entry links of the pages of the walk before it (one set, shared by the pages of a
-    feed's walk)."""
+    history: _History
     newest: datetime | None
     """The newest entry date of the page that links it (None: it has none)."""
 
@@ -312,6 +321,21 @@ class Backfill:
                 log.debug("backfill_source_skipped", lastmod=source.lastmod.isoformat())
                 self.reporter.update(self.tally)
                 return
+            if kind == "feed" and depth >= self.options.max_pages:
+                # A history that goes on and on (a site listing new entries on each page it is
+                # asked for) ends at the cap: the page beyond it is recorded, not fetched.
+                await self.runs.source_walked(
+                    run.id,
+                    url,
+                    state="skipped",
+                    error=f"beyond --max-pages {self.options.max_pages}: a feed's paged history "
+                    "is walked that many pages at most",
+                )
+                self._listed.pop(url, None)
+                self.tally.sources_skipped += 1
+                log.info("backfill_history_capped", max_pages=self.options.max_pages)
+                self.reporter.update(self.tally)
+                return
             result = self._prefetched.pop(url, None)
             if result is None:
                 try:
@@ -349,7 +373,7 @@ class Backfill:
                 if kind == "sitemap" and not looks_like_feed(result.body):
                     await self._walk_sitemap(run, url, result, depth)
                 else:
-                    await self._walk_feed(run, url, result)
+                    await self._walk_feed(run, url, result, depth)
             except ParseError as e:
                 await self.runs.source_walked(run.id, url, state="failed", error=str(e))
                 self.tally.sources_failed += 1
@@ -436,7 +460,7 @@ class Backfill:
             "backfill_sitemap", urls=len(queued), new=len(added.pending), skipped=added.skipped
         )
 
-    async def _walk_feed(self, run: BackfillRun, url: str, result: FetchResult) -> None:
+    async def _walk_feed(self, run: BackfillRun, url: str, result: FetchResult, depth: int) -> None:
         parsed, paging = await parse_in_worker(
             self.workers,
             parse_feed_page,
@@ -476,19 +500,32 @@ class Backfill:
         # walk then goes one page further at most.
         links = frozenset(c.link for c in found)
         children: list[tuple[str, SourceKind]] = []
-        if not exhausted and not (before is not None and links <= before.links):
+        if not exhausted and not (before is not None and links <= before.history.links):
             if paging.history:
                 children = [(canonical(u), "feed") for u in paging.history]
             elif paging.wordpress and found:
                 children = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
+        # Each page queued takes the next place in the walk (`depth`), the two a page may link
+        # (`next`, `prev-archive`) the later of their places both, so that --max-pages bounds
+        # the pages of a walk whatever its shape. A walk an earlier invocation began goes on
+        # from the place of its page.
+        place = 0
         if children:
-            walk = before.links if before is not None else set()
-            walk |= links
+            history = before.history if before is not None else _History(set(), depth + 1)
+            history.links |= links
+            history.pages += len(children)
+            place = min(history.pages - 1, MAX_PAGES_CEILING)
             newest = max((d for d in dates if d is not None), default=None)
             for child, _ in children:
-                self._listed[child] = _Walk(walk, newest)
+                self._listed[child] = _Walk(history, newest)
         added = await self.runs.source_walked(
-            run.id, url, state="done", urls=queued, url_source="feed", children=children
+            run.id,
+            url,
+            state="done",
+            urls=queued,
+            url_source="feed",
+            children=children,
+            depth=place,
         )
         await self._count_found(queued, added)
         log.debug(

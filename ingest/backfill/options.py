@@ -18,6 +18,13 @@ from ingest.types import ParsedEntry
 
 _LAST: Final = datetime.max.replace(tzinfo=UTC)
 """The end of an --until that runs to the end of the calendar (`--until 9999-12-31`)."""
+DEFAULT_MAX_PAGES: Final = 1000
+"""The pages of one feed's paged history a backfill walks at most (`--max-pages`): a history
+that goes on without end (a site listing new entries on each page it is asked for, under new
+page URLs) ends there."""
+MAX_PAGES_CEILING: Final = 32767
+"""The largest `--max-pages`: a page's place in its walk is kept in a smallint
+(`ingest.backfill_sources.depth`)."""
 
 
 def parse_date_bound(text: str, *, end: bool = False) -> datetime:
@@ -181,12 +188,15 @@ class BackfillOptions:
     restart: bool = False
     rate: float = 2.0
     """Requests per second for this run (0: no limit beyond the Fetcher's per-host ones)."""
+    max_pages: int = DEFAULT_MAX_PAGES
+    """The pages of one feed's paged history walked at most; those beyond are skipped."""
 
     def identity(self) -> dict[str, Any]:
         """What makes two invocations the same backfill: target, range and source options.
-        --dry-run, --restart and --rate are not part of it."""
+        --dry-run, --restart and --rate are not part of it; --max-pages is where it is not the
+        default (so that the backfills started before it existed keep their identity)."""
         digest = hashlib.sha256("\n".join(self.urls).encode()).hexdigest() if self.urls else None
-        return {
+        identity: dict[str, Any] = {
             "target": self.target,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
@@ -196,6 +206,9 @@ class BackfillOptions:
             "urls": digest,
             "url_count": len(self.urls),
         }
+        if self.max_pages != DEFAULT_MAX_PAGES:
+            identity["max_pages"] = self.max_pages
+        return identity
 
     def run_key(self) -> bytes:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).digest()

@@ -29,6 +29,12 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
         f"  sources: {feeds + sitemaps} ({feeds} feed pages, {sitemaps} sitemaps), "
         f"{c.source_total(state='failed')} failed"
         + (f", {n} skipped" if (n := c.source_total(state="skipped")) else "")
+        # The feed pages skipped are those beyond the cap on a paged history.
+        + (
+            f" ({k} feed pages beyond --max-pages {options.max_pages})"
+            if (k := c.source_total("feed", "skipped"))
+            else ""
+        )
         + (f"; {t.other_sites} on other sites skipped" if t.other_sites else "")
     )
     skipped = c.url_total("skipped")

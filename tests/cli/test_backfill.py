@@ -1225,6 +1225,7 @@ def test_site_without_sources_exits_1(database_url: str) -> None:
         ["backfill", "https://x.example/", "--since", ""],
         ["backfill", "https://x.example/", "--until", " "],
         ["backfill", "ftp://x.example/"],
+        ["backfill", "https://x.example/", "--max-pages", "32768"],
     ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
@@ -1862,3 +1863,61 @@ def test_a_full_text_feed_is_backfilled_from_its_own_texts_as_its_polls_store_th
             n = url.rsplit("/", 1)[1]
             assert row["text"].startswith(f"Part 0 of story {n}: the council")
             assert row["extraction_error"] is None
+
+
+@pytest.mark.parametrize("wordpress", [True, False])
+def test_paged_feed_history_is_walked_at_most_max_pages_deep(
+    database_url: str, wordpress: bool
+) -> None:
+    """A paged feed whose history goes on and on (each page listing entries of its own, so
+    that no page repeats the ones before it) is walked `--max-pages` pages, no more: the page
+    beyond is recorded as a skipped source, saying why, not fetched, and the run ends as
+    finished, with nothing failed."""
+    with LocalServer() as srv:
+        history_site(srv, pages=12, wordpress=wordpress, sitemap=range(0, 0))
+        feed = "/feed/" if wordpress else "/paged.atom"
+        proc = backfill(database_url, srv.url(feed), "--max-pages", "4")
+        walked = [r.path for r in srv.requests if r.path.startswith(feed)]
+    assert len(walked) == 4
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(8))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith(", 0 failed, 1 skipped (1 feed pages beyond --max-pages 4)"), sources
+    assert "not finished" not in proc.stdout
+    beyond = "/feed/?paged=5" if wordpress else "/paged.atom?page=5"
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT url, error FROM ingest.backfill_sources WHERE state = 'skipped'"
+        ).fetchall()
+    assert [url for url, _ in rows] == [srv.url(beyond)]
+    assert "--max-pages 4" in rows[0][1]
+
+
+def test_paged_feed_branching_into_two_histories_a_page_is_walked_max_pages_in_all(
+    database_url: str,
+) -> None:
+    """A feed whose every page links two further pages of its own (`rel="next"` and
+    `rel="prev-archive"`, each to a page never seen), a history that doubles at each step:
+    `--max-pages` bounds the pages of the whole walk, not only the depth of each branch."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        for page in range(1, 300):
+            links = (
+                f"<link rel='next' href='{srv.url(f'/tree.atom?p={2 * page}')}'/>"
+                f"<link rel='prev-archive' href='{srv.url(f'/tree.atom?p={2 * page + 1}')}'/>"
+            )
+            entry = (
+                f"<entry><title>Story {page}</title><id>urn:story:{page}</id>"
+                f"<link rel='alternate' href='{srv.url(f'/a/{page}')}'/>"
+                f"<updated>{NOW.isoformat()}</updated><summary>Story {page}.</summary></entry>"
+            )
+            path = "/tree.atom" if page == 1 else f"/tree.atom?p={page}"
+            srv.routes[path] = static(
+                "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>T</title>"
+                f"<id>urn:t</id><updated>{NOW.isoformat()}</updated>{links}{entry}</feed>",
+                "application/atom+xml",
+            )
+        backfill(database_url, srv.url("/tree.atom"), "--max-pages", "6", "--dry-run")
+        walked = [r.path for r in srv.requests if r.path.startswith("/tree.atom")]
+    assert 1 < len(walked) <= 6, walked
+    skipped = "SELECT count(*) FROM ingest.backfill_sources WHERE state = 'skipped'"
+    assert scalar(database_url, skipped) > 0
