@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingest.normalize import clean_inline, unique_tags
+from ingest.normalize import absolute_http_url, clean_inline, unique_tags
 from ingest.retention import parse_duration
 from ingest.store.db import redact
 from ingest.types import SourceKind, TextMode
@@ -195,6 +195,9 @@ class Restored:
     paused: bool
     text_mode: TextMode
     change: SettingsChange
+    site: str | None = None
+    """Its `htmlUrl`, the site it belongs to: for a sitemap, the site that named it, whose URLs
+    it may list wherever it is hosted (`sitemaps.sitemap_sites`)."""
 
 
 def restored(url: str, attributes: Mapping[str, str]) -> Restored | None:
@@ -223,6 +226,7 @@ def restored(url: str, attributes: Mapping[str, str]) -> Restored | None:
         paused=paused == "true",
         text_mode=cast(TextMode, mode),
         change=parse_settings(pairs),
+        site=absolute_http_url(attributes.get("htmlUrl"), "") or None,
     )
 
 

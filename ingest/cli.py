@@ -443,7 +443,8 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
                 for url in checked:
                     feed = restored.get(url)
                     kind, title = (feed.kind, feed.title) if feed else ("feed", None)
-                    if await store.add_feed(url, title, kind=kind):
+                    site = feed.site if feed else None
+                    if await store.add_feed(url, title, kind=kind, site_url=site):
                         if feed is not None:
                             await _restore(store, url, feed)
                         added += 1
@@ -665,10 +666,14 @@ async def _add_discovering(
     added = present = 0
 
     async def register(
-        url: str, kind: SourceKind = "feed", note: str = "", title: str | None = None
+        url: str,
+        kind: SourceKind = "feed",
+        note: str = "",
+        title: str | None = None,
+        site: str | None = None,
     ) -> None:
         nonlocal added, present
-        if await runs.add_feed(url, kind=kind, title=title):
+        if await runs.add_feed(url, kind=kind, title=title, site_url=site):
             if (feed := restored.get(url)) is not None:
                 await _restore(runs, url, feed)
             added += 1
@@ -677,20 +682,20 @@ async def _add_discovering(
             present += 1
             print(f"present {url}{note}")
 
-    async def check(url: str) -> list[tuple[str, SourceKind, str, str | None]]:
-        """What to register for `url`: (url, kind, note, title) each."""
+    async def check(url: str) -> list[tuple[str, SourceKind, str, str | None, str | None]]:
+        """What to register for `url`: (url, kind, note, title, site) each."""
         if (feed := restored.get(url)) is not None:
-            return [(url, feed.kind, "", feed.title)]
+            return [(url, feed.kind, "", feed.title, feed.site)]
         if looks_like_feed_url(url) or await runs.feed_by_url(url) is not None:
-            return [(url, "feed", "", None)]
+            return [(url, "feed", "", None, None)]
         async with checking:
             try:
                 found = await find_feeds(fetcher.fetch, url, max_bytes=settings.max_feed_bytes)
             except FetchError as e:
-                return [(url, "feed", f"  (not checked: {e})", None)]
+                return [(url, "feed", f"  (not checked: {e})", None, None)]
         if not found:
-            return [(url, "feed", "  (no feed found there: registered as given)", None)]
-        return [(f.url, f.kind, f"  ({f.how})" if f.how else "", f.title) for f in found]
+            return [(url, "feed", "  (no feed found there: registered as given)", None, None)]
+        return [(f.url, f.kind, f"  ({f.how})" if f.how else "", f.title, f.site) for f in found]
 
     # URLs are checked concurrently (each host's politeness still holds in the Fetcher) and
     # registered in the order given.
@@ -698,8 +703,8 @@ async def _add_discovering(
     try:
         async with Fetcher(settings) as fetcher:
             for outcome in await asyncio.gather(*(check(url) for url in urls)):
-                for url, kind, note, title in outcome:
-                    await register(url, kind, note, title)
+                for url, kind, note, title, site in outcome:
+                    await register(url, kind, note, title, site)
     finally:
         await pool.close()
     print(f"{added} added, {present} already present")

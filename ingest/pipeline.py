@@ -747,7 +747,7 @@ class Pipeline:
         if not found:
             return None
         for f in found:
-            await self.store.add_feed(f.url, f.title, kind=f.kind)
+            await self.store.add_feed(f.url, f.title, kind=f.kind, site_url=f.site)
         # Registered with their user-info (a feed may need it), named without: the reason is
         # the page's last error, shown by `ingest feeds` and in news.feeds.
         named = [redact_url(f.url) for f in found]
@@ -802,7 +802,12 @@ class Pipeline:
     ) -> ParsedFeed:
         timeout = self.settings.parse_timeout
         if feed.kind == "sitemap":  # a news sitemap followed as if it were a feed
+            from ingest.documents.sitemaps import sitemap_sites
+
             max_bytes = self.settings.max_feed_bytes
+            # The URLs of its own site only, by the backfill's rule: the site whose robots.txt
+            # named it (its site_url) may have it hosted elsewhere.
+            sites = sitemap_sites(feed.url, url, feed.site_url)
             return await parse_in_worker(
                 self.workers,
                 parse_sitemap_feed,
@@ -810,6 +815,7 @@ class Pipeline:
                 url,
                 headers,
                 max_bytes,
+                sites,
                 url=feed.url,
                 timeout=timeout,
             )

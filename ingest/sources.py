@@ -17,7 +17,13 @@ from ingest.documents.discovery import (
     sitemaps_from_robots,
 )
 from ingest.documents.feeds import looks_like_feed
-from ingest.documents.sitemaps import Sitemap, looks_like_sitemap, parse_sitemap
+from ingest.documents.sitemaps import (
+    Sitemap,
+    looks_like_sitemap,
+    on_site,
+    parse_sitemap,
+    sitemap_sites,
+)
 from ingest.errors import FetchError, ParseError
 from ingest.fetch.robots import robots_url
 from ingest.normalize import canonical_url, redact_url
@@ -54,6 +60,10 @@ class FoundSource:
     title: str | None = None
     response: FetchResult | None = field(default=None, compare=False, repr=False)
     """The response that showed it is one, for a caller that reads it next."""
+    site: str | None = None
+    """For a sitemap: the site that named it (whose robots.txt lists it, or the index given),
+    whose URLs it may list wherever it is hosted (`sitemaps.sitemap_sites`); registered as
+    the feed's `site_url`."""
 
 
 async def find_feeds(
@@ -73,9 +83,11 @@ async def find_feeds(
             return []
         if sitemap.kind != "index":
             return [FoundSource(url, "sitemap", f"a sitemap, {_AS_FEED}", response=result)]
-        news = await _news_sitemap(fetch, [r.url for r in sitemap.sitemaps], max_bytes, parse)
+        sites = sitemap_sites(url, result.final_url, None)
+        refs = [r.url for r in sitemap.sitemaps if on_site(r.url, sites)]
+        news = await _news_sitemap(fetch, refs, max_bytes, parse, named_by=url)
         how = f"news sitemap listed in {url}, {_AS_FEED}"
-        return [FoundSource(news, "sitemap", how)] if news else []
+        return [FoundSource(news, "sitemap", how, site=url)] if news else []
     if not looks_like_html(body, result.content_type):
         return []
     return await page_sources(fetch, result, max_bytes=max_bytes, label=url, parse=parse)
@@ -97,10 +109,10 @@ async def page_sources(
     if found:
         return found
     listed = list(await robots_sitemaps(fetch, page.final_url))
-    news = await _news_sitemap(fetch, listed, max_bytes, parse)
+    news = await _news_sitemap(fetch, listed, max_bytes, parse, named_by=page.final_url)
     if news:
         how = f"news sitemap in the robots.txt of {label}, {_AS_FEED}"
-        return [FoundSource(news, "sitemap", how)]
+        return [FoundSource(news, "sitemap", how, site=page.final_url)]
     return []
 
 
@@ -161,10 +173,11 @@ async def robots_sitemaps(fetch: Fetch, site_url: str) -> tuple[str, ...]:
 
 
 async def _news_sitemap(
-    fetch: Fetch, urls: Sequence[str], max_bytes: int, parse: ParseSitemap
+    fetch: Fetch, urls: Sequence[str], max_bytes: int, parse: ParseSitemap, *, named_by: str
 ) -> str | None:
-    """The first news sitemap among `urls` (sitemap indexes are opened one level down, the
-    sitemaps with "news" in their URL first); at most MAX_NEWS_SITEMAP_PROBES fetches."""
+    """The first news sitemap among `urls`, which `named_by` names (sitemap indexes are
+    opened one level down, the sitemaps with "news" in their URL first, those of their own
+    site only: `sitemaps.sitemap_sites`); at most MAX_NEWS_SITEMAP_PROBES fetches."""
     queue = sorted(urls, key=lambda u: "news" not in u.lower())
     probes = 0
     while queue and probes < MAX_NEWS_SITEMAP_PROBES:
@@ -176,8 +189,10 @@ async def _news_sitemap(
         except (FetchError, ParseError):
             continue
         if sitemap.kind == "index":
+            sites = sitemap_sites(url, result.final_url, named_by)
             children = sorted(
-                (r.url for r in sitemap.sitemaps), key=lambda u: "news" not in u.lower()
+                (r.url for r in sitemap.sitemaps if on_site(r.url, sites)),
+                key=lambda u: "news" not in u.lower(),
             )
             queue = children + queue
         elif sitemap.is_news:

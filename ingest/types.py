@@ -233,6 +233,9 @@ class Feed:
     settings: FeedSettings = field(default_factory=FeedSettings)
     newest_entry_at: datetime | None = None
     """The date of its newest dated entry when it was last parsed (sql/0024)."""
+    site_url: str | None = None
+    """The site it belongs to: a feed's own `<link>`, the site whose robots.txt named a
+    sitemap (kind 'sitemap'), which may be hosted elsewhere (`sitemaps.sitemap_sites`)."""
     host: str = ""
     """The host of `url` as the claims read it (`ingest.url_host`, sql/0018): what a process
     counts its feeds in flight by."""

@@ -3,8 +3,8 @@
 -- into the text.
 
 -- name: add_feed
-INSERT INTO ingest.feeds (url, title, kind)
-VALUES (%(url)s, %(title)s, %(kind)s)
+INSERT INTO ingest.feeds (url, title, kind, site_url)
+VALUES (%(url)s, %(title)s, %(kind)s, %(site_url)s)
 ON CONFLICT (url_hash) DO NOTHING
 RETURNING id;
 
@@ -117,7 +117,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, f.newest_entry_at, r.host;
+          f.full_text_evidence, f.settings, f.newest_entry_at, f.site_url, r.host;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
@@ -151,7 +151,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, f.newest_entry_at, r.host;
+          f.full_text_evidence, f.settings, f.newest_entry_at, f.site_url, r.host;
 
 -- name: feed_succeeded
 -- The next fetch is never sooner, by the database's clock (which claims compare with), than

@@ -37,6 +37,7 @@ from ingest.documents.sitemaps import (
     on_site,
     parse_sitemap,
     sitemap_entry,
+    sitemap_sites,
 )
 from ingest.errors import FeedError, FetchError, LockLost, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
@@ -405,7 +406,7 @@ class Backfill:
         # The URLs (and sitemaps) of its own site only: a sitemap naming pages of other sites
         # does not make them the site's articles (`on_site`). Its own: where it was listed,
         # where that redirected (a site moved to a new domain), and TARGET's.
-        sites = (url, result.final_url, *filter(None, [self.options.target]))
+        sites = sitemap_sites(url, result.final_url, self.options.target)
         entries = [e for e in sitemap.entries if on_site(e.url, sites)]
         listed = [r for r in sitemap.sitemaps if on_site(r.url, sites)]
         elsewhere = len(sitemap.entries) - len(entries) + len(sitemap.sitemaps) - len(listed)

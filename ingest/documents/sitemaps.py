@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, Literal
@@ -34,6 +34,7 @@ __all__ = [
     "parse_sitemap",
     "parse_sitemap_feed",
     "parse_w3c_datetime",
+    "sitemap_sites",
 ]
 
 DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
@@ -143,19 +144,23 @@ def parse_sitemap_feed(
     url: str,
     headers: Mapping[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    sites: Sequence[str] = (),
 ) -> ParsedFeed:
     """A URL-set sitemap read as a feed (for feeds of kind 'sitemap', usually a news sitemap):
-    one entry per URL, newest first, titled and dated by its `news:` fields when present. The
-    last modification is kept as the entry's update time only beside a publication date, so a
-    page edited yesterday is not taken for one published yesterday."""
+    one entry per URL of its own site (`url`'s, or one of `sites`: `sitemap_sites`; the others
+    are left out, as a backfill leaves them out), newest first, titled and dated by its
+    `news:` fields when present. The last modification is kept as the entry's update time
+    only beside a publication date, so a page edited yesterday is not taken for one published
+    yesterday."""
     del headers  # the same call shape as parse.parse_feed
     sitemap = parse_sitemap(body, url, max_bytes)
     if sitemap.kind == "index":
         raise ParseError(
             url, "a sitemap index, not a sitemap: register one of the sitemaps it lists"
         )
+    own = (url, *sites)
     entries = sorted(
-        sitemap.entries,
+        (e for e in sitemap.entries if on_site(e.url, own)),
         key=lambda e: e.date or datetime.min.replace(tzinfo=UTC),
         reverse=True,
     )
@@ -367,9 +372,18 @@ def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
 # --- sites --------------------------------------------------------------------------------------
 
 
+def sitemap_sites(url: str, final_url: str, named_by: str | None) -> tuple[str, ...]:
+    """The sites whose URLs (and sitemaps) a sitemap may list as its own (`on_site`): that of
+    the URL it was asked for, that of the URL it was served from (a site moved to a new domain
+    redirects), and that of `named_by`, the site that named it (the backfill's TARGET, the
+    site whose robots.txt listed a sitemap followed as a feed, `news.feeds.site_url`):
+    sitemaps.org's cross-submission lets a site's robots.txt name a sitemap hosted elsewhere
+    (a CDN) that lists the site's URLs."""
+    return (url, final_url, *([named_by] if named_by else []))
+
+
 def on_site(url: str, sites: Iterable[str]) -> bool:
-    """Whether a URL a sitemap lists belongs to the site of one of `sites` (the sitemap's own
-    URL, and the backfill's TARGET, whose robots.txt may name a sitemap hosted elsewhere). The
+    """Whether a URL a sitemap lists belongs to the site of one of `sites` (`sitemap_sites`). The
     protocol allows a sitemap the URLs of its own host only; a site's hosts share a registered
     domain (`www.`, `news.`, `m.` of `example.co.uk`), by the Public Suffix List, its private
     part included (two `*.blogspot.com` blogs are two sites); a host without one (an address,

@@ -23,11 +23,19 @@ then costs each tick the same few index pages."""
 
 class FeedStore(StoreBase):
     async def add_feed(
-        self, url: str, title: str | None = None, *, kind: SourceKind = "feed"
+        self,
+        url: str,
+        title: str | None = None,
+        *,
+        kind: SourceKind = "feed",
+        site_url: str | None = None,
     ) -> bool:
         """True when added, False when the URL was already registered. `kind` is "feed" or
-        "sitemap" (a news sitemap followed as if it were a feed)."""
-        return bool(await self._all("add_feed", {"url": url, "title": title, "kind": kind}))
+        "sitemap" (a news sitemap followed as if it were a feed); `site_url`, the site it
+        belongs to when known before its first poll (the site whose robots.txt named a
+        sitemap: `sitemaps.sitemap_sites`)."""
+        params = {"url": url, "title": title, "kind": kind, "site_url": site_url}
+        return bool(await self._all("add_feed", params))
 
     async def set_text_mode(self, url: str, mode: TextMode) -> bool:
         """The operator's setting for where the feed's article text comes from."""

@@ -41,12 +41,16 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None) -> Pars
 
 
 def parse_sitemap_feed(
-    body: bytes, url: str, headers: Mapping[str, str] | None, max_bytes: int
+    body: bytes,
+    url: str,
+    headers: Mapping[str, str] | None,
+    max_bytes: int,
+    sites: tuple[str, ...] = (),
 ) -> ParsedFeed:
     """`ingest.documents.sitemaps.parse_sitemap_feed`."""
     from ingest.documents import sitemaps
 
-    return sitemaps.parse_sitemap_feed(body, url, headers, max_bytes)
+    return sitemaps.parse_sitemap_feed(body, url, headers, max_bytes, sites)
 
 
 def own_texts(entries: list[ParsedEntry]) -> list[OwnText]:

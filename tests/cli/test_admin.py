@@ -135,7 +135,7 @@ def test_export_round_trips_through_import(
 
 _AS_REGISTERED = (
     "SELECT url, title, kind, active, inactive_reason, next_fetch_at >= '9999-01-01', text_mode,"
-    " tags, settings FROM ingest.feeds ORDER BY id"
+    " tags, settings, site_url FROM ingest.feeds ORDER BY id"
 )
 
 
@@ -144,7 +144,8 @@ _AS_REGISTERED = (
 def test_export_then_import_gives_back_each_feed_as_it_was(
     database_url: str, empty_database_url: str, server: LocalServer, tmp_path: Path, discover: bool
 ) -> None:
-    """What `feeds export` writes, `feeds import` registers as it was: a sitemap stays a sitemap,
+    """What `feeds export` writes, `feeds import` registers as it was: a sitemap stays a sitemap
+    of the site that named it (its `site_url`, whose URLs it may list wherever it is hosted),
     a paused feed paused, its title, settings (headers included), tags and text mode kept,
     without a request to discover what the file already says (was: each a plain active feed of
     its URL alone, a sitemap then parsed as a feed at every poll, a paused feed polled again)."""
@@ -152,7 +153,8 @@ def test_export_then_import_gives_back_each_feed_as_it_was(
     ok(database_url, "feeds", "add", "--no-discover", *urls)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            "UPDATE ingest.feeds SET kind = 'sitemap', title = 'Tom & Jerry <news>' WHERE url = %s",
+            "UPDATE ingest.feeds SET kind = 'sitemap', title = 'Tom & Jerry <news>',"
+            " site_url = 'https://site.example/' WHERE url = %s",
             (urls[0],),
         )
     ok(

@@ -1921,3 +1921,82 @@ def test_paged_feed_branching_into_two_histories_a_page_is_walked_max_pages_in_a
     assert 1 < len(walked) <= 6, walked
     skipped = "SELECT count(*) FROM ingest.backfill_sources WHERE state = 'skipped'"
     assert scalar(database_url, skipped) > 0
+
+
+def test_sitemap_followed_as_a_feed_keeps_the_urls_of_its_own_site(database_url: str) -> None:
+    """A sitemap registered as a feed (kind 'sitemap') listing pages of another site beside
+    its own: its polls store its own site's, and neither fetch nor store the others, as a
+    backfill of the same sitemap skips them (`sitemaps.on_site`)."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        other = srv.base.replace("127.0.0.1", "localhost")
+        foreign = "".join(
+            f"<url><loc>{other}/x/{n}</loc><news:news><news:publication>"
+            "<news:name>Other</news:name><news:language>en</news:language></news:publication>"
+            f"<news:publication_date>{published(n).isoformat()}</news:publication_date>"
+            f"<news:title>Other story {n}</news:title></news:news></url>"
+            for n in range(2)
+        )
+        srv.routes["/news-sitemap.xml"] = static(
+            urlset(srv.base, range(0, 2), news=True).replace("</urlset>", foreign + "</urlset>"),
+            "application/xml",
+        )
+        for n in range(2):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+            srv.routes[f"/x/{n}"] = static(article_html(n + 10))
+        proc = ingest(database_url, "feeds", "add", srv.url("/news-sitemap.xml"))
+        assert proc.returncode == 0, proc.stderr
+        assert [f["kind"] for f in feed_rows(database_url)] == ["sitemap"]
+        run = ingest(database_url, "run", "--once")
+        assert run.returncode == 0, run.stderr
+        assert srv.hits("/x/0") == srv.hits("/x/1") == []
+    assert sorted(stored(database_url)) == [srv.url("/a/0"), srv.url("/a/1")]
+
+
+def cdn_site(srv: LocalServer) -> str:
+    """A site (127.0.0.1) whose robots.txt names a news sitemap hosted on another host
+    (`localhost`, as a CDN serves one) listing the site's articles /a/0-2; returns the
+    sitemap's URL."""
+    cdn = srv.base.replace("127.0.0.1", "localhost")
+    srv.routes["/"] = static(
+        "<!DOCTYPE html><html><head><title>A</title></head><body></body></html>"
+    )
+    srv.routes["/robots.txt"] = static(
+        f"User-agent: *\nAllow: /\nSitemap: {cdn}/cdn/sitemap-index.xml\n", "text/plain"
+    )
+    srv.routes["/cdn/sitemap-index.xml"] = static(
+        f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>"
+        f"<sitemap><loc>{cdn}/cdn/news.xml</loc></sitemap></sitemapindex>",
+        "application/xml",
+    )
+    srv.routes["/cdn/news.xml"] = static(urlset(srv.base, range(0, 3), news=True))
+    for n in range(3):
+        srv.routes[f"/a/{n}"] = static(article_html(n))
+    return f"{cdn}/cdn/news.xml"
+
+
+def test_sitemap_hosted_elsewhere_named_by_robots_txt_lists_the_sites_urls(
+    database_url: str,
+) -> None:
+    """sitemaps.org's cross-submission: a sitemap hosted on another host (a CDN) that the
+    site's robots.txt names may list the site's URLs; a backfill of the site stores them."""
+    with LocalServer() as srv:
+        cdn_site(srv)
+        proc = backfill(database_url, srv.url("/"))
+    assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)], proc.stdout
+    assert "on other sites" not in proc.stdout
+
+
+def test_sitemap_hosted_elsewhere_followed_as_a_feed_lists_the_sites_urls(
+    database_url: str,
+) -> None:
+    """The same CDN-hosted news sitemap, registered by `feeds add` for the site whose
+    robots.txt names it: its polls store the site's URLs it lists."""
+    with LocalServer() as srv:
+        sitemap = cdn_site(srv)
+        proc = ingest(database_url, "feeds", "add", srv.url("/"))
+        assert proc.returncode == 0, proc.stderr
+        assert [(f["url"], f["kind"]) for f in feed_rows(database_url)] == [(sitemap, "sitemap")]
+        run = ingest(database_url, "run", "--once")
+        assert run.returncode == 0, run.stderr
+    assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]

@@ -30,6 +30,7 @@ from ingest.documents.sitemaps import (
     parse_sitemap,
     parse_sitemap_feed,
     parse_w3c_datetime,
+    sitemap_sites,
 )
 from ingest.errors import ParseError
 from tests.support.paths import DATA
@@ -359,9 +360,9 @@ def test_sitemap_as_feed() -> None:
     """A news sitemap read as a feed: newest first, news title and date on the entry, lastmod
     as the update time only beside a publication date; undated URLs last."""
     body = _urlset(
-        "<url><loc>https://e.com/old</loc><lastmod>2024-01-01</lastmod></url>"
-        "<url><loc>https://e.com/undated</loc></url>"
-        "<url><loc>https://e.com/new</loc><lastmod>2024-05-02</lastmod><news:news>"
+        "<url><loc>https://www.example.com/old</loc><lastmod>2024-01-01</lastmod></url>"
+        "<url><loc>https://www.example.com/undated</loc></url>"
+        "<url><loc>https://www.example.com/new</loc><lastmod>2024-05-02</lastmod><news:news>"
         "<news:publication><news:language>de</news:language></news:publication>"
         "<news:publication_date>2024-05-01T10:00:00Z</news:publication_date>"
         "<news:title>Neu</news:title></news:news></url>",
@@ -370,9 +371,9 @@ def test_sitemap_as_feed() -> None:
     feed = parse_sitemap_feed(body, URL, {"content-type": "application/xml"})
     assert feed.version == "sitemap-news"
     assert [e.link for e in feed.entries] == [
-        "https://e.com/new",
-        "https://e.com/old",
-        "https://e.com/undated",
+        "https://www.example.com/new",
+        "https://www.example.com/old",
+        "https://www.example.com/undated",
     ]
     new, old, _ = feed.entries
     assert (new.guid, new.title, new.language) == (None, "Neu", "de")
@@ -383,16 +384,35 @@ def test_sitemap_as_feed() -> None:
 
 def test_sitemap_index_is_not_a_feed() -> None:
     """A sitemap index cannot be followed as a feed: a ParseError that says what to do."""
-    body = f"<sitemapindex {NS}><sitemap><loc>https://e.com/a.xml</loc></sitemap></sitemapindex>"
+    body = f"<sitemapindex {NS}><sitemap><loc>https://www.example.com/a.xml</loc></sitemap></sitemapindex>"
     with pytest.raises(ParseError, match="register one of the sitemaps"):
         parse_sitemap_feed(body.encode(), URL)
 
 
 def test_plain_sitemap_as_feed_version() -> None:
     """A sitemap without news fields is version "sitemap"."""
-    feed = parse_sitemap_feed(_urlset("<url><loc>https://e.com/a</loc></url>"), URL)
+    feed = parse_sitemap_feed(_urlset("<url><loc>https://www.example.com/a</loc></url>"), URL)
     assert feed.version == "sitemap"
-    assert feed.entries[0].link == "https://e.com/a"
+    assert feed.entries[0].link == "https://www.example.com/a"
+
+
+def test_sitemap_as_feed_keeps_the_urls_of_its_own_site() -> None:
+    """A sitemap followed as a feed lists the URLs of its own site only (`on_site`, as a
+    backfill reads it), and of the site that named it (`sitemap_sites`: a robots.txt may name
+    a sitemap hosted elsewhere)."""
+    body = _urlset(
+        "<url><loc>https://news.example.com/a</loc></url>"
+        "<url><loc>https://elsewhere.example.org/b</loc></url>"
+        "<url><loc>https://www.site.example.net/c</loc></url>"
+    )
+    own = parse_sitemap_feed(body, URL)
+    assert [e.link for e in own.entries] == ["https://news.example.com/a"]
+    sites = sitemap_sites(URL, URL, "https://site.example.net/")
+    named = parse_sitemap_feed(body, URL, sites=sites)
+    assert [e.link for e in named.entries] == [
+        "https://news.example.com/a",
+        "https://www.site.example.net/c",
+    ]
 
 
 def test_offsets_are_normalized_to_utc() -> None:
