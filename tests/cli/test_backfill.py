@@ -2000,3 +2000,28 @@ def test_sitemap_hosted_elsewhere_followed_as_a_feed_lists_the_sites_urls(
         run = ingest(database_url, "run", "--once")
         assert run.returncode == 0, run.stderr
     assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]
+
+
+def test_feeds_add_sitemap_index_opens_the_sitemaps_of_its_own_site_only(
+    database_url: str,
+) -> None:
+    """A sitemap index given to `feeds add` listing a news sitemap of another site: that one is
+    not registered for it (an index lists the sitemaps of its own site, `sitemaps.on_site`, as
+    a backfill reads it); its own site's news sitemap is."""
+    with LocalServer() as srv:
+        other = srv.base.replace("127.0.0.1", "localhost")
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        srv.routes["/sitemap_index.xml"] = static(
+            f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>"
+            f"<sitemap><loc>{other}/news.xml</loc></sitemap>"
+            f"<sitemap><loc>{srv.base}/own-news.xml</loc></sitemap></sitemapindex>",
+            "application/xml",
+        )
+        srv.routes["/news.xml"] = static(urlset(other, range(0, 2), news=True))
+        srv.routes["/own-news.xml"] = static(urlset(srv.base, range(0, 2), news=True))
+        proc = ingest(database_url, "feeds", "add", srv.url("/sitemap_index.xml"))
+        assert proc.returncode == 0, proc.stderr
+        assert srv.hits("/news.xml") == []
+    assert [(f["url"], f["kind"]) for f in feed_rows(database_url)] == [
+        (srv.url("/own-news.xml"), "sitemap")
+    ]
