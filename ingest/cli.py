@@ -169,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
         help="walk at most N pages of each feed's paged history (default 1000, at most 32767)",
     )
     bf.add_argument(
+        "--max-sitemaps",
+        metavar="N",
+        type=_positive_int,
+        help="walk at most N sitemaps, indexes included, the newest first (default 10000)",
+    )
+    bf.add_argument(
         "--dry-run", action="store_true", help="list the URLs that would be fetched; store nothing"
     )
     bf.add_argument(
@@ -728,6 +734,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     )
     from ingest.backfill.options import (
         DEFAULT_MAX_PAGES,
+        DEFAULT_MAX_SITEMAPS,
         MAX_LISTED_URLS,
         MAX_PAGES_CEILING,
         TooManyUrls,
@@ -790,6 +797,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         restart=args.restart,
         rate=args.rate,
         max_pages=max_pages,
+        max_sitemaps=args.max_sitemaps or DEFAULT_MAX_SITEMAPS,
     )
 
     async def go(dsn: str) -> int:

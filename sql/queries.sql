@@ -777,6 +777,11 @@ FROM ingest.backfill_urls
 WHERE run_id = %(run_id)s
 GROUP BY 1, 2;
 
+-- name: backfill_sitemap_count
+SELECT count(*) AS n
+FROM ingest.backfill_sources
+WHERE run_id = %(run_id)s AND kind = 'sitemap';
+
 -- name: backfill_source_counts
 SELECT kind, state, count(*) AS n
 FROM ingest.backfill_sources

@@ -143,6 +143,9 @@ class Backfill:
         own text without a request, so does the backfill (`ingest.fulltext.trusted`)."""
         self._listed: dict[str, _Walk] = {}
         """Feed page to walk -> the walk before it."""
+        self._sitemap_room = asyncio.Lock()
+        """Held from counting a run's sitemaps to recording those an index adds, so that the
+        indexes walked at once do not each take the same room under --max-sitemaps."""
         self.horizon = Horizon(options.since, options.limit)
 
     async def run(self) -> BackfillReport:
@@ -431,20 +434,30 @@ class Backfill:
                 (r for r in dated if not (since and r.lastmod and latest(r.lastmod) < since)),
                 key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
             )
-            children: list[tuple[str, SourceKind]] = [
-                (canonical(ref.url), "sitemap") for ref in refs
-            ]
-            skipped = len(listed) - len(children)
+            skipped = len(listed) - len(refs)
             self.tally.sources_skipped += skipped
-            await self.runs.source_walked(
-                run.id,
-                url,
-                state="done",
-                children=children,
-                depth=depth + 1,
-                lastmods=[ref.lastmod for ref in refs],
-            )
-            log.debug("backfill_sitemap_index", sitemaps=len(children), skipped_by_lastmod=skipped)
+            async with self._sitemap_room:
+                # The newest up to --max-sitemaps in all: an index tree fabricated without end
+                # (50,000 sitemaps of 50,000 URLs an index) ends there.
+                room = max(0, self.options.max_sitemaps - await self.runs.sitemap_count(run.id))
+                beyond = len(refs) - room if len(refs) > room else 0
+                refs = refs[:room]
+                await self.runs.source_walked(
+                    run.id,
+                    url,
+                    state="done",
+                    children=[(canonical(ref.url), "sitemap") for ref in refs],
+                    depth=depth + 1,
+                    lastmods=[ref.lastmod for ref in refs],
+                )
+            if beyond:
+                self.tally.beyond_sitemaps += beyond
+                log.info(
+                    "backfill_sitemaps_capped",
+                    skipped=beyond,
+                    max_sitemaps=self.options.max_sitemaps,
+                )
+            log.debug("backfill_sitemap_index", sitemaps=len(refs), skipped_by_lastmod=skipped)
             return
         queued: list[QueuedUrl] = []
         for entry in entries:

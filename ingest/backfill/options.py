@@ -22,6 +22,10 @@ DEFAULT_MAX_PAGES: Final = 1000
 """The pages of one feed's paged history a backfill walks at most (`--max-pages`): a history
 that goes on without end (a site listing new entries on each page it is asked for, under new
 page URLs) ends there."""
+DEFAULT_MAX_SITEMAPS: Final = 10_000
+"""The sitemaps (indexes included) a backfill walks at most (`--max-sitemaps`): an index lists
+up to 50,000 sitemaps of up to 50,000 URLs each, three indexes deep, so that a site fabricating
+them would have the run queue billions of URLs; the newest are walked first."""
 MAX_PAGES_CEILING: Final = 32767
 """The largest `--max-pages`: a page's place in its walk is kept in a smallint
 (`ingest.backfill_sources.depth`)."""
@@ -190,11 +194,14 @@ class BackfillOptions:
     """Requests per second for this run (0: no limit beyond the Fetcher's per-host ones)."""
     max_pages: int = DEFAULT_MAX_PAGES
     """The pages of one feed's paged history walked at most; those beyond are skipped."""
+    max_sitemaps: int = DEFAULT_MAX_SITEMAPS
+    """The sitemaps (indexes included) walked at most; those beyond are skipped."""
 
     def identity(self) -> dict[str, Any]:
         """What makes two invocations the same backfill: target, range and source options.
-        --dry-run, --restart and --rate are not part of it; --max-pages is where it is not the
-        default (so that the backfills started before it existed keep their identity)."""
+        --dry-run, --restart and --rate are not part of it; --max-pages and --max-sitemaps are
+        where they are not the default (so that the backfills started before they existed keep
+        their identity)."""
         digest = hashlib.sha256("\n".join(self.urls).encode()).hexdigest() if self.urls else None
         identity: dict[str, Any] = {
             "target": self.target,
@@ -208,6 +215,8 @@ class BackfillOptions:
         }
         if self.max_pages != DEFAULT_MAX_PAGES:
             identity["max_pages"] = self.max_pages
+        if self.max_sitemaps != DEFAULT_MAX_SITEMAPS:
+            identity["max_sitemaps"] = self.max_sitemaps
         return identity
 
     def run_key(self) -> bytes:

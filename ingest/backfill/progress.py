@@ -54,6 +54,8 @@ class Tally:
     sources_skipped: int = 0
     other_sites: int = 0
     """URLs and sitemaps that sitemaps listed on other sites, skipped (`sitemaps.on_site`)."""
+    beyond_sitemaps: int = 0
+    """Sitemaps that indexes listed beyond --max-sitemaps, skipped."""
     discovered: int = 0
     out_of_range: int = 0
     to_fetch: int = 0
@@ -87,6 +89,7 @@ class Tally:
             "sources": self.sources,
             "sources_failed": self.sources_failed,
             "other_sites": self.other_sites,
+            "beyond_sitemaps": self.beyond_sitemaps,
             "discovered": self.discovered,
             "to_fetch": self.to_fetch,
             "fetched": self.fetched,

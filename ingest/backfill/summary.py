@@ -36,6 +36,11 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
             else ""
         )
         + (f"; {t.other_sites} on other sites skipped" if t.other_sites else "")
+        + (
+            f"; {t.beyond_sitemaps} sitemaps beyond --max-sitemaps {options.max_sitemaps} skipped"
+            if t.beyond_sitemaps
+            else ""
+        )
     )
     skipped = c.url_total("skipped")
     why = ", ".join(

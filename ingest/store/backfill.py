@@ -421,6 +421,11 @@ class BackfillStore(StoreBase):
         """Those entries linked: skipped as known from now on."""
         await self._all("backfill_linked", {"run_id": run_id})
 
+    async def sitemap_count(self, run_id: int) -> int:
+        """The sitemaps (indexes included) the run has recorded, walked or not."""
+        rows = await self._all("backfill_sitemap_count", {"run_id": run_id})
+        return int(rows[0]["n"])
+
     async def counts(self, run_id: int) -> RunCounts:
         urls = await self._all("backfill_url_counts", {"run_id": run_id})
         sources = await self._all("backfill_source_counts", {"run_id": run_id})

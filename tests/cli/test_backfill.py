@@ -2025,3 +2025,33 @@ def test_feeds_add_sitemap_index_opens_the_sitemaps_of_its_own_site_only(
     assert [(f["url"], f["kind"]) for f in feed_rows(database_url)] == [
         (srv.url("/own-news.xml"), "sitemap")
     ]
+
+
+def test_sitemap_index_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_cap(
+    database_url: str,
+) -> None:
+    """A sitemap index listing sitemap after sitemap (each of a URL of its own, each listing
+    pages of its own: a site fabricating them would have millions queued) has its newest
+    walked up to `--max-sitemaps` sitemaps in all, the index included; the others are neither
+    fetched nor queued, the summary counts them, and the run ends."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        refs = "".join(
+            f"<sitemap><loc>{srv.url(f'/s/{n}.xml')}</loc>"
+            f"<lastmod>{published(n).isoformat()}</lastmod></sitemap>"
+            for n in range(30)
+        )
+        srv.routes["/index.xml"] = static(
+            f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>{refs}</sitemapindex>",
+            "application/xml",
+        )
+        for n in range(30):
+            srv.routes[f"/s/{n}.xml"] = static(urlset(srv.base, range(n, n + 1)))
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/index.xml"), "--max-sitemaps", "5")
+        walked = sorted(r.path for r in srv.requests if r.path.startswith("/s/"))
+    assert walked == [f"/s/{n}.xml" for n in range(4)]
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(4))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith("; 26 sitemaps beyond --max-sitemaps 5 skipped"), sources
+    assert "not finished" not in proc.stdout
