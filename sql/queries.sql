@@ -3,10 +3,13 @@
 -- into the text.
 
 -- name: add_feed
+-- A feed registered already is left as it is, but for the site it belongs to when it has none
+-- yet (a sitemap registered before the site that named it was recorded). `added`: inserted.
 INSERT INTO ingest.feeds (url, title, kind, site_url)
 VALUES (%(url)s, %(title)s, %(kind)s, %(site_url)s)
-ON CONFLICT (url_hash) DO NOTHING
-RETURNING id;
+ON CONFLICT (url_hash) DO UPDATE SET site_url = EXCLUDED.site_url
+    WHERE ingest.feeds.site_url IS NULL AND EXCLUDED.site_url IS NOT NULL
+RETURNING id, xmax = 0 AS added;
 
 -- name: list_feeds
 SELECT id, url, title, site_url, kind, active, inactive_reason, last_status, last_error,

@@ -33,9 +33,11 @@ class FeedStore(StoreBase):
         """True when added, False when the URL was already registered. `kind` is "feed" or
         "sitemap" (a news sitemap followed as if it were a feed); `site_url`, the site it
         belongs to when known before its first poll (the site whose robots.txt named a
-        sitemap: `sitemaps.sitemap_sites`)."""
+        sitemap: `sitemaps.sitemap_sites`), recorded for a feed registered already that has
+        none."""
         params = {"url": url, "title": title, "kind": kind, "site_url": site_url}
-        return bool(await self._all("add_feed", params))
+        rows = await self._all("add_feed", params)
+        return bool(rows and rows[0]["added"])
 
     async def set_text_mode(self, url: str, mode: TextMode) -> bool:
         """The operator's setting for where the feed's article text comes from."""

@@ -2055,3 +2055,25 @@ def test_sitemap_index_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_
     (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
     assert sources.endswith("; 26 sitemaps beyond --max-sitemaps 5 skipped"), sources
     assert "not finished" not in proc.stdout
+
+
+def test_feeds_add_again_gives_a_sitemap_registered_without_its_site_the_site_that_named_it(
+    database_url: str,
+) -> None:
+    """A CDN-hosted news sitemap registered before its site was recorded (`site_url` NULL):
+    `feeds add` of the site again says it is present and records the site, so that its polls
+    keep the site's URLs."""
+    with LocalServer() as srv:
+        sitemap = cdn_site(srv)
+        ok = ingest(database_url, "feeds", "add", srv.url("/"))
+        assert ok.returncode == 0, ok.stderr
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE ingest.feeds SET site_url = NULL")
+        again = ingest(database_url, "feeds", "add", srv.url("/"))
+        assert again.returncode == 0, again.stderr
+        assert f"present {sitemap}" in again.stdout
+        assert "0 added, 1 already present" in again.stdout
+        assert scalar(database_url, "SELECT site_url FROM ingest.feeds") == srv.url("/")
+        run = ingest(database_url, "run", "--once")
+        assert run.returncode == 0, run.stderr
+    assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]
