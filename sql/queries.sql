@@ -613,7 +613,8 @@ SELECT (SELECT count(*) FROM (
 INSERT INTO ingest.backfill_runs (run_key, target, since, until, options)
 VALUES (%(run_key)s, %(target)s, %(since)s, %(until)s, %(options)s)
 ON CONFLICT (run_key) DO UPDATE SET updated_at = now()
-RETURNING id, target, since, until, feed_id, seeded, discovered, started_at, finished_at;
+RETURNING id, target, since, until, feed_id, seeded, discovered, started_at, finished_at,
+          site_url;
 
 -- name: backfill_try_lock
 -- Session-level: held while the run is being worked on, released when the connection goes
@@ -644,7 +645,8 @@ SET seeded = false, discovered = false, feed_id = NULL, finished_at = NULL,
 WHERE id = %(run_id)s;
 
 -- name: backfill_set_seeded
-UPDATE ingest.backfill_runs SET seeded = true, feed_id = %(feed_id)s, updated_at = now()
+UPDATE ingest.backfill_runs
+SET seeded = true, feed_id = %(feed_id)s, site_url = %(site_url)s, updated_at = now()
 WHERE id = %(run_id)s;
 
 -- name: backfill_add_sources

@@ -212,7 +212,8 @@ class Backfill:
         if not run.discovered:
             self.reporter.phase("discover", None, self.tally)
         if not run.seeded:
-            run = replace(run, seeded=True, feed_id=await self._seed(run))
+            feed_id, site_url = await self._seed(run)
+            run = replace(run, seeded=True, feed_id=feed_id, site_url=site_url)
         if not run.discovered:
             await self._walk_sources(run)
             await self.runs.finish_discovery(run.id, self.options.limit)
@@ -258,12 +259,14 @@ class Backfill:
 
     # seeding ----------------------------------------------------------------------------------
 
-    async def _seed(self, run: BackfillRun) -> int | None:
+    async def _seed(self, run: BackfillRun) -> tuple[int | None, str | None]:
         """Find the target's sources and record them (with the --urls list): the only step that
-        can make the backfill fail as a whole."""
+        can make the backfill fail as a whole. Returns the registered feed the target is, and
+        where the target, a home page, was served from (`BackfillRun.site_url`)."""
         options = self.options
         sources: list[tuple[str, SourceKind]] = []
         feed_id: int | None = None
+        site_url: str | None = None
         target = options.target
         if target is not None:
             try:
@@ -279,6 +282,7 @@ class Backfill:
                 sources.append((target, "feed"))
                 self._prefetched[target] = result
             elif looks_like_html(body, result.content_type):
+                site_url = result.final_url
                 sources = await self._site_sources(result)
                 if not sources:
                     raise FeedError(target, f"no feed or sitemap found for {redact_url(target)}")
@@ -288,7 +292,9 @@ class Backfill:
                 )
         state, reason = classify(None, since=None, until=None, dated_only=options.dated_only)
         listed = [QueuedUrl(url, state=state, reason=reason) for url in options.urls]
-        await self.runs.seed(run.id, sources=sources, urls=listed, feed_id=feed_id)
+        await self.runs.seed(
+            run.id, sources=sources, urls=listed, feed_id=feed_id, site_url=site_url
+        )
         self.tally.discovered += len(listed)
         log.info(
             "backfill_seeded",
@@ -297,7 +303,7 @@ class Backfill:
             listed=len(listed),
             feed_id=feed_id,
         )
-        return feed_id
+        return feed_id, site_url
 
     async def _site_sources(self, result: FetchResult) -> list[tuple[str, SourceKind]]:
         """A home page's feeds and its sitemaps, found as `feeds add` finds them; the responses
@@ -408,8 +414,9 @@ class Backfill:
         since = self.options.since
         # The URLs (and sitemaps) of its own site only: a sitemap naming pages of other sites
         # does not make them the site's articles (`on_site`). Its own: where it was listed,
-        # where that redirected (a site moved to a new domain), and TARGET's.
-        sites = sitemap_sites(url, result.final_url, self.options.target)
+        # where that redirected (a site moved to a new domain), and TARGET's (where it redirected
+        # too: the site whose robots.txt named the run's sitemaps).
+        sites = sitemap_sites(url, result.final_url, self.options.target, run.site_url)
         entries = [e for e in sitemap.entries if on_site(e.url, sites)]
         listed = [r for r in sitemap.sitemaps if on_site(r.url, sites)]
         elsewhere = len(sitemap.entries) - len(entries) + len(sitemap.sitemaps) - len(listed)

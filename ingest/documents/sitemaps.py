@@ -372,14 +372,14 @@ def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
 # --- sites --------------------------------------------------------------------------------------
 
 
-def sitemap_sites(url: str, final_url: str, named_by: str | None) -> tuple[str, ...]:
+def sitemap_sites(url: str, final_url: str, *named_by: str | None) -> tuple[str, ...]:
     """The sites whose URLs (and sitemaps) a sitemap may list as its own (`on_site`): that of
     the URL it was asked for, that of the URL it was served from (a site moved to a new domain
-    redirects), and that of `named_by`, the site that named it (the backfill's TARGET, the
-    site whose robots.txt listed a sitemap followed as a feed, `news.feeds.site_url`):
-    sitemaps.org's cross-submission lets a site's robots.txt name a sitemap hosted elsewhere
-    (a CDN) that lists the site's URLs."""
-    return (url, final_url, *([named_by] if named_by else []))
+    redirects), and those of `named_by`, the site that named it (the backfill's TARGET and
+    where that redirected, the site whose robots.txt listed a sitemap followed as a feed,
+    `news.feeds.site_url`): sitemaps.org's cross-submission lets a site's robots.txt name a
+    sitemap hosted elsewhere (a CDN) that lists the site's URLs."""
+    return (url, final_url, *filter(None, named_by))
 
 
 def on_site(url: str, sites: Iterable[str]) -> bool:

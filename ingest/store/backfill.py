@@ -41,6 +41,9 @@ class BackfillRun:
     discovered: bool
     started_at: datetime
     finished_at: datetime | None
+    site_url: str | None = None
+    """Where TARGET, a home page, was served from (sql/0032): the site that names the run's
+    sitemaps in its robots.txt (`sitemaps.sitemap_sites`)."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> BackfillRun:
@@ -239,16 +242,20 @@ class BackfillStore(StoreBase):
         urls: Sequence[QueuedUrl],
         url_source: UrlSource = "list",
         feed_id: int | None,
+        site_url: str | None = None,
     ) -> None:
         """Record the sources found for the run's target (and an explicit URL list), and mark
-        the run seeded, in one transaction."""
+        the run seeded (with `site_url`, `BackfillRun.site_url`), in one transaction."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             if sources:
                 await conn.execute(q["backfill_add_sources"], _sources_params(run_id, sources))
             if urls:
                 await conn.execute(q["backfill_add_urls"], _urls_params(run_id, url_source, urls))
-            await conn.execute(q["backfill_set_seeded"], {"run_id": run_id, "feed_id": feed_id})
+            await conn.execute(
+                q["backfill_set_seeded"],
+                {"run_id": run_id, "feed_id": feed_id, "site_url": site_url},
+            )
 
     async def pending_sources(self, run_id: int, limit: int = 100) -> list[PendingSource]:
         rows = await self._all("backfill_pending_sources", {"run_id": run_id, "limit": limit})

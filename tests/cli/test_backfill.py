@@ -2077,3 +2077,35 @@ def test_feeds_add_again_gives_a_sitemap_registered_without_its_site_the_site_th
         run = ingest(database_url, "run", "--once")
         assert run.returncode == 0, run.stderr
     assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]
+
+
+def test_sitemap_hosted_elsewhere_named_by_a_moved_sites_robots_txt_lists_its_urls(
+    database_url: str,
+) -> None:
+    """TARGET redirects to the site's new domain, whose robots.txt names a sitemap hosted
+    elsewhere (a CDN) listing the new domain's URLs: they are the site's, in this invocation
+    and in the next, which continues the run without fetching TARGET again."""
+    with LocalServer() as srv, LocalServer("127.0.0.2") as cdn:
+        sitemap = cdn.url("/news.xml")
+        cdn.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        cdn.routes["/index.xml"] = static(
+            f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>"
+            f"<sitemap><loc>{sitemap}</loc></sitemap></sitemapindex>",
+            "application/xml",
+        )
+        cdn.routes["/news.xml"] = static(urlset(srv.base, range(0, 3), news=True))
+        srv.routes["/"] = static("<!DOCTYPE html><html><body>Moved here</body></html>")
+        srv.routes["/robots.txt"] = static(
+            f"User-agent: *\nAllow: /\nSitemap: {cdn.url('/index.xml')}\n", "text/plain"
+        )
+        srv.routes["/old"] = Response(301, b"", {"Location": srv.url("/")})
+        for n in range(3):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        old = srv.url("/old").replace("127.0.0.1", "localhost")
+        # The first invocation stops before the sitemap listing the URLs is walked.
+        cdn.routes["/news.xml"], news = Response(503, b"busy", {}), cdn.routes["/news.xml"]
+        backfill(database_url, old)
+        cdn.routes["/news.xml"] = news
+        proc = backfill(database_url, old)
+    assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)], proc.stdout
+    assert "on other sites" not in proc.stdout
