@@ -804,7 +804,7 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 
 -- name: feed_by_url
 SELECT id, kind, settings, text_mode, full_text, full_text_streak, full_text_since_check,
-       full_text_words, full_text_evidence
+       full_text_words, full_text_evidence, site_url
 FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
 -- retention --------------------------------------------------------------------------------------

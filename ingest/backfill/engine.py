@@ -141,6 +141,9 @@ class Backfill:
         self._full_text = FullText()
         """That feed's text mode and full-text state: where its polls store an entry from its
         own text without a request, so does the backfill (`ingest.fulltext.trusted`)."""
+        self._feed_site: str | None = None
+        """That feed's site_url: for a sitemap followed as a feed, the site that named it,
+        whose URLs its polls keep and so does the backfill (`sitemaps.sitemap_sites`)."""
         self._listed: dict[str, _Walk] = {}
         """Feed page to walk -> the walk before it."""
         self._sitemap_room = asyncio.Lock()
@@ -204,7 +207,9 @@ class Backfill:
             # A registered feed's requests carry its own User-Agent and headers, as its polls'.
             registered = await self.store.feed_settings_by_url(self.options.target)
             if registered is not None:
-                self._feed_id, settings, self._text_mode, self._full_text = registered
+                self._feed_id, settings, self._text_mode, self._full_text, self._feed_site = (
+                    registered
+                )
                 self._headers = settings.request_headers()
         # A new invocation walks the sources that failed for a passing reason again.
         if run.seeded and await self.runs.retry_sources(run.id):
@@ -415,8 +420,11 @@ class Backfill:
         # The URLs (and sitemaps) of its own site only: a sitemap naming pages of other sites
         # does not make them the site's articles (`on_site`). Its own: where it was listed,
         # where that redirected (a site moved to a new domain), and TARGET's (where it redirected
-        # too: the site whose robots.txt named the run's sitemaps).
-        sites = sitemap_sites(url, result.final_url, self.options.target, run.site_url)
+        # too: the site whose robots.txt named the run's sitemaps; for a registered sitemap,
+        # the site that named it, as its polls read it).
+        sites = sitemap_sites(
+            url, result.final_url, self.options.target, run.site_url, self._feed_site
+        )
         entries = [e for e in sitemap.entries if on_site(e.url, sites)]
         listed = [r for r in sitemap.sitemaps if on_site(r.url, sites)]
         elsewhere = len(sitemap.entries) - len(entries) + len(sitemap.sitemaps) - len(listed)

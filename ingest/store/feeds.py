@@ -50,9 +50,9 @@ class FeedStore(StoreBase):
 
     async def feed_settings_by_url(
         self, url: str
-    ) -> tuple[int, FeedSettings, TextMode, FullText] | None:
-        """(id, the operator's settings, text mode, full-text state) of the registered feed
-        with this URL, if any."""
+    ) -> tuple[int, FeedSettings, TextMode, FullText, str | None] | None:
+        """(id, the operator's settings, text mode, full-text state, site_url) of the
+        registered feed with this URL, if any."""
         rows = await self._all("feed_by_url", {"url": url})
         if not rows:
             return None
@@ -65,7 +65,7 @@ class FeedStore(StoreBase):
             evidence=row["full_text_evidence"],
         )
         settings = FeedSettings.from_json(row["settings"])
-        return int(row["id"]), settings, row["text_mode"], state
+        return int(row["id"]), settings, row["text_mode"], state, row["site_url"]
 
     async def list_feeds(self) -> list[dict[str, Any]]:
         return await self._all("list_feeds", {})

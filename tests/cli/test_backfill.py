@@ -2109,3 +2109,17 @@ def test_sitemap_hosted_elsewhere_named_by_a_moved_sites_robots_txt_lists_its_ur
         proc = backfill(database_url, old)
     assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)], proc.stdout
     assert "on other sites" not in proc.stdout
+
+
+def test_backfill_of_a_sitemap_followed_as_a_feed_keeps_the_urls_its_polls_keep(
+    database_url: str,
+) -> None:
+    """A CDN-hosted news sitemap registered for the site whose robots.txt names it, given to
+    `ingest backfill` as TARGET: its URLs of that site are backfilled, as its polls store them
+    (the feed's `site_url` names it, by the one rule `sitemaps.sitemap_sites`)."""
+    with LocalServer() as srv:
+        sitemap = cdn_site(srv)
+        added = ingest(database_url, "feeds", "add", srv.url("/"))
+        assert added.returncode == 0, added.stderr
+        proc = backfill(database_url, sitemap)
+    assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)], proc.stdout
