@@ -42,7 +42,7 @@ class BackfillRun:
     started_at: datetime
     finished_at: datetime | None
     site_url: str | None = None
-    """Where TARGET, a home page, was served from (sql/0032): the site that names the run's
+    """Where TARGET, a home page, was served from (sql/0033): the site that names the run's
     sitemaps in its robots.txt (`sitemaps.sitemap_sites`)."""
 
     @classmethod
