@@ -12,7 +12,7 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor, WrappedLogger
 
-from ingest.normalize import TEXT_QUERY_SECRET
+from ingest.normalize import redact_text
 
 _QUIET = (
     "httpx",
@@ -26,9 +26,9 @@ _QUIET = (
 )
 
 
-# scheme://user:password@host (scheme:/ too, a common DSN typo): the password is everything
-# between the ":" after the user and the last "@" before the host (an unescaped "@" in a password
-# is common in DSNs).
+# A DSN with its scheme mistyped, scheme:/user:password@host (which is no URL to redact_text):
+# the password is everything between the ":" after the user and the last "@" before the host (an
+# unescaped "@" in a password is common in DSNs).
 # Bounded repetitions keep the scan linear on long lines.
 _URL_PASSWORD = re.compile(
     r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}:/{1,2}[^\s:/@\"']{0,128}:)[^\s/\"']{0,256}@"
@@ -40,15 +40,15 @@ _KEYWORD_PASSWORD = re.compile(
 
 
 def redact_secrets(line: str) -> str:
-    """`line` with the password of any URL or libpq DSN in it, and the value of any URL query
-    parameter named as a credential, replaced by `***`."""
+    """`line` with each URL in it as stored error texts show it (`redact_text`: without its
+    user-info, a token or a DSN's user and password, and with the value of each query parameter
+    named as a credential as `***`), and the password of a libpq DSN not written as a URL
+    replaced by `***`."""
+    line = redact_text(line)
     if "@" in line:
         line = _URL_PASSWORD.sub(r"\1***@", line)
     if "password" in line:
         line = _KEYWORD_PASSWORD.sub(r"\1***", line)
-    if "=" in line:
-        # A URL's query parameter named as a credential, by the rule of stored error texts.
-        line = TEXT_QUERY_SECRET.sub(r"\1***", line)
     return line
 
 

@@ -291,10 +291,16 @@ def redact_url(url: str) -> str:
 # of each `scheme://` URL left out, and the value of each parameter named as a credential after a
 # `?`, `&` or `;` shown as `***`, a URL ending at whitespace, a quote, `<`, `>` or a backslash (a
 # value at a closing parenthesis too). The SQL function ingest.redacted_text (sql/0031) is the
-# same two expressions: keep them in step (the tests compare the two on the same texts). The log
-# lines' redaction (ingest.logs) uses the second.
-_TEXT_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s\"'<>\\]*@")
-TEXT_QUERY_SECRET = re.compile(
+# same two expressions: keep them in step (the tests compare the two on the same texts). Every
+# log line is redacted so too (ingest.logs).
+# The first expression matches what sql/0031's `([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#...]*@` matches
+# (the scheme from the first letter of its run of scheme characters, what precedes that letter
+# kept), but is tried once a run: a long run of letters on a log line is scanned once, not once
+# for each of its letters.
+_TEXT_USERINFO = re.compile(
+    r"(?<![a-zA-Z0-9+.-])([0-9+.-]*+[a-zA-Z][a-zA-Z0-9+.-]*+://)[^/?#\s\"'<>\\]*@"
+)
+_TEXT_QUERY_SECRET = re.compile(
     rf"([?&;][^=&;#?\s\"'<>\\/]*(?:{CREDENTIAL_PARAMETER_NAMES})s?=)[^&;#\s\"'<>\\)]*",
     re.IGNORECASE | re.ASCII,
 )
@@ -307,7 +313,7 @@ def redact_text(text: str) -> str:
     if "://" in text:
         text = _TEXT_USERINFO.sub(r"\1", text)
     if "=" in text:
-        text = TEXT_QUERY_SECRET.sub(r"\1***", text)
+        text = _TEXT_QUERY_SECRET.sub(r"\1***", text)
     return text
 
 

@@ -91,3 +91,34 @@ def test_a_feed_url_s_query_token_is_in_no_log_line(captured: io.StringIO, fmt: 
     assert "page=2" in out
     assert "token=***" in out
     assert TOKEN not in out, out
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://{TOKEN}@example.com/feed.xml",
+        f"https://reader:{TOKEN}@example.com/feed.xml",
+        f"https://{TOKEN}:x-oauth-basic@example.com/feed.xml",
+    ],
+    ids=["token", "user-password", "token-as-user"],
+)
+def test_a_url_s_user_info_is_in_no_log_line(captured: io.StringIO, fmt: str, url: str) -> None:
+    """A URL with a token as its user name or password (`https://TOKEN@host/feed`), in a bound
+    value, a message, an exception or a stdlib logger's line, is logged without its user-info,
+    by the rule stored error texts and the views of schema news follow
+    (`ingest.normalize.redact_text`)."""
+    logs.configure(fmt, "info", stream=captured)  # type: ignore[arg-type]
+    log = structlog.get_logger("ingest.test")
+    try:
+        raise ConnectionError(f"cannot fetch {url}")
+    except ConnectionError:
+        log.exception("feed_bug", url=url)
+    log.error("feed_failed", error=f"redirect to '{url}'")
+    logging.getLogger("httpx").warning('HTTP Request: GET %s "HTTP/1.1 200 OK"', url)
+    out = captured.getvalue()
+    assert "feed_bug" in out
+    assert "feed_failed" in out
+    assert "HTTP Request" in out
+    assert "https://example.com/feed.xml" in out
+    assert TOKEN not in out, out

@@ -67,6 +67,10 @@ REDACTED_TEXTS = [
         f'refused "https://example.com/rss?password={SECRET}&auth={SECRET}&session_id=1"',
         'refused "https://example.com/rss?password=***&auth=***&session_id=1"',
     ),
+    (
+        f"cannot fetch git+https://{SECRET}@example.com/f nor 9http://{SECRET}@example.com/g",
+        "cannot fetch git+https://example.com/f nor 9http://example.com/g",
+    ),
     # Nothing to hide: an address, a path with "@", a parameter of another name, no URL at all.
     ("mail editor@example.com", "mail editor@example.com"),
     (
