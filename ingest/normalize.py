@@ -89,7 +89,8 @@ def repair(text: str) -> str:
 def canonical_url(url: str) -> str:
     """Scheme/host lower-cased, default port dropped, path as `_canonical_path` makes it,
     tracking parameters (utm_*, fbclid, gclid…, courlan's list) removed, remaining query
-    parameters sorted, fragment dropped. Raises ValueError on a non-http(s) URL."""
+    parameters sorted, fragment dropped; a user-info part kept as written (a credential, which
+    the server compares as sent). Raises ValueError on a non-http(s) URL."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -98,11 +99,11 @@ def canonical_url(url: str) -> str:
     if not host:
         # `http://./`: the root's dot is no host.
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    netloc = _unicode_host(netloc, host)
-    normalized = _courlan()(urlunsplit((parts.scheme, netloc, "", "", "")))
+    user, at, host_port = _unicode_host(netloc, host).rpartition("@")
+    normalized = _courlan()(urlunsplit((parts.scheme, host_port, "", "", "")))
     p = urlsplit(normalized)
     path = _canonical_path(parts.path)
-    return urlunsplit((p.scheme, p.netloc, path or "/", clean_query(parts.query), ""))
+    return urlunsplit((p.scheme, user + at + p.netloc, path or "/", clean_query(parts.query), ""))
 
 
 def host_key(host: str) -> str:

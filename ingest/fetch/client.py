@@ -5,6 +5,7 @@ and raises only `FetchError` / `BlockedError` for anything the network does."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import ssl
 import time
@@ -151,6 +152,43 @@ def _origin(url: httpx.URL) -> str:
     host = _host(url)
     host = f"[{host}]" if ":" in host else host
     return f"{url.scheme}://{host}:{port}"
+
+
+_CREDENTIAL_HEADERS: Final = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
+"""A feed's own headers (`ingest feeds set URL header.NAME=VALUE`) that are credentials: they go
+to the origin of the URL fetched only (`_credentials_follow`)."""
+
+
+def _basic_authorization(url: httpx.URL) -> bytes | None:
+    """The Basic authentication a URL's user-info asks for (`https://user:password@host/`, a
+    token alone as `https://TOKEN@host/`, sent as `TOKEN:`), as httpx and curl send it."""
+    if not url.userinfo:
+        return None
+    return b"Basic " + base64.b64encode(f"{url.username}:{url.password}".encode())
+
+
+def _credentials_follow(home: httpx.URL, target: httpx.URL) -> bool:
+    """Whether the credentials given for `home` (its user-info, a feed's Authorization or Cookie
+    header) go with a redirect hop to `target`: within `home`'s origin, or from http:// on
+    port 80 to https:// on 443 of its host (a site's upgrade), as httpx and curl decide; never
+    to another host, which a CDN or an open redirect may lead to."""
+    if _origin(target) == _origin(home):
+        return True
+    return (
+        _host(target) == _host(home)
+        and (home.scheme, home.port or 80) == ("http", 80)
+        and (target.scheme, target.port or 443) == ("https", 443)
+    )
+
+
+def _hop_headers(
+    headers: list[tuple[bytes, bytes]], basic: bytes | None, home: httpx.URL, target: httpx.URL
+) -> list[tuple[bytes, bytes]]:
+    """A hop's own headers: the request's, with the Basic authentication of the URL's user-info
+    (`basic`), where credentials follow (`_credentials_follow`), else without any credential."""
+    if target is home or _credentials_follow(home, target):
+        return [*headers, (b"Authorization", basic)] if basic else headers
+    return [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
 
 
 def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchError:
@@ -316,8 +354,10 @@ class Fetcher:
         host: the caller lets go of what `starting` took (the next hop's `starting` takes it
         again). A redirected page that held its slot while queued behind another host's
         requests could hold the very slot the request at the head of that queue waits for.
-        `extra_headers` (a feed's own, `ingest feeds set`) go with every hop; a User-Agent
-        among them replaces the service's. `untimed`: the first hop neither waits out the
+        `extra_headers` (a feed's own, `ingest feeds set`) go with every hop, those that are
+        credentials (Authorization, Cookie) only where the URL's user-info, sent as Basic
+        authentication, goes too (`_credentials_follow`); a User-Agent among them replaces the
+        service's. `untimed`: the first hop neither waits out the
         host's delay nor is held back by `starting` (a host's first robots.txt, which tells the
         delay: see `HostLimiter.slot`); it still counts as the host's last start."""
         started = time.monotonic()
@@ -331,7 +371,10 @@ class Fetcher:
             headers.append((b"If-None-Match", _validator(etag)))
         if last_modified:
             headers.append((b"If-Modified-Since", _validator(last_modified)))
-        target = _http_url(url, url)
+        target = home = _http_url(url, url)
+        # A feed's own Authorization header wins over its URL's user-info.
+        named = {name.lower() for name, _ in headers}
+        basic = None if b"authorization" in named else _basic_authorization(home)
         redirects: list[tuple[int, str]] = []
         # The deadline counts time on the wire, not time queued behind our own limits: a burst
         # of pages from one host must not time out while waiting for a per-host slot or delay.
@@ -351,7 +394,9 @@ class Fetcher:
                         hop_started = time.monotonic()
                         try:
                             async with asyncio.timeout(settings.request_deadline - on_wire):
-                                outcome = await self._exchange(url, target, headers, kind)
+                                outcome = await self._exchange(
+                                    url, target, _hop_headers(headers, basic, home, target), kind
+                                )
                         finally:
                             on_wire += time.monotonic() - hop_started
                 except TimeoutError as e:

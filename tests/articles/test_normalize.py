@@ -212,6 +212,23 @@ def test_canonical_url_rejects_non_http(url: str) -> None:
         canonical_url(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://AbC123@Example.com/feed", "https://AbC123@example.com/feed"),
+        (
+            "HTTPS://Reader:S3cr%2Ft@NEWS.example:443/f?Token=X",
+            "https://Reader:S3cr%2Ft@news.example/f?Token=X",
+        ),
+        ("http://Tok:P@ss@xn--mnchen-3ya.de:8080/a", "http://Tok:P@ss@münchen.de:8080/a"),
+    ],
+)
+def test_canonical_url_keeps_the_user_info_as_written(url: str, expected: str) -> None:
+    """A URL's user-info is a credential the server compares as written (`https://TOKEN@host/`
+    is sent as Basic authentication): the host is lower-cased, the user and password are not."""
+    assert canonical_url(url) == expected
+
+
 def test_canonical_url_is_idempotent() -> None:
     """A canonical URL is its own canonical form (the dedup key must be stable)."""
     url = "HTTPS://WWW.Example.com:443/News/a?b=2&a=1&utm_source=x#frag"

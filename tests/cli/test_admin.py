@@ -16,7 +16,7 @@ import pytest
 
 from ingest import admin
 from tests.cli.test_commands import ingest as _ingest
-from tests.support.httpserver import LocalServer, static
+from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.pipelines import PARAGRAPH, article_page, rss
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -50,6 +50,31 @@ def _site(server: LocalServer, name: str, stories: int) -> str:
     )
     server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
     return server.url(f"/{name}.xml")
+
+
+@pytest.mark.integration
+def test_a_feed_s_user_info_is_registered_and_sent_as_written(
+    database_url: str, server: LocalServer
+) -> None:
+    """`feeds add https://Reader:S3cret@host/feed` (a token with capitals as the user or
+    password): the feed is registered with the user-info as written and polled with it as
+    Basic authentication, so the feed answers; `feeds show` names it without the user-info."""
+    feed = _site(server, "private", 1)
+    secret = feed.replace("://", "://Reader:S3cret@")
+    served = server.routes["/private.xml"]
+
+    def private(req: Request) -> Response:
+        if req.headers.get("authorization") != "Basic UmVhZGVyOlMzY3JldA==":  # Reader:S3cret
+            return Response(401, b"denied", {"Content-Type": "text/plain"})
+        return served(req) if callable(served) else served
+
+    server.routes["/private.xml"] = private
+    ok(database_url, "feeds", "add", "--no-discover", secret)
+    ok(database_url, "run", "--once", "--all")
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT url, last_status FROM ingest.feeds").fetchone()
+    assert row == (secret, "ok")
+    assert ok(database_url, "feeds", "show", secret).splitlines()[0].split() == ["url:", feed]
 
 
 @pytest.mark.integration

@@ -271,6 +271,47 @@ async def test_redirect_chain_is_followed_and_recorded(server: LocalServer) -> N
     )
 
 
+async def test_a_url_s_user_info_is_sent_as_basic_authentication_to_its_origin_only(
+    server: LocalServer, second_server: LocalServer
+) -> None:
+    """`https://Reader:S3cret@host/feed` (a private feed's credential, as written, capitals
+    included) is sent as Basic authentication on each hop to the URL's own origin, a redirect
+    within it included, and to no other host a redirect leads to."""
+    server.routes["/feed"] = Response(302, b"", {"Location": "/feed2"})
+    server.routes["/feed2"] = Response(302, b"", {"Location": second_server.url("/cdn")})
+    second_server.routes["/cdn"] = static(FEED, "application/rss+xml")
+    url = server.url("/feed").replace("://", "://Reader:S3cret@")
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(url, "feed")
+    assert result.body == FEED.encode()
+    sent = [r.headers.get("authorization") for r in server.hits("/feed") + server.hits("/feed2")]
+    assert sent == ["Basic UmVhZGVyOlMzY3JldA=="] * 2  # Reader:S3cret
+    assert "authorization" not in second_server.hits("/cdn")[0].headers
+
+
+async def test_a_feed_s_credential_headers_go_to_its_origin_only(
+    server: LocalServer, second_server: LocalServer
+) -> None:
+    """A feed's own Authorization and Cookie headers (`ingest feeds set URL
+    header.Authorization=...`) go with each hop to the URL's origin, and not to another host a
+    redirect leads to (a CDN, or wherever an open redirect points); its other headers go to
+    every hop."""
+    server.routes["/feed"] = Response(302, b"", {"Location": second_server.url("/cdn")})
+    second_server.routes["/cdn"] = static(FEED, "application/rss+xml")
+    headers = [("Authorization", "Bearer T0ken"), ("Cookie", "s=T0ken"), ("X-Edition", "uk")]
+    async with Fetcher(LOCAL) as fetcher:
+        await fetcher.fetch(server.url("/feed"), "feed", extra_headers=headers)
+    first, second = server.hits("/feed")[0].headers, second_server.hits("/cdn")[0].headers
+    assert (first["authorization"], first["cookie"], first["x-edition"]) == (
+        "Bearer T0ken",
+        "s=T0ken",
+        "uk",
+    )
+    assert "authorization" not in second
+    assert "cookie" not in second
+    assert second["x-edition"] == "uk"
+
+
 async def test_too_many_redirects(server: LocalServer) -> None:
     """A redirect loop stops after max_redirects hops with a FetchError."""
     server.routes["/loop"] = Response(302, b"", {"Location": "/loop"})
