@@ -181,6 +181,16 @@ def _credentials_follow(home: httpx.URL, target: httpx.URL) -> bool:
     )
 
 
+def _with_user_info(home: httpx.URL, location: httpx.URL) -> httpx.URL:
+    """A redirect's target, with `home`'s user-info where credentials follow and the target
+    has none of its own: the URL that fetches it, which a moved feed is renamed to (a private
+    feed's `https://TOKEN@host/feed` redirected to `https://host/rss` moves to
+    `https://TOKEN@host/rss`, not to a URL that answers 401)."""
+    if not home.userinfo or location.userinfo or not _credentials_follow(home, location):
+        return location
+    return location.copy_with(userinfo=home.userinfo)
+
+
 def _hop_headers(
     headers: list[tuple[bytes, bytes]], basic: bytes | None, home: httpx.URL, target: httpx.URL
 ) -> list[tuple[bytes, bytes]]:
@@ -424,14 +434,15 @@ class Fetcher:
                         redirects=tuple(redirects),
                         elapsed_ms=round((time.monotonic() - started) * 1000),
                     )
-                redirects.append((outcome.status, str(outcome.location)))
+                location = _with_user_info(home, outcome.location)
+                redirects.append((outcome.status, str(location)))
                 if len(redirects) > max_redirects:
                     raise FetchError(
                         url,
                         f"too many redirects (more than {max_redirects})",
                         status=outcome.status,
                     )
-                target = _http_url(url, outcome.location, redirect=True)
+                target = _http_url(url, location, redirect=True)
                 if waiting is not None:
                     waiting()
                 if kind == "page":

@@ -1680,6 +1680,35 @@ async def test_a_feed_permanently_redirected_moves_to_its_new_url(
     await pipeline.aclose()
 
 
+async def test_a_private_feed_moved_within_its_site_keeps_its_user_info(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed registered with its credential as user-info (`http://Reader:S3cret@host/old`),
+    permanently redirected to an absolute URL of its own origin, is polled there with the same
+    Basic authentication and moves to the new URL with the user-info kept, so that it is still
+    polled with it."""
+    moved_feed(server, ["/s/0"])
+    served = server.routes["/new"]
+
+    def private(req: Request) -> Response:
+        if req.headers.get("authorization") != "Basic UmVhZGVyOlMzY3JldA==":  # Reader:S3cret
+            return Response(401, b"denied")
+        return served(req) if callable(served) else served
+
+    server.routes["/new"] = private
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/old").replace("://", "://Reader:S3cret@"))
+    assert (await pipeline.run()).ok == 1
+    feed = rows(database_url, "SELECT url, last_status FROM ingest.feeds")
+    assert feed == [
+        {"url": server.url("/new").replace("://", "://Reader:S3cret@"), "last_status": "ok"}
+    ]
+    again = await pipeline.run(all_feeds=True)
+    assert (again.feeds, again.failed) == (1, 0)
+    await pipeline.aclose()
+
+
 async def test_a_feed_moved_to_the_url_of_another_feed_is_merged_into_it(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
