@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.errors import LockLost
+from ingest.normalize import redact_text
 from ingest.store.articles import StoredCounts, Then
 from ingest.store.base import StoreBase, first_line, queries, wrap_exceptions
 from ingest.types import SourceKind
@@ -305,7 +306,7 @@ class BackfillStore(StoreBase):
                     "url": url,
                     "state": state,
                     "found": added.count,
-                    "error": error[:2000] if error else None,
+                    "error": _error_text(error),
                     "retryable": retryable,
                 },
             )
@@ -375,7 +376,7 @@ class BackfillStore(StoreBase):
             "url": url,
             "state": state,
             "reason": reason,
-            "error": error[:2000] if error else None,
+            "error": _error_text(error),
             "retryable": retryable,
             "attempted": int(attempted),
         }
@@ -475,3 +476,10 @@ def _urls_params(run_id: int, source: UrlSource, urls: Sequence[QueuedUrl]) -> d
         "states": [u.state for u in urls],
         "reasons": [u.reason for u in urls],
     }
+
+
+def _error_text(error: str | None) -> str | None:
+    """A failure's message as it is recorded (and `ingest backfill` prints it): each URL it
+    quotes without user-info and with credential parameters' values as `***` (`redact_text`, the
+    rule of feeds' and articles' stored errors), at most 2,000 characters."""
+    return redact_text(error)[:2000] if error else None

@@ -2123,3 +2123,20 @@ def test_backfill_of_a_sitemap_followed_as_a_feed_keeps_the_urls_its_polls_keep(
         assert added.returncode == 0, added.stderr
         proc = backfill(database_url, sitemap)
     assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)], proc.stdout
+def test_a_failure_quoting_a_url_is_recorded_and_shown_without_its_credentials(
+    database_url: str, server: LocalServer
+) -> None:
+    """A page redirected to a path its robots.txt disallows, by a URL carrying a user,
+    password and token: the failure the backfill records (ingest.backfill_urls.error) and
+    prints names that URL as stored error texts do (`redact_text`), nothing of the secret."""
+    secret = "S3cr3tV4lue"
+    server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /private\n", "text/plain")
+    target = server.url(f"/private/a?token={secret}").replace("://", f"://reader:{secret}@")
+    server.routes["/a/1"] = Response(302, b"", {"Location": target})
+    proc = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=server.url("/a/1"))
+    assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(database_url) as conn:
+        errors = [r[0] for r in conn.execute("SELECT error FROM ingest.backfill_urls")]
+    assert errors == [f"robots.txt: disallowed (redirect to {server.url('/private/a?token=***')})"]
+    assert f"failed: {server.url('/a/1')}: {errors[0]}" in proc.stdout
+    assert secret not in proc.stdout + proc.stderr
