@@ -2123,6 +2123,8 @@ def test_backfill_of_a_sitemap_followed_as_a_feed_keeps_the_urls_its_polls_keep(
         assert added.returncode == 0, added.stderr
         proc = backfill(database_url, sitemap)
     assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)], proc.stdout
+
+
 def test_a_failure_quoting_a_url_is_recorded_and_shown_without_its_credentials(
     database_url: str, server: LocalServer
 ) -> None:
