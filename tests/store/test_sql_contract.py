@@ -391,6 +391,22 @@ def test_news_reader_sees_no_secret_query_parameter_of_a_feed_url(
     assert redact_url(registered) == shown
 
 
+@pytest.mark.parametrize(("given", "shown"), REDACTED_URLS)
+def test_news_reader_sees_no_credential_of_a_feed_s_site_url(
+    database_url: str, given: str, shown: str
+) -> None:
+    """A private feed may give its site's link with its token too: news.feeds.site_url is
+    shown as its url is (`ingest.redacted_url`, sql/0034)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url, site_url) VALUES ('https://example.com/feed', %s)",
+            (given,),
+        )
+        conn.execute("SET ROLE news_reader")
+        seen = conn.execute("SELECT site_url FROM news.feeds").fetchone()
+    assert seen == (shown,)
+
+
 @pytest.mark.parametrize(("stored", "shown"), REDACTED_TEXTS)
 def test_news_reader_sees_no_credential_of_a_url_quoted_in_an_error(
     database_url: str, stored: str, shown: str
