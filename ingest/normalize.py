@@ -347,6 +347,19 @@ def _registered_part(host: str) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=4096)
+def registered_domain(host: str) -> str:
+    """The domain a host was registered under, by the Public Suffix List (`www.example.co.uk`
+    and `feeds.example.co.uk` are `example.co.uk`); a host that has none (an IP address, a
+    bare name) is its own."""
+    if not host:
+        return ""
+    from tld import get_fld
+
+    domain = get_fld(host, fix_protocol=True, fail_silently=True)
+    return domain.lower() if isinstance(domain, str) else host
+
+
 def same_site(a: str, b: str) -> bool:
     """True when both URLs are on one site, ignoring www./m./amp. host variants."""
     ha, hb = host_key(urlsplit(a).hostname or ""), host_key(urlsplit(b).hostname or "")

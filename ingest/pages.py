@@ -115,13 +115,14 @@ async def fetch_page(
     starting: Callable[[], Awaitable[None]] | None = None,
     waiting: Callable[[], None] | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
+    headers_for: str | None = None,
     feed_text: str | None = None,
     backlog: Backlog | None = None,
 ) -> PageOutcome:
     """Fetch `link` and extract its article; `before_fetch` (a rate limiter) runs once the
     robots.txt check has allowed the request, `starting` once the host's politeness lets the
     request start and `waiting` when a redirect's next hop waits for its host (see
-    `Fetcher.fetch`); `extra_headers` are the listing feed's own;
+    `Fetcher.fetch`); `extra_headers` are the listing feed's own, `headers_for` its URL;
     `feed_text`, the entry's own text, is measured against the page in the worker
     (`Extracted.comparison`); the page's body counts in `backlog` until its extraction is
     done."""
@@ -133,7 +134,12 @@ async def fetch_page(
         if before_fetch is not None:
             await before_fetch()
         page = await fetcher.fetch(
-            link, "page", starting=starting, waiting=waiting, extra_headers=extra_headers
+            link,
+            "page",
+            starting=starting,
+            waiting=waiting,
+            extra_headers=extra_headers,
+            headers_for=headers_for,
         )
         final_url = page.final_url
         media_type = page.content_type.split(";")[0].strip().lower()

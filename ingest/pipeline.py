@@ -57,7 +57,7 @@ from ingest.store import Store, refused
 from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter, by_parts
-from ingest.types import Article, Feed, FeedSettings, FetchResult, FullText, OwnText, ParsedFeed
+from ingest.types import Article, Feed, FetchResult, FullText, OwnText, ParsedFeed
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import own_texts, parse_feed, parse_sitemap_feed
@@ -942,7 +942,7 @@ class Pipeline:
             async def one(i: int) -> None:
                 feed_text = owns[i].text
                 text = feed_text if i in compares else None
-                page = await self._page_once(found[i].link, feed.settings, text)
+                page = await self._page_once(found[i].link, feed, text)
                 seen.add(i)
                 ex = page.extracted
                 # While probing, the round waits for the comparisons, not for the stores: what
@@ -1078,7 +1078,7 @@ class Pipeline:
         ]
         wanted, _ = wants_pages(state, mode, counts)
         fetched = [i for i, want in enumerate(wanted) if want and found[i].key not in stamps]
-        pages = await asyncio.gather(*(self._page(found[i].link, feed.settings) for i in fetched))
+        pages = await asyncio.gather(*(self._page(found[i].link, feed) for i in fetched))
         outcomes = dict(zip(fetched, pages, strict=True))
         items = []
         gone = []
@@ -1127,20 +1127,17 @@ class Pipeline:
             own=own,
         )
 
-    async def _page_once(
-        self, link: str, settings: FeedSettings, feed_text: str | None = None
-    ) -> PageOutcome:
+    async def _page_once(self, link: str, feed: Feed, feed_text: str | None = None) -> PageOutcome:
         task = self._pages.get(link)
         if task is None:
-            task = asyncio.ensure_future(self._page(link, settings, feed_text))
+            task = asyncio.ensure_future(self._page(link, feed, feed_text))
             task.add_done_callback(self._progressed)
             self._pages[link] = task
         return await asyncio.shield(task)
 
-    async def _page(
-        self, link: str, settings: FeedSettings, feed_text: str | None = None
-    ) -> PageOutcome:
-        """The page of `link`, with the headers of the feed that lists it; `feed_text`, the
+    async def _page(self, link: str, feed: Feed, feed_text: str | None = None) -> PageOutcome:
+        """The page of `link`, with the headers of the feed that lists it (its credentials
+        only if the page is of the feed's site: `Fetcher.fetch`); `feed_text`, the
         listing entry's own text, is measured against the page (`fetch_page`). Its page slot
         is held while a request of it is on the wire and until its extraction is done, not
         while a redirect's next hop waits for its host: queued there behind a request that
@@ -1169,7 +1166,8 @@ class Pipeline:
                 extract_timeout=self.settings.extract_timeout,
                 starting=starting,
                 waiting=waiting,
-                extra_headers=settings.request_headers(),
+                extra_headers=feed.settings.request_headers(),
+                headers_for=feed.url,
                 feed_text=feed_text or None,
                 backlog=self._backlog,
             )

@@ -249,7 +249,9 @@ class Backfill:
         if kind == "robots":
             return await self.fetcher.fetch(url, kind)
         await self.limiter.wait()
-        return await self.fetcher.fetch(url, kind, extra_headers=self._headers)
+        return await self.fetcher.fetch(
+            url, kind, extra_headers=self._headers, headers_for=self.options.target
+        )
 
     async def _fetch_source(self, url: str) -> FetchResult:
         """A feed page or sitemap, tried again after a pause when it fails for a passing reason."""
@@ -802,6 +804,7 @@ class Backfill:
             before_fetch=self.limiter.wait,
             starting=self.backlog.room,
             extra_headers=self._headers,
+            headers_for=self.options.target,
             backlog=self.backlog,
         )
 

@@ -6,7 +6,6 @@ size cap). Pure: no network, no files, no clock. A body that is not a sitemap is
 
 from __future__ import annotations
 
-import functools
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -16,10 +15,16 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from lxml import etree
-from tld import get_fld
 
 from ingest.errors import ParseError
-from ingest.normalize import absolute_http_url, host_key, rfc2822_date, url_lines, without_controls
+from ingest.normalize import (
+    absolute_http_url,
+    host_key,
+    registered_domain,
+    rfc2822_date,
+    url_lines,
+    without_controls,
+)
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -397,15 +402,7 @@ def _site_key(url: str) -> str:
         host = host_key(urlsplit(url).hostname or "")
     except ValueError:
         return ""
-    return _registered_domain(host)
-
-
-@functools.lru_cache(maxsize=4096)
-def _registered_domain(host: str) -> str:
-    if not host:
-        return ""
-    domain = get_fld(host, fix_protocol=True, fail_silently=True)
-    return domain.lower() if isinstance(domain, str) else host
+    return registered_domain(host)
 
 
 # --- values --------------------------------------------------------------------------------------

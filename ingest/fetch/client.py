@@ -37,7 +37,7 @@ from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connecti
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
-from ingest.normalize import host_key
+from ingest.normalize import host_key, registered_domain
 from ingest.schedule import parse_retry_after
 from ingest.types import FetchKind, FetchResult
 
@@ -156,7 +156,7 @@ def _origin(url: httpx.URL) -> str:
 
 _CREDENTIAL_HEADERS: Final = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
 """A feed's own headers (`ingest feeds set URL header.NAME=VALUE`) that are credentials: they go
-to the origin of the URL fetched only (`_credentials_follow`)."""
+to the feed's own site only (`_hop_headers`)."""
 
 
 def _basic_authorization(url: httpx.URL) -> bytes | None:
@@ -192,13 +192,22 @@ def _with_user_info(home: httpx.URL, location: httpx.URL) -> httpx.URL:
 
 
 def _hop_headers(
-    headers: list[tuple[bytes, bytes]], basic: bytes | None, home: httpx.URL, target: httpx.URL
+    headers: list[tuple[bytes, bytes]],
+    basic: bytes | None,
+    home: httpx.URL,
+    target: httpx.URL,
+    site: str,
 ) -> list[tuple[bytes, bytes]]:
-    """A hop's own headers: the request's, with the Basic authentication of the URL's user-info
-    (`basic`), where credentials follow (`_credentials_follow`), else without any credential."""
-    if target is home or _credentials_follow(home, target):
-        return [*headers, (b"Authorization", basic)] if basic else headers
-    return [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
+    """A hop's own headers: the request's, those that are credentials only to a host of `site`
+    (the registered domain of the feed they were set for: a feed's pages and its redirects
+    within `www.` and `feeds.` of one domain get them, another site a feed links to or a
+    redirect leads to does not), and the Basic authentication of the URL's user-info (`basic`)
+    where that follows (`_credentials_follow`)."""
+    if registered_domain(_host(target)) != site:
+        headers = [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
+    if basic and (target is home or _credentials_follow(home, target)):
+        return [*headers, (b"Authorization", basic)]
+    return headers
 
 
 def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchError:
@@ -351,6 +360,7 @@ class Fetcher:
         starting: Callable[[], Awaitable[None]] | None = None,
         waiting: Callable[[], None] | None = None,
         extra_headers: Sequence[tuple[str, str]] = (),
+        headers_for: str | None = None,
         untimed: bool = False,
     ) -> FetchResult:
         """GET `url`, following redirects. 2xx and 304 are results; everything else is a
@@ -365,11 +375,12 @@ class Fetcher:
         again). A redirected page that held its slot while queued behind another host's
         requests could hold the very slot the request at the head of that queue waits for.
         `extra_headers` (a feed's own, `ingest feeds set`) go with every hop, those that are
-        credentials (Authorization, Cookie) only where the URL's user-info, sent as Basic
-        authentication, goes too (`_credentials_follow`); a User-Agent among them replaces the
-        service's. `untimed`: the first hop neither waits out the
-        host's delay nor is held back by `starting` (a host's first robots.txt, which tells the
-        delay: see `HostLimiter.slot`); it still counts as the host's last start."""
+        credentials (Authorization, Cookie) only to hosts of the site of `headers_for` (the
+        feed's URL; by default `url`): see `_hop_headers`; a User-Agent among them replaces the
+        service's. The user-info of `url` is sent as Basic authentication to its origin.
+        `untimed`: the first hop neither waits out the host's delay nor is held back by
+        `starting` (a host's first robots.txt, which tells the delay: see
+        `HostLimiter.slot`); it still counts as the host's last start."""
         started = time.monotonic()
         settings = self._settings
         headers = [(b"Accept", _ACCEPT[kind].encode())]
@@ -385,6 +396,7 @@ class Fetcher:
         # A feed's own Authorization header wins over its URL's user-info.
         named = {name.lower() for name, _ in headers}
         basic = None if b"authorization" in named else _basic_authorization(home)
+        site = registered_domain(_host(_http_url(url, headers_for) if headers_for else home))
         redirects: list[tuple[int, str]] = []
         # The deadline counts time on the wire, not time queued behind our own limits: a burst
         # of pages from one host must not time out while waiting for a per-host slot or delay.
@@ -405,7 +417,10 @@ class Fetcher:
                         try:
                             async with asyncio.timeout(settings.request_deadline - on_wire):
                                 outcome = await self._exchange(
-                                    url, target, _hop_headers(headers, basic, home, target), kind
+                                    url,
+                                    target,
+                                    _hop_headers(headers, basic, home, target, site),
+                                    kind,
                                 )
                         finally:
                             on_wire += time.monotonic() - hop_started

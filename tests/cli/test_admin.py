@@ -78,6 +78,48 @@ def test_a_feed_s_user_info_is_registered_and_sent_as_written(
 
 
 @pytest.mark.integration
+def test_a_feed_s_credential_headers_go_to_its_own_site_only(
+    database_url: str, server: LocalServer, second_server: LocalServer
+) -> None:
+    """`feeds set URL header.Authorization=... header.Cookie=... header.X-Edition=uk`: the feed's
+    own pages get every header; a page of another site the feed links to gets X-Edition but
+    not the feed's Authorization or Cookie (a feed may link anywhere)."""
+    feed = _site(server, "own", 1)
+    feed_body = server.routes["/own.xml"]
+    second_server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    second_server.routes["/elsewhere"] = static(article_page("elsewhere story"))
+    extra = (
+        f"<item><title>Elsewhere</title><link>{second_server.url('/elsewhere')}</link>"
+        f"<guid>elsewhere</guid><description>{PARAGRAPH}</description></item>"
+    )
+
+    def listing(req: Request) -> Response:
+        shown = feed_body(req) if callable(feed_body) else feed_body
+        body = shown.body if isinstance(shown.body, bytes) else b"".join(shown.body)
+        return Response(
+            200, body.replace(b"</channel>", extra.encode() + b"</channel>"), shown.headers
+        )
+
+    server.routes["/own.xml"] = listing
+    ok(database_url, "feeds", "add", "--no-discover", feed)
+    ok(
+        database_url, "feeds", "set", feed, "header.Authorization=Bearer T0ken",
+        "header.Cookie=s=T0ken", "header.X-Edition=uk",
+    )  # fmt: skip
+    ok(database_url, "run", "--once", "--all")
+    own = server.hits("/own/story-0")[0].headers
+    other = second_server.hits("/elsewhere")[0].headers
+    assert (own["authorization"], own["cookie"], own["x-edition"]) == (
+        "Bearer T0ken",
+        "s=T0ken",
+        "uk",
+    )
+    assert other["x-edition"] == "uk"
+    assert "authorization" not in other
+    assert "cookie" not in other
+
+
+@pytest.mark.integration
 def test_list_show_disable_enable(database_url: str, server: LocalServer) -> None:
     """A polled feed shows its state, schedule and articles; a paused one is not polled by
     `run --once --all`, shows why, and is due again once enabled."""

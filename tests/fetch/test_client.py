@@ -289,12 +289,12 @@ async def test_a_url_s_user_info_is_sent_as_basic_authentication_to_its_origin_o
     assert "authorization" not in second_server.hits("/cdn")[0].headers
 
 
-async def test_a_feed_s_credential_headers_go_to_its_origin_only(
+async def test_a_feed_s_credential_headers_follow_no_redirect_to_another_site(
     server: LocalServer, second_server: LocalServer
 ) -> None:
     """A feed's own Authorization and Cookie headers (`ingest feeds set URL
-    header.Authorization=...`) go with each hop to the URL's origin, and not to another host a
-    redirect leads to (a CDN, or wherever an open redirect points); its other headers go to
+    header.Authorization=...`) go with each hop to the feed's own site, and not to another site
+    a redirect leads to (a CDN, or wherever an open redirect points); its other headers go to
     every hop."""
     server.routes["/feed"] = Response(302, b"", {"Location": second_server.url("/cdn")})
     second_server.routes["/cdn"] = static(FEED, "application/rss+xml")
