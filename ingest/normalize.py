@@ -74,8 +74,14 @@ _TRACKERS = re.compile(
     r"^(?:dc|fbc|gc|twc|yc|ysc)lid|^(?:click|gbra|msclk|igsh|partner|wbra)id|"
     r"^(?:ads?|mc|ga|gs|itm|mkt|ml|mtm|oly|pk|utm|vero)_|"
     r"(?:\b|_)(?:(?:aff|affi|affiliate|campaign|session)(?:id)?|cl?id|eid|ga|gl|kwd|keyword|"
-    r"medium|ref|referr?er|source|uid|xtor)(?![a-z])"
+    r"medium|ref|referr?er|source|uid|xtor)(?![a-z])|"
+    # Session ids a server writes into the links it serves (PHP, classic ASP, ColdFusion, Java):
+    # they name the reader's visit, not the page, and change from one feed document to the next.
+    r"^(?:phpsessid|aspsessionid[a-z]*|cfid|cftoken|jsessionid)$"
 )
+_SESSION_PATH_PARAMETER = re.compile(r";jsessionid=[^/;]*", re.IGNORECASE)
+"""A Java servlet's session id written into a path segment (`/story;jsessionid=0A1B`): no part
+of the resource's name, as the same id in the query is not (`_TRACKERS`)."""
 
 
 def repair(text: str) -> str:
@@ -163,7 +169,7 @@ def _unicode_host(netloc: str, host: str) -> str:
 
 # What a path may hold as it is (RFC 3986 `pchar` and `/`): the unreserved characters, which
 # quote() never encodes, the sub-delimiters and `:` `@`. `%` too, so that an escape stays as
-# written: `%3B` is not `;` to a server (`/a;jsessionid=1`, `/@user` and their encoded forms
+# written: `%3B` is not `;` to a server (`/a;v=1`, `/@user` and their encoded forms
 # may be two resources).
 _PATH_SAFE = "/%!$&'()*+,;=:@"
 _SLASHES = re.compile(r"/+")
@@ -174,7 +180,9 @@ def _canonical_path(path: str) -> str:
     remove_dot_segments: `/a/./b/../c` is `/a/c`, a `..` above the root goes), and every
     character a path may not hold as it is percent-encoded (whitespace, controls, quotes, angle
     and square brackets, braces, backslash, `^`, `|`, backquote; non-ASCII as UTF-8). Reserved
-    characters are kept as written, escapes in RFC 3986's normal form (`_normal_escapes`)."""
+    characters are kept as written, escapes in RFC 3986's normal form (`_normal_escapes`); a
+    session id written into a segment (`;jsessionid=`) is left out."""
+    path = _SESSION_PATH_PARAMETER.sub("", path)
     return quote(_without_dot_segments(_normal_escapes(_SLASHES.sub("/", path))), safe=_PATH_SAFE)
 
 

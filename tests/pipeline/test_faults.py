@@ -1909,3 +1909,78 @@ async def test_a_feed_merged_into_another_keeps_its_entries_update_times_and_tri
     (failing,) = rows(database_url, "SELECT attempts FROM ingest.feed_entries WHERE attempts > 0")
     assert failing["attempts"] == 3
     await pipeline.aclose()
+
+
+# Feeds whose documents change at every poll in what does not matter: ids and links naming the
+# visit or the generation of the document rather than the story. Each poll must cost what is new
+# in it: no page fetched and no row written again for a story already stored.
+STORIES = 5
+
+
+def churning_rss(items: list[tuple[str, str, str | None]]) -> str:
+    """An RSS document of (title, link, guid or None) items, dated an hour apart."""
+    return "<rss version='2.0'><channel><title>T</title>{}</channel></rss>".format(
+        "".join(
+            f"<item><title>{title}</title><link>{link}</link>"
+            + (f"<guid isPermaLink='false'>{guid}</guid>" if guid is not None else "")
+            + f"<pubDate>{format_datetime(NOW - timedelta(hours=i))}</pubDate>"
+            "<description>Short.</description></item>"
+            for i, (title, link, guid) in enumerate(items)
+        )
+    )
+
+
+def churn_counts(server: LocalServer, database_url: str) -> tuple[int, int, int]:
+    """Story pages requested, articles stored and entries recorded so far."""
+    pages = len([r for r in server.requests if r.path.startswith("/s")])
+    (n,) = rows(
+        database_url,
+        "SELECT (SELECT count(*) FROM ingest.articles) AS articles,"
+        " (SELECT count(*) FROM ingest.feed_entries) AS entries",
+    )
+    return pages, n["articles"], n["entries"]
+
+
+async def poll_churning_feed(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    item: Any,
+    polls: int = 4,
+) -> list[tuple[int, int, int]]:
+    """Polls /feed `polls` times, its items `item(base, n, poll)` at each; the counts after each."""
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    after = []
+    for poll in range(polls):
+        for n in range(STORIES):
+            _, link, _ = item(server.base, n, poll)
+            server.routes[link.removeprefix(server.base)] = static(page(f"Story {n}"))
+        doc = churning_rss([item(server.base, n, poll) for n in range(STORIES)])
+        server.routes["/feed"] = static(doc, "application/rss+xml")
+        await pipeline.run(all_feeds=True)
+        after.append(churn_counts(server, database_url))
+    return after
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        pytest.param("/s{n};jsessionid=0A{poll}B", id="jsessionid-path"),
+        pytest.param("/s{n}?PHPSESSID=a{poll}c", id="phpsessid"),
+        pytest.param("/s{n}?id={n}&ASPSESSIONIDQSTRDBSA=K{poll}J", id="aspsessionid"),
+    ],
+)
+async def test_links_carrying_a_new_session_id_at_every_poll_are_fetched_and_stored_once(
+    link: str, database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed served with the reader's session id in every link (and no guid, or the link as its
+    guid), a new one at every poll: each story's page is fetched once and stored once."""
+
+    def item(base: str, n: int, poll: int) -> tuple[str, str, str | None]:
+        url = base + link.format(n=n, poll=poll)
+        return f"Story {n}", url, None if n % 2 else url
+
+    after = await poll_churning_feed(database_url, server, workers, resources, item)
+    assert [(pages, articles) for pages, articles, _ in after] == [(STORIES, STORIES)] * 4
