@@ -204,6 +204,7 @@ def plan(
     *,
     known_entries: Set[bytes] | Mapping[bytes, datetime | None],
     known_urls: Mapping[str, int | None],
+    listed: Set[str] = frozenset(),
     attempts: Mapping[bytes, int] | None = None,
     invalid: int = 0,
     now: datetime | None = None,
@@ -214,7 +215,12 @@ def plan(
     such time, which would otherwise count as an update at every poll; an update time that
     most of the feed's known entries share is the feed's stamp, not an edit (`stamps`): no
     refetch for it (`Plan.stamped`). Link already stored (from another feed, or via another
-    URL form): link without fetching; its article pruned (None in `known_urls`): skip.
+    URL form): link without fetching; its article pruned (None in `known_urls`), or one this
+    feed lists already under another entry (`listed`, its links): skip. A feed whose guids
+    change at every poll for the same stories (a generation count or a session id in them, a
+    tracking parameter rotated in a permalink guid) would otherwise have a new entry recorded
+    for each of its stories at every poll, forever; the story's link finds it at each poll
+    instead, in the same lookup.
     Otherwise: fetch, carrying the count of earlier tries (`attempts`, by key: a refetch's are
     the tries at its update's page, `ArticleStore.defer_updates`)."""
     fetch: list[Candidate] = []
@@ -238,7 +244,7 @@ def plan(
             else:
                 skipped += 1
         elif c.link in known_urls:
-            if (article_id := known_urls[c.link]) is None:
+            if (article_id := known_urls[c.link]) is None or c.link in listed:
                 skipped += 1
             else:
                 link.append((c.key, article_id))

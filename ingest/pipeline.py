@@ -831,6 +831,7 @@ class Pipeline:
             found,
             known_entries=known.done,
             known_urls=known.urls,
+            listed=known.listed,
             attempts={**known.waiting, **known.update_attempts},
             invalid=invalid,
             now=now,
@@ -1196,6 +1197,7 @@ async def known_entries(
     known.done.update(again.done)
     known.waiting.update(again.waiting)
     known.urls.update(again.urls)
+    known.listed.update(again.listed)
     return found, known
 
 

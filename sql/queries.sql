@@ -267,7 +267,8 @@ WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 -- `ingest.known_url`, sql/0023), in one round trip. %(hashes)s, %(urls)s and %(titles)s are the
 -- entries' keys, links and titles, in the same order. `other_story`: the entry's article is
 -- stored under another title than the entry's (both given) and its link does not lead to that
--- article (`ingest.dedup.reused`).
+-- article (`ingest.dedup.reused`). `listed`: the link's article is one the feed lists already,
+-- under another entry (`ingest.dedup.plan`).
 WITH seen AS (
     SELECT e.entry_hash, e.article_id IS NOT NULL OR e.pruned AS done, e.attempts,
            e.entry_updated_at,
@@ -280,10 +281,13 @@ WITH seen AS (
     LEFT JOIN ingest.articles a ON a.id = e.article_id
 )
 SELECT entry_hash, done, attempts, entry_updated_at, NULL::text AS url,
-       NULL::bigint AS article_id, COALESCE(other_story, false) AS other_story
+       NULL::bigint AS article_id, COALESCE(other_story, false) AS other_story,
+       NULL::boolean AS listed
 FROM seen
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, c.url, k.article_id, NULL
+SELECT NULL, NULL, NULL, NULL, c.url, k.article_id, NULL,
+       EXISTS (SELECT 1 FROM ingest.feed_entries l
+               WHERE l.article_id = k.article_id AND l.feed_id = %(feed_id)s)
 FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
 CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(c.url)) AS k
 WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done);

@@ -583,7 +583,13 @@ class Backfill:
         found, known_now = await known_entries(self.store, feed_id, found)
         urls = known_now.urls
         now = self.clock()
-        plan = dedup.plan(found, known_entries=known_now.done, known_urls=urls, now=now)
+        plan = dedup.plan(
+            found,
+            known_entries=known_now.done,
+            known_urls=urls,
+            listed=known_now.listed,
+            now=now,
+        )
         known = {c.link: "pruned" if urls.get(c.link, 0) is None else "known" for c in found}
         for c in plan.fetch:
             del known[c.link]

@@ -44,6 +44,8 @@ class KnownEntries:
     far (`ArticleStore.defer_updates`)."""
     urls: dict[str, int | None] = field(default_factory=dict)
     """Links of the entries not done that are known (`known_urls`)."""
+    listed: set[str] = field(default_factory=set)
+    """Of `urls`, those whose article the feed lists already, under another entry."""
     other_story: set[bytes] = field(default_factory=set)
     """Entries done whose article is stored under another title than the entry's, and whose
     link does not lead to it: candidates for a guid reused for a new story (`dedup.reused`)."""
@@ -122,6 +124,8 @@ class ArticleStore(StoreBase):
         for r in rows:
             if r["url"] is not None:
                 known.urls[r["url"]] = r["article_id"]
+                if r["listed"]:
+                    known.listed.add(r["url"])
             elif r["done"]:
                 known.done[bytes(r["entry_hash"])] = r["entry_updated_at"]
                 if r["attempts"]:

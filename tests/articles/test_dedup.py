@@ -174,6 +174,17 @@ def test_plan_pruned_url_is_skipped_neither_fetched_nor_linked() -> None:
     assert p.skipped == 1
 
 
+def test_plan_skips_a_new_entry_of_an_article_the_feed_lists_already() -> None:
+    """An entry new to the feed whose link leads to an article the feed lists already, under
+    another entry (a guid changed since), is skipped: neither fetched nor linked again; one
+    leading to another feed's article is still linked."""
+    a, b, c = _three()
+    p = plan([a, b, c], known_entries=set(), known_urls={b.link: 7, c.link: 8}, listed={b.link})
+    assert p.fetch == (a,)
+    assert p.link == ((c.key, 8),)
+    assert p.skipped == 2
+
+
 def test_plan_known_entry_wins_over_known_url() -> None:
     """An entry known to the feed is skipped even if its URL is stored: nothing to link again."""
     a, b, c = _three()

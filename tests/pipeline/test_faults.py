@@ -1983,4 +1983,27 @@ async def test_links_carrying_a_new_session_id_at_every_poll_are_fetched_and_sto
         return f"Story {n}", url, None if n % 2 else url
 
     after = await poll_churning_feed(database_url, server, workers, resources, item)
-    assert [(pages, articles) for pages, articles, _ in after] == [(STORIES, STORIES)] * 4
+    assert after == [(STORIES, STORIES, STORIES)] * 4
+
+
+@pytest.mark.parametrize(
+    "guid",
+    [
+        pytest.param("urn:story:{n}:{poll}", id="generation-in-guid"),
+        pytest.param("{link}?utm_source=rss&utm_content=poll{poll}", id="tracked-permalink-guid"),
+    ],
+)
+async def test_guids_that_change_at_every_poll_add_no_entry_for_a_story_already_listed(
+    guid: str, database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed whose guids change at every poll (a generation count or a session in them, a
+    tracking parameter rotated in a permalink guid) while each story's link stays: each page is
+    fetched once, and a new guid for a story the feed already lists is not recorded again (a
+    row per entry per poll, forever, and a round trip each)."""
+
+    def item(base: str, n: int, poll: int) -> tuple[str, str, str | None]:
+        link = f"{base}/s{n}"
+        return f"Story {n}", link, guid.format(n=n, poll=poll, link=link)
+
+    after = await poll_churning_feed(database_url, server, workers, resources, item)
+    assert after == [(STORIES, STORIES, STORIES)] * 4
