@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from ingest.normalize import canonical_url
+from ingest.normalize import EARLIEST_DATE, canonical_url
 from ingest.types import Feed, FeedSettings, FetchResult, FullText, ParsedFeed
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -167,8 +167,10 @@ def newest_entry(dates: Iterable[datetime], now: datetime) -> datetime | None:
 
 
 def _plausible(dates: Iterable[datetime], now: datetime) -> set[datetime]:
-    """Entry dates no later than an hour from now: a date further ahead is a feed's mistake."""
-    return {d for d in dates if d <= now + timedelta(hours=1)}
+    """Entry dates no later than an hour from now: a date further ahead is a feed's mistake;
+    nor earlier than the web (`EARLIEST_DATE`): a placeholder (1970-01-01 of a timestamp 0),
+    no date, as it is none for the entry's article (`normalize.plausible_date`)."""
+    return {d for d in dates if EARLIEST_DATE <= d <= now + timedelta(hours=1)}
 
 
 def success_interval(

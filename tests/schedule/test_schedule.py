@@ -15,6 +15,7 @@ from ingest.schedule import (
     RedirectState,
     cache_max_age,
     hints_from,
+    newest_entry,
     next_fetch_at,
     observe_redirect,
     parse_retry_after,
@@ -89,6 +90,26 @@ def _every(gap: timedelta, count: int, last: datetime = NOW) -> list[datetime]:
 def test_publishing_interval(dates: list[datetime], expected: timedelta | None) -> None:
     """The mean gap between the newest entries, or the silence since the newest if longer."""
     assert publishing_interval(dates, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1900, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_placeholder_dates_say_nothing_of_a_feed_s_publishing(placeholder: datetime) -> None:
+    """Entries dated before the web (the Unix epoch of a timestamp 0, year 1 of an unset date)
+    carry no date, as their articles do (`normalize.plausible_date`): a feed whose entries all
+    are has no publishing history (the default interval), not one of 56 years that slows it to
+    the maximum interval, its news a day late; its newest entry is not dated 1970 either."""
+    dates = [placeholder, placeholder + timedelta(seconds=1), placeholder + timedelta(hours=1)]
+    assert publishing_interval(dates, NOW) is None
+    assert newest_entry(dates, NOW) is None
+    assert publishing_interval([*dates, NOW - HOUR, NOW - 2 * HOUR], NOW) == HOUR
+    assert publishing_interval([*dates, NOW - timedelta(days=200)], NOW) is None
 
 
 @pytest.mark.parametrize("quiet_days", [80, 89, 91, 200, 2000])
