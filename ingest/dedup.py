@@ -81,16 +81,21 @@ def stamps(
     entries' update time (nothing was fetched): a later time of one entry's own, earlier than
     the last stamp but later than its stored time, is still an edit (a generator fixed to give
     real times)."""
-    times = [
-        t.replace(microsecond=0)
-        for c in found
-        if c.key in known_entries and (t := _update_time(c, now)) is not None
-    ]
-    seconds = Counter(times)
+    return stamp_seconds(
+        t for c in found if c.key in known_entries and (t := _update_time(c, now)) is not None
+    )
+
+
+def stamp_seconds(times: Iterable[datetime]) -> frozenset[datetime]:
+    """The seconds of `times` that are a stamp: a second (with the next) that at least
+    `STAMP_ENTRIES` of the times fall in, more than half of them (`stamps`'s rule, also the
+    schedule's for the dates of a feed's entries: `ingest.schedule.publishing_interval`)."""
+    truncated = [t.replace(microsecond=0) for t in times]
+    seconds = Counter(truncated)
     stamped: set[datetime] = set()
     for second, n in seconds.items():
         n += seconds.get(second + _SECOND, 0)
-        if n >= STAMP_ENTRIES and 2 * n > len(times):
+        if n >= STAMP_ENTRIES and 2 * n > len(truncated):
             stamped |= {second, second + _SECOND}
     return frozenset(second for second in stamped if second in seconds)
 

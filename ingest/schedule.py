@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from ingest.dedup import stamp_seconds
 from ingest.normalize import EARLIEST_DATE, canonical_url
 from ingest.types import Feed, FeedSettings, FetchResult, FullText, ParsedFeed
 
@@ -147,8 +148,13 @@ def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta |
     """The feed's typical time between two entries, from the dates of its newest entries (up to
     20, within 90 days; its two newest when fewer are that recent): the mean gap, or the time
     since the newest entry if that is longer (a feed gone quiet slows down). None with fewer
-    than two dated entries."""
-    dated = sorted(_plausible(dates, now), reverse=True)
+    than two dated entries. Dates most of the entries share to the second (or across one) are
+    no publishing times but the time the document was generated, given to every entry
+    (`dedup.stamp_seconds`): counted, their split across a second would be a one-second gap
+    and the feed polled at the fastest rate. (A morning edition's stories published in one
+    second, most of the feed's, are left out too: the feed is as fast as its other entries
+    say.)"""
+    dated = sorted(_counted(dates, now), reverse=True)
     recent = [d for d in dated if now - _HISTORY_WINDOW <= d][:_HISTORY_ENTRIES]
     if len(recent) < 2:
         # A feed quiet for longer than the window is as slow as its newest entries say, not
@@ -162,15 +168,18 @@ def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta |
 
 def newest_entry(dates: Iterable[datetime], now: datetime) -> datetime | None:
     """The newest of the entries' dates that `publishing_interval` counts (none from the
-    future), or None."""
-    return max(_plausible(dates, now), default=None)
+    future, none a stamp), or None."""
+    return max(_counted(dates, now), default=None)
 
 
-def _plausible(dates: Iterable[datetime], now: datetime) -> set[datetime]:
-    """Entry dates no later than an hour from now: a date further ahead is a feed's mistake;
-    nor earlier than the web (`EARLIEST_DATE`): a placeholder (1970-01-01 of a timestamp 0),
-    no date, as it is none for the entry's article (`normalize.plausible_date`)."""
-    return {d for d in dates if EARLIEST_DATE <= d <= now + timedelta(hours=1)}
+def _counted(dates: Iterable[datetime], now: datetime) -> set[datetime]:
+    """The distinct entry dates that tell when the feed publishes: no later than an hour from
+    now (a date further ahead is a feed's mistake), nor earlier than the web (`EARLIEST_DATE`:
+    a placeholder, 1970-01-01 of a timestamp 0, no date, as it is none for the entry's
+    article: `normalize.plausible_date`), nor a stamp (`dedup.stamp_seconds`)."""
+    plausible = [d for d in dates if EARLIEST_DATE <= d <= now + timedelta(hours=1)]
+    stamped = stamp_seconds(plausible)
+    return {d for d in plausible if d.replace(microsecond=0) not in stamped}
 
 
 def success_interval(

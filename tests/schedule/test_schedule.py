@@ -112,6 +112,26 @@ def test_placeholder_dates_say_nothing_of_a_feed_s_publishing(placeholder: datet
     assert publishing_interval([*dates, NOW - timedelta(days=200)], NOW) is None
 
 
+def test_a_feed_that_dates_its_entries_when_it_is_generated_is_not_polled_at_the_fastest_rate() -> (
+    None
+):
+    """A feed whose generator dates every entry with the time its document is generated (its
+    clock read entry by entry, across a second) has no publishing history in those dates: the
+    default interval, not a one-second gap that polls it at INGEST_MIN_INTERVAL, six times as
+    often. The rule is the one that tells such a stamp from edits (`dedup.stamp_seconds`); the
+    entries dated otherwise still count."""
+    stamp = [NOW - timedelta(seconds=1)] * 6 + [NOW] * 6
+    assert publishing_interval(stamp, NOW) is None
+    assert publishing_interval([*stamp, NOW - 2 * HOUR, NOW - 4 * HOUR], NOW) == 2 * HOUR
+    policy_interval = success_interval(
+        POLICY, publishing=publishing_interval(stamp, NOW), feed_hint=None, hints=Hints()
+    )
+    assert policy_interval == POLICY.default_interval
+    # A morning edition: most stories published in one second are stories all the same.
+    edition = [NOW - HOUR] * 5 + [NOW - 2 * HOUR, NOW - 3 * HOUR]
+    assert publishing_interval(edition, NOW) is not None
+
+
 @pytest.mark.parametrize("quiet_days", [80, 89, 91, 200, 2000])
 def test_a_feed_quiet_for_longer_than_the_history_window_is_polled_at_the_slowest_rate(
     quiet_days: int,
