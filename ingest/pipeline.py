@@ -839,14 +839,14 @@ class Pipeline:
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
         updated, unchanged, retried = await self._refetch(feed, plan.refetch, plan.stamped, now)
         storer = _Storer(self._articles, feed.id)
-        deferred: list[bytes] = []
+        deferred: list[dedup.Candidate] = []
         owns = await self._own_texts(feed, plan.fetch)
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
             c = plan.fetch[i]
             # An entry whose own text is its article never waits for its page.
             if not own and page.retry_later(c.attempts, self.settings.page_attempts):
-                deferred.append(c.key)
+                deferred.append(c)
                 return
             article = self._article(c, page, text_from_feed=own, own=owns[i])
             if article is not None:
@@ -855,7 +855,12 @@ class Pipeline:
         try:
             full_text = await self._entry_pages(feed, plan.fetch, owns, ready)
             await storer.flush()
-            await self.store.defer_entries(feed.id, deferred)
+            await self.store.defer_entries(
+                feed.id,
+                [c.key for c in deferred],
+                [c.link for c in deferred],
+                [c.attempts for c in deferred],
+            )
         finally:
             for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
                 # A page still running (this feed failed mid-way) stays for `run` to stop.

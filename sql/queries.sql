@@ -268,7 +268,8 @@ WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 -- entries' keys, links and titles, in the same order. `other_story`: the entry's article is
 -- stored under another title than the entry's (both given) and its link does not lead to that
 -- article (`ingest.dedup.reused`). `listed`: the link's article is one the feed lists already,
--- under another entry (`ingest.dedup.plan`).
+-- under another entry (`ingest.dedup.plan`). An entry new to the feed whose link an entry
+-- waiting for another try at its page has (its guid changed since) is waiting with those tries.
 WITH seen AS (
     SELECT e.entry_hash, e.article_id IS NOT NULL OR e.pruned AS done, e.attempts,
            e.entry_updated_at,
@@ -290,7 +291,16 @@ SELECT NULL, NULL, NULL, NULL, c.url, k.article_id, NULL,
                WHERE l.article_id = k.article_id AND l.feed_id = %(feed_id)s)
 FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
 CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(c.url)) AS k
-WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done);
+WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash AND seen.done)
+UNION ALL
+SELECT c.entry_hash, false, w.attempts, NULL, NULL, NULL, false, NULL
+FROM unnest(%(hashes)s::bytea[], %(urls)s::text[]) AS c(entry_hash, url)
+CROSS JOIN LATERAL (
+    SELECT max(w.attempts) AS attempts FROM ingest.feed_entries w
+    WHERE w.feed_id = %(feed_id)s AND w.link_hash = ingest.url_hash(c.url)
+      AND w.article_id IS NULL AND NOT w.pruned) AS w
+WHERE w.attempts IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.entry_hash = c.entry_hash);
 
 -- name: defer_updates
 -- Updated entries whose page failed for a passing reason: one more try counted (reset once the
@@ -299,10 +309,16 @@ UPDATE ingest.feed_entries SET attempts = attempts + 1
 WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s::bytea[]) AND article_id IS NOT NULL;
 
 -- name: defer_entries
-INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts)
-SELECT %(feed_id)s, h, NULL, 1 FROM unnest(%(hashes)s::bytea[]) AS h
+-- One more failed try at these entries' pages: a new entry starts from the tries it was planned
+-- with (%(attempts)s: those of an entry waiting with its link, known_entries), and records the
+-- hash of its link (%(links)s) for the next entry listed with it.
+INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts, link_hash)
+SELECT %(feed_id)s, h, NULL, COALESCE(t, 0) + 1, ingest.url_hash(l)
+FROM unnest(%(hashes)s::bytea[], %(links)s::text[], %(attempts)s::int[]) AS d(h, l, t)
+WHERE h IS NOT NULL
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
-SET attempts = ingest.feed_entries.attempts + 1
+SET attempts = ingest.feed_entries.attempts + 1,
+    link_hash = COALESCE(EXCLUDED.link_hash, ingest.feed_entries.link_hash)
 WHERE ingest.feed_entries.article_id IS NULL AND NOT ingest.feed_entries.pruned;
 
 -- name: renew_leases
@@ -574,15 +590,18 @@ UPDATE ingest.feeds SET url = %(url)s WHERE id = %(id)s;
 -- An entry both feeds know keeps what either did: its article, its latest update time, the
 -- most tries, the earlier first sighting, pruned only where neither still has its article.
 INSERT INTO ingest.feed_entries AS e
-    (feed_id, entry_hash, article_id, first_seen_at, pruned, entry_updated_at, attempts)
-SELECT %(into_id)s, entry_hash, article_id, first_seen_at, pruned, entry_updated_at, attempts
+    (feed_id, entry_hash, article_id, first_seen_at, pruned, entry_updated_at, attempts,
+     link_hash)
+SELECT %(into_id)s, entry_hash, article_id, first_seen_at, pruned, entry_updated_at, attempts,
+       link_hash
 FROM ingest.feed_entries WHERE feed_id = %(from_id)s
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
 SET article_id = COALESCE(e.article_id, EXCLUDED.article_id),
     first_seen_at = LEAST(e.first_seen_at, EXCLUDED.first_seen_at),
     pruned = (e.pruned OR EXCLUDED.pruned) AND COALESCE(e.article_id, EXCLUDED.article_id) IS NULL,
     entry_updated_at = GREATEST(e.entry_updated_at, EXCLUDED.entry_updated_at),
-    attempts = GREATEST(e.attempts, EXCLUDED.attempts);
+    attempts = GREATEST(e.attempts, EXCLUDED.attempts),
+    link_hash = COALESCE(e.link_hash, EXCLUDED.link_hash);
 
 -- name: merge_feed_articles
 UPDATE ingest.articles SET feed_id = %(into_id)s WHERE feed_id = %(from_id)s;

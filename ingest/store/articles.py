@@ -38,7 +38,8 @@ class KnownEntries:
     """Entries whose article is stored (or was, until a prune), with the entry's update time
     stored with it."""
     waiting: dict[bytes, int] = field(default_factory=dict)
-    """Entries waiting for another try at their page, with the tries so far."""
+    """Entries waiting for another try at their page, with the tries so far: also an entry new
+    to the feed whose link such an entry has (its guid changed since), with that one's tries."""
     update_attempts: dict[bytes, int] = field(default_factory=dict)
     """Entries done whose latest update's page failed for a passing reason, with the tries so
     far (`ArticleStore.defer_updates`)."""
@@ -136,10 +137,27 @@ class ArticleStore(StoreBase):
                 known.waiting[bytes(r["entry_hash"])] = int(r["attempts"])
         return known
 
-    async def defer_entries(self, feed_id: int, hashes: Sequence[bytes]) -> None:
-        """Count one more failed try at these entries' pages; they are planned again next poll."""
+    async def defer_entries(
+        self,
+        feed_id: int,
+        hashes: Sequence[bytes],
+        links: Sequence[str] = (),
+        attempts: Sequence[int] = (),
+    ) -> None:
+        """Count one more failed try at these entries' pages; they are planned again next poll.
+        `links` (their canonical links) and `attempts` (the tries each was planned with), one
+        per entry or none: an entry new to the feed starts from those tries, and its link
+        carries them to the same story listed again under another guid (`known_entries_of`)."""
         if hashes:
-            await self._all("defer_entries", {"feed_id": feed_id, "hashes": list(hashes)})
+            await self._all(
+                "defer_entries",
+                {
+                    "feed_id": feed_id,
+                    "hashes": list(hashes),
+                    "links": list(links),
+                    "attempts": list(attempts),
+                },
+            )
 
     async def defer_updates(self, feed_id: int, hashes: Sequence[bytes]) -> None:
         """Count one more failed try at the pages of these updated entries (their articles are

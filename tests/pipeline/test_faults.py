@@ -2007,3 +2007,22 @@ async def test_guids_that_change_at_every_poll_add_no_entry_for_a_story_already_
 
     after = await poll_churning_feed(database_url, server, workers, resources, item)
     assert after == [(STORIES, STORIES, STORIES)] * 4
+
+
+async def test_a_failing_page_of_an_entry_whose_guid_changes_at_every_poll_is_tried_as_often_as_any(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An entry whose page answers 503, listed under a new guid at every poll: its tries carry
+    over from guid to guid by its link, so that it is stored from the feed's text after
+    INGEST_PAGE_ATTEMPTS tries, as an entry with a stable guid is (its page was fetched at
+    every poll, forever, the story never stored)."""
+    server.routes["/s0"] = Response(503, b"busy", {"Content-Type": "text/plain"})
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    for poll in range(6):
+        doc = churning_rss([("Story 0", server.url("/s0"), f"urn:story:0:{poll}")])
+        server.routes["/feed"] = static(doc, "application/rss+xml")
+        await pipeline.run(all_feeds=True)
+    assert len(server.hits("/s0")) == pipeline.settings.page_attempts == 3
+    (article,) = rows(database_url, "SELECT title, extraction_error FROM news.articles")
+    assert article["title"] == "Story 0"
