@@ -808,7 +808,7 @@ class Pipeline:
             # The URLs of its own site only, by the backfill's rule: the site whose robots.txt
             # named it (its site_url) may have it hosted elsewhere.
             sites = sitemap_sites(feed.url, url, feed.site_url)
-            return await parse_in_worker(
+            parsed = await parse_in_worker(
                 self.workers,
                 parse_sitemap_feed,
                 body,
@@ -819,6 +819,18 @@ class Pipeline:
                 url=feed.url,
                 timeout=timeout,
             )
+            if parsed.elsewhere:
+                # Not the feed's failure (a sitemap may list a partner's pages), but URLs not
+                # followed: a sitemap hosted elsewhere (a CDN) whose site is not recorded
+                # lists nothing of its own, and `feeds add` of the site that names it says
+                # which site it is.
+                log.warning(
+                    "sitemap_urls_elsewhere",
+                    left_out=parsed.elsewhere,
+                    kept=len(parsed.entries),
+                    site_url=redact_url(feed.site_url) if feed.site_url else None,
+                )
+            return parsed
         return await parse_in_worker(
             self.workers, parse_feed, body, url, headers, url=feed.url, timeout=timeout
         )

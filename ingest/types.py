@@ -74,6 +74,8 @@ class ParsedFeed:
     """The publishing period announced by `sy:updatePeriod` / `sy:updateFrequency`."""
     warning: str | None = None
     """Set when feedparser flagged the document as ill-formed but entries were still usable."""
+    elsewhere: int = 0
+    """Of a sitemap followed as a feed, the URLs it listed on other sites, left out."""
 
 
 @dataclass(frozen=True, slots=True)

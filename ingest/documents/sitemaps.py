@@ -164,17 +164,15 @@ def parse_sitemap_feed(
             url, "a sitemap index, not a sitemap: register one of the sitemaps it lists"
         )
     own = (url, *sites)
-    entries = sorted(
-        (e for e in sitemap.entries if on_site(e.url, own)),
-        key=lambda e: e.date or datetime.min.replace(tzinfo=UTC),
-        reverse=True,
-    )
+    kept = [e for e in sitemap.entries if on_site(e.url, own)]
+    entries = sorted(kept, key=lambda e: e.date or datetime.min.replace(tzinfo=UTC), reverse=True)
     return ParsedFeed(
         version="sitemap-news" if sitemap.is_news else "sitemap",
         title=None,
         link=None,
         language=None,
         entries=tuple(sitemap_entry(e) for e in entries),
+        elsewhere=len(sitemap.entries) - len(kept),
     )
 
 

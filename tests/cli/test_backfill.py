@@ -1951,6 +1951,9 @@ def test_sitemap_followed_as_a_feed_keeps_the_urls_of_its_own_site(database_url:
         assert run.returncode == 0, run.stderr
         assert srv.hits("/x/0") == srv.hits("/x/1") == []
     assert sorted(stored(database_url)) == [srv.url("/a/0"), srv.url("/a/1")]
+    # Said, not silent: a sitemap hosted elsewhere whose site is not recorded would keep none.
+    (warning,) = events(run.stderr + run.stdout, "sitemap_urls_elsewhere")
+    assert (warning["level"], warning["left_out"], warning["kept"]) == ("warning", 2, 2)
 
 
 def cdn_site(srv: LocalServer) -> str:

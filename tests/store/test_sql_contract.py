@@ -488,3 +488,53 @@ def test_a_feed_s_host_in_the_database_is_the_fetcher_s(database_url: str, url: 
     assert row is not None
     host = host_key(urlsplit(registered).hostname or "")
     assert row[0] == (f"[{host}]" if ":" in host else host)
+
+
+def test_a_sitemap_registered_without_its_site_gets_the_site_its_articles_are_on(
+    database_url: str,
+) -> None:
+    """sql/0036: a news sitemap followed as a feed, registered before its site was recorded and
+    hosted elsewhere (a CDN), gets as its site_url the host most of the articles it led to are
+    on, so that its polls (which keep the URLs of the sitemap's site and of its site_url) keep
+    listing them. A sitemap on its articles' own host, one that led to none, a feed, and a
+    sitemap whose site is recorded are left as they are."""
+    sql = (ROOT / "sql" / "0036_sitemap_feed_sites.sql").read_text(encoding="utf-8")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+
+        def feed(url: str, kind: str = "sitemap", site: str | None = None) -> int:
+            row = conn.execute(
+                "INSERT INTO ingest.feeds (url, kind, site_url) VALUES (%s, %s, %s) RETURNING id",
+                (url, kind, site),
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        def lists(feed_id: int, *urls: str) -> None:
+            for url in urls:
+                article = _insert(conn, url, "Council meets", "Talk.", "en")
+                conn.execute(
+                    "INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)"
+                    " VALUES (%s, sha256(%s::bytea), %s)",
+                    (feed_id, url.encode(), article),
+                )
+
+        cdn = feed("https://cdn.example.net/news/sitemap.xml")
+        lists(cdn, "https://www.news.example/a", "https://www.news.example/b",
+              "https://partner.example/c")  # fmt: skip
+        own = feed("https://www.own.example/sitemap-news.xml")
+        lists(own, "https://www.own.example/a")
+        empty = feed("https://cdn.example.net/empty.xml")
+        plain = feed("https://cdn.example.net/feed.xml", kind="feed")
+        lists(plain, "https://www.plain.example/a")
+        named = feed("https://cdn.example.net/named.xml", site="https://named.example/")
+        lists(named, "https://www.other.example/a")
+        conn.execute(sql)
+        conn.execute(sql)  # as often as it runs
+        sites = dict(conn.execute("SELECT id, site_url FROM ingest.feeds").fetchall())
+    assert sites == {
+        cdn: "https://www.news.example/",
+        own: None,
+        empty: None,
+        plain: None,
+        named: "https://named.example/",
+    }
