@@ -14,7 +14,6 @@ from trafilatura.utils import decode_file, load_html
 
 from ingest.coverage import Reference, words
 from ingest.errors import ExtractError
-from ingest.extract import stoplists
 from ingest.extract.clean import preclean
 from ingest.extract.metadata import (
     complete_metadata,
@@ -24,6 +23,7 @@ from ingest.extract.metadata import (
     structured_metadata,
     with_language,
 )
+from ingest.extract.stoplists import install_stop_words
 from ingest.neardup import fingerprint
 from ingest.normalize import clean_text, content_hash, detect_language
 from ingest.types import Extracted
@@ -42,7 +42,7 @@ trafilatura.utils.HTML_PARSER.set_element_class_lookup(
         entity=html.HtmlEntity,
     )
 )
-stoplists.install()
+install_stop_words()
 
 
 # The guard against losing the article: the text kept after cleaning must hold at least half

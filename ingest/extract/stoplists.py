@@ -9,7 +9,8 @@ into a frozenset again at every call (`justext.core.define_stoplist`). That is a
 worker's CPU the first time a page takes the fallback and 0.06 s every time after, a few per cent
 of a cold run's CPU. Here the same words are read in one pass per file into the lower-cased
 frozenset jusText works with, once a process, and jusText is handed that set as it is.
-`install` puts both in place; the words are the same (`tests/extract/test_stoplists.py`)."""
+`install_stop_words` puts both in place; the words are the same
+(`tests/extract/test_stoplists.py`)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _define_stoplist_with(
     return define_stoplist
 
 
-def install() -> None:
+def install_stop_words() -> None:
     """Put the set in trafilatura's and jusText's way, in this process (and the processes forked
     from it); the words are read the first time a page takes jusText. Done once."""
     if getattr(justext.core.define_stoplist, "__module__", None) == __name__:
