@@ -42,7 +42,7 @@ from ingest.fulltext import (
     update_words,
     wants_pages,
 )
-from ingest.normalize import clean_inline, host_key, redact_url
+from ingest.normalize import canonical_url, clean_inline, host_key, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
 from ingest.ports import PageFetcher, WorkerPool
@@ -640,13 +640,16 @@ class Pipeline:
     async def _hold_host(self, feed: Feed, e: FetchError, refused: str, now: datetime) -> None:
         """A Retry-After on one feed of a host holds the host's other feeds too, in the
         database, where every replica's claims see it (the fetcher's own hold is only in this
-        process). Capped as the feed's is. The host
-        held is the one that refused (`refused`, the response's URL): after a redirect, the
-        host the feed was sent to, not the one it is registered at."""
+        process). Capped as the feed's is. The host held is the one that refused (`refused`,
+        the response's URL): after a redirect, the host the feed was sent to, not the one it is
+        registered at. That URL is spelled as the request went out (an internationalized name
+        in punycode); its canonical form spells the host as the feeds' registered URLs do."""
         wait = parse_retry_after(e.retry_after, now, date=e.date)
         if not wait:
             return
         wait = min(wait, self.policy.max_interval)
+        with contextlib.suppress(ValueError):
+            refused = canonical_url(refused)
         host = host_key(urlsplit(refused).hostname or "")
         try:
             with self._finishing_poll(feed.id):

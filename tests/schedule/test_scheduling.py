@@ -540,3 +540,46 @@ async def test_a_retry_after_after_a_redirect_holds_the_host_that_refused(
 def _never_polled(database_url: str) -> set[str]:
     with psycopg.connect(database_url) as conn:
         return {r[0] for r in conn.execute("SELECT url FROM ingest.feeds WHERE polled_at IS NULL")}
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_from_an_internationalized_host_holds_its_other_feeds(
+    server: LocalServer, database_url: str, inline_workers: InlineWorkers
+) -> None:
+    """A feed of a host with an internationalized name (registered, as every feed URL is, in
+    its Unicode spelling) answers 429 with `Retry-After: 1200`: the host's other feed is held
+    (was: the hold read the host from the response's URL as the request spelled it, in
+    punycode, which no registered feed's host is, and held none)."""
+    from tests.support.network import public_fetcher
+
+    server.routes["/busy"] = Response(429, b"slow down", {"Retry-After": "1200"})
+    server.routes["/other"] = static(rss(server.base, [START]), "application/rss+xml")
+    host = "münchen.example"
+    urls = {name: f"http://{host}:{server.port}/{name}" for name in ("busy", "other")}
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        store = Store(pool)
+        for url in urls.values():
+            await store.add_feed(url)
+        with psycopg.connect(database_url) as conn:
+            for name, due in (("busy", "-2 minutes"), ("other", "-1 minute")):
+                conn.execute(
+                    "UPDATE ingest.feeds SET next_fetch_at = now() + %s::interval WHERE url = %s",
+                    [due, urls[name]],
+                )
+        settings = Settings(
+            database_url=database_url,
+            host_delay=0,
+            concurrent_feeds=1,
+            feeds_per_tick=1,
+            max_crawl_delay=0,
+        )
+        async with public_fetcher(settings, {"xn--mnchen-3ya.example": ["127.0.0.1"]}) as f:
+            pipeline = Pipeline(settings, store, f, inline_workers, rng=random.Random(1))
+            await pipeline.run()
+    finally:
+        await pool.close()
+    assert len(server.hits("/busy")) == 1
+    assert server.hits("/other") == []
+    assert _never_polled(database_url) == {urls["other"]}
