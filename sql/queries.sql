@@ -487,7 +487,10 @@ WHERE e.feed_id = %(feed_id)s AND e.entry_hash = ANY(%(hashes)s);
 -- entry's link and where its page was fetched from) led to (article_urls): an entry of a
 -- full-text feed, updated from its own text without a request, has its link for URL, while its
 -- article may have been stored from its page under the address the link redirected to, and the
--- other way round. Nothing when the text and the title are the same (a new headline over the
+-- other way round. Else the article of the entry whose update it is (%(feed_id)s,
+-- %(entry_hash)s): stored under a URL the canonical rules of its time wrote (a session id, a
+-- host's root dot, an IPv6 spelling, since dropped or respelled), which no form of its URLs
+-- today names. Nothing when the text and the title are the same (a new headline over the
 -- same text is an edit; no title is no new one), nor when the stored version is as new as
 -- this one by the publisher's own times (its modified time no earlier than the update's:
 -- another feed listing the article reached the same edit first, from its own text or its page;
@@ -500,7 +503,9 @@ WHERE id = COALESCE(
            FROM unnest(%(urls)s::text[]) WITH ORDINALITY AS u(url, n)
            JOIN ingest.article_urls au ON au.url_hash = ingest.url_hash(u.url)
            ORDER BY u.n
-           LIMIT 1))
+           LIMIT 1),
+          (SELECT e.article_id FROM ingest.feed_entries e
+           WHERE e.feed_id = %(feed_id)s AND e.entry_hash = %(entry_hash)s))
   AND (content_hash <> %(content_hash)s
        OR (%(title)s::text IS NOT NULL AND title IS DISTINCT FROM %(title)s::text))
   AND (modified_at IS NULL OR %(modified_at)s::timestamptz IS NULL

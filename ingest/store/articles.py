@@ -253,6 +253,7 @@ class ArticleStore(StoreBase):
                     async with conn.transaction():
                         params = _article_params(article, feed_id)
                         params["urls"] = [article.url, *article.aliases]
+                        params["entry_hash"] = entry_hash
                         cur = await conn.execute(q["article_to_update"], params)
                         for (article_id,) in await cur.fetchall():
                             params["id"] = article_id

@@ -795,6 +795,26 @@ async def test_band_keys_follow_the_article(store: Store, database_url: str) -> 
     assert bands() == set()
 
 
+async def test_an_update_reaches_the_entry_s_article_stored_under_another_spelling(
+    store: Store, database_url: str
+) -> None:
+    """An entry's article stored under a URL that the canonical rules of the time wrote (a
+    session id in the path, kept before they dropped it) is updated when the entry is: the
+    update's URL forms, by today's rules, lead to none, but the entry leads to its article
+    (was: the edit was dropped, and the entry's update time recorded as if it had been made)."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    stored = _with_fingerprint("https://example.com/story;jsessionid=0A1B", WIRE)
+    await store.store_articles(feed_id, [(stored, _key(stored))])
+    edited = replace(
+        _with_fingerprint("https://example.com/story", OTHER),
+        original_url="https://example.com/story;jsessionid=0A1B",
+    )
+    assert await store.update_articles(feed_id, [(edited, _key(stored))]) == 1
+    (row,) = _rows(database_url, "SELECT url, text FROM ingest.articles")
+    assert (row["url"], row["text"]) == (stored.url, OTHER)
+
+
 async def test_schedule_lag_counts_up_to_its_cap(
     store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
