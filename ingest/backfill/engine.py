@@ -297,6 +297,7 @@ class Backfill:
                 raise FeedError(
                     target, f"{redact_url(target)} is neither a feed, a sitemap nor a web page"
                 )
+        sources = self._within_max_sitemaps(sources)
         state, reason = classify(None, since=None, until=None, dated_only=options.dated_only)
         listed = [QueuedUrl(url, state=state, reason=reason) for url in options.urls]
         await self.runs.seed(
@@ -311,6 +312,28 @@ class Backfill:
             feed_id=feed_id,
         )
         return feed_id, site_url
+
+    def _within_max_sitemaps(
+        self, sources: list[tuple[str, SourceKind]]
+    ) -> list[tuple[str, SourceKind]]:
+        """The sources found for TARGET with at most --max-sitemaps sitemaps among them, the
+        first in the order found (a robots.txt may name as many as its size allows, undated);
+        the others are neither fetched nor queued, counted as an index's are."""
+        cap = self.options.max_sitemaps
+        kept: list[tuple[str, SourceKind]] = []
+        sitemaps = beyond = 0
+        for url, kind in sources:
+            if kind == "sitemap":
+                sitemaps += 1
+                if sitemaps > cap:
+                    beyond += 1
+                    self._prefetched.pop(url, None)
+                    continue
+            kept.append((url, kind))
+        if beyond:
+            self.tally.beyond_sitemaps += beyond
+            log.info("backfill_sitemaps_capped", skipped=beyond, max_sitemaps=cap)
+        return kept
 
     async def _site_sources(self, result: FetchResult) -> list[tuple[str, SourceKind]]:
         """A home page's feeds and its sitemaps, found as `feeds add` finds them; the responses

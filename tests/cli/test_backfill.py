@@ -2060,6 +2060,31 @@ def test_sitemap_index_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_
     assert "not finished" not in proc.stdout
 
 
+def test_robots_txt_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_cap(
+    database_url: str,
+) -> None:
+    """A site whose robots.txt names sitemap after sitemap (as many as its size allows, each
+    listing pages of its own): the first `--max-sitemaps` in file order are walked, the others
+    are neither fetched nor queued, the summary counts them, and the run ends."""
+    with LocalServer() as srv:
+        srv.routes["/"] = static(
+            "<!DOCTYPE html><html><head><title>A</title></head><body></body></html>"
+        )
+        listed = "".join(f"Sitemap: {srv.url(f'/s/{n}.xml')}\n" for n in range(8))
+        srv.routes["/robots.txt"] = static(f"User-agent: *\nAllow: /\n{listed}", "text/plain")
+        for n in range(8):
+            srv.routes[f"/s/{n}.xml"] = static(urlset(srv.base, range(n, n + 1)))
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/"), "--max-sitemaps", "3")
+        walked = sorted(r.path for r in srv.requests if r.path.startswith("/s/"))
+    assert proc.returncode == 0, proc.stderr
+    assert walked == [f"/s/{n}.xml" for n in range(3)]
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(3))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith("; 5 sitemaps beyond --max-sitemaps 3 skipped"), sources
+    assert "not finished" not in proc.stdout
+
+
 def test_feeds_add_again_gives_a_sitemap_registered_without_its_site_the_site_that_named_it(
     database_url: str,
 ) -> None:
