@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingest.backfill.options import BackfillOptions
 from ingest.backfill.progress import BackfillReport
-from ingest.normalize import redact_url
+from ingest.normalize import redact_text, redact_url
 
 
 def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]:
@@ -68,7 +68,9 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
         f" ({rate:.1f} pages/s)"
     )
     for url, error in report.failures:
-        lines.append(f"  failed: {redact_url(url)}: {error}")
+        # Recorded so already (`BackfillStore`), but not by the versions before that rule: a
+        # run they began shows its failures by it too.
+        lines.append(f"  failed: {redact_url(url)}: {redact_text(error) if error else error}")
     if not report.finished and not options.dry_run:
         lines.append("  not finished: run the same command again to continue")
     return lines

@@ -2170,3 +2170,28 @@ def test_a_failure_quoting_a_url_is_recorded_and_shown_without_its_credentials(
     assert errors == [f"robots.txt: disallowed (redirect to {server.url('/private/a?token=***')})"]
     assert f"failed: {server.url('/a/1')}: {errors[0]}" in proc.stdout
     assert secret not in proc.stdout + proc.stderr
+
+
+def test_a_failure_recorded_with_its_credentials_before_is_shown_without_them(
+    database_url: str, server: LocalServer
+) -> None:
+    """A run begun by an earlier version, its failure recorded with the URL it quotes as it was
+    (user, password, token): the failed line the next invocation prints names that URL as
+    stored error texts do (`redact_text`), nothing of the secret."""
+    secret = "S3cr3tV4lue"
+    server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /private\n", "text/plain")
+    target = server.url(f"/private/a?token={secret}").replace("://", f"://reader:{secret}@")
+    server.routes["/a/1"] = Response(302, b"", {"Location": target})
+    args = ("backfill", "--rate", "0", "--urls", "-")
+    first = ingest(database_url, *args, stdin=server.url("/a/1"))
+    assert first.returncode == 0, first.stderr
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.backfill_urls SET error = %s",
+            (f"robots.txt: disallowed (redirect to {target})",),
+        )
+    proc = ingest(database_url, *args, stdin=server.url("/a/1"))
+    assert proc.returncode == 0, proc.stderr
+    shown = f"robots.txt: disallowed (redirect to {server.url('/private/a?token=***')})"
+    assert f"failed: {server.url('/a/1')}: {shown}" in proc.stdout
+    assert secret not in proc.stdout + proc.stderr
