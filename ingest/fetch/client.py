@@ -196,14 +196,15 @@ def _hop_headers(
     basic: bytes | None,
     home: httpx.URL,
     target: httpx.URL,
-    site: str,
+    site: str | None,
 ) -> list[tuple[bytes, bytes]]:
     """A hop's own headers: the request's, those that are credentials only to a host of `site`
     (the registered domain of the feed they were set for: a feed's pages and its redirects
     within `www.` and `feeds.` of one domain get them, another site a feed links to or a
-    redirect leads to does not), and the Basic authentication of the URL's user-info (`basic`)
-    where that follows (`_credentials_follow`)."""
-    if registered_domain(_host(target)) != site:
+    redirect leads to does not; None: the request carries no such header), and the Basic
+    authentication of the URL's user-info (`basic`) where that follows
+    (`_credentials_follow`)."""
+    if site is not None and registered_domain(_host(target)) != site:
         headers = [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
     if basic and (target is home or _credentials_follow(home, target)):
         return [*headers, (b"Authorization", basic)]
@@ -396,7 +397,13 @@ class Fetcher:
         # A feed's own Authorization header wins over its URL's user-info.
         named = {name.lower() for name, _ in headers}
         basic = None if b"authorization" in named else _basic_authorization(home)
-        site = registered_domain(_host(_http_url(url, headers_for) if headers_for else home))
+        # The registered domain only where a credential header needs one (the Public Suffix
+        # List is loaded at its first use, 50-70 ms: not on the way to a cold run's first feed).
+        site = (
+            registered_domain(_host(_http_url(url, headers_for) if headers_for else home))
+            if named & _CREDENTIAL_HEADERS
+            else None
+        )
         redirects: list[tuple[int, str]] = []
         # The deadline counts time on the wire, not time queued behind our own limits: a burst
         # of pages from one host must not time out while waiting for a per-host slot or delay.

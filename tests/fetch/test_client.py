@@ -18,7 +18,7 @@ import pytest
 from ingest import USER_AGENT
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
-from ingest.fetch import Fetcher
+from ingest.fetch import Fetcher, client
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.network import fake_dns, only_first_loopback_is_public
 from tests.support.virtual_time import SteppingClock
@@ -310,6 +310,28 @@ async def test_a_feed_s_credential_headers_follow_no_redirect_to_another_site(
     assert "authorization" not in second
     assert "cookie" not in second
     assert second["x-edition"] == "uk"
+
+
+async def test_only_a_request_with_credential_headers_asks_for_a_registered_domain(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Public Suffix List (loaded at the first `registered_domain`, 50-70 ms) is read only
+    for requests carrying a credential header that must stay on the feed's site: not on the
+    way to a cold run's first feed, nor for the pages of feeds without such headers."""
+    asked: list[str] = []
+    domain = client.registered_domain
+
+    def recorded(host: str) -> str:
+        asked.append(host)
+        return domain(host)
+
+    monkeypatch.setattr(client, "registered_domain", recorded)
+    server.routes["/feed"] = static(FEED, "application/rss+xml")
+    async with Fetcher(LOCAL) as fetcher:
+        await fetcher.fetch(server.url("/feed"), "feed", extra_headers=[("X-Edition", "uk")])
+        assert asked == []
+        await fetcher.fetch(server.url("/feed"), "feed", extra_headers=[("Cookie", "s=1")])
+    assert asked != []
 
 
 async def test_too_many_redirects(server: LocalServer) -> None:
