@@ -824,10 +824,10 @@ class Pipeline:
             )
             if parsed.elsewhere:
                 # Not the feed's failure (a sitemap may list a partner's pages), but URLs not
-                # followed: a sitemap hosted elsewhere (a CDN) whose site is not recorded
-                # lists nothing of its own, and `feeds add` of the site that names it says
-                # which site it is.
-                log.warning(
+                # followed; a warning where none was kept: a sitemap hosted elsewhere (a CDN)
+                # whose site is not recorded lists nothing of its own, and `feeds add` of the
+                # site that names it says which site it is.
+                (log.info if parsed.entries else log.warning)(
                     "sitemap_urls_elsewhere",
                     left_out=parsed.elsewhere,
                     kept=len(parsed.entries),

@@ -1952,8 +1952,8 @@ def test_sitemap_followed_as_a_feed_keeps_the_urls_of_its_own_site(database_url:
         assert srv.hits("/x/0") == srv.hits("/x/1") == []
     assert sorted(stored(database_url)) == [srv.url("/a/0"), srv.url("/a/1")]
     # Said, not silent: a sitemap hosted elsewhere whose site is not recorded would keep none.
-    (warning,) = events(run.stderr + run.stdout, "sitemap_urls_elsewhere")
-    assert (warning["level"], warning["left_out"], warning["kept"]) == ("warning", 2, 2)
+    (said,) = events(run.stderr + run.stdout, "sitemap_urls_elsewhere")
+    assert (said["level"], said["left_out"], said["kept"]) == ("info", 2, 2)
 
 
 def cdn_site(srv: LocalServer) -> str:
@@ -2003,6 +2003,26 @@ def test_sitemap_hosted_elsewhere_followed_as_a_feed_lists_the_sites_urls(
         run = ingest(database_url, "run", "--once")
         assert run.returncode == 0, run.stderr
     assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]
+
+
+def test_a_sitemap_hosted_elsewhere_registered_without_its_site_is_a_warning(
+    database_url: str,
+) -> None:
+    """The CDN-hosted news sitemap registered through the CDN's own index, so that nothing says
+    which site it lists: its polls keep none of the site's URLs, and say so at each poll with a
+    warning (`feeds add` of the site that names it gives it that site)."""
+    with LocalServer() as srv:
+        sitemap = cdn_site(srv)
+        index = sitemap.replace("/news.xml", "/sitemap-index.xml")
+        proc = ingest(database_url, "feeds", "add", index)
+        assert proc.returncode == 0, proc.stderr
+        assert [(f["url"], f["kind"]) for f in feed_rows(database_url)] == [(sitemap, "sitemap")]
+        run = ingest(database_url, "run", "--once")
+        assert run.returncode == 0, run.stderr
+        assert srv.hits("/a/0") == []
+    (said,) = events(run.stderr + run.stdout, "sitemap_urls_elsewhere")
+    assert (said["level"], said["left_out"], said["kept"]) == ("warning", 3, 0)
+    assert not stored(database_url)
 
 
 def test_feeds_add_sitemap_index_opens_the_sitemaps_of_its_own_site_only(
