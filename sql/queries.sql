@@ -89,38 +89,23 @@ DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 -- name: claim_feeds
 -- Due feeds (inactive ones are due at the slowest rate), not leased by anyone else, not handed
 -- back during this pass (%(exclude)s), not of a host whose feeds hold their share of the
--- process's slots (%(busy_hosts)s, sql/0018); earliest due first (index on next_fetch_at). A feed
--- done in this pass is not due any more (its next fetch is ahead), so no list of done feeds is
--- needed. SKIP LOCKED lets replicas claim disjoint sets concurrently. Of the feeds read, only as
--- many of one host are leased as it has room for (%(room_hosts)s/%(rooms)s: hosts with feeds in
--- flight; %(host_limit)s: any other, NULL: no limit), the earliest: the others stay due, not
--- leased only to be released again.
-WITH picked AS (
-    SELECT id, next_fetch_at AS rank_at, COALESCE(ingest.url_host(url), '') AS host
-    FROM ingest.feeds
-    WHERE next_fetch_at <= now()
-      AND (lease_expires_at IS NULL OR lease_expires_at < now())
-      AND NOT (id = ANY(%(exclude)s))
-      AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
-    ORDER BY next_fetch_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), ranked AS (
-    SELECT id, host, row_number() OVER (PARTITION BY host ORDER BY rank_at, id) AS n
-    FROM picked
-), room AS (
-    SELECT host, room FROM unnest(%(room_hosts)s::text[], %(rooms)s::int[]) AS r(host, room)
-)
-UPDATE ingest.feeds f
-SET lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM ranked r LEFT JOIN room h ON h.host = r.host
-WHERE f.id = r.id AND r.n <= COALESCE(h.room, %(host_limit)s::int, r.n)
-RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
-          f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
-          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
-          f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, f.newest_entry_at, f.site_url, r.host;
+-- process's slots (%(busy_hosts)s, sql/0018), chosen host by host (sql/0037): the earliest due
+-- hosts first (ingest.feed_hosts), each for its earliest due feeds (index on host and
+-- next_fetch_at), no more of one host than it has room for (%(room_hosts)s/%(rooms)s: hosts
+-- with feeds in flight; %(host_limit)s: any other, NULL: no limit) nor than an even share of
+-- the batch. What a claim reads follows the batch and the feeds in flight, not a left-out
+-- host's backlog. A feed done in this pass is not due any more (its next fetch is ahead), so
+-- no list of done feeds is needed. SKIP LOCKED lets replicas claim disjoint sets concurrently.
+SELECT c.id, c.url, c.title, c.etag, c.last_modified, c.body_hash,
+       c.consecutive_failures, c.active, c.publish_interval, c.feed_hint, c.failing_since,
+       c.redirect_to, c.redirect_seen, c.redirect_since, c.kind, c.text_mode,
+       c.full_text, c.full_text_streak, c.full_text_since_check, c.full_text_words,
+       c.full_text_evidence, c.settings, c.newest_entry_at, c.site_url,
+       COALESCE(ingest.url_host(c.url), '') AS host
+FROM ingest.claim_due_feeds(
+    %(owner)s, %(lease_seconds)s::float8, %(limit)s::int, %(exclude)s::bigint[],
+    %(busy_hosts)s::text[], %(room_hosts)s::text[], %(rooms)s::int[], %(host_limit)s::int
+) AS c;
 
 -- name: claim_all_feeds
 -- A pass over every feed (`run --once --all`): the active ones and the due inactive ones, not
@@ -247,11 +232,11 @@ WHERE f.id = o.id;
 -- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress
 -- meets the refusal itself), are due then instead, by the database's clock, so that no replica
 -- polls them into the same refusal. Paused feeds and feeds due later are left as they are. Reads
--- the host's feeds, their host and the URL's as the claims read a feed's (index on
--- ingest.url_host(url), sql/0032); a URL without a host holds none.
+-- the host's feeds, their host and the URL's as the claims read a feed's (index on the host
+-- and next_fetch_at, sql/0037); a URL without a host holds none.
 UPDATE ingest.feeds
 SET next_fetch_at = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
-WHERE ingest.url_host(url) = ingest.url_host(%(url)s)
+WHERE COALESCE(ingest.url_host(url), '') = ingest.url_host(%(url)s)
   AND next_fetch_at < LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
   AND id <> %(id)s
   AND (lease_expires_at IS NULL OR lease_expires_at < now());

@@ -1,0 +1,168 @@
+-- Claims choose hosts first (sql/queries.sql: claim_feeds). A claim used to read due feeds in
+-- next_fetch_at order and drop, after reading them, those of hosts that hold their share of the
+-- process's feed slots: a host with 50,000 due feeds (more feeds than its politeness lets one
+-- process poll in their interval) made every claim read and drop all 50,000, about 135 ms a
+-- claim at 100,000 feeds, however small the batch. Now each host has a row here with the time
+-- its earliest feed is due, and a claim reads the earliest due hosts that have room, then each
+-- one's earliest due feeds by (host, next_fetch_at): what it reads follows the batch and the
+-- feeds in flight, whatever the backlog of a host it leaves out.
+--
+-- A feed is due at next_fetch_at, or at the end of its lease where it is leased
+-- (GREATEST skips a NULL lease): `ingest.feed_due`. A host's due_at is at most the earliest of
+-- its feeds' (a trigger lowers it whenever a feed comes due sooner: a new feed, an enabled
+-- one, a released lease, a poll due again before its lease would have run out, a renamed
+-- URL), and claims set it exactly (`ingest.host_due`) for the hosts that gave them fewer feeds
+-- than they asked of them, so a host whose feeds are all in flight or done is not read again
+-- until one of them is due. A host whose feeds were removed keeps its row, due at infinity.
+
+CREATE FUNCTION ingest.feed_due(next_fetch_at timestamptz, lease_expires_at timestamptz)
+    RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN GREATEST(next_fetch_at, lease_expires_at);
+
+-- The host key of a feed: ingest.url_host (sql/0022), '' for a URL without a host.
+DROP INDEX ingest.feeds_url_host_idx;
+CREATE INDEX feeds_url_host_idx
+    ON ingest.feeds ((COALESCE(ingest.url_host(url), '')), next_fetch_at);
+
+CREATE TABLE ingest.feed_hosts (
+    host text PRIMARY KEY,
+    due_at timestamptz NOT NULL
+);
+CREATE INDEX feed_hosts_due_idx ON ingest.feed_hosts (due_at);
+
+-- When the earliest of a host's feeds is due: the first not leased (a lapsed lease counts as
+-- none) by next_fetch_at, or the end of a lease among those before it. Reads the host's feeds
+-- in flight and one more. VOLATILE: each call reads what is committed when it runs, so that an
+-- UPDATE of feed_hosts that waited for a concurrent trigger's row computes it again (READ
+-- COMMITTED re-evaluates the new value on the row the trigger wrote) and sees that feed.
+CREATE FUNCTION ingest.host_due(h text) RETURNS timestamptz
+    LANGUAGE sql VOLATILE
+AS $$
+    WITH free AS (
+        SELECT f.next_fetch_at AS at FROM ingest.feeds f
+        WHERE COALESCE(ingest.url_host(f.url), '') = h
+          AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
+        ORDER BY f.next_fetch_at
+        LIMIT 1
+    )
+    SELECT COALESCE(LEAST((SELECT at FROM free), (
+        SELECT min(ingest.feed_due(f.next_fetch_at, f.lease_expires_at)) FROM ingest.feeds f
+        WHERE COALESCE(ingest.url_host(f.url), '') = h
+          AND f.next_fetch_at < COALESCE((SELECT at FROM free), 'infinity')
+          AND f.lease_expires_at >= now()
+    )), 'infinity')
+$$;
+
+-- A feed comes due sooner than its host's row may say: lower the row, or add it. The row is
+-- locked first, so that a claim's refresh of the host (`host_due`) that runs concurrently
+-- either is waited for and then compared with, or waits for this transaction and reads the
+-- feed. Only a lower time is written: a transaction adding many feeds of one host locks its
+-- row once and writes it once, not once a feed.
+CREATE FUNCTION ingest.feed_hosts_sooner() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    key text := COALESCE(ingest.url_host(NEW.url), '');
+    due timestamptz := ingest.feed_due(NEW.next_fetch_at, NEW.lease_expires_at);
+BEGIN
+    PERFORM FROM ingest.feed_hosts WHERE host = key FOR NO KEY UPDATE;
+    IF FOUND THEN
+        UPDATE ingest.feed_hosts SET due_at = due WHERE host = key AND due_at > due;
+    ELSE
+        INSERT INTO ingest.feed_hosts AS h (host, due_at) VALUES (key, due)
+        ON CONFLICT (host) DO UPDATE SET due_at = LEAST(h.due_at, EXCLUDED.due_at);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER feeds_host_added AFTER INSERT ON ingest.feeds
+    FOR EACH ROW EXECUTE FUNCTION ingest.feed_hosts_sooner();
+-- A poll's outcome, a claim and a renewed lease move a feed later: no write here.
+CREATE TRIGGER feeds_host_sooner AFTER UPDATE OF next_fetch_at, lease_expires_at, url
+    ON ingest.feeds FOR EACH ROW
+    WHEN (ingest.feed_due(NEW.next_fetch_at, NEW.lease_expires_at)
+              < ingest.feed_due(OLD.next_fetch_at, OLD.lease_expires_at)
+          OR NEW.url IS DISTINCT FROM OLD.url)
+    EXECUTE FUNCTION ingest.feed_hosts_sooner();
+
+INSERT INTO ingest.feed_hosts (host, due_at)
+SELECT COALESCE(ingest.url_host(url), ''), min(ingest.feed_due(next_fetch_at, lease_expires_at))
+FROM ingest.feeds
+GROUP BY 1;
+
+-- Lease up to p_limit due feeds for p_owner (sql/queries.sql: claim_feeds says which). The
+-- earliest due hosts not in p_busy, at most p_limit of them, each for as many of its earliest
+-- due feeds as its room (p_room_hosts/p_rooms; any other: p_host_limit, NULL: no limit) and an
+-- even share of the batch allow, skipping feeds another claim holds; of those, the earliest
+-- p_limit. Hosts that gave fewer than that have their due_at set anew.
+CREATE FUNCTION ingest.claim_due_feeds(
+    p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],
+    p_room_hosts text[], p_rooms int[], p_host_limit int
+) RETURNS SETOF ingest.feeds
+    LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    picked text[];
+    share int;
+    leased ingest.feeds[];
+    short text[];
+BEGIN
+    SELECT array_agg(h.host ORDER BY h.due_at) INTO picked FROM (
+        SELECT fh.host, fh.due_at FROM ingest.feed_hosts fh
+        WHERE fh.due_at <= now() AND fh.host <> ALL(p_busy)
+        ORDER BY fh.due_at
+        LIMIT p_limit
+    ) h;
+    IF picked IS NULL THEN
+        RETURN;
+    END IF;
+    share := ceil(p_limit::numeric / cardinality(picked));
+
+    WITH asked AS (
+        SELECT h.host, LEAST(COALESCE(r.room, p_host_limit, p_limit), share) AS n
+        FROM unnest(picked) AS h(host)
+        LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
+    ), candidates AS (
+        SELECT c.id, c.next_fetch_at, a.host
+        FROM asked a
+        CROSS JOIN LATERAL (
+            SELECT f.id, f.next_fetch_at FROM ingest.feeds f
+            WHERE COALESCE(ingest.url_host(f.url), '') = a.host
+              AND f.next_fetch_at <= now()
+              AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
+              AND NOT (f.id = ANY(p_exclude))
+            ORDER BY f.next_fetch_at
+            LIMIT a.n
+            FOR UPDATE SKIP LOCKED
+        ) c
+        ORDER BY c.next_fetch_at, c.id
+        LIMIT p_limit
+    ), updated AS (
+        UPDATE ingest.feeds f
+        SET lease_owner = p_owner,
+            lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+        WHERE f.id = ANY(ARRAY(SELECT c.id FROM candidates c))
+        RETURNING f.*
+    )
+    SELECT (SELECT array_agg(u) FROM updated u),
+           (SELECT array_agg(a.host) FROM asked a
+            WHERE a.n > (SELECT count(*) FROM candidates c WHERE c.host = a.host))
+    INTO leased, short;
+
+    -- The hosts that gave fewer feeds than asked may have none due left: their rows are set
+    -- anew. Rows another transaction holds are left for a later claim (a trigger lowering one
+    -- is right as it is), locked in the order of their keys: claims never wait for each other.
+    IF short IS NOT NULL THEN
+        UPDATE ingest.feed_hosts fh SET due_at = ingest.host_due(fh.host)
+        WHERE fh.host IN (
+            SELECT l.host FROM ingest.feed_hosts l WHERE l.host = ANY(short)
+            ORDER BY l.host
+            FOR UPDATE SKIP LOCKED
+        );
+    END IF;
+
+    RETURN QUERY SELECT * FROM unnest(leased);
+END
+$$;

@@ -1,0 +1,212 @@
+"""Claims choose hosts first (sql/0037): what a claim reads follows its batch, not the backlog
+of a host it leaves out; a batch is spread over the due hosts; each host's row in
+ingest.feed_hosts says when its earliest feed is due, lowered by every change that makes a feed
+due sooner and set anew by the claims that found less than they asked for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from ingest.store import Store, queries
+from ingest.store.db import migrate
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+def claim(
+    conn: psycopg.Connection[Any], *, limit: int = 10, busy: tuple[str, ...] = ()
+) -> list[tuple[int, str]]:
+    """The pipeline's claim (`Store.claim_feeds`), its feeds' ids and hosts."""
+    params = {
+        "owner": "test",
+        "lease_seconds": 600,
+        "limit": limit,
+        "exclude": [],
+        "busy_hosts": list(busy),
+        "room_hosts": list(busy),
+        "rooms": [0] * len(busy),
+        "host_limit": None,
+    }
+    rows = conn.execute(queries()["claim_feeds"], params).fetchall()
+    return [(row[0], row[-1]) for row in rows]
+
+
+def feeds_read(conn: psycopg.Connection[Any]) -> int:
+    """Rows of ingest.feeds this transaction has read so far, by index or by scan."""
+    row = conn.execute(
+        "SELECT COALESCE(idx_tup_fetch, 0) + COALESCE(seq_tup_read, 0)"
+        " FROM pg_stat_xact_user_tables WHERE relid = 'ingest.feeds'::regclass"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def add(conn: psycopg.Connection[Any], host: str, n: int, due: str, start: int = 0) -> None:
+    conn.execute(
+        "INSERT INTO ingest.feeds (url, next_fetch_at)"
+        " SELECT format('https://%%s/feed/%%s', %s::text, i), now() + %s::interval"
+        "        + i * interval '1 ms'"
+        " FROM generate_series(%s::int, %s::int) AS i",
+        (host, due, start, start + n - 1),
+    )
+
+
+def test_a_claim_behind_one_host_s_backlog_reads_what_its_batch_needs(database_url: str) -> None:
+    """One host's due feeds come first and it has no room (its feeds hold their share of the
+    process's slots). A claim used to read every one of them, in next_fetch_at order, to drop
+    them after: 135 ms a claim behind a backlog of 50,000. It now reads the same rows whether
+    that backlog is 300 feeds or ten times as many, and fewer than the small one."""
+    read = {}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "backlog.example", 300, "-2 hours")
+        for n in range(20):
+            add(conn, f"host{n}.example", 2, "-1 hour", start=n * 10)
+        for backlog in (300, 3000):
+            if backlog > 300:
+                add(conn, "backlog.example", backlog - 300, "-3 hours", start=300)
+            conn.execute("ANALYZE ingest.feeds")
+            with conn.transaction(force_rollback=True):
+                before = feeds_read(conn)
+                claimed = claim(conn, limit=20, busy=("backlog.example",))
+                read[backlog] = feeds_read(conn) - before
+            assert sorted(h for _, h in claimed) == sorted(f"host{n}.example" for n in range(20))
+    assert read[3000] <= read[300] < 300, read
+
+
+async def test_a_batch_is_spread_over_the_due_hosts(store: Store, database_url: str) -> None:
+    """Three hosts with six due feeds each, one host's all due first: a claim of six takes two
+    of each (before: the six of the first host, which then polled them one at a time)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "first.example", 6, "-3 hours")
+        add(conn, "second.example", 6, "-2 hours")
+        add(conn, "third.example", 6, "-1 hour")
+    claimed = await store.claim_feeds(owner="a", lease_seconds=600, limit=6, all_feeds=False)
+    assert Counter(f.host for f in claimed) == {
+        "first.example": 2,
+        "second.example": 2,
+        "third.example": 2,
+    }
+    # A host alone gives as many as the batch asks for, up to its room.
+    rest = await store.claim_feeds(
+        owner="a", lease_seconds=600, limit=10, all_feeds=False, host_limit=3
+    )
+    assert Counter(f.host for f in rest) == {
+        "first.example": 3,
+        "second.example": 3,
+        "third.example": 3,
+    }
+
+
+def host_due(conn: psycopg.Connection[Any], host: str) -> timedelta:
+    """How far from now the host's row says its earliest feed is due."""
+    row = conn.execute(
+        "SELECT due_at - now() FROM ingest.feed_hosts WHERE host = %s", (host,)
+    ).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+async def test_a_host_is_due_when_its_next_feed_is(store: Store, database_url: str) -> None:
+    """A claim that took a host's due feed sets the host's row to when its next feed is due:
+    the end of that feed's lease (the feed is due again then, should its poller die) or the
+    next feed's time, the earlier. Whatever makes one of its feeds due sooner lowers the row:
+    a released lease, a lapsed one, an enabled feed, a poll due again at once, a new URL."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 1, "-1 minute")
+        add(conn, "one.example", 1, "2 hours", start=1)
+        (feed,) = await store.claim_feeds(owner="a", lease_seconds=600, limit=5, all_feeds=False)
+        assert timedelta(seconds=598) < host_due(conn, "one.example") <= timedelta(seconds=600)
+        assert await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False) == []
+
+        await store.release_leases("a", [feed.id])
+        assert host_due(conn, "one.example") <= timedelta(0)
+        (again,) = await store.claim_feeds(owner="b", lease_seconds=0.2, limit=5, all_feeds=False)
+        assert again.id == feed.id
+        await asyncio.sleep(0.3)  # b's lease lapses: the feed is due again
+        (lapsed,) = await store.claim_feeds(owner="c", lease_seconds=600, limit=5, all_feeds=False)
+        assert lapsed.id == feed.id
+
+        await store.feed_succeeded(
+            feed.id,
+            owner="c",
+            now=await store.database_now(),
+            next_fetch_at=await store.database_now() + timedelta(hours=3),
+            not_modified=True,
+            etag=None,
+            last_modified=None,
+            body_hash=None,
+            parsed=False,
+        )
+        # Polled, due in three hours; the other feed in two.
+        assert await store.claim_feeds(owner="d", lease_seconds=600, limit=5, all_feeds=False) == []
+        assert host_due(conn, "one.example") > timedelta(minutes=9)
+        conn.execute("UPDATE ingest.feeds SET next_fetch_at = now() WHERE id = %s", (feed.id,))
+        assert host_due(conn, "one.example") <= timedelta(0)
+        (due,) = await store.claim_feeds(owner="d", lease_seconds=600, limit=5, all_feeds=False)
+        assert due.id == feed.id
+        await store.release_leases("d", [feed.id])
+
+        conn.execute(
+            "UPDATE ingest.feeds SET url = 'https://two.example/feed' WHERE id = %s", (feed.id,)
+        )
+        (moved,) = await store.claim_feeds(owner="e", lease_seconds=600, limit=5, all_feeds=False)
+        assert (moved.id, moved.host) == (feed.id, "two.example")
+
+        conn.execute("DELETE FROM ingest.feeds WHERE url LIKE 'https://one.example/%'")
+        conn.execute("UPDATE ingest.feed_hosts SET due_at = now() WHERE host = 'one.example'")
+        assert await store.claim_feeds(owner="f", lease_seconds=600, limit=5, all_feeds=False) == []
+        row = conn.execute(
+            "SELECT due_at = 'infinity' FROM ingest.feed_hosts WHERE host = 'one.example'"
+        ).fetchone()
+        assert row == (True,)
+
+
+def test_a_claim_never_raises_a_host_a_concurrent_change_lowers(database_url: str) -> None:
+    """A host whose feeds are all in flight (its row still due from before) is read by a claim
+    that finds nothing and sets its row anew. Meanwhile another transaction makes one of its
+    feeds due (its trigger holds the row): the claim leaves the row to it rather than write a
+    time that misses that feed, and once it commits, the feed is claimed."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "busy.example", 1, "-1 minute")
+        add(conn, "busy.example", 1, "2 hours", start=1)
+        (taken,) = claim(conn)
+        conn.execute("UPDATE ingest.feed_hosts SET due_at = now() - interval '1 minute'")
+        later = conn.execute("SELECT id FROM ingest.feeds WHERE id <> %s", (taken[0],)).fetchone()
+        assert later is not None
+        with psycopg.connect(database_url) as other:
+            other.execute("UPDATE ingest.feeds SET next_fetch_at = now() WHERE id = %s", later)
+            assert claim(conn) == []  # not yet committed: nothing to claim, nor waited for
+            other.commit()
+        assert claim(conn) == [(later[0], "busy.example")]
+
+
+async def test_the_migration_gives_every_host_of_existing_feeds_its_row(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sql/0037 on a database with feeds: each host gets its earliest feed's time (a leased
+    feed's lease end where that is later), and the claims find them."""
+    from ingest.store import db
+
+    shipped = db.load_migrations()
+    monkeypatch.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version < 37])
+    await migrate(empty_database_url)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        add(conn, "a.example", 3, "-1 hour")
+        add(conn, "b.example", 2, "1 hour")
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_expires_at = now() + interval '30 minutes'"
+            " WHERE url LIKE 'https://a.example/%'"
+        )
+        monkeypatch.setattr(db, "load_migrations", lambda: shipped)
+        assert 37 in await migrate(empty_database_url)
+        a, b = host_due(conn, "a.example"), host_due(conn, "b.example")
+        assert timedelta(minutes=29) < a <= timedelta(minutes=30)
+        assert timedelta(minutes=59) < b <= timedelta(hours=1)
+        conn.execute("UPDATE ingest.feeds SET lease_expires_at = NULL")
+        assert Counter(h for _, h in claim(conn)) == {"a.example": 3}
