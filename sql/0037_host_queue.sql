@@ -93,10 +93,15 @@ FROM ingest.feeds
 GROUP BY 1;
 
 -- Lease up to p_limit due feeds for p_owner (sql/queries.sql: claim_feeds says which). The
--- earliest due hosts not in p_busy, at most p_limit of them, each for as many of its earliest
--- due feeds as its room (p_room_hosts/p_rooms; any other: p_host_limit, NULL: no limit) and an
--- even share of the batch allow, skipping feeds another claim holds; of those, the earliest
--- p_limit. Hosts that gave fewer than that have their due_at set anew.
+-- earliest due hosts not in p_busy, at most as many as feeds are still wanted, each for as many
+-- of its earliest due feeds as its room (p_room_hosts/p_rooms; any other: p_host_limit, NULL:
+-- no limit) and an even share of what is still wanted allow, skipping feeds another claim
+-- holds; of those, the earliest. A host with no due feed left beyond those (one more is read,
+-- and locked till the claim commits) has its due_at set anew: the end of the leases just
+-- taken, or its next feed's time. Where that leaves feeds wanted, because hosts due by their
+-- rows had nothing to give (their feeds polled since, and due later than their rows said), the
+-- next due hosts are read, until the batch is full or no host is due: a claim never comes back
+-- empty while a feed is due.
 CREATE FUNCTION ingest.claim_due_feeds(
     p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],
     p_room_hosts text[], p_rooms int[], p_host_limit int
@@ -104,64 +109,76 @@ CREATE FUNCTION ingest.claim_due_feeds(
     LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
+    leased ingest.feeds[] := '{}';
+    tried text[] := '{}';
     picked text[];
+    got ingest.feeds[];
+    spent text[];
+    wanted int;
     share int;
-    leased ingest.feeds[];
-    short text[];
 BEGIN
-    SELECT array_agg(h.host ORDER BY h.due_at) INTO picked FROM (
-        SELECT fh.host, fh.due_at FROM ingest.feed_hosts fh
-        WHERE fh.due_at <= now() AND fh.host <> ALL(p_busy)
-        ORDER BY fh.due_at
-        LIMIT p_limit
-    ) h;
-    IF picked IS NULL THEN
-        RETURN;
-    END IF;
-    share := ceil(p_limit::numeric / cardinality(picked));
+    LOOP
+        wanted := p_limit - cardinality(leased);
+        EXIT WHEN wanted <= 0;
+        SELECT array_agg(h.host ORDER BY h.due_at) INTO picked FROM (
+            SELECT fh.host, fh.due_at FROM ingest.feed_hosts fh
+            WHERE fh.due_at <= now() AND fh.host <> ALL(p_busy) AND fh.host <> ALL(tried)
+            ORDER BY fh.due_at
+            LIMIT wanted
+        ) h;
+        EXIT WHEN picked IS NULL;
+        tried := tried || picked;
+        share := ceil(wanted::numeric / cardinality(picked));
 
-    WITH asked AS (
-        SELECT h.host, LEAST(COALESCE(r.room, p_host_limit, p_limit), share) AS n
-        FROM unnest(picked) AS h(host)
-        LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
-    ), candidates AS (
-        SELECT c.id, c.next_fetch_at, a.host
-        FROM asked a
-        CROSS JOIN LATERAL (
-            SELECT f.id, f.next_fetch_at FROM ingest.feeds f
-            WHERE COALESCE(ingest.url_host(f.url), '') = a.host
-              AND f.next_fetch_at <= now()
-              AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
-              AND NOT (f.id = ANY(p_exclude))
-            ORDER BY f.next_fetch_at
-            LIMIT a.n
-            FOR UPDATE SKIP LOCKED
-        ) c
-        ORDER BY c.next_fetch_at, c.id
-        LIMIT p_limit
-    ), updated AS (
-        UPDATE ingest.feeds f
-        SET lease_owner = p_owner,
-            lease_expires_at = now() + make_interval(secs => p_lease_seconds)
-        WHERE f.id = ANY(ARRAY(SELECT c.id FROM candidates c))
-        RETURNING f.*
-    )
-    SELECT (SELECT array_agg(u) FROM updated u),
-           (SELECT array_agg(a.host) FROM asked a
-            WHERE a.n > (SELECT count(*) FROM candidates c WHERE c.host = a.host))
-    INTO leased, short;
+        WITH asked AS (
+            SELECT h.host, LEAST(COALESCE(r.room, p_host_limit, wanted), share) AS n
+            FROM unnest(picked) AS h(host)
+            LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
+        ), candidates AS (
+            SELECT c.id, c.next_fetch_at, a.host, a.n,
+                   row_number() OVER (PARTITION BY a.host ORDER BY c.next_fetch_at, c.id) AS k
+            FROM asked a
+            CROSS JOIN LATERAL (
+                SELECT f.id, f.next_fetch_at FROM ingest.feeds f
+                WHERE COALESCE(ingest.url_host(f.url), '') = a.host
+                  AND f.next_fetch_at <= now()
+                  AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
+                  AND NOT (f.id = ANY(p_exclude))
+                ORDER BY f.next_fetch_at
+                LIMIT a.n + 1
+                FOR UPDATE SKIP LOCKED
+            ) c
+        ), chosen AS (
+            SELECT c.id FROM candidates c WHERE c.k <= c.n
+            ORDER BY c.next_fetch_at, c.id
+            LIMIT wanted
+        ), updated AS (
+            UPDATE ingest.feeds f
+            SET lease_owner = p_owner,
+                lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+            WHERE f.id = ANY(ARRAY(SELECT c.id FROM chosen c))
+            RETURNING f.*
+        )
+        SELECT (SELECT array_agg(u) FROM updated u),
+               (SELECT array_agg(a.host) FROM asked a
+                WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n)
+        INTO got, spent;
+        leased := leased || COALESCE(got, '{}');
 
-    -- The hosts that gave fewer feeds than asked may have none due left: their rows are set
-    -- anew. Rows another transaction holds are left for a later claim (a trigger lowering one
-    -- is right as it is), locked in the order of their keys: claims never wait for each other.
-    IF short IS NOT NULL THEN
-        UPDATE ingest.feed_hosts fh SET due_at = ingest.host_due(fh.host)
-        WHERE fh.host IN (
-            SELECT l.host FROM ingest.feed_hosts l WHERE l.host = ANY(short)
-            ORDER BY l.host
-            FOR UPDATE SKIP LOCKED
-        );
-    END IF;
+        -- Rows another transaction holds are left for a later claim (a trigger lowering one
+        -- is right as it is), locked in the order of their keys: claims never wait for each
+        -- other.
+        IF spent IS NOT NULL THEN
+            UPDATE ingest.feed_hosts fh SET due_at = ingest.host_due(fh.host)
+            WHERE fh.host IN (
+                SELECT l.host FROM ingest.feed_hosts l WHERE l.host = ANY(spent)
+                ORDER BY l.host
+                FOR UPDATE SKIP LOCKED
+            );
+        END IF;
+        -- Every host gave what it was asked for, or its room: the earliest are served.
+        EXIT WHEN spent IS NULL;
+    END LOOP;
 
     RETURN QUERY SELECT * FROM unnest(leased);
 END

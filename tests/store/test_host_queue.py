@@ -210,3 +210,24 @@ async def test_the_migration_gives_every_host_of_existing_feeds_its_row(
         assert timedelta(minutes=59) < b <= timedelta(hours=1)
         conn.execute("UPDATE ingest.feeds SET lease_expires_at = NULL")
         assert Counter(h for _, h in claim(conn)) == {"a.example": 3}
+
+
+def test_claims_take_every_due_feed_whatever_the_hosts_rows_say(database_url: str) -> None:
+    """181 hosts with one due feed each: claims of 50 take 50, 50, 50 and 31 (a host that gave
+    its last due feed is due again at that lease's end, so the next claim does not read it
+    again). Then every host's row says it is due, while only 11 of them have a due feed (the
+    others polled since): a claim reads on past the hosts with nothing to give and takes the 11,
+    rather than come back empty, which ends a pass."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n in range(181):
+            add(conn, f"h{n}.example", 1, f"-{n} seconds")
+        assert [len(claim(conn, limit=50)) for _ in range(5)] == [50, 50, 50, 31, 0]
+        conn.execute("UPDATE ingest.feed_hosts SET due_at = now() - interval '1 day'")
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_expires_at = NULL,"
+            " next_fetch_at = CASE WHEN id % 17 = 0 THEN now() ELSE now() + interval '1 hour' END"
+        )
+        due = conn.execute("SELECT count(*) FROM ingest.feeds WHERE id % 17 = 0").fetchone()
+        assert due is not None
+        assert 0 < due[0] < 50
+        assert len(claim(conn, limit=50)) == due[0]
