@@ -11,9 +11,10 @@
 -- (GREATEST skips a NULL lease): `ingest.feed_due`. A host's due_at is at most the earliest of
 -- its feeds' (a trigger lowers it whenever a feed comes due sooner: a new feed, an enabled
 -- one, a released lease, a poll due again before its lease would have run out, a renamed
--- URL), and claims set it exactly (`ingest.host_due`) for the hosts that gave them fewer feeds
--- than they asked of them, so a host whose feeds are all in flight or done is not read again
--- until one of them is due. A host whose feeds were removed keeps its row, due at infinity.
+-- URL), and claims set it exactly (`ingest.host_due`) for the hosts that have no due feed left
+-- after them, so that a host whose feeds are all in flight or done is not read again until one
+-- of them is due. A host whose feeds were removed keeps its row, due at infinity once a claim
+-- has read it.
 
 CREATE FUNCTION ingest.feed_due(next_fetch_at timestamptz, lease_expires_at timestamptz)
     RETURNS timestamptz
@@ -54,11 +55,19 @@ AS $$
     )), 'infinity')
 $$;
 
--- A feed comes due sooner than its host's row may say: lower the row, or add it. The row is
--- locked first, so that a claim's refresh of the host (`host_due`) that runs concurrently
--- either is waited for and then compared with, or waits for this transaction and reads the
--- feed. Only a lower time is written: a transaction adding many feeds of one host locks its
--- row once and writes it once, not once a feed.
+-- A feed comes due sooner than its host's row may say: lower the row, or add it.
+--
+-- A feed added, enabled, renamed or rescheduled by hand: the row is locked first, so that a
+-- claim's refresh of the host (`host_due`) that runs concurrently either is waited for and
+-- then compared with, or waits for this transaction and reads the feed (which could be the
+-- host's only one, due now after being due never). Only a lower time is written: a transaction
+-- adding many feeds of one host locks its row once and writes it once, not once a feed.
+--
+-- A leased feed's poll that ended (or its lease handed back) sooner than the lease would have
+-- run out: the row is written, and so locked, only where it must be lowered, so that pollers
+-- writing their outcomes neither wait for each other nor deadlock on hosts' rows. A refresh
+-- that ran between this change and its commit may have counted the feed as due at its lease's
+-- end: at worst it is polled then, no later.
 CREATE FUNCTION ingest.feed_hosts_sooner() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -66,6 +75,14 @@ DECLARE
     key text := COALESCE(ingest.url_host(NEW.url), '');
     due timestamptz := ingest.feed_due(NEW.next_fetch_at, NEW.lease_expires_at);
 BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.lease_expires_at IS NOT NULL AND NEW.url = OLD.url THEN
+        UPDATE ingest.feed_hosts SET due_at = due WHERE host = key AND due_at > due;
+        IF NOT FOUND THEN
+            INSERT INTO ingest.feed_hosts (host, due_at) VALUES (key, due)
+            ON CONFLICT (host) DO NOTHING;
+        END IF;
+        RETURN NULL;
+    END IF;
     PERFORM FROM ingest.feed_hosts WHERE host = key FOR NO KEY UPDATE;
     IF FOUND THEN
         UPDATE ingest.feed_hosts SET due_at = due WHERE host = key AND due_at > due;
@@ -79,7 +96,8 @@ $$;
 
 CREATE TRIGGER feeds_host_added AFTER INSERT ON ingest.feeds
     FOR EACH ROW EXECUTE FUNCTION ingest.feed_hosts_sooner();
--- A poll's outcome, a claim and a renewed lease move a feed later: no write here.
+-- A claim and a renewed lease move a feed later, as does a poll's outcome whose next poll is
+-- after the lease's end: no write here.
 CREATE TRIGGER feeds_host_sooner AFTER UPDATE OF next_fetch_at, lease_expires_at, url
     ON ingest.feeds FOR EACH ROW
     WHEN (ingest.feed_due(NEW.next_fetch_at, NEW.lease_expires_at)

@@ -116,7 +116,8 @@ async def test_a_host_is_due_when_its_next_feed_is(store: Store, database_url: s
     """A claim that took a host's due feed sets the host's row to when its next feed is due:
     the end of that feed's lease (the feed is due again then, should its poller die) or the
     next feed's time, the earlier. Whatever makes one of its feeds due sooner lowers the row:
-    a released lease, a lapsed one, an enabled feed, a poll due again at once, a new URL."""
+    a released lease, a lapsed one, a feed rescheduled by hand, a poll due again at once, a new
+    URL."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         add(conn, "one.example", 1, "-1 minute")
         add(conn, "one.example", 1, "2 hours", start=1)
@@ -150,6 +151,22 @@ async def test_a_host_is_due_when_its_next_feed_is(store: Store, database_url: s
         assert host_due(conn, "one.example") <= timedelta(0)
         (due,) = await store.claim_feeds(owner="d", lease_seconds=600, limit=5, all_feeds=False)
         assert due.id == feed.id
+        # A poll due again at once (sooner than its lease would have run out).
+        now = await store.database_now()
+        await store.feed_succeeded(
+            feed.id,
+            owner="d",
+            now=now,
+            next_fetch_at=now,
+            not_modified=True,
+            etag=None,
+            last_modified=None,
+            body_hash=None,
+            parsed=False,
+        )
+        assert host_due(conn, "one.example") <= timedelta(0)
+        (soon,) = await store.claim_feeds(owner="d", lease_seconds=600, limit=5, all_feeds=False)
+        assert soon.id == feed.id
         await store.release_leases("d", [feed.id])
 
         conn.execute(
