@@ -116,7 +116,9 @@ GROUP BY 1;
 -- no limit) and an even share of what is still wanted allow, skipping feeds another claim
 -- holds; of those, the earliest. A host with no due feed left beyond those (one more is read,
 -- and locked till the claim commits) has its due_at set anew: the end of the leases just
--- taken, or its next feed's time. Where that leaves feeds wanted, because hosts due by their
+-- taken, or its next feed's time; one with due feeds left is due at the earliest of those
+-- (the one more read), not at the time of a feed just taken, which would keep it ahead of
+-- hosts whose feeds have waited longer, claim after claim. Where that leaves feeds wanted, because hosts due by their
 -- rows had nothing to give (their feeds polled since, and due later than their rows said), the
 -- next due hosts are read, until the batch is full or no host is due: a claim never comes back
 -- empty while a feed is due.
@@ -132,6 +134,8 @@ DECLARE
     picked text[];
     got ingest.feeds[];
     spent text[];
+    resumed text[];
+    resumed_at timestamptz[];
     wanted int;
     share int;
 BEGIN
@@ -176,20 +180,34 @@ BEGIN
                 lease_expires_at = now() + make_interval(secs => p_lease_seconds)
             WHERE f.id = ANY(ARRAY(SELECT c.id FROM chosen c))
             RETURNING f.*
+        ), left_over AS (
+            SELECT c.host, min(c.next_fetch_at) AS at FROM candidates c
+            WHERE c.id <> ALL(ARRAY(SELECT c.id FROM chosen c))
+            GROUP BY c.host
         )
         SELECT (SELECT array_agg(u) FROM updated u),
                (SELECT array_agg(a.host) FROM asked a
-                WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n)
-        INTO got, spent;
+                WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n),
+               (SELECT array_agg(l.host ORDER BY l.host) FROM left_over l),
+               (SELECT array_agg(l.at ORDER BY l.host) FROM left_over l)
+        INTO got, spent, resumed, resumed_at;
         leased := leased || COALESCE(got, '{}');
 
-        -- Rows another transaction holds are left for a later claim (a trigger lowering one
-        -- is right as it is), locked in the order of their keys: claims never wait for each
-        -- other.
-        IF spent IS NOT NULL THEN
-            UPDATE ingest.feed_hosts fh SET due_at = ingest.host_due(fh.host)
+        -- A host that has due feeds left is due when the earliest of those is (read already:
+        -- not a time past that an earlier claim took), so that it comes after the hosts whose
+        -- feeds have waited longer; a spent one is set anew. Rows another transaction holds
+        -- are left for a later claim (a trigger lowering one is right as it is), locked in the
+        -- order of their keys: claims never wait for each other.
+        IF spent IS NOT NULL OR resumed IS NOT NULL THEN
+            UPDATE ingest.feed_hosts fh
+            SET due_at = CASE
+                WHEN fh.host = ANY(COALESCE(spent, '{}')) THEN ingest.host_due(fh.host)
+                ELSE (SELECT r.at FROM unnest(resumed, resumed_at) AS r(host, at)
+                      WHERE r.host = fh.host)
+            END
             WHERE fh.host IN (
-                SELECT l.host FROM ingest.feed_hosts l WHERE l.host = ANY(spent)
+                SELECT l.host FROM ingest.feed_hosts l
+                WHERE l.host = ANY(COALESCE(spent, '{}') || COALESCE(resumed, '{}'))
                 ORDER BY l.host
                 FOR UPDATE SKIP LOCKED
             );

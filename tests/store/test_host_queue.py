@@ -248,3 +248,18 @@ def test_claims_take_every_due_feed_whatever_the_hosts_rows_say(database_url: st
         assert due is not None
         assert 0 < due[0] < 50
         assert len(claim(conn, limit=50)) == due[0]
+
+
+def test_a_host_behind_other_hosts_backlogs_is_claimed_in_its_turn(database_url: str) -> None:
+    """Two hosts with a backlog each, their earliest feeds due first, and a third host's one
+    feed due before the rest of those backlogs. A claim of two takes one of each backlog; the
+    next claim takes the third host's feed, the earliest then due, and one of a backlog (before:
+    the two backlogs' rows kept the times of the feeds already taken, so every claim read them
+    first, and the third host waited until both backlogs were polled)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for host in ("a.example", "b.example"):
+            for i, due in enumerate(("-100 seconds", "-90 seconds", "-80 seconds")):
+                add(conn, host, 1, due, start=i)
+        add(conn, "c.example", 1, "-95 seconds")
+        assert sorted(h for _, h in claim(conn, limit=2)) == ["a.example", "b.example"]
+        assert "c.example" in [h for _, h in claim(conn, limit=2)]
