@@ -64,10 +64,11 @@ $$;
 -- adding many feeds of one host locks its row once and writes it once, not once a feed.
 --
 -- A leased feed's poll that ended (or its lease handed back) sooner than the lease would have
--- run out: the row is written, and so locked, only where it must be lowered, so that pollers
--- writing their outcomes neither wait for each other nor deadlock on hosts' rows. A refresh
--- that ran between this change and its commit may have counted the feed as due at its lease's
--- end: at worst it is polled then, no later.
+-- run out: the row is written only where it must be lowered, and not where another
+-- transaction holds it (SKIP LOCKED), so that pollers writing their outcomes, several hosts'
+-- in one transaction, never wait for each other nor deadlock on hosts' rows. The row is then
+-- no later than the feed's lease's end (a claim's refresh counted the feed as due then, another
+-- poll's outcome lowers it further): at worst the feed is polled then, no later.
 CREATE FUNCTION ingest.feed_hosts_sooner() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -76,8 +77,15 @@ DECLARE
     due timestamptz := ingest.feed_due(NEW.next_fetch_at, NEW.lease_expires_at);
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.lease_expires_at IS NOT NULL AND NEW.url = OLD.url THEN
-        UPDATE ingest.feed_hosts SET due_at = due WHERE host = key AND due_at > due;
-        IF NOT FOUND THEN
+        UPDATE ingest.feed_hosts SET due_at = due
+        WHERE host = (
+            SELECT l.host FROM ingest.feed_hosts l
+            WHERE l.host = key AND l.due_at > due
+            FOR UPDATE SKIP LOCKED
+        );
+        -- No row (none is ever removed, but a host without one would never be claimed):
+        -- added. Read first, as an insert would wait for a transaction writing the row.
+        IF NOT FOUND AND NOT EXISTS (SELECT FROM ingest.feed_hosts WHERE host = key) THEN
             INSERT INTO ingest.feed_hosts (host, due_at) VALUES (key, due)
             ON CONFLICT (host) DO NOTHING;
         END IF;
@@ -118,10 +126,10 @@ GROUP BY 1;
 -- and locked till the claim commits) has its due_at set anew: the end of the leases just
 -- taken, or its next feed's time; one with due feeds left is due at the earliest of those
 -- (the one more read), not at the time of a feed just taken, which would keep it ahead of
--- hosts whose feeds have waited longer, claim after claim. Where that leaves feeds wanted, because hosts due by their
--- rows had nothing to give (their feeds polled since, and due later than their rows said), the
--- next due hosts are read, until the batch is full or no host is due: a claim never comes back
--- empty while a feed is due.
+-- hosts whose feeds have waited longer, claim after claim. Where that leaves feeds wanted,
+-- because hosts due by their rows had nothing to give (their feeds polled since, and due later
+-- than their rows said), the next due hosts are read, until the batch is full or no host is
+-- due: a claim never comes back empty while a feed is due.
 CREATE FUNCTION ingest.claim_due_feeds(
     p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],
     p_room_hosts text[], p_rooms int[], p_host_limit int

@@ -6,6 +6,7 @@ due sooner and set anew by the claims that found less than they asked for."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -263,3 +264,41 @@ def test_a_host_behind_other_hosts_backlogs_is_claimed_in_its_turn(database_url:
         add(conn, "c.example", 1, "-95 seconds")
         assert sorted(h for _, h in claim(conn, limit=2)) == ["a.example", "b.example"]
         assert "c.example" in [h for _, h in claim(conn, limit=2)]
+
+
+def test_pollers_handing_feeds_back_across_hosts_never_deadlock(database_url: str) -> None:
+    """Two pollers each hand back (or record the outcome of) a feed of host x and one of host
+    y, in opposite orders, each in one transaction, and each lowers both hosts' rows (their
+    rows said due at the end of the leases). Neither waits for the other's row: both commit,
+    where they deadlocked (PostgreSQL aborting one after a second), and every feed is due."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "x.example", 2, "-1 minute")
+        add(conn, "y.example", 2, "-1 minute")
+        taken = claim(conn, limit=4)
+        assert host_due(conn, "x.example") > timedelta(minutes=9)
+    ids = {h: sorted(i for i, host in taken if host == h) for h in ("x.example", "y.example")}
+    release = queries()["release_leases"]
+    errors: list[Exception] = []
+    with psycopg.connect(database_url) as a, psycopg.connect(database_url) as b:
+        a.execute(release, {"owner": "test", "ids": ids["x.example"][:1]})
+        b.execute(release, {"owner": "test", "ids": ids["y.example"][1:]})
+
+        def a_second() -> None:
+            try:
+                a.execute(release, {"owner": "test", "ids": ids["y.example"][:1]})
+                a.commit()
+            except psycopg.Error as e:
+                errors.append(e)
+
+        other = threading.Thread(target=a_second)
+        other.start()
+        other.join(timeout=0.5)
+        try:
+            b.execute(release, {"owner": "test", "ids": ids["x.example"][1:]})
+            b.commit()
+        except psycopg.Error as e:
+            errors.append(e)
+        other.join()
+    assert errors == []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert sorted(i for i, _ in claim(conn, limit=4)) == sorted(i for i, _ in taken)
