@@ -129,7 +129,8 @@ GROUP BY 1;
 -- hosts whose feeds have waited longer, claim after claim. Where that leaves feeds wanted,
 -- because hosts due by their rows had nothing to give (their feeds polled since, and due later
 -- than their rows said), the next due hosts are read, until the batch is full or no host is
--- due: a claim never comes back empty while a feed is due.
+-- due: a claim never comes back empty while a feed is due. Where no other host is due and the
+-- batch is not full, the hosts that gave their share and have more fill it, up to their rooms.
 CREATE FUNCTION ingest.claim_due_feeds(
     p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],
     p_room_hosts text[], p_rooms int[], p_host_limit int
@@ -139,9 +140,11 @@ AS $$
 DECLARE
     leased ingest.feeds[] := '{}';
     tried text[] := '{}';
+    more text[] := '{}';
     picked text[];
     got ingest.feeds[];
     spent text[];
+    shared text[];
     resumed text[];
     resumed_at timestamptz[];
     wanted int;
@@ -156,14 +159,27 @@ BEGIN
             ORDER BY fh.due_at
             LIMIT wanted
         ) h;
-        EXIT WHEN picked IS NULL;
+        IF picked IS NULL THEN
+            -- No other host is due: the hosts that gave their share and have more fill the
+            -- batch, up to their rooms.
+            EXIT WHEN cardinality(more) = 0;
+            picked := more;
+            more := '{}';
+        END IF;
         tried := tried || picked;
         share := ceil(wanted::numeric / cardinality(picked));
 
         WITH asked AS (
-            SELECT h.host, LEAST(COALESCE(r.room, p_host_limit, wanted), share) AS n
+            SELECT h.host, LEAST(r.left, share) AS n, r.left IS NULL OR r.left > share AS more
             FROM unnest(picked) AS h(host)
-            LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
+            CROSS JOIN LATERAL (
+                SELECT COALESCE(r.room, p_host_limit) - (
+                    SELECT count(*) FROM unnest(leased) l
+                    WHERE COALESCE(ingest.url_host(l.url), '') = h.host
+                )::int AS left
+                FROM (SELECT NULL) one
+                LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
+            ) r
         ), candidates AS (
             SELECT c.id, c.next_fetch_at, a.host, a.n,
                    row_number() OVER (PARTITION BY a.host ORDER BY c.next_fetch_at, c.id) AS k
@@ -196,10 +212,13 @@ BEGIN
         SELECT (SELECT array_agg(u) FROM updated u),
                (SELECT array_agg(a.host) FROM asked a
                 WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n),
+               (SELECT array_agg(a.host) FROM asked a
+                WHERE a.more AND (SELECT count(*) FROM candidates c WHERE c.host = a.host) > a.n),
                (SELECT array_agg(l.host ORDER BY l.host) FROM left_over l),
                (SELECT array_agg(l.at ORDER BY l.host) FROM left_over l)
-        INTO got, spent, resumed, resumed_at;
+        INTO got, spent, shared, resumed, resumed_at;
         leased := leased || COALESCE(got, '{}');
+        more := more || COALESCE(shared, '{}');
 
         -- A host that has due feeds left is due when the earliest of those is (read already:
         -- not a time past that an earlier claim took), so that it comes after the hosts whose
@@ -220,8 +239,9 @@ BEGIN
                 FOR UPDATE SKIP LOCKED
             );
         END IF;
-        -- Every host gave what it was asked for, or its room: the earliest are served.
-        EXIT WHEN spent IS NULL;
+        -- Every host gave its room: the earliest are served (were the batch not full, no
+        -- other host was due when these were read).
+        EXIT WHEN spent IS NULL AND shared IS NULL;
     END LOOP;
 
     RETURN QUERY SELECT * FROM unnest(leased);

@@ -302,3 +302,30 @@ def test_pollers_handing_feeds_back_across_hosts_never_deadlock(database_url: st
     assert errors == []
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert sorted(i for i, _ in claim(conn, limit=4)) == sorted(i for i, _ in taken)
+
+
+def test_a_claim_fills_its_batch_from_the_hosts_that_have_more(database_url: str) -> None:
+    """Two due hosts, one with a backlog and one with a single due feed: a claim of ten takes the
+    single feed and nine of the backlog, its room being no limit (before: the backlog gave its
+    even share, five, and the claim came back with six while four more were due and no other
+    host was). With a room of seven, seven of the backlog."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "backlog.example", 30, "-2 hours")
+        add(conn, "one.example", 1, "-1 hour")
+        assert Counter(h for _, h in claim(conn, limit=10)) == {
+            "backlog.example": 9,
+            "one.example": 1,
+        }
+        add(conn, "other.example", 1, "-3 hours")
+        params = {
+            "owner": "test",
+            "lease_seconds": 600,
+            "limit": 10,
+            "exclude": [],
+            "busy_hosts": [],
+            "room_hosts": ["backlog.example"],
+            "rooms": [7],
+            "host_limit": None,
+        }
+        rows = conn.execute(queries()["claim_feeds"], params).fetchall()
+        assert Counter(row[-1] for row in rows) == {"backlog.example": 7, "other.example": 1}
