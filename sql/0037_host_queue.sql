@@ -59,16 +59,20 @@ $$;
 --
 -- A feed added, enabled, renamed or rescheduled by hand: the row is locked first, so that a
 -- claim's refresh of the host (`host_due`) that runs concurrently either is waited for and
--- then compared with, or waits for this transaction and reads the feed (which could be the
--- host's only one, due now after being due never). Only a lower time is written: a transaction
--- adding many feeds of one host locks its row once and writes it once, not once a feed.
+-- then compared with, or leaves the row to this transaction (claims skip rows others hold),
+-- whose time is the feed's (which could be the host's only one, due now after being due
+-- never). Only a lower time is written: a transaction adding many feeds of one host locks its
+-- row once and writes it once, not once a feed.
 --
 -- A leased feed's poll that ended (or its lease handed back) sooner than the lease would have
 -- run out: the row is written only where it must be lowered, and not where another
 -- transaction holds it (SKIP LOCKED), so that pollers writing their outcomes, several hosts'
 -- in one transaction, never wait for each other nor deadlock on hosts' rows. The row is then
 -- no later than the feed's lease's end (a claim's refresh counted the feed as due then, another
--- poll's outcome lowers it further): at worst the feed is polled then, no later.
+-- poll's outcome lowers it further): at worst the feed is polled then, no later. That holds
+-- for a feed that was due when leased; one leased before it was due (`claim_all_feeds`) was due
+-- after its lease's end, and where the row another transaction holds is later than the feed
+-- is now due, the row is locked (waited for) and lowered as by hand.
 CREATE FUNCTION ingest.feed_hosts_sooner() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -83,13 +87,25 @@ BEGIN
             WHERE l.host = key AND l.due_at > due
             FOR UPDATE SKIP LOCKED
         );
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
         -- No row (none is ever removed, but a host without one would never be claimed):
         -- added. Read first, as an insert would wait for a transaction writing the row.
-        IF NOT FOUND AND NOT EXISTS (SELECT FROM ingest.feed_hosts WHERE host = key) THEN
+        IF NOT EXISTS (SELECT FROM ingest.feed_hosts WHERE host = key) THEN
             INSERT INTO ingest.feed_hosts (host, due_at) VALUES (key, due)
             ON CONFLICT (host) DO NOTHING;
+            RETURN NULL;
         END IF;
-        RETURN NULL;
+        -- The row was no later than due, or another transaction holds it: left to it where it
+        -- is no later than the lease's end, as where the feed was due when claimed. A feed
+        -- leased before it was due (`claim_all_feeds`, or a lapsed lease's feed held since by a
+        -- Retry-After) was due later than its lease's end, and the row may be as late: locked
+        -- and lowered, as by hand.
+        IF OLD.next_fetch_at <= OLD.lease_expires_at
+           OR NOT EXISTS (SELECT FROM ingest.feed_hosts WHERE host = key AND due_at > due) THEN
+            RETURN NULL;
+        END IF;
     END IF;
     PERFORM FROM ingest.feed_hosts WHERE host = key FOR NO KEY UPDATE;
     IF FOUND THEN

@@ -329,3 +329,47 @@ def test_a_claim_fills_its_batch_from_the_hosts_that_have_more(database_url: str
         }
         rows = conn.execute(queries()["claim_feeds"], params).fetchall()
         assert Counter(row[-1] for row in rows) == {"backlog.example": 7, "other.example": 1}
+
+
+def test_a_poll_of_a_pass_over_every_feed_is_due_no_later_than_its_lease_s_end(
+    database_url: str,
+) -> None:
+    """`run --once --all` leases feeds not due yet (due in one and two hours, leases of ten
+    minutes). Two of their outcomes are written at once: one, holding the host's row, lowers it
+    to 30 minutes; the other's next poll is in one minute. The row is then no later than the
+    second feed's lease's end: the second waits for the first and lowers the row to one minute
+    (before: it skipped the row, as a poll of a feed due when claimed does, and the row said 30
+    minutes, 20 past that lease's end: the feed polled half an hour late)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "all.example", 1, "1 hour")
+        add(conn, "all.example", 1, "2 hours", start=1)
+        params = {
+            "owner": "test",
+            "lease_seconds": 600,
+            "limit": 10,
+            "exclude": [],
+            "busy_hosts": [],
+            "room_hosts": [],
+            "rooms": [],
+            "host_limit": None,
+            "pass_started": None,
+        }
+        first, second = sorted(r[0] for r in conn.execute(queries()["claim_all_feeds"], params))
+    polled = (
+        "UPDATE ingest.feeds SET next_fetch_at = now() + %s::interval,"
+        " lease_owner = NULL, lease_expires_at = NULL WHERE id = %s AND lease_owner = 'test'"
+    )
+    with psycopg.connect(database_url) as a, psycopg.connect(database_url) as b:
+        a.execute(polled, ("30 minutes", first))
+
+        def b_writes() -> None:
+            b.execute(polled, ("1 minute", second))
+            b.commit()
+
+        other = threading.Thread(target=b_writes)
+        other.start()
+        other.join(timeout=0.5)
+        a.commit()
+        other.join()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert host_due(conn, "all.example") <= timedelta(minutes=1)
