@@ -157,6 +157,7 @@ DECLARE
     leased ingest.feeds[] := '{}';
     tried text[] := '{}';
     more text[] := '{}';
+    handed text[];
     picked text[];
     got ingest.feeds[];
     spent text[];
@@ -166,6 +167,14 @@ DECLARE
     wanted int;
     share int;
 BEGIN
+    -- The hosts of the due feeds handed back (p_exclude): they stay due for other processes,
+    -- and may have nothing else to give. Read beside the hosts a round asks, not counted in
+    -- its shares, and their rows left as they are when they give nothing: a pass's claims after
+    -- a few hundred hand-backs read past them in one round, writing no row of theirs.
+    SELECT COALESCE(array_agg(DISTINCT COALESCE(ingest.url_host(f.url), '')), '{}') INTO handed
+    FROM ingest.feeds f
+    WHERE f.id = ANY(p_exclude) AND f.next_fetch_at <= now()
+      AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now());
     LOOP
         wanted := p_limit - cardinality(leased);
         EXIT WHEN wanted <= 0;
@@ -173,7 +182,7 @@ BEGIN
             SELECT fh.host, fh.due_at FROM ingest.feed_hosts fh
             WHERE fh.due_at <= now() AND fh.host <> ALL(p_busy) AND fh.host <> ALL(tried)
             ORDER BY fh.due_at
-            LIMIT wanted
+            LIMIT wanted + cardinality(handed)
         ) h;
         IF picked IS NULL THEN
             -- No other host is due: the hosts that gave their share and have more fill the
@@ -183,7 +192,8 @@ BEGIN
             more := '{}';
         END IF;
         tried := tried || picked;
-        share := ceil(wanted::numeric / cardinality(picked));
+        share := ceil(wanted::numeric / GREATEST(1, cardinality(picked) - (
+            SELECT count(*) FROM unnest(picked) AS h(host) WHERE h.host = ANY(handed))));
 
         WITH asked AS (
             SELECT h.host, LEAST(r.left, share) AS n, r.left IS NULL OR r.left > share AS more
@@ -227,7 +237,9 @@ BEGIN
         )
         SELECT (SELECT array_agg(u) FROM updated u),
                (SELECT array_agg(a.host) FROM asked a
-                WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n),
+                WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n
+                  AND NOT (a.host = ANY(handed)
+                           AND NOT EXISTS (SELECT FROM candidates c WHERE c.host = a.host))),
                (SELECT array_agg(a.host) FROM asked a
                 WHERE a.more AND (SELECT count(*) FROM candidates c WHERE c.host = a.host) > a.n),
                (SELECT array_agg(l.host ORDER BY l.host) FROM left_over l),

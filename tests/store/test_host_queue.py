@@ -373,3 +373,42 @@ def test_a_poll_of_a_pass_over_every_feed_is_due_no_later_than_its_lease_s_end(
         other.join()
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert host_due(conn, "all.example") <= timedelta(minutes=1)
+
+
+def test_a_claim_past_hosts_whose_due_feeds_were_handed_back_reads_them_at_once(
+    database_url: str,
+) -> None:
+    """200 hosts whose one due feed each this process handed back in its pass (excluded), due
+    before a last host's feed: a claim of one takes that feed in one round, writing no host's
+    row but the last one's (before: a round and a row written for each of the 200, claim after
+    claim of the pass, 1.7 ms a host). The 200 hosts stay due for other processes."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n in range(200):
+            add(conn, f"h{n}.example", 1, f"-{1000 + n} seconds")
+        add(conn, "last.example", 1, "-1 second")
+        excluded = [
+            row[0]
+            for row in conn.execute("SELECT id FROM ingest.feeds WHERE url NOT LIKE '%last%'")
+        ]
+        params = {
+            "owner": "test",
+            "lease_seconds": 600,
+            "limit": 1,
+            "exclude": excluded,
+            "busy_hosts": [],
+            "room_hosts": [],
+            "rooms": [],
+            "host_limit": None,
+        }
+        with conn.transaction():
+            rows = conn.execute(queries()["claim_feeds"], params).fetchall()
+            written = conn.execute(
+                "SELECT n_tup_upd FROM pg_stat_xact_user_tables"
+                " WHERE relid = 'ingest.feed_hosts'::regclass"
+            ).fetchone()
+        assert [row[-1] for row in rows] == ["last.example"]
+        assert written == (1,)
+        due = conn.execute(
+            "SELECT count(*) FROM ingest.feed_hosts WHERE due_at <= now() AND host LIKE 'h%'"
+        ).fetchone()
+        assert due == (200,)
