@@ -11,7 +11,8 @@
 -- (GREATEST skips a NULL lease): `ingest.feed_due`. A host's due_at is at most the earliest of
 -- its feeds' (a trigger lowers it whenever a feed comes due sooner: a new feed, an enabled
 -- one, a released lease, a poll due again before its lease would have run out, a renamed
--- URL), and claims set it exactly (`ingest.host_due`) for the hosts that have no due feed left
+-- URL; a poll's outcome written while another transaction held the row, at most the end of
+-- that poll's lease), and claims set it exactly (`ingest.host_due`) for the hosts that have no due feed left
 -- after them, so that a host whose feeds are all in flight or done is not read again until one
 -- of them is due. A host whose feeds were removed keeps its row, due at infinity once a claim
 -- has read it.
