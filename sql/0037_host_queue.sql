@@ -12,10 +12,10 @@
 -- its feeds' (a trigger lowers it whenever a feed comes due sooner: a new feed, an enabled
 -- one, a released lease, a poll due again before its lease would have run out, a renamed
 -- URL; a poll's outcome written while another transaction held the row, at most the end of
--- that poll's lease), and claims set it exactly (`ingest.host_due`) for the hosts that have no due feed left
--- after them, so that a host whose feeds are all in flight or done is not read again until one
--- of them is due. A host whose feeds were removed keeps its row, due at infinity once a claim
--- has read it.
+-- that poll's lease), and claims set it exactly (`ingest.host_due`) for the hosts that have no
+-- due feed left after them, so that a host whose feeds are all in flight or done is not read
+-- again until one of them is due. A host whose feeds were removed keeps its row, due at
+-- infinity once a claim has read it.
 
 CREATE FUNCTION ingest.feed_due(next_fetch_at timestamptz, lease_expires_at timestamptz)
     RETURNS timestamptz
@@ -196,17 +196,18 @@ BEGIN
         share := ceil(wanted::numeric / GREATEST(1, cardinality(picked) - (
             SELECT count(*) FROM unnest(picked) AS h(host) WHERE h.host = ANY(handed))));
 
-        WITH asked AS (
-            SELECT h.host, LEAST(r.left, share) AS n, r.left IS NULL OR r.left > share AS more
+        WITH taken AS (
+            SELECT COALESCE(ingest.url_host(l.url), '') AS host, count(*)::int AS n
+            FROM unnest(leased) AS l
+            GROUP BY 1
+        ), rooms AS (
+            SELECT h.host, COALESCE(r.room, p_host_limit) - COALESCE(t.n, 0) AS left
             FROM unnest(picked) AS h(host)
-            CROSS JOIN LATERAL (
-                SELECT COALESCE(r.room, p_host_limit) - (
-                    SELECT count(*) FROM unnest(leased) l
-                    WHERE COALESCE(ingest.url_host(l.url), '') = h.host
-                )::int AS left
-                FROM (SELECT NULL) one
-                LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
-            ) r
+            LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
+            LEFT JOIN taken t ON t.host = h.host
+        ), asked AS (
+            SELECT r.host, LEAST(r.left, share) AS n, r.left IS NULL OR r.left > share AS more
+            FROM rooms r
         ), candidates AS (
             SELECT c.id, c.next_fetch_at, a.host, a.n,
                    row_number() OVER (PARTITION BY a.host ORDER BY c.next_fetch_at, c.id) AS k
@@ -232,17 +233,19 @@ BEGIN
             WHERE f.id = ANY(ARRAY(SELECT c.id FROM chosen c))
             RETURNING f.*
         ), left_over AS (
-            SELECT c.host, min(c.next_fetch_at) AS at FROM candidates c
-            WHERE c.id <> ALL(ARRAY(SELECT c.id FROM chosen c))
+            SELECT c.host, min(c.next_fetch_at) AS at
+            FROM candidates c LEFT JOIN chosen h ON h.id = c.id
+            WHERE h.id IS NULL
             GROUP BY c.host
+        ), counted AS (
+            SELECT a.host, a.n, a.more, count(c.id) AS k
+            FROM asked a LEFT JOIN candidates c ON c.host = a.host
+            GROUP BY a.host, a.n, a.more
         )
         SELECT (SELECT array_agg(u) FROM updated u),
-               (SELECT array_agg(a.host) FROM asked a
-                WHERE (SELECT count(*) FROM candidates c WHERE c.host = a.host) <= a.n
-                  AND NOT (a.host = ANY(handed)
-                           AND NOT EXISTS (SELECT FROM candidates c WHERE c.host = a.host))),
-               (SELECT array_agg(a.host) FROM asked a
-                WHERE a.more AND (SELECT count(*) FROM candidates c WHERE c.host = a.host) > a.n),
+               (SELECT array_agg(x.host) FROM counted x
+                WHERE x.k <= x.n AND NOT (x.host = ANY(handed) AND x.k = 0)),
+               (SELECT array_agg(x.host) FROM counted x WHERE x.more AND x.k > x.n),
                (SELECT array_agg(l.host ORDER BY l.host) FROM left_over l),
                (SELECT array_agg(l.at ORDER BY l.host) FROM left_over l)
         INTO got, spent, shared, resumed, resumed_at;
