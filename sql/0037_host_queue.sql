@@ -139,15 +139,15 @@ GROUP BY 1;
 -- earliest due hosts not in p_busy, at most as many as feeds are still wanted, each for as many
 -- of its earliest due feeds as its room (p_room_hosts/p_rooms; any other: p_host_limit, NULL:
 -- no limit) and an even share of what is still wanted allow, skipping feeds another claim
--- holds; of those, the earliest. A host with no due feed left beyond those (one more is read,
--- and locked till the claim commits) has its due_at set anew: the end of the leases just
--- taken, or its next feed's time; one with due feeds left is due at the earliest of those
--- (the one more read), not at the time of a feed just taken, which would keep it ahead of
--- hosts whose feeds have waited longer, claim after claim. Where that leaves feeds wanted,
--- because hosts due by their rows had nothing to give (their feeds polled since, and due later
--- than their rows said), the next due hosts are read, until the batch is full or no host is
--- due: a claim never comes back empty while a feed is due. Where no other host is due and the
--- batch is not full, the hosts that gave their share and have more fill it, up to their rooms.
+-- holds; of those, the earliest. A host with no due feed left beyond those (its next is read,
+-- not locked) has its due_at set anew: the end of the leases just taken, or its next feed's
+-- time; one with due feeds left is due at the earliest of those, not at the time of a feed
+-- just taken, which would keep it ahead of hosts whose feeds have waited longer, claim after
+-- claim. Where that leaves feeds wanted, because hosts due by their rows had nothing to give
+-- (their feeds polled since, and due later than their rows said), the next due hosts are read,
+-- until the batch is full or no host is due: a claim never comes back empty while a feed is
+-- due. Where no other host is due and the batch is not full, the hosts that gave their share
+-- and have more fill it, up to their rooms.
 CREATE FUNCTION ingest.claim_due_feeds(
     p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],
     p_room_hosts text[], p_rooms int[], p_host_limit int
@@ -166,7 +166,6 @@ DECLARE
     resumed text[];
     resumed_at timestamptz[];
     wanted int;
-    share int;
 BEGIN
     -- The hosts of the due feeds handed back (p_exclude): they stay due for other processes,
     -- and may have nothing else to give. Read beside the hosts a round asks, not counted in
@@ -179,12 +178,18 @@ BEGIN
     LOOP
         wanted := p_limit - cardinality(leased);
         EXIT WHEN wanted <= 0;
+        -- The earliest due hosts, at most `wanted` of them besides those of handed-back feeds.
         SELECT array_agg(h.host ORDER BY h.due_at) INTO picked FROM (
-            SELECT fh.host, fh.due_at FROM ingest.feed_hosts fh
-            WHERE fh.due_at <= now() AND fh.host <> ALL(p_busy) AND fh.host <> ALL(tried)
-            ORDER BY fh.due_at
-            LIMIT wanted + cardinality(handed)
-        ) h;
+            SELECT x.host, x.due_at,
+                   row_number() OVER (PARTITION BY x.host = ANY(handed) ORDER BY x.due_at) AS r
+            FROM (
+                SELECT fh.host, fh.due_at FROM ingest.feed_hosts fh
+                WHERE fh.due_at <= now() AND fh.host <> ALL(p_busy) AND fh.host <> ALL(tried)
+                ORDER BY fh.due_at
+                LIMIT wanted + cardinality(handed)
+            ) x
+        ) h
+        WHERE h.host = ANY(handed) OR h.r <= wanted;
         IF picked IS NULL THEN
             -- No other host is due: the hosts that gave their share and have more fill the
             -- batch, up to their rooms.
@@ -193,24 +198,34 @@ BEGIN
             more := '{}';
         END IF;
         tried := tried || picked;
-        share := ceil(wanted::numeric / GREATEST(1, cardinality(picked) - (
-            SELECT count(*) FROM unnest(picked) AS h(host) WHERE h.host = ANY(handed))));
 
+        -- Each host is asked for its even share of what is wanted (the earlier hosts one more
+        -- where it does not divide), no more than its room: the shares add up to `wanted`, so
+        -- that no feed is locked that the claim does not take (another claim would skip it).
+        -- The hosts of handed-back feeds are asked beside them, as for one share each.
         WITH taken AS (
             SELECT COALESCE(ingest.url_host(l.url), '') AS host, count(*)::int AS n
             FROM unnest(leased) AS l
             GROUP BY 1
-        ), rooms AS (
-            SELECT h.host, COALESCE(r.room, p_host_limit) - COALESCE(t.n, 0) AS left
-            FROM unnest(picked) AS h(host)
-            LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = h.host
-            LEFT JOIN taken t ON t.host = h.host
+        ), ranked AS (
+            SELECT p.host, p.host = ANY(handed) AS is_handed,
+                   row_number() OVER (ORDER BY p.host = ANY(handed), p.ord) AS i,
+                   GREATEST(1, count(*) FILTER (WHERE NOT p.host = ANY(handed)) OVER ()) AS h,
+                   COALESCE(r.room, p_host_limit) - COALESCE(t.n, 0) AS room_left
+            FROM unnest(picked) WITH ORDINALITY AS p(host, ord)
+            LEFT JOIN unnest(p_room_hosts, p_rooms) AS r(host, room) ON r.host = p.host
+            LEFT JOIN taken t ON t.host = p.host
+        ), shares AS (
+            SELECT x.host, x.is_handed, x.room_left,
+                   CASE WHEN x.is_handed THEN ceil(wanted::numeric / x.h)::int
+                        ELSE (wanted / x.h + (x.i <= wanted % x.h)::int)::int END AS fair
+            FROM ranked x
         ), asked AS (
-            SELECT r.host, LEAST(r.left, share) AS n, r.left IS NULL OR r.left > share AS more
-            FROM rooms r
+            SELECT s.host, s.is_handed, LEAST(s.room_left, s.fair) AS n,
+                   s.room_left IS NULL OR s.room_left > s.fair AS more
+            FROM shares s
         ), candidates AS (
-            SELECT c.id, c.next_fetch_at, a.host, a.n,
-                   row_number() OVER (PARTITION BY a.host ORDER BY c.next_fetch_at, c.id) AS k
+            SELECT c.id, c.next_fetch_at, a.host
             FROM asked a
             CROSS JOIN LATERAL (
                 SELECT f.id, f.next_fetch_at FROM ingest.feeds f
@@ -219,11 +234,11 @@ BEGIN
                   AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
                   AND NOT (f.id = ANY(p_exclude))
                 ORDER BY f.next_fetch_at
-                LIMIT a.n + 1
+                LIMIT a.n
                 FOR UPDATE SKIP LOCKED
             ) c
         ), chosen AS (
-            SELECT c.id FROM candidates c WHERE c.k <= c.n
+            SELECT c.id FROM candidates c
             ORDER BY c.next_fetch_at, c.id
             LIMIT wanted
         ), updated AS (
@@ -232,22 +247,29 @@ BEGIN
                 lease_expires_at = now() + make_interval(secs => p_lease_seconds)
             WHERE f.id = ANY(ARRAY(SELECT c.id FROM chosen c))
             RETURNING f.*
-        ), left_over AS (
-            SELECT c.host, min(c.next_fetch_at) AS at
-            FROM candidates c LEFT JOIN chosen h ON h.id = c.id
-            WHERE h.id IS NULL
-            GROUP BY c.host
         ), counted AS (
-            SELECT a.host, a.n, a.more, count(c.id) AS k
+            -- What each host gave, and when its next due feed not taken is (NULL: none left;
+            -- feeds another claim holds count, as they are not leased yet).
+            SELECT a.host, a.is_handed, a.n, a.more, count(c.id) AS k, (
+                SELECT f.next_fetch_at FROM ingest.feeds f
+                WHERE COALESCE(ingest.url_host(f.url), '') = a.host
+                  AND f.next_fetch_at <= now()
+                  AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
+                  AND NOT (f.id = ANY(p_exclude))
+                  AND NOT (f.id = ANY(ARRAY(SELECT c.id FROM chosen c)))
+                ORDER BY f.next_fetch_at
+                LIMIT 1
+            ) AS at
             FROM asked a LEFT JOIN candidates c ON c.host = a.host
-            GROUP BY a.host, a.n, a.more
+            GROUP BY a.host, a.is_handed, a.n, a.more
         )
         SELECT (SELECT array_agg(u) FROM updated u),
                (SELECT array_agg(x.host) FROM counted x
-                WHERE x.k <= x.n AND NOT (x.host = ANY(handed) AND x.k = 0)),
-               (SELECT array_agg(x.host) FROM counted x WHERE x.more AND x.k > x.n),
-               (SELECT array_agg(l.host ORDER BY l.host) FROM left_over l),
-               (SELECT array_agg(l.at ORDER BY l.host) FROM left_over l)
+                WHERE x.at IS NULL AND NOT (x.is_handed AND x.k = 0)),
+               (SELECT array_agg(x.host) FROM counted x
+                WHERE x.more AND x.k = x.n AND x.at IS NOT NULL),
+               (SELECT array_agg(x.host ORDER BY x.host) FROM counted x WHERE x.at IS NOT NULL),
+               (SELECT array_agg(x.at ORDER BY x.host) FROM counted x WHERE x.at IS NOT NULL)
         INTO got, spent, shared, resumed, resumed_at;
         leased := leased || COALESCE(got, '{}');
         more := more || COALESCE(shared, '{}');

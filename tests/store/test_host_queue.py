@@ -412,3 +412,19 @@ def test_a_claim_past_hosts_whose_due_feeds_were_handed_back_reads_them_at_once(
             "SELECT count(*) FROM ingest.feed_hosts WHERE due_at <= now() AND host LIKE 'h%'"
         ).fetchone()
         assert due == (200,)
+
+
+def test_a_claim_locks_only_the_feeds_it_takes(database_url: str) -> None:
+    """A claim whose transaction is still open holds the feeds it took, and only those: a
+    claim beside it takes the host's next due feed (and, of two hosts asked for five, the
+    feeds past the first claim's shares), where it found them locked and came back empty."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 4, "-3 minutes")
+        add(conn, "two.example", 3, "-2 minutes")
+        add(conn, "three.example", 3, "-1 minute")
+        with psycopg.connect(database_url) as first:
+            taken = claim(first, limit=8)  # shares 3, 3 and 2: one and three keep one each
+            assert sorted(h for _, h in taken).count("one.example") == 3
+            beside = claim(conn, limit=5)
+            first.rollback()
+    assert sorted(h for _, h in beside) == ["one.example", "three.example"]
