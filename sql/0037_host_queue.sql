@@ -80,31 +80,33 @@ AS $$
 DECLARE
     key text := COALESCE(ingest.url_host(NEW.url), '');
     due timestamptz := ingest.feed_due(NEW.next_fetch_at, NEW.lease_expires_at);
+    row_due timestamptz;
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.lease_expires_at IS NOT NULL AND NEW.url = OLD.url THEN
+        -- The row as committed, without a lock: most polls find it no later than their feed.
+        SELECT h.due_at INTO row_due FROM ingest.feed_hosts h WHERE h.host = key;
+        IF NOT FOUND THEN
+            -- No row (none is ever removed, but a host without one would never be claimed):
+            -- added. Read first, as an insert would wait for a transaction writing the row.
+            INSERT INTO ingest.feed_hosts (host, due_at) VALUES (key, due)
+            ON CONFLICT (host) DO NOTHING;
+            RETURN NULL;
+        END IF;
+        IF row_due <= due THEN
+            RETURN NULL;
+        END IF;
         UPDATE ingest.feed_hosts SET due_at = due
         WHERE host = (
             SELECT l.host FROM ingest.feed_hosts l
             WHERE l.host = key AND l.due_at > due
             FOR UPDATE SKIP LOCKED
         );
-        IF FOUND THEN
-            RETURN NULL;
-        END IF;
-        -- No row (none is ever removed, but a host without one would never be claimed):
-        -- added. Read first, as an insert would wait for a transaction writing the row.
-        IF NOT EXISTS (SELECT FROM ingest.feed_hosts WHERE host = key) THEN
-            INSERT INTO ingest.feed_hosts (host, due_at) VALUES (key, due)
-            ON CONFLICT (host) DO NOTHING;
-            RETURN NULL;
-        END IF;
-        -- The row was no later than due, or another transaction holds it: left to it where it
-        -- is no later than the lease's end, as where the feed was due when claimed. A feed
-        -- leased before it was due (`claim_all_feeds`, or a lapsed lease's feed held since by a
-        -- Retry-After) was due later than its lease's end, and the row may be as late: locked
-        -- and lowered, as by hand.
-        IF OLD.next_fetch_at <= OLD.lease_expires_at
-           OR NOT EXISTS (SELECT FROM ingest.feed_hosts WHERE host = key AND due_at > due) THEN
+        -- Lowered; or another transaction holds the row: left to it where it is no later than
+        -- the lease's end, as where the feed was due when claimed. A feed leased before it was
+        -- due (`claim_all_feeds`, or a lapsed lease's feed held since by a Retry-After) was
+        -- due later than its lease's end, and the row may be as late: locked and lowered, as
+        -- by hand.
+        IF FOUND OR OLD.next_fetch_at <= OLD.lease_expires_at THEN
             RETURN NULL;
         END IF;
     END IF;
