@@ -31,7 +31,7 @@ from ingest.fetch.guard import (
     check_address,
     system_resolver,
 )
-from ingest.fetch.internals import transport_with_pool
+from ingest.fetch.internals import asyncio_primitives, transport_with_pool
 from ingest.fetch.limits import Clock, HostHeld, HostLimiter, Sleep
 from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
@@ -277,6 +277,7 @@ class Fetcher:
         self._settings = settings
         self._clock = clock
         allow = settings.allow_private_networks
+        asyncio_primitives()
 
         def default_check(ip: str) -> None:
             check_address(ip, allow)

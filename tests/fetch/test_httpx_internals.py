@@ -10,6 +10,8 @@ adapt `ingest/fetch/internals.py` and add the version to its `CHECKED`."""
 from __future__ import annotations
 
 import ast
+import asyncio
+import importlib
 import ssl
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,7 +23,13 @@ import pytest
 
 from ingest.fetch import internals
 from ingest.fetch.guard import BlockedAddressError
-from ingest.fetch.internals import IS_READABLE, connection_pool, transport_with_pool
+from ingest.fetch.internals import (
+    IS_READABLE,
+    InternalsChangedError,
+    asyncio_primitives,
+    connection_pool,
+    transport_with_pool,
+)
 from ingest.fetch.pools import has_idle_connection
 from ingest.fetch.transport import GuardedBackend
 from tests.support.httpserver import LocalServer, Response
@@ -268,6 +276,145 @@ def test_socket_option_is_public() -> None:
         "ingest/fetch/transport.py) is no longer exported",
         "__init__.py",
     )
+
+
+# --- httpcore's synchronisation primitives ----------------------------------------------------
+
+SYNCHRONISATION = "_synchronization.py and the modules that import from it"
+
+
+def _sniffing_forbidden(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every time httpcore asks sniffio which library runs (it does so for each anyio
+    primitive it builds) instead of answering."""
+    from httpcore import _synchronization
+
+    asked: list[str] = []
+
+    def current_async_library() -> str:
+        asked.append("asked")
+        return "asyncio"
+
+    monkeypatch.setattr(_synchronization, "current_async_library", current_async_library)
+    return asked
+
+
+async def test_a_request_builds_no_anyio_primitive(
+    context: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `asyncio_primitives`, a request over a kept-alive connection (and the one that
+    opened it) builds none of httpcore's anyio locks, events or shields."""
+    asyncio_primitives()
+    asked = _sniffing_forbidden(monkeypatch)
+    transport = _guarded_transport(RecordingCheck(), context)
+    with LocalServer() as server:
+        server.routes["/x"] = Response(200, b"hello")
+        for _ in range(2):
+            response = await send(transport, server.url("/x"))
+            assert await response.aread() == b"hello"
+            await response.aclose()
+        await transport.aclose()
+    assert len(server.requests) == 2
+    assert server.requests[0].peer_port == server.requests[1].peer_port
+    assert not asked, changed(
+        "httpcore",
+        f"a request still built {len(asked)} anyio primitive(s) after asyncio_primitives "
+        "(a module of the HTTP/1.1 path builds one under a new name)",
+        SYNCHRONISATION,
+    )
+
+
+def _get(url: str, pool_timeout: float | None = None) -> httpcore.Request:
+    host = httpx.URL(url).netloc
+    extensions = {"timeout": {"pool": pool_timeout}} if pool_timeout else {}
+    return httpcore.Request("GET", url, headers=[(b"Host", host)], extensions=extensions)
+
+
+async def test_a_full_pool_still_times_out_with_pool_timeout(context: ssl.SSLContext) -> None:
+    """The event a request waits on for a connection keeps httpcore's deadline: a pool of one
+    connection held by an unread response makes the next request fail with PoolTimeout, and
+    serves it once the first is closed; a waiter cancelled meanwhile leaves nothing behind."""
+    asyncio_primitives()
+    pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_connections=1,
+        network_backend=GuardedBackend(_no_resolver, RecordingCheck()),
+    )
+    with LocalServer() as server:
+        server.routes["/x"] = Response(200, b"hello")
+        url = server.url("/x")
+        async with pool:
+            held = await pool.handle_async_request(_get(url))
+            with pytest.raises(httpcore.PoolTimeout):
+                await pool.handle_async_request(_get(url, pool_timeout=0.05))
+            cancelled = asyncio.create_task(pool.handle_async_request(_get(url)))
+            await asyncio.sleep(0.02)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            await held.aread()
+            await held.aclose()
+            response = await pool.request("GET", url)
+            assert response.content == b"hello"
+            assert not pool._requests  # httpcore's queue of waiting requests
+    assert len(server.requests) == 2
+
+
+async def test_a_cancelled_response_still_releases_its_connection(
+    context: ssl.SSLContext,
+) -> None:
+    """httpcore closes a response cancelled mid-body under what was anyio's shield; under
+    asyncio it never held off asyncio's cancellation, and the connection is still given back."""
+    asyncio_primitives()
+    pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_connections=1,
+        network_backend=GuardedBackend(_no_resolver, RecordingCheck()),
+    )
+
+    def slow() -> Iterator[bytes]:
+        yield b"a" * 1000
+        import time
+
+        time.sleep(0.5)
+        yield b"b"
+
+    with LocalServer() as server:
+        server.routes["/slow"] = Response(200, slow(), {"Content-Length": "1001"})
+        server.routes["/x"] = Response(200, b"hello")
+        async with pool:
+
+            async def read_slowly() -> None:
+                async with pool.stream("GET", server.url("/slow")) as response:
+                    await response.aread()
+
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await read_slowly()
+            response = await pool.request("GET", server.url("/x"))
+            assert response.content == b"hello"
+    assert [r.path for r in server.requests] == ["/slow", "/x"]
+
+
+def test_outside_asyncio_httpcore_keeps_its_own_primitives() -> None:
+    from httpcore import _synchronization
+
+    asyncio_primitives()
+    http11 = importlib.import_module("httpcore._async.http11")
+    assert isinstance(http11.AsyncLock(), _synchronization.AsyncLock)
+    pool_module = importlib.import_module("httpcore._async.connection_pool")
+    assert isinstance(pool_module.AsyncEvent(), _synchronization.AsyncEvent)
+
+
+async def test_asyncio_primitives_is_idempotent_and_notices_a_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asyncio_primitives()
+    asyncio_primitives()
+    http11 = importlib.import_module("httpcore._async.http11")
+    assert not isinstance(http11.AsyncLock(), httpcore._synchronization.AsyncLock)
+    monkeypatch.setattr(http11, "AsyncLock", object)
+    with pytest.raises(InternalsChangedError, match="http11 no longer builds"):
+        asyncio_primitives()
 
 
 # --- no other module touches a private name ---------------------------------------------------
