@@ -1,0 +1,93 @@
+"""The log lines `ingest.logs.configure` sets up: the project's own events as one JSON object a
+line, with their level, logger name and time, filtered by `INGEST_LOG_LEVEL` (also for loggers
+structlog cached under an earlier configuration), written without the stdlib's LogRecord; the
+stdlib loggers of libraries in the same format on the same stream."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from ingest import logs
+
+
+@pytest.fixture
+def out() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogRecordFactory())
+    yield io.StringIO()
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    logging.setLogRecordFactory(saved[2])
+    structlog.reset_defaults()
+
+
+def lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_line_carries_the_event_its_level_logger_and_time(out: io.StringIO) -> None:
+    logs.configure("json", "info", stream=out)
+    structlog.get_logger("ingest.example").info("feed_polled", feed_id=7)
+    (line,) = lines(out)
+    assert line["event"] == "feed_polled"
+    assert line["feed_id"] == 7
+    assert line["level"] == "info"
+    assert line["logger"] == "ingest.example"
+    assert line["timestamp"].endswith("Z")
+
+
+def test_the_level_filters_lines_also_of_a_logger_cached_before(out: io.StringIO) -> None:
+    logs.configure("json", "warning", stream=out)
+    log = structlog.get_logger("ingest.example")
+    log.info("dropped")
+    log.warning("kept")
+    log.debug("dropped_too")
+    assert [line["event"] for line in lines(out)] == ["kept"]
+    other = io.StringIO()
+    logs.configure("json", "debug", stream=other)
+    log.debug("now_kept")
+    assert [line["event"] for line in lines(other)] == ["now_kept"]
+
+
+def test_an_exception_is_rendered_on_its_line(out: io.StringIO) -> None:
+    logs.configure("json", "info", stream=out)
+    try:
+        raise ValueError("broken feed")
+    except ValueError:
+        structlog.get_logger("ingest.example").exception("feed_bug")
+    (line,) = lines(out)
+    assert line["level"] == "error"
+    assert "broken feed" in json.dumps(line["exception"])
+
+
+def test_project_lines_build_no_stdlib_record_and_library_lines_share_the_format(
+    out: io.StringIO,
+) -> None:
+    logs.configure("json", "info", stream=out)
+    made: list[str] = []
+    factory: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    structlog.get_logger("ingest.example").info("own_line")
+    assert made == []
+    logging.getLogger("psycopg.pool").warning("library line %s", 1)
+    assert "psycopg.pool" in made
+    own, library = lines(out)
+    assert (own["event"], own["logger"], own["level"]) == ("own_line", "ingest.example", "info")
+    assert (library["event"], library["logger"], library["level"]) == (
+        "library line 1",
+        "psycopg.pool",
+        "warning",
+    )
