@@ -470,3 +470,25 @@ def test_no_other_module_touches_a_private_name() -> None:
         "private names of httpx/httpcore used outside ingest/fetch/internals.py; wrap them "
         "there, with the versions checked:\n" + "\n".join(found)
     )
+
+
+@pytest.mark.parametrize("which", ["httpcore", "asyncio_primitives"])
+async def test_an_event_set_as_its_pool_timeout_fires_is_no_timeout(which: str) -> None:
+    """The connection is handed to a waiting request (its event set) in the same pass of the
+    event loop as its pool timeout fires, before the waiter runs again: httpcore's event (anyio
+    does not cancel a task whose awaited future is already done) lets the request go on with its
+    connection. Raising PoolTimeout there would leave the connection assigned to a request that
+    is gone; a new one, never connected, would hold a pool slot for good."""
+    import time
+
+    from httpcore import _synchronization
+
+    asyncio_primitives()
+    pool_module = importlib.import_module("httpcore._async.connection_pool")
+    event = _synchronization.AsyncEvent() if which == "httpcore" else pool_module.AsyncEvent()
+    loop = asyncio.get_running_loop()
+    waiter = asyncio.create_task(event.wait(timeout=0.05))
+    await asyncio.sleep(0)  # the waiter waits, its deadline 0.05 s from now
+    loop.call_at(loop.time() + 0.01, event.set)  # before the deadline...
+    time.sleep(0.1)  # ...but the loop runs both in one pass: the set first, then the deadline
+    await waiter  # no PoolTimeout
