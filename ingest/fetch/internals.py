@@ -148,6 +148,11 @@ class _Event:
             async with asyncio.timeout(timeout):
                 await self._event.wait()
         except TimeoutError as e:
+            if self._event.is_set():
+                # Set in the loop pass the deadline fired in, before this task ran again: the
+                # request has its connection (anyio's deadline does not cancel a task whose
+                # future is done); PoolTimeout would strand that connection in the pool.
+                return
             raise httpcore.PoolTimeout() from e
 
 
