@@ -91,3 +91,29 @@ def test_project_lines_build_no_stdlib_record_and_library_lines_share_the_format
         "psycopg.pool",
         "warning",
     )
+
+
+class _BrokenPipe(io.StringIO):
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_line_that_cannot_be_written_does_not_raise_into_the_caller(
+    out: io.StringIO, fmt: str
+) -> None:
+    """stderr gone (a closed pipe, a full disk): the line is lost, as a logging handler loses
+    it, and the code that logged goes on; it used to, when every line went through one."""
+    logs.configure(fmt, "info", stream=_BrokenPipe())  # type: ignore[arg-type]
+    structlog.get_logger("ingest.example").info("feed_polled", feed_id=7)
+    structlog.get_logger("ingest.example").error("feed_bug", feed_id=7)
+
+
+def test_a_line_that_cannot_be_rendered_does_not_raise_into_the_caller(out: io.StringIO) -> None:
+    """A value JSON cannot render (a dict with tuple keys) costs that line, not the caller's
+    work, as it did when the renderer ran in the logging handler; the next line goes out."""
+    logs.configure("json", "info", stream=out)
+    log = structlog.get_logger("ingest.example")
+    log.info("counted", by_pair={("a", 1): 2})
+    log.info("next_line")
+    assert "next_line" in [line["event"] for line in lines(out)]
