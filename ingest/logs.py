@@ -118,6 +118,35 @@ def _at_level(logger: WrappedLogger, method_name: str, event_dict: EventDict) ->
     return event_dict
 
 
+def _line_lost(method_name: str, event: object) -> None:
+    """A line that could not be rendered or written is lost, and the code that logged it goes
+    on, as with a logging handler (`logging.Handler.handleError`): a note goes to stderr, with
+    the event's name but not its values (they may hold secrets the redaction never saw)."""
+    if not logging.raiseExceptions:
+        return
+    try:
+        error = sys.exc_info()[1]
+        sys.stderr.write(
+            f"--- Logging error: {method_name} line {redact_secrets(str(event))!r} lost "
+            f"({type(error).__name__}) ---\n"
+        )
+    except Exception:  # noqa: S110 - stderr itself may be what failed
+        pass
+
+
+class _BoundLogger(structlog.make_filtering_bound_logger(logging.NOTSET)):  # type: ignore[misc]
+    """The project's loggers: a line that fails in a processor, the renderer or the write
+    (stderr closed, a value JSON cannot render) is lost without raising into the caller, as
+    it was when a logging handler rendered and wrote every line."""
+
+    def _proxy_to_logger(self, method_name: str, event: str | None = None, **event_kw: Any) -> Any:
+        try:
+            return super()._proxy_to_logger(method_name, event, **event_kw)
+        except Exception:
+            _line_lost(method_name, event)
+            return None
+
+
 def configure(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
 ) -> None:
@@ -145,7 +174,7 @@ def configure(
     structlog.configure(
         processors=[_at_level, *shared, *rendered],
         logger_factory=_line_logger,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        wrapper_class=_BoundLogger,
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
