@@ -489,6 +489,6 @@ async def test_an_event_set_as_its_pool_timeout_fires_is_no_timeout(which: str) 
     loop = asyncio.get_running_loop()
     waiter = asyncio.create_task(event.wait(timeout=0.05))
     await asyncio.sleep(0)  # the waiter waits, its deadline 0.05 s from now
-    loop.call_at(loop.time() + 0.01, event.set)  # before the deadline...
-    time.sleep(0.1)  # ...but the loop runs both in one pass: the set first, then the deadline
+    loop.call_at(loop.time() + 0.01, event.set)  # before the deadline; blocked past both,
+    time.sleep(0.1)  # noqa: ASYNC251 - the loop then runs both in one pass: set, then deadline
     await waiter  # no PoolTimeout
