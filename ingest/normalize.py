@@ -319,7 +319,7 @@ def redact_text(text: str) -> str:
     """An error text as it is stored and schema news shows it: each URL quoted in it as
     `redact_url` shows it, `redirect to https://u:pw@host/p?token=abc` ->
     `redirect to https://host/p?token=***`."""
-    if "://" in text:
+    if "://" in text and "@" in text:  # user-info ends in "@"
         text = _TEXT_USERINFO.sub(r"\1", text)
     if "=" in text:
         text = _TEXT_QUERY_SECRET.sub(r"\1***", text)
