@@ -4,6 +4,7 @@ failure history, and a random source: no clock, no I/O."""
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -86,8 +87,11 @@ def _until(http_date: str, now: datetime) -> timedelta | None:
     return max(when - now, timedelta(0)) if when is not None else None
 
 
+@functools.lru_cache(maxsize=256)
 def _date(http_date: str | None) -> datetime | None:
-    """An HTTP-date (any of RFC 9110 §5.6.7's three forms), None when absent or invalid."""
+    """An HTTP-date (any of RFC 9110 §5.6.7's three forms), None when absent or invalid.
+    Cached: a warm pass reads two or three a feed, and a site's Date changes once a second
+    and its Last-Modified seldom (2.8 µs each parsed)."""
     if not http_date:
         return None
     try:
