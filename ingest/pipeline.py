@@ -118,6 +118,8 @@ class Pipeline:
         self.policy = settings.policy()
         self._stopping = asyncio.Event()
         self._rescan = asyncio.Event()
+        self._wake = asyncio.Event()
+        """Set when a feed of the run finishes or a rescan is asked for: what `run` waits on."""
         self.pass_summary = RunSummary()
         """The summary of the pass in progress, or of the last pass run: a run that fails
         leaves here what its last pass did before it failed (the service's `tick_failed`)."""
@@ -245,6 +247,7 @@ class Pipeline:
         polled again, as it would be by the next run. A run over every feed (`all_feeds`) is
         one pass and ignores it."""
         self._rescan.set()
+        self._wake.set()
 
     def _progressed(self, _: object = None) -> None:
         self.progress_at = time.monotonic()
@@ -277,6 +280,15 @@ class Pipeline:
         renewer = asyncio.create_task(self._renew_leases(running, leases))
         exhausted = False
         self._rescan.clear()
+        # Feeds finished since the loop last looked, in the order they finished: each task
+        # reports itself once, where waiting on every running task (asyncio.wait) would hook
+        # and unhook a callback on each of up to INGEST_CONCURRENT_FEEDS tasks at every wake.
+        finished: list[asyncio.Task[FeedOutcome | None]] = []
+
+        def on_done(task: asyncio.Task[FeedOutcome | None]) -> None:
+            finished.append(task)
+            self._wake.set()
+
         try:
             # Claims come in batches of INGEST_FEEDS_PER_TICK (or half the slots, if fewer),
             # taken once that many slots are free: a claim per finished feed would cost a
@@ -333,16 +345,14 @@ class Pipeline:
                             self._committed[feed.id] = _Committed()
                             leases[feed.id] = claimed_at + self.settings.lease_seconds
                             per_host[feed.host] += 1
-                            running[asyncio.create_task(self._process_guarded(feed))] = feed
+                            task = asyncio.create_task(self._process_guarded(feed))
+                            task.add_done_callback(on_done)
+                            running[task] = feed
                 if not running:
                     break
-                rescan = asyncio.ensure_future(self._rescan.wait())
-                try:
-                    finished, _ = await asyncio.wait(
-                        {*running, rescan}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    rescan.cancel()
+                self._wake.clear()
+                if not finished and not self._rescan.is_set():
+                    await self._wake.wait()
                 if self._rescan.is_set():
                     self._rescan.clear()
                     if not all_feeds:  # a new pass: what is due now, whatever this one did
@@ -356,7 +366,8 @@ class Pipeline:
                         # poll of the same link fetches it anew.
                         for link in [k for k, page in self._pages.items() if page.done()]:
                             del self._pages[link]
-                for task in [t for t in running if t in finished]:
+                ended, finished[:] = finished[:], []
+                for task in ended:
                     self.progress_at = time.monotonic()
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
