@@ -280,6 +280,9 @@ class Pipeline:
         renewer = asyncio.create_task(self._renew_leases(running, leases))
         exhausted = False
         self._rescan.clear()
+        # One event a run: a set left by an earlier run (or a rescan between runs) cannot
+        # reach this one, and a pipeline run again in another event loop gets a fresh one.
+        self._wake = asyncio.Event()
         # Feeds finished since the loop last looked, in the order they finished: each task
         # reports itself once, where waiting on every running task (asyncio.wait) would hook
         # and unhook a callback on each of up to INGEST_CONCURRENT_FEEDS tasks at every wake.
