@@ -20,20 +20,33 @@ from ingest.store.db import migrate
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
-def claim(
-    conn: psycopg.Connection[Any], *, limit: int = 10, busy: tuple[str, ...] = ()
-) -> list[tuple[int, str]]:
-    """The pipeline's claim (`Store.claim_feeds`), its feeds' ids and hosts."""
-    params = {
+def claim_params(
+    *, limit: int = 10, busy: tuple[str, ...] = (), rooms: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """A claim's parameters as `Store.claim_feeds` sends them: `busy` hosts without room,
+    `rooms` the room of others."""
+    room = {**dict.fromkeys(busy, 0), **(rooms or {})}
+    return {
         "owner": "test",
         "lease_seconds": 600,
         "limit": limit,
         "exclude": [],
         "busy_hosts": list(busy),
-        "room_hosts": list(busy),
-        "rooms": [0] * len(busy),
+        "room_hosts": list(room),
+        "rooms": list(room.values()),
         "host_limit": None,
     }
+
+
+def claim(
+    conn: psycopg.Connection[Any],
+    *,
+    limit: int = 10,
+    busy: tuple[str, ...] = (),
+    rooms: dict[str, int] | None = None,
+) -> list[tuple[int, str]]:
+    """The pipeline's claim (`Store.claim_feeds`), its feeds' ids and hosts."""
+    params = claim_params(limit=limit, busy=busy, rooms=rooms)
     rows = conn.execute(queries()["claim_feeds"], params).fetchall()
     return [(row[0], row[-1]) for row in rows]
 
@@ -317,18 +330,8 @@ def test_a_claim_fills_its_batch_from_the_hosts_that_have_more(database_url: str
             "one.example": 1,
         }
         add(conn, "other.example", 1, "-3 hours")
-        params = {
-            "owner": "test",
-            "lease_seconds": 600,
-            "limit": 10,
-            "exclude": [],
-            "busy_hosts": [],
-            "room_hosts": ["backlog.example"],
-            "rooms": [7],
-            "host_limit": None,
-        }
-        rows = conn.execute(queries()["claim_feeds"], params).fetchall()
-        assert Counter(row[-1] for row in rows) == {"backlog.example": 7, "other.example": 1}
+        taken = claim(conn, limit=10, rooms={"backlog.example": 7})
+        assert Counter(h for _, h in taken) == {"backlog.example": 7, "other.example": 1}
 
 
 def test_a_poll_of_a_pass_over_every_feed_is_due_no_later_than_its_lease_s_end(
@@ -343,17 +346,7 @@ def test_a_poll_of_a_pass_over_every_feed_is_due_no_later_than_its_lease_s_end(
     with psycopg.connect(database_url, autocommit=True) as conn:
         add(conn, "all.example", 1, "1 hour")
         add(conn, "all.example", 1, "2 hours", start=1)
-        params = {
-            "owner": "test",
-            "lease_seconds": 600,
-            "limit": 10,
-            "exclude": [],
-            "busy_hosts": [],
-            "room_hosts": [],
-            "rooms": [],
-            "host_limit": None,
-            "pass_started": None,
-        }
+        params = {**claim_params(), "pass_started": None}
         first, second = sorted(r[0] for r in conn.execute(queries()["claim_all_feeds"], params))
     polled = (
         "UPDATE ingest.feeds SET next_fetch_at = now() + %s::interval,"
@@ -390,16 +383,7 @@ def test_a_claim_past_hosts_whose_due_feeds_were_handed_back_reads_them_at_once(
             row[0]
             for row in conn.execute("SELECT id FROM ingest.feeds WHERE url NOT LIKE '%last%'")
         ]
-        params = {
-            "owner": "test",
-            "lease_seconds": 600,
-            "limit": 1,
-            "exclude": excluded,
-            "busy_hosts": [],
-            "room_hosts": [],
-            "rooms": [],
-            "host_limit": None,
-        }
+        params = {**claim_params(limit=1), "exclude": excluded}
         with conn.transaction():
             rows = conn.execute(queries()["claim_feeds"], params).fetchall()
             written = conn.execute(
