@@ -107,9 +107,6 @@ class _Lock:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
 
-    def setup(self) -> None:
-        """httpcore's AsyncLock picks its library here; this one knows it."""
-
     async def __aenter__(self) -> _Lock:
         await self._lock.acquire()
         return self
@@ -131,9 +128,6 @@ class _Event:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
-
-    def setup(self) -> None:
-        """httpcore's AsyncEvent picks its library here; this one knows it."""
 
     def set(self) -> None:
         self._event.set()
@@ -211,13 +205,12 @@ def asyncio_primitives() -> None:
         for primitive in primitives:
             original = getattr(_synchronization, primitive, None)
             bound = getattr(module, primitive, None)
-            if original is not None and getattr(bound, _ORIGINAL, None) is original:
-                continue
-            if original is None or bound is not original:
+            rebound = getattr(bound, _ORIGINAL, None)  # the original a factory of ours wraps
+            if original is None or original not in (bound, rebound):
                 raise InternalsChangedError(
                     f"httpcore {httpcore.__version__}: {name} no longer builds httpcore's "
                     f"{primitive}; see ingest/fetch/internals.py and "
                     "tests/fetch/test_httpx_internals.py"
                 )
-            assert original is not None
-            setattr(module, primitive, _either(natives[primitive], original))
+            if rebound is None:  # httpcore's own still: not rebound yet
+                setattr(module, primitive, _either(natives[primitive], original))
