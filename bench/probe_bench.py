@@ -19,8 +19,16 @@ from lib import web
 from lib.corpora import aeb_bodies, aeb_ids, aeb_page, find_aeb, site_key, site_part
 
 from ingest.documents.feeds import parse_feed
-from ingest.fulltext import article_words, looks_cut, observe, probe, shrunk, wants_pages
-from ingest.types import Comparison, FullText, OwnText
+from ingest.fulltext import (
+    MIN_WORDS,
+    article_words,
+    looks_cut,
+    observe,
+    probe,
+    shrunk,
+    wants_pages,
+)
+from ingest.types import Comparison, FullText, OwnText, TextMode
 from ingest.workers.tasks import extract_page, own_texts
 
 Compared = tuple[bool, float, float, int, bool]
@@ -40,14 +48,25 @@ class Rules:
     """A failed comparison whose text stands is no evidence while the feed is probed."""
     shortest_first: bool
     """Short entries of a proven feed checked shortest first, one at a time."""
+    shortest_probed: bool = True
+    """The shortest entry among each round's probes (`ingest.fulltext.probe`); else the first
+    entries in feed order."""
 
 
 RULES = (
-    Rules("before (each miss counts; short entries all at once)", False, False),
-    Rules("a text that stands is no evidence while probed", True, False),
-    Rules("short entries shortest first", False, True),
-    Rules("both (the pipeline's rules)", True, True),
+    Rules("before (each miss counts; short entries all at once)", False, False, False),
+    Rules("a text that stands is no evidence while probed", True, False, False),
+    Rules("short entries shortest first", False, True, False),
+    Rules("both, probes in feed order", True, True, False),
+    Rules("both, the shortest among the probes (the pipeline's)", True, True),
 )
+
+
+def feed_order_probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
+    """`ingest.fulltext.probe` as it was before it took the shortest entry among its probes:
+    the first entries with text of their own, as many as confirmation still needs."""
+    wanted = len(probe(state, mode, entry_words))
+    return [i for i, n in enumerate(entry_words) if n >= MIN_WORDS][:wanted]
 
 
 def feed_entries(pages: Sequence[str], bodies: dict[str, str], url: dict[str, str]) -> list[Entry]:
@@ -90,7 +109,8 @@ def first_poll(entries: Sequence[Entry], rules: Rules) -> int:
                                c.stands and rules.stands_neutral))  # fmt: skip
         return observe(base, so_far)
 
-    while first := probe(state, mode, [counts[i] for i in rest]):
+    choose = probe if rules.shortest_probed else feed_order_probe
+    while first := choose(state, mode, [counts[i] for i in rest]):
         state = round_of([rest[j] for j in first], state, [])
         rest = [i for i in rest if i not in fetched]
     if rules.shortest_first:

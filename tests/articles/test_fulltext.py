@@ -299,6 +299,23 @@ def test_a_streak_stays_within_what_the_feed_s_row_holds() -> None:
     assert observe(state, [miss]).streak == -1
 
 
+def test_the_shortest_entry_is_among_the_probes() -> None:
+    """A feed's probes take its shortest entry with text of its own (teasers and excerpts
+    aside) in place of a later one in feed order, so that a feed proven on it has no short
+    entry left to check (`shrunk`); returned in feed order."""
+    counts = [900, 1200, 700, 0, 120, 40, 300]
+    assert probe(FullText(), "auto", counts) == [0, 1, 4]
+    assert probe(FullText(streak=2, evidence="x"), "auto", counts) == [4]
+    assert probe(FullText(streak=1, evidence="x"), "auto", [300, 900, 120]) == [0, 2]
+    assert probe(FullText(), "auto", [LONG, LONG - 1, LONG - 1]) == [0, 1, 2]
+    assert probe(FullText(), "auto", [0, 40]) == []
+    proven = observe(FullText(), [(True, 0.98, 0.97, n, False) for n in (900, 1200, 120)])
+    assert proven.on
+    assert shrunk(proven, "auto", [700, 300, 900]) == []
+    on_longer = observe(FullText(), [(True, 0.98, 0.97, n, False) for n in (900, 1200, 700)])
+    assert shrunk(on_longer, "auto", [120, 300, 900]) == [0]
+
+
 def test_probing_stops_after_two_misses_in_a_row() -> None:
     counts = [LONG] * 6
     assert probe(FullText(), "auto", counts) == [0, 1, 2]

@@ -465,15 +465,20 @@ async def test_a_failed_re_check_settled_later_in_the_same_poll_has_no_entry_com
     assert len(rows(database_url, "SELECT id FROM news.articles")) == 56
 
 
-def briefs_feed(site: LocalServer, lengths: dict[int, int], pages: dict[int, str]) -> None:
-    """Ten entries of twelve paragraphs, but for those of `lengths` (number: paragraphs), each
-    page showing the entry's text, unless `pages` gives it another."""
+def briefs_feed(
+    site: LocalServer,
+    lengths: dict[int, int],
+    pages: dict[int, str],
+    numbers: range = range(10),
+) -> None:
+    """Entries (ten) of twelve paragraphs, but for those of `lengths` (number: paragraphs),
+    each page showing the entry's text, unless `pages` gives it another."""
 
     def text(n: int) -> list[str]:
         return (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
 
     items = ""
-    for n in range(10):
+    for n in numbers:
         site.routes[f"/a/{n}"] = static(pages.get(n) or page_with(n, text(n)))
         body = "".join(f"<p>{p}</p>" for p in text(n))
         items += (
@@ -488,21 +493,52 @@ def briefs_feed(site: LocalServer, lengths: dict[int, int], pages: dict[int, str
     )
 
 
-async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
+async def test_a_feed_is_probed_on_its_shortest_entry(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
     """Articles of twelve paragraphs, but for entries 4, 6 and 8, briefs of four, three and two
-    paragraphs, whose pages show the same: under a third of the feed's shortest article, none
-    is stored from the feed unchecked. The shortest (8) is fetched first; its page shows it is
-    the article, which lowers the bar under the other two, and their pages are not fetched."""
+    paragraphs, whose pages show the same. The shortest (8) is among the first poll's three
+    probes: proven on it, the feed has no entry short enough to be checked before it is
+    trusted, and the pages of the other briefs are not fetched."""
     lengths = {4: 4, 6: 3, 8: 2}
     briefs_feed(site, lengths, {})
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    assert [r.path for r in site.requests if r.path.startswith("/a/")][3:] == ["/a/8"]
-    assert page_hits(site) == 4
+    assert sorted(r.path for r in site.requests if r.path.startswith("/a/")) == [
+        "/a/0",
+        "/a/1",
+        "/a/8",
+    ]
     stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
     assert len(stored) == 10
+    assert {r["text_source"] for r in stored} == {"feed"}
+    for r in stored:
+        n = int(r["url"].rsplit("/", 1)[1])
+        paras = (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
+        assert r["text"] == clean_text("\n\n".join(paras))
+
+
+async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A feed proven on articles of twelve paragraphs brings briefs of four, three and two
+    (10, 12 and 13), whose pages show the same: under a third of the feed's shortest article,
+    none is stored from the feed unchecked. The shortest (13) is fetched first; its page shows
+    it is the article, which lowers the bar under the other two, and their pages are not
+    fetched."""
+    briefs_feed(site, {}, {})
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert page_hits(site) == 3
+    lengths = {10: 4, 12: 3, 13: 2}
+    briefs_feed(site, lengths, {}, range(14))
+    before = len(site.requests)
+    second = await pipeline.run(all_feeds=True)
+    assert [r.path for r in site.requests[before:] if r.path.startswith("/a/")] == ["/a/13"]
+    assert second.new_articles == 4
+    stored = rows(
+        database_url, "SELECT url, text, text_source FROM news.articles WHERE url ~ '/a/1[0-3]$'"
+    )
     assert {r["text_source"] for r in stored} == {"feed"}
     for r in stored:
         n = int(r["url"].rsplit("/", 1)[1])
@@ -513,17 +549,24 @@ async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
 async def test_a_short_entry_that_matches_settles_a_miss_of_a_shorter_one(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
-    """Briefs of two paragraphs (8, its page padded with a weather note and a ferry notice: a
-    miss) and three (6, a match): checked shortest first, one at a time, the match settles
-    the miss as it would in one batch, so no other entry's page is fetched to settle it."""
-    paras = (paragraphs(8) + paragraphs(108))[:2]
-    briefs_feed(site, {6: 3, 8: 2}, {8: page_with(8, [*paras, WEATHER, FERRIES])})
+    """A proven feed brings briefs of two paragraphs (11, its page padded with a weather note
+    and a ferry notice: a miss) and three (10, a match): checked shortest first, one at a time,
+    the match settles the miss as it would in one batch, so no other entry's page is fetched
+    to settle it."""
+    briefs_feed(site, {}, {})
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    assert [r.path for r in site.requests if r.path.startswith("/a/")][3:] == ["/a/8", "/a/6"]
+    paras = (paragraphs(11) + paragraphs(111))[:2]
+    briefs_feed(site, {10: 3, 11: 2}, {11: page_with(11, [*paras, WEATHER, FERRIES])}, range(12))
+    before = len(site.requests)
+    await pipeline.run(all_feeds=True)
+    assert [r.path for r in site.requests[before:] if r.path.startswith("/a/")] == [
+        "/a/11",
+        "/a/10",
+    ]
     (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
     assert (state["full_text"], state["full_text_streak"]) == (True, 1)
-    site.routes["/feed"] = static(feed(site.base, range(10, 14)).replace("<rss", "<rss", 1), RSS)
+    site.routes["/feed"] = static(feed(site.base, range(14, 18)), RSS)
     before = len(site.requests)
     await pipeline.run(all_feeds=True)
     assert [r.path for r in site.requests[before:] if r.path.startswith("/a/")] == []
