@@ -18,8 +18,10 @@ from ingest_bench import buckets, feed_item
 from lib import web
 from lib.corpora import aeb_bodies, aeb_ids, aeb_page, find_aeb, site_key, site_part
 
+from ingest.coverage import words
 from ingest.documents.feeds import parse_feed
 from ingest.fulltext import (
+    HOLDS,
     MIN_WORDS,
     article_words,
     looks_cut,
@@ -39,6 +41,9 @@ class Entry:
     page: str
     own: OwnText
     comparison: Comparison | None
+    cut: bool = False
+    """The entry's text is its article cut short, by more than the comparison lets pass (it
+    holds under HOLDS of the article's words)."""
 
 
 @dataclass(frozen=True)
@@ -48,30 +53,50 @@ class Rules:
     """A failed comparison whose text stands is no evidence while the feed is probed."""
     shortest_first: bool
     """Short entries of a proven feed checked shortest first, one at a time."""
-    shortest_probed: bool = True
-    """The shortest entry among each round's probes (`ingest.fulltext.probe`); else the first
-    entries in feed order."""
+    probes: str = "spanned"
+    """Which entries a probe round takes: "feed order" (the first ones, the rule before
+    2026-12-07), "shortest" (the poll's shortest, then the first others) or "spanned" (its
+    two longest, then its shortest: `ingest.fulltext.probe`)."""
 
 
 RULES = (
-    Rules("before (each miss counts; short entries all at once)", False, False, False),
-    Rules("a text that stands is no evidence while probed", True, False, False),
-    Rules("short entries shortest first", False, True, False),
-    Rules("both, probes in feed order", True, True, False),
-    Rules("both, the shortest among the probes (the pipeline's)", True, True),
+    Rules("before (each miss counts; short entries all at once)", False, False, "feed order"),
+    Rules("a text that stands is no evidence while probed", True, False, "feed order"),
+    Rules("short entries shortest first", False, True, "feed order"),
+    Rules("both, probes in feed order", True, True, "feed order"),
+    Rules("both, the shortest among the probes", True, True, "shortest"),
+    Rules("both, the two longest and the shortest (the pipeline's)", True, True),
 )
 
 
-def feed_order_probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
-    """`ingest.fulltext.probe` as it was before it took the shortest entry among its probes:
-    the first entries with text of their own, as many as confirmation still needs."""
+def first_probes(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
+    """A probe round's entries taken in feed order: as many as `ingest.fulltext.probe` takes."""
     wanted = len(probe(state, mode, entry_words))
     return [i for i, n in enumerate(entry_words) if n >= MIN_WORDS][:wanted]
 
 
-def feed_entries(pages: Sequence[str], bodies: dict[str, str], url: dict[str, str]) -> list[Entry]:
+def shortest_probes(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
+    """A probe round's entries with the poll's shortest among them, the rest in feed order."""
+    wanted = len(probe(state, mode, entry_words))
+    texts = [i for i, n in enumerate(entry_words) if n >= MIN_WORDS]
+    if not wanted:
+        return []
+    shortest = min(texts, key=lambda i: entry_words[i])
+    return sorted([shortest, *[i for i in texts if i != shortest][: wanted - 1]])
+
+
+PROBES = {"feed order": first_probes, "shortest": shortest_probes, "spanned": probe}
+
+
+def feed_entries(
+    pages: Sequence[str], bodies: dict[str, str], url: dict[str, str], cut: int | None = None
+) -> list[Entry]:
     """A feed of `pages` as the site serves it, parsed and measured as the pipeline does, each
-    entry compared with its page's extraction in the worker's function."""
+    entry compared with its page's extraction in the worker's function. With `cut`, each
+    entry's text is its article's first `cut` words, the cut not marked."""
+    original = bodies if cut is not None else {}
+    if cut is not None:
+        bodies = {k: first_words(v, cut) for k, v in bodies.items()}
     start = datetime(2025, 8, 11, tzinfo=UTC)
     items = [
         feed_item(page, f"http://bench.invalid/news/{page}.html", start - timedelta(minutes=37 * n),
@@ -84,16 +109,39 @@ def feed_entries(pages: Sequence[str], bodies: dict[str, str], url: dict[str, st
     entries = []
     for page, own in zip(pages, owns, strict=True):
         key = page.split("~")[0]
-        if key not in COMPARED:  # a page's copies carry the same text
+        if (key, cut) not in COMPARED:  # a page's copies carry the same text
             ex = extract_page(AEB_HTML[key], url[key], own.text) if own.text else None
-            COMPARED[key] = ex.comparison if ex is not None else None
-        entries.append(Entry(page, own, COMPARED[key]))
+            COMPARED[key, cut] = ex.comparison if ex is not None else None
+        whole = len(words(original[key])) if key in original else 0
+        entries.append(Entry(page, own, COMPARED[key, cut], own.words < HOLDS * whole))
     return entries
 
 
-def first_poll(entries: Sequence[Entry], rules: Rules) -> int:
-    """The pages the first poll of a feed of `entries` fetches (`ingest.pipeline`'s order:
-    probe rounds, then short entries, then `wants_pages`)."""
+def first_words(text: str, n: int) -> str:
+    """The first `n` words of `text`, its paragraphs kept: an article cut short, unmarked."""
+    kept, left = [], n
+    for line in text.split("\n"):
+        line_words = line.split()
+        if len(line_words) >= left:
+            kept.append(" ".join(line_words[:left]))
+            break
+        kept.append(line)
+        left -= len(line_words)
+    return "\n".join(kept)
+
+
+@dataclass(frozen=True)
+class Poll:
+    pages: int
+    proven: bool
+    """The feed is full-text after the poll."""
+    unchecked: list[Entry]
+    """Entries stored from their text without their page."""
+
+
+def first_poll(entries: Sequence[Entry], rules: Rules) -> Poll:
+    """The first poll of a feed of `entries` (`ingest.pipeline`'s order: probe rounds, then
+    short entries, then `wants_pages`)."""
     state, mode = FullText(), "auto"
     counts = [article_words(e.own.text, mode, e.own.words) for e in entries]
     rest, fetched = list(range(len(entries))), set()
@@ -109,7 +157,7 @@ def first_poll(entries: Sequence[Entry], rules: Rules) -> int:
                                c.stands and rules.stands_neutral))  # fmt: skip
         return observe(base, so_far)
 
-    choose = probe if rules.shortest_probed else feed_order_probe
+    choose = PROBES[rules.probes]
     while first := choose(state, mode, [counts[i] for i in rest]):
         state = round_of([rest[j] for j in first], state, [])
         rest = [i for i in rest if i not in fetched]
@@ -118,12 +166,15 @@ def first_poll(entries: Sequence[Entry], rules: Rules) -> int:
         while short := shrunk(state, mode, [counts[i] for i in rest]):
             state = round_of([rest[j] for j in short], start, checks)
             rest = [i for i in rest if i not in fetched]
-    wanted, _ = wants_pages(state, mode, [counts[i] for i in rest])
-    return len(fetched) + sum(wanted)
+    wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
+    unchecked = [entries[i] for i, want in zip(rest, wanted, strict=True) if not want]
+    return Poll(len(fetched) + sum(wanted), state.on, unchecked)
 
 
 AEB_HTML: dict[str, bytes] = {}
-COMPARED: dict[str, Comparison | None] = {}
+COMPARED: dict[tuple[str, int | None], Comparison | None] = {}
+CUTS = (250, 400, 700)
+"""Words at which the feeds of the cut sites cut their articles."""
 
 
 def main() -> None:
@@ -148,10 +199,23 @@ def main() -> None:
         label = "all pages" if part is None else f"{part} pages only"
         print(f"\n{label}: {len(feeds)} feeds of {len(chosen) // len(feeds)} entries or so")
         for rules in RULES:
-            pages = [first_poll(entries, rules) for entries in measured]
+            pages = [first_poll(entries, rules).pages for entries in measured]
             dist = dict(sorted(Counter(pages).items()))
-            print(f"  {rules.name:52s} {sum(pages):4d} pages, at most {max(pages):2d},"
+            print(f"  {rules.name:56s} {sum(pages):4d} pages, at most {max(pages):2d},"
                   f" {sum(n > 5 for n in pages):2d} feeds over 5  {dist}")  # fmt: skip
+    feeds = buckets(ids, args.feeds)
+    for cut in CUTS:
+        measured = [feed_entries(pages, bodies, url, cut) for pages in feeds]
+        cut_entries = sum(e.cut for entries in measured for e in entries)
+        total = sum(map(len, measured))
+        print(f"\nthe same site, each entry's text its article's first {cut} words, unmarked"
+              f" ({cut_entries} of {total} entries cut by more than a fifth):")  # fmt: skip
+        for rules in RULES[3:]:
+            polls = [first_poll(entries, rules) for entries in measured]
+            wrong = sum(e.cut for poll in polls for e in poll.unchecked)
+            print(f"  {rules.name:56s} {sum(p.pages for p in polls):4d} pages,"
+                  f" {sum(p.proven for p in polls):2d} feeds proven,"
+                  f" {wrong:3d} of them stored for articles")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -245,27 +245,29 @@ def probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[i
     """The entries (indices, feed order) whose pages are fetched and compared before the others
     are planned, so that a feed proving full-text in its first poll spares the rest of that
     poll's pages: while it is undecided (not MISSES failed comparisons in a row), as many
-    entries with text of their own as confirmation still needs, the shortest of them among
-    them and the first others in feed order. Asked again after each round until it answers
-    none.
+    entries with text of their own as confirmation still needs: the longest of them, the next
+    longest, then the shortest (then the first others in feed order). Asked again after each
+    round until it answers none.
 
-    The shortest, because a feed proven on longer entries has its short ones checked before
-    they are trusted (`shrunk`): one found to be the article sets the bar under which that
-    happens (`_shortest`), so proven on the poll's shortest entry, a feed has none of them
-    checked; the page is fetched in a probe's place rather than after it, and a feed whose
-    short entries are summaries fails before it is trusted. On the full-text site of
-    `bench/probe_bench.py`, built from the development part of the corpora, 79 pages for
-    25 feeds, at most 4 a feed, against 92 and 5 in feed order alone; from the validation
-    part 101 and 5 against 114 and 7."""
+    A proof on the longest entries is one against the feeds that cut their longer articles
+    short without marking the cut (no ellipsis, no "read more"), which it shows there whatever
+    the entries' order; and a feed proven on its shortest entry has fewer short entries left
+    to check before it is trusted (`shrunk`), their page fetched in a probe's place. Chosen
+    with `bench/probe_bench.py` against the first entries in feed order (docs/performance.md,
+    section "Twenty-first session"): fewer pages on its full-text site, on its development
+    and its validation parts, and fewer texts cut by more than a fifth stored as articles
+    from feeds cutting at 250, 400 or 700 words, at each of them."""
     undecided = state.evidence is None or state.streak > -MISSES
     if mode != "auto" or state.on or not undecided:
         return []
     wanted = CONFIRM - max(state.streak, 0)
     texts = [i for i, n in enumerate(entry_words) if n >= MIN_WORDS]
-    if not texts or wanted < 1:
-        return []
-    shortest = min(texts, key=lambda i: entry_words[i])  # the first of equal ones
-    return sorted([shortest, *[i for i in texts if i != shortest][: wanted - 1]])
+    chosen: list[int] = []
+    for pick in (max, max, min):  # the first of equal ones
+        if texts and len(chosen) < wanted:
+            chosen.append(pick(texts, key=lambda i: entry_words[i]))
+            texts.remove(chosen[-1])
+    return sorted(chosen + texts[: max(wanted - len(chosen), 0)])
 
 
 def shrunk(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:

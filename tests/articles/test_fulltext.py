@@ -17,6 +17,7 @@ from ingest.fulltext import (
     ELSEWHERE,
     HOLDS,
     MIN_WORDS,
+    MISSES,
     MOST,
     RECHECK_EVERY,
     SHRUNK,
@@ -299,21 +300,35 @@ def test_a_streak_stays_within_what_the_feed_s_row_holds() -> None:
     assert observe(state, [miss]).streak == -1
 
 
-def test_the_shortest_entry_is_among_the_probes() -> None:
-    """A feed's probes take its shortest entry with text of its own (teasers and excerpts
-    aside) in place of a later one in feed order, so that a feed proven on it has no short
-    entry left to check (`shrunk`); returned in feed order."""
-    counts = [900, 1200, 700, 0, 120, 40, 300]
-    assert probe(FullText(), "auto", counts) == [0, 1, 4]
-    assert probe(FullText(streak=2, evidence="x"), "auto", counts) == [4]
-    assert probe(FullText(streak=1, evidence="x"), "auto", [300, 900, 120]) == [0, 2]
-    assert probe(FullText(), "auto", [LONG, LONG - 1, LONG - 1]) == [0, 1, 2]
+def test_the_probes_are_the_two_longest_entries_and_the_shortest() -> None:
+    """A feed's probes are its two longest entries with text of their own and its shortest
+    (teasers and excerpts aside), in feed order; a round that needs fewer takes the longest
+    first."""
+    counts = [900, 1200, 700, 0, 120, 40, 300, 1000]
+    assert probe(FullText(), "auto", counts) == [1, 4, 7]
+    assert probe(FullText(streak=1, evidence="x"), "auto", counts) == [1, 7]
+    assert probe(FullText(streak=2, evidence="x"), "auto", counts) == [1]
+    assert probe(FullText(), "auto", [LONG, LONG, LONG, LONG]) == [0, 1, 2]
+    assert probe(FullText(), "auto", [300, 120]) == [0, 1]
     assert probe(FullText(), "auto", [0, 40]) == []
-    proven = observe(FullText(), [(True, 0.98, 0.97, n, False) for n in (900, 1200, 120)])
-    assert proven.on
-    assert shrunk(proven, "auto", [700, 300, 900]) == []
-    on_longer = observe(FullText(), [(True, 0.98, 0.97, n, False) for n in (900, 1200, 700)])
-    assert shrunk(on_longer, "auto", [120, 300, 900]) == [0]
+
+
+def test_a_feed_that_cuts_its_long_articles_is_not_proven_on_its_short_ones() -> None:
+    """A feed that cuts its articles at 400 words without marking the cut: its whole short
+    entries match their pages, its cut ones do not. Its longest entries are among the first
+    probes whatever their place in the feed, so it is not proven, where its first entries in
+    feed order (three whole ones) or its shortest beside them would have proven it."""
+    counts = [300, 320, 350, *[400] * 6, 120]
+    whole = [True, True, True, *[False] * 6, True]
+    state, rest = FullText(), list(range(len(counts)))
+    while first := probe(state, "auto", [counts[i] for i in rest]):
+        picked = [rest[j] for j in first]
+        state = observe(
+            state, [(whole[i], 0.98 if whole[i] else 0.35, 0.97, counts[i], False) for i in picked]
+        )
+        rest = [i for i in rest if i not in picked]
+    assert not state.on
+    assert state.streak == -MISSES
 
 
 def test_probing_stops_after_two_misses_in_a_row() -> None:

@@ -493,22 +493,21 @@ def briefs_feed(
     )
 
 
-async def test_a_feed_is_probed_on_its_shortest_entry(
+async def test_a_feed_is_probed_on_its_longest_entries_and_its_shortest(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
     """Articles of twelve paragraphs, but for entries 4, 6 and 8, briefs of four, three and two
     paragraphs, whose pages show the same. The shortest (8) is among the first poll's three
-    probes: proven on it, the feed has no entry short enough to be checked before it is
-    trusted, and the pages of the other briefs are not fetched."""
+    probes, beside two of the longest: proven on them, the feed has no entry short enough to
+    be checked before it is trusted, and the pages of the other briefs are not fetched."""
     lengths = {4: 4, 6: 3, 8: 2}
     briefs_feed(site, lengths, {})
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    assert sorted(r.path for r in site.requests if r.path.startswith("/a/")) == [
-        "/a/0",
-        "/a/1",
-        "/a/8",
-    ]
+    fetched = {r.path for r in site.requests if r.path.startswith("/a/")}
+    assert page_hits(site) == 3
+    assert "/a/8" in fetched
+    assert not fetched & {"/a/4", "/a/6"}
     stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
     assert len(stored) == 10
     assert {r["text_source"] for r in stored} == {"feed"}
@@ -516,6 +515,26 @@ async def test_a_feed_is_probed_on_its_shortest_entry(
         n = int(r["url"].rsplit("/", 1)[1])
         paras = (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
         assert r["text"] == clean_text("\n\n".join(paras))
+
+
+async def test_a_feed_that_cuts_its_long_articles_is_not_proven_on_its_shortest(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A feed whose first entries (0, 1 and 2) and last (9) are whole short articles, and
+    whose others are articles of twelve paragraphs cut to four, without an ellipsis: its
+    longest entries are probed whatever their place, it is not proven full-text, and no cut
+    text is stored for its article."""
+    cut = range(3, 9)
+    full = {n: page_with(n, (paragraphs(n) + paragraphs(n + 100))[:12]) for n in cut}
+    briefs_feed(site, {0: 3, 1: 3, 2: 3, 9: 2, **{n: 4 for n in cut}}, full)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    stored = rows(database_url, "SELECT url, text_source FROM news.articles")
+    assert len(stored) == 10
+    from_feed = {int(r["url"].rsplit("/", 1)[1]) for r in stored if r["text_source"] == "feed"}
+    assert not from_feed & set(cut)
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is False
 
 
 async def test_short_entries_of_a_full_text_feed_are_checked_shortest_first(
