@@ -249,14 +249,16 @@ def probe(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[i
     longest, then the shortest (then the first others in feed order). Asked again after each
     round until it answers none.
 
-    A proof on the longest entries is one against the feeds that cut their longer articles
-    short without marking the cut (no ellipsis, no "read more"), which it shows there whatever
-    the entries' order; and a feed proven on its shortest entry has fewer short entries left
-    to check before it is trusted (`shrunk`), their page fetched in a probe's place. Chosen
-    with `bench/probe_bench.py` against the first entries in feed order (docs/performance.md,
-    section "Twenty-first session"): fewer pages on its full-text site, on its development
-    and its validation parts, and fewer texts cut by more than a fifth stored as articles
-    from feeds cutting at 250, 400 or 700 words, at each of them."""
+    The longest entries are where a feed that cuts its longer articles without marking the
+    cut (no ellipsis, no "read more") shows it, whatever their place in the feed, so such a
+    feed fails its probes more often (the pages fetched after them may still prove it: three
+    whole short articles in a row do); and a feed proven on its shortest entry has fewer short
+    entries left to check before it is trusted (`shrunk`), their page fetched in a probe's
+    place. Chosen with `bench/probe_bench.py` against the first entries in feed order
+    (docs/performance.md, section "Twenty-first session"): fewer pages in a first poll on its
+    full-text site, on its development and on its validation part, and fewer texts cut by
+    more than a fifth stored as articles from feeds cutting at 250, 400 or 700 words (about
+    two fifths fewer over two polls), for more pages in later polls."""
     undecided = state.evidence is None or state.streak > -MISSES
     if mode != "auto" or state.on or not undecided:
         return []
