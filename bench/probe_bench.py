@@ -29,6 +29,7 @@ from ingest.fulltext import (
     probe,
     shrunk,
     wants_pages,
+    with_caps,
 )
 from ingest.types import Comparison, FullText, OwnText, TextMode
 from ingest.workers.tasks import extract_page, own_texts
@@ -53,6 +54,9 @@ class Rules:
     """A failed comparison whose text stands is no evidence while the feed is probed."""
     shortest_first: bool
     """Short entries of a proven feed checked shortest first, one at a time."""
+    caps: bool = True
+    """Texts as long as the length at which the feed's texts pile up are fetched as excerpts
+    are (`ingest.fulltext.with_caps`, 2026-12-07)."""
     probes: str = "spanned"
     """Which entries a probe round takes: "feed order" (the first ones, the rule before
     2026-12-07), "shortest" (the poll's shortest, then the first others) or "spanned" (its
@@ -60,12 +64,15 @@ class Rules:
 
 
 RULES = (
-    Rules("before (each miss counts; short entries all at once)", False, False, "feed order"),
-    Rules("a text that stands is no evidence while probed", True, False, "feed order"),
-    Rules("short entries shortest first", False, True, "feed order"),
-    Rules("both, probes in feed order", True, True, "feed order"),
-    Rules("both, the shortest among the probes", True, True, "shortest"),
-    Rules("both, the two longest and the shortest (the pipeline's)", True, True),
+    Rules(
+        "before (each miss counts; short entries all at once)", False, False, False, "feed order"
+    ),
+    Rules("a text that stands is no evidence while probed", True, False, False, "feed order"),
+    Rules("short entries shortest first", False, True, False, "feed order"),
+    Rules("both, probes in feed order", True, True, False, "feed order"),
+    Rules("both, the shortest among the probes", True, True, False, "shortest"),
+    Rules("both, the two longest and the shortest", True, True, False),
+    Rules("those, and caps where texts pile up (the pipeline's)", True, True),
 )
 
 
@@ -89,14 +96,19 @@ PROBES = {"feed order": first_probes, "shortest": shortest_probes, "spanned": pr
 
 
 def feed_entries(
-    pages: Sequence[str], bodies: dict[str, str], url: dict[str, str], cut: int | None = None
+    pages: Sequence[str],
+    bodies: dict[str, str],
+    url: dict[str, str],
+    cut: tuple[int, str] | None = None,
 ) -> list[Entry]:
     """A feed of `pages` as the site serves it, parsed and measured as the pipeline does, each
     entry compared with its page's extraction in the worker's function. With `cut`, each
-    entry's text is its article's first `cut` words, the cut not marked."""
+    entry's text is its article cut to `cut` (so many words or characters), the cut not marked."""
     original = bodies if cut is not None else {}
     if cut is not None:
-        bodies = {k: first_words(v, cut) for k, v in bodies.items()}
+        n, unit = cut
+        first = first_words if unit == "words" else first_chars
+        bodies = {k: first(v, n) for k, v in bodies.items()}
     start = datetime(2025, 8, 11, tzinfo=UTC)
     items = [
         feed_item(page, f"http://bench.invalid/news/{page}.html", start - timedelta(minutes=37 * n),
@@ -115,6 +127,14 @@ def feed_entries(
         whole = len(words(original[key])) if key in original else 0
         entries.append(Entry(page, own, COMPARED[key, cut], own.words < HOLDS * whole))
     return entries
+
+
+def first_chars(text: str, n: int) -> str:
+    """The first `n` characters of `text` back to the end of a word, its paragraphs kept: an
+    article cut short at a length in characters, unmarked."""
+    if len(text) <= n:
+        return text
+    return text[:n].rsplit(maxsplit=1)[0] if " " in text[:n] else text[:n]
 
 
 def first_words(text: str, n: int) -> str:
@@ -143,8 +163,10 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
     """A poll of a feed whose new entries are `entries` (the first, unless `state` is what an
     earlier one left), in `ingest.pipeline`'s order: probe rounds, then short entries, then
     `wants_pages`, whose pages are compared too."""
-    state, mode = state or FullText(), "auto"
-    counts = [article_words(e.own.text, mode, e.own.words) for e in entries]
+    mode: TextMode = "auto"
+    texts = [e.own.text for e in entries if e.own.words >= MIN_WORDS and not looks_cut(e.own.text)]
+    state = with_caps(state or FullText(), texts) if rules.caps else state or FullText()
+    counts = [article_words(e.own.text, mode, e.own.words, state) for e in entries]
     rest, fetched = list(range(len(entries))), set()
     checks: list[Compared] = []
     start = state
@@ -174,9 +196,9 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
 
 
 AEB_HTML: dict[str, bytes] = {}
-COMPARED: dict[tuple[str, int | None], Comparison | None] = {}
-CUTS = (250, 400, 700)
-"""Words at which the feeds of the cut sites cut their articles."""
+COMPARED: dict[tuple[str, tuple[int, str] | None], Comparison | None] = {}
+CUTS = ((250, "words"), (400, "words"), (700, "words"), (2000, "characters"))
+"""Lengths at which the feeds of the cut sites cut their articles."""
 
 
 def main() -> None:
@@ -220,7 +242,7 @@ def main() -> None:
             continue
         cut_entries = sum(e.cut for entries in measured for e in entries)
         total = sum(map(len, measured))
-        print(f"\nthe same site, each entry's text its article's first {cut} words, unmarked"
+        print(f"\nthe same site, each entry's text its article's first {cut[0]} {cut[1]}, unmarked"
               f" ({cut_entries} of {total} entries cut by more than a fifth), polled as"
               " --later does: each feed's older half, then its newer half:")  # fmt: skip
         for rules in RULES[3:]:

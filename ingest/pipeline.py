@@ -30,6 +30,7 @@ from ingest.fetch import Fetcher
 from ingest.fulltext import (
     MIN_WORDS,
     article_words,
+    capped,
     digest,
     looks_cut,
     measure,
@@ -41,6 +42,7 @@ from ingest.fulltext import (
     still_due,
     update_words,
     wants_pages,
+    with_caps,
 )
 from ingest.normalize import canonical_url, clean_inline, host_key, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
@@ -950,8 +952,12 @@ class Pipeline:
         and where the comparison fails the entry is still stored from its text if it
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
         feed order; while the feed is probed, once probing is done)."""
-        state, mode = feed.full_text, feed.text_mode
-        counts = [article_words(own.text, mode, own.words) for own in owns]
+        mode = feed.text_mode
+        # A feed that cuts its texts at one length shows it in the longest of them: those of
+        # that length are then fetched as excerpts are, in this poll and the next ones.
+        texts = [own.text for own in owns if own.words >= MIN_WORDS and not looks_cut(own.text)]
+        state = with_caps(feed.full_text, texts)
+        counts = [article_words(own.text, mode, own.words, state) for own in owns]
         seen: set[int] = set()
         # Entries whose comparison failed but whose text may stand for the article: stored once
         # the state their comparison leaves is known (after the batch; while probing, after it).
@@ -968,8 +974,13 @@ class Pipeline:
             (to which this round's are added), as one batch would be."""
             # Only an entry that may be the article is compared: not a teaser, and an excerpt
             # only where its page ends where it does (its text is not measured against the
-            # whole page: an excerpt's page seldom ends alike).
-            compares = {i for i in indices if mode == "auto" and owns[i].words >= MIN_WORDS}
+            # whole page: an excerpt's page seldom ends alike); never a text as long as the
+            # length at which the feed cuts (`capped`), whose page is its article.
+            compares = {
+                i
+                for i in indices
+                if mode == "auto" and owns[i].words >= MIN_WORDS and not capped(state, owns[i].text)
+            }
             compared: dict[int, tuple[bool, float, float, int, bool]] = {}
             # Re-checks of a proven feed that a passing failure of their page left undone.
             unchecked: set[int] = set()
@@ -1108,7 +1119,9 @@ class Pipeline:
         stamps = {c.key for c in stamped}
         owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
         counts = [
-            update_words(own.text, own.words, v.chars if (v := versions.get(c.key)) else None, mode)
+            update_words(
+                own.text, own.words, v.chars if (v := versions.get(c.key)) else None, mode, state
+            )
             for c, own in zip(found, owns, strict=True)
         ]
         wanted, _ = wants_pages(state, mode, counts)

@@ -173,6 +173,11 @@ class FullText:
     be the article, raised a little by each longer one (`ingest.fulltext._shortest`)."""
     evidence: str | None = None
     """The last comparison, for people."""
+    cap_words: int = 0
+    """The word count at which the feed's texts were seen to stop (`ingest.fulltext.pile_up`):
+    an entry whose text is that long is taken for cut there; 0: none seen."""
+    cap_chars: int = 0
+    """The same in characters."""
 
 
 @dataclass(frozen=True, slots=True)

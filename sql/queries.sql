@@ -100,7 +100,8 @@ SELECT c.id, c.url, c.title, c.etag, c.last_modified, c.body_hash,
        c.consecutive_failures, c.active, c.publish_interval, c.feed_hint, c.failing_since,
        c.redirect_to, c.redirect_seen, c.redirect_since, c.kind, c.text_mode,
        c.full_text, c.full_text_streak, c.full_text_since_check, c.full_text_words,
-       c.full_text_evidence, c.settings, c.newest_entry_at, c.site_url,
+       c.full_text_evidence, c.full_text_cap_words, c.full_text_cap_chars, c.settings,
+       c.newest_entry_at, c.site_url,
        COALESCE(ingest.url_host(c.url), '') AS host
 FROM ingest.claim_due_feeds(
     %(owner)s, %(lease_seconds)s::float8, %(limit)s::int, %(exclude)s::bigint[],
@@ -139,7 +140,8 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.settings, f.newest_entry_at, f.site_url, r.host;
+          f.full_text_evidence, f.full_text_cap_words, f.full_text_cap_chars, f.settings,
+          f.newest_entry_at, f.site_url, r.host;
 
 -- name: feed_succeeded
 -- The next fetch is never sooner, by the database's clock (which claims compare with), than
@@ -173,6 +175,8 @@ SET last_fetched_at = %(now)s,
     full_text_since_check = COALESCE(%(full_text_since_check)s, full_text_since_check),
     full_text_words = COALESCE(%(full_text_words)s, full_text_words),
     full_text_evidence = COALESCE(%(full_text_evidence)s, full_text_evidence),
+    full_text_cap_words = COALESCE(%(full_text_cap_words)s, full_text_cap_words),
+    full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, full_text_cap_chars),
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %(id)s AND lease_owner = %(owner)s;
@@ -817,7 +821,7 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 
 -- name: feed_by_url
 SELECT id, kind, settings, text_mode, full_text, full_text_streak, full_text_since_check,
-       full_text_words, full_text_evidence, site_url
+       full_text_words, full_text_evidence, full_text_cap_words, full_text_cap_chars, site_url
 FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
 -- retention --------------------------------------------------------------------------------------

@@ -821,7 +821,7 @@ class Backfill:
             (own,) = await self.workers.run(own_texts, [entry], timeout=self.settings.parse_timeout)
         except WorkerError:
             return None
-        n = article_words(own.text, self._text_mode, own.words)
+        n = article_words(own.text, self._text_mode, own.words, self._full_text)
         return own if own.text and trusted(self._full_text, self._text_mode, n) else None
 
     async def _page(self, link: str) -> PageOutcome:

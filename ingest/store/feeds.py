@@ -63,6 +63,8 @@ class FeedStore(StoreBase):
             since_check=row["full_text_since_check"],
             words=row["full_text_words"],
             evidence=row["full_text_evidence"],
+            cap_words=row["full_text_cap_words"],
+            cap_chars=row["full_text_cap_chars"],
         )
         settings = FeedSettings.from_json(row["settings"])
         return int(row["id"]), settings, row["text_mode"], state, row["site_url"]
@@ -324,6 +326,8 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
         "full_text_since_check": ft.since_check if ft else None,
         "full_text_words": ft.words if ft else None,
         "full_text_evidence": ft.evidence if ft else None,
+        "full_text_cap_words": ft.cap_words if ft else None,
+        "full_text_cap_chars": ft.cap_chars if ft else None,
     }
 
 
@@ -335,6 +339,8 @@ def _feed(row: dict[str, Any]) -> Feed:
         since_check=row.pop("full_text_since_check"),
         words=row.pop("full_text_words"),
         evidence=row.pop("full_text_evidence"),
+        cap_words=row.pop("full_text_cap_words"),
+        cap_chars=row.pop("full_text_cap_chars"),
     )
     return Feed(**row, full_text=state, settings=FeedSettings.from_json(settings))
 

@@ -22,6 +22,7 @@ from ingest.fulltext import (
     RECHECK_EVERY,
     SHRUNK,
     article_words,
+    capped,
     compare,
     dominates,
     elsewhere,
@@ -34,6 +35,7 @@ from ingest.fulltext import (
     observe,
     other_page,
     own_text,
+    pile_up,
     probe,
     shrunk,
     stands,
@@ -41,6 +43,7 @@ from ingest.fulltext import (
     still_due,
     update_words,
     wants_pages,
+    with_caps,
 )
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, detect_language
@@ -702,3 +705,43 @@ def test_a_page_that_is_not_the_entry_s_article_leaves_the_entry_its_own_text() 
     assert not other_page(proven, story, n, padded, another=False)
     for state in (FullText(), proven):
         assert not other_page(state, story, n, matched, another=True)
+
+
+def _cut(n: int, words: int) -> str:
+    """Story `n`'s text cut after `words` words, inside a sentence."""
+    sentence = f"Story {n} says the council met again on Tuesday and agreed on the plan. "
+    return " ".join((sentence * 40).split()[:words])
+
+
+def test_texts_that_stop_at_one_length_inside_a_sentence_show_a_cap() -> None:
+    """Three or more texts of a poll stopping at its longest length, within a word or within
+    twenty characters, each inside a sentence: the feed cuts there. Articles that end with
+    their sentence, lengths that merely come close, two texts alike, or one text listed
+    three times show no cap."""
+    cut = [_cut(n, 120) for n in range(3)]
+    assert pile_up([*cut, "A whole brief of a few words."]) == (120, max(map(len, cut)))
+    assert pile_up(cut[:2]) == (0, 0)
+    assert pile_up([cut[0]] * 3) == (0, 0)
+    closed = [t + "." for t in cut]
+    assert pile_up(closed) == (0, 0)
+    spread = [_cut(0, 120), _cut(1, 110), _cut(2, 100)]
+    assert pile_up(spread) == (0, 0)
+    by_chars = [f"{n} " + "x" * (600 + n) + " more" for n in range(3)]
+    assert pile_up(by_chars)[1] == max(map(len, by_chars))
+
+
+def test_a_capped_text_is_an_excerpt_to_the_feed() -> None:
+    """A text as long as the length at which its feed cuts stands for no article (its page is
+    fetched, it is no evidence); a shorter one, or any in `feed` mode, is counted; the cap is
+    kept through the comparisons of later polls, a longer one replacing it."""
+    state = with_caps(FullText(), [_cut(n, 120) for n in range(3)])
+    assert state.cap_words == 120
+    assert capped(state, _cut(9, 120))
+    assert article_words(_cut(9, 120), "auto", 120, state) == 0
+    assert article_words(_cut(9, 60), "auto", 60, state) == 60
+    assert article_words(_cut(9, 120), "feed", 120, state) == 120
+    assert article_words(_cut(9, 120), "auto", 120) == 120
+    later = observe(state, [(True, 0.98, 0.97, 60, False), (False, 0.4, 0.5, 60, False)] * 2)
+    assert (later.cap_words, later.cap_chars) == (state.cap_words, state.cap_chars)
+    assert with_caps(later, [_cut(n, 50) for n in range(3)]).cap_words == 120
+    assert with_caps(later, [_cut(n, 200) for n in range(3)]).cap_words == 200

@@ -1406,3 +1406,68 @@ async def test_an_edit_listed_by_two_feeds_is_one_version_of_its_article(
     assert history[0]["n"] == 3
     kinds = rows(database_url, "SELECT kind, count(*) AS n FROM news.article_changes GROUP BY 1")
     assert {k["kind"]: k["n"] for k in kinds} == {"insert": 4, "update": 3}
+
+
+def cut_feed(site: LocalServer, cut: range, whole: range, words: int) -> None:
+    """Entries `cut`: articles of twelve paragraphs, the feed's text their first `words` words
+    (inside a sentence, no mark), their pages the whole article; entries `whole`: articles of
+    three paragraphs, whole in the feed and on their pages."""
+    items = ""
+    for n in [*cut, *whole]:
+        paras = (paragraphs(n) + paragraphs(n + 100))[: 12 if n in cut else 3]
+        site.routes[f"/a/{n}"] = static(page_with(n, paras))
+        if n in cut:
+            kept, left = [], words
+            for p in paras:
+                if left <= 0:
+                    break
+                kept.append(" ".join(p.split()[:left]))
+                left -= len(p.split())
+            paras = kept
+        body = "".join(f"<p>{p}</p>" for p in paras)
+        items += (
+            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
+            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
+        )
+    site.routes["/feed"] = static(
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>",
+        RSS,
+    )
+
+
+async def test_a_feed_that_cuts_its_texts_at_one_length_has_those_pages_fetched(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A feed cuts its articles at 100 words without a mark; its short articles are whole.
+    Its first poll shows the cut (the texts of four entries stop at 100 words inside a
+    sentence), which the feed keeps: the cut entries are stored from their pages, the whole
+    ones prove the feed full-text; in the next poll, two new cut entries (too few to show the
+    cut by themselves) are fetched too, not stored as the articles."""
+    cut_feed(site, range(0, 4), range(4, 8), 100)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(
+        database_url,
+        "SELECT full_text, full_text_cap_words, full_text_cap_chars FROM ingest.feeds",
+    )
+    assert state["full_text_cap_words"] == 100
+    assert state["full_text"] is True
+    fetched = {r.path for r in site.requests if r.path.startswith("/a/")}
+    assert {"/a/0", "/a/1", "/a/2", "/a/3"} <= fetched
+    cut_feed(site, range(10, 12), range(4, 8), 100)
+    before = len(site.requests)
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests[before:] if r.path.startswith("/a/")} == {
+        "/a/10",
+        "/a/11",
+    }
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    by_n = {int(r["url"].rsplit("/", 1)[1]): r for r in stored}
+    assert sorted(by_n) == [0, 1, 2, 3, 4, 5, 6, 7, 10, 11]
+    for n in (0, 1, 2, 3, 10, 11):
+        assert by_n[n]["text_source"] == "page"
+        whole = (paragraphs(n) + paragraphs(n + 100))[:12]
+        assert clean_text("\n\n".join(whole)) in by_n[n]["text"]
+    assert {by_n[n]["text_source"] for n in range(4, 8)} == {"feed"}
