@@ -24,6 +24,7 @@ from ingest.fulltext import (
     HOLDS,
     MIN_WORDS,
     article_words,
+    capped,
     looks_cut,
     observe,
     probe,
@@ -167,6 +168,7 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
     texts = [e.own.text for e in entries if e.own.words >= MIN_WORDS and not looks_cut(e.own.text)]
     state = with_caps(state or FullText(), texts) if rules.caps else state or FullText()
     counts = [article_words(e.own.text, mode, e.own.words, state) for e in entries]
+    caps = state
     rest, fetched = list(range(len(entries))), set()
     checks: list[Compared] = []
     start = state
@@ -175,7 +177,9 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
         for i in indices:
             fetched.add(i)
             c = entries[i].comparison
-            if c is not None and not looks_cut(entries[i].own.text):
+            # As the pipeline: an excerpt proves nothing, a capped text is not compared.
+            text = entries[i].own.text
+            if c is not None and not looks_cut(text) and not capped(caps, text):
                 so_far.append((c.same, c.holds, c.clean, entries[i].own.words,
                                c.stands and rules.stands_neutral))  # fmt: skip
         return observe(base, so_far)

@@ -126,9 +126,9 @@ def article_words(
     text: str, mode: TextMode = "auto", count: int | None = None, state: FullText | None = None
 ) -> int:
     """The word count an entry's own text stands for as the article (`count`, where it was
-    counted already): in `auto` mode, none for an excerpt, or a text as long as the length at
-    which the feed's texts stop (`state`'s caps, `capped`): its page is fetched, and it is no
-    evidence either way. An operator who set `feed` takes the text as it is."""
+    counted already): in `auto` mode, none for an excerpt, or a text that stops at the length
+    at which its feed cuts its texts (`state`'s caps, `capped`): its page is fetched, and it is
+    no evidence either way. An operator who set `feed` takes the text as it is."""
     if mode == "auto" and (looks_cut(text) or (state is not None and capped(state, text))):
         return 0
     return len(words(text)) if count is None else count
@@ -146,26 +146,46 @@ word (`pile_up`, `capped`)."""
 
 def pile_up(texts: Sequence[str]) -> tuple[int, int]:
     """The lengths at which a feed cuts its texts without marking the cut, as a poll's texts
-    show them: where PILE distinct texts end within CAP_WORDS words (counted between spaces,
-    as a CMS counts them) of the longest text's word count, each of them inside a sentence
-    (no full stop, question or exclamation mark, closing quote or bracket last), that word
-    count; the same in characters within CAP_CHARS; 0 for each otherwise. Articles end at the
-    end of a sentence, and their lengths spread too far for three of the longest of a poll
-    to end together: on the full-text site of `bench/probe_bench.py` no poll shows a pile-up,
-    on its sites cut at 250, 400 and 700 words nearly every feed does."""
-    distinct = set(texts)
+    show them: where PILE texts of different articles stop within CAP_WORDS words (counted
+    between spaces, as a CMS counts them; only in texts of MIN_WORDS such words, not in
+    scripts written without spaces) of the longest text's word count, each of them inside a
+    sentence (`_open_ended`), that word count; the same in characters within CAP_CHARS; 0 for
+    each otherwise. Articles end at the end of a sentence, and their lengths spread too far
+    for three of the longest of a poll to end together: on the full-text site of
+    `bench/probe_bench.py` no poll shows a pile-up, on its sites cut at 250, 400 and 700
+    words and 2,000 characters nearly every feed does."""
+    # One article listed again (another tracking line at its end) is one text.
+    distinct = list({t[:_OPENING]: t for t in texts}.values())
+    spaced = [t for t in distinct if _spaced_words(t) >= MIN_WORDS]
     caps = []
-    for measure, slack in ((_spaced_words, CAP_WORDS), (len, CAP_CHARS)):
-        longest = max(map(measure, distinct), default=0)
-        piled = [
-            t for t in distinct if measure(t) >= longest - slack and not _SENTENCE_END.search(t)
-        ]
+    for measure, slack, pool in ((_spaced_words, CAP_WORDS, spaced), (len, CAP_CHARS, distinct)):
+        longest = max(map(measure, pool), default=0)
+        piled = [t for t in pool if measure(t) >= longest - slack and _open_ended(t)]
         caps.append(longest if len(piled) >= PILE else 0)
     return caps[0], caps[1]
 
 
-_SENTENCE_END = re.compile(r"[.!?;:…。！？；：।؟\"'”’»)\]]\W*$")
-"""A text that ends as a sentence does (punctuation, then perhaps quotes and brackets)."""
+_OPENING: Final = 200
+"""Characters that tell one article's text from another's."""
+_SENTENCE_END = re.compile(r"[.!?…。！？।؟\"'”’»)\]）」』】〉》][^\w:;：；]*$")
+"""A line that ends as a sentence does (punctuation, then perhaps quotes and brackets); one
+that ends in a colon or a semicolon goes on."""
+_CREDIT = re.compile(r"^\s*(?:[-–—©]|\(c\)|\S+:(?:\s|$))|://", re.IGNORECASE)
+"""A line that opens as a credit or a source does ("Photo: …", "Source: …", "— Jane Doe",
+"© Agency") or holds a link."""
+_CREDIT_WORDS: Final = 3
+"""Words of a last line that is a name or an agency ("Reuters", "(AP)", "Jane Doe")."""
+
+
+def _open_ended(text: str) -> bool:
+    """Whether a text stops inside a sentence: its last line, once trailing credit, source
+    and link lines are left out (they say nothing of where the story stopped), ends without a
+    sentence's punctuation."""
+    for line in reversed(text.splitlines()):
+        if not line.strip() or len(line.split()) <= _CREDIT_WORDS or _CREDIT.search(line):
+            continue
+        return not _SENTENCE_END.search(line)
+    return False
 
 
 def _spaced_words(text: str) -> int:
@@ -174,22 +194,31 @@ def _spaced_words(text: str) -> int:
 
 def with_caps(state: FullText, texts: Sequence[str]) -> FullText:
     """The state with the caps a poll's entry texts (with text of their own: not teasers, not
-    excerpts) show (`pile_up`): a cap once seen is kept, a longer one seen later replaces it
-    (the feed cuts later, or never cut at the shorter length)."""
+    excerpts) show: a pile-up (`pile_up`) sets a cap, or replaces the one kept (the feed cuts
+    at another length now); a text longer than a kept cap by more than its slack clears it
+    (the feed does not cut there, or no longer does); otherwise the kept cap stays."""
     cap_words, cap_chars = pile_up(texts)
-    return replace(
-        state,
-        cap_words=max(state.cap_words, cap_words),
-        cap_chars=max(state.cap_chars, cap_chars),
-    )
+    longest_words = max((_spaced_words(t) for t in texts), default=0)
+    longest_chars = max(map(len, texts), default=0)
+    if not cap_words and longest_words > state.cap_words + CAP_WORDS:
+        cap_words = 0
+    elif not cap_words:
+        cap_words = state.cap_words
+    if not cap_chars and longest_chars > state.cap_chars + CAP_CHARS:
+        cap_chars = 0
+    elif not cap_chars:
+        cap_chars = state.cap_chars
+    return replace(state, cap_words=cap_words, cap_chars=cap_chars)
 
 
 def capped(state: FullText, text: str) -> bool:
-    """Whether an entry's text is as long as a length at which its feed cuts (`with_caps`):
-    taken for cut there, like an excerpt."""
+    """Whether an entry's text stops at a length at which its feed cuts (`with_caps`: within
+    its slack of it): taken for cut there, like an excerpt. A cap is cleared only by a poll
+    with a longer text; until then the feed's whole texts of that length have their pages
+    fetched too, which costs pages, never texts."""
     return bool(
-        (state.cap_words and _spaced_words(text) >= state.cap_words - CAP_WORDS)
-        or (state.cap_chars and len(text) >= state.cap_chars - CAP_CHARS)
+        (state.cap_words and abs(_spaced_words(text) - state.cap_words) <= CAP_WORDS)
+        or (state.cap_chars and abs(len(text) - state.cap_chars) <= CAP_CHARS)
     )
 
 

@@ -726,7 +726,7 @@ def test_texts_that_stop_at_one_length_inside_a_sentence_show_a_cap() -> None:
     assert pile_up(closed) == (0, 0)
     spread = [_cut(0, 120), _cut(1, 110), _cut(2, 100)]
     assert pile_up(spread) == (0, 0)
-    by_chars = [f"{n} " + "x" * (600 + n) + " more" for n in range(3)]
+    by_chars = [(_whole(n, 12))[: 600 + n].rsplit(maxsplit=1)[0] for n in range(3)]
     assert pile_up(by_chars)[1] == max(map(len, by_chars))
 
 
@@ -743,5 +743,65 @@ def test_a_capped_text_is_an_excerpt_to_the_feed() -> None:
     assert article_words(_cut(9, 120), "auto", 120) == 120
     later = observe(state, [(True, 0.98, 0.97, 60, False), (False, 0.4, 0.5, 60, False)] * 2)
     assert (later.cap_words, later.cap_chars) == (state.cap_words, state.cap_chars)
-    assert with_caps(later, [_cut(n, 50) for n in range(3)]).cap_words == 120
+    assert with_caps(later, [_whole(n, 2) for n in range(3)]).cap_words == 120
     assert with_caps(later, [_cut(n, 200) for n in range(3)]).cap_words == 200
+
+
+def _whole(n: int, sentences: int) -> str:
+    """Story `n`'s whole text of so many sentences."""
+    return " ".join(
+        f"Story {n}, line {k}: the harbour board voted on plan {k} after a long night."
+        for k in range(sentences)
+    )
+
+
+def _own(content: str) -> str:
+    """An entry's text as the pipeline measures it (one paragraph a line)."""
+    return own_text(ParsedEntry(guid="g", link="http://x.invalid/a", content=content)).text
+
+
+ZH = [
+    "\n".join(
+        [
+            f"第{k}段：市政府周二宣布新的交通计划，居民表示欢迎。" * (2 + (k + n) % 3)
+            for k in range(8 + n % 2)
+        ]
+        + ["（完）"]
+    )
+    for n in range(3)
+]
+
+
+def test_whole_texts_show_no_cap_whatever_their_last_line() -> None:
+    """Whole stories written without spaces (Chinese, ending "（完）"), whole briefs of one
+    template ending in a credit, a source or a link, and one article listed three times with
+    different tracking lines: none is a feed cutting its texts."""
+    chinese = [_own(h) for h in ZH]
+    assert len({len(t) for t in chinese}) == 3
+    assert pile_up(chinese) == (0, 0)
+    for tail in ("Photo: Reuters", "Source: https://example.com/q", "— Jane Doe"):
+        briefs = [
+            f"A magnitude {4 + n / 10:.1f} earthquake struck {10 + n} km north of Town {n} at "
+            f"0{n}:12 UTC today at a depth of {5 + n} km, the survey said. "
+            + _whole(n, 4)
+            + f"\n\n{tail}"
+            for n in range(3)
+        ]
+        assert pile_up(briefs) == (0, 0), tail
+    body = _whole(1, 6)
+    relisted = [f"{body}\n\nhttps://example.com/a/1?utm_source=rss&utm_campaign={c}" for c in "abc"]
+    assert pile_up(relisted) == (0, 0)
+
+
+def test_a_cap_follows_the_feed() -> None:
+    """A feed that stops cutting (its texts now longer than the cap) loses its cap; one that
+    cuts at another length has the new one seen; one whose later polls show no pile-up and
+    nothing longer keeps its cap."""
+    state = with_caps(FullText(), [_cut(n, 120) for n in range(3)])
+    assert with_caps(state, [_whole(1, 2)]).cap_words == 120
+    longer = with_caps(state, [_whole(n, s) for n, s in enumerate((20, 35, 50))])
+    assert (longer.cap_words, longer.cap_chars) == (0, 0)
+    assert not capped(longer, _whole(7, 50))
+    shorter = with_caps(state, [_cut(n, 80) for n in range(3, 6)])
+    assert shorter.cap_words == 80
+    assert article_words(_cut(9, 80), "auto", 80, shorter) == 0

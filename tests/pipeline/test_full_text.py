@@ -1471,3 +1471,56 @@ async def test_a_feed_that_cuts_its_texts_at_one_length_has_those_pages_fetched(
         whole = (paragraphs(n) + paragraphs(n + 100))[:12]
         assert clean_text("\n\n".join(whole)) in by_n[n]["text"]
     assert {by_n[n]["text_source"] for n in range(4, 8)} == {"feed"}
+
+
+def credited_feed(site: LocalServer, numbers: range) -> None:
+    """A full-text feed whose every entry is the whole article, its last line a photo credit
+    (no full stop), as its page shows it."""
+    items = ""
+    for n in numbers:
+        body = "".join(f"<p>{p}</p>" for p in [*paragraphs(n), "Photo: City archive"])
+        site.routes[f"/a/{n}"] = static(
+            f"<html><head><title>Story {n}</title></head><body>"
+            f"<article><h1>Story {n}</h1>{body}</article></body></html>"
+        )
+        items += (
+            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
+            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
+        )
+    site.routes["/feed"] = static(
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>",
+        RSS,
+    )
+
+
+async def test_a_full_text_feed_whose_texts_end_in_a_credit_is_proven(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Whole articles of one template, each ending in a photo credit without a full stop:
+    their lengths coincide, but they end with their sentences before the credit, so the feed
+    is not taken to cut them, and it is proven on three pages as any full-text feed is."""
+    credited_feed(site, range(12))
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text, full_text_cap_words FROM ingest.feeds")
+    assert (state["full_text"], state["full_text_cap_words"], page_hits(site)) == (True, 0, 3)
+
+
+async def test_a_feed_that_cuts_shorter_later_has_those_pages_fetched(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Cut at 100 words (seen; the feed proven on its whole short articles), then four new
+    entries cut at 60: the new cut replaces the old one, and they are stored from their
+    pages."""
+    cut_feed(site, range(0, 4), range(4, 8), 100)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    cut_feed(site, range(10, 14), range(4, 8), 60)
+    await pipeline.run(all_feeds=True)
+    (state,) = rows(database_url, "SELECT full_text, full_text_cap_words FROM ingest.feeds")
+    assert (state["full_text"], state["full_text_cap_words"]) == (True, 60)
+    stored = rows(database_url, "SELECT url, text_source FROM news.articles")
+    by_n = {int(r["url"].rsplit("/", 1)[1]): r["text_source"] for r in stored}
+    assert [by_n[n] for n in range(10, 14)] == ["page"] * 4
