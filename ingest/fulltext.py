@@ -14,8 +14,9 @@ followed by the comparison of the feed's next entry; so is a re-check whose page
 passing, or showed something other than the entry (`stands_unchecked`, `still_due`,
 `elsewhere`). In any feed, an entry whose page is not its article at all (a consent wall:
 `other_page`) is stored from its own text and counts neither way. An entry of fewer than
-MIN_WORDS words, or that ends like an excerpt, always has its page fetched and never counts
-towards the mode: it says nothing about the feed's other entries; nor, until the feed is
+MIN_WORDS words, or that ends like an excerpt, or whose text stops at a length at which its
+feed was seen to cut its texts without a mark (`pile_up`, `capped`), always has its page
+fetched and never counts towards the mode: it says nothing about the feed's other entries; nor, until the feed is
 proven full-text, does a failed comparison whose text stands for the article (`observe`).
 (`FullText.streak` counts
 matches in a row, up to CONFIRM, or misses in a row as a negative number, down to -MISSES.)
