@@ -16,9 +16,9 @@ passing, or showed something other than the entry (`stands_unchecked`, `still_du
 `other_page`) is stored from its own text and counts neither way. An entry of fewer than
 MIN_WORDS words, or that ends like an excerpt, or whose text stops at a length at which its
 feed was seen to cut its texts without a mark (`pile_up`, `capped`), always has its page
-fetched and never counts towards the mode: it says nothing about the feed's other entries; nor, until the feed is
-proven full-text, does a failed comparison whose text stands for the article (`observe`).
-(`FullText.streak` counts
+fetched and never counts towards the mode: it says nothing about the feed's other entries;
+nor, until the feed is proven full-text, does a failed comparison whose text stands for the
+article (`observe`). (`FullText.streak` counts
 matches in a row, up to CONFIRM, or misses in a row as a negative number, down to -MISSES.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
