@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -147,27 +147,28 @@ word (`pile_up`, `capped`)."""
 
 def pile_up(texts: Sequence[str]) -> tuple[int, int]:
     """The lengths at which a feed cuts its texts without marking the cut, as a poll's texts
-    show them: where PILE texts of different articles stop within CAP_WORDS words (counted
-    between spaces, as a CMS counts them; only in texts of MIN_WORDS such words, not in
-    scripts written without spaces) of the longest text's word count, each of them inside a
-    sentence (`_open_ended`), that word count; the same in characters within CAP_CHARS; 0 for
-    each otherwise. Articles end at the end of a sentence, and their lengths spread too far
-    for three of the longest of a poll to end together: on the full-text site of
-    `bench/probe_bench.py` no poll shows a pile-up, on its sites cut at 250, 400 and 700
-    words and 2,000 characters nearly every feed does."""
-    # One article listed again (another tracking line at its end) is one text.
-    distinct = list({t[:_OPENING]: t for t in texts}.values())
+    show them: the word count (counted between spaces, as a CMS counts them; only in texts of
+    MIN_WORDS such words, so never in scripts written without spaces) of the longest text that
+    stops inside a sentence (`_ending`), where PILE texts of different articles stop within
+    CAP_WORDS words of it, none of them at the end of a sentence and PILE - 1 of them inside
+    one; the same in characters within CAP_CHARS; 0 for each otherwise. Articles end at the
+    end of a sentence, and their lengths spread too far for three of them to end together: on
+    the full-text site of `bench/probe_bench.py` no poll shows a pile-up, on its sites cut at
+    250, 400 and 700 words and 2,000 characters nearly every feed does."""
+    # One article listed again (another tracking link) is one text; its links left out.
+    distinct = list({_LINK.sub("", t).rstrip(): t for t in texts}.values())
     spaced = [t for t in distinct if _spaced_words(t) >= MIN_WORDS]
     caps = []
     for measure, slack, pool in ((_spaced_words, CAP_WORDS, spaced), (len, CAP_CHARS, distinct)):
-        longest = max(map(measure, pool), default=0)
-        piled = [t for t in pool if measure(t) >= longest - slack and _open_ended(t)]
-        caps.append(longest if len(piled) >= PILE else 0)
+        ends = {t: _ending(t) for t in pool}
+        longest = max((measure(t) for t in pool if ends[t]), default=0)
+        near = [t for t in pool if abs(measure(t) - longest) <= slack]
+        open_ = sum(1 for t in near if ends[t])
+        closed = sum(1 for t in near if ends[t] is False)
+        caps.append(longest if len(near) - closed >= PILE and open_ >= PILE - 1 else 0)
     return caps[0], caps[1]
 
 
-_OPENING: Final = 200
-"""Characters that tell one article's text from another's."""
 _SENTENCE_END = re.compile(r"[.!?…。！？।؟\"'”’»)\]）」』】〉》][^\w:;：；]*$")
 """A line that ends as a sentence does (punctuation, then perhaps quotes and brackets); one
 that ends in a colon or a semicolon goes on."""
@@ -178,15 +179,28 @@ _CREDIT_WORDS: Final = 3
 """Words of a last line that is a name or an agency ("Reuters", "(AP)", "Jane Doe")."""
 
 
-def _open_ended(text: str) -> bool:
-    """Whether a text stops inside a sentence: its last line, once trailing credit, source
-    and link lines are left out (they say nothing of where the story stopped), ends without a
-    sentence's punctuation."""
+_LINK = re.compile(r"\S*://\S*")
+"""A link in a text: left out when telling one article's text from another's."""
+_CREDIT_MAX_WORDS: Final = 8
+"""Words over which a line is the story's, whatever it opens with."""
+
+
+def _ending(text: str) -> bool | None:
+    """True where a text stops inside a sentence, False where it ends one; None where its
+    story's last line ends one but short lines follow it (a credit, a link, or the first
+    words of a paragraph a cut landed in)."""
+    trailing = False
     for line in reversed(text.splitlines()):
-        if not line.strip() or len(line.split()) <= _CREDIT_WORDS or _CREDIT.search(line):
+        n = len(line.split())
+        if not n:
             continue
-        return not _SENTENCE_END.search(line)
-    return False
+        if n <= _CREDIT_WORDS or (n <= _CREDIT_MAX_WORDS and _CREDIT.search(line)):
+            trailing = True
+            continue
+        if not _SENTENCE_END.search(line):
+            return True
+        return None if trailing else False
+    return None
 
 
 def _spaced_words(text: str) -> int:
@@ -196,19 +210,21 @@ def _spaced_words(text: str) -> int:
 def with_caps(state: FullText, texts: Sequence[str]) -> FullText:
     """The state with the caps a poll's entry texts (with text of their own: not teasers, not
     excerpts) show: a pile-up (`pile_up`) sets a cap, or replaces the one kept (the feed cuts
-    at another length now); a text longer than a kept cap by more than its slack clears it
-    (the feed does not cut there, or no longer does); otherwise the kept cap stays."""
+    at another length now); PILE texts longer than a kept cap by more than its slack, none
+    stopping at it inside a sentence, clear it (the feed no longer cuts there; one kind of
+    entry it does not cut, a live blog, does not); otherwise the kept cap stays."""
     cap_words, cap_chars = pile_up(texts)
-    longest_words = max((_spaced_words(t) for t in texts), default=0)
-    longest_chars = max(map(len, texts), default=0)
-    if not cap_words and longest_words > state.cap_words + CAP_WORDS:
-        cap_words = 0
-    elif not cap_words:
-        cap_words = state.cap_words
-    if not cap_chars and longest_chars > state.cap_chars + CAP_CHARS:
-        cap_chars = 0
-    elif not cap_chars:
-        cap_chars = state.cap_chars
+
+    # A cap kept too long costs the pages of whole texts of its length, never a text.
+    def stale(cap: int, measure: Callable[[str], int], slack: int) -> bool:
+        longer = sum(1 for t in texts if measure(t) > cap + slack)
+        at_cap = any(abs(measure(t) - cap) <= slack and _ending(t) for t in texts)
+        return longer >= PILE and not at_cap
+
+    if not cap_words:
+        cap_words = 0 if stale(state.cap_words, _spaced_words, CAP_WORDS) else state.cap_words
+    if not cap_chars:
+        cap_chars = 0 if stale(state.cap_chars, len, CAP_CHARS) else state.cap_chars
     return replace(state, cap_words=cap_words, cap_chars=cap_chars)
 
 

@@ -868,10 +868,15 @@ class Pipeline:
             now=now,
         )
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
-        updated, unchanged, retried = await self._refetch(feed, plan.refetch, plan.stamped, now)
+        owns = await self._own_texts(feed, plan.fetch)
+        # Updates see the caps this poll's new entries show.
+        texts = [o.text for o in owns if o.words >= MIN_WORDS and not looks_cut(o.text)]
+        capped_feed = replace(feed, full_text=with_caps(feed.full_text, texts))
+        updated, unchanged, retried = await self._refetch(
+            capped_feed, plan.refetch, plan.stamped, now
+        )
         storer = _Storer(self._articles, feed.id)
         deferred: list[dedup.Candidate] = []
-        owns = await self._own_texts(feed, plan.fetch)
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
             c = plan.fetch[i]

@@ -805,3 +805,98 @@ def test_a_cap_follows_the_feed() -> None:
     shorter = with_caps(state, [_cut(n, 80) for n in range(3, 6)])
     assert shorter.cap_words == 80
     assert article_words(_cut(9, 80), "auto", 80, shorter) == 0
+
+
+_SENTENCE = "Story {n} says the council met again on Tuesday and agreed on the plan."  # 14 words
+
+
+def _story_of(n: int, per_para: int, lead: str = "", sep: str = "\n\n") -> str:
+    """Story n: paragraphs of `per_para` sentences, each paragraph opened by `lead`."""
+    para = " ".join([_SENTENCE.format(n=n)] * per_para)
+    return sep.join(lead + para for _ in range(30))
+
+
+def _cut_words(text: str, words: int) -> str:
+    """The text's first `words` space-separated words, its line breaks kept (a CMS cut)."""
+    tokens = re.findall(r"\S+\s*", text)
+    return "".join(tokens[:words]).rstrip()
+
+
+def test_a_cut_landing_on_a_short_new_paragraph_still_counts() -> None:
+    # 128 = 3 paragraphs of 42 words + 2: text 0 is cut two words into its 4th paragraph.
+    texts = [
+        _cut_words(_story_of(0, 3), 128),
+        _cut_words(_story_of(1, 4), 128),
+        _cut_words(_story_of(2, 2), 128),
+    ]
+    assert texts[0].endswith("\n\nStory 0")
+    assert pile_up(texts)[0] == 128
+
+
+def test_a_cut_inside_a_dialogue_line_still_counts() -> None:
+    # French/Spanish/Russian dialogue opens with a dash; text 0's cut lands in such a line.
+    dialogue = _story_of(0, 3).split("\n\n")
+    dialogue[3] = "— " + dialogue[3]
+    texts = [
+        _cut_words("\n\n".join(dialogue), 138),
+        _cut_words(_story_of(1, 4), 138),
+        _cut_words(_story_of(2, 2), 138),
+    ]
+    assert pile_up(texts)[0] == 138
+
+
+def test_cut_interview_transcripts_show_their_cap() -> None:
+    texts = [
+        _cut_words(_story_of(n, 2, lead=("Q: " if n % 2 else "Smith: ")), 130) for n in range(3)
+    ]
+    assert pile_up(texts)[0] == 130
+
+
+def test_a_cut_line_holding_a_link_still_counts() -> None:
+    link = "Story {n} links https://example.org/report/{n} and the council said it would "
+    head = ["\n\n".join(_story_of(n, 2).split("\n\n")[:4]) for n in range(3)]  # 112 words
+    texts = [_cut_words(h + "\n\n" + link.format(n=n) * 20, 150) for n, h in enumerate(head)]
+    assert "://" in texts[0].rsplit("\n", 1)[1]
+    assert pile_up(texts)[0] == 150
+
+
+def test_one_line_cuts_with_a_dateline_or_a_link_still_count() -> None:
+    # wp_trim_words-style cuts: tags stripped, one line; a wire dateline "ISLAMABAD: ",
+    # or any link anywhere in the text, makes the whole (only) line "a credit".
+    dateline = [_cut_words("ISLAMABAD: " + _story_of(n, 2, sep=" "), 120) for n in range(3)]
+    linked = [
+        _cut_words(_story_of(n, 2, sep=" ").replace("plan.", "plan (https://x.org).", 1), 120)
+        for n in range(3)
+    ]
+    assert (pile_up(dateline)[0], pile_up(linked)[0]) == (120, 120)
+
+
+def test_cut_texts_under_one_standfirst_are_different_articles() -> None:
+    note = (
+        "Editor's note: This story is part of our series on local government, produced with "
+        "the support of the Civic Trust, which has no say over our coverage. Sign up for the "
+        "newsletter to get each new story of the series in your inbox.\n\n"
+    )
+    assert len(note) > 200
+    texts = [_cut_words(note + _story_of(n, 3), 150) for n in range(4)]
+    assert pile_up(texts)[0] == 150
+
+
+def test_one_longer_whole_text_does_not_hide_the_pile_up() -> None:
+    """A poll of five cut texts and one live blog: the pile-up is sought at the longest text
+    that stops inside a sentence, not at the poll's longest."""
+    cut = [_cut_words(_story_of(n, 3), 120) for n in range(5)]
+    live = _cut_words(_story_of(9, 3), 294)  # whole: ends with its sentence
+    assert live.endswith("plan.")
+    assert pile_up([*cut, live])[0] == 120  # a poll of 5 cut texts and one live blog
+
+
+def test_one_longer_whole_text_does_not_clear_the_cap() -> None:
+    """One longer whole text in a later poll (a live blog) leaves a kept cap as it is."""
+    cut = [_cut_words(_story_of(n, 3), 120) for n in range(5)]
+    live = _cut_words(_story_of(9, 3), 294)
+    state = with_caps(FullText(), cut)
+    assert state.cap_words == 120
+    later = with_caps(state, [cut[0], live])  # next poll: one cut text, one live blog
+    assert later.cap_words == 120
+    assert capped(later, _cut_words(_story_of(7, 3), 120))

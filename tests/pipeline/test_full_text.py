@@ -1524,3 +1524,91 @@ async def test_a_feed_that_cuts_shorter_later_has_those_pages_fetched(
     stored = rows(database_url, "SELECT url, text_source FROM news.articles")
     by_n = {int(r["url"].rsplit("/", 1)[1]): r["text_source"] for r in stored}
     assert [by_n[n] for n in range(10, 14)] == ["page"] * 4
+
+
+ATOM = "application/atom+xml"
+
+
+def _paras(n: int, size: int) -> list[str]:
+    return (paragraphs(n) + paragraphs(n + 100))[:size]
+
+
+def _cut_paras(paras: list[str], words: int) -> list[str]:
+    kept, left = [], words
+    for p in paras:
+        if left <= 0:
+            break
+        kept.append(" ".join(p.split()[:left]))
+        left -= len(p.split())
+    return kept
+
+
+def cut_atom_feed(site: LocalServer, entries: dict[int, tuple[list[str], datetime]]) -> None:
+    """Entries n: (feed paragraphs, updated); pages: the whole article (12 paragraphs, or 3
+    for n in 4..7)."""
+    xml = ""
+    for n, (paras, updated) in entries.items():
+        site.routes[f"/a/{n}"] = static(page_with(n, _paras(n, 3 if 4 <= n < 8 else 12)))
+        xml += (
+            f"<entry><title>Story {n}</title><id>{site.base}/a/{n}</id>"
+            f"<link href='{site.base}/a/{n}'/>"
+            f"<published>{(NOW - timedelta(hours=n)).isoformat()}</published>"
+            f"<updated>{updated.isoformat()}</updated><content type='html'>"
+            + "".join(f"&lt;p&gt;{p}&lt;/p&gt;" for p in paras)
+            + "</content></entry>"
+        )
+    site.routes["/feed"] = static(
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<updated>{NOW.isoformat()}</updated>{xml}</feed>",
+        ATOM,
+    )
+
+
+def hours_ago(n: int) -> datetime:
+    return NOW - timedelta(hours=n)
+
+
+async def test_a_live_blog_in_a_cutting_feed_does_not_let_cut_texts_in(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Poll 1: 0-3 cut at 100 words, 4-7 whole short: cap 100, feed proven. Poll 2: two new
+    cut entries and one whole long one (a live blog): the cut ones must come from their
+    pages."""
+    first = {n: (_cut_paras(_paras(n, 12), 100), hours_ago(n)) for n in range(4)}
+    first |= {n: (_paras(n, 3), hours_ago(n)) for n in range(4, 8)}
+    cut_atom_feed(site, first)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text, full_text_cap_words FROM ingest.feeds")
+    assert (state["full_text"], state["full_text_cap_words"]) == (True, 100)
+    second = first | {n: (_cut_paras(_paras(n, 12), 100), hours_ago(n)) for n in (10, 11)}
+    second[12] = (_paras(12, 12), hours_ago(12))  # whole, 336 words
+    cut_atom_feed(site, second)
+    await pipeline.run(all_feeds=True)
+    stored = rows(database_url, "SELECT url, text_source FROM news.articles")
+    by_n = {int(r["url"].rsplit("/", 1)[1]): r["text_source"] for r in stored}
+    assert (by_n[10], by_n[11]) == ("page", "page")
+
+
+async def test_an_update_in_the_poll_that_shows_the_cap_is_not_stored_cut(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """Poll 1: whole articles (4-7 short, 20 long): proven. Poll 2: the feed now cuts at 200
+    words: four new entries show the cap, and entry 20 is updated, its text cut too. The
+    update must not replace the whole stored article with the cut text."""
+    first = {n: (_paras(n, 3), hours_ago(n)) for n in range(4, 8)} | {
+        20: (_paras(20, 12), hours_ago(20))
+    }
+    cut_atom_feed(site, first)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is True
+    second = first | {n: (_cut_paras(_paras(n, 12), 200), hours_ago(n)) for n in range(10, 14)}
+    second[20] = (_cut_paras(_paras(20, 12), 200), NOW + timedelta(minutes=5))
+    cut_atom_feed(site, second)
+    await pipeline.run(all_feeds=True)
+    (state,) = rows(database_url, "SELECT full_text_cap_words FROM ingest.feeds")
+    assert state["full_text_cap_words"] == 200
+    (twenty,) = rows(database_url, "SELECT text FROM news.articles WHERE url ~ '/20$'")
+    assert len(twenty["text"].split()) > 300, len(twenty["text"].split())
