@@ -136,8 +136,9 @@ def article_words(
 
 
 PILE: Final = 3
-"""Texts that must end at one length, the longest of a poll, for the feed to be taken to cut
-its texts there (`pile_up`)."""
+"""Texts that must stop together, at the length of the longest of a poll's texts that stops
+inside a sentence, for the feed to be taken to cut its texts there (`pile_up`); and longer
+texts that must come for a kept cap to be cleared (`with_caps`)."""
 CAP_WORDS: Final = 1
 """Words by which texts cut at one word count may differ (`pile_up`, `capped`)."""
 CAP_CHARS: Final = 20
@@ -230,9 +231,9 @@ def with_caps(state: FullText, texts: Sequence[str]) -> FullText:
 
 def capped(state: FullText, text: str) -> bool:
     """Whether an entry's text stops at a length at which its feed cuts (`with_caps`: within
-    its slack of it): taken for cut there, like an excerpt. A cap is cleared only by a poll
-    with a longer text; until then the feed's whole texts of that length have their pages
-    fetched too, which costs pages, never texts."""
+    its slack of it): taken for cut there, like an excerpt. Until a cap is cleared (PILE
+    longer texts in a poll, `with_caps`), the feed's whole texts of that length have their
+    pages fetched too, which costs pages, never texts."""
     return bool(
         (state.cap_words and abs(_spaced_words(text) - state.cap_words) <= CAP_WORDS)
         or (state.cap_chars and abs(len(text) - state.cap_chars) <= CAP_CHARS)
