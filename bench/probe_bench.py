@@ -27,10 +27,10 @@ from ingest.fulltext import (
     capped,
     looks_cut,
     observe,
+    poll_caps,
     probe,
     shrunk,
     wants_pages,
-    with_caps,
 )
 from ingest.types import Comparison, FullText, OwnText, TextMode
 from ingest.workers.tasks import extract_page, own_texts
@@ -165,8 +165,9 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
     earlier one left), in `ingest.pipeline`'s order: probe rounds, then short entries, then
     `wants_pages`, whose pages are compared too."""
     mode: TextMode = "auto"
-    texts = [e.own.text for e in entries if e.own.words >= MIN_WORDS and not looks_cut(e.own.text)]
-    state = with_caps(state or FullText(), texts) if rules.caps else state or FullText()
+    state = state or FullText()
+    if rules.caps:
+        state = poll_caps(state, [e.own for e in entries])
     counts = [article_words(e.own.text, mode, e.own.words, state) for e in entries]
     caps = state
     rest, fetched = list(range(len(entries))), set()

@@ -208,6 +208,14 @@ def _spaced_words(text: str) -> int:
     return len(text.split())
 
 
+def poll_caps(state: FullText, owns: Sequence[OwnText]) -> FullText:
+    """`with_caps` of a poll's new entries: their texts that stand for an article (not
+    teasers, not excerpts). The pipeline's rule, which its updates and new entries share."""
+    return with_caps(
+        state, [o.text for o in owns if o.words >= MIN_WORDS and not looks_cut(o.text)]
+    )
+
+
 def with_caps(state: FullText, texts: Sequence[str]) -> FullText:
     """The state with the caps a poll's entry texts (with text of their own: not teasers, not
     excerpts) show: a pile-up (`pile_up`) sets a cap, or replaces the one kept (the feed cuts

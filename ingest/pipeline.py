@@ -36,13 +36,13 @@ from ingest.fulltext import (
     measure,
     observe,
     other_page,
+    poll_caps,
     probe,
     shrunk,
     stands_unchecked,
     still_due,
     update_words,
     wants_pages,
-    with_caps,
 )
 from ingest.normalize import canonical_url, clean_inline, host_key, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
@@ -869,12 +869,10 @@ class Pipeline:
         )
         await self.store.link_entries(feed.id, plan.link, dedup.update_times(found, now))
         owns = await self._own_texts(feed, plan.fetch)
-        # Updates see the caps this poll's new entries show.
-        texts = [o.text for o in owns if o.words >= MIN_WORDS and not looks_cut(o.text)]
-        capped_feed = replace(feed, full_text=with_caps(feed.full_text, texts))
-        updated, unchanged, retried = await self._refetch(
-            capped_feed, plan.refetch, plan.stamped, now
-        )
+        # The caps this poll's new entries show (`ingest.fulltext.poll_caps`) hold for its
+        # updates and its new entries alike.
+        feed = replace(feed, full_text=poll_caps(feed.full_text, owns))
+        updated, unchanged, retried = await self._refetch(feed, plan.refetch, plan.stamped, now)
         storer = _Storer(self._articles, feed.id)
         deferred: list[dedup.Candidate] = []
 
@@ -957,11 +955,7 @@ class Pipeline:
         and where the comparison fails the entry is still stored from its text if it
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
         feed order; while the feed is probed, once probing is done)."""
-        mode = feed.text_mode
-        # A feed that cuts its texts at one length shows it in the longest of them: those of
-        # that length are then fetched as excerpts are, in this poll and the next ones.
-        texts = [own.text for own in owns if own.words >= MIN_WORDS and not looks_cut(own.text)]
-        state = with_caps(feed.full_text, texts)
+        state, mode = feed.full_text, feed.text_mode
         counts = [article_words(own.text, mode, own.words, state) for own in owns]
         seen: set[int] = set()
         # Entries whose comparison failed but whose text may stand for the article: stored once

@@ -465,6 +465,25 @@ async def test_a_failed_re_check_settled_later_in_the_same_poll_has_no_entry_com
     assert len(rows(database_url, "SELECT id FROM news.articles")) == 56
 
 
+def content_feed(site: LocalServer, texts: dict[int, list[str]], pages: dict[int, str]) -> None:
+    """An RSS feed of entries `n` whose `content:encoded` holds `texts[n]`, a paragraph each,
+    their pages `pages[n]`."""
+    items = ""
+    for n, paras in texts.items():
+        site.routes[f"/a/{n}"] = static(pages[n])
+        body = "".join(f"<p>{p}</p>" for p in paras)
+        items += (
+            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
+            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
+        )
+    site.routes["/feed"] = static(
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>",
+        RSS,
+    )
+
+
 def briefs_feed(
     site: LocalServer,
     lengths: dict[int, int],
@@ -477,19 +496,10 @@ def briefs_feed(
     def text(n: int) -> list[str]:
         return (paragraphs(n) + paragraphs(n + 100))[: lengths.get(n, 12)]
 
-    items = ""
-    for n in numbers:
-        site.routes[f"/a/{n}"] = static(pages.get(n) or page_with(n, text(n)))
-        body = "".join(f"<p>{p}</p>" for p in text(n))
-        items += (
-            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
-            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
-            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
-        )
-    site.routes["/feed"] = static(
-        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
-        f"<channel><title>T</title>{items}</channel></rss>",
-        RSS,
+    content_feed(
+        site,
+        {n: text(n) for n in numbers},
+        {n: pages.get(n) or page_with(n, text(n)) for n in numbers},
     )
 
 
@@ -1408,32 +1418,27 @@ async def test_an_edit_listed_by_two_feeds_is_one_version_of_its_article(
     assert {k["kind"]: k["n"] for k in kinds} == {"insert": 4, "update": 3}
 
 
+def first_words(paras: list[str], words: int) -> list[str]:
+    """The paragraphs' first `words` words, cut inside the paragraph they end in, unmarked."""
+    kept, left = [], words
+    for p in paras:
+        if left <= 0:
+            break
+        kept.append(" ".join(p.split()[:left]))
+        left -= len(p.split())
+    return kept
+
+
 def cut_feed(site: LocalServer, cut: range, whole: range, words: int) -> None:
     """Entries `cut`: articles of twelve paragraphs, the feed's text their first `words` words
     (inside a sentence, no mark), their pages the whole article; entries `whole`: articles of
     three paragraphs, whole in the feed and on their pages."""
-    items = ""
-    for n in [*cut, *whole]:
-        paras = (paragraphs(n) + paragraphs(n + 100))[: 12 if n in cut else 3]
-        site.routes[f"/a/{n}"] = static(page_with(n, paras))
-        if n in cut:
-            kept, left = [], words
-            for p in paras:
-                if left <= 0:
-                    break
-                kept.append(" ".join(p.split()[:left]))
-                left -= len(p.split())
-            paras = kept
-        body = "".join(f"<p>{p}</p>" for p in paras)
-        items += (
-            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
-            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
-            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
-        )
-    site.routes["/feed"] = static(
-        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
-        f"<channel><title>T</title>{items}</channel></rss>",
-        RSS,
+    articles = {n: (paragraphs(n) + paragraphs(n + 100))[:12] for n in cut}
+    articles |= {n: (paragraphs(n) + paragraphs(n + 100))[:3] for n in whole}
+    content_feed(
+        site,
+        {n: first_words(paras, words) if n in cut else paras for n, paras in articles.items()},
+        {n: page_with(n, paras) for n, paras in articles.items()},
     )
 
 
@@ -1476,23 +1481,8 @@ async def test_a_feed_that_cuts_its_texts_at_one_length_has_those_pages_fetched(
 def credited_feed(site: LocalServer, numbers: range) -> None:
     """A full-text feed whose every entry is the whole article, its last line a photo credit
     (no full stop), as its page shows it."""
-    items = ""
-    for n in numbers:
-        body = "".join(f"<p>{p}</p>" for p in [*paragraphs(n), "Photo: City archive"])
-        site.routes[f"/a/{n}"] = static(
-            f"<html><head><title>Story {n}</title></head><body>"
-            f"<article><h1>Story {n}</h1>{body}</article></body></html>"
-        )
-        items += (
-            f"<item><title>Story {n}</title><link>{site.base}/a/{n}</link>"
-            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
-            f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
-        )
-    site.routes["/feed"] = static(
-        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
-        f"<channel><title>T</title>{items}</channel></rss>",
-        RSS,
-    )
+    texts = {n: [*paragraphs(n), "Photo: City archive"] for n in numbers}
+    content_feed(site, texts, {n: page_with(n, paras) for n, paras in texts.items()})
 
 
 async def test_a_full_text_feed_whose_texts_end_in_a_credit_is_proven(
@@ -1533,16 +1523,6 @@ def _paras(n: int, size: int) -> list[str]:
     return (paragraphs(n) + paragraphs(n + 100))[:size]
 
 
-def _cut_paras(paras: list[str], words: int) -> list[str]:
-    kept, left = [], words
-    for p in paras:
-        if left <= 0:
-            break
-        kept.append(" ".join(p.split()[:left]))
-        left -= len(p.split())
-    return kept
-
-
 def cut_atom_feed(site: LocalServer, entries: dict[int, tuple[list[str], datetime]]) -> None:
     """Entries n: (feed paragraphs, updated); pages: the whole article (12 paragraphs, or 3
     for n in 4..7)."""
@@ -1574,14 +1554,14 @@ async def test_a_live_blog_in_a_cutting_feed_does_not_let_cut_texts_in(
     """Poll 1: 0-3 cut at 100 words, 4-7 whole short: cap 100, feed proven. Poll 2: two new
     cut entries and one whole long one (a live blog): the cut ones must come from their
     pages."""
-    first = {n: (_cut_paras(_paras(n, 12), 100), hours_ago(n)) for n in range(4)}
+    first = {n: (first_words(_paras(n, 12), 100), hours_ago(n)) for n in range(4)}
     first |= {n: (_paras(n, 3), hours_ago(n)) for n in range(4, 8)}
     cut_atom_feed(site, first)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
     (state,) = rows(database_url, "SELECT full_text, full_text_cap_words FROM ingest.feeds")
     assert (state["full_text"], state["full_text_cap_words"]) == (True, 100)
-    second = first | {n: (_cut_paras(_paras(n, 12), 100), hours_ago(n)) for n in (10, 11)}
+    second = first | {n: (first_words(_paras(n, 12), 100), hours_ago(n)) for n in (10, 11)}
     second[12] = (_paras(12, 12), hours_ago(12))  # whole, 336 words
     cut_atom_feed(site, second)
     await pipeline.run(all_feeds=True)
@@ -1604,8 +1584,8 @@ async def test_an_update_in_the_poll_that_shows_the_cap_is_not_stored_cut(
     await pipeline.run()
     (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
     assert state["full_text"] is True
-    second = first | {n: (_cut_paras(_paras(n, 12), 200), hours_ago(n)) for n in range(10, 14)}
-    second[20] = (_cut_paras(_paras(20, 12), 200), NOW + timedelta(minutes=5))
+    second = first | {n: (first_words(_paras(n, 12), 200), hours_ago(n)) for n in range(10, 14)}
+    second[20] = (first_words(_paras(20, 12), 200), NOW + timedelta(minutes=5))
     cut_atom_feed(site, second)
     await pipeline.run(all_feeds=True)
     (state,) = rows(database_url, "SELECT full_text_cap_words FROM ingest.feeds")
