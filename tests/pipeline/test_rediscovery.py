@@ -118,9 +118,10 @@ async def test_the_title_of_a_feed_found_for_a_web_page_is_cleaned_as_article_ti
         'title="News\ufdd0\ufffe&#x1FFFE; \x85Feed" href="/feed.xml">'
         "</head><body><p>Welcome</p></body></html>"
     )
+    # Untitled: the run may poll the feed it found (a claim after it was registered), and a
+    # poll keeps the title a feed gives itself; this one gives none.
     server.routes["/feed.xml"] = static(
-        "<rss version='2.0'><channel><title>Harbour Times</title></channel></rss>",
-        "application/rss+xml",
+        "<rss version='2.0'><channel></channel></rss>", "application/rss+xml"
     )
     async with pipeline_for(local_settings(database_url), inline_workers) as pipeline:
         await pipeline.store.add_feed(server.url("/"))
