@@ -8,6 +8,7 @@ on the second.
 What it measures and how to run it: bench/README.md (`probe_bench.py`)."""
 
 import argparse
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -101,33 +102,46 @@ def feed_entries(
     bodies: dict[str, str],
     url: dict[str, str],
     cut: tuple[int, str] | None = None,
+    summaries: float = 0.0,
 ) -> list[Entry]:
     """A feed of `pages` as the site serves it, parsed and measured as the pipeline does, each
     entry compared with its page's extraction in the worker's function. With `cut`, each
-    entry's text is its article cut to `cut` (so many words or characters), the cut not marked."""
-    original = bodies if cut is not None else {}
-    if cut is not None:
-        n, unit = cut
-        first = first_words if unit == "words" else first_chars
-        bodies = {k: first(v, n) for k, v in bodies.items()}
+    entry's text is its article cut to `cut` (so many words or characters), the cut not marked.
+    With `summaries`, that share of the entries (chosen by a hash of the entry) carry a
+    summary instead: their article's first 60 to 200 words, unmarked."""
     start = datetime(2025, 8, 11, tzinfo=UTC)
-    items = [
-        feed_item(page, f"http://bench.invalid/news/{page}.html", start - timedelta(minutes=37 * n),
-                  bodies)
-        for n, page in enumerate(pages)
-    ]  # fmt: skip
+    items, cuts = [], []
+    for n, page in enumerate(pages):
+        key = page.split("~")[0]
+        chosen = summary_of(page, summaries)
+        cuts.append(cut if chosen is None else (chosen, "words"))
+        body = bodies[key]
+        if cuts[-1] is not None:
+            length, unit = cuts[-1]
+            body = (first_words if unit == "words" else first_chars)(body, length)
+        link = f"http://bench.invalid/news/{page}.html"
+        items.append(feed_item(page, link, start - timedelta(minutes=37 * n), {key: body}))
     xml = web.rss("Bench feed", "http://bench.invalid/", items)
     parsed = parse_feed(xml, "http://bench.invalid/feed", {})
     owns = own_texts(list(parsed.entries))
     entries = []
-    for page, own in zip(pages, owns, strict=True):
+    for page, own, made in zip(pages, owns, cuts, strict=True):
         key = page.split("~")[0]
-        if (key, cut) not in COMPARED:  # a page's copies carry the same text
+        if (key, made) not in COMPARED:  # a page's copies carry the same text
             ex = extract_page(AEB_HTML[key], url[key], own.text) if own.text else None
-            COMPARED[key, cut] = ex.comparison if ex is not None else None
-        whole = len(words(original[key])) if key in original else 0
-        entries.append(Entry(page, own, COMPARED[key, cut], own.words < HOLDS * whole))
+            COMPARED[key, made] = ex.comparison if ex is not None else None
+        whole = len(words(bodies[key])) if made is not None else 0
+        entries.append(Entry(page, own, COMPARED[key, made], own.words < HOLDS * whole))
     return entries
+
+
+def summary_of(page: str, share: float) -> int | None:
+    """The length in words of the summary that entry `page` carries on a site where `share` of
+    the entries carry one, or None: chosen by a hash of the entry, the same in every run."""
+    h = int.from_bytes(hashlib.blake2b(page.encode(), digest_size=8).digest(), "big")
+    if (h % 1000) >= share * 1000:
+        return None
+    return 60 + (h // 1000) % 141
 
 
 def first_chars(text: str, n: int) -> str:
@@ -204,6 +218,8 @@ AEB_HTML: dict[str, bytes] = {}
 COMPARED: dict[tuple[str, tuple[int, str] | None], Comparison | None] = {}
 CUTS = ((250, "words"), (400, "words"), (700, "words"), (2000, "characters"))
 """Lengths at which the feeds of the cut sites cut their articles."""
+SUMMARIES = (0.1, 0.25)
+"""Shares of the entries that carry a summary on the summary sites."""
 
 
 def main() -> None:
@@ -233,6 +249,22 @@ def main() -> None:
             print(f"  {rules.name:56s} {sum(pages):4d} pages, at most {max(pages):2d},"
                   f" {sum(n > 5 for n in pages):2d} feeds over 5  {dist}")  # fmt: skip
     feeds = buckets(ids, args.feeds)
+    for share in SUMMARIES:
+        measured = [feed_entries(pages, bodies, url, summaries=share) for pages in feeds]
+        made = sum(e.cut for entries in measured for e in entries)
+        print(f"\nthe same site, {share:.0%} of the entries a summary (their article's first 60"
+              f" to 200 words, unmarked; {made} of {sum(map(len, measured))} shorter than a"
+              " fifth off), polled as --later does:")  # fmt: skip
+        for rules in RULES[3:]:
+            first = [first_poll(e[len(e) // 2 :], rules) for e in measured]
+            later = [first_poll(e[: len(e) // 2], rules, p.state)
+                     for e, p in zip(measured, first, strict=True)]  # fmt: skip
+            wrong = [sum(e.cut for e in p.unchecked) for p in (*first, *later)]
+            print(f"  {rules.name:56s} {sum(p.pages for p in first):4d} + "
+                  f"{sum(p.pages for p in later):4d} pages,"
+                  f" {sum(p.state.on for p in first):2d} then"
+                  f" {sum(p.state.on for p in later):2d} feeds proven,"
+                  f" {sum(wrong):3d} summaries stored for articles")  # fmt: skip
     for cut in (None, *CUTS):
         measured = [feed_entries(pages, bodies, url, cut) for pages in feeds]
         if cut is None:
