@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from ingest_bench import buckets, feed_item
@@ -63,6 +63,10 @@ class Rules:
     """Which entries a probe round takes: "feed order" (the first ones, the rule before
     2026-12-07), "shortest" (the poll's shortest, then the first others) or "spanned" (its
     two longest, then its shortest: `ingest.fulltext.probe`)."""
+    planned: bool = False
+    """The poll that proves a feed plans its other entries with the bar for short entries at
+    its shortest entry, where the probes proved that entry (`planned`; tried and not taken,
+    2026-12-07)."""
 
 
 RULES = (
@@ -75,7 +79,21 @@ RULES = (
     Rules("both, the shortest among the probes", True, True, False, "shortest"),
     Rules("both, the two longest and the shortest", True, True, False),
     Rules("those, and caps where texts pile up (the pipeline's)", True, True),
+    Rules("those, the proving poll planned on its shortest", True, True, planned=True),
+    Rules("caps, the shortest among the probes", True, True, True, "shortest"),
 )
+
+
+def planned(before: FullText, after: FullText, proved: Sequence[int], shortest: int) -> FullText:
+    """The state the rest of a poll is planned with once its probes are done, `before` them and
+    `after`, under the rule tried on 2026-12-07: where they proved the feed in this poll and
+    proved its shortest entry with text of its own (`shortest` words; `proved`, the word
+    counts of the entries they found to be the article), the bar for short entries stands at
+    that entry, whatever its place in the feed; the state carried to later polls keeps the
+    comparisons' length (`observe`)."""
+    if before.on or not after.on or not proved or min(proved) > shortest:
+        return after
+    return replace(after, words=min(after.words, shortest))
 
 
 def first_probes(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> list[int]:
@@ -103,6 +121,7 @@ def feed_entries(
     url: dict[str, str],
     cut: tuple[int, str] | None = None,
     summaries: float = 0.0,
+    seed: int = 0,
 ) -> list[Entry]:
     """A feed of `pages` as the site serves it, parsed and measured as the pipeline does, each
     entry compared with its page's extraction in the worker's function. With `cut`, each
@@ -113,12 +132,12 @@ def feed_entries(
     items, cuts = [], []
     for n, page in enumerate(pages):
         key = page.split("~")[0]
-        chosen = summary_of(page, summaries)
+        chosen = summary_of(page, summaries, seed)
         cuts.append(cut if chosen is None else (chosen, "words"))
         body = bodies[key]
         if cuts[-1] is not None:
             length, unit = cuts[-1]
-            body = (first_words if unit == "words" else first_chars)(body, length)
+            body = CUTTERS[unit](body, length)
         link = f"http://bench.invalid/news/{page}.html"
         items.append(feed_item(page, link, start - timedelta(minutes=37 * n), {key: body}))
     xml = web.rss("Bench feed", "http://bench.invalid/", items)
@@ -135,10 +154,12 @@ def feed_entries(
     return entries
 
 
-def summary_of(page: str, share: float) -> int | None:
+def summary_of(page: str, share: float, seed: int = 0) -> int | None:
     """The length in words of the summary that entry `page` carries on a site where `share` of
-    the entries carry one, or None: chosen by a hash of the entry, the same in every run."""
-    h = int.from_bytes(hashlib.blake2b(page.encode(), digest_size=8).digest(), "big")
+    the entries carry one, or None: chosen by a hash of the entry (and of `seed`, past the
+    first), the same in every run."""
+    key = f"{seed}:{page}" if seed else page
+    h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
     if (h % 1000) >= share * 1000:
         return None
     return 60 + (h // 1000) % 141
@@ -165,6 +186,15 @@ def first_words(text: str, n: int) -> str:
     return "\n".join(kept)
 
 
+def first_paragraphs(text: str, n: int) -> str:
+    """The first `n` paragraphs of `text`: an article cut short in its HTML, at a length that
+    varies with its paragraphs', unmarked."""
+    return "\n".join([line for line in text.split("\n") if line.strip()][:n])
+
+
+CUTTERS = {"words": first_words, "characters": first_chars, "paragraphs": first_paragraphs}
+
+
 @dataclass(frozen=True)
 class Poll:
     pages: int
@@ -188,7 +218,9 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
     checks: list[Compared] = []
     start = state
 
-    def round_of(indices: list[int], base: FullText, so_far: list[Compared]) -> FullText:
+    def round_of(
+        indices: list[int], base: FullText, so_far: list[Compared], proved: list[int] | None = None
+    ) -> FullText:
         for i in indices:
             fetched.add(i)
             c = entries[i].comparison
@@ -197,18 +229,26 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
             if c is not None and not looks_cut(text) and not capped(caps, text):
                 so_far.append((c.same, c.holds, c.clean, entries[i].own.words,
                                c.stands and rules.stands_neutral))  # fmt: skip
+                if proved is not None and c.same:
+                    proved.append(entries[i].own.words)
         return observe(base, so_far)
 
+    def plan(state: FullText) -> FullText:
+        return planned(before, state, proved, shortest) if rules.planned else state
+
     choose = PROBES[rules.probes]
+    before, proved = state, list[int]()
+    shortest = min((n for n in counts if n >= MIN_WORDS), default=0)
     while first := choose(state, mode, [counts[i] for i in rest]):
-        state = round_of([rest[j] for j in first], state, [])
+        state = round_of([rest[j] for j in first], state, [], proved)
         rest = [i for i in rest if i not in fetched]
     if rules.shortest_first:
         start = state
-        while short := shrunk(state, mode, [counts[i] for i in rest]):
+        while short := shrunk(plan(state), mode, [counts[i] for i in rest]):
             state = round_of([rest[j] for j in short], start, checks)
             rest = [i for i in rest if i not in fetched]
-    wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
+    wanted, planning = wants_pages(plan(state), mode, [counts[i] for i in rest])
+    state = replace(planning, words=state.words)
     unchecked = [entries[i] for i, want in zip(rest, wanted, strict=True) if not want]
     state = round_of([i for i, want in zip(rest, wanted, strict=True) if want], state, [])
     return Poll(len(fetched), state, unchecked)
@@ -216,7 +256,14 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
 
 AEB_HTML: dict[str, bytes] = {}
 COMPARED: dict[tuple[str, tuple[int, str] | None], Comparison | None] = {}
-CUTS = ((250, "words"), (400, "words"), (700, "words"), (2000, "characters"))
+CUTS = (
+    (250, "words"),
+    (400, "words"),
+    (700, "words"),
+    (2000, "characters"),
+    (3, "paragraphs"),
+    (6, "paragraphs"),
+)
 """Lengths at which the feeds of the cut sites cut their articles."""
 SUMMARIES = (0.1, 0.25)
 """Shares of the entries that carry a summary on the summary sites."""
@@ -227,6 +274,9 @@ def main() -> None:
     p.add_argument("--feeds", type=int, default=50)
     p.add_argument("--pages", type=int, default=167)
     p.add_argument("--copies", type=int, default=6)
+    p.add_argument(
+        "--seeds", type=int, default=1, help="choices of the entries that carry a summary"
+    )
     args = p.parse_args()
     aeb = find_aeb(None)
     bodies = aeb_bodies(aeb)
@@ -248,23 +298,29 @@ def main() -> None:
             dist = dict(sorted(Counter(pages).items()))
             print(f"  {rules.name:56s} {sum(pages):4d} pages, at most {max(pages):2d},"
                   f" {sum(n > 5 for n in pages):2d} feeds over 5  {dist}")  # fmt: skip
-    feeds = buckets(ids, args.feeds)
     for share in SUMMARIES:
-        measured = [feed_entries(pages, bodies, url, summaries=share) for pages in feeds]
-        made = sum(e.cut for entries in measured for e in entries)
-        print(f"\nthe same site, {share:.0%} of the entries a summary (their article's first 60"
-              f" to 200 words, unmarked; {made} of {sum(map(len, measured))} shorter than a"
-              " fifth off), polled as --later does:")  # fmt: skip
-        for rules in RULES[3:]:
-            first = [first_poll(e[len(e) // 2 :], rules) for e in measured]
-            later = [first_poll(e[: len(e) // 2], rules, p.state)
-                     for e, p in zip(measured, first, strict=True)]  # fmt: skip
-            wrong = [sum(e.cut for e in p.unchecked) for p in (*first, *later)]
-            print(f"  {rules.name:56s} {sum(p.pages for p in first):4d} + "
-                  f"{sum(p.pages for p in later):4d} pages,"
-                  f" {sum(p.state.on for p in first):2d} then"
-                  f" {sum(p.state.on for p in later):2d} feeds proven,"
-                  f" {sum(wrong):3d} summaries stored for articles")  # fmt: skip
+        print(f"\nsites where {share:.0%} of the entries carry a summary in place of their"
+              " article (its first 60 to 200 words, unmarked), each feed polled as --later does;"
+              f" summed over {args.seeds} choice(s) of the entries:")  # fmt: skip
+        for part in (None, "dev", "val"):
+            chosen = [i for i in ids if part in (None, site_part(site_key(url[i.split("~")[0]])))]
+            feeds = buckets(chosen, args.feeds if part is None else args.feeds // 2)
+            sites = [[feed_entries(pages, bodies, url, summaries=share, seed=seed)
+                      for pages in feeds] for seed in range(args.seeds)]  # fmt: skip
+            made = sum(e.cut for measured in sites for entries in measured for e in entries)
+            print(f"  {'all pages' if part is None else f'{part} pages only'}: {made} summaries"
+                  " shorter than a fifth off")  # fmt: skip
+            for rules in RULES[3:]:
+                pages = stored = 0
+                for measured in sites:
+                    first = [first_poll(e[len(e) // 2 :], rules) for e in measured]
+                    later = [first_poll(e[: len(e) // 2], rules, p.state)
+                             for e, p in zip(measured, first, strict=True)]  # fmt: skip
+                    pages += sum(p.pages for p in (*first, *later))
+                    stored += sum(e.cut for p in (*first, *later) for e in p.unchecked)
+                print(f"    {rules.name:54s} {pages:5d} pages, {stored:4d} summaries stored for"
+                      " articles")  # fmt: skip
+    feeds = buckets(ids, args.feeds)
     for cut in (None, *CUTS):
         measured = [feed_entries(pages, bodies, url, cut) for pages in feeds]
         if cut is None:
