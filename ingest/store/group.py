@@ -4,6 +4,7 @@ for the next, so that a burst of small writes costs a few transactions, not one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -17,8 +18,9 @@ R = TypeVar("R")
 class GroupWriter(Generic[T, R]):
     """Writes items in groups: items added while a write is in progress are written together
     by the next one (at most `limit` a group). The first item of a group is written at once,
-    or, with `linger`, after waiting that many seconds for others to join it (for writes whose
-    cost is mostly per transaction). `write` returns one result per item, in order; `add`
+    or, with `linger`, once it has waited that many seconds for others to join it (for writes
+    whose cost is mostly per transaction), also where it came in while the group before it was
+    written; a full group goes at once. `write` returns one result per item, in order; `add`
     returns its item's result when the item is written, or raises what the write raised (a
     `StoreError` if the writer was stopped before writing it). A caller cancelled while its
     items wait for a group withdraws them (a feed handed back must not be written after it);
@@ -36,6 +38,10 @@ class GroupWriter(Generic[T, R]):
         self._linger = linger
         self._limit = limit
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._arrived: list[float] = []
+        """When each pending item came in (the event loop's clock), in the same order."""
+        self._full = asyncio.Event()
+        """Set when a group's worth of items is pending: it need not wait for more."""
         self._writing = False
         self._drainer: asyncio.Future[None] | None = None
 
@@ -48,6 +54,9 @@ class GroupWriter(Generic[T, R]):
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
         self._pending += zip(items, futures, strict=True)
+        self._arrived += [loop.time()] * len(items)
+        if len(self._pending) >= self._limit:
+            self._full.set()
         if not self._writing:
             self._writing = True
             self._drainer = asyncio.ensure_future(self._drain())
@@ -67,11 +76,12 @@ class GroupWriter(Generic[T, R]):
     def _withdraw(self, futures: Sequence[asyncio.Future[R]]) -> None:
         """Items of `futures` not taken into a write yet: left out of the next group."""
         mine = set(futures)
-        kept = [(item, done) for item, done in self._pending if done not in mine]
+        kept = [i for i, (_, done) in enumerate(self._pending) if done not in mine]
         for _, done in self._pending:
             if done in mine:
                 done.cancel()
-        self._pending = kept
+        self._pending = [self._pending[i] for i in kept]
+        self._arrived = [self._arrived[i] for i in kept]
 
     async def close(self, grace: float) -> None:
         """Let what is waiting or being written finish, for at most `grace` seconds; then stop
@@ -85,13 +95,29 @@ class GroupWriter(Generic[T, R]):
             drainer.cancel()
             await asyncio.wait([drainer])
 
+    async def _company(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until the first pending item has waited `linger` for company, or the group is full
+        (or nothing is pending any more)."""
+        while self._pending and len(self._pending) < self._limit:
+            wait = self._arrived[0] + self._linger - loop.time()
+            if wait <= 0:
+                return
+            self._full.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._full.wait()
+
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            if self._linger > 0:
-                await asyncio.sleep(self._linger)
             while self._pending:
+                if self._linger > 0:
+                    await self._company(loop)
+                if not self._pending:  # withdrawn meanwhile
+                    break
                 group = self._pending[: self._limit]
                 self._pending = self._pending[self._limit :]
+                self._arrived = self._arrived[self._limit :]
                 try:
                     results = await self._write([item for item, _ in group])
                     if len(results) != len(group):
@@ -110,7 +136,7 @@ class GroupWriter(Generic[T, R]):
         finally:
             self._writing = False
             _stopped(self._pending)  # left by a cancelled drain
-            self._pending = []
+            self._pending, self._arrived = [], []
 
 
 async def by_parts(

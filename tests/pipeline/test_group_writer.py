@@ -107,6 +107,59 @@ def test_with_linger_the_first_item_waits_for_company() -> None:
     assert groups == [[1, 2, 3], [4]]
 
 
+def test_items_that_came_in_during_a_write_wait_for_company_too() -> None:
+    """With linger, the first item of every group waits for company, not only the first item
+    after the writer was idle: one that came in while the group before it was written is not
+    written alone as soon as that write ends."""
+    groups: list[list[int]] = []
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        if len(groups) == 1:
+            writing.set()
+            await release.wait()
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write, linger=0.2)
+        first = asyncio.create_task(writer.add(1))
+        await writing.wait()  # the first group is being written
+        second = asyncio.create_task(writer.add(2))
+        await asyncio.sleep(0)
+        release.set()
+        assert await first == 1
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert groups == [[1]]  # 2 is held for company
+        third = asyncio.create_task(writer.add(3))
+        assert await asyncio.gather(second, third) == [2, 3]
+
+    asyncio.run(main())
+    assert groups == [[1], [2, 3]]
+
+
+def test_a_full_group_is_written_at_once() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    async def main() -> None:
+        writer = GroupWriter(write, linger=60, limit=2)
+        assert await asyncio.wait_for(writer.add_all([1, 2]), timeout=30) == [1, 2]
+        # Also one that fills up while its first item waits for company.
+        first = asyncio.create_task(writer.add(3))
+        await asyncio.sleep(0.01)
+        assert groups == [[1, 2]]
+        assert await asyncio.wait_for(writer.add(4), timeout=30) == 4
+        assert await first == 3
+
+    asyncio.run(main())
+    assert groups == [[1, 2], [3, 4]]
+
+
 def test_groups_hold_at_most_limit_items() -> None:
     groups: list[list[int]] = []
 
