@@ -109,6 +109,7 @@ class GroupWriter(Generic[T, R]):
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
+        self._full = asyncio.Event()  # of this loop: a writer may outlive one
         try:
             while self._pending:
                 if self._linger > 0:

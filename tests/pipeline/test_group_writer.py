@@ -160,6 +160,23 @@ def test_a_full_group_is_written_at_once() -> None:
     assert groups == [[1, 2], [3, 4]]
 
 
+def test_a_writer_waits_for_company_in_a_later_event_loop_too() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    writer = GroupWriter(write, linger=0.01, limit=5)
+
+    async def main(n: int) -> None:
+        assert await writer.add(n) == n
+
+    asyncio.run(main(1))
+    asyncio.run(main(2))
+    assert groups == [[1], [2]]
+
+
 def test_groups_hold_at_most_limit_items() -> None:
     groups: list[list[int]] = []
 
