@@ -37,9 +37,9 @@ class GroupWriter(Generic[T, R]):
         self._write = write
         self._linger = linger
         self._limit = limit
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._arrived: list[float] = []
-        """When each pending item came in (the event loop's clock), in the same order."""
+        self._pending: list[tuple[T, asyncio.Future[R], float]] = []
+        """Items waiting for a group, with their waiters and when they came in (the event
+        loop's clock)."""
         self._full = asyncio.Event()
         """Set when a group's worth of items is pending: it need not wait for more."""
         self._writing = False
@@ -53,8 +53,8 @@ class GroupWriter(Generic[T, R]):
         """`add` of each item: their results, in order."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
-        self._pending += zip(items, futures, strict=True)
-        self._arrived += [loop.time()] * len(items)
+        now = loop.time()
+        self._pending += [(item, done, now) for item, done in zip(items, futures, strict=True)]
         if len(self._pending) >= self._limit:
             self._full.set()
         if not self._writing:
@@ -76,12 +76,11 @@ class GroupWriter(Generic[T, R]):
     def _withdraw(self, futures: Sequence[asyncio.Future[R]]) -> None:
         """Items of `futures` not taken into a write yet: left out of the next group."""
         mine = set(futures)
-        kept = [i for i, (_, done) in enumerate(self._pending) if done not in mine]
-        for _, done in self._pending:
+        kept = [pending for pending in self._pending if pending[1] not in mine]
+        for _, done, _ in self._pending:
             if done in mine:
                 done.cancel()
-        self._pending = [self._pending[i] for i in kept]
-        self._arrived = [self._arrived[i] for i in kept]
+        self._pending = kept
 
     async def close(self, grace: float) -> None:
         """Let what is waiting or being written finish, for at most `grace` seconds; then stop
@@ -99,7 +98,7 @@ class GroupWriter(Generic[T, R]):
         """Until the first pending item has waited `linger` for company, or the group is full
         (or nothing is pending any more)."""
         while self._pending and len(self._pending) < self._limit:
-            wait = self._arrived[0] + self._linger - loop.time()
+            wait = self._pending[0][2] + self._linger - loop.time()
             if wait <= 0:
                 return
             self._full.clear()
@@ -118,26 +117,25 @@ class GroupWriter(Generic[T, R]):
                     break
                 group = self._pending[: self._limit]
                 self._pending = self._pending[self._limit :]
-                self._arrived = self._arrived[self._limit :]
                 try:
-                    results = await self._write([item for item, _ in group])
+                    results = await self._write([item for item, _, _ in group])
                     if len(results) != len(group):
                         raise TypeError(f"{len(results)} results for {len(group)} items")
                 except Exception as e:
-                    for _, done in group:
+                    for _, done, _ in group:
                         if not done.done():
                             done.set_exception(e)
                 except BaseException:
                     _stopped(group)
                     raise
                 else:
-                    for (_, done), result in zip(group, results, strict=True):
+                    for (_, done, _), result in zip(group, results, strict=True):
                         if not done.done():
                             done.set_result(result)
         finally:
             self._writing = False
             _stopped(self._pending)  # left by a cancelled drain
-            self._pending, self._arrived = [], []
+            self._pending = []
 
 
 async def by_parts(
@@ -181,9 +179,9 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _stopped(group: Sequence[tuple[object, asyncio.Future[Any]]]) -> None:
+def _stopped(group: Sequence[tuple[object, asyncio.Future[Any], float]]) -> None:
     """Items the writer will not write: their waiters get an error, never a cancellation (a
     task that ends cancelled inside a task group passes unnoticed, as if it had succeeded)."""
-    for _, done in group:
+    for _, done, _ in group:
         if not done.done():
             done.set_exception(StoreError("the writer stopped before writing this"))
