@@ -4,11 +4,23 @@ short wait for company, each item getting its own result."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from ingest.errors import StoreError
 from ingest.store.group import GroupWriter
+
+
+def recorded() -> tuple[list[list[int]], Callable[[list[int]], Awaitable[list[int]]]]:
+    """A write that records its groups and returns each item as its result."""
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    return groups, write
 
 
 def test_items_arriving_during_a_write_go_in_the_next_group() -> None:
@@ -86,11 +98,7 @@ def test_a_cancelled_waiter_does_not_cancel_the_write() -> None:
 
 
 def test_with_linger_the_first_item_waits_for_company() -> None:
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
+    groups, write = recorded()
 
     async def main() -> None:
         writer = GroupWriter(write, linger=0.05)
@@ -140,11 +148,7 @@ def test_items_that_came_in_during_a_write_wait_for_company_too() -> None:
 
 
 def test_a_full_group_is_written_at_once() -> None:
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
+    groups, write = recorded()
 
     async def main() -> None:
         writer = GroupWriter(write, linger=60, limit=2)
@@ -161,11 +165,7 @@ def test_a_full_group_is_written_at_once() -> None:
 
 
 def test_a_writer_waits_for_company_in_a_later_event_loop_too() -> None:
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
+    groups, write = recorded()
 
     writer = GroupWriter(write, linger=0.01, limit=5)
 
@@ -178,11 +178,7 @@ def test_a_writer_waits_for_company_in_a_later_event_loop_too() -> None:
 
 
 def test_groups_hold_at_most_limit_items() -> None:
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
+    groups, write = recorded()
 
     async def main() -> None:
         writer = GroupWriter(write, linger=0.01, limit=3)
