@@ -254,6 +254,15 @@ def first_poll(entries: Sequence[Entry], rules: Rules, state: FullText | None = 
     return Poll(len(fetched), state, unchecked)
 
 
+def polled_twice(feeds: Sequence[Sequence[Entry]], rules: Rules) -> tuple[list[Poll], list[Poll]]:
+    """Each feed polled as `ingest_bench.py --later` does: its older half, then its newer half
+    with the state the first poll left."""
+    first = [first_poll(entries[len(entries) // 2 :], rules) for entries in feeds]
+    later = [first_poll(entries[: len(entries) // 2], rules, poll.state)
+             for entries, poll in zip(feeds, first, strict=True)]  # fmt: skip
+    return first, later
+
+
 AEB_HTML: dict[str, bytes] = {}
 COMPARED: dict[tuple[str, tuple[int, str] | None], Comparison | None] = {}
 CUTS = (
@@ -313,9 +322,7 @@ def main() -> None:
             for rules in RULES[3:]:
                 pages = stored = 0
                 for measured in sites:
-                    first = [first_poll(e[len(e) // 2 :], rules) for e in measured]
-                    later = [first_poll(e[: len(e) // 2], rules, p.state)
-                             for e, p in zip(measured, first, strict=True)]  # fmt: skip
+                    first, later = polled_twice(measured, rules)
                     pages += sum(p.pages for p in (*first, *later))
                     stored += sum(e.cut for p in (*first, *later) for e in p.unchecked)
                 print(f"    {rules.name:54s} {pages:5d} pages, {stored:4d} summaries stored for"
@@ -327,9 +334,7 @@ def main() -> None:
             print("\nthe whole site polled as --later does: each feed's older half, then its newer"
                   " half:")  # fmt: skip
             for rules in RULES[3:]:
-                first = [first_poll(e[len(e) // 2 :], rules) for e in measured]
-                later = [first_poll(e[: len(e) // 2], rules, p.state)
-                         for e, p in zip(measured, first, strict=True)]  # fmt: skip
+                first, later = polled_twice(measured, rules)
                 print(f"  {rules.name:56s} {sum(p.pages for p in first):4d} + "
                       f"{sum(p.pages for p in later):4d} pages")  # fmt: skip
             continue
@@ -339,9 +344,7 @@ def main() -> None:
               f" ({cut_entries} of {total} entries cut by more than a fifth), polled as"
               " --later does: each feed's older half, then its newer half:")  # fmt: skip
         for rules in RULES[3:]:
-            first = [first_poll(e[len(e) // 2 :], rules) for e in measured]
-            later = [first_poll(e[: len(e) // 2], rules, p.state)
-                     for e, p in zip(measured, first, strict=True)]  # fmt: skip
+            first, later = polled_twice(measured, rules)
             wrong = [sum(e.cut for e in p.unchecked) for p in (*first, *later)]
             print(f"  {rules.name:56s} {sum(p.pages for p in first):4d} + "
                   f"{sum(p.pages for p in later):4d} pages,"
