@@ -57,15 +57,7 @@ class FeedStore(StoreBase):
         if not rows:
             return None
         row = rows[0]
-        state = FullText(
-            on=row["full_text"],
-            streak=row["full_text_streak"],
-            since_check=row["full_text_since_check"],
-            words=row["full_text_words"],
-            evidence=row["full_text_evidence"],
-            cap_words=row["full_text_cap_words"],
-            cap_chars=row["full_text_cap_chars"],
-        )
+        state = _full_text(row)
         settings = FeedSettings.from_json(row["settings"])
         return int(row["id"]), settings, row["text_mode"], state, row["site_url"]
 
@@ -321,27 +313,34 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
         "redirect_to": u.redirect.target,
         "redirect_seen": u.redirect.seen,
         "redirect_since": u.redirect.since,
-        "full_text": ft.on if (ft := u.full_text) else None,
-        "full_text_streak": ft.streak if ft else None,
-        "full_text_since_check": ft.since_check if ft else None,
-        "full_text_words": ft.words if ft else None,
-        "full_text_evidence": ft.evidence if ft else None,
-        "full_text_cap_words": ft.cap_words if ft else None,
-        "full_text_cap_chars": ft.cap_chars if ft else None,
+        **{
+            column: getattr(u.full_text, name) if u.full_text else None
+            for name, column in _FULL_TEXT_COLUMNS.items()
+        },
     }
+
+
+_FULL_TEXT_COLUMNS = {
+    "on": "full_text",
+    "streak": "full_text_streak",
+    "since_check": "full_text_since_check",
+    "words": "full_text_words",
+    "evidence": "full_text_evidence",
+    "cap_words": "full_text_cap_words",
+    "cap_chars": "full_text_cap_chars",
+}
+"""`FullText`'s fields and the columns of `ingest.feeds` that hold them."""
+
+
+def _full_text(row: dict[str, Any], *, take: bool = False) -> FullText:
+    """A feed's full-text state from its row's columns (with `take`, taken out of the row)."""
+    get = row.pop if take else row.__getitem__
+    return FullText(**{name: get(column) for name, column in _FULL_TEXT_COLUMNS.items()})
 
 
 def _feed(row: dict[str, Any]) -> Feed:
     settings = row.pop("settings")
-    state = FullText(
-        on=row.pop("full_text"),
-        streak=row.pop("full_text_streak"),
-        since_check=row.pop("full_text_since_check"),
-        words=row.pop("full_text_words"),
-        evidence=row.pop("full_text_evidence"),
-        cap_words=row.pop("full_text_cap_words"),
-        cap_chars=row.pop("full_text_cap_chars"),
-    )
+    state = _full_text(row, take=True)
     return Feed(**row, full_text=state, settings=FeedSettings.from_json(settings))
 
 
