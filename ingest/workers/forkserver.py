@@ -6,6 +6,7 @@ heavy, so that the `ingest run` command can start it before its own imports (see
 
 from __future__ import annotations
 
+import fcntl
 import importlib.machinery
 import multiprocessing
 import multiprocessing.context
@@ -16,18 +17,54 @@ import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
 from types import TracebackType
 
 PRELOAD = ["ingest.workers.warm"]
 
+PIPE_BYTES = 1 << 20
+"""The kernel buffer of the pool's one-way pipes (Linux's default is 64 KiB): the documents the
+main process sends to the workers, and their results back. A page of a few hundred kilobytes
+otherwise waits half in the pipe, half in the thread of the main process that writes it, which
+the kernel must wake several times, each time behind the busy processes, before a worker has
+the whole page: a worker that finishes then waits for its next document while others queue.
+With the wider pipe several documents wait whole in it (docs/performance.md, section
+"Twenty-third session")."""
+
+
+class _PoolContext(multiprocessing.context.ForkServerContext):
+    """The forkserver context, with one-way pipes widened to PIPE_BYTES where the kernel
+    allows it (Linux's F_SETPIPE_SZ, up to /proc/sys/fs/pipe-max-size); elsewhere, or refused,
+    they keep the kernel's size."""
+
+    def Pipe(self, duplex: bool = True) -> tuple[Connection, Connection]:
+        ends = super().Pipe(duplex)
+        if not duplex:
+            widen(ends[1].fileno())
+        return ends
+
+
+def widen(fd: int, size: int = PIPE_BYTES) -> None:
+    """Sets the buffer of the pipe `fd` to `size` bytes, or leaves it as it is where that is
+    refused (a limit lower than `size`) or not supported."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsize is None:
+        return
+    try:
+        fcntl.fcntl(fd, setsize, size)
+    except OSError:
+        return
+
+
+_CONTEXT = _PoolContext()
+
 
 def context() -> multiprocessing.context.ForkServerContext:
     """The multiprocessing context of the worker pool: forkserver, so that workers are never
-    forked from a process that runs an event loop and threads."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    forked from a process that runs an event loop and threads, with wide pipes (PIPE_BYTES)."""
+    _CONTEXT.set_forkserver_preload(PRELOAD)
     _skip_main_in_children()
-    return ctx
+    return _CONTEXT
 
 
 def start() -> None:

@@ -4,14 +4,20 @@ its exception as itself, `WorkerTimeout` past the time limit."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from ingest.errors import ParseError, WorkerTimeout
 from ingest.ports import WorkerPool
+from ingest.workers.forkserver import PIPE_BYTES, widen
 from ingest.workers.pool import Workers
 from ingest.workers.tasks import parse_feed
+from tests.support.pipes import pipe_sizes
 from tests.support.workers import InlineWorkers
 
 pytestmark = pytest.mark.anyio
@@ -47,3 +53,31 @@ async def test_over_the_time_limit_is_a_worker_timeout(pool: WorkerPool) -> None
         await pool.run(time.sleep, 0.5, timeout=0.1)
     parsed = await pool.run(parse_feed, FEED, "http://127.0.0.1/feed", {}, timeout=30)
     assert parsed.title == "Pools"
+
+
+linux_pipes = pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or int(Path("/proc/sys/fs/pipe-max-size").read_text()) < PIPE_BYTES,
+    reason="pipe sizes are set on Linux, up to /proc/sys/fs/pipe-max-size",
+)
+
+
+@linux_pipes
+async def test_a_worker_reads_its_documents_from_a_wide_pipe(workers: Workers) -> None:
+    """The pipes between the main process and a worker (its documents one way, its results
+    the other) hold PIPE_BYTES, so several pages wait whole in them."""
+    sizes = await workers.run(pipe_sizes, timeout=30)
+    assert sizes.count(PIPE_BYTES) >= 2, sizes
+
+
+@linux_pipes
+def test_widen_sets_a_pipes_size_and_leaves_what_it_cannot() -> None:
+    read, write = os.pipe()
+    try:
+        widen(write, 1 << 18)
+        assert fcntl.fcntl(read, fcntl.F_GETPIPE_SZ) == 1 << 18
+        os.close(read)
+        widen(read)  # closed: nothing to widen, and no error
+        assert fcntl.fcntl(write, fcntl.F_GETPIPE_SZ) == 1 << 18
+    finally:
+        os.close(write)
