@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from pebble import CONSTS, ProcessExpired, ProcessPool
@@ -52,6 +53,8 @@ class Workers:
         self._ready: asyncio.Future[None] | None = None
         self._probe: Future[int] | None = None
         self._closing = threading.Event()
+        self._waiting: set[Future[Any]] = set()
+        """The pebble futures of the tasks callers wait for (`close` fails those it leaves)."""
 
     def start_soon(self) -> None:
         """Start the fork server and the workers in a thread, now, while the caller goes on
@@ -76,20 +79,42 @@ class Workers:
             return
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        """`fn(*args)` in a worker: its value, or its exception as itself; WorkerTimeout past
+        `timeout` seconds (the worker is killed and replaced), WorkerCrashed where the worker
+        died or the pool was closed under the task.
+
+        A caller cancelled meanwhile leaves its task to run to its end (at most `timeout`): the
+        task is not cancelled in pebble. pebble kills the worker of a cancelled task once it
+        sees the task started, and by then that worker may have finished it and taken another
+        caller's task, which would die with it (pebble issue 153); and a task cancelled while it
+        waited in the pipe, which holds several pages (`forkserver.PIPE_BYTES`), would cost a
+        worker's restart each."""
         if self._ready is not None and not self._ready.done():
             await asyncio.shield(self._ready)
-        future = self._pool.schedule(fn, args=args, timeout=timeout)
         try:
-            result: T = await asyncio.wrap_future(future)
+            future = self._pool.schedule(fn, args=args, timeout=timeout)
+        except RuntimeError as e:  # pebble: "The Pool is not active"
+            if self._closing.is_set():
+                raise WorkerCrashed("worker pool closed") from e
+            raise
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        try:
+            result: T = await asyncio.shield(asyncio.wrap_future(future))
         except FutureTimeout as e:
             raise WorkerTimeout(f"timed out after {timeout:g}s") from e
         except ProcessExpired as e:
             raise WorkerCrashed(f"worker died (exit code {e.exitcode})") from e
-        except asyncio.CancelledError:
-            future.cancel()  # type: ignore[no-untyped-call]
+        except (FutureCancelled, BrokenProcessPool) as e:
+            raise WorkerCrashed(f"task lost: {type(e).__name__}") from e
+        except WorkerError:
             raise
-        except FutureCancelled as e:
-            raise WorkerCrashed("task cancelled") from e
+        except Exception as e:
+            # pebble's own errors as the pool closes under a task (a task being written when
+            # its pipe closes gets a TypeError), not the function's.
+            if self._closing.is_set():
+                raise WorkerCrashed("worker pool closed") from e
+            raise
         return result
 
     def close(self) -> None:
@@ -98,6 +123,11 @@ class Workers:
             self._probe.cancel()  # a start still in progress returns at once
         self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)
+        # pebble leaves the futures of the tasks it had not handed to a worker pending for
+        # ever, and those in the pipe too unless its reader noticed the closed pipe first.
+        for future in list(self._waiting):
+            if not future.done():
+                future.set_exception(WorkerCrashed("worker pool closed"))
 
 
 async def parse_in_worker(
