@@ -6,7 +6,6 @@ service and backfills. Failures are outcomes, not exceptions."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -145,13 +144,11 @@ async def fetch_page(
         media_type = page.content_type.split(";")[0].strip().lower()
         if media_type not in HTML_TYPES:
             raise ExtractError(link, f"not an HTML page: {media_type}")
-        with (
-            backlog.holding(len(page.body)) if backlog is not None else nullcontext(),
-            metrics.EXTRACT_SECONDS.time(),
-        ):
-            extracted = await workers.run(
+        with metrics.EXTRACT_SECONDS.time():
+            work = workers.run(
                 extract_page, page.body, page.final_url, feed_text, timeout=extract_timeout
             )
+            extracted = await (backlog.hold(len(page.body), work) if backlog is not None else work)
         return PageOutcome(final_url, extracted, None, False, True)
     except BlockedError as e:
         return PageOutcome(final_url, None, str(e), False)

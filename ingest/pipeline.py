@@ -701,11 +701,7 @@ class Pipeline:
         if feed.kind == "feed" and (replaced := await self._rediscover(feed, result)):
             return replaced
         self._ask_robots(result.final_url)
-        # Counted while it waits for a worker (never while anything here waits for a request:
-        # a full backlog holds requests back); let go once parsed, as its pages can take
-        # minutes of politeness.
-        with self._backlog.holding(len(result.body)):
-            parsed = await self._parse(feed, result.body, result.final_url, result.headers)
+        parsed = await self._parse(feed, result.body, result.final_url, result.headers)
         result = replace(result, body=b"")
         entries = await self._ingest_entries(feed, parsed)
         await self._record_success(
@@ -819,7 +815,10 @@ class Pipeline:
     async def _parse(
         self, feed: Feed, body: bytes, url: str, headers: dict[str, str]
     ) -> ParsedFeed:
-        timeout = self.settings.parse_timeout
+        # The body is counted while it waits for a worker (never while anything here waits for
+        # a request: a full backlog holds requests back), until its parse ends; let go then,
+        # as its pages can take minutes of politeness.
+        timeout, size = self.settings.parse_timeout, len(body)
         if feed.kind == "sitemap":  # a news sitemap followed as if it were a feed
             from ingest.documents.sitemaps import sitemap_sites
 
@@ -827,16 +826,19 @@ class Pipeline:
             # The URLs of its own site only, by the backfill's rule: the site whose robots.txt
             # named it (its site_url) may have it hosted elsewhere.
             sites = sitemap_sites(feed.url, url, feed.site_url)
-            parsed = await parse_in_worker(
-                self.workers,
-                parse_sitemap_feed,
-                body,
-                url,
-                headers,
-                max_bytes,
-                sites,
-                url=feed.url,
-                timeout=timeout,
+            parsed = await self._backlog.hold(
+                size,
+                parse_in_worker(
+                    self.workers,
+                    parse_sitemap_feed,
+                    body,
+                    url,
+                    headers,
+                    max_bytes,
+                    sites,
+                    url=feed.url,
+                    timeout=timeout,
+                ),
             )
             if parsed.elsewhere:
                 # Not the feed's failure (a sitemap may list a partner's pages), but URLs not
@@ -850,8 +852,11 @@ class Pipeline:
                     site_url=redact_url(feed.site_url) if feed.site_url else None,
                 )
             return parsed
-        return await parse_in_worker(
-            self.workers, parse_feed, body, url, headers, url=feed.url, timeout=timeout
+        return await self._backlog.hold(
+            size,
+            parse_in_worker(
+                self.workers, parse_feed, body, url, headers, url=feed.url, timeout=timeout
+            ),
         )
 
     async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:

@@ -8,15 +8,17 @@ size."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from ingest import metrics
+
+T = TypeVar("T")
 
 
 class Backlog:
     """Bytes held between a fetch and the end of its document's work in a worker. `room()`
-    waits until they are under `limit`; `holding(n)` counts `n` bytes while its block runs.
+    waits until they are under `limit`; `hold(n, work)` counts `n` bytes until `work` ends.
     The limit bounds when fetches start, not their size: the fetches already running when it
     is reached still land (each within its own size cap), and one document larger than the
     limit goes through alone."""
@@ -31,14 +33,18 @@ class Backlog:
             self._freed.clear()
             await self._freed.wait()
 
-    @contextmanager
-    def holding(self, size: int) -> Iterator[None]:
+    async def hold(self, size: int, work: Awaitable[T]) -> T:
+        """`await work`, with `size` bytes counted until `work` ends, also where the caller is
+        cancelled before: the task a worker runs for a document goes on after its caller is
+        gone, and its bytes with it, in the pool's queue or pipe (`Workers.run`)."""
+        task = asyncio.ensure_future(work)
         self.held += size
         metrics.WORKER_BACKLOG.set(self.held)
-        try:
-            yield
-        finally:
-            self.held -= size
-            metrics.WORKER_BACKLOG.set(self.held)
-            if self.held < self.limit:
-                self._freed.set()
+        task.add_done_callback(lambda _: self._give(size))
+        return await asyncio.shield(task)
+
+    def _give(self, size: int) -> None:
+        self.held -= size
+        metrics.WORKER_BACKLOG.set(self.held)
+        if self.held < self.limit:
+            self._freed.set()

@@ -24,8 +24,10 @@ from ingest.ports import WorkerPool
 from ingest.store import Store, StoredCounts
 from ingest.store.db import make_pool
 from ingest.workers.backlog import Backlog
+from ingest.workers.pool import Workers
 from ingest.workers.tasks import extract_page
 from tests.support.httpserver import LocalServer, static
+from tests.support.pool_tasks import nap, tagged
 from tests.support.workers import InlineWorkers
 
 pytestmark = pytest.mark.anyio
@@ -35,16 +37,28 @@ T = TypeVar("T")
 # --- the primitive -------------------------------------------------------------------------
 
 
+async def held(backlog: Backlog, size: int) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
+    """`size` bytes held for a work that ends when the first future is given a result; the
+    second is the holder's."""
+    work: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    holder = asyncio.ensure_future(backlog.hold(size, work))
+    await asyncio.sleep(0)  # the holder has counted its bytes
+    return work, holder
+
+
 async def test_room_waits_until_the_backlog_is_under_its_limit() -> None:
     backlog = Backlog(100)
     await backlog.room()  # empty: at once
-    with backlog.holding(60), backlog.holding(60):
-        assert REGISTRY.get_sample_value("ingest_worker_backlog_bytes") == 120
-        waiting = asyncio.ensure_future(backlog.room())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert not waiting.done()
+    (a, holder_a), (b, holder_b) = await held(backlog, 60), await held(backlog, 60)
+    assert REGISTRY.get_sample_value("ingest_worker_backlog_bytes") == 120
+    waiting = asyncio.ensure_future(backlog.room())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    a.set_result(None)
+    b.set_result(None)
     await asyncio.wait_for(waiting, 1)
+    await asyncio.gather(holder_a, holder_b)
     assert backlog.held == 0
     assert REGISTRY.get_sample_value("ingest_worker_backlog_bytes") == 0
 
@@ -52,22 +66,47 @@ async def test_room_waits_until_the_backlog_is_under_its_limit() -> None:
 async def test_one_document_over_the_limit_goes_through_alone() -> None:
     backlog = Backlog(10)
     await backlog.room()
-    with backlog.holding(5000):
-        assert backlog.held == 5000
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(backlog.room(), 0.05)
+    work, holder = await held(backlog, 5000)
+    assert backlog.held == 5000
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(backlog.room(), 0.05)
+    work.set_result(None)
     await asyncio.wait_for(backlog.room(), 1)
+    await holder
 
 
 async def test_a_release_that_leaves_it_full_wakes_nobody_for_good() -> None:
     backlog = Backlog(100)
-    with backlog.holding(150):
-        with backlog.holding(10):
-            waiting = asyncio.ensure_future(backlog.room())
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert not waiting.done()  # 150 still held
+    (big, _), (small, _) = await held(backlog, 150), await held(backlog, 10)
+    waiting = asyncio.ensure_future(backlog.room())
+    await asyncio.sleep(0)
+    small.set_result(None)
+    await asyncio.sleep(0)
+    assert not waiting.done()  # 150 still held
+    big.set_result(None)
     await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_cancelled_callers_bytes_stay_counted_until_its_worker_task_ends() -> None:
+    """A caller cancelled while its document waits for a worker: the task goes on (the pool
+    does not cancel it, `Workers.run`), the document with it in the pool's queue, so its bytes
+    stay in the backlog until the task ends, not only until the caller is gone."""
+    backlog = Backlog(1000)
+    pool = Workers(1)
+    try:
+        await pool.run(tagged, 0, timeout=30)
+        busy = asyncio.ensure_future(pool.run(nap, 0.5, -1, timeout=30))
+        caller = asyncio.ensure_future(backlog.hold(1000, pool.run(nap, 0.2, 1, timeout=30)))
+        await asyncio.sleep(0.1)
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+        assert caller.cancelled()
+        assert backlog.held == 1000  # its task still waits behind the busy one
+        await busy
+        await asyncio.wait_for(backlog.room(), 10)  # under its limit: the task has ended
+        assert backlog.held == 0
+    finally:
+        pool.close()
 
 
 # --- in the pipeline -----------------------------------------------------------------------
