@@ -17,7 +17,7 @@ from ingest.ports import WorkerPool
 from ingest.workers.forkserver import PIPE_BYTES, widen
 from ingest.workers.pool import Workers
 from ingest.workers.tasks import parse_feed
-from tests.support.pipes import pipe_sizes
+from tests.support.pool_tasks import pipe_sizes
 from tests.support.workers import InlineWorkers
 
 pytestmark = pytest.mark.anyio
