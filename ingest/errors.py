@@ -13,8 +13,9 @@
     └── StoreError                 the database refused or is unreachable
         └── LockLost               a backfill's advisory lock went with its database session
 
-A 304 Not Modified is a normal result, never an exception. Anything outside this tree is a bug:
-it is logged with its traceback and re-raised.
+A 304 Not Modified to a conditional request is a normal result, never an exception (to a
+request without validators, a FetchError). Anything outside this tree is a bug: it is logged
+with its traceback and re-raised.
 """
 
 from __future__ import annotations

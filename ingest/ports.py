@@ -29,11 +29,12 @@ class PageFetcher(Protocol):
         extra_headers: Sequence[tuple[str, str]] = (),
         headers_for: str | None = None,
     ) -> FetchResult:
-        """GET `url`, following redirects: a 2xx or 304 result, or a `FetchError`
-        (`BlockedError` when refused before connecting). `starting` is awaited when the host's
-        politeness lets a request start (each hop's); `waiting` is called when a hop ends in a
-        redirect, before the next hop waits for its host. `extra_headers` are a feed's own, its
-        credentials sent to the site of `headers_for` (the feed's URL; by default `url`) only."""
+        """GET `url`, following redirects: a 2xx result, a 304 to a request with `etag` or
+        `last_modified`, or a `FetchError` (`BlockedError` when refused before connecting).
+        `starting` is awaited when the host's politeness lets a request start (each hop's);
+        `waiting` is called when a hop ends in a redirect, before the next hop waits for its
+        host. `extra_headers` are a feed's own, its credentials sent to the site of
+        `headers_for` (the feed's URL; by default `url`) only."""
         ...
 
     async def robots_verdict(self, url: str) -> RobotsVerdict:

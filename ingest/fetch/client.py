@@ -238,6 +238,19 @@ def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchErr
     return FetchError(url, message)
 
 
+def _unasked_304(url: str, target: httpx.URL) -> FetchError:
+    """A 304 to a request that sent no validators: it says the copy the request named is
+    current, and the request named none (a cache serving a 304 it stored to anyone). Taken as
+    a result, it would record the feed "not modified" while nothing of it was ever read, and
+    keep its entries waiting for another try from being tried again."""
+    return FetchError(
+        url,
+        "HTTP 304 Not Modified to a request without validators",
+        status=304,
+        response_url=str(target),
+    )
+
+
 _DRAIN_BYTES = 64 * 1024
 
 
@@ -365,8 +378,9 @@ class Fetcher:
         headers_for: str | None = None,
         untimed: bool = False,
     ) -> FetchResult:
-        """GET `url`, following redirects. 2xx and 304 are results; everything else is a
-        `FetchError` (`BlockedError` when refused before connecting). For kind "robots" a body
+        """GET `url`, following redirects. 2xx and 304 are results (a 304 only to a request
+        with `etag` or `last_modified`); everything else is a `FetchError` (`BlockedError` when
+        refused before connecting). For kind "robots" a body
         over the cap is truncated, not refused (RFC 9309 §2.5), and `ROBOTS_MAX_REDIRECTS`
         redirects are followed instead of `max_redirects`. A page's redirects are
         followed where the target's robots.txt allows (`_may_follow`). `starting` is awaited
@@ -448,6 +462,8 @@ class Fetcher:
                     raise _network_error(url, e, settings) from e
                 if isinstance(outcome, _Final):
                     response = outcome.response
+                    if response.status_code == 304 and not (etag or last_modified):
+                        raise _unasked_304(url, outcome.url)
                     return FetchResult(
                         url=url,
                         final_url=str(outcome.url),

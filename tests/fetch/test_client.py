@@ -78,6 +78,22 @@ async def test_conditional_get_returns_304_result(server: LocalServer) -> None:
     assert second.headers["if-modified-since"] == LAST_MODIFIED
 
 
+async def test_a_304_to_a_request_without_validators_is_a_fetch_error(
+    server: LocalServer,
+) -> None:
+    """A 304 says that the copy the request named is still current: to a request that named
+    none (no If-None-Match, no If-Modified-Since: a cached 304 served to anyone) it says
+    nothing of the document, and is a FetchError with its status, not an empty result."""
+    server.routes["/feed"] = Response(304, b"", {"ETag": ETAG})
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(server.url("/feed"), "feed")
+        assert caught.value.status == 304
+        assert "without validators" in str(caught.value)
+        # Asked with a validator, the same answer is a result.
+        assert (await fetcher.fetch(server.url("/feed"), "feed", etag=ETAG)).not_modified
+
+
 async def test_gzip_body_is_decoded(server: LocalServer) -> None:
     """A gzip-encoded response comes back as the decoded bytes."""
     server.routes["/feed"] = static(FEED * 100, gzip_body=True)

@@ -583,3 +583,31 @@ async def test_a_retry_after_from_an_internationalized_host_holds_its_other_feed
     assert len(server.hits("/busy")) == 1
     assert server.hits("/other") == []
     assert _never_polled(database_url) == {urls["other"]}
+
+
+@pytest.mark.anyio
+async def test_a_304_to_a_request_without_validators_is_a_failure_of_the_feed(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A server (a cache in front of it, serving a 304 it stored) that answers 304 to a request
+    carrying neither If-None-Match nor If-Modified-Since has said nothing about the feed: the
+    poll fails, saying so, and backs off, rather than being recorded as "not modified" while
+    not one entry of the feed has ever been read. Once it answers with the feed, the feed is
+    read."""
+    pipeline, _clock, store = env
+    server.routes["/f"] = Response(304, b"", {"ETag": '"cached"'})
+    await store.add_feed(server.url("/f"))
+    summary = await pipeline.run()
+    assert (summary.failed, summary.not_modified) == (1, 0)
+    (row,) = feed_rows(database_url)
+    assert row["last_status"] == "error"
+    assert "304" in row["last_error"]
+    assert "validators" in row["last_error"]
+    assert row["consecutive_failures"] == 1
+    (sent,) = server.hits("/f")
+    assert "if-none-match" not in sent.headers
+    server.routes["/f"] = static(rss(server.base, [START]), "application/rss+xml", etag='"1"')
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    make_due(database_url)
+    summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 1)
