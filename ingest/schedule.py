@@ -195,10 +195,15 @@ def success_interval(
     capped at max_interval so a bad value cannot park a feed for months."""
     base = publishing / 2 if publishing is not None else policy.default_interval
     interval = _clamp(base, policy.min_interval, policy.max_interval)
-    for hint in (hints.max_age, hints.expires, hints.feed_ttl, hints.feed_update, feed_hint):
-        if hint is not None:
-            interval = max(interval, min(hint, policy.max_interval))
-    return interval
+    return max(interval, shortest_wait(policy, feed_hint=feed_hint, hints=hints))
+
+
+def shortest_wait(policy: Policy, *, feed_hint: timedelta | None, hints: Hints) -> timedelta:
+    """The least a successful poll waits: min_interval, or what the server or the feed asks for
+    when that is longer (each capped at max_interval). Jitter must not cut it short either: a
+    poll before a max-age or <ttl> ends asks for what the server said would not change yet."""
+    asked = (hints.max_age, hints.expires, hints.feed_ttl, hints.feed_update, feed_hint)
+    return max([policy.min_interval, *(min(h, policy.max_interval) for h in asked if h)])
 
 
 def next_fetch_at(
@@ -210,10 +215,14 @@ def next_fetch_at(
     active: bool = True,
     retry_after: timedelta | None = None,
     retry_after_cap: timedelta | None = None,
+    shortest: timedelta | None = None,
     rng: random.Random,
 ) -> datetime:
-    """After a success (`failures == 0`): `interval` ± jitter. After failure n: exponential
-    backoff `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
+    """After a success (`failures == 0`): `interval` ± jitter, the jitter kept within
+    [`shortest` (min_interval when None), max_interval]: the operator's bounds of the feed's
+    interval, and a wait its server asked for, hold for the poll itself, not only for the
+    interval it is jittered around. After failure n: exponential backoff
+    `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
     inactive feed is probed at the slowest rate. A Retry-After is honoured when it is later,
     capped at `retry_after_cap` (max_interval when None). Never later than `LATEST` (a feed's
     settings may ask for intervals of millennia: they must not overflow the date, which would
@@ -223,7 +232,14 @@ def next_fetch_at(
     if not active:
         delay = highest * rng.uniform(1 - policy.jitter, 1.0)
     elif failures <= 0:
-        delay = min(interval, horizon) * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
+        base = min(interval, horizon)
+        low = min(max(policy.min_interval, shortest or timedelta(0)), highest)
+        delay = timedelta(
+            seconds=rng.uniform(
+                _clamp(base * (1 - policy.jitter), low, highest).total_seconds(),
+                _clamp(base * (1 + policy.jitter), low, highest).total_seconds(),
+            )
+        )
     else:
         # Doubled only up to the cap: min_interval * 2**30 is beyond what a timedelta holds
         # once min_interval is a day.
@@ -377,12 +393,8 @@ def decide_feed_update(
     else:
         publishing = feed.publish_interval
     feed_hint = max((h for h in (hints.feed_ttl, hints.feed_update) if h), default=None)
-    interval = success_interval(
-        policy,
-        publishing=publishing,
-        feed_hint=feed_hint if parsed else feed.feed_hint,
-        hints=hints,
-    )
+    kept_hint = feed_hint if parsed else feed.feed_hint
+    interval = success_interval(policy, publishing=publishing, feed_hint=kept_hint, hints=hints)
     redirect, move_to = observe_redirect(
         policy,
         RedirectState(feed.redirect_to, feed.redirect_seen, feed.redirect_since),
@@ -396,7 +408,14 @@ def decide_feed_update(
     return FeedUpdate(
         feed_id=feed.id,
         now=now,
-        next_fetch_at=next_fetch_at(now, policy=policy, interval=interval, failures=0, rng=rng),
+        next_fetch_at=next_fetch_at(
+            now,
+            policy=policy,
+            interval=interval,
+            failures=0,
+            shortest=shortest_wait(policy, feed_hint=kept_hint, hints=hints),
+            rng=rng,
+        ),
         not_modified=parsed is None,
         etag=etag if keep_validators else None,
         last_modified=last_modified if keep_validators else None,

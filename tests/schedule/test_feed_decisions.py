@@ -278,3 +278,39 @@ def test_a_last_modified_later_than_the_response_is_not_sent_back() -> None:
     assert _update(result=_result(headers={"last-modified": sane, "date": date})).last_modified == (
         sane
     )
+
+
+def test_jitter_keeps_a_poll_within_the_bounds_of_its_interval() -> None:
+    """Jitter spreads polls, but never past the bounds the interval was clamped to: a feed the
+    operator wants polled at least every 10 minutes (`max_interval=10m`) or at most once an
+    hour (`min_interval=1h`), a server whose `Cache-Control: max-age=7200` asks for two hours,
+    a weekly feed at INGEST_MAX_INTERVAL. Within those bounds the polls still drift apart."""
+    policy = Policy()  # ±10 % jitter
+    hourly = tuple(
+        ParsedEntry(f"g{n}", f"https://news.example/{n}", published_at=NOW - HOUR * n)
+        for n in range(10)
+    )
+    weekly = tuple(
+        replace(e, published_at=NOW - timedelta(days=7) * n) for n, e in enumerate(hourly)
+    )
+    cases = [
+        (FeedSettings(max_interval=timedelta(minutes=10)), {}, weekly, timedelta(minutes=10)),
+        (FeedSettings(min_interval=HOUR), {}, hourly, HOUR),
+        (FeedSettings(), {"cache-control": "max-age=7200"}, hourly, 2 * HOUR),
+        (FeedSettings(), {}, weekly, policy.max_interval),
+    ]
+    for settings, headers, entries, bound in cases:
+        delays = {
+            _update(
+                replace(FEED, settings=settings),
+                _result(headers=headers),
+                parsed=replace(_parsed(), entries=entries),
+                policy=policy,
+                rng=random.Random(seed),
+            ).next_fetch_at
+            - NOW
+            for seed in range(50)
+        }
+        at_most = bound == policy.max_interval or settings.max_interval is not None
+        assert all(d <= bound if at_most else d >= bound for d in delays), (bound, sorted(delays))
+        assert len(delays) > 25
