@@ -103,15 +103,21 @@ def _date(http_date: str | None) -> datetime | None:
 
 def cache_max_age(cache_control: str | None) -> timedelta | None:
     """`s-maxage` (preferred, it is meant for shared caches like us) or `max-age` of a
-    Cache-Control header; None when absent, or when `no-store`/`no-cache` ask us not to reuse."""
+    Cache-Control header; None when absent, or when `no-store`/`no-cache` ask us not to reuse.
+    A directive given twice with two values (two Cache-Control lines, an application's and a
+    proxy's, arrive joined into one) leaves the response stale, zero, as RFC 9111 §4.2.1
+    allows: which one the server meant is unknown, and the last one could be a day."""
     if not cache_control or _no_reuse(cache_control):
         return None
     # More than 12 digits is not a duration anyone means; ignore it rather than overflow.
-    found = {
-        name.lower(): int(secs) for name, secs in _MAX_AGE.findall(cache_control) if len(secs) <= 12
-    }
-    seconds = found.get("s-maxage", found.get("max-age"))
-    return timedelta(seconds=seconds) if seconds is not None else None
+    found: dict[str, set[int]] = {}
+    for name, secs in _MAX_AGE.findall(cache_control):
+        if len(secs) <= 12:
+            found.setdefault(name.lower(), set()).add(int(secs))
+    values = found.get("s-maxage", found.get("max-age"))
+    if values is None:
+        return None
+    return timedelta(seconds=values.pop()) if len(values) == 1 else timedelta(0)
 
 
 def _no_reuse(cache_control: str) -> bool:

@@ -299,6 +299,29 @@ def test_cache_max_age(header: str | None, expected: timedelta | None) -> None:
     assert cache_max_age(header) == expected
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("max-age=300, max-age=86400", id="the-origin-s-then-a-proxy-s"),
+        pytest.param("max-age=86400, max-age=300", id="the-other-order"),
+        pytest.param("s-maxage=60, max-age=600, s-maxage=3600", id="s-maxage"),
+    ],
+)
+def test_a_directive_given_twice_with_two_values_leaves_no_freshness(header: str) -> None:
+    """Two Cache-Control lines (an application's `max-age=300` and a proxy's `expires 1d`
+    adding `max-age=86400`), which reach us joined into one: RFC 9111 §4.2.1 has a cache use
+    the first occurrence or take the response as stale, not whichever came last. Stale: no
+    wait beyond the feed's own interval, and no Expires beside it; the same value twice is no
+    conflict."""
+    assert cache_max_age(header) == timedelta(0)
+    headers = {"cache-control": header, "expires": _http_date(NOW + DAY)}
+    assert (hints_from(headers, NOW).max_age, hints_from(headers, NOW).expires) == (
+        timedelta(0),
+        None,
+    )
+    assert cache_max_age("max-age=600, public, max-age=600") == timedelta(minutes=10)
+
+
 def test_hints_from_response_and_feed() -> None:
     """Headers and the feed's own fields become one Hints value; a bad Expires is no hint."""
     headers = {
