@@ -227,7 +227,9 @@ def next_fetch_at(
     """After a success (`failures == 0`): `interval` ± jitter, the jitter kept within
     [`shortest` (min_interval when None), max_interval]: the operator's bounds of the feed's
     interval, and a wait its server asked for, hold for the poll itself, not only for the
-    interval it is jittered around. After failure n: exponential backoff
+    interval it is jittered around. A wait asked for holds up to the lower end of
+    max_interval's jitter band: one that long is cut to max_interval anyway, and feeds whose
+    servers all ask for a day or more must still drift apart. After failure n: exponential backoff
     `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
     inactive feed is probed at the slowest rate. A Retry-After is honoured when it is later,
     capped at `retry_after_cap` (max_interval when None). Never later than `LATEST` (a feed's
@@ -239,7 +241,8 @@ def next_fetch_at(
         delay = highest * rng.uniform(1 - policy.jitter, 1.0)
     elif failures <= 0:
         base = min(interval, horizon)
-        low = min(max(policy.min_interval, shortest or timedelta(0)), highest)
+        asked = min(shortest or timedelta(0), highest * (1 - policy.jitter))
+        low = min(max(policy.min_interval, asked), highest)
         delay = timedelta(
             seconds=rng.uniform(
                 _clamp(base * (1 - policy.jitter), low, highest).total_seconds(),

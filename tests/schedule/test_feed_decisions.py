@@ -284,7 +284,8 @@ def test_jitter_keeps_a_poll_within_the_bounds_of_its_interval() -> None:
     """Jitter spreads polls, but never past the bounds the interval was clamped to: a feed the
     operator wants polled at least every 10 minutes (`max_interval=10m`) or at most once an
     hour (`min_interval=1h`), a server whose `Cache-Control: max-age=7200` asks for two hours,
-    a weekly feed at INGEST_MAX_INTERVAL. Within those bounds the polls still drift apart."""
+    a weekly feed at INGEST_MAX_INTERVAL, one whose server asks for a year (capped at that
+    maximum). Within those bounds the polls still drift apart."""
     policy = Policy()  # ±10 % jitter
     hourly = tuple(
         ParsedEntry(f"g{n}", f"https://news.example/{n}", published_at=NOW - HOUR * n)
@@ -298,6 +299,7 @@ def test_jitter_keeps_a_poll_within_the_bounds_of_its_interval() -> None:
         (FeedSettings(min_interval=HOUR), {}, hourly, HOUR),
         (FeedSettings(), {"cache-control": "max-age=7200"}, hourly, 2 * HOUR),
         (FeedSettings(), {}, weekly, policy.max_interval),
+        (FeedSettings(), {"cache-control": "max-age=31536000"}, hourly, policy.max_interval),
     ]
     for settings, headers, entries, bound in cases:
         delays = {
