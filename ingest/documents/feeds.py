@@ -469,11 +469,48 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
         parts.append("+0000")
     elif full == value:
         return None
+    return _rfc822(parts)
+
+
+def _rfc822(parts: list[str]) -> time.struct_time | None:
+    """An RFC 822 date's words (`2 May 2024 08:30:00 CEST`) read by feedparser, the zone
+    looked up in `_ZONE_OFFSETS` first, in UTC."""
+    if parts and (offset := _ZONE_OFFSETS.get(parts[-1].lower())) is not None:
+        parts = [*parts[:-1], offset]
     parsed = _parse_date_rfc822(" ".join(parts))
     return parsed if isinstance(parsed, time.struct_time) else None
 
 
+# A date written year first with slashes, dots or CJK (`2024/05/02 08:30:00 +0900`,
+# `2024.05.02`, `2024年5月2日 8:30 PM`): .NET's DateTime.ToString() in Japanese and Chinese
+# cultures, and many Asian CMSs, write their pubDates so.
+_YEAR_FIRST = re.compile(
+    r"\s*(\d{4})\s*[/.年]\s*(\d{1,2})\s*[/.月]\s*(\d{1,2})(?:\s*日)?"
+    r"(?:(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?(?:\s*([AP]M))?)?(?:\s*(\S+))?\s*",
+    re.IGNORECASE,
+)
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _year_first(value: str) -> time.struct_time | None:
+    """A date written as `_YEAR_FIRST` matches, in UTC: read as the RFC 822 date it spells
+    (`2 May 2024 20:30:00 +0900`), a zone-less one as UTC. feedparser's ISO 8601 parser takes
+    the four digits for a year alone and dates it the current month's first day; None for any
+    other text."""
+    match = _YEAR_FIRST.fullmatch(value)
+    if match is None or not 1 <= int(match[2]) <= 12:
+        return None
+    year, month, day, hour, rest, half, zone = match.groups()
+    clock = None
+    if hour is not None:
+        if half is not None and 1 <= int(hour) <= 12:  # 12 AM is midnight, 12 PM noon
+            hour = str(int(hour) % 12 + (12 if half.upper() == "PM" else 0))
+        clock = f"{hour}:{rest}"
+    return _rfc822([day, _MONTH_NAMES[int(month) - 1], year, *filter(None, (clock, zone))])
+
+
 feedparser.registerDateHandler(_rfc822_with_zone)
+feedparser.registerDateHandler(_year_first)
 
 
 def _ttl(value: object) -> int | None:

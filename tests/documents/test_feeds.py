@@ -643,6 +643,30 @@ def test_two_and_three_digit_years_are_read_as_rfc_2822_says(
     assert entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("2024/05/02 08:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
+        ("2024/5/2 8:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
+        ("2024/05/02 08:30:00 +0900", datetime(2024, 5, 1, 23, 30, tzinfo=UTC)),
+        ("2024/05/02 08:30 JST", datetime(2024, 5, 1, 23, 30, tzinfo=UTC)),
+        ("2024/05/02", datetime(2024, 5, 2, tzinfo=UTC)),
+        ("2024.05.02 08:30:00.000", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
+        ("2024年5月2日 08:30", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
+        ("2024/05/02 8:30:00 PM", datetime(2024, 5, 2, 20, 30, tzinfo=UTC)),
+        ("2024/05/02 12:10 AM", datetime(2024, 5, 2, 0, 10, tzinfo=UTC)),
+    ],
+)
+def test_dates_written_year_first_with_slashes_dots_or_cjk_are_read_as_written(
+    pub_date: str, expected: datetime
+) -> None:
+    """`2024/05/02 08:30:00` (.NET's DateTime.ToString() in Japanese and Chinese cultures, and
+    Asian CMSs) is that day and time: feedparser's ISO 8601 parser takes the four digits for a
+    year alone and gives it the current month's first day, midnight."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
 def test_unparseable_date_is_none() -> None:
     """A date feedparser cannot read leaves published_at None instead of failing the entry."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))
