@@ -33,7 +33,11 @@ _CONTROL = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONC
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _ANY_SPACE = re.compile(r"\s+")
-_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+# Invisible characters: the zero-width ones, and the soft hyphen (U+00AD, `&shy;`), a hint
+# where a word may break that shows only at the end of a line. Kept, `Bundes&shy;tagswahl`
+# would not be the word `Bundestagswahl` to a search (PostgreSQL's parser reads a space) nor
+# to a copy without the hints.
+_ZERO_WIDTH = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SPACE_IN_QUERY = re.compile(r"\s")
 # UTF-8 read as Latin-1 / Windows-1252 leaves a lead byte (Â Ã Ð Ñ Ø Ù â …) followed by a
 # continuation byte shown as a C1 or Windows-1252 punctuation character. ftfy does the real

@@ -518,6 +518,18 @@ def test_clean_inline(raw: str | None, expected: str | None) -> None:
     assert clean_inline(raw) == expected
 
 
+@pytest.mark.parametrize("hinted", ["Bundes\u00adtags\u00adwahl", "Bundes&shy;tags&shy;wahl"])
+def test_soft_hyphens_are_no_part_of_a_word(hinted: str) -> None:
+    """A soft hyphen (U+00AD, `&shy;`) is a hint where a word may break, shown only at the end
+    of a line: `Bundes&shy;tags&shy;wahl` is the word `Bundestagswahl`, which a text search
+    must find in the title and the text (PostgreSQL's parser takes the hint for a space), and
+    whose copy without the hints is the same text, with the same content hash."""
+    assert clean_inline(f"Die {hinted} beginnt") == "Die Bundestagswahl beginnt"
+    text = clean_text(f"Die {hinted.replace('&shy;', chr(0xAD))} beginnt.")
+    assert text == "Die Bundestagswahl beginnt."
+    assert content_hash(text) == content_hash(clean_text("Die Bundestagswahl beginnt."))
+
+
 def test_clean_inline_truncates_to_max_length() -> None:
     """A one-line field is cut at max_length characters."""
     assert clean_inline("x" * 50, max_length=10) == "x" * 10
