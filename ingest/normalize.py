@@ -38,7 +38,7 @@ _ANY_SPACE = re.compile(r"\s+")
 # would not be the word `Bundestagswahl` to a search (PostgreSQL's parser reads a space) nor
 # to a copy without the hints.
 _ZERO_WIDTH = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
-_SPACE_IN_QUERY = re.compile(r"\s")
+_NOT_QUERY_ASCII = re.compile(r"[^\x21-\x7e]")
 # UTF-8 read as Latin-1 / Windows-1252 leaves a lead byte (Â Ã Ð Ñ Ø Ù â …) followed by a
 # continuation byte shown as a C1 or Windows-1252 punctuation character. ftfy does the real
 # repair; this cheap test keeps it off the ~all texts that have nothing to repair (it costs a
@@ -224,17 +224,24 @@ def _without_dot_segments(path: str) -> str:
 
 
 def clean_query(query: str) -> str:
-    """Drop tracking parameters (`_TRACKERS`) and sort the rest, keeping each parameter as
-    written. courlan's own clean_query drops valueless parameters (`news.php?12345`), which are
-    often the article id."""
+    """Drop tracking parameters (`_TRACKERS`) and sort the rest, each in its normal spelling
+    (`_normal_query_part`). courlan's own clean_query drops valueless parameters
+    (`news.php?12345`), which are often the article id."""
     kept = (
-        # Whitespace cannot go on the wire as it is (clients send it percent-encoded) and a
-        # canonical URL ending in it would not survive being canonicalized again (strip()).
-        _SPACE_IN_QUERY.sub(lambda m: quote(m.group(0)), part)
+        _normal_query_part(part)
         for part in query.split("&")
         if part and not _TRACKERS.search(unquote_plus(part.split("=", 1)[0]).lower())
     )
     return "&".join(sorted(kept))
+
+
+def _normal_query_part(part: str) -> str:
+    """One parameter with its escapes as a path's are (`_normal_escapes`: `%7e` is `~`, `%c3`
+    `%C3`) and whitespace, controls and non-ASCII percent-encoded (as UTF-8), as clients send
+    them: `?q=café` and `?q=caf%c3%a9` are one query. Reserved characters and their escapes
+    stay as written (`%26` is no `&`). Whitespace could not end a canonical URL either: it
+    would not survive being canonicalized again (strip())."""
+    return _NOT_QUERY_ASCII.sub(lambda m: quote(m.group(0)), _normal_escapes(part))
 
 
 def absolute_http_url(value: str | None, base: str) -> str | None:

@@ -385,6 +385,28 @@ def test_canonical_url_encodes_what_a_path_may_not_hold(url: str, expected: str)
     assert canonical_url(expected) == expected
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param("https://example.com/s?q=caf%C3%A9&tag=~news", id="normal"),
+        pytest.param("https://example.com/s?q=caf%c3%a9&tag=%7enews", id="hex-case-unreserved"),
+        pytest.param("https://example.com/s?tag=%7Enews&q=café", id="iri"),
+    ],
+)
+def test_equivalent_spellings_of_a_query_share_one_canonical_url(spelling: str) -> None:
+    """A query's escapes in RFC 3986's normal form, as a path's are: an unreserved character's
+    escape decoded, other escapes in capitals, non-ASCII as UTF-8 escapes (what a browser
+    sends): a feed's `?q=café` and a page's `?q=caf%c3%a9` are one article."""
+    assert canonical_url(spelling) == "https://example.com/s?q=caf%C3%A9&tag=~news"
+
+
+def test_reserved_characters_of_a_query_are_kept_as_written() -> None:
+    """An escaped delimiter is not the delimiter (`%26` is no parameter break, `%2B` no
+    space), and `+` is a space to a form's server: each stays as written."""
+    url = "https://example.com/s?q=a%2Fb%26c%3Dd%2Be+f&r=x/y"
+    assert canonical_url(url) == url
+
+
 # --- choose_url ------------------------------------------------------------------------------
 
 
