@@ -7,9 +7,10 @@ Precedence, field by field (first non-empty wins):
                   byline shown > trafilatura); split into people by `ingest.byline.authors`
                   (never the site's own name), `author` is their ", "-joined form
     tags          feed categories, then the page's `article:tag` and JSON-LD keywords
-    published_at  feed entry, published then updated (always with a time of day) > page
-                  (JSON-LD datePublished > article:published_time > trafilatura's date) >
-                  first seen; published_source says which
+    published_at  feed entry, published then updated > page (JSON-LD datePublished >
+                  article:published_time > trafilatura's date) > first seen;
+                  published_source says which. A feed date without a time of day gives
+                  way to the page's time of that day (`_timed_that_day`)
     updated_at    feed entry > page; neither date counts when more than a day ahead of now,
                   nor before 1991 (a placeholder: `normalize.plausible_date`)
     text          page extraction > feed content > feed summary (text_source says which);
@@ -19,7 +20,7 @@ Precedence, field by field (first non-empty wins):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Final
 from urllib.parse import urljoin
 
@@ -81,7 +82,8 @@ def build_article(
     # the top of every "latest" list): it is not a publication date (`plausible_date`).
     feed_date = plausible_date(entry.published_at or entry.updated_at, now)
     page_date = plausible_date(meta.published_at if meta is not None else None, now)
-    if feed_date is not None:
+    page_timed = meta is not None and meta.published_has_time
+    if feed_date is not None and not (page_timed and _timed_that_day(feed_date, page_date)):
         published, published_source = feed_date, "feed"
     elif page_date is not None:
         published, published_source = page_date, "page"
@@ -137,6 +139,20 @@ def build_article(
         fetched_at=now,
         aliases=tuple(sorted(aliases)),
         fingerprint=measured.fingerprint if measured is not None else fingerprint(text),
+    )
+
+
+def _timed_that_day(feed_date: datetime, page_date: datetime | None) -> bool:
+    """Whether a feed's date is a day without a time of day that the page's date (with one)
+    falls on: the feed's at midnight UTC, as feedparser and the sitemap reader give a date
+    written without a time (`<dc:date>2025-08-11</dc:date>`, a news sitemap's
+    `publication_date`), and the page's within a day of it either way (that day in the page's
+    own zone is the day before or after in UTC). The page's time then dates the article: the
+    feed's day says nothing the page does not, and the time of day would be lost."""
+    return (
+        page_date is not None
+        and feed_date.time() == time(0)
+        and abs((page_date.date() - feed_date.date()).days) <= 1
     )
 
 

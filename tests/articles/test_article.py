@@ -132,6 +132,40 @@ def test_page_date_used_when_feed_has_none() -> None:
 
 
 @pytest.mark.parametrize(
+    "page_time",
+    [
+        pytest.param(datetime(2025, 8, 11, 9, 14, tzinfo=EDT), id="same-day"),
+        pytest.param(datetime(2025, 8, 11, 21, 30, tzinfo=EDT), id="next-day-in-utc"),
+        pytest.param(
+            datetime(2025, 8, 11, 7, 5, tzinfo=timezone(timedelta(hours=9))), id="day-before-in-utc"
+        ),
+    ],
+)
+def test_a_feed_date_without_a_time_of_day_takes_the_page_s_time_of_that_day(
+    page_time: datetime,
+) -> None:
+    """A feed or sitemap date without a time (`<dc:date>2025-08-11</dc:date>`, a news
+    sitemap's `publication_date`), read as midnight UTC, gives way to the page's time of that
+    day: the publication time is stored with its time of day when any source gives it."""
+    entry = _entry(published_at=datetime(2025, 8, 11, tzinfo=UTC))
+    article = _build(entry, _page(published_at=page_time.astimezone(UTC)))
+    assert article.published_at == page_time
+    assert article.published_source == "page"
+
+
+def test_a_feed_date_without_a_time_of_day_stays_beside_a_page_dated_otherwise() -> None:
+    """The feed's day stands where the page gives another day, or a day without a time."""
+    entry = _entry(published_at=datetime(2025, 8, 11, tzinfo=UTC))
+    for page in (
+        _page(published_at=datetime(2025, 8, 5, 10, 0, tzinfo=UTC)),
+        _page(published_at=datetime(2025, 8, 11, tzinfo=UTC), published_has_time=False),
+    ):
+        article = _build(entry, page)
+        assert article.published_at == datetime(2025, 8, 11, tzinfo=UTC)
+        assert article.published_source == "feed"
+
+
+@pytest.mark.parametrize(
     "extracted",
     [
         pytest.param(None, id="no-page"),
