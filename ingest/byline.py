@@ -75,6 +75,34 @@ _LABELS = re.compile(
 _PARTICLES = frozenset(
     "von van der den de del della di da dos du la le ten ter bin al el ibn zu y e".split()  # noqa: SIM905
 )
+# The last word of a job title set off by a comma ("Priya Raman, Political Correspondent",
+# "Anna Schmidt, Korrespondentin", "Washington Bureau Chief"): a role, not a person. No word
+# that is also a surname ("Writer"); lower-case titles fail the test of capitals
+# (`_plausible`) already.
+_ROLES = frozenset(
+    {
+        "analyst",
+        "chief",
+        "columnist",
+        "contributor",
+        "correspondent",
+        "correspondante",
+        "corresponsal",
+        "critic",
+        "editor",
+        "journalist",
+        "journaliste",
+        "korrespondent",
+        "korrespondentin",
+        "periodista",
+        "photographer",
+        "producer",
+        "redakteur",
+        "redakteurin",
+        "reporter",
+        "reporterin",
+    }
+)
 _MAX_NAME = 80
 # Characters no name holds once its bracketed parts are gone: an unbalanced bracket is a label
 # cut at its count ("人氣(" of "人氣( 23925 )"), asterisks and markup are decoration.
@@ -177,7 +205,7 @@ def _plausible(name: str) -> bool:
     if any(ch.isdigit() for ch in name) or not any(ch.isalpha() for ch in name):
         return False
     words = name.split()
-    if len(words) > 6:
+    if len(words) > 6 or words[-1].casefold().removesuffix("s") in _ROLES:
         return False
     # In scripts with letter case a name starts with a capital, and most of its words do
     # ("Themen bearbeiten" is a label; "Organization for Transformative Works" is a name).

@@ -57,6 +57,16 @@ from ingest.extract.metadata import strip_site_affixes
             (),
             ("Anna Müller", "Peter Schmidt", "Eva Klein"),
         ),
+        # A job title set off by a comma is the role of the person before it, not a person.
+        ("By Priya Raman, Political Correspondent", (), ("Priya Raman",)),
+        ("By JANE DOE, Associated Press Correspondent", (), ("JANE DOE",)),
+        ("Ada Writer", (), ("Ada Writer",)),
+        ("Anna Schmidt, Korrespondentin", (), ("Anna Schmidt",)),
+        (
+            "Jane Doe, Senior Editor, and John Smith, Washington Bureau Chief",
+            (),
+            ("Jane Doe", "John Smith"),
+        ),
         # A generational suffix after a comma is part of the name before it, not a person.
         ("Jane Doe, Jr.", (), ("Jane Doe Jr",)),
         ("John Smith, III, and Mary Major", (), ("John Smith III", "Mary Major")),
