@@ -159,13 +159,14 @@ def _unicode_host(netloc: str, host: str) -> str:
     """`netloc` with an internationalized host in its one Unicode spelling: punycode labels
     decoded by IDNA 2008 (`xn--strae-oqa` is `straße`, as httpx encodes it for the request),
     and a Unicode host mapped by UTS 46 as a browser maps it (capitals, NFD, fullwidth letters,
-    `。` and `．` for dots). A host that is no valid IDN (`exa_mple.com`) is left as it is."""
+    `。` and `．` for dots; the root's, so mapped, dropped as `_plain_netloc` drops a `.`). A
+    host that is no valid IDN (`exa_mple.com`) is left as it is."""
     if host.isascii() and "xn--" not in host:
         return netloc
     user, at, host_port = netloc.rpartition("@")
     written, colon, port = host_port.partition(":")
     try:
-        unicode = idna.decode(written, uts46=True)
+        unicode = idna.decode(written, uts46=True).removesuffix(".")
     except (UnicodeError, ValueError):
         return netloc
     return f"{user}{at}{unicode}{colon}{port}"

@@ -152,6 +152,16 @@ def test_an_internationalized_host_has_one_canonical_spelling(
             id="idn-root-dot",
         ),
         pytest.param(
+            ["https://straße.de\u3002/a", "https://xn--strae-oqa.de\uff0e/a"],
+            "https://straße.de/a",
+            id="idn-root-dot-as-an-ideographic-or-fullwidth-stop",
+        ),
+        pytest.param(
+            ["https://Example.COM\u3002/a", "https://example.com\uff0e/a"],
+            "https://example.com/a",
+            id="root-dot-as-an-ideographic-or-fullwidth-stop",
+        ),
+        pytest.param(
             ["http://u@example.com.:8080/a", "http://u@example.com:8080/a"],
             "http://u@example.com:8080/a",
             id="user-and-port-kept",
