@@ -579,10 +579,11 @@ _LEGACY_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 def _language_code(tag: str) -> str | None:
     """The primary subtag of a language tag, lower case ("en-US" -> "en", "zh-Hant" ->
     "zh"), as ISO 639-1 where the language has such a code ("eng", "ger" -> "en", "de"; a
-    language without one keeps its three letters, "haw", "sco"); None for "un"/"xx"
-    (unknown) and anything that is not a language code."""
+    language without one keeps its three letters, "haw", "sco"); None for "un"/"xx"/"und"
+    (unknown), ISO 639-2's other codes that name no language ("mul" several, "mis" one
+    without a code, "zxx" no linguistic content) and anything that is not a language code."""
     code = tag.strip().lower().replace("_", "-").split("-")[0]
-    if not re.fullmatch(r"[a-z]{2,3}", code) or code in ("un", "xx", "und"):
+    if not re.fullmatch(r"[a-z]{2,3}", code) or code in ("un", "xx", "und", "mul", "mis", "zxx"):
         return None
     if len(code) == 3:
         return _two_letters(code)

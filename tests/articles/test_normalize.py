@@ -713,6 +713,11 @@ def test_detect_language_from_text(text: str, expected: str) -> None:
         pytest.param("deu-CH", "de", id="iso-639-2-region"),
         pytest.param("haw", "haw", id="no-639-1-code"),
         pytest.param("sco", "sco", id="unknown-to-cldr-kept"),
+        pytest.param("und", None, id="undetermined"),
+        pytest.param("mul", None, id="multiple-languages"),
+        pytest.param("zxx", None, id="no-linguistic-content"),
+        pytest.param("mis", None, id="uncoded-language"),
+        pytest.param("x-default", None, id="hreflang-default"),
     ],
 )
 def test_detect_language_short_text_uses_hint(hint: str | None, expected: str | None) -> None:
