@@ -36,8 +36,16 @@ _ANY_SPACE = re.compile(r"\s+")
 # Invisible characters: the zero-width ones, and the soft hyphen (U+00AD, `&shy;`), a hint
 # where a word may break that shows only at the end of a line. Kept, `Bundes&shy;tagswahl`
 # would not be the word `Bundestagswahl` to a search (PostgreSQL's parser reads a space) nor
-# to a copy without the hints.
+# to a copy without the hints. A URL loses them all (`_ZERO_WIDTH`); a text keeps the joiners
+# that join (`_LONE_JOINER`).
 _ZERO_WIDTH = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_HIDDEN = re.compile(r"[\u00ad\u200b\u2060\ufeff]")
+# Zero-width non-joiner and joiner (U+200C, U+200D) are spelling where they stand between two
+# letters of a script that joins or forms conjuncts: Persian writes `می‌خواهم` with one (without
+# it the word is misspelt and drawn joined), Indic scripts choose a half-form by them, and an
+# emoji sequence (`👩‍💻`) is one picture by a ZWJ. Beside ASCII, a space or an end they change
+# nothing anyone reads: there they are invisible noise, as in a URL.
+_LONE_JOINER = re.compile(r"(?<![^\x00-\x7f\s])[\u200c\u200d]|[\u200c\u200d](?![^\x00-\x7f\s])")
 _NOT_QUERY_ASCII = re.compile(r"[^\x21-\x7e]")
 # UTF-8 read as Latin-1 / Windows-1252 leaves a lead byte (Â Ã Ð Ñ Ø Ù â …) followed by a
 # continuation byte shown as a C1 or Windows-1252 punctuation character. ftfy does the real
@@ -420,12 +428,18 @@ def without_controls(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
+def _invisible_removed(text: str) -> str:
+    """`text` without the zero-width characters and soft hyphens that change no word
+    (`_HIDDEN`), nor the joiners that stand where they join nothing (`_LONE_JOINER`)."""
+    return _LONE_JOINER.sub("", _HIDDEN.sub("", text))
+
+
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
     """A one-line field (title, author): character references decoded, NFC, controls removed,
     whitespace collapsed; None if empty."""
     if value is None:
         return None
-    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", repair(unescape(value))))
+    text = _invisible_removed(_CONTROL.sub("", repair(unescape(value))))
     text = unicodedata.normalize("NFC", _ANY_SPACE.sub(" ", text).strip())
     return text[:max_length] or None
 
@@ -473,7 +487,7 @@ def clean_text(value: str) -> str:
     text = repair(value).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     # NFC last: removing a control or zero-width character can bring a base letter and its
     # combining mark together.
-    text = unicodedata.normalize("NFC", _ZERO_WIDTH.sub("", _CONTROL.sub("", text)))
+    text = unicodedata.normalize("NFC", _invisible_removed(_CONTROL.sub("", text)))
     paragraphs = (_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return "\n\n".join(p for p in paragraphs if p)
 

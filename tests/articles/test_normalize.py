@@ -514,6 +514,36 @@ def test_clean_text(raw: str, expected: str) -> None:
     assert clean_text(raw) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", id="persian-zwnj"),
+        pytest.param("\u0915\u094d\u200d\u0937", id="devanagari-zwj"),
+        pytest.param("\U0001f469\u200d\U0001f4bb", id="emoji-zwj-sequence"),
+    ],
+)
+def test_a_joiner_between_letters_it_joins_is_kept(text: str) -> None:
+    """Zero-width (non-)joiners are spelling between letters of scripts that join or form
+    conjuncts, and make one emoji of two: removed, the Persian word is misspelt, the
+    profession emoji is two pictures."""
+    assert clean_text(text) == text
+    assert clean_inline(text) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("\u200cword\u200d", "word", id="at-the-ends"),
+        pytest.param("wo\u200drd \u200c\u0645", "word \u0645", id="beside-ascii-or-a-space"),
+        pytest.param("\u0645\u200c \u0645", "\u0645 \u0645", id="before-a-space"),
+    ],
+)
+def test_a_joiner_that_joins_nothing_is_removed(raw: str, expected: str) -> None:
+    """Beside ASCII, a space or an end a joiner changes nothing anyone reads."""
+    assert clean_text(raw) == expected
+    assert clean_inline(raw) == expected
+
+
 def test_clean_text_paragraph_layout() -> None:
     """Whatever the input layout, paragraphs come out separated by exactly one blank line and
     none has leading, trailing or doubled spaces."""
