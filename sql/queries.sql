@@ -504,7 +504,9 @@ FOR UPDATE;
 -- name: update_article
 -- The article %(id)s (article_to_update) updated in place: the stored version goes to the
 -- history, and the row takes the new text with the story that text places it in
--- (%(duplicate_of)s), in one UPDATE, so that the edit is one change row.
+-- (%(duplicate_of)s), in one UPDATE, so that the edit is one change row. A version without a
+-- title keeps the stored headline, as it keeps the byline, image and summary (no title is no
+-- new one).
 WITH old AS (
     SELECT id, title, text, author, content_hash, modified_at
     FROM ingest.articles
@@ -517,7 +519,7 @@ WITH old AS (
     RETURNING article_id
 )
 UPDATE ingest.articles a
-SET title = %(title)s,
+SET title = COALESCE(%(title)s, a.title),
     text = %(text)s,
     author = COALESCE(%(author)s, a.author),
     authors = CASE WHEN %(author)s IS NULL THEN a.authors ELSE %(authors)s::text[] END,

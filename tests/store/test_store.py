@@ -729,6 +729,34 @@ async def test_a_refused_update_keeps_the_stored_version_and_its_entry_is_done(
     assert done[_key(article)] == later
 
 
+async def test_an_edit_read_without_a_headline_keeps_the_stored_one(
+    store: Store, database_url: str
+) -> None:
+    """An edit of the text whose new version has no title (an entry of a feed without item
+    titles, updated from its own text with no page read) keeps the stored headline, as it keeps
+    the byline, image and summary: no title is no new one. The edit is one change, the old
+    version in the history, as for any edit."""
+    await store.add_feed("https://example.com/feed/")
+    (feed_id,) = [f["id"] for f in await store.list_feeds()]
+    article = _article("https://example.com/news/1", title="Council approves the plan")
+    await store.store_articles(feed_id, [(article, _key(article))])
+    body = "The council approved the plan on Monday.\n\nA correction was added."
+    edited = replace(
+        article,
+        title=None,
+        text=body,
+        content_hash=content_hash(body),
+        updated_at=NOW + timedelta(hours=2),
+    )
+    assert await store.update_articles(feed_id, [(edited, _key(article))]) == 1
+    (row,) = _rows(database_url, "SELECT title, text FROM news.articles")
+    assert row == {"title": "Council approves the plan", "text": body}
+    history = _rows(database_url, "SELECT title, text FROM news.article_history")
+    assert history == [{"title": "Council approves the plan", "text": article.text}]
+    kinds = _rows(database_url, "SELECT kind FROM news.article_changes ORDER BY seq")
+    assert [k["kind"] for k in kinds] == ["insert", "update"]
+
+
 async def test_an_exact_copy_of_a_copy_in_one_batch_points_at_the_original(
     store: Store, database_url: str
 ) -> None:
