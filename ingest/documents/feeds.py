@@ -449,6 +449,19 @@ _ZONE_OFFSETS = {
     "aedt": "+1100",
     "nzst": "+1200",
     "nzdt": "+1300",
+    "hst": "-1000",
+    "hdt": "-0900",
+    "akst": "-0900",
+    "akdt": "-0800",
+    "nst": "-0330",
+    "ndt": "-0230",
+    "sast": "+0200",
+    "pkt": "+0500",
+    "ict": "+0700",
+    "wib": "+0700",
+    "wita": "+0800",
+    "wit": "+0900",
+    "pht": "+0800",
 }
 _DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
 
@@ -489,15 +502,31 @@ _YEAR_FIRST = re.compile(
     r"(?:(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?(?:\s*([AP]M))?)?(?:\s*(\S+))?\s*",
     re.IGNORECASE,
 )
+# The same written as ISO 8601's day, then the time after a space and a zone's name or AM/PM
+# (`2025-06-02 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02 8:15 PM`): feedparser's ISO
+# 8601 parser stops at the space and dates it that day at midnight, or at 8:15 in the morning.
+# Without either it reads it whole; with a `T` and an offset it is ISO 8601 and stays
+# feedparser's.
+_DASHED_ZONE_NAME = re.compile(
+    r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?"
+    r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)([A-Z]{1,5}))?\s*",
+    re.IGNORECASE,
+)
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _year_first(value: str) -> time.struct_time | None:
-    """A date written as `_YEAR_FIRST` matches, in UTC: read as the RFC 822 date it spells
-    (`2 May 2024 20:30:00 +0900`), a zone-less one as UTC. feedparser's ISO 8601 parser takes
-    the four digits for a year alone and dates it the current month's first day; None for any
-    other text."""
+    """A date written as `_YEAR_FIRST` or `_DASHED_ZONE_NAME` matches, in UTC: read as the RFC
+    822 date it spells (`2 May 2024 20:30:00 +0900`), a zone-less one as UTC. feedparser's ISO
+    8601 parser takes the four digits for a year alone and dates it the current month's first
+    day, or drops the time before a zone's name; None for any other text."""
     match = _YEAR_FIRST.fullmatch(value)
+    if (
+        match is None
+        and (dashed := _DASHED_ZONE_NAME.fullmatch(value))
+        and (dashed[6] or dashed[7])
+    ):
+        match = dashed
     if match is None or not 1 <= int(match[2]) <= 12:
         return None
     year, month, day, hour, rest, half, zone = match.groups()

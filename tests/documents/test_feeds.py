@@ -561,6 +561,9 @@ def test_timezone_offsets_are_converted_to_utc(pub_date: str, expected: datetime
         # Sunday 31 March 2024, 01:30 CET: half an hour before Europe's clocks went forward.
         ("Sun, 31 Mar 2024 01:30:00 CET", datetime(2024, 3, 31, 0, 30, tzinfo=UTC)),
         ("Sun, 31 Mar 2024 03:30:00 CEST", datetime(2024, 3, 31, 1, 30, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 HST", datetime(2024, 7, 10, 20, 0, tzinfo=UTC)),
+        ("Wed, 10 Jan 2024 10:00:00 AKST", datetime(2024, 1, 10, 19, 0, tzinfo=UTC)),
+        ("Wed, 10 Jul 2024 10:00:00 WIB", datetime(2024, 7, 10, 3, 0, tzinfo=UTC)),
     ],
 )
 def test_zone_names_feedparser_does_not_know_are_applied(pub_date: str, expected: datetime) -> None:
@@ -663,6 +666,30 @@ def test_dates_written_year_first_with_slashes_dots_or_cjk_are_read_as_written(
     """`2024/05/02 08:30:00` (.NET's DateTime.ToString() in Japanese and Chinese cultures, and
     Asian CMSs) is that day and time: feedparser's ISO 8601 parser takes the four digits for a
     year alone and gives it the current month's first day, midnight."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("2025-06-02 08:15:00 GMT", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+        ("2025-06-02 08:15:00 UTC", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+        ("2025-06-02 08:15:00 EST", datetime(2025, 6, 2, 13, 15, tzinfo=UTC)),
+        ("2025-06-02 08:15 CEST", datetime(2025, 6, 2, 6, 15, tzinfo=UTC)),
+        ("2025-06-02 08:15:00.250 PDT", datetime(2025, 6, 2, 15, 15, tzinfo=UTC)),
+        ("2025-06-02 8:15 PM EDT", datetime(2025, 6, 3, 0, 15, tzinfo=UTC)),
+        ("2025-06-02 8:15 PM", datetime(2025, 6, 2, 20, 15, tzinfo=UTC)),
+        ("2025-06-02T08:15:00+02:00", datetime(2025, 6, 2, 6, 15, tzinfo=UTC)),
+        ("2025-06-02 08:15:00", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+    ],
+)
+def test_an_iso_day_with_a_time_and_a_zone_name_keeps_its_time(
+    pub_date: str, expected: datetime
+) -> None:
+    """`2025-06-02 08:15:00 GMT` (PHP's `Y-m-d H:i:s T`) is that time in that zone:
+    feedparser's ISO 8601 parser stops at the space before the zone's name and dates it that
+    day at midnight. ISO 8601 itself, and the form without a zone, stay as they were read."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
     assert entry.published_at == expected
 
