@@ -120,9 +120,14 @@ def cache_max_age(cache_control: str | None) -> timedelta | None:
     return timedelta(seconds=values.pop()) if len(values) == 1 else timedelta(0)
 
 
+_NO_REUSE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?=,|$)", re.IGNORECASE)
+"""`no-store`, or `no-cache` without field names: no freshness to wait out. `no-cache` with
+field names (`no-cache="Set-Cookie"`) forbids reusing those fields only (RFC 9111 §5.2.2.4),
+and a directive's name inside another's value is none."""
+
+
 def _no_reuse(cache_control: str) -> bool:
-    lowered = cache_control.lower()
-    return "no-store" in lowered or "no-cache" in lowered
+    return _NO_REUSE.search(cache_control) is not None
 
 
 def hints_from(

@@ -289,6 +289,13 @@ def test_should_deactivate(failures: int, since: datetime | None, expected: bool
         pytest.param("MAX-AGE=30", timedelta(seconds=30), id="case"),
         pytest.param("no-cache, max-age=600", None, id="no-cache"),
         pytest.param("no-store", None, id="no-store"),
+        pytest.param("public , NO-CACHE ,max-age=600", None, id="no-cache-spaced"),
+        pytest.param(
+            'no-cache="Set-Cookie", max-age=600', timedelta(seconds=600), id="no-cache-of-a-field"
+        ),
+        pytest.param(
+            'private="no-cache", max-age=600', timedelta(seconds=600), id="inside-another-value"
+        ),
         pytest.param("private", None, id="none"),
         pytest.param("max-age=99999999999999", None, id="absurd-ignored"),
         pytest.param(None, None, id="absent"),
