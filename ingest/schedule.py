@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Final
 
 from ingest.dedup import stamp_seconds
 from ingest.normalize import EARLIEST_DATE, canonical_url
@@ -452,12 +453,19 @@ def _sane_last_modified(result: FetchResult, now: datetime) -> str | None:
     else `now`), which RFC 9110 §8.8.2.1 forbids: sent back as If-Modified-Since, a date ahead
     would have the many servers that answer 304 when nothing is newer than it answer 304 to
     every change until then. An unreadable one is sent back as it is (the server may compare
-    it as a string)."""
+    it as a string). Against our own clock, where the response has no Date, a minute ahead is
+    the server's clock, not its content: that value is kept."""
     value = result.last_modified
     when = _date(value)
-    if when is not None and when > (_date(result.headers.get("date")) or now):
+    served = _date(result.headers.get("date"))
+    if when is not None and when > (served or now + _OUR_CLOCK_SLACK):
         return None
     return value
+
+
+_OUR_CLOCK_SLACK: Final = timedelta(minutes=1)
+"""How far ahead of this machine's clock a server's clock may run for its Last-Modified, with
+no Date to compare it to, to count as sane (`_sane_last_modified`)."""
 
 
 def decide_feed_failure(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from ingest.schedule import (
     FeedFailure,
@@ -277,6 +278,20 @@ def test_a_last_modified_later_than_the_response_is_not_sent_back() -> None:
     sane = "Sun, 01 Mar 2026 11:59:00 GMT"
     assert _update(result=_result(headers={"last-modified": sane, "date": date})).last_modified == (
         sane
+    )
+
+
+def test_a_last_modified_seconds_ahead_of_our_clock_without_a_date_is_kept() -> None:
+    """With no Date to compare it to, a Last-Modified a few seconds ahead of this machine's
+    clock is the server's clock running fast, not a post dated ahead: dropped, the feed would
+    lose If-Modified-Since at every poll. An hour ahead is still dropped."""
+    seconds_ahead = format_datetime(NOW + timedelta(seconds=20), usegmt=True)
+    update = _update(result=_result(headers={"last-modified": seconds_ahead}), now=NOW)
+    assert update.last_modified == seconds_ahead
+    hour_ahead = format_datetime(NOW + HOUR, usegmt=True)
+    assert (
+        _update(result=_result(headers={"last-modified": hour_ahead}), now=NOW).last_modified
+        is None
     )
 
 
