@@ -416,8 +416,8 @@ def decide_feed_update(
         _canonical_or_none(permanent_target(result.redirects)),
         now,
     )
-    etag = result.etag or (feed.etag if result.not_modified else None)
-    last_modified = _sane_last_modified(result, now) or (
+    etag = _sendable(result.etag) or (feed.etag if result.not_modified else None)
+    last_modified = _sendable(_sane_last_modified(result, now)) or (
         feed.last_modified if result.not_modified else None
     )
     return FeedUpdate(
@@ -461,6 +461,16 @@ def _sane_last_modified(result: FetchResult, now: datetime) -> str | None:
     if when is not None and when > (served or now + _OUR_CLOCK_SLACK):
         return None
     return value
+
+
+MAX_VALIDATOR: Final = 1024
+"""Characters of an ETag or Last-Modified kept to be sent back. Real ones are tens of
+characters; one of kilobytes, echoed in If-None-Match, meets the header limits of the server
+or a proxy in front of it (400, 431) at every poll, and the feed fails until it is given up."""
+
+
+def _sendable(validator: str | None) -> str | None:
+    return validator if validator is not None and len(validator) <= MAX_VALIDATOR else None
 
 
 _OUR_CLOCK_SLACK: Final = timedelta(minutes=1)

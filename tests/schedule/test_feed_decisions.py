@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from ingest.schedule import (
+    MAX_VALIDATOR,
     FeedFailure,
     FeedUpdate,
     Policy,
@@ -331,3 +332,14 @@ def test_jitter_keeps_a_poll_within_the_bounds_of_its_interval() -> None:
         at_most = bound == policy.max_interval or settings.max_interval is not None
         assert all(d <= bound if at_most else d >= bound for d in delays), (bound, sorted(delays))
         assert len(delays) > 25
+
+
+def test_a_validator_too_long_to_send_back_is_not_kept() -> None:
+    """An ETag of kilobytes (or such a Last-Modified) is not kept: echoed in If-None-Match it
+    meets the header limits of the server or its proxy (400, 431) at every poll. One of
+    MAX_VALIDATOR characters still is."""
+    huge = '"' + "x" * MAX_VALIDATOR + '"'
+    update = _update(result=_result(headers={"etag": huge, "last-modified": "x" * 5000}))
+    assert (update.etag, update.last_modified) == (None, None)
+    fits = '"' + "x" * (MAX_VALIDATOR - 2) + '"'
+    assert _update(result=_result(headers={"etag": fits})).etag == fits
