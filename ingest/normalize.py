@@ -431,7 +431,9 @@ def without_controls(value: str) -> str:
 def _invisible_removed(text: str) -> str:
     """`text` without the zero-width characters and soft hyphens that change no word
     (`_HIDDEN`), nor the joiners that stand where they join nothing (`_LONE_JOINER`)."""
-    return _LONE_JOINER.sub("", _HIDDEN.sub("", text))
+    text = _HIDDEN.sub("", text)
+    # The joiners' test looks behind at every character: only run where there is one.
+    return _LONE_JOINER.sub("", text) if "\u200c" in text or "\u200d" in text else text
 
 
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
