@@ -362,6 +362,9 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
                 raise ValueError(f"{pair!r}: not a header name")
             if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
                 raise ValueError(f"{pair!r}: {name} is set by the service")
+            # One header whatever the case of its name (RFC 9110): the last spelling given.
+            for given in [n for n in headers if n.lower() == name.lower()]:
+                del headers[given]
             headers[name] = _header_value(pair, value) or None
         elif key == "tags":
             tags = list(unique_tags(value.split(",")))

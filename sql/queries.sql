@@ -39,12 +39,19 @@ WHERE f.id = (SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url
 
 -- name: set_feed_settings
 -- `ingest feeds set`: %(changes)s merged into the settings (a key set to null removed, and
--- headers merged the same way one level down), tags replaced when %(tags)s is not null.
+-- headers merged the same way one level down, a header given replacing the stored one of its
+-- name in any case: header names are case-insensitive), tags replaced when %(tags)s is not null.
 UPDATE ingest.feeds
 SET settings = jsonb_strip_nulls(
         (settings || %(changes)s::jsonb)
         || jsonb_build_object('headers',
-               COALESCE(settings -> 'headers', '{}') || COALESCE(%(headers)s::jsonb, '{}'))),
+               COALESCE((SELECT jsonb_object_agg(h.key, h.value)
+                         FROM jsonb_each(settings -> 'headers') AS h
+                         WHERE lower(h.key) NOT IN (
+                             SELECT lower(given)
+                             FROM jsonb_object_keys(COALESCE(%(headers)s::jsonb, '{}')) AS given)),
+                        '{}')
+               || COALESCE(%(headers)s::jsonb, '{}'))),
     tags = COALESCE(%(tags)s::text[], tags)
 WHERE url_hash = ingest.url_hash(%(url)s)
 RETURNING settings, tags;

@@ -497,6 +497,33 @@ def test_feed_settings_reach_its_requests_and_its_schedule(
     assert "x-api-key" not in feed.headers
 
 
+@pytest.mark.integration
+def test_a_header_named_again_in_another_case_is_the_same_header(
+    database_url: str, server: LocalServer
+) -> None:
+    """Header names are case-insensitive (RFC 9110): `feeds set URL header.AUTHORIZATION=new`
+    replaces the `Authorization` set before, and `header.authorization=` removes it, both in
+    one command as across commands (was: each spelling kept as a header of its own, so the
+    old token went out beside the new one, and one "removed" was still sent)."""
+    url = _site(server, "one", 1)
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    ok(database_url, "feeds", "set", url, "header.Authorization=Bearer old", "header.X-A=1")
+    shown = ok(database_url, "feeds", "set", url, "header.AUTHORIZATION=Bearer new", "header.x-a=2")
+    assert shown.rstrip().endswith("headers ['AUTHORIZATION', 'x-a'], tags []")
+    ok(database_url, "run", "--once")
+    feed = next(r for r in server.requests if r.path == "/one.xml")
+    assert (feed.headers["authorization"], feed.headers["x-a"]) == ("Bearer new", "2")
+
+    ok(database_url, "feeds", "set", url, "header.authorization=", "header.X-A=")
+    server.reset()
+    _site(server, "one", 1)
+    ok(database_url, "run", "--once", "--all")
+    feed = next(r for r in server.requests if r.path == "/one.xml")
+    assert "authorization" not in feed.headers
+    assert "x-a" not in feed.headers
+    assert admin.parse_settings(["header.X-B=1", "header.x-b=2"]).headers == {"x-b": "2"}
+
+
 @pytest.mark.parametrize(
     ("pairs", "error"),
     [
