@@ -581,9 +581,13 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--since: {args.since!r} reaches back before year 1") from None
     except ValueError:
         raise ConfigError(f"--since: not a time or an age: {args.since!r}") from None
-    feed = _check_feed_url(args.feed) if args.feed else None
+    feed = _check_feed_url(args.feed) if args.feed is not None else None
 
     async def latest(store: Store) -> int:
+        if feed is not None and await store.feed_by_url(feed) is None:
+            # No feed, no articles of it: a typo is told apart from a feed that stored none.
+            print(f"ingest: no such feed: {args.feed}", file=sys.stderr)
+            return 1
         rows = await store.latest_articles(feed=feed, site=args.site, since=since, limit=args.limit)
         if args.json:
             print(admin.json_rows(rows))

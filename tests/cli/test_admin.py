@@ -350,6 +350,27 @@ def test_articles_newest_first_with_filters(database_url: str, server: LocalServ
 
 
 @pytest.mark.integration
+def test_articles_of_an_unknown_feed_is_one_line_and_exit_1(
+    database_url: str, server: LocalServer
+) -> None:
+    """`articles --feed URL` naming no registered feed (a typo, a feed removed) says so, as
+    every other command taking a feed's URL does (was: nothing listed and exit 0, as if the
+    feed had no articles); an empty `--feed ""` is no URL (was: every article listed)."""
+    one = _site(server, "one", 1)
+    ok(database_url, "feeds", "add", "--no-discover", one)
+    ok(database_url, "run", "--once")
+    assert len(json.loads(ok(database_url, "articles", "--json", "--feed", one))) == 1
+    done = ingest(database_url, "articles", "--feed", one.replace("one.xml", "on.xml"))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert errors == [f"ingest: no such feed: {one.replace('one.xml', 'on.xml')}"]
+    empty = ingest(database_url, "articles", "--feed", "")  # `--feed "$FEED"`, FEED unset
+    assert (empty.returncode, empty.stdout) == (1, "")
+    assert "not an http(s) URL" in empty.stderr
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("age", ["99999999w", "800000d"])
 def test_articles_since_an_age_reaching_before_year_1_is_one_line(
     database_url: str, age: str
