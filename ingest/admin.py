@@ -17,7 +17,13 @@ from xml.etree import ElementTree
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingest.normalize import absolute_http_url, clean_inline, unique_tags
+from ingest.normalize import (
+    absolute_http_url,
+    canonical_url,
+    clean_inline,
+    site_of,
+    unique_tags,
+)
 from ingest.retention import parse_duration
 from ingest.store.db import redact
 from ingest.types import SourceKind, TextMode
@@ -319,6 +325,17 @@ def parse_since(value: str, now: datetime) -> datetime:
         pass
     when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def site_filter(value: str) -> str:
+    """`articles --site` as `news.articles.site` spells a site: the host alone, in its one
+    spelling, without `www.` (`site_of`), whether given as a host (`WWW.Example.COM`) or as a
+    link to it (`https://www.example.com/news/`); a value that is neither is left as given."""
+    text = value.strip()
+    try:
+        return site_of(canonical_url(text if "://" in text else f"http://{text}/"))
+    except ValueError:
+        return text
 
 
 def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         "news.articles: for checking the service works without writing SQL.",
     )
     arts.add_argument("--feed", metavar="URL", help="first seen in, or listed by, this feed")
-    arts.add_argument("--site", metavar="SITE", help="this site (news.articles.site)")
+    arts.add_argument(
+        "--site", metavar="SITE", help="this site (news.articles.site): its host, or a link to it"
+    )
     arts.add_argument(
         "--since", metavar="WHEN", help="published since: ISO 8601, or an age (2h, 3d, 1w)"
     )
@@ -582,13 +584,14 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError:
         raise ConfigError(f"--since: not a time or an age: {args.since!r}") from None
     feed = _check_feed_url(args.feed) if args.feed is not None else None
+    site = admin.site_filter(args.site) if args.site is not None else None
 
     async def latest(store: Store) -> int:
         if feed is not None and await store.feed_by_url(feed) is None:
             # No feed, no articles of it: a typo is told apart from a feed that stored none.
             print(f"ingest: no such feed: {args.feed}", file=sys.stderr)
             return 1
-        rows = await store.latest_articles(feed=feed, site=args.site, since=since, limit=args.limit)
+        rows = await store.latest_articles(feed=feed, site=site, since=since, limit=args.limit)
         if args.json:
             print(admin.json_rows(rows))
         else:

@@ -371,6 +371,27 @@ def test_articles_of_an_unknown_feed_is_one_line_and_exit_1(
 
 
 @pytest.mark.integration
+def test_articles_of_a_site_as_the_operator_writes_it(
+    database_url: str, server: LocalServer
+) -> None:
+    """`articles --site` takes the site as it is written in a browser or a link, its capitals,
+    `www.`, scheme, port and path as `news.articles.site` leaves them out (was: nothing listed
+    for any spelling but the column's own)."""
+    one = _site(server, "one", 2)
+    ok(database_url, "feeds", "add", "--no-discover", one)
+    ok(database_url, "run", "--once")
+    assert {r["site"] for r in json.loads(ok(database_url, "articles", "--json"))} == {"127.0.0.1"}
+    for spelling in ("127.0.0.1", " 127.0.0.1. ", server.base.upper(), one):
+        rows = json.loads(ok(database_url, "articles", "--json", "--site", spelling))
+        assert len(rows) == 2, spelling
+    assert admin.site_filter("WWW.Example.COM") == "example.com"
+    assert admin.site_filter("https://www.example.com/news/") == "example.com"
+    assert admin.site_filter("news.example.com") == "news.example.com"
+    assert admin.site_filter("xn--strae-oqa.de") == "straße.de"
+    assert admin.site_filter("nowhere") == "nowhere"
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("age", ["99999999w", "800000d"])
 def test_articles_since_an_age_reaching_before_year_1_is_one_line(
     database_url: str, age: str
