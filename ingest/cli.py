@@ -518,7 +518,7 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
                 sys.stdout.write(text)
             else:
                 try:
-                    await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
+                    await asyncio.to_thread(_write_private, Path(args.file), text)
                 except OSError as e:
                     raise ConfigError(f"cannot write {args.file}: {e.strerror or e}") from None
                 print(f"{len(feeds)} feeds written to {args.file}", file=sys.stderr)
@@ -543,6 +543,14 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
         print(f"ingest: no such feed: {args.url}", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`text` into `path`, a file created readable by its owner alone: an export holds the
+    feeds' credentials (user-info, request headers). A file that exists keeps its mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 async def _restore(store: Store, url: str, feed: Restored) -> None:

@@ -5,6 +5,8 @@ formatting of ingest.admin."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -303,6 +305,24 @@ def test_exported_attributes_read_back() -> None:
     assert feed.change.headers == {"X-A": "b"}
     assert feed.change.tags == ["x", "y z"]
     assert admin.restored(row["url"], {"title": "Another reader's"}) is None
+
+
+@pytest.mark.integration
+def test_an_export_file_is_readable_by_its_owner_only(database_url: str, tmp_path: Path) -> None:
+    """`feeds export FILE` writes the feeds' credentials (URL user-info, `Authorization`
+    headers): a file it creates is its owner's alone, whatever the umask (was: created
+    world-readable under the usual umask 022)."""
+    url = "https://reader:s3cret@one.example/feed/"
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    ok(database_url, "feeds", "set", url, "header.Authorization=Bearer T0ken")
+    target = tmp_path / "feeds.opml"
+    umask = os.umask(0o022)
+    try:
+        ok(database_url, "feeds", "export", str(target))
+    finally:
+        os.umask(umask)
+    assert "Bearer T0ken" in target.read_text(encoding="utf-8")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
 @pytest.mark.integration
