@@ -57,7 +57,10 @@ class HealthServer:
             f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
-        writer.write(head.encode("latin-1") + body)
+        # A HEAD answer is GET's head alone (RFC 9110 9.3.2): a body after it would be read
+        # as the start of the next response by a client reusing the connection.
+        head_only = bool(request_line) and request_line[0] == "HEAD"
+        writer.write(head.encode("latin-1") + (b"" if head_only else body))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()

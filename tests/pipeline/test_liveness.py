@@ -61,3 +61,48 @@ async def test_a_run_stuck_on_a_claim_makes_the_service_unhealthy_until_it_moves
         await blocker.close()
     assert (stuck.status_code, stuck.text.split(":")[0]) == (503, "run stalled")
     assert (moving.status_code, moving.text) == (200, "ok\n")
+
+
+async def _exchange(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """The head and the body of the server's answer to `request`, read until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+async def test_a_head_request_is_answered_without_a_body() -> None:
+    """HEAD /healthz, /readyz, /metrics (a load balancer's or an operator's `curl -I` check):
+    the status and headers GET would have, Content-Length included, and no body (RFC 9110
+    9.3.2; was: the body too, which a client reusing the connection reads as the start of
+    the next response)."""
+
+    async def fine() -> str | None:
+        return None
+
+    async def down() -> str | None:
+        return "database unreachable: OperationalError"
+
+    http = HealthServer("127.0.0.1", 0, healthy=fine, ready=down)
+    await http.start()
+    try:
+        for path, status in (("/healthz", b" 200 "), ("/readyz", b" 503 "), ("/metrics", b" 200 ")):
+            got_head, got_body = await _exchange(
+                http.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            head, body = await _exchange(
+                http.port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            assert status in head.split(b"\r\n")[0]
+            assert body == b"", path
+            assert got_body
+            length = [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
+            assert length, path
+            if path != "/metrics":  # the metrics change between two scrapes
+                assert head == got_head
+    finally:
+        await http.close()
