@@ -26,7 +26,7 @@ from ingest.normalize import (
 )
 from ingest.retention import parse_duration
 from ingest.store.db import redact
-from ingest.types import SourceKind, TextMode
+from ingest.types import SERVICE_HEADERS, SourceKind, TextMode
 
 NEVER = "never"
 
@@ -377,7 +377,7 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
             name = key[len("header.") :]
             if not name.isascii() or not all(c.isalnum() or c in "-_" for c in name):
                 raise ValueError(f"{pair!r}: not a header name")
-            if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+            if name.lower() in SERVICE_HEADERS:
                 raise ValueError(f"{pair!r}: {name} is set by the service")
             # One header whatever the case of its name (RFC 9110): the last spelling given.
             for given in [n for n in headers if n.lower() == name.lower()]:

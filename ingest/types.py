@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from ingest.neardup import Fingerprint
 
@@ -213,9 +213,29 @@ class FeedSettings:
         )
 
     def request_headers(self) -> tuple[tuple[str, str], ...]:
-        """The headers its requests carry besides the service's own."""
+        """The headers its requests carry besides the service's own, each name once: those the
+        service sets itself (`SERVICE_HEADERS`, refused by `ingest feeds set`, and so left out
+        of settings stored before it refused them) are not among them, and `user_agent` is the
+        one User-Agent where a `User-Agent` header is set too."""
         agent = (("User-Agent", self.user_agent),) if self.user_agent else ()
-        return agent + self.headers
+        taken = SERVICE_HEADERS | ({"user-agent"} if agent else set())
+        return agent + tuple(h for h in self.headers if h[0].lower() not in taken)
+
+
+SERVICE_HEADERS: Final = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "accept-encoding",
+        "if-none-match",
+        "if-modified-since",
+    }
+)
+"""Request headers a feed's settings may not set (lower case): the service sets them on every
+request (framing, the content codings it can decode, its conditional GET's validators), and a
+second one beside its own would contradict it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -399,8 +399,10 @@ class Fetcher:
         `HostLimiter.slot`); it still counts as the host's last start."""
         started = time.monotonic()
         settings = self._settings
-        headers = [(b"Accept", _ACCEPT[kind].encode())]
-        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers]
+        # A feed's own Accept replaces the service's, as its User-Agent does (`_base_headers`).
+        if not any(name.lower() == b"accept" for name, _ in headers):
+            headers.insert(0, (b"Accept", _ACCEPT[kind].encode()))
         # Validators are echoed back as the server sent them (see `_result_headers`); as str, a
         # non-ASCII ETag would raise UnicodeEncodeError inside httpx instead of reaching the
         # server.

@@ -594,6 +594,8 @@ def test_a_header_named_again_in_another_case_is_the_same_header(
         (["min_interval=90"], "not a duration"),
         (["min_interval=1h", "max_interval=10m"], "below min_interval"),
         (["header.Host=x"], "set by the service"),
+        (["header.If-None-Match=x"], "set by the service"),
+        (["header.accept-encoding=br"], "set by the service"),
         (["header.X-A=line\nbreak"], "one line"),
         (["header.X-A=bell\x07"], "control character"),
         (["user_agent=Bot\x1b[2J"], "control character"),

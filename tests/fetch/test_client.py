@@ -19,7 +19,15 @@ from ingest import USER_AGENT
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
 from ingest.fetch import Fetcher, client
-from tests.support.httpserver import LocalServer, Request, Response, static
+from ingest.types import FeedSettings
+from tests.support.httpserver import (
+    LocalServer,
+    RawServer,
+    Request,
+    Response,
+    read_request,
+    static,
+)
 from tests.support.network import fake_dns, only_first_loopback_is_public
 from tests.support.virtual_time import SteppingClock
 
@@ -303,6 +311,43 @@ async def test_a_url_s_user_info_is_sent_as_basic_authentication_to_its_origin_o
     sent = [r.headers.get("authorization") for r in server.hits("/feed") + server.hits("/feed2")]
     assert sent == ["Basic UmVhZGVyOlMzY3JldA=="] * 2  # Reader:S3cret
     assert "authorization" not in second_server.hits("/cdn")[0].headers
+
+
+async def test_a_feed_s_own_headers_go_out_once_each_in_place_of_the_service_s() -> None:
+    """A feed's settings with a `user_agent`, a `User-Agent` header and an `Accept` header, and
+    (stored before `ingest feeds set` refused them) an `If-None-Match` and an `Accept-Encoding`:
+    each name goes out once, the feed's own in place of the service's, and the service's own
+    validators and codings, not the stored ones."""
+    heads: list[bytes] = []
+
+    def answer(conn: socket.socket) -> None:
+        heads.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    settings = FeedSettings(
+        user_agent="Reader/2",
+        headers=(
+            ("User-Agent", "Other/1"),
+            ("Accept", "application/atom+xml"),
+            ("if-none-match", '"stale"'),
+            ("Accept-Encoding", "br"),
+        ),
+    )
+    with RawServer(answer) as raw:
+        async with Fetcher(LOCAL) as fetcher:
+            result = await fetcher.fetch(
+                raw.url("/feed"), "feed", etag='"v1"', extra_headers=settings.request_headers()
+            )
+    assert result.body == b"ok"
+    lines = heads[0].decode("latin-1").split("\r\n")[1:]
+    named = [line.partition(":")[0].lower() for line in lines if line]
+    assert sorted(named) == sorted(set(named))
+    sent = {
+        line.partition(":")[0].lower(): line.partition(":")[2].strip() for line in lines if line
+    }
+    assert sent["user-agent"] == "Reader/2"
+    assert sent["accept"] == "application/atom+xml"
+    assert (sent["if-none-match"], sent["accept-encoding"]) == ('"v1"', "gzip")
 
 
 async def test_a_feed_s_credential_headers_follow_no_redirect_to_another_site(
