@@ -33,6 +33,9 @@ _PREFIX_WORDS = frozenset(
 _BRACKETED = re.compile(r"\s*[(\[（【][^)\]）】]{0,40}[)\]）】]\s*")
 _CJK_BRACKETS = str.maketrans("", "", "【】「」『』〔〕")
 _EMAIL = re.compile(r"\S+@\S+")
+# RSS's `author` form, an address and the name in brackets ("jane@example.com (Jane Doe)"),
+# which templates copy from their feed into the page: the name is the person.
+_EMAIL_NAME = re.compile(r"(?<![^\s(),;])[^\s(),;@]+@[^\s(),;@]+\s*\(([^()@]{1,80})\)")
 _URL = re.compile(r"\(?https?://[^\s)]*\)?")
 # A host name as a byline ("mdr.de", "www.dw.com"): lower-case labels and a letters-only TLD,
 # not preceded by a word character ("G.Rossi" is a person, "Golem.de" is judged by the site's
@@ -115,7 +118,7 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
     text = clean_inline(value, max_length=1000)
     if not text:
         return ()
-    text = _EMAIL.sub(",", _URL.sub(" ", text))
+    text = _EMAIL.sub(",", _EMAIL_NAME.sub(r",\1,", _URL.sub(" ", text)))
     people: list[str] = []
     seen: set[str] = set()
     added = False  # whether the piece before gave the last person

@@ -70,6 +70,14 @@ from ingest.extract.metadata import strip_site_affixes
         # A generational suffix after a comma is part of the name before it, not a person.
         ("Jane Doe, Jr.", (), ("Jane Doe Jr",)),
         ("John Smith, III, and Mary Major", (), ("John Smith III", "Mary Major")),
+        # RSS's `address (Name)`: the name in brackets is the person.
+        ("jane@example.com (Jane Doe)", (), ("Jane Doe",)),
+        (
+            "jane@example.com (Jane Doe), john@example.com (John Smith)",
+            (),
+            ("Jane Doe", "John Smith"),
+        ),
+        ("Jane Doe (jane@example.com)", (), ("Jane Doe",)),
     ],
 )
 def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str, ...]) -> None:

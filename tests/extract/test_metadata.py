@@ -187,6 +187,23 @@ def test_markup_in_a_title_site_name_or_author_is_not_kept(
     assert getattr(meta, field) == expected
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param('<meta name="author" content="jane@example.com (Jane Doe)">', id="meta"),
+        pytest.param(
+            _ld({"@type": "NewsArticle", "author": "jane@example.com (Jane Doe)"}), id="json-ld"
+        ),
+    ],
+)
+def test_a_byline_written_as_an_address_and_a_name_is_the_name(head: str) -> None:
+    """A byline in RSS's `address (Name)` form, as some templates copy it from their feed into
+    the page, names the person in brackets."""
+    tree = html.document_fromstring(f"<html><head>{head}</head><body></body></html>")
+    meta = complete_metadata(tree, _meta(head), URL)
+    assert (meta.author, meta.authors) == ("Jane Doe", ("Jane Doe",))
+
+
 PERSON = "https://www.example.com/#/schema/person/1"
 PUBLISHER = "https://www.example.com/#organization"
 
