@@ -30,6 +30,21 @@ PREFIX = re.compile(
 _PREFIX_WORDS = frozenset(
     {"by", "von", "par", "por", "di", "door", "av", "af", "text", "autor", "author", "quelle"}
 )
+# A credit for the pictures, graphics or video beside the article ("Photos by John Smith",
+# "Fotos und Video: John Smith"): they took no part in writing it, so are no authors, nor are
+# the people and agencies after them up to a label of their own ("Photos by John Smith/AP;
+# Text: Jane Doe"). A label that also names the text ("Text und Fotos: Jane Doe") is the
+# writer's.
+_CREDITED = (
+    r"(?:photo(?:graph)?s?|photography|pictures?|images?|(?:info)?graphics?|illustrations?|"
+    r"videos?|vidéos?|footage|cartoons?|camera|fotos?|fotografie|bild(?:er)?|grafik(?:en)?|"
+    r"illustrationen|kamera)"
+)
+_CREDIT = re.compile(
+    rf"^{_CREDITED}(?:(?:\s*[&+]\s*|\s+(?:and|und|et|y|e)\s+){_CREDITED})*"
+    r"(?::|\s+(?:by|von|par|por|di|door|av|af)\s)",
+    re.IGNORECASE,
+)
 _BRACKETED = re.compile(r"\s*[(\[（【][^)\]）】]{0,40}[)\]）】]\s*")
 _CJK_BRACKETS = str.maketrans("", "", "【】「」『』〔〕")
 _EMAIL = re.compile(r"\S+@\S+")
@@ -122,6 +137,7 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
     people: list[str] = []
     seen: set[str] = set()
     added = False  # whether the piece before gave the last person
+    credit = False  # whether the pieces are a credit's (`_CREDIT`) until one with a label
     for i, piece in enumerate(_HARD.split(text)):
         if added and _GENERATION.fullmatch(piece):
             seen.discard(people[-1].casefold())
@@ -129,7 +145,8 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
             seen.add(people[-1].casefold())
             continue
         added = False
-        if _HOSTLIKE.search(piece):
+        credit = bool(_CREDIT.match(piece)) or (credit and not PREFIX.match(piece))
+        if credit or _HOSTLIKE.search(piece):
             continue
         for part in _split_soft(_LEADING_SOFT.sub("", piece) if i else piece):
             name = _name(part)

@@ -70,6 +70,12 @@ from ingest.extract.metadata import strip_site_affixes
         # A generational suffix after a comma is part of the name before it, not a person.
         ("Jane Doe, Jr.", (), ("Jane Doe Jr",)),
         ("John Smith, III, and Mary Major", (), ("John Smith III", "Mary Major")),
+        # A credit for photos, graphics or video names no author of the article.
+        ("By Jane Doe; Photos by John Smith", (), ("Jane Doe",)),
+        ("Text: Jane Doe, Fotos und Video: John Smith", (), ("Jane Doe",)),
+        ("Jane Doe | Photography: John Smith and Mary Major", (), ("Jane Doe",)),
+        ("By Jane Doe; Photos by John Smith/AP", (), ("Jane Doe",)),
+        ("Photos: John Smith, Mary Major; Text: Jane Doe", (), ("Jane Doe",)),
         # RSS's `address (Name)`: the name in brackets is the person.
         ("jane@example.com (Jane Doe)", (), ("Jane Doe",)),
         (
