@@ -45,6 +45,30 @@ _CREDIT = re.compile(
     r"(?::|\s+(?:by|von|par|por|di|door|av|af)\s)",
     re.IGNORECASE,
 )
+# A date or time written after a name ("Jane Doe 2 hours ago", "By Jane Doe on June 2, 2025",
+# "Von Jana Müller am 2. Juni 2025", "— Updated 6:01 AM"), with its label and preposition: when
+# the byline was written, and its digits would make the name none (`_plausible`). Month names
+# are English only, where the month comes before the day; elsewhere the day comes first and a
+# day, a word and a year make a date in any language.
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_WHEN = re.compile(
+    r"\s+(?:[-–—@]\s+)?"
+    r"(?:(?:(?:last\s+)?(?:updated|published|posted|modified)|aktualisiert|veröffentlicht|"
+    r"erschienen|stand|publié|mis à jour)\s*:?\s+)?"
+    r"(?:(?:on|am|um|vom|le|el|il|op|at|den|du)\s+)?"
+    r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
+    r"(?:\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}"
+    r"|\d{1,2}\.?\s+(?:de\s+)?[^\W\d_]{3,}\.?,?\s+(?:de\s+)?\d{4}"
+    rf"|(?:{_MONTHS})\.?\s+\d{{1,2}}"
+    r"|\d+\s*(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|months?|"
+    r"y|yrs?|years?)\s+ago"
+    r"|vor\s+\d+\s+(?:sekunden?|minuten?|stunden?|tag(?:en)?|wochen?|monat(?:en)?|jahr(?:en)?))"
+    r"\b",
+    re.IGNORECASE,
+)
 _BRACKETED = re.compile(r"\s*[(\[（【][^)\]）】]{0,40}[)\]）】]\s*")
 _CJK_BRACKETS = str.maketrans("", "", "【】「」『』〔〕")
 _EMAIL = re.compile(r"\S+@\S+")
@@ -133,7 +157,7 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
     text = clean_inline(value, max_length=1000)
     if not text:
         return ()
-    text = _EMAIL.sub(",", _EMAIL_NAME.sub(r",\1,", _URL.sub(" ", text)))
+    text = _undated(_EMAIL.sub(",", _EMAIL_NAME.sub(r",\1,", _URL.sub(" ", text))))
     people: list[str] = []
     seen: set[str] = set()
     added = False  # whether the piece before gave the last person
@@ -195,6 +219,19 @@ def not_only_site_name(title: str | None, site_names: tuple[str, ...]) -> str | 
         if name and folded in (name, name.split(".")[0]):
             return None
     return title
+
+
+def _undated(text: str) -> str:
+    """`text` up to the first date or time (`_WHEN`) that follows a name: the rest is that
+    time and what goes with it (the year, a time zone, "Uhr"), no author. The name before it
+    must be one of two words or more, or an agency: a single word before a date is as likely
+    a label ("Share 2 hours ago", "Comments 3 min ago"), which the date's digits keep from
+    being taken for a name."""
+    for match in _WHEN.finditer(text):
+        name = _name(_HARD.split(text[: match.start()])[-1])
+        if name and (len(name.split()) > 1 or name.casefold() in AGENCIES):
+            return text[: match.start()]
+    return text
 
 
 def _split_soft(piece: str) -> list[str]:

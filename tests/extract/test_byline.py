@@ -70,6 +70,19 @@ from ingest.extract.metadata import strip_site_affixes
         # A generational suffix after a comma is part of the name before it, not a person.
         ("Jane Doe, Jr.", (), ("Jane Doe Jr",)),
         ("John Smith, III, and Mary Major", (), ("John Smith III", "Mary Major")),
+        # A date or time after a name is when it was written, not part of the name; before
+        # a single word, it is as likely a label's ("Share", "Comments"), which stays no name.
+        ("By Jane Doe on June 2, 2025", (), ("Jane Doe",)),
+        ("Jane Doe 2 hours ago", (), ("Jane Doe",)),
+        ("By Jane Doe — Updated 3 min ago", (), ("Jane Doe",)),
+        ("By Jane Doe | Updated 3 min ago", (), ("Jane Doe",)),
+        ("Jane Doe and John Smith Published 6:01 AM EDT", (), ("Jane Doe", "John Smith")),
+        ("Von Jana Müller am 2. Juni 2025, 10:15 Uhr", (), ("Jana Müller",)),
+        ("Par Jean Dupont le 02/06/2025", (), ("Jean Dupont",)),
+        ("Jane Doe 2025-06-02", (), ("Jane Doe",)),
+        ("dpa vor 5 Minuten", (), ("dpa",)),
+        ("Share 2 hours ago", (), ()),
+        ("Seite 1/2", (), ()),
         # A credit for photos, graphics or video names no author of the article.
         ("By Jane Doe; Photos by John Smith", (), ("Jane Doe",)),
         ("Text: Jane Doe, Fotos und Video: John Smith", (), ("Jane Doe",)),
