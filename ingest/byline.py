@@ -18,6 +18,11 @@ _SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
 _LEADING_SOFT = re.compile(r"^(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
 # A generational suffix set off by a comma ("Jane Doe, Jr."): part of the name before it.
 _GENERATION = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
+# A single capitalised word set off after a full name ("Von Jana Müller, Berlin", "By Jane
+# Doe, Washington"): the dateline the story was filed from, or a degree ("PhD"), not a person,
+# who is named by two words or more. Agencies sign with one word all the same; scripts without
+# letter case write a full name as one word.
+_ONE_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*\.?")
 # Decoration before a name: "By", "Von", "Autor:", "Text und Fotos:", WordPress's author link
 # ("View all posts by", "Zeige alle Beiträge von")... A label ending in a
 # colon ("Quelle:", "Text und Fotos:") goes whatever its words.
@@ -168,9 +173,10 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
             people[-1] = f"{people[-1]} {piece.rstrip('.')}"
             seen.add(people[-1].casefold())
             continue
+        after_name = added and len(people[-1].split()) > 1
         added = False
         credit = bool(_CREDIT.match(piece)) or (credit and not PREFIX.match(piece))
-        if credit or _HOSTLIKE.search(piece):
+        if credit or _HOSTLIKE.search(piece) or (after_name and _place(piece)):
             continue
         for part in _split_soft(_LEADING_SOFT.sub("", piece) if i else piece):
             name = _name(part)
@@ -219,6 +225,16 @@ def not_only_site_name(title: str | None, site_names: tuple[str, ...]) -> str | 
         if name and folded in (name, name.split(".")[0]):
             return None
     return title
+
+
+def _place(piece: str) -> bool:
+    """Whether `piece`, set off after a full name, is a place or a title (`_ONE_WORD`) rather
+    than a person."""
+    return (
+        piece[:1].isupper()
+        and _ONE_WORD.fullmatch(piece) is not None
+        and piece.rstrip(".").casefold() not in AGENCIES
+    )
 
 
 def _undated(text: str) -> str:

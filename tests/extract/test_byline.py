@@ -70,6 +70,17 @@ from ingest.extract.metadata import strip_site_affixes
         # A generational suffix after a comma is part of the name before it, not a person.
         ("Jane Doe, Jr.", (), ("Jane Doe Jr",)),
         ("John Smith, III, and Mary Major", (), ("John Smith III", "Mary Major")),
+        # A single word after a full name is the place it was filed from (a dateline), a
+        # degree or a zone, not a person; an agency signs with one word all the same, and
+        # one-word names beside each other are names.
+        ("Von Jana Müller, Berlin", (), ("Jana Müller",)),
+        ("By Jane Doe, Washington", (), ("Jane Doe",)),
+        ("JANE DOE, BERLIN, and John Smith, Paris", (), ("JANE DOE", "John Smith")),
+        ("Иван Петров, Москва", (), ("Иван Петров",)),
+        ("Jane Doe, Reuters", (), ("Jane Doe", "Reuters")),
+        ("Jane Doe, M.Bianchi", (), ("Jane Doe", "M.Bianchi")),
+        ("Doe, Smith", (), ("Doe", "Smith")),
+        ("佐藤 美咲, 田中", (), ("佐藤 美咲", "田中")),
         # A date or time after a name is when it was written, not part of the name; before
         # a single word, it is as likely a label's ("Share", "Comments"), which stays no name.
         ("By Jane Doe on June 2, 2025", (), ("Jane Doe",)),
