@@ -82,6 +82,10 @@ class _Final:
 class _RobotsEntry:
     robots: Robots
     expires: float
+    crawl_delay: float | None = None
+    """The seconds between two requests the host asks of us (Crawl-delay, Request-rate): the
+    file's own, or, while robots.txt answers 5xx or cannot be reached, the one last read, which
+    the failure says nothing against."""
 
 
 def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) -> httpx.URL:
@@ -281,10 +285,10 @@ class Fetcher:
     ) -> None:
         """`address_check` replaces `check_address` for every resolved address. It exists so tests
         can treat one loopback address as public while the real check refuses the others;
-        production code never passes it. `clock` drives the robots.txt cache expiry (and so
-        how long a Crawl-delay applies) and, with `sleep`, the waits between two requests to
-        one host (`HostLimiter`): a clock other than `time.monotonic` needs a `sleep` that
-        moves it. Deadlines and the time on the wire are real time whatever they are.
+        production code never passes it. `clock` drives the robots.txt cache expiry and, with
+        `sleep`, the waits between two requests to one host (`HostLimiter`): a clock other
+        than `time.monotonic` needs a `sleep` that moves it. Deadlines and the time on the
+        wire are real time whatever they are.
         `ssl_context` replaces the default (certifi's CA bundle, one context per process: see
         `preload`), for a test CA or a private one."""
         self._settings = settings
@@ -619,20 +623,20 @@ class Fetcher:
 
     def host_delay(self, url: str) -> float:
         """The minimum time between the starts of two requests to `url`'s host: the configured
-        host delay, raised by the Crawl-delay (or Request-rate) of a cached robots.txt (capped at
-        max_crawl_delay; the largest of the host's origins). A host whose robots.txt is not
-        cached (yet) gets the host delay."""
+        host delay, raised by the Crawl-delay (or Request-rate) of the host's robots.txt as last
+        read (capped at max_crawl_delay; the largest of the host's origins). It holds after the
+        cached copy expires, until robots.txt is read again: the host's feeds do not read it,
+        and the site asked for that pace, not for an hour of it. A host whose robots.txt was
+        never read gets the host delay."""
         return self._delay_of(_host(_http_url(url, url)))
 
     def _delay_of(self, host: str) -> float:
         settings = self._settings
-        now = self._clock()
         delays = [
             delay
             for key in self._robots_origins.get(host, ())
             if (entry := self._robots.get(key)) is not None
-            and entry.expires > now
-            and (delay := entry.robots.crawl_delay(ROBOTS_AGENT)) is not None
+            and (delay := entry.crawl_delay) is not None
         ]
         if not delays:
             return settings.host_delay
@@ -663,7 +667,7 @@ class Fetcher:
                     )
                     self._robots_loading.add(host)
                     try:
-                        entry = await self._load_robots(robots_url(url), first=first)
+                        entry = await self._load_robots(robots_url(url), entry, first=first)
                     finally:
                         self._robots_loading.discard(host)
                     self._store_robots(key, host, entry)
@@ -672,7 +676,11 @@ class Fetcher:
             if not lock.locked():
                 self._robots_locks.pop(key, None)
 
-    async def _load_robots(self, url: str, *, first: bool) -> _RobotsEntry:
+    async def _load_robots(
+        self, url: str, previous: _RobotsEntry | None, *, first: bool
+    ) -> _RobotsEntry:
+        """Fetch and read robots.txt; `previous`, the expired entry it replaces, lends its
+        Crawl-delay to a failure that says nothing new of it."""
         ttl = self._settings.robots_cache_seconds
         short_ttl = min(ROBOTS_FAILURE_SECONDS, ttl)
         try:
@@ -688,8 +696,10 @@ class Fetcher:
                 # RFC 9309 §2.3.1.2 also lets us treat as unavailable.
                 return _RobotsEntry(Robots.allow_all(), self._clock() + ttl)
             # 5xx or unreachable: assume complete disallow (§2.3.1.4), and ask again soon.
-            return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl)
-        return _RobotsEntry(parse_robots(result.body), self._clock() + ttl)
+            delay = previous.crawl_delay if previous is not None else None
+            return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl, delay)
+        robots = parse_robots(result.body)
+        return _RobotsEntry(robots, self._clock() + ttl, robots.crawl_delay(ROBOTS_AGENT))
 
     def _store_robots(self, key: str, host: str, entry: _RobotsEntry) -> None:
         if len(self._robots) >= 10_000:

@@ -1,6 +1,6 @@
 """Politeness end to end on loopback: the minimum delay between request starts to one host,
-robots.txt Crawl-delay raising it (for that host only, capped, until the cached robots.txt
-expires), and waits kept out of deadlines and FETCH_SECONDS.
+robots.txt Crawl-delay raising it (for that host only, capped, until robots.txt is read
+again), and waits kept out of deadlines and FETCH_SECONDS.
 
 Most tests run the Fetcher on virtual time (`SteppingClock`): the requests are real, over
 loopback, but a wait takes no time, and the server notes the virtual time at which each request
@@ -373,21 +373,40 @@ async def test_host_delay_from_robots(
         assert fetcher.host_delay(host_a.url("/page")) == expected
 
 
-async def test_crawl_delay_ends_with_the_cached_robots(host_a: LocalServer) -> None:
-    """Once the cached robots.txt expires, the host is back to host_delay until it is re-read:
-    the next request waits host_delay, not the Crawl-delay."""
+@pytest.mark.parametrize(
+    ("refreshed", "expected"),
+    [
+        (static("User-agent: *\nCrawl-delay: 2\n", "text/plain"), 2.0),
+        (static("User-agent: *\nDisallow: /private/\n", "text/plain"), DELAY),
+        (Response(404, b""), DELAY),
+        (Response(503, b""), 5.0),
+    ],
+    ids=["new-crawl-delay", "none-now", "404", "503"],
+)
+async def test_crawl_delay_holds_until_robots_txt_is_read_again(
+    host_a: LocalServer, refreshed: Response, expected: float
+) -> None:
+    """The Crawl-delay a host's robots.txt asked for still spaces its requests once the cached
+    copy has expired: the host's feeds, which do not read robots.txt, go on a Crawl-delay apart
+    until a page reads it again, and then the file read says what the delay is; a robots.txt
+    that cannot be read (5xx) says nothing new (was: back to host_delay at expiry, so a host
+    asking for 5 s got its feeds' polls 0.3 s apart until one of them listed a new page)."""
     host_a.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 5\n", "text/plain")
-    host_a.routes["/page"] = static("ok", "text/plain")
+    host_a.routes["/feed"] = static("ok", "text/plain")
     clock = SteppingClock(1000.0)
     settings = dataclasses.replace(POLITE, robots_cache_seconds=60)
     async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
         await fetcher.robots_allowed(host_a.url("/page"))
         assert fetcher.host_delay(host_a.url("/page")) == 5.0
         clock.now += 61
-        assert fetcher.host_delay(host_a.url("/page")) == DELAY
-        await fetcher.fetch(host_a.url("/page"), "page")
-        await fetcher.fetch(host_a.url("/page"), "page")
-    assert clock.slept == pytest.approx([DELAY])
+        assert fetcher.host_delay(host_a.url("/page")) == 5.0
+        await fetcher.fetch(host_a.url("/feed"), "feed")
+        await fetcher.fetch(host_a.url("/feed"), "feed")
+        assert clock.slept == pytest.approx([5.0])
+        host_a.routes["/robots.txt"] = refreshed
+        await fetcher.robots_allowed(host_a.url("/page"))
+        assert fetcher.host_delay(host_a.url("/page")) == expected
+    assert len(host_a.hits("/robots.txt")) == 2
 
 
 # --- on real time -------------------------------------------------------------------------------
