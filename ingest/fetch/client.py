@@ -557,7 +557,7 @@ class Fetcher:
             retry_after = _retry_after(response.headers.get("retry-after"))
             date = _retry_after(response.headers.get("date"))
             if status in (429, 503):
-                self._back_off(target, retry_after, date)
+                self._back_off(target, status, retry_after, date)
             raise FetchError(
                 url,
                 f"HTTP {status} {response.reason_phrase}".rstrip(),
@@ -568,18 +568,26 @@ class Fetcher:
             )
         return _Final(target, response, await self._read_body(url, response, kind))
 
-    def _back_off(self, target: httpx.URL, retry_after: str | None, date: str | None) -> None:
+    def _back_off(
+        self, target: httpx.URL, status: int, retry_after: str | None, date: str | None
+    ) -> None:
         """A host that answered 429 or 503 with a Retry-After gets no request before then
         (capped at max_interval, as the database's hold of its feeds is): the rest of a feed's
         pages must not go out a host delay apart into the same refusal, each spending one of
         its tries. A request waits out at most max_crawl_delay of it, as of a Crawl-delay, and
         fails at once while more is left (`HostHeld`): a site must not hold pages, and the feeds
         waiting for them, back for an hour. An HTTP-date counts from the response's own Date
-        (`parse_retry_after`)."""
+        (`parse_retry_after`). A 429 without a usable Retry-After still says "too many
+        requests": the host gets max_crawl_delay, the longest a request waits for a host, before
+        the next one (a 503 without one is an outage, not a pace)."""
         wait = parse_retry_after(retry_after, datetime.now(UTC), date=date)
         if wait is not None:
             seconds = min(wait.total_seconds(), self._settings.max_interval)
-            self._hosts.hold(_host(target), seconds)
+        elif status == 429:
+            seconds = self._settings.max_crawl_delay
+        else:
+            return
+        self._hosts.hold(_host(target), seconds)
 
     async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
         cap = self._cap(kind)

@@ -217,6 +217,32 @@ async def test_a_host_answering_429_gets_no_request_before_its_retry_after(
     assert pages_b.times == pytest.approx([20.0])
 
 
+async def test_a_host_answering_429_without_retry_after_is_left_alone_for_a_while(
+    host_a: LocalServer, host_b: LocalServer
+) -> None:
+    """A page answering 429 with no Retry-After (nginx's limit_req, a CDN's rate limit), or
+    one that is not valid: "too many requests" still, so the host's next request waits
+    INGEST_MAX_CRAWL_DELAY, the longest a request waits for a host, instead of the rest of the
+    feed's pages going out a host delay apart into the same refusal (was: nothing held). The
+    error carries no Retry-After of its own, and another host is not held back."""
+    clock = SteppingClock()
+    pages_a, pages_b = _Stamps(clock=clock), _Stamps(clock=clock)
+    host_a.routes["/busy"] = Response(429, b"slow down")
+    host_a.routes["/garbage"] = Response(429, b"slow down", {"Retry-After": "soon"})
+    host_a.routes["/page"], host_b.routes["/page"] = pages_a, pages_b
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        with pytest.raises(FetchError, match=r"HTTP 429") as refused:
+            await fetcher.fetch(host_a.url("/busy"), "page")
+        await fetcher.fetch(host_b.url("/page"), "page")
+        await fetcher.fetch(host_a.url("/page"), "page")
+        with pytest.raises(FetchError, match=r"HTTP 429"):
+            await fetcher.fetch(host_a.url("/garbage"), "page")
+        await fetcher.fetch(host_a.url("/page"), "page")
+    assert refused.value.retry_after is None
+    assert pages_b.times == [0.0]
+    assert pages_a.times == pytest.approx([30.0, 30.0 + DELAY + 30.0])
+
+
 async def test_a_retry_after_longer_than_the_wait_cap_fails_the_host_s_requests_until_then(
     host_a: LocalServer,
 ) -> None:
