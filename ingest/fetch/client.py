@@ -706,7 +706,7 @@ class Fetcher:
             # 5xx or unreachable: assume complete disallow (§2.3.1.4), and ask again soon.
             delay = previous.crawl_delay if previous is not None else None
             return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl, delay)
-        robots = parse_robots(result.body)
+        robots = parse_robots(_whole_lines(result.body))
         return _RobotsEntry(robots, self._clock() + ttl, robots.crawl_delay(ROBOTS_AGENT))
 
     def _store_robots(self, key: str, host: str, entry: _RobotsEntry) -> None:
@@ -720,6 +720,16 @@ class Fetcher:
                     del self._robots_origins[name]
         self._robots[key] = entry
         self._robots_origins.setdefault(host, set()).add(key)
+
+
+def _whole_lines(body: bytes) -> bytes:
+    """A robots.txt body up to its last line break when the read stopped at ROBOTS_MAX_BYTES:
+    the line cut there is the start of a rule, wider than the site wrote it (`Disallow:
+    /private/` cut to `Disallow: /` disallows the whole site). A file of exactly that size
+    whose last line has no break loses that line: the two cannot be told apart."""
+    if len(body) < ROBOTS_MAX_BYTES:
+        return body
+    return body[: max(body.rfind(b"\n"), body.rfind(b"\r")) + 1]
 
 
 def _base_headers(

@@ -90,6 +90,27 @@ async def test_robots_soft_404_html_allows(server: LocalServer) -> None:
         assert await fetcher.robots_verdict(server.url("/a")) == "allowed"
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+async def test_a_robots_txt_over_the_size_limit_loses_the_line_cut_in_two(
+    server: LocalServer, ending: bytes
+) -> None:
+    """A robots.txt longer than the 512 KiB read (RFC 9309 §2.5: what is beyond is ignored)
+    whose limit falls inside `Disallow: /private/`: the rules before the limit hold, and the
+    piece of the line cut in two, `Disallow: /`, is no rule of the site's (was: read as one,
+    the whole site disallowed)."""
+    limit = 512 * 1024
+    head = b"User-agent: *" + ending + b"Disallow: /early/" + ending
+    cut = b"Disallow: /"
+    padding = limit - len(head) - len(cut) - len(ending)
+    body = head + b"#" * padding + ending + cut + b"private/" + ending + b"Disallow: /late/"
+    server.routes["/robots.txt"] = Response(200, body, {"Content-Type": "text/plain"})
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/early/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url("/late/a")) == "allowed"
+    assert len(server.hits("/robots.txt")) == 1
+
+
 @pytest.mark.parametrize("rules", ["disallowed", "unavailable"])
 async def test_a_page_redirected_to_another_host_obeys_that_host_s_robots_txt(
     server: LocalServer, second_server: LocalServer, rules: str
