@@ -697,6 +697,10 @@ class Fetcher:
             raise
         except FetchError as e:
             status = e.status
+            if isinstance(e.__cause__, HostHeld):
+                # Not sent: the host's Retry-After is not over. Its pages wait meanwhile, and
+                # robots.txt is asked for once it ends, not a failure's 10 minutes later.
+                short_ttl = min(short_ttl, e.__cause__.seconds)
             # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
             # like a server error, as Google does, rather than as permission to crawl.
             if status is not None and 300 <= status < 500 and status != 429:

@@ -274,6 +274,32 @@ async def test_a_retry_after_longer_than_the_wait_cap_fails_the_host_s_requests_
     assert len(host_a.requests) == 2
 
 
+async def test_a_robots_txt_not_asked_for_a_retry_after_is_asked_once_it_ends(
+    host_a: LocalServer,
+) -> None:
+    """A host's cached robots.txt expires while the host is held by a Retry-After longer than
+    the wait cap: robots.txt is not asked for then, its pages wait (unavailable), and it is
+    asked for as soon as the Retry-After ends, not 10 minutes after it was found held (was:
+    the held request was taken for an unreachable robots.txt, the whole host disallowed for
+    10 minutes of a 2-minute Retry-After)."""
+    clock = SteppingClock()
+    robots = _Stamps(b"User-agent: *\nDisallow: /private/\n", clock=clock)
+    host_a.routes["/robots.txt"] = robots
+    host_a.routes["/busy"] = Response(503, b"", {"Retry-After": "120"})
+    settings = dataclasses.replace(POLITE, robots_cache_seconds=700)
+    async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+        assert await fetcher.robots_verdict(host_a.url("/news/a")) == "allowed"
+        clock.now = 690.0
+        with pytest.raises(FetchError, match=r"HTTP 503"):
+            await fetcher.fetch(host_a.url("/busy"), "page")
+        clock.now = 750.0  # the cached robots.txt has expired, 60 s of the hold are left
+        assert await fetcher.robots_verdict(host_a.url("/news/a")) == "unavailable"
+        clock.now = 811.0  # the Retry-After is over
+        assert await fetcher.robots_verdict(host_a.url("/news/a")) == "allowed"
+        assert await fetcher.robots_verdict(host_a.url("/private/a")) == "disallowed"
+    assert robots.times == pytest.approx([0.0, 811.0])
+
+
 @pytest.mark.parametrize("skew", [-3 * 3600, 3 * 3600], ids=["server-behind", "server-ahead"])
 async def test_a_retry_after_date_counts_from_the_server_s_own_date(
     host_a: LocalServer, skew: int
