@@ -100,7 +100,8 @@ class HostLimiter:
         wait cannot shorten the host's delay (which is checked again after it).
         An untimed request (robots.txt) takes a host slot and a global one and counts as the
         host's last start, but does not wait out the host's delay: asked for right after the
-        feed, it then costs the host's first page a few milliseconds, not a whole delay."""
+        feed, it then costs the host's first page a few milliseconds, not a whole delay. While
+        the host is held (`hold`) it is timed: the host asked for no request, whatever it is."""
         host = self._hosts.get(key)
         if host is None:
             if len(self._hosts) >= self._sweep_at:
@@ -108,7 +109,7 @@ class HostLimiter:
             host = self._hosts[key] = _Host(asyncio.Lock(), asyncio.Semaphore(self.per_host))
         host.users += 1
         try:
-            if not timed:
+            if not timed and host.not_before <= self._clock():
                 async with self._untimed(host, ready):
                     yield
                 return
@@ -174,7 +175,7 @@ class HostLimiter:
 
     def hold(self, key: str, seconds: float) -> None:
         """No request to `key` starts in the next `seconds` (a Retry-After), whatever its
-        delay; a request in flight or an untimed one is not stopped."""
+        delay, an untimed one included; a request in flight is not stopped."""
         host = self._hosts.get(key)
         if host is not None:
             host.not_before = max(host.not_before, self._clock() + seconds)

@@ -274,6 +274,22 @@ async def test_a_retry_after_longer_than_the_wait_cap_fails_the_host_s_requests_
     assert len(host_a.requests) == 2
 
 
+async def test_a_host_s_first_robots_txt_waits_for_its_retry_after(host_a: LocalServer) -> None:
+    """A host's feed answers 503 with a Retry-After before its robots.txt was ever read: the
+    first robots.txt, which otherwise goes out without waiting for the host's delay, waits
+    for the Retry-After like any request (was: sent at once, into the outage the host had just
+    asked to be spared)."""
+    clock = SteppingClock()
+    robots = _Stamps(b"User-agent: *\n", clock=clock)
+    host_a.routes["/robots.txt"] = robots
+    host_a.routes["/feed"] = Response(503, b"", {"Retry-After": "20"})
+    async with Fetcher(POLITE, clock=clock, sleep=clock.sleep) as fetcher:
+        with pytest.raises(FetchError, match=r"HTTP 503"):
+            await fetcher.fetch(host_a.url("/feed"), "feed")
+        assert await fetcher.robots_verdict(host_a.url("/news/a")) == "allowed"
+    assert robots.times == pytest.approx([20.0])
+
+
 async def test_a_robots_txt_not_asked_for_a_retry_after_is_asked_once_it_ends(
     host_a: LocalServer,
 ) -> None:
