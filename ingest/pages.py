@@ -5,6 +5,7 @@ service and backfills. Failures are outcomes, not exceptions."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,17 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xml", "text/xml", ""})
+
+
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
+
+
+def charset_of(content_type: str) -> str | None:
+    """The charset a Content-Type header declares (`text/html; charset=windows-1252`), if
+    any: how the page's bytes are read where they do not say it themselves
+    (`ingest.extract.page.decode_page`)."""
+    match = _CHARSET.search(content_type)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +158,12 @@ async def fetch_page(
             raise ExtractError(link, f"not an HTML page: {media_type}")
         with metrics.EXTRACT_SECONDS.time():
             work = workers.run(
-                extract_page, page.body, page.final_url, feed_text, timeout=extract_timeout
+                extract_page,
+                page.body,
+                page.final_url,
+                feed_text,
+                charset_of(page.content_type),
+                timeout=extract_timeout,
             )
             extracted = await (backlog.hold(len(page.body), work) if backlog is not None else work)
         return PageOutcome(final_url, extracted, None, False, True)

@@ -11,21 +11,24 @@ if TYPE_CHECKING:
     from ingest.types import Extracted, OwnText, ParsedEntry, ParsedFeed
 
 
-def extract_page(body: bytes, url: str, feed_text: str | None = None) -> Extracted:
-    """`ingest.extract.extract_page`; with the text the page's feed entry carries, also that
-    text against the extraction, the whole page and its main content (`Extracted.comparison`):
-    a feed of long articles would otherwise be compared on the event loop."""
+def extract_page(
+    body: bytes, url: str, feed_text: str | None = None, charset: str | None = None
+) -> Extracted:
+    """`ingest.extract.extract_page` (`charset`: the page's Content-Type header's); with the
+    text the page's feed entry carries, also that text against the extraction, the whole page
+    and its main content (`Extracted.comparison`): a feed of long articles would otherwise be
+    compared on the event loop."""
     from dataclasses import replace
 
     from ingest import extract
     from ingest.fulltext import digest, looks_cut, measure
 
-    extracted, main = extract.read_page(body, url)
+    extracted, main = extract.read_page(body, url, charset)
     if not feed_text:
         return extracted
     # An excerpt is compared with the extraction only: the page's whole text is not read.
     cut = looks_cut(feed_text)
-    visible = None if cut else extract.visible_text(body)
+    visible = None if cut else extract.visible_text(body, charset)
     return replace(
         extracted,
         comparison=measure(feed_text, extracted.text, visible, None if cut else main),

@@ -775,3 +775,68 @@ def test_a_commenter_marked_as_an_author_is_not_the_byline() -> None:
     )
     meta = extract_page(_page_with_byline("", comments), "https://example.com/pier").metadata
     assert meta.author is None
+
+
+STRAY_BYTES_PAGE = (
+    "<html><head>{head}<title>Grüße aus Köln</title></head><body><article><h1>Grüße aus Köln</h1>"
+    "<p>Die Bürgermeisterin begrüßte am Dienstag die Gäste im Rathaus. Über hundert Menschen "
+    "kamen trotz des schlechten Wetters.</p><p>Später äußerte sich auch der Stadtrat zur Lage "
+    "der Brücken über den Fluss. QUOTE</p></article></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "charset"),
+    [
+        pytest.param('<meta charset="utf-8">', None, id="meta-charset"),
+        pytest.param("", "utf-8", id="header-charset"),
+        pytest.param("", None, id="undeclared"),
+    ],
+)
+def test_a_utf8_page_with_stray_windows_1252_bytes_keeps_its_utf8_text(
+    head: str, charset: str | None
+) -> None:
+    """A UTF-8 page with a few Windows-1252 bytes pasted into it (quotes from a word
+    processor) is read as UTF-8, those bytes as Windows-1252, as a feed is: not the whole page
+    in the charset a detector guesses from the stray bytes (`GrĂĽĂźe aus KĂ¶ln`)."""
+    body = STRAY_BYTES_PAGE.format(head=head).encode()
+    body = body.replace(b"QUOTE", b"\x84Wir sind froh\x93, sagte er.")
+    result = extract_page(body, "https://example.de/a", charset=charset)
+    assert result.metadata.title == "Grüße aus Köln"
+    assert "Die Bürgermeisterin begrüßte am Dienstag die Gäste im Rathaus." in result.text
+    assert "„Wir sind froh“, sagte er." in result.text
+
+
+COUNCIL_PAGE = (
+    "<html><head>{head}<title>Council budget</title></head><body><article><h1>Council budget"
+    "</h1><p>The council approved a budget of €4 million on Tuesday, said José Müller, who "
+    "chairs the finance committee with Begoña Peña. “It’s a good day for the town,” he said."
+    "</p><p>The money will pay for repairs to the bridge and the harbour café.</p>"
+    "</article></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "charset"),
+    [
+        pytest.param("", "windows-1252", id="header-windows-1252"),
+        pytest.param("", "ISO-8859-1", id="header-latin-1"),
+        pytest.param('<meta charset="iso-8859-1">', None, id="meta-latin-1"),
+        pytest.param(
+            '<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">',
+            "utf-8",
+            id="meta-over-a-server-s-utf-8-default",
+        ),
+    ],
+)
+def test_a_page_in_the_charset_it_declares_decodes_so(head: str, charset: str | None) -> None:
+    """A page in Windows-1252 with little non-ASCII text, its charset declared in the HTTP
+    header or a meta tag, is read in that charset (ISO-8859-1 read as Windows-1252, as
+    browsers read it: its curly quotes and euro sign are Windows-1252's), not in the charset a
+    detector guesses from a few bytes (`Josķ M³ller`), nor with its quotes dropped as the
+    control characters ISO-8859-1 has at those bytes (`Its a good day`)."""
+    body = COUNCIL_PAGE.format(head=head).encode("cp1252")
+    result = extract_page(body, "https://example.com/a", charset=charset)
+    assert "said José Müller, who chairs the finance committee with Begoña Peña." in result.text
+    assert "“It’s a good day for the town,” he said." in result.text
+    assert "the harbour café." in result.text

@@ -18,7 +18,14 @@ import pytest
 from ingest.workers.pool import Workers
 from tests.hostile.test_bodies import gzip_bomb
 from tests.support.httpserver import LocalServer, Response, static
-from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
+from tests.support.pipelines import (
+    PARAGRAPH,
+    article_page,
+    local_settings,
+    pipeline_for,
+    rows,
+    rss,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -177,3 +184,49 @@ async def test_oversized_page_falls_back_at_once(
     (row,) = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
     assert row["text_source"] == "feed"
     assert "body exceeds" in row["extraction_error"]
+
+
+LEGACY_PARAGRAPH = (
+    "The council approved a budget of €4 million on Tuesday, said José Müller, who chairs the "
+    "finance committee with Begoña Peña. “It’s a good day for the town,” he said."
+)
+PASTED_PARAGRAPH = "Die Bürgermeisterin begrüßte die Gäste. „Wir sind froh“, sagte sie."
+
+
+async def test_page_text_is_read_in_the_charset_its_header_declares(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """The charset of a page's Content-Type header is how its text is read: a Windows-1252
+    page with little non-ASCII text served as `charset=windows-1252` (no meta tag), and a
+    UTF-8 page served as `charset=utf-8` with Windows-1252 quotes pasted into it, are stored
+    as their readers see them."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    legacy = (
+        "<html><head><title>Budget</title></head><body><article><h1>Budget</h1>"
+        f"<p>{LEGACY_PARAGRAPH}</p><p>{PARAGRAPH}</p></article></body></html>"
+    )
+    server.routes["/legacy"] = static(legacy.encode("cp1252"), "text/html; charset=windows-1252")
+    pasted = (
+        "<html><head><title>Köln</title></head><body><article><h1>Köln</h1>"
+        f"<p>{PASTED_PARAGRAPH}</p><p>{PARAGRAPH}</p></article></body></html>"
+    )
+    body = pasted.encode().replace("„".encode(), b"\x84").replace("“".encode(), b"\x93")
+    server.routes["/pasted"] = static(body, "text/html; charset=utf-8")
+    items = "".join(
+        f"<item><title>{path}</title><link>{server.url(path)}</link>"
+        f"<guid isPermaLink='false'>{path}</guid></item>"
+        for path in ("/legacy", "/pasted")
+    )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == 2
+    stored = {
+        r["guid"]: r
+        for r in rows(database_url, "SELECT guid, text, text_source FROM news.articles")
+    }
+    assert stored["/legacy"]["text_source"] == "page"
+    assert LEGACY_PARAGRAPH in stored["/legacy"]["text"]
+    assert stored["/pasted"]["text_source"] == "page"
+    assert PASTED_PARAGRAPH in stored["/pasted"]["text"]
