@@ -467,8 +467,8 @@ def trusted(state: FullText, mode: TextMode, n: int) -> bool:
     """Whether an entry whose own text stands for `n` words of article (`article_words`) is
     stored from that text without its page, re-checks aside: in `feed` mode, and in `auto`
     mode once the feed is proven full-text, unless the text is under SHRUNK of the feed's
-    shortest articles. The polls' rule (`wants_pages`, which adds the re-checks) and the
-    backfill's."""
+    shortest articles. The polls' rule (`wants_pages`, which adds the re-checks of new
+    entries), their updates' and the backfill's."""
     if n < MIN_WORDS or not trusts_feed(state, mode):
         return False
     return mode == "feed" or n >= SHRUNK * state.words

@@ -41,6 +41,7 @@ from ingest.fulltext import (
     shrunk,
     stands_unchecked,
     still_due,
+    trusted,
     update_words,
     wants_pages,
 )
@@ -1106,11 +1107,13 @@ class Pipeline:
         of theirs shows in their text alone), but never from their pages. An entry whose article
         is stored in a version as new as it (`dedup.newer_than_stored`: another feed listing
         the article reached the edit first) has its update time recorded without a request.
-        Updates are not new entries: they leave the feed's count towards its next re-check
-        alone. Returns how many of the entries (`found` and `stamped`) updated their article,
+        Updates are not new entries: none is one of the feed's re-checks (its page would be
+        read for the update, never compared with the entry's text, and an edit whose page had
+        gone would be lost), and they leave the feed's count towards its next re-check alone.
+        Returns how many of the entries (`found` and `stamped`) updated their article,
         how many did not (unchanged, their page unusable, or not looked at: skipped), and how
         many wait for another try at their page (deferred)."""
-        mode, state = feed.text_mode, replace(feed.full_text, since_check=0)
+        mode, state = feed.text_mode, feed.full_text
         full_text = mode == "feed" or (mode == "auto" and state.on)
         entries = len(found) + len(stamped)
         if full_text:
@@ -1128,7 +1131,7 @@ class Pipeline:
             )
             for c, own in zip(found, owns, strict=True)
         ]
-        wanted, _ = wants_pages(state, mode, counts)
+        wanted = [not trusted(state, mode, n) for n in counts]
         fetched = [i for i, want in enumerate(wanted) if want and found[i].key not in stamps]
         pages = await asyncio.gather(*(self._page(found[i].link, feed) for i in fetched))
         outcomes = dict(zip(fetched, pages, strict=True))

@@ -1114,6 +1114,35 @@ async def test_a_correction_in_a_full_text_feed_that_stamps_its_entries_updates_
     assert five["text"] == clean_text("\n\n".join([*paragraphs(5), CORRECTION]))
 
 
+async def test_twenty_edits_in_one_poll_of_a_full_text_feed_need_no_page(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed's 30 entries are each edited (a correction, each at a time of
+    its own) before one poll, while their pages are gone: every article is updated from its
+    entry's new text without a request. An update is never one of the feed's re-checks (its
+    page would be read for the update, not compared with the entry's text)."""
+    atom = "application/atom+xml"
+    site.routes["/feed"] = static(atom_feed(site.base, range(30), {}), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    for n in range(30):
+        site.routes[f"/a/{n}"] = Response(404, b"gone", {"Content-Type": "text/plain"})
+    hits = page_hits(site)
+    later = {n: (NOW + timedelta(minutes=5 + n), CORRECTION) for n in range(30)}
+    site.routes["/feed"] = static(atom_feed(site.base, range(30), later), atom)
+    summary = await pipeline.run(all_feeds=True)
+    assert page_hits(site) == hits
+    assert [o.updated for o in summary.outcomes] == [30]
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    assert len(stored) == 30
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        assert row["text"] == clean_text("\n\n".join([*paragraphs(n), CORRECTION]))
+        assert row["text_source"] == "feed"
+
+
 async def test_a_stamped_entry_updated_from_its_own_text_is_counted_once(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
