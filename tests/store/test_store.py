@@ -546,6 +546,34 @@ OTHER = (
 )
 
 
+FOOTER = (
+    (
+        "Get the Ashby Advertiser in your inbox. Our free morning newsletter brings you the day's "
+        "local news, sport, weather and what's on, every weekday at 7 a.m. Sign up on our website "
+        "in less than a minute, and unsubscribe at any time with one click. We will never share "
+        "your email address with anyone else."
+    ),
+    (
+        "Local journalism needs your support. The Ashby Advertiser has reported on this town since "
+        "1887. Our reporters attend council meetings, school board hearings and court sessions so "
+        "that you don't have to, and we hold local institutions to account. If you value what we "
+        "do, please consider becoming a subscriber: it costs less than a cup of coffee a week, and "
+        "every subscription helps us keep a reporter in the town hall."
+    ),
+    (
+        "Have a story for us? Contact the newsroom by email or call our news desk during office "
+        "hours. You can also send us photos and videos through the form on our website. Letters to "
+        "the editor should be no longer than 300 words and must include your name and the area "
+        "where you live."
+    ),
+    (
+        "Copyright Ashby Advertiser. All rights reserved. This article may not be reproduced "
+        "without permission."
+    ),
+)
+"""The paragraphs a local site's extraction keeps under each of its articles."""
+
+
 def _with_fingerprint(url: str, text: str) -> Article:
     return _article(url, text, fingerprint=fingerprint(text))
 
@@ -633,6 +661,47 @@ async def test_near_copies_inside_one_batch(store: Store, database_url: str) -> 
     assert rows[copy.url][1] is None
     assert rows[first.url][1] == rows[copy.url][0]
     assert rows[other.url][1] is None
+
+
+async def test_a_copy_is_found_however_many_articles_share_its_site_s_template(
+    store: Store, database_url: str
+) -> None:
+    """A site whose pages keep a long footer (newsletter, subscription appeal, copyright) gives
+    every one of its articles band keys in common with hundreds of others of the site, none a
+    copy. A story it stores again under a new link (a headline edited with its slug) is still
+    found to be a copy of the first: the candidates are the articles sharing the most bands
+    with it, not the site's earliest articles."""
+    rng = random.Random(4)
+    vocabulary = [f"word{n}" for n in range(5000)]
+    footer = "\n\n".join(FOOTER)
+
+    def page(words: list[str]) -> str:
+        return " ".join(words) + "\n\n" + footer
+
+    site = [
+        _with_fingerprint(
+            f"https://advertiser.example/news/{k}", page(rng.choices(vocabulary, k=200))
+        )
+        for k in range(500)
+    ]
+    site = [replace(a, published_at=NOW - timedelta(days=30)) for a in site]
+    await store.store_articles(None, [(a, None) for a in site])
+    story = rng.choices(vocabulary, k=200)
+    first = _with_fingerprint("https://advertiser.example/news/port-strike", page(story))
+    await store.store_articles(None, [(first, None)])
+    edited = [*story[:100], "edited", *story[101:]]
+    again = _with_fingerprint("https://advertiser.example/news/dockers-walk-out", page(edited))
+    assert again.fingerprint is not None
+    bands = set(again.fingerprint.bands)
+    sharing = sum(bool(bands & set(a.fingerprint.bands)) for a in site if a.fingerprint)
+    assert sharing > 200  # the case: more than the lookup's 200 candidates
+    await store.store_articles(None, [(again, None)])
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    assert rows[again.url][1] == rows[first.url][0]
+    assert all(rows[a.url][1] is None for a in site)
 
 
 async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database_url: str) -> None:
