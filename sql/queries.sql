@@ -411,7 +411,7 @@ SET LOCAL enable_seqscan TO DEFAULT;
 -- those would leave the story out. The ids go in as an array, so that the articles are probed
 -- by primary key whatever the statistics say (a join, planned on a new database without
 -- statistics, read the whole table each time).
-SELECT a.id, a.minhash, a.duplicate_of
+SELECT a.id, a.minhash, a.duplicate_of, a.site
 FROM ingest.articles a
 WHERE a.id = ANY (ARRAY(
         SELECT article_id FROM ingest.article_bands

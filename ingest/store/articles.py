@@ -487,7 +487,7 @@ async def _write(
         for i, _ in lookups:
             fp = fingerprints[i]
             assert fp is not None
-            params[i]["near_duplicate_of"] = _original(fp, await cur.fetchall())
+            params[i]["near_duplicate_of"] = _original(fp, items[i][1].site, await cur.fetchall())
             cur.nextset()
         await cur.execute(q["probe_band_index_done"])
     await cur.executemany(q["insert_article"], params, returning=True)
@@ -590,7 +590,7 @@ async def _place_updated(
         await cur.execute(q["near_duplicate_candidates"], params)
         candidates = [r for r in await cur.fetchall() if r[0] != article_id and r[2] != article_id]
         await cur.execute(q["probe_band_index_done"])
-        root = _original(fp, candidates)
+        root = _original(fp, article.site, candidates)
         if root is not None:
             await cur.execute(q["story_original"], {"id": root})
             story = await cur.fetchone()
@@ -603,10 +603,11 @@ async def _place_updated(
     return int(story[0])
 
 
-def _original(fingerprint: Fingerprint, rows: Sequence[Any]) -> int | None:
-    """`choose_original` over rows of the near_duplicate_candidates query."""
-    candidates = [(r[0], bytes(r[1]) if r[1] is not None else None, r[2]) for r in rows]
-    return choose_original(fingerprint, candidates)
+def _original(fingerprint: Fingerprint, site: str | None, rows: Sequence[Any]) -> int | None:
+    """`choose_original` over rows of the near_duplicate_candidates query, for an article of
+    `site`."""
+    candidates = [(r[0], bytes(r[1]) if r[1] is not None else None, r[2], r[3]) for r in rows]
+    return choose_original(fingerprint, candidates, site)
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:

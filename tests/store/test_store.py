@@ -18,6 +18,7 @@ from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
 from ingest.store.db import make_pool
 from ingest.types import Article
+from tests.support.paths import ROOT
 from tests.support.secret_urls import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -702,6 +703,43 @@ async def test_a_copy_is_found_however_many_articles_share_its_site_s_template(
     }
     assert rows[again.url][1] == rows[first.url][0]
     assert all(rows[a.url][1] is None for a in site)
+
+
+BRIEFS = [
+    f"brief-{topic}-{n}.txt" for topic in ("police", "sports", "traffic", "weather") for n in (1, 2)
+]
+
+
+async def test_briefs_under_their_site_s_footer_are_not_copies_of_each_other(
+    store: Store, database_url: str
+) -> None:
+    """Briefs of 100 words, each under the same 195-word footer its site's extraction kept,
+    estimate a similarity near 0.5 on the footer alone: each is a story of its own all the same
+    (values of the signature shared with another story of the site are the site's template, no
+    evidence of a copy), while a brief the site carries again, lightly edited, under another
+    link is still a copy."""
+    footer = "\n\n".join(FOOTER)
+    texts = [(ROOT / "tests/data/neardup/texts" / name).read_text().split() for name in BRIEFS]
+    briefs = [
+        _with_fingerprint(
+            f"https://advertiser.example/news/{name}", " ".join(words[:100]) + "\n\n" + footer
+        )
+        for name, words in zip(BRIEFS, texts, strict=True)
+    ]
+    for article in briefs:
+        await store.store_articles(None, [(article, None)])
+    edited = texts[0][:100]
+    edited[50:52] = ["on", "Saturday"]
+    again = _with_fingerprint(
+        "https://advertiser.example/news/burglaries-again", " ".join(edited) + "\n\n" + footer
+    )
+    await store.store_articles(None, [(again, None)])
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    assert [rows[a.url][1] for a in briefs] == [None] * len(briefs)
+    assert rows[again.url][1] == rows[briefs[0].url][0]
 
 
 async def test_a_refused_row_spoils_no_other_in_its_batch(store: Store, database_url: str) -> None:
