@@ -129,28 +129,40 @@ def choose_original(
         for article_id, minhash, original, candidate_site in candidates
         if minhash is not None and len(minhash) == len(fingerprint.minhash)
     ]
-    template = template_rows(mine, [(root, values) for root, values, s in rows if s == site])
+    # Leaving values out only lowers a similarity: the template is looked at for the
+    # candidates that are near-duplicates by all their values, which are few.
+    near = [
+        (root, list(map(operator.eq, mine, values)))
+        for root, values, _ in rows
+        if sum(map(operator.eq, mine, values)) >= THRESHOLD * len(mine)
+    ]
+    if not near:
+        return None
+    by_story = template_rows(mine, [(root, values) for root, values, s in rows if s == site])
+    stories = [0] * len(mine)
+    for held in by_story.values():
+        stories = list(map(operator.add, stories, held))
     matches = []
-    for root, values, _ in rows:
-        equal = counted = 0
-        for k, (a, b) in enumerate(zip(mine, values, strict=True)):
-            if a == b and template[k] - {root}:
-                continue  # the site's template, shared with another of its stories
-            counted += 1
-            equal += a == b
-        if counted and equal / counted >= THRESHOLD:
+    for root, equal in near:
+        # Per value: the other stories of the site holding it (the template where any does).
+        others = list(map(operator.sub, stories, by_story.get(root, [False] * len(mine))))
+        kept = sum(map(operator.gt, equal, others))  # equal, and held by no other story
+        counted = len(mine) - sum(equal) + kept
+        if counted and kept / counted >= THRESHOLD:
             matches.append(root)
     return min(matches, default=None)
 
 
-def template_rows(mine: array[int], site_rows: list[tuple[int, array[int]]]) -> list[set[int]]:
-    """For each value of the signature `mine`, the stories (by original id) of `site_rows`
-    (articles of its own site: story, signature) that hold the same value there."""
-    stories: list[set[int]] = [set() for _ in mine]
+def template_rows(
+    mine: array[int], site_rows: list[tuple[int, array[int]]]
+) -> dict[int, list[bool]]:
+    """For each story (by original id) of `site_rows` (articles of its own site: story,
+    signature), which values of the signature `mine` its articles hold."""
+    stories: dict[int, list[bool]] = {}
     for root, values in site_rows:
-        for k, (a, b) in enumerate(zip(mine, values, strict=True)):
-            if a == b:
-                stories[k].add(root)
+        equal = list(map(operator.eq, mine, values))
+        held = stories.get(root)
+        stories[root] = equal if held is None else list(map(operator.or_, held, equal))
     return stories
 
 
