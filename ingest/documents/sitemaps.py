@@ -66,6 +66,8 @@ _START_TAG = re.compile(rb"\s*<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)")
 # libxml2's messages when a safety limit stops it (entity amplification or loops, depth, size).
 _LIMITS: Final = ("amplification", "entity reference loop", "excessive depth", "huge")
 _BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_][\w.\-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+# The first line of a text sitemap: an http(s) URL alone (a long one may run past the sniffed head).
+_TEXT_START = re.compile(rb"https?://[^\s/?#]+\S*(?:[ \t]*\r?\n|\Z)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +119,16 @@ def is_gzip(body: bytes) -> bool:
 
 
 def looks_like_sitemap(body: bytes) -> bool:
-    """Cheap sniff: gzip data, or XML whose root is `<urlset>` or `<sitemapindex>`."""
+    """Cheap sniff: gzip data, XML whose root is `<urlset>` or `<sitemapindex>`, or text whose
+    first line is an http(s) URL: the protocol's text format, served as `text/plain`, which
+    is neither a feed nor a web page and would otherwise be refused as TARGET of a backfill
+    or by `feeds add` (`parse_sitemap` then decides, by most of its lines)."""
     if is_gzip(body):
         return True
     root = _root_name(body)
-    return root is not None and _local(root) in _SITEMAP_ROOTS
+    if root is not None:
+        return _local(root) in _SITEMAP_ROOTS
+    return _TEXT_START.match(body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")) is not None
 
 
 def parse_sitemap(

@@ -613,6 +613,22 @@ def test_sitemap_index_target(database_url: str, site: Site) -> None:
     assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_text_sitemap_target(database_url: str, gzipped: bool) -> None:
+    """A sitemap in the protocol's text format (one URL a line, served as text/plain, gzipped
+    or not) as TARGET is read as a sitemap, as one named by robots.txt is."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        lines = "".join(f"{srv.base}/a/{n}\n" for n in range(3)).encode()
+        body = gzip.compress(lines) if gzipped else lines
+        srv.routes["/sitemap.txt"] = Response(200, body, {"Content-Type": "text/plain"})
+        for n in range(3):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/sitemap.txt"))
+    assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]
+    assert "sources: 1 (0 feed pages, 1 sitemaps), 0 failed" in proc.stdout
+
+
 def test_sitemap_urls_on_other_sites_are_skipped_and_counted(database_url: str) -> None:
     """A sitemap (and a sitemap index) listing pages of other sites: those are neither queued
     nor fetched, and the summary counts them; the site's own are backfilled."""

@@ -309,10 +309,17 @@ def test_text_sitemap_lines_are_read_as_a_url_list_s() -> None:
 
 
 def test_looks_like_sitemap() -> None:
-    """The sniff: urlset and sitemapindex roots, after a prolog; gzip data; nothing else."""
+    """The sniff: urlset and sitemapindex roots, after a prolog; gzip data; text whose first
+    line is an http(s) URL (the protocol's text format); nothing else."""
     assert looks_like_sitemap(_urlset(""))
     assert looks_like_sitemap(b"\xef\xbb\xbf<?xml version='1.0'?>\n<!-- x --><sitemapindex/>")
     assert looks_like_sitemap(gzip.compress(b"anything"))
+    assert looks_like_sitemap(b"https://example.com/a/1\nhttps://example.com/a/2\n")
+    assert looks_like_sitemap(b"\xef\xbb\xbf\r\nHTTP://example.com/a/1\r\n")
+    assert looks_like_sitemap(b"https://example.com/" + b"a" * 5000)
+    assert not looks_like_sitemap(b"Not found: https://example.com/sitemap.txt\n")
+    assert not looks_like_sitemap(b"https://example.com/a b\n")
+    assert not looks_like_sitemap(b"mailto:news@example.com\n")
     assert not looks_like_sitemap(b"<rss version='2.0'/>")
     assert not looks_like_sitemap(b"<!DOCTYPE html><html></html>")
     assert not looks_like_sitemap(b"")
