@@ -722,16 +722,39 @@ UPDATE ingest.backfill_runs SET discovered = false, finished_at = NULL, updated_
 WHERE id = %(run_id)s;
 
 -- name: backfill_add_urls
--- URLs already in the run (from another source) keep their first record.
-INSERT INTO ingest.backfill_urls (run_id, url, source, entry, entry_hash, dated_at, state, reason)
+-- URLs already in the run (from another source) keep their first record, but for one that says
+-- less about its article than this source, and is not fetched yet (pending, or skipped by its
+-- date alone): a plain sitemap's (a lastmod, a modification time) gives way to a news
+-- sitemap's or a feed entry's (title and publication date), a news sitemap's to a feed
+-- entry's (its text too), whichever source the walk reached first; a listed URL keeps its
+-- record. Each URL once (its first), as a row cannot be updated twice by one statement.
+-- `inserted`: new to the run, not a record replaced.
+INSERT INTO ingest.backfill_urls AS b
+    (run_id, url, source, entry, entry_hash, dated_at, state, reason)
 SELECT %(run_id)s, u.url, %(source)s, COALESCE(u.entry::jsonb, '{}'), u.entry_hash, u.dated_at,
        u.state, u.reason
-FROM unnest(%(urls)s::text[], %(entries)s::text[], %(entry_hashes)s::bytea[],
-            %(dates)s::timestamptz[], %(states)s::text[], %(reasons)s::text[])
-     WITH ORDINALITY AS u(url, entry, entry_hash, dated_at, state, reason, n)
+FROM (
+    SELECT DISTINCT ON (x.url) x.*
+    FROM unnest(%(urls)s::text[], %(entries)s::text[], %(entry_hashes)s::bytea[],
+                %(dates)s::timestamptz[], %(states)s::text[], %(reasons)s::text[])
+         WITH ORDINALITY AS x(url, entry, entry_hash, dated_at, state, reason, n)
+    ORDER BY x.url, x.n) u
 ORDER BY u.n
-ON CONFLICT (run_id, url_hash) DO NOTHING
-RETURNING url, state;
+ON CONFLICT (run_id, url_hash) DO UPDATE
+SET source = EXCLUDED.source, entry = EXCLUDED.entry, entry_hash = EXCLUDED.entry_hash,
+    dated_at = EXCLUDED.dated_at, state = EXCLUDED.state, reason = EXCLUDED.reason,
+    rank = CASE WHEN EXCLUDED.state = 'pending' THEN b.rank END, updated_at = now()
+WHERE b.attempts = 0
+  AND (b.state = 'pending' OR (b.state = 'skipped' AND b.reason IN ('range', 'undated')))
+  AND CASE EXCLUDED.source
+          WHEN 'feed' THEN 2
+          WHEN 'sitemap' THEN (EXCLUDED.entry ?| array['title', 'published_at'])::int
+          ELSE 0 END
+    > CASE b.source
+          WHEN 'feed' THEN 2
+          WHEN 'sitemap' THEN (b.entry ?| array['title', 'published_at'])::int
+          ELSE 3 END
+RETURNING url, state, xmax = 0 AS inserted;
 
 -- name: backfill_skip_known
 -- URLs whose article is already stored (by the service, or an earlier backfill) are not fetched,

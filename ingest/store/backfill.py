@@ -289,7 +289,9 @@ class BackfillStore(StoreBase):
                 cur = await conn.execute(
                     q["backfill_add_urls"], _urls_params(run_id, url_source, urls)
                 )
-                for row_url, row_state in await cur.fetchall():
+                for row_url, row_state, inserted in await cur.fetchall():
+                    if not inserted:
+                        continue  # a record replaced (`backfill_add_urls`), not a new URL
                     if row_state == "pending":
                         pending.add(row_url)
                     else:

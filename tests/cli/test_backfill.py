@@ -629,6 +629,57 @@ def test_text_sitemap_target(database_url: str, gzipped: bool) -> None:
     assert "sources: 1 (0 feed pages, 1 sitemaps), 0 failed" in proc.stdout
 
 
+def test_a_url_a_plain_sitemap_listed_first_takes_the_date_and_title_of_its_feed_entry(
+    database_url: str,
+) -> None:
+    """A site whose sitemap lists its articles with a lastmod of today (edited since) and
+    whose feed (its second page) and news sitemap (in an index) list two of them published
+    10 days ago: each is dated and titled by its feed entry or news sitemap, whichever source
+    the walk reached first, so --since 3 days ago leaves them unfetched; without it, they are
+    stored with those titles and dates."""
+    with LocalServer() as srv:
+        base = srv.base
+        srv.routes["/"] = static(home_html(("application/rss+xml", "/feed/")))
+        srv.routes["/robots.txt"] = static(
+            f"User-agent: *\nAllow: /\nSitemap: {base}/posts.xml\nSitemap: {base}/index.xml\n",
+            "text/plain",
+        )
+        srv.routes["/feed/"] = static(wordpress_feed(base, range(0, 1)), "application/rss+xml")
+        old = published(10)
+        item = rss_item(base, 1).replace("Story 1<", "Feed story 1<")
+        item = item.replace(format_datetime(published(1)), format_datetime(old))
+        page_two = wordpress_feed(base, range(0)).replace("</channel>", f"{item}</channel>")
+        srv.routes["/feed/?paged=2"] = static(page_two, "application/rss+xml")
+        edited = "".join(
+            f"<url><loc>{base}/a/{n}</loc><lastmod>{NOW.isoformat()}</lastmod></url>"
+            for n in range(3)
+        )
+        srv.routes["/posts.xml"] = static(
+            f"<?xml version='1.0'?><urlset {SITEMAP_NS}>{edited}</urlset>", "application/xml"
+        )
+        srv.routes["/index.xml"] = static(dated_index(base, {"/news.xml": None}), "text/xml")
+        news = urlset(base, range(2, 3), news=True).replace(
+            published(2).isoformat(), old.isoformat()
+        )
+        srv.routes["/news.xml"] = static(news, "application/xml")
+        for n in range(3):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        since = (NOW - timedelta(days=3)).isoformat()
+        backfill(database_url, srv.url("/"), "--since", since)
+        assert sorted(stored(database_url)) == [srv.url("/a/0")]
+        assert srv.hits("/a/1") == srv.hits("/a/2") == []
+        backfill(database_url, srv.url("/"))
+    rows = stored(database_url)
+    assert (rows[srv.url("/a/1")]["title"], rows[srv.url("/a/1")]["published_at"]) == (
+        "Feed story 1",
+        old,
+    )
+    assert (rows[srv.url("/a/2")]["title"], rows[srv.url("/a/2")]["published_at"]) == (
+        "News story 2",
+        old,
+    )
+
+
 def test_sitemap_urls_on_other_sites_are_skipped_and_counted(database_url: str) -> None:
     """A sitemap (and a sitemap index) listing pages of other sites: those are neither queued
     nor fetched, and the summary counts them; the site's own are backfilled."""
