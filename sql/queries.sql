@@ -704,6 +704,13 @@ WHERE run_id = %(run_id)s AND state = 'pending'
 ORDER BY seq
 LIMIT %(limit)s;
 
+-- name: backfill_lock_walk
+-- Taken first by the transaction that records a walked source: the sources walked at once
+-- record their URLs (and sitemaps) one after the other, since two statements inserting the
+-- same rows in different orders (two sitemaps listing a site's URLs, one oldest first) would
+-- each wait for a row the other holds: a deadlock, which PostgreSQL breaks by failing one.
+SELECT 1 FROM ingest.backfill_runs WHERE id = %(run_id)s FOR NO KEY UPDATE;
+
 -- name: backfill_source_finished
 UPDATE ingest.backfill_sources
 SET state = %(state)s, found = %(found)s, error = %(error)s, retryable = %(retryable)s,

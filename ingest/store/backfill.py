@@ -280,11 +280,13 @@ class BackfillStore(StoreBase):
         and the further sources it points to (at `depth`; `lastmods`, when their index says
         they were last modified, in their order); a failed one `retryable` is walked again by
         the next invocation (`retry_sources`). Returns the URLs it added that were new to the
-        run."""
+        run. The sources walked at once record theirs one after the other
+        (`backfill_lock_walk`)."""
         q = queries()
         pending: set[str] = set()
         skipped = 0
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q["backfill_lock_walk"], {"run_id": run_id})
             if urls:
                 cur = await conn.execute(
                     q["backfill_add_urls"], _urls_params(run_id, url_source, urls)
