@@ -11,10 +11,10 @@ import re
 import string
 import unicodedata
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import idna
@@ -507,6 +507,67 @@ def to_utc(value: datetime) -> datetime:
 
 FUTURE_TOLERANCE = timedelta(days=1)
 """How far ahead of now a date may be and still count: a time zone away, at most."""
+
+# Zone abbreviations seen in RSS dates and sitemaps: RFC 822's own, and those feedparser does
+# not know (it reads them as +0000, an hour or more off). Only unambiguous ones; BST is British
+# Summer Time, as in feeds written in English (IST, CST and the like name zones hours apart
+# and stay unread here: feedparser reads CST as the US's in a feed).
+ZONE_OFFSETS: Final[dict[str, str]] = {
+    "ut": "+0000",
+    "utc": "+0000",
+    "gmt": "+0000",
+    "est": "-0500",
+    "edt": "-0400",
+    "cdt": "-0500",
+    "mst": "-0700",
+    "mdt": "-0600",
+    "pst": "-0800",
+    "pdt": "-0700",
+    "cet": "+0100",
+    "cest": "+0200",
+    "mez": "+0100",
+    "mesz": "+0200",
+    "wet": "+0000",
+    "west": "+0100",
+    "eet": "+0200",
+    "eest": "+0300",
+    "bst": "+0100",
+    "msk": "+0300",
+    "jst": "+0900",
+    "kst": "+0900",
+    "hkt": "+0800",
+    "sgt": "+0800",
+    "awst": "+0800",
+    "acst": "+0930",
+    "acdt": "+1030",
+    "aest": "+1000",
+    "aedt": "+1100",
+    "nzst": "+1200",
+    "nzdt": "+1300",
+    "hst": "-1000",
+    "hdt": "-0900",
+    "akst": "-0900",
+    "akdt": "-0800",
+    "nst": "-0330",
+    "ndt": "-0230",
+    "sast": "+0200",
+    "pkt": "+0500",
+    "ict": "+0700",
+    "wib": "+0700",
+    "wita": "+0800",
+    "wit": "+0900",
+    "pht": "+0800",
+}
+
+
+def zone_offset(name: str) -> timezone | None:
+    """The offset a zone's name stands for (`ZONE_OFFSETS`); None for another name."""
+    spelled = ZONE_OFFSETS.get(name.strip().lower())
+    if spelled is None:
+        return None
+    minutes = int(spelled[1:3]) * 60 + int(spelled[3:5])
+    return timezone(timedelta(minutes=-minutes if spelled[0] == "-" else minutes))
+
 
 EARLIEST_DATE = datetime(1991, 1, 1, tzinfo=UTC)
 """No page or feed entry was published before the web: an earlier date is a placeholder (the

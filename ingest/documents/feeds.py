@@ -28,7 +28,7 @@ from ingest.documents.text import (
     title,
 )
 from ingest.errors import ParseError
-from ingest.normalize import full_year, unique_tags
+from ingest.normalize import ZONE_OFFSETS, full_year, unique_tags
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = ["looks_like_feed", "parse_feed"]
@@ -424,50 +424,11 @@ def _from_struct(value: object) -> datetime | None:
         return None
 
 
-# Zone abbreviations seen in RSS dates that feedparser does not know (it reads them as +0000,
-# an hour or more off). Only unambiguous ones; BST is British Summer Time, as in feeds written
-# in English (IST, CST and the like name zones hours apart and stay unread).
-_ZONE_OFFSETS = {
-    "cet": "+0100",
-    "cest": "+0200",
-    "mez": "+0100",
-    "mesz": "+0200",
-    "wet": "+0000",
-    "west": "+0100",
-    "eet": "+0200",
-    "eest": "+0300",
-    "bst": "+0100",
-    "msk": "+0300",
-    "jst": "+0900",
-    "kst": "+0900",
-    "hkt": "+0800",
-    "sgt": "+0800",
-    "awst": "+0800",
-    "acst": "+0930",
-    "acdt": "+1030",
-    "aest": "+1000",
-    "aedt": "+1100",
-    "nzst": "+1200",
-    "nzdt": "+1300",
-    "hst": "-1000",
-    "hdt": "-0900",
-    "akst": "-0900",
-    "akdt": "-0800",
-    "nst": "-0330",
-    "ndt": "-0230",
-    "sast": "+0200",
-    "pkt": "+0500",
-    "ict": "+0700",
-    "wib": "+0700",
-    "wita": "+0800",
-    "wit": "+0900",
-    "pht": "+0800",
-}
 _DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
 
 
 def _rfc822_with_zone(value: str) -> time.struct_time | None:
-    """An RFC 822 date whose zone is one of `_ZONE_OFFSETS`, or that names its day and gives a
+    """An RFC 822 date whose zone is one of `ZONE_OFFSETS`, or that names its day and gives a
     time but no zone (read as UTC, as feedparser reads one without the day name; it loses this
     one), or whose year is short (read as RFC 2822 says, `full_year`), in UTC; None for any
     other, left to feedparser's own parsers."""
@@ -475,7 +436,7 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
     parts = full.split()
     if not parts:
         return None
-    offset = _ZONE_OFFSETS.get(parts[-1].lower())
+    offset = ZONE_OFFSETS.get(parts[-1].lower())
     if offset is not None:
         parts[-1] = offset
     elif len(parts) == 5 and parts[0][:3].lower() in _DAY_NAMES and ":" in parts[-1]:
@@ -487,8 +448,8 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
 
 def _rfc822(parts: list[str]) -> time.struct_time | None:
     """An RFC 822 date's words (`2 May 2024 08:30:00 CEST`) read by feedparser, the zone
-    looked up in `_ZONE_OFFSETS` first, in UTC."""
-    if parts and (offset := _ZONE_OFFSETS.get(parts[-1].lower())) is not None:
+    looked up in `ZONE_OFFSETS` first, in UTC."""
+    if parts and (offset := ZONE_OFFSETS.get(parts[-1].lower())) is not None:
         parts = [*parts[:-1], offset]
     parsed = _parse_date_rfc822(" ".join(parts))
     return parsed if isinstance(parsed, time.struct_time) else None

@@ -24,6 +24,7 @@ from ingest.normalize import (
     rfc2822_date,
     url_lines,
     without_controls,
+    zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
 
@@ -53,10 +54,12 @@ _SITEMAP_ROOTS: Final = frozenset({"urlset", "sitemapindex"})
 _FEED_ROOTS: Final = frozenset({"rss", "feed", "rdf"})
 _HTML_ROOTS: Final = frozenset({"html", "head", "body"})
 # W3C Datetime (https://www.w3.org/TR/NOTE-datetime), the format the protocol asks for, with the
-# usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon.
+# usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon, a
+# zone's name after a space (`2024-05-01 10:30:00 UTC`, `... EDT`: `ZONE_OFFSETS`).
 _W3C = re.compile(
     r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})"
-    r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?)?)?)?"
+    r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5})?)?)?)?"
 )
 # A start tag after any XML declaration, comments, processing instructions and doctype.
 _PROLOG = re.compile(
@@ -456,6 +459,11 @@ def parse_w3c_datetime(value: str | None) -> datetime | None:
 def _zone(zone: str | None) -> timezone:
     if not zone or zone in "Zz":
         return UTC
+    if zone[0].isalpha():
+        named = zone_offset(zone)
+        if named is None:
+            raise ValueError(f"unknown zone {zone!r}")
+        return named
     sign = -1 if zone[0] == "-" else 1
     digits = zone[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:4] or 0)

@@ -346,6 +346,10 @@ def test_looks_like_sitemap() -> None:
         ("Mon, 05 Dec 55 10:00:00 GMT", datetime(1955, 12, 5, 10, tzinfo=UTC)),
         ("Thu, 05 Dec 24 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
         ("Thu, 05 Dec 124 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("2024-05-06 07:08:09 UTC", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-05-06 07:08:09 EDT", datetime(2024, 5, 6, 11, 8, 9, tzinfo=UTC)),
+        ("2024-05-06 07:08 CEST", datetime(2024, 5, 6, 5, 8, tzinfo=UTC)),
+        ("2024-05-06 07:08:09 XYZ", None),
         ("2024-13-01", None),
         ("2024-02-30", None),
         ("2024-05-06T25:00Z", None),
@@ -356,7 +360,9 @@ def test_looks_like_sitemap() -> None:
     ],
 )
 def test_w3c_datetime(text: str | None, expected: datetime | None) -> None:
-    """W3C Datetime at every precision, to aware UTC; naive means UTC; garbage is None."""
+    """W3C Datetime at every precision, to aware UTC; naive means UTC; a zone's name after a
+    space (`2024-05-06 07:08:09 UTC`, a CMS's lastmod) is that zone, an unknown one no date;
+    garbage is None."""
     assert parse_w3c_datetime(text) == expected
 
 
