@@ -268,6 +268,10 @@ class Feed:
     counts its feeds in flight by."""
 
 
+EXACT_MIN_WORDS: Final = 10
+"""Words of a text from which two articles with that text are copies of one story
+(`Article.copies_by_text`)."""
+
 TextSource = Literal["page", "feed"]
 DateSource = Literal["feed", "page", "first_seen"]
 
@@ -301,3 +305,11 @@ class Article:
     """Topics from the feed's categories and the page's tags and keywords, each once."""
     fingerprint: Fingerprint | None = None
     """Near-duplicate fingerprint of `text`; None when the text is too short to judge."""
+
+    @property
+    def copies_by_text(self) -> bool:
+        """Whether another article with the same text (`content_hash`) is a copy of this one:
+        where the text holds EXACT_MIN_WORDS words. A shorter one is a placeholder a feed
+        puts where its stories have no text ("Comments", "Read more", "Video"), stored when
+        the page failed, and says nothing of which story it stands for."""
+        return len(self.text.split()) >= EXACT_MIN_WORDS

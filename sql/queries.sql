@@ -335,7 +335,8 @@ SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
 -- name: insert_article
 -- The story it copies: the original of the earliest article with the same body under another
--- URL (an empty body is nobody's duplicate), else the near-duplicate original the caller found;
+-- URL (where %(copies_by_text)s: a body of a few words, or none, is nobody's duplicate), else
+-- the near-duplicate original the caller found;
 -- looked up once. duplicate_of is that original, unless this article was published before it
 -- (then this one is the story's original, and the caller re-points the story:
 -- repoint_duplicates); ties keep the earlier id.
@@ -343,7 +344,7 @@ WITH story AS (
     SELECT o.id, o.published_at
     FROM ingest.articles o
     WHERE o.id = COALESCE(
-        CASE WHEN %(text)s::text <> '' THEN
+        CASE WHEN %(copies_by_text)s::boolean THEN
             (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
              WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
         END,

@@ -368,7 +368,7 @@ class ArticleStore(StoreBase):
         bodies: set[bytes] = set()
         for item in items:
             article, fp = item[1], item[1].fingerprint
-            exact = bool(article.text) and article.content_hash in bodies
+            exact = article.copies_by_text and article.content_hash in bodies
             if exact or (
                 fp is not None and any(is_near_duplicate(fp.minhash, other) for other in run)
             ):
@@ -567,7 +567,7 @@ async def _place_updated(
     fp = article.fingerprint
 
     def matches(body: bytes, minhash: bytes | None) -> bool:
-        if article.text and bytes(body) == article.content_hash:
+        if article.copies_by_text and bytes(body) == article.content_hash:
             return True
         return fp is not None and minhash is not None and is_near_duplicate(fp.minhash, minhash)
 
@@ -579,7 +579,7 @@ async def _place_updated(
         await cur.execute(q["set_duplicate_of"], {"ids": left[1:], "original": left[0]})
 
     story = None
-    if article.text:
+    if article.copies_by_text:
         await cur.execute(
             q["exact_story"], {"id": article_id, "content_hash": article.content_hash}
         )
@@ -629,6 +629,7 @@ def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
         "image_url": a.image_url,
         "summary": a.summary,
         "content_hash": a.content_hash,
+        "copies_by_text": a.copies_by_text,
         "text_source": a.text_source,
         "extraction_error": (
             redact_text(a.extraction_error) if a.extraction_error is not None else None

@@ -17,13 +17,14 @@ from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, entry_hash
 from ingest.store import Store, StoredCounts
 from ingest.store.db import make_pool
-from ingest.types import Article
+from ingest.types import EXACT_MIN_WORDS, Article
 from tests.support.paths import ROOT
 from tests.support.secret_urls import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 NOW = datetime(2025, 8, 11, 13, 0, tzinfo=UTC)
+SAME_STORY = "The same story, word for word, as two sites of one group printed it."
 
 
 def _rows(dsn: str, query: str, params: tuple[object, ...] = ()) -> list[dict[str, object]]:
@@ -32,7 +33,9 @@ def _rows(dsn: str, query: str, params: tuple[object, ...] = ()) -> list[dict[st
 
 
 def _article(url: str, text: str | None = None, **overrides: object) -> Article:
-    body = text if text is not None else f"Body of the article at {url}.\n\nSecond paragraph."
+    body = (
+        text if text is not None else f"Body of the article at {url}.\n\nSecond paragraph, of it."
+    )
     fields: dict[str, object] = {
         "url": url,
         "original_url": url + "?utm_source=rss",
@@ -471,7 +474,7 @@ async def test_a_feed_merged_into_another_keeps_what_either_knew_of_their_entrie
 async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
     """The same body (up to case and layout) under another URL is stored with duplicate_of =
     the first article's id, across calls and within one call."""
-    text = "One story syndicated to three sites.\n\nWord for word."
+    text = "One story syndicated to three sites.\n\nWord for word, as the wire sent it."
     first = _article("https://one.example/story", text)
     copy = _article("https://two.example/copied", text.upper(), site="two.example")
     rewrapped = _article("https://three.example/s", text.replace("\n\n", " "))
@@ -1261,7 +1264,7 @@ async def test_a_check_constraint_refusal_keeps_the_text_it_is_not_about(
     _check_articles(database_url, "length(title) <= 500")
     await store.add_feed("https://example.com/feed/")
     (feed_id,) = [f["id"] for f in await store.list_feeds()]
-    copied = _article("https://example.com/news/first", "The same story.", language=None)
+    copied = _article("https://example.com/news/first", SAME_STORY, language=None)
     assert (await store.store_articles(feed_id, [(copied, _key(copied))])).new == 1
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
@@ -1271,7 +1274,7 @@ async def test_a_check_constraint_refusal_keeps_the_text_it_is_not_about(
     good = _article("https://example.com/news/good")
     titled = _article("https://example.com/news/titled", title="t" * 600)
     earlier = _article(
-        "https://example.com/news/earlier", "The same story.", published_at=NOW - timedelta(days=1)
+        "https://example.com/news/earlier", SAME_STORY, published_at=NOW - timedelta(days=1)
     )
     items = [(a, _key(a)) for a in (good, titled, earlier)]
     counts = await store.store_articles(feed_id, items)
@@ -1423,3 +1426,27 @@ async def test_a_light_edit_keeps_the_story_and_announces_only_the_edited_row(
         rows[early.url][0]: 1,
         rows[council.url][0]: 1,
     }
+
+
+async def test_placeholder_texts_are_not_copies(store: Store, database_url: str) -> None:
+    """Different stories stored with their feed's placeholder for a text ("Comments", as
+    Hacker News writes under every entry, stored where the page failed) are not copies of
+    each other: a text of fewer than EXACT_MIN_WORDS words says nothing of the story. Ten
+    words the same are (`test_content_hash_duplicate`)."""
+    placeholders = [
+        _article(f"https://news.example/item?id={n}", "Comments", text_source="feed")
+        for n in range(3)
+    ]
+    await store.store_articles(None, [(placeholders[0], None)])
+    await store.store_articles(None, [(a, None) for a in placeholders[1:]])
+    brief = "A wire brief of ten words, printed by two sites."
+    assert len(brief.split()) == EXACT_MIN_WORDS
+    briefs = [
+        _article(f"https://{site}/brief", brief, site=site) for site in ("a.example", "b.example")
+    ]
+    await store.store_articles(None, [(a, None) for a in briefs])
+    rows = _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles ORDER BY id")
+    copies = {r["url"]: r["duplicate_of"] for r in rows}
+    assert [copies[a.url] for a in placeholders] == [None, None, None]
+    assert copies[briefs[0].url] is None
+    assert copies[briefs[1].url] == rows[3]["id"]
