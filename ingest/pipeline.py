@@ -478,10 +478,15 @@ class Pipeline:
 
     async def _process_guarded(self, feed: Feed) -> FeedOutcome | None:
         """process_feed, but a feed whose outcome cannot even be recorded (the database went
-        away) is handed back and logged instead of aborting the other feeds."""
+        away) is handed back and logged instead of aborting the other feeds. A feed the
+        operator removed while it was polled (its rows then violate a foreign key) is no
+        error: it is logged as `feed_removed_while_polled`, at info level."""
         try:
             return await self.process_feed(feed)
         except IngestError as e:
+            if await self._removed(feed.id):
+                log.info("feed_removed_while_polled", feed_id=feed.id, url=redact_url(feed.url))
+                return None
             log.error("feed_not_recorded", feed_id=feed.id, error=str(e))
             with contextlib.suppress(IngestError, TimeoutError):
                 # At once, where the database answers already (the unit of work failed, not
@@ -495,6 +500,14 @@ class Pipeline:
             if self._handing_back is None or self._handing_back.done():
                 self._handing_back = asyncio.ensure_future(self._hand_back())
             return None
+
+    async def _removed(self, feed_id: int) -> bool:
+        """Whether the feed is known to be removed: False where the database cannot say at
+        once (down: the failure is then its own)."""
+        with contextlib.suppress(IngestError, TimeoutError):
+            async with asyncio.timeout(INLINE_RELEASE_SECONDS):
+                return not await self.store.feed_exists(feed_id)
+        return False
 
     async def _hand_back(self) -> None:
         """Hand back the leases of the feeds whose outcome could not be recorded, as soon as

@@ -865,6 +865,9 @@ LIMIT %(limit)s;
 -- name: backfill_finish_run
 UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id = %(run_id)s;
 
+-- name: feed_exists
+SELECT 1 FROM ingest.feeds WHERE id = %(id)s;
+
 -- name: feed_by_url
 SELECT id, kind, settings, text_mode, full_text, full_text_streak, full_text_since_check,
        full_text_words, full_text_evidence, full_text_cap_words, full_text_cap_chars, site_url

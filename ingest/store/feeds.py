@@ -43,6 +43,10 @@ class FeedStore(StoreBase):
         """The operator's setting for where the feed's article text comes from."""
         return bool(await self._all("set_text_mode", {"url": url, "mode": mode}))
 
+    async def feed_exists(self, feed_id: int) -> bool:
+        """Whether the feed `feed_id` is registered (not removed meanwhile)."""
+        return bool(await self._all("feed_exists", {"id": feed_id}))
+
     async def feed_by_url(self, url: str) -> tuple[int, str] | None:
         """(id, kind) of the registered feed with this URL, if any."""
         rows = await self._all("feed_by_url", {"url": url})

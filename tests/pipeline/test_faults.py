@@ -494,6 +494,38 @@ async def test_a_claim_that_fails_mid_run_lets_the_feeds_in_progress_finish(
     await pipeline.aclose()
 
 
+async def test_a_feed_removed_while_it_is_polled_is_no_error(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """The operator removes a feed (`ingest feeds remove`) while its page is being fetched:
+    its articles and outcome can no longer be written (their rows name a feed that is gone),
+    which is the operator's doing, not a failure: one info line `feed_removed_while_polled`,
+    no error-level line, and the run's other feed is polled and stored as ever."""
+    from structlog.testing import capture_logs
+
+    def removing(req: Request) -> Response:
+        with psycopg.connect(database_url) as conn:
+            conn.execute("DELETE FROM ingest.feeds WHERE url = %s", (server.url("/gone.xml"),))
+        return Response(200, page(req.path).encode(), {"Content-Type": "text/html"})
+
+    server.routes["/gone.xml"] = static(rss(server.base, ["/gone/0"]), "application/rss+xml")
+    server.routes["/gone/0"] = removing
+    server.routes["/kept.xml"] = static(rss(server.base, ["/kept/0"]), "application/rss+xml")
+    server.routes["/kept/0"] = static(page("/kept/0"))
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/gone.xml"))
+    await pipeline.store.add_feed(server.url("/kept.xml"))
+    with capture_logs() as logged:
+        summary = await pipeline.run()
+    assert [e["event"] for e in logged if e["log_level"] in ("error", "critical")] == []
+    assert [e["event"] for e in logged if e["event"] == "feed_removed_while_polled"] == [
+        "feed_removed_while_polled"
+    ]
+    assert summary.new_articles == 1
+    stored = [r["url"] for r in rows(database_url, "SELECT url FROM news.articles")]
+    assert stored == [server.url("/kept/0")]
+
+
 async def test_a_tick_whose_run_fails_logs_what_its_pass_did_so_far(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
