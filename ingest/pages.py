@@ -153,6 +153,10 @@ async def fetch_page(
             headers_for=headers_for,
         )
         final_url = page.final_url
+        if not page.body.strip():
+            # A 200 with nothing in it is a server's passing glitch (a cache filled with an
+            # empty response, a worker restarting), not the page's last word: tried again.
+            return PageOutcome(final_url, None, "empty response body", True, True)
         media_type = page.content_type.split(";")[0].strip().lower()
         if media_type not in HTML_TYPES:
             raise ExtractError(link, f"not an HTML page: {media_type}")
