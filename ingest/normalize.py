@@ -274,6 +274,30 @@ _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 """A byte that is not UTF-8, as the `surrogateescape` error handler decodes it."""
 
 
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
+
+
+def charset_of(content_type: str | None) -> str | None:
+    """The charset a Content-Type header declares (`text/html; charset=windows-1252`), if
+    any: how a feed's or a page's bytes are read where they do not say it themselves."""
+    match = _CHARSET.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def utf8_with_windows_1252(data: bytes) -> tuple[str, int]:
+    """`data` read as UTF-8, each byte that is not UTF-8 read as Windows-1252 (text pasted
+    into a UTF-8 document from a word processor: its quotes and dashes), and how many such
+    bytes there were. The one reading of such bytes, for feeds and pages alike."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    stray = len(_NOT_UTF8.findall(text))
+    return (_NOT_UTF8.sub(_windows_1252, text) if stray else text), stray
+
+
+def _windows_1252(match: re.Match[str]) -> str:
+    # surrogateescape keeps an undecodable byte b as U+DC00 + b.
+    return bytes([ord(match.group(0)) - 0xDC00]).decode("cp1252", errors="replace")
+
+
 def url_lines(data: bytes) -> list[str]:
     """The lines of a list of URLs, one a line (a text sitemap, `ingest backfill --urls`), each
     stripped of surrounding whitespace: a BOM dropped, lines ended by LF (or CRLF) only, a NEL

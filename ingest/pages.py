@@ -5,7 +5,6 @@ service and backfills. Failures are outcomes, not exceptions."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ import structlog
 from ingest import metrics
 from ingest.article import OTHER_PAGE, another_page, build_article
 from ingest.errors import BlockedError, ExtractError, FetchError, WorkerError
-from ingest.normalize import redact_url
+from ingest.normalize import charset_of, redact_url
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Article, Extracted, OwnText, ParsedEntry
 from ingest.workers.tasks import extract_page
@@ -27,17 +26,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xml", "text/xml", ""})
-
-
-_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
-
-
-def charset_of(content_type: str) -> str | None:
-    """The charset a Content-Type header declares (`text/html; charset=windows-1252`), if
-    any: how the page's bytes are read where they do not say it themselves
-    (`ingest.extract.page.decode_page`)."""
-    match = _CHARSET.search(content_type)
-    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,13 @@ from ingest.documents.text import (
     title,
 )
 from ingest.errors import ParseError
-from ingest.normalize import ZONE_OFFSETS, full_year, unique_tags
+from ingest.normalize import (
+    ZONE_OFFSETS,
+    charset_of,
+    full_year,
+    unique_tags,
+    utf8_with_windows_1252,
+)
 from ingest.types import ParsedEntry, ParsedFeed
 
 __all__ = ["looks_like_feed", "parse_feed"]
@@ -230,8 +236,6 @@ def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
 
 
 _DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']")
-_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\"';\s]*)", re.IGNORECASE)
-_STRAY_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _stray_bytes_as_windows_1252(
@@ -245,15 +249,14 @@ def _stray_bytes_as_windows_1252(
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\x00", b"\x00<")):
         return body, None
     content_type = {key.lower(): value for key, value in headers.items()}.get("content-type")
-    charset = _CHARSET.search(content_type or "")
     declared = _DECLARED_ENCODING.match(body.removeprefix(codecs.BOM_UTF8))
-    labels = (charset.group(1) if charset else "", declared.group(1).decode() if declared else "")
+    labels = (charset_of(content_type) or "", declared.group(1).decode() if declared else "")
     if any(label and not _is_utf8(label) for label in labels):
         return body, None
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as e:
-        text = _STRAY_BYTE.sub(_windows_1252, body.decode("utf-8", errors="surrogateescape"))
+        text, _ = utf8_with_windows_1252(body)
         return text.encode("utf-8"), f"invalid UTF-8 at byte {e.start}, read as Windows-1252"
     return body, None
 
@@ -263,11 +266,6 @@ def _is_utf8(label: str) -> bool:
         return codecs.lookup(label).name == "utf-8"
     except LookupError:
         return False
-
-
-def _windows_1252(match: re.Match[str]) -> str:
-    # surrogateescape keeps an undecodable byte b as U+DC00 + b.
-    return bytes([ord(match.group(0)) - 0xDC00]).decode("cp1252", errors="replace")
 
 
 def _is_fatal(bozo: object) -> bool:

@@ -28,7 +28,7 @@ from ingest.extract.metadata import (
 )
 from ingest.extract.stoplists import install_stop_words
 from ingest.neardup import fingerprint
-from ingest.normalize import clean_text, content_hash, detect_language
+from ingest.normalize import clean_text, content_hash, detect_language, utf8_with_windows_1252
 from ingest.types import Extracted
 
 # lxml.html's parsers choose each element's Python class with a Python callback (so that forms
@@ -212,7 +212,6 @@ _WHATWG = {
     "shift_jis": "cp932",
     "euc_kr": "cp949",
 }
-_STRAY_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def decode_page(body: bytes, charset: str | None = None) -> str:
@@ -265,18 +264,10 @@ def _encoding(label: str) -> str | None:
 
 
 def _utf8_with_stray_bytes(data: bytes) -> str | None:
-    """`data` read as UTF-8 with the bytes that are not UTF-8 read as Windows-1252, where
-    those are fewer than the characters outside ASCII its valid UTF-8 spells: text written in
-    UTF-8 with a few bytes pasted in. None otherwise (a page in a legacy charset, whose bytes
-    outside ASCII are mostly not UTF-8)."""
-    text = data.decode("utf-8", errors="surrogateescape")
-    stray = len(_STRAY_BYTE.findall(text))
+    """`data` read as UTF-8 with the bytes that are not UTF-8 read as Windows-1252
+    (`utf8_with_windows_1252`), where those are fewer than the characters outside ASCII its
+    valid UTF-8 spells: text written in UTF-8 with a few bytes pasted in. None otherwise (a
+    page in a legacy charset, whose bytes outside ASCII are mostly not UTF-8)."""
+    text, stray = utf8_with_windows_1252(data)
     spelt = sum(1 for ch in text if ch > "\x7f") - stray
-    if stray >= spelt:
-        return None
-    return _STRAY_BYTE.sub(_windows_1252, text)
-
-
-def _windows_1252(match: re.Match[str]) -> str:
-    # surrogateescape keeps an undecodable byte b as U+DC00 + b.
-    return bytes([ord(match.group(0)) - 0xDC00]).decode("cp1252", errors="replace")
+    return None if stray >= spelt else text
