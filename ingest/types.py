@@ -312,4 +312,4 @@ class Article:
         where the text holds EXACT_MIN_WORDS words. A shorter one is a placeholder a feed
         puts where its stories have no text ("Comments", "Read more", "Video"), stored when
         the page failed, and says nothing of which story it stands for."""
-        return len(self.text.split()) >= EXACT_MIN_WORDS
+        return len(self.text.split(maxsplit=EXACT_MIN_WORDS - 1)) >= EXACT_MIN_WORDS

@@ -3,6 +3,7 @@ as its module docstring and the README ("How an entry becomes an article", step 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -570,3 +571,22 @@ def test_a_page_title_that_is_only_the_site_s_name_is_no_title(
     assert _build(_entry(title=None), _page(title="Example hires an editor")).title == (
         "Example hires an editor"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "copies"),
+    [
+        ("Comments", False),
+        (" ".join(f"w{i}" for i in range(9)), False),
+        (" ".join(f"w{i}" for i in range(9)) + " \n\u3000", False),
+        ("\n " + " ".join(f"w{i}" for i in range(10)), True),
+        ("\n\n".join(f"w{i}" for i in range(10)) + "\n", True),
+        (PAGE_TEXT, True),
+    ],
+)
+def test_a_text_says_which_story_it_is_from_ten_words(text: str, copies: bool) -> None:
+    """`copies_by_text` counts whitespace-separated words up to EXACT_MIN_WORDS, whatever the
+    whitespace around and between them."""
+    article = _build(_entry(content=None, summary=None), dataclasses.replace(_page(), text=text))
+    assert article.text.split()[:10] == text.split()[:10]
+    assert article.copies_by_text is copies
