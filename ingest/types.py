@@ -100,6 +100,9 @@ class PageMetadata:
     page_type: str | None = None
     """What the page says it is: "article" (a JSON-LD article type, or `og:type` article),
     else its `og:type` ("website", "profile", ...), None when it says nothing."""
+    persons: tuple[str, ...] = ()
+    """The authors the page's JSON-LD types as a Person: people even where the site goes by
+    the same name (a personal blog), which would otherwise name no author (`site_names_of`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,13 @@ def _marked(tree: _Element) -> list[_Element]:
 
 def site_names_of(structured: PageMetadata, url: str) -> tuple[str, ...]:
     """The names a page's site goes by (its og:site_name or publisher, its host): a byline or
-    a title affix that is one of them names no person, no headline."""
-    return tuple(filter(None, (structured.site_name, site_of(url))))
+    a title affix that is one of them names no person, no headline. A name the page's JSON-LD
+    gives to a Person who wrote it is no site's name (a personal blog named after its author)."""
+    names = tuple(filter(None, (structured.site_name, site_of(url))))
+    if not structured.persons:
+        return names
+    persons = {p.casefold() for p in structured.persons}
+    return tuple(n for n in names if n.casefold() not in persons)
 
 
 def marked_byline(tree: _Element, structured: PageMetadata, url: str) -> str | None:
@@ -247,11 +252,11 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
     # A one-line field written with its markup (`<em>Pier</em> extended`, a byline linking its
     # author's page) is its text, as a description is.
     site_name = _plain(clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher"))))
-    title = _plain(
-        clean_inline(
-            _str(ld.get("headline")) or next(filter(None, map(meta.get, _TITLE_KEYS)), None)
-        )
-    )
+    titles = [meta.get(key) for key in _TITLE_KEYS]
+    headline = _str(ld.get("headline"))
+    title = _plain(clean_inline(headline or next(filter(None, titles), None)))
+    # Other titles of the page's own, to weigh a JSON-LD headline against (`_headline`).
+    others = [*titles, tree.findtext(".//title")] if headline else []
     meta_author = next(
         (v for v in map(meta.get, _AUTHOR_KEYS) if v and not v.startswith(("http:", "https:"))),
         None,
@@ -266,7 +271,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
         ]
     )
     return PageMetadata(
-        title=_headline(tree, title, tuple(filter(None, (site_name, *site_names)))),
+        title=_headline(tree, title, tuple(filter(None, (site_name, *site_names))), others),
         author=_plain(clean_inline(_ld_author(ld.get("author")) or meta_author, max_length=1000)),
         published_at=published,
         published_has_time=has_time,
@@ -280,6 +285,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
         language=lang or None,
         tags=tags,
         page_type=_page_type(ld, meta.get("og:type")),
+        persons=tuple(_ld_persons(ld.get("author"))),
     )
 
 
@@ -290,11 +296,18 @@ def _page_type(ld: dict[str, Any], og_type: str | None) -> str | None:
     return kind or None
 
 
-def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) -> str | None:
+def _headline(
+    tree: _Element,
+    title: str | None,
+    site_names: tuple[str, ...],
+    others: Sequence[str | None] = (),
+) -> str | None:
     """The headline the page shows: its <h1> when the structured (social/SEO) title is that
     headline with a site name, a section or a kicker around it, or when most of the <h1>'s
-    words are in that title; otherwise the structured title without its site-name affixes
-    ("Headline - Golem.de", "Site | Headline")."""
+    words are in that title, or in one of `others`, the page's own titles (og:title, <title>)
+    beside a JSON-LD headline: where that headline is another text (Wikipedia's is a summary),
+    the <h1> and a title of the page's own agree; otherwise the structured title without its
+    site-name affixes ("Headline - Golem.de", "Site | Headline")."""
     h1 = next(tree.iter("h1"), None)
     heading = clean_inline(_line(h1)) if h1 is not None else None
     if heading and is_site_name(heading, site_names):
@@ -306,6 +319,11 @@ def _headline(tree: _Element, title: str | None, site_names: tuple[str, ...]) ->
     stripped = strip_site_affixes(title, site_names)
     if _mostly_within(heading, stripped) or not not_only_site_name(stripped, site_names):
         return heading
+    for other in others:
+        cleaned = _plain(clean_inline(other))
+        agrees = cleaned and _mostly_within(heading, strip_site_affixes(cleaned, site_names))
+        if agrees and cleaned != title:
+            return heading
     return stripped
 
 
@@ -485,7 +503,7 @@ def json_ld_article(tree: _Element, url: str | None = None) -> dict[str, Any]:
         if (script.get("type") or "").strip().lower() != "application/ld+json":
             continue
         try:
-            data = json.loads(script.text or "")
+            data = json.loads(_without_cdata(script.text or ""))
         except (ValueError, RecursionError):
             continue
         nodes = list(_ld_nodes(data))
@@ -496,6 +514,21 @@ def json_ld_article(tree: _Element, url: str | None = None) -> dict[str, Any]:
         return {}
     node, nodes = found[0] if len(found) == 1 else _naming_this_page(found, tree, url)
     return _with_references(node, nodes)
+
+
+# A script's text inside a CDATA section, as XHTML pages write it, bare or commented out for
+# HTML parsers (`//<![CDATA[ ... //]]>`, `/*<![CDATA[*/ ... /*]]>*/`).
+_CDATA = re.compile(
+    r"^\s*(?://|/\*)?\s*<!\[CDATA\[(?:\s*\*/)?(.*?)(?://|/\*)?\s*\]\]>\s*(?:\*/)?\s*$", re.S
+)
+
+
+def _without_cdata(text: str) -> str:
+    """`text` without the CDATA section around it, if any (`_CDATA`)."""
+    if "<![CDATA[" not in text[:64]:
+        return text
+    match = _CDATA.match(text)
+    return match.group(1) if match else text
 
 
 # The article nodes of a page asked whether they name it: a page lists a few related stories,
@@ -619,6 +652,18 @@ def _ld_author(value: Any, depth: int = 0) -> str | None:
         names = [n for n in (_ld_author(v, depth + 1) for v in value) if n]
         return ", ".join(names) or None
     return None
+
+
+def _ld_persons(value: Any, depth: int = 0) -> Iterator[str]:
+    """The names of the nodes of a JSON-LD author typed as a Person (a node or a list of
+    them, nested `_LD_DEPTH` deep at most)."""
+    if isinstance(value, dict) and "Person" in _types(value):
+        name = clean_inline(_str(value.get("name")))
+        if name:
+            yield name
+    elif isinstance(value, list) and depth < _LD_DEPTH:
+        for item in value:
+            yield from _ld_persons(item, depth + 1)
 
 
 def _ld_publisher(value: Any, depth: int = 0) -> str | None:

@@ -344,3 +344,108 @@ def test_json_ld_of_unexpected_shapes_leaves_the_rest_of_the_page_read(
     meta = _meta(head)
     assert meta.title == expected
     assert meta.author is None
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("<![CDATA[", "]]>"),
+        ("\n  <![CDATA[\n  ", "\n  ]]>\n"),
+        ("//<![CDATA[\n", "\n//]]>"),
+        ("/*<![CDATA[*/", "/*]]>*/"),
+    ],
+)
+def test_json_ld_wrapped_in_a_cdata_section_is_read(before: str, after: str) -> None:
+    """JSON-LD written for XHTML, inside a CDATA section (bare or commented out for HTML
+    parsers), is the same JSON: its authors, headline and dates are read (was: the script
+    was no JSON, and a page lost all but the first of its two authors to the byline guess)."""
+    node = {
+        "@type": "NewsArticle",
+        "headline": "Pier to be extended",
+        "datePublished": "2024-05-02T08:30:00Z",
+        "author": [
+            {"@type": "Person", "name": "Jane Doe"},
+            {"@type": "Person", "name": "Ana Ruiz"},
+        ],
+    }
+    meta = _meta(f'<script type="application/ld+json">{before}{json.dumps(node)}{after}</script>')
+    assert (meta.title, meta.author) == ("Pier to be extended", "Jane Doe, Ana Ruiz")
+    assert meta.published_at == datetime(2024, 5, 2, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        pytest.param(
+            _ld(
+                {
+                    "@type": "BlogPosting",
+                    "headline": "Simple anomaly detection in SQL",
+                    "author": {"@type": "Person", "name": "Jane Doe"},
+                    "publisher": {"@type": "Organization", "name": "Jane Doe"},
+                }
+            ),
+            ("Jane Doe",),
+            id="json-ld-person-and-publisher",
+        ),
+        pytest.param(
+            '<meta property="og:site_name" content="Jane Doe">'
+            + _ld({"@type": "BlogPosting", "author": [{"@type": "Person", "name": "Jane Doe"}]}),
+            ("Jane Doe",),
+            id="json-ld-person-and-og-site-name",
+        ),
+        pytest.param(
+            '<meta property="og:site_name" content="Jane Doe">'
+            '<meta name="author" content="Jane Doe">',
+            (),
+            id="meta-author-is-the-site-s-name",
+        ),
+        pytest.param(
+            _ld(
+                {
+                    "@type": "NewsArticle",
+                    "author": {"@type": "Organization", "name": "Example Times"},
+                    "publisher": {"@type": "Organization", "name": "Example Times"},
+                }
+            ),
+            (),
+            id="json-ld-organization",
+        ),
+    ],
+)
+def test_a_personal_blog_named_after_its_author_keeps_the_author(
+    head: str, expected: tuple[str, ...]
+) -> None:
+    """A site named after the person who writes it: the JSON-LD's Person is the author, though
+    the site goes by that name (was: no author, the byline taken for the site's name). A meta
+    author equal to the site's name still names no person."""
+    tree = html.document_fromstring(f"<html><head>{head}</head><body><p>Text.</p></body></html>")
+    assert complete_metadata(tree, _meta(head), URL).authors == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        pytest.param(
+            '<meta property="og:title" content="New Zealand - Wikipedia">',
+            "New Zealand",
+            id="og-title-agrees-with-the-h1",
+        ),
+        pytest.param("<title>New Zealand | Example</title>", "New Zealand", id="title-agrees"),
+        pytest.param("", "Island country in Oceania", id="nothing-agrees"),
+        pytest.param(
+            '<meta property="og:title" content="Island country in Oceania">',
+            "Island country in Oceania",
+            id="og-title-agrees-with-the-json-ld",
+        ),
+    ],
+)
+def test_the_h1_is_the_headline_where_a_title_of_the_page_agrees_against_the_json_ld(
+    head: str, expected: str
+) -> None:
+    """A JSON-LD headline that is another text than the <h1> (a summary, as Wikipedia's): the
+    <h1> where the og:title or <title> agrees with it, else the JSON-LD's headline (was: the
+    JSON-LD's always)."""
+    node = {"@type": "Article", "name": "New Zealand", "headline": "Island country in Oceania"}
+    meta = _meta(_ld(node) + head, body="<h1>New Zealand</h1><p>Text.</p>")
+    assert meta.title == expected
