@@ -150,6 +150,47 @@ _ROLES = frozenset(
         "reporterin",
     }
 )
+# Places of several words that datelines name after a byline ("By Jane Doe, New York"): the
+# cities the AP Stylebook lets stand alone, other large cities and regions often filed from,
+# and countries and states of several words. Written out rather than taken from a gazetteer:
+# GeoNames' lists run to 180 MB and name many places after people ("Benito Juárez").
+_PLACES = frozenset(
+    re.split(
+        r"\s*\|\s*",
+        """
+    abu dhabi|addis ababa|buenos aires|cape town|capitol hill|dar es salaam|des moines|
+    el paso|fort lauderdale|fort worth|gaza city|gaza strip|guatemala city|ho chi minh city|
+    hong kong|jersey city|kansas city|kuala lumpur|kuwait city|las vegas|long beach|
+    los angeles|mexico city|ciudad de méxico|new delhi|new orleans|new york|new york city|
+    oklahoma city|panama city|quebec city|rio de janeiro|salt lake city|san antonio|
+    san diego|san francisco|san jose|san josé|san juan|san salvador|santa fe|santo domingo|
+    são paulo|sao paulo|silicon valley|st. louis|st louis|st. paul|st. petersburg|
+    tel aviv|the hague|vatican city|wall street|washington d.c|west bank|frankfurt am main|
+    den haag|sri lanka|new zealand|south africa|south korea|north korea|south sudan|
+    saudi arabia|united states|united kingdom|united arab emirates|costa rica|puerto rico|
+    el salvador|sierra leone|burkina faso|ivory coast|czech republic|dominican republic|
+    new jersey|new mexico|new hampshire|north carolina|south carolina|north dakota|
+    south dakota|rhode island|west virginia|british columbia|nova scotia|new south wales|
+    northern ireland|la paz|phnom penh|middle east|east jerusalem|beverly hills|palo alto|
+    mountain view|baton rouge|little rock|palm beach|west palm beach|san bernardino|
+    santa barbara|santa monica|santa clara|colorado springs|corpus christi|ann arbor
+    """.strip(),
+    )
+)
+# A place written after a name with the preposition of a dateline ("Jane Doe in New York",
+# "Jana Müller aus Berlin", "Jean Dupont à Paris"), lower case: "Jan in 't Veld" is a name.
+_FILED_FROM = re.compile(r"\s+(?:in|reporting from|aus|à|en)\s+(?=[^\W\d_])")
+# An abbreviated state or country after a dateline ("Washington, D.C.", "Sacramento, Calif.")
+_ABBREVIATED = re.compile(r"(?:[^\W\d_]\.){2,3}|[A-Z][a-z]{1,4}\.")
+# The paper a person writes for, set off after the name ("Jane Doe, The Washington Post",
+# "Los Angeles Times", "Special to The Globe and Mail"): its last word, or words before it.
+_PAPERS = frozenset(
+    {
+        "times", "tribune", "herald", "gazette", "chronicle", "journal", "magazine",
+        "telegraph", "inquirer", "examiner", "today", "daily", "newspaper", "news", "zeitung",
+    }
+)  # fmt: skip
+_WRITES_FOR = re.compile(r"(?:the|special to|for|für|pour|para)\s", re.IGNORECASE)
 _MAX_NAME = 80
 # Characters no name holds once its bracketed parts are gone: an unbalanced bracket is a label
 # cut at its count ("人氣(" of "人氣( 23925 )"), asterisks and markup are decoration.
@@ -174,12 +215,14 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
             seen.add(people[-1].casefold())
             continue
         after_name = added and len(people[-1].split()) > 1
+        if after_name and (_place(piece) or _paper(piece)):
+            continue  # the place or paper of the name before: the next piece follows it still
         added = False
         credit = bool(_CREDIT.match(piece)) or (credit and not PREFIX.match(piece))
-        if credit or _HOSTLIKE.search(piece) or (after_name and _place(piece)):
+        if credit or _HOSTLIKE.search(piece):
             continue
         for part in _split_soft(_LEADING_SOFT.sub("", piece) if i else piece):
-            name = _name(part)
+            name = _name(_filed_by(part))
             if name is None or is_site_name(name, site_names) or name.casefold() in seen:
                 continue
             seen.add(name.casefold())
@@ -228,13 +271,39 @@ def not_only_site_name(title: str | None, site_names: tuple[str, ...]) -> str | 
 
 
 def _place(piece: str) -> bool:
-    """Whether `piece`, set off after a full name, is a place or a title (`_ONE_WORD`) rather
-    than a person."""
-    return (
-        piece[:1].isupper()
-        and _ONE_WORD.fullmatch(piece) is not None
-        and piece.rstrip(".").casefold() not in AGENCIES
-    )
+    """Whether `piece`, set off after a full name, is a place or a title (`_ONE_WORD`), a
+    place of several words (`_PLACES`) or an abbreviated one (`_ABBREVIATED`) rather than a
+    person."""
+    if not piece[:1].isupper():
+        return False
+    folded = piece.rstrip(".").casefold()
+    if _ONE_WORD.fullmatch(piece) is not None:
+        return folded not in AGENCIES
+    return folded in _PLACES or _ABBREVIATED.fullmatch(piece) is not None
+
+
+def _paper(piece: str) -> bool:
+    """Whether `piece`, set off after a full name, is the paper that person writes for
+    (`_PAPERS`, `_WRITES_FOR`) rather than a second author."""
+    words = piece.split()
+    return len(words) > 1 and (bool(_WRITES_FOR.match(piece)) or words[-1].casefold() in _PAPERS)
+
+
+def _filed_by(part: str) -> str:
+    """`part` without the place it was filed from (`_FILED_FROM`) after a name of two words
+    or more: "Jane Doe in New York" is Jane Doe."""
+    match = _FILED_FROM.search(part)
+    if match is None:
+        return part
+    name, place = PREFIX.sub("", part[: match.start()]), part[match.end() :]
+    words = place.split()
+    if (
+        len(name.split()) > 1
+        and len(words) <= 4
+        and all(w[:1].isupper() or w in _PARTICLES for w in words)
+    ):
+        return part[: match.start()]
+    return part
 
 
 def _undated(text: str) -> str:
@@ -252,7 +321,7 @@ def _undated(text: str) -> str:
 
 def _split_soft(piece: str) -> list[str]:
     parts = _SOFT.split(piece)
-    if len(parts) > 1 and all(len(p.split()) >= 2 for p in parts):
+    if len(parts) > 1 and all(len(p.split()) >= 2 and p.casefold() not in _PLACES for p in parts):
         return parts
     return [piece]
 

@@ -108,6 +108,32 @@ from ingest.extract.metadata import strip_site_affixes
             ("Jane Doe", "John Smith"),
         ),
         ("Jane Doe (jane@example.com)", (), ("Jane Doe",)),
+        # A place of several words after a full name is a dateline as a single word is, and
+        # so is one given with a preposition ("in", "reporting from", "aus", "à", "en").
+        ("By Jane Doe, New York", (), ("Jane Doe",)),
+        ("Jane Doe, Hong Kong", (), ("Jane Doe",)),
+        ("JANE DOE, LOS ANGELES", (), ("JANE DOE",)),
+        ("Jane Doe, Rio de Janeiro", (), ("Jane Doe",)),
+        ("Jane Doe, Washington, D.C.", (), ("Jane Doe",)),
+        ("By Jane Doe, Sacramento, Calif.", (), ("Jane Doe",)),
+        ("Jane Doe in New York", (), ("Jane Doe",)),
+        ("Jane Doe in Kyiv and John Smith in Moscow", (), ("Jane Doe", "John Smith")),
+        ("By Jane Doe reporting from Kyiv", (), ("Jane Doe",)),
+        ("Von Jana Müller aus Berlin", (), ("Jana Müller",)),
+        ("Par Jean Dupont à Paris", (), ("Jean Dupont",)),
+        ("Por Juan Pérez en Ciudad de México", (), ("Juan Pérez",)),
+        # The paper a person writes for, set off after the name, is no second author; an
+        # agency still is one, and so is a publication that signs alone.
+        ("Jane Doe, The Washington Post", (), ("Jane Doe",)),
+        ("By Jane Doe and John Smith, Los Angeles Times", (), ("Jane Doe", "John Smith")),
+        ("Jane Doe, USA TODAY", (), ("Jane Doe",)),
+        ("Jane Doe, CBS News", (), ("Jane Doe",)),
+        ("Jane Doe, Special to The Globe and Mail", (), ("Jane Doe",)),
+        ("Jane Doe, for The Guardian", (), ("Jane Doe",)),
+        ("The Washington Post", (), ("The Washington Post",)),
+        ("Jane Doe, Associated Press", (), ("Jane Doe", "Associated Press")),
+        ("Jane Doe, Mary Newsome", (), ("Jane Doe", "Mary Newsome")),
+        ("Jan in 't Veld", (), ("Jan in 't Veld",)),
     ],
 )
 def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str, ...]) -> None:
