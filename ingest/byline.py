@@ -88,29 +88,13 @@ _HOSTLIKE = re.compile(r"(?<![\w.])(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{
 # News agencies sign in lower case or as acronyms; they are authors all the same.
 AGENCIES = frozenset(
     {
-        "afp",
-        "ap",
-        "apa",
-        "ansa",
-        "anp",
-        "belga",
-        "dpa",
-        "dts",
-        "efe",
-        "epd",
-        "kna",
-        "kyodo",
-        "pa",
-        "reuters",
-        "sid",
-        "sda",
-        "ats",
-        "tass",
-        "upi",
-        "xinhua",
-        "yonhap",
+        "aap", "afp", "ani", "ansa", "anp", "antara", "ap", "apa", "ats", "belga", "bernama",
+        "bta", "cna", "ctk", "dpa", "dts", "efe", "epd", "hina", "ians", "interfax", "irna",
+        "jiji", "kna", "kyodo", "lusa", "mena", "mti", "ntb", "pa", "pap", "pna", "pti",
+        "reuters", "ritzau", "sda", "sid", "stt", "tasr", "tass", "ukrinform", "unian", "upi", "vna",
+        "wafa", "xinhua", "yonhap",
     }
-)
+)  # fmt: skip
 # Interface labels that templates put where a byline goes.
 _LABELS = re.compile(
     r"この記事を書いた人|この記事の筆者|すべて見る|もっと見る|記事一覧|"
