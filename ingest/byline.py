@@ -28,8 +28,8 @@ _ONE_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*\.?")
 # colon ("Quelle:", "Text und Fotos:") goes whatever its words.
 PREFIX = re.compile(
     r"^\s*(?:[^:]{1,30}:\s+|(?:by|von|par|por|di|door|av|af|przez|от|автор|written by|"
-    r"view all posts by|zeige alle beiträge von|posted by|reported by|text|autor|autorin|"
-    r"auteur|author|reporter)\s+)",
+    r"view all posts by|zeige alle beiträge von|posted by|published by|reported by|text|"
+    r"autor|autorin|auteur|author|reporter)\s+)",
     re.IGNORECASE,
 )
 _PREFIX_WORDS = frozenset(
@@ -91,8 +91,8 @@ AGENCIES = frozenset(
         "aap", "afp", "ani", "ansa", "anp", "antara", "ap", "apa", "ats", "belga", "bernama",
         "bta", "cna", "ctk", "dpa", "dts", "efe", "epd", "hina", "ians", "interfax", "irna",
         "jiji", "kna", "kyodo", "lusa", "mena", "mti", "ntb", "pa", "pap", "pna", "pti",
-        "reuters", "ritzau", "sda", "sid", "stt", "tasr", "tass", "ukrinform", "unian", "upi", "vna",
-        "wafa", "xinhua", "yonhap",
+        "reuters", "ritzau", "sda", "sid", "stt", "tasr", "tass", "ukrinform", "unian", "upi",
+        "vna", "wafa", "xinhua", "yonhap",
     }
 )  # fmt: skip
 # Interface labels that templates put where a byline goes.
@@ -101,6 +101,14 @@ _LABELS = re.compile(
     r"^(?:themen bearbeiten|mehr (?:zum autor|von)|alle artikel|view all posts|more by|"
     r"follow|folgen|profile|profil|staff|redaktion|editorial team|admin|administrator|"
     r"anonymous|unknown|guest|gast)\b",
+    re.IGNORECASE,
+)
+# Words of the page's furniture that stand alone where a byline goes ("Updated", "Share",
+# "Comments", "Advertisement"): no person. Whole bylines only: "Home" is no name, a "Homer" is.
+_LABEL_WORDS = re.compile(
+    r"(?:last\s+)?(?:updated|published|posted|modified)|shares?|comments?|subscribe|"
+    r"advertisement|anzeige|werbung|sponsored|newsletter|menu|home|opinion|startseite|teilen|"
+    r"kommentare",
     re.IGNORECASE,
 )
 _PARTICLES = frozenset(
@@ -322,6 +330,8 @@ def _name(part: str) -> str | None:
 
 def _plausible(name: str) -> bool:
     if not name or len(name) > _MAX_NAME or _LABELS.search(name) or _NOT_IN_NAMES.search(name):
+        return False
+    if _LABEL_WORDS.fullmatch(name):
         return False
     folded = name.casefold()
     if folded in AGENCIES:

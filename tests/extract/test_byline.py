@@ -27,6 +27,14 @@ from ingest.extract.metadata import strip_site_affixes
         # Labels, e-mail addresses and ids are not people.
         ("Themen bearbeiten", (), ()),
         ("この記事を書いた人", (), ()),
+        ("Updated", (), ()),
+        ("Last Updated", (), ()),
+        ("Comments", (), ()),
+        ("Advertisement", (), ()),
+        ("Home", (), ()),
+        ("Published by Jane Doe", (), ("Jane Doe",)),
+        ("Homer Simpson", (), ("Homer Simpson",)),
+        ("News Desk", (), ("News Desk",)),
         ("d.kuckelkorn@example.de", (), ()),
         ("105092", (), ()),
         # The site's own name is never an author.
