@@ -179,7 +179,14 @@ def publishing_interval(dates: Iterable[datetime], now: datetime) -> timedelta |
     if len(recent) < 2:
         return None
     mean_gap = (recent[0] - recent[-1]) / (len(recent) - 1)
-    return max(mean_gap, now - recent[0])
+    return quiet_for(mean_gap, recent[0], now)
+
+
+def quiet_for(interval: timedelta, newest: datetime, now: datetime) -> timedelta:
+    """A feed's publishing interval as of `now`: the interval between its entries, or the time
+    since its newest entry if that is longer (a feed gone quiet slows down). The one rule for a
+    feed parsed and for one whose poll found nothing new (a 304, the same bytes)."""
+    return max(interval, now - newest)
 
 
 def newest_entry(dates: Iterable[datetime], now: datetime) -> datetime | None:
@@ -336,6 +343,8 @@ class FeedUpdate:
     title: str | None
     site_url: str | None
     publish_interval: timedelta | None
+    """The publishing interval the poll was decided by: a parse's (None: the feed has no
+    publishing history), or the stored one as long as the feed has been quiet since."""
     feed_hint: timedelta | None
     redirect: RedirectState
     move_to: str | None
@@ -385,8 +394,10 @@ def decide_feed_update(
 ) -> FeedUpdate:
     """A successful poll: when to come back (the server's and the feed's hints, the feed's own
     publishing rate), which validators to keep (none when `keep_validators` is false: entries
-    waiting for another try need the next poll to parse the feed again), and whether the feed
-    has moved. `parsed` is None when there was nothing to parse."""
+    waiting for another try need the next poll to parse the feed again; none either when
+    nothing was parsed for a feed whose newest entry's date is not known, so that the next
+    poll reads it and learns how long it has been quiet), and whether the feed has moved.
+    `parsed` is None when there was nothing to parse."""
     policy = policy_for(policy, feed.settings)
     hints = hints_from(
         result.headers,
@@ -399,14 +410,17 @@ def decide_feed_update(
         if parsed
         else []
     )
+    # Unknown to a feed recorded before sql/0024 kept it: its next poll reads the feed again.
+    unknown_newest = feed.publish_interval is not None and feed.newest_entry_at is None
     if parsed:
         publishing = publishing_interval(dates, now)
     elif feed.publish_interval is not None and feed.newest_entry_at is not None:
         # Nothing new (304, or the same bytes): the feed has been quiet for longer still, and
         # slows down as it would if it were parsed.
-        publishing = max(feed.publish_interval, now - feed.newest_entry_at)
+        publishing = quiet_for(feed.publish_interval, feed.newest_entry_at, now)
     else:
         publishing = feed.publish_interval
+    keep_validators = keep_validators and (parsed is not None or not unknown_newest)
     feed_hint = max((h for h in (hints.feed_ttl, hints.feed_update) if h), default=None)
     kept_hint = feed_hint if parsed else feed.feed_hint
     interval = success_interval(policy, publishing=publishing, feed_hint=kept_hint, hints=hints)
@@ -439,7 +453,7 @@ def decide_feed_update(
         parsed=parsed is not None,
         title=parsed.title if parsed else None,
         site_url=parsed.link if parsed else None,
-        publish_interval=publishing if parsed else None,
+        publish_interval=publishing,
         feed_hint=feed_hint,
         redirect=redirect,
         move_to=move_to if move_to != feed.url else None,

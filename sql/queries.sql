@@ -154,6 +154,8 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
 -- The next fetch is never sooner, by the database's clock (which claims compare with), than
 -- the delay decided at %(now)s (the process's clock): a process whose clock runs behind the
 -- database's would otherwise write times already past, and poll the feed at every tick.
+-- A parse records the publishing interval it found, none included (entries without dates): the
+-- polls that find nothing new go on from it, not from an older document's.
 UPDATE ingest.feeds
 SET last_fetched_at = %(now)s,
     polled_at = now(),
@@ -168,7 +170,8 @@ SET last_fetched_at = %(now)s,
     body_hash = CASE WHEN %(keep_body_hash)s THEN COALESCE(%(body_hash)s, body_hash) END,
     title = COALESCE(%(title)s, title),
     site_url = COALESCE(%(site_url)s, site_url),
-    publish_interval = COALESCE(%(publish_interval)s, publish_interval),
+    publish_interval = CASE WHEN %(parsed)s THEN %(publish_interval)s::interval
+                            ELSE COALESCE(%(publish_interval)s, publish_interval) END,
     newest_entry_at = COALESCE(%(newest_entry_at)s, newest_entry_at),
     feed_hint = CASE WHEN %(parsed)s THEN %(feed_hint)s ELSE feed_hint END,
     active = true,

@@ -258,6 +258,25 @@ def test_a_feed_gone_quiet_slows_down_though_it_answers_304() -> None:
         )
         assert unchanged.next_fetch_at == later + POLICY.max_interval
         assert unchanged.newest_entry_at is None  # kept as it is
+        # The interval it is polled at is the one recorded, as a parse would record it.
+        assert unchanged.publish_interval == timedelta(days=3)
+
+
+def test_a_feed_whose_newest_entry_is_not_known_is_read_again_on_its_next_poll() -> None:
+    """A feed with a publishing interval but no newest entry's date (recorded before sql/0024
+    kept it) cannot tell on a 304 (or the same bytes) how long it has been quiet: its
+    validators and body hash are dropped, so that the next poll reads the feed and records the
+    date, instead of polling it at its old rate for as long as it is unchanged. A feed that
+    has both, or neither, keeps its validators."""
+    legacy = replace(FEED, publish_interval=HOUR, newest_entry_at=None)
+    for body_hash in (None, b"old"):
+        result = _result(304 if body_hash is None else 200)
+        unchanged = _update(legacy, result, body_hash=body_hash, parsed=None)
+        assert (unchanged.etag, unchanged.last_modified) == (None, None)
+        assert unchanged.keep_body_hash is False
+    for feed in (replace(legacy, newest_entry_at=NOW - HOUR), FEED):
+        kept = _update(feed, _result(304), body_hash=None, parsed=None)
+        assert (kept.etag, kept.keep_body_hash) == (FEED.etag, True)
 
 
 def test_a_last_modified_later_than_the_response_is_not_sent_back() -> None:

@@ -339,6 +339,65 @@ async def test_a_feed_gone_quiet_slows_down_on_its_304s(
 
 
 @pytest.mark.anyio
+async def test_a_feed_s_304s_poll_it_at_the_rate_its_last_parse_found(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """An hourly feed whose entries then lose their dates: the parse finds no publishing
+    history (the default interval), and records none, so that its 304s days later poll it at
+    that same rate, instead of slowing down by an interval and a newest entry of a document
+    it no longer serves."""
+    pipeline, clock, store = env
+    hourly = [START - HOUR * i for i in range(10)]
+    server.routes["/f"] = static(rss(server.base, hourly), "application/rss+xml", etag='"1"')
+    for n in range(10):
+        server.routes[f"/story/{n}"] = static(article_page(f"Story {n}"))
+    await store.add_feed(server.url("/f"))
+    await pipeline.run()
+    assert feed_rows(database_url)[0]["publish_interval"] == HOUR
+    undated = rss(server.base, hourly).replace("<pubDate>", "<!--").replace("</pubDate>", "-->")
+    server.routes["/f"] = static(undated, "application/rss+xml", etag='"2"')
+    clock.now = START + HOUR
+    make_due(database_url)
+    assert (await pipeline.run()).ok == 1
+    (row,) = feed_rows(database_url)
+    assert row["publish_interval"] is None
+    assert timedelta(minutes=27) <= row["next_fetch_at"] - clock.now <= timedelta(minutes=33)
+    clock.now = START + timedelta(days=3)
+    make_due(database_url)
+    assert (await pipeline.run()).not_modified == 1
+    (row,) = feed_rows(database_url)
+    assert timedelta(minutes=27) <= row["next_fetch_at"] - clock.now <= timedelta(minutes=33)
+
+
+@pytest.mark.anyio
+async def test_a_feed_without_its_newest_entry_s_date_is_read_again_and_slows_down(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """An hourly feed recorded before the date of its newest entry was kept (sql/0024), which
+    has said nothing new for three days and answers 304: its next request goes without
+    validators, the feed is read and polled once a day from then on, instead of every half
+    hour for as long as it answers 304."""
+    pipeline, clock, store = env
+    hourly = [START - HOUR * i for i in range(10)]
+    server.routes["/f"] = static(rss(server.base, hourly), "application/rss+xml", etag='"1"')
+    for n in range(10):
+        server.routes[f"/story/{n}"] = static(article_page(f"Story {n}"))
+    await store.add_feed(server.url("/f"))
+    await pipeline.run()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE ingest.feeds SET newest_entry_at = NULL")
+    clock.now = START + timedelta(days=3)
+    make_due(database_url)
+    assert (await pipeline.run()).not_modified == 1
+    clock.now += HOUR
+    make_due(database_url)
+    assert (await pipeline.run()).ok == 1
+    assert [r.headers.get("if-none-match") for r in server.hits("/f")] == [None, '"1"', None]
+    (row,) = feed_rows(database_url)
+    assert row["next_fetch_at"] - clock.now >= timedelta(hours=21)
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("state", ["given-up", "about-to-give-up", "backing-off"])
 async def test_a_feed_enabled_while_its_poll_fails_stays_enabled(
     env, server: LocalServer, database_url: str, state: str
