@@ -366,8 +366,8 @@ class FeedFailure:
     deactivate: bool
     failures: int
     reason: str | None = None
-    """Why the feed is given up on, shown in `news.feeds.inactive_reason` (None unless
-    `deactivate`)."""
+    """Why the feed is given up on, shown in `news.feeds.inactive_reason`: None unless
+    `deactivate`, or the feed, inactive already, is found gone (then its reason anew)."""
 
 
 def policy_for(policy: Policy, settings: FeedSettings) -> Policy:
@@ -525,12 +525,17 @@ def decide_feed_failure(
         gone
         or should_deactivate(policy, failures=failures, failing_since=feed.failing_since, now=now)
     )
-    if not deactivate:
-        reason = None
-    elif gone:
-        reason = f"gone: the feed answers HTTP {status} ({failures} in a row); last: {error[:500]}"
-    else:
+    # Found gone, a feed given up on already is so for the latest cause, not the one it was
+    # given up for (a streak of 503s, a web page).
+    if gone:
+        reason = (
+            f"gone: the feed answers HTTP {status} ({failures} failures in a row); "
+            f"last: {error[:500]}"
+        )
+    elif deactivate:
         reason = f"gave up after {failures} failures in a row; last: {error[:500]}"
+    else:
+        reason = None
     return FeedFailure(
         feed_id=feed.id,
         now=now,

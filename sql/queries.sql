@@ -202,7 +202,8 @@ UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
 -- has fewer failures than the claim read (%(claimed_failures)s) or is active where it was not
 -- (%(claimed_active)s): its outcome is the one decided for the feed as enable_feed left it (the
 -- fresh_ parameters, when given), so that a poll which started before the operator's change does
--- not undo it (the feed given up on again, or asked again only at the slowest rate).
+-- not undo it (the feed given up on again, or asked again only at the slowest rate). A feed
+-- given up on already takes the reason given (it is found gone), else keeps its own.
 WITH claimed AS (
     SELECT id,
            %(fresh_next_fetch_at)s::timestamptz IS NOT NULL
@@ -232,7 +233,9 @@ SET last_fetched_at = %(now)s,
     consecutive_failures = f.consecutive_failures + 1,
     failing_since = COALESCE(f.failing_since, %(now)s),
     active = f.active AND NOT o.deactivate,
-    inactive_reason = CASE WHEN o.deactivate THEN o.reason ELSE f.inactive_reason END,
+    inactive_reason = CASE WHEN o.deactivate OR NOT f.active
+                           THEN COALESCE(o.reason, f.inactive_reason)
+                           ELSE f.inactive_reason END,
     redirect_to = NULL,
     redirect_seen = 0,
     redirect_since = NULL,

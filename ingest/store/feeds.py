@@ -219,9 +219,10 @@ class FeedStore(StoreBase):
         if_enabled: FeedFailure | None = None,
     ) -> None:
         """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
-        why) and release the lease; a no-op if the lease was lost. `claimed` is what the claim
-        read of the feed (active, consecutive failures): when `enable_feed` has changed it
-        since, `if_enabled` (the failure decided for the feed as enabled) is recorded instead.
+        why; a `reason` alone replaces that of a feed given up on already) and release the
+        lease; a no-op if the lease was lost. `claimed` is what the claim read of the feed
+        (active, consecutive failures): when `enable_feed` has changed it since, `if_enabled`
+        (the failure decided for the feed as enabled) is recorded instead.
         The URLs the error and reason quote are stored as `redact_text` shows them."""
         fresh = if_enabled
         error = redact_text(error)
@@ -349,9 +350,10 @@ def _feed(row: dict[str, Any]) -> Feed:
 
 
 def _inactive_reason(deactivate: bool, reason: str | None, error: str) -> str | None:
-    """Why a failed poll gives up on its feed, shown in news.feeds.inactive_reason."""
-    if not deactivate:
-        return None
+    """Why a failed poll gives up on its feed, or on a feed given up already (found gone),
+    shown in news.feeds.inactive_reason."""
     if reason:
         return redact_text(reason)
+    if not deactivate:
+        return None
     return f"gave up after repeated failures; last: {error[:500]}"

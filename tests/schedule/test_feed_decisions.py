@@ -152,6 +152,25 @@ def test_410_gone_gives_the_feed_up_at_once_with_the_reason() -> None:
     assert failure.reason.startswith("gone: the feed answers HTTP 410")
 
 
+def test_a_feed_given_up_already_that_answers_410_says_it_is_gone() -> None:
+    """A feed given up on after a long streak of 503s, probed once a day, that then answers
+    410 Gone: the reason it is inactive is the latest cause, that it is gone, not the streak
+    it was given up on for. It stays inactive, probed at the slowest rate."""
+    given_up = replace(
+        FEED,
+        active=False,
+        consecutive_failures=POLICY.deactivate_after_failures + 2,
+        failing_since=NOW - timedelta(days=5),
+    )
+    failure = _fail(given_up, "HTTP 410", status=410)
+    assert not failure.deactivate
+    assert failure.reason is not None
+    assert failure.reason.startswith("gone: the feed answers HTTP 410")
+    assert failure.next_fetch_at >= NOW + POLICY.max_interval * (1 - POLICY.jitter)
+    # Another failure of a feed given up on leaves its reason as it is.
+    assert _fail(given_up, "HTTP 503", status=503).reason is None
+
+
 def test_404_gives_up_sooner_only_on_a_feed_that_answered_before() -> None:
     streak = replace(
         FEED,

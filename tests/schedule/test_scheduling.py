@@ -197,6 +197,32 @@ async def test_failing_feed_is_given_up_then_recovers(
 
 
 @pytest.mark.anyio
+async def test_a_feed_given_up_on_that_then_answers_410_is_recorded_gone(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed given up on after its 503s, probed at the slowest rate, that then answers 410:
+    news.feeds.inactive_reason says it is gone, the latest cause, not the 503s it was given up
+    for; it stays inactive and probed once a day."""
+    pipeline, clock, store = env
+    server.routes["/f"] = Response(503, b"down", {"Content-Type": "text/plain"})
+    await store.add_feed(server.url("/f"))
+    for step in range(4):
+        clock.now = START + timedelta(days=1) * step
+        make_due(database_url)
+        await pipeline.run()
+    (row,) = feed_rows(database_url)
+    assert row["inactive_reason"].startswith("gave up after 3 failures")
+    server.routes["/f"] = Response(410, b"gone", {"Content-Type": "text/plain"})
+    clock.now += timedelta(days=1)
+    make_due(database_url)
+    await pipeline.run()
+    (row,) = feed_rows(database_url)
+    assert row["active"] is False
+    assert row["inactive_reason"].startswith("gone: the feed answers HTTP 410")
+    assert timedelta(hours=21) <= row["next_fetch_at"] - clock.now <= timedelta(hours=24)
+
+
+@pytest.mark.anyio
 async def test_permanent_redirect_moves_feed_after_a_day(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
