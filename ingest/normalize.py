@@ -593,6 +593,12 @@ def zone_offset(name: str) -> timezone | None:
     return timezone(timedelta(minutes=-minutes if spelled[0] == "-" else minutes))
 
 
+def hour_of_day(hour: int, half: str) -> int:
+    """The 24-hour clock's hour of a 12-hour clock's (1 to 12) before `half`, `AM` or `PM`
+    (`a.m.`, `p`): 12 AM is midnight, 12 PM noon."""
+    return hour % 12 + (12 if half[:1].lower() == "p" else 0)
+
+
 EARLIEST_DATE = datetime(1991, 1, 1, tzinfo=UTC)
 """No page or feed entry was published before the web: an earlier date is a placeholder (the
 Unix epoch of a timestamp 0, year 1 of an unset .NET or Java date, 1900 of a spreadsheet's)."""

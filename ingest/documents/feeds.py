@@ -32,6 +32,7 @@ from ingest.normalize import (
     ZONE_OFFSETS,
     charset_of,
     full_year,
+    hour_of_day,
     unique_tags,
     utf8_with_windows_1252,
 )
@@ -492,7 +493,7 @@ def _year_first(value: str) -> time.struct_time | None:
     clock = None
     if hour is not None:
         if half is not None and 1 <= int(hour) <= 12:  # 12 AM is midnight, 12 PM noon
-            hour = str(int(hour) % 12 + (12 if half.upper() == "PM" else 0))
+            hour = str(hour_of_day(int(hour), half))
         clock = f"{hour}:{rest}"
     return _rfc822([day, _MONTH_NAMES[int(month) - 1], year, *filter(None, (clock, zone))])
 

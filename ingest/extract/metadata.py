@@ -25,10 +25,12 @@ from ingest.normalize import (
     canonical_url,
     clean_inline,
     clean_url,
+    hour_of_day,
     rfc2822_date,
     site_of,
     to_utc,
     unique_tags,
+    zone_offset,
 )
 from ingest.types import PageMetadata
 
@@ -460,7 +462,9 @@ def _iso(value: str) -> datetime | None:
     """An ISO 8601 date or date-time as written (naive when it has no offset), else an RFC 822
     one (`Mon, 02 Jun 2025 08:15:00 +0200`, as some pages copy their feed's pubDate into
     JSON-LD or meta tags; naive without a zone; a short year read as RFC 2822 says); None when
-    it is neither."""
+    it is neither. Either may end with a zone's name that `ZONE_OFFSETS` knows (`2025-06-02
+    08:15 HST`, `Jun 2, 2025 8:15 AM EDT`) and tell its time on a 12-hour clock: that time in
+    that zone (a name the table does not know is none, as in feeds and sitemaps)."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -468,7 +472,33 @@ def _iso(value: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
-    return rfc2822_date(value)
+    zone = None
+    if (named := _ZONE_NAME.search(text)) and (zone := zone_offset(named[1])) is not None:
+        text = text[: named.start()]
+    text = _TWELVE_HOUR.sub(_on_the_24_hour_clock, text)
+    when: datetime | None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = rfc2822_date(text)
+    if when is not None and zone is not None and when.tzinfo is None:
+        return when.replace(tzinfo=zone)
+    return when
+
+
+# The zone's name a date-time ends with (`... 08:15 HST`), looked up in `ZONE_OFFSETS`.
+_ZONE_NAME = re.compile(r"\s([A-Za-z]{2,5})\s*$")
+# A time on the 12-hour clock: `8:15 PM`, `8:15:30 a.m.`, `12:05AM`.
+_TWELVE_HOUR = re.compile(r"(?<!\d)(\d{1,2})(:\d{2}(?::\d{2})?)\s*([AaPp])\.?[Mm]\.?(?![A-Za-z])")
+
+
+def _on_the_24_hour_clock(match: re.Match[str]) -> str:
+    """`_TWELVE_HOUR`'s time on the 24-hour clock, its hour in two digits (ISO 8601 wants
+    them); an hour that is not 1 to 12 is left as written."""
+    hour = int(match[1])
+    if not 1 <= hour <= 12:
+        return match[0]
+    return f"{hour_of_day(hour, match[3]):02d}{match[2]}"
 
 
 def _article_time(tree: _Element) -> str | None:

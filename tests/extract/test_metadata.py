@@ -4,13 +4,18 @@ read from a parsed page."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from lxml import html
 
-from ingest.extract.metadata import complete_metadata, json_ld_article, structured_metadata
+from ingest.extract.metadata import (
+    choose_published,
+    complete_metadata,
+    json_ld_article,
+    structured_metadata,
+)
 from ingest.types import PageMetadata
 
 URL = "https://www.example.com/news/2024/story.html"
@@ -449,3 +454,66 @@ def test_the_h1_is_the_headline_where_a_title_of_the_page_agrees_against_the_jso
     node = {"@type": "Article", "name": "New Zealand", "headline": "Island country in Oceania"}
     meta = _meta(_ld(node) + head, body="<h1>New Zealand</h1><p>Text.</p>")
     assert meta.title == expected
+
+
+_JUNE_2 = datetime(2025, 6, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-06-02 08:15 HST", _JUNE_2 + timedelta(hours=18, minutes=15)),
+        ("2025-06-02T08:15:00 CEST", _JUNE_2 + timedelta(hours=6, minutes=15)),
+        ("2025-06-02 8:15 PM EDT", _JUNE_2 + timedelta(days=1, minutes=15)),
+        ("Jun 2, 2025 8:15 AM EDT", _JUNE_2 + timedelta(hours=12, minutes=15)),
+        ("June 2, 2025 8:15 p.m. EDT", _JUNE_2 + timedelta(days=1, minutes=15)),
+        ("Monday, June 2, 2025 12:05 AM PDT", _JUNE_2 + timedelta(hours=7, minutes=5)),
+        ("Mon, 02 Jun 2025 08:15:00 HST", _JUNE_2 + timedelta(hours=18, minutes=15)),
+        ("Mon, 02 Jun 2025 08:15:00 aest", _JUNE_2 - timedelta(hours=1, minutes=45)),
+        ("Jun 2, 2025 8:15 PM", _JUNE_2 + timedelta(hours=20, minutes=15)),
+        ("Jun 2, 2025 12:15 PM GMT", _JUNE_2 + timedelta(hours=12, minutes=15)),
+    ],
+)
+def test_a_page_time_with_a_zone_s_name_is_that_time_in_that_zone(
+    value: str, expected: datetime
+) -> None:
+    """A publication time written with a zone's name (`ZONE_OFFSETS`, the table feeds and
+    sitemaps read theirs from) and a 12-hour clock is that instant, not the same digits in
+    UTC: 8:15 AM EDT is 12:15 UTC, 8:15 PM in Honolulu the next day's 06:15."""
+    assert choose_published([value]) == (expected, True)
+
+
+def test_a_zone_s_name_on_another_time_of_the_page_gives_the_offset_of_a_naive_one() -> None:
+    """A naive datePublished beside a modification time written with a zone's name is read in
+    that zone, as it is beside one written with an offset; a name the table does not know is
+    no zone (IST names zones hours apart)."""
+    naive = ["2025-06-02T08:15:00"]
+    assert choose_published(naive, ["2025-06-02 09:00 EDT"])[0] == _JUNE_2 + timedelta(
+        hours=12, minutes=15
+    )
+    assert choose_published(naive, ["2025-06-02 09:00 IST"])[0] == _JUNE_2 + timedelta(
+        hours=8, minutes=15
+    )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<meta property="article:published_time" content="2025-06-02 08:15 HST">',
+        _ld({"@type": "NewsArticle", "headline": "H", "datePublished": "2025-06-02 08:15 HST"}),
+    ],
+)
+def test_a_page_s_publication_time_with_a_zone_s_name_is_read_in_that_zone(head: str) -> None:
+    """`article:published_time` or JSON-LD `datePublished` of `2025-06-02 08:15 HST` (PHP's
+    `Y-m-d H:i T`): 18:15 UTC, with its time of day, instead of no date at all."""
+    meta = _meta(head)
+    assert (meta.published_at, meta.published_has_time) == (
+        _JUNE_2 + timedelta(hours=18, minutes=15),
+        True,
+    )
+
+
+def test_an_article_time_element_with_a_zone_s_name_is_read_in_that_zone() -> None:
+    """`<time datetime="Jun 2, 2025 8:15 AM EDT">` inside the article: 12:15 UTC."""
+    body = '<article><time datetime="Jun 2, 2025 8:15 AM EDT">June 2</time><p>Text.</p></article>'
+    assert _meta("", body).published_at == _JUNE_2 + timedelta(hours=12, minutes=15)
