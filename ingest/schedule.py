@@ -510,8 +510,8 @@ def decide_feed_failure(
     Retry-After HTTP-date counts from). A Retry-After is capped at the
     service's maximum interval, not at a lower one of the feed's own (`ingest feeds set`): the
     operator asks to hear from the feed that often, not to ask again against the server's
-    word."""
-    retry_after_cap = policy.max_interval
+    word; nor to probe a feed given up on more often than the service probes any."""
+    service_max = policy.max_interval
     policy = policy_for(policy, feed.settings)
     failures = feed.consecutive_failures + 1
     answered_before = feed.body_hash is not None or feed.etag is not None or feed.title is not None
@@ -528,25 +528,28 @@ def decide_feed_failure(
     # Found gone, a feed given up on already is so for the latest cause, not the one it was
     # given up for (a streak of 503s, a web page).
     if gone:
-        reason = (
-            f"gone: the feed answers HTTP {status} ({failures} failures in a row); "
-            f"last: {error[:500]}"
-        )
+        streak = f"{failures} failure{'s' * (failures > 1)} in a row"
+        reason = f"gone: the feed answers HTTP {status} ({streak}); last: {error[:500]}"
     elif deactivate:
         reason = f"gave up after {failures} failures in a row; last: {error[:500]}"
     else:
         reason = None
+    active = feed.active and not deactivate
+    # A feed given up on is probed at the service's slowest rate (its own, when that is
+    # slower still): a lower maximum of its own bounds the polls of a feed that answers; a
+    # feed gone (410) would be asked every few minutes for ever.
+    slowest = max(service_max, policy.max_interval)
     return FeedFailure(
         feed_id=feed.id,
         now=now,
         next_fetch_at=next_fetch_at(
             now,
-            policy=policy,
+            policy=policy if active else replace(policy, max_interval=slowest),
             interval=policy.default_interval,
             failures=failures,
-            active=feed.active and not deactivate,
+            active=active,
             retry_after=parse_retry_after(retry_after, now, date=date),
-            retry_after_cap=max(retry_after_cap, policy.max_interval),
+            retry_after_cap=slowest,
             rng=rng,
         ),
         error=error,

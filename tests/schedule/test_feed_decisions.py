@@ -253,6 +253,31 @@ def test_a_feed_s_own_maximum_interval_does_not_cut_a_retry_after_short() -> Non
     assert _fail(streak, "HTTP 500").next_fetch_at <= NOW + timedelta(minutes=10)
 
 
+def test_a_feed_given_up_on_is_probed_once_a_day_whatever_its_own_maximum() -> None:
+    """A feed the operator wants polled at least every 10 minutes (`max_interval=10m`) that is
+    given up on (410 Gone, or a long streak of failures), and one given up on already: probed
+    once per INGEST_MAX_INTERVAL, as every feed given up on is, not every 10 minutes for ever.
+    A feed whose own minimum is longer than that (`min_interval=2d`) is probed no more often
+    than its minimum; while active, the feed's own maximum still bounds its backoff."""
+    eager = replace(FEED, settings=FeedSettings(max_interval=timedelta(minutes=10)))
+    given_up = replace(eager, active=False, consecutive_failures=20, failing_since=NOW - HOUR)
+    streak = replace(
+        eager,
+        consecutive_failures=POLICY.deactivate_after_failures,
+        failing_since=NOW - POLICY.deactivate_after,
+    )
+    for failure in (
+        _fail(eager, "HTTP 410", status=410),
+        _fail(given_up, "HTTP 503", status=503),
+        _fail(streak, "HTTP 503", status=503),
+    ):
+        assert failure.next_fetch_at == NOW + POLICY.max_interval
+    slow = replace(given_up, settings=FeedSettings(min_interval=timedelta(days=2)))
+    assert _fail(slow, "HTTP 503", status=503).next_fetch_at == NOW + timedelta(days=2)
+    active = replace(eager, consecutive_failures=3, failing_since=NOW - HOUR)
+    assert _fail(active, "HTTP 503", status=503).next_fetch_at <= NOW + timedelta(minutes=10)
+
+
 def test_a_feed_gone_quiet_slows_down_though_it_answers_304() -> None:
     """The newest entry's date is kept with the feed: a feed that published hourly and has
     said nothing new for three days slows to the maximum interval on its 304s (or on the

@@ -223,6 +223,23 @@ async def test_a_feed_given_up_on_that_then_answers_410_is_recorded_gone(
 
 
 @pytest.mark.anyio
+async def test_a_gone_feed_polled_at_least_every_10_minutes_is_probed_once_a_day(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed set to `max_interval=10m` that answers 410 Gone is given up on and probed once a
+    day, as every feed given up on is, instead of asked every 10 minutes for ever."""
+    pipeline, _clock, store = env
+    server.routes["/f"] = Response(410, b"gone", {"Content-Type": "text/plain"})
+    await store.add_feed(server.url("/f"))
+    await store.set_feed_settings(server.url("/f"), {"max_interval": 600}, {}, None)
+    await pipeline.run()
+    (row,) = feed_rows(database_url)
+    assert row["active"] is False
+    assert timedelta(hours=21) <= row["next_fetch_at"] - START <= timedelta(hours=24)
+    assert row["inactive_reason"].startswith("gone: the feed answers HTTP 410 (1 failure in")
+
+
+@pytest.mark.anyio
 async def test_permanent_redirect_moves_feed_after_a_day(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
