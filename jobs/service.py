@@ -105,6 +105,24 @@ class Service:
             return
         self._current = asyncio.ensure_future(self._poll())
 
+    async def _keep_ticking(self) -> None:
+        """Ticks that APScheduler misses for two intervals, counted on the monotonic clock.
+        It times its interval job on the wall clock: set back (by NTP, an operator, a virtual
+        machine resumed), that clock has it wait for the time it had set, an hour for a clock
+        set back an hour, and nothing would be polled meanwhile. Once missed, the ticks are
+        this loop's, every interval, until the scheduler's come again."""
+        ours: float | None = None  # when this loop last ticked
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            late = time.monotonic() - self._tick_at
+            by_scheduler = self._tick_at != ours
+            if by_scheduler and late < 2 * self.tick_seconds:
+                continue
+            if by_scheduler:  # once a gap, not at every tick of an hour's
+                log.warning("ticks_missed", seconds=round(late, 1))
+            await self._tick()
+            ours = self._tick_at
+
     async def _poll(self) -> None:
         problem = await poll_due_feeds(self.pipeline)
         self._failed_ticks = self._failed_ticks + 1 if problem else 0
@@ -146,12 +164,15 @@ class Service:
             )
         self._tick_at = time.monotonic()
         scheduler.start()
+        keep_ticking = asyncio.ensure_future(self._keep_ticking())
         log.info("service_started", owner=self.pipeline.owner, tick_seconds=self.tick_seconds)
         try:
             await self._stop.wait()
         finally:
             self.pipeline.request_stop()
             scheduler.pause()
+            keep_ticking.cancel()
+            await asyncio.gather(keep_ticking, return_exceptions=True)
             current = self._current
             if current is not None and not current.done():
                 log.info("service_draining", grace_seconds=GRACE_SECONDS)
