@@ -782,13 +782,16 @@ class Pipeline:
         named = [redact_url(f.url) for f in found]
         reason = f"a web page, not a feed: replaced by {', '.join(named)}"
         log.info("feed_rediscovered", found=named)
+        # Given up on (or, given up already, for this reason now), and so probed at the
+        # slowest rate, as every feed given up on is.
         failure = decide_feed_failure(
-            feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng
-        )
+            feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng,
+            give_up=reason,
+        )  # fmt: skip
         with self._finishing_poll(feed.id):
             await self.store.feed_failed(
                 feed.id, owner=self.owner, now=failure.now, next_fetch_at=failure.next_fetch_at,
-                error=reason, deactivate=True, reason=reason,
+                error=reason, deactivate=failure.deactivate, reason=failure.reason,
             )  # fmt: skip
         return FeedOutcome(feed.id, "error", error=reason)
 

@@ -502,10 +502,12 @@ def decide_feed_failure(
     rng: random.Random,
     status: int | None = None,
     date: str | None = None,
+    give_up: str | None = None,
 ) -> FeedFailure:
     """A failed poll: one more failure in the streak, backoff (a Retry-After honoured when it
     is later), and whether to give up on the feed now: after a long streak of failures of any
-    kind; at once on 410 Gone; after a short streak of 404s when the feed has answered before
+    kind; at once on 410 Gone, or when the caller says why (`give_up`: a web page replaced by
+    the feeds it links); after a short streak of 404s when the feed has answered before
     (`status` is the HTTP status of the failure, if any; `date` its Date header, which a
     Retry-After HTTP-date counts from). A Retry-After is capped at the
     service's maximum interval, not at a lower one of the feed's own (`ingest feeds set`): the
@@ -523,11 +525,14 @@ def decide_feed_failure(
     )
     deactivate = feed.active and (
         gone
+        or give_up is not None
         or should_deactivate(policy, failures=failures, failing_since=feed.failing_since, now=now)
     )
     # Found gone, a feed given up on already is so for the latest cause, not the one it was
     # given up for (a streak of 503s, a web page).
-    if gone:
+    if give_up is not None:
+        reason = give_up
+    elif gone:
         streak = f"{failures} failure{'s' * (failures > 1)} in a row"
         reason = f"gone: the feed answers HTTP {status} ({streak}); last: {error[:500]}"
     elif deactivate:

@@ -278,6 +278,19 @@ def test_a_feed_given_up_on_is_probed_once_a_day_whatever_its_own_maximum() -> N
     assert _fail(active, "HTTP 503", status=503).next_fetch_at <= NOW + timedelta(minutes=10)
 
 
+def test_a_feed_given_up_for_a_reason_of_the_caller_s_is_probed_at_the_slowest_rate() -> None:
+    """A web page replaced by the feeds it links is given up on at its first failure, with
+    that reason, and probed once a day, not polled again on a first failure's backoff; found
+    so again on a later probe, it stays given up on with that reason, probed as before."""
+    why = "a web page, not a feed: replaced by https://news.example/rss"
+    for feed in (FEED, replace(FEED, active=False, consecutive_failures=1)):
+        failure = decide_feed_failure(
+            feed, why, retry_after=None, policy=POLICY, now=NOW, rng=random.Random(1), give_up=why
+        )
+        assert (failure.deactivate, failure.reason) == (feed.active, why)
+        assert failure.next_fetch_at == NOW + POLICY.max_interval
+
+
 def test_a_feed_gone_quiet_slows_down_though_it_answers_304() -> None:
     """The newest entry's date is kept with the feed: a feed that published hourly and has
     said nothing new for three days slows to the maximum interval on its 304s (or on the

@@ -240,6 +240,29 @@ async def test_a_gone_feed_polled_at_least_every_10_minutes_is_probed_once_a_day
 
 
 @pytest.mark.anyio
+async def test_a_web_page_given_up_for_its_feeds_is_probed_once_a_day(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A web page registered as a feed, given up on for the feed it links (registered
+    instead): probed once a day, as every feed given up on is, not polled again minutes later
+    on a first failure's backoff (each poll fetching the page and looking for its feeds)."""
+    pipeline, _clock, store = env
+    server.routes["/"] = static(
+        "<html><head><title>Harbour Times</title>"
+        '<link rel="alternate" type="application/rss+xml" title="News" href="/feed.xml">'
+        "</head><body><p>Welcome</p></body></html>"
+    )
+    server.routes["/feed.xml"] = static(rss(server.base, [START]), "application/rss+xml")
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    await store.add_feed(server.url("/"))
+    await pipeline.run()
+    page = next(r for r in feed_rows(database_url) if r["url"] == server.url("/"))
+    assert page["active"] is False
+    assert page["inactive_reason"].startswith("a web page, not a feed: replaced by")
+    assert timedelta(hours=21) <= page["next_fetch_at"] - START <= timedelta(hours=24)
+
+
+@pytest.mark.anyio
 async def test_permanent_redirect_moves_feed_after_a_day(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
