@@ -21,6 +21,8 @@ from ingest.normalize import (
     absolute_http_url,
     canonical_url,
     clean_inline,
+    redact_text,
+    redact_url,
     site_of,
     unique_tags,
 )
@@ -84,6 +86,22 @@ def feed_state(row: Mapping[str, Any]) -> str:
 def _paused(row: Mapping[str, Any]) -> bool:
     when = row.get("next_fetch_at")
     return isinstance(when, datetime) and when.year >= 9999
+
+
+def shown_feed(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A feed's row as `feeds list` prints it unless asked for credentials: its URL and site URL
+    as schema news shows them (`redact_url`: no user-info, the value of a query parameter named
+    as a credential as `***`), and the URLs its error and inactive reason quote so too
+    (`redact_text`: rows stored before errors were redacted, sql/0031, hold them as given).
+    Operators paste the list into tickets."""
+    shown = dict(row)
+    for key in ("url", "site_url"):
+        if shown.get(key):
+            shown[key] = redact_url(shown[key])
+    for key in ("last_error", "inactive_reason"):
+        if shown.get(key):
+            shown[key] = redact_text(shown[key])
+    return shown
 
 
 def feed_line(row: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ import structlog
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings
 from ingest.errors import ConfigError, IngestError, LockLost
-from ingest.normalize import canonical_url
+from ingest.normalize import canonical_url, redact_text, redact_url
 from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
 from ingest.store.retention import FORGET_PRUNED_AFTER
@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "list", help="list feeds: state, kind, last status, next fetch, why inactive"
     )
     ls.add_argument("--json", action="store_true", help="the same fields, as JSON")
+    ls.add_argument(
+        "--show-credentials",
+        action="store_true",
+        help="URLs as registered, user-info and token parameters included (default: as "
+        "news.feeds shows them, https://host/feed?token=***)",
+    )
     show = fsub.add_parser(
         "show",
         help="everything about one feed",
@@ -416,6 +422,10 @@ def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str], di
     return list(dict.fromkeys(urls)), rejected, restored
 
 
+def _no_such_feed(url: str) -> None:
+    print(f"ingest: no such feed: {redact_url(url)}", file=sys.stderr)
+
+
 def _check_feed_url(url: str) -> str:
     """The feed URL in canonical form, so that spellings of one URL make one feed."""
     try:
@@ -456,16 +466,16 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
                         if feed is not None:
                             await _restore(store, url, feed)
                         added += 1
-                        print(f"added   {url}")
+                        print(f"added   {redact_url(url)}")
                     else:
-                        print(f"present {url}")
+                        print(f"present {redact_url(url)}")
                 print(f"{added} added, {len(checked) - added} already present")
                 return 0
 
             code = _run(lambda dsn: _with_store(dsn, add), settings)
         # What could not be imported, after what could: each line once, and exit 1.
         for line in rejected:
-            print(f"ingest: {line}", file=sys.stderr)
+            print(redact_text(f"ingest: {line}"), file=sys.stderr)
         return 1 if rejected else code
 
     if action == "set":
@@ -485,18 +495,18 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
 
         async def set_mode(store: Store) -> int:
             if await store.set_text_mode(_check_feed_url(args.url), args.mode):
-                print(f"text mode {args.mode}: {args.url}")
+                print(f"text mode {args.mode}: {redact_url(args.url)}")
                 return 0
-            print(f"ingest: no such feed: {args.url}", file=sys.stderr)
+            _no_such_feed(args.url)
             return 1
 
         return _run(lambda dsn: _with_store(dsn, set_mode), settings)
 
     async def remove(store: Store) -> int:
         if await store.remove_feed(_check_feed_url(args.url)):
-            print(f"removed {args.url}")
+            print(f"removed {redact_url(args.url)}")
             return 0
-        print(f"ingest: no such feed: {args.url}", file=sys.stderr)
+        _no_such_feed(args.url)
         return 1
 
     return _run(lambda dsn: _with_store(dsn, remove), settings)
@@ -522,11 +532,14 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
                 except OSError as e:
                     raise ConfigError(f"cannot write {args.file}: {e.strerror or e}") from None
                 print(f"{len(feeds)} feeds written to {args.file}", file=sys.stderr)
-        elif args.json:
-            print(admin.json_rows(feeds))
         else:
-            for feed in feeds:
-                print(admin.feed_line(feed))
+            if not args.show_credentials:
+                feeds = [admin.shown_feed(feed) for feed in feeds]
+            if args.json:
+                print(admin.json_rows(feeds))
+            else:
+                for feed in feeds:
+                    print(admin.feed_line(feed))
         return 0
     url = _check_feed_url(args.url)
     if action == "show":
@@ -536,11 +549,11 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
             print(admin.to_json(details) if args.json else "\n".join(admin.feed_details(details)))
     elif action == "enable":
         if found := await store.enable_feed(url):
-            print(f"enabled {args.url}: due now")
+            print(f"enabled {redact_url(args.url)}: due now")
     elif found := await store.disable_feed(url, PAUSED):
-        print(f"paused {args.url}")
+        print(f"paused {redact_url(args.url)}")
     if not found:
-        print(f"ingest: no such feed: {args.url}", file=sys.stderr)
+        _no_such_feed(args.url)
         return 1
     return 0
 
@@ -570,13 +583,13 @@ async def _set(url: str, change: SettingsChange, store: Store) -> int:
     canonical = _check_feed_url(url)
     stored = await store.set_feed_settings(canonical, change.changes, change.headers, change.tags)
     if stored is None:
-        print(f"ingest: no such feed: {url}", file=sys.stderr)
+        _no_such_feed(url)
         return 1
     if change.text_mode is not None:
         await store.set_text_mode(canonical, change.text_mode)
     shown = {k: v for k, v in stored["settings"].items() if k != "headers"}
     names = sorted(stored["settings"].get("headers") or {})
-    print(f"set {url}: settings {shown}, headers {names}, tags {list(stored['tags'])}")
+    print(f"set {redact_url(url)}: settings {shown}, headers {names}, tags {list(stored['tags'])}")
     return 0
 
 
@@ -597,7 +610,7 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
     async def latest(store: Store) -> int:
         if feed is not None and await store.feed_by_url(feed) is None:
             # No feed, no articles of it: a typo is told apart from a feed that stored none.
-            print(f"ingest: no such feed: {args.feed}", file=sys.stderr)
+            _no_such_feed(args.feed)
             return 1
         rows = await store.latest_articles(feed=feed, site=site, since=since, limit=args.limit)
         if args.json:
@@ -698,10 +711,10 @@ async def _add_discovering(
             if (feed := restored.get(url)) is not None:
                 await _restore(runs, url, feed)
             added += 1
-            print(f"added   {url}{note}")
+            print(redact_text(f"added   {url}{note}"))
         else:
             present += 1
-            print(f"present {url}{note}")
+            print(redact_text(f"present {url}{note}"))
 
     async def check(url: str) -> list[tuple[str, SourceKind, str, str | None, str | None]]:
         """What to register for `url`: (url, kind, note, title, site) each."""

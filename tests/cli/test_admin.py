@@ -20,6 +20,7 @@ from ingest import admin
 from tests.cli.test_commands import ingest as _ingest
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.pipelines import PARAGRAPH, article_page, rss
+from tests.support.secret_urls import SECRET
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LOCAL = {"INGEST_ALLOW_PRIVATE_NETWORKS": "true", "INGEST_HOST_DELAY": "0"}
@@ -323,6 +324,50 @@ def test_an_export_file_is_readable_by_its_owner_only(database_url: str, tmp_pat
         os.umask(umask)
     assert "Bearer T0ken" in target.read_text(encoding="utf-8")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.integration
+def test_what_the_feeds_commands_print_names_no_credential(database_url: str) -> None:
+    """A feed URL's user-info and credential query parameters (a token, an API key), its site
+    URL's, and a URL quoted by an error stored before errors were redacted: every `feeds`
+    command that prints them, as lines or JSON, on stdout or stderr, names them as schema news
+    does (`https://host/feed?token=***`), so that its output can be pasted into a ticket;
+    `feeds list --show-credentials` and `feeds export` (a backup) give them as registered (was:
+    `feeds list` and `--json`, and the lines of add, enable, disable, set, text-mode and remove,
+    printed the token and the password)."""
+    url = f"https://reader:{SECRET}@one.example/feed?page=2&token={SECRET}"
+    shown = "https://one.example/feed?page=2&token=***"
+    printed = [ingest(database_url, "feeds", "add", "--no-discover", url)]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET site_url = %s, last_error = %s, last_status = 'error'",
+            (
+                f"https://one.example/?api_key={SECRET}",
+                f"HTTP 403 from https://reader:{SECRET}@one.example/feed?token={SECRET}",
+            ),
+        )
+    for args in (
+        ("list",), ("list", "--json"), ("show", url), ("show", "--json", url),
+        ("set", url, "tags=a", f"header.Authorization=Bearer {SECRET}"), ("text-mode", url, "page"),
+        ("disable", url), ("enable", url), ("show", url.replace("one.", "two.")),
+        ("enable", url.replace("one.", "two.")), ("remove", url.replace("one.", "two.")),
+    ):  # fmt: skip
+        printed.append(ingest(database_url, "feeds", *args))
+    listed = ingest(database_url, "feeds", "list")
+    removed = ingest(database_url, "feeds", "remove", url)
+    printed += [listed, removed]
+    for done in printed:
+        assert done.returncode in (0, 1), done.stderr
+        assert SECRET not in done.stdout + done.stderr, done.args
+    assert shown in listed.stdout
+    assert shown in removed.stdout
+
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    assert url in ok(database_url, "feeds", "list", "--show-credentials")
+    listed_json = json.loads(ok(database_url, "feeds", "list", "--json", "--show-credentials"))
+    assert [f["url"] for f in listed_json] == [url]
+    exported = ET.fromstring(ok(database_url, "feeds", "export"))
+    assert [o.get("xmlUrl") for o in exported.findall("./body/outline")] == [url]
 
 
 @pytest.mark.integration
