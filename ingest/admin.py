@@ -388,7 +388,10 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
         if not sep or not key:
             raise ValueError(f"{pair!r}: expected key=value ({SETTING_KEYS})")
         if key in ("min_interval", "max_interval"):
-            changes[key] = parse_duration(value).total_seconds() if value else None
+            try:
+                changes[key] = parse_duration(value).total_seconds() if value else None
+            except ValueError as e:
+                raise ValueError(f"{pair!r}: {e}") from None
         elif key == "user_agent":
             changes[key] = _header_value(pair, value) or None
         elif key.startswith("header.") and len(key) > len("header."):

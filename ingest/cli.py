@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         'rel="alternate">, else the first common feed path that answers a feed, else a news '
         "sitemap listed in its robots.txt (kind 'sitemap'), are registered instead.",
     )
-    add.add_argument("urls", nargs="+", metavar="URL")
+    add.add_argument("urls", nargs="+", metavar="URL", type=_feed_url)
     add.add_argument(
         "--no-discover",
         action="store_true",
@@ -71,14 +71,14 @@ def _parser() -> argparse.ArgumentParser:
         description="A feed's state, last status and error, why it is inactive, next fetch, "
         "interval, text mode and the articles it holds.",
     )
-    show.add_argument("url", metavar="URL")
+    show.add_argument("url", metavar="URL", type=_feed_url)
     show.add_argument("--json", action="store_true", help="as one JSON object")
     enable = fsub.add_parser(
         "enable", help="re-activate a feed now (inactive or paused), its failures forgotten"
     )
-    enable.add_argument("url", metavar="URL")
+    enable.add_argument("url", metavar="URL", type=_feed_url)
     disable = fsub.add_parser("disable", help="pause a feed: not polled until enabled")
-    disable.add_argument("url", metavar="URL")
+    disable.add_argument("url", metavar="URL", type=_feed_url)
     fset = fsub.add_parser(
         "set",
         help="a feed's own settings: interval bounds, User-Agent, headers, tags, pages",
@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "news.feeds); pages=always|never|auto is its text mode (always: the page; never: the "
         "feed's own text). An empty value removes a setting.",
     )
-    fset.add_argument("url", metavar="URL")
-    fset.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    fset.add_argument("url", metavar="URL", type=_feed_url)
+    fset.add_argument("change", nargs="+", metavar="KEY=VALUE", action=_SettingsAction)
     export = fsub.add_parser(
         "export", help="write the feeds as OPML 2.0 (read back by `feeds import`)"
     )
@@ -103,10 +103,10 @@ def _parser() -> argparse.ArgumentParser:
         "to carry the whole article, then only re-checked; page: always the page; feed: "
         "always the entry's own text while it has one (teasers still fetch the page).",
     )
-    mode.add_argument("url", metavar="URL")
+    mode.add_argument("url", metavar="URL", type=_feed_url)
     mode.add_argument("mode", choices=["auto", "page", "feed"])
     rm = fsub.add_parser("remove", help="stop polling a feed (its articles stay)")
-    rm.add_argument("url", metavar="URL")
+    rm.add_argument("url", metavar="URL", type=_feed_url)
     imp = fsub.add_parser(
         "import",
         help="register the feeds of an OPML file or a URL-a-line file",
@@ -127,12 +127,17 @@ def _parser() -> argparse.ArgumentParser:
         description="The latest articles, newest first, as a consumer reads them from "
         "news.articles: for checking the service works without writing SQL.",
     )
-    arts.add_argument("--feed", metavar="URL", help="first seen in, or listed by, this feed")
+    arts.add_argument(
+        "--feed", metavar="URL", type=_feed_url, help="first seen in, or listed by, this feed"
+    )
     arts.add_argument(
         "--site", metavar="SITE", help="this site (news.articles.site): its host, or a link to it"
     )
     arts.add_argument(
-        "--since", metavar="WHEN", help="published since: ISO 8601, or an age (2h, 3d, 1w)"
+        "--since",
+        metavar="WHEN",
+        type=_since,
+        help="published since: ISO 8601, or an age (2h, 3d, 1w)",
     )
     arts.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N (20)")
     arts.add_argument("--json", action="store_true", help="as JSON, text included")
@@ -256,8 +261,6 @@ def _duration(text: str) -> timedelta:
 
 def _age(text: str) -> timedelta:
     """A duration that, back from now, stays within the calendar (from year 1)."""
-    from datetime import UTC, datetime
-
     age = _duration(text)
     try:
         datetime.now(UTC) - age
@@ -290,6 +293,46 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
     return value
+
+
+def _feed_url(text: str) -> str:
+    """A feed's URL argument in canonical form, so that spellings of one URL name one feed."""
+    try:
+        return canonical_url(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(redact_text(str(e))) from None
+
+
+def _since(text: str) -> datetime:
+    """`articles --since`: a time, or an age back from now."""
+    from ingest import admin
+
+    try:
+        return admin.parse_since(text, datetime.now(UTC))
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"reaches back before year 1: {text!r}") from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time or an age: {text!r}") from None
+
+
+class _SettingsAction(argparse.Action):
+    """The KEY=VALUE pairs of `feeds set`, read into one `SettingsChange` as the command line
+    is parsed: a pair it cannot take is a usage error, as a bad choice is."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from ingest import admin
+
+        try:
+            change = admin.parse_settings([str(v) for v in values or ()])
+        except ValueError as e:
+            raise argparse.ArgumentError(self, str(e)) from None
+        setattr(namespace, self.dest, change)
 
 
 class _OutputLost(Exception):
@@ -426,14 +469,6 @@ def _no_such_feed(url: str) -> None:
     print(f"ingest: no such feed: {redact_url(url)}", file=sys.stderr)
 
 
-def _check_feed_url(url: str) -> str:
-    """The feed URL in canonical form, so that spellings of one URL make one feed."""
-    try:
-        return canonical_url(url)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-
-
 async def _with_store(dsn: str, fn: Callable[[Store], Awaitable[int]]) -> int:
     await migrate(dsn)
     pool = await open_pool(dsn, max_size=2)
@@ -449,7 +484,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         rejected: list[str] = []
         restored: dict[str, Restored] = {}
         if action == "add":
-            checked = [_check_feed_url(u) for u in args.urls]
+            checked = list(args.urls)
         else:
             checked, rejected, restored = _import_list(args.file, discover=not args.no_discover)
         if not args.no_discover:
@@ -479,14 +514,9 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if rejected else code
 
     if action == "set":
-        from ingest import admin
-
-        try:
-            change = admin.parse_settings(args.pairs)
-        except ValueError as e:
-            raise ConfigError(f"feeds set: {e}") from None
         return _run(
-            lambda dsn: _with_store(dsn, lambda store: _set(args.url, change, store)), settings
+            lambda dsn: _with_store(dsn, lambda store: _set(args.url, args.change, store)),
+            settings,
         )
     if action in ("list", "show", "enable", "disable", "export"):
         return _run(lambda dsn: _with_store(dsn, lambda store: _feed_admin(args, store)), settings)
@@ -494,7 +524,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
     if action == "text-mode":
 
         async def set_mode(store: Store) -> int:
-            if await store.set_text_mode(_check_feed_url(args.url), args.mode):
+            if await store.set_text_mode(args.url, args.mode):
                 print(f"text mode {args.mode}: {redact_url(args.url)}")
                 return 0
             _no_such_feed(args.url)
@@ -503,7 +533,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         return _run(lambda dsn: _with_store(dsn, set_mode), settings)
 
     async def remove(store: Store) -> int:
-        if await store.remove_feed(_check_feed_url(args.url)):
+        if await store.remove_feed(args.url):
             print(f"removed {redact_url(args.url)}")
             return 0
         _no_such_feed(args.url)
@@ -541,7 +571,7 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
                 for feed in feeds:
                     print(admin.feed_line(feed))
         return 0
-    url = _check_feed_url(args.url)
+    url = args.url
     if action == "show":
         details = await store.feed_details(url)
         found = details is not None
@@ -580,13 +610,12 @@ async def _restore(store: Store, url: str, feed: Restored) -> None:
 
 async def _set(url: str, change: SettingsChange, store: Store) -> int:
     """`feeds set`: store the settings; print what the feed has now."""
-    canonical = _check_feed_url(url)
-    stored = await store.set_feed_settings(canonical, change.changes, change.headers, change.tags)
+    stored = await store.set_feed_settings(url, change.changes, change.headers, change.tags)
     if stored is None:
         _no_such_feed(url)
         return 1
     if change.text_mode is not None:
-        await store.set_text_mode(canonical, change.text_mode)
+        await store.set_text_mode(url, change.text_mode)
     shown = {k: v for k, v in stored["settings"].items() if k != "headers"}
     names = sorted(stored["settings"].get("headers") or {})
     print(f"set {redact_url(url)}: settings {shown}, headers {names}, tags {list(stored['tags'])}")
@@ -594,17 +623,9 @@ async def _set(url: str, change: SettingsChange, store: Store) -> int:
 
 
 def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
     from ingest import admin
 
-    try:
-        since = admin.parse_since(args.since, datetime.now(UTC)) if args.since is not None else None
-    except OverflowError:
-        raise ConfigError(f"--since: {args.since!r} reaches back before year 1") from None
-    except ValueError:
-        raise ConfigError(f"--since: not a time or an age: {args.since!r}") from None
-    feed = _check_feed_url(args.feed) if args.feed is not None else None
+    since, feed = args.since, args.feed
     site = admin.site_filter(args.site) if args.site is not None else None
 
     async def latest(store: Store) -> int:

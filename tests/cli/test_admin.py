@@ -407,10 +407,10 @@ def test_articles_newest_first_with_filters(database_url: str, server: LocalServ
     assert len(lines) == 1
     assert "story 0" in lines[0]
     bad = ingest(database_url, "articles", "--since", "yesterday-ish")
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "--since" in bad.stderr
     empty = ingest(database_url, "articles", "--since", "")
-    assert empty.returncode == 1
+    assert empty.returncode == 2
     assert "--since" in empty.stderr
 
 
@@ -420,7 +420,8 @@ def test_articles_of_an_unknown_feed_is_one_line_and_exit_1(
 ) -> None:
     """`articles --feed URL` naming no registered feed (a typo, a feed removed) says so, as
     every other command taking a feed's URL does (was: nothing listed and exit 0, as if the
-    feed had no articles); an empty `--feed ""` is no URL (was: every article listed)."""
+    feed had no articles); an empty `--feed ""` is no URL, a usage error (was: every article
+    listed)."""
     one = _site(server, "one", 1)
     ok(database_url, "feeds", "add", "--no-discover", one)
     ok(database_url, "run", "--once")
@@ -431,7 +432,7 @@ def test_articles_of_an_unknown_feed_is_one_line_and_exit_1(
     errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
     assert errors == [f"ingest: no such feed: {one.replace('one.xml', 'on.xml')}"]
     empty = ingest(database_url, "articles", "--feed", "")  # `--feed "$FEED"`, FEED unset
-    assert (empty.returncode, empty.stdout) == (1, "")
+    assert (empty.returncode, empty.stdout) == (2, "")
     assert "not an http(s) URL" in empty.stderr
 
 
@@ -461,12 +462,15 @@ def test_articles_of_a_site_as_the_operator_writes_it(
 def test_articles_since_an_age_reaching_before_year_1_is_one_line(
     database_url: str, age: str
 ) -> None:
-    """`articles --since` with an age reaching back before the calendar: one line, exit 1."""
+    """`articles --since` with an age reaching back before the calendar: a usage error, exit 2,
+    its reason on one line."""
     done = ingest(database_url, "articles", "--since", age)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr
     errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
-    assert errors == [f"ingest: --since: {age!r} reaches back before year 1"]
+    assert errors[-1] == (
+        f"ingest articles: error: argument --since: reaches back before year 1: {age!r}"
+    )
 
 
 def test_db_url_never_prints_the_password() -> None:

@@ -96,13 +96,14 @@ def test_feeds_add_list_remove(database_url: str) -> None:
 
 
 def test_feeds_add_non_http_is_one_line_error(database_url: str) -> None:
-    """A non-http(s) URL is refused with exit 1 and one line on stderr; nothing is added, not
-    even the valid URLs given with it."""
+    """A non-http(s) URL is a usage error (exit 2) naming it on one line after the usage;
+    nothing is added, not even the valid URLs given with it."""
     proc = ingest(database_url, "feeds", "add", F1, "ftp://files.example/feed")
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     errors = _error_lines(proc.stderr)
-    assert len(errors) == 1
-    assert "ftp://files.example/feed" in errors[0]
+    assert len(errors) == 2
+    assert errors[0].startswith("usage: ingest feeds add")
+    assert "ftp://files.example/feed" in errors[1]
     assert _feed_urls(database_url) == []
 
 
@@ -252,6 +253,41 @@ def test_articles_limit_below_one_is_a_usage_error(limit: str) -> None:
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
     assert "--limit" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        pytest.param(["feeds", "text-mode", F1, "always"], "invalid choice", id="text-mode"),
+        pytest.param(["feeds", "set", F1, "bad=1"], "unknown setting", id="set-key"),
+        pytest.param(["feeds", "set", F1, "min_interval=soon"], "min_interval", id="set-value"),
+        pytest.param(
+            ["feeds", "set", F1, "min_interval=2h", "max_interval=1h"], "below", id="set-bounds"
+        ),
+        pytest.param(["feeds", "set", F1, "pages=sometimes"], "always, never", id="set-pages"),
+        pytest.param(["feeds", "set", "ftp://f.example/x", "tags=a"], "http(s)", id="set-url"),
+        pytest.param(["feeds", "add", F1, "ftp://f.example/x"], "http(s)", id="add"),
+        pytest.param(["feeds", "show", "feed.example/rss"], "http(s)", id="show"),
+        pytest.param(["feeds", "enable", "ftp://f.example/x"], "http(s)", id="enable"),
+        pytest.param(["feeds", "disable", ""], "http(s)", id="disable"),
+        pytest.param(["feeds", "remove", "mailto:a@b.example"], "http(s)", id="remove"),
+        pytest.param(["articles", "--feed", ""], "http(s)", id="articles-feed"),
+        pytest.param(["articles", "--since", "yesterday-ish"], "not a time", id="since"),
+        pytest.param(["articles", "--since", ""], "not a time", id="since-empty"),
+        pytest.param(["articles", "--since", "99999999w"], "before year 1", id="since-far"),
+    ],
+)
+def test_a_bad_argument_is_a_usage_error_whatever_the_command(args: list[str], reason: str) -> None:
+    """A value the command line cannot take (an unknown `feeds set` key or a bad value, a feed
+    URL that is not http(s), `articles --since` that is no time) exits 2 with the usage and the
+    reason, before touching the database, as argparse does for `feeds text-mode URL always` and
+    as the README's exit statuses say of usage errors (was: exit 1, as a database outage is,
+    for `feeds set` and `articles`; for a URL, only once the database answered)."""
+    proc = ingest(NOWHERE, *args)
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+    assert "usage: ingest" in proc.stderr
+    assert reason in proc.stderr
+    assert "unreachable" not in proc.stderr
 
 
 @pytest.mark.parametrize(
