@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -36,6 +37,14 @@ WORKER_BACKLOG = Gauge(
     "Bytes of fetched feeds and pages that no worker has finished with yet",
 )
 OVERDUE_LAG = Gauge("ingest_overdue_lag_seconds", "How late the most overdue feed is")
+DATABASE_UP = Gauge(
+    "ingest_database_up",
+    "1 when the database answered the service's last look at its schedule (each tick), 0 when "
+    "it did not (ingest_feeds_overdue and ingest_overdue_lag_seconds are then NaN)",
+)
+# Not measured yet: NaN, not a 0 that reads as an empty backlog and a database that answers.
+for _gauge in (FEEDS_OVERDUE, OVERDUE_LAG, DATABASE_UP):
+    _gauge.set(math.nan)
 EXTRACT_SECONDS = Histogram(
     "ingest_extract_duration_seconds",
     "Time to extract one page in a worker process, queueing included",

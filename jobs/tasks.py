@@ -3,6 +3,7 @@ into the scheduler; it reports whether the tick worked, for readiness."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import structlog
@@ -67,15 +68,21 @@ def pass_counts(summary: RunSummary) -> dict[str, int]:
 
 
 async def refresh_schedule_lag(pipeline: Pipeline) -> None:
-    """The schedule-lag gauges, from the database; left as they are when it does not answer.
-    Refreshed after each run, and at each tick that finds a run still going (a run that
-    claims again at every tick can go on for as long as feeds keep coming due)."""
+    """The schedule-lag gauges, from the database, and `ingest_database_up` 1; when it does not
+    answer, the gauges NaN (unknown: their last values would show a healthy schedule through
+    an outage, and no threshold alert fires on NaN) and `ingest_database_up` 0, which an alert
+    can watch. Refreshed after each run, and at each tick that finds a run still going (a run
+    that claims again at every tick can go on for as long as feeds keep coming due)."""
     try:
         overdue, lag = await pipeline.store.schedule_lag(grace_seconds=60.0)
     except StoreError:
+        metrics.FEEDS_OVERDUE.set(math.nan)
+        metrics.OVERDUE_LAG.set(math.nan)
+        metrics.DATABASE_UP.set(0)
         return
     metrics.FEEDS_OVERDUE.set(overdue)
     metrics.OVERDUE_LAG.set(lag)
+    metrics.DATABASE_UP.set(1)
 
 
 async def trim_changes(store: RetentionStore, keep: timedelta) -> None:

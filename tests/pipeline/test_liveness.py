@@ -4,6 +4,7 @@ a run stuck on a claim that never returns is reported, and recovers once it move
 from __future__ import annotations
 
 import asyncio
+import math
 
 import httpx
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 
 from jobs.http import HealthServer
 from jobs.service import STALL_MARGIN, STALLED_TICKS, Service
+from jobs.tasks import refresh_schedule_lag
 from tests.support.pipelines import local_settings, pipeline_for
 from tests.support.workers import InlineWorkers
 
@@ -106,3 +108,64 @@ async def test_a_head_request_is_answered_without_a_body() -> None:
                 assert head == got_head
     finally:
         await http.close()
+
+
+def _scraped(text: str, name: str) -> float:
+    """The value of the unlabelled metric `name` in a Prometheus text exposition."""
+    (line,) = [ln for ln in text.splitlines() if ln.split(" ")[0] == name]
+    return float(line.split(" ")[1])
+
+
+async def test_the_schedule_gauges_tell_a_database_that_does_not_answer_from_a_healthy_one(
+    database_url: str, pg_admin: str, inline_workers: InlineWorkers
+) -> None:
+    """`ingest_feeds_overdue` and `ingest_overdue_lag_seconds` read from the database (3 feeds
+    an hour late); while it does not answer (connections refused), they are NaN, not the last
+    values read, and `ingest_database_up` is 0 where it was 1; once it answers, the values come
+    back (was: the last values stayed, and a dashboard showed a healthy schedule through the
+    outage)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url, next_fetch_at)"
+            " SELECT 'https://late.example/' || n, now() - interval '1 hour'"
+            " FROM generate_series(1, 3) AS n"
+        )
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    http = HealthServer("127.0.0.1", 0, healthy=_fine, ready=_fine)
+    await http.start()
+    url = f"http://127.0.0.1:{http.port}/metrics"
+    try:
+        async with (
+            pipeline_for(local_settings(database_url), inline_workers) as pipeline,
+            httpx.AsyncClient(timeout=10) as client,
+        ):
+            pipeline.store.pool.timeout = 2.0  # the wait for a connection, not 30 s
+            await refresh_schedule_lag(pipeline)
+            before = (await client.get(url)).text
+            with psycopg.connect(pg_admin, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                try:
+                    await refresh_schedule_lag(pipeline)
+                    during = (await client.get(url)).text
+                finally:
+                    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            pipeline.store.pool.timeout = 30.0  # while the pool connects again
+            await refresh_schedule_lag(pipeline)
+            after = (await client.get(url)).text
+    finally:
+        await http.close()
+    for scrape in (before, after):
+        assert _scraped(scrape, "ingest_feeds_overdue") == 3
+        assert _scraped(scrape, "ingest_overdue_lag_seconds") >= 3600 - 60
+        assert _scraped(scrape, "ingest_database_up") == 1
+    assert math.isnan(_scraped(during, "ingest_feeds_overdue"))
+    assert math.isnan(_scraped(during, "ingest_overdue_lag_seconds"))
+    assert _scraped(during, "ingest_database_up") == 0
+
+
+async def _fine() -> str | None:
+    return None
