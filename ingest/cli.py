@@ -667,7 +667,19 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         env["PGPASSWORD"] = password
     sys.stdout.flush()
     # A child, not exec: an embedded server this command started is stopped when psql exits.
-    return subprocess.run([psql, safe], env=env, check=False).returncode
+    # Ctrl-C reaches the terminal's whole foreground group, this command too: it is psql's
+    # (it cancels the query in progress, or clears the line), and must neither end this
+    # command nor have it kill psql. A handler of our own, not SIG_IGN: exec resets it to the
+    # default in psql, which installs its own.
+    previous = signal.signal(signal.SIGINT, _psql_s_ctrl_c)
+    try:
+        return subprocess.run([psql, safe], env=env, check=False).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _psql_s_ctrl_c(signum: int, frame: object) -> None:
+    """SIGINT while `db shell` runs psql: psql's to handle."""
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

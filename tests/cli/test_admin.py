@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,9 +23,12 @@ import psycopg
 import pytest
 
 from ingest import admin
+from tests.cli.test_commands import _env
 from tests.cli.test_commands import ingest as _ingest
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.paths import ROOT
 from tests.support.pipelines import PARAGRAPH, article_page, rss
+from tests.support.processes import wait_until
 from tests.support.secret_urls import SECRET
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -545,6 +554,62 @@ def test_db_commands_never_show_the_password_of_a_bad_url(
     if "@tPW9" not in dsn:
         assert done.returncode == 1
         assert done.stderr.strip() == "ingest: DATABASE_URL is not a valid connection string"
+
+
+def _read_until(fd: int, marker: bytes, seen: bytearray) -> bool:
+    """Read the terminal `fd` into `seen` until `marker` shows in what came since the last
+    call, for up to 30 s; whether it did."""
+    start = len(seen)
+    deadline = time.monotonic() + 30
+    while marker not in seen[start:] and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the other end closed: nothing more will come
+                break
+    return marker in seen[start:]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql, as `db shell` does")
+def test_ctrl_c_in_db_shell_cancels_the_query_and_keeps_the_session(database_url: str) -> None:
+    """Ctrl-C in `ingest db shell` (SIGINT to the terminal's foreground process group: the
+    command and its psql) is psql's: the query in progress is cancelled and the session goes
+    on, as in psql itself (was: the command ended with exit 130, killing psql and the session
+    with it)."""
+    main, terminal = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "db", "shell"],
+        stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+        env={**_env(database_url), "PSQL_PAGER": "", "PAGER": "", "TERM": "dumb"}, cwd=ROOT,
+    )  # fmt: skip
+    os.close(terminal)
+    seen = bytearray()
+    try:
+        assert _read_until(main, b"=# ", seen), bytes(seen)
+        os.write(main, b"SELECT pg_sleep(60);\n")
+        assert wait_until(lambda: _sleeping(database_url), timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert _read_until(main, b"canceling statement due to user request", seen), bytes(seen)
+        os.write(main, b"SELECT 'still' || 'here';\n")
+        assert _read_until(main, b"stillhere", seen), bytes(seen)
+        os.write(main, b"\\q\n")
+        assert proc.wait(timeout=30) == 0, bytes(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)
+
+
+def _sleeping(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%%'"
+            " AND datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def test_parse_since() -> None:
