@@ -765,13 +765,21 @@ async def _add_discovering(
         return [(f.url, f.kind, f"  ({f.how})" if f.how else "", f.title, f.site) for f in found]
 
     # URLs are checked concurrently (each host's politeness still holds in the Fetcher) and
-    # registered in the order given.
+    # registered in the order given, each as soon as it and those before it are checked: a
+    # long list that a slow host holds up keeps, and shows, what was checked before it when
+    # it is stopped there.
     checking = asyncio.Semaphore(CHECKS_AT_ONCE)
     try:
         async with Fetcher(settings) as fetcher:
-            for outcome in await asyncio.gather(*(check(url) for url in urls)):
-                for url, kind, note, title, site in outcome:
-                    await register(url, kind, note, title, site)
+            checks = [asyncio.ensure_future(check(url)) for url in urls]
+            try:
+                for checked in checks:
+                    for url, kind, note, title, site in await checked:
+                        await register(url, kind, note, title, site)
+            finally:
+                for task in checks:
+                    task.cancel()
+                await asyncio.gather(*checks, return_exceptions=True)
     finally:
         await pool.close()
     print(f"{added} added, {present} already present")

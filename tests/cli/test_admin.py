@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ import psycopg
 import pytest
 
 from ingest import admin
-from tests.cli.test_commands import _env
+from tests.cli.test_commands import _env, _feed_urls
 from tests.cli.test_commands import ingest as _ingest
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
@@ -87,6 +88,45 @@ def test_a_feed_s_user_info_is_registered_and_sent_as_written(
         row = conn.execute("SELECT url, last_status FROM ingest.feeds").fetchone()
     assert row == (secret, "ok")
     assert ok(database_url, "feeds", "show", secret).splitlines()[0].split() == ["url:", feed]
+
+
+@pytest.mark.integration
+def test_feeds_import_registers_each_feed_once_it_is_checked(
+    database_url: str, server: LocalServer, tmp_path: Path
+) -> None:
+    """`feeds import` (and `feeds add`) with discovery registers and prints each URL as soon as
+    it and those listed before it are checked, in the list's order: a list of thousands of
+    sites that a slow host holds up, stopped there (SIGTERM, Ctrl-C), keeps what was checked
+    before it (was: nothing registered, nor printed, until every URL of the list was)."""
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(90)
+        return Response(200, b"<html><body>Home</body></html>", {"Content-Type": "text/html"})
+
+    server.routes["/slow-site/"] = held
+    first = server.url("/one.xml")  # a feed's URL: registered without a request
+    listed = tmp_path / "feeds.txt"
+    listed.write_text(f"{first}\n{server.url('/slow-site/')}\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "feeds", "import", str(listed)],
+        env=_env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120", **LOCAL),
+        cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: server.hits("/slow-site/"), timeout=30)
+        registered = wait_until(lambda: _feed_urls(database_url) == [first], timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert registered, _feed_urls(database_url)
+    assert proc.returncode == 143, err
+    assert out.splitlines() == [f"added   {first}"]
 
 
 @pytest.mark.integration
