@@ -5,8 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from ingest.errors import (
+    BlockedError,
+    FetchError,
+    ParseError,
+    StoreError,
+    WorkerCrashed,
+    WorkerTimeout,
+)
+from ingest.types import FeedStatus, FetchKind
 
 FEEDS_POLLED = Counter("ingest_feeds_polled", "Feeds polled, by outcome", ["status"])
 ARTICLES_NEW = Counter("ingest_articles_new", "Articles stored for the first time")
@@ -42,9 +53,6 @@ DATABASE_UP = Gauge(
     "1 when the database answered the service's last look at its schedule (each tick), 0 when "
     "it did not (ingest_feeds_overdue and ingest_overdue_lag_seconds are then NaN)",
 )
-# Not measured yet: NaN, not a 0 that reads as an empty backlog and a database that answers.
-for _gauge in (FEEDS_OVERDUE, OVERDUE_LAG, DATABASE_UP):
-    _gauge.set(math.nan)
 EXTRACT_SECONDS = Histogram(
     "ingest_extract_duration_seconds",
     "Time to extract one page in a worker process, queueing included",
@@ -57,6 +65,26 @@ EVENT_LOOP_LAG = Histogram(
     "loop shows here",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+# Not measured yet: NaN, not a 0 that reads as an empty backlog and a database that answers.
+for _gauge in (FEEDS_OVERDUE, OVERDUE_LAG, DATABASE_UP):
+    _gauge.set(math.nan)
+
+_FEED_ERRORS = (FetchError, BlockedError, ParseError, StoreError, WorkerTimeout, WorkerCrashed)
+ERROR_KINDS = ("tick", "trim", *(e.__name__ for e in _FEED_ERRORS))
+"""The kinds of `ingest_errors_total` known in advance: a failed tick, a failed daily trim, and
+the errors a feed's poll fails with (`Pipeline._record_failure` labels it with the error's
+class; a bug's own class shows up when it happens)."""
+
+# Every series known in advance is exported from the start, at 0 (Prometheus, "Avoid missing
+# metrics"): a series that appears with its first event makes `increase()` and `rate()` miss
+# that event, and leaves an alert on it nothing to read until then.
+for _status in get_args(FeedStatus):
+    FEEDS_POLLED.labels(_status)
+for _kind in get_args(FetchKind):
+    FETCH_SECONDS.labels(_kind)
+for _kind in ERROR_KINDS:
+    ERRORS.labels(_kind)
 
 
 class LoopLag:

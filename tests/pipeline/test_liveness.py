@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
+from typing import get_args
 
 import httpx
 import psycopg
 import pytest
 
+from ingest.types import FeedStatus, FetchKind
 from jobs.http import HealthServer
 from jobs.service import STALL_MARGIN, STALLED_TICKS, Service
 from jobs.tasks import refresh_schedule_lag
+from tests.support.paths import ROOT
 from tests.support.pipelines import local_settings, pipeline_for
 from tests.support.workers import InlineWorkers
 
@@ -169,3 +174,24 @@ async def test_the_schedule_gauges_tell_a_database_that_does_not_answer_from_a_h
 
 async def _fine() -> str | None:
     return None
+
+
+def test_every_series_known_in_advance_is_exported_from_the_start() -> None:
+    """A service that has polled nothing yet exports `ingest_feeds_polled_total` for each status,
+    `ingest_errors_total` for each kind known in advance and `ingest_fetch_duration_seconds`
+    for each kind of request, at 0, as Prometheus asks of series known in advance: `increase()`
+    and `rate()` then see the first error after a start, and an alert on a series has one to
+    read (was: each series appeared at its first event, whose count no `increase()` sees)."""
+    scrape = subprocess.run(
+        [sys.executable, "-c", "import jobs.service, prometheus_client as p;"
+         " print(p.generate_latest().decode())"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout  # fmt: skip
+    errors = ("tick", "trim", "FetchError", "BlockedError", "ParseError", "StoreError")
+    errors += ("WorkerTimeout", "WorkerCrashed")
+    for series in (
+        *(f'ingest_feeds_polled_total{{status="{s}"}} 0.0' for s in get_args(FeedStatus)),
+        *(f'ingest_fetch_duration_seconds_count{{kind="{k}"}} 0.0' for k in get_args(FetchKind)),
+        *(f'ingest_errors_total{{kind="{k}"}} 0.0' for k in errors),
+    ):
+        assert series in scrape.splitlines(), series
