@@ -465,8 +465,18 @@ def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str], di
     return list(dict.fromkeys(urls)), rejected, restored
 
 
-def _no_such_feed(url: str) -> None:
-    print(f"ingest: no such feed: {redact_url(url)}", file=sys.stderr)
+async def _no_such_feed(store: Store, url: str) -> int:
+    """Say that no feed has this URL, and, when one is shown so (`feeds list` hides its
+    credentials: the URL was copied from it), how to name it. Exit status 1."""
+    shown = redact_url(url)
+    hint = ""
+    if any(redact_url(feed["url"]) == shown for feed in await store.list_feeds()):
+        hint = (
+            " (a feed with credentials is shown so; name it as registered: "
+            "`ingest feeds list --show-credentials`)"
+        )
+    print(f"ingest: no such feed: {shown}{hint}", file=sys.stderr)
+    return 1
 
 
 async def _with_store(dsn: str, fn: Callable[[Store], Awaitable[int]]) -> int:
@@ -527,8 +537,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
             if await store.set_text_mode(args.url, args.mode):
                 print(f"text mode {args.mode}: {redact_url(args.url)}")
                 return 0
-            _no_such_feed(args.url)
-            return 1
+            return await _no_such_feed(store, args.url)
 
         return _run(lambda dsn: _with_store(dsn, set_mode), settings)
 
@@ -536,8 +545,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
         if await store.remove_feed(args.url):
             print(f"removed {redact_url(args.url)}")
             return 0
-        _no_such_feed(args.url)
-        return 1
+        return await _no_such_feed(store, args.url)
 
     return _run(lambda dsn: _with_store(dsn, remove), settings)
 
@@ -583,8 +591,7 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
     elif found := await store.disable_feed(url, PAUSED):
         print(f"paused {redact_url(args.url)}")
     if not found:
-        _no_such_feed(args.url)
-        return 1
+        return await _no_such_feed(store, args.url)
     return 0
 
 
@@ -612,8 +619,7 @@ async def _set(url: str, change: SettingsChange, store: Store) -> int:
     """`feeds set`: store the settings; print what the feed has now."""
     stored = await store.set_feed_settings(url, change.changes, change.headers, change.tags)
     if stored is None:
-        _no_such_feed(url)
-        return 1
+        return await _no_such_feed(store, url)
     if change.text_mode is not None:
         await store.set_text_mode(url, change.text_mode)
     shown = {k: v for k, v in stored["settings"].items() if k != "headers"}
@@ -631,8 +637,7 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
     async def latest(store: Store) -> int:
         if feed is not None and await store.feed_by_url(feed) is None:
             # No feed, no articles of it: a typo is told apart from a feed that stored none.
-            _no_such_feed(args.feed)
-            return 1
+            return await _no_such_feed(store, args.feed)
         rows = await store.latest_articles(feed=feed, site=site, since=since, limit=args.limit)
         if args.json:
             print(admin.json_rows(rows))

@@ -410,6 +410,11 @@ def test_what_the_feeds_commands_print_names_no_credential(database_url: str) ->
         assert SECRET not in done.stdout + done.stderr, done.args
     assert shown in listed.stdout
     assert shown in removed.stdout
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    copied = ingest(database_url, "feeds", "disable", shown)  # as copied from `feeds list`
+    assert copied.returncode == 1
+    assert "feeds list --show-credentials" in copied.stderr
+    ok(database_url, "feeds", "remove", url)
 
     ok(database_url, "feeds", "add", "--no-discover", url)
     assert url in ok(database_url, "feeds", "list", "--show-credentials")
