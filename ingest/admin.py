@@ -33,9 +33,10 @@ from ingest.types import SERVICE_HEADERS, SourceKind, TextMode
 NEVER = "never"
 
 
-def to_json(value: Any) -> str:
-    """Rows as JSON: times in ISO 8601, intervals in seconds, bytes in hex."""
-    return json.dumps(value, default=_plain, ensure_ascii=False, indent=2)
+def to_json(value: Any, *, ascii_only: bool = False) -> str:
+    """Rows as JSON: times in ISO 8601, intervals in seconds, bytes in hex; `ascii_only`: every
+    other character as JSON escapes it (`\\u2013`), for an output that cannot carry it."""
+    return json.dumps(value, default=_plain, ensure_ascii=ascii_only, indent=2)
 
 
 def _plain(value: Any) -> Any:
@@ -166,10 +167,14 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 the file is then no XML at all."""
 
 
-def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds") -> str:
+def opml(
+    rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds", ascii_only: bool = False
+) -> str:
     """OPML 2.0 with one outline per feed (`type="rss"`, `xmlUrl`, `text`/`title`, `htmlUrl`
     when known), which `feeds import` reads back; and, in the `ingest:` namespace that other
-    readers ignore, what registers the feed as it is (`exported_attributes`)."""
+    readers ignore, what registers the feed as it is (`exported_attributes`). `ascii_only`:
+    every other character as a character reference (`&#8211;`), for an output that cannot
+    carry it."""
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = title
@@ -184,11 +189,10 @@ def opml(rows: Iterable[Mapping[str, Any]], *, title: str = "news-ingest feeds")
         attributes = {k: _NOT_XML.sub("", v) for k, v in attributes.items()}
         ElementTree.SubElement(body, "outline", attributes)
     ElementTree.indent(root)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        + ElementTree.tostring(root, encoding="unicode")
-        + "\n"
-    )
+    text = ElementTree.tostring(root, encoding="unicode")
+    if ascii_only:
+        text = text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n"
 
 
 def exported_attributes(row: Mapping[str, Any]) -> dict[str, str]:
@@ -356,8 +360,8 @@ def site_filter(value: str) -> str:
         return text
 
 
-def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
-    return to_json([dict(row) for row in rows])
+def json_rows(rows: Sequence[Mapping[str, Any]], *, ascii_only: bool = False) -> str:
+    return to_json([dict(row) for row in rows], ascii_only=ascii_only)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -343,6 +345,15 @@ class _OutputLost(Exception):
         self.error = error
 
 
+def _stdout_is_unicode() -> bool:
+    """Whether stdout's encoding carries every character (UTF-8, a UTF-16 or UTF-32); where it
+    does not, JSON is written with its own escapes, which read back as the characters."""
+    try:
+        return codecs.lookup(sys.stdout.encoding or "ascii").name.startswith("utf")
+    except LookupError:
+        return False
+
+
 class _Stdout:
     """stdout, whose write errors are `_OutputLost`: told apart from any other OSError."""
 
@@ -389,6 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run" and args.all and not args.once:
         parser.error("--all only makes sense with --once")
     stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper):
+        # An output whose encoding cannot carry a character (a Latin-1 locale) shows it as an
+        # escape (`\\u2013`), not a UnicodeEncodeError halfway through a listing.
+        stdout.reconfigure(errors="backslashreplace")
     sys.stdout = cast(TextIO, _Stdout(stdout))
     signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -561,12 +576,11 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
     if action in ("list", "export"):
         feeds = await (store.export_feeds() if action == "export" else store.list_feeds())
         if action == "export":
-            text = admin.opml(feeds)
             if args.file == "-":
-                sys.stdout.write(text)
+                sys.stdout.write(admin.opml(feeds, ascii_only=not _stdout_is_unicode()))
             else:
                 try:
-                    await asyncio.to_thread(_write_private, Path(args.file), text)
+                    await asyncio.to_thread(_write_private, Path(args.file), admin.opml(feeds))
                 except OSError as e:
                     raise ConfigError(f"cannot write {args.file}: {e.strerror or e}") from None
                 print(f"{len(feeds)} feeds written to {args.file}", file=sys.stderr)
@@ -574,7 +588,7 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
             if not args.show_credentials:
                 feeds = [admin.shown_feed(feed) for feed in feeds]
             if args.json:
-                print(admin.json_rows(feeds))
+                print(admin.json_rows(feeds, ascii_only=not _stdout_is_unicode()))
             else:
                 for feed in feeds:
                     print(admin.feed_line(feed))
@@ -584,7 +598,11 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
         details = await store.feed_details(url)
         found = details is not None
         if details is not None:
-            print(admin.to_json(details) if args.json else "\n".join(admin.feed_details(details)))
+            print(
+                admin.to_json(details, ascii_only=not _stdout_is_unicode())
+                if args.json
+                else "\n".join(admin.feed_details(details))
+            )
     elif action == "enable":
         if found := await store.enable_feed(url):
             print(f"enabled {redact_url(args.url)}: due now")
@@ -640,7 +658,7 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
             return await _no_such_feed(store, args.feed)
         rows = await store.latest_articles(feed=feed, site=site, since=since, limit=args.limit)
         if args.json:
-            print(admin.json_rows(rows))
+            print(admin.json_rows(rows, ascii_only=not _stdout_is_unicode()))
         else:
             for row in rows:
                 print(admin.article_line(row))

@@ -215,6 +215,34 @@ def test_list_show_disable_enable(database_url: str, server: LocalServer) -> Non
 
 
 @pytest.mark.integration
+def test_titles_any_terminal_cannot_show_are_escaped_not_a_traceback(database_url: str) -> None:
+    """A feed titled in any script (`–`, `☃`, `新闻`, an emoji) printed where the output's
+    encoding cannot carry them (a terminal or pipe in a Latin-1 locale; PYTHONIOENCODING
+    stands in for it here): `feeds show` writes them as `\\u2013` escapes, the JSON of
+    `feeds list --json` and `feeds show --json` escapes them as JSON does and `feeds export` as
+    XML does (`&#8211;`), so that each reads back as the title (was: a UnicodeEncodeError
+    traceback, exit 1, after part of the output)."""
+    url = "https://one.example/feed/"
+    title = "Nachrichten – ☃ 新闻 😀"
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.feeds SET title = %s", (title,))
+    latin = {**LOCAL, "PYTHONIOENCODING": "latin-1"}
+    shown = _ingest(database_url, "feeds", "show", url, **latin)
+    assert shown.returncode == 0, shown.stderr
+    (line,) = [ln for ln in shown.stdout.splitlines() if ln.startswith("title:")]
+    assert line.split(None, 1)[1] == "Nachrichten \\u2013 \\u2603 \\u65b0\\u95fb \\U0001f600"
+    for args in (("list", "--json"), ("show", "--json", url)):
+        done = _ingest(database_url, "feeds", *args, **latin)
+        assert done.returncode == 0, done.stderr
+        parsed = json.loads(done.stdout)
+        assert (parsed[0] if isinstance(parsed, list) else parsed)["title"] == title
+    exported = _ingest(database_url, "feeds", "export", **latin)
+    assert exported.returncode == 0, exported.stderr
+    assert ET.fromstring(exported.stdout).find("./body/outline").get("title") == title
+
+
+@pytest.mark.integration
 def test_unknown_feed_is_one_line_and_exit_1(database_url: str) -> None:
     for action in ("show", "enable", "disable"):
         done = ingest(database_url, "feeds", action, "https://nowhere.example/feed.xml")
