@@ -133,7 +133,10 @@ def _parser() -> argparse.ArgumentParser:
         "--feed", metavar="URL", type=_feed_url, help="first seen in, or listed by, this feed"
     )
     arts.add_argument(
-        "--site", metavar="SITE", help="this site (news.articles.site): its host, or a link to it"
+        "--site",
+        metavar="SITE",
+        type=_site,
+        help="this site (news.articles.site): its host, or a link to it",
     )
     arts.add_argument(
         "--since",
@@ -315,6 +318,16 @@ def _since(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"reaches back before year 1: {text!r}") from None
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time or an age: {text!r}") from None
+
+
+def _site(text: str) -> str:
+    """`articles --site` as news.articles.site spells it; empty, it names no site (an unset
+    variable in a script: `--site "$SITE"`), which would list nothing as if it had none."""
+    from ingest import admin
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"no site: {text!r}")
+    return admin.site_filter(text)
 
 
 class _SettingsAction(argparse.Action):
@@ -649,8 +662,7 @@ async def _set(url: str, change: SettingsChange, store: Store) -> int:
 def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
     from ingest import admin
 
-    since, feed = args.since, args.feed
-    site = admin.site_filter(args.site) if args.site is not None else None
+    since, feed, site = args.since, args.feed, args.site
 
     async def latest(store: Store) -> int:
         if feed is not None and await store.feed_by_url(feed) is None:

@@ -275,6 +275,8 @@ def test_articles_limit_below_one_is_a_usage_error(limit: str) -> None:
         pytest.param(["articles", "--since", "yesterday-ish"], "not a time", id="since"),
         pytest.param(["articles", "--since", ""], "not a time", id="since-empty"),
         pytest.param(["articles", "--since", "99999999w"], "before year 1", id="since-far"),
+        pytest.param(["articles", "--site", ""], "no site", id="site-empty"),
+        pytest.param(["articles", "--site", "  "], "no site", id="site-blank"),
     ],
 )
 def test_a_bad_argument_is_a_usage_error_whatever_the_command(args: list[str], reason: str) -> None:
