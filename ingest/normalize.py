@@ -421,7 +421,8 @@ def same_site(a: str, b: str) -> bool:
 def choose_url(page_url: str, rel_canonical: str | None) -> str:
     """The article's canonical URL: the page's rel=canonical (resolved against the page) when it
     is an http(s) URL on the same site (a canonical pointing elsewhere is a syndication hint we
-    do not follow) and not the site's home page; else the page URL."""
+    do not follow), not the site's home page nor a section the page sits in, and not the address
+    of another story (`_another_story`); else the page URL."""
     base = canonical_url(page_url)
     rel_canonical = (rel_canonical or "").strip()
     if rel_canonical and not any(ch.isspace() for ch in rel_canonical):
@@ -429,10 +430,18 @@ def choose_url(page_url: str, rel_canonical: str | None) -> str:
             candidate = canonical_url(urljoin(page_url, rel_canonical))
         except ValueError:
             return base
+        if not same_site(base, candidate):
+            return base
+        # The page's own address in another form: without its AMP marks, over https, without
+        # the trailing slash.
+        if _story_address(candidate) == _story_address(base):
+            return candidate
         # A canonical naming the home page or a section the article sits in ("/news/" for
         # "/news/2024/story") is a template error seen on real sites; following it would fold
-        # every article of the section into one row.
-        if same_site(base, candidate) and not _is_ancestor(candidate, base):
+        # every article of the section into one row. So is one naming another story (every
+        # story naming the section front, or the latest story): this one would be stored
+        # under the other's address, and one of the two lost.
+        if not _is_ancestor(candidate, base) and not _another_story(candidate, base):
             return candidate
     return base
 
@@ -443,6 +452,91 @@ def _is_ancestor(candidate: str, page: str) -> bool:
         return False
     prefix = c.path if c.path.endswith("/") else c.path + "/"
     return p.path.startswith(prefix) or c.path in ("", "/")
+
+
+# How an address marks its AMP version: an `amp` segment (`/amp/story`, `/story/amp`), `.amp`
+# before the file's extension or at the end (`story.amp.html`), an `amp` or `outputType`
+# parameter (`?outputType=amp`).
+_AMP_SUFFIX = re.compile(r"(?i)(?:\.amp(?=\.[a-z]+$)|\.amp$)")
+_AMP_PARAMETERS = frozenset({"amp", "outputtype"})
+_PAGE_EXTENSION = re.compile(r"(?i)\.(?:s?html?|php\d?|aspx?|jsp|cfm|cms)$")
+# Segments that name no story: AMP marks and a directory's index file.
+_NAMELESS = frozenset({"", "amp", "index", "default"})
+_SLUG_TOKEN = re.compile(r"[^\W_]+")
+_SLUG_LETTERS = 4
+"""Letters a word of an address's slug needs to tell stories apart ("the", "of", "de" do not)."""
+_ID_DIGITS = 4
+_ID_CHARACTERS = 8
+"""An id is a token of `_ID_DIGITS` digits or more (`4723862`, `8996`), or of `_ID_CHARACTERS`
+characters or more mixing letters and two digits or more (`idUSKBN1XT00W`): `covid19` and
+`g20` are words."""
+# A year, a month or a day of one written as one number (2025, 202508, 20250811): the date of
+# a path (`/2025/08/11/`, `/article/20211103/`), shared by the stories of that day.
+_DATE_NUMBER = re.compile(r"(?:19|20)\d\d(?:(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])?)?")
+
+
+def _story_address(url: str) -> tuple[str, str]:
+    """A canonical URL's path and query without its AMP marks and trailing slash."""
+    parts = urlsplit(url)
+    segments = [_AMP_SUFFIX.sub("", s) for s in parts.path.split("/") if s.casefold() != "amp"]
+    query = "&".join(
+        pair
+        for pair in parts.query.split("&")
+        if pair and pair.partition("=")[0].casefold() not in _AMP_PARAMETERS
+    )
+    return "/".join(segments).rstrip("/"), query
+
+
+def _story_marks(url: str) -> tuple[set[str], set[str]]:
+    """What names the story at a canonical URL: the words of its slug (of `_SLUG_LETTERS`
+    letters or more, from the last path segment that names something), and its ids (`_is_id`:
+    tokens of its path and query values with `_ID_DIGITS` digits or more, dates left out, or
+    mixing letters and digits)."""
+    parts = urlsplit(url)
+    segments = [
+        _PAGE_EXTENSION.sub("", _AMP_SUFFIX.sub("", s))
+        for s in unquote_plus(parts.path).casefold().split("/")
+    ]
+    named = [s for s in segments if s not in _NAMELESS]
+    slug = named[-1] if named else ""
+    words = {t for t in _SLUG_TOKEN.findall(slug) if t.isalpha() and len(t) >= _SLUG_LETTERS}
+    values = [unquote_plus(v).casefold() for _, v in _parameters(parts.query)]
+    ids = {t for value in (*named, *values) for t in _SLUG_TOKEN.findall(value) if _is_id(t)}
+    return words, ids
+
+
+def _is_id(token: str) -> bool:
+    digits = sum(ch.isdigit() for ch in token)
+    if digits >= _ID_DIGITS:
+        return not _DATE_NUMBER.fullmatch(token)
+    return digits >= 2 and len(token) >= _ID_CHARACTERS and digits < len(token)
+
+
+def _another_story(candidate: str, page: str) -> bool:
+    """Whether a canonical URL of the page's own site names another story than the page's
+    address does: a query parameter both have with other values holding digits (`?p=12345`,
+    `?id=4511`); else neither an id in common nor half of the words of the shorter slug
+    (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
+    and `/2025/08/mayor-resigns` share none), where both have a slug; else two sets of ids
+    with none in common. An address that names nothing (`/?p=123`) contradicts nothing: the
+    page's canonical is followed, as from a short link to the story's slug."""
+    c, p = urlsplit(candidate), urlsplit(page)
+    page_values = dict(_parameters(p.query))
+    for key, value in _parameters(c.query):
+        other = page_values.get(key)
+        if other is not None and other != value and any(ch.isdigit() for ch in other + value):
+            return True
+    c_words, c_ids = _story_marks(candidate)
+    p_words, p_ids = _story_marks(page)
+    if c_ids & p_ids:
+        return False
+    if c_words and p_words:
+        return len(c_words & p_words) < 0.5 * min(len(c_words), len(p_words))
+    return bool(c_ids and p_ids)
+
+
+def _parameters(query: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, _, v in (pair.partition("=") for pair in query.split("&")) if k]
 
 
 def without_controls(value: str) -> str:

@@ -330,7 +330,7 @@ def test_original_url_is_the_raw_entry_link() -> None:
 def test_same_site_rel_canonical_chosen_and_entry_link_kept_as_alias() -> None:
     """A same-site rel=canonical becomes the URL; the entry link (canonical form) stays as an
     alias so the entry is recognised later without fetching."""
-    canonical = "https://example.com/news/2025/08/council-budget"
+    canonical = "https://example.com/news/2025/08/story"
     article = _build(_entry(), _page(canonical_url=canonical))
     assert article.url == canonical
     assert canonical_url(ENTRY_LINK) in article.aliases
@@ -357,8 +357,18 @@ def test_cross_site_rel_canonical_ignored() -> None:
 
 def test_relative_rel_canonical_resolved_against_page() -> None:
     """A relative rel=canonical stays on the same site by definition, so it is used."""
-    article = _build(_entry(), _page(canonical_url="/news/2025/08/council-budget"))
-    assert article.url == "https://www.example.com/news/2025/08/council-budget"
+    article = _build(_entry(), _page(canonical_url="/news/2025/08/story"))
+    assert article.url == "https://www.example.com/news/2025/08/story"
+
+
+def test_rel_canonical_naming_another_story_is_neither_the_url_nor_an_alias() -> None:
+    """A canonical naming another story of the site (a CMS naming its latest story on every
+    page) leaves the article at its own address, and is no alias of it: the other story keeps
+    its address."""
+    other = "https://www.example.com/news/2025/08/council-budget"
+    article = _build(_entry(), _page(canonical_url=other))
+    assert article.url == canonical_url(ENTRY_LINK)
+    assert canonical_url(other) not in article.aliases
 
 
 # --- other fields ----------------------------------------------------------------------------

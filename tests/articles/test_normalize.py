@@ -460,6 +460,117 @@ def test_choose_url_uses_same_site_canonical(page: str, canonical: str, expected
     assert choose_url(page, canonical) == expected
 
 
+# Pairs of a page's address and the canonical it names, as real sites write them (most from the
+# pages of trafilatura's evaluation set): the same story under another address.
+SAME_STORY = [
+    pytest.param(
+        "http://example.com/2025/08/11/council-approves-budget",
+        "https://example.com/2025/08/11/council-approves-budget/",
+        id="https-and-slash",
+    ),
+    pytest.param(
+        "https://www.popsugar.co.uk/smart-living/Cheap-Halloween-Costumes-42432483/amp",
+        "https://www.popsugar.co.uk/smart-living/Cheap-Halloween-Costumes-42432483",
+        id="amp-suffix",
+    ),
+    pytest.param(
+        "https://example.com/amp/2025/08/council-approves-budget",
+        "https://example.com/2025/08/council-approves-budget",
+        id="amp-prefix",
+    ),
+    pytest.param(
+        "https://example.com/news/council-approves-budget.amp.html",
+        "https://example.com/news/council-approves-budget.html",
+        id="amp-extension",
+    ),
+    pytest.param(
+        "https://www.rtl.de/cms/bericht-bund-und-laender-wollen-lockdown-verlaengern-4723862.html",
+        "https://www.rtl.de/cms/medienbericht-corona-lockdown-steht-vor-verlaengerung-4723862.html",
+        id="headline-rewritten-same-id",
+    ),
+    pytest.param(
+        "https://www.handelsblatt.com/politik/grenzschliessungen-report-der-partner/25776812.html",
+        "https://www.handelsblatt.com/politik/grenzschliessungen-deutschland-frankreich/25776812.html",
+        id="id-segment",
+    ),
+    pytest.param(
+        "https://forsal.pl/gospodarka/pkb/artykuly/8150873,ile-jest-warta-godzina-pracy.html",
+        "https://forsal.pl/praca/aktualnosci/artykuly/8150872,ile-jest-warta-godzina-pracy.html",
+        id="section-and-id-changed-same-slug",
+    ),
+    pytest.param(
+        "https://www.reuters.com/article/us-global-markets/"
+        "asian-shares-soft-as-trade-doubts-creep-back-in-idUSKBN1XT00W",
+        "https://www.reuters.com/article/us-global-markets-idUSKBN1XT00W",
+        id="slug-replaced-same-letters-and-digits-id",
+    ),
+    pytest.param(
+        "https://example.com/news/2025/08/council-budget-vote",
+        "https://example.com/news/2025/08/council-approves-budget-after-vote",
+        id="slug-reworded",
+    ),
+    pytest.param(
+        "https://www.arbeit-und-arbeitsrecht.de/news/verjaehrung-von-urlaubsanspruechen.html",
+        "https://www.arbeit-und-arbeitsrecht.de/node/8996",
+        id="slug-to-node-id",
+    ),
+    pytest.param(
+        "https://example.com/?p=123",
+        "https://example.com/2025/08/council-approves-budget/",
+        id="short-link-to-slug",
+    ),
+    pytest.param(
+        "https://example.com/story/1234567",
+        "https://example.com/story/1234567/council-approves-budget",
+        id="id-to-id-and-slug",
+    ),
+]
+
+
+@pytest.mark.parametrize(("page", "canonical"), SAME_STORY)
+def test_choose_url_follows_a_canonical_naming_the_same_story(page: str, canonical: str) -> None:
+    """A canonical whose address names the page's story (its slug, or an id they share; the
+    AMP, http and trailing-slash forms; a page address naming nothing, as `?p=123`) is the
+    article's URL."""
+    assert choose_url(page, canonical) == canonical_url(canonical)
+
+
+@pytest.mark.parametrize(
+    ("page", "canonical"),
+    [
+        pytest.param(
+            "https://example.com/2025/08/12/mayor-resigns-over-harbour-deal",
+            "https://example.com/2025/08/11/council-approves-budget",
+            id="latest-story",
+        ),
+        pytest.param(
+            "https://example.com/politics/mayor-resigns-over-harbour-deal-1234999",
+            "https://example.com/sport/cup-final-ends-in-a-draw-1234567",
+            id="latest-story-with-ids",
+        ),
+        pytest.param(
+            "https://example.com/2025/08/12/mayor-resigns-over-harbour-deal",
+            "https://example.com/politics/",
+            id="section-front-elsewhere",
+        ),
+        pytest.param(
+            "https://example.com/node/8997", "https://example.com/node/8996", id="other-node"
+        ),
+        pytest.param("https://example.com/?p=12346", "https://example.com/?p=12345", id="other-p"),
+        pytest.param(
+            "https://example.com/article.php?id=4512",
+            "https://example.com/article.php?id=4511",
+            id="other-id-parameter",
+        ),
+    ],
+)
+def test_choose_url_ignores_a_canonical_naming_another_story(page: str, canonical: str) -> None:
+    """A canonical of the same site that names another story (every story of a CMS naming its
+    section front or its latest story) is not the article's URL: its own is kept, so that the
+    story is neither stored under the other's address nor taken for it."""
+    assert choose_url(page, canonical) == canonical_url(page)
+
+
 @pytest.mark.parametrize(
     "canonical",
     [

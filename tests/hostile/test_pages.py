@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import psutil
 import pytest
 
+from ingest.normalize import canonical_url
 from ingest.workers.pool import Workers
 from tests.hostile.test_bodies import gzip_bomb
 from tests.support.httpserver import LocalServer, Response, static
@@ -230,3 +231,53 @@ async def test_page_text_is_read_in_the_charset_its_header_declares(
     assert LEGACY_PARAGRAPH in stored["/legacy"]["text"]
     assert stored["/pasted"]["text_source"] == "page"
     assert PASTED_PARAGRAPH in stored["/pasted"]["text"]
+
+
+def _story(title: str, canonical: str, words: str) -> bytes:
+    paragraphs = "".join(f"<p>{title}: {words} {PARAGRAPH}</p>" for _ in range(3))
+    return (
+        f"<html lang='en'><head><title>{title}</title><link rel='canonical' href='{canonical}'>"
+        f"</head><body><article><h1>{title}</h1>{paragraphs}</article></body></html>"
+    ).encode()
+
+
+async def test_a_canonical_naming_another_story_takes_neither_its_address_nor_its_row(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A CMS naming its latest story as the canonical of every page: each story is stored at
+    its own address with its own text, and the one the others name keeps its address (the
+    other stories were stored under it, and the two collided)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    latest = server.url("/2025/08/12/council-approves-budget")
+    pages = {
+        "/2025/08/12/council-approves-budget": _story("Council approves budget", latest, "vote"),
+        "/2025/08/11/mayor-resigns-over-harbour-deal": _story(
+            "Mayor resigns over harbour deal", latest, "resignation"
+        ),
+        "/2025/08/10/ferry-timetable-changes": _story(
+            "Ferry timetable changes", latest, "timetable"
+        ),
+    }
+    items = ""
+    for path, page in pages.items():
+        server.routes[path] = static(page, "text/html")
+        items += (
+            f"<item><title>{path}</title><link>{server.url(path)}</link>"
+            f"<guid isPermaLink='false'>{path}</guid></item>"
+        )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == len(pages)
+    stored = {
+        r["guid"]: r
+        for r in rows(database_url, "SELECT guid, url, text, text_source FROM news.articles")
+    }
+    assert set(stored) == set(pages)
+    for path, row in stored.items():
+        assert row["url"] == canonical_url(server.url(path)), path
+        assert row["text_source"] == "page"
+    assert "resignation" in stored["/2025/08/11/mayor-resigns-over-harbour-deal"]["text"]
+    assert "timetable" in stored["/2025/08/10/ferry-timetable-changes"]["text"]
+    assert "vote" in stored["/2025/08/12/council-approves-budget"]["text"]
