@@ -1,6 +1,7 @@
 """HTTP for the whole service, httpx only: the SSRF guard (`guard`), the network under httpx
 (`transport`), response bodies (`body`), per-host concurrency and politeness (`limits`),
-robots.txt (`robots`), and the `Fetcher` that owns them all (`client`)."""
+robots.txt (`robots`), pages that are a refresh to another address (`refresh`), and the
+`Fetcher` that owns them all (`client`)."""
 
 from ingest.fetch.body import BodyDecoder, BodyTooLargeError, content_coding
 from ingest.fetch.client import Fetcher, RobotsVerdict

@@ -34,6 +34,7 @@ from ingest.fetch.guard import (
 from ingest.fetch.internals import asyncio_primitives, transport_with_pool
 from ingest.fetch.limits import Clock, HostHeld, HostLimiter, Sleep
 from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
+from ingest.fetch.refresh import refresh_location
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
@@ -387,7 +388,9 @@ class Fetcher:
         refused before connecting). For kind "robots" a body
         over the cap is truncated, not refused (RFC 9309 §2.5), and `ROBOTS_MAX_REDIRECTS`
         redirects are followed instead of `max_redirects`. A page's redirects are
-        followed where the target's robots.txt allows (`_may_follow`). `starting` is awaited
+        followed where the target's robots.txt allows (`_may_follow`); a page that is a
+        refresh stub (`ingest.fetch.refresh`) is a redirect with its own status, recorded and
+        counted as one. `starting` is awaited
         when the host's politeness lets a request start, once for each hop: a caller bounding
         its pages in flight takes its slot there, so that waiting out a host's delay holds none.
         `waiting` is called when a hop ends in a redirect, before the next hop waits for its
@@ -537,8 +540,9 @@ class Fetcher:
     async def _outcome(
         self, url: str, target: httpx.URL, response: httpx.Response, kind: FetchKind
     ) -> _Redirect | _Final:
-        """What one response means: a redirect to follow, or the final result (with its body
-        read within the cap), or a FetchError."""
+        """What one response means: a redirect to follow (a page's refresh stub too,
+        `refresh_location`), or the final result (with its body read within the cap), or a
+        FetchError."""
         status = response.status_code
         location = response.headers.get("location")
         if status in _REDIRECT_STATUSES and location:
@@ -566,7 +570,21 @@ class Fetcher:
                 date=date,
                 response_url=str(target),
             )
-        return _Final(target, response, await self._read_body(url, response, kind))
+        body = await self._read_body(url, response, kind)
+        if kind == "page":
+            refresh = refresh_location(
+                response.headers.get("content-type", ""), response.headers.get("refresh"), body
+            )
+            if refresh is not None:
+                try:
+                    location = target.join(refresh)
+                except httpx.InvalidURL as e:
+                    raise FetchError(
+                        url, f"invalid refresh location {refresh!r}", permanent=True
+                    ) from e
+                if location.copy_with(fragment=None) != target.copy_with(fragment=None):
+                    return _Redirect(status, location)
+        return _Final(target, response, body)
 
     def _back_off(
         self, target: httpx.URL, status: int, retry_after: str | None, date: str | None

@@ -19,7 +19,7 @@ from ingest import USER_AGENT
 from ingest.config import Settings
 from ingest.errors import BlockedError, FetchError
 from ingest.fetch import Fetcher, client
-from ingest.types import FeedSettings
+from ingest.types import FeedSettings, FetchKind
 from tests.support.httpserver import (
     LocalServer,
     RawServer,
@@ -410,6 +410,117 @@ async def test_redirect_to_file_scheme_is_blocked(server: LocalServer) -> None:
     async with Fetcher(LOCAL) as fetcher:
         with pytest.raises(BlockedError, match="redirect to scheme 'file'"):
             await fetcher.fetch(server.url("/evil"), "page")
+
+
+def _refresh_stub(content: str, *, padding: int = 0) -> bytes:
+    return (
+        f"<html><head><title>Redirecting...</title><META HTTP-EQUIV=refresh CONTENT='{content}'>"
+        f"</head><body><p>Redirecting...</p>{'<!-- -->' * padding}</body></html>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("0; url=/story", id="relative"),
+        pytest.param("0;URL=story", id="no-space"),
+        pytest.param('3; url="/story"', id="double-quoted-with-delay"),
+        pytest.param("0, url = /story", id="comma"),
+        pytest.param("0;/story", id="bare-url"),
+    ],
+)
+async def test_a_page_s_meta_refresh_is_followed_as_a_redirect(
+    server: LocalServer, content: str
+) -> None:
+    """A small page whose meta refresh names another address is a redirect: followed and
+    recorded as one (with the page's status), in any of the forms browsers read."""
+    server.routes["/go/stub"] = static(_refresh_stub(content), "text/html; charset=utf-8")
+    server.routes["/go/story"] = static("<html><body><p>Story</p></body></html>", "text/html")
+    server.routes["/story"] = server.routes["/go/story"]
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/go/stub"), "page")
+    assert result.body == b"<html><body><p>Story</p></body></html>"
+    assert result.final_url in (server.url("/story"), server.url("/go/story"))
+    assert result.redirects == ((200, result.final_url),)
+
+
+async def test_a_refresh_header_is_followed_as_a_redirect(server: LocalServer) -> None:
+    """The `Refresh` header, as browsers read it, is the meta tag's equivalent."""
+    server.routes["/stub"] = Response(
+        200, b"<p>Redirecting...</p>", {"Content-Type": "text/html", "Refresh": "0; url=/story"}
+    )
+    server.routes["/story"] = static("<p>Story</p>", "text/html")
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/stub"), "page")
+    assert result.final_url == server.url("/story")
+
+
+@pytest.mark.parametrize(
+    ("content", "padding", "content_type", "kind"),
+    [
+        pytest.param("900", 0, "text/html", "page", id="a-reload"),
+        pytest.param("0; url=/stub", 0, "text/html", "page", id="to-itself"),
+        pytest.param("0; url=/story", 3000, "text/html", "page", id="a-whole-page"),
+        pytest.param("0; url=/story", 0, "text/plain", "page", id="not-html"),
+        pytest.param("0; url=/story", 0, "text/html", "feed", id="a-feed"),
+        pytest.param("0; url=", 0, "text/html", "page", id="no-url"),
+    ],
+)
+async def test_a_refresh_that_is_no_redirect_is_the_page(
+    server: LocalServer, content: str, padding: int, content_type: str, kind: FetchKind
+) -> None:
+    """A page reloading itself (no address, or its own), an article page (past
+    REFRESH_STUB_BYTES) whose refresh sends browsers without scripts elsewhere, a body that is
+    no HTML, and a feed are results as they are."""
+    body = _refresh_stub(content, padding=padding)
+    server.routes["/stub"] = static(body, content_type)
+    server.routes["/story"] = static("<p>Story</p>", "text/html")
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/stub"), kind)
+    assert result.body == body
+    assert result.redirects == ()
+    assert server.hits("/story") == []
+
+
+async def test_meta_refreshes_count_as_redirects(server: LocalServer) -> None:
+    """A loop of refreshes and redirects stops after max_redirects hops of either kind."""
+    server.routes["/a"] = static(_refresh_stub("0; url=/b"), "text/html")
+    server.routes["/b"] = Response(302, b"", {"Location": "/a"})
+    async with Fetcher(_settings(max_redirects=3)) as fetcher:
+        with pytest.raises(FetchError, match=r"too many redirects \(more than 3\)"):
+            await fetcher.fetch(server.url("/a"), "page")
+    assert len(server.hits("/a")) + len(server.hits("/b")) == 4
+
+
+@pytest.mark.parametrize(
+    ("target", "refusal"),
+    [
+        pytest.param("javascript:alert(1)", "redirect to scheme 'javascript'", id="javascript"),
+        pytest.param("file:///etc/passwd", "redirect to scheme 'file'", id="file"),
+    ],
+)
+async def test_a_refresh_to_a_refused_scheme_is_blocked(
+    server: LocalServer, target: str, refusal: str
+) -> None:
+    server.routes["/stub"] = static(_refresh_stub(f"0; url={target}"), "text/html")
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(BlockedError, match=refusal):
+            await fetcher.fetch(server.url("/stub"), "page")
+
+
+async def test_a_refresh_to_a_blocked_address_is_refused(
+    server: LocalServer, internal: LocalServer
+) -> None:
+    """A refresh hop is checked as a redirect's: allowed.test -> 127.0.0.2 stops before it."""
+    internal.routes["/admin"] = static("secret")
+    server.routes["/start"] = static(_refresh_stub(f"0; url={internal.url('/admin')}"), "text/html")
+    resolver = fake_dns({"allowed.test": ["127.0.0.1"]})
+    async with Fetcher(
+        Settings(), resolver=resolver, address_check=only_first_loopback_is_public
+    ) as fetcher:
+        with pytest.raises(BlockedError, match=r"127\.0\.0\.2 is a loopback address"):
+            await fetcher.fetch(f"http://allowed.test:{server.port}/start", "page")
+    assert internal.requests == []
 
 
 # --- status errors -------------------------------------------------------------------------------

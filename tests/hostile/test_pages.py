@@ -281,3 +281,60 @@ async def test_a_canonical_naming_another_story_takes_neither_its_address_nor_it
     assert "resignation" in stored["/2025/08/11/mayor-resigns-over-harbour-deal"]["text"]
     assert "timetable" in stored["/2025/08/10/ferry-timetable-changes"]["text"]
     assert "vote" in stored["/2025/08/12/council-approves-budget"]["text"]
+
+
+def _refresh_stub(content: str) -> bytes:
+    """A CMS's "Redirecting..." page: a meta refresh and a link, and nothing else."""
+    return (
+        f"<!DOCTYPE html><html><head><meta http-equiv='Refresh' content=\"{content}\">"
+        "<title>Redirecting...</title></head><body><h1>Redirecting...</h1>"
+        "<p>You are being redirected. <a href='/story'>Click here</a> if nothing happens.</p>"
+        "</body></html>"
+    ).encode()
+
+
+async def test_a_meta_refresh_stub_leads_to_its_article(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """An entry with only a title whose link answers with a meta refresh stub: the refresh is
+    followed as a redirect (its target's robots.txt asked, as for a redirect), and the
+    article's text and address are the target's; one whose target robots.txt disallows is
+    stored without the stub's text."""
+    server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /private/\n", "text/plain")
+    server.routes["/harbour"] = static(article_page("Harbour"), "text/html")
+    server.routes["/ferry"] = static(article_page("Ferry"), "text/html")
+    server.routes["/private/story"] = static(article_page("Private"), "text/html")
+    stubs = {
+        "/go/relative": "0; url=/harbour",
+        "/go/quoted": f"0;URL='{server.url('/ferry')}'",
+        "/go/private": "1; url=/private/story",
+    }
+    for path, content in stubs.items():
+        server.routes[path] = static(_refresh_stub(content), "text/html")
+    items = "".join(
+        f"<item><title>Harbour {path}</title><link>{server.url(path)}</link>"
+        f"<guid isPermaLink='false'>{path}</guid></item>"
+        for path in stubs
+    )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == len(stubs)
+    stored = {
+        r["guid"]: r
+        for r in rows(
+            database_url, "SELECT guid, url, text, text_source, extraction_error FROM news.articles"
+        )
+    }
+    for path, target in (("/go/relative", "/harbour"), ("/go/quoted", "/ferry")):
+        row = stored[path]
+        assert row["text_source"] == "page", row["extraction_error"]
+        assert PARAGRAPH in row["text"]
+        assert "Redirecting" not in row["text"]
+        assert row["url"] == canonical_url(server.url(target))
+    private = stored["/go/private"]
+    assert private["text_source"] == "feed"
+    assert "Redirecting" not in private["text"]
+    assert "robots.txt: disallowed (redirect to" in private["extraction_error"]
+    assert server.hits("/private/story") == []

@@ -1,0 +1,70 @@
+"""A page that is only a refresh to another address: a CMS's or a link shortener's
+"Redirecting..." stub (`<meta http-equiv="refresh" content="0; url=/story">`, or a `Refresh`
+header), which a browser follows as it follows a redirect. Pure: the `Fetcher` asks it of the
+pages it fetches and follows the address it gives as a redirect hop (`ingest.fetch.client`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+REFRESH_STUB_BYTES: Final = 16 * 1024
+"""The largest page whose refresh is a redirect. A stub is a line of text and a link (with an
+analytics script, a few KiB); an article page with a refresh (a news page reloading itself
+every few minutes, a `<noscript>` refresh to a "please enable JavaScript" page: 70 KB and more
+on the real-page corpora) is the page."""
+_HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml", ""})
+_META: Final = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
+_ATTRIBUTE: Final = re.compile(
+    rb"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
+)
+_SPACE: Final = " \t\n\f\r"
+
+
+def refresh_location(content_type: str, header: str | None, body: bytes) -> str | None:
+    """The address a page refreshes to, as written (relative or not), or None when it is no
+    stub that sends its reader elsewhere: over REFRESH_STUB_BYTES, no HTML, no refresh, or one
+    that only reloads the page (no address). The `Refresh` header first, else the first meta
+    refresh of the page."""
+    if len(body) > REFRESH_STUB_BYTES:
+        return None
+    if content_type.split(";")[0].strip().lower() not in _HTML_TYPES:
+        return None
+    if header is not None:
+        return refresh_url(header)
+    for tag in _META.finditer(body):
+        attributes = {
+            m.group(1).lower(): next((v for v in m.groups()[1:] if v is not None), b"")
+            for m in _ATTRIBUTE.finditer(tag.group(0), 5)
+        }
+        if attributes.get(b"http-equiv", b"").strip().lower() == b"refresh":
+            content = attributes.get(b"content")
+            if content is None:
+                continue
+            return refresh_url(content.decode("utf-8", "replace"))
+    return None
+
+
+def refresh_url(content: str) -> str | None:
+    """The address of a refresh's value (`0; url=/story`, `0;URL='/story'`, `3, url = a`,
+    `0; /story`) as HTML's declarative refresh reads it, or None when it names none (`900`,
+    a reload) or is no refresh value at all."""
+    rest = content.strip(_SPACE)
+    digits = len(rest) - len(rest.lstrip("0123456789."))
+    if digits == 0:
+        return None
+    rest = rest[digits:]
+    if not rest or rest[0] not in ";," + _SPACE:
+        return None
+    rest = rest.lstrip(_SPACE)
+    if rest[:1] in (";", ","):
+        rest = rest[1:].lstrip(_SPACE)
+    if rest[:3].lower() == "url":
+        after = rest[3:].lstrip(_SPACE)
+        if after.startswith("="):
+            rest = after[1:].lstrip(_SPACE)
+    if rest[:1] in ("'", '"'):
+        quote, rest = rest[0], rest[1:]
+        rest = rest.split(quote, 1)[0]
+    url = rest.strip(_SPACE)
+    return url or None
