@@ -17,7 +17,7 @@ from trafilatura.utils import decode_file, handle_compressed_file, load_html
 
 from ingest.coverage import Reference, words
 from ingest.errors import ExtractError
-from ingest.extract.clean import preclean
+from ingest.extract.clean import preclean, remove_paths
 from ingest.extract.metadata import (
     complete_metadata,
     json_ld_article,
@@ -96,7 +96,7 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
     marked = marked_byline(tree, structured, url)
-    preclean(tree)
+    cleaned = preclean(tree)
     meta = complete_metadata(tree, structured, url, marked)
     # fast: without trafilatura's second opinion from its readability and jusText ports. After
     # `preclean` that second opinion mostly brought furniture back (AEB F1 0.968 without it,
@@ -105,6 +105,13 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     # trafilatura recovers loose text: on news pages that is as often the article's
     # standfirst as another story's, so preclean does not treat it as furniture.
     text = _trafilatura_text(tree, url, fast=True)
+    if cleaned.hidden_copies:
+        # A copy of its text the page hides is none of its text for the second opinion
+        # either (resiliparse reads `display: none !important` as shown), nor for the fallback
+        # below: against a text held twice, the text once would look half lost.
+        shown = _parsed(document, cleaned.hidden_copies)
+        if shown is not None:
+            as_read = html.tostring(shown, encoding="unicode")
     main = _main_content(as_read)
     reference = Reference(main)
     kept = words(text)
@@ -116,7 +123,7 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     # nothing.)
     lost = covered < GUARD_COVERAGE and reference.words > found
     if lost or few:
-        raw = load_html(document)
+        raw = _parsed(document, cleaned.hidden_copies)
         if raw is not None:
             fallback = _trafilatura_text(raw, url, fast=False)
             fallback_words = words(fallback)
@@ -142,6 +149,14 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
         content_hash=content_hash(text),
     )
     return extracted, main
+
+
+def _parsed(document: str, hidden_copies: tuple[str, ...]) -> _Element | None:
+    """The page parsed afresh, without the hidden copies of its text `preclean` removed."""
+    tree = load_html(document)
+    if tree is not None and hidden_copies:
+        remove_paths(tree, hidden_copies)
+    return tree
 
 
 def _trafilatura_text(tree: _Element, url: str, *, fast: bool) -> str:

@@ -840,3 +840,47 @@ def test_a_page_in_the_charset_it_declares_decodes_so(head: str, charset: str | 
     assert "said José Müller, who chairs the finance committee with Begoña Peña." in result.text
     assert "“It’s a good day for the town,” he said." in result.text
     assert "the harbour café." in result.text
+
+
+_STORY = [
+    f"Paragraph {i} of the story: the harbour authority said on Thursday that ferry terminal "
+    f"number {i} would open next spring, after a long dispute over the cost of the foundations."
+    for i in range(6)
+]
+_STORY_BODY = "".join(f"<p>{p}</p>" for p in _STORY)
+_HIDDEN = [
+    pytest.param("hidden", id="hidden"),
+    pytest.param("hidden itemprop='articleBody' class='article-body'", id="hidden-marked-body"),
+    pytest.param("style='display:none'", id="display-none"),
+    pytest.param(
+        "style='color: red; DISPLAY : NONE !important'", id="display-none-spelt-otherwise"
+    ),
+    pytest.param("style='visibility: hidden'", id="visibility-hidden"),
+    pytest.param("aria-hidden='true'", id="aria-hidden"),
+]
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["copy-after", "copy-before"])
+@pytest.mark.parametrize("hidden", _HIDDEN)
+def test_a_hidden_copy_of_the_article_is_not_its_text_again(hidden: str, before: bool) -> None:
+    """A page carrying a hidden duplicate of its body (for print, AMP or a script to show):
+    every paragraph once, though the copy holds half of the page's text."""
+    shown = f"<div class='text'>{_STORY_BODY}</div>"
+    copy = f"<div {hidden}>{_STORY_BODY}</div>"
+    page = (
+        "<html><head><title>Ferry</title></head><body><article><h1>Ferry terminal</h1>"
+        f"{copy + shown if before else shown + copy}</article></body></html>"
+    )
+    text = extract_page(page.encode(), "https://example.com/news/ferry").text
+    assert [text.count(p) for p in _STORY] == [1] * len(_STORY)
+
+
+@pytest.mark.parametrize("hidden", _HIDDEN)
+def test_an_article_shown_only_in_a_hidden_element_is_kept(hidden: str) -> None:
+    """The one copy of the article inside a hidden element (a script shows it) is the text."""
+    page = (
+        "<html><head><title>Ferry</title></head><body><nav><a href='/'>Home</a></nav>"
+        f"<article><h1>Ferry terminal</h1><div {hidden}>{_STORY_BODY}</div></article></body></html>"
+    )
+    text = extract_page(page.encode(), "https://example.com/news/ferry").text
+    assert [text.count(p) for p in _STORY] == [1] * len(_STORY)
