@@ -8,7 +8,8 @@ so it works in any language.
 Safety net: an element is never removed if it holds the page's <h1>, the marked article body,
 or half or more of the page's paragraph text; whatever looks like furniture inside the article
 is removed, but never the article itself. A hidden copy of text the page shows elsewhere (the
-article again, for print or AMP) is no article: it goes whatever it holds.
+article again, for print or AMP) is no article: it goes whatever it holds; nor are the next
+stories an infinite scroll appends, unless one holds half of the page.
 """
 
 from __future__ import annotations
@@ -324,6 +325,7 @@ def preclean(tree: _Element) -> Precleaned:
         size, kinds = parts
         return stats[el][measure] > 0 and kinds.get(kind, 0) >= 0.5 * size
 
+    others = _other_stories(body, protected)
     doomed: list[_Element] = []
     copies: list[str] = []
     stack = [body]
@@ -331,6 +333,9 @@ def preclean(tree: _Element) -> Precleaned:
         el = stack.pop()
         st = stats.get(el)
         if st is None:
+            continue
+        if others and el in others and not holds_the_article(st):
+            doomed.append(el)
             continue
         if el.tag not in _NEVER_DROP and el not in protected:
             furniture = (
@@ -346,7 +351,7 @@ def preclean(tree: _Element) -> Precleaned:
                 doomed.append(_wrapper(el, stats, protected) if _is_ad(el) else el)
                 continue  # its subtree goes with it
             # What holds the article, unless it is a hidden copy of what the page shows.
-            if hidden(el) and holds_the_article(st) and _shown_elsewhere(body, el, doomed):
+            if holds_the_article(st) and hidden(el) and _shown_elsewhere(body, el, doomed):
                 doomed.append(el)
                 copies.append(el.getroottree().getpath(el))
                 continue
@@ -378,6 +383,25 @@ def remove_paths(tree: _Element, paths: tuple[str, ...]) -> None:
     for el in found:
         if isinstance(el, etree._Element):
             _remove_keeping_tail(el)
+
+
+def _other_stories(body: _Element, protected: set[_Element]) -> set[_Element]:
+    """The <article>s with an <h1> of their own beside the <article> holding the page's first
+    <h1> (the story): the site's next stories that an infinite scroll appends after it, a
+    teaser dressed as a story. Each goes unless it holds half of the page (then it is the
+    story, and the first <h1> a teaser's): neither its name (the story's template names them
+    all alike) nor its kind (several of them hold half of the page together) protects it."""
+    first = next(body.iter("h1"), None)
+    story = next(first.iterancestors("article"), None) if first is not None else None
+    if story is None:
+        return set()
+    return {
+        article
+        for article in body.iter("article")
+        if article not in protected
+        and article.find(".//h1") is not None
+        and not any(a is story for a in article.iterancestors("article"))
+    }
 
 
 SHOWN_COPY = 0.8

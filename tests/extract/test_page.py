@@ -884,3 +884,55 @@ def test_an_article_shown_only_in_a_hidden_element_is_kept(hidden: str) -> None:
     )
     text = extract_page(page.encode(), "https://example.com/news/ferry").text
     assert [text.count(p) for p in _STORY] == [1] * len(_STORY)
+
+
+def _scroll_story(k: int, headline: str, heading: str = "h1") -> str:
+    paragraphs = "".join(
+        f"<p>Story {k}, paragraph {i}: the {headline} said on Thursday that plan number {i} "
+        "would go ahead next spring, after a long dispute over its costs.</p>"
+        for i in range(5)
+    )
+    return (
+        f"<article class='post'><header><{heading}>{headline}</{heading}></header>"
+        f"<div class='text'>{paragraphs}</div></article>"
+    )
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        pytest.param("main", id="main"),
+        pytest.param("div class='content-body'", id="content-named"),
+        pytest.param("div id='story-content'", id="story-named"),
+    ],
+)
+def test_an_infinite_scroll_page_is_its_first_story_only(wrapper: str) -> None:
+    """A page that appends the site's next stories, each an <article> with its own <h1>, after
+    the story (infinite scroll): the text is the story's, the one holding the page's first
+    <h1>."""
+    stories = "".join(
+        _scroll_story(k, headline)
+        for k, headline in enumerate(("harbour authority", "city council", "school board"))
+    )
+    tag = wrapper.split()[0]
+    page = (
+        "<html><head><title>Harbour authority</title></head>"
+        f"<body><{wrapper}>{stories}</{tag}></body></html>"
+    )
+    text = extract_page(page.encode(), "https://example.com/news/harbour").text
+    assert [text.count(f"Story {k}, ") for k in range(3)] == [5, 0, 0]
+
+
+def test_a_story_of_articles_without_their_own_h1_is_kept_whole() -> None:
+    """Entries of a live blog, each an <article> with its own <h2> under the page's <h1>: all
+    of them are the story."""
+    entries = "".join(
+        _scroll_story(k, headline, heading="h2")
+        for k, headline in enumerate(("harbour authority", "city council", "school board"))
+    )
+    page = (
+        "<html><head><title>Live: the budget</title></head><body><main><h1>Live: the budget</h1>"
+        f"<div class='content-body'>{entries}</div></main></body></html>"
+    )
+    text = extract_page(page.encode(), "https://example.com/news/live").text
+    assert [text.count(f"Story {k}, ") for k in range(3)] == [5, 5, 5]
