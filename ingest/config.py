@@ -104,13 +104,18 @@ def _parse(f: Field[Any], raw: str) -> object:
             return float(text)
         except ValueError:
             raise ValueError(f"{raw!r} is not a number") from None
-    if not text and f.name != "database_url":  # an empty DATABASE_URL is unset: embedded
+    # Text is read without the whitespace around it, as numbers are: the newline a secret file
+    # ends in made DATABASE_URL name a database "news\n", and a DATABASE_URL of blanks alone
+    # was given to libpq, which connected to its default database and migrated that.
+    if not text and f.name == "database_url":  # empty: unset, the embedded server
+        return None
+    if not text:
         # An empty INGEST_DATA_DIR is the current directory, an empty INGEST_HTTP_HOST every
         # interface: neither is what an operator means by leaving it empty.
         raise ValueError("must not be empty")
     if kind is Path:
-        return Path(raw)
-    return text.lower() if f.metadata.get("choices") else raw
+        return Path(text)
+    return text.lower() if f.metadata.get("choices") else text
 
 
 def _field_problems(settings: Settings) -> list[str]:

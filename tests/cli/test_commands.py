@@ -188,6 +188,16 @@ def test_migrate_on_migrated_database(database_url: str) -> None:
     assert proc.stdout.strip() == "applied 0 migration(s)"
 
 
+def test_a_database_url_ending_in_a_newline_is_the_database_it_names(database_url: str) -> None:
+    """A DATABASE_URL with the newline a secret file ends in (a Kubernetes secret made from a
+    file) names the same database: `migrate` finds it migrated."""
+    part = psycopg.conninfo.conninfo_to_dict(database_url)
+    url = f"postgresql://{part.get('user', 'postgres')}@{part['host']}:{part.get('port', 5432)}"
+    proc = ingest(f"{url}/{part['dbname']}\n", "migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "applied 0 migration(s)"
+
+
 def test_backfill_without_target_is_a_usage_error() -> None:
     """backfill with neither a TARGET nor --urls exits 2 with one line on stderr, before
     touching the database."""

@@ -131,6 +131,32 @@ def test_database_url_wins_over_prefixed_alias(
 
 
 @pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("DATABASE_URL", "postgresql://db/news\n", "database_url", "postgresql://db/news"),
+        ("DATABASE_URL", " host=db dbname=news ", "database_url", "host=db dbname=news"),
+        ("DATABASE_URL", " \n", "database_url", None),
+        ("INGEST_DATABASE_URL", "\t", "database_url", None),
+        ("INGEST_DATA_DIR", "/srv/ingest\n", "data_dir", Path("/srv/ingest")),
+        ("INGEST_HTTP_HOST", " 127.0.0.1\r\n", "http_host", "127.0.0.1"),
+    ],
+)
+def test_text_values_are_read_without_surrounding_whitespace(
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    field: str,
+    expected: object,
+) -> None:
+    """A text setting is read without the whitespace around it (the newline a secret file or
+    a template leaves at its end), as the numbers are; a DATABASE_URL of whitespace alone is
+    unset, as an empty one is: the embedded server, never libpq's default database."""
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), field) == expected
+
+
+@pytest.mark.parametrize(
     ("variable", "value"),
     [
         ("INGEST_WORKERS", "0"),
