@@ -4,6 +4,7 @@ embedded server), the connection pool, and applying the numbered migrations in `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -241,12 +242,21 @@ async def migrate(dsn: str) -> list[int]:
             for mig in migrations:
                 if mig.version in recorded:
                     continue
-                await _apply(conn, mig)
+                try:
+                    await _apply(conn, mig)
+                except psycopg.Error as e:
+                    # Its transaction was rolled back whole: the next start applies it again.
+                    raise StoreError(
+                        f"migration {mig.file} failed, nothing of it applied: {first_line(e)}"
+                    ) from e
                 applied_now.append(mig.version)
                 log.info("migration_applied", version=mig.version, name=mig.name)
             await _record_checksums(conn, migrations)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            # A connection that failed takes the lock with it, and its failure is the one to
+            # report, not that of the unlock after it.
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     except psycopg.Error as e:
         raise StoreError(f"migration failed: {first_line(e)}") from e
     finally:

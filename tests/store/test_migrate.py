@@ -371,3 +371,35 @@ async def test_a_database_migrated_by_a_newer_version_is_refused(
     with pytest.raises(StoreError, match="9998"):
         await db.migrate(database_url)
     assert 9997 not in _applied(database_url)
+
+
+@pytest.mark.anyio
+async def test_a_migration_that_fails_is_named_and_leaves_nothing_half_done(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration failing midway (a statement the database refuses after one it took) is named
+    in the error, file and reason, so that the operator knows which one; its transaction is
+    rolled back whole, nothing of it recorded, and the next start applies it once it can."""
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    shipped = db.load_migrations()
+    broken = db.Migration(
+        9990,
+        "half_done",
+        "CREATE TABLE ingest.half_done (id int);\nINSERT INTO ingest.no_such_table VALUES (1);\n",
+    )
+    monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, broken])
+    with pytest.raises(StoreError) as raised:
+        await db.migrate(database_url)
+    message = str(raised.value)
+    assert "9990_half_done.sql" in message
+    assert 'relation "ingest.no_such_table" does not exist' in message
+    assert "\n" not in message
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('ingest.half_done')").fetchone() == (None,)
+    assert 9990 not in _applied(database_url)
+    repaired = db.Migration(9990, "half_done", "CREATE TABLE ingest.half_done (id int);\n")
+    monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, repaired])
+    assert await db.migrate(database_url) == [9990]
+    assert 9990 in _applied(database_url)
