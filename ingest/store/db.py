@@ -228,6 +228,11 @@ async def migrate(dsn: str) -> list[int]:
         check_recorded(migrations, recorded)
         if all(recorded.get(m.version) for m in migrations):
             return []
+        # A statement_timeout or lock_timeout set for the role or the database (for the
+        # service's queries) is not the migrations': one longer than it (an index built, every
+        # article rewritten) and the wait for another replica's would fail at every start.
+        # Each migration still bounds its table locks (`_apply`).
+        await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
         await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             await conn.execute("CREATE SCHEMA IF NOT EXISTS ingest")

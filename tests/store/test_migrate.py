@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -403,3 +404,50 @@ async def test_a_migration_that_fails_is_named_and_leaves_nothing_half_done(
     monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, repaired])
     assert await db.migrate(database_url) == [9990]
     assert 9990 in _applied(database_url)
+
+
+@pytest.mark.anyio
+async def test_a_statement_timeout_of_the_database_does_not_cut_a_migration_short(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `statement_timeout` or `lock_timeout` the operator set for the service's role or
+    database (for its queries) does not apply to migrations: one longer than it (an index
+    built, every article rewritten) is applied, and a replica waiting for another's migration
+    waits it out, where each failed at every start and the service never came up."""
+    from psycopg import sql
+
+    from ingest.store import db
+
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for setting in ("statement_timeout", "lock_timeout"):
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET {} = '100ms'").format(
+                    sql.Identifier(name), sql.Identifier(setting)
+                )
+            )
+    shipped = db.load_migrations()
+    slow = db.Migration(9991, "slow", "SELECT pg_sleep(0.5);\nCREATE TABLE ingest.slow (id int);\n")
+    monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, slow])
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+        waiting = asyncio.create_task(db.migrate(database_url))
+        for _ in range(200):  # until the migration waits for the lock
+            if _lock_waiters(holder) or waiting.done():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # longer than the statement_timeout
+        assert not waiting.done()
+        holder.execute("SELECT pg_advisory_unlock(%s)", (db.MIGRATION_LOCK_KEY,))
+        assert await waiting == [9991]
+    assert 9991 in _applied(database_url)
+
+
+def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
+    """Sessions of this database waiting for an advisory lock."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        " WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()"
+    ).fetchone()
+    return int(row[0]) if row else 0
