@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 import structlog
 
 from ingest import __version__, logs
-from ingest.config import Settings, load_settings
+from ingest.config import Settings, load_settings, unknown_variables
 from ingest.errors import ConfigError, IngestError, LockLost
 from ingest.normalize import canonical_url, redact_text, redact_url
 from ingest.store import Store
@@ -422,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)
+        for name, meant in unknown_variables():
+            # Not an error: a platform sets variables of its own (Kubernetes' service links),
+            # and an older version's settings may linger; but a typo's value is not in force.
+            log.warning("config_unknown_variable", variable=name, did_you_mean=meant)
         command = _COMMANDS[args.command]
         code = command(args, settings)
         sys.stdout.flush()  # here, where a failure to write is handled below, not at exit

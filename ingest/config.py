@@ -3,8 +3,10 @@ module receives a `Settings` (or the few values it needs) as an argument."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import timedelta
@@ -279,7 +281,8 @@ def variable(name: str) -> str:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment (names in any case; variables the service does not
-    know are ignored); every bad value is named in one `ConfigError`."""
+    know are ignored here, and named by `unknown_variables`); every bad value is named in one
+    `ConfigError`."""
     env = {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
     values: dict[str, object] = {}
     problems: list[str] = []
@@ -300,3 +303,38 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError(f"invalid configuration: {'; '.join(problems)}")
     return settings
+
+
+_OTHERS_PREFIXES = ("INGEST_TEST_", "INGEST_BENCH_", "INGEST_HYPOTHESIS_")
+"""Variables of the project's tests and benchmarks, which they read themselves."""
+
+# Kubernetes gives every pod the address of each Service of its namespace: a Service named
+# "ingest" makes INGEST_SERVICE_HOST, INGEST_SERVICE_PORT[_NAME], INGEST_PORT (tcp://ADDR:PORT)
+# and INGEST_PORT_8080_TCP[_PROTO|_PORT|_ADDR].
+_SERVICE_LINK = re.compile(
+    r"INGEST_SERVICE_(?:HOST|PORT)(?:_\w+)?|INGEST_PORT_\d+_(?:TCP|UDP|SCTP)\w*"
+)
+_SERVICE_LINK_URL = re.compile(r"(?:tcp|udp|sctp)://", re.IGNORECASE)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """Each INGEST_* variable (names in any case) that is no setting, in capitals, with the
+    setting whose name is closest (None when none is close): a typo, whose value is not in
+    force, for a warning at start-up. The alias INGEST_DATABASE_URL, the tests' and benchmarks'
+    variables and Kubernetes' service links are left out."""
+    env = {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
+    known = [variable(f.name) for f in fields(Settings)]
+    found = []
+    for name in sorted(env):
+        if (
+            not name.startswith("INGEST_")
+            or name in known
+            or name == "INGEST_DATABASE_URL"
+            or name.startswith(_OTHERS_PREFIXES)
+            or _SERVICE_LINK.fullmatch(name)
+            or (name == "INGEST_PORT" and _SERVICE_LINK_URL.match(env[name].strip()))
+        ):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        found.append((name, close[0] if close else None))
+    return found

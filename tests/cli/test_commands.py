@@ -5,6 +5,7 @@ line": 0 success, 1 the command cannot work with one line on stderr, 2 usage).""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -214,6 +215,21 @@ def test_bad_config_value() -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "INGEST_WORKERS" in lines[0]
+
+
+def test_a_mistyped_variable_is_named_at_start_up(database_url: str) -> None:
+    """A mistyped variable (INGEST_HOST_DELAYS for INGEST_HOST_DELAY) is no setting, and the
+    command does its work without it; a warning at start-up names it and the setting it
+    likely means, so that the operator learns that the value is not in force."""
+    proc = ingest(database_url, "migrate", INGEST_HOST_DELAYS="5")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [
+        json.loads(line) for line in proc.stderr.splitlines() if '"config_unknown_variable"' in line
+    ]
+    assert len(warnings) == 1, proc.stderr
+    assert warnings[0]["level"] == "warning"
+    assert warnings[0]["variable"] == "INGEST_HOST_DELAYS"
+    assert warnings[0]["did_you_mean"] == "INGEST_HOST_DELAY"
 
 
 def test_database_unreachable() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import Settings, load_settings
+from ingest.config import Settings, load_settings, unknown_variables
 from ingest.errors import ConfigError
 
 # The README's table: variable -> (Settings field, default).
@@ -266,6 +266,44 @@ def test_unknown_variables_ignored(clean_env: Path, monkeypatch: pytest.MonkeyPa
     """An INGEST_* variable the service does not know is not an error."""
     monkeypatch.setenv("INGEST_SOMETHING_ELSE", "x")
     assert isinstance(load_settings(), Settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"INGEST_HOST_DELAYS": "2"}, [("INGEST_HOST_DELAYS", "INGEST_HOST_DELAY")]),
+        ({"INGEST_MAX_INTERVALL": "3600"}, [("INGEST_MAX_INTERVALL", "INGEST_MAX_INTERVAL")]),
+        ({"ingest_tick_second": "5"}, [("INGEST_TICK_SECOND", "INGEST_TICK_SECONDS")]),
+        ({"INGEST_PORT": "9000"}, [("INGEST_PORT", "INGEST_HTTP_PORT")]),
+        ({"INGEST_SOMETHING_ELSE": "x"}, [("INGEST_SOMETHING_ELSE", None)]),
+        ({"INGEST_HOST_DELAY": "2", "INGEST_DATABASE_URL": "postgresql://db/news"}, []),
+        ({"DATABASE_URL": "postgresql://db/news", "HOSTNAME": "x", "PATH": "/bin"}, []),
+        # The project's tests and benchmarks read their own.
+        ({"INGEST_TEST_ADMIN_URL": "x", "INGEST_BENCH_ADMIN_URL": "x"}, []),
+        ({"INGEST_TEST_MARK": "x", "INGEST_HYPOTHESIS_PROFILE": "explore"}, []),
+        # Kubernetes' links to a Service named "ingest", in every pod of its namespace.
+        (
+            {
+                "INGEST_SERVICE_HOST": "10.0.0.7",
+                "INGEST_SERVICE_PORT": "8080",
+                "INGEST_SERVICE_PORT_HTTP": "8080",
+                "INGEST_PORT": "tcp://10.0.0.7:8080",
+                "INGEST_PORT_8080_TCP": "tcp://10.0.0.7:8080",
+                "INGEST_PORT_8080_TCP_PROTO": "tcp",
+                "INGEST_PORT_8080_TCP_PORT": "8080",
+                "INGEST_PORT_8080_TCP_ADDR": "10.0.0.7",
+            },
+            [],
+        ),
+    ],
+)
+def test_unknown_variables_are_named_with_the_setting_they_likely_mean(
+    environ: dict[str, str], expected: list[tuple[str, str | None]]
+) -> None:
+    """An INGEST_* variable that is no setting (a typo: INGEST_HOST_DELAYS) is named, with the
+    setting whose name is closest, for the warning at start-up; the alias INGEST_DATABASE_URL,
+    the tests' and benchmarks' own variables and Kubernetes' service links are not."""
+    assert unknown_variables(environ) == expected
 
 
 def test_settings_are_frozen(clean_env: Path) -> None:
