@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ingest.errors import ConfigError
+from ingest.retention import parse_duration
 from ingest.schedule import Policy
 
 
@@ -61,12 +62,14 @@ def _setting(
     gt: float | None = None,
     ge: float | None = None,
     le: float | None = None,
+    unit: str | None = None,
 ) -> Any:
-    """A setting's default (or the function making it) and the bounds its value must keep."""
-    bounds = {"gt": gt, "ge": ge, "le": le}
+    """A setting's default (or the function making it), the bounds its value must keep, and
+    what a whole number of it counts (`bytes`; a float setting counts seconds)."""
+    meta = {"gt": gt, "ge": ge, "le": le, "unit": unit}
     if factory is not None:
-        return field(default_factory=factory, metadata=bounds)
-    return field(default=default, metadata=bounds)
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 _KINDS: dict[str, type] = {
@@ -100,12 +103,13 @@ def _parse(f: Field[Any], raw: str) -> object:
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"{raw!r} is not a whole number") from None
+            unit = f" of {f.metadata['unit']}" if f.metadata.get("unit") else ""
+            raise ValueError(f"{raw!r} is not a whole number{unit}") from None
     if kind is float:
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"{raw!r} is not a number") from None
+            raise ValueError(f"{raw!r} is not a number of seconds{_in_seconds(text)}") from None
     # Text is read without the whitespace around it, as numbers are: the newline a secret file
     # ends in made DATABASE_URL name a database "news\n", and a DATABASE_URL of blanks alone
     # was given to libpq, which connected to its default database and migrated that.
@@ -118,6 +122,14 @@ def _parse(f: Field[Any], raw: str) -> object:
     if kind is Path:
         return Path(text)
     return text.lower() if f.metadata.get("choices") else text
+
+
+def _in_seconds(text: str) -> str:
+    """` (30m is 1800)` for a duration written with a unit (`ingest prune`'s form), else ""."""
+    try:
+        return f" ({text} is {int(parse_duration(text).total_seconds())})"
+    except ValueError:
+        return ""
 
 
 def _field_problems(settings: Settings) -> list[str]:
@@ -181,8 +193,8 @@ class Settings:
     allow_private_networks: bool = False
 
     # fetching
-    max_feed_bytes: int = _setting(10 * 1024 * 1024, gt=0, le=MAX_DOCUMENT_BYTES)
-    max_page_bytes: int = _setting(5 * 1024 * 1024, gt=0, le=MAX_DOCUMENT_BYTES)
+    max_feed_bytes: int = _setting(10 * 1024 * 1024, gt=0, le=MAX_DOCUMENT_BYTES, unit="bytes")
+    max_page_bytes: int = _setting(5 * 1024 * 1024, gt=0, le=MAX_DOCUMENT_BYTES, unit="bytes")
     connect_timeout: float = _setting(10.0, gt=0)
     read_timeout: float = _setting(20.0, gt=0)
     request_deadline: float = _setting(60.0, gt=0)
@@ -207,7 +219,7 @@ class Settings:
     """At most 100,000 feeds leased by one claim (one query, one transaction)."""
     concurrent_feeds: int = _setting(1024, ge=1, le=1_000_000)
     """At most 1,000,000 feeds in flight in one process, each an asyncio task and a lease."""
-    worker_backlog_bytes: int = _setting(64 * 1024 * 1024, ge=1, le=2**40)
+    worker_backlog_bytes: int = _setting(64 * 1024 * 1024, ge=1, le=2**40, unit="bytes")
     """New fetches wait while this many bytes of fetched feeds and pages wait for (or are in)
     a worker (`ingest.workers.backlog`). At most 1 TiB: memory, of one machine."""
     max_entries_per_feed: int = _setting(200, ge=1, le=100_000)
@@ -233,7 +245,7 @@ class Settings:
     lease_seconds: float = _setting(600.0, gt=0)
 
     # retention
-    change_retention_days: int = _setting(30, ge=0, le=365_000)
+    change_retention_days: int = _setting(30, ge=0, le=365_000, unit="days")
     """news.article_changes and news.article_history rows older than this are trimmed once a
     day by the service; 0 keeps them forever."""
 
@@ -270,7 +282,11 @@ class Settings:
 def _cross_problems(settings: Settings) -> list[str]:
     """What makes values that are each valid wrong together."""
     if settings.min_interval > settings.max_interval:
-        return ["INGEST_MIN_INTERVAL must not exceed INGEST_MAX_INTERVAL"]
+        # Both values: one of them may be the default, which the operator never wrote.
+        return [
+            f"INGEST_MIN_INTERVAL ({_shown(settings.min_interval)} seconds) must not exceed"
+            f" INGEST_MAX_INTERVAL ({_shown(settings.max_interval)} seconds)"
+        ]
     return []
 
 

@@ -391,3 +391,38 @@ def test_an_out_of_range_value_is_refused_naming_its_range(
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert f"{variable}: {value} is out of range ({range_})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        (
+            {"INGEST_POLL_INTERVAL": "30m"},
+            "INGEST_POLL_INTERVAL: '30m' is not a number of seconds (30m is 1800)",
+        ),
+        ({"INGEST_MAX_INTERVAL": "1d"}, "INGEST_MAX_INTERVAL: '1d' is not a number of seconds"),
+        ({"INGEST_HOST_DELAY": "500ms"}, "INGEST_HOST_DELAY: '500ms' is not a number of seconds"),
+        (
+            {"INGEST_MAX_FEED_BYTES": "10MB"},
+            "INGEST_MAX_FEED_BYTES: '10MB' is not a whole number of bytes",
+        ),
+        ({"INGEST_CHANGE_RETENTION_DAYS": "30d"}, "'30d' is not a whole number of days"),
+        ({"INGEST_WORKERS": "four"}, "INGEST_WORKERS: 'four' is not a whole number"),
+        (
+            {"INGEST_MAX_INTERVAL": "120"},
+            "INGEST_MIN_INTERVAL (300 seconds) must not exceed INGEST_MAX_INTERVAL (120 seconds)",
+        ),
+    ],
+)
+def test_a_refused_value_is_told_in_the_form_it_must_take(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], said: str
+) -> None:
+    """A value in another form than the setting's (a unit after a number of seconds: `30m`,
+    `500ms`; `10MB` for a number of bytes) is refused with the unit the setting is counted in,
+    and where a duration reads as one (`30m`), the number to write; two bounds at odds say
+    both values, also that of the one left at its default."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert said in str(info.value)
