@@ -1,7 +1,7 @@
-"""The only structlog.configure() call: JSON lines when stdout is not a terminal, a console
-renderer on a TTY. The project's own lines are rendered by structlog and written directly;
-stdlib loggers (httpx, apscheduler, psycopg) go through a logging handler with the same
-processors."""
+"""The only structlog.configure() call: JSON lines when the log stream (stderr) is not a
+terminal, a console renderer on a TTY. The project's own lines are rendered by structlog and
+written directly; stdlib loggers (httpx, apscheduler, psycopg) go through a logging handler
+with the same processors."""
 
 from __future__ import annotations
 
@@ -147,6 +147,16 @@ class _BoundLogger(structlog.make_filtering_bound_logger(logging.NOTSET)):  # ty
             return None
 
 
+class _LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler of the stdlib loggers (httpx, apscheduler, psycopg). A line it cannot
+    format or write is lost with the note the project's own lines get (`_line_lost`): the
+    stdlib's own note is a traceback and the record's arguments as given, which the redaction
+    of the rendered lines never sees (a DSN or a feed URL with its token)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        _line_lost(record.levelname.lower(), record.msg)
+
+
 def configure(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
 ) -> None:
@@ -181,7 +191,7 @@ def configure(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendered],
     )
-    handler = logging.StreamHandler(out)  # type: ignore[arg-type]
+    handler = _LibraryHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

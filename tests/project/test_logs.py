@@ -117,3 +117,25 @@ def test_a_line_that_cannot_be_rendered_does_not_raise_into_the_caller(out: io.S
     log.info("counted", by_pair={("a", 1): 2})
     log.info("next_line")
     assert "next_line" in [line["event"] for line in lines(out)]
+
+
+SECRET = "Pw-7d2a-lost"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_library_line_that_cannot_be_rendered_shows_none_of_its_arguments(
+    out: io.StringIO, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A library's line that cannot be formatted (its arguments do not fit its message) is lost
+    with the note the project's own lines get, naming its message and not its arguments: the
+    stdlib's handler printed a traceback with the arguments as given, a DSN's password and a
+    feed's token included, past the redaction of every other line."""
+    logs.configure(fmt, "info", stream=out)  # type: ignore[arg-type]
+    dsn = f"postgresql://ingest:{SECRET}@db.internal/news"
+    logging.getLogger("psycopg.pool").warning("error connecting to %s in %s", dsn)
+    logging.getLogger("httpx").warning("next line")
+    stderr = capsys.readouterr().err
+    assert SECRET not in stderr + out.getvalue()
+    assert "Traceback" not in stderr
+    assert "error connecting to %s in %s" in stderr
+    assert "next line" in out.getvalue()
