@@ -172,10 +172,14 @@ def _parser() -> argparse.ArgumentParser:
         "target", nargs="?", metavar="TARGET", help="a site's home page, a feed or a sitemap URL"
     )
     bf.add_argument(
-        "--since", metavar="DATE", help="skip URLs dated before DATE (YYYY-MM-DD or ISO 8601)"
+        "--since",
+        metavar="DATE",
+        help="skip URLs dated before DATE (YYYY-MM-DD, YYYY-Www, YYYY-MM or ISO 8601)",
     )
     bf.add_argument(
-        "--until", metavar="DATE", help="skip URLs dated after DATE (a date keeps its whole day)"
+        "--until",
+        metavar="DATE",
+        help="skip URLs dated after DATE (a date keeps its whole day, a week or month all of it)",
     )
     bf.add_argument(
         "--limit", metavar="N", type=_positive_int, help="fetch at most N URLs, newest first"
@@ -864,7 +868,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         since = parse_date_bound(args.since) if args.since is not None else None
         until = parse_date_bound(args.until, end=True) if args.until is not None else None
     except ValueError as e:
-        return usage(f"--since/--until take YYYY-MM-DD or an ISO 8601 datetime: {e}")
+        return usage(
+            "--since/--until take a date (YYYY-MM-DD, a week YYYY-Www, a month YYYY-MM, a "
+            f"year YYYY) or an ISO 8601 datetime: {e}"
+        )
     if since and until and since >= until:
         return usage("--since must be before --until")
     max_pages = DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages

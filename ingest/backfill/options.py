@@ -8,6 +8,8 @@ import hashlib
 import heapq
 import io
 import json
+import re
+from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, date, datetime, timedelta
@@ -31,22 +33,56 @@ MAX_PAGES_CEILING: Final = 32767
 (`ingest.backfill_sources.depth`)."""
 
 
+_WEEK: Final = re.compile(r"(\d{4})-?W(\d{2})", re.ASCII)
+_MONTH: Final = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
+_YEAR: Final = re.compile(r"\d{4}", re.ASCII)
+
+
+def _period(text: str) -> tuple[date, date | None] | None:
+    """A date given at a coarser precision than the day (ISO 8601 §4.1.2.3, §4.1.4.3): a week
+    (`2024-W22`, `2024W22`), a month (`2024-05`; `202405` is no ISO form) or a year, as its
+    first day and the day after its last (None past the calendar's end); None for any other
+    text. Raises ValueError for a week, month or year outside the calendar."""
+    if match := _WEEK.fullmatch(text):
+        first = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+        days = 7
+    elif match := _MONTH.fullmatch(text):
+        first = date(int(match[1]), int(match[2]), 1)
+        days = monthrange(first.year, first.month)[1]
+    elif _YEAR.fullmatch(text):
+        first = date(int(text), 1, 1)
+        days = (date(first.year, 12, 31) - first).days + 1
+    else:
+        return None
+    try:
+        return first, first + timedelta(days=days)
+    except OverflowError:
+        return first, None
+
+
 def parse_date_bound(text: str, *, end: bool = False) -> datetime:
     """`--since` / `--until` as an aware UTC datetime: an ISO 8601 date (YYYY-MM-DD, YYYYMMDD,
-    YYYY-Www-D) or datetime (UTC when naive). With `end` the bound is returned exclusive: a
-    date means the whole day (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a datetime
-    includes that instant; an end past the calendar's last instant is that instant. Raises
-    ValueError (a bound outside the calendar included)."""
+    YYYY-Www-D), week (YYYY-Www), month (YYYY-MM) or year (YYYY), or datetime (UTC when
+    naive). With `end` the bound is returned exclusive: a date means the whole day
+    (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a week, a month or a year the whole of
+    it (`--until 2024-W22` ends at 2024-06-03T00:00Z, `--until 2024-05` at 2024-06-01T00:00Z),
+    a datetime includes that instant; an end past the calendar's last instant is that instant.
+    Raises ValueError (a bound outside the calendar included)."""
     text = text.strip()
-    try:
-        day: date | None = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    if day is not None:
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    period = _period(text)
+    if period is None:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            after = None if day == date.max else day + timedelta(days=1)
+            period = day, after
+    if period is not None:
+        first, after = period
         if not end:
-            return start
-        return _LAST if day == date.max else start + timedelta(days=1)
+            return datetime(first.year, first.month, first.day, tzinfo=UTC)
+        return _LAST if after is None else datetime(after.year, after.month, after.day, tzinfo=UTC)
     moment = datetime.fromisoformat(text)
     try:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -343,19 +343,44 @@ def scalar(database_url: str, sql: str) -> Any:
         ("2024-05-01T10:00:00Z", True, datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=UTC)),
         ("20240531", True, datetime(2024, 6, 1, tzinfo=UTC)),
         ("2024-W22-5", True, datetime(2024, 6, 1, tzinfo=UTC)),
+        ("2024-W22", False, datetime(2024, 5, 27, tzinfo=UTC)),
+        ("2024-W22", True, datetime(2024, 6, 3, tzinfo=UTC)),
+        ("2024W22", True, datetime(2024, 6, 3, tzinfo=UTC)),
+        ("2020-W53", True, datetime(2021, 1, 4, tzinfo=UTC)),
+        ("2024-05", False, datetime(2024, 5, 1, tzinfo=UTC)),
+        ("2024-05", True, datetime(2024, 6, 1, tzinfo=UTC)),
+        ("2024-12", True, datetime(2025, 1, 1, tzinfo=UTC)),
+        ("2024-02", True, datetime(2024, 3, 1, tzinfo=UTC)),
+        ("2024", False, datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024", True, datetime(2025, 1, 1, tzinfo=UTC)),
+        ("9999-12", True, datetime.max.replace(tzinfo=UTC)),
+        ("9999-W52", True, datetime.max.replace(tzinfo=UTC)),
+        ("9999", True, datetime.max.replace(tzinfo=UTC)),
         ("20240501", False, datetime(2024, 5, 1, tzinfo=UTC)),
         ("9999-12-31", True, datetime.max.replace(tzinfo=UTC)),
         ("9999-12-31T23:59:59.999999+00:00", True, datetime.max.replace(tzinfo=UTC)),
     ],
 )
 def test_date_bounds(text: str, end: bool, expected: datetime) -> None:
-    """--since/--until: a date is a whole day (until inclusive), in any ISO 8601 form; a naive
-    datetime is UTC; an --until at the end of the calendar is its last instant."""
+    """--since/--until: a date is a whole day (until inclusive), in any ISO 8601 form, and an
+    ISO week (`2024-W22`), a month (`2024-05`) or a year given alone is the whole of it; a
+    naive datetime is UTC; an --until at the end of the calendar is its last instant."""
     assert parse_date_bound(text, end=end) == expected
 
 
 @pytest.mark.parametrize(
-    "text", ["yesterday", "2024-13-01", "01/05/2024", "", "0001-01-01T00:00:00+01:00"]
+    "text",
+    [
+        "yesterday",
+        "2024-13-01",
+        "01/05/2024",
+        "",
+        "0001-01-01T00:00:00+01:00",
+        "2024-13",
+        "2024-W54",
+        "202405",
+        "24",
+    ],
 )
 def test_bad_date_bounds(text: str) -> None:
     """Anything but a date or an ISO datetime is refused."""
@@ -567,6 +592,32 @@ def test_date_range_excludes_entries(database_url: str, site: Site) -> None:
     # The WordPress history ends at the page older than --since? All its entries are recent,
     # so it is walked to the end; nothing before --since is fetched either way.
     assert not any(n > 20 for n in site.page_hits())
+
+
+@pytest.mark.parametrize("unit", ["week", "month"])
+def test_a_week_or_a_month_given_alone_is_the_whole_of_it(
+    database_url: str, site: Site, unit: str
+) -> None:
+    """`--since 2024-W22 --until 2024-W22` (an ISO week) keeps the URLs dated in any day of
+    that week, and `--since 2024-05 --until 2024-05` those of the whole month, as a date alone
+    is its whole day."""
+    day = published(14).date()
+    if unit == "week":
+        year, week, _ = day.isocalendar()
+        bound = f"{year}-W{week:02d}"
+
+        def inside(n: int) -> bool:
+            return published(n).isocalendar()[:2] == (year, week)
+    else:
+        bound = f"{day.year}-{day.month:02d}"
+
+        def inside(n: int) -> bool:
+            return (published(n).year, published(n).month) == (day.year, day.month)
+
+    backfill(database_url, site.url("/"), "--since", bound, "--until", bound)
+    expected = {n for n in range(ARTICLES) if inside(n)}
+    assert len(expected) >= 7
+    assert numbers(site, stored(database_url)) == expected
 
 
 def test_history_walk_stops_before_since(database_url: str, site: Site) -> None:
