@@ -680,12 +680,14 @@ DELETE FROM ingest.backfill_urls WHERE run_id = %(run_id)s;
 -- name: backfill_reset_run
 UPDATE ingest.backfill_runs
 SET seeded = false, discovered = false, feed_id = NULL, finished_at = NULL,
-    started_at = now(), updated_at = now()
+    other_sites = 0, beyond_sitemaps = 0, started_at = now(), updated_at = now()
 WHERE id = %(run_id)s;
 
 -- name: backfill_set_seeded
+-- %(beyond_sitemaps)s: the sitemaps TARGET's robots.txt named beyond --max-sitemaps.
 UPDATE ingest.backfill_runs
-SET seeded = true, feed_id = %(feed_id)s, site_url = %(site_url)s, updated_at = now()
+SET seeded = true, feed_id = %(feed_id)s, site_url = %(site_url)s,
+    beyond_sitemaps = beyond_sitemaps + %(beyond_sitemaps)s, updated_at = now()
 WHERE id = %(run_id)s;
 
 -- name: backfill_add_sources
@@ -723,6 +725,13 @@ UPDATE ingest.backfill_sources
 SET state = %(state)s, found = %(found)s, error = %(error)s, retryable = %(retryable)s,
     updated_at = now()
 WHERE run_id = %(run_id)s AND url_hash = ingest.url_hash(%(url)s);
+
+-- name: backfill_count_skips
+-- What a walked source skipped without a row of its own (sql/0039), in its transaction.
+UPDATE ingest.backfill_runs
+SET other_sites = other_sites + %(other_sites)s,
+    beyond_sitemaps = beyond_sitemaps + %(beyond_sitemaps)s, updated_at = now()
+WHERE id = %(run_id)s;
 
 -- name: backfill_retry_sources
 -- Sources that failed for a passing reason are walked again by a new invocation of the run.
@@ -855,6 +864,9 @@ GROUP BY 1, 2;
 SELECT count(*) AS n
 FROM ingest.backfill_sources
 WHERE run_id = %(run_id)s AND kind = 'sitemap';
+
+-- name: backfill_run_skips
+SELECT other_sites, beyond_sitemaps FROM ingest.backfill_runs WHERE id = %(run_id)s;
 
 -- name: backfill_source_counts
 SELECT kind, state, count(*) AS n

@@ -297,11 +297,16 @@ class Backfill:
                 raise FeedError(
                     target, f"{redact_url(target)} is neither a feed, a sitemap nor a web page"
                 )
-        sources = self._within_max_sitemaps(sources)
+        sources, beyond = self._within_max_sitemaps(sources)
         state, reason = classify(None, since=None, until=None, dated_only=options.dated_only)
         listed = [QueuedUrl(url, state=state, reason=reason) for url in options.urls]
         await self.runs.seed(
-            run.id, sources=sources, urls=listed, feed_id=feed_id, site_url=site_url
+            run.id,
+            sources=sources,
+            urls=listed,
+            feed_id=feed_id,
+            site_url=site_url,
+            beyond_sitemaps=beyond,
         )
         self.tally.discovered += len(listed)
         log.info(
@@ -315,10 +320,10 @@ class Backfill:
 
     def _within_max_sitemaps(
         self, sources: list[tuple[str, SourceKind]]
-    ) -> list[tuple[str, SourceKind]]:
+    ) -> tuple[list[tuple[str, SourceKind]], int]:
         """The sources found for TARGET with at most --max-sitemaps sitemaps among them, the
-        first in the order found (a robots.txt may name as many as its size allows, undated);
-        the others are neither fetched nor queued, counted as an index's are."""
+        first in the order found (a robots.txt may name as many as its size allows, undated),
+        and how many were left out: neither fetched nor queued, counted as an index's are."""
         cap = self.options.max_sitemaps
         kept: list[tuple[str, SourceKind]] = []
         sitemaps = beyond = 0
@@ -333,7 +338,7 @@ class Backfill:
         if beyond:
             self.tally.beyond_sitemaps += beyond
             log.info("backfill_sitemaps_capped", skipped=beyond, max_sitemaps=cap)
-        return kept
+        return kept, beyond
 
     async def _site_sources(self, result: FetchResult) -> list[tuple[str, SourceKind]]:
         """A home page's feeds and its sitemaps, found as `feeds add` finds them; the responses
@@ -489,6 +494,8 @@ class Backfill:
                     children=[(canonical(ref.url), "sitemap") for ref in refs],
                     depth=depth + 1,
                     lastmods=[ref.lastmod for ref in refs],
+                    other_sites=elsewhere,
+                    beyond_sitemaps=beyond,
                 )
             if beyond:
                 self.tally.beyond_sitemaps += beyond
@@ -507,7 +514,7 @@ class Backfill:
                 continue
             queued.append(self._queued(link, sitemap_entry(entry), None, entry.date))
         added = await self.runs.source_walked(
-            run.id, url, state="done", urls=queued, url_source="sitemap"
+            run.id, url, state="done", urls=queued, url_source="sitemap", other_sites=elsewhere
         )
         await self._count_found(queued, added)
         log.debug(

@@ -8,8 +8,8 @@ from ingest.normalize import redact_text, redact_url
 
 
 def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]:
-    """The human summary printed at the end: the run's totals (resumes included) and what this
-    invocation did."""
+    """The human summary printed at the end: the run's totals (all its invocations together),
+    and what this invocation did on a line of its own, labelled so."""
     c, t = report.counts, report.tally
     head = f"backfill {report.run_id} of {redact_url(options.label)}"
     if report.resumed:
@@ -35,10 +35,10 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
             if (k := c.source_total("feed", "skipped"))
             else ""
         )
-        + (f"; {t.other_sites} on other sites skipped" if t.other_sites else "")
+        + (f"; {c.other_sites} on other sites skipped" if c.other_sites else "")
         + (
-            f"; {t.beyond_sitemaps} sitemaps beyond --max-sitemaps {options.max_sitemaps} skipped"
-            if t.beyond_sitemaps
+            f"; {c.beyond_sitemaps} sitemaps beyond --max-sitemaps {options.max_sitemaps} skipped"
+            if c.beyond_sitemaps
             else ""
         )
     )
@@ -63,7 +63,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
     )
     rate = t.fetched / report.elapsed if report.elapsed > 0 else 0.0
     lines.append(
-        f"  this run: {t.fetched} pages fetched, {t.stored} stored, {t.skipped} skipped as "
+        f"  this invocation: {t.fetched} pages fetched, {t.stored} stored, {t.skipped} skipped as "
         f"known, {t.not_articles} not articles, {t.failed} failed in {report.elapsed:.1f}s"
         f" ({rate:.1f} pages/s)"
     )

@@ -105,10 +105,15 @@ class PendingUrl:
 
 @dataclass(frozen=True, slots=True)
 class RunCounts:
-    """How a run's URLs and sources stand: (state, reason) -> count, (kind, state) -> count."""
+    """How a run's URLs and sources stand: (state, reason) -> count, (kind, state) -> count;
+    and what its walk skipped without recording it (sql/0039), all its invocations together."""
 
     urls: dict[tuple[str, str], int]
     sources: dict[tuple[str, str], int]
+    other_sites: int = 0
+    """Sitemaps and URLs its sitemaps listed on other sites (`sitemaps.on_site`)."""
+    beyond_sitemaps: int = 0
+    """Sitemaps beyond --max-sitemaps."""
 
     def url_total(self, state: str | None = None, reason: str | None = None) -> int:
         return sum(
@@ -244,9 +249,11 @@ class BackfillStore(StoreBase):
         url_source: UrlSource = "list",
         feed_id: int | None,
         site_url: str | None = None,
+        beyond_sitemaps: int = 0,
     ) -> None:
         """Record the sources found for the run's target (and an explicit URL list), and mark
-        the run seeded (with `site_url`, `BackfillRun.site_url`), in one transaction."""
+        the run seeded (with `site_url`, `BackfillRun.site_url`, and the sitemaps found beyond
+        --max-sitemaps, left out of `sources`), in one transaction."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             if sources:
@@ -255,7 +262,12 @@ class BackfillStore(StoreBase):
                 await conn.execute(q["backfill_add_urls"], _urls_params(run_id, url_source, urls))
             await conn.execute(
                 q["backfill_set_seeded"],
-                {"run_id": run_id, "feed_id": feed_id, "site_url": site_url},
+                {
+                    "run_id": run_id,
+                    "feed_id": feed_id,
+                    "site_url": site_url,
+                    "beyond_sitemaps": beyond_sitemaps,
+                },
             )
 
     async def pending_sources(self, run_id: int, limit: int = 100) -> list[PendingSource]:
@@ -275,13 +287,15 @@ class BackfillStore(StoreBase):
         lastmods: Sequence[datetime | None] = (),
         error: str | None = None,
         retryable: bool = False,
+        other_sites: int = 0,
+        beyond_sitemaps: int = 0,
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
         and the further sources it points to (at `depth`; `lastmods`, when their index says
-        they were last modified, in their order); a failed one `retryable` is walked again by
-        the next invocation (`retry_sources`). Returns the URLs it added that were new to the
-        run. The sources walked at once record theirs one after the other
-        (`backfill_lock_walk`)."""
+        they were last modified, in their order), and what it skipped (`RunCounts`); a failed
+        one `retryable` is walked again by the next invocation (`retry_sources`). Returns the
+        URLs it added that were new to the run. The sources walked at once record theirs one
+        after the other (`backfill_lock_walk`)."""
         q = queries()
         pending: set[str] = set()
         skipped = 0
@@ -302,6 +316,15 @@ class BackfillStore(StoreBase):
             if children:
                 await conn.execute(
                     q["backfill_add_sources"], _sources_params(run_id, children, depth, lastmods)
+                )
+            if other_sites or beyond_sitemaps:
+                await conn.execute(
+                    q["backfill_count_skips"],
+                    {
+                        "run_id": run_id,
+                        "other_sites": other_sites,
+                        "beyond_sitemaps": beyond_sitemaps,
+                    },
                 )
             await conn.execute(
                 q["backfill_source_finished"],
@@ -441,9 +464,12 @@ class BackfillStore(StoreBase):
     async def counts(self, run_id: int) -> RunCounts:
         urls = await self._all("backfill_url_counts", {"run_id": run_id})
         sources = await self._all("backfill_source_counts", {"run_id": run_id})
+        (skips,) = await self._all("backfill_run_skips", {"run_id": run_id})
         return RunCounts(
             urls={(r["state"], r["reason"]): int(r["n"]) for r in urls},
             sources={(r["kind"], r["state"]): int(r["n"]) for r in sources},
+            other_sites=int(skips["other_sites"]),
+            beyond_sitemaps=int(skips["beyond_sitemaps"]),
         )
 
     async def failures(self, run_id: int, limit: int = 5) -> list[tuple[str, str | None]]:

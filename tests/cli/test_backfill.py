@@ -761,6 +761,50 @@ def test_sitemap_urls_on_other_sites_are_skipped_and_counted(database_url: str) 
     assert sources.endswith("; 3 on other sites skipped"), sources
 
 
+def test_a_resumed_backfill_s_summary_counts_what_the_run_skipped(database_url: str) -> None:
+    """The summary's sources line gives the run's totals in every invocation: the sitemaps
+    and URLs on other sites and the sitemaps beyond --max-sitemaps that an earlier invocation
+    skipped are still counted by the next one, once each (a --restart counts them afresh);
+    what the invocation itself did is on its own line, labelled so."""
+    with LocalServer() as srv:
+        base = srv.base
+        refs = "".join(
+            f"<sitemap><loc>{base}/s/{n}.xml</loc>"
+            f"<lastmod>{published(n).isoformat()}</lastmod></sitemap>"
+            for n in range(5)
+        )
+        refs += "<sitemap><loc>https://elsewhere.example/sitemap.xml</loc></sitemap>"
+        srv.routes["/index.xml"] = static(
+            f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>{refs}</sitemapindex>",
+            "application/xml",
+        )
+        foreign = "<url><loc>https://elsewhere.example/b/1</loc></url></urlset>"
+        for n in range(5):
+            own = urlset(base, range(n, n + 1)).replace("</urlset>", foreign)
+            srv.routes[f"/s/{n}.xml"] = static(own, "application/xml")
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        args = (srv.url("/index.xml"), "--max-sitemaps", "4")
+        runs = [
+            backfill(database_url, *args),
+            backfill(database_url, *args),
+            backfill(database_url, *args, "--restart"),
+        ]
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(3))
+    for proc in runs:
+        (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+        assert sources == (
+            "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed; 4 on other sites skipped; "
+            "2 sitemaps beyond --max-sitemaps 4 skipped"
+        ), proc.stdout
+    first, again, restarted = (
+        next(line for line in proc.stdout.splitlines() if "pages fetched" in line) for proc in runs
+    )
+    assert first.startswith("  this invocation: 3 pages fetched, 3 stored"), first
+    assert again.startswith("  this invocation: 0 pages fetched, 0 stored"), again
+    assert restarted.startswith("  this invocation: 0 pages fetched, 0 stored"), restarted
+    assert "(resumed)" in runs[1].stdout.splitlines()[0]
+
+
 def test_sitemap_that_redirects_to_another_host_lists_the_urls_of_that_host(
     database_url: str,
 ) -> None:
