@@ -11,7 +11,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Literal
@@ -52,7 +52,8 @@ ROBOTS_MAX_REDIRECTS: Final = 5
 9309 §2.3.1.2 asks for at least five, and allows taking more as "unavailable"."""
 
 ROBOTS_FAILURE_SECONDS: Final = 600.0
-"""How long a 5xx or unreachable robots.txt keeps a host disallowed before we ask again."""
+"""How long a 5xx or unreachable robots.txt is taken as it was (disallowing the host, where it
+was never read; else the rules last read) before we ask again."""
 
 _ACCEPT: Final[dict[FetchKind, str]] = {
     "feed": (
@@ -705,8 +706,9 @@ class Fetcher:
     async def _load_robots(
         self, url: str, previous: _RobotsEntry | None, *, first: bool
     ) -> _RobotsEntry:
-        """Fetch and read robots.txt; `previous`, the expired entry it replaces, lends its
-        Crawl-delay to a failure that says nothing new of it."""
+        """Fetch and read robots.txt; `previous`, the expired entry it replaces, stays in force
+        (its rules and Crawl-delay) where the refresh fails for a passing reason (5xx, 429,
+        unreachable, held by a Retry-After), which says nothing new of them."""
         ttl = self._settings.robots_cache_seconds
         short_ttl = min(ROBOTS_FAILURE_SECONDS, ttl)
         try:
@@ -725,7 +727,12 @@ class Fetcher:
                 # 4xx: "unavailable", crawl freely; 3xx here means too many redirects, which
                 # RFC 9309 §2.3.1.2 also lets us treat as unavailable.
                 return _RobotsEntry(Robots.allow_all(), self._clock() + ttl)
-            # 5xx or unreachable: assume complete disallow (§2.3.1.4), and ask again soon.
+            # 5xx or unreachable: ask again soon. The rules last read (a file, or none after a
+            # 4xx) stay in force meanwhile: §2.4 lets a crawler use its cached copy past its
+            # time while the file is unreachable, and §2.3.1.4 keep it for as long as that
+            # lasts. Never read yet: assume complete disallow (§2.3.1.4).
+            if previous is not None and not previous.robots.unavailable:
+                return replace(previous, expires=self._clock() + short_ttl)
             delay = previous.crawl_delay if previous is not None else None
             return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl, delay)
         robots = parse_robots(_whole_lines(result.body))

@@ -54,7 +54,8 @@ class Robots:
     _groups: tuple[_Group, ...]
     unavailable: bool = False
     """True for the complete disallow assumed while robots.txt answers 5xx or cannot be
-    reached (RFC 9309 §2.3.1.4): a passing state, unlike rules the site wrote."""
+    reached, where it was never read (RFC 9309 §2.3.1.4; once read, the rules last read stay
+    in force meanwhile): a passing state, unlike rules the site wrote."""
 
     @classmethod
     def allow_all(cls) -> Robots:

@@ -25,6 +25,7 @@ from tests.support.httpserver import (
     RawServer,
     Request,
     Response,
+    Route,
     read_request,
     static,
 )
@@ -726,6 +727,49 @@ async def test_robots_500_disallows_and_retries_sooner(server: LocalServer) -> N
         clock.now += 2
         assert await fetcher.robots_allowed(server.url("/page")) is True
     assert len(server.hits("/robots.txt")) == 2
+
+
+_PRIVATE = "User-agent: *\nDisallow: /private/\n"
+
+
+@pytest.mark.parametrize(
+    ("first", "private", "refresh"),
+    [
+        (static(_PRIVATE, "text/plain"), "disallowed", Response(503, b"down")),
+        (static(_PRIVATE, "text/plain"), "disallowed", Response(500, b"oops")),
+        (static(_PRIVATE, "text/plain"), "disallowed", Response(429, b"slow")),
+        (Response(404, b"none"), "allowed", Response(503, b"down")),
+    ],
+    ids=["file-503", "file-500", "file-429", "404-503"],
+)
+async def test_robots_5xx_on_a_refresh_keeps_the_copy_last_read(
+    server: LocalServer, first: Route, private: str, refresh: Response
+) -> None:
+    """A robots.txt read once (a file, or a 404: none) that answers 5xx (or 429) when its cached
+    copy has expired: the rules last read stay in force (RFC 9309 §2.3.1.4, §2.4 let a crawler
+    keep its cached copy while the file is unreachable), and it is asked for again ten minutes
+    later, as an unreachable one is; once it answers again, its new rules apply."""
+    server.routes["/robots.txt"] = first
+    clock = SteppingClock(1000.0)
+    async with Fetcher(_settings(robots_cache_seconds=3600), clock=clock) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url("/private/a")) == private
+        server.routes["/robots.txt"] = refresh
+        clock.now += 3601
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url("/private/a")) == private
+        assert len(server.hits("/robots.txt")) == 2
+        clock.now += 599
+        assert await fetcher.robots_verdict(server.url("/news/b")) == "allowed"
+        assert len(server.hits("/robots.txt")) == 2
+        clock.now += 2
+        assert await fetcher.robots_verdict(server.url("/news/c")) == "allowed"
+        assert len(server.hits("/robots.txt")) == 3
+        server.routes["/robots.txt"] = static("User-agent: *\nDisallow: /news/\n", "text/plain")
+        clock.now += 601
+        assert await fetcher.robots_verdict(server.url("/news/d")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "allowed"
+    assert len(server.hits("/robots.txt")) == 4
 
 
 async def test_robots_unreachable_disallows() -> None:

@@ -294,7 +294,8 @@ async def test_a_robots_txt_not_asked_for_a_retry_after_is_asked_once_it_ends(
     host_a: LocalServer,
 ) -> None:
     """A host's cached robots.txt expires while the host is held by a Retry-After longer than
-    the wait cap: robots.txt is not asked for then, its pages wait (unavailable), and it is
+    the wait cap: robots.txt is not asked for then, the rules last read stay in force and its
+    pages wait for the Retry-After (failing unsent, a passing failure), and robots.txt is
     asked for as soon as the Retry-After ends, not 10 minutes after it was found held (was:
     the held request was taken for an unreachable robots.txt, the whole host disallowed for
     10 minutes of a 2-minute Retry-After)."""
@@ -309,7 +310,11 @@ async def test_a_robots_txt_not_asked_for_a_retry_after_is_asked_once_it_ends(
         with pytest.raises(FetchError, match=r"HTTP 503"):
             await fetcher.fetch(host_a.url("/busy"), "page")
         clock.now = 750.0  # the cached robots.txt has expired, 60 s of the hold are left
-        assert await fetcher.robots_verdict(host_a.url("/news/a")) == "unavailable"
+        assert await fetcher.robots_verdict(host_a.url("/news/a")) == "allowed"
+        assert await fetcher.robots_verdict(host_a.url("/private/a")) == "disallowed"
+        with pytest.raises(FetchError, match=r"held: .* \(Retry-After\)") as held:
+            await fetcher.fetch(host_a.url("/news/a"), "page")
+        assert held.value.transient
         clock.now = 811.0  # the Retry-After is over
         assert await fetcher.robots_verdict(host_a.url("/news/a")) == "allowed"
         assert await fetcher.robots_verdict(host_a.url("/private/a")) == "disallowed"
