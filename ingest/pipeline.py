@@ -645,6 +645,9 @@ class Pipeline:
             enabled = replace(feed, active=True, consecutive_failures=0, failing_since=None)
             if_enabled = decide(enabled, fork)
         failure = decide(feed, self.rng)
+        # The full-text state of the entries stored before the failure, unless the database
+        # refused the poll's values: they may be the state's own.
+        full_text = None if refused(e) else self._committed.get(feed.id, _Committed()).full_text
         with self._finishing_poll(feed.id):
             await self.store.feed_failed(
                 feed.id,
@@ -656,6 +659,7 @@ class Pipeline:
                 reason=failure.reason,
                 claimed=(feed.active, feed.consecutive_failures),
                 if_enabled=if_enabled,
+                full_text=full_text,
             )
         if isinstance(e, FetchError) and e.status in (429, 503) and e.response_url:
             await self._hold_host(feed, e, e.response_url, now)
@@ -911,6 +915,9 @@ class Pipeline:
         try:
             full_text = await self._entry_pages(feed, plan.fetch, owns, ready)
             await storer.flush()
+            # The entries it was decided on are stored: a failure after this point records it.
+            if (committed := self._committed.get(feed.id)) is not None:
+                committed.full_text = full_text
             await self.store.defer_entries(
                 feed.id,
                 [c.key for c in deferred],
@@ -1311,6 +1318,10 @@ class _Committed:
 
     new: int = 0
     updated: int = 0
+    full_text: FullText | None = None
+    """The feed's full-text state once the entries it was decided on are stored: a poll that
+    fails after that records it with its failure (those entries are known at the next poll,
+    which does not compare them again)."""
 
 
 _Queued = tuple["_Storer", Article, bytes | None]

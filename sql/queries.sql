@@ -204,6 +204,9 @@ UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
 -- fresh_ parameters, when given), so that a poll which started before the operator's change does
 -- not undo it (the feed given up on again, or asked again only at the slowest rate). A feed
 -- given up on already takes the reason given (it is found gone), else keeps its own.
+-- The full-text state is the one the poll's stored entries left, where it failed after storing
+-- them (their comparisons are not made again: the entries are known at the next poll); null
+-- parameters leave it as it is.
 WITH claimed AS (
     SELECT id,
            %(fresh_next_fetch_at)s::timestamptz IS NOT NULL
@@ -239,6 +242,13 @@ SET last_fetched_at = %(now)s,
     redirect_to = NULL,
     redirect_seen = 0,
     redirect_since = NULL,
+    full_text = COALESCE(%(full_text)s, f.full_text),
+    full_text_streak = COALESCE(%(full_text_streak)s, f.full_text_streak),
+    full_text_since_check = COALESCE(%(full_text_since_check)s, f.full_text_since_check),
+    full_text_words = COALESCE(%(full_text_words)s, f.full_text_words),
+    full_text_evidence = COALESCE(%(full_text_evidence)s, f.full_text_evidence),
+    full_text_cap_words = COALESCE(%(full_text_cap_words)s, f.full_text_cap_words),
+    full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, f.full_text_cap_chars),
     lease_owner = NULL,
     lease_expires_at = NULL
 FROM outcome o

@@ -217,13 +217,16 @@ class FeedStore(StoreBase):
         reason: str | None = None,
         claimed: tuple[bool, int] = (True, 0),
         if_enabled: FeedFailure | None = None,
+        full_text: FullText | None = None,
     ) -> None:
         """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
         why; a `reason` alone replaces that of a feed given up on already) and release the
         lease; a no-op if the lease was lost. `claimed` is what the claim read of the feed
         (active, consecutive failures): when `enable_feed` has changed it since, `if_enabled`
         (the failure decided for the feed as enabled) is recorded instead.
-        The URLs the error and reason quote are stored as `redact_text` shows them."""
+        The URLs the error and reason quote are stored as `redact_text` shows them.
+        `full_text`: the feed's full-text state as the poll's stored entries left it, where
+        the poll failed after storing them (None leaves the stored state as it is)."""
         fresh = if_enabled
         error = redact_text(error)
         await self._all(
@@ -243,6 +246,7 @@ class FeedStore(StoreBase):
                 "fresh_inactive_reason": (
                     _inactive_reason(fresh.deactivate, fresh.reason, error) if fresh else None
                 ),
+                **_full_text_params(full_text),
             },
         )
 
@@ -318,10 +322,16 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
         "redirect_to": u.redirect.target,
         "redirect_seen": u.redirect.seen,
         "redirect_since": u.redirect.since,
-        **{
-            column: getattr(u.full_text, name) if u.full_text else None
-            for name, column in _FULL_TEXT_COLUMNS.items()
-        },
+        **_full_text_params(u.full_text),
+    }
+
+
+def _full_text_params(state: FullText | None) -> dict[str, Any]:
+    """A full-text state as the parameters named after its columns (`_FULL_TEXT_COLUMNS`);
+    all None for None, which the queries read as "leave the stored state as it is"."""
+    return {
+        column: getattr(state, name) if state else None
+        for name, column in _FULL_TEXT_COLUMNS.items()
     }
 
 

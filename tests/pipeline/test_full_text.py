@@ -1621,3 +1621,37 @@ async def test_an_update_in_the_poll_that_shows_the_cap_is_not_stored_cut(
     assert state["full_text_cap_words"] == 200
     (twenty,) = rows(database_url, "SELECT text FROM news.articles WHERE url ~ '/20$'")
     assert len(twenty["text"].split()) > 300, len(twenty["text"].split())
+
+
+async def test_a_poll_that_fails_after_storing_its_entries_keeps_their_full_text_evidence(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A new feed is proven full-text on three pages and its twelve entries are stored; then
+    its poll fails (a bug once its entries are handled). The failure is recorded with the
+    full-text state those entries left, so the next poll's 25 new entries cost only their
+    one-in-twenty re-check, not three probes more."""
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    real = pipeline.store.defer_entries
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("broken after the entries were stored")
+
+    pipeline.store.defer_entries = broken  # type: ignore[method-assign]
+    first = await pipeline.run()
+    assert (first.failed, first.new_articles, page_hits(site)) == (1, 12, 3)
+    (state,) = rows(
+        database_url,
+        "SELECT last_status, full_text, full_text_streak, full_text_since_check,"
+        " full_text_evidence FROM ingest.feeds",
+    )
+    assert state["last_status"] == "error"
+    assert (state["full_text"], state["full_text_streak"]) == (True, CONFIRM)
+    assert state["full_text_since_check"] == 9
+    assert "the article" in state["full_text_evidence"]
+    pipeline.store.defer_entries = real  # type: ignore[method-assign]
+    site.routes["/feed"] = static(feed(site.base, range(37)), RSS)
+    before = {r.path for r in site.requests}
+    second = await pipeline.run(all_feeds=True)
+    assert second.new_articles == 25
+    assert {r.path for r in site.requests} - before == {"/a/22"}
