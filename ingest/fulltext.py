@@ -8,18 +8,20 @@ compared. Once CONFIRM entries in a row show the feed's text to be the article (
 all of the page's text and little besides), the feed switches to full-text mode: entries are
 stored from their own text without a request, except one in RECHECK_EVERY and any entry whose
 text is under SHRUNK of the feed's shortest articles (`_shortest`): their pages are fetched and
-compared again, the shortest first (`shrunk`: one found to be the article vouches for the longer
-ones). MISSES comparisons in a row that fail switch the feed back, so a failed one is
+compared again, the shortest first (`shrunk`: one found to be the article vouches for the
+longer ones). MISSES comparisons in a row that fail switch the feed back, so a failed one is
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
 passing, or showed something other than the entry (`stands_unchecked`, `still_due`,
-`elsewhere`). In any feed, an entry whose page is not its article at all (a consent wall:
-`other_page`) is stored from its own text and counts neither way. An entry of fewer than
+`elsewhere`). A poll's entries after a comparison are planned
+once it is in (`until_check`): none is stored from the feed's text on the strength of a state
+that comparison changed. In any feed, an entry whose page is not its article at all (a consent
+wall: `other_page`) is stored from its own text and counts neither way. An entry of fewer than
 MIN_WORDS words, or that ends like an excerpt, or whose text stops at a length at which its
 feed was seen to cut its texts without a mark (`pile_up`, `capped`), always has its page
-fetched and never counts towards the mode: it says nothing about the feed's other entries;
-nor, until the feed is proven full-text, does a failed comparison whose text stands for the
-article (`observe`). (`FullText.streak` counts
-matches in a row, up to CONFIRM, or misses in a row as a negative number, down to -MISSES.)
+fetched and never counts towards the mode: it says nothing about the feed's other entries; nor,
+until the feed is proven full-text, does a failed comparison whose text stands for the article
+(`observe`). (`FullText.streak` counts matches in a row, up to CONFIRM, or misses in a row as a
+negative number, down to -MISSES.)
 
 What is stored follows the comparison and the state. An entry whose text is the article is
 stored from that text. One whose comparison failed is stored from its text all the same where
@@ -429,6 +431,22 @@ def wants_pages(
         wants.append(fetch)
         since = 0 if fetch else since + 1
     return wants, replace(state, since_check=since if state.on else 0)
+
+
+def until_check(state: FullText, mode: TextMode, entry_words: Sequence[int]) -> int:
+    """How many of a poll's new entries (feed order, each given by the word count of its own
+    text) are planned together (`wants_pages`) before the ones after them: in a proven
+    full-text feed (`auto` mode), those up to and including the first whose page is compared
+    with its text (a re-check), since its comparison decides whether the entries after it are
+    stored from their text (a failed one has the next entry compared, and two in a row switch
+    the feed back); all of them otherwise (every page is fetched, or none is compared)."""
+    if mode != "auto" or not state.on:
+        return len(entry_words)
+    wants, _ = wants_pages(state, mode, entry_words)
+    compared = (
+        k for k, (w, n) in enumerate(zip(wants, entry_words, strict=True)) if w and n >= MIN_WORDS
+    )
+    return next(compared, len(entry_words) - 1) + 1
 
 
 ELSEWHERE: Final = 0.05

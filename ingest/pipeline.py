@@ -42,6 +42,7 @@ from ingest.fulltext import (
     stands_unchecked,
     still_due,
     trusted,
+    until_check,
     update_words,
     wants_pages,
 )
@@ -987,6 +988,10 @@ class Pipeline:
         state, mode = feed.full_text, feed.text_mode
         counts = [article_words(own.text, mode, own.words, state) for own in owns]
         seen: set[int] = set()
+        # Whether the last of the poll's pages to decide anything left a proven feed's
+        # comparison undone (the page failed in passing, or was another page): the next
+        # poll's first entry is compared instead.
+        undone = False
         # Entries whose comparison failed but whose text may stand for the article: stored once
         # the state their comparison leaves is known (after the batch; while probing, after it).
         doubtful: dict[int, PageOutcome] = {}
@@ -999,7 +1004,9 @@ class Pipeline:
         ) -> FullText:
             """`indices`' pages fetched and compared: the state after them, judged from the
             planned state, or with `earlier`, from a state and the comparisons of rounds since
-            (to which this round's are added), as one batch would be."""
+            (to which this round's are added), as one batch would be; `undone` as they leave
+            it."""
+            nonlocal undone
             # Only an entry that may be the article is compared: not a teaser, and an excerpt
             # only where its page ends where it does (its text is not measured against the
             # whole page: an excerpt's page seldom ends alike); never a text as long as the
@@ -1073,17 +1080,17 @@ class Pipeline:
                 raise _chief(failed) from None
             # Each entry's state is that of the comparisons up to it, from the planned state.
             start, so_far = earlier if earlier is not None else (state, [])
-            after, due = observe(start, so_far), False
+            after = observe(start, so_far)
             for i in indices:  # feed order
                 if i in compared:
                     so_far.append(compared[i])
                     after = observe(start, so_far)
-                    due = False  # a comparison after an undone re-check stands for it
+                    undone = False  # a comparison after an undone re-check stands for it
                 elif i in unchecked:
-                    due = True
+                    undone = True
                 if i in doubtful and not probing:  # stored with the next store
                     await ready(i, doubtful.pop(i), after.on, False)
-            return still_due(after) if due else after
+            return after
 
         rest = list(range(len(found)))
         # Undecided: a few pages at a time until the feed proves full-text or fails to twice.
@@ -1099,13 +1106,20 @@ class Pipeline:
         while short := shrunk(state, mode, [counts[i] for i in rest]):
             state = await fetch([rest[j] for j in short], earlier=checks)
             rest = [i for i in rest if i not in seen]
-        wanted, state = wants_pages(state, mode, [counts[i] for i in rest])
-        # Handed over together, stored with the first page that comes in (or at the end).
-        for i, want in zip(rest, wanted, strict=True):
-            if not want:
-                await ready(i, NO_PAGE, True, False)
-        state = await fetch([i for i, want in zip(rest, wanted, strict=True) if want])
-        return state
+        # The others in feed order, planned up to a proven feed's next comparison at a time
+        # (`until_check`): those after it are planned once it is in, so that none is stored
+        # from the feed's text on a state it changed (a failed comparison has the next entry
+        # compared, a second one switches the feed back for the rest of the poll).
+        while rest:
+            k = until_check(state, mode, [counts[i] for i in rest])
+            head, rest = rest[:k], rest[k:]
+            wanted, state = wants_pages(state, mode, [counts[i] for i in head])
+            # Handed over together, stored with the first page that comes in (or at the end).
+            for i, want in zip(head, wanted, strict=True):
+                if not want:
+                    await ready(i, NO_PAGE, True, False)
+            state = await fetch([i for i, want in zip(head, wanted, strict=True) if want])
+        return still_due(state) if undone else state
 
     async def _refetch(
         self,

@@ -41,13 +41,14 @@ from ingest.fulltext import (
     stands,
     stands_unchecked,
     still_due,
+    until_check,
     update_words,
     wants_pages,
     with_caps,
 )
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, detect_language
-from ingest.types import Extracted, FullText, OwnText, PageMetadata, ParsedEntry
+from ingest.types import Extracted, FullText, OwnText, PageMetadata, ParsedEntry, TextMode
 
 STORY = " ".join(
     f"Paragraph {n} of the story tells how the harbour board voted on plan {n} after a long night."
@@ -375,8 +376,9 @@ def test_a_re_check_that_matches_keeps_the_count_of_entries_stored_after_it() ->
 
 def test_a_failed_re_check_has_the_feed_s_next_entry_compared() -> None:
     """The feed stays full-text after one miss, and its next entry is compared too (the poll's
-    other entries were stored already); a match then makes the wait for the next re-check a
-    full RECHECK_EVERY again, a second miss switches the feed back."""
+    entries after the re-check are planned once it is in: `until_check`); a match then makes
+    the wait for the next re-check a full RECHECK_EVERY again, a second miss switches the feed
+    back."""
     state = FullText(on=True, streak=CONFIRM, words=LONG)
     _, planned = wants_pages(state, "auto", [LONG] * (RECHECK_EVERY + 5))
     missed = observe(planned, [(False, 0.4, 0.9, LONG, False)])
@@ -422,6 +424,32 @@ def test_a_teaser_s_page_is_no_re_check() -> None:
     wants, after = wants_pages(state, "auto", [LONG, 3, 0, LONG, LONG])
     assert wants == [False, True, True, True, False]
     assert after.since_check == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "mode", "counts", "planned"),
+    [
+        # The re-check is the third entry: the ones after it wait for its comparison.
+        (FullText(on=True, words=LONG, since_check=RECHECK_EVERY - 3), "auto", [LONG] * 6, 3),
+        # A teaser's page is fetched, but compared with nothing: no reason to wait.
+        (FullText(on=True, words=LONG, since_check=RECHECK_EVERY - 2), "auto", [3, LONG, LONG], 3),
+        (FullText(on=True, words=LONG, since_check=RECHECK_EVERY - 1), "auto", [3, LONG, LONG], 2),
+        # A comparison due (after a miss): the first entry with text of its own.
+        (FullText(on=True, words=LONG, since_check=RECHECK_EVERY - 1), "auto", [LONG] * 4, 1),
+        # No re-check among them, a feed not proven (every page is fetched), the operator's modes.
+        (FullText(on=True, words=LONG), "auto", [LONG] * 6, 6),
+        (FullText(streak=1, since_check=RECHECK_EVERY - 1), "auto", [LONG] * 6, 6),
+        (FullText(on=True, words=LONG, since_check=RECHECK_EVERY - 1), "feed", [LONG] * 6, 6),
+        (FullText(on=True, words=LONG, since_check=RECHECK_EVERY - 1), "page", [LONG] * 6, 6),
+        (FullText(on=True, words=LONG), "auto", [], 0),
+    ],
+)
+def test_entries_after_a_re_check_are_planned_once_it_is_in(
+    state: FullText, mode: TextMode, counts: list[int], planned: int
+) -> None:
+    """How many of a poll's entries are planned before the ones after them: up to a proven
+    feed's next comparison, whose outcome decides whether those after it are trusted."""
+    assert until_check(state, mode, counts) == planned
 
 
 def test_operator_modes() -> None:
