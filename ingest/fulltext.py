@@ -12,7 +12,7 @@ compared again, the shortest first (`shrunk`: one found to be the article vouche
 longer ones). MISSES comparisons in a row that fail switch the feed back, so a failed one is
 followed by the comparison of the feed's next entry; so is a re-check whose page failed in
 passing, or showed something other than the entry (`stands_unchecked`, `still_due`,
-`elsewhere`). A poll's entries after a comparison are planned
+`elsewhere`), up to STAND_INS times in a poll. A poll's entries after a comparison are planned
 once it is in (`until_check`): none is stored from the feed's text on the strength of a state
 that comparison changed. In any feed, an entry whose page is not its article at all (a consent
 wall: `other_page`) is stored from its own text and counts neither way. An entry of fewer than
@@ -88,6 +88,12 @@ AT_END: Final = 0.5
 when its comparison failed, where the extraction is that text with something before it
 (`follows`: a headline and standfirst, another story's teaser; an excerpt begins where its
 article does). The extraction may hold the text's words twice over, no more."""
+STAND_INS: Final = 1
+"""Entries of one poll compared in place of a proven feed's comparison left undone (its page
+failed in passing, or was another page: `stands_unchecked`, `elsewhere`), each after the
+one before was left undone too, before the comparison waits for the next poll: a host that
+fails every page would otherwise cost a request for each entry of the poll, one after the
+other."""
 MISSES: Final = 2
 """Comparisons in a row that find the feed's text is not the article before a full-text feed
 is switched back (one can be the extraction's fault)."""

@@ -29,6 +29,7 @@ from ingest.errors import FetchError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fulltext import (
     MIN_WORDS,
+    STAND_INS,
     article_words,
     capped,
     digest,
@@ -989,8 +990,8 @@ class Pipeline:
         counts = [article_words(own.text, mode, own.words, state) for own in owns]
         seen: set[int] = set()
         # Whether the last of the poll's pages to decide anything left a proven feed's
-        # comparison undone (the page failed in passing, or was another page): the next
-        # poll's first entry is compared instead.
+        # comparison undone (the page failed in passing, or was another page): the next entry
+        # is compared instead (up to STAND_INS times a poll), else the next poll's first.
         undone = False
         # Entries whose comparison failed but whose text may stand for the article: stored once
         # the state their comparison leaves is known (after the batch; while probing, after it).
@@ -1110,7 +1111,10 @@ class Pipeline:
         # (`until_check`): those after it are planned once it is in, so that none is stored
         # from the feed's text on a state it changed (a failed comparison has the next entry
         # compared, a second one switches the feed back for the rest of the poll).
+        stand_ins = STAND_INS
         while rest:
+            if undone and stand_ins and state.on:
+                state, stand_ins = still_due(state), stand_ins - 1
             k = until_check(state, mode, [counts[i] for i in rest])
             head, rest = rest[:k], rest[k:]
             wanted, state = wants_pages(state, mode, [counts[i] for i in head])

@@ -606,27 +606,28 @@ async def test_a_short_entry_that_matches_settles_a_miss_of_a_shorter_one(
 async def test_a_re_check_whose_page_fails_stores_the_feed_s_text_at_once(
     database_url: str, site: LocalServer, pipeline: Pipeline, status: int, due: bool
 ) -> None:
-    """A proven feed's one-in-twenty re-check finds its page failing: the entry is stored from
-    the feed's text in that poll, not held for another try at its page. After a passing
-    failure (503) the comparison stays due, and the next poll's first new entry is compared;
-    after a lasting one (404) it is not (a feed whose pages are forbidden would cost a request
-    every poll)."""
+    """A proven feed's one-in-twenty re-check (22, the poll's last new entry) finds its page
+    failing: the entry is stored from the feed's text in that poll, not held for another try
+    at its page. After a passing failure (503) the comparison stays due, and the next poll's
+    first new entry is compared; after a lasting one (404) it is not (a feed whose pages are
+    forbidden would cost a request every poll). (A poll with entries after the re-check
+    compares the next of them instead: see the test of a page failing in passing, below.)"""
     site.routes["/a/22"] = Response(status, b"unavailable", {"Content-Type": "text/plain"})
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    site.routes["/feed"] = static(feed(site.base, range(37)), RSS)
+    site.routes["/feed"] = static(feed(site.base, range(23)), RSS)
     before = {r.path for r in site.requests}
     second = await pipeline.run(all_feeds=True)
     assert {r.path for r in site.requests} - before == {"/a/22"}
-    assert second.new_articles == 25
+    assert second.new_articles == 11
     (one,) = rows(database_url, "SELECT text, text_source FROM news.articles WHERE url ~ '/a/22$'")
     assert one["text_source"] == "feed"
     assert one["text"] == clean_text("\n\n".join(paragraphs(22)))
-    site.routes["/feed"] = static(feed(site.base, range(40)), RSS)
+    site.routes["/feed"] = static(feed(site.base, range(26)), RSS)
     before = {r.path for r in site.requests}
     await pipeline.run(all_feeds=True)
-    assert {r.path for r in site.requests} - before == ({"/a/37"} if due else set())
+    assert {r.path for r in site.requests} - before == ({"/a/23"} if due else set())
     (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
     assert state["full_text"] is True
 
@@ -634,25 +635,24 @@ async def test_a_re_check_whose_page_fails_stores_the_feed_s_text_at_once(
 async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_counts_no_miss(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
-    """A proven feed's re-checks land on a consent page that shares nothing with the entries
-    (two polls in a row): each entry is stored from the feed's text, without the page's
-    title or author and with the reason as its extraction error; no miss is counted, so the
-    feed stays full-text, and the next poll's first new entry is compared instead."""
-    for n in range(40, 60):
-        site.routes[f"/a/{n}"] = static(article_page(n))
+    """A proven feed's re-check (22) lands on a consent page that shares nothing with the
+    entry, and so does the next entry's (23), compared in its place: each entry is stored from
+    the feed's text, without the page's title or author and with the reason as its extraction
+    error; no miss is counted, so the feed stays full-text, the poll's other entries are
+    stored from the feed's text, and the next poll's first new entry is compared instead."""
     site.routes["/a/22"] = static(CONSENT_WALL)
-    site.routes["/a/37"] = static(CONSENT_WALL)
+    site.routes["/a/23"] = static(CONSENT_WALL)
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
-    for last, compared in ((37, "/a/22"), (40, "/a/37"), (43, "/a/40")):
+    for last, compared in ((37, {"/a/22", "/a/23"}), (40, {"/a/37"})):
         site.routes["/feed"] = static(feed(site.base, range(last)), RSS)
         before = {r.path for r in site.requests}
         await pipeline.run(all_feeds=True)
-        assert {r.path for r in site.requests} - before == {compared}
+        assert {r.path for r in site.requests} - before == compared
     (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
     assert state["full_text"] is True
-    assert state["full_text_streak"] == 3  # 40 matched; the consent pages counted nothing
+    assert state["full_text_streak"] == 3  # 37 matched; the consent pages counted nothing
     stored = {
         r["url"].rsplit("/", 1)[1]: r
         for r in rows(
@@ -660,8 +660,8 @@ async def test_a_re_check_that_finds_another_page_stores_the_feed_s_text_and_cou
             "SELECT url, title, author, text, text_source, extraction_error FROM news.articles",
         )
     }
-    assert len(stored) == 43
-    for n in ("22", "37"):
+    assert len(stored) == 40
+    for n in ("22", "23"):
         assert stored[n]["text_source"] == "feed"
         assert stored[n]["text"] == clean_text("\n\n".join(paragraphs(int(n))))
         assert stored[n]["title"] == f"Story {n}"
@@ -1687,3 +1687,36 @@ async def test_entries_after_a_failed_re_check_wait_for_the_next_comparison(
     for n in range(23, 37):
         assert stored[n]["text_source"] == "page", n
         assert "weather" in stored[n]["text"], n
+
+
+@pytest.mark.parametrize(("failing", "later"), [((22,), set()), ((22, 23), {"/a/37"})])
+async def test_a_re_check_whose_page_fails_in_passing_has_the_next_entry_compared_instead(
+    database_url: str,
+    site: LocalServer,
+    pipeline: Pipeline,
+    failing: tuple[int, ...],
+    later: set[str],
+) -> None:
+    """A proven feed's re-check (22) finds its page answering 503: the next entry of the same
+    poll (23) is compared instead, and settles it; the poll's other entries are stored from
+    the feed's text, and the next poll has nothing due. Where that page answers 503 as well,
+    the comparison waits for the next poll (whose first new entry, 37, is compared) rather
+    than costing a request for each entry of this one."""
+    for n in failing:
+        site.routes[f"/a/{n}"] = Response(503, b"unavailable", {"Content-Type": "text/plain"})
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    site.routes["/feed"] = static(feed(site.base, range(37)), RSS)
+    before = {r.path for r in site.requests}
+    second = await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/22", "/a/23"}
+    assert (second.new_articles, second.from_feed) == (25, 25 - 2)
+    sources = rows(database_url, "SELECT text_source FROM news.articles")
+    assert [r["text_source"] for r in sources] == ["feed"] * 37
+    site.routes["/feed"] = static(feed(site.base, range(40)), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == later
+    (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
+    assert state["full_text"] is True
