@@ -825,7 +825,7 @@ class Pipeline:
         # Moved while the lease is held, before the outcome releases it: a move that fails
         # leaves the poll unrecorded (handed back, done again), not recorded and unreported.
         if update.move_to is not None:
-            kept = await self.store.move_feed(feed.id, update.move_to)
+            kept = await self.store.move_feed(feed.id, update.move_to, update.full_text)
             log.info(
                 "feed_moved",
                 new_url=redact_url(update.move_to),

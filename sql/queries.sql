@@ -629,6 +629,37 @@ SET article_id = COALESCE(e.article_id, EXCLUDED.article_id),
     attempts = GREATEST(e.attempts, EXCLUDED.attempts),
     link_hash = COALESCE(e.link_hash, EXCLUDED.link_hash);
 
+-- name: merge_feed_settings
+-- Moving feed %(from_id)s onto feed %(into_id)s: the feed kept takes what the operator set on the
+-- one moved and what its polls found out about its text, where it has none of its own. Its
+-- settings are the moved feed's (its own, returned as they were with both feeds' tags, are put
+-- back over them by set_feed_settings next: a setting or a header it sets wins); its text mode
+-- where its own is auto; its full-text state (the poll's where given, as in feed_succeeded) where
+-- it has no evidence of its own (its text was never compared with its pages).
+UPDATE ingest.feeds k
+SET settings = f.settings,
+    text_mode = CASE WHEN k.text_mode = 'auto' THEN f.text_mode ELSE k.text_mode END,
+    full_text = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text)s, f.full_text) ELSE k.full_text END,
+    full_text_streak = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text_streak)s, f.full_text_streak) ELSE k.full_text_streak END,
+    full_text_since_check = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text_since_check)s, f.full_text_since_check)
+        ELSE k.full_text_since_check END,
+    full_text_words = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text_words)s, f.full_text_words) ELSE k.full_text_words END,
+    full_text_cap_words = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text_cap_words)s, f.full_text_cap_words)
+        ELSE k.full_text_cap_words END,
+    full_text_cap_chars = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text_cap_chars)s, f.full_text_cap_chars)
+        ELSE k.full_text_cap_chars END,
+    full_text_evidence = COALESCE(k.full_text_evidence, %(full_text_evidence)s,
+                                  f.full_text_evidence)
+FROM ingest.feeds f, ingest.feeds o
+WHERE k.id = %(into_id)s AND f.id = %(from_id)s AND o.id = k.id
+RETURNING k.url, o.settings, o.tags, f.tags AS moved_tags;
+
 -- name: merge_feed_articles
 UPDATE ingest.articles SET feed_id = %(into_id)s WHERE feed_id = %(from_id)s;
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ingest.normalize import redact_text
+from ingest.normalize import redact_text, unique_tags
 from ingest.schedule import FeedFailure, FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
 from ingest.types import Feed, FeedSettings, FullText, SourceKind, TextMode
@@ -257,10 +257,15 @@ class FeedStore(StoreBase):
         feed's (`ingest.url_host`)."""
         await self._all("hold_host_feeds", {"id": feed_id, "url": url, "wait": wait})
 
-    async def move_feed(self, feed_id: int, new_url: str) -> int:
+    async def move_feed(self, feed_id: int, new_url: str, full_text: FullText | None = None) -> int:
         """Point the feed at its new URL after a consistent permanent redirect. When another feed
         already has that URL, this one is merged into it (entries and articles move, this row
-        goes). Returns the id of the feed that now has the URL."""
+        goes), and the feed kept takes what the operator set on this one and what its polls
+        found out about its text, where it has none of its own: its text mode where its own is
+        `auto`, each setting and header it does not set itself (a header by its name in any
+        case, as `feeds set` reads them), this one's tags after its own (`unique_tags`), and its
+        full-text state (`full_text`, the poll's, else the stored one) where it has no evidence
+        of its own. Returns the id of the feed that now has the URL."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
@@ -272,6 +277,22 @@ class FeedStore(StoreBase):
             if row[0] != feed_id:
                 await conn.execute(q["merge_feed_entries"], into)
                 await conn.execute(q["merge_feed_articles"], into)
+                cur = await conn.execute(
+                    q["merge_feed_settings"], {**into, **_full_text_params(full_text)}
+                )
+                if (kept := await cur.fetchone()) is not None:
+                    url, own, tags, moved_tags = kept
+                    headers = own.pop("headers", None)
+                    # The kept feed's own settings over the moved one's, by `feeds set`'s rule.
+                    await conn.execute(
+                        q["set_feed_settings"],
+                        {
+                            "url": url,
+                            "changes": Jsonb(own),
+                            "headers": Jsonb(headers) if headers else None,
+                            "tags": list(unique_tags([*tags, *moved_tags])),
+                        },
+                    )
                 await conn.execute(q["delete_feed"], {"id": feed_id})
             return int(row[0])
 

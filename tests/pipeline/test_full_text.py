@@ -1720,3 +1720,65 @@ async def test_a_re_check_whose_page_fails_in_passing_has_the_next_entry_compare
     assert {r.path for r in site.requests} - before == later
     (state,) = rows(database_url, "SELECT full_text FROM ingest.feeds")
     assert state["full_text"] is True
+
+
+@pytest.mark.parametrize(("mode", "later"), [("auto", {"/a/22"}), ("feed", set())])
+async def test_a_feed_moved_onto_a_registered_feed_brings_its_text_mode_settings_and_evidence(
+    database_url: str, site: LocalServer, inline_workers: InlineWorkers, mode: str, later: set[str]
+) -> None:
+    """A feed (/old) with the operator's settings and text mode, proven full-text in `auto`
+    mode, moves (a permanent redirect) to /feed, registered meanwhile with a header of its own
+    and no evidence: merged into it, /feed takes /old's text mode, full-text state, its
+    settings and headers it does not set itself (its own header wins, whatever the case of its
+    name) and /old's tags beside its own. Its next poll of 25 new entries costs what /old's
+    would have: one re-check (`auto`), none (`feed`), not three probes."""
+    settings = Settings(
+        database_url=database_url,
+        allow_private_networks=True,
+        host_delay=0,
+        redirect_after_fetches=2,
+        redirect_after=0,
+    )
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    fetcher = Fetcher(settings)
+    pipeline = Pipeline(settings, Store(pool), fetcher, inline_workers, rng=random.Random(0))
+    try:
+        site.routes["/old"] = Response(301, b"", {"Location": site.url("/feed")})
+        site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+        old, new = site.url("/old"), site.url("/feed")
+        await pipeline.store.add_feed(old)
+        changes = {"user_agent": "Reader/1", "min_interval": 900}
+        await pipeline.store.set_feed_settings(old, changes, {"X-Api-Key": "old"}, ["Wire"])
+        assert await pipeline.store.set_text_mode(old, mode)  # type: ignore[arg-type]
+        await pipeline.run()  # the redirect seen once: not moved yet
+        await pipeline.store.add_feed(new)
+        await pipeline.store.set_feed_settings(new, {}, {"x-api-key": "new"}, ["Local", "wire"])
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE ingest.feeds SET next_fetch_at = now()"
+                " + CASE WHEN url = %s THEN interval '1 day' ELSE interval '-1 minute' END",
+                (new,),
+            )
+        await pipeline.run()  # /old alone is due: seen twice, merged into /feed
+        (kept,) = rows(
+            database_url,
+            "SELECT url, text_mode, settings, tags, full_text, full_text_since_check"
+            " FROM ingest.feeds",
+        )
+        assert (kept["url"], kept["text_mode"]) == (new, mode)
+        assert kept["settings"] == {**changes, "headers": {"x-api-key": "new"}}
+        assert kept["tags"] == ["Local", "wire"]
+        assert kept["full_text"] is (mode == "auto")
+        assert kept["full_text_since_check"] == (9 if mode == "auto" else 0)
+        site.routes["/feed"] = static(feed(site.base, range(37)), RSS)
+        before = len(site.requests)
+        third = await pipeline.run(all_feeds=True)
+        assert third.new_articles == 25
+        fetched = site.requests[before:]
+        assert {r.path for r in fetched if r.path.startswith("/a/")} == later
+        (polled,) = (r for r in fetched if r.path == "/feed")
+        assert (polled.headers["user-agent"], polled.headers["x-api-key"]) == ("Reader/1", "new")
+    finally:
+        await fetcher.aclose()
+        await pool.close()
