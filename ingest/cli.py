@@ -207,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_non_negative_float,
         default=2.0,
-        help="at most N requests per second for this run (default 2; 0: no limit)",
+        help="at most N requests per second for this invocation (default 2; 0: no limit)",
     )
     bf.add_argument(
         "--dated-only", action="store_true", help="skip URLs without a date (default: keep them)"

@@ -227,7 +227,7 @@ class BackfillOptions:
     dry_run: bool = False
     restart: bool = False
     rate: float = 2.0
-    """Requests per second for this run (0: no limit beyond the Fetcher's per-host ones)."""
+    """Requests per second for this invocation (0: no limit beyond the Fetcher's per-host ones)."""
     max_pages: int = DEFAULT_MAX_PAGES
     """The pages of one feed's paged history walked at most; those beyond are skipped."""
     max_sitemaps: int = DEFAULT_MAX_SITEMAPS

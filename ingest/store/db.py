@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 _USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(.*)@[^@]*$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# A file numbered as a migration: one `_MIGRATION_NAME` does not match would never be applied.
+_NUMBERED = re.compile(r"^\d+.*\.sql$", re.IGNORECASE)
 # One fixed key for pg_advisory_lock: every replica that migrates at start-up serialises on it.
 MIGRATION_LOCK_KEY = 0x6E657773  # "news"
 MIGRATION_LOCK_TIMEOUT_MS = 1000
@@ -66,6 +68,11 @@ def load_migrations() -> list[Migration]:
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+        elif _NUMBERED.match(entry.name):
+            raise ConfigError(
+                f"sql/{entry.name} is numbered as a migration but not named as one"
+                " (NNNN_lower_case_words.sql, four digits): it would never be applied; rename it"
+            )
     found.sort(key=lambda mig: mig.version)
     versions = [mig.version for mig in found]
     if len(set(versions)) != len(versions):
@@ -233,7 +240,12 @@ async def migrate(dsn: str) -> list[int]:
         # article rewritten) and the wait for another replica's would fail at every start.
         # Each migration still bounds its table locks (`_apply`).
         await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        taken = await conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        if not (await taken.fetchone() or (False,))[0]:
+            # Another replica migrates (or a migration of its is stuck): say what this one
+            # waits for before it waits, for as long as that takes.
+            log.info("migration_lock_waiting", lock=MIGRATION_LOCK_KEY)
+            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             await conn.execute("CREATE SCHEMA IF NOT EXISTS ingest")
             await conn.execute(
@@ -286,7 +298,9 @@ def check_recorded(migrations: list[Migration], recorded: dict[int, str | None])
         raise StoreError(
             f"migration file {', '.join(changed)} changed since it was applied to this database"
             " (its checksum in ingest.schema_migrations differs): a released migration is never"
-            " edited; put the file back as it was and make the change a new migration"
+            " edited; put the file back as it was and make the change a new migration (an edit"
+            " known to change nothing, a comment or a blank line, is accepted by setting that"
+            " row's checksum to NULL: the next start records the file's)"
         )
 
 

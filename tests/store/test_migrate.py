@@ -311,6 +311,7 @@ async def test_an_applied_migration_edited_later_is_refused(
     message = str(raised.value)
     assert "0004_sql_contract.sql" in message
     assert "changed since it was applied" in message
+    assert "checksum to NULL" in message
     assert 9999 not in _checksums(empty_database_url)
 
 
@@ -451,3 +452,56 @@ def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
         " WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_file_numbered_as_a_migration_but_misnamed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file in sql/ numbered as a migration whose name the runner does not read as one
+    (capitals, a hyphen, three digits) would never be applied: it is refused, named, with the
+    form a migration's name takes (was: skipped without a word, the schema change missing on
+    every database). Files not numbered (the named queries) are no migrations."""
+    from ingest.errors import ConfigError
+    from ingest.store import db
+
+    for name in ("0001_first.sql", "queries.sql", "__init__.py"):
+        (tmp_path / name).write_text("SELECT 1;\n")
+    monkeypatch.setattr(db.resources, "files", lambda _package: tmp_path)
+    assert [m.version for m in db.load_migrations()] == [1]
+    for bad in ("0002_Add-Column.sql", "003_third.sql"):
+        (tmp_path / bad).write_text("SELECT 1;\n")
+        with pytest.raises(ConfigError, match=re.escape(bad)) as raised:
+            db.load_migrations()
+        assert "NNNN_lower_case_words.sql" in str(raised.value)
+        (tmp_path / bad).unlink()
+
+
+@pytest.mark.anyio
+async def test_a_replica_waiting_for_another_s_migration_says_so(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica starting while another holds the migration lock logs `migration_lock_waiting`
+    once before it waits, then migrates when the lock is free (was: silent for as long as the
+    other took)."""
+    from ingest.store import db
+
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorder:
+        def info(self, event: str, **fields: Any) -> None:
+            lines.append((event, fields))
+
+    monkeypatch.setattr(db, "log", Recorder())
+    with psycopg.connect(empty_database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+        waiting = asyncio.ensure_future(migrate(empty_database_url))
+        for _ in range(100):
+            if lines:
+                break
+            await asyncio.sleep(0.1)
+        assert [event for event, _ in lines] == ["migration_lock_waiting"]
+        assert not waiting.done()
+        holder.execute("SELECT pg_advisory_unlock(%s)", (db.MIGRATION_LOCK_KEY,))
+    applied = await asyncio.wait_for(waiting, 60)
+    assert applied == [m.version for m in load_migrations()]
+    assert [event for event, _ in lines].count("migration_lock_waiting") == 1
