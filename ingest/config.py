@@ -3,7 +3,6 @@ module receives a `Settings` (or the few values it needs) as an argument."""
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ingest.errors import ConfigError
-from ingest.retention import parse_duration
 from ingest.schedule import Policy
 
 
@@ -126,6 +124,8 @@ def _parse(f: Field[Any], raw: str) -> object:
 
 def _in_seconds(text: str) -> str:
     """` (30m is 1800)` for a duration written with a unit (`ingest prune`'s form), else ""."""
+    from ingest.retention import parse_duration  # only for a value refused
+
     try:
         return f" ({text} is {int(parse_duration(text).total_seconds())})"
     except ValueError:
@@ -351,6 +351,8 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[st
             or (name == "INGEST_PORT" and _SERVICE_LINK_URL.match(env[name].strip()))
         ):
             continue
+        import difflib  # only where a variable is unknown: not on every start
+
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         found.append((name, close[0] if close else None))
     return found
