@@ -359,6 +359,59 @@ def test_store_lookups_use_their_index(
     assert "Seq Scan on articles" not in plan, plan
 
 
+ARTICLE_INDEX_READS = {
+    # The service's own reads: insert_article's lookup of a body stored under another URL,
+    # repoint_duplicates' copies of a story, a removed feed's articles (ON DELETE SET NULL).
+    "articles_content_hash_idx": (
+        "SELECT id FROM ingest.articles WHERE content_hash = sha256('7'::bytea) ORDER BY id LIMIT 1"
+    ),
+    "articles_duplicate_of_idx": "SELECT id FROM ingest.articles WHERE duplicate_of = 7",
+    "articles_feed_id_idx": "SELECT id FROM ingest.articles WHERE feed_id = 7",
+    # A consumer's latest articles in a language few of them are in.
+    "articles_language_published_idx": (
+        "SELECT id FROM news.articles WHERE language = 'ja' ORDER BY published_at DESC LIMIT 20"
+    ),
+}
+"""Indexes of ingest.articles that no example of docs/sql.md names, each with a query that
+reads by it."""
+
+
+def documented_indexes() -> dict[str, str]:
+    """The indexes docs/sql.md's examples name ("(index NAME)"), each with its example."""
+    named: dict[str, str] = {}
+    for query in indexed_queries():
+        for index in re.findall(r"\(index (\w+)\)", query):
+            named[index] = query
+    return named
+
+
+def test_every_index_of_articles_serves_a_read(big_database: str) -> None:
+    """Each index of ingest.articles is read by a documented query or one of the service's own
+    (its constraints' aside), and that query's plan at 100,000 articles uses it: every article
+    stored writes to each of them, so one that nothing reads is pure cost, and a new one comes
+    with the read it is for."""
+    reads = documented_indexes() | ARTICLE_INDEX_READS
+    with psycopg.connect(big_database) as conn:
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                "SELECT i.relname FROM pg_index x"
+                " JOIN pg_class i ON i.oid = x.indexrelid"
+                " JOIN pg_class t ON t.oid = x.indrelid"
+                " JOIN pg_namespace n ON n.oid = t.relnamespace"
+                " WHERE n.nspname = 'ingest' AND t.relname = 'articles'"
+                " AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
+            )
+        }
+        assert indexes == {i for i in reads if i.startswith("articles_")}
+        for index in sorted(indexes):
+            query = reads[index]
+            plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}"))
+            if "news.search" in query:  # planned inside the function: its index is its own
+                continue
+            assert index in plan, f"{index}: {query}\n{plan}"
+
+
 @pytest.mark.parametrize(("registered", "shown"), REDACTED_URLS)
 def test_news_reader_sees_no_secret_query_parameter_of_a_feed_url(
     database_url: str, registered: str, shown: str
