@@ -64,6 +64,11 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _streak(count: int, since: datetime | None) -> str:
+    """How many in a row, and since when: "2 since 2026-01-01 22:00:00Z", or "0"."""
+    return f"{count} since {_when(since)}" if count else "0"
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -141,6 +146,7 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
         ("last error", row["last_error"] or "-"),
         ("failures in a row", row["consecutive_failures"]),
         ("failing since", _when(row["failing_since"])),
+        ("404s in a row", _streak(row["consecutive_not_found"], row["not_found_since"])),
         ("next fetch", _when(row["next_fetch_at"])),
         ("interval", _duration(interval)),
         ("publishes every", _duration(published.total_seconds() if published else None)),

@@ -644,7 +644,14 @@ class Pipeline:
             # that the usual decision draws what it would have drawn.
             fork = random.Random()
             fork.setstate(self.rng.getstate())
-            enabled = replace(feed, active=True, consecutive_failures=0, failing_since=None)
+            enabled = replace(
+                feed,
+                active=True,
+                consecutive_failures=0,
+                failing_since=None,
+                consecutive_not_found=0,
+                not_found_since=None,
+            )
             if_enabled = decide(enabled, fork)
         failure = decide(feed, self.rng)
         # The full-text state of the entries stored before the failure, unless the database
@@ -662,6 +669,7 @@ class Pipeline:
                 claimed=(feed.active, feed.consecutive_failures),
                 if_enabled=if_enabled,
                 full_text=full_text,
+                not_found=failure.not_found,
             )
         if isinstance(e, FetchError) and e.status in (429, 503) and e.response_url:
             await self._hold_host(feed, e, e.response_url, now)

@@ -40,7 +40,8 @@ class Policy:
     redirect_after: timedelta = timedelta(days=1)
     missing_after_failures: int = 3
     """A feed that has answered before and now answers 404 is given up on after this many
-    404s in a row over at least `missing_after` (a 410 at once)."""
+    404s in a row over at least `missing_after` (a 410 at once): 404s, not failures of any
+    kind that a 404 ends."""
     missing_after: timedelta = timedelta(hours=6)
 
 
@@ -368,6 +369,9 @@ class FeedFailure:
     reason: str | None = None
     """Why the feed is given up on, shown in `news.feeds.inactive_reason`: None unless
     `deactivate`, or the feed, inactive already, is found gone (then its reason anew)."""
+    not_found: bool = False
+    """The failure is a 404: one more of the feed's 404s in a row (`Feed.consecutive_not_found`,
+    since `Feed.not_found_since`); any other failure ends them."""
 
 
 def policy_for(policy: Policy, settings: FeedSettings) -> Policy:
@@ -507,21 +511,25 @@ def decide_feed_failure(
     """A failed poll: one more failure in the streak, backoff (a Retry-After honoured when it
     is later), and whether to give up on the feed now: after a long streak of failures of any
     kind; at once on 410 Gone, or when the caller says why (`give_up`: a web page replaced by
-    the feeds it links); after a short streak of 404s when the feed has answered before
-    (`status` is the HTTP status of the failure, if any; `date` its Date header, which a
-    Retry-After HTTP-date counts from). A Retry-After is capped at the
-    service's maximum interval, not at a lower one of the feed's own (`ingest feeds set`): the
-    operator asks to hear from the feed that often, not to ask again against the server's
-    word; nor to probe a feed given up on more often than the service probes any."""
+    the feeds it links); after a short streak of 404s in a row when the feed has answered
+    before, counted apart from the failures before them: hours of 503s ended by one 404 are a
+    site coming back, not a feed gone (`status` is the HTTP status of the failure, if any;
+    `date` its Date header, which a Retry-After HTTP-date counts from). A Retry-After is
+    capped at the service's maximum interval, not at a lower one of the feed's own (`ingest
+    feeds set`): the operator asks to hear from the feed that often, not to ask again against
+    the server's word; nor to probe a feed given up on more often than the service probes
+    any."""
     service_max = policy.max_interval
     policy = policy_for(policy, feed.settings)
     failures = feed.consecutive_failures + 1
+    not_found = status == 404
+    missing = feed.consecutive_not_found + 1 if not_found else 0
     answered_before = feed.body_hash is not None or feed.etag is not None or feed.title is not None
     gone = status == 410 or (
-        status == 404
+        not_found
         and answered_before
-        and failures >= policy.missing_after_failures
-        and now - (feed.failing_since or now) >= policy.missing_after
+        and missing >= policy.missing_after_failures
+        and now - (feed.not_found_since or now) >= policy.missing_after
     )
     deactivate = feed.active and (
         gone
@@ -533,7 +541,11 @@ def decide_feed_failure(
     if give_up is not None:
         reason = give_up
     elif gone:
-        streak = f"{failures} failure{'s' * (failures > 1)} in a row"
+        streak = (
+            f"{missing} times in a row"
+            if not_found
+            else f"{failures} failure{'s' * (failures > 1)} in a row"
+        )
         reason = f"gone: the feed answers HTTP {status} ({streak}); last: {error[:500]}"
     elif deactivate:
         reason = f"gave up after {failures} failures in a row; last: {error[:500]}"
@@ -561,6 +573,7 @@ def decide_feed_failure(
         deactivate=deactivate,
         failures=failures,
         reason=reason,
+        not_found=not_found,
     )
 
 

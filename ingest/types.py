@@ -266,6 +266,10 @@ class Feed:
     site_url: str | None = None
     """The site it belongs to: a feed's own `<link>`, the site whose robots.txt named a
     sitemap (kind 'sitemap'), which may be hosted elsewhere (`sitemaps.sitemap_sites`)."""
+    consecutive_not_found: int = 0
+    """The 404s it answered in a row, the last failures of its streak (sql/0040)."""
+    not_found_since: datetime | None = None
+    """When the first of those 404s came; None without one."""
     host: str = ""
     """The host of `url` as the claims read it (`ingest.url_host`, sql/0018): what a process
     counts its feeds in flight by."""

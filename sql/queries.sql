@@ -57,11 +57,11 @@ WHERE url_hash = ingest.url_hash(%(url)s)
 RETURNING settings, tags;
 
 -- name: enable_feed
--- Active again and due now, failures forgotten; a lease in progress is left to finish (a failure
--- it ends in is then the first of the enabled feed: feed_failed).
+-- Active again and due now, failures forgotten (its 404s in a row too); a lease in progress is
+-- left to finish (a failure it ends in is then the first of the enabled feed: feed_failed).
 UPDATE ingest.feeds
 SET active = true, inactive_reason = NULL, consecutive_failures = 0, failing_since = NULL,
-    next_fetch_at = now()
+    consecutive_not_found = 0, not_found_since = NULL, next_fetch_at = now()
 WHERE url_hash = ingest.url_hash(%(url)s)
 RETURNING id;
 
@@ -108,7 +108,7 @@ SELECT c.id, c.url, c.title, c.etag, c.last_modified, c.body_hash,
        c.redirect_to, c.redirect_seen, c.redirect_since, c.kind, c.text_mode,
        c.full_text, c.full_text_streak, c.full_text_since_check, c.full_text_words,
        c.full_text_evidence, c.full_text_cap_words, c.full_text_cap_chars, c.settings,
-       c.newest_entry_at, c.site_url,
+       c.newest_entry_at, c.site_url, c.consecutive_not_found, c.not_found_since,
        COALESCE(ingest.url_host(c.url), '') AS host
 FROM ingest.claim_due_feeds(
     %(owner)s, %(lease_seconds)s::float8, %(limit)s::int, %(exclude)s::bigint[],
@@ -148,7 +148,7 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
           f.full_text_evidence, f.full_text_cap_words, f.full_text_cap_chars, f.settings,
-          f.newest_entry_at, f.site_url, r.host;
+          f.newest_entry_at, f.site_url, f.consecutive_not_found, f.not_found_since, r.host;
 
 -- name: feed_succeeded
 -- The next fetch is never sooner, by the database's clock (which claims compare with), than
@@ -177,6 +177,8 @@ SET last_fetched_at = %(now)s,
     active = true,
     inactive_reason = NULL,
     failing_since = NULL,
+    consecutive_not_found = 0,
+    not_found_since = NULL,
     redirect_to = %(redirect_to)s,
     redirect_seen = %(redirect_seen)s,
     redirect_since = %(redirect_since)s,
@@ -204,6 +206,7 @@ UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
 -- fresh_ parameters, when given), so that a poll which started before the operator's change does
 -- not undo it (the feed given up on again, or asked again only at the slowest rate). A feed
 -- given up on already takes the reason given (it is found gone), else keeps its own.
+-- A 404 (%(not_found)s) is one more of the feed's 404s in a row; any other failure ends them.
 -- The full-text state is the one the poll's stored entries left, where it failed after storing
 -- them (their comparisons are not made again: the entries are known at the next poll); null
 -- parameters leave it as it is.
@@ -235,6 +238,10 @@ SET last_fetched_at = %(now)s,
     last_error = %(error)s,
     consecutive_failures = f.consecutive_failures + 1,
     failing_since = COALESCE(f.failing_since, %(now)s),
+    consecutive_not_found = CASE WHEN %(not_found)s::boolean
+                                 THEN f.consecutive_not_found + 1 ELSE 0 END,
+    not_found_since = CASE WHEN %(not_found)s::boolean
+                           THEN COALESCE(f.not_found_since, %(now)s) END,
     active = f.active AND NOT o.deactivate,
     inactive_reason = CASE WHEN o.deactivate OR NOT f.active
                            THEN COALESCE(o.reason, f.inactive_reason)

@@ -218,12 +218,14 @@ class FeedStore(StoreBase):
         claimed: tuple[bool, int] = (True, 0),
         if_enabled: FeedFailure | None = None,
         full_text: FullText | None = None,
+        not_found: bool = False,
     ) -> None:
         """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
         why; a `reason` alone replaces that of a feed given up on already) and release the
-        lease; a no-op if the lease was lost. `claimed` is what the claim read of the feed
-        (active, consecutive failures): when `enable_feed` has changed it since, `if_enabled`
-        (the failure decided for the feed as enabled) is recorded instead.
+        lease; a no-op if the lease was lost. `not_found`: the failure is a 404, one more of
+        the feed's 404s in a row; any other failure ends them. `claimed` is what the claim
+        read of the feed (active, consecutive failures): when `enable_feed` has changed it
+        since, `if_enabled` (the failure decided for the feed as enabled) is recorded instead.
         The URLs the error and reason quote are stored as `redact_text` shows them.
         `full_text`: the feed's full-text state as the poll's stored entries left it, where
         the poll failed after storing them (None leaves the stored state as it is)."""
@@ -246,6 +248,7 @@ class FeedStore(StoreBase):
                 "fresh_inactive_reason": (
                     _inactive_reason(fresh.deactivate, fresh.reason, error) if fresh else None
                 ),
+                "not_found": not_found,
                 **_full_text_params(full_text),
             },
         )

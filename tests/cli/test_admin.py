@@ -826,21 +826,40 @@ def test_settings_parse_and_apply() -> None:
     assert low_only.max_interval == timedelta(days=3)
 
 
-def test_full_text_evidence_is_shown_as_written() -> None:
-    """`feeds show` prints the full-text evidence as the sentence it is: no quotes, no escapes."""
+SHOWN_AT = datetime(2026, 1, 2, tzinfo=UTC)
+SHOWN_ROW = {
+    "url": "https://example.org/feed.xml", "id": 1, "kind": "feed", "title": "Café",
+    "site_url": None, "active": True, "inactive_reason": None, "added_at": SHOWN_AT,
+    "last_fetched_at": SHOWN_AT, "last_status": "ok", "last_error": None,
+    "consecutive_failures": 0, "failing_since": None, "consecutive_not_found": 0,
+    "not_found_since": None, "next_fetch_at": SHOWN_AT + timedelta(hours=1),
+    "publish_interval": None, "text_mode": "auto", "full_text": True,
+    "full_text_evidence": None, "tags": [], "settings": None,
+    "articles_first_seen": 0, "articles_listed": 0, "latest_article": None,
+}  # fmt: skip
+
+
+def _shown(row: dict[str, object], fact: str) -> str:
     from ingest.admin import feed_details
 
+    (line,) = [line for line in feed_details(row) if line.startswith(f"{fact}:")]
+    return line.split(":", 1)[1].strip()
+
+
+def test_full_text_evidence_is_shown_as_written() -> None:
+    """`feeds show` prints the full-text evidence as the sentence it is: no quotes, no escapes."""
     evidence = "feed text holds 97% of the page, the page 99% of it (812 words): the article…"
-    at = datetime(2026, 1, 2, tzinfo=UTC)
-    row = {
-        "url": "https://example.org/feed.xml", "id": 1, "kind": "feed", "title": "Café",
-        "site_url": None, "active": True, "inactive_reason": None, "added_at": at,
-        "last_fetched_at": at, "last_status": "ok", "last_error": None,
-        "consecutive_failures": 0, "failing_since": None, "next_fetch_at": at + timedelta(hours=1),
-        "publish_interval": None, "text_mode": "auto", "full_text": True,
-        "full_text_evidence": evidence, "tags": [], "settings": None,
-        "articles_first_seen": 0, "articles_listed": 0, "latest_article": None,
+    assert _shown({**SHOWN_ROW, "full_text_evidence": evidence}, "full-text evidence") == evidence
+
+
+def test_feeds_show_says_how_many_404s_in_a_row_and_since_when() -> None:
+    """A feed failing for hours whose last answers were 404s: `feeds show` says how many 404s
+    in a row and since when, the streak that gives it up as gone, beside its failures."""
+    failing = {
+        **SHOWN_ROW, "last_status": "error", "last_error": "HTTP 404 Not Found",
+        "consecutive_failures": 7, "failing_since": SHOWN_AT - timedelta(hours=9),
+        "consecutive_not_found": 2, "not_found_since": SHOWN_AT - timedelta(hours=2),
     }  # fmt: skip
-    lines = feed_details(row)
-    (shown,) = [line for line in lines if line.startswith("full-text evidence:")]
-    assert shown.split(":", 1)[1].strip() == evidence
+    assert _shown(failing, "failures in a row") == "7"
+    assert _shown(failing, "404s in a row") == "2 since 2026-01-01 22:00:00Z"
+    assert _shown(SHOWN_ROW, "404s in a row") == "0"

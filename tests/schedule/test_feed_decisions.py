@@ -176,17 +176,38 @@ def test_404_gives_up_sooner_only_on_a_feed_that_answered_before() -> None:
         FEED,
         consecutive_failures=POLICY.missing_after_failures - 1,
         failing_since=NOW - POLICY.missing_after,
+        consecutive_not_found=POLICY.missing_after_failures - 1,
+        not_found_since=NOW - POLICY.missing_after,
     )
     gone = _fail(streak, "HTTP 404", status=404)
     assert gone.deactivate
+    assert gone.not_found
     assert gone.reason is not None
-    assert "HTTP 404" in gone.reason
+    assert gone.reason.startswith("gone: the feed answers HTTP 404 (3 times in a row)")
+    # The streak of 404s is not six hours old yet, though the feed's failures are.
+    recent = replace(streak, consecutive_failures=9, not_found_since=NOW - HOUR)
+    assert not _fail(recent, "HTTP 404", status=404).deactivate
+    # Any other failure is none of the streak, and ends it.
+    assert not _fail(streak, "HTTP 503", status=503).not_found
+    assert not _fail(streak, "timed out after 30s").not_found
     # A URL that never answered a feed: a 404 is one failure like any other.
     never = replace(streak, etag=None, last_modified=None, body_hash=None, title=None)
     assert not _fail(never, "HTTP 404", status=404).deactivate
     # The first 404s of a feed that answered before: not yet.
     first = replace(FEED, consecutive_failures=0, failing_since=None)
     assert not _fail(first, "HTTP 404", status=404).deactivate
+
+
+def test_one_404_after_hours_of_other_failures_is_not_gone() -> None:
+    """A feed that answered before, failing with 503s and timeouts for seven hours (or
+    given up on after them), then answering one 404: the first 404 of a streak of its own,
+    not the third of the feed's failures, so not given up on as gone: a site that is down
+    may answer a 404 for a minute on its way back."""
+    down = replace(FEED, consecutive_failures=6, failing_since=NOW - timedelta(hours=7))
+    failure = _fail(down, "HTTP 404 Not Found", status=404)
+    assert (failure.deactivate, failure.reason) == (False, None)
+    given_up = replace(down, active=False, consecutive_failures=12)
+    assert _fail(given_up, "HTTP 404 Not Found", status=404).reason is None
 
 
 def test_a_long_streak_says_so_in_its_reason() -> None:

@@ -222,6 +222,86 @@ async def test_a_feed_given_up_on_that_then_answers_410_is_recorded_gone(
     assert timedelta(hours=21) <= row["next_fetch_at"] - clock.now <= timedelta(hours=24)
 
 
+async def _answer(
+    pipeline: Pipeline,
+    clock: Clock,
+    server: LocalServer,
+    database_url: str,
+    at: timedelta,
+    route: Any,
+) -> dict[str, Any]:
+    """Poll the feed at /f at START + `at`, answering with `route`; its news.feeds row."""
+    server.routes["/f"] = route
+    clock.now = START + at
+    make_due(database_url)
+    await pipeline.run()
+    (row,) = feed_rows(database_url)
+    return row
+
+
+NOT_FOUND = Response(404, b"not found", {"Content-Type": "text/plain"})
+DOWN = Response(503, b"down", {"Content-Type": "text/plain"})
+
+
+@pytest.mark.anyio
+async def test_a_feed_is_gone_after_404s_in_a_row_not_after_other_failures(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed that answered before, then 503s for seven hours, then one 404: still active,
+    the first 404 of a streak (news.feeds.consecutive_not_found, not_found_since) that the
+    next poll reads. A 503 ends the streak; a new one of three 404s over six hours gives the
+    feed up as gone, saying how many 404s."""
+    pipeline, clock, store = env
+    await store.add_feed(server.url("/f"))
+    feed = static(rss(server.base, [START]), "application/rss+xml")
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    row = await _answer(pipeline, clock, server, database_url, timedelta(0), feed)
+    assert row["last_status"] == "ok"
+    for hours in (1, 4, 8):
+        row = await _answer(pipeline, clock, server, database_url, HOUR * hours, DOWN)
+    assert (row["active"], row["consecutive_failures"]) == (True, 3)
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 9, NOT_FOUND)
+    assert (row["active"], row["inactive_reason"]) == (True, None)
+    assert (row["consecutive_not_found"], row["not_found_since"]) == (1, START + HOUR * 9)
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 12, NOT_FOUND)
+    assert (row["consecutive_not_found"], row["not_found_since"]) == (2, START + HOUR * 9)
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 13, DOWN)
+    assert (row["consecutive_not_found"], row["not_found_since"]) == (0, None)
+    for hours in (14, 17):
+        row = await _answer(pipeline, clock, server, database_url, HOUR * hours, NOT_FOUND)
+        assert row["active"] is True
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 20, NOT_FOUND)
+    assert row["active"] is False
+    assert row["inactive_reason"].startswith("gone: the feed answers HTTP 404 (3 times in a row")
+    assert row["consecutive_failures"] == 9
+
+
+@pytest.mark.anyio
+async def test_a_success_or_enable_ends_a_404_streak(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Two 404s, a success, two 404s more: a streak of two, not four; `ingest feeds enable`
+    forgets the streak with the feed's failures."""
+    pipeline, clock, store = env
+    await store.add_feed(server.url("/f"))
+    feed = static(rss(server.base, [START]), "application/rss+xml")
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    await _answer(pipeline, clock, server, database_url, timedelta(0), feed)
+    for hours in (1, 4):
+        row = await _answer(pipeline, clock, server, database_url, HOUR * hours, NOT_FOUND)
+    assert row["consecutive_not_found"] == 2
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 5, feed)
+    assert (row["consecutive_not_found"], row["not_found_since"]) == (0, None)
+    for hours in (6, 12):
+        row = await _answer(pipeline, clock, server, database_url, HOUR * hours, NOT_FOUND)
+    assert (row["active"], row["consecutive_not_found"]) == (True, 2)
+    assert await store.enable_feed(server.url("/f"))
+    (row,) = feed_rows(database_url)
+    assert (row["consecutive_not_found"], row["not_found_since"]) == (0, None)
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 13, NOT_FOUND)
+    assert (row["active"], row["consecutive_not_found"]) == (True, 1)
+
+
 @pytest.mark.anyio
 async def test_a_gone_feed_polled_at_least_every_10_minutes_is_probed_once_a_day(
     env, server: LocalServer, database_url: str
