@@ -66,11 +66,39 @@ def parse_retry_after(
     """Retry-After as delta-seconds or an HTTP-date (RFC 9110 §10.2.3); None when absent or
     unparseable, never negative. An HTTP-date is the server's clock speaking: it counts from
     the response's own `date` (its Date header), from `now` when that is absent or invalid, so
-    a server clock hours off ours neither cuts the wait to nothing nor stretches it by hours."""
+    a server clock hours off ours neither cuts the wait to nothing nor stretches it by hours.
+    A Retry-After given twice (an application's and a proxy's lines, which arrive joined with
+    a comma: `600, 3600`) asks for the longest of its valid values: read as one, it was
+    invalid, and the host was asked again minutes later into the outage it announced."""
     seconds = _delta_seconds(value)
     if seconds is not None or not value:
         return seconds
-    return _until(value.strip(), _date(date) or now)
+    since = _date(date) or now
+    waits = [
+        wait for member in _members(value) if (wait := _member_wait(member, since)) is not None
+    ]
+    return max(waits, default=None)
+
+
+def _member_wait(member: str, since: datetime) -> timedelta | None:
+    seconds = _delta_seconds(member)
+    return seconds if seconds is not None else _until(member, since)
+
+
+_WEEKDAY = re.compile(r"[A-Za-z]+")
+
+
+def _members(value: str) -> list[str]:
+    """The values of a header line given more than once, joined with commas (RFC 9110 §5.3);
+    an HTTP-date's own comma, after its weekday, is kept inside it."""
+    members: list[str] = []
+    for part in value.split(","):
+        part = part.strip()
+        if members and _WEEKDAY.fullmatch(members[-1]):
+            members[-1] = f"{members[-1]}, {part}"
+        else:
+            members.append(part)
+    return members
 
 
 def _delta_seconds(value: str | None) -> timedelta | None:

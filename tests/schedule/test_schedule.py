@@ -502,6 +502,20 @@ def test_redirect_count_resets_on_a_fetch_without_it() -> None:
         pytest.param("1.5", None, id="fraction"),
         pytest.param("", None, id="empty"),
         pytest.param(None, None, id="absent"),
+        # Given twice (an application's and a proxy's lines, joined with a comma): the
+        # longest wait asked for, an HTTP-date's own comma kept inside it.
+        pytest.param("3600, 3600", timedelta(hours=1), id="twice"),
+        pytest.param("120,3600", timedelta(hours=1), id="twice-the-longest"),
+        pytest.param("3600, soon", timedelta(hours=1), id="twice-one-invalid"),
+        pytest.param(
+            "Wed, 01 Jan 2025 12:02:00 GMT, Wed, 01 Jan 2025 13:00:00 GMT",
+            timedelta(hours=1),
+            id="two-dates",
+        ),
+        pytest.param(
+            "Wed, 01 Jan 2025 12:02:00 GMT, 600", timedelta(minutes=10), id="date-seconds"
+        ),
+        pytest.param("soon, maybe", None, id="twice-garbage"),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: timedelta | None) -> None:

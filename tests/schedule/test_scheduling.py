@@ -678,6 +678,37 @@ async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_
 
 
 @pytest.mark.anyio
+async def test_a_retry_after_given_twice_is_honoured(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed answering 503 with two Retry-After lines (the application's `600` and a proxy's
+    `3600`, which arrive joined, `600, 3600`): not polled for an hour, the longest wait asked
+    for, nor its host's other feeds, instead of the Retry-After ignored as invalid and the
+    feed asked again minutes later into the same outage."""
+    pipeline, _clock, store = env
+    server.routes["/f"] = Response(
+        503, b"down", {"Retry-After": "600", "retry-after": "3600", "Content-Type": "text/plain"}
+    )
+    server.routes["/g"] = static(rss(server.base, [START]), "application/rss+xml")
+    await store.add_feed(server.url("/f"))
+    await store.add_feed(server.url("/g"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET next_fetch_at = now()"
+            " + CASE WHEN url = %s THEN interval '-1 minute' ELSE interval '1 minute' END",
+            [server.url("/f")],
+        )
+    await pipeline.run()
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        due = {
+            r["url"]: r["due_in"]
+            for r in conn.execute("SELECT url, next_fetch_at - now() AS due_in FROM ingest.feeds")
+        }
+    assert timedelta(minutes=59) <= due[server.url("/f")] <= HOUR
+    assert timedelta(minutes=59) <= due[server.url("/g")] <= HOUR
+
+
+@pytest.mark.anyio
 async def test_a_retry_after_after_a_redirect_holds_the_host_that_refused(
     server: LocalServer,
     second_server: LocalServer,
