@@ -620,7 +620,7 @@ class Pipeline:
             return outcome
 
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
-        message = str(e) if isinstance(e, IngestError) else f"internal error: {type(e).__name__}"
+        message = _failure_message(feed, e)
         metrics.ERRORS.labels(type(e).__name__).inc()
         now = self.clock()
 
@@ -1302,6 +1302,23 @@ async def known_entries(
     known.urls.update(again.urls)
     known.listed.update(again.listed)
     return found, known
+
+
+def _failure_message(feed: Feed, e: BaseException) -> str:
+    """The error a feed's failed poll records: the error's own message (a bug's type only),
+    and, for a response from another address than the feed's (its URL redirected there), that
+    address: the feed's own URL answers a redirect, and `HTTP 404` alone, in its error and the
+    reason it is given up for, names no address that answers 404."""
+    if not isinstance(e, IngestError):
+        return f"internal error: {type(e).__name__}"
+    message = str(e)
+    if isinstance(e, FetchError) and e.response_url and e.response_url != feed.url:
+        answered, own = e.response_url, feed.url
+        with contextlib.suppress(ValueError):
+            answered, own = canonical_url(answered), canonical_url(own)
+        if answered != own:
+            message = f"{message} (from {answered})"
+    return message
 
 
 def _chief(failed: BaseExceptionGroup[BaseException]) -> BaseException:

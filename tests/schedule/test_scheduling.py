@@ -277,6 +277,31 @@ async def test_a_feed_is_gone_after_404s_in_a_row_not_after_other_failures(
 
 
 @pytest.mark.anyio
+async def test_a_feed_whose_redirect_leads_to_a_404_says_where_the_404_came_from(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed that answered before, whose URL then redirects (301) to an address that answers
+    404: its error, and once its 404s give it up, its reason name the address that answered,
+    which the feed's own URL does not (it answers 301), so that the operator can tell a move
+    gone wrong from a feed removed; a failure at the feed's own URL names none."""
+    pipeline, clock, store = env
+    await store.add_feed(server.url("/f"))
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    feed = static(rss(server.base, [START]), "application/rss+xml")
+    await _answer(pipeline, clock, server, database_url, timedelta(0), feed)
+    server.routes["/moved"] = NOT_FOUND
+    moved = Response(301, b"", {"Location": "/moved"})
+    for hours in (1, 4, 8):
+        row = await _answer(pipeline, clock, server, database_url, HOUR * hours, moved)
+    assert row["last_error"] == f"HTTP 404 Not Found (from {server.url('/moved')})"
+    assert row["active"] is False
+    assert row["inactive_reason"].startswith("gone: the feed answers HTTP 404 (3 times in a row)")
+    assert row["inactive_reason"].endswith(f"(from {server.url('/moved')})")
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 32, NOT_FOUND)
+    assert row["last_error"] == "HTTP 404 Not Found"
+
+
+@pytest.mark.anyio
 async def test_a_success_or_enable_ends_a_404_streak(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
