@@ -552,7 +552,7 @@ def decide_feed_failure(
     failures = feed.consecutive_failures + 1
     not_found = status == 404
     missing = feed.consecutive_not_found + 1 if not_found else 0
-    answered_before = feed.body_hash is not None or feed.etag is not None or feed.title is not None
+    answered_before = _has_answered(feed)
     gone = status == 410 or (
         not_found
         and answered_before
@@ -602,6 +602,21 @@ def decide_feed_failure(
         failures=failures,
         reason=reason,
         not_found=not_found,
+    )
+
+
+def _has_answered(feed: Feed) -> bool:
+    """Whether a poll of the feed has succeeded before, by what a success leaves on its row:
+    validators, a body hash, a title, its newest entry's date or its publishing interval. The
+    last two stay where a success keeps no validators nor body hash (entries waiting for
+    another try at their pages) on a feed without a title (every news sitemap)."""
+    return (
+        feed.body_hash is not None
+        or feed.etag is not None
+        or feed.last_modified is not None
+        or feed.title is not None
+        or feed.newest_entry_at is not None
+        or feed.publish_interval is not None
     )
 
 

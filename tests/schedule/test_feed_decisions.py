@@ -193,6 +193,10 @@ def test_404_gives_up_sooner_only_on_a_feed_that_answered_before() -> None:
     # A URL that never answered a feed: a 404 is one failure like any other.
     never = replace(streak, etag=None, last_modified=None, body_hash=None, title=None)
     assert not _fail(never, "HTTP 404", status=404).deactivate
+    # A news sitemap (no title) whose last success kept no validators (entries waiting for
+    # their pages) has answered before: the date of its newest entry tells.
+    sitemap = replace(never, kind="sitemap", newest_entry_at=NOW - timedelta(days=1))
+    assert _fail(sitemap, "HTTP 404", status=404).deactivate
     # The first 404s of a feed that answered before: not yet.
     first = replace(FEED, consecutive_failures=0, failing_since=None)
     assert not _fail(first, "HTTP 404", status=404).deactivate

@@ -302,6 +302,27 @@ async def test_a_feed_whose_redirect_leads_to_a_404_says_where_the_404_came_from
 
 
 @pytest.mark.anyio
+async def test_a_feed_whose_last_poll_kept_no_validators_is_gone_after_its_404s(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed without a title (a news sitemap has none) whose last successful poll left an
+    entry waiting for another try at its page (503), so that it kept neither validators nor
+    body hash, then three 404s over six hours: it has answered before, and is given up on as
+    gone, not asked for two days more as a URL that never answered."""
+    pipeline, clock, store = env
+    await store.add_feed(server.url("/f"))
+    server.routes["/story/0"] = DOWN
+    untitled = rss(server.base, [START]).replace("<title>T</title>", "")
+    feed = static(untitled, "application/rss+xml", etag='"v1"')
+    row = await _answer(pipeline, clock, server, database_url, timedelta(0), feed)
+    assert (row["last_status"], row["title"]) == ("ok", None)
+    for hours in (1, 4, 8):
+        row = await _answer(pipeline, clock, server, database_url, HOUR * hours, NOT_FOUND)
+    assert row["active"] is False
+    assert row["inactive_reason"].startswith("gone: the feed answers HTTP 404 (3 times in a row)")
+
+
+@pytest.mark.anyio
 async def test_a_success_or_enable_ends_a_404_streak(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
