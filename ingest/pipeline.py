@@ -27,6 +27,7 @@ from ingest.article import another_page
 from ingest.config import Settings
 from ingest.errors import FetchError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
+from ingest.fetch.client import credential_site
 from ingest.fulltext import (
     MIN_WORDS,
     STAND_INS,
@@ -62,7 +63,15 @@ from ingest.store import Store, refused
 from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter, by_parts
-from ingest.types import Article, Feed, FetchResult, FullText, OwnText, ParsedFeed
+from ingest.types import (
+    CREDENTIAL_HEADERS,
+    Article,
+    Feed,
+    FetchResult,
+    FullText,
+    OwnText,
+    ParsedFeed,
+)
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
 from ingest.workers.tasks import own_texts, parse_feed, parse_sitemap_feed
@@ -833,12 +842,24 @@ class Pipeline:
         # Moved while the lease is held, before the outcome releases it: a move that fails
         # leaves the poll unrecorded (handed back, done again), not recorded and unreported.
         if update.move_to is not None:
-            kept = await self.store.move_feed(feed.id, update.move_to, update.full_text)
+            # Credentials stay with the site they were given for, as across a redirect: a feed
+            # that moved to another site (a domain sold or lapsed) is polled there without them.
+            elsewhere = credential_site(update.move_to) != credential_site(feed.url)
+            kept, left = await self.store.move_feed(
+                feed.id, update.move_to, update.full_text, CREDENTIAL_HEADERS if elsewhere else ()
+            )
             log.info(
                 "feed_moved",
                 new_url=redact_url(update.move_to),
                 merged_into=kept if kept != feed.id else None,
             )
+            if left:
+                log.warning(
+                    "feed_credentials_left_behind",
+                    headers=left,
+                    new_url=redact_url(update.move_to),
+                    site=credential_site(update.move_to),
+                )
         with self._finishing_poll(feed.id):
             if (error := await self._successes.add(update)) is not None:
                 raise error

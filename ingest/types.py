@@ -225,6 +225,12 @@ class FeedSettings:
         return agent + tuple(h for h in self.headers if h[0].lower() not in taken)
 
 
+CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+"""A feed's own headers (`ingest feeds set URL header.NAME=VALUE`) that are credentials: sent
+to hosts of the feed's own site only (`ingest.fetch.client.credential_site`), and left behind
+when the feed moves to another site."""
+
+
 SERVICE_HEADERS: Final = frozenset(
     {
         "host",

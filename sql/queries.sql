@@ -613,6 +613,24 @@ WHERE (id = %(root)s OR duplicate_of = %(root)s) AND id <> %(new)s
 -- name: feed_id_by_url
 SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
+-- name: drop_feed_headers
+-- A feed's headers of the names given (%(names)s, lower case; any case of them stored), before
+-- it moves to another site: the names it held.
+WITH old AS (SELECT settings -> 'headers' AS headers FROM ingest.feeds WHERE id = %(id)s),
+kept AS (
+    SELECT jsonb_object_agg(h.key, h.value) FILTER (WHERE lower(h.key) <> ALL (%(names)s::text[]))
+               AS headers,
+           array_agg(h.key ORDER BY h.key) FILTER (WHERE lower(h.key) = ANY (%(names)s::text[]))
+               AS dropped
+    FROM old, jsonb_each(old.headers) AS h
+    WHERE jsonb_typeof(old.headers) = 'object')
+UPDATE ingest.feeds f
+SET settings = CASE WHEN kept.headers IS NULL THEN f.settings - 'headers'
+                    ELSE jsonb_set(f.settings, '{headers}', kept.headers) END
+FROM kept
+WHERE f.id = %(id)s AND kept.dropped IS NOT NULL
+RETURNING kept.dropped;
+
 -- name: rename_feed
 UPDATE ingest.feeds SET url = %(url)s WHERE id = %(id)s;
 

@@ -40,7 +40,7 @@ from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
 from ingest.normalize import host_key, registered_domain
 from ingest.schedule import parse_retry_after
-from ingest.types import FetchKind, FetchResult
+from ingest.types import CREDENTIAL_HEADERS, FetchKind, FetchResult
 
 RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
 
@@ -160,9 +160,15 @@ def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{host}:{port}"
 
 
-_CREDENTIAL_HEADERS: Final = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
-"""A feed's own headers (`ingest feeds set URL header.NAME=VALUE`) that are credentials: they go
-to the feed's own site only (`_hop_headers`)."""
+_CREDENTIAL_HEADERS: Final = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
+
+
+def credential_site(url: httpx.URL | str) -> str:
+    """The site within which a feed's credential headers (`CREDENTIAL_HEADERS`) are sent: the
+    registered domain of its URL's host (`www.example.com` and `feeds.example.com` are one).
+    A redirect's hop outside it gets none of them (`_hop_headers`), nor does the new URL of a
+    feed that moved there (`ingest.pipeline`)."""
+    return registered_domain(_host(url if isinstance(url, httpx.URL) else httpx.URL(url)))
 
 
 def _basic_authorization(url: httpx.URL) -> bytes | None:
@@ -210,7 +216,7 @@ def _hop_headers(
     redirect leads to does not; None: the request carries no such header), and the Basic
     authentication of the URL's user-info (`basic`) where that follows
     (`_credentials_follow`)."""
-    if site is not None and registered_domain(_host(target)) != site:
+    if site is not None and credential_site(target) != site:
         headers = [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
     if basic and (target is home or _credentials_follow(home, target)):
         return [*headers, (b"Authorization", basic)]
@@ -425,7 +431,7 @@ class Fetcher:
         # The registered domain only where a credential header needs one (the Public Suffix
         # List is loaded at its first use, 50-70 ms: not on the way to a cold run's first feed).
         site = (
-            registered_domain(_host(_http_url(url, headers_for) if headers_for else home))
+            credential_site(_http_url(url, headers_for) if headers_for else home)
             if named & _CREDENTIAL_HEADERS
             else None
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -260,22 +260,36 @@ class FeedStore(StoreBase):
         feed's (`ingest.url_host`)."""
         await self._all("hold_host_feeds", {"id": feed_id, "url": url, "wait": wait})
 
-    async def move_feed(self, feed_id: int, new_url: str, full_text: FullText | None = None) -> int:
-        """Point the feed at its new URL after a consistent permanent redirect. When another feed
+    async def move_feed(
+        self,
+        feed_id: int,
+        new_url: str,
+        full_text: FullText | None = None,
+        leave_headers: Collection[str] = (),
+    ) -> tuple[int, list[str]]:
+        """Point the feed at its new URL after a consistent permanent redirect, without its
+        headers of the names in `leave_headers` (lower case: credentials that stay with the
+        site they were given for, when the new URL is on another). When another feed
         already has that URL, this one is merged into it (entries and articles move, this row
         goes), and the feed kept takes what the operator set on this one and what its polls
         found out about its text, where it has none of its own: its text mode where its own is
         `auto`, each setting and header it does not set itself (a header by its name in any
         case, as `feeds set` reads them), this one's tags after its own (`unique_tags`), and its
         full-text state (`full_text`, the poll's, else the stored one) where it has no evidence
-        of its own. Returns the id of the feed that now has the URL."""
+        of its own. Returns the id of the feed that now has the URL, and the names of the
+        headers left behind, as they were stored."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            left: list[str] = []
+            if leave_headers:
+                params = {"id": feed_id, "names": sorted(leave_headers)}
+                cur = await conn.execute(q["drop_feed_headers"], params)
+                left = list(dropped[0]) if (dropped := await cur.fetchone()) else []
             cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
             row = await cur.fetchone()
             if row is None:
                 await conn.execute(q["rename_feed"], {"id": feed_id, "url": new_url})
-                return feed_id
+                return feed_id, left
             into = {"into_id": row[0], "from_id": feed_id}
             if row[0] != feed_id:
                 await conn.execute(q["merge_feed_entries"], into)
@@ -297,7 +311,7 @@ class FeedStore(StoreBase):
                         },
                     )
                 await conn.execute(q["delete_feed"], {"id": feed_id})
-            return int(row[0])
+            return int(row[0]), left
 
     async def database_now(self) -> datetime:
         """The database's clock, which `claim_feeds` compares poll times with."""

@@ -1779,6 +1779,46 @@ async def test_a_private_feed_moved_within_its_site_keeps_its_user_info(
     await pipeline.aclose()
 
 
+async def test_a_feed_moved_to_another_site_leaves_its_credentials_behind(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A feed whose permanent redirect leads to another site (another registered domain: a
+    domain sold or lapsed, a hosting platform's) moves there without its Authorization and
+    Cookie headers (`feeds set URL header.NAME=...`): they were never sent across the redirect
+    while it held, and are not sent to the new site once the feed is renamed; its other headers
+    go with it. Merged into a feed registered there, it hands over none either."""
+    server.routes["/old"] = Response(301, b"", {"Location": second_server.url("/new")})
+    second_server.routes["/new"] = static(rss(second_server.base, ["/s/0"]), "application/rss+xml")
+    second_server.routes["/s/0"] = static(page("/s/0"))
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    old = server.url("/old")
+    await pipeline.store.add_feed(old)
+    given = {"authorization": "Bearer T0ken", "COOKIE": "s=T0ken", "X-Edition": "uk"}
+    await pipeline.store.set_feed_settings(old, {}, dict(given), None)
+    assert (await pipeline.run()).ok == 1
+    moved = [{"url": second_server.url("/new"), "settings": {"headers": {"X-Edition": "uk"}}}]
+    assert rows(database_url, "SELECT url, settings FROM ingest.feeds") == moved
+    before = len(second_server.requests)
+    again = await pipeline.run(all_feeds=True)
+    assert (again.feeds, again.failed) == (1, 0)
+    sent = [r.headers for r in second_server.requests[before:] if r.path == "/new"]
+    assert [("authorization" in h, "cookie" in h, h.get("x-edition")) for h in sent] == [
+        (False, False, "uk")
+    ]
+    # Merged: the feed registered at the new URL takes none of the moved one's credentials.
+    await pipeline.store.add_feed(old)
+    await pipeline.store.set_feed_settings(old, {}, dict(given), None)
+    merged = await pipeline.run(all_feeds=True)
+    assert (merged.feeds, merged.failed) == (2, 0)
+    assert rows(database_url, "SELECT url, settings FROM ingest.feeds") == moved
+    await pipeline.aclose()
+
+
 async def test_a_feed_moved_to_the_url_of_another_feed_is_merged_into_it(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:

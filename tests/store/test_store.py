@@ -467,8 +467,43 @@ async def test_a_feed_merged_into_another_keeps_what_either_knew_of_their_entrie
     await store.defer_entries(feed_a, [two])
     await store.defer_entries(feed_a, [two])
     await store.defer_entries(feed_b, [one, two])
-    assert await store.move_feed(feed_a, "https://b.example/feed") == feed_b
+    assert await store.move_feed(feed_a, "https://b.example/feed") == (feed_b, [])
     assert await store.known_entries(feed_b, [one, two]) == ({one: NOW}, {two: 2})
+
+
+@pytest.mark.parametrize(
+    ("headers", "left", "settings"),
+    [
+        ({"Authorization": "Bearer x"}, ["Authorization"], {"min_interval": 900}),
+        (
+            {"cookie": "s=1", "PROXY-Authorization": "Basic y", "X-Edition": "uk"},
+            ["PROXY-Authorization", "cookie"],
+            {"min_interval": 900, "headers": {"X-Edition": "uk"}},
+        ),
+        ({"X-Edition": "uk"}, [], {"min_interval": 900, "headers": {"X-Edition": "uk"}}),
+        (None, [], {"min_interval": 900, "headers": {}}),  # as `feeds set` left them
+    ],
+)
+async def test_a_feed_moved_leaves_the_headers_named_behind(
+    store: Store,
+    database_url: str,
+    headers: dict[str, str] | None,
+    left: list[str],
+    settings: dict[str, object],
+) -> None:
+    """`move_feed` with header names to leave (any case of them stored): those headers go,
+    the others and the other settings stay, the names are returned as they were stored, and
+    a feed left without headers keeps no empty set of them."""
+    old = "https://a.example/feed"
+    await store.add_feed(old)
+    await store.set_feed_settings(old, {"min_interval": 900}, dict(headers or {}), None)
+    feed_id = (await store.list_feeds())[0]["id"]
+    leave = {"authorization", "cookie", "proxy-authorization"}
+    moved = await store.move_feed(feed_id, "https://b.example/feed", leave_headers=leave)
+    assert moved == (feed_id, left)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT url, settings FROM ingest.feeds").fetchone()
+    assert row == ("https://b.example/feed", settings)
 
 
 async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
