@@ -733,6 +733,89 @@ def rfc2822_date(text: str) -> datetime | None:
     return when if str(when.year) in text else None
 
 
+_MONTH_NAMES: Final = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+# A date written for readers with its month's name, day first or month first, an optional day
+# name before it, then optionally a time (after `at`, `@`, a comma or a dash; on the 12-hour
+# clock too) and a zone's name or offset: `June 2, 2025`, `Monday, 2nd June 2025`, `Jun. 2,
+# 2025 at 8:15 AM EDT`, `2 June 2025, 08:15 +0200`. The year is four digits (an RFC 2822 short
+# year is `full_year`'s).
+_SPELLED_DATE = re.compile(
+    r"\s*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+    r"(?:(?P<day>\d{1,2})(?:st|nd|rd|th)?\.?\s+(?P<month>[a-z]{3,9})\.?"
+    r"|(?P<month_first>[a-z]{3,9})\.?\s+(?P<day_after>\d{1,2})(?:st|nd|rd|th)?)"
+    r",?\s+(?P<year>\d{4})"
+    r"(?:(?:\s*,\s*|\s+(?:at\s+|@\s*|[-\u2013\u2014|]\s+)?)"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
+    r"(?:\s*(?P<half>[ap])\.?m\.?)?)?"
+    r"(?:\s+(?P<zone>[a-z]{1,5}|[+-]\d{2}:?\d{2}))?\s*",
+    re.IGNORECASE,
+)
+
+
+def _month_number(word: str) -> int | None:
+    """The month a name or its abbreviation of three letters or more names (`June`, `Jun`,
+    `Sept`), 1 to 12; None for another word."""
+    word = word.lower()
+    return next((n for n, name in enumerate(_MONTH_NAMES, 1) if name.startswith(word)), None)
+
+
+def spelled_date(text: str) -> datetime | None:
+    """A date written with its month's name (`_SPELLED_DATE`), as pages print theirs for
+    readers and some feeds copy: naive where it states no zone (a day alone at midnight),
+    aware where it names one that `ZONE_OFFSETS` knows or gives an offset; None for any other
+    text, a day its month does not have, and a zone's name the table does not know (`IST`
+    names zones hours apart), as everywhere a date is read."""
+    match = _SPELLED_DATE.fullmatch(text)
+    if match is None:
+        return None
+    month = _month_number(match["month"] or match["month_first"])
+    if month is None:
+        return None
+    hour = int(match["hour"] or 0)
+    if match["half"]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour_of_day(hour, match["half"])
+    zone: timezone | None = None
+    if spelled := match["zone"]:
+        if spelled in ("Z", "z"):
+            zone = UTC
+        elif spelled[0] in "+-":
+            hours, minutes = int(spelled[1:3]), int(spelled[-2:])
+            if hours > 23 or minutes > 59:
+                return None
+            zone = timezone(
+                (-1 if spelled[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes)
+            )
+        elif (zone := zone_offset(spelled)) is None:
+            return None
+    try:
+        return datetime(
+            int(match["year"]),
+            month,
+            int(match["day"] or match["day_after"]),
+            hour,
+            int(match["minute"] or 0),
+            int(match["second"] or 0),
+            tzinfo=zone,
+        )
+    except ValueError:
+        return None
+
+
 def plausible_date(when: datetime | None, now: datetime) -> datetime | None:
     """`when` in UTC, unless it is more than `FUTURE_TOLERANCE` ahead of `now` or before
     `EARLIEST_DATE`: then no date at all. A date that far ahead is a typo or a trick (year 9999

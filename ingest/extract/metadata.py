@@ -28,6 +28,7 @@ from ingest.normalize import (
     hour_of_day,
     rfc2822_date,
     site_of,
+    spelled_date,
     to_utc,
     unique_tags,
     zone_offset,
@@ -464,7 +465,9 @@ def _iso(value: str) -> datetime | None:
     JSON-LD or meta tags; naive without a zone; a short year read as RFC 2822 says); None when
     it is neither. Either may end with a zone's name that `ZONE_OFFSETS` knows (`2025-06-02
     08:15 HST`, `Jun 2, 2025 8:15 AM EDT`) and tell its time on a 12-hour clock: that time in
-    that zone (a name the table does not know is none, as in feeds and sitemaps)."""
+    that zone (a name the table does not know is none, as in feeds and sitemaps). A date
+    written with its month's name, with or without a time (`June 2, 2025`, `2 June 2025`,
+    `June 2, 2025 at 8:15 AM EDT`), is read by `spelled_date`: a day alone is its midnight."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -472,6 +475,8 @@ def _iso(value: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
+    if (spelled := spelled_date(text)) is not None:
+        return spelled
     zone = None
     if (named := _ZONE_NAME.search(text)) and (zone := zone_offset(named[1])) is not None:
         text = text[: named.start()]

@@ -25,6 +25,7 @@ from ingest.normalize import (
     rfc2822_date,
     same_site,
     site_of,
+    spelled_date,
     to_utc,
 )
 from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
@@ -954,6 +955,38 @@ def test_clean_inline_leaves_incomplete_references() -> None:
 def test_full_year(text: str, expected: str) -> None:
     """RFC 2822 section 4.3: 00-49 are 2000-2049, 50-99 are 1950-1999, three digits + 1900."""
     assert full_year(text) == expected
+
+
+_EDT = timezone(timedelta(hours=-4))
+_PLUS_2 = timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("June 2, 2025", datetime(2025, 6, 2)),
+        ("2nd June 2025", datetime(2025, 6, 2)),
+        ("Mon., Jun. 2, 2025", datetime(2025, 6, 2)),
+        ("Sept 2, 2025, 12:05 a.m.", datetime(2025, 9, 2, 0, 5)),
+        ("June 2, 2025 at 12:30 PM", datetime(2025, 6, 2, 12, 30)),
+        ("June 2, 2025 - 8:15:30 PM EDT", datetime(2025, 6, 2, 20, 15, 30, tzinfo=_EDT)),
+        ("2 June 2025 08:15 +02:00", datetime(2025, 6, 2, 8, 15, tzinfo=_PLUS_2)),
+        ("2 June 2025 08:15 -0400", datetime(2025, 6, 2, 8, 15, tzinfo=_EDT)),
+        ("2 June 2025 08:15 Z", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+        ("June 2, 2025 13:15 PM", None),  # no hour of a 12-hour clock
+        ("June 2, 2025 08:75", None),
+        ("2 June 2025 08:15 +2400", None),
+        ("2 June 2025 08:15 IST", None),  # a name of zones hours apart
+        ("June 31, 2025", None),
+        ("Jun 2, 25", None),  # a short year is RFC 2822's (`full_year`)
+        ("2025-06-02", None),
+        ("Ju 2, 2025", None),
+    ],
+)
+def test_spelled_date(text: str, expected: datetime | None) -> None:
+    """A date written with its month's name: naive without a zone, aware with one the table
+    knows or an offset; none for a day, an hour or a zone that is not one."""
+    assert spelled_date(text) == expected
 
 
 def test_rfc2822_date() -> None:

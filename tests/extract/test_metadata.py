@@ -517,3 +517,54 @@ def test_an_article_time_element_with_a_zone_s_name_is_read_in_that_zone() -> No
     """`<time datetime="Jun 2, 2025 8:15 AM EDT">` inside the article: 12:15 UTC."""
     body = '<article><time datetime="Jun 2, 2025 8:15 AM EDT">June 2</time><p>Text.</p></article>'
     assert _meta("", body).published_at == _JUNE_2 + timedelta(hours=12, minutes=15)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("June 2, 2025", (_JUNE_2, False)),
+        ("2 June 2025", (_JUNE_2, False)),
+        ("Monday, June 2, 2025", (_JUNE_2, False)),
+        ("Jun. 2nd, 2025", (_JUNE_2, False)),
+        ("2nd June 2025", (_JUNE_2, False)),
+        ("Sept. 2, 2025", (datetime(2025, 9, 2, tzinfo=UTC), False)),
+        ("June 2, 2025 at 8:15 AM EDT", (_JUNE_2 + timedelta(hours=12, minutes=15), True)),
+        ("June 2, 2025 at 11:30 PM PDT", (_JUNE_2 + timedelta(days=1, hours=6, minutes=30), True)),
+        ("2 June 2025 at 08:15 CEST", (_JUNE_2 + timedelta(hours=6, minutes=15), True)),
+        ("June 2, 2025, 8:15 a.m.", (_JUNE_2 + timedelta(hours=8, minutes=15), True)),
+        ("June 2, 2025 @ 8:15 pm", (_JUNE_2 + timedelta(hours=20, minutes=15), True)),
+    ],
+)
+def test_a_date_written_with_its_month_s_name_is_read(
+    value: str, expected: tuple[datetime, bool]
+) -> None:
+    """A publication date written for readers, with its month's name, without a time (that
+    day: midnight UTC without a time of day, as a date alone is everywhere) or with one after
+    `at` (that time, in the zone it names)."""
+    assert choose_published([value]) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["February 30, 2025", "Juneteenth 2, 2025", "June 2, 2025 at 8:15 AM IST", "June 2"]
+)
+def test_a_written_date_that_is_none_is_not_read(value: str) -> None:
+    """A day the month does not have, a word that is no month's name, a zone's name the table
+    does not know (`IST` names zones hours apart) and a date without its year are no date."""
+    assert choose_published([value]) == (None, False)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<meta property="article:published_time" content="June 2, 2025">',
+        '<meta name="date" content="2 June 2025">',
+        '<meta itemprop="datePublished" content="June 2, 2025">',
+        _ld({"@type": "NewsArticle", "headline": "H", "datePublished": "June 2, 2025"}),
+    ],
+)
+def test_a_page_s_publication_day_written_with_its_month_s_name_is_read(head: str) -> None:
+    """`article:published_time`, a `date` meta or JSON-LD `datePublished` of `June 2, 2025`:
+    that day, without a time of day, instead of no date (and trafilatura's guess, another day
+    the page or its address names)."""
+    meta = _meta(head)
+    assert (meta.published_at, meta.published_has_time) == (_JUNE_2, False)

@@ -484,6 +484,29 @@ def test_rfc_822_json_ld_date_keeps_its_time_and_offset() -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "expected", "has_time"),
+    [
+        ("June 2, 2025", datetime(2025, 6, 2, tzinfo=UTC), False),
+        ("June 2, 2025 at 11:30 PM PDT", datetime(2025, 6, 3, 6, 30, tzinfo=UTC), True),
+    ],
+)
+def test_a_json_ld_date_written_with_its_month_s_name_is_the_article_s(
+    written: str, expected: datetime, has_time: bool
+) -> None:
+    """JSON-LD `datePublished` written for readers (`June 2, 2025`, `June 2, 2025 at 11:30 PM
+    PDT`) on a page that shows an update line of another day under an address dated a third:
+    the JSON-LD's day (and time), not a guess from the page's text or address."""
+    ld = json.dumps({"@type": "NewsArticle", "headline": "H", "datePublished": written})
+    body = (
+        f'<html><head><script type="application/ld+json">{ld}</script></head><body><article>'
+        f'<h1>H</h1><p class="updated">Updated May 30, 2025</p><p>{STORY[0]} {STORY[1]}</p>'
+        "</article></body></html>"
+    ).encode()
+    meta = extract_page(body, "https://example.com/2025/05/28/river-path").metadata
+    assert (meta.published_at, meta.published_has_time) == (expected, has_time)
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("Thu, 05 Dec 24 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
