@@ -33,6 +33,8 @@ from ingest.normalize import (
     charset_of,
     full_year,
     hour_of_day,
+    spelled_date,
+    to_utc,
     unique_tags,
     utf8_with_windows_1252,
 )
@@ -498,8 +500,19 @@ def _year_first(value: str) -> time.struct_time | None:
     return _rfc822([day, _MONTH_NAMES[int(month) - 1], year, *filter(None, (clock, zone))])
 
 
+def _spelled(value: str) -> time.struct_time | None:
+    """A date written with its month's name (`June 2, 2025`, `Jun 2, 2025 8:15 AM EDT`, `Mon,
+    02 Jun 2025 8:15:00 PM EDT`), read by the rule a page's is (`normalize.spelled_date`), a
+    zone-less one as UTC, in UTC; None for any other text, left to the parsers below.
+    feedparser has no reading of a month written first or of a 12-hour clock: it loses the
+    first and reads 8:15 PM EDT as 08:15 UTC, 16 hours early."""
+    when = spelled_date(value)
+    return None if when is None else to_utc(when).timetuple()
+
+
 feedparser.registerDateHandler(_rfc822_with_zone)
 feedparser.registerDateHandler(_year_first)
+feedparser.registerDateHandler(_spelled)
 
 
 def _ttl(value: object) -> int | None:

@@ -694,6 +694,29 @@ def test_an_iso_day_with_a_time_and_a_zone_name_keeps_its_time(
     assert entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("June 2, 2025", datetime(2025, 6, 2, tzinfo=UTC)),
+        ("Monday, June 2, 2025", datetime(2025, 6, 2, tzinfo=UTC)),
+        ("Jun 2, 2025 8:15 AM EDT", datetime(2025, 6, 2, 12, 15, tzinfo=UTC)),
+        ("June 2, 2025 at 11:30 PM PDT", datetime(2025, 6, 3, 6, 30, tzinfo=UTC)),
+        ("June 2, 2025 8:15 PM", datetime(2025, 6, 2, 20, 15, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 8:15:00 PM EDT", datetime(2025, 6, 3, 0, 15, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 08:15:00 +0200", datetime(2025, 6, 2, 6, 15, tzinfo=UTC)),
+        ("2 June 2025", datetime(2025, 6, 2, tzinfo=UTC)),
+    ],
+)
+def test_a_date_written_with_its_month_s_name_is_read_as_a_page_s_is(
+    pub_date: str, expected: datetime
+) -> None:
+    """A pubDate written for readers, month first or on the 12-hour clock (`June 2, 2025`,
+    `Jun 2, 2025 8:15 AM EDT`, `Mon, 02 Jun 2025 8:15:00 PM EDT`), is that day or that time in
+    that zone, by the rule a page's date is read with (`normalize.spelled_date`)."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
 def test_unparseable_date_is_none() -> None:
     """A date feedparser cannot read leaves published_at None instead of failing the entry."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))
