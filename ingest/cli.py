@@ -174,7 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     bf.add_argument(
         "--since",
         metavar="DATE",
-        help="skip URLs dated before DATE (YYYY-MM-DD, YYYY-Www, YYYY-MM or ISO 8601)",
+        help="skip URLs dated before DATE (YYYY-MM-DD, YYYY-DDD, YYYY-Www, YYYY-MM, YYYY or ISO "
+        "8601)",
     )
     bf.add_argument(
         "--until",
@@ -869,8 +870,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         until = parse_date_bound(args.until, end=True) if args.until is not None else None
     except ValueError as e:
         return usage(
-            "--since/--until take a date (YYYY-MM-DD, a week YYYY-Www, a month YYYY-MM, a "
-            f"year YYYY) or an ISO 8601 datetime: {e}"
+            "--since/--until take a date (YYYY-MM-DD, YYYYMMDD, YYYY-Www-D or YYYY-DDD), a "
+            f"week YYYY-Www, a month YYYY-MM, a year YYYY or an ISO 8601 datetime: {e}"
         )
     if since and until and since >= until:
         return usage("--since must be before --until")

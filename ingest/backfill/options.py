@@ -36,6 +36,7 @@ MAX_PAGES_CEILING: Final = 32767
 _WEEK: Final = re.compile(r"(\d{4})-?W(\d{2})", re.ASCII)
 _MONTH: Final = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
 _YEAR: Final = re.compile(r"\d{4}", re.ASCII)
+_ORDINAL: Final = re.compile(r"(\d{4})-?(\d{3})", re.ASCII)
 
 
 def _period(text: str) -> tuple[date, date | None] | None:
@@ -60,9 +61,22 @@ def _period(text: str) -> tuple[date, date | None] | None:
         return first, None
 
 
+def _ordinal_day(text: str) -> date | None:
+    """An ISO 8601 ordinal date (§4.1.2.4: `2024-153`, `2024153`, the year's 153rd day, 1 June
+    2024), as the day it names; None for any other text. Raises ValueError for a day its year
+    does not have (`2023-366`, `2024-000`)."""
+    if (match := _ORDINAL.fullmatch(text)) is None:
+        return None
+    year, number = int(match[1]), int(match[2])
+    first = date(year, 1, 1)
+    if not 1 <= number <= (date(year, 12, 31) - first).days + 1:
+        raise ValueError(f"{year} has no day {number}")
+    return first + timedelta(days=number - 1)
+
+
 def parse_date_bound(text: str, *, end: bool = False) -> datetime:
     """`--since` / `--until` as an aware UTC datetime: an ISO 8601 date (YYYY-MM-DD, YYYYMMDD,
-    YYYY-Www-D), week (YYYY-Www), month (YYYY-MM) or year (YYYY), or datetime (UTC when
+    YYYY-Www-D, YYYY-DDD), week (YYYY-Www), month (YYYY-MM) or year (YYYY), or datetime (UTC when
     naive). With `end` the bound is returned exclusive: a date means the whole day
     (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a week, a month or a year the whole of
     it (`--until 2024-W22` ends at 2024-06-03T00:00Z, `--until 2024-05` at 2024-06-01T00:00Z),
@@ -72,9 +86,10 @@ def parse_date_bound(text: str, *, end: bool = False) -> datetime:
     period = _period(text)
     if period is None:
         try:
-            day = date.fromisoformat(text)
+            day = _ordinal_day(text) or date.fromisoformat(text)
         except ValueError:
-            pass
+            if _ORDINAL.fullmatch(text):
+                raise
         else:
             after = None if day == date.max else day + timedelta(days=1)
             period = day, after

@@ -359,6 +359,12 @@ def scalar(database_url: str, sql: str) -> Any:
         ("20240501", False, datetime(2024, 5, 1, tzinfo=UTC)),
         ("9999-12-31", True, datetime.max.replace(tzinfo=UTC)),
         ("9999-12-31T23:59:59.999999+00:00", True, datetime.max.replace(tzinfo=UTC)),
+        ("2024-153", False, datetime(2024, 6, 1, tzinfo=UTC)),
+        ("2024-153", True, datetime(2024, 6, 2, tzinfo=UTC)),
+        ("2024153", True, datetime(2024, 6, 2, tzinfo=UTC)),
+        ("2024-366", True, datetime(2025, 1, 1, tzinfo=UTC)),
+        ("2023-001", False, datetime(2023, 1, 1, tzinfo=UTC)),
+        ("9999-365", True, datetime.max.replace(tzinfo=UTC)),
     ],
 )
 def test_date_bounds(text: str, end: bool, expected: datetime) -> None:
@@ -380,6 +386,9 @@ def test_date_bounds(text: str, end: bool, expected: datetime) -> None:
         "2024-W54",
         "202405",
         "24",
+        "2023-366",
+        "2024-000",
+        "2024-367",
     ],
 )
 def test_bad_date_bounds(text: str) -> None:
@@ -1375,6 +1384,23 @@ def test_site_without_sources_exits_1(database_url: str) -> None:
         proc = ingest(database_url, "backfill", "--rate", "0", srv.url("/"))
     assert proc.returncode == 1
     assert "no feed or sitemap found" in proc.stderr
+
+
+def test_a_date_bound_refused_names_the_forms_taken() -> None:
+    """`--since 2023-366` (an ordinal day the year does not have): exit 2, one line naming
+    every form a bound takes, the ordinal date among them, and why this one is none."""
+    proc = ingest(
+        "postgresql://postgres@127.0.0.1:1/nothing",
+        "backfill",
+        "https://x.example/",
+        "--since",
+        "2023-366",
+    )
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    for form in ("YYYY-MM-DD", "YYYY-DDD", "YYYY-Www", "YYYY-MM", "YYYY", "2023 has no day 366"):
+        assert form in lines[0]
 
 
 @pytest.mark.parametrize(
