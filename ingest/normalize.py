@@ -678,9 +678,21 @@ ZONE_OFFSETS: Final[dict[str, str]] = {
 }
 
 
+# An offset written where a zone's name goes: `+05:30`, `UTC+05:30`, `GMT+2`, `UTC-3` (the
+# email parser reads only `+0530`, feedparser neither a `UTC` prefix nor an hour alone).
+_WRITTEN_OFFSET = re.compile(r"(?:utc|gmt|ut)?([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+
+
 def zone_offset(name: str) -> timezone | None:
-    """The offset a zone's name stands for (`ZONE_OFFSETS`); None for another name."""
-    spelled = ZONE_OFFSETS.get(name.strip().lower())
+    """The offset a zone's name stands for (`ZONE_OFFSETS`), or an offset written in its
+    place (`_WRITTEN_OFFSET`); None for another name or an offset of a day or more."""
+    name = name.strip()
+    if written := _WRITTEN_OFFSET.fullmatch(name):
+        hours, minutes = int(written[2]), int(written[3] or 0)
+        if hours > 23 or minutes > 59:
+            return None
+        return timezone((-1 if written[1] == "-" else 1) * timedelta(hours=hours, minutes=minutes))
+    spelled = ZONE_OFFSETS.get(name.lower())
     if spelled is None:
         return None
     minutes = int(spelled[1:3]) * 60 + int(spelled[3:5])
@@ -721,16 +733,36 @@ def full_year(text: str) -> str:
     return f"{text[: match.start(1)]}{year}{text[match.end(1) :]}"
 
 
+_NUMERIC_ZONE = re.compile(r"[+-]\d{4}")
+
+
 def rfc2822_date(text: str) -> datetime | None:
-    """An RFC 2822 date-time, its year read by `full_year`: aware where it states a zone,
-    naive where it does not (or says -0000); None when it is not one. A four-digit year is as
-    written (`0001` is not read as 2001, as the email parser reads a year under 100)."""
+    """An RFC 2822 date-time, its year read by `full_year`: aware where it states a zone (by
+    its offset, or a name the email parser or `zone_offset` reads: `CEST`, `UTC+05:30`),
+    naive where it does not (or says -0000); None when it is not one, and when it ends with a
+    zone's name neither reads (`IST` names zones hours apart: not that time in UTC). A
+    four-digit year is as written (`0001` is not read as 2001, as the email parser reads a
+    year under 100)."""
     text = full_year(text.strip())
+    words = text.split()
+    zone = None
+    if (
+        len(words) > 1
+        and not _NUMERIC_ZONE.fullmatch(words[-1])
+        and (zone := zone_offset(words[-1])) is not None
+    ):
+        text = " ".join(words[:-1])
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return when if str(when.year) in text else None
+    if str(when.year) not in text:
+        return None
+    if when.tzinfo is None and zone is not None:
+        return when.replace(tzinfo=zone)
+    if when.tzinfo is None and words[-1].isalpha():
+        return None
+    return when
 
 
 _MONTH_NAMES: Final = (
@@ -760,7 +792,7 @@ _SPELLED_DATE = re.compile(
     r"(?:(?:\s*,\s*|\s+(?:at\s+|@\s*|[-\u2013\u2014|]\s+)?)"
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
     r"(?:\s*(?P<half>[ap])\.?m\.?)?)?"
-    r"(?:\s+(?P<zone>[a-z]{1,5}|[+-]\d{2}:?\d{2}))?\s*",
+    r"(?:\s+(?P<zone>[a-z]{1,5}|(?:utc|gmt|ut)?[+-]\d{1,2}(?::?\d{2})?))?\s*",
     re.IGNORECASE,
 )
 
@@ -791,16 +823,8 @@ def spelled_date(text: str) -> datetime | None:
         hour = hour_of_day(hour, match["half"])
     zone: timezone | None = None
     if spelled := match["zone"]:
-        if spelled in ("Z", "z"):
-            zone = UTC
-        elif spelled[0] in "+-":
-            hours, minutes = int(spelled[1:3]), int(spelled[-2:])
-            if hours > 23 or minutes > 59:
-                return None
-            zone = timezone(
-                (-1 if spelled[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes)
-            )
-        elif (zone := zone_offset(spelled)) is None:
+        zone = UTC if spelled in ("Z", "z") else zone_offset(spelled)
+        if zone is None:
             return None
     try:
         return datetime(

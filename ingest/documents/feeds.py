@@ -18,7 +18,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 from feedparser.datetimes import _parse_date as _feedparser_parse_date
-from feedparser.datetimes.rfc822 import _parse_date_rfc822
+from feedparser.datetimes.rfc822 import _parse_date_rfc822, timezone_names
 
 from ingest.documents.text import (
     block,
@@ -29,7 +29,6 @@ from ingest.documents.text import (
 )
 from ingest.errors import ParseError
 from ingest.normalize import (
-    ZONE_OFFSETS,
     charset_of,
     full_year,
     hour_of_day,
@@ -37,6 +36,7 @@ from ingest.normalize import (
     to_utc,
     unique_tags,
     utf8_with_windows_1252,
+    zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
 
@@ -349,8 +349,8 @@ def _entry(
         link=link,
         title=_text_line(_get(raw, "title_detail"), _get(raw, "title")),
         author=_author(raw) or feed_author,
-        published_at=_from_struct(_get(raw, "published_parsed")),
-        updated_at=_from_struct(_get(raw, "updated_parsed")),
+        published_at=_entry_date(raw, "published"),
+        updated_at=_entry_date(raw, "updated"),
         summary=_text_block(summary_detail, summary),
         content=_text_block(longest, None),
         image_url=_image_url(raw, base),
@@ -414,6 +414,32 @@ def _is_image(medium: object, mime: object) -> bool:
     return True
 
 
+def _entry_date(raw: dict[str, Any], key: str) -> datetime | None:
+    """An entry's `published` or `updated` date as feedparser read it, in UTC; None where it
+    names a zone no reader here knows (`_unread_zone`)."""
+    written = _get(raw, key)
+    if isinstance(written, str) and _unread_zone(written):
+        return None
+    return _from_struct(_get(raw, f"{key}_parsed"))
+
+
+def _unread_zone(value: str) -> bool:
+    """Whether a date's time ends with a zone's name that neither `ZONE_OFFSETS` nor feedparser
+    knows (`08:15:00 IST`: Indian, Irish or Israeli). feedparser reads such a name as UTC,
+    hours off (all three ahead of it: the article dated in the future); it is no date, as a
+    page's or a sitemap's is."""
+    words = value.split()
+    if len(words) < 2 or ":" not in words[-2]:
+        return False
+    name = words[-1]
+    return (
+        name.isalpha()
+        and name.lower() not in ("am", "pm")
+        and zone_offset(name) is None
+        and name.lower() not in timezone_names
+    )
+
+
 def _from_struct(value: object) -> datetime | None:
     """feedparser's *_parsed values are struct_time in UTC."""
     if not isinstance(value, time.struct_time):
@@ -429,15 +455,16 @@ _DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
 
 
 def _rfc822_with_zone(value: str) -> time.struct_time | None:
-    """An RFC 822 date whose zone is one of `ZONE_OFFSETS`, or that names its day and gives a
-    time but no zone (read as UTC, as feedparser reads one without the day name; it loses this
-    one), or whose year is short (read as RFC 2822 says, `full_year`), in UTC; None for any
-    other, left to feedparser's own parsers."""
+    """An RFC 822 date whose zone `normalize.zone_offset` reads (one of `ZONE_OFFSETS`, an
+    offset written `UTC+05:30` or `GMT+2`, which feedparser reads as UTC or not at all), or
+    that names its day and gives a time but no zone (read as UTC, as feedparser reads one
+    without the day name; it loses this one), or whose year is short (read as RFC 2822 says,
+    `full_year`), in UTC; None for any other, left to feedparser's own parsers."""
     full = full_year(value)
     parts = full.split()
     if not parts:
         return None
-    offset = ZONE_OFFSETS.get(parts[-1].lower())
+    offset = _numeric_zone(parts[-1])
     if offset is not None:
         parts[-1] = offset
     elif len(parts) == 5 and parts[0][:3].lower() in _DAY_NAMES and ":" in parts[-1]:
@@ -447,10 +474,21 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
     return _rfc822(parts)
 
 
+def _numeric_zone(word: str) -> str | None:
+    """A zone `normalize.zone_offset` reads (a name of `ZONE_OFFSETS`, `UTC+05:30`, `GMT+2`)
+    as the `+hhmm` feedparser reads; None for another word."""
+    zone = zone_offset(word)
+    offset = None if zone is None else zone.utcoffset(None)
+    if offset is None:
+        return None
+    minutes = int(offset.total_seconds()) // 60
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+
 def _rfc822(parts: list[str]) -> time.struct_time | None:
     """An RFC 822 date's words (`2 May 2024 08:30:00 CEST`) read by feedparser, the zone
-    looked up in `ZONE_OFFSETS` first, in UTC."""
-    if parts and (offset := ZONE_OFFSETS.get(parts[-1].lower())) is not None:
+    read by `normalize.zone_offset` first (`ZONE_OFFSETS`, `UTC+05:30`), in UTC."""
+    if parts and (offset := _numeric_zone(parts[-1])) is not None:
         parts = [*parts[:-1], offset]
     parsed = _parse_date_rfc822(" ".join(parts))
     return parsed if isinstance(parsed, time.struct_time) else None
@@ -645,7 +683,7 @@ def _from_iso(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         # Not RFC 3339; some JSON feeds use RFC 822 dates. feedparser's parser is the lenient one.
-        return _from_struct(_feedparser_parse_date(value))
+        return None if _unread_zone(value) else _from_struct(_feedparser_parse_date(value))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # RFC 3339 requires an offset; UTC is the usual intent
     try:

@@ -469,7 +469,7 @@ def _iso(value: str) -> datetime | None:
     written with its month's name, with or without a time (`June 2, 2025`, `2 June 2025`,
     `June 2, 2025 at 8:15 AM EDT`), is read by `spelled_date`: a day alone is its midnight."""
     text = value.strip()
-    if text.endswith(("Z", "z")):
+    if text.endswith(("Z", "z")) and text[-2:-1].isdigit():  # UTC's designator, not a name's
         text = text[:-1] + "+00:00"
     try:
         return datetime.fromisoformat(text)

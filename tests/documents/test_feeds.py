@@ -717,6 +717,31 @@ def test_a_date_written_with_its_month_s_name_is_read_as_a_page_s_is(
     assert entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Mon, 02 Jun 2025 08:15:00 UTC+05:30", datetime(2025, 6, 2, 2, 45, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 08:15:00 UTC+0530", datetime(2025, 6, 2, 2, 45, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 08:15:00 GMT+2", datetime(2025, 6, 2, 6, 15, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 08:15:00 UTC-3", datetime(2025, 6, 2, 11, 15, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 08:15:00 IST", None),
+        ("Mon, 02 Jun 2025 08:15:00 XYZ", None),
+        ("2025-06-02 08:15:00 IST", None),
+        ("Mon, 02 Jun 2025 08:15:00 PT", datetime(2025, 6, 2, 16, 15, tzinfo=UTC)),
+        ("Mon, 02 Jun 2025 08:15:00 -0000", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+    ],
+)
+def test_an_rfc_822_zone_is_an_offset_read_or_no_date(
+    pub_date: str, expected: datetime | None
+) -> None:
+    """An offset from UTC or GMT (`UTC+05:30`, `GMT+2`) is applied; a zone's name that neither
+    `ZONE_OFFSETS` nor feedparser knows (`IST`, Indian, Irish or Israeli, all ahead of UTC) is
+    no date, as a page's or a sitemap's, instead of that time in UTC: an Indian feed's
+    articles dated five and a half hours ahead, at the top of every "latest" list."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
 def test_unparseable_date_is_none() -> None:
     """A date feedparser cannot read leaves published_at None instead of failing the entry."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))

@@ -568,3 +568,25 @@ def test_a_page_s_publication_day_written_with_its_month_s_name_is_read(head: st
     the page or its address names)."""
     meta = _meta(head)
     assert (meta.published_at, meta.published_has_time) == (_JUNE_2, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Mon, 02 Jun 2025 08:15:00 UTC+05:30", (_JUNE_2 + timedelta(hours=2, minutes=45), True)),
+        ("Mon, 02 Jun 2025 08:15:00 GMT+2", (_JUNE_2 + timedelta(hours=6, minutes=15), True)),
+        ("Mon, 02 Jun 2025 08:15:00 UTC-3", (_JUNE_2 + timedelta(hours=11, minutes=15), True)),
+        ("Mon, 02 Jun 2025 08:15:00 IST", (None, False)),
+        ("Mon, 02 Jun 2025 08:15:00 XYZ", (None, False)),
+        ("Mon, 02 Jun 2025 08:15:00 -0000", (_JUNE_2 + timedelta(hours=8, minutes=15), True)),
+    ],
+)
+def test_an_rfc_822_page_date_is_read_in_the_zone_it_names_or_is_none(
+    value: str, expected: tuple[datetime | None, bool]
+) -> None:
+    """An RFC 822 date whose zone is an offset from UTC or GMT (`UTC+05:30`, `GMT+2`) is that
+    time at that offset; one whose zone's name no table here reads (`IST` names zones hours
+    apart, all ahead of UTC) is no date, as it is in an ISO 8601 form, instead of that time
+    in UTC (in India, five and a half hours ahead); `-0000` (a zone unknown to the writer) is
+    UTC as before."""
+    assert choose_published([value]) == expected
