@@ -26,6 +26,7 @@ from ingest.normalize import (
     site_of,
     unique_tags,
 )
+from ingest.periods import parse_date_bound
 from ingest.retention import parse_duration
 from ingest.store.db import redact
 from ingest.types import SERVICE_HEADERS, SourceKind, TextMode
@@ -345,14 +346,14 @@ def password_of(dsn: str) -> str | None:
 
 def parse_since(value: str, now: datetime) -> datetime:
     """`--since`: an age as `ingest prune` writes it (2h, 3d, 1w: `ingest.retention`), or an
-    ISO 8601 date or time (a date is midnight UTC, a time without an offset is UTC). Raises
+    ISO 8601 date, week, month, year or time, from its start, as `backfill --since` reads it
+    (`parse_date_bound`: a date is midnight UTC, a time without an offset is UTC). Raises
     ValueError, or OverflowError for an age reaching back before year 1."""
     try:
         return now - parse_duration(value)
     except ValueError:
         pass
-    when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return parse_date_bound(value)
 
 
 def site_filter(value: str) -> str:

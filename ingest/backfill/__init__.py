@@ -8,7 +8,6 @@ from ingest.backfill.options import (
     classify,
     entry_from_json,
     entry_to_json,
-    parse_date_bound,
     read_url_list,
 )
 from ingest.backfill.progress import (
@@ -20,6 +19,7 @@ from ingest.backfill.progress import (
     Tally,
 )
 from ingest.backfill.summary import summary_lines
+from ingest.periods import parse_date_bound
 
 __all__ = [
     "Backfill",

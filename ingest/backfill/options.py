@@ -1,6 +1,6 @@
-"""What a backfill is asked to do and the pure decisions about it: the date bounds, which URLs a
-run fetches, an explicit URL list, and what a source said about an article (kept in the queue
-so the article can be built after a restart)."""
+"""What a backfill is asked to do and the pure decisions about it: which URLs a run fetches
+within its date bounds (read by `ingest.periods`), an explicit URL list, and what a source said
+about an article (kept in the queue so the article can be built after a restart)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,14 @@ import hashlib
 import heapq
 import io
 import json
-import re
-from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import MAXYEAR, UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, Final, Literal
 
 from ingest.normalize import absolute_http_url, canonical_url, url_line
 from ingest.types import ParsedEntry
 
-_LAST: Final = datetime.max.replace(tzinfo=UTC)
-"""The end of an --until that runs to the end of the calendar (`--until 9999-12-31`)."""
 DEFAULT_MAX_PAGES: Final = 1000
 """The pages of one feed's paged history a backfill walks at most (`--max-pages`): a history
 that goes on without end (a site listing new entries on each page it is asked for, under new
@@ -31,81 +27,6 @@ them would have the run queue billions of URLs; the newest are walked first."""
 MAX_PAGES_CEILING: Final = 32767
 """The largest `--max-pages`: a page's place in its walk is kept in a smallint
 (`ingest.backfill_sources.depth`)."""
-
-
-_WEEK: Final = re.compile(r"(\d{4})-?W(\d{2})", re.ASCII)
-_MONTH: Final = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
-_YEAR: Final = re.compile(r"\d{4}", re.ASCII)
-_ORDINAL: Final = re.compile(r"(\d{4})-?(\d{3})", re.ASCII)
-
-
-def _period(text: str) -> tuple[date, date | None] | None:
-    """A date given at a coarser precision than the day (ISO 8601 §4.1.2.3, §4.1.4.3): a week
-    (`2024-W22`, `2024W22`), a month (`2024-05`; `202405` is no ISO form) or a year, as its
-    first day and the day after its last (None past the calendar's end); None for any other
-    text. Raises ValueError for a week, month or year outside the calendar."""
-    if match := _WEEK.fullmatch(text):
-        first = date.fromisocalendar(int(match[1]), int(match[2]), 1)
-        days = 7
-    elif match := _MONTH.fullmatch(text):
-        first = date(int(match[1]), int(match[2]), 1)
-        days = monthrange(first.year, first.month)[1]
-    elif _YEAR.fullmatch(text):
-        first = date(int(text), 1, 1)
-        days = (date(first.year, 12, 31) - first).days + 1
-    else:
-        return None
-    try:
-        return first, first + timedelta(days=days)
-    except OverflowError:
-        return first, None
-
-
-def _ordinal_day(text: str) -> date | None:
-    """An ISO 8601 ordinal date (§4.1.2.4: `2024-153`, `2024153`, the year's 153rd day, 1 June
-    2024), as the day it names; None for any other text. Raises ValueError for a day its year
-    does not have (`2023-366`, `2024-000`)."""
-    if (match := _ORDINAL.fullmatch(text)) is None:
-        return None
-    year, number = int(match[1]), int(match[2])
-    first = date(year, 1, 1)
-    if not 1 <= number <= (date(year, 12, 31) - first).days + 1:
-        raise ValueError(f"{year} has no day {number}")
-    return first + timedelta(days=number - 1)
-
-
-def parse_date_bound(text: str, *, end: bool = False) -> datetime:
-    """`--since` / `--until` as an aware UTC datetime: an ISO 8601 date (YYYY-MM-DD, YYYYMMDD,
-    YYYY-Www-D, YYYY-DDD), week (YYYY-Www), month (YYYY-MM) or year (YYYY), or datetime (UTC when
-    naive). With `end` the bound is returned exclusive: a date means the whole day
-    (`--until 2024-05-31` ends at 2024-06-01T00:00Z), a week, a month or a year the whole of
-    it (`--until 2024-W22` ends at 2024-06-03T00:00Z, `--until 2024-05` at 2024-06-01T00:00Z),
-    a datetime includes that instant; an end past the calendar's last instant is that instant.
-    Raises ValueError (a bound outside the calendar included)."""
-    text = text.strip()
-    period = _period(text)
-    if period is None:
-        try:
-            day = _ordinal_day(text) or date.fromisoformat(text)
-        except ValueError:
-            if _ORDINAL.fullmatch(text):
-                raise
-        else:
-            after = None if day == date.max else day + timedelta(days=1)
-            period = day, after
-    if period is not None:
-        first, after = period
-        if not end:
-            return datetime(first.year, first.month, first.day, tzinfo=UTC)
-        return _LAST if after is None else datetime(after.year, after.month, after.day, tzinfo=UTC)
-    moment = datetime.fromisoformat(text)
-    try:
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        return moment + timedelta(microseconds=1) if end else moment
-    except OverflowError:
-        if end and moment.year == MAXYEAR:
-            return _LAST
-        raise ValueError(f"{text!r} is outside the calendar in UTC") from None
 
 
 def latest(when: datetime) -> datetime:

@@ -690,9 +690,27 @@ def test_parse_since() -> None:
     assert admin.parse_since("2h", now) == now - timedelta(hours=2)
     assert admin.parse_since("3d", now) == now - timedelta(days=3)
     assert admin.parse_since("2026-12-01", now) == datetime(2026, 12, 1, tzinfo=UTC)
-    assert admin.parse_since("2026-12-01T10:00+01:00", now).hour == 10
+    assert admin.parse_since("2026-12-01T10:00+01:00", now) == datetime(2026, 12, 1, 9, tzinfo=UTC)
     with pytest.raises(ValueError, match="soon"):
         admin.parse_since("soon", now)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05", datetime(2024, 5, 1, tzinfo=UTC)),
+        ("2024", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-W22", datetime(2024, 5, 27, tzinfo=UTC)),
+        ("2024-153", datetime(2024, 6, 1, tzinfo=UTC)),
+        ("20240601", datetime(2024, 6, 1, tzinfo=UTC)),
+        ("2024-06-01T10:00+01:00", datetime(2024, 6, 1, 9, tzinfo=UTC)),
+    ],
+)
+def test_articles_since_takes_the_dates_backfill_takes(text: str, expected: datetime) -> None:
+    """`articles --since` takes every ISO 8601 form `backfill --since` takes, from its start
+    (a month, a year, a week, an ordinal day), by the one rule (`parse_date_bound`), instead of
+    refusing a month or a year as no time."""
+    assert admin.parse_since(text, datetime(2026, 12, 5, 12, 0, tzinfo=UTC)) == expected
 
 
 def test_json_of_rows_reads_never_and_intervals() -> None:

@@ -24,6 +24,7 @@ PURE = (
     "ingest.extract",
     "ingest.neardup",
     "ingest.normalize",
+    "ingest.periods",
     "ingest.documents",
     "ingest.retention",
     "ingest.schedule",
