@@ -10,7 +10,8 @@ Precedence, field by field (first non-empty wins):
     published_at  feed entry, published then updated > page (JSON-LD datePublished >
                   article:published_time > trafilatura's date) > first seen;
                   published_source says which. A feed date without a time of day gives
-                  way to the page's time of that day (`_timed_that_day`)
+                  way to the page's time of that day (`_timed_that_day`), and one hours
+                  ahead of the moment first seen to the page's time before it (`_ahead`)
     updated_at    feed entry > page; neither date counts when more than a day ahead of now,
                   nor before 1991 (a placeholder: `normalize.plausible_date`)
     text          page extraction > feed content > feed summary (text_source says which);
@@ -20,7 +21,7 @@ Precedence, field by field (first non-empty wins):
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Final
 from urllib.parse import urljoin
 
@@ -83,7 +84,9 @@ def build_article(
     feed_date = plausible_date(entry.published_at or entry.updated_at, now)
     page_date = plausible_date(meta.published_at if meta is not None else None, now)
     page_timed = meta is not None and meta.published_has_time
-    if feed_date is not None and not (page_timed and _timed_that_day(feed_date, page_date)):
+    if feed_date is not None and not (
+        page_timed and (_timed_that_day(feed_date, page_date) or _ahead(feed_date, page_date, now))
+    ):
         published, published_source = feed_date, "feed"
     elif page_date is not None:
         published, published_source = page_date, "page"
@@ -154,6 +157,20 @@ def _timed_that_day(feed_date: datetime, page_date: datetime | None) -> bool:
         and feed_date.time() == time(0)
         and abs((page_date.date() - feed_date.date()).days) <= 1
     )
+
+
+CLOCK_SKEW = timedelta(minutes=10)
+"""How far ahead of this machine's clock another's may run: a date that much ahead of the
+moment an article is first seen may still be its publication time."""
+
+
+def _ahead(feed_date: datetime, page_date: datetime | None, now: datetime) -> bool:
+    """Whether a feed's date is ahead of `now`, the moment the article is first seen, by more
+    than two clocks differ (`CLOCK_SKEW`), and the page's (with a time of day) is not: the
+    feed's zone read wrongly (a local time written as UTC, or without its zone, east of
+    Greenwich), hours into the future, which no publication time is. The page's time then
+    dates the article; a date less than a day ahead is otherwise kept (`plausible_date`)."""
+    return page_date is not None and feed_date > now + CLOCK_SKEW and page_date <= now + CLOCK_SKEW
 
 
 NOT_ARTICLE_WORDS = 50

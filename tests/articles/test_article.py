@@ -166,6 +166,35 @@ def test_a_feed_date_without_a_time_of_day_stays_beside_a_page_dated_otherwise()
         assert article.published_source == "feed"
 
 
+def test_a_feed_date_hours_ahead_gives_way_to_the_page_s_time() -> None:
+    """A feed date hours after the article was first seen (a Tokyo feed writing its local
+    14:30 as UTC: 8.5 hours ahead of the poll) is a zone read wrongly, not a publication
+    time: the page's time (14:30+09:00, half an hour before the poll) dates the article,
+    instead of the future that pins it to the top of every "latest" list."""
+    entry = _entry(published_at=datetime(2025, 8, 12, 14, 30, tzinfo=UTC))
+    page_time = datetime(2025, 8, 12, 14, 30, tzinfo=timezone(timedelta(hours=9)))
+    article = _build(entry, _page(published_at=page_time.astimezone(UTC)))
+    assert article.published_at == page_time
+    assert article.published_source == "page"
+
+
+def test_a_feed_date_ahead_stays_without_a_page_time_before_it() -> None:
+    """The feed's date stands where it is only minutes ahead (the clocks of two machines), or
+    where the page has no time of day, or one that is ahead too."""
+    cases = [
+        (NOW + timedelta(minutes=5), _page(published_at=NOW - timedelta(hours=1))),
+        (
+            NOW + timedelta(hours=3),
+            _page(published_at=datetime(2025, 8, 12, tzinfo=UTC), published_has_time=False),
+        ),
+        (NOW + timedelta(hours=3), _page(published_at=NOW + timedelta(hours=2))),
+        (NOW + timedelta(hours=3), None),
+    ]
+    for feed_date, page in cases:
+        article = _build(_entry(published_at=feed_date), page)
+        assert (article.published_at, article.published_source) == (feed_date, "feed")
+
+
 @pytest.mark.parametrize(
     "extracted",
     [
