@@ -429,8 +429,9 @@ def choose_published(
 ) -> tuple[datetime | None, bool]:
     """The publication time from the page's candidate values (best first) as an aware UTC
     datetime, and whether it has a time of day. The first parseable candidate gives the day;
-    when it has no time of day, a later candidate on that day (or the next: a UTC value of a
-    late-evening story) that has one gives it. A time without an offset is read in the
+    when it has no time of day, a later candidate on that day (or the next or the one before:
+    a UTC value of a late-evening story west of Greenwich, of a morning one east of it) that
+    has one gives it. A time without an offset is read in the
     offset the page states on any of its times (`others`: modification times), else as UTC."""
     parsed = [(raw, when) for raw in candidates if raw and (when := _iso(raw)) is not None]
     if not parsed:
@@ -447,7 +448,7 @@ def choose_published(
     if not _CLOCK.search(raw):
         day = chosen.date()
         for other_raw, other in parsed[1:]:
-            if _CLOCK.search(other_raw) and (other.date() - day).days in (0, 1):
+            if _CLOCK.search(other_raw) and abs((other.date() - day).days) <= 1:
                 raw, chosen = other_raw, other
                 break
     has_time = bool(_CLOCK.search(raw))

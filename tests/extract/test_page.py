@@ -434,6 +434,27 @@ def test_json_ld_article_body_when_the_page_shows_nothing() -> None:
             True,
             id="iso-basic-time-of-day-for-an-iso-day",
         ),
+        pytest.param(
+            ["2025-06-02", "2025-06-01T23:30:00Z"],
+            [],
+            datetime(2025, 6, 1, 23, 30, tzinfo=UTC),
+            True,
+            id="utc-time-of-the-day-before-for-a-day-east-of-greenwich",
+        ),
+        pytest.param(
+            ["2 June 2025", "2025-06-01T23:30:00Z"],
+            [],
+            datetime(2025, 6, 1, 23, 30, tzinfo=UTC),
+            True,
+            id="utc-time-of-the-day-before-for-a-written-day",
+        ),
+        pytest.param(
+            ["2025-06-02", "2025-05-31T23:30:00Z"],
+            [],
+            datetime(2025, 6, 2, tzinfo=UTC),
+            False,
+            id="time-two-days-before-ignored",
+        ),
         pytest.param(["yesterday", None], [], None, False, id="nothing-parseable"),
     ],
 )
