@@ -548,9 +548,26 @@ def _spelled(value: str) -> time.struct_time | None:
     return None if when is None else to_utc(when).timetuple()
 
 
+def _iso_8601(value: str) -> time.struct_time | None:
+    """An ISO 8601 date or date-time as Python reads it (`datetime.fromisoformat`), a
+    zone-less one as UTC, in UTC; None for any other text, left to the parsers below.
+    feedparser misreads an offset written without its colon (`+0530`, PHP's `DATE_ISO8601`:
+    India's read as +05:00, Nepal's `+0545` as +05:05) and dates ISO 8601's basic format
+    (`20250602T081500+0530`) at midnight."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    try:
+        return to_utc(when).timetuple()
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        return None
+
+
 feedparser.registerDateHandler(_rfc822_with_zone)
 feedparser.registerDateHandler(_year_first)
 feedparser.registerDateHandler(_spelled)
+feedparser.registerDateHandler(_iso_8601)
 
 
 def _ttl(value: object) -> int | None:

@@ -742,6 +742,38 @@ def test_an_rfc_822_zone_is_an_offset_read_or_no_date(
     assert entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("updated", "expected"),
+    [
+        ("2025-06-02T08:15:00+0530", datetime(2025, 6, 2, 2, 45, tzinfo=UTC)),
+        ("2025-06-02T08:15:00+0545", datetime(2025, 6, 2, 2, 30, tzinfo=UTC)),
+        ("2025-06-02T08:15:00-0330", datetime(2025, 6, 2, 11, 45, tzinfo=UTC)),
+        ("2025-06-02T08:15:00.123+0930", datetime(2025, 6, 1, 22, 45, tzinfo=UTC)),
+        ("20250602T081500+0530", datetime(2025, 6, 2, 2, 45, tzinfo=UTC)),
+        ("2025-06-02T08:15:00+05:30", datetime(2025, 6, 2, 2, 45, tzinfo=UTC)),
+        ("2025-06-02T08:15:00+0200", datetime(2025, 6, 2, 6, 15, tzinfo=UTC)),
+        ("2025-06-02T08:15:00", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+        ("2025-06-02", datetime(2025, 6, 2, tzinfo=UTC)),
+    ],
+)
+def test_an_iso_8601_offset_without_its_colon_keeps_its_minutes(
+    updated: str, expected: datetime
+) -> None:
+    """An Atom date whose offset is written without a colon (`+0530`: PHP's `DATE_ISO8601`,
+    `Y-m-d\\TH:i:sO`) or in ISO 8601's basic format is that instant, in RSS and Atom alike:
+    feedparser drops or misreads the offset's minutes (India's `+0530` read as +05:00, Nepal's
+    `+0545` as +05:05) and dates a basic-format time at midnight."""
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+        "<id>urn:t</id><entry><title>A</title><id>urn:a</id><link href='https://example.com/a'/>"
+        f"<updated>{updated}</updated><published>{updated}</published></entry></feed>"
+    )
+    entry = _one(atom.encode())
+    assert (entry.published_at, entry.updated_at) == (expected, expected)
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{updated}</pubDate></item>"))
+    assert rss.published_at == expected
+
+
 def test_unparseable_date_is_none() -> None:
     """A date feedparser cannot read leaves published_at None instead of failing the entry."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))
