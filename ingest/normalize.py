@@ -734,6 +734,16 @@ def full_year(text: str) -> str:
 
 
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}")
+# A zone's name after a date-time's time, at its end or before its year (`08:15:00 IST`,
+# Java's `08:15:00 IST 2025`).
+_NAMED_ZONE = re.compile(r"\d:\d\d(?::\d\d)?(?:[.,]\d+)?\s+([A-Za-z]{1,5})(?:\s+\d{4})?\s*$")
+
+
+def stated_zone_name(text: str) -> str | None:
+    """The word a date-time states its zone with after its time (`_NAMED_ZONE`: `IST`, or a
+    word a parser takes for none, `PM`), or None."""
+    named = _NAMED_ZONE.search(text)
+    return named[1] if named else None
 
 
 def rfc2822_date(text: str) -> datetime | None:
@@ -760,7 +770,7 @@ def rfc2822_date(text: str) -> datetime | None:
         return None
     if when.tzinfo is None and zone is not None:
         return when.replace(tzinfo=zone)
-    if when.tzinfo is None and words[-1].isalpha():
+    if when.tzinfo is None and (words[-1].isalpha() or stated_zone_name(text) is not None):
         return None
     return when
 
@@ -795,6 +805,16 @@ _SPELLED_DATE = re.compile(
     r"(?:\s+(?P<zone>[a-z]{1,5}|(?:utc|gmt|ut)?[+-]\d{1,2}(?::?\d{2})?))?\s*",
     re.IGNORECASE,
 )
+# The same as C's asctime(), Unix's `date` and Java's `Date.toString()` print it: the time and
+# its zone between the day and the year (`Mon Jun 02 08:15:00 CEST 2025`).
+_ASCTIME_DATE = re.compile(
+    r"\s*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+    r"(?P<month_first>[a-z]{3,9})\.?\s+(?P<day_after>\d{1,2}),?\s+"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
+    r"(?:\s+(?P<zone>[a-z]{1,5}|(?:utc|gmt|ut)?[+-]\d{1,2}(?::?\d{2})?))?"
+    r"\s+(?P<year>\d{4})\s*",
+    re.IGNORECASE,
+)
 
 
 def _month_number(word: str) -> int | None:
@@ -805,22 +825,23 @@ def _month_number(word: str) -> int | None:
 
 
 def spelled_date(text: str) -> datetime | None:
-    """A date written with its month's name (`_SPELLED_DATE`), as pages print theirs for
-    readers and some feeds copy: naive where it states no zone (a day alone at midnight),
-    aware where it names one that `ZONE_OFFSETS` knows or gives an offset; None for any other
-    text, a day its month does not have, and a zone's name the table does not know (`IST`
-    names zones hours apart), as everywhere a date is read."""
-    match = _SPELLED_DATE.fullmatch(text)
+    """A date written with its month's name (`_SPELLED_DATE`, `_ASCTIME_DATE`), as pages print
+    theirs for readers and some feeds and programs copy: naive where it states no zone (a day
+    alone at midnight), aware where it names one that `ZONE_OFFSETS` knows or gives an offset;
+    None for any other text, a day its month does not have, and a zone's name the table does
+    not know (`IST` names zones hours apart), as everywhere a date is read."""
+    match = _SPELLED_DATE.fullmatch(text) or _ASCTIME_DATE.fullmatch(text)
     if match is None:
         return None
-    month = _month_number(match["month"] or match["month_first"])
+    found = match.groupdict()
+    month = _month_number(found.get("month") or match["month_first"])
     if month is None:
         return None
     hour = int(match["hour"] or 0)
-    if match["half"]:
+    if found.get("half"):
         if not 1 <= hour <= 12:
             return None
-        hour = hour_of_day(hour, match["half"])
+        hour = hour_of_day(hour, found["half"])
     zone: timezone | None = None
     if spelled := match["zone"]:
         zone = UTC if spelled in ("Z", "z") else zone_offset(spelled)
@@ -830,7 +851,7 @@ def spelled_date(text: str) -> datetime | None:
         return datetime(
             int(match["year"]),
             month,
-            int(match["day"] or match["day_after"]),
+            int(found.get("day") or match["day_after"]),
             hour,
             int(match["minute"] or 0),
             int(match["second"] or 0),

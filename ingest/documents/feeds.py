@@ -33,6 +33,7 @@ from ingest.normalize import (
     full_year,
     hour_of_day,
     spelled_date,
+    stated_zone_name,
     to_utc,
     unique_tags,
     utf8_with_windows_1252,
@@ -424,16 +425,13 @@ def _entry_date(raw: dict[str, Any], key: str) -> datetime | None:
 
 
 def _unread_zone(value: str) -> bool:
-    """Whether a date's time ends with a zone's name that neither `ZONE_OFFSETS` nor feedparser
-    knows (`08:15:00 IST`: Indian, Irish or Israeli). feedparser reads such a name as UTC,
-    hours off (all three ahead of it: the article dated in the future); it is no date, as a
-    page's or a sitemap's is."""
-    words = value.split()
-    if len(words) < 2 or ":" not in words[-2]:
-        return False
-    name = words[-1]
+    """Whether a date's time is followed by a zone's name that neither `ZONE_OFFSETS` nor
+    feedparser knows (`08:15:00 IST`, `08:15:00 IST 2025`: Indian, Irish or Israeli).
+    feedparser reads such a name as UTC, hours off (all three ahead of it: the article dated
+    in the future); it is no date, as a page's or a sitemap's is."""
+    name = stated_zone_name(value)
     return (
-        name.isalpha()
+        name is not None
         and name.lower() not in ("am", "pm")
         and zone_offset(name) is None
         and name.lower() not in timezone_names

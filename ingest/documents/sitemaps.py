@@ -22,6 +22,7 @@ from ingest.normalize import (
     host_key,
     registered_domain,
     rfc2822_date,
+    spelled_date,
     url_lines,
     without_controls,
     zone_offset,
@@ -473,7 +474,9 @@ def _zone(zone: str | None) -> timezone:
 
 
 def _rfc2822(text: str) -> datetime | None:
-    moment = rfc2822_date(text)
+    """An RFC 2822 date, or one written with its month's name (`normalize.spelled_date`: on
+    the 12-hour clock, with the zone before the year), as pages and feeds read them."""
+    moment = spelled_date(text) or rfc2822_date(text)
     if moment is None:
         return None
     if moment.tzinfo is None:

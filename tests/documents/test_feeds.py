@@ -774,6 +774,26 @@ def test_an_iso_8601_offset_without_its_colon_keeps_its_minutes(
     assert rss.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Mon Jun 02 08:15:00 CEST 2025", datetime(2025, 6, 2, 6, 15, tzinfo=UTC)),
+        ("Mon Jun 02 08:15:00 AEST 2025", datetime(2025, 6, 1, 22, 15, tzinfo=UTC)),
+        ("Mon Jun 02 08:15:00 EDT 2025", datetime(2025, 6, 2, 12, 15, tzinfo=UTC)),
+        ("Mon Jun  2 08:15:00 2025", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
+        ("Mon Jun 02 08:15:00 IST 2025", None),
+    ],
+)
+def test_a_date_with_its_zone_before_the_year_is_read_in_that_zone(
+    pub_date: str, expected: datetime | None
+) -> None:
+    """A pubDate as Java's `Date.toString()` and Unix's `date` print it, the zone between the
+    time and the year (`Mon Jun 02 08:15:00 CEST 2025`), is that time in that zone; a name no
+    table here knows (`IST`) is no date, as at the end of an RFC 822 date."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+
+
 def test_unparseable_date_is_none() -> None:
     """A date feedparser cannot read leaves published_at None instead of failing the entry."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>the day before yesterday</pubDate></item>"))

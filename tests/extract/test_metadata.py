@@ -579,6 +579,8 @@ def test_a_page_s_publication_day_written_with_its_month_s_name_is_read(head: st
         ("Mon, 02 Jun 2025 08:15:00 IST", (None, False)),
         ("Mon, 02 Jun 2025 08:15:00 XYZ", (None, False)),
         ("Mon, 02 Jun 2025 08:15:00 -0000", (_JUNE_2 + timedelta(hours=8, minutes=15), True)),
+        ("Mon Jun 02 08:15:00 CEST 2025", (_JUNE_2 + timedelta(hours=6, minutes=15), True)),
+        ("Mon Jun 02 08:15:00 IST 2025", (None, False)),
     ],
 )
 def test_an_rfc_822_page_date_is_read_in_the_zone_it_names_or_is_none(
