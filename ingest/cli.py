@@ -73,14 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         description="A feed's state, last status and error, why it is inactive, next fetch, "
         "interval, text mode and the articles it holds.",
     )
-    show.add_argument("url", metavar="URL", type=_feed_url)
+    show.add_argument("url", metavar="FEED", type=_feed_ref, help=FEED_HELP)
     show.add_argument("--json", action="store_true", help="as one JSON object")
     enable = fsub.add_parser(
         "enable", help="re-activate a feed now (inactive or paused), its failures forgotten"
     )
-    enable.add_argument("url", metavar="URL", type=_feed_url)
+    enable.add_argument("url", metavar="FEED", type=_feed_ref, help=FEED_HELP)
     disable = fsub.add_parser("disable", help="pause a feed: not polled until enabled")
-    disable.add_argument("url", metavar="URL", type=_feed_url)
+    disable.add_argument("url", metavar="FEED", type=_feed_ref, help=FEED_HELP)
     fset = fsub.add_parser(
         "set",
         help="a feed's own settings: interval bounds, User-Agent, headers, tags, pages",
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         "news.feeds); pages=always|never|auto is its text mode (always: the page; never: the "
         "feed's own text). An empty value removes a setting.",
     )
-    fset.add_argument("url", metavar="URL", type=_feed_url)
+    fset.add_argument("url", metavar="FEED", type=_feed_ref, help=FEED_HELP)
     fset.add_argument("change", nargs="+", metavar="KEY=VALUE", action=_SettingsAction)
     export = fsub.add_parser(
         "export", help="write the feeds as OPML 2.0 (read back by `feeds import`)"
@@ -105,10 +105,10 @@ def _parser() -> argparse.ArgumentParser:
         "to carry the whole article, then only re-checked; page: always the page; feed: "
         "always the entry's own text while it has one (teasers still fetch the page).",
     )
-    mode.add_argument("url", metavar="URL", type=_feed_url)
+    mode.add_argument("url", metavar="FEED", type=_feed_ref, help=FEED_HELP)
     mode.add_argument("mode", choices=["auto", "page", "feed"])
     rm = fsub.add_parser("remove", help="stop polling a feed (its articles stay)")
-    rm.add_argument("url", metavar="URL", type=_feed_url)
+    rm.add_argument("url", metavar="FEED", type=_feed_ref, help=FEED_HELP)
     imp = fsub.add_parser(
         "import",
         help="register the feeds of an OPML file or a URL-a-line file",
@@ -130,7 +130,10 @@ def _parser() -> argparse.ArgumentParser:
         "news.articles: for checking the service works without writing SQL.",
     )
     arts.add_argument(
-        "--feed", metavar="URL", type=_feed_url, help="first seen in, or listed by, this feed"
+        "--feed",
+        metavar="FEED",
+        type=_feed_ref,
+        help="first seen in, or listed by, this feed (its URL, or its id in `feeds list`)",
     )
     arts.add_argument(
         "--site",
@@ -311,6 +314,26 @@ def _feed_url(text: str) -> str:
         return canonical_url(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(redact_text(str(e))) from None
+
+
+FEED_HELP = "the feed's URL, or its id: the number `feeds list` prints first"
+
+FeedRef = str | int
+"""A registered feed as the command line names it: its URL (canonical) or its id."""
+
+
+def _feed_ref(text: str) -> FeedRef:
+    """A feed named on the command line: a whole number is the id `feeds list` prints (no
+    feed's URL is one: each is an absolute http(s) URL), anything else its URL."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return _feed_url(text)
+    value = int(digits)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"an id is at least 1: {text!r}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"an id is at most {MAX_COUNT}: {text!r}")
+    return value
 
 
 def _since(text: str) -> datetime:
@@ -502,14 +525,23 @@ def _import_list(file: str, *, discover: bool) -> tuple[list[str], list[str], di
     return list(dict.fromkeys(urls)), rejected, restored
 
 
-async def _no_such_feed(store: Store, url: str) -> int:
-    """Say that no feed has this URL, and, when one is shown so (`feeds list` hides its
-    credentials: the URL was copied from it), how to name it. Exit status 1."""
-    shown = redact_url(url)
+async def _registered_url(store: Store, feed: FeedRef) -> str | None:
+    """The URL to look the feed named on the command line up by: the URL given, or the one
+    the feed of the id given is registered under (None when no feed has that id)."""
+    return feed if isinstance(feed, str) else await store.feed_url(feed)
+
+
+async def _no_such_feed(store: Store, feed: FeedRef) -> int:
+    """Say that no feed has this URL (or id), and, when one is shown so (`feeds list` hides
+    its credentials: the URL was copied from it), how to name it. Exit status 1."""
+    if isinstance(feed, int):
+        print(f"ingest: no such feed: id {feed}", file=sys.stderr)
+        return 1
+    shown = redact_url(feed)
     hint = ""
-    if any(redact_url(feed["url"]) == shown for feed in await store.list_feeds()):
+    if any(redact_url(row["url"]) == shown for row in await store.list_feeds()):
         hint = (
-            " (a feed with credentials is shown so; name it as registered: "
+            " (a feed with credentials is shown so; name it by its id or as registered: "
             "`ingest feeds list --show-credentials`)"
         )
     print(f"ingest: no such feed: {shown}{hint}", file=sys.stderr)
@@ -571,16 +603,18 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings) -> int:
     if action == "text-mode":
 
         async def set_mode(store: Store) -> int:
-            if await store.set_text_mode(args.url, args.mode):
-                print(f"text mode {args.mode}: {redact_url(args.url)}")
+            url = await _registered_url(store, args.url)
+            if url is not None and await store.set_text_mode(url, args.mode):
+                print(f"text mode {args.mode}: {redact_url(url)}")
                 return 0
             return await _no_such_feed(store, args.url)
 
         return _run(lambda dsn: _with_store(dsn, set_mode), settings)
 
     async def remove(store: Store) -> int:
-        if await store.remove_feed(args.url):
-            print(f"removed {redact_url(args.url)}")
+        url = await _registered_url(store, args.url)
+        if url is not None and await store.remove_feed(url):
+            print(f"removed {redact_url(url)}")
             return 0
         return await _no_such_feed(store, args.url)
 
@@ -615,8 +649,10 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
                 for feed in feeds:
                     print(admin.feed_line(feed))
         return 0
-    url = args.url
-    if action == "show":
+    url = await _registered_url(store, args.url)
+    if url is None:
+        found = False
+    elif action == "show":
         details = await store.feed_details(url)
         found = details is not None
         if details is not None:
@@ -627,9 +663,9 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
             )
     elif action == "enable":
         if found := await store.enable_feed(url):
-            print(f"enabled {redact_url(args.url)}: due now")
+            print(f"enabled {redact_url(url)}: due now")
     elif found := await store.disable_feed(url, PAUSED):
-        print(f"paused {redact_url(args.url)}")
+        print(f"paused {redact_url(url)}")
     if not found:
         return await _no_such_feed(store, args.url)
     return 0
@@ -655,11 +691,14 @@ async def _restore(store: Store, url: str, feed: Restored) -> None:
         await store.disable_feed(url, PAUSED)
 
 
-async def _set(url: str, change: SettingsChange, store: Store) -> int:
+async def _set(feed: FeedRef, change: SettingsChange, store: Store) -> int:
     """`feeds set`: store the settings; print what the feed has now."""
-    stored = await store.set_feed_settings(url, change.changes, change.headers, change.tags)
-    if stored is None:
-        return await _no_such_feed(store, url)
+    url = await _registered_url(store, feed)
+    stored = None
+    if url is not None:
+        stored = await store.set_feed_settings(url, change.changes, change.headers, change.tags)
+    if url is None or stored is None:
+        return await _no_such_feed(store, feed)
     if change.text_mode is not None:
         await store.set_text_mode(url, change.text_mode)
     shown = {k: v for k, v in stored["settings"].items() if k != "headers"}
@@ -674,10 +713,11 @@ def cmd_articles(args: argparse.Namespace, settings: Settings) -> int:
     since, feed, site = args.since, args.feed, args.site
 
     async def latest(store: Store) -> int:
-        if feed is not None and await store.feed_by_url(feed) is None:
+        url = None if feed is None else await _registered_url(store, feed)
+        if feed is not None and (url is None or await store.feed_by_url(url) is None):
             # No feed, no articles of it: a typo is told apart from a feed that stored none.
-            return await _no_such_feed(store, args.feed)
-        rows = await store.latest_articles(feed=feed, site=site, since=since, limit=args.limit)
+            return await _no_such_feed(store, feed)
+        rows = await store.latest_articles(feed=url, site=site, since=since, limit=args.limit)
         if args.json:
             print(admin.json_rows(rows, ascii_only=not _stdout_is_unicode()))
         else:

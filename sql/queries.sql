@@ -955,6 +955,10 @@ UPDATE ingest.backfill_runs SET finished_at = now(), updated_at = now() WHERE id
 -- name: feed_exists
 SELECT 1 FROM ingest.feeds WHERE id = %(id)s;
 
+-- name: feed_url_by_id
+-- The URL, as registered, of the feed the operator named by its id (`ingest feeds list`).
+SELECT url FROM ingest.feeds WHERE id = %(id)s;
+
 -- name: feed_by_url
 SELECT id, kind, settings, text_mode, full_text, full_text_streak, full_text_since_check,
        full_text_words, full_text_evidence, full_text_cap_words, full_text_cap_chars, site_url

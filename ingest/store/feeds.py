@@ -47,6 +47,11 @@ class FeedStore(StoreBase):
         """Whether the feed `feed_id` is registered (not removed meanwhile)."""
         return bool(await self._all("feed_exists", {"id": feed_id}))
 
+    async def feed_url(self, feed_id: int) -> str | None:
+        """The URL, as registered, of the feed `feed_id`, if there is one."""
+        rows = await self._all("feed_url_by_id", {"id": feed_id})
+        return str(rows[0]["url"]) if rows else None
+
     async def feed_by_url(self, url: str) -> tuple[int, str] | None:
         """(id, kind) of the registered feed with this URL, if any."""
         rows = await self._all("feed_by_url", {"url": url})

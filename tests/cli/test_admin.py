@@ -243,6 +243,57 @@ def test_titles_any_terminal_cannot_show_are_escaped_not_a_traceback(database_ur
 
 
 @pytest.mark.integration
+def test_every_command_naming_a_feed_takes_the_id_feeds_list_prints(
+    database_url: str, server: LocalServer
+) -> None:
+    """The id `feeds list` prints first (and `--json` gives as `id`) names its feed wherever a
+    command takes a feed: `feeds show`, `set`, `text-mode`, `disable`, `enable`, `remove` and
+    `articles --feed` act on that feed and print its URL as `news.feeds` shows it, a feed with
+    credentials included; an id no feed has is `no such feed: id N`, exit 1 (was: every one of
+    them refused the id as `not an http(s) URL`, exit 2)."""
+    one = _site(server, "one", 2)
+    ok(database_url, "feeds", "add", "--no-discover", one)
+    ok(database_url, "run", "--once")
+    secret = f"https://reader:{SECRET}@two.example/feed?token={SECRET}"
+    shown = "https://two.example/feed?token=***"
+    ok(database_url, "feeds", "add", "--no-discover", secret)
+    first, second = (line.split()[0] for line in ok(database_url, "feeds", "list").splitlines())
+    assert [f["id"] for f in json.loads(ok(database_url, "feeds", "list", "--json"))] == [
+        int(first),
+        int(second),
+    ]
+
+    by_url = json.loads(ok(database_url, "feeds", "show", "--json", one))
+    assert json.loads(ok(database_url, "feeds", "show", "--json", first)) == by_url
+    assert ok(database_url, "feeds", "show", first) == ok(database_url, "feeds", "show", one)
+    articles = json.loads(ok(database_url, "articles", "--json", "--feed", one))
+    assert len(articles) == 2
+    assert json.loads(ok(database_url, "articles", "--json", "--feed", first)) == articles
+    assert ok(database_url, "feeds", "set", first, "tags=news").startswith(f"set {one}: ")
+    assert ok(database_url, "feeds", "text-mode", first, "page") == f"text mode page: {one}\n"
+    assert ok(database_url, "feeds", "disable", first) == f"paused {one}\n"
+    assert ok(database_url, "feeds", "enable", first) == f"enabled {one}: due now\n"
+    again = json.loads(ok(database_url, "feeds", "show", "--json", one))
+    assert (again["tags"], again["text_mode"], again["active"]) == (["news"], "page", True)
+
+    assert ok(database_url, "feeds", "disable", second) == f"paused {shown}\n"
+    assert json.loads(ok(database_url, "feeds", "show", "--json", second))["url"] == shown
+    assert ok(database_url, "feeds", "remove", second) == f"removed {shown}\n"
+    assert _feed_urls(database_url) == [one]
+
+    for args in (
+        ("feeds", "show", second), ("feeds", "enable", second), ("feeds", "disable", second),
+        ("feeds", "set", second, "tags=a"), ("feeds", "text-mode", second, "feed"),
+        ("feeds", "remove", second), ("articles", "--feed", second),
+    ):  # fmt: skip
+        done = ingest(database_url, *args)
+        assert (done.returncode, done.stdout) == (1, ""), args
+        errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+        assert errors == [f"ingest: no such feed: id {second}"], args
+    assert SECRET not in ok(database_url, "feeds", "show", first)
+
+
+@pytest.mark.integration
 def test_unknown_feed_is_one_line_and_exit_1(database_url: str) -> None:
     for action in ("show", "enable", "disable"):
         done = ingest(database_url, "feeds", action, "https://nowhere.example/feed.xml")
