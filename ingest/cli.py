@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import io
 import os
 import signal
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 import structlog
 
@@ -172,17 +173,23 @@ def _parser() -> argparse.ArgumentParser:
         "in PostgreSQL: the same command started again continues where it stopped.",
     )
     bf.add_argument(
-        "target", nargs="?", metavar="TARGET", help="a site's home page, a feed or a sitemap URL"
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        type=_feed_ref,
+        help="a site's home page, a feed or a sitemap URL; or a registered feed's id",
     )
     bf.add_argument(
         "--since",
         metavar="DATE",
+        type=_date_bound,
         help="skip URLs dated before DATE (YYYY-MM-DD, YYYY-DDD, YYYY-Www, YYYY-MM, YYYY or ISO "
         "8601)",
     )
     bf.add_argument(
         "--until",
         metavar="DATE",
+        type=_date_end,
         help="skip URLs dated after DATE (a date keeps its whole day, a week or month all of it)",
     )
     bf.add_argument(
@@ -260,7 +267,39 @@ def _parser() -> argparse.ArgumentParser:
         help="forget the URL forms of articles pruned longer ago than AGE, so that a backfill"
         " may store them again (default 365d)",
     )
+    for commands in (sub, fsub, dsub):
+        for command in commands.choices.values():
+            # The parser whose usage a `_UsageError` of its command prints.
+            command.set_defaults(command_parser=command)
     return p
+
+
+class _UsageError(Exception):
+    """A value the command line cannot take that only shows once it is parsed (two options at
+    odds, a list of URLs too long): a usage error of its command, as one argparse finds."""
+
+
+def _usage_error(args: argparse.Namespace, error: _UsageError) -> NoReturn:
+    """Exit 2 with the usage of the command given and the reason, as argparse does."""
+    command: argparse.ArgumentParser = args.command_parser
+    command.error(str(error))
+
+
+def _date_bound(text: str, *, end: bool = False) -> datetime:
+    """`backfill --since` (`--until` with `end`: `_date_end`)."""
+    from ingest.periods import parse_date_bound
+
+    try:
+        return parse_date_bound(text, end=end)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            "not a date (YYYY-MM-DD, YYYYMMDD, YYYY-Www-D or YYYY-DDD), a week YYYY-Www, a "
+            f"month YYYY-MM, a year YYYY or an ISO 8601 datetime: {e}"
+        ) from None
+
+
+def _date_end(text: str) -> datetime:
+    return _date_bound(text, end=True)
 
 
 def _duration(text: str) -> timedelta:
@@ -438,8 +477,10 @@ def _terminated(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "run" and args.all and not args.once:
-        parser.error("--all only makes sense with --once")
+    try:
+        _check(args)
+    except _UsageError as e:
+        _usage_error(args, e)
     stdout = sys.stdout
     if isinstance(stdout, io.TextIOWrapper):
         # An output whose encoding cannot carry a character (a Latin-1 locale) shows it as an
@@ -461,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IngestError as e:
         print(f"ingest: {e}", file=sys.stderr)
         return 1
+    except _UsageError as e:
+        _usage_error(args, e)
     except _OutputLost as e:
         _discard_stdout()
         if isinstance(e.error, BrokenPipeError):
@@ -870,6 +913,23 @@ async def _add_discovering(
     return 0
 
 
+def _check(args: argparse.Namespace) -> None:
+    """What a command cannot take of its options together, found before the database is
+    reached: raises `_UsageError`."""
+    if args.command == "run" and args.all and not args.once:
+        raise _UsageError("--all only makes sense with --once")
+    if args.command != "backfill":
+        return
+    from ingest.backfill.options import MAX_PAGES_CEILING
+
+    if not args.target and not args.urls:
+        raise _UsageError("give a TARGET URL (a site, a feed or a sitemap), or --urls FILE")
+    if args.since and args.until and args.since >= args.until:
+        raise _UsageError("--since must be before --until")
+    if args.max_pages is not None and args.max_pages > MAX_PAGES_CEILING:
+        raise _UsageError(f"--max-pages must be at most {MAX_PAGES_CEILING}: {args.max_pages}")
+
+
 LOCK_LOST_EXIT = 3
 """`ingest backfill` stopped because the database session holding its lock ended mid-run."""
 
@@ -880,7 +940,6 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         LogReporter,
         Reporter,
         RichReporter,
-        parse_date_bound,
         read_url_list,
         run_backfill,
         summary_lines,
@@ -889,35 +948,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         DEFAULT_MAX_PAGES,
         DEFAULT_MAX_SITEMAPS,
         MAX_LISTED_URLS,
-        MAX_PAGES_CEILING,
         TooManyUrls,
     )
 
-    def usage(message: str) -> int:
-        print(f"ingest backfill: {message}", file=sys.stderr)
-        return 2
-
-    if not args.target and not args.urls:
-        return usage("give a TARGET URL (a site, a feed or a sitemap), or --urls FILE")
-    target = None
-    if args.target:
-        try:
-            target = canonical_url(args.target)
-        except ValueError as e:
-            return usage(str(e))
-    try:
-        since = parse_date_bound(args.since) if args.since is not None else None
-        until = parse_date_bound(args.until, end=True) if args.until is not None else None
-    except ValueError as e:
-        return usage(
-            "--since/--until take a date (YYYY-MM-DD, YYYYMMDD, YYYY-Www-D or YYYY-DDD), a "
-            f"week YYYY-Www, a month YYYY-MM, a year YYYY or an ISO 8601 datetime: {e}"
-        )
-    if since and until and since >= until:
-        return usage("--since must be before --until")
-    max_pages = DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages
-    if max_pages > MAX_PAGES_CEILING:
-        return usage(f"--max-pages must be at most {MAX_PAGES_CEILING}: {max_pages}")
+    target: FeedRef | None = args.target
     listed: list[str] = []
     if args.urls:
         try:
@@ -930,10 +964,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as e:
             raise ConfigError(f"cannot read {args.urls}: {e.strerror or e}") from e
         except TooManyUrls:
-            return usage(
+            raise _UsageError(
                 f"{args.urls} lists more than {MAX_LISTED_URLS} URLs, the most one backfill "
                 "takes: split it into several lists"
-            )
+            ) from None
         if invalid:
             print(
                 f"ingest backfill: {invalid} line(s) of {args.urls} are not http(s) URLs, ignored",
@@ -942,9 +976,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         if not listed and target is None:
             raise ConfigError(f"no URL in {args.urls}")
     options = BackfillOptions(
-        target=target,
-        since=since,
-        until=until,
+        target=target if isinstance(target, str) else None,
+        since=args.since,
+        until=args.until,
         limit=args.limit,
         dated_only=args.dated_only,
         all_pages=args.all_pages,
@@ -952,14 +986,24 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         dry_run=args.dry_run,
         restart=args.restart,
         rate=args.rate,
-        max_pages=max_pages,
+        max_pages=DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages,
         max_sitemaps=args.max_sitemaps or DEFAULT_MAX_SITEMAPS,
     )
 
     async def go(dsn: str) -> int:
+        nonlocal options
         conn = await connect(dsn)  # fail fast with one clear line when unreachable
         await conn.close()
         await migrate(dsn)
+        if isinstance(target, int):  # a registered feed's id: its URL, as registered
+            pool = await open_pool(dsn, max_size=1)
+            try:
+                store = Store(pool)
+                if (url := await store.feed_url(target)) is None:
+                    return await _no_such_feed(store, target)
+            finally:
+                await pool.close()
+            options = dataclasses.replace(options, target=url)
         _cancel_on_sigterm()
         tty = sys.stderr.isatty() and settings.log_format != "json"
         reporter: Reporter = RichReporter() if tty else LogReporter()

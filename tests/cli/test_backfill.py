@@ -524,8 +524,9 @@ def test_url_list_beyond_the_cap_is_a_usage_error(tmp_path: Path) -> None:
     proc = ingest("postgresql://postgres@127.0.0.1:1/nothing", "backfill", "--urls", str(urls))
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert lines == [
-        f"ingest backfill: {urls} lists more than {MAX_LISTED_URLS} URLs, the most one "
+    assert lines[0].startswith("usage: ingest backfill ")
+    assert lines[-1:] == [
+        f"ingest backfill: error: {urls} lists more than {MAX_LISTED_URLS} URLs, the most one "
         "backfill takes: split it into several lists"
     ]
 
@@ -1276,6 +1277,27 @@ def test_registered_feed_target_links_its_entries(database_url: str, site: Site)
     assert all(n == 1 for n in site.page_hits().values())
 
 
+def test_a_registered_feed_is_backfilled_by_its_id(database_url: str, site: Site) -> None:
+    """`ingest backfill ID`, the id `feeds list` prints, backfills that feed as its URL does:
+    one backfill, which the command naming its URL continues; an id no feed has is `no such
+    feed: id N`, exit 1, with no request (was: a usage error, `not an http(s) URL`)."""
+    assert ingest(database_url, "feeds", "add", site.url("/feed/")).returncode == 0
+    feed_id = scalar(database_url, "SELECT id FROM news.feeds")
+    first = backfill(database_url, str(feed_id))
+    rows = stored(database_url)
+    assert numbers(site, rows) == set(WP)
+    assert {r["feed_id"] for r in rows.values()} == {feed_id}
+    assert first.stdout.splitlines()[0].endswith(f" of {site.url('/feed/')}")
+    again = backfill(database_url, site.url("/feed/"))
+    assert again.stdout.splitlines()[0] == first.stdout.splitlines()[0] + " (resumed)"
+    site.server.requests.clear()
+    unknown = ingest(database_url, "backfill", str(feed_id + 1))
+    assert (unknown.returncode, unknown.stdout) == (1, ""), unknown.stderr
+    errors = [ln for ln in unknown.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert errors == [f"ingest: no such feed: id {feed_id + 1}"]
+    assert site.server.requests == []
+
+
 def test_registered_feed_target_skips_the_entries_its_polls_did(
     database_url: str, site: Site
 ) -> None:
@@ -1404,24 +1426,33 @@ def test_a_date_bound_refused_names_the_forms_taken() -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "reason"),
     [
-        ["backfill"],
-        ["backfill", "https://x.example/", "--since", "last week"],
-        ["backfill", "https://x.example/", "--since", "2024-05-02", "--until", "2024-05-01"],
-        ["backfill", "https://x.example/", "--since", "0001-01-01T00:00:00+01:00"],
-        ["backfill", "https://x.example/", "--since", ""],
-        ["backfill", "https://x.example/", "--until", " "],
-        ["backfill", "ftp://x.example/"],
-        ["backfill", "https://x.example/", "--max-pages", "32768"],
+        ([], "give a TARGET URL"),
+        (["https://x.example/", "--since", "last week"], "argument --since: not a date"),
+        (
+            ["https://x.example/", "--since", "2024-05-02", "--until", "2024-05-01"],
+            "--since must be before --until",
+        ),
+        (["https://x.example/", "--since", "0001-01-01T00:00:00+01:00"], "argument --since"),
+        (["https://x.example/", "--since", ""], "argument --since: not a date"),
+        (["https://x.example/", "--until", " "], "argument --until: not a date"),
+        (["ftp://x.example/"], "argument TARGET: not an http(s) URL"),
+        (["https://x.example/", "--max-pages", "32768"], "--max-pages must be at most 32767"),
+        (["0"], "argument TARGET: an id is at least 1"),
     ],
 )
-def test_usage_errors_exit_2(args: list[str]) -> None:
-    """Bad arguments: exit 2 with one line on stderr, before touching the database."""
-    proc = ingest("postgresql://postgres@127.0.0.1:1/nothing", *args)
-    assert proc.returncode == 2
+def test_usage_errors_exit_2(args: list[str], reason: str) -> None:
+    """Bad arguments: exit 2, before touching the database, with the usage and the reason on
+    stderr as every other command's usage errors (`ingest backfill: error: …`; was: the
+    reason alone, with no usage)."""
+    proc = ingest("postgresql://postgres@127.0.0.1:1/nothing", "backfill", *args)
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("usage: ingest backfill "), proc.stderr
+    assert lines[-1].startswith("ingest backfill: error: "), proc.stderr
+    assert reason in lines[-1]
+    assert "unreachable" not in proc.stderr
 
 
 # --- sites as feeds -------------------------------------------------------------------------------

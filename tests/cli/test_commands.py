@@ -200,11 +200,13 @@ def test_a_database_url_ending_in_a_newline_is_the_database_it_names(database_ur
 
 
 def test_backfill_without_target_is_a_usage_error() -> None:
-    """backfill with neither a TARGET nor --urls exits 2 with one line on stderr, before
-    touching the database."""
+    """backfill with neither a TARGET nor --urls exits 2 with its usage and the reason on
+    stderr, before touching the database."""
     proc = ingest(NOWHERE, "backfill")
     assert proc.returncode == 2
-    assert len(_error_lines(proc.stderr)) == 1
+    errors = _error_lines(proc.stderr)
+    assert errors[0].startswith("usage: ingest backfill ")
+    assert errors[-1].startswith("ingest backfill: error: give a TARGET")
 
 
 def test_bad_config_value() -> None:
@@ -345,7 +347,9 @@ def test_all_without_once_is_a_usage_error() -> None:
     """`run --all` without `--once` exits 2 with usage help."""
     proc = ingest(NOWHERE, "run", "--all")
     assert proc.returncode == 2
-    assert "--all only makes sense with --once" in proc.stderr
+    errors = _error_lines(proc.stderr)
+    assert errors[0].startswith("usage: ingest run ")
+    assert errors[-1] == "ingest run: error: --all only makes sense with --once"
 
 
 # --- the `ingest` command's entry point ----------------------------------------------------------
