@@ -155,7 +155,12 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
         ("full text", "yes" if row["full_text"] else "no"),
         ("full-text evidence", evidence or "-"),
         ("tags", ", ".join(row.get("tags") or ()) or "-"),
-        ("settings", json.dumps(row.get("settings")) if row.get("settings") else "-"),
+        # As written (`Café`), as the title is: an output that cannot carry a character
+        # escapes it (`ingest.cli`), JSON's own escapes would do so everywhere.
+        (
+            "settings",
+            json.dumps(row["settings"], ensure_ascii=False) if row.get("settings") else "-",
+        ),
         ("articles first seen here", row["articles_first_seen"]),
         ("articles listed", row["articles_listed"]),
         ("latest article", _when(row["latest_article"])),

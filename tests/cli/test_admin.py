@@ -294,6 +294,28 @@ def test_every_command_naming_a_feed_takes_the_id_feeds_list_prints(
 
 
 @pytest.mark.integration
+def test_feeds_show_prints_settings_as_written(database_url: str) -> None:
+    """`feeds show` prints a feed's settings as `feeds set` took them, `user_agent=Café/1
+    (Zürich)` included (was: the settings as ASCII JSON, `Caf\\u00e9/1 (Z\\u00fcrich)`, in a
+    UTF-8 locale too), and its tags as written (`é`, `日本`); where the output cannot carry
+    them (an ASCII locale), as escapes that read back as the characters, with exit 0, as a
+    title is."""
+    url = "https://one.example/feed/"
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    ok(database_url, "feeds", "set", url, "user_agent=Café/1 (Zürich)", "tags=é,日本")
+    utf8 = _ingest(database_url, "feeds", "show", url, PYTHONIOENCODING="utf-8", **LOCAL)
+    assert utf8.returncode == 0, utf8.stderr
+    lines = {k: v.strip() for k, _, v in (ln.partition(":") for ln in utf8.stdout.splitlines())}
+    assert lines["settings"] == '{"user_agent": "Café/1 (Zürich)"}'
+    assert lines["tags"] == "é, 日本"
+    ascii_ = _ingest(database_url, "feeds", "show", url, PYTHONIOENCODING="ascii", **LOCAL)
+    assert ascii_.returncode == 0, ascii_.stderr
+    lines = {k: v.strip() for k, _, v in (ln.partition(":") for ln in ascii_.stdout.splitlines())}
+    assert lines["settings"] == '{"user_agent": "Caf\\xe9/1 (Z\\xfcrich)"}'
+    assert lines["tags"] == "\\xe9, \\u65e5\\u672c"
+
+
+@pytest.mark.integration
 def test_unknown_feed_is_one_line_and_exit_1(database_url: str) -> None:
     for action in ("show", "enable", "disable"):
         done = ingest(database_url, "feeds", action, "https://nowhere.example/feed.xml")
