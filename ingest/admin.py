@@ -161,6 +161,7 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
             "settings",
             json.dumps(row["settings"], ensure_ascii=False) if row.get("settings") else "-",
         ),
+        ("headers", ", ".join(row.get("headers") or ()) or "-"),
         ("articles first seen here", row["articles_first_seen"]),
         ("articles listed", row["articles_listed"]),
         ("latest article", _when(row["latest_article"])),

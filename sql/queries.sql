@@ -26,9 +26,12 @@ FROM ingest.feeds
 ORDER BY id;
 
 -- name: feed_details
--- Everything `ingest feeds show` prints about one feed: its row in news.feeds and the
--- articles it holds (first seen in it, or listed by it).
+-- Everything `ingest feeds show` prints about one feed: its row in news.feeds, the names of
+-- the headers it sends (their values, which may be credentials, stay out, as news.feeds
+-- leaves them out) and the articles it holds (first seen in it, or listed by it).
 SELECT f.*,
+       ARRAY(SELECT jsonb_object_keys(i.settings -> 'headers') AS name
+             FROM ingest.feeds i WHERE i.id = f.id ORDER BY name) AS headers,
        (SELECT count(*) FROM ingest.articles a WHERE a.feed_id = f.id) AS articles_first_seen,
        (SELECT count(DISTINCT e.article_id) FROM ingest.feed_entries e
         WHERE e.feed_id = f.id AND e.article_id IS NOT NULL) AS articles_listed,

@@ -316,6 +316,31 @@ def test_feeds_show_prints_settings_as_written(database_url: str) -> None:
 
 
 @pytest.mark.integration
+def test_feeds_show_names_the_headers_a_feed_sends_never_their_values(database_url: str) -> None:
+    """`feeds show` (and `--json`, as `headers`) names the headers `feeds set` gave a feed, as
+    `feeds set` prints them, and never their values, which may be credentials (was: no trace
+    of them, so that an operator could not tell whether a header was set, or removed)."""
+    url = "https://one.example/feed/"
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    assert json.loads(ok(database_url, "feeds", "show", "--json", url))["headers"] == []
+    assert "headers:                   -\n" in ok(database_url, "feeds", "show", url)
+    ok(
+        database_url, "feeds", "set", url, f"header.X-Api-Key={SECRET}",
+        f"header.Authorization=Bearer {SECRET}", "user_agent=Reader/2",
+    )  # fmt: skip
+    text = ok(database_url, "feeds", "show", url)
+    shown = json.loads(ok(database_url, "feeds", "show", "--json", url))
+    assert SECRET not in text + json.dumps(shown)
+    assert "headers:                   Authorization, X-Api-Key\n" in text
+    assert shown["headers"] == ["Authorization", "X-Api-Key"]
+    assert shown["settings"] == {"user_agent": "Reader/2"}
+    ok(database_url, "feeds", "set", url, "header.x-api-key=")
+    assert json.loads(ok(database_url, "feeds", "show", "--json", url))["headers"] == [
+        "Authorization"
+    ]
+
+
+@pytest.mark.integration
 def test_unknown_feed_is_one_line_and_exit_1(database_url: str) -> None:
     for action in ("show", "enable", "disable"):
         done = ingest(database_url, "feeds", action, "https://nowhere.example/feed.xml")
