@@ -12,7 +12,9 @@ import dataclasses
 import io
 import os
 import signal
+import stat
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -715,8 +717,44 @@ async def _feed_admin(args: argparse.Namespace, store: Store) -> int:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """`text` into `path`, a file created readable by its owner alone: an export holds the
-    feeds' credentials (user-info, request headers). A file that exists keeps its mode."""
+    """`text` into `path`, whole or not at all: written into a new file beside it, then
+    renamed over it, so that an export that fails midway (a full device) leaves the file it
+    was to replace, last night's backup, as it was. A file it creates is readable by its owner
+    alone (an export holds the feeds' credentials: user-info, request headers); one that
+    exists keeps its mode and, where it may, its owner. What is not a regular file (a device,
+    a pipe), or is in a directory where no file can be made, is written in place."""
+    try:
+        existing: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        _write_in_place(path, text)
+        return
+    target = path.resolve()  # a symbolic link's file is replaced, not the link
+    try:
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except PermissionError:
+        if existing is None:
+            raise
+        _write_in_place(path, text)
+        return
+    try:
+        with open(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if existing is not None:
+            os.chmod(temp, stat.S_IMODE(existing.st_mode))
+            with contextlib.suppress(OSError):
+                os.chown(temp, existing.st_uid, existing.st_gid)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _write_in_place(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "w", encoding="utf-8") as out:
         out.write(text)

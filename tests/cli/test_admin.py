@@ -501,6 +501,49 @@ def test_an_export_file_is_readable_by_its_owner_only(database_url: str, tmp_pat
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
+def _file_size_limit(size: int) -> None:
+    """In the child: files written no larger than `size` bytes (EFBIG past it, as a full
+    device gives ENOSPC), SIGXFSZ ignored so that the write fails instead of killing it."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+@pytest.mark.integration
+def test_an_export_that_cannot_be_written_whole_leaves_the_file_as_it_was(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`feeds export FILE` over last night's backup that fails midway (a full device, a file
+    size limit) says so, exit 1, and leaves the backup as it was, nothing else beside it; one
+    that succeeds replaces it whole, keeping its mode (was: the backup truncated first, then
+    left cut short: the one good copy lost by the export meant to renew it)."""
+    urls = [f"https://site{n}.example/feed/" for n in range(20)]
+    ok(database_url, "feeds", "add", "--no-discover", *urls)
+    target = tmp_path / "feeds.opml"
+    target.write_text("last night's backup\n", encoding="utf-8")
+    target.chmod(0o640)
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "feeds", "export", str(target)],
+        env=_env(database_url, **LOCAL),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: _file_size_limit(512),
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert errors == [f"ingest: cannot write {target}: File too large"]
+    assert target.read_text(encoding="utf-8") == "last night's backup\n"
+    assert list(tmp_path.iterdir()) == [target]
+    ok(database_url, "feeds", "export", str(target))
+    outlines = ET.parse(target).findall("./body/outline")
+    assert [o.get("xmlUrl") for o in outlines] == urls
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert list(tmp_path.iterdir()) == [target]
+
+
 @pytest.mark.integration
 def test_what_the_feeds_commands_print_names_no_credential(database_url: str) -> None:
     """A feed URL's user-info and credential query parameters (a token, an API key), its site
