@@ -1409,8 +1409,9 @@ def test_site_without_sources_exits_1(database_url: str) -> None:
 
 
 def test_a_date_bound_refused_names_the_forms_taken() -> None:
-    """`--since 2023-366` (an ordinal day the year does not have): exit 2, one line naming
-    every form a bound takes, the ordinal date among them, and why this one is none."""
+    """`--since 2023-366` (an ordinal day the year does not have): exit 2, the usage, then one
+    error line naming every form a bound takes, the ordinal date among them, and why this one
+    is none."""
     proc = ingest(
         "postgresql://postgres@127.0.0.1:1/nothing",
         "backfill",
@@ -1420,9 +1421,10 @@ def test_a_date_bound_refused_names_the_forms_taken() -> None:
     )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("usage: ingest backfill"), proc.stderr
+    assert lines[-1].startswith("ingest backfill: error: argument --since"), proc.stderr
     for form in ("YYYY-MM-DD", "YYYY-DDD", "YYYY-Www", "YYYY-MM", "YYYY", "2023 has no day 366"):
-        assert form in lines[0]
+        assert form in lines[-1]
 
 
 @pytest.mark.parametrize(
