@@ -937,6 +937,13 @@ SELECT count(*) AS n
 FROM ingest.backfill_sources
 WHERE run_id = %(run_id)s AND kind = 'sitemap';
 
+-- name: backfill_recorded_sources
+-- Those of %(urls)s that are sources of the run already (an index listing a sitemap another
+-- index of the run listed, or the index that listed it), by the key they are recorded under.
+SELECT s.url FROM ingest.backfill_sources s
+WHERE s.run_id = %(run_id)s
+  AND s.url_hash IN (SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text[]) AS u);
+
 -- name: backfill_run_skips
 SELECT other_sites, beyond_sitemaps FROM ingest.backfill_runs WHERE id = %(run_id)s;
 

@@ -33,6 +33,7 @@ from ingest.documents.discovery import looks_like_html, page_number, parse_feed_
 from ingest.documents.feeds import looks_like_feed
 from ingest.documents.sitemaps import (
     Sitemap,
+    SitemapRef,
     looks_like_sitemap,
     on_site,
     parse_sitemap,
@@ -481,19 +482,30 @@ class Backfill:
             )
             skipped = len(listed) - len(refs)
             self.tally.sources_skipped += skipped
+            # Each sitemap once, by the URL it is recorded under: one listed twice (by this
+            # index, or by another index of the run, or an index listed back by one it lists)
+            # is walked once, and takes one place under --max-sitemaps.
+            children: dict[str, SitemapRef] = {}
+            for ref in refs:
+                children.setdefault(canonical(ref.url), ref)
             async with self._sitemap_room:
+                recorded = await self.runs.recorded_sources(run.id, list(children))
+                new = [u for u in children if u not in recorded]
                 # The newest up to --max-sitemaps in all: an index tree fabricated without end
                 # (50,000 sitemaps of 50,000 URLs an index) ends there.
                 room = max(0, self.options.max_sitemaps - await self.runs.sitemap_count(run.id))
-                beyond = len(refs) - room if len(refs) > room else 0
-                refs = refs[:room]
+                beyond = len(new) - room if len(new) > room else 0
+                kept = set(new[:room]) | recorded
+                # Those the run has already are given again: a later lastmod of theirs still
+                # counts under --limit while they wait (`backfill_add_sources`).
+                taken = [(u, ref) for u, ref in children.items() if u in kept]
                 await self.runs.source_walked(
                     run.id,
                     url,
                     state="done",
-                    children=[(canonical(ref.url), "sitemap") for ref in refs],
+                    children=[(u, "sitemap") for u, _ in taken],
                     depth=depth + 1,
-                    lastmods=[ref.lastmod for ref in refs],
+                    lastmods=[ref.lastmod for _, ref in taken],
                     other_sites=elsewhere,
                     beyond_sitemaps=beyond,
                 )
@@ -504,7 +516,7 @@ class Backfill:
                     skipped=beyond,
                     max_sitemaps=self.options.max_sitemaps,
                 )
-            log.debug("backfill_sitemap_index", sitemaps=len(refs), skipped_by_lastmod=skipped)
+            log.debug("backfill_sitemap_index", sitemaps=len(taken), skipped_by_lastmod=skipped)
             return
         queued: list[QueuedUrl] = []
         for entry in entries:

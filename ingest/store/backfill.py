@@ -456,6 +456,13 @@ class BackfillStore(StoreBase):
         """Those entries linked: skipped as known from now on."""
         await self._all("backfill_linked", {"run_id": run_id})
 
+    async def recorded_sources(self, run_id: int, urls: Sequence[str]) -> set[str]:
+        """Those of `urls` the run has recorded as sources already, walked or not."""
+        if not urls:
+            return set()
+        rows = await self._all("backfill_recorded_sources", {"run_id": run_id, "urls": list(urls)})
+        return {r["url"] for r in rows}
+
     async def sitemap_count(self, run_id: int) -> int:
         """The sitemaps (indexes included) the run has recorded, walked or not."""
         rows = await self._all("backfill_sitemap_count", {"run_id": run_id})

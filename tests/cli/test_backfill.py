@@ -2301,6 +2301,38 @@ def test_sitemap_index_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_
     assert "not finished" not in proc.stdout
 
 
+def test_a_sitemap_listed_twice_takes_one_place_under_max_sitemaps(database_url: str) -> None:
+    """An index listing one sitemap twice (and two indexes listing one sitemap, and an index
+    listing the index that listed it: a loop): each sitemap is walked once and takes one place
+    under `--max-sitemaps`, so that the others are walked while there is room, and none
+    already in the run is counted beyond it."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+
+        def index(*numbers: int | str) -> Response:
+            refs = "".join(
+                f"<sitemap><loc>{srv.url(f'/s/{n}.xml' if isinstance(n, int) else n)}</loc>"
+                + (f"<lastmod>{published(n).isoformat()}</lastmod>" if isinstance(n, int) else "")
+                + "</sitemap>"
+                for n in numbers
+            )
+            body = f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>{refs}</sitemapindex>"
+            return static(body, "application/xml")
+
+        # /index.xml: 0 twice, 1, and /other.xml; /other.xml: 0 again, 2, and /index.xml back.
+        srv.routes["/index.xml"] = index(0, 0, 1, "/other.xml")
+        srv.routes["/other.xml"] = index(0, 2, "/index.xml")
+        for n in range(3):
+            srv.routes[f"/s/{n}.xml"] = static(urlset(srv.base, range(n, n + 1)))
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/index.xml"), "--max-sitemaps", "5")
+        walked = Counter(r.path for r in srv.requests if r.path.endswith(".xml"))
+    assert walked == {"/index.xml": 1, "/other.xml": 1, "/s/0.xml": 1, "/s/1.xml": 1, "/s/2.xml": 1}
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(3))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources == "  sources: 5 (0 feed pages, 5 sitemaps), 0 failed", proc.stdout
+
+
 def test_robots_txt_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_cap(
     database_url: str,
 ) -> None:
