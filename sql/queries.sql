@@ -749,7 +749,8 @@ DELETE FROM ingest.backfill_urls WHERE run_id = %(run_id)s;
 -- name: backfill_reset_run
 UPDATE ingest.backfill_runs
 SET seeded = false, discovered = false, feed_id = NULL, finished_at = NULL,
-    other_sites = 0, beyond_sitemaps = 0, started_at = now(), updated_at = now()
+    other_sites = 0, beyond_sitemaps = 0, before_since = 0, started_at = now(),
+    updated_at = now()
 WHERE id = %(run_id)s;
 
 -- name: backfill_set_seeded
@@ -796,10 +797,12 @@ SET state = %(state)s, found = %(found)s, error = %(error)s, retryable = %(retry
 WHERE run_id = %(run_id)s AND url_hash = ingest.url_hash(%(url)s);
 
 -- name: backfill_count_skips
--- What a walked source skipped without a row of its own (sql/0039), in its transaction.
+-- What a walked source skipped without a row of its own (sql/0039, sql/0041), in its
+-- transaction.
 UPDATE ingest.backfill_runs
 SET other_sites = other_sites + %(other_sites)s,
-    beyond_sitemaps = beyond_sitemaps + %(beyond_sitemaps)s, updated_at = now()
+    beyond_sitemaps = beyond_sitemaps + %(beyond_sitemaps)s,
+    before_since = before_since + %(before_since)s, updated_at = now()
 WHERE id = %(run_id)s;
 
 -- name: backfill_retry_sources
@@ -945,7 +948,8 @@ WHERE s.run_id = %(run_id)s
   AND s.url_hash IN (SELECT ingest.url_hash(u) FROM unnest(%(urls)s::text[]) AS u);
 
 -- name: backfill_run_skips
-SELECT other_sites, beyond_sitemaps FROM ingest.backfill_runs WHERE id = %(run_id)s;
+SELECT other_sites, beyond_sitemaps, before_since FROM ingest.backfill_runs
+WHERE id = %(run_id)s;
 
 -- name: backfill_source_counts
 SELECT kind, state, count(*) AS n

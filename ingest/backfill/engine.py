@@ -469,28 +469,33 @@ class Backfill:
                     f"a sitemap index nested {depth + 1} deep (at most {MAX_INDEX_DEPTH} are "
                     "read): its sitemaps are not walked",
                 )
-            # A sitemap last modified before --since lists nothing modified since. The others
-            # are walked newest first (those the index does not date before them), so that a
-            # run with --limit finds the newest URLs first and skips the sitemaps last
-            # modified before them (`_walk`), as it stops walking a feed's paged history. A
-            # date far ahead is none, as everywhere (`plausible_date`).
+            # Each sitemap once, by the URL it is recorded under, with the latest date the
+            # index gives it (none where one listing gives none): one listed twice (by this
+            # index, or by another index of the run, or an index listed back by one it lists)
+            # is walked once, and takes one place under --max-sitemaps. They are walked newest
+            # first (those the index does not date before them), so that a run with --limit
+            # finds the newest URLs first and skips the sitemaps last modified before them
+            # (`_walk`), as it stops walking a feed's paged history. A date far ahead is none,
+            # as everywhere (`plausible_date`).
             now = self.clock()
             dated = (replace(r, lastmod=plausible_date(r.lastmod, now)) for r in listed)
-            refs = sorted(
-                (r for r in dated if not (since and r.lastmod and latest(r.lastmod) < since)),
-                key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
-            )
-            skipped = len(listed) - len(refs)
-            self.tally.sources_skipped += skipped
-            # Each sitemap once, by the URL it is recorded under: one listed twice (by this
-            # index, or by another index of the run, or an index listed back by one it lists)
-            # is walked once, and takes one place under --max-sitemaps.
             children: dict[str, SitemapRef] = {}
-            for ref in refs:
+            for ref in sorted(
+                dated,
+                key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
+            ):
                 children.setdefault(canonical(ref.url), ref)
             async with self._sitemap_room:
                 recorded = await self.runs.recorded_sources(run.id, list(children))
-                new = [u for u in children if u not in recorded]
+                # A sitemap last modified before --since lists nothing modified since: neither
+                # fetched nor recorded, but counted (one the run has already is walked anyway).
+                old = {
+                    u
+                    for u, ref in children.items()
+                    if since and ref.lastmod and latest(ref.lastmod) < since
+                }
+                before_since = len(old - recorded)
+                new = [u for u in children if u not in recorded and u not in old]
                 # The newest up to --max-sitemaps in all: an index tree fabricated without end
                 # (50,000 sitemaps of 50,000 URLs an index) ends there.
                 room = max(0, self.options.max_sitemaps - await self.runs.sitemap_count(run.id))
@@ -508,7 +513,9 @@ class Backfill:
                     lastmods=[ref.lastmod for _, ref in taken],
                     other_sites=elsewhere,
                     beyond_sitemaps=beyond,
+                    before_since=before_since,
                 )
+            self.tally.sources_skipped += before_since
             if beyond:
                 self.tally.beyond_sitemaps += beyond
                 log.info(
@@ -516,7 +523,9 @@ class Backfill:
                     skipped=beyond,
                     max_sitemaps=self.options.max_sitemaps,
                 )
-            log.debug("backfill_sitemap_index", sitemaps=len(taken), skipped_by_lastmod=skipped)
+            log.debug(
+                "backfill_sitemap_index", sitemaps=len(taken), skipped_by_lastmod=before_since
+            )
             return
         queued: list[QueuedUrl] = []
         for entry in entries:

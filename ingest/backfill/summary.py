@@ -41,6 +41,11 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
             if c.beyond_sitemaps
             else ""
         )
+        + (
+            f"; {c.before_since} sitemaps last modified before --since skipped"
+            if c.before_since
+            else ""
+        )
     )
     skipped = c.url_total("skipped")
     why = ", ".join(

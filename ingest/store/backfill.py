@@ -114,6 +114,8 @@ class RunCounts:
     """Sitemaps and URLs its sitemaps listed on other sites (`sitemaps.on_site`)."""
     beyond_sitemaps: int = 0
     """Sitemaps beyond --max-sitemaps."""
+    before_since: int = 0
+    """Sitemaps an index listed as last modified before --since (sql/0041)."""
 
     def url_total(self, state: str | None = None, reason: str | None = None) -> int:
         return sum(
@@ -289,6 +291,7 @@ class BackfillStore(StoreBase):
         retryable: bool = False,
         other_sites: int = 0,
         beyond_sitemaps: int = 0,
+        before_since: int = 0,
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
         and the further sources it points to (at `depth`; `lastmods`, when their index says
@@ -317,13 +320,14 @@ class BackfillStore(StoreBase):
                 await conn.execute(
                     q["backfill_add_sources"], _sources_params(run_id, children, depth, lastmods)
                 )
-            if other_sites or beyond_sitemaps:
+            if other_sites or beyond_sitemaps or before_since:
                 await conn.execute(
                     q["backfill_count_skips"],
                     {
                         "run_id": run_id,
                         "other_sites": other_sites,
                         "beyond_sitemaps": beyond_sitemaps,
+                        "before_since": before_since,
                     },
                 )
             await conn.execute(
@@ -477,6 +481,7 @@ class BackfillStore(StoreBase):
             sources={(r["kind"], r["state"]): int(r["n"]) for r in sources},
             other_sites=int(skips["other_sites"]),
             beyond_sitemaps=int(skips["beyond_sitemaps"]),
+            before_since=int(skips["before_since"]),
         )
 
     async def failures(self, run_id: int, limit: int = 5) -> list[tuple[str, str | None]]:

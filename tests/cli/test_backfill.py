@@ -639,6 +639,34 @@ def test_history_walk_stops_before_since(database_url: str, site: Site) -> None:
     assert site.server.hits("/feed/?paged=3") == []
 
 
+def test_sitemaps_last_modified_before_since_are_counted_in_the_summary(
+    database_url: str,
+) -> None:
+    """An index's sitemaps last modified before --since are not fetched, and the summary's
+    sources line counts them, in every invocation of the run (each once, a sitemap listed
+    twice included), as it counts those on other sites or beyond --max-sitemaps."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        refs = {f"/s/{n}.xml": published(10 * n).isoformat() for n in range(5)}
+        index = dated_index(srv.base, refs)
+        twice = f"<sitemap><loc>{srv.url('/s/4.xml')}</loc></sitemap></sitemapindex>"
+        srv.routes["/index.xml"] = static(index.replace("</sitemapindex>", twice))
+        for n in range(5):
+            srv.routes[f"/s/{n}.xml"] = static(urlset(srv.base, range(10 * n, 10 * n + 1)))
+            srv.routes[f"/a/{10 * n}"] = static(article_html(10 * n))
+        since = (NOW - timedelta(days=15)).isoformat()
+        args = (srv.url("/index.xml"), "--since", since)
+        runs = [backfill(database_url, *args), backfill(database_url, *args)]
+        walked = sorted(r.path for r in srv.requests if r.path.startswith("/s/"))
+    assert walked == ["/s/0.xml", "/s/1.xml"]
+    for proc in runs:
+        (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+        assert sources == (
+            "  sources: 3 (0 feed pages, 3 sitemaps), 0 failed; "
+            "3 sitemaps last modified before --since skipped"
+        ), proc.stdout
+
+
 @pytest.mark.parametrize("per_page", [1, 2])
 def test_paged_feed_listing_its_history_oldest_first_is_walked_to_the_entries_since(
     database_url: str, site: Site, per_page: int
