@@ -362,7 +362,13 @@ class Backfill:
         with structlog.contextvars.bound_contextvars(source=redact_url(url), kind=kind):
             if source.lastmod is not None and self.horizon.passed([source.lastmod]):
                 # Last modified before the newest URLs found so far: it lists none newer.
-                await self.runs.source_walked(run.id, url, state="skipped")
+                limit = self.options.limit
+                await self.runs.source_walked(
+                    run.id,
+                    url,
+                    state="skipped",
+                    error=f"last modified before the {limit} newest URLs found (--limit {limit})",
+                )
                 self.tally.sources_skipped += 1
                 log.debug("backfill_source_skipped", lastmod=source.lastmod.isoformat())
                 self.reporter.update(self.tally)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ingest.backfill.options import BackfillOptions
 from ingest.backfill.progress import BackfillReport
 from ingest.normalize import redact_text, redact_url
+from ingest.store.backfill import RunCounts
 
 
 def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]:
@@ -29,12 +30,7 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
         f"  sources: {feeds + sitemaps} ({feeds} feed pages, {sitemaps} sitemaps), "
         f"{c.source_total(state='failed')} failed"
         + (f", {n} skipped" if (n := c.source_total(state="skipped")) else "")
-        # The feed pages skipped are those beyond the cap on a paged history.
-        + (
-            f" ({k} feed pages beyond --max-pages {options.max_pages})"
-            if (k := c.source_total("feed", "skipped"))
-            else ""
-        )
+        + (f" ({why})" if (why := _skipped_sources(c, options)) else "")
         + (f"; {c.other_sites} on other sites skipped" if c.other_sites else "")
         + (
             f"; {c.beyond_sitemaps} sitemaps beyond --max-sitemaps {options.max_sitemaps} skipped"
@@ -79,3 +75,14 @@ def summary_lines(report: BackfillReport, options: BackfillOptions) -> list[str]
     if not report.finished and not options.dry_run:
         lines.append("  not finished: run the same command again to continue")
     return lines
+
+
+def _skipped_sources(c: RunCounts, options: BackfillOptions) -> str:
+    """Why the run's skipped sources were: the feed pages skipped are those beyond the cap on
+    a paged history, the sitemaps those an index dates before the newest URLs under --limit."""
+    parts = []
+    if pages := c.source_total("feed", "skipped"):
+        parts.append(f"{pages} feed pages beyond --max-pages {options.max_pages}")
+    if sitemaps := c.source_total("sitemap", "skipped"):
+        parts.append(f"{sitemaps} sitemaps older than the --limit {options.limit} newest URLs")
+    return ", ".join(parts)

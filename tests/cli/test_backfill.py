@@ -891,9 +891,17 @@ def test_limit_skips_the_sitemaps_last_modified_before_the_newest_urls(database_
         database_url, "SELECT count(*) FROM ingest.backfill_sources WHERE state = 'skipped'"
     )
     assert skipped == 8
-    # The summary counts them as skipped sources, apart from those walked.
+    # The summary counts them as skipped sources, apart from those walked, and says why.
     (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
-    assert sources.endswith(", 0 failed, 8 skipped"), sources
+    assert sources.endswith(
+        ", 0 failed, 8 skipped (8 sitemaps older than the --limit 4 newest URLs)"
+    ), sources
+    why = scalar(
+        database_url,
+        "SELECT string_agg(DISTINCT error, '|') FROM ingest.backfill_sources "
+        "WHERE state = 'skipped'",
+    )
+    assert why == "last modified before the 4 newest URLs found (--limit 4)"
 
 
 def test_limit_reads_a_sitemap_dated_by_day_alone_whatever_the_database_time_zone(
