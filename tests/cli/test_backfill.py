@@ -2048,6 +2048,41 @@ def test_registered_feed_target_sends_the_feeds_own_headers(database_url: str) -
     assert {r["text_source"] for r in rows.values()} == {"page"}
 
 
+def test_a_registered_sitemap_moved_to_a_cdn_leaves_the_feeds_credentials_behind(
+    database_url: str,
+) -> None:
+    """A registered sitemap with credential headers (`feeds set header.Authorization=…`,
+    `header.Cookie=…`) that redirects to a CDN on another site: the CDN gets neither (nor do
+    the pages of the CDN's site it lists), while the pages of the feed's own site get both, as
+    its polls send them; a cookie the CDN sets is kept by nobody; no robots.txt request carries
+    them."""
+    with LocalServer() as srv:
+        cdn = srv.base.replace("127.0.0.1", "localhost")
+        listed = [f"{cdn}/a/0", f"{cdn}/a/1", srv.url("/a/2"), srv.url("/a/3")]
+        body = "".join(f"<url><loc>{u}</loc></url>" for u in listed)
+        srv.routes["/sitemap.xml"] = Response(302, b"", {"Location": f"{cdn}/cdn/sitemap.xml"})
+        srv.routes["/cdn/sitemap.xml"] = Response(
+            200,
+            f"<?xml version='1.0'?><urlset {SITEMAP_NS}>{body}</urlset>".encode(),
+            {"Content-Type": "application/xml", "Set-Cookie": "cdn=tracked; Path=/"},
+        )
+        for n in range(4):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        feed = srv.url("/sitemap.xml")
+        assert ingest(database_url, "feeds", "add", "--no-discover", feed).returncode == 0
+        headers = ("header.Authorization=Bearer s3cret", "header.Cookie=session=s3cret")
+        setting = ingest(database_url, "feeds", "set", feed, *headers)
+        assert setting.returncode == 0, setting.stderr
+        backfill(database_url, feed, "--all-pages")
+        sent = [(r.headers.get("host", ""), r.path, r.headers) for r in srv.requests]
+    assert len(stored(database_url)) == 4
+    for host, path, got in sent:
+        own = host.startswith("127.0.0.1") and path != "/robots.txt"
+        assert ("authorization" in got, "cookie" in got) == (own, own), (host, path, got)
+        if own:
+            assert (got["authorization"], got["cookie"]) == ("Bearer s3cret", "session=s3cret")
+
+
 def full_text_feed(base: str, count: int) -> str:
     """An RSS feed of `count` entries, each carrying its whole story (`content:encoded`)."""
     items = "".join(
