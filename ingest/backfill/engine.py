@@ -42,6 +42,7 @@ from ingest.documents.sitemaps import (
 )
 from ingest.errors import FeedError, FetchError, LockLost, ParseError, StoreError, WorkerError
 from ingest.fetch import Fetcher
+from ingest.fetch.client import with_user_info
 from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, plausible_date, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
@@ -590,7 +591,8 @@ class Backfill:
         children: list[tuple[str, SourceKind]] = []
         if not exhausted and not (before is not None and links <= before.history.links):
             if paging.history:
-                children = [(canonical(u), "feed") for u in paging.history]
+                # A private feed's pages, within its origin, go with its URL's credential.
+                children = [(canonical(with_user_info(url, u)), "feed") for u in paging.history]
             elif paging.wordpress and found:
                 children = [(canonical(with_page(url, page_number(url) + 1)), "feed")]
         # Each page queued takes the next place in the walk (`depth`), the two a page may link

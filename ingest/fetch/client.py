@@ -203,6 +203,20 @@ def _with_user_info(home: httpx.URL, location: httpx.URL) -> httpx.URL:
     return location.copy_with(userinfo=home.userinfo)
 
 
+def with_user_info(home: str, url: str) -> str:
+    """`url` with the user-info of `home` where the credentials given for `home` go to it (its
+    origin, or its https:// upgrade: `_credentials_follow`) and it has none of its own: a page
+    of a private feed's history that the feed links, written without the credential, which the
+    server cannot know, is fetched with it, as the feed's redirects are. Else `url` as given."""
+    try:
+        parsed_home, parsed = httpx.URL(home), httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+    if not parsed_home.userinfo or parsed.userinfo or not parsed.host:
+        return url
+    return str(_with_user_info(parsed_home, parsed))
+
+
 def _hop_headers(
     headers: list[tuple[bytes, bytes]],
     basic: bytes | None,

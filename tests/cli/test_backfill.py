@@ -7,6 +7,7 @@ a database, and `ingest feeds add` finding feeds (and news sitemaps) for a home 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import io
 import json
@@ -694,6 +695,36 @@ def test_feed_target_walks_rfc5005_history(database_url: str, site: Site) -> Non
     assert numbers(site, stored(database_url)) == set(ATOM)
     assert site.server.hits("/robots.txt")  # page fetches honour robots.txt
     assert site.server.hits("/sitemap_index.xml") == []
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_a_private_feed_s_history_is_walked_with_the_credential_of_its_url(
+    database_url: str, site: Site, registered: bool
+) -> None:
+    """A private feed whose credential is its URL's user-info (`https://user:pw@host/feed`),
+    given as TARGET or registered so: the pages of its history that it links (`rel="next"`,
+    written without the credential, which the server cannot know) are fetched with it, within
+    the feed's origin, as its redirects are; its article pages are not."""
+    expected = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    for path in [p for p in site.server.routes if p.startswith("/paged.atom")]:
+        route = site.server.routes[path]
+        assert callable(route)
+
+        def guarded(req: Request, route: Callable[[Request], Response] = route) -> Response:
+            if req.headers.get("authorization") != expected:
+                return Response(401, b"who?", {"WWW-Authenticate": "Basic realm=feed"})
+            return route(req)
+
+        site.server.routes[path] = guarded
+    feed = site.url("/paged.atom").replace("http://", "http://reader:s3cret@")
+    if registered:
+        assert ingest(database_url, "feeds", "add", "--no-discover", feed).returncode == 0
+    proc = backfill(database_url, feed)
+    assert numbers(site, stored(database_url)) == set(ATOM), proc.stdout
+    assert "0 failed" in proc.stdout
+    pages = [r for r in site.server.requests if r.path.startswith("/a/")]
+    assert pages
+    assert not any("authorization" in r.headers for r in pages)
 
 
 def test_sitemap_index_target(database_url: str, site: Site) -> None:

@@ -828,3 +828,36 @@ async def test_robots_redirects_are_followed_five_hops_whatever_max_redirects(
         assert await fetcher.robots_verdict(server.url("/private/a")) == "disallowed"
         assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
     assert len(server.hits("/r5")) == 1
+
+
+@pytest.mark.parametrize(
+    ("home", "url", "expected"),
+    [
+        (
+            "https://reader:pw@example.com/feed",
+            "https://example.com/feed?page=2",
+            "https://reader:pw@example.com/feed?page=2",
+        ),
+        (
+            "https://TOKEN@example.com/feed",
+            "https://example.com/p2",
+            "https://TOKEN@example.com/p2",
+        ),
+        (
+            "http://reader:pw@example.com/feed",
+            "https://example.com/feed?page=2",
+            "https://reader:pw@example.com/feed?page=2",
+        ),
+        ("https://reader:pw@example.com/feed", "https://cdn.example.net/p2", None),
+        ("https://reader:pw@example.com/feed", "https://www.example.com/p2", None),
+        ("https://reader:pw@example.com/feed", "https://example.com:8443/p2", None),
+        ("https://reader:pw@example.com/feed", "http://example.com/p2", None),
+        ("https://reader:pw@example.com/feed", "https://other:x@example.com/p2", None),
+        ("https://example.com/feed", "https://example.com/p2", None),
+    ],
+)
+def test_with_user_info(home: str, url: str, expected: str | None) -> None:
+    """A URL takes the user-info of the feed it is a page of only where the feed's credential
+    would follow a redirect to it (its origin, or its https:// upgrade) and it has none of its
+    own; else it is as given (None)."""
+    assert client.with_user_info(home, url) == (expected or url)
