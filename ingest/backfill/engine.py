@@ -368,7 +368,9 @@ class Backfill:
                     run.id,
                     url,
                     state="skipped",
-                    error=f"last modified before the {limit} newest URLs found (--limit {limit})",
+                    error=f"last modified before the {limit} newest URLs found (--limit {limit})"
+                    if limit is not None
+                    else "last modified before --since",
                 )
                 self.tally.sources_skipped += 1
                 log.debug("backfill_source_skipped", lastmod=source.lastmod.isoformat())

@@ -84,5 +84,10 @@ def _skipped_sources(c: RunCounts, options: BackfillOptions) -> str:
     if pages := c.source_total("feed", "skipped"):
         parts.append(f"{pages} feed pages beyond --max-pages {options.max_pages}")
     if sitemaps := c.source_total("sitemap", "skipped"):
-        parts.append(f"{sitemaps} sitemaps older than the --limit {options.limit} newest URLs")
+        older = (
+            f"older than the --limit {options.limit} newest URLs"
+            if options.limit is not None
+            else "last modified before --since"
+        )
+        parts.append(f"{sitemaps} sitemaps {older}")
     return ", ".join(parts)
