@@ -456,6 +456,9 @@ class Backfill:
             url=url,
             timeout=self.settings.parse_timeout,
         )
+        if sitemap.dropped:
+            # Entries without an http(s) location, repeated, or beyond the protocol's 50,000.
+            log.info("backfill_sitemap_dropped", dropped=sitemap.dropped, sitemap=sitemap.kind)
         since = self.options.since
         # The URLs (and sitemaps) of its own site only: a sitemap naming pages of other sites
         # does not make them the site's articles (`on_site`). Its own: where it was listed,

@@ -800,6 +800,28 @@ def test_a_url_a_plain_sitemap_listed_first_takes_the_date_and_title_of_its_feed
     )
 
 
+def test_sitemap_entries_left_out_are_logged(database_url: str) -> None:
+    """A sitemap's entries that are not read (no http(s) location, a repeat, or beyond the
+    protocol's 50,000) are counted in a `backfill_sitemap_dropped` log line, so that an
+    operator missing URLs of a site learns where they went."""
+    with LocalServer() as srv:
+        bad = "".join(
+            f"<url><loc>{loc}</loc></url>"
+            for loc in ("javascript:alert(1)", "", srv.url("/a/0"), "mailto:x@example.com")
+        )
+        srv.routes["/sitemap.xml"] = static(
+            urlset(srv.base, range(0, 2)).replace("</urlset>", bad + "</urlset>"),
+            "application/xml",
+        )
+        for n in range(2):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/sitemap.xml"))
+    assert len(stored(database_url)) == 2
+    (event,) = events(proc.stderr, "backfill_sitemap_dropped")
+    assert event["dropped"] == 4, event
+    assert event["source"] == srv.url("/sitemap.xml")
+
+
 def test_sitemap_urls_on_other_sites_are_skipped_and_counted(database_url: str) -> None:
     """A sitemap (and a sitemap index) listing pages of other sites: those are neither queued
     nor fetched, and the summary counts them; the site's own are backfilled."""
