@@ -515,11 +515,16 @@ def _is_id(token: str) -> bool:
 def _another_story(candidate: str, page: str) -> bool:
     """Whether a canonical URL of the page's own site names another story than the page's
     address does: a query parameter both have with other values holding digits (`?p=12345`,
-    `?id=4511`); else neither an id in common nor half of the words of the shorter slug
-    (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
+    `?id=4511`); else neither an id in common nor half of the words of the page's
+    slug (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
     and `/2025/08/mayor-resigns` share none), where both have a slug; else two sets of ids
     with none in common. An address that names nothing (`/?p=123`) contradicts nothing: the
-    page's canonical is followed, as from a short link to the story's slug."""
+    page's canonical is followed, as from a short link to the story's slug.
+
+    Half of the page's words, not of the shorter slug's: a canonical naming a section, topic
+    or tag front (`/politics/`, `/topics/budget/`) has a slug of a word or two, which the
+    story's slug often holds (`/2025/06/02/council-vote-budget`); followed, it would store
+    the story, and every other story of the section, under the front's address."""
     c, p = urlsplit(candidate), urlsplit(page)
     page_values = dict(_parameters(p.query))
     for key, value in _parameters(c.query):
@@ -531,7 +536,7 @@ def _another_story(candidate: str, page: str) -> bool:
     if c_ids & p_ids:
         return False
     if c_words and p_words:
-        return len(c_words & p_words) < 0.5 * min(len(c_words), len(p_words))
+        return len(c_words & p_words) < 0.5 * len(p_words)
     return bool(c_ids and p_ids)
 
 

@@ -555,6 +555,21 @@ def test_choose_url_follows_a_canonical_naming_the_same_story(page: str, canonic
             id="section-front-elsewhere",
         ),
         pytest.param(
+            "https://example.com/news/2025/06/02/politics-council-vote-budget",
+            "https://example.com/politics/",
+            id="section-front-word-in-slug",
+        ),
+        pytest.param(
+            "https://example.com/politics/2025/06/02/council-vote-budget",
+            "https://example.com/topics/budget/",
+            id="topic-page-word-in-slug",
+        ),
+        pytest.param(
+            "https://example.com/politics/2025/06/02/council-vote-budget-after-long-debate",
+            "https://example.com/local-politics/council-budget/",
+            id="two-word-topic-page-in-slug",
+        ),
+        pytest.param(
             "https://example.com/node/8997", "https://example.com/node/8996", id="other-node"
         ),
         pytest.param("https://example.com/?p=12346", "https://example.com/?p=12345", id="other-p"),

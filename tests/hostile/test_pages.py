@@ -283,6 +283,39 @@ async def test_a_canonical_naming_another_story_takes_neither_its_address_nor_it
     assert "vote" in stored["/2025/08/12/council-approves-budget"]["text"]
 
 
+async def test_a_canonical_naming_a_topic_front_keeps_each_story_at_its_own_address(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A template naming the topic front (`/topics/budget/`) as the canonical of each story
+    whose slug holds its word: each story is stored at its own address (they were stored
+    under the front's, the first one kept and the others skipped as known)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    front = server.url("/topics/budget/")
+    pages = {
+        "/politics/2025/06/02/council-vote-budget": _story("Council vote budget", front, "vote"),
+        "/politics/2025/06/03/budget-talks-collapse": _story(
+            "Budget talks collapse", front, "collapse"
+        ),
+    }
+    items = ""
+    for path, page in pages.items():
+        server.routes[path] = static(page, "text/html")
+        items += f"<item><title>{path}</title><link>{server.url(path)}</link></item>"
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == len(pages)
+    stored = {
+        r["url"]: r["text"] for r in rows(database_url, "SELECT url, text FROM news.articles")
+    }
+    assert set(stored) == {canonical_url(server.url(path)) for path in pages}
+    assert (
+        "collapse"
+        in stored[canonical_url(server.url("/politics/2025/06/03/budget-talks-collapse"))]
+    )
+
+
 def _refresh_stub(content: str) -> bytes:
     """A CMS's "Redirecting..." page: a meta refresh and a link, and nothing else."""
     return (
