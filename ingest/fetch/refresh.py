@@ -19,20 +19,26 @@ _ATTRIBUTE: Final = re.compile(
     rb"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
 )
 _SPACE: Final = " \t\n\f\r"
+# What a browser with scripts reads no tag in: a comment, and a `<noscript>`, whose content it
+# takes as text (the "please enable JavaScript" fallback of a page its scripts render, often a
+# refresh to a plain or consent page). Either runs to the end of the page when left open.
+_UNREAD: Final = re.compile(
+    rb"<!--.*?(?:-->|\Z)|<noscript\b.*?(?:</noscript\s*>|\Z)", re.IGNORECASE | re.DOTALL
+)
 
 
 def refresh_location(content_type: str, header: str | None, body: bytes) -> str | None:
     """The address a page refreshes to, as written (relative or not), or None when it is no
     stub that sends its reader elsewhere: over REFRESH_STUB_BYTES, no HTML, no refresh, or one
     that only reloads the page (no address). The `Refresh` header first, else the first meta
-    refresh of the page."""
+    refresh of the page that a browser reads (`_UNREAD`: none in a comment or a `<noscript>`)."""
     if len(body) > REFRESH_STUB_BYTES:
         return None
     if content_type.split(";")[0].strip().lower() not in _HTML_TYPES:
         return None
     if header is not None:
         return refresh_url(header)
-    for tag in _META.finditer(body):
+    for tag in _META.finditer(_UNREAD.sub(b"", body)):
         attributes = {
             m.group(1).lower(): next((v for v in m.groups()[1:] if v is not None), b"")
             for m in _ATTRIBUTE.finditer(tag.group(0), 5)

@@ -483,6 +483,45 @@ async def test_a_refresh_that_is_no_redirect_is_the_page(
     assert server.hits("/story") == []
 
 
+@pytest.mark.parametrize(
+    "unread",
+    [
+        pytest.param(
+            "<noscript><meta http-equiv='refresh' content='0; url=/enable-js'></noscript>",
+            id="noscript",
+        ),
+        pytest.param(
+            "<NOSCRIPT><p>Please enable JavaScript.</p>"
+            "<META HTTP-EQUIV=Refresh CONTENT='0;URL=/enable-js'></NOSCRIPT >",
+            id="noscript-capitals",
+        ),
+        pytest.param(
+            "<!-- <meta http-equiv='refresh' content='0; url=/enable-js'> -->", id="comment"
+        ),
+    ],
+)
+@pytest.mark.parametrize("where", ["head", "body"])
+async def test_a_refresh_no_browser_reads_is_the_page(
+    server: LocalServer, unread: str, where: str
+) -> None:
+    """A small page whose only refresh sits in a `<noscript>` (the "enable JavaScript"
+    fallback of a page its scripts render; a browser with scripts never reads it) or in a
+    comment is the page, not a redirect to the fallback."""
+    head, body = ("<title>Story</title>", "<h1>Story</h1><p>The story.</p>")
+    if where == "head":
+        head = unread + head
+    else:
+        body = unread + body
+    page = f"<html><head>{head}</head><body>{body}</body></html>".encode()
+    server.routes["/story"] = static(page, "text/html")
+    server.routes["/enable-js"] = static("<p>Please enable JavaScript.</p>", "text/html")
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/story"), "page")
+    assert result.body == page
+    assert result.redirects == ()
+    assert server.hits("/enable-js") == []
+
+
 async def test_meta_refreshes_count_as_redirects(server: LocalServer) -> None:
     """A loop of refreshes and redirects stops after max_redirects hops of either kind."""
     server.routes["/a"] = static(_refresh_stub("0; url=/b"), "text/html")
