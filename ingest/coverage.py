@@ -48,3 +48,18 @@ class Reference:
 def coverage(text: str, reference: str) -> float:
     """`Reference(reference).held_by(text)`."""
     return Reference(reference).held_by(text)
+
+
+def headline_within(heading: str, title: str) -> bool:
+    """Whether a heading is the title's headline: four in five of its words are in the title,
+    and it has three words or more, or half of the title's ("Politik" is a section label over
+    "Politik: Merkel tritt zurück", not its headline), and a third of the title's at least (a
+    platform's logo in an <h1>, "痞客邦 PIXNET", is the last part of a blog post's title, not
+    its headline)."""
+    words_h, words_t = words(heading), words(title)
+    if len(words_h) < 3 and 2 * len(words_h) < len(words_t):
+        return False
+    if 3 * len(words_h) < len(words_t):
+        return False
+    in_title = set(words_t)
+    return bool(words_h) and sum(w in in_title for w in words_h) >= 0.8 * len(words_h)

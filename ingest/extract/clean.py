@@ -9,20 +9,21 @@ Safety net: an element is never removed if it holds the page's <h1>, the marked 
 or half or more of the page's paragraph text; whatever looks like furniture inside the article
 is removed, but never the article itself. A hidden copy of text the page shows elsewhere (the
 article again, for print or AMP) is no article: it goes whatever it holds; nor are the next
-stories an infinite scroll appends, unless one holds half of the page.
+stories an infinite scroll appends, unless one holds half of the page and the story's heading
+is not the page's title.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from lxml import etree
 from lxml.etree import _Element
 
-from ingest.coverage import Reference
+from ingest.coverage import Reference, headline_within
 from ingest.extract.vocabulary import (
     AD_TOKENS,
     CONTENT_COMPOUNDS,
@@ -289,13 +290,17 @@ def _protected(tree: _Element) -> set[_Element]:
 class Precleaned(NamedTuple):
     removed: int
     """How many elements were removed (with their subtrees)."""
-    hidden_copies: tuple[str, ...]
-    """Where the hidden copies of the page's text that were removed sat (lxml's `getpath` in
-    the page as parsed): those the safety net would have kept (`_shown_elsewhere`)."""
+    not_the_article: tuple[str, ...]
+    """Where the elements sat (lxml's `getpath` in the page as parsed) that were removed as
+    none of the article whatever they hold, which a second opinion must not read either: the
+    hidden copies of the page's text that the safety net would have kept (`_shown_elsewhere`),
+    and the next stories of an infinite scroll (`_other_stories`)."""
 
 
-def preclean(tree: _Element) -> Precleaned:
-    """Remove furniture from the page in place."""
+def preclean(tree: _Element, titles: Sequence[str] = ()) -> Precleaned:
+    """Remove furniture from the page in place. `titles` are the page's own titles of its
+    story (`ingest.extract.metadata.page_titles`), which tell it from the next stories an
+    infinite scroll appends (`_other_stories`)."""
     body = next(tree.iter("body"), tree)
     protected = _protected(tree)
     stats = _measure(body)
@@ -325,16 +330,16 @@ def preclean(tree: _Element) -> Precleaned:
         size, kinds = parts
         return stats[el][measure] > 0 and kinds.get(kind, 0) >= 0.5 * size
 
-    others = _other_stories(body, protected)
+    others, titled = _other_stories(body, protected, titles)
     doomed: list[_Element] = []
-    copies: list[str] = []
+    left_out: list[str] = []
     stack = [body]
     while stack:
         el = stack.pop()
         st = stats.get(el)
         if st is None:
             continue
-        if others and el in others and not holds_the_article(st):
+        if others and el in others and (titled or not holds_the_article(st)):
             doomed.append(el)
             continue
         if el.tag not in _NEVER_DROP and el not in protected:
@@ -353,9 +358,16 @@ def preclean(tree: _Element) -> Precleaned:
             # What holds the article, unless it is a hidden copy of what the page shows.
             if holds_the_article(st) and hidden(el) and _shown_elsewhere(body, el, doomed):
                 doomed.append(el)
-                copies.append(el.getroottree().getpath(el))
+                left_out.append(el.getroottree().getpath(el))
                 continue
         stack.extend(reversed([c for c in el if isinstance(c.tag, str)]))
+    # The next stories go, here or with the furniture around them: none of them is the
+    # page's text for a second opinion either.
+    left_out.extend(
+        el.getroottree().getpath(el)
+        for el in body.iter("article")
+        if el in others and (titled or not holds_the_article(stats[el]))
+    )
     emptied = {el.getparent() for el in doomed}
     for el in doomed:
         _remove_keeping_tail(el)
@@ -373,11 +385,11 @@ def preclean(tree: _Element) -> Precleaned:
         ):
             _remove_keeping_tail(el)
     _name_the_article(body, stats, holds_the_article)
-    return Precleaned(len(doomed), tuple(copies))
+    return Precleaned(len(doomed), tuple(left_out))
 
 
 def remove_paths(tree: _Element, paths: tuple[str, ...]) -> None:
-    """Remove the elements at `paths` (lxml's `getpath`, as `Precleaned.hidden_copies` gives
+    """Remove the elements at `paths` (lxml's `getpath`, as `Precleaned.not_the_article` gives
     them of another parse of the same page) from `tree`, keeping the text after each."""
     found = [el for path in paths for el in tree.getroottree().xpath(path)]
     for el in found:
@@ -385,23 +397,30 @@ def remove_paths(tree: _Element, paths: tuple[str, ...]) -> None:
             _remove_keeping_tail(el)
 
 
-def _other_stories(body: _Element, protected: set[_Element]) -> set[_Element]:
+def _other_stories(
+    body: _Element, protected: set[_Element], titles: Sequence[str]
+) -> tuple[set[_Element], bool]:
     """The <article>s with an <h1> of their own beside the <article> holding the page's first
     <h1> (the story): the site's next stories that an infinite scroll appends after it, a
-    teaser dressed as a story. Each goes unless it holds half of the page (then it is the
-    story, and the first <h1> a teaser's): neither its name (the story's template names them
-    all alike) nor its kind (several of them hold half of the page together) protects it."""
+    teaser dressed as a story. And whether that first <h1> is the page's headline, one of its
+    `titles` (`headline_within`): then each of them goes, whatever it holds (a next story
+    longer than the story is none of it). Otherwise each goes unless it holds half of the page
+    (then it is the story, and the first <h1> a teaser's). Neither its name (the story's
+    template names them all alike) nor its kind (several of them hold half of the page
+    together) protects it."""
     first = next(body.iter("h1"), None)
     story = next(first.iterancestors("article"), None) if first is not None else None
-    if story is None:
-        return set()
-    return {
+    if first is None or story is None:
+        return set(), False
+    others = {
         article
         for article in body.iter("article")
         if article not in protected
         and article.find(".//h1") is not None
         and not any(a is story for a in article.iterancestors("article"))
     }
+    heading = " ".join(first.itertext())
+    return others, bool(others) and any(headline_within(heading, title) for title in titles)
 
 
 SHOWN_COPY = 0.8

@@ -17,7 +17,7 @@ from lxml.etree import _Element
 from trafilatura.metadata import extract_author, extract_sitename, extract_title
 
 from ingest.byline import PREFIX, authors, is_site_name, joined, not_only_site_name
-from ingest.coverage import words
+from ingest.coverage import headline_within
 from ingest.extract.clean import tokens
 from ingest.extract.vocabulary import COMMENT_TOKENS
 from ingest.normalize import (
@@ -112,6 +112,17 @@ def site_names_of(structured: PageMetadata, url: str) -> tuple[str, ...]:
         return names
     persons = {p.casefold() for p in structured.persons}
     return tuple(n for n in names if n.casefold() not in persons)
+
+
+def page_titles(tree: _Element, ld: dict[str, Any], site_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The titles a page gives its own story, each once and without the site's name around it
+    (`strip_site_affixes`): its JSON-LD headline, its social and SEO titles (`_TITLE_KEYS`) and
+    its <title>. `preclean` tells the story from the next ones an infinite scroll appends by
+    them."""
+    meta = _meta_tags(tree)
+    found = (_str(ld.get("headline")), *map(meta.get, _TITLE_KEYS), tree.findtext(".//title"))
+    titles = (_plain(clean_inline(title)) for title in found)
+    return tuple(dict.fromkeys(strip_site_affixes(t, site_names) for t in titles if t))
 
 
 def marked_byline(tree: _Element, structured: PageMetadata, url: str) -> str | None:
@@ -320,11 +331,11 @@ def _headline(
     if not title:
         return heading
     stripped = strip_site_affixes(title, site_names)
-    if _mostly_within(heading, stripped) or not not_only_site_name(stripped, site_names):
+    if headline_within(heading, stripped) or not not_only_site_name(stripped, site_names):
         return heading
     for other in others:
         cleaned = _plain(clean_inline(other))
-        agrees = cleaned and _mostly_within(heading, strip_site_affixes(cleaned, site_names))
+        agrees = cleaned and headline_within(heading, strip_site_affixes(cleaned, site_names))
         if agrees and cleaned != title:
             return heading
     return stripped
@@ -376,21 +387,6 @@ def strip_site_affixes(title: str, site_names: tuple[str, ...]) -> str:
             continue
         break
     return title
-
-
-def _mostly_within(heading: str, title: str) -> bool:
-    """The heading is the title's headline: four in five of its words are in the title, and
-    it has three words or more, or half of the title's ("Politik" is a section label over
-    "Politik: Merkel tritt zurück", not its headline), and a third of the title's at least (a
-    platform's logo in an <h1>, "痞客邦 PIXNET", is the last part of a blog post's title, not
-    its headline)."""
-    words_h, words_t = words(heading), words(title)
-    if len(words_h) < 3 and 2 * len(words_h) < len(words_t):
-        return False
-    if 3 * len(words_h) < len(words_t):
-        return False
-    in_title = set(words_t)
-    return bool(words_h) and sum(w in in_title for w in words_h) >= 0.8 * len(words_h)
 
 
 _TITLE_KEYS = ("og:title", "twitter:title", "parsely-title", "dc.title", "citation_title")

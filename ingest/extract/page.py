@@ -23,6 +23,8 @@ from ingest.extract.metadata import (
     json_ld_article,
     ld_text,
     marked_byline,
+    page_titles,
+    site_names_of,
     structured_metadata,
     with_language,
 )
@@ -96,7 +98,7 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
     marked = marked_byline(tree, structured, url)
-    cleaned = preclean(tree)
+    cleaned = preclean(tree, page_titles(tree, ld, site_names_of(structured, url)))
     meta = complete_metadata(tree, structured, url, marked)
     # fast: without trafilatura's second opinion from its readability and jusText ports. After
     # `preclean` that second opinion mostly brought furniture back (AEB F1 0.968 without it,
@@ -105,11 +107,13 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     # trafilatura recovers loose text: on news pages that is as often the article's
     # standfirst as another story's, so preclean does not treat it as furniture.
     text = _trafilatura_text(tree, url, fast=True)
-    if cleaned.hidden_copies:
+    if cleaned.not_the_article:
         # A copy of its text the page hides is none of its text for the second opinion
         # either (resiliparse reads `display: none !important` as shown), nor for the fallback
-        # below: against a text held twice, the text once would look half lost.
-        shown = _parsed(document, cleaned.hidden_copies)
+        # below: against a text held twice, the text once would look half lost. Nor is a next
+        # story of an infinite scroll longer than the story: against it, the story would
+        # look lost, and the fallback would bring the other back.
+        shown = _parsed(document, cleaned.not_the_article)
         if shown is not None:
             as_read = html.tostring(shown, encoding="unicode")
     main = _main_content(as_read)
@@ -123,7 +127,7 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     # nothing.)
     lost = covered < GUARD_COVERAGE and reference.words > found
     if lost or few:
-        raw = _parsed(document, cleaned.hidden_copies)
+        raw = _parsed(document, cleaned.not_the_article)
         if raw is not None:
             fallback = _trafilatura_text(raw, url, fast=False)
             fallback_words = words(fallback)
@@ -151,11 +155,12 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     return extracted, main
 
 
-def _parsed(document: str, hidden_copies: tuple[str, ...]) -> _Element | None:
-    """The page parsed afresh, without the hidden copies of its text `preclean` removed."""
+def _parsed(document: str, not_the_article: tuple[str, ...]) -> _Element | None:
+    """The page parsed afresh, without what `preclean` removed as none of the article
+    (`Precleaned.not_the_article`)."""
     tree = load_html(document)
-    if tree is not None and hidden_copies:
-        remove_paths(tree, hidden_copies)
+    if tree is not None and not_the_article:
+        remove_paths(tree, not_the_article)
     return tree
 
 

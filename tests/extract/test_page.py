@@ -967,6 +967,54 @@ def test_an_infinite_scroll_page_is_its_first_story_only(wrapper: str) -> None:
     assert [text.count(f"Story {k}, ") for k in range(3)] == [5, 0, 0]
 
 
+def _scroll_page(head: str, stories: str) -> bytes:
+    return f"<html><head>{head}</head><body><main>{stories}</main></body></html>".encode()
+
+
+def _sized_story(k: int, headline: str, paragraphs: int) -> str:
+    text = "".join(
+        f"<p>Story {k}, paragraph {i}: the {headline.lower()} said on Thursday that plan number "
+        f"{i} would go ahead next spring, after a long dispute over its costs.</p>"
+        for i in range(paragraphs)
+    )
+    return f"<article class='post'><h1>{headline}</h1><div class='text'>{text}</div></article>"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param("<title>Harbour authority buys ferries | Example News</title>", id="title"),
+        pytest.param(
+            "<title>Example News</title>"
+            "<meta property='og:title' content='Harbour authority buys ferries'>",
+            id="og-title",
+        ),
+    ],
+)
+def test_an_infinite_scroll_page_drops_a_next_story_longer_than_the_story(head: str) -> None:
+    """The next story an infinite scroll appends, longer than the story (half of the page or
+    more), goes too when the story's <h1> is the page's headline (its title or og:title): the
+    text is the story's alone."""
+    stories = (
+        _sized_story(0, "Harbour authority buys ferries", 4)
+        + _sized_story(1, "City council passes the budget", 14)
+        + _sized_story(2, "School board elects a chair", 3)
+    )
+    text = extract_page(_scroll_page(head, stories), "https://example.com/news/harbour").text
+    assert [text.count(f"Story {k}, ") for k in range(3)] == [4, 0, 0]
+
+
+def test_a_story_after_a_teaser_with_the_first_h1_is_kept() -> None:
+    """A teaser dressed as a story, with the page's first <h1>, before the story: the story,
+    holding half of the page and titled as the page, is kept."""
+    stories = _sized_story(0, "Breaking: ferry delayed", 1) + _sized_story(
+        1, "Harbour authority buys ferries", 8
+    )
+    head = "<title>Harbour authority buys ferries | Example News</title>"
+    text = extract_page(_scroll_page(head, stories), "https://example.com/news/harbour").text
+    assert text.count("Story 1, ") == 8
+
+
 def test_a_story_of_articles_without_their_own_h1_is_kept_whole() -> None:
     """Entries of a live blog, each an <article> with its own <h2> under the page's <h1>: all
     of them are the story."""
