@@ -518,8 +518,10 @@ def _another_story(candidate: str, page: str) -> bool:
     `?id=4511`); else neither an id in common nor half of the words of the page's
     slug (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
     and `/2025/08/mayor-resigns` share none), where both have a slug; else two sets of ids
-    with none in common. An address that names nothing (`/?p=123`) contradicts nothing: the
-    page's canonical is followed, as from a short link to the story's slug.
+    with none in common. A page address that names nothing (`/?p=123`) contradicts nothing:
+    the page's canonical is followed, as from a short link to the story's slug; a canonical
+    that names nothing (the home page's index file, `/?lang=en`, a language's front `/en/`)
+    names no story the page's address names.
 
     Half of the page's words, not of the shorter slug's: a canonical naming a section, topic
     or tag front (`/politics/`, `/topics/budget/`) has a slug of a word or two, which the
@@ -535,6 +537,8 @@ def _another_story(candidate: str, page: str) -> bool:
     p_words, p_ids = _story_marks(page)
     if c_ids & p_ids:
         return False
+    if not (c_words or c_ids):
+        return bool(p_words or p_ids)
     if c_words and p_words:
         return len(c_words & p_words) < 0.5 * len(p_words)
     return bool(c_ids and p_ids)

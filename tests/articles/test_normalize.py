@@ -570,6 +570,21 @@ def test_choose_url_follows_a_canonical_naming_the_same_story(page: str, canonic
             id="two-word-topic-page-in-slug",
         ),
         pytest.param(
+            "https://example.com/2025/06/02/council-vote-budget",
+            "https://example.com/index.html",
+            id="home-page-index-file",
+        ),
+        pytest.param(
+            "https://example.com/2025/06/02/council-vote-budget",
+            "https://example.com/?lang=en",
+            id="home-page-with-a-language",
+        ),
+        pytest.param(
+            "https://example.com/news/council-vote-budget-4511234",
+            "https://example.com/en/",
+            id="language-front",
+        ),
+        pytest.param(
             "https://example.com/node/8997", "https://example.com/node/8996", id="other-node"
         ),
         pytest.param("https://example.com/?p=12346", "https://example.com/?p=12345", id="other-p"),

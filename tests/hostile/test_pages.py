@@ -283,14 +283,23 @@ async def test_a_canonical_naming_another_story_takes_neither_its_address_nor_it
     assert "vote" in stored["/2025/08/12/council-approves-budget"]["text"]
 
 
-async def test_a_canonical_naming_a_topic_front_keeps_each_story_at_its_own_address(
-    database_url: str, server: LocalServer, workers: Workers
+@pytest.mark.parametrize(
+    "front",
+    [
+        pytest.param("/topics/budget/", id="topic-front"),
+        pytest.param("/index.html", id="home-page-index-file"),
+        pytest.param("/?lang=en", id="home-page-with-a-language"),
+    ],
+)
+async def test_a_canonical_naming_a_front_keeps_each_story_at_its_own_address(
+    database_url: str, server: LocalServer, workers: Workers, front: str
 ) -> None:
-    """A template naming the topic front (`/topics/budget/`) as the canonical of each story
-    whose slug holds its word: each story is stored at its own address (they were stored
-    under the front's, the first one kept and the others skipped as known)."""
+    """A template naming a front as the canonical of each story: a topic's whose word each
+    story's slug holds (`/topics/budget/`), the home page's index file or the home page with
+    a language: each story is stored at its own address (they were stored under the
+    front's, the first one kept and the others skipped as known)."""
     server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-    front = server.url("/topics/budget/")
+    front = server.url(front)
     pages = {
         "/politics/2025/06/02/council-vote-budget": _story("Council vote budget", front, "vote"),
         "/politics/2025/06/03/budget-talks-collapse": _story(
