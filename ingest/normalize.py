@@ -422,7 +422,8 @@ def choose_url(page_url: str, rel_canonical: str | None) -> str:
     """The article's canonical URL: the page's rel=canonical (resolved against the page) when it
     is an http(s) URL on the same site (a canonical pointing elsewhere is a syndication hint we
     do not follow), not the site's home page nor a section the page sits in, and not the address
-    of another story (`_another_story`); else the page URL."""
+    of another story (`_another_story`), over https where the page was (`_as_served`); else
+    the page URL."""
     base = canonical_url(page_url)
     rel_canonical = (rel_canonical or "").strip()
     if rel_canonical and not any(ch.isspace() for ch in rel_canonical):
@@ -435,15 +436,26 @@ def choose_url(page_url: str, rel_canonical: str | None) -> str:
         # The page's own address in another form: without its AMP marks, over https, without
         # the trailing slash.
         if _story_address(candidate) == _story_address(base):
-            return candidate
+            return _as_served(candidate, base)
         # A canonical naming the home page or a section the article sits in ("/news/" for
         # "/news/2024/story") is a template error seen on real sites; following it would fold
         # every article of the section into one row. So is one naming another story (every
         # story naming the section front, or the latest story): this one would be stored
         # under the other's address, and one of the two lost.
         if not _is_ancestor(candidate, base) and not _another_story(candidate, base):
-            return candidate
+            return _as_served(candidate, base)
     return base
+
+
+def _as_served(candidate: str, page: str) -> str:
+    """A canonical URL over https where the page was served over https by the canonical's own
+    host: a template still writing the `http://` of a site moved to https (a CMS behind a
+    proxy that ends TLS) would store every article at an address a reader's browser warns
+    about, and which the site answers only with a redirect."""
+    c, p = urlsplit(candidate), urlsplit(page)
+    if c.scheme == "http" and p.scheme == "https" and c.netloc == p.netloc:
+        return urlunsplit(c._replace(scheme="https"))
+    return candidate
 
 
 def _is_ancestor(candidate: str, page: str) -> bool:

@@ -454,10 +454,29 @@ def test_reserved_characters_of_a_query_are_kept_as_written() -> None:
             "https://example.com/b",
             id="canonical-is-canonicalized",
         ),
+        pytest.param(
+            "https://example.com/2025/08/11/council-approves-budget",
+            "http://example.com/2025/08/11/council-approves-budget",
+            "https://example.com/2025/08/11/council-approves-budget",
+            id="http-canonical-of-an-https-page",
+        ),
+        pytest.param(
+            "https://example.com/2025/08/council-budget-vote",
+            "http://example.com/2025/08/council-approves-budget-after-vote",
+            "https://example.com/2025/08/council-approves-budget-after-vote",
+            id="http-canonical-with-a-reworded-slug",
+        ),
+        pytest.param(
+            "http://example.com/2025/08/11/council-approves-budget",
+            "https://example.com/2025/08/11/council-approves-budget",
+            "https://example.com/2025/08/11/council-approves-budget",
+            id="https-canonical-of-an-http-page",
+        ),
     ],
 )
 def test_choose_url_uses_same_site_canonical(page: str, canonical: str, expected: str) -> None:
-    """A rel=canonical on the same site (www./m./amp. variants included) is the article URL."""
+    """A rel=canonical on the same site (www./m./amp. variants included) is the article URL,
+    over https where the page was served over https by its host."""
     assert choose_url(page, canonical) == expected
 
 
