@@ -13,6 +13,10 @@ REFRESH_STUB_BYTES: Final = 16 * 1024
 analytics script, a few KiB); an article page with a refresh (a news page reloading itself
 every few minutes, a `<noscript>` refresh to a "please enable JavaScript" page: 70 KB and more
 on the real-page corpora) is the page."""
+REFRESH_REDIRECT_SECONDS: Final = 60
+"""The shortest delay of a refresh that is no redirect: a stub sends its reader on at once or
+after a few seconds ("You will be redirected in 5 seconds"); a page that goes elsewhere after
+a minute or more (a news site's return to its front page after 15 minutes) is read first."""
 _HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml", ""})
 _META: Final = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
 _ATTRIBUTE: Final = re.compile(
@@ -29,9 +33,10 @@ _UNREAD: Final = re.compile(
 
 def refresh_location(content_type: str, header: str | None, body: bytes) -> str | None:
     """The address a page refreshes to, as written (relative or not), or None when it is no
-    stub that sends its reader elsewhere: over REFRESH_STUB_BYTES, no HTML, no refresh, or one
-    that only reloads the page (no address). The `Refresh` header first, else the first meta
-    refresh of the page that a browser reads (`_UNREAD`: none in a comment or a `<noscript>`)."""
+    stub that sends its reader elsewhere: over REFRESH_STUB_BYTES, no HTML, no refresh, one
+    that only reloads the page (no address), or one that waits a minute or more. The
+    `Refresh` header first, else the first meta refresh of the page that a browser reads
+    (`_UNREAD`: none in a comment or a `<noscript>`)."""
     if len(body) > REFRESH_STUB_BYTES:
         return None
     if content_type.split(";")[0].strip().lower() not in _HTML_TYPES:
@@ -54,10 +59,16 @@ def refresh_location(content_type: str, header: str | None, body: bytes) -> str 
 def refresh_url(content: str) -> str | None:
     """The address of a refresh's value (`0; url=/story`, `0;URL='/story'`, `3, url = a`,
     `0; /story`) as HTML's declarative refresh reads it, or None when it names none (`900`,
-    a reload) or is no refresh value at all."""
+    a reload), only after REFRESH_REDIRECT_SECONDS or more (`900; url=/`), or is no refresh
+    value at all."""
     rest = content.strip(_SPACE)
     digits = len(rest) - len(rest.lstrip("0123456789."))
     if digits == 0:
+        return None
+    # The delay is the whole seconds its leading digits write (`2.5` is 2, `.5` is 0), read
+    # without its leading zeros so that a run of thousands of digits is never made a number.
+    seconds = rest[:digits].split(".", 1)[0].lstrip("0")
+    if len(seconds) > 2 or int(seconds or 0) >= REFRESH_REDIRECT_SECONDS:
         return None
     rest = rest[digits:]
     if not rest or rest[0] not in ";," + _SPACE:

@@ -465,14 +465,17 @@ async def test_a_refresh_header_is_followed_as_a_redirect(server: LocalServer) -
         pytest.param("0; url=/story", 0, "text/plain", "page", id="not-html"),
         pytest.param("0; url=/story", 0, "text/html", "feed", id="a-feed"),
         pytest.param("0; url=", 0, "text/html", "page", id="no-url"),
+        pytest.param("900; url=/story", 0, "text/html", "page", id="after-fifteen-minutes"),
+        pytest.param('60; URL="/story"', 0, "text/html", "page", id="after-a-minute"),
     ],
 )
 async def test_a_refresh_that_is_no_redirect_is_the_page(
     server: LocalServer, content: str, padding: int, content_type: str, kind: FetchKind
 ) -> None:
     """A page reloading itself (no address, or its own), an article page (past
-    REFRESH_STUB_BYTES) whose refresh sends browsers without scripts elsewhere, a body that is
-    no HTML, and a feed are results as they are."""
+    REFRESH_STUB_BYTES) whose refresh sends browsers without scripts elsewhere, a page that
+    goes elsewhere only after its reader has had a minute or more of it (a news site's return
+    to its front page), a body that is no HTML, and a feed are results as they are."""
     body = _refresh_stub(content, padding=padding)
     server.routes["/stub"] = static(body, content_type)
     server.routes["/story"] = static("<p>Story</p>", "text/html")
