@@ -29,36 +29,88 @@ _QUIET = (
 )
 
 
-# A DSN with its scheme mistyped, scheme:/user:password@host (which is no URL to redact_text):
-# the password is everything between the ":" after the user and the last "@" before the host (an
-# unescaped "@" in a password is common in DSNs).
+# A DSN's password as libpq reads it, on a value's own text (before a renderer escapes or quotes
+# it): in a URL, everything between the ":" after the user and the last "@" before the host
+# (libpq's URIs have no quoting, and a password may hold quotes, "?", "#" or an unescaped "@"),
+# also with its scheme mistyped (scheme:/user:password@host, which is no URL to redact_text); in
+# the keyword/value form, the value of `password` or `sslpassword` (a client key's passphrase):
+# a quoted one with its backslash escapes, or a run up to whitespace (a backslash escaping the
+# character after it); a URL's query parameter is redact_text's (its value ends at "&").
 # Bounded repetitions keep the scan linear on long lines.
-_URL_PASSWORD = re.compile(
-    r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}:/{1,2}[^\s:/@\"']{0,128}:)[^\s/\"']{0,256}@"
-)
-# libpq keyword/value form: "host=db password=secret".
+_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}:/{1,2}[^\s:/@]{0,128}:)[^\s/]{0,256}@")
 _KEYWORD_PASSWORD = re.compile(
-    r"(\bpassword\s{0,8}=\s{0,8})(?:'(?:[^'\\]|\\.){0,256}'|[^\s'\"\\,}]{1,256})"
+    r"((?<![?&;])\b(?:ssl)?password\s{0,8}=\s{0,8})(?:'(?:[^'\\]|\\.){0,256}'?|(?:[^\s\\]|\\.){1,256})",
+    re.DOTALL,
+)
+# The same on a rendered line, the net for what `_redact_values` cannot see (the repr of an
+# object): there a quote ends the JSON string or repr the password is in, and a backslash starts
+# an escape (`\"`, `\\`, `\u00e9`) taken whole, so that the line stays valid JSON.
+_RENDERED_URL_PASSWORD = re.compile(
+    r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}:/{1,2}[^\s:/@\"']{0,128}:)(?:[^\s/\"'\\]|\\.){0,256}@"
+)
+_RENDERED_KEYWORD_PASSWORD = re.compile(
+    r"((?<![?&;])\b(?:ssl)?password\s{0,8}=\s{0,8})(?:'(?:[^'\\]|\\.){0,256}'|(?:[^\s'\"\\]|\\.){1,256})"
 )
 
 
-def redact_secrets(line: str) -> str:
-    """`line` with each URL in it as stored error texts show it (`redact_text`: without its
+def redact_secrets(text: str) -> str:
+    """`text` with each URL in it as stored error texts show it (`redact_text`: without its
     user-info, a token or a DSN's user and password, and with the value of each query parameter
-    named as a credential as `***`), and the password of a libpq DSN not written as a URL
-    replaced by `***`."""
-    line = redact_text(line)
-    if "@" in line:
-        line = _URL_PASSWORD.sub(r"\1***@", line)
-    if "password" in line:
-        line = _KEYWORD_PASSWORD.sub(r"\1***", line)
-    return line
+    named as a credential as `***`), and the password of a libpq DSN written otherwise (a
+    password `redact_text` does not take for a URL's, the keyword/value form) replaced by
+    `***`, whatever characters it holds."""
+    return _redact_passwords(redact_text(text))
+
+
+def _redact_passwords(text: str) -> str:
+    """`text` with each DSN's password, as libpq reads it, replaced by `***`."""
+    if "@" in text:
+        text = _URL_PASSWORD.sub(r"\1***@", text)
+    if "password" in text:  # libpq's keywords are lower case
+        text = _KEYWORD_PASSWORD.sub(r"\1***", text)
+    return text
+
+
+def _redacted(value: object) -> object:
+    """`value` with the passwords of each text in it redacted, in dicts, lists and tuples too
+    (an exception rendered for JSON is a list of dicts)."""
+    if isinstance(value, str):
+        return _redact_passwords(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_redacted(item) for item in value)
+    return value
+
+
+def _redact_values(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    """Step before the renderer: the passwords in the message, every bound value and the
+    exception (its text and traceback, already formatted) redacted as written, where they are
+    spelled as libpq reads them; once rendered, they are escaped (JSON) or quoted (the
+    console), and a password's end is no longer where libpq's is. The URLs in them are
+    redacted on the rendered line (`_redact_rendered`)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            if "@" in value or "password" in value:
+                event_dict[key] = _redact_passwords(value)
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = _redacted(value)
+    return event_dict
 
 
 def _redact_rendered(logger: WrappedLogger, name: str, line: str | bytes) -> str | bytes:
-    """Last step of every chain, on the rendered line (traceback included): whatever a message,
-    a bound value or an exception's text says, a DSN's password never reaches the output."""
-    return redact_secrets(line) if isinstance(line, str) else line
+    """Last step of every chain, on the rendered line: whatever the values did not show as
+    text (an object's repr), a DSN's password never reaches the output."""
+    if not isinstance(line, str):
+        return line
+    line = redact_text(line)
+    if "@" in line:
+        line = _RENDERED_URL_PASSWORD.sub(r"\1***@", line)
+    if "password" in line:
+        line = _RENDERED_KEYWORD_PASSWORD.sub(r"\1***", line)
+    return line
 
 
 _LEVELS = {
@@ -176,8 +228,11 @@ def configure(
         )
         renderer = structlog.processors.JSONRenderer()
     else:
+        # The traceback as text in the event (which the renderer prints as it is), so that it
+        # is redacted with the values.
+        shared.append(structlog.processors.format_exc_info)
         renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
-    rendered: list[Processor] = [renderer, _redact_rendered]  # type: ignore[list-item]
+    rendered: list[Processor] = [_redact_values, renderer, _redact_rendered]  # type: ignore[list-item]
 
     _SINK.stream = out  # type: ignore[assignment]
     _SINK.level = logging.getLevelNamesMapping()[level.upper()]

@@ -5,6 +5,7 @@ format, from structlog or from a stdlib logger (psycopg, httpx), traceback inclu
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -20,6 +21,16 @@ DSNS = [
     f"postgresql:/ingest:{SECRET}@db.internal/news",  # a mistyped scheme
     f"host=db.internal user=ingest password={SECRET} dbname=news",
     f"host=db.internal password='{SECRET} x' dbname=news",
+    # Spellings libpq reads whose password holds what a log line escapes or quotes.
+    f"postgresql://ingest:a'{SECRET}@db.internal/news",  # an unescaped quote in a URL
+    f'postgresql://ingest:a"{SECRET}@db.internal/news',
+    f"host=db.internal password='a\\' {SECRET}' dbname=news",  # an escaped quote
+    f'host=db.internal password=a"{SECRET} dbname=news',
+    f"host=db.internal password=a\\{SECRET} dbname=news",  # a backslash
+    f"host=db.internal password=a,}}{SECRET} dbname=news",
+    f"host=db.internal password=\u00e9t\u00e9{SECRET} dbname=news",  # not ASCII
+    f"host=db.internal password = '{SECRET}' dbname=news",
+    f"host=db.internal sslkey=/k sslpassword={SECRET} dbname=news",  # the key's passphrase
 ]
 
 
@@ -51,7 +62,15 @@ def _log_everything(dsn: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
-@pytest.mark.parametrize("dsn", DSNS, ids=["url", "unescaped-at", "typo", "keywords", "quoted"])
+@pytest.mark.parametrize(
+    "dsn",
+    DSNS,
+    ids=[
+        *["url", "unescaped-at", "typo", "keywords", "quoted"],
+        *["url-quote", "url-double-quote", "escaped-quote", "double-quote", "backslash"],
+        *["comma-brace", "not-ascii", "spaced", "sslpassword"],
+    ],
+)
 def test_password_is_in_no_log_line(captured: io.StringIO, fmt: str, dsn: str) -> None:
     """Every line, tracebacks included, carries the event and the exception but not the
     password; tracebacks show no local variables."""
@@ -64,6 +83,8 @@ def test_password_is_in_no_log_line(captured: io.StringIO, fmt: str, dsn: str) -
     assert "error connecting to" in out
     assert SECRET not in out, out
     assert "settings = " not in out  # no locals in tracebacks
+    if fmt == "json":  # redacted, each line is still one JSON object
+        assert all(json.loads(line) for line in out.splitlines()), out
 
 
 TOKEN = "Tk-5e1f-hostile"
