@@ -300,12 +300,18 @@ def article_line(row: Mapping[str, Any]) -> str:
 INVALID_DSN = "DATABASE_URL is not a valid connection string"
 
 
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+"""The connection parameters that are secrets: the password, and the passphrase of the
+client's key (OpenSSL asks for it on the terminal when it is not given)."""
+
+
 def safe_dsn(dsn: str) -> str:
     """The connection string without its password (libpq reads it from PGPASSWORD or
-    ~/.pgpass instead), naming the same hosts and ports. A password with an unescaped `@`,
-    whose tail libpq takes for the host, is masked there too. Raises ValueError for a string
-    libpq cannot read (psycopg's message would quote it, password included)."""
-    params = {k: v for k, v in _conninfo(dsn).items() if k != "password"}
+    ~/.pgpass instead) nor the passphrase of its client key, naming the same hosts and ports.
+    A password with an unescaped `@`, whose tail libpq takes for the host, is masked there too.
+    Raises ValueError for a string libpq cannot read (psycopg's message would quote it,
+    password included)."""
+    params = {k: v for k, v in _conninfo(dsn).items() if k not in _SECRET_PARAMETERS}
     if dsn.startswith(("postgresql://", "postgres://")):
         return redact(_url(params), dsn)
     return redact(make_conninfo(**{k: str(v) for k, v in params.items()}), dsn)

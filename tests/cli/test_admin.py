@@ -705,6 +705,24 @@ def test_db_url_never_prints_the_password() -> None:
 
 
 @pytest.mark.parametrize(
+    "dsn",
+    [
+        "host=127.0.0.1 port=1 user=reader sslkey=/k.pem sslpassword='key pass-9f3c'",
+        "postgresql://reader@127.0.0.1:1/news?sslkey=/k.pem&sslpassword=key%20pass-9f3c",
+    ],
+    ids=["keywords", "url"],
+)
+def test_db_url_never_prints_the_client_key_s_passphrase(dsn: str) -> None:
+    """`sslpassword`, the passphrase of the client's key, is a password too: `db url` prints
+    the connection string without it (was: printed as given, the passphrase in full)."""
+    done = _ingest(dsn, "db", "url")
+    assert done.returncode == 0, done.stderr
+    assert "pass-9f3c" not in done.stdout + done.stderr
+    assert "sslkey=" in done.stdout
+    assert "sslpassword" not in done.stdout
+
+
+@pytest.mark.parametrize(
     ("dsn", "safe"),
     [
         ("postgresql://u:p@h:5432/d", "postgresql://u@h:5432/d"),
