@@ -10,10 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ingest.errors import ConfigError
-from ingest.schedule import Policy
+
+if TYPE_CHECKING:
+    from ingest.schedule import Policy
 
 
 def _default_data_dir() -> Path:
@@ -268,6 +270,10 @@ class Settings:
 
     def policy(self) -> Policy:
         """The scheduling policy these settings describe."""
+        # Imported here: the settings are read first thing by `ingest run` (`ingest.launcher`),
+        # before the scheduling stack.
+        from ingest.schedule import Policy
+
         return Policy(
             min_interval=timedelta(seconds=self.min_interval),
             max_interval=timedelta(seconds=self.max_interval),

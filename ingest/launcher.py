@@ -1,8 +1,9 @@
-"""The `ingest` command. For `ingest run`, the worker pool's fork server is spawned before
-anything else is imported: its imports and warm-up then run on the other core while this
-process imports the CLI, HTTP and database stack and checks the database, and the workers are
-ready when the first feeds come in; what the first request needs (`ingest.preload`) loads in
-a thread meanwhile. Everything else is `ingest.cli`."""
+"""The `ingest` command. For `ingest run`, the settings are checked first (refused, they are
+reported at once), then the worker pool's fork server is spawned before anything else is
+imported: its imports and warm-up then run on the other core while this process imports the
+CLI, HTTP and database stack and checks the database, and the workers are ready when the
+first feeds come in; what the first request needs (`ingest.preload`) loads in a thread
+meanwhile. Everything else is `ingest.cli`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def main() -> int:
     # imports are done; then what they made is frozen out of every later collection.
     gc.disable()
     try:
+        if run and (refused := _refused_settings()) is not None:
+            print(f"ingest: {refused}", file=sys.stderr)  # as `ingest.cli` reports an IngestError
+            return 1
         if run:
             from ingest import preload
             from ingest.workers import forkserver
@@ -46,6 +50,20 @@ def main() -> int:
     # memory the process gives back anyway.
     gc.freeze()
     return code
+
+
+def _refused_settings() -> str | None:
+    """Why the environment's settings are refused (None when they are valid), read before
+    anything slow: a service that cannot start says so at once, not after spawning its fork
+    server and importing its whole stack (a second or two on a busy machine)."""
+    from ingest.config import load_settings  # light: the standard library and ingest.errors
+    from ingest.errors import ConfigError
+
+    try:
+        load_settings()
+    except ConfigError as e:
+        return str(e)
+    return None
 
 
 def _lighten_imports() -> None:

@@ -4,9 +4,12 @@ and the TLS context it loads in a thread."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import sys
+
+import pytest
 
 from ingest import preload
 from tests.support.paths import ROOT
@@ -41,3 +44,37 @@ def test_tls_context_is_loaded_once_and_verifies() -> None:
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
     assert context.cert_store_stats()["x509_ca"] > 100
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INGEST_") and k not in ("DATABASE_URL", "XDG_DATA_HOME")
+    }
+    env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/never_reached"
+    return env | settings
+
+
+@pytest.mark.parametrize("once", [[], ["--once"]], ids=["service", "once"])
+def test_a_bad_setting_stops_run_before_its_fork_server_and_pipeline(once: list[str]) -> None:
+    """`ingest run` with a value it refuses says so (one line, exit 1) before anything slow:
+    its fork server is not spawned, neither the CLI's stack nor the pipeline's imported (was:
+    all of them, then the refusal, 1 to 2.6 s after the command on a busy machine)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ingest", "run", *once],
+        cwd=ROOT,
+        env=_env(INGEST_HOST_DELAY="abc"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    timings = [ln for ln in done.stderr.splitlines() if ln.startswith("import time:")]
+    said = [ln for ln in done.stderr.splitlines() if not ln.startswith("import time:")]
+    assert done.returncode == 1, done.stderr
+    assert said == [
+        "ingest: invalid configuration: INGEST_HOST_DELAY: 'abc' is not a number of seconds"
+    ]
+    imported = {ln.rsplit("|", 1)[1].strip() for ln in timings}
+    assert "ingest.config" in imported
+    assert not {"ingest.cli", "ingest.workers.forkserver", "ingest.pipeline"} & imported
