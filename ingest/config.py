@@ -151,7 +151,31 @@ def _field_problems(settings: Settings) -> list[str]:
             problems.append(f"{name}: must be one of {', '.join(meta['choices'])}")
         elif isinstance(value, int | float) and not _in_range(value, meta):
             problems.append(f"{name}: {_shown(value)} is out of range ({_range(value, meta)})")
+        elif f.name == "http_host" and not _is_host(str(value)):
+            problems.append(
+                f"{name}: {value!r} is not an IP address or a host name"
+                f" (the port is {variable('http_port')}'s)"
+            )
     return problems
+
+
+# Labels of letters, digits, hyphens (not at either end) and underscores (a container's name),
+# the last one not all digits (`999.1.1.1` is a mistyped address, not a name).
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?$)(?:(?!-)[\w-]{1,63}(?<!-)\.)*(?!-)(?![0-9]+\.?$)[\w-]{1,63}(?<!-)\.?",
+    re.ASCII,
+)
+
+
+def _is_host(text: str) -> bool:
+    """An IP address (IPv6 with its zone: `fe80::1%eth0`) or a host name (RFC 1123 labels)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return _HOST_NAME.fullmatch(text) is not None
+    return True
 
 
 def _in_range(value: float, meta: Mapping[str, Any]) -> bool:
@@ -362,3 +386,36 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[st
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         found.append((name, close[0] if close else None))
     return found
+
+
+def cannot_listen(host: str, port: int, reason: str) -> str:
+    """The refusal of an address the service's endpoints cannot listen on."""
+    return f"cannot listen on {host}:{port} (INGEST_HTTP_PORT, INGEST_HTTP_HOST): {reason}"
+
+
+def listen_problem(settings: Settings) -> str | None:
+    """Why the service could not listen on INGEST_HTTP_HOST and INGEST_HTTP_PORT (an address
+    that is not this machine's, a name that does not resolve, a port another process listens
+    on), found as the endpoints' server would find it (each address the host resolves to
+    bound, as asyncio binds them), but before `ingest run` does anything slow; None when it
+    can, or when the endpoints are off (port 0). Only the service asks: the other commands
+    listen on nothing, and may run on another machine with its settings."""
+    if not settings.http_port:
+        return None
+    import socket
+
+    host, port = settings.http_host, settings.http_port
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as e:
+        return cannot_listen(host, port, e.strerror or str(e))
+    for family, kind, proto, _, address in dict.fromkeys(found):
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+        except OSError as e:
+            return cannot_listen(host, port, e.strerror or str(e))
+    return None

@@ -19,7 +19,7 @@ def main() -> int:
     # imports are done; then what they made is frozen out of every later collection.
     gc.disable()
     try:
-        if run and (refused := _refused_settings()) is not None:
+        if run and (refused := _refused_settings(argv)) is not None:
             print(f"ingest: {refused}", file=sys.stderr)  # as `ingest.cli` reports an IngestError
             return 1
         if run:
@@ -52,18 +52,22 @@ def main() -> int:
     return code
 
 
-def _refused_settings() -> str | None:
+def _refused_settings(argv: list[str]) -> str | None:
     """Why the environment's settings are refused (None when they are valid), read before
     anything slow: a service that cannot start says so at once, not after spawning its fork
-    server and importing its whole stack (a second or two on a busy machine)."""
-    from ingest.config import load_settings  # light: the standard library and ingest.errors
+    server and importing its whole stack (a second or two on a busy machine). The service
+    (`run` without `--once`, which argparse also takes abbreviated) checks that it can listen
+    where INGEST_HTTP_HOST and INGEST_HTTP_PORT say."""
+    from ingest.config import listen_problem, load_settings  # light: stdlib and ingest.errors
     from ingest.errors import ConfigError
 
     try:
-        load_settings()
+        settings = load_settings()
     except ConfigError as e:
         return str(e)
-    return None
+    if any(arg.startswith("--o") for arg in argv[1:]):  # --once
+        return None
+    return listen_problem(settings)
 
 
 def _lighten_imports() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ingest.config import cannot_listen
 from ingest.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -31,10 +32,7 @@ class HealthServer:
         try:
             self._server = await asyncio.start_server(self._handle, self.host, self.port)
         except OSError as e:
-            raise ConfigError(
-                f"cannot listen on {self.host}:{self.port} (INGEST_HTTP_PORT, INGEST_HTTP_HOST): "
-                f"{e.strerror or e}"
-            ) from e
+            raise ConfigError(cannot_listen(self.host, self.port, e.strerror or str(e))) from e
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("http_listening", host=self.host, port=self.port)
 

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 
+import psycopg
 import pytest
 
 from ingest import preload
@@ -78,3 +79,60 @@ def test_a_bad_setting_stops_run_before_its_fork_server_and_pipeline(once: list[
     imported = {ln.rsplit("|", 1)[1].strip() for ln in timings}
     assert "ingest.config" in imported
     assert not {"ingest.cli", "ingest.workers.forkserver", "ingest.pipeline"} & imported
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("192.0.2.1", "Cannot assign requested address"),  # TEST-NET-1: no machine's own
+        ("no-such-host.invalid", ""),  # never resolves (RFC 6761)
+    ],
+    ids=["not-this-machine", "unresolvable"],
+)
+def test_a_service_that_cannot_listen_says_so_before_anything_slow(
+    empty_database_url: str, host: str, reason: str
+) -> None:
+    """`ingest run` whose INGEST_HTTP_HOST is not an address of this machine (or a name that
+    does not resolve) says it cannot listen there, in one line, exit 1, before migrating the
+    database, spawning its fork server or importing the pipeline (was: after all of them,
+    when its endpoints came to listen)."""
+    env = _env(INGEST_HTTP_HOST=host, INGEST_HTTP_PORT="8080")
+    env["DATABASE_URL"] = empty_database_url
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ingest", "run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    timings = [ln for ln in done.stderr.splitlines() if ln.startswith("import time:")]
+    said = [ln for ln in done.stderr.splitlines() if not ln.startswith("import time:")]
+    assert done.returncode == 1, done.stderr
+    assert len(said) == 1, said
+    assert said[0].startswith(
+        f"ingest: cannot listen on {host}:8080 (INGEST_HTTP_PORT, INGEST_HTTP_HOST): {reason}"
+    )
+    imported = {ln.rsplit("|", 1)[1].strip() for ln in timings}
+    assert not {"ingest.workers.forkserver", "ingest.pipeline"} & imported
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT to_regclass('ingest.schema_migrations')").fetchone() == (None,)
+
+
+@pytest.mark.integration
+def test_run_once_does_not_listen_and_takes_any_address(database_url: str) -> None:
+    """`ingest run --once` serves no endpoint: an INGEST_HTTP_HOST of another machine (the
+    service's settings shared with a cron job elsewhere) does not stop it."""
+    env = _env(INGEST_HTTP_HOST="192.0.2.1", INGEST_LOG_FORMAT="json")
+    env["DATABASE_URL"] = database_url
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--onc"],  # argparse takes an abbreviation
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("feeds: 0 ")
