@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 import structlog
 
 from ingest import __version__, logs
-from ingest.config import Settings, listen_problem, load_settings, unknown_variables
+from ingest.config import Settings, load_settings, run_problem, unknown_variables
 from ingest.errors import ConfigError, IngestError, LockLost
 from ingest.normalize import canonical_url, redact_text, redact_url
 from ingest.store import Store
@@ -851,7 +851,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import open_pipeline
     from ingest.workers.pool import stop_promptly
 
-    if not args.once and (problem := listen_problem(settings)) is not None:
+    if (problem := run_problem(settings, serving=not args.once)) is not None:
         raise ConfigError(problem)  # before the database is reached and the workers start
 
     async def go(dsn: str) -> int:

@@ -393,7 +393,29 @@ def cannot_listen(host: str, port: int, reason: str) -> str:
     return f"cannot listen on {host}:{port} (INGEST_HTTP_PORT, INGEST_HTTP_HOST): {reason}"
 
 
-def listen_problem(settings: Settings) -> str | None:
+NO_TEMPORARY_DIRECTORY = (
+    "no writable temporary directory (TMPDIR, /tmp, /var/tmp) for the worker pool's socket:"
+    " on a read-only root filesystem, mount a tmpfs on /tmp (docker run --read-only --tmpfs"
+    " /tmp; Kubernetes: an emptyDir volume)"
+)
+
+
+def run_problem(settings: Settings, *, serving: bool) -> str | None:
+    """Why `ingest run` cannot start on this machine with these settings, found before anything
+    slow; None when it can. Its worker pool needs a temporary directory (the fork server's
+    socket is there), which a container run with a read-only root filesystem lacks without a
+    tmpfs on /tmp; the service (`serving`; not `run --once`) must be able to listen on
+    INGEST_HTTP_HOST and INGEST_HTTP_PORT."""
+    import tempfile
+
+    try:
+        tempfile.gettempdir()  # what multiprocessing's fork server uses
+    except FileNotFoundError:
+        return NO_TEMPORARY_DIRECTORY
+    return _listen_problem(settings) if serving else None
+
+
+def _listen_problem(settings: Settings) -> str | None:
     """Why the service could not listen on INGEST_HTTP_HOST and INGEST_HTTP_PORT (an address
     that is not this machine's, a name that does not resolve, a port another process listens
     on), found as the endpoints' server would find it (each address the host resolves to

@@ -53,21 +53,19 @@ def main() -> int:
 
 
 def _refused_settings(argv: list[str]) -> str | None:
-    """Why the environment's settings are refused (None when they are valid), read before
-    anything slow: a service that cannot start says so at once, not after spawning its fork
-    server and importing its whole stack (a second or two on a busy machine). The service
-    (`run` without `--once`, which argparse also takes abbreviated) checks that it can listen
-    where INGEST_HTTP_HOST and INGEST_HTTP_PORT say."""
-    from ingest.config import listen_problem, load_settings  # light: stdlib and ingest.errors
+    """Why `ingest run` cannot start (None when it can): settings refused, or what it needs
+    of the machine (`ingest.config.run_problem`), found before anything slow, so that a
+    service that cannot start says so at once, not after spawning its fork server and
+    importing its whole stack (a second or two on a busy machine)."""
+    from ingest.config import load_settings, run_problem  # light: stdlib and ingest.errors
     from ingest.errors import ConfigError
 
     try:
         settings = load_settings()
     except ConfigError as e:
         return str(e)
-    if any(arg.startswith("--o") for arg in argv[1:]):  # --once
-        return None
-    return listen_problem(settings)
+    # `--once` (which argparse also takes abbreviated) serves no endpoint.
+    return run_problem(settings, serving=not any(arg.startswith("--o") for arg in argv[1:]))
 
 
 def _lighten_imports() -> None:

@@ -5,9 +5,11 @@ and the TLS context it loads in a thread."""
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -128,6 +130,67 @@ def test_run_once_does_not_listen_and_takes_any_address(database_url: str) -> No
     env["DATABASE_URL"] = database_url
     done = subprocess.run(
         [sys.executable, "-m", "ingest", "run", "--onc"],  # argparse takes an abbreviation
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("feeds: 0 ")
+
+
+def _user_namespaces() -> bool:
+    """Whether this machine lets the tests mount in a namespace of their own (`unshare -rm`)."""
+    if shutil.which("unshare") is None:
+        return False
+    done = subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30)
+    return done.returncode == 0
+
+
+def _on_a_read_only_root(command: list[str], writable: list[Path]) -> list[str]:
+    """`command` run with the root filesystem read-only but for the directories `writable` (a
+    container run with `--read-only` and its volumes), in a mount namespace of its own."""
+    binds = "".join(f"mount --bind {d} {d}; " for d in writable)
+    script = f'set -e; {binds}mount -o remount,bind,ro /; exec "$@"'
+    return ["unshare", "-rm", "sh", "-c", script, "sh", *command]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _user_namespaces(), reason="needs unshare -rm (user namespaces)")
+def test_a_read_only_root_without_a_writable_tmp_is_one_line(tmp_path: Path) -> None:
+    """`ingest run` on a read-only root filesystem with no writable temporary directory (a
+    container run with `--read-only` and no tmpfs on /tmp) says so in one line, with the way
+    out, exit 1 (was: a traceback from the fork server's start, which has its socket there)."""
+    env = _env(INGEST_DATA_DIR=str(tmp_path), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("TMPDIR", None)
+    done = subprocess.run(
+        _on_a_read_only_root([sys.executable, "-m", "ingest", "run"], [tmp_path]),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("ingest: no writable temporary directory"), done.stderr
+    assert "--tmpfs /tmp" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _user_namespaces(), reason="needs unshare -rm (user namespaces)")
+def test_a_read_only_root_with_a_writable_tmp_runs(database_url: str, tmp_path: Path) -> None:
+    """With the root filesystem read-only but for a temporary directory and the data directory
+    (`docker run --read-only --tmpfs /tmp -v data:/data`), a pass of `ingest run` works."""
+    data, tmp = tmp_path / "data", tmp_path / "tmp"
+    data.mkdir()
+    tmp.mkdir()
+    env = _env(INGEST_DATA_DIR=str(data), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1")
+    env["DATABASE_URL"] = database_url
+    done = subprocess.run(
+        _on_a_read_only_root([sys.executable, "-m", "ingest", "run", "--once"], [data, tmp]),
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -388,6 +388,16 @@ def test_compose_ingest_service_settings(compose_config: dict[str, Any]) -> None
     assert data_sources[0] in compose_config["volumes"], "/data must be a named volume"
 
 
+def test_compose_runs_the_image_on_a_read_only_root(compose_config: dict[str, Any]) -> None:
+    """The image writes nothing outside /data but the worker pool's socket, in a temporary
+    directory: the stack runs it on a read-only root filesystem, with a tmpfs on /tmp for the
+    service (`tests/cli/test_start_up.py` runs `ingest run` so, with and without it)."""
+    services = compose_config["services"]
+    assert services["migrate"]["read_only"] is True
+    assert services["ingest"]["read_only"] is True
+    assert services["ingest"]["tmpfs"] == ["/tmp"]
+
+
 # --------------------------------------------------------------------------- tests: Dockerfile
 
 
