@@ -75,15 +75,17 @@ VOLUME ["/data"]
 # /healthz, /readyz and /metrics are served on INGEST_HTTP_PORT.
 EXPOSE 8080
 
-# No curl in the slim image: probe with the standard library. Any connection error or non-2xx
-# answer raises, which exits non-zero (= unhealthy). The probe goes where the service listens
-# (INGEST_HTTP_HOST): a wildcard address through loopback of its family (0.0.0.0: 127.0.0.1;
-# `::`, which listens on IPv6 alone: ::1), any other address as it is. /healthz is the
-# liveness check (the process and its scheduler run); /readyz, which says whether the database
-# lets it work, is for orchestrators that route or alert on readiness. With INGEST_HTTP_PORT=0
-# nothing answers: run the container with --no-healthcheck.
+# No curl in the slim image: the probe is the package's own, on the standard library
+# (ingest/healthcheck.py). Any connection error or non-2xx answer exits non-zero (= unhealthy),
+# with the reason (docker inspect). It goes where the service listens, INGEST_HTTP_HOST and
+# INGEST_HTTP_PORT read as the service reads them: a wildcard address through loopback of its
+# family (0.0.0.0: 127.0.0.1; `::`, which listens on IPv6 alone: ::1), any other address as it
+# is, never through a proxy. /healthz is the liveness check (the process and its scheduler
+# run); /readyz, which says whether the database lets it work, is for orchestrators that route
+# or alert on readiness. With INGEST_HTTP_PORT=0 nothing answers: run the container with
+# --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; h = os.environ.get('INGEST_HTTP_HOST', '0.0.0.0'); h = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '::1'}.get(h, h); h = '[' + h + ']' if ':' in h else h; urllib.request.urlopen('http://' + h + ':' + os.environ.get('INGEST_HTTP_PORT', '8080') + '/healthz', timeout=4)"]
+    CMD ["python", "-m", "ingest.healthcheck"]
 
 ENTRYPOINT ["ingest"]
 CMD ["run"]

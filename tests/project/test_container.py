@@ -470,16 +470,19 @@ def test_the_installed_package_holds_every_subpackage() -> None:
 
 
 def test_dockerfile_healthcheck_probes_healthz_with_stdlib(final_stage: list[Instruction]) -> None:
-    """The HEALTHCHECK runs Python's standard library against /healthz on 127.0.0.1 (no curl in
-    slim images)."""
+    """The HEALTHCHECK runs the package's probe of /healthz, on Python's standard library (no
+    curl in slim images)."""
     command = _healthcheck_command(final_stage)
-    assert command[0] == "python"
-    code = " ".join(command[1:])
-    assert "urllib.request" in code
-    assert "127.0.0.1" in code
-    assert "/healthz" in code
-    assert "curl" not in code
-    assert "wget" not in code
+    assert command == ["python", "-m", "ingest.healthcheck"]
+    from ingest import healthcheck
+
+    source = Path(healthcheck.__file__).read_text(encoding="utf-8")
+    assert "urllib.request" in source
+    assert "/healthz" in source
+    assert healthcheck.healthz_url("0.0.0.0", 8080) == "http://127.0.0.1:8080/healthz"
+    assert healthcheck.healthz_url("::", 8080) == "http://[::1]:8080/healthz"
+    assert healthcheck.healthz_url("fe80::1%eth0", 80) == "http://[fe80::1%25eth0]:80/healthz"
+    assert healthcheck.healthz_url("ingest-0", 80) == "http://ingest-0:80/healthz"
 
 
 def _free_port() -> int:
@@ -516,6 +519,61 @@ def test_dockerfile_healthcheck_command_works(
         srv.routes["/healthz"] = Response(status, b"ok", {"Content-Type": "text/plain"})
         assert (_run_healthcheck(command, srv.port) == 0) is healthy
         assert srv.hits("/healthz"), "the healthcheck did not request /healthz"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"INGEST_HTTP_PORT": "{port}\r\n", "INGEST_HTTP_HOST": " 0.0.0.0\r\n"},
+        {"ingest_http_port": "{port}"},
+        {
+            "INGEST_HTTP_PORT": "{port}",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "http_proxy": "http://127.0.0.1:9",
+        },
+    ],
+    ids=["crlf-env-file", "lower-case-name", "behind-a-proxy"],
+)
+def test_dockerfile_healthcheck_reads_the_settings_as_the_service_does(
+    final_stage: list[Instruction], settings: dict[str, str]
+) -> None:
+    """The health check finds the port and address where the service reads them: a value
+    with the whitespace around it (an env file with CRLF line ends), a variable named in
+    lower case, and goes straight to the service, whatever proxy the container is given for
+    its feeds (was: a URL with the `\r` in it, the default port, or a request to the proxy:
+    a healthy service reported unhealthy)."""
+    command = _healthcheck_command(final_stage)
+    with LocalServer() as srv:
+        srv.routes["/healthz"] = Response(200, b"ok", {"Content-Type": "text/plain"})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.upper().startswith(("INGEST_", "HTTP_PROXY", "NO_PROXY"))
+        }
+        env |= {k: v.replace("{port}", str(srv.port)) for k, v in settings.items()}
+        done = subprocess.run(
+            [sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        assert srv.hits("/healthz")
+
+
+def test_dockerfile_healthcheck_says_why_it_fails_with_the_endpoints_off(
+    final_stage: list[Instruction],
+) -> None:
+    """With INGEST_HTTP_PORT=0 nothing answers: the check fails saying so, and how to run
+    such a container (`docker inspect` shows what a check printed)."""
+    command = _healthcheck_command(final_stage)
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("INGEST_")}
+    done = subprocess.run(
+        [sys.executable, *command[1:]],
+        env=env | {"INGEST_HTTP_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "--no-healthcheck" in done.stdout + done.stderr
 
 
 def test_dockerignore_allows_only_build_inputs(dockerfile_text: str) -> None:
