@@ -322,6 +322,19 @@ def test_compose_db_is_postgres_with_healthcheck_and_volume(compose_config: dict
     assert source in compose_config["volumes"], "db data must live in a named volume"
 
 
+def test_compose_db_is_healthy_only_once_it_answers_over_tcp(
+    compose_config: dict[str, Any],
+) -> None:
+    """On a fresh volume, the postgres image's entrypoint first runs a temporary server that
+    listens on its Unix socket alone (`listen_addresses=''`: initdb, then POSTGRES_DB created),
+    stops it and starts the real one. `pg_isready` over that socket says it accepts
+    connections meanwhile: `migrate`, started then, finds nothing on db:5432, exits 1 and is
+    not restarted, and `ingest`, waiting for it, never starts. The check asks over TCP, where
+    migrate and ingest connect (was: over the socket, ready during the first start's init)."""
+    test = " ".join(compose_config["services"]["db"]["healthcheck"]["test"][1:])
+    assert re.search(r"pg_isready\b.*\s(-h|--host)[ =](127\.0\.0\.1|localhost)\b", test), test
+
+
 def test_compose_migrate_runs_once_after_db_is_healthy(compose_config: dict[str, Any]) -> None:
     """migrate is built from this repo, runs `migrate` once when db is healthy, and is never
     restarted."""
