@@ -23,18 +23,34 @@ def _default_data_dir() -> Path:
     return Path(base) / "news-ingest"
 
 
-def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """CPUs this process may really use: its affinity mask, further limited by a cgroup v2 CPU
-    quota (a container capped at 2 CPUs on a 64-core host gets 2 workers, not 64)."""
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may really use: its affinity mask, further limited by a CPU quota of
+    its cgroup (a container capped at 2 CPUs on a 64-core host gets 2 workers, not 64), from
+    cgroup v2's `cpu.max` or, on a host that mounts cgroup v1, `cpu.cfs_quota_us` over
+    `cpu.cfs_period_us` (`cgroup` is where the hierarchy is mounted)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     count = cpus or 1
-    try:
-        quota, period = cgroup_cpu_max.read_text().split()[:2]
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
+    quota = _cpu_quota(cgroup)
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
     return count
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """The CPUs the cgroup's quota allows (1.5 for 150 ms every 100 ms), None without one."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    for controller in ("cpu", "cpu,cpuacct"):
+        try:
+            quota = (cgroup / controller / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / controller / "cpu.cfs_period_us").read_text().strip()
+            return None if int(quota) < 0 else int(quota) / int(period)
+        except (OSError, ValueError, ZeroDivisionError):
+            continue
+    return None
 
 
 LogFormat = Literal["auto", "json", "console"]

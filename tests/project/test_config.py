@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import Settings, load_settings, unknown_variables
+from ingest.config import Settings, load_settings, unknown_variables, usable_cpus
 from ingest.errors import ConfigError
 
 # The README's table: variable -> (Settings field, default).
@@ -462,3 +462,47 @@ def test_a_host_name_refused_says_what_is_taken(
         "invalid configuration: INGEST_HTTP_HOST: '0.0.0.0:8080' is not an IP address or a host"
         " name (the port is INGEST_HTTP_PORT's)"
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, 64),
+        ({"cpu.max": "max 100000\n"}, 64),
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 64),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),
+        (
+            {
+                "cpu,cpuacct/cpu.cfs_quota_us": "300000\n",
+                "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+            },
+            3,
+        ),
+        ({"cpu.max": "garbage\n"}, 64),
+    ],
+    ids=[
+        "none",
+        "v2-unlimited",
+        "v2",
+        "v2-fraction",
+        "v2-half",
+        "v1-unlimited",
+        "v1",
+        "v1-joined",
+        "bad",
+    ],
+)
+def test_usable_cpus_follows_the_cgroup_quota_v1_or_v2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: int
+) -> None:
+    """The default INGEST_WORKERS: the CPUs of the process's affinity mask, further limited by
+    a CPU quota of its cgroup, whichever version the host mounts (`docker run --cpus=2` on a
+    cgroup v1 host, where the quota is in cpu.cfs_quota_us: was 64 workers on a 64-CPU host)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert usable_cpus(tmp_path) == expected
