@@ -5,10 +5,12 @@ with the same processors."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -132,6 +134,7 @@ class _Sink:
     def __init__(self) -> None:
         self.stream: TextIO = sys.stdout
         self.level = logging.INFO
+        self.json = False
         self.lock = threading.Lock()
 
 
@@ -173,15 +176,28 @@ def _at_level(logger: WrappedLogger, method_name: str, event_dict: EventDict) ->
 def _line_lost(method_name: str, event: object) -> None:
     """A line that could not be rendered or written is lost, and the code that logged it goes
     on, as with a logging handler (`logging.Handler.handleError`): a note goes to stderr, with
-    the event's name but not its values (they may hold secrets the redaction never saw)."""
+    the event's name but not its values (they may hold secrets the redaction never saw); in
+    JSON mode the note is a JSON line (`log_line_lost`), as every other line is."""
     if not logging.raiseExceptions:
         return
     try:
-        error = sys.exc_info()[1]
-        sys.stderr.write(
-            f"--- Logging error: {method_name} line {redact_secrets(str(event))!r} lost "
-            f"({type(error).__name__}) ---\n"
-        )
+        error = type(sys.exc_info()[1]).__name__
+        lost = redact_secrets(str(event))
+        if _SINK.json:
+            note = json.dumps(
+                {
+                    "event": "log_line_lost",
+                    "lost_event": lost,
+                    "lost_level": method_name,
+                    "error": error,
+                    "level": "error",
+                    "logger": __name__,
+                    "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                }
+            )
+        else:
+            note = f"--- Logging error: {method_name} line {lost!r} lost ({error}) ---"
+        sys.stderr.write(note + "\n")
     except Exception:  # noqa: S110 - stderr itself may be what failed
         pass
 
@@ -236,6 +252,7 @@ def configure(
 
     _SINK.stream = out  # type: ignore[assignment]
     _SINK.level = logging.getLevelNamesMapping()[level.upper()]
+    _SINK.json = use_json
     structlog.configure(
         processors=[_at_level, *shared, *rendered],
         logger_factory=_line_logger,
@@ -253,3 +270,8 @@ def configure(
     root.setLevel(_SINK.level)
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # A library's `warnings.warn` goes out as a line of this format (logger `py.warnings`), not
+    # as text the warnings module prints on stderr; taken again by each `configure`, whatever
+    # restored the warnings module's own printing since (`warnings.catch_warnings`).
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -139,3 +140,35 @@ def test_a_library_line_that_cannot_be_rendered_shows_none_of_its_arguments(
     assert "Traceback" not in stderr
     assert "error connecting to %s in %s" in stderr
     assert "next line" in out.getvalue()
+
+
+def test_a_lost_line_s_note_is_a_json_line_in_json_mode(
+    out: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In JSON mode the note of a lost line is a JSON line too, naming the event lost and why
+    (was: a line of text among the JSON ones, which a log shipper parsing JSON refuses)."""
+    logs.configure("json", "info", stream=out)
+    structlog.get_logger("ingest.example").info("counted", by_pair={("a", 1): 2})
+    logging.getLogger("psycopg.pool").warning("error connecting to %s in %s", "x")
+    notes = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(n["event"], n["lost_event"], n["error"], n["level"]) for n in notes] == [
+        ("log_line_lost", "counted", "TypeError", "error"),
+        ("log_line_lost", "error connecting to %s in %s", "TypeError", "error"),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_python_warning_is_a_log_line(out: io.StringIO, fmt: str) -> None:
+    """A warning a library raises (`warnings.warn`) goes out as a line of the configured
+    format, on the log stream, at level warning (was: printed by the warnings module as two
+    lines of text on stderr, in JSON mode too)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        logs.configure(fmt, "info", stream=out)  # type: ignore[arg-type]
+        warnings.warn("the old way is going away", DeprecationWarning, stacklevel=1)
+    text = out.getvalue()
+    assert "the old way is going away" in text
+    if fmt == "json":
+        (line,) = lines(out)
+        assert line["level"] == "warning"
+        assert line["logger"] == "py.warnings"
