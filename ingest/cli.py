@@ -25,6 +25,7 @@ import structlog
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings, run_problem, unknown_variables
 from ingest.errors import ConfigError, IngestError, LockLost
+from ingest.launcher import terminated
 from ingest.normalize import canonical_url, redact_text, redact_url
 from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
@@ -468,14 +469,6 @@ def _discard_stdout() -> None:
         os.close(devnull)
 
 
-def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM ends the command, its clean-up run (the commands that have more to do, `run`,
-    `backfill`, `prune`, put their own handler in place of this one). Without a handler, the
-    command as a container's PID 1 (`docker run IMAGE feeds import`) would not even stop: the
-    kernel spares PID 1 every signal it does not handle, and Docker kills it 10 s later."""
-    raise SystemExit(143)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -489,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # escape (`\\u2013`), not a UnicodeEncodeError halfway through a listing.
         stdout.reconfigure(errors="backslashreplace")
     sys.stdout = cast(TextIO, _Stdout(stdout))
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, terminated)  # as `ingest.launcher` does, for `-m ingest.cli`
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)

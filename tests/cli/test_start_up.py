@@ -199,3 +199,43 @@ def test_a_read_only_root_with_a_writable_tmp_runs(database_url: str, tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("feeds: 0 ")
+
+
+@pytest.mark.parametrize("argv", [["ingest", "run"], ["ingest", "feeds", "list"]])
+def test_sigterm_is_handled_before_the_first_import(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    """The command's SIGTERM handler is in place before anything is imported or spawned: a
+    container's PID 1, which the kernel spares every signal it has no handler for, stopped
+    (`docker stop`) while it imports its stack (a second on a busy machine) exits 143 (was:
+    the signal ignored, the service started and ran on until Docker's SIGKILL, its feeds
+    leased)."""
+    import signal
+
+    from ingest import launcher
+
+    seen: list[object] = []
+
+    def first_thing(argv: list[str]) -> str:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        raise SystemExit(0)
+
+    def first_import() -> None:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        raise SystemExit(0)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(launcher, "_refused_settings", first_thing)
+    monkeypatch.setattr(launcher, "_lighten_imports", first_import)
+    try:
+        with pytest.raises(SystemExit):
+            launcher.main()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen
+    handler = seen[0]
+    assert callable(handler)
+    with pytest.raises(SystemExit) as ended:
+        handler(signal.SIGTERM, None)
+    assert ended.value.code == 143
