@@ -517,7 +517,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(coro_fn: Callable[[str], Coroutine[Any, Any, int]], settings: Settings) -> int:
     dsn = database_url(settings)
-    return asyncio.run(coro_fn(dsn))
+    # A SIGTERM waits while the event loop is made (its handler raises SystemExit, which would
+    # leave a loop half made, whose clean-up prints a traceback), and the command's coroutine
+    # is made once the loop is there (one never run says so too).
+    came: list[int] = []
+    handler = signal.signal(signal.SIGTERM, lambda signum, frame: came.append(signum))
+    try:
+        runner = asyncio.Runner()
+        runner.get_loop()
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    with runner:
+        if came and callable(handler):
+            handler(signal.SIGTERM, None)
+        return runner.run(coro_fn(dsn))
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -239,3 +239,43 @@ def test_sigterm_is_handled_before_the_first_import(
     with pytest.raises(SystemExit) as ended:
         handler(signal.SIGTERM, None)
     assert ended.value.code == 143
+
+
+def test_sigterm_while_the_event_loop_is_made_leaves_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM just as a command makes its event loop (the signal is handled at once, between
+    two steps of that making) ends the command, exit 143, without the traceback of a loop
+    half made (`Exception ignored in BaseEventLoop.__del__`, `'_UnixSelectorEventLoop' object
+    has no attribute '_ssock'`) nor the warning of a coroutine never awaited, both text lines
+    among the JSON ones."""
+    import gc
+    import selectors
+    import signal
+
+    from ingest import cli
+    from ingest.config import Settings
+    from ingest.launcher import terminated
+
+    made = selectors.DefaultSelector
+
+    def interrupted() -> selectors.BaseSelector:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return made()
+
+    async def command(dsn: str) -> int:
+        return 0
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(selectors, "DefaultSelector", interrupted)
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli._run(command, Settings(database_url="postgresql://127.0.0.1:1/never"))
+        gc.collect()  # what a loop half made, or a coroutine never run, says as it goes
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.undo()
+    assert ended.value.code == 143
+    assert unraisable == []
