@@ -874,7 +874,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             summary = await pipeline.run(all_feeds=args.all)
         print(
             f"feeds: {summary.feeds} ({summary.ok} ok, {summary.not_modified} not modified, "
-            f"{summary.failed} failed); articles: {summary.new_articles} new "
+            f"{summary.failed} failed, {summary.held} held); articles: {summary.new_articles} new "
             f"({summary.from_feed} from full-text feeds without a request), "
             f"{summary.updated} updated, {summary.skipped} skipped, "
             f"{summary.page_errors} stored from feed text for want of a usable page"

@@ -4,7 +4,8 @@
     ├── ConfigError                settings that cannot work (exit non-zero at start-up)
     ├── FeedError(url)             something about one feed or page URL
     │   ├── FetchError             the request failed (.status, .retry_after, .date, ...)
-    │   │   └── BlockedError       refused before connecting: scheme, address, robots.txt
+    │   │   ├── BlockedError       refused before connecting: scheme, address, robots.txt
+    │   │   └── HeldError          not sent: the host's Retry-After is not over
     │   └── ParseError             the bytes are not a feed feedparser can use
     ├── ExtractError(url)          the page could not be turned into an article
     ├── WorkerError                a task of the worker pool did not finish
@@ -20,6 +21,7 @@ with its traceback and re-raised.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -94,6 +96,16 @@ class FetchError(FeedError):
 
 class BlockedError(FetchError):
     """Refused before any connection: non-HTTP scheme, non-public address, or robots.txt."""
+
+
+class HeldError(FetchError):
+    """Not sent: the host answered another request with 429 or 503 and a Retry-After that is
+    not over (`seconds` left, also as `retry_after`). The host's word, not the URL's failure:
+    a feed held is due again when the hold ends, with nothing of its failures changed."""
+
+    def __init__(self, url: str, message: str, *, seconds: float) -> None:
+        super().__init__(url, message, retry_after=str(math.ceil(seconds)))
+        self.seconds = seconds
 
 
 class ParseError(FeedError):

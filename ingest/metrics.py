@@ -17,7 +17,7 @@ from ingest.errors import (
     WorkerCrashed,
     WorkerTimeout,
 )
-from ingest.types import FeedStatus, FetchKind
+from ingest.types import FetchKind, PollStatus
 
 FEEDS_POLLED = Counter("ingest_feeds_polled", "Feeds polled, by outcome", ["status"])
 ARTICLES_NEW = Counter("ingest_articles_new", "Articles stored for the first time")
@@ -79,7 +79,7 @@ class; a bug's own class shows up when it happens)."""
 # Every series known in advance is exported from the start, at 0 (Prometheus, "Avoid missing
 # metrics"): a series that appears with its first event makes `increase()` and `rate()` miss
 # that event, and leaves an alert on it nothing to read until then.
-for _status in get_args(FeedStatus):
+for _status in get_args(PollStatus):
     FEEDS_POLLED.labels(_status)
 for _kind in get_args(FetchKind):
     FETCH_SECONDS.labels(_kind)

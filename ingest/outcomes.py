@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.types import FeedStatus, FullText
+from ingest.types import FullText, PollStatus
 
 
 @dataclass(frozen=True, slots=True)
 class FeedOutcome:
     feed_id: int
-    status: FeedStatus
+    status: PollStatus
     new: int = 0
     skipped: int = 0
     page_errors: int = 0
@@ -40,6 +40,8 @@ class RunSummary:
     ok: int = 0
     not_modified: int = 0
     failed: int = 0
+    held: int = 0
+    """Feeds whose request was not sent, their host's Retry-After not over (not failures)."""
     new_articles: int = 0
     updated: int = 0
     """Articles updated in place (an entry edited after it was stored)."""
@@ -55,6 +57,8 @@ class RunSummary:
             self.ok += 1
         elif outcome.status == "not_modified":
             self.not_modified += 1
+        elif outcome.status == "held":
+            self.held += 1
         else:
             self.failed += 1
         self.new_articles += outcome.new

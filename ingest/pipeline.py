@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import structlog
@@ -25,7 +25,7 @@ import structlog
 from ingest import dedup, metrics
 from ingest.article import another_page
 from ingest.config import Settings
-from ingest.errors import FetchError, IngestError, StoreError, WorkerError
+from ingest.errors import FetchError, HeldError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fetch.client import credential_site
 from ingest.fulltext import (
@@ -604,6 +604,8 @@ class Pipeline:
                 if not refused(e):
                     raise
                 outcome = await self._record_failure(feed, e)
+            except HeldError as e:
+                outcome = await self._record_held(feed, e)
             except IngestError as e:
                 outcome = await self._record_failure(feed, e)
             except Exception as e:
@@ -627,6 +629,17 @@ class Pipeline:
                 ms=int(elapsed * 1000),
             )
             return outcome
+
+    async def _record_held(self, feed: Feed, e: HeldError) -> FeedOutcome:
+        """The feed's request was not sent: its host answered another request (of this feed's
+        or another's) with a Retry-After that is not over. The host asked us to wait, the feed
+        did nothing wrong: it is due again when the hold ends, with no failure, error or end
+        of its 404 streak recorded, no backoff, and no error counted."""
+        with self._finishing_poll(feed.id):
+            await self.store.feed_held(
+                feed.id, owner=self.owner, wait=timedelta(seconds=math.ceil(e.seconds))
+            )
+        return FeedOutcome(feed.id, "held", error=_failure_message(feed, e))
 
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
         message = _failure_message(feed, e)

@@ -13,6 +13,10 @@ SourceKind = Literal["feed", "sitemap"]
 """What a registered URL is: a feed, or a (news) sitemap followed as if it were a feed."""
 FeedStatus = Literal["ok", "not_modified", "error"]
 """How a feed's poll ended (`news.feeds.last_status`)."""
+PollStatus = Literal["ok", "not_modified", "error", "held"]
+"""How a claimed feed's turn ended: its poll's `FeedStatus`, or `held`: its request not sent,
+its host's Retry-After not over (`HeldError`), so that nothing of the feed is recorded but its
+next fetch, at the end of the hold."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ def pass_counts(summary: RunSummary) -> dict[str, int]:
         "ok": summary.ok,
         "not_modified": summary.not_modified,
         "failed": summary.failed,
+        "held": summary.held,
         "new": summary.new_articles,
         "updated": summary.updated,
     }

@@ -264,6 +264,21 @@ SET last_fetched_at = %(now)s,
 FROM outcome o
 WHERE f.id = o.id;
 
+-- name: feed_held
+-- The feed's request was not sent: its host answered another request with 429 or 503 and a
+-- Retry-After not over (%(wait)s left, capped at INGEST_MAX_INTERVAL). Not a poll: due again
+-- when the hold ends, by the database's clock (or later, where it was due later: paused by the
+-- operator meanwhile), done for this pass (polled_at: `run --once --all` does not claim it again
+-- into the same hold), its lease released; its failures, 404 streak, status and error, and
+-- last_fetched_at stay as they were. A no-op if the lease was lost.
+UPDATE ingest.feeds
+SET next_fetch_at = GREATEST(next_fetch_at,
+                             LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')),
+    polled_at = now(),
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s AND lease_owner = %(owner)s;
+
 -- name: hold_host_feeds
 -- The host of %(url)s answered feed %(id)s with 429 or 503 and a Retry-After (%(wait)s, capped at
 -- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress

@@ -21,7 +21,7 @@ import httpx
 
 from ingest import USER_AGENT, preload
 from ingest.config import Settings
-from ingest.errors import BlockedError, FetchError
+from ingest.errors import BlockedError, FetchError, HeldError
 from ingest.fetch.body import BodyDecoder, BodyTooLargeError, content_coding
 from ingest.fetch.guard import (
     AddressCheck,
@@ -481,10 +481,10 @@ class Fetcher:
                 except HostHeld as e:
                     # Not sent: the host asked for no request before then (`_back_off`).
                     left = math.ceil(e.seconds)
-                    raise FetchError(
+                    raise HeldError(
                         url,
                         f"held: {e.key} asked for no request for another {left}s (Retry-After)",
-                        retry_after=str(left),
+                        seconds=e.seconds,
                     ) from e
                 except BlockedAddressError as e:
                     raise BlockedError(url, str(e)) from e
@@ -737,10 +737,10 @@ class Fetcher:
             raise
         except FetchError as e:
             status = e.status
-            if isinstance(e.__cause__, HostHeld):
+            if isinstance(e, HeldError):
                 # Not sent: the host's Retry-After is not over. Its pages wait meanwhile, and
                 # robots.txt is asked for once it ends, not a failure's 10 minutes later.
-                short_ttl = min(short_ttl, e.__cause__.seconds)
+                short_ttl = min(short_ttl, e.seconds)
             # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
             # like a server error, as Google does, rather than as permission to crawl.
             if status is not None and 300 <= status < 500 and status != 429:

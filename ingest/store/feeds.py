@@ -258,6 +258,13 @@ class FeedStore(StoreBase):
             },
         )
 
+    async def feed_held(self, feed_id: int, *, owner: str, wait: timedelta) -> None:
+        """The feed's request was not sent, its host held for `wait` more by a Retry-After
+        given to another request: due again then, by the database's clock, and the lease
+        released, with nothing of its polls changed (not a failure); a no-op if the lease was
+        lost."""
+        await self._all("feed_held", {"id": feed_id, "owner": owner, "wait": wait})
+
     async def hold_host_feeds(self, feed_id: int, url: str, wait: timedelta) -> None:
         """The host of `url`, which answered feed `feed_id`'s request, asked for `wait` (a
         Retry-After): its feeds due sooner, other than `feed_id` and not leased, are due after

@@ -376,7 +376,7 @@ def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
     assert proc.returncode == 0
 
 
-TICK_COUNTS = ("feeds", "ok", "not_modified", "failed", "new", "updated")
+TICK_COUNTS = ("feeds", "ok", "not_modified", "failed", "held", "new", "updated")
 
 
 def test_a_failed_tick_logs_one_line_with_its_counts(database_url: str) -> None:

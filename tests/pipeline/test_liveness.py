@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from ingest.types import FeedStatus, FetchKind
+from ingest.types import FetchKind, PollStatus
 from jobs.http import HealthServer
 from jobs.service import STALL_MARGIN, STALLED_TICKS, Service
 from jobs.tasks import refresh_schedule_lag
@@ -190,7 +190,7 @@ def test_every_series_known_in_advance_is_exported_from_the_start() -> None:
     errors = ("tick", "trim", "FetchError", "BlockedError", "ParseError", "StoreError")
     errors += ("WorkerTimeout", "WorkerCrashed")
     for series in (
-        *(f'ingest_feeds_polled_total{{status="{s}"}} 0.0' for s in get_args(FeedStatus)),
+        *(f'ingest_feeds_polled_total{{status="{s}"}} 0.0' for s in get_args(PollStatus)),
         *(f'ingest_fetch_duration_seconds_count{{kind="{k}"}} 0.0' for k in get_args(FetchKind)),
         *(f'ingest_errors_total{{kind="{k}"}} 0.0' for k in errors),
     ):

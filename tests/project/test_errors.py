@@ -18,6 +18,7 @@ from ingest.errors import (
     ExtractError,
     FeedError,
     FetchError,
+    HeldError,
     IngestError,
     LockLost,
     ParseError,
@@ -37,6 +38,7 @@ SAMPLES: dict[type[IngestError], IngestError] = {
     FeedError: FeedError(URL, "feed is gone"),
     FetchError: FetchError(URL, "HTTP 503 Service Unavailable", status=503, retry_after="120"),
     BlockedError: BlockedError(URL, "disallowed by robots.txt", status=451, retry_after="60"),
+    HeldError: HeldError(URL, "held: example.com asked for no request", seconds=1199.5),
     ParseError: ParseError(URL, "not a feed: text/html"),
     ExtractError: ExtractError(URL, "no article text found on the page"),
     StoreError: StoreError("database unreachable"),
@@ -46,7 +48,7 @@ SAMPLES: dict[type[IngestError], IngestError] = {
     WorkerTimeout: WorkerTimeout("timed out after 30s"),
     WorkerCrashed: WorkerCrashed("worker process died (exit code -9)"),
 }
-FIELDS = ("url", "message", "status", "retry_after")
+FIELDS = ("url", "message", "status", "retry_after", "seconds")
 
 
 def _subclasses(cls: type[IngestError]) -> Iterator[type[IngestError]]:

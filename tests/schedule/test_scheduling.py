@@ -724,6 +724,81 @@ async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_
 
 
 @pytest.mark.anyio
+async def test_a_feed_held_by_its_host_s_retry_after_is_not_a_failed_poll(
+    server: LocalServer, database_url: str, inline_workers: InlineWorkers
+) -> None:
+    """Two feeds of a host are in flight together; the first answers 429 with `Retry-After:
+    1200` while the second waits out the host's delay, whose request is then never sent: the
+    second is due again when the hold ends, its lease released, and its failure state (a
+    failure in a row that is a 404, its error) left as it was, counted as held by the pass
+    (was: recorded as one more failed poll, failures + 1 and `last_error` "held: ...", its
+    404 streak ended by a request the host never saw)."""
+    server.routes["/busy"] = Response(429, b"slow down", {"Retry-After": "1200"})
+    server.routes["/other"] = static(rss(server.base, [START]), "application/rss+xml")
+    busy, other = server.url("/busy"), server.url("/other")
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        store = Store(pool)
+        for url in (busy, other):
+            await store.add_feed(url)
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                "UPDATE ingest.feeds SET next_fetch_at = now() - interval '2 minutes'"
+                " WHERE url = %s",
+                [busy],
+            )
+            conn.execute(
+                "UPDATE ingest.feeds SET next_fetch_at = now() - interval '1 minute',"
+                " consecutive_failures = 1, failing_since = now() - interval '1 hour',"
+                " consecutive_not_found = 1, not_found_since = now() - interval '1 hour',"
+                " last_status = 'error', last_error = 'HTTP 404', title = 'Other'"
+                " WHERE url = %s",
+                [other],
+            )
+            before = conn.execute(
+                "SELECT consecutive_failures, failing_since, consecutive_not_found,"
+                " not_found_since, last_status, last_error, last_fetched_at, active"
+                " FROM ingest.feeds WHERE url = %s",
+                [other],
+            ).fetchone()
+        settings = Settings(
+            database_url=database_url,
+            allow_private_networks=True,
+            # The second feed's request waits out the host's delay behind the first's, and the
+            # hold then fails it at once, unsent.
+            host_delay=1,
+            concurrent_feeds=2,
+            feeds_per_tick=2,
+            max_crawl_delay=0,
+        )
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(settings, store, fetcher, inline_workers, rng=random.Random(1))
+            summary = await pipeline.run()
+    finally:
+        await pool.close()
+    assert len(server.hits("/busy")) == 1
+    assert server.hits("/other") == []
+    assert (summary.feeds, summary.failed, summary.held) == (2, 1, 1)
+    assert [o.status for o in summary.outcomes if o.status != "error"] == ["held"]
+    with psycopg.connect(database_url) as conn:
+        after = conn.execute(
+            "SELECT consecutive_failures, failing_since, consecutive_not_found,"
+            " not_found_since, last_status, last_error, last_fetched_at, active"
+            " FROM ingest.feeds WHERE url = %s",
+            [other],
+        ).fetchone()
+        held = conn.execute(
+            "SELECT next_fetch_at - now(), lease_owner FROM ingest.feeds WHERE url = %s",
+            [other],
+        ).fetchone()
+    assert after == before
+    assert held is not None
+    assert held[1] is None
+    assert timedelta(minutes=19) <= held[0] <= timedelta(minutes=20)
+
+
+@pytest.mark.anyio
 async def test_a_retry_after_given_twice_is_honoured(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
