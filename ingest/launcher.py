@@ -31,7 +31,8 @@ def main() -> int:
     # imports are done; then what they made is frozen out of every later collection.
     gc.disable()
     try:
-        if run and (refused := _refused_settings(argv)) is not None:
+        once = _run_once(argv[1:]) if run else None
+        if once is not None and (refused := _refused_settings(serving=not once)) is not None:
             print(f"ingest: {refused}", file=sys.stderr)  # as `ingest.cli` reports an IngestError
             return 1
         if run:
@@ -64,11 +65,28 @@ def main() -> int:
     return code
 
 
-def _refused_settings(argv: list[str]) -> str | None:
+def _run_once(options: list[str]) -> bool | None:
+    """Whether `ingest run OPTIONS` is `run --once` (True) or the service (False), for options
+    its parser takes as they are (`--once`, `--all` with it, either abbreviated: `--onc`); None
+    for any other, whose usage error `ingest.cli` reports (exit 2) before any setting."""
+    flags = set()
+    for option in options:
+        flag = next(
+            (f for f in ("--once", "--all") if len(option) > 2 and f.startswith(option)), None
+        )
+        if flag is None:
+            return None
+        flags.add(flag)
+    once = "--once" in flags
+    return None if "--all" in flags and not once else once
+
+
+def _refused_settings(*, serving: bool) -> str | None:
     """Why `ingest run` cannot start (None when it can): settings refused, or what it needs
-    of the machine (`ingest.config.run_problem`), found before anything slow, so that a
-    service that cannot start says so at once, not after spawning its fork server and
-    importing its whole stack (a second or two on a busy machine)."""
+    of the machine (`ingest.config.run_problem`; `serving`: not `run --once`, which serves no
+    endpoint), found before anything slow, so that a service that cannot start says so at
+    once, not after spawning its fork server and importing its whole stack (a second or two
+    on a busy machine)."""
     from ingest.config import load_settings, run_problem  # light: stdlib and ingest.errors
     from ingest.errors import ConfigError
 
@@ -76,8 +94,7 @@ def _refused_settings(argv: list[str]) -> str | None:
         settings = load_settings()
     except ConfigError as e:
         return str(e)
-    # `--once` (which argparse also takes abbreviated) serves no endpoint.
-    return run_problem(settings, serving=not any(arg.startswith("--o") for arg in argv[1:]))
+    return run_problem(settings, serving=serving)
 
 
 def _lighten_imports() -> None:

@@ -83,6 +83,36 @@ def test_a_bad_setting_stops_run_before_its_fork_server_and_pipeline(once: list[
     assert not {"ingest.cli", "ingest.workers.forkserver", "ingest.pipeline"} & imported
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--bogus"], "ingest: error: unrecognized arguments: --bogus"),
+        (["--all"], "ingest run: error: --all only makes sense with --once"),
+        (
+            ["--once", "--once=1"],
+            "ingest run: error: argument --once: ignored explicit argument '1'",
+        ),
+    ],
+    ids=["unknown-option", "all-without-once", "value-to-a-flag"],
+)
+def test_a_usage_error_of_run_is_one_whatever_its_settings(args: list[str], error: str) -> None:
+    """`ingest run` given options it cannot take is a usage error (exit 2, the usage and the
+    reason), as every command's, with settings it would refuse too: the settings are checked
+    early for a command line that runs (was: `ingest: invalid configuration`, exit 1, and a
+    port in use for `run --all`, which only makes sense with `--once`)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", *args],
+        cwd=ROOT,
+        env=_env(INGEST_HOST_DELAY="abc"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("usage: ingest"), done.stderr
+    assert done.stderr.splitlines()[-1] == error
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     ("host", "reason"),
@@ -216,7 +246,7 @@ def test_sigterm_is_handled_before_the_first_import(
 
     seen: list[object] = []
 
-    def first_thing(argv: list[str]) -> str:
+    def first_thing(*, serving: bool) -> str:
         seen.append(signal.getsignal(signal.SIGTERM))
         raise SystemExit(0)
 
