@@ -553,13 +553,10 @@ def _iso_8601(value: str) -> time.struct_time | None:
     India's read as +05:00, Nepal's `+0545` as +05:05) and dates ISO 8601's basic format
     (`20250602T081500+0530`) at midnight."""
     try:
-        when = datetime.fromisoformat(value.strip())
+        when = _iso_in_utc(value)
     except ValueError:
         return None
-    try:
-        return to_utc(when).timetuple()
-    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
-        return None
+    return None if when is None else when.timetuple()
 
 
 feedparser.registerDateHandler(_rfc822_with_zone)
@@ -695,14 +692,20 @@ def _from_iso(value: object) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return _iso_in_utc(value)
     except ValueError:
         # Not RFC 3339; some JSON feeds use RFC 822 dates. feedparser's parser is the lenient one.
         return None if _unread_zone(value) else _from_struct(_feedparser_parse_date(value))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # RFC 3339 requires an offset; UTC is the usual intent
+
+
+def _iso_in_utc(value: str) -> datetime | None:
+    """An ISO 8601 date or date-time (`datetime.fromisoformat`) in UTC, a zone-less one taken
+    as UTC (RFC 3339 requires an offset; UTC is the usual intent); None for a moment outside
+    datetime's range (year 1 with a positive offset, year 9999 with a negative one). Raises
+    ValueError for text that is not ISO 8601."""
+    parsed = datetime.fromisoformat(value.strip())
     try:
-        return parsed.astimezone(UTC)
+        return to_utc(parsed)
     except OverflowError:
         return None
 
