@@ -796,7 +796,7 @@ def rfc2822_date(text: str) -> datetime | None:
     return when
 
 
-_MONTH_NAMES: Final = (
+MONTH_NAMES: Final = (
     "january",
     "february",
     "march",
@@ -842,7 +842,7 @@ def _month_number(word: str) -> int | None:
     """The month a name or its abbreviation of three letters or more names (`June`, `Jun`,
     `Sept`), 1 to 12; None for another word."""
     word = word.lower()
-    return next((n for n, name in enumerate(_MONTH_NAMES, 1) if name.startswith(word)), None)
+    return next((n for n, name in enumerate(MONTH_NAMES, 1) if name.startswith(word)), None)
 
 
 def spelled_date(text: str) -> datetime | None:

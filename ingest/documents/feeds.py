@@ -29,6 +29,7 @@ from ingest.documents.text import (
 )
 from ingest.errors import ParseError
 from ingest.normalize import (
+    MONTH_NAMES,
     charset_of,
     full_year,
     hour_of_day,
@@ -510,7 +511,6 @@ _DASHED_ZONE_NAME = re.compile(
     r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)([A-Z]{1,5}))?\s*",
     re.IGNORECASE,
 )
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _year_first(value: str) -> time.struct_time | None:
@@ -533,7 +533,8 @@ def _year_first(value: str) -> time.struct_time | None:
         if half is not None and 1 <= int(hour) <= 12:  # 12 AM is midnight, 12 PM noon
             hour = str(hour_of_day(int(hour), half))
         clock = f"{hour}:{rest}"
-    return _rfc822([day, _MONTH_NAMES[int(month) - 1], year, *filter(None, (clock, zone))])
+    month_name = MONTH_NAMES[int(month) - 1][:3].title()
+    return _rfc822([day, month_name, year, *filter(None, (clock, zone))])
 
 
 def _spelled(value: str) -> time.struct_time | None:
