@@ -14,7 +14,7 @@ import structlog
 
 from ingest import metrics
 from ingest.article import OTHER_PAGE, another_page, build_article
-from ingest.errors import BlockedError, ExtractError, FetchError, WorkerError
+from ingest.errors import BlockedError, ExtractError, FetchError, HeldError, WorkerError
 from ingest.normalize import charset_of, redact_url
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Article, Extracted, OwnText, ParsedEntry
@@ -37,12 +37,15 @@ class PageOutcome:
     """Worth another try later: a server error, 429, a timeout, robots.txt unavailable."""
     responded: bool = False
     """The server answered (even with an error status)."""
+    held: bool = False
+    """Not sent: the host's Retry-After is not over (`HeldError`). A passing failure that is
+    no try at the page: the entry waits without one more try counted."""
 
     def retry_later(self, attempts: int, max_attempts: int) -> bool:
         """Whether the entry waits for another try at its page instead of being stored from
         the feed's text now: the failure is a passing one and tries are left (`attempts` made
-        before this one)."""
-        return self.transient and attempts + 1 < max_attempts
+        before this one; a request its host held back, never sent, is none)."""
+        return self.transient and attempts + (0 if self.held else 1) < max_attempts
 
 
 NO_PAGE = PageOutcome(None, None, None, False)
@@ -161,6 +164,8 @@ async def fetch_page(
         return PageOutcome(final_url, extracted, None, False, True)
     except BlockedError as e:
         return PageOutcome(final_url, None, str(e), False)
+    except HeldError as e:
+        return PageOutcome(final_url, None, str(e), True, held=True)
     except FetchError as e:
         return PageOutcome(final_url, None, str(e), e.transient, e.status is not None)
     except ExtractError as e:

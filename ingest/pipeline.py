@@ -945,12 +945,15 @@ class Pipeline:
         updated, unchanged, retried = await self._refetch(feed, plan.refetch, plan.stamped, now)
         storer = _Storer(self._articles, feed.id)
         deferred: list[dedup.Candidate] = []
+        held: set[bytes] = set()
 
         async def ready(i: int, page: PageOutcome, own: bool, now: bool) -> None:
             c = plan.fetch[i]
             # An entry whose own text is its article never waits for its page.
             if not own and page.retry_later(c.attempts, self.settings.page_attempts):
                 deferred.append(c)
+                if page.held:
+                    held.add(c.key)
                 return
             article = self._article(c, page, text_from_feed=own, own=owns[i])
             if article is not None:
@@ -967,6 +970,7 @@ class Pipeline:
                 [c.key for c in deferred],
                 [c.link for c in deferred],
                 [c.attempts for c in deferred],
+                tried=[c.key not in held for c in deferred],
             )
         finally:
             for c in plan.fetch:  # stored (or deferred): later feeds find it in the database
@@ -1177,7 +1181,8 @@ class Pipeline:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
         the stored version alone: after a passing failure the update waits for another try
-        (its try counted, `ArticleStore.defer_updates`; tried again at the next poll, which
+        (its try counted, `ArticleStore.defer_updates`, unless its host held the request back;
+        tried again at the next poll, which
         reads the feed again, as for a new entry waiting for its page), up to
         INGEST_PAGE_ATTEMPTS tries; past them, or after a failure that is not passing, the
         entry's update time is recorded, so that the page is not fetched again until the entry
@@ -1221,6 +1226,7 @@ class Pipeline:
         items = []
         gone = []
         retried: list[bytes] = []
+        tried: list[bytes] = []
         for i, c in enumerate(found):
             if i not in outcomes:
                 if wanted[i]:  # stamped, and its text does not decide: left as it is
@@ -1231,6 +1237,8 @@ class Pipeline:
             else:
                 if page.retry_later(c.attempts, self.settings.page_attempts):
                     retried.append(c.key)
+                    if not page.held:
+                        tried.append(c.key)
                 else:
                     gone.append(c)
                 continue
@@ -1238,7 +1246,8 @@ class Pipeline:
                 items.append((article, c.key))
         times = dedup.update_times([*reached, *gone], now)
         updated = len(await self.store.updated_entries(feed.id, items, unchanged=times))
-        await self.store.defer_updates(feed.id, retried)
+        # A page its host held back (never sent) waits without a try counted.
+        await self.store.defer_updates(feed.id, tried)
         # Counted as they commit, whatever becomes of the poll (`_committed`): a feed that fails
         # later keeps them updated.
         metrics.ARTICLES_UPDATED.inc(updated)

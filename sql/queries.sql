@@ -348,13 +348,20 @@ WHERE feed_id = %(feed_id)s AND entry_hash = ANY(%(hashes)s::bytea[]) AND articl
 -- name: defer_entries
 -- One more failed try at these entries' pages: a new entry starts from the tries it was planned
 -- with (%(attempts)s: those of an entry waiting with its link, known_entries), and records the
--- hash of its link (%(links)s) for the next entry listed with it.
+-- hash of its link (%(links)s) for the next entry listed with it. %(tries)s: the tries to count
+-- for each entry (0 for a page whose request its host held back, never sent; 1 when absent).
+WITH d AS (
+    SELECT h, l, t, COALESCE(n, 1) AS n
+    FROM unnest(%(hashes)s::bytea[], %(links)s::text[], %(attempts)s::int[], %(tries)s::int[])
+         AS d(h, l, t, n)
+    WHERE h IS NOT NULL
+)
 INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id, attempts, link_hash)
-SELECT %(feed_id)s, h, NULL, COALESCE(t, 0) + 1, ingest.url_hash(l)
-FROM unnest(%(hashes)s::bytea[], %(links)s::text[], %(attempts)s::int[]) AS d(h, l, t)
-WHERE h IS NOT NULL
+SELECT %(feed_id)s, h, NULL, COALESCE(t, 0) + n, ingest.url_hash(l)
+FROM d
 ON CONFLICT (feed_id, entry_hash) DO UPDATE
-SET attempts = ingest.feed_entries.attempts + 1,
+SET attempts = ingest.feed_entries.attempts
+        + (SELECT max(d.n) FROM d WHERE d.h = EXCLUDED.entry_hash),
     link_hash = COALESCE(EXCLUDED.link_hash, ingest.feed_entries.link_hash)
 WHERE ingest.feed_entries.article_id IS NULL AND NOT ingest.feed_entries.pruned;
 

@@ -143,11 +143,14 @@ class ArticleStore(StoreBase):
         hashes: Sequence[bytes],
         links: Sequence[str] = (),
         attempts: Sequence[int] = (),
+        tried: Sequence[bool] = (),
     ) -> None:
         """Count one more failed try at these entries' pages; they are planned again next poll.
         `links` (their canonical links) and `attempts` (the tries each was planned with), one
         per entry or none: an entry new to the feed starts from those tries, and its link
-        carries them to the same story listed again under another guid (`known_entries_of`)."""
+        carries them to the same story listed again under another guid (`known_entries_of`).
+        `tried`, one per entry or none (all tried): false for a page whose request was never
+        sent (its host's Retry-After not over), which waits without a try counted."""
         if hashes:
             await self._all(
                 "defer_entries",
@@ -156,6 +159,7 @@ class ArticleStore(StoreBase):
                     "hashes": list(hashes),
                     "links": list(links),
                     "attempts": list(attempts),
+                    "tries": [int(t) for t in tried],
                 },
             )
 

@@ -28,6 +28,7 @@ from ingest.store import Store
 from ingest.store.db import make_pool
 from jobs.tasks import pass_counts
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.network import fake_dns
 from tests.support.pipelines import CONSENT_WALL
 from tests.support.workers import InlineWorkers
 
@@ -260,6 +261,46 @@ async def test_robots_unavailable_defers_instead_of_downgrading(
     await pipeline.run(all_feeds=True)
     article = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
     assert article == [{"text_source": "page", "extraction_error": None}]
+
+
+async def test_pages_held_by_their_host_s_retry_after_spend_no_tries(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed on one host lists two pages of another host, which answers the first page asked
+    for with 503 and `Retry-After: 3600`: the other page's request is not sent (held), and at
+    the feed's next polls neither is (the host is held). Requests never sent spend none of
+    the INGEST_PAGE_ATTEMPTS tries: after more polls than that the entries still wait, the
+    refused page with its one try, and once the hold is over both are stored from their pages
+    (was: each poll counted a try at each held page, so both were stored from the feed's
+    summary after three polls, `extraction_error` "held: ...", never fetched)."""
+    refusal = Response(503, b"", {"Retry-After": "3600", "Content-Type": "text/plain"})
+    server.routes["/a"] = server.routes["/b"] = refusal
+    # The feed is on a host of its own (a name resolving to the loopback server), which the
+    # pages' host's Retry-After does not hold.
+    feed_url = server.url("/feed").replace("127.0.0.1", "feeds.test")
+    server.routes["/feed"] = static(rss(server.base, ["/a", "/b"]), "application/rss+xml")
+    s = settings(database_url, per_host_connections=1)
+    pipeline = await make_pipeline(s, workers, resources)
+
+    def fetcher() -> Fetcher:
+        made = Fetcher(s, resolver=fake_dns({"feeds.test": ["127.0.0.1"]}))
+        resources.append((pipeline.store.pool, made))
+        return made
+
+    pipeline.fetcher = fetcher()
+    await pipeline.store.add_feed(feed_url)
+    for _ in range(s.page_attempts + 1):
+        summary = await pipeline.run(all_feeds=True)
+        assert (summary.ok, summary.new_articles) == (1, 0)
+    assert len(server.hits("/a") + server.hits("/b")) == 1
+    waiting = rows(database_url, "SELECT attempts FROM ingest.feed_entries ORDER BY attempts")
+    assert waiting == [{"attempts": 0}, {"attempts": 1}]
+    server.routes["/a"], server.routes["/b"] = static(page("A")), static(page("B"))
+    pipeline.fetcher = fetcher()  # the hold is over
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.new_articles == 2
+    stored = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
+    assert stored == [{"text_source": "page", "extraction_error": None}] * 2
 
 
 async def test_feeds_with_the_same_stories_in_opposite_order_do_not_deadlock(
