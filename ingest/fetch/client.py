@@ -223,14 +223,19 @@ def _hop_headers(
     home: httpx.URL,
     target: httpx.URL,
     site: str | None,
+    secure: bool,
 ) -> list[tuple[bytes, bytes]]:
     """A hop's own headers: the request's, those that are credentials only to a host of `site`
     (the registered domain of the feed they were set for: a feed's pages and its redirects
     within `www.` and `feeds.` of one domain get them, another site a feed links to or a
-    redirect leads to does not; None: the request carries no such header), and the Basic
-    authentication of the URL's user-info (`basic`) where that follows
+    redirect leads to does not; None: the request carries no such header), and, where that
+    feed is an https:// one (`secure`), only over https:// (an http:// link or redirect would
+    carry them in clear text, which the user-info's credential never is either), and the
+    Basic authentication of the URL's user-info (`basic`) where that follows
     (`_credentials_follow`)."""
-    if site is not None and credential_site(target) != site:
+    if site is not None and (
+        credential_site(target) != site or (secure and target.scheme != "https")
+    ):
         headers = [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
     if basic and (target is home or _credentials_follow(home, target)):
         return [*headers, (b"Authorization", basic)]
@@ -444,11 +449,10 @@ class Fetcher:
         basic = None if b"authorization" in named else _basic_authorization(home)
         # The registered domain only where a credential header needs one (the Public Suffix
         # List is loaded at its first use, 50-70 ms: not on the way to a cold run's first feed).
-        site = (
-            credential_site(_http_url(url, headers_for) if headers_for else home)
-            if named & _CREDENTIAL_HEADERS
-            else None
-        )
+        site, secure = None, False
+        if named & _CREDENTIAL_HEADERS:
+            owner = _http_url(url, headers_for) if headers_for else home
+            site, secure = credential_site(owner), owner.scheme == "https"
         redirects: list[tuple[int, str]] = []
         # The deadline counts time on the wire, not time queued behind our own limits: a burst
         # of pages from one host must not time out while waiting for a per-host slot or delay.
@@ -471,7 +475,7 @@ class Fetcher:
                                 outcome = await self._exchange(
                                     url,
                                     target,
-                                    _hop_headers(headers, basic, home, target, site),
+                                    _hop_headers(headers, basic, home, target, site, secure),
                                     kind,
                                 )
                         finally:

@@ -52,6 +52,31 @@ async def test_https_body_over_one_kept_alive_connection(
     assert len(ports) == 1
 
 
+async def test_a_feed_s_credential_headers_never_go_over_plain_http(
+    https: LocalServer, server: LocalServer, client_tls: ssl.SSLContext
+) -> None:
+    """A feed registered over https:// with its own Authorization and Cookie headers (`ingest
+    feeds set`), redirected to http:// on its site, and one of its pages linked over http://:
+    neither request carries them (they would cross the network in clear text), as the
+    credential of a URL's user-info never goes from https:// to http://; the feed's other
+    headers do (was: both sent, clear text, to any http:// URL of the feed's site)."""
+    https.routes["/feed"] = Response(301, b"", {"Location": server.url("/feed")})
+    server.routes["/feed"] = static(FEED, "application/rss+xml")
+    server.routes["/story"] = static("<p>story</p>")
+    headers = [("Authorization", "Bearer T0ken"), ("Cookie", "s=T0ken"), ("X-Edition", "uk")]
+    feed_url = https.url("/feed")
+    async with Fetcher(LOCAL, ssl_context=client_tls) as fetcher:
+        await fetcher.fetch(feed_url, "feed", extra_headers=headers)
+        await fetcher.fetch(
+            server.url("/story"), "page", extra_headers=headers, headers_for=feed_url
+        )
+    assert https.hits("/feed")[-1].headers["authorization"] == "Bearer T0ken"
+    for sent in (server.hits("/feed")[-1].headers, server.hits("/story")[-1].headers):
+        assert "authorization" not in sent
+        assert "cookie" not in sent
+        assert sent["x-edition"] == "uk"
+
+
 async def test_untrusted_certificate_is_a_tls_error(https: LocalServer) -> None:
     """A certificate no trusted CA signed fails the request with a clear message."""
     https.routes["/feed"] = static(FEED)
