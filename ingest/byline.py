@@ -11,11 +11,13 @@ from ingest.normalize import clean_inline
 # Separators that always part two people, and conjunctions that part them only when each
 # side is a full name of two words or more ("Jane Doe and John Smith", but "José Ortega y
 # Gasset", "Mac & i", "Tom & Jerry" stay whole). Conjunctions are lower case: "Kevin I Brown"
-# has a middle initial, not a Catalan "i".
+# has a middle initial, not a Catalan "i". A byline written in capitals ("BY JANE DOE AND
+# JOHN SMITH") writes them in capitals (`_CAPS`).
 _HARD = re.compile(r"\s*[,;/|•·]\s*")
-_SOFT = re.compile(r"\s+(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
+_CONJUNCTIONS = r"&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и"
+_SOFT = re.compile(rf"\s+(?:{_CONJUNCTIONS})\s+")
 # The conjunction of a list's last name after a comma ("Jane Doe, John Smith, and Mary Major").
-_LEADING_SOFT = re.compile(r"^(?:&|\+|and|und|et|y|e|og|och|en|i|és|oraz|и)\s+")
+_LEADING_SOFT = re.compile(rf"^(?:{_CONJUNCTIONS})\s+")
 # A generational suffix set off by a comma ("Jane Doe, Jr."): part of the name before it.
 _GENERATION = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
 # A single capitalised word set off after a full name ("Von Jana Müller, Berlin", "By Jane
@@ -171,7 +173,16 @@ _PLACES = frozenset(
 )
 # A place written after a name with the preposition of a dateline ("Jane Doe in New York",
 # "Jana Müller aus Berlin", "Jean Dupont à Paris"), lower case: "Jan in 't Veld" is a name.
-_FILED_FROM = re.compile(r"\s+(?:in|reporting from|aus|à|en)\s+(?=[^\W\d_])")
+_PREPOSITIONS = r"in|reporting from|aus|à|en"
+_FILED_FROM = re.compile(rf"\s+(?:{_PREPOSITIONS})\s+(?=[^\W\d_])")
+# The same words in capitals, as a byline written in capitals has them: where a piece has no
+# lower-case letter, its "AND" parts two people and its "IN" sets off a place as "and" and "in"
+# do elsewhere (`_in_capitals`).
+_CAPS = {
+    _SOFT: re.compile(rf"\s+(?:{_CONJUNCTIONS.upper()})\s+"),
+    _LEADING_SOFT: re.compile(rf"^(?:{_CONJUNCTIONS.upper()})\s+"),
+    _FILED_FROM: re.compile(rf"\s+(?:{_PREPOSITIONS.upper()})\s+(?=[^\W\d_])"),
+}
 # An abbreviated state or country after a dateline ("Washington, D.C.", "Sacramento, Calif.")
 _ABBREVIATED = re.compile(r"(?:[^\W\d_]\.){2,3}|[A-Z][a-z]{1,4}\.")
 # The paper a person writes for, set off after the name ("Jane Doe, The Washington Post",
@@ -213,7 +224,7 @@ def authors(value: str | None, *, site_names: tuple[str, ...] = ()) -> tuple[str
         credit = bool(_CREDIT.match(piece)) or (credit and not PREFIX.match(piece))
         if credit or _HOSTLIKE.search(piece):
             continue
-        for part in _split_soft(_LEADING_SOFT.sub("", piece) if i else piece):
+        for part in _split_soft(_as_written(_LEADING_SOFT, piece).sub("", piece) if i else piece):
             name = _name(_filed_by(part))
             if name is None or is_site_name(name, site_names) or name.casefold() in seen:
                 continue
@@ -284,7 +295,7 @@ def _paper(piece: str) -> bool:
 def _filed_by(part: str) -> str:
     """`part` without the place it was filed from (`_FILED_FROM`) after a name of two words
     or more: "Jane Doe in New York" is Jane Doe."""
-    match = _FILED_FROM.search(part)
+    match = _as_written(_FILED_FROM, part).search(part)
     if match is None:
         return part
     name, place = PREFIX.sub("", part[: match.start()]), part[match.end() :]
@@ -311,8 +322,20 @@ def _undated(text: str) -> str:
     return text
 
 
+def _in_capitals(text: str) -> bool:
+    """Whether `text`, without its label ("By", "Von"), has letters with case and none in
+    lower case: a byline written in capitals."""
+    name = PREFIX.sub("", text)
+    return any(ch.isupper() for ch in name) and not any(ch.islower() for ch in name)
+
+
+def _as_written(pattern: re.Pattern[str], text: str) -> re.Pattern[str]:
+    """`pattern`, or its words in capitals (`_CAPS`) where `text` is written in capitals."""
+    return _CAPS[pattern] if _in_capitals(text) else pattern
+
+
 def _split_soft(piece: str) -> list[str]:
-    parts = _SOFT.split(piece)
+    parts = _as_written(_SOFT, piece).split(piece)
     if len(parts) > 1 and all(len(p.split()) >= 2 and p.casefold() not in _PLACES for p in parts):
         return parts
     return [piece]

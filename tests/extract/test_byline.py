@@ -145,6 +145,17 @@ from ingest.extract.metadata import strip_site_affixes
         ("Jane Doe, Associated Press", (), ("Jane Doe", "Associated Press")),
         ("Jane Doe, Mary Newsome", (), ("Jane Doe", "Mary Newsome")),
         ("Jan in 't Veld", (), ("Jan in 't Veld",)),
+        # A byline written in capitals writes its conjunctions and prepositions in capitals
+        # too: they part people and set off places as in lower case, by the same rules.
+        ("BY JANE DOE AND JOHN SMITH", (), ("JANE DOE", "JOHN SMITH")),
+        ("JANE DOE, JOHN SMITH, AND MARY MAJOR", (), ("JANE DOE", "JOHN SMITH", "MARY MAJOR")),
+        ("ANNA MÜLLER UND PETER SCHMIDT", (), ("ANNA MÜLLER", "PETER SCHMIDT")),
+        ("JANE DOE IN KYIV AND JOHN SMITH IN MOSCOW", (), ("JANE DOE", "JOHN SMITH")),
+        ("BY JANE DOE IN NEW YORK", (), ("JANE DOE",)),
+        ("VON JANA MÜLLER AUS BERLIN", (), ("JANA MÜLLER",)),
+        ("KEVIN I BROWN", (), ("KEVIN I BROWN",)),
+        ("JOSÉ ORTEGA Y GASSET", (), ("JOSÉ ORTEGA Y GASSET",)),
+        ("JAN IN 'T VELD", (), ("JAN IN 'T VELD",)),
     ],
 )
 def test_authors(value: str | None, sites: tuple[str, ...], expected: tuple[str, ...]) -> None:
