@@ -577,12 +577,13 @@ def _invisible_removed(text: str) -> str:
 
 def clean_inline(value: str | None, *, max_length: int = 2000) -> str | None:
     """A one-line field (title, author): character references decoded, NFC, controls removed,
-    whitespace collapsed; None if empty."""
+    whitespace collapsed; None if empty. Cut at `max_length` characters, it ends without the
+    space the cut may leave it with."""
     if value is None:
         return None
     text = _invisible_removed(_CONTROL.sub("", repair(unescape(value))))
     text = unicodedata.normalize("NFC", _ANY_SPACE.sub(" ", text).strip())
-    return text[:max_length] or None
+    return text[:max_length].rstrip() or None
 
 
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")

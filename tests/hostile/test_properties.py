@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -267,6 +268,28 @@ def test_clean_inline_has_no_controls_nor_newlines(text: str, max_length: int) -
     cleaned = clean_inline(text, max_length=max_length)
     assert cleaned is None or not INLINE_CONTROL.search(cleaned)
     assert cleaned is None or len(cleaned) <= max_length
+
+
+# Words and the whitespace between them as feeds and pages write it (spaces, tabs, line
+# breaks, no-break and ideographic spaces), decomposed accents and invisible characters.
+_WORDS = st.lists(st.sampled_from([*"abAÄé", "e\u0301", "\u200b", "&amp;"]), max_size=8).map(
+    "".join
+)
+_SPACES = st.text(alphabet=" \t\n\r\u00a0\u2028\u3000", min_size=1)
+
+
+@PROFILE
+@given(st.lists(st.tuples(_WORDS, _SPACES), max_size=12), st.integers(min_value=1, max_value=40))
+def test_clean_inline_is_one_tidy_line(pieces: list[tuple[str, str]], max_length: int) -> None:
+    """A one-line field (a title, a byline, a summary, a tag) is NFC, with its whitespace
+    collapsed to single spaces and none at either end, also where its length limit cuts it."""
+    cleaned = clean_inline("".join(word + space for word, space in pieces), max_length=max_length)
+    if cleaned is None:
+        return
+    assert unicodedata.is_normalized("NFC", cleaned)
+    assert cleaned == cleaned.strip()
+    assert " ".join(cleaned.split()) == cleaned
+    assert len(cleaned) <= max_length
 
 
 @pytest.mark.parametrize(
