@@ -37,9 +37,13 @@ _ANY_SPACE = re.compile(r"\s+")
 # where a word may break that shows only at the end of a line. Kept, `Bundes&shy;tagswahl`
 # would not be the word `Bundestagswahl` to a search (PostgreSQL's parser reads a space) nor
 # to a copy without the hints. A URL loses them all (`_ZERO_WIDTH`); a text keeps the joiners
-# that join (`_LONE_JOINER`).
+# that join (`_LONE_JOINER`). A text loses the bidi overrides too (U+202D, U+202E): they show
+# the characters after them in an order other than the one stored (`Council \u202etegdub`
+# reads "Council budget", which a search does not find), and reverse whatever a list shows
+# after a title left open; no text needs one, the bidi algorithm orders letters by their
+# script. The isolates and marks that order mixed-direction text stay.
 _ZERO_WIDTH = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
-_HIDDEN = re.compile(r"[\u00ad\u200b\u2060\ufeff]")
+_HIDDEN = re.compile(r"[\u00ad\u200b\u2060\ufeff\u202d\u202e]")
 # Zero-width non-joiner and joiner (U+200C, U+200D) are spelling where they stand between two
 # letters of a script that joins or forms conjuncts: Persian writes `می‌خواهم` with one (without
 # it the word is misspelt and drawn joined), Indic scripts choose a half-form by them, and an

@@ -705,6 +705,30 @@ def test_a_joiner_that_joins_nothing_is_removed(raw: str, expected: str) -> None
     assert clean_inline(raw) == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            "Council \u202eapproves\u202c budget", "Council approves\u202c budget", id="rlo"
+        ),
+        pytest.param("\u202dJane Doe", "Jane Doe", id="lro"),
+        pytest.param(
+            "\u05d7\u05d3\u05e9\u05d5\u05ea \u2066AP\u2069\u200f",
+            "\u05d7\u05d3\u05e9\u05d5\u05ea \u2066AP\u2069\u200f",
+            id="isolates-and-marks-kept",
+        ),
+    ],
+)
+def test_a_bidi_override_is_removed(raw: str, expected: str) -> None:
+    """A bidi override (U+202D, U+202E) shows the characters after it in an order other than
+    the one stored: `Council \u202etegdub` reads "Council budget" and is not found by a search
+    for it, and left open it reverses what a list shows after the title. No text needs one (the
+    bidi algorithm orders letters by their script): it is removed from every text field. The
+    isolates and marks that order mixed-direction text stay."""
+    assert clean_inline(raw) == expected
+    assert clean_text(raw) == expected
+
+
 def test_clean_text_paragraph_layout() -> None:
     """Whatever the input layout, paragraphs come out separated by exactly one blank line and
     none has leading, trailing or doubled spaces."""
