@@ -108,8 +108,8 @@ def build_article(
     # What the worker measured of the stored text (its fingerprint and hash), if it did.
     measured: Extracted | OwnText | None = extracted if text_source == "page" else own
     summary = clean_inline(entry.summary, max_length=5000) or (meta.description if meta else None)
-    # The feed's byline when it names a person, else the page's people, else whatever the feed
-    # named (the site, an agency desk).
+    # The feed's byline when it names a person, else the page's people: the site's own name is
+    # never an author, not even where nobody else is named.
     site = site_of(url)
     sites = (site, *((meta.site_name,) if meta and meta.site_name else ()))
     people = authors(entry.author, site_names=sites)

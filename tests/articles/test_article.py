@@ -482,6 +482,13 @@ def test_feed_byline_naming_only_the_site_gives_way_to_the_page() -> None:
     assert article.authors == ("Priya Raman",)
 
 
+def test_feed_byline_naming_only_the_site_is_no_author_where_the_page_names_nobody() -> None:
+    """The site's own name is never an author: not even the last resort of a page without a
+    byline."""
+    article = _build(_entry(author="Example"), _page(author=None))
+    assert (article.author, article.authors) == (None, ())
+
+
 def test_feed_byline_of_only_a_label_or_address_is_no_author() -> None:
     """An e-mail address in the feed and no byline on the page: nobody is named."""
     article = _build(_entry(author="newsroom@example.com"), _page(author=None))
