@@ -13,7 +13,8 @@ Precedence, field by field (first non-empty wins):
                   way to the page's time of that day (`_timed_that_day`), and one hours
                   ahead of the moment first seen to the page's time before it (`_ahead`)
     updated_at    feed entry > page; neither date counts when more than a day ahead of now,
-                  nor before 1991 (a placeholder: `normalize.plausible_date`)
+                  nor before 1991 (a placeholder: `normalize.plausible_date`), nor before the
+                  publication time the feed or page gives
     text          page extraction > feed content > feed summary (text_source says which);
                   a full-text feed's content first (extraction_error then NULL)
     language      detected from the text; `<html lang>`/feed language only when the text is short
@@ -93,9 +94,20 @@ def build_article(
     else:
         published, published_source = now, "first_seen"
 
-    # Nor a modified time, by the same rule: the page's is used instead, else none.
-    updated = plausible_date(entry.updated_at, now) or plausible_date(
-        meta.updated_at if meta else None, now
+    # Nor a modified time, by the same rule, nor one before the publication time the feed or
+    # the page gives (a feed's date without a time of day, an RSS 1.0 dc:date that is both, gave
+    # way to the page's time of that day): the page's is used instead, else none.
+    modified = (
+        plausible_date(entry.updated_at, now),
+        plausible_date(meta.updated_at if meta else None, now),
+    )
+    updated = next(
+        (
+            when
+            for when in modified
+            if when is not None and (published_source == "first_seen" or when >= published)
+        ),
+        None,
     )
     # The page's language is its extraction's: an article stored from its feed's text has
     # that text's (the extraction may begin with another story's teaser in another language).

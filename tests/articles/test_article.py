@@ -221,8 +221,8 @@ def test_first_seen_when_nobody_dates_it(extracted: Extracted | None) -> None:
         ),
         pytest.param(
             None,
-            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
-            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            datetime(2025, 8, 11, 18, 0, tzinfo=UTC),
+            datetime(2025, 8, 11, 18, 0, tzinfo=UTC),
             id="page-fallback",
         ),
         pytest.param(None, None, None, id="none"),
@@ -237,6 +237,58 @@ def test_updated_at_feed_before_page(
     if expected is not None:
         assert article.updated_at is not None
         assert article.updated_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "page_updated", "expected"),
+    [
+        pytest.param(
+            _entry(published_at=None, updated_at=datetime(2025, 8, 11, tzinfo=UTC)),
+            None,
+            None,
+            id="rss-1.0-dc-date-of-the-day-is-no-modified-time",
+        ),
+        pytest.param(
+            _entry(published_at=None, updated_at=datetime(2025, 8, 11, tzinfo=UTC)),
+            datetime(2025, 8, 11, 15, 0, tzinfo=UTC),
+            datetime(2025, 8, 11, 15, 0, tzinfo=UTC),
+            id="rss-1.0-dc-date-of-the-day-gives-way-to-the-page-s",
+        ),
+        pytest.param(
+            _entry(published_at=None, updated_at=None),
+            datetime(2025, 8, 10, 9, 30, tzinfo=UTC),
+            None,
+            id="page-s-modified-time-before-its-publication",
+        ),
+        pytest.param(
+            _entry(updated_at=datetime(2025, 8, 11, 9, 0, tzinfo=EDT)),
+            datetime(2025, 8, 11, 16, 0, tzinfo=UTC),
+            datetime(2025, 8, 11, 16, 0, tzinfo=UTC),
+            id="feed-s-modified-time-before-its-publication",
+        ),
+    ],
+)
+def test_a_modified_time_before_the_publication_time_is_none(
+    entry: ParsedEntry, page_updated: datetime | None, expected: datetime | None
+) -> None:
+    """`modified_at` is never before `published_at`: a feed's date without a time of day (an
+    RSS 1.0 `dc:date`, which is both the entry's publication and its update date) gives way to
+    the page's time of that day as the publication time, and is no modified time either, 13
+    hours before it; a feed's update time before its own publication time is none either. The
+    page's modified time is used instead, when it is no earlier, else none."""
+    page = _page(published_at=datetime(2025, 8, 11, 13, 14, tzinfo=UTC), updated_at=page_updated)
+    article = _build(entry, page)
+    assert article.updated_at == expected
+    assert article.updated_at is None or article.updated_at >= article.published_at
+
+
+def test_a_page_s_modified_time_beside_a_first_seen_time_is_kept() -> None:
+    """Where neither the feed nor the page dates the article (the first-seen time stands for
+    it), the page's modified time is the publisher's only time, and kept."""
+    page = _page(published_at=None, updated_at=datetime(2025, 8, 10, 9, 30, tzinfo=UTC))
+    article = _build(_entry(published_at=None, updated_at=None), page)
+    assert article.published_source == "first_seen"
+    assert article.updated_at == datetime(2025, 8, 10, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
