@@ -14,7 +14,8 @@ Precedence, field by field (first non-empty wins):
                   ahead of the moment first seen to the page's time before it (`_ahead`)
     updated_at    feed entry > page; neither date counts when more than a day ahead of now,
                   nor before 1991 (a placeholder: `normalize.plausible_date`), nor before the
-                  publication time the feed or page gives
+                  publication time the feed or page gives; nor the feed's when ahead of the
+                  moment first seen where its publication time gave way for that (`_ahead`)
     text          page extraction > feed content > feed summary (text_source says which);
                   a full-text feed's content first (extraction_error then NULL)
     language      detected from the text; `<html lang>`/feed language only when the text is short
@@ -85,8 +86,9 @@ def build_article(
     feed_date = plausible_date(entry.published_at or entry.updated_at, now)
     page_date = plausible_date(meta.published_at if meta is not None else None, now)
     page_timed = meta is not None and meta.published_has_time
+    feed_ahead = page_timed and feed_date is not None and _ahead(feed_date, page_date, now)
     if feed_date is not None and not (
-        page_timed and (_timed_that_day(feed_date, page_date) or _ahead(feed_date, page_date, now))
+        page_timed and (_timed_that_day(feed_date, page_date) or feed_ahead)
     ):
         published, published_source = feed_date, "feed"
     elif page_date is not None:
@@ -96,11 +98,13 @@ def build_article(
 
     # Nor a modified time, by the same rule, nor one before the publication time the feed or
     # the page gives (a feed's date without a time of day, an RSS 1.0 dc:date that is both, gave
-    # way to the page's time of that day): the page's is used instead, else none.
-    modified = (
-        plausible_date(entry.updated_at, now),
-        plausible_date(meta.updated_at if meta else None, now),
-    )
+    # way to the page's time of that day), nor the feed's where its publication time gave way
+    # for being ahead and it is too (written in the same zone read wrongly): the page's is used
+    # instead, else none.
+    entry_updated = plausible_date(entry.updated_at, now)
+    if feed_ahead and entry_updated is not None and entry_updated > now + CLOCK_SKEW:
+        entry_updated = None
+    modified = (entry_updated, plausible_date(meta.updated_at if meta else None, now))
     updated = next(
         (
             when

@@ -282,6 +282,32 @@ def test_a_modified_time_before_the_publication_time_is_none(
     assert article.updated_at is None or article.updated_at >= article.published_at
 
 
+@pytest.mark.parametrize(
+    ("page_updated", "expected"),
+    [
+        pytest.param(None, None, id="none"),
+        pytest.param(
+            datetime(2025, 8, 12, 5, 45, tzinfo=UTC),
+            datetime(2025, 8, 12, 5, 45, tzinfo=UTC),
+            id="the-page-s",
+        ),
+    ],
+)
+def test_a_feed_s_modified_time_in_a_zone_read_wrongly_is_none(
+    page_updated: datetime | None, expected: datetime | None
+) -> None:
+    """A Tokyo feed writing its local 14:30 as UTC, 8.5 hours ahead of the poll, writes its
+    update time so too: where its publication time gave way to the page's for that (`_ahead`),
+    its update time as far ahead is no modified time either (the page's, else none), instead
+    of an edit hours in the future."""
+    feed_time = datetime(2025, 8, 12, 14, 30, tzinfo=UTC)
+    entry = _entry(published_at=feed_time, updated_at=feed_time)
+    page = _page(published_at=datetime(2025, 8, 12, 5, 30, tzinfo=UTC), updated_at=page_updated)
+    article = _build(entry, page)
+    assert article.published_source == "page"
+    assert article.updated_at == expected
+
+
 def test_a_page_s_modified_time_beside_a_first_seen_time_is_kept() -> None:
     """Where neither the feed nor the page dates the article (the first-seen time stands for
     it), the page's modified time is the publisher's only time, and kept."""
