@@ -146,14 +146,32 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
+SESSION_STYLES = "SET DateStyle = ISO; SET IntervalStyle = postgres"
+"""The output styles every session of the service reads its values in. psycopg reads a
+timestamptz only in DateStyle ISO and an interval only in IntervalStyle postgres, and a
+database or role may default to others for its other clients (`SQL, DMY`, `iso_8601`): the
+service's first read of a time or an interval would fail. The date order (DMY, MDY) is left
+as set: the service sends its times as ISO 8601, read alike in any order."""
+
+
+async def _set_styles(conn: AsyncConnection[Any]) -> None:
+    await conn.execute(SESSION_STYLES)
+
+
 async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
     try:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as e:
         raise StoreError(f"database unreachable: {redact(first_line(e), dsn)}") from None
     except psycopg.Error:
         # The message of a URL that does not parse quotes the URL, password included.
         raise StoreError("DATABASE_URL is not a valid connection string") from None
+    try:
+        await _set_styles(conn)
+    except psycopg.Error as e:
+        await conn.close()
+        raise StoreError(f"database unreachable: {redact(first_line(e), dsn)}") from None
+    return conn
 
 
 def redact(message: str, dsn: str) -> str:
@@ -214,6 +232,7 @@ def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
         max_size=max_size,
         open=False,
         check=_check_if_idle,
+        configure=_set_styles,
         reset=_note_return,
         kwargs={"autocommit": True},
         name="ingest",

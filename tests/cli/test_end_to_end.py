@@ -8,9 +8,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from tests.support.httpserver import LocalServer, Response, static
@@ -249,3 +251,47 @@ def test_unreachable_database_is_one_line_and_nonzero() -> None:
     lines = [ln for ln in run.stderr.splitlines() if ln.startswith("ingest:")]
     assert len(lines) == 1
     assert "database unreachable" in lines[0]
+
+
+SESSION_DEFAULTS = {
+    "DateStyle": "SQL, DMY",
+    "IntervalStyle": "iso_8601",
+    "TimeZone": "Asia/Kathmandu",
+}
+"""Session settings a database or role may default to for its other clients' sake."""
+
+
+def test_a_database_whose_sessions_default_to_other_date_styles(
+    database_url: str, site: Site
+) -> None:
+    """A database set to show dates as `07/12/2026 14:21:48 UTC` and intervals as `PT1H` (for
+    its other clients) stores and reads the same as one with PostgreSQL's defaults: every
+    command exits 0 and what news.articles and news.feeds hold is unchanged."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, value in SESSION_DEFAULTS.items():
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    sql.Identifier(conn.info.dbname), sql.Identifier(name), sql.Literal(value)
+                )
+            )
+    assert ingest(database_url, "feeds", "add", site.feed_url).returncode == 0
+    for args in (
+        ["run", "--once"],
+        ["run", "--once", "--all"],
+        ["feeds", "list"],
+        ["feeds", "show", site.feed_url],
+        ["articles", "--since", "3650d"],
+        ["prune", "--older-than", "36500d", "--dry-run"],
+    ):
+        done = ingest(database_url, *args)
+        assert done.returncode == 0, f"{args}: {done.stderr}"
+    iso = psycopg.conninfo.make_conninfo(
+        database_url, options="-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC"
+    )
+    rows = {r["url"]: r for r in articles(iso)}
+    article = rows[site.server.url(ARTICLE_PATH)]
+    assert article["published_at"].isoformat() == "2025-08-11T13:14:27+00:00"
+    assert article["text_source"] == "page"
+    (feed,) = feeds(iso)
+    assert feed["last_status"] == "not_modified"
+    assert feed["publish_interval"] > timedelta(days=1)  # the feed is quiet since August 2025
