@@ -28,6 +28,7 @@ from ingest.normalize import (
 )
 from ingest.periods import parse_date_bound
 from ingest.retention import parse_duration
+from ingest.schedule import LATEST
 from ingest.store.db import redact
 from ingest.types import SERVICE_HEADERS, SourceKind, TextMode
 
@@ -52,15 +53,21 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def _never(value: datetime) -> bool:
+    """A paused feed's next fetch (`LATEST`), compared as a moment: a session in a time zone
+    west of UTC reads 9999-01-01 00:00 UTC as 9998-12-31."""
+    return value >= LATEST
+
+
 def _iso(value: datetime | date) -> str:
-    return NEVER if value.year >= 9999 else value.isoformat()
+    return NEVER if isinstance(value, datetime) and _never(value) else value.isoformat()
 
 
 def _when(value: datetime | None) -> str:
     """A time as the operator reads it: UTC to the second, "never" for a paused feed."""
     if value is None:
         return "-"
-    if value.year >= 9999:  # a paused feed's next fetch
+    if _never(value):
         return NEVER
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -92,7 +99,7 @@ def feed_state(row: Mapping[str, Any]) -> str:
 
 def _paused(row: Mapping[str, Any]) -> bool:
     when = row.get("next_fetch_at")
-    return isinstance(when, datetime) and when.year >= 9999
+    return isinstance(when, datetime) and _never(when)
 
 
 def shown_feed(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -215,6 +215,38 @@ def test_list_show_disable_enable(database_url: str, server: LocalServer) -> Non
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])
+def test_a_paused_feed_is_paused_whatever_the_session_s_time_zone(
+    database_url: str, zone: str
+) -> None:
+    """A paused feed's next fetch (9999-01-01 UTC) comes back from a session in another time
+    zone (PGTZ, or the database's `timezone` setting) as the same moment in that zone,
+    9998-12-31 19:00-05:00 west of UTC: `feeds list`, `feeds show` and their JSON still say
+    paused and never, and `feeds export` still marks it paused."""
+    url = "https://one.example/feed/"
+    ok(database_url, "feeds", "add", "--no-discover", url)
+    ok(database_url, "feeds", "disable", url)
+    zoned = {**LOCAL, "PGTZ": zone}
+
+    def run(*args: str) -> str:
+        done = _ingest(database_url, *args, **zoned)
+        assert done.returncode == 0, done.stderr
+        return str(done.stdout)
+
+    (line,) = run("feeds", "list").splitlines()
+    assert "paused" in line
+    assert "next never" in line
+    shown = run("feeds", "show", url)
+    assert "state:                     paused" in shown
+    for args in (("list", "--json"), ("show", "--json", url)):
+        data = json.loads(run("feeds", *args))
+        assert (data[0] if isinstance(data, list) else data)["next_fetch_at"] == "never"
+    outline = ET.fromstring(run("feeds", "export")).find(".//outline")
+    assert outline is not None
+    assert outline.get(f"{{{admin.NAMESPACE}}}paused") == "true"
+
+
+@pytest.mark.integration
 def test_titles_any_terminal_cannot_show_are_escaped_not_a_traceback(database_url: str) -> None:
     """A feed titled in any script (`–`, `☃`, `新闻`, an emoji) printed where the output's
     encoding cannot carry them (a terminal or pipe in a Latin-1 locale; PYTHONIOENCODING
