@@ -146,16 +146,22 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-SESSION_STYLES = "SET DateStyle = ISO; SET IntervalStyle = postgres"
-"""The output styles every session of the service reads its values in. psycopg reads a
-timestamptz only in DateStyle ISO and an interval only in IntervalStyle postgres, and a
-database or role may default to others for its other clients (`SQL, DMY`, `iso_8601`): the
-service's first read of a time or an interval would fail. The date order (DMY, MDY) is left
-as set: the service sends its times as ISO 8601, read alike in any order."""
+SESSION_SETTINGS = (
+    "SET DateStyle = ISO; SET IntervalStyle = postgres;"
+    " SET default_transaction_isolation = 'read committed'"
+)
+"""What every session of the service sets as it connects, over what the database or role may
+default to for its other clients. psycopg reads a timestamptz only in DateStyle ISO and an
+interval only in IntervalStyle postgres (`SQL, DMY` or `iso_8601` would fail the service's
+first read of a time or an interval); the date order (DMY, MDY) is left as set, the service
+sending its times as ISO 8601, read alike in any order. Writers read in READ COMMITTED: each
+takes its turn (the article-writes lock) first, then reads what the writer before it
+committed, which a transaction of REPEATABLE READ or SERIALIZABLE does not see (its snapshot
+is taken by its first statement, the lock, before its turn came)."""
 
 
-async def _set_styles(conn: AsyncConnection[Any]) -> None:
-    await conn.execute(SESSION_STYLES)
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    await conn.execute(SESSION_SETTINGS)
 
 
 async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
@@ -167,7 +173,7 @@ async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
         # The message of a URL that does not parse quotes the URL, password included.
         raise StoreError("DATABASE_URL is not a valid connection string") from None
     try:
-        await _set_styles(conn)
+        await _configure(conn)
     except psycopg.Error as e:
         await conn.close()
         raise StoreError(f"database unreachable: {redact(first_line(e), dsn)}") from None
@@ -232,7 +238,7 @@ def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
         max_size=max_size,
         open=False,
         check=_check_if_idle,
-        configure=_set_styles,
+        configure=_configure,
         reset=_note_return,
         kwargs={"autocommit": True},
         name="ingest",

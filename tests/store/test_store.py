@@ -525,6 +525,59 @@ async def test_content_hash_duplicate(store: Store, database_url: str) -> None:
     }
 
 
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+async def test_a_copy_written_after_another_writer_s_turn_sees_its_original(
+    database_url: str, isolation: str
+) -> None:
+    """Writers take turns (the article-writes lock), and each reads what the one before it
+    committed: so too on a database whose sessions default to another isolation level (`ALTER
+    DATABASE news SET default_transaction_isolation = 'repeatable read'`), where a
+    transaction's snapshot is taken by its first statement, the lock, before its turn comes.
+    Two replicas store one story under two URLs at once; the second, waiting behind the first,
+    stores its copy as a copy of the first's article."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            f"ALTER DATABASE {conn.info.dbname} SET default_transaction_isolation = '{isolation}'"
+        )
+    text = "One story syndicated to two sites.\n\nWord for word, as the wire sent it to both."
+    first = _article("https://one.example/story", text)
+    copy = _article("https://two.example/copied", text, site="two.example")
+    pools = [make_pool(database_url, max_size=2) for _ in range(2)]
+    holder = psycopg.connect(database_url)
+    try:
+        for pool in pools:
+            await pool.open(wait=True, timeout=15)
+        holder.execute("SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key())")
+
+        async def waiting(n: int) -> None:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                for _ in range(600):
+                    row = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    ).fetchone()
+                    if row == (n,):
+                        return
+                    await asyncio.sleep(0.05)
+            raise AssertionError(f"{n} writers never waited for their turn")
+
+        one = asyncio.create_task(Store(pools[0]).store_articles(None, [(first, None)]))
+        await waiting(1)
+        two = asyncio.create_task(Store(pools[1]).store_articles(None, [(copy, None)]))
+        await waiting(2)
+        holder.commit()
+        await asyncio.gather(one, two)
+    finally:
+        holder.close()
+        for pool in pools:
+            await pool.close()
+    rows = _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles ORDER BY id")
+    assert [(r["url"], r["duplicate_of"]) for r in rows] == [
+        (first.url, None),
+        (copy.url, rows[0]["id"]),
+    ]
+
+
 async def test_empty_texts_are_not_duplicates(store: Store, database_url: str) -> None:
     """Two different stories that both ended up without text are not copies of each other."""
     a = _article("https://a.example/story-1", "", text_source="feed", extraction_error="HTTP 403")
