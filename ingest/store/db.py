@@ -371,7 +371,25 @@ async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
     Roles belong to the whole cluster, the migration lock to one database: a role that another
     database's migration created between this one's check and its CREATE ROLE (two databases
     of a new cluster migrated at once) fails it with a unique violation on pg_authid. Tried
-    again, it finds the role there."""
+    again, it finds the role there.
+
+    What the migration says as it runs (a `RAISE NOTICE`: the role it could not create, a grant
+    it skipped) is logged as `migration_notice`: it is the operator's to act on, and psycopg
+    drops a notice nobody asked for."""
+
+    def told(diag: psycopg.errors.Diagnostic) -> None:
+        log.info(
+            "migration_notice", version=mig.version, name=mig.name, message=diag.message_primary
+        )
+
+    conn.add_notice_handler(told)
+    try:
+        await _apply_retrying(conn, mig)
+    finally:
+        conn.remove_notice_handler(told)
+
+
+async def _apply_retrying(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
     tries = roles_raced = 0
     while True:
         try:

@@ -247,6 +247,61 @@ async def test_a_role_another_database_creates_meanwhile_is_no_failure() -> None
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.anyio
+async def test_a_migrating_user_who_may_not_create_roles_is_told_and_the_role_can_follow() -> None:
+    """A database's owner without CREATEROLE migrates a cluster that has no news_reader: every
+    migration is applied, and the notice that the role was not created is logged
+    (`migration_notice`, naming the migration), not dropped. A superuser then runs the `DO`
+    block of sql/0004 as docs/sql.md says, and news_reader reads every view of schema news and
+    searches."""
+    import contextlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    from structlog.testing import capture_logs
+
+    from tests.support.cluster import PrivateCluster
+
+    base = Path(tempfile.mkdtemp(prefix="ingest-migrate-pg-"))
+    cluster = PrivateCluster(base / "data")
+    try:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE ROLE owner LOGIN")
+            admin.execute("CREATE DATABASE news OWNER owner")
+        owner = cluster.dsn("news").replace("postgres@", "owner@", 1)
+        with capture_logs() as logged:
+            applied = await migrate(owner)
+        assert applied == [m.version for m in load_migrations()]
+        notices = [e for e in logged if e["event"] == "migration_notice"]
+        assert [
+            (e["version"], e["message"].split(":")[0])
+            for e in notices
+            if "news_reader" in e["message"]
+        ] == [(4, "news_reader not created")], notices
+        block = re.search(
+            r"^DO \$\$\nBEGIN\n    IF NOT EXISTS .*?^\$\$;",
+            (ROOT / "sql" / "0004_sql_contract.sql").read_text(encoding="utf-8"),
+            flags=re.MULTILINE | re.DOTALL,
+        )
+        assert block is not None
+        with psycopg.connect(cluster.dsn("news"), autocommit=True) as conn:
+            conn.execute(block[0])
+            conn.execute("SET ROLE news_reader")
+            for view in _documented_views():
+                conn.execute(f"SELECT * FROM {view}")
+            conn.execute("SELECT * FROM news.search('storm')")
+    finally:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            cluster.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _documented_views() -> list[str]:
+    """The views docs/sql.md documents, each under a heading of its own."""
+    return re.findall(r"^### `(news\.\w+)`", SQL_DOC.read_text(encoding="utf-8"), re.MULTILINE)
+
+
 def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
     """A process killed with SIGKILL stays in the embedded server's list of holders, so the
     server would never be stopped: the next start drops the pids of processes that are gone
