@@ -147,14 +147,16 @@ def _alive(pid: int) -> bool:
 
 
 SESSION_SETTINGS = (
-    "SET DateStyle = ISO; SET IntervalStyle = postgres;"
+    "SET DateStyle = ISO; SET IntervalStyle = postgres; SET client_encoding = 'UTF8';"
     " SET default_transaction_isolation = 'read committed'"
 )
 """What every session of the service sets as it connects, over what the database or role may
 default to for its other clients. psycopg reads a timestamptz only in DateStyle ISO and an
 interval only in IntervalStyle postgres (`SQL, DMY` or `iso_8601` would fail the service's
 first read of a time or an interval); the date order (DMY, MDY) is left as set, the service
-sending its times as ISO 8601, read alike in any order. Writers read in READ COMMITTED: each
+sending its times as ISO 8601, read alike in any order. Text goes both ways in UTF-8, so that
+a client encoding of Latin-1 (`PGCLIENTENCODING`, or set for the database) does not refuse a
+text with a curly quote before it is sent. Writers read in READ COMMITTED: each
 takes its turn (the article-writes lock) first, then reads what the writer before it
 committed, which a transaction of REPEATABLE READ or SERIALIZABLE does not see (its snapshot
 is taken by its first statement, the lock, before its turn came)."""

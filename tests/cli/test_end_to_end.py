@@ -257,16 +257,16 @@ SESSION_DEFAULTS = {
     "DateStyle": "SQL, DMY",
     "IntervalStyle": "iso_8601",
     "TimeZone": "Asia/Kathmandu",
+    "client_encoding": "LATIN1",
 }
 """Session settings a database or role may default to for its other clients' sake."""
 
 
-def test_a_database_whose_sessions_default_to_other_date_styles(
-    database_url: str, site: Site
-) -> None:
-    """A database set to show dates as `07/12/2026 14:21:48 UTC` and intervals as `PT1H` (for
-    its other clients) stores and reads the same as one with PostgreSQL's defaults: every
-    command exits 0 and what news.articles and news.feeds hold is unchanged."""
+def test_a_database_whose_sessions_default_to_other_settings(database_url: str, site: Site) -> None:
+    """A database set to show dates as `07/12/2026 14:21:48 UTC` and intervals as `PT1H`, and
+    to talk to its clients in Latin-1 (for its other clients), stores and reads the same as one
+    with PostgreSQL's defaults: every command exits 0 and what news.articles and news.feeds
+    hold is unchanged, the article's curly quotes included."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         for name, value in SESSION_DEFAULTS.items():
             conn.execute(
@@ -286,12 +286,15 @@ def test_a_database_whose_sessions_default_to_other_date_styles(
         done = ingest(database_url, *args)
         assert done.returncode == 0, f"{args}: {done.stderr}"
     iso = psycopg.conninfo.make_conninfo(
-        database_url, options="-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC"
+        database_url,
+        options="-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC",
+        client_encoding="UTF8",
     )
     rows = {r["url"]: r for r in articles(iso)}
     article = rows[site.server.url(ARTICLE_PATH)]
     assert article["published_at"].isoformat() == "2025-08-11T13:14:27+00:00"
     assert article["text_source"] == "page"
+    assert "\u201d" in str(article["text"])  # a curly quote: no Latin-1 character
     (feed,) = feeds(iso)
     assert feed["last_status"] == "not_modified"
     assert feed["publish_interval"] > timedelta(days=1)  # the feed is quiet since August 2025
