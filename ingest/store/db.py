@@ -148,7 +148,7 @@ def _alive(pid: int) -> bool:
 
 SESSION_SETTINGS = (
     "SET DateStyle = ISO; SET IntervalStyle = postgres; SET client_encoding = 'UTF8';"
-    " SET default_transaction_isolation = 'read committed'"
+    " SET default_transaction_isolation = 'read committed'; SET standard_conforming_strings = on"
 )
 """What every session of the service sets as it connects, over what the database or role may
 default to for its other clients. psycopg reads a timestamptz only in DateStyle ISO and an
@@ -159,7 +159,10 @@ a client encoding of Latin-1 (`PGCLIENTENCODING`, or set for the database) does 
 text with a curly quote before it is sent. Writers read in READ COMMITTED: each
 takes its turn (the article-writes lock) first, then reads what the writer before it
 committed, which a transaction of REPEATABLE READ or SERIALIZABLE does not see (its snapshot
-is taken by its first statement, the lock, before its turn came)."""
+is taken by its first statement, the lock, before its turn came). A backslash in a string
+literal is itself, as the migrations and queries are written: with standard_conforming_strings
+off the migrations' regular expressions (`'\\1'`, `'\\s'`) were read as escapes, and the
+functions that hide credentials in schema news made from them did not."""
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:

@@ -302,6 +302,62 @@ def _documented_views() -> list[str]:
     return re.findall(r"^### `(news\.\w+)`", SQL_DOC.read_text(encoding="utf-8"), re.MULTILINE)
 
 
+SCHEMA_CATALOG = """
+SELECT 'function ' || p.oid::regprocedure::text, pg_get_functiondef(p.oid)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname IN ('ingest', 'news') AND p.prokind IN ('f', 'p')
+UNION ALL
+SELECT 'view ' || c.oid::regclass::text, pg_get_viewdef(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('ingest', 'news') AND c.relkind = 'v'
+UNION ALL
+SELECT 'index ' || c.oid::regclass::text, pg_get_indexdef(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('ingest', 'news') AND c.relkind = 'i'
+UNION ALL
+SELECT 'constraint ' || x.conrelid::regclass::text || ' ' || x.conname, pg_get_constraintdef(x.oid)
+FROM pg_constraint x JOIN pg_namespace n ON n.oid = x.connamespace
+WHERE n.nspname IN ('ingest', 'news')
+UNION ALL
+SELECT 'default ' || d.adrelid::regclass::text || ' ' || a.attname, pg_get_expr(d.adbin, d.adrelid)
+FROM pg_attrdef d
+JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+JOIN pg_class c ON c.oid = d.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('ingest', 'news')
+"""
+"""The definition of everything the migrations make in schemas ingest and news, by name."""
+
+
+def _catalog(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET standard_conforming_strings = on")  # definitions shown alike
+        return dict(conn.execute(SCHEMA_CATALOG).fetchall())
+
+
+@pytest.mark.anyio
+async def test_a_database_reading_backslashes_as_escapes_is_migrated_as_any_other(
+    empty_database_url: str, database_url: str
+) -> None:
+    """A database set to read a backslash in a string literal as an escape (`ALTER DATABASE
+    news SET standard_conforming_strings = off`, for a legacy client) is migrated to the same
+    functions, views, indexes, constraints and defaults as one with PostgreSQL's default: the
+    regular expressions that hide a feed URL's credentials in schema news (`\\1`, `\\s`) are
+    read as written, and news.feeds shows `https://h/f?token=***`."""
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET standard_conforming_strings = off")
+    await migrate(empty_database_url)
+    migrated, expected = _catalog(empty_database_url), _catalog(database_url)
+    assert set(migrated) == set(expected)
+    assert {k for k in expected if migrated[k] != expected[k]} == set()
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url, last_error) VALUES (%s, %s)",
+            ("https://u:p@h.example/f?token=S1", "redirect to https://h.example/g?api_key=S2"),
+        )
+        shown = conn.execute("SELECT url, last_error FROM news.feeds").fetchone()
+    assert shown == ("https://h.example/f?token=***", "redirect to https://h.example/g?api_key=***")
+
+
 def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
     """A process killed with SIGKILL stays in the embedded server's list of holders, so the
     server would never be stopped: the next start drops the pids of processes that are gone
