@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import islice
 
 # Chinese and Japanese do not separate words with spaces: there every character counts as one
 # word (a whole sentence would otherwise be a single `\w+` run).
@@ -16,6 +17,11 @@ def words(text: str) -> list[str]:
     """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction), and each
     Chinese or Japanese character on its own."""
     return _WORD.findall(text.casefold())
+
+
+def has_words(text: str, count: int) -> bool:
+    """Whether the text holds at least `count` words (`words`), read no further than that."""
+    return sum(1 for _ in islice(_WORD.finditer(text), count)) >= count
 
 
 def _shingles(tokens: list[str]) -> Counter[tuple[str, ...]]:

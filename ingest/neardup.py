@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import operator
-import re
 from array import array
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
+
+from ingest.coverage import words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,12 +28,14 @@ ROWS = NUM_PERM // BANDS
 SHINGLE_WORDS = 5
 MIN_WORDS = 40
 """Texts shorter than this are left to the exact content hash: a few shared sentences would
-make two short items look like copies."""
+make two short items look like copies. Words are `ingest.coverage.words`: `\\w+` runs, and each
+Chinese or Japanese character on its own (those scripts put no spaces between words, and a
+clause between two punctuation marks taken for one word left a story some sixty shingles, five
+of which each changed word took with it)."""
 THRESHOLD = 0.5
 """Estimated Jaccard similarity of 5-word shingles at or above which two texts are copies of
 one story (syndicated with another template, a line added, lightly edited)."""
 
-_WORD = re.compile(r"\w+")
 _CHUNK = 1 << 14
 """Shingles hashed together in `fingerprint`: 16 MB of intermediate values at most."""
 
@@ -61,10 +64,10 @@ class Fingerprint:
 def _shingle_hashes(text: str) -> np.ndarray | None:
     import numpy as np
 
-    words = _WORD.findall(text.casefold())
-    if len(words) < MIN_WORDS:
+    tokens = words(text)
+    if len(tokens) < MIN_WORDS:
         return None
-    runs = zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)
+    runs = zip(*(tokens[i:] for i in range(SHINGLE_WORDS)), strict=False)
     shingles = set(map(" ".join, runs))
     blake2b = hashlib.blake2b
     digests = b"".join([blake2b(s.encode("utf-8"), digest_size=8).digest() for s in shingles])

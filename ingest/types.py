@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
+from ingest.coverage import has_words
 from ingest.neardup import Fingerprint
 
 FetchKind = Literal["feed", "page", "robots"]
@@ -328,5 +329,7 @@ class Article:
         """Whether another article with the same text (`content_hash`) is a copy of this one:
         where the text holds EXACT_MIN_WORDS words. A shorter one is a placeholder a feed
         puts where its stories have no text ("Comments", "Read more", "Video"), stored when
-        the page failed, and says nothing of which story it stands for."""
-        return len(self.text.split(maxsplit=EXACT_MIN_WORDS - 1)) >= EXACT_MIN_WORDS
+        the page failed, and says nothing of which story it stands for. Words are
+        `ingest.coverage.words`: each Chinese or Japanese character is one, so a story in
+        those scripts, which put no spaces between words, is a copy as any other is."""
+        return has_words(self.text, EXACT_MIN_WORDS)

@@ -709,8 +709,8 @@ def test_a_page_title_that_is_only_the_site_s_name_is_no_title(
     ],
 )
 def test_a_text_says_which_story_it_is_from_ten_words(text: str, copies: bool) -> None:
-    """`copies_by_text` counts whitespace-separated words up to EXACT_MIN_WORDS, whatever the
-    whitespace around and between them."""
+    """`copies_by_text` counts words (`ingest.coverage.words`) up to EXACT_MIN_WORDS, whatever
+    the whitespace around and between them."""
     article = _build(_entry(content=None, summary=None), dataclasses.replace(_page(), text=text))
     assert article.text.split()[:10] == text.split()[:10]
     assert article.copies_by_text is copies

@@ -578,6 +578,35 @@ async def test_a_copy_written_after_another_writer_s_turn_sees_its_original(
     ]
 
 
+CHINESE_BRIEF = (
+    "新华社北京6月2日电 国家统计局今天发布数据显示，今年5月份全国规模以上工业增加值同比增长"
+    "百分之五点六，比上月加快零点三个百分点。从环比看，5月份规模以上工业增加值比上月增长零点"
+    "四七个百分点。\n\n分三大门类看，5月份采矿业增加值同比增长百分之三点一，制造业增长百分之六"
+    "点零，电力、热力、燃气及水生产和供应业增长百分之四点三。\n\n国家统计局新闻发言人表示，当前"
+    "外部环境依然复杂严峻，国内需求仍显不足，经济回升向好的基础还需巩固。"
+)
+
+
+async def test_a_chinese_story_printed_word_for_word_by_two_sites_is_a_copy(
+    store: Store, database_url: str
+) -> None:
+    """A Chinese (or Japanese) text has no spaces between its words: each character is one
+    (`ingest.coverage.words`), so a wire brief of three paragraphs holds far more than
+    EXACT_MIN_WORDS words and its copy under another URL is a copy, as an English one is."""
+    assert len(CHINESE_BRIEF.split()) < EXACT_MIN_WORDS
+    first = _article("https://news.example.cn/a/1.html", CHINESE_BRIEF, language="zh")
+    copy = _article(
+        "https://www.other.example.cn/n/2.shtml", CHINESE_BRIEF, language="zh", site="other.cn"
+    )
+    await store.store_articles(None, [(first, None)])
+    await store.store_articles(None, [(copy, None)])
+    rows = _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles ORDER BY id")
+    assert [(r["url"], r["duplicate_of"]) for r in rows] == [
+        (first.url, None),
+        (copy.url, rows[0]["id"]),
+    ]
+
+
 async def test_empty_texts_are_not_duplicates(store: Store, database_url: str) -> None:
     """Two different stories that both ended up without text are not copies of each other."""
     a = _article("https://a.example/story-1", "", text_source="feed", extraction_error="HTTP 403")
