@@ -28,7 +28,7 @@ from typing import Final
 from urllib.parse import urljoin
 
 from ingest.byline import authors, joined, not_only_site_name
-from ingest.coverage import words
+from ingest.coverage import has_words, words
 from ingest.neardup import fingerprint
 from ingest.normalize import (
     canonical_url,
@@ -190,7 +190,9 @@ def _ahead(feed_date: datetime, page_date: datetime | None, now: datetime) -> bo
 
 
 NOT_ARTICLE_WORDS = 50
-"""Fewer words than this on a page found by a backfill: a contact or a tag page."""
+"""Fewer words than this on a page found by a backfill: a contact or a tag page. Words are
+`ingest.coverage.words` (each Chinese or Japanese character one: those scripts put no spaces
+between words)."""
 
 
 def not_an_article(extracted: Extracted | None, entry: ParsedEntry) -> str | None:
@@ -206,7 +208,7 @@ def not_an_article(extracted: Extracted | None, entry: ParsedEntry) -> str | Non
         return f"not an article: the page says it is a {meta.page_type}"
     if meta.published_at is None and entry.published_at is None:
         return "not an article: dated nowhere"
-    if len(extracted.text.split()) < NOT_ARTICLE_WORDS:
+    if not has_words(extracted.text, NOT_ARTICLE_WORDS):
         return "not an article: too little text"
     return None
 

@@ -15,6 +15,7 @@ from ingest.article import (
     another_page,
     build_article,
     names_entry,
+    not_an_article,
     titled_alike,
 )
 from ingest.normalize import canonical_url, clean_text, content_hash
@@ -714,3 +715,22 @@ def test_a_text_says_which_story_it_is_from_ten_words(text: str, copies: bool) -
     article = _build(_entry(content=None, summary=None), dataclasses.replace(_page(), text=text))
     assert article.text.split()[:10] == text.split()[:10]
     assert article.copies_by_text is copies
+
+
+def test_a_chinese_article_found_by_a_backfill_is_an_article() -> None:
+    """A page of a sitemap holding a Chinese story of three paragraphs (268 characters, the
+    length of a wire brief) is an article: each Chinese or Japanese character is a word
+    (`ingest.coverage.words`), as for the copies of a story, not the text's three runs
+    between spaces. A page of a few characters (a tag page's) is still too little text."""
+    story = (
+        "新华社北京6月2日电 国家统计局今天发布数据显示，今年5月份全国规模以上工业增加值同比"
+        "增长百分之五点六，比上月加快零点三个百分点。从环比看，5月份规模以上工业增加值比上月增长"
+        "零点四七个百分点。\n\n分三大门类看，5月份采矿业增加值同比增长百分之三点一，制造业增长百分"
+        "之六点零，电力、热力、燃气及水生产和供应业增长百分之四点三。\n\n国家统计局新闻发言人表示，"
+        "当前外部环境依然复杂严峻，国内需求仍显不足，经济回升向好的基础还需巩固。"
+    )
+    dated = _entry(published_at=NOW - timedelta(hours=3))
+    meta = PageMetadata(title="5月份工业增加值同比增长5.6%")
+    assert not_an_article(Extracted(text=story, metadata=meta), dated) is None
+    tag_page = Extracted(text="标签：经济\n\n统计局 工业", metadata=meta)
+    assert not_an_article(tag_page, dated) == "not an article: too little text"
