@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import operator
 from array import array
+from collections.abc import Set
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -114,10 +115,13 @@ def choose_original(
     fingerprint: Fingerprint,
     candidates: list[tuple[int, bytes | None, int | None, str | None]],
     site: str | None = None,
+    apart: Set[int] = frozenset(),
 ) -> int | None:
     """Of candidate articles (id, minhash, duplicate_of, site) sharing a band with `fingerprint`
     (an article of `site`), the original of the earliest one that is a near-duplicate: copies of
-    copies point at the first article of the story, never at another copy.
+    copies point at the first article of the story, never at another copy. Candidates of
+    `apart` (by id) are no copies of it whatever their text (another story of its site, titled
+    otherwise: `ingest.store.articles`), but their values still tell its site's template.
 
     A value of the signature that the new article shares with a candidate and also with an
     article of another story of its own site is no evidence of a copy (`template_rows`): it
@@ -128,7 +132,7 @@ def choose_original(
     with each candidate is estimated on the other values."""
     mine = array("I", fingerprint.minhash)
     rows = [
-        (original or article_id, array("I", minhash), candidate_site)
+        (article_id, original or article_id, array("I", minhash), candidate_site)
         for article_id, minhash, original, candidate_site in candidates
         if minhash is not None and len(minhash) == len(fingerprint.minhash)
     ]
@@ -136,12 +140,12 @@ def choose_original(
     # candidates that are near-duplicates by all their values, which are few.
     near = [
         (root, list(map(operator.eq, mine, values)))
-        for root, values, _ in rows
-        if sum(map(operator.eq, mine, values)) >= THRESHOLD * len(mine)
+        for article_id, root, values, _ in rows
+        if article_id not in apart and sum(map(operator.eq, mine, values)) >= THRESHOLD * len(mine)
     ]
     if not near:
         return None
-    by_story = template_rows(mine, [(root, values) for root, values, s in rows if s == site])
+    by_story = template_rows(mine, [(root, values) for _, root, values, s in rows if s == site])
     stories = [0] * len(mine)
     for held in by_story.values():
         stories = list(map(operator.add, stories, held))

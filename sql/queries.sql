@@ -382,21 +382,15 @@ CROSS JOIN LATERAL ingest.known_url(ingest.url_hash(u.url)) AS k;
 SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
 -- name: insert_article
--- The story it copies: the original of the earliest article with the same body under another
--- URL (where %(copies_by_text)s: a body of a few words, or none, is nobody's duplicate), else
--- the near-duplicate original the caller found;
--- looked up once. duplicate_of is that original, unless this article was published before it
--- (then this one is the story's original, and the caller re-points the story:
--- repoint_duplicates); ties keep the earlier id.
+-- The story it copies: the original the caller found, of the earliest article with the same
+-- body under another URL (exact_candidates), else of a near-duplicate; looked up once.
+-- duplicate_of is that original, unless this article was published before it (then this one
+-- is the story's original, and the caller re-points the story: repoint_duplicates); ties keep
+-- the earlier id.
 WITH story AS (
     SELECT o.id, o.published_at
     FROM ingest.articles o
-    WHERE o.id = COALESCE(
-        CASE WHEN %(copies_by_text)s::boolean THEN
-            (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
-             WHERE content_hash = %(content_hash)s ORDER BY id LIMIT 1)
-        END,
-        %(near_duplicate_of)s::bigint))
+    WHERE o.id = COALESCE(%(exact_of)s::bigint, %(near_duplicate_of)s::bigint))
 INSERT INTO ingest.articles (
     url, original_url, feed_id, guid, site, title, text, author, authors, tags, published_at,
     published_source, modified_at, language, image_url, summary, content_hash, text_source,
@@ -460,7 +454,7 @@ SET LOCAL enable_seqscan TO DEFAULT;
 -- those would leave the story out. The ids go in as an array, so that the articles are probed
 -- by primary key whatever the statistics say (a join, planned on a new database without
 -- statistics, read the whole table each time).
-SELECT a.id, a.minhash, a.duplicate_of, a.site
+SELECT a.id, a.minhash, a.duplicate_of, a.site, a.title
 FROM ingest.articles a
 WHERE a.id = ANY (ARRAY(
         SELECT article_id FROM ingest.article_bands
@@ -610,15 +604,23 @@ UNION ALL
 SELECT id, published_at, content_hash, minhash, duplicate_of, true
 FROM ingest.articles WHERE duplicate_of = %(id)s;
 
--- name: exact_story
--- The story of the earliest other article with this body, as insert_article finds it, leaving
--- out the article %(id)s and the copies pointing at it.
-SELECT COALESCE(duplicate_of, id) AS root, published_at
-FROM ingest.articles o
-WHERE o.id = (SELECT COALESCE(duplicate_of, id) FROM ingest.articles
-              WHERE content_hash = %(content_hash)s AND id <> %(id)s
-                AND duplicate_of IS DISTINCT FROM %(id)s
-              ORDER BY id LIMIT 1);
+-- name: exact_candidates
+-- The articles with this body (%(content_hash)s) whose story an article of site %(site)s may
+-- join, each with its story's original (root) and its title: the earliest of another site, and
+-- the 200 earliest of its own, whose titles the caller weighs (`ingest.store.articles`: a
+-- site's pages sharing a text and not their headline show its template, not one story). An
+-- article being updated (%(id)s; NULL for a new one) and the copies pointing at it are left out.
+(SELECT id, COALESCE(duplicate_of, id) AS root, site, title
+ FROM ingest.articles
+ WHERE content_hash = %(content_hash)s AND site <> %(site)s
+   AND (%(id)s::bigint IS NULL OR (id <> %(id)s AND duplicate_of IS DISTINCT FROM %(id)s))
+ ORDER BY id LIMIT 1)
+UNION ALL
+(SELECT id, COALESCE(duplicate_of, id), site, title
+ FROM ingest.articles
+ WHERE content_hash = %(content_hash)s AND site = %(site)s
+   AND (%(id)s::bigint IS NULL OR (id <> %(id)s AND duplicate_of IS DISTINCT FROM %(id)s))
+ ORDER BY id LIMIT 200);
 
 -- name: story_original
 SELECT id AS root, published_at FROM ingest.articles WHERE id = %(id)s;

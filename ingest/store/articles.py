@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from ingest.article import titled_alike
 from ingest.errors import StoreError
 from ingest.neardup import Fingerprint, choose_original, is_near_duplicate
 from ingest.normalize import content_hash, redact_text
@@ -478,6 +479,12 @@ async def _write(
     params = [_article_params(article, feed_id) for feed_id, article, _ in items]
     fingerprints = [article.fingerprint for _, article, _ in items]
     cur = conn.cursor()
+    exact = [(i, _exact_params(a, None)) for i, (_, a, _) in enumerate(items) if a.copies_by_text]
+    if exact:
+        await cur.executemany(q["exact_candidates"], [p for _, p in exact], returning=True)
+        for i, _ in exact:
+            params[i]["exact_of"] = _exact_original(items[i][1], await cur.fetchall())
+            cur.nextset()
     lookups = [
         (i, {"bands": list(fp.bands), "url": items[i][1].url})
         for i, fp in enumerate(fingerprints)
@@ -491,7 +498,7 @@ async def _write(
         for i, _ in lookups:
             fp = fingerprints[i]
             assert fp is not None
-            params[i]["near_duplicate_of"] = _original(fp, items[i][1].site, await cur.fetchall())
+            params[i]["near_duplicate_of"] = _original(fp, items[i][1], await cur.fetchall())
             cur.nextset()
         await cur.execute(q["probe_band_index_done"])
     await cur.executemany(q["insert_article"], params, returning=True)
@@ -582,22 +589,21 @@ async def _place_updated(
         await cur.execute(q["set_duplicate_of"], {"ids": left[:1], "original": None})
         await cur.execute(q["set_duplicate_of"], {"ids": left[1:], "original": left[0]})
 
-    story = None
+    root = None
     if article.copies_by_text:
-        await cur.execute(
-            q["exact_story"], {"id": article_id, "content_hash": article.content_hash}
-        )
-        story = await cur.fetchone()
-    if story is None and fp is not None:
+        await cur.execute(q["exact_candidates"], _exact_params(article, article_id))
+        root = _exact_original(article, await cur.fetchall())
+    if root is None and fp is not None:
         params = {"bands": list(fp.bands), "url": article.url}
         await cur.execute(q["probe_band_index"])
         await cur.execute(q["near_duplicate_candidates"], params)
         candidates = [r for r in await cur.fetchall() if r[0] != article_id and r[2] != article_id]
         await cur.execute(q["probe_band_index_done"])
-        root = _original(fp, article.site, candidates)
-        if root is not None:
-            await cur.execute(q["story_original"], {"id": root})
-            story = await cur.fetchone()
+        root = _original(fp, article, candidates)
+    story = None
+    if root is not None:
+        await cur.execute(q["story_original"], {"id": root})
+        story = await cur.fetchone()
     if story is None:
         return None
     if (me[1], article_id) < (story[1], story[0]):
@@ -607,11 +613,37 @@ async def _place_updated(
     return int(story[0])
 
 
-def _original(fingerprint: Fingerprint, site: str | None, rows: Sequence[Any]) -> int | None:
-    """`choose_original` over rows of the near_duplicate_candidates query, for an article of
-    `site`."""
+def _apart(article: Article, site: str, title: str | None) -> bool:
+    """Whether a stored article of `site` titled `title` is another story than `article`
+    whatever their texts: an article of the same site titled otherwise (`titled_alike`). A
+    site's pages that share their text and not their headline (a paywall or subscription
+    notice, all its pages show where the story should be; the placeholder its feed gives every
+    entry) show the site's template, not one story: taken for copies, every later story of the
+    site would be hidden under its first. Another site's copy may be retitled, and so may a
+    story a site stores again under a new link (its headline edited with its slug), as long as
+    the headlines stay alike."""
+    return site == article.site and not titled_alike(article.title, title)
+
+
+def _exact_params(article: Article, article_id: int | None) -> dict[str, Any]:
+    """The parameters of the exact_candidates query, for `article` (being updated: its id)."""
+    return {"content_hash": article.content_hash, "site": article.site, "id": article_id}
+
+
+def _exact_original(article: Article, rows: Sequence[Any]) -> int | None:
+    """The original of the earliest article of exact_candidates' rows (id, root, site, title)
+    with `article`'s body that is of its story (`_apart`)."""
+    story = [(r[0], r[1]) for r in rows if not _apart(article, r[2], r[3])]
+    return min(story)[1] if story else None
+
+
+def _original(fingerprint: Fingerprint, article: Article, rows: Sequence[Any]) -> int | None:
+    """`choose_original` over rows of the near_duplicate_candidates query (id, minhash,
+    duplicate_of, site, title), for `article`; articles of another story than it whatever
+    their texts (`_apart`) are no candidates."""
     candidates = [(r[0], bytes(r[1]) if r[1] is not None else None, r[2], r[3]) for r in rows]
-    return choose_original(fingerprint, candidates, site)
+    apart = {r[0] for r in rows if _apart(article, r[3], r[4])}
+    return choose_original(fingerprint, candidates, article.site, apart)
 
 
 def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
@@ -633,7 +665,7 @@ def _article_params(a: Article, feed_id: int | None) -> dict[str, Any]:
         "image_url": a.image_url,
         "summary": a.summary,
         "content_hash": a.content_hash,
-        "copies_by_text": a.copies_by_text,
+        "exact_of": None,
         "text_source": a.text_source,
         "extraction_error": (
             redact_text(a.extraction_error) if a.extraction_error is not None else None

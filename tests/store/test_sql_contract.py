@@ -341,6 +341,11 @@ def test_news_reader_sees_no_feed_url_user_info(
             {"bands": [-(2**40) - b for b in range(32)], "url": "https://new.example/a"},
             "article_bands_pkey",
         ),
+        (
+            "exact_candidates",
+            {"content_hash": b"\x07" * 32, "site": "site1.example", "id": None},
+            "articles_content_hash_idx",
+        ),
         ("known_urls", {"urls": ["https://site1.example/a/1"]}, "article_urls_pkey"),
         ("article_ids_by_url", {"urls": ["https://site1.example/a/1"]}, "articles_url_hash_key"),
     ],
@@ -360,7 +365,7 @@ def test_store_lookups_use_their_index(
 
 
 ARTICLE_INDEX_READS = {
-    # The service's own reads: insert_article's lookup of a body stored under another URL,
+    # The service's own reads: exact_candidates' lookup of a body stored under another URL,
     # repoint_duplicates' copies of a story, a removed feed's articles (ON DELETE SET NULL).
     "articles_content_hash_idx": (
         "SELECT id FROM ingest.articles WHERE content_hash = sha256('7'::bytea) ORDER BY id LIMIT 1"

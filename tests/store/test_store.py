@@ -765,6 +765,97 @@ async def test_near_duplicates_point_at_the_original(store: Store, database_url:
     assert rows[other.url][1] is None
 
 
+PAYWALL = (
+    "This story is available to subscribers only. Subscribe today for unlimited access to all "
+    "our journalism, the daily e-paper and the puzzles, from just one dollar a week for the "
+    "first three months. Already a subscriber? Log in to keep reading this story and every "
+    "other story of the Harbour Gazette on any of your devices."
+)
+HEADLINES = (
+    "Ferry terminal opening pushed back a year",
+    "Council approves budget after long debate",
+    "Hospital names new chief executive",
+)
+
+
+@pytest.mark.parametrize("headline_in_text", [True, False], ids=["near", "exact"])
+async def test_a_site_s_pages_showing_one_paywall_notice_are_not_one_story(
+    store: Store, database_url: str, headline_in_text: bool
+) -> None:
+    """A site whose pages show only its paywall notice (with the headline, a near-copy, or
+    without, the same text): each story is an original, titled otherwise than the others
+    (`ingest.article.titled_alike`), and the notice is the site's, not one story's. A story
+    the site stores again under a new link with its headline kept, and a copy of the notice's
+    page on another site, are still copies."""
+    gazette = [
+        _with_fingerprint(
+            f"https://gazette.example/news/{n}",
+            f"{title}\n\n{PAYWALL}" if headline_in_text else PAYWALL,
+        )
+        for n, title in enumerate(HEADLINES)
+    ]
+    gazette = [
+        replace(a, title=title, site="gazette.example", published_at=NOW - timedelta(hours=9 - n))
+        for n, (a, title) in enumerate(zip(gazette, HEADLINES, strict=True))
+    ]
+    again = replace(
+        gazette[1],
+        url="https://gazette.example/news/1-council-budget",
+        title=HEADLINES[1] + ": what it means",
+        published_at=NOW - timedelta(hours=5),
+    )
+    elsewhere = replace(
+        gazette[2],
+        url="https://courier.example/health/chief",
+        title="Courier: health board picks its leader",
+        site="courier.example",
+        published_at=NOW - timedelta(hours=4),
+    )
+    for article in (*gazette, again, elsewhere):
+        await store.store_articles(None, [(article, None)])
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    assert [rows[a.url][1] for a in gazette] == [None, None, None]
+    assert rows[again.url][1] == rows[gazette[1].url][0]
+    # Another site's copy of a page: a copy of the earliest article with its very text.
+    earliest = gazette[2] if headline_in_text else gazette[0]
+    assert rows[elsewhere.url][1] == rows[earliest.url][0]
+
+
+@pytest.mark.parametrize("headline_in_text", [True, False], ids=["near", "exact"])
+async def test_a_story_whose_page_turns_into_its_site_s_paywall_notice_stays_a_story(
+    store: Store, database_url: str, headline_in_text: bool
+) -> None:
+    """An article updated in place to the paywall notice that an earlier story of its site
+    shows (its page now behind the paywall) stays an original: titled otherwise, it is
+    another story of the site, as when stored with that text."""
+    feed_id = (await _feed_ids(store, 1))[0]
+    walled, story = (
+        replace(
+            _with_fingerprint(f"https://gazette.example/news/{n}", text),
+            title=HEADLINES[n],
+            site="gazette.example",
+            published_at=NOW - timedelta(hours=9 - n),
+        )
+        for n, text in enumerate(
+            (f"{HEADLINES[0]}\n\n{PAYWALL}" if headline_in_text else PAYWALL, WIRE)
+        )
+    )
+    await store.store_articles(feed_id, [(a, _key(a)) for a in (walled, story)])
+    text = f"{HEADLINES[1]}\n\n{PAYWALL}" if headline_in_text else PAYWALL
+    edited = replace(
+        story, text=text, content_hash=content_hash(text), fingerprint=fingerprint(text)
+    )
+    assert await store.update_articles(feed_id, [(edited, _key(story))]) == 1
+    rows = _rows(database_url, "SELECT url, text, duplicate_of FROM news.articles ORDER BY id")
+    assert [(r["url"], r["text"], r["duplicate_of"]) for r in rows] == [
+        (walled.url, walled.text, None),
+        (story.url, text, None),
+    ]
+
+
 async def test_near_copies_inside_one_batch(store: Store, database_url: str) -> None:
     """Copies arriving in the same batch as their original (one feed carrying a story twice,
     or a batch sorted with the copy first): each copy points at the original, whatever the
