@@ -4,7 +4,7 @@ article already stored, and which to skip. Pure: it returns a plan that the pipe
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -143,6 +143,27 @@ def _another_story(title: str | None, other: str | None) -> bool:
     and they differ (without one, the entries are taken for one story, as the store takes
     them: `known_entries`' other_story)."""
     return title is not None and other is not None and title != other
+
+
+def newest(entries: Sequence[ParsedEntry], limit: int, now: datetime) -> Sequence[ParsedEntry]:
+    """The `limit` newest of a document's entries, in document order: those with the latest
+    dates (published, else updated, as a backfill dates an entry; a date more than a day
+    ahead or a placeholder is none, `plausible_date`), the undated after the dated, each rank
+    in document order. A feed that lists its whole history oldest first (a podcast, a blog's
+    archive feed) has its new stories at its end: the first entries in document order would
+    be the same oldest ones at every poll, and no new story would ever be seen. A document
+    of at most `limit` entries is returned whole, and one listed newest first loses the same
+    entries as before."""
+    if len(entries) <= limit:
+        return entries
+
+    def rank(i: int) -> tuple[bool, datetime, int]:
+        e = entries[i]
+        when = plausible_date(e.published_at or e.updated_at, now)
+        return (when is not None, when or now, -i)
+
+    kept = sorted(range(len(entries)), key=rank, reverse=True)[:limit]
+    return [entries[i] for i in sorted(kept)]
 
 
 def candidates(entries: Iterable[ParsedEntry]) -> tuple[list[Candidate], int]:

@@ -925,8 +925,9 @@ class Pipeline:
         )
 
     async def _ingest_entries(self, feed: Feed, parsed: ParsedFeed) -> EntriesOutcome:
-        found, invalid = dedup.candidates(parsed.entries[: self.settings.max_entries_per_feed])
         now = self.clock()
+        entries = dedup.newest(parsed.entries, self.settings.max_entries_per_feed, now)
+        found, invalid = dedup.candidates(entries)
         found, known = await known_entries(self.store, feed.id, found)
         plan = dedup.plan(
             found,

@@ -358,6 +358,37 @@ async def test_20k_item_feed_stores_only_the_first_entries(
     assert len([r for r in server.requests if r.path.startswith("/gone/")]) == 25
 
 
+async def test_a_feed_listing_more_entries_than_the_cap_oldest_first_keeps_its_newest(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A feed that lists its whole history oldest first (a podcast, a blog's archive feed)
+    with more entries than INGEST_MAX_ENTRIES_PER_FEED: the newest entries are considered, by
+    their dates, not the first ones in document order, which would be the same oldest
+    entries at every poll while each new story, appended at the end, was never seen. An
+    undated entry ranks after the dated ones; one dated far ahead (`plausible_date`) is
+    undated."""
+    gone = server.url("/gone")
+    first = NOW - timedelta(days=60)
+    items = "".join(
+        f"<item><guid>{n}</guid><link>{gone}/i/{n}</link>"
+        f"<pubDate>{format_datetime(first + timedelta(days=n))}</pubDate></item>"
+        for n in range(30)
+    )
+    items = (
+        f"<item><guid>undated</guid><link>{gone}/undated</link></item>"
+        f"<item><guid>ahead</guid><link>{gone}/ahead</link>"
+        "<pubDate>Fri, 31 Dec 9999 23:59:59 GMT</pubDate></item>" + items
+    )
+    server.routes["/old-first"] = Response(200, rss(items), {"Content-Type": "application/rss+xml"})
+    settings = local_settings(database_url, max_entries_per_feed=10)
+    async with pipeline_for(settings, workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/old-first"))
+        summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 10)
+    fetched = sorted(r.path for r in server.requests if r.path.startswith("/gone/"))
+    assert fetched == sorted(f"/gone/i/{n}" for n in range(20, 30))
+
+
 def test_entry_dated_year_9999_is_not_stored_with_that_date() -> None:
     """An absurd future date from the feed does not become the article's publication time."""
     from ingest.article import build_article
