@@ -92,8 +92,8 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     if kind == "html":
         # Fail fast: feedparser finds nothing in a web page, and a large page is slow to walk.
         raise ParseError(url, "not a feed: HTML document")
-    body, recoded = _stray_bytes_as_windows_1252(body, headers or {})
-    data = _feedparser(body, url, headers or {})
+    body, headers, recoded = _as_utf8(body, headers or {})
+    data = _feedparser(body, url, headers)
 
     version = _get(data, "version")
     version = version if isinstance(version, str) else ""
@@ -241,29 +241,50 @@ def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
 
 
 _DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']")
+_CHARSET_PARAMETER = re.compile(r";\s*charset\s*=\s*[\"']?[^\"';\s]+[\"']?", re.IGNORECASE)
 
 
-def _stray_bytes_as_windows_1252(
+def _as_utf8(
     body: bytes, headers: Mapping[str, str]
-) -> tuple[bytes, str | None]:
-    """A UTF-8 document (declared so, or undeclared) with bytes that are not UTF-8, usually
-    Windows-1252 text pasted into it, as valid UTF-8 with those bytes read as Windows-1252, and
-    a note saying where the first was; anything else unchanged, with None. feedparser would
-    decode the whole document in the first charset that accepts every byte, and turn all of
-    its other non-ASCII text into mojibake."""
+) -> tuple[bytes, Mapping[str, str], str | None]:
+    """The body and headers feedparser is given, and a note of what was read otherwise than
+    labelled (None where nothing was). A UTF-8 document (declared so, or undeclared) with
+    bytes that are not UTF-8, usually Windows-1252 text pasted into it, is made valid UTF-8
+    with those bytes read as Windows-1252: feedparser would decode the whole document in the
+    first charset that accepts every byte, and turn all of its other non-ASCII text into
+    mojibake. A document whose bytes are valid UTF-8, non-ASCII among them, but labelled with
+    another charset, by its server's Content-Type (a default for all its files) or by its own
+    XML declaration (a template kept after the site moved to UTF-8), is relabelled UTF-8:
+    valid UTF-8 is all but never meant as another charset, the rule a page is read by
+    (`ingest.extract.page.decode_page`). A document in another charset, whose bytes are not
+    UTF-8, is read in it, and a UTF-16 or UTF-32 one is left to its BOM."""
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\x00", b"\x00<")):
-        return body, None
-    content_type = {key.lower(): value for key, value in headers.items()}.get("content-type")
-    declared = _DECLARED_ENCODING.match(body.removeprefix(codecs.BOM_UTF8))
+        return body, headers, None
+    lowered = {key.lower(): value for key, value in headers.items()}
+    content_type = lowered.get("content-type")
+    bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
+    head = body.removeprefix(bom)
+    declared = _DECLARED_ENCODING.match(head)
     labels = (charset_of(content_type) or "", declared.group(1).decode() if declared else "")
-    if any(label and not _is_utf8(label) for label in labels):
-        return body, None
+    others = [label for label in labels if label and not _is_utf8(label)]
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as e:
+        if others:
+            return body, headers, None
         text, _ = utf8_with_windows_1252(body)
-        return text.encode("utf-8"), f"invalid UTF-8 at byte {e.start}, read as Windows-1252"
-    return body, None
+        return (
+            text.encode("utf-8"),
+            headers,
+            f"invalid UTF-8 at byte {e.start}, read as Windows-1252",
+        )
+    if not others or body.isascii():
+        return body, headers, None
+    if declared is not None and declared.group(1).decode() in others:
+        body = bom + head[: declared.start(1)] + b"utf-8" + head[declared.end(1) :]
+    if content_type is not None and charset_of(content_type) in others:
+        lowered["content-type"] = _CHARSET_PARAMETER.sub("; charset=utf-8", content_type, count=1)
+    return body, lowered, f"declared {others[0]}, read as UTF-8"
 
 
 def _is_utf8(label: str) -> bool:

@@ -841,6 +841,29 @@ def test_windows_1252_bytes_in_a_utf8_feed_garble_nothing_else() -> None:
     assert _one(declared).title == "Café – \u201cquoted\u201d"
 
 
+@pytest.mark.parametrize("label", ["windows-1251", "ISO-8859-15", "koi8-r", "windows-1250"])
+@pytest.mark.parametrize("where", ["header", "declaration", "text/xml header"])
+def test_a_utf8_feed_labelled_with_a_legacy_charset_is_read_as_utf8(label: str, where: str) -> None:
+    """A feed whose bytes are valid UTF-8 but that is labelled with a one-byte charset, by
+    its server's Content-Type (a server-wide default) or by its own XML declaration (a
+    template kept after the site moved to UTF-8), is read as UTF-8, as a page is
+    (`decode_page`): valid UTF-8 is all but never meant as another charset. Each of its
+    titles and texts was mojibake (`РџСЂРёРІРµС‚`, `CafĂ©`)."""
+    body = _rss(f"<item>{GUID}<title>Привет, Café – “quoted”</title></item>")
+    headers = None
+    if where == "declaration":
+        body = body.replace(b'encoding="utf-8"', f'encoding="{label}"'.encode())
+    else:
+        media = "text/xml" if where == "text/xml header" else "application/rss+xml"
+        headers = {"Content-Type": f"{media}; charset={label}"}
+    feed = parse_feed(body, URL, headers)
+    assert feed.entries[0].title == "Привет, Café – “quoted”"
+    # A document in that charset, which is not valid UTF-8, is still read in it.
+    legacy = body.replace("Привет, Café – “quoted”".encode(), "Привет".encode("windows-1251"))
+    if label == "windows-1251":
+        assert _one(legacy, URL, headers).title == "Привет"
+
+
 # --- hostile values ------------------------------------------------------------------------------
 
 
