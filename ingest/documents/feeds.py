@@ -217,6 +217,24 @@ feedparser.namespaces._base.Namespace._end_description = _end_description
 feedparser.namespaces._base.Namespace._end_abstract = _end_description
 
 
+_end_guid_as_feedparser = feedparser.namespaces._base.Namespace._end_guid
+
+
+def _end_guid(self: Any) -> None:
+    """feedparser makes a permalink `<guid>` (RSS 2.0: unless isPermaLink="false") the
+    entry's link only where no `<link>` came before it, and an empty or unusable `<link>` after
+    it replaces it: the guid's being a permalink is lost. It is kept, as `guid_permalink`, for
+    `_entry_link`."""
+    permalink = bool(self.guidislink)
+    _end_guid_as_feedparser(self)
+    if permalink:
+        self._get_context()["guid_permalink"] = True
+
+
+feedparser.namespaces._base.Namespace._end_guid = _end_guid
+feedparser.namespaces._base.Namespace._end_id = _end_guid
+
+
 def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
     lowered = {key.lower(): value for key, value in headers.items()}
     response_headers = {
@@ -394,7 +412,10 @@ def _entry_link(raw: dict[str, Any], base: str) -> str | None:
             and (href := http_url(_get(link, "href"), base))
         ):
             return href
-    return http_url(_get(raw, "link"), base)
+    if href := http_url(_get(raw, "link"), base):
+        return href
+    # RSS 2.0: a permalink guid is the item's address, where its <link> gives none.
+    return http_url(_get(raw, "id"), base) if _get(raw, "guid_permalink") else None
 
 
 def _author(raw: object) -> str | None:

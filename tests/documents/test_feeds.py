@@ -247,6 +247,24 @@ def _feedburner_rss(item: str) -> bytes:
     ).encode()
 
 
+@pytest.mark.parametrize("link", ["<link/>", "<link>   </link>", "<link>javascript:void(0)</link>"])
+@pytest.mark.parametrize("permalink", ["", " isPermaLink='true'"])
+@pytest.mark.parametrize("guid_first", [False, True], ids=["link-first", "guid-first"])
+def test_a_permalink_guid_is_the_link_of_an_item_whose_link_is_no_address(
+    link: str, permalink: str, guid_first: bool
+) -> None:
+    """An RSS item whose `<link>` is empty, blank or no http(s) address and whose `<guid>` is
+    a permalink (RSS 2.0: unless isPermaLink="false") has that guid as its link, whichever
+    comes first, as an item without `<link>` has. A guid that is no permalink is no link."""
+
+    def item(attributes: str) -> bytes:
+        guid = f"<guid{attributes}>https://example.com/2024/story</guid>"
+        return _rss(f"<item><title>x</title>{guid + link if guid_first else link + guid}</item>")
+
+    assert _one(item(permalink)).link == "https://example.com/2024/story"
+    assert _one(item(" isPermaLink='false'")).link is None
+
+
 def test_feedburner_original_link_is_the_entry_s_link() -> None:
     """A FeedBurner feed's <link> is a feedproxy.google.com redirect (a service long shut
     down); `feedburner:origLink` is the article's own address: it is the entry's link."""
