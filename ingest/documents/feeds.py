@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urldefrag
 from xml.sax import SAXParseException
 
 import feedparser
@@ -403,19 +404,27 @@ def _entry(
 def _entry_link(raw: dict[str, Any], base: str) -> str | None:
     # FeedBurner's <link> is a redirect through feedproxy.google.com (shut down since);
     # `feedburner:origLink` is the article's own address. Checked as any link is.
-    if original := http_url(_get(raw, "feedburner_origlink"), base):
+    if original := _page_link(_get(raw, "feedburner_origlink"), base):
         return original
     for link in _dicts(_get(raw, "links")):
         if (
             (_get(link, "rel") or "alternate") == "alternate"
             and (_get(link, "type") or "text/html") in ("text/html", "application/xhtml+xml")
-            and (href := http_url(_get(link, "href"), base))
+            and (href := _page_link(_get(link, "href"), base))
         ):
             return href
-    if href := http_url(_get(raw, "link"), base):
+    if href := _page_link(_get(raw, "link"), base):
         return href
     # RSS 2.0: a permalink guid is the item's address, where its <link> gives none.
-    return http_url(_get(raw, "id"), base) if _get(raw, "guid_permalink") else None
+    return _page_link(_get(raw, "id"), base) if _get(raw, "guid_permalink") else None
+
+
+def _page_link(value: object, base: str) -> str | None:
+    """An entry's link as `http_url` reads it, unless it leads back to the feed document
+    itself (`<link>#</link>`, an Atom `href=""`, the feed's own address): that is no page of
+    the entry's."""
+    href = http_url(value, base)
+    return None if href is None or urldefrag(href).url == urldefrag(base).url else href
 
 
 def _author(raw: object) -> str | None:
@@ -688,7 +697,7 @@ def _json_entry(
     if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     guid = clean_line(raw_id)
-    link = http_url(item.get("url"), base)
+    link = _page_link(item.get("url"), base)
     if guid is None and link is None:
         return None
     content_html, content_text = item.get("content_html"), item.get("content_text")

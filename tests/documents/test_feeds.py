@@ -265,6 +265,27 @@ def test_a_permalink_guid_is_the_link_of_an_item_whose_link_is_no_address(
     assert _one(item(" isPermaLink='false'")).link is None
 
 
+@pytest.mark.parametrize("link", ["#", "#top", "", URL, URL + "#item-1"])
+def test_a_link_to_the_feed_itself_is_no_entry_s_link(link: str) -> None:
+    """A link that leads back to the feed document (`<link>#</link>`, an Atom `href=""`,
+    the feed's own address, a JSON Feed item's `"url": "#"`) is no entry's page: the
+    entry's permalink guid is its link, else it has none. Fetched, the feed was stored as an
+    article, and every other entry of the document linking so was dropped as its
+    duplicate."""
+    item = (
+        f"<item><title>x</title><link>{link}</link><guid>https://example.com/2024/a</guid></item>"
+    )
+    assert _one(_rss(item)).link == "https://example.com/2024/a"
+    assert _one(_rss(f"<item><title>x</title><link>{link}</link>{GUID}</item>")).link is None
+    atom = (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        f"<entry><id>urn:1</id><title>x</title><link rel='alternate' href='{link}'/>"
+        "</entry></feed>"
+    ).encode()
+    assert _one(atom).link is None
+    assert _one(_json_feed({"id": "1", "url": link})).link is None
+
+
 def test_feedburner_original_link_is_the_entry_s_link() -> None:
     """A FeedBurner feed's <link> is a feedproxy.google.com redirect (a service long shut
     down); `feedburner:origLink` is the article's own address: it is the entry's link."""
