@@ -76,7 +76,7 @@ def looks_like_feed(body: bytes) -> bool:
     kind, _ = _sniff(body)
     if kind == "json":
         # The whole body: JSON keys have no order, "version" may come after the items.
-        return _JSON_FEED_MARK.search(body) is not None
+        return _JSON_FEED_MARK.search(_json_as_utf8(body)) is not None
     return kind == "feed"
 
 
@@ -651,8 +651,19 @@ def _int(value: object, default: int) -> int:
 # --- JSON Feed -----------------------------------------------------------------------------------
 
 
+def _json_as_utf8(body: bytes) -> bytes:
+    """A JSON document in UTF-16 or UTF-32 (with a BOM or without, told by its NULs as
+    Python's json tells them, `json.detect_encoding`) as UTF-8; any other unchanged. RFC 8259
+    asks for UTF-8, but a Windows tool's "Unicode" is UTF-16."""
+    encoding = json.detect_encoding(body[:4])
+    if not encoding.startswith(("utf-16", "utf-32")):
+        return body
+    return body.decode(encoding, errors="replace").encode("utf-8")
+
+
 def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     warning = None
+    body = _json_as_utf8(body)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -813,19 +824,11 @@ def _sniff(body: bytes) -> tuple[str, str | None]:
 
 
 def _head(body: bytes, size: int = 4096) -> str:
-    """The first bytes as text, enough to find the root element; exact decoding is not needed."""
+    """The first bytes as text, enough to find the root element; exact decoding is not needed.
+    A BOM, or the NULs of UTF-16 or UTF-32 without one, name the encoding (`json.detect_encoding`:
+    XML 1.0 Appendix F's rule, and RFC 4627's for JSON); other bytes are read one a character."""
     chunk = body[:size]
-    for bom, encoding in (
-        (codecs.BOM_UTF32_LE, "utf-32-le"),
-        (codecs.BOM_UTF32_BE, "utf-32-be"),
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16-le"),
-        (codecs.BOM_UTF16_BE, "utf-16-be"),
-    ):
-        if chunk.startswith(bom):
-            return chunk[len(bom) :].decode(encoding, errors="ignore")
-    if chunk.startswith(b"<\x00"):
-        return chunk.decode("utf-16-le", errors="ignore")
-    if chunk.startswith(b"\x00<"):
-        return chunk.decode("utf-16-be", errors="ignore")
-    return chunk.decode("latin-1")
+    encoding = json.detect_encoding(chunk)
+    if encoding == "utf-8":
+        return chunk.decode("latin-1")
+    return chunk.decode(encoding, errors="ignore")

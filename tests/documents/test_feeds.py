@@ -1010,6 +1010,19 @@ def test_json_feed_with_a_utf8_bom_parses() -> None:
     assert [e.guid for e in feed.entries] == ["1"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-16-le", "utf-32"])
+def test_a_json_feed_in_utf_16_or_utf_32_parses(encoding: str) -> None:
+    """A JSON Feed saved as UTF-16 or UTF-32 (a Windows tool's "Unicode"), with its BOM or
+    without (RFC 8259 §8.1 asks for UTF-8, and Python's json reads the others from their
+    bytes): it is a feed, and its entries are read. It was "not a feed: invalid JSON", and
+    `feeds add` took it for no feed at all."""
+    body = json.loads(_json_feed({"id": "1", "url": "https://example.com/a", "title": "Ünï"}))
+    data = json.dumps(body, ensure_ascii=False).encode(encoding)
+    assert looks_like_feed(data)
+    (entry,) = parse_feed(data, URL).entries
+    assert (entry.guid, entry.link, entry.title) == ("1", "https://example.com/a", "Ünï")
+
+
 def test_image_prefers_widest_media_then_thumbnail_then_enclosure() -> None:
     """The widest image media:content wins; video media is skipped for a thumbnail."""
     media = 'xmlns:media="http://search.yahoo.com/mrss/"'
