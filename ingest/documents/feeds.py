@@ -276,7 +276,8 @@ def _as_utf8(
     XML declaration (a template kept after the site moved to UTF-8), is relabelled UTF-8:
     valid UTF-8 is all but never meant as another charset, the rule a page is read by
     (`ingest.extract.page.decode_page`). A document in another charset, whose bytes are not
-    UTF-8, is read in it, and a UTF-16 or UTF-32 one is left to its BOM."""
+    UTF-8, is read in it, and a UTF-16 or UTF-32 one is left to its BOM, its NULs and its
+    labels."""
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\x00", b"\x00<")):
         return body, headers, None
     lowered = {key.lower(): value for key, value in headers.items()}
@@ -297,13 +298,24 @@ def _as_utf8(
             headers,
             f"invalid UTF-8 at byte {e.start}, read as Windows-1252",
         )
-    if not others or body.isascii():
+    # ASCII bytes read the same in any other charset but a seven-bit one (ISO-2022-JP) and a
+    # wide one. A document in UTF-16 or UTF-32 has NULs (its markup's ASCII characters); one
+    # without any is not one, whatever its server says.
+    wide = any(map(_is_wide, others))
+    if not others or (wide and b"\x00" in body) or (body.isascii() and not wide):
         return body, headers, None
     if declared is not None and declared.group(1).decode() in others:
         body = bom + head[: declared.start(1)] + b"utf-8" + head[declared.end(1) :]
     if content_type is not None and charset_of(content_type) in others:
         lowered["content-type"] = _CHARSET_PARAMETER.sub("; charset=utf-8", content_type, count=1)
     return body, lowered, f"declared {others[0]}, read as UTF-8"
+
+
+def _is_wide(label: str) -> bool:
+    try:
+        return codecs.lookup(label).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False
 
 
 def _is_utf8(label: str) -> bool:

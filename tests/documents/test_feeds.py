@@ -903,6 +903,21 @@ def test_a_utf8_feed_labelled_with_a_legacy_charset_is_read_as_utf8(label: str, 
         assert _one(legacy, URL, headers).title == "Привет"
 
 
+@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-16be"])
+def test_an_ascii_feed_served_as_utf_16_is_read(label: str) -> None:
+    """A feed of ASCII bytes (its text all character references) served with `charset=utf-16`
+    (a server's wrong default): its first bytes, `<?xml` one byte a character, say it is not
+    UTF-16, as they say of such an XML declaration. Read as UTF-16, it was "not a feed". A
+    UTF-16 document has NULs, and is still read as one."""
+    body = _rss(f"<item>{GUID}<title>Caf&#233;</title></item>")
+    headers = {"Content-Type": f"application/rss+xml; charset={label}"}
+    assert _one(body, URL, headers).title == "Café"
+    # A UTF-16 document without a BOM, whitespace before its `<?xml`, is still UTF-16.
+    wide = b"\n" + body.replace(b"&#233;", "é".encode())
+    wide = wide.decode().encode("utf-16-be" if label == "utf-16be" else "utf-16-le")
+    assert _one(wide, URL, headers).title == "Café"
+
+
 # --- hostile values ------------------------------------------------------------------------------
 
 
