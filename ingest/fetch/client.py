@@ -467,6 +467,8 @@ class Fetcher:
                         _host(target),
                         timed=not (untimed and hops == 0),
                         ready=starting,
+                        # What a feed in progress waits on goes before another feed.
+                        urgent=kind != "feed",
                     ):
                         hops += 1
                         hop_started = time.monotonic()

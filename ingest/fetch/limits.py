@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +34,49 @@ class HostHeld(Exception):
         """The time left before the host takes requests again."""
 
 
+class Slots:
+    """A counting semaphore whose waiters are served urgent ones first, then in arrival order.
+
+    The limit on requests in flight across all hosts (`HostLimiter`'s `total`): a request a
+    feed in progress waits on (its pages, its host's robots.txt) goes before one that starts
+    another feed. A cold run asks for every feed and every host's robots.txt at once; served
+    in arrival order, the first feeds' pages queued behind all of them, and the workers had
+    no page to extract until most feeds were in."""
+
+    def __init__(self, value: int) -> None:
+        self._free = value
+        self._waiters: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+        """Urgent waiters, then the others."""
+
+    def locked(self) -> bool:
+        return self._free == 0
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        queue = self._waiters[0 if urgent else 1]
+        queue.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as it was cancelled: the next waiter's
+            elif waiter in queue:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for queue in self._waiters:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._free += 1
+
+
 @dataclass(eq=False)
 class _Host:
     turn: asyncio.Lock
@@ -57,8 +101,9 @@ class HostLimiter:
     delay holds no global slot, and so that the start it records is the real start.
 
     Waiters for one host start in FIFO order; hosts never wait for each other except for
-    `total`. Entries go once idle and past their delay, so the table does not grow with every
-    host ever seen. `clock` and `sleep` are injectable so tests can run on virtual time.
+    `total`, whose waiters are served urgent ones first (`Slots`). Entries go once idle and
+    past their delay, so the table does not grow with every host ever seen. `clock` and
+    `sleep` are injectable so tests can run on virtual time.
     A timed request to a host held (`hold`) for longer than `patience` seconds from now raises
     `HostHeld` instead of waiting."""
 
@@ -74,7 +119,7 @@ class HostLimiter:
     ) -> None:
         self.per_host = per_host
         self._patience = patience
-        self._total = None if total is None else asyncio.Semaphore(total)
+        self._total = None if total is None else Slots(total)
         if callable(delay):
             self._delay = delay
         else:
@@ -92,6 +137,7 @@ class HostLimiter:
         *,
         timed: bool = True,
         ready: Callable[[], Awaitable[None]] | None = None,
+        urgent: bool = False,
     ) -> AsyncIterator[None]:
         """Wait for a turn to start a request to `key`; the request runs inside the block.
         `ready` is awaited once, when the host's delay has been served and before the request
@@ -101,7 +147,9 @@ class HostLimiter:
         An untimed request (robots.txt) takes a host slot and a global one and counts as the
         host's last start, but does not wait out the host's delay: asked for right after the
         feed, it then costs the host's first page a few milliseconds, not a whole delay. While
-        the host is held (`hold`) it is timed: the host asked for no request, whatever it is."""
+        the host is held (`hold`) it is timed: the host asked for no request, whatever it is.
+        An `urgent` request takes the next global slot before the others waiting for one
+        (`Slots`)."""
         host = self._hosts.get(key)
         if host is None:
             if len(self._hosts) >= self._sweep_at:
@@ -110,13 +158,13 @@ class HostLimiter:
         host.users += 1
         try:
             if not timed and host.not_before <= self._clock():
-                async with self._untimed(host, ready):
+                async with self._untimed(host, ready, urgent):
                     yield
                 return
             async with host.turn:
                 await host.slots.acquire()
                 try:
-                    await self._wait_for_start(key, host, ready)
+                    await self._wait_for_start(key, host, ready, urgent)
                 except BaseException:
                     host.slots.release()
                     raise
@@ -134,13 +182,13 @@ class HostLimiter:
 
     @asynccontextmanager
     async def _untimed(
-        self, host: _Host, ready: Callable[[], Awaitable[None]] | None
+        self, host: _Host, ready: Callable[[], Awaitable[None]] | None, urgent: bool
     ) -> AsyncIterator[None]:
         async with host.slots:
             if ready is not None:
                 await ready()
             if self._total is not None:
-                await self._total.acquire()
+                await self._total.acquire(urgent=urgent)
             host.last_start = max(host.last_start, self._clock())
             try:
                 yield
@@ -149,7 +197,7 @@ class HostLimiter:
                     self._total.release()
 
     async def _wait_for_start(
-        self, key: str, host: _Host, ready: Callable[[], Awaitable[None]] | None
+        self, key: str, host: _Host, ready: Callable[[], Awaitable[None]] | None, urgent: bool
     ) -> None:
         """Sleep out the host's delay, await `ready` (once), then take a global slot. The delay
         is read again after every wait: a robots.txt (untimed, with a Crawl-delay) may have
@@ -168,7 +216,7 @@ class HostLimiter:
                 continue
             if self._total is None:
                 return
-            await self._total.acquire()
+            await self._total.acquire(urgent=urgent)
             if self._next_start(key, host) <= self._clock():
                 return
             self._total.release()

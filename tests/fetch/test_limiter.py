@@ -33,10 +33,12 @@ class _Recorder:
         self.inside: dict[str, int] = {}
         self.peak: dict[str, int] = {}
 
-    async def request(self, key: str, *, arrive: float = 0.0, takes: float = 0.0) -> float:
+    async def request(
+        self, key: str, *, arrive: float = 0.0, takes: float = 0.0, urgent: bool = False
+    ) -> float:
         if arrive:
             await self.vt.sleep(arrive)
-        async with self.limiter.slot(key):
+        async with self.limiter.slot(key, urgent=urgent):
             start = self.vt.now
             self.starts.append((key, start))
             self.inside[key] = self.inside.get(key, 0) + 1
@@ -164,6 +166,54 @@ async def test_delay_counts_from_the_real_start_after_the_global_wait() -> None:
         *(rec.request("http://a:80") for _ in range(3)),
     )
     assert rec.times("http://a:80") == [5.0, 6.0, 7.0]
+
+
+async def test_urgent_requests_take_the_next_global_slot() -> None:
+    """Waiting for a global slot, urgent requests (a feed in progress waits on them) go before
+    the others, whatever their order of arrival; among each kind, arrival order."""
+    vt = VirtualTime()
+    rec = _Recorder(vt, _limiter(vt, per_host=4, total=1))
+    await vt.run(
+        rec.request("http://a:80", takes=1.0),
+        rec.request("http://feed1:80", arrive=0.1, takes=1.0),
+        rec.request("http://feed2:80", arrive=0.2, takes=1.0),
+        rec.request("http://page1:80", arrive=0.3, takes=1.0, urgent=True),
+        rec.request("http://page2:80", arrive=0.4, takes=1.0, urgent=True),
+    )
+    assert [k for k, _ in rec.starts] == [
+        "http://a:80",
+        "http://page1:80",
+        "http://page2:80",
+        "http://feed1:80",
+        "http://feed2:80",
+    ]
+    assert [t for _, t in rec.starts] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+async def test_a_cancelled_global_waiter_leaks_no_slot() -> None:
+    """A request cancelled while it waits for a global slot, or as one is handed to it, leaves
+    the slot to the next waiter."""
+    vt = VirtualTime()
+    limiter = _limiter(vt, per_host=4, total=1)
+    rec = _Recorder(vt, limiter)
+
+    async def cancelled(at: float) -> None:
+        task = asyncio.ensure_future(rec.request("http://b:80", urgent=True))
+        await vt.sleep(at)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    await vt.run(
+        rec.request("http://a:80", takes=2.0),
+        cancelled(1.0),  # while it waits
+        cancelled(2.0),  # as the slot is handed over, at the instant a's request ends
+        rec.request("http://c:80", arrive=0.5),
+    )
+    assert rec.starts == [("http://a:80", 0.0), ("http://c:80", 2.0)]
+    later = vt.now + 1.0
+    await vt.run(rec.request("http://d:80", arrive=1.0))
+    assert rec.starts[-1] == ("http://d:80", later)  # the one slot is free again
 
 
 async def test_cancelled_waiter_gives_up_its_turn() -> None:
