@@ -281,6 +281,13 @@ _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
 
 
+def media_type(value: object) -> str:
+    """The media type a Content-Type header or a link's `type` names, without its parameters
+    and in lower case, as media types compare (RFC 9110 §8.3.1): `text/html` for
+    `Text/HTML; charset=utf-8`; "" for none."""
+    return value.split(";")[0].strip().lower() if isinstance(value, str) else ""
+
+
 def charset_of(content_type: str | None) -> str | None:
     """The charset a Content-Type header declares (`text/html; charset=windows-1252`), if
     any: how a feed's or a page's bytes are read where they do not say it themselves."""

@@ -15,7 +15,7 @@ import structlog
 from ingest import metrics
 from ingest.article import OTHER_PAGE, another_page, build_article
 from ingest.errors import BlockedError, ExtractError, FetchError, HeldError, WorkerError
-from ingest.normalize import charset_of, redact_url
+from ingest.normalize import charset_of, media_type, redact_url
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Article, Extracted, OwnText, ParsedEntry
 from ingest.workers.tasks import extract_page
@@ -148,9 +148,9 @@ async def fetch_page(
             # A 200 with nothing in it is a server's passing glitch (a cache filled with an
             # empty response, a worker restarting), not the page's last word: tried again.
             return PageOutcome(final_url, None, "empty response body", True, True)
-        media_type = page.content_type.split(";")[0].strip().lower()
-        if media_type not in HTML_TYPES:
-            raise ExtractError(link, f"not an HTML page: {media_type}")
+        media = media_type(page.content_type)
+        if media not in HTML_TYPES:
+            raise ExtractError(link, f"not an HTML page: {media}")
         with metrics.EXTRACT_SECONDS.time():
             work = workers.run(
                 extract_page,

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from lxml import etree
 
 from ingest.documents.feeds import parse_feed
-from ingest.normalize import absolute_http_url, clean_inline
+from ingest.normalize import absolute_http_url, clean_inline, media_type
 from ingest.types import ParsedFeed
 
 __all__ = [
@@ -112,7 +112,7 @@ class FeedPaging:
 
 def looks_like_html(body: bytes, content_type: str = "") -> bool:
     """An HTML page rather than a feed or sitemap: by its media type, else by its first tag."""
-    media = content_type.split(";")[0].strip().lower()
+    media = media_type(content_type)
     if media in ("text/html", "application/xhtml+xml"):
         return True
     head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
@@ -155,7 +155,7 @@ def feed_links(html: bytes, url: str) -> tuple[FeedLink, ...]:
         rels = (element.get("rel") or "").lower().split()
         if "alternate" not in rels:
             continue
-        mime = (element.get("type") or "").split(";")[0].strip().lower()
+        mime = media_type(element.get("type"))
         href = element.get("href") or ""
         title = clean_inline(element.get("title"))
         kind = _FEED_TYPES.get(mime)

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urldefrag
 from xml.sax import SAXParseException
 
@@ -34,6 +34,7 @@ from ingest.normalize import (
     charset_of,
     full_year,
     hour_of_day,
+    media_type,
     spelled_date,
     stated_zone_name,
     to_utc,
@@ -413,6 +414,11 @@ def _entry(
     )
 
 
+_PAGE_TYPES: Final = ("text/html", "application/xhtml+xml")
+"""Media types of an Atom entry's alternate link that is its web page (a link without one is
+taken for it)."""
+
+
 def _entry_link(raw: dict[str, Any], base: str) -> str | None:
     # FeedBurner's <link> is a redirect through feedproxy.google.com (shut down since);
     # `feedburner:origLink` is the article's own address. Checked as any link is.
@@ -421,7 +427,7 @@ def _entry_link(raw: dict[str, Any], base: str) -> str | None:
     for link in _dicts(_get(raw, "links")):
         if (
             (_get(link, "rel") or "alternate") == "alternate"
-            and (_get(link, "type") or "text/html") in ("text/html", "application/xhtml+xml")
+            and (media_type(_get(link, "type")) or "text/html") in _PAGE_TYPES
             and (href := _page_link(_get(link, "href"), base))
         ):
             return href

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from ingest.normalize import media_type
+
 REFRESH_STUB_BYTES: Final = 16 * 1024
 """The largest page whose refresh is a redirect. A stub is a line of text and a link (with an
 analytics script, a few KiB); an article page with a refresh (a news page reloading itself
@@ -39,7 +41,7 @@ def refresh_location(content_type: str, header: str | None, body: bytes) -> str 
     (`_UNREAD`: none in a comment or a `<noscript>`)."""
     if len(body) > REFRESH_STUB_BYTES:
         return None
-    if content_type.split(";")[0].strip().lower() not in _HTML_TYPES:
+    if media_type(content_type) not in _HTML_TYPES:
         return None
     if header is not None:
         return refresh_url(header)

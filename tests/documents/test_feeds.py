@@ -307,6 +307,33 @@ def test_feedburner_original_link_of_an_atom_entry_is_its_link() -> None:
 
 
 @pytest.mark.parametrize(
+    "kind", ["text/html; charset=utf-8", "TEXT/HTML", "application/xhtml+xml;charset=UTF-8"]
+)
+def test_an_atom_alternate_link_whose_type_has_parameters_is_the_entry_s_link(kind: str) -> None:
+    """A media type is matched without its parameters and its case (RFC 9110 §8.3.1): an
+    Atom entry whose one link is `type="text/html; charset=utf-8"` has it as its link."""
+    body = (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        "<entry><id>urn:1</id><title>x</title><updated>2025-01-01T00:00:00Z</updated>"
+        f"<link rel='alternate' type='{kind}' href='https://example.com/2025/story'/>"
+        "</entry></feed>"
+    ).encode()
+    assert _one(body).link == "https://example.com/2025/story"
+
+
+def test_an_atom_alternate_link_of_another_media_type_is_not_the_entry_s_page() -> None:
+    """An alternate in another format (the story's audio) is passed over for the HTML one."""
+    body = (
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+        b"<entry><id>urn:1</id><title>x</title><updated>2025-01-01T00:00:00Z</updated>"
+        b"<link rel='alternate' type='audio/mpeg' href='https://example.com/2025/story.mp3'/>"
+        b"<link rel='alternate' type='text/html; charset=utf-8'"
+        b" href='https://example.com/2025/story'/></entry></feed>"
+    )
+    assert _one(body).link == "https://example.com/2025/story"
+
+
+@pytest.mark.parametrize(
     "orig", ["javascript:alert(1)", "mailto:a@example.com", "", "   ", "ftp://example.com/x"]
 )
 def test_a_feedburner_original_link_that_is_no_http_url_leaves_the_link(orig: str) -> None:
