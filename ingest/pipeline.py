@@ -27,7 +27,7 @@ from ingest.article import another_page
 from ingest.config import Settings
 from ingest.errors import FetchError, HeldError, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
-from ingest.fetch.client import credential_site
+from ingest.fetch.client import credential_site, credentials_stay
 from ingest.fulltext import (
     MIN_WORDS,
     STAND_INS,
@@ -855,11 +855,10 @@ class Pipeline:
         # Moved while the lease is held, before the outcome releases it: a move that fails
         # leaves the poll unrecorded (handed back, done again), not recorded and unreported.
         if update.move_to is not None:
-            # Credentials stay with the site they were given for, as across a redirect: a feed
-            # that moved to another site (a domain sold or lapsed) is polled there without them.
-            elsewhere = credential_site(update.move_to) != credential_site(feed.url)
+            # Credentials go where they went across the redirect (`credentials_stay`).
+            stay = credentials_stay(feed.url, update.move_to)
             kept, left = await self.store.move_feed(
-                feed.id, update.move_to, update.full_text, CREDENTIAL_HEADERS if elsewhere else ()
+                feed.id, update.move_to, update.full_text, () if stay else CREDENTIAL_HEADERS
             )
             log.info(
                 "feed_moved",

@@ -171,6 +171,26 @@ def credential_site(url: httpx.URL | str) -> str:
     return registered_domain(_host(url if isinstance(url, httpx.URL) else httpx.URL(url)))
 
 
+def credentials_reach(site: str, secure: bool, target: httpx.URL | str) -> bool:
+    """Whether a request to `target` carries the credential headers (`CREDENTIAL_HEADERS`) of
+    a feed of `site` (its URL's `credential_site`), registered over https:// (`secure`) or
+    not: only to hosts of that site, and for an https:// feed only over https:// (over
+    http:// they would cross the network in clear text, which the credential of a URL's
+    user-info never does either). The rule of a feed's redirects and pages (`_hop_headers`)
+    and of a feed that moved (`credentials_stay`)."""
+    url = target if isinstance(target, httpx.URL) else httpx.URL(target)
+    return credential_site(url) == site and (not secure or url.scheme == "https")
+
+
+def credentials_stay(old_url: str, new_url: str) -> bool:
+    """Whether a feed that moved from `old_url` to `new_url` (a permanent redirect that held)
+    keeps its credential headers: where requests to the new URL would have carried them
+    (`credentials_reach`). A feed moved to another site (a domain sold or lapsed, a hosting
+    platform), or from https:// to http://, is polled there without them."""
+    owner = httpx.URL(old_url)
+    return credentials_reach(credential_site(owner), owner.scheme == "https", new_url)
+
+
 def _basic_authorization(url: httpx.URL) -> bytes | None:
     """The Basic authentication a URL's user-info asks for (`https://user:password@host/`, a
     token alone as `https://TOKEN@host/`, sent as `TOKEN:`), as httpx and curl send it."""
@@ -233,9 +253,7 @@ def _hop_headers(
     carry them in clear text, which the user-info's credential never is either), and the
     Basic authentication of the URL's user-info (`basic`) where that follows
     (`_credentials_follow`)."""
-    if site is not None and (
-        credential_site(target) != site or (secure and target.scheme != "https")
-    ):
+    if site is not None and not credentials_reach(site, secure, target):
         headers = [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
     if basic and (target is home or _credentials_follow(home, target)):
         return [*headers, (b"Authorization", basic)]

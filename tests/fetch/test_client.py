@@ -374,6 +374,27 @@ async def test_a_feed_s_credential_headers_follow_no_redirect_to_another_site(
     assert second["x-edition"] == "uk"
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "stay"),
+    [
+        ("https://example.com/feed", "https://www.example.com/rss", True),
+        ("http://example.com/feed", "https://feeds.example.com/rss", True),
+        ("http://example.com/feed", "http://example.com/rss", True),
+        ("https://example.com/feed", "http://example.com/feed", False),
+        ("https://example.com/feed", "https://example.net/feed", False),
+        ("https://example.com/feed", "https://example.com.evil.test/feed", False),
+    ],
+)
+def test_a_moved_feed_keeps_its_credentials_where_its_redirect_carried_them(
+    old: str, new: str, stay: bool
+) -> None:
+    """A feed that moved (its permanent redirect held) keeps its Authorization and Cookie
+    headers only where the redirect's hop carried them: within its site, and for an https://
+    feed over https:// only. Moved from https:// to http:// on its own site, it would
+    otherwise send them in clear text at every poll from then on."""
+    assert client.credentials_stay(old, new) is stay
+
+
 async def test_only_a_request_with_credential_headers_asks_for_a_registered_domain(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
