@@ -388,18 +388,19 @@ class Pipeline:
                     self.progress_at = time.monotonic()
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
-                    committed = self._committed.pop(feed.id, _Committed()).new
+                    committed = self._committed.pop(feed.id, _Committed())
                     per_host[feed.host] -= 1
                     if per_host[feed.host] < share:
                         blocked = False
-                    if task.cancelled():  # its lease ran out (`_renew_leases`)
+                    if task.cancelled() or (outcome := task.result()) is None:
+                        # Its lease ran out (`_renew_leases`), or it was handed back without
+                        # an outcome: not again in this pass, and what it committed (articles
+                        # stored, or updated in place) still counts.
                         handed_back.append(feed.id)
-                        summary.new_articles += committed
-                    elif (outcome := task.result()) is not None:
+                        summary.new_articles += committed.new
+                        summary.updated += committed.updated
+                    else:
                         summary.add(outcome)
-                    else:  # handed back without an outcome: not again in this pass
-                        handed_back.append(feed.id)
-                        summary.new_articles += committed
         except BaseException:
             # Cancelled (SIGTERM past the grace period, Ctrl-C) or the database went away:
             # stop the feeds in progress and hand them back at once instead of letting their

@@ -727,6 +727,42 @@ async def test_updated_entry_updates_the_article_in_place(
     assert len(server.hits("/story")) == 2
 
 
+async def test_an_update_of_a_feed_handed_back_counts_in_its_pass_as_in_the_metric(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed whose edited entry updated its article in place, and whose outcome then cannot
+    be recorded (the database went away): the feed is handed back without an outcome, and the
+    update, which committed, counts in the pass's summary (`updated`, which `tick_done` and
+    `run --once` print) as in `ingest_articles_updated_total` (was: the metric counted it, the
+    summary did not, where a new article of such a feed counted in both)."""
+    from prometheus_client import REGISTRY
+
+    from ingest.errors import StoreError
+
+    server.routes["/story"] = static(page("First version"))
+    server.routes["/feed"] = static(atom(server.base, NOW), "application/atom+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.run()
+    server.routes["/story"] = static(page("Second version"))
+    server.routes["/feed"] = static(
+        atom(server.base, NOW + timedelta(minutes=5)), "application/atom+xml"
+    )
+
+    async def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("database unreachable: connection refused")
+
+    pipeline.store.feeds_succeeded = unreachable  # type: ignore[method-assign]
+    before = REGISTRY.get_sample_value("ingest_articles_updated_total") or 0.0
+    summary = await pipeline.run(all_feeds=True)
+    counted = (REGISTRY.get_sample_value("ingest_articles_updated_total") or 0.0) - before
+    assert (summary.feeds, summary.new_articles, summary.updated, counted) == (0, 0, 1, 1)
+    assert pass_counts(summary)["updated"] == 1
+    (article,) = rows(database_url, "SELECT text FROM news.articles")
+    assert "Second version." in article["text"]
+    await pipeline.aclose()
+
+
 async def test_an_edit_of_the_headline_alone_updates_the_article_s_title(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
