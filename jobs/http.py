@@ -21,12 +21,23 @@ Check = Callable[[], Awaitable[str | None]]
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
+REQUEST_SECONDS = 10.0
+"""Time a connection has to send its request line and headers."""
+MAX_WAITING = 64
+"""Connections waiting for their request at once. One more closes the one that has waited
+longest: connections opened and left idle (a port scanner, a slowloris client) would otherwise
+each hold a file descriptor for REQUEST_SECONDS, as many as they open, and the descriptors the
+service's own requests and database connections need run out; a probe, which sends its request
+at once, is not the one that waited longest."""
+
 
 class HealthServer:
     def __init__(self, host: str, port: int, *, healthy: Check, ready: Check) -> None:
         self.host, self.port = host, port
         self._healthy, self._ready = healthy, ready
         self._server: asyncio.Server | None = None
+        self._waiting: dict[asyncio.StreamWriter, None] = {}
+        """Connections whose request is not read yet, oldest first (`MAX_WAITING`)."""
 
     async def start(self) -> None:
         try:
@@ -39,18 +50,31 @@ class HealthServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in self._waiting:  # what they would send is no longer answered
+                writer.close()
+            self._waiting.clear()
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._waiting) >= MAX_WAITING:
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            oldest.close()
+        self._waiting[writer] = None
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(REQUEST_SECONDS):
                 request_line = (await reader.readline()).decode("latin-1").split()
                 while (await reader.readline()).strip():
                     pass  # headers are not needed
+            if writer not in self._waiting:  # closed to make room for a newer connection
+                return
+            del self._waiting[writer]
             status, ctype, body = await self._respond(request_line)
         except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             writer.close()
             return
+        finally:
+            self._waiting.pop(writer, None)
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -4,6 +4,7 @@ a run stuck on a claim that never returns is reported, and recovers once it move
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import subprocess
 import sys
@@ -112,6 +113,42 @@ async def test_a_head_request_is_answered_without_a_body() -> None:
             if path != "/metrics":  # the metrics change between two scrapes
                 assert head == got_head
     finally:
+        await http.close()
+
+
+async def test_idle_connections_beyond_the_limit_close_the_oldest_and_probes_are_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections opened and left idle (a port scanner, a slowloris client), more of them
+    than `MAX_WAITING`: each one more closes the one that has waited longest, so that the
+    server never holds more than that many file descriptors for them, and a probe that sends
+    its request is answered among them (was: every idle connection was held until its
+    request's time ran out, as many as were opened, the descriptors the service's own
+    requests and database connections need with them). The time for a request is an hour
+    here, so that none is closed for want of one."""
+    monkeypatch.setattr("jobs.http.REQUEST_SECONDS", 3600.0, raising=False)
+    monkeypatch.setattr("jobs.http.MAX_WAITING", 8, raising=False)
+    http = HealthServer("127.0.0.1", 0, healthy=_fine, ready=_fine)
+    await http.start()
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        for _ in range(8 + 5):
+            idle.append(await asyncio.open_connection("127.0.0.1", http.port))
+        head, body = await _exchange(http.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (head.split(b"\r\n")[0], body) == (b"HTTP/1.1 200 OK", b"ok\n")
+        # The probe took a place too: the six that waited longest were closed, in order; the
+        # next one still waits for its request, and is answered.
+        for reader, _ in idle[:6]:
+            assert await asyncio.wait_for(reader.read(), 30) == b""
+        reader, writer = idle[6]
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 30)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        for _, writer in idle:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         await http.close()
 
 
