@@ -36,6 +36,8 @@ class HealthServer:
         self.host, self.port = host, port
         self._healthy, self._ready = healthy, ready
         self._server: asyncio.Server | None = None
+        self._checking: dict[str, asyncio.Future[str | None]] = {}
+        """The check of each path under way: requests that come meanwhile share its answer."""
         self._waiting: dict[asyncio.StreamWriter, None] = {}
         """Connections whose request is not read yet, oldest first (`MAX_WAITING`)."""
 
@@ -98,8 +100,14 @@ class HealthServer:
         check = {"/healthz": self._healthy, "/readyz": self._ready}.get(path)
         if check is None:
             return 404, "text/plain", b"not found\n"
+        # One check of a path at a time, whatever the requests: /readyz reads the database
+        # through the service's own pool, and a request of its own each would let a flood of
+        # them hold every connection the feeds need.
+        running = self._checking.get(path)
+        if running is None or running.done():
+            running = self._checking[path] = asyncio.ensure_future(check())
         try:
-            problem = await check()
+            problem = await asyncio.shield(running)
         except Exception as e:
             problem = f"check failed: {type(e).__name__}"
         if problem:

@@ -152,6 +152,57 @@ async def test_idle_connections_beyond_the_limit_close_the_oldest_and_probes_are
         await http.close()
 
 
+async def test_requests_that_come_during_a_check_share_its_answer() -> None:
+    """Twenty /readyz requests at once (probes of several checkers, a flood): the readiness
+    check, which reads the database through the service's own pool of 8 connections, runs once
+    and each request gets its answer (was: once a request, each holding a connection of the
+    pool the feeds' writes need, as many at once as requests came)."""
+    calls = 0
+    release = asyncio.Event()
+
+    async def ready() -> str | None:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return "database unreachable: OperationalError"
+
+    http = HealthServer("127.0.0.1", 0, healthy=_fine, ready=ready)
+    read = 0  # requests read, and being answered
+    respond = http._respond
+
+    async def counted(request_line: list[str]) -> tuple[int, str, bytes]:
+        nonlocal read
+        read += 1
+        return await respond(request_line)
+
+    http._respond = counted  # type: ignore[method-assign]
+    await http.start()
+    try:
+        request = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+        asked = [asyncio.ensure_future(_exchange(http.port, request)) for _ in range(20)]
+        for _ in range(600):
+            if read == 20:
+                break
+            await asyncio.sleep(0.05)
+        release.set()
+        answers = await asyncio.wait_for(asyncio.gather(*asked), 30)
+        assert calls == 1
+        assert {(head.split(b"\r\n")[0], body) for head, body in answers} == {
+            (b"HTTP/1.1 503 Service Unavailable", b"database unreachable: OperationalError\n")
+        }
+        release.clear()
+        again = asyncio.ensure_future(_exchange(http.port, request))
+        for _ in range(300):
+            if calls == 2:
+                break
+            await asyncio.sleep(0.1)
+        release.set()
+        await asyncio.wait_for(again, 30)
+        assert calls == 2  # a request after the answer checks anew
+    finally:
+        await http.close()
+
+
 def _scraped(text: str, name: str) -> float:
     """The value of the unlabelled metric `name` in a Prometheus text exposition."""
     (line,) = [ln for ln in text.splitlines() if ln.split(" ")[0] == name]
