@@ -74,10 +74,10 @@ def _redact_passwords(text: str) -> str:
 
 
 def _redacted(value: object) -> object:
-    """`value` with the passwords of each text in it redacted, in dicts, lists and tuples too
-    (an exception rendered for JSON is a list of dicts)."""
+    """`value` with the secrets of each text in it redacted (`redact_secrets`), in dicts, lists
+    and tuples too (an exception rendered for JSON is a list of dicts)."""
     if isinstance(value, str):
-        return _redact_passwords(value)
+        return redact_secrets(value)
     if isinstance(value, dict):
         return {key: _redacted(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -88,15 +88,15 @@ def _redacted(value: object) -> object:
 
 
 def _redact_values(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
-    """Step before the renderer: the passwords in the message, every bound value and the
-    exception (its text and traceback, already formatted) redacted as written, where they are
-    spelled as libpq reads them; once rendered, they are escaped (JSON) or quoted (the
-    console), and a password's end is no longer where libpq's is. The URLs in them are
-    redacted on the rendered line (`_redact_rendered`)."""
+    """Step before the renderer: the message, every bound value and the exception (its text
+    and traceback, already formatted) redacted as written (`redact_secrets`): the user-info
+    and credential parameters of the URLs in them, and the passwords where they are spelled as
+    libpq reads them; once rendered, they are escaped (JSON: `\u00e9`, `\"`) or quoted (the
+    console), and a secret's end is no longer where the URL's or libpq's is."""
     for key, value in event_dict.items():
         if isinstance(value, str):
-            if "@" in value or "password" in value:
-                event_dict[key] = _redact_passwords(value)
+            if "@" in value or "=" in value:  # user-info, a parameter, a keyword's value
+                event_dict[key] = redact_secrets(value)
         elif isinstance(value, dict | list | tuple):
             event_dict[key] = _redacted(value)
     return event_dict

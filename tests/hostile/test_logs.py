@@ -91,14 +91,19 @@ TOKEN = "Tk-5e1f-hostile"
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
-def test_a_feed_url_s_query_token_is_in_no_log_line(captured: io.StringIO, fmt: str) -> None:
+@pytest.mark.parametrize("value", [TOKEN, f"\u00e9t\u00e9{TOKEN}"], ids=["ascii", "not-ascii"])
+def test_a_feed_url_s_query_token_is_in_no_log_line(
+    captured: io.StringIO, fmt: str, value: str
+) -> None:
     """A feed URL with a credential in its query string (`?token=`, `api_key=`, `sig=`), in a
     bound value, a message, an exception or a stdlib logger's line, has the value replaced by
     `***` on every line, by the rule the views of schema news follow
-    (`ingest.normalize.redact_url`); its other parameters stay readable."""
+    (`ingest.normalize.redact_url`); its other parameters stay readable. Also a value that a
+    JSON line escapes (`\u00e9`: was, in JSON, `token=***` followed by the rest of the value
+    after its first such character)."""
     logs.configure(fmt, "info", stream=captured)  # type: ignore[arg-type]
     log = structlog.get_logger("ingest.test")
-    url = f"https://example.com/feed.xml?page=2&token={TOKEN}&api_key={TOKEN}"
+    url = f"https://example.com/feed.xml?page=2&token={value}&api_key={value}"
     try:
         raise ConnectionError(f"cannot fetch {url}")
     except ConnectionError:
@@ -121,8 +126,10 @@ def test_a_feed_url_s_query_token_is_in_no_log_line(captured: io.StringIO, fmt: 
         f"https://{TOKEN}@example.com/feed.xml",
         f"https://reader:{TOKEN}@example.com/feed.xml",
         f"https://{TOKEN}:x-oauth-basic@example.com/feed.xml",
+        # A user-info that a JSON line escapes (was: kept whole in JSON, `\u00e9` and all).
+        f"https://\u00e9t\u00e9{TOKEN}@example.com/feed.xml",
     ],
-    ids=["token", "user-password", "token-as-user"],
+    ids=["token", "user-password", "token-as-user", "not-ascii"],
 )
 def test_a_url_s_user_info_is_in_no_log_line(captured: io.StringIO, fmt: str, url: str) -> None:
     """A URL with a token as its user name or password (`https://TOKEN@host/feed`), in a bound
