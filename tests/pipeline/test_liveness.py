@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import subprocess
 import sys
 from typing import get_args
@@ -283,3 +284,37 @@ def test_every_series_known_in_advance_is_exported_from_the_start() -> None:
         *(f'ingest_errors_total{{kind="{k}"}} 0.0' for k in errors),
     ):
         assert series in scrape.splitlines(), series
+
+
+def test_the_readme_names_every_metric_with_its_labels_and_nothing_else() -> None:
+    """The metrics the README lists (its paragraph after the endpoints) are those the service
+    exports, each with the labels it names (`name{label}`), no more and no fewer: a metric
+    added, renamed or given a label shows here until the README says so."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = readme.split("\nMetrics: ", 1)[1].split("\n\n", 1)[0]
+    named = {
+        name: tuple(labels.split(",")) if labels else ()
+        for name, labels in re.findall(r"`(ingest_[a-z_]+)(?:\{([a-z_,]+)\})?`", paragraph)
+    }
+    scrape = subprocess.run(
+        [sys.executable, "-c", "import jobs.service, prometheus_client as p;"
+         " print(p.generate_latest().decode())"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout  # fmt: skip
+    labelled: dict[str, set[str]] = {}  # by the name of its TYPE line (a counter's `_total`)
+    for line in scrape.splitlines():
+        if line.startswith("# TYPE "):
+            name = line.split()[2]
+            if not name.endswith("_created"):  # prometheus_client's start time of each series
+                labelled[name] = set()
+        elif line and not line.startswith("#"):
+            name, _, labels = line.split(" ")[0].partition("{")
+            if name.endswith("_created"):
+                continue
+            base = next(n for n in labelled if name == n or name.startswith(n + "_"))
+            labelled[base] |= {kv.split("=")[0] for kv in labels.rstrip("}").split(",") if kv}
+            labelled[base].discard("le")  # a histogram's buckets
+    exported = {name: labels for name, labels in labelled.items() if name.startswith("ingest_")}
+    assert sorted(named) == sorted(exported)
+    for name, labels in exported.items():
+        assert set(named[name]) == labels, name
