@@ -644,7 +644,6 @@ class Pipeline:
 
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
         message = _failure_message(feed, e)
-        metrics.ERRORS.labels(type(e).__name__).inc()
         now = self.clock()
 
         def decide(claimed: Feed, rng: random.Random) -> FeedFailure:
@@ -694,6 +693,9 @@ class Pipeline:
                 full_text=full_text,
                 not_found=failure.not_found,
             )
+        # Counted once recorded, as the poll's outcome is: a failure the database did not take
+        # is handed back, polled again, and counted then.
+        metrics.ERRORS.labels(type(e).__name__).inc()
         if isinstance(e, FetchError) and e.status in (429, 503) and e.response_url:
             await self._hold_host(feed, e, e.response_url, now)
         if failure.deactivate:

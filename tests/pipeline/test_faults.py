@@ -1396,6 +1396,47 @@ async def test_a_host_at_its_share_is_not_claimed_beyond_its_room(
     assert len(leased) == 40
 
 
+async def test_a_failure_that_could_not_be_recorded_is_counted_once_it_is(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed that fails (404) while its failure cannot be recorded (the database went away):
+    handed back, it is polled again and fails again, recorded then. `ingest_errors_total` counts
+    that one failure, as `ingest_feeds_polled_total{status="error"}` and the passes' `failed`
+    do (was: a failure each time the poll failed, recorded or not: two here)."""
+    from prometheus_client import REGISTRY
+
+    from ingest.errors import StoreError
+
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/missing.xml"))
+    real = pipeline.store.feed_failed
+    unrecorded = 1
+
+    async def feed_failed(*args: Any, **kwargs: Any) -> Any:
+        nonlocal unrecorded
+        if unrecorded:
+            unrecorded -= 1
+            raise StoreError("database unreachable: connection refused")
+        return await real(*args, **kwargs)
+
+    pipeline.store.feed_failed = feed_failed  # type: ignore[method-assign]
+
+    def counted() -> tuple[float, float]:
+        errors = REGISTRY.get_sample_value("ingest_errors_total", {"kind": "FetchError"})
+        polled = REGISTRY.get_sample_value("ingest_feeds_polled_total", {"status": "error"})
+        return errors or 0.0, polled or 0.0
+
+    before = counted()
+    first = await pipeline.run(all_feeds=True)
+    second = await pipeline.run(all_feeds=True)
+    after = counted()
+    assert (first.failed, second.failed) == (0, 1)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    (feed,) = rows(database_url, "SELECT last_status, consecutive_failures FROM ingest.feeds")
+    assert (feed["last_status"], feed["consecutive_failures"]) == ("error", 1)
+    await pipeline.aclose()
+
+
 async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answers(
     database_url: str,
     server: LocalServer,
