@@ -29,7 +29,13 @@ _CELL_TAGS = frozenset({"td", "th"})
 # Control characters are stripped from the markup first, so these cannot occur in its text.
 _LINE_MARK, _PARAGRAPH_MARK, _BR_MARK = "\x01", "\x02", "\x03"
 _BREAKS = re.compile("[ \x01-\x03]*[\x01-\x03][ \x01-\x03]*")
-_DROPPED_TAGS = ("script", "style", "noscript", "template", "head", "title", "iframe", "object")
+# Elements whose text a reader never sees: code, metadata, embedded documents, and what a player
+# or a canvas shows only where it cannot play or draw (WordPress's `[video]` and `[audio]`
+# shortcodes put a link to the file there), which a page's extraction leaves out too.
+_DROPPED_TAGS = (
+    *("script", "style", "noscript", "template", "head", "title", "iframe", "object"),
+    *("video", "audio", "canvas"),
+)
 
 
 def title(value: object, is_html: bool = False) -> str | None:

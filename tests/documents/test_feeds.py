@@ -1172,3 +1172,30 @@ def test_medium_s_credit_line_is_not_part_of_the_entry_s_text() -> None:
         "</item></channel></rss>"
     ).encode()
     assert _one(body).content == "The council approved the budget.\n\nIt passed 7 to 2."
+
+
+def test_what_a_player_shows_where_it_cannot_play_is_not_part_of_the_entry_s_text() -> None:
+    """A video or audio player embedded in an entry (WordPress's `[video]` and `[audio]`
+    shortcodes: a link to the file inside the player, for browsers that cannot play it; "Your
+    browser does not support the video tag.") shows no text to a reader, and its page's
+    extraction leaves it out: so does the entry's content (RSS or JSON Feed). Text around the
+    player is kept."""
+    story = (
+        "<p>The council approved the budget.</p>"
+        '<div style="width: 640px;" class="wp-video"><video class="wp-video-shortcode"'
+        ' controls="controls"><source type="video/mp4"'
+        ' src="https://example.com/uploads/vote.mp4?_=1" /><a'
+        ' href="https://example.com/uploads/vote.mp4">https://example.com/uploads/vote.mp4</a>'
+        "</video></div><p>It passed 7 to 2.</p>"
+        '<audio class="wp-audio-shortcode" controls="controls"><source type="audio/mpeg"'
+        ' src="https://example.com/uploads/vote.mp3?_=2" />Your browser does not support the'
+        " audio element.</audio><canvas>A chart of the vote.</canvas>"
+    )
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>'
+        f"<item>{GUID}<content:encoded><![CDATA[{story}]]></content:encoded>"
+        "</item></channel></rss>"
+    ).encode()
+    assert _one(body).content == "The council approved the budget.\n\nIt passed 7 to 2."
+    assert _one(_json_feed({"id": "1", "content_html": story})).content == _one(body).content
