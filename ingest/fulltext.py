@@ -17,8 +17,9 @@ once it is in (`until_check`): none is stored from the feed's text on the streng
 that comparison changed. In any feed, an entry whose page is not its article at all (a consent
 wall: `other_page`) is stored from its own text and counts neither way. An entry of fewer than
 MIN_WORDS words, or that ends like an excerpt, or whose text stops at a length at which its
-feed was seen to cut its texts without a mark (`pile_up`, `capped`), always has its page
-fetched and never counts towards the mode: it says nothing about the feed's other entries; nor,
+feed was seen to cut its texts without a mark (`pile_up`, `capped`), or that another new entry
+of the poll carries too (`shared`: a template), always has its page fetched and never counts
+towards the mode: it says nothing about the feed's other entries; nor,
 until the feed is proven full-text, does a failed comparison whose text stands for the article
 (`observe`). (`FullText.streak` counts matches in a row, up to CONFIRM, or misses in a row as a
 negative number, down to -MISSES.)
@@ -164,8 +165,8 @@ def pile_up(texts: Sequence[str]) -> tuple[int, int]:
     end of a sentence, and their lengths spread too far for three of them to end together: on
     the full-text site of `bench/probe_bench.py` no poll shows a pile-up, on its sites cut at
     250, 400 and 700 words and 2,000 characters nearly every feed does."""
-    # One article listed again (another tracking link) is one text; its links left out.
-    distinct = list({_LINK.sub("", t).rstrip(): t for t in texts}.values())
+    # One article listed again (another tracking link) is one text.
+    distinct = list({_as_one(t): t for t in texts}.values())
     spaced = [t for t in distinct if _spaced_words(t) >= MIN_WORDS]
     caps = []
     for measure, slack, pool in ((_spaced_words, CAP_WORDS, spaced), (len, CAP_CHARS, distinct)):
@@ -190,6 +191,31 @@ _CREDIT_WORDS: Final = 3
 
 _LINK = re.compile(r"\S*://\S*")
 """A link in a text: left out when telling one article's text from another's."""
+
+
+def _as_one(text: str) -> str:
+    """A text as it is told from another: its links left out."""
+    return _LINK.sub("", text).rstrip()
+
+
+def shared(texts: Sequence[str]) -> set[int]:
+    """The indices of a poll's new entries' texts that another of its entries carries too
+    (links left out, `_as_one`): a template in the article's place (a newsletter's blurb, a
+    subscription notice), which is the article of none of them. In `auto` mode such an entry
+    counts as having no text of its own (`article_words`): its page is fetched, compared with
+    nothing (its page is not another page for sharing nothing with a template) and stored.
+    An article listed twice (another tracking link) costs its pages, never its text."""
+    firsts: dict[str, int] = {}
+    alike: set[int] = set()
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        first = firsts.setdefault(_as_one(text), i)
+        if first != i:
+            alike.update((first, i))
+    return alike
+
+
 _CREDIT_MAX_WORDS: Final = 8
 """Words over which a line is the story's, whatever it opens with."""
 

@@ -40,6 +40,7 @@ from ingest.fulltext import (
     other_page,
     poll_caps,
     probe,
+    shared,
     shrunk,
     stands_unchecked,
     still_due,
@@ -1036,7 +1037,12 @@ class Pipeline:
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
         feed order; while the feed is probed, once probing is done)."""
         state, mode = feed.full_text, feed.text_mode
-        counts = [article_words(own.text, mode, own.words, state) for own in owns]
+        # A text several new entries carry is the article of none of them (`shared`).
+        alike = shared([own.text for own in owns]) if mode == "auto" else set()
+        counts = [
+            0 if i in alike else article_words(own.text, mode, own.words, state)
+            for i, own in enumerate(owns)
+        ]
         seen: set[int] = set()
         # Whether the last of the poll's pages to decide anything left a proven feed's
         # comparison undone (the page failed in passing, or was another page): the next entry
@@ -1060,11 +1066,15 @@ class Pipeline:
             # Only an entry that may be the article is compared: not a teaser, and an excerpt
             # only where its page ends where it does (its text is not measured against the
             # whole page: an excerpt's page seldom ends alike); never a text as long as the
-            # length at which the feed cuts (`capped`), whose page is its article.
+            # length at which the feed cuts (`capped`), whose page is its article; nor a text
+            # other entries carry too (`shared`).
             compares = {
                 i
                 for i in indices
-                if mode == "auto" and owns[i].words >= MIN_WORDS and not capped(state, owns[i].text)
+                if mode == "auto"
+                and owns[i].words >= MIN_WORDS
+                and not capped(state, owns[i].text)
+                and i not in alike
             }
             compared: dict[int, tuple[bool, float, float, int, bool]] = {}
             # Re-checks of a proven feed that a passing failure of their page left undone.

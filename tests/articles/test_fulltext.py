@@ -928,3 +928,20 @@ def test_one_longer_whole_text_does_not_clear_the_cap() -> None:
     later = with_caps(state, [cut[0], live])  # next poll: one cut text, one live blog
     assert later.cap_words == 120
     assert capped(later, _cut_words(_story_of(7, 3), 120))
+
+
+def test_a_text_other_entries_of_the_poll_carry_too_is_shared() -> None:
+    """Entries carrying one text (its links aside: each entry's own link in a template) are
+    told from the others; entries without text, and texts of their own, are not."""
+    blurb = "Thank you for reading. Our newsletter brings you the day's stories."
+    texts = [
+        f"{blurb}\n\nhttps://example.com/a/1",
+        _story_of(1, 3),
+        "",
+        f"{blurb}\n\nhttps://example.com/a/2",
+        "",
+        _story_of(2, 3),
+        blurb,
+    ]
+    assert fulltext.shared(texts) == {0, 3, 6}
+    assert fulltext.shared([_story_of(1, 3), _story_of(2, 3)]) == set()

@@ -1782,3 +1782,41 @@ async def test_a_feed_moved_onto_a_registered_feed_brings_its_text_mode_settings
     finally:
         await fetcher.aclose()
         await pool.close()
+
+
+TEMPLATE = (
+    "Thank you for reading the Riverside Gazette. Our reporters cover the council, the "
+    "schools, the courts and the canal district every day of the year, and this newsletter "
+    "brings you their stories each morning. Read the full story on our website, where you "
+    "can also sign up for our breaking news alerts, share your views with the editors and "
+    "support local journalism with a subscription of your own."
+)
+
+
+async def test_a_text_every_new_entry_of_a_poll_carries_is_not_their_article(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed whose new entries all carry one text (a template: the
+    newsletter's blurb in place of the story, long enough to pass for an article and ending
+    like no excerpt): that text is stored as none of their articles; their pages are fetched
+    and each is its page's story."""
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    before = page_hits(site)
+    blurb = f"<content:encoded><![CDATA[<p>{TEMPLATE}</p>]]>"
+    templated = feed(site.base, range(12, 18), parts=0).replace(
+        "<content:encoded><![CDATA[]]>", blurb
+    )
+    items = feed(site.base, range(12))
+    items = items[items.index("<item>") : items.index("</channel>")]
+    site.routes["/feed"] = static(templated.replace("</channel>", f"{items}</channel>"), RSS)
+    await pipeline.run(all_feeds=True)
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles WHERE id > 12")
+    assert len(stored) == 6
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        assert row["text_source"] == "page"
+        assert "newsletter" not in row["text"]
+        assert clean_text("\n\n".join(paragraphs(n))) in row["text"]
+    assert page_hits(site) - before == 6
