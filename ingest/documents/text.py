@@ -15,6 +15,8 @@ from ingest.normalize import absolute_http_url, unescape, without_controls
 
 _TAG = re.compile(r"<[^>]*>")
 _CLOSE_TAG = re.compile(r"</[A-Za-z][\w-]*\s*>")
+_MARKUP = re.compile(r"<[A-Za-z!?/]")
+"""The start of a tag, a comment or a declaration."""
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 _PARAGRAPH_TAGS = frozenset(
@@ -87,7 +89,17 @@ def without_credit(text: str) -> str:
 def html_to_text(markup: str) -> str:
     """The text of an HTML field, its character references decoded also where they were
     escaped once more than HTML asks (`Don&amp;#8217;t`, an excerpt's `[&amp;#8230;]`), as a
-    plain field's are (`unescape`)."""
+    plain field's are (`unescape`); so is its markup, where the field has no tag of its own
+    and its text is tags (`&lt;p&gt;…&lt;/p&gt;` inside a CDATA section): those are read as
+    the markup they are, as a field declared as text that holds them is (`block`). A field
+    with tags of its own keeps the escaped ones it shows (code in a post about HTML)."""
+    text = _html_text(markup)
+    if not _MARKUP.search(markup) and _CLOSE_TAG.search(text):
+        return _html_text(html.unescape(markup))
+    return text
+
+
+def _html_text(markup: str) -> str:
     markup = without_controls(markup)
     if "<" not in markup and "&" not in markup:
         return _tidy(" ".join(markup.split()))

@@ -457,6 +457,32 @@ def test_escaped_html_in_content_not_typed_as_html_is_read_as_html() -> None:
     ).content == ("Tags such as <b> make text bold.")
 
 
+def test_html_content_escaped_twice_is_read_as_html() -> None:
+    """HTML content (or summary) whose markup was escaped once more than HTML asks, as some
+    publishers' feeds are (`<![CDATA[&lt;p&gt;…]]>`, `&amp;lt;p&amp;gt;…`, a JSON Feed's
+    `content_html` of `&lt;p&gt;…`): its tags are markup, not words of the text, and its
+    paragraphs are kept. Content with tags of its own keeps the escaped ones it shows (code in
+    a post about HTML), and text that only shows a "<" keeps it."""
+    once = "<p>One &amp;amp; two.</p><p>Three<br/>four</p>"
+    escaped = once.replace("<", "&lt;").replace(">", "&gt;")
+    expected = "One & two.\n\nThree\nfour"
+    cdata = f"<item>{GUID}<content:encoded><![CDATA[{escaped}]]></content:encoded></item>"
+    plain = f"<item>{GUID}<description>{escaped.replace('&', '&amp;')}</description></item>"
+    assert _one(_rss(cdata)).content == expected
+    assert _one(_rss(plain)).summary == expected
+    assert _one(_json_feed({"id": "1", "content_html": escaped})).content == expected
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry><id>e</id>'
+        b'<content type="html">' + escaped.replace("&", "&amp;").encode() + b"</content>"
+        b"</entry></feed>"
+    )
+    assert _one(atom).content == expected
+    code = "<p>Close it with <code>&lt;/div&gt;</code>.</p>"
+    assert _one(_json_feed({"id": "1", "content_html": code})).content == "Close it with </div>."
+    shown = "Tom &amp;lt;3 Jerry, and a &amp;lt; b"
+    assert _one(_json_feed({"id": "1", "content_html": shown})).content == "Tom <3 Jerry, and a < b"
+
+
 def test_character_references_escaped_twice_in_html_content_are_decoded() -> None:
     """HTML content whose character references were escaped once more than HTML asks, as
     some publishers' feeds are: they are decoded (an excerpt's "[&amp;#8230;]" ends in an

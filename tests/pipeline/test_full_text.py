@@ -1310,6 +1310,29 @@ async def test_a_feed_whose_text_is_escaped_markup_not_typed_as_html_stores_no_t
     assert not [r["text"] for r in stored if "<p>" in r["text"]]
 
 
+async def test_a_feed_whose_html_is_escaped_twice_stores_no_tags(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """An RSS feed carries each story in content:encoded as HTML escaped once more than HTML
+    asks (`<![CDATA[&lt;p&gt;…&lt;/p&gt;]]>`): its tags are markup, so the feed is proven
+    full-text on its words and the articles stored from it hold no tags, their paragraphs
+    kept."""
+    site.routes["/feed"] = static(
+        feed(site.base, range(12)).replace("<p>", "&lt;p&gt;").replace("</p>", "&lt;/p&gt;"),
+        RSS,
+    )
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    assert len(stored) == 12
+    for row in stored:
+        if row["text_source"] == "feed":
+            n = int(row["url"].rsplit("/", 1)[1])
+            assert row["text"] == clean_text("\n\n".join(paragraphs(n)))
+
+
 async def test_an_excerpt_whose_ellipsis_is_escaped_twice_is_stored_from_its_page(
     database_url: str, site: LocalServer, pipeline: Pipeline
 ) -> None:
