@@ -110,9 +110,14 @@ keep to update it without its page (`update_words`): a correction, a paragraph a
 keeps most of an article; an entry turned into a teaser or cut short in the feed does not."""
 
 
+_HEADLINE = r"\s*[\"“”«»„‘’'][^\n]{1,160}[\"“”«»‘’'][^\w\n]{0,10}"
+"""The story's headline in quotes after an invitation, perhaps an arrow after it (WordPress's
+"Continue reading “…”", whose headline is for screen readers): longer than the rest of an
+invitation's line may otherwise be."""
 _INVITE = (
     r"(?:read more|continue reading|read the full|keep reading|weiterlesen|lire la suite"
-    r"|leer más|continua a leggere|lees verder|czytaj dalej|leia mais)\b[^\n]{0,80}$"
+    r"|leer más|continua a leggere|lees verder|czytaj dalej|leia mais)\b"
+    rf"(?:[^\n]{{0,80}}|{_HEADLINE})$"
 )
 _ELLIPSIS = r"(?:\.\.\.|…)"
 _CUT_END = re.compile(rf"{_ELLIPSIS}\s*[\])]?\s*$|{_ELLIPSIS}\W{{0,10}}{_INVITE}", re.IGNORECASE)
@@ -126,8 +131,9 @@ _INVITED = re.compile(rf"\W{{0,10}}{_INVITE}", re.IGNORECASE)
 
 def looks_cut(text: str) -> bool:
     """Whether an entry's text ends the way an excerpt does: an ellipsis, or a last line
-    inviting the reader to the page ("Continue reading …"), or an ellipsis followed by that
-    invitation on its line (the link inside the excerpt's last paragraph: "… Read more")."""
+    inviting the reader to the page ("Continue reading …", however long the quoted headline
+    after it: `_HEADLINE`), or an ellipsis followed by that invitation on its line (the link
+    inside the excerpt's last paragraph: "… Read more")."""
     last = text.rstrip().rpartition("\n")[2]
     return bool(_CUT_END.search(last[-_TAIL:]) or _INVITED.match(last))
 

@@ -139,6 +139,25 @@ def test_an_excerpt_whose_link_to_the_page_follows_its_ellipsis_counts_as_no_art
     assert not looks_cut(STORY + " He said more would follow… and read more of it tonight.")
 
 
+def test_an_invitation_naming_a_long_headline_counts_as_no_article() -> None:
+    """WordPress's invitation names the story for screen readers ("Continue reading “…”"),
+    after the ellipsis or on a line of its own: however long the headline, the text is an
+    excerpt. A last line that only opens with those words, and goes on, is the story's."""
+    headline = (
+        "Council approves the budget for the footbridge over the canal after residents of "
+        "the district waited twenty years for it"
+    )
+    for cut in (
+        STORY + f"… Continue reading “{headline}”",
+        STORY + f"\n\nContinue reading “{headline}” →",
+        STORY + f'\n\nContinue reading "{headline}"',
+    ):
+        assert looks_cut(cut), cut
+        assert article_words(cut) == 0
+    told = f"Continue reading “{headline}”, the mayor wrote, and the council did so at length."
+    assert not looks_cut(STORY + "\n\n" + told)
+
+
 class _Searched:
     """A compiled pattern that keeps the length of every string it is asked to search."""
 

@@ -1243,17 +1243,37 @@ async def test_a_feed_never_full_text_for_a_year_of_entries_still_records_its_po
     assert "not the article" in state["full_text_evidence"]
 
 
+LONG_HEADLINE = (
+    "Council approves the budget for the footbridge over the canal after residents of the "
+    "district waited twenty years for it"
+)
+
+
+@pytest.mark.parametrize(
+    "invitation",
+    [
+        "<p>{last} &#8230; <a href='{link}'>Read more</a></p>",
+        # WordPress's, with the headline for screen readers: longer than most lines' rest.
+        "<p>{last} &#8230; <a href='{link}' class='more-link'>Continue reading<span"
+        " class='screen-reader-text'> &#8220;{headline}&#8221;</span></a></p>",
+        "<p>{last}</p><p class='link-more'><a href='{link}' class='more-link'>Continue reading"
+        "<span class='screen-reader-text'> &#8220;{headline}&#8221;</span></a></p>",
+    ],
+    ids=["read-more", "wordpress-headline", "wordpress-headline-own-line"],
+)
 async def test_an_excerpt_ending_in_a_read_more_link_is_stored_from_its_page(
-    database_url: str, site: LocalServer, pipeline: Pipeline
+    database_url: str, site: LocalServer, pipeline: Pipeline, invitation: str
 ) -> None:
     """A proven full-text feed's next entry is half of its story, its last paragraph ending
-    "… Read more" (the link inside the paragraph): its page is fetched and its text is the
-    page's, not the excerpt's."""
+    "… Read more" (the link inside the paragraph), or WordPress's "Continue reading" with a
+    long headline after it: its page is fetched and its text is the page's, not the
+    excerpt's."""
     site.routes["/feed"] = static(feed(site.base, range(6)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     await pipeline.run()
     head = "".join(f"<p>{p}</p>" for p in paragraphs(6)[:2])
-    cut = f"{head}<p>{paragraphs(6)[2]} &#8230; <a href='{site.base}/a/6'>Read more</a></p>"
+    link = f"{site.base}/a/6"
+    cut = head + invitation.format(last=paragraphs(6)[2], link=link, headline=LONG_HEADLINE)
     item = (
         f"<item><title>Story 6</title><link>{site.base}/a/6</link><guid>{site.base}/a/6</guid>"
         f"<pubDate>{format_datetime(NOW)}</pubDate><content:encoded><![CDATA[{cut}]]>"
