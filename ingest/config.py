@@ -350,8 +350,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     problems: list[str] = []
     for f in fields(Settings):
         raw = env.get(variable(f.name))
-        if raw is None and f.name == "database_url":
-            raw = env.get("INGEST_DATABASE_URL")
+        if f.name == "database_url" and (raw is None or not raw.strip()):
+            # An empty or blank DATABASE_URL is unset (see `_parse`): the alias is read then too.
+            raw = env.get("INGEST_DATABASE_URL", raw)
         if raw is None:
             continue
         try:

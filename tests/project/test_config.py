@@ -130,6 +130,18 @@ def test_database_url_wins_over_prefixed_alias(
     assert load_settings().database_url == "postgresql://a/documented"
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\n"])
+def test_blank_database_url_leaves_the_prefixed_alias_in_force(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    """A DATABASE_URL that is empty or blank is unset (a template's `DATABASE_URL=${DB}` with
+    nothing in DB), so INGEST_DATABASE_URL, read when it is unset, names the database: not the
+    embedded server, which the service would fill while the named database stays empty."""
+    monkeypatch.setenv("DATABASE_URL", blank)
+    monkeypatch.setenv("INGEST_DATABASE_URL", "postgresql://b/prefixed")
+    assert load_settings().database_url == "postgresql://b/prefixed"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "field", "expected"),
     [
