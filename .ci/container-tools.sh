@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure the tools that tests/test_container.py needs are on this machine. Idempotent: when
+# Make sure the tools that tests/project/test_container.py needs are on this machine. Idempotent: when
 # everything is already there it changes nothing. CI calls it before the tests.
 #
 #   docker-compose  Debian's package (1.29), used offline only: `docker-compose config` validates
