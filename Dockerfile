@@ -4,7 +4,8 @@
 #
 #   docker build -t news-ingest .
 #   docker run --rm -e DATABASE_URL=postgresql://... news-ingest migrate
-#   docker run --rm -p 8080:8080 -e DATABASE_URL=postgresql://... news-ingest        # = ingest run
+#   docker run --rm -p 8080:8080 --stop-timeout 45 -e DATABASE_URL=postgresql://... news-ingest
+#       (= ingest run; --stop-timeout: its 30 s drain and hand-back before Docker's SIGKILL)
 #
 # Two stages: the builder installs the package and all its dependencies into a virtualenv at
 # /opt/venv (every dependency ships binary wheels, so no compiler or apt package is needed);
