@@ -364,6 +364,12 @@ async def _record_checksums(
     )
 
 
+_ALREADY_EXISTS = frozenset({"42P06", "42P07", "42710", "42701"})
+"""SQLSTATEs of the notice a `CREATE … IF NOT EXISTS` (`ADD COLUMN IF NOT EXISTS`) gives when
+the object is there: duplicate_schema, duplicate_table (tables, indexes, sequences, views),
+duplicate_object (an extension), duplicate_column."""
+
+
 async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
     """Apply one migration in its own transaction, recording it. A table lock it needs that
     another session holds (a consumer idle in a transaction that read the view being replaced,
@@ -380,9 +386,13 @@ async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
 
     What the migration says as it runs (a `RAISE NOTICE`: the role it could not create, a grant
     it skipped) is logged as `migration_notice`: it is the operator's to act on, and psycopg
-    drops a notice nobody asked for."""
+    drops a notice nobody asked for. PostgreSQL's "already exists, skipping" of a `CREATE … IF
+    NOT EXISTS` is not: the object being there is what such a statement allows for (sql/0001
+    creates the schema `ingest` that `migrate` made first, on every new database)."""
 
     def told(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.sqlstate in _ALREADY_EXISTS:
+            return
         log.info(
             "migration_notice", version=mig.version, name=mig.name, message=diag.message_primary
         )

@@ -70,6 +70,25 @@ async def test_migrate_applies_all_then_none(empty_database_url: str) -> None:
     assert await pending_migrations(empty_database_url) == []
 
 
+@pytest.mark.anyio
+async def test_a_fresh_database_is_migrated_without_a_notice(empty_database_url: str) -> None:
+    """`migration_notice` is what an operator acts on (the read-only role not created): a new
+    database, on a cluster where news_reader exists, is migrated without one. PostgreSQL's own
+    "already exists, skipping" of a `CREATE … IF NOT EXISTS` (sql/0001 creating the schema
+    `ingest` that the migration table was made in first) is no news."""
+    from structlog.testing import capture_logs
+
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'news_reader')"
+            " THEN CREATE ROLE news_reader LOGIN; END IF;"
+            " EXCEPTION WHEN unique_violation OR duplicate_object THEN NULL; END $$"
+        )
+    with capture_logs() as logged:
+        assert await migrate(empty_database_url) == [m.version for m in load_migrations()]
+    assert [e for e in logged if e["event"] == "migration_notice"] == []
+
+
 SQL_DOC = README.parent / "docs" / "sql.md"
 
 
