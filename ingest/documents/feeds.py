@@ -761,12 +761,14 @@ def _list(value: object) -> list[Any]:
 
 
 def _json_authors(obj: dict[str, Any]) -> str | None:
-    # 1.1 has "authors"; 1.0 had a single "author", which 1.1 still allows readers to honour.
-    authors = obj.get("authors")
-    if not isinstance(authors, list):
-        authors = [obj.get("author")]
-    names = [n for a in authors if isinstance(a, dict) and (n := plain_line(a.get("name")))]
-    return ", ".join(names) or None
+    # 1.1 has "authors"; 1.0 had a single "author", which 1.1 still allows readers to honour:
+    # read where "authors" names nobody (a feed moving to 1.1 may write both, one empty).
+    for authors in (obj.get("authors"), [obj.get("author")]):
+        if isinstance(authors, list):
+            names = [n for a in authors if isinstance(a, dict) and (n := plain_line(a.get("name")))]
+            if names:
+                return ", ".join(names)
+    return None
 
 
 def _from_iso(value: object) -> datetime | None:

@@ -1059,6 +1059,23 @@ def test_json_feed_1_0_single_author_and_version() -> None:
     assert (feed.version, feed.entries[0].author) == ("json1", "Solo Writer")
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"authors": [], "author": {"name": "Solo Writer"}},
+        {"authors": [{"url": "https://example.com/solo"}], "author": {"name": "Solo Writer"}},
+        {"authors": None, "author": {"name": "Solo Writer"}},
+    ],
+    ids=["empty-authors", "nameless-authors", "null-authors"],
+)
+def test_a_json_feed_1_0_author_beside_authors_naming_nobody_is_read(item: dict[str, Any]) -> None:
+    """A feed moving from JSON Feed 1.0 to 1.1 may write both: where "authors" names nobody
+    (empty, nameless, null), the 1.0 "author" it keeps beside them is the entry's author, as
+    the 1.1 spec lets readers honour it."""
+    entry = _one(_json_feed({"id": "1", "content_text": "hi", **item}))
+    assert entry.author == "Solo Writer"
+
+
 def test_json_feed_title_html_is_stripped() -> None:
     """JSON Feed titles are plain text by the spec; markup that slips in is stripped anyway."""
     entry = _one(_json_feed({"id": "1", "title": "<b>Bold</b> &amp; loud"}))
