@@ -295,6 +295,16 @@ def charset_of(content_type: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def with_charset(content_type: str, charset: str) -> str:
+    """A Content-Type header with the charset it declares (`charset_of`) replaced by
+    `charset`, its quotes too; as it is where it declares none."""
+    match = _CHARSET.search(content_type)
+    if match is None:
+        return content_type
+    end = match.end(1) + (content_type[match.end(1) : match.end(1) + 1] in ("'", '"'))
+    return f"{content_type[: match.start()]}; charset={charset}{content_type[end:]}"
+
+
 def utf8_with_windows_1252(data: bytes) -> tuple[str, int]:
     """`data` read as UTF-8, each byte that is not UTF-8 read as Windows-1252 (text pasted
     into a UTF-8 document from a word processor: its quotes and dashes), and how many such

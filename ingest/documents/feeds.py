@@ -40,6 +40,7 @@ from ingest.normalize import (
     to_utc,
     unique_tags,
     utf8_with_windows_1252,
+    with_charset,
     zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
@@ -261,7 +262,6 @@ def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
 
 
 _DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']")
-_CHARSET_PARAMETER = re.compile(r";\s*charset\s*=\s*[\"']?[^\"';\s]+[\"']?", re.IGNORECASE)
 
 
 def _as_utf8(
@@ -308,7 +308,7 @@ def _as_utf8(
     if declared is not None and declared.group(1).decode() in others:
         body = bom + head[: declared.start(1)] + b"utf-8" + head[declared.end(1) :]
     if content_type is not None and charset_of(content_type) in others:
-        lowered["content-type"] = _CHARSET_PARAMETER.sub("; charset=utf-8", content_type, count=1)
+        lowered["content-type"] = with_charset(content_type, "utf-8")
     return body, lowered, f"declared {others[0]}, read as UTF-8"
 
 
