@@ -62,10 +62,11 @@ class Fingerprint:
     """BANDS signed 64-bit keys (PostgreSQL bigint), one per band of ROWS values."""
 
 
-def _shingle_hashes(text: str) -> np.ndarray | None:
+def _shingle_hashes(text: str, tokens: list[str] | None = None) -> np.ndarray | None:
     import numpy as np
 
-    tokens = words(text)
+    if tokens is None:
+        tokens = words(text)
     if len(tokens) < MIN_WORDS:
         return None
     runs = zip(*(tokens[i:] for i in range(SHINGLE_WORDS)), strict=False)
@@ -75,11 +76,12 @@ def _shingle_hashes(text: str) -> np.ndarray | None:
     return np.frombuffer(digests, dtype="<u8")
 
 
-def fingerprint(text: str) -> Fingerprint | None:
-    """The fingerprint of an article body; None when it is too short to judge."""
+def fingerprint(text: str, tokens: list[str] | None = None) -> Fingerprint | None:
+    """The fingerprint of an article body; None when it is too short to judge. `tokens`, when
+    given, are `words(text)`, already computed by the caller."""
     import numpy as np
 
-    hashes = _shingle_hashes(text)
+    hashes = _shingle_hashes(text, tokens)
     if hashes is None:
         return None
     a, b = _coefficients()

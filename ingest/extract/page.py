@@ -138,18 +138,20 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
             if recovered >= max(GUARD_GAIN * covered, covered + GUARD_MARGIN) or (
                 few and more and (recovered > covered or reference.words < _FEW_WORDS)
             ):
-                text, found = fallback, len(fallback_words)
+                text, kept = fallback, fallback_words
+                found = len(kept)
     if found < _FEW_WORDS:
         ld_body = clean_text(ld_text(ld, "articleBody") or "")
-        if len(words(ld_body)) >= _LD_BODY_WORDS:
-            text = ld_body
+        ld_words = words(ld_body)
+        if len(ld_words) >= _LD_BODY_WORDS:
+            text, kept = ld_body, ld_words
     if not text:
         raise ExtractError(url, "no article text found on the page")
     language = detect_language(text, hint=meta.language)
     extracted = Extracted(
         text=text,
         metadata=with_language(meta, language),
-        fingerprint=fingerprint(text),
+        fingerprint=fingerprint(text, kept),
         content_hash=content_hash(text),
     )
     return extracted, main

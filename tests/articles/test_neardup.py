@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ingest.coverage import words
 from ingest.neardup import (
     BANDS,
     MIN_WORDS,
@@ -116,6 +117,13 @@ def test_fingerprint_is_deterministic_across_calls() -> None:
     text = _text("drought-farmers.txt")
     first = _fp(text)
     assert all(_fp(text) == first for _ in range(5))
+
+
+def test_fingerprint_of_words_already_read_is_the_text_s() -> None:
+    """A caller that has the text's words (`ingest.extract.page` does) hands them over: the
+    fingerprint is the one of the text, read afresh."""
+    for text in (_text("drought-farmers.txt"), "北京" * 60, "word " * MIN_WORDS):
+        assert fingerprint(text, words(text)) == fingerprint(text)
 
 
 def test_fingerprint_values_are_stable() -> None:
