@@ -377,6 +377,140 @@ async def test_a_database_reading_backslashes_as_escapes_is_migrated_as_any_othe
     assert shown == ("https://h.example/f?token=***", "redirect to https://h.example/g?api_key=***")
 
 
+def _host_rows(dsn: str) -> list[tuple[str, Any]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT host, due_at FROM ingest.feed_hosts ORDER BY host").fetchall()
+
+
+def _sitemap_with_articles(conn: psycopg.Connection[Any], sitemap: str, pages: list[str]) -> int:
+    """A news sitemap followed as a feed, without site_url, that listed these pages."""
+    row = conn.execute(
+        "INSERT INTO ingest.feeds (url, kind, next_fetch_at) VALUES (%s, 'sitemap', now())"
+        " RETURNING id",
+        (sitemap,),
+    ).fetchone()
+    assert row is not None
+    for i, page in enumerate(pages):
+        conn.execute(
+            "WITH a AS (INSERT INTO ingest.articles (url, original_url, site, text, published_at,"
+            "   published_source, content_hash, text_source, fetched_at)"
+            " VALUES (%(url)s, %(url)s, 'x', 'Text.', now(), 'feed',"
+            "   sha256(convert_to(%(url)s::text, 'UTF8')), 'page', now()) RETURNING id)"
+            " INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)"
+            " SELECT %(feed)s, sha256(convert_to(%(url)s::text, 'UTF8')), id FROM a",
+            {"url": page, "feed": row[0]},
+        )
+    return int(row[0])
+
+
+@pytest.mark.anyio
+async def test_functions_made_while_backslashes_were_escapes_are_repaired(
+    empty_database_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that an earlier version migrated while its sessions read a backslash in a
+    string literal as an escape (the server, role or database set standard_conforming_strings
+    off) holds the functions of sql/0022, 0026, 0028 and 0031 made so: `ingest.url_host` drops a
+    host's last letter, and news.feeds shows a feed URL's user-info and token mangled, or fails.
+    The next migration (sql/0042) makes them as written; the index on feed hosts, each host's
+    row of ingest.feed_hosts (so that its feeds are claimed) and the site that 0036 read for a
+    news sitemap from its articles are made again with the function as written."""
+    from ingest.store import db
+    from tests.store.test_host_queue import claim
+
+    shipped = db.load_migrations()
+    misread = db.SESSION_SETTINGS.replace(
+        "standard_conforming_strings = on", "standard_conforming_strings = off"
+    )
+    with monkeypatch.context() as old:
+        old.setattr(db, "SESSION_SETTINGS", misread)
+        old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 35])
+        await db.migrate(empty_database_url)
+        with psycopg.connect(empty_database_url, autocommit=True) as conn:
+            cdn = _sitemap_with_articles(
+                conn,
+                "https://cdn.example.net/news.xml",
+                ["https://news.example.com/a/1", "https://news.example.com/a/2"],
+            )
+            own = _sitemap_with_articles(
+                conn, "https://www.example.org/news.xml", ["https://www.example.org/b/1"]
+            )
+        old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 41])
+        await db.migrate(empty_database_url)
+    urls = ["https://u:p@news.example.com/feed?token=S1", "https://feeds.example.org/rss"]
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        for url in urls:
+            conn.execute(
+                "INSERT INTO ingest.feeds (url, next_fetch_at, last_error)"
+                " VALUES (%s, now() - interval '1 minute', 'redirect to https://h.example/?key=S2')",
+                (url,),
+            )
+        assert conn.execute("SELECT ingest.url_host(%s)", (urls[0],)).fetchone() == (
+            "news.example.co",
+        )
+        with pytest.raises(psycopg.errors.InvalidRegularExpression):
+            conn.execute("SELECT url, last_error FROM news.feeds").fetchall()
+        sites = conn.execute(
+            "SELECT id, site_url FROM ingest.feeds WHERE kind = 'sitemap' ORDER BY id"
+        ).fetchall()
+        assert sites == [(cdn, "https://news.example.co/"), (own, "https://www.example.or/")]
+
+    assert await db.migrate(empty_database_url) == [m.version for m in shipped if m.version > 41]
+    migrated, expected = _catalog(empty_database_url), _catalog(database_url)
+    assert {k for k in expected if migrated.get(k) != expected[k]} == set()
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        shown = conn.execute(
+            "SELECT url, last_error FROM news.feeds WHERE kind = 'feed' ORDER BY id"
+        ).fetchall()
+        assert shown == [
+            ("https://news.example.com/feed?token=***", "redirect to https://h.example/?key=***"),
+            ("https://feeds.example.org/rss", "redirect to https://h.example/?key=***"),
+        ]
+        sites = conn.execute(
+            "SELECT id, site_url FROM ingest.feeds WHERE kind = 'sitemap' ORDER BY id"
+        ).fetchall()
+        assert sites == [(cdn, "https://news.example.com/"), (own, None)]
+        conn.execute("SET enable_seqscan = off")
+        by_index = conn.execute(
+            "SELECT count(*) FROM ingest.feeds"
+            " WHERE COALESCE(ingest.url_host(url), '') = 'news.example.com'"
+        ).fetchone()
+        assert by_index == (1,)
+        conn.execute("RESET enable_seqscan")
+        claimed = sorted(host for _, host in claim(conn))
+    assert claimed == [
+        "cdn.example.net",
+        "feeds.example.org",
+        "news.example.com",
+        "www.example.org",
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_repair_of_backslash_functions_leaves_a_healthy_database_as_it_was(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a database migrated with standard_conforming_strings on, sql/0042 changes nothing: the
+    same functions, views and indexes, and the same rows of ingest.feed_hosts."""
+    from ingest.store import db
+
+    shipped = db.load_migrations()
+    monkeypatch.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 41])
+    await db.migrate(empty_database_url)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url, next_fetch_at) VALUES"
+            " ('https://a.example/feed', now() + interval '1 hour'),"
+            " ('https://b.example./feed', now() - interval '1 hour')"
+        )
+        # A row later than its feed (a poll's outcome written while a claim held the row).
+        conn.execute("UPDATE ingest.feed_hosts SET due_at = due_at + interval '5 minutes'")
+    before_catalog, before_hosts = _catalog(empty_database_url), _host_rows(empty_database_url)
+    monkeypatch.setattr(db, "load_migrations", lambda: shipped)
+    await db.migrate(empty_database_url)
+    assert _catalog(empty_database_url) == before_catalog
+    assert _host_rows(empty_database_url) == before_hosts
+
+
 def test_handles_of_killed_processes_are_forgotten(tmp_path: Path) -> None:
     """A process killed with SIGKILL stays in the embedded server's list of holders, so the
     server would never be stopped: the next start drops the pids of processes that are gone
