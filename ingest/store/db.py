@@ -263,6 +263,7 @@ async def migrate(dsn: str) -> list[int]:
         # without the lock or DDL: a start-up of `ingest run --once` waits for it.
         recorded = await _recorded(conn)
         check_recorded(migrations, recorded)
+        check_encoding(conn.info.parameter_status("server_encoding"), migrated=bool(recorded))
         if all(recorded.get(m.version) for m in migrations):
             return []
         # A statement_timeout or lock_timeout set for the role or the database (for the
@@ -332,6 +333,25 @@ def check_recorded(migrations: list[Migration], recorded: dict[int, str | None])
             " known to change nothing, a comment or a blank line, is accepted by setting that"
             " row's checksum to NULL: the next start records the file's)"
         )
+
+
+def check_encoding(encoding: str | None, *, migrated: bool) -> None:
+    """Raise `StoreError` for a new database (`migrated` false) whose encoding is not UTF8: the
+    service stores text of every language, which a database in LATIN1 (or another one-byte
+    encoding) refuses outside its characters, a feed's title or an article's text, and one in
+    SQL_ASCII stores as bytes that length, case and text search misread. Refused before anything
+    is applied, it is made again in UTF8 at no cost. One that an earlier version migrated has
+    its articles in it: it goes on, with a warning at each start (`database_not_utf8`)."""
+    if encoding is None or encoding.upper() in ("UTF8", "UTF-8"):
+        return
+    if migrated:
+        log.warning("database_not_utf8", encoding=encoding)
+        return
+    raise StoreError(
+        f"the database's encoding is {encoding}, not UTF8: it cannot hold the text of every"
+        " language that news-ingest stores; create it anew with ENCODING 'UTF8' (CREATE"
+        " DATABASE … ENCODING 'UTF8' TEMPLATE template0, or createdb -E UTF8 -T template0)"
+    )
 
 
 async def check_schema(pool: AsyncConnectionPool) -> list[int]:

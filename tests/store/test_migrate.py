@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -769,3 +770,49 @@ async def test_a_replica_waiting_for_another_s_migration_says_so(
     applied = await asyncio.wait_for(waiting, 60)
     assert applied == [m.version for m in load_migrations()]
     assert [event for event, _ in lines].count("migration_lock_waiting") == 1
+
+
+@pytest.fixture
+def latin1_database_url(pg_admin: str) -> Iterator[str]:
+    """A new database whose encoding is LATIN1 (one made with a legacy template or locale)."""
+    import uuid
+
+    name = f"ingest_l_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+            " TEMPLATE template0"
+        )
+    yield pg_admin.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.anyio
+async def test_a_new_database_not_in_utf8_is_refused_before_anything_is_applied(
+    latin1_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database in LATIN1 (or SQL_ASCII) cannot hold what the service stores: a headline in
+    Cyrillic, a curly quote of a feed's title, refused (LATIN1) or stored as bytes that length,
+    case and search misread (SQL_ASCII). A new one is refused by the first `migrate`, naming the
+    encoding and the way out, with nothing applied; one that an earlier version migrated still
+    starts, with a warning (`database_not_utf8`) at each start."""
+    from structlog.testing import capture_logs
+
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    with pytest.raises(StoreError) as raised:
+        await db.migrate(latin1_database_url)
+    message = str(raised.value)
+    assert "LATIN1" in message
+    assert "ENCODING 'UTF8'" in message
+    with psycopg.connect(latin1_database_url) as conn:
+        assert conn.execute("SELECT to_regnamespace('ingest')").fetchone() == (None,)
+
+    monkeypatch.setattr(db, "check_encoding", lambda *_args, **_kwargs: None)
+    await db.migrate(latin1_database_url)
+    monkeypatch.undo()
+    with capture_logs() as logged:
+        assert await db.migrate(latin1_database_url) == []
+    assert [e["encoding"] for e in logged if e["event"] == "database_not_utf8"] == ["LATIN1"]
