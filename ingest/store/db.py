@@ -269,8 +269,11 @@ async def migrate(dsn: str) -> list[int]:
         # A statement_timeout or lock_timeout set for the role or the database (for the
         # service's queries) is not the migrations': one longer than it (an index built, every
         # article rewritten) and the wait for another replica's would fail at every start.
-        # Each migration still bounds its table locks (`_apply`).
+        # Each migration still bounds its table locks (`_apply`). So for PostgreSQL 17's
+        # transaction_timeout, which ends the session where it runs out.
         await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        if conn.info.server_version >= 170000:
+            await conn.execute("SET transaction_timeout = 0")
         taken = await conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         if not (await taken.fetchone() or (False,))[0]:
             # Another replica migrates (or a migration of its is stuck): say what this one

@@ -710,6 +710,54 @@ async def test_a_statement_timeout_of_the_database_does_not_cut_a_migration_shor
     assert 9991 in _applied(database_url)
 
 
+@pytest.mark.anyio
+async def test_a_transaction_timeout_of_the_database_does_not_cut_a_migration_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL 17's `transaction_timeout` set for the service's role or database (for its
+    queries) does not apply to migrations either, as statement_timeout and lock_timeout do not:
+    a migration longer than it is applied, and a replica waiting for another's migration waits
+    it out. The timeout ends the session where it runs out: each start failed with
+    "terminating connection due to transaction timeout". On the embedded server (18)."""
+    import contextlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    from ingest.store import db
+    from tests.support.cluster import PrivateCluster
+
+    base = Path(tempfile.mkdtemp(prefix="ingest-migrate-pg-"))
+    cluster = PrivateCluster(base / "data")
+    try:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE news")
+            admin.execute("ALTER DATABASE news SET transaction_timeout = '300ms'")
+        dsn = cluster.dsn("news")
+        shipped = db.load_migrations()
+        slow = db.Migration(9991, "slow", "SELECT pg_sleep(0.6);\nCREATE TABLE ingest.slow ();\n")
+        monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, slow])
+        with psycopg.connect(dsn, autocommit=True) as holder:
+            holder.execute("SET transaction_timeout = 0")
+            holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+            waiting = asyncio.create_task(db.migrate(dsn))
+            for _ in range(200):  # until the migration waits for the lock
+                if _lock_waiters(holder) or waiting.done():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.6)  # longer than the transaction_timeout
+            assert not waiting.done()
+            holder.execute("SELECT pg_advisory_unlock(%s)", (db.MIGRATION_LOCK_KEY,))
+            assert await asyncio.wait_for(waiting, timeout=120) == [
+                *(m.version for m in shipped),
+                9991,
+            ]
+    finally:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            cluster.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
     """Sessions of this database waiting for an advisory lock."""
     row = conn.execute(
