@@ -270,8 +270,12 @@ async def migrate(dsn: str) -> list[int]:
         # service's queries) is not the migrations': one longer than it (an index built, every
         # article rewritten) and the wait for another replica's would fail at every start.
         # Each migration still bounds its table locks (`_apply`). So for PostgreSQL 17's
-        # transaction_timeout, which ends the session where it runs out.
-        await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        # transaction_timeout, which ends the session where it runs out. The notices the
+        # migrations raise are sent whatever level the role or database chose for its other
+        # clients (`migration_notice`: the operator's to act on).
+        await conn.execute(
+            "SET statement_timeout = 0; SET lock_timeout = 0; SET client_min_messages = notice"
+        )
         if conn.info.server_version >= 170000:
             await conn.execute("SET transaction_timeout = 0")
         taken = await conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))

@@ -758,6 +758,39 @@ async def test_a_transaction_timeout_of_the_database_does_not_cut_a_migration_sh
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.anyio
+async def test_a_migration_s_notice_is_logged_whatever_level_the_database_sends(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database or role whose sessions are sent warnings and errors only
+    (`client_min_messages = warning`, to quiet its other clients) still has the notices its
+    migrations raise logged as `migration_notice`: the role not created, a grant skipped, what
+    the operator acts on."""
+    from psycopg import sql
+    from structlog.testing import capture_logs
+
+    from ingest.store import db
+
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET client_min_messages = warning").format(
+                sql.Identifier(name)
+            )
+        )
+    shipped = db.load_migrations()
+    telling = db.Migration(
+        9991, "telling", "DO $$ BEGIN RAISE NOTICE 'news_reader not granted: a reason'; END $$;"
+    )
+    monkeypatch.setattr(db, "load_migrations", lambda: [*shipped, telling])
+    with capture_logs() as logged:
+        assert await db.migrate(database_url) == [9991]
+    told = [e for e in logged if e["event"] == "migration_notice"]
+    assert [(e["version"], e["message"]) for e in told] == [
+        (9991, "news_reader not granted: a reason")
+    ]
+
+
 def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
     """Sessions of this database waiting for an advisory lock."""
     row = conn.execute(
