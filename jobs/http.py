@@ -1,6 +1,6 @@
 """The service's HTTP endpoints on `INGEST_HTTP_PORT`: `/healthz` (process alive, scheduler
 running, ticks not stuck: jobs.service.STALLED_TICKS), `/readyz` (database reachable, migrations
-current), `/metrics` (Prometheus)."""
+current, not stopping), `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 

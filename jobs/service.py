@@ -67,7 +67,7 @@ class Service:
     async def healthy(self) -> str | None:
         if self._scheduler is None or not self._scheduler.running:
             return "scheduler not running"
-        if self.pipeline.stopping:
+        if self.stopping:
             return "stopping"
         now = time.monotonic()
         if now - self._tick_at > self.stalled_after:
@@ -79,6 +79,11 @@ class Service:
         return None
 
     async def ready(self) -> str | None:
+        # From the signal on, not ready: a load balancer (a Kubernetes Service) takes the
+        # replica out of rotation while it drains, rather than when its port closes. Asked
+        # again after the database's answer, which a stop may have come during.
+        if self.stopping:
+            return "stopping"
         if (
             self._failed_ticks >= FAILED_TICKS_NOT_READY
             and self.pipeline.claims == self._claims_at_failure
@@ -90,7 +95,14 @@ class Service:
             if e.__cause__ is not None:
                 return f"database unreachable: {type(e.__cause__).__name__}"
             return str(e)
+        if self.stopping:
+            return "stopping"
         return f"migrations pending: {pending}" if pending else None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether SIGTERM/SIGINT came (`stop`): the service drains and exits."""
+        return self._stop.is_set() or self.pipeline.stopping
 
     async def _tick(self) -> None:
         # The tick's work runs in a task of our own: APScheduler 3 cancels running jobs on

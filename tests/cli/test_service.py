@@ -451,6 +451,51 @@ def test_readiness_returns_once_ticks_work_again_while_their_run_goes_on(
         assert proc.returncode == 0, stderr[-2000:]
 
 
+def test_readiness_fails_from_the_moment_the_service_drains(database_url: str) -> None:
+    """SIGTERM to a service whose run goes on (a feed whose page its host holds back): from
+    the moment it drains, /readyz answers 503 with the reason, so that a load balancer or
+    Kubernetes takes the replica out of rotation, and /healthz is 503 "stopping" as
+    documented; once the page comes, the feed finishes and the process exits 0."""
+    release = threading.Event()
+    with LocalServer() as srv:
+        e = _slow_feed(srv, release, database_url)
+        port = free_port()
+        service = logging_service(
+            {
+                **e,
+                "INGEST_TICK_SECONDS": "0.5",
+                "INGEST_HTTP_PORT": str(port),
+                "INGEST_HTTP_HOST": "127.0.0.1",
+            }
+        )
+        try:
+            with service as (proc, lines):
+                assert wait_until(
+                    lambda: any(r.path == "/story/0" for r in srv.requests),
+                    timeout=60,
+                    interval=0.1,
+                )
+                assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ok\n")
+                proc.send_signal(signal.SIGTERM)
+                draining = wait_until(
+                    lambda: any(e["event"] == "service_draining" for e in list(lines)),
+                    timeout=30,
+                )
+                ready = http_get_or_none(f"http://127.0.0.1:{port}/readyz")
+                healthy = http_get_or_none(f"http://127.0.0.1:{port}/healthz")
+                still_held = not release.is_set()
+                release.set()
+                proc.wait(timeout=60)
+        finally:
+            release.set()
+        assert draining, [e["event"] for e in lines]
+        assert still_held
+        assert ready == (503, "stopping\n")
+        assert healthy == (503, "stopping\n")
+        assert proc.returncode == 0, lines[-5:]
+        assert count_articles(database_url) == (1, 1)
+
+
 def http_get_or_none(url: str) -> tuple[int | None, str]:
     try:
         return http_get(url)
