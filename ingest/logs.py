@@ -275,3 +275,27 @@ def configure(
     # restored the warnings module's own printing since (`warnings.catch_warnings`).
     logging.captureWarnings(False)
     logging.captureWarnings(True)
+
+
+def configure_worker() -> None:
+    """The logging of the worker pool's processes, set once in its fork server (whose preload
+    calls it), so that every worker forked from it has it: the format and level the command
+    logs with (`INGEST_LOG_FORMAT`, `INGEST_LOG_LEVEL`, read as the command reads them; the
+    command refused a bad value already), on stderr, which the command and its workers share.
+    A library's `warnings.warn` in a worker is then a line of the log (logger `py.warnings`),
+    not the warnings module's lines of text among the JSON ones. The libraries' own lines under
+    error (trafilatura's "discarding data" at every page without an article) stay out, as they
+    were: the pipeline reports each page's outcome itself."""
+    from ingest.config import load_settings
+    from ingest.errors import ConfigError
+
+    fmt: Literal["auto", "json", "console"] = "auto"
+    level = "info"
+    try:
+        settings = load_settings()
+        fmt, level = settings.log_format, settings.log_level
+    except ConfigError:
+        pass
+    configure(fmt, level, stream=sys.stderr)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.ERROR, _SINK.level))

@@ -14,6 +14,17 @@ signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 import sys  # noqa: E402
 
+from ingest.launcher import _lighten_imports  # noqa: E402
+
+# The workers log as the command does (a warning raised in one is a line of the log): set
+# before the imports below, whose warnings are lines of it too; structlog imported without
+# rich, as the command imports it (about 120 modules the workers never use).
+_lighten_imports()
+
+from ingest import logs  # noqa: E402
+
+logs.configure_worker()
+
 from ingest.documents.feeds import parse_feed  # noqa: E402
 from ingest.extract import extract_page  # noqa: E402
 from ingest.workers.forkserver import quiet_when_pool_gone  # noqa: E402

@@ -5,6 +5,8 @@ process's."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -98,3 +100,52 @@ def test_a_worker_whose_pool_is_gone_starts_quietly_and_nothing_else_does() -> N
     hook(*other)
     hook(*_raised(lambda: 1 / 0))
     assert seen == [FileNotFoundError, ZeroDivisionError]
+
+
+WARNING_IN_A_WORKER = textwrap.dedent(
+    """
+    import asyncio
+    import os
+    import sys
+
+    from ingest import logs
+    from ingest.workers.pool import Workers
+    from tests.support.pool_tasks import warn
+
+    logs.configure("json", "info", stream=sys.stderr)
+
+    async def main():
+        workers = Workers(1)
+        try:
+            pid = await workers.run(warn, "the old way, see https://u:SECRET@h.test/x", timeout=60)
+        finally:
+            workers.close()
+        print(pid != os.getpid())
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_warning_raised_in_a_worker_is_a_json_log_line() -> None:
+    """A Python warning (`warnings.warn`) raised in a worker process, as a library would raise
+    it while a page is extracted, is a line of the service's JSON log (logger `py.warnings`,
+    level warning, a URL's user-info redacted), as in the main process: every line on stderr
+    parses (was: the warnings module's two lines of text, the URL whole, among the JSON)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", WARNING_IN_A_WORKER],
+        cwd=ROOT,
+        env={**os.environ, "INGEST_LOG_FORMAT": "json", "INGEST_LOG_LEVEL": "info"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "True\n"
+    assert "SECRET" not in proc.stderr
+    try:
+        lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    except json.JSONDecodeError:
+        raise AssertionError(f"a line of stderr is no JSON: {proc.stderr!r}") from None
+    warned = [line for line in lines if "the old way" in str(line["event"])]
+    assert [(w["logger"], w["level"]) for w in warned] == [("py.warnings", "warning")], lines

@@ -88,3 +88,12 @@ def pipe_sizes() -> list[int]:
         except OSError:  # the listing's own descriptor, closed by now
             continue
     return sizes
+
+
+def warn(message: str) -> int:
+    """Raises `message` as a Python warning (`warnings.warn`, a UserWarning) in the worker, as
+    a library would, and answers the worker's pid."""
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=1)
+    return os.getpid()
