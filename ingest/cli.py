@@ -486,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)
+        logs.catch_unhandled()
         for name, meant in unknown_variables():
             # Not an error: a platform sets variables of its own (Kubernetes' service links),
             # and an older version's settings may linger; but a typo's value is not in force.

@@ -11,6 +11,7 @@ import re
 import sys
 import threading
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -277,13 +278,56 @@ def configure(
     logging.captureWarnings(True)
 
 
+_log = structlog.get_logger(__name__)
+
+
+def catch_unhandled() -> None:
+    """An exception nobody handles is a line of the log, in its format (`unhandled_exception`,
+    with the traceback, redacted as every line is), rather than the interpreter's traceback as
+    text on stderr: one that ends the process (level critical; the exit status stays 1), one
+    that ends a thread (level error, `thread`), and one the interpreter can only ignore, raised
+    by a finalizer or a callback it cannot raise into (level error, `context`: its "Exception
+    ignored in …"). For the process's entry, once `configure` is done: the hooks are the
+    process's, for as long as it runs."""
+    sys.excepthook = _unhandled
+    threading.excepthook = _unhandled_in_thread
+    sys.unraisablehook = _unraisable
+
+
+def _unhandled(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    _log.critical("unhandled_exception", exc_info=(exc_type, exc, tb))
+
+
+def _unhandled_in_thread(args: threading.ExceptHookArgs) -> None:
+    if issubclass(args.exc_type, SystemExit):  # the thread's way to end, as threading sees it
+        return
+    _log.error(
+        "unhandled_exception",
+        thread=args.thread.name if args.thread is not None else None,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
+def _unraisable(args: Any) -> None:  # sys.UnraisableHookArgs
+    try:
+        context = f"{args.err_msg or 'Exception ignored in'}: {args.object!r}"
+    except Exception:  # an object whose repr fails too
+        context = args.err_msg or "Exception ignored in"
+    _log.error(
+        "unhandled_exception",
+        context=context,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
 def configure_worker() -> None:
     """The logging of the worker pool's processes, set once in its fork server (whose preload
     calls it), so that every worker forked from it has it: the format and level the command
     logs with (`INGEST_LOG_FORMAT`, `INGEST_LOG_LEVEL`, read as the command reads them; the
     command refused a bad value already), on stderr, which the command and its workers share.
     A library's `warnings.warn` in a worker is then a line of the log (logger `py.warnings`),
-    not the warnings module's lines of text among the JSON ones. The libraries' own lines under
+    not the warnings module's lines of text among the JSON ones, and so is an exception nobody
+    handles there (`catch_unhandled`). The libraries' own lines under
     error (trafilatura's "discarding data" at every page without an article) stay out, as they
     were: the pipeline reports each page's outcome itself."""
     from ingest.config import load_settings
@@ -297,5 +341,6 @@ def configure_worker() -> None:
     except ConfigError:
         pass
     configure(fmt, level, stream=sys.stderr)
+    catch_unhandled()
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.ERROR, _SINK.level))

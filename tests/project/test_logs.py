@@ -8,6 +8,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +20,7 @@ import pytest
 import structlog
 
 from ingest import logs
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -172,3 +177,70 @@ def test_a_python_warning_is_a_log_line(out: io.StringIO, fmt: str) -> None:
         (line,) = lines(out)
         assert line["level"] == "warning"
         assert line["logger"] == "py.warnings"
+
+
+# `ingest migrate` whose command has a bug: before it raises, a thread of its dies of one and an
+# object's finalizer raises (the interpreter's "Exception ignored in"); each error quotes a DSN.
+A_COMMAND_WITH_A_BUG = textwrap.dedent(
+    """
+    import sys
+    import threading
+
+    import ingest.cli
+    from ingest import launcher
+
+    DSN = "postgresql://ingest:SECRET@db.test/news"
+
+    class Leaky:
+        def __del__(self):
+            raise OSError(f"cannot close {DSN}")
+
+    def broken(args, settings):
+        thread = threading.Thread(target=lambda: 1 / 0, name="helper")
+        thread.start()
+        thread.join()
+        Leaky()
+        raise RuntimeError(f"a bug, connected to {DSN}")
+
+    ingest.cli._COMMANDS["migrate"] = broken
+    sys.argv = ["ingest", "migrate"]
+    sys.exit(launcher.main())
+    """
+)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_an_exception_nobody_handles_is_a_log_line(fmt: str) -> None:
+    """An exception that ends the command (a bug), one that ends a thread of it and one the
+    interpreter can only ignore (raised by a finalizer) are each a line of the log, in its
+    format, `unhandled_exception` with the traceback, the DSN's password redacted: in JSON every
+    line on stderr parses, for a log shipper that reads one object a line; the command still
+    exits 1 (was: Python's multi-line tracebacks as text, the password in them)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", A_COMMAND_WITH_A_BUG],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("INGEST_")},
+            "INGEST_LOG_FORMAT": fmt,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "SECRET" not in proc.stderr
+    if fmt == "console":
+        assert proc.stderr.count("unhandled_exception") == 3, proc.stderr
+        return
+    try:
+        lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    except json.JSONDecodeError:
+        raise AssertionError(f"a line of stderr is no JSON: {proc.stderr!r}") from None
+    unhandled = [line for line in lines if line["event"] == "unhandled_exception"]
+    assert [(line["level"], line["exception"][0]["exc_type"]) for line in unhandled] == [
+        ("error", "ZeroDivisionError"),
+        ("error", "OSError"),
+        ("critical", "RuntimeError"),
+    ]
+    assert unhandled[0]["thread"] == "helper"
+    assert "Leaky" in unhandled[1]["context"]
