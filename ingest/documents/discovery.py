@@ -223,9 +223,12 @@ def _html_root(html: bytes) -> Any:
 def sitemaps_from_robots(robots: bytes | str, robots_url: str) -> tuple[str, ...]:
     """The `Sitemap:` URLs of a robots.txt (RFC 9309 §2.2.4: not tied to any user-agent group),
     in file order, without repeats; relative ones are resolved against the robots.txt URL."""
-    text = robots.decode("utf-8", errors="replace") if isinstance(robots, bytes) else robots
+    body = robots if isinstance(robots, bytes) else robots.encode("utf-8", errors="replace")
     found: dict[str, None] = {}
-    for line in text.lstrip("\ufeff").splitlines():
+    # Lines end at CR, LF or CRLF (RFC 9309 §2.2), as bytes.splitlines ends them: not at
+    # U+2028, NEL or a form feed inside a comment, which str.splitlines would end it at.
+    for raw in body.removeprefix(b"\xef\xbb\xbf").splitlines():
+        line = raw.decode("utf-8", errors="replace")
         name, colon, value = line.partition(":")
         if not colon or name.strip().lower() != "sitemap":
             continue

@@ -113,14 +113,17 @@ def parse_robots(body: bytes) -> Robots:
     up to the next User-agent line that follows one of them; blank lines and other records
     (Sitemap, unknown ones) neither open nor end a group. Rules before any User-agent line
     belong to no group and are ignored."""
-    text = body.decode("utf-8", errors="replace").removeprefix("\ufeff")
     groups: list[_Group] = []
     agents: set[str] = set()
     rules: list[_Rule] = []
     delay: int | None = None
     interval: float | None = None
     in_agents = False
-    for line in text.splitlines():
+    # RFC 9309 §2.2: a line ends at CR, LF or CRLF, where bytes.splitlines ends it; the
+    # decoded text's splitlines would also end it at U+2028, NEL, a form feed…, cutting a rule in
+    # two (its first piece a wider rule) or making the end of a comment a rule.
+    for raw in body.removeprefix(b"\xef\xbb\xbf").splitlines():
+        line = raw.decode("utf-8", errors="replace")
         name, colon, value = line.partition("#")[0].partition(":")
         field, value = name.strip().lower(), value.strip()
         if not colon:

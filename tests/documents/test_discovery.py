@@ -260,6 +260,16 @@ def test_sitemaps_from_robots() -> None:
     )
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x0c"], ids=["ls", "nel", "ff"])
+def test_a_sitemap_line_in_a_robots_txt_comment_is_no_sitemap(separator: str) -> None:
+    """A line ends at CR, LF or CRLF (RFC 9309 §2.2): a `Sitemap:` after U+2028, NEL or a form
+    feed in a comment is part of the comment (was: a line of its own, a sitemap the site had
+    commented out read as one)."""
+    robots = f"# retired{separator}Sitemap: /old.xml\nSitemap: /news.xml\n"
+    for body in (robots, robots.encode()):
+        assert sitemaps_from_robots(body, "https://e.com/robots.txt") == ("https://e.com/news.xml",)
+
+
 def test_sitemaps_from_robots_garbage() -> None:
     """Undecodable bytes or no Sitemap line: nothing, never an exception."""
     assert sitemaps_from_robots(b"\xff\xfe\x00garbage", "https://e.com/robots.txt") == ()

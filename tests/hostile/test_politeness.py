@@ -111,6 +111,25 @@ async def test_a_robots_txt_over_the_size_limit_loses_the_line_cut_in_two(
     assert len(server.hits("/robots.txt")) == 1
 
 
+@pytest.mark.parametrize(
+    "separator",
+    ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e"],
+    ids=["line-separator", "paragraph-separator", "nel", "ff", "vt", "fs", "gs", "rs"],
+)
+async def test_a_robots_txt_line_ends_only_at_cr_or_lf(server: LocalServer, separator: str) -> None:
+    """RFC 9309 §2.2: a line ends at CR, LF or CRLF, nothing else. A comment holding U+2028 (or
+    NEL, a form feed, …) before `Disallow: /` stays a comment, and a rule holding one stays one
+    rule, that character a part of its path (was: the line split there, the comment's end read
+    as `Disallow: /` and the rule cut to `Disallow: /search`: the whole site disallowed)."""
+    body = f"User-agent: *\n# staff only{separator}Disallow: /\nDisallow: /search{separator}x/\n"
+    server.routes["/robots.txt"] = Response(200, body.encode(), {"Content-Type": "text/plain"})
+    encoded = "".join(f"%{b:02X}" for b in separator.encode())
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url("/search-tips/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url(f"/search{encoded}x/a")) == "disallowed"
+
+
 @pytest.mark.parametrize("rules", ["disallowed", "unavailable"])
 async def test_a_page_redirected_to_another_host_obeys_that_host_s_robots_txt(
     server: LocalServer, second_server: LocalServer, rules: str
