@@ -766,8 +766,10 @@ class Fetcher:
                 # robots.txt is asked for once it ends, not a failure's 10 minutes later.
                 short_ttl = min(short_ttl, e.seconds)
             # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
-            # like a server error, as Google does, rather than as permission to crawl.
-            if status is not None and 300 <= status < 500 and status != 429:
+            # like a server error, as Google does, rather than as permission to crawl. A 304 to
+            # a request without validators (`_unasked_304`: a cache's stored 304) says nothing
+            # of the file either.
+            if status is not None and 300 <= status < 500 and status not in (304, 429):
                 # 4xx: "unavailable", crawl freely; 3xx here means too many redirects, which
                 # RFC 9309 §2.3.1.2 also lets us treat as unavailable.
                 return _RobotsEntry(Robots.allow_all(), self._clock() + ttl)

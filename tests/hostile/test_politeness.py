@@ -17,6 +17,7 @@ from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Response, static
 from tests.support.network import Tripwire, public_fetcher
 from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
+from tests.support.virtual_time import SteppingClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -81,6 +82,29 @@ async def test_robots_answering_429_is_unavailable(server: LocalServer) -> None:
     server.routes["/robots.txt"] = Response(429, b"", {"Retry-After": "60"})
     async with Fetcher(local_settings()) as fetcher:
         assert await fetcher.robots_verdict(server.url("/a")) == "unavailable"
+
+
+async def test_robots_answering_304_to_no_validators_is_unavailable(server: LocalServer) -> None:
+    """A robots.txt answering 304 Not Modified (a cache serving a 304 it stored, to a request
+    that sent no validators) says nothing of the file: never read, the pages wait
+    (unavailable); read before, its rules stay in force; it is asked for again ten minutes
+    later, as a 5xx is (was: read as a 4xx, "no robots.txt": the whole site allowed for an
+    hour, its disallowed paths fetched)."""
+    server.routes["/robots.txt"] = Response(304, b"")
+    clock = SteppingClock(1000.0)
+    async with Fetcher(local_settings(robots_cache_seconds=3600), clock=clock) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "unavailable"
+        server.routes["/robots.txt"] = static(RULES, "text/plain")
+        clock.now += 601
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "disallowed"
+        server.routes["/robots.txt"] = Response(304, b"")
+        clock.now += 3601
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/news/a")) == "allowed"
+        clock.now += 601
+        assert await fetcher.robots_verdict(server.url("/private/a")) == "disallowed"
+    assert len(server.hits("/robots.txt")) == 4
+    assert all("if-none-match" not in r.headers for r in server.hits("/robots.txt"))
 
 
 async def test_robots_soft_404_html_allows(server: LocalServer) -> None:
