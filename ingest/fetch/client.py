@@ -51,6 +51,13 @@ ROBOTS_MAX_REDIRECTS: Final = 5
 """Redirects followed for a robots.txt, whatever `max_redirects` says for feeds and pages: RFC
 9309 §2.3.1.2 asks for at least five, and allows taking more as "unavailable"."""
 
+ROBOTS_CACHE_ORIGINS = 10_000
+"""Cached robots.txt copies (origins) past which the expired ones are swept (`_sweep_robots`),
+or twice as many as the previous sweep left, so that sweeping stays amortised O(1) a copy."""
+
+_FORGOTTEN: Final = Robots.unreachable()
+"""The rules of an expired copy once swept: none known, as where robots.txt was never read."""
+
 ROBOTS_FAILURE_SECONDS: Final = 600.0
 """How long a 5xx or unreachable robots.txt is taken as it was (disallowing the host, where it
 was never read; else the rules last read) before we ask again."""
@@ -392,6 +399,7 @@ class Fetcher:
         """Hosts with a robots.txt (of any origin) being fetched: only a host's first one goes
         out without waiting out its delay."""
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._robots_sweep_at = ROBOTS_CACHE_ORIGINS
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -785,16 +793,34 @@ class Fetcher:
         return _RobotsEntry(robots, self._clock() + ttl, robots.crawl_delay(ROBOTS_AGENT))
 
     def _store_robots(self, key: str, host: str, entry: _RobotsEntry) -> None:
-        if len(self._robots) >= 10_000:
-            now = self._clock()
-            for stale in [k for k, v in self._robots.items() if v.expires <= now]:
-                del self._robots[stale]
-            for name, keys in list(self._robots_origins.items()):
-                keys.intersection_update(self._robots)
-                if not keys:
-                    del self._robots_origins[name]
+        if len(self._robots) >= self._robots_sweep_at:
+            self._sweep_robots()
         self._robots[key] = entry
         self._robots_origins.setdefault(host, set()).add(key)
+
+    def _sweep_robots(self) -> None:
+        """Forget the expired copies, which a page of their origin reads again, so that the
+        cache does not keep the rules of every origin ever seen. A copy whose Crawl-delay (or
+        Request-rate) is longer than the host delay keeps that delay, its rules forgotten
+        (`_FORGOTTEN`): the host's feeds do not read robots.txt, and `host_delay` promises the
+        pace the site asked for until robots.txt is read again, not until the cache is full.
+        The next sweep comes once the cache is twice what this one left (at least
+        `ROBOTS_CACHE_ORIGINS`): those kept delays and unexpired copies do not make every
+        new origin sweep the whole cache."""
+        now = self._clock()
+        floor = self._settings.host_delay
+        for key, entry in list(self._robots.items()):
+            if entry.expires > now:
+                continue
+            if entry.crawl_delay is None or entry.crawl_delay <= floor:
+                del self._robots[key]
+            elif entry.robots is not _FORGOTTEN:
+                self._robots[key] = _RobotsEntry(_FORGOTTEN, entry.expires, entry.crawl_delay)
+        for name, keys in list(self._robots_origins.items()):
+            keys.intersection_update(self._robots)
+            if not keys:
+                del self._robots_origins[name]
+        self._robots_sweep_at = max(ROBOTS_CACHE_ORIGINS, 2 * len(self._robots))
 
 
 def _whole_lines(body: bytes) -> bytes:

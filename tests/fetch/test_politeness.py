@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 
 from ingest.config import Settings
 from ingest.errors import FetchError
-from ingest.fetch import Fetcher
+from ingest.fetch import Fetcher, client
 from ingest.fetch.limits import Clock
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.network import fake_dns
@@ -480,6 +480,38 @@ async def test_crawl_delay_holds_until_robots_txt_is_read_again(
         await fetcher.robots_allowed(host_a.url("/page"))
         assert fetcher.host_delay(host_a.url("/page")) == expected
     assert len(host_a.hits("/robots.txt")) == 2
+
+
+async def test_a_crawl_delay_outlives_the_robots_cache_sweep(
+    host_a: LocalServer, host_b: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The robots.txt cache sweeps the expired copies once it holds ROBOTS_CACHE_ORIGINS origins
+    (10,000; 2 here): a host whose copy has expired keeps its Crawl-delay through the sweep, its
+    feeds polled 5 s apart, its next robots.txt not sent at once as a host's first (was: the
+    delay swept with the copy, the feeds polled INGEST_HOST_DELAY apart until a page read
+    robots.txt again)."""
+    monkeypatch.setattr(client, "ROBOTS_CACHE_ORIGINS", 2)
+    host_a.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 5\n", "text/plain")
+    host_a.routes["/feed"] = static("ok", "text/plain")
+    host_b.routes["/robots.txt"] = static("User-agent: *\n", "text/plain")
+    names = [f"site{n}.example" for n in range(3)]
+    dns = fake_dns({name: ["127.0.0.2"] for name in names})
+    clock = SteppingClock(1000.0)
+    settings = dataclasses.replace(POLITE, robots_cache_seconds=60)
+    async with Fetcher(settings, resolver=dns, clock=clock, sleep=clock.sleep) as fetcher:
+        await fetcher.robots_allowed(host_a.url("/page"))
+        clock.now += 61
+        for name in names:
+            await fetcher.robots_allowed(f"http://{name}:{host_b.port}/page")
+        assert fetcher.host_delay(host_a.url("/page")) == 5.0
+        clock.slept.clear()
+        await fetcher.fetch(host_a.url("/feed"), "feed")
+        await fetcher.fetch(host_a.url("/feed"), "feed")
+        assert clock.slept == pytest.approx([5.0])
+        assert await fetcher.robots_allowed(host_a.url("/page")) is True
+        assert clock.slept == pytest.approx([5.0, 5.0])
+    assert len(host_a.hits("/robots.txt")) == 2
+    assert len(host_b.hits("/robots.txt")) == 3
 
 
 # --- on real time -------------------------------------------------------------------------------
