@@ -24,6 +24,8 @@ applies."""
 _UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600}
 _PRODUCT_TOKEN: Final = re.compile(r"[A-Za-z_-]*")
 _PERCENT: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_ESCAPED_BYTE: Final = re.compile("[\udc80-\udcff]")
+"""A byte that is no UTF-8, as `surrogateescape` decodes it."""
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PLAIN: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
 """Characters a path or pattern keeps as they are; others are percent-encoded (as UTF-8)."""
@@ -105,8 +107,9 @@ class Robots:
 
 
 def parse_robots(body: bytes) -> Robots:
-    """Parse a robots.txt body (RFC 9309 §2.2). Undecodable bytes are replaced rather than
-    rejected, because §2.2 asks crawlers to use whatever rules they can still read.
+    """Parse a robots.txt body (RFC 9309 §2.2). Bytes that are no UTF-8 are kept, not
+    rejected, because §2.2 asks crawlers to use whatever rules they can still read: in a path,
+    as the octets they are (`_octets`).
 
     A group is a run of User-agent lines and the Allow, Disallow, Crawl-delay and Request-rate
     lines after it,
@@ -123,7 +126,7 @@ def parse_robots(body: bytes) -> Robots:
     # decoded text's splitlines would also end it at U+2028, NEL, a form feed…, cutting a rule in
     # two (its first piece a wider rule) or making the end of a comment a rule.
     for raw in body.removeprefix(b"\xef\xbb\xbf").splitlines():
-        line = raw.decode("utf-8", errors="replace")
+        line = raw.decode("utf-8", errors="surrogateescape")
         name, colon, value = line.partition("#")[0].partition(":")
         field, value = name.strip().lower(), value.strip()
         if not colon:
@@ -144,10 +147,19 @@ def parse_robots(body: bytes) -> Robots:
                 if interval is None:
                     interval = _interval(unquote(value).strip())
             elif value:
-                rules.append(_Rule(field == "allow", _normalize(value)))
+                rules.append(_Rule(field == "allow", _normalize(_octets(value))))
     if agents:
         groups.append(_Group(frozenset(agents), tuple(rules), delay, interval))
     return Robots(tuple(groups))
+
+
+def _octets(value: str) -> str:
+    """A rule's path with the bytes that are no UTF-8 (a robots.txt in Latin-1) percent-encoded
+    as themselves: RFC 9309 §2.2.2 compares a path's octets percent-encoded, so `/caf\\xe9/`
+    is `/caf%E9/`, the path a site in that charset serves it under."""
+    if not _ESCAPED_BYTE.search(value):
+        return value
+    return _ESCAPED_BYTE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", value)
 
 
 def _product_token(user_agent: str) -> str:

@@ -154,6 +154,26 @@ async def test_a_robots_txt_line_ends_only_at_cr_or_lf(server: LocalServer, sepa
         assert await fetcher.robots_verdict(server.url(f"/search{encoded}x/a")) == "disallowed"
 
 
+async def test_a_latin_1_robots_txt_rule_matches_its_percent_encoded_path(
+    server: LocalServer,
+) -> None:
+    """A robots.txt in Latin-1 (not the UTF-8 RFC 9309 asks for), `Disallow: /caf\\xe9/`: its
+    octets are percent-encoded for the comparison (§2.2.2), so the rule matches `/caf%E9/`, the
+    path a Latin-1 site serves it under (either case of hex digit), beside the UTF-8 rules of
+    the same file (was: the byte read as U+FFFD, a rule that matched nothing: the site's
+    disallowed pages fetched)."""
+    body = "User-agent: *\nDisallow: /café/\nDisallow: /né/\n".encode("latin-1")
+    body += "Disallow: /façade/\n".encode()
+    server.routes["/robots.txt"] = Response(200, body, {"Content-Type": "text/plain"})
+    async with Fetcher(local_settings()) as fetcher:
+        assert await fetcher.robots_verdict(server.url("/caf%E9/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/caf%e9/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/n%E9/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/fa%C3%A7ade/a")) == "disallowed"
+        assert await fetcher.robots_verdict(server.url("/cafe/a")) == "allowed"
+        assert await fetcher.robots_verdict(server.url("/caf%EF%BF%BD/a")) == "allowed"
+
+
 @pytest.mark.parametrize("rules", ["disallowed", "unavailable"])
 async def test_a_page_redirected_to_another_host_obeys_that_host_s_robots_txt(
     server: LocalServer, second_server: LocalServer, rules: str
