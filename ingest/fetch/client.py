@@ -60,7 +60,8 @@ _FORGOTTEN: Final = Robots.unreachable()
 
 ROBOTS_FAILURE_SECONDS: Final = 600.0
 """How long a 5xx or unreachable robots.txt is taken as it was (disallowing the host, where it
-was never read; else the rules last read) before we ask again."""
+was never read; else the rules last read), and a request for it the guard refused (refusing
+the origin's pages), before we ask again."""
 
 _ACCEPT: Final[dict[FetchKind, str]] = {
     "feed": (
@@ -95,6 +96,10 @@ class _RobotsEntry:
     """The seconds between two requests the host asks of us (Crawl-delay, Request-rate): the
     file's own, or, while robots.txt answers 5xx or cannot be reached, the one last read, which
     the failure says nothing against."""
+    refused: tuple[str, str] | None = None
+    """The URL and reason of the guard's refusal of the robots.txt request (a redirect to an
+    internal address or to another scheme), raised again as a `BlockedError` to every page of
+    the origin until the entry expires, rather than asking for robots.txt before each page."""
 
 
 def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) -> httpx.URL:
@@ -729,7 +734,7 @@ class Fetcher:
         key = _origin(_http_url(url, url))
         entry = self._robots.get(key)
         if entry is not None and entry.expires > self._clock():
-            return entry.robots
+            return _rules(entry)
         lock = self._robots_locks.setdefault(key, asyncio.Lock())
         try:
             # One fetch per origin even when a whole feed's pages ask at once.
@@ -750,7 +755,7 @@ class Fetcher:
                     finally:
                         self._robots_loading.discard(host)
                     self._store_robots(key, host, entry)
-                return entry.robots
+                return _rules(entry)
         finally:
             if not lock.locked():
                 self._robots_locks.pop(key, None)
@@ -765,8 +770,12 @@ class Fetcher:
         short_ttl = min(ROBOTS_FAILURE_SECONDS, ttl)
         try:
             result = await self.fetch(url, "robots", untimed=first)
-        except BlockedError:
-            raise
+        except BlockedError as e:
+            # Refused before connecting: the same refusal for a while, not a request for
+            # robots.txt (as the host's first) before each of the origin's pages.
+            delay = previous.crawl_delay if previous is not None else None
+            refused = (e.url, e.message)
+            return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl, delay, refused)
         except FetchError as e:
             status = e.status
             if isinstance(e, HeldError):
@@ -821,6 +830,13 @@ class Fetcher:
             if not keys:
                 del self._robots_origins[name]
         self._robots_sweep_at = max(ROBOTS_CACHE_ORIGINS, 2 * len(self._robots))
+
+
+def _rules(entry: _RobotsEntry) -> Robots:
+    """A cached robots.txt's rules, or the guard's refusal of its request again."""
+    if entry.refused is not None:
+        raise BlockedError(*entry.refused)
+    return entry.robots
 
 
 def _whole_lines(body: bytes) -> bytes:

@@ -15,7 +15,12 @@ from ingest.errors import BlockedError, FetchError
 from ingest.fetch import Fetcher
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Response, static
-from tests.support.network import Tripwire, public_fetcher
+from tests.support.network import (
+    Tripwire,
+    fake_dns,
+    only_first_loopback_is_public,
+    public_fetcher,
+)
 from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
 from tests.support.virtual_time import SteppingClock
 
@@ -74,6 +79,44 @@ async def test_robots_redirect_to_blocked_address_is_refused(
             await fetcher.robots_verdict(f"http://news.test:{server.port}/story")
     assert internal.requests == []
     assert tripwire.refused == []
+
+
+@pytest.mark.parametrize("target", ["internal", "ftp"])
+async def test_a_robots_txt_refused_by_the_guard_is_asked_for_once(
+    server: LocalServer, internal: LocalServer, target: str
+) -> None:
+    """A robots.txt redirected where the guard refuses to go (an internal address, an ftp://
+    URL): every page of the site is refused with the guard's reason, and robots.txt is asked
+    for once, the refusal cached for ten minutes like a robots.txt that cannot be read, then
+    asked for again (was: asked for again before each page of the site, each time as the
+    host's first request, without its delay)."""
+    location = (
+        f"http://127.0.0.2:{internal.port}/robots.txt"
+        if target == "internal"
+        else "ftp://news.test/robots.txt"
+    )
+    server.routes["/robots.txt"] = Response(302, b"", {"Location": location})
+    clock = SteppingClock(1000.0)
+    dns = {"news.test": ["127.0.0.1"]}
+    settings = Settings(host_delay=0, robots_cache_seconds=3600)
+    fetcher = Fetcher(
+        settings,
+        resolver=fake_dns(dns),
+        address_check=only_first_loopback_is_public,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    reason = r"loopback address" if target == "internal" else r"scheme 'ftp'"
+    async with fetcher:
+        for n in range(3):
+            with pytest.raises(BlockedError, match=reason):
+                await fetcher.robots_verdict(f"http://news.test:{server.port}/story/{n}")
+        assert len(server.hits("/robots.txt")) == 1
+        clock.now += 601
+        with pytest.raises(BlockedError, match=reason):
+            await fetcher.robots_verdict(f"http://news.test:{server.port}/story/4")
+    assert len(server.hits("/robots.txt")) == 2
+    assert internal.requests == []
 
 
 async def test_robots_answering_429_is_unavailable(server: LocalServer) -> None:
