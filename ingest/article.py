@@ -191,8 +191,8 @@ def _ahead(feed_date: datetime, page_date: datetime | None, now: datetime) -> bo
 
 NOT_ARTICLE_WORDS = 50
 """Fewer words than this on a page found by a backfill: a contact or a tag page. Words are
-`ingest.coverage.words` (each Chinese or Japanese character one: those scripts put no spaces
-between words)."""
+`ingest.coverage.words` (each Chinese or Japanese character one, and each Thai or Lao letter
+with its signs: those scripts put no spaces between words)."""
 
 
 def not_an_article(extracted: Extracted | None, entry: ParsedEntry) -> str | None:

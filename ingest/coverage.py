@@ -4,18 +4,47 @@ notices when cleaning a page threw its article away (see `ingest.extract`)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from itertools import islice
 
 # Chinese and Japanese do not separate words with spaces: there every character counts as one
 # word (a whole sentence would otherwise be a single `\w+` run).
 _UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(f"[{_UNSPACED}]|[^\\W{_UNSPACED}]+")
+
+
+def _class(first: int, last: int, member: Callable[[str], bool]) -> str:
+    """The body of a character class: the characters from `first` to `last` that are `member`,
+    as ranges."""
+    spans: list[list[int]] = []
+    for code in range(first, last + 1):
+        if member(chr(code)):
+            if spans and spans[-1][1] == code - 1:
+                spans[-1][1] = code
+            else:
+                spans.append([code, code])
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in spans)
+
+
+def _mark(char: str) -> bool:
+    return unicodedata.category(char).startswith("M")
+
+
+# Thai and Lao do not separate words with spaces either, and their vowel and tone signs are
+# combining marks, which `\w` does not match: every letter (or digit) with the signs above and
+# below it counts as one word, as a Chinese character does. As `\w+` runs broken at every sign,
+# their words were now whole phrases, now a letter, and a lightly edited copy of a Thai story
+# lost most of its shingles.
+_THAI_LAO = (0x0E00, 0x0EFF)
+_CLUSTERED = _class(*_THAI_LAO, lambda c: c.isalnum())
+_MARKS = _class(*_THAI_LAO, _mark)
+_WORD = re.compile(f"[{_UNSPACED}]|[{_CLUSTERED}][{_MARKS}]*|[^\\W{_UNSPACED}{_CLUSTERED}]+")
 
 
 def words(text: str) -> list[str]:
-    """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction), and each
-    Chinese or Japanese character on its own."""
+    """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction), each Chinese
+    or Japanese character on its own, and each Thai or Lao letter with its signs."""
     return _WORD.findall(text.casefold())
 
 

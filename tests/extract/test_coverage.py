@@ -38,3 +38,12 @@ def test_unspaced_scripts_count_each_character() -> None:
     assert words("新幹線 ok") == ["新", "幹", "線", "ok"]
     assert words("한국어 문장") == ["한국어", "문장"]
     assert coverage("新幹線の延伸開業", "新幹線の延伸開業から一年") > 0.4
+
+
+def test_a_thai_or_lao_letter_is_a_word_with_its_signs() -> None:
+    """Thai and Lao put no spaces between words and write their vowels and tones as combining
+    signs (not `\\w`): each letter with the signs above and below it is one word, as a Chinese
+    character is, not the runs between two signs."""
+    assert words("กรุงเทพฯ 2 ok") == ["ก", "รุ", "ง", "เ", "ท", "พ", "ฯ", "2", "ok"]
+    assert words("ນະຄອນຫຼວງ") == ["ນ", "ະ", "ຄ", "ອ", "ນ", "ຫຼ", "ວ", "ງ"]
+    assert words("ราคาน้ำมัน") == ["ร", "า", "ค", "า", "น้", "ำ", "มั", "น"]

@@ -20,6 +20,7 @@ from ingest.store.db import make_pool
 from ingest.types import EXACT_MIN_WORDS, Article
 from tests.support.paths import ROOT
 from tests.support.secret_urls import SECRET
+from tests.support.stories import THAI_CARRIED, THAI_OTHER, THAI_STORY
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -604,6 +605,25 @@ async def test_a_chinese_story_printed_word_for_word_by_two_sites_is_a_copy(
     assert [(r["url"], r["duplicate_of"]) for r in rows] == [
         (first.url, None),
         (copy.url, rows[0]["id"]),
+    ]
+
+
+async def test_a_thai_story_carried_lightly_edited_by_another_site_is_a_copy(
+    store: Store, database_url: str
+) -> None:
+    """A Thai story (no spaces between words, vowels and tones written as combining signs)
+    carried by another site with its own dateline, a credit line and three words changed is a
+    copy of the first: each letter with its signs is a word for the shingles."""
+    first = _with_fingerprint("https://news.example.co.th/economy/1", THAI_STORY)
+    copy = _with_fingerprint("https://www.other.example.co.th/n/2", THAI_CARRIED)
+    other = _with_fingerprint("https://news.example.co.th/region/3", THAI_OTHER)
+    for article in (first, copy, other):
+        await store.store_articles(None, [(article, None)])
+    rows = _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles ORDER BY id")
+    assert [(r["url"], r["duplicate_of"]) for r in rows] == [
+        (first.url, None),
+        (copy.url, rows[0]["id"]),
+        (other.url, None),
     ]
 
 
