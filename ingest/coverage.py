@@ -38,13 +38,24 @@ def _mark(char: str) -> bool:
 # lost most of its shingles.
 _THAI_LAO = (0x0E00, 0x0EFF)
 _CLUSTERED = _class(*_THAI_LAO, lambda c: c.isalnum())
-_MARKS = _class(*_THAI_LAO, _mark)
-_WORD = re.compile(f"[{_UNSPACED}]|[{_CLUSTERED}][{_MARKS}]*|[^\\W{_UNSPACED}{_CLUSTERED}]+")
+# The scripts of India and Sri Lanka (Devanagari, Bengali, Gurmukhi, Gujarati, Oriya, Tamil,
+# Telugu, Kannada, Malayalam, Sinhala) write most vowels, the virama and nasal signs as
+# combining marks too, between and after the letters of a spaced word: a word goes on through
+# them (`दिल्ली` one word, not `द`, `ल`, `ल`), as it does in Thai and Lao; so does a zero-width
+# joiner or non-joiner after a sign (a virama's: `ශ්‍රී`, `र्‍य`), which chooses the conjunct's form.
+_INDIC = (0x0900, 0x0DFF)
+_MARKS = _class(*_INDIC, _mark) + _class(*_THAI_LAO, _mark)
+_LETTERS = f"[^\\W{_UNSPACED}{_CLUSTERED}]"
+_WORD = re.compile(
+    f"[{_UNSPACED}]|[{_CLUSTERED}][{_MARKS}]*"
+    f"|{_LETTERS}+(?:[{_MARKS}][{_MARKS}\u200c\u200d]*{_LETTERS}*)*"
+)
 
 
 def words(text: str) -> list[str]:
-    """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction), each Chinese
-    or Japanese character on its own, and each Thai or Lao letter with its signs."""
+    """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction) with the
+    combining signs of the scripts of India within and after them, each Chinese or Japanese
+    character on its own, and each Thai or Lao letter with its signs."""
     return _WORD.findall(text.casefold())
 
 

@@ -18,6 +18,7 @@ from ingest.article import (
     not_an_article,
     titled_alike,
 )
+from ingest.coverage import words
 from ingest.normalize import canonical_url, clean_text, content_hash
 from ingest.pages import OTHER_PAGE_OUTCOME, PageOutcome, page_for
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
@@ -623,6 +624,39 @@ def test_a_consent_wall_is_another_page_than_the_entry_s_article() -> None:
     assert not another_page(_entry(), Extracted(text=CONSENT_TEXT, metadata=PageMetadata()))
     # Too few key words to judge by (four letters or more): never another page.
     assert not another_page(_entry(content="Budget vote.", summary=None), wall)
+
+
+HINDI_TITLE = "किसानों के लिए नई सिंचाई योजना की घोषणा"
+HINDI_SUMMARY = (
+    "केंद्र सरकार ने सोमवार को किसानों के लिए एक नई सिंचाई योजना की घोषणा की, जिसके तहत अगले"
+    " पांच वर्षों में देश के सूखा प्रभावित जिलों में छोटे बांध और नहरें बनाई जाएंगी।"
+)
+HINDI_CONSENT = (
+    "हम और हमारे साझेदार अपनी सेवाएं देने, दर्शकों की गतिविधि मापने और आपको व्यक्तिगत विज्ञापन"
+    " दिखाने के लिए कुकीज़ और डेटा का उपयोग करते हैं। सहमति देने के लिए सभी स्वीकार करें चुनें।"
+)
+
+
+@pytest.mark.parametrize(
+    "wall",
+    [
+        pytest.param(Extracted(HINDI_CONSENT, PageMetadata(title="जारी रखने से पहले")), id="hi"),
+        pytest.param(Extracted(CONSENT_TEXT, PageMetadata(title="Before you continue")), id="en"),
+    ],
+)
+def test_a_consent_wall_is_another_page_than_a_hindi_entry_s_article(wall: Extracted) -> None:
+    """Hindi writes most vowels as combining signs, which `\\w` does not match: a word is its
+    letters with their signs (`ingest.coverage.words`), so a Hindi entry has key words as an
+    English one does and a consent wall titled otherwise is judged another page; the article,
+    titled otherwise, showing the entry's words, is not."""
+    entry = _entry(title=HINDI_TITLE, summary=HINDI_SUMMARY, content=None)
+    assert words("दिल्ली में सिंचाई") == ["दिल्ली", "में", "सिंचाई"]
+    assert another_page(entry, wall)
+    article = Extracted(
+        "नई दिल्ली, 2 जून। " + HINDI_SUMMARY + " कृषि मंत्री ने संवाददाताओं से बात की।",
+        PageMetadata(title="सूखे जिलों को राहत: छोटे बांध बनेंगे"),
+    )
+    assert not another_page(entry, article)
 
 
 def wall_titled(title: str) -> Extracted:

@@ -47,3 +47,15 @@ def test_a_thai_or_lao_letter_is_a_word_with_its_signs() -> None:
     assert words("กรุงเทพฯ 2 ok") == ["ก", "รุ", "ง", "เ", "ท", "พ", "ฯ", "2", "ok"]
     assert words("ນະຄອນຫຼວງ") == ["ນ", "ະ", "ຄ", "ອ", "ນ", "ຫຼ", "ວ", "ງ"]
     assert words("ราคาน้ำมัน") == ["ร", "า", "ค", "า", "น้", "ำ", "มั", "น"]
+
+
+def test_a_word_of_the_scripts_of_india_goes_on_through_its_signs() -> None:
+    """Devanagari, Bengali, Tamil, Sinhala... write most vowels and the virama as combining
+    signs, which `\\w` does not match: a word goes on through them, and through a joiner after
+    one (a conjunct's form), instead of falling apart into letters. Persian's non-joiner,
+    after no such sign, still parts two words as before."""
+    assert words("नई दिल्ली में") == ["नई", "दिल्ली", "में"]
+    assert words("ঢাকায় தமிழ்நாடு") == ["ঢাকায়", "தமிழ்நாடு"]
+    assert words("ශ්\u200dරී ලංකාව") == ["ශ්\u200dරී", "ලංකාව"]
+    assert words("می\u200cخواهم") == ["می", "خواهم"]
+    assert coverage("नई दिल्ली में सरकार ने कहा", "दिल्ली में सरकार ने") == 1.0
