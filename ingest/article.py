@@ -28,7 +28,7 @@ from typing import Final
 from urllib.parse import urljoin
 
 from ingest.byline import authors, joined, not_only_site_name
-from ingest.coverage import has_words, words
+from ingest.coverage import UNSPACED_RUNS, has_words, words
 from ingest.neardup import fingerprint
 from ingest.normalize import (
     canonical_url,
@@ -222,19 +222,32 @@ TITLED_ALIKE: Final = 0.5
 (`titled_alike`): either title may add the site's name or a section, or drop a word."""
 KEY_LETTERS: Final = 4
 KEY_WORDS: Final = 5
+KEY_CHARACTERS: Final = 2
+"""Chinese or Japanese characters in a row that make a key word (`key_words`): most words of
+those scripts are two characters, and one alone is as often a particle or a suffix."""
 
 
 def key_words(text: str | None) -> set[str]:
-    """The distinct words of KEY_LETTERS letters or more of `text`."""
-    return {w for w in words(text or "") if len(w) >= KEY_LETTERS}
+    """The distinct words of KEY_LETTERS letters or more of `text`; where it is written in a
+    script that puts no spaces between words, whose words are a character or a letter each
+    (`ingest.coverage.words`), every KEY_CHARACTERS Chinese or Japanese characters in a row and
+    every KEY_LETTERS Thai or Lao letters (with their signs) in a row, so that a story in those
+    scripts has key words as one in a spaced script has."""
+    text = (text or "").casefold()
+    keys = {w for w in words(text) if len(w) >= KEY_LETTERS}
+    for run in UNSPACED_RUNS.finditer(text):
+        letters = words(run[0])
+        n = KEY_CHARACTERS if run["han"] else KEY_LETTERS
+        keys.update("".join(letters[i : i + n]) for i in range(len(letters) - n + 1))
+    return keys
 
 
 def titled_alike(entry_title: str | None, page_title: str | None) -> bool:
-    """Whether a page's title is the entry's: TITLED_ALIKE of the shorter one's words of
-    KEY_LETTERS letters or more are in the other, or either has none (then nothing tells them
-    apart). A consent or paywall interstitial, an error page and a home page are titled
-    otherwise; shorter words ("the", "of") tell nothing: a home page titled "The Daily" would
-    be titled as a quarter of English headlines."""
+    """Whether a page's title is the entry's: TITLED_ALIKE of the shorter one's key words
+    (`key_words`: of KEY_LETTERS letters or more) are in the other, or either has none (then
+    nothing tells them apart). A consent or paywall interstitial, an error page and a home
+    page are titled otherwise; shorter words ("the", "of") tell nothing: a home page titled
+    "The Daily" would be titled as a quarter of English headlines."""
     asked, shown = key_words(entry_title), key_words(page_title)
     if not asked or not shown:
         return True
@@ -253,13 +266,14 @@ of pages of other sites were (71-93 % at 0.25)."""
 def another_page(entry: ParsedEntry, extracted: Extracted, page_url: str | None = None) -> bool:
     """Whether a page served for an entry is not its article at all: it does not name the
     entry's link as its canonical address (`names_entry`), it is titled otherwise
-    (`titled_alike`), and its text shows under SHOWN of the entry's key words, the distinct
-    words of KEY_LETTERS letters or more of its own text, content else summary (rewritten as a
-    summary may be, its names and nouns are the article's), where it has KEY_WORDS of them or
-    more. A consent wall, an error page served as a success, a redirect to the home page: the
-    entry is stored from its own text instead, OTHER_PAGE its extraction error, as a page that
-    gave nothing usable. An entry without a title or key words is never judged so. `page_url`
-    is where the page was served (after redirects), when known."""
+    (`titled_alike`), and its text shows under SHOWN of the entry's key words (`key_words`:
+    the distinct words of KEY_LETTERS letters or more) of its own text, content else summary
+    (rewritten as a summary may be, its names and nouns are the article's), where it has
+    KEY_WORDS of them or more. A consent wall, an error page served as a success, a redirect
+    to the home page: the entry is stored from its own text instead, OTHER_PAGE its
+    extraction error, as a page that gave nothing usable. An entry without a title or key
+    words is never judged so. `page_url` is where the page was served (after redirects), when
+    known."""
     # Cheapest and most often decisive first: nearly every page is titled as its entry, and
     # this is asked of every page stored, in the main process.
     return (
@@ -288,4 +302,4 @@ def shows_little(entry: ParsedEntry, text: str) -> bool:
     """Whether a page's text shows under SHOWN of the entry's key words, where the entry has
     KEY_WORDS of them or more (`another_page`, which asks it of pages titled otherwise)."""
     key = key_words(entry.content or entry.summary)
-    return len(key) >= KEY_WORDS and len(key & set(words(text))) < SHOWN * len(key)
+    return len(key) >= KEY_WORDS and len(key & key_words(text)) < SHOWN * len(key)

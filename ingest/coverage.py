@@ -51,6 +51,10 @@ _WORD = re.compile(
     f"|{_LETTERS}+(?:[{_MARKS}][{_MARKS}\u200c\u200d]*{_LETTERS}*)*"
 )
 
+UNSPACED_RUNS = re.compile(f"(?P<han>[{_UNSPACED}]+)|(?P<thai>(?:[{_CLUSTERED}][{_MARKS}]*)+)")
+"""The stretches of a text in scripts that put no spaces between words: Chinese or Japanese
+characters (group `han`), Thai or Lao letters with their signs (group `thai`)."""
+
 
 def words(text: str) -> list[str]:
     """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction) with the

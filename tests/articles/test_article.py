@@ -22,6 +22,7 @@ from ingest.coverage import words
 from ingest.normalize import canonical_url, clean_text, content_hash
 from ingest.pages import OTHER_PAGE_OUTCOME, PageOutcome, page_for
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
+from tests.support.stories import THAI_STORY
 
 NOW = datetime(2025, 8, 12, 6, 0, tzinfo=UTC)
 EDT = timezone(timedelta(hours=-4))
@@ -657,6 +658,85 @@ def test_a_consent_wall_is_another_page_than_a_hindi_entry_s_article(wall: Extra
         PageMetadata(title="सूखे जिलों को राहत: छोटे बांध बनेंगे"),
     )
     assert not another_page(entry, article)
+
+
+CHINESE_TITLE = "国家统计局：5月份规模以上工业增加值同比增长5.6%"
+CHINESE_SUMMARY = (
+    "国家统计局今天发布数据显示，今年5月份全国规模以上工业增加值同比增长百分之五点六，比上月加快"
+    "零点三个百分点。分三大门类看，采矿业增加值同比增长百分之三点一，制造业增长百分之六点零。"
+)
+CHINESE_CONSENT = (
+    "我们和我们的合作伙伴使用Cookie及类似技术来提供和维护我们的服务、衡量受众参与度并展示个性化"
+    "广告。选择“全部接受”即表示您同意。"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "wall", "article"),
+    [
+        pytest.param(
+            _entry(title=CHINESE_TITLE, summary=CHINESE_SUMMARY, content=None),
+            Extracted(CHINESE_CONSENT, PageMetadata(title="继续访问之前")),
+            Extracted(
+                "新华社北京6月2日电 "
+                + CHINESE_SUMMARY
+                + "国家统计局新闻发言人表示，经济运行总体平稳。",
+                PageMetadata(title="工业生产稳中有升 新动能持续壮大_新华网"),
+            ),
+            id="zh",
+        ),
+        pytest.param(
+            _entry(title=CHINESE_TITLE, summary=CHINESE_SUMMARY, content=None),
+            Extracted(CONSENT_TEXT, PageMetadata(title="Before you continue")),
+            Extracted(CHINESE_SUMMARY, PageMetadata(title="统计局：工业生产加快")),
+            id="zh-en",
+        ),
+        pytest.param(
+            _entry(
+                title="北陸新幹線の敦賀延伸から一年、利用者は想定を上回る",
+                summary="北陸新幹線の金沢―敦賀間が開業して一年がたち、JR西日本は利用者数が開業前の"
+                "想定を約二割上回ったと発表した。観光客の増加が沿線の経済を支えている。",
+                content=None,
+            ),
+            Extracted(
+                "当サイトでは、お客様の体験を向上させるためにCookieを使用しています。"
+                "「同意する」を選択すると、Cookieの使用に同意したものとみなされます。",
+                PageMetadata(title="続行する前に"),
+            ),
+            Extracted(
+                "北陸新幹線の金沢―敦賀間が開業して一年がたった。JR西日本は利用者数が開業前の"
+                "想定を約二割上回ったと発表した。",
+                PageMetadata(title="開業一年、沿線に観光客 | 地域ニュース"),
+            ),
+            id="ja",
+        ),
+        pytest.param(
+            _entry(
+                title="เงินเฟ้อเดือนพฤษภาคมเพิ่มขึ้นร้อยละหนึ่งจุดห้า",
+                summary=THAI_STORY.split("\n\n")[0],
+                content=None,
+            ),
+            Extracted(
+                "เราและพันธมิตรใช้คุกกี้เพื่อให้บริการ วัดผลการเข้าชม และแสดงโฆษณาที่ตรงกับความสนใจ"
+                "ของคุณ เลือกยอมรับทั้งหมดเพื่อให้ความยินยอม",
+                PageMetadata(title="ก่อนดำเนินการต่อ"),
+            ),
+            Extracted(THAI_STORY, PageMetadata(title="พาณิชย์ชี้ราคาพลังงานดันดัชนีผู้บริโภค")),
+            id="th",
+        ),
+    ],
+)
+def test_a_consent_wall_is_another_page_than_an_unspaced_entry_s_article(
+    entry: ParsedEntry, wall: Extracted, article: Extracted
+) -> None:
+    """Chinese, Japanese and Thai put no spaces between words, whose words are their characters
+    (`ingest.coverage.words`): two Chinese or Japanese characters in a row are a key word, and
+    four Thai letters (with their signs) in a row, so the entry has key words and a consent
+    wall titled otherwise is judged another page. Its article, titled otherwise but showing the
+    entry's words, is not; titled alike (the site's name added), it is not either."""
+    assert another_page(entry, wall)
+    assert not another_page(entry, article)
+    assert titled_alike(entry.title, f"{entry.title}_新华网")
 
 
 def wall_titled(title: str) -> Extracted:

@@ -1151,6 +1151,65 @@ async def test_an_entry_whose_page_is_a_consent_wall_is_stored_from_its_summary(
     assert stored["1"]["duplicate_of"] is stored["2"]["duplicate_of"] is None
 
 
+CHINESE_STORIES = {
+    "industry": (
+        "5月份规模以上工业增加值同比增长5.6%",
+        "国家统计局今天发布数据显示，今年5月份全国规模以上工业增加值同比增长百分之五点六。",
+        "分三大门类看，5月份采矿业增加值同比增长百分之三点一，制造业增长百分之六点零，电力、热力、"
+        "燃气及水生产和供应业增长百分之四点三。国家统计局新闻发言人表示，当前外部环境依然复杂严峻，"
+        "国内需求仍显不足，经济回升向好的基础还需巩固。",
+    ),
+    "retail": (
+        "5月份社会消费品零售总额同比增长3.7%",
+        "国家统计局今天发布数据显示，今年5月份社会消费品零售总额三万九千亿元，同比增长百分之三点七。",
+        "按消费类型分，餐饮收入四千六百亿元，同比增长百分之五点二；商品零售三万四千亿元，增长百分之"
+        "三点五。国家统计局新闻发言人表示，消费市场总体保持恢复态势，服务消费增长较快，升级类商品"
+        "销售向好。",
+    ),
+}
+
+
+async def test_a_chinese_entry_whose_page_is_a_consent_wall_is_stored_from_its_summary(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed in Chinese (no spaces between words: two characters in a row are a key word,
+    `ingest.article.key_words`): the entry whose page is a consent wall is stored from its
+    summary, the reason as its extraction error; the other from its page."""
+    from ingest.article import OTHER_PAGE
+
+    items = ""
+    for n, (slug, (title, summary, more)) in enumerate(CHINESE_STORIES.items()):
+        server.routes[f"/zh/{slug}"] = static(
+            f"<html><head><title>{title}_新闻</title></head><body><article><h1>{title}</h1>"
+            f"<p>{summary}</p><p>{more}</p><p>{more}</p></article></body></html>"
+        )
+        items += (
+            f"<item><title>{title}</title><link>{server.base}/zh/{slug}</link>"
+            f"<guid>{server.base}/zh/{slug}</guid><description>{summary}</description>"
+            f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate></item>"
+        )
+    server.routes["/zh/retail"] = static(CONSENT_WALL)
+    feed = f"<rss version='2.0'><channel><title>T</title><language>zh-CN</language>{items}"
+    server.routes["/feed"] = static(feed + "</channel></rss>", "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    assert (await pipeline.run()).new_articles == 2
+    stored = {
+        r["url"].rsplit("/", 1)[1]: r
+        for r in rows(
+            database_url, "SELECT url, text, text_source, extraction_error FROM news.articles"
+        )
+    }
+    retail = CHINESE_STORIES["retail"]
+    assert (stored["retail"]["text"], stored["retail"]["extraction_error"]) == (
+        retail[1],
+        OTHER_PAGE,
+    )
+    assert stored["retail"]["text_source"] == "feed"
+    assert stored["industry"]["text_source"] == "page"
+    assert CHINESE_STORIES["industry"][2] in stored["industry"]["text"]
+
+
 HOME = (
     "<html><head><title>The Courier</title></head><body><main><h1>The Courier</h1>"
     + "".join(

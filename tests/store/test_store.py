@@ -798,6 +798,56 @@ HEADLINES = (
 )
 
 
+CHINESE_PAYWALL = (
+    "本文为付费内容，仅限订阅用户阅读。立即订阅即可无限畅读本报全部新闻报道、电子版报纸和深度评论，"
+    "首三个月每周仅需一元。已是订阅用户？请登录后继续阅读本文，并可在任何设备上阅读本报的其他文章。"
+)
+CHINESE_HEADLINES = (
+    "轮渡码头启用推迟一年",
+    "市议会经过长时间辩论批准预算",
+    "医院任命新任首席执行官",
+)
+
+
+async def test_a_chinese_site_s_pages_showing_one_paywall_notice_are_not_one_story(
+    store: Store, database_url: str
+) -> None:
+    """A Chinese site whose pages show only its paywall notice, three stories with headlines
+    of their own: each an original, titled otherwise than the others (two characters in a row
+    are a key word of a Chinese headline, `ingest.article.key_words`); the story stored again
+    under a new link with its headline kept, and another site's copy, are copies."""
+    assert fingerprint(CHINESE_PAYWALL) is not None
+    site = [
+        _with_fingerprint(f"https://gazette.example.cn/news/{n}", CHINESE_PAYWALL) for n in range(3)
+    ]
+    site = [
+        replace(a, title=t, site="gazette.example.cn", published_at=NOW - timedelta(hours=9 - n))
+        for n, (a, t) in enumerate(zip(site, CHINESE_HEADLINES, strict=True))
+    ]
+    again = replace(
+        site[1],
+        url="https://gazette.example.cn/news/1-budget",
+        title=CHINESE_HEADLINES[1] + "：解读",
+        published_at=NOW - timedelta(hours=5),
+    )
+    elsewhere = replace(
+        site[2],
+        url="https://courier.example.cn/health/chief",
+        title="医院换帅",
+        site="courier.example.cn",
+        published_at=NOW - timedelta(hours=4),
+    )
+    for article in (*site, again, elsewhere):
+        await store.store_articles(None, [(article, None)])
+    rows = {
+        r["url"]: (r["id"], r["duplicate_of"])
+        for r in _rows(database_url, "SELECT id, url, duplicate_of FROM news.articles")
+    }
+    assert [rows[a.url][1] for a in site] == [None, None, None]
+    assert rows[again.url][1] == rows[site[1].url][0]
+    assert rows[elsewhere.url][1] == rows[site[0].url][0]
+
+
 @pytest.mark.parametrize("headline_in_text", [True, False], ids=["near", "exact"])
 async def test_a_site_s_pages_showing_one_paywall_notice_are_not_one_story(
     store: Store, database_url: str, headline_in_text: bool
