@@ -161,6 +161,9 @@ class Pipeline:
         self._backlog = Backlog(settings.worker_backlog_bytes)
         self._unreleased: set[int] = set()
         """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
+        self._unreleased_full_text: dict[int, FullText] = {}
+        """Of those, the full-text state their polls' stored entries left, handed back with
+        their leases (`_hand_back`)."""
         self._finishing: set[int] = set()
         """Feeds in progress whose outcome is being recorded or whose lease is being handed back
         (`_finishing_poll`): writes that change nothing once the lease is another process's,
@@ -417,9 +420,15 @@ class Pipeline:
             closing = asyncio.ensure_future(self._close_writers())
             await asyncio.gather(*running, *self._pages.values(), return_exceptions=True)
             await asyncio.shield(closing)
+            # With the full-text state of those whose entries were all stored (`_committed`).
+            kept = {
+                f.id: state
+                for f in running.values()
+                if (state := self._committed.get(f.id, _Committed()).full_text) is not None
+            }
             with contextlib.suppress(IngestError):
                 await asyncio.shield(
-                    self.store.release_leases(self.owner, [f.id for f in running.values()])
+                    self.store.release_leases(self.owner, [f.id for f in running.values()], kept)
                 )
             raise
         finally:
@@ -501,15 +510,21 @@ class Pipeline:
                 log.info("feed_removed_while_polled", feed_id=feed.id, url=redact_url(feed.url))
                 return None
             log.error("feed_not_recorded", feed_id=feed.id, error=str(e))
+            # The full-text state the poll's stored entries left goes back with the lease, as
+            # with a failure recorded (`_record_failure`): those entries are known at the next
+            # poll, and their comparisons are not made again.
+            state = None if refused(e) else self._committed.get(feed.id, _Committed()).full_text
+            kept = {feed.id: state} if state is not None else {}
             with contextlib.suppress(IngestError, TimeoutError):
                 # At once, where the database answers already (the unit of work failed, not
                 # the database): the feed is due again before this call returns. Not for
                 # long: a database that is down is left to the retries of `_hand_back`.
                 async with asyncio.timeout(INLINE_RELEASE_SECONDS):
                     with self._finishing_poll(feed.id):
-                        await self.store.release_leases(self.owner, [feed.id])
+                        await self.store.release_leases(self.owner, [feed.id], kept)
                 return None
             self._unreleased.add(feed.id)
+            self._unreleased_full_text.update(kept)
             if self._handing_back is None or self._handing_back.done():
                 self._handing_back = asyncio.ensure_future(self._hand_back())
             return None
@@ -532,12 +547,16 @@ class Pipeline:
             if delay:
                 await asyncio.sleep(delay)
             ids = sorted(self._unreleased)
+            states = self._unreleased_full_text
+            kept = {i: states[i] for i in ids if i in states}
             try:
-                await self.store.release_leases(self.owner, ids)
+                await self.store.release_leases(self.owner, ids, kept)
             except IngestError:
                 delay = min(HAND_BACK_MAX_DELAY, max(HAND_BACK_FIRST_DELAY, 2 * delay))
                 continue
             self._unreleased.difference_update(ids)
+            for i in ids:
+                self._unreleased_full_text.pop(i, None)
             if delay:
                 log.info("leases_handed_back", feeds=len(ids))
 

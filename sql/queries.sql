@@ -297,6 +297,20 @@ WHERE COALESCE(ingest.url_host(url), '') = ingest.url_host(%(url)s)
 UPDATE ingest.feeds SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s);
 
+-- name: keep_full_text
+-- The full-text state a poll's stored entries left, kept as its lease is handed back without
+-- an outcome (the entries are known at the next poll, their comparisons never made again); as
+-- in feed_succeeded, null parameters leave it as it is. A no-op if the lease is another's.
+UPDATE ingest.feeds
+SET full_text = COALESCE(%(full_text)s, full_text),
+    full_text_streak = COALESCE(%(full_text_streak)s, full_text_streak),
+    full_text_since_check = COALESCE(%(full_text_since_check)s, full_text_since_check),
+    full_text_words = COALESCE(%(full_text_words)s, full_text_words),
+    full_text_evidence = COALESCE(%(full_text_evidence)s, full_text_evidence),
+    full_text_cap_words = COALESCE(%(full_text_cap_words)s, full_text_cap_words),
+    full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, full_text_cap_chars)
+WHERE id = %(id)s AND lease_owner = %(owner)s;
+
 -- name: known_entries
 -- The entries of a poll the feed has seen (entry_hash set; done: the entry has its article, or
 -- had it until a prune; otherwise it is waiting for another try at its page), and what is known

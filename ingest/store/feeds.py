@@ -337,8 +337,30 @@ class FeedStore(StoreBase):
         rows = await self._all("schedule_lag", params)
         return int(rows[0]["overdue"]), float(rows[0]["max_lag_seconds"])
 
-    async def release_leases(self, owner: str, feed_ids: Iterable[int]) -> None:
-        await self._all("release_leases", {"owner": owner, "ids": list(feed_ids)})
+    async def release_leases(
+        self,
+        owner: str,
+        feed_ids: Iterable[int],
+        full_text: Mapping[int, FullText] | None = None,
+    ) -> None:
+        """Hand back the leases this process holds on `feed_ids`, their polls unrecorded.
+        `full_text`: of those feeds, the full-text state that their polls' stored entries
+        left (as `feed_failed` records it): those entries are known at the next poll and never
+        compared again, so their evidence and their count towards the next re-check are kept
+        with the lease handed back. A feed whose lease is another's is left as it is."""
+        ids = list(feed_ids)
+        states = [
+            {"id": feed_id, "owner": owner, **_full_text_params(state)}
+            for feed_id, state in (full_text or {}).items()
+            if feed_id in ids
+        ]
+        if not states:
+            await self._all("release_leases", {"owner": owner, "ids": ids})
+            return
+        q = queries()
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            await conn.cursor().executemany(q["keep_full_text"], states)
+            await conn.execute(q["release_leases"], {"owner": owner, "ids": ids})
 
     async def renew_leases(
         self, owner: str, feed_ids: Iterable[int], lease_seconds: float

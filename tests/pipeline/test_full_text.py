@@ -5,6 +5,7 @@ part of the story keeps having its pages fetched."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -1863,3 +1864,55 @@ async def test_a_text_every_new_entry_of_a_poll_carries_is_not_their_article(
         assert "newsletter" not in row["text"]
         assert clean_text("\n\n".join(paragraphs(n))) in row["text"]
     assert page_hits(site) - before == 6
+
+
+@pytest.mark.parametrize("releases_failing", [0, 2])
+async def test_a_poll_handed_back_unrecorded_keeps_its_full_text_evidence(
+    database_url: str, site: LocalServer, pipeline: Pipeline, releases_failing: int
+) -> None:
+    """A new feed is proven full-text on three pages and its twelve entries are stored; then
+    the poll's outcome cannot be written (the database went away for a moment), and the feed
+    is handed back unrecorded: at once, or once the database answers again. The hand-back
+    keeps the full-text state those stored entries left, so the next poll's 25 new entries
+    cost only their one-in-twenty re-check, not three probes more."""
+    from ingest.errors import StoreError
+
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    failures = {"feeds_succeeded": 1, "release_leases": releases_failing}
+
+    def failing(name: str) -> Any:
+        real = getattr(pipeline.store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if failures[name] > 0:
+                failures[name] -= 1
+                raise StoreError("database unreachable: connection reset")
+            return await real(*args, **kwargs)
+
+        return call
+
+    for name in failures:
+        setattr(pipeline.store, name, failing(name))
+    first = await pipeline.run()
+    assert (first.feeds, first.new_articles, page_hits(site)) == (0, 12, 3)
+    for _ in range(200):
+        leased = rows(database_url, "SELECT lease_owner FROM ingest.feeds")[0]["lease_owner"]
+        if leased is None:
+            break
+        await asyncio.sleep(0.05)
+    assert leased is None, "the lease was not handed back"
+    (state,) = rows(
+        database_url,
+        "SELECT last_status, full_text, full_text_streak, full_text_since_check,"
+        " full_text_evidence FROM ingest.feeds",
+    )
+    assert state["last_status"] is None  # no outcome recorded
+    assert (state["full_text"], state["full_text_streak"]) == (True, CONFIRM)
+    assert state["full_text_since_check"] == 9
+    assert "the article" in state["full_text_evidence"]
+    site.routes["/feed"] = static(feed(site.base, range(37)), RSS)
+    before = {r.path for r in site.requests}
+    second = await pipeline.run(all_feeds=True)
+    assert second.new_articles == 25
+    assert {r.path for r in site.requests} - before == {"/a/22"}
