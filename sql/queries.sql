@@ -197,8 +197,16 @@ SET last_fetched_at = %(now)s,
 WHERE id = %(id)s AND lease_owner = %(owner)s;
 
 -- name: set_text_mode
--- The operator's setting; the evidence gathered so far is kept.
-UPDATE ingest.feeds SET text_mode = %(mode)s WHERE url = %(url)s RETURNING id;
+-- The operator's setting; the evidence gathered so far is kept. A feed proven full-text that is
+-- set back to auto from another mode has its next new entry compared with its page before any
+-- is stored from its text (%(due)s entries since the last comparison, one short of a re-check):
+-- its evidence is of before the override, and nothing compared its texts meanwhile.
+UPDATE ingest.feeds
+SET full_text_since_check = CASE WHEN %(mode)s = 'auto' AND text_mode <> 'auto' AND full_text
+                                 THEN GREATEST(full_text_since_check, %(due)s::int)
+                                 ELSE full_text_since_check END,
+    text_mode = %(mode)s
+WHERE url = %(url)s RETURNING id;
 
 -- name: feed_failed
 -- The next fetch as in feed_succeeded: never sooner than the delay decided, by the database's

@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from ingest.fulltext import RECHECK_EVERY
 from ingest.normalize import redact_text, unique_tags
 from ingest.schedule import FeedFailure, FeedUpdate, RedirectState
 from ingest.store.base import StoreBase, queries, wrap_exceptions
@@ -40,8 +41,11 @@ class FeedStore(StoreBase):
         return bool(rows and rows[0]["added"])
 
     async def set_text_mode(self, url: str, mode: TextMode) -> bool:
-        """The operator's setting for where the feed's article text comes from."""
-        return bool(await self._all("set_text_mode", {"url": url, "mode": mode}))
+        """The operator's setting for where the feed's article text comes from. A feed proven
+        full-text, set back to `auto` from another mode, has its next new entry compared
+        first (`ingest.fulltext.RECHECK_EVERY`): what proved it is of before the override."""
+        params = {"url": url, "mode": mode, "due": RECHECK_EVERY - 1}
+        return bool(await self._all("set_text_mode", params))
 
     async def feed_exists(self, feed_id: int) -> bool:
         """Whether the feed `feed_id` is registered (not removed meanwhile)."""

@@ -1916,3 +1916,35 @@ async def test_a_poll_handed_back_unrecorded_keeps_its_full_text_evidence(
     second = await pipeline.run(all_feeds=True)
     assert second.new_articles == 25
     assert {r.path for r in site.requests} - before == {"/a/22"}
+
+
+async def test_a_proven_feed_set_back_to_auto_compares_its_next_entry_first(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A feed proven full-text whose operator set it to `page`; while it was so, its entries
+    turned into the first four paragraphs of six, no mark of the cut. Set back to `auto`, its
+    next poll compares the first new entry before any is stored from the feed's text (the
+    evidence is of before the override): that fails, so does the next, the feed is switched
+    back, and all ten new entries are stored from their pages, none cut short."""
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    assert page_hits(site) == 3
+    assert await pipeline.store.set_text_mode(site.url("/feed"), "page")
+    site.routes["/feed"] = static(feed(site.base, range(17), parts=4), RSS)
+    await pipeline.run(all_feeds=True)
+    assert page_hits(site) == 3 + 5
+    assert await pipeline.store.set_text_mode(site.url("/feed"), "auto")
+    site.routes["/feed"] = static(feed(site.base, range(27), parts=4), RSS)
+    before = page_hits(site)
+    third = await pipeline.run(all_feeds=True)
+    assert third.new_articles == 10
+    assert page_hits(site) - before == 10
+    (state,) = rows(database_url, "SELECT full_text, full_text_streak FROM ingest.feeds")
+    assert (state["full_text"], state["full_text_streak"]) == (False, -MISSES)
+    stored = rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    for row in stored:
+        n = int(row["url"].rsplit("/", 1)[1])
+        if n >= 17:
+            assert row["text_source"] == "page", n
+            assert paragraphs(n)[5] in row["text"], n
