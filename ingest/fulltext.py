@@ -17,8 +17,9 @@ once it is in (`until_check`): none is stored from the feed's text on the streng
 that comparison changed. In any feed, an entry whose page is not its article at all (a consent
 wall: `other_page`) is stored from its own text and counts neither way. An entry of fewer than
 MIN_WORDS words, or that ends like an excerpt, or whose text stops at a length at which its
-feed was seen to cut its texts without a mark (`pile_up`, `capped`), or that another new entry
-of the poll carries too (`shared`: a template), always has its page fetched and never counts
+feed was seen to cut its texts without a mark (`pile_up`, `capped`), or that another entry of
+the poll carries too, or that the feed carried in place of more than one story before
+(`shared`, `with_templates`: a template), always has its page fetched and never counts
 towards the mode: it says nothing about the feed's other entries; nor,
 until the feed is proven full-text, does a failed comparison whose text stands for the article
 (`observe`). (`FullText.streak` counts matches in a row, up to CONFIRM, or misses in a row as a
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -204,22 +205,49 @@ def _as_one(text: str) -> str:
     return _LINK.sub("", text).rstrip()
 
 
-def shared(texts: Sequence[str]) -> set[int]:
-    """The indices of a poll's new entries' texts that another of its entries carries too
-    (links left out, `_as_one`): a template in the article's place (a newsletter's blurb, a
-    subscription notice), which is the article of none of them. In `auto` mode such an entry
-    counts as having no text of its own (`article_words`): its page is fetched, compared with
-    nothing (its page is not another page for sharing nothing with a template) and stored.
+def shared(texts: Sequence[str], known: Collection[bytes] = ()) -> set[int]:
+    """The indices of a poll's entries' texts (its new entries' and its updates') that another
+    of its entries carries too (links left out, `_as_one`), or that the feed was seen to carry
+    in place of more than one story before (`known`: `FullText.templates`): a template in the
+    article's place (a newsletter's blurb, a subscription notice), which is the article of
+    none of them. In `auto` mode such a new entry counts as having no text of its own
+    (`article_words`): its page is fetched, compared with nothing (its page is not another
+    page for sharing nothing with a template) and stored; such an update's page decides it.
     An article listed twice (another tracking link) costs its pages, never its text."""
     firsts: dict[str, int] = {}
     alike: set[int] = set()
     for i, text in enumerate(texts):
         if not text:
             continue
-        first = firsts.setdefault(_as_one(text), i)
+        one = _as_one(text)
+        first = firsts.setdefault(one, i)
         if first != i:
             alike.update((first, i))
+        elif known and digest(one) in known:
+            alike.add(i)
     return alike
+
+
+TEMPLATES: Final = 8
+"""Templates a feed keeps (`with_templates`), the latest seen first: a site has a few (a
+paywall notice, a newsletter's blurb), each carried again and again."""
+
+
+def template_key(text: str) -> bytes:
+    """What a template is known by (`FullText.templates`): the digest of the text without its
+    links (`_as_one`), as `shared` tells texts apart."""
+    return digest(_as_one(text))
+
+
+def with_templates(state: FullText, texts: Sequence[str], alike: Collection[int]) -> FullText:
+    """The state with the templates a poll's entries showed (`shared`'s `alike` of `texts`)
+    first, then those it kept, TEMPLATES at most: an entry carrying one of them in a later
+    poll, alone or as an update, is no article either."""
+    if not alike:
+        return state
+    seen = list(dict.fromkeys(template_key(texts[i]) for i in sorted(alike)))
+    kept = [*seen, *(k for k in state.templates if k not in seen)][:TEMPLATES]
+    return replace(state, templates=tuple(kept))
 
 
 _CREDIT_MAX_WORDS: Final = 8

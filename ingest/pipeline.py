@@ -48,6 +48,7 @@ from ingest.fulltext import (
     until_check,
     update_words,
     wants_pages,
+    with_templates,
 )
 from ingest.normalize import canonical_url, clean_inline, host_key, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
@@ -965,7 +966,10 @@ class Pipeline:
         # The caps this poll's new entries show (`ingest.fulltext.poll_caps`) hold for its
         # updates and its new entries alike.
         feed = replace(feed, full_text=poll_caps(feed.full_text, owns))
-        updated, unchanged, retried = await self._refetch(feed, plan.refetch, plan.stamped, now)
+        news = [own.text for own in owns]
+        updated, unchanged, retried, changed = await self._refetch(
+            feed, plan.refetch, plan.stamped, now, news
+        )
         storer = _Storer(self._articles, feed.id)
         deferred: list[dedup.Candidate] = []
         held: set[bytes] = set()
@@ -983,7 +987,7 @@ class Pipeline:
                 await storer.add(article, c.key, now=now, unfetched=page is NO_PAGE)
 
         try:
-            full_text = await self._entry_pages(feed, plan.fetch, owns, ready)
+            full_text = await self._entry_pages(feed, plan.fetch, owns, ready, changed)
             await storer.flush()
             # The entries it was decided on are stored: a failure after this point records it.
             if (committed := self._committed.get(feed.id)) is not None:
@@ -1044,6 +1048,7 @@ class Pipeline:
         found: tuple[dedup.Candidate, ...],
         owns: Sequence[OwnText],
         ready: Callable[[int, PageOutcome, bool, bool], Awaitable[None]],
+        updates: Sequence[str] = (),
     ) -> FullText:
         """Each new entry's page outcome and whether its own text is the article, handed to
         `ready` (entry index, outcome, own, whether to store now) as soon as it is known, so
@@ -1054,10 +1059,17 @@ class Pipeline:
         re-checks; every page fetched of an entry with text of its own is compared with it,
         and where the comparison fails the entry is still stored from its text if it
         `ingest.fulltext.stands` and the feed is full-text once the failure is counted (in
-        feed order; while the feed is probed, once probing is done)."""
+        feed order; while the feed is probed, once probing is done). `updates`: the texts of
+        the poll's updated entries (`_refetch`), whose templates the feed learns too."""
         state, mode = feed.full_text, feed.text_mode
-        # A text several new entries carry is the article of none of them (`shared`).
-        alike = shared([own.text for own in owns]) if mode == "auto" else set()
+        # A text several entries of the poll carry (new ones and updates), or that the feed
+        # carried in place of several stories before, is the article of none (`shared`).
+        alike: set[int] = set()
+        if mode == "auto":
+            texts = [*(own.text for own in owns), *updates]
+            every = shared(texts, state.templates)
+            state = with_templates(state, texts, every)
+            alike = {i for i in every if i < len(owns)}
         counts = [
             0 if i in alike else article_words(own.text, mode, own.words, state)
             for i, own in enumerate(owns)
@@ -1209,7 +1221,8 @@ class Pipeline:
         found: tuple[dedup.Candidate, ...],
         stamped: tuple[dedup.Candidate, ...],
         now: datetime,
-    ) -> tuple[int, int, int]:
+        news: Sequence[str] = (),
+    ) -> tuple[int, int, int, list[str]]:
         """Pages of stored articles whose feed entry was updated: fetched again, and the
         article updated in place if its text changed. A page that cannot be used now leaves
         the stored version alone: after a passing failure the update waits for another try
@@ -1230,26 +1243,34 @@ class Pipeline:
         Updates are not new entries: none is one of the feed's re-checks (its page would be
         read for the update, never compared with the entry's text, and an edit whose page had
         gone would be lost), and they leave the feed's count towards its next re-check alone.
+        An update whose text is a template (`ingest.fulltext.shared`: another entry of the
+        poll carries it too, among them the new entries' texts, `news`, or the feed carried it
+        in place of several stories before) is decided by its page, in `auto` mode.
         Returns how many of the entries (`found` and `stamped`) updated their article,
-        how many did not (unchanged, their page unusable, or not looked at: skipped), and how
-        many wait for another try at their page (deferred)."""
+        how many did not (unchanged, their page unusable, or not looked at: skipped), how
+        many wait for another try at their page (deferred), and the updates' own texts
+        (those measured: a full-text feed's)."""
         mode, state = feed.text_mode, feed.full_text
         full_text = mode == "feed" or (mode == "auto" and state.on)
         entries = len(found) + len(stamped)
         if full_text:
             found = (*found, *stamped)
         if not found:
-            return 0, entries, 0
+            return 0, entries, 0, []
         versions = await self.store.stored_versions(feed.id, [c.key for c in found])
         modified = {key: v.modified_at for key, v in versions.items()}
         found, reached = dedup.newer_than_stored(found, modified, now)
         stamps = {c.key for c in stamped}
         owns = await self._own_texts(feed, found) if full_text else [OwnText()] * len(found)
+        texts = [own.text for own in owns]
+        alike = shared([*news, *texts], state.templates) if mode == "auto" else set()
         counts = [
-            update_words(
+            0
+            if len(news) + i in alike
+            else update_words(
                 own.text, own.words, v.chars if (v := versions.get(c.key)) else None, mode, state
             )
-            for c, own in zip(found, owns, strict=True)
+            for i, (c, own) in enumerate(zip(found, owns, strict=True))
         ]
         wanted = [not trusted(state, mode, n) for n in counts]
         fetched = [i for i, want in enumerate(wanted) if want and found[i].key not in stamps]
@@ -1284,7 +1305,7 @@ class Pipeline:
         # later keeps them updated.
         metrics.ARTICLES_UPDATED.inc(updated)
         self._count_committed(feed.id, updated=updated)
-        return updated, entries - updated - len(retried), len(retried)
+        return updated, entries - updated - len(retried), len(retried), texts
 
     def _article(
         self,

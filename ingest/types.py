@@ -186,6 +186,10 @@ class FullText:
     an entry whose text is that long is taken for cut there; 0: none seen."""
     cap_chars: int = 0
     """The same in characters."""
+    templates: tuple[bytes, ...] = ()
+    """Texts the feed was seen to carry in place of more than one story (a template), as
+    `ingest.fulltext.template_key`s, the latest first (`ingest.fulltext.with_templates`): an
+    entry carrying one is no article, whatever the poll."""
 
 
 @dataclass(frozen=True, slots=True)

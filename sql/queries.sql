@@ -110,7 +110,8 @@ SELECT c.id, c.url, c.title, c.etag, c.last_modified, c.body_hash,
        c.consecutive_failures, c.active, c.publish_interval, c.feed_hint, c.failing_since,
        c.redirect_to, c.redirect_seen, c.redirect_since, c.kind, c.text_mode,
        c.full_text, c.full_text_streak, c.full_text_since_check, c.full_text_words,
-       c.full_text_evidence, c.full_text_cap_words, c.full_text_cap_chars, c.settings,
+       c.full_text_evidence, c.full_text_cap_words, c.full_text_cap_chars,
+       c.full_text_templates, c.settings,
        c.newest_entry_at, c.site_url, c.consecutive_not_found, c.not_found_since,
        COALESCE(ingest.url_host(c.url), '') AS host
 FROM ingest.claim_due_feeds(
@@ -150,7 +151,8 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.full_text_cap_words, f.full_text_cap_chars, f.settings,
+          f.full_text_evidence, f.full_text_cap_words, f.full_text_cap_chars,
+          f.full_text_templates, f.settings,
           f.newest_entry_at, f.site_url, f.consecutive_not_found, f.not_found_since, r.host;
 
 -- name: feed_succeeded
@@ -192,6 +194,7 @@ SET last_fetched_at = %(now)s,
     full_text_evidence = COALESCE(%(full_text_evidence)s, full_text_evidence),
     full_text_cap_words = COALESCE(%(full_text_cap_words)s, full_text_cap_words),
     full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, full_text_cap_chars),
+    full_text_templates = COALESCE(%(full_text_templates)s::bytea[], full_text_templates),
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %(id)s AND lease_owner = %(owner)s;
@@ -267,6 +270,7 @@ SET last_fetched_at = %(now)s,
     full_text_evidence = COALESCE(%(full_text_evidence)s, f.full_text_evidence),
     full_text_cap_words = COALESCE(%(full_text_cap_words)s, f.full_text_cap_words),
     full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, f.full_text_cap_chars),
+    full_text_templates = COALESCE(%(full_text_templates)s::bytea[], f.full_text_templates),
     lease_owner = NULL,
     lease_expires_at = NULL
 FROM outcome o
@@ -316,7 +320,8 @@ SET full_text = COALESCE(%(full_text)s, full_text),
     full_text_words = COALESCE(%(full_text_words)s, full_text_words),
     full_text_evidence = COALESCE(%(full_text_evidence)s, full_text_evidence),
     full_text_cap_words = COALESCE(%(full_text_cap_words)s, full_text_cap_words),
-    full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, full_text_cap_chars)
+    full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, full_text_cap_chars),
+    full_text_templates = COALESCE(%(full_text_templates)s::bytea[], full_text_templates)
 WHERE id = %(id)s AND lease_owner = %(owner)s;
 
 -- name: known_entries
@@ -728,6 +733,9 @@ SET settings = f.settings,
     full_text_cap_chars = CASE WHEN k.full_text_evidence IS NULL
         THEN COALESCE(%(full_text_cap_chars)s, f.full_text_cap_chars)
         ELSE k.full_text_cap_chars END,
+    full_text_templates = CASE WHEN k.full_text_evidence IS NULL
+        THEN COALESCE(%(full_text_templates)s::bytea[], f.full_text_templates)
+        ELSE k.full_text_templates END,
     full_text_evidence = COALESCE(k.full_text_evidence, %(full_text_evidence)s,
                                   f.full_text_evidence)
 FROM ingest.feeds f, ingest.feeds o
@@ -1021,7 +1029,8 @@ SELECT url FROM ingest.feeds WHERE id = %(id)s;
 
 -- name: feed_by_url
 SELECT id, kind, settings, text_mode, full_text, full_text_streak, full_text_since_check,
-       full_text_words, full_text_evidence, full_text_cap_words, full_text_cap_chars, site_url
+       full_text_words, full_text_evidence, full_text_cap_words, full_text_cap_chars,
+       full_text_templates, site_url
 FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
 
 -- retention --------------------------------------------------------------------------------------

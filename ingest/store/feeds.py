@@ -405,10 +405,13 @@ def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:
 def _full_text_params(state: FullText | None) -> dict[str, Any]:
     """A full-text state as the parameters named after its columns (`_FULL_TEXT_COLUMNS`);
     all None for None, which the queries read as "leave the stored state as it is"."""
-    return {
+    params = {
         column: getattr(state, name) if state else None
         for name, column in _FULL_TEXT_COLUMNS.items()
     }
+    if state:  # an array parameter is a list
+        params["full_text_templates"] = list(state.templates)
+    return params
 
 
 _FULL_TEXT_COLUMNS = {
@@ -419,6 +422,7 @@ _FULL_TEXT_COLUMNS = {
     "evidence": "full_text_evidence",
     "cap_words": "full_text_cap_words",
     "cap_chars": "full_text_cap_chars",
+    "templates": "full_text_templates",
 }
 """`FullText`'s fields and the columns of `ingest.feeds` that hold them."""
 
@@ -426,7 +430,8 @@ _FULL_TEXT_COLUMNS = {
 def _full_text(row: dict[str, Any], *, take: bool = False) -> FullText:
     """A feed's full-text state from its row's columns (with `take`, taken out of the row)."""
     get = row.pop if take else row.__getitem__
-    return FullText(**{name: get(column) for name, column in _FULL_TEXT_COLUMNS.items()})
+    state = {name: get(column) for name, column in _FULL_TEXT_COLUMNS.items()}
+    return FullText(**{**state, "templates": tuple(state["templates"] or ())})
 
 
 def _feed(row: dict[str, Any]) -> Feed:

@@ -964,3 +964,26 @@ def test_a_text_other_entries_of_the_poll_carry_too_is_shared() -> None:
     ]
     assert fulltext.shared(texts) == {0, 3, 6}
     assert fulltext.shared([_story_of(1, 3), _story_of(2, 3)]) == set()
+
+
+def test_a_template_the_feed_carried_before_is_shared_by_a_lone_entry() -> None:
+    """A text the feed carried in place of several stories is kept by the key of its words
+    (its links aside), the latest first, TEMPLATES at most: an entry of a later poll carrying
+    it is told from the others, alone, with its own link, or as an update."""
+    blurb = "Thank you for reading. Our newsletter brings you the day's stories."
+    notice = "This story is for subscribers only. Subscribe today and read on."
+    poll = [f"{blurb}\n\nhttps://example.com/a/1", _story_of(1, 3), blurb]
+    alike = fulltext.shared(poll)
+    state = fulltext.with_templates(FullText(on=True), poll, alike)
+    assert state.templates == (fulltext.template_key(blurb),)
+    assert fulltext.with_templates(state, poll, set()) is state
+    later = [_story_of(2, 3), f"{blurb}\n\nhttps://example.com/a/7"]
+    assert fulltext.shared(later, state.templates) == {1}
+    assert fulltext.shared(later) == set()
+    state = fulltext.with_templates(state, [notice, notice], {0, 1})
+    assert state.templates == (fulltext.template_key(notice), fulltext.template_key(blurb))
+    for n in range(fulltext.TEMPLATES):
+        other = f"{notice} Offer number {n}."
+        state = fulltext.with_templates(state, [other], {0})
+    assert len(state.templates) == fulltext.TEMPLATES
+    assert fulltext.template_key(blurb) not in state.templates

@@ -1948,3 +1948,106 @@ async def test_a_proven_feed_set_back_to_auto_compares_its_next_entry_first(
         if n >= 17:
             assert row["text_source"] == "page", n
             assert paragraphs(n)[5] in row["text"], n
+
+
+def templated_feed(base: str, numbers: range, templated: set[int]) -> str:
+    """`feed` of `numbers`, the entries of `templated` carrying TEMPLATE in place of their
+    story (their own link after it)."""
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{base}/a/{n}</link><guid>{base}/a/{n}</guid>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate>"
+        "<content:encoded><![CDATA["
+        + (
+            f"<p>{TEMPLATE}</p><p>{base}/a/{n}</p>"
+            if n in templated
+            else "".join(f"<p>{p}</p>" for p in paragraphs(n))
+        )
+        + "]]></content:encoded></item>"
+        for n in numbers
+    )
+    return (
+        "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+        f"<channel><title>T</title>{items}</channel></rss>"
+    )
+
+
+async def test_a_template_seen_in_an_earlier_poll_is_not_the_article_of_a_lone_entry(
+    database_url: str, site: LocalServer, pipeline: Pipeline
+) -> None:
+    """A proven full-text feed whose two new entries of one poll carry its template (caught:
+    their pages are fetched); at each later poll one new entry carries it, beside stories of
+    their own. The feed keeps the template it saw: each lone one is no article either, its
+    page fetched and stored, while the stories beside it are stored from the feed."""
+    site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    site.routes["/feed"] = static(templated_feed(site.base, range(16), {12, 13}), RSS)
+    before = {r.path for r in site.requests}
+    await pipeline.run(all_feeds=True)
+    assert {r.path for r in site.requests} - before == {"/a/12", "/a/13"}
+    for k, lone in enumerate((16, 19)):
+        numbers = range(19 + 3 * k)
+        site.routes["/feed"] = static(templated_feed(site.base, numbers, {12, 13, lone}), RSS)
+        before = {r.path for r in site.requests}
+        polled = await pipeline.run(all_feeds=True)
+        assert polled.new_articles == 3
+        assert {r.path for r in site.requests} - before == {f"/a/{lone}"}
+    stored = {
+        int(r["url"].rsplit("/", 1)[1]): r
+        for r in rows(database_url, "SELECT url, text, text_source FROM news.articles")
+    }
+    for n in (12, 13, 16, 19):
+        assert stored[n]["text_source"] == "page", n
+        assert "newsletter" not in stored[n]["text"], n
+        assert paragraphs(n)[5] in stored[n]["text"], n
+    assert {stored[n]["text_source"] for n in (14, 15, 17, 18, 20, 21)} == {"feed"}
+
+
+LONG_TEMPLATE = (
+    f"{TEMPLATE} Subscribers read every story of the Gazette in full, on the website and in "
+    "the app, and get the morning newsletter and the weekend edition as well. This story is "
+    "for subscribers only: sign in with your account, or subscribe today for a euro a week "
+    "for the first three months, and read on."
+)
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+async def test_updates_that_turn_into_a_template_are_read_from_their_pages(
+    database_url: str, site: LocalServer, pipeline: Pipeline, earlier: bool
+) -> None:
+    """A proven full-text feed whose entries 3 and 7 are updated to its paywall notice (as long
+    as half the stored story: no teaser by its length): in one poll, or one of them after the
+    feed showed the notice in place of two new entries' stories. The notice is the article of
+    neither: their pages are fetched and decide the update, and as they still show the whole
+    story, the articles keep it."""
+    atom = "application/atom+xml"
+    site.routes["/feed"] = static(atom_feed(site.base, range(12), {}), atom)
+    await pipeline.store.add_feed(site.url("/feed"))
+    await pipeline.run()
+    (state,) = rows(database_url, "SELECT full_text FROM news.feeds")
+    assert state["full_text"] is True
+    notice = f"&lt;p&gt;{LONG_TEMPLATE}&lt;/p&gt;"
+    if earlier:
+        two = atom_feed(site.base, range(14), {})
+        for n in (12, 13):
+            body = "".join(f"&lt;p&gt;{p}&lt;/p&gt;" for p in paragraphs(n))
+            two = two.replace(body, notice)
+        site.routes["/feed"] = static(two, atom)
+        await pipeline.run(all_feeds=True)
+    numbers = range(14) if earlier else range(12)
+    updated = {3: (NOW + timedelta(minutes=5), ""), 7: (NOW + timedelta(minutes=5), "")}
+    if earlier:
+        del updated[7]
+    later = atom_feed(site.base, numbers, updated)
+    for n in [*updated, 12, 13] if earlier else updated:
+        body = "".join(f"&lt;p&gt;{p}&lt;/p&gt;" for p in paragraphs(n)) + "&lt;p&gt;&lt;/p&gt;"
+        later = later.replace(body, notice).replace(body[: -len("&lt;p&gt;&lt;/p&gt;")], notice)
+    assert later.count(notice) == len(updated) + (2 if earlier else 0)
+    site.routes["/feed"] = static(later, atom)
+    hits = {n: len(site.hits(f"/a/{n}")) for n in updated}
+    await pipeline.run(all_feeds=True)
+    for n in updated:
+        assert len(site.hits(f"/a/{n}")) == hits[n] + 1, n
+        (row,) = rows(database_url, f"SELECT text FROM news.articles WHERE url ~ '/a/{n}$'")
+        assert "Gazette" not in row["text"], n
+        assert all(p in row["text"] for p in paragraphs(n)), n
