@@ -545,9 +545,33 @@ def _is_id(token: str) -> bool:
     return digits >= 2 and len(token) >= _ID_CHARACTERS and digits < len(token)
 
 
+# Query parameters numbering the pages of one story split over several (`?page=2`, WordPress's
+# `paged`, Joomla's `limitstart`): the pages' own numbers from 1, the offsets from 0.
+_PAGE_NUMBERS = frozenset({"page", "pg", "paged", "pagenum", "pageno", "page_no", "pagenumber"})
+_PAGE_OFFSETS = frozenset({"start", "limitstart"})
+
+
+def _later_page(candidate: str, page: str) -> bool:
+    """Whether the page's address numbers a later page of its story (`?page=2`, `?start=10`)
+    that the canonical does not: a CMS naming the story's first page as the canonical of each
+    of its pages, against search engines' advice. Followed, page 2's text would be taken for
+    the first page's article (already stored, so skipped as known: page 2 lost)."""
+    named = {k.casefold(): v for k, v in _parameters(urlsplit(candidate).query)}
+    for key, value in _parameters(urlsplit(page).query):
+        key = key.casefold()
+        # The number without its leading zeros, not made an int (a run of digits may be long).
+        number = value.lstrip("0") if value.isascii() and value.isdigit() else None
+        if number is None or named.get(key) == value:
+            continue
+        if (key in _PAGE_NUMBERS and number not in ("", "1")) or (key in _PAGE_OFFSETS and number):
+            return True
+    return False
+
+
 def _another_story(candidate: str, page: str) -> bool:
     """Whether a canonical URL of the page's own site names another story than the page's
-    address does: a query parameter both have with other values holding digits (`?p=12345`,
+    address does: a page of the story other than the later one the address numbers
+    (`_later_page`); a query parameter both have with other values holding digits (`?p=12345`,
     `?id=4511`); else neither an id in common nor half of the words of the page's
     slug (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
     and `/2025/08/mayor-resigns` share none), where both have a slug; else two sets of ids
@@ -560,6 +584,8 @@ def _another_story(candidate: str, page: str) -> bool:
     or tag front (`/politics/`, `/topics/budget/`) has a slug of a word or two, which the
     story's slug often holds (`/2025/06/02/council-vote-budget`); followed, it would store
     the story, and every other story of the section, under the front's address."""
+    if _later_page(candidate, page):
+        return True
     c, p = urlsplit(candidate), urlsplit(page)
     page_values = dict(_parameters(p.query))
     for key, value in _parameters(c.query):

@@ -544,6 +544,16 @@ SAME_STORY = [
         "https://example.com/story/1234567/council-approves-budget",
         id="id-to-id-and-slug",
     ),
+    pytest.param(
+        "https://example.com/2025/06/council-approves-budget?page=1",
+        "https://example.com/2025/06/council-approves-budget",
+        id="first-page-to-story",
+    ),
+    pytest.param(
+        "https://example.com/2025/06/council-approves-budget?page=2",
+        "https://example.com/2025/06/council-approves-budget?page=2",
+        id="later-page-naming-itself",
+    ),
 ]
 
 
@@ -611,6 +621,21 @@ def test_choose_url_follows_a_canonical_naming_the_same_story(page: str, canonic
             "https://example.com/article.php?id=4512",
             "https://example.com/article.php?id=4511",
             id="other-id-parameter",
+        ),
+        pytest.param(
+            "https://example.com/2025/06/council-approves-budget?page=2",
+            "https://example.com/2025/06/council-approves-budget",
+            id="later-page-to-first",
+        ),
+        pytest.param(
+            "https://example.com/2025/06/council-approves-budget/?Paged=3",
+            "https://example.com/2025/06/council-approves-budget/?paged=2",
+            id="later-page-to-another",
+        ),
+        pytest.param(
+            "https://example.com/index.php?option=com_content&id=4511&limitstart=1",
+            "https://example.com/index.php?option=com_content&id=4511",
+            id="joomla-later-page-to-first",
         ),
     ],
 )

@@ -325,6 +325,40 @@ async def test_a_canonical_naming_a_front_keeps_each_story_at_its_own_address(
     )
 
 
+async def test_a_later_page_naming_the_first_as_its_canonical_keeps_its_own_address(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A story split over pages, each naming the first (`/story`) as its canonical, and listed
+    each: the second page (`/story?page=2`) is stored at its own address with its own text
+    (it was taken for the first page's article, already stored, and skipped as known: its
+    text lost)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    path = "/2025/06/02/council-approves-budget"
+    first = server.url(path)
+    pages = {
+        path: _story("Council approves budget", first, "aldermen"),
+        f"{path}?page=2": _story("Council approves budget", first, "treasurer"),
+    }
+    items = ""
+    for route, page in pages.items():
+        server.routes[route] = static(page, "text/html")
+        items += (
+            f"<item><title>Council approves budget {route}</title><link>{server.url(route)}"
+            f"</link><guid isPermaLink='false'>{route}</guid></item>"
+        )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == len(pages)
+    stored = {r["guid"]: r for r in rows(database_url, "SELECT guid, url, text FROM news.articles")}
+    assert stored[path]["url"] == canonical_url(first)
+    assert "aldermen" in stored[path]["text"]
+    later = stored[f"{path}?page=2"]
+    assert later["url"] == canonical_url(server.url(f"{path}?page=2"))
+    assert "treasurer" in later["text"]
+
+
 def _refresh_stub(content: str) -> bytes:
     """A CMS's "Redirecting..." page: a meta refresh and a link, and nothing else."""
     return (
