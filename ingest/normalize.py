@@ -111,8 +111,9 @@ def repair(text: str) -> str:
 def canonical_url(url: str) -> str:
     """Scheme/host lower-cased, default port dropped, path as `_canonical_path` makes it,
     tracking parameters (utm_*, fbclid, gclid…, courlan's list) removed, remaining query
-    parameters sorted, fragment dropped; a user-info part kept as written (a credential, which
-    the server compares as sent). Raises ValueError on a non-http(s) URL."""
+    parameters sorted, fragment dropped but for a hashbang route (`_route`); a user-info part
+    kept as written (a credential, which the server compares as sent). Raises ValueError on a
+    non-http(s) URL."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -125,7 +126,16 @@ def canonical_url(url: str) -> str:
     normalized = _courlan()(urlunsplit((parts.scheme, host_port, "", "", "")))
     p = urlsplit(normalized)
     path = _canonical_path(parts.path)
-    return urlunsplit((p.scheme, user + at + p.netloc, path or "/", clean_query(parts.query), ""))
+    query = clean_query(parts.query)
+    return urlunsplit((p.scheme, user + at + p.netloc, path or "/", query, _route(parts.fragment)))
+
+
+def _route(fragment: str) -> str:
+    """The fragment a canonical URL keeps: a hashbang route (`#!/stories/1234`, Google's old
+    AJAX crawling scheme), which names the story a single-page app shows, every story of the
+    app sharing the address before it, with its escapes as a query's (`_normal_query_part`);
+    "" for any other fragment (`#comments`), a place in the page."""
+    return _normal_query_part(fragment) if fragment.startswith("!") else ""
 
 
 def host_key(host: str) -> str:
@@ -444,8 +454,12 @@ def choose_url(page_url: str, rel_canonical: str | None) -> str:
     is an http(s) URL on the same site (a canonical pointing elsewhere is a syndication hint we
     do not follow), not the site's home page nor a section the page sits in, and not the address
     of another story (`_another_story`), over https where the page was (`_as_served`); else
-    the page URL."""
+    the page URL, which a hashbang route always is."""
     base = canonical_url(page_url)
+    if urlsplit(base).fragment:
+        # A hashbang route (`_route`): its server never saw the route, so the page's canonical
+        # names the app (or the route its scripts last drew), never the story asked for.
+        return base
     rel_canonical = (rel_canonical or "").strip()
     if rel_canonical and not any(ch.isspace() for ch in rel_canonical):
         try:

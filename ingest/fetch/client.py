@@ -225,6 +225,15 @@ def _credentials_follow(home: httpx.URL, target: httpx.URL) -> bool:
     )
 
 
+def _with_fragment(target: httpx.URL, location: httpx.URL) -> httpx.URL:
+    """A redirect's target with the fragment of the URL redirected where it has none of its
+    own, as a browser follows it (RFC 9110 §10.2.2): a hashbang route (`/app#!/stories/1234`)
+    redirected to `/app/` is still that route, the story's address (`normalize.canonical_url`)."""
+    if location.fragment or not target.fragment:
+        return location
+    return location.copy_with(fragment=target.fragment)
+
+
 def _with_user_info(home: httpx.URL, location: httpx.URL) -> httpx.URL:
     """A redirect's target, with `home`'s user-info where credentials follow and the target
     has none of its own: the URL that fetches it, which a moved feed is renamed to (a private
@@ -540,7 +549,7 @@ class Fetcher:
                         redirects=tuple(redirects),
                         elapsed_ms=round((time.monotonic() - started) * 1000),
                     )
-                location = _with_user_info(home, outcome.location)
+                location = _with_user_info(home, _with_fragment(target, outcome.location))
                 redirects.append((outcome.status, str(location)))
                 if len(redirects) > max_redirects:
                     raise FetchError(

@@ -82,6 +82,21 @@ from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
             "https://example.com/s?z=1&a=2", "https://example.com/s?a=2&z=1", id="query-sorted"
         ),
         pytest.param("  https://example.com/a  ", "https://example.com/a", id="surrounding-space"),
+        pytest.param(
+            "https://example.com/#!/story/1234?utm_source=rss",
+            "https://example.com/#!/story/1234?utm_source=rss",
+            id="hashbang-kept",
+        ),
+        pytest.param(
+            "https://example.com/app#!/stories/caf%c3%a9%7e",
+            "https://example.com/app#!/stories/caf%C3%A9~",
+            id="hashbang-escapes-normal",
+        ),
+        pytest.param(
+            "https://example.com/app#!/stories/café 1",
+            "https://example.com/app#!/stories/caf%C3%A9%201",
+            id="hashbang-non-ascii-encoded",
+        ),
     ],
 )
 def test_canonical_url(url: str, expected: str) -> None:
@@ -643,6 +658,22 @@ def test_choose_url_ignores_a_canonical_naming_another_story(page: str, canonica
     """A canonical of the same site that names another story (every story of a CMS naming its
     section front or its latest story) is not the article's URL: its own is kept, so that the
     story is neither stored under the other's address nor taken for it."""
+    assert choose_url(page, canonical) == canonical_url(page)
+
+
+@pytest.mark.parametrize(
+    "canonical",
+    [
+        pytest.param("https://example.com/", id="the-app-s-root"),
+        pytest.param("/app/", id="the-app-s-address"),
+        pytest.param("https://example.com/#!/stories/5678", id="another-route"),
+    ],
+)
+def test_choose_url_keeps_the_hashbang_address_of_a_page(canonical: str) -> None:
+    """A page whose address is a hashbang route (`/#!/stories/1234`) keeps that address
+    whatever its canonical says: its server never saw the route, so its canonical names the
+    app, whose every route it serves the same."""
+    page = "https://example.com/app/#!/stories/1234"
     assert choose_url(page, canonical) == canonical_url(page)
 
 

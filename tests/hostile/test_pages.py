@@ -359,6 +359,45 @@ async def test_a_later_page_naming_the_first_as_its_canonical_keeps_its_own_addr
     assert "treasurer" in later["text"]
 
 
+# A single-page app's shell, as its server answers every route of the app: the story a
+# hashbang route names is drawn by its scripts.
+APP_SHELL = (
+    b"<!DOCTYPE html><html><head><title>Harbour News</title>"
+    b"<link rel='canonical' href='/app/'></head><body><div id='app'></div>"
+    b"<script src='/app.js'></script></body></html>"
+)
+
+
+async def test_each_hashbang_route_is_an_article_of_its_own(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A feed of a single-page app whose entries link hashbang routes (`/app#!/stories/1234`),
+    the app's address redirected (to `/app/`) and its shell naming the app as its canonical:
+    each entry is an article at its own route, from its own text (the fragment was dropped, so
+    that every story was one URL: the first stored at the app's address, the others skipped
+    as known)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/app"] = Response(301, b"", {"Location": "/app/"})
+    server.routes["/app/"] = static(APP_SHELL, "text/html")
+    stories = {"1234": "ferry terminal", "5678": "council budget"}
+    items = "".join(
+        f"<item><title>The {words} story</title><link>{server.url('/app#!/stories/' + n)}</link>"
+        f"<description>The {words} story. {PARAGRAPH}</description></item>"
+        for n, words in stories.items()
+    )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == len(stories)
+    stored = {
+        r["url"]: r["text"] for r in rows(database_url, "SELECT url, text FROM news.articles")
+    }
+    for n, words in stories.items():
+        text = stored[canonical_url(server.url(f"/app/#!/stories/{n}"))]
+        assert f"The {words} story." in text
+
+
 def _refresh_stub(content: str) -> bytes:
     """A CMS's "Redirecting..." page: a meta refresh and a link, and nothing else."""
     return (
