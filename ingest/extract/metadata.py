@@ -261,7 +261,11 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
     published, has_time = choose_published(
         published_raws, [_str(ld.get("dateModified")), meta.get("article:modified_time")]
     )
+    # Relative addresses resolve against the page's `<base href>`, as a browser resolves them.
+    base = _document_base(tree, url)
     canonical = _canonical_link(tree)
+    if canonical is not None:
+        canonical = absolute_http_url(canonical, base) or canonical
     lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
     # A one-line field written with its markup (`<em>Pier</em> extended`, a byline linking its
     # author's page) is its text, as a description is.
@@ -293,7 +297,7 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
             [_str(ld.get("dateModified")), meta.get("article:modified_time")], published_raws
         )[0],
         canonical_url=clean_inline(canonical),
-        image_url=_image([*_ld_images(ld.get("image")), meta.get("og:image")], url),
+        image_url=_image([*_ld_images(ld.get("image")), meta.get("og:image")], base),
         description=_plain(clean_inline(meta.get("og:description") or meta.get("description"))),
         site_name=site_name,
         language=lang or None,
@@ -617,6 +621,16 @@ def _address(value: str, base: str) -> str | None:
 def _folded(value: str | None) -> str | None:
     text = clean_inline(value)
     return " ".join(text.split()).casefold() if text else None
+
+
+def _document_base(tree: _Element, url: str) -> str:
+    """The address a page's relative addresses resolve against (HTML's document base URL):
+    its first `<base href>`, resolved against `url`, the page's address; `url` without one, or
+    where it is no http(s) address. A site may write every address relative to its root
+    (TYPO3's `config.baseURL`, an app's `<base href="/">`) on pages deep below it."""
+    for element in tree.iterfind(".//base[@href]"):
+        return absolute_http_url(element.get("href"), url) or url
+    return url
 
 
 def _canonical_link(tree: _Element) -> str | None:

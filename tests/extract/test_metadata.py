@@ -51,6 +51,49 @@ def test_og_image_is_resolved_against_the_page(image: str, expected: str | None)
 
 
 @pytest.mark.parametrize(
+    ("base", "canonical", "image"),
+    [
+        pytest.param(
+            "https://www.example.com/",
+            "https://www.example.com/news/2024/story.html",
+            "https://www.example.com/fileadmin/lead.jpg",
+            id="site-root",
+        ),
+        pytest.param(
+            "/",
+            "https://www.example.com/news/2024/story.html",
+            "https://www.example.com/fileadmin/lead.jpg",
+            id="root-path",
+        ),
+        pytest.param(
+            "//static.example.com/v2/",
+            "https://static.example.com/v2/news/2024/story.html",
+            "https://static.example.com/v2/fileadmin/lead.jpg",
+            id="scheme-relative",
+        ),
+        pytest.param(
+            "javascript:void(0)",
+            "https://www.example.com/news/2024/news/2024/story.html",
+            "https://www.example.com/news/2024/fileadmin/lead.jpg",
+            id="no-http-base",
+        ),
+    ],
+)
+def test_relative_addresses_are_resolved_against_the_base_href(
+    base: str, canonical: str, image: str
+) -> None:
+    """A page's `<base href>` is what its relative canonical and `og:image` resolve against,
+    as in a browser; one that is no http(s) address is none (the page's address then)."""
+    head = (
+        f'<base href="{base}"><link rel="canonical" href="news/2024/story.html">'
+        '<meta property="og:image" content="fileadmin/lead.jpg">'
+    )
+    meta = _meta(head)
+    assert meta.canonical_url == canonical
+    assert meta.image_url == image
+
+
+@pytest.mark.parametrize(
     "image",
     [
         "/img/lead.jpg",

@@ -398,6 +398,37 @@ async def test_each_hashbang_route_is_an_article_of_its_own(
         assert f"The {words} story." in text
 
 
+async def test_a_page_s_addresses_are_resolved_against_its_base_href(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A page whose `<base href>` names its site's root (TYPO3's `config.baseURL`, an Angular
+    app's `/`), with its canonical and `og:image` written relative to it: the article is stored
+    at the address a browser resolves them to (they were resolved against the page's own
+    address: the article stored at `/news/detail/news/detail/…`, which answers 404, and its
+    image at a file that is not there)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    path = "/news/detail/council-approves-harbour-budget/"
+    page = (
+        "<html lang='en'><head><title>Council approves harbour budget</title>"
+        f"<base href='{server.url('/')}'>"
+        f"<link rel='canonical' href='{path.lstrip('/')}'>"
+        "<meta property='og:image' content='fileadmin/images/harbour.jpg'></head><body><article>"
+        f"<h1>Council approves harbour budget</h1><p>{PARAGRAPH}</p><p>{PARAGRAPH}</p>"
+        "</article></body></html>"
+    )
+    server.routes[path] = static(page.encode(), "text/html")
+    items = f"<item><title>Harbour budget</title><link>{server.url(path)}</link></item>"
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == 1
+    [row] = rows(database_url, "SELECT url, image_url, text_source FROM news.articles")
+    assert row["text_source"] == "page"
+    assert row["url"] == canonical_url(server.url(path))
+    assert row["image_url"] == server.url("/fileadmin/images/harbour.jpg")
+
+
 def _refresh_stub(content: str) -> bytes:
     """A CMS's "Redirecting..." page: a meta refresh and a link, and nothing else."""
     return (
