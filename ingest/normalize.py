@@ -582,10 +582,33 @@ def _later_page(candidate: str, page: str) -> bool:
     return False
 
 
+_SCRIPT_WORDS = 3
+"""Fewer slug words than this name a script (`news.php`, `show_news.php`), not a story: a
+story's slug is its headline's words (`council-approves-budget`)."""
+
+
+def _the_script(candidate: str, page: str) -> bool:
+    """Whether the canonical is the page's address without its query (a template writing
+    PHP's `PHP_SELF`, which has none) where that query alone names the story: an id in it
+    (`/news.php?id=4511`), none in the path, whose slug has fewer than `_SCRIPT_WORDS` words.
+    Followed, every story of the script would be stored under its address. A story's own
+    address with a parameter of digits added (`/2025/06/council-approves-budget?cmpid=12345`)
+    still follows its canonical."""
+    c, p = urlsplit(candidate), urlsplit(page)
+    if c.query or not p.query or c.path != p.path:
+        return False
+    words, ids = _story_marks(urlunsplit(p._replace(query="")))
+    if ids or len(words) >= _SCRIPT_WORDS:
+        return False
+    values = (unquote_plus(v).casefold() for _, v in _parameters(p.query))
+    return any(_is_id(t) for value in values for t in _SLUG_TOKEN.findall(value))
+
+
 def _another_story(candidate: str, page: str) -> bool:
     """Whether a canonical URL of the page's own site names another story than the page's
     address does: a page of the story other than the later one the address numbers
-    (`_later_page`); a query parameter both have with other values holding digits (`?p=12345`,
+    (`_later_page`); the script serving the story by an id in the query (`_the_script`); a
+    query parameter both have with other values holding digits (`?p=12345`,
     `?id=4511`); else neither an id in common nor half of the words of the page's
     slug (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
     and `/2025/08/mayor-resigns` share none), where both have a slug; else two sets of ids
@@ -598,7 +621,7 @@ def _another_story(candidate: str, page: str) -> bool:
     or tag front (`/politics/`, `/topics/budget/`) has a slug of a word or two, which the
     story's slug often holds (`/2025/06/02/council-vote-budget`); followed, it would store
     the story, and every other story of the section, under the front's address."""
-    if _later_page(candidate, page):
+    if _later_page(candidate, page) or _the_script(candidate, page):
         return True
     c, p = urlsplit(candidate), urlsplit(page)
     page_values = dict(_parameters(p.query))

@@ -560,6 +560,16 @@ SAME_STORY = [
         id="id-to-id-and-slug",
     ),
     pytest.param(
+        "https://example.com/2025/06/council-approves-budget?cmpid=12345",
+        "https://example.com/2025/06/council-approves-budget",
+        id="story-without-a-parameter-of-digits",
+    ),
+    pytest.param(
+        "https://example.com/article/4511?share=12345",
+        "https://example.com/article/4511",
+        id="id-path-without-a-parameter-of-digits",
+    ),
+    pytest.param(
         "https://example.com/2025/06/council-approves-budget?page=1",
         "https://example.com/2025/06/council-approves-budget",
         id="first-page-to-story",
@@ -641,6 +651,16 @@ def test_choose_url_follows_a_canonical_naming_the_same_story(page: str, canonic
             "https://example.com/2025/06/council-approves-budget?page=2",
             "https://example.com/2025/06/council-approves-budget",
             id="later-page-to-first",
+        ),
+        pytest.param(
+            "https://example.com/news.php?id=4511",
+            "https://example.com/news.php",
+            id="script-without-its-query",
+        ),
+        pytest.param(
+            "https://example.com/cms/show_news.asp?lang=de&nid=4511",
+            "https://example.com/cms/show_news.asp",
+            id="two-word-script-without-its-query",
         ),
         pytest.param(
             "https://example.com/2025/06/council-approves-budget/?Paged=3",

@@ -429,6 +429,35 @@ async def test_a_page_s_addresses_are_resolved_against_its_base_href(
     assert row["image_url"] == server.url("/fileadmin/images/harbour.jpg")
 
 
+async def test_a_canonical_without_the_query_naming_the_story_keeps_each_at_its_address(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A script serving every story by an id in its query (`/news.php?id=4511`) whose
+    template writes its own path as the canonical (PHP's `PHP_SELF`, without the query): each
+    story is stored at its own address with its own text (they were stored under the
+    script's, the first kept and the others skipped as known)."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    script = server.url("/news.php")
+    pages = {
+        "/news.php?id=4511": _story("Council approves budget", script, "vote"),
+        "/news.php?id=4512": _story("Mayor resigns over harbour deal", script, "resignation"),
+    }
+    items = ""
+    for route, page in pages.items():
+        server.routes[route] = static(page, "text/html")
+        items += f"<item><title>{route}</title><link>{server.url(route)}</link></item>"
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert summary.new_articles == len(pages)
+    stored = {
+        r["url"]: r["text"] for r in rows(database_url, "SELECT url, text FROM news.articles")
+    }
+    assert set(stored) == {canonical_url(server.url(route)) for route in pages}
+    assert "resignation" in stored[canonical_url(server.url("/news.php?id=4512"))]
+
+
 def _refresh_stub(content: str) -> bytes:
     """A CMS's "Redirecting..." page: a meta refresh and a link, and nothing else."""
     return (
