@@ -134,8 +134,11 @@ def _route(fragment: str) -> str:
     """The fragment a canonical URL keeps: a hashbang route (`#!/stories/1234`, Google's old
     AJAX crawling scheme), which names the story a single-page app shows, every story of the
     app sharing the address before it, with its escapes as a query's (`_normal_query_part`);
-    "" for any other fragment (`#comments`), a place in the page."""
-    return _normal_query_part(fragment) if fragment.startswith("!") else ""
+    "" for the app's own route (`#!`, `#!/`: its address) and any other fragment
+    (`#comments`, a place in the page)."""
+    if not fragment.startswith("!") or fragment in ("!", "!/"):
+        return ""
+    return _normal_query_part(fragment)
 
 
 def host_key(host: str) -> str:

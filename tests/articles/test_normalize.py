@@ -97,6 +97,7 @@ from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
             "https://example.com/app#!/stories/caf%C3%A9%201",
             id="hashbang-non-ascii-encoded",
         ),
+        pytest.param("https://example.com/app#!/", "https://example.com/app", id="hashbang-root"),
     ],
 )
 def test_canonical_url(url: str, expected: str) -> None:
