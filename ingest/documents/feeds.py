@@ -726,7 +726,9 @@ def _json_entry(
     if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     guid = clean_line(raw_id)
-    link = _page_link(item.get("url"), base)
+    # "external_url": the page elsewhere that the item is about (a link blog's item); where
+    # the item has no page of its own, that page is its story.
+    link = _page_link(item.get("url"), base) or _page_link(item.get("external_url"), base)
     if guid is None and link is None:
         return None
     content_html, content_text = item.get("content_html"), item.get("content_text")

@@ -1076,6 +1076,31 @@ def test_a_json_feed_1_0_author_beside_authors_naming_nobody_is_read(item: dict[
     assert entry.author == "Solo Writer"
 
 
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        (
+            {"external_url": "https://news.example.org/2025/story"},
+            "https://news.example.org/2025/story",
+        ),
+        ({"url": "#", "external_url": "/2025/story"}, "https://example.com/2025/story"),
+        (
+            {"url": "https://example.com/p/1", "external_url": "https://news.example.org/s"},
+            "https://example.com/p/1",
+        ),
+        ({"external_url": "mailto:editor@example.org"}, None),
+    ],
+    ids=["external-only", "url-to-the-feed", "both", "external-no-address"],
+)
+def test_a_json_feed_item_s_external_url_is_its_link_where_it_has_no_url(
+    item: dict[str, Any], expected: str | None
+) -> None:
+    """A JSON Feed item with an `external_url` and no `url` (a link blog's item: "the URL of
+    a page elsewhere", the thing the item is about) has it as its link; an item with a `url`
+    of its own keeps that one. The item was left without a link, counted invalid and lost."""
+    assert _one(_json_feed({"id": "1", "content_text": "x", **item})).link == expected
+
+
 def test_json_feed_title_html_is_stripped() -> None:
     """JSON Feed titles are plain text by the spec; markup that slips in is stripped anyway."""
     entry = _one(_json_feed({"id": "1", "title": "<b>Bold</b> &amp; loud"}))

@@ -7,6 +7,7 @@ controls."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -408,3 +409,30 @@ def test_entry_dated_year_9999_is_not_stored_with_that_date() -> None:
         now=NOW,
     )
     assert article.published_at <= NOW + timedelta(days=1)
+
+
+async def test_a_json_feed_item_with_only_an_external_url_is_stored(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A link blog's JSON Feed whose items give only `external_url` (the page they are about)
+    and no `url`: each story is fetched from that page and stored under its address, once,
+    beside an item with a `url` of its own. The items were counted invalid and never stored."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    for n in (1, 2):
+        server.routes[f"/page/{n}"] = static(article_page(f"Linked story {n}"))
+    items = [
+        {"id": "a", "external_url": server.url("/page/1"), "content_text": "A note."},
+        {"id": "b", "url": server.url("/page/2"), "external_url": server.url("/page/9")},
+    ]
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items}).encode()
+    server.routes["/links.json"] = Response(200, body, {"Content-Type": "application/feed+json"})
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/links.json"))
+        first = await pipeline.run()
+        second = await pipeline.run(all_feeds=True)
+    assert (first.ok, first.new_articles, second.new_articles) == (1, 2, 0)
+    stored = rows(database_url, "SELECT guid, url, title FROM news.articles ORDER BY guid")
+    assert [(r["guid"], r["url"], r["title"]) for r in stored] == [
+        ("a", server.url("/page/1"), "Linked story 1"),
+        ("b", server.url("/page/2"), "Linked story 2"),
+    ]
