@@ -842,6 +842,23 @@ def full_year(text: str) -> str:
     return f"{text[: match.start(1)]}{year}{text[match.end(1) :]}"
 
 
+# RFC 850's day (HTTP's obsolete date form, RFC 9110 section 5.6.7; a cookie's `expires`): the
+# day, the month and the year joined by dashes after the day's full name, `Sunday, 06-Nov-94`.
+_DASHED_DAY = re.compile(
+    r"^(\s*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?\s*,?\s*)?\d{1,2})-"
+    r"((?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?)-(?=\d{2,4}(?:\s|$))",
+    re.IGNORECASE,
+)
+
+
+def rfc2822_form(text: str) -> str:
+    """An RFC 2822 date as RFC 2822 writes it: an RFC 850 day (`Sunday, 06-Nov-94 08:49:37
+    GMT`) with spaces for its dashes, and a short year in full (`full_year`). Any other text
+    is returned as it is. Feeds, sitemaps and pages hand their RFC 2822 dates through it: the
+    email parser loses an RFC 850 date whose zone is a name, feedparser every one."""
+    return full_year(_DASHED_DAY.sub(r"\1 \2 ", text, count=1))
+
+
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}")
 # A zone's name after a date-time's time, at its end or before its year (`08:15:00 IST`,
 # Java's `08:15:00 IST 2025`).
@@ -856,13 +873,13 @@ def stated_zone_name(text: str) -> str | None:
 
 
 def rfc2822_date(text: str) -> datetime | None:
-    """An RFC 2822 date-time, its year read by `full_year`: aware where it states a zone (by
+    """An RFC 2822 date-time, read as `rfc2822_form` writes it: aware where it states a zone (by
     its offset, or a name the email parser or `zone_offset` reads: `CEST`, `UTC+05:30`),
     naive where it does not (or says -0000); None when it is not one, and when it ends with a
     zone's name neither reads (`IST` names zones hours apart: not that time in UTC). A
     four-digit year is as written (`0001` is not read as 2001, as the email parser reads a
     year under 100)."""
-    text = full_year(text.strip())
+    text = rfc2822_form(text.strip())
     words = text.split()
     zone = None
     if (

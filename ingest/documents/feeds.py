@@ -32,9 +32,9 @@ from ingest.errors import ParseError
 from ingest.normalize import (
     MONTH_NAMES,
     charset_of,
-    full_year,
     hour_of_day,
     media_type,
+    rfc2822_form,
     spelled_date,
     stated_zone_name,
     to_utc,
@@ -527,8 +527,9 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
     offset written `UTC+05:30` or `GMT+2`, which feedparser reads as UTC or not at all), or
     that names its day and gives a time but no zone (read as UTC, as feedparser reads one
     without the day name; it loses this one), or whose year is short (read as RFC 2822 says,
-    `full_year`), in UTC; None for any other, left to feedparser's own parsers."""
-    full = full_year(value)
+    `full_year`), or whose day is RFC 850's (`Sunday, 06-Nov-94`: `rfc2822_form`), in UTC; None
+    for any other, left to feedparser's own parsers."""
+    full = rfc2822_form(value)
     parts = full.split()
     if not parts:
         return None

@@ -1153,6 +1153,22 @@ def test_rfc2822_date() -> None:
     assert rfc2822_date("yesterday") is None
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sunday, 06-Nov-94 08:49:37 GMT", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Thu, 05-Dec-2024 10:00:00 CET", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+        ("05-Dec-24 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+    ],
+)
+def test_rfc2822_date_reads_an_rfc_850_date(text: str, expected: datetime) -> None:
+    """RFC 850's dashed day (HTTP's obsolete date) is read as the RFC 2822 date it spells, its
+    zone's name applied: a page's or a sitemap's date so written was none."""
+    when = rfc2822_date(text)
+    assert when is not None
+    assert when.astimezone(UTC) == expected
+
+
 # --- redact_url ------------------------------------------------------------------------------
 
 

@@ -741,6 +741,35 @@ def test_two_and_three_digit_years_are_read_as_rfc_2822_says(
 @pytest.mark.parametrize(
     ("pub_date", "expected"),
     [
+        ("Sunday, 06-Nov-94 08:49:37 GMT", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Thursday, 05-Dec-24 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("Thu, 05-Dec-2024 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("Thursday, 05-Dec-24 10:00:00 EST", datetime(2024, 12, 5, 15, tzinfo=UTC)),
+        ("Thursday, 05-Dec-24 10:00:00 CEST", datetime(2024, 12, 5, 8, tzinfo=UTC)),
+        ("Thursday, 05-Dec-24 10:00:00 +0530", datetime(2024, 12, 5, 4, 30, tzinfo=UTC)),
+        ("05-Dec-24 10:00:00 GMT", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("Thursday, 05-Dec-24 10:00:00", datetime(2024, 12, 5, 10, tzinfo=UTC)),
+        ("Thursday, 05-Dec-24 10:00:00 IST", None),
+    ],
+)
+def test_an_rfc_850_date_is_read_as_rfc_2822_writes_it(
+    pub_date: str, expected: datetime | None
+) -> None:
+    """RFC 850's date (HTTP's obsolete form, a cookie's `expires`: the day, month and year
+    joined by dashes, the day's full name) is that time in its zone, in UTC, read as the RFC
+    2822 date it spells (`normalize.rfc2822_form`), its short year as RFC 2822 reads one;
+    a zone no table knows (`IST`) is no date. Feedparser and the email parser read none of
+    them but the one with a numeric offset: the article was dated by its page or when first
+    seen."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    json_entry = _one(_json_feed({"id": "1", "date_published": pub_date}))
+    assert json_entry.published_at == expected
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
         ("2024/05/02 08:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
         ("2024/5/2 8:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
         ("2024/05/02 08:30:00 +0900", datetime(2024, 5, 1, 23, 30, tzinfo=UTC)),
