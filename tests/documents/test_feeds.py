@@ -180,6 +180,37 @@ def test_external_entities_are_not_resolved(monkeypatch: pytest.MonkeyPatch) -> 
     assert "root:" not in entry.title
 
 
+NETSCAPE_091 = (
+    '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+    '"http://my.netscape.com/publish/formats/rss-0.91.dtd">'
+)
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [NETSCAPE_091, '<!DOCTYPE rss SYSTEM "https://example.com/rss.dtd">'],
+    ids=["netscape-0.91", "system"],
+)
+@pytest.mark.parametrize("between", ["", "\n"], ids=["same-line", "own-line"])
+def test_html_entities_of_a_feed_whose_dtd_is_not_read_are_kept(doctype: str, between: str) -> None:
+    """A feed whose DOCTYPE names an external DTD (RSS 0.91's Netscape one, which declares
+    HTML's entities) and that uses those entities (`&eacute;`, `&mdash;`, `&copy;`): the DTD
+    is never fetched, and the entities are read as HTML's, whether the DOCTYPE has a line of
+    its own or follows the XML declaration on its line. On the same line, feedparser left the
+    DOCTYPE in place and expat skipped every such reference without a word: `été` stored as
+    `t`, silently."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?>{between}{doctype}\n<rss version="0.91">'
+        "<channel><title>Caf&eacute;</title><link>https://example.com/</link>"
+        "<item><title>L&apos;&eacute;t&eacute; &mdash; &copy; 2024</title>"
+        "<link>https://example.com/a</link><description>x &amp; y&nbsp;&eacute;</description>"
+        "</item></channel></rss>"
+    ).encode()
+    feed = parse_feed(body, URL)
+    (entry,) = feed.entries
+    assert (feed.title, entry.title, entry.summary) == ("Café", "L'été — © 2024", "x & y é")
+
+
 # --- errors --------------------------------------------------------------------------------------
 
 
