@@ -418,7 +418,9 @@ def _entry(
         guid=guid,
         link=link,
         title=_text_line(_get(raw, "title_detail"), _get(raw, "title")),
-        author=_author(raw) or feed_author,
+        # RFC 4287 4.2.1: an Atom entry without an author has its atom:source's (the feed an
+        # aggregator copied it from), then the feed's.
+        author=_author(raw) or _author(_get(raw, "source")) or feed_author,
         published_at=_entry_date(raw, "published"),
         updated_at=_entry_date(raw, "updated"),
         summary=_text_block(summary_detail, summary),

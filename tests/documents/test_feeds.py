@@ -650,6 +650,38 @@ def test_every_author_of_an_entry_is_kept_in_order() -> None:
         assert _one((body + "</channel></rss>").encode()).author == expected, people
 
 
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("<source><id>urn:s</id><author><name>Ann Lee</name></author></source>", "Ann Lee"),
+        (
+            "<source><author><name>Ann Lee</name></author><author><name>Bo Park</name></author>"
+            "</source>",
+            "Ann Lee, Bo Park",
+        ),
+        (
+            "<source><author><name>Ann Lee</name></author></source>"
+            "<author><name>Cy Diaz</name></author>",
+            "Cy Diaz",
+        ),
+        ("<source><id>urn:s</id><title>Elsewhere</title></source>", "Planet Editors"),
+        ("", "Planet Editors"),
+    ],
+    ids=["source", "source-two", "own-author", "source-without-author", "no-source"],
+)
+def test_an_atom_entry_without_an_author_has_its_source_s(entry: str, expected: str) -> None:
+    """RFC 4287 section 4.2.1: an entry without `<author>` has the authors of its
+    `<source>` (the feed it was copied from, as an aggregator, a planet, writes it), and only
+    without those the feed's own: the aggregator's name was stored as every such article's
+    author."""
+    body = (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>Planet</title><id>urn:p</id>"
+        "<author><name>Planet Editors</name></author>"
+        f"<entry><id>urn:e</id><title>x</title>{entry}</entry></feed>"
+    ).encode()
+    assert _one(body).author == expected
+
+
 # --- dates ---------------------------------------------------------------------------------------
 
 
