@@ -849,6 +849,19 @@ def _sniff(body: bytes) -> tuple[str, str | None]:
         return ("other", None) if body.lstrip(padding) else ("empty", None)
     if text[0] in "{[":
         return "json", None
+    kind, root = _sniff_markup(text)
+    if kind not in ("feed", "html") and (declaration := text.find("<?xml", 1)) > 0:
+        # A PHP warning or notice printed before the document (which also kept the script
+        # from setting its Content-Type): what follows the XML declaration is the document,
+        # as feedparser's loose parser reads it. An XHTML page is an HTML document so found.
+        after = _sniff_markup(text[declaration:])
+        if after[0] in ("feed", "html"):
+            return after
+    return kind, root
+
+
+def _sniff_markup(text: str) -> tuple[str, str | None]:
+    """`_sniff` of a text that is not JSON: the root element after the prolog."""
     position, doctype_html = 0, False
     while match := _PROLOG.match(text, position):
         doctype_html = doctype_html or _DOCTYPE_HTML.match(match.group(0).lstrip()) is not None

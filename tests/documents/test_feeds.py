@@ -125,6 +125,38 @@ def test_looks_like_feed_rejects_non_feeds(name: str) -> None:
     assert not looks_like_feed((FEEDS / name).read_bytes())
 
 
+PHP_NOTICES = {
+    "html-warning": (
+        "<br />\n<b>Warning</b>:  Cannot modify header information - headers already sent by "
+        "(output started at /var/www/wp-config.php:1) in <b>/var/www/wp-includes/feed.php</b>"
+        " on line <b>12</b><br />\n"
+    ),
+    "text-notice": "Deprecated: Function create_function() is deprecated in /var/www/a.php "
+    "on line 3\n",
+    "blank-lines": "\n\n",
+}
+
+
+@pytest.mark.parametrize("notice", PHP_NOTICES.values(), ids=PHP_NOTICES.keys())
+def test_a_feed_after_a_php_notice_looks_like_a_feed(notice: str) -> None:
+    """A feed whose server printed a PHP warning or notice before its XML declaration (it
+    also keeps the script from setting its Content-Type: served as text/html) is a feed, as
+    its parse finds it: `feeds add` registered nothing for it, and each poll took it for a
+    web page and went looking for its site's feeds (another one replacing it where found).
+    An XHTML page opening with an XML declaration is still none."""
+    body = (notice + '<?xml version="1.0" encoding="UTF-8"?>\n').encode() + (
+        FEEDS / "rss20.xml"
+    ).read_bytes().partition(b"?>")[2]
+    assert looks_like_feed(body)
+    assert parse_feed(body, URL).entries
+    xhtml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>x</title></head>'
+        '<body><pre>&lt;?xml version="1.0"?&gt;&lt;rss version="2.0"&gt;</pre></body></html>'
+    )
+    assert not looks_like_feed((notice + xhtml).encode())
+
+
 @pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.name)
 def test_truncated_fixture_parses_or_raises_parse_error(fixture: Path) -> None:
     """A body cut off anywhere gives a ParsedFeed or a ParseError, never another exception."""

@@ -436,3 +436,42 @@ async def test_a_json_feed_item_with_only_an_external_url_is_stored(
         ("a", server.url("/page/1"), "Linked story 1"),
         ("b", server.url("/page/2"), "Linked story 2"),
     ]
+
+
+PHP_WARNING = (
+    "<br />\n<b>Warning</b>:  Cannot modify header information - headers already sent by "
+    "(output started at /var/www/wp-config.php:1) in <b>/var/www/wp-includes/feed.php</b> "
+    "on line <b>12</b><br />\n"
+)
+
+
+async def test_a_feed_after_a_php_warning_served_as_html_is_polled_as_a_feed(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A feed whose server printed a PHP warning before its XML declaration, which also kept
+    the script from setting its Content-Type (served as text/html): polled as the feed it
+    is, its story stored, its site's common feed paths never probed. It was taken for a web
+    page: the site's other feed at `/feed/` found, registered in its place, and the feed
+    given up as "a web page, not a feed"."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/page/1"] = static(article_page("Harbour story"))
+    server.routes["/page/2"] = static(article_page("Comment digest"))
+    item = "<item><guid isPermaLink='false'>{0}</guid><link>{1}</link><title>{0}</title></item>"
+    news = rss(item.format("news-1", server.url("/page/1")))
+    body = PHP_WARNING.encode() + news
+    server.routes["/news.rss"] = Response(200, body, {"Content-Type": "text/html; charset=UTF-8"})
+    other = rss(item.format("other-1", server.url("/page/2")))
+    server.routes["/feed/"] = Response(200, other, {"Content-Type": "application/rss+xml"})
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/news.rss"))
+        summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 1)
+    (feed,) = rows(database_url, "SELECT url, active, last_status FROM news.feeds")
+    assert (feed["url"], feed["active"], feed["last_status"]) == (
+        server.url("/news.rss"),
+        True,
+        "ok",
+    )
+    stored = rows(database_url, "SELECT url FROM news.articles")
+    assert [r["url"] for r in stored] == [server.url("/page/1")]
+    assert not [r for r in server.requests if r.path == "/feed/"]
