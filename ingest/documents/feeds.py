@@ -187,6 +187,30 @@ feedparser.namespaces.itunes.Namespace._start_itunes_summary = _start_itunes_sum
 feedparser.namespaces.itunes.Namespace._end_itunes_summary = _end_itunes_summary
 
 
+def _resolving(start: Any) -> Any:
+    """A feedparser start handler that reads a `url` or `href` attribute as given (Media RSS,
+    RSS `<enclosure>`, `itunes:image`), given it resolved against the base in force there
+    (the document's URL, or an `xml:base` on the feed, the entry or the element itself), as
+    feedparser resolves links: read as given, it was resolved against the feed's own URL."""
+
+    def resolved(self: Any, attrs_d: dict[str, str]) -> Any:
+        for key in ("url", "href"):
+            if isinstance(value := attrs_d.get(key), str) and value.strip():
+                attrs_d[key] = self.resolve_uri(value.strip())
+        return start(self, attrs_d)
+
+    return resolved
+
+
+for _namespace, _name in (
+    (feedparser.namespaces.mediarss.Namespace, "_start_media_content"),
+    (feedparser.namespaces.mediarss.Namespace, "_start_media_thumbnail"),
+    (feedparser.namespaces._base.Namespace, "_start_enclosure"),
+    (feedparser.namespaces.itunes.Namespace, "_start_itunes_image"),
+):
+    setattr(_namespace, _name, _resolving(getattr(_namespace, _name)))
+
+
 _start_description_as_feedparser = feedparser.namespaces._base.Namespace._start_description
 _end_description_as_feedparser = feedparser.namespaces._base.Namespace._end_description
 

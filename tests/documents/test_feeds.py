@@ -1284,6 +1284,40 @@ def test_an_entry_s_itunes_image_is_its_image() -> None:
     assert (first.image_url, second.image_url) == ("https://x.test/episode-1.jpg", None)
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        '<media:thumbnail url="{}"/>',
+        '<media:content url="{}" medium="image"/>',
+        '<enclosure url="{}" type="image/jpeg" length="1"/>',
+        '<link rel="enclosure" type="image/jpeg" href="{}"/>',
+        '<itunes:image href="{}"/>',
+    ],
+    ids=["media-thumbnail", "media-content", "rss-enclosure", "atom-enclosure", "itunes-image"],
+)
+@pytest.mark.parametrize("where", ["entry", "element"])
+def test_a_relative_image_url_is_resolved_against_its_xml_base(image: str, where: str) -> None:
+    """A relative image address under `xml:base` (on the feed, the entry or the element
+    itself) is resolved against that base, as the entry's links are (XML Base, RFC 4287
+    section 2): it was resolved against the feed's own URL, an address on the feed's host
+    that is no image of the article."""
+    namespaces = (
+        'xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"'
+        ' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+    )
+    element = image.format("pics/a.jpg")
+    entry_base = ' xml:base="2024/"' if where == "entry" else ""
+    if where == "element":
+        element = element.replace(" ", ' xml:base="2024/" ', 1)
+    body = (
+        f'<feed {namespaces} xml:base="https://www.example.org/blog/"><title>T</title>'
+        f"<id>urn:t</id><entry{entry_base}><id>urn:e</id><title>x</title>"
+        f'<link href="https://www.example.org/blog/2024/a.html"/>{element}</entry></feed>'
+    ).encode()
+    entry = _one(body, "https://feeds.example.net/atom")
+    assert entry.image_url == "https://www.example.org/blog/2024/pics/a.jpg"
+
+
 def test_entry_categories_become_tags() -> None:
     """RSS <category>, Atom <category term/label> and JSON Feed tags are the entry's tags,
     each once, entities decoded."""
