@@ -156,17 +156,19 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.newest_entry_at, f.site_url, f.consecutive_not_found, f.not_found_since, r.host;
 
 -- name: feed_succeeded
--- The next fetch is never sooner, by the database's clock (which claims compare with), than
--- the delay decided at %(now)s (the process's clock): a process whose clock runs behind the
--- database's would otherwise write times already past, and poll the feed at every tick.
+-- The next fetch is the delay decided at %(now)s (the process's clock) counted from the
+-- database's clock, which claims compare with: a process whose clock runs behind the
+-- database's would otherwise write times already past, and poll the feed at every tick; one
+-- whose clock runs ahead, times its skew late. "Never" (9999-01-01) stays never.
 -- A parse records the publishing interval it found, none included (entries without dates): the
 -- polls that find nothing new go on from it, not from an older document's.
 UPDATE ingest.feeds
 SET last_fetched_at = %(now)s,
     polled_at = now(),
-    next_fetch_at = GREATEST(%(next_fetch_at)s::timestamptz, LEAST(
-        now() + (%(next_fetch_at)s::timestamptz - %(now)s::timestamptz),
-        '9999-01-01 00:00:00+00')),
+    next_fetch_at = CASE
+        WHEN %(next_fetch_at)s::timestamptz >= '9999-01-01 00:00:00+00' THEN %(next_fetch_at)s
+        ELSE LEAST(now() + (%(next_fetch_at)s::timestamptz - %(now)s::timestamptz),
+                   '9999-01-01 00:00:00+00') END,
     last_status = %(status)s,
     last_error = NULL,
     consecutive_failures = 0,
@@ -212,8 +214,9 @@ SET full_text_since_check = CASE WHEN %(mode)s = 'auto' AND text_mode <> 'auto' 
 WHERE url = %(url)s RETURNING id;
 
 -- name: feed_failed
--- The next fetch as in feed_succeeded: never sooner than the delay decided, by the database's
--- clock (a backoff or a Retry-After must not be cut short by a process's clock behind it).
+-- The next fetch as in feed_succeeded: the delay decided, by the database's clock (a backoff
+-- or a Retry-After must not be cut short by a process's clock behind it, nor stretched by one
+-- ahead of it).
 -- A feed enabled (enable_feed) since it was claimed, which leaves a lease in progress to finish,
 -- has fewer failures than the claim read (%(claimed_failures)s) or is active where it was not
 -- (%(claimed_active)s): its outcome is the one decided for the feed as enable_feed left it (the
@@ -245,9 +248,9 @@ WITH claimed AS (
 UPDATE ingest.feeds f
 SET last_fetched_at = %(now)s,
     polled_at = now(),
-    next_fetch_at = GREATEST(o.next_at, LEAST(
-        now() + (o.next_at - %(now)s::timestamptz),
-        '9999-01-01 00:00:00+00')),
+    next_fetch_at = CASE
+        WHEN o.next_at >= '9999-01-01 00:00:00+00' THEN o.next_at
+        ELSE LEAST(now() + (o.next_at - %(now)s::timestamptz), '9999-01-01 00:00:00+00') END,
     last_status = 'error',
     last_error = %(error)s,
     consecutive_failures = f.consecutive_failures + 1,
