@@ -881,21 +881,27 @@ class Pipeline:
         if update.move_to is not None:
             # Credentials go where they went across the redirect (`credentials_stay`).
             stay = credentials_stay(feed.url, update.move_to)
-            kept, left = await self.store.move_feed(
+            moved = await self.store.move_feed(
                 feed.id, update.move_to, update.full_text, () if stay else CREDENTIAL_HEADERS
             )
-            log.info(
-                "feed_moved",
-                new_url=redact_url(update.move_to),
-                merged_into=kept if kept != feed.id else None,
-            )
-            if left:
-                log.warning(
-                    "feed_credentials_left_behind",
-                    headers=left,
+            if moved is None:
+                # The feed at that URL is paused: this one goes on polling through the
+                # redirect, its outcome recorded as any poll's.
+                log.info("feed_move_held", new_url=redact_url(update.move_to))
+            else:
+                kept, left = moved
+                log.info(
+                    "feed_moved",
                     new_url=redact_url(update.move_to),
-                    site=credential_site(update.move_to),
+                    merged_into=kept if kept != feed.id else None,
                 )
+                if left:
+                    log.warning(
+                        "feed_credentials_left_behind",
+                        headers=left,
+                        new_url=redact_url(update.move_to),
+                        site=credential_site(update.move_to),
+                    )
         with self._finishing_poll(feed.id):
             if (error := await self._successes.add(update)) is not None:
                 raise error

@@ -668,7 +668,11 @@ WHERE (id = %(root)s OR duplicate_of = %(root)s) AND id <> %(new)s
   AND duplicate_of IS DISTINCT FROM %(new)s;
 
 -- name: feed_id_by_url
-SELECT id FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s);
+-- The feed a feed moving to %(url)s would be merged into, and whether the operator paused it
+-- (disable_feed: inactive and never due); locked until the move commits.
+SELECT id, NOT active AND next_fetch_at >= '9999-01-01 00:00:00+00' AS paused
+FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s)
+FOR UPDATE;
 
 -- name: drop_feed_headers
 -- A feed's headers of the names given (%(names)s, lower case; any case of them stored), before

@@ -282,7 +282,7 @@ class FeedStore(StoreBase):
         new_url: str,
         full_text: FullText | None = None,
         leave_headers: Collection[str] = (),
-    ) -> tuple[int, list[str]]:
+    ) -> tuple[int, list[str]] | None:
         """Point the feed at its new URL after a consistent permanent redirect, without its
         headers of the names in `leave_headers` (lower case: credentials that stay with the
         site they were given for, when the new URL is on another). When another feed
@@ -292,17 +292,22 @@ class FeedStore(StoreBase):
         `auto`, each setting and header it does not set itself (a header by its name in any
         case, as `feeds set` reads them), this one's tags after its own (`unique_tags`), and its
         full-text state (`full_text`, the poll's, else the stored one) where it has no evidence
-        of its own. Returns the id of the feed that now has the URL, and the names of the
-        headers left behind, as they were stored."""
+        of its own; a feed kept that was given up on is due at once (the URL has just
+        answered). Returns the id of the feed that now has the URL, and the names of the
+        headers left behind, as they were stored; None, changing nothing, when the feed with
+        that URL is paused by the operator: merged into it, this one would stop being polled
+        too, so it goes on polling through the redirect."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
+            row = await cur.fetchone()
+            if row is not None and row[0] != feed_id and row[1]:
+                return None
             left: list[str] = []
             if leave_headers:
                 params = {"id": feed_id, "names": sorted(leave_headers)}
                 cur = await conn.execute(q["drop_feed_headers"], params)
                 left = list(dropped[0]) if (dropped := await cur.fetchone()) else []
-            cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
-            row = await cur.fetchone()
             if row is None:
                 await conn.execute(q["rename_feed"], {"id": feed_id, "url": new_url})
                 return feed_id, left

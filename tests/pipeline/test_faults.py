@@ -2016,6 +2016,36 @@ async def test_a_feed_moved_to_the_url_of_another_feed_is_merged_into_it(
     await pipeline.aclose()
 
 
+async def test_a_feed_redirected_to_a_paused_feed_s_url_goes_on_polling_through_it(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed whose permanent redirect holds, to the URL of a feed the operator paused, is not
+    merged into it: it goes on polling through the redirect, its later stories stored, and
+    the paused feed stays paused (was: merged into the paused feed, its row gone, and the
+    stories at that URL no longer polled by anyone, logged only as `feed_moved`)."""
+    moved_feed(server, ["/s/0"])
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    old, new = server.url("/old"), server.url("/new")
+    await pipeline.store.add_feed(new)
+    await pipeline.store.add_feed(old)
+    await pipeline.store.disable_feed(new, "paused by the operator")
+    summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 1)
+    moved_feed(server, ["/s/0", "/s/1"])
+    again = await pipeline.run(all_feeds=True)
+    assert (again.ok, again.new_articles) == (1, 1)
+    feeds = rows(
+        database_url,
+        "SELECT url, active, next_fetch_at >= '9999-01-01' AS never FROM ingest.feeds ORDER BY id",
+    )
+    assert [(f["url"], f["active"], f["never"]) for f in feeds] == [
+        (new, False, True),
+        (old, True, False),
+    ]
+    await pipeline.aclose()
+
+
 async def test_a_move_that_fails_leaves_the_poll_unrecorded_and_is_done_again(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
