@@ -721,9 +721,15 @@ SET article_id = COALESCE(e.article_id, EXCLUDED.article_id),
 -- settings are the moved feed's (its own, returned as they were with both feeds' tags, are put
 -- back over them by set_feed_settings next: a setting or a header it sets wins); its text mode
 -- where its own is auto; its full-text state (the poll's where given, as in feed_succeeded) where
--- it has no evidence of its own (its text was never compared with its pages).
+-- it has no evidence of its own (its text was never compared with its pages). A feed kept that
+-- is failing (given up on and probed at the slowest rate, or backing off; not paused) is due
+-- at once: its URL has just answered the moved feed's poll, and its next poll ends its
+-- failures (active again).
 UPDATE ingest.feeds k
 SET settings = f.settings,
+    next_fetch_at = CASE WHEN (NOT k.active OR k.consecutive_failures > 0)
+                              AND k.next_fetch_at < '9999-01-01 00:00:00+00'
+                         THEN LEAST(k.next_fetch_at, now()) ELSE k.next_fetch_at END,
     text_mode = CASE WHEN k.text_mode = 'auto' THEN f.text_mode ELSE k.text_mode END,
     full_text = CASE WHEN k.full_text_evidence IS NULL
         THEN COALESCE(%(full_text)s, f.full_text) ELSE k.full_text END,

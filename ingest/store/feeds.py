@@ -292,11 +292,11 @@ class FeedStore(StoreBase):
         `auto`, each setting and header it does not set itself (a header by its name in any
         case, as `feeds set` reads them), this one's tags after its own (`unique_tags`), and its
         full-text state (`full_text`, the poll's, else the stored one) where it has no evidence
-        of its own; a feed kept that was given up on is due at once (the URL has just
-        answered). Returns the id of the feed that now has the URL, and the names of the
-        headers left behind, as they were stored; None, changing nothing, when the feed with
-        that URL is paused by the operator: merged into it, this one would stop being polled
-        too, so it goes on polling through the redirect."""
+        of its own; a feed kept that is failing (given up on, or backing off) is due at once
+        (the URL has just answered). Returns the id of the feed that now has the URL, and the
+        names of the headers left behind, as they were stored; None, changing nothing, when
+        the feed with that URL is paused by the operator: merged into it, this one would stop
+        being polled too, so it goes on polling through the redirect."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})

@@ -2046,6 +2046,45 @@ async def test_a_feed_redirected_to_a_paused_feed_s_url_goes_on_polling_through_
     await pipeline.aclose()
 
 
+@pytest.mark.parametrize("active", [False, True], ids=["given-up", "backing-off"])
+async def test_a_feed_merged_into_a_failing_feed_is_polled_there_at_once(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    active: bool,
+) -> None:
+    """A feed whose permanent redirect holds, to the URL of a feed given up on after failures
+    (probed once a day) or deep in its backoff, is merged into it, and that feed is due at
+    once: the URL has just answered, so its next poll makes it active again and ends its
+    failures (was: left until its daily probe or the end of its backoff, the moved feed's
+    stories unpolled for up to a day)."""
+    moved_feed(server, ["/s/0"])
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    old, new = server.url("/old"), server.url("/new")
+    await pipeline.store.add_feed(new)
+    await pipeline.store.add_feed(old)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET active = %s, consecutive_failures = 10,"
+            " failing_since = now() - interval '3 days', last_status = 'error',"
+            " inactive_reason = CASE WHEN %s THEN NULL"
+            " ELSE 'gave up after 10 failures in a row; last: HTTP 503' END,"
+            " next_fetch_at = now() + interval '1 day' WHERE url = %s",
+            [active, active, new],
+        )
+    await pipeline.run()
+    await pipeline.run()
+    feeds = rows(
+        database_url, "SELECT url, active, inactive_reason, consecutive_failures FROM ingest.feeds"
+    )
+    assert [
+        (f["url"], f["active"], f["inactive_reason"], f["consecutive_failures"]) for f in feeds
+    ] == [(new, True, None, 0)]
+    await pipeline.aclose()
+
+
 async def test_a_move_that_fails_leaves_the_poll_unrecorded_and_is_done_again(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
