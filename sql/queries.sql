@@ -159,11 +159,13 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
 -- The next fetch is the delay decided at %(now)s (the process's clock) counted from the
 -- database's clock, which claims compare with: a process whose clock runs behind the
 -- database's would otherwise write times already past, and poll the feed at every tick; one
--- whose clock runs ahead, times its skew late. "Never" (9999-01-01) stays never.
+-- whose clock runs ahead, times its skew late. "Never" (9999-01-01) stays never. The last
+-- fetch is by the database's clock too, so that the interval between the two (`feeds show`)
+-- is the poll's.
 -- A parse records the publishing interval it found, none included (entries without dates): the
 -- polls that find nothing new go on from it, not from an older document's.
 UPDATE ingest.feeds
-SET last_fetched_at = %(now)s,
+SET last_fetched_at = now(),
     polled_at = now(),
     next_fetch_at = CASE
         WHEN %(next_fetch_at)s::timestamptz >= '9999-01-01 00:00:00+00' THEN %(next_fetch_at)s
@@ -246,7 +248,7 @@ WITH claimed AS (
     FROM claimed
 )
 UPDATE ingest.feeds f
-SET last_fetched_at = %(now)s,
+SET last_fetched_at = now(),
     polled_at = now(),
     next_fetch_at = CASE
         WHEN o.next_at >= '9999-01-01 00:00:00+00' THEN o.next_at

@@ -544,6 +544,26 @@ async def test_a_replica_whose_clock_is_ahead_of_the_database_s_polls_its_feeds_
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("skew", [6 * HOUR, -HOUR], ids=["ahead", "behind"])
+async def test_a_feed_s_last_and_next_fetch_are_on_one_clock_whatever_the_replica_s(
+    env, server: LocalServer, database_url: str, skew: timedelta
+) -> None:  # type: ignore[no-untyped-def]
+    """news.feeds' last and next fetch of a feed polled by a replica whose clock is off the
+    database's are both by the database's clock: the interval between them, which `feeds
+    show` prints, is the poll's interval (about 30 minutes for an hourly feed), not that
+    less the replica's skew (negative, for a replica six hours ahead)."""
+    pipeline, clock, store = env
+    clock.now = START + skew
+    hourly = [clock.now - HOUR * i for i in range(10)]
+    server.routes["/f"] = static(rss(server.base, hourly), "application/rss+xml")
+    await store.add_feed(server.url("/f"))
+    await pipeline.run()
+    (row,) = feed_rows(database_url)
+    interval = row["next_fetch_at"] - row["last_fetched_at"]
+    assert timedelta(minutes=26) <= interval <= timedelta(minutes=34)
+
+
+@pytest.mark.anyio
 async def test_a_feed_gone_quiet_slows_down_on_its_304s(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
