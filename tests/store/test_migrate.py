@@ -506,7 +506,8 @@ async def test_the_repair_of_backslash_functions_leaves_a_healthy_database_as_it
         # A row later than its feed (a poll's outcome written while a claim held the row).
         conn.execute("UPDATE ingest.feed_hosts SET due_at = due_at + interval '5 minutes'")
     before_catalog, before_hosts = _catalog(empty_database_url), _host_rows(empty_database_url)
-    monkeypatch.setattr(db, "load_migrations", lambda: shipped)
+    # Up to the repair alone: the migrations after it change the catalog on purpose.
+    monkeypatch.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 42])
     await db.migrate(empty_database_url)
     assert _catalog(empty_database_url) == before_catalog
     assert _host_rows(empty_database_url) == before_hosts
