@@ -40,6 +40,9 @@ MIGRATION_LOCK_TIMEOUT_MS = 1000
 """How long one try of a migration waits for a table lock (lock_timeout)."""
 MIGRATION_RETRY_SECONDS = 1.0
 """The pause between two tries, for the sessions queued behind the last one."""
+MIN_SERVER_VERSION = 140000
+"""The oldest PostgreSQL the migrations run on (`server_version_num`): 14, whose SQL-standard
+function bodies (`RETURN …`, `BEGIN ATOMIC`) sql/0004 and later use."""
 
 # Holds the embedded server for the life of the process; it stops when the process exits.
 _embedded_server: Any = None
@@ -259,6 +262,7 @@ async def migrate(dsn: str) -> list[int]:
     applied_now: list[int] = []
     conn = await connect(dsn)
     try:
+        check_server_version(conn.info.server_version)
         # The common case, every migration applied and its checksum recorded, in one query
         # without the lock or DDL: a start-up of `ingest run --once` waits for it.
         recorded = await _recorded(conn)
@@ -340,6 +344,30 @@ def check_recorded(migrations: list[Migration], recorded: dict[int, str | None])
             " known to change nothing, a comment or a blank line, is accepted by setting that"
             " row's checksum to NULL: the next start records the file's)"
         )
+
+
+def check_server_version(version_num: int) -> None:
+    """Raise `StoreError` for a server older than `MIN_SERVER_VERSION` (its `server_version_num`),
+    before anything is applied: the migrations use SQL that older servers do not parse, and one
+    would fail midway (sql/0004, with a syntax error), leaving the database migrated in part."""
+    if version_num >= MIN_SERVER_VERSION:
+        return
+    raise StoreError(
+        f"the server is PostgreSQL {_version_text(version_num)}, older than"
+        f" {_version_text(MIN_SERVER_VERSION)}, the oldest that news-ingest's migrations run on:"
+        f" upgrade it, or point DATABASE_URL at PostgreSQL {_version_text(MIN_SERVER_VERSION)}"
+        " or later (unset, the embedded server is PostgreSQL 18)"
+    )
+
+
+def _version_text(version_num: int) -> str:
+    """`server_version_num` as PostgreSQL writes its version: 130009 is 13.9, 140000 is 14
+    (a major version alone), 90624 (before 10) is 9.6.24."""
+    if version_num >= 100000:
+        major, minor = divmod(version_num, 10000)
+        return f"{major}.{minor}" if minor else str(major)
+    major, rest = divmod(version_num, 10000)
+    return f"{major}.{rest // 100}.{rest % 100}"
 
 
 def check_encoding(encoding: str | None, *, migrated: bool) -> None:

@@ -898,3 +898,48 @@ async def test_a_new_database_not_in_utf8_is_refused_before_anything_is_applied(
     with capture_logs() as logged:
         assert await db.migrate(latin1_database_url) == []
     assert [e["encoding"] for e in logged if e["event"] == "database_not_utf8"] == ["LATIN1"]
+
+
+@pytest.mark.parametrize(
+    ("version_num", "shown"),
+    [(130009, "13.9"), (130000, "13"), (120017, "12.17"), (90624, "9.6.24")],
+)
+def test_a_server_older_than_postgresql_14_is_refused_naming_both_versions(
+    version_num: int, shown: str
+) -> None:
+    """The migrations use SQL-standard function bodies (sql/0004), which PostgreSQL 14 brought:
+    an older server is refused with its version and the minimum; 14 and later pass."""
+    from ingest.errors import StoreError
+    from ingest.store.db import check_server_version
+
+    with pytest.raises(StoreError) as raised:
+        check_server_version(version_num)
+    message = str(raised.value)
+    assert f"PostgreSQL {shown}, older than 14," in message
+    assert "DATABASE_URL" in message
+    for newer in (140000, 140015, 150020, 180001):
+        check_server_version(newer)
+
+
+@pytest.mark.anyio
+async def test_a_server_below_the_minimum_is_refused_before_anything_is_applied(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server the tests run on passes the check; with the minimum set above it, `migrate`
+    refuses it by its real version before it applies anything, instead of failing midway (a
+    server before 14 stopped at sql/0004 with a syntax error, 0001 to 0003 applied)."""
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    with psycopg.connect(empty_database_url) as conn:
+        version_num = conn.info.server_version
+        version = conn.info.parameter_status("server_version") or ""
+    db.check_server_version(version_num)
+    monkeypatch.setattr(db, "MIN_SERVER_VERSION", version_num + 1)
+    with pytest.raises(StoreError) as raised:
+        await db.migrate(empty_database_url)
+    assert f"the server is PostgreSQL {version.split()[0]}, older than" in str(raised.value)
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT to_regnamespace('ingest')").fetchone() == (None,)
+    monkeypatch.undo()
+    assert await db.migrate(empty_database_url) == [m.version for m in load_migrations()]
