@@ -296,6 +296,49 @@ def test_news_reader_reads_news_and_nothing_else(database_url: str) -> None:
                 conn.execute(forbidden)
 
 
+def test_only_news_reader_may_call_the_functions_of_schema_news(database_url: str) -> None:
+    """No function of schema news is executable by PUBLIC (PostgreSQL's default for a new
+    function): a role given USAGE on the schema, and no more, cannot call `news.search`, which
+    reads the internal tables as its owner. news_reader, logged in as itself, reads every
+    documented view (whose URL and error columns call internal functions with its rights) and
+    searches."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        _insert(conn, "https://example.com/g", "Granted", "Body.", "en")
+        executable = conn.execute(
+            """SELECT p.oid::regprocedure::text FROM pg_proc p
+               WHERE p.pronamespace = 'news'::regnamespace
+                 AND has_function_privilege('public', p.oid, 'EXECUTE')"""
+        ).fetchall()
+        assert executable == []
+        stranger = f"ingest_stranger_{uuid.uuid4().hex[:10]}"
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(stranger)))
+        try:
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA news TO {}").format(sql.Identifier(stranger))
+            )
+            with (
+                psycopg.connect(
+                    psycopg.conninfo.make_conninfo(database_url, user=stranger), autocommit=True
+                ) as other,
+                pytest.raises(psycopg.errors.InsufficientPrivilege),
+            ):
+                other.execute("SELECT * FROM news.search('granted')")
+        finally:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(stranger)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(stranger)))
+    reader = psycopg.conninfo.make_conninfo(database_url, user="news_reader")
+    with psycopg.connect(reader, autocommit=True) as conn:
+        views = re.findall(
+            r"^### `(news\.\w+)`",
+            (ROOT / "docs" / "sql.md").read_text(encoding="utf-8"),
+            re.MULTILINE,
+        )
+        assert len(views) >= 5
+        for view in views:
+            conn.execute(f"SELECT * FROM {view}").fetchall()
+        assert conn.execute("SELECT count(*) FROM news.search('granted')").fetchone() == (1,)
+
+
 @pytest.mark.parametrize(
     ("registered", "shown"),
     [
