@@ -832,22 +832,27 @@ WHERE id = %(run_id)s;
 -- name: backfill_add_sources
 -- A source already in the run keeps its first record, but for a later lastmod given by another
 -- index while it waits to be walked: a stale index does not get it skipped (`--limit`). Each
--- URL once (its latest lastmod), as a row cannot be updated twice by one statement.
-INSERT INTO ingest.backfill_sources (run_id, url, kind, depth, lastmod)
-SELECT %(run_id)s, s.url, s.kind, %(depth)s, s.lastmod
+-- URL once (its latest lastmod), as a row cannot be updated twice by one statement. A lastmod
+-- of a year or a month alone (`2024-05`) is as late as its last moment, `lastmod_until`
+-- (sql/0045).
+INSERT INTO ingest.backfill_sources (run_id, url, kind, depth, lastmod, lastmod_until)
+SELECT %(run_id)s, s.url, s.kind, %(depth)s, s.lastmod, s.lastmod_until
 FROM (
-    SELECT DISTINCT ON (u.url) u.url, u.kind, u.lastmod, u.n
-    FROM unnest(%(urls)s::text[], %(kinds)s::text[], %(lastmods)s::timestamptz[])
-        WITH ORDINALITY AS u(url, kind, lastmod, n)
-    ORDER BY u.url, u.lastmod DESC NULLS LAST, u.n) s
+    SELECT DISTINCT ON (u.url) u.url, u.kind, u.lastmod, u.lastmod_until, u.n
+    FROM unnest(%(urls)s::text[], %(kinds)s::text[], %(lastmods)s::timestamptz[],
+                %(lastmod_untils)s::timestamptz[])
+        WITH ORDINALITY AS u(url, kind, lastmod, lastmod_until, n)
+    ORDER BY u.url, COALESCE(u.lastmod_until, u.lastmod) DESC NULLS LAST, u.n) s
 ORDER BY s.n
-ON CONFLICT (run_id, url_hash) DO UPDATE SET lastmod = EXCLUDED.lastmod, updated_at = now()
+ON CONFLICT (run_id, url_hash) DO UPDATE
+    SET lastmod = EXCLUDED.lastmod, lastmod_until = EXCLUDED.lastmod_until, updated_at = now()
     WHERE ingest.backfill_sources.state = 'pending'
-      AND EXCLUDED.lastmod > ingest.backfill_sources.lastmod
+      AND COALESCE(EXCLUDED.lastmod_until, EXCLUDED.lastmod)
+          > COALESCE(ingest.backfill_sources.lastmod_until, ingest.backfill_sources.lastmod)
 RETURNING url;
 
 -- name: backfill_pending_sources
-SELECT url, kind, depth, lastmod FROM ingest.backfill_sources
+SELECT url, kind, depth, lastmod, lastmod_until FROM ingest.backfill_sources
 WHERE run_id = %(run_id)s AND state = 'pending'
 ORDER BY seq
 LIMIT %(limit)s;

@@ -87,6 +87,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _plausible_ref(ref: SitemapRef, now: datetime) -> SitemapRef:
+    """An index's sitemap with its lastmod as the service reads a date (`plausible_date`: one
+    far ahead is none), the period it names (`2024-05`) gone with it."""
+    lastmod = plausible_date(ref.lastmod, now)
+    return replace(ref, lastmod=lastmod, lastmod_until=ref.lastmod_until if lastmod else None)
+
+
 @dataclass(slots=True)
 class _History:
     """A feed's walk through its paged history, shared by its pages."""
@@ -361,8 +368,10 @@ class Backfill:
     async def _walk(self, run: BackfillRun, source: PendingSource) -> None:
         url, kind, depth = source.url, source.kind, source.depth
         with structlog.contextvars.bound_contextvars(source=redact_url(url), kind=kind):
-            if source.lastmod is not None and self.horizon.passed([source.lastmod]):
-                # Last modified before the newest URLs found so far: it lists none newer.
+            lastmod = source.lastmod
+            if lastmod is not None and self.horizon.passed([source.lastmod_until or lastmod]):
+                # Last modified before the newest URLs found so far: it lists none newer (by
+                # the last moment of a year or a month its index gives alone: `2024-05`).
                 limit = self.options.limit
                 await self.runs.source_walked(
                     run.id,
@@ -373,7 +382,7 @@ class Backfill:
                     else "last modified before --since",
                 )
                 self.tally.sources_skipped += 1
-                log.debug("backfill_source_skipped", lastmod=source.lastmod.isoformat())
+                log.debug("backfill_source_skipped", lastmod=lastmod.isoformat())
                 self.reporter.update(self.tally)
                 return
             if kind == "feed" and depth >= self.options.max_pages:
@@ -490,7 +499,7 @@ class Backfill:
             # (`_walk`), as it stops walking a feed's paged history. A date far ahead is none,
             # as everywhere (`plausible_date`).
             now = self.clock()
-            dated = (replace(r, lastmod=plausible_date(r.lastmod, now)) for r in listed)
+            dated = (_plausible_ref(r, now) for r in listed)
             children: dict[str, SitemapRef] = {}
             for ref in sorted(
                 dated,
@@ -501,10 +510,11 @@ class Backfill:
                 recorded = await self.runs.recorded_sources(run.id, list(children))
                 # A sitemap last modified before --since lists nothing modified since: neither
                 # fetched nor recorded, but counted (one the run has already is walked anyway).
+                # A lastmod of a year or a month alone (`2024-05`) is any moment of it.
                 old = {
                     u
                     for u, ref in children.items()
-                    if since and ref.lastmod and latest(ref.lastmod) < since
+                    if since and ref.lastmod and (ref.lastmod_until or latest(ref.lastmod)) < since
                 }
                 before_since = len(old - recorded)
                 new = [u for u in children if u not in recorded and u not in old]
@@ -523,6 +533,7 @@ class Backfill:
                     children=[(u, "sitemap") for u, _ in taken],
                     depth=depth + 1,
                     lastmods=[ref.lastmod for _, ref in taken],
+                    lastmod_untils=[ref.lastmod_until for _, ref in taken],
                     other_sites=elsewhere,
                     beyond_sitemaps=beyond,
                     before_since=before_since,
@@ -545,7 +556,9 @@ class Backfill:
                 link = canonical_url(entry.url)
             except ValueError:
                 continue
-            queued.append(self._queued(link, sitemap_entry(entry), None, entry.date))
+            queued.append(
+                self._queued(link, sitemap_entry(entry), None, entry.date, last=entry.date_until)
+            )
         added = await self.runs.source_walked(
             run.id, url, state="done", urls=queued, url_source="sitemap", other_sites=elsewhere
         )
@@ -691,15 +704,22 @@ class Backfill:
         when: datetime | None,
         *,
         known: str | None = None,
+        last: datetime | None = None,
     ) -> QueuedUrl:
         """`link` queued with what its source said, dated `when`: a date more than a day ahead
         is none, as the article stored would have none (`plausible_date`), so that it neither
-        takes the place of the newest URLs under --limit nor is filtered as a date. `known`:
-        skipped for that reason (`_known`), never fetched."""
+        takes the place of the newest URLs under --limit nor is filtered as a date. `last`: the
+        last moment of the year or the month `when` names alone (a sitemap's `2024-05`), which
+        --since reads it by; it is queued dated `when`, as written. `known`: skipped for that
+        reason (`_known`), never fetched."""
         options = self.options
         when = plausible_date(when, self.clock())
         state, reason = classify(
-            when, since=options.since, until=options.until, dated_only=options.dated_only
+            when,
+            since=options.since,
+            until=options.until,
+            dated_only=options.dated_only,
+            last=last if when is not None else None,
         )
         if known is not None:
             state, reason = "skipped", known

@@ -48,13 +48,17 @@ def classify(
     since: datetime | None,
     until: datetime | None,
     dated_only: bool,
+    last: datetime | None = None,
 ) -> tuple[Literal["pending", "skipped"], str | None]:
     """Whether a URL dated `when` is fetched: ("pending", None), or ("skipped", "range" |
     "undated"). `until` is exclusive; a date given alone is in range where any moment of its
-    day is (`latest`); undated URLs are included unless `dated_only`."""
+    day is (`latest`), a year or a month given alone (a sitemap's `2024-05`) where any moment
+    of it is (`last`: its last moment, `sitemaps.parse_w3c_period`); undated URLs are included
+    unless `dated_only`."""
     if when is None:
         return ("skipped", "undated") if dated_only else ("pending", None)
-    if (since is not None and latest(when) < since) or (until is not None and when >= until):
+    end = last or latest(when)
+    if (since is not None and end < since) or (until is not None and when >= until):
         return "skipped", "range"
     return "pending", None
 

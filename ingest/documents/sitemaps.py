@@ -41,6 +41,7 @@ __all__ = [
     "parse_sitemap",
     "parse_sitemap_feed",
     "parse_w3c_datetime",
+    "parse_w3c_period",
     "sitemap_sites",
 ]
 
@@ -83,12 +84,22 @@ class SitemapEntry:
     news_title: str | None = None
     news_published: datetime | None = None
     news_language: str | None = None
+    lastmod_until: datetime | None = None
+    """The last moment of the year or the month `lastmod` names alone (`parse_w3c_period`);
+    None where it names a day or a time."""
+    news_until: datetime | None = None
+    """So for `news_published`."""
 
     @property
     def date(self) -> datetime | None:
         """The date a backfill filters on: the publication date when the sitemap gives one,
         else the last modification."""
         return self.news_published or self.lastmod
+
+    @property
+    def date_until(self) -> datetime | None:
+        """The last moment of the year or the month `date` names alone, or None."""
+        return self.news_until if self.news_published else self.lastmod_until
 
     @property
     def is_news(self) -> bool:
@@ -101,6 +112,9 @@ class SitemapRef:
 
     url: str
     lastmod: datetime | None = None
+    lastmod_until: datetime | None = None
+    """The last moment of the year or the month `lastmod` names alone (`parse_w3c_period`);
+    None where it names a day or a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +328,8 @@ def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
                 dropped += 1
                 continue
             seen.add(loc)
-            refs.append(SitemapRef(loc, parse_w3c_datetime(_child_text(item, "lastmod"))))
+            lastmod, until = parse_w3c_period(_child_text(item, "lastmod")) or (None, None)
+            refs.append(SitemapRef(loc, lastmod, until))
         return Sitemap("index", sitemaps=tuple(refs), dropped=dropped)
     if name in _FEED_ROOTS:
         raise ParseError(url, f"not a sitemap: an RSS/Atom feed (root is <{name}>)")
@@ -328,19 +343,25 @@ def _url_entry(item: Any, base: str) -> SitemapEntry | None:
     if loc is None:
         return None
     news = next(_children(item, "news"), None)
-    title = published = language = None
+    title = published = published_until = language = None
     if news is not None:
         title = _clean(_child_text(news, "title"))
-        published = parse_w3c_datetime(_child_text(news, "publication_date"))
+        published, published_until = parse_w3c_period(_child_text(news, "publication_date")) or (
+            None,
+            None,
+        )
         publication = next(_children(news, "publication"), None)
         if publication is not None:
             language = _clean(_child_text(publication, "language"))
+    lastmod, lastmod_until = parse_w3c_period(_child_text(item, "lastmod")) or (None, None)
     return SitemapEntry(
         url=loc,
-        lastmod=parse_w3c_datetime(_child_text(item, "lastmod")),
+        lastmod=lastmod,
         news_title=title,
         news_published=published,
         news_language=language.lower() if language else None,
+        lastmod_until=lastmod_until,
+        news_until=published_until,
     )
 
 
@@ -431,13 +452,25 @@ def _http_url(value: str | None, base: str) -> str | None:
 def parse_w3c_datetime(value: str | None) -> datetime | None:
     """A W3C Datetime (`2024-05-01`, `2024-05-01T10:30:00+02:00`, ...) as an aware UTC
     datetime; a date or a time without a zone is taken as UTC. RFC 2822 dates, which some news
-    sitemaps carry, are accepted too. None for anything else."""
+    sitemaps carry, are accepted too. None for anything else. A year or a month alone (`2024`,
+    `2024-05`) is its first moment (`parse_w3c_period` gives its last too)."""
+    period = parse_w3c_period(value)
+    return period[0] if period is not None else None
+
+
+def parse_w3c_period(value: str | None) -> tuple[datetime, datetime | None] | None:
+    """A W3C Datetime as `parse_w3c_datetime` reads it, with the last moment of the period it
+    stands for where it names a year or a month alone (`2024`, `2024-05`, valid W3C Datetime
+    forms that a site may give as a sitemap's `lastmod`): a URL last modified `2024-05` may
+    have been modified on any day of May. None beside a day or a time (a date alone, read as
+    its midnight, is its whole day: `ingest.backfill.options.latest`)."""
     text = (value or "").strip()
     if not text:
         return None
     match = _W3C.fullmatch(text)
     if match is None:
-        return _rfc2822(text)
+        moment = _rfc2822(text)
+        return (moment, None) if moment is not None else None
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         tz = _zone(zone)
@@ -452,9 +485,27 @@ def parse_w3c_datetime(value: str | None) -> datetime | None:
             micro,
             tzinfo=tz,
         )
-        return moment.astimezone(UTC)
+        start = moment.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+    if day is not None:
+        return start, None
+    return start, _period_end(start, whole_year=month is None)
+
+
+def _period_end(start: datetime, *, whole_year: bool) -> datetime:
+    """The last moment of the year or the month that begins at `start` (UTC); the calendar's
+    last moment for its last year or month."""
+    try:
+        if whole_year:
+            after = start.replace(year=start.year + 1)
+        elif start.month == 12:
+            after = start.replace(year=start.year + 1, month=1)
+        else:
+            after = start.replace(month=start.month + 1)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return after - timedelta(microseconds=1)
 
 
 def _zone(zone: str | None) -> timezone:

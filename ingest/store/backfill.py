@@ -75,6 +75,8 @@ class PendingSource:
     lastmod: datetime | None = None
     """When the sitemap index that listed it says it was last modified (a date given alone is
     midnight UTC: `ingest.backfill.options.latest`)."""
+    lastmod_until: datetime | None = None
+    """The last moment of the year or the month `lastmod` names alone (`2024-05`), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +276,10 @@ class BackfillStore(StoreBase):
 
     async def pending_sources(self, run_id: int, limit: int = 100) -> list[PendingSource]:
         rows = await self._all("backfill_pending_sources", {"run_id": run_id, "limit": limit})
-        return [PendingSource(r["url"], r["kind"], int(r["depth"]), r["lastmod"]) for r in rows]
+        return [
+            PendingSource(r["url"], r["kind"], int(r["depth"]), r["lastmod"], r["lastmod_until"])
+            for r in rows
+        ]
 
     async def source_walked(
         self,
@@ -287,6 +292,7 @@ class BackfillStore(StoreBase):
         children: Sequence[tuple[str, SourceKind]] = (),
         depth: int = 0,
         lastmods: Sequence[datetime | None] = (),
+        lastmod_untils: Sequence[datetime | None] = (),
         error: str | None = None,
         retryable: bool = False,
         other_sites: int = 0,
@@ -295,7 +301,8 @@ class BackfillStore(StoreBase):
     ) -> Added:
         """Record one walked source with what it yielded, in one transaction: its article URLs
         and the further sources it points to (at `depth`; `lastmods`, when their index says
-        they were last modified, in their order), and what it skipped (`RunCounts`); a failed
+        they were last modified, in their order, and `lastmod_untils`, the last moments of those
+        given as a year or a month alone), and what it skipped (`RunCounts`); a failed
         one `retryable` is walked again by the next invocation (`retry_sources`). Returns the
         URLs it added that were new to the run. The sources walked at once record theirs one
         after the other (`backfill_lock_walk`)."""
@@ -318,7 +325,8 @@ class BackfillStore(StoreBase):
             added = Added(frozenset(pending), skipped)
             if children:
                 await conn.execute(
-                    q["backfill_add_sources"], _sources_params(run_id, children, depth, lastmods)
+                    q["backfill_add_sources"],
+                    _sources_params(run_id, children, depth, lastmods, lastmod_untils),
                 )
             if other_sites or beyond_sitemaps or before_since:
                 await conn.execute(
@@ -497,6 +505,7 @@ def _sources_params(
     sources: Sequence[tuple[str, SourceKind]],
     depth: int = 0,
     lastmods: Sequence[datetime | None] = (),
+    lastmod_untils: Sequence[datetime | None] = (),
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -504,6 +513,7 @@ def _sources_params(
         "urls": [url for url, _ in sources],
         "kinds": [kind for _, kind in sources],
         "lastmods": list(lastmods),
+        "lastmod_untils": list(lastmod_untils),
     }
 
 

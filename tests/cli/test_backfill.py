@@ -1040,6 +1040,74 @@ def test_limit_reads_a_sitemap_listed_by_two_indexes_by_its_newest_lastmod(
     assert fetched == {4}
 
 
+def test_since_keeps_what_a_lastmod_of_a_month_or_a_year_may_hold(database_url: str) -> None:
+    """A `lastmod` of a month or a year alone (`2024-05`, `2024`: W3C Datetime's coarser forms)
+    stands for the whole of it under --since: the sitemap an index dates `2024-05` is walked by
+    `--since 2024-05-15`, as is a URL a sitemap dates so, and the URL is queued dated as
+    written (its first moment, nothing later invented); a month wholly before --since is not
+    walked."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        refs: dict[str, str | None] = {
+            "/s/may.xml": "2024-05",
+            "/s/year.xml": "2024",
+            "/s/april.xml": "2024-04",
+        }
+        srv.routes["/index.xml"] = static(dated_index(srv.base, refs), "application/xml")
+        srv.routes["/s/may.xml"] = static(
+            one_url_sitemap(srv.base, 1, datetime(2024, 5, 20, 10, tzinfo=UTC)), "application/xml"
+        )
+        month = (
+            f"<?xml version='1.0'?><urlset {SITEMAP_NS}><url><loc>{srv.base}/a/2</loc>"
+            "<lastmod>2024-05</lastmod></url></urlset>"
+        )
+        srv.routes["/s/year.xml"] = static(month, "application/xml")
+        srv.routes["/s/april.xml"] = static(
+            one_url_sitemap(srv.base, 3, datetime(2024, 4, 20, tzinfo=UTC)), "application/xml"
+        )
+        for n in (1, 2, 3):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        backfill(database_url, srv.url("/index.xml"), "--since", "2024-05-15")
+        walked = sorted(r.path for r in srv.requests if r.path.startswith("/s/"))
+        assert walked == ["/s/may.xml", "/s/year.xml"]
+        prefix = srv.url("/a/")
+        assert {u.removeprefix(prefix) for u in stored(database_url)} == {"1", "2"}
+        dated = scalar(
+            database_url,
+            f"SELECT dated_at FROM ingest.backfill_urls WHERE url = '{srv.url('/a/2')}'",
+        )
+    assert dated == datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_limit_walks_a_sitemap_dated_by_its_month_that_may_hold_newer_urls(
+    database_url: str,
+) -> None:
+    """With --limit 1, a sitemap an index dates `2024-05` (the month alone) may hold URLs of
+    any day of May: it is walked after four sitemaps of 20 May, not skipped as last modified
+    on 1 May, and its URL of 25 May, the newest, is the one fetched."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        day = datetime(2024, 5, 20, tzinfo=UTC)
+        refs: dict[str, str | None] = {
+            f"/s/{k}.xml": (day + timedelta(hours=10 + k)).isoformat() for k in range(4)
+        }
+        refs["/s/month.xml"] = "2024-05"
+        srv.routes["/index.xml"] = static(dated_index(srv.base, refs), "application/xml")
+        for k in range(4):
+            srv.routes[f"/s/{k}.xml"] = static(
+                one_url_sitemap(srv.base, k, day + timedelta(hours=10 + k)), "application/xml"
+            )
+        srv.routes["/s/month.xml"] = static(
+            one_url_sitemap(srv.base, 9, datetime(2024, 5, 25, tzinfo=UTC)), "application/xml"
+        )
+        for n in (0, 1, 2, 3, 9):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        backfill(database_url, srv.url("/index.xml"), "--limit", "1")
+        assert srv.hits("/s/month.xml")
+        fetched = {int(r.path.rsplit("/", 1)[1]) for r in srv.requests if r.path.startswith("/a/")}
+    assert fetched == {9}
+
+
 def test_limit_is_not_taken_by_urls_dated_far_ahead(database_url: str) -> None:
     """A sitemap whose URLs are dated years ahead (an events calendar, a typo) dates them
     nowhere, as the service reads such a date (`ingest.normalize.plausible_date`): with
