@@ -834,7 +834,7 @@ WHERE id = %(run_id)s;
 -- index while it waits to be walked: a stale index does not get it skipped (`--limit`). Each
 -- URL once (its latest lastmod), as a row cannot be updated twice by one statement. A lastmod
 -- of a year or a month alone (`2024-05`) is as late as its last moment, `lastmod_until`
--- (sql/0045).
+-- (sql/0044).
 INSERT INTO ingest.backfill_sources (run_id, url, kind, depth, lastmod, lastmod_until)
 SELECT %(run_id)s, s.url, s.kind, %(depth)s, s.lastmod, s.lastmod_until
 FROM (
