@@ -160,11 +160,10 @@ class Pipeline:
         # must not hold the slots that pages of other hosts could use now.
         self._page_slots = asyncio.Semaphore(settings.max_connections + 2 * workers.size)
         self._backlog = Backlog(settings.worker_backlog_bytes)
-        self._unreleased: set[int] = set()
-        """Feeds whose outcome could not be recorded and whose leases are not handed back yet."""
-        self._unreleased_full_text: dict[int, FullText] = {}
-        """Of those, the full-text state their polls' stored entries left, handed back with
-        their leases (`_hand_back`)."""
+        self._unreleased: dict[int, FullText | None] = {}
+        """Feeds whose outcome could not be recorded and whose leases are not handed back yet,
+        each with the full-text state its poll's stored entries left (None: none to keep),
+        handed back with its lease (`_hand_back`)."""
         self._finishing: set[int] = set()
         """Feeds in progress whose outcome is being recorded or whose lease is being handed back
         (`_finishing_poll`): writes that change nothing once the lease is another process's,
@@ -524,8 +523,7 @@ class Pipeline:
                     with self._finishing_poll(feed.id):
                         await self.store.release_leases(self.owner, [feed.id], kept)
                 return None
-            self._unreleased.add(feed.id)
-            self._unreleased_full_text.update(kept)
+            self._unreleased[feed.id] = state
             if self._handing_back is None or self._handing_back.done():
                 self._handing_back = asyncio.ensure_future(self._hand_back())
             return None
@@ -548,16 +546,14 @@ class Pipeline:
             if delay:
                 await asyncio.sleep(delay)
             ids = sorted(self._unreleased)
-            states = self._unreleased_full_text
-            kept = {i: states[i] for i in ids if i in states}
+            kept = {i: s for i in ids if (s := self._unreleased[i]) is not None}
             try:
                 await self.store.release_leases(self.owner, ids, kept)
             except IngestError:
                 delay = min(HAND_BACK_MAX_DELAY, max(HAND_BACK_FIRST_DELAY, 2 * delay))
                 continue
-            self._unreleased.difference_update(ids)
             for i in ids:
-                self._unreleased_full_text.pop(i, None)
+                del self._unreleased[i]
             if delay:
                 log.info("leases_handed_back", feeds=len(ids))
 
