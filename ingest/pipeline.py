@@ -305,6 +305,8 @@ class Pipeline:
         # reports itself once, where waiting on every running task (asyncio.wait) would hook
         # and unhook a callback on each of up to INGEST_CONCURRENT_FEEDS tasks at every wake.
         finished: list[asyncio.Task[FeedOutcome | None]] = []
+        # The hosts this run took feeds of: the claims hold them (sql/0045) until it ends.
+        held: set[str] = set()
 
         def on_done(task: asyncio.Task[FeedOutcome | None]) -> None:
             finished.append(task)
@@ -361,6 +363,7 @@ class Pipeline:
                         await self.store.release_leases(self.owner, again)
                         handed_back.extend(again)
                     for feed in feeds:
+                        held.add(feed.host)
                         if feed.id not in done:
                             done.add(feed.id)
                             self._committed[feed.id] = _Committed()
@@ -440,6 +443,12 @@ class Pipeline:
                 page.cancel()
             await asyncio.gather(renewer, *left, return_exceptions=True)
             await self._forget_robots_asked()
+            if held:
+                # A database gone away keeps them until their leases' end, as their feeds.
+                with contextlib.suppress(IngestError):
+                    await asyncio.shield(
+                        self.store.release_hosts(self.owner, held, self.settings.host_delay)
+                    )
         return summary
 
     async def _renew_leases(

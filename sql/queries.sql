@@ -124,7 +124,9 @@ FROM ingest.claim_due_feeds(
 -- polled since the pass started (%(pass_started)s, database clock; now when NULL), least
 -- recently polled first (index on polled_at: the feeds done in this pass sort last and are
 -- never read again), not leased by anyone else, not handed back during this pass, not of a busy
--- host, no more of one host than it has room for (as claim_feeds).
+-- host, no more of one host than it has room for (as claim_feeds), not of a host another process
+-- holds, and of the hosts read, only those no other claim is taking (ingest.take_host; the
+-- hosts it took feeds of are then held: sql/0045).
 WITH picked AS (
     SELECT id, polled_at AS rank_at, COALESCE(ingest.url_host(url), '') AS host
     FROM ingest.feeds
@@ -133,20 +135,31 @@ WITH picked AS (
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
       AND NOT (id = ANY(%(exclude)s))
       AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
+      AND NOT ingest.host_held(COALESCE(ingest.url_host(url), ''), %(owner)s)
     ORDER BY polled_at NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), taken AS MATERIALIZED (
+    SELECT d.host FROM (SELECT DISTINCT p.host FROM picked p ORDER BY p.host) d
+    WHERE ingest.take_host(d.host, %(owner)s)
 ), ranked AS (
     SELECT id, host, row_number() OVER (PARTITION BY host ORDER BY rank_at NULLS FIRST, id) AS n
     FROM picked
+    WHERE host IN (SELECT t.host FROM taken t)
 ), room AS (
     SELECT host, room FROM unnest(%(room_hosts)s::text[], %(rooms)s::int[]) AS r(host, room)
+), chosen AS (
+    SELECT r.id, r.host FROM ranked r LEFT JOIN room h ON h.host = r.host
+    WHERE r.n <= COALESCE(h.room, %(host_limit)s::int, r.n)
+), held AS MATERIALIZED (
+    SELECT ingest.hold_hosts(ARRAY(SELECT DISTINCT c.host FROM chosen c), %(owner)s,
+                             %(lease_seconds)s::float8)
 )
 UPDATE ingest.feeds f
 SET lease_owner = %(owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM ranked r LEFT JOIN room h ON h.host = r.host
-WHERE f.id = r.id AND r.n <= COALESCE(h.room, %(host_limit)s::int, r.n)
+FROM chosen r, held
+WHERE f.id = r.id
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
           f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
           f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
@@ -398,10 +411,26 @@ SET attempts = ingest.feed_entries.attempts
 WHERE ingest.feed_entries.article_id IS NULL AND NOT ingest.feed_entries.pruned;
 
 -- name: renew_leases
-UPDATE ingest.feeds
-SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
-RETURNING id;
+-- The leases still the process's, and the hold of their hosts (sql/0045) with them.
+WITH renewed AS (
+    UPDATE ingest.feeds
+    SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
+    RETURNING id, COALESCE(ingest.url_host(url), '') AS host
+), held AS (
+    UPDATE ingest.host_holds hh
+    SET held_until = GREATEST(hh.held_until, now() + make_interval(secs => %(lease_seconds)s))
+    WHERE hh.host IN (SELECT r.host FROM renewed r) AND hh.held_by = %(owner)s
+)
+SELECT id FROM renewed;
+
+-- name: release_hosts
+-- A run ended: the hosts it took feeds of (%(hosts)s), where the process still holds them, are
+-- another's to take a host delay from now (%(delay)s seconds), so that their next request does
+-- not follow its last one sooner (sql/0045).
+UPDATE ingest.host_holds
+SET held_until = LEAST(held_until, now() + make_interval(secs => %(delay)s))
+WHERE host = ANY(%(hosts)s::text[]) AND held_by = %(owner)s AND held_until > now();
 
 -- name: known_urls
 -- The URLs not to fetch: those an article is stored under (its id), and those whose article

@@ -371,12 +371,18 @@ class FeedStore(StoreBase):
             await conn.cursor().executemany(q["keep_full_text"], states)
             await conn.execute(q["release_leases"], {"owner": owner, "ids": ids})
 
+    async def release_hosts(self, owner: str, hosts: Iterable[str], delay: float) -> None:
+        """A run ended: of `hosts` (`Feed.host`), those this process still holds (sql/0045)
+        are other processes' to take `delay` seconds from now."""
+        params = {"owner": owner, "hosts": sorted(set(hosts)), "delay": delay}
+        await self._all("release_hosts", params)
+
     async def renew_leases(
         self, owner: str, feed_ids: Iterable[int], lease_seconds: float
     ) -> set[int]:
-        """Extend the leases this process holds on feeds it is still working on: the ids of
-        those it still held (not those it released, nor those another process claimed once
-        their leases ran out)."""
+        """Extend the leases this process holds on feeds it is still working on, and its hold
+        of their hosts: the ids of those it still held (not those it released, nor those
+        another process claimed once their leases ran out)."""
         rows = await self._all(
             "renew_leases", {"owner": owner, "ids": list(feed_ids), "lease_seconds": lease_seconds}
         )

@@ -4,6 +4,7 @@ killed with SIGKILL mid-run leaves its work to the others once its leases expire
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -175,3 +176,53 @@ def test_killed_replica_leaves_its_work_to_the_other(database_url: str, site: Lo
     with psycopg.connect(database_url) as conn:
         held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
         assert held.fetchone() == (0,)
+
+
+def test_two_replicas_keep_one_host_s_delay(database_url: str, site: LocalServer) -> None:
+    """Two services on one database, every feed on one host: the host's delay holds between
+    any two of its requests, whichever replica sends them (one process polls a host at a time,
+    sql/0045); before, each replica kept the delay on its own, and the host saw requests at
+    twice the rate. (robots.txt, which each process asks once without waiting, is left out.)"""
+    delay, feeds, entries = 0.3, 8, 2
+    arrivals: list[tuple[float, str]] = []
+
+    def timed(body: bytes, kind: str) -> Callable[[Request], Response]:
+        def handle(req: Request) -> Response:
+            arrivals.append((time.monotonic(), req.path))
+            return Response(200, body, {"Content-Type": kind})
+
+        return handle
+
+    site.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    now = datetime.now(UTC)
+    for f in range(feeds):
+        items = "".join(
+            f"<item><title>Story {f}-{e}</title><link>{site.base}/p/{f}-{e}</link>"
+            f"<guid>{f}-{e}</guid><pubDate>{format_datetime(now - timedelta(hours=e))}</pubDate>"
+            "</item>"
+            for e in range(entries)
+        )
+        rss = f"<rss version='2.0'><channel><title>Feed {f}</title>{items}</channel></rss>"
+        site.routes[f"/feed/{f}"] = timed(rss.encode(), "application/rss+xml")
+        for e in range(entries):
+            site.routes[f"/p/{f}-{e}"] = timed(page(f"{f}-{e}"), "text/html")
+    subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "feeds", "add"]
+        + [site.url(f"/feed/{f}") for f in range(feeds)],
+        env=env(database_url),
+        check=True,
+        capture_output=True,
+    )
+    procs = start(2, env(database_url, INGEST_HOST_DELAY=str(delay)))
+    try:
+        done = wait_until(lambda: state(database_url)[0] == feeds, timeout=120, interval=0.3)
+        time.sleep(1)
+    finally:
+        codes = stop(procs)
+    assert done, f"only {state(database_url)[0]} of {feeds} feeds fetched"
+    assert codes == [0, 0]
+    assert len(arrivals) == feeds * (1 + entries)
+    times = sorted(t for t, _ in arrivals)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # Half the delay: room for the loopback's jitter, none for two senders.
+    assert min(gaps) >= delay / 2, sorted(gaps)[:5]

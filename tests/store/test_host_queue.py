@@ -21,13 +21,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 def claim_params(
-    *, limit: int = 10, busy: tuple[str, ...] = (), rooms: dict[str, int] | None = None
+    *,
+    limit: int = 10,
+    busy: tuple[str, ...] = (),
+    rooms: dict[str, int] | None = None,
+    owner: str = "test",
 ) -> dict[str, Any]:
-    """A claim's parameters as `Store.claim_feeds` sends them: `busy` hosts without room,
-    `rooms` the room of others."""
+    """A claim's parameters as `Store.claim_feeds` sends them (by `owner`): `busy` hosts
+    without room, `rooms` the room of others."""
     room = {**dict.fromkeys(busy, 0), **(rooms or {})}
     return {
-        "owner": "test",
+        "owner": owner,
         "lease_seconds": 600,
         "limit": limit,
         "exclude": [],
@@ -44,9 +48,10 @@ def claim(
     limit: int = 10,
     busy: tuple[str, ...] = (),
     rooms: dict[str, int] | None = None,
+    owner: str = "test",
 ) -> list[tuple[int, str]]:
-    """The pipeline's claim (`Store.claim_feeds`), its feeds' ids and hosts."""
-    params = claim_params(limit=limit, busy=busy, rooms=rooms)
+    """The pipeline's claim (`Store.claim_feeds`) by `owner`, its feeds' ids and hosts."""
+    params = claim_params(limit=limit, busy=busy, rooms=rooms, owner=owner)
     rows = conn.execute(queries()["claim_feeds"], params).fetchall()
     return [(row[0], row[-1]) for row in rows]
 
@@ -141,6 +146,8 @@ async def test_a_host_is_due_when_its_next_feed_is(store: Store, database_url: s
 
         await store.release_leases("a", [feed.id])
         assert host_due(conn, "one.example") <= timedelta(0)
+        # Each owner is a process whose run ends once it is done with the host (sql/0045).
+        await store.release_hosts("a", ["one.example"], 0)
         (again,) = await store.claim_feeds(owner="b", lease_seconds=0.2, limit=5, all_feeds=False)
         assert again.id == feed.id
         await asyncio.sleep(0.3)  # b's lease lapses: the feed is due again
@@ -158,6 +165,7 @@ async def test_a_host_is_due_when_its_next_feed_is(store: Store, database_url: s
             body_hash=None,
             parsed=False,
         )
+        await store.release_hosts("c", ["one.example"], 0)
         # Polled, due in three hours; the other feed in two.
         assert await store.claim_feeds(owner="d", lease_seconds=600, limit=5, all_feeds=False) == []
         assert host_due(conn, "one.example") > timedelta(minutes=9)
@@ -182,6 +190,7 @@ async def test_a_host_is_due_when_its_next_feed_is(store: Store, database_url: s
         (soon,) = await store.claim_feeds(owner="d", lease_seconds=600, limit=5, all_feeds=False)
         assert soon.id == feed.id
         await store.release_leases("d", [feed.id])
+        await store.release_hosts("d", ["one.example"], 0)
 
         conn.execute(
             "UPDATE ingest.feeds SET url = 'https://two.example/feed' WHERE id = %s", (feed.id,)
@@ -398,17 +407,95 @@ def test_a_claim_past_hosts_whose_due_feeds_were_handed_back_reads_them_at_once(
         assert due == (200,)
 
 
-def test_a_claim_locks_only_the_feeds_it_takes(database_url: str) -> None:
-    """A claim whose transaction is still open holds the feeds it took, and only those: a
-    claim beside it takes the host's next due feed (and, of two hosts asked for five, the
-    feeds past the first claim's shares), where it found them locked and came back empty."""
+def test_a_claim_locks_only_the_feeds_and_hosts_it_takes(database_url: str) -> None:
+    """A claim whose transaction is still open holds the feeds it took and the hosts it took
+    them of: a claim beside it takes none of those hosts' feeds (two processes would send one
+    host requests at once, each at its delay: sql/0045), but the feeds of a host it left,
+    where it found them locked and came back empty; once the first is committed, its hosts are
+    its process's, and the other's claims leave them too."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         add(conn, "one.example", 4, "-3 minutes")
         add(conn, "two.example", 3, "-2 minutes")
         add(conn, "three.example", 3, "-1 minute")
         with psycopg.connect(database_url) as first:
-            taken = claim(first, limit=8)  # shares 3, 3 and 2: one and three keep one each
-            assert sorted(h for _, h in taken).count("one.example") == 3
-            beside = claim(conn, limit=5)
-            first.rollback()
-    assert sorted(h for _, h in beside) == ["one.example", "three.example"]
+            taken = claim(first, limit=2)  # the two earliest hosts, a feed of each
+            assert sorted(h for _, h in taken) == ["one.example", "two.example"]
+            beside = claim(conn, limit=5, owner="other")
+            first.commit()
+        after = claim(conn, limit=5, owner="other")
+        mine = claim(conn, limit=5)
+    assert sorted(h for _, h in beside) == ["three.example"] * 3
+    assert after == []
+    assert sorted(h for _, h in mine) == ["one.example"] * 3 + ["two.example"] * 2
+
+
+def held_for(conn: psycopg.Connection[Any], host: str) -> tuple[str | None, timedelta]:
+    """Who holds the host (sql/0045), and for how long from now (negative where its hold ran
+    out, 0 where it never had one)."""
+    row = conn.execute(
+        "SELECT held_by, COALESCE(held_until - now(), interval '0')"
+        " FROM ingest.feed_hosts LEFT JOIN ingest.host_holds USING (host) WHERE host = %s",
+        (host,),
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_a_host_another_process_holds_is_left_to_it(store: Store, database_url: str) -> None:
+    """A process that leased a host's feeds holds the host: another's claims, of due feeds and
+    of every feed, take none of its feeds while the first goes on taking them; renewed leases
+    renew the hold; the first's run ended, the host is the other's a host delay later."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 3, "-3 minutes")
+        add(conn, "two.example", 1, "-1 minute")
+        (first,) = await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=False)
+        assert first.host == "one.example"
+        assert held_for(conn, "one.example")[0] == "a"
+
+        other = await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False)
+        assert [f.host for f in other] == ["two.example"]
+        assert await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=True) == []
+        mine = await store.claim_feeds(owner="a", lease_seconds=600, limit=5, all_feeds=False)
+        assert [f.host for f in mine] == ["one.example"] * 2
+
+        conn.execute("UPDATE ingest.host_holds SET held_until = now() + interval '5 seconds'")
+        ids = [first.id, *(f.id for f in mine)]
+        assert await store.renew_leases("a", ids, 600) == set(ids)
+        assert held_for(conn, "one.example")[0] == "a"
+        assert held_for(conn, "one.example")[1] > timedelta(seconds=590)
+        # b's hold of two.example is b's to renew, not a's.
+        assert held_for(conn, "two.example")[1] < timedelta(seconds=6)
+
+        await store.release_leases("a", ids)
+        await store.release_hosts("a", ["one.example"], 0.5)
+        assert await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False) == []
+        await asyncio.sleep(0.6)
+        taken = await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False)
+        assert sorted(f.id for f in taken) == sorted(ids)
+        assert held_for(conn, "one.example")[0] == "b"
+
+
+def test_claims_of_every_feed_at_once_take_different_hosts(database_url: str) -> None:
+    """Two passes over every feed (`run --once --all`) claiming at the same moment: the second
+    takes none of the hosts the first, still uncommitted, read (their rows are locked), and
+    once it is committed, none of the hosts it holds."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 3, "1 hour")
+        add(conn, "two.example", 3, "1 hour", start=3)
+        conn.execute(
+            "UPDATE ingest.feeds SET polled_at = now() - CASE WHEN url LIKE 'https://one.%'"
+            " THEN interval '1 day' ELSE interval '1 hour' END"
+        )
+        params = {**claim_params(limit=2), "pass_started": None}
+        with psycopg.connect(database_url) as first:
+            taken = first.execute(queries()["claim_all_feeds"], params).fetchall()
+            assert [row[-1] for row in taken] == ["one.example"] * 2
+            beside = conn.execute(
+                queries()["claim_all_feeds"], {**params, "owner": "other", "limit": 10}
+            ).fetchall()
+            first.commit()
+        after = conn.execute(
+            queries()["claim_all_feeds"], {**params, "owner": "other", "limit": 10}
+        ).fetchall()
+    assert sorted(row[-1] for row in beside) == ["two.example"] * 3
+    assert after == []

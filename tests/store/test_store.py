@@ -67,7 +67,7 @@ def _key(article: Article) -> bytes:
 
 async def _feed_ids(store: Store, n: int) -> list[int]:
     for i in range(n):
-        assert await store.add_feed(f"https://feeds.example/{i}.xml")
+        assert await store.add_feed(f"https://feeds{i}.example/{i}.xml")
     return [f["id"] for f in await store.list_feeds()]
 
 
@@ -169,6 +169,12 @@ async def test_leased_feeds_not_reclaimed_until_expiry(store: Store, database_ur
             "UPDATE ingest.feeds SET lease_expires_at = now() - interval '1 second' WHERE id = %s",
             (expired,),
         )
+        # Its process is gone: the hold of its host lapses with the lease (sql/0045).
+        conn.execute(
+            "UPDATE ingest.host_holds SET held_until = now() - interval '1 second'"
+            " WHERE host = (SELECT ingest.url_host(url) FROM ingest.feeds WHERE id = %s)",
+            (expired,),
+        )
     again = await store.claim_feeds(owner="b", lease_seconds=600, limit=10, all_feeds=True)
     assert [f.id for f in again] == [expired]
 
@@ -186,6 +192,7 @@ async def test_release_frees_and_short_lease_lapses(store: Store) -> None:
         == []
     )
     await store.release_leases("a", [released])
+    await store.release_hosts("a", ["feeds0.example"], 0)  # a's run ended (sql/0045)
     again = await store.claim_feeds(
         owner="b", lease_seconds=600, limit=1, all_feeds=True, exclude=[short]
     )
@@ -332,6 +339,7 @@ async def test_success_clears_lease_and_keeps_validators(store: Store) -> None:
         body_hash=None,
         parsed=False,
     )
+    await store.release_hosts("a", ["feeds0.example"], 0)  # a's run ended (sql/0045)
     (feed,) = await store.claim_feeds(owner="b", lease_seconds=600, limit=1, all_feeds=False)
     assert (feed.etag, feed.last_modified) == ('"e1"', "Wed, 01 Jan 2025 00:00:00 GMT")
 
