@@ -235,6 +235,14 @@ _WHATWG = {
     "euc_kr": "cp949",
 }
 
+# The byte order marks a page may begin with, and the encodings they name (WHATWG Encoding's
+# "BOM sniff": UTF-32 is not among them).
+_BOMS = (
+    (codecs.BOM_UTF8, "utf_8"),
+    (codecs.BOM_UTF16_LE, "utf_16_le"),
+    (codecs.BOM_UTF16_BE, "utf_16_be"),
+)
+
 
 def decode_page(body: bytes, charset: str | None = None) -> str:
     """The page's text. Valid UTF-8 is UTF-8, whatever is declared (a page moved to UTF-8
@@ -246,8 +254,16 @@ def decode_page(body: bytes, charset: str | None = None) -> str:
     charset that does not read the bytes, and a page declaring none, are left to
     trafilatura's detection, which guesses a page with a few non-ASCII bytes wrongly
     (`José Müller` as `Josķ M³ller`) and would read a whole UTF-8 page in the charset its
-    stray bytes suggest."""
+    stray bytes suggest. A byte order mark comes before all of these (WHATWG Encoding's BOM
+    sniffing, as browsers read a page): a page beginning with one is in the encoding it names,
+    the mark itself no character of the text."""
     data = handle_compressed_file(body)
+    for bom, marked in _BOMS:
+        if data.startswith(bom):
+            rest = data[len(bom) :]
+            if marked == "utf_8":
+                return utf8_with_windows_1252(rest)[0]
+            return rest.decode(marked, errors="replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

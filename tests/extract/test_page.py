@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from ingest.errors import ExtractError
-from ingest.extract import extract_page
+from ingest.extract import extract_page, visible_text
 from ingest.extract.metadata import choose_published
 from ingest.neardup import fingerprint
 from ingest.normalize import content_hash, paragraphs
@@ -884,6 +884,43 @@ def test_a_page_in_the_charset_it_declares_decodes_so(head: str, charset: str | 
     assert "said José Müller, who chairs the finance committee with Begoña Peña." in result.text
     assert "“It’s a good day for the town,” he said." in result.text
     assert "the harbour café." in result.text
+
+
+RUSSIAN_PAGE = (
+    "<html lang='ru'><head><title>Бюджет города</title></head><body><article><h1>Бюджет города"
+    "</h1><p>Городской совет утвердил бюджет на следующий год после долгих обсуждений, "
+    "“сказала” председатель финансовой комиссии. Деньги пойдут на ремонт моста и набережной."
+    "</p></article></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("bom", "encoding"),
+    [
+        pytest.param(b"\xff\xfe", "utf-16-le", id="utf-16-le"),
+        pytest.param(b"\xfe\xff", "utf-16-be", id="utf-16-be"),
+        pytest.param(b"\xef\xbb\xbf", "utf-8", id="utf-8-with-stray-windows-1252-quotes"),
+    ],
+)
+def test_a_page_s_byte_order_mark_wins_over_the_charset_it_is_served_with(
+    bom: bytes, encoding: str
+) -> None:
+    """A page that begins with a byte order mark is in the encoding the mark names, whatever
+    its Content-Type header says (WHATWG Encoding's BOM sniffing, as browsers do): its text,
+    its title and the whole visible text its feed's text is compared with, none in
+    ISO-8859-1's reading of its bytes (`>2>AB8`, the markup shown as text) or a detector's
+    guess; the mark is no character of the text."""
+    data = bom + RUSSIAN_PAGE.encode(encoding)
+    # Quotes pasted from a word processor into the UTF-8 page, as Windows-1252 bytes.
+    data = data.replace("“".encode(), b"\x93").replace("”".encode(), b"\x94")
+    result = extract_page(data, "https://example.ru/a", charset="ISO-8859-1")
+    assert result.metadata.title == "Бюджет города"
+    assert "после долгих обсуждений, “сказала” председатель финансовой комиссии." in result.text
+    assert result.metadata.language == "ru"
+    shown = visible_text(data, "ISO-8859-1")
+    assert shown.startswith("Бюджет города")
+    assert "“сказала”" in shown
+    assert "<" not in shown
 
 
 _STORY = [
