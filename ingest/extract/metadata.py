@@ -578,7 +578,8 @@ def _naming_this_page(
     """The first of `found` (article nodes, each with the nodes of its script) that names the
     page (`json_ld_article`), of the first `_NAMING_CANDIDATES`; else the first."""
     meta = _meta_tags(tree)
-    base = url or meta.get("og:url") or ""
+    # Relative addresses resolve against the page's `<base href>`, as its canonical link does.
+    base = _document_base(tree, url or meta.get("og:url") or "")
     addresses = {
         _address(value, base)
         for value in (url, _canonical_link(tree), meta.get("og:url"))

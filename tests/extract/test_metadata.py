@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from lxml import html
@@ -26,7 +25,7 @@ def _meta(head: str, body: str = "<p>Text.</p>", url: str = URL) -> PageMetadata
     return structured_metadata(tree, json_ld_article(tree, url), url)
 
 
-def _ld(node: dict[str, Any]) -> str:
+def _ld(node: object) -> str:
     return f'<script type="application/ld+json">{json.dumps(node)}</script>'
 
 
@@ -342,6 +341,37 @@ def test_the_json_ld_article_naming_this_page_is_read_among_several(head: str) -
     meta = _meta(head)
     assert (meta.title, meta.author) == ("Council passes the budget", "Jane Doe")
     assert meta.published_at == datetime(2024, 3, 6, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("url", "head"),
+    [
+        pytest.param(
+            URL,
+            _ld({"@graph": [RELATED, _story(url="news/2024/story.html")]}),
+            id="its-url-relative-to-the-base",
+        ),
+        pytest.param(
+            URL,
+            _ld([RELATED, _story(mainEntityOfPage={"@id": "news/2024/story.html#webpage"})]),
+            id="main-entity-of-page-relative-to-the-base",
+        ),
+        pytest.param(
+            "https://www.example.com/de/index.php?id=42",
+            '<link rel="canonical" href="news/2024/story.html">'
+            + _ld({"@graph": [RELATED, _story(**{"@id": URL + "#article"})]}),
+            id="the-canonical-link-relative-to-the-base",
+        ),
+    ],
+)
+def test_the_json_ld_article_naming_this_page_is_read_against_the_base_href(
+    url: str, head: str
+) -> None:
+    """A page whose `<base href>` names its site's root (TYPO3's `config.baseURL`): the
+    addresses its JSON-LD articles and canonical link give relative to it name the page as a
+    browser resolves them, against the base, as its canonical and `og:image` are."""
+    meta = _meta('<base href="https://www.example.com/">' + head, url=url)
+    assert (meta.title, meta.author) == ("Council passes the budget", "Jane Doe")
 
 
 def test_the_first_json_ld_article_is_read_when_none_names_this_page() -> None:
