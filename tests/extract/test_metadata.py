@@ -93,6 +93,23 @@ def test_relative_addresses_are_resolved_against_the_base_href(
 
 
 @pytest.mark.parametrize(
+    "href",
+    [
+        pytest.param("https://www.example.com/news/2024/\nstory.html", id="line-feed"),
+        pytest.param("https://www.example.com/news/\r\n2024/story.html", id="crlf"),
+        pytest.param("/news/2024/\tstory.html", id="tab"),
+        pytest.param("https://www.exam\nple.com/news/2024/story.html", id="in-the-host"),
+        pytest.param("\n  https://www.example.com/news/2024/story.html\n", id="around-it"),
+    ],
+)
+def test_a_canonical_link_split_over_lines_is_the_address_without_the_breaks(href: str) -> None:
+    """A `<link rel="canonical">` whose href a template broke over lines, or with a tab in
+    it: the address without them, as the URL standard has a browser read it."""
+    meta = _meta(f'<link rel="canonical" href="{href}">', url="https://www.example.com/?p=4")
+    assert meta.canonical_url == URL
+
+
+@pytest.mark.parametrize(
     "image",
     [
         "/img/lead.jpg",
