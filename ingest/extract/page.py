@@ -222,6 +222,10 @@ def _plain_text(document: str, *, main_content: bool) -> str:
 # http-equiv Content-Type in its first bytes.
 _META_CHARSET = re.compile(rb"<meta[^>]{0,400}?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.I)
 _PRESCAN_BYTES = 4096
+# The encoding an XHTML page names in its XML declaration, which opens it.
+_XML_ENCODING = re.compile(
+    rb"^\s*<\?xml\s[^>]{0,200}?encoding\s*=\s*[\"']\s*([A-Za-z0-9._:-]+)", re.I
+)
 # Labels read as browsers read them (WHATWG Encoding): ISO-8859-1 and ASCII are Windows-1252,
 # whose quotes and euro sign pages so labelled hold; the other legacy labels name the
 # superset their sites write in.
@@ -246,9 +250,10 @@ _BOMS = (
 
 def decode_page(body: bytes, charset: str | None = None) -> str:
     """The page's text. Valid UTF-8 is UTF-8, whatever is declared (a page moved to UTF-8
-    often keeps its old label). Otherwise the charset the page declares in a meta tag, else
-    the one it was served with (`charset`, from its Content-Type header): the page's own
-    label travels with its bytes, a server's is often a default for all its pages. A page
+    often keeps its old label). Otherwise the charset the page declares in a meta tag or, an
+    XHTML page, in its XML declaration, else the one it was served with (`charset`, from its
+    Content-Type header): the page's own label travels with its bytes, a server's is often a
+    default for all its pages. A page
     declared or presumed UTF-8 whose other bytes are valid UTF-8 has Windows-1252 bytes
     pasted into it (quotes from a word processor), read as such, as in a feed. A declared
     charset that does not read the bytes, and a page declaring none, are left to
@@ -269,7 +274,9 @@ def decode_page(body: bytes, charset: str | None = None) -> str:
     except UnicodeDecodeError:
         pass
     meta = _META_CHARSET.search(data[:_PRESCAN_BYTES])
-    labels = [label for label in (meta.group(1).decode() if meta else None, charset) if label]
+    declared = _XML_ENCODING.match(data[:_PRESCAN_BYTES])
+    own = [match.group(1).decode() for match in (meta, declared) if match]
+    labels = [label for label in (*own, charset) if label]
     for label in labels or ["utf-8"]:
         encoding = _encoding(label)
         if encoding == "utf_8":

@@ -886,6 +886,39 @@ def test_a_page_in_the_charset_it_declares_decodes_so(head: str, charset: str | 
     assert "the harbour café." in result.text
 
 
+XHTML_PAGE = (
+    "{declaration}\n"
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+    '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+    '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">'
+    + COUNCIL_PAGE.format(head="").removeprefix("<html>")
+)
+
+
+@pytest.mark.parametrize(
+    ("declaration", "charset"),
+    [
+        pytest.param('<?xml version="1.0" encoding="ISO-8859-1"?>', None, id="latin-1"),
+        pytest.param("<?xml version='1.0' encoding='iso-8859-1' ?>", None, id="single-quotes"),
+        pytest.param(
+            '<?xml version="1.0" encoding="ISO-8859-1"?>', "utf-8", id="over-a-server-s-utf-8"
+        ),
+    ],
+)
+def test_an_xhtml_page_is_read_in_the_encoding_its_xml_declaration_names(
+    declaration: str, charset: str | None
+) -> None:
+    """An XHTML page (served as `application/xhtml+xml`, or as HTML) whose only label is the
+    encoding of its XML declaration is read in it as a meta tag's is, ISO-8859-1 as
+    Windows-1252: not as a detector's ISO-8859-1, which drops its curly quotes and euro sign
+    (`Its a good day`, `a budget of 4 million`)."""
+    body = XHTML_PAGE.format(declaration=declaration).encode("cp1252")
+    result = extract_page(body, "https://example.com/a", charset=charset)
+    assert "a budget of €4 million on Tuesday, said José Müller, who" in result.text
+    assert "“It’s a good day for the town,” he said." in result.text
+    assert "€4 million" in visible_text(body, charset)
+
+
 RUSSIAN_PAGE = (
     "<html lang='ru'><head><title>Бюджет города</title></head><body><article><h1>Бюджет города"
     "</h1><p>Городской совет утвердил бюджет на следующий год после долгих обсуждений, "
