@@ -592,11 +592,11 @@ story's slug is its headline's words (`council-approves-budget`)."""
 
 def _the_script(candidate: str, page: str) -> bool:
     """Whether the canonical is the page's address without its query (a template writing
-    PHP's `PHP_SELF`, which has none) where that query alone names the story: an id in it
-    (`/news.php?id=4511`), none in the path, whose slug has fewer than `_SCRIPT_WORDS` words.
-    Followed, every story of the script would be stored under its address. A story's own
-    address with a parameter of digits added (`/2025/06/council-approves-budget?cmpid=12345`)
-    still follows its canonical."""
+    PHP's `PHP_SELF`, which has none) where that query alone names the story: an id or a
+    number in it (`/news.php?id=4511`, `?id=45`), none in the path, whose slug has fewer
+    than `_SCRIPT_WORDS` words. Followed, every story of the script would be stored under
+    its address. A story's own address with a parameter of digits added
+    (`/2025/06/council-approves-budget?cmpid=12345`) still follows its canonical."""
     c, p = urlsplit(candidate), urlsplit(page)
     if c.query or not p.query or c.path != p.path:
         return False
@@ -604,7 +604,20 @@ def _the_script(candidate: str, page: str) -> bool:
     if ids or len(words) >= _SCRIPT_WORDS:
         return False
     values = (unquote_plus(v).casefold() for _, v in _parameters(p.query))
-    return any(_is_id(t) for value in values for t in _SLUG_TOKEN.findall(value))
+    named = any(_is_id(t) for value in values for t in _SLUG_TOKEN.findall(value))
+    return named or bool(_numbers(p.query))
+
+
+def _numbers(query: str) -> set[str]:
+    """The values of a query that are numbers, of any length (`?p=123`, `?id=45`), a page's
+    number or offset (`_later_page`) left out: the story a script serves by that number, which
+    a canonical without it does not name."""
+    skipped = _PAGE_NUMBERS | _PAGE_OFFSETS
+    return {
+        v
+        for k, v in _parameters(query)
+        if v.isascii() and v.isdigit() and k.casefold() not in skipped
+    }
 
 
 def _another_story(candidate: str, page: str) -> bool:
@@ -615,10 +628,11 @@ def _another_story(candidate: str, page: str) -> bool:
     `?id=4511`); else neither an id in common nor half of the words of the page's
     slug (a headline reworded in its slug keeps most of them; `/2025/08/council-approves-budget`
     and `/2025/08/mayor-resigns` share none), where both have a slug; else two sets of ids
-    with none in common. A page address that names nothing (`/?p=123`) contradicts nothing:
-    the page's canonical is followed, as from a short link to the story's slug; a canonical
-    that names nothing (the home page's index file, `/?lang=en`, a language's front `/en/`)
-    names no story the page's address names.
+    with none in common. A page address that names nothing but a short number (`/?p=123`)
+    contradicts nothing: the page's canonical is followed, as from a short link to the
+    story's slug; a canonical that names nothing (the home page, its index file, `/?lang=en`,
+    a language's front `/en/`) names no story the page's address names, by its slug, an id or
+    a number in its query (`_numbers`).
 
     Half of the page's words, not of the shorter slug's: a canonical naming a section, topic
     or tag front (`/politics/`, `/topics/budget/`) has a slug of a word or two, which the
@@ -637,7 +651,7 @@ def _another_story(candidate: str, page: str) -> bool:
     if c_ids & p_ids:
         return False
     if not (c_words or c_ids):
-        return bool(p_words or p_ids)
+        return bool(p_words or p_ids or _numbers(p.query) - _numbers(c.query))
     if c_words and p_words:
         return len(c_words & p_words) < 0.5 * len(p_words)
     return bool(c_ids and p_ids)

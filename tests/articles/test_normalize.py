@@ -673,6 +673,27 @@ def test_choose_url_follows_a_canonical_naming_the_same_story(page: str, canonic
             "https://example.com/index.php?option=com_content&id=4511",
             id="joomla-later-page-to-first",
         ),
+        pytest.param("https://example.com/?p=123", "https://example.com/", id="short-id-to-home"),
+        pytest.param(
+            "https://example.com/?p=123",
+            "https://example.com/index.php",
+            id="short-id-to-home-page-index-file",
+        ),
+        pytest.param(
+            "https://example.com/?page_id=42",
+            "https://example.com/?lang=en",
+            id="short-id-to-home-page-with-a-language",
+        ),
+        pytest.param(
+            "https://example.com/news.php?id=45",
+            "https://example.com/news.php",
+            id="script-without-its-short-id",
+        ),
+        pytest.param(
+            "https://example.com/index.php?option=com_content&view=article&id=12",
+            "https://example.com/index.php",
+            id="joomla-script-without-its-short-id",
+        ),
     ],
 )
 def test_choose_url_ignores_a_canonical_naming_another_story(page: str, canonical: str) -> None:
