@@ -266,7 +266,13 @@ def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMet
     canonical = _canonical_link(tree)
     if canonical is not None:
         canonical = absolute_http_url(canonical, base) or canonical
-    lang = tree.get("lang") or meta.get("og:locale") or meta.get("content-language")
+    # An XHTML page may name its language in `xml:lang` alone.
+    lang = (
+        tree.get("lang")
+        or tree.get("xml:lang")
+        or meta.get("og:locale")
+        or meta.get("content-language")
+    )
     # A one-line field written with its markup (`<em>Pier</em> extended`, a byline linking its
     # author's page) is its text, as a description is.
     site_name = _plain(clean_inline(meta.get("og:site_name") or _ld_publisher(ld.get("publisher"))))

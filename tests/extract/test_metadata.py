@@ -682,3 +682,20 @@ def test_an_rfc_822_page_date_is_read_in_the_zone_it_names_or_is_none(
     in UTC (in India, five and a half hours ahead); `-0000` (a zone unknown to the writer) is
     UTC as before."""
     assert choose_published([value]) == expected
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        pytest.param('xmlns="http://www.w3.org/1999/xhtml" xml:lang="de"', "de", id="xml-lang"),
+        pytest.param('xml:lang="de" lang="de-CH"', "de-CH", id="lang-and-xml-lang"),
+        pytest.param('lang="fr"', "fr", id="lang"),
+    ],
+)
+def test_an_xhtml_page_s_language_is_its_xml_lang(attributes: str, expected: str) -> None:
+    """An XHTML page (XHTML 1.1, served as `application/xhtml+xml`) names its language in
+    `xml:lang` alone: it is the page's language, the hint a text too short to detect its
+    language is stored with, as `lang` is."""
+    page = f"<html {attributes}><head><title>Kurz</title></head><body><p>Rat.</p></body></html>"
+    tree = html.document_fromstring(page)
+    assert structured_metadata(tree, {}, URL).language == expected
