@@ -956,6 +956,29 @@ def test_a_page_s_byte_order_mark_wins_over_the_charset_it_is_served_with(
     assert "<" not in shown
 
 
+@pytest.mark.parametrize(
+    ("charset", "encoding"),
+    [
+        pytest.param("utf-16le", "utf-16-le", id="utf-16le"),
+        pytest.param("UTF-16BE", "utf-16-be", id="utf-16be"),
+        pytest.param("utf-16", "utf-16-le", id="utf-16-little-endian-as-whatwg-reads-it"),
+        pytest.param("utf-16", "utf-8", id="a-utf-8-page-mislabelled"),
+    ],
+)
+def test_a_page_without_a_byte_order_mark_is_read_in_the_utf_16_it_is_served_as(
+    charset: str, encoding: str
+) -> None:
+    """A UTF-16 page without a byte order mark, served as `charset=utf-16le` (`utf-16` is
+    little-endian, as WHATWG Encoding reads the label): read in it, its markup's NUL bytes
+    showing it is, not as the valid UTF-8 its Cyrillic letters' bytes happen to be
+    (`N465B 3>@>40`); a UTF-8 page so labelled, which has none, stays UTF-8."""
+    data = RUSSIAN_PAGE.encode(encoding)
+    result = extract_page(data, "https://example.ru/a", charset=charset)
+    assert result.metadata.title == "Бюджет города"
+    assert "Городской совет утвердил бюджет на следующий год" in result.text
+    assert visible_text(data, charset).startswith("Бюджет города")
+
+
 _STORY = [
     f"Paragraph {i} of the story: the harbour authority said on Thursday that ferry terminal "
     f"number {i} would open next spring, after a long dispute over the cost of the foundations."
