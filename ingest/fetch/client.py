@@ -665,14 +665,20 @@ class Fetcher:
         (`parse_retry_after`). A 429 without a usable Retry-After still says "too many
         requests": the host gets max_crawl_delay, the longest a request waits for a host, before
         the next one (a 503 without one is an outage, not a pace)."""
-        wait = parse_retry_after(retry_after, datetime.now(UTC), date=date)
-        if wait is not None:
-            seconds = min(wait.total_seconds(), self._settings.max_interval)
-        elif status == 429:
+        seconds = self._retry_after_seconds(retry_after, date)
+        if seconds is None and status == 429:
             seconds = self._settings.max_crawl_delay
-        else:
+        if seconds is None:
             return
         self._hosts.hold(_host(target), seconds)
+
+    def _retry_after_seconds(self, retry_after: str | None, date: str | None) -> float | None:
+        """The seconds a Retry-After asks for (an HTTP-date counted from the response's own
+        Date), capped at max_interval; None without a valid one."""
+        wait = parse_retry_after(retry_after, datetime.now(UTC), date=date)
+        if wait is None:
+            return None
+        return min(wait.total_seconds(), self._settings.max_interval)
 
     async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
         cap = self._cap(kind)
@@ -791,6 +797,14 @@ class Fetcher:
                 # Not sent: the host's Retry-After is not over. Its pages wait meanwhile, and
                 # robots.txt is asked for once it ends, not a failure's 10 minutes later.
                 short_ttl = min(short_ttl, e.seconds)
+            elif status in (429, 503):
+                # The server said when to come back (`_back_off` holds its host until then):
+                # robots.txt is asked for again then, not after a failure's 10 minutes; at
+                # most once a host delay, however soon it asked.
+                wait = self._retry_after_seconds(e.retry_after, e.date)
+                if wait is not None:
+                    floor = self._delay_of(_host(_http_url(url, url)))
+                    short_ttl = min(short_ttl, max(wait, floor))
             # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
             # like a server error, as Google does, rather than as permission to crawl. A 304 to
             # a request without validators (`_unasked_304`: a cache's stored 304) says nothing

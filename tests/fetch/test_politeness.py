@@ -321,6 +321,42 @@ async def test_a_robots_txt_not_asked_for_a_retry_after_is_asked_once_it_ends(
     assert robots.times == pytest.approx([0.0, 811.0])
 
 
+@pytest.mark.parametrize(
+    ("status", "read_before"),
+    [(429, False), (503, False), (429, True), (503, True)],
+    ids=["429-never-read", "503-never-read", "429-read-before", "503-read-before"],
+)
+async def test_a_robots_txt_answering_a_retry_after_is_asked_again_once_it_ends(
+    host_a: LocalServer, status: int, read_before: bool
+) -> None:
+    """robots.txt answering 429 or 503 with `Retry-After: 60`: the pages wait (never read: it is
+    unavailable; read before: the rules last read stay in force), and robots.txt is asked for
+    again once the 60 s are over, its new rules in force from then (was: only after the 10
+    minutes of an unavailable robots.txt, the site's pages held ten times as long as it had
+    asked)."""
+    clock = SteppingClock(1000.0)
+    robots = _Stamps(b"User-agent: *\nDisallow: /old/\n", clock=clock)
+    host_a.routes["/robots.txt"] = robots
+    settings = dataclasses.replace(POLITE, robots_cache_seconds=3600)
+    async with Fetcher(settings, clock=clock, sleep=clock.sleep) as fetcher:
+        if read_before:
+            assert await fetcher.robots_verdict(host_a.url("/old/a")) == "disallowed"
+            clock.now += 3601
+        host_a.routes["/robots.txt"] = Response(status, b"", {"Retry-After": "60"})
+        asked = clock.now
+        before = "disallowed" if read_before else "unavailable"
+        assert await fetcher.robots_verdict(host_a.url("/old/a")) == before
+        clock.now = asked + 59
+        assert await fetcher.robots_verdict(host_a.url("/old/a")) == before
+        robots = _Stamps(b"User-agent: *\nDisallow: /new/\n", clock=clock)
+        host_a.routes["/robots.txt"] = robots
+        clock.now = asked + 61
+        assert await fetcher.robots_verdict(host_a.url("/old/a")) == "allowed"
+        assert await fetcher.robots_verdict(host_a.url("/new/a")) == "disallowed"
+    assert robots.times == pytest.approx([asked + 61])
+    assert len(host_a.hits("/robots.txt")) == (3 if read_before else 2)
+
+
 @pytest.mark.parametrize("skew", [-3 * 3600, 3 * 3600], ids=["server-behind", "server-ahead"])
 async def test_a_retry_after_date_counts_from_the_server_s_own_date(
     host_a: LocalServer, skew: int
