@@ -17,6 +17,8 @@ _MAX_NUMBER: Final = 999_999_999
 """Larger Crawl-delay numbers are clamped to this: int() raises for digits beyond 4300, and
 float() of a 400-digit delay overflows."""
 _DECIMAL: Final = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+_SECONDS_UNITS: Final = ("seconds", "second", "secs", "sec", "s")
+"""Units of seconds after a Crawl-delay's number (`5s`, `10 sec`), seen in the wild."""
 _RATE: Final = re.compile(r"([0-9]+)\s*/\s*([0-9]+)\s*([smh]?)(?:\s|$)", re.ASCII | re.IGNORECASE)
 """A Request-rate value: requests / period, the period in seconds (no unit, `s`), minutes or
 hours; a time window may follow (`1/10s 0600-0845`), which is not kept: the rate always
@@ -211,7 +213,10 @@ def _matches(pattern: str, path: str) -> bool:
 
 
 def _seconds(value: str) -> int | None:
-    """A Crawl-delay value as whole seconds, rounded up; None if it is not a plain number."""
+    """A Crawl-delay value as whole seconds, rounded up; None if it is not a plain number,
+    maybe followed by a unit of seconds (`5s`, `10 sec`, `1 second`)."""
+    unit = next((u for u in _SECONDS_UNITS if value.lower().endswith(u)), "")
+    value = value[: len(value) - len(unit)].rstrip()
     match = _DECIMAL.fullmatch(value)
     if match is None or value in ("", "."):
         return None

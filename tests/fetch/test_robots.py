@@ -103,6 +103,19 @@ def test_robots_url(page: str, expected: str) -> None:
         ("10", 10.0),
         ("%32", 2.0),
         ("7 # seconds", 7.0),
+        ("5s", 5.0),
+        ("5 s", 5.0),
+        ("5S", 5.0),
+        ("10sec", 10.0),
+        ("10 secs", 10.0),
+        ("1 second", 1.0),
+        ("20 Seconds", 20.0),
+        ("1.5s", 2.0),
+        ("0.5 sec", 1.0),
+        ("5 ms", None),
+        ("5 minutes", None),
+        ("s", None),
+        ("5ss", None),
         ("1.5", 2.0),
         ("0.5", 1.0),
         (".25", 1.0),
@@ -118,7 +131,9 @@ def test_robots_url(page: str, expected: str) -> None:
     ],
 )
 def test_crawl_delay_values(value: str, expected: float | None) -> None:
-    """Whole seconds kept, fractions rounded up, junk ignored, huge values clamped."""
+    """Whole seconds kept, fractions rounded up, a unit of seconds after the number read (was:
+    `5s` ignored, the site's delay not kept), junk and other units ignored, huge values
+    clamped."""
     robots = parse_robots(f"User-agent: *\nCrawl-delay: {value}\n".encode())
     assert robots.crawl_delay() == expected
 
