@@ -39,7 +39,8 @@ class PageFetcher(Protocol):
 
     async def robots_verdict(self, url: str) -> RobotsVerdict:
         """May `url` be fetched: "allowed", "disallowed" by the site, or "unavailable" while
-        its robots.txt cannot be read."""
+        its robots.txt cannot be read (`HeldError` while, besides, its host's Retry-After
+        lasts)."""
         ...
 
 

@@ -526,12 +526,7 @@ class Fetcher:
                     raise FetchError(url, f"timed out after {settings.request_deadline:g}s") from e
                 except HostHeld as e:
                     # Not sent: the host asked for no request before then (`_back_off`).
-                    left = math.ceil(e.seconds)
-                    raise HeldError(
-                        url,
-                        f"held: {e.key} asked for no request for another {left}s (Retry-After)",
-                        seconds=e.seconds,
-                    ) from e
+                    raise _held(url, e.key, e.seconds) from e
                 except BlockedAddressError as e:
                     raise BlockedError(url, str(e)) from e
                 except httpx.HTTPError as e:
@@ -714,7 +709,8 @@ class Fetcher:
 
     async def robots_verdict(self, url: str) -> RobotsVerdict:
         """`robots_allowed`, telling a disallow the site wrote ("disallowed") from the one
-        assumed while its robots.txt is unavailable ("unavailable"), which is worth a retry."""
+        assumed while its robots.txt is unavailable ("unavailable"), which is worth a retry;
+        `HeldError` while, besides, the host's Retry-After lasts (`robots_for`)."""
         robots = await self.robots_for(url)
         if robots.allowed(url, ROBOTS_AGENT):
             return "allowed"
@@ -745,11 +741,14 @@ class Fetcher:
         return max(settings.host_delay, min(crawl_delay, settings.max_crawl_delay))
 
     async def robots_for(self, url: str) -> Robots:
-        """The robots.txt rules governing `url`, from cache or fetched (RFC 9309 §2.3.1)."""
+        """The robots.txt rules governing `url`, from cache or fetched (RFC 9309 §2.3.1).
+        Where none were ever read (robots.txt unavailable) while the host's Retry-After is not
+        over, `HeldError`: the host, not the site's rules, keeps the page waiting, and a page
+        not requested for that is no try at it."""
         key = _origin(_http_url(url, url))
         entry = self._robots.get(key)
         if entry is not None and entry.expires > self._clock():
-            return _rules(entry)
+            return self._rules_unless_held(url, entry)
         lock = self._robots_locks.setdefault(key, asyncio.Lock())
         try:
             # One fetch per origin even when a whole feed's pages ask at once.
@@ -770,10 +769,20 @@ class Fetcher:
                     finally:
                         self._robots_loading.discard(host)
                     self._store_robots(key, host, entry)
-                return _rules(entry)
+                return self._rules_unless_held(url, entry)
         finally:
             if not lock.locked():
                 self._robots_locks.pop(key, None)
+
+    def _rules_unless_held(self, url: str, entry: _RobotsEntry) -> Robots:
+        """`_rules`, or `HeldError` where they are the disallow assumed while robots.txt is
+        unavailable and `url`'s host asked for no request for a while yet."""
+        robots = _rules(entry)
+        if robots.unavailable:
+            host = _host(_http_url(url, url))
+            if (left := self._hosts.held_for(host)) > 0:
+                raise _held(robots_url(url), host, left)
+        return robots
 
     async def _load_robots(
         self, url: str, previous: _RobotsEntry | None, *, first: bool
@@ -853,6 +862,13 @@ class Fetcher:
             if not keys:
                 del self._robots_origins[name]
         self._robots_sweep_at = max(ROBOTS_CACHE_ORIGINS, 2 * len(self._robots))
+
+
+def _held(url: str, host: str, seconds: float) -> HeldError:
+    left = math.ceil(seconds)
+    return HeldError(
+        url, f"held: {host} asked for no request for another {left}s (Retry-After)", seconds=seconds
+    )
 
 
 def _rules(entry: _RobotsEntry) -> Robots:

@@ -228,6 +228,11 @@ class HostLimiter:
         if host is not None:
             host.not_before = max(host.not_before, self._clock() + seconds)
 
+    def held_for(self, key: str) -> float:
+        """The seconds left before `key` takes requests again after a `hold`; 0 if none."""
+        host = self._hosts.get(key)
+        return max(host.not_before - self._clock(), 0.0) if host is not None else 0.0
+
     def _next_start(self, key: str, host: _Host) -> float:
         return max(host.last_start + self._delay(key), host.not_before)
 

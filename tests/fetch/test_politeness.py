@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ingest.config import Settings
-from ingest.errors import FetchError
+from ingest.errors import FetchError, HeldError
 from ingest.fetch import Fetcher, client
 from ingest.fetch.limits import Clock
 from tests.support.httpserver import LocalServer, Request, Response, static
@@ -329,8 +329,8 @@ async def test_a_robots_txt_not_asked_for_a_retry_after_is_asked_once_it_ends(
 async def test_a_robots_txt_answering_a_retry_after_is_asked_again_once_it_ends(
     host_a: LocalServer, status: int, read_before: bool
 ) -> None:
-    """robots.txt answering 429 or 503 with `Retry-After: 60`: the pages wait (never read: it is
-    unavailable; read before: the rules last read stay in force), and robots.txt is asked for
+    """robots.txt answering 429 or 503 with `Retry-After: 60`: the pages wait (never read: held
+    by the Retry-After; read before: the rules last read stay in force), and robots.txt is asked for
     again once the 60 s are over, its new rules in force from then (was: only after the 10
     minutes of an unavailable robots.txt, the site's pages held ten times as long as it had
     asked)."""
@@ -344,10 +344,12 @@ async def test_a_robots_txt_answering_a_retry_after_is_asked_again_once_it_ends(
             clock.now += 3601
         host_a.routes["/robots.txt"] = Response(status, b"", {"Retry-After": "60"})
         asked = clock.now
-        before = "disallowed" if read_before else "unavailable"
-        assert await fetcher.robots_verdict(host_a.url("/old/a")) == before
-        clock.now = asked + 59
-        assert await fetcher.robots_verdict(host_a.url("/old/a")) == before
+        for clock.now in (asked, asked + 59):
+            if read_before:
+                assert await fetcher.robots_verdict(host_a.url("/old/a")) == "disallowed"
+            else:
+                with pytest.raises(HeldError, match=r"held: .* \(Retry-After\)"):
+                    await fetcher.robots_verdict(host_a.url("/old/a"))
         robots = _Stamps(b"User-agent: *\nDisallow: /new/\n", clock=clock)
         host_a.routes["/robots.txt"] = robots
         clock.now = asked + 61

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import pytest
 
 from ingest.config import Settings
-from ingest.errors import BlockedError, FetchError
+from ingest.errors import BlockedError, FetchError, HeldError
 from ingest.fetch import Fetcher
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, Response, static
@@ -120,10 +120,19 @@ async def test_a_robots_txt_refused_by_the_guard_is_asked_for_once(
 
 
 async def test_robots_answering_429_is_unavailable(server: LocalServer) -> None:
-    """429 on robots.txt means "too fast", not "no file": pages wait (unavailable), they are not
-    crawled as if everything were allowed."""
+    """429 on robots.txt means "too fast", not "no file": pages wait, they are not crawled as if
+    everything were allowed: held while its Retry-After lasts (no try at them), then
+    unavailable until robots.txt is asked for again."""
     server.routes["/robots.txt"] = Response(429, b"", {"Retry-After": "60"})
-    async with Fetcher(local_settings()) as fetcher:
+    clock = SteppingClock(1000.0)
+    async with Fetcher(local_settings(), clock=clock) as fetcher:
+        with pytest.raises(HeldError):
+            await fetcher.robots_verdict(server.url("/a"))
+        server.routes["/robots.txt"] = Response(429, b"")
+        clock.now += 61
+        with pytest.raises(HeldError):
+            await fetcher.robots_verdict(server.url("/a"))
+        clock.now += local_settings().max_crawl_delay + 1
         assert await fetcher.robots_verdict(server.url("/a")) == "unavailable"
 
 

@@ -21,6 +21,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from ingest.config import Settings
+from ingest.errors import FetchError
 from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline, host_share
 from ingest.ports import WorkerPool
@@ -296,6 +297,60 @@ async def test_pages_held_by_their_host_s_retry_after_spend_no_tries(
     waiting = rows(database_url, "SELECT attempts FROM ingest.feed_entries ORDER BY attempts")
     assert waiting == [{"attempts": 0}, {"attempts": 1}]
     server.routes["/a"], server.routes["/b"] = static(page("A")), static(page("B"))
+    pipeline.fetcher = fetcher()  # the hold is over
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.new_articles == 2
+    stored = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
+    assert stored == [{"text_source": "page", "extraction_error": None}] * 2
+
+
+@pytest.mark.parametrize("asked", ["robots", "another-feed"])
+async def test_pages_whose_robots_txt_their_host_s_retry_after_holds_spend_no_tries(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any], asked: str
+) -> None:
+    """A feed on one host lists two pages of another, whose robots.txt was never read while that
+    host asks for no request for an hour (`Retry-After: 3600`): its robots.txt answered so, or
+    another feed of the host did. The pages wait, spending none of the INGEST_PAGE_ATTEMPTS
+    tries, however often the feed is polled meanwhile; once the hold is over both are stored
+    from their pages (was: robots.txt "unavailable", each poll counted a try at each page no
+    request was sent for, and after three polls both were stored from the feed's summary,
+    `extraction_error` "robots.txt: unavailable", never fetched)."""
+    refusal = Response(503, b"", {"Retry-After": "3600", "Content-Type": "text/plain"})
+    allowed = static("User-agent: *\nAllow: /\n", "text/plain")
+    robots_asked: list[Request] = []
+
+    def robots(req: Request) -> Response:
+        if req.headers["host"].startswith("feeds.test"):
+            return allowed(req)
+        robots_asked.append(req)
+        return refusal if asked == "robots" else allowed(req)
+
+    server.routes["/robots.txt"] = robots
+    server.routes["/busy"] = refusal
+    server.routes["/a"], server.routes["/b"] = static(page("A")), static(page("B"))
+    feed_url = server.url("/feed").replace("127.0.0.1", "feeds.test")
+    server.routes["/feed"] = static(rss(server.base, ["/a", "/b"]), "application/rss+xml")
+    s = settings(database_url, per_host_connections=1)
+    pipeline = await make_pipeline(s, workers, resources)
+
+    def fetcher() -> Fetcher:
+        made = Fetcher(s, resolver=fake_dns({"feeds.test": ["127.0.0.1"]}))
+        resources.append((pipeline.store.pool, made))
+        return made
+
+    pipeline.fetcher = fetcher()
+    if asked == "another-feed":
+        with pytest.raises(FetchError, match="HTTP 503"):
+            await pipeline.fetcher.fetch(server.url("/busy"), "feed")
+    await pipeline.store.add_feed(feed_url)
+    for _ in range(s.page_attempts + 1):
+        summary = await pipeline.run(all_feeds=True)
+        assert (summary.ok, summary.new_articles) == (1, 0)
+    assert server.hits("/a") + server.hits("/b") == []
+    assert len(robots_asked) == (1 if asked == "robots" else 0)
+    waiting = rows(database_url, "SELECT attempts FROM ingest.feed_entries ORDER BY attempts")
+    assert waiting == [{"attempts": 0}, {"attempts": 0}]
+    asked = "over"
     pipeline.fetcher = fetcher()  # the hold is over
     summary = await pipeline.run(all_feeds=True)
     assert summary.new_articles == 2
