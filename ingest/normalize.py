@@ -865,11 +865,20 @@ _DASHED_DAY = re.compile(
 )
 
 
+# A day's name whose comma is not followed by a space (`Sun,06 Nov 2022`): RFC 5322's space
+# there is optional.
+_DAY_NAME_COMMA = re.compile(
+    r"^(\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?),(?=\d)", re.IGNORECASE
+)
+
+
 def rfc2822_form(text: str) -> str:
-    """An RFC 2822 date as RFC 2822 writes it: an RFC 850 day (`Sunday, 06-Nov-94 08:49:37
-    GMT`) with spaces for its dashes, and a short year in full (`full_year`). Any other text
-    is returned as it is. Feeds, sitemaps and pages hand their RFC 2822 dates through it: the
-    email parser loses an RFC 850 date whose zone is a name, feedparser every one."""
+    """An RFC 2822 date as RFC 2822 writes it: a space after its day's name's comma (`Sun,06
+    Nov 2022`), an RFC 850 day (`Sunday, 06-Nov-94 08:49:37 GMT`) with spaces for its dashes,
+    and a short year in full (`full_year`). Any other text is returned as it is. Feeds,
+    sitemaps and pages hand their RFC 2822 dates through it: the email parser loses an RFC 850
+    date whose zone is a name, feedparser every one, and any day's name without its space."""
+    text = _DAY_NAME_COMMA.sub(r"\1, ", text, count=1)
     return full_year(_DASHED_DAY.sub(r"\1 \2 ", text, count=1))
 
 

@@ -865,6 +865,27 @@ def test_an_rfc_850_date_is_read_as_rfc_2822_writes_it(
 @pytest.mark.parametrize(
     ("pub_date", "expected"),
     [
+        ("Sun,06 Nov 2022 08:49:37 GMT", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun,6 Nov 2022 08:49:37 +0200", datetime(2022, 11, 6, 6, 49, 37, tzinfo=UTC)),
+        ("Sunday,06 Nov 2022 08:49:37 EST", datetime(2022, 11, 6, 13, 49, 37, tzinfo=UTC)),
+        ("Sun,06-Nov-22 08:49:37 GMT", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ],
+)
+def test_a_day_name_without_a_space_after_its_comma_is_read(
+    pub_date: str, expected: datetime
+) -> None:
+    """RFC 5322's day of the week is followed by a comma and an optional space: `Sun,06 Nov
+    2022` is that day (the email parser reads it so: a page's and a sitemap's date). feedparser
+    splits a date at its spaces and lost it, in RSS, Atom and JSON Feed alike."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    json_entry = _one(_json_feed({"id": "1", "date_published": pub_date}))
+    assert json_entry.published_at == expected
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
         ("2024/05/02 08:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
         ("2024/5/2 8:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
         ("2024/05/02 08:30:00 +0900", datetime(2024, 5, 1, 23, 30, tzinfo=UTC)),
