@@ -872,13 +872,22 @@ _DAY_NAME_COMMA = re.compile(
 )
 
 
+# RFC 822's military zones, one letter after the time (`J` is none; `Z`, UTC's, is read as
+# UTC by every parser): their signs were written inverted by the software that used them
+# (RFC 1123 section 5.2.14), and RFC 5322 section 4.3 reads each as `-0000`, the time in UTC
+# with its local zone unknown.
+_MILITARY_ZONE = re.compile(r"(\d:\d\d(?::\d\d)?\s+)[A-IK-Ya-ik-y]\s*$")
+
+
 def rfc2822_form(text: str) -> str:
     """An RFC 2822 date as RFC 2822 writes it: a space after its day's name's comma (`Sun,06
     Nov 2022`), an RFC 850 day (`Sunday, 06-Nov-94 08:49:37 GMT`) with spaces for its dashes,
-    and a short year in full (`full_year`). Any other text is returned as it is. Feeds,
-    sitemaps and pages hand their RFC 2822 dates through it: the email parser loses an RFC 850
-    date whose zone is a name, feedparser every one, and any day's name without its space."""
+    a short year in full (`full_year`), and a military zone as `-0000` (`_MILITARY_ZONE`).
+    Any other text is returned as it is. Feeds, sitemaps and pages hand their RFC 2822 dates
+    through it: the email parser loses an RFC 850 date whose zone is a name, feedparser every
+    one, and any day's name without its space."""
     text = _DAY_NAME_COMMA.sub(r"\1, ", text, count=1)
+    text = _MILITARY_ZONE.sub(r"\1-0000", text, count=1)
     return full_year(_DASHED_DAY.sub(r"\1 \2 ", text, count=1))
 
 

@@ -1190,6 +1190,27 @@ def test_rfc2822_date_reads_an_rfc_850_date(text: str, expected: datetime) -> No
     assert when.astimezone(UTC) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sun, 06 Nov 2022 08:49:37 A", datetime(2022, 11, 6, 8, 49, 37)),
+        ("Sun, 06 Nov 2022 08:49:37 M", datetime(2022, 11, 6, 8, 49, 37)),
+        ("Sun, 06 Nov 2022 08:49:37 N", datetime(2022, 11, 6, 8, 49, 37)),
+        ("06 Nov 2022 08:49 y", datetime(2022, 11, 6, 8, 49)),
+        ("Sun, 06 Nov 2022 08:49:37 Z", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 J", None),  # no zone: RFC 822 leaves J out
+    ],
+)
+def test_rfc2822_date_reads_a_military_zone_as_minus_0000(
+    text: str, expected: datetime | None
+) -> None:
+    """RFC 822's one-letter military zones had their signs written inverted by the software
+    that used them: RFC 5322 (section 4.3) reads each as `-0000`, the time in UTC with its
+    local zone unknown, as this does, a page's, a sitemap's and a feed's date alike (`Z`,
+    UTC's own letter, stays UTC)."""
+    assert rfc2822_date(text) == expected
+
+
 # --- redact_url ------------------------------------------------------------------------------
 
 

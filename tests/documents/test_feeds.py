@@ -886,6 +886,28 @@ def test_a_day_name_without_a_space_after_its_comma_is_read(
 @pytest.mark.parametrize(
     ("pub_date", "expected"),
     [
+        ("Sun, 06 Nov 2022 08:49:37 A", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 M", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 N", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 y", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 Z", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 J", None),
+    ],
+)
+def test_a_military_zone_is_read_as_minus_0000(pub_date: str, expected: datetime | None) -> None:
+    """RFC 822's one-letter military zones are read as RFC 5322 (section 4.3) says, as
+    `-0000`: the time in UTC. Their signs were written inverted by the software that used
+    them, so RFC 822's reading (feedparser's: `A` one hour behind UTC, `Y` twelve ahead) is as
+    likely a day off as right; a page's or a sitemap's such date was none."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    json_entry = _one(_json_feed({"id": "1", "date_published": pub_date}))
+    assert json_entry.published_at == expected
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
         ("2024/05/02 08:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
         ("2024/5/2 8:30:00", datetime(2024, 5, 2, 8, 30, tzinfo=UTC)),
         ("2024/05/02 08:30:00 +0900", datetime(2024, 5, 1, 23, 30, tzinfo=UTC)),
