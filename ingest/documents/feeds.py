@@ -277,6 +277,70 @@ def _skipped_entity(self: Any, name: str) -> None:
 feedparser.parsers.strict._StrictFeedParser.skippedEntity = _skipped_entity
 
 
+# The DOCTYPE of a document's prolog (after its XML declaration, comments and processing
+# instructions), with its internal subset.
+_PROLOG_DOCTYPE = re.compile(
+    rb"(?:\s*(?:<\?.*?\?>|<!--.*?-->))*\s*(<!DOCTYPE(?:[^\[>]|\[.*?\])*>)",
+    re.DOTALL | re.IGNORECASE,
+)
+# A general entity's declaration with its value (not one naming a resource, nor a parameter
+# entity's), in double or single quotes.
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY\s+([\w.:-]+)\s+(?:\"([^\"]*)\"|'([^']*)')\s*>")
+_CHARACTER_REFERENCE = re.compile(rb"&#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
+_MAX_ENTITY_VALUE = 1000
+"""Longest value of a declared entity that is read (in bytes): a name, a line of boilerplate.
+A longer one is the makings of an entity bomb (50 KB referenced 5,000 times)."""
+_replace_doctype_as_feedparser = feedparser.api.replace_doctype
+
+
+def _replace_doctype(data: bytes) -> tuple[str | None, bytes, dict[str, str]]:
+    """feedparser's reading of the DOCTYPE (`replace_doctype`: the entities it declares kept
+    where their values are text or one character reference), of the DOCTYPE as
+    `_entities_on_their_lines` writes it."""
+    result: tuple[str | None, bytes, dict[str, str]]
+    result = _replace_doctype_as_feedparser(_entities_on_their_lines(data))
+    return result
+
+
+def _entities_on_their_lines(data: bytes) -> bytes:
+    """The document with its DOCTYPE's internal subset written as feedparser reads one: the
+    DOCTYPE at the start of a line, and in its subset only the general entities' declarations,
+    one a line, each value in double quotes with its character references as the characters
+    they stand for (but `&`, `<`, `%`, `"` and controls), none longer than
+    `_MAX_ENTITY_VALUE`. feedparser finds a DOCTYPE and its declarations only at the start of
+    a line and cuts the DOCTYPE at its first `>`: one written after the XML declaration on its
+    line kept none of its entities, and one whose subset held two declarations on a line, a
+    comment or an element declaration was cut inside it, an XML syntax error. Any other
+    document is returned as it is."""
+    match = _PROLOG_DOCTYPE.match(data)
+    if match is None or b"[" not in match[1]:
+        return data
+    declared, _, subset = match[1].partition(b"[")
+    entities = b"".join(
+        b'<!ENTITY %s "%s">\n' % (entity[1], value)
+        for entity in _ENTITY_DECLARATION.finditer(subset)
+        if (value := _entity_value(entity[2] or entity[3] or b"")) is not None
+    )
+    return b"%s\n%s[\n%s]>%s" % (data[: match.start(1)], declared, entities, data[match.end(1) :])
+
+
+def _entity_value(written: bytes) -> bytes | None:
+    """A declared entity's value as `_entities_on_their_lines` writes it, or None where it
+    is not read."""
+    value = _CHARACTER_REFERENCE.sub(_character, written)
+    return value if b'"' not in value and len(value) <= _MAX_ENTITY_VALUE else None
+
+
+def _character(reference: re.Match[bytes]) -> bytes:
+    code = int(reference[1], 16) if reference[1] else int(reference[2])
+    if code > 0x10FFFF or code < 0x20 or chr(code) in '&<%"' or 0xD800 <= code <= 0xDFFF:
+        return reference[0]
+    return chr(code).encode("utf-8")
+
+
+feedparser.api.replace_doctype = _replace_doctype
+
+
 _loose_feed_as_feedparser = feedparser.api.LooseFeedParser.feed
 _loose_entityref_as_feedparser = feedparser.api.LooseFeedParser.handle_entityref
 _XML_ENTITIES: Final = frozenset({"lt", "gt", "quot", "amp", "apos"})
