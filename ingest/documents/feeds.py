@@ -413,9 +413,10 @@ def _as_utf8(
     valid UTF-8 is all but never meant as another charset, the rule a page is read by
     (`ingest.extract.page.decode_page`). A document in another charset, whose bytes are not
     UTF-8, is read in it, and a UTF-16 or UTF-32 one is left to its BOM, its NULs and its
-    labels."""
-    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\x00", b"\x00<")):
-        return body, headers, None
+    labels (`_wide_as_utf8`)."""
+    detected = json.detect_encoding(body[:4])
+    if detected.startswith(("utf-16", "utf-32")):
+        return _wide_as_utf8(body, headers, detected)
     lowered = {key.lower(): value for key, value in headers.items()}
     content_type = lowered.get("content-type")
     bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
@@ -445,6 +446,29 @@ def _as_utf8(
     if content_type is not None and charset_of(content_type) in others:
         lowered["content-type"] = with_charset(content_type, "utf-8")
     return body, lowered, f"declared {others[0]}, read as UTF-8"
+
+
+def _wide_as_utf8(
+    body: bytes, headers: Mapping[str, str], encoding: str
+) -> tuple[bytes, Mapping[str, str], str | None]:
+    """A document in UTF-16 or UTF-32, told by its BOM or by the NULs of its markup (XML 1.0
+    Appendix F; `json.detect_encoding` applies the same rule), as UTF-8, its XML declaration
+    and its Content-Type's charset saying so, and a note naming a label that said otherwise.
+    A BOM or those NULs outweigh any label (RFC 7303 section 3.3): a server's default charset
+    (`ISO-8859-1`, `utf-8`) or a template's declaration (`windows-1252`), believed, made
+    the document an XML syntax error and every entry was lost."""
+    data = body.decode(encoding, errors="replace").removeprefix("\ufeff").encode("utf-8")
+    lowered = {key.lower(): value for key, value in headers.items()}
+    labels = []
+    if declared := _DECLARED_ENCODING.match(data):
+        labels.append(declared.group(1).decode())
+        data = data[: declared.start(1)] + b"utf-8" + data[declared.end(1) :]
+    content_type = lowered.get("content-type")
+    if content_type is not None and (charset := charset_of(content_type)) is not None:
+        labels.append(charset)
+        lowered["content-type"] = with_charset(content_type, "utf-8")
+    others = [label for label in labels if not _is_wide(label)]
+    return data, lowered, f"declared {others[0]}, read as {encoding.upper()}" if others else None
 
 
 def _is_wide(label: str) -> bool:

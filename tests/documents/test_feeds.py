@@ -1222,6 +1222,34 @@ def test_an_ascii_feed_served_as_utf_16_is_read(label: str) -> None:
     assert _one(wide, URL, headers).title == "Café"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("declared", ["UTF-16", "windows-1252", "utf-8", None])
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/rss+xml; charset=ISO-8859-1", "text/xml; charset=utf-8"],
+    ids=["no-header", "latin-1-header", "utf-8-header"],
+)
+def test_a_utf_16_or_utf_32_feed_is_read_so_whatever_its_labels_say(
+    encoding: str, declared: str | None, content_type: str | None
+) -> None:
+    """A feed saved as UTF-16 or UTF-32 (a Windows tool's "Unicode"; its BOM, or without
+    one the NULs of its markup, say so: XML 1.0 Appendix F, RFC 7303 section 3.3) is read
+    so, whatever its server's Content-Type (a server-wide default charset) or its own XML
+    declaration (a template's) names; the warning names the label it does not follow. With
+    a one-byte charset in either, it was "not a feed: XML syntax error", every entry lost."""
+    declaration = f'<?xml version="1.0" encoding="{declared}"?>' if declared else ""
+    text = (
+        f'{declaration}<rss version="2.0"><channel><title>Tëst</title>'
+        f"<item>{GUID}<title>Été 日本</title></item></channel></rss>"
+    )
+    headers = {"Content-Type": content_type} if content_type else None
+    feed = parse_feed(text.encode(encoding), URL, headers)
+    assert (feed.title, [e.title for e in feed.entries]) == ("Tëst", ["Été 日本"])
+    labels = [declared, content_type and content_type.rpartition("=")[2]]
+    other = next((label for label in labels if label and "16" not in label), None)
+    assert feed.warning == (f"declared {other}, read as {encoding.upper()}" if other else None)
+
+
 # --- hostile values ------------------------------------------------------------------------------
 
 
