@@ -10,8 +10,9 @@ import ipaddress
 import re
 import string
 import unicodedata
+import zoneinfo
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Final
@@ -822,6 +823,24 @@ def zone_offset(name: str) -> timezone | None:
     return timezone(timedelta(minutes=-minutes if spelled[0] == "-" else minutes))
 
 
+TZ_DATABASE_NAME: Final = re.compile(r"[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+")
+"""A zone written as the tz database names it, an area and a location (`Europe/Berlin`,
+`America/Argentina/Buenos_Aires`, `Etc/GMT+5`), as PHP's `e` format prints it."""
+
+
+def tz_database_zone(name: str) -> tzinfo | None:
+    """The zone a `TZ_DATABASE_NAME` names, its summer time included; None for another text
+    and for a name the tz database does not have. The database is a table as `ZONE_OFFSETS`
+    is, installed with the package (`tzdata`) and read once a zone."""
+    name = name.strip()
+    if not TZ_DATABASE_NAME.fullmatch(name):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+
+
 def hour_of_day(hour: int, half: str) -> int:
     """The 24-hour clock's hour of a 12-hour clock's (1 to 12) before `half`, `AM` or `PM`
     (`a.m.`, `p`): 12 AM is midnight, 12 PM noon."""
@@ -906,18 +925,18 @@ def stated_zone_name(text: str) -> str | None:
 
 def rfc2822_date(text: str) -> datetime | None:
     """An RFC 2822 date-time, read as `rfc2822_form` writes it: aware where it states a zone (by
-    its offset, or a name the email parser or `zone_offset` reads: `CEST`, `UTC+05:30`),
-    naive where it does not (or says -0000); None when it is not one, and when it ends with a
-    zone's name neither reads (`IST` names zones hours apart: not that time in UTC). A
-    four-digit year is as written (`0001` is not read as 2001, as the email parser reads a
-    year under 100)."""
+    its offset, or a name the email parser, `zone_offset` or the tz database reads: `CEST`,
+    `UTC+05:30`, `Europe/Berlin`), naive where it does not (or says -0000); None when it is
+    not one, and when it ends with a zone's name none reads (`IST` names zones hours apart:
+    not that time in UTC). A four-digit year is as written (`0001` is not read as 2001, as
+    the email parser reads a year under 100)."""
     text = rfc2822_form(text.strip())
     words = text.split()
-    zone = None
+    zone: tzinfo | None = None
     if (
         len(words) > 1
         and not _NUMERIC_ZONE.fullmatch(words[-1])
-        and (zone := zone_offset(words[-1])) is not None
+        and (zone := zone_offset(words[-1]) or tz_database_zone(words[-1])) is not None
     ):
         text = " ".join(words[:-1])
     try:
@@ -928,7 +947,11 @@ def rfc2822_date(text: str) -> datetime | None:
         return None
     if when.tzinfo is None and zone is not None:
         return when.replace(tzinfo=zone)
-    if when.tzinfo is None and (words[-1].isalpha() or stated_zone_name(text) is not None):
+    if when.tzinfo is None and (
+        words[-1].isalpha()
+        or TZ_DATABASE_NAME.fullmatch(words[-1])
+        or stated_zone_name(text) is not None
+    ):
         return None
     return when
 

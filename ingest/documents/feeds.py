@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 from urllib.parse import urldefrag
 from xml.sax import SAXParseException
@@ -31,6 +31,7 @@ from ingest.documents.text import (
 from ingest.errors import ParseError
 from ingest.normalize import (
     MONTH_NAMES,
+    TZ_DATABASE_NAME,
     charset_of,
     hour_of_day,
     media_type,
@@ -38,6 +39,7 @@ from ingest.normalize import (
     spelled_date,
     stated_zone_name,
     to_utc,
+    tz_database_zone,
     unique_tags,
     utf8_with_windows_1252,
     with_charset,
@@ -657,9 +659,13 @@ def _entry_date(raw: dict[str, Any], key: str) -> datetime | None:
 
 def _unread_zone(value: str) -> bool:
     """Whether a date's time is followed by a zone's name that neither `ZONE_OFFSETS` nor
-    feedparser knows (`08:15:00 IST`, `08:15:00 IST 2025`: Indian, Irish or Israeli).
+    feedparser knows (`08:15:00 IST`, `08:15:00 IST 2025`: Indian, Irish or Israeli), or a
+    tz database's name it does not have (`Europe/Nowhere`).
     feedparser reads such a name as UTC, hours off (all three ahead of it: the article dated
     in the future); it is no date, as a page's or a sitemap's is."""
+    words = value.split()
+    if words and TZ_DATABASE_NAME.fullmatch(words[-1]):
+        return tz_database_zone(words[-1]) is None
     name = stated_zone_name(value)
     return (
         name is not None
@@ -694,6 +700,8 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
     parts = full.split()
     if not parts:
         return None
+    if (zone := tz_database_zone(parts[-1])) is not None:
+        return _in_zone(_rfc822([*parts[:-1], "+0000"]), zone)
     offset = _numeric_zone(parts[-1])
     if offset is not None:
         parts[-1] = offset
@@ -702,6 +710,16 @@ def _rfc822_with_zone(value: str) -> time.struct_time | None:
     elif full == value:
         return None
     return _rfc822(parts)
+
+
+def _in_zone(wall_clock: time.struct_time | None, zone: tzinfo) -> time.struct_time | None:
+    """A date's wall-clock time (read as if in UTC) in `zone` (a tz database zone, whose
+    offset depends on the day), in UTC."""
+    when = _from_struct(wall_clock)
+    try:
+        return None if when is None else when.replace(tzinfo=zone).astimezone(UTC).timetuple()
+    except (OverflowError, ValueError):
+        return None
 
 
 def _numeric_zone(word: str) -> str | None:

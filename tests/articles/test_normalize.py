@@ -1211,6 +1211,24 @@ def test_rfc2822_date_reads_a_military_zone_as_minus_0000(
     assert rfc2822_date(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sun, 06 Nov 2022 08:49:37 Europe/Berlin", datetime(2022, 11, 6, 7, 49, 37, tzinfo=UTC)),
+        ("Mon, 06 Jun 2022 08:49:37 Europe/Berlin", datetime(2022, 6, 6, 6, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 Asia/Kolkata", datetime(2022, 11, 6, 3, 19, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 Europe/Nowhere", None),
+    ],
+)
+def test_rfc2822_date_reads_an_iana_time_zone(text: str, expected: datetime | None) -> None:
+    """A zone written as the tz database names it (`Europe/Berlin`) is that zone, summer
+    time included, in a page's and a sitemap's date as in a feed's; a name it does not have
+    is no date. The email parser left such a date naive, read as UTC or in the page's own
+    offset."""
+    when = rfc2822_date(text)
+    assert (when and when.astimezone(UTC)) == expected
+
+
 # --- redact_url ------------------------------------------------------------------------------
 
 

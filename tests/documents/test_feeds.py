@@ -989,6 +989,32 @@ def test_a_military_zone_is_read_as_minus_0000(pub_date: str, expected: datetime
     assert json_entry.published_at == expected
 
 
+IANA_ZONE_DATES = [
+    ("Sun, 06 Nov 2022 08:49:37 Europe/Berlin", datetime(2022, 11, 6, 7, 49, 37, tzinfo=UTC)),
+    ("Mon, 06 Jun 2022 08:49:37 Europe/Berlin", datetime(2022, 6, 6, 6, 49, 37, tzinfo=UTC)),
+    ("Tue, 01 Nov 2022 08:49:37 America/New_York", datetime(2022, 11, 1, 12, 49, 37, tzinfo=UTC)),
+    ("Sun, 06 Nov 2022 08:49:37 Asia/Kolkata", datetime(2022, 11, 6, 3, 19, 37, tzinfo=UTC)),
+    ("Sun, 06 Nov 2022 08:49:37 Etc/UTC", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("Sun, 06 Nov 2022 08:49:37 Europe/Nowhere", None),
+    ("Sun, 06 Nov 2022 08:49:37 America/Argentina", None),
+]
+
+
+@pytest.mark.parametrize(("pub_date", "expected"), IANA_ZONE_DATES)
+def test_a_date_naming_its_iana_time_zone_is_read_in_that_zone(
+    pub_date: str, expected: datetime | None
+) -> None:
+    """An RFC 822 date whose zone is written as the tz database names it (PHP's `e`:
+    `Europe/Berlin`, `America/New_York`) is that time in that zone, its summer time
+    included; a name the database does not have is no date, as any zone's name no table
+    knows. feedparser read each as UTC (Berlin's an hour or two ahead, Kolkata's five and a
+    half), in RSS, Atom and JSON Feed alike."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    json_entry = _one(_json_feed({"id": "1", "date_published": pub_date}))
+    assert json_entry.published_at == expected
+
+
 @pytest.mark.parametrize(
     ("pub_date", "expected"),
     [
