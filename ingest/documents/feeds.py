@@ -414,8 +414,9 @@ def _as_utf8(
     XML declaration (a template kept after the site moved to UTF-8), is relabelled UTF-8:
     valid UTF-8 is all but never meant as another charset, the rule a page is read by
     (`ingest.extract.page.decode_page`). A document in another charset, whose bytes are not
-    UTF-8, is read in it, and a UTF-16 or UTF-32 one is left to its BOM, its NULs and its
-    labels (`_wide_as_utf8`)."""
+    UTF-8, is read in it, unless it opens with UTF-8's BOM: it is then UTF-8, whatever it is
+    labelled, those bytes read as Windows-1252. A UTF-16 or UTF-32 one is read as its BOM or
+    its NULs say (`_wide_as_utf8`)."""
     detected = json.detect_encoding(body[:4])
     if detected.startswith(("utf-16", "utf-32")):
         return _wide_as_utf8(body, headers, detected)
@@ -426,28 +427,32 @@ def _as_utf8(
     declared = _DECLARED_ENCODING.match(head)
     labels = (charset_of(content_type) or "", declared.group(1).decode() if declared else "")
     others = [label for label in labels if label and not _is_utf8(label)]
+    note = f"declared {others[0]}, read as UTF-8" if others else None
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as e:
-        if others:
+        # UTF-8's BOM outweighs any label (RFC 7303 section 3.3).
+        if others and not bom:
             return body, headers, None
-        text, _ = utf8_with_windows_1252(body)
-        return (
-            text.encode("utf-8"),
-            headers,
-            f"invalid UTF-8 at byte {e.start}, read as Windows-1252",
-        )
-    # ASCII bytes read the same in any other charset but a seven-bit one (ISO-2022-JP) and a
-    # wide one. A document in UTF-16 or UTF-32 has NULs (its markup's ASCII characters); one
-    # without any is not one, whatever its server says.
-    wide = any(map(_is_wide, others))
-    if not others or (wide and b"\x00" in body) or (body.isascii() and not wide):
-        return body, headers, None
+        text, _ = utf8_with_windows_1252(head)
+        head = text.encode("utf-8")
+        declared = _DECLARED_ENCODING.match(head)
+        body = bom + head
+        note = f"invalid UTF-8 at byte {e.start}, read as Windows-1252"
+    else:
+        # ASCII bytes read the same in any other charset but a seven-bit one (ISO-2022-JP)
+        # and a wide one. A document in UTF-16 or UTF-32 has NULs (its markup's ASCII
+        # characters); one without any is not one, whatever its server says.
+        wide = any(map(_is_wide, others))
+        if not others or (wide and b"\x00" in body) or (body.isascii() and not wide):
+            return body, headers, None
+    if not others:
+        return body, headers, note
     if declared is not None and declared.group(1).decode() in others:
         body = bom + head[: declared.start(1)] + b"utf-8" + head[declared.end(1) :]
     if content_type is not None and charset_of(content_type) in others:
         lowered["content-type"] = with_charset(content_type, "utf-8")
-    return body, lowered, f"declared {others[0]}, read as UTF-8"
+    return body, lowered, note
 
 
 def _wide_as_utf8(

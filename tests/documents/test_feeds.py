@@ -1233,6 +1233,26 @@ def test_a_utf8_feed_labelled_with_a_legacy_charset_is_read_as_utf8(label: str, 
         assert _one(legacy, URL, headers).title == "Привет"
 
 
+@pytest.mark.parametrize("where", ["declaration", "header", "both"])
+def test_a_feed_with_a_utf8_bom_is_utf8_whatever_it_declares(where: str) -> None:
+    """A feed that opens with UTF-8's BOM is UTF-8 (RFC 7303 section 3.3: a BOM outweighs
+    any label), even where a template's XML declaration or its server's Content-Type names
+    another charset and a few bytes that are not UTF-8 were pasted in: it is read as UTF-8,
+    those bytes as Windows-1252, as a UTF-8 feed's are. The one stray byte had the whole
+    document decoded in the label's charset, every other non-ASCII text mojibake (`Ã‰tÃ©`)."""
+    body = b"\xef\xbb\xbf" + _rss(f"<item>{GUID}<title>Été 日本 – café</title></item>")
+    body = body.replace("café".encode(), b"caf\xe9")
+    headers = None
+    if where != "header":
+        body = body.replace(b'encoding="utf-8"', b'encoding="ISO-8859-1"')
+    if where != "declaration":
+        headers = {"Content-Type": "application/rss+xml; charset=ISO-8859-1"}
+    feed = parse_feed(body, URL, headers)
+    assert feed.entries[0].title == "Été 日本 – café"
+    stray = body.index(b"caf\xe9") + 3
+    assert feed.warning == f"invalid UTF-8 at byte {stray}, read as Windows-1252"
+
+
 @pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-16be"])
 def test_an_ascii_feed_served_as_utf_16_is_read(label: str) -> None:
     """A feed of ASCII bytes (its text all character references) served with `charset=utf-16`
