@@ -891,11 +891,11 @@ _DAY_NAME_COMMA = re.compile(
 )
 
 
-# RFC 822's military zones, one letter after the time (`J` is none; `Z`, UTC's, is read as
-# UTC by every parser): their signs were written inverted by the software that used them
-# (RFC 1123 section 5.2.14), and RFC 5322 section 4.3 reads each as `-0000`, the time in UTC
-# with its local zone unknown.
-_MILITARY_ZONE = re.compile(r"(\d:\d\d(?::\d\d)?\s+)[A-IK-Ya-ik-y]\s*$")
+# RFC 822's military zones, one capital after the time (`J` is none; `Z`, UTC's, is read as
+# UTC by every parser; a small letter is a 12-hour clock's `a` or `p` as often): their signs
+# were written inverted by the software that used them (RFC 1123 section 5.2.14), and RFC
+# 5322 section 4.3 reads each as `-0000`, the time in UTC with its local zone unknown.
+_MILITARY_ZONE = re.compile(r"(\d:\d\d(?::\d\d)?\s+)[A-IK-Y]\s*$")
 
 
 def rfc2822_form(text: str) -> str:

@@ -1196,7 +1196,8 @@ def test_rfc2822_date_reads_an_rfc_850_date(text: str, expected: datetime) -> No
         ("Sun, 06 Nov 2022 08:49:37 A", datetime(2022, 11, 6, 8, 49, 37)),
         ("Sun, 06 Nov 2022 08:49:37 M", datetime(2022, 11, 6, 8, 49, 37)),
         ("Sun, 06 Nov 2022 08:49:37 N", datetime(2022, 11, 6, 8, 49, 37)),
-        ("06 Nov 2022 08:49 y", datetime(2022, 11, 6, 8, 49)),
+        ("06 Nov 2022 08:49 Y", datetime(2022, 11, 6, 8, 49)),
+        ("06 Nov 2022 08:49 p", None),  # a 12-hour clock's, as likely
         ("Sun, 06 Nov 2022 08:49:37 Z", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
         ("Sun, 06 Nov 2022 08:49:37 J", None),  # no zone: RFC 822 leaves J out
     ],

@@ -973,7 +973,7 @@ def test_a_day_name_without_a_space_after_its_comma_is_read(
         ("Sun, 06 Nov 2022 08:49:37 A", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
         ("Sun, 06 Nov 2022 08:49:37 M", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
         ("Sun, 06 Nov 2022 08:49:37 N", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
-        ("Sun, 06 Nov 2022 08:49:37 y", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("Sun, 06 Nov 2022 08:49:37 Y", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
         ("Sun, 06 Nov 2022 08:49:37 Z", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
         ("Sun, 06 Nov 2022 08:49:37 J", None),
     ],
