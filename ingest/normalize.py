@@ -898,16 +898,55 @@ _DAY_NAME_COMMA = re.compile(
 _MILITARY_ZONE = re.compile(r"(\d:\d\d(?::\d\d)?\s+)[A-IK-Y]\s*$")
 
 
+# Months abbreviated as `strftime("%b")` writes them under a German, French, Spanish,
+# Italian, Dutch or Portuguese locale, where they are not English's (`Okt`, `déc.`, `ene`);
+# no abbreviation names two months.
+_LOCAL_MONTHS: Final = {
+    **dict.fromkeys(("ene", "gen"), "Jan"),
+    **dict.fromkeys(("févr", "fév", "fev"), "Feb"),
+    **dict.fromkeys(("mär", "mrz", "mars", "mrt"), "Mar"),
+    **dict.fromkeys(("avr", "abr"), "Apr"),
+    **dict.fromkeys(("mai", "mag", "mei"), "May"),
+    **dict.fromkeys(("juin", "giu"), "Jun"),
+    **dict.fromkeys(("juil", "lug"), "Jul"),
+    **dict.fromkeys(("août", "aou", "ago"), "Aug"),
+    **dict.fromkeys(("set",), "Sep"),
+    **dict.fromkeys(("okt", "ott", "out"), "Oct"),
+    **dict.fromkeys(("déc", "dez", "dic"), "Dec"),
+}
+# An RFC 2822 date's day and month in another language: a day's name of any language and
+# its comma, the day, and a month's abbreviation (`Di, 08 Okt 2024`, `mar., 08 oct. 2024`).
+_LOCAL_DAY = re.compile(
+    r"^\s*(?:([^\W\d_]{2,9})\.?,\s*)?(\d{1,2})\.?\s+([^\W\d_]{3,5})\.?\s+(?=\d{2,4}(?:\s|$))"
+)
+_ENGLISH_DAYS: Final = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+
+
+def _english_day(match: re.Match[str]) -> str:
+    """`_LOCAL_DAY`'s day and month in English (the day's name left out: RFC 2822 makes it
+    optional), where either is in another language; else as written."""
+    day_name, day, word = match[1], match[2], match[3].lower()
+    if (month := _LOCAL_MONTHS.get(word)) is None:
+        english = day_name is None or day_name[:3].lower() in _ENGLISH_DAYS
+        if english or _month_number(word) is None:
+            return match[0]
+        month = word.title()
+    return f"{day} {month} "
+
+
 def rfc2822_form(text: str) -> str:
     """An RFC 2822 date as RFC 2822 writes it: a space after its day's name's comma (`Sun,06
     Nov 2022`), an RFC 850 day (`Sunday, 06-Nov-94 08:49:37 GMT`) with spaces for its dashes,
-    a short year in full (`full_year`), and a military zone as `-0000` (`_MILITARY_ZONE`).
+    a day and month named in another language in English (`Di, 08 Okt 2024` is `08 Oct
+    2024`: `_LOCAL_DAY`), a short year in full (`full_year`), and a military zone as `-0000`
+    (`_MILITARY_ZONE`).
     Any other text is returned as it is. Feeds, sitemaps and pages hand their RFC 2822 dates
     through it: the email parser loses an RFC 850 date whose zone is a name, feedparser every
     one, and any day's name without its space."""
     text = _DAY_NAME_COMMA.sub(r"\1, ", text, count=1)
     text = _MILITARY_ZONE.sub(r"\1-0000", text, count=1)
-    return full_year(_DASHED_DAY.sub(r"\1 \2 ", text, count=1))
+    text = _LOCAL_DAY.sub(_english_day, _DASHED_DAY.sub(r"\1 \2 ", text, count=1), count=1)
+    return full_year(text)
 
 
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}")

@@ -1230,6 +1230,26 @@ def test_rfc2822_date_reads_an_iana_time_zone(text: str, expected: datetime | No
     assert (when and when.astimezone(UTC)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Di, 08 Okt 2024 08:49:37 +0200", datetime(2024, 10, 8, 6, 49, 37, tzinfo=UTC)),
+        ("jeu., 05 déc. 2024 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+        ("sáb, 07 dic 24 10:00:00 GMT", datetime(2024, 12, 7, 10, tzinfo=UTC)),
+        ("08 Mai 2024 10:00:00 CEST", datetime(2024, 5, 8, 8, tzinfo=UTC)),
+    ],
+)
+def test_rfc2822_date_reads_a_day_and_month_in_another_language(
+    text: str, expected: datetime
+) -> None:
+    """A day and a month abbreviated in German, French, Spanish, Italian, Dutch or
+    Portuguese (a server's locale) are read as the English ones they stand for, in a page's
+    and a sitemap's date as in a feed's: the email parser read none of them."""
+    when = rfc2822_date(text)
+    assert when is not None
+    assert when.astimezone(UTC) == expected
+
+
 # --- redact_url ------------------------------------------------------------------------------
 
 

@@ -989,6 +989,37 @@ def test_a_military_zone_is_read_as_minus_0000(pub_date: str, expected: datetime
     assert json_entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Di, 08 Okt 2024 08:49:37 +0200", datetime(2024, 10, 8, 6, 49, 37, tzinfo=UTC)),
+        ("Mo, 04 Mär 2024 10:00:00 +0100", datetime(2024, 3, 4, 9, tzinfo=UTC)),
+        ("Fr, 17 Mai 2024 10:00:00 GMT", datetime(2024, 5, 17, 10, tzinfo=UTC)),
+        ("Do, 05 Dez 2024 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+        ("mar., 08 oct. 2024 08:49:37 +0200", datetime(2024, 10, 8, 6, 49, 37, tzinfo=UTC)),
+        ("jeu., 05 déc. 2024 10:00:00 +0100", datetime(2024, 12, 5, 9, tzinfo=UTC)),
+        ("ven., 16 août 2024 10:00:00 +0200", datetime(2024, 8, 16, 8, tzinfo=UTC)),
+        ("sáb, 07 dic 2024 10:00:00 +0100", datetime(2024, 12, 7, 9, tzinfo=UTC)),
+        ("lun, 01 ene 2024 10:00:00 +0100", datetime(2024, 1, 1, 9, tzinfo=UTC)),
+        ("gio, 01 ago 2024 10:00:00 +0200", datetime(2024, 8, 1, 8, tzinfo=UTC)),
+        ("qui, 03 out 2024 10:00:00 -0300", datetime(2024, 10, 3, 13, tzinfo=UTC)),
+        ("di, 05 mrt 2024 10:00:00 +0100", datetime(2024, 3, 5, 9, tzinfo=UTC)),
+    ],
+)
+def test_a_date_with_its_day_and_month_named_in_another_language_is_read(
+    pub_date: str, expected: datetime
+) -> None:
+    """An RFC 822 date whose day and month are abbreviated in the publisher's language (a
+    server's locale in `strftime("%a, %d %b %Y")`: German, French, Spanish, Italian, Dutch,
+    Portuguese) is that time, as the date it spells in English: feedparser and the email
+    parser know English names only, and the article was dated by its page or when first
+    seen."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    json_entry = _one(_json_feed({"id": "1", "date_published": pub_date}))
+    assert json_entry.published_at == expected
+
+
 IANA_ZONE_DATES = [
     ("Sun, 06 Nov 2022 08:49:37 Europe/Berlin", datetime(2022, 11, 6, 7, 49, 37, tzinfo=UTC)),
     ("Mon, 06 Jun 2022 08:49:37 Europe/Berlin", datetime(2022, 6, 6, 6, 49, 37, tzinfo=UTC)),
