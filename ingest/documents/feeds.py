@@ -814,10 +814,26 @@ def _iso_8601(value: str) -> time.struct_time | None:
     return None if when is None else when.timetuple()
 
 
+# A Unix time: seconds since 1970 (ten digits: 2001 to 2286), or milliseconds (thirteen).
+_UNIX_TIME = re.compile(r"\s*(\d{10}|\d{13})(?:\.\d+)?\s*")
+
+
+def _unix_time(value: str) -> time.struct_time | None:
+    """A date written as a Unix time (`_UNIX_TIME`: `1667724577`, JavaScript's milliseconds
+    `1667724577000`), in UTC; None for any other text. feedparser's ISO 8601 parser took its
+    first four digits for a year (1667724577 was 1667-12-01)."""
+    match = _UNIX_TIME.fullmatch(value)
+    if match is None:
+        return None
+    digits = match[1]
+    return time.gmtime(int(digits) // (1000 if len(digits) == 13 else 1))
+
+
 feedparser.registerDateHandler(_rfc822_with_zone)
 feedparser.registerDateHandler(_year_first)
 feedparser.registerDateHandler(_spelled)
 feedparser.registerDateHandler(_iso_8601)
+feedparser.registerDateHandler(_unix_time)
 
 
 def _ttl(value: object) -> int | None:

@@ -1020,6 +1020,27 @@ def test_a_date_with_its_day_and_month_named_in_another_language_is_read(
     assert json_entry.published_at == expected
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("1667724577", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        (" 1667724577 ", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("1667724577.25", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("1667724577000", datetime(2022, 11, 6, 8, 49, 37, tzinfo=UTC)),
+        ("20221106", datetime(2022, 11, 6, tzinfo=UTC)),  # ISO 8601's basic form, as before
+    ],
+)
+def test_a_unix_time_is_read_as_one(pub_date: str, expected: datetime) -> None:
+    """A date written as a Unix time, seconds (ten digits) or milliseconds (thirteen) since
+    1970, as a hand-written feed's `<pubDate>` or a JSON Feed's `date_published` may hold
+    one, is that moment. feedparser took its first four digits for a year: 1667724577 was
+    1667-12-01, no date at all for an article, and the oldest entry to a feed's cap."""
+    entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
+    assert entry.published_at == expected
+    json_entry = _one(_json_feed({"id": "1", "date_published": pub_date}))
+    assert json_entry.published_at == expected
+
+
 IANA_ZONE_DATES = [
     ("Sun, 06 Nov 2022 08:49:37 Europe/Berlin", datetime(2022, 11, 6, 7, 49, 37, tzinfo=UTC)),
     ("Mon, 06 Jun 2022 08:49:37 Europe/Berlin", datetime(2022, 6, 6, 6, 49, 37, tzinfo=UTC)),
