@@ -343,6 +343,7 @@ class Pipeline:
                             pass_started=pass_started,
                             host_room=room,
                             host_limit=share,
+                            now=self.clock(),
                         )
                     except StoreError as e:
                         self.progress_at = time.monotonic()  # answered, if with an error

@@ -106,13 +106,21 @@ DELETE FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 -- the batch. What a claim reads follows the batch and the feeds in flight, not a left-out
 -- host's backlog. A feed done in this pass is not due any more (its next fetch is ahead), so
 -- no list of done feeds is needed. SKIP LOCKED lets replicas claim disjoint sets concurrently.
+-- The times a streak began (failures, 404s, a permanent redirect), recorded by the database's
+-- clock, are read on the claiming process's (%(now)s; the database's when NULL), which its
+-- decisions measure them with: a process whose clock is off the database's counts the
+-- streak's real length, not that plus its skew.
 SELECT c.id, c.url, c.title, c.etag, c.last_modified, c.body_hash,
-       c.consecutive_failures, c.active, c.publish_interval, c.feed_hint, c.failing_since,
-       c.redirect_to, c.redirect_seen, c.redirect_since, c.kind, c.text_mode,
+       c.consecutive_failures, c.active, c.publish_interval, c.feed_hint,
+       c.failing_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS failing_since,
+       c.redirect_to, c.redirect_seen,
+       c.redirect_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS redirect_since,
+       c.kind, c.text_mode,
        c.full_text, c.full_text_streak, c.full_text_since_check, c.full_text_words,
        c.full_text_evidence, c.full_text_cap_words, c.full_text_cap_chars,
        c.full_text_templates, c.settings,
-       c.newest_entry_at, c.site_url, c.consecutive_not_found, c.not_found_since,
+       c.newest_entry_at, c.site_url, c.consecutive_not_found,
+       c.not_found_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS not_found_since,
        COALESCE(ingest.url_host(c.url), '') AS host
 FROM ingest.claim_due_feeds(
     %(owner)s, %(lease_seconds)s::float8, %(limit)s::int, %(exclude)s::bigint[],
@@ -126,7 +134,8 @@ FROM ingest.claim_due_feeds(
 -- never read again), not leased by anyone else, not handed back during this pass, not of a busy
 -- host, no more of one host than it has room for (as claim_feeds), not of a host another process
 -- holds, and of the hosts read, only those no other claim is taking (ingest.take_host; the
--- hosts it took feeds of are then held: sql/0045).
+-- hosts it took feeds of are then held: sql/0045). The times a streak began on the claiming
+-- process's clock, as claim_feeds reads them.
 WITH picked AS (
     SELECT id, polled_at AS rank_at, COALESCE(ingest.url_host(url), '') AS host
     FROM ingest.feeds
@@ -161,12 +170,17 @@ SET lease_owner = %(owner)s,
 FROM chosen r, held
 WHERE f.id = r.id
 RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
-          f.consecutive_failures, f.active, f.publish_interval, f.feed_hint, f.failing_since,
-          f.redirect_to, f.redirect_seen, f.redirect_since, f.kind, f.text_mode,
+          f.consecutive_failures, f.active, f.publish_interval, f.feed_hint,
+          f.failing_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS failing_since,
+          f.redirect_to, f.redirect_seen,
+          f.redirect_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS redirect_since,
+          f.kind, f.text_mode,
           f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
           f.full_text_evidence, f.full_text_cap_words, f.full_text_cap_chars,
           f.full_text_templates, f.settings,
-          f.newest_entry_at, f.site_url, f.consecutive_not_found, f.not_found_since, r.host;
+          f.newest_entry_at, f.site_url, f.consecutive_not_found,
+          f.not_found_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS not_found_since,
+          r.host;
 
 -- name: feed_succeeded
 -- The next fetch is the delay decided at %(now)s (the process's clock) counted from the
@@ -174,7 +188,8 @@ RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
 -- database's would otherwise write times already past, and poll the feed at every tick; one
 -- whose clock runs ahead, times its skew late. "Never" (9999-01-01) stays never. The last
 -- fetch is by the database's clock too, so that the interval between the two (`feeds show`)
--- is the poll's.
+-- is the poll's, and so is when the permanent redirect seen began (decided on the process's
+-- clock, as the claim read it: counted back from the database's now).
 -- A parse records the publishing interval it found, none included (entries without dates): the
 -- polls that find nothing new go on from it, not from an older document's.
 UPDATE ingest.feeds
@@ -203,7 +218,7 @@ SET last_fetched_at = now(),
     not_found_since = NULL,
     redirect_to = %(redirect_to)s,
     redirect_seen = %(redirect_seen)s,
-    redirect_since = %(redirect_since)s,
+    redirect_since = now() + (%(redirect_since)s::timestamptz - %(now)s::timestamptz),
     full_text = COALESCE(%(full_text)s, full_text),
     full_text_streak = COALESCE(%(full_text_streak)s, full_text_streak),
     full_text_since_check = COALESCE(%(full_text_since_check)s, full_text_since_check),
@@ -231,7 +246,8 @@ WHERE url = %(url)s RETURNING id;
 -- name: feed_failed
 -- The next fetch as in feed_succeeded: the delay decided, by the database's clock (a backoff
 -- or a Retry-After must not be cut short by a process's clock behind it, nor stretched by one
--- ahead of it).
+-- ahead of it). A streak of failures (of 404s) that begins begins at the database's now, the
+-- clock its length is read on by every process (claim_feeds).
 -- A feed enabled (enable_feed) since it was claimed, which leaves a lease in progress to finish,
 -- has fewer failures than the claim read (%(claimed_failures)s) or is active where it was not
 -- (%(claimed_active)s): its outcome is the one decided for the feed as enable_feed left it (the
@@ -269,11 +285,11 @@ SET last_fetched_at = now(),
     last_status = 'error',
     last_error = %(error)s,
     consecutive_failures = f.consecutive_failures + 1,
-    failing_since = COALESCE(f.failing_since, %(now)s),
+    failing_since = COALESCE(f.failing_since, now()),
     consecutive_not_found = CASE WHEN %(not_found)s::boolean
                                  THEN f.consecutive_not_found + 1 ELSE 0 END,
     not_found_since = CASE WHEN %(not_found)s::boolean
-                           THEN COALESCE(f.not_found_since, %(now)s) END,
+                           THEN COALESCE(f.not_found_since, now()) END,
     active = f.active AND NOT o.deactivate,
     inactive_reason = CASE WHEN o.deactivate OR NOT f.active
                            THEN COALESCE(o.reason, f.inactive_reason)

@@ -136,13 +136,17 @@ class FeedStore(StoreBase):
         pass_started: datetime | None = None,
         host_room: Mapping[str, int] | None = None,
         host_limit: int | None = None,
+        now: datetime | None = None,
     ) -> list[Feed]:
         """Lease up to `limit` due feeds (with `all_feeds`, also every active feed not polled
         since `pass_started`, a `database_now()`; by default since now), none of `exclude`. Of
         a host (`Feed.host`) `host_room` names, no more are leased than its room, and none
         where it has none (its feeds are not even read); of any other, no more than
         `host_limit` (None: no limit): the rest stay due for a later claim instead of being
-        leased and released at once, batch after batch, while the host has room for one."""
+        leased and released at once, batch after batch, while the host has room for one.
+        The times the feeds' streaks began (`failing_since`, `not_found_since`,
+        `redirect_since`), recorded by the database's clock, are read on the caller's clock
+        `now` (None: the database's), which its decisions compare them with."""
         # A room of `limit` or more binds nothing: those hosts are left out of the query's
         # arrays (a process polling a thousand hosts would send them all with every claim),
         # where `host_limit`, which then bounds them instead, binds nothing either.
@@ -157,6 +161,7 @@ class FeedStore(StoreBase):
             "room_hosts": list(room),
             "rooms": list(room.values()),
             "host_limit": host_limit,
+            "now": now,
         }
         if all_feeds:
             rows = await self._all("claim_all_feeds", {**params, "pass_started": pass_started})

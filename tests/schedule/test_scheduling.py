@@ -106,6 +106,27 @@ def make_due(database_url: str) -> None:
         conn.execute("UPDATE ingest.feeds SET next_fetch_at = now() - interval '1 second'")
 
 
+def advance(clock: Clock, database_url: str, to: datetime) -> None:
+    """Let time pass until `to`, on the pipeline's clock and on the database's as the feeds'
+    rows read it: the times their streaks began (recorded by the database's clock, which does
+    not move) are moved back by as much."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE ingest.feeds SET failing_since = failing_since - %(d)s,"
+            " not_found_since = not_found_since - %(d)s, redirect_since = redirect_since - %(d)s",
+            {"d": to - clock.now},
+        )
+    clock.now = to
+
+
+def ago(database_url: str, column: str) -> timedelta:
+    """How long ago, by the database's clock, the one feed's `column` of ingest.feeds was."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(f"SELECT now() - {column} FROM ingest.feeds").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
 def due_after_poll(database_url: str) -> timedelta:
     """How long after its last poll the one feed is due, both by the database's clock (the
     pipeline's clock, which the tests move ahead, counts only the delay it decides)."""
@@ -182,21 +203,21 @@ async def test_failing_feed_is_given_up_then_recovers(
     server.routes["/flaky"] = Response(503, b"down", {"Content-Type": "text/plain"})
     await store.add_feed(server.url("/flaky"))
     for step in range(4):
-        clock.now = START + timedelta(days=1) * step
+        advance(clock, database_url, START + timedelta(days=1) * step)
         make_due(database_url)
         await pipeline.run()
     row = feed_rows(database_url)[0]
     assert row["consecutive_failures"] == 4
     assert row["active"] is False
     assert "503" in row["inactive_reason"]
-    assert row["failing_since"] == START
+    assert ago(database_url, "failing_since") // HOUR == 3 * 24
     # Probed at the slowest rate: about a day later, not on the backoff schedule.
     assert timedelta(hours=21) <= due_after_poll(database_url) <= timedelta(hours=24)
     # `--all` does not poll it, but it is polled when due, and recovers on success.
     await pipeline.run(all_feeds=True)
     assert len(server.hits("/flaky")) == 4
     server.routes["/flaky"] = static(rss(server.base, [START]), "application/rss+xml")
-    clock.now += timedelta(days=1)
+    advance(clock, database_url, clock.now + timedelta(days=1))
     make_due(database_url)
     await pipeline.run()
     row = feed_rows(database_url)[0]
@@ -216,13 +237,13 @@ async def test_a_feed_given_up_on_that_then_answers_410_is_recorded_gone(
     server.routes["/f"] = Response(503, b"down", {"Content-Type": "text/plain"})
     await store.add_feed(server.url("/f"))
     for step in range(4):
-        clock.now = START + timedelta(days=1) * step
+        advance(clock, database_url, START + timedelta(days=1) * step)
         make_due(database_url)
         await pipeline.run()
     (row,) = feed_rows(database_url)
     assert row["inactive_reason"].startswith("gave up after 3 failures")
     server.routes["/f"] = Response(410, b"gone", {"Content-Type": "text/plain"})
-    clock.now += timedelta(days=1)
+    advance(clock, database_url, clock.now + timedelta(days=1))
     make_due(database_url)
     await pipeline.run()
     (row,) = feed_rows(database_url)
@@ -238,10 +259,16 @@ async def _answer(
     database_url: str,
     at: timedelta,
     route: Any,
+    *,
+    elapse: bool = True,
 ) -> dict[str, Any]:
-    """Poll the feed at /f at START + `at`, answering with `route`; its news.feeds row."""
+    """Poll the feed at /f at START + `at`, answering with `route`; its news.feeds row. With
+    `elapse` false, only the pipeline's clock moves (a replica's clock off the database's)."""
     server.routes["/f"] = route
-    clock.now = START + at
+    if elapse:
+        advance(clock, database_url, START + at)
+    else:
+        clock.now = START + at
     make_due(database_url)
     await pipeline.run()
     (row,) = feed_rows(database_url)
@@ -271,9 +298,9 @@ async def test_a_feed_is_gone_after_404s_in_a_row_not_after_other_failures(
     assert (row["active"], row["consecutive_failures"]) == (True, 3)
     row = await _answer(pipeline, clock, server, database_url, HOUR * 9, NOT_FOUND)
     assert (row["active"], row["inactive_reason"]) == (True, None)
-    assert (row["consecutive_not_found"], row["not_found_since"]) == (1, START + HOUR * 9)
+    assert (row["consecutive_not_found"], ago(database_url, "not_found_since") // HOUR) == (1, 0)
     row = await _answer(pipeline, clock, server, database_url, HOUR * 12, NOT_FOUND)
-    assert (row["consecutive_not_found"], row["not_found_since"]) == (2, START + HOUR * 9)
+    assert (row["consecutive_not_found"], ago(database_url, "not_found_since") // HOUR) == (2, 3)
     row = await _answer(pipeline, clock, server, database_url, HOUR * 13, DOWN)
     assert (row["consecutive_not_found"], row["not_found_since"]) == (0, None)
     for hours in (14, 17):
@@ -412,7 +439,7 @@ async def test_permanent_redirect_moves_feed_after_a_day(
     await store.add_feed(server.url("/temp"))
     urls = []
     for step in range(4):
-        clock.now = START + timedelta(hours=12) * step
+        advance(clock, database_url, START + timedelta(hours=12) * step)
         await pipeline.run(all_feeds=True)
         urls.append(sorted(r["url"] for r in feed_rows(database_url)))
     old, new, temp = server.url("/old"), server.url("/new"), server.url("/temp")
@@ -439,7 +466,7 @@ async def test_permanent_redirect_onto_existing_feed_merges(
     await store.add_feed(server.url("/new"))
     server.routes["/old"] = Response(308, b"", {"Location": "/new"})
     for step in range(1, 4):
-        clock.now = START + timedelta(hours=12) * step
+        advance(clock, database_url, START + timedelta(hours=12) * step)
         await pipeline.run(all_feeds=True)
     rows = feed_rows(database_url)
     assert [r["url"] for r in rows] == [server.url("/new")]
@@ -564,6 +591,43 @@ async def test_a_feed_s_last_and_next_fetch_are_on_one_clock_whatever_the_replic
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("streak", ["failures", "404s", "redirect"])
+@pytest.mark.parametrize("ahead", ["first", "later"])
+async def test_a_streak_is_timed_by_the_database_s_clock_whatever_the_replica_s(
+    env, server: LocalServer, database_url: str, streak: str, ahead: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed's streak (of failures, of 404s, of one permanent redirect) polled minutes apart by
+    a replica on time and one whose clock runs three days ahead, in either order: the time it
+    began is recorded by the database's clock, and it has lasted minutes: the feed is neither
+    given up on (two days of failures, six hours of 404s) nor moved (a day of redirects)."""
+    pipeline, clock, store = env
+    await store.add_feed(server.url("/f"))
+    feed = static(rss(server.base, [START]), "application/rss+xml")
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    server.routes["/moved"] = feed
+    await _answer(pipeline, clock, server, database_url, timedelta(0), feed)
+    route = {
+        "failures": DOWN,
+        "404s": NOT_FOUND,
+        "redirect": Response(301, b"", {"Location": "/moved"}),
+    }[streak]
+    column = {"failures": "failing_since", "404s": "not_found_since"}.get(streak, "redirect_since")
+    skews = [timedelta(days=3), timedelta(0), timedelta(0)]
+    with psycopg.connect(database_url) as conn:
+        began = conn.execute("SELECT now()").fetchone()
+    for skew in skews if ahead == "first" else skews[::-1]:
+        await _answer(pipeline, clock, server, database_url, skew, route, elapse=False)
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute(
+            f"SELECT url, active, {column} AS since, now() AS polled FROM ingest.feeds"
+        ).fetchone()
+    assert began is not None
+    assert row is not None
+    assert (row["url"], row["active"]) == (server.url("/f"), True)
+    assert began[0] <= row["since"] <= row["polled"]
+
+
+@pytest.mark.anyio
 async def test_a_feed_gone_quiet_slows_down_on_its_304s(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
@@ -654,7 +718,7 @@ async def test_a_feed_enabled_while_its_poll_fails_stays_enabled(
     reason), not decided on the feed as it was claimed: given up on (polled again a day
     later), one failure short of giving up (given up on again at once), or deep in its
     backoff (hours later)."""
-    pipeline, clock, store = env
+    pipeline, _clock, store = env
     arrived, answer = threading.Event(), threading.Event()
 
     def slow_failure(_: Request) -> Response:
@@ -688,7 +752,10 @@ async def test_a_feed_enabled_while_its_poll_fails_stays_enabled(
     row = feed_rows(database_url)[0]
     assert (row["active"], row["inactive_reason"]) == (True, None)
     assert row["consecutive_failures"] == 1
-    assert row["failing_since"] == clock.now
+    with psycopg.connect(database_url) as conn:
+        polled = conn.execute("SELECT polled_at FROM ingest.feeds").fetchone()
+    assert polled is not None
+    assert row["failing_since"] == polled[0]
     assert "503" in row["last_error"]
     with psycopg.connect(database_url) as conn:
         delay = conn.execute("SELECT next_fetch_at - polled_at FROM ingest.feeds").fetchone()
