@@ -888,13 +888,17 @@ class Pipeline:
             # Credentials go where they went across the redirect (`credentials_stay`).
             stay = credentials_stay(feed.url, update.move_to)
             moved = await self.store.move_feed(
-                feed.id, update.move_to, update.full_text, () if stay else CREDENTIAL_HEADERS
+                feed.id,
+                update.move_to,
+                update.full_text,
+                () if stay else CREDENTIAL_HEADERS,
+                owner=self.owner,
             )
-            if moved is None:
+            if moved == "held":
                 # The feed at that URL is paused: this one goes on polling through the
                 # redirect, its outcome recorded as any poll's.
                 log.info("feed_move_held", new_url=redact_url(update.move_to))
-            else:
+            elif isinstance(moved, tuple):
                 kept, left = moved
                 log.info(
                     "feed_moved",

@@ -714,6 +714,12 @@ UPDATE ingest.articles SET duplicate_of = %(new)s
 WHERE (id = %(root)s OR duplicate_of = %(root)s) AND id <> %(new)s
   AND duplicate_of IS DISTINCT FROM %(new)s;
 
+-- name: lock_leased_feed
+-- The feed %(id)s, locked until its move commits, if this process (%(owner)s) still holds its
+-- lease: a poll that lost it (the feed paused or removed meanwhile, or taken by another process
+-- once the lease ran out) moves nothing.
+SELECT id FROM ingest.feeds WHERE id = %(id)s AND lease_owner = %(owner)s FOR UPDATE;
+
 -- name: feed_id_by_url
 -- The feed a feed moving to %(url)s would be merged into, and whether the operator paused it
 -- (disable_feed: inactive and never due); locked until the move commits.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
 
@@ -287,7 +287,9 @@ class FeedStore(StoreBase):
         new_url: str,
         full_text: FullText | None = None,
         leave_headers: Collection[str] = (),
-    ) -> tuple[int, list[str]] | None:
+        *,
+        owner: str,
+    ) -> tuple[int, list[str]] | Literal["held", "lost"]:
         """Point the feed at its new URL after a consistent permanent redirect, without its
         headers of the names in `leave_headers` (lower case: credentials that stay with the
         site they were given for, when the new URL is on another). When another feed
@@ -299,15 +301,20 @@ class FeedStore(StoreBase):
         full-text state (`full_text`, the poll's, else the stored one) where it has no evidence
         of its own; a feed kept that is failing (given up on, or backing off) is due at once
         (the URL has just answered). Returns the id of the feed that now has the URL, and the
-        names of the headers left behind, as they were stored; None, changing nothing, when
-        the feed with that URL is paused by the operator: merged into it, this one would stop
-        being polled too, so it goes on polling through the redirect."""
+        names of the headers left behind, as they were stored. Changing nothing: "held" when
+        the feed with that URL is paused by the operator (merged into it, this one would stop
+        being polled too, so it goes on polling through the redirect); "lost" when `owner` no
+        longer holds the feed's lease (paused or removed while it was polled, or claimed by
+        another process): the poll's outcome is not recorded, nor is its move made."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q["lock_leased_feed"], {"id": feed_id, "owner": owner})
+            if await cur.fetchone() is None:
+                return "lost"
             cur = await conn.execute(q["feed_id_by_url"], {"url": new_url})
             row = await cur.fetchone()
             if row is not None and row[0] != feed_id and row[1]:
-                return None
+                return "held"
             left: list[str] = []
             if leave_headers:
                 params = {"id": feed_id, "names": sorted(leave_headers)}

@@ -2103,6 +2103,52 @@ async def test_a_feed_redirected_to_a_paused_feed_s_url_goes_on_polling_through_
     await pipeline.aclose()
 
 
+@pytest.mark.parametrize("target", ["renamed", "merged"])
+async def test_a_feed_paused_while_its_poll_moves_it_stays_paused_where_it_was(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any], target: str
+) -> None:
+    """`ingest feeds disable` while a poll of the feed is in flight, its permanent redirect then
+    holding: the poll lost its lease, and the feed stays as the operator left it, paused at its
+    URL, neither renamed nor merged into the feed registered at the new URL, which keeps its own
+    settings; its story is stored (the poll in progress finishes)."""
+    moved_feed(server, ["/s/0"])
+    arrived, answer = threading.Event(), threading.Event()
+    served = server.routes["/s/0"]
+
+    def slow_page(req: Request) -> Response:
+        arrived.set()
+        answer.wait(30)
+        return served(req) if callable(served) else served
+
+    server.routes["/s/0"] = slow_page
+    s = settings(database_url, redirect_after_fetches=1, redirect_after=0)
+    pipeline = await make_pipeline(s, workers, resources)
+    old, new = server.url("/old"), server.url("/new")
+    if target == "merged":
+        await pipeline.store.add_feed(new)
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE ingest.feeds SET next_fetch_at = now() + interval '1 hour'")
+    await pipeline.store.add_feed(old)
+    await pipeline.store.set_feed_settings(old, {"user_agent": "Old/1"}, {}, ["old"])
+    run = asyncio.ensure_future(pipeline.run())
+    try:
+        assert await asyncio.to_thread(arrived.wait, 30)
+        assert await pipeline.store.disable_feed(old, "paused by the operator")
+    finally:
+        answer.set()
+        await asyncio.wait_for(run, 30)
+    feeds = rows(
+        database_url,
+        "SELECT url, active, inactive_reason, next_fetch_at >= '9999-01-01' AS never,"
+        " settings ->> 'user_agent' AS agent, tags FROM ingest.feeds ORDER BY id",
+    )
+    paused = (old, False, "paused by the operator", True, "Old/1", ["old"])
+    expected = [paused] if target == "renamed" else [(new, True, None, False, None, []), paused]
+    assert [tuple(f.values()) for f in feeds] == expected
+    assert rows(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 1
+    await pipeline.aclose()
+
+
 @pytest.mark.parametrize("active", [False, True], ids=["given-up", "backing-off"])
 async def test_a_feed_merged_into_a_failing_feed_is_polled_there_at_once(
     database_url: str,
@@ -2156,7 +2202,7 @@ async def test_a_move_that_fails_leaves_the_poll_unrecorded_and_is_done_again(
     await pipeline.store.add_feed(server.url("/old"))
     real = pipeline.store.move_feed
 
-    async def failing(*args: Any) -> int:
+    async def failing(*args: Any, **kw: Any) -> int:
         raise StoreError("database unreachable: connection reset")
 
     pipeline.store.move_feed = failing  # type: ignore[method-assign]

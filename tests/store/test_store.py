@@ -483,7 +483,11 @@ async def test_a_feed_merged_into_another_keeps_what_either_knew_of_their_entrie
     await store.defer_entries(feed_a, [two])
     await store.defer_entries(feed_a, [two])
     await store.defer_entries(feed_b, [one, two])
-    assert await store.move_feed(feed_a, "https://b.example/feed") == (feed_b, [])
+    # Not leased by this process (nor by any): nothing moves.
+    assert await store.move_feed(feed_a, "https://b.example/feed", owner="a") == "lost"
+    assert len(await store.list_feeds()) == 2
+    await store.claim_feeds(owner="a", lease_seconds=600, limit=2, all_feeds=True)
+    assert await store.move_feed(feed_a, "https://b.example/feed", owner="a") == (feed_b, [])
     assert await store.known_entries(feed_b, [one, two]) == ({one: NOW}, {two: 2})
 
 
@@ -515,7 +519,8 @@ async def test_a_feed_moved_leaves_the_headers_named_behind(
     await store.set_feed_settings(old, {"min_interval": 900}, dict(headers or {}), None)
     feed_id = (await store.list_feeds())[0]["id"]
     leave = {"authorization", "cookie", "proxy-authorization"}
-    moved = await store.move_feed(feed_id, "https://b.example/feed", leave_headers=leave)
+    await _claim(store)
+    moved = await store.move_feed(feed_id, "https://b.example/feed", leave_headers=leave, owner="a")
     assert moved == (feed_id, left)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT url, settings FROM ingest.feeds").fetchone()
