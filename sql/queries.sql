@@ -241,7 +241,7 @@ SET full_text_since_check = CASE WHEN %(mode)s = 'auto' AND text_mode <> 'auto' 
                                  THEN GREATEST(full_text_since_check, %(due)s::int)
                                  ELSE full_text_since_check END,
     text_mode = %(mode)s
-WHERE url = %(url)s RETURNING id;
+WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 
 -- name: feed_failed
 -- The next fetch as in feed_succeeded: the delay decided, by the database's clock (a backoff

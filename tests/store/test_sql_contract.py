@@ -564,6 +564,29 @@ def test_a_host_hold_reads_the_host_feeds_by_index(database_url: str) -> None:
     assert "Seq Scan" not in plan, plan
 
 
+def test_a_feed_s_text_mode_is_set_by_its_url_s_index(database_url: str) -> None:
+    """`ingest feeds text-mode` (and `feeds import` of a feed with a text mode, once a feed)
+    finds the feed by the unique index on its URL's hash, as every other command naming a feed
+    does, not by reading every feed: at 100,000 feeds, an import of them all read each one
+    100,000 times."""
+    from ingest.store import queries
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ingest.feeds (url)"
+            " SELECT format('https://host%s.example/feed/%s', i % 200, i)"
+            " FROM generate_series(1, 4000) AS i"
+        )
+        conn.execute("ANALYZE ingest.feeds")
+        params = {"url": "https://host7.example/feed/7", "mode": "page", "due": 19}
+        plan = "\n".join(
+            row[0] for row in conn.execute(f"EXPLAIN {queries()['set_text_mode']}", params)
+        )
+    print(f"\n--- set_text_mode\n{plan}")
+    assert "feeds_url_hash_key" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
 @pytest.mark.parametrize(
     "url",
     [
