@@ -841,13 +841,14 @@ class Pipeline:
             found = []
         if not found:
             return None
-        for f in found:
-            await self.store.add_feed(f.url, f.title, kind=f.kind, site_url=f.site)
         # Registered with their user-info (a feed may need it), named without: the reason is
-        # the page's last error, shown by `ingest feeds` and in news.feeds.
+        # the page's last error, shown by `ingest feeds` and in news.feeds. None once the page's
+        # lease is lost (paused or removed meanwhile): its outcome is not recorded either.
         named = [redact_url(f.url) for f in found]
         reason = f"a web page, not a feed: replaced by {', '.join(named)}"
-        log.info("feed_rediscovered", found=named)
+        registered = [(f.url, f.title, f.kind, f.site) for f in found]
+        if await self.store.add_found_feeds(feed.id, self.owner, registered):
+            log.info("feed_rediscovered", found=named)
         # Given up on (or, given up already, for this reason now), and so probed at the
         # slowest rate, as every feed given up on is.
         failure = decide_feed_failure(

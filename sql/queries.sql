@@ -715,9 +715,10 @@ WHERE (id = %(root)s OR duplicate_of = %(root)s) AND id <> %(new)s
   AND duplicate_of IS DISTINCT FROM %(new)s;
 
 -- name: lock_leased_feed
--- The feed %(id)s, locked until its move commits, if this process (%(owner)s) still holds its
--- lease: a poll that lost it (the feed paused or removed meanwhile, or taken by another process
--- once the lease ran out) moves nothing.
+-- The feed %(id)s, locked until its move (or the registration of the feeds it stands for)
+-- commits, if this process (%(owner)s) still holds its lease: a poll that lost it (the feed
+-- paused or removed meanwhile, or taken by another process once the lease ran out) moves
+-- nothing and registers nothing.
 SELECT id FROM ingest.feeds WHERE id = %(id)s AND lease_owner = %(owner)s FOR UPDATE;
 
 -- name: feed_id_by_url

@@ -40,6 +40,28 @@ class FeedStore(StoreBase):
         rows = await self._all("add_feed", params)
         return bool(rows and rows[0]["added"])
 
+    async def add_found_feeds(
+        self,
+        feed_id: int,
+        owner: str,
+        found: Sequence[tuple[str, str | None, SourceKind, str | None]],
+    ) -> bool:
+        """Register the feeds (url, title, kind, site_url; as `add_feed`) that the web page
+        registered as feed `feed_id` stands for, while `owner` still holds its lease; False,
+        registering none, once it does not (the page paused or removed while it was polled, or
+        claimed by another process)."""
+        q = queries()
+        async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(q["lock_leased_feed"], {"id": feed_id, "owner": owner})
+            if await cur.fetchone() is None:
+                return False
+            params = [
+                {"url": url, "title": title, "kind": kind, "site_url": site}
+                for url, title, kind, site in found
+            ]
+            await conn.cursor().executemany(q["add_feed"], params)
+            return True
+
     async def set_text_mode(self, url: str, mode: TextMode) -> bool:
         """The operator's setting for where the feed's article text comes from. A feed proven
         full-text, set back to `auto` from another mode, has its next new entry compared

@@ -425,6 +425,45 @@ async def test_a_web_page_given_up_for_its_feeds_is_probed_once_a_day(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("change", ["disable", "remove"])
+async def test_a_web_page_paused_or_removed_while_polled_registers_no_feed(
+    env, server: LocalServer, database_url: str, change: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A web page registered as a feed, paused (`feeds disable`) or removed while its poll
+    looks for the feeds it links: the poll lost its lease, and registers none of them; the
+    page stays as the operator left it."""
+    pipeline, _clock, store = env
+    arrived, answer = threading.Event(), threading.Event()
+    body = rss(server.base, [START])
+
+    def slow_feed(_: Request) -> Response:
+        arrived.set()
+        answer.wait(30)
+        return Response(200, body.encode(), {"Content-Type": "application/rss+xml"})
+
+    server.routes["/"] = static(
+        "<html><head><title>Harbour Times</title>"
+        '<link rel="alternate" type="application/rss+xml" title="News" href="/feed.xml">'
+        "</head><body><p>Welcome</p></body></html>"
+    )
+    server.routes["/feed.xml"] = slow_feed
+    url = server.url("/")
+    await store.add_feed(url)
+    run = asyncio.ensure_future(pipeline.run())
+    try:
+        assert await asyncio.to_thread(arrived.wait, 30)
+        if change == "disable":
+            assert await store.disable_feed(url, "paused by the operator")
+        else:
+            assert await store.remove_feed(url)
+    finally:
+        answer.set()
+        await asyncio.wait_for(run, 30)
+    feeds = [(r["url"], r["active"], r["inactive_reason"]) for r in feed_rows(database_url)]
+    assert feeds == ([(url, False, "paused by the operator")] if change == "disable" else [])
+
+
+@pytest.mark.anyio
 async def test_permanent_redirect_moves_feed_after_a_day(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
