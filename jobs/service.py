@@ -33,6 +33,11 @@ INGEST_TICK_SECONDS + INGEST_LEASE_SECONDS + STALL_MARGIN seconds (by default 30
 16 minutes): the run is stuck (a claim blocked on a lock, an await that never returns), and
 a restart is what frees it. A tick failing in a database outage ends within the pool's 30 s
 wait for a connection, well inside the margin, and is not stuck."""
+DRAIN_STUCK_SECONDS = GRACE_SECONDS + STALL_MARGIN
+"""/healthz stays 200 while the service drains (SIGTERM/SIGINT): it is alive and finishing its
+feeds, and a liveness probe that failed would have the container killed mid-drain, its feeds
+left leased. A drain still going this long after the signal (its GRACE_SECONDS, then the
+hand-back, stuck) is not: 503."""
 
 
 class Service:
@@ -57,6 +62,8 @@ class Service:
         self._trimming: asyncio.Task[None] | None = None
         self._lag: asyncio.Future[None] | None = None
         self._stop = asyncio.Event()
+        self._stopped_at: float | None = None
+        """When `stop` was first called (monotonic)."""
         self._scheduler: AsyncIOScheduler | None = None
         self._failed_ticks = 0
         self._last_problem: str | None = None
@@ -67,9 +74,12 @@ class Service:
     async def healthy(self) -> str | None:
         if self._scheduler is None or not self._scheduler.running:
             return "scheduler not running"
-        if self.stopping:
-            return "stopping"
         now = time.monotonic()
+        if self._stopped_at is not None:
+            draining = now - self._stopped_at
+            if draining > DRAIN_STUCK_SECONDS:
+                return f"stopping: still draining {draining:.0f}s after the signal"
+            return None
         if now - self._tick_at > self.stalled_after:
             return f"no tick for {now - self._tick_at:.0f}s"
         current = self._current
@@ -149,6 +159,8 @@ class Service:
         self._trimming = asyncio.ensure_future(trim_changes(self.pipeline.store, self.keep_changes))
 
     def stop(self) -> None:
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         self._stop.set()
 
     async def run(self) -> None:

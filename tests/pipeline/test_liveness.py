@@ -14,10 +14,11 @@ from typing import get_args
 import httpx
 import psycopg
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.types import FetchKind, PollStatus
 from jobs.http import HealthServer
-from jobs.service import STALL_MARGIN, STALLED_TICKS, Service
+from jobs.service import DRAIN_STUCK_SECONDS, STALL_MARGIN, STALLED_TICKS, Service
 from jobs.tasks import refresh_schedule_lag
 from tests.support.paths import ROOT
 from tests.support.pipelines import local_settings, pipeline_for
@@ -70,6 +71,36 @@ async def test_a_run_stuck_on_a_claim_makes_the_service_unhealthy_until_it_moves
         await blocker.close()
     assert (stuck.status_code, stuck.text.split(":")[0]) == (503, "run stalled")
     assert (moving.status_code, moving.text) == (200, "ok\n")
+
+
+async def test_a_draining_service_is_alive_until_its_drain_is_stuck(
+    database_url: str, inline_workers: InlineWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From SIGTERM on the service drains: /healthz stays 200 (a liveness probe failing then
+    would have the container killed mid-drain, its feeds left leased; was: 503 "stopping"),
+    and turns 503 only when the drain goes on longer than its grace and the margin
+    (`DRAIN_STUCK_SECONDS`): a hand-back that never ends. /readyz is 503 all along."""
+    settings = local_settings(database_url, tick_seconds=0.1, lease_seconds=1)
+    clock = [1000.0]
+    monkeypatch.setattr("jobs.service.time.monotonic", lambda: clock[0])
+    async with pipeline_for(settings, inline_workers) as pipeline:
+        service = Service(pipeline, tick_seconds=settings.tick_seconds)
+        scheduler = AsyncIOScheduler()
+        scheduler.start(paused=True)
+        service._scheduler = scheduler
+        try:
+            assert await service.healthy() is None
+            service.stop()
+            draining = await service.healthy(), await service.ready()
+            clock[0] += DRAIN_STUCK_SECONDS - 1
+            late = await service.healthy()
+            clock[0] += 2
+            stuck = await service.healthy()
+        finally:
+            scheduler.shutdown(wait=False)
+    assert draining == (None, "stopping")
+    assert late is None
+    assert (stuck or "").startswith("stopping: still draining")
 
 
 async def _exchange(port: int, request: bytes) -> tuple[bytes, bytes]:
