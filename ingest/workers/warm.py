@@ -3,6 +3,7 @@ needs and runs one extraction and one feed parse, so that the libraries' lazy se
 patterns, stop lists, caches) is done once, before the workers are forked, and shared by them."""
 
 import gc
+import os
 import signal
 
 # The fork server is spawned with SIGINT blocked (`ingest.workers.forkserver.start`): a Ctrl-C is
@@ -11,6 +12,14 @@ import signal
 # fork server's preload, imported nowhere else.
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+# A process group of their own, the fork server's and its workers': a SIGTERM sent to the
+# command's whole process group (dumb-init as a container's PID 1, `tini -g`, `kill -TERM --
+# -PGID`) is the command's to act on, as a Ctrl-C is; it stops them itself (`Workers.close`),
+# once its drain is over, rather than have them die under the pages the drain still extracts.
+# A background group writing to a terminal set `tostop` would be stopped: SIGTTOU is ignored.
+os.setpgid(0, 0)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 
 import sys  # noqa: E402
 
