@@ -862,12 +862,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(problem)  # before the database is reached and the workers start
 
     async def go(dsn: str) -> int:
-        await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
         if not args.once:
             from jobs.service import serve  # the scheduler: not needed by a single pass
 
-            await serve(settings, dsn)
+            await serve(settings, dsn)  # it migrates, its endpoints answering meanwhile
             return 0
+        await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
         stop_promptly()
         async with open_pipeline(settings, dsn) as pipeline:
             # SIGTERM cancels the pass like Ctrl-C does, so claimed feeds are handed back.

@@ -49,13 +49,20 @@ class HealthServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("http_listening", host=self.host, port=self.port)
 
+    def check_with(self, *, healthy: Check, ready: Check) -> None:
+        """Answer /healthz and /readyz with these checks from now on (those of the service,
+        once it runs, in place of those of its start-up)."""
+        self._healthy, self._ready = healthy, ready
+        self._checking.clear()
+
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
             for writer in self._waiting:  # what they would send is no longer answered
                 writer.close()
             self._waiting.clear()
-            await self._server.wait_closed()
+            await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._waiting) >= MAX_WAITING:

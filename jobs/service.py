@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.pipeline import Pipeline, open_pipeline
-from ingest.store.db import check_schema
+from ingest.store.db import check_schema, migrate
 from jobs.http import HealthServer
 from jobs.tasks import poll_due_feeds, refresh_schedule_lag, trim_changes
 
@@ -213,27 +213,46 @@ class Service:
             log.info("service_stopped")
 
 
+async def _alive() -> str | None:
+    return None
+
+
+async def _migrating() -> str | None:
+    return "migrating"
+
+
 async def serve(settings: Settings, dsn: str) -> None:
-    async with open_pipeline(settings, dsn) as pipeline:
-        days = settings.change_retention_days
-        service = Service(
-            pipeline,
-            tick_seconds=settings.tick_seconds,
-            keep_changes=timedelta(days=days) if days else None,
+    """Migrate, then run the service until SIGTERM/SIGINT. The endpoints answer from the start:
+    while the migrations run (or wait for another replica's), /healthz is 200 and /readyz 503
+    `migrating`, so that a liveness probe does not have the process killed in the middle of a
+    long migration, which would be rolled back and started again at every restart."""
+    http = None
+    if settings.http_port:
+        http = HealthServer(
+            settings.http_host, settings.http_port, healthy=_alive, ready=_migrating
         )
-        http = None
-        if settings.http_port:
-            http = HealthServer(
-                settings.http_host, settings.http_port, healthy=service.healthy, ready=service.ready
+        await http.start()
+    try:
+        await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
+        async with open_pipeline(settings, dsn) as pipeline:
+            days = settings.change_retention_days
+            service = Service(
+                pipeline,
+                tick_seconds=settings.tick_seconds,
+                keep_changes=timedelta(days=days) if days else None,
             )
-            await http.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.stop)
-        try:
-            await service.run()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
             if http is not None:
-                await http.close()
+                http.check_with(healthy=service.healthy, ready=service.ready)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, service.stop)
+            try:
+                await service.run()
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+                if http is not None:
+                    await http.close()
+    finally:
+        if http is not None:
+            await http.close()

@@ -356,12 +356,13 @@ def test_failing_ticks_make_the_service_unready(database_url: str) -> None:
         text=True,
     )
     try:
-        assert wait_until(
-            lambda: http_get_or_none(f"http://127.0.0.1:{port}/readyz")[0] == 503,
+        assert wait_until(  # 503 `migrating` at first, until the service runs
+            lambda: "ticks failed" in http_get_or_none(f"http://127.0.0.1:{port}/readyz")[1],
             timeout=60,
             interval=0.2,
         )
-        _, reason = http_get(f"http://127.0.0.1:{port}/readyz")
+        status, reason = http_get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 503
         assert "ticks failed" in reason
         assert "feed_hint" in reason
         assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
@@ -610,3 +611,41 @@ def test_the_image_health_check_passes_against_the_running_service(
         proc.wait(timeout=60)
     assert proc.returncode == 0
     assert check() != 0
+
+
+def test_a_service_waiting_for_its_migrations_answers_its_probes(empty_database_url: str) -> None:
+    """`ingest run` whose migrations wait (another replica migrating holds the lock; a long
+    migration, an index built over millions of rows, is the same): its endpoints answer from
+    the start, /healthz 200 (alive: a liveness probe, or Docker's health check, failing for as
+    long as a migration takes would have the container killed mid-migration, the migration
+    rolled back and started again at every restart) and /readyz 503 `migrating`; once the
+    migrations are done, /readyz 200, and SIGTERM exits 0 (was: nothing listened until the
+    migrations were done, connection refused)."""
+    from ingest.store.db import MIGRATION_LOCK_KEY
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = {
+        **env(empty_database_url),
+        "INGEST_TICK_SECONDS": "0.5",
+        "INGEST_HTTP_PORT": str(port),
+        "INGEST_HTTP_HOST": "127.0.0.1",
+    }
+    with psycopg.connect(empty_database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        with logging_service(environment) as (proc, lines):
+            waiting = wait_until(
+                lambda: any(e["event"] == "migration_lock_waiting" for e in list(lines)),
+                timeout=60,
+            )
+            healthy = http_get_or_none(f"{base}/healthz")
+            ready = http_get_or_none(f"{base}/readyz")
+            holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            started = wait_until(lambda: http_get_or_none(f"{base}/readyz")[0] == 200, timeout=60)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert waiting, [e["event"] for e in lines]
+    assert healthy == (200, "ok\n")
+    assert ready == (503, "migrating\n")
+    assert started
+    assert proc.returncode == 0, lines[-5:]
