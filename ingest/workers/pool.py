@@ -5,16 +5,18 @@ pathological page cannot stall the service, and the event loop never runs this w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+import structlog
 from pebble import CONSTS, ProcessExpired, ProcessPool
 
 from ingest.errors import ParseError, WorkerCrashed, WorkerError, WorkerTimeout
@@ -22,6 +24,8 @@ from ingest.ports import WorkerPool
 from ingest.workers import forkserver
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["WorkerCrashed", "WorkerTimeout", "Workers", "parse_in_worker", "stop_promptly"]
 
@@ -50,11 +54,13 @@ class Workers:
             max_workers=size, max_tasks=max_tasks, context=forkserver.context()
         )
         self.size = size
+        self._max_tasks = max_tasks
         self._ready: asyncio.Future[None] | None = None
         self._probe: Future[int] | None = None
         self._closing = threading.Event()
-        self._waiting: set[Future[Any]] = set()
-        """The pebble futures of the tasks callers wait for (`close` fails those it leaves)."""
+        self._waiting: dict[Future[Any], ProcessPool] = {}
+        """The pebble futures of the tasks callers wait for, each with its pool (`close`, and
+        `_pool_after` for a broken pool, fail those it leaves)."""
 
     def start_soon(self) -> None:
         """Start the fork server and the workers in a thread, now, while the caller goes on
@@ -91,14 +97,16 @@ class Workers:
         worker's restart each."""
         if self._ready is not None and not self._ready.done():
             await asyncio.shield(self._ready)
+        pool = self._pool
         try:
-            future = self._pool.schedule(fn, args=args, timeout=timeout)
-        except RuntimeError as e:  # pebble: "The Pool is not active"
+            future = pool.schedule(fn, args=args, timeout=timeout)
+        except RuntimeError as e:  # pebble: "The Pool is not active", or broken
             if self._closing.is_set():
                 raise WorkerCrashed("worker pool closed") from e
-            raise
-        self._waiting.add(future)
-        future.add_done_callback(self._waiting.discard)
+            pool = self._pool_after(pool, e)
+            future = pool.schedule(fn, args=args, timeout=timeout)
+        self._waiting[future] = pool
+        future.add_done_callback(lambda done: self._waiting.pop(done, None))
         try:
             result: T = await asyncio.shield(asyncio.wrap_future(future))
         except FutureTimeout as e:
@@ -116,6 +124,33 @@ class Workers:
                 raise WorkerCrashed("worker pool closed") from e
             raise
         return result
+
+    def _pool_after(self, broken: ProcessPool, error: RuntimeError) -> ProcessPool:
+        """A new pool in place of `broken`, which pebble gave up on ("Unexpected error within
+        the Pool") when it could start no worker: its fork server was killed (by the kernel's
+        OOM killer) and a worker died or was retired. Every later task would fail, each page
+        stored from its feed's text and each feed failing, until the process was restarted.
+        Made once, by whichever caller finds the pool broken first, with a new fork server;
+        the broken pool's workers are stopped in a thread, and the tasks it still held fail
+        (`WorkerCrashed`) rather than wait for ever."""
+        if self._pool is broken:
+            log.warning("worker_pool_restarted", error=str(error))
+            broken.stop()  # type: ignore[no-untyped-call]
+            threading.Thread(
+                target=self._stop_broken, args=(broken,), name="ingest-pool-stop", daemon=True
+            ).start()
+            forkserver.start()
+            self._pool = ProcessPool(
+                max_workers=self.size, max_tasks=self._max_tasks, context=forkserver.context()
+            )
+        return self._pool
+
+    def _stop_broken(self, broken: ProcessPool) -> None:
+        broken.join(timeout=10)
+        for future, pool in list(self._waiting.items()):
+            if pool is broken:
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(WorkerCrashed("worker pool broken"))
 
     def close(self) -> None:
         self._closing.set()

@@ -4,13 +4,17 @@ its exception as itself, `WorkerTimeout` past the time limit."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import multiprocessing.forkserver
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from ingest.errors import ParseError, WorkerTimeout
 from ingest.ports import WorkerPool
@@ -81,3 +85,30 @@ def test_widen_sets_a_pipes_size_and_leaves_what_it_cannot() -> None:
         assert fcntl.fcntl(write, fcntl.F_GETPIPE_SZ) == 1 << 18
     finally:
         os.close(write)
+
+
+def _fork_server_pid() -> int:
+    pid = multiprocessing.forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert isinstance(pid, int)
+    return pid
+
+
+async def test_a_pool_whose_fork_server_is_gone_is_made_again() -> None:
+    """The fork server killed (the kernel's OOM killer picks it), then a worker (out of memory
+    too, or retired after its tasks): pebble can start no worker and gives the pool up. A new
+    pool is made, with a new fork server (`worker_pool_restarted`), and the next tasks run
+    (was: every task failed for as long as the process ran, `RuntimeError: Unexpected error
+    within the Pool`, each page stored from its feed's text, `internal error: RuntimeError`,
+    each feed failing to parse, /healthz 200 all along)."""
+    workers = Workers(1)
+    try:
+        first = await workers.run(os.getpid, timeout=30)
+        os.kill(_fork_server_pid(), signal.SIGKILL)
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(1)  # pebble finds the worker gone and cannot start another
+        with capture_logs() as logs:
+            again = [await workers.run(os.getpid, timeout=30) for _ in range(3)]
+    finally:
+        workers.close()
+    assert first not in again
+    assert [line["event"] for line in logs] == ["worker_pool_restarted"]
