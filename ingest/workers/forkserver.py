@@ -22,6 +22,14 @@ from types import TracebackType
 
 PRELOAD = ["ingest.workers.warm"]
 
+TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
+"""A `-W` option of multiprocessing's resource tracker, a process of its own that multiprocessing
+starts with this interpreter's options: once a process using the pool is killed (SIGKILL: the
+OOM killer, an orchestrator's grace over), the tracker removes the semaphores it left and says
+so, `UserWarning: resource_tracker: There appear to be 2 leaked semaphore objects to clean up
+at shutdown`, as text on the stderr it shares with the command, whose every other line is JSON
+(`INGEST_LOG_FORMAT`). What it does is done all the same; it is not said."""
+
 PIPE_BYTES = 1 << 20
 """The kernel buffer of the pool's one-way pipes (Linux's default is 64 KiB): the documents the
 main process sends to the workers, and their results back. A page of a few hundred kilobytes
@@ -78,6 +86,8 @@ def start() -> None:
     arrives as usual. multiprocessing's resource tracker is started first: its own start
     unblocks SIGINT when it is done."""
     context()
+    if TRACKER_WARNINGS not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_WARNINGS)
     resource_tracker.ensure_running()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:

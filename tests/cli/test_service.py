@@ -649,3 +649,38 @@ def test_a_service_waiting_for_its_migrations_answers_its_probes(empty_database_
     assert ready == (503, "migrating\n")
     assert started
     assert proc.returncode == 0, lines[-5:]
+
+
+def test_a_service_killed_leaves_only_json_lines(database_url: str) -> None:
+    """`ingest run` in JSON killed with SIGKILL (the kernel's OOM killer, Kubernetes or Docker
+    once their grace is over): every line of its stderr, whoever wrote it, is a JSON object,
+    also once it is gone (was: multiprocessing's resource tracker, a process of its own, wrote
+    its `UserWarning: resource_tracker: There appear to be 2 leaked semaphore objects to clean
+    up at shutdown` and the source line under it as text)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env={**env(database_url), "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if '"service_started"' in line:
+                break
+        time.sleep(1)  # the worker pool started
+        proc.kill()
+        rest = proc.stderr.read()  # until the last process holding it (the tracker) exits
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    not_json = []
+    for line in rest.splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            not_json.append(line)
+    assert not_json == []
