@@ -226,6 +226,7 @@ async def serve(settings: Settings, dsn: str) -> None:
     while the migrations run (or wait for another replica's), /healthz is 200 and /readyz 503
     `migrating`, so that a liveness probe does not have the process killed in the middle of a
     long migration, which would be rolled back and started again at every restart."""
+    loop = asyncio.get_running_loop()
     http = None
     if settings.http_port:
         http = HealthServer(
@@ -243,16 +244,17 @@ async def serve(settings: Settings, dsn: str) -> None:
             )
             if http is not None:
                 http.check_with(healthy=service.healthy, ready=service.ready)
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, service.stop)
             try:
                 await service.run()
             finally:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
                 if http is not None:
                     await http.close()
     finally:
+        # Only once the pipeline is closed (its writers finishing their groups, its workers
+        # stopping): until then a signal more is the stop under way, not the default action.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         if http is not None:
             await http.close()

@@ -684,3 +684,52 @@ def test_a_service_killed_leaves_only_json_lines(database_url: str) -> None:
         except ValueError:
             not_json.append(line)
     assert not_json == []
+
+
+SLOW_CLOSE = """
+import asyncio, sys
+from ingest import pipeline
+aclose = pipeline.Pipeline.aclose
+async def slow(self):  # a group of articles still being written as the service stops
+    await asyncio.sleep(3)
+    await aclose(self)
+pipeline.Pipeline.aclose = slow
+from ingest.cli import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_second_sigterm_while_the_service_closes_changes_nothing(database_url: str) -> None:
+    """A second SIGTERM after the drain, while the service closes (its writers finishing the
+    groups being written, its worker pool stopping; 3 s here): it goes on closing and exits 0
+    (was: the default action of the signal, restored once the drain was over, killed it there,
+    the group being written rolled back and the exit status -15)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLOSE],
+        env={**env(database_url), "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    events = []
+    try:
+        for line in proc.stderr:
+            if line.startswith("{"):
+                events.append(json.loads(line)["event"])
+            if events[-1:] == ["service_started"]:
+                proc.send_signal(signal.SIGTERM)
+            if events[-1:] == ["service_stopped"]:
+                time.sleep(0.5)
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert "service_stopped" in events
+    assert proc.returncode == 0, rest[-2000:]
+    assert '"event_loop_lag"' in rest  # the pipeline closed
