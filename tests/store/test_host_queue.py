@@ -39,6 +39,7 @@ def claim_params(
         "room_hosts": list(room),
         "rooms": list(room.values()),
         "host_limit": None,
+        "now": None,
     }
 
 
