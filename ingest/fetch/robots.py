@@ -6,7 +6,8 @@ Pure: no I/O. The fetching and caching policy (RFC 9309 status handling) lives i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -31,6 +32,14 @@ _ESCAPED_BYTE: Final = re.compile("[\udc80-\udcff]")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PLAIN: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
 """Characters a path or pattern keeps as they are; others are percent-encoded (as UTF-8)."""
+_KEY_LENGTHS: Final = (16, 12, 8, 6, 4, 3, 2, 1)
+"""A wildcard rule filed under a piece the path must contain is keyed by the piece's first
+characters, as many as the longest of these lengths allows, so that a path is sliced at few
+lengths to find the keys it contains."""
+_KEY_LENGTH: Final = tuple(
+    next((n for n in _KEY_LENGTHS if n <= length), 0) for length in range(_KEY_LENGTHS[0] + 1)
+)
+"""A piece's length (up to the longest key's) -> the length of its key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,8 @@ class Robots:
     """True for the complete disallow assumed while robots.txt answers 5xx or cannot be
     reached, where it was never read (RFC 9309 §2.3.1.4; once read, the rules last read stay
     in force meanwhile): a passing state, unlike rules the site wrote."""
+    _matchers: dict[str, _Matcher] = field(default_factory=dict, compare=False, repr=False)
+    """Product token -> the rules of its groups, indexed (`_Matcher`) on its first question."""
 
     @classmethod
     def allow_all(cls) -> Robots:
@@ -82,13 +93,12 @@ class Robots:
             path += "?" + _normalize(parts.query)
         if path == "/robots.txt":
             return True
-        best = (-1, True)
-        for group in self._groups_for(user_agent):
-            for rule in group.rules:
-                decides = (len(rule.pattern), rule.allow)
-                if decides > best and _matches(rule.pattern, path):
-                    best = decides
-        return best[1]
+        token = _product_token(user_agent)
+        matcher = self._matchers.get(token)
+        if matcher is None:
+            rules = (rule for group in self._groups_for(user_agent) for rule in group.rules)
+            matcher = self._matchers.setdefault(token, _Matcher(rules))
+        return matcher.allowed(path)
 
     def crawl_delay(self, user_agent: str = ROBOTS_AGENT) -> float | None:
         """The seconds this agent is asked to leave between two requests, if the file says:
@@ -106,6 +116,97 @@ class Robots:
         token = _product_token(user_agent)
         own = [g for g in self._groups if token and token in g.agents]
         return own or [g for g in self._groups if "*" in g.agents]
+
+
+class _Matcher:
+    """The rules of an agent's groups, filed so that a path is compared with the few that can
+    match it rather than with all: a plain rule (no `*`, no final `$`) under its pattern, which
+    must start the path; `x$` under `x`, the whole path; a wildcard rule under its longest
+    literal piece: its first (which must start the path), its last before a final `$` (which
+    must end it), or another (which the path must contain; keyed by its start, `_KEY_LENGTHS`).
+    Each of these is found by slicing the path at the few lengths the keys have. The decision
+    is the one of comparing every rule: the longest matching pattern, Allow winning a tie."""
+
+    __slots__ = ("_contains", "_ends", "_exact", "_plain", "_plain_lengths", "_starts")
+
+    def __init__(self, rules: Iterable[_Rule]) -> None:
+        patterns: dict[str, bool] = {}
+        for rule in rules:
+            patterns[rule.pattern] = patterns.get(rule.pattern, False) or rule.allow
+        self._plain: dict[str, bool] = {}
+        self._exact: dict[str, bool] = {}
+        starts: dict[str, list[tuple[int, bool, str]]] = {}
+        ends: dict[str, list[tuple[int, bool, str]]] = {}
+        contains: dict[str, list[tuple[int, bool, str]]] = {}
+        for pattern, allow in patterns.items():
+            anchored = pattern.endswith("$")
+            pieces = (pattern[:-1] if anchored else pattern).split("*")
+            if len(pieces) == 1:
+                (self._exact if anchored else self._plain)[pieces[0]] = allow
+                continue
+            entry = (len(pattern), allow, pattern)
+            inner = pieces[1] if len(pieces) == 2 else max(pieces[1:], key=len)
+            inner = inner[: _KEY_LENGTH[min(len(inner), _KEY_LENGTHS[0])]]
+            last = pieces[-1] if anchored else ""
+            if len(pieces[0]) >= max(len(last), len(inner)):
+                starts.setdefault(pieces[0], []).append(entry)
+            elif len(last) >= len(inner):
+                ends.setdefault(last, []).append(entry)
+            else:
+                contains.setdefault(inner, []).append(entry)
+        self._plain_lengths = sorted({len(p) for p in self._plain}, reverse=True)
+        self._starts = _Filed(starts)
+        self._ends = _Filed(ends)
+        self._contains = _Filed(contains)
+
+    def allowed(self, path: str) -> bool:
+        best = (-1, True)
+        for length in self._plain_lengths:
+            if length <= len(path) and (allow := self._plain.get(path[:length])) is not None:
+                best = (length, allow)
+                break
+        if (allow := self._exact.get(path)) is not None:
+            best = max(best, (len(path) + 1, allow))
+        candidates = [
+            *self._starts.found(path[:length] for length in self._starts.lengths),
+            *self._ends.found(path[-length:] for length in self._ends.lengths),
+            *self._contains.found(self._contains.within(path)),
+        ]
+        candidates.sort(reverse=True)
+        for length, allow, pattern in candidates:
+            if (length, allow) <= best:
+                break
+            if _matches(pattern, path):
+                best = (length, allow)
+                break
+        return best[1]
+
+
+class _Filed:
+    """Wildcard rules (pattern length, allow, pattern) filed under a literal key."""
+
+    __slots__ = ("_rules", "lengths")
+
+    def __init__(self, rules: dict[str, list[tuple[int, bool, str]]]) -> None:
+        self._rules = rules
+        self.lengths = sorted({len(key) for key in rules})
+
+    def found(self, keys: Iterable[str]) -> list[tuple[int, bool, str]]:
+        """The rules filed under any of these keys."""
+        if not self._rules:
+            return []
+        return [rule for key in keys if key in self._rules for rule in self._rules[key]]
+
+    def within(self, path: str) -> Iterable[str]:
+        """The keys `path` contains: each key looked for in it, or the path's slices at the keys'
+        lengths (each one once), whichever is cheaper (a search costs a slice's set insert and
+        lookup, and a bit more for each 64 characters of the path)."""
+        if not self._rules:
+            return ()
+        slices = sum(max(len(path) - length + 1, 0) for length in self.lengths)
+        if len(self._rules) * (4 + len(path) // 64) <= 3 * slices:
+            return (key for key in self._rules if key in path)
+        return {path[i : i + n] for n in self.lengths for i in range(len(path) - n + 1)}
 
 
 def parse_robots(body: bytes) -> Robots:

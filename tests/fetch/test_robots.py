@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from urllib.parse import urlsplit
 
-from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest.fetch.robots import ROBOTS_AGENT, Robots, _normalize, parse_robots, robots_url
 
 ROBOTS = b"""\
 # comments and blank lines are ignored
@@ -287,3 +291,126 @@ def test_request_rate_ends_the_run_of_user_agent_lines() -> None:
     assert robots.crawl_delay(ROBOTS_AGENT) == 8.0
     assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is True
     assert robots.crawl_delay("otherbot") is None
+
+
+def _reference_matches(pattern: str, path: str) -> bool:
+    """`_matches` as every rule was compared with before rules were indexed: the reference."""
+    anchored = pattern.endswith("$")
+    pieces = (pattern[:-1] if anchored else pattern).split("*")
+    first, *middle = pieces
+    if not path.startswith(first):
+        return False
+    if not middle:
+        return not anchored or len(path) == len(first)
+    *middle, last = middle
+    position = len(first)
+    for piece in middle:
+        found = path.find(piece, position)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    if anchored:
+        return path.endswith(last) and len(path) - len(last) >= position
+    return path.find(last, position) >= 0
+
+
+def _reference_allowed(robots: Robots, url: str, user_agent: str) -> bool:
+    """`Robots.allowed` comparing the path with every rule of the agent's groups in turn."""
+    parts = urlsplit(url)
+    path = _normalize(parts.path or "/")
+    if parts.query:
+        path += "?" + _normalize(parts.query)
+    if path == "/robots.txt":
+        return True
+    best = (-1, True)
+    for group in robots._groups_for(user_agent):
+        for rule in group.rules:
+            decides = (len(rule.pattern), rule.allow)
+            if decides > best and _reference_matches(rule.pattern, path):
+                best = decides
+    return best[1]
+
+
+_PIECES = ["/", "a", "b", "ab", "ba", "x/", ".pdf", "?", "=", "%61", "%2F", "\u00e9", "$", "*"]
+_PIECES += ["abcdefghijklmnopq", "abcdefghijklmnopqr", "0123456789abcdefghij"]
+_PATTERNS = st.builds(
+    "".join,
+    st.lists(st.sampled_from([*_PIECES, "*", "*", "/"]), min_size=1, max_size=8),
+).map(lambda p: p if p.startswith(("/", "*")) else "/" + p)
+_VARIANTS = {
+    "as is": lambda p: p,
+    "anchored": lambda p: p + "$",
+    "starred": lambda p: p + "*",
+    "starred, anchored": lambda p: p + "*$",
+    "longer": lambda p: p + "a",
+    "last character a star": lambda p: p[:-1] + "*" if len(p) > 1 else p,
+    "last character anchored": lambda p: p[:-1] + "$" if len(p) > 1 else p,
+}
+"""A rule's pattern made from a base pattern: rules of one file are alike, of equal lengths."""
+_RULES = st.lists(_PATTERNS, min_size=1, max_size=8).flatmap(
+    lambda bases: st.lists(
+        st.tuples(
+            st.sampled_from(["Allow", "Disallow"]),
+            st.tuples(st.sampled_from(bases), st.sampled_from(list(_VARIANTS))).map(
+                lambda t: _VARIANTS[t[1]](t[0])
+            ),
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+_PATHS = st.builds("".join, st.lists(st.sampled_from([*_PIECES, "a", "b", "/"]), max_size=12))
+
+
+@settings(
+    max_examples=600,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    rules=_RULES,
+    agents=st.lists(st.sampled_from(["*", "news-ingest", "otherbot"]), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_indexed_rules_decide_as_comparing_every_rule(
+    rules: list[tuple[str, str, bool]], agents: list[str], data: st.DataObject
+) -> None:
+    """Whatever the rules (plain, `*`, final `$`, repeated, Allow and Disallow of one pattern or
+    of patterns alike, percent-encoded) and the paths (random, or spelled as a rule with its `*`
+    filled in), `allowed()` answers as comparing the path with every rule of the agent's groups
+    does: the longest match, Allow winning a tie."""
+    lines = []
+    for i, (field, pattern, new_group) in enumerate(rules):
+        if i == 0 or new_group:
+            lines.append(f"User-agent: {agents[i % len(agents)]}")
+        lines.append(f"{field}: {pattern}")
+    robots = parse_robots("\n".join(lines).encode())
+    spelled = [
+        st.tuples(st.just(pattern.removesuffix("$")), _PATHS, _PATHS).map(
+            lambda t: t[0].replace("*", t[1], 1).replace("*", t[2]) + t[1][:1]
+        )
+        for _, pattern, _ in rules
+    ]
+    spelled += [st.just(pattern.removesuffix("$").replace("*", "")) for _, pattern, _ in rules]
+    paths = data.draw(st.lists(st.one_of(_PATHS, *spelled), min_size=1, max_size=12))
+    for path in paths:
+        url = "https://news.example/" + path.lstrip("/")
+        for agent in (ROBOTS_AGENT, "otherbot"):
+            expected = _reference_allowed(robots, url, agent)
+            assert robots.allowed(url, agent) is expected, (url, agent)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/a/k7x", False), ("/k7x", False), ("/k7x/more", False), ("/k7", True), ("/k7y", True)],
+)
+def test_many_wildcard_rules_find_the_one_a_path_ends_with(path: str, allowed: bool) -> None:
+    """With more wildcard rules than a path has pieces, a rule whose piece ends the path (or
+    is all of it after the first `/`) still decides."""
+    body = "User-agent: *\n" + "".join(f"Disallow: /*k{i}x\n" for i in range(300))
+    robots = parse_robots(body.encode())
+    url = "https://news.example" + path
+    assert robots.allowed(url, ROBOTS_AGENT) is allowed
+    assert _reference_allowed(robots, url, ROBOTS_AGENT) is allowed
