@@ -103,9 +103,11 @@ class HeldError(FetchError):
     not over (`seconds` left, also as `retry_after`). The host's word, not the URL's failure:
     a feed held is due again when the hold ends, with nothing of its failures changed."""
 
-    def __init__(self, url: str, message: str, *, seconds: float) -> None:
+    def __init__(self, url: str, message: str, *, seconds: float, host: str | None = None) -> None:
         super().__init__(url, message, retry_after=str(math.ceil(seconds)))
         self.seconds = seconds
+        self.host = host
+        """The host held (after redirects, the one the request would have gone to)."""
 
 
 class ParseError(FeedError):

@@ -100,6 +100,9 @@ class _RobotsEntry:
     """The URL and reason of the guard's refusal of the robots.txt request (a redirect to an
     internal address or to another scheme), raised again as a `BlockedError` to every page of
     the origin until the entry expires, rather than asking for robots.txt before each page."""
+    held_by: str | None = None
+    """The host whose Retry-After kept robots.txt from being read, where it redirects to another
+    (a CDN): its hold holds the origin's pages as their own host's does (`_rules_unless_held`)."""
 
 
 def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) -> httpx.URL:
@@ -776,12 +779,13 @@ class Fetcher:
 
     def _rules_unless_held(self, url: str, entry: _RobotsEntry) -> Robots:
         """`_rules`, or `HeldError` where they are the disallow assumed while robots.txt is
-        unavailable and `url`'s host asked for no request for a while yet."""
+        unavailable and `url`'s host, or the host its robots.txt redirected to, asked for no
+        request for a while yet."""
         robots = _rules(entry)
         if robots.unavailable:
-            host = _host(_http_url(url, url))
-            if (left := self._hosts.held_for(host)) > 0:
-                raise _held(robots_url(url), host, left)
+            for host in (_host(_http_url(url, url)), entry.held_by):
+                if host is not None and (left := self._hosts.held_for(host)) > 0:
+                    raise _held(robots_url(url), host, left)
         return robots
 
     async def _load_robots(
@@ -802,10 +806,12 @@ class Fetcher:
             return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl, delay, refused)
         except FetchError as e:
             status = e.status
+            held_by = None
             if isinstance(e, HeldError):
                 # Not sent: the host's Retry-After is not over. Its pages wait meanwhile, and
                 # robots.txt is asked for once it ends, not a failure's 10 minutes later.
                 short_ttl = min(short_ttl, e.seconds)
+                held_by = e.host
             elif status in (429, 503):
                 # The server said when to come back (`_back_off` holds its host until then):
                 # robots.txt is asked for again then, not after a failure's 10 minutes; at
@@ -814,6 +820,8 @@ class Fetcher:
                 if wait is not None:
                     floor = self._delay_of(_host(_http_url(url, url)))
                     short_ttl = min(short_ttl, max(wait, floor))
+                if e.response_url is not None:
+                    held_by = _host(_http_url(url, e.response_url))
             # 429 is a 4xx, but it says "you are too fast", not "there is no file"; treat it
             # like a server error, as Google does, rather than as permission to crawl. A 304 to
             # a request without validators (`_unasked_304`: a cache's stored 304) says nothing
@@ -829,7 +837,8 @@ class Fetcher:
             if previous is not None and not previous.robots.unavailable:
                 return replace(previous, expires=self._clock() + short_ttl)
             delay = previous.crawl_delay if previous is not None else None
-            return _RobotsEntry(Robots.unreachable(), self._clock() + short_ttl, delay)
+            expires = self._clock() + short_ttl
+            return _RobotsEntry(Robots.unreachable(), expires, delay, held_by=held_by)
         robots = parse_robots(_whole_lines(result.body))
         return _RobotsEntry(robots, self._clock() + ttl, robots.crawl_delay(ROBOTS_AGENT))
 
@@ -867,7 +876,10 @@ class Fetcher:
 def _held(url: str, host: str, seconds: float) -> HeldError:
     left = math.ceil(seconds)
     return HeldError(
-        url, f"held: {host} asked for no request for another {left}s (Retry-After)", seconds=seconds
+        url,
+        f"held: {host} asked for no request for another {left}s (Retry-After)",
+        seconds=seconds,
+        host=host,
     )
 
 

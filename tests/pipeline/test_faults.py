@@ -358,6 +358,66 @@ async def test_pages_whose_robots_txt_their_host_s_retry_after_holds_spend_no_tr
     assert stored == [{"text_source": "page", "extraction_error": None}] * 2
 
 
+@pytest.mark.parametrize("asked", ["robots", "another-feed"])
+async def test_pages_whose_robots_txt_redirects_to_a_host_a_retry_after_holds_spend_no_tries(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any], asked: str
+) -> None:
+    """A feed lists two pages of a host whose robots.txt, never read, redirects to another host
+    (a CDN) that asks for no request for an hour (`Retry-After: 3600`): the robots.txt there
+    answered so, or another feed of that host did. The pages are held as when their own host
+    is: they wait, spending none of the INGEST_PAGE_ATTEMPTS tries, however often the feed is
+    polled meanwhile, the robots.txt not asked for again; once the hold is over both are stored
+    from their pages (was: robots.txt "unavailable", each poll counted a try at each page, and
+    after three polls both were stored from the feed's summary, `extraction_error` "robots.txt:
+    unavailable", never fetched)."""
+    refusal = Response(503, b"", {"Retry-After": "3600", "Content-Type": "text/plain"})
+    allowed = static("User-agent: *\nAllow: /\n", "text/plain")
+    cdn = server.base.replace("127.0.0.1", "cdn.test")
+    moved = Response(301, b"", {"Location": cdn + "/site-robots.txt"})
+    cdn_asked: list[Request] = []
+
+    def robots(req: Request) -> Response:
+        return allowed(req) if req.headers["host"].startswith("feeds.test") else moved
+
+    def site_robots(req: Request) -> Response:
+        cdn_asked.append(req)
+        return refusal if asked == "robots" else allowed(req)
+
+    server.routes["/robots.txt"] = robots
+    server.routes["/site-robots.txt"] = site_robots
+    server.routes["/busy"] = refusal
+    server.routes["/a"], server.routes["/b"] = static(page("A")), static(page("B"))
+    feed_url = server.url("/feed").replace("127.0.0.1", "feeds.test")
+    server.routes["/feed"] = static(rss(server.base, ["/a", "/b"]), "application/rss+xml")
+    s = settings(database_url, per_host_connections=1)
+    pipeline = await make_pipeline(s, workers, resources)
+
+    def fetcher() -> Fetcher:
+        names = {"feeds.test": ["127.0.0.1"], "cdn.test": ["127.0.0.1"]}
+        made = Fetcher(s, resolver=fake_dns(names))
+        resources.append((pipeline.store.pool, made))
+        return made
+
+    pipeline.fetcher = fetcher()
+    if asked == "another-feed":
+        with pytest.raises(FetchError, match="HTTP 503"):
+            await pipeline.fetcher.fetch(cdn + "/busy", "feed")
+    await pipeline.store.add_feed(feed_url)
+    for _ in range(s.page_attempts + 1):
+        summary = await pipeline.run(all_feeds=True)
+        assert (summary.ok, summary.new_articles) == (1, 0)
+    assert server.hits("/a") + server.hits("/b") == []
+    assert len(cdn_asked) == (1 if asked == "robots" else 0)
+    waiting = rows(database_url, "SELECT attempts FROM ingest.feed_entries ORDER BY attempts")
+    assert waiting == [{"attempts": 0}, {"attempts": 0}]
+    asked = "over"
+    pipeline.fetcher = fetcher()  # the hold is over
+    summary = await pipeline.run(all_feeds=True)
+    assert summary.new_articles == 2
+    stored = rows(database_url, "SELECT text_source, extraction_error FROM news.articles")
+    assert stored == [{"text_source": "page", "extraction_error": None}] * 2
+
+
 async def test_feeds_with_the_same_stories_in_opposite_order_do_not_deadlock(
     database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
 ) -> None:
