@@ -361,13 +361,20 @@ _CREDENTIAL_QUERY = re.compile(
 )
 
 
+def without_user_info(url: str) -> str:
+    """The URL without its user-info part (`https://user:secret@host/f` -> `https://host/f`):
+    a private feed's credential, which the addresses of the pages it lists do not carry."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def redact_url(url: str) -> str:
     """The URL as the logs and schema news show it: without its user-info part, and with the
     value of each query parameter named as a credential (`CREDENTIAL_PARAMETER_NAMES`) replaced by
     `***`: `https://user:secret@host/f?page=2&token=abc` -> `https://host/f?page=2&token=***`."""
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    url = without_user_info(url)
     base, hash_, fragment = url.partition("#")
     path, question, query = base.partition("?")
     if not question:

@@ -43,6 +43,7 @@ from ingest.normalize import (
     unique_tags,
     utf8_with_windows_1252,
     with_charset,
+    without_user_info,
     zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
@@ -85,20 +86,23 @@ def looks_like_feed(body: bytes) -> bool:
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
-    """Parse a fetched feed; `url` is where it came from (the base for relative links).
+    """Parse a fetched feed; `url` is where it came from, without its user-info the base for
+    relative links: a private feed's credential (`https://user:password@host/feed`) is for the
+    feed's own requests, not part of the addresses of the pages it lists.
 
     Raises ParseError when the body is not a feed or nothing usable could be recovered from it.
     """
+    base = without_user_info(url)
     kind, root = _sniff(body)
     if kind == "empty":
         raise ParseError(url, "not a feed: empty body")
     if kind == "json":
-        return _parse_json_feed(body, url)
+        return _parse_json_feed(body, url, base)
     if kind == "html":
         # Fail fast: feedparser finds nothing in a web page, and a large page is slow to walk.
         raise ParseError(url, "not a feed: HTML document")
     body, headers, recoded = _as_utf8(body, headers or {})
-    data = _feedparser(body, url, headers)
+    data = _feedparser(body, url, base, headers)
 
     version = _get(data, "version")
     version = version if isinstance(version, str) else ""
@@ -110,7 +114,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     entries = tuple(
         entry
         for raw in _dicts(_get(data, "entries"))
-        if (entry := _entry(raw, url, feed_language, feed_author)) is not None
+        if (entry := _entry(raw, base, feed_language, feed_author)) is not None
     )
 
     if not entries and (not version or _is_fatal(bozo)):
@@ -118,7 +122,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     return ParsedFeed(
         version=version or "unknown",
         title=_text_line(_get(feed, "title_detail"), _get(feed, "title")),
-        link=http_url(_get(feed, "link"), url),
+        link=http_url(_get(feed, "link"), base),
         language=feed_language,
         entries=entries,
         ttl_minutes=_ttl(_get(feed, "ttl")),
@@ -375,10 +379,10 @@ feedparser.api.LooseFeedParser.feed = _loose_feed
 feedparser.api.LooseFeedParser.handle_entityref = _bounded_entityref
 
 
-def _feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:
+def _feedparser(body: bytes, url: str, base: str, headers: Mapping[str, str]) -> Any:
     lowered = {key.lower(): value for key, value in headers.items()}
     response_headers = {
-        "content-location": url,
+        "content-location": base,
         # Without a Content-Type feedparser falls back to RFC 2616's ISO-8859-1 and garbles
         # undeclared UTF-8; application/xml makes it follow the XML rules (prolog, BOM, UTF-8).
         "content-type": lowered.get("content-type") or "application/xml",
@@ -880,7 +884,7 @@ def _json_as_utf8(body: bytes) -> bytes:
     return body.decode(encoding, errors="replace").encode("utf-8")
 
 
-def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
+def _parse_json_feed(body: bytes, url: str, base: str) -> ParsedFeed:
     warning = None
     body = _json_as_utf8(body)
     try:
@@ -906,12 +910,12 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
         entry
         for item in items
         if isinstance(item, dict)
-        and (entry := _json_entry(item, url, language, feed_author)) is not None
+        and (entry := _json_entry(item, base, language, feed_author)) is not None
     )
     return ParsedFeed(
         version=_JSON_FEED_VERSIONS.get(match.group(1), "json"),
         title=title(document.get("title")),
-        link=http_url(document.get("home_page_url"), url),
+        link=http_url(document.get("home_page_url"), base),
         language=language,
         entries=entries,
         warning=warning,

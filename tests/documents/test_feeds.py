@@ -533,6 +533,28 @@ def test_relative_link_resolves_against_the_feed_url() -> None:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_rss("<item><link>../2024/story</link></item>"), id="rss-link"),
+        pytest.param(_rss("<item><guid>../2024/story</guid></item>"), id="permalink-guid"),
+        pytest.param(
+            b"<feed xmlns='http://www.w3.org/2005/Atom' xml:base='/news/'><title>T</title>"
+            b"<entry><id>urn:1</id><title>x</title><link href='2024/story'/></entry></feed>",
+            id="atom-xml-base",
+        ),
+        pytest.param(_json_feed({"id": "1", "url": "../2024/story"}), id="json-feed"),
+    ],
+)
+@pytest.mark.parametrize(
+    "url", ["https://Reader:S3cret@x.test/news/rss/", "https://T0KEN@x.test/news/rss/"]
+)
+def test_relative_links_of_a_feed_with_user_info_resolve_without_it(body: bytes, url: str) -> None:
+    """A private feed's credential in its URL's user-info is for its own requests: its relative
+    links are its site's addresses without it."""
+    assert _one(body, url).link == "https://x.test/news/2024/story"
+
+
+@pytest.mark.parametrize(
     ("title", "expected"),
     [
         ("&lt;b&gt;Big&lt;/b&gt; news", "Big news"),

@@ -1,0 +1,136 @@
+"""A private feed's credential (its URL's user-info, a credential parameter) through the
+pipeline, against the real PostgreSQL and a loopback server: where it goes, and where it must
+not (the articles' URLs, the requests for the pages the feed lists)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.pipeline import Pipeline
+from ingest.ports import WorkerPool
+from ingest.store import Store
+from ingest.store.db import make_pool
+from tests.support.httpserver import LocalServer, Request, Response, Route, static
+from tests.support.workers import InlineWorkers
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PARAGRAPH = (
+    "The harbour authority said on Thursday that the new ferry terminal would open next spring, "
+    "two years later than planned, after a dispute over the cost of the foundations."
+)
+BASIC = "Basic UmVhZGVyOlMzY3JldA=="  # Reader:S3cret
+
+
+@pytest.fixture
+def workers(inline_workers: InlineWorkers) -> InlineWorkers:
+    return inline_workers
+
+
+@pytest.fixture
+def server(server: LocalServer) -> LocalServer:
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    return server
+
+
+@pytest.fixture
+async def resources() -> AsyncIterator[list[Any]]:
+    stack: list[Any] = []
+    yield stack
+    for pool, fetcher in stack:
+        await fetcher.aclose()
+        await pool.close()
+
+
+async def make_pipeline(database_url: str, workers: WorkerPool, stack: list[Any]) -> Pipeline:
+    s = Settings(database_url=database_url, allow_private_networks=True, host_delay=0)
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    fetcher = Fetcher(s)
+    stack.append((pool, fetcher))
+    return Pipeline(s, Store(pool), fetcher, workers, rng=random.Random(0))
+
+
+def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def page(title: str) -> str:
+    return (
+        f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+        f"<p>{title}. {PARAGRAPH}</p><p>{PARAGRAPH}</p></article></body></html>"
+    )
+
+
+def rss(links: list[str]) -> str:
+    items = "".join(
+        f"<item><title>Story {n}</title><link>{link}</link><guid isPermaLink='false'>g{n}</guid>"
+        f"<description>Feed text of story {n}.</description>"
+        f"<media:content url='/img/{n}.jpg' medium='image'/>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=n))}</pubDate></item>"
+        for n, link in enumerate(links)
+    )
+    return (
+        "<rss version='2.0' xmlns:media='http://search.yahoo.com/mrss/'><channel><title>T</title>"
+        f"<link>/</link>{items}</channel></rss>"
+    )
+
+
+def private(route: Route) -> Route:
+    def handle(req: Request) -> Response:
+        if req.headers.get("authorization") != BASIC:
+            return Response(401, b"denied")
+        return route(req) if callable(route) else route
+
+    return handle
+
+
+async def test_a_private_feed_s_relative_links_are_its_site_s_urls_without_its_user_info(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed registered with its credential as user-info (`http://Reader:S3cret@host/feeds/
+    private.xml`) whose entries link their pages relative to it (`<link>/story/0</link>`, an
+    image `url='/img/0.jpg'`, the channel's `<link>/</link>`): the pages are its site's, stored
+    without the credential (`news.articles.url` is read by `news_reader`), fetched without it
+    (the credential goes with the feed's own requests, never with the pages it lists), and one
+    story that a public feed of the site lists too is one article."""
+    server.routes["/feeds/private.xml"] = private(
+        static(rss(["/story/0", "story/1"]), "application/rss+xml")
+    )
+    server.routes["/feeds/public.xml"] = static(
+        rss([server.url("/story/0")]), "application/rss+xml"
+    )
+    for n in range(2):
+        server.routes[f"/story/{n}"] = static(page(f"Story {n}"))
+        server.routes[f"/feeds/story/{n}"] = static(page(f"Story {n}"))
+    pipeline = await make_pipeline(database_url, workers, resources)
+    await pipeline.store.add_feed(
+        server.url("/feeds/private.xml").replace("://", "://Reader:S3cret@")
+    )
+    await pipeline.store.add_feed(server.url("/feeds/public.xml"))
+    done = await pipeline.run()
+    assert (done.ok, done.failed) == (2, 0)
+    stored = rows(database_url, "SELECT url, image_url FROM ingest.articles ORDER BY url")
+    assert stored == [
+        {"url": server.url("/feeds/story/1"), "image_url": server.url("/img/1.jpg")},
+        {"url": server.url("/story/0"), "image_url": server.url("/img/0.jpg")},
+    ]
+    site = rows(database_url, "SELECT site_url FROM ingest.feeds WHERE url LIKE '%private%'")
+    assert site == [{"site_url": server.url("/")}]
+    pages = sorted(
+        (r.path, "authorization" in r.headers) for r in server.requests if "story" in r.path
+    )
+    assert pages == [("/feeds/story/1", False), ("/story/0", False)]
+    await pipeline.aclose()
