@@ -25,6 +25,7 @@ from ingest.normalize import (
     spelled_date,
     url_lines,
     without_controls,
+    without_user_info,
     zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
@@ -310,8 +311,11 @@ def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
         entries: list[SitemapEntry] = []
         seen: set[str] = set()
         dropped = 0
+        # A private sitemap's credential (its URL's user-info) is for its own requests, not
+        # part of the addresses of the pages it lists.
+        base = without_user_info(url)
         for item in _children(root, "url"):
-            entry = _url_entry(item, url)
+            entry = _url_entry(item, base)
             if entry is None or entry.url in seen or len(entries) >= max_entries:
                 dropped += 1
                 continue

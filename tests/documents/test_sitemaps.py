@@ -460,6 +460,17 @@ def test_sitemap_as_feed_keeps_the_urls_of_its_own_site() -> None:
     ]
 
 
+def test_a_private_sitemap_s_relative_locations_are_its_site_s_urls_without_its_user_info() -> None:
+    """A sitemap registered with its credential as user-info (`https://Reader:S3cret@host/
+    sitemap.xml`) whose locations are relative (the protocol forbids it, some sites write it):
+    its pages are the site's URLs, without the credential, read as a feed or by a backfill."""
+    body = _urlset("<url><loc>/news/a</loc></url><url><loc>b</loc></url>")
+    url = "https://Reader:S3cret@www.example.com/news/sitemap.xml"
+    expected = ["https://www.example.com/news/a", "https://www.example.com/news/b"]
+    assert [e.url for e in parse_sitemap(body, url).entries] == expected
+    assert sorted(e.link or "" for e in parse_sitemap_feed(body, url).entries) == expected
+
+
 def test_offsets_are_normalized_to_utc() -> None:
     """Every datetime out of the parser is UTC, whatever zone the document wrote."""
     body = _urlset(
