@@ -288,6 +288,21 @@ def absolute_http_url(value: str | None, base: str) -> str | None:
     return resolved
 
 
+_WWW_HOST_FIRST = re.compile(
+    r"www\.(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}(?::[0-9]*)?(?=[/?#]|$)", re.I | re.A
+)
+
+
+def scheme_less_host(value: str) -> str:
+    """A feed's link written as a host name beginning with `www.` without its scheme
+    (`www.example.com/2024/story`, as some CMSs write them) as the protocol-relative link it
+    stands for (`//www.example.com/2024/story`), which resolves to that host over the feed's
+    own scheme; any other value as given (`story.html`, `example.com/a` and `wwwroot/a` are
+    paths: only `www.` tells a host name from a file's or a directory's)."""
+    stripped = value.strip()
+    return "//" + stripped if _WWW_HOST_FIRST.match(stripped) else value
+
+
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 """A byte that is not UTF-8, as the `surrogateescape` error handler decodes it."""
 

@@ -36,6 +36,7 @@ from ingest.normalize import (
     hour_of_day,
     media_type,
     rfc2822_form,
+    scheme_less_host,
     spelled_date,
     stated_zone_name,
     to_utc,
@@ -122,7 +123,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     return ParsedFeed(
         version=version or "unknown",
         title=_text_line(_get(feed, "title_detail"), _get(feed, "title")),
-        link=http_url(_get(feed, "link"), base),
+        link=_link(_get(feed, "link"), base),
         language=feed_language,
         entries=entries,
         ttl_minutes=_ttl(_get(feed, "ttl")),
@@ -191,6 +192,21 @@ def _end_itunes_summary(self: Any) -> None:
 
 feedparser.namespaces.itunes.Namespace._start_itunes_summary = _start_itunes_summary
 feedparser.namespaces.itunes.Namespace._end_itunes_summary = _end_itunes_summary
+
+
+def _resolve_uri(self: Any, uri: str) -> str:
+    """feedparser's resolution of a link against the base in force, a link written as a
+    `www.` host without its scheme read as that host's (`ingest.normalize.scheme_less_host`)."""
+    resolved: str = feedparser.urls._urljoin(self.baseuri or "", scheme_less_host(uri))
+    return resolved
+
+
+feedparser.mixin._FeedParserMixin.resolve_uri = _resolve_uri
+
+
+def _link(value: object, base: str) -> str | None:
+    """`http_url` of a link of the feed, read as feedparser's are (`_resolve_uri`)."""
+    return http_url(scheme_less_host(value) if isinstance(value, str) else value, base)
 
 
 def _resolving(start: Any) -> Any:
@@ -613,7 +629,7 @@ def _page_link(value: object, base: str) -> str | None:
     """An entry's link as `http_url` reads it, unless it leads back to the feed document
     itself (`<link>#</link>`, an Atom `href=""`, the feed's own address): that is no page of
     the entry's."""
-    href = http_url(value, base)
+    href = _link(value, base)
     return None if href is None or urldefrag(href).url == urldefrag(base).url else href
 
 
@@ -647,7 +663,7 @@ def _image_url(raw: dict[str, Any], base: str) -> str | None:
     candidates = [_get(m, "url") for m in images + thumbnails]
     candidates += [_get(e, "href") for e in enclosures]
     candidates.append(_get(_get(raw, "image"), "href"))  # an item's itunes:image
-    return next((u for c in candidates if (u := http_url(c, base))), None)
+    return next((u for c in candidates if (u := _link(c, base))), None)
 
 
 def _is_image(medium: object, mime: object) -> bool:
@@ -915,7 +931,7 @@ def _parse_json_feed(body: bytes, url: str, base: str) -> ParsedFeed:
     return ParsedFeed(
         version=_JSON_FEED_VERSIONS.get(match.group(1), "json"),
         title=title(document.get("title")),
-        link=http_url(document.get("home_page_url"), base),
+        link=_link(document.get("home_page_url"), base),
         language=language,
         entries=entries,
         warning=warning,
@@ -957,7 +973,7 @@ def _json_entry(
         updated_at=_from_iso(item.get("date_modified")),
         summary=block(summary) if isinstance(summary := item.get("summary"), str) else None,
         content=content or None,
-        image_url=next((u for c in images if (u := http_url(c, base))), None),
+        image_url=next((u for c in images if (u := _link(c, base))), None),
         language=clean_line(item.get("language")) or feed_language,
         tags=unique_tags(_list(item.get("tags"))),
     )

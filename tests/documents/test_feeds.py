@@ -555,6 +555,63 @@ def test_relative_links_of_a_feed_with_user_info_resolve_without_it(body: bytes,
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            _rss("<item><link>www.example.org/2024/story</link></item>"),
+            "https://www.example.org/2024/story",
+            id="rss-link",
+        ),
+        pytest.param(
+            _rss("<item><link> WWW.Example.org:8080/a?id=1</link></item>"),
+            "https://WWW.Example.org:8080/a?id=1",
+            id="port-and-query",
+        ),
+        pytest.param(
+            _rss("<item><guid>www.example.org/2024/story</guid></item>"),
+            "https://www.example.org/2024/story",
+            id="permalink-guid",
+        ),
+        pytest.param(
+            b"<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><entry><id>urn:1</id>"
+            b"<title>x</title><link href='www.example.org/2024/story'/></entry></feed>",
+            "https://www.example.org/2024/story",
+            id="atom",
+        ),
+        pytest.param(
+            _json_feed({"id": "1", "url": "www.example.org/2024/story"}),
+            "https://www.example.org/2024/story",
+            id="json-feed",
+        ),
+        # A relative path whose first segment is no host name beginning with www. stays one.
+        pytest.param(
+            _rss("<item><link>wwwroot/story.html</link></item>"),
+            "https://x.test/news/wwwroot/story.html",
+            id="wwwroot",
+        ),
+        pytest.param(
+            _rss("<item><link>example.org/2024/story</link></item>"),
+            "https://x.test/news/example.org/2024/story",
+            id="no-www",
+        ),
+        pytest.param(
+            _rss("<item><link>story/www.example.org</link></item>"),
+            "https://x.test/news/story/www.example.org",
+            id="later-segment",
+        ),
+    ],
+)
+def test_a_link_written_as_a_www_host_without_its_scheme_is_that_host_s(
+    body: bytes, expected: str
+) -> None:
+    """A link that names a host beginning with `www.` but leaves out the scheme
+    (`<link>www.example.org/2024/story</link>`, a CMS writing its links so) is that host's
+    page, over the feed's own scheme, as `//www.example.org/2024/story` would be; read as a
+    path it would be a page of the feed's own site that does not exist."""
+    assert _one(body, "https://x.test/news/rss").link == expected
+
+
+@pytest.mark.parametrize(
     ("title", "expected"),
     [
         ("&lt;b&gt;Big&lt;/b&gt; news", "Big news"),
