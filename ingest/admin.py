@@ -282,11 +282,12 @@ def _setting_pairs(text: str) -> list[str]:
     """The `key=value` pairs of `feeds set` that an `ingest:settings` JSON object stands for."""
     try:
         value = json.loads(text)
-    except ValueError:
-        raise ValueError(f"ingest:settings is not JSON: {text[:80]!r}") from None
+    except ValueError as e:
+        # Its text is not quoted: its headers may be credentials.
+        raise ValueError(f"ingest:settings is not JSON: {e}") from None
     headers = value.pop("headers", {}) if isinstance(value, dict) else None
     if not isinstance(value, dict) or not isinstance(headers, dict):
-        raise ValueError(f"ingest:settings is not a JSON object of settings: {text[:80]!r}")
+        raise ValueError("ingest:settings is not a JSON object of settings")
     pairs = []
     for key, item in [*value.items(), *((f"header.{k}", v) for k, v in headers.items())]:
         if key in ("min_interval", "max_interval") and isinstance(item, int | float):
@@ -423,7 +424,7 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
             except ValueError as e:
                 raise ValueError(f"{pair!r}: {e}") from None
         elif key == "user_agent":
-            changes[key] = _header_value(pair, value) or None
+            changes[key] = _header_value(repr(pair), value) or None
         elif key.startswith("header.") and len(key) > len("header."):
             name = key[len("header.") :]
             if not name.isascii() or not all(c.isalnum() or c in "-_" for c in name):
@@ -433,7 +434,8 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
             # One header whatever the case of its name (RFC 9110): the last spelling given.
             for given in [n for n in headers if n.lower() == name.lower()]:
                 del headers[given]
-            headers[name] = _header_value(pair, value) or None
+            # A value refused is not quoted: it may be a credential.
+            headers[name] = _header_value(repr(key), value) or None
         elif key == "tags":
             tags = list(unique_tags(value.split(",")))
         elif key == "pages":
@@ -449,14 +451,22 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
     return SettingsChange(changes, headers, tags, text_mode)
 
 
-def _header_value(pair: str, value: str) -> str:
+def _header_value(named: str, value: str) -> str:
+    """`value` as a header's value; else a ValueError that begins with `named` and says which
+    character is wrong, where it is."""
     try:
         value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"{pair!r}: a header value must be Latin-1") from None
+    except UnicodeEncodeError as e:
+        where = f"{value[e.start]!r} at character {e.start + 1}"
+        raise ValueError(f"{named}: a header value must be Latin-1 ({where})") from None
     if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"{pair!r}: a header value is one line")
-    if any((ord(c) < 32 and c != "\t") or c == "\x7f" for c in value):
+        raise ValueError(f"{named}: a header value is one line")
+    if (i := next((i for i, c in enumerate(value) if _is_control(c)), None)) is not None:
         # RFC 9110: no control character (but tab) in a field value; servers answer 400.
-        raise ValueError(f"{pair!r}: a header value has no control character")
+        where = f"{value[i]!r} at character {i + 1}"
+        raise ValueError(f"{named}: a header value has no control character ({where})")
     return value
+
+
+def _is_control(c: str) -> bool:
+    return (ord(c) < 32 and c != "\t") or c == "\x7f"

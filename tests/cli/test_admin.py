@@ -1005,6 +1005,48 @@ def test_bad_settings_are_refused(pairs: list[str], error: str) -> None:
         admin.parse_settings(pairs)
 
 
+@pytest.mark.parametrize(
+    ("pairs", "error"),
+    [
+        (
+            ["header.Authorization=Bearer S3cr3t\u2019V4lue"],
+            "'header.Authorization': a header value must be Latin-1 ('\u2019' at character 14)",
+        ),
+        (["header.Cookie=s=S3cr3t\nV4lue"], "'header.Cookie': a header value is one line"),
+        (
+            ["header.X-Api-Key=S3cr3t\x07V4lue"],
+            "'header.X-Api-Key': a header value has no control character ('\\x07' at character 7)",
+        ),
+    ],
+)
+def test_a_refused_header_value_is_not_shown(pairs: list[str], error: str) -> None:
+    """A header value `feeds set` refuses (a curly quote pasted into a token, a line break, a
+    control character) may be a credential: the error names the header and what is wrong,
+    never the value, which would go to a terminal's scrollback or a provisioning job's log."""
+    with pytest.raises(ValueError, match="header") as info:
+        admin.parse_settings(pairs)
+    assert str(info.value) == error
+    assert "S3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        '{"headers": {"Authorization": "Bearer S3cr3tV4lue"}',
+        '{"headers": {"Authorization": "Bearer S3cr3tV4lue"}, "user_agent": ["a"]',
+        '[{"headers": {"Authorization": "Bearer S3cr3tV4lue"}}]',
+        '{"headers": {"Authorization": "Bearer S3cr3t\u2019V4lue"}}',
+    ],
+)
+def test_an_outline_s_refused_settings_are_not_shown(settings: str) -> None:
+    """`feeds import` of an outline whose `ingest:settings` (headers included, credentials
+    among them) are not JSON, not an object, or hold a value refused: the line it prints says
+    why, without the settings' text."""
+    with pytest.raises(ValueError, match=r"ingest:settings|header") as info:
+        admin.restored("https://a.example/feed", {_NS + "kind": "feed", _NS + "settings": settings})
+    assert "S3cr3t" not in str(info.value)
+
+
 def test_tags_are_one_line_each_once_whatever_their_case() -> None:
     """`tags=` as a feed's entries' tags are read: spaces collapsed, control characters
     dropped, each once whatever its case, none empty (was: `Local` beside `local`, an escape
