@@ -66,13 +66,13 @@ from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
 from ingest.store.db import open_pool
 from ingest.store.group import GroupWriter, by_parts
 from ingest.types import (
-    CREDENTIAL_HEADERS,
     Article,
     Feed,
     FetchResult,
     FullText,
     OwnText,
     ParsedFeed,
+    credential_header_names,
 )
 from ingest.workers.backlog import Backlog
 from ingest.workers.pool import Workers, parse_in_worker
@@ -892,7 +892,7 @@ class Pipeline:
                 feed.id,
                 update.move_to,
                 update.full_text,
-                () if stay else CREDENTIAL_HEADERS,
+                () if stay else credential_header_names(feed.settings.headers),
                 owner=self.owner,
             )
             if moved == "held":

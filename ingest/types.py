@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from ingest.coverage import has_words
 from ingest.neardup import Fingerprint
+from ingest.normalize import CREDENTIAL_PARAMETER_NAMES
 
 FetchKind = Literal["feed", "page", "robots"]
 SourceKind = Literal["feed", "sitemap"]
@@ -237,7 +239,23 @@ class FeedSettings:
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 """A feed's own headers (`ingest feeds set URL header.NAME=VALUE`) that are credentials: sent
 to hosts of the feed's own site only (`ingest.fetch.client.credential_site`), and left behind
-when the feed moves to another site."""
+when the feed moves to another site; so are those named as credentials
+(`is_credential_header`)."""
+
+_CREDENTIAL_NAME = re.compile(rf"(?:{CREDENTIAL_PARAMETER_NAMES})s?$", re.IGNORECASE | re.ASCII)
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a feed's own header of that name is a credential: one of `CREDENTIAL_HEADERS`,
+    or a name that ends as a credential parameter's does (`X-Api-Key`, `X-Auth-Token`,
+    `Private-Token`: `ingest.normalize.CREDENTIAL_PARAMETER_NAMES`), an API's key."""
+    return name.lower() in CREDENTIAL_HEADERS or _CREDENTIAL_NAME.search(name) is not None
+
+
+def credential_header_names(headers: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """The names (lower case) of the credential headers among a feed's `headers`, and
+    `CREDENTIAL_HEADERS`: what it leaves behind when it moves to another site."""
+    return CREDENTIAL_HEADERS | {n.lower() for n, _ in headers if is_credential_header(n)}
 
 
 SERVICE_HEADERS: Final = frozenset(

@@ -40,7 +40,7 @@ from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
 from ingest.normalize import host_key, registered_domain
 from ingest.schedule import parse_retry_after
-from ingest.types import CREDENTIAL_HEADERS, FetchKind, FetchResult
+from ingest.types import FetchKind, FetchResult, is_credential_header
 
 RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
 
@@ -175,11 +175,8 @@ def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{host}:{port}"
 
 
-_CREDENTIAL_HEADERS: Final = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
-
-
 def credential_site(url: httpx.URL | str) -> str:
-    """The site within which a feed's credential headers (`CREDENTIAL_HEADERS`) are sent: the
+    """The site within which a feed's credential headers (`is_credential_header`) are sent: the
     registered domain of its URL's host (`www.example.com` and `feeds.example.com` are one).
     A redirect's hop outside it gets none of them (`_hop_headers`), nor does the new URL of a
     feed that moved there (`ingest.pipeline`)."""
@@ -187,7 +184,7 @@ def credential_site(url: httpx.URL | str) -> str:
 
 
 def credentials_reach(site: str, secure: bool, target: httpx.URL | str) -> bool:
-    """Whether a request to `target` carries the credential headers (`CREDENTIAL_HEADERS`) of
+    """Whether a request to `target` carries the credential headers (`is_credential_header`) of
     a feed of `site` (its URL's `credential_site`), registered over https:// (`secure`) or
     not: only to hosts of that site, and for an https:// feed only over https:// (over
     http:// they would cross the network in clear text, which the credential of a URL's
@@ -278,7 +275,7 @@ def _hop_headers(
     Basic authentication of the URL's user-info (`basic`) where that follows
     (`_credentials_follow`)."""
     if site is not None and not credentials_reach(site, secure, target):
-        headers = [h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS]
+        headers = [h for h in headers if not is_credential_header(h[0].decode("latin-1"))]
     if basic and (target is home or _credentials_follow(home, target)):
         return [*headers, (b"Authorization", basic)]
     return headers
@@ -493,7 +490,7 @@ class Fetcher:
         # The registered domain only where a credential header needs one (the Public Suffix
         # List is loaded at its first use, 50-70 ms: not on the way to a cold run's first feed).
         site, secure = None, False
-        if named & _CREDENTIAL_HEADERS:
+        if any(is_credential_header(name.decode("latin-1")) for name in named):
             owner = _http_url(url, headers_for) if headers_for else home
             site, secure = credential_site(owner), owner.scheme == "https"
         redirects: list[tuple[int, str]] = []

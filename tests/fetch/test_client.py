@@ -374,6 +374,24 @@ async def test_a_feed_s_credential_headers_follow_no_redirect_to_another_site(
     assert second["x-edition"] == "uk"
 
 
+@pytest.mark.parametrize("name", ["X-Api-Key", "x-auth-token", "Private-Token", "X-Secret"])
+async def test_a_feed_s_header_named_as_a_credential_follows_no_redirect_to_another_site(
+    server: LocalServer, second_server: LocalServer, name: str
+) -> None:
+    """A feed's own header named as a credential (`X-Api-Key`, `X-Auth-Token`: a name that
+    ends as a credential parameter's does, `normalize.CREDENTIAL_PARAMETER_NAMES`) is one, as
+    Authorization is: it goes with each hop to the feed's own site, not to another site a
+    redirect leads to; `X-Edition` goes to every hop."""
+    server.routes["/feed"] = Response(302, b"", {"Location": second_server.url("/cdn")})
+    second_server.routes["/cdn"] = static(FEED, "application/rss+xml")
+    headers = [(name, "S3cret"), ("X-Edition", "uk")]
+    async with Fetcher(LOCAL) as fetcher:
+        await fetcher.fetch(server.url("/feed"), "feed", extra_headers=headers)
+    first, second = server.hits("/feed")[0].headers, second_server.hits("/cdn")[0].headers
+    assert (first[name.lower()], first["x-edition"]) == ("S3cret", "uk")
+    assert (name.lower() in second, second["x-edition"]) == (False, "uk")
+
+
 @pytest.mark.parametrize(
     ("old", "new", "stay"),
     [

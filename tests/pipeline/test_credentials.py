@@ -134,3 +134,59 @@ async def test_a_private_feed_s_relative_links_are_its_site_s_urls_without_its_u
     )
     assert pages == [("/feeds/story/1", False), ("/story/0", False)]
     await pipeline.aclose()
+
+
+async def test_a_feed_s_api_key_header_goes_to_its_own_site_only(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A feed given `feeds set FEED header.X-Api-Key=...` (an API's key, named as a
+    credential) listing a page of its own site and one of another site: the key goes with the
+    feed's request and its own site's page, not to the other site; `X-Edition` goes to both.
+    Moved to another site by a permanent redirect, the feed leaves the key behind, as it
+    leaves Authorization."""
+    server.routes["/feed"] = static(
+        rss([server.url("/story/0"), second_server.url("/story/1")]), "application/rss+xml"
+    )
+    server.routes["/story/0"] = static(page("Story 0"))
+    second_server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    second_server.routes["/story/1"] = static(page("Story 1"))
+    s = Settings(
+        database_url=database_url,
+        allow_private_networks=True,
+        host_delay=0,
+        redirect_after_fetches=1,
+        redirect_after=0,
+    )
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    fetcher = Fetcher(s)
+    resources.append((pool, fetcher))
+    pipeline = Pipeline(s, Store(pool), fetcher, workers, rng=random.Random(0))
+    url = server.url("/feed")
+    await pipeline.store.add_feed(url)
+    await pipeline.store.set_feed_settings(
+        url, {}, {"X-Api-Key": "S3cret", "X-Edition": "uk"}, None
+    )
+    assert (await pipeline.run()).ok == 1
+    sent = [
+        (r.path, r.headers.get("x-api-key"), r.headers.get("x-edition"))
+        for r in [*server.requests, *second_server.requests]
+        if r.path != "/robots.txt"
+    ]
+    assert sorted(sent) == [
+        ("/feed", "S3cret", "uk"),
+        ("/story/0", "S3cret", "uk"),
+        ("/story/1", None, "uk"),
+    ]
+    server.routes["/feed"] = Response(301, b"", {"Location": second_server.url("/feed")})
+    second_server.routes["/feed"] = static(rss([]), "application/rss+xml")
+    assert (await pipeline.run(all_feeds=True)).ok == 1
+    moved = rows(database_url, "SELECT url, settings FROM ingest.feeds")
+    assert moved == [
+        {"url": second_server.url("/feed"), "settings": {"headers": {"X-Edition": "uk"}}}
+    ]
+    await pipeline.aclose()
