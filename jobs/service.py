@@ -33,6 +33,10 @@ INGEST_TICK_SECONDS + INGEST_LEASE_SECONDS + STALL_MARGIN seconds (by default 30
 16 minutes): the run is stuck (a claim blocked on a lock, an await that never returns), and
 a restart is what frees it. A tick failing in a database outage ends within the pool's 30 s
 wait for a connection, well inside the margin, and is not stuck."""
+READY_SECONDS = 3.0
+"""/readyz answers within this many seconds: a database that does not answer by then (a
+network that drops its packets, a pool whose connections are all busy) is a 503 with the
+reason, rather than a probe's connection held open for as long as the database is silent."""
 DRAIN_STUCK_SECONDS = GRACE_SECONDS + STALL_MARGIN
 """/healthz stays 200 while the service drains (SIGTERM/SIGINT): it is alive and finishing its
 feeds, and a liveness probe that failed would have the container killed mid-drain, its feeds
@@ -70,6 +74,8 @@ class Service:
         self._claims_at_failure = 0
         """`Pipeline.claims` when the last tick failed: a claim that worked since ends the
         streak for readiness, before the run of its tick is over."""
+        self._given_up: set[asyncio.Future[list[int]]] = set()
+        """Readiness checks past READY_SECONDS, still letting go of their connection."""
 
     async def healthy(self) -> str | None:
         if self._scheduler is None or not self._scheduler.running:
@@ -99,8 +105,16 @@ class Service:
             and self.pipeline.claims == self._claims_at_failure
         ):
             return f"last {self._failed_ticks} ticks failed: {self._last_problem}"
+        check = asyncio.ensure_future(check_schema(self.pipeline.store.pool))
+        await asyncio.wait({check}, timeout=READY_SECONDS)
+        if not check.done():
+            # Let go in the background: cancelling its query can itself wait on the silence.
+            check.cancel()
+            self._given_up.add(check)
+            check.add_done_callback(self._let_go)
+            return f"database unreachable: no answer within {READY_SECONDS:g} s"
         try:
-            pending = await check_schema(self.pipeline.store.pool)
+            pending = check.result()
         except StoreError as e:
             if e.__cause__ is not None:
                 return f"database unreachable: {type(e.__cause__).__name__}"
@@ -108,6 +122,12 @@ class Service:
         if self.stopping:
             return "stopping"
         return f"migrations pending: {pending}" if pending else None
+
+    def _let_go(self, check: asyncio.Future[list[int]]) -> None:
+        """A readiness check given up on has ended: whatever it ended with is nobody's."""
+        self._given_up.discard(check)
+        if not check.cancelled():
+            check.exception()
 
     @property
     def stopping(self) -> bool:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from email.utils import format_datetime
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.processes import free_port, wait_until
@@ -733,3 +735,95 @@ def test_a_second_sigterm_while_the_service_closes_changes_nothing(database_url:
     assert "service_stopped" in events
     assert proc.returncode == 0, rest[-2000:]
     assert '"event_loop_lag"' in rest  # the pipeline closed
+
+
+class SilentRelay:
+    """A TCP relay on loopback to the database that can turn silent: from `silence()` on, it
+    forwards nothing either way and accepts new connections without ever answering, as a
+    network that drops the packets to and from the database (a firewall rule, a partition)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._silent = threading.Event()
+        self._sockets: list[socket.socket] = [self._server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def silence(self) -> None:
+        self._silent.set()
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self._sockets.append(client)
+            if self._silent.is_set():
+                continue  # accepted, never answered
+            upstream = socket.create_connection(self._target)
+            self._sockets.append(upstream)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                if not self._silent.is_set():
+                    sink.sendall(data)
+            except OSError:
+                return
+
+
+def test_readiness_answers_within_seconds_when_the_database_goes_silent(
+    database_url: str,
+) -> None:
+    """The database's network drops every packet (no reset, no refusal: a firewall rule, a
+    partition) under a running service: each /readyz answers 503 with the reason within a
+    few seconds (`jobs.service.READY_SECONDS`), as a probe with its own timeout needs, and the
+    next one too (was: every request waited for the database's answer, minutes, each probe's
+    connection held open meanwhile)."""
+    from jobs.service import READY_SECONDS
+
+    info = conninfo_to_dict(database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    port = free_port()
+    environment = {
+        **env(make_conninfo(database_url, host="127.0.0.1", port=str(relay.port))),
+        # One tick, at the start: the probes then find the pool's connections idle.
+        "INGEST_TICK_SECONDS": "3600",
+        "INGEST_HTTP_PORT": str(port),
+        "INGEST_HTTP_HOST": "127.0.0.1",
+    }
+    readyz = f"http://127.0.0.1:{port}/readyz"
+    answers = []
+    try:
+        with logging_service(environment):
+            assert wait_until(lambda: http_get_or_none(readyz)[0] == 200, timeout=60)
+            time.sleep(1.5)  # the pool checks a connection idle this long before handing it out
+            relay.silence()
+            for _ in range(2):
+                started = time.monotonic()
+                try:
+                    with urllib.request.urlopen(readyz, timeout=30) as resp:
+                        answer: tuple[int | None, str] = resp.status, resp.read().decode()
+                except urllib.error.HTTPError as e:
+                    answer = e.code, e.read().decode()
+                except OSError as e:
+                    answer = None, str(e)
+                answers.append((answer, time.monotonic() - started))
+    finally:
+        relay.close()
+    for (status, reason), seconds in answers:
+        assert status == 503, (status, reason, seconds)
+        assert reason == f"database unreachable: no answer within {READY_SECONDS:g} s\n"
+        assert seconds < READY_SECONDS + 2, seconds
