@@ -1,6 +1,6 @@
-"""`ingest run`: APScheduler ticks `poll_due_feeds` until SIGTERM/SIGINT, then stops claiming,
-lets in-flight feeds finish within a grace period, and releases what it still holds. Beside it,
-once a day, `trim_changes` applies INGEST_CHANGE_RETENTION_DAYS."""
+"""`ingest run`: APScheduler ticks `poll_due_feeds` until SIGTERM/SIGINT/SIGHUP, then stops
+claiming, lets in-flight feeds finish within a grace period, and releases what it still holds.
+Beside it, once a day, `trim_changes` applies INGEST_CHANGE_RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ from jobs.tasks import poll_due_feeds, refresh_schedule_lag, trim_changes
 log = structlog.get_logger(__name__)
 
 GRACE_SECONDS = 30.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""The signals that drain the service: SIGHUP is the hang-up of the terminal it runs in the
+foreground of (an SSH session closed), whose default action would kill it mid-feed, its feeds
+left leased."""
 FAILED_TICKS_NOT_READY = 3
 """/readyz turns 503 after this many ticks in a row failed (e.g. a schema the code does not
 expect), even while the database answers, until a claim works again."""
@@ -264,7 +268,7 @@ async def serve(settings: Settings, dsn: str) -> None:
             )
             if http is not None:
                 http.check_with(healthy=service.healthy, ready=service.ready)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, service.stop)
             try:
                 await service.run()
@@ -274,7 +278,7 @@ async def serve(settings: Settings, dsn: str) -> None:
     finally:
         # Only once the pipeline is closed (its writers finishing their groups, its workers
         # stopping): until then a signal more is the stop under way, not the default action.
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         if http is not None:
             await http.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -827,3 +829,62 @@ def test_readiness_answers_within_seconds_when_the_database_goes_silent(
         assert status == 503, (status, reason, seconds)
         assert reason == f"database unreachable: no answer within {READY_SECONDS:g} s\n"
         assert seconds < READY_SECONDS + 2, seconds
+
+
+ON_ITS_OWN_TERMINAL = """
+import fcntl, os, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the terminal on stdin, this session's controlling one
+os.execv(sys.executable, [sys.executable, "-m", "ingest.cli", "run"])
+"""
+
+
+def test_a_terminal_hung_up_under_the_service_drains_it(database_url: str) -> None:
+    """`ingest run` in the foreground of a terminal that hangs up (the SSH session closed, the
+    terminal window shut) while a feed is in progress: the kernel's SIGHUP drains the service
+    as SIGTERM does, the feed finishes, its article stored, nothing left leased, exit 0, its
+    log lines to the terminal gone lost on the way (was: killed by the signal at once, the
+    feed left leased for INGEST_LEASE_SECONDS)."""
+    release = threading.Event()
+    with LocalServer() as srv:
+        e = _slow_feed(srv, release, database_url)
+        controller, terminal = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", ON_ITS_OWN_TERMINAL],
+            env={**e, "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+        )
+        os.close(terminal)
+        shown = bytearray()
+        hang_up = threading.Event()
+
+        def show() -> None:  # never blocked in a read: a close would wait for it
+            with contextlib.suppress(OSError):
+                while not hang_up.is_set():
+                    if select.select([controller], [], [], 0.1)[0]:
+                        shown.extend(os.read(controller, 65536))
+
+        reader = threading.Thread(target=show, daemon=True)
+        reader.start()
+        try:
+            assert wait_until(
+                lambda: any(r.path == "/story/0" for r in srv.requests), timeout=60
+            ), shown.decode(errors="replace")[-2000:]
+            hang_up.set()
+            reader.join(10)
+            os.close(controller)  # the hang-up: SIGHUP to the session's foreground
+            time.sleep(1)
+            release.set()
+            code = proc.wait(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 0, shown.decode(errors="replace")[-2000:]
+    assert count_articles(database_url) == (1, 1)
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
+        assert held.fetchone() == (0,)
