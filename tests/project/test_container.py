@@ -432,10 +432,26 @@ def test_dockerfile_final_stage_runs_as_non_root(final_stage: list[Instruction])
 
 
 def test_dockerfile_entrypoint_and_default_command(final_stage: list[Instruction]) -> None:
-    """The image runs the `ingest` console script, `run` by default (exec form, so signals reach
-    it)."""
-    assert _exec_form(_only(final_stage, "ENTRYPOINT").args) == ["ingest"]
+    """The image runs the `ingest` console script under tini, `run` by default (exec form, so
+    signals reach it: tini passes each on to it)."""
+    assert _exec_form(_only(final_stage, "ENTRYPOINT").args) == ["tini", "-s", "--", "ingest"]
     assert _exec_form(_only(final_stage, "CMD").args) == ["run"]
+
+
+def test_dockerfile_runs_an_init_that_reaps_orphaned_workers(
+    final_stage: list[Instruction],
+) -> None:
+    """The container's PID 1 is tini, installed from Debian in the shipped stage, not the
+    service: a fork server killed (by the OOM killer, with a worker) leaves its workers to
+    PID 1, which the service never waits for, and each one that exits would stay a zombie,
+    one more at every restart of the pool, under `docker run`, compose and Kubernetes alike
+    (none of which adds an init by default). `-s` makes it reap them also where it is not
+    PID 1 (`docker run --init`, compose `init: true`), without the warning it prints there as
+    text among the JSON lines."""
+    entrypoint = _exec_form(_only(final_stage, "ENTRYPOINT").args)
+    assert entrypoint[:3] == ["tini", "-s", "--"], entrypoint
+    installs = [i.args for i in final_stage if i.keyword == "RUN" and "apt-get install" in i.args]
+    assert any(re.search(r"(^|\s)tini(=\S+)?(\s|$)", args) for args in installs), installs
 
 
 def test_dockerfile_environment_and_port(final_stage: list[Instruction]) -> None:
