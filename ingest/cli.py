@@ -510,8 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except asyncio.CancelledError:  # SIGTERM during `run --once`
-        return 143
+    except asyncio.CancelledError:  # SIGTERM or SIGHUP during `run --once`
+        return _cancelled_exit()
     finally:
         sys.stdout = stdout
 
@@ -870,7 +870,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
         stop_promptly()
         async with open_pipeline(settings, dsn) as pipeline:
-            # SIGTERM cancels the pass like Ctrl-C does, so claimed feeds are handed back.
+            # SIGTERM (SIGHUP) cancels the pass as Ctrl-C does: claimed feeds are handed back.
             _cancel_on_sigterm()
             summary = await pipeline.run(all_feeds=args.all)
         print(
@@ -1112,24 +1112,45 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     return _interruptible(lambda: _run(lambda dsn: _with_store(dsn, prune), settings), interrupted)
 
 
+_cancelled_by: list[int] = []
+"""The signal `_cancel_on_sigterm` cancelled the command for, if one did."""
+
+
 def _cancel_on_sigterm() -> None:
     """SIGTERM cancels the running command as Ctrl-C does, so that its own clean-up runs (a
-    transaction rolled back, leases handed back)."""
+    transaction rolled back, leases handed back); so does SIGHUP, the hang-up of the terminal
+    it runs in the foreground of (an SSH session closed), whose default action would kill it
+    before that."""
     task = asyncio.current_task()
     assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    _cancelled_by.clear()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, _cancel_for, sig, task)
+
+
+def _cancel_for(sig: int, task: asyncio.Task[Any]) -> None:
+    _cancelled_by.append(sig)
+    task.cancel()
+
+
+def _cancelled_exit() -> int:
+    """The exit status of a command `_cancel_on_sigterm` cancelled: 128 + the signal's number,
+    as the shell reports a command the signal ended (143 for SIGTERM, 129 for SIGHUP)."""
+    return 128 + (_cancelled_by[0] if _cancelled_by else signal.SIGTERM)
 
 
 def _interruptible(run: Callable[[], int], message: str) -> int:
-    """`run()`; interrupted, `message` on stderr and exit 130 (Ctrl-C) or 143 (SIGTERM)."""
+    """`run()`; interrupted, `message` on stderr and exit 130 (Ctrl-C), 143 (SIGTERM) or 129
+    (SIGHUP)."""
     try:
         return run()
     except KeyboardInterrupt:
         print(message, file=sys.stderr)
         return 130
-    except asyncio.CancelledError:  # SIGTERM, through _cancel_on_sigterm
+    except asyncio.CancelledError:  # SIGTERM or SIGHUP, through _cancel_on_sigterm
         print(message, file=sys.stderr)
-        return 143
+        return _cancelled_exit()
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {

@@ -834,22 +834,21 @@ def test_readiness_answers_within_seconds_when_the_database_goes_silent(
 ON_ITS_OWN_TERMINAL = """
 import fcntl, os, sys, termios
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the terminal on stdin, this session's controlling one
-os.execv(sys.executable, [sys.executable, "-m", "ingest.cli", "run"])
+os.execv(sys.executable, [sys.executable, "-m", "ingest.cli", *sys.argv[1:]])
 """
 
 
-def test_a_terminal_hung_up_under_the_service_drains_it(database_url: str) -> None:
-    """`ingest run` in the foreground of a terminal that hangs up (the SSH session closed, the
-    terminal window shut) while a feed is in progress: the kernel's SIGHUP drains the service
-    as SIGTERM does, the feed finishes, its article stored, nothing left leased, exit 0, its
-    log lines to the terminal gone lost on the way (was: killed by the signal at once, the
-    feed left leased for INGEST_LEASE_SECONDS)."""
+def _hung_up_on(database_url: str, *args: str) -> tuple[int, str]:
+    """`ingest ARGS` in the foreground of a terminal of its own, polling a feed whose page its
+    host holds back, and the terminal hung up meanwhile (SIGHUP from the kernel to the
+    session's foreground, its output gone); the page then answered. Its exit status and what
+    it had shown."""
     release = threading.Event()
     with LocalServer() as srv:
         e = _slow_feed(srv, release, database_url)
         controller, terminal = pty.openpty()
         proc = subprocess.Popen(
-            [sys.executable, "-c", ON_ITS_OWN_TERMINAL],
+            [sys.executable, "-c", ON_ITS_OWN_TERMINAL, *args],
             env={**e, "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
             stdin=terminal,
             stdout=terminal,
@@ -883,8 +882,33 @@ def test_a_terminal_hung_up_under_the_service_drains_it(database_url: str) -> No
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert code == 0, shown.decode(errors="replace")[-2000:]
-    assert count_articles(database_url) == (1, 1)
+    return code, shown.decode(errors="replace")
+
+
+def _leased(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
         held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
-        assert held.fetchone() == (0,)
+        row = held.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_terminal_hung_up_under_the_service_drains_it(database_url: str) -> None:
+    """`ingest run` in the foreground of a terminal that hangs up (the SSH session closed, the
+    terminal window shut) while a feed is in progress: the kernel's SIGHUP drains the service
+    as SIGTERM does, the feed finishes, its article stored, nothing left leased, exit 0, its
+    log lines to the terminal gone lost on the way (was: killed by the signal at once, the
+    feed left leased for INGEST_LEASE_SECONDS)."""
+    code, shown = _hung_up_on(database_url, "run")
+    assert code == 0, shown[-2000:]
+    assert count_articles(database_url) == (1, 1)
+    assert _leased(database_url) == 0
+
+
+def test_a_terminal_hung_up_under_run_once_hands_its_feeds_back(database_url: str) -> None:
+    """`ingest run --once` in the foreground of a terminal that hangs up mid-pass: the SIGHUP
+    ends it as SIGTERM does, its feeds handed back at once, exit 129 (128 + SIGHUP) (was:
+    killed by the signal, the feed left leased for INGEST_LEASE_SECONDS)."""
+    code, shown = _hung_up_on(database_url, "run", "--once")
+    assert code == 128 + signal.SIGHUP, shown[-2000:]
+    assert _leased(database_url) == 0
