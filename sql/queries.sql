@@ -427,18 +427,30 @@ SET attempts = ingest.feed_entries.attempts
 WHERE ingest.feed_entries.article_id IS NULL AND NOT ingest.feed_entries.pruned;
 
 -- name: renew_leases
--- The leases still the process's, and the hold of their hosts (sql/0045) with them.
-WITH renewed AS (
-    UPDATE ingest.feeds
-    SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+-- The leases still the process's, and the hold of their hosts (sql/0045) with them: a host whose
+-- hold ran out and that another process then took is the other's, and the process's feeds of
+-- it are not renewed (lost: stopped), so that two processes do not go on polling one host; one
+-- whose hold ran out and nobody took is held again.
+WITH mine AS (
+    SELECT id, COALESCE(ingest.url_host(url), '') AS host
+    FROM ingest.feeds
     WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
-    RETURNING id, COALESCE(ingest.url_host(url), '') AS host
 ), held AS (
-    UPDATE ingest.host_holds hh
-    SET held_until = GREATEST(hh.held_until, now() + make_interval(secs => %(lease_seconds)s))
-    WHERE hh.host IN (SELECT r.host FROM renewed r) AND hh.held_by = %(owner)s
+    INSERT INTO ingest.host_holds AS hh (host, held_by, held_until)
+    SELECT DISTINCT m.host, %(owner)s, now() + make_interval(secs => %(lease_seconds)s)
+    FROM mine m
+    ORDER BY 1
+    ON CONFLICT (host) DO UPDATE
+    SET held_by = EXCLUDED.held_by, held_until = GREATEST(
+        EXCLUDED.held_until, CASE WHEN hh.held_by = EXCLUDED.held_by THEN hh.held_until END)
+    WHERE hh.held_by = EXCLUDED.held_by OR hh.held_until <= now()
+    RETURNING hh.host
 )
-SELECT id FROM renewed;
+UPDATE ingest.feeds f
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM mine m
+WHERE f.id = m.id AND f.lease_owner = %(owner)s AND m.host IN (SELECT h.host FROM held h)
+RETURNING f.id;
 
 -- name: release_hosts
 -- A run ended: the hosts it took feeds of (%(hosts)s), where the process still holds them, are

@@ -416,7 +416,8 @@ class FeedStore(StoreBase):
     ) -> set[int]:
         """Extend the leases this process holds on feeds it is still working on, and its hold
         of their hosts: the ids of those it still held (not those it released, nor those
-        another process claimed once their leases ran out)."""
+        another process claimed once their leases ran out, nor those of a host another process
+        took once this one's hold of it ran out)."""
         rows = await self._all(
             "renew_leases", {"owner": owner, "ids": list(feed_ids), "lease_seconds": lease_seconds}
         )

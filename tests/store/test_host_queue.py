@@ -500,3 +500,43 @@ def test_claims_of_every_feed_at_once_take_different_hosts(database_url: str) ->
         ).fetchall()
     assert sorted(row[-1] for row in beside) == ["two.example"] * 3
     assert after == []
+
+
+async def test_a_renewal_finds_a_host_another_process_took_once_its_hold_ran_out_lost(
+    store: Store, database_url: str
+) -> None:
+    """A process that stalled past its leases' end (its hold of the host ran out with them)
+    while another took the host, claiming a feed of it that was due: the first's renewal of the
+    feed it still polls (not due: a pass over every feed leased it) finds it lost, and the
+    other's hold stands, so that two processes do not go on polling one host."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 1, "1 hour")
+        add(conn, "one.example", 1, "-1 minute", start=1)
+        (first,) = await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=True)
+        assert held_for(conn, "one.example")[0] == "a"
+        conn.execute(
+            "UPDATE ingest.feeds SET lease_expires_at = now() - interval '1 second'"
+            " WHERE lease_owner = 'a'"
+        )
+        conn.execute("UPDATE ingest.host_holds SET held_until = now() - interval '1 second'")
+        (other,) = await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False)
+        assert other.host == "one.example"
+        assert other.id != first.id
+        assert await store.renew_leases("a", [first.id], 600) == set()
+        assert held_for(conn, "one.example")[0] == "b"
+
+
+async def test_a_renewal_takes_back_its_host_s_hold_that_ran_out_where_nobody_took_it(
+    store: Store, database_url: str
+) -> None:
+    """A hold that ran out (the process stalled) or was brought down by a run's end while a
+    feed of the host is still the process's: the renewal that finds the lease still its own
+    holds the host again, so that no other process takes it while the feed is polled."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 2, "-1 minute")
+        (first,) = await store.claim_feeds(owner="a", lease_seconds=600, limit=1, all_feeds=False)
+        conn.execute("UPDATE ingest.host_holds SET held_until = now() - interval '1 second'")
+        assert await store.renew_leases("a", [first.id], 600) == {first.id}
+        assert held_for(conn, "one.example")[0] == "a"
+        assert held_for(conn, "one.example")[1] > timedelta(seconds=590)
+        assert await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False) == []
