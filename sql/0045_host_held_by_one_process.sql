@@ -69,6 +69,7 @@ DECLARE
     more text[] := '{}';
     handed text[];
     picked text[];
+    bare text[];
     got ingest.feeds[];
     spent text[];
     shared text[];
@@ -107,12 +108,37 @@ BEGIN
             picked := more;
             more := '{}';
         ELSE
+            tried := tried || picked;
+            -- Those with no feed to give (the row of a host whose poll ended before its lease
+            -- said due at the lease's end; feeds in flight or handed back) are set anew, but
+            -- for those of handed-back feeds, and left without taking their locks: a claim
+            -- holds the locks of the hosts it may take feeds of, not of every host it reads
+            -- past (the server's lock table is shared and bounded).
+            bare := ARRAY(
+                SELECT p.host FROM unnest(picked) AS p(host)
+                WHERE NOT EXISTS (
+                    SELECT FROM ingest.feeds f
+                    WHERE COALESCE(ingest.url_host(f.url), '') = p.host
+                      AND f.next_fetch_at <= now()
+                      AND (f.lease_expires_at IS NULL OR f.lease_expires_at < now())
+                      AND NOT (f.id = ANY(p_exclude))
+                )
+            );
+            IF cardinality(bare) > 0 THEN
+                UPDATE ingest.feed_hosts fh
+                SET due_at = ingest.host_due(fh.host)
+                WHERE fh.host IN (
+                    SELECT l.host FROM ingest.feed_hosts l
+                    WHERE l.host = ANY(bare) AND NOT l.host = ANY(handed)
+                    ORDER BY l.host
+                    FOR UPDATE SKIP LOCKED
+                );
+            END IF;
             -- Those another claim is taking, or another process took since, are left: read
             -- past in the next round.
-            tried := tried || picked;
             picked := ARRAY(
                 SELECT p.host FROM unnest(picked) WITH ORDINALITY AS p(host, ord)
-                WHERE ingest.take_host(p.host, p_owner)
+                WHERE NOT p.host = ANY(bare) AND ingest.take_host(p.host, p_owner)
                 ORDER BY p.ord
             );
             CONTINUE WHEN cardinality(picked) = 0;

@@ -540,3 +540,35 @@ async def test_a_renewal_takes_back_its_host_s_hold_that_ran_out_where_nobody_to
         assert held_for(conn, "one.example")[0] == "a"
         assert held_for(conn, "one.example")[1] > timedelta(seconds=590)
         assert await store.claim_feeds(owner="b", lease_seconds=600, limit=5, all_feeds=False) == []
+
+
+def advisory_locks(conn: psycopg.Connection[Any]) -> int:
+    """The advisory locks this session holds (a claim's, one a host it took: sql/0045)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_claim_takes_no_lock_on_the_hosts_it_reads_past(database_url: str) -> None:
+    """300 hosts whose rows say due (each one's feed was polled since: they were due at that
+    lease's end) before the one host with a due feed. A claim of one reads past them, setting
+    their rows anew, and takes the due host's feed holding that host's lock alone, where it held
+    one lock a host read: a lock table (`max_locks_per_transaction` × connections, 6,400 by
+    default, shared by the whole server) that a claim reading past thousands of such hosts
+    would exhaust, failing with `out of shared memory` and rolling back the rows it set anew."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n in range(300):
+            add(conn, f"s{n}.example", 1, "1 hour")
+        add(conn, "due.example", 1, "-1 minute")
+        conn.execute(
+            "UPDATE ingest.feed_hosts SET due_at = now() - interval '1 day'"
+            " WHERE host LIKE 's%.example'"
+        )
+        with psycopg.connect(database_url) as claiming:
+            assert [h for _, h in claim(claiming, limit=1)] == ["due.example"]
+            locks = advisory_locks(claiming)
+        due = conn.execute("SELECT count(*) FROM ingest.feed_hosts WHERE due_at <= now()")
+        assert due.fetchone() == (0,)
+    assert locks == 1
