@@ -250,3 +250,82 @@ BEGIN
     RETURN QUERY SELECT * FROM unnest(leased);
 END
 $$;
+
+-- A pass over every feed (`run --once --all`; sql/queries.sql: claim_all_feeds): the least
+-- recently polled feeds not polled since the pass started (p_pass_started; now when NULL), as
+-- many as wanted, of hosts no other process holds, taken host by host (ingest.take_host), no
+-- more of one host than its room. Where a claim beside it is taking some of the hosts read,
+-- those are left and the feeds of the hosts after them are read in their place, so that a
+-- batch read all of such hosts does not come back empty, which ends a pass.
+CREATE FUNCTION ingest.claim_all_feeds(
+    p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],
+    p_room_hosts text[], p_rooms int[], p_host_limit int, p_pass_started timestamptz
+) RETURNS SETOF ingest.feeds
+    LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    leased ingest.feeds[] := '{}';
+    tried text[] := '{}';
+    ids bigint[];
+    hosts text[];
+    ranks int[];
+    read text[];
+    taken text[];
+    got ingest.feeds[];
+BEGIN
+    LOOP
+        EXIT WHEN p_limit - cardinality(leased) <= 0;
+        SELECT array_agg(p.id ORDER BY p.ord), array_agg(p.host ORDER BY p.ord),
+               array_agg(p.ord::int ORDER BY p.ord)
+        INTO ids, hosts, ranks
+        FROM (
+            SELECT f.id, COALESCE(ingest.url_host(f.url), '') AS host,
+                   row_number() OVER (ORDER BY f.polled_at NULLS FIRST, f.id) AS ord
+            FROM (
+                SELECT id, url, polled_at FROM ingest.feeds
+                WHERE (polled_at IS NULL
+                       OR polled_at < COALESCE(p_pass_started, now()))
+                  AND (active OR next_fetch_at <= now())
+                  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                  AND NOT (id = ANY(p_exclude))
+                  AND COALESCE(ingest.url_host(url), '') <> ALL(p_busy)
+                  AND COALESCE(ingest.url_host(url), '') <> ALL(tried)
+                  AND NOT ingest.host_held(COALESCE(ingest.url_host(url), ''), p_owner)
+                ORDER BY polled_at NULLS FIRST
+                LIMIT p_limit - cardinality(leased)
+                FOR UPDATE SKIP LOCKED
+            ) f
+        ) p;
+        EXIT WHEN ids IS NULL;
+        read := ARRAY(SELECT DISTINCT h FROM unnest(hosts) AS h ORDER BY 1);
+        tried := tried || read;
+        taken := ARRAY(SELECT h FROM unnest(read) AS h WHERE ingest.take_host(h, p_owner));
+        WITH ranked AS (
+            SELECT r.id, r.host,
+                   row_number() OVER (PARTITION BY r.host ORDER BY r.ord) AS n
+            FROM unnest(ids, hosts, ranks) AS r(id, host, ord)
+            WHERE r.host = ANY(taken)
+        ), chosen AS (
+            SELECT r.id FROM ranked r
+            LEFT JOIN unnest(p_room_hosts, p_rooms) AS h(host, room) ON h.host = r.host
+            WHERE r.n <= COALESCE(h.room, p_host_limit, r.n)
+        ), updated AS (
+            UPDATE ingest.feeds f
+            SET lease_owner = p_owner,
+                lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+            WHERE f.id = ANY(ARRAY(SELECT c.id FROM chosen c))
+            RETURNING f.*
+        )
+        SELECT array_agg(u) INTO got FROM updated u;
+        leased := leased || COALESCE(got, '{}');
+        -- Every host read was taken: the batch is what the least recently polled feeds give.
+        EXIT WHEN cardinality(taken) = cardinality(read);
+    END LOOP;
+
+    PERFORM ingest.hold_hosts(
+        ARRAY(SELECT DISTINCT COALESCE(ingest.url_host(l.url), '') FROM unnest(leased) AS l),
+        p_owner, p_lease_seconds);
+
+    RETURN QUERY SELECT * FROM unnest(leased);
+END
+$$;

@@ -133,54 +133,27 @@ FROM ingest.claim_due_feeds(
 -- recently polled first (index on polled_at: the feeds done in this pass sort last and are
 -- never read again), not leased by anyone else, not handed back during this pass, not of a busy
 -- host, no more of one host than it has room for (as claim_feeds), not of a host another process
--- holds, and of the hosts read, only those no other claim is taking (ingest.take_host; the
--- hosts it took feeds of are then held: sql/0045). The times a streak began on the claiming
--- process's clock, as claim_feeds reads them.
-WITH picked AS (
-    SELECT id, polled_at AS rank_at, COALESCE(ingest.url_host(url), '') AS host
-    FROM ingest.feeds
-    WHERE (polled_at IS NULL OR polled_at < COALESCE(%(pass_started)s::timestamptz, now()))
-      AND (active OR next_fetch_at <= now())
-      AND (lease_expires_at IS NULL OR lease_expires_at < now())
-      AND NOT (id = ANY(%(exclude)s))
-      AND COALESCE(ingest.url_host(url), '') <> ALL(%(busy_hosts)s::text[])
-      AND NOT ingest.host_held(COALESCE(ingest.url_host(url), ''), %(owner)s)
-    ORDER BY polled_at NULLS FIRST
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), taken AS MATERIALIZED (
-    SELECT d.host FROM (SELECT DISTINCT p.host FROM picked p ORDER BY p.host) d
-    WHERE ingest.take_host(d.host, %(owner)s)
-), ranked AS (
-    SELECT id, host, row_number() OVER (PARTITION BY host ORDER BY rank_at NULLS FIRST, id) AS n
-    FROM picked
-    WHERE host IN (SELECT t.host FROM taken t)
-), room AS (
-    SELECT host, room FROM unnest(%(room_hosts)s::text[], %(rooms)s::int[]) AS r(host, room)
-), chosen AS (
-    SELECT r.id, r.host FROM ranked r LEFT JOIN room h ON h.host = r.host
-    WHERE r.n <= COALESCE(h.room, %(host_limit)s::int, r.n)
-), held AS MATERIALIZED (
-    SELECT ingest.hold_hosts(ARRAY(SELECT DISTINCT c.host FROM chosen c), %(owner)s,
-                             %(lease_seconds)s::float8)
-)
-UPDATE ingest.feeds f
-SET lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM chosen r, held
-WHERE f.id = r.id
-RETURNING f.id, f.url, f.title, f.etag, f.last_modified, f.body_hash,
-          f.consecutive_failures, f.active, f.publish_interval, f.feed_hint,
-          f.failing_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS failing_since,
-          f.redirect_to, f.redirect_seen,
-          f.redirect_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS redirect_since,
-          f.kind, f.text_mode,
-          f.full_text, f.full_text_streak, f.full_text_since_check, f.full_text_words,
-          f.full_text_evidence, f.full_text_cap_words, f.full_text_cap_chars,
-          f.full_text_templates, f.settings,
-          f.newest_entry_at, f.site_url, f.consecutive_not_found,
-          f.not_found_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS not_found_since,
-          r.host;
+-- holds, and of the hosts read, only those no other claim is taking, the feeds of the hosts
+-- after them read in their place (ingest.claim_all_feeds; the hosts it took feeds of are then
+-- held: sql/0045). The times a streak began on the claiming process's clock, as claim_feeds
+-- reads them.
+SELECT c.id, c.url, c.title, c.etag, c.last_modified, c.body_hash,
+       c.consecutive_failures, c.active, c.publish_interval, c.feed_hint,
+       c.failing_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS failing_since,
+       c.redirect_to, c.redirect_seen,
+       c.redirect_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS redirect_since,
+       c.kind, c.text_mode,
+       c.full_text, c.full_text_streak, c.full_text_since_check, c.full_text_words,
+       c.full_text_evidence, c.full_text_cap_words, c.full_text_cap_chars,
+       c.full_text_templates, c.settings,
+       c.newest_entry_at, c.site_url, c.consecutive_not_found,
+       c.not_found_since + (COALESCE(%(now)s::timestamptz, now()) - now()) AS not_found_since,
+       COALESCE(ingest.url_host(c.url), '') AS host
+FROM ingest.claim_all_feeds(
+    %(owner)s, %(lease_seconds)s::float8, %(limit)s::int, %(exclude)s::bigint[],
+    %(busy_hosts)s::text[], %(room_hosts)s::text[], %(rooms)s::int[], %(host_limit)s::int,
+    %(pass_started)s::timestamptz
+) AS c;
 
 -- name: feed_succeeded
 -- The next fetch is the delay decided at %(now)s (the process's clock) counted from the

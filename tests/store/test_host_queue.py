@@ -572,3 +572,26 @@ def test_a_claim_takes_no_lock_on_the_hosts_it_reads_past(database_url: str) -> 
         due = conn.execute("SELECT count(*) FROM ingest.feed_hosts WHERE due_at <= now()")
         assert due.fetchone() == (0,)
     assert locks == 1
+
+
+def test_a_pass_over_every_feed_reads_past_the_hosts_a_claim_beside_it_is_taking(
+    database_url: str,
+) -> None:
+    """A pass over every feed (`run --once --all`) claiming while another process's claim,
+    still uncommitted, takes a due feed of the host whose feeds were polled longest ago: the
+    pass leaves that host to it and takes the next host's feeds, where it came back empty (its
+    batch all of that host), which ends a pass, the next host's feeds never polled by it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add(conn, "one.example", 1, "-1 minute")
+        add(conn, "one.example", 2, "1 hour", start=1)
+        add(conn, "two.example", 2, "1 hour")
+        conn.execute(
+            "UPDATE ingest.feeds SET polled_at = now() - CASE WHEN url LIKE 'https://one.%'"
+            " THEN interval '1 day' ELSE interval '1 hour' END"
+        )
+        params = {**claim_params(limit=2, owner="other"), "pass_started": None}
+        with psycopg.connect(database_url) as service:
+            assert [h for _, h in claim(service, limit=1)] == ["one.example"]
+            beside = conn.execute(queries()["claim_all_feeds"], params).fetchall()
+            service.commit()
+    assert [row[-1] for row in beside] == ["two.example"] * 2
