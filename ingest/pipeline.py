@@ -305,8 +305,10 @@ class Pipeline:
         # reports itself once, where waiting on every running task (asyncio.wait) would hook
         # and unhook a callback on each of up to INGEST_CONCURRENT_FEEDS tasks at every wake.
         finished: list[asyncio.Task[FeedOutcome | None]] = []
-        # The hosts this run took feeds of: the claims hold them (sql/0045) until it ends.
+        # The hosts this run took feeds of: the claims hold them (sql/0045) until it ends, or
+        # until it has no feed of theirs in flight (`idle`), whichever comes first.
         held: set[str] = set()
+        idle: set[str] = set()
 
         def on_done(task: asyncio.Task[FeedOutcome | None]) -> None:
             finished.append(task)
@@ -373,6 +375,7 @@ class Pipeline:
                             task = asyncio.create_task(self._process_guarded(feed))
                             task.add_done_callback(on_done)
                             running[task] = feed
+                    idle.update(f.host for f in feeds if not per_host[f.host])
                 if not running:
                     break
                 self._wake.clear()
@@ -400,6 +403,8 @@ class Pipeline:
                     per_host[feed.host] -= 1
                     if per_host[feed.host] < share:
                         blocked = False
+                    if not per_host[feed.host]:
+                        idle.add(feed.host)
                     if task.cancelled() or (outcome := task.result()) is None:
                         # Its lease ran out (`_renew_leases`), or it was handed back without
                         # an outcome: not again in this pass, and what it committed (articles
@@ -409,6 +414,15 @@ class Pipeline:
                         summary.updated += committed.updated
                     else:
                         summary.add(outcome)
+                if idle:
+                    # Done with these hosts for now: another process may take them a host
+                    # delay from now, not once their claims' leases run out (a service's run
+                    # goes on while any feed is in flight). Kept until the run ends where the
+                    # database does not answer.
+                    with contextlib.suppress(IngestError):
+                        await self.store.release_hosts(self.owner, idle, self.settings.host_delay)
+                        held -= idle
+                    idle.clear()
         except BaseException:
             # Cancelled (SIGTERM past the grace period, Ctrl-C) or the database went away:
             # stop the feeds in progress and hand them back at once instead of letting their

@@ -426,8 +426,8 @@ WHERE f.id = m.id AND f.lease_owner = %(owner)s AND m.host IN (SELECT h.host FRO
 RETURNING f.id;
 
 -- name: release_hosts
--- A run ended: the hosts it took feeds of (%(hosts)s), where the process still holds them, are
--- another's to take a host delay from now (%(delay)s seconds), so that their next request does
+-- A run ended, or has no feed of these hosts in flight: the hosts it took feeds of (%(hosts)s),
+-- where the process still holds them, are another's to take a host delay from now (%(delay)s seconds), so that their next request does
 -- not follow its last one sooner (sql/0045).
 UPDATE ingest.host_holds
 SET held_until = LEAST(held_until, now() + make_interval(secs => %(delay)s))

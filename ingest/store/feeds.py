@@ -406,8 +406,8 @@ class FeedStore(StoreBase):
             await conn.execute(q["release_leases"], {"owner": owner, "ids": ids})
 
     async def release_hosts(self, owner: str, hosts: Iterable[str], delay: float) -> None:
-        """A run ended: of `hosts` (`Feed.host`), those this process still holds (sql/0045)
-        are other processes' to take `delay` seconds from now."""
+        """A run ended, or has no feed of `hosts` (`Feed.host`) in flight: those this process
+        still holds (sql/0045) are other processes' to take `delay` seconds from now."""
         params = {"owner": owner, "hosts": sorted(set(hosts)), "delay": delay}
         await self._all("release_hosts", params)
 

@@ -2545,3 +2545,45 @@ async def test_a_failing_page_of_an_entry_whose_guid_changes_at_every_poll_is_tr
     assert len(server.hits("/s0")) == pipeline.settings.page_attempts == 3
     (article,) = rows(database_url, "SELECT title, extraction_error FROM news.articles")
     assert article["title"] == "Story 0"
+
+
+async def test_a_host_whose_feeds_are_done_is_released_while_the_run_goes_on(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A run still polling a slow host's feed (a service's run goes on for as long as feeds
+    are in flight) is done with another host's feed: that host is another process's to take a
+    host delay later (sql/0045), not once the lease its claim gave runs out, so that a replica
+    with free slots polls its feeds as they come due while this one's are all busy."""
+    release = threading.Event()
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = held_page(release, 10)
+    second_server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    second_server.routes["/feed"] = static(rss(second_server.base, ["/s/1"]), "application/rss+xml")
+    second_server.routes["/s/1"] = static(page("/s/1"))
+    s = Settings(database_url=database_url, allow_private_networks=True, host_delay=0.5)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    await pipeline.store.add_feed(second_server.url("/feed"))
+    run = asyncio.create_task(pipeline.run())
+    try:
+        await requested(server, "/s/0")
+        done = "SELECT count(*) AS n FROM ingest.feeds WHERE polled_at IS NOT NULL"
+        while rows(database_url, done)[0]["n"] == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        holds = rows(
+            database_url,
+            "SELECT host, held_until - now() AS left FROM ingest.host_holds ORDER BY host",
+        )
+        assert not run.done()
+    finally:
+        release.set()
+        await asyncio.wait_for(run, 10)
+        await pipeline.aclose()
+    left = {row["host"]: row["left"] for row in holds}
+    assert left["127.0.0.1"] > timedelta(seconds=500)
+    assert left["127.0.0.2"] <= timedelta(seconds=0.5)
