@@ -14,7 +14,15 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -305,9 +313,10 @@ class Pipeline:
         # reports itself once, where waiting on every running task (asyncio.wait) would hook
         # and unhook a callback on each of up to INGEST_CONCURRENT_FEEDS tasks at every wake.
         finished: list[asyncio.Task[FeedOutcome | None]] = []
-        # The hosts this run took feeds of: the claims hold them (sql/0045) until it ends, or
-        # until it has no feed of theirs in flight (`idle`), whichever comes first.
-        held: set[str] = set()
+        # The hosts this run took feeds of, each with a URL of it: the claims hold them
+        # (sql/0045) until it ends, or until it has no feed of theirs in flight (`idle`),
+        # whichever comes first.
+        held: dict[str, str] = {}
         idle: set[str] = set()
 
         def on_done(task: asyncio.Task[FeedOutcome | None]) -> None:
@@ -366,7 +375,7 @@ class Pipeline:
                         await self.store.release_leases(self.owner, again)
                         handed_back.extend(again)
                     for feed in feeds:
-                        held.add(feed.host)
+                        held[feed.host] = feed.url
                         if feed.id not in done:
                             done.add(feed.id)
                             self._committed[feed.id] = _Committed()
@@ -420,8 +429,11 @@ class Pipeline:
                     # goes on while any feed is in flight). Kept until the run ends where the
                     # database does not answer.
                     with contextlib.suppress(IngestError):
-                        await self.store.release_hosts(self.owner, idle, self.settings.host_delay)
-                        held -= idle
+                        await self.store.release_hosts(
+                            self.owner, idle, self.settings.host_delay, self._hold_ends(idle, held)
+                        )
+                        for host in idle:
+                            del held[host]
                     idle.clear()
         except BaseException:
             # Cancelled (SIGTERM past the grace period, Ctrl-C) or the database went away:
@@ -462,9 +474,22 @@ class Pipeline:
                 # A database gone away keeps them until their leases' end, as their feeds.
                 with contextlib.suppress(IngestError):
                     await asyncio.shield(
-                        self.store.release_hosts(self.owner, held, self.settings.host_delay)
+                        self.store.release_hosts(
+                            self.owner, held, self.settings.host_delay, self._hold_ends(held, held)
+                        )
                     )
         return summary
+
+    def _hold_ends(self, hosts: Iterable[str], urls: Mapping[str, str]) -> dict[str, float]:
+        """How long each of `hosts` stays held once released (sql/0045): its delay as this
+        process keeps it (INGEST_HOST_DELAY, raised by its robots.txt's Crawl-delay), so that
+        another process's first request does not follow this one's last sooner. `urls`: a URL
+        of each host (one that cannot be requested keeps INGEST_HOST_DELAY)."""
+        ends: dict[str, float] = {}
+        for host in hosts:
+            with contextlib.suppress(IngestError):
+                ends[host] = self.fetcher.host_delay(urls[host])
+        return ends
 
     async def _renew_leases(
         self, running: dict[asyncio.Task[FeedOutcome | None], Feed], leases: dict[int, float]

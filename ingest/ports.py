@@ -43,6 +43,11 @@ class PageFetcher(Protocol):
         lasts)."""
         ...
 
+    def host_delay(self, url: str) -> float:
+        """The seconds between the starts of two requests to `url`'s host: the host delay,
+        raised by its robots.txt's Crawl-delay as last read."""
+        ...
+
 
 class WorkerPool(Protocol):
     """Runs CPU-bound functions off the event loop, `size` at a time, each within a time

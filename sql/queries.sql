@@ -427,11 +427,13 @@ RETURNING f.id;
 
 -- name: release_hosts
 -- A run ended, or has no feed of these hosts in flight: the hosts it took feeds of (%(hosts)s),
--- where the process still holds them, are another's to take a host delay from now (%(delay)s seconds), so that their next request does
--- not follow its last one sooner (sql/0045).
-UPDATE ingest.host_holds
-SET held_until = LEAST(held_until, now() + make_interval(secs => %(delay)s))
-WHERE host = ANY(%(hosts)s::text[]) AND held_by = %(owner)s AND held_until > now();
+-- where the process still holds them, are another's to take each one's delay from now
+-- (%(delays)s seconds: the host delay, raised by its Crawl-delay), so that their next request
+-- does not follow its last one sooner (sql/0045).
+UPDATE ingest.host_holds hh
+SET held_until = LEAST(hh.held_until, now() + make_interval(secs => r.delay))
+FROM unnest(%(hosts)s::text[], %(delays)s::float8[]) AS r(host, delay)
+WHERE hh.host = r.host AND hh.held_by = %(owner)s AND hh.held_until > now();
 
 -- name: known_urls
 -- The URLs not to fetch: those an article is stored under (its id), and those whose article

@@ -405,10 +405,23 @@ class FeedStore(StoreBase):
             await conn.cursor().executemany(q["keep_full_text"], states)
             await conn.execute(q["release_leases"], {"owner": owner, "ids": ids})
 
-    async def release_hosts(self, owner: str, hosts: Iterable[str], delay: float) -> None:
+    async def release_hosts(
+        self,
+        owner: str,
+        hosts: Iterable[str],
+        delay: float,
+        delays: Mapping[str, float] | None = None,
+    ) -> None:
         """A run ended, or has no feed of `hosts` (`Feed.host`) in flight: those this process
-        still holds (sql/0045) are other processes' to take `delay` seconds from now."""
-        params = {"owner": owner, "hosts": sorted(set(hosts)), "delay": delay}
+        still holds (sql/0045) are other processes' to take each one's delay from now: its
+        own in `delays` (a Crawl-delay), else `delay` seconds."""
+        chosen = sorted(set(hosts))
+        own = delays or {}
+        params = {
+            "owner": owner,
+            "hosts": chosen,
+            "delays": [own.get(host, delay) for host in chosen],
+        }
         await self._all("release_hosts", params)
 
     async def renew_leases(

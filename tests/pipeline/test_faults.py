@@ -2587,3 +2587,24 @@ async def test_a_host_whose_feeds_are_done_is_released_while_the_run_goes_on(
     left = {row["host"]: row["left"] for row in holds}
     assert left["127.0.0.1"] > timedelta(seconds=500)
     assert left["127.0.0.2"] <= timedelta(seconds=0.5)
+
+
+async def test_a_host_s_crawl_delay_holds_it_after_the_run_that_read_it(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A host whose robots.txt asks for 3 s between requests (Crawl-delay) is another
+    process's to take 3 s after the run polling it ends, not INGEST_HOST_DELAY (0.5 s) after
+    it: one process polls a host at a time so that its delay holds whatever the number of
+    replicas (sql/0045), and its delay is the one its robots.txt set."""
+    server.routes["/robots.txt"] = static("User-agent: *\nCrawl-delay: 3\n", "text/plain")
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = static(page("/s/0"))
+    s = Settings(database_url=database_url, allow_private_networks=True, host_delay=0.5)
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await asyncio.wait_for(pipeline.run(), 20)
+    held = rows(database_url, "SELECT held_until - now() AS left FROM ingest.host_holds")
+    await pipeline.aclose()
+    assert summary.feeds == 1
+    assert any(r.path == "/robots.txt" for r in server.requests)
+    assert held[0]["left"] > timedelta(seconds=2)
