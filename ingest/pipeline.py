@@ -482,13 +482,14 @@ class Pipeline:
 
     def _hold_ends(self, hosts: Iterable[str], urls: Mapping[str, str]) -> dict[str, float]:
         """How long each of `hosts` stays held once released (sql/0045): its delay as this
-        process keeps it (INGEST_HOST_DELAY, raised by its robots.txt's Crawl-delay), so that
-        another process's first request does not follow this one's last sooner. `urls`: a URL
-        of each host (one that cannot be requested keeps INGEST_HOST_DELAY)."""
+        process keeps it (INGEST_HOST_DELAY, raised by its robots.txt's Crawl-delay), or what
+        is left of its Retry-After where longer, so that another process's first request does
+        not follow this one's last sooner, nor come while the host asked for none. `urls`: a
+        URL of each host (one that cannot be requested keeps INGEST_HOST_DELAY)."""
         ends: dict[str, float] = {}
         for host in hosts:
             with contextlib.suppress(IngestError):
-                ends[host] = self.fetcher.host_delay(urls[host])
+                ends[host] = self.fetcher.quiet_for(urls[host])
         return ends
 
     async def _renew_leases(

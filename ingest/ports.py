@@ -43,9 +43,10 @@ class PageFetcher(Protocol):
         lasts)."""
         ...
 
-    def host_delay(self, url: str) -> float:
-        """The seconds between the starts of two requests to `url`'s host: the host delay,
-        raised by its robots.txt's Crawl-delay as last read."""
+    def quiet_for(self, url: str) -> float:
+        """The seconds `url`'s host is to get no request from now, were the last request to it
+        starting now: the host delay (raised by its robots.txt's Crawl-delay as last read), or
+        what is left of its Retry-After where longer."""
         ...
 
 

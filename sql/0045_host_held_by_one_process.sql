@@ -5,10 +5,10 @@
 --
 -- A host is held by the process whose claim took feeds of it (ingest.host_holds) until
 -- held_until: the end of the leases that claim gave, moved on with the leases renewed
--- (sql/queries.sql: renew_leases), and brought down to the host's delay from now (raised by
--- its Crawl-delay) when the process has no feed of the host in flight or its run ends
--- (release_hosts), so that another process's first request does not follow its last one
--- sooner than the delay. A process that dies holds its hosts until their leases would have
+-- (sql/queries.sql: renew_leases), and set to the host's delay from now (raised by its
+-- Crawl-delay; or the end of a Retry-After it met) when the process has no feed of the host in
+-- flight or its run ends (release_hosts), so that another process's first request does not
+-- follow its last one sooner than the delay, nor come while the host asked for none. A process that dies holds its hosts until their leases would have
 -- run out, as it holds its feeds. A claim reads past the hosts another process
 -- holds, and takes a host only under a transaction-level advisory lock of its own (tried, never
 -- waited for), reading the holds again once it has it: two claims at the same moment take

@@ -428,10 +428,11 @@ RETURNING f.id;
 -- name: release_hosts
 -- A run ended, or has no feed of these hosts in flight: the hosts it took feeds of (%(hosts)s),
 -- where the process still holds them, are another's to take each one's delay from now
--- (%(delays)s seconds: the host delay, raised by its Crawl-delay), so that their next request
--- does not follow its last one sooner (sql/0045).
+-- (%(delays)s seconds: the host delay, raised by its Crawl-delay, or the rest of its
+-- Retry-After, which may outlast the leases), so that their next request does not follow its
+-- last one sooner, nor come while the host asked for none (sql/0045).
 UPDATE ingest.host_holds hh
-SET held_until = LEAST(hh.held_until, now() + make_interval(secs => r.delay))
+SET held_until = now() + make_interval(secs => r.delay)
 FROM unnest(%(hosts)s::text[], %(delays)s::float8[]) AS r(host, delay)
 WHERE hh.host = r.host AND hh.held_by = %(owner)s AND hh.held_until > now();
 

@@ -725,6 +725,13 @@ class Fetcher:
         never read gets the host delay."""
         return self._delay_of(_host(_http_url(url, url)))
 
+    def quiet_for(self, url: str) -> float:
+        """The seconds `url`'s host is to get no request from now, were this process's last
+        request to it starting now: its delay (`host_delay`), or what is left of its
+        Retry-After where that is longer."""
+        host = _host(_http_url(url, url))
+        return max(self._delay_of(host), self._hosts.held_for(host))
+
     def _delay_of(self, host: str) -> float:
         settings = self._settings
         delays = [

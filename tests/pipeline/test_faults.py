@@ -2608,3 +2608,28 @@ async def test_a_host_s_crawl_delay_holds_it_after_the_run_that_read_it(
     assert summary.feeds == 1
     assert any(r.path == "/robots.txt" for r in server.requests)
     assert held[0]["left"] > timedelta(seconds=2)
+
+
+async def test_a_host_s_retry_after_holds_it_after_the_run_that_met_it(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """An article page answering 429 with a Retry-After of 30 s (which holds its host in this
+    process only: not its feeds in the database, as a feed's would): the host is another
+    process's to take once the Retry-After is over, not INGEST_HOST_DELAY after the run ends,
+    nor when the leases would have run out (20 s), so that another replica sends it nothing
+    while it asked for nothing."""
+    server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    server.routes["/s/0"] = lambda req: Response(429, b"slow down", {"Retry-After": "30"})
+    s = Settings(
+        database_url=database_url, allow_private_networks=True, host_delay=0.5, lease_seconds=20
+    )
+    pipeline = await make_pipeline(s, workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    summary = await asyncio.wait_for(pipeline.run(), 20)
+    held = rows(database_url, "SELECT held_until - now() AS left FROM ingest.host_holds")
+    due = rows(database_url, "SELECT next_fetch_at - now() AS left FROM ingest.feeds")
+    await pipeline.aclose()
+    assert summary.feeds == 1
+    assert any(r.path == "/s/0" for r in server.requests)
+    assert due[0]["left"] > timedelta(minutes=1)  # the feed itself answered: due as usual
+    assert held[0]["left"] > timedelta(seconds=25)
