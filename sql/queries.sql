@@ -711,10 +711,12 @@ SELECT id FROM ingest.feeds WHERE id = %(id)s AND lease_owner = %(owner)s FOR UP
 
 -- name: feed_id_by_url
 -- The feed a feed moving to %(url)s would be merged into, and whether the operator paused it
--- (disable_feed: inactive and never due); locked until the move commits.
+-- (disable_feed: inactive and never due); locked until the move commits against a change or
+-- a removal, not against the rows that refer to it: its own poll records its entries meanwhile
+-- (a key share lock), whose rows the merge may wait for.
 SELECT id, NOT active AND next_fetch_at >= '9999-01-01 00:00:00+00' AS paused
 FROM ingest.feeds WHERE url_hash = ingest.url_hash(%(url)s)
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: drop_feed_headers
 -- A feed's headers of the names given (%(names)s, lower case; any case of them stored), before

@@ -491,6 +491,57 @@ async def test_a_feed_merged_into_another_keeps_what_either_knew_of_their_entrie
     assert await store.known_entries(feed_b, [one, two]) == ({one: NOW}, {two: 2})
 
 
+async def test_a_feed_s_entries_are_recorded_while_another_feed_merges_into_it(
+    store: Store, database_url: str
+) -> None:
+    """Feed A merges into feed B while B's own poll records its entries: the merge locks B's
+    row against a pause or a removal, not against the rows that refer to it, so B's entries
+    are recorded without waiting for the merge (was: B's entry waited for the merge, which
+    then waited for B's entry where both had it: deadlock, PostgreSQL aborting one of them
+    after a second, the other's poll or move handed back)."""
+    for url in ("https://a.example/feed", "https://b.example/feed"):
+        await store.add_feed(url)
+    feed_a, feed_b = [f["id"] for f in await store.list_feeds()]
+    one, two = _article("https://example.com/news/1"), _article("https://example.com/news/2")
+    await store.store_articles(feed_a, [(one, _key(one))])
+    await store.store_articles(None, [(two, None)])
+    ids = await store.known_urls([one.url, two.url])
+    two_id = ids[two.url]
+    assert two_id is not None
+    await store.claim_feeds(owner="a", lease_seconds=600, limit=2, all_feeds=True)
+    holder = await psycopg.AsyncConnection.connect(database_url)
+    admin = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+
+    async def waiting() -> int:
+        cur = await admin.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return int((await cur.fetchone() or (0,))[0])
+
+    try:
+        # A's entry's article held: the merge waits there, holding B's row.
+        await holder.execute(
+            "SELECT 1 FROM ingest.articles WHERE id = %s FOR UPDATE", (ids[one.url],)
+        )
+        move = asyncio.create_task(store.move_feed(feed_a, "https://b.example/feed", owner="a"))
+        while not await waiting():
+            assert not move.done(), move.result()
+            await asyncio.sleep(0.02)
+        link = asyncio.create_task(store.link_entries(feed_b, [(_key(two), two_id)]))
+        while not link.done():
+            assert await waiting() < 2, "B's entry waits for the merge"
+            await asyncio.sleep(0.02)
+        await link
+        await holder.rollback()
+        assert await asyncio.wait_for(move, 30) == (feed_b, [])
+    finally:
+        await holder.close()
+        await admin.close()
+    done, _ = await store.known_entries(feed_b, [_key(one), _key(two)])
+    assert set(done) == {_key(one), _key(two)}
+
+
 @pytest.mark.parametrize(
     ("headers", "left", "settings"),
     [
