@@ -25,6 +25,9 @@ SCRIPT = textwrap.dedent(
 
     from ingest.workers import forkserver
 
+    # As from a terminal, where a command handles Ctrl-C: started with SIGINT ignored (the
+    # suite run as a background job of a script, or under nohup), it would never see one.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spawn = multiprocessing.util.spawnv_passfds
 
     def spawn_interrupted(path, args, passfds):
