@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures: dict[str, Any] = {"run": header("claim_bench.py", args.admin_url, subprocesses=False)}
     base = {
         "owner": "bench", "lease_seconds": 600, "limit": args.batch, "exclude": [],
-        "room_hosts": [], "rooms": [], "busy_hosts": [], "host_limit": 128,
+        "room_hosts": [], "rooms": [], "busy_hosts": [], "host_limit": 128, "now": None,
     }  # fmt: skip
     busy = base | {"busy_hosts": [BACKLOG_HOST], "room_hosts": [BACKLOG_HOST], "rooms": [0]}
     print(

@@ -329,12 +329,12 @@ def proof(passes: dict[str, list[Pass]]) -> list[str]:
 TICK_QUERIES = {
     "claim_feeds": {
         "owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": [],
-        "busy_hosts": [], "room_hosts": [], "rooms": [], "host_limit": None,
+        "busy_hosts": [], "room_hosts": [], "rooms": [], "host_limit": None, "now": None,
     },
     "claim_all_feeds": {
         "owner": "bench-explain", "lease_seconds": 300, "limit": 50, "exclude": [],
         "pass_started": None, "busy_hosts": [], "room_hosts": [], "rooms": [],
-        "host_limit": None,
+        "host_limit": None, "now": None,
     },
     "schedule_lag": {"grace_seconds": 60.0},  # and the service's cap (tick_plans)
 }  # fmt: skip
