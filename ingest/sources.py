@@ -25,8 +25,9 @@ from ingest.documents.sitemaps import (
     sitemap_sites,
 )
 from ingest.errors import FetchError, ParseError
+from ingest.fetch.client import with_user_info
 from ingest.fetch.robots import robots_url
-from ingest.normalize import canonical_url, redact_url
+from ingest.normalize import canonical_url, redact_url, without_user_info
 from ingest.types import FetchKind, FetchResult, SourceKind
 
 log = structlog.get_logger(__name__)
@@ -84,7 +85,7 @@ async def find_feeds(
         if sitemap.kind != "index":
             return [FoundSource(url, "sitemap", f"a sitemap, {_AS_FEED}", response=result)]
         sites = sitemap_sites(url, result.final_url, None)
-        refs = [r.url for r in sitemap.sitemaps if on_site(r.url, sites)]
+        refs = [with_user_info(url, r.url) for r in sitemap.sitemaps if on_site(r.url, sites)]
         news = await _news_sitemap(fetch, refs, max_bytes, parse, named_by=url)
         how = f"news sitemap listed in {url}, {_AS_FEED}"
         return [FoundSource(news, "sitemap", how, site=url)] if news else []
@@ -125,13 +126,14 @@ async def site_feeds(
     label = label or page.final_url
     found: list[FoundSource] = []
     for link in feed_links(page.body, page.final_url)[:MAX_FEED_LINKS]:
+        link_url = with_user_info(page.final_url, link.url)
         try:
-            candidate = await fetch(link.url, "feed")
+            candidate = await fetch(link_url, "feed")
         except FetchError:
             continue
         if looks_like_feed(candidate.body):
             how = f"linked from {label}" + (f": {link.title}" if link.title else "")
-            found.append(FoundSource(canonical(link.url), "feed", how, link.title, candidate))
+            found.append(FoundSource(canonical(link_url), "feed", how, link.title, candidate))
     if found:
         return _unique(found)
     for path_url in common_feed_urls(page.final_url):
@@ -151,7 +153,8 @@ async def site_sitemaps(fetch: Fetch, site_url: str) -> list[FoundSource]:
     if listed:
         how = f"listed in the robots.txt of {site_url}"
         return _unique([FoundSource(canonical(u), "sitemap", how) for u in listed])
-    url = canonical(robots_url(site_url).removesuffix("/robots.txt") + "/sitemap.xml")
+    root = robots_url(site_url).removesuffix("/robots.txt")
+    url = canonical(with_user_info(site_url, root + "/sitemap.xml"))
     try:
         result = await fetch(url, "feed")
     except FetchError:
@@ -162,14 +165,18 @@ async def site_sitemaps(fetch: Fetch, site_url: str) -> list[FoundSource]:
 
 
 async def robots_sitemaps(fetch: Fetch, site_url: str) -> tuple[str, ...]:
-    """The sitemaps a site lists in its robots.txt; none when robots.txt cannot be read."""
+    """The sitemaps a site lists in its robots.txt, those of `site_url`'s origin with its
+    user-info (`with_user_info`: robots.txt itself is fetched without it); none when robots.txt
+    cannot be read."""
     url = robots_url(site_url)
     try:
         result = await fetch(url, "robots")
     except FetchError as e:
         log.debug("robots_unavailable", url=redact_url(url), error=str(e))
         return ()
-    return sitemaps_from_robots(result.body, result.final_url)
+    return tuple(
+        with_user_info(site_url, u) for u in sitemaps_from_robots(result.body, result.final_url)
+    )
 
 
 async def _news_sitemap(
@@ -178,7 +185,7 @@ async def _news_sitemap(
     """The first news sitemap among `urls`, which `named_by` names (sitemap indexes are
     opened one level down, the sitemaps with "news" in their URL first, those of their own
     site only: `sitemaps.sitemap_sites`); at most MAX_NEWS_SITEMAP_PROBES fetches."""
-    queue = sorted(urls, key=lambda u: "news" not in u.lower())
+    queue = sorted(urls, key=_not_news)
     probes = 0
     while queue and probes < MAX_NEWS_SITEMAP_PROBES:
         url = queue.pop(0)
@@ -191,13 +198,18 @@ async def _news_sitemap(
         if sitemap.kind == "index":
             sites = sitemap_sites(url, result.final_url, named_by)
             children = sorted(
-                (r.url for r in sitemap.sitemaps if on_site(r.url, sites)),
-                key=lambda u: "news" not in u.lower(),
+                (with_user_info(url, r.url) for r in sitemap.sitemaps if on_site(r.url, sites)),
+                key=_not_news,
             )
             queue = children + queue
         elif sitemap.is_news:
             return canonical(url)
     return None
+
+
+def _not_news(url: str) -> bool:
+    """False for a sitemap URL with "news" in it (its user-info, a credential, aside)."""
+    return "news" not in without_user_info(url).lower()
 
 
 def canonical(url: str) -> str:

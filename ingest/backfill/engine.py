@@ -505,7 +505,7 @@ class Backfill:
                 dated,
                 key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
             ):
-                children.setdefault(canonical(ref.url), ref)
+                children.setdefault(canonical(with_user_info(url, ref.url)), ref)
             async with self._sitemap_room:
                 recorded = await self.runs.recorded_sources(run.id, list(children))
                 # A sitemap last modified before --since lists nothing modified since: neither

@@ -246,9 +246,12 @@ def _with_user_info(home: httpx.URL, location: httpx.URL) -> httpx.URL:
 
 def with_user_info(home: str, url: str) -> str:
     """`url` with the user-info of `home` where the credentials given for `home` go to it (its
-    origin, or its https:// upgrade: `_credentials_follow`) and it has none of its own: a page
-    of a private feed's history that the feed links, written without the credential, which the
-    server cannot know, is fetched with it, as the feed's redirects are. Else `url` as given."""
+    origin, or its https:// upgrade: `_credentials_follow`) and it has none of its own; else
+    `url` as given. The one rule for a source found from a private URL, written without the
+    credential, which the server cannot know: a page of a private feed's history, the feed a
+    private home page links, a sitemap named in its robots.txt (or its `/sitemap.xml`), a
+    sitemap a private index lists are fetched (and registered) with it, as the redirects of
+    `home` are; one of another origin never gets it."""
     try:
         parsed_home, parsed = httpx.URL(home), httpx.URL(url)
     except httpx.InvalidURL:

@@ -46,7 +46,7 @@ from ingest.backfill.options import (
     runs_back,
 )
 from ingest.types import ParsedEntry
-from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.httpserver import LocalServer, Request, Response, Route, static
 from tests.support.paths import ROOT
 from tests.support.pipelines import CONSENT_WALL
 from tests.support.virtual_time import VirtualTime
@@ -724,6 +724,103 @@ def test_a_private_feed_s_history_is_walked_with_the_credential_of_its_url(
     assert "0 failed" in proc.stdout
     pages = [r for r in site.server.requests if r.path.startswith("/a/")]
     assert pages
+    assert not any("authorization" in r.headers for r in pages)
+
+
+READER = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+
+
+def _private(srv: LocalServer) -> None:
+    """Every route of `srv` answers 401 without reader:s3cret, but its robots.txt and its
+    article pages (`/a/N`)."""
+    for path, route in list(srv.routes.items()):
+        if path == "/robots.txt" or path.startswith("/a/"):
+            continue
+
+        def guarded(req: Request, route: Route = route) -> Response:
+            if req.headers.get("authorization") != READER:
+                return Response(401, b"who?", {"WWW-Authenticate": "Basic realm=site"})
+            return route(req) if callable(route) else route
+
+        srv.routes[path] = guarded
+
+
+def _with_reader(url: str) -> str:
+    return url.replace("http://", "http://reader:s3cret@", 1)
+
+
+@pytest.mark.parametrize("found", ["feed-link", "robots-sitemap"])
+def test_feeds_add_of_a_private_home_page_registers_its_feeds_with_its_credential(
+    database_url: str, found: str
+) -> None:
+    """`feeds add http://reader:s3cret@host/` of a private site whose home page links its feed
+    by an absolute URL of its own origin, or whose robots.txt names a sitemap index listing its
+    news sitemap by one: the feed (or sitemap) is checked and registered with the home page's
+    user-info, and polled with it; the article pages it lists never get it."""
+    with LocalServer() as srv:
+        base = srv.base
+        if found == "feed-link":
+            # The same server under another host name: another origin, which gets no credential.
+            elsewhere = base.replace("127.0.0.1", "localhost") + "/elsewhere.rss"
+            srv.routes["/"] = static(
+                home_html(
+                    ("application/rss+xml", elsewhere),
+                    ("application/rss+xml", f"{base}/private/stories.rss"),
+                )
+            )
+            srv.routes["/elsewhere.rss"] = static(
+                wordpress_feed(base, range(1)), "application/rss+xml"
+            )
+            srv.routes["/private/stories.rss"] = static(
+                wordpress_feed(base, range(3)), "application/rss+xml"
+            )
+            srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+            expected = (f"{base}/private/stories.rss", "feed")
+        else:
+            srv.routes["/"] = static("<html><head><title>x</title></head><body>Hi</body></html>")
+            srv.routes["/robots.txt"] = static(
+                f"User-agent: *\nAllow: /\nSitemap: {base}/index.xml\n", "text/plain"
+            )
+            srv.routes["/index.xml"] = static(dated_index(base, {"/news.xml": None}))
+            srv.routes["/news.xml"] = static(urlset(base, range(3), news=True), "application/xml")
+            expected = (f"{base}/news.xml", "sitemap")
+        for n in range(3):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        _private(srv)
+        proc = ingest(database_url, "feeds", "add", _with_reader(srv.url("/")))
+        assert proc.returncode == 0, proc.stderr
+        run = ingest(database_url, "run", "--once")
+        assert run.returncode == 0, run.stderr
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT url, kind, last_status FROM ingest.feeds").fetchall()
+        assert rows == [(_with_reader(expected[0]), expected[1], "ok")], proc.stdout
+        assert sorted(stored(database_url)) == [srv.url(f"/a/{n}") for n in range(3)]
+        pages = [r for r in srv.requests if r.path.startswith(("/a/", "/elsewhere.rss"))]
+        assert pages
+        assert not any("authorization" in r.headers for r in pages)
+        if found == "feed-link":
+            assert [r for r in pages if r.path == "/elsewhere.rss"]
+
+
+@pytest.mark.parametrize("target", ["/", "/sitemap_index.xml"])
+def test_a_private_site_s_sitemaps_are_walked_with_the_credential_of_its_url(
+    database_url: str, site: Site, target: str
+) -> None:
+    """`backfill http://reader:s3cret@host/` of a private site whose robots.txt names its
+    sitemap index by an absolute URL, or of its sitemap index, whose sitemaps it lists by
+    absolute URLs: the sitemaps (of the target's origin) are fetched with the target's
+    credential, as its feeds are; its article pages are not."""
+    _private(site.server)
+    proc = backfill(database_url, _with_reader(site.url(target)))
+    expected = set(range(ARTICLES)) if target == "/" else set(POSTS) | set(OLD) | set(NEWS)
+    assert numbers(site, stored(database_url)) == expected, proc.stdout
+    assert "0 failed" in proc.stdout
+    assert not [
+        r.path
+        for r in site.server.requests
+        if r.headers.get("authorization") is None and not r.path.startswith(("/a/", "/robots.txt"))
+    ]
+    pages = [r for r in site.server.requests if r.path.startswith("/a/")]
     assert not any("authorization" in r.headers for r in pages)
 
 
