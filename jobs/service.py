@@ -42,7 +42,7 @@ READY_SECONDS = 3.0
 network that drops its packets, a pool whose connections are all busy) is a 503 with the
 reason, rather than a probe's connection held open for as long as the database is silent."""
 DRAIN_STUCK_SECONDS = GRACE_SECONDS + STALL_MARGIN
-"""/healthz stays 200 while the service drains (SIGTERM/SIGINT): it is alive and finishing its
+"""/healthz stays 200 while the service drains (`STOP_SIGNALS`): it is alive and finishing its
 feeds, and a liveness probe that failed would have the container killed mid-drain, its feeds
 left leased. A drain still going this long after the signal (its GRACE_SECONDS, then the
 hand-back, stuck) is not: 503."""
@@ -135,7 +135,7 @@ class Service:
 
     @property
     def stopping(self) -> bool:
-        """Whether SIGTERM/SIGINT came (`stop`): the service drains and exits."""
+        """Whether one of `STOP_SIGNALS` came (`stop`): the service drains and exits."""
         return self._stop.is_set() or self.pipeline.stopping
 
     async def _tick(self) -> None:
@@ -246,7 +246,7 @@ async def _migrating() -> str | None:
 
 
 async def serve(settings: Settings, dsn: str) -> None:
-    """Migrate, then run the service until SIGTERM/SIGINT. The endpoints answer from the start:
+    """Migrate, then run the service until a stop signal. The endpoints answer from the start:
     while the migrations run (or wait for another replica's), /healthz is 200 and /readyz 503
     `migrating`, so that a liveness probe does not have the process killed in the middle of a
     long migration, which would be rolled back and started again at every restart."""
