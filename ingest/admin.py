@@ -403,12 +403,14 @@ class SettingsChange:
 
 
 SETTING_KEYS = "min_interval, max_interval, user_agent, header.NAME, tags, pages"
+_SETTING_KEY = re.compile(r"[^=:\s]*")
 _PAGES: dict[str, TextMode] = {"always": "page", "never": "feed", "auto": "auto"}
 
 
 def parse_settings(pairs: Sequence[str]) -> SettingsChange:
     """`key=value` pairs of `ingest feeds set`; an empty value removes the setting. Raises
-    ValueError naming the pair that is wrong."""
+    ValueError naming the pair that is wrong (by its key alone where its value may be a
+    header's credential)."""
     changes: dict[str, Any] = {}
     headers: dict[str, str | None] = {}
     tags: list[str] | None = None
@@ -417,7 +419,9 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
         key, sep, value = pair.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key:
-            raise ValueError(f"{pair!r}: expected key=value ({SETTING_KEYS})")
+            # Named by what reads as its key: what follows may be a header's credential.
+            named = _SETTING_KEY.match(pair.strip())
+            raise ValueError(f"{named[0] if named else ''!r}: expected key=value ({SETTING_KEYS})")
         if key in ("min_interval", "max_interval"):
             try:
                 changes[key] = parse_duration(value).total_seconds() if value else None
@@ -428,9 +432,9 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
         elif key.startswith("header.") and len(key) > len("header."):
             name = key[len("header.") :]
             if not name.isascii() or not all(c.isalnum() or c in "-_" for c in name):
-                raise ValueError(f"{pair!r}: not a header name")
+                raise ValueError(f"{key!r}: not a header name")
             if name.lower() in SERVICE_HEADERS:
-                raise ValueError(f"{pair!r}: {name} is set by the service")
+                raise ValueError(f"{key!r}: {name} is set by the service")
             # One header whatever the case of its name (RFC 9110): the last spelling given.
             for given in [n for n in headers if n.lower() == name.lower()]:
                 del headers[given]
@@ -444,7 +448,8 @@ def parse_settings(pairs: Sequence[str]) -> SettingsChange:
             # Removed, the setting is the default: auto.
             text_mode = _PAGES[value or "auto"]
         else:
-            raise ValueError(f"{pair!r}: unknown setting ({SETTING_KEYS})")
+            # Not quoted whole: a mistyped `header.` setting's value may be a credential.
+            raise ValueError(f"{key!r}: unknown setting ({SETTING_KEYS})")
     low, high = changes.get("min_interval"), changes.get("max_interval")
     if low is not None and high is not None and high < low:
         raise ValueError("max_interval is below min_interval")

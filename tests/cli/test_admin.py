@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -1043,6 +1044,34 @@ def test_an_outline_s_refused_settings_are_not_shown(settings: str) -> None:
     among them) are not JSON, not an object, or hold a value refused: the line it prints says
     why, without the settings' text."""
     with pytest.raises(ValueError, match=r"ingest:settings|header") as info:
+        admin.restored("https://a.example/feed", {_NS + "kind": "feed", _NS + "settings": settings})
+    assert "S3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "error"),
+    [
+        (["header:Authorization=Bearer S3cr3tV4lue"], "'header:Authorization': unknown setting"),
+        (["headers.X-Api-Key=S3cr3tV4lue"], "'headers.X-Api-Key': unknown setting"),
+        (["header.X Api Key=S3cr3tV4lue"], "'header.X Api Key': not a header name"),
+        (["header.Host=S3cr3tV4lue"], "'header.Host': Host is set by the service"),
+        (["header.Authorization: Bearer S3cr3tV4lue"], "'header.Authorization': expected key="),
+    ],
+)
+def test_a_refused_header_setting_does_not_show_its_value(pairs: list[str], error: str) -> None:
+    """A header setting `feeds set` refuses for its key (a typo in `header.`, a name with a
+    space, a header of the service's, a colon written in place of `=`), its value a credential
+    maybe: the error names the key, never the value, as for a value refused."""
+    with pytest.raises(ValueError, match=re.escape(error)) as info:
+        admin.parse_settings(pairs)
+    assert "S3cr3t" not in str(info.value)
+
+
+def test_an_outline_s_header_of_a_refused_name_is_not_shown() -> None:
+    """`feeds import` of an outline whose `ingest:settings` name a header that is no header's
+    name: the line it prints names it, without its value."""
+    settings = '{"headers": {"X Api Key": "S3cr3tV4lue"}}'
+    with pytest.raises(ValueError, match="not a header name") as info:
         admin.restored("https://a.example/feed", {_NS + "kind": "feed", _NS + "settings": settings})
     assert "S3cr3t" not in str(info.value)
 
