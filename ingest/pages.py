@@ -40,6 +40,8 @@ class PageOutcome:
     held: bool = False
     """Not sent: the host's Retry-After is not over (`HeldError`). A passing failure that is
     no try at the page: the entry waits without one more try counted."""
+    held_for: float = 0.0
+    """Where `held`, the seconds the hold had left (`HeldError.seconds`)."""
 
     def retry_later(self, attempts: int, max_attempts: int) -> bool:
         """Whether the entry waits for another try at its page instead of being stored from
@@ -165,7 +167,7 @@ async def fetch_page(
     except BlockedError as e:
         return PageOutcome(final_url, None, str(e), False)
     except HeldError as e:
-        return PageOutcome(final_url, None, str(e), True, held=True)
+        return PageOutcome(final_url, None, str(e), True, held=True, held_for=e.seconds)
     except FetchError as e:
         return PageOutcome(final_url, None, str(e), e.transient, e.status is not None)
     except ExtractError as e:

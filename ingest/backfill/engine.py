@@ -76,6 +76,9 @@ PAGE_CONCURRENCY: Final = 8
 """Pages in flight at once; the rate limit and the Fetcher's per-host limits are the real brake."""
 SOURCE_CONCURRENCY: Final = 4
 SOURCE_ATTEMPTS: Final = 3
+HOLD_PATIENCE: Final = 600.0
+"""The longest a run waits for a host's Retry-After to end before fetching the pages it held
+back again; a longer hold ends the fetching, leaving them to the next invocation."""
 """Tries at one feed page or sitemap that fails for a passing reason (5xx, 429, timeout)."""
 MAX_INDEX_DEPTH: Final = 3
 """Sitemap indexes read one below the other: the protocol allows one (an index lists sitemaps,
@@ -159,6 +162,11 @@ class Backfill:
         """Held from counting a run's sitemaps to recording those an index adds, so that the
         indexes walked at once do not each take the same room under --max-sitemaps."""
         self.horizon = Horizon(options.since, options.limit)
+        self._tried_later = 0
+        """Pages of this pass that failed for a passing reason after a request sent."""
+        self._hold_ends: float | None = None
+        """When (monotonic) the earliest hold ends of the pages of this pass a host's
+        Retry-After held back unsent; None if none was."""
 
     async def run(self) -> BackfillReport:
         started = time.monotonic()
@@ -760,13 +768,26 @@ class Backfill:
     async def _fetch_all(self, run: BackfillRun) -> None:
         rounds = 0
         while True:
+            self._tried_later = 0
+            self._hold_ends = None
             await self._fetch_pass(run)
+            pause = min(60.0, 2.0 ** (rounds + 1))
+            if self._hold_ends is not None:
+                # Pages a host's Retry-After held back, unsent, are tried again once the
+                # earliest hold ends; one ending beyond the run's patience ends the run where
+                # nothing else is left to try, leaving them to the next invocation.
+                hold = self._hold_ends - time.monotonic()
+                if hold <= HOLD_PATIENCE:
+                    pause = max(pause, hold)
+                elif not self._tried_later:
+                    log.info("backfill_held", pages=self.tally.retry_later, seconds=round(hold))
+                    return
             if not await self.runs.retry_urls(run.id, self.settings.page_attempts):
                 return
             rounds += 1
             # Pages that failed for a passing reason get another try after a pause.
             self.tally.retry_later = 0
-            await asyncio.sleep(min(60.0, 2.0**rounds))
+            await asyncio.sleep(pause)
 
     async def _fetch_pass(self, run: BackfillRun) -> None:
         queue: asyncio.Queue[PendingUrl | None] = asyncio.Queue(maxsize=PAGE_CONCURRENCY * 4)
@@ -810,9 +831,20 @@ class Backfill:
         page = NO_PAGE if own is not None else await self._page(item.url)
         self.tally.fetched += page.responded
         if page.retry_later(item.attempts, self.settings.page_attempts):
+            # A page its host's Retry-After held back was not sent: no try of it spent.
             await self.runs.url_finished(
-                run.id, item.url, state="failed", error=page.error, retryable=True, attempted=True
+                run.id,
+                item.url,
+                state="failed",
+                error=page.error,
+                retryable=True,
+                attempted=not page.held,
             )
+            if page.held:
+                ends = time.monotonic() + page.held_for
+                self._hold_ends = ends if self._hold_ends is None else min(self._hold_ends, ends)
+            else:
+                self._tried_later += 1
             self.tally.retry_later += 1
             log.debug("backfill_url", status="retry_later", error=page.error)
             return

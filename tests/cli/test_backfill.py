@@ -1369,6 +1369,98 @@ def test_failing_pages_are_retried_then_fall_back(database_url: str, site: Site)
     assert len(stored(database_url)) == ARTICLES
 
 
+def _busy_once(site: Site, retry_after: int) -> dict[str, int]:
+    """Every article page answers 200, but the first page asked of the site answers 429 with
+    `retry_after`; returns the count of those 429s."""
+    busy = {"n": 0}
+    for n in range(ARTICLES):
+        page = site.server.routes[f"/a/{n}"]
+        assert callable(page)
+
+        def handle(req: Request, page: Callable[[Request], Response] = page) -> Response:
+            if not busy["n"]:
+                busy["n"] += 1
+                return Response(429, b"slow down", {"Retry-After": str(retry_after)})
+            return page(req)
+
+        site.server.routes[f"/a/{n}"] = handle
+    return busy
+
+
+def _attempts(database_url: str) -> list[tuple[str, int, bool]]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT state, attempts, retryable FROM ingest.backfill_urls ORDER BY url"
+        ).fetchall()
+    return [(str(r[0]), int(r[1]), bool(r[2])) for r in rows]
+
+
+def test_pages_a_retry_after_holds_spend_no_try_and_are_fetched_once_it_ends(
+    database_url: str, site: Site
+) -> None:
+    """A 429 with a Retry-After longer than a request waits (INGEST_MAX_CRAWL_DELAY) holds the
+    site's other pages back unsent: no try of theirs is spent, and the run fetches them once
+    the hold ends, each once."""
+    busy = _busy_once(site, 10)
+    urls = "\n".join(site.url(f"/a/{n}") for n in (3, 4, 5)) + "\n"
+    started = time.monotonic()
+    proc = ingest(
+        database_url,
+        "backfill",
+        "--rate",
+        "0",
+        "--urls",
+        "-",
+        stdin=urls,
+        INGEST_MAX_CRAWL_DELAY="1",
+        INGEST_PER_HOST_CONNECTIONS="1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert busy["n"] == 1
+    assert numbers(site, stored(database_url)) == {3, 4, 5}
+    assert sum(site.page_hits().values()) == 4
+    assert time.monotonic() - started >= 9
+
+
+def test_pages_held_longer_than_the_run_waits_are_left_untried_for_the_next_invocation(
+    database_url: str, site: Site
+) -> None:
+    """A Retry-After longer than a backfill waits for a hold (an hour) ends the run at once,
+    without spinning: the held pages are left failed with no try spent, and the next
+    invocation fetches them."""
+    busy = _busy_once(site, 3600)
+    assert busy["n"] == 0
+    urls = "\n".join(site.url(f"/a/{n}") for n in (3, 4, 5)) + "\n"
+    started = time.monotonic()
+    first = ingest(
+        database_url,
+        "backfill",
+        "--rate",
+        "0",
+        "--urls",
+        "-",
+        stdin=urls,
+        INGEST_MAX_CRAWL_DELAY="1",
+        INGEST_PER_HOST_CONNECTIONS="1",
+    )
+    assert first.returncode == 0, first.stderr
+    assert time.monotonic() - started < 60
+    assert sum(site.page_hits().values()) == 1
+    assert stored(database_url) == {}
+    assert sorted(_attempts(database_url)) == [
+        ("failed", 0, True),
+        ("failed", 0, True),
+        ("failed", 1, True),
+    ]
+    assert "held" in first.stdout
+    (held,) = events(first.stderr, "backfill_held")
+    assert held["pages"] == 3
+    assert held["seconds"] > 3000
+    second = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
+    assert second.returncode == 0, second.stderr
+    assert numbers(site, stored(database_url)) == {3, 4, 5}
+
+
 def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site) -> None:
     """A backfill killed (SIGKILL) while pages stall, started again, fetches only what was not
     done: every article is stored exactly once and no stored page is fetched again."""
