@@ -44,19 +44,25 @@ BEGIN
 END
 $$;
 
--- The hosts a claim took feeds of are p_owner's for as long as the leases it gave run.
-CREATE FUNCTION ingest.hold_hosts(p_hosts text[], p_owner text, p_lease_seconds float8)
-    RETURNS void
+-- The hosts a claim took feeds of (or a renewal renews feeds of) are p_owner's for as long as
+-- the leases it gave run: the hosts so held. A claim, which took each host under its advisory
+-- lock (ingest.take_host), holds them whoever held them; a renewal (p_only_free) holds only those
+-- still its own, or whose hold ran out.
+CREATE FUNCTION ingest.hold_hosts(
+    p_hosts text[], p_owner text, p_lease_seconds float8, p_only_free boolean DEFAULT false
+) RETURNS SETOF text
     LANGUAGE sql VOLATILE
-BEGIN ATOMIC
+AS $$
     INSERT INTO ingest.host_holds AS hh (host, held_by, held_until)
     SELECT DISTINCT h, p_owner, now() + make_interval(secs => p_lease_seconds)
     FROM unnest(p_hosts) AS h
     ORDER BY 1
     ON CONFLICT (host) DO UPDATE
     SET held_by = EXCLUDED.held_by, held_until = GREATEST(
-        EXCLUDED.held_until, CASE WHEN hh.held_by = EXCLUDED.held_by THEN hh.held_until END);
-END;
+        EXCLUDED.held_until, CASE WHEN hh.held_by = EXCLUDED.held_by THEN hh.held_until END)
+    WHERE NOT p_only_free OR hh.held_by = EXCLUDED.held_by OR hh.held_until <= now()
+    RETURNING hh.host
+$$;
 
 CREATE OR REPLACE FUNCTION ingest.claim_due_feeds(
     p_owner text, p_lease_seconds float8, p_limit int, p_exclude bigint[], p_busy text[],

@@ -408,16 +408,10 @@ WITH mine AS (
     SELECT id, COALESCE(ingest.url_host(url), '') AS host
     FROM ingest.feeds
     WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
-), held AS (
-    INSERT INTO ingest.host_holds AS hh (host, held_by, held_until)
-    SELECT DISTINCT m.host, %(owner)s, now() + make_interval(secs => %(lease_seconds)s)
-    FROM mine m
-    ORDER BY 1
-    ON CONFLICT (host) DO UPDATE
-    SET held_by = EXCLUDED.held_by, held_until = GREATEST(
-        EXCLUDED.held_until, CASE WHEN hh.held_by = EXCLUDED.held_by THEN hh.held_until END)
-    WHERE hh.held_by = EXCLUDED.held_by OR hh.held_until <= now()
-    RETURNING hh.host
+), held AS MATERIALIZED (
+    SELECT h.host FROM ingest.hold_hosts(
+        ARRAY(SELECT m.host FROM mine m), %(owner)s, %(lease_seconds)s::float8, true
+    ) AS h(host)
 )
 UPDATE ingest.feeds f
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
