@@ -190,3 +190,81 @@ async def test_a_feed_s_api_key_header_goes_to_its_own_site_only(
         {"url": second_server.url("/feed"), "settings": {"headers": {"X-Edition": "uk"}}}
     ]
     await pipeline.aclose()
+
+
+async def test_articles_stored_with_a_private_feed_s_user_info_before_are_found_after_0046(
+    empty_database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database that the version before the fix wrote to, its private feed's relative links
+    stored with `Reader:S3cret@` in them and the public feed's copy of one story another
+    article, migrated by sql/0046 and polled by this version: the two stories are found under
+    the URLs this version computes, as the articles they were (no new row, no lost one), one
+    article listed by both feeds, and no URL of news.articles has the credential."""
+    from ingest.documents import feeds as feed_documents
+    from ingest.store import db
+
+    shipped = db.load_migrations()
+    with monkeypatch.context() as old:
+        old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 45])
+        await db.migrate(empty_database_url)
+    database_url = empty_database_url
+    server.routes["/feeds/private.xml"] = private(
+        static(rss(["/story/0", "story/1"]), "application/rss+xml")
+    )
+    server.routes["/feeds/public.xml"] = static(
+        rss([server.url("/story/0")]), "application/rss+xml"
+    )
+    for n in range(2):
+        server.routes[f"/story/{n}"] = static(page(f"Story {n}"))
+        server.routes[f"/feeds/story/{n}"] = static(page(f"Story {n}"))
+    pipeline = await make_pipeline(database_url, workers, resources)
+    await pipeline.store.add_feed(
+        server.url("/feeds/private.xml").replace("://", "://Reader:S3cret@")
+    )
+    await pipeline.store.add_feed(server.url("/feeds/public.xml"))
+    with monkeypatch.context() as old:
+        # The links resolved as the version before resolved them: with the user-info.
+        old.setattr(feed_documents, "without_user_info", lambda url: url)
+        assert (await pipeline.run()).ok == 2
+    before = rows(database_url, "SELECT id, url FROM ingest.articles ORDER BY id")
+    assert sorted("S3cret" in r["url"] for r in before) == [False, True, True]
+    # The story stored both ways is the row stored without the credential (sql/0046).
+    ids = {r["url"].replace("Reader:S3cret@", ""): r["id"] for r in before}
+    ids.update({r["url"]: r["id"] for r in before if "S3cret" not in r["url"]})
+
+    assert await db.migrate(database_url) == [m.version for m in shipped if m.version > 45]
+    # Both feeds list a new story too, so that this version parses them again.
+    server.routes["/feeds/private.xml"] = private(
+        static(rss(["/story/0", "story/1", "/story/2"]), "application/rss+xml")
+    )
+    server.routes["/feeds/public.xml"] = static(
+        rss([server.url("/story/0"), server.url("/story/2")]), "application/rss+xml"
+    )
+    server.routes["/story/2"] = static(page("Story 2"))
+    done = await pipeline.run(all_feeds=True)
+    assert (done.ok, done.failed, done.new_articles) == (2, 0, 1)
+    after = rows(
+        database_url,
+        "SELECT id, url, original_url, image_url FROM news.articles ORDER BY url",
+    )
+    assert [(r["id"], r["url"]) for r in after][:2] == [
+        (ids[server.url("/feeds/story/1")], server.url("/feeds/story/1")),
+        (ids[server.url("/story/0")], server.url("/story/0")),
+    ]
+    assert after[2]["url"] == server.url("/story/2")
+    assert not any("S3cret" in str(value) for r in after for value in r.values())
+    listed = rows(
+        database_url,
+        "SELECT a.url, count(*) AS feeds FROM news.article_feeds f"
+        " JOIN news.articles a ON a.id = f.article_id GROUP BY a.url ORDER BY a.url",
+    )
+    assert listed == [
+        {"url": server.url("/feeds/story/1"), "feeds": 1},
+        {"url": server.url("/story/0"), "feeds": 2},
+        {"url": server.url("/story/2"), "feeds": 2},
+    ]
+    await pipeline.aclose()

@@ -1,0 +1,131 @@
+-- Before the version that resolves a private feed's relative links (and a private sitemap's
+-- relative locations) against its URL without its user-info, they resolved with it: an article
+-- of `http://reader:s3cret@host/feed` linking `/story/1` was stored at
+-- `http://reader:s3cret@host/story/1`, in ingest.articles.url, original_url and image_url,
+-- which news.articles (and news.search) show to news_reader as stored, and a backfill queued
+-- its pages so (ingest.backfill_urls.url and the link and image of its entry). Those rows lose
+-- the user-info here, as the service writes them now. The feeds' own URLs keep theirs
+-- (ingest.feeds.url: it is what their requests are sent with; news.feeds shows them without),
+-- and so do a backfill's sources and target (ingest.backfill_sources.url,
+-- ingest.backfill_runs.target: feeds and sitemaps fetched with it).
+--
+-- url_hash is generated from url (ingest.url_hash, the one function every lookup by URL uses),
+-- so an article's is its cleaned URL's; the URL forms of ingest.article_urls are hashes alone:
+-- those of the cleaned url and original_url are added for the article, so that the service
+-- finds it under the addresses it now computes, and those of the old forms are kept (they name
+-- the same article, and hold no URL in clear).
+--
+-- An article whose cleaned URL another article has (the copy a public feed of the site stored
+-- of the same page, its own URL or one of its URL forms) is merged into that article; several
+-- cleaned to one URL that no other article has are merged into the first stored (the lowest
+-- id). The merged article's feed entries and URL forms are the kept article's (whose feed_id,
+-- where it has none, becomes the merged one's); the merged row goes as a pruned article does:
+-- its copies re-pointed by the rule of `prune_repoint_copies` (the earliest published of them
+-- the story's original, each announced as an update), its change rows and earlier versions
+-- with it, its removal not announced. Each article whose URLs lose their user-info is
+-- announced as an update (a change row and a notification, by the trigger), so that a
+-- consumer that copied them reads them again.
+
+-- The article writers' turn, first, as every writer takes it (sql/0011): no article is
+-- written, merged or pruned meanwhile.
+SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
+
+CREATE TEMPORARY TABLE cleaned_articles ON COMMIT DROP AS
+SELECT a.id,
+       ingest.without_userinfo(a.url) AS url,
+       min(a.id) OVER (PARTITION BY ingest.without_userinfo(a.url)) AS first_id
+FROM ingest.articles a
+WHERE strpos(a.url, '@') > 0 AND ingest.without_userinfo(a.url) <> a.url;
+
+-- gone -> kept: the article stored at the cleaned URL (it has no user-info), else the one
+-- whose URL form it is (not one being cleaned), else the first of those cleaned to it.
+CREATE TEMPORARY TABLE merged_articles ON COMMIT DROP AS
+SELECT c.id AS gone,
+       COALESCE(
+           (SELECT a.id FROM ingest.articles a WHERE a.url_hash = ingest.url_hash(c.url)),
+           (SELECT u.article_id FROM ingest.article_urls u
+            WHERE u.url_hash = ingest.url_hash(c.url)
+              AND NOT EXISTS (SELECT 1 FROM cleaned_articles x WHERE x.id = u.article_id)),
+           c.first_id) AS kept
+FROM cleaned_articles c;
+DELETE FROM merged_articles WHERE gone = kept;
+
+-- The URL forms without user-info of every article cleaned, for the article that keeps them.
+CREATE TEMPORARY TABLE cleaned_forms ON COMMIT DROP AS
+SELECT DISTINCT COALESCE(m.kept, a.id) AS article_id, ingest.without_userinfo(f.form) AS url
+FROM ingest.articles a
+LEFT JOIN merged_articles m ON m.gone = a.id
+CROSS JOIN LATERAL (VALUES (a.url), (a.original_url)) AS f (form)
+WHERE strpos(f.form, '@') > 0 AND ingest.without_userinfo(f.form) <> f.form;
+
+UPDATE ingest.feed_entries e SET article_id = m.kept
+FROM merged_articles m
+WHERE e.article_id = m.gone;
+
+UPDATE ingest.article_urls u SET article_id = m.kept
+FROM merged_articles m
+WHERE u.article_id = m.gone;
+
+-- A membership alone (feed_id) is no update (sql/0013): not announced.
+UPDATE ingest.articles k SET feed_id = g.feed_id
+FROM (SELECT DISTINCT ON (m.kept) m.kept, a.feed_id
+      FROM merged_articles m
+      JOIN ingest.articles a ON a.id = m.gone
+      WHERE a.feed_id IS NOT NULL
+      ORDER BY m.kept, m.gone) AS g
+WHERE k.id = g.kept AND k.feed_id IS NULL;
+
+-- As prune_repoint_copies (sql/queries.sql).
+WITH heirs AS (
+    SELECT DISTINCT ON (a.duplicate_of) a.duplicate_of AS gone, a.id AS heir
+    FROM ingest.articles a
+    WHERE a.duplicate_of IN (SELECT gone FROM merged_articles)
+      AND a.id NOT IN (SELECT gone FROM merged_articles)
+    ORDER BY a.duplicate_of, a.published_at, a.id)
+UPDATE ingest.articles a
+SET duplicate_of = NULLIF(h.heir, a.id)
+FROM heirs h
+WHERE a.duplicate_of = h.gone AND a.id NOT IN (SELECT gone FROM merged_articles);
+
+DELETE FROM ingest.article_changes WHERE article_id IN (SELECT gone FROM merged_articles);
+DELETE FROM ingest.articles WHERE id IN (SELECT gone FROM merged_articles);
+
+UPDATE ingest.articles
+SET url = ingest.without_userinfo(url),
+    original_url = ingest.without_userinfo(original_url),
+    image_url = ingest.without_userinfo(image_url)
+WHERE (strpos(url, '@') > 0 AND ingest.without_userinfo(url) <> url)
+   OR (strpos(original_url, '@') > 0 AND ingest.without_userinfo(original_url) <> original_url)
+   OR (strpos(image_url, '@') > 0 AND ingest.without_userinfo(image_url) <> image_url);
+
+INSERT INTO ingest.article_urls (url_hash, article_id)
+SELECT ingest.url_hash(url), article_id FROM cleaned_forms
+ON CONFLICT (url_hash) DO NOTHING;
+
+-- A backfill's queue: a page queued at its URL with user-info beside the same page queued
+-- without it (or with another) in the same run is one page, the row without it kept (else the
+-- first queued).
+DELETE FROM ingest.backfill_urls b
+WHERE strpos(b.url, '@') > 0 AND ingest.without_userinfo(b.url) <> b.url
+  AND EXISTS (SELECT 1 FROM ingest.backfill_urls o
+              WHERE o.run_id = b.run_id
+                AND o.url_hash = ingest.url_hash(ingest.without_userinfo(b.url)));
+DELETE FROM ingest.backfill_urls b
+USING (SELECT run_id, seq,
+              row_number() OVER (PARTITION BY run_id, ingest.without_userinfo(url) ORDER BY seq)
+                  AS n
+       FROM ingest.backfill_urls
+       WHERE strpos(url, '@') > 0 AND ingest.without_userinfo(url) <> url) AS r
+WHERE b.run_id = r.run_id AND b.seq = r.seq AND r.n > 1;
+UPDATE ingest.backfill_urls
+SET url = ingest.without_userinfo(url),
+    entry = entry
+        || CASE WHEN jsonb_typeof(entry -> 'link') = 'string'
+                THEN jsonb_build_object('link', ingest.without_userinfo(entry ->> 'link'))
+                ELSE '{}' END
+        || CASE WHEN jsonb_typeof(entry -> 'image_url') = 'string'
+                THEN jsonb_build_object('image_url', ingest.without_userinfo(entry ->> 'image_url'))
+                ELSE '{}' END
+WHERE strpos(url, '@') > 0
+   OR strpos(entry ->> 'link', '@') > 0
+   OR strpos(entry ->> 'image_url', '@') > 0;

@@ -1,0 +1,283 @@
+"""Rows that a version before the fix of a private feed's relative links wrote with the feed's
+credential in them (`http://Reader:S3cret@host/story/1` in ingest.articles and a backfill's
+queue), and what sql/0046 makes of them: the user-info gone from every URL that schema news
+shows and from the queue, the hashes that find them by URL consistent with the cleaned URLs, an
+article stored twice (with and without the credential) one article, the feeds' own URLs kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ingest.store import db
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+PRIVATE = "http://Reader:S3cret@news.example/feeds/private.xml"
+OTHER = "http://Other:Pw@news.example/feeds/other.xml"
+PUBLIC = "http://news.example/feeds/public.xml"
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def before_0046(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database migrated up to 0045, as the version before 0046 left it."""
+    shipped = db.load_migrations()
+    with monkeypatch.context() as old:
+        old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 45])
+        await db.migrate(empty_database_url)
+    return empty_database_url
+
+
+def _feed(conn: psycopg.Connection[Any], url: str) -> int:
+    row = conn.execute(
+        "INSERT INTO ingest.feeds (url, next_fetch_at) VALUES (%s, now()) RETURNING id", (url,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _article(
+    conn: psycopg.Connection[Any],
+    feed_id: int | None,
+    url: str,
+    *,
+    guid: str,
+    published: datetime = T0,
+    duplicate_of: int | None = None,
+    image_url: str | None = None,
+    text: str = "The harbour authority said the ferry terminal would open next spring.",
+) -> int:
+    """An article as the writer stored it (a change row by the trigger), with its URL forms and
+    its feed entry."""
+    row = conn.execute(
+        "INSERT INTO ingest.articles (url, original_url, feed_id, guid, site, text, published_at,"
+        "  published_source, content_hash, text_source, fetched_at, duplicate_of, image_url)"
+        " VALUES (%(url)s, %(url)s, %(feed)s, %(guid)s, 'news.example', %(text)s, %(at)s, 'feed',"
+        "  sha256(convert_to(%(text)s::text, 'UTF8')), 'page', %(at)s, %(dup)s, %(image)s)"
+        " RETURNING id",
+        {
+            "url": url,
+            "feed": feed_id,
+            "guid": guid,
+            "text": text,
+            "at": published,
+            "dup": duplicate_of,
+            "image": image_url,
+        },
+    ).fetchone()
+    assert row is not None
+    article_id = int(row[0])
+    conn.execute(
+        "INSERT INTO ingest.article_urls (url_hash, article_id) VALUES (ingest.url_hash(%s), %s)",
+        (url, article_id),
+    )
+    if feed_id is not None:
+        conn.execute(
+            "INSERT INTO ingest.feed_entries (feed_id, entry_hash, article_id)"
+            " VALUES (%s, sha256(convert_to(%s::text, 'UTF8')), %s)",
+            (feed_id, "guid:" + guid, article_id),
+        )
+    return article_id
+
+
+def _known(conn: psycopg.Connection[Any], url: str) -> list[int | None]:
+    rows = conn.execute("SELECT article_id FROM ingest.known_url(ingest.url_hash(%s))", (url,))
+    return [r[0] for r in rows.fetchall()]
+
+
+def _changes(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
+    rows = conn.execute("SELECT article_id, kind FROM ingest.article_changes ORDER BY seq")
+    return [(int(r[0]), str(r[1])) for r in rows.fetchall()]
+
+
+async def test_an_article_stored_with_its_feed_s_user_info_is_shown_without_it(
+    before_0046: str,
+) -> None:
+    """An article of a private feed stored at `http://Reader:S3cret@news.example/story/1` (its
+    image too) is shown by news.articles at `http://news.example/story/1`, under the same id,
+    found by that URL (its url_hash, its URL forms), and announced as an update; the feed's own
+    URL keeps the credential its requests are sent with."""
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        feed = _feed(conn, PRIVATE)
+        article = _article(
+            conn,
+            feed,
+            "http://Reader:S3cret@news.example/story/1",
+            guid="g1",
+            image_url="http://Reader:S3cret@news.example/img/1.jpg",
+        )
+        before = _changes(conn)
+
+    await db.migrate(before_0046)
+
+    with psycopg.connect(before_0046, autocommit=True, row_factory=dict_row) as conn:
+        shown = conn.execute(
+            "SELECT id, url, original_url, image_url, feed_url FROM news.articles"
+        ).fetchall()
+        assert shown == [
+            {
+                "id": article,
+                "url": "http://news.example/story/1",
+                "original_url": "http://news.example/story/1",
+                "image_url": "http://news.example/img/1.jpg",
+                "feed_url": "http://news.example/feeds/private.xml",
+            }
+        ]
+        hashed = conn.execute(
+            "SELECT url_hash = ingest.url_hash('http://news.example/story/1') AS ok"
+            " FROM ingest.articles"
+        ).fetchall()
+        assert hashed == [{"ok": True}]
+        assert conn.execute("SELECT url FROM ingest.feeds").fetchall() == [{"url": PRIVATE}]
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        assert _known(conn, "http://news.example/story/1") == [article]
+        assert _known(conn, "http://Reader:S3cret@news.example/story/1") == [article]
+        assert _changes(conn) == [*before, (article, "update")]
+
+
+async def test_an_article_stored_with_and_without_user_info_is_one_article(
+    before_0046: str,
+) -> None:
+    """The same page stored twice by the version before: at its URL with the private feed's
+    user-info (the story's original) and without it, by a public feed of the site (a copy of
+    it), a copy on another site published later; and one page stored with two private feeds'
+    credentials. Each is one article after sql/0046: the copy stored without the credential
+    keeps its id and takes the other's feeds and URL forms, and the story keeps one original
+    (the earliest published left, as after a prune); two stored with credentials alone are the
+    first one stored, its URL cleaned. Nothing else is lost, and nothing is left with a
+    credential."""
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        private, public, other = _feed(conn, PRIVATE), _feed(conn, PUBLIC), _feed(conn, OTHER)
+        original = _article(conn, private, "http://Reader:S3cret@news.example/story/0", guid="g0")
+        conn.execute(
+            "INSERT INTO ingest.article_history (article_id, text, content_hash)"
+            " VALUES (%s, 'An earlier text.', sha256('x'))",
+            (original,),
+        )
+        copy = _article(
+            conn,
+            public,
+            "http://news.example/story/0",
+            guid="p0",
+            published=T0 + timedelta(minutes=1),
+            duplicate_of=original,
+        )
+        elsewhere = _article(
+            conn,
+            None,
+            "http://copies.example/s0",
+            guid="c0",
+            published=T0 + timedelta(minutes=2),
+            duplicate_of=original,
+        )
+        first = _article(
+            conn,
+            private,
+            "http://Reader:S3cret@news.example/story/2",
+            guid="g2",
+            text="Another story altogether, about the new bridge over the river.",
+        )
+        second = _article(
+            conn, other, "http://Other:Pw@news.example/story/2", guid="o2", text="Bridge."
+        )
+        before = _changes(conn)
+
+    await db.migrate(before_0046)
+
+    with psycopg.connect(before_0046, autocommit=True, row_factory=dict_row) as conn:
+        shown = conn.execute(
+            "SELECT id, url, feed_id, duplicate_of FROM news.articles ORDER BY id"
+        ).fetchall()
+        assert shown == [
+            {"id": copy, "url": "http://news.example/story/0", "feed_id": public,
+             "duplicate_of": None},
+            {"id": elsewhere, "url": "http://copies.example/s0", "feed_id": None,
+             "duplicate_of": copy},
+            {"id": first, "url": "http://news.example/story/2", "feed_id": private,
+             "duplicate_of": None},
+        ]  # fmt: skip
+        feeds = conn.execute(
+            "SELECT article_id, feed_id FROM news.article_feeds ORDER BY article_id, feed_id"
+        ).fetchall()
+        assert feeds == [
+            {"article_id": copy, "feed_id": private},
+            {"article_id": copy, "feed_id": public},
+            {"article_id": first, "feed_id": private},
+            {"article_id": first, "feed_id": other},
+        ]
+        history = conn.execute("SELECT article_id FROM news.article_history").fetchall()
+        assert history == []
+        leaked = conn.execute(
+            "SELECT count(*) AS n FROM news.articles"
+            " WHERE url LIKE '%%@%%' OR original_url LIKE '%%@%%'"
+        ).fetchone()
+        assert leaked == {"n": 0}
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        assert _known(conn, "http://Reader:S3cret@news.example/story/0") == [copy]
+        assert _known(conn, "http://news.example/story/0") == [copy]
+        assert _known(conn, "http://Other:Pw@news.example/story/2") == [first]
+        assert _known(conn, "http://news.example/story/2") == [first]
+        gone = {original, second}
+        assert [c for c in before if c[0] in gone] != []
+        assert sorted(_changes(conn)) == sorted(
+            [c for c in before if c[0] not in gone]
+            + [(copy, "update"), (elsewhere, "update"), (first, "update")]
+        )
+
+
+async def test_a_backfill_s_pages_queued_with_user_info_are_queued_without_it(
+    before_0046: str,
+) -> None:
+    """A backfill of a private sitemap that the version before queued its relative pages for
+    with the sitemap's user-info (the URL, and the link and image of its entry): queued without
+    it; a page queued both ways in one run is one page, the row without it kept; another run's
+    row is its own; the run's target keeps the credential it is fetched with."""
+    target = "https://Reader:S3cret@news.example/news/sitemap.xml"
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        runs = [
+            conn.execute(
+                "INSERT INTO ingest.backfill_runs (run_key, target) VALUES (sha256(%s), %s)"
+                " RETURNING id",
+                (key, target),
+            ).fetchone()
+            for key in (b"one", b"two")
+        ]
+        one, two = (int(r[0]) for r in runs if r is not None)
+        queued = [
+            (one, "https://Reader:S3cret@news.example/news/a", "pending"),
+            (one, "https://news.example/news/b", "done"),
+            (one, "https://Reader:S3cret@news.example/news/b", "pending"),
+            (two, "https://Reader:S3cret@news.example/news/a", "done"),
+        ]
+        for run, url, state in queued:
+            conn.execute(
+                "INSERT INTO ingest.backfill_urls (run_id, url, source, entry, state)"
+                " VALUES (%s, %s, 'sitemap', %s, %s)",
+                (run, url, Jsonb({"link": url, "image_url": url + ".jpg", "title": "T"}), state),
+            )
+
+    await db.migrate(before_0046)
+
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT run_id, url, entry, state, url_hash = ingest.url_hash(url)"
+            " FROM ingest.backfill_urls ORDER BY run_id, url"
+        ).fetchall()
+        targets = conn.execute("SELECT target FROM ingest.backfill_runs").fetchall()
+    assert rows == [
+        (one, f"https://news.example/news/{p}",
+         {"link": f"https://news.example/news/{p}",
+          "image_url": f"https://news.example/news/{p}.jpg", "title": "T"}, state, True)
+        for p, state in (("a", "pending"), ("b", "done"))
+    ] + [
+        (two, "https://news.example/news/a",
+         {"link": "https://news.example/news/a", "image_url": "https://news.example/news/a.jpg",
+          "title": "T"}, "done", True)
+    ]  # fmt: skip
+    assert targets == [(target,), (target,)]
