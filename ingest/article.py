@@ -41,6 +41,7 @@ from ingest.normalize import (
     plausible_date,
     site_of,
     unique_tags,
+    without_user_info,
 )
 from ingest.types import Article, DateSource, Extracted, OwnText, ParsedEntry, TextSource
 
@@ -64,8 +65,12 @@ def build_article(
     or a page that gave nothing) does not have its language and fingerprint computed again."""
     meta = extracted.metadata if extracted else None
     page_url = final_url or entry_url
-    url = choose_url(page_url, meta.canonical_url if meta else None)
-    aliases = {canonical_url(entry_url), canonical_url(page_url)} - {url}
+    # The URLs stored (and shown by news.articles) never carry a user-info: a credential, which
+    # a link of a private feed, a redirect or a page's canonical may be written with. The forms
+    # written with it stay aliases (hashes that find the article, shown nowhere).
+    written = choose_url(page_url, meta.canonical_url if meta else None)
+    url = without_user_info(written)
+    aliases = {written, canonical_url(entry_url), canonical_url(page_url)} - {url}
 
     text_source: TextSource
     if extracted is not None and not text_from_feed:
@@ -134,7 +139,7 @@ def build_article(
     byline, people = joined(people)
     return Article(
         url=url,
-        original_url=entry_url,
+        original_url=without_user_info(entry_url),
         title=clean_inline(entry.title) or not_only_site_name(meta.title if meta else None, sites),
         text=text,
         author=byline or None,
@@ -145,7 +150,9 @@ def build_article(
         updated_at=updated,
         language=language,
         site=site,
-        image_url=clean_url(entry.image_url) or (meta.image_url if meta else None),
+        image_url=_without_user_info(
+            clean_url(entry.image_url) or (meta.image_url if meta else None)
+        ),
         summary=summary,
         content_hash=(
             measured.content_hash
@@ -159,6 +166,10 @@ def build_article(
         aliases=tuple(sorted(aliases)),
         fingerprint=measured.fingerprint if measured is not None else fingerprint(text),
     )
+
+
+def _without_user_info(url: str | None) -> str | None:
+    return without_user_info(url) if url is not None else None
 
 
 def _timed_that_day(feed_date: datetime, page_date: datetime | None) -> bool:

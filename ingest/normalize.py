@@ -379,6 +379,8 @@ _CREDENTIAL_QUERY = re.compile(
 def without_user_info(url: str) -> str:
     """The URL without its user-info part (`https://user:secret@host/f` -> `https://host/f`):
     a private feed's credential, which the addresses of the pages it lists do not carry."""
+    if "@" not in url:
+        return url
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url

@@ -458,6 +458,55 @@ def test_final_url_after_redirect_kept_as_alias() -> None:
     assert article.aliases == (canonical_url(ENTRY_LINK),)
 
 
+@pytest.mark.parametrize(
+    ("link", "final", "canonical", "image"),
+    [
+        pytest.param(
+            "https://Reader:S3cret@www.example.com/news/story", None, None, None, id="link"
+        ),
+        pytest.param(
+            "https://www.example.com/news/story",
+            "https://Reader:S3cret@www.example.com/news/story",
+            None,
+            None,
+            id="redirect",
+        ),
+        pytest.param(
+            "https://www.example.com/news/story",
+            None,
+            "https://TOKEN@www.example.com/news/story",
+            None,
+            id="canonical",
+        ),
+        pytest.param(
+            "https://www.example.com/news/story",
+            None,
+            None,
+            "https://Reader:S3cret@www.example.com/news/story.jpg",
+            id="image",
+        ),
+    ],
+)
+def test_an_article_s_urls_are_stored_without_user_info(
+    link: str, final: str | None, canonical: str | None, image: str | None
+) -> None:
+    """A link, redirect, rel=canonical or image written with a user-info (a credential: an
+    absolute link of a private feed, `https://Reader:S3cret@host/story`) is stored without it:
+    news.articles shows url, original_url and image_url to news_reader, as it shows no feed's
+    credential. The page is still the one its link names (the forms written with it stay
+    aliases, hashes that find the article: `ingest.article_urls`)."""
+    page = _page(canonical_url=canonical, image_url=image or "https://www.example.com/p.jpg")
+    article = _build(_entry(link=link), page, final_url=final or link)
+    assert article.url == "https://www.example.com/news/story"
+    assert article.original_url == "https://www.example.com/news/story"
+    assert article.image_url == "https://www.example.com/" + (
+        "news/story.jpg" if image else "p.jpg"
+    )
+    written = {canonical_url(u) for u in (link, final, canonical) if u and "@" in u}
+    assert written <= set(article.aliases)
+    assert article.url not in article.aliases
+
+
 def test_cross_site_rel_canonical_ignored() -> None:
     """A rel=canonical on another site (syndication) is not followed."""
     article = _build(_entry(), _page(canonical_url="https://wire.example.org/original"))

@@ -204,6 +204,7 @@ async def test_articles_stored_with_a_private_feed_s_user_info_before_are_found_
     article, migrated by sql/0046 and polled by this version: the two stories are found under
     the URLs this version computes, as the articles they were (no new row, no lost one), one
     article listed by both feeds, and no URL of news.articles has the credential."""
+    from ingest import article as article_module
     from ingest.documents import feeds as feed_documents
     from ingest.store import db
 
@@ -227,8 +228,9 @@ async def test_articles_stored_with_a_private_feed_s_user_info_before_are_found_
     )
     await pipeline.store.add_feed(server.url("/feeds/public.xml"))
     with monkeypatch.context() as old:
-        # The links resolved as the version before resolved them: with the user-info.
+        # The links resolved and stored as the version before did: with the user-info.
         old.setattr(feed_documents, "without_user_info", lambda url: url)
+        old.setattr(article_module, "without_user_info", lambda url: url)
         assert (await pipeline.run()).ok == 2
     before = rows(database_url, "SELECT id, url FROM ingest.articles ORDER BY id")
     assert sorted("S3cret" in r["url"] for r in before) == [False, True, True]
