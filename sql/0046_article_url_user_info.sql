@@ -3,8 +3,9 @@
 -- of `http://reader:s3cret@host/feed` linking `/story/1` was stored at
 -- `http://reader:s3cret@host/story/1`, in ingest.articles.url, original_url and image_url,
 -- which news.articles (and news.search) show to news_reader as stored, and a backfill queued
--- its pages so (ingest.backfill_urls.url and the link and image of its entry). Those rows lose
--- the user-info here, as the service writes them now. The feeds' own URLs keep theirs
+-- its pages so (ingest.backfill_urls.url and the link and image of its entry); so was an
+-- absolute link, redirect, canonical or image written with a user-info. Those rows lose it
+-- here, as the service writes them now (ingest.article.build_article). The feeds' own URLs keep theirs
 -- (ingest.feeds.url: it is what their requests are sent with; news.feeds shows them without),
 -- and so do a backfill's sources and target (ingest.backfill_sources.url,
 -- ingest.backfill_runs.target: feeds and sitemaps fetched with it).
