@@ -116,7 +116,13 @@ def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) ->
         raise BlockedError(original, f"{what} scheme {parsed.scheme or '(none)'!r} is not allowed")
     if not parsed.host:
         raise FetchError(original, f"URL without a host: {str(parsed)!r}", permanent=True)
+    if parsed.port is not None and not 0 < parsed.port <= _MAX_PORT:
+        # httpx parses any digits; the socket refuses them with an OverflowError.
+        raise FetchError(original, f"URL with port {parsed.port} out of range", permanent=True)
     return parsed
+
+
+_MAX_PORT: Final = 65535
 
 
 _MAX_RETRY_AFTER_CHARS: Final = 64

@@ -452,6 +452,31 @@ async def test_redirect_to_file_scheme_is_blocked(server: LocalServer) -> None:
             await fetcher.fetch(server.url("/evil"), "page")
 
 
+@pytest.mark.parametrize("port", ["70000", "65536", "99999999999999999999"])
+@pytest.mark.parametrize("kind", ["feed", "page"])
+async def test_a_redirect_to_a_port_out_of_range_is_a_permanent_fetch_error(
+    server: LocalServer, port: str, kind: FetchKind
+) -> None:
+    """A Location naming a port no TCP connection can have (over 65535) is an invalid redirect,
+    a permanent FetchError like any other unusable Location, never an error of another type out
+    of the connection's socket calls."""
+    server.routes["/moved"] = Response(302, b"", {"Location": f"http://127.0.0.1:{port}/x"})
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match="port") as raised:
+            await fetcher.fetch(server.url("/moved"), kind)
+    assert raised.value.permanent
+
+
+@pytest.mark.parametrize("port", ["70000", "65536"])
+async def test_a_url_with_a_port_out_of_range_is_a_permanent_fetch_error(port: str) -> None:
+    """A feed or page URL whose port is over 65535 is refused before any request, as an
+    invalid URL."""
+    async with Fetcher(LOCAL) as fetcher:
+        with pytest.raises(FetchError, match="port") as raised:
+            await fetcher.fetch(f"http://127.0.0.1:{port}/feed.xml", "feed")
+    assert raised.value.permanent
+
+
 def _refresh_stub(content: str, *, padding: int = 0) -> bytes:
     return (
         f"<html><head><title>Redirecting...</title><META HTTP-EQUIV=refresh CONTENT='{content}'>"
