@@ -496,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a failure to write is handled below, not at exit
         return code
     except IngestError as e:
-        print(f"ingest: {e}", file=sys.stderr)
+        print(redact_text(f"ingest: {e}"), file=sys.stderr)
         return 1
     except _UsageError as e:
         _usage_error(args, e)

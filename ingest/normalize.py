@@ -114,11 +114,15 @@ def canonical_url(url: str) -> str:
     tracking parameters (utm_*, fbclid, gclid…, courlan's list) removed, remaining query
     parameters sorted, fragment dropped but for a hashbang route (`_route`); a user-info part
     kept as written (a credential, which the server compares as sent). Raises ValueError on a
-    non-http(s) URL."""
+    non-http(s) URL, or one whose port no connection can have (not a number, over 65535)."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
+    try:
+        parts.port  # noqa: B018 (raises for a port that is no number or over 65535)
+    except ValueError:
+        raise ValueError(f"not an http(s) URL (its port): {url[:200]!r}") from None
     netloc, host = _plain_netloc(parts.netloc)
     if not host:
         # `http://./`: the root's dot is no host.

@@ -546,3 +546,27 @@ def test_output_to_a_full_device_is_one_line_and_exit_1(database_url: str) -> No
         )
     assert _error_lines(done.stderr) == ["ingest: cannot write the output: No space left on device"]
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize("port", ["bad", "70000"])
+@pytest.mark.parametrize("command", [["feeds", "add"], ["backfill"]])
+def test_a_url_with_a_port_no_connection_can_have_is_a_usage_error(
+    database_url: str, command: list[str], port: str
+) -> None:
+    """A URL argument whose port is no number or over 65535 is refused as any URL that is no
+    http(s) URL is (exit 2, one line naming it), not registered to fail at every poll, nor
+    fetched."""
+    proc = ingest(database_url, *command, f"https://example.com:{port}/feed.xml")
+    assert proc.returncode == 2, proc.stderr
+    assert f"example.com:{port}" in _error_lines(proc.stderr)[-1]
+    assert _feed_urls(database_url) == []
+
+
+def test_an_error_quoting_a_private_url_shows_no_credential(database_url: str) -> None:
+    """A command that fails on a URL given with a user-info (`backfill` of a host name no
+    request can be made to) names it without the credential on stderr, as the stored errors
+    and the log lines do."""
+    proc = ingest(database_url, "backfill", "https://reader:S3cret@ex\u2488ample.com/sitemap.xml")
+    assert proc.returncode == 1, proc.stderr
+    assert "ex\u2488ample.com" in _error_lines(proc.stderr)[-1]
+    assert "S3cret" not in proc.stderr
