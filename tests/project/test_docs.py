@@ -1,0 +1,190 @@
+"""The documents a newcomer reads against the code they describe: the README's configuration
+table against `Settings`, its command table against the `ingest` parser, the log events the
+documents name against those the code logs, and docs/sql.md's list of contract changes against
+the migrations that change schema `news`. A setting, option or event added, renamed or removed
+fails here until the documents say so. (The views' columns are checked against a migrated
+database in tests/store/test_migrate.py, the metrics in tests/pipeline/test_liveness.py.)"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from dataclasses import MISSING, Field, fields
+from functools import cache
+from itertools import takewhile
+from typing import Any
+
+import pytest
+
+from ingest.cli import _parser
+from ingest.config import Settings, _shown, variable
+from tests.support.paths import ROOT
+
+README = ROOT / "README.md"
+DOCUMENTS = (
+    README,
+    ROOT / "docs" / "sql.md",
+    ROOT / "docs" / "hostile.md",
+    ROOT / "bench" / "README.md",
+)
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under `## heading`, up to the next heading of that level."""
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _configuration_table() -> dict[str, str]:
+    """Variable -> its default cell, from the README's configuration table."""
+    section = _section(README.read_text(encoding="utf-8"), "Configuration")
+    return dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]*) \|", section, flags=re.MULTILINE))
+
+
+def test_the_configuration_table_lists_every_setting_and_nothing_else() -> None:
+    """One row a setting: a setting added to `Settings` without a row, or a row left behind by
+    a setting renamed or removed, is a variable the operator cannot find or sets for nothing."""
+    assert set(_configuration_table()) == {variable(f.name) for f in fields(Settings)}
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [f for f in fields(Settings) if f.default not in (MISSING, None)],
+    ids=lambda f: f.name,
+)
+def test_each_default_in_the_configuration_table_is_the_code_s(setting: Field[Any]) -> None:
+    """Each default the table gives is `Settings`' own, written as the README writes numbers
+    (`0.5`, `30`: a seconds setting's whole number without `.0`). The defaults computed at
+    start-up (the data directory, the workers) and the unset DATABASE_URL are checked in
+    test_config.py."""
+    default = setting.default
+    shown = str(default).lower() if isinstance(default, bool) else _shown(default)
+    assert _configuration_table()[variable(setting.name)] == f"`{shown}`"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], set[str]]:
+    """Each command the parser takes (its words after `ingest`) -> its option strings, `-h`
+    and `--help` left out; a command with subcommands is listed only when it has options of
+    its own (`ingest --version`)."""
+    options: set[str] = set()
+    found: dict[tuple[str, ...], set[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _commands(sub, (*path, name))
+        else:
+            options |= set(action.option_strings) - {"-h", "--help"}
+    if options or not found:
+        found[path] = options
+    return found
+
+
+def _documented_commands() -> dict[tuple[str, ...], set[str]]:
+    """Each command of the README's command table (the first cell of a row: `ingest feeds
+    enable FEED` / `disable FEED`, the second one under the first one's parent) -> the
+    options written in its usage."""
+    section = _section(README.read_text(encoding="utf-8"), "Command line")
+    documented: dict[tuple[str, ...], set[str]] = {}
+    for cell in re.findall(r"^\| (`ingest(?:[^|\\]|\\.)*?) \|", section, flags=re.MULTILINE):
+        parent: tuple[str, ...] = ()
+        for usage in re.findall(r"`([^`]+)`", cell):
+            words = usage.split()
+            words = words[1:] if words[0] == "ingest" else [*parent, *words]
+            path = tuple(takewhile(lambda word: re.fullmatch(r"[a-z][a-z-]*", word), words))
+            parent = path[:-1]
+            documented.setdefault(path, set()).update(re.findall(r"--[a-z][a-z-]*", usage))
+    return documented
+
+
+def test_the_command_table_has_every_command_with_its_options() -> None:
+    """Every `ingest` command and each of its options appear in the README's command table,
+    and the table names no command or option the parser does not take."""
+    code = _commands(_parser())
+    documented = _documented_commands()
+    assert sorted(set(code) - set(documented)) == [], "commands missing from the README"
+    assert sorted(set(documented) - set(code)) == [], "commands the parser does not take"
+    wrong = {
+        " ".join(("ingest", *path)): (sorted(code[path] - options), sorted(options - code[path]))
+        for path, options in documented.items()
+        if options != code[path]
+    }
+    assert wrong == {}, "(options missing from the README, options the parser does not take)"
+
+
+# --------------------------------------------------------------------------- log events
+
+_EVENT = r"`[a-z][a-z0-9]*(?:_[a-z0-9]+)+`"
+_EVENTS_AFTER = re.compile(
+    r"(?:\blog\s+events?|\blogged\s+as|\blogging|\blogs|\blog\s+lines?[,:]|\bwarning,)\s+"
+    rf"({_EVENT}(?:(?:,|,?\s+and|,?\s+or)\s+{_EVENT})*)"
+)
+_EVENT_BEFORE = re.compile(rf"({_EVENT})\s+(?:log\s+line|\(?in\s+the\s+log)")
+
+
+def _documented_events() -> set[str]:
+    """The names the documents give as log events: after "log event(s)", "logged as",
+    "logging", "logs", "log line," or "warning,", and before "log line" or "in the log"."""
+    events: set[str] = set()
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        for match in _EVENTS_AFTER.finditer(text):
+            events |= set(re.findall(r"`([a-z0-9_]+)`", match[1]))
+        events |= {match[1].strip("`") for match in _EVENT_BEFORE.finditer(text)}
+    return events
+
+
+@cache
+def _strings_of_the_code() -> frozenset[str]:
+    """Every string constant of the modules of ingest/ and jobs/."""
+    strings: set[str] = set()
+    for package in ("ingest", "jobs"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    strings.add(node.value)
+    return frozenset(strings)
+
+
+def test_the_documents_name_log_events() -> None:
+    """The phrases the next test reads events from still find them (the README names a few
+    dozen): a rewording that hid them all would leave that test checking nothing."""
+    assert {"tick_done", "feed_processed", "host_held", "migration_waiting"} <= (
+        _documented_events()
+    )
+
+
+def test_every_log_event_the_documents_name_is_logged() -> None:
+    """Each log event the README, docs/ and bench/README.md name is a string of the code (the
+    event of a `log.info(...)` call, or one chosen among others): an event renamed or no longer
+    logged leaves an operator's alert or a bench's parser waiting for nothing."""
+    assert sorted(_documented_events() - _strings_of_the_code()) == []
+
+
+# --------------------------------------------------------------------------- SQL contract
+
+_CHANGES_NEWS = re.compile(
+    r"^\s*(?:CREATE|ALTER|DROP|GRANT|REVOKE)\b[^;]*?\bnews\.", flags=re.MULTILINE | re.IGNORECASE
+)
+
+
+def test_every_change_of_schema_news_is_in_the_sql_contract_s_list_of_changes() -> None:
+    """docs/sql.md promises a line for every change to the contract: each migration after the
+    one that made it (0004) that creates, alters, drops or grants something of schema `news`
+    is named there (`0005`)."""
+    text = (ROOT / "docs" / "sql.md").read_text(encoding="utf-8")
+    unnamed = [
+        path.name
+        for path in sorted((ROOT / "sql").glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        if int(path.name[:4]) > 4
+        and _CHANGES_NEWS.search(path.read_text(encoding="utf-8"))
+        and f"`{path.name[:4]}`" not in text
+    ]
+    assert unnamed == []
