@@ -138,6 +138,51 @@ async def test_views_are_views(empty_database_url: str) -> None:
     assert {r[0] for r in rows} >= {"articles", "feeds"}
 
 
+NEWS_OBJECTS = """
+SELECT c.relname FROM pg_class c
+WHERE c.relnamespace = 'news'::regnamespace AND c.relkind NOT IN ('i', 'S', 'c', 't')
+UNION ALL
+SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'news'::regnamespace
+"""
+"""The names of what consumers can read or call in schema `news`: its relations and functions."""
+
+
+def test_every_object_of_schema_news_has_its_section_in_docs_sql_md(database_url: str) -> None:
+    """docs/sql.md gives each view of schema `news` (`### \\`news.x\\``) and each function
+    (`## \\`news.f(...)\\``) a section of its own, and none to an object the migrations do not
+    make: a view added without its documentation, or a section left after a rename."""
+    text = SQL_DOC.read_text(encoding="utf-8")
+    sections = set(re.findall(r"^##+ `news\.(\w+)", text, flags=re.MULTILINE))
+    with psycopg.connect(database_url) as conn:
+        made = {row[0] for row in conn.execute(NEWS_OBJECTS).fetchall()}
+    assert sections == made
+
+
+def test_every_name_in_schema_news_the_documents_give_exists(database_url: str) -> None:
+    """Each `news.x` and `news.x.column` the README and docs/sql.md write in code spans names a
+    view or function of schema `news` and a column of that view, as a migrated database has
+    them."""
+    named = {
+        match.groups()
+        for document in (README, SQL_DOC)
+        for match in re.finditer(
+            r"`news\.(\w+)(?:\.(\w+))?[`(]", document.read_text(encoding="utf-8")
+        )
+    }
+    with psycopg.connect(database_url) as conn:
+        made = {row[0] for row in conn.execute(NEWS_OBJECTS).fetchall()}
+        columns = set(
+            conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = 'news'"
+            ).fetchall()
+        )
+    assert len(named) > 20, "the documents' names of schema news not found"
+    assert sorted(name for name, _ in named if name not in made) == []
+    missing = {(name, column) for name, column in named if column and (name, column) not in columns}
+    assert sorted(missing) == []
+
+
 @pytest.mark.anyio
 async def test_concurrent_migrate_applies_once(empty_database_url: str) -> None:
     """Four replicas migrating one empty database at once all succeed; each migration is applied
