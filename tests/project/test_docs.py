@@ -168,6 +168,48 @@ def test_every_log_event_the_documents_name_is_logged() -> None:
     assert sorted(_documented_events() - _strings_of_the_code()) == []
 
 
+def _fields_between(text: str, opening: str, closing: str) -> list[str]:
+    """The names in backticks between `opening` and `closing`, those within parentheses (what
+    a field's values are) left out."""
+    listed = text.split(opening, 1)[1].split(closing, 1)[0]
+    return re.findall(r"`([a-z_]+)`", re.sub(r"\([^()]*\)", "", listed))
+
+
+def _keywords_of_the_event(event: str) -> set[str]:
+    """The keyword arguments of the code's one log call of `event`."""
+    calls = [
+        node
+        for package in ("ingest", "jobs")
+        for path in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value == event
+    ]
+    assert len(calls) == 1, f"{event}: {len(calls)} calls"
+    return {k.arg for k in calls[0].keywords if k.arg is not None}
+
+
+def test_the_fields_of_feed_processed_are_those_the_readme_lists() -> None:
+    """The README's list of the fields of `feed_processed`, the line every feed ends with (the
+    line the benches read), is the one the pipeline logs, no more and no fewer."""
+    readme = README.read_text(encoding="utf-8")
+    listed = _fields_between(readme, "one log line, `feed_processed`, carrying ", " (`new` counts")
+    assert sorted(listed) == sorted(_keywords_of_the_event("feed_processed"))
+
+
+def test_the_fields_of_tick_done_are_those_the_readme_lists() -> None:
+    """The README's list of the counts of `tick_done` (and of `tick_failed`, `tick_bug`) is
+    the one a pass logs."""
+    from ingest.outcomes import RunSummary
+    from jobs.tasks import pass_counts
+
+    readme = README.read_text(encoding="utf-8")
+    listed = _fields_between(readme, "one log line,\n`tick_done` (", ": articles updated")
+    assert listed == list(pass_counts(RunSummary()))
+
+
 # --------------------------------------------------------------------------- SQL contract
 
 _CHANGES_NEWS = re.compile(
