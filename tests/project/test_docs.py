@@ -1,9 +1,11 @@
 """The documents a newcomer reads against the code they describe: the README's configuration
 table against `Settings`, its command table against the `ingest` parser, the log events the
-documents name against those the code logs, and docs/sql.md's list of contract changes against
-the migrations that change schema `news`. A setting, option or event added, renamed or removed
-fails here until the documents say so. (The views' columns are checked against a migrated
-database in tests/store/test_migrate.py, the metrics in tests/pipeline/test_liveness.py.)"""
+documents name against those the code logs (and the fields of the two lines the README lists
+field by field), the tests docs/hostile.md names against the test files, and docs/sql.md's
+list of contract changes against the migrations that change schema `news`. A setting, option,
+event or test added, renamed or removed fails here until the documents say so. (The views'
+columns, and the objects of schema `news`, are checked against a migrated database in
+tests/store/test_migrate.py, the metrics in tests/pipeline/test_liveness.py.)"""
 
 from __future__ import annotations
 
@@ -208,6 +210,54 @@ def test_the_fields_of_tick_done_are_those_the_readme_lists() -> None:
     readme = README.read_text(encoding="utf-8")
     listed = _fields_between(readme, "one log line,\n`tick_done` (", ": articles updated")
     assert listed == list(pass_counts(RunSummary()))
+
+
+# --------------------------------------------------------------------------- hostile.md
+
+_TEST_REFERENCE = re.compile(
+    r"`((?:[\w/]+/)?test_\w+\.py)?((?:::(?:Test\w+::)?test_\w+)+)(?:\[[^\]`]*\])?`"
+)
+
+
+def _definitions_of_the_tests() -> dict[str, set[str]]:
+    """Each test file (its path from the root) -> the functions and classes it defines."""
+    return {
+        path.relative_to(ROOT).as_posix(): {
+            node.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
+        for path in (ROOT / "tests").rglob("test_*.py")
+    }
+
+
+def test_every_test_docs_hostile_md_names_exists() -> None:
+    """Each test a row of docs/hostile.md names (`tests/x/test_y.py::test_z[*]`, a file of
+    tests/hostile/ by its name alone, `::test_z` in the file named before it in the row) is
+    defined there: a test renamed or removed leaves its case pinned down by nothing."""
+    definitions = _definitions_of_the_tests()
+    by_name: dict[str, list[str]] = {}
+    for path in definitions:
+        by_name.setdefault(path.rsplit("/", 1)[1], []).append(path)
+    missing = []
+    references = 0
+    for row in (ROOT / "docs" / "hostile.md").read_text(encoding="utf-8").splitlines():
+        files: list[str] = []
+        for match in _TEST_REFERENCE.finditer(row):
+            named, tests = match.groups()
+            if named:
+                files = (
+                    [named]
+                    if "/" in named
+                    else [p for p in by_name.get(named, []) if p.startswith("tests/hostile/")]
+                    or by_name.get(named, [])
+                )
+            references += 1
+            for test in tests.strip(":").split("::"):
+                if not any(test in definitions.get(f, set()) for f in files):
+                    missing.append(f"{named or files}::{test}")
+    assert references > 400, "the rows' test references not found"
+    assert missing == []
 
 
 # --------------------------------------------------------------------------- SQL contract
