@@ -1,6 +1,6 @@
 """Every private part of httpx and httpcore that ingest relies on, behind a small typed
 interface. No other module touches a private name of either library: a change of version
-that moves one of them breaks this module alone, and `tests/unit/test_httpx_internals.py`
+that moves one of them breaks this module alone, and `tests/fetch/test_httpx_internals.py`
 says which one.
 
 Private names relied on (checked with the versions in `CHECKED`):
@@ -65,7 +65,7 @@ def transport_with_pool(
     if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         raise InternalsChangedError(
             f"httpx {httpx.__version__}: AsyncHTTPTransport has no httpcore pool in `_pool`; "
-            "see ingest/fetch/internals.py and tests/unit/test_httpx_internals.py"
+            "see ingest/fetch/internals.py and tests/fetch/test_httpx_internals.py"
         )
     transport._pool = pool
     return transport

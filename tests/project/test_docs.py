@@ -212,6 +212,49 @@ def test_the_fields_of_tick_done_are_those_the_readme_lists() -> None:
     assert listed == list(pass_counts(RunSummary()))
 
 
+# --------------------------------------------------------------------------- paths
+
+_PATH = re.compile(
+    r"(?<![\w./-])((?:tests|ingest|jobs|bench|docs|sql|seeds|\.ci)/[\w./-]*?"
+    r"(?:\.(?:py|sql|md|json|sh|toml|yml|txt|html|xml)|/))(?![\w-])"
+)
+
+
+def _written_paths() -> dict[str, set[str]]:
+    """Each path of the repository (a file with its extension, or a directory with its final
+    slash) written in the documents, the container and build files, and the code of ingest/,
+    jobs/ and bench/ (its messages and docstrings) -> where."""
+    sources = [
+        *DOCUMENTS,
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / name for name in ("Dockerfile", "docker-compose.yml", "Makefile")),
+        ROOT / "pyproject.toml",
+        *(ROOT / ".ci").iterdir(),
+        *(
+            path
+            for package in ("ingest", "jobs", "bench")
+            for path in (ROOT / package).rglob("*.py")
+        ),
+    ]
+    written: dict[str, set[str]] = {}
+    for source in sources:
+        for path in _PATH.findall(source.read_text(encoding="utf-8")):
+            if re.search(r"/(?:NAME|NNNN)\b", path):  # a placeholder: `bench/NAME.py`
+                continue
+            written.setdefault(path.rstrip("/"), set()).add(source.relative_to(ROOT).as_posix())
+    return written
+
+
+def test_every_path_written_exists() -> None:
+    """Every file or directory of the repository that the documents or the code's messages
+    name is there (`tests/fetch/test_httpx_internals.py`, not a `tests/unit/` the suite no
+    longer has): a path that moved sends its reader nowhere."""
+    written = _written_paths()
+    assert len(written) > 50, "no paths found"
+    missing = {path: sorted(where) for path, where in written.items() if not (ROOT / path).exists()}
+    assert missing == {}
+
+
 # --------------------------------------------------------------------------- hostile.md
 
 _TEST_REFERENCE = re.compile(
