@@ -212,6 +212,37 @@ def test_the_fields_of_tick_done_are_those_the_readme_lists() -> None:
     assert listed == list(pass_counts(RunSummary()))
 
 
+# --------------------------------------------------------------------------- layout
+
+
+def _layout() -> dict[str, str]:
+    """Each directory of the README's Layout (`ingest/`, `ingest/fetch/`, `jobs/`, ...) -> what
+    its entry says, the lines under it included."""
+    block = _section(README.read_text(encoding="utf-8"), "Layout").split("```")[1]
+    entries = re.split(r"^(?=\S)", block, flags=re.MULTILINE)
+    return {entry.split()[0]: entry for entry in entries if entry.strip()}
+
+
+def test_the_layout_names_every_module() -> None:
+    """Each module of ingest/ and jobs/ is named in its directory's entry of the README's
+    Layout (or by its path anywhere in it), so that a newcomer looking for where the
+    configuration, the logs or the metrics live finds them there."""
+    layout = _layout()
+    everything = "".join(layout.values())
+    unnamed = [
+        path.relative_to(ROOT).as_posix()
+        for package in ("ingest", "jobs")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.stem not in ("__init__", "__main__")
+        and path.relative_to(ROOT).as_posix() not in everything
+        and not re.search(
+            rf"\b{path.stem}\b",
+            layout.get(path.parent.relative_to(ROOT).as_posix() + "/", ""),
+        )
+    ]
+    assert unnamed == []
+
+
 # --------------------------------------------------------------------------- paths
 
 _PATH = re.compile(
