@@ -15,6 +15,7 @@ import re
 from dataclasses import MISSING, Field, fields
 from functools import cache
 from itertools import takewhile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -354,3 +355,21 @@ def test_every_change_of_schema_news_is_in_the_sql_contract_s_list_of_changes() 
         and f"`{path.name[:4]}`" not in text
     ]
     assert unnamed == []
+
+
+def _column_rows(path: Path, view: str) -> dict[str, str]:
+    """Column -> its whole table row, under the heading "### `<view>`" of a document."""
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index(f"### `{view}`") :].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    return dict(re.findall(r"^(?=\| `([a-z_]+)` \|)(.*)$", section, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("view", ["news.articles", "news.feeds"])
+def test_the_readme_s_tables_of_the_views_are_docs_sql_md_s(view: str) -> None:
+    """The README repeats the tables of `news.articles` and `news.feeds` from docs/sql.md:
+    each row says there what it says in the contract, so that an edit of one reaches the
+    other (the README said `language` was an ISO 639-1 code after the contract had its
+    three-letter codes)."""
+    readme = _column_rows(README, view)
+    assert len(readme) > 10
+    assert readme == _column_rows(ROOT / "docs" / "sql.md", view)
