@@ -988,3 +988,26 @@ async def test_a_server_below_the_minimum_is_refused_before_anything_is_applied(
         assert conn.execute("SELECT to_regnamespace('ingest')").fetchone() == (None,)
     monkeypatch.undo()
     assert await db.migrate(empty_database_url) == [m.version for m in load_migrations()]
+
+
+def test_the_languages_docs_sql_md_counts_are_those_news_search_reads(database_url: str) -> None:
+    """docs/sql.md counts the text search configurations `news.search` reads a query in
+    ("English, German, French, Spanish, Russian and N more stem words", "each of the M
+    configurations"): N + 5 languages and, with `simple`, M configurations, as the function
+    the migrations leave has them."""
+    text = SQL_DOC.read_text(encoding="utf-8")
+    section = text.split("## `news.search(", 1)[1].split("\n## ", 1)[0]
+    more = re.search(
+        r"English,\s+German,\s+French,\s+Spanish,\s+Russian\s+and\s+(\d+)\s+more", section
+    )
+    every = re.search(r"each\s+of\s+the\s+(\d+)\s+configurations", section)
+    assert more is not None
+    assert every is not None
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT pg_get_functiondef('ingest.any_language_query(text)'::regprocedure)"
+        ).fetchone()
+    assert row is not None
+    configurations = set(re.findall(r"'(\w+)'::regconfig", row[0]))
+    assert "simple" in configurations
+    assert (int(more[1]) + 5, int(every[1])) == (len(configurations) - 1, len(configurations))
