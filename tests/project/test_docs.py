@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
+import subprocess
+import sys
 from dataclasses import MISSING, Field, fields
 from functools import cache
 from itertools import takewhile
@@ -22,7 +25,7 @@ import pytest
 
 from ingest.cli import _parser
 from ingest.config import Settings, _shown, variable
-from tests.support.paths import ROOT
+from tests.support.paths import DATA, ROOT
 
 README = ROOT / "README.md"
 DOCUMENTS = (
@@ -333,6 +336,38 @@ def test_every_test_docs_hostile_md_names_exists() -> None:
                     missing.append(f"{named or files}::{test}")
     assert references > 400, "the rows' test references not found"
     assert missing == []
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def test_the_counts_of_the_labelled_corpora_are_those_of_tests_data() -> None:
+    """The labelled pages (`33 pages, 10 template styles`) and near-duplicate pairs (`64
+    labelled pairs`) the README and bench/README.md count are the files of tests/data/: a page
+    or pair added there shows here until the figures are taken again."""
+    pages = sorted((DATA / "pages").glob("*.expected.json"))
+    styles = {json.loads(p.read_text(encoding="utf-8"))["template"] for p in pages}
+    pairs = json.loads((DATA / "neardup" / "pairs.json").read_text(encoding="utf-8"))
+    readme = README.read_text(encoding="utf-8")
+    bench = (ROOT / "bench" / "README.md").read_text(encoding="utf-8")
+    assert f"({len(pages)} pages, {len(styles)} template styles, `tests/data/pages/`)" in readme
+    assert f"{len(pages)} hand-written pages in {len(styles)}\ntemplate styles" in bench
+    assert f"({len(pairs)} labelled pairs, `tests/data/neardup/`)" in readme
+    assert f"`tests/data/neardup/pairs.json` (or `--data FILE`), {len(pairs)} pairs" in bench
+
+
+def test_docs_hostile_md_counts_the_tests_of_tests_hostile() -> None:
+    """docs/hostile.md gives the size of the hostile suite ("158 tests: `pytest tests/hostile`"),
+    as pytest collects it (each parameter a test)."""
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n0", "-p", "no:cacheprovider",
+         "tests/hostile"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    ).stdout  # fmt: skip
+    count = re.search(r"^(\d+) tests collected", collected, flags=re.MULTILINE)
+    assert count is not None, collected[-2000:]
+    text = (ROOT / "docs" / "hostile.md").read_text(encoding="utf-8")
+    assert f"The suite is `tests/hostile/` ({count[1]} tests: `pytest tests/hostile`)" in text
 
 
 # --------------------------------------------------------------------------- SQL contract
