@@ -309,18 +309,26 @@ def _definitions_of_the_tests() -> dict[str, set[str]]:
     }
 
 
-def test_every_test_docs_hostile_md_names_exists() -> None:
-    """Each test a row of docs/hostile.md names (`tests/x/test_y.py::test_z[*]`, a file of
-    tests/hostile/ by its name alone, `::test_z` in the file named before it in the row) is
-    defined there: a test renamed or removed leaves its case pinned down by nothing."""
+def test_every_test_the_documents_name_exists() -> None:
+    """Each test a row of docs/hostile.md, or another document, names
+    (`tests/x/test_y.py::test_z[*]`, a file of tests/hostile/ by its name alone, `::test_z` in
+    the file named before it in the row or paragraph) is defined there: a test renamed or
+    removed leaves the case it pins down pinned down by nothing."""
     definitions = _definitions_of_the_tests()
     by_name: dict[str, list[str]] = {}
     for path in definitions:
         by_name.setdefault(path.rsplit("/", 1)[1], []).append(path)
     missing = []
     references = 0
-    for row in (ROOT / "docs" / "hostile.md").read_text(encoding="utf-8").splitlines():
-        files: list[str] = []
+    rows = [
+        row
+        for document in (*DOCUMENTS, ROOT / "docs" / "performance.md")
+        for row in document.read_text(encoding="utf-8").splitlines()
+    ]
+    files: list[str] = []
+    for row in rows:
+        if not row.strip() or row.startswith("|"):  # a paragraph's `::test_z` wraps lines
+            files = []
         for match in _TEST_REFERENCE.finditer(row):
             named, tests = match.groups()
             if named:
