@@ -284,6 +284,23 @@ feedparser.namespaces._base.Namespace._end_guid = _end_guid
 feedparser.namespaces._base.Namespace._end_id = _end_guid
 
 
+_start_item_as_feedparser = feedparser.namespaces._base.Namespace._start_item
+
+
+def _start_item(self: Any, attrs_d: dict[str, str]) -> None:
+    """feedparser keeps an RSS 1.0 item's `rdf:about`, the URI of the resource it describes
+    (its page: the specification asks for the `<link>`'s value there), as the entry's id
+    alone, as written. It is kept too, resolved as a link is (`resolve_uri`), as
+    `rdf_about`, for `_entry_link`: an item that gives no `<link>` is at that address."""
+    _start_item_as_feedparser(self, attrs_d)
+    about = self._get_attribute(attrs_d, "rdf:about")
+    if isinstance(about, str) and about.strip():
+        self._get_context()["rdf_about"] = self.resolve_uri(about.strip())
+
+
+feedparser.namespaces._base.Namespace._start_item = _start_item
+
+
 def _skipped_entity(self: Any, name: str) -> None:
     """expat skips, without a word, a reference to an entity that no declaration it has read
     defines where the document names an external DTD, which is never read (RSS 0.91's
@@ -622,7 +639,10 @@ def _entry_link(raw: dict[str, Any], base: str) -> str | None:
     if href := _page_link(_get(raw, "link"), base):
         return href
     # RSS 2.0: a permalink guid is the item's address, where its <link> gives none.
-    return _page_link(_get(raw, "id"), base) if _get(raw, "guid_permalink") else None
+    if _get(raw, "guid_permalink") and (href := _page_link(_get(raw, "id"), base)):
+        return href
+    # RSS 1.0: the resource an item describes, its `rdf:about`, is its page.
+    return _page_link(_get(raw, "rdf_about"), base)
 
 
 def _page_link(value: object, base: str) -> str | None:

@@ -1757,3 +1757,48 @@ def test_what_a_player_shows_where_it_cannot_play_is_not_part_of_the_entry_s_tex
     ).encode()
     assert _one(body).content == "The council approved the budget.\n\nIt passed 7 to 2."
     assert _one(_json_feed({"id": "1", "content_html": story})).content == _one(body).content
+
+
+def _rdf(items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+        ' xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        '<channel rdf:about="https://example.com/"><title>T</title>'
+        f"<link>https://example.com/</link></channel>{items}</rdf:RDF>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("about", "expected"),
+    [
+        pytest.param(
+            "https://example.com/2024/a.html", "https://example.com/2024/a.html", id="absolute"
+        ),
+        pytest.param("2024/a.html", "https://example.com/feed/2024/a.html", id="relative"),
+        pytest.param("/2024/a.html", "https://example.com/2024/a.html", id="root-relative"),
+        pytest.param("urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a", None, id="a-urn"),
+    ],
+)
+def test_an_rss_1_0_item_without_a_link_is_at_its_rdf_about(
+    about: str, expected: str | None
+) -> None:
+    """An RSS 1.0 item's `rdf:about` is the URI of the resource it describes, its page (the
+    specification asks for it to be the `<link>`'s value): an item that gives no `<link>` is
+    at that address, resolved as a link is; one that names no http(s) resource has none.
+    feedparser keeps it as the entry's id only, and the entry had no link: no page fetched,
+    the article stored from the feed's text under no address."""
+    item = f'<item rdf:about="{about}"><title>A</title><dc:date>2025-08-11</dc:date></item>'
+    entry = _one(_rdf(item))
+    assert entry.link == expected
+    assert entry.guid == about
+
+
+def test_an_rss_1_0_item_s_link_wins_over_its_rdf_about() -> None:
+    """Where an RSS 1.0 item gives both, its `<link>` is its page (a tracking redirect's
+    address beside the story's own is the publisher's choice, as in RSS 2.0)."""
+    item = (
+        '<item rdf:about="https://example.com/2024/a.html"><title>A</title>'
+        "<link>https://example.com/2024/a.html?from=rss</link></item>"
+    )
+    assert _one(_rdf(item)).link == "https://example.com/2024/a.html?from=rss"
