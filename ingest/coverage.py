@@ -35,16 +35,28 @@ def _mark(char: str) -> bool:
 # combining marks, which `\w` does not match: every letter (or digit) with the signs above and
 # below it counts as one word, as a Chinese character does. As `\w+` runs broken at every sign,
 # their words were now whole phrases, now a letter, and a lightly edited copy of a Thai story
-# lost most of its shingles.
+# lost most of its shingles. So do Tibetan (which marks its syllables with a tsheg, not its
+# words), Myanmar and Khmer, whose vowels, medials and stacked letters (Khmer's coeng,
+# Tibetan's subjoined letters) are combining marks too: their `\w+` runs were letters with
+# their signs dropped (`ខ្មែរ` was `ខ`, `ម`, `រ`), and a title in them had no key word.
 _THAI_LAO = (0x0E00, 0x0EFF)
-_CLUSTERED = _class(*_THAI_LAO, lambda c: c.isalnum())
+_CLUSTERED_SCRIPTS = (
+    _THAI_LAO,
+    (0x0F00, 0x0FFF),  # Tibetan
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer Symbols
+    (0xA9E0, 0xA9FF),  # Myanmar Extended-B
+    (0xAA60, 0xAA7F),  # Myanmar Extended-A
+)
+_CLUSTERED = "".join(_class(*span, lambda c: c.isalnum()) for span in _CLUSTERED_SCRIPTS)
 # The scripts of India and Sri Lanka (Devanagari, Bengali, Gurmukhi, Gujarati, Oriya, Tamil,
 # Telugu, Kannada, Malayalam, Sinhala) write most vowels, the virama and nasal signs as
 # combining marks too, between and after the letters of a spaced word: a word goes on through
 # them (`दिल्ली` one word, not `द`, `ल`, `ल`), as it does in Thai and Lao; so does a zero-width
 # joiner or non-joiner after a sign (a virama's: `ශ්‍රී`, `र्‍य`), which chooses the conjunct's form.
 _INDIC = (0x0900, 0x0DFF)
-_MARKS = _class(*_INDIC, _mark) + _class(*_THAI_LAO, _mark)
+_MARKS = "".join(_class(*span, _mark) for span in (_INDIC, *_CLUSTERED_SCRIPTS))
 _LETTERS = f"[^\\W{_UNSPACED}{_CLUSTERED}]"
 _WORD = re.compile(
     f"[{_UNSPACED}]|[{_CLUSTERED}][{_MARKS}]*"
@@ -53,13 +65,15 @@ _WORD = re.compile(
 
 UNSPACED_RUNS = re.compile(f"(?P<han>[{_UNSPACED}]+)|(?P<thai>(?:[{_CLUSTERED}][{_MARKS}]*)+)")
 """The stretches of a text in scripts that put no spaces between words: Chinese or Japanese
-characters (group `han`), Thai or Lao letters with their signs (group `thai`)."""
+characters (group `han`), Thai, Lao, Khmer, Myanmar or Tibetan letters with their signs (group
+`thai`)."""
 
 
 def words(text: str) -> list[str]:
     """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction) with the
     combining signs of the scripts of India within and after them, each Chinese or Japanese
-    character on its own, and each Thai or Lao letter with its signs."""
+    character on its own, and each Thai, Lao, Khmer, Myanmar or Tibetan letter with its
+    signs."""
     return _WORD.findall(text.casefold())
 
 

@@ -22,7 +22,7 @@ from ingest.coverage import words
 from ingest.normalize import canonical_url, clean_text, content_hash
 from ingest.pages import OTHER_PAGE_OUTCOME, PageOutcome, page_for
 from ingest.types import Article, Extracted, PageMetadata, ParsedEntry
-from tests.support.stories import THAI_STORY
+from tests.support.stories import KHMER_STORY, THAI_STORY
 
 NOW = datetime(2025, 8, 12, 6, 0, tzinfo=UTC)
 EDT = timezone(timedelta(hours=-4))
@@ -773,16 +773,30 @@ CHINESE_CONSENT = (
             Extracted(THAI_STORY, PageMetadata(title="พาณิชย์ชี้ราคาพลังงานดันดัชนีผู้บริโภค")),
             id="th",
         ),
+        pytest.param(
+            _entry(
+                title="តម្លៃប្រេងឥន្ធនៈនឹងធ្លាក់ចុះនៅសប្តាហ៍ក្រោយ",
+                summary=KHMER_STORY,
+                content=None,
+            ),
+            Extracted(
+                "យើងប្រើខូគីដើម្បីផ្តល់សេវាកម្ម និងវាស់វែងចរាចរណ៍ សូមជ្រើសរើសទទួលយកទាំងអស់ដើម្បីយល់ព្រម",
+                PageMetadata(title="មុនពេលបន្ត"),
+            ),
+            Extracted(KHMER_STORY, PageMetadata(title="ក្រសួងពាណិជ្ជកម្ម៖ ប្រេងថោកជាងមុន")),
+            id="km",
+        ),
     ],
 )
 def test_a_consent_wall_is_another_page_than_an_unspaced_entry_s_article(
     entry: ParsedEntry, wall: Extracted, article: Extracted
 ) -> None:
-    """Chinese, Japanese and Thai put no spaces between words, whose words are their characters
-    (`ingest.coverage.words`): two Chinese or Japanese characters in a row are a key word, and
-    four Thai letters (with their signs) in a row, so the entry has key words and a consent
-    wall titled otherwise is judged another page. Its article, titled otherwise but showing the
-    entry's words, is not; titled alike (the site's name added), it is not either."""
+    """Chinese, Japanese, Thai and Khmer put no spaces between words, whose words are their
+    characters (`ingest.coverage.words`): two Chinese or Japanese characters in a row are a key
+    word, and four Thai or Khmer letters (with their signs) in a row, so the entry has key words
+    and a consent wall titled otherwise is judged another page. Its article, titled otherwise
+    but showing the entry's words, is not; titled alike (the site's name added), it is not
+    either."""
     assert another_page(entry, wall)
     assert not another_page(entry, article)
     assert titled_alike(entry.title, f"{entry.title}_新华网")

@@ -49,6 +49,24 @@ def test_a_thai_or_lao_letter_is_a_word_with_its_signs() -> None:
     assert words("ราคาน้ำมัน") == ["ร", "า", "ค", "า", "น้", "ำ", "มั", "น"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("ខ្មែរ ១៩", ["ខ្", "មែ", "រ", "១", "៩"], id="khmer"),
+        pytest.param("မြန်မာ ၂၀", ["မြ", "န်", "မာ", "၂", "၀"], id="myanmar"),
+        pytest.param("བོད་ཀྱི་ ༢", ["བོ", "ད", "ཀྱི", "༢"], id="tibetan"),
+    ],
+)
+def test_a_khmer_myanmar_or_tibetan_letter_is_a_word_with_its_signs(
+    text: str, expected: list[str]
+) -> None:
+    """Khmer, Myanmar and Tibetan put no spaces between words either (Tibetan marks its
+    syllables, not its words) and write their vowels, medials and stacked letters as combining
+    signs: each letter (or digit) with the signs after it is one word, as in Thai and Lao, not
+    the `\\w+` runs between two signs, now a letter, now half a phrase."""
+    assert words(text) == expected
+
+
 def test_a_word_of_the_scripts_of_india_goes_on_through_its_signs() -> None:
     """Devanagari, Bengali, Tamil, Sinhala... write most vowels and the virama as combining
     signs, which `\\w` does not match: a word goes on through them, and through a joiner after
