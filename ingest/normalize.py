@@ -307,6 +307,31 @@ def scheme_less_host(value: str) -> str:
     return "//" + stripped if _WWW_HOST_FIRST.match(stripped) else value
 
 
+_HOST_FIRST = re.compile(r"([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::[0-9]*)?(?=[/?#]|$)", re.I | re.A)
+
+
+def scheme_less_site_url(value: str, base: str) -> str:
+    """A location written as a URL without its scheme, read where the protocol asks for
+    absolute URLs (a sitemap's `<loc>`, a robots.txt `Sitemap:` line): one that begins with a
+    host name beginning with `www.` (`scheme_less_host`), or with a host of `base`'s own site
+    (`example.com/a`, `news.example.com/a` beside `https://example.com/sitemap.xml`: its
+    registered domain), as the protocol-relative URL it stands for; any other value as given
+    (`a.html`, `example.org/a.html`: paths)."""
+    stripped = value.strip()
+    written = scheme_less_host(stripped)
+    if written != stripped:
+        return written
+    first = _HOST_FIRST.match(stripped)
+    if first is None or "." not in first[1]:
+        return value
+    try:
+        own = registered_domain(host_key(urlsplit(base).hostname or ""))
+        host = registered_domain(host_key(first[1]))
+    except ValueError:
+        return value
+    return "//" + stripped if own and host == own else value
+
+
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 """A byte that is not UTF-8, as the `surrogateescape` error handler decodes it."""
 

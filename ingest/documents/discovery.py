@@ -15,7 +15,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from lxml import etree
 
 from ingest.documents.feeds import parse_feed
-from ingest.normalize import absolute_http_url, clean_inline, media_type
+from ingest.normalize import (
+    absolute_http_url,
+    clean_inline,
+    media_type,
+    scheme_less_site_url,
+)
 from ingest.types import ParsedFeed
 
 __all__ = [
@@ -222,7 +227,8 @@ def _html_root(html: bytes) -> Any:
 
 def sitemaps_from_robots(robots: bytes | str, robots_url: str) -> tuple[str, ...]:
     """The `Sitemap:` URLs of a robots.txt (RFC 9309 §2.2.4: not tied to any user-agent group),
-    in file order, without repeats; relative ones are resolved against the robots.txt URL."""
+    in file order, without repeats; relative ones are resolved against the robots.txt URL, one
+    written without its scheme read as a sitemap's location is (`scheme_less_site_url`)."""
     body = robots if isinstance(robots, bytes) else robots.encode("utf-8", errors="replace")
     found: dict[str, None] = {}
     # Lines end at CR, LF or CRLF (RFC 9309 §2.2), as bytes.splitlines ends them: not at
@@ -233,7 +239,8 @@ def sitemaps_from_robots(robots: bytes | str, robots_url: str) -> tuple[str, ...
         if not colon or name.strip().lower() != "sitemap":
             continue
         # A comment starts at "#"; sitemap URLs have no use for a fragment anyway.
-        url = _http_url(value.partition("#")[0].strip(), robots_url)
+        written = value.partition("#")[0].strip()
+        url = _http_url(scheme_less_site_url(written, robots_url), robots_url)
         if url is not None:
             found.setdefault(url)
     return tuple(found)

@@ -22,6 +22,7 @@ from ingest.normalize import (
     host_key,
     registered_domain,
     rfc2822_date,
+    scheme_less_site_url,
     spelled_date,
     url_lines,
     without_controls,
@@ -395,7 +396,8 @@ def _text_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
         if len(entries) >= max_entries:
             break
         read += 1
-        loc = _http_url(line, url) if "://" in line and " " not in line else None
+        url_like = "://" in line or scheme_less_site_url(line, url).startswith("//")
+        loc = _http_url(line, url) if url_like and " " not in line else None
         if loc is None:
             invalid += 1
         elif loc not in seen:
@@ -449,8 +451,9 @@ def _clean(value: str | None) -> str | None:
 
 
 def _http_url(value: str | None, base: str) -> str | None:
-    """An absolute http(s) URL (resolved against `base`), or None."""
-    return absolute_http_url(value, base)
+    """An absolute http(s) URL (resolved against `base`, one written without its scheme read
+    as `normalize.scheme_less_site_url` reads it), or None."""
+    return absolute_http_url(scheme_less_site_url(value, base) if value else value, base)
 
 
 def parse_w3c_datetime(value: str | None) -> datetime | None:

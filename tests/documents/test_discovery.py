@@ -419,3 +419,14 @@ def test_parse_feed_page() -> None:
     feed, paging = parse_feed_page(body, "https://e.com/atom", {})
     assert [e.link for e in feed.entries] == ["https://e.com/1"]
     assert paging == FeedPaging(next="https://e.com/p2")
+
+
+def test_a_robots_txt_sitemap_without_its_scheme_is_its_site_s() -> None:
+    """A `Sitemap:` line written without the scheme (`www.example.com/sitemap.xml`, or the
+    host of the robots.txt's own site) names that host's sitemap, read as a sitemap's own
+    locations are (`sitemaps.location`), not a path under the robots.txt's directory."""
+    robots = b"Sitemap: www.example.com/news.xml\nSitemap: example.com/sitemap.xml\n"
+    assert sitemaps_from_robots(robots, "https://example.com/robots.txt") == (
+        "https://www.example.com/news.xml",
+        "https://example.com/sitemap.xml",
+    )

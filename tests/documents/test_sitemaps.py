@@ -511,3 +511,50 @@ def test_a_sitemap_lists_urls_of_its_own_site(url: str, sites: list[str], expect
     """The sitemaps protocol allows a sitemap the URLs of its own host; the backfill allows
     those of its registered domain (www., news. and the like) and of the TARGET's."""
     assert on_site(url, sites) is expected
+
+
+@pytest.mark.parametrize(
+    ("loc", "expected"),
+    [
+        pytest.param(
+            "www.example.com/2024/a.html", "https://www.example.com/2024/a.html", id="www"
+        ),
+        pytest.param("example.com/2024/a.html", "https://example.com/2024/a.html", id="own-host"),
+        pytest.param("news.example.com/a", "https://news.example.com/a", id="own-site"),
+        pytest.param(
+            "//example.com/2024/a.html", "https://example.com/2024/a.html", id="no-scheme"
+        ),
+        pytest.param("/2024/a.html", "https://example.com/2024/a.html", id="root-relative"),
+        pytest.param("a.html", "https://example.com/sitemaps/a.html", id="relative"),
+        pytest.param(
+            "example.org/a.html", "https://example.com/sitemaps/example.org/a.html", id="a-path"
+        ),
+    ],
+)
+def test_a_location_without_its_scheme_is_read_as_its_site_s_url(loc: str, expected: str) -> None:
+    """The protocol asks for absolute URLs; real sitemaps (and robots.txt `Sitemap:` lines)
+    write some without the scheme. A location that begins with a host name (`www.` and a
+    name, as in a feed's links, or a host of the sitemap's own site) is that host's URL over
+    the sitemap's scheme, as a protocol-relative one is; any other is a path, resolved against
+    the sitemap as before (`example.org/a.html` may be a directory's). Read as a path,
+    `www.example.com/2024/a.html` was `https://example.com/sitemaps/www.example.com/2024/...`,
+    a page that does not exist, fetched and stored as a 404's text or failed."""
+    url = "https://example.com/sitemaps/sitemap.xml"
+    body = _urlset(f"<url><loc>{loc}</loc></url>")
+    assert [e.url for e in parse_sitemap(body, url).entries] == [expected]
+    index = f"<sitemapindex {NS}><sitemap><loc>{loc}</loc></sitemap></sitemapindex>"
+    assert [r.url for r in parse_sitemap(index.encode(), url).sitemaps] == [expected]
+
+
+def test_a_text_sitemap_s_lines_without_their_scheme_are_its_site_s_urls() -> None:
+    """A text sitemap's lines are read as an XML sitemap's locations are: one beginning with
+    a host name of its own site, or `www.`, is that host's URL; it was no URL at all (every
+    such line dropped, a sitemap of them refused)."""
+    body = b"https://example.com/a\nwww.example.com/b\nexample.com/c\n//example.com/d\n"
+    parsed = parse_sitemap(body, "https://example.com/sitemap.txt")
+    assert [e.url for e in parsed.entries] == [
+        "https://example.com/a",
+        "https://www.example.com/b",
+        "https://example.com/c",
+        "https://example.com/d",
+    ]
