@@ -5,10 +5,11 @@ pages it fetches and follows the address it gives as a redirect hop (`ingest.fet
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Final
 
-from ingest.normalize import media_type
+from ingest.normalize import charset_of, media_type
 
 REFRESH_STUB_BYTES: Final = 16 * 1024
 """The largest page whose refresh is a redirect. A stub is a line of text and a link (with an
@@ -45,7 +46,7 @@ def refresh_location(content_type: str, header: str | None, body: bytes) -> str 
         return None
     if header is not None:
         return refresh_url(header)
-    for tag in _META.finditer(_UNREAD.sub(b"", body)):
+    for tag in _META.finditer(_UNREAD.sub(b"", _as_utf8(content_type, body))):
         attributes = {
             m.group(1).lower(): next((v for v in m.groups()[1:] if v is not None), b"")
             for m in _ATTRIBUTE.finditer(tag.group(0), 5)
@@ -56,6 +57,29 @@ def refresh_location(content_type: str, header: str | None, body: bytes) -> str 
                 continue
             return refresh_url(content.decode("utf-8", "replace"))
     return None
+
+
+def _as_utf8(content_type: str, body: bytes) -> bytes:
+    """A page in UTF-16 as UTF-8, told as its text is (`ingest.extract.page.decode_page`,
+    WHATWG Encoding's BOM sniffing): by its byte order mark, else by a UTF-16 charset it is
+    served with and a NUL among its bytes (its markup's, in UTF-16); any other page as it is,
+    its markup ASCII in every charset a browser reads HTML in but UTF-16."""
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return body.decode("utf-16", errors="replace").encode("utf-8")
+    served = _utf_16(charset_of(content_type))
+    if served is not None and b"\x00" in body:
+        return body.decode(served, errors="replace").encode("utf-8")
+    return body
+
+
+def _utf_16(label: str | None) -> str | None:
+    """The codec of the UTF-16 a Content-Type's charset names (`utf-16` as little-endian, as
+    WHATWG Encoding reads the label), else None."""
+    try:
+        name = codecs.lookup((label or "").strip().strip("\"'")).name
+    except LookupError:
+        return None
+    return {"utf-16": "utf-16-le", "utf-16-le": "utf-16-le", "utf-16-be": "utf-16-be"}.get(name)
 
 
 def refresh_url(content: str) -> str | None:

@@ -509,6 +509,32 @@ async def test_a_page_s_meta_refresh_is_followed_as_a_redirect(
     assert result.redirects == ((200, result.final_url),)
 
 
+@pytest.mark.parametrize(
+    ("encoding", "bom", "content_type"),
+    [
+        pytest.param("utf-16-le", b"\xff\xfe", "text/html", id="le-with-bom"),
+        pytest.param("utf-16-be", b"\xfe\xff", "text/html; charset=utf-8", id="be-with-bom"),
+        pytest.param("utf-16-le", b"", "text/html; charset=UTF-16", id="served-as-utf-16"),
+        pytest.param("utf-16-be", b"", "text/html; charset=utf-16be", id="served-as-utf-16be"),
+    ],
+)
+async def test_a_utf_16_page_s_meta_refresh_is_followed_as_a_redirect(
+    server: LocalServer, encoding: str, bom: bytes, content_type: str
+) -> None:
+    """A stub saved as UTF-16 (a Windows tool's "Unicode"), told by its byte order mark or,
+    without one, served with a UTF-16 charset, is read as the page's text is
+    (`ingest.extract.page.decode_page`): its meta refresh is a redirect as in UTF-8. Its
+    bytes were searched for `<meta` one byte a character, never found in UTF-16: the stub
+    was the page, "Redirecting..." extracted as the article."""
+    stub = bom + _refresh_stub("0; url=/story").decode().encode(encoding)
+    server.routes["/stub"] = static(stub, content_type)
+    server.routes["/story"] = static("<html><body><p>Story</p></body></html>", "text/html")
+    async with Fetcher(LOCAL) as fetcher:
+        result = await fetcher.fetch(server.url("/stub"), "page")
+    assert result.final_url == server.url("/story")
+    assert result.redirects == ((200, server.url("/story")),)
+
+
 async def test_a_refresh_header_is_followed_as_a_redirect(server: LocalServer) -> None:
     """The `Refresh` header, as browsers read it, is the meta tag's equivalent."""
     server.routes["/stub"] = Response(
