@@ -987,15 +987,42 @@ def _english_day(match: re.Match[str]) -> str:
     return f"{day} {month} "
 
 
+# A time of day written with dots for colons after a date (`2025-08-11 12.30`, `11 Aug 2025
+# 12.30.45 +0200`, `2025-08-11T12.30+02:00`): the Nordic, Italian and Indonesian way, which a
+# CMS's locale puts in its dates. Two digits after the dot are minutes (ISO 8601's decimal
+# hour, `12.5`, is written by nobody); a dotted date (`11.08.2025`) is no time.
+_DOTTED_TIME = re.compile(
+    r"(?<=\d)(T|\s*,?\s+)([01]?\d|2[0-3])\.([0-5]\d)(?:\.([0-5]\d|60))?(?=\s|[Zz+-]|$)"
+)
+# A fraction of a second after a time written with colons, where RFC 2822 has no place for it.
+_SECOND_FRACTION = re.compile(r"(\d:[0-5]\d:[0-6]\d)[.,]\d+(?=\s|$)")
+
+
+def colon_time(text: str) -> str:
+    """A date-time whose time of day is written with dots (`_DOTTED_TIME`: `12.30`,
+    `12.30.45`) with colons instead (`12:30`, `12:30:45`); any other text as it is. Feeds,
+    sitemaps and pages read their dates through it (directly, or by `rfc2822_form` and
+    `spelled_date`): feedparser read `2025-08-11 12.30` as 12:00 and `2025/08/11 12.30` as
+    1 December, and no parser an RFC 2822 date so written but the email parser."""
+    return _DOTTED_TIME.sub(_with_colons, text, count=1)
+
+
+def _with_colons(match: re.Match[str]) -> str:
+    before, hour, minute, second = match.groups()
+    return f"{before}{hour}:{minute}" + (f":{second}" if second else "")
+
+
 def rfc2822_form(text: str) -> str:
     """An RFC 2822 date as RFC 2822 writes it: a space after its day's name's comma (`Sun,06
     Nov 2022`), an RFC 850 day (`Sunday, 06-Nov-94 08:49:37 GMT`) with spaces for its dashes,
     a day and month named in another language in English (`Di, 08 Okt 2024` is `08 Oct
-    2024`: `_LOCAL_DAY`), a short year in full (`full_year`), and a military zone as `-0000`
-    (`_MILITARY_ZONE`).
+    2024`: `_LOCAL_DAY`), a short year in full (`full_year`), a military zone as `-0000`
+    (`_MILITARY_ZONE`), a time written with dots with colons (`colon_time`), and without a
+    fraction of its second (`12:30:45.123`, which the email parser refuses).
     Any other text is returned as it is. Feeds, sitemaps and pages hand their RFC 2822 dates
     through it: the email parser loses an RFC 850 date whose zone is a name, feedparser every
     one, and any day's name without its space."""
+    text = _SECOND_FRACTION.sub(r"\1", colon_time(text), count=1)
     text = _DAY_NAME_COMMA.sub(r"\1, ", text, count=1)
     text = _MILITARY_ZONE.sub(r"\1-0000", text, count=1)
     text = _LOCAL_DAY.sub(_english_day, _DASHED_DAY.sub(r"\1 \2 ", text, count=1), count=1)
@@ -1011,7 +1038,7 @@ _NAMED_ZONE = re.compile(r"\d:\d\d(?::\d\d)?(?:[.,]\d+)?\s+([A-Za-z]{1,5})(?:\s+
 def stated_zone_name(text: str) -> str | None:
     """The word a date-time states its zone with after its time (`_NAMED_ZONE`: `IST`, or a
     word a parser takes for none, `PM`), or None."""
-    named = _NAMED_ZONE.search(text)
+    named = _NAMED_ZONE.search(colon_time(text))
     return named[1] if named else None
 
 
@@ -1102,7 +1129,9 @@ def spelled_date(text: str) -> datetime | None:
     theirs for readers and some feeds and programs copy: naive where it states no zone (a day
     alone at midnight), aware where it names one that `ZONE_OFFSETS` knows or gives an offset;
     None for any other text, a day its month does not have, and a zone's name the table does
-    not know (`IST` names zones hours apart), as everywhere a date is read."""
+    not know (`IST` names zones hours apart), as everywhere a date is read. A time written
+    with dots (`8.15 PM`) is read as `colon_time` writes it."""
+    text = colon_time(text)
     match = _SPELLED_DATE.fullmatch(text) or _ASCTIME_DATE.fullmatch(text)
     if match is None:
         return None

@@ -33,6 +33,7 @@ from ingest.normalize import (
     MONTH_NAMES,
     TZ_DATABASE_NAME,
     charset_of,
+    colon_time,
     hour_of_day,
     media_type,
     rfc2822_form,
@@ -869,11 +870,24 @@ def _unix_time(value: str) -> time.struct_time | None:
     return time.gmtime(int(digits) // (1000 if len(digits) == 13 else 1))
 
 
+def _dotted_time(value: str) -> time.struct_time | None:
+    """A date whose time of day is written with dots (`2025-08-11 12.30`, `Mon, 11 Aug 2025
+    12.30 +0200`), read as `normalize.colon_time` writes it by the readers here and
+    feedparser's, in UTC; None for any other text. feedparser's ISO 8601 parser read the
+    first as 12:00 (`2025/08/11 12.30` as 1 December) and its RFC 822 parser none."""
+    written = colon_time(value)
+    if written == value:
+        return None
+    parsed = _feedparser_parse_date(written)
+    return parsed if isinstance(parsed, time.struct_time) else None
+
+
 feedparser.registerDateHandler(_rfc822_with_zone)
 feedparser.registerDateHandler(_year_first)
 feedparser.registerDateHandler(_spelled)
 feedparser.registerDateHandler(_iso_8601)
 feedparser.registerDateHandler(_unix_time)
+feedparser.registerDateHandler(_dotted_time)
 
 
 def _ttl(value: object) -> int | None:
@@ -1017,6 +1031,7 @@ def _json_authors(obj: dict[str, Any]) -> str | None:
 def _from_iso(value: object) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
+    value = colon_time(value)
     try:
         return _iso_in_utc(value)
     except ValueError:

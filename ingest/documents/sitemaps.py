@@ -19,6 +19,7 @@ from lxml import etree
 from ingest.errors import ParseError
 from ingest.normalize import (
     absolute_http_url,
+    colon_time,
     host_key,
     registered_domain,
     rfc2822_date,
@@ -470,8 +471,9 @@ def parse_w3c_period(value: str | None) -> tuple[datetime, datetime | None] | No
     stands for where it names a year or a month alone (`2024`, `2024-05`, valid W3C Datetime
     forms that a site may give as a sitemap's `lastmod`): a URL last modified `2024-05` may
     have been modified on any day of May. None beside a day or a time (a date alone, read as
-    its midnight, is its whole day: `ingest.backfill.options.latest`)."""
-    text = (value or "").strip()
+    its midnight, is its whole day: `ingest.backfill.options.latest`). A time written with
+    dots (`2024-05-06 07.08`) is read as `normalize.colon_time` writes it."""
+    text = colon_time((value or "").strip())
     if not text:
         return None
     match = _W3C.fullmatch(text)

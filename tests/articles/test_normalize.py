@@ -18,6 +18,7 @@ from ingest.normalize import (
     choose_url,
     clean_inline,
     clean_text,
+    colon_time,
     content_hash,
     detect_language,
     full_year,
@@ -1271,3 +1272,22 @@ def test_redact_text_shows_each_url_in_an_error_as_redact_url_does(text: str, sh
 
     assert redact_text(text) == shown
     assert redact_text(shown) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-08-11 12.30", "2025-08-11 12:30"),
+        ("2025-08-11T12.30.45+02:00", "2025-08-11T12:30:45+02:00"),
+        ("Mon, 11 Aug 2025 9.05 GMT", "Mon, 11 Aug 2025 9:05 GMT"),
+        ("11.08.2025 12.30", "11.08.2025 12:30"),
+        ("12:30 11.08.2025", "12:30 11.08.2025"),
+        ("2025-08-11 12:30:45.123", "2025-08-11 12:30:45.123"),
+        ("2025-08-11 24.30", "2025-08-11 24.30"),
+        ("Version 2.30", "Version 2.30"),
+    ],
+)
+def test_colon_time(text: str, expected: str) -> None:
+    """A time of day written with dots after a date is written with colons; a dotted date,
+    an hour or a minute out of range, and a number after no date are left as they are."""
+    assert colon_time(text) == expected

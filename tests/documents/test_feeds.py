@@ -1802,3 +1802,42 @@ def test_an_rss_1_0_item_s_link_wins_over_its_rdf_about() -> None:
         "<link>https://example.com/2024/a.html?from=rss</link></item>"
     )
     assert _one(_rdf(item)).link == "https://example.com/2024/a.html?from=rss"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("Mon, 11 Aug 2025 12.30 +0200", datetime(2025, 8, 11, 10, 30, tzinfo=UTC)),
+        ("Mon, 11 Aug 2025 12.30.45 +0200", datetime(2025, 8, 11, 10, 30, 45, tzinfo=UTC)),
+        ("11 Aug 2025 12.30 GMT", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("2025-08-11 12.30", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("2025-08-11T12.30+02:00", datetime(2025, 8, 11, 10, 30, tzinfo=UTC)),
+        ("2025-08-11 12.30.45 CEST", datetime(2025, 8, 11, 10, 30, 45, tzinfo=UTC)),
+        ("2025/08/11 12.30", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("Aug 11, 2025 2.30 PM EDT", datetime(2025, 8, 11, 18, 30, tzinfo=UTC)),
+        ("Mon, 11 Aug 2025 12:30:45.123 +0200", datetime(2025, 8, 11, 10, 30, 45, tzinfo=UTC)),
+        ("2025-08-11T12:30:45.123456+02:00", datetime(2025, 8, 11, 10, 30, 45, tzinfo=UTC)),
+        ("Mon, 11 Aug 2025 12.30 IST", None),
+    ],
+)
+def test_a_time_written_with_dots_or_fractional_seconds_is_read(
+    written: str, expected: datetime | None
+) -> None:
+    """A time of day written with dots (`12.30`, `12.30.45`: the Nordic, Italian and
+    Indonesian way, which a CMS's locale puts in its feed dates) is that time, and a fraction
+    of a second after an RFC 822 time is dropped, in RSS, Atom and a JSON Feed as in a sitemap
+    or a page (`normalize.colon_time`); a zone's name no table knows is still no date.
+    feedparser read `2025-08-11 12.30` as 12:00, `2025/08/11 12.30` as 1 December, and the
+    RFC 822 forms not at all (the article dated by its page or when first seen)."""
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    atom = _one(
+        (
+            "<feed xmlns='http://www.w3.org/2005/Atom'><title>T</title><id>urn:t</id>"
+            f"<entry><id>urn:1</id><title>x</title><published>{written}</published></entry>"
+            "</feed>"
+        ).encode()
+    )
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    for entry in (rss, atom, json_entry):
+        when = entry.published_at
+        assert (when.replace(microsecond=0) if when else None) == expected

@@ -364,6 +364,11 @@ def test_looks_like_sitemap() -> None:
         ("Mon, 06 May 2024 07:08 PM", datetime(2024, 5, 6, 19, 8, tzinfo=UTC)),
         ("Mon, 06 May 2024 07:08:09 XYZ", None),
         ("Mon, 06 May 2024 07:08:09 -0000", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024-05-06 07.08", datetime(2024, 5, 6, 7, 8, tzinfo=UTC)),
+        ("2024-05-06T07.08.09+02:00", datetime(2024, 5, 6, 5, 8, 9, tzinfo=UTC)),
+        ("Mon, 06 May 2024 07:08:09.123 +0200", datetime(2024, 5, 6, 5, 8, 9, tzinfo=UTC)),
+        ("6 May 2024 7.08 PM CEST", datetime(2024, 5, 6, 17, 8, tzinfo=UTC)),
+        ("2024-05-06 07.08 IST", None),
         ("2024-13-01", None),
         ("2024-02-30", None),
         ("2024-05-06T25:00Z", None),
@@ -376,7 +381,8 @@ def test_looks_like_sitemap() -> None:
 def test_w3c_datetime(text: str | None, expected: datetime | None) -> None:
     """W3C Datetime at every precision, to aware UTC; naive means UTC; a zone's name after a
     space (`2024-05-06 07:08:09 UTC`, a CMS's lastmod) is that zone, an unknown one no date;
-    garbage is None."""
+    a time written with dots (`07.08`) is that time (`normalize.colon_time`); garbage is
+    None."""
     assert parse_w3c_datetime(text) == expected
 
 
