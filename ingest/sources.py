@@ -184,11 +184,17 @@ async def _news_sitemap(
 ) -> str | None:
     """The first news sitemap among `urls`, which `named_by` names (sitemap indexes are
     opened one level down, the sitemaps with "news" in their URL first, those of their own
-    site only: `sitemaps.sitemap_sites`); at most MAX_NEWS_SITEMAP_PROBES fetches."""
+    site only: `sitemaps.sitemap_sites`); at most MAX_NEWS_SITEMAP_PROBES fetches, each
+    sitemap fetched once however often it is listed (a robots.txt naming the sitemaps its
+    index lists again), by its canonical URL."""
     queue = sorted(urls, key=_not_news)
     probes = 0
+    probed: set[str] = set()
     while queue and probes < MAX_NEWS_SITEMAP_PROBES:
         url = queue.pop(0)
+        if canonical(url) in probed:
+            continue
+        probed.add(canonical(url))
         probes += 1
         try:
             result = await fetch(url, "feed")

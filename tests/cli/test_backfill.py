@@ -2652,6 +2652,42 @@ def test_feeds_add_sitemap_index_opens_the_sitemaps_of_its_own_site_only(
     ]
 
 
+def test_feeds_add_probes_a_sitemap_listed_twice_once(database_url: str) -> None:
+    """A site's robots.txt naming its sitemaps one by one and, after them, the index that lists
+    them again (with its news sitemap, whose URL does not say "news"): `feeds add` of its home
+    page fetches each sitemap once, however often it is listed and spelled (a fragment, the
+    dot segments), so that its probes (`MAX_NEWS_SITEMAP_PROBES`) reach the news sitemap,
+    registered. Probed again, the sitemaps listed twice used the probes up: nothing found,
+    the home page registered as given."""
+    with LocalServer() as srv:
+        srv.routes["/"] = static(
+            "<!DOCTYPE html><html><head><title>A</title></head><body></body></html>"
+        )
+        srv.routes["/robots.txt"] = static(
+            "User-agent: *\nAllow: /\n"
+            + "".join(f"Sitemap: {srv.url(f'/s/{n}.xml')}\n" for n in range(3))
+            + f"Sitemap: {srv.url('/sitemap_index.xml')}\n",
+            "text/plain",
+        )
+        srv.routes["/sitemap_index.xml"] = static(
+            f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>"
+            f"<sitemap><loc>{srv.url('/s/0.xml')}#top</loc></sitemap>"
+            f"<sitemap><loc>{srv.base}/x/../s/1.xml</loc></sitemap>"
+            f"<sitemap><loc>{srv.url('/s/2.xml')}</loc></sitemap>"
+            f"<sitemap><loc>{srv.url('/s/google.xml')}</loc></sitemap></sitemapindex>",
+            "application/xml",
+        )
+        for n in range(3):
+            srv.routes[f"/s/{n}.xml"] = static(urlset(srv.base, range(n, n + 1)))
+        srv.routes["/s/google.xml"] = static(urlset(srv.base, range(0, 2), news=True))
+        proc = ingest(database_url, "feeds", "add", srv.url("/"))
+        assert proc.returncode == 0, proc.stderr
+        assert [len(srv.hits(f"/s/{n}.xml")) for n in range(3)] == [1, 1, 1]
+    assert [(f["url"], f["kind"]) for f in feed_rows(database_url)] == [
+        (srv.url("/s/google.xml"), "sitemap")
+    ]
+
+
 def test_sitemap_index_listing_more_sitemaps_than_max_sitemaps_is_walked_to_the_cap(
     database_url: str,
 ) -> None:
