@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
+from html.entities import name2codepoint
 
 from lxml import etree
 
@@ -57,6 +59,13 @@ def read_feed_list(data: bytes) -> list[Listed]:
     return list(first.values())
 
 
+# A `&` that begins no reference (`?cat=1&lang=en`, `Tom & Jerry`), and a reference to one of
+# HTML's named characters, which XML does not define (`&eacute;`, `&nbsp;`).
+_BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_][\w.\-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_NAMED_REFERENCE = re.compile(rb"&([A-Za-z][A-Za-z0-9]*);")
+_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+
+
 def _opml(data: bytes) -> list[Listed]:
     # No DTDs, no entity expansion, no network: the file may come from anywhere.
     parser = etree.XMLParser(
@@ -65,16 +74,43 @@ def _opml(data: bytes) -> list[Listed]:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
-        raise FeedListError(f"not a valid OPML file: {e}") from e
-    if not isinstance(root.tag, str) or root.tag.lower() != "opml":
+        repaired = _repaired(data)
+        if repaired == data:
+            raise FeedListError(f"not a valid OPML file: {e}") from e
+        try:
+            root = etree.fromstring(repaired, parser)
+        except etree.XMLSyntaxError:
+            raise FeedListError(f"not a valid OPML file: {e}") from e
+    if not isinstance(root.tag, str) or etree.QName(root).localname.lower() != "opml":
         raise FeedListError(f"not an OPML file: the root element is <{root.tag}>")
     entries = []
-    for el in root.iter("outline"):
-        feed = (el.get("xmlUrl") or el.get("xmlurl") or "").strip()
-        site = (el.get("htmlUrl") or el.get("htmlurl") or "").strip()
+    # An OPML namespace (`xmlns="http://opml.org/spec2"`) changes nothing.
+    for el in root.iter("{*}outline"):
+        # Attribute names as exporters spell them: `xmlUrl`, `xmlurl`, `xmlURL`.
+        named = {str(k).lower(): str(v) for k, v in el.attrib.items()}
+        feed = named.get("xmlurl", "").strip()
+        site = named.get("htmlurl", "").strip()
         if feed:
             attributes = {str(k): str(v) for k, v in el.attrib.items()}
             entries.append(Listed(feed, el.sourceline, attributes=attributes))
         elif site:
             entries.append(Listed(site, el.sourceline, site=True))
     return entries
+
+
+def _repaired(data: bytes) -> bytes:
+    """An OPML file that is not well-formed XML as exporters get it wrong, repaired without
+    loss: a `&` left unescaped (a URL's query, a title's "Tom & Jerry") escaped, and HTML's
+    named characters (`&eacute;`, a title escaped by PHP's htmlentities()) as the character
+    references they stand for. A file in UTF-16 is left as it is (its `&` is two bytes);
+    references to the document's own entities too: those are never expanded."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data
+    return _NAMED_REFERENCE.sub(_character_reference, _BARE_AMPERSAND.sub(b"&amp;", data))
+
+
+def _character_reference(match: re.Match[bytes]) -> bytes:
+    name = match[1].decode("ascii")
+    if name in _XML_ENTITIES or name not in name2codepoint:
+        return match[0]
+    return b"&#%d;" % name2codepoint[name]

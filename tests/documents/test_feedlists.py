@@ -65,6 +65,33 @@ NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
             [F1, F2, F3, F4],
             id="opml-utf-16",
         ),
+        pytest.param(
+            b'<?xml version="1.0"?><opml version="2.0"><body>'
+            b'<outline text="Tom & Jerry" xmlUrl="https://one.example/rss?cat=1&lang=en"/>'
+            b'<outline text="Two &amp; more" xmlUrl="https://two.example/feed?a=1&amp;b=2"/>'
+            b"</body></opml>",
+            ["https://one.example/rss?cat=1&lang=en", "https://two.example/feed?a=1&b=2"],
+            id="opml-bare-ampersands",
+        ),
+        pytest.param(
+            f'<?xml version="1.0"?><opml version="2.0"><body>'
+            f'<outline text="Caf&eacute;&nbsp;News &mdash; Daily" xmlUrl="{F1}"/>'
+            f'<outline text="Two" xmlUrl="{F2}"/></body></opml>'.encode(),
+            [F1, F2],
+            id="opml-html-entities",
+        ),
+        pytest.param(
+            f'<opml version="2.0"><body><outline text="One" xmlURL="{F1}"/>'
+            f'<outline text="Two" XMLURL="{F2}"/></body></opml>'.encode(),
+            [F1, F2],
+            id="opml-attribute-capitals",
+        ),
+        pytest.param(
+            f'<opml xmlns="http://opml.org/spec2" version="2.0"><body>'
+            f'<outline text="One" xmlUrl="{F1}"/></body></opml>'.encode(),
+            [F1],
+            id="opml-namespace",
+        ),
         pytest.param(f"{F1}\n{F2}\n{F3}\n".encode(), [F1, F2, F3], id="lines"),
         pytest.param(f"{F1}\n{F2}\n".encode("utf-16"), [F1, F2], id="lines-utf-16"),
         pytest.param(
@@ -80,7 +107,11 @@ NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
     ],
 )
 def test_parse_feed_list(data: bytes, expected: list[str]) -> None:
-    """Feed URLs in file order, each once, from OPML outlines at any depth or from lines."""
+    """Feed URLs in file order, each once, from OPML outlines at any depth or from lines. An
+    OPML file as exporters write them is read: a `&` left unescaped in a URL or a title (the
+    classic), HTML's entities in a title (`&eacute;`, `&nbsp;`, which XML does not define),
+    `xmlUrl` spelled with other capitals, an OPML namespace. Each of these refused the whole
+    import ("not a valid OPML file"), or imported nothing without a word."""
     assert parse_feed_list(data) == expected
 
 
