@@ -329,7 +329,7 @@ def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
         seen = set()
         dropped = 0
         for item in _children(root, "sitemap"):
-            loc = _http_url(_child_text(item, "loc"), url)
+            loc = _loc(item, url)
             if loc is None or loc in seen or len(refs) >= max_entries:
                 dropped += 1
                 continue
@@ -345,7 +345,7 @@ def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
 
 
 def _url_entry(item: Any, base: str) -> SitemapEntry | None:
-    loc = _http_url(_child_text(item, "loc"), base)
+    loc = _loc(item, base)
     if loc is None:
         return None
     news = next(_children(item, "news"), None)
@@ -369,6 +369,14 @@ def _url_entry(item: Any, base: str) -> SitemapEntry | None:
         lastmod_until=lastmod_until,
         news_until=published_until,
     )
+
+
+def _loc(item: Any, base: str) -> str | None:
+    """The `<loc>` of a `<url>` or a `<sitemap>` as an http(s) URL (`_http_url`), an `&`
+    escaped twice (`?id=1&amp;amp;page=2`, read by XML as `&amp;`) read as one, as a feed's
+    link so written is: no URL means `&amp;` in its query."""
+    written = _child_text(item, "loc")
+    return _http_url(written.replace("&amp;", "&") if written else written, base)
 
 
 def _children(element: Any, name: str) -> Iterator[Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from ingest.documents import sitemaps
+from ingest.documents.feeds import parse_feed
 from ingest.documents.sitemaps import (
     MAX_ENTRIES,
     Sitemap,
@@ -564,3 +565,23 @@ def test_a_text_sitemap_s_lines_without_their_scheme_are_its_site_s_urls() -> No
         "https://example.com/c",
         "https://example.com/d",
     ]
+
+
+def test_an_ampersand_escaped_twice_in_a_location_is_an_ampersand() -> None:
+    """A location whose `&` is escaped twice (`?id=1&amp;amp;page=2`, a generator escaping an
+    already escaped URL) is the URL with an `&`, as a feed's link so written is: read as
+    `&amp;` it was another URL (`?amp;page=2&id=1` once canonical), a page of other
+    parameters fetched, and the article the feed lists under its own URL stored twice. An
+    index's sitemaps are read so too."""
+    written = "https://example.com/story?id=1&amp;amp;page=2"
+    expected = "https://example.com/story?id=1&page=2"
+    body = _urlset(f"<url><loc>{written}</loc></url>")
+    assert [e.url for e in parse_sitemap(body, URL).entries] == [expected]
+    index = f"<sitemapindex {NS}><sitemap><loc>{written}</loc></sitemap></sitemapindex>"
+    assert [r.url for r in parse_sitemap(index.encode(), URL).sitemaps] == [expected]
+    rss = (
+        "<rss version='2.0'><channel><title>T</title>"
+        f"<item><title>A</title><link>{written}</link></item></channel></rss>"
+    )
+    (entry,) = parse_feed(rss.encode(), URL).entries
+    assert entry.link == expected
