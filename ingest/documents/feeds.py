@@ -1029,6 +1029,11 @@ def _json_authors(obj: dict[str, Any]) -> str | None:
 
 
 def _from_iso(value: object) -> datetime | None:
+    """A JSON Feed date: RFC 3339, else what feedparser's readers and those here read (RFC
+    822, `_unix_time`); a JSON number, which the spec does not allow but a script's
+    `Date.now()` writes, as the Unix time its digits are (`_unix_time`), as in an RSS feed."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_struct(_unix_time(str(value)))
     if not isinstance(value, str) or not value.strip():
         return None
     value = colon_time(value)

@@ -939,11 +939,14 @@ def test_rfc_822_date_with_a_day_name_and_no_zone_is_read_as_utc() -> None:
         ("2024-05-01T08:30:00", datetime(2024, 5, 1, 8, 30, tzinfo=UTC)),
         ("Wed, 01 May 2024 08:30:00 +0100", datetime(2024, 5, 1, 7, 30, tzinfo=UTC)),
         ("yesterday", None),
-        (1714552200, None),
+        (1714552200, datetime(2024, 5, 1, 8, 30, tzinfo=UTC)),
+        (True, None),
+        ([2024, 5, 1], None),
     ],
 )
 def test_json_feed_dates_are_converted_to_utc(value: object, expected: datetime | None) -> None:
-    """JSON Feed dates: offsets applied, naive read as UTC, RFC 822 tolerated, junk is None."""
+    """JSON Feed dates: offsets applied, naive read as UTC, RFC 822 tolerated, a number a Unix
+    time, junk is None."""
     entry = _one(_json_feed({"id": "1", "date_published": value}))
     assert entry.published_at == expected
     if entry.published_at is not None:
@@ -1841,3 +1844,25 @@ def test_a_time_written_with_dots_or_fractional_seconds_is_read(
     for entry in (rss, atom, json_entry):
         when = entry.published_at
         assert (when.replace(microsecond=0) if when else None) == expected
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param(1754915400, id="seconds"),
+        pytest.param(1754915400000, id="milliseconds"),
+        pytest.param(1754915400.5, id="fraction"),
+        pytest.param("1754915400", id="string"),
+    ],
+)
+def test_a_json_feed_date_written_as_a_number_is_a_unix_time(written: object) -> None:
+    """A JSON Feed item's `date_published` or `date_modified` written as a JSON number (a
+    script's `Date.now()` in milliseconds, a Unix time in seconds) is that Unix time, as the
+    same digits in an RSS `<pubDate>` are (`feeds._unix_time`); it was no date (the spec asks
+    for an RFC 3339 string), the article dated by its page or when first seen."""
+    item = {"id": "1", "url": "https://example.com/a", "date_published": written}
+    item["date_modified"] = written
+    entry = _one(_json_feed(item))
+    expected = datetime(2025, 8, 11, 12, 30, tzinfo=UTC)
+    assert entry.published_at == entry.updated_at == expected
+    assert _one(_json_feed({**item, "date_published": True})).published_at is None
