@@ -146,6 +146,7 @@ def looks_like_sitemap(body: bytes) -> bool:
     or by `feeds add` (`parse_sitemap` then decides, by most of its lines)."""
     if is_gzip(body):
         return True
+    body = _after_notice(body)
     root = _root_name(body)
     if root is not None:
         return _local(root) in _SITEMAP_ROOTS
@@ -162,6 +163,7 @@ def parse_sitemap(
     data = _gunzip(body, url, max_bytes) if compressed else body
     if len(data) > max_bytes:
         raise ParseError(url, f"sitemap exceeds {max_bytes} bytes")
+    data = _after_notice(data)
     text_start = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text_start:
         raise ParseError(url, "not a sitemap: empty body" + (" (after gunzip)" * compressed))
@@ -245,6 +247,16 @@ def _gunzip(body: bytes, url: str, max_bytes: int) -> bytes:
             position += len(chunk) - len(decoder.unused_data)
         if not is_gzip(bytes(view[position : position + len(GZIP_MAGIC)])):
             return bytes(out)
+
+
+def _after_notice(data: bytes) -> bytes:
+    """The document from its XML declaration on, where a PHP warning or notice was printed
+    before it (`<br />\n<b>Warning</b>: …`, a plugin on a site showing its errors), as a
+    feed's is read (`feeds._sniff`); any other body as it is. A declaration is only ever at
+    a document's start: one found further on, within the first 4 KiB, begins the document."""
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    declaration = head.find(b"<?xml", 1, 4096)
+    return head[declaration:] if declaration > 0 else data
 
 
 def _utf16(data: bytes) -> bool:

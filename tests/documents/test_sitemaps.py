@@ -585,3 +585,35 @@ def test_an_ampersand_escaped_twice_in_a_location_is_an_ampersand() -> None:
     )
     (entry,) = parse_feed(rss.encode(), URL).entries
     assert entry.link == expected
+
+
+@pytest.mark.parametrize(
+    "notice",
+    [
+        pytest.param(
+            "<br />\n<b>Deprecated</b>:  Function create_function() is deprecated in "
+            "<b>/var/www/wp-content/plugins/sitemap.php</b> on line <b>12</b><br />\n",
+            id="html-errors",
+        ),
+        pytest.param(
+            'PHP Warning:  Undefined array key "lastmod" in /var/www/sitemap.php on line 40\n',
+            id="plain-text",
+        ),
+    ],
+)
+def test_a_sitemap_after_a_php_notice_is_read(notice: str) -> None:
+    """A sitemap that a PHP warning or notice printed before its XML declaration (a plugin
+    on a site showing its errors) is the document from that declaration on, as a feed so
+    printed is (`feeds._sniff`): it looks like a sitemap and its URLs are read. It was
+    "not a sitemap" (an XML syntax error, or neither XML nor a list of URLs), a backfill's
+    source failed and `feeds add` found nothing."""
+    sitemap = _urlset("<url><loc>https://example.com/a</loc></url>").decode()
+    index = f"<?xml version='1.0'?><sitemapindex {NS}><sitemap><loc>https://example.com/s.xml</loc></sitemap></sitemapindex>"
+    for document in (sitemap, index):
+        body = (notice + document).encode()
+        assert looks_like_sitemap(body)
+        parsed = parse_sitemap(body, URL)
+        assert [e.url for e in parsed.entries] + [r.url for r in parsed.sitemaps] in (
+            ["https://example.com/a"],
+            ["https://example.com/s.xml"],
+        )
