@@ -430,3 +430,22 @@ def test_a_robots_txt_sitemap_without_its_scheme_is_its_site_s() -> None:
         "https://www.example.com/news.xml",
         "https://example.com/sitemap.xml",
     )
+
+
+def test_a_feed_link_in_the_feed_uri_scheme_is_its_http_url() -> None:
+    """A page advertising its feed with the `feed:` URI scheme (`feed://host/rss`, for feed
+    readers that registered it; `feed:https://host/rss`) links that feed over HTTP: `feed://`
+    is `http://`, `feed:` before an http(s) URL that URL. Such a link was no http(s) URL,
+    dropped: `feeds add` of the home page found no feed, or only one at a common path."""
+    page = (
+        b"<html><head>"
+        b'<link rel="alternate" type="application/rss+xml" href="feed://example.com/rss.xml">'
+        b'<link rel="alternate" type="application/atom+xml" href="feed:https://example.com/atom">'
+        b'<link rel="alternate" type="application/rss+xml" href="FEED://example.com/news.xml">'
+        b"</head><body></body></html>"
+    )
+    assert [link.url for link in feed_links(page, "https://example.com/")] == [
+        "http://example.com/rss.xml",
+        "https://example.com/atom",
+        "http://example.com/news.xml",
+    ]
