@@ -37,7 +37,8 @@ def parse_feed_list(data: bytes) -> list[str]:
 def read_feed_list(data: bytes) -> list[Listed]:
     """The URLs of a feed list in file order, each once, with their lines. OPML `<outline
     xmlUrl=...>` at any depth (an outline with only `htmlUrl` as a site); otherwise one URL a
-    line, blank lines and `#` comments ignored. URLs are as written: checking them is the
+    line, its first word (a title or a comment after it ignored), blank lines and `#`
+    comments ignored. URLs are as written: checking them is the
     caller's."""
     # UTF-8 unless a byte order mark says UTF-16 (as Windows tools write); the mark comes
     # before the `<?xml` declaration that says the file is XML.
@@ -48,10 +49,12 @@ def read_feed_list(data: bytes) -> list[Listed]:
         entries = _opml(data)
     else:
         text = data.decode(encoding, errors="replace")
+        # A line's URL is its first word: a URL has no whitespace in it, and what follows
+        # (a title, a `# comment`) is a note of the list's author.
         entries = [
-            Listed(line.strip(), number)
+            Listed(words[0], number)
             for number, line in enumerate(text.splitlines(), start=1)
-            if line.strip() and not line.strip().startswith("#")
+            if (words := line.split()) and not words[0].startswith("#")
         ]
     first: dict[str, Listed] = {}
     for entry in entries:

@@ -99,6 +99,11 @@ NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
             [F1, F2, F3],
             id="lines-comments-blanks-spaces",
         ),
+        pytest.param(
+            f"{F1}  # the first\n{F2}\tTwo: world news\n{F3} Three\n".encode(),
+            [F1, F2, F3],
+            id="lines-with-notes",
+        ),
         pytest.param(f"{F1}\r\n{F2}\r\n".encode(), [F1, F2], id="lines-crlf"),
         pytest.param(b"\xef\xbb\xbf" + f"{F1}\n{F2}\n".encode(), [F1, F2], id="lines-bom"),
         pytest.param(f"{F2}\n{F1}\n{F2}\n{F1}\n".encode(), [F2, F1], id="lines-duplicates"),
@@ -111,7 +116,10 @@ def test_parse_feed_list(data: bytes, expected: list[str]) -> None:
     OPML file as exporters write them is read: a `&` left unescaped in a URL or a title (the
     classic), HTML's entities in a title (`&eacute;`, `&nbsp;`, which XML does not define),
     `xmlUrl` spelled with other capitals, an OPML namespace. Each of these refused the whole
-    import ("not a valid OPML file"), or imported nothing without a word."""
+    import ("not a valid OPML file"), or imported nothing without a word. A line of a list
+    is its first word: what follows it after a space or a tab (a title, a `# comment`) is a
+    note (it was part of the URL: `https://one.example/feed/%20%20`, a feed that does not
+    exist registered)."""
     assert parse_feed_list(data) == expected
 
 
