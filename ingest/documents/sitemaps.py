@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from ingest.documents.text import title as text_title
 from ingest.errors import ParseError
 from ingest.normalize import (
     absolute_http_url,
@@ -363,7 +364,8 @@ def _url_entry(item: Any, base: str) -> SitemapEntry | None:
     news = next(_children(item, "news"), None)
     title = published = published_until = language = None
     if news is not None:
-        title = _clean(_child_text(news, "title"))
+        # Read as a feed's title is: references escaped twice decoded, markup left out.
+        title = text_title(_child_text(news, "title"))
         published, published_until = parse_w3c_period(_child_text(news, "publication_date")) or (
             None,
             None,

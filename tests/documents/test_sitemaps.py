@@ -617,3 +617,31 @@ def test_a_sitemap_after_a_php_notice_is_read(notice: str) -> None:
             ["https://example.com/a"],
             ["https://example.com/s.xml"],
         )
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        pytest.param(
+            "Don&amp;#8217;t panic &amp;amp; relax", "Don’t panic & relax", id="escaped-twice"
+        ),
+        pytest.param("<![CDATA[Caf&eacute; &amp; bar]]>", "Café & bar", id="cdata-references"),
+        pytest.param("&lt;b&gt;Budget&lt;/b&gt; passes", "Budget passes", id="markup"),
+        pytest.param("Tom & Jerry &lt;3", "Tom & Jerry <3", id="plain"),
+    ],
+)
+def test_a_news_title_is_read_as_a_feed_s_title(written: str, expected: str) -> None:
+    """A news sitemap's `<news:title>` is read as a feed's title is (`text.title`): its
+    character references decoded also where they were escaped once more than XML asks (a
+    CMS escaping its titles for HTML before the sitemap's XML escapes them again), markup
+    left out. It was stored as written, `Don&#8217;t panic &amp; relax` the article's
+    title where its feed's entry would have been `Don’t panic & relax`."""
+    ns = "xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'"
+    body = _urlset(
+        "<url><loc>https://example.com/a</loc><news:news>"
+        f"<news:title>{written.replace('Tom & ', 'Tom &amp; ')}</news:title>"
+        "<news:publication_date>2025-01-01</news:publication_date></news:news></url>",
+        ns,
+    )
+    (entry,) = parse_sitemap(body, URL).entries
+    assert entry.news_title == expected
