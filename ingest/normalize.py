@@ -292,6 +292,23 @@ def absolute_http_url(value: str | None, base: str) -> str | None:
     return resolved
 
 
+_FEED_SCHEME = re.compile(r"\s*feed:(//)?", re.IGNORECASE)
+
+
+def without_feed_scheme(url: str) -> str:
+    """A URL in the `feed:` URI scheme (for the feed readers that registered it, as pages
+    link their feeds and old readers exported them) as the http(s) URL it stands for:
+    `feed://host/rss` is `http://host/rss`, `feed:https://host/rss` is `https://host/rss`;
+    any other URL as given."""
+    match = _FEED_SCHEME.match(url)
+    if match is None:
+        return url
+    rest = url[match.end() :]
+    if match[1]:
+        return "http://" + rest
+    return rest if rest.lower().startswith(("http://", "https://")) else url
+
+
 _WWW_HOST_FIRST = re.compile(
     r"www\.(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}(?::[0-9]*)?(?=[/?#]|$)", re.I | re.A
 )

@@ -20,6 +20,7 @@ from ingest.normalize import (
     clean_inline,
     media_type,
     scheme_less_site_url,
+    without_feed_scheme,
 )
 from ingest.types import ParsedFeed
 
@@ -168,27 +169,11 @@ def feed_links(html: bytes, url: str) -> tuple[FeedLink, ...]:
             kind = _MAYBE_FEED_TYPES[mime]
         if kind is None:
             continue
-        link = _http_url(_without_feed_scheme(href), base)
+        link = _http_url(without_feed_scheme(href), base)
         if link is None or link in found or _is_comment_feed(link, title):
             continue
         found[link] = FeedLink(link, kind, title)
     return tuple(found.values())
-
-
-_FEED_SCHEME = re.compile(r"\s*feed:(//)?", re.IGNORECASE)
-
-
-def _without_feed_scheme(href: str) -> str:
-    """A link in the `feed:` URI scheme (for the feed readers that registered it) as the
-    http(s) URL it stands for: `feed://host/rss` is `http://host/rss`, `feed:https://host/rss`
-    is `https://host/rss`; any other link as given."""
-    match = _FEED_SCHEME.match(href)
-    if match is None:
-        return href
-    rest = href[match.end() :]
-    if match[1]:
-        return "http://" + rest
-    return rest if rest.lower().startswith(("http://", "https://")) else href
 
 
 def common_feed_urls(home_url: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from html.entities import name2codepoint
 from lxml import etree
 
 from ingest.errors import IngestError
+from ingest.normalize import without_feed_scheme
 
 
 class FeedListError(IngestError):
@@ -38,8 +39,8 @@ def read_feed_list(data: bytes) -> list[Listed]:
     """The URLs of a feed list in file order, each once, with their lines. OPML `<outline
     xmlUrl=...>` at any depth (an outline with only `htmlUrl` as a site); otherwise one URL a
     line, its first word (a title or a comment after it ignored), blank lines and `#`
-    comments ignored. URLs are as written: checking them is the
-    caller's."""
+    comments ignored. URLs are as written (one in the `feed:` scheme as the http(s) URL it
+    stands for, `normalize.without_feed_scheme`): checking them is the caller's."""
     # UTF-8 unless a byte order mark says UTF-16 (as Windows tools write); the mark comes
     # before the `<?xml` declaration that says the file is XML.
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
@@ -52,7 +53,7 @@ def read_feed_list(data: bytes) -> list[Listed]:
         # A line's URL is its first word: a URL has no whitespace in it, and what follows
         # (a title, a `# comment`) is a note of the list's author.
         entries = [
-            Listed(words[0], number)
+            Listed(without_feed_scheme(words[0]), number)
             for number, line in enumerate(text.splitlines(), start=1)
             if (words := line.split()) and not words[0].startswith("#")
         ]
@@ -91,7 +92,7 @@ def _opml(data: bytes) -> list[Listed]:
     for el in root.iter("{*}outline"):
         # Attribute names as exporters spell them: `xmlUrl`, `xmlurl`, `xmlURL`.
         named = {str(k).lower(): str(v) for k, v in el.attrib.items()}
-        feed = named.get("xmlurl", "").strip()
+        feed = without_feed_scheme(named.get("xmlurl", "").strip())
         site = named.get("htmlurl", "").strip()
         if feed:
             attributes = {str(k): str(v) for k, v in el.attrib.items()}

@@ -92,6 +92,17 @@ NESTED_OPML = f"""<?xml version="1.0" encoding="UTF-8"?>
             [F1],
             id="opml-namespace",
         ),
+        pytest.param(
+            b'<opml version="2.0"><body><outline xmlUrl="feed://one.example/feed/"/>'
+            b'<outline xmlUrl="feed:https://two.example/rss.xml"/></body></opml>\n',
+            ["http://one.example/feed/", F2],
+            id="opml-feed-scheme",
+        ),
+        pytest.param(
+            b"feed://one.example/feed/\nFEED:https://two.example/rss.xml\n",
+            ["http://one.example/feed/", F2],
+            id="lines-feed-scheme",
+        ),
         pytest.param(f"{F1}\n{F2}\n{F3}\n".encode(), [F1, F2, F3], id="lines"),
         pytest.param(f"{F1}\n{F2}\n".encode("utf-16"), [F1, F2], id="lines-utf-16"),
         pytest.param(
@@ -119,7 +130,9 @@ def test_parse_feed_list(data: bytes, expected: list[str]) -> None:
     import ("not a valid OPML file"), or imported nothing without a word. A line of a list
     is its first word: what follows it after a space or a tab (a title, a `# comment`) is a
     note (it was part of the URL: `https://one.example/feed/%20%20`, a feed that does not
-    exist registered)."""
+    exist registered). A URL in the `feed:` URI scheme (`feed://host/rss`, `feed:https://…`,
+    as old readers exported them) is the http(s) URL it stands for, as a home page's feed
+    link so written is (it was refused: "not an http(s) URL")."""
     assert parse_feed_list(data) == expected
 
 
