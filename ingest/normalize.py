@@ -1180,6 +1180,62 @@ def spelled_date(text: str) -> datetime | None:
         return None
 
 
+# A date written with its year last in digits (`11.08.2025`, `25-08-2025`, `08/25/2025`), then
+# optionally a time (on the 12-hour clock too) and a zone.
+_YEAR_LAST = re.compile(
+    r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4})"
+    r"(?:(?:\s*,\s*|\s+|T)(\d{1,2}):(\d{2})(?::(\d{2}))?(?:[.,]\d+)?(?:\s*([ap])\.?m\.?)?)?"
+    r"(?:\s+(\S+))?\s*",
+    re.IGNORECASE,
+)
+
+
+def is_year_last(text: str) -> bool:
+    """Whether a date is written with its year last in digits (`year_last_date` reads it)."""
+    return _YEAR_LAST.fullmatch(colon_time(text)) is not None
+
+
+def year_last_date(text: str) -> datetime | None:
+    """A date written with its year last in digits, its time written with colons or dots
+    (`colon_time`): dotted, Europe's way, day first (`11.08.2025 12:30` is 11 August); with
+    dashes or slashes, the way it can only be read (`25-08-2025`, `08/25/2025`: no month
+    25), else none (`11-08-2025` is 11 August in Europe and India, 8 November in the US).
+    Naive where it states no zone, aware where it names one `zone_offset` or the tz database
+    knows; None for another text, an ambiguous or impossible day, and an unknown zone's name."""
+    match = _YEAR_LAST.fullmatch(colon_time(text))
+    if match is None:
+        return None
+    first, separator, second, year, hour, minute, second_of_minute, half, zone = match.groups()
+    if separator == "." or int(second) <= 12 < int(first):
+        day, month = int(first), int(second)
+    elif int(first) <= 12 < int(second):
+        day, month = int(second), int(first)
+    else:
+        return None
+    clock = int(hour or 0)
+    if half is not None:
+        if not 1 <= clock <= 12:
+            return None
+        clock = hour_of_day(clock, half)
+    tz: tzinfo | None = None
+    if zone is not None:
+        tz = UTC if zone in ("Z", "z") else zone_offset(zone) or tz_database_zone(zone)
+        if tz is None:
+            return None
+    try:
+        return datetime(
+            int(year),
+            month,
+            day,
+            clock,
+            int(minute or 0),
+            min(int(second_of_minute or 0), 59),
+            tzinfo=tz,
+        )
+    except ValueError:
+        return None
+
+
 def plausible_date(when: datetime | None, now: datetime) -> datetime | None:
     """`when` in UTC, unless it is more than `FUTURE_TOLERANCE` ahead of `now` or before
     `EARLIEST_DATE`: then no date at all. A date that far ahead is a typo or a trick (year 9999

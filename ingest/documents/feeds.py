@@ -35,6 +35,7 @@ from ingest.normalize import (
     charset_of,
     colon_time,
     hour_of_day,
+    is_year_last,
     media_type,
     rfc2822_form,
     scheme_less_host,
@@ -46,6 +47,7 @@ from ingest.normalize import (
     utf8_with_windows_1252,
     with_charset,
     without_user_info,
+    year_last_date,
     zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
@@ -698,9 +700,22 @@ def _entry_date(raw: dict[str, Any], key: str) -> datetime | None:
     """An entry's `published` or `updated` date as feedparser read it, in UTC; None where it
     names a zone no reader here knows (`_unread_zone`)."""
     written = _get(raw, key)
+    if isinstance(written, str) and is_year_last(written):
+        return _year_last(written)
     if isinstance(written, str) and _unread_zone(written):
         return None
     return _from_struct(_get(raw, f"{key}_parsed"))
+
+
+def _year_last(value: str) -> datetime | None:
+    """A date written with its year last in digits, as `normalize.year_last_date` reads it
+    (none where the day and the month could be either), in UTC. feedparser's ISO 8601 parser
+    read `11-08-2025 12:30` as 20 August 2011."""
+    when = year_last_date(value)
+    try:
+        return None if when is None else to_utc(when)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _unread_zone(value: str) -> bool:
@@ -1036,6 +1051,8 @@ def _from_iso(value: object) -> datetime | None:
         return _from_struct(_unix_time(str(value)))
     if not isinstance(value, str) or not value.strip():
         return None
+    if is_year_last(value):
+        return _year_last(value)
     value = colon_time(value)
     try:
         return _iso_in_utc(value)

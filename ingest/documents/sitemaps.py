@@ -22,6 +22,7 @@ from ingest.normalize import (
     absolute_http_url,
     colon_time,
     host_key,
+    is_year_last,
     registered_domain,
     rfc2822_date,
     scheme_less_site_url,
@@ -29,6 +30,7 @@ from ingest.normalize import (
     url_lines,
     without_controls,
     without_user_info,
+    year_last_date,
     zone_offset,
 )
 from ingest.types import ParsedEntry, ParsedFeed
@@ -557,8 +559,12 @@ def _zone(zone: str | None) -> timezone:
 
 def _rfc2822(text: str) -> datetime | None:
     """An RFC 2822 date, or one written with its month's name (`normalize.spelled_date`: on
-    the 12-hour clock, with the zone before the year), as pages and feeds read them."""
-    moment = spelled_date(text) or rfc2822_date(text)
+    the 12-hour clock, with the zone before the year), or with its year last in digits
+    (`normalize.year_last_date`: `11.08.2025`), as feeds read them."""
+    if is_year_last(text):
+        moment = year_last_date(text)
+    else:
+        moment = spelled_date(text) or rfc2822_date(text)
     if moment is None:
         return None
     if moment.tzinfo is None:

@@ -21,6 +21,7 @@ import feedparser.http
 import pytest
 
 from ingest.documents.feeds import looks_like_feed, parse_feed
+from ingest.documents.sitemaps import parse_w3c_datetime
 from ingest.errors import ParseError
 from ingest.types import ParsedEntry, ParsedFeed
 from tests.support.paths import DATA
@@ -1866,3 +1867,33 @@ def test_a_json_feed_date_written_as_a_number_is_a_unix_time(written: object) ->
     expected = datetime(2025, 8, 11, 12, 30, tzinfo=UTC)
     assert entry.published_at == entry.updated_at == expected
     assert _one(_json_feed({**item, "date_published": True})).published_at is None
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("11.08.2025 12:30", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("11.08.2025 12.30 +0200", datetime(2025, 8, 11, 10, 30, tzinfo=UTC)),
+        ("1.8.2025", datetime(2025, 8, 1, tzinfo=UTC)),
+        ("11.08.2025 12:30:45 CEST", datetime(2025, 8, 11, 10, 30, 45, tzinfo=UTC)),
+        ("25-08-2025 12:30", datetime(2025, 8, 25, 12, 30, tzinfo=UTC)),
+        ("08/25/2025 2:30 PM", datetime(2025, 8, 25, 14, 30, tzinfo=UTC)),
+        ("25/08/2025 14:30:00 GMT", datetime(2025, 8, 25, 14, 30, tzinfo=UTC)),
+        ("11-08-2025 12:30", None),
+        ("08/11/2025 12:30:00", None),
+        ("31.02.2025", None),
+        ("11.08.2025 12:30 IST", None),
+    ],
+)
+def test_a_date_written_with_its_year_last_is_read_day_first_where_it_says_so(
+    written: str, expected: datetime | None
+) -> None:
+    """A date written with its year last in digits: dotted (`11.08.2025`, Europe's way) is
+    day first; with dashes or slashes it is read where it can be read but one way (`25-08`,
+    `08/25`: no month 25), else it is no date (`11-08-2025` is 11 August in Europe and India,
+    8 November in the US). In RSS, Atom and a JSON Feed as in a sitemap. feedparser read
+    `11-08-2025 12:30` as 20 August 2011, and the others not at all."""
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    assert rss.published_at == json_entry.published_at == expected
+    assert parse_w3c_datetime(written) == expected
