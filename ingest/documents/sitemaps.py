@@ -6,6 +6,7 @@ size cap). Pure: no network, no files, no clock. A body that is not a sitemap is
 
 from __future__ import annotations
 
+import codecs
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -266,6 +267,36 @@ def _utf16(data: bytes) -> bool:
     return data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<"))
 
 
+_DECLARED_ENCODING = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']"
+)
+
+
+def _as_declared_utf8(data: bytes) -> bytes:
+    """A document whose bytes are valid UTF-8, non-ASCII among them, with its XML declaration
+    saying so where it names another charset (a template's `ISO-8859-1` kept after the site
+    moved to UTF-8), as a feed's and a page's are read: valid UTF-8 is all but never meant as
+    another charset, and read in that one, `café` in a URL was `cafÃ©`, another address. A
+    declaration of UTF-16 or UTF-32 on bytes that are UTF-8 (no NULs: one byte a character)
+    is false by construction. Any other document as it is: ASCII reads the same in every
+    one-byte charset, and a seven-bit one (ISO-2022-JP) is ASCII bytes."""
+    declared = _DECLARED_ENCODING.match(data)
+    if declared is None:
+        return data
+    try:
+        encoding = codecs.lookup(declared[1].decode("ascii")).name
+    except LookupError:
+        return data
+    wide = encoding.startswith(("utf-16", "utf-32"))
+    if encoding == "utf-8" or not (wide or not data.isascii()):
+        return data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    return data[: declared.start(1)] + b"utf-8" + data[declared.end(1) :]
+
+
 def _root_name(body: bytes) -> str | None:
     head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     position = 0
@@ -322,7 +353,7 @@ def _parse_xml(data: bytes, url: str) -> Any:
 
 
 def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
-    root = _parse_xml(data, url)
+    root = _parse_xml(_as_declared_utf8(data), url)
     name = _local(root.tag)
     if name == "urlset":
         entries: list[SitemapEntry] = []

@@ -645,3 +645,22 @@ def test_a_news_title_is_read_as_a_feed_s_title(written: str, expected: str) -> 
     )
     (entry,) = parse_sitemap(body, URL).entries
     assert entry.news_title == expected
+
+
+@pytest.mark.parametrize("declared", ["ISO-8859-1", "windows-1252", "latin1"])
+def test_a_utf_8_sitemap_declared_in_another_charset_is_read_as_utf_8(declared: str) -> None:
+    """A sitemap whose bytes are valid UTF-8, non-ASCII among them, under an XML declaration
+    naming another charset (a template kept after the site moved to UTF-8) is read as UTF-8,
+    as a feed or a page so labelled is: valid UTF-8 is all but never meant as another
+    charset. Its URLs were mojibake (`café` read `cafÃ©`, another address, a 404), its news
+    titles too. A sitemap really in that charset (its bytes no UTF-8) is read in it."""
+    ns = "xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'"
+    document = (
+        f"<?xml version='1.0' encoding='{declared}'?><urlset {NS} {ns}><url>"
+        "<loc>https://example.com/café</loc><news:news><news:title>Café Müller</news:title>"
+        "<news:publication_date>2025-01-01</news:publication_date></news:news></url></urlset>"
+    )
+    (entry,) = parse_sitemap(document.encode("utf-8"), URL).entries
+    assert (entry.url, entry.news_title) == ("https://example.com/café", "Café Müller")
+    (entry,) = parse_sitemap(document.encode("latin-1"), URL).entries
+    assert (entry.url, entry.news_title) == ("https://example.com/café", "Café Müller")
