@@ -28,7 +28,9 @@ from ingest.normalize import (
     rfc2822_date,
     scheme_less_site_url,
     spelled_date,
+    url_line,
     url_lines,
+    utf8_with_windows_1252,
     without_controls,
     without_user_info,
     year_last_date,
@@ -297,6 +299,33 @@ def _as_declared_utf8(data: bytes) -> bytes:
     return data[: declared.start(1)] + b"utf-8" + data[declared.end(1) :]
 
 
+_LOC_TEXT = re.compile(rb"(<(?:[\w.\-]+:)?loc\b[^>]*>)([^<]*)")
+
+
+def _stray_bytes_read(data: bytes) -> bytes:
+    """A UTF-8 document (declared so, or undeclared) with bytes that are not UTF-8 pasted
+    in, made valid UTF-8 as a feed's are: in a location they are the URL's own bytes,
+    percent-escaped (`normalize.url_line`, a text sitemap's rule: a Latin-1 `é` is `%E9`),
+    elsewhere Windows-1252 (`normalize.utf8_with_windows_1252`: a word processor's quotes in
+    a news title). libxml2 read each as U+FFFD, which names another page. Any other document
+    as it is: one in another charset, in UTF-16, or valid UTF-8."""
+    declared = _DECLARED_ENCODING.match(data)
+    if declared is not None:
+        try:
+            if codecs.lookup(declared[1].decode("ascii")).name != "utf-8":
+                return data
+        except LookupError:
+            return data
+    if _utf16(data.lstrip(b" \t\r\n")):
+        return data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        escaped = _LOC_TEXT.sub(lambda m: m[1] + url_line(m[2]).encode("utf-8"), data)
+        return utf8_with_windows_1252(escaped)[0].encode("utf-8")
+    return data
+
+
 def _root_name(body: bytes) -> str | None:
     head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     position = 0
@@ -353,7 +382,7 @@ def _parse_xml(data: bytes, url: str) -> Any:
 
 
 def _xml_sitemap(data: bytes, url: str, max_entries: int) -> Sitemap:
-    root = _parse_xml(_as_declared_utf8(data), url)
+    root = _parse_xml(_as_declared_utf8(_stray_bytes_read(data)), url)
     name = _local(root.tag)
     if name == "urlset":
         entries: list[SitemapEntry] = []

@@ -664,3 +664,25 @@ def test_a_utf_8_sitemap_declared_in_another_charset_is_read_as_utf_8(declared: 
     assert (entry.url, entry.news_title) == ("https://example.com/café", "Café Müller")
     (entry,) = parse_sitemap(document.encode("latin-1"), URL).entries
     assert (entry.url, entry.news_title) == ("https://example.com/café", "Café Müller")
+
+
+def test_windows_1252_bytes_in_a_utf_8_sitemap_are_read_as_a_feed_s_are() -> None:
+    """A UTF-8 sitemap (declared so, or undeclared) with bytes that are not UTF-8 pasted in:
+    in a news title (a word processor's quotes, `Caf\\xe9`) they are Windows-1252, as in a
+    feed (`normalize.utf8_with_windows_1252`); in a location they are the URL's own bytes,
+    percent-escaped, as in a text sitemap (`normalize.url_lines`). Both were U+FFFD, the
+    title garbled and the URL another page's."""
+    ns = "xmlns:news='http://www.google.com/schemas/sitemap-news/0.9'"
+    for declaration in (b"<?xml version='1.0' encoding='UTF-8'?>", b""):
+        body = (
+            declaration
+            + f"<urlset {NS} {ns}><url><loc>https://example.com/caf".encode()
+            + b"\xe9</loc><news:news><news:title>Caf\xe9 \x93quoted\x94 \xe2\x80\x94 ok"
+            + b"</news:title><news:publication_date>2025-01-01</news:publication_date>"
+            + b"</news:news></url><url><loc>https://example.com/b</loc></url></urlset>"
+        )
+        parsed = parse_sitemap(body, URL)
+        assert [(e.url, e.news_title) for e in parsed.entries] == [
+            ("https://example.com/caf%E9", "Café “quoted” — ok"),
+            ("https://example.com/b", None),
+        ]
