@@ -316,7 +316,7 @@ def _stray_bytes_read(data: bytes) -> bytes:
                 return data
         except LookupError:
             return data
-    if _utf16(data.lstrip(b" \t\r\n")):
+    if data.isascii() or _utf16(data.lstrip(b" \t\r\n")):
         return data
     try:
         data.decode("utf-8")
@@ -538,7 +538,9 @@ def _clean(value: str | None) -> str | None:
 def _http_url(value: str | None, base: str) -> str | None:
     """An absolute http(s) URL (resolved against `base`, one written without its scheme read
     as `normalize.scheme_less_site_url` reads it), or None."""
-    return absolute_http_url(scheme_less_site_url(value, base) if value else value, base)
+    if value and "://" not in value:
+        value = scheme_less_site_url(value, base)
+    return absolute_http_url(value, base)
 
 
 def parse_w3c_datetime(value: str | None) -> datetime | None:
@@ -557,10 +559,12 @@ def parse_w3c_period(value: str | None) -> tuple[datetime, datetime | None] | No
     have been modified on any day of May. None beside a day or a time (a date alone, read as
     its midnight, is its whole day: `ingest.backfill.options.latest`). A time written with
     dots (`2024-05-06 07.08`) is read as `normalize.colon_time` writes it."""
-    text = colon_time((value or "").strip())
+    text = (value or "").strip()
     if not text:
         return None
     match = _W3C.fullmatch(text)
+    if match is None and (dotted := colon_time(text)) != text:
+        text, match = dotted, _W3C.fullmatch(dotted)
     if match is None:
         moment = _rfc2822(text)
         return (moment, None) if moment is not None else None
