@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
-from urllib.parse import urldefrag
+from urllib.parse import urldefrag, urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
@@ -628,6 +628,20 @@ taken for it)."""
 
 
 def _entry_link(raw: dict[str, Any], base: str) -> str | None:
+    """The entry's page: the link it gives (`_given_link`), else its permalink guid, else its
+    RSS 1.0 `rdf:about`. A link to a site's root (`https://example.com/`: a template giving
+    every item the channel's link) is no article's page where the permalink guid names
+    another: that page is the entry's."""
+    permalink = _page_link(_get(raw, "id"), base) if _get(raw, "guid_permalink") else None
+    given = _given_link(raw, base)
+    if given is not None and not (_is_root(given) and permalink and not _is_root(permalink)):
+        return given
+    # RSS 2.0: a permalink guid is the item's address, where its <link> gives none.
+    # RSS 1.0: the resource an item describes, its `rdf:about`, is its page.
+    return permalink or given or _page_link(_get(raw, "rdf_about"), base)
+
+
+def _given_link(raw: dict[str, Any], base: str) -> str | None:
     # FeedBurner's <link> is a redirect through feedproxy.google.com (shut down since);
     # `feedburner:origLink` is the article's own address. Checked as any link is.
     if original := _page_link(_get(raw, "feedburner_origlink"), base):
@@ -639,13 +653,14 @@ def _entry_link(raw: dict[str, Any], base: str) -> str | None:
             and (href := _page_link(_get(link, "href"), base))
         ):
             return href
-    if href := _page_link(_get(raw, "link"), base):
-        return href
-    # RSS 2.0: a permalink guid is the item's address, where its <link> gives none.
-    if _get(raw, "guid_permalink") and (href := _page_link(_get(raw, "id"), base)):
-        return href
-    # RSS 1.0: the resource an item describes, its `rdf:about`, is its page.
-    return _page_link(_get(raw, "rdf_about"), base)
+    return _page_link(_get(raw, "link"), base)
+
+
+def _is_root(url: str) -> bool:
+    """Whether a URL is a site's root, its home page (`https://example.com/`, a fragment
+    aside), which is no article's page."""
+    parts = urlsplit(url)
+    return parts.path in ("", "/") and not parts.query
 
 
 def _page_link(value: object, base: str) -> str | None:

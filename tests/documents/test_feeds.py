@@ -1897,3 +1897,20 @@ def test_a_date_written_with_its_year_last_is_read_day_first_where_it_says_so(
     json_entry = _one(_json_feed({"id": "1", "date_published": written}))
     assert rss.published_at == json_entry.published_at == expected
     assert parse_w3c_datetime(written) == expected
+
+
+@pytest.mark.parametrize(
+    "home", ["https://example.com/", "https://example.com", "https://www.example.com/#main"]
+)
+def test_an_item_linking_its_site_s_home_page_is_at_its_permalink_guid(home: str) -> None:
+    """An item whose `<link>` is its site's home page (a template giving every item the
+    channel's link) and whose `<guid>` is a permalink to another page (RSS 2.0: unless
+    isPermaLink="false") is at that page: a site's root is no article's page. Every entry
+    linked the home page, its page was fetched for each and its text stored as each article.
+    A guid that is no permalink leaves the link as it is; so does a permalink to the root."""
+    item = f"<item><title>A</title><link>{home}</link><guid>https://example.com/2025/a.html</guid></item>"
+    assert _one(_rss(item)).link == "https://example.com/2025/a.html"
+    item = f"<item><title>A</title><link>{home}</link>{GUID}</item>"
+    assert _one(_rss(item)).link == home
+    item = f"<item><title>A</title><link>{home}</link><guid>https://example.com/</guid></item>"
+    assert _one(_rss(item)).link == home
