@@ -45,9 +45,23 @@ class PageOutcome:
 
     def retry_later(self, attempts: int, max_attempts: int) -> bool:
         """Whether the entry waits for another try at its page instead of being stored from
-        the feed's text now: the failure is a passing one and tries are left (`attempts` made
-        before this one; a request its host held back, never sent, is none)."""
-        return self.transient and attempts + (0 if self.held else 1) < max_attempts
+        the feed's text now (`retry_later`)."""
+        return retry_later(self.transient, self.held, attempts, max_attempts)
+
+
+def tries_after(attempts: int, *, held: bool) -> int:
+    """The tries made at a URL once one more request for it failed: the `attempts` made
+    before, and this one, but for a request its host's Retry-After held back (`HeldError`),
+    never sent, which is none."""
+    return attempts if held else attempts + 1
+
+
+def retry_later(transient: bool, held: bool, attempts: int, max_attempts: int) -> bool:
+    """Whether a URL whose request just failed is worth another try: the failure is a passing
+    one and tries are left (`tries_after`, `attempts` made before this one). One rule for
+    the pages the service and backfills fetch and a backfill's sources (feed pages,
+    sitemaps)."""
+    return transient and tries_after(attempts, held=held) < max_attempts
 
 
 NO_PAGE = PageOutcome(None, None, None, False)

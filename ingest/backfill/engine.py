@@ -40,12 +40,20 @@ from ingest.documents.sitemaps import (
     sitemap_entry,
     sitemap_sites,
 )
-from ingest.errors import FeedError, FetchError, LockLost, ParseError, StoreError, WorkerError
+from ingest.errors import (
+    FeedError,
+    FetchError,
+    HeldError,
+    LockLost,
+    ParseError,
+    StoreError,
+    WorkerError,
+)
 from ingest.fetch import Fetcher
 from ingest.fetch.client import with_user_info
 from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, plausible_date, redact_url
-from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page
+from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page, retry_later, tries_after
 from ingest.pipeline import known_entries
 from ingest.sources import canonical, site_feeds, site_sitemaps
 from ingest.store import Store
@@ -76,10 +84,10 @@ PAGE_CONCURRENCY: Final = 8
 """Pages in flight at once; the rate limit and the Fetcher's per-host limits are the real brake."""
 SOURCE_CONCURRENCY: Final = 4
 SOURCE_ATTEMPTS: Final = 3
-HOLD_PATIENCE: Final = 600.0
-"""The longest a run waits for a host's Retry-After to end before fetching the pages it held
-back again; a longer hold ends the fetching, leaving them to the next invocation."""
 """Tries at one feed page or sitemap that fails for a passing reason (5xx, 429, timeout)."""
+HOLD_PATIENCE: Final = 600.0
+"""The longest a run waits for a host's Retry-After to end before fetching the pages (or
+walking the sources) it held back again; a longer hold leaves them to the next invocation."""
 MAX_INDEX_DEPTH: Final = 3
 """Sitemap indexes read one below the other: the protocol allows one (an index lists sitemaps,
 not indexes), sites nest a few (by year, then by month); an index below that many is not read,
@@ -88,6 +96,14 @@ so that indexes nested without end, each at a URL of its own, end the walk."""
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def waits_out(hold: float) -> bool:
+    """Whether a run waits for a host's Retry-After, `hold` seconds left of it, to end and
+    then sends the requests it held back (`HeldError`) again: where it ends within
+    HOLD_PATIENCE. The rule of the pages (`Backfill._fetch_all`) and the sources
+    (`Backfill._fetch_source`) alike."""
+    return hold <= HOLD_PATIENCE
 
 
 def _plausible_ref(ref: SitemapRef, now: datetime) -> SitemapRef:
@@ -271,15 +287,24 @@ class Backfill:
         )
 
     async def _fetch_source(self, url: str) -> FetchResult:
-        """A feed page or sitemap, tried again after a pause when it fails for a passing reason."""
-        for attempt in range(1, SOURCE_ATTEMPTS + 1):
+        """A feed page or sitemap, tried again after a pause when it fails for a passing reason,
+        SOURCE_ATTEMPTS tries in all, under the pages' rule (`retry_later`): a request its
+        host's Retry-After held back, unsent, is no try, and is sent again once the hold ends
+        where the run waits that long (`waits_out`); a longer hold raises its `HeldError`, the
+        source left to the next invocation (failed for a passing reason)."""
+        attempts = 0
+        while True:
             try:
                 return await self._fetch(url, "feed")
             except FetchError as e:
-                if not e.transient or attempt == SOURCE_ATTEMPTS:
+                held = isinstance(e, HeldError)
+                if not retry_later(e.transient, held, attempts, SOURCE_ATTEMPTS):
                     raise
-                await asyncio.sleep(min(30.0, 2.0**attempt))
-        raise AssertionError("unreachable")
+                if isinstance(e, HeldError) and not waits_out(e.seconds):
+                    raise
+                attempts = tries_after(attempts, held=held)
+                pause = e.seconds if isinstance(e, HeldError) else min(30.0, 2.0**attempts)
+            await asyncio.sleep(pause)
 
     # seeding ----------------------------------------------------------------------------------
 
@@ -777,7 +802,7 @@ class Backfill:
                 # earliest hold ends; one ending beyond the run's patience ends the run where
                 # nothing else is left to try, leaving them to the next invocation.
                 hold = self._hold_ends - time.monotonic()
-                if hold <= HOLD_PATIENCE:
+                if waits_out(hold):
                     pause = max(pause, hold)
                 elif not self._tried_later:
                     log.info("backfill_held", pages=self.tally.retry_later, seconds=round(hold))

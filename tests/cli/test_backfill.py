@@ -1461,6 +1461,43 @@ def test_pages_held_longer_than_the_run_waits_are_left_untried_for_the_next_invo
     assert numbers(site, stored(database_url)) == {3, 4, 5}
 
 
+def test_sitemaps_a_retry_after_holds_spend_no_try_and_are_walked_once_it_ends(
+    database_url: str, site: Site
+) -> None:
+    """An index's first sitemap answering 429 with a Retry-After longer than a request waits
+    (INGEST_MAX_CRAWL_DELAY) holds the site's other sitemaps back unsent: as the pages held
+    so, they spend no try and are walked once the hold ends, within the run; none fails."""
+    busy = {"n": 0}
+    posts = site.server.routes["/sitemap-posts.xml"]
+    assert callable(posts)
+
+    def handle(req: Request) -> Response:
+        if not busy["n"]:
+            busy["n"] += 1
+            return Response(429, b"slow down", {"Retry-After": "10"})
+        return posts(req)
+
+    site.server.routes["/sitemap-posts.xml"] = handle
+    proc = ingest(
+        database_url,
+        "backfill",
+        "--rate",
+        "0",
+        site.url("/sitemap_index.xml"),
+        INGEST_MAX_CRAWL_DELAY="1",
+        INGEST_PER_HOST_CONNECTIONS="1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert busy["n"] == 1
+    assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
+    assert len(site.server.hits("/sitemap-posts.xml")) == 2
+    assert len(site.server.hits("/sitemap-old.xml.gz")) == 1
+    assert len(site.server.hits("/news-sitemap.xml")) == 1
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed", proc.stdout
+    assert "not finished" not in proc.stdout
+
+
 def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site) -> None:
     """A backfill killed (SIGKILL) while pages stall, started again, fetches only what was not
     done: every article is stored exactly once and no stored page is fetched again."""
