@@ -174,6 +174,11 @@ class Backfill:
         whose URLs its polls keep and so does the backfill (`sitemaps.sitemap_sites`)."""
         self._listed: dict[str, _Walk] = {}
         """Feed page to walk -> the walk before it."""
+        self._moved: dict[str, str] = {}
+        """A sitemap walked by this invocation that redirected: the URL it was served from
+        (canonical) -> the URL it is recorded under, so that an index listing it at its new
+        address (itself, or an index it lists listing it back) lists the sitemap walked, not
+        another (at most --max-sitemaps of them)."""
         self._sitemap_room = asyncio.Lock()
         """Held from counting a run's sitemaps to recording those an index adds, so that the
         indexes walked at once do not each take the same room under --max-sitemaps."""
@@ -489,6 +494,8 @@ class Backfill:
     async def _walk_sitemap(
         self, run: BackfillRun, url: str, result: FetchResult, depth: int
     ) -> None:
+        if (served_from := canonical(with_user_info(url, result.final_url))) != url:
+            self._moved.setdefault(served_from, url)
         sitemap: Sitemap = await parse_in_worker(
             self.workers,
             parse_sitemap,
@@ -525,8 +532,9 @@ class Backfill:
                 )
             # Each sitemap once, by the URL it is recorded under, with the latest date the
             # index gives it (none where one listing gives none): one listed twice (by this
-            # index, or by another index of the run, or an index listed back by one it lists)
-            # is walked once, and takes one place under --max-sitemaps. They are walked newest
+            # index, or by another index of the run, or an index listed back by one it lists,
+            # at the URL it was recorded under or one it redirected to, `_moved`) is walked
+            # once, and takes one place under --max-sitemaps. They are walked newest
             # first (those the index does not date before them), so that a run with --limit
             # finds the newest URLs first and skips the sitemaps last modified before them
             # (`_walk`), as it stops walking a feed's paged history. A date far ahead is none,
@@ -538,7 +546,8 @@ class Backfill:
                 dated,
                 key=lambda r: (r.lastmod is not None, -r.lastmod.timestamp() if r.lastmod else 0),
             ):
-                children.setdefault(canonical(with_user_info(url, ref.url)), ref)
+                child = canonical(with_user_info(url, ref.url))
+                children.setdefault(self._moved.get(child, child), ref)
             async with self._sitemap_room:
                 recorded = await self.runs.recorded_sources(run.id, list(children))
                 # A sitemap last modified before --since lists nothing modified since: neither

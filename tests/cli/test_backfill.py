@@ -2922,3 +2922,38 @@ def test_a_failure_recorded_with_its_credentials_before_is_shown_without_them(
     shown = f"robots.txt: disallowed (redirect to {server.url('/private/a?token=***')})"
     assert f"failed: {server.url('/a/1')}: {shown}" in proc.stdout
     assert secret not in proc.stdout + proc.stderr
+
+
+def test_a_sitemap_index_listed_at_the_url_it_redirected_to_is_walked_once(
+    database_url: str,
+) -> None:
+    """TARGET a sitemap index's old address, redirected to its new one, where it lists itself
+    (its new address) beside a sitemap and another index, which lists it back (its new
+    address too): the index is walked once, its new address taken for the index already
+    walked, not a sitemap of its own, so that the summary counts it once."""
+    with LocalServer() as srv:
+        srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+        srv.routes["/sitemap.xml"] = Response(301, b"", {"Location": srv.url("/index.xml")})
+
+        def index(*paths: str) -> Response:
+            refs = "".join(f"<sitemap><loc>{srv.url(path)}</loc></sitemap>" for path in paths)
+            body = f"<?xml version='1.0'?><sitemapindex {SITEMAP_NS}>{refs}</sitemapindex>"
+            return static(body, "application/xml")
+
+        srv.routes["/index.xml"] = index("/index.xml", "/s/0.xml", "/other.xml")
+        srv.routes["/other.xml"] = index("/index.xml", "/s/1.xml")
+        for n in range(2):
+            srv.routes[f"/s/{n}.xml"] = static(urlset(srv.base, range(n, n + 1)))
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        proc = backfill(database_url, srv.url("/sitemap.xml"))
+        walked = Counter(r.path for r in srv.requests if r.path.endswith(".xml"))
+    assert walked == {
+        "/sitemap.xml": 1,
+        "/index.xml": 1,
+        "/other.xml": 1,
+        "/s/0.xml": 1,
+        "/s/1.xml": 1,
+    }
+    assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
+    (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
+    assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed", proc.stdout
