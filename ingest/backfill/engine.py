@@ -291,16 +291,17 @@ class Backfill:
             url, kind, extra_headers=self._headers, headers_for=self.options.target
         )
 
-    async def _fetch_source(self, url: str) -> FetchResult:
-        """A feed page or sitemap, tried again after a pause when it fails for a passing reason,
-        SOURCE_ATTEMPTS tries in all, under the pages' rule (`retry_later`): a request its
-        host's Retry-After held back, unsent, is no try, and is sent again once the hold ends
-        where the run waits that long (`waits_out`); a longer hold raises its `HeldError`, the
-        source left to the next invocation (failed for a passing reason)."""
+    async def _fetch_source(self, url: str, kind: FetchKind = "feed") -> FetchResult:
+        """A source (TARGET, the requests that find a site's sources, a feed page, a sitemap),
+        tried again after a pause when it fails for a passing reason, SOURCE_ATTEMPTS tries in
+        all, under the pages' rule (`retry_later`): a request its host's Retry-After held back,
+        unsent, is no try, and is sent again once the hold ends where the run waits that long
+        (`waits_out`); a longer hold raises its `HeldError` (a source walked is left to the
+        next invocation, failed for a passing reason)."""
         attempts = 0
         while True:
             try:
-                return await self._fetch(url, "feed")
+                return await self._fetch(url, kind)
             except FetchError as e:
                 held = isinstance(e, HeldError)
                 if not retry_later(e.transient, held, attempts, SOURCE_ATTEMPTS):
@@ -324,7 +325,7 @@ class Backfill:
         target = options.target
         if target is not None:
             try:
-                result = await self._fetch(target, "feed")
+                result = await self._fetch_source(target)
             except FetchError as e:
                 raise FeedError(target, f"cannot fetch {redact_url(target)}: {e}") from e
             feed_id = self._feed_id
@@ -388,10 +389,12 @@ class Backfill:
         return kept, beyond
 
     async def _site_sources(self, result: FetchResult) -> list[tuple[str, SourceKind]]:
-        """A home page's feeds and its sitemaps, found as `feeds add` finds them; the responses
-        that showed them are read again by the walk instead of fetched twice."""
-        found = await site_feeds(self._fetch, result)
-        found += await site_sitemaps(self._fetch, result.final_url)
+        """A home page's feeds and its sitemaps, found as `feeds add` finds them, each request
+        under the sources' rule (`_fetch_source`: a feed link or a robots.txt failing once for
+        a passing reason is no source lost, the run being seeded once); the responses that
+        showed them are read again by the walk instead of fetched twice."""
+        found = await site_feeds(self._fetch_source, result)
+        found += await site_sitemaps(self._fetch_source, result.final_url)
         for f in found:
             if f.response is not None:
                 self._prefetched[f.url] = f.response

@@ -2957,3 +2957,43 @@ def test_a_sitemap_index_listed_at_the_url_it_redirected_to_is_walked_once(
     assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(2))
     (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
     assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed", proc.stdout
+
+
+def _unavailable_once(site: Site, path: str) -> dict[str, int]:
+    """`path` answers 503 the first time it is asked for, as it did before after that;
+    returns the count of those 503s."""
+    route = site.server.routes[path]
+    failed = {"n": 0}
+
+    def handle(req: Request) -> Response:
+        if not failed["n"]:
+            failed["n"] += 1
+            return Response(503, b"busy")
+        return route(req) if callable(route) else route
+
+    site.server.routes[path] = handle
+    return failed
+
+
+def test_target_failing_once_for_a_passing_reason_is_tried_again(
+    database_url: str, site: Site
+) -> None:
+    """TARGET answering 503 once (a site busy for a moment) is tried again, as the sources
+    it leads to are, instead of the backfill refused as unreachable."""
+    failed = _unavailable_once(site, "/sitemap_index.xml")
+    proc = ingest(database_url, "backfill", "--rate", "0", site.url("/sitemap_index.xml"))
+    assert proc.returncode == 0, proc.stderr
+    assert failed["n"] == 1
+    assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
+
+
+def test_a_feed_a_home_page_links_failing_once_for_a_passing_reason_is_walked(
+    database_url: str, site: Site
+) -> None:
+    """A home page linking a feed that answers 503 once, when it is checked: it is tried
+    again and walked, its history stored, instead of left out of the run's sources for good
+    (the run seeded without it: no later invocation walks it)."""
+    failed = _unavailable_once(site, "/paged.atom")
+    backfill(database_url, site.url("/"))
+    assert failed["n"] == 1
+    assert numbers(site, stored(database_url)) == set(range(ARTICLES))
