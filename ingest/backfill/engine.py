@@ -188,6 +188,9 @@ class Backfill:
         self._hold_ends: float | None = None
         """When (monotonic) the earliest hold ends of the pages of this pass a host's
         Retry-After held back unsent; None if none was."""
+        self._held_over = False
+        """Whether this invocation left pages or sources to the next one, unsent, their host's
+        Retry-After longer than it waits (`waits_out`): the run is not finished."""
 
     async def run(self) -> BackfillReport:
         started = time.monotonic()
@@ -273,7 +276,7 @@ class Backfill:
         self.reporter.phase("fetch", self.tally.to_fetch, self.tally)
         await self._fetch_all(run)
         counts = await self.runs.counts(run.id)
-        finished = counts.url_total("pending") == 0
+        finished = counts.url_total("pending") == 0 and not self._held_over
         if finished:
             await self.runs.finish_run(run.id)
         failures = await self.runs.failures(run.id)
@@ -456,6 +459,7 @@ class Backfill:
                         retryable=e.transient and not end,
                     )
                     self.tally.sources += 1
+                    self._held_over |= isinstance(e, HeldError)
                     if end:
                         log.debug("backfill_source_end", error=str(e))
                     else:
@@ -818,6 +822,7 @@ class Backfill:
                     pause = max(pause, hold)
                 elif not self._tried_later:
                     log.info("backfill_held", pages=self.tally.retry_later, seconds=round(hold))
+                    self._held_over = True
                     return
             if not await self.runs.retry_urls(run.id, self.settings.page_attempts):
                 return

@@ -1453,9 +1453,12 @@ def test_pages_held_longer_than_the_run_waits_are_left_untried_for_the_next_invo
         ("failed", 1, True),
     ]
     assert "held" in first.stdout
+    assert "not finished: run the same command again" in first.stdout
     (held,) = events(first.stderr, "backfill_held")
     assert held["pages"] == 3
     assert held["seconds"] > 3000
+    (done,) = events(first.stderr, "backfill_done")
+    assert done["finished"] is False
     second = ingest(database_url, "backfill", "--rate", "0", "--urls", "-", stdin=urls)
     assert second.returncode == 0, second.stderr
     assert numbers(site, stored(database_url)) == {3, 4, 5}
@@ -1496,6 +1499,47 @@ def test_sitemaps_a_retry_after_holds_spend_no_try_and_are_walked_once_it_ends(
     (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
     assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed", proc.stdout
     assert "not finished" not in proc.stdout
+
+
+def test_sitemaps_held_longer_than_the_run_waits_are_left_for_the_next_invocation(
+    database_url: str, site: Site
+) -> None:
+    """A Retry-After longer than a backfill waits for a hold (an hour) on an index's first
+    sitemap: the sitemaps it holds back are left failed at once, unsent, the run said not
+    finished, and the next invocation walks them and stores their URLs."""
+    busy = {"n": 0}
+    posts = site.server.routes["/sitemap-posts.xml"]
+    assert callable(posts)
+
+    def handle(req: Request) -> Response:
+        if not busy["n"]:
+            busy["n"] += 1
+            return Response(429, b"slow down", {"Retry-After": "3600"})
+        return posts(req)
+
+    site.server.routes["/sitemap-posts.xml"] = handle
+    target = site.url("/sitemap_index.xml")
+    first = ingest(
+        database_url,
+        "backfill",
+        "--rate",
+        "0",
+        target,
+        INGEST_MAX_CRAWL_DELAY="1",
+        INGEST_PER_HOST_CONNECTIONS="1",
+    )
+    assert first.returncode == 0, first.stderr
+    assert stored(database_url) == {}
+    assert len(site.server.hits("/sitemap-posts.xml")) == 1
+    assert site.server.hits("/news-sitemap.xml") == []
+    (sources,) = (line for line in first.stdout.splitlines() if "sources:" in line)
+    assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 3 failed", first.stdout
+    assert "not finished: run the same command again" in first.stdout
+    (done,) = events(first.stderr, "backfill_done")
+    assert done["finished"] is False
+    second = backfill(database_url, target)
+    assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
+    assert "not finished" not in second.stdout
 
 
 def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site) -> None:
