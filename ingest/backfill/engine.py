@@ -312,7 +312,11 @@ class Backfill:
                 if isinstance(e, HeldError) and not waits_out(e.seconds):
                     raise
                 attempts = tries_after(attempts, held=held)
-                pause = e.seconds if isinstance(e, HeldError) else min(30.0, 2.0**attempts)
+                if isinstance(e, HeldError):
+                    pause = e.seconds
+                    log.info("backfill_waiting", source=redact_url(url), seconds=round(pause))
+                else:
+                    pause = min(30.0, 2.0**attempts)
             await asyncio.sleep(pause)
 
     # seeding ----------------------------------------------------------------------------------
@@ -820,6 +824,8 @@ class Backfill:
                 hold = self._hold_ends - time.monotonic()
                 if waits_out(hold):
                     pause = max(pause, hold)
+                    # Said, rather than a silence of up to HOLD_PATIENCE in the log.
+                    log.info("backfill_waiting", pages=self.tally.retry_later, seconds=round(pause))
                 elif not self._tried_later:
                     log.info("backfill_held", pages=self.tally.retry_later, seconds=round(hold))
                     self._held_over = True

@@ -1420,6 +1420,10 @@ def test_pages_a_retry_after_holds_spend_no_try_and_are_fetched_once_it_ends(
     assert numbers(site, stored(database_url)) == {3, 4, 5}
     assert sum(site.page_hits().values()) == 4
     assert time.monotonic() - started >= 9
+    # The wait says so, rather than a silence of up to 10 minutes in the log.
+    (waiting,) = events(proc.stderr, "backfill_waiting")
+    assert waiting["pages"] == 3
+    assert 5 <= waiting["seconds"] <= 10
 
 
 def test_pages_held_longer_than_the_run_waits_are_left_untried_for_the_next_invocation(
@@ -1499,6 +1503,12 @@ def test_sitemaps_a_retry_after_holds_spend_no_try_and_are_walked_once_it_ends(
     (sources,) = (line for line in proc.stdout.splitlines() if "sources:" in line)
     assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed", proc.stdout
     assert "not finished" not in proc.stdout
+    waiting = events(proc.stderr, "backfill_waiting")
+    assert {w["source"] for w in waiting} == {
+        site.url(path)
+        for path in ("/sitemap-posts.xml", "/sitemap-old.xml.gz", "/news-sitemap.xml")
+    }
+    assert all(0 < w["seconds"] <= 10 for w in waiting)
 
 
 def test_sitemaps_held_longer_than_the_run_waits_are_left_for_the_next_invocation(
