@@ -1552,6 +1552,59 @@ def test_sitemaps_held_longer_than_the_run_waits_are_left_for_the_next_invocatio
     assert "not finished" not in second.stdout
 
 
+def test_sigterm_while_sitemaps_wait_for_a_hold_exits_143_and_resumes(
+    database_url: str, site: Site
+) -> None:
+    """SIGTERM (`docker stop`) while the sitemaps a Retry-After holds wait for it to end: exit
+    143 at once with the hint to run again; the same command then walks them, and stores
+    every URL once."""
+    busy = {"n": 0}
+    posts = site.server.routes["/sitemap-posts.xml"]
+    assert callable(posts)
+
+    def handle(req: Request) -> Response:
+        if not busy["n"]:
+            busy["n"] += 1
+            return Response(429, b"slow down", {"Retry-After": "300"})
+        return posts(req)
+
+    site.server.routes["/sitemap-posts.xml"] = handle
+    target = site.url("/sitemap_index.xml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "backfill", "--rate", "0", target],
+        env=env(database_url, INGEST_MAX_CRAWL_DELAY="1", INGEST_PER_HOST_CONNECTIONS="1"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if '"backfill_waiting"' in line:
+                break
+        assert any('"backfill_waiting"' in line for line in lines), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert "run the same command again" in err
+    assert stored(database_url) == {}
+    resumed = backfill(database_url, target)
+    assert "(resumed)" in resumed.stdout
+    rows = stored(database_url)
+    assert numbers(site, rows) == set(POSTS) | set(OLD) | set(NEWS)
+    assert len(rows) == len(POSTS) + len(OLD) + len(NEWS)
+    assert len(site.server.hits("/sitemap_index.xml")) == 1
+    (sources,) = (line for line in resumed.stdout.splitlines() if "sources:" in line)
+    assert sources == "  sources: 4 (0 feed pages, 4 sitemaps), 0 failed", resumed.stdout
+
+
 def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site) -> None:
     """A backfill killed (SIGKILL) while pages stall, started again, fetches only what was not
     done: every article is stored exactly once and no stored page is fetched again."""
