@@ -176,6 +176,15 @@ class Pipeline:
         """Feeds in progress whose outcome is being recorded or whose lease is being handed back
         (`_finishing_poll`): writes that change nothing once the lease is another process's,
         and that release it themselves. `_renew_leases` does not stop them."""
+        self._unreleased_hosts: dict[str, str] = {}
+        """Hosts a run ended holding (sql/0045) whose release failed (the database went away),
+        each with a URL of it: released with the leases handed back (`_hand_back`), so that
+        another process may take them a host delay after the database answers again rather
+        than when the claims' leases run out; forgotten where a claim takes one again (the run
+        that claimed it releases it)."""
+        self._claiming = asyncio.Lock()
+        """Held by a claim and by the release of `_unreleased_hosts`: a host a claim takes
+        again is not released under the run that now holds it."""
         self._handing_back: asyncio.Future[None] | None = None
         self._committed: dict[int, _Committed] = {}
         """What committed so far for each feed a pass is polling (new articles, articles
@@ -342,20 +351,25 @@ class Pipeline:
                     room = {host: share - n for host, n in per_host.items() if n}
                     claimed_at = asyncio.get_running_loop().time()
                     try:
-                        feeds = await self.store.claim_feeds(
-                            owner=self.owner,
-                            lease_seconds=self.settings.lease_seconds,
-                            limit=min(cap - len(running), self.settings.feeds_per_tick),
-                            all_feeds=all_feeds,
-                            # Nor a feed still waiting for its hand-back (`_hand_back`), even
-                            # once its lease ran out: the hand-back would release the new
-                            # poll's lease.
-                            exclude=[*handed_back, *self._unreleased],
-                            pass_started=pass_started,
-                            host_room=room,
-                            host_limit=share,
-                            now=self.clock(),
-                        )
+                        # Not beside a hand-back's release of hosts (`_hand_back`).
+                        async with self._claiming:
+                            feeds = await self.store.claim_feeds(
+                                owner=self.owner,
+                                lease_seconds=self.settings.lease_seconds,
+                                limit=min(cap - len(running), self.settings.feeds_per_tick),
+                                all_feeds=all_feeds,
+                                # Nor a feed still waiting for its hand-back (`_hand_back`), even
+                                # once its lease ran out: the hand-back would release the new
+                                # poll's lease.
+                                exclude=[*handed_back, *self._unreleased],
+                                pass_started=pass_started,
+                                host_room=room,
+                                host_limit=share,
+                                now=self.clock(),
+                            )
+                            # Its run holds them now, and releases them itself.
+                            for feed in feeds:
+                                self._unreleased_hosts.pop(feed.host, None)
                     except StoreError as e:
                         self.progress_at = time.monotonic()  # answered, if with an error
                         if not running:
@@ -471,13 +485,17 @@ class Pipeline:
             await asyncio.gather(renewer, *left, return_exceptions=True)
             await self._forget_robots_asked()
             if held:
-                # A database gone away keeps them until their leases' end, as their feeds.
-                with contextlib.suppress(IngestError):
+                try:
                     await asyncio.shield(
                         self.store.release_hosts(
                             self.owner, held, self.settings.host_delay, self._hold_ends(held, held)
                         )
                     )
+                except IngestError:
+                    # The database went away: released once it answers again, with the
+                    # leases of the feeds whose outcome it did not record.
+                    self._unreleased_hosts.update(held)
+                    self._start_hand_back()
         return summary
 
     def _hold_ends(self, hosts: Iterable[str], urls: Mapping[str, str]) -> dict[str, float]:
@@ -574,8 +592,7 @@ class Pipeline:
                         await self.store.release_leases(self.owner, [feed.id], kept)
                 return None
             self._unreleased[feed.id] = state
-            if self._handing_back is None or self._handing_back.done():
-                self._handing_back = asyncio.ensure_future(self._hand_back())
+            self._start_hand_back()
             return None
 
     async def _removed(self, feed_id: int) -> bool:
@@ -586,26 +603,44 @@ class Pipeline:
                 return not await self.store.feed_exists(feed_id)
         return False
 
+    def _start_hand_back(self) -> None:
+        """`_hand_back`, unless it is under way."""
+        if self._handing_back is None or self._handing_back.done():
+            self._handing_back = asyncio.ensure_future(self._hand_back())
+
     async def _hand_back(self) -> None:
-        """Hand back the leases of the feeds whose outcome could not be recorded, as soon as
-        the database answers again (tried at once, then every 1, 2, 4, ... 15 s): they are
-        due again at once, for this process's next tick or another replica, instead of when
-        their leases run out."""
+        """Hand back the leases of the feeds whose outcome could not be recorded, and the hosts
+        of runs that ended while the database did not answer (`_unreleased_hosts`), as soon
+        as it answers again (tried at once, then every 1, 2, 4, ... 15 s): the feeds are due
+        again at once and their hosts free a host delay later, for this process's next tick
+        or another replica, instead of when their leases run out."""
         delay = 0.0
-        while self._unreleased:
+        feeds = hosts = 0
+        while self._unreleased or self._unreleased_hosts:
             if delay:
                 await asyncio.sleep(delay)
-            ids = sorted(self._unreleased)
-            kept = {i: s for i in ids if (s := self._unreleased[i]) is not None}
             try:
-                await self.store.release_leases(self.owner, ids, kept)
+                if self._unreleased:
+                    ids = sorted(self._unreleased)
+                    kept = {i: s for i in ids if (s := self._unreleased[i]) is not None}
+                    await self.store.release_leases(self.owner, ids, kept)
+                    for i in ids:
+                        del self._unreleased[i]
+                    feeds += len(ids)
+                async with self._claiming:
+                    left = dict(self._unreleased_hosts)
+                    if left:
+                        await self.store.release_hosts(
+                            self.owner, left, self.settings.host_delay, self._hold_ends(left, left)
+                        )
+                        for host in left:
+                            del self._unreleased_hosts[host]
+                        hosts += len(left)
             except IngestError:
                 delay = min(HAND_BACK_MAX_DELAY, max(HAND_BACK_FIRST_DELAY, 2 * delay))
                 continue
-            for i in ids:
-                del self._unreleased[i]
-            if delay:
-                log.info("leases_handed_back", feeds=len(ids))
+        if delay:
+            log.info("leases_handed_back", feeds=feeds, hosts=hosts)
 
     @contextlib.contextmanager
     def _finishing_poll(self, feed_id: int) -> Iterator[None]:

@@ -1660,6 +1660,54 @@ async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answ
     await pipeline.aclose()
 
 
+async def test_hosts_of_a_run_the_database_left_are_handed_back_once_it_answers(
+    database_url: str,
+    server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run whose feed's outcome cannot be recorded and whose release of its host fails too
+    (the database went away): once the database answers again, the host is handed back with
+    the feed's lease, another process's to take a host delay later, instead of held until
+    the end of its claim's 10-minute lease while its feed, handed back, is due at once."""
+    from ingest import pipeline as pipeline_module
+    from ingest.errors import StoreError
+
+    monkeypatch.setattr(pipeline_module, "HAND_BACK_FIRST_DELAY", 0.05)
+    monkeypatch.setattr(pipeline_module, "HAND_BACK_MAX_DELAY", 0.1)
+    server.routes["/feed"] = static(rss(server.base, []), "application/rss+xml")
+    pipeline = await make_pipeline(settings(database_url, lease_seconds=600), workers, resources)
+    await pipeline.store.add_feed(server.url("/feed"))
+    failures = {"feeds_succeeded": 1, "release_leases": 3, "release_hosts": 3}
+
+    def failing(name: str) -> Any:
+        real = getattr(pipeline.store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if failures[name] > 0:
+                failures[name] -= 1
+                raise StoreError("database unreachable: connection refused")
+            return await real(*args, **kwargs)
+
+        return call
+
+    for name in failures:
+        setattr(pipeline.store, name, failing(name))
+    summary = await pipeline.run()
+    assert summary.feeds == 0  # handed back: not recorded in this pass
+    held = "SELECT held_until - now() AS left FROM ingest.host_holds"
+    left = rows(database_url, held)[0]["left"]
+    for _ in range(100):
+        if failures["release_hosts"] == 0 and left <= timedelta(seconds=1):
+            break
+        await asyncio.sleep(0.05)
+        left = rows(database_url, held)[0]["left"]
+    await pipeline.aclose()
+    assert failures["release_hosts"] == 0, "the host's release was not tried again"
+    assert left <= timedelta(seconds=1), left
+
+
 async def test_a_store_that_fails_mid_feed_leaves_nothing_running_behind(
     database_url: str,
     server: LocalServer,
