@@ -11,6 +11,7 @@ import json
 import os
 import re
 import select
+import socket
 import time
 import warnings
 import weakref
@@ -40,6 +41,16 @@ MIGRATION_LOCK_TIMEOUT_MS = 1000
 """How long one try of a migration waits for a table lock (lock_timeout)."""
 MIGRATION_RETRY_SECONDS = 1.0
 """The pause between two tries, for the sessions queued behind the last one."""
+MIGRATION_SILENCE_SECONDS = 60.0
+"""How long the migrations go on while the database answers nothing at all, not even a new
+session's question about them (`_Watch`): a network that drops its packets (a partition, a
+firewall rule) or a server stopped without being killed (SIGSTOP, a frozen virtual machine)
+would otherwise hold `migrate`, and `ingest run`'s start, for ever. A migration that runs long
+(an index built over a big table) or waits for another replica's leaves the server answering
+other sessions, and is never cut short."""
+MIGRATION_PROBE_SECONDS = 10.0
+"""How often, while the migrations run or wait, a session of their own asks the server what the
+migrating session waits on (`_Watch`)."""
 MIN_SERVER_VERSION = 140000
 """The oldest PostgreSQL the migrations run on (`server_version_num`): 14, whose SQL-standard
 function bodies (`RETURN …`, `BEGIN ATOMIC`) sql/0004 and later use."""
@@ -257,10 +268,29 @@ async def migrate(dsn: str) -> list[int]:
     """Apply pending migrations in order, each in its own transaction, under an advisory lock so
     several replicas can start at once. Returns the versions applied by this call. Refuses
     (`StoreError`, nothing applied) a database where an applied migration's file has changed
-    since (its recorded checksum differs)."""
+    since (its recorded checksum differs). A database that answers nothing for
+    MIGRATION_SILENCE_SECONDS stops it (`StoreError`; the migration in progress, if any, is
+    rolled back by the server, and applied again by the next start)."""
     migrations = load_migrations()
-    applied_now: list[int] = []
     conn = await connect(dsn)
+    watch = _Watch(dsn, conn)
+    watching = asyncio.ensure_future(watch.run())
+    try:
+        return await _migrate(conn, migrations, watch)
+    except (StoreError, psycopg.Error) as e:
+        if watch.silence is not None:
+            raise StoreError(watch.silence) from e
+        raise
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await conn.close()
+
+
+async def _migrate(
+    conn: psycopg.AsyncConnection[Any], migrations: list[Migration], watch: _Watch
+) -> list[int]:
+    applied_now: list[int] = []
     try:
         check_server_version(conn.info.server_version)
         # The common case, every migration applied and its checksum recorded, in one query
@@ -301,6 +331,7 @@ async def migrate(dsn: str) -> list[int]:
             for mig in migrations:
                 if mig.version in recorded:
                     continue
+                watch.applying = mig
                 try:
                     await _apply(conn, mig)
                 except psycopg.Error as e:
@@ -310,6 +341,7 @@ async def migrate(dsn: str) -> list[int]:
                     ) from e
                 applied_now.append(mig.version)
                 log.info("migration_applied", version=mig.version, name=mig.name)
+            watch.applying = None
             await _record_checksums(conn, migrations)
         finally:
             # A connection that failed takes the lock with it, and its failure is the one to
@@ -318,9 +350,121 @@ async def migrate(dsn: str) -> list[int]:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     except psycopg.Error as e:
         raise StoreError(f"migration failed: {first_line(e)}") from e
-    finally:
-        await conn.close()
     return applied_now
+
+
+class _Watch:
+    """Whether the server still answers while the migrations run (or wait for another
+    replica's): every MIGRATION_PROBE_SECONDS a session of its own asks what the migrating
+    session waits on (`pg_stat_activity`). Any answer, a refusal too (too many clients), says
+    the server is there; the question is logged as it is answered, at the 1st, 2nd, 4th, 8th…
+    probe (`migration_running`: what is being applied, for how long, what it waits on).
+    No answer for MIGRATION_SILENCE_SECONDS: the migrating session's socket is shut down, which
+    ends the query it waits on with an error, and `silence` says why (`migration_silent`
+    logged). Shut down rather than cancelled: a cancellation is itself a request to the
+    silent server, and waits on it."""
+
+    def __init__(self, dsn: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._dsn = dsn
+        self._conn = conn
+        self._pid = conn.info.backend_pid
+        self._probe: psycopg.AsyncConnection[Any] | None = None
+        self.applying: Migration | None = None
+        """The migration being applied, if one is."""
+        self.silence: str | None = None
+        """Why the migrations were stopped, once the server went silent."""
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = answered = loop.time()
+        probes = 0
+        asking: asyncio.Future[tuple[str | None, str | None] | None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(MIGRATION_PROBE_SECONDS)
+                deadline = answered + MIGRATION_SILENCE_SECONDS
+                asking = asyncio.ensure_future(self._ask(deadline - loop.time()))
+                await asyncio.wait({asking}, timeout=max(0.0, deadline - loop.time()))
+                waits_on = asking.result() if asking.done() else None
+                if waits_on is not None:
+                    answered = loop.time()
+                    probes += 1
+                    if probes & (probes - 1) == 0:
+                        self._log_running(loop.time() - started, waits_on)
+                    continue
+                if loop.time() < deadline:
+                    continue  # no answer yet, a refused connection: asked again
+                self._go_silent(loop.time() - answered)
+                return
+        finally:
+            if asking is not None and not asking.done():
+                # Not cancelled (its query's cancellation would wait on the server): ended.
+                _shut_down(self._probe)
+                await asyncio.gather(asking, return_exceptions=True)
+            if self._probe is not None:
+                await self._probe.close()
+
+    async def _ask(self, within: float) -> tuple[str | None, str | None] | None:
+        """What the migrating session waits on (its wait event's type and name, None where it
+        waits on nothing: it runs); None where the server did not answer."""
+        try:
+            if self._probe is None or self._probe.closed:
+                self._probe = None
+                self._probe = await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True, connect_timeout=max(2, min(10, int(within)))
+                )
+            cur = await self._probe.execute(
+                "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = %s",
+                (self._pid,),
+            )
+            row = await cur.fetchone()
+        except psycopg.Error as e:
+            if self._probe is not None:
+                await self._probe.close()
+            if e.sqlstate is not None:  # refused by the server (too many clients): it is there
+                return (None, None)
+            return None
+        return (row[0], row[1]) if row else (None, None)
+
+    def _log_running(self, seconds: float, waits_on: tuple[str | None, str | None]) -> None:
+        kind, event = waits_on
+        mig = self.applying
+        log.info(
+            "migration_running",
+            seconds=round(seconds),
+            version=mig.version if mig else None,
+            name=mig.name if mig else None,
+            waiting_on=f"{kind}:{event}" if kind else None,
+        )
+
+    def _go_silent(self, seconds: float) -> None:
+        mig = self.applying
+        self.silence = (
+            f"the database answered nothing for {seconds:.0f} s (a network dropping its packets,"
+            " a server stopped): "
+            + (
+                f"migration {mig.file} stopped, nothing of it applied; the next start applies it"
+                " again"
+                if mig
+                else "the migrations stopped"
+            )
+        )
+        log.error("migration_silent", seconds=round(seconds), file=mig.file if mig else None)
+        _shut_down(self._conn)
+        _shut_down(self._probe)
+
+
+def _shut_down(conn: psycopg.AsyncConnection[Any] | None) -> None:
+    """End the connection's socket both ways, whatever the server does: a query waiting on it
+    ends at once with an error (a close would leave the wait on a descriptor gone)."""
+    if conn is None or conn.closed:
+        return
+    with contextlib.suppress(OSError, psycopg.Error):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
 
 
 def check_recorded(migrations: list[Migration], recorded: dict[int, str | None]) -> None:

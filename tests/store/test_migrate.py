@@ -11,10 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingest.store.db import load_migrations, migrate, pending_migrations
 from tests.support.paths import ROOT
 from tests.support.processes import wait_until
+from tests.support.relay import SilentRelay
 
 pytestmark = pytest.mark.integration
 
@@ -897,6 +899,56 @@ async def test_a_replica_waiting_for_another_s_migration_says_so(
     applied = await asyncio.wait_for(waiting, 60)
     assert applied == [m.version for m in load_migrations()]
     assert [event for event, _ in lines].count("migration_lock_waiting") == 1
+
+
+@pytest.mark.anyio
+async def test_a_database_gone_silent_under_the_migrations_stops_them(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's network drops every packet (no reset, no refusal: a partition, or the
+    server stopped without being killed) while a replica's migrations wait for another's: the
+    wait, which the server answering other sessions never cuts short (`migration_running`
+    says what it waits on), ends once nothing has answered for MIGRATION_SILENCE_SECONDS, a
+    `StoreError` saying so (was: `migrate`, and `ingest run`'s start, waited for ever)."""
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    monkeypatch.setattr(db, "MIGRATION_PROBE_SECONDS", 0.2)
+    monkeypatch.setattr(db, "MIGRATION_SILENCE_SECONDS", 2.0)
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorder:
+        def info(self, event: str, **fields: Any) -> None:
+            lines.append((event, fields))
+
+        error = warning = info
+
+    monkeypatch.setattr(db, "log", Recorder())
+    info = conninfo_to_dict(empty_database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    dsn = make_conninfo(empty_database_url, host="127.0.0.1", port=str(relay.port))
+    try:
+        with psycopg.connect(empty_database_url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+            migrating = asyncio.ensure_future(migrate(dsn))
+            for _ in range(100):
+                if _lock_waiters(holder):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3)  # longer than the silence allowed, the server answering
+            waited = not migrating.done()
+            relay.silence()
+            with pytest.raises(StoreError) as raised:
+                await asyncio.wait_for(migrating, 60)
+    finally:
+        relay.close()
+    events = [event for event, _ in lines]
+    assert waited, events
+    assert "answered nothing for 2 s" in str(raised.value), raised.value
+    running = [fields for event, fields in lines if event == "migration_running"]
+    assert running, events
+    assert running[0]["waiting_on"] == "Lock:advisory"
+    assert events[-1] == "migration_silent"
 
 
 @pytest.fixture
