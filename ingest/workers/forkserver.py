@@ -30,6 +30,16 @@ so, `UserWarning: resource_tracker: There appear to be 2 leaked semaphore object
 at shutdown`, as text on the stderr it shares with the command, whose every other line is JSON
 (`INGEST_LOG_FORMAT`). What it does is done all the same; it is not said."""
 
+TRACKER_SIGNALS = {signal.SIGHUP}
+"""Blocked in multiprocessing's resource tracker for its whole life (it ignores SIGINT and
+SIGTERM itself): it shares the command's process group, and a terminal that hangs up (an SSH
+session closed) sends SIGHUP to that whole group. Killed by it, the tracker was relaunched by
+the worker pool's stop with a warning (`resource_tracker: process died unexpectedly,
+relaunching.  Some resources might leak.`), and the new one, told to forget semaphores it had
+never been told of, printed a `KeyError` traceback as text for each, among the JSON lines;
+the semaphores of a process killed after it were never cleaned up. The tracker exits when the
+last process holding its pipe does, as before."""
+
 PIPE_BYTES = 1 << 20
 """The kernel buffer of the pool's one-way pipes (Linux's default is 64 KiB): the documents the
 main process sends to the workers, and their results back. A page of a few hundred kilobytes
@@ -84,11 +94,16 @@ def start() -> None:
     process's to handle, not a traceback from the fork server. Here a Ctrl-C during the spawn
     waits, and arrives (KeyboardInterrupt) once the spawn is done; in any other thread it
     arrives as usual. multiprocessing's resource tracker is started first: its own start
-    unblocks SIGINT when it is done."""
+    unblocks SIGINT when it is done. It is spawned with SIGHUP blocked, which it inherits and
+    keeps (`TRACKER_SIGNALS`)."""
     context()
     if TRACKER_WARNINGS not in sys.warnoptions:
         sys.warnoptions.append(TRACKER_WARNINGS)
-    resource_tracker.ensure_running()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, TRACKER_SIGNALS)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         multiprocessing.forkserver.ensure_running()

@@ -690,6 +690,54 @@ def test_a_service_killed_leaves_only_json_lines(database_url: str) -> None:
     assert not_json == []
 
 
+def test_a_hang_up_of_the_service_s_process_group_leaves_only_json_lines(
+    database_url: str,
+) -> None:
+    """SIGHUP to the whole process group of `ingest run` (the terminal it runs in the
+    foreground of hung up: the kernel signals the terminal's foreground process group, which
+    multiprocessing's resource tracker is in): the service drains and exits 0, and every line
+    of its stderr is JSON, none a warning (was: the tracker died of the signal; the worker
+    pool's stop relaunched it, `UserWarning: resource_tracker: process died unexpectedly,
+    relaunching.  Some resources might leak.`, and the new tracker, told to forget semaphores
+    it never knew, printed a `KeyError` traceback as text for each)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "run"],
+        env={**env(database_url), "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if '"service_started"' in line:
+                break
+        time.sleep(1)  # the worker pool started
+        os.killpg(proc.pid, signal.SIGHUP)
+        lines.extend(proc.stderr)  # until the last process holding it (the tracker) exits
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    not_json, warnings = [], []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            not_json.append(line)
+            continue
+        if event.get("level") in ("warning", "error", "critical"):
+            warnings.append(event)
+    assert proc.returncode == 0, lines[-5:]
+    assert not_json == []
+    assert warnings == []
+
+
 SLOW_CLOSE = """
 import asyncio, sys
 from ingest import pipeline
