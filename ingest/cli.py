@@ -25,7 +25,7 @@ import structlog
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings, run_problem, unknown_variables
 from ingest.errors import ConfigError, IngestError, LockLost
-from ingest.launcher import terminated
+from ingest.launcher import hung_up, terminated
 from ingest.normalize import canonical_url, redact_text, redact_url
 from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool
@@ -482,7 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # escape (`\\u2013`), not a UnicodeEncodeError halfway through a listing.
         stdout.reconfigure(errors="backslashreplace")
     sys.stdout = cast(TextIO, _Stdout(stdout))
-    signal.signal(signal.SIGTERM, terminated)  # as `ingest.launcher` does, for `-m ingest.cli`
+    # As `ingest.launcher` does, for `-m ingest.cli`.
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, hung_up)
     try:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level, stream=sys.stderr)
@@ -518,19 +520,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(coro_fn: Callable[[str], Coroutine[Any, Any, int]], settings: Settings) -> int:
     dsn = database_url(settings)
-    # A SIGTERM waits while the event loop is made (its handler raises SystemExit, which would
-    # leave a loop half made, whose clean-up prints a traceback), and the command's coroutine
-    # is made once the loop is there (one never run says so too).
+    # A SIGTERM (SIGHUP) waits while the event loop is made (its handler raises SystemExit,
+    # which would leave a loop half made, whose clean-up prints a traceback), and the
+    # command's coroutine is made once the loop is there (one never run says so too).
     came: list[int] = []
-    handler = signal.signal(signal.SIGTERM, lambda signum, frame: came.append(signum))
+    handlers = {
+        sig: signal.signal(sig, lambda signum, frame: came.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         runner = asyncio.Runner()
         runner.get_loop()
     finally:
-        signal.signal(signal.SIGTERM, handler)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     with runner:
-        if came and callable(handler):
-            handler(signal.SIGTERM, None)
+        for signum in came[:1]:
+            if callable(handler := handlers[signal.Signals(signum)]):
+                handler(signum, None)
         return runner.run(coro_fn(dsn))
 
 
@@ -865,6 +872,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.once:
             from jobs.service import serve  # the scheduler: not needed by a single pass
 
+            # Until the service is under way (its migrations, their wait for another
+            # replica's), SIGTERM and SIGHUP stop it where it is: there is nothing to drain.
+            _cancel_on_sigterm()
             await serve(settings, dsn)  # it migrates, its endpoints answering meanwhile
             return 0
         await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable

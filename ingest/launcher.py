@@ -22,8 +22,19 @@ def terminated(signum: int, frame: object) -> None:
     raise SystemExit(143)
 
 
+def hung_up(signum: int, frame: object) -> None:
+    """SIGHUP, the hang-up of the terminal the command runs in the foreground of (an SSH
+    session closed), ends the command as SIGTERM does, its clean-up run (an embedded server it
+    started stopped, a migration's session closed), exit 129 (128 + SIGHUP), where the
+    signal's default action would kill it on the spot; the commands that have more to do
+    (`run`, `backfill`, `prune`) put their own handler in place of this one once under way.
+    In place before anything is imported, as `terminated` is."""
+    raise SystemExit(129)
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, hung_up)
     argv = sys.argv[1:]
     run = argv[:1] == ["run"] and not {"-h", "--help"} & set(argv)
     # Importing makes some 50,000 objects the collector tracks, and the 130 collections that

@@ -249,7 +249,9 @@ async def serve(settings: Settings, dsn: str) -> None:
     """Migrate, then run the service until a stop signal. The endpoints answer from the start:
     while the migrations run (or wait for another replica's), /healthz is 200 and /readyz 503
     `migrating`, so that a liveness probe does not have the process killed in the middle of a
-    long migration, which would be rolled back and started again at every restart."""
+    long migration, which would be rolled back and started again at every restart. A stop
+    signal until the service runs (the caller's handler cancels this) stops it where it is,
+    logging `service_stopped` with `starting`."""
     loop = asyncio.get_running_loop()
     http = None
     if settings.http_port:
@@ -257,6 +259,7 @@ async def serve(settings: Settings, dsn: str) -> None:
             settings.http_host, settings.http_port, healthy=_alive, ready=_migrating
         )
         await http.start()
+    started = False
     try:
         await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
         async with open_pipeline(settings, dsn) as pipeline:
@@ -270,11 +273,18 @@ async def serve(settings: Settings, dsn: str) -> None:
                 http.check_with(healthy=service.healthy, ready=service.ready)
             for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, service.stop)
+            started = True
             try:
                 await service.run()
             finally:
                 if http is not None:
                     await http.close()
+    except asyncio.CancelledError:
+        if not started:
+            # Stopped by a signal before the service was under way (the caller's handler):
+            # nothing to drain; the migration in progress rolled back with its session.
+            log.info("service_stopped", starting=True)
+        raise
     finally:
         # Only once the pipeline is closed (its writers finishing their groups, its workers
         # stopping): until then a signal more is the stop under way, not the default action.

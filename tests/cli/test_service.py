@@ -655,6 +655,39 @@ def test_a_service_waiting_for_its_migrations_answers_its_probes(empty_database_
     assert proc.returncode == 0, lines[-5:]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_a_stop_signal_while_the_service_waits_for_its_migrations_ends_it(
+    empty_database_url: str, sig: signal.Signals
+) -> None:
+    """SIGTERM, or SIGHUP (the terminal it runs in the foreground of hung up), while `ingest
+    run` still starts, its migrations waiting for another replica's: it stops there, its wait
+    given up (the session closed), exit 128 + the signal's number as any command the signal
+    ends, `service_stopped` logged with `starting` (was: SIGHUP's default action killed it
+    at once, and neither signal left a line saying the service stopped)."""
+    from ingest.store.db import MIGRATION_LOCK_KEY
+
+    environment = {**env(empty_database_url), "INGEST_HTTP_PORT": "0"}
+    with psycopg.connect(empty_database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        with logging_service(environment) as (proc, lines):
+            waiting = wait_until(
+                lambda: any(e["event"] == "migration_lock_waiting" for e in list(lines)),
+                timeout=60,
+            )
+            proc.send_signal(sig)
+            code = proc.wait(timeout=60)
+        waiters = holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+    events = [e["event"] for e in lines]
+    assert waiting, events
+    assert code == 128 + sig, (code, events[-5:])
+    stopped = [e for e in lines if e["event"] == "service_stopped"]
+    assert stopped, events[-5:]
+    assert stopped[0].get("starting") is True
+    assert waiters == (0,)
+
+
 def test_a_service_killed_leaves_only_json_lines(database_url: str) -> None:
     """`ingest run` in JSON killed with SIGKILL (the kernel's OOM killer, Kubernetes or Docker
     once their grace is over): every line of its stderr, whoever wrote it, is a JSON object,

@@ -235,26 +235,29 @@ def test_a_read_only_root_with_a_writable_tmp_runs(database_url: str, tmp_path: 
 def test_sigterm_is_handled_before_the_first_import(
     monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
-    """The command's SIGTERM handler is in place before anything is imported or spawned: a
-    container's PID 1, which the kernel spares every signal it has no handler for, stopped
-    (`docker stop`) while it imports its stack (a second on a busy machine) exits 143 (was:
-    the signal ignored, the service started and ran on until Docker's SIGKILL, its feeds
+    """The command's SIGTERM (and SIGHUP) handler is in place before anything is imported or
+    spawned: a container's PID 1, which the kernel spares every signal it has no handler for,
+    stopped (`docker stop`) while it imports its stack (a second on a busy machine) exits 143
+    (was: the signal ignored, the service started and ran on until Docker's SIGKILL, its feeds
     leased)."""
     import signal
 
     from ingest import launcher
 
-    seen: list[object] = []
+    seen: list[tuple[object, object]] = []
+
+    def handlers() -> tuple[object, object]:
+        return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
 
     def first_thing(*, serving: bool) -> str:
-        seen.append(signal.getsignal(signal.SIGTERM))
+        seen.append(handlers())
         raise SystemExit(0)
 
     def first_import() -> None:
-        seen.append(signal.getsignal(signal.SIGTERM))
+        seen.append(handlers())
         raise SystemExit(0)
 
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = handlers()
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.setattr(launcher, "_refused_settings", first_thing)
     monkeypatch.setattr(launcher, "_lighten_imports", first_import)
@@ -262,13 +265,16 @@ def test_sigterm_is_handled_before_the_first_import(
         with pytest.raises(SystemExit):
             launcher.main()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])  # type: ignore[arg-type]
+        signal.signal(signal.SIGHUP, previous[1])  # type: ignore[arg-type]
     assert seen
-    handler = seen[0]
-    assert callable(handler)
-    with pytest.raises(SystemExit) as ended:
-        handler(signal.SIGTERM, None)
-    assert ended.value.code == 143
+    # SIGHUP (a terminal hung up while the command starts) ends it as SIGTERM does, exit 129
+    # (was: the signal's default action, killed on the spot, nothing cleaned up).
+    for sig, code, handler in zip((signal.SIGTERM, signal.SIGHUP), (143, 129), seen[0]):
+        assert callable(handler)
+        with pytest.raises(SystemExit) as ended:
+            handler(sig, None)
+        assert ended.value.code == code
 
 
 def test_sigterm_while_the_event_loop_is_made_leaves_no_traceback(
