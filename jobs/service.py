@@ -245,13 +245,20 @@ async def _migrating() -> str | None:
     return "migrating"
 
 
+async def _connecting() -> str | None:
+    """/readyz once the migrations are done, while the service's database pool waits for its
+    first connection (`ingest.store.db.open_pool`, up to 15 s)."""
+    return "starting: connecting to the database"
+
+
 async def serve(settings: Settings, dsn: str) -> None:
     """Migrate, then run the service until a stop signal. The endpoints answer from the start:
     while the migrations run (or wait for another replica's), /healthz is 200 and /readyz 503
     `migrating`, so that a liveness probe does not have the process killed in the middle of a
-    long migration, which would be rolled back and started again at every restart. A stop
-    signal until the service runs (the caller's handler cancels this) stops it where it is,
-    logging `service_stopped` with `starting`."""
+    long migration, which would be rolled back and started again at every restart; then, while
+    the database pool opens, 503 `starting: connecting to the database`. A stop signal until
+    the service runs (the caller's handler cancels this) stops it where it is, logging
+    `service_stopped` with `starting`."""
     loop = asyncio.get_running_loop()
     http = None
     if settings.http_port:
@@ -262,6 +269,8 @@ async def serve(settings: Settings, dsn: str) -> None:
     started = False
     try:
         await migrate(dsn)  # its connection fails fast, with one clear line, when unreachable
+        if http is not None:
+            http.check_with(healthy=_alive, ready=_connecting)
         async with open_pipeline(settings, dsn) as pipeline:
             days = settings.change_retention_days
             service = Service(

@@ -688,6 +688,59 @@ def test_a_stop_signal_while_the_service_waits_for_its_migrations_ends_it(
     assert waiters == (0,)
 
 
+SLOW_POOL = """
+import asyncio, sys, structlog
+from ingest import pipeline
+open_pool = pipeline.open_pool
+async def slow(dsn, **kw):  # a database slow to give the pool its first connection
+    structlog.get_logger("test").info("test_pool_opening")
+    await asyncio.sleep(5)
+    return await open_pool(dsn, **kw)
+pipeline.open_pool = slow
+from ingest.cli import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_readiness_says_the_service_starts_once_its_migrations_are_done(
+    database_url: str,
+) -> None:
+    """`ingest run` whose migrations are done and whose database pool is still opening (it
+    waits up to 15 s for a first connection): /readyz answers 503 `starting: connecting to the
+    database`, what it waits on, then 200 (was: `migrating`, the migrations long done)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_POOL],
+        env={
+            **env(database_url),
+            "INGEST_TICK_SECONDS": "0.5",
+            "INGEST_HTTP_PORT": str(port),
+            "INGEST_HTTP_HOST": "127.0.0.1",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    readyz = f"http://127.0.0.1:{port}/readyz"
+    try:
+        for line in proc.stderr:
+            if '"test_pool_opening"' in line:
+                break
+        opening = http_get_or_none(readyz)
+        started = wait_until(lambda: http_get_or_none(readyz)[0] == 200, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert opening == (503, "starting: connecting to the database\n")
+    assert started
+    assert proc.returncode == 0
+
+
 def test_a_service_killed_leaves_only_json_lines(database_url: str) -> None:
     """`ingest run` in JSON killed with SIGKILL (the kernel's OOM killer, Kubernetes or Docker
     once their grace is over): every line of its stderr, whoever wrote it, is a JSON object,
