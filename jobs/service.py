@@ -296,8 +296,17 @@ async def serve(settings: Settings, dsn: str) -> None:
         raise
     finally:
         # Only once the pipeline is closed (its writers finishing their groups, its workers
-        # stopping): until then a signal more is the stop under way, not the default action.
+        # stopping): until then a signal more is the stop under way. Nor the default action
+        # after it: what the process does last (an embedded server it started stopped as it
+        # exits) is the stop under way too.
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, _exiting)
         if http is not None:
             await http.close()
+
+
+def _exiting(signum: int, frame: object) -> None:
+    """A stop signal once the service has closed, while the process exits: the stop is under
+    way, and the signal changes nothing (its default action would kill the process, or a
+    KeyboardInterrupt cut its exit short, an embedded server it started left running)."""

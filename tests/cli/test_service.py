@@ -873,6 +873,55 @@ def test_a_second_sigterm_while_the_service_closes_changes_nothing(database_url:
     assert '"event_loop_lag"' in rest  # the pipeline closed
 
 
+SLOW_EXIT = """
+import atexit, json, sys, time
+def slow():  # what the process does last: an embedded server it started is stopped (pg_ctl)
+    print(json.dumps({"event": "test_exiting"}), file=sys.stderr, flush=True)
+    time.sleep(2)
+atexit.register(slow)
+from ingest.cli import main
+sys.exit(main(["run"]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_second_signal_while_the_service_exits_changes_nothing(
+    database_url: str, sig: signal.Signals
+) -> None:
+    """A second SIGTERM (Ctrl-C, SIGHUP) once the service has drained and closed, while the
+    process exits (an embedded server it started being stopped, 2 s here): it goes on exiting,
+    exit 0 (was: the signal's default action, restored as the service closed, killed it
+    there, exit status -15; a Ctrl-C raised KeyboardInterrupt in the server's stop)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_EXIT],
+        env={**env(database_url), "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    events = []
+    try:
+        for line in proc.stderr:
+            if line.startswith("{"):
+                events.append(json.loads(line)["event"])
+            if events[-1:] == ["service_started"]:
+                proc.send_signal(sig)
+            if events[-1:] == ["test_exiting"]:
+                proc.send_signal(sig)
+                break
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert "service_stopped" in events
+    assert proc.returncode == 0, rest[-2000:]
+    assert rest == ""  # no traceback of an exit cut short
+
+
 def test_readiness_answers_within_seconds_when_the_database_goes_silent(
     database_url: str,
 ) -> None:
