@@ -315,8 +315,12 @@ async def _migrate(
         taken = await conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         if not (await taken.fetchone() or (False,))[0]:
             # Another replica migrates (or a migration of its is stuck): say what this one
-            # waits for before it waits, for as long as that takes.
-            log.info("migration_lock_waiting", lock=MIGRATION_LOCK_KEY)
+            # waits for, and who holds it, before it waits, for as long as that takes.
+            log.info(
+                "migration_lock_waiting",
+                lock=MIGRATION_LOCK_KEY,
+                held_by=await _migration_lock_holder(conn),
+            )
             await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             await conn.execute("CREATE SCHEMA IF NOT EXISTS ingest")
@@ -631,6 +635,22 @@ async def _apply_retrying(conn: psycopg.AsyncConnection[Any], mig: Migration) ->
                 raise
             roles_raced += 1
             log.info("migration_role_raced", version=mig.version, name=mig.name)
+
+
+async def _migration_lock_holder(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """The session holding the migration lock, as `pid user state since` (None where it let go
+    of it meanwhile): the replica migrating, or a session stuck with it, to look into."""
+    cur = await conn.execute(
+        """SELECT format('%%s %%s %%s since %%s', a.pid, a.usename, a.state, a.state_change)
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                 SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1
+           LIMIT 1""",
+        (MIGRATION_LOCK_KEY,),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
 
 
 async def _oldest_transactions(conn: psycopg.AsyncConnection[Any]) -> list[str]:

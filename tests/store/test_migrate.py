@@ -875,8 +875,9 @@ async def test_a_replica_waiting_for_another_s_migration_says_so(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A replica starting while another holds the migration lock logs `migration_lock_waiting`
-    once before it waits, then migrates when the lock is free (was: silent for as long as the
-    other took)."""
+    once before it waits, naming the session holding the lock (`held_by`: its pid, user, state
+    and since when; was: the lock's key alone), then migrates when the lock is free (was:
+    silent for as long as the other took)."""
     from ingest.store import db
 
     lines: list[tuple[str, dict[str, Any]]] = []
@@ -894,6 +895,7 @@ async def test_a_replica_waiting_for_another_s_migration_says_so(
                 break
             await asyncio.sleep(0.1)
         assert [event for event, _ in lines] == ["migration_lock_waiting"]
+        assert lines[0][1]["held_by"].startswith(f"{holder.info.backend_pid} "), lines[0]
         assert not waiting.done()
         holder.execute("SELECT pg_advisory_unlock(%s)", (db.MIGRATION_LOCK_KEY,))
     applied = await asyncio.wait_for(waiting, 60)
