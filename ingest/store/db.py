@@ -213,14 +213,24 @@ def redact(message: str, dsn: str) -> str:
 
 
 async def open_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
-    """An open connection pool, or one clear `StoreError`."""
+    """An open connection pool, or one clear `StoreError`. Cancelled while it waits for its
+    first connection (a stop signal while the database is slow to answer), it is closed:
+    psycopg_pool tries a connection attempt that failed again, a cancelled one too, and a pool
+    left open would go on trying behind the event loop's close, which waits for it, for ever."""
     pool = make_pool(dsn, max_size=max_size)
     try:
         await pool.open(wait=True, timeout=15)
     except PoolTimeout:
         await pool.close()
         raise StoreError("database unreachable: no connection within 15 s") from None
+    except BaseException:
+        await pool.close(timeout=POOL_CLOSE_SECONDS)
+        raise
     return pool
+
+
+POOL_CLOSE_SECONDS = 1.0
+"""How long a pool cancelled as it opens waits for its connection attempt in progress to end."""
 
 
 _IDLE_CHECK_SECONDS = 1.0

@@ -741,6 +741,57 @@ def test_readiness_says_the_service_starts_once_its_migrations_are_done(
     assert proc.returncode == 0
 
 
+SILENT_POOL = """
+import socket, structlog, sys
+from ingest import pipeline
+silent = socket.create_server(("127.0.0.1", 0))  # connections accepted, never answered
+open_pool = pipeline.open_pool
+async def silent_pool(dsn, **kw):  # the database gone silent once the migrations are done
+    structlog.get_logger("test").info("test_pool_opening")
+    port = silent.getsockname()[1]
+    return await open_pool(f"postgresql://postgres@127.0.0.1:{port}/news", **kw)
+pipeline.open_pool = silent_pool
+from ingest.cli import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_sigterm_while_the_service_s_pool_waits_for_a_silent_database_ends_it(
+    database_url: str,
+) -> None:
+    """SIGTERM while the service's database pool waits for its first connection from a
+    database gone silent once the migrations are done (connections accepted, never
+    answered): the service stops there, exit 143, `service_stopped` logged with `starting`
+    (was: the pool's connection attempts, cancelled, were tried again for ever behind the
+    event loop's close, and the process never exited: SIGKILL was the way out)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SILENT_POOL],
+        env={**env(database_url), "INGEST_HTTP_PORT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    events = []
+    try:
+        for line in proc.stderr:
+            if line.startswith("{"):
+                events.append(json.loads(line)["event"])
+            if events[-1:] == ["test_pool_opening"]:
+                break
+        time.sleep(1)  # its first connection attempt under way
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        events.extend(json.loads(line)["event"] for line in proc.stderr if line.startswith("{"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert code == 143, events[-5:]
+    assert "service_stopped" in events
+
+
 def test_a_service_killed_leaves_only_json_lines(database_url: str) -> None:
     """`ingest run` in JSON killed with SIGKILL (the kernel's OOM killer, Kubernetes or Docker
     once their grace is over): every line of its stderr, whoever wrote it, is a JSON object,
