@@ -19,36 +19,58 @@
 -- An article whose cleaned URL another article has (the copy a public feed of the site stored
 -- of the same page, its own URL or one of its URL forms) is merged into that article; several
 -- cleaned to one URL that no other article has are merged into the first stored (the lowest
--- id). The merged article's feed entries and URL forms are the kept article's (whose feed_id,
--- where it has none, becomes the merged one's); the merged row goes as a pruned article does:
--- its copies re-pointed by the rule of `prune_repoint_copies` (the earliest published of them
--- the story's original, each announced as an update), its change rows and earlier versions
--- with it, its removal not announced. Each article whose URLs lose their user-info is
--- announced as an update (a change row and a notification, by the trigger), so that a
--- consumer that copied them reads them again.
+-- id). Where that other article is itself being cleaned, the merge follows it: an article
+-- whose cleaned URL is a URL form of one merged into a third goes into the third, and
+-- articles each of whose cleaned URL is a form of the next, round to the first, are one
+-- article, the first stored of them; so every article is found by its own URL afterwards
+-- (ingest.known_url of its url_hash names it). The merged article's feed entries and URL forms
+-- are the kept article's (whose feed_id, where it has none, becomes the merged one's); the
+-- merged row goes as a pruned article does: its copies re-pointed by the rule of
+-- `prune_repoint_copies` (the earliest published of them the story's original), its change
+-- rows and earlier versions with it, its removal not announced. Each article left whose URLs
+-- lose their user-info or whose duplicate_of is re-pointed is rewritten once, and so
+-- announced as one update (a change row and a notification, by the trigger), so that a
+-- consumer that copied it reads it again; nothing else is rewritten.
 
 -- The article writers' turn, first, as every writer takes it (sql/0011): no article is
 -- written, merged or pruned meanwhile.
 SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
 CREATE TEMPORARY TABLE cleaned_articles ON COMMIT DROP AS
-SELECT a.id,
-       ingest.without_userinfo(a.url) AS url,
-       min(a.id) OVER (PARTITION BY ingest.without_userinfo(a.url)) AS first_id
+SELECT a.id, ingest.without_userinfo(a.url) AS url
 FROM ingest.articles a
 WHERE strpos(a.url, '@') > 0 AND ingest.without_userinfo(a.url) <> a.url;
 
--- gone -> kept: the article stored at the cleaned URL (it has no user-info), else the one
--- whose URL form it is (not one being cleaned), else the first of those cleaned to it.
-CREATE TEMPORARY TABLE merged_articles ON COMMIT DROP AS
-SELECT c.id AS gone,
+-- Where each would go: the article stored at its cleaned URL (which has no user-info, so is
+-- not being cleaned), else the one whose URL form it is (itself aside), else the first of
+-- those cleaned to it; nowhere (NULL) for that first one when no other article has the URL.
+CREATE TEMPORARY TABLE next_articles ON COMMIT DROP AS
+SELECT c.id,
        COALESCE(
            (SELECT a.id FROM ingest.articles a WHERE a.url_hash = ingest.url_hash(c.url)),
            (SELECT u.article_id FROM ingest.article_urls u
-            WHERE u.url_hash = ingest.url_hash(c.url)
-              AND NOT EXISTS (SELECT 1 FROM cleaned_articles x WHERE x.id = u.article_id)),
-           c.first_id) AS kept
+            WHERE u.url_hash = ingest.url_hash(c.url) AND u.article_id <> c.id),
+           NULLIF(min(c.id) OVER (PARTITION BY c.url), c.id)) AS next
 FROM cleaned_articles c;
+
+-- gone -> kept: each followed to where its way ends, an article going nowhere (kept as it is,
+-- or cleaned in place); a way that comes round to an article already on it ends at the lowest
+-- id of that round.
+CREATE TEMPORARY TABLE merged_articles ON COMMIT DROP AS
+WITH RECURSIVE walk (id, at, path) AS (
+    SELECT n.id, n.next, ARRAY[n.id] FROM next_articles n WHERE n.next IS NOT NULL
+    UNION ALL
+    SELECT w.id, n.next, w.path || w.at
+    FROM walk w
+    JOIN next_articles n ON n.id = w.at
+    WHERE n.next IS NOT NULL AND w.at <> ALL (w.path))
+SELECT DISTINCT ON (w.id)
+       w.id AS gone,
+       CASE WHEN w.at = ANY (w.path)
+            THEN (SELECT min(x) FROM unnest(w.path[array_position(w.path, w.at):]) AS x)
+            ELSE w.at END AS kept
+FROM walk w
+ORDER BY w.id, cardinality(w.path) DESC;
 DELETE FROM merged_articles WHERE gone = kept;
 
 -- The URL forms without user-info of every article cleaned, for the article that keeps them.
@@ -76,28 +98,39 @@ FROM (SELECT DISTINCT ON (m.kept) m.kept, a.feed_id
       ORDER BY m.kept, m.gone) AS g
 WHERE k.id = g.kept AND k.feed_id IS NULL;
 
--- As prune_repoint_copies (sql/queries.sql).
+-- The copies of the merged articles, re-pointed as prune_repoint_copies (sql/queries.sql) does.
+CREATE TEMPORARY TABLE repointed_articles ON COMMIT DROP AS
 WITH heirs AS (
     SELECT DISTINCT ON (a.duplicate_of) a.duplicate_of AS gone, a.id AS heir
     FROM ingest.articles a
     WHERE a.duplicate_of IN (SELECT gone FROM merged_articles)
       AND a.id NOT IN (SELECT gone FROM merged_articles)
     ORDER BY a.duplicate_of, a.published_at, a.id)
+SELECT a.id, NULLIF(h.heir, a.id) AS duplicate_of
+FROM ingest.articles a
+JOIN heirs h ON h.gone = a.duplicate_of
+WHERE a.id NOT IN (SELECT gone FROM merged_articles);
+
+-- One rewrite of each article left that changes: its URLs without user-info and its
+-- duplicate_of re-pointed together, one change row.
 UPDATE ingest.articles a
-SET duplicate_of = NULLIF(h.heir, a.id)
-FROM heirs h
-WHERE a.duplicate_of = h.gone AND a.id NOT IN (SELECT gone FROM merged_articles);
+SET url = ingest.without_userinfo(a.url),
+    original_url = ingest.without_userinfo(a.original_url),
+    image_url = ingest.without_userinfo(a.image_url),
+    duplicate_of = CASE WHEN r.id IS NULL THEN a.duplicate_of ELSE r.duplicate_of END
+FROM (SELECT id FROM repointed_articles
+      UNION
+      SELECT id FROM ingest.articles
+      WHERE (strpos(url, '@') > 0 AND ingest.without_userinfo(url) <> url)
+         OR (strpos(original_url, '@') > 0
+             AND ingest.without_userinfo(original_url) <> original_url)
+         OR (strpos(image_url, '@') > 0 AND ingest.without_userinfo(image_url) <> image_url))
+     AS t
+LEFT JOIN repointed_articles r ON r.id = t.id
+WHERE a.id = t.id AND a.id NOT IN (SELECT gone FROM merged_articles);
 
 DELETE FROM ingest.article_changes WHERE article_id IN (SELECT gone FROM merged_articles);
 DELETE FROM ingest.articles WHERE id IN (SELECT gone FROM merged_articles);
-
-UPDATE ingest.articles
-SET url = ingest.without_userinfo(url),
-    original_url = ingest.without_userinfo(original_url),
-    image_url = ingest.without_userinfo(image_url)
-WHERE (strpos(url, '@') > 0 AND ingest.without_userinfo(url) <> url)
-   OR (strpos(original_url, '@') > 0 AND ingest.without_userinfo(original_url) <> original_url)
-   OR (strpos(image_url, '@') > 0 AND ingest.without_userinfo(image_url) <> image_url);
 
 INSERT INTO ingest.article_urls (url_hash, article_id)
 SELECT ingest.url_hash(url), article_id FROM cleaned_forms
@@ -127,6 +160,8 @@ SET url = ingest.without_userinfo(url),
         || CASE WHEN jsonb_typeof(entry -> 'image_url') = 'string'
                 THEN jsonb_build_object('image_url', ingest.without_userinfo(entry ->> 'image_url'))
                 ELSE '{}' END
-WHERE strpos(url, '@') > 0
-   OR strpos(entry ->> 'link', '@') > 0
-   OR strpos(entry ->> 'image_url', '@') > 0;
+WHERE (strpos(url, '@') > 0 AND ingest.without_userinfo(url) <> url)
+   OR (jsonb_typeof(entry -> 'link') = 'string' AND strpos(entry ->> 'link', '@') > 0
+       AND ingest.without_userinfo(entry ->> 'link') <> entry ->> 'link')
+   OR (jsonb_typeof(entry -> 'image_url') = 'string' AND strpos(entry ->> 'image_url', '@') > 0
+       AND ingest.without_userinfo(entry ->> 'image_url') <> entry ->> 'image_url');

@@ -293,3 +293,140 @@ async def test_a_backfill_s_pages_queued_with_user_info_are_queued_without_it(
           "title": "T"}, "done", True)
     ]  # fmt: skip
     assert targets == [(target,), (target,)]
+
+
+def _forms(conn: psycopg.Connection[Any], article_id: int, *urls: str) -> None:
+    """More URL forms of an article (an entry's link, a page it redirected from)."""
+    for url in urls:
+        conn.execute(
+            "INSERT INTO ingest.article_urls (url_hash, article_id)"
+            " VALUES (ingest.url_hash(%s), %s)",
+            (url, article_id),
+        )
+
+
+def _found_elsewhere(conn: psycopg.Connection[Any]) -> list[tuple[int, str, list[int | None]]]:
+    """Articles that their own URL does not find (`ingest.known_url` of their url_hash names
+    another article, or none): the service, looking a page up by its URL, would not find the
+    row stored at it."""
+    rows = conn.execute(
+        "SELECT a.id, a.url, ARRAY(SELECT k.article_id FROM ingest.known_url(a.url_hash) k)"
+        " FROM ingest.articles a ORDER BY a.id"
+    ).fetchall()
+    return [(int(i), str(u), list(k)) for i, u, k in rows if list(k) != [i]]
+
+
+async def test_a_copy_re_pointed_and_cleaned_by_0046_is_announced_once(before_0046: str) -> None:
+    """A story's original stored with the private feed's credential is merged into the same
+    page stored without it (its copy, whose image was written with the credential), and another
+    copy of the story stored with the credential is re-pointed and cleaned: each surviving
+    article the migration changes is one `update`, as one edit of an article is one row."""
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        private, public = _feed(conn, PRIVATE), _feed(conn, PUBLIC)
+        original = _article(conn, private, "http://Reader:S3cret@news.example/story/0", guid="g0")
+        kept = _article(
+            conn,
+            public,
+            "http://news.example/story/0",
+            guid="p0",
+            published=T0 + timedelta(minutes=1),
+            duplicate_of=original,
+            image_url="http://Reader:S3cret@news.example/img/0.jpg",
+        )
+        printed = _article(
+            conn,
+            private,
+            "http://Reader:S3cret@news.example/print/0",
+            guid="g0p",
+            published=T0 + timedelta(minutes=2),
+            duplicate_of=original,
+        )
+        before = _changes(conn)
+
+    await db.migrate(before_0046)
+
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        shown = conn.execute(
+            "SELECT id, url, image_url, duplicate_of FROM news.articles ORDER BY id"
+        ).fetchall()
+        assert shown == [
+            (kept, "http://news.example/story/0", "http://news.example/img/0.jpg", None),
+            (printed, "http://news.example/print/0", None, kept),
+        ]
+        assert _changes(conn) == [
+            *[c for c in before if c[0] != original],
+            (kept, "update"),
+            (printed, "update"),
+        ]
+
+
+async def test_0046_merges_along_chains_of_url_forms(before_0046: str) -> None:
+    """Articles stored with a credential whose cleaned URL is a URL form of another article
+    being cleaned (which the service would find under it): an article A whose cleaned URL is a
+    form of C, whose cleaned URL is D's URL (stored without a credential); two articles each of
+    whose cleaned URL is a form of the other. Each chain is one article, the one the service
+    finds under every URL of it (D; the first stored of the two), and every article is found by
+    its own URL."""
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        private, public = _feed(conn, PRIVATE), _feed(conn, PUBLIC)
+        d = _article(conn, public, "http://news.example/story/d", guid="d", text="D.")
+        c = _article(conn, private, "http://Reader:S3cret@news.example/story/d", guid="c")
+        _forms(conn, c, "http://news.example/story/a")
+        a = _article(conn, private, "http://Reader:S3cret@news.example/story/a", guid="a")
+        p = _article(conn, private, "http://Reader:S3cret@loop.example/p", guid="p", text="P.")
+        q = _article(conn, private, "http://Reader:S3cret@loop.example/q", guid="q", text="Q.")
+        _forms(conn, p, "http://loop.example/q")
+        _forms(conn, q, "http://loop.example/p")
+
+    await db.migrate(before_0046)
+
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        shown = conn.execute("SELECT id, url FROM news.articles ORDER BY id").fetchall()
+        assert shown == [(d, "http://news.example/story/d"), (p, "http://loop.example/p")]
+        assert _found_elsewhere(conn) == []
+        for url in ("a", "d"):
+            assert _known(conn, f"http://news.example/story/{url}") == [d]
+        assert _known(conn, "http://Reader:S3cret@news.example/story/a") == [d]
+        assert _known(conn, "http://loop.example/q") == [p]
+        feeds = conn.execute(
+            "SELECT article_id, feed_id FROM news.article_feeds ORDER BY article_id, feed_id"
+        ).fetchall()
+        assert feeds == [(d, private), (d, public), (p, private)]
+        assert {a, c, q}.isdisjoint({r[0] for r in shown})
+
+
+async def test_0046_changes_nothing_where_no_url_has_a_user_info(before_0046: str) -> None:
+    """A database whose URLs carry no user-info (an `@` in a path, a query, a fragment; a
+    backfill's page and entry so too): 0046 rewrites no row and announces nothing."""
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        feed = _feed(conn, PRIVATE)
+        for n, url in enumerate(
+            [
+                "http://news.example/@writer/story",
+                "http://news.example/story?contact=desk@news.example",
+                "http://news.example/story/2#by@desk",
+                "http://news.example/story/3",
+            ]
+        ):
+            _article(conn, feed, url, guid=f"n{n}", text=f"Story {n}.", image_url=url + ".jpg")
+        run = conn.execute(
+            "INSERT INTO ingest.backfill_runs (run_key, target) VALUES (sha256('r'), %s)"
+            " RETURNING id",
+            (PRIVATE,),
+        ).fetchone()
+        assert run is not None
+        page = "https://news.example/@desk/page"
+        conn.execute(
+            "INSERT INTO ingest.backfill_urls (run_id, url, source, entry)"
+            " VALUES (%s, %s, 'sitemap', %s)",
+            (run[0], page, Jsonb({"link": page, "image_url": page + ".jpg"})),
+        )
+        tables = ("articles", "article_urls", "feed_entries", "article_changes", "backfill_urls")
+        snapshot = "SELECT ctid::text, to_jsonb(t) FROM ingest.{} t ORDER BY 1"
+        before = {t: conn.execute(snapshot.format(t)).fetchall() for t in tables}
+
+    await db.migrate(before_0046)
+
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        after = {t: conn.execute(snapshot.format(t)).fetchall() for t in tables}
+    assert after == before
