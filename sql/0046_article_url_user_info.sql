@@ -36,10 +36,21 @@
 -- written, merged or pruned meanwhile.
 SELECT pg_advisory_xact_lock(ingest.article_writes_lock_key());
 
+-- The articles whose URLs have a user-info to lose, read in one pass over the table (all that
+-- follows reads them here).
+CREATE TEMPORARY TABLE user_info_articles ON COMMIT DROP AS
+SELECT a.id, a.url, a.original_url
+FROM ingest.articles a
+WHERE (strpos(a.url, '@') > 0 AND ingest.without_userinfo(a.url) <> a.url)
+   OR (strpos(a.original_url, '@') > 0
+       AND ingest.without_userinfo(a.original_url) <> a.original_url)
+   OR (strpos(a.image_url, '@') > 0 AND ingest.without_userinfo(a.image_url) <> a.image_url);
+ANALYZE user_info_articles;
+
 CREATE TEMPORARY TABLE cleaned_articles ON COMMIT DROP AS
 SELECT a.id, ingest.without_userinfo(a.url) AS url
-FROM ingest.articles a
-WHERE strpos(a.url, '@') > 0 AND ingest.without_userinfo(a.url) <> a.url;
+FROM user_info_articles a
+WHERE ingest.without_userinfo(a.url) <> a.url;
 
 -- Where each would go: the article stored at its cleaned URL (which has no user-info, so is
 -- not being cleaned), else the one whose URL form it is (itself aside), else the first of
@@ -52,6 +63,7 @@ SELECT c.id,
             WHERE u.url_hash = ingest.url_hash(c.url) AND u.article_id <> c.id),
            NULLIF(min(c.id) OVER (PARTITION BY c.url), c.id)) AS next
 FROM cleaned_articles c;
+ANALYZE next_articles;
 
 -- gone -> kept: each followed to where its way ends, an article going nowhere (kept as it is,
 -- or cleaned in place); a way that comes round to an article already on it ends at the lowest
@@ -72,11 +84,12 @@ SELECT DISTINCT ON (w.id)
 FROM walk w
 ORDER BY w.id, cardinality(w.path) DESC;
 DELETE FROM merged_articles WHERE gone = kept;
+ANALYZE merged_articles;
 
 -- The URL forms without user-info of every article cleaned, for the article that keeps them.
 CREATE TEMPORARY TABLE cleaned_forms ON COMMIT DROP AS
 SELECT DISTINCT COALESCE(m.kept, a.id) AS article_id, ingest.without_userinfo(f.form) AS url
-FROM ingest.articles a
+FROM user_info_articles a
 LEFT JOIN merged_articles m ON m.gone = a.id
 CROSS JOIN LATERAL (VALUES (a.url), (a.original_url)) AS f (form)
 WHERE strpos(f.form, '@') > 0 AND ingest.without_userinfo(f.form) <> f.form;
@@ -110,6 +123,7 @@ SELECT a.id, NULLIF(h.heir, a.id) AS duplicate_of
 FROM ingest.articles a
 JOIN heirs h ON h.gone = a.duplicate_of
 WHERE a.id NOT IN (SELECT gone FROM merged_articles);
+ANALYZE repointed_articles;
 
 -- One rewrite of each article left that changes: its URLs without user-info and its
 -- duplicate_of re-pointed together, one change row.
@@ -120,11 +134,7 @@ SET url = ingest.without_userinfo(a.url),
     duplicate_of = CASE WHEN r.id IS NULL THEN a.duplicate_of ELSE r.duplicate_of END
 FROM (SELECT id FROM repointed_articles
       UNION
-      SELECT id FROM ingest.articles
-      WHERE (strpos(url, '@') > 0 AND ingest.without_userinfo(url) <> url)
-         OR (strpos(original_url, '@') > 0
-             AND ingest.without_userinfo(original_url) <> original_url)
-         OR (strpos(image_url, '@') > 0 AND ingest.without_userinfo(image_url) <> image_url))
+      SELECT id FROM user_info_articles)
      AS t
 LEFT JOIN repointed_articles r ON r.id = t.id
 WHERE a.id = t.id AND a.id NOT IN (SELECT gone FROM merged_articles);
