@@ -11,9 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ingest.normalize import without_user_info
 from ingest.store import db
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -430,3 +433,49 @@ async def test_0046_changes_nothing_where_no_url_has_a_user_info(before_0046: st
     with psycopg.connect(before_0046, autocommit=True) as conn:
         after = {t: conn.execute(snapshot.format(t)).fetchall() for t in tables}
     assert after == before
+
+
+@st.composite
+def urls_with_at_signs(draw: st.DrawFn) -> str:
+    """URLs, well formed or not, with `@` where it is a user-info's end and where it is not (a
+    path, a query, a fragment), in the spellings a feed, a page or a redirect gives them:
+    schemes in capitals, percent-encoded user-info, a user without a password, IPv6 hosts,
+    ports, empty queries and fragments, whitespace and backslashes."""
+    scheme = draw(st.sampled_from(["http", "https", "HTTP", "hTtPs", "git+https", "1http", ""]))
+    sep = draw(st.sampled_from(["://", ":/", ":", ":///", "//"]))
+    user = draw(
+        st.sampled_from(
+            ["", "u@", "u:p@", "@", ":@", "a@b@", "Reader%40x:p%2F@", "u:p@w@", "u\n@", "u p@"]
+        )
+    )
+    host = draw(st.sampled_from(["news.example", "News.EXAMPLE.", "[::1]", "[::1", "", "h\\x"]))
+    port = draw(st.sampled_from(["", ":80", ":8080", ":", ":x"]))
+    pieces = ["/", "a", "@", "/@writer", "%40", "\\", " ", "\t", ".", ":", "é", "[", "]"]
+    path = "".join(draw(st.lists(st.sampled_from(pieces), max_size=6)))
+    query = draw(st.sampled_from(["", "?", "?e=desk@news.example", "?a=1&b=@"]))
+    fragment = draw(st.sampled_from(["", "#", "#by@desk", "#!/s@1"]))
+    lead = draw(st.sampled_from(["", " "]))
+    return f"{lead}{scheme}{sep}{user}{host}{port}{path}{query}{fragment}"
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.one_of(urls_with_at_signs(), st.text(alphabet=st.characters(exclude_characters="\x00"))))
+def test_the_service_and_0046_take_the_same_user_info_out_of_a_url(
+    database_url: str, url: str
+) -> None:
+    """The service stores an article's URLs without their user-info as
+    `ingest.normalize.without_user_info` gives them, and 0046 cleaned those stored before with
+    the SQL function `ingest.without_userinfo`: on any URL the two give the same, so that a row
+    stored before the upgrade and the same row stored after it are one, and nothing but the
+    user-info changes (the rest of the URL as written: `original_url` is the link as the feed
+    gave it)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT ingest.without_userinfo(%s)", (url,)).fetchone()
+    assert row is not None
+    assert without_user_info(url) == row[0]
