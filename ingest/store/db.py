@@ -590,7 +590,11 @@ async def _apply(conn: psycopg.AsyncConnection[Any], mig: Migration) -> None:
     without end would queue every later reader and writer of that table behind it, the whole
     service and its consumers stalled by one idle session. Between tries they go on; the 1st,
     2nd, 4th, 8th... try that times out logs `migration_waiting` with the oldest open
-    transactions, the likely holders.
+    transactions, the likely holders. A try that the database rolled back for a deadlock
+    with another session (a data migration rewriting rows that a session not taking the
+    article writers' turn locks in the other order: a feed removed meanwhile, whose articles
+    and entries go in that order) is tried again the same way: rolled back whole, it is the
+    same migration again, and the other session has gone on.
 
     Roles belong to the whole cluster, the migration lock to one database: a role that another
     database's migration created between this one's check and its CREATE ROLE (two databases
@@ -629,7 +633,7 @@ async def _apply_retrying(conn: psycopg.AsyncConnection[Any], mig: Migration) ->
                     (mig.version, mig.name),
                 )
             return
-        except psycopg.errors.LockNotAvailable:
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             tries += 1
             if tries & (tries - 1) == 0:
                 log.warning(

@@ -6,6 +6,7 @@ article stored twice (with and without the credential) one article, the feeds' o
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -479,3 +481,42 @@ def test_the_service_and_0046_take_the_same_user_info_out_of_a_url(
         row = conn.execute("SELECT ingest.without_userinfo(%s)", (url,)).fetchone()
     assert row is not None
     assert without_user_info(url) == row[0]
+
+
+async def test_0046_beside_a_feed_removed_meanwhile_is_applied(before_0046: str) -> None:
+    """A private feed removed while 0046 runs (`ingest feeds remove`: its entries deleted and
+    its articles' feed_id set to NULL, row locks that the article writers' turn does not
+    order) can deadlock with the migration's merge, which rewrites the same entries and
+    articles in the other order. The migration, rolled back whole, is tried again and applied,
+    as one that waited too long for a lock is, instead of failing the start of the service."""
+    name = psycopg.conninfo.conninfo_to_dict(before_0046)["dbname"]
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        private, public = _feed(conn, PRIVATE), _feed(conn, PUBLIC)
+        gone = _article(conn, private, "http://Reader:S3cret@news.example/story/0", guid="g0")
+        kept = _article(conn, public, "http://news.example/story/0", guid="p0")
+        # The migration finds the deadlock before its lock_timeout runs out; the other
+        # session never looks (its deadlock_timeout is an hour): the migration is the one
+        # rolled back, as the database may choose either.
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET deadlock_timeout = '300ms'").format(sql.Identifier(name))
+        )
+    async with await psycopg.AsyncConnection.connect(before_0046) as remover:
+        await remover.execute("SET deadlock_timeout = '1h'")
+        # The removal's first cascade: the feed's articles lose their feed_id.
+        await remover.execute("UPDATE ingest.articles SET feed_id = NULL WHERE id = %s", (gone,))
+        migrating = asyncio.create_task(db.migrate(before_0046))
+        for _ in range(400):  # until the migration waits for the article's row
+            cur = await remover.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            row = await cur.fetchone()
+            if (row and row[0]) or migrating.done():
+                break
+            await asyncio.sleep(0.01)
+        # Its second: the feed's entries, which the migration moved to the article it keeps.
+        await remover.execute("DELETE FROM ingest.feed_entries WHERE feed_id = %s", (private,))
+        await remover.execute("DELETE FROM ingest.feeds WHERE id = %s", (private,))
+        await remover.commit()
+        assert await migrating == [46]
+    with psycopg.connect(before_0046, autocommit=True) as conn:
+        shown = conn.execute("SELECT id, url, feed_id FROM news.articles ORDER BY id").fetchall()
+        assert shown == [(kept, "http://news.example/story/0", public)]
+        assert _known(conn, "http://Reader:S3cret@news.example/story/0") == [kept]
