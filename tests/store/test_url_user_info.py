@@ -7,6 +7,8 @@ article stored twice (with and without the credential) one article, the feeds' o
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -520,3 +522,144 @@ async def test_0046_beside_a_feed_removed_meanwhile_is_applied(before_0046: str)
         shown = conn.execute("SELECT id, url, feed_id FROM news.articles ORDER BY id").fetchall()
         assert shown == [(kept, "http://news.example/story/0", public)]
         assert _known(conn, "http://Reader:S3cret@news.example/story/0") == [kept]
+
+
+@pytest.fixture(scope="module")
+def at_0045(pg_admin: str) -> Iterator[str]:
+    """A database migrated up to 0045, empty: the template of each example below."""
+    name = f"ingest_t45_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(pg_admin, dbname=name)
+    shipped = db.load_migrations()
+    old, db.load_migrations = db.load_migrations, lambda: [m for m in shipped if m.version <= 45]
+    try:
+        asyncio.run(db.migrate(dsn))
+    finally:
+        db.load_migrations = old
+    yield name
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+STORY_URLS = [f"http://{u}news.example/{p}" for p in "abc" for u in ("", "R:S@", "O:P@")]
+"""Three pages, each at its URL and with two feeds' credentials."""
+
+stored_article = st.tuples(
+    st.sampled_from(STORY_URLS),  # its url (and original_url)
+    st.lists(st.sampled_from(STORY_URLS), max_size=3),  # more URL forms
+    st.one_of(st.none(), st.integers(0, 8)),  # the earlier article it is a copy of
+    st.integers(0, 10),  # minutes before now it was published
+    st.booleans(),  # listed by the private feed (else the public one)
+    st.sampled_from([None, "http://R:S@img.example/i.jpg"]),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(stored_article, min_size=1, max_size=9))
+def test_0046_leaves_every_database_consistent(
+    pg_admin: str,
+    at_0045: str,
+    stored: list[tuple[str, list[str], int | None, int, bool, str | None]],
+) -> None:
+    """Any articles the version before could have stored of three pages, each at its URL or
+    with one of two feeds' credentials, with URL forms, copies and images: after 0046 no URL
+    of an article has a user-info, every article is found by its own URL, no URL form is lost,
+    every feed entry names an article, every copy points at an original, and each article that
+    changed has exactly one `update` change row, those that did not none."""
+    name = f"ingest_e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(at_0045)
+            )
+        )
+    try:
+        with psycopg.connect(psycopg.conninfo.make_conninfo(pg_admin, dbname=name)) as conn:
+            conn.autocommit = True
+            _check_0046_on(conn, stored)
+    finally:
+        with psycopg.connect(pg_admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _check_0046_on(
+    conn: psycopg.Connection[Any],
+    stored: list[tuple[str, list[str], int | None, int, bool, str | None]],
+) -> None:
+    private, public = _feed(conn, PRIVATE), _feed(conn, PUBLIC)
+    ids: list[int] = []
+    urls: set[str] = set()
+    forms: set[str] = set()
+    for n, (url, more, copy_of, minutes, by_private, image) in enumerate(stored):
+        if url in urls or url in forms:
+            continue  # the version before stored one article per URL form
+        original: int | None = None
+        if copy_of is not None and copy_of < len(ids):
+            row = conn.execute(
+                "SELECT duplicate_of IS NULL FROM ingest.articles WHERE id = %s", (ids[copy_of],)
+            ).fetchone()
+            original = ids[copy_of] if row and row[0] else None
+        feed = private if by_private else public
+        article = _article(
+            conn,
+            feed,
+            url,
+            guid=f"g{n}",
+            published=T0 - timedelta(minutes=minutes),
+            duplicate_of=original,
+            image_url=image,
+        )
+        ids.append(article)
+        urls.add(url)
+        forms.add(url)
+        for form in more:
+            if form not in forms and form not in urls:
+                forms.add(form)
+                _forms(conn, article, form)
+    read = "SELECT id, to_jsonb(a) - 'feed_id' FROM ingest.articles a"
+    before = dict(conn.execute(read).fetchall())
+    last_seq = conn.execute("SELECT max(seq) FROM ingest.article_changes").fetchone()
+    entries = conn.execute("SELECT count(*) FROM ingest.feed_entries").fetchone()
+    hashes = {r[0] for r in conn.execute("SELECT url_hash FROM ingest.article_urls")}
+    migration = next(m for m in db.load_migrations() if m.version == 46)
+    with conn.transaction():
+        conn.execute(migration.sql.encode("utf-8"))
+
+    after = dict(conn.execute(read).fetchall())
+    assert (
+        conn.execute(
+            "SELECT id FROM ingest.articles WHERE ingest.without_userinfo(url) <> url"
+            " OR ingest.without_userinfo(original_url) <> original_url"
+            " OR ingest.without_userinfo(image_url) <> image_url"
+        ).fetchall()
+        == []
+    )
+    assert _found_elsewhere(conn) == []
+    assert hashes <= {r[0] for r in conn.execute("SELECT url_hash FROM ingest.article_urls")}
+    assert (
+        conn.execute("SELECT count(*), count(article_id) FROM ingest.feed_entries").fetchone()
+        == (entries[0] if entries else 0,) * 2
+    )
+    assert (
+        conn.execute(
+            "SELECT c.id FROM ingest.articles c JOIN ingest.articles o ON o.id = c.duplicate_of"
+            " WHERE o.duplicate_of IS NOT NULL"
+        ).fetchall()
+        == []
+    )
+    changes = conn.execute(
+        "SELECT article_id, kind FROM ingest.article_changes WHERE seq > %s ORDER BY article_id",
+        (last_seq[0] if last_seq else 0,),
+    ).fetchall()
+    assert changes == [(i, "update") for i in sorted(after) if after[i] != before[i]]
