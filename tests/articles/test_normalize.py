@@ -28,6 +28,7 @@ from ingest.normalize import (
     site_of,
     spelled_date,
     to_utc,
+    without_controls,
 )
 from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
 
@@ -1074,6 +1075,29 @@ def test_mojibake_is_repaired(broken: str, fixed: str) -> None:
 def test_correct_text_is_left_alone(text: str) -> None:
     """Curly quotes, accents, full-width forms and dashes are not mojibake and stay as they are."""
     assert clean_inline(text) == " ".join(text.split())
+
+
+# Every character `without_controls` removes, in one class: C0 and C1 controls but tab, line
+# feed and carriage return, the surrogates, U+FDD0..U+FDEF and the last two code points of
+# every plane.
+EVERY_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(chr(plane << 16 | last) for plane in range(17) for last in (0xFFFE, 0xFFFF))
+    + "]"
+)
+_CONTROLS_AND_NEIGHBOURS = [
+    *"\x00\x08\t\n\x0b\r\x1f\x7f\x9f\xa0\ud7ff\ud800\udfff\ue000\ufdcf\ufdd0\ufdef\ufdf0",
+    *(chr(plane << 16 | last) for plane in range(17) for last in (0xFFFD, 0xFFFE, 0xFFFF)),
+    *"a\u00e9\u4e2d\U00010000\U0001f600\U00020000",
+]
+
+
+@given(st.text(alphabet=st.sampled_from(_CONTROLS_AND_NEIGHBOURS)))
+def test_without_controls_removes_the_characters_of_its_one_class(text: str) -> None:
+    """The noncharacters beyond U+FFFF are looked for apart, in a text that has a character
+    beyond U+FFFF (one class holding them costs a comparison with each of them per character):
+    what is removed is still every character of the one class, and only those."""
+    assert without_controls(text) == EVERY_CONTROL.sub("", text)
 
 
 @given(st.text(alphabet=st.sampled_from([*" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000", *"aBç"])))
