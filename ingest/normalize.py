@@ -40,7 +40,6 @@ _ASTRAL_NONCHARACTERS = re.compile(
     + "]"
 )
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_INLINE_SPACE = re.compile(r"[^\S\n]+")
 _PARA_BREAK = re.compile(r"\n\s*\n")
 _ANY_SPACE = re.compile(r"\s+")
 # Invisible characters: the zero-width ones, and the soft hyphen (U+00AD, `&shy;`), a hint
@@ -818,7 +817,9 @@ def clean_text(value: str) -> str:
     # NFC last: removing a control or zero-width character can bring a base letter and its
     # combining mark together.
     text = unicodedata.normalize("NFC", _invisible_removed(without_controls(text)))
-    paragraphs = (_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
+    # `str.split()` splits at the characters `\s` matches: a line's runs of them made one space,
+    # its ends stripped (as `re.sub(r"\s+", " ", line).strip()`, in half the time).
+    paragraphs = (" ".join(line.split()) for line in text.split("\n"))
     return "\n\n".join(p for p in paragraphs if p)
 
 

@@ -1100,6 +1100,22 @@ def test_without_controls_removes_the_characters_of_its_one_class(text: str) -> 
     assert without_controls(text) == EVERY_CONTROL.sub("", text)
 
 
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            [*" \t\n\r\xa0\u1680\u2000\u2003\u2028\u2029\u202f\u205f\u3000", *"aB中"]
+        )
+    )
+)
+def test_clean_text_collapses_every_unicode_space_within_a_paragraph(text: str) -> None:
+    r"""Within a paragraph (a line), every run of Unicode whitespace is one space and its ends
+    are stripped, as `re.sub(r"[^\S\n]+", " ", line).strip()` has it, line separators and
+    no-break spaces included; empty paragraphs go."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    paragraphs = (re.sub(r"[^\S\n]+", " ", line).strip() for line in lines)
+    assert clean_text(text) == "\n\n".join(p for p in paragraphs if p)
+
+
 @given(st.text(alphabet=st.sampled_from([*" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000", *"aBç"])))
 def test_content_hash_folds_every_unicode_space(text: str) -> None:
     """The hash is of the text with case folded and every run of Unicode whitespace made one
