@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
 
 # Chinese and Japanese do not separate words with spaces: there every character counts as one
@@ -69,12 +69,26 @@ characters (group `han`), Thai, Lao, Khmer, Myanmar or Tibetan letters with thei
 `thai`)."""
 
 
+# The characters `_WORD` reads otherwise than `\w+` does: Chinese and Japanese, and the blocks
+# of the scripts of India and of those whose letters are words with their signs
+# (`_CLUSTERED_SCRIPTS`), letters and signs alike. A text with none of them has `\w+` runs for
+# words, which re finds in two thirds of the time: a pattern of alternatives gets no quick look
+# for where a match may start.
+_READ_APART = re.compile(
+    f"[{_UNSPACED}"
+    + "".join(f"{chr(first)}-{chr(last)}" for first, last in (_INDIC, *_CLUSTERED_SCRIPTS))
+    + "]"
+)
+_PLAIN_WORD = re.compile(r"\w+")
+
+
 def words(text: str) -> list[str]:
     """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction) with the
     combining signs of the scripts of India within and after them, each Chinese or Japanese
     character on its own, and each Thai, Lao, Khmer, Myanmar or Tibetan letter with its
     signs."""
-    return _WORD.findall(text.casefold())
+    folded = text.casefold()
+    return (_WORD if _READ_APART.search(folded) else _PLAIN_WORD).findall(folded)
 
 
 def has_words(text: str, count: int) -> bool:
@@ -82,10 +96,15 @@ def has_words(text: str, count: int) -> bool:
     return sum(1 for _ in islice(_WORD.finditer(text), count)) >= count
 
 
-def _shingles(tokens: list[str]) -> Counter[tuple[str, ...]]:
+def _grams(tokens: list[str]) -> Iterable[tuple[str, ...]]:
+    """The word 4-grams of `tokens` in order (a text of fewer words is one gram)."""
     if len(tokens) < 4:
-        return Counter([tuple(tokens)] if tokens else [])
-    return Counter(zip(tokens, tokens[1:], tokens[2:], tokens[3:], strict=False))
+        return [tuple(tokens)] if tokens else []
+    return zip(tokens, tokens[1:], tokens[2:], tokens[3:], strict=False)
+
+
+def _shingles(tokens: list[str]) -> Counter[tuple[str, ...]]:
+    return Counter(_grams(tokens))
 
 
 class Reference:
@@ -106,7 +125,17 @@ class Reference:
         if not self._total:
             return 1.0
         tokens = words(text) if isinstance(text, str) else text
-        return (self._shingles & _shingles(tokens)).total() / self._total
+        # The text's 4-grams, each counted while the reference has one of it left: the total
+        # of `self._shingles & _shingles(tokens)`, without the text's Counter and `__and__`'s
+        # loop over it (a third of the time).
+        left = dict(self._shingles)
+        held = 0
+        for gram in _grams(tokens):
+            count = left.get(gram)
+            if count:
+                left[gram] = count - 1
+                held += 1
+        return held / self._total
 
 
 def coverage(text: str, reference: str) -> float:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from collections import Counter
 
-from ingest.coverage import coverage, words
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest.coverage import _WORD, Reference, coverage, words
 
 STORY = "the council met on tuesday and agreed the plan for the river bank after a long debate"
 
@@ -77,3 +81,47 @@ def test_a_word_of_the_scripts_of_india_goes_on_through_its_signs() -> None:
     assert words("ශ්\u200dරී ලංකාව") == ["ශ්\u200dරී", "ලංකාව"]
     assert words("می\u200cخواهم") == ["می", "خواهم"]
     assert coverage("नई दिल्ली में सरकार ने कहा", "दिल्ली में सरकार ने") == 1.0
+
+
+# Letters, digits, punctuation and spaces of several scripts, with the characters `words` reads
+# apart from `\w+` runs: Chinese and Japanese, Thai, Lao, Khmer, Myanmar and Tibetan letters and
+# signs, the letters, signs and joiners of the scripts of India, and capitals whose case-folding
+# is longer.
+_MIXED = [
+    *"aZ9_-. ,\nßİẞﬁ",
+    *"é\u0301Ω",
+    *"新の",
+    *"กุ",
+    *"ນຫຼ",
+    *"दि\u094d\u200d\u200cম",
+    *"ខ\u17d2មែ",
+    *"မြ",
+    *"བོ",
+]
+
+
+@given(st.text(alphabet=st.sampled_from(_MIXED)))
+def test_words_are_the_matches_of_the_one_pattern(text: str) -> None:
+    """A text without the characters read apart is split as `\\w+` runs, in less time: the
+    words are still those of the one pattern, in every mix of scripts."""
+    assert words(text) == _WORD.findall(text.casefold())
+
+
+@given(
+    st.lists(st.sampled_from("ab"), max_size=30),
+    st.lists(st.sampled_from("abc"), max_size=30),
+)
+def test_held_by_counts_the_4_grams_both_texts_have(text: list[str], reference: list[str]) -> None:
+    """The share of the reference's 4-grams the text holds, each counted as often as both have
+    it (`Counter.__and__`), whatever the repeats (a text of fewer than four words is one gram)."""
+
+    def grams(tokens: list[str]) -> Counter[tuple[str, ...]]:
+        if len(tokens) < 4:
+            return Counter([tuple(tokens)] if tokens else [])
+        return Counter(zip(tokens, tokens[1:], tokens[2:], tokens[3:], strict=False))
+
+    held = Reference(" ".join(reference)).held_by(text)
+    expected = (
+        (grams(reference) & grams(text)).total() / grams(reference).total() if reference else 1.0
+    )
+    assert held == expected
