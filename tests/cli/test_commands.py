@@ -427,7 +427,12 @@ def test_entry_ctrl_c_during_start_up_is_one_quiet_exit(database_url: str) -> No
         text=True,
         start_new_session=True,
     )
-    time.sleep(0.15)  # the interpreter is up, the fork server spawned, the imports under way
+    # The fork server spawned (the entry point's first act): the imports are under way. A
+    # fixed pause could land, on a loaded machine, before the interpreter ran a line of the
+    # entry point, where no program can handle the signal yet.
+    deadline = time.monotonic() + 30
+    while len(_processes_marked(mark)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
