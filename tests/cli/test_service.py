@@ -888,29 +888,30 @@ sys.exit(main(["run"]))
 """
 
 
-def test_a_second_sigterm_while_the_service_closes_changes_nothing(database_url: str) -> None:
-    """A second SIGTERM after the drain, while the service closes (its writers finishing the
-    groups being written, its worker pool stopping; 3 s here): it goes on closing and exits 0
-    (was: the default action of the signal, restored once the drain was over, killed it there,
-    the group being written rolled back and the exit status -15)."""
+def _signalled_twice(
+    database_url: str, script: str, sig: signal.Signals, second_after: str, pause: float = 0.0
+) -> tuple[list[str], int, str]:
+    """Run the service by `script`, send it `sig` once it has started and again `pause` s after
+    it logs `second_after`; the events it logged up to then, its exit status and the rest of
+    its stderr."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLOSE],
+        [sys.executable, "-c", script],
         env={**env(database_url), "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stderr is not None
-    events = []
+    events: list[str] = []
     try:
         for line in proc.stderr:
             if line.startswith("{"):
                 events.append(json.loads(line)["event"])
             if events[-1:] == ["service_started"]:
-                proc.send_signal(signal.SIGTERM)
-            if events[-1:] == ["service_stopped"]:
-                time.sleep(0.5)
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
+            if events[-1:] == [second_after]:
+                time.sleep(pause)
+                proc.send_signal(sig)
                 break
         rest = proc.stderr.read()
         proc.wait(timeout=60)
@@ -919,8 +920,19 @@ def test_a_second_sigterm_while_the_service_closes_changes_nothing(database_url:
             proc.kill()
             proc.wait()
         proc.stderr.close()
+    return events, proc.returncode, rest
+
+
+def test_a_second_sigterm_while_the_service_closes_changes_nothing(database_url: str) -> None:
+    """A second SIGTERM after the drain, while the service closes (its writers finishing the
+    groups being written, its worker pool stopping; 3 s here): it goes on closing and exits 0
+    (was: the default action of the signal, restored once the drain was over, killed it there,
+    the group being written rolled back and the exit status -15)."""
+    events, returncode, rest = _signalled_twice(
+        database_url, SLOW_CLOSE, signal.SIGTERM, "service_stopped", pause=0.5
+    )
     assert "service_stopped" in events
-    assert proc.returncode == 0, rest[-2000:]
+    assert returncode == 0, rest[-2000:]
     assert '"event_loop_lag"' in rest  # the pipeline closed
 
 
@@ -943,33 +955,9 @@ def test_a_second_signal_while_the_service_exits_changes_nothing(
     process exits (an embedded server it started being stopped, 2 s here): it goes on exiting,
     exit 0 (was: the signal's default action, restored as the service closed, killed it
     there, exit status -15; a Ctrl-C raised KeyboardInterrupt in the server's stop)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_EXIT],
-        env={**env(database_url), "INGEST_TICK_SECONDS": "0.5", "INGEST_HTTP_PORT": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    events = []
-    try:
-        for line in proc.stderr:
-            if line.startswith("{"):
-                events.append(json.loads(line)["event"])
-            if events[-1:] == ["service_started"]:
-                proc.send_signal(sig)
-            if events[-1:] == ["test_exiting"]:
-                proc.send_signal(sig)
-                break
-        rest = proc.stderr.read()
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+    events, returncode, rest = _signalled_twice(database_url, SLOW_EXIT, sig, "test_exiting")
     assert "service_stopped" in events
-    assert proc.returncode == 0, rest[-2000:]
+    assert returncode == 0, rest[-2000:]
     assert rest == ""  # no traceback of an exit cut short
 
 
