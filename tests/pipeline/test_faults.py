@@ -30,7 +30,7 @@ from ingest.store.db import make_pool
 from jobs.tasks import pass_counts
 from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.network import fake_dns
-from tests.support.pipelines import CONSENT_WALL
+from tests.support.pipelines import CONSENT_WALL, fail_first
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -1622,7 +1622,6 @@ async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answ
     lease back fails too: the hand-back is tried again until the database answers, so the
     feed is due again at once instead of when its 10-minute lease runs out."""
     from ingest import pipeline as pipeline_module
-    from ingest.errors import StoreError
 
     monkeypatch.setattr(pipeline_module, "HAND_BACK_FIRST_DELAY", 0.05)
     monkeypatch.setattr(pipeline_module, "HAND_BACK_MAX_DELAY", 0.1)
@@ -1631,19 +1630,7 @@ async def test_leases_of_unrecorded_feeds_are_handed_back_once_the_database_answ
     await pipeline.store.add_feed(server.url("/feed"))
     failures = {"feeds_succeeded": 1, "release_leases": 3}
 
-    def failing(name: str) -> Any:
-        real = getattr(pipeline.store, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if failures[name] > 0:
-                failures[name] -= 1
-                raise StoreError("database unreachable: connection refused")
-            return await real(*args, **kwargs)
-
-        return call
-
-    for name in failures:
-        setattr(pipeline.store, name, failing(name))
+    fail_first(pipeline.store, failures, "database unreachable: connection refused")
     summary = await pipeline.run()
     assert summary.feeds == 0  # handed back: not recorded in this pass
     for _ in range(100):
@@ -1672,7 +1659,6 @@ async def test_hosts_of_a_run_the_database_left_are_handed_back_once_it_answers(
     the feed's lease, another process's to take a host delay later, instead of held until
     the end of its claim's 10-minute lease while its feed, handed back, is due at once."""
     from ingest import pipeline as pipeline_module
-    from ingest.errors import StoreError
 
     monkeypatch.setattr(pipeline_module, "HAND_BACK_FIRST_DELAY", 0.05)
     monkeypatch.setattr(pipeline_module, "HAND_BACK_MAX_DELAY", 0.1)
@@ -1681,19 +1667,7 @@ async def test_hosts_of_a_run_the_database_left_are_handed_back_once_it_answers(
     await pipeline.store.add_feed(server.url("/feed"))
     failures = {"feeds_succeeded": 1, "release_leases": 3, "release_hosts": 3}
 
-    def failing(name: str) -> Any:
-        real = getattr(pipeline.store, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if failures[name] > 0:
-                failures[name] -= 1
-                raise StoreError("database unreachable: connection refused")
-            return await real(*args, **kwargs)
-
-        return call
-
-    for name in failures:
-        setattr(pipeline.store, name, failing(name))
+    fail_first(pipeline.store, failures, "database unreachable: connection refused")
     summary = await pipeline.run()
     assert summary.feeds == 0  # handed back: not recorded in this pass
     held = "SELECT held_until - now() AS left FROM ingest.host_holds"

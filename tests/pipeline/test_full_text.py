@@ -31,7 +31,7 @@ from ingest.store import Store
 from ingest.store.db import make_pool
 from ingest.workers.tasks import own_texts
 from tests.support.httpserver import LocalServer, Response, static
-from tests.support.pipelines import CONSENT_WALL
+from tests.support.pipelines import CONSENT_WALL, fail_first
 from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -1875,25 +1875,12 @@ async def test_a_poll_handed_back_unrecorded_keeps_its_full_text_evidence(
     is handed back unrecorded: at once, or once the database answers again. The hand-back
     keeps the full-text state those stored entries left, so the next poll's 25 new entries
     cost only their one-in-twenty re-check, not three probes more."""
-    from ingest.errors import StoreError
 
     site.routes["/feed"] = static(feed(site.base, range(12)), RSS)
     await pipeline.store.add_feed(site.url("/feed"))
     failures = {"feeds_succeeded": 1, "release_leases": releases_failing}
 
-    def failing(name: str) -> Any:
-        real = getattr(pipeline.store, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if failures[name] > 0:
-                failures[name] -= 1
-                raise StoreError("database unreachable: connection reset")
-            return await real(*args, **kwargs)
-
-        return call
-
-    for name in failures:
-        setattr(pipeline.store, name, failing(name))
+    fail_first(pipeline.store, failures, "database unreachable: connection reset")
     first = await pipeline.run()
     assert (first.feeds, first.new_articles, page_hits(site)) == (0, 12, 3)
     for _ in range(200):

@@ -89,3 +89,24 @@ CONSENT_WALL = (
     )
     + "<button>Accept all</button><button>Reject all</button></main></body></html>"
 )
+
+
+def fail_first(store: Store, failures: dict[str, int], error: str) -> None:
+    """Make each of the store's methods named in `failures` raise `StoreError(error)` (the
+    database went away) for its first `failures[name]` calls, counting them down in
+    `failures`, and answer as itself after."""
+    from ingest.errors import StoreError
+
+    def failing(name: str) -> Any:
+        real = getattr(store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if failures[name] > 0:
+                failures[name] -= 1
+                raise StoreError(error)
+            return await real(*args, **kwargs)
+
+        return call
+
+    for name in failures:
+        setattr(store, name, failing(name))
