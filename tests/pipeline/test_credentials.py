@@ -97,15 +97,10 @@ def private(route: Route) -> Route:
     return handle
 
 
-async def test_a_private_feed_s_relative_links_are_its_site_s_urls_without_its_user_info(
-    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
-) -> None:
-    """A feed registered with its credential as user-info (`http://Reader:S3cret@host/feeds/
-    private.xml`) whose entries link their pages relative to it (`<link>/story/0</link>`, an
-    image `url='/img/0.jpg'`, the channel's `<link>/</link>`): the pages are its site's, stored
-    without the credential (`news.articles.url` is read by `news_reader`), fetched without it
-    (the credential goes with the feed's own requests, never with the pages it lists), and one
-    story that a public feed of the site lists too is one article."""
+def _private_and_public_feeds(server: LocalServer) -> None:
+    """A private feed (`/feeds/private.xml`) linking its two stories relative to it, the
+    root-relative `/story/0` and the path-relative `story/1`, and a public feed listing
+    `/story/0` too; the pages at both addresses."""
     server.routes["/feeds/private.xml"] = private(
         static(rss(["/story/0", "story/1"]), "application/rss+xml")
     )
@@ -115,6 +110,18 @@ async def test_a_private_feed_s_relative_links_are_its_site_s_urls_without_its_u
     for n in range(2):
         server.routes[f"/story/{n}"] = static(page(f"Story {n}"))
         server.routes[f"/feeds/story/{n}"] = static(page(f"Story {n}"))
+
+
+async def test_a_private_feed_s_relative_links_are_its_site_s_urls_without_its_user_info(
+    database_url: str, server: LocalServer, workers: WorkerPool, resources: list[Any]
+) -> None:
+    """A feed registered with its credential as user-info (`http://Reader:S3cret@host/feeds/
+    private.xml`) whose entries link their pages relative to it (`<link>/story/0</link>`, an
+    image `url='/img/0.jpg'`, the channel's `<link>/</link>`): the pages are its site's, stored
+    without the credential (`news.articles.url` is read by `news_reader`), fetched without it
+    (the credential goes with the feed's own requests, never with the pages it lists), and one
+    story that a public feed of the site lists too is one article."""
+    _private_and_public_feeds(server)
     pipeline = await make_pipeline(database_url, workers, resources)
     await pipeline.store.add_feed(
         server.url("/feeds/private.xml").replace("://", "://Reader:S3cret@")
@@ -213,15 +220,7 @@ async def test_articles_stored_with_a_private_feed_s_user_info_before_are_found_
         old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 45])
         await db.migrate(empty_database_url)
     database_url = empty_database_url
-    server.routes["/feeds/private.xml"] = private(
-        static(rss(["/story/0", "story/1"]), "application/rss+xml")
-    )
-    server.routes["/feeds/public.xml"] = static(
-        rss([server.url("/story/0")]), "application/rss+xml"
-    )
-    for n in range(2):
-        server.routes[f"/story/{n}"] = static(page(f"Story {n}"))
-        server.routes[f"/feeds/story/{n}"] = static(page(f"Story {n}"))
+    _private_and_public_feeds(server)
     pipeline = await make_pipeline(database_url, workers, resources)
     await pipeline.store.add_feed(
         server.url("/feeds/private.xml").replace("://", "://Reader:S3cret@")
