@@ -273,14 +273,18 @@ def next_fetch_at(
     max_interval's jitter band: one that long is cut to max_interval anyway, and feeds whose
     servers all ask for a day or more must still drift apart. After failure n: exponential backoff
     `min_interval * 2**(n-1)`, capped at max_interval, with jitter on its upper half. An
-    inactive feed is probed at the slowest rate. A Retry-After is honoured when it is later,
+    inactive feed is probed at the slowest rate. Neither jitter goes below min_interval (a
+    first failure waits it, not half of it). A Retry-After is honoured when it is later,
     capped at `retry_after_cap` (max_interval when None). Never later than `LATEST` (a feed's
     settings may ask for intervals of millennia: they must not overflow the date, which would
     fail the run)."""
     horizon = max(LATEST - now, timedelta(0))
     highest = min(policy.max_interval, horizon)
+    # The jitter below a failure's backoff or a probe's max_interval stops at min_interval:
+    # the shortest interval between two polls of a feed, whatever its last poll did.
+    lowest = min(policy.min_interval, highest)
     if not active:
-        delay = highest * rng.uniform(1 - policy.jitter, 1.0)
+        delay = _jittered(highest * (1 - policy.jitter), highest, lowest, rng)
     elif failures <= 0:
         base = min(interval, horizon)
         asked = min(shortest or timedelta(0), highest * (1 - policy.jitter))
@@ -299,7 +303,8 @@ def next_fetch_at(
             if backoff >= highest:
                 break
             backoff *= 2
-        delay = min(backoff, highest) * rng.uniform(0.5, 1.0)
+        backoff = min(backoff, highest)
+        delay = _jittered(backoff * 0.5, backoff, lowest, rng)
     if retry_after is not None:
         delay = max(delay, min(retry_after, retry_after_cap or policy.max_interval, horizon))
     return now + min(delay, horizon)
@@ -345,6 +350,13 @@ def observe_redirect(
     if seen >= policy.redirect_after_fetches and now - since >= policy.redirect_after:
         return RedirectState(), target
     return RedirectState(target, seen, since), None
+
+
+def _jittered(low: timedelta, high: timedelta, lowest: timedelta, rng: random.Random) -> timedelta:
+    """A delay drawn from [low, high], the part of it below `lowest` cut off (all of it
+    `lowest` when `high` is no more)."""
+    low, high = max(low, lowest), max(high, lowest)
+    return timedelta(seconds=rng.uniform(low.total_seconds(), high.total_seconds()))
 
 
 def _clamp(value: timedelta, low: timedelta, high: timedelta) -> timedelta:

@@ -224,6 +224,34 @@ def test_failure_backoff_grows_then_caps() -> None:
     assert highs[-1] == POLICY.max_interval
 
 
+@pytest.mark.parametrize("failures", [1, 2, 3])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        pytest.param(POLICY, id="5m-24h"),
+        pytest.param(Policy(min_interval=HOUR, max_interval=HOUR), id="1h-1h"),
+        pytest.param(Policy(min_interval=HOUR, max_interval=HOUR * 1.5), id="1h-90m"),
+    ],
+)
+def test_no_poll_comes_sooner_than_the_minimum_interval(failures: int, policy: Policy) -> None:
+    """INGEST_MIN_INTERVAL is the shortest interval between two polls of a feed, whatever its
+    last poll did: a failure's backoff, jittered below its step, and the probe of a feed
+    given up on, jittered below max_interval, never come sooner (a first failure waits
+    min_interval, not half of it; an operator polling every feed hourly, minimum and maximum
+    an hour, has them probed hourly, not after 54 minutes)."""
+    for rng in (_Extreme(high=False), _Extreme(high=True), random.Random(failures)):
+        for active in (True, False):
+            due = next_fetch_at(
+                NOW,
+                policy=policy,
+                interval=policy.default_interval,
+                failures=failures,
+                active=active,
+                rng=rng,
+            )
+            assert policy.min_interval <= due - NOW <= policy.max_interval
+
+
 def test_inactive_feed_is_probed_at_the_slowest_rate() -> None:
     """A feed given up on is still fetched, once per max_interval (minus jitter)."""
     for rng in (_Extreme(high=True), _Extreme(high=False), random.Random(1)):
