@@ -936,11 +936,18 @@ _SY_PERIOD_MINUTES = {
 
 def _sy_update_minutes(period: object, frequency: object) -> int | None:
     """RSS 1.0 syndication module: `updateFrequency` updates per `updatePeriod` (default daily
-    and 1 when absent, per the module's spec); None when the feed says nothing."""
+    and 1 when absent, per the module's spec; a frequency that is no positive number is 1);
+    None when the feed says nothing, or names a period the module does not (`fortnightly`,
+    an empty one): like a `<ttl>` that is no number, it is ignored rather than guessed, and
+    read as the default, daily, it would have a feed publishing every minute polled daily."""
     if period is None and frequency is None:
         return None
-    minutes = _SY_PERIOD_MINUTES.get(period.strip().lower() if isinstance(period, str) else "")
-    minutes = minutes or _SY_PERIOD_MINUTES["daily"]
+    if period is None:
+        minutes = _SY_PERIOD_MINUTES["daily"]
+    elif isinstance(period, str) and period.strip().lower() in _SY_PERIOD_MINUTES:
+        minutes = _SY_PERIOD_MINUTES[period.strip().lower()]
+    else:
+        return None
     times = _int(frequency, 1) or 1
     return max(1, minutes // times)
 

@@ -1502,6 +1502,44 @@ def test_ttl_that_is_not_a_number_is_none() -> None:
     assert parse_feed(_rss("", "<ttl> 15 </ttl>"), URL).ttl_minutes == 15
 
 
+_SY = "xmlns:sy='http://purl.org/rss/1.0/modules/syndication/'"
+
+
+def _sy(period: str | None, frequency: str | None) -> bytes:
+    fields = "" if period is None else f"<sy:updatePeriod {_SY}>{period}</sy:updatePeriod>"
+    if frequency is not None:
+        fields += f"<sy:updateFrequency {_SY}>{frequency}</sy:updateFrequency>"
+    return _rss("", fields)
+
+
+@pytest.mark.parametrize(
+    ("period", "frequency", "minutes"),
+    [
+        pytest.param("hourly", "1", 60, id="hourly"),
+        pytest.param("\n\thourly\t", "\n\t2\t", 30, id="wordpress-spaced-twice-an-hour"),
+        pytest.param("DAILY", None, 1440, id="daily-once-by-default"),
+        pytest.param(None, "4", 360, id="daily-by-default-four-times"),
+        pytest.param("weekly", "0", 10080, id="zero-times-is-once"),
+        pytest.param("hourly", "-3", 60, id="negative-times-is-once"),
+        pytest.param("daily", "999999999", 1, id="a-billion-times-a-day-is-a-minute"),
+        pytest.param("yearly", "1", 525600, id="yearly"),
+        pytest.param("fortnightly", "1", None, id="an-unknown-period-is-none"),
+        pytest.param("every 5 minutes", None, None, id="a-sentence-is-none"),
+        pytest.param("", "1", None, id="an-empty-period-is-none"),
+        pytest.param(None, None, None, id="absent"),
+    ],
+)
+def test_sy_update_period_and_frequency(
+    period: str | None, frequency: str | None, minutes: int | None
+) -> None:
+    """RSS 1.0's syndication module: `updateFrequency` times per `updatePeriod`, daily and once
+    when either is left out, as the module says. A period it does not name (`fortnightly`,
+    empty) is no hint, as a `<ttl>` that is not a number is none: read as daily, a feed that
+    publishes every minute would be polled once a day on a word nobody meant as that; a
+    frequency that is no positive number is once."""
+    assert parse_feed(_sy(period, frequency), URL).update_minutes == minutes
+
+
 # --- JSON Feed specifics -------------------------------------------------------------------------
 
 
