@@ -193,6 +193,115 @@ async def test_server_hints_lengthen_the_interval(
     assert due[server.url("/absurd")] <= timedelta(hours=24) * 1.1
 
 
+SY = "xmlns:sy='http://purl.org/rss/1.0/modules/syndication/'"
+EVERY_HOUR = "".join(f"<hour>{h}</hour>" for h in range(24))
+EVERY_DAY = "".join(
+    f"<day>{d}</day>"
+    for d in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+)
+HOSTILE_HINTS: dict[str, tuple[str, dict[str, str]]] = {
+    # The feed's own fields (feed document markup, headers).
+    "ttl-zero": ("<ttl>0</ttl>", {}),
+    "ttl-negative": ("<ttl>-60</ttl>", {}),
+    "ttl-not-a-number": ("<ttl>hourly</ttl>", {}),
+    "ttl-20-digits": ("<ttl>" + "9" * 20 + "</ttl>", {}),
+    "sy-a-billion-a-day": (
+        f"<sy:updatePeriod {SY}>daily</sy:updatePeriod>"
+        f"<sy:updateFrequency {SY}>999999999</sy:updateFrequency>",
+        {},
+    ),
+    "sy-an-unknown-period": (
+        f"<sy:updatePeriod {SY}>fortnightly</sy:updatePeriod>"
+        f"<sy:updateFrequency {SY}>-3</sy:updateFrequency>",
+        {},
+    ),
+    "skip-every-hour-and-day": (
+        f"<skipHours>{EVERY_HOUR}</skipHours><skipDays>{EVERY_DAY}</skipDays>",
+        {},
+    ),
+    # The server's headers.
+    "max-age-zero": ("", {"Cache-Control": "max-age=0"}),
+    "max-age-negative": ("", {"Cache-Control": "max-age=-3600"}),
+    "max-age-twice": ("", {"Cache-Control": "max-age=300, max-age=86400"}),
+    "age-beyond-max-age": ("", {"Cache-Control": "max-age=3600", "Age": "999999"}),
+    "expires-past": ("", {"Expires": "Thu, 01 Jan 2015 00:00:00 GMT"}),
+    "expires-unparsable": ("", {"Expires": "tomorrow"}),
+    "retry-after-on-a-200": ("", {"Retry-After": "86400"}),
+    # Asking for more than the maximum.
+    "ttl-a-billion-minutes": ("<ttl>999999999</ttl>", {}),
+    "sy-yearly": (f"<sy:updatePeriod {SY}>yearly</sy:updatePeriod>", {}),
+    "max-age-huge": ("", {"Cache-Control": "max-age=999999999999"}),
+    "expires-year-9999": ("", {"Expires": "Fri, 31 Dec 9999 23:59:59 GMT"}),
+}
+LONG_HINTS = ("ttl-a-billion-minutes", "sy-yearly", "max-age-huge", "expires-year-9999")
+
+
+@pytest.mark.anyio
+async def test_hostile_hints_keep_a_feed_between_the_minimum_and_maximum_intervals(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed publishing every minute, its document or server saying odd things about when
+    to come back: a `<ttl>` of 0, negative, 20 digits or not a number, `sy:updateFrequency`
+    of a billion a day or negative, `skipHours`/`skipDays` naming every hour and day (not
+    read: no feed is left unpolled by them), `max-age` of 0, negative or given twice, an `Age`
+    beyond its `max-age`, an `Expires` past or unparsable, a `Retry-After` on a 200 (no
+    refusal: none is waited out). Each is polled again after INGEST_MIN_INTERVAL (jittered up
+    to 10 % over it), never sooner; and a `<ttl>`, `sy:updatePeriod`, `max-age` or `Expires`
+    asking for years, after at most INGEST_MAX_INTERVAL."""
+    pipeline, _clock, store = env
+    every_minute = [START - timedelta(minutes=i) for i in range(5)]
+    for name, (extra, headers) in HOSTILE_HINTS.items():
+        body = rss(server.base, every_minute, extra).replace("/story/", f"/{name}/")
+        server.routes[f"/{name}"] = Response(
+            200, body.encode(), {"Content-Type": "application/rss+xml", **headers}
+        )
+        await store.add_feed(server.url(f"/{name}"))
+    summary = await pipeline.run()
+    assert summary.ok == len(HOSTILE_HINTS)
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        due = {
+            r["url"]: r["delay"]
+            for r in conn.execute(
+                "SELECT url, next_fetch_at - polled_at AS delay FROM ingest.feeds"
+            )
+        }
+    policy = pipeline.policy
+    for name in HOSTILE_HINTS:
+        delay = due[server.url(f"/{name}")]
+        if name in LONG_HINTS:
+            low, high = policy.max_interval * 0.9, policy.max_interval
+        else:
+            low, high = policy.min_interval, policy.min_interval * 1.1
+        assert low <= delay <= high, (name, delay)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [
+        pytest.param("Thu, 01 Jan 2015 00:00:00 GMT", 300, id="a-date-past"),
+        pytest.param("Fri, 31 Dec 9999 23:59:59 GMT", 86400, id="a-date-far-ahead"),
+        pytest.param("-600", 300, id="negative-seconds"),
+        pytest.param("0", 300, id="zero"),
+        pytest.param("9" * 30, 86400, id="30-digits"),
+    ],
+)
+async def test_a_failure_s_hostile_retry_after_keeps_it_between_the_bounds(
+    env, server: LocalServer, database_url: str, retry_after: str, expected: int
+) -> None:  # type: ignore[no-untyped-def]
+    """A first failure (503) with a Retry-After in the past, of zero or negative seconds
+    waits INGEST_MIN_INTERVAL, its backoff; one in the year 9999 or of 30 digits waits
+    INGEST_MAX_INTERVAL, no longer."""
+    pipeline, _clock, store = env
+    server.routes["/f"] = Response(
+        503, b"down", {"Retry-After": retry_after, "Content-Type": "text/plain"}
+    )
+    await store.add_feed(server.url("/f"))
+    summary = await pipeline.run()
+    assert summary.failed == 1
+    assert due_after_poll(database_url) == timedelta(seconds=expected)
+
+
 @pytest.mark.anyio
 async def test_failing_feed_is_given_up_then_recovers(
     env, server: LocalServer, database_url: str
