@@ -336,6 +336,38 @@ async def test_failing_feed_is_given_up_then_recovers(
 
 
 @pytest.mark.anyio
+async def test_a_burst_of_failures_backs_off_then_the_feed_is_polled_at_its_own_rate(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """An hourly feed failing five times in a row waits INGEST_MIN_INTERVAL, then twice as long
+    at each failure (jittered down by half at most, never below the minimum), still active;
+    its first success ends the streak and polls it every half hour again, its own rate, not
+    at the backoff it had reached."""
+    pipeline, clock, store = env
+    hourly = [START - HOUR * i for i in range(10)]
+    server.routes["/f"] = Response(503, b"down", {"Content-Type": "text/plain"})
+    await store.add_feed(server.url("/f"))
+    for n in range(1, 6):
+        advance(clock, database_url, START + timedelta(minutes=10) * n)
+        make_due(database_url)
+        await pipeline.run()
+        step = timedelta(minutes=5) * 2 ** (n - 1)
+        assert max(step / 2, timedelta(minutes=5)) <= due_after_poll(database_url) <= step
+        row = feed_rows(database_url)[0]
+        assert (row["consecutive_failures"], row["active"]) == (n, True)
+    server.routes["/f"] = static(rss(server.base, hourly), "application/rss+xml")
+    make_due(database_url)
+    await pipeline.run()
+    row = feed_rows(database_url)[0]
+    assert (row["consecutive_failures"], row["failing_since"], row["last_status"]) == (
+        0,
+        None,
+        "ok",
+    )
+    assert timedelta(minutes=27) <= due_after_poll(database_url) <= timedelta(minutes=33)
+
+
+@pytest.mark.anyio
 async def test_a_feed_given_up_on_that_then_answers_410_is_recorded_gone(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]

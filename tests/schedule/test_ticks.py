@@ -1,5 +1,6 @@
 """The service's ticks (jobs.service) when the wall clock jumps: APScheduler times its interval
-job on the wall clock, which NTP, an operator or a resumed virtual machine may set back."""
+job on the wall clock, which NTP, an operator or a resumed virtual machine may set back or
+ahead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta, tzinfo
 
 import apscheduler.schedulers.base
 import pytest
+from structlog.testing import capture_logs
 
 from jobs.service import Service
 from tests.support.pipelines import local_settings, pipeline_for
@@ -56,3 +58,29 @@ async def test_a_wall_clock_set_back_an_hour_does_not_stop_the_ticks(
             service.stop()
             await running
     assert pipeline.claims >= claimed + 5
+
+
+async def test_a_wall_clock_set_ahead_a_day_goes_on_ticking(
+    database_url: str, inline_workers: InlineWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wall clock set a day ahead while the service ticks every 0.1 s (NTP stepping a
+    clock that had stopped, a virtual machine resumed): APScheduler goes on ticking, the day
+    of ticks it skipped run as one (coalesced), none reported missed (`ticks_missed`, which
+    the ticks of the monotonic clock would log in its place)."""
+    monkeypatch.setattr(apscheduler.schedulers.base, "datetime", _WallClock)
+    monkeypatch.setattr(_WallClock, "behind", timedelta(0))
+    settings = local_settings(database_url, tick_seconds=0.1)
+    async with pipeline_for(settings, inline_workers) as pipeline:
+        service = Service(pipeline, tick_seconds=settings.tick_seconds)
+        running = asyncio.create_task(service.run())
+        try:
+            with capture_logs() as logs:
+                await _until(lambda: pipeline.claims >= 3)
+                monkeypatch.setattr(_WallClock, "behind", -timedelta(days=1))
+                claimed = pipeline.claims
+                await _until(lambda: pipeline.claims >= claimed + 5)
+        finally:
+            service.stop()
+            await running
+    assert pipeline.claims >= claimed + 5
+    assert [e for e in logs if e["event"] == "ticks_missed"] == []
