@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from ingest.config import Settings
 from ingest.errors import StoreError
@@ -46,6 +47,23 @@ DRAIN_STUCK_SECONDS = GRACE_SECONDS + STALL_MARGIN
 feeds, and a liveness probe that failed would have the container killed mid-drain, its feeds
 left leased. A drain still going this long after the signal (its GRACE_SECONDS, then the
 hand-back, stuck) is not: 503."""
+
+
+class _CatchingUp(IntervalTrigger):  # type: ignore[misc]
+    """APScheduler's interval trigger, but one that catches up with a wall clock set ahead
+    (NTP stepping a clock that was behind; a machine without a real-time clock, set from
+    1970 once synchronised) in one step, to its next run time after now. APScheduler lists
+    every run time a job missed, asking for them one interval after the other, before it
+    runs the last (coalesced): for a day at 0.1 s, 864,000 of them, seconds of the event
+    loop held; from 1970 at 30 s, 59 million, minutes held and gigabytes of memory."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None and previous_fire_time + self.interval < now:
+            # The next run time after now, on the trigger's own grid (from its start date).
+            previous_fire_time = None
+        return super().get_next_fire_time(previous_fire_time, now)  # type: ignore[no-any-return]
 
 
 class Service:
@@ -191,8 +209,7 @@ class Service:
         scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self._tick,
-            "interval",
-            seconds=self.tick_seconds,
+            _CatchingUp(seconds=self.tick_seconds, timezone=UTC),
             id="poll_due_feeds",
             max_instances=1,
             coalesce=True,
@@ -202,8 +219,7 @@ class Service:
         if self.keep_changes is not None:
             scheduler.add_job(
                 self._trim,
-                "interval",
-                days=1,
+                _CatchingUp(days=1, timezone=UTC),
                 id="trim_changes",
                 max_instances=1,
                 coalesce=True,
