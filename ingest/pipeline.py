@@ -67,6 +67,7 @@ from ingest.schedule import (
     FeedUpdate,
     decide_feed_failure,
     decide_feed_update,
+    on_clock,
     parse_retry_after,
 )
 from ingest.store import Store, refused
@@ -186,6 +187,10 @@ class Pipeline:
         """Held by a claim and by the release of `_unreleased_hosts`: a host a claim takes
         again is not released under the run that now holds it."""
         self._handing_back: asyncio.Future[None] | None = None
+        self._claimed_on: dict[int, tuple[datetime, float]] = {}
+        """For each feed a pass is polling, the wall clock's reading its claim read the
+        feed's streaks on, and the loop's time then (monotonic): the clock may be set
+        meanwhile (`_on_clock_now`)."""
         self._committed: dict[int, _Committed] = {}
         """What committed so far for each feed a pass is polling (new articles, articles
         updated in place), whatever becomes of the poll: a feed that fails, or is handed back,
@@ -350,6 +355,7 @@ class Pipeline:
                 ):
                     room = {host: share - n for host, n in per_host.items() if n}
                     claimed_at = asyncio.get_running_loop().time()
+                    claimed_on = self.clock()
                     try:
                         # Not beside a hand-back's release of hosts (`_hand_back`).
                         async with self._claiming:
@@ -365,7 +371,7 @@ class Pipeline:
                                 pass_started=pass_started,
                                 host_room=room,
                                 host_limit=share,
-                                now=self.clock(),
+                                now=claimed_on,
                             )
                             # Its run holds them now, and releases them itself.
                             for feed in feeds:
@@ -393,6 +399,7 @@ class Pipeline:
                         if feed.id not in done:
                             done.add(feed.id)
                             self._committed[feed.id] = _Committed()
+                            self._claimed_on[feed.id] = (claimed_on, claimed_at)
                             leases[feed.id] = claimed_at + self.settings.lease_seconds
                             per_host[feed.host] += 1
                             task = asyncio.create_task(self._process_guarded(feed))
@@ -423,6 +430,7 @@ class Pipeline:
                     feed = running.pop(task)
                     leases.pop(feed.id, None)
                     committed = self._committed.pop(feed.id, _Committed())
+                    self._claimed_on.pop(feed.id, None)
                     per_host[feed.host] -= 1
                     if per_host[feed.host] < share:
                         blocked = False
@@ -744,9 +752,21 @@ class Pipeline:
             )
         return FeedOutcome(feed.id, "held", error=_failure_message(feed, e))
 
+    def _on_clock_now(self, feed: Feed, now: datetime) -> Feed:
+        """The feed as claimed, the times its streaks began on the wall clock as it reads
+        `now`: moved with it where it was set since the claim (`schedule.on_clock`), by the
+        difference between what it moved and the loop's (monotonic) time that passed."""
+        claimed = self._claimed_on.get(feed.id)
+        if claimed is None:
+            return feed
+        claimed_on, claimed_at = claimed
+        passed = timedelta(seconds=asyncio.get_running_loop().time() - claimed_at)
+        return on_clock(feed, now - claimed_on - passed)
+
     async def _record_failure(self, feed: Feed, e: BaseException) -> FeedOutcome:
         message = _failure_message(feed, e)
         now = self.clock()
+        feed = self._on_clock_now(feed, now)
 
         def decide(claimed: Feed, rng: random.Random) -> FeedFailure:
             return decide_feed_failure(
@@ -926,9 +946,10 @@ class Pipeline:
             log.info("feed_rediscovered", found=named)
         # Given up on (or, given up already, for this reason now), and so probed at the
         # slowest rate, as every feed given up on is.
+        now = self.clock()
         failure = decide_feed_failure(
-            feed, reason, retry_after=None, policy=self.policy, now=self.clock(), rng=self.rng,
-            give_up=reason,
+            self._on_clock_now(feed, now), reason, retry_after=None, policy=self.policy,
+            now=now, rng=self.rng, give_up=reason,
         )  # fmt: skip
         with self._finishing_poll(feed.id):
             await self.store.feed_failed(
@@ -947,14 +968,15 @@ class Pipeline:
         keep_validators: bool = True,
         full_text: FullText | None = None,
     ) -> None:
+        now = self.clock()
         update = decide_feed_update(
-            feed,
+            self._on_clock_now(feed, now),
             result,
             body_hash=body_hash,
             parsed=parsed,
             keep_validators=keep_validators,
             policy=self.policy,
-            now=self.clock(),
+            now=now,
             rng=self.rng,
             full_text=full_text,
         )

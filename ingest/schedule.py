@@ -414,6 +414,39 @@ class FeedFailure:
     since `Feed.not_found_since`); any other failure ends them."""
 
 
+CLOCK_STEP: Final = timedelta(minutes=1)
+"""How far a wall clock must have been set (by NTP, an operator) during a poll for the times
+its feed's streaks began to be moved with it (`on_clock`): a step shorter than that changes no
+streak measured in hours."""
+
+
+def on_clock(feed: Feed, step: timedelta) -> Feed:
+    """The feed as claimed, the times its streaks began (failures, 404s, a permanent
+    redirect), read on the wall clock of its claim, moved onto that clock as it reads now:
+    `step` is how far the clock was set since the claim, ahead or (negative) back, beyond
+    the time that passed. Without it, a clock stepped two hours ahead during a poll would
+    lengthen the streak by two hours (a feed given up on, or found gone, early), and the
+    redirect's start, written back, would be recorded two hours early for good. Unchanged
+    for a step shorter than `CLOCK_STEP`."""
+    if abs(step) < CLOCK_STEP:
+        return feed
+    return replace(
+        feed,
+        failing_since=_moved(feed.failing_since, step),
+        not_found_since=_moved(feed.not_found_since, step),
+        redirect_since=_moved(feed.redirect_since, step),
+    )
+
+
+def _moved(when: datetime | None, step: timedelta) -> datetime | None:
+    if when is None:
+        return None
+    try:
+        return when + step
+    except OverflowError:
+        return when
+
+
 def policy_for(policy: Policy, settings: FeedSettings) -> Policy:
     """The service's policy with the feed's own interval bounds (`ingest feeds set`), where
     it has them; a maximum below the minimum is raised to it."""

@@ -15,6 +15,7 @@ from ingest.schedule import (
     Policy,
     decide_feed_failure,
     decide_feed_update,
+    on_clock,
 )
 from ingest.types import Feed, FeedSettings, FetchResult, ParsedEntry, ParsedFeed
 
@@ -444,3 +445,29 @@ def test_a_validator_too_long_to_send_back_is_not_kept() -> None:
     assert (update.etag, update.last_modified) == (None, None)
     fits = '"' + "x" * (MAX_VALIDATOR - 2) + '"'
     assert _update(result=_result(headers={"etag": fits})).etag == fits
+
+
+def test_a_wall_clock_step_moves_the_times_a_feed_s_streaks_began() -> None:
+    """The streaks' beginnings read on a claim's clock, moved by a step of that clock since
+    (two hours ahead, or back): on the clock as it reads now, the streak lasted what it did.
+    A step under a minute, or a feed without streaks, is left as it is."""
+    streaks = replace(
+        FEED,
+        failing_since=NOW - 5 * HOUR,
+        not_found_since=NOW - 4 * HOUR,
+        redirect_to="https://news.example/moved",
+        redirect_seen=2,
+        redirect_since=NOW - 3 * HOUR,
+    )
+    for step in (2 * HOUR, -2 * HOUR):
+        moved = on_clock(streaks, step)
+        assert (moved.failing_since, moved.not_found_since, moved.redirect_since) == (
+            NOW - 5 * HOUR + step,
+            NOW - 4 * HOUR + step,
+            NOW - 3 * HOUR + step,
+        )
+        assert replace(moved, failing_since=None, not_found_since=None, redirect_since=None) == (
+            replace(streaks, failing_since=None, not_found_since=None, redirect_since=None)
+        )
+        assert on_clock(FEED, step) == FEED
+    assert on_clock(streaks, timedelta(seconds=59)) == streaks

@@ -454,6 +454,35 @@ async def test_a_feed_is_gone_after_404s_in_a_row_not_after_other_failures(
 
 
 @pytest.mark.anyio
+async def test_a_wall_clock_stepped_during_a_poll_does_not_lengthen_the_feed_s_streaks(
+    env, server: LocalServer, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A feed 404 since four hours (its second 404 three hours ago), polled while the
+    machine's wall clock is stepped two hours ahead (NTP setting a clock that was behind,
+    between the claim and the answer): its third 404 ends a streak of four hours, not six, and
+    it stays active; it is gone once the streak has lasted six hours."""
+    pipeline, clock, store = env
+    await store.add_feed(server.url("/f"))
+    server.routes["/story/0"] = static(article_page("Story 0"))
+    feed = static(rss(server.base, [START]), "application/rss+xml")
+    await _answer(pipeline, clock, server, database_url, timedelta(0), feed)
+    for hours in (1, 2):
+        await _answer(pipeline, clock, server, database_url, HOUR * hours, NOT_FOUND)
+
+    def stepped(route: Response):  # type: ignore[no-untyped-def]
+        def handle(_: Request) -> Response:
+            clock.now += 2 * HOUR  # the wall clock, stepped while the feed is fetched
+            return route
+
+        return handle
+
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 5, stepped(NOT_FOUND))
+    assert (row["active"], row["consecutive_not_found"]) == (True, 3)
+    row = await _answer(pipeline, clock, server, database_url, HOUR * 9, NOT_FOUND)
+    assert (row["active"], row["consecutive_not_found"]) == (False, 4)
+
+
+@pytest.mark.anyio
 async def test_a_feed_whose_redirect_leads_to_a_404_says_where_the_404_came_from(
     env, server: LocalServer, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
