@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config import Settings
@@ -179,13 +180,67 @@ off the migrations' regular expressions (`'\\1'`, `'\\s'`) were read as escapes,
 functions that hide credentials in schema news made from them did not."""
 
 
+CONNECTION_DEFAULTS: dict[str, str] = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+"""libpq parameters every connection of this program is opened with, unless the DSN sets them
+(or, for `connect_timeout`, `PGCONNECT_TIMEOUT` does): a database gone silent (a partition, a
+host powered off: no reset, packets dropped) is found so by the kernel within about a minute,
+instead of a query waiting on a dead connection for the kernel's retransmissions (about 15
+minutes) or, idle, for ever. An attempt to connect gives up after 10 s (psycopg's own default,
+without it, is 130 s an attempt, each host of a multi-host DSN its own). An idle connection is
+probed after 30 s of quiet, every 10 s, and dropped after 3 probes unanswered; data sent and
+not acknowledged for 60 s (`tcp_user_timeout`, in milliseconds) drops it too. A healthy server
+busy with a long query is no silence: its kernel answers the probes and acknowledges what is
+sent. libpq ignores all but `connect_timeout` on a Unix-domain socket (the embedded server).
+docs/operations.md says why these values."""
+
+_DEFAULTS_FROM_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT"}
+"""The defaults libpq also reads from a variable: one the environment sets is the operator's."""
+
+
+def connection_defaults(dsn: str) -> dict[str, str]:
+    """The `CONNECTION_DEFAULTS` that the DSN (and the environment) leave unset, to connect
+    with: the DSN's own values win. A DSN that does not parse gets them all, and fails as it
+    would have without them."""
+    try:
+        given = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        given = {}
+    return {
+        key: value
+        for key, value in CONNECTION_DEFAULTS.items()
+        if key not in given and not _set_by_environment(key)
+    }
+
+
+def with_connection_defaults(dsn: str) -> str:
+    """The DSN to connect with: `dsn` and the `connection_defaults` it leaves unset. A DSN
+    that does not parse is returned as it is, to fail as it would have."""
+    defaults = connection_defaults(dsn)
+    try:
+        return make_conninfo(dsn, **defaults) if defaults else dsn
+    except psycopg.Error:
+        return dsn
+
+
+def _set_by_environment(key: str) -> bool:
+    variable = _DEFAULTS_FROM_ENVIRONMENT.get(key)
+    return variable is not None and bool(os.environ.get(variable, "").strip())
+
+
 async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.execute(SESSION_SETTINGS)
 
 
 async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
     try:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
+        conn = await psycopg.AsyncConnection.connect(with_connection_defaults(dsn), autocommit=True)
     except psycopg.OperationalError as e:
         raise StoreError(f"database unreachable: {redact(first_line(e), dsn)}") from None
     except psycopg.Error:
@@ -262,7 +317,7 @@ def _readable(fd: int) -> bool:
 
 def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
     return AsyncConnectionPool(
-        dsn,
+        with_connection_defaults(dsn),
         min_size=1,
         max_size=max_size,
         open=False,
@@ -424,8 +479,12 @@ class _Watch:
         try:
             if self._probe is None or self._probe.closed:
                 self._probe = None
+                # Its own connect timeout: the answer is awaited no longer than the silence
+                # left to allow.
                 self._probe = await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True, connect_timeout=max(2, min(10, int(within)))
+                    with_connection_defaults(self._dsn),
+                    autocommit=True,
+                    connect_timeout=max(2, min(10, int(within))),
                 )
             cur = await self._probe.execute(
                 "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = %s",
