@@ -234,6 +234,22 @@ def _set_by_environment(key: str) -> bool:
     return variable is not None and bool(os.environ.get(variable, "").strip())
 
 
+def same_server(dsn: str, conn: psycopg.AsyncConnection[Any]) -> str:
+    """The DSN narrowed to the one server `conn` is connected to (its host, address and port):
+    a DSN naming several (`host=a,b`) would have a new session reach the first that answers,
+    which need not be that one."""
+    params = conninfo_to_dict(dsn)
+    for key in ("host", "hostaddr", "port"):
+        params.pop(key, None)
+    info = conn.info
+    if info.host:
+        params["host"] = info.host
+    if info.hostaddr:
+        params["hostaddr"] = info.hostaddr
+    params["port"] = str(info.port)
+    return make_conninfo("", **params)
+
+
 async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.execute(SESSION_SETTINGS)
 
@@ -431,10 +447,12 @@ class _Watch:
     No answer for MIGRATION_SILENCE_SECONDS: the migrating session's socket is shut down, which
     ends the query it waits on with an error, and `silence` says why (`migration_silent`
     logged). Shut down rather than cancelled: a cancellation is itself a request to the
-    silent server, and waits on it."""
+    silent server, and waits on it. Its session is opened to the migrating session's own
+    server (`same_server`): of a DSN naming several, another one's answers would say nothing
+    of it."""
 
     def __init__(self, dsn: str, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._dsn = dsn
+        self._dsn = same_server(dsn, conn)
         self._conn = conn
         self._pid = conn.info.backend_pid
         self._probe: psycopg.AsyncConnection[Any] | None = None

@@ -953,6 +953,48 @@ async def test_a_database_gone_silent_under_the_migrations_stops_them(
     assert events[-1] == "migration_silent"
 
 
+@pytest.mark.anyio
+async def test_a_server_of_several_gone_silent_under_the_migrations_stops_them(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a DSN naming two servers (`host=a,b`), the first, the one migrating, goes silent
+    before the migrations' watch first asks about them: the watch asks that server, finds it
+    silent and stops them (was: its new session gave up on the silent server after its
+    connect timeout and reached the second, which answered for the silent one, and the
+    migrations waited for ever)."""
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    monkeypatch.setattr(db, "MIGRATION_PROBE_SECONDS", 1.0)
+    # Over the 10 s a new session waits for a server: time for the second one to answer.
+    monkeypatch.setattr(db, "MIGRATION_SILENCE_SECONDS", 12.0)
+    info = conninfo_to_dict(empty_database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    dsn = make_conninfo(
+        empty_database_url,
+        host="127.0.0.1,127.0.0.1",
+        port=f"{relay.port},{info.get('port', 5432)}",
+    )
+    try:
+        with psycopg.connect(empty_database_url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (db.MIGRATION_LOCK_KEY,))
+            migrating = asyncio.ensure_future(migrate(dsn))
+            for _ in range(100):
+                if _lock_waiters(holder):
+                    break
+                await asyncio.sleep(0.1)
+            relay.silence()
+            try:
+                with pytest.raises(StoreError) as raised:
+                    await asyncio.wait_for(asyncio.shield(migrating), 60)
+            finally:
+                migrating.cancel()
+                await asyncio.gather(migrating, return_exceptions=True)
+    finally:
+        relay.close()
+    assert "answered nothing for 12 s" in str(raised.value), raised.value
+
+
 @pytest.fixture
 def latin1_database_url(pg_admin: str) -> Iterator[str]:
     """A new database whose encoding is LATIN1 (one made with a legacy template or locale)."""
