@@ -28,7 +28,7 @@ from ingest.errors import ConfigError, IngestError, LockLost
 from ingest.launcher import hung_up, terminated
 from ingest.normalize import canonical_url, redact_text, redact_url
 from ingest.store import Store
-from ingest.store.db import connect, database_url, migrate, open_pool
+from ingest.store.db import connect, database_url, migrate, open_pool, watching
 from ingest.store.retention import FORGET_PRUNED_AFTER
 
 if TYPE_CHECKING:
@@ -611,7 +611,8 @@ async def _with_store(dsn: str, fn: Callable[[Store], Awaitable[int]]) -> int:
     await migrate(dsn)
     pool = await open_pool(dsn, max_size=2)
     try:
-        return await fn(Store(pool))
+        async with watching(dsn, pool):
+            return await fn(Store(pool))
     finally:
         await pool.close()
 
@@ -955,7 +956,7 @@ async def _add_discovering(
     # it is stopped there.
     checking = asyncio.Semaphore(CHECKS_AT_ONCE)
     try:
-        async with Fetcher(settings) as fetcher:
+        async with watching(dsn, pool), Fetcher(settings) as fetcher:
             checks = [asyncio.ensure_future(check(url)) for url in urls]
             try:
                 for checked in checks:
@@ -1056,9 +1057,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         if isinstance(target, int):  # a registered feed's id: its URL, as registered
             pool = await open_pool(dsn, max_size=1)
             try:
-                store = Store(pool)
-                if (url := await store.feed_url(target)) is None:
-                    return await _no_such_feed(store, target)
+                async with watching(dsn, pool):
+                    store = Store(pool)
+                    if (url := await store.feed_url(target)) is None:
+                        return await _no_such_feed(store, target)
             finally:
                 await pool.close()
             options = dataclasses.replace(options, target=url)

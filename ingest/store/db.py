@@ -15,6 +15,7 @@ import socket
 import time
 import warnings
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -331,18 +332,57 @@ def _readable(fd: int) -> bool:
     return bool(ready)
 
 
+_sessions: weakref.WeakKeyDictionary[AsyncConnectionPool, weakref.WeakSet[AsyncConnection[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The sessions each pool has opened (those it still holds): what `watching` shuts down."""
+
+
 def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
-    return AsyncConnectionPool(
+    sessions: weakref.WeakSet[AsyncConnection[Any]] = weakref.WeakSet()
+
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        sessions.add(conn)
+        await _configure(conn)
+
+    pool = AsyncConnectionPool(
         with_connection_defaults(dsn),
         min_size=1,
         max_size=max_size,
         open=False,
         check=_check_if_idle,
-        configure=_configure,
+        configure=configure,
         reset=_note_return,
         kwargs={"autocommit": True},
         name="ingest",
     )
+    _sessions[pool] = sessions
+    return pool
+
+
+@contextlib.asynccontextmanager
+async def watching(dsn: str, pool: AsyncConnectionPool) -> AsyncIterator[None]:
+    """A command's work through `pool`, watched as the migrations are (`_PoolWatch`): a
+    database that answers nothing at all for MIGRATION_SILENCE_SECONDS (a network dropping its
+    packets, a server stopped without being killed) ends it with one `StoreError` saying so,
+    instead of a query waiting for ever on a connection nothing answers any more (the kernel's
+    keepalives see a silent network, not a silent server behind one that answers)."""
+    sessions = _sessions.get(pool)
+    first = next(iter(sessions), None) if sessions is not None else None
+    if sessions is None or first is None:  # no session yet: its connect_timeout bounds it
+        yield
+        return
+    watch = _PoolWatch(dsn, first, sessions)
+    task = asyncio.ensure_future(watch.run())
+    try:
+        yield
+    except (StoreError, psycopg.Error) as e:
+        if watch.silence is not None:
+            raise StoreError(watch.silence) from e
+        raise
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def migrate(dsn: str) -> list[int]:
@@ -542,6 +582,35 @@ class _Watch:
         )
         log.error("migration_silent", seconds=round(seconds), file=mig.file if mig else None)
         _shut_down(self._conn)
+        _shut_down(self._probe)
+
+
+class _PoolWatch(_Watch):
+    """`_Watch` over a command's pool: its questions asked of the server of one of the pool's
+    sessions, nothing logged while it answers. No answer for MIGRATION_SILENCE_SECONDS: every
+    session of the pool has its socket shut down, which ends the queries waiting on them with
+    an error, and `silence` says why (`database_silent` logged)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        conn: psycopg.AsyncConnection[Any],
+        sessions: weakref.WeakSet[AsyncConnection[Any]],
+    ) -> None:
+        super().__init__(dsn, conn)
+        self._sessions = sessions
+
+    def _log_running(self, seconds: float, waits_on: tuple[str | None, str | None]) -> None:
+        """The server answers: nothing to say."""
+
+    def _go_silent(self, seconds: float) -> None:
+        self.silence = (
+            f"the database answered nothing for {seconds:.0f} s (a network dropping its packets,"
+            " a server stopped): the command stopped"
+        )
+        log.error("database_silent", seconds=round(seconds))
+        for conn in list(self._sessions):
+            _shut_down(conn)
         _shut_down(self._probe)
 
 

@@ -22,6 +22,8 @@ import pytest
 
 from ingest import __version__
 from tests.support.paths import ROOT
+from tests.support.processes import wait_until
+from tests.support.relay import SilentRelay
 
 pytestmark = pytest.mark.integration
 
@@ -575,3 +577,65 @@ def test_an_error_quoting_a_private_url_shows_no_credential(database_url: str) -
     assert proc.returncode == 1, proc.stderr
     assert "ex\u2488ample.com" in _error_lines(proc.stderr)[-1]
     assert "S3cret" not in proc.stderr
+
+
+WATCHED_COMMAND = """
+import sys
+from ingest.store import db
+db.MIGRATION_PROBE_SECONDS = 0.2  # the watch's pace, as the migrations' test sets it
+db.MIGRATION_SILENCE_SECONDS = 2.0
+from ingest.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_command_whose_database_goes_silent_ends_with_one_line(database_url: str) -> None:
+    """The database's network drops every packet (no reset: a partition, a firewall rule, a
+    server stopped without being killed) while `feeds disable` waits on it: once it has
+    answered nothing for the silence allowed (60 s, 2 s here), the command ends with one
+    line saying so, exit 1 (was: it waited for ever, its query on a connection that nothing
+    answered any more)."""
+    url = "https://silent.example/feed.xml"
+    assert ingest(database_url, "feeds", "add", "--no-discover", url).returncode == 0
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    dsn = psycopg.conninfo.make_conninfo(database_url, host="127.0.0.1", port=str(relay.port))
+    proc = None
+    try:
+        with psycopg.connect(database_url) as holder:
+            # The feed's row locked: the command's update waits on it, the server answering.
+            holder.execute("SELECT 1 FROM ingest.feeds FOR UPDATE")
+            proc = subprocess.Popen(
+                [sys.executable, "-c", WATCHED_COMMAND, "feeds", "disable", url],
+                env=_env(dsn),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            blocked = wait_until(lambda: _blocked_by(database_url, holder.info.backend_pid), 60)
+            relay.silence()
+            try:
+                _, stderr = proc.communicate(timeout=60)
+            finally:
+                holder.rollback()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        relay.close()
+    assert blocked
+    assert proc.returncode == 1, stderr
+    lines = _error_lines(stderr)
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("ingest: the database answered nothing for 2 s"), lines
+
+
+def _blocked_by(dsn: str, pid: int) -> bool:
+    """Whether a session waits on a lock the session `pid` holds."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY (pg_blocking_pids(pid))",
+            (pid,),
+        ).fetchone()
+    return bool(row and row[0])
