@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from ingest.config import Settings
 from ingest.errors import StoreError
 from ingest.pipeline import Pipeline, open_pipeline
-from ingest.store.db import check_schema, migrate
+from ingest.store.db import check_schema, keep_watching, migrate
 from jobs.http import HealthServer
 from jobs.tasks import poll_due_feeds, refresh_schedule_lag, trim_changes
 
@@ -299,9 +299,12 @@ async def serve(settings: Settings, dsn: str) -> None:
             for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, service.stop)
             started = True
+            watch = asyncio.ensure_future(keep_watching(dsn, pipeline.store.pool))
             try:
                 await service.run()
             finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
                 if http is not None:
                     await http.close()
     except asyncio.CancelledError:

@@ -585,6 +585,29 @@ class _Watch:
         _shut_down(self._probe)
 
 
+async def keep_watching(dsn: str, pool: AsyncConnectionPool) -> None:
+    """The service's pool watched for as long as it runs, as `watching` watches a command's:
+    a database that answers nothing at all for MIGRATION_SILENCE_SECONDS has the pool's
+    sessions shut down (`database_silent` logged), so that the queries waiting on them fail,
+    as in any outage (the tick fails, the feeds in progress are handed back once it answers),
+    instead of waiting for ever. Then watched again, and so on for as long as the service
+    runs: a minute more of silence is logged again, and a server that answers once more (the
+    partition healed) ends nothing."""
+    sessions = _sessions.get(pool)
+    if sessions is None:
+        return
+    while True:
+        first = next((conn for conn in list(sessions) if not conn.closed), None)
+        try:
+            watch = _PoolWatch(dsn, first, sessions) if first is not None else None
+        except psycopg.Error:  # closed meanwhile: its server is not known any more
+            watch = None
+        if watch is None:
+            await asyncio.sleep(MIGRATION_PROBE_SECONDS)
+            continue
+        await watch.run()
+
+
 class _PoolWatch(_Watch):
     """`_Watch` over a command's pool: its questions asked of the server of one of the pool's
     sessions, nothing logged while it answers. No answer for MIGRATION_SILENCE_SECONDS: every

@@ -88,12 +88,12 @@ def http_get(url: str) -> tuple[int, str]:
 
 @contextlib.contextmanager
 def logging_service(
-    environment: dict[str, str],
+    environment: dict[str, str], script: str | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], list[dict[str, object]]]]:
-    """`ingest run` in `environment`, and its JSON log lines as they come (a thread reads its
-    stderr); killed on the way out if it still runs."""
+    """`ingest run` in `environment` (or a `script` that runs it), and its JSON log lines as
+    they come (a thread reads its stderr); killed on the way out if it still runs."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "run"],
+        [sys.executable, "-c", script] if script else [sys.executable, "-m", "ingest.cli", "run"],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -1004,6 +1004,65 @@ def test_readiness_answers_within_seconds_when_the_database_goes_silent(
         assert status == 503, (status, reason, seconds)
         assert reason == f"database unreachable: no answer within {READY_SECONDS:g} s\n"
         assert seconds < READY_SECONDS + 2, seconds
+
+
+WATCHED_SERVICE = """
+import sys
+from ingest.store import db
+db.MIGRATION_PROBE_SECONDS = 0.2  # the watch's pace, as the migrations' test sets it
+db.MIGRATION_SILENCE_SECONDS = 2.0
+from ingest.cli import main
+sys.exit(main(["run"]))
+"""
+
+
+def test_a_service_whose_database_goes_silent_says_so_and_recovers(
+    database_url: str, site: LocalServer
+) -> None:
+    """The database's network drops every packet under a running service (no reset: a
+    partition, or a server stopped behind a proxy that still acknowledges): once it has
+    answered nothing for the silence allowed (60 s, 2 s here), the service shuts its pool's
+    connections down, `database_silent` logged, and its ticks fail meanwhile; once the network
+    forwards again, it polls the feed registered during the silence, every article stored
+    once, no lease left, exit 0 on SIGTERM (was: its tick waited for ever on a connection
+    nothing answered any more, until /healthz's 16 minutes had an orchestrator restart it)."""
+    info = conninfo_to_dict(database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    environment = {
+        **env(make_conninfo(database_url, host="127.0.0.1", port=str(relay.port))),
+        "INGEST_TICK_SECONDS": "0.5",
+        "INGEST_HTTP_PORT": "0",
+    }
+
+    def logged(lines: list[dict[str, object]], event: str) -> bool:
+        return any(line.get("event") == event for line in list(lines))
+
+    try:
+        with logging_service(environment, WATCHED_SERVICE) as (proc, lines):
+            assert wait_until(lambda: logged(lines, "service_started"), 60), lines[-5:]
+            time.sleep(1)  # ticks under way, each through the pool
+            relay.silence()
+            subprocess.run(
+                [sys.executable, "-m", "ingest.cli", "feeds", "add", site.url("/feed.xml")],
+                env=env(database_url),
+                check=True,
+                capture_output=True,
+            )
+            silent = wait_until(lambda: logged(lines, "database_silent"), 60)
+            relay.resume()
+            stored = wait_until(lambda: count_articles(database_url) == (12, 12), 120)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    finally:
+        relay.close()
+    events = [line.get("event") for line in lines]
+    assert silent, events[-10:]
+    assert "tick_failed" in events
+    assert stored, count_articles(database_url)
+    assert code == 0, events[-10:]
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute("SELECT count(*) FROM ingest.feeds WHERE lease_owner IS NOT NULL")
+        assert held.fetchone() == (0,)
 
 
 ON_ITS_OWN_TERMINAL = """

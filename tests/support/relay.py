@@ -24,6 +24,12 @@ class SilentRelay:
     def silence(self) -> None:
         self._silent.set()
 
+    def resume(self) -> None:
+        """Forward again, as a network whose partition has healed: the connections made from
+        then on reach the database (those of the silence, which lost what was sent meanwhile,
+        are the client's to give up)."""
+        self._silent.clear()
+
     def close(self) -> None:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
