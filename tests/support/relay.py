@@ -18,6 +18,7 @@ class SilentRelay:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self._silent = threading.Event()
+        self._closed = threading.Event()
         self._sockets: list[socket.socket] = [self._server]
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -31,7 +32,8 @@ class SilentRelay:
         self._silent.clear()
 
     def close(self) -> None:
-        for sock in self._sockets:
+        self._closed.set()
+        for sock in list(self._sockets):
             with contextlib.suppress(OSError):
                 sock.close()
 
@@ -42,6 +44,9 @@ class SilentRelay:
             except OSError:
                 return
             self._sockets.append(client)
+            if self._closed.is_set():  # accepted as it closed, after its sockets were
+                client.close()
+                return
             if self._silent.is_set():
                 continue  # accepted, never answered
             upstream = socket.create_connection(self._target)
