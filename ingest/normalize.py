@@ -7,6 +7,7 @@ import functools
 import hashlib
 import html
 import ipaddress
+import json
 import re
 import string
 import unicodedata
@@ -386,6 +387,27 @@ def with_charset(content_type: str, charset: str) -> str:
         return content_type
     end = match.end(1) + (content_type[match.end(1) : match.end(1) + 1] in ("'", '"'))
     return f"{content_type[: match.start()]}; charset={charset}{content_type[end:]}"
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """The UTF-16 or UTF-32 a document is in, told by its byte order mark, else by the NULs of
+    its first characters (XML 1.0 Appendix F's rule, which Python's `json.detect_encoding`
+    applies): those are ASCII in every text read here (`<?xml`, `<!DOCTYPE`, `User-agent:`,
+    a URL), and a NUL is no character of any of them in UTF-8. None for any other document.
+    A Windows tool's "Unicode" is UTF-16, with its mark or without."""
+    encoding = json.detect_encoding(data[:4])
+    return encoding if encoding.startswith(("utf-16", "utf-32")) else None
+
+
+def wide_as_utf8(data: bytes) -> bytes:
+    """A document in UTF-16 or UTF-32 (`wide_encoding`) as UTF-8, without its byte order
+    mark; any other as it is. The one reading of such a document's bytes for OPML files,
+    lists of URLs, robots.txt, home pages and JSON feeds; an XML declaration naming UTF-16
+    stays as written (`wide_encoding` first, where it matters)."""
+    encoding = wide_encoding(data)
+    if encoding is None:
+        return data
+    return data.decode(encoding, errors="replace").removeprefix("\ufeff").encode("utf-8")
 
 
 def utf8_with_windows_1252(data: bytes) -> tuple[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass, field
 from html.entities import name2codepoint
@@ -10,7 +9,7 @@ from html.entities import name2codepoint
 from lxml import etree
 
 from ingest.errors import IngestError
-from ingest.normalize import without_feed_scheme
+from ingest.normalize import wide_as_utf8, wide_encoding, without_feed_scheme
 
 
 class FeedListError(IngestError):
@@ -41,15 +40,17 @@ def read_feed_list(data: bytes) -> list[Listed]:
     line, its first word (a title or a comment after it ignored), blank lines and `#`
     comments ignored. URLs are as written (one in the `feed:` scheme as the http(s) URL it
     stands for, `normalize.without_feed_scheme`): checking them is the caller's."""
-    # UTF-8 unless a byte order mark says UTF-16 (as Windows tools write); the mark comes
-    # before the `<?xml` declaration that says the file is XML.
-    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    encoding = "utf-16" if utf16 else "utf-8-sig"
-    head = data[:2048].decode(encoding, errors="replace").lstrip()[:512].lower()
+    # UTF-8, unless its byte order mark or the NULs of its first characters say UTF-16 or
+    # UTF-32 (a Windows tool's "Unicode", which not every one marks): read as the UTF-8 it
+    # stands for (`normalize.wide_as_utf8`), its `<?xml` declaration's UTF-16 no longer its
+    # bytes' encoding.
+    wide = wide_encoding(data) is not None
+    data = wide_as_utf8(data)
+    head = data[:2048].decode("utf-8-sig", errors="replace").lstrip()[:512].lower()
     if head.startswith("<?xml") or "<opml" in head:
-        entries = _opml(data)
+        entries = _opml(data, utf8=wide)
     else:
-        text = data.decode(encoding, errors="replace")
+        text = data.decode("utf-8-sig", errors="replace")
         # A line's URL is its first word: a URL has no whitespace in it, and what follows
         # (a title, a `# comment`) is a note of the list's author.
         entries = [
@@ -70,10 +71,16 @@ _NAMED_REFERENCE = re.compile(rb"&([A-Za-z][A-Za-z0-9]*);")
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 
 
-def _opml(data: bytes) -> list[Listed]:
+def _opml(data: bytes, *, utf8: bool = False) -> list[Listed]:
+    """The outlines of an OPML file; `utf8`: its bytes are UTF-8 whatever its XML declaration
+    says (a UTF-16 file read as UTF-8)."""
     # No DTDs, no entity expansion, no network: the file may come from anywhere.
     parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        encoding="utf-8" if utf8 else None,
     )
     try:
         root = etree.fromstring(data, parser)
@@ -106,10 +113,8 @@ def _repaired(data: bytes) -> bytes:
     """An OPML file that is not well-formed XML as exporters get it wrong, repaired without
     loss: a `&` left unescaped (a URL's query, a title's "Tom & Jerry") escaped, and HTML's
     named characters (`&eacute;`, a title escaped by PHP's htmlentities()) as the character
-    references they stand for. A file in UTF-16 is left as it is (its `&` is two bytes);
-    references to the document's own entities too: those are never expanded."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data
+    references they stand for (a file in UTF-16 or UTF-32 is read as UTF-8 before). References
+    to the document's own entities are left as they are: those are never expanded."""
     return _NAMED_REFERENCE.sub(_character_reference, _BARE_AMPERSAND.sub(b"&amp;", data))
 
 

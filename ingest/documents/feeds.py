@@ -45,6 +45,8 @@ from ingest.normalize import (
     tz_database_zone,
     unique_tags,
     utf8_with_windows_1252,
+    wide_as_utf8,
+    wide_encoding,
     with_charset,
     without_user_info,
     year_last_date,
@@ -457,9 +459,8 @@ def _as_utf8(
     UTF-8, is read in it, unless it opens with UTF-8's BOM: it is then UTF-8, whatever it is
     labelled, those bytes read as Windows-1252. A UTF-16 or UTF-32 one is read as its BOM or
     its NULs say (`_wide_as_utf8`)."""
-    detected = json.detect_encoding(body[:4])
-    if detected.startswith(("utf-16", "utf-32")):
-        return _wide_as_utf8(body, headers, detected)
+    if (encoding := wide_encoding(body)) is not None:
+        return _wide_as_utf8(body, headers, encoding)
     lowered = {key.lower(): value for key, value in headers.items()}
     content_type = lowered.get("content-type")
     bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
@@ -499,7 +500,7 @@ def _wide_as_utf8(
     body: bytes, headers: Mapping[str, str], encoding: str
 ) -> tuple[bytes, Mapping[str, str], str | None]:
     """A document in UTF-16 or UTF-32, told by its BOM or by the NULs of its markup (XML 1.0
-    Appendix F; `json.detect_encoding` applies the same rule), as UTF-8, its XML declaration
+    Appendix F: `normalize.wide_encoding`), as UTF-8, its XML declaration
     and its Content-Type's charset saying so, and a note naming a label that said otherwise.
     A BOM or those NULs outweigh any label (RFC 7303 section 3.3): a server's default charset
     (`ISO-8859-1`, `utf-8`) or a template's declaration (`windows-1252`), believed, made
@@ -963,12 +964,9 @@ def _int(value: object, default: int) -> int:
 
 def _json_as_utf8(body: bytes) -> bytes:
     """A JSON document in UTF-16 or UTF-32 (with a BOM or without, told by its NULs as
-    Python's json tells them, `json.detect_encoding`) as UTF-8; any other unchanged. RFC 8259
-    asks for UTF-8, but a Windows tool's "Unicode" is UTF-16."""
-    encoding = json.detect_encoding(body[:4])
-    if not encoding.startswith(("utf-16", "utf-32")):
-        return body
-    return body.decode(encoding, errors="replace").encode("utf-8")
+    Python's json tells them: `normalize.wide_as_utf8`) as UTF-8; any other unchanged. RFC
+    8259 asks for UTF-8, but a Windows tool's "Unicode" is UTF-16."""
+    return wide_as_utf8(body)
 
 
 def _parse_json_feed(body: bytes, url: str, base: str) -> ParsedFeed:

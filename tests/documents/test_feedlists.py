@@ -136,6 +136,38 @@ def test_parse_feed_list(data: bytes, expected: list[str]) -> None:
     assert parse_feed_list(data) == expected
 
 
+# An OPML file as a Windows tool saves it in "Unicode" (UTF-16, little-endian as Notepad and
+# PowerShell's `-Encoding Unicode` write it; big-endian from older Mac tools), its XML
+# declaration naming UTF-16, a title outside ASCII and a URL whose `&` is unescaped.
+UTF_16_OPML = f"""<?xml version="1.0" encoding="UTF-16"?>
+<opml version="1.0">
+  <head><title>Abonnements – Zeitungen</title></head>
+  <body>
+    <outline text="Süddeutsche" type="rss" xmlUrl="{F1}"/>
+    <outline text="Tom & Jerry" type="rss" xmlUrl="{F2}?cat=1&lang=de"/>
+  </body>
+</opml>
+"""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(UTF_16_OPML.encode("utf-16-le"), id="opml-le-without-bom"),
+        pytest.param(UTF_16_OPML.encode("utf-16-be"), id="opml-be-without-bom"),
+        pytest.param(UTF_16_OPML.encode("utf-16"), id="opml-with-bom"),
+        pytest.param(b"\xfe\xff" + UTF_16_OPML.encode("utf-16-be"), id="opml-be-with-bom"),
+        pytest.param(f"{F1}\n{F2}?cat=1&lang=de\n".encode("utf-16-le"), id="lines-without-bom"),
+    ],
+)
+def test_a_utf_16_feed_list_is_read_with_its_byte_order_mark_or_without(data: bytes) -> None:
+    """A feed list in UTF-16, with its byte order mark or without one (its markup's NULs say
+    so, as they say it of a feed), is read as the UTF-8 it stands for, its `&` left unescaped
+    repaired as in UTF-8 (one without its mark was read as UTF-8: its lines were URLs with a
+    NUL after every letter; the `&` refused a marked one, "not a valid OPML file")."""
+    assert parse_feed_list(data) == [F1, f"{F2}?cat=1&lang=de"]
+
+
 @pytest.mark.parametrize(
     "data",
     [
