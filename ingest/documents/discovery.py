@@ -20,6 +20,7 @@ from ingest.normalize import (
     clean_inline,
     media_type,
     scheme_less_site_url,
+    wide_as_utf8,
     without_feed_scheme,
 )
 from ingest.types import ParsedFeed
@@ -206,6 +207,10 @@ def _is_comment_feed(url: str, title: str | None) -> bool:
 def _html_root(html: bytes) -> Any:
     if not html.strip():
         return None
+    # A page in UTF-16 without a byte order mark (served as such, which only the Content-Type
+    # says) is told by the NULs of its markup, as an extracted page is: read as UTF-8, its
+    # bytes were valid UTF-8 and no tag was found.
+    html = wide_as_utf8(html)
     # Without a BOM or a <meta charset>, libxml2 reads windows-1252 and mangles non-ASCII hrefs
     # of a UTF-8 page (its charset is often only in the Content-Type header, not passed here).
     # Bytes that are valid UTF-8 are all but never meant as another charset.
@@ -229,12 +234,13 @@ def _html_root(html: bytes) -> Any:
 def sitemaps_from_robots(robots: bytes | str, robots_url: str) -> tuple[str, ...]:
     """The `Sitemap:` URLs of a robots.txt (RFC 9309 §2.2.4: not tied to any user-agent group),
     in file order, without repeats; relative ones are resolved against the robots.txt URL, one
-    written without its scheme read as a sitemap's location is (`scheme_less_site_url`)."""
+    written without its scheme read as a sitemap's location is (`scheme_less_site_url`). A file
+    in UTF-16 is read as its rules are (`normalize.wide_as_utf8`)."""
     body = robots if isinstance(robots, bytes) else robots.encode("utf-8", errors="replace")
     found: dict[str, None] = {}
     # Lines end at CR, LF or CRLF (RFC 9309 §2.2), as bytes.splitlines ends them: not at
     # U+2028, NEL or a form feed inside a comment, which str.splitlines would end it at.
-    for raw in body.removeprefix(b"\xef\xbb\xbf").splitlines():
+    for raw in wide_as_utf8(body).removeprefix(b"\xef\xbb\xbf").splitlines():
         line = raw.decode("utf-8", errors="replace")
         name, colon, value = line.partition(":")
         if not colon or name.strip().lower() != "sitemap":

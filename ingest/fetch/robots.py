@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ingest.normalize import wide_as_utf8
+
 ROBOTS_AGENT = "news-ingest"
 """The product token matched against `User-agent:` lines (RFC 9309 §2.2.1)."""
 
@@ -227,8 +229,10 @@ def parse_robots(body: bytes) -> Robots:
     in_agents = False
     # RFC 9309 §2.2: a line ends at CR, LF or CRLF, where bytes.splitlines ends it; the
     # decoded text's splitlines would also end it at U+2028, NEL, a form feed…, cutting a rule in
-    # two (its first piece a wider rule) or making the end of a comment a rule.
-    for raw in body.removeprefix(b"\xef\xbb\xbf").splitlines():
+    # two (its first piece a wider rule) or making the end of a comment a rule. A file saved as
+    # UTF-16 (Notepad's "Unicode") is read as the UTF-8 it stands for: read a byte a
+    # character, it had no field a NUL did not break, and its Disallow lines allowed all.
+    for raw in wide_as_utf8(body).removeprefix(b"\xef\xbb\xbf").splitlines():
         line = raw.decode("utf-8", errors="surrogateescape")
         name, colon, value = line.partition("#")[0].partition(":")
         field, value = name.strip().lower(), value.strip()

@@ -164,6 +164,31 @@ def test_feed_links_latin1_page_still_read() -> None:
     assert feed_links(html.encode("latin-1"), HOME) == expected
 
 
+# The head of a home page an ASP.NET site serves in UTF-16 (`responseEncoding="utf-16"`),
+# its feed's title and address outside ASCII.
+UTF_16_HOME = (
+    '<!DOCTYPE html>\r\n<html lang="ru"><head><meta charset="utf-16"><title>Новости</title>'
+    '<link rel="alternate" type="application/rss+xml" title="Лента новостей" '
+    'href="/новости/rss.xml"></head><body><h1>Новости</h1></body></html>'
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(UTF_16_HOME.encode("utf-16-le"), id="le-without-bom"),
+        pytest.param(UTF_16_HOME.encode("utf-16-be"), id="be-without-bom"),
+        pytest.param(UTF_16_HOME.encode("utf-16"), id="le-with-bom"),
+    ],
+)
+def test_feed_links_of_a_utf_16_page_with_its_byte_order_mark_or_without(body: bytes) -> None:
+    """A home page in UTF-16 without a byte order mark (its markup's NULs say so,
+    `normalize.wide_as_utf8`) links its feeds as one with the mark does (none was found: its
+    bytes, all valid UTF-8 with a NUL after each ASCII letter, were read as UTF-8)."""
+    expected = (FeedLink("https://news.example.com/новости/rss.xml", "rss", "Лента новостей"),)
+    assert feed_links(body, HOME) == expected
+
+
 @pytest.mark.parametrize("body", [b"", b"   ", b"\x00\xff\xfe garbage", b"{}", b"<rss/>"])
 def test_feed_links_of_garbage(body: bytes) -> None:
     """Anything without links gives nothing, never an exception."""
@@ -268,6 +293,29 @@ def test_a_sitemap_line_in_a_robots_txt_comment_is_no_sitemap(separator: str) ->
     robots = f"# retired{separator}Sitemap: /old.xml\nSitemap: /news.xml\n"
     for body in (robots, robots.encode()):
         assert sitemaps_from_robots(body, "https://e.com/robots.txt") == ("https://e.com/news.xml",)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            ("User-agent: *\r\nSitemap: https://e.com/sitemap.xml\r\n").encode("utf-16"),
+            id="le-with-bom",
+        ),
+        pytest.param(
+            ("User-agent: *\r\nSitemap: https://e.com/sitemap.xml\r\n").encode("utf-16-le"),
+            id="le-without-bom",
+        ),
+        pytest.param(
+            ("Sitemap: https://e.com/sitemap.xml\n").encode("utf-16-be"), id="be-without-bom"
+        ),
+    ],
+)
+def test_the_sitemaps_of_a_utf_16_robots_txt_are_found(body: bytes) -> None:
+    """A robots.txt in UTF-16 (Notepad's "Unicode"), with its byte order mark or without one,
+    lists its sitemaps as in UTF-8 (`normalize.wide_as_utf8`, as its rules are read: it
+    listed none, each line's field name a letter and a NUL apart)."""
+    assert sitemaps_from_robots(body, "https://e.com/robots.txt") == ("https://e.com/sitemap.xml",)
 
 
 def test_sitemaps_from_robots_garbage() -> None:

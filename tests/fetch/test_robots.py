@@ -72,6 +72,31 @@ def test_bom_does_not_hide_the_first_line() -> None:
     assert robots.allowed("http://a.example/x", ROBOTS_AGENT) is False
 
 
+# A robots.txt as Windows Notepad saves it with "Unicode" chosen (UTF-16 little-endian, its
+# byte order mark first, CRLF line ends), or as a tool writes UTF-16 without the mark.
+WINDOWS_ROBOTS = "User-agent: *\r\nDisallow: /admin/\r\nCrawl-delay: 5\r\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(WINDOWS_ROBOTS.encode("utf-16"), id="le-with-bom"),
+        pytest.param(b"\xfe\xff" + WINDOWS_ROBOTS.encode("utf-16-be"), id="be-with-bom"),
+        pytest.param(WINDOWS_ROBOTS.encode("utf-16-le"), id="le-without-bom"),
+        pytest.param(WINDOWS_ROBOTS.encode("utf-16-be"), id="be-without-bom"),
+    ],
+)
+def test_a_utf_16_robots_txt_is_obeyed(body: bytes) -> None:
+    """A robots.txt in UTF-16, with its byte order mark or without one (the NULs of its first
+    characters say so), is read as the text it is (`normalize.wide_as_utf8`): its rules and
+    its Crawl-delay obeyed (read one byte a character, every line was a field name with a NUL
+    in it, no group at all: the site's Disallow allowed everything)."""
+    robots = parse_robots(body)
+    assert robots.allowed("http://a.example/admin/users", ROBOTS_AGENT) is False
+    assert robots.allowed("http://a.example/news/", ROBOTS_AGENT) is True
+    assert robots.crawl_delay() == 5.0
+
+
 def test_crlf_line_endings() -> None:
     """Windows line endings parse like Unix ones."""
     robots = parse_robots(b"User-agent: *\r\nDisallow: /tmp\r\n")
