@@ -234,8 +234,9 @@ def _html_root(html: bytes) -> Any:
 def sitemaps_from_robots(robots: bytes | str, robots_url: str) -> tuple[str, ...]:
     """The `Sitemap:` URLs of a robots.txt (RFC 9309 §2.2.4: not tied to any user-agent group),
     in file order, without repeats; relative ones are resolved against the robots.txt URL, one
-    written without its scheme read as a sitemap's location is (`scheme_less_site_url`). A file
-    in UTF-16 is read as its rules are (`normalize.wide_as_utf8`)."""
+    written without its scheme read as a sitemap's location is (`scheme_less_site_url`), one
+    in quotes or angle brackets as the URL inside them. A file in UTF-16 is read as its rules
+    are (`normalize.wide_as_utf8`)."""
     body = robots if isinstance(robots, bytes) else robots.encode("utf-8", errors="replace")
     found: dict[str, None] = {}
     # Lines end at CR, LF or CRLF (RFC 9309 §2.2), as bytes.splitlines ends them: not at
@@ -246,11 +247,25 @@ def sitemaps_from_robots(robots: bytes | str, robots_url: str) -> tuple[str, ...
         if not colon or name.strip().lower() != "sitemap":
             continue
         # A comment starts at "#"; sitemap URLs have no use for a fragment anyway.
-        written = value.partition("#")[0].strip()
+        written = _unquoted(value.partition("#")[0].strip())
         url = _http_url(scheme_less_site_url(written, robots_url), robots_url)
         if url is not None:
             found.setdefault(url)
     return tuple(found)
+
+
+# Quotes (straight or a word processor's curly ones) and angle brackets around a URL (RFC
+# 3986 Appendix C's delimiters): an SEO plugin's settings field writes what it was given, and
+# no URL begins and ends with them.
+_QUOTES: Final = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("<", ">"))
+
+
+def _unquoted(value: str) -> str:
+    """A `Sitemap:` value without the quotes or angle brackets around it; as it is without."""
+    for opening, closing in _QUOTES:
+        if len(value) > 1 and value.startswith(opening) and value.endswith(closing):
+            return value[1:-1].strip()
+    return value
 
 
 # --- feed history --------------------------------------------------------------------------------

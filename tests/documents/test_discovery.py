@@ -318,6 +318,25 @@ def test_the_sitemaps_of_a_utf_16_robots_txt_are_found(body: bytes) -> None:
     assert sitemaps_from_robots(body, "https://e.com/robots.txt") == ("https://e.com/sitemap.xml",)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        'Sitemap: "https://e.com/sitemap.xml"',
+        "Sitemap: 'https://e.com/sitemap.xml'",
+        "Sitemap: <https://e.com/sitemap.xml>",
+        'Sitemap: "https://e.com/sitemap.xml" # the index',
+        "Sitemap: \u201chttps://e.com/sitemap.xml\u201d",
+    ],
+)
+def test_a_quoted_sitemap_url_in_robots_txt_is_the_url_it_quotes(line: str) -> None:
+    """A `Sitemap:` value in quotes (straight or curly, as an SEO plugin's settings field or
+    a word processor wrote it) or angle brackets is the URL inside them (it was resolved as
+    a relative path: `https://e.com/"https:/e.com/sitemap.xml"`, a sitemap that never
+    exists, and the site's real one never read)."""
+    body = f"User-agent: *\nDisallow:\n{line}\n".encode()
+    assert sitemaps_from_robots(body, "https://e.com/robots.txt") == ("https://e.com/sitemap.xml",)
+
+
 def test_sitemaps_from_robots_garbage() -> None:
     """Undecodable bytes or no Sitemap line: nothing, never an exception."""
     assert sitemaps_from_robots(b"\xff\xfe\x00garbage", "https://e.com/robots.txt") == ()
