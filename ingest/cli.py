@@ -26,7 +26,7 @@ from ingest import __version__, logs
 from ingest.config import Settings, load_settings, run_problem, unknown_variables
 from ingest.errors import ConfigError, IngestError, LockLost
 from ingest.launcher import hung_up, terminated
-from ingest.normalize import canonical_url, redact_text, redact_url
+from ingest.normalize import canonical_url, redact_text, redact_url, without_feed_scheme
 from ingest.store import Store
 from ingest.store.db import connect, database_url, migrate, open_pool, watching
 from ingest.store.retention import FORGET_PRUNED_AFTER
@@ -351,9 +351,12 @@ def _non_negative_float(text: str) -> float:
 
 
 def _feed_url(text: str) -> str:
-    """A feed's URL argument in canonical form, so that spellings of one URL name one feed."""
+    """A feed's URL argument in canonical form, so that spellings of one URL name one feed;
+    one in the `feed:` URI scheme (a page's feed link copied, `feed://host/rss`) as the
+    http(s) URL it stands for, as in a page or an OPML file (`normalize.without_feed_scheme`).
+    Every command that names a feed or a backfill's TARGET reads its URL so."""
     try:
-        return canonical_url(text)
+        return canonical_url(without_feed_scheme(text))
     except ValueError as e:
         raise argparse.ArgumentTypeError(redact_text(str(e))) from None
 

@@ -689,9 +689,17 @@ def test_paged_feed_listing_its_history_oldest_first_is_walked_to_the_entries_si
     assert len(site.server.hits(f"{feed}?paged={len(pages) + 1}")) == 1  # the 404 at its end
 
 
-def test_feed_target_walks_rfc5005_history(database_url: str, site: Site) -> None:
-    """A feed URL as TARGET: its rel="next" pages are walked; articles keep the feed's dates."""
-    backfill(database_url, site.url("/paged.atom"))
+@pytest.mark.parametrize("scheme", ["", "feed://", "feed:"])
+def test_feed_target_walks_rfc5005_history(database_url: str, site: Site, scheme: str) -> None:
+    """A feed URL as TARGET: its rel="next" pages are walked; articles keep the feed's dates.
+    One given in the `feed:` URI scheme (`feed://host/rss`, `feed:http://host/rss`, as a
+    browser's address bar shows a feed link so written) is the http(s) URL it stands for
+    (`normalize.without_feed_scheme`, as in a page or an OPML file: it was a usage error,
+    "not an http(s) URL")."""
+    url = site.url("/paged.atom")
+    backfill(
+        database_url, scheme + url.removeprefix("http://") if scheme == "feed://" else scheme + url
+    )
     assert numbers(site, stored(database_url)) == set(ATOM)
     assert site.server.hits("/robots.txt")  # page fetches honour robots.txt
     assert site.server.hits("/sitemap_index.xml") == []

@@ -98,6 +98,22 @@ def test_feeds_add_list_remove(database_url: str) -> None:
     assert _feed_urls(database_url) == [F2]
 
 
+def test_feeds_add_of_a_url_in_the_feed_scheme_registers_its_http_url(database_url: str) -> None:
+    """A URL in the `feed:` URI scheme given to `feeds add` (`feed://host/rss`,
+    `feed:https://host/rss`, copied from a page's feed link or a browser's address bar) is
+    the http(s) URL it stands for, as in a page or an OPML file
+    (`normalize.without_feed_scheme`); `feeds remove` names it so too (it was a usage error,
+    "not an http(s) URL", exit 2)."""
+    added = ingest(
+        database_url, "feeds", "add", "--no-discover", "feed://one.example/feed/", f"feed:{F2}"
+    )
+    assert added.returncode == 0, added.stderr
+    assert _feed_urls(database_url) == ["http://one.example/feed/", F2]
+    removed = ingest(database_url, "feeds", "remove", f"FEED:{F2}")
+    assert removed.returncode == 0, removed.stderr
+    assert _feed_urls(database_url) == ["http://one.example/feed/"]
+
+
 def test_feeds_add_non_http_is_one_line_error(database_url: str) -> None:
     """A non-http(s) URL is a usage error (exit 2) naming it on one line after the usage;
     nothing is added, not even the valid URLs given with it."""
