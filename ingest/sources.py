@@ -77,7 +77,7 @@ async def find_feeds(
     body = result.body
     if looks_like_feed(body):
         return [FoundSource(url, "feed", "", response=result)]
-    if looks_like_sitemap(body):
+    if looks_like_sitemap(body, result.final_url):
         try:
             sitemap = await parse(body, result.final_url, max_bytes)
         except ParseError:
@@ -159,7 +159,7 @@ async def site_sitemaps(fetch: Fetch, site_url: str) -> list[FoundSource]:
         result = await fetch(url, "feed")
     except FetchError:
         return []
-    if not looks_like_sitemap(result.body):
+    if not looks_like_sitemap(result.body, result.final_url):
         return []
     return [FoundSource(url, "sitemap", "the conventional /sitemap.xml", response=result)]
 

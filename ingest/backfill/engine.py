@@ -337,7 +337,7 @@ class Backfill:
                 raise FeedError(target, f"cannot fetch {redact_url(target)}: {e}") from e
             feed_id = self._feed_id
             body = result.body
-            if looks_like_sitemap(body):
+            if looks_like_sitemap(body, result.final_url):
                 sources.append((target, "sitemap"))
                 self._prefetched[target] = result
             elif looks_like_feed(body):

@@ -145,18 +145,27 @@ def is_gzip(body: bytes) -> bool:
     return body.startswith(GZIP_MAGIC)
 
 
-def looks_like_sitemap(body: bytes) -> bool:
+def looks_like_sitemap(body: bytes, url: str = "") -> bool:
     """Cheap sniff: gzip data, XML whose root is `<urlset>` or `<sitemapindex>`, or text whose
     first line is an http(s) URL: the protocol's text format, served as `text/plain`, which
     is neither a feed nor a web page and would otherwise be refused as TARGET of a backfill
-    or by `feeds add` (`parse_sitemap` then decides, by most of its lines)."""
+    or by `feeds add` (`parse_sitemap` then decides, by most of its lines). A first line
+    written without its scheme counts where `parse_sitemap` reads it as a URL: one that
+    begins with a host of the site of `url` (where the body was served from) or with `www.`
+    (`normalize.scheme_less_site_url`), or with `//`."""
     if is_gzip(body):
         return True
     body = _after_notice(body)
     root = _root_name(body)
     if root is not None:
         return _local(root) in _SITEMAP_ROOTS
-    return _TEXT_START.match(body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")) is not None
+    head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _TEXT_START.match(head) is not None:
+        return True
+    first = head.split(b"\n", 1)[0].rstrip(b"\r \t")
+    if not first or len(first.split()) != 1:
+        return False
+    return scheme_less_site_url(url_line(first), url).startswith("//")
 
 
 def parse_sitemap(

@@ -838,13 +838,19 @@ def test_sitemap_index_target(database_url: str, site: Site) -> None:
     assert numbers(site, stored(database_url)) == set(POSTS) | set(OLD) | set(NEWS)
 
 
-@pytest.mark.parametrize("gzipped", [False, True])
-def test_text_sitemap_target(database_url: str, gzipped: bool) -> None:
+@pytest.mark.parametrize(
+    ("gzipped", "scheme"), [(False, "http://"), (True, "http://"), (False, ""), (False, "//")]
+)
+def test_text_sitemap_target(database_url: str, gzipped: bool, scheme: str) -> None:
     """A sitemap in the protocol's text format (one URL a line, served as text/plain, gzipped
-    or not) as TARGET is read as a sitemap, as one named by robots.txt is."""
+    or not) as TARGET is read as a sitemap, as one named by robots.txt is; so is one whose
+    lines are written without their scheme (its own host's, as its lines are read:
+    `normalize.scheme_less_site_url`), which was refused, exit 1, "neither a feed, a sitemap
+    nor a web page"."""
     with LocalServer() as srv:
         srv.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
-        lines = "".join(f"{srv.base}/a/{n}\n" for n in range(3)).encode()
+        host = srv.base.removeprefix("http://")
+        lines = "".join(f"{scheme}{host}/a/{n}\n" for n in range(3)).encode()
         body = gzip.compress(lines) if gzipped else lines
         srv.routes["/sitemap.txt"] = Response(200, body, {"Content-Type": "text/plain"})
         for n in range(3):

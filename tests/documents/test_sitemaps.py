@@ -553,6 +553,28 @@ def test_a_location_without_its_scheme_is_read_as_its_site_s_url(loc: str, expec
     assert [r.url for r in parse_sitemap(index.encode(), url).sitemaps] == [expected]
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b"www.example.com/a\nwww.example.com/b\n", True, id="www"),
+        pytest.param(b"\xef\xbb\xbfexample.com/a\r\nexample.com/b\r\n", True, id="own-host"),
+        pytest.param(b"news.example.com/2024/a.html\n", True, id="own-subdomain"),
+        pytest.param(b"//example.com/a\n//example.com/b\n", True, id="protocol-relative"),
+        pytest.param(b"example.org/a.html\n", False, id="another-site-is-a-path"),
+        pytest.param(b"index.html\nabout.html\n", False, id="file-names"),
+        pytest.param(b"example.com/a b\n", False, id="with-a-space"),
+    ],
+)
+def test_a_text_sitemap_whose_first_line_has_no_scheme_looks_like_one(
+    body: bytes, expected: bool
+) -> None:
+    """A text sitemap whose first line is a URL of its own site without the scheme, read as
+    its lines are (`normalize.scheme_less_site_url` against the URL it was served from), is a
+    sitemap to `looks_like_sitemap` (it was not: such a TARGET of a backfill, or `feeds add`
+    of it, was refused as neither a feed, a sitemap nor a web page)."""
+    assert looks_like_sitemap(body, "https://example.com/sitemap.txt") is expected
+
+
 def test_a_text_sitemap_s_lines_without_their_scheme_are_its_site_s_urls() -> None:
     """A text sitemap's lines are read as an XML sitemap's locations are: one beginning with
     a host name of its own site, or `www.`, is that host's URL; it was no URL at all (every
