@@ -1068,6 +1068,27 @@ def _with_colons(match: re.Match[str]) -> str:
     return f"{before}{hour}:{minute}" + (f":{second}" if second else "")
 
 
+# A zone's name (in brackets or not) after the numeric offset of a time: strftime's `%z %Z`
+# (`2025-08-11 14:00:00 -0400 EDT`), or after an ISO 8601 offset or `Z` (`…T14:00:00-04:00
+# EDT`, `…T14:00:00Z UTC`).
+_OFFSET_NAME = re.compile(
+    r"(\d:\d\d(?::\d\d)?(?:[.,]\d+)?\s*(?:[+-]\d\d(?::?\d\d)?|[Zz]))"
+    r"\s+(?:[A-Za-z]{1,5}|\([A-Za-z]{1,5}\))\s*$"
+)
+
+
+def without_offset_name(text: str) -> str:
+    """A date-time whose numeric offset is followed by its zone's name (`_OFFSET_NAME`)
+    without that name: the offset says where the time is, and ISO 8601 and W3C Datetime have
+    no place for a name after it (`2025-08-11T14:00:00-04:00 EDT` is
+    `2025-08-11T14:00:00-04:00`); any other text as it is. Feeds and sitemaps read their
+    dates through it where their readers do not read them as written."""
+    stripped = text.rstrip()
+    if not (stripped[-1:].isalpha() or stripped.endswith(")")):
+        return text  # the usual date, ending in its offset or time: no search
+    return _OFFSET_NAME.sub(r"\1", text, count=1)
+
+
 def rfc2822_form(text: str) -> str:
     """An RFC 2822 date as RFC 2822 writes it: a space after its day's name's comma (`Sun,06
     Nov 2022`), an RFC 850 day (`Sunday, 06-Nov-94 08:49:37 GMT`) with spaces for its dashes,
@@ -1220,10 +1241,12 @@ def spelled_date(text: str) -> datetime | None:
 
 
 # A date written with its year last in digits (`11.08.2025`, `25-08-2025`, `08/25/2025`), then
-# optionally a time (on the 12-hour clock too) and a zone.
+# optionally a time (on the 12-hour clock too, or followed by German's `Uhr`, "o'clock", after
+# `um`, "at": `11.08.2025, 12:30 Uhr`, `11.08.2025 um 12:30 Uhr`) and a zone.
 _YEAR_LAST = re.compile(
     r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4})"
-    r"(?:(?:\s*,\s*|\s+|T)(\d{1,2}):(\d{2})(?::(\d{2}))?(?:[.,]\d+)?(?:\s*([ap])\.?m\.?)?)?"
+    r"(?:(?:\s*,\s*|\s+|T)(?:um\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?(?:[.,]\d+)?"
+    r"(?:\s*([ap])\.?m\.?|\s*uhr)?)?"
     r"(?:\s+(\S+))?\s*",
     re.IGNORECASE,
 )

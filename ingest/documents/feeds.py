@@ -48,6 +48,7 @@ from ingest.normalize import (
     wide_as_utf8,
     wide_encoding,
     with_charset,
+    without_offset_name,
     without_user_info,
     year_last_date,
     zone_offset,
@@ -903,10 +904,12 @@ def _unix_time(value: str) -> time.struct_time | None:
 
 def _dotted_time(value: str) -> time.struct_time | None:
     """A date whose time of day is written with dots (`2025-08-11 12.30`, `Mon, 11 Aug 2025
-    12.30 +0200`), read as `normalize.colon_time` writes it by the readers here and
-    feedparser's, in UTC; None for any other text. feedparser's ISO 8601 parser read the
-    first as 12:00 (`2025/08/11 12.30` as 1 December) and its RFC 822 parser none."""
-    written = colon_time(value)
+    12.30 +0200`), read as `normalize.colon_time` writes it, or whose offset is followed by
+    its zone's name (`2025-08-11 14:00:00 -0400 EDT`), read without the name
+    (`normalize.without_offset_name`), by the readers here and feedparser's, in UTC; None
+    for any other text. feedparser's ISO 8601 parser read the first as 12:00 (`2025/08/11
+    12.30` as 1 December) and its RFC 822 parser none; the second at midnight."""
+    written = without_offset_name(colon_time(value))
     if written == value:
         return None
     parsed = _feedparser_parse_date(written)
@@ -1073,7 +1076,7 @@ def _from_iso(value: object) -> datetime | None:
         return None
     if is_year_last(value):
         return _year_last(value)
-    value = colon_time(value)
+    value = without_offset_name(colon_time(value))
     try:
         return _iso_in_utc(value)
     except ValueError:

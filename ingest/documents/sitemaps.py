@@ -32,6 +32,7 @@ from ingest.normalize import (
     url_lines,
     utf8_with_windows_1252,
     without_controls,
+    without_offset_name,
     without_user_info,
     year_last_date,
     zone_offset,
@@ -567,13 +568,14 @@ def parse_w3c_period(value: str | None) -> tuple[datetime, datetime | None] | No
     forms that a site may give as a sitemap's `lastmod`): a URL last modified `2024-05` may
     have been modified on any day of May. None beside a day or a time (a date alone, read as
     its midnight, is its whole day: `ingest.backfill.options.latest`). A time written with
-    dots (`2024-05-06 07.08`) is read as `normalize.colon_time` writes it."""
+    dots (`2024-05-06 07.08`) is read as `normalize.colon_time` writes it, and one whose offset
+    is followed by its zone's name (`…-04:00 EDT`) as `normalize.without_offset_name` does."""
     text = (value or "").strip()
     if not text:
         return None
     match = _W3C.fullmatch(text)
-    if match is None and (dotted := colon_time(text)) != text:
-        text, match = dotted, _W3C.fullmatch(dotted)
+    if match is None and (written := without_offset_name(colon_time(text))) != text:
+        text, match = written, _W3C.fullmatch(written)
     if match is None:
         moment = _rfc2822(text)
         return (moment, None) if moment is not None else None

@@ -1938,6 +1938,55 @@ def test_a_date_written_with_its_year_last_is_read_day_first_where_it_says_so(
 
 
 @pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("11.08.2025, 12:30 Uhr", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("11.08.2025, 12.30 Uhr", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("11.08.2025 um 12:30 Uhr", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("11.08.2025 12:30 Uhr MESZ", datetime(2025, 8, 11, 10, 30, tzinfo=UTC)),
+        ("11.08.2025, 12:30 Uhr IST", None),
+    ],
+)
+def test_a_german_time_of_day_with_uhr_is_read_as_its_clock_says(
+    written: str, expected: datetime | None
+) -> None:
+    """A date written as German sites write it, its time followed by `Uhr` ("o'clock") and
+    perhaps `um` ("at") before it (`11.08.2025, 12:30 Uhr`), is that time
+    (`normalize.year_last_date`), in RSS, a JSON Feed and a sitemap alike; a zone's name none
+    reads after it is still no date. `Uhr` was read as a zone's name none knows: no date."""
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    assert rss.published_at == json_entry.published_at == expected
+    assert parse_w3c_datetime(written) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2025-08-11T14:00:00-04:00 EDT", datetime(2025, 8, 11, 18, tzinfo=UTC)),
+        ("2025-08-11 14:00:00 -0400 EDT", datetime(2025, 8, 11, 18, tzinfo=UTC)),
+        ("2025-08-11 14:00:00 +0200 (CEST)", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("2025-08-11T14:00:00+02:00 CEST", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("2025-08-11T14:00:00Z UTC", datetime(2025, 8, 11, 14, tzinfo=UTC)),
+        ("2025-08-11 14:00 GMT", datetime(2025, 8, 11, 14, tzinfo=UTC)),
+        ("Mon, 11 Aug 2025 14:00:00 -0400 EDT", datetime(2025, 8, 11, 18, tzinfo=UTC)),
+    ],
+)
+def test_a_zone_s_name_after_its_offset_is_read_by_the_offset(
+    written: str, expected: datetime
+) -> None:
+    """A date-time whose numeric offset is followed by its zone's name (strftime's `%z %Z`:
+    `2025-08-11 14:00:00 -0400 EDT`, or after an ISO 8601 offset) is the time the offset
+    says (`normalize.without_offset_name`), in RSS, a JSON Feed and a sitemap alike. A
+    sitemap read none of them; feedparser read the one with a space before its offset as
+    midnight of its day, 18 hours early."""
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    assert rss.published_at == json_entry.published_at == expected
+    assert parse_w3c_datetime(written) == expected
+
+
+@pytest.mark.parametrize(
     "home", ["https://example.com/", "https://example.com", "https://www.example.com/#main"]
 )
 def test_an_item_linking_its_site_s_home_page_is_at_its_permalink_guid(home: str) -> None:
