@@ -203,7 +203,8 @@ def _ahead(feed_date: datetime, page_date: datetime | None, now: datetime) -> bo
 NOT_ARTICLE_WORDS = 50
 """Fewer words than this on a page found by a backfill: a contact or a tag page. Words are
 `ingest.coverage.words` (each Chinese or Japanese character one, and each Thai, Lao, Khmer,
-Myanmar or Tibetan letter with its signs: those scripts put no spaces between words)."""
+Myanmar, Tibetan, Javanese or Balinese letter with its signs: those scripts put no spaces
+between words)."""
 
 
 def not_an_article(extracted: Extracted | None, entry: ParsedEntry) -> str | None:
@@ -242,8 +243,9 @@ def key_words(text: str | None) -> set[str]:
     """The distinct words of KEY_LETTERS letters or more of `text`; where it is written in a
     script that puts no spaces between words, whose words are a character or a letter each
     (`ingest.coverage.words`), every KEY_CHARACTERS Chinese or Japanese characters in a row and
-    every KEY_LETTERS Thai, Lao, Khmer, Myanmar or Tibetan letters (with their signs) in a row,
-    so that a story in those scripts has key words as one in a spaced script has."""
+    every KEY_LETTERS Thai, Lao, Khmer, Myanmar, Tibetan, Javanese or Balinese letters (with
+    their signs) in a row, so that a story in those scripts has key words as one in a spaced
+    script has."""
     text = (text or "").casefold()
     keys = {w for w in words(text) if len(w) >= KEY_LETTERS}
     for run in UNSPACED_RUNS.finditer(text):

@@ -38,7 +38,9 @@ def _mark(char: str) -> bool:
 # lost most of its shingles. So do Tibetan (which marks its syllables with a tsheg, not its
 # words), Myanmar and Khmer, whose vowels, medials and stacked letters (Khmer's coeng,
 # Tibetan's subjoined letters) are combining marks too: their `\w+` runs were letters with
-# their signs dropped (`ខ្មែរ` was `ខ`, `ម`, `រ`), and a title in them had no key word.
+# their signs dropped (`ខ្មែរ` was `ខ`, `ម`, `រ`), and a title in them had no key word. So do
+# Javanese and Balinese script, written without spaces too, whose vowels, medials and virama
+# (Javanese's pangkon, Balinese's adeg-adeg) are combining marks (`ꦥꦿꦧꦺꦴꦮꦺꦴ` was `ꦥ`, `ꦧ`, `ꦮ`).
 _THAI_LAO = (0x0E00, 0x0EFF)
 _CLUSTERED_SCRIPTS = (
     _THAI_LAO,
@@ -46,6 +48,8 @@ _CLUSTERED_SCRIPTS = (
     (0x1000, 0x109F),  # Myanmar
     (0x1780, 0x17FF),  # Khmer
     (0x19E0, 0x19FF),  # Khmer Symbols
+    (0x1B00, 0x1B7F),  # Balinese
+    (0xA980, 0xA9DF),  # Javanese
     (0xA9E0, 0xA9FF),  # Myanmar Extended-B
     (0xAA60, 0xAA7F),  # Myanmar Extended-A
 )
@@ -65,8 +69,8 @@ _WORD = re.compile(
 
 UNSPACED_RUNS = re.compile(f"(?P<han>[{_UNSPACED}]+)|(?P<thai>(?:[{_CLUSTERED}][{_MARKS}]*)+)")
 """The stretches of a text in scripts that put no spaces between words: Chinese or Japanese
-characters (group `han`), Thai, Lao, Khmer, Myanmar or Tibetan letters with their signs (group
-`thai`)."""
+characters (group `han`), Thai, Lao, Khmer, Myanmar, Tibetan, Javanese or Balinese letters with
+their signs (group `thai`)."""
 
 
 # The characters `_WORD` reads otherwise than `\w+` does: Chinese and Japanese, and the blocks
@@ -85,8 +89,8 @@ _PLAIN_WORD = re.compile(r"\w+")
 def words(text: str) -> list[str]:
     """The text's words, case-folded: `\\w+` runs (as the AEB scores extraction) with the
     combining signs of the scripts of India within and after them, each Chinese or Japanese
-    character on its own, and each Thai, Lao, Khmer, Myanmar or Tibetan letter with its
-    signs."""
+    character on its own, and each Thai, Lao, Khmer, Myanmar, Tibetan, Javanese or Balinese
+    letter with its signs."""
     folded = text.casefold()
     return (_WORD if _READ_APART.search(folded) else _PLAIN_WORD).findall(folded)
 

@@ -30,10 +30,10 @@ SHINGLE_WORDS = 5
 MIN_WORDS = 40
 """Texts shorter than this are left to the exact content hash: a few shared sentences would
 make two short items look like copies. Words are `ingest.coverage.words`: `\\w+` runs, each
-Chinese or Japanese character on its own, and each Thai, Lao, Khmer, Myanmar or Tibetan letter
-with its signs (those scripts put no spaces between words, and a clause between two punctuation
-marks taken for one word left a story some sixty shingles, five of which each changed word took
-with it)."""
+Chinese or Japanese character on its own, and each Thai, Lao, Khmer, Myanmar, Tibetan, Javanese
+or Balinese letter with its signs (those scripts put no spaces between words, and a clause
+between two punctuation marks taken for one word left a story some sixty shingles, five of
+which each changed word took with it)."""
 THRESHOLD = 0.5
 """Estimated Jaccard similarity of 5-word shingles at or above which two texts are copies of
 one story (syndicated with another template, a line added, lightly edited)."""

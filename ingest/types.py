@@ -353,6 +353,6 @@ class Article:
         puts where its stories have no text ("Comments", "Read more", "Video"), stored when
         the page failed, and says nothing of which story it stands for. Words are
         `ingest.coverage.words`: each Chinese or Japanese character is one (a Thai, Lao, Khmer,
-        Myanmar or Tibetan letter with its signs too), so a story in
+        Myanmar, Tibetan, Javanese or Balinese letter with its signs too), so a story in
         those scripts, which put no spaces between words, is a copy as any other is."""
         return has_words(self.text, EXACT_MIN_WORDS)

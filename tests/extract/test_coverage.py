@@ -71,6 +71,23 @@ def test_a_khmer_myanmar_or_tibetan_letter_is_a_word_with_its_signs(
     assert words(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("ꦥꦿꦧꦺꦴꦮꦺꦴ ꧑꧒", ["ꦥꦿ", "ꦧꦺꦴ", "ꦮꦺꦴ", "꧑", "꧒"], id="javanese"),
+        pytest.param("ᬧ᭄ᬭᬯᬶᬯᬶ ᭑", ["ᬧ᭄", "ᬭ", "ᬯᬶ", "ᬯᬶ", "᭑"], id="balinese"),
+    ],
+)
+def test_a_javanese_or_balinese_letter_is_a_word_with_its_signs(
+    text: str, expected: list[str]
+) -> None:
+    """Javanese and Balinese script put no spaces between words either, and write their
+    vowels, medials and the virama that stacks a letter (Javanese's pangkon, Balinese's
+    adeg-adeg) as combining signs: each letter (or digit) with the signs after it is one
+    word, as in Khmer, not the `\\w+` runs between two signs (`ꦥꦿꦧꦺꦴꦮꦺꦴ` was `ꦥ`, `ꦧ`, `ꦮ`)."""
+    assert words(text) == expected
+
+
 def test_a_word_of_the_scripts_of_india_goes_on_through_its_signs() -> None:
     """Devanagari, Bengali, Tamil, Sinhala... write most vowels and the virama as combining
     signs, which `\\w` does not match: a word goes on through them, and through a joiner after
@@ -84,9 +101,9 @@ def test_a_word_of_the_scripts_of_india_goes_on_through_its_signs() -> None:
 
 
 # Letters, digits, punctuation and spaces of several scripts, with the characters `words` reads
-# apart from `\w+` runs: Chinese and Japanese, Thai, Lao, Khmer, Myanmar and Tibetan letters and
-# signs, the letters, signs and joiners of the scripts of India, and capitals whose case-folding
-# is longer.
+# apart from `\w+` runs: Chinese and Japanese, Thai, Lao, Khmer, Myanmar, Tibetan, Javanese and
+# Balinese letters and signs, the letters, signs and joiners of the scripts of India, and capitals
+# whose case-folding is longer.
 _MIXED = [
     *"aZ9_-. ,\nßİẞﬁ",
     *"é\u0301Ω",
@@ -97,6 +114,8 @@ _MIXED = [
     *"ខ\u17d2មែ",
     *"မြ",
     *"བོ",
+    *"ꦥꦿ꧀",
+    *"ᬧ᭄ᬶ",
 ]
 
 
