@@ -31,6 +31,8 @@ from ingest.normalize import (
     url_line,
     url_lines,
     utf8_with_windows_1252,
+    wide_as_utf8,
+    wide_encoding,
     without_controls,
     without_offset_name,
     without_user_info,
@@ -156,7 +158,8 @@ def looks_like_sitemap(body: bytes, url: str = "") -> bool:
     (`normalize.scheme_less_site_url`), or with `//`."""
     if is_gzip(body):
         return True
-    body = _after_notice(body)
+    # Its head as UTF-8 where it is in UTF-16 or UTF-32, as `parse_sitemap` reads it.
+    body = _after_notice(wide_as_utf8(body[:4096]) if wide_encoding(body) else body)
     root = _root_name(body)
     if root is not None:
         return _local(root) in _SITEMAP_ROOTS
@@ -179,11 +182,15 @@ def parse_sitemap(
     data = _gunzip(body, url, max_bytes) if compressed else body
     if len(data) > max_bytes:
         raise ParseError(url, f"sitemap exceeds {max_bytes} bytes")
-    data = _after_notice(data)
+    # A sitemap in UTF-16 or UTF-32 (a .NET site's `Encoding.Unicode`), with its byte order
+    # mark or without, is read as the UTF-8 it stands for, as a feed is; its XML declaration's
+    # UTF-16 then says so (`_as_declared_utf8`). libxml2 refused one without its mark and
+    # declaration at its first NUL, and a text one was read as XML.
+    data = _after_notice(wide_as_utf8(data))
     text_start = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text_start:
         raise ParseError(url, "not a sitemap: empty body" + (" (after gunzip)" * compressed))
-    if not text_start.startswith(b"<") and not _utf16(text_start):
+    if not text_start.startswith(b"<"):
         sitemap = _text_sitemap(data, url, max_entries)
     else:
         sitemap = _xml_sitemap(data, url, max_entries)
@@ -275,10 +282,6 @@ def _after_notice(data: bytes) -> bytes:
     return head[declaration:] if declaration > 0 else data
 
 
-def _utf16(data: bytes) -> bool:
-    return data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<"))
-
-
 _DECLARED_ENCODING = re.compile(
     rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']"
 )
@@ -318,7 +321,7 @@ def _stray_bytes_read(data: bytes) -> bytes:
     percent-escaped (`normalize.url_line`, a text sitemap's rule: a Latin-1 `é` is `%E9`),
     elsewhere Windows-1252 (`normalize.utf8_with_windows_1252`: a word processor's quotes in
     a news title). libxml2 read each as U+FFFD, which names another page. Any other document
-    as it is: one in another charset, in UTF-16, or valid UTF-8."""
+    as it is: one in another charset, or valid UTF-8 (one in UTF-16 is UTF-8 by now)."""
     declared = _DECLARED_ENCODING.match(data)
     if declared is not None:
         try:
@@ -326,7 +329,7 @@ def _stray_bytes_read(data: bytes) -> bytes:
                 return data
         except LookupError:
             return data
-    if data.isascii() or _utf16(data.lstrip(b" \t\r\n")):
+    if data.isascii():
         return data
     try:
         data.decode("utf-8")

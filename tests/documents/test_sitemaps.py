@@ -274,6 +274,50 @@ def test_utf16_document() -> None:
     assert [e.url for e in sitemap.entries] == ["https://e.com/é"]
 
 
+# A sitemap a .NET site writes with `Encoding.Unicode` (UTF-16, little-endian; big-endian
+# from Java's `UTF-16` writer), with its byte order mark or without, declaring it or not.
+UTF_16_URLSET = (
+    f"<urlset {NS}><url><loc>https://example.com/nachrichten/straße</loc>"
+    "<lastmod>2025-08-11T14:00:00+02:00</lastmod></url></urlset>"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            ("<?xml version='1.0' encoding='UTF-16'?>" + UTF_16_URLSET).encode("utf-16"),
+            id="le-with-bom",
+        ),
+        pytest.param(
+            ("<?xml version='1.0' encoding='utf-16'?>\r\n" + UTF_16_URLSET).encode("utf-16-le"),
+            id="le-without-bom",
+        ),
+        pytest.param(UTF_16_URLSET.encode("utf-16-be"), id="be-without-bom-or-declaration"),
+        pytest.param(
+            ("https://example.com/nachrichten/straße\r\nhttps://example.com/b\r\n").encode(
+                "utf-16"
+            ),
+            id="text-with-bom",
+        ),
+        pytest.param(
+            ("https://example.com/nachrichten/straße\nhttps://example.com/b\n").encode("utf-16-le"),
+            id="text-without-bom",
+        ),
+    ],
+)
+def test_a_utf_16_sitemap_looks_like_one_and_is_read(body: bytes) -> None:
+    """A sitemap in UTF-16, XML or text, with its byte order mark or without one (the NULs of
+    its first characters say so: `normalize.wide_as_utf8`, as for a feed) is a sitemap to
+    `looks_like_sitemap` (a backfill's TARGET, `feeds add`, a site's `/sitemap.xml`) and is
+    read as the UTF-8 it stands for. Each was refused as no sitemap, by the sniff (its root
+    element looked for one byte a character), or by the parser: an XML one without its mark
+    or a declaration an XML syntax error at its first NUL, a text one read as XML."""
+    assert looks_like_sitemap(body)
+    sitemap = parse_sitemap(body, URL)
+    assert sitemap.entries[0].url == "https://example.com/nachrichten/straße"
+
+
 def test_entries_beyond_the_cap_are_dropped() -> None:
     """At most `max_entries` URLs are kept (the protocol's limit is 50,000); the rest count."""
     urls = "".join(f"<url><loc>https://e.com/{n}</loc></url>" for n in range(12))
