@@ -21,6 +21,7 @@ from ingest.normalize import (
     media_type,
     scheme_less_site_url,
     wide_as_utf8,
+    wide_encoding,
     without_feed_scheme,
 )
 from ingest.types import ParsedFeed
@@ -352,6 +353,9 @@ def _json_next(body: bytes, url: str) -> str | None:
 
 
 def _xml_root(body: bytes) -> Any:
+    # A feed in UTF-16 or UTF-32 as the UTF-8 it stands for, as its entries are read: without
+    # its byte order mark or an XML declaration, libxml2 reads it as UTF-8 and finds no link.
+    wide = wide_encoding(body) is not None
     parser = etree.XMLParser(
         recover=True,
         resolve_entities=False,
@@ -360,9 +364,10 @@ def _xml_root(body: bytes) -> Any:
         load_dtd=False,
         remove_comments=True,
         remove_pis=True,
+        encoding="utf-8" if wide else None,
     )
     try:
-        return etree.fromstring(body, parser)
+        return etree.fromstring(wide_as_utf8(body) if wide else body, parser)
     except (etree.XMLSyntaxError, ValueError):
         return None
 

@@ -428,6 +428,20 @@ def test_feed_paging(body: str, url: str, expected: FeedPaging) -> None:
     assert feed_paging(body.encode(), url) == expected
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-16", "utf-32"])
+def test_the_history_links_of_a_utf_16_feed_are_found(codec: str) -> None:
+    """A paged feed in UTF-16 or UTF-32, with its byte order mark or without one and without
+    an XML declaration (its markup's NULs say so, `normalize.wide_as_utf8`, as they say it to
+    the parser of its entries), links its older pages as in UTF-8 (without the mark, libxml2
+    read none: the backfill walked its first page alone)."""
+    body = (
+        f'<feed xmlns="{ATOM}"><title>Nachrichten</title>'
+        '<link rel="next" href="https://e.com/feed?page=2"/></feed>'
+    )
+    paging = feed_paging(body.encode(codec), "https://e.com/atom")
+    assert paging.next == "https://e.com/feed?page=2"
+
+
 def test_json_feed_next_url() -> None:
     """JSON Feed 1.1 pagination: `next_url`."""
     body = json.dumps(
