@@ -9,7 +9,7 @@ from html.entities import name2codepoint
 from lxml import etree
 
 from ingest.errors import IngestError
-from ingest.normalize import wide_as_utf8, wide_encoding, without_feed_scheme
+from ingest.normalize import url_line, wide_as_utf8, wide_encoding, without_feed_scheme
 
 
 class FeedListError(IngestError):
@@ -50,13 +50,15 @@ def read_feed_list(data: bytes) -> list[Listed]:
     if head.startswith("<?xml") or "<opml" in head:
         entries = _opml(data, utf8=wide)
     else:
-        text = data.decode("utf-8-sig", errors="replace")
-        # A line's URL is its first word: a URL has no whitespace in it, and what follows
-        # (a title, a `# comment`) is a note of the list's author.
+        # A line (ended by LF, CR or CRLF) is read as a text sitemap's is (`url_line`): a
+        # byte that is not UTF-8 is the URL's own, percent-escaped. Its URL is its first
+        # word: a URL has no space or tab in it, and what follows (a title, a `# comment`) is
+        # a note of the list's author.
         entries = [
-            Listed(without_feed_scheme(words[0]), number)
-            for number, line in enumerate(text.splitlines(), start=1)
-            if (words := line.split()) and not words[0].startswith("#")
+            Listed(without_feed_scheme(url), number)
+            for number, raw in enumerate(data.splitlines(), start=1)
+            if (url := _NOTE.split(url_line(raw, first=number == 1), 1)[0])
+            and not url.startswith("#")
         ]
     first: dict[str, Listed] = {}
     for entry in entries:
@@ -64,6 +66,8 @@ def read_feed_list(data: bytes) -> list[Listed]:
     return list(first.values())
 
 
+# What parts a line's URL from the note after it.
+_NOTE = re.compile(r"[ \t]")
 # A `&` that begins no reference (`?cat=1&lang=en`, `Tom & Jerry`), and a reference to one of
 # HTML's named characters, which XML does not define (`&eacute;`, `&nbsp;`).
 _BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_][\w.\-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")

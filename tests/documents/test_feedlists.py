@@ -136,6 +136,35 @@ def test_parse_feed_list(data: bytes, expected: list[str]) -> None:
     assert parse_feed_list(data) == expected
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(
+            b"https://one.example/caf\xe9/feed\nhttps://two.example/rss\n",
+            ["https://one.example/caf%E9/feed", "https://two.example/rss"],
+            id="latin-1-byte",
+        ),
+        pytest.param(
+            "https://one.example/a\u2028b/feed\n".encode(),
+            ["https://one.example/a\u2028b/feed"],
+            id="line-separator-inside",
+        ),
+        pytest.param(
+            b"https://one.example/feed\rhttps://two.example/rss\r",
+            ["https://one.example/feed", "https://two.example/rss"],
+            id="cr-line-ends",
+        ),
+    ],
+)
+def test_a_url_list_s_lines_are_read_as_a_text_sitemap_s(data: bytes, expected: list[str]) -> None:
+    """A line of a URL list given to `feeds import` is read as a text sitemap's line and a
+    `backfill --urls` line are (`normalize.url_line`): a byte that is not UTF-8 is the URL's
+    own, percent-escaped (a Latin-1 `é` is `%E9`, the path its server knows), and a line ends
+    at LF, CR or CRLF only (it was U+FFFD, a feed that does not exist registered, and
+    U+2028 inside a URL cut it in two: a wrong feed and a line that is none)."""
+    assert parse_feed_list(data) == expected
+
+
 # An OPML file as a Windows tool saves it in "Unicode" (UTF-16, little-endian as Notepad and
 # PowerShell's `-Encoding Unicode` write it; big-endian from older Mac tools), its XML
 # declaration naming UTF-16, a title outside ASCII and a URL whose `&` is unescaped.
