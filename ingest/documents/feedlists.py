@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from html.entities import name2codepoint
@@ -9,7 +10,13 @@ from html.entities import name2codepoint
 from lxml import etree
 
 from ingest.errors import IngestError
-from ingest.normalize import url_line, wide_as_utf8, wide_encoding, without_feed_scheme
+from ingest.normalize import (
+    url_line,
+    utf8_with_windows_1252,
+    wide_as_utf8,
+    wide_encoding,
+    without_feed_scheme,
+)
 
 
 class FeedListError(IngestError):
@@ -115,11 +122,43 @@ def _opml(data: bytes, *, utf8: bool = False) -> list[Listed]:
 
 def _repaired(data: bytes) -> bytes:
     """An OPML file that is not well-formed XML as exporters get it wrong, repaired without
-    loss: a `&` left unescaped (a URL's query, a title's "Tom & Jerry") escaped, and HTML's
+    loss: a `&` left unescaped (a URL's query, a title's "Tom & Jerry") escaped, HTML's
     named characters (`&eacute;`, a title escaped by PHP's htmlentities()) as the character
-    references they stand for (a file in UTF-16 or UTF-32 is read as UTF-8 before). References
-    to the document's own entities are left as they are: those are never expanded."""
-    return _NAMED_REFERENCE.sub(_character_reference, _BARE_AMPERSAND.sub(b"&amp;", data))
+    references they stand for, and bytes that are not UTF-8 in a file declared (or presumed)
+    UTF-8 read as a feed's and a sitemap's are (`_stray_bytes_read`); a file in UTF-16 or
+    UTF-32 is read as UTF-8 before. References to the document's own entities are left as
+    they are: those are never expanded."""
+    escaped = _NAMED_REFERENCE.sub(_character_reference, _BARE_AMPERSAND.sub(b"&amp;", data))
+    return _stray_bytes_read(escaped)
+
+
+_DECLARED_ENCODING = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([\x20-\x7e]*?)[\"']"
+)
+_URL_ATTRIBUTE = re.compile(rb"""(\b(?:xmlurl|htmlurl)\s*=\s*)("[^"]*"|'[^']*')""", re.IGNORECASE)
+
+
+def _stray_bytes_read(data: bytes) -> bytes:
+    """A file declared UTF-8 (or undeclared) with bytes that are not UTF-8 in it (edited and
+    saved as Windows-1252, "ANSI"), made valid UTF-8 as a sitemap is: in a URL attribute the
+    bytes are the URL's own, percent-escaped (`normalize.url_line`: a Latin-1 `é` is `%E9`),
+    elsewhere Windows-1252 (`normalize.utf8_with_windows_1252`). Any other file as it is:
+    valid UTF-8, or declared in another charset (libxml2 read it in that one)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return data
+    declared = _DECLARED_ENCODING.match(data)
+    if declared is not None:
+        try:
+            if codecs.lookup(declared[1].decode("ascii")).name != "utf-8":
+                return data
+        except LookupError:
+            return data
+    escaped = _URL_ATTRIBUTE.sub(lambda m: m[1] + url_line(m[2]).encode("utf-8"), data)
+    return utf8_with_windows_1252(escaped)[0].encode("utf-8")
 
 
 def _character_reference(match: re.Match[bytes]) -> bytes:

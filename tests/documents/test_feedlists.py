@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.documents.feedlists import FeedListError, parse_feed_list
+from ingest.documents.feedlists import FeedListError, parse_feed_list, read_feed_list
 
 F1 = "https://one.example/feed/"
 F2 = "https://two.example/rss.xml"
@@ -163,6 +163,29 @@ def test_a_url_list_s_lines_are_read_as_a_text_sitemap_s(data: bytes, expected: 
     at LF, CR or CRLF only (it was U+FFFD, a feed that does not exist registered, and
     U+2028 inside a URL cut it in two: a wrong feed and a line that is none)."""
     assert parse_feed_list(data) == expected
+
+
+# An OPML file declared UTF-8 that was edited and saved as "ANSI" (Windows-1252) in Notepad:
+# its titles' accents and quotes, and a feed's path, are one byte each.
+ANSI_OPML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\r\n<opml version="2.0"><head>'
+    b"<title>Mes abonnements \x96 \x93presse\x94</title></head><body>\r\n"
+    b'<outline text="Caf\xe9 du commerce" xmlUrl="https://one.example/caf\xe9/feed"/>\r\n'
+    b'<outline text="L\x92\xc9quipe" xmlUrl="https://two.example/rss.xml"/>\r\n'
+    b"</body></opml>\r\n"
+)
+
+
+def test_an_opml_file_declared_utf_8_with_windows_1252_bytes_is_imported() -> None:
+    """An OPML file declared (or presumed) UTF-8 with bytes that are not UTF-8 (saved as
+    "ANSI" after an edit) is read as a feed or a sitemap so made is: in a URL attribute the
+    bytes are the URL's own, percent-escaped (`normalize.url_line`), elsewhere Windows-1252
+    (`normalize.utf8_with_windows_1252`): every feed imported. The whole file was refused,
+    "not a valid OPML file: Invalid bytes in character encoding"."""
+    entries = read_feed_list(ANSI_OPML)
+    assert [e.url for e in entries] == ["https://one.example/caf%E9/feed", F2]
+    assert entries[0].attributes["text"] == "Café du commerce"
+    assert entries[1].attributes["text"] == "L’Équipe"
 
 
 # An OPML file as a Windows tool saves it in "Unicode" (UTF-16, little-endian as Notepad and
