@@ -1170,7 +1170,9 @@ MONTH_NAMES: Final = (
 # name before it, then optionally a time (after `at`, `@`, a comma or a dash; on the 12-hour
 # clock too) and a zone's name or offset: `June 2, 2025`, `Monday, 2nd June 2025`, `Jun. 2,
 # 2025 at 8:15 AM EDT`, `2 June 2025, 08:15 +0200`. The year is four digits (an RFC 2822 short
-# year is `full_year`'s).
+# year is `full_year`'s). A zone may be followed by its description in brackets, as
+# JavaScript's `Date.prototype.toString()` prints it (`Mon Aug 11 2025 14:00:00 GMT+0200
+# (Central European Summer Time)`, in the browser's language): the offset says the time.
 _SPELLED_DATE = re.compile(
     r"\s*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
     r"(?:(?P<day>\d{1,2})(?:st|nd|rd|th)?\.?\s+(?P<month>[a-z]{3,9})\.?"
@@ -1179,7 +1181,8 @@ _SPELLED_DATE = re.compile(
     r"(?:(?:\s*,\s*|\s+(?:at\s+|@\s*|[-\u2013\u2014|]\s+)?)"
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
     r"(?:\s*(?P<half>[ap])\.?m\.?)?)?"
-    r"(?:\s+(?P<zone>[a-z]{1,5}|(?:utc|gmt|ut)?[+-]\d{1,2}(?::?\d{2})?))?\s*",
+    r"(?:\s+(?P<zone>[a-z]{1,5}|(?:utc|gmt|ut)?[+-]\d{1,2}(?::?\d{2})?)(?:\s*\([^()]{1,64}\))?)?"
+    r"\s*",
     re.IGNORECASE,
 )
 # The same as C's asctime(), Unix's `date` and Java's `Date.toString()` print it: the time and

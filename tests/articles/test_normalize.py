@@ -1187,6 +1187,11 @@ _PLUS_2 = timezone(timedelta(hours=2))
         ("2 June 2025 08:15 Z", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
         ("Mon Jun  2 08:15:00 CEST 2025", datetime(2025, 6, 2, 8, 15, tzinfo=_PLUS_2)),
         ("Mon Jun 02 08:15:00 2025", datetime(2025, 6, 2, 8, 15)),
+        (
+            "Mon Jun 02 2025 08:15:00 GMT+0200 (Central European Summer Time)",
+            datetime(2025, 6, 2, 8, 15, tzinfo=_PLUS_2),
+        ),
+        ("Mon Jun 02 2025 08:15:00 (Central European Summer Time)", None),
         ("Mon Jun 02 08:15:00 IST 2025", None),
         ("June 2, 2025 13:15 PM", None),  # no hour of a 12-hour clock
         ("June 2, 2025 08:75", None),

@@ -1987,6 +1987,27 @@ def test_a_zone_s_name_after_its_offset_is_read_by_the_offset(
 
 
 @pytest.mark.parametrize(
+    "written",
+    [
+        "Mon Aug 11 2025 14:00:00 GMT+0200 (Central European Summer Time)",
+        "Mon Aug 11 2025 14:00:00 GMT+0200 (Mitteleuropäische Sommerzeit)",
+        "Mon Aug 11 2025 08:00:00 GMT-0400 (Eastern Daylight Time)",
+    ],
+)
+def test_a_javascript_date_string_is_read_in_its_offset(written: str) -> None:
+    """A date as JavaScript's `Date.prototype.toString()` prints it (a script's `new
+    Date().toString()` as a pubDate or a lastmod), its offset followed by its zone's
+    description in brackets, is the time the offset says, in RSS, a JSON Feed and a sitemap
+    alike (`normalize.spelled_date`, a page's rule too). A sitemap read it as UTC, hours off
+    (the email parser's reading of `GMT+0200`), where a feed read it right."""
+    expected = datetime(2025, 8, 11, 12, tzinfo=UTC)
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    assert rss.published_at == json_entry.published_at == expected
+    assert parse_w3c_datetime(written) == expected
+
+
+@pytest.mark.parametrize(
     "home", ["https://example.com/", "https://example.com", "https://www.example.com/#main"]
 )
 def test_an_item_linking_its_site_s_home_page_is_at_its_permalink_guid(home: str) -> None:
