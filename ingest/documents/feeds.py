@@ -828,14 +828,15 @@ _YEAR_FIRST = re.compile(
     r"(?:(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?(?:\s*([AP]M))?)?(?:\s*(\S+))?\s*",
     re.IGNORECASE,
 )
-# The same written as ISO 8601's day, then the time after a space and a zone's name or AM/PM
-# (`2025-06-02 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02 8:15 PM`): feedparser's ISO
-# 8601 parser stops at the space and dates it that day at midnight, or at 8:15 in the morning.
-# Without either it reads it whole; with a `T` and an offset it is ISO 8601 and stays
-# feedparser's.
+# The same written as ISO 8601's day, then the time after a space and a zone's name (or an
+# offset after `GMT` or `UTC`, as `normalize.zone_offset` reads them) or AM/PM (`2025-06-02
+# 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02 08:15:00 GMT+02:00`; `2025-06-02 8:15
+# PM`): feedparser's ISO 8601 parser stops at the space and dates it that day at midnight, or
+# at 8:15 in the morning. Without either it reads it whole; with a `T` and an offset it is ISO
+# 8601 and stays feedparser's.
 _DASHED_ZONE_NAME = re.compile(
     r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?"
-    r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)([A-Z]{1,5}))?\s*",
+    r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)([A-Z]{1,5}|(?:UTC|GMT|UT)[+-]\d{1,2}(?::?\d{2})?))?\s*",
     re.IGNORECASE,
 )
 

@@ -69,11 +69,12 @@ _FEED_ROOTS: Final = frozenset({"rss", "feed", "rdf"})
 _HTML_ROOTS: Final = frozenset({"html", "head", "body"})
 # W3C Datetime (https://www.w3.org/TR/NOTE-datetime), the format the protocol asks for, with the
 # usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon, a
-# zone's name after a space (`2024-05-01 10:30:00 UTC`, `... EDT`: `ZONE_OFFSETS`).
+# zone's name after a space (`2024-05-01 10:30:00 UTC`, `... EDT`: `ZONE_OFFSETS`), or an offset
+# after `GMT` or `UTC` (`... GMT+02:00`, `... UTC+5:30`: `normalize.zone_offset`).
 _W3C = re.compile(
     r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})"
     r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5})?)?)?)?"
+    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5}(?:[+-]\d{1,2}(?::?\d{2})?)?)?)?)?)?"
 )
 # A start tag after any XML declaration, comments, processing instructions and doctype.
 _PROLOG = re.compile(

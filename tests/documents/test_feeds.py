@@ -1987,6 +1987,28 @@ def test_a_zone_s_name_after_its_offset_is_read_by_the_offset(
 
 
 @pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2025-08-11 14:00:00 GMT+02:00", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("2025-08-11T14:00:00 UTC+2", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("2025-08-11 14:00 UTC+05:30", datetime(2025, 8, 11, 8, 30, tzinfo=UTC)),
+        ("2025-08-11 14:00:00 GMT-0400", datetime(2025, 8, 11, 18, tzinfo=UTC)),
+    ],
+)
+def test_an_iso_date_with_a_gmt_or_utc_offset_after_a_space_is_read_in_it(
+    written: str, expected: datetime
+) -> None:
+    """An ISO 8601 date and time followed by an offset written after `GMT` or `UTC` and a
+    space (`2025-08-11 14:00:00 GMT+02:00`, as `ZONE_OFFSETS`' names are written there) is
+    the time that offset says (`normalize.zone_offset`), in RSS, a JSON Feed and a sitemap
+    alike. feedparser dated it at midnight, or in UTC; a sitemap read none."""
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    assert rss.published_at == json_entry.published_at == expected
+    assert parse_w3c_datetime(written) == expected
+
+
+@pytest.mark.parametrize(
     "written",
     [
         "Mon Aug 11 2025 14:00:00 GMT+0200 (Central European Summer Time)",
