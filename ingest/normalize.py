@@ -1070,10 +1070,11 @@ def _with_colons(match: re.Match[str]) -> str:
 
 # A zone's name (in brackets or not) after the numeric offset of a time: strftime's `%z %Z`
 # (`2025-08-11 14:00:00 -0400 EDT`), or after an ISO 8601 offset or `Z` (`…T14:00:00-04:00
-# EDT`, `…T14:00:00Z UTC`).
+# EDT`, `…T14:00:00Z UTC`); a tz database name in square brackets right after it, as Java's
+# `ZonedDateTime.toString()` prints it (`…T14:00:00+02:00[Europe/Berlin]`).
 _OFFSET_NAME = re.compile(
     r"(\d:\d\d(?::\d\d)?(?:[.,]\d+)?\s*(?:[+-]\d\d(?::?\d\d)?|[Zz]))"
-    r"\s+(?:[A-Za-z]{1,5}|\([A-Za-z]{1,5}\))\s*$"
+    r"(?:\s+(?:[A-Za-z]{1,5}|\([A-Za-z]{1,5}\))|\[[A-Za-z][\w/+-]{0,63}\])\s*$"
 )
 
 
@@ -1084,7 +1085,7 @@ def without_offset_name(text: str) -> str:
     `2025-08-11T14:00:00-04:00`); any other text as it is. Feeds and sitemaps read their
     dates through it where their readers do not read them as written."""
     stripped = text.rstrip()
-    if not (stripped[-1:].isalpha() or stripped.endswith(")")):
+    if not (stripped[-1:].isalpha() or stripped.endswith((")", "]"))):
         return text  # the usual date, ending in its offset or time: no search
     return _OFFSET_NAME.sub(r"\1", text, count=1)
 

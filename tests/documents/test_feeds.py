@@ -1969,6 +1969,8 @@ def test_a_german_time_of_day_with_uhr_is_read_as_its_clock_says(
         ("2025-08-11T14:00:00+02:00 CEST", datetime(2025, 8, 11, 12, tzinfo=UTC)),
         ("2025-08-11T14:00:00Z UTC", datetime(2025, 8, 11, 14, tzinfo=UTC)),
         ("2025-08-11 14:00 GMT", datetime(2025, 8, 11, 14, tzinfo=UTC)),
+        ("2025-08-11T14:00:00+02:00[Europe/Berlin]", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("2025-08-11T14:00Z[UTC]", datetime(2025, 8, 11, 14, tzinfo=UTC)),
         ("Mon, 11 Aug 2025 14:00:00 -0400 EDT", datetime(2025, 8, 11, 18, tzinfo=UTC)),
     ],
 )
@@ -1976,10 +1978,11 @@ def test_a_zone_s_name_after_its_offset_is_read_by_the_offset(
     written: str, expected: datetime
 ) -> None:
     """A date-time whose numeric offset is followed by its zone's name (strftime's `%z %Z`:
-    `2025-08-11 14:00:00 -0400 EDT`, or after an ISO 8601 offset) is the time the offset
-    says (`normalize.without_offset_name`), in RSS, a JSON Feed and a sitemap alike. A
-    sitemap read none of them; feedparser read the one with a space before its offset as
-    midnight of its day, 18 hours early."""
+    `2025-08-11 14:00:00 -0400 EDT`, or after an ISO 8601 offset; Java's
+    `ZonedDateTime.toString()`, `…+02:00[Europe/Berlin]`) is the time the offset says
+    (`normalize.without_offset_name`), in RSS, a JSON Feed and a sitemap alike. A sitemap read
+    none of them; feedparser read the one with a space before its offset as midnight of its
+    day, 18 hours early."""
     rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
     json_entry = _one(_json_feed({"id": "1", "date_published": written}))
     assert rss.published_at == json_entry.published_at == expected
