@@ -829,14 +829,16 @@ _YEAR_FIRST = re.compile(
     re.IGNORECASE,
 )
 # The same written as ISO 8601's day, then the time after a space and a zone's name (or an
-# offset after `GMT` or `UTC`, as `normalize.zone_offset` reads them) or AM/PM (`2025-06-02
-# 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02 08:15:00 GMT+02:00`; `2025-06-02 8:15
-# PM`): feedparser's ISO 8601 parser stops at the space and dates it that day at midnight, or
-# at 8:15 in the morning. Without either it reads it whole; with a `T` and an offset it is ISO
-# 8601 and stays feedparser's.
+# offset after `GMT` or `UTC`, as `normalize.zone_offset` reads them, or a tz database zone)
+# or AM/PM (`2025-06-02 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02 08:15:00 GMT+02:00`;
+# `2025-06-02 08:15:00 Europe/Berlin`, PHP's `e`; `2025-06-02 8:15 PM`): feedparser's ISO 8601
+# parser stops at the space and dates it that day at midnight, or at 8:15 in the morning, or
+# in UTC. Without either it reads it whole; with a `T` and an offset it is ISO 8601 and stays
+# feedparser's.
 _DASHED_ZONE_NAME = re.compile(
     r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?"
-    r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)([A-Z]{1,5}|(?:UTC|GMT|UT)[+-]\d{1,2}(?::?\d{2})?))?\s*",
+    r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)"
+    r"([A-Z]{1,5}|(?:UTC|GMT|UT)[+-]\d{1,2}(?::?\d{2})?|[A-Z]+(?:/[A-Z0-9_+-]+)+))?\s*",
     re.IGNORECASE,
 )
 
@@ -862,6 +864,9 @@ def _year_first(value: str) -> time.struct_time | None:
             hour = str(hour_of_day(int(hour), half))
         clock = f"{hour}:{rest}"
     month_name = MONTH_NAMES[int(month) - 1][:3].title()
+    if zone and "/" in zone and (named := tz_database_zone(zone)) is not None:
+        # A tz database zone's offset depends on the day: the wall-clock time read in it.
+        return _in_zone(_rfc822([day, month_name, year, *filter(None, (clock,)), "+0000"]), named)
     return _rfc822([day, month_name, year, *filter(None, (clock, zone))])
 
 

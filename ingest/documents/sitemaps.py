@@ -11,7 +11,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from ingest.normalize import (
     rfc2822_date,
     scheme_less_site_url,
     spelled_date,
+    tz_database_zone,
     url_line,
     url_lines,
     utf8_with_windows_1252,
@@ -70,11 +71,13 @@ _HTML_ROOTS: Final = frozenset({"html", "head", "body"})
 # W3C Datetime (https://www.w3.org/TR/NOTE-datetime), the format the protocol asks for, with the
 # usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon, a
 # zone's name after a space (`2024-05-01 10:30:00 UTC`, `... EDT`: `ZONE_OFFSETS`), or an offset
-# after `GMT` or `UTC` (`... GMT+02:00`, `... UTC+5:30`: `normalize.zone_offset`).
+# after `GMT` or `UTC` (`... GMT+02:00`, `... UTC+5:30`: `normalize.zone_offset`), or a tz
+# database zone (`... Europe/Berlin`, PHP's `e`: `normalize.tz_database_zone`).
 _W3C = re.compile(
     r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})"
     r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5}(?:[+-]\d{1,2}(?::?\d{2})?)?)?)?)?)?"
+    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5}(?:[+-]\d{1,2}(?::?\d{2})?)?"
+    r"|(?<=\s)[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)?)?)?)?"
 )
 # A start tag after any XML declaration, comments, processing instructions and doctype.
 _PROLOG = re.compile(
@@ -620,11 +623,11 @@ def _period_end(start: datetime, *, whole_year: bool) -> datetime:
     return after - timedelta(microseconds=1)
 
 
-def _zone(zone: str | None) -> timezone:
+def _zone(zone: str | None) -> tzinfo:
     if not zone or zone in "Zz":
         return UTC
     if zone[0].isalpha():
-        named = zone_offset(zone)
+        named = tz_database_zone(zone) if "/" in zone else zone_offset(zone)
         if named is None:
             raise ValueError(f"unknown zone {zone!r}")
         return named

@@ -2012,6 +2012,29 @@ def test_an_iso_date_with_a_gmt_or_utc_offset_after_a_space_is_read_in_it(
 
 
 @pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2025-08-11 14:00:00 Europe/Berlin", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("2025-01-11 14:00:00 Europe/Berlin", datetime(2025, 1, 11, 13, tzinfo=UTC)),
+        ("2025-08-11T14:00:00 America/New_York", datetime(2025, 8, 11, 18, tzinfo=UTC)),
+        ("2025-08-11 14:00 Asia/Kolkata", datetime(2025, 8, 11, 8, 30, tzinfo=UTC)),
+        ("2025-08-11 14:00:00 Europe/Nowhere", None),
+    ],
+)
+def test_an_iso_date_with_a_tz_database_zone_is_read_in_that_zone(
+    written: str, expected: datetime | None
+) -> None:
+    """An ISO 8601 date and time followed by a tz database zone (PHP's `Y-m-d H:i:s e`) is
+    that time in that zone on that day (`normalize.tz_database_zone`), in RSS, a JSON Feed
+    and a sitemap alike, as an RFC 822 date so written is; a zone the database does not have
+    is no date. feedparser read it as UTC, hours off; a sitemap read none."""
+    rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
+    json_entry = _one(_json_feed({"id": "1", "date_published": written}))
+    assert rss.published_at == json_entry.published_at == expected
+    assert parse_w3c_datetime(written) == expected
+
+
+@pytest.mark.parametrize(
     "written",
     [
         "Mon Aug 11 2025 14:00:00 GMT+0200 (Central European Summer Time)",
