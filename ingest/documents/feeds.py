@@ -83,6 +83,32 @@ _WIDE_DECLARATION = re.compile(
 )
 
 
+# An element's whole text written as a CDATA section whose markers a template escaped with the
+# rest (`<description>&lt;![CDATA[&lt;p&gt;Hi&lt;/p&gt;]]&gt;</description>`: Go's
+# html/template, PHP's htmlspecialchars over a field already wrapped).
+_ESCAPED_CDATA = re.compile(
+    rb"(<[A-Za-z][^<>]*>)\s*&lt;!\[CDATA\[(.*?)\]\]&gt;\s*(?=</)", re.DOTALL
+)
+
+
+def _without_escaped_cdata(body: bytes) -> bytes:
+    """The document with the escaped markers of a CDATA section that is an element's whole
+    text (`_ESCAPED_CDATA`) taken out, its escaped text left as the element's: feedparser
+    read the unescaped `<![CDATA[` as a declaration of HTML and dropped the whole field (a
+    description, an entry's only text), and kept the markers in a title. Markers inside a
+    real CDATA section (a post quoting them in a code sample) are text and stay."""
+    if b"&lt;![CDATA[" not in body:
+        return body
+
+    def unmarked(match: re.Match[bytes]) -> bytes:
+        start = match.start()
+        if body.rfind(b"<![CDATA[", 0, start) > body.rfind(b"]]>", 0, start):
+            return match[0]
+        return match[1] + match[2]
+
+    return _ESCAPED_CDATA.sub(unmarked, body)
+
+
 def looks_like_feed(body: bytes) -> bool:
     """Cheap sniff: does the body open like RSS, RDF, Atom or a JSON Feed?"""
     kind, _ = _sniff(body)
@@ -431,7 +457,7 @@ def _feedparser(body: bytes, url: str, base: str, headers: Mapping[str, str]) ->
     try:
         # A stream, never bytes or str: feedparser opens anything that looks like a URL or a path.
         return feedparser.parse(
-            io.BytesIO(_WIDE_DECLARATION.sub(rb"\1utf-8\2", body, count=1)),
+            io.BytesIO(_without_escaped_cdata(_WIDE_DECLARATION.sub(rb"\1utf-8\2", body, count=1))),
             response_headers=response_headers,
             resolve_relative_uris=True,
             sanitize_html=True,

@@ -43,6 +43,7 @@ _DROPPED_TAGS = (
 def title(value: object, is_html: bool = False) -> str | None:
     if not isinstance(value, str):
         return None
+    value = without_cdata_markers(value)
     # feedparser types RSS titles by guessing, and calls "<script>x</script>" plain text; JSON
     # Feed titles are plain text by the spec, which not every publisher reads.
     if is_html or _CLOSE_TAG.search(value):
@@ -55,8 +56,27 @@ def block(value: str, is_html: bool = False) -> str | None:
     carries a closing tag is read as HTML, as a title is (Atom content without type="html",
     whose default is text, often holds escaped markup): its tags are not words of the text.
     The credit line a publishing tool appends to every entry is left out (`without_credit`)."""
+    value = without_cdata_markers(value)
     text = html_to_text(value) if is_html or _CLOSE_TAG.search(value) else plain_block(value)
     return without_credit(text) if text else None
+
+
+_CDATA_START, _CDATA_END = "<![CDATA[", "]]>"
+_CDATA_OPENING = re.compile(r"\s*<!\[CDATA\[")
+
+
+def without_cdata_markers(value: str) -> str:
+    """A field whose whole text is a CDATA section's markers around its text, as the text
+    inside them; any other as it is. A template that escapes what it writes turns the CDATA
+    section it wraps a field in into text (`&lt;![CDATA[Hello]]&gt;`: Go's html/template, a
+    PHP `htmlspecialchars`), and one wrapping a field twice leaves the inner markers in it:
+    no title has them, and in HTML they open a declaration that hides the whole field."""
+    if not _CDATA_OPENING.match(value):
+        return value
+    stripped = value.strip()
+    while stripped.startswith(_CDATA_START) and stripped.endswith(_CDATA_END):
+        stripped = stripped[len(_CDATA_START) : -len(_CDATA_END)].strip()
+    return stripped
 
 
 # The line Yoast SEO appends by default to each entry of a WordPress feed, after the entry's

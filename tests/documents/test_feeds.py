@@ -2055,6 +2055,34 @@ def test_a_javascript_date_string_is_read_in_its_offset(written: str) -> None:
     assert parse_w3c_datetime(written) == expected
 
 
+def test_cdata_markers_escaped_by_a_template_are_not_text() -> None:
+    """A feed whose template escaped the CDATA sections it wrote (`&lt;![CDATA[Hello
+    World]]&gt;`, as a Go or PHP template's HTML escaping does), or that wrapped one inside
+    another, carries the text inside them: the title without the markers, the description's
+    markup read as HTML. The markers were the title (`<![CDATA[Hello World]]>` stored as
+    the article's title), and the description, read as one unknown declaration, was
+    dropped whole. Markers a post quotes inside a real CDATA section stay its text."""
+    item = (
+        f"<item>{GUID}<title>&lt;![CDATA[Hello World]]&gt;</title>"
+        "<description>&lt;![CDATA[&lt;p&gt;&lt;strong&gt;Test&lt;/strong&gt;&lt;br /&gt;"
+        "Markdown here&lt;/p&gt;]]&gt;</description></item>"
+    )
+    entry = _one(_rss(item))
+    assert entry.title == "Hello World"
+    assert entry.summary == "Test\nMarkdown here"
+    nested = f"<item>{GUID}<title><![CDATA[<![CDATA[Nested]]]]><![CDATA[>]]></title></item>"
+    assert _one(_rss(nested)).title == "Nested"
+    channel = _rss("", channel="").replace(
+        b"<title>T</title>", b"<title>&lt;![CDATA[My Blog]]&gt;</title>"
+    )
+    assert parse_feed(channel, URL).title == "My Blog"
+    quoted = (
+        f"<item>{GUID}<title>CDATA in XML</title><description><![CDATA[<p>Write</p>"
+        "<pre>&lt;![CDATA[x &lt; y]]&gt;</pre>]]></description></item>"
+    )
+    assert _one(_rss(quoted)).summary == "Write\n\n<![CDATA[x < y]]>"
+
+
 @pytest.mark.parametrize(
     "home", ["https://example.com/", "https://example.com", "https://www.example.com/#main"]
 )
