@@ -114,26 +114,33 @@ def site_names_of(structured: PageMetadata, url: str) -> tuple[str, ...]:
     return tuple(n for n in names if n.casefold() not in persons)
 
 
-def page_titles(tree: _Element, ld: dict[str, Any], site_names: tuple[str, ...]) -> tuple[str, ...]:
+def page_titles(
+    tree: _Element,
+    ld: dict[str, Any],
+    site_names: tuple[str, ...],
+    meta: dict[str, str] | None = None,
+) -> tuple[str, ...]:
     """The titles a page gives its own story, each once and without the site's name around it
     (`strip_site_affixes`): its JSON-LD headline, its social and SEO titles (`_TITLE_KEYS`) and
     its <title>. `preclean` tells the story from the next ones an infinite scroll appends by
-    them."""
-    meta = _meta_tags(tree)
+    them. `meta` is the page's `meta_tags`, when they were read already."""
+    meta = meta_tags(tree) if meta is None else meta
     found = (_str(ld.get("headline")), *map(meta.get, _TITLE_KEYS), tree.findtext(".//title"))
     titles = (_plain(clean_inline(title)) for title in found)
     return tuple(dict.fromkeys(strip_site_affixes(t, site_names) for t in titles if t))
 
 
-def marked_byline(tree: _Element, structured: PageMetadata, url: str) -> str | None:
+def marked_byline(
+    tree: _Element, site_names: tuple[str, ...], people: tuple[str, ...]
+) -> str | None:
     """The byline the page marks up as one (`_marked`) outside its comment threads, read
     before the page is cleaned: `preclean` removes many a byline with the aside, the share
     bar or the author box around it. The last resort before trafilatura's guess
     (`complete_metadata`); a commenter's profile link is marked up the same way, hence the
     threads left out (the words `preclean` drops them by). Not looked for (a walk of the whole
-    page) where the structured byline names people, which come first."""
-    site_names = site_names_of(structured, url)
-    if authors(structured.author, site_names=site_names):
+    page) where the structured byline names `people` (`structured_people`), who come first.
+    `site_names` are the page's (`site_names_of`)."""
+    if people:
         return None
     return _first_byline((el for el in _marked(tree) if not _in_comments(el)), site_names)
 
@@ -216,16 +223,28 @@ def with_language(meta: PageMetadata, language: str | None) -> PageMetadata:
     return PageMetadata(**fields)
 
 
+def structured_people(structured: PageMetadata, site_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The people the structured byline names (`authors`); none where it names only the site
+    (`site_names`, `site_names_of`), a label or an id."""
+    return authors(structured.author, site_names=site_names)
+
+
 def complete_metadata(
-    tree: _Element, structured: PageMetadata, url: str, marked: str | None = None
+    tree: _Element,
+    structured: PageMetadata,
+    url: str,
+    marked: str | None = None,
+    people: tuple[str, ...] | None = None,
 ) -> PageMetadata:
     """`structured` (read before cleaning) completed from the cleaned page: the byline it
     shows, then the one `marked` up as such before cleaning (`marked_byline`), then
-    trafilatura's guesses for what is still missing; the byline split into people."""
+    trafilatura's guesses for what is still missing; the byline split into people.
+    `people` are the structured byline's (`structured_people`), when they were read already."""
     site_names = site_names_of(structured, url)
     # The structured byline unless it names no person (only the site, a label, an id), then
     # the byline the page shows, then the one it marked up, then trafilatura's guess.
-    people = authors(structured.author, site_names=site_names)
+    if people is None:
+        people = structured_people(structured, site_names)
     if not people:
         people = authors(_dom_byline(tree, site_names), site_names=site_names)
     if not people:
@@ -248,11 +267,14 @@ def complete_metadata(
     return _with_author(meta, byline or None, people)
 
 
-def structured_metadata(tree: _Element, ld: dict[str, Any], url: str) -> PageMetadata:
+def structured_metadata(
+    tree: _Element, ld: dict[str, Any], url: str, meta: dict[str, str] | None = None
+) -> PageMetadata:
     """JSON-LD first, then meta tags; each field from the first source that has it. Read
-    before the page is cleaned."""
+    before the page is cleaned. `meta` is the page's `meta_tags`, when they were read
+    already."""
     site_names = (site_of(url),)
-    meta = _meta_tags(tree)
+    meta = meta_tags(tree) if meta is None else meta
     published_raws = [
         _str(ld.get("datePublished")),
         *(meta.get(key) for key in _PUBLISHED_KEYS),
@@ -524,7 +546,9 @@ def _article_time(tree: _Element) -> str | None:
     return None
 
 
-def _meta_tags(tree: _Element) -> dict[str, str]:
+def meta_tags(tree: _Element) -> dict[str, str]:
+    """The page's <meta> values by their lower-cased property, name or itemprop (the first of
+    each, blank ones left out)."""
     found: dict[str, str] = {}
     for el in tree.iterfind(".//meta"):
         key = (el.get("property") or el.get("name") or el.get("itemprop") or "").strip().lower()
@@ -583,7 +607,7 @@ def _naming_this_page(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The first of `found` (article nodes, each with the nodes of its script) that names the
     page (`json_ld_article`), of the first `_NAMING_CANDIDATES`; else the first."""
-    meta = _meta_tags(tree)
+    meta = meta_tags(tree)
     # Relative addresses resolve against the page's `<base href>`, as its canonical link does.
     base = _document_base(tree, url or meta.get("og:url") or "")
     addresses = {

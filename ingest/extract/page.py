@@ -23,9 +23,11 @@ from ingest.extract.metadata import (
     json_ld_article,
     ld_text,
     marked_byline,
+    meta_tags,
     page_titles,
     site_names_of,
     structured_metadata,
+    structured_people,
     with_language,
 )
 from ingest.extract.stoplists import install_stop_words
@@ -89,7 +91,12 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     if tree is None:
         raise ExtractError(url, "not an HTML document")
     ld = json_ld_article(tree, url)
-    structured = structured_metadata(tree, ld, url)
+    # Read once for the structured fields and the page's titles, as the site's names and the
+    # structured byline's people are for the byline read before cleaning and after it.
+    meta_values = meta_tags(tree)
+    structured = structured_metadata(tree, ld, url, meta_values)
+    site_names = site_names_of(structured, url)
+    people = structured_people(structured, site_names)
     # The second opinion reads the page before cleaning: as sent, or, for a page nested deeper
     # than _DEEP levels, as lxml parsed it (libxml2 caps the nesting at 255 levels), since
     # resiliparse's main-content pass is quadratic in the depth (100,000 nested <div>s take it
@@ -97,9 +104,9 @@ def read_page(body: bytes, url: str, charset: str | None = None) -> tuple[Extrac
     as_read = html.tostring(tree, encoding="unicode") if _DEEP(tree) else document
     # Furniture goes before anything reads the page's body: trafilatura's author guess would
     # otherwise find a commenter's name, and its text extraction the widgets inside the body.
-    marked = marked_byline(tree, structured, url)
-    cleaned = preclean(tree, page_titles(tree, ld, site_names_of(structured, url)))
-    meta = complete_metadata(tree, structured, url, marked)
+    marked = marked_byline(tree, site_names, people)
+    cleaned = preclean(tree, page_titles(tree, ld, site_names, meta_values))
+    meta = complete_metadata(tree, structured, url, marked, people)
     # fast: without trafilatura's second opinion from its readability and jusText ports. After
     # `preclean` that second opinion mostly brought furniture back (AEB F1 0.968 without it,
     # 0.965 with it) for a sixth more CPU per page. Its last-resort baseline still runs when the
