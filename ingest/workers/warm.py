@@ -36,6 +36,7 @@ logs.configure_worker()
 
 from ingest.documents.feeds import parse_feed  # noqa: E402
 from ingest.extract import extract_page  # noqa: E402
+from ingest.extract.stoplists import all_stop_words  # noqa: E402
 from ingest.workers.forkserver import quiet_when_pool_gone  # noqa: E402
 
 # A worker whose pool stopped while it was being started exits without a traceback.
@@ -63,6 +64,10 @@ _FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Example</tit
 
 extract_page(_PAGE, "https://example.com/budget")
 parse_feed(_FEED, "https://example.com/feed", {"content-type": "application/rss+xml"})
+# jusText's stop words, which the warm-up page does not need (its extraction takes no fallback)
+# but one page in a dozen does: read here once (0.07 s, 25 MB), instead of by every worker, a
+# recycled one too, the first time one of its pages takes the fallback, each holding a copy.
+all_stop_words()
 
 # Everything loaded so far lives as long as the process. Frozen, it is out of the collector's
 # sight: the workers forked from here do not walk it in their full collections (which would
