@@ -74,7 +74,8 @@ def _define_stoplist_with(
 
 def install_stop_words() -> None:
     """Put the set in trafilatura's and jusText's way, in this process (and the processes forked
-    from it); the words are read the first time a page takes jusText. Done once."""
+    from it); the words are read the first time a page takes jusText, or before, by the worker
+    pool's fork server (`ingest.workers.warm`), whose workers inherit them. Done once."""
     if getattr(justext.core.define_stoplist, "__module__", None) == __name__:
         return
     justext.core.define_stoplist = _define_stoplist_with(justext.core.define_stoplist)
