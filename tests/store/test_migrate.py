@@ -1101,7 +1101,8 @@ def test_the_languages_docs_sql_md_counts_are_those_news_search_reads(database_u
     assert every is not None
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
-            "SELECT pg_get_functiondef('ingest.any_language_query(text)'::regprocedure)"
+            # The list of them, since 0049 (any_language_query's before it).
+            "SELECT pg_get_functiondef('ingest.search_readings(text)'::regprocedure)"
         ).fetchone()
     assert row is not None
     configurations = set(re.findall(r"'(\w+)'::regconfig", row[0]))
