@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -367,18 +369,10 @@ def test_change_feed_never_skips_a_late_commit(database_url: str) -> None:
         reader.close()
 
 
-def test_catching_up_by_seq_sees_each_committed_change_once_beside_concurrent_writers(
-    database_url: str,
-) -> None:
-    """The documented catch-up (`WHERE seq > <last seq processed> ORDER BY seq LIMIT 500`),
-    run over and over while four writers insert and update articles, some rolling back whole
-    transactions or savepoints (numbers taken and never committed: gaps) and some holding
-    their transaction open: the consumer reads every change committed exactly once, in
-    order, and no row it skipped over appears later (without the change trigger's lock, a
-    later number committed first and the earlier one, committed after, was never read)."""
-    import random
-    import threading
-
+def _start_writers(database_url: str) -> tuple[list[threading.Thread], list[BaseException]]:
+    """Four threads inserting and updating articles, 40 transactions each, a quarter of them
+    rolled back and some rolling back a savepoint (numbers taken and never committed: gaps),
+    each holding its transaction open a moment; the errors they meet are handed back."""
     errors: list[BaseException] = []
 
     def writer(number: int) -> None:
@@ -406,32 +400,81 @@ def test_catching_up_by_seq_sees_each_committed_change_once_beside_concurrent_wr
             errors.append(e)
 
     writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in writers:
+        thread.start()
+    return writers, errors
+
+
+def _catch_up(reader: psycopg.Connection, seen: list[int]) -> None:
+    """The documented catch-up, `seq > <last seq processed>` 500 rows at a time, onto `seen`."""
+    while True:
+        rows = reader.execute(
+            "SELECT seq FROM news.article_changes WHERE seq > %s ORDER BY seq LIMIT 500",
+            (seen[-1] if seen else 0,),
+        ).fetchall()
+        seen.extend(seq for (seq,) in rows)
+        if len(rows) < 500:
+            return
+
+
+def test_catching_up_by_seq_sees_each_committed_change_once_beside_concurrent_writers(
+    database_url: str,
+) -> None:
+    """The documented catch-up (`WHERE seq > <last seq processed> ORDER BY seq LIMIT 500`),
+    run over and over while four writers insert and update articles, some rolling back whole
+    transactions or savepoints (numbers taken and never committed: gaps) and some holding
+    their transaction open: the consumer reads every change committed exactly once, in
+    order, and no row it skipped over appears later (without the change trigger's lock, a
+    later number committed first and the earlier one, committed after, was never read)."""
     seen: list[int] = []
     with psycopg.connect(database_url, autocommit=True) as reader:
         reader.execute("SET ROLE news_reader")
-
-        def catch_up() -> None:
-            while True:
-                rows = reader.execute(
-                    "SELECT seq FROM news.article_changes WHERE seq > %s ORDER BY seq LIMIT 500",
-                    (seen[-1] if seen else 0,),
-                ).fetchall()
-                seen.extend(seq for (seq,) in rows)
-                if len(rows) < 500:
-                    return
-
-        for thread in writers:
-            thread.start()
+        writers, errors = _start_writers(database_url)
         while any(thread.is_alive() for thread in writers):
-            catch_up()
+            _catch_up(reader, seen)
         for thread in writers:
             thread.join()
-        catch_up()
+        _catch_up(reader, seen)
         committed = [seq for (seq,) in reader.execute("SELECT seq FROM news.article_changes")]
     assert errors == []
     assert seen == sorted(committed)
     assert len(set(seen)) == len(seen)
     assert max(seen) > len(seen)  # numbers were taken by rolled-back work: there were gaps
+
+
+def test_the_documented_listen_loop_reads_each_committed_change_once(database_url: str) -> None:
+    """docs/sql.md's loop beside the same writers: `LISTEN news_articles`, catch up, then catch
+    up again on each notification whose seq is above the last one processed (those at or
+    below it announce changes read already): every change committed is read once, in order,
+    each by a notification's catch-up or the first one, none left for a later reconnect."""
+    seen: list[int] = []
+    with psycopg.connect(database_url, autocommit=True) as consumer:
+        consumer.execute("SET ROLE news_reader")
+        consumer.execute("LISTEN news_articles")
+        writers, errors = _start_writers(database_url)
+        _catch_up(consumer, seen)
+        announced: list[int] = []
+        while any(thread.is_alive() for thread in writers):
+            # Gathered first: the connection is busy while it waits for them.
+            for note in list(consumer.notifies(timeout=0.05)):
+                announced.append(json.loads(note.payload)["seq"])
+                if announced[-1] > (seen[-1] if seen else 0):
+                    _catch_up(consumer, seen)
+        for thread in writers:
+            thread.join()
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            committed = [seq for (seq,) in admin.execute("SELECT seq FROM news.article_changes")]
+        # The notifications of the last commits: they arrive in commit order, the last
+        # commit's after all the others.
+        while max(announced, default=0) < max(committed):
+            notes = list(consumer.notifies(timeout=30, stop_after=1))
+            assert notes, f"no notification after seq {max(announced, default=0)}"
+            announced.append(json.loads(notes[0].payload)["seq"])
+            if announced[-1] > (seen[-1] if seen else 0):
+                _catch_up(consumer, seen)
+    assert errors == []
+    assert seen == sorted(committed)
+    assert sorted(announced) == sorted(committed)  # one notification per change committed
 
 
 def test_updates_are_changes_too(database_url: str) -> None:
