@@ -330,6 +330,24 @@ def test_search_reads_the_query_once_per_configuration_not_per_article(
     assert max(scans) <= 23, plans
 
 
+def test_search_reads_the_query_in_every_configuration_an_article_can_have(
+    database_url: str,
+) -> None:
+    """news.search matches each article against the query read in its language's
+    configuration, joined from `ingest.search_readings` (0049): a configuration that
+    `ingest.ts_config` gives and the readings lack would drop its articles from every search."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT pg_get_functiondef('ingest.ts_config'::regproc)").fetchone()
+        assert row is not None
+        given = set(re.findall(r"'(\w+)'::regconfig", row[0]))
+        read = {
+            str(config)
+            for (config,) in conn.execute("SELECT config::text FROM ingest.search_readings('x')")
+        }
+    assert len(given) == 23
+    assert given == read
+
+
 def test_new_article_is_notified_and_appears_in_the_change_feed(database_url: str) -> None:
     """An insert sends NOTIFY news_articles with id, kind and seq, and the same seq is in
     news.article_changes once committed."""
