@@ -1101,7 +1101,7 @@ def test_the_languages_docs_sql_md_counts_are_those_news_search_reads(database_u
     assert every is not None
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
-            # The list of them, since 0049 (any_language_query's before it).
+            # The list of them, since 0047 (any_language_query's before it).
             "SELECT pg_get_functiondef('ingest.search_readings(text)'::regprocedure)"
         ).fetchone()
     assert row is not None

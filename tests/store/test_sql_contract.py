@@ -193,7 +193,7 @@ def test_search_refuses_a_query_of_more_than_32_words(database_url: str) -> None
     """A query's cost grows with its words on every matching article, read in 23 languages (a
     thousand `storm or` took a minute on 5,000 articles, and more on more): one of more than 32
     words is refused at once with its own error, before any configuration reads it; 32 words
-    are answered. (One of more than 4096 characters is refused for its length first, 0049.)"""
+    are answered. (One of more than 4096 characters is refused for its length first, 0047.)"""
     with psycopg.connect(database_url, autocommit=True) as conn:
         storm = _insert(conn, "https://example.com/s", "Storm", "The storm came at night.", "en")
 
@@ -334,7 +334,7 @@ def test_search_reads_the_query_in_every_configuration_an_article_can_have(
     database_url: str,
 ) -> None:
     """news.search matches each article against the query read in its language's
-    configuration, joined from `ingest.search_readings` (0049): a configuration that
+    configuration, joined from `ingest.search_readings` (0047): a configuration that
     `ingest.ts_config` gives and the readings lack would drop its articles from every search."""
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT pg_get_functiondef('ingest.ts_config'::regproc)").fetchone()
