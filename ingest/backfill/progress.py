@@ -88,6 +88,7 @@ class Tally:
         return {
             "sources": self.sources,
             "sources_failed": self.sources_failed,
+            "sources_skipped": self.sources_skipped,
             "other_sites": self.other_sites,
             "beyond_sitemaps": self.beyond_sitemaps,
             "discovered": self.discovered,
@@ -119,15 +120,18 @@ class LogReporter:
         self._seconds = seconds
         self._last_done = 0
         self._last_time = time.monotonic()
-        self._phase = "discover"
+        self._phase: Literal["discover", "fetch"] | None = None
+        """The phase under way; None before the first (a resumed run may begin with fetch)."""
         self._total: int | None = None
 
     def phase(self, name: Literal["discover", "fetch"], total: int | None, tally: Tally) -> None:
-        if name != self._phase:
+        if self._phase is not None and name != self._phase:
             self.update(tally, force=True)  # where the previous phase ended
         self._phase, self._total = name, total
 
     def update(self, tally: Tally, *, force: bool = False) -> None:
+        if self._phase is None:
+            return  # no phase begun: nothing done to report (a dry run of a run discovered)
         now = time.monotonic()
         done = tally.done + tally.sources
         if not force and (

@@ -3118,3 +3118,23 @@ def test_a_feed_a_home_page_links_failing_once_for_a_passing_reason_is_walked(
     backfill(database_url, site.url("/"))
     assert failed["n"] == 1
     assert numbers(site, stored(database_url)) == set(range(ARTICLES))
+
+
+
+def test_progress_lines_count_the_sources_skipped_and_a_resumed_run_logs_no_empty_discovery(
+    database_url: str, site: Site
+) -> None:
+    """`backfill_progress` and `backfill_done` carry `sources_skipped` (feed pages beyond
+    --max-pages); a run resumed after its discovery logs no discover line (all zeros, a
+    phase it did not run), only its fetch phase."""
+    first = backfill(database_url, site.url("/paged.atom"), "--max-pages", "1", "--dry-run")
+    (done,) = events(first.stderr, "backfill_done")
+    assert done["sources_skipped"] == 1
+    discover = [e for e in events(first.stderr, "backfill_progress") if e["phase"] == "discover"]
+    assert discover
+    assert discover[-1]["sources_skipped"] == 1
+    second = backfill(database_url, site.url("/paged.atom"), "--max-pages", "1")
+    assert "(resumed)" in second.stdout
+    phases = [e["phase"] for e in events(second.stderr, "backfill_progress")]
+    assert phases
+    assert set(phases) == {"fetch"}, phases
