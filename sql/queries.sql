@@ -1006,8 +1006,14 @@ WHERE u.run_id = %(run_id)s AND u.url_hash = r.url_hash;
 UPDATE ingest.backfill_runs SET discovered = true, updated_at = now() WHERE id = %(run_id)s;
 
 -- name: backfill_next_urls
+-- With %(failed)s (a dry run), the pages failed for a passing reason too, which the next run
+-- that is not one tries again (backfill_retry_urls).
 SELECT url, source, entry, entry_hash, attempts, rank FROM ingest.backfill_urls
 WHERE run_id = %(run_id)s AND state = 'pending' AND rank > %(after)s
+UNION ALL
+SELECT url, source, entry, entry_hash, attempts, rank FROM ingest.backfill_urls
+WHERE %(failed)s AND run_id = %(run_id)s AND state = 'failed' AND retryable
+  AND rank > %(after)s
 ORDER BY rank
 LIMIT %(limit)s;
 

@@ -797,11 +797,13 @@ class Backfill:
     # fetching ---------------------------------------------------------------------------------
 
     async def _dry_run(self, run: BackfillRun) -> tuple[str, ...]:
-        """The URLs a real run would fetch now, in order; the known-URL check is the one made
-        just before each fetch."""
+        """The URLs a real run would fetch now, in order: those queued and those failed for a
+        passing reason; the known-URL check is the one made just before each fetch."""
         urls: list[str] = []
         after = 0
-        while batch := await self.runs.next_urls(run.id, after=after, limit=500):
+        # The pages an earlier invocation left failed for a passing reason too: a run that is
+        # not a dry one tries them again (`retry_urls`).
+        while batch := await self.runs.next_urls(run.id, after=after, limit=500, failed=True):
             known = await self.store.known_urls([p.url for p in batch])
             for p in batch:
                 if p.url not in known:

@@ -379,10 +379,14 @@ class BackfillStore(StoreBase):
             await conn.execute(q["backfill_rank"], params)
             await conn.execute(q["backfill_set_discovered"], params)
 
-    async def next_urls(self, run_id: int, *, after: int, limit: int = 200) -> list[PendingUrl]:
-        """Pending URLs in fetch order, after rank `after`."""
+    async def next_urls(
+        self, run_id: int, *, after: int, limit: int = 200, failed: bool = False
+    ) -> list[PendingUrl]:
+        """Pending URLs in fetch order, after rank `after`; with `failed`, those failed for a
+        passing reason too (that the run's next invocation puts back in line, `retry_urls`)."""
         rows = await self._all(
-            "backfill_next_urls", {"run_id": run_id, "after": after, "limit": limit}
+            "backfill_next_urls",
+            {"run_id": run_id, "after": after, "limit": limit, "failed": failed},
         )
         return [
             PendingUrl(

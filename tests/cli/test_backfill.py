@@ -3138,3 +3138,32 @@ def test_progress_lines_count_the_sources_skipped_and_a_resumed_run_logs_no_empt
     phases = [e["phase"] for e in events(second.stderr, "backfill_progress")]
     assert phases
     assert set(phases) == {"fetch"}, phases
+
+
+def test_a_dry_run_lists_the_pages_an_earlier_invocation_left_failed_to_try_again(
+    database_url: str, site: Site
+) -> None:
+    """A dry run of a backfill whose earlier invocation left a page failed for a passing
+    reason (503) lists that page among those a run would fetch, as the run then does,
+    instead of only the pages still queued."""
+    answers = {"n": 0}
+
+    def flaky(req: Request) -> Response:
+        answers["n"] += 1
+        if answers["n"] == 1:
+            return Response(503, b"busy", {"Content-Type": "text/plain"})
+        return Response(200, article_html(4).encode(), {"Content-Type": "text/html"})
+
+    site.server.routes["/a/4"] = flaky
+    urls = "\n".join(site.url(f"/a/{n}") for n in (3, 4, 5)) + "\n"
+    args = ["backfill", "--rate", "0", "--urls", "-"]
+    first = ingest(database_url, *args, stdin=urls, INGEST_PAGE_ATTEMPTS="1")
+    assert first.returncode == 0, first.stderr
+    assert numbers(site, stored(database_url)) == {3, 5}
+    dry = ingest(database_url, *args, "--dry-run", stdin=urls)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.split() == [site.url("/a/4")]
+    assert "1 URL(s) would be fetched" in dry.stderr
+    assert answers["n"] == 1
+    ingest(database_url, *args, stdin=urls)
+    assert numbers(site, stored(database_url)) == {3, 4, 5}
