@@ -118,21 +118,31 @@ async def page_sources(
 
 
 async def site_feeds(
-    fetch: Fetch, page: FetchResult, *, label: str | None = None
+    fetch: Fetch,
+    page: FetchResult,
+    *,
+    label: str | None = None,
+    unchecked: list[tuple[FoundSource, FetchError]] | None = None,
 ) -> list[FoundSource]:
     """A web page's feeds: those it links with `<link rel="alternate">` that answer a feed
     (the first MAX_FEED_LINKS, each checked), else the first common feed path (`/feed/`,
-    `/rss.xml`, ...) that answers one. Each carries the response that showed it."""
+    `/rss.xml`, ...) that answers one. Each carries the response that showed it.
+    `unchecked`, when given, gets the links that could not be checked for a passing reason
+    (`FetchError.transient`: a 5xx, a 429, no answer, their host's Retry-After), each with
+    its error: the page names them as its feeds, so that a backfill, which finds a site's
+    sources once, keeps them to try again rather than lose them."""
     label = label or page.final_url
     found: list[FoundSource] = []
     for link in feed_links(page.body, page.final_url)[:MAX_FEED_LINKS]:
         link_url = with_user_info(page.final_url, link.url)
+        how = f"linked from {label}" + (f": {link.title}" if link.title else "")
         try:
             candidate = await fetch(link_url, "feed")
-        except FetchError:
+        except FetchError as e:
+            if unchecked is not None and e.transient:
+                unchecked.append((FoundSource(canonical(link_url), "feed", how, link.title), e))
             continue
         if looks_like_feed(candidate.body):
-            how = f"linked from {label}" + (f": {link.title}" if link.title else "")
             found.append(FoundSource(canonical(link_url), "feed", how, link.title, candidate))
     if found:
         return _unique(found)

@@ -1074,9 +1074,16 @@ WHERE run_id = %(run_id)s
 GROUP BY 1, 2;
 
 -- name: backfill_failures
-SELECT url, error FROM ingest.backfill_urls
-WHERE run_id = %(run_id)s AND state = 'failed'
-ORDER BY rank NULLS LAST, seq
+-- What the summary names as failed: the run's sources first (a feed or sitemap whose URLs the
+-- run lacks for it), then its pages in fetch order.
+SELECT url, error FROM (
+    SELECT url, error, 0 AS part, NULL::integer AS rank, seq FROM ingest.backfill_sources
+    WHERE run_id = %(run_id)s AND state = 'failed'
+    UNION ALL
+    SELECT url, error, 1, rank, seq FROM ingest.backfill_urls
+    WHERE run_id = %(run_id)s AND state = 'failed'
+) f
+ORDER BY part, rank NULLS LAST, seq
 LIMIT %(limit)s;
 
 -- name: backfill_finish_run

@@ -7,10 +7,11 @@ pool, page rule (`ingest.pages`) and Store."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import structlog
@@ -55,7 +56,7 @@ from ingest.fulltext import article_words, trusted, trusts_feed
 from ingest.normalize import canonical_url, plausible_date, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page, retry_later, tries_after
 from ingest.pipeline import known_entries
-from ingest.sources import canonical, site_feeds, site_sitemaps
+from ingest.sources import FoundSource, canonical, site_feeds, site_sitemaps
 from ingest.store import Store
 from ingest.store.backfill import (
     Added,
@@ -329,10 +330,13 @@ class Backfill:
         sources: list[tuple[str, SourceKind]] = []
         feed_id: int | None = None
         site_url: str | None = None
+        unchecked: list[tuple[str, SourceKind, FetchError]] = []
         target = options.target
         if target is not None:
             try:
                 result = await self._fetch_source(target)
+            except HeldError as e:
+                raise self._held_target(target, e) from e
             except FetchError as e:
                 raise FeedError(target, f"cannot fetch {redact_url(target)}: {e}") from e
             feed_id = self._feed_id
@@ -345,8 +349,8 @@ class Backfill:
                 self._prefetched[target] = result
             elif looks_like_html(body, result.content_type):
                 site_url = result.final_url
-                sources = await self._site_sources(result)
-                if not sources:
+                sources, unchecked = await self._site_sources(target, result)
+                if not sources and not unchecked:
                     raise FeedError(target, f"no feed or sitemap found for {redact_url(target)}")
             else:
                 raise FeedError(
@@ -362,16 +366,38 @@ class Backfill:
             feed_id=feed_id,
             site_url=site_url,
             beyond_sitemaps=beyond,
+            failed=[(url, kind, str(error)) for url, kind, error in unchecked],
         )
         self.tally.discovered += len(listed)
+        for url, _, error in unchecked:
+            # Recorded failed for a passing reason, as a source walked that failed so: the
+            # summary names it, and the next invocation walks it (`retry_sources`).
+            self.tally.sources += 1
+            self.tally.sources_failed += 1
+            self._held_over |= isinstance(error, HeldError)
+            log.warning("backfill_source_failed", source=redact_url(url), error=str(error))
         log.info(
             "backfill_seeded",
             feeds=sum(1 for _, k in sources if k == "feed"),
             sitemaps=sum(1 for _, k in sources if k == "sitemap"),
             listed=len(listed),
+            unchecked=len(unchecked),
             feed_id=feed_id,
         )
         return feed_id, site_url
+
+    def _held_target(self, target: str, e: HeldError) -> FeedError:
+        """Why TARGET's sources cannot be found now: its host (`e.host`) holds every request
+        back by its Retry-After, longer than a run waits (`waits_out`); said with the moment it
+        ends, when the same command finds them (nothing is recorded of a run not seeded)."""
+        until = self.clock() + timedelta(seconds=math.ceil(e.seconds))
+        host = e.host or redact_url(e.url)
+        return FeedError(
+            target,
+            f"cannot find the sources of {redact_url(target)}: {host} is held by its "
+            f"Retry-After until {until.isoformat(timespec='seconds').replace('+00:00', 'Z')}; "
+            "run the same command again then",
+        )
 
     def _within_max_sitemaps(
         self, sources: list[tuple[str, SourceKind]]
@@ -395,17 +421,41 @@ class Backfill:
             log.info("backfill_sitemaps_capped", skipped=beyond, max_sitemaps=cap)
         return kept, beyond
 
-    async def _site_sources(self, result: FetchResult) -> list[tuple[str, SourceKind]]:
+    async def _site_sources(
+        self, target: str, result: FetchResult
+    ) -> tuple[list[tuple[str, SourceKind]], list[tuple[str, SourceKind, FetchError]]]:
         """A home page's feeds and its sitemaps, found as `feeds add` finds them, each request
         under the sources' rule (`_fetch_source`: a feed link or a robots.txt failing once for
         a passing reason is no source lost, the run being seeded once); the responses that
-        showed them are read again by the walk instead of fetched twice."""
-        found = await site_feeds(self._fetch_source, result)
-        found += await site_sitemaps(self._fetch_source, result.final_url)
+        showed them are read again by the walk instead of fetched twice. Also returns the
+        feeds the page links that still failed for a passing reason (their error, a host's
+        Retry-After longer than the run waits among them), to record failed and walk again
+        at the next invocation rather than leave out of the run for good. A site whose
+        robots.txt (or /sitemap.xml) its host's Retry-After holds back, or whose every
+        request it held, cannot be seeded now: its sitemaps would be lost to the run (found
+        once), `_held_target` says until when."""
+        held: list[HeldError] = []
+
+        async def fetch(url: str, kind: FetchKind) -> FetchResult:
+            try:
+                return await self._fetch_source(url, kind)
+            except HeldError as e:
+                held.append(e)
+                raise
+
+        failed: list[tuple[FoundSource, FetchError]] = []
+        found = await site_feeds(fetch, result, unchecked=failed)
+        before = len(held)
+        found += await site_sitemaps(fetch, result.final_url)
+        if len(held) > before or (held and not found and not failed):
+            raise self._held_target(target, max(held, key=lambda e: e.seconds))
         for f in found:
             if f.response is not None:
                 self._prefetched[f.url] = f.response
-        return list(dict.fromkeys((f.url, f.kind) for f in found))
+        sources = list(dict.fromkeys((f.url, f.kind) for f in found))
+        taken = {url for url, _ in sources}
+        unchecked = [(f.url, f.kind, e) for f, e in failed if f.url not in taken]
+        return sources, list({url: (url, k, e) for url, k, e in unchecked}.values())
 
     # discovery --------------------------------------------------------------------------------
 

@@ -254,14 +254,32 @@ class BackfillStore(StoreBase):
         feed_id: int | None,
         site_url: str | None = None,
         beyond_sitemaps: int = 0,
+        failed: Sequence[tuple[str, SourceKind, str]] = (),
     ) -> None:
         """Record the sources found for the run's target (and an explicit URL list), and mark
         the run seeded (with `site_url`, `BackfillRun.site_url`, and the sitemaps found beyond
-        --max-sitemaps, left out of `sources`), in one transaction."""
+        --max-sitemaps, left out of `sources`), in one transaction. `failed`: sources found
+        that failed for a passing reason (URL, kind, error), recorded failed so, to be walked
+        by the next invocation (`retry_sources`)."""
         q = queries()
         async with wrap_exceptions(), self.pool.connection() as conn, conn.transaction():
             if sources:
                 await conn.execute(q["backfill_add_sources"], _sources_params(run_id, sources))
+            if failed:
+                listed = [(url, kind) for url, kind, _ in failed]
+                await conn.execute(q["backfill_add_sources"], _sources_params(run_id, listed))
+                for url, _, error in failed:
+                    await conn.execute(
+                        q["backfill_source_finished"],
+                        {
+                            "run_id": run_id,
+                            "url": url,
+                            "state": "failed",
+                            "found": 0,
+                            "error": _error_text(error),
+                            "retryable": True,
+                        },
+                    )
             if urls:
                 await conn.execute(q["backfill_add_urls"], _urls_params(run_id, url_source, urls))
             await conn.execute(

@@ -3120,6 +3120,128 @@ def test_a_feed_a_home_page_links_failing_once_for_a_passing_reason_is_walked(
     assert numbers(site, stored(database_url)) == set(range(ARTICLES))
 
 
+def test_a_feed_a_home_page_links_failing_every_try_is_a_failed_source_walked_next_time(
+    database_url: str, site: Site
+) -> None:
+    """A home page linking a feed that answers 503 through every try when it is checked: the
+    summary counts it failed and names it, and the same command run again walks it and
+    stores its history, instead of the feed left out of the run unseen and for good."""
+    healthy = site.server.routes["/paged.atom"]
+    down = {"on": True}
+
+    def handle(req: Request) -> Response:
+        if down["on"]:
+            return Response(503, b"busy")
+        return healthy(req) if callable(healthy) else healthy
+
+    site.server.routes["/paged.atom"] = handle
+    first = backfill(database_url, site.url("/"))
+    assert len(site.server.hits("/paged.atom")) == 3
+    assert numbers(site, stored(database_url)) == set(range(ARTICLES)) - set(ATOM)
+    (sources,) = (line for line in first.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith(", 1 failed"), first.stdout
+    assert f"failed: {site.url('/paged.atom')}: HTTP 503" in first.stdout
+    down["on"] = False
+    second = backfill(database_url, site.url("/"))
+    assert numbers(site, stored(database_url)) == set(range(ARTICLES))
+    (sources,) = (line for line in second.stdout.splitlines() if "sources:" in line)
+    assert sources.endswith(", 0 failed"), second.stdout
+
+
+def test_a_feed_on_a_host_held_longer_than_the_run_waits_is_left_for_the_next_invocation(
+    database_url: str,
+) -> None:
+    """A home page linking a feed on another host that answers 429 with `Retry-After: 3600`
+    when it is checked: the site's sitemap is walked, the feed is a failed source, unsent,
+    the run not finished, and the same command run again walks it."""
+    with LocalServer() as srv:
+        feed_url = srv.base.replace("127.0.0.1", "localhost") + "/x/news"
+        busy = {"n": 0}
+
+        def feed(req: Request) -> Response:
+            if req.headers.get("host", "").startswith("localhost") and not busy["n"]:
+                busy["n"] += 1
+                return Response(429, b"slow down", {"Retry-After": "3600"})
+            return Response(
+                200,
+                wordpress_feed(srv.base, range(0, 2)).encode(),
+                {"Content-Type": "application/rss+xml"},
+            )
+
+        srv.routes["/x/news"] = feed
+        srv.routes["/"] = static(home_html(("application/rss+xml", feed_url)))
+        srv.routes["/robots.txt"] = static(
+            f"User-agent: *\nSitemap: {srv.url('/sitemap.xml')}\n", "text/plain"
+        )
+        srv.routes["/sitemap.xml"] = static(urlset(srv.base, range(2, 4)), "application/xml")
+        for n in range(4):
+            srv.routes[f"/a/{n}"] = static(article_html(n))
+        first = ingest(database_url, "backfill", "--rate", "0", srv.url("/"))
+        assert first.returncode == 0, first.stderr
+        assert sorted(stored(database_url)) == [srv.url("/a/2"), srv.url("/a/3")]
+        assert len(srv.hits("/x/news")) == 1
+        (sources,) = (line for line in first.stdout.splitlines() if "sources:" in line)
+        assert sources.endswith(", 1 failed"), first.stdout
+        assert f"failed: {feed_url}: held" in first.stdout
+        assert "not finished: run the same command again" in first.stdout
+        second = backfill(database_url, srv.url("/"))
+        assert sorted(stored(database_url)) == sorted(srv.url(f"/a/{n}") for n in range(4))
+        assert "not finished" not in second.stdout
+
+
+def test_a_site_held_by_its_retry_after_while_its_sources_are_found_says_so_and_resumes(
+    database_url: str, site: Site
+) -> None:
+    """A home page whose first feed answers 429 with `Retry-After: 3600` when it is checked,
+    holding back every other request to its host: exit 1, one line saying the host is held
+    and until when, instead of "no feed or sitemap found"; the same command run again (its
+    hold over) walks every source."""
+    busy = {"n": 0}
+    feed = site.server.routes["/feed/"]
+
+    def handle(req: Request) -> Response:
+        if not busy["n"]:
+            busy["n"] += 1
+            return Response(429, b"slow down", {"Retry-After": "3600"})
+        return feed(req) if callable(feed) else feed
+
+    site.server.routes["/feed/"] = handle
+    before = datetime.now(UTC)
+    first = ingest(
+        database_url, "backfill", "--rate", "0", site.url("/"), INGEST_MAX_CRAWL_DELAY="1"
+    )
+    assert first.returncode == 1, first.stderr
+    errors = [ln for ln in first.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert len(errors) == 1, first.stderr
+    assert "no feed or sitemap found" not in errors[0]
+    assert "held" in errors[0]
+    until = datetime.fromisoformat(errors[0].split(" until ")[1].split()[0].rstrip(":;,"))
+    assert before + timedelta(seconds=3500) <= until <= before + timedelta(seconds=3700)
+    assert "run the same command again" in errors[0]
+    backfill(database_url, site.url("/"))
+    assert numbers(site, stored(database_url)) == set(range(ARTICLES))
+
+
+def test_a_target_held_by_its_retry_after_says_until_when(database_url: str) -> None:
+    """TARGET answering 429 with `Retry-After: 3600`: exit 1, one line saying its host is
+    held and until when, and to run the same command again then."""
+    with LocalServer() as srv:
+        srv.routes["/feed.xml"] = Response(429, b"slow down", {"Retry-After": "3600"})
+        proc = ingest(
+            database_url,
+            "backfill",
+            "--rate",
+            "0",
+            srv.url("/feed.xml"),
+            INGEST_MAX_CRAWL_DELAY="1",
+        )
+    assert proc.returncode == 1, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert len(errors) == 1, proc.stderr
+    assert " held " in errors[0], errors[0]
+    assert " until " in errors[0], errors[0]
+    assert "run the same command again" in errors[0]
+
 
 def test_progress_lines_count_the_sources_skipped_and_a_resumed_run_logs_no_empty_discovery(
     database_url: str, site: Site
