@@ -179,7 +179,11 @@ class Backfill:
         """A sitemap walked by this invocation that redirected: the URL it was served from
         (canonical) -> the URL it is recorded under, so that an index listing it at its new
         address (itself, or an index it lists listing it back) lists the sitemap walked, not
-        another (at most --max-sitemaps of them)."""
+        another (at most --max-sitemaps of them). Not kept in the checkpoint: an index that a
+        later invocation walks (the run interrupted, or the index failed for a passing reason)
+        listing a sitemap walked before at its new address has it fetched once more and
+        counted as a sitemap of its own; its URLs, and the sitemaps it lists, are the run's
+        already (recorded once), so that nothing is queued or stored twice."""
         self._sitemap_room = asyncio.Lock()
         """Held from counting a run's sitemaps to recording those an index adds, so that the
         indexes walked at once do not each take the same room under --max-sitemaps."""
@@ -433,14 +437,20 @@ class Backfill:
         at the next invocation rather than leave out of the run for good. A site whose
         robots.txt (or /sitemap.xml) its host's Retry-After holds back, or whose every
         request it held, cannot be seeded now: its sitemaps would be lost to the run (found
-        once), `_held_target` says until when."""
+        once), `_held_target` says until when; nor one whose robots.txt still fails for a
+        passing reason after its tries (FeedError)."""
         held: list[HeldError] = []
+        unread: list[FetchError] = []
 
         async def fetch(url: str, kind: FetchKind) -> FetchResult:
             try:
                 return await self._fetch_source(url, kind)
             except HeldError as e:
                 held.append(e)
+                raise
+            except FetchError as e:
+                if kind == "robots" and e.transient:
+                    unread.append(e)
                 raise
 
         failed: list[tuple[FoundSource, FetchError]] = []
@@ -449,6 +459,15 @@ class Backfill:
         found += await site_sitemaps(fetch, result.final_url)
         if len(held) > before or (held and not found and not failed):
             raise self._held_target(target, max(held, key=lambda e: e.seconds))
+        if unread:
+            # The sitemaps it names are unknown: a run seeded without them would never walk
+            # them (its pages, besides, wait for the file to be read: `Fetcher.robots_for`).
+            raise FeedError(
+                target,
+                f"cannot find the sources of {redact_url(target)}: its robots.txt, which names "
+                f"its sitemaps, could not be read ({unread[0]}); run the same command again "
+                "later",
+            )
         for f in found:
             if f.response is not None:
                 self._prefetched[f.url] = f.response

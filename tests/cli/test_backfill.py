@@ -3289,3 +3289,31 @@ def test_a_dry_run_lists_the_pages_an_earlier_invocation_left_failed_to_try_agai
     assert answers["n"] == 1
     ingest(database_url, *args, stdin=urls)
     assert numbers(site, stored(database_url)) == {3, 4, 5}
+
+
+def test_a_site_whose_robots_txt_fails_every_try_is_not_begun_without_its_sitemaps(
+    database_url: str, site: Site
+) -> None:
+    """A home page whose robots.txt, which names its sitemaps, answers 503 through every try:
+    exit 1, one line saying it could not be read, nothing recorded, instead of a run seeded
+    with its feeds alone, its sitemaps never walked by it; the same command run again (the
+    file readable) walks every source."""
+    healthy = site.server.routes["/robots.txt"]
+    down = {"on": True}
+
+    def handle(req: Request) -> Response:
+        if down["on"]:
+            return Response(503, b"busy")
+        return healthy(req) if callable(healthy) else healthy
+
+    site.server.routes["/robots.txt"] = handle
+    first = ingest(database_url, "backfill", "--rate", "0", site.url("/"))
+    assert first.returncode == 1, first.stderr
+    errors = [ln for ln in first.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert len(errors) == 1, first.stderr
+    assert "robots.txt" in errors[0]
+    assert "run the same command again" in errors[0]
+    assert site.page_hits() == Counter()
+    down["on"] = False
+    backfill(database_url, site.url("/"))
+    assert numbers(site, stored(database_url)) == set(range(ARTICLES))
