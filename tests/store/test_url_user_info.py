@@ -517,7 +517,7 @@ async def test_0046_beside_a_feed_removed_meanwhile_is_applied(before_0046: str)
         await remover.execute("DELETE FROM ingest.feed_entries WHERE feed_id = %s", (private,))
         await remover.execute("DELETE FROM ingest.feeds WHERE id = %s", (private,))
         await remover.commit()
-        assert await migrating == [46]
+        assert (await migrating)[:1] == [46]  # and those after it
     with psycopg.connect(before_0046, autocommit=True) as conn:
         shown = conn.execute("SELECT id, url, feed_id FROM news.articles ORDER BY id").fetchall()
         assert shown == [(kept, "http://news.example/story/0", public)]
