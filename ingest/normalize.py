@@ -1246,10 +1246,11 @@ def spelled_date(text: str) -> datetime | None:
 
 # A date written with its year last in digits (`11.08.2025`, `25-08-2025`, `08/25/2025`), then
 # optionally a time (on the 12-hour clock too, or followed by German's `Uhr`, "o'clock", after
-# `um`, "at": `11.08.2025, 12:30 Uhr`, `11.08.2025 um 12:30 Uhr`) and a zone.
+# `um`, "at": `11.08.2025, 12:30 Uhr`, `11.08.2025 um 12:30 Uhr`; before `Uhr` the hour may
+# stand alone, `12 Uhr`) and a zone.
 _YEAR_LAST = re.compile(
     r"\s*(\d{1,2})([./-])(\d{1,2})\2(\d{4})"
-    r"(?:(?:\s*,\s*|\s+|T)(?:um\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?(?:[.,]\d+)?"
+    r"(?:(?:\s*,\s*|\s+|T)(?:um\s+)?(\d{1,2})(?=:|\s*uhr)(?::(\d{2})(?::(\d{2}))?(?:[.,]\d+)?)?"
     r"(?:\s*([ap])\.?m\.?|\s*uhr)?)?"
     r"(?:\s+(\S+))?\s*",
     re.IGNORECASE,

@@ -29,6 +29,7 @@ from ingest.normalize import (
     spelled_date,
     to_utc,
     without_controls,
+    year_last_date,
 )
 from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
 
@@ -1336,3 +1337,26 @@ def test_colon_time(text: str, expected: str) -> None:
     """A time of day written with dots after a date is written with colons; a dotted date,
     an hour or a minute out of range, and a number after no date are left as they are."""
     assert colon_time(text) == expected
+
+
+_BERLIN = timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("11.08.2025, 12 Uhr", datetime(2025, 8, 11, 12)),
+        ("11.08.2025 um 9 uhr", datetime(2025, 8, 11, 9)),
+        ("11.08.2025 um 9 Uhr MESZ", datetime(2025, 8, 11, 9, tzinfo=_BERLIN)),
+        ("11.08.2025 12:30 Uhr", datetime(2025, 8, 11, 12, 30)),
+        ("11.08.2025 12", None),
+        ("11.08.2025 12 PM", None),
+        ("11.08.2025, 25 Uhr", None),
+    ],
+)
+def test_year_last_date_reads_an_hour_alone_before_uhr(
+    text: str, expected: datetime | None
+) -> None:
+    """German's `12 Uhr`, the hour alone before "o'clock", is that hour; an hour alone without
+    `Uhr` is no time (nor a 12-hour clock's `12 PM` so written)."""
+    assert year_last_date(text) == expected

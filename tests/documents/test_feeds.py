@@ -1945,6 +1945,9 @@ def test_a_date_written_with_its_year_last_is_read_day_first_where_it_says_so(
         ("11.08.2025 um 12:30 Uhr", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
         ("11.08.2025 12:30 Uhr MESZ", datetime(2025, 8, 11, 10, 30, tzinfo=UTC)),
         ("11.08.2025, 12:30 Uhr IST", None),
+        ("11.08.2025, 12 Uhr", datetime(2025, 8, 11, 12, tzinfo=UTC)),
+        ("11.08.2025 um 9 Uhr MESZ", datetime(2025, 8, 11, 7, tzinfo=UTC)),
+        ("11.08.2025 12", None),
     ],
 )
 def test_a_german_time_of_day_with_uhr_is_read_as_its_clock_says(
@@ -1952,8 +1955,9 @@ def test_a_german_time_of_day_with_uhr_is_read_as_its_clock_says(
 ) -> None:
     """A date written as German sites write it, its time followed by `Uhr` ("o'clock") and
     perhaps `um` ("at") before it (`11.08.2025, 12:30 Uhr`), is that time
-    (`normalize.year_last_date`), in RSS, a JSON Feed and a sitemap alike; a zone's name none
-    reads after it is still no date. `Uhr` was read as a zone's name none knows: no date."""
+    (`normalize.year_last_date`), in RSS, a JSON Feed and a sitemap alike, its hour alone
+    too (`12 Uhr`); a zone's name none reads after it is still no date. `Uhr` was read as a
+    zone's name none knows: no date (and `12 Uhr` after the fix for minutes)."""
     rss = _one(_rss(f"<item>{GUID}<pubDate>{written}</pubDate></item>"))
     json_entry = _one(_json_feed({"id": "1", "date_published": written}))
     assert rss.published_at == json_entry.published_at == expected
