@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from types import ModuleType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import idna
@@ -1301,6 +1301,154 @@ def year_last_date(text: str) -> datetime | None:
         )
     except ValueError:
         return None
+
+
+# W3C Datetime (https://www.w3.org/TR/NOTE-datetime), a sitemap's format, with the usual
+# liberties: a space for the "T", seconds without a zone, "+0000" without the colon, a zone's
+# name after a space (`2024-05-01 10:30:00 UTC`, `... EDT`: `ZONE_OFFSETS`), or an offset after
+# `GMT` or `UTC` (`... GMT+02:00`, `... UTC+5:30`: `zone_offset`), or a tz database zone
+# (`... Europe/Berlin`, PHP's `e`: `tz_database_zone`).
+_W3C = re.compile(
+    r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})"
+    r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5}(?:[+-]\d{1,2}(?::?\d{2})?)?"
+    r"|(?<=\s)[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)?)?)?)?"
+)
+
+Precision = Literal["year", "month", "day"]
+"""What a W3C Datetime names: a year alone, a month alone, or a day (with a time or not)."""
+
+
+def w3c_date(text: str) -> tuple[datetime, Precision] | None:
+    """A W3C Datetime at any precision (`2024`, `2024-05`, `2024-05-06`,
+    `2024-05-06T07:08:09.5+02:00`) with the liberties of `_W3C`, its time written with dots
+    read as `colon_time` writes it and a zone's name after its offset left out
+    (`without_offset_name`): its first moment, naive where it states no zone, and what it
+    names; None for another text, a day or a time that does not exist, and a zone's name none
+    reads. A leap second is the last second of its minute."""
+    text = text.strip()
+    match = _W3C.fullmatch(text)
+    if match is None and (written := without_offset_name(colon_time(text))) != text:
+        match = _W3C.fullmatch(written)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        moment = datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            min(int(second or 0), 59),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=_w3c_zone(zone),
+        )
+    except ValueError:
+        return None
+    return moment, "day" if day else "month" if month else "year"
+
+
+def _w3c_zone(zone: str | None) -> tzinfo | None:
+    """`_W3C`'s zone: None where it states none; raises ValueError for one none reads."""
+    if not zone:
+        return None
+    if zone in "Zz":
+        return UTC
+    if zone[0].isalpha():
+        named = tz_database_zone(zone) if "/" in zone else zone_offset(zone)
+        if named is None:
+            raise ValueError(f"unknown zone {zone!r}")
+        return named
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"bad zone {zone!r}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+# A Unix time: seconds since 1970 (ten digits: 2001 to 2286), or milliseconds (thirteen), as
+# a script's `Date.now()` writes them.
+_UNIX_TIME = re.compile(r"\s*(\d{10}|\d{13})(?:\.\d+)?\s*")
+
+
+def unix_time(text: str) -> datetime | None:
+    """A date written as a Unix time (`_UNIX_TIME`: `1667724577`, a fraction after it,
+    JavaScript's milliseconds `1667724577000`), in UTC, to the second; None for any other
+    text (an eight-digit ISO 8601 day, `20221106`, is none)."""
+    match = _UNIX_TIME.fullmatch(text)
+    if match is None:
+        return None
+    digits = match[1]
+    return datetime.fromtimestamp(int(digits) // (1000 if len(digits) == 13 else 1), UTC)
+
+
+YEAR_FIRST: Final = re.compile(
+    r"\s*(\d{4})\s*[/.年]\s*(\d{1,2})\s*[/.月]\s*(\d{1,2})(?:\s*日)?"
+    r"(?:(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?(?:\s*([AP]M))?)?(?:\s*(\S+))?\s*",
+    re.IGNORECASE,
+)
+"""A date written year first with slashes, dots or CJK (`2024/05/02 08:30:00 +0900`,
+`2024.05.02`, `2024年5月2日 8:30 PM`), then optionally a time (on the 12-hour clock too) and a
+zone: .NET's `DateTime.ToString()` in Japanese and Chinese cultures, and many Asian CMSs."""
+
+
+def year_first_date(text: str) -> datetime | None:
+    """A date written as `YEAR_FIRST` matches (its time written with dots read as `colon_time`
+    writes it): naive where it states no zone, aware where it
+    gives an offset or names a zone `zone_offset` or the tz database knows; None for another
+    text, a day or a time that does not exist, and a zone's name none reads. Year, month, day:
+    no one writes the day before the month after a year."""
+    match = YEAR_FIRST.fullmatch(colon_time(text))
+    if match is None:
+        return None
+    year, month, day, hour, rest, half, zone = match.groups()
+    clock = int(hour or 0)
+    if half is not None:
+        if not 1 <= clock <= 12:
+            return None
+        clock = hour_of_day(clock, half)
+    minute, _, second = (rest or "0").partition(":")
+    tz: tzinfo | None = None
+    if zone is not None:
+        tz = UTC if zone in ("Z", "z") else zone_offset(zone) or tz_database_zone(zone)
+        if tz is None:
+            return None
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            clock,
+            int(minute),
+            min(int(second or 0), 59),
+            tzinfo=tz,
+        )
+    except ValueError:
+        return None
+
+
+def written_date(text: str) -> datetime | None:
+    """A date-time in any of the forms feeds and sitemaps are read in, beyond ISO 8601 as
+    Python reads it: a Unix time (`unix_time`), its year last (`year_last_date`, German's
+    `12:30 Uhr` too) or first (`year_first_date`) in digits, a W3C Datetime with its
+    liberties (`w3c_date`: a zone's name, `GMT+02:00` or a tz database zone after the time, a
+    time written with dots, a zone's name after an offset, Java's `[Europe/Berlin]`), a month's
+    name (`spelled_date`: JavaScript's `Date.toString()` too) or RFC 2822 (`rfc2822_date`).
+    Naive where it states no zone; None for another text, a year or a month alone, a day its
+    form leaves ambiguous (`11/08/2025`) and a zone's name none reads. Sitemaps read their
+    dates by it, and pages theirs where ISO 8601 and their own readings find none."""
+    if (unix := unix_time(text)) is not None:
+        return unix
+    if is_year_last(text):
+        return year_last_date(text)
+    if (w3c := w3c_date(text)) is not None:
+        return w3c[0] if w3c[1] == "day" else None
+    if (first := year_first_date(text)) is not None:
+        return first
+    written = without_offset_name(colon_time(text))
+    return spelled_date(written) or rfc2822_date(written)
 
 
 def plausible_date(when: datetime | None, now: datetime) -> datetime | None:

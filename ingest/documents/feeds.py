@@ -32,6 +32,7 @@ from ingest.errors import ParseError
 from ingest.normalize import (
     MONTH_NAMES,
     TZ_DATABASE_NAME,
+    YEAR_FIRST,
     charset_of,
     colon_time,
     hour_of_day,
@@ -44,6 +45,7 @@ from ingest.normalize import (
     to_utc,
     tz_database_zone,
     unique_tags,
+    unix_time,
     utf8_with_windows_1252,
     wide_as_utf8,
     wide_encoding,
@@ -846,21 +848,13 @@ def _rfc822(parts: list[str]) -> time.struct_time | None:
     return parsed if isinstance(parsed, time.struct_time) else None
 
 
-# A date written year first with slashes, dots or CJK (`2024/05/02 08:30:00 +0900`,
-# `2024.05.02`, `2024年5月2日 8:30 PM`): .NET's DateTime.ToString() in Japanese and Chinese
-# cultures, and many Asian CMSs, write their pubDates so.
-_YEAR_FIRST = re.compile(
-    r"\s*(\d{4})\s*[/.年]\s*(\d{1,2})\s*[/.月]\s*(\d{1,2})(?:\s*日)?"
-    r"(?:(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?(?:\s*([AP]M))?)?(?:\s*(\S+))?\s*",
-    re.IGNORECASE,
-)
-# The same written as ISO 8601's day, then the time after a space and a zone's name (or an
-# offset after `GMT` or `UTC`, as `normalize.zone_offset` reads them, or a tz database zone)
-# or AM/PM (`2025-06-02 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02 08:15:00 GMT+02:00`;
-# `2025-06-02 08:15:00 Europe/Berlin`, PHP's `e`; `2025-06-02 8:15 PM`): feedparser's ISO 8601
-# parser stops at the space and dates it that day at midnight, or at 8:15 in the morning, or
-# in UTC. Without either it reads it whole; with a `T` and an offset it is ISO 8601 and stays
-# feedparser's.
+# A date written year first as ISO 8601 writes its day, then the time after a space and a
+# zone's name (or an offset after `GMT` or `UTC`, as `normalize.zone_offset` reads them, or a
+# tz database zone) or AM/PM (`2025-06-02 08:15:00 GMT`, PHP's `Y-m-d H:i:s T`; `2025-06-02
+# 08:15:00 GMT+02:00`; `2025-06-02 08:15:00 Europe/Berlin`, PHP's `e`; `2025-06-02 8:15 PM`):
+# feedparser's ISO 8601 parser stops at the space and dates it that day at midnight, or at
+# 8:15 in the morning, or in UTC. Without either it reads it whole; with a `T` and an offset
+# it is ISO 8601 and stays feedparser's.
 _DASHED_ZONE_NAME = re.compile(
     r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+|T)(\d{1,2}):(\d{2}(?::\d{2})?)(?:[.,]\d+)?"
     r"(?:\s*([AP]M))?(?:\s+(?![AP]M\s*$)"
@@ -870,11 +864,13 @@ _DASHED_ZONE_NAME = re.compile(
 
 
 def _year_first(value: str) -> time.struct_time | None:
-    """A date written as `_YEAR_FIRST` or `_DASHED_ZONE_NAME` matches, in UTC: read as the RFC
-    822 date it spells (`2 May 2024 20:30:00 +0900`), a zone-less one as UTC. feedparser's ISO
-    8601 parser takes the four digits for a year alone and dates it the current month's first
-    day, or drops the time before a zone's name; None for any other text."""
-    match = _YEAR_FIRST.fullmatch(value)
+    """A date written as `normalize.YEAR_FIRST` or `_DASHED_ZONE_NAME` matches, in UTC: read
+    as the RFC 822 date it spells (`2 May 2024 20:30:00 +0900`), a zone-less one as UTC, its
+    zone's name read by feedparser's table too (`CST` as the US's, as in an RFC 822 date).
+    feedparser's ISO 8601 parser takes the four digits for a year alone and dates it the
+    current month's first day, or drops the time before a zone's name; None for any other
+    text."""
+    match = YEAR_FIRST.fullmatch(value)
     if (
         match is None
         and (dashed := _DASHED_ZONE_NAME.fullmatch(value))
@@ -919,19 +915,12 @@ def _iso_8601(value: str) -> time.struct_time | None:
     return None if when is None else when.timetuple()
 
 
-# A Unix time: seconds since 1970 (ten digits: 2001 to 2286), or milliseconds (thirteen).
-_UNIX_TIME = re.compile(r"\s*(\d{10}|\d{13})(?:\.\d+)?\s*")
-
-
 def _unix_time(value: str) -> time.struct_time | None:
-    """A date written as a Unix time (`_UNIX_TIME`: `1667724577`, JavaScript's milliseconds
-    `1667724577000`), in UTC; None for any other text. feedparser's ISO 8601 parser took its
-    first four digits for a year (1667724577 was 1667-12-01)."""
-    match = _UNIX_TIME.fullmatch(value)
-    if match is None:
-        return None
-    digits = match[1]
-    return time.gmtime(int(digits) // (1000 if len(digits) == 13 else 1))
+    """A date written as a Unix time (`normalize.unix_time`: `1667724577`, JavaScript's
+    milliseconds `1667724577000`), in UTC; None for any other text. feedparser's ISO 8601
+    parser took its first four digits for a year (1667724577 was 1667-12-01)."""
+    when = unix_time(value)
+    return None if when is None else when.utctimetuple()
 
 
 def _dotted_time(value: str) -> time.struct_time | None:

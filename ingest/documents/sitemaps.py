@@ -11,7 +11,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -21,24 +21,18 @@ from ingest.documents.text import title as text_title
 from ingest.errors import ParseError
 from ingest.normalize import (
     absolute_http_url,
-    colon_time,
     host_key,
-    is_year_last,
     registered_domain,
-    rfc2822_date,
     scheme_less_site_url,
-    spelled_date,
-    tz_database_zone,
     url_line,
     url_lines,
     utf8_with_windows_1252,
+    w3c_date,
     wide_as_utf8,
     wide_encoding,
     without_controls,
-    without_offset_name,
     without_user_info,
-    year_last_date,
-    zone_offset,
+    written_date,
 )
 from ingest.types import ParsedEntry, ParsedFeed
 
@@ -68,17 +62,6 @@ _GZIP_CHUNK: Final = 64 * 1024
 _SITEMAP_ROOTS: Final = frozenset({"urlset", "sitemapindex"})
 _FEED_ROOTS: Final = frozenset({"rss", "feed", "rdf"})
 _HTML_ROOTS: Final = frozenset({"html", "head", "body"})
-# W3C Datetime (https://www.w3.org/TR/NOTE-datetime), the format the protocol asks for, with the
-# usual liberties: a space for the "T", seconds without a zone, "+0000" without the colon, a
-# zone's name after a space (`2024-05-01 10:30:00 UTC`, `... EDT`: `ZONE_OFFSETS`), or an offset
-# after `GMT` or `UTC` (`... GMT+02:00`, `... UTC+5:30`: `normalize.zone_offset`), or a tz
-# database zone (`... Europe/Berlin`, PHP's `e`: `normalize.tz_database_zone`).
-_W3C = re.compile(
-    r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})"
-    r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?|(?<=\s)[A-Za-z]{2,5}(?:[+-]\d{1,2}(?::?\d{2})?)?"
-    r"|(?<=\s)[A-Za-z]+(?:/[A-Za-z0-9_+-]+)+)?)?)?)?"
-)
 # A start tag after any XML declaration, comments, processing instructions and doctype.
 _PROLOG = re.compile(
     rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.DOTALL | re.IGNORECASE
@@ -562,9 +545,11 @@ def _http_url(value: str | None, base: str) -> str | None:
 
 def parse_w3c_datetime(value: str | None) -> datetime | None:
     """A W3C Datetime (`2024-05-01`, `2024-05-01T10:30:00+02:00`, ...) as an aware UTC
-    datetime; a date or a time without a zone is taken as UTC. RFC 2822 dates, which some news
-    sitemaps carry, are accepted too. None for anything else. A year or a month alone (`2024`,
-    `2024-05`) is its first moment (`parse_w3c_period` gives its last too)."""
+    datetime; a date or a time without a zone is taken as UTC. The other forms sites write,
+    which feeds are read in too (RFC 2822, a Unix time, a day written year last or first in
+    digits: `normalize.written_date`), are accepted too. None for anything else. A year or a
+    month alone (`2024`, `2024-05`) is its first moment (`parse_w3c_period` gives its last
+    too)."""
     period = parse_w3c_period(value)
     return period[0] if period is not None else None
 
@@ -574,38 +559,30 @@ def parse_w3c_period(value: str | None) -> tuple[datetime, datetime | None] | No
     stands for where it names a year or a month alone (`2024`, `2024-05`, valid W3C Datetime
     forms that a site may give as a sitemap's `lastmod`): a URL last modified `2024-05` may
     have been modified on any day of May. None beside a day or a time (a date alone, read as
-    its midnight, is its whole day: `ingest.backfill.options.latest`). A time written with
-    dots (`2024-05-06 07.08`) is read as `normalize.colon_time` writes it, and one whose offset
-    is followed by its zone's name (`…-04:00 EDT`) as `normalize.without_offset_name` does."""
+    its midnight, is its whole day: `ingest.backfill.options.latest`). The W3C forms are
+    `normalize.w3c_date`'s (a time written with dots, a zone's name after an offset)."""
     text = (value or "").strip()
     if not text:
         return None
-    match = _W3C.fullmatch(text)
-    if match is None and (written := without_offset_name(colon_time(text))) != text:
-        text, match = written, _W3C.fullmatch(written)
-    if match is None:
-        moment = _rfc2822(text)
-        return (moment, None) if moment is not None else None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    found = w3c_date(text)
+    if found is None:
+        moment = written_date(text)
+        return (start, None) if moment is not None and (start := _in_utc(moment)) else None
+    moment, precision = found
+    start = _in_utc(moment)
+    if start is None:
+        return None
+    if precision == "day":
+        return start, None
+    return start, _period_end(start, whole_year=precision == "year")
+
+
+def _in_utc(moment: datetime) -> datetime | None:
+    """`moment` in UTC, a naive one taken to be UTC; None outside datetime's range."""
     try:
-        tz = _zone(zone)
-        micro = int((fraction or "0")[:6].ljust(6, "0"))
-        moment = datetime(
-            int(year),
-            int(month or 1),
-            int(day or 1),
-            int(hour or 0),
-            int(minute or 0),
-            min(int(second or 0), 59),  # a leap second is the last second of its minute
-            micro,
-            tzinfo=tz,
-        )
-        start = moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
-    if day is not None:
-        return start, None
-    return start, _period_end(start, whole_year=month is None)
 
 
 def _period_end(start: datetime, *, whole_year: bool) -> datetime:
@@ -621,37 +598,3 @@ def _period_end(start: datetime, *, whole_year: bool) -> datetime:
     except ValueError:
         return datetime.max.replace(tzinfo=UTC)
     return after - timedelta(microseconds=1)
-
-
-def _zone(zone: str | None) -> tzinfo:
-    if not zone or zone in "Zz":
-        return UTC
-    if zone[0].isalpha():
-        named = tz_database_zone(zone) if "/" in zone else zone_offset(zone)
-        if named is None:
-            raise ValueError(f"unknown zone {zone!r}")
-        return named
-    sign = -1 if zone[0] == "-" else 1
-    digits = zone[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
-    if hours > 23 or minutes > 59:
-        raise ValueError(f"bad zone {zone!r}")
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
-
-
-def _rfc2822(text: str) -> datetime | None:
-    """An RFC 2822 date, or one written with its month's name (`normalize.spelled_date`: on
-    the 12-hour clock, with the zone before the year), or with its year last in digits
-    (`normalize.year_last_date`: `11.08.2025`), as feeds read them."""
-    if is_year_last(text):
-        moment = year_last_date(text)
-    else:
-        moment = spelled_date(text) or rfc2822_date(text)
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None

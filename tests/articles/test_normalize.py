@@ -8,6 +8,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -28,7 +29,11 @@ from ingest.normalize import (
     site_of,
     spelled_date,
     to_utc,
+    unix_time,
+    w3c_date,
     without_controls,
+    written_date,
+    year_first_date,
     year_last_date,
 )
 from tests.support.secret_urls import REDACTED_TEXTS, REDACTED_URLS
@@ -1345,6 +1350,71 @@ _BERLIN = timezone(timedelta(hours=2))
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("2025", (datetime(2025, 1, 1), "year")),
+        ("2025-08", (datetime(2025, 8, 1), "month")),
+        ("2025-08-11", (datetime(2025, 8, 11), "day")),
+        ("2025-08-11T14:00:00.5+02:00", (datetime(2025, 8, 11, 14, 0, 0, 500000, _BERLIN), "day")),
+        ("2025-08-11 14:00:00 GMT+02:00", (datetime(2025, 8, 11, 14, tzinfo=_BERLIN), "day")),
+        ("2025-08-11 14:00 CEST", (datetime(2025, 8, 11, 14, tzinfo=_BERLIN), "day")),
+        (
+            "2025-08-11T14:00:00+02:00[Europe/Berlin]",
+            (datetime(2025, 8, 11, 14, tzinfo=_BERLIN), "day"),
+        ),
+        ("2025-08-11 14.00", (datetime(2025, 8, 11, 14), "day")),
+        ("2016-12-31T23:59:60Z", (datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC), "day")),
+        ("2025-08-11 14:00 IST", None),
+        ("2025-02-30", None),
+        ("2025/08/11", None),
+    ],
+)
+def test_w3c_date(text: str, expected: tuple[datetime, str] | None) -> None:
+    """A W3C Datetime with its liberties, naive where it states no zone, and what it names:
+    a year, a month or a day; a zone's name none reads and a day that does not exist none."""
+    assert w3c_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1754915400", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        (" 1754915400.75 ", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("1754915400000", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("20250811", None),
+        ("175491540", None),
+        ("17549154000", None),
+    ],
+)
+def test_unix_time(text: str, expected: datetime | None) -> None:
+    """Ten digits are seconds since 1970, thirteen milliseconds; other digits no Unix time."""
+    assert unix_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025/08/11", datetime(2025, 8, 11)),
+        ("2025.8.11 14:00:00", datetime(2025, 8, 11, 14)),
+        ("2025年8月11日 2:30 PM", datetime(2025, 8, 11, 14, 30)),
+        ("2025/08/11 14.30 +0200", datetime(2025, 8, 11, 14, 30, tzinfo=_BERLIN)),
+        (
+            "2025/08/11 14:30 Europe/Berlin",
+            datetime(2025, 8, 11, 14, 30, tzinfo=ZoneInfo("Europe/Berlin")),
+        ),
+        ("2025/08/11 14:30 IST", None),
+        ("2025/08/11 13:30 PM", None),
+        ("2025/13/11", None),
+        ("2025-08-11", None),
+    ],
+)
+def test_year_first_date(text: str, expected: datetime | None) -> None:
+    """Year, month, day with slashes, dots or CJK, a time (on the 12-hour clock too) and a
+    zone: naive without one; a zone's name none reads, a 13 PM, a month 13 are none."""
+    assert year_first_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("11.08.2025, 12 Uhr", datetime(2025, 8, 11, 12)),
         ("11.08.2025 um 9 uhr", datetime(2025, 8, 11, 9)),
         ("11.08.2025 um 9 Uhr MESZ", datetime(2025, 8, 11, 9, tzinfo=_BERLIN)),
@@ -1360,3 +1430,32 @@ def test_year_last_date_reads_an_hour_alone_before_uhr(
     """German's `12 Uhr`, the hour alone before "o'clock", is that hour; an hour alone without
     `Uhr` is no time (nor a 12-hour clock's `12 PM` so written)."""
     assert year_last_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1754915400", datetime(2025, 8, 11, 12, 30, tzinfo=UTC)),
+        ("11.08.2025, 12:30 Uhr", datetime(2025, 8, 11, 12, 30)),
+        ("08/25/2025", datetime(2025, 8, 25)),
+        ("08/11/2025", None),
+        (
+            "2025-08-11 14:00:00 -0400 EDT",
+            datetime(2025, 8, 11, 14, tzinfo=timezone(timedelta(hours=-4))),
+        ),
+        ("2025-08-11T14:00:00+02:00[Europe/Berlin]", datetime(2025, 8, 11, 14, tzinfo=_BERLIN)),
+        ("2025-08-11", datetime(2025, 8, 11)),
+        ("2025-08", None),
+        ("2025", None),
+        ("2025/08/11 14:00", datetime(2025, 8, 11, 14)),
+        ("Mon Aug 11 2025 14:00:00 GMT+0200 (CEST)", datetime(2025, 8, 11, 14, tzinfo=_BERLIN)),
+        ("Mon, 11 Aug 2025 14.00 +0200 CEST", datetime(2025, 8, 11, 14, tzinfo=_BERLIN)),
+        ("Mon, 11 Aug 2025 14:00:00 IST", None),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_written_date(text: str, expected: datetime | None) -> None:
+    """Every form feeds and sitemaps are read in, beside ISO 8601, by one rule: naive where it
+    states no zone; a year or a month alone, an ambiguous day and an unknown zone none."""
+    assert written_date(text) == expected

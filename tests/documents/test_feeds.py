@@ -1169,9 +1169,11 @@ def test_dates_written_year_first_with_slashes_dots_or_cjk_are_read_as_written(
 ) -> None:
     """`2024/05/02 08:30:00` (.NET's DateTime.ToString() in Japanese and Chinese cultures, and
     Asian CMSs) is that day and time: feedparser's ISO 8601 parser takes the four digits for a
-    year alone and gives it the current month's first day, midnight."""
+    year alone and gives it the current month's first day, midnight. A sitemap's `lastmod` so
+    written is read the same way (`normalize.year_first_date`); it was no date."""
     entry = _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>"))
     assert entry.published_at == expected
+    assert parse_w3c_datetime(pub_date) == expected
 
 
 @pytest.mark.parametrize(

@@ -414,6 +414,19 @@ def test_looks_like_sitemap() -> None:
         ("Mon, 06 May 2024 07:08:09.123 +0200", datetime(2024, 5, 6, 5, 8, 9, tzinfo=UTC)),
         ("6 May 2024 7.08 PM CEST", datetime(2024, 5, 6, 17, 8, tzinfo=UTC)),
         ("2024-05-06 07.08 IST", None),
+        ("1714979289", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("1714979289.5", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("1714979289000", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024/05/06 07:08:09", datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+        ("2024/5/6 7:08 PM +0900", datetime(2024, 5, 6, 10, 8, tzinfo=UTC)),
+        ("2024/05/06 07.08 CEST", datetime(2024, 5, 6, 5, 8, tzinfo=UTC)),
+        ("2024.05.06", datetime(2024, 5, 6, tzinfo=UTC)),
+        ("05/26/2024 07:08", datetime(2024, 5, 26, 7, 8, tzinfo=UTC)),
+        ("26/05/2024", datetime(2024, 5, 26, tzinfo=UTC)),
+        ("06/05/2024", None),
+        ("06.05.2024, 9 Uhr MESZ", datetime(2024, 5, 6, 7, tzinfo=UTC)),
+        ("2024/05/06 07:08 IST", None),
+        ("2024/13/06", None),
         ("2024-13-01", None),
         ("2024-02-30", None),
         ("2024-05-06T25:00Z", None),
@@ -426,8 +439,9 @@ def test_looks_like_sitemap() -> None:
 def test_w3c_datetime(text: str | None, expected: datetime | None) -> None:
     """W3C Datetime at every precision, to aware UTC; naive means UTC; a zone's name after a
     space (`2024-05-06 07:08:09 UTC`, a CMS's lastmod) is that zone, an unknown one no date;
-    a time written with dots (`07.08`) is that time (`normalize.colon_time`); garbage is
-    None."""
+    a time written with dots (`07.08`) is that time (`normalize.colon_time`); a Unix time, and
+    a day written year first or last with slashes where it can be read one way only, as feeds
+    read them (`normalize.written_date`: `06/05/2024` is none); garbage is None."""
     assert parse_w3c_datetime(text) == expected
 
 
