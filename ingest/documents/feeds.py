@@ -747,7 +747,7 @@ def _entry_date(raw: dict[str, Any], key: str) -> datetime | None:
     written = _get(raw, key)
     if isinstance(written, str) and is_year_last(written):
         return _year_last(written)
-    if isinstance(written, str) and _unread_zone(written):
+    if isinstance(written, str) and (_unread_zone(written) or _no_day_year_first(written)):
         return None
     return _from_struct(_get(raw, f"{key}_parsed"))
 
@@ -779,6 +779,18 @@ def _unread_zone(value: str) -> bool:
         and zone_offset(name) is None
         and name.lower() not in timezone_names
     )
+
+
+def _no_day_year_first(value: str) -> bool:
+    """Whether a date is written year first (`normalize.YEAR_FIRST`: `2025/13/11`) but names
+    no day and time `_year_first` reads (month 13, 30 February, `13:00 PM`). feedparser's ISO
+    8601 parser takes its four digits for a year alone and dates it the first of the month
+    the feed is parsed in: a date that moves with the clock. It is no date, as a sitemap's
+    and a page's is (`normalize.year_first_date`)."""
+    if not value.lstrip()[:4].isdigit():  # an RFC 822 date, the usual one: no search
+        return False
+    written = colon_time(value)
+    return YEAR_FIRST.fullmatch(written) is not None and _year_first(written) is None
 
 
 def _from_struct(value: object) -> datetime | None:
@@ -882,8 +894,10 @@ def _year_first(value: str) -> time.struct_time | None:
     year, month, day, hour, rest, half, zone = match.groups()
     clock = None
     if hour is not None:
-        if half is not None and 1 <= int(hour) <= 12:  # 12 AM is midnight, 12 PM noon
-            hour = str(hour_of_day(int(hour), half))
+        if half is not None:
+            if not 1 <= int(hour) <= 12:  # `13:00 PM`
+                return None
+            hour = str(hour_of_day(int(hour), half))  # 12 AM is midnight, 12 PM noon
         clock = f"{hour}:{rest}"
     month_name = MONTH_NAMES[int(month) - 1][:3].title()
     if zone and "/" in zone and (named := tz_database_zone(zone)) is not None:
@@ -1102,7 +1116,9 @@ def _from_iso(value: object) -> datetime | None:
         return _iso_in_utc(value)
     except ValueError:
         # Not RFC 3339; some JSON feeds use RFC 822 dates. feedparser's parser is the lenient one.
-        return None if _unread_zone(value) else _from_struct(_feedparser_parse_date(value))
+        if _unread_zone(value) or _no_day_year_first(value):
+            return None
+        return _from_struct(_feedparser_parse_date(value))
 
 
 def _iso_in_utc(value: str) -> datetime | None:

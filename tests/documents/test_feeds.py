@@ -1177,6 +1177,26 @@ def test_dates_written_year_first_with_slashes_dots_or_cjk_are_read_as_written(
 
 
 @pytest.mark.parametrize(
+    "pub_date",
+    [
+        "2025/13/11 14:00",
+        "2025/02/30",
+        "2025.13.01 08:30:00 +0900",
+        "2025年2月30日",
+        "2025/5/2 13:00 PM",
+    ],
+)
+def test_a_day_written_year_first_that_does_not_exist_is_no_date(pub_date: str) -> None:
+    """A date written year first with slashes, dots or CJK whose month or day does not exist
+    (month 13, 30 February, `13:00 PM`) is no date, in RSS and a JSON Feed as in a sitemap or
+    a page: feedparser's ISO 8601 parser took the four digits for a year alone and dated the
+    entry the first of the month the poll ran in, a date that moved with the clock."""
+    assert _one(_rss(f"<item>{GUID}<pubDate>{pub_date}</pubDate></item>")).published_at is None
+    assert _one(_json_feed({"id": "1", "date_published": pub_date})).published_at is None
+    assert parse_w3c_datetime(pub_date) is None
+
+
+@pytest.mark.parametrize(
     ("pub_date", "expected"),
     [
         ("2025-06-02 08:15:00 GMT", datetime(2025, 6, 2, 8, 15, tzinfo=UTC)),
