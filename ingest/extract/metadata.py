@@ -4,6 +4,7 @@ trafilatura's guesses. Pure; runs in the worker processes beside `ingest.extract
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,12 +26,14 @@ from ingest.normalize import (
     canonical_url,
     clean_inline,
     clean_url,
+    colon_time,
     hour_of_day,
     rfc2822_date,
     site_of,
     spelled_date,
     to_utc,
     unique_tags,
+    written_date,
     zone_offset,
 )
 from ingest.types import PageMetadata
@@ -450,6 +453,19 @@ _PUBLISHED_KEYS = (
 # A time of day: in ISO 8601's extended format or RFC 822 (`10:15`), or in the basic format
 # (`20261205T1015Z`, `2026-12-05T1015+0100`), which only its `T` tells from a date.
 _CLOCK = re.compile(r"\d:\d|\d[Tt]\d")
+# The same in the other forms a page's date is read in (`normalize.written_date`): an hour
+# before German's `Uhr` (`12 Uhr`), a Unix time.
+_WRITTEN_CLOCK = re.compile(r"\d\s*(?i:uhr)\b|^\s*\d{10}(?:\d{3})?(?:\.\d+)?\s*$")
+
+
+def _has_clock(raw: str) -> bool:
+    """Whether a date gives a time of day (`_CLOCK`), one written with dots (`2025-08-11
+    12.30`, read as `colon_time` writes it) or in `_WRITTEN_CLOCK`'s forms too."""
+    if _CLOCK.search(raw) is not None:
+        return True
+    if "." in raw and _CLOCK.search(colon_time(raw)) is not None:
+        return True
+    return _WRITTEN_CLOCK.search(raw) is not None
 
 
 def choose_published(
@@ -468,18 +484,18 @@ def choose_published(
         (
             when.tzinfo
             for raw in [*candidates, *others]
-            if raw and _CLOCK.search(raw) and (when := _iso(raw)) and when.tzinfo is not None
+            if raw and _has_clock(raw) and (when := _iso(raw)) and when.tzinfo is not None
         ),
         None,
     )
     raw, chosen = parsed[0]
-    if not _CLOCK.search(raw):
+    if not _has_clock(raw):
         day = chosen.date()
         for other_raw, other in parsed[1:]:
-            if _CLOCK.search(other_raw) and abs((other.date() - day).days) <= 1:
+            if _has_clock(other_raw) and abs((other.date() - day).days) <= 1:
                 raw, chosen = other_raw, other
                 break
-    has_time = bool(_CLOCK.search(raw))
+    has_time = _has_clock(raw)
     if chosen.tzinfo is None and has_time and offset is not None:
         chosen = chosen.replace(tzinfo=offset)
     try:
@@ -496,14 +512,23 @@ def _iso(value: str) -> datetime | None:
     08:15 HST`, `Jun 2, 2025 8:15 AM EDT`) and tell its time on a 12-hour clock: that time in
     that zone (a name the table does not know is none, as in feeds and sitemaps). A date
     written with its month's name, with or without a time (`June 2, 2025`, `2 June 2025`,
-    `June 2, 2025 at 8:15 AM EDT`), is read by `spelled_date`: a day alone is its midnight."""
+    `June 2, 2025 at 8:15 AM EDT`), is read by `spelled_date`: a day alone is its midnight.
+    Any other form a feed's or a sitemap's date is read in (German's `12:30 Uhr`, a zone's
+    name after an offset, `GMT+02:00` or a tz database zone after the time, its year last or
+    first in digits, a Unix time) is read as they read it (`normalize.written_date`)."""
     text = value.strip()
     if text.endswith(("Z", "z")) and text[-2:-1].isdigit():  # UTC's designator, not a name's
         text = text[:-1] + "+00:00"
     try:
-        return datetime.fromisoformat(text)
+        iso = datetime.fromisoformat(text)
     except ValueError:
         pass
+    else:
+        if iso.microsecond and not iso.minute and not iso.second and "." in text:
+            # Python reads a time written with dots, `12.30`, as 12:00:00.3.
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(colon_time(text))
+        return iso
     if (spelled := spelled_date(text)) is not None:
         return spelled
     zone = None
@@ -517,7 +542,9 @@ def _iso(value: str) -> datetime | None:
         when = rfc2822_date(text)
     if when is not None and zone is not None and when.tzinfo is None:
         return when.replace(tzinfo=zone)
-    return when
+    # The other forms feeds and sitemaps are read in, by the same rule; only where the page's
+    # usual forms gave nothing.
+    return when if when is not None else written_date(value)
 
 
 # The zone's name a date-time ends with (`... 08:15 HST`), looked up in `ZONE_OFFSETS`.
@@ -541,7 +568,7 @@ def _article_time(tree: _Element) -> str | None:
     for scope in scopes[:1]:
         for el in scope.iter("time"):
             value = (el.get("datetime") or "").strip()
-            if "T" in value or _CLOCK.search(value):
+            if "T" in value or _has_clock(value):
                 return value
     return None
 

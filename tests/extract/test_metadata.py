@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import html
 
+from ingest.documents.feeds import parse_feed
+from ingest.documents.sitemaps import parse_w3c_datetime
 from ingest.extract.metadata import (
     choose_published,
     complete_metadata,
@@ -682,6 +684,89 @@ def test_an_rfc_822_page_date_is_read_in_the_zone_it_names_or_is_none(
     in UTC (in India, five and a half hours ahead); `-0000` (a zone unknown to the writer) is
     UTC as before."""
     assert choose_published([value]) == expected
+
+
+_AUG_11 = datetime(2025, 8, 11, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("11.08.2025, 12:30 Uhr", (_AUG_11 + timedelta(hours=12, minutes=30), True)),
+        ("11.08.2025 um 12:30 Uhr MESZ", (_AUG_11 + timedelta(hours=10, minutes=30), True)),
+        ("11.08.2025, 12 Uhr", (_AUG_11 + timedelta(hours=12), True)),
+        ("11.08.2025", (_AUG_11, False)),
+        ("25/08/2025 14:30", (_AUG_11 + timedelta(days=14, hours=14, minutes=30), True)),
+        ("2025-08-11 14:00:00 +0200 (CEST)", (_AUG_11 + timedelta(hours=12), True)),
+        ("2025-08-11T14:00:00+02:00[Europe/Berlin]", (_AUG_11 + timedelta(hours=12), True)),
+        ("2025-08-11 14:00:00 GMT+02:00", (_AUG_11 + timedelta(hours=12), True)),
+        ("2025-08-11T14:00:00 UTC+2", (_AUG_11 + timedelta(hours=12), True)),
+        ("2025-08-11 14:00:00 Europe/Berlin", (_AUG_11 + timedelta(hours=12), True)),
+        ("2025-01-11 14:00:00 Europe/Berlin", (datetime(2025, 1, 11, 13, tzinfo=UTC), True)),
+        ("2025-08-11 12.30", (_AUG_11 + timedelta(hours=12, minutes=30), True)),
+        ("2025-08-11T12.30+02:00", (_AUG_11 + timedelta(hours=10, minutes=30), True)),
+        ("1754915400", (_AUG_11 + timedelta(hours=12, minutes=30), True)),
+        ("1754915400000", (_AUG_11 + timedelta(hours=12, minutes=30), True)),
+        ("2025/08/11 14:00", (_AUG_11 + timedelta(hours=14), True)),
+        ("2025/8/11 2:00 PM +0900", (_AUG_11 + timedelta(hours=5), True)),
+        ("2025年8月11日 14:00", (_AUG_11 + timedelta(hours=14), True)),
+        ("11/08/2025", (None, False)),
+        ("11.08.2025, 12:30 Uhr IST", (None, False)),
+        ("2025-08-11 14:00:00 Europe/Nowhere", (None, False)),
+        ("2025/13/11 14:00", (None, False)),
+        ("2025/5/2 13:00 PM", (None, False)),
+    ],
+)
+def test_a_page_date_in_a_form_feeds_read_is_read_as_a_feed_s(
+    value: str, expected: tuple[datetime | None, bool]
+) -> None:
+    """A page's date written as feeds and sitemaps are read (German's `Uhr`, an offset then
+    its zone's name, `GMT+02:00` or a tz database zone after an ISO 8601 time, a time with
+    dots, its year last or first, a Unix time) is the time a feed and a sitemap read in it,
+    with its time of day, by the one rule (`normalize.written_date`); an ambiguous day
+    (`11/08/2025`), a day that does not exist and a zone none reads are none. It was no date
+    from the page (`2025-08-11 12.30` was 12:00:00.3): htmldate's guess, else the feed's."""
+    assert choose_published([value]) == expected
+    published = (
+        parse_feed(
+            f"<rss><channel><item><guid>g</guid><pubDate>{value}</pubDate></item></channel></rss>".encode(),
+            URL,
+        )
+        .entries[0]
+        .published_at
+    )
+    assert published == parse_w3c_datetime(value) == expected[0]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<meta property="article:published_time" content="11.08.2025, 12:30 Uhr">',
+        '<meta name="date" content="2025-08-11T12:30:00+00:00[UTC]">',
+        '<meta itemprop="datePublished" content="1754915400">',
+        _ld({"@type": "NewsArticle", "headline": "H", "datePublished": "2025-08-11 12.30"}),
+    ],
+)
+def test_a_page_s_meta_tag_or_json_ld_date_in_a_form_feeds_read_is_its_publication(
+    head: str,
+) -> None:
+    """`article:published_time`, a `date` meta, `itemprop="datePublished"` or JSON-LD
+    `datePublished` written so: that time, with its time of day, instead of no date."""
+    meta = _meta(head)
+    assert (meta.published_at, meta.published_has_time) == (
+        _AUG_11 + timedelta(hours=12, minutes=30),
+        True,
+    )
+
+
+def test_a_zone_less_page_time_in_a_form_feeds_read_takes_the_page_s_offset() -> None:
+    """A zone-less time so written (`11.08.2025, 12:30 Uhr`) is read in the offset the page
+    gives its modification time, as a zone-less ISO 8601 one is."""
+    head = (
+        '<meta property="article:published_time" content="11.08.2025, 12:30 Uhr">'
+        '<meta property="article:modified_time" content="2025-08-11T14:00:00+02:00">'
+    )
+    assert _meta(head).published_at == _AUG_11 + timedelta(hours=10, minutes=30)
 
 
 @pytest.mark.parametrize(
