@@ -249,6 +249,9 @@ class Settings:
     claim's per-host limit, a PostgreSQL integer (a value of 2**30 or more failed every claim)."""
     host_delay: float = _setting(0.5, ge=0)
     max_crawl_delay: float = _setting(30.0, ge=0)
+    max_retry_after: float = _setting(3600.0, gt=0)
+    """The longest a Retry-After holds a host and its feeds (`schedule.retry_after_wait`), at
+    most INGEST_MAX_INTERVAL."""
     robots_cache_seconds: float = _setting(3600.0, ge=0)
 
     # work
@@ -322,6 +325,7 @@ class Settings:
             deactivate_after=timedelta(seconds=self.deactivate_after),
             redirect_after_fetches=self.redirect_after_fetches,
             redirect_after=timedelta(seconds=self.redirect_after),
+            max_retry_after=timedelta(seconds=self.max_retry_after),
         )
 
 

@@ -68,7 +68,7 @@ from ingest.schedule import (
     decide_feed_failure,
     decide_feed_update,
     on_clock,
-    parse_retry_after,
+    retry_after_wait,
 )
 from ingest.store import Store, refused
 from ingest.store.articles import KnownEntries, StoredCounts, WriteItem
@@ -835,10 +835,9 @@ class Pipeline:
         the response's URL): after a redirect, the host the feed was sent to, not the one it is
         registered at. That URL is spelled as the request went out (an internationalized name
         in punycode); its canonical form spells the host as the feeds' registered URLs do."""
-        wait = parse_retry_after(e.retry_after, now, date=e.date)
+        wait = retry_after_wait(self.policy, e.retry_after, now, date=e.date)
         if not wait:
             return
-        wait = min(wait, self.policy.max_interval)
         with contextlib.suppress(ValueError):
             refused = canonical_url(refused)
         host = host_key(urlsplit(refused).hostname or "")

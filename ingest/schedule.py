@@ -43,6 +43,9 @@ class Policy:
     404s in a row over at least `missing_after` (a 410 at once): 404s, not failures of any
     kind that a 404 ends."""
     missing_after: timedelta = timedelta(hours=6)
+    max_retry_after: timedelta = timedelta(hours=1)
+    """The longest a Retry-After (429, 503) holds a feed, its host's other feeds and the host
+    (`retry_after_wait`), and never beyond `max_interval`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,26 @@ def parse_retry_after(
         wait for member in _members(value) if (wait := _member_wait(member, since)) is not None
     ]
     return max(waits, default=None)
+
+
+def retry_after_cap(policy: Policy) -> timedelta:
+    """The longest wait a Retry-After is honoured for: `max_retry_after`, or the service's
+    `max_interval` where that is shorter (the longest interval of any poll)."""
+    return min(policy.max_retry_after, policy.max_interval)
+
+
+def retry_after_wait(
+    policy: Policy, value: str | None, now: datetime, *, date: str | None = None
+) -> timedelta | None:
+    """How long a Retry-After holds a feed, its host's other feeds in the database and the
+    host in the process that met it (`parse_retry_after`), capped at `retry_after_cap`: the
+    one rule of all three. A server asking for a day, a month or for ever (an error page's
+    `Retry-After: 86400`, a maintenance page's date weeks ahead) is asked again after the cap,
+    one request, rather than every feed of its site left unread for that long. `policy` is
+    the service's, not a feed's own: a feed's lower `max_interval` bounds its polls, not the
+    server's word."""
+    wait = parse_retry_after(value, now, date=date)
+    return None if wait is None else min(wait, retry_after_cap(policy))
 
 
 def _member_wait(member: str, since: datetime) -> timedelta | None:
@@ -588,10 +611,11 @@ def decide_feed_failure(
     before, counted apart from the failures before them: hours of 503s ended by one 404 are a
     site coming back, not a feed gone (`status` is the HTTP status of the failure, if any;
     `date` its Date header, which a Retry-After HTTP-date counts from). A Retry-After is
-    capped at the service's maximum interval, not at a lower one of the feed's own (`ingest
-    feeds set`): the operator asks to hear from the feed that often, not to ask again against
-    the server's word; nor to probe a feed given up on more often than the service probes
-    any."""
+    capped by the service's policy (`retry_after_wait`), not by a lower maximum interval of
+    the feed's own (`ingest feeds set`): the operator asks to hear from the feed that often,
+    not to ask again against the server's word; nor to probe a feed given up on more often
+    than the service probes any."""
+    service = policy
     service_max = policy.max_interval
     policy = policy_for(policy, feed.settings)
     failures = feed.consecutive_failures + 1
@@ -638,8 +662,8 @@ def decide_feed_failure(
             interval=policy.default_interval,
             failures=failures,
             active=active,
-            retry_after=parse_retry_after(retry_after, now, date=date),
-            retry_after_cap=slowest,
+            retry_after=retry_after_wait(service, retry_after, now, date=date),
+            retry_after_cap=retry_after_cap(service),
             rng=rng,
         ),
         error=error,

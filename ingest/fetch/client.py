@@ -39,7 +39,7 @@ from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
 from ingest.normalize import host_key, registered_domain
-from ingest.schedule import parse_retry_after
+from ingest.schedule import retry_after_wait
 from ingest.types import FetchKind, FetchResult, is_credential_header
 
 RobotsVerdict = Literal["allowed", "disallowed", "unavailable"]
@@ -367,6 +367,7 @@ class Fetcher:
         `ssl_context` replaces the default (certifi's CA bundle, one context per process: see
         `preload`), for a test CA or a private one."""
         self._settings = settings
+        self._policy = settings.policy()
         self._clock = clock
         allow = settings.allow_private_networks
         asyncio_primitives()
@@ -661,7 +662,7 @@ class Fetcher:
         self, target: httpx.URL, status: int, retry_after: str | None, date: str | None
     ) -> None:
         """A host that answered 429 or 503 with a Retry-After gets no request before then
-        (capped at max_interval, as the database's hold of its feeds is): the rest of a feed's
+        (capped as the database's hold of its feeds is: `retry_after_wait`): the rest of a feed's
         pages must not go out a host delay apart into the same refusal, each spending one of
         its tries. A request waits out at most max_crawl_delay of it, as of a Crawl-delay, and
         fails at once while more is left (`HostHeld`): a site must not hold pages, and the feeds
@@ -678,11 +679,10 @@ class Fetcher:
 
     def _retry_after_seconds(self, retry_after: str | None, date: str | None) -> float | None:
         """The seconds a Retry-After asks for (an HTTP-date counted from the response's own
-        Date), capped at max_interval; None without a valid one."""
-        wait = parse_retry_after(retry_after, datetime.now(UTC), date=date)
-        if wait is None:
-            return None
-        return min(wait.total_seconds(), self._settings.max_interval)
+        Date), capped as the database's hold of the host's feeds is (`retry_after_wait`);
+        None without a valid one."""
+        wait = retry_after_wait(self._policy, retry_after, datetime.now(UTC), date=date)
+        return None if wait is None else wait.total_seconds()
 
     async def _read_body(self, url: str, response: httpx.Response, kind: FetchKind) -> bytes:
         cap = self._cap(kind)

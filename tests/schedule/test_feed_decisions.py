@@ -126,10 +126,32 @@ def test_a_permanent_redirect_moves_the_feed_once_it_has_held() -> None:
 
 
 def test_a_failure_backs_off_and_honours_a_later_retry_after() -> None:
-    failure = _fail(FEED, "HTTP 503", retry_after="7200")
+    failure = _fail(FEED, "HTTP 503", retry_after="2400")
     assert failure.failures == 1
     assert not failure.deactivate
-    assert failure.next_fetch_at == NOW + timedelta(hours=2)
+    assert failure.next_fetch_at == NOW + timedelta(minutes=40)
+
+
+def test_a_retry_after_is_capped_at_max_retry_after() -> None:
+    """A Retry-After of a day, a date a month ahead or 20 digits holds the feed for
+    `max_retry_after` (an hour by default), and never beyond `max_interval` where that is
+    shorter; a backoff longer than the cap is not cut short by it (was: capped at max_interval
+    alone, a day: one error page's `Retry-After: 86400` and the feed went unread for a day)."""
+    month = format_datetime(NOW + timedelta(days=30), usegmt=True)
+    for asked in ("86400", month, "9" * 20):
+        assert _fail(FEED, "HTTP 503", retry_after=asked).next_fetch_at == NOW + HOUR
+    six_hours = replace(POLICY, max_retry_after=6 * HOUR)
+    failure = decide_feed_failure(
+        FEED, "HTTP 503", retry_after="86400", policy=six_hours, now=NOW, rng=random.Random(1)
+    )
+    assert failure.next_fetch_at == NOW + 6 * HOUR
+    short = replace(POLICY, max_interval=timedelta(minutes=30))
+    failure = decide_feed_failure(
+        FEED, "HTTP 503", retry_after="86400", policy=short, now=NOW, rng=random.Random(1)
+    )
+    assert failure.next_fetch_at == NOW + timedelta(minutes=30)
+    streak = replace(FEED, consecutive_failures=9, failing_since=NOW)
+    assert _fail(streak, "HTTP 503", retry_after="86400").next_fetch_at - NOW >= 12 * HOUR
 
 
 def test_a_long_streak_of_failures_gives_the_feed_up() -> None:
@@ -267,12 +289,13 @@ def test_a_long_streak_of_an_active_feed_polled_at_most_daily_backs_off_to_the_m
 def test_a_feed_s_own_maximum_interval_does_not_cut_a_retry_after_short() -> None:
     """A feed the operator wants polled at least every 10 minutes (`ingest feeds set URL
     max_interval=10m`) that answers 429 with `Retry-After: 3600` is not asked again before the
-    hour: the server's word is capped at the service's INGEST_MAX_INTERVAL (24 h), not at the
-    feed's own maximum, which would send the next request into the same refusal."""
+    hour: the server's word is capped at the service's INGEST_MAX_RETRY_AFTER (an hour, within
+    INGEST_MAX_INTERVAL), not at the feed's own maximum, which would send the next request
+    into the same refusal."""
     feed = replace(FEED, settings=FeedSettings(max_interval=timedelta(minutes=10)))
     assert _fail(feed, "HTTP 429", status=429, retry_after="3600").next_fetch_at == NOW + HOUR
     assert _fail(feed, "HTTP 429", status=429, retry_after="999999").next_fetch_at == (
-        NOW + POLICY.max_interval
+        NOW + POLICY.max_retry_after
     )
     # Without a Retry-After, the feed's own maximum bounds its backoff as before.
     streak = replace(feed, consecutive_failures=8, failing_since=NOW)

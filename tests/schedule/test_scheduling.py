@@ -280,10 +280,10 @@ async def test_hostile_hints_keep_a_feed_between_the_minimum_and_maximum_interva
     ("retry_after", "expected"),
     [
         pytest.param("Thu, 01 Jan 2015 00:00:00 GMT", 300, id="a-date-past"),
-        pytest.param("Fri, 31 Dec 9999 23:59:59 GMT", 86400, id="a-date-far-ahead"),
+        pytest.param("Fri, 31 Dec 9999 23:59:59 GMT", 3600, id="a-date-far-ahead"),
         pytest.param("-600", 300, id="negative-seconds"),
         pytest.param("0", 300, id="zero"),
-        pytest.param("9" * 30, 86400, id="30-digits"),
+        pytest.param("9" * 30, 3600, id="30-digits"),
     ],
 )
 async def test_a_failure_s_hostile_retry_after_keeps_it_between_the_bounds(
@@ -291,7 +291,7 @@ async def test_a_failure_s_hostile_retry_after_keeps_it_between_the_bounds(
 ) -> None:  # type: ignore[no-untyped-def]
     """A first failure (503) with a Retry-After in the past, of zero or negative seconds
     waits INGEST_MIN_INTERVAL, its backoff; one in the year 9999 or of 30 digits waits
-    INGEST_MAX_INTERVAL, no longer."""
+    INGEST_MAX_RETRY_AFTER (an hour), no longer."""
     pipeline, _clock, store = env
     server.routes["/f"] = Response(
         503, b"down", {"Retry-After": retry_after, "Content-Type": "text/plain"}
@@ -1051,6 +1051,64 @@ async def test_a_retry_after_on_one_feed_holds_the_host_s_other_feeds_for_every_
     assert timedelta(hours=1, minutes=59) <= due[urls["later"]] <= timedelta(hours=2)
     assert due[urls["paused"]] > timedelta(days=365)
     assert due[urls["elsewhere"]] > timedelta(minutes=20)
+
+
+def _retry_afters() -> dict[str, str]:
+    month = format_datetime(datetime.now(UTC) + timedelta(days=30), usegmt=True)
+    return {"a-day": "86400", "a-month-ahead": month, "huge": "9" * 20}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("asked", list(_retry_afters()))
+async def test_a_long_retry_after_holds_a_feed_and_its_host_for_max_retry_after(
+    server: LocalServer, database_url: str, inline_workers: InlineWorkers, asked: str
+) -> None:
+    """A feed answering 503 with a Retry-After of a day, an HTTP-date a month ahead or 20
+    digits holds the feed, its host's other feeds (in the database, for every replica) and the
+    host itself (`ingest.host_holds`, past the run) for INGEST_MAX_RETRY_AFTER, an hour by
+    default, and no more (was: for INGEST_MAX_INTERVAL, a day: a site whose error page carries
+    `Retry-After: 86400` went unread for a day, every feed of it)."""
+    server.routes["/busy"] = Response(503, b"maintenance", {"Retry-After": _retry_afters()[asked]})
+    server.routes["/other"] = static(rss(server.base, [START]), "application/rss+xml")
+    busy, other = server.url("/busy"), server.url("/other")
+    pool = make_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        store = Store(pool)
+        for url in (busy, other):
+            await store.add_feed(url)
+        with psycopg.connect(database_url) as conn:
+            for url, due in ((busy, "-2 minutes"), (other, "-1 minute")):
+                conn.execute(
+                    "UPDATE ingest.feeds SET next_fetch_at = now() + %s::interval WHERE url = %s",
+                    [due, url],
+                )
+        settings = Settings(
+            database_url=database_url,
+            allow_private_networks=True,
+            host_delay=0,
+            concurrent_feeds=1,
+            feeds_per_tick=1,
+            max_crawl_delay=0,
+        )
+        async with Fetcher(settings) as fetcher:
+            pipeline = Pipeline(settings, store, fetcher, inline_workers, rng=random.Random(1))
+            summary = await pipeline.run()
+    finally:
+        await pool.close()
+    assert summary.failed == 1
+    assert len(server.hits("/busy")) == 1
+    assert server.hits("/other") == []
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "SELECT url, next_fetch_at - polled_at AS waits, next_fetch_at - now() AS due_in"
+            " FROM ingest.feeds"
+        ).fetchall()
+        (hold,) = conn.execute("SELECT held_until - now() AS left FROM ingest.host_holds")
+    waits = {r["url"]: r for r in rows}
+    assert waits[busy]["waits"] == HOUR
+    assert timedelta(minutes=59) <= waits[other]["due_in"] <= HOUR
+    assert timedelta(minutes=59) <= hold["left"] <= HOUR
 
 
 @pytest.mark.anyio
