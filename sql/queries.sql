@@ -424,11 +424,28 @@ RETURNING f.id;
 -- where the process still holds them, are another's to take each one's delay from now
 -- (%(delays)s seconds: the host delay, raised by its Crawl-delay, or the rest of its
 -- Retry-After, which may outlast the leases), so that their next request does not follow its
--- last one sooner, nor come while the host asked for none (sql/0045).
-UPDATE ingest.host_holds hh
-SET held_until = now() + make_interval(secs => r.delay)
-FROM unnest(%(hosts)s::text[], %(delays)s::float8[]) AS r(host, delay)
-WHERE hh.host = r.host AND hh.held_by = %(owner)s AND hh.held_until > now();
+-- last one sooner, nor come while the host asked for none (sql/0045). Where another process's
+-- claim set a host aside for this one (sql/0049), its time aside ends with the hold, so that
+-- the other claims read the host then; a row another transaction holds is left as it is (the
+-- host then left to this process until its time aside runs out, the end of the hold as it was
+-- when it was set aside).
+WITH released AS (
+    UPDATE ingest.host_holds hh
+    SET held_until = now() + make_interval(secs => r.delay)
+    FROM unnest(%(hosts)s::text[], %(delays)s::float8[]) AS r(host, delay)
+    WHERE hh.host = r.host AND hh.held_by = %(owner)s AND hh.held_until > now()
+    RETURNING hh.host, hh.held_until
+)
+UPDATE ingest.feed_hosts fh
+SET aside_until = r.held_until
+FROM released r
+WHERE fh.host = r.host AND fh.host IN (
+    SELECT l.host FROM ingest.feed_hosts l
+    WHERE l.host IN (SELECT x.host FROM released x)
+      AND l.aside_for = %(owner)s AND l.aside_until > now()
+    ORDER BY l.host
+    FOR UPDATE SKIP LOCKED
+) AND fh.aside_until > r.held_until;
 
 -- name: known_urls
 -- The URLs not to fetch: those an article is stored under (its id), and those whose article

@@ -476,6 +476,58 @@ async def test_a_host_another_process_holds_is_left_to_it(store: Store, database
         assert held_for(conn, "one.example")[0] == "b"
 
 
+def hosts_read(conn: psycopg.Connection[Any]) -> int:
+    """Rows of ingest.feed_hosts and ingest.host_holds this session has read so far, by index
+    or by scan."""
+    row = conn.execute(
+        "SELECT sum(COALESCE(idx_tup_fetch, 0) + COALESCE(seq_tup_read, 0))"
+        " FROM pg_stat_xact_user_tables"
+        " WHERE relid IN ('ingest.feed_hosts'::regclass, 'ingest.host_holds'::regclass)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_claims_read_past_the_hosts_another_process_holds_once_not_at_every_claim(
+    database_url: str,
+) -> None:
+    """200 hosts with due feeds that another process holds (each one's backlog beyond the
+    feeds it has in flight), due before 20 free hosts. Every claim of another process used to
+    read all 200 rows and ask ingest.host_holds about each, its work growing with the hosts
+    the other replicas poll rather than with its batch (9,000 such hosts: 40,000 buffers a
+    claim of 50). The first claim reading past them now sets each aside until its hold ends,
+    and the next claims do not read them; the process holding them still claims their
+    feeds."""
+    read = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n in range(200):
+            add(conn, f"held{n}.example", 2, "-2 hours", start=n * 10)
+        for n in range(20):
+            add(conn, f"free{n}.example", 3, "-1 hour", start=n * 10)
+        conn.execute(
+            "INSERT INTO ingest.host_holds (host, held_by, held_until)"
+            " SELECT host, 'other', now() + interval '10 minutes' FROM ingest.feed_hosts"
+            " WHERE host LIKE 'held%'"
+        )
+        conn.execute("ANALYZE ingest.feed_hosts")
+        for _ in range(3):
+            # A session of its own each, the rows it read its claim's alone; planned as on a
+            # large database, where a claim reads the rows by their indexes (with these 220
+            # hosts, a sequential scan of them all is cheaper).
+            with psycopg.connect(database_url) as claiming:
+                claiming.execute("SET enable_seqscan = off")
+                before = hosts_read(claiming)
+                claimed = claim(claiming, limit=5)
+                read.append(hosts_read(claiming) - before)
+            assert claimed
+            assert all(host.startswith("free") for _, host in claimed), claimed
+        with psycopg.connect(database_url) as holder:
+            theirs = {host for _, host in claim(holder, limit=200, owner="other")}
+        assert theirs == {f"held{n}.example" for n in range(200)}
+    assert read[0] > 200
+    assert max(read[1:]) < 100, read
+
+
 def test_claims_of_every_feed_at_once_take_different_hosts(database_url: str) -> None:
     """Two passes over every feed (`run --once --all`) claiming at the same moment: the second
     takes none of the hosts the first, still uncommitted, read (their rows are locked), and
