@@ -120,13 +120,15 @@ def shown_feed(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def feed_line(row: Mapping[str, Any]) -> str:
     """One line of `feeds list`: id, state, kind, last status, next fetch, URL, then what the
-    text comes from and why it is inactive or failing."""
+    text comes from, why it is inactive or failing, and until when a Retry-After holds it."""
     status = row["last_status"] or "never fetched"
     text = {"page": "  [text: page]", "feed": "  [text: feed]"}.get(
         row["text_mode"], "  [full text]" if row["full_text"] else ""
     )
     why = row["inactive_reason"] if not row["active"] else row["last_error"]
     note = f"  ({why})" if why else ""
+    if row.get("held_until") is not None:
+        note += f"  (held until {_when(row['held_until'])}: its host's Retry-After)"
     return (
         f"{row['id']:>6}  {feed_state(row):<8}  {row['kind']:<7}  {status:<13}  "
         f"next {_when(row['next_fetch_at']):<20}  {row['url']}{text}{note}"
@@ -156,6 +158,7 @@ def feed_details(row: Mapping[str, Any]) -> list[str]:
         ("failing since", _when(row["failing_since"])),
         ("404s in a row", _streak(row["consecutive_not_found"], row["not_found_since"])),
         ("next fetch", _when(row["next_fetch_at"])),
+        ("held until", _when(row.get("held_until"))),
         ("interval", _duration(interval)),
         ("publishes every", _duration(published.total_seconds() if published else None)),
         ("text mode", row["text_mode"]),

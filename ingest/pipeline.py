@@ -798,6 +798,11 @@ class Pipeline:
             )
             if_enabled = decide(enabled, fork)
         failure = decide(feed, self.rng)
+        # A 429 or 503 with a Retry-After holds the feed, and its host's other feeds, for as
+        # long as the one rule says (`retry_after_wait`), shown in news.feeds.held_until.
+        held_for = None
+        if isinstance(e, FetchError) and e.status in (429, 503):
+            held_for = retry_after_wait(self.policy, e.retry_after, now, date=e.date) or None
         # The full-text state of the entries stored before the failure, unless the database
         # refused the poll's values: they may be the state's own.
         full_text = None if refused(e) else self._committed.get(feed.id, _Committed()).full_text
@@ -814,12 +819,13 @@ class Pipeline:
                 if_enabled=if_enabled,
                 full_text=full_text,
                 not_found=failure.not_found,
+                held_for=held_for,
             )
         # Counted once recorded, as the poll's outcome is: a failure the database did not take
         # is handed back, polled again, and counted then.
         metrics.ERRORS.labels(type(e).__name__).inc()
-        if isinstance(e, FetchError) and e.status in (429, 503) and e.response_url:
-            await self._hold_host(feed, e, e.response_url, now)
+        if held_for is not None and isinstance(e, FetchError) and e.response_url:
+            await self._hold_host(feed, held_for, e.response_url)
         if failure.deactivate:
             log.warning("feed_deactivated", failures=failure.failures, reason=failure.reason)
         # Articles that committed before the failure stay stored (new) or updated: counted.
@@ -828,16 +834,13 @@ class Pipeline:
             feed.id, "error", new=committed.new, updated=committed.updated, error=message
         )
 
-    async def _hold_host(self, feed: Feed, e: FetchError, refused: str, now: datetime) -> None:
+    async def _hold_host(self, feed: Feed, wait: timedelta, refused: str) -> None:
         """A Retry-After on one feed of a host holds the host's other feeds too, in the
         database, where every replica's claims see it (the fetcher's own hold is only in this
-        process). Capped as the feed's is. The host held is the one that refused (`refused`,
+        process), for `wait`, the feed's own hold. The host held is the one that refused (`refused`,
         the response's URL): after a redirect, the host the feed was sent to, not the one it is
         registered at. That URL is spelled as the request went out (an internationalized name
         in punycode); its canonical form spells the host as the feeds' registered URLs do."""
-        wait = retry_after_wait(self.policy, e.retry_after, now, date=e.date)
-        if not wait:
-            return
         with contextlib.suppress(ValueError):
             refused = canonical_url(refused)
         host = host_key(urlsplit(refused).hostname or "")

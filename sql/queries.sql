@@ -12,8 +12,10 @@ ON CONFLICT (url_hash) DO UPDATE SET site_url = EXCLUDED.site_url
 RETURNING id, xmax = 0 AS added;
 
 -- name: list_feeds
+-- held_until as news.feeds shows it: the end of a Retry-After's hold not over yet (sql/0049).
 SELECT id, url, title, site_url, kind, active, inactive_reason, last_status, last_error,
-       consecutive_failures, last_fetched_at, next_fetch_at, text_mode, full_text
+       consecutive_failures, last_fetched_at, next_fetch_at, text_mode, full_text,
+       CASE WHEN held_until > now() THEN held_until END AS held_until
 FROM ingest.feeds
 ORDER BY id;
 
@@ -64,7 +66,7 @@ RETURNING settings, tags;
 -- left to finish (a failure it ends in is then the first of the enabled feed: feed_failed).
 UPDATE ingest.feeds
 SET active = true, inactive_reason = NULL, consecutive_failures = 0, failing_since = NULL,
-    consecutive_not_found = 0, not_found_since = NULL, next_fetch_at = now()
+    consecutive_not_found = 0, not_found_since = NULL, next_fetch_at = now(), held_until = NULL
 WHERE url_hash = ingest.url_hash(%(url)s)
 RETURNING id;
 
@@ -200,6 +202,7 @@ SET last_fetched_at = now(),
     full_text_cap_words = COALESCE(%(full_text_cap_words)s, full_text_cap_words),
     full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, full_text_cap_chars),
     full_text_templates = COALESCE(%(full_text_templates)s::bytea[], full_text_templates),
+    held_until = NULL,
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE id = %(id)s AND lease_owner = %(owner)s;
@@ -228,6 +231,8 @@ WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 -- not undo it (the feed given up on again, or asked again only at the slowest rate). A feed
 -- given up on already takes the reason given (it is found gone), else keeps its own.
 -- A 404 (%(not_found)s) is one more of the feed's 404s in a row; any other failure ends them.
+-- A failure with a Retry-After holds the feed for %(held_for)s (capped: ingest.schedule,
+-- retry_after_wait), shown in news.feeds.held_until; any other leaves no hold (sql/0049).
 -- The full-text state is the one the poll's stored entries left, where it failed after storing
 -- them (their comparisons are not made again: the entries are known at the next poll); null
 -- parameters leave it as it is.
@@ -278,6 +283,7 @@ SET last_fetched_at = now(),
     full_text_cap_words = COALESCE(%(full_text_cap_words)s, f.full_text_cap_words),
     full_text_cap_chars = COALESCE(%(full_text_cap_chars)s, f.full_text_cap_chars),
     full_text_templates = COALESCE(%(full_text_templates)s::bytea[], f.full_text_templates),
+    held_until = now() + %(held_for)s::interval,
     lease_owner = NULL,
     lease_expires_at = NULL
 FROM outcome o
@@ -289,10 +295,12 @@ WHERE f.id = o.id;
 -- when the hold ends, by the database's clock (or later, where it was due later: paused by the
 -- operator meanwhile), done for this pass (polled_at: `run --once --all` does not claim it again
 -- into the same hold), its lease released; its failures, 404 streak, status and error, and
--- last_fetched_at stay as they were. A no-op if the lease was lost.
+-- last_fetched_at stay as they were; news.feeds.held_until says until when it is held (sql/0049).
+-- A no-op if the lease was lost.
 UPDATE ingest.feeds
 SET next_fetch_at = GREATEST(next_fetch_at,
                              LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')),
+    held_until = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00'),
     polled_at = now(),
     lease_owner = NULL,
     lease_expires_at = NULL
@@ -302,11 +310,13 @@ WHERE id = %(id)s AND lease_owner = %(owner)s;
 -- The host of %(url)s answered feed %(id)s with 429 or 503 and a Retry-After (%(wait)s, capped at
 -- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress
 -- meets the refusal itself), are due then instead, by the database's clock, so that no replica
--- polls them into the same refusal. Paused feeds and feeds due later are left as they are. Reads
+-- polls them into the same refusal (news.feeds.held_until: until when, sql/0049). Paused feeds
+-- and feeds due later are left as they are. Reads
 -- the host's feeds, their host and the URL's as the claims read a feed's (index on the host
 -- and next_fetch_at, sql/0037); a URL without a host holds none.
 UPDATE ingest.feeds
-SET next_fetch_at = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
+SET next_fetch_at = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00'),
+    held_until = LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
 WHERE COALESCE(ingest.url_host(url), '') = ingest.url_host(%(url)s)
   AND next_fetch_at < LEAST(now() + %(wait)s::interval, '9999-01-01 00:00:00+00')
   AND id <> %(id)s

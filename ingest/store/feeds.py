@@ -255,6 +255,7 @@ class FeedStore(StoreBase):
         if_enabled: FeedFailure | None = None,
         full_text: FullText | None = None,
         not_found: bool = False,
+        held_for: timedelta | None = None,
     ) -> None:
         """Record a failed poll (and, with `deactivate`, give up on the feed, `reason` saying
         why; a `reason` alone replaces that of a feed given up on already) and release the
@@ -264,7 +265,9 @@ class FeedStore(StoreBase):
         since, `if_enabled` (the failure decided for the feed as enabled) is recorded instead.
         The URLs the error and reason quote are stored as `redact_text` shows them.
         `full_text`: the feed's full-text state as the poll's stored entries left it, where
-        the poll failed after storing them (None leaves the stored state as it is)."""
+        the poll failed after storing them (None leaves the stored state as it is).
+        `held_for`: how long the failure's Retry-After holds the feed (`news.feeds.held_until`,
+        from the database's now); None: no hold."""
         fresh = if_enabled
         error = redact_text(error)
         await self._all(
@@ -285,6 +288,7 @@ class FeedStore(StoreBase):
                     _inactive_reason(fresh.deactivate, fresh.reason, error) if fresh else None
                 ),
                 "not_found": not_found,
+                "held_for": held_for,
                 **_full_text_params(full_text),
             },
         )

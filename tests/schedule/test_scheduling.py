@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from ingest import admin
 from ingest.config import Settings
 from ingest.fetch import Fetcher
 from ingest.pipeline import Pipeline
@@ -1067,7 +1068,9 @@ async def test_a_long_retry_after_holds_a_feed_and_its_host_for_max_retry_after(
     digits holds the feed, its host's other feeds (in the database, for every replica) and the
     host itself (`ingest.host_holds`, past the run) for INGEST_MAX_RETRY_AFTER, an hour by
     default, and no more (was: for INGEST_MAX_INTERVAL, a day: a site whose error page carries
-    `Retry-After: 86400` went unread for a day, every feed of it)."""
+    `Retry-After: 86400` went unread for a day, every feed of it). Both feeds say until when
+    they are held: `news.feeds.held_until`, `ingest feeds list` and `feeds show` (was: a next
+    fetch a day ahead, nothing said why)."""
     server.routes["/busy"] = Response(503, b"maintenance", {"Retry-After": _retry_afters()[asked]})
     server.routes["/other"] = static(rss(server.base, [START]), "application/rss+xml")
     busy, other = server.url("/busy"), server.url("/other")
@@ -1094,21 +1097,28 @@ async def test_a_long_retry_after_holds_a_feed_and_its_host_for_max_retry_after(
         async with Fetcher(settings) as fetcher:
             pipeline = Pipeline(settings, store, fetcher, inline_workers, rng=random.Random(1))
             summary = await pipeline.run()
+        listed = [admin.feed_line(row) for row in await store.list_feeds()]
+        shown = admin.feed_details(await store.feed_details(other) or {})
     finally:
         await pool.close()
+    assert all("its host's Retry-After" in line for line in listed), listed
+    assert any(line.startswith("held until") and "Z" in line for line in shown), shown
     assert summary.failed == 1
     assert len(server.hits("/busy")) == 1
     assert server.hits("/other") == []
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         rows = conn.execute(
-            "SELECT url, next_fetch_at - polled_at AS waits, next_fetch_at - now() AS due_in"
-            " FROM ingest.feeds"
+            "SELECT f.url, f.next_fetch_at - f.polled_at AS waits,"
+            " f.next_fetch_at - now() AS due_in, n.held_until - now() AS held_for"
+            " FROM ingest.feeds f JOIN news.feeds n USING (id)"
         ).fetchall()
         (hold,) = conn.execute("SELECT held_until - now() AS left FROM ingest.host_holds")
     waits = {r["url"]: r for r in rows}
     assert waits[busy]["waits"] == HOUR
     assert timedelta(minutes=59) <= waits[other]["due_in"] <= HOUR
     assert timedelta(minutes=59) <= hold["left"] <= HOUR
+    for url in (busy, other):
+        assert timedelta(minutes=59) <= waits[url]["held_for"] <= HOUR
 
 
 @pytest.mark.anyio

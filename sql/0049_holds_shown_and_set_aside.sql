@@ -1,8 +1,41 @@
+-- A feed that a Retry-After holds (its own 429 or 503, or another feed's of its host) says so:
+-- news.feeds.held_until is when the hold ends (NULL when none holds it now), which `ingest feeds
+-- list` and `feeds show` print, where the feed's next fetch alone said nothing of why it was
+-- later than its schedule.
+
+ALTER TABLE ingest.feeds ADD COLUMN held_until timestamptz;
+
+CREATE OR REPLACE VIEW news.feeds AS
+SELECT f.id,
+       ingest.redacted_url(f.url) AS url,
+       f.title,
+       ingest.redacted_url(f.site_url) AS site_url,
+       f.active,
+       f.added_at,
+       f.last_fetched_at,
+       f.next_fetch_at,
+       f.last_status,
+       ingest.redacted_text(f.last_error) AS last_error,
+       f.consecutive_failures,
+       ingest.redacted_text(f.inactive_reason) AS inactive_reason,
+       f.failing_since,
+       f.publish_interval,
+       f.kind,
+       f.text_mode,
+       f.full_text,
+       f.full_text_evidence,
+       f.tags,
+       f.settings - 'headers' AS settings,
+       f.consecutive_not_found,
+       f.not_found_since,
+       CASE WHEN f.held_until > now() THEN f.held_until END AS held_until
+FROM ingest.feeds f;
+
 -- A claim read past every due host another process holds (sql/0045), at every claim: the
 -- hosts the other replicas poll whose due feeds are more than they have in flight stay due,
 -- and each claim read their rows of ingest.feed_hosts and asked ingest.host_holds about each,
 -- its work growing with those hosts rather than with its batch (100,000 feeds on 10,000 hosts,
--- 9,000 of them held by other processes: 40,000 buffers a claim of 50, against 3,700 with
+-- 9,000 of them held by other processes: 40,000 buffers a claim of 50, against 4,000 with
 -- none held). A claim that reads past a host another process holds now sets it aside for that
 -- process until the hold ends (ingest.feed_hosts.aside_for, aside_until): the claims of other
 -- processes read it again only then (a renewal having moved the hold on, they set it aside
