@@ -24,7 +24,7 @@ import structlog
 
 from ingest import __version__, logs
 from ingest.config import Settings, load_settings, run_problem, unknown_variables
-from ingest.errors import ConfigError, IngestError, LockLost
+from ingest.errors import ConfigError, DatabaseSilent, IngestError, LockLost
 from ingest.launcher import hung_up, terminated
 from ingest.normalize import canonical_url, redact_text, redact_url, without_feed_scheme
 from ingest.store import Store
@@ -886,7 +886,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         async with open_pipeline(settings, dsn) as pipeline:
             # SIGTERM (SIGHUP) cancels the pass as Ctrl-C does: claimed feeds are handed back.
             _cancel_on_sigterm()
-            summary = await pipeline.run(all_feeds=args.all)
+            async with watching(dsn, pipeline.store.pool):
+                summary = await pipeline.run(all_feeds=args.all)
         print(
             f"feeds: {summary.feeds} ({summary.ok} ok, {summary.not_modified} not modified, "
             f"{summary.failed} failed, {summary.held} held); articles: {summary.new_articles} new "
@@ -1092,6 +1093,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         # lock, its checkpoint intact.
         print(f"ingest: {e}; stopped, run the same command again to continue", file=sys.stderr)
         return LOCK_LOST_EXIT
+    except DatabaseSilent as e:
+        # Stopped as every command is, its checkpoint intact: the next invocation resumes.
+        print(f"ingest: {e}; run the same command again to continue", file=sys.stderr)
+        return 1
 
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:

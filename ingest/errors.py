@@ -12,7 +12,8 @@
     │   ├── WorkerTimeout          it overran its time limit; its worker was killed
     │   └── WorkerCrashed          its worker process died (segfault, out of memory)
     └── StoreError                 the database refused or is unreachable
-        └── LockLost               a backfill's advisory lock went with its database session
+        ├── LockLost               a backfill's advisory lock went with its database session
+        └── DatabaseSilent         the database answered nothing for a minute: a command stopped
 
 A 304 Not Modified to a conditional request is a normal result, never an exception (to a
 request without validators, a FetchError). Anything outside this tree is a bug: it is logged
@@ -126,6 +127,12 @@ class LockLost(StoreError):
     """The database session holding a backfill's advisory lock ended mid-run (terminated, a
     restart, a network failure): the backfill stops, as another process may now hold the lock
     and run it (`ingest backfill` exits 3)."""
+
+
+class DatabaseSilent(StoreError):
+    """The database answered nothing at all for a minute while a command worked through its
+    pool (`ingest.store.db.watching`): the command was stopped, its connections shut down
+    (exit 1)."""
 
 
 class WorkerError(IngestError):

@@ -1062,12 +1062,12 @@ async def run_backfill(
     echo: Callable[[str], None] | None = None,
 ) -> BackfillReport:
     """One invocation with its own connection pool, HTTP client and worker processes."""
-    from ingest.store.db import open_pool
+    from ingest.store.db import open_pool, watching
 
     pool = await open_pool(dsn, max_size=PAGE_CONCURRENCY + 2)
     workers = Workers(settings.workers)
     try:
-        async with Fetcher(settings) as fetcher:
+        async with watching(dsn, pool), Fetcher(settings) as fetcher:
             backfill = Backfill(
                 settings,
                 Store(pool),

@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config import Settings
-from ingest.errors import ConfigError, StoreError
+from ingest.errors import ConfigError, DatabaseSilent, StoreError
 from ingest.store.base import first_line, wrap_exceptions
 
 log = structlog.get_logger(__name__)
@@ -364,25 +364,58 @@ def make_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
 async def watching(dsn: str, pool: AsyncConnectionPool) -> AsyncIterator[None]:
     """A command's work through `pool`, watched as the migrations are (`_PoolWatch`): a
     database that answers nothing at all for MIGRATION_SILENCE_SECONDS (a network dropping its
-    packets, a server stopped without being killed) ends it with one `StoreError` saying so,
-    instead of a query waiting for ever on a connection nothing answers any more (the kernel's
-    keepalives see a silent network, not a silent server behind one that answers)."""
+    packets, a server stopped without being killed) ends it with one `DatabaseSilent` saying
+    so, instead of a query waiting for ever on a connection nothing answers any more (the
+    kernel's keepalives see a silent network, not a silent server behind one that answers).
+
+    The silence found, the pool's sessions are shut down, the pool is closed and the work is
+    cancelled: a pass of `run --once` or a backfill would otherwise go on fetching pages it
+    cannot store, and its clean-up (leases handed back, hosts released, a lock given up) wait
+    for connections the silent database cannot give, each up to the pool's timeout. Closed,
+    the pool refuses them at once; what was committed stays, and what was not rolls back with
+    its session once the server sees it gone."""
     sessions = _sessions.get(pool)
     first = next(iter(sessions), None) if sessions is not None else None
     if sessions is None or first is None:  # no session yet: its connect_timeout bounds it
         yield
         return
     watch = _PoolWatch(dsn, first, sessions)
-    task = asyncio.ensure_future(watch.run())
+    work = asyncio.current_task()
+    assert work is not None
+    inside = True
+    stopped = False
+    closing: asyncio.Future[None] | None = None
+
+    async def stop_when_silent() -> None:
+        nonlocal stopped, closing
+        await watch.run()  # returns once the database is silent
+        if watch.silence is None or not inside:
+            return
+        # Closed before the work is stopped: its clean-up finds the pool closed.
+        closing = asyncio.ensure_future(pool.close(timeout=POOL_CLOSE_SECONDS))
+        stopped = True
+        work.cancel()
+
+    task = asyncio.ensure_future(stop_when_silent())
     try:
         yield
-    except (StoreError, psycopg.Error) as e:
-        if watch.silence is not None:
-            raise StoreError(watch.silence) from e
-        raise
+    except (StoreError, psycopg.Error, asyncio.CancelledError) as e:
+        inside = False
+        if watch.silence is None or (isinstance(e, asyncio.CancelledError) and not stopped):
+            raise
+        raise DatabaseSilent(watch.silence) from e
+    else:
+        inside = False
+        if watch.silence is not None:  # found as the work ended: what it did is not sure
+            raise DatabaseSilent(watch.silence)
     finally:
+        inside = False
+        if stopped:
+            work.uncancel()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        if closing is not None:
+            await asyncio.gather(closing, return_exceptions=True)
 
 
 async def migrate(dsn: str) -> list[int]:

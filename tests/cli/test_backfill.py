@@ -49,6 +49,8 @@ from ingest.types import ParsedEntry
 from tests.support.httpserver import LocalServer, Request, Response, Route, static
 from tests.support.paths import ROOT
 from tests.support.pipelines import CONSENT_WALL
+from tests.support.processes import wait_until
+from tests.support.relay import SilentRelay
 from tests.support.virtual_time import VirtualTime
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -1660,6 +1662,70 @@ def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site)
     # The sources walked before the kill were not walked again.
     assert len(site.server.hits("/sitemap_index.xml")) == 1
     assert len(site.server.hits("/feed/?paged=3")) == 1
+
+
+WATCHED_BACKFILL = """
+import sys
+from ingest.store import db
+db.MIGRATION_PROBE_SECONDS = 0.2  # the watch's pace, as the migrations' test sets it
+db.MIGRATION_SILENCE_SECONDS = 2.0
+from ingest.cli import main
+sys.exit(main(["backfill", *sys.argv[1:]]))
+"""
+
+
+def test_a_backfill_whose_database_goes_silent_stops_and_resumes(
+    database_url: str, site: Site
+) -> None:
+    """The database's network drops every packet (no reset: a partition, a server stopped
+    behind a proxy that still acknowledges) while a backfill's pages stall: once it has
+    answered nothing for the silence allowed (60 s, 2 s here), the backfill stops,
+    `database_silent` logged, one line saying so and how to go on, exit 1; started again, it
+    resumes where it stopped, every article stored once (was: it waited for ever, its lock's
+    check and its writes on connections nothing answered any more)."""
+    site.stall = set(range(8, ARTICLES))  # the 8 newest answer, the rest hang
+    target = site.url("/")
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    through = psycopg.conninfo.make_conninfo(database_url, host="127.0.0.1", port=str(relay.port))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_BACKFILL, "--rate", "0", target],
+        env=env(through),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: len(stored(database_url)) == 8, 90)
+        relay.silence()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        relay.close()  # the sessions it held end: its lock goes with them
+    assert proc.returncode == 1, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line and not line.startswith("{")]
+    assert lines == [
+        "ingest: the database answered nothing for 2 s (a network dropping its packets, a"
+        " server stopped): the command stopped; run the same command again to continue"
+    ], stderr[-2000:]
+    assert events(stderr, "database_silent")
+    assert numbers(site, stored(database_url)) == set(range(8))
+    # The server ends the sessions once it sees them gone, the run's lock with them.
+    locks = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    assert wait_until(lambda: scalar(database_url, locks) == 0, 30)
+    site.stall = set()
+    site.gate.set()
+    resumed = backfill(database_url, target)
+    assert "(resumed)" in resumed.stdout
+    rows = stored(database_url)
+    assert numbers(site, rows) == set(range(ARTICLES))
+    assert len(rows) == ARTICLES
 
 
 def test_backfill_killed_between_storing_a_page_and_its_checkpoint_counts_it_stored(

@@ -1146,3 +1146,91 @@ def test_a_terminal_hung_up_under_run_once_hands_its_feeds_back(database_url: st
     code, shown = _hung_up_on(database_url, "run", "--once")
     assert code == 128 + signal.SIGHUP, shown[-2000:]
     assert _leased(database_url) == 0
+
+
+WATCHED_ONCE = """
+import sys
+from ingest.store import db
+db.MIGRATION_PROBE_SECONDS = 0.2  # the watch's pace, as the migrations' test sets it
+db.MIGRATION_SILENCE_SECONDS = 2.0
+from ingest.cli import main
+sys.exit(main(["run", "--once"]))
+"""
+
+
+def test_run_once_whose_database_goes_silent_stops_and_the_next_run_resumes(
+    database_url: str, site: LocalServer
+) -> None:
+    """The database's network drops every packet (no reset: a partition, a server stopped
+    behind a proxy that still acknowledges) while `run --once` waits on a feed's page, after
+    another feed's articles were stored: once it has answered nothing for the silence allowed
+    (60 s, 2 s here), the pass stops, `database_silent` logged, one line saying so, exit 1,
+    the articles stored before kept; the feed it held is polled by the next run once its
+    lease runs out (was: the pass waited for ever on connections nothing answered any more)."""
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(90)
+        return Response(200, article_page(12).encode(), {"Content-Type": "text/html"})
+
+    site.routes["/slow.xml"] = static(
+        rss(site.base, 1).replace("/story/0", "/held"), "application/rss+xml"
+    )
+    site.routes["/held"] = held
+    e = env(database_url, INGEST_READ_TIMEOUT="120", INGEST_REQUEST_DEADLINE="120")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingest.cli",
+            "feeds",
+            "add",
+            site.url("/feed.xml"),
+            site.url("/slow.xml"),
+        ],
+        env=e,
+        check=True,
+        capture_output=True,
+    )
+    info = conninfo_to_dict(database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    through = make_conninfo(database_url, host="127.0.0.1", port=str(relay.port))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_ONCE],
+        env={**e, "DATABASE_URL": through, "INGEST_LEASE_SECONDS": "5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: count_articles(database_url) == (12, 12), 60)
+        assert wait_until(lambda: any(r.path == "/held" for r in site.requests), 60)
+        relay.silence()
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            release.set()
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        relay.close()
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    errors = [line for line in stderr.splitlines() if line and not line.startswith("{")]
+    assert proc.returncode == 1, stderr[-2000:]
+    assert len(errors) == 1, stderr[-2000:]
+    assert errors[0].startswith("ingest: the database answered nothing for 2 s"), errors
+    assert "database_silent" in events
+    assert stdout == ""
+    assert count_articles(database_url) == (12, 12)
+    time.sleep(5)  # the slow feed's lease runs out
+    again = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "run", "--once"],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert count_articles(database_url) == (13, 13)

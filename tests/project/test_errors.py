@@ -15,6 +15,7 @@ from ingest.documents.feedlists import FeedListError
 from ingest.errors import (
     BlockedError,
     ConfigError,
+    DatabaseSilent,
     ExtractError,
     FeedError,
     FetchError,
@@ -53,6 +54,7 @@ SAMPLES: dict[type[IngestError], IngestError] = {
     ExtractError: ExtractError(URL, "no article text found on the page"),
     StoreError: StoreError("database unreachable"),
     LockLost: LockLost("backfill 3 lost its lock (its database session ended)"),
+    DatabaseSilent: DatabaseSilent("the database answered nothing for 60 s: the command stopped"),
     FeedListError: FeedListError("not a valid OPML file"),
     WorkerError: WorkerError("worker pool task failed"),
     WorkerTimeout: WorkerTimeout("timed out after 30s"),

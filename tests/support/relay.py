@@ -32,8 +32,14 @@ class SilentRelay:
         self._silent.clear()
 
     def close(self) -> None:
+        """Stop relaying, the connections ended both ways: the database's sessions end as
+        their client's would (shut down first: a socket closed while a thread waits on it
+        stays open until the wait ends, and the database would never see it end)."""
         self._closed.set()
         for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                if sock is not self._server:
+                    sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 
