@@ -28,7 +28,14 @@ from ingest.errors import ConfigError, DatabaseSilent, IngestError, LockLost
 from ingest.launcher import hung_up, terminated
 from ingest.normalize import canonical_url, redact_text, redact_url, without_feed_scheme
 from ingest.store import Store
-from ingest.store.db import connect, database_url, migrate, open_pool, watching
+from ingest.store.db import (
+    connect,
+    connection_defaults,
+    database_url,
+    migrate,
+    open_pool,
+    watching,
+)
 from ingest.store.retention import FORGET_PRUNED_AFTER
 
 if TYPE_CHECKING:
@@ -832,6 +839,9 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     import shutil
     import subprocess
 
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
     from ingest import admin
 
     dsn = database_url(settings)
@@ -845,6 +855,13 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     psql = shutil.which("psql")
     if psql is None:
         raise ConfigError("psql not found on PATH: install the PostgreSQL client")
+    # Connected as the service's own connections are: a database gone silent fails psql's
+    # connection after the connect timeout, and its session after the keepalives' minute,
+    # rather than never.
+    try:
+        conninfo = make_conninfo(safe, **connection_defaults(dsn))
+    except psycopg.Error:  # as `safe_dsn` masked it: psql says what it makes of it
+        conninfo = safe
     env = dict(os.environ)
     if password is not None:
         env["PGPASSWORD"] = password
@@ -856,7 +873,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     # default in psql, which installs its own.
     previous = signal.signal(signal.SIGINT, _psql_s_ctrl_c)
     try:
-        return subprocess.run([psql, safe], env=env, check=False).returncode
+        return subprocess.run([psql, conninfo], env=env, check=False).returncode
     finally:
         signal.signal(signal.SIGINT, previous)
 

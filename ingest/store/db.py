@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 import structlog
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -189,34 +189,33 @@ CONNECTION_DEFAULTS: dict[str, str] = {
     "keepalives_count": "3",
     "tcp_user_timeout": "60000",
 }
-"""libpq parameters every connection of this program is opened with, unless the DSN sets them
-(or, for `connect_timeout`, `PGCONNECT_TIMEOUT` does): a database gone silent (a partition, a
-host powered off: no reset, packets dropped) is found so by the kernel within about a minute,
-instead of a query waiting on a dead connection for the kernel's retransmissions (about 15
-minutes) or, idle, for ever. An attempt to connect gives up after 10 s (psycopg's own default,
-without it, is 130 s an attempt, each host of a multi-host DSN its own). An idle connection is
-probed after 30 s of quiet, every 10 s, and dropped after 3 probes unanswered; data sent and
-not acknowledged for 60 s (`tcp_user_timeout`, in milliseconds) drops it too. A healthy server
-busy with a long query is no silence: its kernel answers the probes and acknowledges what is
-sent. libpq ignores all but `connect_timeout` on a Unix-domain socket (the embedded server).
-docs/operations.md says why these values."""
-
-_DEFAULTS_FROM_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT"}
-"""The defaults libpq also reads from a variable: one the environment sets is the operator's."""
+"""libpq parameters every connection of this program is opened with (`db shell`'s psql's too),
+unless the DSN sets them, or the service of pg_service.conf it names (`service=news`, or
+`PGSERVICE`), or for `connect_timeout` `PGCONNECT_TIMEOUT` (`connection_defaults`): a database
+gone silent (a partition, a host powered off: no reset, packets dropped) is found so by the
+kernel within about a minute, instead of a query waiting on a dead connection for the kernel's
+retransmissions (about 15 minutes) or, idle, for ever. An attempt to connect gives up after 10 s
+(psycopg's own default, without it, is 130 s an attempt, each host of a multi-host DSN its own).
+An idle connection is probed after 30 s of quiet, every 10 s, and dropped after 3 probes
+unanswered; data sent and not acknowledged for 60 s (`tcp_user_timeout`, in milliseconds) drops
+it too. A healthy server busy with a long query is no silence: its kernel answers the probes and
+acknowledges what is sent. libpq ignores all but `connect_timeout` on a Unix-domain socket (the
+embedded server). docs/operations.md says why these values."""
 
 
 def connection_defaults(dsn: str) -> dict[str, str]:
-    """The `CONNECTION_DEFAULTS` that the DSN (and the environment) leave unset, to connect
-    with: the DSN's own values win. A DSN that does not parse gets them all, and fails as it
-    would have without them."""
+    """The `CONNECTION_DEFAULTS` that the DSN, the environment and the service it names leave
+    unset, to connect with: their own values win. A DSN that does not parse gets them all, and
+    fails as it would have without them."""
     try:
         given = conninfo_to_dict(dsn)
     except psycopg.Error:
         given = {}
+    elsewhere = _set_elsewhere(given.get("service"))
     return {
         key: value
         for key, value in CONNECTION_DEFAULTS.items()
-        if key not in given and not _set_by_environment(key)
+        if key not in given and key not in elsewhere
     }
 
 
@@ -230,9 +229,31 @@ def with_connection_defaults(dsn: str) -> str:
         return dsn
 
 
-def _set_by_environment(key: str) -> bool:
-    variable = _DEFAULTS_FROM_ENVIRONMENT.get(key)
-    return variable is not None and bool(os.environ.get(variable, "").strip())
+def _set_elsewhere(service: object) -> set[str]:
+    """The connection parameters libpq takes from elsewhere than the DSN for what it leaves
+    unset: a variable of the environment (`PGCONNECT_TIMEOUT`), or the section of
+    pg_service.conf of the service the DSN names (`service=news`), else of `PGSERVICE`. A
+    parameter the DSN sets outranks both, so that one written into the DSN would override
+    the operator's. libpq's own answer (`PQconndefaults`, which reads the service of
+    `PGSERVICE`): its rules for where the service file is (`PGSERVICEFILE`,
+    ~/.pg_service.conf, the system's) are its own. Blank values are none, as libpq reads them."""
+    saved = os.environ.get("PGSERVICE")
+    try:
+        if isinstance(service, str) and service:
+            os.environ["PGSERVICE"] = service
+        options = pq.Conninfo.get_defaults()
+    except psycopg.Error:
+        return set()
+    finally:
+        if saved is None:
+            os.environ.pop("PGSERVICE", None)
+        else:
+            os.environ["PGSERVICE"] = saved
+    return {
+        option.keyword.decode()
+        for option in options
+        if option.val is not None and option.val.strip()
+    }
 
 
 def same_server(dsn: str, conn: psycopg.AsyncConnection[Any]) -> str:

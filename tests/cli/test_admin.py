@@ -31,6 +31,7 @@ from tests.support.httpserver import LocalServer, Request, Response, static
 from tests.support.paths import ROOT
 from tests.support.pipelines import PARAGRAPH, article_page, rss
 from tests.support.processes import wait_until
+from tests.support.relay import SilentRelay
 from tests.support.secret_urls import SECRET
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -866,6 +867,49 @@ def test_ctrl_c_in_db_shell_cancels_the_query_and_keeps_the_session(database_url
             proc.kill()
             proc.wait()
         os.close(main)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql, as `db shell` does")
+def test_db_shell_on_a_silent_database_gives_up_within_the_connect_timeout(
+    database_url: str,
+) -> None:
+    """`ingest db shell` on a database whose network drops every packet (connections accepted,
+    never answered) has psql give up after the connect timeout the service's own connections
+    have (10 s), its error on stderr and its exit status 2, as psql's (was: psql connected
+    without one, and waited for ever)."""
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    relay = SilentRelay((str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432)))))
+    relay.silence()
+    dsn = psycopg.conninfo.make_conninfo(database_url, host="127.0.0.1", port=str(relay.port))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "db", "shell"],
+            input="SELECT 1;\n",
+            env=_env(dsn),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        relay.close()
+    assert done.returncode == 2, done.stderr
+    assert "timeout expired" in done.stderr
+
+
+def test_db_url_prints_the_dsn_without_the_connection_defaults(database_url: str) -> None:
+    """`db url` prints the DSN in use as it was given, without its password and without the
+    connect timeout and keepalives news-ingest's own connections add to it (those of a
+    consumer's connections are its own to choose); a DSN naming a service of pg_service.conf
+    is printed so, for libpq to read the service (its password included) itself."""
+    done = _ingest(database_url, "db", "url")
+    assert done.returncode == 0, done.stderr
+    assert psycopg.conninfo.conninfo_to_dict(done.stdout.strip()) == {
+        k: v for k, v in psycopg.conninfo.conninfo_to_dict(database_url).items() if k != "password"
+    }
+    service = _ingest("service=news", "db", "url")
+    assert (service.returncode, service.stdout) == (0, "service=news\n"), service.stderr
 
 
 def _sleeping(dsn: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -120,3 +121,41 @@ def test_connection_defaults_are_what_the_dsn_and_environment_leave_unset(
     defaults = connection_defaults(dsn)
     assert set(defaults) == defaulted
     assert all(defaults[key] == CONNECTION_DEFAULTS[key] for key in defaults)
+
+
+@pytest.mark.parametrize("named", ["dsn", "environment"])
+async def test_a_service_s_own_connection_settings_win(
+    database_url: str, named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DSN naming a service of pg_service.conf (`service=news`, or `PGSERVICE`) whose
+    section sets a connect timeout or keepalives of its own has them, as libpq gives a
+    parameter the DSN leaves unset the service's value, the rest defaulted (was: the defaults
+    written into the DSN overrode the service's, which libpq reads only for what the DSN
+    leaves unset)."""
+    info = conninfo_to_dict(database_url)
+    service = tmp_path / "pg_service.conf"
+    service.write_text(
+        "[news]\n"
+        f"host=127.0.0.1\nport={info.get('port', 5432)}\ndbname={info['dbname']}\n"
+        f"user={info.get('user', 'postgres')}\nconnect_timeout=3\nkeepalives_idle=45\n"
+    )
+    monkeypatch.setenv("PGSERVICEFILE", str(service))
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    if named == "environment":
+        monkeypatch.setenv("PGSERVICE", "news")
+        dsn = "dbname=" + str(info["dbname"])
+    else:
+        monkeypatch.delenv("PGSERVICE", raising=False)
+        dsn = "service=news"
+    assert set(connection_defaults(dsn)) == set(CONNECTION_DEFAULTS) - {
+        "connect_timeout",
+        "keepalives_idle",
+    }
+    assert await _pooled_options(dsn) == {
+        "keepalives": 1,
+        "keepalives_idle": 45,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60000,
+    }
+    assert "PGSERVICE" not in os.environ or named == "environment"
