@@ -4,6 +4,11 @@ work whose session is killed in the middle (what a restart or failover does to i
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
 
 import psycopg
 import pytest
@@ -12,7 +17,9 @@ from ingest.store.db import migrate, open_pool
 from ingest.workers.pool import Workers
 from tests.support.cluster import PrivateCluster
 from tests.support.httpserver import LocalServer, Request, Response, static
+from tests.support.paths import ROOT
 from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -95,3 +102,78 @@ async def test_database_error_in_a_unit_of_work_is_not_the_feeds_failure(
     print(f"\nfirst run: {first.outcomes}\nsecond run: {second.outcomes}\nfeed: {feed}")
     assert feed["consecutive_failures"] == 0
     assert len(stored) == 2
+
+
+WATCHED = """
+import sys
+from ingest.store import db
+db.MIGRATION_PROBE_SECONDS = 0.2  # the watch's pace, as the migrations' test sets it
+db.MIGRATION_SILENCE_SECONDS = 2.0
+from ingest.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_run_once_on_a_frozen_server_stops_with_one_line(cluster: PrivateCluster) -> None:
+    """`ingest run --once` over the Unix socket of a server stopped without being killed
+    (SIGSTOP to every process of the cluster: a frozen virtual machine; no keepalive applies
+    to a Unix socket) while a feed's page is fetched: once it has answered nothing for the
+    silence allowed (60 s, 2 s here), the pass stops, `database_silent` logged, one line,
+    exit 1; thawed, the server goes on (was: the pass waited for ever)."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "frozen_once"')
+        conn.execute('CREATE DATABASE "frozen_once"')
+    dsn = cluster.dsn("frozen_once")
+    release = threading.Event()
+
+    def held(req: Request) -> Response:
+        release.wait(90)
+        return Response(200, article_page("Held"), {"Content-Type": "text/html"})
+
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INGEST_")},
+        "DATABASE_URL": dsn,
+        "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
+        "INGEST_LOG_FORMAT": "json",
+        "INGEST_WORKERS": "1",
+        "INGEST_HOST_DELAY": "0",
+    }
+    with LocalServer() as site:
+        site.routes["/held"] = held
+        item = f"<item><title>Held</title><link>{site.url('/held')}</link></item>"
+        site.routes["/feed"] = static(rss(item), "application/rss+xml")
+        command = [sys.executable, "-c", WATCHED]
+        added = subprocess.run(
+            [*command, "feeds", "add", "--no-discover", site.url("/feed")],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
+        proc = subprocess.Popen(
+            [*command, "run", "--once"],
+            env=environment,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert wait_until(lambda: any(r.path == "/held" for r in site.requests), 60)
+            with cluster.frozen():
+                _, stderr = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    lines = [line for line in stderr.splitlines() if line and not line.startswith("{")]
+    assert proc.returncode == 1, stderr[-2000:]
+    assert len(lines) == 1, stderr[-2000:]
+    assert lines[0].startswith("ingest: the database answered nothing for 2 s"), lines
+    assert "database_silent" in events
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM news.feeds").fetchone() == (1,)

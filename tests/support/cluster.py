@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 
 
@@ -41,6 +45,23 @@ class PrivateCluster:
 
     def start(self) -> None:
         self._server.ensure_postgres_running()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped without being killed for the block (SIGSTOP to the postmaster
+        and every process it started, as a frozen virtual machine): its sockets stay open and
+        nothing answers on them. Thawed (SIGCONT) on the way out, where it goes on."""
+        pid = int((Path(self._server.pgdata) / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        processes = [postmaster, *postmaster.children(recursive=True)]
+        for process in processes:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for process in processes:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         info = psycopg.conninfo.conninfo_to_dict(self.uri)
