@@ -396,11 +396,10 @@ async def watching(dsn: str, pool: AsyncConnectionPool) -> AsyncIterator[None]:
     the pool refuses them at once; what was committed stays, and what was not rolls back with
     its session once the server sees it gone."""
     sessions = _sessions.get(pool)
-    first = next(iter(sessions), None) if sessions is not None else None
-    if sessions is None or first is None:  # no session yet: its connect_timeout bounds it
+    watch = _pool_watch(dsn, sessions) if sessions is not None else None
+    if watch is None:  # no session open yet: its connect_timeout bounds it
         yield
         return
-    watch = _PoolWatch(dsn, first, sessions)
     work = asyncio.current_task()
     assert work is not None
     inside = True
@@ -651,15 +650,24 @@ async def keep_watching(dsn: str, pool: AsyncConnectionPool) -> None:
     if sessions is None:
         return
     while True:
-        first = next((conn for conn in list(sessions) if not conn.closed), None)
-        try:
-            watch = _PoolWatch(dsn, first, sessions) if first is not None else None
-        except psycopg.Error:  # closed meanwhile: its server is not known any more
-            watch = None
+        watch = _pool_watch(dsn, sessions)
         if watch is None:
             await asyncio.sleep(MIGRATION_PROBE_SECONDS)
             continue
         await watch.run()
+
+
+def _pool_watch(dsn: str, sessions: weakref.WeakSet[AsyncConnection[Any]]) -> _PoolWatch | None:
+    """A watch over the pool's sessions, asking the server of one still open (a session the
+    pool discarded, closed, knows its server no more); None while none is."""
+    for conn in list(sessions):
+        if conn.closed:
+            continue
+        try:
+            return _PoolWatch(dsn, conn, sessions)
+        except psycopg.Error:  # closed meanwhile
+            continue
+    return None
 
 
 class _PoolWatch(_Watch):

@@ -13,7 +13,14 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingest.store.db import CONNECTION_DEFAULTS, connect, connection_defaults, make_pool
+from ingest.store.db import (
+    CONNECTION_DEFAULTS,
+    connect,
+    connection_defaults,
+    make_pool,
+    open_pool,
+    watching,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +166,22 @@ async def test_a_service_s_own_connection_settings_win(
         "tcp_user_timeout": 60000,
     }
     assert "PGSERVICE" not in os.environ or named == "environment"
+
+
+async def test_a_command_s_watch_starts_over_a_pool_whose_first_session_closed(
+    database_url: str,
+) -> None:
+    """A pool whose first session was closed before the command's watch starts (the server
+    restarted between the pool's opening and the command's work, the session discarded):
+    the watch takes a session still open, or none, and the work goes on through the pool
+    (was: the watch read the closed session's server, psycopg's OperationalError escaping
+    the command as a traceback)."""
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        async with pool.connection() as conn:
+            await conn.close()
+        async with watching(database_url, pool), pool.connection() as conn:
+            cur = await conn.execute("SELECT 1")
+            assert await cur.fetchone() == (1,)
+    finally:
+        await pool.close()
