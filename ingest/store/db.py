@@ -229,31 +229,52 @@ def with_connection_defaults(dsn: str) -> str:
         return dsn
 
 
-def _set_elsewhere(service: object) -> set[str]:
+def _set_elsewhere(service: object) -> frozenset[str]:
     """The connection parameters libpq takes from elsewhere than the DSN for what it leaves
     unset: a variable of the environment (`PGCONNECT_TIMEOUT`), or the section of
     pg_service.conf of the service the DSN names (`service=news`), else of `PGSERVICE`. A
     parameter the DSN sets outranks both, so that one written into the DSN would override
     the operator's. libpq's own answer (`PQconndefaults`, which reads the service of
     `PGSERVICE`): its rules for where the service file is (`PGSERVICEFILE`,
-    ~/.pg_service.conf, the system's) are its own. Blank values are none, as libpq reads them."""
-    saved = os.environ.get("PGSERVICE")
+    ~/.pg_service.conf, its own system directory) are its own. A blank value counts as none
+    (the default is given: libpq would refuse it)."""
+    named = service if isinstance(service, str) and service else None
+    if named is None or named == os.environ.get("PGSERVICE"):
+        return _libpq_defaults_set()
+    return _service_defaults_set(named, *(os.environ.get(v) for v in _SERVICE_VARIABLES))
+
+
+_SERVICE_VARIABLES = ("PGSERVICEFILE", "PGSYSCONFDIR", "HOME", "PGCONNECT_TIMEOUT")
+"""The variables libpq's answer for a service depends on, besides its name."""
+
+
+def _libpq_defaults_set() -> frozenset[str]:
     try:
-        if isinstance(service, str) and service:
-            os.environ["PGSERVICE"] = service
         options = pq.Conninfo.get_defaults()
     except psycopg.Error:
-        return set()
+        return frozenset()
+    return frozenset(
+        option.keyword.decode()
+        for option in options
+        if option.val is not None and option.val.strip()
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _service_defaults_set(service: str, *variables: str | None) -> frozenset[str]:
+    """`_libpq_defaults_set` for a service other than `PGSERVICE`'s, which libpq reads only
+    from `PGSERVICE`: set for the call, and the answer kept for the same service and
+    variables, so that the environment changes once a process (its first connection), not
+    at every connection while other threads may read it."""
+    saved = os.environ.get("PGSERVICE")
+    os.environ["PGSERVICE"] = service
+    try:
+        return _libpq_defaults_set()
     finally:
         if saved is None:
             os.environ.pop("PGSERVICE", None)
         else:
             os.environ["PGSERVICE"] = saved
-    return {
-        option.keyword.decode()
-        for option in options
-        if option.val is not None and option.val.strip()
-    }
 
 
 def same_server(dsn: str, conn: psycopg.AsyncConnection[Any]) -> str:
