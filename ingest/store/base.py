@@ -35,6 +35,12 @@ async def wrap_exceptions() -> AsyncIterator[None]:
         yield
     except PoolTimeout as e:
         raise StoreError(f"database unreachable: {e}") from e
+    except psycopg.errors.ReadOnlySqlTransaction as e:
+        # A replica, or a database set so: the operator's to fix, not the data's.
+        raise StoreError(
+            "the database is read-only (a hot standby replica, or default_transaction_read_only"
+            f" set): {first_line(e)}"
+        ) from e
     except psycopg.Error as e:
         raise StoreError(f"{type(e).__name__}: {first_line(e)}") from e
 

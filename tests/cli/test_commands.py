@@ -655,3 +655,30 @@ def _blocked_by(dsn: str, pid: int) -> bool:
             (pid,),
         ).fetchone()
     return bool(row and row[0])
+
+
+def test_a_read_only_database_refuses_the_commands_that_write_with_one_line(
+    database_url: str,
+) -> None:
+    """A database that takes no writes (a hot standby replica, or default_transaction_read_only
+    set for it): the commands that only read work; those that write end with one line saying
+    the database is read-only, exit 1, no traceback (was: psycopg's class name and message
+    alone, `ReadOnlySqlTransaction: cannot execute INSERT in a read-only transaction`)."""
+    assert ingest(database_url, "feeds", "add", "--no-discover", F1).returncode == 0
+    dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on')
+    for reading in (["migrate"], ["feeds", "list"], ["articles"]):
+        done = ingest(database_url, *reading)
+        assert done.returncode == 0, (reading, done.stderr)
+    for writing in (
+        ["feeds", "add", "--no-discover", F2],
+        ["feeds", "disable", "1"],
+        ["run", "--once"],
+    ):
+        done = ingest(database_url, *writing)
+        lines = _error_lines(done.stderr)
+        assert done.returncode == 1, (writing, done.stderr)
+        assert len(lines) == 1, (writing, done.stderr)
+        assert lines[0].startswith("ingest: the database is read-only"), (writing, lines)
+    assert _feed_urls(database_url) == [F1]
