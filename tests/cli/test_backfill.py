@@ -1667,8 +1667,8 @@ def test_killed_backfill_resumes_where_it_stopped(database_url: str, site: Site)
 WATCHED_BACKFILL = """
 import sys
 from ingest.store import db
-db.MIGRATION_PROBE_SECONDS = 0.2  # the watch's pace, as the migrations' test sets it
-db.MIGRATION_SILENCE_SECONDS = 2.0
+db.MIGRATION_PROBE_SECONDS = 0.5  # the watch's pace: a loaded machine answers within it
+db.MIGRATION_SILENCE_SECONDS = 10.0
 from ingest.cli import main
 sys.exit(main(["backfill", *sys.argv[1:]]))
 """
@@ -1679,7 +1679,7 @@ def test_a_backfill_whose_database_goes_silent_stops_and_resumes(
 ) -> None:
     """The database's network drops every packet (no reset: a partition, a server stopped
     behind a proxy that still acknowledges) while a backfill's pages stall: once it has
-    answered nothing for the silence allowed (60 s, 2 s here), the backfill stops,
+    answered nothing for the silence allowed (60 s, 10 s here), the backfill stops,
     `database_silent` logged, one line saying so and how to go on, exit 1; started again, it
     resumes where it stopped, every article stored once (was: it waited for ever, its lock's
     check and its writes on connections nothing answered any more)."""
@@ -1697,7 +1697,9 @@ def test_a_backfill_whose_database_goes_silent_stops_and_resumes(
         text=True,
     )
     try:
-        assert wait_until(lambda: len(stored(database_url)) == 8, 90)
+        wait_until(lambda: len(stored(database_url)) == 8 or proc.poll() is not None, 90)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert len(stored(database_url)) == 8
         relay.silence()
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -1708,7 +1710,7 @@ def test_a_backfill_whose_database_goes_silent_stops_and_resumes(
     assert proc.returncode == 1, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line and not line.startswith("{")]
     assert lines == [
-        "ingest: the database answered nothing for 2 s (a network dropping its packets, a"
+        "ingest: the database answered nothing for 10 s (a network dropping its packets, a"
         " server stopped): the command stopped; run the same command again to continue"
     ], stderr[-2000:]
     assert events(stderr, "database_silent")
