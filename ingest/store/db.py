@@ -582,7 +582,11 @@ class _Watch:
         asking: asyncio.Future[tuple[str | None, str | None] | None] | None = None
         try:
             while True:
+                slept = loop.time()
                 await asyncio.sleep(MIGRATION_PROBE_SECONDS)
+                # Time the event loop was held up past the pause (a long step of the work
+                # between two awaits) is time no question could be asked: not the server's.
+                answered += max(0.0, loop.time() - slept - MIGRATION_PROBE_SECONDS)
                 deadline = answered + MIGRATION_SILENCE_SECONDS
                 asking = asyncio.ensure_future(self._ask(deadline - loop.time()))
                 await asyncio.wait({asking}, timeout=max(0.0, deadline - loop.time()))

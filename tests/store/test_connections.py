@@ -4,8 +4,10 @@ own, read back from the sockets the kernel holds."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ingest.store import db
 from ingest.store.db import (
     CONNECTION_DEFAULTS,
     connect,
@@ -183,5 +186,27 @@ async def test_a_command_s_watch_starts_over_a_pool_whose_first_session_closed(
         async with watching(database_url, pool), pool.connection() as conn:
             cur = await conn.execute("SELECT 1")
             assert await cur.fetchone() == (1,)
+    finally:
+        await pool.close()
+
+
+async def test_an_event_loop_held_up_longer_than_the_silence_is_no_silence(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's own event loop held up past the silence allowed (a long step of its work
+    between two awaits), the database answering all along: the watch asks once the loop goes
+    on, and the work goes on (was: the time the loop could not ask counted as the server's
+    silence, the pool's sessions shut down and a healthy command stopped)."""
+    monkeypatch.setattr(db, "MIGRATION_PROBE_SECONDS", 0.2)
+    monkeypatch.setattr(db, "MIGRATION_SILENCE_SECONDS", 1.0)
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        async with watching(database_url, pool):
+            await asyncio.sleep(0.5)  # the watch asks, and is answered
+            time.sleep(2)  # noqa: ASYNC251 - the loop held up: no question can be asked meanwhile
+            await asyncio.sleep(0.5)
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT 1")
+                assert await cur.fetchone() == (1,)
     finally:
         await pool.close()
