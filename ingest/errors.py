@@ -6,6 +6,7 @@
     │   ├── FetchError             the request failed (.status, .retry_after, .date, ...)
     │   │   ├── BlockedError       refused before connecting: scheme, address, robots.txt
     │   │   └── HeldError          not sent: the host's Retry-After is not over
+    │   │       └── HostTaken      not sent: another process holds the host (sql/0045)
     │   └── ParseError             the bytes are not a feed feedparser can use
     ├── ExtractError(url)          the page could not be turned into an article
     ├── WorkerError                a task of the worker pool did not finish
@@ -109,6 +110,13 @@ class HeldError(FetchError):
         self.seconds = seconds
         self.host = host
         """The host held (after redirects, the one the request would have gone to)."""
+
+
+class HostTaken(HeldError):
+    """Not sent: another process holds the host (sql/0045: a service polling its feeds, another
+    backfill) and did not let it go within the time a backfill waits for it
+    (`ingest.backfill.holds`). `seconds`: what its hold had left as recorded then (its
+    renewals move that on, its release brings it in)."""
 
 
 class ParseError(FeedError):

@@ -457,6 +457,36 @@ WHERE fh.host = r.host AND fh.host IN (
     FOR UPDATE SKIP LOCKED
 ) AND fh.aside_until > r.held_until;
 
+-- name: take_host
+-- A process that claims no feeds (a backfill) about to send a request to the host of %(url)s
+-- (`ingest.url_host`): taken as a claim takes a host (ingest.take_host: under its advisory
+-- lock, where no other process holds it) and held %(lease_seconds)s (ingest.hold_hosts), so
+-- that the host's feeds are claimed by no other process meanwhile (sql/0045). Where another
+-- process holds it: by whom, and the seconds its hold has left as recorded (renewals move
+-- them on, a release brings them in); both NULL where a claim is taking it at this moment.
+WITH asked AS (
+    SELECT COALESCE(ingest.url_host(%(url)s), '') AS host
+), taken AS MATERIALIZED (
+    SELECT a.host FROM asked a WHERE ingest.take_host(a.host, %(owner)s)
+), held AS MATERIALIZED (
+    SELECT h.host FROM ingest.hold_hosts(
+        ARRAY(SELECT t.host FROM taken t), %(owner)s, %(lease_seconds)s::float8
+    ) AS h(host)
+)
+SELECT a.host, EXISTS (SELECT FROM held) AS taken, hh.held_by,
+       extract(epoch FROM hh.held_until - now())::float8 AS seconds
+FROM asked a
+LEFT JOIN ingest.host_holds hh
+    ON hh.host = a.host AND hh.held_by <> %(owner)s AND hh.held_until > now();
+
+-- name: renew_hosts
+-- The hosts a process that claims no feeds holds (take_host) and still sends requests to,
+-- held %(lease_seconds)s more: those still its own, or whose hold ran out and nobody took (as
+-- renew_leases holds the hosts of a service's feeds). A host left out is another's.
+SELECT h.host FROM ingest.hold_hosts(
+    %(hosts)s::text[], %(owner)s, %(lease_seconds)s::float8, true
+) AS h(host);
+
 -- name: known_urls
 -- The URLs not to fetch: those an article is stored under (its id), and those whose article
 -- was pruned (NULL): `ingest.known_url` (sql/0023).

@@ -18,6 +18,7 @@ import structlog
 
 from ingest import dedup
 from ingest.article import not_an_article
+from ingest.backfill.holds import HostHolds
 from ingest.backfill.options import (
     MAX_PAGES_CEILING,
     BackfillOptions,
@@ -45,6 +46,7 @@ from ingest.errors import (
     FeedError,
     FetchError,
     HeldError,
+    HostTaken,
     LockLost,
     ParseError,
     StoreError,
@@ -99,6 +101,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def owner(run_id: int) -> str:
+    """Who holds the hosts a backfill run sends requests to (`ingest.host_holds.held_by`):
+    the run, which one process at a time runs (its advisory lock), so that the same command
+    started again after a crash takes them back at once; another process waits until the
+    holds of the one that died run out."""
+    return f"backfill {run_id}"
+
+
 def waits_out(hold: float) -> bool:
     """Whether a run waits for a host's Retry-After, `hold` seconds left of it, to end and
     then sends the requests it held back (`HeldError`) again: where it ends within
@@ -135,6 +145,11 @@ class _Walk:
 
 class Backfill:
     """One invocation of a backfill run: seed, walk the sources, fetch what is left."""
+
+    holds: HostHolds
+    """The hosts it sends requests to, held as the service's claims hold theirs (sql/0045):
+    a service polling a host's feeds, or another backfill of the site, and this one take
+    turns on it. Held by the run (`owner`), which one process at a time runs (its lock)."""
 
     def __init__(
         self,
@@ -195,7 +210,11 @@ class Backfill:
         Retry-After held back unsent; None if none was."""
         self._held_over = False
         """Whether this invocation left pages or sources to the next one, unsent, their host's
-        Retry-After longer than it waits (`waits_out`): the run is not finished."""
+        Retry-After longer than it waits (`waits_out`), or their host another process's for
+        longer (`HostTaken`): the run is not finished."""
+        self._taken = 0
+        """Pages of this pass not sent for their host another process held longer than the
+        run waits for it (`HostTaken`)."""
 
     async def run(self) -> BackfillReport:
         started = time.monotonic()
@@ -226,9 +245,17 @@ class Backfill:
                     resumed=resumed,
                     dry_run=options.dry_run,
                 )
+                self.holds = HostHolds(
+                    self.store,
+                    owner(run.id),
+                    lease_seconds=self.settings.lease_seconds,
+                    delay=self.settings.host_delay,
+                    quiet_for=self.fetcher.quiet_for,
+                )
                 try:
                     # Stopped should the lock go with its session (LockLost: the CLI exits 3).
-                    report = await lock.guard(self._run(run, resumed))
+                    async with self.holds:
+                        report = await lock.guard(self._run(run, resumed))
                 except LockLost as e:
                     log.error("backfill_lock_lost", error=str(e), **self.tally.fields())
                     raise
@@ -292,12 +319,13 @@ class Backfill:
     # requests ---------------------------------------------------------------------------------
 
     async def _fetch(self, url: str, kind: FetchKind) -> FetchResult:
-        if kind == "robots":
-            return await self.fetcher.fetch(url, kind)
-        await self.limiter.wait()
-        return await self.fetcher.fetch(
-            url, kind, extra_headers=self._headers, headers_for=self.options.target
-        )
+        async with self.holds.hold(url):
+            if kind == "robots":
+                return await self.fetcher.fetch(url, kind)
+            await self.limiter.wait()
+            return await self.fetcher.fetch(
+                url, kind, extra_headers=self._headers, headers_for=self.options.target
+            )
 
     async def _fetch_source(self, url: str, kind: FetchKind = "feed") -> FetchResult:
         """A source (TARGET, the requests that find a site's sources, a feed page, a sitemap),
@@ -314,7 +342,10 @@ class Backfill:
                 held = isinstance(e, HeldError)
                 if not retry_later(e.transient, held, attempts, SOURCE_ATTEMPTS):
                     raise
-                if isinstance(e, HeldError) and not waits_out(e.seconds):
+                # Another process's host was waited for already (`HostHolds`).
+                if isinstance(e, HeldError) and (
+                    isinstance(e, HostTaken) or not waits_out(e.seconds)
+                ):
                     raise
                 attempts = tries_after(attempts, held=held)
                 if isinstance(e, HeldError):
@@ -392,10 +423,18 @@ class Backfill:
 
     def _held_target(self, target: str, e: HeldError) -> FeedError:
         """Why TARGET's sources cannot be found now: its host (`e.host`) holds every request
-        back by its Retry-After, longer than a run waits (`waits_out`); said with the moment it
-        ends, when the same command finds them (nothing is recorded of a run not seeded)."""
-        until = self.clock() + timedelta(seconds=math.ceil(e.seconds))
+        back by its Retry-After, longer than a run waits (`waits_out`), said with the moment it
+        ends, when the same command finds them (nothing is recorded of a run not seeded); or
+        another process held the host for longer than a backfill waits for it (`HostTaken`),
+        which says nothing of when it lets it go."""
         host = e.host or redact_url(e.url)
+        if isinstance(e, HostTaken):
+            return FeedError(
+                target,
+                f"cannot find the sources of {redact_url(target)}: {e}; run the same command "
+                "again later",
+            )
+        until = self.clock() + timedelta(seconds=math.ceil(e.seconds))
         return FeedError(
             target,
             f"cannot find the sources of {redact_url(target)}: {host} is held by its "
@@ -886,14 +925,16 @@ class Backfill:
         while True:
             self._tried_later = 0
             self._hold_ends = None
+            self._taken = 0
             await self._fetch_pass(run)
             pause = min(60.0, 2.0 ** (rounds + 1))
             if self._hold_ends is not None:
                 # Pages a host's Retry-After held back, unsent, are tried again once the
                 # earliest hold ends; one ending beyond the run's patience ends the run where
-                # nothing else is left to try, leaving them to the next invocation.
+                # nothing else is left to try, leaving them to the next invocation; so do
+                # pages whose host another process held longer than the run waited for it.
                 hold = self._hold_ends - time.monotonic()
-                if waits_out(hold):
+                if waits_out(hold) and not self._taken:
                     pause = max(pause, hold)
                     # Said, rather than a silence of up to HOLD_PATIENCE in the log.
                     log.info("backfill_waiting", pages=self.tally.retry_later, seconds=round(pause))
@@ -1037,17 +1078,24 @@ class Backfill:
         return own if own.text and trusted(self._full_text, self._text_mode, n) else None
 
     async def _page(self, link: str) -> PageOutcome:
-        return await fetch_page(
-            self.fetcher,
-            self.workers,
-            link,
-            extract_timeout=self.settings.extract_timeout,
-            before_fetch=self.limiter.wait,
-            starting=self.backlog.room,
-            extra_headers=self._headers,
-            headers_for=self.options.target,
-            backlog=self.backlog,
-        )
+        try:
+            async with self.holds.hold(link):
+                return await fetch_page(
+                    self.fetcher,
+                    self.workers,
+                    link,
+                    extract_timeout=self.settings.extract_timeout,
+                    before_fetch=self.limiter.wait,
+                    starting=self.backlog.room,
+                    extra_headers=self._headers,
+                    headers_for=self.options.target,
+                    backlog=self.backlog,
+                )
+        except HostTaken as e:
+            # Not sent, no try spent, as a page its host's Retry-After holds back; not waited
+            # for again in this invocation (`_fetch_all`).
+            self._taken += 1
+            return PageOutcome(None, None, str(e), True, held=True, held_for=e.seconds)
 
 
 # --- running it ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -439,6 +440,35 @@ class FeedStore(StoreBase):
             "renew_leases", {"owner": owner, "ids": list(feed_ids), "lease_seconds": lease_seconds}
         )
         return {row["id"] for row in rows}
+
+    async def take_host(self, owner: str, url: str, lease_seconds: float) -> HostTake:
+        """For a process that claims no feeds (a backfill), about to send a request to `url`:
+        its host taken as a claim takes one, and held `lease_seconds` (sql/0045), where no
+        other process holds it; else who does and for how long, as recorded."""
+        params = {"owner": owner, "url": url, "lease_seconds": lease_seconds}
+        (row,) = await self._all("take_host", params)
+        return HostTake(row["host"], row["taken"], row["held_by"], row["seconds"])
+
+    async def renew_hosts(self, owner: str, hosts: Iterable[str], lease_seconds: float) -> set[str]:
+        """The hosts `take_host` took that the process still sends requests to, held
+        `lease_seconds` more: those it still held (not those another process took once its
+        hold of them ran out)."""
+        params = {"owner": owner, "hosts": sorted(set(hosts)), "lease_seconds": lease_seconds}
+        return {row["host"] for row in await self._all("renew_hosts", params)}
+
+
+@dataclass(frozen=True, slots=True)
+class HostTake:
+    """What `FeedStore.take_host` found of a host."""
+
+    host: str
+    """As the claims read it (`ingest.url_host`)."""
+    taken: bool
+    """The process holds it now."""
+    held_by: str | None = None
+    """Where not taken, the process that holds it (None: a claim was taking it then)."""
+    seconds: float | None = None
+    """Where not taken, the seconds its hold had left as recorded."""
 
 
 def _success_params(owner: str, u: FeedUpdate) -> dict[str, Any]:

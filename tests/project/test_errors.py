@@ -20,6 +20,7 @@ from ingest.errors import (
     FeedError,
     FetchError,
     HeldError,
+    HostTaken,
     IngestError,
     LockLost,
     ParseError,
@@ -49,6 +50,9 @@ SAMPLES: dict[type[IngestError], IngestError] = {
     BlockedError: BlockedError(URL, "disallowed by robots.txt", status=451, retry_after="60"),
     HeldError: HeldError(
         URL, "held: example.com asked for no request", seconds=1199.5, host="example.com"
+    ),
+    HostTaken: HostTaken(
+        URL, "held: example.com is another process's", seconds=420.5, host="example.com"
     ),
     ParseError: ParseError(URL, "not a feed: text/html"),
     ExtractError: ExtractError(URL, "no article text found on the page"),
