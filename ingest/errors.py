@@ -113,10 +113,10 @@ class HeldError(FetchError):
 
 
 class HostTaken(HeldError):
-    """Not sent: another process holds the host (sql/0045: a service polling its feeds, another
-    backfill) and did not let it go within the time a backfill waits for it
-    (`ingest.backfill.holds`). `seconds`: what its hold had left as recorded then (its
-    renewals move that on, its release brings it in)."""
+    """Not sent: another process holds the host (sql/0045: a service polling its feeds, a
+    backfill) and did not let it go within the time a request waits for it (`ingest.holds`:
+    a backfill's, a page's of another host than its feed's). `seconds`: what its hold had left
+    as recorded then (its renewals move that on, its release brings it in)."""
 
 
 class ParseError(FeedError):

@@ -33,7 +33,7 @@ import structlog
 from ingest import dedup, metrics
 from ingest.article import another_page
 from ingest.config import Settings
-from ingest.errors import FetchError, HeldError, IngestError, StoreError, WorkerError
+from ingest.errors import FetchError, HeldError, HostTaken, IngestError, StoreError, WorkerError
 from ingest.fetch import Fetcher
 from ingest.fetch.client import credential_site, credentials_stay
 from ingest.fulltext import (
@@ -58,6 +58,7 @@ from ingest.fulltext import (
     wants_pages,
     with_templates,
 )
+from ingest.holds import HostHolds, same_host
 from ingest.normalize import canonical_url, clean_inline, host_key, redact_url
 from ingest.outcomes import EntriesOutcome, FeedOutcome, RunSummary
 from ingest.pages import NO_PAGE, OTHER_PAGE_OUTCOME, PageOutcome, article_for, fetch_page, page_for
@@ -138,6 +139,23 @@ class Pipeline:
         self.fetcher = fetcher
         self.workers = workers
         self.owner = owner or make_owner()
+        self._claimed: Mapping[str, str] = {}
+        """The hosts the run's claims hold (`run`'s `held`), which they let go themselves."""
+        self._page_hosts = HostHolds(
+            store,
+            self.owner,
+            lease_seconds=settings.lease_seconds,
+            delay=settings.host_delay,
+            quiet_for=fetcher.quiet_for,
+            patience=settings.max_crawl_delay,
+            waiting="page_host_waiting",
+            claimed=lambda host: host in self._claimed,
+        )
+        """The hosts of the pages a feed links on another host than its own, held while they
+        are fetched (sql/0045), as the claims hold the feeds' own: two processes polling feeds
+        of two hosts do not both send requests to a third, each at its delay. A page whose host
+        another process holds waits for it as for a Retry-After, INGEST_MAX_CRAWL_DELAY at most,
+        then is held back unsent (`HostTaken`)."""
         self.clock = clock
         self.rng = rng or random.Random()
         self.policy = settings.policy()
@@ -332,6 +350,7 @@ class Pipeline:
         # whichever comes first.
         held: dict[str, str] = {}
         idle: set[str] = set()
+        self._claimed = held
 
         def on_done(task: asyncio.Task[FeedOutcome | None]) -> None:
             finished.append(task)
@@ -449,7 +468,11 @@ class Pipeline:
                     # Done with these hosts for now: another process may take them a host
                     # delay from now, not once their claims' leases run out (a service's run
                     # goes on while any feed is in flight). Kept until the run ends where the
-                    # database does not answer.
+                    # database does not answer. Those other feeds' pages go on to are let go
+                    # with the last of them (`_page_hosts`).
+                    for host in idle & self._page_hosts.busy():
+                        del held[host]
+                        idle.discard(host)
                     with contextlib.suppress(IngestError):
                         await self.store.release_hosts(
                             self.owner, idle, self.settings.host_delay, self._hold_ends(idle, held)
@@ -492,6 +515,8 @@ class Pipeline:
                 page.cancel()
             await asyncio.gather(renewer, *left, return_exceptions=True)
             await self._forget_robots_asked()
+            for host in set(held) & self._page_hosts.busy():
+                del held[host]
             if held:
                 try:
                     await asyncio.shield(
@@ -551,6 +576,7 @@ class Pipeline:
                 continue
             started = loop.time()
             lost: set[int] = set()
+            await self._page_hosts.renew()
             try:
                 renewed = await self.store.renew_leases(self.owner, held, lease)
             except IngestError as e:
@@ -1474,7 +1500,7 @@ class Pipeline:
                 held = False
                 self._page_slots.release()
 
-        try:
+        async def fetch() -> PageOutcome:
             return await fetch_page(
                 self.fetcher,
                 self.workers,
@@ -1487,6 +1513,15 @@ class Pipeline:
                 feed_text=feed_text or None,
                 backlog=self._backlog,
             )
+
+        try:
+            if same_host(link, feed.url):  # the claim holds it
+                return await fetch()
+            async with self._page_hosts.hold(link):
+                return await fetch()
+        except HostTaken as e:
+            # Not sent, no try spent, as a page its host's Retry-After holds back.
+            return PageOutcome(None, None, str(e), True, held=True, held_for=e.seconds)
         finally:
             if held:
                 self._page_slots.release()

@@ -18,7 +18,6 @@ import structlog
 
 from ingest import dedup
 from ingest.article import not_an_article
-from ingest.backfill.holds import HostHolds
 from ingest.backfill.options import (
     MAX_PAGES_CEILING,
     BackfillOptions,
@@ -55,6 +54,7 @@ from ingest.errors import (
 from ingest.fetch import Fetcher
 from ingest.fetch.client import with_user_info
 from ingest.fulltext import article_words, trusted, trusts_feed
+from ingest.holds import HostHolds
 from ingest.normalize import canonical_url, plausible_date, redact_url
 from ingest.pages import NO_PAGE, PageOutcome, article_for, fetch_page, retry_later, tries_after
 from ingest.pipeline import known_entries
@@ -251,6 +251,7 @@ class Backfill:
                     lease_seconds=self.settings.lease_seconds,
                     delay=self.settings.host_delay,
                     quiet_for=self.fetcher.quiet_for,
+                    waiting="backfill_host_waiting",
                 )
                 try:
                     # Stopped should the lock go with its session (LockLost: the CLI exits 3).
@@ -425,7 +426,7 @@ class Backfill:
         """Why TARGET's sources cannot be found now: its host (`e.host`) holds every request
         back by its Retry-After, longer than a run waits (`waits_out`), said with the moment it
         ends, when the same command finds them (nothing is recorded of a run not seeded); or
-        another process held the host for longer than a backfill waits for it (`HostTaken`),
+        another process held the host for longer than a request waits for it (`HostTaken`),
         which says nothing of when it lets it go."""
         host = e.host or redact_url(e.url)
         if isinstance(e, HostTaken):

@@ -235,7 +235,7 @@ def test_a_backfill_waits_while_another_process_holds_its_host(
 def test_a_host_held_longer_than_a_lease_leaves_the_backfill_s_pages_to_the_next_invocation(
     database_url: str, site: Site, tmp_path: Path
 ) -> None:
-    """A host another process keeps (its hold renewed) for longer than a backfill waits for it
+    """A host another process keeps (its hold renewed) for longer than it waits for it
     (INGEST_LEASE_SECONDS: what a process that died would hold it for): the pages are left
     failed unsent (`held: … is another process's`), no try spent, the run not finished; the
     same command run once the host is free fetches them."""

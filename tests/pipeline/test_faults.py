@@ -2655,3 +2655,93 @@ async def test_a_host_s_retry_after_holds_it_after_the_run_that_met_it(
     assert any(r.path == "/s/0" for r in server.requests)
     assert due[0]["left"] > timedelta(minutes=1)  # the feed itself answered: due as usual
     assert held[0]["left"] > timedelta(seconds=25)
+
+
+def _timed_pages(server: LocalServer, paths: list[str]) -> list[float]:
+    """Serves an article at each of `paths`; the list of the times (monotonic) they are asked."""
+    arrivals: list[float] = []
+
+    def timed(body: bytes) -> Callable[[Request], Response]:
+        def handle(req: Request) -> Response:
+            arrivals.append(time.monotonic())
+            return Response(200, body, {"Content-Type": "text/html"})
+
+        return handle
+
+    for path in paths:
+        server.routes[path] = timed(page(path).encode())
+    return arrivals
+
+
+async def test_a_page_on_another_host_waits_while_another_process_holds_that_host(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """A feed of one host (127.0.0.2) listing pages of another (127.0.0.1) that another process
+    holds (a replica polling that host's own feeds, sql/0045): the pages wait for its hold to
+    end, `page_host_waiting` logged, rather than go out beside that process's requests, each
+    process at the host's delay; once they are fetched, the host is another process's to take
+    a host delay later."""
+    from structlog.testing import capture_logs
+
+    second_server.routes["/feed"] = static(
+        rss(server.base, ["/s/0", "/s/1"]), "application/rss+xml"
+    )
+    arrivals = _timed_pages(server, ["/s/0", "/s/1"])
+    pipeline = await make_pipeline(settings(database_url), workers, resources)
+    await pipeline.store.add_feed(second_server.url("/feed"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO ingest.host_holds VALUES ('127.0.0.1', 'replica-1', now() + '2 s')"
+        )
+    ends = time.monotonic() + 2
+    with capture_logs() as logged:
+        summary = await asyncio.wait_for(pipeline.run(), 60)
+    await pipeline.aclose()
+    assert summary.new_articles == 2
+    assert len(arrivals) == 2
+    assert min(arrivals) >= ends - 0.3  # the test's clock read after the database's
+    (waiting,) = [e for e in logged if e["event"] == "page_host_waiting"]
+    assert (waiting["host"], waiting["held_by"]) == ("127.0.0.1", "replica-1")
+    holds = rows(
+        database_url,
+        "SELECT held_by, held_until <= now() + '1 s' AS let_go FROM ingest.host_holds"
+        " WHERE host = '127.0.0.1'",
+    )
+    assert holds == [{"held_by": pipeline.owner, "let_go": True}]
+
+
+async def test_a_page_on_another_host_held_longer_than_a_request_waits_spends_no_try(
+    database_url: str,
+    server: LocalServer,
+    second_server: LocalServer,
+    workers: WorkerPool,
+    resources: list[Any],
+) -> None:
+    """The pages of a host another process keeps for longer than a request waits for it
+    (INGEST_MAX_CRAWL_DELAY, as for a Retry-After) are held back unsent (`held: … is another
+    process's`), a passing failure that spends none of their tries, and fetched by a later poll
+    once the host is free; the feed's poll itself is no failure."""
+    second_server.routes["/feed"] = static(rss(server.base, ["/s/0"]), "application/rss+xml")
+    arrivals = _timed_pages(server, ["/s/0"])
+    pipeline = await make_pipeline(settings(database_url, max_crawl_delay=1), workers, resources)
+    await pipeline.store.add_feed(second_server.url("/feed"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO ingest.host_holds VALUES ('127.0.0.1', 'replica-1', now() + '1 h')"
+        )
+    summary = await asyncio.wait_for(pipeline.run(), 60)
+    assert arrivals == []
+    assert summary.new_articles == 0
+    entries = rows(database_url, "SELECT attempts, article_id FROM ingest.feed_entries")
+    assert entries == [{"attempts": 0, "article_id": None}]
+    feed = rows(database_url, "SELECT last_status FROM ingest.feeds")
+    assert feed == [{"last_status": "ok"}]
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM ingest.host_holds WHERE held_by = 'replica-1'")
+    await asyncio.wait_for(pipeline.run(all_feeds=True), 60)
+    await pipeline.aclose()
+    assert len(arrivals) == 1

@@ -1,6 +1,7 @@
-"""The hosts a backfill sends requests to, held as the service's claims hold the hosts of their
+"""Hosts held for the requests a process sends them outside its claims (a backfill's; the pages
+a service's feeds link on another host than their own), as the claims hold the hosts of their
 feeds (sql/0045, `ingest.host_holds`): one process at a time sends requests to a host, so that
-its delay holds between a backfill's requests and a service's (or another backfill's)."""
+its delay holds whatever else runs beside it."""
 
 from __future__ import annotations
 
@@ -46,19 +47,23 @@ class _Hold:
     its last renewal, plus the lease."""
     waiting_since: float | None = None
     """When a request first found another process holding the host, since it last held it."""
+    asked_at: float = float("-inf")
+    """When a request last asked for it: a wait begins anew after a silence longer than a
+    wait's asking (the next poll of a feed listing its pages)."""
 
 
 class HostHolds:
-    """`async with HostHolds(...) as holds:` then `async with holds.hold(url):` around each
-    request. A host is taken (`Store.take_host`) before a request to it goes out, held for
-    INGEST_LEASE_SECONDS, renewed every third of that while requests to it go on, and let go
-    once none does (`Store.release_hosts`), its delay from then on kept (`quiet_for`: the
+    """`async with holds.hold(url):` around each request (`async with holds:` renews them, else
+    `renew` does). A host is taken (`Store.take_host`) before a request to it goes out, held
+    for INGEST_LEASE_SECONDS, renewed every third of that while requests to it go on, and let
+    go once none does (`Store.release_hosts`), its delay from then on kept (`quiet_for`: the
     host delay, raised by its Crawl-delay, or the rest of its Retry-After), as a service lets go
-    of a host it has no feed of in flight. While another process holds it, a request waits,
-    asking again every HOLD_POLL seconds, for at most `patience` seconds in all (a lease: what
-    a process that died holds a host for); then it, and every request to the host after it,
-    raises `HostTaken`, unsent. A process that dies holds its hosts until their leases run
-    out."""
+    of a host it has no feed of in flight; not where the process's claims hold it (`claimed`),
+    which let it go themselves. While another process holds it, a request waits, asking again
+    every HOLD_POLL seconds, for at most `patience` seconds in all (by default a lease: what a
+    process that died holds a host for), `waiting` logged as the wait starts; then it, and
+    every request to the host after it until the host is taken, raises `HostTaken`, unsent. A
+    process that dies holds its hosts until their leases run out."""
 
     def __init__(
         self,
@@ -69,6 +74,8 @@ class HostHolds:
         delay: float,
         quiet_for: Callable[[str], float],
         patience: float | None = None,
+        waiting: str = "host_waiting",
+        claimed: Callable[[str], bool] = lambda host: False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -77,6 +84,8 @@ class HostHolds:
         self.lease = lease_seconds
         self.patience = lease_seconds if patience is None else patience
         self._delay = delay
+        self._waiting = waiting
+        self._claimed = claimed
         self._quiet_for = quiet_for
         self._clock = clock
         self._sleep = sleep
@@ -121,6 +130,9 @@ class HostHolds:
         async with hold.lock:
             while self._clock() > hold.until - self.lease / 3:
                 started = self._clock()
+                if started - hold.asked_at > self.patience + HOLD_POLL:
+                    hold.waiting_since = None
+                hold.asked_at = started
                 take = await self.store.take_host(self.owner, url, self.lease)
                 if take.taken:
                     hold.hosts.add(take.host)
@@ -129,7 +141,7 @@ class HostHolds:
                 if hold.waiting_since is None:
                     hold.waiting_since = started
                     log.info(
-                        "backfill_host_waiting",
+                        self._waiting,
                         host=take.host,
                         held_by=take.held_by,
                         seconds=round(take.seconds or 0),
@@ -139,7 +151,7 @@ class HostHolds:
                     raise HostTaken(
                         url,
                         f"held: {take.host} is another process's ({take.held_by or 'a claim'}), "
-                        f"longer than a backfill waits for it ({self.patience:g}s)",
+                        f"longer than a request waits for it ({self.patience:g}s)",
                         seconds=take.seconds or 0.0,
                         host=take.host,
                     )
@@ -153,36 +165,51 @@ class HostHolds:
             if hold.users or not hold.hosts or hold.until == float("-inf"):
                 return
             hold.until = float("-inf")
+            hosts = [host for host in hold.hosts if not self._claimed(host)]
+            hold.hosts.clear()
+            if not hosts:
+                return
             quiet = self._delay
             with contextlib.suppress(IngestError):  # a URL that cannot be requested
                 quiet = self._quiet_for(hold.url)
             with contextlib.suppress(IngestError):
-                await self.store.release_hosts(self.owner, hold.hosts, quiet)
-            hold.hosts.clear()
+                await self.store.release_hosts(self.owner, hosts, quiet)
+
+    def busy(self) -> set[str]:
+        """The hosts (as the database reads them) requests go on to: a claim's release of one
+        leaves it to the last of them (`claimed`)."""
+        return {host for hold in self._holds.values() if hold.users for host in hold.hosts}
 
     async def _renew(self) -> None:
-        """Every third of the lease, the hosts requests go on to are held a lease more; one
-        another process took meanwhile (this one stalled past its lease) is taken again, or
-        waited for, by the next request to it."""
         while True:
             await self._sleep(self.lease / 3)
-            busy = [h for h in self._holds.values() if h.users and h.hosts]
-            if not busy:
-                continue
+            await self.renew()
+
+    async def renew(self) -> None:
+        """The hosts requests go on to, held a lease more (every third of it); one another
+        process took meanwhile (this one stalled past its lease) is taken again, or waited
+        for, by the next request to it."""
+        busy = [h for h in self._holds.values() if h.users and h.hosts]
+        if busy:
             started = self._clock()
             try:
                 kept = await self.store.renew_hosts(
                     self.owner, [host for h in busy for host in h.hosts], self.lease
                 )
             except IngestError as e:
-                log.warning("backfill_host_renewal_failed", error=str(e))
-                continue
+                log.warning("host_renewal_failed", error=str(e))
+                return
             for h in busy:
                 if h.hosts <= kept:
                     h.until = max(h.until, started + self.lease)
                 else:
                     h.until = float("-inf")
                     h.hosts &= kept
+
+
+def same_host(url: str, other: str) -> bool:
+    """Whether two URLs are of one host, whatever their schemes and ports."""
+    return _key(url) == _key(other)
 
 
 def _key(url: str) -> str:
