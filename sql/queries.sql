@@ -12,7 +12,7 @@ ON CONFLICT (url_hash) DO UPDATE SET site_url = EXCLUDED.site_url
 RETURNING id, xmax = 0 AS added;
 
 -- name: list_feeds
--- held_until as news.feeds shows it: the end of a Retry-After's hold not over yet (sql/0049).
+-- held_until as news.feeds shows it: the end of a Retry-After's hold not over yet (sql/0048).
 SELECT id, url, title, site_url, kind, active, inactive_reason, last_status, last_error,
        consecutive_failures, last_fetched_at, next_fetch_at, text_mode, full_text,
        CASE WHEN held_until > now() THEN held_until END AS held_until
@@ -232,7 +232,7 @@ WHERE url_hash = ingest.url_hash(%(url)s) RETURNING id;
 -- given up on already takes the reason given (it is found gone), else keeps its own.
 -- A 404 (%(not_found)s) is one more of the feed's 404s in a row; any other failure ends them.
 -- A failure with a Retry-After holds the feed for %(held_for)s (capped: ingest.schedule,
--- retry_after_wait), shown in news.feeds.held_until; any other leaves no hold (sql/0049).
+-- retry_after_wait), shown in news.feeds.held_until; any other leaves no hold (sql/0048).
 -- The full-text state is the one the poll's stored entries left, where it failed after storing
 -- them (their comparisons are not made again: the entries are known at the next poll); null
 -- parameters leave it as it is.
@@ -295,7 +295,7 @@ WHERE f.id = o.id;
 -- when the hold ends, by the database's clock (or later, where it was due later: paused by the
 -- operator meanwhile), done for this pass (polled_at: `run --once --all` does not claim it again
 -- into the same hold), its lease released; its failures, 404 streak, status and error, and
--- last_fetched_at stay as they were; news.feeds.held_until says until when it is held (sql/0049).
+-- last_fetched_at stay as they were; news.feeds.held_until says until when it is held (sql/0048).
 -- A no-op if the lease was lost.
 UPDATE ingest.feeds
 SET next_fetch_at = GREATEST(next_fetch_at,
@@ -310,7 +310,7 @@ WHERE id = %(id)s AND lease_owner = %(owner)s;
 -- The host of %(url)s answered feed %(id)s with 429 or 503 and a Retry-After (%(wait)s, capped at
 -- INGEST_MAX_INTERVAL): the host's other feeds due before then, not leased (a poll in progress
 -- meets the refusal itself), are due then instead, by the database's clock, so that no replica
--- polls them into the same refusal (news.feeds.held_until: until when, sql/0049). Paused feeds
+-- polls them into the same refusal (news.feeds.held_until: until when, sql/0048). Paused feeds
 -- and feeds due later are left as they are. Reads
 -- the host's feeds, their host and the URL's as the claims read a feed's (index on the host
 -- and next_fetch_at, sql/0037); a URL without a host holds none.
@@ -435,7 +435,7 @@ RETURNING f.id;
 -- (%(delays)s seconds: the host delay, raised by its Crawl-delay, or the rest of its
 -- Retry-After, which may outlast the leases), so that their next request does not follow its
 -- last one sooner, nor come while the host asked for none (sql/0045). Where another process's
--- claim set a host aside for this one (sql/0049), its time aside ends with the hold, so that
+-- claim set a host aside for this one (sql/0048), its time aside ends with the hold, so that
 -- the other claims read the host then; a row another transaction holds is left as it is (the
 -- host then left to this process until its time aside runs out, the end of the hold as it was
 -- when it was set aside).
