@@ -9,6 +9,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -213,20 +214,25 @@ def test_a_read_only_root_without_a_writable_tmp_is_one_line(tmp_path: Path) -> 
 @pytest.mark.skipif(not _user_namespaces(), reason="needs unshare -rm (user namespaces)")
 def test_a_read_only_root_with_a_writable_tmp_runs(database_url: str, tmp_path: Path) -> None:
     """With the root filesystem read-only but for a temporary directory and the data directory
-    (`docker run --read-only --tmpfs /tmp -v data:/data`), a pass of `ingest run` works."""
-    data, tmp = tmp_path / "data", tmp_path / "tmp"
+    (`docker run --read-only --tmpfs /tmp -v data:/data`), a pass of `ingest run` works. The
+    temporary directory is a short path of its own: the fork server's socket in it must fit the
+    108 bytes of a Unix socket's address, which pytest's numbered directories can outgrow."""
+    data = tmp_path / "data"
     data.mkdir()
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix="ingest-ro-", dir="/tmp"))
     env = _env(INGEST_DATA_DIR=str(data), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1")
     env["DATABASE_URL"] = database_url
-    done = subprocess.run(
-        _on_a_read_only_root([sys.executable, "-m", "ingest", "run", "--once"], [data, tmp]),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        done = subprocess.run(
+            _on_a_read_only_root([sys.executable, "-m", "ingest", "run", "--once"], [data, tmp]),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("feeds: 0 ")
 
