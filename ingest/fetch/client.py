@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
 import ssl
 import time
@@ -331,18 +332,27 @@ def _unasked_304(url: str, target: httpx.URL) -> FetchError:
 
 
 _DRAIN_BYTES = 64 * 1024
+_DRAIN_SECONDS: Final = 1.0
+"""The longest a body that is not wanted is waited for (`_drain`): what keeps a connection for
+the next request, not what the response means."""
 
 
 async def _drain(response: httpx.Response) -> None:
     """Read the (small) body of a response whose body is not wanted (304, redirect, error), so
     that its connection goes back to the pool: a response closed unread closes its connection,
     and a poll that mostly gets 304s would then open a new connection for every feed. A body
-    over `_DRAIN_BYTES` is left unread (its connection closed instead)."""
+    over `_DRAIN_BYTES` is left unread (its connection closed instead), and so is one that
+    does not come within `_DRAIN_SECONDS` or whole (a Content-Length the server never sends,
+    a connection it closes midway): the status and headers say what the response means (a
+    redirect's Location, a 503's Retry-After, a 404), whatever becomes of a body nobody
+    reads, which browsers do not wait for either."""
     seen = 0
-    async for chunk in response.aiter_raw():
-        seen += len(chunk)
-        if seen > _DRAIN_BYTES:
-            return
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for chunk in response.aiter_raw():
+                seen += len(chunk)
+                if seen > _DRAIN_BYTES:
+                    return
 
 
 class Fetcher:
