@@ -372,6 +372,32 @@ def media_type(value: object) -> str:
     return value.split(";")[0].strip().lower() if isinstance(value, str) else ""
 
 
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+"""A media type's `type/subtype`, each a token (RFC 9110 §8.3.1), in lower case."""
+
+
+def served_type(values: Iterable[str]) -> str:
+    """The Content-Type of a response that sent these values (its header's lines, each split
+    at its commas), as a browser reads them (Fetch's "extract a MIME type"): the last that
+    names a type (`type/subtype`, not `*/*`), with the charset an earlier value of that type
+    gave where it names none (`text/html; charset=windows-1252`, then a server's default
+    `text/html`); where none names a type, the values as sent. A framework's or a proxy's
+    Content-Type beside the application's makes no `text/html, text/html`, which is no type
+    at all."""
+    values = [value.strip() for value in values]
+    chosen, essence, charset = None, None, None
+    for value in values:
+        media = media_type(value)
+        if _MEDIA_TYPE.fullmatch(media) is None or media == "*/*":
+            continue
+        own = charset_of(value)
+        if own is not None or media != essence:
+            charset = own
+        chosen = value if own is not None or charset is None else f"{value}; charset={charset}"
+        essence = media
+    return chosen if chosen is not None else ", ".join(values)
+
+
 def charset_of(content_type: str | None) -> str | None:
     """The charset a Content-Type header declares (`text/html; charset=windows-1252`), if
     any: how a feed's or a page's bytes are read where they do not say it themselves."""

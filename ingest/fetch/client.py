@@ -39,7 +39,7 @@ from ingest.fetch.refresh import refresh_location
 from ingest.fetch.robots import ROBOTS_AGENT, Robots, parse_robots, robots_url
 from ingest.fetch.transport import GuardedBackend
 from ingest.metrics import FETCH_SECONDS
-from ingest.normalize import host_key, registered_domain
+from ingest.normalize import host_key, registered_domain, served_type
 from ingest.schedule import retry_after_wait
 from ingest.types import FetchKind, FetchResult, is_credential_header
 
@@ -148,12 +148,20 @@ def _result_headers(headers: httpx.Headers) -> dict[str, str]:
     could not be told back into its bytes: validators are decoded as Latin-1 whatever the
     guess, one character per byte, for `_validator` to send back unchanged."""
     result = {k.lower(): v for k, v in headers.items()}
+    if "content-type" in headers:
+        result["content-type"] = _content_type(headers)
     if headers.encoding != "ascii":
         for name in _VALIDATORS:
             values = [v for k, v in headers.raw if k.lower() == name]
             if values:
                 result[name.decode()] = b", ".join(values).decode("latin-1")
     return result
+
+
+def _content_type(headers: httpx.Headers) -> str:
+    """The response's Content-Type, its lines read as one (`served_type`): the page's type and
+    charset where a proxy or a framework sent its own beside the application's."""
+    return served_type(headers.get_list("content-type", split_commas=True))
 
 
 def _validator(value: str) -> bytes:
@@ -655,7 +663,7 @@ class Fetcher:
         body = await self._read_body(url, response, kind)
         if kind == "page":
             refresh = refresh_location(
-                response.headers.get("content-type", ""), response.headers.get("refresh"), body
+                _content_type(response.headers), response.headers.get("refresh"), body
             )
             if refresh is not None:
                 try:

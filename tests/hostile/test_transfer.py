@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -111,3 +112,101 @@ async def test_a_feed_moved_by_a_redirect_whose_body_never_comes_is_polled_there
     assert (summary.ok, summary.failed, summary.new_articles) == (1, 0, 1)
     (row,) = rows(database_url, "SELECT url, text_source FROM news.articles")
     assert row == {"url": server.url("/story"), "text_source": "page"}
+
+
+# --- headers given twice ------------------------------------------------------------------------
+
+
+def _raw_site(pages: dict[str, bytes]) -> Callable[[socket.socket], None]:
+    """A raw server's handler answering each request with the response written for its path
+    (status line, headers and body as bytes, one request a connection), else a 404."""
+
+    def handle(conn: socket.socket) -> None:
+        head = read_request(conn)
+        path = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else "/"
+        conn.sendall(pages.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+        conn.close()
+
+    return handle
+
+
+def _response(headers: list[str], body: bytes) -> bytes:
+    lines = "".join(f"{line}\r\n" for line in headers)
+    return (
+        f"HTTP/1.1 200 OK\r\n{lines}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1") + body
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["text/html", "text/html"], "text/html"),
+        (["text/html; charset=utf-8", "text/html; charset=utf-8"], "text/html; charset=utf-8"),
+        (["text/plain", "text/html; charset=utf-8"], "text/html; charset=utf-8"),
+        (["text/html; charset=windows-1252", "text/html"], "text/html; charset=windows-1252"),
+        (["text/html; charset=utf-8", "text/plain"], "text/plain"),
+        (["text/html", "*/*"], "text/html"),
+        (["application/rss+xml", "nonsense"], "application/rss+xml"),
+        (["text/html, text/html"], "text/html"),
+        (["nonsense"], "nonsense"),
+    ],
+    ids=[
+        "twice",
+        "twice-with-charset",
+        "last-wins",
+        "charset-of-the-same-type-kept",
+        "charset-of-another-type-dropped",
+        "any-type-ignored",
+        "no-type-ignored",
+        "one-line-with-a-comma",
+        "one-value-naming-no-type",
+    ],
+)
+async def test_a_content_type_sent_twice_is_read_as_a_browser_reads_it(
+    values: list[str], expected: str
+) -> None:
+    """A response whose Content-Type header comes twice (a framework's and a proxy's) has the
+    type a browser reads (Fetch's "extract a MIME type"): the last value that names a type,
+    with the charset an earlier value of that type gave; not the values joined by a comma,
+    `text/html, text/html`, which is no type at all."""
+    page = _response([f"Content-Type: {v}" for v in values], b"<html><p>x</p></html>")
+    with RawServer(_raw_site({"/page": page})) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            result = await fetcher.fetch(raw.url("/page"), "page")
+    assert result.content_type == expected
+
+
+async def test_a_page_whose_content_type_comes_twice_is_stored_from_its_text(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A page served with two Content-Type lines (`text/html` twice; a Windows-1252 charset,
+    then the server's default `text/html`) is an HTML page, read in its charset: stored from
+    its own text, not from the feed's with "not an HTML page: text/html, text/html"."""
+    legacy = "José Müller said the “budget” was approved."
+    pages = {
+        "/robots.txt": b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        "/twice": _response(["Content-Type: text/html"] * 2, article_page("Twice")),
+        "/legacy": _response(
+            ["Content-Type: text/html; charset=windows-1252", "Content-Type: text/html"],
+            article_page("Legacy").replace(b"harbour", legacy.encode("cp1252")),
+        ),
+    }
+    with RawServer(_raw_site(pages)) as raw:
+        items = "".join(
+            f"<item><title>{name}</title><link>{raw.url('/' + name.lower())}</link>"
+            f"<description>Feed text {name}.</description></item>"
+            for name in ("Twice", "Legacy")
+        )
+        server.routes["/feed"] = static(rss(items), "application/rss+xml")
+        async with pipeline_for(local_settings(database_url), workers) as pipeline:
+            await pipeline.store.add_feed(server.url("/feed"))
+            summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 2)
+    stored = {
+        r["title"]: r
+        for r in rows(
+            database_url, "SELECT title, text, text_source, extraction_error FROM news.articles"
+        )
+    }
+    assert {t: r["text_source"] for t, r in stored.items()} == {"Twice": "page", "Legacy": "page"}
+    assert legacy in stored["Legacy"]["text"]
