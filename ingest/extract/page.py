@@ -320,9 +320,11 @@ def _utf_16(label: str | None) -> str | None:
 def _encoding(label: str) -> str | None:
     """Python's codec for a charset label, as browsers read the label (`_WHATWG`); None for
     a label no codec has, or UTF-16 and UTF-32, which no page in an ASCII-compatible meta tag
-    can be in."""
+    can be in, or one of Python's codecs of bytes to bytes (`base64`, `zlib`, `rot13`,
+    `hex`), which reads no text and no browser knows."""
     try:
         name = codecs.lookup(label.strip().strip("\"'")).name.replace("-", "_")
+        b"a".decode(name, "replace")  # LookupError: "'base64' is not a text encoding"
     except LookupError:
         return None
     if name.startswith(("utf_16", "utf_32")):

@@ -210,3 +210,51 @@ async def test_a_page_whose_content_type_comes_twice_is_stored_from_its_text(
     }
     assert {t: r["text_source"] for t, r in stored.items()} == {"Twice": "page", "Legacy": "page"}
     assert legacy in stored["Legacy"]["text"]
+
+
+# --- charsets that name no charset --------------------------------------------------------------
+
+
+def _legacy_page(title: str, meta: str = "") -> bytes:
+    """An article page in Windows-1252 (not UTF-8), with `meta` in its head."""
+    return (
+        article_page(title)
+        .replace(b"<head>", f"<head>{meta}".encode())
+        .replace(b"harbour", "José Müller’s harbour".encode("cp1252"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "meta"),
+    [
+        ("text/html; charset=base64", ""),
+        ("text/html; charset=zlib", ""),
+        ("text/html", "<meta charset='rot13'>"),
+        ("text/html", "<meta http-equiv='Content-Type' content='text/html; charset=hex'>"),
+        ("text/html; charset=uu", "<meta charset='bz2'>"),
+    ],
+    ids=["served-base64", "served-zlib", "meta-rot13", "meta-hex", "both"],
+)
+async def test_a_charset_naming_a_codec_of_bytes_is_no_charset(
+    database_url: str, server: LocalServer, workers: Workers, content_type: str, meta: str
+) -> None:
+    """A page that is not UTF-8 whose charset, served or in its meta tag, names one of
+    Python's codecs of bytes to bytes (`base64`, `zlib`, `rot13`, `hex`: no charset a
+    browser knows) is read as a page declaring none: stored from its own text, not from the
+    feed's with "internal error: LookupError" and a `page_bug` traceback."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/page"] = static(_legacy_page("Codec", meta), content_type)
+    server.routes["/feed"] = static(
+        rss(
+            f"<item><title>Codec</title><link>{server.url('/page')}</link>"
+            "<description>Feed text.</description></item>"
+        ),
+        "application/rss+xml",
+    )
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, 1)
+    (row,) = rows(database_url, "SELECT text, text_source, extraction_error FROM news.articles")
+    assert (row["text_source"], row["extraction_error"]) == ("page", None)
+    assert "harbour authority said on Thursday" in row["text"]
