@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import math
+import re
 import ssl
 import time
 import zlib
@@ -162,6 +163,29 @@ def _content_type(headers: httpx.Headers) -> str:
     """The response's Content-Type, its lines read as one (`served_type`): the page's type and
     charset where a proxy or a framework sent its own beside the application's."""
     return served_type(headers.get_list("content-type", split_commas=True))
+
+
+def _location(url: str, headers: httpx.Headers) -> str | None:
+    """A redirect's Location as the bytes the server sent, each byte outside ASCII
+    percent-encoded, as browsers and curl follow it: UTF-8's `café` is `caf%C3%A9`, a Latin-1
+    site's (its `é` the byte E9) `caf%E9`. httpx decodes a response's headers with one
+    encoding guessed from them all, which reads a UTF-8 Location beside a Latin-1 cookie as
+    `cafÃ©` and sends a Latin-1 one back as UTF-8: neither the address the server named.
+    Sent twice, its one value; two values name no one address (a browser refuses them too):
+    a permanent `FetchError`, not a request for both joined by a comma."""
+    values = list(dict.fromkeys(v.strip() for k, v in headers.raw if k.lower() == b"location"))
+    if len(values) > 1:
+        named = ", ".join(repr(_as_ascii(v)) for v in values[:2])
+        raise FetchError(url, f"redirect with two Location headers: {named}", permanent=True)
+    return _as_ascii(values[0]) if values else None
+
+
+_NOT_ASCII: Final = re.compile(rb"[\x80-\xff]")
+
+
+def _as_ascii(value: bytes) -> str:
+    """Header bytes as text, each byte outside ASCII percent-encoded."""
+    return _NOT_ASCII.sub(lambda byte: b"%%%02X" % byte[0][0], value).decode("ascii")
 
 
 def _validator(value: str) -> bytes:
@@ -634,8 +658,8 @@ class Fetcher:
         `refresh_location`), or the final result (with its body read within the cap), or a
         FetchError."""
         status = response.status_code
-        location = response.headers.get("location")
-        if status in _REDIRECT_STATUSES and location:
+        location = _location(url, response.headers) if status in _REDIRECT_STATUSES else None
+        if location:
             await _drain(response)
             try:
                 return _Redirect(status, target.join(location))
@@ -667,13 +691,13 @@ class Fetcher:
             )
             if refresh is not None:
                 try:
-                    location = target.join(refresh)
+                    refreshed = target.join(refresh)
                 except httpx.InvalidURL as e:
                     raise FetchError(
                         url, f"invalid refresh location {refresh!r}", permanent=True
                     ) from e
-                if location.copy_with(fragment=None) != target.copy_with(fragment=None):
-                    return _Redirect(status, location)
+                if refreshed.copy_with(fragment=None) != target.copy_with(fragment=None):
+                    return _Redirect(status, refreshed)
         return _Final(target, response, body)
 
     def _back_off(

@@ -258,3 +258,67 @@ async def test_a_charset_naming_a_codec_of_bytes_is_no_charset(
     (row,) = rows(database_url, "SELECT text, text_source, extraction_error FROM news.articles")
     assert (row["text_source"], row["extraction_error"]) == ("page", None)
     assert "harbour authority said on Thursday" in row["text"]
+
+
+# --- Location in bytes outside ASCII ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "requested"),
+    [
+        ([b"Location: /caf\xc3\xa9?q=\xc3\xa9t\xc3\xa9"], "/caf%C3%A9?q=%C3%A9t%C3%A9"),
+        (
+            [b"Set-Cookie: who=Jos\xe9", b"Location: /caf\xc3\xa9?q=\xc3\xa9t\xc3\xa9"],
+            "/caf%C3%A9?q=%C3%A9t%C3%A9",
+        ),
+        ([b"Location: /caf\xe9?q=\xe9t\xe9"], "/caf%E9?q=%E9t%E9"),
+        ([b"Location: /caf%C3%A9", b"Location: /caf%C3%A9"], "/caf%C3%A9"),
+    ],
+    ids=["utf-8", "utf-8-beside-latin-1", "latin-1", "twice"],
+)
+async def test_a_location_outside_ascii_is_followed_to_the_bytes_it_names(
+    server: LocalServer, headers: list[bytes], requested: str
+) -> None:
+    """A redirect's Location holding bytes outside ASCII leads to the address of those very
+    bytes, percent-encoded (as browsers and curl follow it): UTF-8's `café` to `caf%C3%A9`,
+    beside a cookie in Latin-1 too; a Latin-1 `caf\\xe9` to `caf%E9`, the page of a site in
+    Latin-1. A Location sent twice with one value is that value."""
+    server.routes[requested] = static(article_page("Found"))
+    moved = (
+        b"HTTP/1.1 301 Moved\r\n"
+        + b"".join(h + b"\r\n" for h in headers)
+        + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(moved.replace(b"Location: /", f"Location: {server.base}/".encode()))
+        conn.close()
+
+    with RawServer(handle) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            result = await fetcher.fetch(raw.url("/old"), "page")
+    assert result.final_url == server.url(requested)
+    assert [r.path for r in server.requests if r.path != "/robots.txt"] == [requested]
+    assert b"Found" in result.body
+
+
+async def test_a_redirect_naming_two_locations_is_refused() -> None:
+    """A redirect with two Location headers of different values names no one address (a
+    browser refuses it too): a permanent FetchError naming both, no request to either, not
+    a request for the two joined by a comma."""
+
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 302 Found\r\nLocation: /a\r\nLocation: /b\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        conn.close()
+
+    with RawServer(handle) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            with pytest.raises(FetchError, match="two Location headers: '/a', '/b'") as info:
+                await fetcher.fetch(raw.url("/old"), "page")
+        assert raw.connections == 1
+    assert not info.value.transient
