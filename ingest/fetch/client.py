@@ -33,7 +33,11 @@ from ingest.fetch.guard import (
     check_address,
     system_resolver,
 )
-from ingest.fetch.internals import asyncio_primitives, transport_with_pool
+from ingest.fetch.internals import (
+    asyncio_primitives,
+    bounded_informational,
+    transport_with_pool,
+)
 from ingest.fetch.limits import Clock, HostHeld, HostLimiter, Sleep
 from ingest.fetch.pools import KEEPALIVE_SECONDS, OriginPools, has_idle_connection
 from ingest.fetch.refresh import refresh_location
@@ -413,6 +417,7 @@ class Fetcher:
         self._clock = clock
         allow = settings.allow_private_networks
         asyncio_primitives()
+        bounded_informational()
 
         def default_check(ip: str) -> None:
             check_address(ip, allow)

@@ -20,6 +20,11 @@ Private names relied on (checked with the versions in `CHECKED`):
   `asyncio_primitives` binds them to asyncio's own lock and event and to a shield that does
   nothing (see there why).
 
+- `httpcore._async.http11.AsyncHTTP11Connection._receive_event`, the coroutine that hands
+  httpcore's HTTP/1.1 connection each event h11 reads: `bounded_informational` wraps it to
+  count the informational (1xx) responses before a response, which httpcore passes over
+  without end.
+
 `httpcore.SOCKET_OPTION`, the type of a socket option in `AsyncNetworkBackend.connect_tcp`, is
 public (in `httpcore.__all__`): it is imported from `httpcore`, not from the private module
 that defines it."""
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import ssl
 from collections.abc import Callable
 from types import ModuleType, TracebackType
@@ -214,3 +220,51 @@ def asyncio_primitives() -> None:
                 )
             if rebound is None:  # httpcore's own still: not rebound yet
                 setattr(module, primitive, _either(natives[primitive], original))
+
+
+MAX_INFORMATIONAL: Final = 5
+"""Informational (1xx) responses a response may come after (`bounded_informational`): a
+server sends one or two (`100 Continue`, `103 Early Hints`); Go's client takes five too."""
+
+_INFORMATIONAL_SEEN: Final = "_ingest_informational_seen"
+_WRAPPED: Final = "__httpcore_receive_event__"
+
+
+def bounded_informational() -> None:
+    """Make httpcore's HTTP/1.1 connection refuse a response that comes after more than
+    `MAX_INFORMATIONAL` informational (1xx) responses, `httpcore.RemoteProtocolError`, rather
+    than pass them over for as long as the server sends them: each is parsed at once from
+    what the socket holds, so that a server sending them without end kept the event loop
+    (every other request and query of the process) for a second at a time until the
+    request's deadline. A `101 Switching Protocols` ends the head as httpcore reads it.
+    Process-wide and idempotent."""
+    from httpcore._async import http11
+
+    connection = getattr(http11, "AsyncHTTP11Connection", None)
+    receive = getattr(connection, "_receive_event", None)
+    # The h11 httpcore parses with (its module's own import: no dependency of ingest's).
+    informational = getattr(getattr(http11, "h11", None), "InformationalResponse", None)
+    if connection is None or informational is None or not inspect.iscoroutinefunction(receive):
+        raise InternalsChangedError(
+            f"httpcore {httpcore.__version__}: AsyncHTTP11Connection has no coroutine "
+            "`_receive_event` handing it h11's events; see ingest/fetch/internals.py and "
+            "tests/fetch/test_httpx_internals.py"
+        )
+    if getattr(receive, _WRAPPED, None) is not None:
+        return
+
+    async def _receive_event(self: Any, timeout: float | None = None) -> Any:
+        event = await receive(self, timeout)
+        if type(event) is informational and event.status_code != 101:
+            seen = self.__dict__.get(_INFORMATIONAL_SEEN, 0) + 1
+            if seen > MAX_INFORMATIONAL:
+                raise httpcore.RemoteProtocolError(
+                    f"more than {MAX_INFORMATIONAL} informational (1xx) responses"
+                )
+            self.__dict__[_INFORMATIONAL_SEEN] = seen
+        elif _INFORMATIONAL_SEEN in self.__dict__:
+            del self.__dict__[_INFORMATIONAL_SEEN]
+        return event
+
+    setattr(_receive_event, _WRAPPED, receive)
+    connection._receive_event = _receive_event

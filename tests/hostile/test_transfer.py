@@ -322,3 +322,46 @@ async def test_a_redirect_naming_two_locations_is_refused() -> None:
                 await fetcher.fetch(raw.url("/old"), "page")
         assert raw.connections == 1
     assert not info.value.transient
+
+
+# --- informational responses --------------------------------------------------------------------
+
+
+def _informational(count: int | None) -> Callable[[socket.socket], None]:
+    """A raw server's handler answering with `count` 100 Continue and 103 Early Hints
+    responses, then a page; with None, with such responses for as long as the client reads."""
+
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        hint = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        if count is None:
+            while True:
+                conn.sendall(hint * 1000)
+        conn.sendall(hint[:25] * (count % 2) + hint * (count // 2))
+        body = article_page("Hinted")
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        conn.close()
+
+    return handle
+
+
+async def test_a_storm_of_informational_responses_is_a_protocol_error() -> None:
+    """A server answering with 1xx responses without end (`100 Continue`, `103 Early Hints`,
+    as fast as loopback carries them) is a protocol error at the sixth: parsing them for the
+    whole deadline kept the event loop, and every other fetch and query on it, waiting up to
+    a second at a time."""
+    with RawServer(_informational(None)) as raw:
+        async with Fetcher(local_settings(request_deadline=5)) as fetcher:
+            with pytest.raises(
+                FetchError, match=r"protocol error: more than 5 informational \(1xx\) responses"
+            ):
+                await fetcher.fetch(raw.url("/page"), "page")
+
+
+async def test_a_few_informational_responses_come_before_the_page() -> None:
+    """Five 1xx responses before the page (the most a real server sends is one or two Early
+    Hints) are passed over: the page is the result."""
+    with RawServer(_informational(5)) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            result = await fetcher.fetch(raw.url("/page"), "page")
+    assert (result.status, b"Hinted" in result.body) == (200, True)
