@@ -35,7 +35,7 @@ from ingest.fetch.guard import (
 )
 from ingest.fetch.internals import (
     asyncio_primitives,
-    bounded_informational,
+    bounded_events,
     transport_with_pool,
 )
 from ingest.fetch.limits import Clock, HostHeld, HostLimiter, Sleep
@@ -417,7 +417,7 @@ class Fetcher:
         self._clock = clock
         allow = settings.allow_private_networks
         asyncio_primitives()
-        bounded_informational()
+        bounded_events()
 
         def default_check(ip: str) -> None:
             check_address(ip, allow)

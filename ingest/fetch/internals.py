@@ -21,9 +21,9 @@ Private names relied on (checked with the versions in `CHECKED`):
   nothing (see there why).
 
 - `httpcore._async.http11.AsyncHTTP11Connection._receive_event`, the coroutine that hands
-  httpcore's HTTP/1.1 connection each event h11 reads: `bounded_informational` wraps it to
-  count the informational (1xx) responses before a response, which httpcore passes over
-  without end.
+  httpcore's HTTP/1.1 connection each event h11 reads: `bounded_events` wraps it to count
+  the informational (1xx) responses before a response, which httpcore passes over without
+  end, and to let the event loop turn between the events of a long run.
 
 `httpcore.SOCKET_OPTION`, the type of a socket option in `AsyncNetworkBackend.connect_tcp`, is
 public (in `httpcore.__all__`): it is imported from `httpcore`, not from the private module
@@ -223,21 +223,29 @@ def asyncio_primitives() -> None:
 
 
 MAX_INFORMATIONAL: Final = 5
-"""Informational (1xx) responses a response may come after (`bounded_informational`): a
-server sends one or two (`100 Continue`, `103 Early Hints`); Go's client takes five too."""
+"""Informational (1xx) responses a response may come after (`bounded_events`): a server
+sends one or two (`100 Continue`, `103 Early Hints`); Go's client takes five too."""
+
+EVENTS_PER_TURN: Final = 64
+"""h11 events (a chunk of a chunked body, a read of another) a connection hands on before it
+lets the event loop turn (`bounded_events`): each costs about 37 µs in h11, httpcore and
+httpx, so that a body of one-byte chunks the socket holds at once, parsed without a pause,
+kept every other request and query of the process waiting for seconds."""
 
 _INFORMATIONAL_SEEN: Final = "_ingest_informational_seen"
+_EVENTS_SEEN: Final = "_ingest_events_seen"
 _WRAPPED: Final = "__httpcore_receive_event__"
 
 
-def bounded_informational() -> None:
+def bounded_events() -> None:
     """Make httpcore's HTTP/1.1 connection refuse a response that comes after more than
-    `MAX_INFORMATIONAL` informational (1xx) responses, `httpcore.RemoteProtocolError`, rather
-    than pass them over for as long as the server sends them: each is parsed at once from
-    what the socket holds, so that a server sending them without end kept the event loop
-    (every other request and query of the process) for a second at a time until the
-    request's deadline. A `101 Switching Protocols` ends the head as httpcore reads it.
-    Process-wide and idempotent."""
+    `MAX_INFORMATIONAL` informational (1xx) responses (`httpcore.RemoteProtocolError`), and
+    let the event loop turn once every `EVENTS_PER_TURN` events it hands on. httpcore passes
+    1xx responses over for as long as the server sends them, and parses what the socket holds
+    without a pause: a server sending 1xx responses without end, or a body in one-byte chunks,
+    kept the event loop (every other request and query of the process) for a second or more
+    at a time until the request's deadline. A `101 Switching Protocols` ends the head as
+    httpcore reads it. Process-wide and idempotent."""
     from httpcore._async import http11
 
     connection = getattr(http11, "AsyncHTTP11Connection", None)
@@ -254,16 +262,22 @@ def bounded_informational() -> None:
         return
 
     async def _receive_event(self: Any, timeout: float | None = None) -> Any:
+        state = self.__dict__
+        events = state.get(_EVENTS_SEEN, 0) + 1
+        if events >= EVENTS_PER_TURN:
+            events = 0
+            await asyncio.sleep(0)
+        state[_EVENTS_SEEN] = events
         event = await receive(self, timeout)
         if type(event) is informational and event.status_code != 101:
-            seen = self.__dict__.get(_INFORMATIONAL_SEEN, 0) + 1
+            seen = state.get(_INFORMATIONAL_SEEN, 0) + 1
             if seen > MAX_INFORMATIONAL:
                 raise httpcore.RemoteProtocolError(
                     f"more than {MAX_INFORMATIONAL} informational (1xx) responses"
                 )
-            self.__dict__[_INFORMATIONAL_SEEN] = seen
-        elif _INFORMATIONAL_SEEN in self.__dict__:
-            del self.__dict__[_INFORMATIONAL_SEEN]
+            state[_INFORMATIONAL_SEEN] = seen
+        elif _INFORMATIONAL_SEEN in state:
+            del state[_INFORMATIONAL_SEEN]
         return event
 
     setattr(_receive_event, _WRAPPED, receive)

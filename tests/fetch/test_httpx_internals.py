@@ -27,7 +27,7 @@ from ingest.fetch.internals import (
     IS_READABLE,
     InternalsChangedError,
     asyncio_primitives,
-    bounded_informational,
+    bounded_events,
     connection_pool,
     transport_with_pool,
 )
@@ -418,17 +418,17 @@ async def test_asyncio_primitives_is_idempotent_and_notices_a_change(
         asyncio_primitives()
 
 
-def test_bounded_informational_is_idempotent_and_notices_a_change(
+def test_bounded_events_is_idempotent_and_notices_a_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     http11 = importlib.import_module("httpcore._async.http11")
-    bounded_informational()
+    bounded_events()
     wrapped = http11.AsyncHTTP11Connection._receive_event
-    bounded_informational()
+    bounded_events()
     assert http11.AsyncHTTP11Connection._receive_event is wrapped
     monkeypatch.delattr(http11.AsyncHTTP11Connection, "_receive_event")
     with pytest.raises(InternalsChangedError, match="no coroutine `_receive_event`"):
-        bounded_informational()
+        bounded_events()
 
 
 # --- no other module touches a private name ---------------------------------------------------

@@ -5,6 +5,7 @@ on, within the deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable
@@ -365,3 +366,45 @@ async def test_a_few_informational_responses_come_before_the_page() -> None:
         async with Fetcher(local_settings()) as fetcher:
             result = await fetcher.fetch(raw.url("/page"), "page")
     assert (result.status, b"Hinted" in result.body) == (200, True)
+
+
+# --- a body in tiny chunks ----------------------------------------------------------------------
+
+TINY_CHUNKS = 100_000
+
+
+def _tiny_chunks(conn: socket.socket) -> None:
+    """Sends at once, before reading the request, a body of TINY_CHUNKS chunks of one byte
+    each (600 KB on the wire, held by the sockets' buffers)."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"1\r\nx\r\n" * TINY_CHUNKS
+        + b"0\r\n\r\n"
+    )
+    read_request(conn)
+    conn.recv(1)
+
+
+async def test_a_body_in_tiny_chunks_lets_the_event_loop_turn() -> None:
+    """A body of 100,000 one-byte chunks, all of it in the socket's buffer at once (a server
+    sending a body as fast as the network carries it, a byte a chunk), is read with the event
+    loop turning at least once every 64 chunks: parsing one took 37 µs, and what the socket
+    held was parsed at a stretch, the loop (every other fetch and query of the process)
+    waiting seconds at a time."""
+    turns = 0
+
+    async def another_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    with RawServer(_tiny_chunks) as raw:
+        async with Fetcher(local_settings(request_deadline=60)) as fetcher:
+            other = asyncio.create_task(another_task())
+            await asyncio.sleep(0)
+            turns = 0
+            result = await fetcher.fetch(raw.url("/page"), "page")
+            other.cancel()
+    assert result.body == b"x" * TINY_CHUNKS
+    assert turns >= TINY_CHUNKS // 64, turns
