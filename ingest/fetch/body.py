@@ -111,18 +111,28 @@ class BodyDecoder:
         return bytes(self._out)
 
 
+_DECODED: Final = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
+"""The content codings decoded here, by the name a response gives them."""
+_UNDECODED: Final = frozenset(
+    {"aes128gcm", "br", "compress", "dcb", "dcz", "exi", "pack200-gzip", "x-compress", "zstd"}
+)
+"""The other content codings of IANA's registry (RFC 9110 §16.6.1), identity aside."""
+
+
 def content_coding(header: str | None) -> str:
     """The single content coding of a response: "identity", "gzip" or "deflate".
 
-    We only ever send `Accept-Encoding: gzip`, so anything else (br, zstd, or stacked codings
-    like "gzip, gzip", which would need one bounded inflater per layer) is refused."""
-    codings = [c.strip().lower() for c in (header or "").split(",")]
-    codings = [c for c in codings if c and c != "identity"]
+    We only ever send `Accept-Encoding: gzip`, so a registered coding we do not decode (br,
+    zstd) and stacked codings like "gzip, gzip" (which would need one bounded inflater per
+    layer) are refused. A value that names no content coding at all (`none`, PHP's idiom to
+    keep a server from compressing what it flushes; a charset, `UTF-8`; `binary`) says
+    nothing of the body and is passed over, as identity is and as browsers do."""
+    named = [c.strip().lower() for c in (header or "").split(",")]
+    codings = [c for c in named if c in _DECODED or c in _UNDECODED]
     if not codings:
         return "identity"
     if len(codings) > 1:
         raise ValueError(f"stacked content encodings are not supported: {header}")
-    coding = {"x-gzip": "gzip"}.get(codings[0], codings[0])
-    if coding not in ("gzip", "deflate"):
+    if codings[0] in _UNDECODED:
         raise ValueError(f"unsupported content encoding: {codings[0]}")
-    return coding
+    return _DECODED[codings[0]]

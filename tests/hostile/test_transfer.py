@@ -6,6 +6,7 @@ on, within the deadline."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import threading
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import pytest
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
 from ingest.workers.pool import Workers
-from tests.support.httpserver import LocalServer, RawServer, read_request, static
+from tests.support.httpserver import LocalServer, RawServer, Response, read_request, static
 from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -408,3 +409,60 @@ async def test_a_body_in_tiny_chunks_lets_the_event_loop_turn() -> None:
             other.cancel()
     assert result.body == b"x" * TINY_CHUNKS
     assert turns >= TINY_CHUNKS // 64, turns
+
+
+# --- a Content-Encoding that names no coding ----------------------------------------------------
+
+
+@pytest.mark.parametrize("coding", ["none", "UTF-8", "binary", "8bit", "text", "none, gzip"])
+async def test_a_content_encoding_naming_no_coding_is_the_body_as_sent(
+    server: LocalServer, coding: str
+) -> None:
+    """A Content-Encoding that names no content coding at all (`none`: PHP's idiom to keep a
+    server from compressing a page it flushes; a charset, `UTF-8`; `binary`, `8bit`) says
+    nothing of the body, which is read as sent (or as the codings named beside it), as a
+    browser reads it; not refused for good as "unsupported content encoding"."""
+    page = article_page("Plain")
+    body = gzip.compress(page) if "gzip" in coding else page
+    server.routes["/page"] = Response(
+        200, body, {"Content-Type": "text/html", "Content-Encoding": coding}
+    )
+    async with Fetcher(local_settings()) as fetcher:
+        result = await fetcher.fetch(server.url("/page"), "page")
+    assert result.body == page
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "x-compress", "aes128gcm"])
+async def test_a_content_coding_that_cannot_be_decoded_is_refused(
+    server: LocalServer, coding: str
+) -> None:
+    """A registered content coding that is not decoded here (never asked for: the request
+    accepts gzip alone) is still refused for good, its bytes never taken for the page."""
+    server.routes["/page"] = Response(200, b"\x00\x01\x02", {"Content-Encoding": coding})
+    async with Fetcher(local_settings()) as fetcher:
+        with pytest.raises(FetchError, match=f"unsupported content encoding: {coding}") as info:
+            await fetcher.fetch(server.url("/page"), "page")
+    assert not info.value.transient
+
+
+async def test_a_feed_served_with_content_encoding_none_is_polled(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A feed and its page served with `Content-Encoding: none` are read: the feed polled,
+    its entry stored from its page."""
+    none = {"Content-Encoding": "none"}
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/story"] = Response(
+        200, article_page("Story"), {"Content-Type": "text/html", **none}
+    )
+    feed = rss(
+        f"<item><title>Story</title><link>{server.url('/story')}</link>"
+        "<description>Feed text.</description></item>"
+    )
+    server.routes["/feed"] = Response(200, feed, {"Content-Type": "application/rss+xml", **none})
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert (summary.ok, summary.failed, summary.new_articles) == (1, 0, 1)
+    (row,) = rows(database_url, "SELECT text_source FROM news.articles")
+    assert row["text_source"] == "page"
