@@ -24,7 +24,7 @@ with its traceback and re-raised.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 
 class IngestError(Exception):
@@ -154,3 +154,15 @@ class WorkerTimeout(WorkerError):
 
 class WorkerCrashed(WorkerError):
     """The worker process died while running the task (segfault, out of memory)."""
+
+
+QUOTED_CHARS: Final = 200
+"""The most of what a server wrote (a Location, a reason phrase, a Content-Type, a line h11
+refuses) an error quotes (`clipped`)."""
+
+
+def clipped(text: str) -> str:
+    """What a server wrote, as an error quotes it: its first `QUOTED_CHARS` characters, and
+    `…` where there is more. Up to 100 KiB of it (a header's length) would otherwise be the
+    error recorded on the feed or the article, and its log line."""
+    return text if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]}…"

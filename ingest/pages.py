@@ -14,7 +14,14 @@ import structlog
 
 from ingest import metrics
 from ingest.article import OTHER_PAGE, another_page, build_article
-from ingest.errors import BlockedError, ExtractError, FetchError, HeldError, WorkerError
+from ingest.errors import (
+    BlockedError,
+    ExtractError,
+    FetchError,
+    HeldError,
+    WorkerError,
+    clipped,
+)
 from ingest.normalize import charset_of, media_type, redact_url
 from ingest.ports import PageFetcher, WorkerPool
 from ingest.types import Article, Extracted, OwnText, ParsedEntry
@@ -166,7 +173,7 @@ async def fetch_page(
             return PageOutcome(final_url, None, "empty response body", True, True)
         media = media_type(page.content_type)
         if media not in HTML_TYPES:
-            raise ExtractError(link, f"not an HTML page: {media}")
+            raise ExtractError(link, f"not an HTML page: {clipped(media)}")
         with metrics.EXTRACT_SECONDS.time():
             work = workers.run(
                 extract_page,

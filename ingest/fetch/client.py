@@ -23,7 +23,7 @@ import httpx
 
 from ingest import USER_AGENT, preload
 from ingest.config import Settings
-from ingest.errors import BlockedError, FetchError, HeldError
+from ingest.errors import BlockedError, FetchError, HeldError, clipped
 from ingest.fetch.body import BodyDecoder, BodyTooLargeError, content_coding
 from ingest.fetch.guard import (
     AddressCheck,
@@ -116,12 +116,12 @@ def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) ->
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except httpx.InvalidURL as e:
-        raise FetchError(original, f"invalid URL {str(url)!r}: {e}", permanent=True) from e
+        raise FetchError(original, f"invalid URL {clipped(str(url))!r}: {e}", permanent=True) from e
     if parsed.scheme not in _ALLOWED_SCHEMES:
         what = "redirect to" if redirect else "URL with"
         raise BlockedError(original, f"{what} scheme {parsed.scheme or '(none)'!r} is not allowed")
     if not parsed.host:
-        raise FetchError(original, f"URL without a host: {str(parsed)!r}", permanent=True)
+        raise FetchError(original, f"URL without a host: {clipped(str(parsed))!r}", permanent=True)
     if parsed.port is not None and not 0 < parsed.port <= _MAX_PORT:
         # httpx parses any digits; the socket refuses them with an OverflowError.
         raise FetchError(original, f"URL with port {parsed.port} out of range", permanent=True)
@@ -179,7 +179,7 @@ def _location(url: str, headers: httpx.Headers) -> str | None:
     a permanent `FetchError`, not a request for both joined by a comma."""
     values = list(dict.fromkeys(v.strip() for k, v in headers.raw if k.lower() == b"location"))
     if len(values) > 1:
-        named = ", ".join(repr(_as_ascii(v)) for v in values[:2])
+        named = ", ".join(repr(clipped(_as_ascii(v))) for v in values[:2])
         raise FetchError(url, f"redirect with two Location headers: {named}", permanent=True)
     return _as_ascii(values[0]) if values else None
 
@@ -329,7 +329,7 @@ def _hop_headers(
 
 def _network_error(url: str, e: httpx.HTTPError, settings: Settings) -> FetchError:
     """One clear message per kind of network failure; the httpx exception stays as __cause__."""
-    detail = str(e) or type(e).__name__
+    detail = clipped(str(e) or type(e).__name__)
     if isinstance(e, httpx.ConnectTimeout):
         message = f"connect timed out after {settings.connect_timeout:g}s"
     elif isinstance(e, httpx.ReadTimeout):
@@ -626,9 +626,9 @@ class Fetcher:
         worth another try, as a page of that site would be)."""
         verdict = await self.robots_verdict(str(target))
         if verdict == "disallowed":
-            raise BlockedError(url, f"robots.txt: disallowed (redirect to {target})")
+            raise BlockedError(url, f"robots.txt: disallowed (redirect to {clipped(str(target))})")
         if verdict == "unavailable":
-            raise FetchError(url, f"robots.txt: unavailable (redirect to {target})")
+            raise FetchError(url, f"robots.txt: unavailable (redirect to {clipped(str(target))})")
 
     async def _exchange(
         self, url: str, target: httpx.URL, headers: list[tuple[bytes, bytes]], kind: FetchKind
@@ -670,7 +670,7 @@ class Fetcher:
                 return _Redirect(status, target.join(location))
             except httpx.InvalidURL as e:
                 raise FetchError(
-                    url, f"invalid redirect location {location!r}", permanent=True
+                    url, f"invalid redirect location {clipped(location)!r}", permanent=True
                 ) from e
         if status == 304:
             await _drain(response)
@@ -683,7 +683,7 @@ class Fetcher:
                 self._back_off(target, status, retry_after, date)
             raise FetchError(
                 url,
-                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                f"HTTP {status} {clipped(response.reason_phrase)}".rstrip(),
                 status=status,
                 retry_after=retry_after,
                 date=date,
@@ -699,7 +699,7 @@ class Fetcher:
                     refreshed = target.join(refresh)
                 except httpx.InvalidURL as e:
                     raise FetchError(
-                        url, f"invalid refresh location {refresh!r}", permanent=True
+                        url, f"invalid refresh location {clipped(refresh)!r}", permanent=True
                     ) from e
                 if refreshed.copy_with(fragment=None) != target.copy_with(fragment=None):
                     return _Redirect(status, refreshed)

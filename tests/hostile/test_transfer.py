@@ -15,9 +15,11 @@ import pytest
 
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
+from ingest.pages import fetch_page
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, RawServer, Response, read_request, static
 from tests.support.pipelines import article_page, local_settings, pipeline_for, rows, rss
+from tests.support.workers import InlineWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -466,3 +468,58 @@ async def test_a_feed_served_with_content_encoding_none_is_polled(
     assert (summary.ok, summary.failed, summary.new_articles) == (1, 0, 1)
     (row,) = rows(database_url, "SELECT text_source FROM news.articles")
     assert row["text_source"] == "page"
+
+
+# --- what a server writes, quoted in an error -----------------------------------------------------
+
+LONG = b"a" * 90_000
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: http://[" + LONG,
+            "invalid redirect location 'http://[aaa",
+        ),
+        (b"HTTP/1.1 302 Found\r\nLocation: /" + LONG, "invalid redirect location '/aaa"),
+        (b"HTTP/1.1 500 " + LONG, "HTTP 500 aaa"),
+        (b"HTTP/1.1 2000 " + LONG, "protocol error: illegal status line: "),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nRefresh: 0; url=http://[" + LONG,
+            "invalid refresh location 'http://[aaa",
+        ),
+    ],
+    ids=["location-no-url", "location-over-64-kib", "reason-phrase", "status-line", "refresh"],
+)
+async def test_an_error_quotes_at_most_a_few_hundred_characters_of_what_the_server_wrote(
+    response: bytes, message: str
+) -> None:
+    """An error quoting what a server wrote (a Location or Refresh that is no URL, a reason
+    phrase, a status line h11 refuses) of 90,000 characters quotes its first 200, then `…`:
+    the error recorded on the feed or the article (and its log line) says what went wrong in
+    a line, not in 90 KB."""
+
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(response + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.close()
+
+    with RawServer(handle) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            with pytest.raises(FetchError) as info:
+                await fetcher.fetch(raw.url("/page"), "page")
+    assert str(info.value).startswith(message), str(info.value)[:300]
+    assert len(str(info.value)) < 400, str(info.value)[:300]
+
+
+async def test_a_page_whose_content_type_is_long_is_refused_in_a_line(
+    server: LocalServer, inline_workers: InlineWorkers
+) -> None:
+    """A page whose Content-Type is 90,000 characters of no HTML type is "not an HTML page"
+    quoting the type's first 200 characters, not all of them."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/page"] = Response(200, b"%PDF-1.4", {"Content-Type": "a/" + "b" * 90_000})
+    async with Fetcher(local_settings()) as fetcher:
+        outcome = await fetch_page(fetcher, inline_workers, server.url("/page"), extract_timeout=5)
+    assert outcome.error == f"not an HTML page: a/{'b' * 198}…"
