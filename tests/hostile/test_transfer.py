@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -523,3 +525,143 @@ async def test_a_page_whose_content_type_is_long_is_refused_in_a_line(
     async with Fetcher(local_settings()) as fetcher:
         outcome = await fetch_page(fetcher, inline_workers, server.url("/page"), extract_timeout=5)
     assert outcome.error == f"not an HTML page: a/{'b' * 198}…"
+
+
+# --- framing a server gets wrong: pinned ------------------------------------------------------
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _endless(head: bytes, piece: bytes) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(head)
+        while True:
+            conn.sendall(piece)
+
+    return handle
+
+
+def _once(response: bytes) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(response)
+        conn.close()
+
+    return handle
+
+
+FRAMING = {
+    "chunk-size-2^63": (_endless(CHUNKED + b"8000000000000000\r\n", b"x" * 65536), "body exceeds"),
+    "chunk-size-1000-digits": (_once(CHUNKED + b"f" * 1000 + b"\r\nx"), "illegal chunk header"),
+    "chunk-extension-200-kb": (
+        _once(CHUNKED + b"5;" + b"e" * 200_000 + b"\r\nhello\r\n0\r\n\r\n"),
+        "protocol error: Receive buffer too long",
+    ),
+    "content-lengths-differ": (
+        _once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+        "conflicting Content-Length headers",
+    ),
+    "switching-protocols": (
+        _once(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n" + b"x" * 100),
+        "protocol error",
+    ),
+    "http-0.9": (_once(b"<html><p>no status line</p></html>"), "protocol error"),
+    "location-with-a-bare-cr": (
+        _once(b"HTTP/1.1 302 Found\r\nLocation: /a\rX: y\r\nContent-Length: 0\r\n\r\n"),
+        "protocol error: illegal header line",
+    ),
+    "redirect-to-data": (
+        _once(b"HTTP/1.1 302 Found\r\nLocation: data:text/html,<p>x\r\nContent-Length: 0\r\n\r\n"),
+        "redirect to scheme 'data' is not allowed",
+    ),
+    "redirect-to-javascript": (
+        _once(b"HTTP/1.1 302 Found\r\nLocation: javascript:alert(1)\r\nContent-Length: 0\r\n\r\n"),
+        "redirect to scheme 'javascript' is not allowed",
+    ),
+    "10000-headers": (
+        _once(b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 10_000 + b"Content-Length: 2\r\n\r\nok"),
+        None,
+    ),
+    "a-100-kb-header": (
+        _once(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\nContent-Length: 2\r\n\r\nok"),
+        None,
+    ),
+    "content-length-under-the-body": (
+        _once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok and more"),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FRAMING))
+async def test_framing_a_server_gets_wrong_ends_in_one_clear_outcome(case: str) -> None:
+    """Each framing a server gets wrong ends in one clear FetchError (a chunk size of 2^63
+    cut at the cap, a chunk header or extension h11 refuses, two Content-Lengths, a 101 or
+    an HTTP/0.9 answer to a GET, a Location with a bare CR, a redirect to `data:` or
+    `javascript:`), or in the body it frames (10,000 headers, one of 100 KB under h11's
+    limit, a body longer than its Content-Length cut there, as browsers cut it)."""
+    handler, expected = FRAMING[case]
+    with RawServer(handler) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            if expected is None:
+                result = await fetcher.fetch(raw.url("/page"), "page")
+                assert result.body == b"ok"
+                return
+            with pytest.raises(FetchError, match=re.escape(expected)):
+                await fetcher.fetch(raw.url("/page"), "page")
+
+
+async def test_a_meta_refresh_loop_ends_as_a_redirect_loop(server: LocalServer) -> None:
+    """Two refresh stubs sending each other on (`/a` to `/b` to `/a`), or a redirect and a
+    stub, are a loop of redirects: "too many redirects" after INGEST_MAX_REDIRECTS, for good
+    (the page's status, 200, is no passing failure)."""
+    stub = "<html><head><meta http-equiv=refresh content='0;url={}'></head><body>…</body></html>"
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/a"] = static(stub.format("/b"))
+    server.routes["/b"] = static(stub.format("/a"))
+    server.routes["/c"] = Response(302, b"", {"Location": "/d"})
+    server.routes["/d"] = static(stub.format("/c"))
+    async with Fetcher(local_settings()) as fetcher:
+        for start in ("/a", "/c"):
+            with pytest.raises(FetchError, match=r"too many redirects \(more than 5\)") as info:
+                await fetcher.fetch(server.url(start), "page")
+            assert not info.value.transient
+
+
+async def test_binary_documents_served_as_html_fall_back_to_the_feed_text(
+    database_url: str, server: LocalServer, workers: Workers
+) -> None:
+    """A PDF, a JPEG and a ZIP (a .docx) served as `text/html`, and a PDF served with no
+    Content-Type: each entry stored from the feed's text, "not an HTML document"; the feed
+    polled ok."""
+    binary = random.Random(12).randbytes(20_000)
+    bodies = {
+        "/pdf": (
+            b"%PDF-1.4\n" + b"(The harbour authority said on Thursday.) Tj\n" * 50,
+            "text/html",
+        ),
+        "/jpeg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + binary, "text/html; charset=utf-8"),
+        "/zip": (b"PK\x03\x04" + binary, "text/html"),
+        "/untyped": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + binary, None),
+    }
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    items = ""
+    for path, (body, content_type) in bodies.items():
+        server.routes[path] = Response(
+            200, body, {"Content-Type": content_type} if content_type else {}
+        )
+        items += (
+            f"<item><title>{path}</title><link>{server.url(path)}</link>"
+            f"<description>Feed text {path}.</description></item>"
+        )
+    server.routes["/feed"] = static(rss(items), "application/rss+xml")
+    async with pipeline_for(local_settings(database_url), workers) as pipeline:
+        await pipeline.store.add_feed(server.url("/feed"))
+        summary = await pipeline.run()
+    assert (summary.ok, summary.new_articles) == (1, len(bodies))
+    for row in rows(
+        database_url, "SELECT title, text, text_source, extraction_error FROM news.articles"
+    ):
+        assert (row["text_source"], row["text"]) == ("feed", f"Feed text {row['title']}.")
+        assert row["extraction_error"] == "not an HTML document", row
