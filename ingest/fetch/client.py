@@ -192,6 +192,17 @@ def _as_ascii(value: bytes) -> str:
     return _NOT_ASCII.sub(lambda byte: b"%%%02X" % byte[0][0], value).decode("ascii")
 
 
+_TAB_OR_NEWLINE: Final = re.compile("[\t\n\r]")
+
+
+def _joined(target: httpx.URL, named: str) -> httpx.URL:
+    """The address a response names (a Location, a refresh), resolved against `target` as a
+    browser reads a URL: every ASCII tab and newline dropped first (the URL standard's basic
+    URL parser), so that an address a template broke over lines is the address without the
+    break, as a page's canonical link is (`normalize.canonical_url`); httpx refuses them."""
+    return target.join(_TAB_OR_NEWLINE.sub("", named))
+
+
 def _validator(value: str) -> bytes:
     """A stored ETag or Last-Modified as the bytes the server sent (`_result_headers`); as
     UTF-8 if it holds characters no header byte decodes to."""
@@ -667,7 +678,7 @@ class Fetcher:
         if location:
             await _drain(response)
             try:
-                return _Redirect(status, target.join(location))
+                return _Redirect(status, _joined(target, location))
             except httpx.InvalidURL as e:
                 raise FetchError(
                     url, f"invalid redirect location {clipped(location)!r}", permanent=True
@@ -696,7 +707,7 @@ class Fetcher:
             )
             if refresh is not None:
                 try:
-                    refreshed = target.join(refresh)
+                    refreshed = _joined(target, refresh)
                 except httpx.InvalidURL as e:
                     raise FetchError(
                         url, f"invalid refresh location {clipped(refresh)!r}", permanent=True

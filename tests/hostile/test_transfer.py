@@ -665,3 +665,43 @@ async def test_binary_documents_served_as_html_fall_back_to_the_feed_text(
     ):
         assert (row["text_source"], row["text"]) == ("feed", f"Feed text {row['title']}.")
         assert row["extraction_error"] == "not an HTML document", row
+
+
+# --- a URL with a tab or a line break in it ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (b"HTTP/1.1 301 Moved\r\nLocation: {base}/news/2024/\tstory.html\r\n", b""),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n",
+            b"<html><head><meta http-equiv='refresh' content='0; url={base}/news/2024/\n"
+            b"story.html'></head></html>",
+        ),
+    ],
+    ids=["location-with-a-tab", "refresh-broken-over-lines"],
+)
+async def test_a_redirect_whose_url_holds_a_tab_or_a_line_break_is_followed_without_it(
+    server: LocalServer, head: bytes, body: bytes
+) -> None:
+    """A Location holding a tab, or a meta refresh stub whose address a template broke over
+    lines (`url=/news/2024/⏎story.html`), leads to the address without it, as a browser
+    reads a URL (the URL standard drops every ASCII tab and newline first; a page's canonical
+    link is read so too), not to "invalid redirect location" for good."""
+    server.routes["/robots.txt"] = static("User-agent: *\nAllow: /\n", "text/plain")
+    server.routes["/news/2024/story.html"] = static(article_page("Found"))
+    base = server.base.encode()
+    head, body = head.replace(b"{base}", base), body.replace(b"{base}", base)
+    framing = b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+
+    def handle(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(head + framing + body)
+        conn.close()
+
+    with RawServer(handle) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            result = await fetcher.fetch(raw.url("/old"), "page")
+    assert result.final_url == server.url("/news/2024/story.html")
+    assert b"Found" in result.body
