@@ -266,7 +266,8 @@ def bounded_events() -> None:
         events = state.get(_EVENTS_SEEN, 0) + 1
         if events >= EVENTS_PER_TURN:
             events = 0
-            await asyncio.sleep(0)
+            if _on_asyncio():  # a trio program in the same process is left to its own
+                await asyncio.sleep(0)
         state[_EVENTS_SEEN] = events
         event = await receive(self, timeout)
         if type(event) is informational and event.status_code != 101:
