@@ -148,25 +148,45 @@ _VALIDATORS: Final = (b"etag", b"last-modified")
 
 
 def _result_headers(headers: httpx.Headers) -> dict[str, str]:
-    """The response's headers by lowercase name. httpx decodes all of them with one encoding
-    (ASCII, else UTF-8, else Latin-1, guessed from the whole set), so a non-ASCII validator
-    could not be told back into its bytes: validators are decoded as Latin-1 whatever the
-    guess, one character per byte, for `_validator` to send back unchanged."""
-    result = {k.lower(): v for k, v in headers.items()}
-    if "content-type" in headers:
-        result["content-type"] = _content_type(headers)
+    """The response's headers by lowercase name, one sent twice with one value as that value
+    (`_header`). httpx decodes all of them with one encoding (ASCII, else UTF-8, else
+    Latin-1, guessed from the whole set), so a non-ASCII validator could not be told back into
+    its bytes: validators are decoded as Latin-1 whatever the guess, one character per byte,
+    for `_validator` to send back unchanged."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers.multi_items():
+        grouped.setdefault(name, []).append(value)
+    result = {name: _one(values) for name, values in grouped.items()}
+    if "content-type" in grouped:
+        result["content-type"] = _content_type(grouped["content-type"])
     if headers.encoding != "ascii":
-        for name in _VALIDATORS:
-            values = [v for k, v in headers.raw if k.lower() == name]
-            if values:
-                result[name.decode()] = b", ".join(values).decode("latin-1")
+        for validator in _VALIDATORS:
+            raw = list(dict.fromkeys(v for k, v in headers.raw if k.lower() == validator))
+            if raw:
+                result[validator.decode()] = b", ".join(raw).decode("latin-1")
     return result
 
 
-def _content_type(headers: httpx.Headers) -> str:
-    """The response's Content-Type, its lines read as one (`served_type`): the page's type and
-    charset where a proxy or a framework sent its own beside the application's."""
-    return served_type(headers.get_list("content-type", split_commas=True))
+def _header(headers: httpx.Headers, name: str) -> str | None:
+    """A header's value: where it comes more than once with one value (an application's and
+    a proxy's `Retry-After: 120`, `Last-Modified`, `Date`), that value; with several values,
+    all of them joined by commas, as httpx reads them (RFC 9110 §5.3)."""
+    values = headers.get_list(name)
+    return _one(values) if values else None
+
+
+def _one(values: list[str]) -> str:
+    """`_header` of the values a header came with."""
+    return values[0] if len(values) == 1 or len(set(values)) == 1 else ", ".join(values)
+
+
+def _content_type(values: list[str]) -> str:
+    """The response's Content-Type from the values of its lines, read as one (`served_type`):
+    the page's type and charset where a proxy or a framework sent its own beside the
+    application's. One line without a comma, nearly every response's, is that line."""
+    if len(values) == 1 and "," not in values[0]:
+        return values[0]
+    return served_type(part for value in values for part in value.split(","))
 
 
 def _location(url: str, headers: httpx.Headers) -> str | None:
@@ -688,8 +708,8 @@ class Fetcher:
             return _Final(target, response, b"")
         if not 200 <= status < 300:
             await _drain(response)
-            retry_after = _retry_after(response.headers.get("retry-after"))
-            date = _retry_after(response.headers.get("date"))
+            retry_after = _retry_after(_header(response.headers, "retry-after"))
+            date = _retry_after(_header(response.headers, "date"))
             if status in (429, 503):
                 self._back_off(target, status, retry_after, date)
             raise FetchError(
@@ -703,7 +723,9 @@ class Fetcher:
         body = await self._read_body(url, response, kind)
         if kind == "page":
             refresh = refresh_location(
-                _content_type(response.headers), response.headers.get("refresh"), body
+                _content_type(response.headers.get_list("content-type")),
+                _header(response.headers, "refresh"),
+                body,
             )
             if refresh is not None:
                 try:

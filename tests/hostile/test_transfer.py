@@ -705,3 +705,33 @@ async def test_a_redirect_whose_url_holds_a_tab_or_a_line_break_is_followed_with
             result = await fetcher.fetch(raw.url("/old"), "page")
     assert result.final_url == server.url("/news/2024/story.html")
     assert b"Found" in result.body
+
+
+# --- a header sent twice with one value ---------------------------------------------------------
+
+
+async def test_a_503_whose_retry_after_comes_twice_holds_its_host() -> None:
+    """A 503 whose Retry-After (and Date) a proxy repeated with the same value (`120` twice)
+    says 120 seconds: the error carries it and the host is held, not a Retry-After of
+    `120, 120` that reads as none."""
+    date = "Tue, 08 Dec 2026 05:00:00 GMT"
+    twice = f"Retry-After: 120\r\nRetry-After: 120\r\nDate: {date}\r\nDate: {date}\r\n"
+    with RawServer(_once(f"HTTP/1.1 503 Busy\r\n{twice}Content-Length: 0\r\n\r\n".encode())) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            with pytest.raises(FetchError) as info:
+                await fetcher.fetch(raw.url("/feed"), "feed")
+            held = fetcher.quiet_for(raw.url("/feed"))
+    assert (info.value.status, info.value.retry_after, info.value.date) == (503, "120", date)
+    assert held > 100
+
+
+async def test_validators_sent_twice_with_one_value_are_that_value() -> None:
+    """A Last-Modified and an ETag a proxy repeated with the same value are kept as that
+    value, sent back as the server wrote it: the next poll can be answered 304."""
+    stamp = "Wed, 01 Jan 2025 00:00:00 GMT"
+    head = f'Last-Modified: {stamp}\r\nLast-Modified: {stamp}\r\nETag: "v1"\r\nETag: "v1"\r\n'
+    response = f"HTTP/1.1 200 OK\r\n{head}Content-Length: 2\r\n\r\nok".encode()
+    with RawServer(_once(response)) as raw:
+        async with Fetcher(local_settings()) as fetcher:
+            result = await fetcher.fetch(raw.url("/feed"), "feed")
+    assert (result.last_modified, result.etag) == (stamp, '"v1"')
