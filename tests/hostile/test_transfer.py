@@ -1,7 +1,9 @@
 """Hostile transfers against the real Fetcher, loopback servers and the pipeline: responses
-whose unwanted body never comes, headers given twice or in bytes outside ASCII, charsets that
-name no charset. Each ends in the result the response means or one clear error, the run going
-on, within the deadline."""
+whose unwanted body never comes, headers given twice or in bytes outside ASCII, charsets and
+content codings that name none, storms of 1xx responses and of one-byte chunks, framing a
+server gets wrong, refresh loops, binary documents served as HTML. Each ends in the result
+the response means or one clear error, the run going on and the event loop turning, within
+the deadline."""
 
 from __future__ import annotations
 
