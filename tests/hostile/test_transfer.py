@@ -12,6 +12,7 @@ import gzip
 import random
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -737,3 +738,25 @@ async def test_validators_sent_twice_with_one_value_are_that_value() -> None:
         async with Fetcher(local_settings()) as fetcher:
             result = await fetcher.fetch(raw.url("/feed"), "feed")
     assert (result.last_modified, result.etag) == (stamp, '"v1"')
+
+
+# --- a redirect loop across schemes -----------------------------------------------------------
+
+
+async def test_a_redirect_loop_across_schemes_ends_as_a_loop(
+    server: LocalServer, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    """A private feed whose http:// address redirects to https:// and back, for ever: "too
+    many redirects" after INGEST_MAX_REDIRECTS hops (six requests), the credential of its
+    URL sent to its own origin only, never across the loop to the other."""
+    with LocalServer("127.0.0.1", tls=server_tls) as secure:
+        server.routes["/feed"] = Response(302, b"", {"Location": secure.url("/feed")})
+        secure.routes["/feed"] = Response(302, b"", {"Location": server.url("/feed")})
+        private = server.url("/feed").replace("http://", "http://reader:s3cret@")
+        async with Fetcher(local_settings(), ssl_context=client_tls) as fetcher:
+            with pytest.raises(FetchError, match=r"too many redirects \(more than 5\)"):
+                await fetcher.fetch(private, "feed")
+        hops = [*server.requests, *secure.requests]
+        assert len(hops) == 6
+        assert all("authorization" in r.headers for r in server.requests)
+        assert not any("authorization" in r.headers for r in secure.requests)
