@@ -217,7 +217,9 @@ async def test_articles_stored_with_a_private_feed_s_user_info_before_are_found_
 
     shipped = db.load_migrations()
     with monkeypatch.context() as old:
-        old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version <= 45])
+        # Every migration but 0046: this version's writes need the columns of those after it
+        # (0048's held_until), which 0046 neither reads nor changes.
+        old.setattr(db, "load_migrations", lambda: [m for m in shipped if m.version != 46])
         await db.migrate(empty_database_url)
     database_url = empty_database_url
     _private_and_public_feeds(server)
@@ -237,7 +239,7 @@ async def test_articles_stored_with_a_private_feed_s_user_info_before_are_found_
     ids = {r["url"].replace("Reader:S3cret@", ""): r["id"] for r in before}
     ids.update({r["url"]: r["id"] for r in before if "S3cret" not in r["url"]})
 
-    assert await db.migrate(database_url) == [m.version for m in shipped if m.version > 45]
+    assert await db.migrate(database_url) == [46]
     # Both feeds list a new story too, so that this version parses them again.
     server.routes["/feeds/private.xml"] = private(
         static(rss(["/story/0", "story/1", "/story/2"]), "application/rss+xml")
