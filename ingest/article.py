@@ -24,6 +24,7 @@ Precedence, field by field (first non-empty wins):
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urljoin
 
@@ -261,10 +262,29 @@ def titled_alike(entry_title: str | None, page_title: str | None) -> bool:
     nothing tells them apart). A consent or paywall interstitial, an error page and a home
     page are titled otherwise; shorter words ("the", "of") tell nothing: a home page titled
     "The Daily" would be titled as a quarter of English headlines."""
-    asked, shown = key_words(entry_title), key_words(page_title)
+    asked, shown = _title_key_words(entry_title), _title_key_words(page_title)
     if not asked or not shown:
         return True
     return len(asked & shown) >= TITLED_ALIKE * min(len(asked), len(shown))
+
+
+_KEPT_TITLE: Final = 1000
+"""Characters of the longest title whose key words `_title_key_words` keeps."""
+
+
+def _title_key_words(title: str | None) -> frozenset[str]:
+    """`key_words` of a title, kept for the next comparison of the same title (of titles up to
+    _KEPT_TITLE characters, the last 1,024): the writer compares a new article's title with
+    those of its near-copy candidates, up to 200 of its site, and the next article of the site
+    with most of the same (`ingest.store.articles`)."""
+    if title is not None and len(title) > _KEPT_TITLE:
+        return frozenset(key_words(title))
+    return _kept_title_key_words(title)
+
+
+@lru_cache(maxsize=1024)
+def _kept_title_key_words(title: str | None) -> frozenset[str]:
+    return frozenset(key_words(title))
 
 
 SHOWN: Final = 0.2

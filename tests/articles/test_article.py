@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+import ingest.article
 from ingest.article import (
     KEY_WORDS,
     SHOWN,
@@ -654,6 +655,32 @@ def test_words_under_four_letters_do_not_make_a_page_titled_as_its_entry() -> No
     assert titled_alike("Who is he?", "The Daily")  # nothing tells them apart
     home = Extracted(text=CONSENT_TEXT, metadata=PageMetadata(title="The Daily"))
     assert another_page(_entry(title="The council votes on the bridge"), home)
+
+
+def test_a_title_s_key_words_are_read_once_for_its_comparisons(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer compares a new article's title with those of up to 200 candidates of its
+    site, and the site's next article with most of the same: each title's key words are read
+    once, not at each comparison. A title too long to keep is read each time, with the same
+    answers."""
+    read: list[str | None] = []
+    key_words = ingest.article.key_words
+
+    def counted(text: str | None) -> set[str]:
+        read.append(text)
+        return key_words(text)
+
+    monkeypatch.setattr(ingest.article, "key_words", counted)
+    candidates = [f"Quayside council rebuilds bridge number {n} of the river" for n in range(200)]
+    assert all(titled_alike("Quayside council rebuilds bridge 7", c) for c in candidates)
+    assert not any(titled_alike("Quayside harbour strike ends", c) for c in candidates)
+    assert len(read) == len(set(read)) == 202
+    long = "Council rebuilds the bridge " * 100
+    assert titled_alike(long, "Council rebuilds bridge")
+    assert titled_alike(long, long)
+    assert not titled_alike(long, "Harbour strike ends")
+    assert read.count(long) == 4
 
 
 CONSENT_TEXT = (
