@@ -11,11 +11,9 @@ confirmed by the similarity the signatures estimate (standard error about 0.04 a
 from __future__ import annotations
 
 import hashlib
-import operator
-from array import array
 from collections.abc import Set
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from ingest.coverage import words
@@ -137,46 +135,49 @@ def choose_original(
     words under one 195-word footer estimate a similarity near 0.5 on the footer alone, and
     each of the site's briefs after the first would join the first one's story. The similarity
     with each candidate is estimated on the other values."""
-    mine = array("I", fingerprint.minhash)
+    values = len(fingerprint.minhash) // 4
+    mine, lowest = int.from_bytes(fingerprint.minhash, "little"), _lowest_bits(values)
     rows = [
-        (article_id, original or article_id, array("I", minhash), candidate_site)
-        for article_id, minhash, original, candidate_site in candidates
+        (article_id, original or article_id, minhash, s)
+        for article_id, minhash, original, s in candidates
         if minhash is not None and len(minhash) == len(fingerprint.minhash)
     ]
     # Leaving values out only lowers a similarity: the template is looked at for the
-    # candidates that are near-duplicates by all their values, which are few.
+    # candidates that are near-duplicates by all their values, which are few. A candidate is
+    # read as the values it shares with the fingerprint (`_shared`).
     near = [
-        (root, list(map(operator.eq, mine, values)))
-        for article_id, root, values, _ in rows
-        if article_id not in apart and sum(map(operator.eq, mine, values)) >= THRESHOLD * len(mine)
+        (root, equal)
+        for article_id, root, minhash, _ in rows
+        if article_id not in apart
+        and (equal := _shared(mine, minhash, lowest)).bit_count() >= THRESHOLD * values
     ]
     if not near:
         return None
-    by_story = template_rows(mine, [(root, values) for _, root, values, s in rows if s == site])
-    stories = [0] * len(mine)
-    for held in by_story.values():
-        stories = list(map(operator.add, stories, held))
+    by_story = template_rows(
+        [(root, _shared(mine, minhash, lowest)) for _, root, minhash, s in rows if s == site]
+    )
+    held, twice = 0, 0  # the values some story of the site holds, and two stories or more
+    for values_held in by_story.values():
+        twice |= held & values_held
+        held |= values_held
     matches = []
     for root, equal in near:
-        # Per value: the other stories of the site holding it (the template where any does).
-        others = list(map(operator.sub, stories, by_story.get(root, [False] * len(mine))))
-        kept = sum(map(operator.gt, equal, others))  # equal, and held by no other story
-        counted = len(mine) - sum(equal) + kept
+        # The values the site's other stories hold (the template where any does).
+        others = twice | (held & ~by_story.get(root, 0))
+        kept = (equal & ~others).bit_count()  # equal, and held by no other story
+        counted = values - equal.bit_count() + kept
         if counted and kept / counted >= THRESHOLD:
             matches.append(root)
     return min(matches, default=None)
 
 
-def template_rows(
-    mine: array[int], site_rows: list[tuple[int, array[int]]]
-) -> dict[int, list[bool]]:
-    """For each story (by original id) of `site_rows` (articles of its own site: story,
-    signature), which values of the signature `mine` its articles hold."""
-    stories: dict[int, list[bool]] = {}
-    for root, values in site_rows:
-        equal = list(map(operator.eq, mine, values))
-        held = stories.get(root)
-        stories[root] = equal if held is None else list(map(operator.or_, held, equal))
+def template_rows(site_rows: list[tuple[int, int]]) -> dict[int, int]:
+    """For each story (by original id) of `site_rows` (articles of its own site: story, the
+    values of the signature it shares, as `_shared` gives them), the values its articles
+    hold."""
+    stories: dict[int, int] = {}
+    for root, equal in site_rows:
+        stories[root] = stories.get(root, 0) | equal
     return stories
 
 
@@ -184,9 +185,30 @@ def similarity(a: bytes, b: bytes) -> float:
     """Jaccard similarity estimated from two MinHash signatures (fraction of equal values)."""
     if len(a) != len(b) or not a or len(a) % 4:
         return 0.0
-    sa, sb = array("I", a), array("I", b)  # equality of values: byte order does not matter
-    equal: int = sum(map(operator.eq, sa, sb))
-    return equal / len(sa)
+    values = len(a) // 4
+    return _shared(int.from_bytes(a, "little"), b, _lowest_bits(values)).bit_count() / values
+
+
+def _shared(mine: int, other: bytes, lowest: int) -> int:
+    """The values a signature (`mine`, read as a little-endian number) shares with `other`, of
+    its length, as bits (`lowest`: `_lowest_bits` of their values): the lowest bit of each
+    4-byte value of their XOR, once every bit of the value is gathered into it (shifts of 1 to
+    31 bits in all, none reaching the next value's lowest bit), is set where they differ. A
+    third of the time a comparison value by value takes: the writer compares each article
+    with those of its batch, and with up to 200 candidates."""
+    x = mine ^ int.from_bytes(other, "little")
+    x |= x >> 16
+    x |= x >> 8
+    x |= x >> 4
+    x |= x >> 2
+    x |= x >> 1
+    return lowest & ~x
+
+
+@lru_cache(maxsize=4)
+def _lowest_bits(values: int) -> int:
+    """The lowest bit of each of `values` little-endian 4-byte values."""
+    return int.from_bytes(b"\x01\0\0\0" * values, "little")
 
 
 def is_near_duplicate(a: bytes, b: bytes) -> bool:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.coverage import words
 from ingest.neardup import (
@@ -22,6 +24,7 @@ from ingest.neardup import (
     ROWS,
     THRESHOLD,
     Fingerprint,
+    choose_original,
     fingerprint,
     is_near_duplicate,
     similarity,
@@ -325,6 +328,96 @@ def test_similarity_of_mismatched_signatures_is_zero() -> None:
     f = _fp(_text("port-strike.wire.txt"))
     assert similarity(f.minhash, f.minhash[:-4]) == 0.0
     assert similarity(b"", b"") == 0.0
+
+
+def _values(signature: bytes) -> list[int]:
+    return [int.from_bytes(signature[i : i + 4], "little") for i in range(0, len(signature), 4)]
+
+
+def _edited(signature: bytes, edits: list[tuple[int, int]]) -> bytes:
+    """`signature` with value i of each edit (i, bit) changed in that one bit only: the case
+    a comparison of the values' bits together could miss."""
+    values = _values(signature)
+    for i, bit in edits:
+        values[i % len(values)] ^= 1 << bit
+    return b"".join(v.to_bytes(4, "little") for v in values)
+
+
+_SIGNATURES = st.binary(min_size=4 * NUM_PERM, max_size=4 * NUM_PERM)
+_EDITS = st.lists(st.tuples(st.integers(0, NUM_PERM - 1), st.integers(0, 31)), max_size=NUM_PERM)
+
+
+@given(_SIGNATURES, _EDITS)
+def test_similarity_is_the_share_of_equal_values(
+    signature: bytes, edits: list[tuple[int, int]]
+) -> None:
+    """The similarity is the share of values equal value by value, a value differing in any
+    one of its 32 bits counted as differing."""
+    other = _edited(signature, edits)
+    equal = sum(x == y for x, y in zip(_values(signature), _values(other), strict=True))
+    assert similarity(signature, other) == equal / NUM_PERM
+
+
+def _original_value_by_value(
+    mine: bytes,
+    candidates: list[tuple[int, bytes | None, int | None, str | None]],
+    site: str | None,
+    apart: set[int],
+) -> int | None:
+    """`choose_original`'s rule, comparing the signatures value by value."""
+    rows = [
+        (i, original or i, [x == y for x, y in zip(_values(mine), _values(m), strict=True)], s)
+        for i, m, original, s in candidates
+        if m is not None and len(m) == len(mine)
+    ]
+    held: dict[int, list[bool]] = {}
+    for _, root, equal, s in rows:
+        if s == site:
+            held[root] = [a or b for a, b in zip(held.get(root, [False] * NUM_PERM), equal)]
+    matches = []
+    for i, root, equal, _ in rows:
+        if i in apart or sum(equal) < THRESHOLD * NUM_PERM:
+            continue
+        others = [any(h[v] for r, h in held.items() if r != root) for v in range(NUM_PERM)]
+        kept = sum(e and not o for e, o in zip(equal, others, strict=True))
+        counted = NUM_PERM - sum(equal) + kept
+        if counted and kept / counted >= THRESHOLD:
+            matches.append(root)
+    return min(matches, default=None)
+
+
+@given(
+    _SIGNATURES,
+    st.lists(
+        st.tuples(
+            _EDITS,
+            st.sampled_from([None, 1, 2, 3]),
+            st.sampled_from(["site.example", "other.example", None]),
+            st.booleans(),
+        ),
+        max_size=8,
+    ),
+    st.lists(st.integers(0, NUM_PERM - 1), max_size=NUM_PERM),
+    st.sampled_from(["site.example", None]),
+)
+def test_choose_original_is_the_rule_value_by_value(
+    signature: bytes,
+    rows: list[tuple[list[tuple[int, int]], int | None, str | None, bool]],
+    template: list[int],
+    site: str | None,
+) -> None:
+    """The original chosen is the one the rule gives comparing each candidate's values with the
+    article's one by one: near-duplicates by their share of equal values, less the values other
+    stories of the site hold (a template: the values of `template`, which no candidate's edits
+    change), candidates `apart` left out, and a signature of another length no candidate."""
+    candidates: list[tuple[int, bytes | None, int | None, str | None]] = [
+        (n + 1, _edited(signature, [(i, b) for i, b in edits if i not in template]), original, s)
+        for n, (edits, original, s, _) in enumerate(rows)
+    ]
+    candidates.append((len(rows) + 1, signature[:-4], None, site))
+    apart = {n + 1 for n, (*_, away) in enumerate(rows) if away}
+    expected = _original_value_by_value(signature, candidates, site, apart)
+    assert choose_original(Fingerprint(signature, ()), candidates, site, apart) == expected
 
 
 # --- the labeled set --------------------------------------------------------------------------
