@@ -23,7 +23,10 @@ class BodyDecoder:
         self._encoding = encoding
         self._cap = cap
         self._truncate = truncate
-        self._out = bytearray()
+        # The decoded chunks, joined once at the end: a growing buffer would copy the body
+        # at least twice (its growth, then the bytes it is returned as).
+        self._out: list[bytes] = []
+        self._size = 0
         self._raw_seen = 0
         self._done = False
         # RFC 9110 says deflate means zlib-wrapped, but many servers send raw deflate: start
@@ -63,12 +66,12 @@ class BodyDecoder:
         try:
             self._inflate(data)
         except zlib.error:
-            if self._out:
+            if self._size:
                 raise
             self._zlib_first = False
             self._decomp = self._new_decompressor()
             self._inflate(bytes(self._head))
-        if self._out or len(self._head) > _CHUNK:
+        if self._size or len(self._head) > _CHUNK:
             self._zlib_first = False
             self._head = bytearray()
 
@@ -85,17 +88,20 @@ class BodyDecoder:
             # At most one chunk per call: asking zlib for everything up to the cap at once
             # would hold a cap-sized bytes object beside the cap-sized buffer (and a slice of
             # it), three times the cap in memory for every bomb being read.
-            room = self._cap - len(self._out) + 1
+            room = self._cap - self._size + 1
             self._emit(self._decomp.decompress(data, min(room, _CHUNK)))
             data = self._decomp.unused_data if self._decomp.eof else self._decomp.unconsumed_tail
 
     def _emit(self, out: bytes) -> None:
-        room = self._cap - len(self._out)
+        room = self._cap - self._size
         if len(out) > room:
-            self._out += out[:room]
+            self._out.append(out[:room])
+            self._size += room
             self._overflow()
             return
-        self._out += out
+        if out:
+            self._out.append(out)
+            self._size += len(out)
 
     def _overflow(self, message: str | None = None) -> None:
         if not self._truncate:
@@ -108,7 +114,7 @@ class BodyDecoder:
         if self._decomp is not None and not self._done and not self._decomp.eof:
             # _inflate leaves no unconsumed input, so flush only drains zlib's window.
             self._emit(self._decomp.flush())
-        return bytes(self._out)
+        return b"".join(self._out)
 
 
 _DECODED: Final = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}

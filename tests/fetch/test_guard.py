@@ -182,7 +182,7 @@ def test_decoder_stops_a_gzip_bomb_at_the_cap() -> None:
     decoder = BodyDecoder("gzip", 1024 * 1024)
     with pytest.raises(BodyTooLargeError, match="body exceeds 1048576 bytes"):
         decoder.feed(bomb)
-    assert len(decoder._out) == 1024 * 1024
+    assert sum(map(len, decoder._out)) == 1024 * 1024
 
 
 def test_decoder_allows_exactly_the_cap() -> None:
