@@ -123,7 +123,21 @@ def canonical_url(url: str) -> str:
     tracking parameters (utm_*, fbclid, gclid…, courlan's list) removed, remaining query
     parameters sorted, fragment dropped but for a hashbang route (`_route`); a user-info part
     kept as written (a credential, which the server compares as sent). Raises ValueError on a
-    non-http(s) URL, or one whose port no connection can have (not a number, over 65535)."""
+    non-http(s) URL, or one whose port no connection can have (not a number, over 65535).
+
+    The answers for the last 1,024 URLs of up to _KEPT_URL characters are kept: an article's
+    link is made canonical as its entry is planned, as the article is built (its entry's and
+    its page's addresses) and as its page's canonical link is weighed, most often one URL."""
+    if len(url) > _KEPT_URL:
+        return _canonical_url(url)
+    return _kept_canonical_url(url)
+
+
+_KEPT_URL: Final = 2048
+"""Characters of the longest URL whose canonical form `canonical_url` keeps."""
+
+
+def _canonical_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -142,6 +156,9 @@ def canonical_url(url: str) -> str:
     path = _canonical_path(parts.path)
     query = clean_query(parts.query)
     return urlunsplit((p.scheme, user + at + p.netloc, path or "/", query, _route(parts.fragment)))
+
+
+_kept_canonical_url = functools.lru_cache(maxsize=1024)(_canonical_url)
 
 
 def _route(fragment: str) -> str:

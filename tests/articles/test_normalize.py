@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import ingest.normalize
 from ingest.normalize import (
     canonical_url,
     choose_url,
@@ -1459,3 +1460,28 @@ def test_written_date(text: str, expected: datetime | None) -> None:
     """Every form feeds and sitemaps are read in, beside ISO 8601, by one rule: naive where it
     states no zone; a year or a month alone, an ambiguous day and an unknown zone none."""
     assert written_date(text) == expected
+
+
+def test_a_url_is_made_canonical_once_for_its_article_s_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An article's link is made canonical as its entry is planned, as the article is built and
+    as its page's canonical link is weighed: the answer is kept, the same each time, and a URL
+    that is none still raises each time. A URL too long to keep is made canonical each time."""
+    normalized: list[str] = []
+    courlan = ingest.normalize._courlan()
+
+    def counted(url: str) -> str:
+        normalized.append(url)
+        return courlan(url)
+
+    monkeypatch.setattr(ingest.normalize, "_courlan", lambda: counted)
+    url = "https://Kept.Example/news/story?utm_source=rss&id=7"
+    assert {canonical_url(url) for _ in range(5)} == {"https://kept.example/news/story?id=7"}
+    assert len(normalized) == 1
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not an http"):
+            canonical_url("ftp://kept.example/file")
+    long = "https://kept.example/" + "a" * 3000
+    assert {canonical_url(long) for _ in range(3)} == {long}
+    assert len(normalized) == 4
