@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import Final, Literal
 
@@ -114,7 +115,7 @@ class _RobotsEntry:
 def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) -> httpx.URL:
     """Parse and vet a URL we are about to request: http(s) with a host, or an error."""
     try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        parsed = url if isinstance(url, httpx.URL) else _parsed(url)
     except httpx.InvalidURL as e:
         raise FetchError(original, f"invalid URL {clipped(str(url))!r}: {e}", permanent=True) from e
     if parsed.scheme not in _ALLOWED_SCHEMES:
@@ -129,6 +130,17 @@ def _http_url(original: str, url: str | httpx.URL, *, redirect: bool = False) ->
 
 
 _MAX_PORT: Final = 65535
+
+
+def _parsed(url: str) -> httpx.URL:
+    """`httpx.URL(url)`, kept for the last 1,024 URLs of up to _KEPT_URL characters (an
+    immutable value): a page's URL is parsed for its robots.txt's origin and again for its
+    request, and httpx's parser reads it character by character."""
+    return _kept_url(url) if len(url) <= _KEPT_URL else httpx.URL(url)
+
+
+_KEPT_URL: Final = 2048
+_kept_url = lru_cache(maxsize=1024)(httpx.URL)
 
 
 _MAX_RETRY_AFTER_CHARS: Final = 64
