@@ -427,13 +427,31 @@ def run_problem(settings: Settings, *, serving: bool) -> str | None:
     socket is there), which a container run with a read-only root filesystem lacks without a
     tmpfs on /tmp; the service (`serving`; not `run --once`) must be able to listen on
     INGEST_HTTP_HOST and INGEST_HTTP_PORT."""
+    import os
     import tempfile
 
     try:
-        tempfile.gettempdir()  # what multiprocessing's fork server uses
+        directory = tempfile.gettempdir()  # what multiprocessing's fork server uses
     except FileNotFoundError:
         return NO_TEMPORARY_DIRECTORY
+    if len(os.fsencode(directory)) > LONGEST_TEMPORARY_DIRECTORY:
+        return temporary_directory_too_long(directory)
     return _listen_problem(settings) if serving else None
+
+
+LONGEST_TEMPORARY_DIRECTORY = 107 - len("/pymp-12345678/listener-12345678")
+"""Bytes of the longest temporary directory the fork server's socket fits in: multiprocessing
+makes it `<directory>/pymp-XXXXXXXX/listener-XXXXXXXX`, and a Unix socket's address holds 107
+bytes and a NUL."""
+
+
+def temporary_directory_too_long(directory: str) -> str:
+    """The refusal of a temporary directory whose path the fork server's socket outgrows."""
+    return (
+        f"the temporary directory {directory} (TMPDIR) is too long a path for the worker pool's"
+        f" socket: at most {LONGEST_TEMPORARY_DIRECTORY} bytes, as a Unix socket's address is"
+        " short; set TMPDIR to a shorter one"
+    )
 
 
 def _listen_problem(settings: Settings) -> str | None:

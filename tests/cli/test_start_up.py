@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from ingest import preload
+from ingest.config import LONGEST_TEMPORARY_DIRECTORY, temporary_directory_too_long
 from tests.support.paths import ROOT
 
 _PROBE = """
@@ -208,6 +209,28 @@ def test_a_read_only_root_without_a_writable_tmp_is_one_line(tmp_path: Path) -> 
     assert done.stderr.startswith("ingest: no writable temporary directory"), done.stderr
     assert "--tmpfs /tmp" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_a_temporary_directory_too_long_for_the_pool_s_socket_is_one_line(tmp_path: Path) -> None:
+    """`ingest run --once` with a TMPDIR whose path the fork server's socket outgrows (a Unix
+    socket's address holds 107 bytes) says so in one line, with the way out, exit 1 (was: a
+    traceback from the fork server's start, `OSError: AF_UNIX path too long`)."""
+    long = tmp_path / ("t" * (LONGEST_TEMPORARY_DIRECTORY - len(str(tmp_path))))
+    long.mkdir()
+    assert len(str(long)) == LONGEST_TEMPORARY_DIRECTORY + 1
+    env = _env(INGEST_DATA_DIR=str(tmp_path), TMPDIR=str(long), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--once"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr == f"ingest: {temporary_directory_too_long(str(long))}\n"
 
 
 @pytest.mark.integration
