@@ -213,7 +213,25 @@ def _location(url: str, headers: httpx.Headers) -> str | None:
     if len(values) > 1:
         named = ", ".join(repr(clipped(_as_ascii(v))) for v in values[:2])
         raise FetchError(url, f"redirect with two Location headers: {named}", permanent=True)
-    return _as_ascii(values[0]) if values else None
+    return _as_address(values[0]) if values else None
+
+
+_AUTHORITY: Final = re.compile(rb"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//[^/?#]*")
+"""A URL's scheme and authority, or the authority alone of a scheme-relative one."""
+
+
+def _as_address(value: bytes) -> str:
+    """A Location's bytes as a URL: its host, where the bytes are UTF-8, kept as its letters,
+    which httpx sends as IDNA (`bücher.de`, xn--bcher-kva.de, as browsers resolve it; not
+    `b%C3%BCcher.de`, a name no resolver knows), the rest as `_as_ascii` gives it."""
+    authority = _AUTHORITY.match(value)
+    if authority is None or not _NOT_ASCII.search(authority[0]):
+        return _as_ascii(value)
+    try:
+        host = authority[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return _as_ascii(value)
+    return host + _as_ascii(value[authority.end() :])
 
 
 _NOT_ASCII: Final = re.compile(rb"[\x80-\xff]")

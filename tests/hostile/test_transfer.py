@@ -16,10 +16,12 @@ import ssl
 import threading
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from ingest.errors import FetchError
 from ingest.fetch import Fetcher
+from ingest.fetch.client import _joined, _location
 from ingest.pages import fetch_page
 from ingest.workers.pool import Workers
 from tests.support.httpserver import LocalServer, RawServer, Response, read_request, static
@@ -310,6 +312,26 @@ async def test_a_location_outside_ascii_is_followed_to_the_bytes_it_names(
     assert result.final_url == server.url(requested)
     assert [r.path for r in server.requests if r.path != "/robots.txt"] == [requested]
     assert b"Found" in result.body
+
+
+@pytest.mark.parametrize(
+    ("location", "host", "path"),
+    [
+        ("https://bücher.de/neu/café".encode(), b"xn--bcher-kva.de", b"/neu/caf%C3%A9"),
+        ("//пример.рф/".encode(), b"xn--e1afmkfd.xn--p1ai", b"/"),
+    ],
+    ids=["utf-8-host", "scheme-relative"],
+)
+def test_a_location_naming_its_host_in_letters_outside_ascii_goes_to_its_idna_name(
+    location: bytes, host: bytes, path: bytes
+) -> None:
+    """A Location whose host is written in UTF-8 letters (`bücher.de`) leads to that host's
+    IDNA name, as browsers resolve it, its path percent-encoded as its bytes are; not to a
+    host percent-encoded, which no resolver knows."""
+    named = _location("https://example.com/old", httpx.Headers([(b"Location", location)]))
+    assert named is not None
+    url = _joined(httpx.URL("https://example.com/old"), named)
+    assert (url.raw_host, url.raw_path) == (host, path)
 
 
 async def test_a_redirect_naming_two_locations_is_refused() -> None:
