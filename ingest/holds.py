@@ -200,6 +200,10 @@ class HostHolds:
                 log.warning("host_renewal_failed", error=str(e))
                 return
             for h in busy:
+                if not h.hosts:
+                    # Let go while the renewal was under way (its last request ended): its
+                    # release stands, and the next request to it takes it again.
+                    continue
                 if h.hosts <= kept:
                     h.until = max(h.until, started + self.lease)
                 else:
